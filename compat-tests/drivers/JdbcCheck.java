@@ -1,0 +1,238 @@
+// Driver check with pgjdbc (extended query protocol, server-side prepared statements).
+//
+// Creates a table with a column of every supported type, inserts rows through
+// PreparedStatement parameters, reads every value back and compares it with what was
+// written (NULLs included), checks that a rolled-back transaction leaves nothing and a
+// committed one persists, and that a duplicate key raises SQLSTATE 23505.
+//
+// Build and run (compat-tests/run does this):
+//   javac -d OUT -cp /usr/share/java/postgresql.jar JdbcCheck.java
+//   java -cp OUT:/usr/share/java/postgresql.jar JdbcCheck [HOST] [PORT]
+// Prints one line `PASS jdbc ...` or `FAIL jdbc: ...`; exit status 0 on PASS.
+
+import java.math.BigDecimal;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.sql.Types;
+import java.time.LocalDate;
+import java.time.LocalDateTime;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
+import java.util.Arrays;
+import java.util.Objects;
+import java.util.Properties;
+
+public class JdbcCheck {
+    static final String TABLE = "compat_jdbc";
+    static final String[] NAMES = {
+        "c_smallint", "c_integer", "c_bigint", "c_real", "c_double", "c_numeric", "c_boolean",
+        "c_text", "c_varchar", "c_char", "c_date", "c_timestamp", "c_timestamptz", "c_bytea",
+    };
+    static final String[] TYPES = {
+        "smallint", "integer", "bigint", "real", "double precision", "numeric(12,3)", "boolean",
+        "text", "varchar(10)", "char(4)", "date", "timestamp", "timestamptz", "bytea",
+    };
+    static final int[] SQL_TYPES = {
+        Types.SMALLINT, Types.INTEGER, Types.BIGINT, Types.REAL, Types.DOUBLE, Types.NUMERIC,
+        Types.BOOLEAN, Types.VARCHAR, Types.VARCHAR, Types.CHAR, Types.DATE, Types.TIMESTAMP,
+        Types.TIMESTAMP_WITH_TIMEZONE, Types.BINARY,
+    };
+
+    static byte[] allBytes() {
+        byte[] b = new byte[256];
+        for (int i = 0; i < 256; i++) b[i] = (byte) i;
+        return b;
+    }
+
+    // Row values in NAMES order; char(4) values are written already blank-padded.
+    static final Object[][] ROWS = {
+        {(short) -12, 123456, 9007199254740993L, 3.25f, -0.000123, new BigDecimal("12345.678"), true,
+         "hello, world", "short", "ab  ", LocalDate.of(1999, 12, 31),
+         LocalDateTime.of(2000, 1, 1, 0, 0, 0, 1000),
+         OffsetDateTime.of(2020, 2, 29, 12, 0, 0, 0, ZoneOffset.UTC), new byte[] {(byte) 0xde, (byte) 0xad, (byte) 0xbe, (byte) 0xef}},
+        new Object[NAMES.length],
+        {Short.MIN_VALUE, Integer.MIN_VALUE, Long.MIN_VALUE, -0.15625f, 1e300, new BigDecimal("-999999999.999"), false,
+         "", "", "    ", LocalDate.of(1, 1, 1), LocalDateTime.of(1970, 1, 1, 0, 0),
+         OffsetDateTime.of(2024, 7, 1, 6, 59, 59, 500_000_000, ZoneOffset.UTC), new byte[0]},
+        {Short.MAX_VALUE, Integer.MAX_VALUE, Long.MAX_VALUE, 16777216.0f, 0.1, new BigDecimal("0.001"), true,
+         "unicodé ☃ 'quotes' \"double\" \\back", "ten chars!", "abcd", LocalDate.of(2024, 2, 29),
+         LocalDateTime.of(2038, 1, 19, 3, 14, 8),
+         OffsetDateTime.of(1969, 12, 31, 23, 59, 59, 0, ZoneOffset.ofHours(-7)), allBytes()},
+    };
+
+    static class CheckFailed extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        CheckFailed(String msg) { super(msg); }
+    }
+
+    static void check(boolean cond, String what) throws CheckFailed {
+        if (!cond) throw new CheckFailed(what);
+    }
+
+    static String url;
+
+    static Connection connect() throws SQLException {
+        Properties props = new Properties();
+        props.setProperty("user", "postgres");
+        props.setProperty("prepareThreshold", "1"); // named server-side statements from the first use
+        props.setProperty("connectTimeout", "10");
+        return DriverManager.getConnection(url, props);
+    }
+
+    static void bind(PreparedStatement ps, int idx, int col, Object v) throws SQLException {
+        if (v == null) {
+            ps.setNull(idx, SQL_TYPES[col]);
+            return;
+        }
+        switch (col) {
+            case 0: ps.setShort(idx, (Short) v); break;
+            case 1: ps.setInt(idx, (Integer) v); break;
+            case 2: ps.setLong(idx, (Long) v); break;
+            case 3: ps.setFloat(idx, (Float) v); break;
+            case 4: ps.setDouble(idx, (Double) v); break;
+            case 5: ps.setBigDecimal(idx, (BigDecimal) v); break;
+            case 6: ps.setBoolean(idx, (Boolean) v); break;
+            case 13: ps.setBytes(idx, (byte[]) v); break;
+            default: ps.setObject(idx, v); break; // strings, java.time values
+        }
+    }
+
+    static Object read(ResultSet rs, int col) throws SQLException {
+        int i = col + 1;
+        Object v;
+        switch (col) {
+            case 0: v = rs.getShort(i); break;
+            case 1: v = rs.getInt(i); break;
+            case 2: v = rs.getLong(i); break;
+            case 3: v = rs.getFloat(i); break;
+            case 4: v = rs.getDouble(i); break;
+            case 5: v = rs.getBigDecimal(i); break;
+            case 6: v = rs.getBoolean(i); break;
+            case 10: v = rs.getObject(i, LocalDate.class); break;
+            case 11: v = rs.getObject(i, LocalDateTime.class); break;
+            case 12: v = rs.getObject(i, OffsetDateTime.class); break;
+            case 13: v = rs.getBytes(i); break;
+            default: v = rs.getString(i); break;
+        }
+        return rs.wasNull() ? null : v;
+    }
+
+    static boolean same(Object want, Object have) {
+        if (want == null || have == null) return want == have;
+        if (want instanceof byte[]) return have instanceof byte[] && Arrays.equals((byte[]) want, (byte[]) have);
+        if (want instanceof OffsetDateTime) return have instanceof OffsetDateTime && ((OffsetDateTime) want).isEqual((OffsetDateTime) have);
+        return want.equals(have);
+    }
+
+    static String show(Object v) {
+        return v instanceof byte[] ? Arrays.toString((byte[]) v) : Objects.toString(v);
+    }
+
+    static long count(Connection c, String where) throws SQLException {
+        try (Statement st = c.createStatement(); ResultSet rs = st.executeQuery("SELECT count(*) FROM " + TABLE + " WHERE " + where)) {
+            rs.next();
+            return rs.getLong(1);
+        }
+    }
+
+    static String run() throws Exception {
+        String driver;
+        String names = String.join(", ", NAMES);
+        try (Connection c = connect(); Statement st = c.createStatement()) {
+            driver = c.getMetaData().getDriverVersion();
+            st.execute("DROP TABLE IF EXISTS " + TABLE);
+            StringBuilder ddl = new StringBuilder("CREATE TABLE " + TABLE + " (id integer PRIMARY KEY");
+            for (int i = 0; i < NAMES.length; i++) ddl.append(", ").append(NAMES[i]).append(' ').append(TYPES[i]);
+            st.execute(ddl.append(')').toString());
+
+            String marks = String.join(", ", java.util.Collections.nCopies(NAMES.length + 1, "?"));
+            try (PreparedStatement ins = c.prepareStatement("INSERT INTO " + TABLE + " (id, " + names + ") VALUES (" + marks + ")")) {
+                for (int r = 0; r < ROWS.length; r++) {
+                    ins.setInt(1, r + 1);
+                    for (int col = 0; col < NAMES.length; col++) bind(ins, col + 2, col, ROWS[r][col]);
+                    check(ins.executeUpdate() == 1, "insert of row " + (r + 1) + " did not report 1 row");
+                }
+            }
+            // Read each row twice: the second execution of a named statement may use binary results.
+            try (PreparedStatement sel = c.prepareStatement("SELECT " + names + " FROM " + TABLE + " WHERE id = ?")) {
+                for (int pass = 0; pass < 2; pass++) {
+                    for (int r = 0; r < ROWS.length; r++) {
+                        sel.setInt(1, r + 1);
+                        try (ResultSet rs = sel.executeQuery()) {
+                            check(rs.next(), "row " + (r + 1) + " not found");
+                            for (int col = 0; col < NAMES.length; col++) {
+                                Object have = read(rs, col);
+                                check(same(ROWS[r][col], have), "row " + (r + 1) + " " + NAMES[col] + ": wrote "
+                                      + show(ROWS[r][col]) + ", read " + show(have));
+                            }
+                            check(!rs.next(), "row " + (r + 1) + " returned twice");
+                        }
+                    }
+                }
+            }
+        }
+
+        // Rolled-back transaction leaves nothing; committed one persists.
+        try (Connection c = connect(); Connection other = connect()) {
+            c.setAutoCommit(false);
+            try (PreparedStatement ps = c.prepareStatement("INSERT INTO " + TABLE + " (id, c_text) VALUES (?, ?)")) {
+                ps.setInt(1, 100);
+                ps.setString(2, "rolled back");
+                ps.executeUpdate();
+                check(count(c, "id = 100") == 1, "transaction does not see its own insert");
+                check(count(other, "id = 100") == 0, "uncommitted insert visible to another session");
+                c.rollback();
+                check(count(c, "id = 100") == 0, "rolled-back insert still visible");
+                ps.setInt(1, 101);
+                ps.setString(2, "committed");
+                ps.executeUpdate();
+                c.commit();
+            }
+            check(count(other, "id = 101 AND c_text = 'committed'") == 1, "committed row not visible to another session");
+        }
+        try (Connection c = connect()) {
+            check(count(c, "id = 100") == 0, "rolled-back row visible in a new session");
+            check(count(c, "id = 101") == 1, "committed row missing in a new session");
+
+            // Duplicate key: SQLSTATE 23505, and the session stays usable.
+            try (PreparedStatement ps = c.prepareStatement("INSERT INTO " + TABLE + " (id) VALUES (?)")) {
+                ps.setInt(1, 1);
+                ps.executeUpdate();
+                throw new CheckFailed("duplicate key insert succeeded");
+            } catch (SQLException e) {
+                check("23505".equals(e.getSQLState()), "duplicate key gave SQLSTATE " + e.getSQLState() + ": " + e.getMessage());
+            }
+            check(count(c, "true") == ROWS.length + 1, "row count wrong after duplicate key error");
+            try (Statement st = c.createStatement()) {
+                st.execute("DROP TABLE " + TABLE);
+            }
+        }
+        return driver;
+    }
+
+    public static void main(String[] args) {
+        String host = args.length > 0 ? args[0] : "127.0.0.1";
+        String port = args.length > 1 ? args[1] : "5432";
+        url = "jdbc:postgresql://" + host + ":" + port + "/postgres";
+        String driver = "";
+        try {
+            driver = run();
+        } catch (CheckFailed e) {
+            System.out.println("FAIL jdbc: " + e.getMessage());
+            System.exit(1);
+        } catch (SQLException e) {
+            System.out.println("FAIL jdbc: SQLSTATE " + e.getSQLState() + ": " + e.getMessage());
+            System.exit(1);
+        } catch (Exception e) {
+            System.out.println("FAIL jdbc: " + e);
+            System.exit(1);
+        }
+        System.out.println("PASS jdbc (" + driver + "): " + NAMES.length + " types x "
+                           + ROWS.length + " rows, rollback/commit, 23505");
+    }
+}

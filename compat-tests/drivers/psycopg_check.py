@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Driver check with psycopg 3 (extended query protocol, server-side parameter binding).
+
+Creates a table with a column of every supported type, inserts rows through bound
+parameters, reads every value back (text and binary result formats) and compares it
+with what was written, NULLs included. Then checks that a rolled-back transaction
+leaves nothing, a committed one persists, and a duplicate key raises SQLSTATE 23505.
+
+Usage: psycopg_check.py [--host 127.0.0.1] [--port 5432]
+Prints one line `PASS psycopg ...` or `FAIL psycopg: ...`; exit status 0 on PASS.
+"""
+
+import argparse
+import datetime as dt
+import sys
+from decimal import Decimal
+
+import psycopg
+from psycopg import errors
+
+TABLE = "compat_psycopg"
+
+COLUMNS = [
+    ("c_smallint", "smallint"),
+    ("c_integer", "integer"),
+    ("c_bigint", "bigint"),
+    ("c_real", "real"),
+    ("c_double", "double precision"),
+    ("c_numeric", "numeric(12,3)"),
+    ("c_boolean", "boolean"),
+    ("c_text", "text"),
+    ("c_varchar", "varchar(10)"),
+    ("c_char", "char(4)"),
+    ("c_date", "date"),
+    ("c_timestamp", "timestamp"),
+    ("c_timestamptz", "timestamptz"),
+    ("c_bytea", "bytea"),
+]
+
+UTC = dt.timezone.utc
+# (id, values in COLUMNS order); every value is exactly representable in its column,
+# char(4) values are written already padded, as PostgreSQL returns them.
+ROWS = [
+    (1, (-12, 123456, 9007199254740993, 3.25, -0.000123, Decimal("12345.678"), True,
+         "hello, world", "short", "ab  ", dt.date(1999, 12, 31),
+         dt.datetime(2000, 1, 1, 0, 0, 0, 1),
+         dt.datetime(2020, 2, 29, 12, 0, tzinfo=UTC), b"\xde\xad\xbe\xef")),
+    (2, (None,) * len(COLUMNS)),
+    (3, (-32768, -2147483648, -9223372036854775808, -0.15625, 1e300,
+         Decimal("-999999999.999"), False, "", "", "    ", dt.date(1, 1, 1),
+         dt.datetime(1970, 1, 1), dt.datetime(2024, 7, 1, 6, 59, 59, 500000, tzinfo=UTC),
+         b"")),
+    (4, (32767, 2147483647, 9223372036854775807, 16777216.0, 0.1, Decimal("0.001"), True,
+         "unicodé ☃ 'quotes' \"double\" \\back", "ten chars!", "abcd",
+         dt.date(2024, 2, 29), dt.datetime(2038, 1, 19, 3, 14, 8),
+         dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=-7))),
+         bytes(range(256)))),
+]
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise CheckFailed(what)
+
+
+def connect(args, autocommit=False):
+    return psycopg.connect(host=args.host, port=args.port, user="postgres",
+                           dbname="postgres", autocommit=autocommit, connect_timeout=10)
+
+
+def count(conn, where):
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {TABLE} WHERE {where}")
+        return cur.fetchone()[0]
+
+
+def run(args):
+    names = ", ".join(name for name, _ in COLUMNS)
+    with connect(args, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        cols = ", ".join(f"{name} {ty}" for name, ty in COLUMNS)
+        conn.execute(f"CREATE TABLE {TABLE} (id integer PRIMARY KEY, {cols})")
+
+        placeholders = ", ".join(["%s"] * (len(COLUMNS) + 1))
+        with conn.cursor() as cur:
+            for row_id, values in ROWS:
+                cur.execute(f"INSERT INTO {TABLE} (id, {names}) VALUES ({placeholders})",
+                            (row_id, *values))
+                check(cur.rowcount == 1, f"insert of row {row_id} reported {cur.rowcount} rows")
+
+        # Read back with text and binary result formats, one row at a time by bound id.
+        for binary in (False, True):
+            with conn.cursor(binary=binary) as cur:
+                for row_id, values in ROWS:
+                    cur.execute(f"SELECT {names} FROM {TABLE} WHERE id = %s", (row_id,))
+                    got = cur.fetchall()
+                    check(len(got) == 1, f"row {row_id}: expected 1 row, got {len(got)}")
+                    for (name, _), want, have in zip(COLUMNS, values, got[0]):
+                        check(want == have and (want is None) == (have is None),
+                              f"row {row_id} {name} (binary={binary}): wrote {want!r}, read {have!r}")
+
+        # A bound parameter in WHERE over several types at once.
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT id FROM {TABLE} WHERE c_text = %s AND c_numeric = %s AND c_date = %s",
+                        ("hello, world", Decimal("12345.678"), dt.date(1999, 12, 31)))
+            check(cur.fetchall() == [(1,)], "bound WHERE on text/numeric/date did not find row 1")
+            cur.execute(f"SELECT id FROM {TABLE} WHERE c_integer IS NULL")
+            check(cur.fetchall() == [(2,)], "IS NULL did not find exactly row 2")
+
+    # Rolled-back transaction leaves nothing; committed one persists.
+    with connect(args) as conn, connect(args, autocommit=True) as other:
+        conn.execute(f"INSERT INTO {TABLE} (id, c_text) VALUES (%s, %s)", (100, "rolled back"))
+        check(count(conn, "id = 100") == 1, "transaction does not see its own insert")
+        check(count(other, "id = 100") == 0, "uncommitted insert visible to another session")
+        conn.rollback()
+        check(count(conn, "id = 100") == 0, "rolled-back insert still visible")
+        conn.rollback()
+
+        with conn.transaction():
+            conn.execute(f"INSERT INTO {TABLE} (id, c_text) VALUES (%s, %s)", (101, "committed"))
+            conn.execute(f"UPDATE {TABLE} SET c_integer = %s WHERE id = %s", (7, 101))
+        conn.commit()
+    with connect(args, autocommit=True) as conn:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT c_text, c_integer FROM {TABLE} WHERE id = %s", (101,))
+            check(cur.fetchall() == [("committed", 7)], "committed row missing in a new session")
+        check(count(conn, "id = 100") == 0, "rolled-back row visible in a new session")
+
+        # Duplicate key: SQLSTATE 23505, and the session stays usable.
+        try:
+            conn.execute(f"INSERT INTO {TABLE} (id) VALUES (%s)", (1,))
+            raise CheckFailed("duplicate key insert succeeded")
+        except errors.UniqueViolation as e:
+            check(e.sqlstate == "23505", f"duplicate key gave SQLSTATE {e.sqlstate}")
+        check(count(conn, "true") == len(ROWS) + 1, "row count wrong after duplicate key error")
+
+        conn.execute(f"DROP TABLE {TABLE}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5432)
+    args = parser.parse_args()
+    try:
+        run(args)
+    except CheckFailed as e:
+        print(f"FAIL psycopg: {e}")
+        return 1
+    except psycopg.Error as e:
+        print(f"FAIL psycopg: {type(e).__name__} (SQLSTATE {e.sqlstate}): {e}")
+        return 1
+    print(f"PASS psycopg {psycopg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows "
+          "(text+binary), rollback/commit, 23505")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# psql meta-command check: psql's \l, \dt, \d TABLE and \dn run catalog queries
+# (pg_catalog, format_type, regclass casts, ...). Creates a table, runs them, and checks
+# that psql exits 0, prints no ERROR line, and names the table, its columns and types.
+#
+# Usage: compat-tests/psql_check.sh [HOST] [PORT]   (default 127.0.0.1 5432)
+# Prints `PASS psql ...` or `FAIL psql: ...`; exit status 0 on PASS.
+set -euo pipefail
+
+host=${1:-127.0.0.1}
+port=${2:-5432}
+table=compat_psql
+psql_cmd=(psql -X -h "$host" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 --no-password)
+
+fail() {
+    echo "FAIL psql: $*"
+    exit 1
+}
+
+# Set up with plain SQL first, so that a failure here is not blamed on the meta-commands.
+setup=$("${psql_cmd[@]}" -q 2>&1 <<SQL
+DROP TABLE IF EXISTS $table;
+CREATE TABLE $table (
+    id integer PRIMARY KEY,
+    name varchar(20) NOT NULL,
+    price numeric(10,2) DEFAULT 0,
+    created timestamp,
+    note text
+);
+SQL
+) || fail "could not create $table: $setup"
+
+status=0
+output=$("${psql_cmd[@]}" -c '\l' -c '\dt' -c "\\d $table" -c '\dn' 2>&1) || status=$?
+"${psql_cmd[@]}" -q -c "DROP TABLE IF EXISTS $table" >/dev/null 2>&1 || true
+
+show_output() {
+    echo "--- psql output ---"
+    echo "$output"
+    echo "-------------------"
+}
+
+if [[ $status -ne 0 ]]; then
+    show_output
+    fail "psql exited with status $status"
+fi
+if grep -q 'ERROR' <<<"$output"; then
+    show_output
+    fail "psql printed an ERROR"
+fi
+
+# Each pattern must appear somewhere in the output (extended regex).
+expect=(
+    'postgres'                                   # \l: the database
+    "public[[:space:]]*\\|[[:space:]]*$table[[:space:]]*\\|[[:space:]]*table"  # \dt row
+    "Table \"public\\.$table\""                  # \d title
+    'id[[:space:]]*\|[[:space:]]*integer'
+    'name[[:space:]]*\|[[:space:]]*character varying\(20\)'
+    'price[[:space:]]*\|[[:space:]]*numeric\(10,2\)'
+    'created[[:space:]]*\|[[:space:]]*timestamp without time zone'
+    'note[[:space:]]*\|[[:space:]]*text'
+    'not null'                                   # \d: NOT NULL columns
+    'public[[:space:]]*\|'                       # \dn: the public schema
+)
+for pattern in "${expect[@]}"; do
+    if ! grep -Eq -- "$pattern" <<<"$output"; then
+        show_output
+        fail "output does not match /$pattern/"
+    fi
+done
+echo "PASS psql: \\l, \\dt, \\d $table, \\dn"

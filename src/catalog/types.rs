@@ -1,0 +1,110 @@
+//! The SQL column types ShardForge stores, and how each maps to Arrow.
+//!
+//! `numeric(p, s)` is Decimal128 up to 38 digits and Decimal256 up to 76;
+//! more digits are rejected when the table is created (PostgreSQL allows
+//! 1000). An unconstrained `numeric` is `numeric(38, 10)`, DataFusion's own
+//! reading of it. `timestamptz` is stored as UTC microseconds.
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+/// Largest precision Decimal128 holds; above it Decimal256 is used.
+const DECIMAL128_MAX_PRECISION: u8 = 38;
+/// Largest precision ShardForge stores at all (Decimal256).
+pub const NUMERIC_MAX_PRECISION: u8 = 76;
+/// Timezone of stored `timestamptz` values.
+pub const UTC: &str = "+00:00";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SqlType {
+    SmallInt,
+    Integer,
+    BigInt,
+    Real,
+    Double,
+    Numeric {
+        precision: u8,
+        scale: i8,
+    },
+    Boolean,
+    Text,
+    /// `varchar(n)`; `None` is unbounded.
+    Varchar(Option<u32>),
+    /// `char(n)`: padded with spaces to `n` characters.
+    Char(u32),
+    Date,
+    Timestamp,
+    TimestampTz,
+    Bytea,
+}
+
+impl SqlType {
+    pub fn to_arrow(&self) -> DataType {
+        match self {
+            SqlType::SmallInt => DataType::Int16,
+            SqlType::Integer => DataType::Int32,
+            SqlType::BigInt => DataType::Int64,
+            SqlType::Real => DataType::Float32,
+            SqlType::Double => DataType::Float64,
+            SqlType::Numeric { precision, scale } if *precision <= DECIMAL128_MAX_PRECISION => {
+                DataType::Decimal128(*precision, *scale)
+            }
+            SqlType::Numeric { precision, scale } => DataType::Decimal256(*precision, *scale),
+            SqlType::Boolean => DataType::Boolean,
+            SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_) => DataType::Utf8,
+            SqlType::Date => DataType::Date32,
+            SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            SqlType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+            SqlType::Bytea => DataType::Binary,
+        }
+    }
+
+    /// The type as SQL that DataFusion's planner reads back as
+    /// [`SqlType::to_arrow`] (used to cast new values in UPDATE).
+    pub fn cast_sql(&self) -> String {
+        match self {
+            SqlType::SmallInt => "SMALLINT".into(),
+            SqlType::Integer => "INTEGER".into(),
+            SqlType::BigInt => "BIGINT".into(),
+            SqlType::Real => "REAL".into(),
+            SqlType::Double => "DOUBLE PRECISION".into(),
+            SqlType::Numeric { precision, scale } => format!("NUMERIC({precision}, {scale})"),
+            SqlType::Boolean => "BOOLEAN".into(),
+            SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_) => "TEXT".into(),
+            SqlType::Date => "DATE".into(),
+            SqlType::Timestamp => "TIMESTAMP".into(),
+            SqlType::TimestampTz => "TIMESTAMPTZ".into(),
+            SqlType::Bytea => "BYTEA".into(),
+        }
+    }
+
+    /// The type as PostgreSQL names it (`\d`, error messages).
+    pub fn pg_name(&self) -> String {
+        match self {
+            SqlType::SmallInt => "smallint".into(),
+            SqlType::Integer => "integer".into(),
+            SqlType::BigInt => "bigint".into(),
+            SqlType::Real => "real".into(),
+            SqlType::Double => "double precision".into(),
+            SqlType::Numeric { precision, scale } => format!("numeric({precision},{scale})"),
+            SqlType::Boolean => "boolean".into(),
+            SqlType::Text => "text".into(),
+            SqlType::Varchar(None) => "character varying".into(),
+            SqlType::Varchar(Some(n)) => format!("character varying({n})"),
+            SqlType::Char(n) => format!("character({n})"),
+            SqlType::Date => "date".into(),
+            SqlType::Timestamp => "timestamp without time zone".into(),
+            SqlType::TimestampTz => "timestamp with time zone".into(),
+            SqlType::Bytea => "bytea".into(),
+        }
+    }
+
+    /// The maximum length in characters, for `varchar(n)` and `char(n)`.
+    pub fn max_chars(&self) -> Option<u32> {
+        match self {
+            SqlType::Varchar(n) => *n,
+            SqlType::Char(n) => Some(*n),
+            _ => None,
+        }
+    }
+}

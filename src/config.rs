@@ -1,0 +1,167 @@
+//! Node configuration: defaults, then the TOML file (`--config`), then
+//! `SHARDFORGE_<SECTION>_<KEY>` environment variables, then command-line
+//! flags; each later source overrides the earlier ones.
+//! `config/shardforge.example.toml` documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, InputError, Result};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub cluster: ClusterConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where this node keeps its RocksDB database.
+    pub data_dir: PathBuf,
+    /// Address of the PostgreSQL protocol listener.
+    pub pg_addr: SocketAddr,
+    /// Address for node-to-node RPC (used once several nodes form a cluster).
+    pub rpc_addr: SocketAddr,
+    /// Address of the HTTP admin endpoint (`/health`).
+    pub http_addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Number of shard groups the hash space is split into when the node's
+    /// data directory is first initialised; ignored afterwards.
+    pub shard_groups: u32,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("shardforge-data"),
+            pg_addr: SocketAddr::from(([127, 0, 0, 1], 5432)),
+            rpc_addr: SocketAddr::from(([127, 0, 0, 1], 7432)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8432)),
+        }
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self { shard_groups: 8 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            node: NodeConfig::default(),
+            cluster: ClusterConfig::default(),
+        }
+    }
+}
+
+fn invalid(message: String) -> Error {
+    Error::Input(InputError::InvalidParameterValue, message)
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(format!("cannot read config file {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| {
+            invalid(format!(
+                "bad config file {}: {}",
+                path.display(),
+                e.message()
+            ))
+        })
+    }
+
+    /// Applies `SHARDFORGE_<SECTION>_<KEY>` variables from `vars`.
+    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<()> {
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix("SHARDFORGE_") else {
+                continue;
+            };
+            let bad = |e: String| invalid(format!("{name}={value}: {e}"));
+            match key {
+                "NODE_DATA_DIR" => self.node.data_dir = PathBuf::from(&value),
+                "NODE_PG_ADDR" => {
+                    self.node.pg_addr = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "NODE_RPC_ADDR" => {
+                    self.node.rpc_addr = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "NODE_HTTP_ADDR" => {
+                    self.node.http_addr = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "CLUSTER_SHARD_GROUPS" => {
+                    self.cluster.shard_groups = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                _ => return Err(invalid(format!("unknown setting {name}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=4096).contains(&self.cluster.shard_groups) {
+            return Err(invalid(format!(
+                "cluster.shard_groups must be between 1 and 4096, not {}",
+                self.cluster.shard_groups
+            )));
+        }
+        let addrs = [self.node.pg_addr, self.node.rpc_addr, self.node.http_addr];
+        if addrs[0] == addrs[2] || addrs[0] == addrs[1] || addrs[1] == addrs[2] {
+            return Err(invalid(
+                "pg_addr, rpc_addr and http_addr must differ".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[node]\npg_addr = \"127.0.0.1:6000\"\n[cluster]\nshard_groups = 4\n",
+        )
+        .unwrap();
+        let mut config = Config::from_file(&path).unwrap();
+        assert_eq!(config.node.pg_addr.port(), 6000);
+        assert_eq!(config.node.http_addr.port(), 8432);
+        config
+            .apply_env([(
+                "SHARDFORGE_NODE_PG_ADDR".to_string(),
+                "127.0.0.1:6001".to_string(),
+            )])
+            .unwrap();
+        assert_eq!(config.node.pg_addr.port(), 6001);
+        assert_eq!(config.cluster.shard_groups, 4);
+        assert!(config
+            .apply_env([("SHARDFORGE_NODE_NOPE".to_string(), "x".to_string())])
+            .is_err());
+    }
+
+    #[test]
+    fn bad_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[node]\npg_adr = \"x\"\n").unwrap();
+        let err = Config::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("pg_adr"), "{err}");
+    }
+}

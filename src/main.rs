@@ -1,0 +1,90 @@
+//! The `shardforge` command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use shardforge::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "shardforge",
+    version,
+    about = "A distributed SQL database that speaks PostgreSQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a node (a one-node cluster unless told otherwise).
+    Start(StartArgs),
+}
+
+#[derive(Args)]
+struct StartArgs {
+    /// TOML config file (see config/shardforge.example.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory [config: node.data_dir, default ./shardforge-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL listener [config: node.pg_addr, default 127.0.0.1:5432].
+    #[arg(long)]
+    pg_addr: Option<SocketAddr>,
+    /// Node-to-node RPC address [config: node.rpc_addr, default 127.0.0.1:7432].
+    #[arg(long)]
+    rpc_addr: Option<SocketAddr>,
+    /// HTTP admin address [config: node.http_addr, default 127.0.0.1:8432].
+    #[arg(long)]
+    http_addr: Option<SocketAddr>,
+}
+
+fn load_config(args: StartArgs) -> shardforge::error::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env(std::env::vars())?;
+    if let Some(v) = args.data_dir {
+        config.node.data_dir = v;
+    }
+    if let Some(v) = args.pg_addr {
+        config.node.pg_addr = v;
+    }
+    if let Some(v) = args.rpc_addr {
+        config.node.rpc_addr = v;
+    }
+    if let Some(v) = args.http_addr {
+        config.node.http_addr = v;
+    }
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Start(args) => load_config(args).and_then(|config| {
+            tokio::runtime::Runtime::new()
+                .map_err(shardforge::error::Error::from)?
+                .block_on(shardforge::server::run(config))
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The one table from ShardForge errors to PostgreSQL SQLSTATEs.
+
+use pgwire::error::{ErrorInfo, PgWireError};
+
+use crate::error::{Error, InputError};
+
+/// The SQLSTATE a client sees for `error`.
+pub fn sqlstate(error: &Error) -> &'static str {
+    match error {
+        Error::Input(kind, _) => match kind {
+            InputError::Syntax => "42601",
+            InputError::UndefinedTable => "42P01",
+            InputError::UndefinedColumn => "42703",
+            InputError::UndefinedDatabase => "3D000",
+            InputError::UndefinedObject => "42704",
+            InputError::DuplicateTable => "42P07",
+            InputError::UniqueViolation => "23505",
+            InputError::NotNullViolation => "23502",
+            InputError::InvalidText => "22P02",
+            InputError::OutOfRange => "22003",
+            InputError::DivisionByZero => "22012",
+            InputError::StringTooLong => "22001",
+            InputError::DatatypeMismatch => "42804",
+            InputError::InvalidParameterValue => "22023",
+            InputError::InFailedTransaction => "25P02",
+            InputError::Unsupported => "0A000",
+            InputError::InvalidTransactionState => "25000",
+            InputError::Other => "42000",
+        },
+        Error::Retry(_) => "40001",
+        Error::Unavailable(_) => "58000",
+        Error::Corrupt(_) => "XX001",
+        Error::Internal(_) => "XX000",
+    }
+}
+
+pub fn error_info(error: &Error) -> ErrorInfo {
+    ErrorInfo::new(
+        "ERROR".to_owned(),
+        sqlstate(error).to_owned(),
+        error.to_string(),
+    )
+}
+
+pub fn to_pgwire(error: &Error) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(error)))
+}

@@ -1,0 +1,70 @@
+//! The PostgreSQL front end: a pgwire listener whose connections each get
+//! their own [`Session`](crate::sql::Session).
+//!
+//! The front end knows nothing about shards: it turns protocol messages into
+//! session calls and session outputs into protocol messages, and chooses
+//! the SQLSTATE of every error ([`errors`]).
+
+pub mod errors;
+mod handler;
+mod results;
+mod text;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::sql::SqlEngine;
+use handler::ConnectionHandlers;
+
+/// How long open connections may run on after shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accepts connections until `shutdown` turns true, then waits up to
+/// [`DRAIN_TIMEOUT`] for open ones and closes the rest. A closed connection
+/// rolls back its open transaction; committed work is already durable.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<SqlEngine>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let _ = socket.set_nodelay(true);
+                    let handlers = Arc::new(ConnectionHandlers::new(engine.clone()));
+                    connections.spawn(async move {
+                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    let open = connections.len();
+    if open > 0 {
+        tracing::info!(open, "waiting for open connections to finish");
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            connections.abort_all();
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Statement outputs as pgwire responses: rows are encoded from Arrow by
+//! arrow-pg in PostgreSQL's text or binary format.
+
+use std::sync::Arc;
+
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use futures::{stream, StreamExt};
+use pgwire::api::portal::Format;
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::error::PgWireResult;
+
+use super::errors::to_pgwire;
+use super::text::to_pg_text;
+use crate::error::{Error, Result};
+use crate::sql::errors::classify;
+use crate::sql::Output;
+
+/// The RowDescription of a result. Numerics above 38 digits (Decimal256,
+/// which arrow-pg does not map) are described as `numeric`.
+pub fn fields(schema: &Schema, format: &Format) -> Result<Vec<FieldInfo>> {
+    let mapped: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Decimal256(_, _) => Field::new(f.name(), DataType::Decimal128(38, 0), true),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    arrow_schema_to_pg_fields(&Schema::new(mapped), format, None)
+        .map_err(|e| Error::Internal(format!("cannot describe result: {e}")))
+}
+
+pub fn response(output: Output, format: &Format) -> Result<Response> {
+    Ok(match output {
+        Output::Rows { schema, stream } => {
+            let fields = Arc::new(fields(&schema, format)?);
+            let encode_with = fields.clone();
+            let rows = stream
+                .map(
+                    move |batch| -> Box<dyn Iterator<Item = PgWireResult<_>> + Send> {
+                        match batch
+                            .map_err(classify)
+                            .and_then(|b| to_pg_text(b, &encode_with))
+                        {
+                            Ok(batch) => encode_recordbatch(encode_with.clone(), batch),
+                            Err(e) => Box::new(std::iter::once(Err(to_pgwire(&e)))),
+                        }
+                    },
+                )
+                .flat_map(stream::iter);
+            Response::Query(QueryResponse::new(fields, rows))
+        }
+        Output::Command(tag) => Response::Execution(Tag::new(&tag)),
+        Output::TxnStart(tag) => Response::TransactionStart(Tag::new(&tag)),
+        Output::TxnEnd(tag) => Response::TransactionEnd(Tag::new(&tag)),
+    })
+}

@@ -1,0 +1,228 @@
+//! PostgreSQL's text output for the types whose rendering by arrow-pg
+//! differs from PostgreSQL's: timestamps (PostgreSQL drops a zero fraction
+//! and trailing zeros: `2024-01-02 03:04:05+00`), floating point (shortest
+//! round-trip digits, exponent form outside 1e-4 .. 1e15, `Infinity`), and
+//! numerics above 38 digits (Decimal256, which arrow-pg does not know).
+//!
+//! Text-format columns of those types are rendered here into Utf8 before
+//! arrow-pg encodes the row; arrow-pg writes a Utf8 value's bytes as they are,
+//! under the column's real type. Binary-format columns are left to arrow-pg.
+//! The session time zone is always UTC, so `timestamptz` prints with `+00`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    i256, DataType, Decimal256Type, Field, Float32Type, Float64Type, Schema, TimeUnit,
+    TimestampMicrosecondType,
+};
+use datafusion::arrow::record_batch::RecordBatch;
+use pgwire::api::results::{FieldFormat, FieldInfo};
+
+use crate::error::Result;
+
+/// Renders the text-format columns PostgreSQL prints differently.
+pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatch> {
+    let needs = |i: usize, f: &Arc<Field>| {
+        fields.get(i).map(|p| p.format()) == Some(FieldFormat::Text) && renders(f.data_type())
+    };
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .any(|(i, f)| needs(i, f))
+    {
+        return Ok(batch);
+    }
+    let schema = batch.schema();
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    let mut new_fields = Vec::with_capacity(batch.num_columns());
+    for (i, (field, array)) in schema.fields().iter().zip(batch.columns()).enumerate() {
+        if needs(i, field) {
+            columns.push(render(array)?);
+            new_fields.push(Field::new(field.name(), DataType::Utf8, true));
+        } else {
+            columns.push(array.clone());
+            new_fields.push(field.as_ref().clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(new_fields)),
+        columns,
+    )?)
+}
+
+fn renders(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Timestamp(_, _)
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal256(_, _)
+    )
+}
+
+fn render(array: &ArrayRef) -> Result<ArrayRef> {
+    let strings: StringArray = match array.data_type() {
+        DataType::Timestamp(_, tz) => {
+            let micros = cast(
+                array,
+                &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+            )?;
+            let with_zone = tz.is_some();
+            micros
+                .as_primitive::<TimestampMicrosecondType>()
+                .iter()
+                .map(|v| v.map(|v| timestamp(v, with_zone)))
+                .collect()
+        }
+        DataType::Float32 => array
+            .as_primitive::<Float32Type>()
+            .iter()
+            .map(|v| v.map(|v| float(f64::from(v), &format!("{v:e}"), FLOAT4_DIGITS)))
+            .collect(),
+        DataType::Float64 => array
+            .as_primitive::<Float64Type>()
+            .iter()
+            .map(|v| v.map(|v| float(v, &format!("{v:e}"), FLOAT8_DIGITS)))
+            .collect(),
+        DataType::Decimal256(_, scale) => array
+            .as_primitive::<Decimal256Type>()
+            .iter()
+            .map(|v| v.map(|v| decimal256(v, *scale)))
+            .collect(),
+        _ => return Ok(array.clone()),
+    };
+    Ok(Arc::new(strings))
+}
+
+/// Significant digits past which PostgreSQL switches to exponent form.
+const FLOAT8_DIGITS: i32 = 15;
+const FLOAT4_DIGITS: i32 = 6;
+
+/// PostgreSQL's `float8out` / `float4out` with the default
+/// `extra_float_digits = 1`: the shortest digits that round-trip (`scientific`
+/// is Rust's shortest `{:e}` of the value), in plain form when the decimal
+/// exponent is in `-4 .. digits`, otherwise as `1.5e+20`.
+fn float(value: f64, scientific: &str, digits: i32) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits_only: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if exponent < -4 || exponent >= digits {
+        let exp_sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs());
+    }
+    let point = exponent + 1; // digits before the decimal point
+    if point <= 0 {
+        format!("{sign}0.{}{digits_only}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits_only.len() {
+        format!(
+            "{sign}{digits_only}{}",
+            "0".repeat(point as usize - digits_only.len())
+        )
+    } else {
+        let (int, frac) = digits_only.split_at(point as usize);
+        format!("{sign}{int}.{frac}")
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction cut,
+/// and `+00` for `timestamptz` (session time zone UTC).
+fn timestamp(micros: i64, with_zone: bool) -> String {
+    let Some(at) = chrono::DateTime::from_timestamp_micros(micros) else {
+        return micros.to_string();
+    };
+    let mut text = at.format("%Y-%m-%d %H:%M:%S").to_string();
+    let fraction = micros.rem_euclid(1_000_000);
+    if fraction != 0 {
+        let digits = format!("{fraction:06}");
+        text.push('.');
+        text.push_str(digits.trim_end_matches('0'));
+    }
+    if with_zone {
+        text.push_str("+00");
+    }
+    text
+}
+
+/// A Decimal256 as PostgreSQL prints a numeric: all `scale` digits kept.
+fn decimal256(value: i256, scale: i8) -> String {
+    let negative = value < i256::ZERO;
+    let digits = if negative {
+        value.wrapping_neg().to_string()
+    } else {
+        value.to_string()
+    };
+    let scale = scale.max(0) as usize;
+    let sign = if negative { "-" } else { "" };
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{sign}{int}.{frac}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f8(v: f64) -> String {
+        float(v, &format!("{v:e}"), FLOAT8_DIGITS)
+    }
+
+    #[test]
+    fn floats_print_like_postgresql() {
+        // Expected values from PostgreSQL 15 (`SELECT x::float8`).
+        assert_eq!(f8(0.1), "0.1");
+        assert_eq!(f8(1.0), "1");
+        assert_eq!(f8(-2.5), "-2.5");
+        assert_eq!(f8(100.0), "100");
+        assert_eq!(f8(0.0001), "0.0001");
+        assert_eq!(f8(0.00001), "1e-05");
+        assert_eq!(f8(1e15), "1e+15");
+        assert_eq!(f8(123456789012345.0), "123456789012345");
+        assert_eq!(f8(1.5e300), "1.5e+300");
+        assert_eq!(f8(f64::INFINITY), "Infinity");
+        assert_eq!(f8(f64::NAN), "NaN");
+        let v = 1.1f32;
+        assert_eq!(float(f64::from(v), &format!("{v:e}"), FLOAT4_DIGITS), "1.1");
+        let v = 1e6f32;
+        assert_eq!(
+            float(f64::from(v), &format!("{v:e}"), FLOAT4_DIGITS),
+            "1e+06"
+        );
+    }
+
+    #[test]
+    fn timestamps_drop_zero_fractions() {
+        assert_eq!(
+            timestamp(1_704_164_645_000_000, true),
+            "2024-01-02 03:04:05+00"
+        );
+        assert_eq!(
+            timestamp(1_704_164_645_120_000, false),
+            "2024-01-02 03:04:05.12"
+        );
+        assert_eq!(timestamp(-1, false), "1969-12-31 23:59:59.999999");
+    }
+
+    #[test]
+    fn wide_numerics_keep_their_scale() {
+        assert_eq!(decimal256(i256::from_i128(12345), 2), "123.45");
+        assert_eq!(decimal256(i256::from_i128(-5), 3), "-0.005");
+        assert_eq!(decimal256(i256::from_i128(7), 0), "7");
+    }
+}

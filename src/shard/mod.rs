@@ -1,0 +1,140 @@
+//! Shard groups and their replicas.
+//!
+//! The 16-bit hash space of row keys (see `encoding::keys`) is split into
+//! contiguous ranges when the cluster is initialised; each range is a shard
+//! group, and every table has rows in every group. The [`ShardMap`] is
+//! persisted in the storage `meta` family and never changes after
+//! initialisation (splitting comes later).
+//!
+//! A [`ShardReplica`] is the boundary every write and scan crosses: it takes
+//! the protobuf messages of `proto/shard.proto` (a `WriteBatch` to validate
+//! and stage, a `ScanRequest` to serve) and knows what a row is. On one node
+//! the transaction coordinator calls it in-process; later the same messages
+//! travel over gRPC and Arrow Flight.
+
+mod replica;
+
+pub use replica::{encode_schema, ShardReplica};
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::encoding::keys::{key_hash, HASH_SPACE};
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+
+/// The protobuf messages of `proto/shard.proto`.
+pub mod proto {
+    #![allow(clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/shardforge.shard.rs"));
+}
+
+const SHARD_MAP_KEY: &[u8] = b"cluster/shard_map";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ShardId(pub u32);
+
+/// One shard group: the rows whose key hash is in `[hash_start, hash_end)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRange {
+    pub id: ShardId,
+    pub hash_start: u32,
+    pub hash_end: u32,
+}
+
+/// The node's shard groups, each with its local replica.
+pub struct ShardMap {
+    replicas: Vec<Arc<ShardReplica>>,
+}
+
+impl ShardMap {
+    /// Loads the shard map, creating one with `groups` equal ranges on first
+    /// start. A later start ignores `groups`: the split is fixed.
+    pub fn load_or_init(storage: &Arc<Storage>, groups: u32) -> Result<Self> {
+        let ranges: Vec<ShardRange> = match storage.get_meta(SHARD_MAP_KEY)? {
+            Some(raw) => serde_json::from_slice(&raw)
+                .map_err(|e| Error::Corrupt(format!("shard map: {e}")))?,
+            None => {
+                let ranges = split_hash_space(groups)?;
+                let json =
+                    serde_json::to_vec(&ranges).map_err(|e| Error::Internal(e.to_string()))?;
+                let mut batch = storage.batch();
+                batch.put_meta(SHARD_MAP_KEY, &json);
+                storage.write(batch)?;
+                ranges
+            }
+        };
+        let replicas = ranges
+            .into_iter()
+            .map(|range| Arc::new(ShardReplica::new(range, storage.clone())))
+            .collect();
+        Ok(Self { replicas })
+    }
+
+    pub fn replicas(&self) -> &[Arc<ShardReplica>] {
+        &self.replicas
+    }
+
+    /// The replica whose range holds `user_key`.
+    pub fn for_key(&self, user_key: &[u8]) -> &Arc<ShardReplica> {
+        let hash = u32::from(key_hash(user_key));
+        // Ranges are sorted and cover the whole hash space.
+        let at = self
+            .replicas
+            .partition_point(|r| r.range().hash_end <= hash);
+        &self.replicas[at.min(self.replicas.len() - 1)]
+    }
+}
+
+fn split_hash_space(groups: u32) -> Result<Vec<ShardRange>> {
+    if groups == 0 || groups > HASH_SPACE {
+        return Err(Error::Input(
+            crate::error::InputError::InvalidParameterValue,
+            format!("shard groups must be between 1 and {HASH_SPACE}, not {groups}"),
+        ));
+    }
+    Ok((0..groups)
+        .map(|i| ShardRange {
+            id: ShardId(i),
+            hash_start: i * HASH_SPACE / groups,
+            hash_end: (i + 1) * HASH_SPACE / groups,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::keys::row_key;
+
+    #[test]
+    fn ranges_cover_the_hash_space_without_gaps() {
+        let ranges = split_hash_space(8).unwrap();
+        assert_eq!(ranges[0].hash_start, 0);
+        assert_eq!(ranges[7].hash_end, HASH_SPACE);
+        for pair in ranges.windows(2) {
+            assert_eq!(pair[0].hash_end, pair[1].hash_start);
+        }
+        assert!(split_hash_space(0).is_err());
+    }
+
+    #[test]
+    fn every_key_routes_to_the_range_holding_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::open(dir.path()).unwrap());
+        let map = ShardMap::load_or_init(&storage, 8).unwrap();
+        let mut used = std::collections::HashSet::new();
+        for i in 0..1000u32 {
+            let key = row_key(1, &i.to_be_bytes());
+            let replica = map.for_key(&key);
+            let hash = u32::from(key_hash(&key));
+            assert!(replica.range().hash_start <= hash && hash < replica.range().hash_end);
+            used.insert(replica.range().id);
+        }
+        assert_eq!(used.len(), 8, "1000 keys spread over all groups");
+        // The map is fixed at initialisation.
+        let again = ShardMap::load_or_init(&storage, 3).unwrap();
+        assert_eq!(again.replicas().len(), 8);
+    }
+}

@@ -1,0 +1,238 @@
+//! CREATE TABLE and DROP TABLE, executed by ShardForge itself.
+//!
+//! DDL is not transactional: it takes effect at once, even inside a
+//! transaction block, and cannot be rolled back (documented in the README).
+
+use datafusion::common::DFSchema;
+use datafusion::execution::SessionState;
+use datafusion::sql::sqlparser::ast::{
+    self, CharacterLength, ColumnOption, CreateTable, ExactNumberInfo, Expr, ObjectName,
+    ObjectNamePart, TableConstraint, TimezoneInfo,
+};
+
+use crate::catalog::{
+    types::NUMERIC_MAX_PRECISION, ColumnDef, SqlType, TableDef, TableId, PUBLIC_SCHEMA,
+    ROWID_COLUMN,
+};
+use crate::error::{Error, InputError, Result};
+
+/// Normalises an identifier as PostgreSQL does: unquoted names fold to
+/// lower case.
+pub fn ident_name(ident: &ast::Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+/// The table name of `name`, which may be qualified by `public` (and the
+/// database name).
+pub fn table_name(name: &ObjectName) -> Result<String> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) => Ok(ident_name(ident)),
+            ObjectNamePart::Function(_) => Err(Error::input(
+                InputError::Syntax,
+                format!("invalid table name {name}"),
+            )),
+        })
+        .collect::<Result<_>>()?;
+    match parts.as_slice() {
+        [table] => Ok(table.clone()),
+        [schema, table] if schema == PUBLIC_SCHEMA => Ok(table.clone()),
+        [db, schema, table] if db == crate::catalog::DATABASE && schema == PUBLIC_SCHEMA => {
+            Ok(table.clone())
+        }
+        [schema, _] => Err(Error::input(
+            InputError::UndefinedObject,
+            format!("schema \"{schema}\" does not exist"),
+        )),
+        _ => Err(Error::input(
+            InputError::Syntax,
+            format!("improper qualified name: {name}"),
+        )),
+    }
+}
+
+/// Builds the definition of a new table from `CREATE TABLE`. `planner`
+/// checks DEFAULT expressions so a bad one fails now, not at first insert.
+pub fn table_def(create: &CreateTable, planner: &SessionState) -> Result<TableDef> {
+    if create.query.is_some() {
+        return Err(Error::unsupported("CREATE TABLE ... AS"));
+    }
+    if create.temporary {
+        return Err(Error::unsupported("CREATE TEMPORARY TABLE"));
+    }
+    if create.columns.is_empty() {
+        return Err(Error::unsupported("a table without columns"));
+    }
+    let name = table_name(&create.name)?;
+    let mut columns = Vec::with_capacity(create.columns.len() + 1);
+    let mut primary_key: Vec<usize> = Vec::new();
+    for (index, column) in create.columns.iter().enumerate() {
+        let column_name = ident_name(&column.name);
+        if columns.iter().any(|c: &ColumnDef| c.name == column_name) {
+            return Err(Error::input(
+                InputError::Other,
+                format!("column \"{column_name}\" specified more than once"),
+            ));
+        }
+        let mut def = ColumnDef {
+            name: column_name,
+            sql_type: sql_type(&column.data_type)?,
+            nullable: true,
+            default: None,
+        };
+        for option in &column.options {
+            match &option.option {
+                ColumnOption::Null => def.nullable = true,
+                ColumnOption::NotNull => def.nullable = false,
+                ColumnOption::Default(expr) => def.default = Some(checked_default(expr, planner)?),
+                ColumnOption::PrimaryKey(_) => {
+                    if !primary_key.is_empty() {
+                        return Err(multiple_primary_keys(&name));
+                    }
+                    primary_key.push(index);
+                }
+                other => {
+                    return Err(Error::unsupported(format!("column constraint {other}")));
+                }
+            }
+        }
+        columns.push(def);
+    }
+    for constraint in &create.constraints {
+        match constraint {
+            TableConstraint::PrimaryKey(pk) => {
+                if !primary_key.is_empty() {
+                    return Err(multiple_primary_keys(&name));
+                }
+                for key_column in &pk.columns {
+                    let Expr::Identifier(ident) = &key_column.column.expr else {
+                        return Err(Error::unsupported("a primary key on an expression"));
+                    };
+                    let column = ident_name(ident);
+                    let index = columns
+                        .iter()
+                        .position(|c| c.name == column)
+                        .ok_or_else(|| {
+                            Error::input(
+                                InputError::UndefinedColumn,
+                                format!("column \"{column}\" named in key does not exist"),
+                            )
+                        })?;
+                    primary_key.push(index);
+                }
+            }
+            other => return Err(Error::unsupported(format!("table constraint {other}"))),
+        }
+    }
+    let hidden_rowid = primary_key.is_empty();
+    if hidden_rowid {
+        if columns.iter().any(|c| c.name == ROWID_COLUMN) {
+            return Err(Error::unsupported(format!(
+                "a column named \"{ROWID_COLUMN}\" in a table without a primary key"
+            )));
+        }
+        primary_key.push(columns.len());
+        columns.push(ColumnDef {
+            name: ROWID_COLUMN.into(),
+            sql_type: SqlType::BigInt,
+            nullable: false,
+            default: None,
+        });
+    }
+    for &index in &primary_key {
+        columns[index].nullable = false;
+    }
+    Ok(TableDef {
+        id: TableId(0),
+        name,
+        columns,
+        primary_key,
+        hidden_rowid,
+    })
+}
+
+fn multiple_primary_keys(table: &str) -> Error {
+    Error::input(
+        InputError::Other,
+        format!("multiple primary keys for table \"{table}\" are not allowed"),
+    )
+}
+
+fn checked_default(expr: &Expr, planner: &SessionState) -> Result<String> {
+    let sql = expr.to_string();
+    planner
+        .create_logical_expr(&sql, &DFSchema::empty())
+        .map_err(super::errors::classify)?;
+    Ok(sql)
+}
+
+/// The stored type of a declared SQL type.
+pub fn sql_type(data_type: &ast::DataType) -> Result<SqlType> {
+    use ast::DataType as D;
+    Ok(match data_type {
+        D::SmallInt(_) | D::Int2(_) => SqlType::SmallInt,
+        D::Int(_) | D::Integer(_) | D::Int4(_) => SqlType::Integer,
+        D::BigInt(_) | D::Int8(_) => SqlType::BigInt,
+        D::Real | D::Float4 => SqlType::Real,
+        D::DoublePrecision | D::Float8 | D::Double(ExactNumberInfo::None) => SqlType::Double,
+        D::Float(ExactNumberInfo::Precision(p)) if *p <= 24 => SqlType::Real,
+        D::Float(_) => SqlType::Double,
+        D::Numeric(info) | D::Decimal(info) | D::Dec(info) => numeric(info)?,
+        D::Bool | D::Boolean => SqlType::Boolean,
+        D::Text | D::String(None) => SqlType::Text,
+        D::Varchar(len) | D::CharacterVarying(len) | D::CharVarying(len) => {
+            SqlType::Varchar(char_length(len)?)
+        }
+        D::Char(len) | D::Character(len) => SqlType::Char(char_length(len)?.unwrap_or(1)),
+        D::Date => SqlType::Date,
+        D::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => SqlType::Timestamp,
+        D::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => SqlType::TimestampTz,
+        D::Bytea => SqlType::Bytea,
+        other => return Err(Error::unsupported(format!("type {other}"))),
+    })
+}
+
+fn numeric(info: &ExactNumberInfo) -> Result<SqlType> {
+    let (precision, scale) = match info {
+        ExactNumberInfo::None => (38, 10),
+        ExactNumberInfo::Precision(p) => (*p, 0),
+        ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
+    };
+    if precision == 0 || scale < 0 || scale as u64 > precision {
+        return Err(Error::input(
+            InputError::InvalidParameterValue,
+            format!("NUMERIC precision {precision} and scale {scale} are not valid"),
+        ));
+    }
+    if precision > u64::from(NUMERIC_MAX_PRECISION) {
+        return Err(Error::unsupported(format!(
+            "NUMERIC precision {precision} (the limit is {NUMERIC_MAX_PRECISION})"
+        )));
+    }
+    Ok(SqlType::Numeric {
+        precision: precision as u8,
+        scale: scale as i8,
+    })
+}
+
+fn char_length(len: &Option<CharacterLength>) -> Result<Option<u32>> {
+    match len {
+        None => Ok(None),
+        Some(CharacterLength::IntegerLength { length, .. }) if *length >= 1 => {
+            Ok(Some(u32::try_from(*length).map_err(|_| {
+                Error::input(InputError::InvalidParameterValue, "length too large")
+            })?))
+        }
+        Some(CharacterLength::IntegerLength { .. }) => Err(Error::input(
+            InputError::InvalidParameterValue,
+            "length for type varchar must be at least 1",
+        )),
+        Some(CharacterLength::Max) => Ok(None),
+    }
+}

@@ -1,0 +1,352 @@
+//! UPDATE and DELETE, planned as SELECTs.
+//!
+//! DataFusion plans a SELECT over the target table with the statement's
+//! own FROM / USING and WHERE clauses, so every WHERE that PostgreSQL
+//! accepts (subqueries, joins, parameters) selects exactly the rows it
+//! names, and a WHERE that cannot be planned is an error, never "all rows".
+//!
+//! ```text
+//! UPDATE t SET b = b + 1 FROM u WHERE t.a = u.a
+//!   => SELECT t."a" AS key_0, t."a" AS new_0, CAST((b + 1) AS INTEGER) AS new_1
+//!      -- the old key, then the new row
+//!      FROM shardforge_internal."t" AS "t", u WHERE t.a = u.a
+//! DELETE FROM t WHERE a IN (SELECT ...)
+//!   => SELECT t."a" AS key_0 FROM shardforge_internal."t" AS "t" WHERE a IN (SELECT ...)
+//! ```
+//!
+//! The target is read through [`INTERNAL_SCHEMA`], which shows the hidden
+//! row id too, so every row's full key comes back. The rows are collected
+//! before any is written (the scan reads the transaction's snapshot plus
+//! its earlier writes), then written through [`RowWriter`].
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::compute::{cast_with_options, CastOptions};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::sql::sqlparser::ast::{
+    AssignmentTarget, Delete, FromTable, TableFactor, TableWithJoins, Update, UpdateTableFromKind,
+};
+
+use super::ddl::{ident_name, table_name};
+use super::provider::INTERNAL_SCHEMA;
+use super::write::RowWriter;
+use crate::catalog::{Catalog, TableDef};
+use crate::encoding::keys::{encode_key_value, row_key};
+use crate::error::{Error, InputError, Result};
+use crate::txn::Transaction;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmlKind {
+    Update,
+    Delete,
+}
+
+/// An UPDATE or DELETE as the SELECT that finds its rows.
+pub struct DmlPlan {
+    pub kind: DmlKind,
+    pub table: Arc<TableDef>,
+    pub select_sql: String,
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The target table and the name its columns are qualified with.
+fn target(catalog: &Catalog, relation: &TableWithJoins) -> Result<(Arc<TableDef>, String)> {
+    if !relation.joins.is_empty() {
+        return Err(Error::unsupported("JOIN in the target of UPDATE or DELETE"));
+    }
+    let TableFactor::Table { name, alias, .. } = &relation.relation else {
+        return Err(Error::unsupported(
+            "UPDATE or DELETE of something other than a table",
+        ));
+    };
+    let table = table_name(name)?;
+    let def = catalog.table(&table).ok_or_else(|| {
+        Error::input(
+            InputError::UndefinedTable,
+            format!("relation \"{table}\" does not exist"),
+        )
+    })?;
+    let qualifier = match alias {
+        Some(alias) => ident_name(&alias.name),
+        None => table,
+    };
+    Ok((def, qualifier))
+}
+
+fn from_clause(def: &TableDef, qualifier: &str, others: &[TableWithJoins]) -> String {
+    let mut from = format!(
+        "{}.{} AS {}",
+        INTERNAL_SCHEMA,
+        quote(&def.name),
+        quote(qualifier)
+    );
+    for other in others {
+        from.push_str(", ");
+        from.push_str(&other.to_string());
+    }
+    from
+}
+
+fn key_columns(def: &TableDef, qualifier: &str) -> Vec<String> {
+    def.primary_key
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            format!(
+                "{}.{} AS \"key_{k}\"",
+                quote(qualifier),
+                quote(&def.columns[i].name)
+            )
+        })
+        .collect()
+}
+
+fn where_clause(selection: &Option<datafusion::sql::sqlparser::ast::Expr>) -> String {
+    selection
+        .as_ref()
+        .map(|e| format!(" WHERE {e}"))
+        .unwrap_or_default()
+}
+
+pub fn plan_update(catalog: &Catalog, update: &Update) -> Result<DmlPlan> {
+    if update.returning.is_some() {
+        return Err(Error::unsupported("UPDATE ... RETURNING"));
+    }
+    let (def, qualifier) = target(catalog, &update.table)?;
+    let mut new_values: Vec<Option<String>> = vec![None; def.columns.len()];
+    for assignment in &update.assignments {
+        let AssignmentTarget::ColumnName(name) = &assignment.target else {
+            return Err(Error::unsupported("assigning a tuple of columns"));
+        };
+        let column = name
+            .0
+            .last()
+            .and_then(|part| part.as_ident())
+            .map(ident_name)
+            .unwrap_or_default();
+        let index = def
+            .column_index(&column)
+            .filter(|&i| i < def.visible_columns())
+            .ok_or_else(|| {
+                Error::input(
+                    InputError::UndefinedColumn,
+                    format!(
+                        "column \"{column}\" of relation \"{}\" does not exist",
+                        def.name
+                    ),
+                )
+            })?;
+        if new_values[index].is_some() {
+            return Err(Error::input(
+                InputError::Syntax,
+                format!("multiple assignments to same column \"{column}\""),
+            ));
+        }
+        new_values[index] = Some(format!(
+            "CAST(({}) AS {})",
+            assignment.value,
+            def.columns[index].sql_type.cast_sql()
+        ));
+    }
+    let mut items = key_columns(&def, &qualifier);
+    for (column, value) in def.columns.iter().zip(new_values) {
+        items.push(
+            value.unwrap_or_else(|| format!("{}.{}", quote(&qualifier), quote(&column.name))),
+        );
+    }
+    let others = match &update.from {
+        Some(UpdateTableFromKind::BeforeSet(t) | UpdateTableFromKind::AfterSet(t)) => t.as_slice(),
+        None => &[],
+    };
+    let select_sql = format!(
+        "SELECT {} FROM {}{}",
+        items.join(", "),
+        from_clause(&def, &qualifier, others),
+        where_clause(&update.selection)
+    );
+    Ok(DmlPlan {
+        kind: DmlKind::Update,
+        table: def,
+        select_sql,
+    })
+}
+
+pub fn plan_delete(catalog: &Catalog, delete: &Delete) -> Result<DmlPlan> {
+    if delete.returning.is_some() {
+        return Err(Error::unsupported("DELETE ... RETURNING"));
+    }
+    if !delete.tables.is_empty() || delete.limit.is_some() || !delete.order_by.is_empty() {
+        return Err(Error::unsupported("this form of DELETE"));
+    }
+    let relations = match &delete.from {
+        FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+    };
+    let [relation] = relations.as_slice() else {
+        return Err(Error::unsupported("DELETE from several tables"));
+    };
+    let (def, qualifier) = target(catalog, relation)?;
+    let others = delete.using.as_deref().unwrap_or(&[]);
+    let select_sql = format!(
+        "SELECT {} FROM {}{}",
+        key_columns(&def, &qualifier).join(", "),
+        from_clause(&def, &qualifier, others),
+        where_clause(&delete.selection)
+    );
+    Ok(DmlPlan {
+        kind: DmlKind::Delete,
+        table: def,
+        select_sql,
+    })
+}
+
+/// Writes the rows the SELECT found; returns how many rows were affected.
+pub fn apply(
+    plan: &DmlPlan,
+    writer: &RowWriter,
+    txn: &mut Transaction,
+    batches: &[RecordBatch],
+) -> Result<u64> {
+    let def = &plan.table;
+    let key_len = def.primary_key.len();
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    let row_schema = def.row_schema();
+    for batch in batches {
+        let mut old_keys = Vec::with_capacity(batch.num_rows());
+        let mut fresh = Vec::with_capacity(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            let mut pk = Vec::new();
+            for col in 0..key_len {
+                encode_key_value(&mut pk, batch.column(col).as_ref(), row)?;
+            }
+            let key = row_key(def.id.0, &pk);
+            // With UPDATE ... FROM a row may match several times; like
+            // PostgreSQL, it is updated once.
+            let first = seen.insert(key.clone());
+            fresh.push(first);
+            old_keys.push(key);
+        }
+        match plan.kind {
+            DmlKind::Delete => {
+                for key in old_keys {
+                    txn.delete(key);
+                }
+            }
+            DmlKind::Update => {
+                let options = CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
+                let columns = batch.columns()[key_len..]
+                    .iter()
+                    .zip(row_schema.fields())
+                    .map(|(array, field)| cast_with_options(array, field.data_type(), &options))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| super::errors::classify(e.into()))?;
+                let new_rows = RecordBatch::try_new(row_schema.clone(), columns)?;
+                let keep: datafusion::arrow::array::BooleanArray =
+                    fresh.iter().map(|f| Some(*f)).collect();
+                let new_rows = datafusion::arrow::compute::filter_record_batch(&new_rows, &keep)?;
+                let old_keys: Vec<Vec<u8>> = old_keys
+                    .into_iter()
+                    .zip(&fresh)
+                    .filter_map(|(k, f)| f.then_some(k))
+                    .collect();
+                writer.update(txn, &old_keys, &new_rows)?;
+            }
+        }
+    }
+    Ok(seen.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ColumnDef, SqlType, TableId};
+    use crate::storage::Storage;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn catalog() -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::load(Arc::new(Storage::open(dir.path()).unwrap())).unwrap();
+        let column = |name: &str, sql_type| ColumnDef {
+            name: name.into(),
+            sql_type,
+            nullable: true,
+            default: None,
+        };
+        let def = TableDef {
+            id: TableId(0),
+            name: "t".into(),
+            columns: vec![column("a", SqlType::Integer), column("b", SqlType::Text)],
+            primary_key: vec![0],
+            hidden_rowid: false,
+        };
+        catalog.create_table(def, false).unwrap();
+        (dir, catalog)
+    }
+
+    fn parse(sql: &str) -> datafusion::sql::sqlparser::ast::Statement {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn update_selects_old_key_and_new_row_with_the_same_where() {
+        let (_dir, catalog) = catalog();
+        let datafusion::sql::sqlparser::ast::Statement::Update(update) =
+            parse("UPDATE t SET b = upper(b) FROM u WHERE t.a = u.a AND u.x > $1")
+        else {
+            panic!("not an update")
+        };
+        let plan = plan_update(&catalog, &update).unwrap();
+        assert_eq!(
+            plan.select_sql,
+            "SELECT \"t\".\"a\" AS \"key_0\", \"t\".\"a\" AS \"new_0\", \
+             CAST((upper(b)) AS TEXT) AS \"new_1\" FROM shardforge_internal.\"t\" AS \"t\", u WHERE t.a = u.a AND u.x > $1"
+        );
+    }
+
+    #[test]
+    fn delete_selects_keys_under_its_alias() {
+        let (_dir, catalog) = catalog();
+        let datafusion::sql::sqlparser::ast::Statement::Delete(delete) =
+            parse("DELETE FROM t AS x WHERE x.b IN (SELECT b FROM t WHERE a > 2)")
+        else {
+            panic!("not a delete")
+        };
+        let plan = plan_delete(&catalog, &delete).unwrap();
+        assert_eq!(
+            plan.select_sql,
+            "SELECT \"x\".\"a\" AS \"key_0\" FROM shardforge_internal.\"t\" AS \"x\" \
+             WHERE x.b IN (SELECT b FROM t WHERE a > 2)"
+        );
+    }
+
+    #[test]
+    fn unknown_targets_are_errors_not_all_rows() {
+        let (_dir, catalog) = catalog();
+        let datafusion::sql::sqlparser::ast::Statement::Update(update) =
+            parse("UPDATE t SET nope = 1")
+        else {
+            panic!("not an update")
+        };
+        assert!(matches!(
+            plan_update(&catalog, &update),
+            Err(Error::Input(InputError::UndefinedColumn, _))
+        ));
+        let datafusion::sql::sqlparser::ast::Statement::Delete(delete) = parse("DELETE FROM nope")
+        else {
+            panic!("not a delete")
+        };
+        assert!(matches!(
+            plan_delete(&catalog, &delete),
+            Err(Error::Input(InputError::UndefinedTable, _))
+        ));
+    }
+}

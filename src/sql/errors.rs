@@ -1,0 +1,176 @@
+//! Classifying DataFusion's errors into the crate's [`Error`] kinds.
+//!
+//! DataFusion reports most user mistakes as plan or execution errors with a
+//! message; the kind (undefined table, bad cast, division by zero...) is
+//! recovered here from the error's type where it has one and from its
+//! message where it does not. Our own errors raised inside DataFusion
+//! (from the insert sink or a scan) travel as `External` and come back
+//! unchanged.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::{DataFusionError, SchemaError};
+
+use crate::error::{Error, InputError};
+
+pub fn classify(error: DataFusionError) -> Error {
+    classify_ref(error.find_root())
+}
+
+fn classify_ref(error: &DataFusionError) -> Error {
+    match error {
+        DataFusionError::External(inner) => match inner.downcast_ref::<Error>() {
+            Some(ours) => ours.clone(),
+            None => match inner.downcast_ref::<DataFusionError>() {
+                Some(df) => classify_ref(df.find_root()),
+                None => Error::Internal(inner.to_string()),
+            },
+        },
+        DataFusionError::Shared(inner) => classify_ref(inner.find_root()),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            classify_ref(inner.find_root())
+        }
+        DataFusionError::SQL(e, _) => Error::input(InputError::Syntax, strip(&e.to_string())),
+        DataFusionError::SchemaError(e, _) => match e.as_ref() {
+            SchemaError::FieldNotFound { field, .. } => Error::input(
+                InputError::UndefinedColumn,
+                format!("column \"{}\" does not exist", field.name),
+            ),
+            other => Error::input(InputError::Other, other.to_string()),
+        },
+        DataFusionError::ArrowError(e, _) => classify_arrow(e),
+        DataFusionError::NotImplemented(msg) => {
+            Error::input(InputError::Unsupported, format!("{msg} is not supported"))
+        }
+        DataFusionError::Plan(msg) => classify_message(msg, InputError::Other),
+        DataFusionError::Execution(msg) => classify_message(msg, InputError::Other),
+        DataFusionError::ResourcesExhausted(msg) => Error::Unavailable(msg.clone()),
+        DataFusionError::Internal(msg) => classify_message(msg, InputError::Other),
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+fn classify_arrow(error: &ArrowError) -> Error {
+    match error {
+        ArrowError::DivideByZero => Error::input(InputError::DivisionByZero, "division by zero"),
+        ArrowError::ArithmeticOverflow(msg) => Error::input(InputError::OutOfRange, msg),
+        ArrowError::CastError(msg) | ArrowError::ParseError(msg) => {
+            classify_message(msg, InputError::InvalidText)
+        }
+        ArrowError::InvalidArgumentError(msg) => classify_message(msg, InputError::OutOfRange),
+        ArrowError::ExternalError(inner) => match inner.downcast_ref::<DataFusionError>() {
+            Some(df) => classify_ref(df.find_root()),
+            None => Error::Internal(inner.to_string()),
+        },
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Picks the kind from the words of a message DataFusion gives no type.
+fn classify_message(msg: &str, fallback: InputError) -> Error {
+    let lower = msg.to_ascii_lowercase();
+    let kind = if lower.contains("divide by zero") || lower.contains("division by zero") {
+        InputError::DivisionByZero
+    } else if lower.contains("table")
+        && (lower.contains("not found") || lower.contains("doesn't exist"))
+    {
+        InputError::UndefinedTable
+    } else if lower.contains("no field named")
+        || lower.contains("column") && lower.contains("not found")
+    {
+        InputError::UndefinedColumn
+    } else if lower.contains("overflow")
+        || lower.contains("out of range")
+        || lower.contains("too large")
+        || lower.contains("can't be cast")
+    {
+        InputError::OutOfRange
+    } else if lower.contains("cannot cast string")
+        || lower.contains("invalid input syntax")
+        || lower.contains("error parsing")
+        || lower.contains("cannot parse")
+    {
+        InputError::InvalidText
+    } else if lower.contains("unsupported") || lower.contains("not supported") {
+        InputError::Unsupported
+    } else {
+        fallback
+    };
+    let text = strip(msg);
+    let text = match kind {
+        InputError::DivisionByZero => "division by zero".to_string(),
+        InputError::UndefinedTable => undefined_table_message(&text),
+        _ => text,
+    };
+    Error::input(kind, text)
+}
+
+/// PostgreSQL's wording for a missing relation, with its name if we can tell.
+fn undefined_table_message(msg: &str) -> String {
+    match msg.split('\'').nth(1) {
+        Some(name) => {
+            let name = name.rsplit('.').next().unwrap_or(name);
+            format!("relation \"{name}\" does not exist")
+        }
+        None => msg.to_string(),
+    }
+}
+
+/// Drops DataFusion's "Error during planning:"-style prefixes.
+fn strip(msg: &str) -> String {
+    let mut text = msg.trim();
+    for prefix in [
+        "Error during planning: ",
+        "Execution error: ",
+        "sql parser error: ",
+        "SQL error: ParserError(\"",
+        "Arrow error: ",
+        "Cast error: ",
+        "Invalid argument error: ",
+        "Parser error: ",
+    ] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            text = rest;
+        }
+    }
+    text.trim_end_matches("\")").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_errors_come_back_unchanged() {
+        let ours = Error::input(InputError::UniqueViolation, "dup");
+        let wrapped = DataFusionError::Context(
+            "ctx".into(),
+            Box::new(DataFusionError::External(Box::new(ours))),
+        );
+        assert!(matches!(
+            classify(wrapped),
+            Error::Input(InputError::UniqueViolation, m) if m == "dup"
+        ));
+    }
+
+    #[test]
+    fn messages_pick_the_kind() {
+        let e = classify(DataFusionError::Plan(
+            "table 'postgres.public.nope' not found".into(),
+        ));
+        assert!(
+            matches!(e, Error::Input(InputError::UndefinedTable, m) if m == "relation \"nope\" does not exist")
+        );
+        let e = classify(DataFusionError::ArrowError(
+            Box::new(ArrowError::DivideByZero),
+            None,
+        ));
+        assert!(matches!(e, Error::Input(InputError::DivisionByZero, _)));
+        let e = classify(DataFusionError::ArrowError(
+            Box::new(ArrowError::CastError(
+                "Cannot cast string '12x' to value of Int32 type".into(),
+            )),
+            None,
+        ));
+        assert!(matches!(e, Error::Input(InputError::InvalidText, _)));
+    }
+}

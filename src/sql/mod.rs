@@ -1,0 +1,34 @@
+//! The SQL layer: from a statement's text to rows or a command tag.
+//!
+//! One query's path, for `SELECT v FROM t WHERE k = 5` in autocommit mode:
+//!
+//! 1. [`Session::parse`] parses the text (PostgreSQL dialect plus the
+//!    datafusion-pg-catalog rewrites psql and drivers rely on).
+//! 2. [`Session::execute`] opens a transaction (snapshot = newest commit)
+//!    in the connection's [`session_txn::SessionTxn`] and hands the
+//!    statement to DataFusion.
+//! 3. DataFusion resolves `t` through [`provider::ShardSchemaProvider`]; the
+//!    [`provider::ShardedTableProvider`] sees `k = 5` pins the primary key and
+//!    plans a [`scan::ShardScanExec`] over that key's one shard group (without
+//!    it, one partition per group).
+//! 4. Executing the plan streams Arrow batches decoded by the shard
+//!    replica; the pg front end encodes them as DataRows.
+//!
+//! Writes: INSERT goes through DataFusion into [`write::InsertSink`];
+//! UPDATE and DELETE are planned as SELECTs ([`dml`]); CREATE / DROP TABLE
+//! are executed here ([`ddl`]); all writes land in the transaction's buffer
+//! and reach storage at COMMIT (see `txn`).
+
+pub mod ddl;
+pub mod dml;
+pub mod engine;
+pub mod errors;
+pub mod provider;
+pub mod scan;
+pub mod session;
+pub mod session_txn;
+pub mod vars;
+pub mod write;
+
+pub use engine::SqlEngine;
+pub use session::{Output, Session, TxnState};

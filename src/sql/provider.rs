@@ -1,0 +1,281 @@
+//! DataFusion's view of ShardForge tables.
+//!
+//! [`ShardSchemaProvider`] serves the tables of the catalog as
+//! [`ShardedTableProvider`]s. It is registered twice: as `public`, where a
+//! table shows its user columns, and as [`INTERNAL_SCHEMA`], where it also
+//! shows the hidden row id, for the SELECTs that UPDATE and DELETE are
+//! planned as (they need every row's full key).
+//!
+//! A provider knows nothing of the connection using it: `scan` and
+//! `insert_into` find the connection's open transaction in the session
+//! config ([`SessionTxn`]), so one set of providers serves every session.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
+};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::scan::ShardScanExec;
+use super::session_txn::SessionTxn;
+use super::write::{InsertSink, RowWriter};
+use crate::catalog::{Catalog, TableDef};
+use crate::encoding::keys::{encode_key_value, row_key, table_bounds};
+use crate::error::Error;
+use crate::shard::encode_schema;
+use crate::shard::proto::ScanRequest;
+use crate::txn::TxnCoordinator;
+
+/// The schema in which tables also show their hidden row id.
+pub const INTERNAL_SCHEMA: &str = "shardforge_internal";
+
+#[derive(Debug)]
+pub struct ShardSchemaProvider {
+    tables: Arc<TableSource>,
+    with_hidden: bool,
+}
+
+/// What every provider needs, shared by both schemas.
+pub struct TableSource {
+    pub catalog: Arc<Catalog>,
+    pub coordinator: Arc<TxnCoordinator>,
+    /// Plans DEFAULT expressions (constants and functions, no columns).
+    pub expr_planner: datafusion::execution::SessionState,
+}
+
+impl std::fmt::Debug for TableSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TableSource")
+    }
+}
+
+impl ShardSchemaProvider {
+    pub fn new(tables: Arc<TableSource>, with_hidden: bool) -> Self {
+        Self {
+            tables,
+            with_hidden,
+        }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for ShardSchemaProvider {
+    fn table_names(&self) -> Vec<String> {
+        self.tables
+            .catalog
+            .tables()
+            .iter()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        let Some(def) = self.tables.catalog.table(name) else {
+            return Ok(None);
+        };
+        let provider = ShardedTableProvider::new(def, self.tables.clone(), self.with_hidden)?;
+        Ok(Some(Arc::new(provider)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.tables.catalog.table(name).is_some()
+    }
+}
+
+#[derive(Debug)]
+pub struct ShardedTableProvider {
+    def: Arc<TableDef>,
+    source: Arc<TableSource>,
+    /// The columns this provider shows (a prefix of the stored columns).
+    schema: SchemaRef,
+    defaults: HashMap<String, Expr>,
+}
+
+impl ShardedTableProvider {
+    fn new(def: Arc<TableDef>, source: Arc<TableSource>, with_hidden: bool) -> DFResult<Self> {
+        let shown = if with_hidden {
+            def.columns.len()
+        } else {
+            def.visible_columns()
+        };
+        let schema = Arc::new(def.row_schema().project(&(0..shown).collect::<Vec<_>>())?);
+        let mut defaults = HashMap::new();
+        for column in &def.columns {
+            if let Some(sql) = &column.default {
+                let expr = source
+                    .expr_planner
+                    .create_logical_expr(sql, &DFSchema::empty())?;
+                defaults.insert(column.name.clone(), expr);
+            }
+        }
+        Ok(Self {
+            def,
+            source,
+            schema,
+            defaults,
+        })
+    }
+
+    /// The key of the single row that `filters` pin down with `pk = const`
+    /// on every key column, if they do.
+    fn point_key(&self, filters: &[Expr]) -> Option<Vec<u8>> {
+        let mut pinned: HashMap<usize, &ScalarValue> = HashMap::new();
+        for filter in filters {
+            if let Some((column, value)) = self.pk_equality(filter) {
+                pinned.insert(column, value);
+            }
+        }
+        let row_schema = self.def.row_schema();
+        let mut pk = Vec::new();
+        for &column in &self.def.primary_key {
+            let value = pinned.get(&column)?;
+            let target = row_schema.field(column).data_type();
+            let value = value.cast_to(target).ok()?;
+            let array = value.to_array().ok()?;
+            encode_key_value(&mut pk, array.as_ref(), 0).ok()?;
+        }
+        Some(row_key(self.def.id.0, &pk))
+    }
+
+    /// `(key column index, value)` if `filter` is `key_column = literal`.
+    fn pk_equality<'a>(&self, filter: &'a Expr) -> Option<(usize, &'a ScalarValue)> {
+        let Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) = filter
+        else {
+            return None;
+        };
+        let (column, value) = match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
+                (c, v)
+            }
+            _ => return None,
+        };
+        if value.is_null() {
+            return None;
+        }
+        let index = self.def.column_index(&column.name)?;
+        self.def
+            .primary_key
+            .contains(&index)
+            .then_some((index, value))
+    }
+}
+
+/// The connection's transaction, from the session config.
+pub(super) fn session_txn(state: &dyn Session) -> DFResult<Arc<SessionTxn>> {
+    state.config().get_extension::<SessionTxn>().ok_or_else(|| {
+        DataFusionError::External(Box::new(Error::Internal(
+            "no transaction attached to the session".into(),
+        )))
+    })
+}
+
+#[async_trait]
+impl TableProvider for ShardedTableProvider {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        // Key equalities are used to prune to one shard group; DataFusion
+        // still applies every filter above the scan.
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if self.pk_equality(f).is_some() {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let txn = session_txn(state)?;
+        let (start, end) = table_bounds(self.def.id.0);
+        let (snapshot_ts, overlay) = txn
+            .with(|t| Ok((t.start_ts(), t.writes_in(&start, &end))))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let output_schema = Arc::new(self.schema.project(&projection)?);
+        let row_schema = Arc::new(encode_schema(&self.def.row_schema()));
+        let point_key = self.point_key(filters);
+        let shards = self.source.coordinator.shards();
+        let replicas = match &point_key {
+            Some(key) => vec![shards.for_key(key).clone()],
+            None => shards.replicas().to_vec(),
+        };
+        let requests = replicas
+            .into_iter()
+            .map(|replica| {
+                let request = ScanRequest {
+                    table_id: self.def.id.0,
+                    shard_id: replica.range().id.0,
+                    snapshot_ts,
+                    row_schema: row_schema.as_ref().clone(),
+                    projection: projection.iter().map(|&i| i as u32).collect(),
+                    limit: limit.map(|l| l as u64),
+                    point_key: point_key.clone(),
+                };
+                (replica, request)
+            })
+            .collect();
+        Ok(Arc::new(ShardScanExec::new(
+            self.def.name.clone(),
+            output_schema,
+            requests,
+            Arc::new(overlay),
+        )))
+    }
+
+    async fn insert_into(
+        &self,
+        state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::External(Box::new(Error::unsupported(
+                format!("INSERT mode {insert_op}"),
+            ))));
+        }
+        let sink = InsertSink::new(
+            RowWriter::new(self.def.clone(), self.source.coordinator.clone()),
+            session_txn(state)?,
+            self.schema.clone(),
+        );
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}

@@ -1,0 +1,435 @@
+//! One client connection's SQL session: its transaction state, variables,
+//! and the dispatch of each statement to DataFusion or to ShardForge's own
+//! handlers.
+//!
+//! Transaction states follow PostgreSQL: outside a block every statement is
+//! its own transaction (autocommit); `BEGIN` opens a block; an error inside
+//! a block makes it *failed*, where every statement but `ROLLBACK` / `COMMIT`
+//! (which then rolls back) is refused with 25P02. Dropping the session
+//! drops any open transaction, which rolls it back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use datafusion::arrow::array::StringArray;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{
+    Expr, ObjectType, ResetStatement, Set, Statement, TransactionMode, Value,
+};
+use futures::StreamExt;
+
+use super::dml::{self, DmlKind};
+use super::engine::SqlEngine;
+use super::errors::classify;
+use super::session_txn::SessionTxn;
+use super::vars::{self, SessionVars};
+use super::write::RowWriter;
+use crate::error::{Error, InputError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnState {
+    Idle,
+    InBlock,
+    Failed,
+}
+
+/// What a statement produced.
+pub enum Output {
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
+    /// A command tag such as `CREATE TABLE` or `INSERT 0 3`.
+    Command(String),
+    /// BEGIN: a transaction block started.
+    TxnStart(String),
+    /// COMMIT / ROLLBACK: the block ended.
+    TxnEnd(String),
+}
+
+pub struct Session {
+    engine: Arc<SqlEngine>,
+    ctx: SessionContext,
+    txn: Arc<SessionTxn>,
+    state: TxnState,
+    vars: SessionVars,
+    /// Set by a result stream that failed after its statement returned, so
+    /// the block it ran in becomes failed.
+    stream_failed: Arc<AtomicBool>,
+}
+
+impl Session {
+    pub fn new(engine: Arc<SqlEngine>) -> Self {
+        let txn = Arc::new(SessionTxn::new(engine.coordinator().clone()));
+        let ctx = engine.session_context(txn.clone());
+        Self {
+            engine,
+            ctx,
+            txn,
+            state: TxnState::Idle,
+            vars: SessionVars::default(),
+            stream_failed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn txn_state(&mut self) -> TxnState {
+        if self.stream_failed.swap(false, Ordering::AcqRel) && self.state == TxnState::InBlock {
+            self.state = TxnState::Failed;
+        }
+        self.state
+    }
+
+    pub fn vars(&self) -> &SessionVars {
+        &self.vars
+    }
+
+    /// Parses SQL text into statements (PostgreSQL dialect, with the
+    /// pg_catalog compatibility rewrites that psql and drivers need).
+    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        self.engine.parse(sql)
+    }
+
+    /// Executes one statement with its bound parameters.
+    pub async fn execute(
+        &mut self,
+        stmt: &Statement,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let state = self.txn_state();
+        match stmt {
+            Statement::StartTransaction { modes, .. } => {
+                check_modes(modes)?;
+                if state == TxnState::Failed {
+                    return Err(in_failed_block());
+                }
+                self.txn.begin();
+                self.state = TxnState::InBlock;
+                Ok(Output::TxnStart("BEGIN".into()))
+            }
+            Statement::Commit { .. } => {
+                self.state = TxnState::Idle;
+                match self.txn.take() {
+                    Some(txn) if state == TxnState::InBlock => {
+                        let coordinator = self.engine.coordinator().clone();
+                        tokio::task::spawn_blocking(move || coordinator.commit(txn)).await??;
+                        Ok(Output::TxnEnd("COMMIT".into()))
+                    }
+                    // Committing a failed block rolls it back, as in PostgreSQL.
+                    Some(_) => Ok(Output::TxnEnd("ROLLBACK".into())),
+                    None => Ok(Output::TxnEnd("COMMIT".into())),
+                }
+            }
+            Statement::Rollback {
+                savepoint: None, ..
+            } => {
+                self.state = TxnState::Idle;
+                self.txn.take();
+                Ok(Output::TxnEnd("ROLLBACK".into()))
+            }
+            _ if state == TxnState::Failed => Err(in_failed_block()),
+            _ => self.execute_in_txn(stmt, params).await,
+        }
+    }
+
+    /// Runs a statement in the open block, or in its own transaction.
+    async fn execute_in_txn(
+        &mut self,
+        stmt: &Statement,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let autocommit = self.state == TxnState::Idle;
+        if autocommit {
+            self.txn.begin();
+        }
+        let result = self.dispatch(stmt, params).await;
+        match (&result, autocommit) {
+            (Err(_), true) => {
+                self.txn.take();
+            }
+            (Err(_), false) => self.state = TxnState::Failed,
+            (Ok(_), true) => {
+                if let Some(txn) = self.txn.take() {
+                    let coordinator = self.engine.coordinator().clone();
+                    tokio::task::spawn_blocking(move || coordinator.commit(txn)).await??;
+                }
+            }
+            (Ok(_), false) => {}
+        }
+        result
+    }
+
+    async fn dispatch(&mut self, stmt: &Statement, params: Option<ParamValues>) -> Result<Output> {
+        match stmt {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                let plan = self.plan(stmt, params).await?;
+                self.rows(plan).await
+            }
+            Statement::Insert(_) => {
+                let plan = self.plan(stmt, params).await?;
+                let count = self.count(plan).await?;
+                Ok(Output::Command(format!("INSERT 0 {count}")))
+            }
+            Statement::Update(update) => {
+                let plan = dml::plan_update(self.engine.catalog(), update)?;
+                self.run_dml(plan, params).await
+            }
+            Statement::Delete(delete) => {
+                let plan = dml::plan_delete(self.engine.catalog(), delete)?;
+                self.run_dml(plan, params).await
+            }
+            Statement::CreateTable(create) => {
+                self.engine.create_table(create).await?;
+                Ok(Output::Command("CREATE TABLE".into()))
+            }
+            Statement::Drop {
+                object_type: ObjectType::Table,
+                if_exists,
+                names,
+                ..
+            } => {
+                self.engine.drop_tables(names, *if_exists).await?;
+                Ok(Output::Command("DROP TABLE".into()))
+            }
+            Statement::Set(set) => {
+                self.set(set)?;
+                Ok(Output::Command("SET".into()))
+            }
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if name.eq_ignore_ascii_case("all") {
+                    return Err(Error::unsupported("SHOW ALL"));
+                }
+                let value = self.vars.get(&name)?;
+                Ok(single_text_row(&vars::canonical(&name), value))
+            }
+            Statement::Reset(ResetStatement { reset }) => {
+                match reset {
+                    datafusion::sql::sqlparser::ast::Reset::ALL => self.vars.reset_all(),
+                    datafusion::sql::sqlparser::ast::Reset::ConfigurationParameter(name) => {
+                        self.vars.reset(&name.to_string())?
+                    }
+                }
+                Ok(Output::Command("RESET".into()))
+            }
+            other => Err(Error::unsupported(statement_kind(other))),
+        }
+    }
+
+    /// Parameter types (as inferred from context, `None` where nothing
+    /// says) and result columns of a statement, for the extended protocol.
+    pub async fn describe(
+        &self,
+        stmt: &Statement,
+    ) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>)> {
+        let catalog = self.engine.catalog();
+        let (plan, returns_rows) = match stmt {
+            Statement::Query(_) | Statement::Explain { .. } => (self.plan(stmt, None).await?, true),
+            Statement::Insert(_) => (self.plan(stmt, None).await?, false),
+            Statement::Update(update) => {
+                let dml = dml::plan_update(catalog, update)?;
+                (self.plan_sql(&dml.select_sql, None).await?, false)
+            }
+            Statement::Delete(delete) => {
+                let dml = dml::plan_delete(catalog, delete)?;
+                (self.plan_sql(&dml.select_sql, None).await?, false)
+            }
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let column = Field::new(vars::canonical(&name), DataType::Utf8, true);
+                return Ok((vec![], Some(Arc::new(Schema::new(vec![column])))));
+            }
+            _ => return Ok((vec![], None)),
+        };
+        let types = plan.get_parameter_types().map_err(classify)?;
+        let count = types
+            .keys()
+            .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
+            .max()
+            .unwrap_or(0);
+        let params = (1..=count)
+            .map(|i| types.get(&format!("${i}")).cloned().flatten())
+            .collect();
+        let result = returns_rows.then(|| Arc::new(plan.schema().as_arrow().clone()));
+        Ok((params, result))
+    }
+
+    /// Plans a statement DataFusion handles, with its parameters bound.
+    pub async fn plan(&self, stmt: &Statement, params: Option<ParamValues>) -> Result<LogicalPlan> {
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .await
+            .map_err(classify)?;
+        match params {
+            Some(params) => plan.with_param_values(params).map_err(classify),
+            None => Ok(plan),
+        }
+    }
+
+    /// Plans the SELECT an UPDATE or DELETE is run as (for Describe, too).
+    pub async fn plan_sql(&self, sql: &str, params: Option<ParamValues>) -> Result<LogicalPlan> {
+        let statements = self.parse(sql)?;
+        let [stmt] = statements.as_slice() else {
+            return Err(Error::Internal(format!(
+                "generated SQL is not one statement: {sql}"
+            )));
+        };
+        self.plan(stmt, params).await
+    }
+
+    async fn rows(&self, plan: LogicalPlan) -> Result<Output> {
+        let df = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(classify)?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let stream = df.execute_stream().await.map_err(classify)?;
+        let failed = self.stream_failed.clone();
+        let watched = stream.inspect(move |item| {
+            if item.is_err() {
+                failed.store(true, Ordering::Release);
+            }
+        });
+        Ok(Output::Rows {
+            schema: schema.clone(),
+            stream: Box::pin(RecordBatchStreamAdapter::new(schema, watched)),
+        })
+    }
+
+    /// Runs a plan that yields one `count` row (INSERT) to completion.
+    async fn count(&self, plan: LogicalPlan) -> Result<u64> {
+        let df = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(classify)?;
+        let batches = df.collect().await.map_err(classify)?;
+        let count = batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0);
+        Ok(count)
+    }
+
+    async fn run_dml(&self, plan: dml::DmlPlan, params: Option<ParamValues>) -> Result<Output> {
+        let select = self.plan_sql(&plan.select_sql, params).await?;
+        let df = self
+            .ctx
+            .execute_logical_plan(select)
+            .await
+            .map_err(classify)?;
+        let batches = df.collect().await.map_err(classify)?;
+        let writer = RowWriter::new(plan.table.clone(), self.engine.coordinator().clone());
+        let txn = self.txn.clone();
+        let kind = plan.kind;
+        let count = tokio::task::spawn_blocking(move || {
+            txn.with(|t| dml::apply(&plan, &writer, t, &batches))
+        })
+        .await??;
+        Ok(Output::Command(match kind {
+            DmlKind::Update => format!("UPDATE {count}"),
+            DmlKind::Delete => format!("DELETE {count}"),
+        }))
+    }
+
+    fn set(&mut self, set: &Set) -> Result<()> {
+        match set {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => {
+                let value = values.iter().map(expr_text).collect::<Vec<_>>().join(", ");
+                let name = variable.to_string();
+                if value.eq_ignore_ascii_case("default") {
+                    self.vars.reset(&name)
+                } else {
+                    self.vars.set(&name, value)
+                }
+            }
+            Set::SetTimeZone { value, .. } => self.vars.set("timezone", expr_text(value)),
+            Set::SetNames { charset_name, .. } => {
+                self.vars.set("client_encoding", charset_name.value.clone())
+            }
+            Set::SetTransaction { modes, .. } => check_modes(modes),
+            other => Err(Error::unsupported(format!("{other}"))),
+        }
+    }
+}
+
+/// Accepts the transaction modes ShardForge honours (see `vars::isolation`).
+fn check_modes(modes: &[TransactionMode]) -> Result<()> {
+    for mode in modes {
+        if let TransactionMode::IsolationLevel(level) = mode {
+            vars::isolation(&level.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+fn in_failed_block() -> Error {
+    Error::input(
+        InputError::InFailedTransaction,
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+/// The text of a SET value: strings unquoted, identifiers and numbers as written.
+fn expr_text(expr: &Expr) -> String {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(ident) => ident.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn single_text_row(column: &str, value: String) -> Output {
+    let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, true)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(vec![value]))],
+    );
+    let stream = futures::stream::iter(vec![batch.map_err(Into::into)]);
+    Output::Rows {
+        schema: schema.clone(),
+        stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+    }
+}
+
+/// The leading keywords of a statement, for "X is not supported" messages.
+fn statement_kind(stmt: &Statement) -> String {
+    let text = stmt.to_string();
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .take_while(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
+        .take(2)
+        .collect();
+    if words.is_empty() {
+        "this statement".into()
+    } else {
+        words.join(" ").to_uppercase()
+    }
+}

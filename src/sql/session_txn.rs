@@ -1,0 +1,55 @@
+//! The open transaction of one connection, as the table providers see it.
+//!
+//! It is attached to the connection's DataFusion session config as an
+//! extension; the `Session` puts a transaction in before it plans a
+//! statement and takes it out to commit or roll back.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::txn::{Transaction, TxnCoordinator};
+
+pub struct SessionTxn {
+    pub coordinator: Arc<TxnCoordinator>,
+    txn: Mutex<Option<Transaction>>,
+}
+
+impl SessionTxn {
+    pub fn new(coordinator: Arc<TxnCoordinator>) -> Self {
+        Self {
+            coordinator,
+            txn: Mutex::new(None),
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Transaction>> {
+        // Only this connection uses the slot; a panic mid-statement leaves a
+        // transaction that is rolled back anyway.
+        self.txn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the open transaction.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Transaction) -> Result<R>) -> Result<R> {
+        match self.slot().as_mut() {
+            Some(txn) => f(txn),
+            None => Err(Error::Internal("no open transaction".into())),
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.slot().is_some()
+    }
+
+    /// Opens a transaction if none is open.
+    pub fn begin(&self) {
+        let mut slot = self.slot();
+        if slot.is_none() {
+            *slot = Some(self.coordinator.begin());
+        }
+    }
+
+    /// Takes the open transaction out, to commit it or drop it (rollback).
+    pub fn take(&self) -> Option<Transaction> {
+        self.slot().take()
+    }
+}

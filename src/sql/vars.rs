@@ -1,0 +1,168 @@
+//! Session variables: what `SET`, `SHOW` and `RESET` read and write.
+//!
+//! Only the variables PostgreSQL drivers and tools actually send are known;
+//! any other name is `42704 unrecognized configuration parameter`, as in
+//! PostgreSQL. Values are kept as text. `statement_timeout` is accepted and
+//! shown but not enforced yet (see the README's limits).
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, InputError, Result};
+
+/// `(name, default)` of every known variable; names are lower case.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("client_min_messages", "notice"),
+    ("datestyle", "ISO, MDY"),
+    ("default_transaction_isolation", "repeatable read"),
+    ("default_transaction_read_only", "off"),
+    ("extra_float_digits", "1"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("integer_datetimes", "on"),
+    ("intervalstyle", "postgres"),
+    ("is_superuser", "on"),
+    ("lc_messages", "C"),
+    ("lock_timeout", "0"),
+    ("max_identifier_length", "63"),
+    ("search_path", "\"$user\", public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", crate::PG_SERVER_VERSION),
+    ("server_version_num", crate::PG_SERVER_VERSION_NUM),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("timezone", "UTC"),
+    ("transaction_isolation", "repeatable read"),
+    ("transaction_read_only", "off"),
+];
+
+/// Variables a client may read but not change.
+const READ_ONLY: &[&str] = &[
+    "integer_datetimes",
+    "is_superuser",
+    "max_identifier_length",
+    "server_encoding",
+    "server_version",
+    "server_version_num",
+];
+
+pub struct SessionVars {
+    values: BTreeMap<&'static str, String>,
+}
+
+impl Default for SessionVars {
+    fn default() -> Self {
+        Self {
+            values: DEFAULTS.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        }
+    }
+}
+
+/// The canonical name of a variable, and its spelling in SHOW's header.
+pub fn canonical(name: &str) -> String {
+    match name.to_lowercase().as_str() {
+        "transaction isolation level" => "transaction_isolation".into(),
+        "time zone" => "timezone".into(),
+        other => other.to_string(),
+    }
+}
+
+impl SessionVars {
+    fn known(&self, name: &str) -> Result<&'static str> {
+        self.values
+            .keys()
+            .find(|k| **k == name)
+            .copied()
+            .ok_or_else(|| {
+                Error::input(
+                    InputError::UndefinedObject,
+                    format!("unrecognized configuration parameter \"{name}\""),
+                )
+            })
+    }
+
+    pub fn get(&self, name: &str) -> Result<String> {
+        let key = self.known(&canonical(name))?;
+        Ok(self.values[key].clone())
+    }
+
+    pub fn set(&mut self, name: &str, value: String) -> Result<()> {
+        let key = self.known(&canonical(name))?;
+        if READ_ONLY.contains(&key) {
+            return Err(Error::input(
+                InputError::InvalidTransactionState,
+                format!("parameter \"{key}\" cannot be changed"),
+            ));
+        }
+        let value = match key {
+            "client_encoding"
+                if !value.eq_ignore_ascii_case("utf8")
+                    && !value.eq_ignore_ascii_case("unicode") =>
+            {
+                return Err(Error::unsupported(format!("client_encoding {value}")));
+            }
+            "client_encoding" => "UTF8".to_string(),
+            "transaction_isolation" | "default_transaction_isolation" => isolation(&value)?,
+            _ => value,
+        };
+        self.values.insert(key, value);
+        Ok(())
+    }
+
+    pub fn reset(&mut self, name: &str) -> Result<()> {
+        let key = self.known(&canonical(name))?;
+        if let Some((_, default)) = DEFAULTS.iter().find(|(k, _)| *k == key) {
+            self.values.insert(key, default.to_string());
+        }
+        Ok(())
+    }
+
+    pub fn reset_all(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// ShardForge runs every transaction with snapshot isolation, which is what
+/// PostgreSQL calls REPEATABLE READ. READ COMMITTED is accepted and gets the
+/// stronger snapshot isolation; SERIALIZABLE would be a weaker guarantee
+/// than asked for, so it is refused.
+pub fn isolation(level: &str) -> Result<String> {
+    match level.to_lowercase().replace('_', " ").as_str() {
+        "read uncommitted" | "read committed" | "repeatable read" => {
+            Ok("repeatable read".to_string())
+        }
+        "serializable" => Err(Error::unsupported(
+            "SERIALIZABLE isolation (transactions run with snapshot isolation, REPEATABLE READ)",
+        )),
+        other => Err(Error::input(
+            InputError::InvalidParameterValue,
+            format!("invalid value for parameter \"transaction_isolation\": \"{other}\""),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_show_reset() {
+        let mut vars = SessionVars::default();
+        vars.set("application_name", "psql".into()).unwrap();
+        assert_eq!(vars.get("APPLICATION_NAME").unwrap(), "psql");
+        vars.reset("application_name").unwrap();
+        assert_eq!(vars.get("application_name").unwrap(), "");
+        assert!(matches!(
+            vars.get("no_such_thing"),
+            Err(Error::Input(InputError::UndefinedObject, _))
+        ));
+        assert!(vars.set("server_version", "16".into()).is_err());
+        assert_eq!(
+            vars.get("transaction isolation level").unwrap(),
+            "repeatable read"
+        );
+        assert!(vars
+            .set("transaction_isolation", "serializable".into())
+            .is_err());
+    }
+}

@@ -1,0 +1,410 @@
+//! A `shardforge` process for one test.
+//!
+//! [`TestServer::start`] picks three free loopback ports, makes a temp dir
+//! holding the data dir and `server.log` (the process's stdout and stderr),
+//! spawns the binary and waits until `GET /health` answers 200. The process
+//! keeps its data dir and ports across [`TestServer::restart`] (SIGTERM) and
+//! [`TestServer::kill9_and_restart`] (SIGKILL), so a test can check what
+//! survives. Dropping the server kills the process; if the test is panicking,
+//! the end of the log is printed first.
+//!
+//! Starting and stopping are async and wait with `tokio::time::sleep`, so the
+//! test's other tasks (driver connections, writers) keep running meanwhile: a
+//! dropped client really closes its socket before a restart.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, GenericClient, NoTls};
+
+/// How long a fresh or restarted server may take to answer `/health`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a server may take to exit after SIGTERM.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much of the log to print when a test fails.
+const LOG_TAIL_BYTES: usize = 8_000;
+
+pub struct TestServer {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub pg_port: u16,
+    pub rpc_port: u16,
+    pub http_port: u16,
+}
+
+impl TestServer {
+    /// Starts a fresh single-node server and waits until it is ready.
+    pub async fn start() -> TestServer {
+        let dir = tempfile::Builder::new()
+            .prefix("shardforge-e2e-")
+            .tempdir()
+            .expect("create temp dir");
+        let [pg_port, rpc_port, http_port] = free_ports();
+        let mut server = TestServer {
+            dir,
+            child: None,
+            pg_port,
+            rpc_port,
+            http_port,
+        };
+        server.spawn().await;
+        server
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// The server's log so far (both incarnations after a restart).
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = File::open(self.log_path()) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// libpq-style connection string for `dbname`.
+    pub fn conn_str(&self, dbname: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname={dbname}",
+            self.pg_port
+        )
+    }
+
+    /// URL form, for sqlx.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.pg_port)
+    }
+
+    /// A tokio-postgres client to database `postgres`; the connection task is
+    /// spawned on the current runtime.
+    pub async fn connect(&self) -> Client {
+        self.connect_with_handle().await.0
+    }
+
+    /// Like [`connect`](Self::connect), also returning the connection task, so
+    /// a test can abort it to drop the socket without a Terminate message.
+    pub async fn connect_with_handle(&self) -> (Client, tokio::task::JoinHandle<()>) {
+        let (client, connection) = tokio_postgres::connect(&self.conn_str("postgres"), NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{}: {e:?}", self.pg_port));
+        let handle = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        (client, handle)
+    }
+
+    pub async fn sqlx_pool(&self) -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&self.url())
+            .await
+            .unwrap_or_else(|e| panic!("sqlx connect to {}: {e:?}", self.url()))
+    }
+
+    /// SIGTERM, wait for a clean exit, then start again on the same data dir
+    /// and ports.
+    pub async fn restart(&mut self) {
+        let mut child = self.child.take().expect("server is running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for server") {
+                assert!(
+                    status.success(),
+                    "server did not exit cleanly after SIGTERM: {status}\n{}",
+                    self.log_tail()
+                );
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "server still running {SHUTDOWN_TIMEOUT:?} after SIGTERM\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.spawn().await;
+    }
+
+    /// SIGKILL (no chance to flush anything), then start again on the same
+    /// data dir and ports.
+    pub async fn kill9_and_restart(&mut self) {
+        let mut child = self.child.take().expect("server is running");
+        child.kill().expect("kill -9 server");
+        child.wait().expect("reap server");
+        self.spawn().await;
+    }
+
+    async fn spawn(&mut self) {
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open server log");
+        writeln!(log, "===== e2e harness: starting shardforge =====").expect("write log");
+        let child = Command::new(env!("CARGO_BIN_EXE_shardforge"))
+            .arg("start")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--pg-addr")
+            .arg(format!("127.0.0.1:{}", self.pg_port))
+            .arg("--rpc-addr")
+            .arg(format!("127.0.0.1:{}", self.rpc_port))
+            .arg("--http-addr")
+            .arg(format!("127.0.0.1:{}", self.http_port))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn shardforge");
+        self.child = Some(child);
+        self.wait_healthy().await;
+    }
+
+    async fn wait_healthy(&mut self) {
+        let addr: SocketAddr = ([127, 0, 0, 1], self.http_port).into();
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let child = self.child.as_mut().expect("server is running");
+            if let Some(status) = child.try_wait().expect("poll server") {
+                self.child = None;
+                panic!(
+                    "shardforge exited during startup: {status}\n{}",
+                    self.log_tail()
+                );
+            }
+            if health_is_ok(addr) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "shardforge not healthy after {STARTUP_TIMEOUT:?}\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = self.log();
+        let mut start = log.len().saturating_sub(LOG_TAIL_BYTES);
+        while !log.is_char_boundary(start) {
+            start += 1;
+        }
+        format!(
+            "----- {} (last {} bytes) -----\n{}",
+            self.log_path().display(),
+            log.len() - start,
+            &log[start..]
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+    }
+}
+
+/// Three distinct free loopback ports. All listeners are held until the end,
+/// so the same port cannot be handed out twice.
+fn free_ports() -> [u16; 3] {
+    let listeners: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    let port = |i: usize| listeners[i].local_addr().expect("local addr").port();
+    [port(0), port(1), port(2)]
+}
+
+/// One plain HTTP/1.0 `GET /health`; true on a 200 answer.
+fn health_is_ok(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let status_line = String::from_utf8_lossy(&response);
+    let status_line = status_line.lines().next().unwrap_or("");
+    status_line.starts_with("HTTP/1.") && status_line.split_whitespace().nth(1) == Some("200")
+}
+
+// ---- assertions shared by the test modules ----
+
+/// The SQLSTATE of a failed tokio-postgres call, panicking with the full error
+/// if it carries none (for example, the connection died).
+#[track_caller]
+pub fn sqlstate<T: std::fmt::Debug>(result: Result<T, tokio_postgres::Error>) -> SqlState {
+    match result {
+        Ok(value) => panic!("expected an error, got Ok({value:?})"),
+        Err(err) => match err.code() {
+            Some(code) => code.clone(),
+            None => panic!("expected a SQLSTATE, got an error without one: {err:?}"),
+        },
+    }
+}
+
+/// Runs `sql` with the simple query protocol and asserts it fails with `code`.
+pub async fn assert_error(client: &Client, sql: &str, code: SqlState) {
+    let result = client.batch_execute(sql).await;
+    match &result {
+        Err(err) if err.code() == Some(&code) => {}
+        Err(err) => panic!(
+            "{sql}\n  expected SQLSTATE {}, got {:?}: {err}",
+            code.code(),
+            err.code().map(|c| c.code())
+        ),
+        Ok(()) => panic!(
+            "{sql}\n  expected SQLSTATE {}, but it succeeded",
+            code.code()
+        ),
+    }
+}
+
+/// The SQLSTATE of a failed sqlx call.
+#[track_caller]
+pub fn sqlx_sqlstate<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> String {
+    match result {
+        Ok(value) => panic!("expected an error, got Ok({value:?})"),
+        Err(err) => match err.as_database_error().and_then(|e| e.code()) {
+            Some(code) => code.into_owned(),
+            None => panic!("expected a database error with a SQLSTATE, got {err:?}"),
+        },
+    }
+}
+
+/// The single `bigint` value of a one-row, one-column query (`count(*)`,
+/// `sum` of an integer column, or an explicit `::bigint`).
+pub async fn query_i64(client: &impl GenericClient, sql: &str) -> i64 {
+    let row = client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    row.get::<_, i64>(0)
+}
+
+/// Every row of a query, rendered in text by the simple query protocol:
+/// what psql would show (NULL as `None`).
+pub async fn text_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Shorthand for building expected [`text_rows`] results.
+pub fn rows(expected: &[&[Option<&str>]]) -> Vec<Vec<Option<String>>> {
+    expected
+        .iter()
+        .map(|row| row.iter().map(|v| v.map(str::to_owned)).collect())
+        .collect()
+}
+
+/// A `numeric` value decoded from PostgreSQL's binary format into its text
+/// form (`12345.67`, `-0.50`, `NaN`), so tests can check what the server put
+/// on the wire without another dependency.
+#[derive(Debug, PartialEq)]
+pub struct PgNumeric(pub String);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for PgNumeric {
+    fn from_sql(
+        _ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let word = |i: usize| -> Result<i16, Box<dyn std::error::Error + Sync + Send>> {
+            let bytes = raw.get(2 * i..2 * i + 2).ok_or("numeric value too short")?;
+            Ok(i16::from_be_bytes([bytes[0], bytes[1]]))
+        };
+        let (ndigits, weight, sign, dscale) = (
+            word(0)? as usize,
+            word(1)? as i64,
+            word(2)? as u16,
+            word(3)? as usize,
+        );
+        if sign == 0xC000 {
+            return Ok(PgNumeric("NaN".into()));
+        }
+        let digits: Vec<i64> = (0..ndigits)
+            .map(|i| word(4 + i).map(i64::from))
+            .collect::<Result<_, _>>()?;
+        let digit = |i: i64| {
+            if i >= 0 && (i as usize) < digits.len() {
+                digits[i as usize]
+            } else {
+                0
+            }
+        };
+        let mut text = if sign == 0x4000 {
+            String::from("-")
+        } else {
+            String::new()
+        };
+        if weight < 0 {
+            text.push('0');
+        } else {
+            text.push_str(&digit(0).to_string());
+            for i in 1..=weight {
+                text.push_str(&format!("{:04}", digit(i)));
+            }
+        }
+        if dscale > 0 {
+            let mut frac = String::new();
+            let mut i = weight + 1;
+            while frac.len() < dscale {
+                frac.push_str(&format!("{:04}", digit(i)));
+                i += 1;
+            }
+            frac.truncate(dscale);
+            text.push('.');
+            text.push_str(&frac);
+        }
+        Ok(PgNumeric(text))
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        *ty == tokio_postgres::types::Type::NUMERIC
+    }
+}

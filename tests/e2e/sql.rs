@@ -1,0 +1,959 @@
+//! SQL behaviour through real drivers: DDL and DML round trips, row counts,
+//! defaults, keys, and the SQLSTATE of every kind of bad statement.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+use tokio_postgres::error::SqlState;
+
+use crate::harness::{assert_error, query_i64, rows, sqlstate, text_rows, PgNumeric, TestServer};
+
+const ALL_TYPES: &str = "CREATE TABLE all_types (
+    id integer PRIMARY KEY,
+    c_int2 smallint,
+    c_int4 integer,
+    c_int8 bigint,
+    c_float4 real,
+    c_float8 double precision,
+    c_numeric numeric(12, 2),
+    c_bool boolean,
+    c_text text,
+    c_varchar varchar(10),
+    c_char char(4),
+    c_date date,
+    c_ts timestamp,
+    c_tstz timestamptz,
+    c_bytea bytea
+)";
+
+/// The values every driver writes and then expects back.
+struct Sample {
+    int2: i16,
+    int4: i32,
+    int8: i64,
+    float4: f32,
+    float8: f64,
+    numeric: Decimal,
+    boolean: bool,
+    text: &'static str,
+    varchar: &'static str,
+    chars: &'static str,
+    date: NaiveDate,
+    ts: NaiveDateTime,
+    tstz: DateTime<Utc>,
+    bytea: Vec<u8>,
+}
+
+fn sample() -> Sample {
+    Sample {
+        int2: -32768,
+        int4: 2_000_000_000,
+        int8: -9_000_000_000_000,
+        float4: 3.25,
+        float8: 1.0e-300,
+        numeric: Decimal::new(-999_999_999_99, 2),
+        boolean: true,
+        text: "multi\nline 'quoted' ünïcødé ✓",
+        varchar: "ten chars!",
+        chars: "xy",
+        date: NaiveDate::from_ymd_opt(1970, 1, 1).unwrap(),
+        ts: NaiveDate::from_ymd_opt(2038, 1, 19)
+            .unwrap()
+            .and_hms_micro_opt(3, 14, 8, 1)
+            .unwrap(),
+        tstz: Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap(),
+        bytea: (0u8..=255).collect(),
+    }
+}
+
+#[tokio::test]
+async fn every_type_and_null_round_trips_through_both_drivers() {
+    use sqlx::Row;
+
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let pool = server.sqlx_pool().await;
+    client.batch_execute(ALL_TYPES).await.unwrap();
+    let s = sample();
+
+    // Row 1 via tokio-postgres (binary parameters; numeric as a literal because
+    // tokio-postgres has no numeric encoder), row 2 via sqlx, rows 3 and 4 all NULLs.
+    let n = client
+        .execute(
+            "INSERT INTO all_types VALUES ($1, $2, $3, $4, $5, $6, -999999999.99, $7, $8, $9, $10, $11, $12, $13, $14)",
+            &[
+                &1i32, &s.int2, &s.int4, &s.int8, &s.float4, &s.float8, &s.boolean, &s.text, &s.varchar, &s.chars,
+                &s.date, &s.ts, &s.tstz, &s.bytea,
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let done = sqlx::query("INSERT INTO all_types VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
+        .bind(2i32)
+        .bind(s.int2)
+        .bind(s.int4)
+        .bind(s.int8)
+        .bind(s.float4)
+        .bind(s.float8)
+        .bind(s.numeric)
+        .bind(s.boolean)
+        .bind(s.text)
+        .bind(s.varchar)
+        .bind(s.chars)
+        .bind(s.date)
+        .bind(s.ts)
+        .bind(s.tstz)
+        .bind(&s.bytea)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    client
+        .execute("INSERT INTO all_types (id) VALUES ($1)", &[&3i32])
+        .await
+        .unwrap();
+    let none = sqlx::query("INSERT INTO all_types VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
+        .bind(4i32)
+        .bind(None::<i16>)
+        .bind(None::<i32>)
+        .bind(None::<i64>)
+        .bind(None::<f32>)
+        .bind(None::<f64>)
+        .bind(None::<Decimal>)
+        .bind(None::<bool>)
+        .bind(None::<String>)
+        .bind(None::<String>)
+        .bind(None::<String>)
+        .bind(None::<NaiveDate>)
+        .bind(None::<NaiveDateTime>)
+        .bind(None::<DateTime<Utc>>)
+        .bind(None::<Vec<u8>>)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(none.rows_affected(), 1);
+
+    // Read back with tokio-postgres.
+    let got = client
+        .query("SELECT * FROM all_types ORDER BY id", &[])
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 4);
+    for r in &got[..2] {
+        let id: i32 = r.get("id");
+        assert_eq!(r.get::<_, i16>("c_int2"), s.int2, "row {id}");
+        assert_eq!(r.get::<_, i32>("c_int4"), s.int4, "row {id}");
+        assert_eq!(r.get::<_, i64>("c_int8"), s.int8, "row {id}");
+        assert_eq!(r.get::<_, f32>("c_float4"), s.float4, "row {id}");
+        assert_eq!(r.get::<_, f64>("c_float8"), s.float8, "row {id}");
+        assert_eq!(
+            r.get::<_, PgNumeric>("c_numeric"),
+            PgNumeric("-999999999.99".into()),
+            "row {id}"
+        );
+        assert_eq!(r.get::<_, bool>("c_bool"), s.boolean, "row {id}");
+        assert_eq!(r.get::<_, &str>("c_text"), s.text, "row {id}");
+        assert_eq!(r.get::<_, &str>("c_varchar"), s.varchar, "row {id}");
+        assert_eq!(r.get::<_, &str>("c_char"), "xy  ", "row {id}");
+        assert_eq!(r.get::<_, NaiveDate>("c_date"), s.date, "row {id}");
+        assert_eq!(r.get::<_, NaiveDateTime>("c_ts"), s.ts, "row {id}");
+        assert_eq!(r.get::<_, DateTime<Utc>>("c_tstz"), s.tstz, "row {id}");
+        assert_eq!(r.get::<_, Vec<u8>>("c_bytea"), s.bytea, "row {id}");
+    }
+    for r in &got[2..] {
+        for col in 1..r.len() {
+            // Every non-key column is NULL; read each as raw bytes to not care about type.
+            let is_null = match r.columns()[col].type_().clone() {
+                tokio_postgres::types::Type::NUMERIC => {
+                    r.get::<_, Option<PgNumeric>>(col).is_none()
+                }
+                tokio_postgres::types::Type::INT2 => r.get::<_, Option<i16>>(col).is_none(),
+                tokio_postgres::types::Type::INT4 => r.get::<_, Option<i32>>(col).is_none(),
+                tokio_postgres::types::Type::INT8 => r.get::<_, Option<i64>>(col).is_none(),
+                tokio_postgres::types::Type::FLOAT4 => r.get::<_, Option<f32>>(col).is_none(),
+                tokio_postgres::types::Type::FLOAT8 => r.get::<_, Option<f64>>(col).is_none(),
+                tokio_postgres::types::Type::BOOL => r.get::<_, Option<bool>>(col).is_none(),
+                tokio_postgres::types::Type::DATE => r.get::<_, Option<NaiveDate>>(col).is_none(),
+                tokio_postgres::types::Type::TIMESTAMP => {
+                    r.get::<_, Option<NaiveDateTime>>(col).is_none()
+                }
+                tokio_postgres::types::Type::TIMESTAMPTZ => {
+                    r.get::<_, Option<DateTime<Utc>>>(col).is_none()
+                }
+                tokio_postgres::types::Type::BYTEA => r.get::<_, Option<Vec<u8>>>(col).is_none(),
+                _ => r.get::<_, Option<String>>(col).is_none(),
+            };
+            assert!(
+                is_null,
+                "row {} column {} should be NULL",
+                r.get::<_, i32>(0),
+                r.columns()[col].name()
+            );
+        }
+    }
+
+    // Read back with sqlx.
+    let got = sqlx::query("SELECT * FROM all_types ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 4);
+    for r in &got[..2] {
+        assert_eq!(r.get::<i16, _>("c_int2"), s.int2);
+        assert_eq!(r.get::<i32, _>("c_int4"), s.int4);
+        assert_eq!(r.get::<i64, _>("c_int8"), s.int8);
+        assert_eq!(r.get::<f32, _>("c_float4"), s.float4);
+        assert_eq!(r.get::<f64, _>("c_float8"), s.float8);
+        assert_eq!(r.get::<Decimal, _>("c_numeric"), s.numeric);
+        assert_eq!(r.get::<bool, _>("c_bool"), s.boolean);
+        assert_eq!(r.get::<String, _>("c_text"), s.text);
+        assert_eq!(r.get::<String, _>("c_varchar"), s.varchar);
+        assert_eq!(r.get::<String, _>("c_char"), "xy  ");
+        assert_eq!(r.get::<NaiveDate, _>("c_date"), s.date);
+        assert_eq!(r.get::<NaiveDateTime, _>("c_ts"), s.ts);
+        assert_eq!(r.get::<DateTime<Utc>, _>("c_tstz"), s.tstz);
+        assert_eq!(r.get::<Vec<u8>, _>("c_bytea"), s.bytea);
+    }
+    for r in &got[2..] {
+        assert_eq!(r.get::<Option<i16>, _>("c_int2"), None);
+        assert_eq!(r.get::<Option<i64>, _>("c_int8"), None);
+        assert_eq!(r.get::<Option<f64>, _>("c_float8"), None);
+        assert_eq!(r.get::<Option<Decimal>, _>("c_numeric"), None);
+        assert_eq!(r.get::<Option<bool>, _>("c_bool"), None);
+        assert_eq!(r.get::<Option<String>, _>("c_char"), None);
+        assert_eq!(r.get::<Option<NaiveDate>, _>("c_date"), None);
+        assert_eq!(r.get::<Option<DateTime<Utc>>, _>("c_tstz"), None);
+        assert_eq!(r.get::<Option<Vec<u8>>, _>("c_bytea"), None);
+    }
+
+    // NULL semantics in SQL itself.
+    assert_eq!(
+        query_i64(
+            &client,
+            "SELECT count(*) FROM all_types WHERE c_text IS NULL"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        query_i64(&client, "SELECT count(c_text) FROM all_types").await,
+        2
+    );
+    assert_eq!(
+        query_i64(
+            &client,
+            "SELECT count(*) FROM all_types WHERE c_int4 = NULL"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn update_and_delete_with_subqueries_report_row_counts() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE accounts (id integer PRIMARY KEY, region text NOT NULL, balance bigint NOT NULL);
+             CREATE TABLE regions (name text PRIMARY KEY, active boolean NOT NULL);
+             CREATE TABLE bonuses (account_id integer PRIMARY KEY, bonus bigint NOT NULL);
+             INSERT INTO regions VALUES ('eu', true), ('us', true), ('ap', false);
+             INSERT INTO bonuses VALUES (1, 1000), (4, 4000), (99, 9900);",
+        )
+        .await
+        .unwrap();
+    let inserted = client
+        .execute(
+            "INSERT INTO accounts VALUES (1, 'eu', 100), (2, 'us', 200), (3, 'ap', 300), (4, 'eu', 400), \
+             (5, 'ap', 500), (6, 'us', 600)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, 6);
+
+    let n = client
+        .execute(
+            "UPDATE accounts SET balance = balance + 10 WHERE region IN (SELECT name FROM regions WHERE active)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 4);
+
+    let n = client
+        .execute(
+            "UPDATE accounts a SET balance = a.balance + b.bonus FROM bonuses b WHERE a.id = b.account_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "UPDATE ... FROM touches only accounts with a bonus");
+
+    let n = client
+        .execute(
+            "UPDATE accounts SET balance = (SELECT max(balance) FROM accounts) WHERE id = 3",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+
+    // A filter only the query engine can evaluate must not turn into "all rows".
+    let n = client
+        .execute(
+            "UPDATE accounts SET region = upper(region) WHERE id % 2 = 0",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let n = client
+        .execute(
+            "UPDATE accounts SET balance = 0 WHERE region = 'nowhere'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT id, region, balance FROM accounts ORDER BY id"
+        )
+        .await,
+        rows(&[
+            &[Some("1"), Some("eu"), Some("1110")],
+            &[Some("2"), Some("US"), Some("210")],
+            &[Some("3"), Some("ap"), Some("4410")],
+            &[Some("4"), Some("EU"), Some("4410")],
+            &[Some("5"), Some("ap"), Some("500")],
+            &[Some("6"), Some("US"), Some("610")],
+        ])
+    );
+
+    let n = client
+        .execute(
+            "DELETE FROM accounts a WHERE NOT EXISTS (SELECT 1 FROM regions r WHERE r.name = lower(a.region) AND r.active)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "the two 'ap' accounts");
+    let n = client
+        .execute(
+            "DELETE FROM accounts WHERE balance = (SELECT max(balance) FROM accounts)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let n = client
+        .execute(
+            "DELETE FROM accounts WHERE id IN (SELECT account_id FROM bonuses WHERE bonus > 5000)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(
+        text_rows(&client, "SELECT id FROM accounts ORDER BY id").await,
+        rows(&[&[Some("1")], &[Some("2")], &[Some("6")]])
+    );
+    let n = client.execute("DELETE FROM accounts", &[]).await.unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM accounts").await, 0);
+}
+
+#[tokio::test]
+async fn insert_select_and_default_values() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE src (id integer PRIMARY KEY, grp integer NOT NULL, label text);
+             CREATE TABLE dst (id integer PRIMARY KEY, grp integer NOT NULL DEFAULT 7, label text DEFAULT 'none',
+                               flag boolean NOT NULL DEFAULT false);
+             CREATE TABLE defaults_only (a integer DEFAULT 42, b text DEFAULT 'x');",
+        )
+        .await
+        .unwrap();
+    let values: Vec<String> = (1..=100)
+        .map(|i| format!("({i}, {}, 'l{i}')", i % 5))
+        .collect();
+    let n = client
+        .execute(
+            &format!("INSERT INTO src VALUES {}", values.join(", ")),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 100);
+
+    let n = client
+        .execute(
+            "INSERT INTO dst (id, grp, label) SELECT id, grp, label FROM src WHERE grp = 0",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 20);
+    assert_eq!(
+        query_i64(&client, "SELECT count(*) FROM dst WHERE NOT flag").await,
+        20
+    );
+
+    let n = client
+        .execute("INSERT INTO dst (id) VALUES (1000), (1001)", &[])
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let n = client
+        .execute(
+            "INSERT INTO dst VALUES (1002, DEFAULT, 'given', DEFAULT)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT id, grp, label, flag FROM dst WHERE id >= 1000 ORDER BY id"
+        )
+        .await,
+        rows(&[
+            &[Some("1000"), Some("7"), Some("none"), Some("f")],
+            &[Some("1001"), Some("7"), Some("none"), Some("f")],
+            &[Some("1002"), Some("7"), Some("given"), Some("f")],
+        ])
+    );
+    // An explicit NULL is not the default.
+    client
+        .execute("INSERT INTO dst (id, label) VALUES (1003, NULL)", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        query_i64(
+            &client,
+            "SELECT count(*) FROM dst WHERE id = 1003 AND label IS NULL"
+        )
+        .await,
+        1
+    );
+
+    client
+        .batch_execute("INSERT INTO defaults_only DEFAULT VALUES")
+        .await
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO defaults_only (b) VALUES ('y')")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT a, b FROM defaults_only ORDER BY b").await,
+        rows(&[&[Some("42"), Some("x")], &[Some("42"), Some("y")]])
+    );
+
+    // INSERT ... SELECT from a table function, across every shard.
+    client
+        .batch_execute("CREATE TABLE big (id integer PRIMARY KEY, k integer)")
+        .await
+        .unwrap();
+    let n = client
+        .execute(
+            "INSERT INTO big SELECT i, i % 7 FROM generate_series(1, 5000) AS s(i)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 5000);
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM big").await, 5000);
+    assert_eq!(
+        query_i64(&client, "SELECT sum(id) FROM big").await,
+        5000 * 5001 / 2
+    );
+    assert_eq!(
+        query_i64(&client, "SELECT count(*) FROM big WHERE k = 3").await,
+        714
+    );
+    // Self-referencing INSERT ... SELECT reads its snapshot, not its own output.
+    let n = client
+        .execute("INSERT INTO big SELECT id + 5000, k FROM big", &[])
+        .await
+        .unwrap();
+    assert_eq!(n, 5000);
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM big").await, 10000);
+}
+
+#[tokio::test]
+async fn composite_primary_key() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE cp (tenant integer, name text, v integer NOT NULL, PRIMARY KEY (tenant, name));
+             INSERT INTO cp VALUES (1, 'x', 1), (1, 'y', 2), (2, 'x', 3), (2, 'y', 4), (3, 'x', 5);",
+        )
+        .await
+        .unwrap();
+    assert_error(
+        &client,
+        "INSERT INTO cp VALUES (1, 'x', 99)",
+        SqlState::UNIQUE_VIOLATION,
+    )
+    .await;
+    // Same first column, different second: not a duplicate.
+    client
+        .batch_execute("INSERT INTO cp VALUES (1, 'z', 6)")
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "SELECT v FROM cp WHERE tenant = $1 AND name = $2",
+            &[&2i32, &"y"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 4);
+    assert_eq!(
+        client
+            .execute(
+                "UPDATE cp SET v = v * 10 WHERE tenant = 1 AND name = 'y'",
+                &[]
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    // Moving a row onto an existing key fails and changes nothing.
+    assert_error(
+        &client,
+        "UPDATE cp SET name = 'x' WHERE tenant = 2 AND name = 'y'",
+        SqlState::UNIQUE_VIOLATION,
+    )
+    .await;
+    assert_error(
+        &client,
+        "INSERT INTO cp VALUES (NULL, 'q', 1)",
+        SqlState::NOT_NULL_VIOLATION,
+    )
+    .await;
+    assert_eq!(
+        client
+            .execute("DELETE FROM cp WHERE tenant = 1", &[])
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT tenant, name, v FROM cp ORDER BY tenant, name"
+        )
+        .await,
+        rows(&[
+            &[Some("2"), Some("x"), Some("3")],
+            &[Some("2"), Some("y"), Some("4")],
+            &[Some("3"), Some("x"), Some("5")],
+        ])
+    );
+}
+
+#[tokio::test]
+async fn table_without_primary_key_keeps_duplicate_rows() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE np (a integer, b text)")
+        .await
+        .unwrap();
+    let n = client
+        .execute(
+            "INSERT INTO np VALUES (1, 'x'), (1, 'x'), (2, 'y'), (NULL, NULL)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 4);
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM np").await, 4);
+    // The hidden row id is not a visible column.
+    let stmt = client.prepare("SELECT * FROM np").await.unwrap();
+    let names: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, vec!["a", "b"]);
+
+    assert_eq!(
+        client
+            .execute("UPDATE np SET b = 'z' WHERE a = 1", &[])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        query_i64(&client, "SELECT count(*) FROM np WHERE b = 'z'").await,
+        2
+    );
+    assert_eq!(
+        client
+            .execute("DELETE FROM np WHERE a = 1", &[])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        client
+            .execute("DELETE FROM np WHERE a IS NULL", &[])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        text_rows(&client, "SELECT a, b FROM np").await,
+        rows(&[&[Some("2"), Some("y")]])
+    );
+}
+
+#[tokio::test]
+async fn queries_with_joins_aggregates_ctes_and_windows() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE dept (id integer PRIMARY KEY, name text NOT NULL);
+             CREATE TABLE emp (id integer PRIMARY KEY, dept_id integer, name text NOT NULL, salary integer NOT NULL);
+             INSERT INTO dept VALUES (1, 'eng'), (2, 'ops'), (3, 'empty');
+             INSERT INTO emp VALUES (1, 1, 'ann', 100), (2, 1, 'bob', 120), (3, 2, 'cy', 90),
+                                    (4, 2, 'di', 90), (5, NULL, 'ed', 50);",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT d.name, count(e.id), coalesce(sum(e.salary), 0) FROM dept d LEFT JOIN emp e ON e.dept_id = d.id \
+             GROUP BY d.name ORDER BY d.name"
+        )
+        .await,
+        rows(&[
+            &[Some("empty"), Some("0"), Some("0")],
+            &[Some("eng"), Some("2"), Some("220")],
+            &[Some("ops"), Some("2"), Some("180")],
+        ])
+    );
+    assert_eq!(
+        text_rows(
+            &client,
+            "WITH totals AS (SELECT dept_id, sum(salary) AS total FROM emp GROUP BY dept_id) \
+             SELECT d.name, t.total FROM totals t JOIN dept d ON d.id = t.dept_id WHERE t.total > 200"
+        )
+        .await,
+        rows(&[&[Some("eng"), Some("220")]])
+    );
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT name, rank() OVER (ORDER BY salary DESC), sum(salary) OVER (PARTITION BY dept_id) \
+             FROM emp WHERE dept_id IS NOT NULL ORDER BY salary DESC, name"
+        )
+        .await,
+        rows(&[
+            &[Some("bob"), Some("1"), Some("220")],
+            &[Some("ann"), Some("2"), Some("220")],
+            &[Some("cy"), Some("3"), Some("180")],
+            &[Some("di"), Some("3"), Some("180")],
+        ])
+    );
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT avg(salary)::numeric(10,2), max(name) FROM emp HAVING count(*) > 1"
+        )
+        .await,
+        rows(&[&[Some("90.00"), Some("ed")]])
+    );
+}
+
+#[tokio::test]
+async fn constraint_and_data_errors_have_postgresql_sqlstates_and_change_nothing() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE c (id integer PRIMARY KEY, code varchar(3), small smallint, name text NOT NULL);
+             INSERT INTO c VALUES (1, 'abc', 1, 'one'), (2, 'de', 2, 'two');",
+        )
+        .await
+        .unwrap();
+
+    assert_error(
+        &client,
+        "INSERT INTO c VALUES (1, 'x', 0, 'dup')",
+        SqlState::UNIQUE_VIOLATION,
+    )
+    .await;
+    // A multi-row statement is atomic: row 10 is not left behind.
+    assert_error(
+        &client,
+        "INSERT INTO c VALUES (10, 'x', 0, 'ten'), (2, 'y', 0, 'dup')",
+        SqlState::UNIQUE_VIOLATION,
+    )
+    .await;
+    assert_error(
+        &client,
+        "UPDATE c SET id = 2 WHERE id = 1",
+        SqlState::UNIQUE_VIOLATION,
+    )
+    .await;
+
+    assert_error(
+        &client,
+        "INSERT INTO c VALUES (3, 'x', 0, NULL)",
+        SqlState::NOT_NULL_VIOLATION,
+    )
+    .await;
+    assert_error(
+        &client,
+        "INSERT INTO c (id, code) VALUES (3, 'x')",
+        SqlState::NOT_NULL_VIOLATION,
+    )
+    .await;
+    assert_error(
+        &client,
+        "UPDATE c SET name = NULL WHERE id = 2",
+        SqlState::NOT_NULL_VIOLATION,
+    )
+    .await;
+    assert_error(
+        &client,
+        "INSERT INTO c (code, name) VALUES ('x', 'no id')",
+        SqlState::NOT_NULL_VIOLATION,
+    )
+    .await;
+
+    assert_error(
+        &client,
+        "INSERT INTO c VALUES (4, 'abcd', 0, 'four')",
+        SqlState::STRING_DATA_RIGHT_TRUNCATION,
+    )
+    .await;
+    assert_error(
+        &client,
+        "UPDATE c SET code = code || 'zz' WHERE id = 1",
+        SqlState::STRING_DATA_RIGHT_TRUNCATION,
+    )
+    .await;
+
+    assert_error(
+        &client,
+        "SELECT '12x'::int",
+        SqlState::INVALID_TEXT_REPRESENTATION,
+    )
+    .await;
+    assert_error(
+        &client,
+        "INSERT INTO c VALUES ('12x', 'a', 0, 'n')",
+        SqlState::INVALID_TEXT_REPRESENTATION,
+    )
+    .await;
+    assert_error(&client, "SELECT 1 / 0", SqlState::DIVISION_BY_ZERO).await;
+    assert_error(
+        &client,
+        "SELECT id / (small - small) FROM c",
+        SqlState::DIVISION_BY_ZERO,
+    )
+    .await;
+    assert_error(
+        &client,
+        "INSERT INTO c VALUES (5, 'a', 40000, 'n')",
+        SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+    )
+    .await;
+    assert_error(
+        &client,
+        "SELECT 32767::smallint + 1::smallint",
+        SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+    )
+    .await;
+    assert_error(
+        &client,
+        "UPDATE c SET small = small + 32767 WHERE id = 2",
+        SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+    )
+    .await;
+    assert_error(
+        &client,
+        "SELECT 2147483647 + 1",
+        SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+    )
+    .await;
+
+    // Bound parameters are checked the same way.
+    assert_eq!(
+        sqlstate(
+            client
+                .execute("INSERT INTO c VALUES ($1, $2, 0, 'p')", &[&6i32, &"long"])
+                .await
+        ),
+        SqlState::STRING_DATA_RIGHT_TRUNCATION
+    );
+    assert_eq!(
+        sqlstate(
+            client
+                .execute("INSERT INTO c VALUES ($1, 'a', 0, $2)", &[&1i32, &"dup"])
+                .await
+        ),
+        SqlState::UNIQUE_VIOLATION
+    );
+
+    assert_eq!(
+        text_rows(&client, "SELECT id, code, small, name FROM c ORDER BY id").await,
+        rows(&[
+            &[Some("1"), Some("abc"), Some("1"), Some("one")],
+            &[Some("2"), Some("de"), Some("2"), Some("two")],
+        ]),
+        "failed statements changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_duplicate_objects() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id integer PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'kept')",
+        )
+        .await
+        .unwrap();
+
+    assert_error(
+        &client,
+        "SELECT * FROM no_such_table",
+        SqlState::UNDEFINED_TABLE,
+    )
+    .await;
+    assert_error(
+        &client,
+        "INSERT INTO no_such_table VALUES (1)",
+        SqlState::UNDEFINED_TABLE,
+    )
+    .await;
+    assert_error(
+        &client,
+        "UPDATE no_such_table SET a = 1",
+        SqlState::UNDEFINED_TABLE,
+    )
+    .await;
+    assert_error(
+        &client,
+        "DELETE FROM no_such_table",
+        SqlState::UNDEFINED_TABLE,
+    )
+    .await;
+    assert_error(
+        &client,
+        "DROP TABLE no_such_table",
+        SqlState::UNDEFINED_TABLE,
+    )
+    .await;
+    client
+        .batch_execute("DROP TABLE IF EXISTS no_such_table")
+        .await
+        .unwrap();
+
+    assert_error(&client, "SELECT nope FROM t", SqlState::UNDEFINED_COLUMN).await;
+    assert_error(
+        &client,
+        "SELECT id FROM t WHERE nope = 1",
+        SqlState::UNDEFINED_COLUMN,
+    )
+    .await;
+    assert_error(
+        &client,
+        "INSERT INTO t (id, nope) VALUES (2, 'x')",
+        SqlState::UNDEFINED_COLUMN,
+    )
+    .await;
+    assert_error(
+        &client,
+        "UPDATE t SET nope = 'x'",
+        SqlState::UNDEFINED_COLUMN,
+    )
+    .await;
+
+    assert_error(
+        &client,
+        "CREATE TABLE t (x integer PRIMARY KEY)",
+        SqlState::DUPLICATE_TABLE,
+    )
+    .await;
+    client
+        .batch_execute("CREATE TABLE IF NOT EXISTS t (x integer PRIMARY KEY)")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT id, v FROM t").await,
+        rows(&[&[Some("1"), Some("kept")]])
+    );
+
+    assert_error(&client, "SELEKT * FROM t", SqlState::SYNTAX_ERROR).await;
+    assert_error(&client, "SELECT * FROM t WHERE", SqlState::SYNTAX_ERROR).await;
+    assert_error(
+        &client,
+        "CREATE TABLE bad (id integer PRIMARY KEY,)",
+        SqlState::SYNTAX_ERROR,
+    )
+    .await;
+
+    // DROP really removes the table; the name can be reused with a new shape.
+    client.batch_execute("DROP TABLE t").await.unwrap();
+    assert_error(&client, "SELECT * FROM t", SqlState::UNDEFINED_TABLE).await;
+    client
+        .batch_execute("CREATE TABLE t (a text PRIMARY KEY, b bigint)")
+        .await
+        .unwrap();
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM t").await, 0);
+    client
+        .batch_execute("INSERT INTO t VALUES ('k', 5)")
+        .await
+        .unwrap();
+    assert_eq!(query_i64(&client, "SELECT b FROM t WHERE a = 'k'").await, 5);
+}
+
+#[tokio::test]
+async fn unsupported_statements_fail_cleanly_without_killing_the_connection() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE u (id integer PRIMARY KEY)")
+        .await
+        .unwrap();
+    let statements = [
+        "CREATE TRIGGER trg AFTER INSERT ON u FOR EACH ROW EXECUTE FUNCTION no_such_fn()",
+        "LISTEN some_channel",
+        "CREATE RULE r AS ON INSERT TO u DO INSTEAD NOTHING",
+    ];
+    let acceptable = [SqlState::FEATURE_NOT_SUPPORTED, SqlState::SYNTAX_ERROR];
+    for sql in statements {
+        let code = sqlstate(client.batch_execute(sql).await);
+        assert!(
+            acceptable.contains(&code),
+            "{sql}: got SQLSTATE {}",
+            code.code()
+        );
+        // The extended protocol (Parse) must fail just as cleanly.
+        let code = sqlstate(client.prepare(sql).await);
+        assert!(
+            acceptable.contains(&code),
+            "prepare {sql}: got SQLSTATE {}",
+            code.code()
+        );
+        client
+            .batch_execute("INSERT INTO u SELECT coalesce(max(id), 0) + 1 FROM u")
+            .await
+            .unwrap();
+    }
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM u").await, 3);
+}

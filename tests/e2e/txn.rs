@@ -1,0 +1,468 @@
+//! Transactions: visibility, rollback, snapshot isolation and write
+//! conflicts (40001), failed blocks (25P02), abandoned sessions, and
+//! atomic commit of rows spread over every shard.
+//!
+//! Tests that rely on a transaction keeping one snapshot start it with
+//! `BEGIN ISOLATION LEVEL REPEATABLE READ`, which is snapshot isolation in
+//! PostgreSQL too, so the expectations are PostgreSQL's.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+use crate::harness::{assert_error, query_i64, rows, sqlstate, text_rows, TestServer};
+
+/// Number of rows in `table`, as seen by `client`.
+async fn count(client: &Client, table: &str) -> i64 {
+    query_i64(client, &format!("SELECT count(*) FROM {table}")).await
+}
+
+#[tokio::test]
+async fn transaction_reads_its_own_writes_and_commit_publishes_them() {
+    let server = TestServer::start().await;
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute(
+        "CREATE TABLE t (id integer PRIMARY KEY, v text NOT NULL); INSERT INTO t VALUES (1, 'old')",
+    )
+    .await
+    .unwrap();
+
+    a.batch_execute("BEGIN").await.unwrap();
+    a.batch_execute("INSERT INTO t VALUES (2, 'new')")
+        .await
+        .unwrap();
+    assert_eq!(count(&a, "t").await, 2);
+    assert_eq!(
+        a.execute("UPDATE t SET v = 'changed' WHERE id = 1", &[])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        a.execute("UPDATE t SET v = v || '!' WHERE id = 2", &[])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        text_rows(&a, "SELECT id, v FROM t ORDER BY id").await,
+        rows(&[&[Some("1"), Some("changed")], &[Some("2"), Some("new!")]])
+    );
+    assert_eq!(
+        a.execute("DELETE FROM t WHERE id = 1", &[]).await.unwrap(),
+        1
+    );
+    assert_eq!(count(&a, "t").await, 1);
+    // Own writes also count for key checks inside the transaction.
+    assert_error(
+        &a,
+        "INSERT INTO t VALUES (2, 'dup')",
+        SqlState::UNIQUE_VIOLATION,
+    )
+    .await;
+    a.batch_execute("ROLLBACK").await.unwrap();
+
+    // The same through the driver's transaction API, then committed.
+    let mut a = a;
+    let tx = a.transaction().await.unwrap();
+    tx.execute("INSERT INTO t VALUES (3, 'three')", &[])
+        .await
+        .unwrap();
+    tx.execute("UPDATE t SET v = 'first' WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(query_i64(&tx, "SELECT count(*) FROM t").await, 2);
+    tx.commit().await.unwrap();
+
+    assert_eq!(
+        text_rows(&b, "SELECT id, v FROM t ORDER BY id").await,
+        rows(&[&[Some("1"), Some("first")], &[Some("3"), Some("three")]])
+    );
+}
+
+#[tokio::test]
+async fn rollback_discards_inserts_updates_and_deletes() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE r (id integer PRIMARY KEY, v integer NOT NULL);
+             INSERT INTO r VALUES (1, 10), (2, 20), (3, 30);",
+        )
+        .await
+        .unwrap();
+    let before = text_rows(&client, "SELECT id, v FROM r ORDER BY id").await;
+
+    client
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO r VALUES (4, 40), (5, 50);
+             UPDATE r SET v = v + 1;
+             DELETE FROM r WHERE id = 2;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(&client, "r").await, 4);
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT id, v FROM r ORDER BY id").await,
+        before
+    );
+
+    // A driver transaction dropped without commit rolls back.
+    {
+        let tx = client.transaction().await.unwrap();
+        tx.execute("DELETE FROM r", &[]).await.unwrap();
+        assert_eq!(query_i64(&tx, "SELECT count(*) FROM r").await, 0);
+    }
+    assert_eq!(
+        text_rows(&client, "SELECT id, v FROM r ORDER BY id").await,
+        before
+    );
+    let other = server.connect().await;
+    assert_eq!(
+        text_rows(&other, "SELECT id, v FROM r ORDER BY id").await,
+        before
+    );
+}
+
+#[tokio::test]
+async fn uncommitted_rows_are_invisible_and_a_transaction_keeps_its_snapshot() {
+    let server = TestServer::start().await;
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute(
+        "CREATE TABLE s (id integer PRIMARY KEY, v integer NOT NULL); INSERT INTO s VALUES (1, 1)",
+    )
+    .await
+    .unwrap();
+
+    // Writer A, uncommitted: B sees none of it.
+    a.batch_execute("BEGIN; INSERT INTO s VALUES (2, 2); UPDATE s SET v = 100 WHERE id = 1; DELETE FROM s WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&b, "SELECT id, v FROM s ORDER BY id").await,
+        rows(&[&[Some("1"), Some("1")]])
+    );
+
+    // Reader B opens a snapshot, then A commits.
+    b.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    assert_eq!(count(&b, "s").await, 1);
+    a.batch_execute("COMMIT").await.unwrap();
+    a.batch_execute("INSERT INTO s VALUES (3, 3)")
+        .await
+        .unwrap();
+
+    // B still sees its snapshot: neither the commit nor the later autocommit insert.
+    assert_eq!(
+        text_rows(&b, "SELECT id, v FROM s ORDER BY id").await,
+        rows(&[&[Some("1"), Some("1")]])
+    );
+    assert_eq!(query_i64(&b, "SELECT sum(v) FROM s").await, 1);
+    b.batch_execute("COMMIT").await.unwrap();
+
+    // A new transaction (or statement) sees everything committed.
+    assert_eq!(
+        text_rows(&b, "SELECT id, v FROM s ORDER BY id").await,
+        rows(&[&[Some("2"), Some("2")], &[Some("3"), Some("3")]])
+    );
+}
+
+#[tokio::test]
+async fn concurrent_updates_of_one_row_make_the_later_committer_fail_with_40001() {
+    let server = TestServer::start().await;
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute(
+        "CREATE TABLE acct (id integer PRIMARY KEY, balance integer NOT NULL);
+         INSERT INTO acct VALUES (1, 0), (2, 0), (3, 0);",
+    )
+    .await
+    .unwrap();
+
+    for client in [&a, &b] {
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .unwrap();
+        assert_eq!(query_i64(client, "SELECT sum(balance) FROM acct").await, 0);
+    }
+    assert_eq!(
+        a.execute("UPDATE acct SET balance = balance + 1 WHERE id = 1", &[])
+            .await
+            .unwrap(),
+        1
+    );
+    // Disjoint rows do not conflict.
+    assert_eq!(
+        a.execute("UPDATE acct SET balance = balance + 1 WHERE id = 2", &[])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        b.execute("UPDATE acct SET balance = balance + 10 WHERE id = 3", &[])
+            .await
+            .unwrap(),
+        1
+    );
+
+    // B writes row 1 too. Depending on the engine the write waits for A
+    // (PostgreSQL) or goes ahead optimistically, so run it in its own task
+    // while A commits.
+    let b_task = tokio::spawn(async move {
+        let outcome = match b
+            .execute("UPDATE acct SET balance = balance + 10 WHERE id = 1", &[])
+            .await
+        {
+            Err(e) => Err(("UPDATE", e)),
+            Ok(_) => b.batch_execute("COMMIT").await.map_err(|e| ("COMMIT", e)),
+        };
+        (b, outcome)
+    });
+    a.batch_execute("COMMIT")
+        .await
+        .expect("the first committer wins");
+    let (b, outcome) = b_task.await.unwrap();
+    match outcome {
+        Ok(()) => panic!("the later writer committed a conflicting update (lost update)"),
+        Err((step, err)) => {
+            assert_eq!(
+                err.code(),
+                Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+                "{step} failed with {err:?}"
+            )
+        }
+    }
+    // Whether it failed at the write or at COMMIT, the transaction is over
+    // after ROLLBACK, and none of B's writes (not even row 3) survive.
+    b.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        text_rows(&b, "SELECT id, balance FROM acct ORDER BY id").await,
+        rows(&[
+            &[Some("1"), Some("1")],
+            &[Some("2"), Some("1")],
+            &[Some("3"), Some("0")]
+        ])
+    );
+
+    // The retried transaction goes through.
+    b.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; UPDATE acct SET balance = balance + 10 WHERE id = 1; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(
+        query_i64(&a, "SELECT balance::bigint FROM acct WHERE id = 1").await,
+        11
+    );
+}
+
+#[tokio::test]
+async fn error_in_a_block_aborts_it_until_rollback() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE f (id integer PRIMARY KEY)")
+        .await
+        .unwrap();
+
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute("INSERT INTO f VALUES (1)")
+        .await
+        .unwrap();
+    assert_error(
+        &client,
+        "INSERT INTO f VALUES (1)",
+        SqlState::UNIQUE_VIOLATION,
+    )
+    .await;
+    assert_error(&client, "SELECT 1", SqlState::IN_FAILED_SQL_TRANSACTION).await;
+    assert_error(
+        &client,
+        "INSERT INTO f VALUES (2)",
+        SqlState::IN_FAILED_SQL_TRANSACTION,
+    )
+    .await;
+    // The extended protocol is refused too.
+    assert_eq!(
+        sqlstate(client.query("SELECT count(*) FROM f", &[]).await),
+        SqlState::IN_FAILED_SQL_TRANSACTION
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        count(&client, "f").await,
+        0,
+        "nothing of the failed block survives"
+    );
+
+    // COMMIT of a failed block is answered, but rolls back.
+    client
+        .batch_execute("BEGIN; INSERT INTO f VALUES (3)")
+        .await
+        .unwrap();
+    assert_error(&client, "SELECT 1 / 0", SqlState::DIVISION_BY_ZERO).await;
+    assert_error(&client, "SELECT 1", SqlState::IN_FAILED_SQL_TRANSACTION).await;
+    client
+        .batch_execute("COMMIT")
+        .await
+        .expect("COMMIT of a failed block is not an error");
+    assert_eq!(count(&client, "f").await, 0);
+
+    // And an ordinary transaction works afterwards.
+    client
+        .batch_execute("BEGIN; INSERT INTO f VALUES (4); COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(count(&client, "f").await, 1);
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_transaction_leaves_nothing_behind() {
+    let server = TestServer::start().await;
+    let admin = server.connect().await;
+    admin
+        .batch_execute("CREATE TABLE d (id integer PRIMARY KEY, v integer NOT NULL); INSERT INTO d VALUES (1, 1)")
+        .await
+        .unwrap();
+
+    // One client leaves politely (Terminate), the other just drops the socket.
+    for polite in [true, false] {
+        let (client, connection) = server.connect_with_handle().await;
+        client
+            .batch_execute("BEGIN; INSERT INTO d VALUES (200, 2), (201, 2); UPDATE d SET v = v + 50 WHERE id = 1")
+            .await
+            .unwrap();
+        assert_eq!(count(&client, "d").await, 3);
+        if polite {
+            drop(client);
+            let _ = connection.await;
+        } else {
+            connection.abort();
+            let _ = connection.await;
+            drop(client);
+        }
+
+        assert_eq!(
+            text_rows(&admin, "SELECT id, v FROM d ORDER BY id").await,
+            rows(&[&[Some("1"), Some("1")]])
+        );
+        // The abandoned transaction holds nothing: the same row and keys can be
+        // written. The server may need a moment to notice the disconnect, so a
+        // serialization failure is retried, as an application would.
+        let mut attempts = 0;
+        loop {
+            let result = admin
+                .batch_execute("BEGIN; UPDATE d SET v = v + 1 WHERE id = 1; INSERT INTO d VALUES (200, 3); COMMIT")
+                .await;
+            match result {
+                Ok(()) => break,
+                Err(e)
+                    if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) && attempts < 50 =>
+                {
+                    attempts += 1;
+                    let _ = admin.batch_execute("ROLLBACK").await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("writing after an abandoned transaction: {e:?}"),
+            }
+        }
+        assert_eq!(count(&admin, "d").await, 2);
+        admin
+            .batch_execute("DELETE FROM d WHERE id = 200; UPDATE d SET v = 1 WHERE id = 1")
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn many_keys_commit_atomically_across_shards() {
+    const N: i64 = 300;
+    let server = TestServer::start().await;
+    let writer = server.connect().await;
+    let reader = server.connect().await;
+    writer
+        .batch_execute("CREATE TABLE m (id bigint PRIMARY KEY, v bigint NOT NULL)")
+        .await
+        .unwrap();
+    let values: Vec<String> = (1..=N).map(|i| format!("({i}, {i})")).collect();
+    let insert_all = format!("INSERT INTO m VALUES {}", values.join(", "));
+
+    // Rolled back: nothing anywhere.
+    writer.batch_execute("BEGIN").await.unwrap();
+    writer.batch_execute(&insert_all).await.unwrap();
+    assert_eq!(count(&writer, "m").await, N);
+    assert_eq!(count(&reader, "m").await, 0);
+    writer.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(count(&reader, "m").await, 0);
+
+    // Committed while a reader keeps counting: it sees 0 or N, never a part.
+    writer.batch_execute("BEGIN").await.unwrap();
+    writer.batch_execute(&insert_all).await.unwrap();
+    writer
+        .batch_execute("UPDATE m SET v = v * 2 WHERE id % 3 = 0")
+        .await
+        .unwrap();
+    let committed = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let committed = committed.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                // Read the flag first: a read that starts after COMMIT returned must see N.
+                let done = committed.load(Ordering::SeqCst);
+                seen.push(query_i64(&reader, "SELECT count(*) FROM m").await);
+                if done {
+                    return (reader, seen);
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    writer.batch_execute("COMMIT").await.unwrap();
+    committed.store(true, Ordering::SeqCst);
+    let (reader, seen) = watcher.await.unwrap();
+    assert!(
+        seen.iter().all(|&n| n == 0 || n == N),
+        "a reader saw a partial commit: {seen:?}"
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&N),
+        "a read after COMMIT returned sees every row"
+    );
+
+    let expected_sum: i64 = (1..=N).map(|i| if i % 3 == 0 { 2 * i } else { i }).sum();
+    assert_eq!(
+        query_i64(&reader, "SELECT sum(v)::bigint FROM m").await,
+        expected_sum
+    );
+    assert_eq!(
+        query_i64(&reader, "SELECT count(DISTINCT id) FROM m").await,
+        N
+    );
+
+    // A multi-key transaction that fails half way leaves nothing either.
+    writer
+        .batch_execute("BEGIN; DELETE FROM m WHERE id <= 150")
+        .await
+        .unwrap();
+    assert_error(
+        &writer,
+        "INSERT INTO m VALUES (1000, 0), (200, 0)",
+        SqlState::UNIQUE_VIOLATION,
+    )
+    .await;
+    writer.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(count(&reader, "m").await, N);
+    assert_eq!(
+        query_i64(&reader, "SELECT sum(v)::bigint FROM m").await,
+        expected_sum
+    );
+}
