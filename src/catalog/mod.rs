@@ -26,6 +26,9 @@ pub const DATABASE: &str = "postgres";
 pub const PUBLIC_SCHEMA: &str = "public";
 /// Name of the key column added to a table declared without a primary key.
 pub const ROWID_COLUMN: &str = "rowid";
+/// Arrow field metadata key holding a column's PostgreSQL type name where
+/// its Arrow type is shared by several (`varchar`, `bpchar` are both Utf8).
+pub const PG_TYPE_METADATA: &str = "shardforge.pg_type";
 
 const TABLE_PREFIX: &[u8] = b"catalog/table/";
 const NEXT_TABLE_ID: &[u8] = b"catalog/next_table_id";
@@ -58,11 +61,21 @@ pub struct TableDef {
 
 impl TableDef {
     /// The schema of a stored row: every column, the hidden row id included.
+    /// Columns whose PostgreSQL type Arrow cannot tell (varchar, char)
+    /// carry it as field metadata under [`PG_TYPE_METADATA`].
     pub fn row_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.columns
                 .iter()
-                .map(|c| Field::new(&c.name, c.sql_type.to_arrow(), c.nullable))
+                .map(|c| {
+                    let field = Field::new(&c.name, c.sql_type.to_arrow(), c.nullable);
+                    match c.sql_type.wire_name() {
+                        Some(name) => field.with_metadata(
+                            [(PG_TYPE_METADATA.to_string(), name.to_string())].into(),
+                        ),
+                        None => field,
+                    }
+                })
                 .collect::<Vec<_>>(),
         ))
     }

@@ -99,6 +99,16 @@ impl SqlType {
         }
     }
 
+    /// The PostgreSQL wire type name, for types whose Arrow type does not
+    /// determine it (all of them map to Utf8).
+    pub fn wire_name(&self) -> Option<&'static str> {
+        match self {
+            SqlType::Varchar(_) => Some("varchar"),
+            SqlType::Char(_) => Some("bpchar"),
+            _ => None,
+        }
+    }
+
     /// The maximum length in characters, for `varchar(n)` and `char(n)`.
     pub fn max_chars(&self) -> Option<u32> {
         match self {

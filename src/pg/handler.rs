@@ -168,21 +168,16 @@ impl SimpleQueryHandler for Connection {
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
-        let mut responses = Vec::with_capacity(statements.len());
-        for stmt in &statements {
-            // Like PostgreSQL, the first error ends the query string.
-            match session
-                .execute(stmt, None)
-                .await
-                .and_then(|out| response(out, &Format::UnifiedText))
-            {
-                Ok(r) => responses.push(r),
-                Err(e) => {
-                    responses.push(Response::Error(Box::new(error_info(&e))));
-                    break;
-                }
-            }
-        }
+        let responses = session
+            .execute_all(&statements)
+            .await
+            .into_iter()
+            .map(|output| {
+                output
+                    .and_then(|out| response(out, &Format::UnifiedText))
+                    .unwrap_or_else(|e| Response::Error(Box::new(error_info(&e))))
+            })
+            .collect();
         Ok(responses)
     }
 }

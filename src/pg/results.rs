@@ -8,10 +8,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::Type;
 use pgwire::error::PgWireResult;
 
 use super::errors::to_pgwire;
 use super::text::to_pg_text;
+use crate::catalog::PG_TYPE_METADATA;
 use crate::error::{Error, Result};
 use crate::sql::errors::classify;
 use crate::sql::Output;
@@ -27,8 +29,23 @@ pub fn fields(schema: &Schema, format: &Format) -> Result<Vec<FieldInfo>> {
             _ => f.as_ref().clone(),
         })
         .collect();
-    arrow_schema_to_pg_fields(&Schema::new(mapped), format, None)
-        .map_err(|e| Error::Internal(format!("cannot describe result: {e}")))
+    let fields = arrow_schema_to_pg_fields(&Schema::new(mapped), format, None)
+        .map_err(|e| Error::Internal(format!("cannot describe result: {e}")))?;
+    Ok(fields
+        .into_iter()
+        .zip(schema.fields())
+        .map(
+            |(info, field)| match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
+                Some("varchar") => with_type(info, Type::VARCHAR),
+                Some("bpchar") => with_type(info, Type::BPCHAR),
+                _ => info,
+            },
+        )
+        .collect())
+}
+
+fn with_type(info: FieldInfo, pg_type: Type) -> FieldInfo {
+    FieldInfo::new(info.name().to_string(), None, None, pg_type, info.format())
 }
 
 pub fn response(output: Output, format: &Format) -> Result<Response> {

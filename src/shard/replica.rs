@@ -92,11 +92,7 @@ impl ShardReplica {
         mut emit: impl FnMut(RecordBatch) -> bool,
     ) -> Result<()> {
         let row_schema = Arc::new(decode_schema(&request.row_schema)?);
-        let projection: Vec<usize> = if request.projection.is_empty() {
-            (0..row_schema.fields().len()).collect()
-        } else {
-            request.projection.iter().map(|&i| i as usize).collect()
-        };
+        let projection: Vec<usize> = request.projection.iter().map(|&i| i as usize).collect();
         let mut decoder = RowDecoder::new(row_schema, &projection)?;
         let mut remaining = request.limit.map_or(usize::MAX, |l| l as usize);
         let (start, end) = match &request.point_key {
@@ -177,4 +173,94 @@ fn decode_schema(bytes: &[u8]) -> Result<Schema> {
             format!("bad row schema: {e}"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::keys::{encode_key_value, row_key};
+    use crate::encoding::row::encode_rows;
+    use crate::shard::ShardMap;
+    use crate::txn::TxnCoordinator;
+    use datafusion::arrow::array::{Array, AsArray, Int64Array};
+    use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
+
+    /// A one-group node with rows 0..10 of a one-column table 7.
+    fn setup() -> (tempfile::TempDir, TxnCoordinator, Arc<Schema>) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::open(dir.path()).unwrap());
+        let shards = Arc::new(ShardMap::load_or_init(&storage, 1).unwrap());
+        let coordinator = TxnCoordinator::new(storage, shards).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(0..10))],
+        )
+        .unwrap();
+        let mut txn = coordinator.begin();
+        for (row, value) in encode_rows(&batch).unwrap().into_iter().enumerate() {
+            txn.put(key(&batch, row), value);
+        }
+        coordinator.commit(txn).unwrap();
+        (dir, coordinator, schema)
+    }
+
+    fn key(batch: &RecordBatch, row: usize) -> Vec<u8> {
+        let mut pk = Vec::new();
+        encode_key_value(&mut pk, batch.column(0).as_ref(), row).unwrap();
+        row_key(7, &pk)
+    }
+
+    fn scan(
+        c: &TxnCoordinator,
+        schema: &Schema,
+        projection: Vec<u32>,
+        point_key: Option<Vec<u8>>,
+        overlay: Overlay,
+    ) -> Vec<RecordBatch> {
+        let request = ScanRequest {
+            table_id: 7,
+            shard_id: 0,
+            snapshot_ts: c.begin().start_ts(),
+            row_schema: encode_schema(schema),
+            projection,
+            limit: None,
+            point_key,
+        };
+        let mut out = Vec::new();
+        c.shards().replicas()[0]
+            .scan(&request, overlay, |b| {
+                out.push(b);
+                true
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn point_lookup_reads_exactly_one_row() {
+        let (_dir, c, schema) = setup();
+        let probe = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![4]))])
+            .unwrap();
+        let batches = scan(&c, &schema, vec![0], Some(key(&probe, 0)), &[]);
+        let values: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(values, vec![4]);
+    }
+
+    #[test]
+    fn empty_projection_counts_rows_and_overlay_applies() {
+        let (_dir, c, schema) = setup();
+        let probe = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![3]))])
+            .unwrap();
+        // The transaction deleted row 3.
+        let overlay = vec![(key(&probe, 0), None)];
+        let batches = scan(&c, &schema, vec![], None, &overlay);
+        assert!(batches.iter().all(|b| b.num_columns() == 0));
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 9);
+        let all = scan(&c, &schema, vec![0], None, &[]);
+        assert_eq!(all.iter().map(|b| b.column(0).len()).sum::<usize>(), 10);
+    }
 }

@@ -30,8 +30,9 @@ use datafusion::sql::sqlparser::ast::{
 
 use super::ddl::{ident_name, table_name};
 use super::provider::INTERNAL_SCHEMA;
+use super::rewrite;
 use super::write::RowWriter;
-use crate::catalog::{Catalog, TableDef};
+use crate::catalog::{Catalog, SqlType, TableDef};
 use crate::encoding::keys::{encode_key_value, row_key};
 use crate::error::{Error, InputError, Result};
 use crate::txn::Transaction;
@@ -146,17 +147,24 @@ pub fn plan_update(catalog: &Catalog, update: &Update) -> Result<DmlPlan> {
                 format!("multiple assignments to same column \"{column}\""),
             ));
         }
-        new_values[index] = Some(format!(
-            "CAST(({}) AS {})",
-            assignment.value,
-            def.columns[index].sql_type.cast_sql()
-        ));
+        let sql_type = &def.columns[index].sql_type;
+        let value = if rewrite::is_default(&assignment.value) {
+            rewrite::default_value(&def, index)?
+        } else {
+            match sql_type {
+                SqlType::Bytea => rewrite::bytea_literal(&assignment.value)?,
+                _ => None,
+            }
+            .unwrap_or_else(|| assignment.value.clone())
+        };
+        new_values[index] = Some(format!("CAST(({value}) AS {})", sql_type.cast_sql()));
     }
     let mut items = key_columns(&def, &qualifier);
-    for (column, value) in def.columns.iter().zip(new_values) {
-        items.push(
-            value.unwrap_or_else(|| format!("{}.{}", quote(&qualifier), quote(&column.name))),
-        );
+    for (i, (column, value)) in def.columns.iter().zip(new_values).enumerate() {
+        let value =
+            value.unwrap_or_else(|| format!("{}.{}", quote(&qualifier), quote(&column.name)));
+        // Aliased: a new value may repeat a key column's expression.
+        items.push(format!("{value} AS \"new_{i}\""));
     }
     let others = match &update.from {
         Some(UpdateTableFromKind::BeforeSet(t) | UpdateTableFromKind::AfterSet(t)) => t.as_slice(),
@@ -214,6 +222,13 @@ pub fn apply(
     let key_len = def.primary_key.len();
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let row_schema = def.row_schema();
+    let nullable = Arc::new(datafusion::arrow::datatypes::Schema::new(
+        row_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
     for batch in batches {
         let mut old_keys = Vec::with_capacity(batch.num_rows());
         let mut fresh = Vec::with_capacity(batch.num_rows());
@@ -246,7 +261,8 @@ pub fn apply(
                     .map(|(array, field)| cast_with_options(array, field.data_type(), &options))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| super::errors::classify(e.into()))?;
-                let new_rows = RecordBatch::try_new(row_schema.clone(), columns)?;
+                // NOT NULL is checked by the writer, with PostgreSQL's error.
+                let new_rows = RecordBatch::try_new(nullable.clone(), columns)?;
                 let keep: datafusion::arrow::array::BooleanArray =
                     fresh.iter().map(|f| Some(*f)).collect();
                 let new_rows = datafusion::arrow::compute::filter_record_batch(&new_rows, &keep)?;
@@ -265,7 +281,7 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{ColumnDef, SqlType, TableId};
+    use crate::catalog::{ColumnDef, TableId};
     use crate::storage::Storage;
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;

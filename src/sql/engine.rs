@@ -49,7 +49,9 @@ impl SqlEngine {
             // Point lookups read one shard group; fanning their one batch out
             // over threads only costs time. Full scans have a partition per
             // shard group already.
-            .with_round_robin_repartition(false);
+            .with_round_robin_repartition(false)
+            // The session time zone is UTC: timestamptz values print with +00.
+            .set_str("datafusion.execution.time_zone", "+00:00");
         let ctx = SessionContext::new_with_config(config);
         let source = Arc::new(TableSource {
             catalog: catalog.clone(),

@@ -68,7 +68,16 @@ fn classify_arrow(error: &ArrowError) -> Error {
 /// Picks the kind from the words of a message DataFusion gives no type.
 fn classify_message(msg: &str, fallback: InputError) -> Error {
     let lower = msg.to_ascii_lowercase();
-    let kind = if lower.contains("divide by zero") || lower.contains("division by zero") {
+    if lower.contains("non-nullable") || lower.contains("non nullable") {
+        let column = msg.split('\'').nth(1).unwrap_or("?");
+        return Error::input(
+            InputError::NotNullViolation,
+            format!("null value in column \"{column}\" violates not-null constraint"),
+        );
+    }
+    let kind = if lower.contains("inconsistent data length across values list") {
+        InputError::Syntax
+    } else if lower.contains("divide by zero") || lower.contains("division by zero") {
         InputError::DivisionByZero
     } else if lower.contains("table")
         && (lower.contains("not found") || lower.contains("doesn't exist"))
@@ -82,6 +91,7 @@ fn classify_message(msg: &str, fallback: InputError) -> Error {
         || lower.contains("out of range")
         || lower.contains("too large")
         || lower.contains("can't be cast")
+        || lower.contains("can't cast value")
     {
         InputError::OutOfRange
     } else if lower.contains("cannot cast string")
@@ -172,5 +182,9 @@ mod tests {
             None,
         ));
         assert!(matches!(e, Error::Input(InputError::InvalidText, _)));
+        let e = classify(DataFusionError::Execution(
+            "Invalid batch column at '1' has null but schema specifies non-nullable".into(),
+        ));
+        assert!(matches!(e, Error::Input(InputError::NotNullViolation, _)));
     }
 }

@@ -24,6 +24,7 @@ pub mod dml;
 pub mod engine;
 pub mod errors;
 pub mod provider;
+pub mod rewrite;
 pub mod scan;
 pub mod session;
 pub mod session_txn;

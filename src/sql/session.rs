@@ -14,8 +14,10 @@ use std::sync::Arc;
 use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::Expr as DFExpr;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
@@ -23,11 +25,12 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     Expr, ObjectType, ResetStatement, Set, Statement, TransactionMode, Value,
 };
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use super::dml::{self, DmlKind};
 use super::engine::SqlEngine;
 use super::errors::classify;
+use super::rewrite;
 use super::session_txn::SessionTxn;
 use super::vars::{self, SessionVars};
 use super::write::RowWriter;
@@ -59,6 +62,8 @@ pub struct Session {
     ctx: SessionContext,
     txn: Arc<SessionTxn>,
     state: TxnState,
+    /// The open block is the implicit one of a multi-statement query.
+    implicit: bool,
     vars: SessionVars,
     /// Set by a result stream that failed after its statement returned, so
     /// the block it ran in becomes failed.
@@ -74,6 +79,7 @@ impl Session {
             ctx,
             txn,
             state: TxnState::Idle,
+            implicit: false,
             vars: SessionVars::default(),
             stream_failed: Arc::new(AtomicBool::new(false)),
         }
@@ -96,6 +102,52 @@ impl Session {
         self.engine.parse(sql)
     }
 
+    /// Runs the statements of one simple-query message, stopping at the
+    /// first error (the last item then). Outside a block they run as one
+    /// implicit transaction, as in PostgreSQL: an error undoes them all. A
+    /// BEGIN among them turns it into an explicit block; a COMMIT or ROLLBACK
+    /// ends it.
+    pub async fn execute_all(&mut self, statements: &[Statement]) -> Vec<Result<Output>> {
+        if statements.len() > 1 && self.txn_state() == TxnState::Idle {
+            self.txn.begin();
+            self.state = TxnState::InBlock;
+            self.implicit = true;
+        }
+        let mut outputs = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            let mut output = self.execute(stmt, None).await;
+            if statements.len() > 1 {
+                // A statement must finish, errors included, before the next runs.
+                output = match output {
+                    Ok(Output::Rows { schema, stream }) => materialize(schema, stream).await,
+                    other => other,
+                };
+            }
+            let failed = output.is_err();
+            outputs.push(output);
+            if failed {
+                break;
+            }
+        }
+        if std::mem::take(&mut self.implicit) {
+            let failed = outputs.last().is_some_and(|o| o.is_err());
+            self.state = TxnState::Idle;
+            if let Some(txn) = self.txn.take() {
+                if !failed {
+                    let coordinator = self.engine.coordinator().clone();
+                    let committed = tokio::task::spawn_blocking(move || coordinator.commit(txn))
+                        .await
+                        .map_err(Error::from)
+                        .and_then(|r| r);
+                    if let Err(e) = committed {
+                        outputs.push(Err(e));
+                    }
+                }
+            }
+        }
+        outputs
+    }
+
     /// Executes one statement with its bound parameters.
     pub async fn execute(
         &mut self,
@@ -111,10 +163,12 @@ impl Session {
                 }
                 self.txn.begin();
                 self.state = TxnState::InBlock;
+                self.implicit = false;
                 Ok(Output::TxnStart("BEGIN".into()))
             }
             Statement::Commit { .. } => {
                 self.state = TxnState::Idle;
+                self.implicit = false;
                 match self.txn.take() {
                     Some(txn) if state == TxnState::InBlock => {
                         let coordinator = self.engine.coordinator().clone();
@@ -253,9 +307,28 @@ impl Session {
                 let column = Field::new(vars::canonical(&name), DataType::Utf8, true);
                 return Ok((vec![], Some(Arc::new(Schema::new(vec![column])))));
             }
-            _ => return Ok((vec![], None)),
+            Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback {
+                savepoint: None, ..
+            }
+            | Statement::CreateTable(_)
+            | Statement::Drop {
+                object_type: ObjectType::Table,
+                ..
+            }
+            | Statement::Set(_)
+            | Statement::Reset(_) => return Ok((vec![], None)),
+            other => return Err(Error::unsupported(statement_kind(other))),
         };
-        let types = plan.get_parameter_types().map_err(classify)?;
+        let mut types = plan.get_parameter_types().map_err(classify)?;
+        // `$1::bigint`: DataFusion leaves the placeholder untyped; PostgreSQL
+        // takes the type of the cast.
+        for (id, data_type) in cast_placeholder_types(&plan)? {
+            if let Some(slot @ None) = types.get_mut(&id) {
+                *slot = Some(data_type);
+            }
+        }
         let count = types
             .keys()
             .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
@@ -270,10 +343,14 @@ impl Session {
 
     /// Plans a statement DataFusion handles, with its parameters bound.
     pub async fn plan(&self, stmt: &Statement, params: Option<ParamValues>) -> Result<LogicalPlan> {
+        let mut stmt = stmt.clone();
+        if let Statement::Insert(insert) = &mut stmt {
+            rewrite::rewrite_insert(insert, self.engine.catalog())?;
+        }
         let plan = self
             .ctx
             .state()
-            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await
             .map_err(classify)?;
         match params {
@@ -375,6 +452,35 @@ impl Session {
             other => Err(Error::unsupported(format!("{other}"))),
         }
     }
+}
+
+/// Runs a row stream to completion, keeping its rows in memory.
+async fn materialize(schema: SchemaRef, stream: SendableRecordBatchStream) -> Result<Output> {
+    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(classify)?;
+    let stream = futures::stream::iter(batches.into_iter().map(Ok));
+    Ok(Output::Rows {
+        schema: schema.clone(),
+        stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+    })
+}
+
+/// The types placeholders are cast to, as in `$1::bigint`.
+fn cast_placeholder_types(plan: &LogicalPlan) -> Result<Vec<(String, DataType)>> {
+    let mut found = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let DFExpr::Cast(cast) = e {
+                    if let DFExpr::Placeholder(p) = cast.expr.as_ref() {
+                        found.push((p.id.clone(), cast.field.data_type().clone()));
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })
+    .map_err(classify)?;
+    Ok(found)
 }
 
 /// Accepts the transaction modes ShardForge honours (see `vars::isolation`).

@@ -3,7 +3,8 @@
 //! Only the variables PostgreSQL drivers and tools actually send are known;
 //! any other name is `42704 unrecognized configuration parameter`, as in
 //! PostgreSQL. Values are kept as text. `statement_timeout` is accepted and
-//! shown but not enforced yet (see the README's limits).
+//! shown but not enforced yet (see the README's limits); `TimeZone` can only
+//! name UTC.
 
 use std::collections::BTreeMap;
 
@@ -102,7 +103,17 @@ impl SessionVars {
                 return Err(Error::unsupported(format!("client_encoding {value}")));
             }
             "client_encoding" => "UTF8".to_string(),
+            "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
+                milliseconds(&value)
+            }
             "transaction_isolation" | "default_transaction_isolation" => isolation(&value)?,
+            // Values are computed and printed in UTC; another zone would be
+            // shown by SHOW but not honoured, so it is refused.
+            "timezone" if !is_utc(&value) => {
+                return Err(Error::unsupported(format!(
+                    "time zone \"{value}\" (the session time zone is UTC)"
+                )));
+            }
             _ => value,
         };
         self.values.insert(key, value);
@@ -120,6 +131,24 @@ impl SessionVars {
     pub fn reset_all(&mut self) {
         *self = Self::default();
     }
+}
+
+/// A timeout as PostgreSQL shows it: a bare number is milliseconds, shown
+/// in whole seconds when it is one (`5000` is `5s`).
+fn milliseconds(value: &str) -> String {
+    match value.trim().parse::<u64>() {
+        Ok(0) => "0".into(),
+        Ok(ms) if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        Ok(ms) => format!("{ms}ms"),
+        Err(_) => value.to_string(),
+    }
+}
+
+fn is_utc(zone: &str) -> bool {
+    matches!(
+        zone.to_ascii_uppercase().as_str(),
+        "UTC" | "ETC/UTC" | "UCT" | "GMT" | "ETC/GMT" | "Z" | "ZULU" | "0" | "+00" | "+00:00"
+    )
 }
 
 /// ShardForge runs every transaction with snapshot isolation, which is what
