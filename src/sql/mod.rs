@@ -23,6 +23,7 @@ pub mod ddl;
 pub mod dml;
 pub mod engine;
 pub mod errors;
+pub mod names;
 pub mod provider;
 pub mod rewrite;
 pub mod scan;

@@ -30,6 +30,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::dml::{self, DmlKind};
 use super::engine::SqlEngine;
 use super::errors::classify;
+use super::names;
 use super::rewrite;
 use super::session_txn::SessionTxn;
 use super::vars::{self, SessionVars};
@@ -222,8 +223,8 @@ impl Session {
     async fn dispatch(&mut self, stmt: &Statement, params: Option<ParamValues>) -> Result<Output> {
         match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
-                let plan = self.plan(stmt, params).await?;
-                self.rows(plan).await
+                let (plan, names) = self.plan_query(stmt, params).await?;
+                self.rows(plan, &names).await
             }
             Statement::Insert(_) => {
                 let plan = self.plan(stmt, params).await?;
@@ -287,8 +288,13 @@ impl Session {
         stmt: &Statement,
     ) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>)> {
         let catalog = self.engine.catalog();
+        let mut names = Vec::new();
         let (plan, returns_rows) = match stmt {
-            Statement::Query(_) | Statement::Explain { .. } => (self.plan(stmt, None).await?, true),
+            Statement::Query(_) | Statement::Explain { .. } => {
+                let (plan, pg_names) = self.plan_query(stmt, None).await?;
+                names = pg_names;
+                (plan, true)
+            }
             Statement::Insert(_) => (self.plan(stmt, None).await?, false),
             Statement::Update(update) => {
                 let dml = dml::plan_update(catalog, update)?;
@@ -337,7 +343,7 @@ impl Session {
         let params = (1..=count)
             .map(|i| types.get(&format!("${i}")).cloned().flatten())
             .collect();
-        let result = returns_rows.then(|| Arc::new(plan.schema().as_arrow().clone()));
+        let result = returns_rows.then(|| names::rename(plan.schema().as_arrow(), &names));
         Ok((params, result))
     }
 
@@ -359,6 +365,18 @@ impl Session {
         }
     }
 
+    /// Plans a query whose result columns get PostgreSQL's names (see
+    /// [`names`]); returns the plan and the names of its aliased columns.
+    async fn plan_query(
+        &self,
+        stmt: &Statement,
+        params: Option<ParamValues>,
+    ) -> Result<(LogicalPlan, Vec<String>)> {
+        let mut stmt = stmt.clone();
+        let names = names::alias_select_items(&mut stmt);
+        Ok((self.plan(&stmt, params).await?, names))
+    }
+
     /// Plans the SELECT an UPDATE or DELETE is run as (for Describe, too).
     pub async fn plan_sql(&self, sql: &str, params: Option<ParamValues>) -> Result<LogicalPlan> {
         let statements = self.parse(sql)?;
@@ -370,13 +388,13 @@ impl Session {
         self.plan(stmt, params).await
     }
 
-    async fn rows(&self, plan: LogicalPlan) -> Result<Output> {
+    async fn rows(&self, plan: LogicalPlan, names: &[String]) -> Result<Output> {
         let df = self
             .ctx
             .execute_logical_plan(plan)
             .await
             .map_err(classify)?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let schema = names::rename(df.schema().as_arrow(), names);
         let stream = df.execute_stream().await.map_err(classify)?;
         let failed = self.stream_failed.clone();
         let watched = stream.inspect(move |item| {

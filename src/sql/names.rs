@@ -1,0 +1,163 @@
+//! PostgreSQL's names for result columns.
+//!
+//! PostgreSQL names an unaliased select item after the column it reads, the
+//! function it calls or the type it casts to, and `?column?` otherwise;
+//! DataFusion names it after the whole expression (`Int64(1)`) and refuses two
+//! items with the same name. So before planning, every unaliased item of the
+//! top-level SELECT that is not a plain column gets a unique alias
+//! `__pg_col<i>`, and the schema sent to the client renames those columns to
+//! what PostgreSQL would call them (duplicates allowed, as in PostgreSQL).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::sql::sqlparser::ast::{self, Expr, Ident, Query, SelectItem, SetExpr, Statement};
+
+use super::ddl::ident_name;
+
+const PREFIX: &str = "__pg_col";
+
+/// Aliases the unaliased items of `stmt`'s top-level SELECT; returns the
+/// PostgreSQL name of each aliased item, by alias number.
+pub fn alias_select_items(stmt: &mut Statement) -> Vec<String> {
+    let mut names = Vec::new();
+    let Statement::Query(query) = stmt else {
+        return names;
+    };
+    let Some(select) = leftmost_select(query) else {
+        return names;
+    };
+    for item in &mut select.projection {
+        let SelectItem::UnnamedExpr(expr) = item else {
+            continue;
+        };
+        if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+            continue;
+        }
+        let alias = Ident::new(format!("{PREFIX}{}", names.len()));
+        names.push(pg_name(expr));
+        *item = SelectItem::ExprWithAlias {
+            expr: expr.clone(),
+            alias,
+        };
+    }
+    names
+}
+
+fn leftmost_select(query: &mut Query) -> Option<&mut ast::Select> {
+    let mut body = query.body.as_mut();
+    loop {
+        match body {
+            SetExpr::Select(select) => return Some(select),
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+            SetExpr::Query(inner) => body = inner.body.as_mut(),
+            _ => return None,
+        }
+    }
+}
+
+/// The result schema with the aliased columns renamed to their PostgreSQL names.
+pub fn rename(schema: &Schema, names: &[String]) -> SchemaRef {
+    if names.is_empty() {
+        return Arc::new(schema.clone());
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = f
+                .name()
+                .strip_prefix(PREFIX)
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| names.get(i));
+            match name {
+                Some(name) => f.as_ref().clone().with_name(name),
+                None => f.as_ref().clone(),
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// PostgreSQL's `FigureColname`: the name an unaliased expression gets.
+fn pg_name(expr: &Expr) -> String {
+    figure(expr).unwrap_or_else(|| "?column?".to_string())
+}
+
+fn figure(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(ident) => Some(ident_name(ident)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(ident_name),
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_lowercase()),
+        Expr::Cast {
+            expr, data_type, ..
+        } => figure(expr).or_else(|| Some(type_name(data_type))),
+        Expr::Nested(inner) => figure(inner),
+        Expr::Case { .. } => Some("case".into()),
+        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Extract { .. } => Some("extract".into()),
+        Expr::Substring { .. } => Some("substring".into()),
+        Expr::Position { .. } => Some("position".into()),
+        Expr::Trim { .. } => Some("btrim".into()),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's internal name of a type, as a cast names its column.
+fn type_name(data_type: &ast::DataType) -> String {
+    use ast::DataType as D;
+    match data_type {
+        D::SmallInt(_) | D::Int2(_) => "int2",
+        D::Int(_) | D::Integer(_) | D::Int4(_) => "int4",
+        D::BigInt(_) | D::Int8(_) => "int8",
+        D::Real | D::Float4 => "float4",
+        D::DoublePrecision | D::Float8 | D::Double(_) | D::Float(_) => "float8",
+        D::Numeric(_) | D::Decimal(_) | D::Dec(_) => "numeric",
+        D::Bool | D::Boolean => "bool",
+        D::Text | D::String(_) => "text",
+        D::Varchar(_) | D::CharacterVarying(_) | D::CharVarying(_) => "varchar",
+        D::Char(_) | D::Character(_) => "bpchar",
+        D::Date => "date",
+        D::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => "timestamptz",
+        D::Timestamp(_, _) => "timestamp",
+        D::Bytea => "bytea",
+        other => return other.to_string().to_lowercase(),
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn names_of(sql: &str) -> (String, Vec<String>) {
+        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        let names = alias_select_items(&mut stmt);
+        (stmt.to_string(), names)
+    }
+
+    #[test]
+    fn unaliased_items_get_postgresql_names() {
+        let (sql, names) =
+            names_of("SELECT a, t.b, 1, count(*), '1'::int, a::text, x AS y, (SELECT 1) FROM t");
+        assert_eq!(names, vec!["?column?", "count", "int4", "a", "?column?"]);
+        assert!(sql.contains("1 AS __pg_col0"), "{sql}");
+        assert!(sql.starts_with("SELECT a, t.b, "), "{sql}");
+        assert!(sql.contains("x AS y"), "{sql}");
+    }
+
+    #[test]
+    fn set_operations_take_the_first_branch_names() {
+        let (_, names) = names_of("SELECT 1 UNION SELECT 2");
+        assert_eq!(names, vec!["?column?"]);
+    }
+}
