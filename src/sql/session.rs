@@ -23,7 +23,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
-    Expr, ObjectType, ResetStatement, Set, Statement, TransactionMode, Value,
+    Expr, Ident, ObjectType, ResetStatement, Set, Statement, TransactionMode, Value,
 };
 use futures::{StreamExt, TryStreamExt};
 
@@ -257,16 +257,18 @@ impl Session {
                 Ok(Output::Command("SET".into()))
             }
             Statement::ShowVariable { variable } => {
-                let name = variable
-                    .iter()
-                    .map(|i| i.value.clone())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                if name.eq_ignore_ascii_case("all") {
-                    return Err(Error::unsupported("SHOW ALL"));
-                }
+                let name = show_name(variable)?;
                 let value = self.vars.get(&name)?;
-                Ok(single_text_row(&vars::canonical(&name), value))
+                let schema = show_schema(&name);
+                let batch = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(StringArray::from(vec![value]))],
+                )?;
+                let stream = futures::stream::iter(vec![Ok(batch)]);
+                Ok(Output::Rows {
+                    schema: schema.clone(),
+                    stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+                })
             }
             Statement::Reset(ResetStatement { reset }) => {
                 match reset {
@@ -305,13 +307,7 @@ impl Session {
                 (self.plan_sql(&dml.select_sql, None).await?, false)
             }
             Statement::ShowVariable { variable } => {
-                let name = variable
-                    .iter()
-                    .map(|i| i.value.clone())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let column = Field::new(vars::canonical(&name), DataType::Utf8, true);
-                return Ok((vec![], Some(Arc::new(Schema::new(vec![column])))));
+                return Ok((vec![], Some(show_schema(&show_name(variable)?))));
             }
             Statement::StartTransaction { .. }
             | Statement::Commit { .. }
@@ -530,17 +526,23 @@ fn expr_text(expr: &Expr) -> String {
     }
 }
 
-fn single_text_row(column: &str, value: String) -> Output {
-    let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, true)]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(StringArray::from(vec![value]))],
-    );
-    let stream = futures::stream::iter(vec![batch.map_err(Into::into)]);
-    Output::Rows {
-        schema: schema.clone(),
-        stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+/// The variable a SHOW names (`SHOW transaction isolation level` has several words).
+fn show_name(variable: &[Ident]) -> Result<String> {
+    let name = variable
+        .iter()
+        .map(|i| i.value.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if name.eq_ignore_ascii_case("all") {
+        return Err(Error::unsupported("SHOW ALL"));
     }
+    Ok(name)
+}
+
+/// SHOW's result: one text column named after the variable.
+fn show_schema(name: &str) -> SchemaRef {
+    let column = Field::new(vars::canonical(name), DataType::Utf8, true);
+    Arc::new(Schema::new(vec![column]))
 }
 
 /// The leading keywords of a statement, for "X is not supported" messages.

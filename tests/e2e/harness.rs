@@ -408,3 +408,26 @@ impl<'a> tokio_postgres::types::FromSql<'a> for PgNumeric {
         *ty == tokio_postgres::types::Type::NUMERIC
     }
 }
+
+/// `CREATE TABLE <name>` with a key and one column of every supported type.
+pub fn all_types_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE {name} (
+            id integer PRIMARY KEY,
+            c_int2 smallint,
+            c_int4 integer,
+            c_int8 bigint,
+            c_float4 real,
+            c_float8 double precision,
+            c_numeric numeric(12, 2),
+            c_bool boolean,
+            c_text text,
+            c_varchar varchar(10),
+            c_char char(4),
+            c_date date,
+            c_ts timestamp,
+            c_tstz timestamptz,
+            c_bytea bytea
+        )"
+    )
+}

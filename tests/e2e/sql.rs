@@ -5,25 +5,9 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
 
-use crate::harness::{assert_error, query_i64, rows, sqlstate, text_rows, PgNumeric, TestServer};
-
-const ALL_TYPES: &str = "CREATE TABLE all_types (
-    id integer PRIMARY KEY,
-    c_int2 smallint,
-    c_int4 integer,
-    c_int8 bigint,
-    c_float4 real,
-    c_float8 double precision,
-    c_numeric numeric(12, 2),
-    c_bool boolean,
-    c_text text,
-    c_varchar varchar(10),
-    c_char char(4),
-    c_date date,
-    c_ts timestamp,
-    c_tstz timestamptz,
-    c_bytea bytea
-)";
+use crate::harness::{
+    all_types_table, assert_error, query_i64, rows, sqlstate, text_rows, PgNumeric, TestServer,
+};
 
 /// The values every driver writes and then expects back.
 struct Sample {
@@ -72,7 +56,10 @@ async fn every_type_and_null_round_trips_through_both_drivers() {
     let server = TestServer::start().await;
     let client = server.connect().await;
     let pool = server.sqlx_pool().await;
-    client.batch_execute(ALL_TYPES).await.unwrap();
+    client
+        .batch_execute(&all_types_table("all_types"))
+        .await
+        .unwrap();
     let s = sample();
 
     // Row 1 via tokio-postgres (binary parameters; numeric as a literal because

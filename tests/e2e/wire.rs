@@ -8,28 +8,12 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
 use crate::harness::{
-    assert_error, query_i64, rows, sqlstate, sqlx_sqlstate, text_rows, PgNumeric, TestServer,
+    all_types_table, assert_error, query_i64, rows, sqlstate, sqlx_sqlstate, text_rows, PgNumeric,
+    TestServer,
 };
 
-/// One column of every supported type, a row of values and a row of NULLs.
-const TYPES_TABLE: &str = "
-    CREATE TABLE types (
-        id integer PRIMARY KEY,
-        c_int2 smallint,
-        c_int4 integer,
-        c_int8 bigint,
-        c_float4 real,
-        c_float8 double precision,
-        c_numeric numeric(12, 2),
-        c_bool boolean,
-        c_text text,
-        c_varchar varchar(10),
-        c_char char(4),
-        c_date date,
-        c_ts timestamp,
-        c_tstz timestamptz,
-        c_bytea bytea
-    );
+/// A row of values and a row of NULLs for the table of every type.
+const TYPES_ROWS: &str = "
     INSERT INTO types VALUES
         (1, 12345, -2147483648, 9223372036854775807, 1.5, -2.25e100, -12345.67, true,
          'héllo wörld', 'abc', 'ab', '2024-02-29', '2024-02-29 13:45:10.123456',
@@ -301,7 +285,7 @@ async fn binary_results_for_every_type() {
     let server = TestServer::start().await;
     let client = server.connect().await;
     client
-        .batch_execute(TYPES_TABLE)
+        .batch_execute(&format!("{}; {TYPES_ROWS}", all_types_table("types")))
         .await
         .expect("create and fill the types table");
 
@@ -405,7 +389,10 @@ async fn text_results_for_every_type_match_postgresql() {
     let server = TestServer::start().await;
     let client = server.connect().await;
     client.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
-    client.batch_execute(TYPES_TABLE).await.unwrap();
+    client
+        .batch_execute(&format!("{}; {TYPES_ROWS}", all_types_table("types")))
+        .await
+        .unwrap();
     let got = text_rows(&client, "SELECT * FROM types ORDER BY id").await;
     let nulls: Vec<Option<&str>> = std::iter::once(Some("2"))
         .chain(std::iter::repeat(None).take(14))
