@@ -21,7 +21,7 @@ use pgwire::api::auth::{
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response};
-use pgwire::api::stmt::QueryParser;
+use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -36,7 +36,7 @@ use crate::sql::{Session, SqlEngine};
 
 /// A statement prepared by Parse: the parsed statement (None for an empty
 /// query) with its parameter types and result columns as planned.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Prepared {
     stmt: Option<Statement>,
     param_types: Vec<Option<DataType>>,
@@ -280,6 +280,38 @@ impl ExtendedQueryHandler for Connection {
     }
 }
 
+/// arrow-pg decodes parameters by the type the client declared, and drops a
+/// NULL of a type it does not know, which shifts every later parameter. The
+/// types it does not know but that are sent exactly like `text` (`bpchar`,
+/// `name`) are declared as `text` here. `None` when nothing needs changing.
+fn normalize_client_types(portal: &Portal<Prepared>) -> Option<Portal<Prepared>> {
+    let like_text =
+        |t: &Option<Type>| matches!(t, Some(t) if *t == Type::BPCHAR || *t == Type::NAME);
+    let declared = &portal.statement.parameter_types;
+    if !declared.iter().any(like_text) {
+        return None;
+    }
+    let types = declared
+        .iter()
+        .map(|t| {
+            if like_text(t) {
+                Some(Type::TEXT)
+            } else {
+                t.clone()
+            }
+        })
+        .collect();
+    let mut normalized = Portal::default();
+    normalized.statement = Arc::new(StoredStatement::new(
+        portal.statement.id.clone(),
+        portal.statement.statement.clone(),
+        types,
+    ));
+    normalized.parameter_format = portal.parameter_format.clone();
+    normalized.parameters = portal.parameters.clone();
+    Some(normalized)
+}
+
 /// Decodes the portal's parameters (text or binary, typed by the client or
 /// by what the planner inferred) and casts them to the inferred types.
 fn bind_parameters(
@@ -287,8 +319,12 @@ fn bind_parameters(
     inferred: &[Option<DataType>],
 ) -> Result<ParamValues> {
     let hints: Vec<Option<&DataType>> = inferred.iter().map(Option::as_ref).collect();
-    let values = arrow_pg::datatypes::df::deserialize_parameters(portal, &hints)
-        .map_err(|e| Error::input(InputError::InvalidText, format!("invalid parameter: {e}")))?;
+    let normalized = normalize_client_types(portal);
+    let values = arrow_pg::datatypes::df::deserialize_parameters(
+        normalized.as_ref().unwrap_or(portal),
+        &hints,
+    )
+    .map_err(|e| Error::input(InputError::InvalidText, format!("invalid parameter: {e}")))?;
     let ParamValues::List(values) = values else {
         return Ok(values);
     };

@@ -798,3 +798,37 @@ async fn reserved_word_as_table_name_is_a_syntax_error() {
         SqlState::SYNTAX_ERROR
     );
 }
+
+#[tokio::test]
+async fn null_parameters_of_any_declared_type_keep_their_places() {
+    // A NULL declared as bpchar (as pgjdbc sends setNull for char columns)
+    // must not shift the parameters after it.
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE np (id integer PRIMARY KEY, c char(3), n integer)")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare_typed(
+            "INSERT INTO np VALUES ($1, $2, $3)",
+            &[Type::INT4, Type::BPCHAR, Type::INT4],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(&insert, &[&1i32, &None::<String>, &7i32])
+        .await
+        .unwrap();
+    client
+        .execute(&insert, &[&2i32, &Some("ab".to_string()), &8i32])
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT id, c, n FROM np ORDER BY id").await,
+        rows(&[
+            &[Some("1"), None, Some("7")],
+            &[Some("2"), Some("ab "), Some("8")]
+        ])
+    );
+}
