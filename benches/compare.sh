@@ -31,7 +31,8 @@ done
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shardforge-target}"
-SHARDFORGE_BIN="$CARGO_TARGET_DIR/release/shardforge"
+# SHARDFORGE_BIN overrides the binary (e.g. a debug build for a quick check of the script).
+SHARDFORGE_BIN="${SHARDFORGE_BIN:-$CARGO_TARGET_DIR/release/shardforge}"
 PG_BIN="/usr/lib/postgresql/15/bin"
 
 log() { echo "== $*" >&2; }

@@ -82,7 +82,8 @@ impl Config {
         })
     }
 
-    /// Applies `SHARDFORGE_<SECTION>_<KEY>` variables from `vars`.
+    /// Applies `SHARDFORGE_<SECTION>_<KEY>` variables from `vars`; an
+    /// unknown key of a known section is an error.
     pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<()> {
         for (name, value) in vars {
             let Some(key) = name.strip_prefix("SHARDFORGE_") else {
@@ -103,7 +104,12 @@ impl Config {
                 "CLUSTER_SHARD_GROUPS" => {
                     self.cluster.shard_groups = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
-                _ => return Err(invalid(format!("unknown setting {name}"))),
+                // A typo in a known section is an error; other SHARDFORGE_*
+                // variables (scripts' own, like SHARDFORGE_BIN) are not ours.
+                _ if key.starts_with("NODE_") || key.starts_with("CLUSTER_") => {
+                    return Err(invalid(format!("unknown setting {name}")))
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -154,6 +160,9 @@ mod tests {
         assert!(config
             .apply_env([("SHARDFORGE_NODE_NOPE".to_string(), "x".to_string())])
             .is_err());
+        config
+            .apply_env([("SHARDFORGE_BIN".to_string(), "/x".to_string())])
+            .unwrap();
     }
 
     #[test]
