@@ -75,6 +75,7 @@ impl SqlEngine {
         setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
         ctx.register_udf(version_udf());
+        ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         Ok(Self {
             storage,
             catalog,

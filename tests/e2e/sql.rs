@@ -934,16 +934,47 @@ async fn unsupported_statements_fail_cleanly_without_killing_the_connection() {
 }
 
 #[tokio::test]
-#[ignore = "DataFusion integer arithmetic wraps on overflow; PostgreSQL raises 22003"]
 async fn integer_arithmetic_overflow_is_out_of_range() {
     let server = TestServer::start().await;
     let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE ov (id integer PRIMARY KEY, n integer, b bigint)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO ov VALUES (1, 2147483647, 9223372036854775807)")
+        .await
+        .unwrap();
+    assert_error(
+        &client,
+        "UPDATE ov SET n = n + 1",
+        SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+    )
+    .await;
+    assert_error(
+        &client,
+        "SELECT b * 2 FROM ov",
+        SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+    )
+    .await;
+    // Arithmetic that fits is unchanged.
+    assert_eq!(
+        query_i64(&client, "SELECT CAST(n - 1 AS bigint) FROM ov").await,
+        2147483646
+    );
     assert_error(
         &client,
         "SELECT 32767::smallint + 1::smallint",
         SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
     )
     .await;
+}
+
+#[tokio::test]
+#[ignore = "DataFusion types integer literals as bigint; PostgreSQL types 2147483647 as integer"]
+async fn integer_literal_overflow_is_out_of_range() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
     assert_error(
         &client,
         "SELECT 2147483647 + 1",

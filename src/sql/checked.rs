@@ -1,0 +1,113 @@
+//! Integer arithmetic that fails on overflow, as in PostgreSQL.
+//!
+//! DataFusion adds, subtracts and multiplies integers with wrapping
+//! kernels, so `2147483647 + 1` would silently be `-2147483648` (and an
+//! `UPDATE ... SET n = n + 1` could store it). This analyzer rule, run
+//! after type coercion, replaces `+`, `-` and `*` on `smallint`, `integer`
+//! and `bigint` operands of the same type with functions using Arrow's
+//! checked kernels, which fail with 22003 `integer out of range`. Output
+//! column names are kept, so the rest of the plan is unchanged.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Datum};
+use datafusion::arrow::compute::kernels::numeric;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{
+    create_udf, BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF,
+    Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+use crate::error::{Error, InputError};
+
+#[derive(Debug, Default)]
+pub struct CheckedIntegerArithmetic;
+
+impl AnalyzerRule for CheckedIntegerArithmetic {
+    fn name(&self) -> &str {
+        "checked_integer_arithmetic"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let schema = merge_schema(&node.inputs());
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|expr| {
+                let saved = names.save(&expr);
+                let rewritten = expr.transform_up(|e| checked(e, &schema))?;
+                Ok(rewritten.update_data(|e| saved.restore(e)))
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// `a op b` on same-typed integers, as a checked function call.
+fn checked(expr: Expr, schema: &DFSchema) -> DFResult<Transformed<Expr>> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr else {
+        return Ok(Transformed::no(expr));
+    };
+    if !matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply) {
+        return Ok(Transformed::no(expr));
+    }
+    // Types that cannot be resolved here (a scan's own filters) stay as they are.
+    let (Ok(left_type), Ok(right_type)) = (left.get_type(schema), right.get_type(schema)) else {
+        return Ok(Transformed::no(expr));
+    };
+    let Some(type_name) = integer_name(&left_type).filter(|_| left_type == right_type) else {
+        return Ok(Transformed::no(expr));
+    };
+    let udf = checked_udf(*op, left_type, type_name);
+    Ok(Transformed::yes(
+        udf.call(vec![left.as_ref().clone(), right.as_ref().clone()]),
+    ))
+}
+
+fn integer_name(data_type: &DataType) -> Option<&'static str> {
+    match data_type {
+        DataType::Int16 => Some("smallint"),
+        DataType::Int32 => Some("integer"),
+        DataType::Int64 => Some("bigint"),
+        _ => None,
+    }
+}
+
+/// One of Arrow's checked arithmetic kernels.
+type Kernel = fn(&dyn Datum, &dyn Datum) -> Result<ArrayRef, ArrowError>;
+
+fn checked_udf(op: Operator, data_type: DataType, type_name: &'static str) -> Arc<ScalarUDF> {
+    let (verb, kernel): (&str, Kernel) = match op {
+        Operator::Plus => ("add", numeric::add),
+        Operator::Minus => ("sub", numeric::sub),
+        _ => ("mul", numeric::mul),
+    };
+    let fun = move |args: &[ColumnarValue]| -> DFResult<ColumnarValue> {
+        let all_scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let result = kernel(&arrays[0], &arrays[1]).map_err(|_| {
+            DataFusionError::External(Box::new(Error::input(
+                InputError::OutOfRange,
+                format!("{type_name} out of range"),
+            )))
+        })?;
+        Ok(if all_scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?)
+        } else {
+            ColumnarValue::Array(result)
+        })
+    };
+    Arc::new(create_udf(
+        &format!("pg_checked_{verb}_{type_name}"),
+        vec![data_type.clone(), data_type.clone()],
+        data_type,
+        Volatility::Immutable,
+        Arc::new(fun),
+    ))
+}
