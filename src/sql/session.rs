@@ -36,6 +36,7 @@ use super::session_txn::SessionTxn;
 use super::vars::{self, SessionVars};
 use super::write::RowWriter;
 use crate::error::{Error, InputError, Result};
+use crate::txn::Transaction;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxnState {
@@ -133,16 +134,9 @@ impl Session {
         if std::mem::take(&mut self.implicit) {
             let failed = outputs.last().is_some_and(|o| o.is_err());
             self.state = TxnState::Idle;
-            if let Some(txn) = self.txn.take() {
-                if !failed {
-                    let coordinator = self.engine.coordinator().clone();
-                    let committed = tokio::task::spawn_blocking(move || coordinator.commit(txn))
-                        .await
-                        .map_err(Error::from)
-                        .and_then(|r| r);
-                    if let Err(e) = committed {
-                        outputs.push(Err(e));
-                    }
+            if let Some(txn) = self.txn.take().filter(|_| !failed) {
+                if let Err(e) = self.commit(txn).await {
+                    outputs.push(Err(e));
                 }
             }
         }
@@ -172,8 +166,7 @@ impl Session {
                 self.implicit = false;
                 match self.txn.take() {
                     Some(txn) if state == TxnState::InBlock => {
-                        let coordinator = self.engine.coordinator().clone();
-                        tokio::task::spawn_blocking(move || coordinator.commit(txn)).await??;
+                        self.commit(txn).await?;
                         Ok(Output::TxnEnd("COMMIT".into()))
                     }
                     // Committing a failed block rolls it back, as in PostgreSQL.
@@ -185,12 +178,20 @@ impl Session {
                 savepoint: None, ..
             } => {
                 self.state = TxnState::Idle;
+                self.implicit = false;
                 self.txn.take();
                 Ok(Output::TxnEnd("ROLLBACK".into()))
             }
             _ if state == TxnState::Failed => Err(in_failed_block()),
             _ => self.execute_in_txn(stmt, params).await,
         }
+    }
+
+    /// Commits off the async runtime: a commit syncs to disk.
+    async fn commit(&self, txn: Transaction) -> Result<()> {
+        let coordinator = self.engine.coordinator().clone();
+        tokio::task::spawn_blocking(move || coordinator.commit(txn)).await??;
+        Ok(())
     }
 
     /// Runs a statement in the open block, or in its own transaction.
@@ -211,8 +212,7 @@ impl Session {
             (Err(_), false) => self.state = TxnState::Failed,
             (Ok(_), true) => {
                 if let Some(txn) = self.txn.take() {
-                    let coordinator = self.engine.coordinator().clone();
-                    tokio::task::spawn_blocking(move || coordinator.commit(txn)).await??;
+                    self.commit(txn).await?;
                 }
             }
             (Ok(_), false) => {}
