@@ -19,6 +19,7 @@ use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
 };
@@ -199,18 +200,11 @@ impl TableProvider for ShardedTableProvider {
         &self,
         filters: &[&Expr],
     ) -> DFResult<Vec<TableProviderFilterPushDown>> {
-        // Key equalities are used to prune to one shard group; DataFusion
-        // still applies every filter above the scan.
-        Ok(filters
-            .iter()
-            .map(|f| {
-                if self.pk_equality(f).is_some() {
-                    TableProviderFilterPushDown::Inexact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
-                }
-            })
-            .collect())
+        // Every filter goes to the scan: key equalities prune to one shard
+        // group, and the scan drops rows that fail the rest before its
+        // batches leave the partition. Inexact: DataFusion still applies
+        // them above, so a filter the scan cannot evaluate is never lost.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
     async fn scan(
@@ -230,6 +224,12 @@ impl TableProvider for ShardedTableProvider {
             None => (0..self.schema.fields().len()).collect(),
         };
         let output_schema = Arc::new(self.schema.project(&projection)?);
+        let predicate = conjunction(filters.iter().cloned()).and_then(|filter| {
+            // Filters on columns outside the projection, or with subqueries,
+            // are left to DataFusion's FilterExec above the scan.
+            let schema = DFSchema::try_from(output_schema.as_ref().clone()).ok()?;
+            state.create_physical_expr(filter, &schema).ok()
+        });
         let row_schema = Arc::new(encode_schema(&self.def.row_schema()));
         let point_key = self.point_key(filters);
         let shards = self.source.coordinator.shards();
@@ -257,6 +257,7 @@ impl TableProvider for ShardedTableProvider {
             output_schema,
             requests,
             Arc::new(overlay),
+            predicate,
         )))
     }
 

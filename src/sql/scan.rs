@@ -2,7 +2,8 @@
 //! group.
 //!
 //! Each partition sends its `ScanRequest` to its shard replica and streams
-//! back the Arrow batches the replica decodes. `execute` does no I/O: the
+//! back the Arrow batches the replica decodes, dropping the rows that fail
+//! the pushed-down filters before they leave the partition. `execute` does no I/O: the
 //! scan starts when the stream is first polled, runs on a blocking thread,
 //! and hands batches over a bounded channel, so a slow consumer holds the
 //! scan back and dropping the stream stops it.
@@ -10,6 +11,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -26,6 +28,13 @@ use futures::StreamExt;
 use crate::shard::proto::ScanRequest;
 use crate::shard::ShardReplica;
 
+/// The rows of `batch` for which `predicate` is true.
+fn apply(predicate: &Arc<dyn PhysicalExpr>, batch: RecordBatch) -> DFResult<RecordBatch> {
+    let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
+    let mask = datafusion::common::cast::as_boolean_array(&mask)?;
+    Ok(filter_record_batch(&batch, mask)?)
+}
+
 /// Batches a partition may have decoded ahead of its consumer.
 const SCAN_CHANNEL_BATCHES: usize = 2;
 
@@ -38,6 +47,8 @@ pub struct ShardScanExec {
     requests: Vec<(Arc<ShardReplica>, ScanRequest)>,
     /// The transaction's own uncommitted writes to this table.
     overlay: Overlay,
+    /// Pushed-down filters, applied to each batch inside the partition.
+    predicate: Option<Arc<dyn PhysicalExpr>>,
     properties: Arc<PlanProperties>,
 }
 
@@ -47,6 +58,7 @@ impl ShardScanExec {
         schema: SchemaRef,
         requests: Vec<(Arc<ShardReplica>, ScanRequest)>,
         overlay: Overlay,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
     ) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
@@ -59,6 +71,7 @@ impl ShardScanExec {
             schema,
             requests,
             overlay,
+            predicate,
             properties: Arc::new(properties),
         }
     }
@@ -80,6 +93,9 @@ impl DisplayAs for ShardScanExec {
             shards,
             columns.join(", ")
         )?;
+        if let Some(predicate) = &self.predicate {
+            write!(f, ", filter={predicate}")?;
+        }
         if let Some((_, request)) = self.requests.first() {
             if request.point_key.is_some() {
                 write!(f, ", point_lookup=true")?;
@@ -107,9 +123,12 @@ impl ExecutionPlan for ShardScanExec {
 
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DFResult<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DFResult<TreeNodeRecursion>,
     ) -> DFResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
+        match &self.predicate {
+            Some(predicate) => f(predicate),
+            None => Ok(TreeNodeRecursion::Continue),
+        }
     }
 
     fn with_new_children(
@@ -137,12 +156,17 @@ impl ExecutionPlan for ShardScanExec {
             )));
         };
         let overlay = self.overlay.clone();
+        let predicate = self.predicate.clone();
         let batches = futures::stream::once(async move {
             let (tx, rx) =
                 tokio::sync::mpsc::channel::<DFResult<RecordBatch>>(SCAN_CHANNEL_BATCHES);
             tokio::task::spawn_blocking(move || {
                 let result = replica.scan(&request, &overlay, |batch| {
-                    tx.blocking_send(Ok(batch)).is_ok()
+                    let batch = match &predicate {
+                        Some(predicate) => apply(predicate, batch),
+                        None => Ok(batch),
+                    };
+                    tx.blocking_send(batch).is_ok()
                 });
                 if let Err(e) = result {
                     // The reader may be gone already; then nobody needs the error.
