@@ -982,3 +982,63 @@ async fn integer_literal_overflow_is_out_of_range() {
     )
     .await;
 }
+
+/// The physical plan of `EXPLAIN sql`, as one string.
+async fn physical_plan(client: &tokio_postgres::Client, sql: &str) -> String {
+    let rows = text_rows(client, &format!("EXPLAIN {sql}")).await;
+    rows.into_iter()
+        .find(|r| r[0].as_deref() == Some("physical_plan"))
+        .and_then(|r| r[1].clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn explain_shows_projection_filter_limit_and_key_pruning_in_the_shard_scan() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE ex (id integer PRIMARY KEY, v integer, s text);
+             INSERT INTO ex SELECT i, i % 7, 'x' FROM generate_series(1, 200) AS g(i)",
+        )
+        .await
+        .unwrap();
+
+    let point = physical_plan(&client, "SELECT s FROM ex WHERE id = 5").await;
+    assert!(point.contains("point_lookup=true"), "{point}");
+    let groups = point
+        .split("shard_groups=[")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap_or_default();
+    assert_eq!(groups.split(',').count(), 1, "one shard group: {point}");
+
+    let filtered = physical_plan(&client, "SELECT id FROM ex WHERE v = 3").await;
+    assert!(filtered.contains("filter=v@"), "{filtered}");
+    assert!(filtered.contains("projection=[id, v]"), "{filtered}");
+    assert!(
+        filtered.contains("shard_groups=[0, 1, 2, 3, 4, 5, 6, 7]"),
+        "{filtered}"
+    );
+
+    let limited = physical_plan(&client, "SELECT id FROM ex LIMIT 3").await;
+    assert!(limited.contains("limit=3"), "{limited}");
+
+    // And the answers are right.
+    assert_eq!(
+        query_i64(&client, "SELECT count(*) FROM ex WHERE v = 3").await,
+        29
+    );
+    assert_eq!(
+        text_rows(&client, "SELECT s FROM ex WHERE id = 5").await,
+        rows(&[&[Some("x")]])
+    );
+    assert_eq!(
+        query_i64(
+            &client,
+            "SELECT count(*) FROM (SELECT id FROM ex LIMIT 3) t"
+        )
+        .await,
+        3
+    );
+}
