@@ -174,7 +174,7 @@ impl SimpleQueryHandler for Connection {
             .into_iter()
             .map(|output| {
                 output
-                    .and_then(|out| response(out, &Format::UnifiedText))
+                    .and_then(|out| response(out, &Format::UnifiedText, session.time_zone()?))
                     .unwrap_or_else(|e| Response::Error(Box::new(error_info(&e))))
             })
             .collect();
@@ -275,7 +275,7 @@ impl ExtendedQueryHandler for Connection {
         session
             .execute(stmt, Some(params))
             .await
-            .and_then(|out| response(out, &portal.result_column_format))
+            .and_then(|out| response(out, &portal.result_column_format, session.time_zone()?))
             .map_err(|e| to_pgwire(&e))
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
@@ -48,7 +49,9 @@ fn with_type(info: FieldInfo, pg_type: Type) -> FieldInfo {
     FieldInfo::new(info.name().to_string(), None, None, pg_type, info.format())
 }
 
-pub fn response(output: Output, format: &Format) -> Result<Response> {
+/// The pgwire response for a statement's output; `zone` is the session time
+/// zone `timestamptz` text is shown in.
+pub fn response(output: Output, format: &Format, zone: Tz) -> Result<Response> {
     Ok(match output {
         Output::Rows { schema, stream } => {
             let fields = Arc::new(fields(&schema, format)?);
@@ -58,7 +61,7 @@ pub fn response(output: Output, format: &Format) -> Result<Response> {
                     move |batch| -> Box<dyn Iterator<Item = PgWireResult<_>> + Send> {
                         match batch
                             .map_err(classify)
-                            .and_then(|b| to_pg_text(b, &encode_with))
+                            .and_then(|b| to_pg_text(b, &encode_with, &zone))
                         {
                             Ok(batch) => encode_recordbatch(encode_with.clone(), batch),
                             Err(e) => Box::new(std::iter::once(Err(to_pgwire(&e)))),

@@ -7,10 +7,13 @@
 //! Text-format columns of those types are rendered here into Utf8 before
 //! arrow-pg encodes the row; arrow-pg writes a Utf8 value's bytes as they are,
 //! under the column's real type. Binary-format columns are left to arrow-pg.
-//! The session time zone is always UTC, so `timestamptz` prints with `+00`.
+//! `timestamptz` values print in the session time zone, with its offset
+//! (`+00`, `+09`, `+05:30`), as PostgreSQL prints them.
 
 use std::sync::Arc;
 
+use chrono::Offset;
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
@@ -23,7 +26,7 @@ use pgwire::api::results::{FieldFormat, FieldInfo};
 use crate::error::Result;
 
 /// Renders the text-format columns PostgreSQL prints differently.
-pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatch> {
+pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result<RecordBatch> {
     let needs = |i: usize, f: &Arc<Field>| {
         fields.get(i).map(|p| p.format()) == Some(FieldFormat::Text) && renders(f.data_type())
     };
@@ -41,7 +44,7 @@ pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatc
     let mut new_fields = Vec::with_capacity(batch.num_columns());
     for (i, (field, array)) in schema.fields().iter().zip(batch.columns()).enumerate() {
         if needs(i, field) {
-            columns.push(render(array)?);
+            columns.push(render(array, zone)?);
             new_fields.push(Field::new(field.name(), DataType::Utf8, true));
         } else {
             columns.push(array.clone());
@@ -64,18 +67,18 @@ fn renders(data_type: &DataType) -> bool {
     )
 }
 
-fn render(array: &ArrayRef) -> Result<ArrayRef> {
+fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
     let strings: StringArray = match array.data_type() {
         DataType::Timestamp(_, tz) => {
             let micros = cast(
                 array,
                 &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
             )?;
-            let with_zone = tz.is_some();
+            let zone = tz.is_some().then_some(zone);
             micros
                 .as_primitive::<TimestampMicrosecondType>()
                 .iter()
-                .map(|v| v.map(|v| timestamp(v, with_zone)))
+                .map(|v| v.map(|v| timestamp(v, zone)))
                 .collect()
         }
         DataType::Float32 => array
@@ -138,23 +141,42 @@ fn float(value: f64, scientific: &str, digits: i32) -> String {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction cut,
-/// and `+00` for `timestamptz` (session time zone UTC).
-fn timestamp(micros: i64, with_zone: bool) -> String {
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction cut;
+/// a `timestamptz` (`zone` given) in that zone, followed by its offset.
+fn timestamp(micros: i64, zone: Option<&Tz>) -> String {
     let Some(at) = chrono::DateTime::from_timestamp_micros(micros) else {
         return micros.to_string();
     };
-    let mut text = at.format("%Y-%m-%d %H:%M:%S").to_string();
+    let (mut text, offset) = match zone {
+        Some(zone) => {
+            let local = at.with_timezone(zone);
+            let offset = local.offset().fix().local_minus_utc();
+            (local.format("%Y-%m-%d %H:%M:%S").to_string(), Some(offset))
+        }
+        None => (at.format("%Y-%m-%d %H:%M:%S").to_string(), None),
+    };
     let fraction = micros.rem_euclid(1_000_000);
     if fraction != 0 {
         let digits = format!("{fraction:06}");
         text.push('.');
         text.push_str(digits.trim_end_matches('0'));
     }
-    if with_zone {
-        text.push_str("+00");
+    if let Some(offset) = offset {
+        text.push_str(&utc_offset(offset));
     }
     text
+}
+
+/// PostgreSQL's form of a UTC offset: `+00`, `-03`, `+05:30`, `+00:09:21`.
+fn utc_offset(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let seconds = seconds.unsigned_abs();
+    let (hours, minutes, secs) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (minutes, secs) {
+        (0, 0) => format!("{sign}{hours:02}"),
+        (_, 0) => format!("{sign}{hours:02}:{minutes:02}"),
+        _ => format!("{sign}{hours:02}:{minutes:02}:{secs:02}"),
+    }
 }
 
 /// A Decimal256 as PostgreSQL prints a numeric: all `scale` digits kept.
@@ -207,16 +229,19 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_drop_zero_fractions() {
+    fn timestamps_drop_zero_fractions_and_show_the_session_zone() {
+        let utc: Tz = "+00:00".parse().unwrap();
+        let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
+        let india: Tz = "+05:30".parse().unwrap();
+        let at = 1_704_164_645_000_000;
+        assert_eq!(timestamp(at, Some(&utc)), "2024-01-02 03:04:05+00");
+        assert_eq!(timestamp(at, Some(&tokyo)), "2024-01-02 12:04:05+09");
+        assert_eq!(timestamp(at, Some(&india)), "2024-01-02 08:34:05+05:30");
         assert_eq!(
-            timestamp(1_704_164_645_000_000, true),
-            "2024-01-02 03:04:05+00"
-        );
-        assert_eq!(
-            timestamp(1_704_164_645_120_000, false),
+            timestamp(1_704_164_645_120_000, None),
             "2024-01-02 03:04:05.12"
         );
-        assert_eq!(timestamp(-1, false), "1969-12-31 23:59:59.999999");
+        assert_eq!(timestamp(-1, None), "1969-12-31 23:59:59.999999");
     }
 
     #[test]

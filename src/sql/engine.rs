@@ -50,8 +50,8 @@ impl SqlEngine {
             // over threads only costs time. Full scans have a partition per
             // shard group already.
             .with_round_robin_repartition(false)
-            // The session time zone is UTC: timestamptz values print with +00.
-            .set_str("datafusion.execution.time_zone", "+00:00");
+            // Sessions start in UTC (see Session::apply_time_zone).
+            .set_str("datafusion.execution.time_zone", super::vars::UTC_OFFSET);
         let ctx = SessionContext::new_with_config(config);
         let source = Arc::new(TableSource {
             catalog: catalog.clone(),

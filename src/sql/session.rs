@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -254,6 +255,7 @@ impl Session {
             }
             Statement::Set(set) => {
                 self.set(set)?;
+                self.apply_time_zone()?;
                 Ok(Output::Command("SET".into()))
             }
             Statement::ShowVariable { variable } => {
@@ -277,6 +279,7 @@ impl Session {
                         self.vars.reset(&name.to_string())?
                     }
                 }
+                self.apply_time_zone()?;
                 Ok(Output::Command("RESET".into()))
             }
             other => Err(Error::unsupported(statement_kind(other))),
@@ -443,6 +446,25 @@ impl Session {
             DmlKind::Update => format!("UPDATE {count}"),
             DmlKind::Delete => format!("DELETE {count}"),
         }))
+    }
+
+    /// The session time zone, in which `timestamptz` values are shown.
+    pub fn time_zone(&self) -> Result<Tz> {
+        vars::time_zone(&self.vars.get("timezone")?)
+    }
+
+    /// Hands the session time zone to DataFusion, which uses it to read
+    /// timestamps written without an offset.
+    fn apply_time_zone(&mut self) -> Result<()> {
+        let zone = self.vars.get("timezone")?;
+        let zone = if zone == "UTC" {
+            vars::UTC_OFFSET.to_string()
+        } else {
+            zone
+        };
+        let state = self.ctx.state_ref();
+        state.write().config_mut().options_mut().execution.time_zone = Some(zone);
+        Ok(())
     }
 
     fn set(&mut self, set: &Set) -> Result<()> {

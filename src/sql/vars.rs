@@ -3,10 +3,11 @@
 //! Only the variables PostgreSQL drivers and tools actually send are known;
 //! any other name is `42704 unrecognized configuration parameter`, as in
 //! PostgreSQL. Values are kept as text. `statement_timeout` is accepted and
-//! shown but not enforced yet (see the README's limits); `TimeZone` can only
-//! name UTC.
+//! shown but not enforced yet (see the README's limits).
 
 use std::collections::BTreeMap;
+
+use datafusion::arrow::array::timezone::Tz;
 
 use crate::error::{Error, InputError, Result};
 
@@ -107,12 +108,10 @@ impl SessionVars {
                 milliseconds(&value)
             }
             "transaction_isolation" | "default_transaction_isolation" => isolation(&value)?,
-            // Values are computed and printed in UTC; another zone would be
-            // shown by SHOW but not honoured, so it is refused.
-            "timezone" if !is_utc(&value) => {
-                return Err(Error::unsupported(format!(
-                    "time zone \"{value}\" (the session time zone is UTC)"
-                )));
+            "timezone" if is_utc(&value) => "UTC".to_string(),
+            "timezone" => {
+                time_zone(&value)?;
+                value
             }
             _ => value,
         };
@@ -143,6 +142,25 @@ fn milliseconds(value: &str) -> String {
         Err(_) => value.to_string(),
     }
 }
+
+/// The session time zone a `TimeZone` value names: an IANA name or a
+/// fixed offset such as `+05:30`.
+pub fn time_zone(value: &str) -> Result<Tz> {
+    if is_utc(value) {
+        return Ok(UTC_OFFSET
+            .parse()
+            .map_err(|_| Error::Internal("UTC".into()))?);
+    }
+    value.parse().map_err(|_| {
+        Error::input(
+            InputError::InvalidParameterValue,
+            format!("invalid value for parameter \"TimeZone\": \"{value}\""),
+        )
+    })
+}
+
+/// How DataFusion's `execution.time_zone` spells UTC.
+pub const UTC_OFFSET: &str = "+00:00";
 
 fn is_utc(zone: &str) -> bool {
     matches!(

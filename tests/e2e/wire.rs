@@ -772,7 +772,6 @@ async fn connection_stays_usable_after_errors() {
 }
 
 #[tokio::test]
-#[ignore = "session time zones other than UTC are not supported yet (SET TimeZone gives 0A000)"]
 async fn non_utc_session_time_zone() {
     let server = TestServer::start().await;
     let client = server.connect().await;
