@@ -140,6 +140,19 @@ def run(args):
 
         conn.execute(f"DROP TABLE {TABLE}")
 
+        # SET of a reported variable sends ParameterStatus; timestamptz
+        # values come back in the session time zone.
+        initial_zone = conn.info.parameter_status("TimeZone")
+        conn.execute("SET TimeZone = 'Asia/Tokyo'")
+        check(conn.info.parameter_status("TimeZone") == "Asia/Tokyo",
+              "no ParameterStatus for SET TimeZone")
+        at = conn.execute("SELECT '2024-01-01 00:00:00+00'::timestamptz").fetchone()[0]
+        check(at.utcoffset().total_seconds() == 9 * 3600 and at.hour == 9,
+              f"timestamptz in Asia/Tokyo came back as {at!r}")
+        conn.execute("RESET TimeZone")
+        check(conn.info.parameter_status("TimeZone") == initial_zone,
+              "no ParameterStatus for RESET")
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -155,7 +168,7 @@ def main():
         print(f"FAIL psycopg: {type(e).__name__} (SQLSTATE {e.sqlstate}): {e}")
         return 1
     print(f"PASS psycopg {psycopg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows "
-          "(text+binary), rollback/commit, 23505")
+          "(text+binary), rollback/commit, 23505, TimeZone")
     return 0
 
 

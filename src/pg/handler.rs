@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::sql::sqlparser::ast::Statement;
-use futures::Sink;
+use futures::{Sink, SinkExt};
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     ServerParameterProvider, StartupHandler,
@@ -25,6 +25,7 @@ use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
@@ -153,7 +154,7 @@ impl StartupHandler for Connection {
 
 #[async_trait]
 impl SimpleQueryHandler for Connection {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -178,6 +179,7 @@ impl SimpleQueryHandler for Connection {
                     .unwrap_or_else(|e| Response::Error(Box::new(error_info(&e))))
             })
             .collect();
+        report_parameters(client, &mut session).await?;
         Ok(responses)
     }
 }
@@ -225,6 +227,23 @@ impl QueryParser for StatementParser {
     }
 }
 
+/// Sends a ParameterStatus for each reported variable a statement changed,
+/// as PostgreSQL does after `SET TimeZone` and the like.
+async fn report_parameters<C>(client: &mut C, session: &mut Session) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for (name, value) in session.take_parameter_reports() {
+        client
+            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                name, value,
+            )))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Parses and plans one statement for the extended protocol.
 async fn prepare(session: &Session, sql: &str) -> Result<Option<Prepared>> {
     let mut statements = session.parse(sql)?;
@@ -256,7 +275,7 @@ impl ExtendedQueryHandler for Connection {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<Prepared>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -272,11 +291,13 @@ impl ExtendedQueryHandler for Connection {
         };
         let params = bind_parameters(portal, &prepared.param_types).map_err(|e| to_pgwire(&e))?;
         let mut session = self.session.lock().await;
-        session
+        let result = session
             .execute(stmt, Some(params))
             .await
             .and_then(|out| response(out, &portal.result_column_format, session.time_zone()?))
-            .map_err(|e| to_pgwire(&e))
+            .map_err(|e| to_pgwire(&e));
+        report_parameters(client, &mut session).await?;
+        result
     }
 }
 

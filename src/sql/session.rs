@@ -95,8 +95,10 @@ impl Session {
         self.state
     }
 
-    pub fn vars(&self) -> &SessionVars {
-        &self.vars
+    /// Reported variables changed since the last call, to send to the
+    /// client as ParameterStatus messages.
+    pub fn take_parameter_reports(&mut self) -> Vec<(String, String)> {
+        self.vars.take_reports()
     }
 
     /// Parses SQL text into statements (PostgreSQL dialect, with the

@@ -50,12 +50,26 @@ const READ_ONLY: &[&str] = &[
 
 pub struct SessionVars {
     values: BTreeMap<&'static str, String>,
+    /// Reported variables changed since the last [`SessionVars::take_reports`].
+    changed: Vec<&'static str>,
 }
+
+/// Variables whose changes PostgreSQL reports to the client (ParameterStatus),
+/// with the spelling it reports them in.
+const REPORTED: &[(&str, &str)] = &[
+    ("application_name", "application_name"),
+    ("client_encoding", "client_encoding"),
+    ("datestyle", "DateStyle"),
+    ("intervalstyle", "IntervalStyle"),
+    ("standard_conforming_strings", "standard_conforming_strings"),
+    ("timezone", "TimeZone"),
+];
 
 impl Default for SessionVars {
     fn default() -> Self {
         Self {
             values: DEFAULTS.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            changed: Vec::new(),
         }
     }
 }
@@ -115,20 +129,41 @@ impl SessionVars {
             }
             _ => value,
         };
-        self.values.insert(key, value);
+        self.store(key, value);
         Ok(())
+    }
+
+    fn store(&mut self, key: &'static str, value: String) {
+        if self.values.get(key) != Some(&value) && !self.changed.contains(&key) {
+            self.changed.push(key);
+        }
+        self.values.insert(key, value);
+    }
+
+    /// `(name, value)` of the reported variables changed since the last call,
+    /// for ParameterStatus messages.
+    pub fn take_reports(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .filter_map(|key| {
+                let (_, reported) = REPORTED.iter().find(|(k, _)| *k == key)?;
+                Some((reported.to_string(), self.values[key].clone()))
+            })
+            .collect()
     }
 
     pub fn reset(&mut self, name: &str) -> Result<()> {
         let key = self.known(&canonical(name))?;
         if let Some((_, default)) = DEFAULTS.iter().find(|(k, _)| *k == key) {
-            self.values.insert(key, default.to_string());
+            self.store(key, default.to_string());
         }
         Ok(())
     }
 
     pub fn reset_all(&mut self) {
-        *self = Self::default();
+        for (key, default) in DEFAULTS {
+            self.store(key, default.to_string());
+        }
     }
 }
 
@@ -204,6 +239,13 @@ mod tests {
             Err(Error::Input(InputError::UndefinedObject, _))
         ));
         assert!(vars.set("server_version", "16".into()).is_err());
+        vars.set("application_name", "x".into()).unwrap();
+        vars.set("extra_float_digits", "3".into()).unwrap();
+        assert_eq!(
+            vars.take_reports(),
+            vec![("application_name".to_string(), "x".to_string())]
+        );
+        assert!(vars.take_reports().is_empty());
         assert_eq!(
             vars.get("transaction isolation level").unwrap(),
             "repeatable read"
