@@ -11,7 +11,7 @@
 //! config ([`SessionTxn`]), so one set of providers serves every session.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -42,6 +42,10 @@ pub const INTERNAL_SCHEMA: &str = "shardforge_internal";
 pub struct ShardSchemaProvider {
     tables: Arc<TableSource>,
     with_hidden: bool,
+    /// Providers already made, reused while the catalog hands out the same
+    /// definition (a new or altered table is a new `Arc<TableDef>`), so
+    /// DEFAULT expressions are not planned again for every statement.
+    providers: Mutex<HashMap<String, Arc<ShardedTableProvider>>>,
 }
 
 /// What every provider needs, shared by both schemas.
@@ -63,6 +67,7 @@ impl ShardSchemaProvider {
         Self {
             tables,
             with_hidden,
+            providers: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -79,11 +84,21 @@ impl SchemaProvider for ShardSchemaProvider {
     }
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        let mut providers = self.providers.lock().unwrap_or_else(|e| e.into_inner());
         let Some(def) = self.tables.catalog.table(name) else {
+            providers.remove(name);
             return Ok(None);
         };
-        let provider = ShardedTableProvider::new(def, self.tables.clone(), self.with_hidden)?;
-        Ok(Some(Arc::new(provider)))
+        if let Some(provider) = providers.get(name).filter(|p| Arc::ptr_eq(&p.def, &def)) {
+            return Ok(Some(provider.clone()));
+        }
+        let provider = Arc::new(ShardedTableProvider::new(
+            def,
+            self.tables.clone(),
+            self.with_hidden,
+        )?);
+        providers.insert(name.to_string(), provider.clone());
+        Ok(Some(provider))
     }
 
     fn table_exist(&self, name: &str) -> bool {
