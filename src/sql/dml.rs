@@ -25,7 +25,8 @@ use std::sync::Arc;
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, Delete, FromTable, TableFactor, TableWithJoins, Update, UpdateTableFromKind,
+    AssignmentTarget, Delete, FromTable, ObjectName, TableFactor, TableWithJoins, Update,
+    UpdateTableFromKind,
 };
 
 use super::ddl::{ident_name, table_name};
@@ -203,6 +204,29 @@ pub fn plan_delete(catalog: &Catalog, delete: &Delete) -> Result<DmlPlan> {
         key_columns(&def, &qualifier).join(", "),
         from_clause(&def, &qualifier, others),
         where_clause(&delete.selection)
+    );
+    Ok(DmlPlan {
+        kind: DmlKind::Delete,
+        table: def,
+        select_sql,
+    })
+}
+
+/// TRUNCATE of one table: a DELETE of every row. Like PostgreSQL's, it is
+/// transactional (undone by ROLLBACK); unlike it, it costs a tombstone per
+/// row (space comes back when old versions are collected).
+pub fn plan_truncate(catalog: &Catalog, name: &ObjectName) -> Result<DmlPlan> {
+    let table = table_name(name)?;
+    let def = catalog.table(&table).ok_or_else(|| {
+        Error::input(
+            InputError::UndefinedTable,
+            format!("relation \"{table}\" does not exist"),
+        )
+    })?;
+    let select_sql = format!(
+        "SELECT {} FROM {}",
+        key_columns(&def, &table).join(", "),
+        from_clause(&def, &table, &[])
     );
     Ok(DmlPlan {
         kind: DmlKind::Delete,

@@ -9,8 +9,17 @@
 //!
 //! UPDATE uses [`is_default`], [`default_value`] and [`bytea_literal`] for
 //! its assignments the same way.
+//!
+//! And in any statement, [`name_function_columns`]: a function in FROM with
+//! a bare alias (`generate_series(1, 3) AS n`) names its column `n`, as in
+//! PostgreSQL (DataFusion would call it `value`).
 
-use datafusion::sql::sqlparser::ast::{Expr, Insert, SetExpr, TableObject, Value};
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, Insert, SetExpr, Statement, TableAliasColumnDef, TableFactor, TableObject, Value,
+    VisitMut, VisitorMut,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -66,6 +75,33 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &Catalog) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Gives table functions aliased without a column list their alias as
+/// column name (`FROM generate_series(1, 3) AS n` reads column `n`).
+pub fn name_function_columns(stmt: &mut Statement) {
+    struct Namer;
+    impl VisitorMut for Namer {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                args: Some(_),
+                alias: Some(alias),
+                ..
+            } = factor
+            {
+                if alias.columns.is_empty() {
+                    let name = alias.name.clone();
+                    alias.columns.push(TableAliasColumnDef {
+                        name,
+                        data_type: None,
+                    });
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Namer);
 }
 
 pub fn is_default(expr: &Expr) -> bool {

@@ -242,6 +242,21 @@ impl Session {
                 let plan = dml::plan_delete(self.engine.catalog(), delete)?;
                 self.run_dml(plan, params).await
             }
+            Statement::Truncate(truncate) => {
+                if truncate.partitions.is_some() || truncate.identity.is_some() {
+                    return Err(Error::unsupported("this form of TRUNCATE"));
+                }
+                // Every table is checked before any row is deleted.
+                let plans = truncate
+                    .table_names
+                    .iter()
+                    .map(|t| dml::plan_truncate(self.engine.catalog(), &t.name))
+                    .collect::<Result<Vec<_>>>()?;
+                for plan in plans {
+                    self.run_dml(plan, None).await?;
+                }
+                Ok(Output::Command("TRUNCATE TABLE".into()))
+            }
             Statement::CreateTable(create) => {
                 self.engine.create_table(create).await?;
                 Ok(Output::Command("CREATE TABLE".into()))
@@ -320,6 +335,7 @@ impl Session {
                 savepoint: None, ..
             }
             | Statement::CreateTable(_)
+            | Statement::Truncate(_)
             | Statement::Drop {
                 object_type: ObjectType::Table,
                 ..
@@ -354,6 +370,7 @@ impl Session {
         if let Statement::Insert(insert) = &mut stmt {
             rewrite::rewrite_insert(insert, self.engine.catalog())?;
         }
+        rewrite::name_function_columns(&mut stmt);
         let plan = self
             .ctx
             .state()

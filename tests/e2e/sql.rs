@@ -1042,3 +1042,36 @@ async fn explain_shows_projection_filter_limit_and_key_pruning_in_the_shard_scan
         3
     );
 }
+
+#[tokio::test]
+async fn truncate_is_transactional_and_function_aliases_name_their_column() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    // pgbench -i's server-side generation, as it sends it.
+    client
+        .batch_execute(
+            "CREATE TABLE branches (bid int NOT NULL, bbalance int, filler char(88)) WITH (fillfactor=100);
+             INSERT INTO branches (bid, bbalance) SELECT bid, 0 FROM generate_series(1, 5) AS bid",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        query_i64(&client, "SELECT sum(bid) FROM branches").await,
+        15
+    );
+
+    client
+        .batch_execute("BEGIN; TRUNCATE branches")
+        .await
+        .unwrap();
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM branches").await, 0);
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM branches").await, 5);
+
+    client
+        .batch_execute("TRUNCATE TABLE branches")
+        .await
+        .unwrap();
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM branches").await, 0);
+    assert_error(&client, "TRUNCATE no_such_table", SqlState::UNDEFINED_TABLE).await;
+}
