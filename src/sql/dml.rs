@@ -55,6 +55,18 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The definition and normalised name of the table `name` refers to.
+fn existing_table(catalog: &Catalog, name: &ObjectName) -> Result<(Arc<TableDef>, String)> {
+    let table = table_name(name)?;
+    let def = catalog.table(&table).ok_or_else(|| {
+        Error::input(
+            InputError::UndefinedTable,
+            format!("relation \"{table}\" does not exist"),
+        )
+    })?;
+    Ok((def, table))
+}
+
 /// The target table and the name its columns are qualified with.
 fn target(catalog: &Catalog, relation: &TableWithJoins) -> Result<(Arc<TableDef>, String)> {
     if !relation.joins.is_empty() {
@@ -65,13 +77,7 @@ fn target(catalog: &Catalog, relation: &TableWithJoins) -> Result<(Arc<TableDef>
             "UPDATE or DELETE of something other than a table",
         ));
     };
-    let table = table_name(name)?;
-    let def = catalog.table(&table).ok_or_else(|| {
-        Error::input(
-            InputError::UndefinedTable,
-            format!("relation \"{table}\" does not exist"),
-        )
-    })?;
+    let (def, table) = existing_table(catalog, name)?;
     let qualifier = match alias {
         Some(alias) => ident_name(&alias.name),
         None => table,
@@ -216,13 +222,7 @@ pub fn plan_delete(catalog: &Catalog, delete: &Delete) -> Result<DmlPlan> {
 /// transactional (undone by ROLLBACK); unlike it, it costs a tombstone per
 /// row (space comes back when old versions are collected).
 pub fn plan_truncate(catalog: &Catalog, name: &ObjectName) -> Result<DmlPlan> {
-    let table = table_name(name)?;
-    let def = catalog.table(&table).ok_or_else(|| {
-        Error::input(
-            InputError::UndefinedTable,
-            format!("relation \"{table}\" does not exist"),
-        )
-    })?;
+    let (def, table) = existing_table(catalog, name)?;
     let select_sql = format!(
         "SELECT {} FROM {}",
         key_columns(&def, &table).join(", "),
