@@ -230,7 +230,7 @@ impl Session {
                 self.rows(plan, &names).await
             }
             Statement::Insert(_) => {
-                let plan = self.plan(stmt, params).await?;
+                let plan = self.plan(stmt.clone(), params).await?;
                 let count = self.count(plan).await?;
                 Ok(Output::Command(format!("INSERT 0 {count}")))
             }
@@ -317,7 +317,7 @@ impl Session {
                 names = pg_names;
                 (plan, true)
             }
-            Statement::Insert(_) => (self.plan(stmt, None).await?, false),
+            Statement::Insert(_) => (self.plan(stmt.clone(), None).await?, false),
             Statement::Update(update) => {
                 let dml = dml::plan_update(catalog, update)?;
                 (self.plan_sql(&dml.select_sql, None).await?, false)
@@ -365,8 +365,11 @@ impl Session {
     }
 
     /// Plans a statement DataFusion handles, with its parameters bound.
-    pub async fn plan(&self, stmt: &Statement, params: Option<ParamValues>) -> Result<LogicalPlan> {
-        let mut stmt = stmt.clone();
+    pub async fn plan(
+        &self,
+        mut stmt: Statement,
+        params: Option<ParamValues>,
+    ) -> Result<LogicalPlan> {
         if let Statement::Insert(insert) = &mut stmt {
             rewrite::rewrite_insert(insert, self.engine.catalog())?;
         }
@@ -392,13 +395,13 @@ impl Session {
     ) -> Result<(LogicalPlan, Vec<String>)> {
         let mut stmt = stmt.clone();
         let names = names::alias_select_items(&mut stmt);
-        Ok((self.plan(&stmt, params).await?, names))
+        Ok((self.plan(stmt, params).await?, names))
     }
 
     /// Plans the SELECT an UPDATE or DELETE is run as (for Describe, too).
     pub async fn plan_sql(&self, sql: &str, params: Option<ParamValues>) -> Result<LogicalPlan> {
-        let statements = self.parse(sql)?;
-        let [stmt] = statements.as_slice() else {
+        let mut statements = self.parse(sql)?;
+        let (Some(stmt), true) = (statements.pop(), statements.is_empty()) else {
             return Err(Error::Internal(format!(
                 "generated SQL is not one statement: {sql}"
             )));
