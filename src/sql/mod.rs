@@ -25,6 +25,7 @@ pub mod dml;
 pub mod engine;
 pub mod errors;
 pub mod names;
+pub mod point;
 pub mod provider;
 pub mod rewrite;
 pub mod scan;

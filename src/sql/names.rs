@@ -6,7 +6,9 @@
 //! items with the same name. So before planning, every unaliased item of the
 //! top-level SELECT that is not a plain column gets a unique alias
 //! `__pg_col<i>`, and the schema sent to the client renames those columns to
-//! what PostgreSQL would call them (duplicates allowed, as in PostgreSQL).
+//! what PostgreSQL would call them (duplicates allowed, as in PostgreSQL). A
+//! plain column is left as it is, unless it was already selected: `SELECT
+//! a, a` is fine in PostgreSQL.
 
 use std::sync::Arc;
 
@@ -27,11 +29,14 @@ pub fn alias_select_items(stmt: &mut Statement) -> Vec<String> {
     let Some(select) = leftmost_select(query) else {
         return names;
     };
+    let mut columns = std::collections::HashSet::new();
     for item in &mut select.projection {
         let SelectItem::UnnamedExpr(expr) = item else {
             continue;
         };
-        if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+        if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+            && columns.insert(pg_name(expr))
+        {
             continue;
         }
         let alias = Ident::new(format!("{PREFIX}{}", names.len()));
@@ -147,9 +152,13 @@ mod tests {
 
     #[test]
     fn unaliased_items_get_postgresql_names() {
-        let (sql, names) =
-            names_of("SELECT a, t.b, 1, count(*), '1'::int, a::text, x AS y, (SELECT 1) FROM t");
-        assert_eq!(names, vec!["?column?", "count", "int4", "a", "?column?"]);
+        let (sql, names) = names_of(
+            "SELECT a, t.b, 1, count(*), '1'::int, a::text, x AS y, (SELECT 1), t.a FROM t",
+        );
+        assert_eq!(
+            names,
+            vec!["?column?", "count", "int4", "a", "?column?", "a"]
+        );
         assert!(sql.contains("1 AS __pg_col0"), "{sql}");
         assert!(sql.starts_with("SELECT a, t.b, "), "{sql}");
         assert!(sql.contains("x AS y"), "{sql}");

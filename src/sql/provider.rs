@@ -31,8 +31,8 @@ use super::write::{InsertSink, RowWriter};
 use crate::catalog::{Catalog, TableDef};
 use crate::encoding::keys::{encode_key_value, row_key, table_bounds};
 use crate::error::Error;
-use crate::shard::encode_schema;
 use crate::shard::proto::ScanRequest;
+use crate::shard::{encode_schema, ShardReplica};
 use crate::txn::TxnCoordinator;
 
 /// The schema in which tables also show their hidden row id.
@@ -143,22 +143,9 @@ impl ShardedTableProvider {
     /// The key of the single row that `filters` pin down with `pk = const`
     /// on every key column, if they do.
     fn point_key(&self, filters: &[Expr]) -> Option<Vec<u8>> {
-        let mut pinned: HashMap<usize, &ScalarValue> = HashMap::new();
-        for filter in filters {
-            if let Some((column, value)) = self.pk_equality(filter) {
-                pinned.insert(column, value);
-            }
-        }
-        let row_schema = self.def.row_schema();
-        let mut pk = Vec::new();
-        for &column in &self.def.primary_key {
-            let value = pinned.get(&column)?;
-            let target = row_schema.field(column).data_type();
-            let value = value.cast_to(target).ok()?;
-            let array = value.to_array().ok()?;
-            encode_key_value(&mut pk, array.as_ref(), 0).ok()?;
-        }
-        Some(row_key(self.def.id.0, &pk))
+        let pinned: HashMap<usize, &ScalarValue> =
+            filters.iter().filter_map(|f| self.pk_equality(f)).collect();
+        point_key(&self.def, &pinned)
     }
 
     /// `(key column index, value)` if `filter` is `key_column = literal`.
@@ -185,6 +172,42 @@ impl ShardedTableProvider {
             .primary_key
             .contains(&index)
             .then_some((index, value))
+    }
+}
+
+/// The key of the row of `def` whose key columns have the values `pinned`
+/// (by column index), if it gives one for every key column that converts
+/// to the column's type.
+pub(super) fn point_key(def: &TableDef, pinned: &HashMap<usize, &ScalarValue>) -> Option<Vec<u8>> {
+    let row_schema = def.row_schema();
+    let mut pk = Vec::new();
+    for &column in &def.primary_key {
+        let value = pinned.get(&column)?;
+        let target = row_schema.field(column).data_type();
+        let value = value.cast_to(target).ok()?;
+        let array = value.to_array().ok()?;
+        encode_key_value(&mut pk, array.as_ref(), 0).ok()?;
+    }
+    Some(row_key(def.id.0, &pk))
+}
+
+/// What a scan of `def`'s rows in one shard group asks for.
+pub(super) fn scan_request(
+    def: &TableDef,
+    shard: &ShardReplica,
+    snapshot_ts: u64,
+    projection: &[usize],
+    limit: Option<usize>,
+    point_key: Option<Vec<u8>>,
+) -> ScanRequest {
+    ScanRequest {
+        table_id: def.id.0,
+        shard_id: shard.range().id.0,
+        snapshot_ts,
+        row_schema: encode_schema(&def.row_schema()),
+        projection: projection.iter().map(|&i| i as u32).collect(),
+        limit: limit.map(|l| l as u64),
+        point_key,
     }
 }
 
@@ -245,7 +268,6 @@ impl TableProvider for ShardedTableProvider {
             let schema = DFSchema::try_from(output_schema.as_ref().clone()).ok()?;
             state.create_physical_expr(filter, &schema).ok()
         });
-        let row_schema = Arc::new(encode_schema(&self.def.row_schema()));
         let point_key = self.point_key(filters);
         let shards = self.source.coordinator.shards();
         let replicas = match &point_key {
@@ -255,15 +277,14 @@ impl TableProvider for ShardedTableProvider {
         let requests = replicas
             .into_iter()
             .map(|replica| {
-                let request = ScanRequest {
-                    table_id: self.def.id.0,
-                    shard_id: replica.range().id.0,
+                let request = scan_request(
+                    &self.def,
+                    &replica,
                     snapshot_ts,
-                    row_schema: row_schema.as_ref().clone(),
-                    projection: projection.iter().map(|&i| i as u32).collect(),
-                    limit: limit.map(|l| l as u64),
-                    point_key: point_key.clone(),
-                };
+                    &projection,
+                    limit,
+                    point_key.clone(),
+                );
                 (replica, request)
             })
             .collect();

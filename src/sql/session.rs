@@ -32,6 +32,7 @@ use super::dml::{self, DmlKind};
 use super::engine::SqlEngine;
 use super::errors::classify;
 use super::names;
+use super::point::{self, PointSelect};
 use super::rewrite;
 use super::session_txn::SessionTxn;
 use super::vars::{self, SessionVars};
@@ -192,6 +193,9 @@ impl Session {
 
     /// Commits off the async runtime: a commit syncs to disk.
     async fn commit(&self, txn: Transaction) -> Result<()> {
+        if txn.is_read_only() {
+            return Ok(());
+        }
         let coordinator = self.engine.coordinator().clone();
         tokio::task::spawn_blocking(move || coordinator.commit(txn)).await??;
         Ok(())
@@ -226,6 +230,10 @@ impl Session {
     async fn dispatch(&mut self, stmt: &Statement, params: Option<ParamValues>) -> Result<Output> {
         match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
+                let catalog = self.engine.catalog();
+                if let Some(point) = point::recognise(stmt, catalog, params.as_ref()) {
+                    return self.point_rows(point).await;
+                }
                 let (plan, names) = self.plan_query(stmt, params).await?;
                 self.rows(plan, &names).await
             }
@@ -426,6 +434,30 @@ impl Session {
         Ok(Output::Rows {
             schema: schema.clone(),
             stream: Box::pin(RecordBatchStreamAdapter::new(schema, watched)),
+        })
+    }
+
+    /// Reads the one row a point SELECT names (see [`point`]), with the
+    /// transaction's own write of it, if any.
+    async fn point_rows(&self, point: PointSelect) -> Result<Output> {
+        let (snapshot_ts, own_write) = self.txn.with(|t| {
+            let own = t.own_write(&point.key).map(|row| row.map(<[u8]>::to_vec));
+            Ok((t.start_ts(), own))
+        })?;
+        let replica = self
+            .engine
+            .coordinator()
+            .shards()
+            .for_key(&point.key)
+            .clone();
+        let schema = point.schema();
+        let batches =
+            tokio::task::spawn_blocking(move || point.read(&replica, snapshot_ts, own_write))
+                .await??;
+        let stream = futures::stream::iter(batches.into_iter().map(Ok));
+        Ok(Output::Rows {
+            schema: schema.clone(),
+            stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
         })
     }
 

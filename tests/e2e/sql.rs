@@ -1075,3 +1075,130 @@ async fn truncate_is_transactional_and_function_aliases_name_their_column() {
     assert_eq!(query_i64(&client, "SELECT count(*) FROM branches").await, 0);
     assert_error(&client, "TRUNCATE no_such_table", SqlState::UNDEFINED_TABLE).await;
 }
+
+#[tokio::test]
+async fn point_selects_by_primary_key_answer_like_planned_queries() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE pt (id integer PRIMARY KEY, name varchar(10), note text);
+             INSERT INTO pt VALUES (1, 'one', NULL), (2, 'two', 'second'), (3, NULL, 'third');
+             CREATE TABLE tk (k text PRIMARY KEY, v bigint);
+             INSERT INTO tk VALUES ('a', 1), ('b', 2);
+             CREATE TABLE nopk (v integer);
+             INSERT INTO nopk VALUES (7);",
+        )
+        .await
+        .unwrap();
+    // Each point SELECT (answered by one key lookup) against the same query
+    // in a form only the planner answers.
+    for (point, planned) in [
+        (
+            "SELECT id, name, note FROM pt WHERE id = 2",
+            "SELECT id, name, note FROM pt WHERE id = 2 ORDER BY id",
+        ),
+        (
+            "SELECT * FROM pt WHERE 3 = id",
+            "SELECT * FROM pt WHERE id + 0 = 3",
+        ),
+        (
+            "SELECT note, id, note FROM pt WHERE (id = 1)",
+            "SELECT note, id, note FROM pt WHERE id IN (1)",
+        ),
+        (
+            "SELECT name FROM public.pt WHERE id = 4",
+            "SELECT name FROM pt WHERE id = 4 LIMIT 1",
+        ),
+        (
+            "SELECT id FROM pt WHERE id = 99999999999",
+            "SELECT id FROM pt WHERE id > 3",
+        ),
+        (
+            "SELECT id FROM pt WHERE id = '2'",
+            "SELECT id FROM pt WHERE id = 1 + 1",
+        ),
+        (
+            "SELECT v, k FROM tk WHERE k = 'b'",
+            "SELECT v, k FROM tk WHERE k = 'b' ORDER BY k",
+        ),
+    ] {
+        let expected = text_rows(&client, planned).await;
+        assert_eq!(text_rows(&client, point).await, expected, "{point}");
+    }
+    assert_eq!(
+        text_rows(&client, "SELECT * FROM pt WHERE id = 3").await,
+        rows(&[&[Some("3"), None, Some("third")]])
+    );
+
+    // The extended protocol: a bound key, the column types of the table.
+    let statement = client
+        .prepare("SELECT id, name FROM pt WHERE id = $1")
+        .await
+        .unwrap();
+    let types: Vec<_> = statement
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            tokio_postgres::types::Type::INT4,
+            tokio_postgres::types::Type::VARCHAR
+        ]
+    );
+    let row = client.query_one(&statement, &[&1i32]).await.unwrap();
+    assert_eq!((row.get::<_, i32>(0), row.get::<_, &str>(1)), (1, "one"));
+    assert!(client.query(&statement, &[&5i32]).await.unwrap().is_empty());
+
+    // Inside a transaction the lookup sees the transaction's own writes.
+    client
+        .batch_execute(
+            "BEGIN; INSERT INTO pt VALUES (10, 'ten', NULL); DELETE FROM pt WHERE id = 2;
+             UPDATE pt SET note = 'changed' WHERE id = 1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT id, note FROM pt WHERE id = 10").await,
+        rows(&[&[Some("10"), None]])
+    );
+    assert!(text_rows(&client, "SELECT id FROM pt WHERE id = 2")
+        .await
+        .is_empty());
+    let row = client.query_one(&statement, &[&1i32]).await.unwrap();
+    assert_eq!(row.get::<_, &str>(1), "one");
+    assert_eq!(
+        text_rows(&client, "SELECT note FROM pt WHERE id = 1").await,
+        rows(&[&[Some("changed")]])
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert!(text_rows(&client, "SELECT id FROM pt WHERE id = 10")
+        .await
+        .is_empty());
+    assert_eq!(
+        text_rows(&client, "SELECT name, note FROM pt WHERE id = 1").await,
+        rows(&[&[Some("one"), None]])
+    );
+
+    // Statements of the same shape that are wrong fail as the planner fails them.
+    assert_error(
+        &client,
+        "SELECT nope FROM pt WHERE id = 1",
+        SqlState::UNDEFINED_COLUMN,
+    )
+    .await;
+    assert_error(
+        &client,
+        "SELECT id FROM nope WHERE id = 1",
+        SqlState::UNDEFINED_TABLE,
+    )
+    .await;
+    assert_error(
+        &client,
+        "SELECT rowid FROM nopk WHERE rowid = 1",
+        SqlState::UNDEFINED_COLUMN,
+    )
+    .await;
+}

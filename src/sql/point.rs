@@ -1,0 +1,417 @@
+//! Point SELECTs by primary key, answered without DataFusion.
+//!
+//! `SELECT a, b FROM t WHERE k = 42` is the statement OLTP clients send
+//! most, and planning and optimising it in DataFusion costs several times
+//! the lookup itself. A statement of exactly this shape (plain columns or
+//! `*` of one table, `key = value` for every primary-key column and no other
+//! clause) is recognised on the AST and answered with the same point-key
+//! `ScanRequest` a planned lookup sends to the shard group owning the row.
+//! Anything else, including a value PostgreSQL would have to convert (`k =
+//! '42'`, `k = 4.0`, an integer out of the column's range), is left to the
+//! planner, so both paths give the same answers and the same errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
+    Value,
+};
+
+use super::ddl::{ident_name, table_name};
+use super::provider::{point_key, scan_request};
+use crate::catalog::{Catalog, SqlType, TableDef};
+use crate::error::Result;
+use crate::shard::ShardReplica;
+
+/// A recognised point SELECT: which row of which table, and which columns.
+pub struct PointSelect {
+    pub table: Arc<TableDef>,
+    /// Indexes of the selected columns in the stored row (a column may be
+    /// selected twice).
+    pub projection: Vec<usize>,
+    /// The row's user key.
+    pub key: Vec<u8>,
+}
+
+impl PointSelect {
+    /// The result columns, as the planned query would name and type them.
+    pub fn schema(&self) -> SchemaRef {
+        let schema = self.table.row_schema();
+        Arc::new(
+            schema
+                .project(&self.projection)
+                .expect("projection indexes come from the table definition"),
+        )
+    }
+
+    /// Reads the row from the shard group that owns it, at `snapshot_ts`,
+    /// or as `own_write` has it (`Some(None)`: deleted) if the transaction
+    /// wrote it. Blocks on storage.
+    pub fn read(
+        self,
+        replica: &ShardReplica,
+        snapshot_ts: u64,
+        own_write: Option<Option<Vec<u8>>>,
+    ) -> Result<Vec<RecordBatch>> {
+        // The row decoder reads each column once; `SELECT a, a` repeats it after.
+        let mut read: Vec<usize> = Vec::with_capacity(self.projection.len());
+        let positions: Vec<usize> = self
+            .projection
+            .iter()
+            .map(|column| match read.iter().position(|c| c == column) {
+                Some(position) => position,
+                None => {
+                    read.push(*column);
+                    read.len() - 1
+                }
+            })
+            .collect();
+        let request = scan_request(
+            &self.table,
+            replica,
+            snapshot_ts,
+            &read,
+            None,
+            Some(self.key.clone()),
+        );
+        let overlay: Vec<_> = own_write.map(|row| (self.key, row)).into_iter().collect();
+        let mut batches = Vec::new();
+        replica.scan(&request, &overlay, |batch| {
+            batches.push(batch);
+            true
+        })?;
+        batches
+            .into_iter()
+            .map(|batch| Ok(batch.project(&positions)?))
+            .collect()
+    }
+}
+
+/// The point SELECT `stmt` is, if it is one (`params` bind its placeholders).
+pub fn recognise(
+    stmt: &Statement,
+    catalog: &Catalog,
+    params: Option<&ParamValues>,
+) -> Option<PointSelect> {
+    let Statement::Query(query) = stmt else {
+        return None;
+    };
+    let select = plain_select(query)?;
+    let [from] = select.from.as_slice() else {
+        return None;
+    };
+    let TableFactor::Table {
+        name,
+        alias: None,
+        args: None,
+        with_hints,
+        version: None,
+        with_ordinality: false,
+        partitions,
+        json_path: None,
+        sample: None,
+        index_hints,
+    } = &from.relation
+    else {
+        return None;
+    };
+    if !(from.joins.is_empty()
+        && with_hints.is_empty()
+        && partitions.is_empty()
+        && index_hints.is_empty())
+    {
+        return None;
+    }
+    let table = catalog.table(&table_name(name).ok()?)?;
+    let projection = projection(&table, &select.projection)?;
+    let mut pinned = HashMap::new();
+    for (column, value) in equalities(select.selection.as_ref()?)? {
+        let index = visible_column(&table, &column)?;
+        if !table.primary_key.contains(&index) {
+            return None;
+        }
+        let value = key_value(value, &table.columns[index].sql_type, params)?;
+        if pinned.insert(index, value).is_some() {
+            return None;
+        }
+    }
+    if pinned.len() != table.primary_key.len() {
+        return None;
+    }
+    let pinned = pinned.iter().map(|(&i, v)| (i, v)).collect();
+    let key = point_key(&table, &pinned)?;
+    Some(PointSelect {
+        table,
+        projection,
+        key,
+    })
+}
+
+/// The SELECT of a query that is nothing but one SELECT with a FROM and a
+/// WHERE (no WITH, ORDER BY, LIMIT, DISTINCT, grouping or locking).
+fn plain_select(query: &Query) -> Option<&Select> {
+    let plain_query = query.with.is_none()
+        && query.order_by.is_none()
+        && query.limit_clause.is_none()
+        && query.fetch.is_none()
+        && query.locks.is_empty()
+        && query.for_clause.is_none()
+        && query.settings.is_none()
+        && query.format_clause.is_none()
+        && query.pipe_operators.is_empty();
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let no_grouping =
+        matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    let plain_select = select.distinct.is_none()
+        && select.top.is_none()
+        && select.into.is_none()
+        && select.exclude.is_none()
+        && select.lateral_views.is_empty()
+        && select.prewhere.is_none()
+        && select.connect_by.is_empty()
+        && no_grouping
+        && select.cluster_by.is_empty()
+        && select.distribute_by.is_empty()
+        && select.sort_by.is_empty()
+        && select.having.is_none()
+        && select.named_window.is_empty()
+        && select.qualify.is_none()
+        && select.value_table_mode.is_none();
+    (plain_query && plain_select).then_some(select.as_ref())
+}
+
+/// The stored-column indexes of a select list of plain column names or `*`.
+fn projection(table: &TableDef, items: &[SelectItem]) -> Option<Vec<usize>> {
+    let mut projection = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => {
+                projection.push(visible_column(table, &ident_name(ident))?);
+            }
+            SelectItem::Wildcard(options)
+                if options.opt_ilike.is_none()
+                    && options.opt_exclude.is_none()
+                    && options.opt_except.is_none()
+                    && options.opt_replace.is_none()
+                    && options.opt_rename.is_none()
+                    && options.opt_alias.is_none() =>
+            {
+                projection.extend(0..table.visible_columns());
+            }
+            _ => return None,
+        }
+    }
+    Some(projection)
+}
+
+/// A column users can see (not the hidden row id).
+fn visible_column(table: &TableDef, name: &str) -> Option<usize> {
+    table
+        .column_index(name)
+        .filter(|&i| i < table.visible_columns())
+}
+
+/// `(column, value)` of each `column = value` of a WHERE clause that is an
+/// AND of such equalities and nothing else.
+fn equalities(expr: &Expr) -> Option<Vec<(String, &Expr)>> {
+    match expr {
+        Expr::Nested(inner) => equalities(inner),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut found = equalities(left)?;
+            found.extend(equalities(right)?);
+            Some(found)
+        }
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } => match (left.as_ref(), right.as_ref()) {
+            (Expr::Identifier(column), value) | (value, Expr::Identifier(column)) => {
+                Some(vec![(ident_name(column), value)])
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A value for a key column of type `sql_type` from an integer or string
+/// literal or a bound placeholder, when it needs no conversion PostgreSQL
+/// could refuse. Only integer and text/varchar keys: `char(n)` compares
+/// ignoring trailing blanks, which a key lookup does not.
+fn key_value(
+    value: &Expr,
+    sql_type: &SqlType,
+    params: Option<&ParamValues>,
+) -> Option<ScalarValue> {
+    let integer_key = matches!(
+        sql_type,
+        SqlType::SmallInt | SqlType::Integer | SqlType::BigInt
+    );
+    let text_key = matches!(sql_type, SqlType::Text | SqlType::Varchar(_));
+    let target = sql_type.to_arrow();
+    let value = match value {
+        Expr::Value(v) => match &v.value {
+            Value::Number(digits, false) if integer_key => {
+                ScalarValue::Int64(Some(digits.parse().ok()?))
+            }
+            Value::SingleQuotedString(text) if text_key => ScalarValue::Utf8(Some(text.clone())),
+            Value::Placeholder(id) => {
+                let bound = params?.get_placeholders_with_values(id).ok()?.value;
+                let same_kind = match bound.data_type() {
+                    DataType::Int16 | DataType::Int32 | DataType::Int64 => integer_key,
+                    DataType::Utf8 => text_key,
+                    _ => false,
+                };
+                if !same_kind || bound.is_null() {
+                    return None;
+                }
+                bound
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    // Fails, and so leaves the statement to the planner, when an integer
+    // does not fit the column.
+    value.cast_to(&target).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ColumnDef, TableId};
+    use crate::storage::Storage;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn column(name: &str, sql_type: SqlType) -> ColumnDef {
+        ColumnDef {
+            name: name.into(),
+            sql_type,
+            nullable: true,
+            default: None,
+        }
+    }
+
+    /// A catalog with `t (a int, b text, c char(2), v text, PRIMARY KEY (a, b))`,
+    /// `c (c char(2) PRIMARY KEY)` and `h (v int)` with a hidden row id.
+    fn catalog() -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::load(Arc::new(Storage::open(dir.path()).unwrap())).unwrap();
+        let tables = [
+            (
+                "t",
+                vec![
+                    column("a", SqlType::Integer),
+                    column("b", SqlType::Text),
+                    column("v", SqlType::Text),
+                ],
+                vec![0, 1],
+                false,
+            ),
+            ("c", vec![column("c", SqlType::Char(2))], vec![0], false),
+            (
+                "h",
+                vec![
+                    column("v", SqlType::Integer),
+                    column("rowid", SqlType::BigInt),
+                ],
+                vec![1],
+                true,
+            ),
+        ];
+        for (name, columns, primary_key, hidden_rowid) in tables {
+            let def = TableDef {
+                id: TableId(0),
+                name: name.into(),
+                columns,
+                primary_key,
+                hidden_rowid,
+            };
+            catalog.create_table(def, false).unwrap();
+        }
+        (dir, catalog)
+    }
+
+    fn point(catalog: &Catalog, sql: &str, params: Option<&ParamValues>) -> Option<Vec<usize>> {
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        recognise(&stmt, catalog, params).map(|p| p.projection)
+    }
+
+    #[test]
+    fn recognises_every_key_column_pinned_by_a_plain_value() {
+        let (_dir, catalog) = catalog();
+        let found = |sql| point(&catalog, sql, None);
+        assert_eq!(
+            found("SELECT v, a FROM t WHERE a = 1 AND b = 'x'"),
+            Some(vec![2, 0])
+        );
+        assert_eq!(
+            found("select * from public.t where (b = 'x') and 7 = a"),
+            Some(vec![0, 1, 2])
+        );
+        assert_eq!(
+            found("SELECT v FROM h WHERE v = 1"),
+            None,
+            "v is not the key"
+        );
+        for planner_only in [
+            "SELECT v FROM t WHERE a = 1",
+            "SELECT v FROM t WHERE a = 1 AND b = 'x' AND v = 'y'",
+            "SELECT v FROM t WHERE a = 1 OR b = 'x'",
+            "SELECT v FROM t WHERE a = 1 AND a = 2 AND b = 'x'",
+            "SELECT v FROM t WHERE a = '1' AND b = 'x'",
+            "SELECT v FROM t WHERE a = 1.0 AND b = 'x'",
+            "SELECT v FROM t WHERE a = -1 AND b = 'x'",
+            "SELECT v FROM t WHERE a = 99999999999 AND b = 'x'",
+            "SELECT v FROM t WHERE a = 1 AND b = 2",
+            "SELECT v FROM t WHERE a = 1 AND b = NULL",
+            "SELECT v AS w FROM t WHERE a = 1 AND b = 'x'",
+            "SELECT t.v FROM t WHERE a = 1 AND b = 'x'",
+            "SELECT v, nope FROM t WHERE a = 1 AND b = 'x'",
+            "SELECT DISTINCT v FROM t WHERE a = 1 AND b = 'x'",
+            "SELECT v FROM t WHERE a = 1 AND b = 'x' LIMIT 1",
+            "SELECT v FROM t WHERE a = 1 AND b = 'x' ORDER BY v",
+            "SELECT v FROM t WHERE a = 1 AND b = 'x' FOR UPDATE",
+            "SELECT v FROM t x WHERE a = 1 AND b = 'x'",
+            "SELECT v FROM t, h WHERE a = 1 AND b = 'x'",
+            "WITH w AS (SELECT 1) SELECT v FROM t WHERE a = 1 AND b = 'x'",
+            "SELECT count(*) FROM t WHERE a = 1 AND b = 'x'",
+            "SELECT c FROM c WHERE c = 'x'",
+            "SELECT rowid FROM h WHERE rowid = 1",
+            "SELECT v FROM other.t WHERE a = 1 AND b = 'x'",
+        ] {
+            assert_eq!(found(planner_only), None, "{planner_only}");
+        }
+    }
+
+    #[test]
+    fn placeholders_take_their_bound_values_when_the_types_agree() {
+        let (_dir, catalog) = catalog();
+        let sql = "SELECT v FROM t WHERE a = $1 AND b = $2";
+        let bound = |a: ScalarValue, b: ScalarValue| ParamValues::from(vec![a, b]);
+        let text = || ScalarValue::Utf8(Some("x".into()));
+        let ok = bound(ScalarValue::Int16(Some(4)), text());
+        assert_eq!(point(&catalog, sql, Some(&ok)), Some(vec![2]));
+        let null = bound(ScalarValue::Int32(None), text());
+        assert_eq!(point(&catalog, sql, Some(&null)), None);
+        let text_for_int = bound(text(), text());
+        assert_eq!(point(&catalog, sql, Some(&text_for_int)), None);
+        let too_big = bound(ScalarValue::Int64(Some(1 << 40)), text());
+        assert_eq!(point(&catalog, sql, Some(&too_big)), None);
+        assert_eq!(point(&catalog, sql, None), None, "unbound (Describe)");
+    }
+}
