@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # psql meta-command check: psql's \l, \dt, \d TABLE and \dn run catalog queries
 # (pg_catalog, format_type, regclass casts, ...). Creates a table, runs them, and checks
-# that psql exits 0, prints no ERROR line, and names the table, its columns and types.
+# that psql exits 0, prints no ERROR line, names the table, its columns and their declared
+# types, and lists nothing but the public schema (no internal ones).
 #
 # Usage: compat-tests/psql_check.sh [HOST] [PORT]   (default 127.0.0.1 5432)
 # Prints `PASS psql ...` or `FAIL psql: ...`; exit status 0 on PASS.
@@ -25,6 +26,7 @@ CREATE TABLE $table (
     name varchar(20) NOT NULL,
     price numeric(10,2) DEFAULT 0,
     created timestamp,
+    code char(3),
     note text
 );
 SQL
@@ -48,6 +50,10 @@ if grep -q 'ERROR' <<<"$output"; then
     show_output
     fail "psql printed an ERROR"
 fi
+if grep -q 'shardforge_internal' <<<"$output"; then
+    show_output
+    fail "psql lists the internal schema"
+fi
 
 # Each pattern must appear somewhere in the output (extended regex).
 expect=(
@@ -58,6 +64,7 @@ expect=(
     'name[[:space:]]*\|[[:space:]]*character varying\(20\)'
     'price[[:space:]]*\|[[:space:]]*numeric\(10,2\)'
     'created[[:space:]]*\|[[:space:]]*timestamp without time zone'
+    'code[[:space:]]*\|[[:space:]]*character\(3\)'
     'note[[:space:]]*\|[[:space:]]*text'
     'not null'                                   # \d: NOT NULL columns
     'public[[:space:]]*\|'                       # \dn: the public schema

@@ -26,6 +26,8 @@ pub enum InputError {
     StringTooLong,
     DatatypeMismatch,
     InvalidParameterValue,
+    /// A subquery used as a value returned more than one row.
+    CardinalityViolation,
     /// A statement other than ROLLBACK inside a transaction that already failed.
     InFailedTransaction,
     /// A statement that is valid SQL but not supported by ShardForge yet.

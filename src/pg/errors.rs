@@ -22,6 +22,7 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::StringTooLong => "22001",
             InputError::DatatypeMismatch => "42804",
             InputError::InvalidParameterValue => "22023",
+            InputError::CardinalityViolation => "21000",
             InputError::InFailedTransaction => "25P02",
             InputError::Unsupported => "0A000",
             InputError::InvalidTransactionState => "25000",

@@ -2,11 +2,12 @@
 //! and the DDL it executes itself.
 //!
 //! One base `SessionState` holds the catalog (`postgres` with the `public`
-//! and internal schemas), `pg_catalog` from datafusion-pg-catalog, and the
+//! and internal schemas), `pg_catalog` (see [`super::pg_catalog`]), and the
 //! PostgreSQL functions clients expect (`version()`, `current_database()`...).
 //! Each connection gets a copy of it whose config carries its own
 //! [`SessionTxn`]; the table providers look the transaction up there.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
@@ -15,9 +16,16 @@ use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::sqlparser::ast::visit_relations;
 use datafusion::sql::sqlparser::ast::{CreateTable, ObjectName, Statement};
-use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use datafusion_pg_catalog::setup_pg_catalog;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion_pg_catalog::sql::rules::{
+    AliasDuplicatedProjectionRewrite, CurrentUserVariableToSessionUserFunctionCall,
+    FixArrayLiteral, FixVersionColumnName, ResolveUnqualifiedIdentifier,
+    RewriteArrayAnyAllOperation, RewritePgCatalogOperator, RewriteRegCastToSubquery,
+    SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
+};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use super::ddl;
@@ -35,6 +43,7 @@ pub struct SqlEngine {
     coordinator: Arc<TxnCoordinator>,
     base: SessionState,
     parser: PostgresCompatibilityParser,
+    user_rules: Vec<Box<dyn SqlStatementRewriteRule>>,
 }
 
 impl SqlEngine {
@@ -72,8 +81,7 @@ impl SqlEngine {
             )
             .map_err(|e| Error::Internal(e.to_string()))?;
         ctx.register_catalog(DATABASE, Arc::new(schemas));
-        setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
-            .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
+        super::pg_catalog::register(&ctx, catalog.clone())?;
         ctx.register_udf(version_udf());
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         Ok(Self {
@@ -82,6 +90,7 @@ impl SqlEngine {
             coordinator,
             base: ctx.state(),
             parser: PostgresCompatibilityParser::new(),
+            user_rules: user_rules(),
         })
     }
 
@@ -100,10 +109,31 @@ impl SqlEngine {
         SessionContext::new_with_state(state)
     }
 
+    /// Parses SQL text. datafusion-pg-catalog's compatibility parser makes
+    /// the catalog queries of psql and other tools plannable, partly by
+    /// replacing what DataFusion cannot plan: it turns a correlated subquery
+    /// in a select list into NULL and gives the others `LIMIT 1`. That is
+    /// fine for a tool's catalog query, and a wrong answer for anyone else,
+    /// so a statement that reads no system catalog only gets the rewrites
+    /// that keep its meaning.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
-        self.parser
-            .parse(sql)
-            .map_err(|e| Error::input(InputError::Syntax, syntax_message(&e.to_string())))
+        let plain = Parser::parse_sql(&PostgreSqlDialect {}, sql);
+        match plain {
+            Ok(statements) if !statements.iter().any(reads_system_catalog) => Ok(statements
+                .into_iter()
+                .map(|stmt| {
+                    self.user_rules
+                        .iter()
+                        .fold(stmt, |stmt, rule| rule.rewrite(stmt))
+                })
+                .collect()),
+            // Catalog queries, and what only the compatibility parser reads
+            // (`ABORT`), or the syntax error.
+            _ => self
+                .parser
+                .parse(sql)
+                .map_err(|e| Error::input(InputError::Syntax, syntax_message(&e.to_string()))),
+        }
     }
 
     pub async fn create_table(&self, create: &CreateTable) -> Result<()> {
@@ -142,6 +172,40 @@ impl SqlEngine {
         .await??;
         Ok(())
     }
+}
+
+/// The compatibility rewrites that keep a statement's meaning (all but
+/// `RemoveSubqueryFromProjection`, see [`SqlEngine::parse`]).
+fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
+    vec![
+        Box::new(AliasDuplicatedProjectionRewrite),
+        Box::new(ResolveUnqualifiedIdentifier),
+        Box::new(RewriteArrayAnyAllOperation),
+        Box::new(StripCallableQualifier),
+        Box::new(FixArrayLiteral),
+        Box::new(CurrentUserVariableToSessionUserFunctionCall),
+        Box::new(StripCollate),
+        Box::new(RewritePgCatalogOperator),
+        Box::new(RewriteRegCastToSubquery::new()),
+        Box::new(FixVersionColumnName),
+    ]
+}
+
+/// Whether a statement reads `pg_catalog` or `information_schema` (tables
+/// named `pg_*` are pg_catalog's, as PostgreSQL's search path puts it first).
+fn reads_system_catalog(stmt: &Statement) -> bool {
+    let mut found = false;
+    let _ = visit_relations(stmt, |name| {
+        let first = name
+            .0
+            .first()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_lowercase());
+        found |=
+            first.is_some_and(|first| first.starts_with("pg_") || first == "information_schema");
+        ControlFlow::<()>::Continue(())
+    });
+    found
 }
 
 /// `version()` in PostgreSQL's form: drivers and ORMs parse the leading

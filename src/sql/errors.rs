@@ -100,7 +100,15 @@ fn classify_message(msg: &str, fallback: InputError) -> Error {
         || lower.contains("cannot parse")
     {
         InputError::InvalidText
-    } else if lower.contains("unsupported") || lower.contains("not supported") {
+    } else if lower.contains("scalar subquery returned more than one row") {
+        return Error::input(
+            InputError::CardinalityViolation,
+            "more than one row returned by a subquery used as an expression",
+        );
+    } else if lower.contains("unsupported")
+        || lower.contains("not supported")
+        || lower.contains("correlated scalar subquery must be aggregated")
+    {
         InputError::Unsupported
     } else {
         fallback

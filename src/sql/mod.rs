@@ -25,6 +25,7 @@ pub mod dml;
 pub mod engine;
 pub mod errors;
 pub mod names;
+pub mod pg_catalog;
 pub mod point;
 pub mod provider;
 pub mod rewrite;

@@ -1202,3 +1202,48 @@ async fn point_selects_by_primary_key_answer_like_planned_queries() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn subqueries_in_the_select_list_answer_or_fail_never_null() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE sq_a (k integer PRIMARY KEY);
+             CREATE TABLE sq_b (k integer PRIMARY KEY, x integer);
+             INSERT INTO sq_a VALUES (1), (2);
+             INSERT INTO sq_b VALUES (1, 10), (2, 20);",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT k, (SELECT max(x) FROM sq_b WHERE sq_b.k = sq_a.k) FROM sq_a ORDER BY k"
+        )
+        .await,
+        rows(&[&[Some("1"), Some("10")], &[Some("2"), Some("20")]])
+    );
+    assert_eq!(
+        text_rows(&client, "SELECT (SELECT sq_b.x FROM sq_b WHERE sq_b.k = 2)").await,
+        rows(&[&[Some("20")]])
+    );
+    let row = client
+        .query_one("SELECT (SELECT x FROM sq_b WHERE k = $1)", &[&1i32])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<i32>>(0), Some(10));
+    // PostgreSQL answers this one; ShardForge cannot plan it yet, and says so.
+    assert_error(
+        &client,
+        "SELECT k, (SELECT x FROM sq_b WHERE sq_b.k = sq_a.k) FROM sq_a",
+        SqlState::FEATURE_NOT_SUPPORTED,
+    )
+    .await;
+    assert_error(
+        &client,
+        "SELECT (SELECT x FROM sq_b)",
+        SqlState::CARDINALITY_VIOLATION,
+    )
+    .await;
+}

@@ -1,0 +1,408 @@
+//! The `pg_catalog` schema that psql, drivers and BI tools read.
+//!
+//! datafusion-pg-catalog builds it from DataFusion's catalog, which knows
+//! only Arrow types. ShardForge's catalog knows more, so it is layered on
+//! top: the [`INTERNAL_SCHEMA`] is not listed, `pg_attribute` carries each
+//! column's declared type and modifier (`varchar(20)` is `1043` with typmod
+//! 24, not `text`) and whether it has a default, and `pg_attrdef` holds the
+//! defaults. Everything else is datafusion-pg-catalog's, so object ids
+//! agree across the tables.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    new_null_array, Array, ArrayRef, BooleanArray, Int16Array, Int32Array, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session, TableProvider};
+use datafusion::common::cast::{as_int16_array, as_int32_array, as_string_array};
+use datafusion::common::{DataFusionError, Result as DFResult};
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::prelude::SessionContext;
+use datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::{PgCatalogSchemaProvider, PgCatalogStaticTables};
+use pgwire::api::Type;
+
+use super::provider::INTERNAL_SCHEMA;
+use crate::catalog::{Catalog, SqlType, TableDef, DATABASE, PUBLIC_SCHEMA};
+use crate::error::{Error, Result};
+
+const PG_CATALOG: &str = "pg_catalog";
+
+/// Sets up `pg_catalog` (its tables and functions) in `ctx`'s database.
+pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
+    // The functions; the schema it registers is replaced below.
+    datafusion_pg_catalog::setup_pg_catalog(ctx, DATABASE, EmptyContextProvider)
+        .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
+    let visible = VisibleCatalogs(ctx.state().catalog_list().clone());
+    let static_tables = PgCatalogStaticTables::try_new()
+        .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
+    let inner =
+        PgCatalogSchemaProvider::try_new(visible, Arc::new(static_tables), EmptyContextProvider)
+            .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
+    let schema = PgCatalog {
+        inner: Arc::new(inner),
+        catalog,
+    };
+    ctx.catalog(DATABASE)
+        .ok_or_else(|| Error::Internal("no database catalog".into()))?
+        .register_schema(PG_CATALOG, Arc::new(schema))
+        .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
+    ctx.register_udf(ScalarUDF::new_from_impl(PgGetExpr::default()));
+    Ok(())
+}
+
+/// `pg_get_expr(adbin, relid [, pretty])`: ShardForge keeps expressions
+/// (`pg_attrdef.adbin`) as SQL text, so they are their own source.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgGetExpr {
+    signature: Signature,
+}
+
+impl Default for PgGetExpr {
+    fn default() -> Self {
+        Self {
+            signature: Signature::variadic_any(Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgGetExpr {
+    fn name(&self) -> &str {
+        "pg_get_expr"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        match args.args.first() {
+            Some(expr) if (2..=3).contains(&args.args.len()) => expr.cast_to(&DataType::Utf8, None),
+            _ => Err(DataFusionError::Plan(
+                "pg_get_expr takes an expression, a relation and an optional pretty flag".into(),
+            )),
+        }
+    }
+}
+
+/// DataFusion's catalogs without the internal schema.
+#[derive(Debug, Clone)]
+struct VisibleCatalogs(Arc<dyn CatalogProviderList>);
+
+#[async_trait]
+impl CatalogInfo for VisibleCatalogs {
+    async fn catalog_names(&self) -> DFResult<Vec<String>> {
+        CatalogInfo::catalog_names(&self.0).await
+    }
+
+    async fn schema_names(&self, catalog: &str) -> DFResult<Option<Vec<String>>> {
+        let names = CatalogInfo::schema_names(&self.0, catalog).await?;
+        Ok(names.map(|names| names.into_iter().filter(|n| n != INTERNAL_SCHEMA).collect()))
+    }
+
+    async fn table_names(&self, catalog: &str, schema: &str) -> DFResult<Option<Vec<String>>> {
+        if schema == INTERNAL_SCHEMA {
+            return Ok(None);
+        }
+        CatalogInfo::table_names(&self.0, catalog, schema).await
+    }
+
+    async fn table_schema(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+    ) -> DFResult<Option<SchemaRef>> {
+        CatalogInfo::table_schema(&self.0, catalog, schema, table).await
+    }
+
+    async fn table_type(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+    ) -> DFResult<Option<TableType>> {
+        CatalogInfo::table_type(&self.0, catalog, schema, table).await
+    }
+}
+
+type Inner = PgCatalogSchemaProvider<VisibleCatalogs, EmptyContextProvider>;
+
+struct PgCatalog {
+    inner: Arc<Inner>,
+    catalog: Arc<Catalog>,
+}
+
+impl std::fmt::Debug for PgCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgCatalog")
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalog {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        let kind = match name.to_ascii_lowercase().as_str() {
+            "pg_attribute" => Patched::Attribute,
+            "pg_attrdef" => Patched::Attrdef,
+            _ => return self.inner.table(name).await,
+        };
+        let Some(base) = self.inner.table(name).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(PatchedTable {
+            kind,
+            base,
+            inner: self.inner.clone(),
+            catalog: self.catalog.clone(),
+        })))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Patched {
+    Attribute,
+    Attrdef,
+}
+
+/// A datafusion-pg-catalog table with ShardForge's column facts filled in.
+struct PatchedTable {
+    kind: Patched,
+    base: Arc<dyn TableProvider>,
+    inner: Arc<Inner>,
+    catalog: Arc<Catalog>,
+}
+
+impl std::fmt::Debug for PatchedTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PatchedTable({:?})", self.kind)
+    }
+}
+
+#[async_trait]
+impl TableProvider for PatchedTable {
+    fn schema(&self) -> SchemaRef {
+        self.base.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let tables = self.user_tables(state).await?;
+        let batches = match self.kind {
+            Patched::Attribute => read(&self.base, state)
+                .await?
+                .iter()
+                .map(|batch| patch_attributes(batch, &tables))
+                .collect::<DFResult<Vec<_>>>()?,
+            Patched::Attrdef => vec![attrdefs(&self.schema(), &tables)?],
+        };
+        MemTable::try_new(self.schema(), vec![batches])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+impl PatchedTable {
+    /// The user tables by the object id `pg_class` gives them.
+    async fn user_tables(&self, state: &dyn Session) -> DFResult<HashMap<i32, Arc<TableDef>>> {
+        let Some(namespaces) = self.inner.table("pg_namespace").await? else {
+            return Ok(HashMap::new());
+        };
+        let mut public = None;
+        for batch in read(&namespaces, state).await? {
+            let oids = as_int32_array(column(&batch, "oid")?)?;
+            let names = as_string_array(column(&batch, "nspname")?)?;
+            for row in 0..batch.num_rows() {
+                if names.value(row) == PUBLIC_SCHEMA {
+                    public = Some(oids.value(row));
+                }
+            }
+        }
+        let (Some(public), Some(classes)) = (public, self.inner.table("pg_class").await?) else {
+            return Ok(HashMap::new());
+        };
+        let mut tables = HashMap::new();
+        for batch in read(&classes, state).await? {
+            let oids = as_int32_array(column(&batch, "oid")?)?;
+            let names = as_string_array(column(&batch, "relname")?)?;
+            let namespaces = as_int32_array(column(&batch, "relnamespace")?)?;
+            for row in 0..batch.num_rows() {
+                if namespaces.value(row) == public {
+                    if let Some(def) = self.catalog.table(names.value(row)) {
+                        tables.insert(oids.value(row), def);
+                    }
+                }
+            }
+        }
+        Ok(tables)
+    }
+}
+
+async fn read(table: &Arc<dyn TableProvider>, state: &dyn Session) -> DFResult<Vec<RecordBatch>> {
+    let plan = table.scan(state, None, &[], None).await?;
+    collect(plan, state.task_ctx()).await
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> DFResult<&'a ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog table without {name}")))
+}
+
+/// `pg_attribute` rows of user tables with their declared type, modifier
+/// and default flag.
+fn patch_attributes(
+    batch: &RecordBatch,
+    tables: &HashMap<i32, Arc<TableDef>>,
+) -> DFResult<RecordBatch> {
+    let relids = as_int32_array(column(batch, "attrelid")?)?;
+    let attnums = as_int16_array(column(batch, "attnum")?)?;
+    let mut type_ids = as_int32_array(column(batch, "atttypid")?)?
+        .clone()
+        .into_parts()
+        .1
+        .to_vec();
+    let mut typmods = as_int32_array(column(batch, "atttypmod")?)?
+        .clone()
+        .into_parts()
+        .1
+        .to_vec();
+    let mut has_defaults: Vec<bool> = column(batch, "atthasdef")?
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(|| DataFusionError::Internal("atthasdef is not boolean".into()))?
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect();
+    for row in 0..batch.num_rows() {
+        let Some(def) = tables.get(&relids.value(row)) else {
+            continue;
+        };
+        let Some(column) = usize::try_from(attnums.value(row) - 1)
+            .ok()
+            .and_then(|i| def.columns.get(i))
+        else {
+            continue;
+        };
+        if let Some(oid) = declared_type_oid(&column.sql_type) {
+            type_ids[row] = oid;
+        }
+        typmods[row] = typmod(&column.sql_type);
+        has_defaults[row] = column.default.is_some();
+    }
+    let schema = batch.schema();
+    let mut columns = batch.columns().to_vec();
+    for (name, array) in [
+        ("atttypid", Arc::new(Int32Array::from(type_ids)) as ArrayRef),
+        ("atttypmod", Arc::new(Int32Array::from(typmods))),
+        ("atthasdef", Arc::new(BooleanArray::from(has_defaults))),
+    ] {
+        columns[schema.index_of(name)?] = array;
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// One `pg_attrdef` row per column default: its text as written.
+fn attrdefs(schema: &SchemaRef, tables: &HashMap<i32, Arc<TableDef>>) -> DFResult<RecordBatch> {
+    let mut relids = Vec::new();
+    let mut attnums = Vec::new();
+    let mut exprs = Vec::new();
+    for (&relid, def) in tables {
+        for (i, column) in def.columns.iter().enumerate() {
+            if let Some(default) = &column.default {
+                relids.push(relid);
+                attnums.push(i as i16 + 1);
+                exprs.push(default.clone());
+            }
+        }
+    }
+    let rows = relids.len();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| -> ArrayRef {
+            match (field.name().as_str(), field.data_type()) {
+                ("adrelid", DataType::Int32) => Arc::new(Int32Array::from(relids.clone())),
+                ("adnum", DataType::Int16) => Arc::new(Int16Array::from(attnums.clone())),
+                ("adbin", DataType::Utf8) => Arc::new(StringArray::from(exprs.clone())),
+                // Unique within the table; clients do not join on them.
+                ("oid", DataType::Int32) => Arc::new(Int32Array::from_iter_values(1..=rows as i32)),
+                _ => new_null_array(field.data_type(), rows),
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// The type id of a column whose Arrow type does not tell it.
+fn declared_type_oid(sql_type: &SqlType) -> Option<i32> {
+    match sql_type {
+        SqlType::Varchar(_) => Some(Type::VARCHAR.oid() as i32),
+        SqlType::Char(_) => Some(Type::BPCHAR.oid() as i32),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's type modifier: the length plus 4 for `varchar(n)` and
+/// `char(n)`, `(precision << 16 | scale) + 4` for `numeric`, else -1.
+fn typmod(sql_type: &SqlType) -> i32 {
+    match sql_type {
+        SqlType::Varchar(Some(n)) | SqlType::Char(n) => *n as i32 + 4,
+        SqlType::Numeric { precision, scale } => {
+            ((i32::from(*precision) << 16) | i32::from(*scale as u8)) + 4
+        }
+        _ => -1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_modifiers_are_postgresqls() {
+        // As PostgreSQL 15 stores them in pg_attribute.atttypmod.
+        assert_eq!(typmod(&SqlType::Varchar(Some(20))), 24);
+        assert_eq!(typmod(&SqlType::Char(3)), 7);
+        let numeric = SqlType::Numeric {
+            precision: 10,
+            scale: 2,
+        };
+        assert_eq!(typmod(&numeric), 655_366);
+        assert_eq!(typmod(&SqlType::Varchar(None)), -1);
+        assert_eq!(typmod(&SqlType::Text), -1);
+        assert_eq!(declared_type_oid(&SqlType::Varchar(None)), Some(1043));
+        assert_eq!(declared_type_oid(&SqlType::Char(1)), Some(1042));
+        assert_eq!(declared_type_oid(&SqlType::Integer), None);
+    }
+}
