@@ -13,8 +13,9 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::common::ScalarValue;
-use datafusion::execution::SessionState;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
+use datafusion::optimizer::Analyzer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::ast::visit_relations;
 use datafusion::sql::sqlparser::ast::{CreateTable, ObjectName, Statement};
@@ -61,7 +62,15 @@ impl SqlEngine {
             .with_round_robin_repartition(false)
             // Sessions start in UTC (see Session::apply_time_zone).
             .set_str("datafusion.execution.time_zone", super::vars::UTC_OFFSET);
-        let ctx = SessionContext::new_with_config(config);
+        // Integer literals are typed before type coercion sees them.
+        let mut analyzer_rules = Analyzer::new().rules;
+        analyzer_rules.insert(0, Arc::new(super::literals::IntegerLiterals));
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_analyzer_rules(analyzer_rules)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let source = Arc::new(TableSource {
             catalog: catalog.clone(),
             coordinator: coordinator.clone(),
@@ -84,6 +93,7 @@ impl SqlEngine {
         super::pg_catalog::register(&ctx, catalog.clone())?;
         ctx.register_udf(version_udf());
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
+        ctx.add_analyzer_rule(Arc::new(super::setops::SetOperationMultiplicity));
         Ok(Self {
             storage,
             catalog,

@@ -75,7 +75,15 @@ fn classify_message(msg: &str, fallback: InputError) -> Error {
             format!("null value in column \"{column}\" violates not-null constraint"),
         );
     }
-    let kind = if lower.contains("inconsistent data length across values list") {
+    if lower.contains("union queries have different number of columns") {
+        return Error::input(
+            InputError::Syntax,
+            "each UNION query must have the same number of columns",
+        );
+    }
+    let kind = if lower.contains("inconsistent data length across values list")
+        || lower.contains("query must have the same number of columns")
+    {
         InputError::Syntax
     } else if lower.contains("divide by zero") || lower.contains("division by zero") {
         InputError::DivisionByZero

@@ -24,6 +24,7 @@ pub mod ddl;
 pub mod dml;
 pub mod engine;
 pub mod errors;
+pub mod literals;
 pub mod names;
 pub mod pg_catalog;
 pub mod point;
@@ -32,6 +33,7 @@ pub mod rewrite;
 pub mod scan;
 pub mod session;
 pub mod session_txn;
+pub mod setops;
 pub mod vars;
 pub mod write;
 

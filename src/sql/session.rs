@@ -20,6 +20,7 @@ use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr as DFExpr;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -368,7 +369,22 @@ impl Session {
         let params = (1..=count)
             .map(|i| types.get(&format!("${i}")).cloned().flatten())
             .collect();
-        let result = returns_rows.then(|| names::rename(plan.schema().as_arrow(), &names));
+        let result = if returns_rows {
+            // The types analysis gives (see `rows`); unbound parameters may
+            // stop it, and then the planned types are the best answer.
+            let state = self.ctx.state();
+            let analyzed =
+                state
+                    .analyzer()
+                    .execute_and_check(plan.clone(), state.config_options(), |_, _| {});
+            let schema = match &analyzed {
+                Ok(analyzed) => analyzed.schema().as_arrow().clone(),
+                Err(_) => plan.schema().as_arrow().clone(),
+            };
+            Some(names::rename(&schema, &names))
+        } else {
+            None
+        };
         Ok((params, result))
     }
 
@@ -423,8 +439,12 @@ impl Session {
             .execute_logical_plan(plan)
             .await
             .map_err(classify)?;
-        let schema = names::rename(df.schema().as_arrow(), names);
-        let stream = df.execute_stream().await.map_err(classify)?;
+        let task = df.task_ctx();
+        let physical = df.create_physical_plan().await.map_err(classify)?;
+        // The executed plan's types: analysis retypes some columns
+        // (`sql::literals`), so the planned schema may be stale.
+        let schema = names::rename(physical.schema().as_ref(), names);
+        let stream = execute_stream(physical, Arc::new(task)).map_err(classify)?;
         let failed = self.stream_failed.clone();
         let watched = stream.inspect(move |item| {
             if item.is_err() {

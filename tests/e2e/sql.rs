@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 
 use crate::harness::{
     all_types_table, assert_error, query_i64, rows, sqlstate, text_rows, PgNumeric, TestServer,
@@ -971,8 +972,7 @@ async fn integer_arithmetic_overflow_is_out_of_range() {
 }
 
 #[tokio::test]
-#[ignore = "DataFusion types integer literals as bigint; PostgreSQL types 2147483647 as integer"]
-async fn integer_literal_overflow_is_out_of_range() {
+async fn integer_literals_are_integer_or_bigint_as_in_postgresql() {
     let server = TestServer::start().await;
     let client = server.connect().await;
     assert_error(
@@ -981,6 +981,38 @@ async fn integer_literal_overflow_is_out_of_range() {
         SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
     )
     .await;
+    // Described and sent as int4 / int8, both in the extended protocol...
+    let row = client
+        .query_one(
+            "SELECT 1, 2147483648, 1 + 2, 2147483647 + 1::bigint, 7 / 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 1);
+    assert_eq!(row.get::<_, i64>(1), 2_147_483_648);
+    assert_eq!(row.get::<_, i32>(2), 3);
+    assert_eq!(row.get::<_, i64>(3), 2_147_483_648);
+    assert_eq!(row.get::<_, i32>(4), 3);
+    let types: Vec<_> = client
+        .prepare("SELECT 1, 5000000000")
+        .await
+        .unwrap()
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    assert_eq!(types, [Type::INT4, Type::INT8]);
+    // ...and where they meet columns, in recursive CTEs and set operations.
+    assert_eq!(
+        text_rows(
+            &client,
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3)
+             SELECT i FROM n UNION SELECT 10000000000 ORDER BY 1 LIMIT 2 OFFSET 2"
+        )
+        .await,
+        rows(&[&[Some("3")], &[Some("10000000000")]])
+    );
 }
 
 /// The physical plan of `EXPLAIN sql`, as one string.

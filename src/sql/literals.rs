@@ -1,0 +1,84 @@
+//! Integer literals typed as PostgreSQL types them.
+//!
+//! PostgreSQL types an integer literal `integer` when it fits in 32 bits and
+//! `bigint` otherwise; DataFusion's SQL planner makes them all `Int64`. So
+//! `SELECT 1` would be described as `int8` (a driver asking for an `i32`
+//! fails) and `2147483647 + 1` would be 2147483648 instead of 22003. This
+//! analyzer rule, run before type coercion, narrows such literals to
+//! `Int32`; coercion then types the expressions around them as PostgreSQL
+//! does (`int4 + int4` is `int4`, `int8 + int4` is `int8`), and checked
+//! arithmetic (`sql::checked`) catches the overflow.
+//!
+//! Only expressions whose node schema is recomputed are touched:
+//! projections, filters, aggregates, windows, sorts and join conditions.
+//! `LIMIT` / `OFFSET` stay `Int64` (DataFusion requires it), and so do
+//! `VALUES` rows, whose schema the planner fixed (INSERT casts them to the
+//! column types anyway). Output column names are kept. A plan with a
+//! recursive CTE is left as planned: the CTE's work table has the column
+//! types the planner gave it, which the recursive term must keep.
+
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Result as DFResult, ScalarValue};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::optimizer::AnalyzerRule;
+
+#[derive(Debug, Default)]
+pub struct IntegerLiterals;
+
+impl AnalyzerRule for IntegerLiterals {
+    fn name(&self) -> &str {
+        "postgresql_integer_literals"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        let mut recursive = false;
+        plan.apply_with_subqueries(|node| {
+            recursive = matches!(node, LogicalPlan::RecursiveQuery(_));
+            Ok(if recursive {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        })?;
+        if recursive {
+            return Ok(plan);
+        }
+        plan.transform_up_with_subqueries(|node| {
+            if !matches!(
+                node,
+                LogicalPlan::Projection(_)
+                    | LogicalPlan::Filter(_)
+                    | LogicalPlan::Aggregate(_)
+                    | LogicalPlan::Window(_)
+                    | LogicalPlan::Sort(_)
+                    | LogicalPlan::Join(_)
+            ) {
+                return Ok(Transformed::no(node));
+            }
+            let names = NamePreserver::new(&node);
+            let rewritten = node.map_expressions(|expr| {
+                let saved = names.save(&expr);
+                let narrowed = expr.transform_up(narrow)?;
+                Ok(narrowed.update_data(|e| saved.restore(e)))
+            })?;
+            if rewritten.transformed {
+                rewritten.map_data(LogicalPlan::recompute_schema)
+            } else {
+                Ok(rewritten)
+            }
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// An `Int64` literal that fits in 32 bits, as `Int32`.
+fn narrow(expr: Expr) -> DFResult<Transformed<Expr>> {
+    match expr {
+        Expr::Literal(ScalarValue::Int64(Some(v)), metadata) if i32::try_from(v).is_ok() => Ok(
+            Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(v as i32)), metadata)),
+        ),
+        other => Ok(Transformed::no(other)),
+    }
+}
