@@ -39,13 +39,8 @@ pub struct PointSelect {
 
 impl PointSelect {
     /// The result columns, as the planned query would name and type them.
-    pub fn schema(&self) -> SchemaRef {
-        let schema = self.table.row_schema();
-        Arc::new(
-            schema
-                .project(&self.projection)
-                .expect("projection indexes come from the table definition"),
-        )
+    pub fn schema(&self) -> Result<SchemaRef> {
+        Ok(Arc::new(self.table.row_schema().project(&self.projection)?))
     }
 
     /// Reads the row from the shard group that owns it, at `snapshot_ts`,

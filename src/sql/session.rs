@@ -470,7 +470,7 @@ impl Session {
             .shards()
             .for_key(&point.key)
             .clone();
-        let schema = point.schema();
+        let schema = point.schema()?;
         let batches =
             tokio::task::spawn_blocking(move || point.read(&replica, snapshot_ts, own_write))
                 .await??;
