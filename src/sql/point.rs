@@ -22,7 +22,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::ddl::{ident_name, table_name};
-use super::provider::{point_key, scan_request};
+use super::provider::{point_key, scan_requests};
 use crate::catalog::{Catalog, SqlType, TableDef};
 use crate::error::Result;
 use crate::shard::ShardReplica;
@@ -48,7 +48,7 @@ impl PointSelect {
     /// wrote it. Blocks on storage.
     pub fn read(
         self,
-        replica: &ShardReplica,
+        replica: Arc<ShardReplica>,
         snapshot_ts: u64,
         own_write: Option<Option<Vec<u8>>>,
     ) -> Result<Vec<RecordBatch>> {
@@ -65,9 +65,9 @@ impl PointSelect {
                 }
             })
             .collect();
-        let request = scan_request(
+        let requests = scan_requests(
             &self.table,
-            replica,
+            vec![replica],
             snapshot_ts,
             &read,
             None,
@@ -75,10 +75,12 @@ impl PointSelect {
         );
         let overlay: Vec<_> = own_write.map(|row| (self.key, row)).into_iter().collect();
         let mut batches = Vec::new();
-        replica.scan(&request, &overlay, |batch| {
-            batches.push(batch);
-            true
-        })?;
+        for (replica, request) in requests {
+            replica.scan(&request, &overlay, |batch| {
+                batches.push(batch);
+                true
+            })?;
+        }
         batches
             .into_iter()
             .map(|batch| Ok(batch.project(&positions)?))

@@ -179,36 +179,48 @@ impl ShardedTableProvider {
 /// (by column index), if it gives one for every key column that converts
 /// to the column's type.
 pub(super) fn point_key(def: &TableDef, pinned: &HashMap<usize, &ScalarValue>) -> Option<Vec<u8>> {
-    let row_schema = def.row_schema();
     let mut pk = Vec::new();
     for &column in &def.primary_key {
         let value = pinned.get(&column)?;
-        let target = row_schema.field(column).data_type();
-        let value = value.cast_to(target).ok()?;
+        let value = value
+            .cast_to(&def.columns[column].sql_type.to_arrow())
+            .ok()?;
         let array = value.to_array().ok()?;
         encode_key_value(&mut pk, array.as_ref(), 0).ok()?;
     }
     Some(row_key(def.id.0, &pk))
 }
 
-/// What a scan of `def`'s rows in one shard group asks for.
-pub(super) fn scan_request(
+/// The scan of `def`'s rows that each of `replicas` serves (the row schema
+/// is encoded once for all of them).
+pub(super) fn scan_requests(
     def: &TableDef,
-    shard: &ShardReplica,
+    replicas: Vec<Arc<ShardReplica>>,
     snapshot_ts: u64,
     projection: &[usize],
     limit: Option<usize>,
     point_key: Option<Vec<u8>>,
-) -> ScanRequest {
-    ScanRequest {
+) -> Vec<(Arc<ShardReplica>, ScanRequest)> {
+    let request = ScanRequest {
         table_id: def.id.0,
-        shard_id: shard.range().id.0,
+        shard_id: 0,
         snapshot_ts,
         row_schema: encode_schema(&def.row_schema()),
         projection: projection.iter().map(|&i| i as u32).collect(),
         limit: limit.map(|l| l as u64),
         point_key,
-    }
+    };
+    replicas
+        .into_iter()
+        .map(|replica| {
+            let shard_id = replica.range().id.0;
+            let request = ScanRequest {
+                shard_id,
+                ..request.clone()
+            };
+            (replica, request)
+        })
+        .collect()
 }
 
 /// The connection's transaction, from the session config.
@@ -274,20 +286,14 @@ impl TableProvider for ShardedTableProvider {
             Some(key) => vec![shards.for_key(key).clone()],
             None => shards.replicas().to_vec(),
         };
-        let requests = replicas
-            .into_iter()
-            .map(|replica| {
-                let request = scan_request(
-                    &self.def,
-                    &replica,
-                    snapshot_ts,
-                    &projection,
-                    limit,
-                    point_key.clone(),
-                );
-                (replica, request)
-            })
-            .collect();
+        let requests = scan_requests(
+            &self.def,
+            replicas,
+            snapshot_ts,
+            &projection,
+            limit,
+            point_key,
+        );
         Ok(Arc::new(ShardScanExec::new(
             self.def.name.clone(),
             output_schema,

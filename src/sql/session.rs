@@ -192,7 +192,8 @@ impl Session {
         }
     }
 
-    /// Commits off the async runtime: a commit syncs to disk.
+    /// Commits off the async runtime: a commit syncs to disk. A read-only
+    /// transaction has nothing to commit, and no thread hop to pay for.
     async fn commit(&self, txn: Transaction) -> Result<()> {
         if txn.is_read_only() {
             return Ok(());
@@ -472,7 +473,7 @@ impl Session {
             .clone();
         let schema = point.schema()?;
         let batches =
-            tokio::task::spawn_blocking(move || point.read(&replica, snapshot_ts, own_write))
+            tokio::task::spawn_blocking(move || point.read(replica, snapshot_ts, own_write))
                 .await??;
         let stream = futures::stream::iter(batches.into_iter().map(Ok));
         Ok(Output::Rows {
