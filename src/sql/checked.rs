@@ -7,6 +7,10 @@
 //! and `bigint` operands of the same type with functions using Arrow's
 //! checked kernels, which fail with 22003 `integer out of range`. Output
 //! column names are kept, so the rest of the plan is unchanged.
+//!
+//! The same pass divides `numeric` values at PostgreSQL's scale, rounds
+//! floats half to even and casts decimals to floats exactly
+//! (`sql::numeric`).
 
 use std::sync::Arc;
 
@@ -41,7 +45,15 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
             let names = NamePreserver::new(&node);
             node.map_expressions(|expr| {
                 let saved = names.save(&expr);
-                let rewritten = expr.transform_up(|e| checked(e, &schema))?;
+                let rewritten = expr.transform_up(|e| {
+                    let pg = super::numeric::numeric_division(&e, &schema)
+                        .or_else(|| super::numeric::float_round(&e, &schema))
+                        .or_else(|| super::numeric::exact_float_cast(&e, &schema));
+                    match pg {
+                        Some(rewritten) => Ok(Transformed::yes(rewritten)),
+                        None => checked(e, &schema),
+                    }
+                })?;
                 Ok(rewritten.update_data(|e| saved.restore(e)))
             })
         })

@@ -60,11 +60,16 @@ impl SqlEngine {
             // over threads only costs time. Full scans have a partition per
             // shard group already.
             .with_round_robin_repartition(false)
+            // `1.5` is numeric in PostgreSQL, not double precision: `0.1 + 0.2`
+            // is 0.3 and `1.5 / 0` is a division by zero.
+            .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
             // Sessions start in UTC (see Session::apply_time_zone).
             .set_str("datafusion.execution.time_zone", super::vars::UTC_OFFSET);
-        // Integer literals are typed before type coercion sees them.
+        // Literals and aggregate inputs are typed before type coercion sees
+        // them.
         let mut analyzer_rules = Analyzer::new().rules;
         analyzer_rules.insert(0, Arc::new(super::literals::IntegerLiterals));
+        analyzer_rules.insert(1, Arc::new(super::numeric::NumericAggregates));
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
@@ -92,6 +97,7 @@ impl SqlEngine {
         ctx.register_catalog(DATABASE, Arc::new(schemas));
         super::pg_catalog::register(&ctx, catalog.clone())?;
         ctx.register_udf(version_udf());
+        ctx.register_udaf(super::numeric::RoundedAvg::udaf());
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(super::setops::SetOperationMultiplicity));
         Ok(Self {
@@ -188,6 +194,9 @@ impl SqlEngine {
 /// `RemoveSubqueryFromProjection`, see [`SqlEngine::parse`]).
 fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
     vec![
+        Box::new(super::rewrite::QuantifiedSubqueries),
+        Box::new(super::rewrite::FetchFirstAsLimit),
+        Box::new(super::rewrite::SizedStringCasts),
         Box::new(AliasDuplicatedProjectionRewrite),
         Box::new(ResolveUnqualifiedIdentifier),
         Box::new(RewriteArrayAnyAllOperation),

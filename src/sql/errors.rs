@@ -38,6 +38,9 @@ fn classify_ref(error: &DataFusionError) -> Error {
             other => Error::input(InputError::Other, other.to_string()),
         },
         DataFusionError::ArrowError(e, _) => classify_arrow(e),
+        DataFusionError::NotImplemented(msg) if msg.contains("not supported") => {
+            Error::input(InputError::Unsupported, msg.clone())
+        }
         DataFusionError::NotImplemented(msg) => {
             Error::input(InputError::Unsupported, format!("{msg} is not supported"))
         }
@@ -122,22 +125,30 @@ fn classify_message(msg: &str, fallback: InputError) -> Error {
         fallback
     };
     let text = strip(msg);
-    let text = match kind {
-        InputError::DivisionByZero => "division by zero".to_string(),
-        InputError::UndefinedTable => undefined_table_message(&text),
-        _ => text,
-    };
-    Error::input(kind, text)
+    match kind {
+        InputError::DivisionByZero => Error::input(kind, "division by zero"),
+        InputError::UndefinedTable => undefined_table(&text),
+        _ => Error::input(kind, text),
+    }
 }
 
-/// PostgreSQL's wording for a missing relation, with its name if we can tell.
-fn undefined_table_message(msg: &str) -> String {
-    match msg.split('\'').nth(1) {
-        Some(name) => {
-            let name = name.rsplit('.').next().unwrap_or(name);
-            format!("relation \"{name}\" does not exist")
-        }
-        None => msg.to_string(),
+/// PostgreSQL's error for a missing relation, with its name if we can tell:
+/// a name qualified by another database is 0A000, as in PostgreSQL.
+fn undefined_table(msg: &str) -> Error {
+    let Some(name) = msg.split('\'').nth(1) else {
+        return Error::input(InputError::UndefinedTable, msg);
+    };
+    let parts: Vec<&str> = name.split('.').collect();
+    match parts.as_slice() {
+        [database, _, _] if *database != crate::catalog::DATABASE => Error::input(
+            InputError::Unsupported,
+            format!("cross-database references are not implemented: {name}"),
+        ),
+        [.., table] => Error::input(
+            InputError::UndefinedTable,
+            format!("relation \"{table}\" does not exist"),
+        ),
+        [] => Error::input(InputError::UndefinedTable, msg),
     }
 }
 

@@ -26,6 +26,7 @@ pub mod engine;
 pub mod errors;
 pub mod literals;
 pub mod names;
+pub mod numeric;
 pub mod pg_catalog;
 pub mod point;
 pub mod provider;

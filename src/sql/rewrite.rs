@@ -12,16 +12,19 @@
 //!
 //! And in any statement, [`name_function_columns`]: a function in FROM with
 //! a bare alias (`generate_series(1, 3) AS n`) names its column `n`, as in
-//! PostgreSQL (DataFusion would call it `value`).
+//! PostgreSQL (DataFusion would call it `value`); and
+//! [`QuantifiedSubqueries`], which keeps `x > ALL (SELECT ...)` from
+//! confusing the subquery's columns with the outer query's.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Insert, SetExpr, Statement, TableAliasColumnDef, TableFactor, TableObject, Value,
-    VisitMut, VisitorMut,
+    BinaryOperator, CastKind, CharacterLength, DataType, Expr, Insert, LimitClause, Query, SetExpr,
+    Statement, TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
 use super::ddl::{ident_name, table_name};
 use crate::catalog::{Catalog, SqlType, TableDef};
@@ -104,6 +107,205 @@ pub fn name_function_columns(stmt: &mut Statement) {
     let _ = stmt.visit(&mut Namer);
 }
 
+/// Quantified comparisons with a subquery, in forms DataFusion plans right:
+///
+/// - `x = ANY (SELECT ...)` is `x IN (SELECT ...)` and `x <> ALL (SELECT
+///   ...)` is `x NOT IN (SELECT ...)`, NULLs included. (The compatibility
+///   rules would read the subquery as an array and fail.)
+/// - Other operators keep their form, with the subquery wrapped in a
+///   derived table named on its own. DataFusion turns the comparison into a
+///   condition between the two queries' columns; when both read the same
+///   table without aliases (`WHERE price > ALL (SELECT price FROM products
+///   ...)`) the two sides had the same qualified name, and the subquery's
+///   column was silently compared with itself.
+///
+/// Runs before datafusion-pg-catalog's rules, as one of them.
+#[derive(Debug)]
+pub struct QuantifiedSubqueries;
+
+impl SqlStatementRewriteRule for QuantifiedSubqueries {
+    fn rewrite(&self, mut stmt: Statement) -> Statement {
+        let _ = stmt.visit(&mut QuantifiedVisitor { count: 0 });
+        stmt
+    }
+}
+
+struct QuantifiedVisitor {
+    count: usize,
+}
+
+impl VisitorMut for QuantifiedVisitor {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let (negated, is_membership) = match expr {
+            Expr::AnyOp { compare_op, .. } => (false, *compare_op == BinaryOperator::Eq),
+            Expr::AllOp { compare_op, .. } => (true, *compare_op == BinaryOperator::NotEq),
+            _ => return ControlFlow::Continue(()),
+        };
+        let (Expr::AnyOp { left, right, .. } | Expr::AllOp { left, right, .. }) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let Expr::Subquery(query) = right.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        if is_membership {
+            *expr = Expr::InSubquery {
+                expr: left.clone(),
+                subquery: query.clone(),
+                negated,
+            };
+            return ControlFlow::Continue(());
+        }
+        self.count += 1;
+        let sql = format!("SELECT * FROM ({query}) AS __sf_quantified_{}", self.count);
+        // The text is a query printed by the parser itself, so it parses.
+        if let Ok(wrapped) = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_query())
+        {
+            *query = wrapped;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `FETCH FIRST n ROWS ONLY` (the SQL standard's LIMIT) as `LIMIT n`;
+/// `FETCH FIRST ROW ONLY` is one row. `WITH TIES` and `PERCENT` are left
+/// for DataFusion to refuse (0A000).
+#[derive(Debug)]
+pub struct FetchFirstAsLimit;
+
+impl SqlStatementRewriteRule for FetchFirstAsLimit {
+    fn rewrite(&self, mut stmt: Statement) -> Statement {
+        struct Visitor;
+        impl VisitorMut for Visitor {
+            type Break = ();
+            fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+                let plain = query
+                    .fetch
+                    .as_ref()
+                    .is_some_and(|fetch| !fetch.with_ties && !fetch.percent);
+                if !plain {
+                    return ControlFlow::Continue(());
+                }
+                let offset = match query.limit_clause.take() {
+                    None => None,
+                    Some(LimitClause::LimitOffset {
+                        limit: None,
+                        offset,
+                        limit_by,
+                    }) if limit_by.is_empty() => offset,
+                    // LIMIT and FETCH together is a syntax error in PostgreSQL;
+                    // DataFusion reports it.
+                    Some(other) => {
+                        query.limit_clause = Some(other);
+                        return ControlFlow::Continue(());
+                    }
+                };
+                let count = query
+                    .fetch
+                    .take()
+                    .and_then(|fetch| fetch.quantity)
+                    .unwrap_or_else(|| Expr::value(Value::Number("1".into(), false)));
+                query.limit_clause = Some(LimitClause::LimitOffset {
+                    limit: Some(count),
+                    offset,
+                    limit_by: Vec::new(),
+                });
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = stmt.visit(&mut Visitor);
+        stmt
+    }
+}
+
+/// An explicit cast to `varchar(n)` or `char(n)` cuts the string to `n`
+/// characters, and `char(n)` pads it with spaces, as in PostgreSQL
+/// (DataFusion ignores the length). `char` alone is `char(1)`.
+#[derive(Debug)]
+pub struct SizedStringCasts;
+
+impl SqlStatementRewriteRule for SizedStringCasts {
+    fn rewrite(&self, mut stmt: Statement) -> Statement {
+        struct Visitor;
+        impl VisitorMut for Visitor {
+            type Break = ();
+            fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+                let Expr::Cast {
+                    kind: CastKind::Cast | CastKind::DoubleColon,
+                    expr: inner,
+                    data_type,
+                    format: None,
+                    ..
+                } = expr
+                else {
+                    return ControlFlow::Continue(());
+                };
+                let length = |l: &Option<CharacterLength>| match l {
+                    Some(CharacterLength::IntegerLength { length, .. }) => Some(*length),
+                    _ => None,
+                };
+                let (n, pad) = match data_type {
+                    DataType::Varchar(l)
+                    | DataType::CharacterVarying(l)
+                    | DataType::CharVarying(l) => match length(l) {
+                        Some(n) => (n, false),
+                        None => return ControlFlow::Continue(()),
+                    },
+                    DataType::Char(l) | DataType::Character(l) => (length(l).unwrap_or(1), true),
+                    _ => return ControlFlow::Continue(()),
+                };
+                let text = format!("left(CAST(({inner}) AS TEXT), {n})");
+                let sql = if pad {
+                    format!("rpad({text}, {n})")
+                } else {
+                    text
+                };
+                // Printed by the parser itself, so it parses.
+                if let Ok(cut) = parse_expr(&sql) {
+                    *expr = cut;
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = stmt.visit(&mut Visitor);
+        stmt
+    }
+}
+
+/// `'\x0102'::bytea`: a string literal cast to bytea is bytea input, as
+/// in a bytea column (see [`bytea_literal`]); DataFusion would take the
+/// string's own bytes. Bad input is 22P02.
+pub fn bytea_casts(stmt: &mut Statement) -> Result<()> {
+    struct Visitor;
+    impl VisitorMut for Visitor {
+        type Break = Error;
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
+            let Expr::Cast {
+                kind: CastKind::Cast | CastKind::DoubleColon,
+                expr: inner,
+                data_type: DataType::Bytea,
+                format: None,
+                ..
+            } = expr
+            else {
+                return ControlFlow::Continue(());
+            };
+            match bytea_literal(inner) {
+                Ok(Some(bytes)) => *expr = bytes,
+                Ok(None) => {}
+                Err(e) => return ControlFlow::Break(e),
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    match stmt.visit(&mut Visitor) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
 pub fn is_default(expr: &Expr) -> bool {
     matches!(expr, Expr::Identifier(ident) if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default"))
 }
@@ -146,19 +348,27 @@ fn parse_bytea(text: &str) -> Result<Vec<u8>> {
         )
     };
     if let Some(hex) = text.strip_prefix("\\x") {
-        let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if digits.len() % 2 != 0 {
-            return Err(invalid());
+        // PostgreSQL reports bad hex input as 22023, not 22P02.
+        let digits: Vec<char> = hex.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        if let Some(bad) = digits.iter().find(|c| !c.is_ascii_hexdigit()) {
+            return Err(Error::input(
+                InputError::InvalidParameterValue,
+                format!("invalid hexadecimal digit: \"{bad}\""),
+            ));
         }
-        return digits
+        if !digits.len().is_multiple_of(2) {
+            return Err(Error::input(
+                InputError::InvalidParameterValue,
+                "invalid hexadecimal data: odd number of digits",
+            ));
+        }
+        return Ok(digits
             .chunks(2)
             .map(|pair| {
-                std::str::from_utf8(pair)
-                    .ok()
-                    .and_then(|p| u8::from_str_radix(p, 16).ok())
-                    .ok_or_else(invalid)
+                let value = |c: char| c.to_digit(16).unwrap_or(0) as u8;
+                value(pair[0]) << 4 | value(pair[1])
             })
-            .collect();
+            .collect());
     }
     let raw = text.as_bytes();
     let mut out = Vec::with_capacity(raw.len());

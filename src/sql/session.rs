@@ -399,6 +399,7 @@ impl Session {
             rewrite::rewrite_insert(insert, self.engine.catalog())?;
         }
         rewrite::name_function_columns(&mut stmt);
+        rewrite::bytea_casts(&mut stmt)?;
         let plan = self
             .ctx
             .state()

@@ -1,0 +1,605 @@
+//! `numeric` arithmetic as PostgreSQL does it, within one scale per column.
+//!
+//! PostgreSQL picks the scale of a quotient (and so of `avg`) per value:
+//! at least 16 significant digits, more when the quotient is small. An
+//! Arrow decimal column has one scale, and DataFusion's rules (borrowed
+//! from Hive) give `10::numeric / 4` the scale 14 and `avg` the input's
+//! scale plus 4. ShardForge uses PostgreSQL's scale for the common case,
+//! a quotient of at least 1: 16 digits, or the operands' scale if that is
+//! larger. Quotients are rounded half away from zero, as PostgreSQL rounds.
+//!
+//! - [`NumericAggregates`], run before type coercion, makes `avg` of
+//!   integers `numeric` (DataFusion: `double precision`) and `sum(bigint)`
+//!   `numeric` (DataFusion: a `bigint` that wraps on overflow), and widens
+//!   the scale `avg` works at.
+//! - [`RoundedAvg`] replaces DataFusion's `avg`, which truncates a decimal
+//!   average (5 / 3 = 1.666...6): it averages at one more digit and rounds
+//!   that digit away. Truncating and then rounding the next digit gives the
+//!   correctly rounded result.
+//! - [`numeric_division`], used by the arithmetic rule in `sql::checked`
+//!   after coercion, replaces `/` on two decimals; [`float_round`] there
+//!   rounds floats as PostgreSQL does, and [`exact_float_cast`] turns
+//!   decimals into floats without Arrow's rounding error.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray};
+use datafusion::arrow::compute::cast as arrow_cast;
+use datafusion::arrow::compute::kernels::arity::try_binary;
+use datafusion::arrow::datatypes::{
+    i256, DataType, Decimal128Type, Decimal256Type, FieldRef, Float32Type, Float64Type,
+};
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::functions_aggregate::average::Avg;
+use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction, WindowFunctionDefinition};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{
+    cast, create_udf, Accumulator, AggregateUDF, AggregateUDFImpl, BinaryExpr, Cast, ColumnarValue,
+    EmitTo, Expr, ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, ReversedUDAF, ScalarUDF,
+    Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+use crate::error::{Error, InputError};
+
+/// The scale PostgreSQL gives a quotient of at least 1 (its
+/// `NUMERIC_MIN_SIG_DIGITS`).
+const QUOTIENT_SCALE: i8 = 16;
+/// Arrow's Decimal128 precision.
+const MAX_PRECISION: u8 = 38;
+/// `avg` of a Decimal128(p, s) has the scale s + 4 in DataFusion, and
+/// [`RoundedAvg`] rounds one digit away.
+const AVG_EXTRA_SCALE: i8 = 3;
+
+#[derive(Debug, Default)]
+pub struct NumericAggregates;
+
+impl AnalyzerRule for NumericAggregates {
+    fn name(&self) -> &str {
+        "postgresql_numeric_aggregates"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            if !matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) {
+                return Ok(Transformed::no(node));
+            }
+            let schema = merge_schema(&node.inputs());
+            let names = NamePreserver::new(&node);
+            let rewritten = node.map_expressions(|expr| {
+                let saved = names.save(&expr);
+                let widened = expr.transform_up(|e| aggregate_input(e, &schema))?;
+                Ok(widened.update_data(|e| saved.restore(e)))
+            })?;
+            if rewritten.transformed {
+                rewritten.map_data(LogicalPlan::recompute_schema)
+            } else {
+                Ok(rewritten)
+            }
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// `avg(x)` / `sum(x)` (as an aggregate or a window function) with its
+/// argument cast to the decimal PostgreSQL's result type needs.
+fn aggregate_input(expr: Expr, schema: &DFSchema) -> DFResult<Transformed<Expr>> {
+    let (name, args) = match &expr {
+        Expr::AggregateFunction(AggregateFunction { func, params }) => (func.name(), &params.args),
+        Expr::WindowFunction(window) => match &window.fun {
+            WindowFunctionDefinition::AggregateUDF(func) => (func.name(), &window.params.args),
+            WindowFunctionDefinition::WindowUDF(_) => return Ok(Transformed::no(expr)),
+        },
+        _ => return Ok(Transformed::no(expr)),
+    };
+    let [arg] = args.as_slice() else {
+        return Ok(Transformed::no(expr));
+    };
+    let Ok(arg_type) = arg.get_type(schema) else {
+        return Ok(Transformed::no(expr));
+    };
+    let target = match name {
+        "avg" => avg_input_type(&arg_type),
+        "sum" if arg_type == DataType::Int64 => Some(DataType::Decimal128(19, 0)),
+        _ => None,
+    };
+    let Some(target) = target else {
+        return Ok(Transformed::no(expr));
+    };
+    let arg = cast(arg.clone(), target);
+    Ok(Transformed::yes(match expr {
+        Expr::AggregateFunction(mut aggregate) => {
+            aggregate.params.args = vec![arg];
+            Expr::AggregateFunction(aggregate)
+        }
+        Expr::WindowFunction(mut window) => {
+            let WindowFunction { params, .. } = window.as_mut();
+            params.args = vec![arg];
+            Expr::WindowFunction(window)
+        }
+        other => other,
+    }))
+}
+
+/// The decimal `avg` should read so that its result has PostgreSQL's
+/// scale: integers are exact decimals, and the scale is raised to 13 (the
+/// result gets 3 more) when the integer digits still fit; `None` if the
+/// argument can stay as it is.
+fn avg_input_type(arg_type: &DataType) -> Option<DataType> {
+    let wanted = QUOTIENT_SCALE - AVG_EXTRA_SCALE;
+    let (integer_digits, scale) = match arg_type {
+        DataType::Int16 => (5, 0),
+        DataType::Int32 => (10, 0),
+        DataType::Int64 => (19, 0),
+        DataType::Decimal128(precision, scale) if *scale >= 0 && *scale < wanted => {
+            (*precision as i8 - *scale, *scale)
+        }
+        _ => return None,
+    };
+    let scale = if integer_digits + wanted <= MAX_PRECISION as i8 {
+        wanted
+    } else {
+        scale
+    };
+    let input = DataType::Decimal128((integer_digits + scale) as u8, scale);
+    (input != *arg_type).then_some(input)
+}
+
+/// DataFusion's `avg`, with a decimal result rounded to one digit less than
+/// DataFusion computes it at.
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
+pub struct RoundedAvg {
+    inner: Avg,
+}
+
+impl RoundedAvg {
+    pub fn udaf() -> AggregateUDF {
+        AggregateUDF::from(Self::default())
+    }
+}
+
+/// The result type for `avg`'s own result type: one digit less scale.
+fn rounded_type(inner: &DataType) -> DataType {
+    match inner {
+        DataType::Decimal128(precision, scale) if *scale > 0 => {
+            DataType::Decimal128(*precision, scale - 1)
+        }
+        other => other.clone(),
+    }
+}
+
+impl AggregateUDFImpl for RoundedAvg {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
+        Ok(rounded_type(&self.inner.return_type(arg_types)?))
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        self.inner.reverse_expr()
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> DFResult<Vec<FieldRef>> {
+        let input_types: Vec<DataType> = args
+            .input_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let return_field = inner_field(&args.return_field, &self.inner, &input_types)?;
+        self.inner.state_fields(StateFieldsArgs {
+            return_field,
+            ..args
+        })
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
+        let output = args.return_field.data_type().clone();
+        let inner = self.inner.accumulator(self.inner_args(args)?)?;
+        Ok(Box::new(RoundingAccumulator { inner, output }))
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        self.inner_args(args)
+            .is_ok_and(|inner| self.inner.groups_accumulator_supported(inner))
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> DFResult<Box<dyn GroupsAccumulator>> {
+        let output = args.return_field.data_type().clone();
+        let inner = self
+            .inner
+            .create_groups_accumulator(self.inner_args(args)?)?;
+        Ok(Box::new(RoundingGroupsAccumulator { inner, output }))
+    }
+}
+
+impl RoundedAvg {
+    /// `args` as DataFusion's `avg` expects them: with its own result type,
+    /// which sets the scale its accumulators divide at.
+    fn inner_args<'a>(&self, args: AccumulatorArgs<'a>) -> DFResult<AccumulatorArgs<'a>> {
+        let input_types: Vec<DataType> = args
+            .expr_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let return_field = inner_field(&args.return_field, &self.inner, &input_types)?;
+        Ok(AccumulatorArgs {
+            return_field,
+            ..args
+        })
+    }
+}
+
+fn inner_field(outer: &FieldRef, inner: &Avg, input_types: &[DataType]) -> DFResult<FieldRef> {
+    let data_type = inner.return_type(input_types)?;
+    Ok(Arc::new(outer.as_ref().clone().with_data_type(data_type)))
+}
+
+#[derive(Debug)]
+struct RoundingAccumulator {
+    inner: Box<dyn Accumulator>,
+    output: DataType,
+}
+
+impl Accumulator for RoundingAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
+        self.inner.update_batch(values)
+    }
+
+    fn evaluate(&mut self) -> DFResult<ScalarValue> {
+        // Arrow's cast to a smaller decimal scale rounds half away from zero.
+        self.inner.evaluate()?.cast_to(&self.output)
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+
+    fn state(&mut self) -> DFResult<Vec<ScalarValue>> {
+        self.inner.state()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DFResult<()> {
+        self.inner.merge_batch(states)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
+        self.inner.retract_batch(values)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        self.inner.supports_retract_batch()
+    }
+}
+
+struct RoundingGroupsAccumulator {
+    inner: Box<dyn GroupsAccumulator>,
+    output: DataType,
+}
+
+impl GroupsAccumulator for RoundingGroupsAccumulator {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> DFResult<()> {
+        self.inner
+            .update_batch(values, group_indices, opt_filter, total_num_groups)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> DFResult<ArrayRef> {
+        Ok(arrow_cast(&self.inner.evaluate(emit_to)?, &self.output)?)
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> DFResult<Vec<ArrayRef>> {
+        self.inner.state(emit_to)
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> DFResult<()> {
+        self.inner
+            .merge_batch(values, group_indices, total_num_groups)
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> DFResult<Vec<ArrayRef>> {
+        self.inner.convert_to_state(values, opt_filter)
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+}
+
+/// `a / b` on two Decimal128 operands, as a call that divides at
+/// PostgreSQL's scale; `None` for anything else.
+pub fn numeric_division(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::BinaryExpr(BinaryExpr {
+        left,
+        op: Operator::Divide,
+        right,
+    }) = expr
+    else {
+        return None;
+    };
+    let (Ok(left_type), Ok(right_type)) = (left.get_type(schema), right.get_type(schema)) else {
+        return None;
+    };
+    let (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) = (&left_type, &right_type)
+    else {
+        return None;
+    };
+    if *s1 < 0 || *s2 < 0 {
+        return None;
+    }
+    let scale = QUOTIENT_SCALE.max(*s1).max(*s2);
+    let udf = division_udf(left_type.clone(), right_type.clone(), *s1, *s2, scale);
+    Some(udf.call(vec![left.as_ref().clone(), right.as_ref().clone()]))
+}
+
+fn division_udf(
+    left_type: DataType,
+    right_type: DataType,
+    s1: i8,
+    s2: i8,
+    scale: i8,
+) -> Arc<ScalarUDF> {
+    // a / b at `scale` is a * 10^(scale - s1 + s2) / b, which is never a
+    // negative power: scale >= s1.
+    let shift = (scale - s1 + s2) as u32;
+    let fun = move |args: &[ColumnarValue]| -> DFResult<ColumnarValue> {
+        let all_scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let result: ArrayRef = Arc::new(
+            try_binary::<_, _, _, Decimal128Type>(
+                arrays[0].as_primitive::<Decimal128Type>(),
+                arrays[1].as_primitive::<Decimal128Type>(),
+                |a, b| divide(a, b, shift),
+            )
+            .and_then(|quotients| quotients.with_precision_and_scale(MAX_PRECISION, scale))
+            .map_err(|e| DataFusionError::External(Box::new(division_error(e))))?,
+        );
+        Ok(if all_scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?)
+        } else {
+            ColumnarValue::Array(result)
+        })
+    };
+    Arc::new(create_udf(
+        &format!("pg_numeric_div_{s1}_{s2}"),
+        vec![left_type, right_type],
+        DataType::Decimal128(MAX_PRECISION, scale),
+        Volatility::Immutable,
+        Arc::new(fun),
+    ))
+}
+
+/// A cast of a decimal to a float, read as PostgreSQL reads it: the
+/// decimal's digits parsed as a float, rounded once. Arrow divides by a
+/// power of ten, which is inexact once the digits or the power pass 2^53
+/// (`-2.25e100::float8` became -2.2500000000000006e100).
+pub fn exact_float_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::Cast(Cast { expr: inner, field }) = expr else {
+        return None;
+    };
+    let to = field.data_type();
+    if !matches!(to, DataType::Float64 | DataType::Float32) {
+        return None;
+    }
+    let from = inner.get_type(schema).ok()?;
+    if !matches!(from, DataType::Decimal128(..) | DataType::Decimal256(..)) {
+        return None;
+    }
+    let fun = move |args: &[ColumnarValue]| -> DFResult<ColumnarValue> {
+        let scalar = matches!(args[0], ColumnarValue::Scalar(_));
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let floats = decimals_as_floats(&arrays[0])?;
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&floats, 0)?)
+        } else {
+            ColumnarValue::Array(floats)
+        })
+    };
+    let udf = create_udf(
+        &format!("pg_float_of_{from}"),
+        vec![from],
+        DataType::Float64,
+        Volatility::Immutable,
+        Arc::new(fun),
+    );
+    let float = udf.call(vec![inner.as_ref().clone()]);
+    Some(match to {
+        DataType::Float32 => cast(float, DataType::Float32),
+        _ => float,
+    })
+}
+
+fn decimals_as_floats(array: &ArrayRef) -> DFResult<ArrayRef> {
+    /// Integers up to 2^53 and powers of ten up to 10^22 are exact floats,
+    /// so one division rounds once.
+    const EXACT: i128 = 1 << 53;
+    let parse = |digits: String, scale: i8| -> f64 {
+        format!("{digits}e{}", -i32::from(scale))
+            .parse()
+            .unwrap_or(f64::NAN)
+    };
+    Ok(match array.data_type() {
+        DataType::Decimal128(_, scale) => {
+            let scale = *scale;
+            Arc::new(
+                array
+                    .as_primitive::<Decimal128Type>()
+                    .unary::<_, Float64Type>(|v| {
+                        if v.abs() < EXACT && (0..=22).contains(&scale) {
+                            v as f64 / 10f64.powi(i32::from(scale))
+                        } else {
+                            parse(v.to_string(), scale)
+                        }
+                    }),
+            )
+        }
+        DataType::Decimal256(_, scale) => {
+            let scale = *scale;
+            Arc::new(
+                array
+                    .as_primitive::<Decimal256Type>()
+                    .unary::<_, Float64Type>(|v| parse(v.to_string(), scale)),
+            )
+        }
+        other => {
+            return Err(DataFusionError::Internal(format!(
+                "pg_float_of: unexpected {other}"
+            )))
+        }
+    })
+}
+
+/// `round(x)` on a float, rounding halves to even as PostgreSQL's `rint`
+/// does (`round(2.5::float8)` is 2); DataFusion rounds them away from zero,
+/// which is what PostgreSQL does for `numeric`.
+pub fn float_round(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::ScalarFunction(call) = expr else {
+        return None;
+    };
+    let [arg] = call.args.as_slice() else {
+        return None;
+    };
+    if call.func.name() != "round" {
+        return None;
+    }
+    let data_type = arg.get_type(schema).ok()?;
+    matches!(data_type, DataType::Float64 | DataType::Float32)
+        .then(|| rint_udf(data_type).call(vec![arg.clone()]))
+}
+
+fn rint_udf(data_type: DataType) -> Arc<ScalarUDF> {
+    let fun = move |args: &[ColumnarValue]| -> DFResult<ColumnarValue> {
+        let scalar = matches!(args[0], ColumnarValue::Scalar(_));
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let rounded: ArrayRef = match arrays[0].data_type() {
+            DataType::Float32 => Arc::new(
+                arrays[0]
+                    .as_primitive::<Float32Type>()
+                    .unary::<_, Float32Type>(f32::round_ties_even),
+            ),
+            _ => Arc::new(
+                arrays[0]
+                    .as_primitive::<Float64Type>()
+                    .unary::<_, Float64Type>(f64::round_ties_even),
+            ),
+        };
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&rounded, 0)?)
+        } else {
+            ColumnarValue::Array(rounded)
+        })
+    };
+    Arc::new(create_udf(
+        &format!("pg_rint_{data_type}"),
+        vec![data_type.clone()],
+        data_type,
+        Volatility::Immutable,
+        Arc::new(fun),
+    ))
+}
+
+/// round(a * 10^shift / b), half away from zero; fails if b is zero or the
+/// quotient has more than 38 digits.
+fn divide(a: i128, b: i128, shift: u32) -> Result<i128, ArrowError> {
+    if b == 0 {
+        return Err(ArrowError::DivideByZero);
+    }
+    let overflow = || ArrowError::ComputeError("numeric field overflow".into());
+    let ten = i256::from_i128(10);
+    let dividend = ten
+        .checked_pow(shift)
+        .and_then(|factor| i256::from_i128(a).checked_mul(factor))
+        .ok_or_else(overflow)?;
+    let divisor = i256::from_i128(b);
+    let mut quotient = dividend.wrapping_div(divisor);
+    let remainder = dividend.wrapping_rem(divisor);
+    if remainder.wrapping_abs().wrapping_mul(i256::from_i128(2)) >= divisor.wrapping_abs() {
+        quotient = if dividend.is_negative() != divisor.is_negative() {
+            quotient.wrapping_sub(i256::ONE)
+        } else {
+            quotient.wrapping_add(i256::ONE)
+        };
+    }
+    let limit = ten.wrapping_pow(MAX_PRECISION as u32);
+    let quotient = quotient
+        .to_i128()
+        .filter(|_| quotient.wrapping_abs() < limit);
+    quotient.ok_or_else(overflow)
+}
+
+fn division_error(error: ArrowError) -> Error {
+    match error {
+        ArrowError::DivideByZero => Error::input(InputError::DivisionByZero, "division by zero"),
+        _ => Error::input(InputError::OutOfRange, "value overflows numeric format"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn division_rounds_half_away_from_zero_at_the_scale() {
+        // 10 / 4 at scale 16, operands at scale 0.
+        assert_eq!(divide(10, 4, 16).unwrap(), 25_000_000_000_000_000);
+        // 2 / 3 = 0.666...67 at scale 16.
+        assert_eq!(divide(2, 3, 16).unwrap(), 6_666_666_666_666_667);
+        assert_eq!(divide(-2, 3, 16).unwrap(), -6_666_666_666_666_667);
+        assert_eq!(divide(2, -3, 16).unwrap(), -6_666_666_666_666_667);
+        // 1 / 3 rounds down.
+        assert_eq!(divide(1, 3, 16).unwrap(), 3_333_333_333_333_333);
+        assert!(matches!(divide(1, 0, 16), Err(ArrowError::DivideByZero)));
+        assert!(divide(i128::MAX / 10, 1, 16).is_err());
+    }
+
+    #[test]
+    fn avg_reads_integers_as_decimals_with_room_for_the_scale() {
+        assert_eq!(
+            avg_input_type(&DataType::Int32),
+            Some(DataType::Decimal128(23, 13))
+        );
+        assert_eq!(
+            avg_input_type(&DataType::Decimal128(10, 2)),
+            Some(DataType::Decimal128(21, 13))
+        );
+        // 30 integer digits leave no room: the scale stays.
+        assert_eq!(avg_input_type(&DataType::Decimal128(32, 2)), None);
+        assert_eq!(avg_input_type(&DataType::Float64), None);
+        assert_eq!(avg_input_type(&DataType::Decimal128(38, 20)), None);
+    }
+}
