@@ -406,4 +406,60 @@ mod tests {
         assert!(parse_bytea("\\xzz").is_err());
         assert!(parse_bytea("\\9").is_err());
     }
+
+    fn rewritten(rule: &dyn SqlStatementRewriteRule, sql: &str) -> String {
+        let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
+        rule.rewrite(statements.remove(0)).to_string()
+    }
+
+    #[test]
+    fn quantified_subqueries_become_in_or_get_their_own_name() {
+        let rule = QuantifiedSubqueries;
+        assert_eq!(
+            rewritten(&rule, "SELECT a FROM t WHERE a = ANY (SELECT b FROM u)"),
+            "SELECT a FROM t WHERE a IN (SELECT b FROM u)"
+        );
+        assert_eq!(
+            rewritten(&rule, "SELECT a FROM t WHERE a <> ALL (SELECT b FROM u)"),
+            "SELECT a FROM t WHERE a NOT IN (SELECT b FROM u)"
+        );
+        assert_eq!(
+            rewritten(&rule, "SELECT a FROM t WHERE a > ALL (SELECT a FROM t)"),
+            "SELECT a FROM t WHERE a > ALL(SELECT * FROM (SELECT a FROM t) AS __sf_quantified_1)"
+        );
+        // An array is not a subquery: left alone.
+        assert_eq!(
+            rewritten(&rule, "SELECT a FROM t WHERE a > ALL (ARRAY[1, 2])"),
+            "SELECT a FROM t WHERE a > ALL(ARRAY[1, 2])"
+        );
+    }
+
+    #[test]
+    fn fetch_first_is_limit() {
+        let rule = FetchFirstAsLimit;
+        assert_eq!(
+            rewritten(&rule, "SELECT a FROM t ORDER BY a FETCH FIRST 2 ROWS ONLY"),
+            "SELECT a FROM t ORDER BY a LIMIT 2"
+        );
+        assert_eq!(
+            rewritten(&rule, "SELECT a FROM t OFFSET 1 ROWS FETCH NEXT ROW ONLY"),
+            "SELECT a FROM t LIMIT 1 OFFSET 1 ROWS"
+        );
+        let ties = "SELECT a FROM t ORDER BY a FETCH FIRST 2 ROWS WITH TIES";
+        assert_eq!(rewritten(&rule, ties), ties);
+    }
+
+    #[test]
+    fn sized_string_casts_cut_and_pad() {
+        let rule = SizedStringCasts;
+        assert_eq!(
+            rewritten(&rule, "SELECT x::varchar(3)"),
+            "SELECT left(CAST((x) AS TEXT), 3)"
+        );
+        assert_eq!(
+            rewritten(&rule, "SELECT CAST(x AS char)"),
+            "SELECT rpad(left(CAST((x) AS TEXT), 1), 1)"
+        );
+        assert_eq!(rewritten(&rule, "SELECT x::varchar"), "SELECT x::VARCHAR");
+    }
 }
