@@ -19,16 +19,12 @@ use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::utils::merge_schema;
-use datafusion::logical_expr::{
-    create_udf, BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF,
-    Volatility,
-};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, DataFusionError, Result as DFResult};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF};
 use datafusion::optimizer::AnalyzerRule;
 
+use super::analyze::{array_udf, rewrite_node_expressions};
 use crate::error::{Error, InputError};
 
 #[derive(Debug, Default)]
@@ -41,20 +37,14 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
         plan.transform_up_with_subqueries(|node| {
-            let schema = merge_schema(&node.inputs());
-            let names = NamePreserver::new(&node);
-            node.map_expressions(|expr| {
-                let saved = names.save(&expr);
-                let rewritten = expr.transform_up(|e| {
-                    let pg = super::numeric::numeric_division(&e, &schema)
-                        .or_else(|| super::numeric::float_round(&e, &schema))
-                        .or_else(|| super::numeric::exact_float_cast(&e, &schema));
-                    match pg {
-                        Some(rewritten) => Ok(Transformed::yes(rewritten)),
-                        None => checked(e, &schema),
-                    }
-                })?;
-                Ok(rewritten.update_data(|e| saved.restore(e)))
+            rewrite_node_expressions(node, false, |e, schema| {
+                let pg = super::numeric::numeric_division(&e, schema)
+                    .or_else(|| super::numeric::float_round(&e, schema))
+                    .or_else(|| super::numeric::exact_float_cast(&e, schema));
+                match pg {
+                    Some(rewritten) => Ok(Transformed::yes(rewritten)),
+                    None => checked(e, schema),
+                }
             })
         })
         .map(|t| t.data)
@@ -100,26 +90,17 @@ fn checked_udf(op: Operator, data_type: DataType, type_name: &'static str) -> Ar
         Operator::Minus => ("sub", numeric::sub),
         _ => ("mul", numeric::mul),
     };
-    let fun = move |args: &[ColumnarValue]| -> DFResult<ColumnarValue> {
-        let all_scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(args)?;
-        let result = kernel(&arrays[0], &arrays[1]).map_err(|_| {
-            DataFusionError::External(Box::new(Error::input(
-                InputError::OutOfRange,
-                format!("{type_name} out of range"),
-            )))
-        })?;
-        Ok(if all_scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?)
-        } else {
-            ColumnarValue::Array(result)
-        })
-    };
-    Arc::new(create_udf(
+    array_udf(
         &format!("pg_checked_{verb}_{type_name}"),
         vec![data_type.clone(), data_type.clone()],
         data_type,
-        Volatility::Immutable,
-        Arc::new(fun),
-    ))
+        move |arrays| {
+            kernel(&arrays[0], &arrays[1]).map_err(|_| {
+                DataFusionError::External(Box::new(Error::input(
+                    InputError::OutOfRange,
+                    format!("{type_name} out of range"),
+                )))
+            })
+        },
+    )
 }

@@ -18,11 +18,12 @@
 //! types the planner gave it, which the recursive term must keep.
 
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{Result as DFResult, ScalarValue};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
+
+use super::analyze::rewrite_node_expressions;
 
 #[derive(Debug, Default)]
 pub struct IntegerLiterals;
@@ -57,17 +58,7 @@ impl AnalyzerRule for IntegerLiterals {
             ) {
                 return Ok(Transformed::no(node));
             }
-            let names = NamePreserver::new(&node);
-            let rewritten = node.map_expressions(|expr| {
-                let saved = names.save(&expr);
-                let narrowed = expr.transform_up(narrow)?;
-                Ok(narrowed.update_data(|e| saved.restore(e)))
-            })?;
-            if rewritten.transformed {
-                rewritten.map_data(LogicalPlan::recompute_schema)
-            } else {
-                Ok(rewritten)
-            }
+            rewrite_node_expressions(node, true, |e, _| narrow(e))
         })
         .map(|t| t.data)
     }

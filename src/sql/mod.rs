@@ -19,6 +19,7 @@
 //! are executed here ([`ddl`]); all writes land in the transaction's buffer
 //! and reach storage at COMMIT (see `txn`).
 
+pub mod analyze;
 pub mod checked;
 pub mod ddl;
 pub mod dml;

@@ -31,20 +31,18 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::functions_aggregate::average::Avg;
 use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction, WindowFunctionDefinition};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    cast, create_udf, Accumulator, AggregateUDF, AggregateUDFImpl, BinaryExpr, Cast, ColumnarValue,
-    EmitTo, Expr, ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, ReversedUDAF, ScalarUDF,
-    Signature, Volatility,
+    cast, Accumulator, AggregateUDF, AggregateUDFImpl, BinaryExpr, Cast, EmitTo, Expr,
+    ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, ReversedUDAF, ScalarUDF, Signature,
 };
 use datafusion::optimizer::AnalyzerRule;
 
+use super::analyze::{array_udf, rewrite_node_expressions};
 use crate::error::{Error, InputError};
 
 /// The scale PostgreSQL gives a quotient of at least 1 (its
@@ -69,18 +67,7 @@ impl AnalyzerRule for NumericAggregates {
             if !matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) {
                 return Ok(Transformed::no(node));
             }
-            let schema = merge_schema(&node.inputs());
-            let names = NamePreserver::new(&node);
-            let rewritten = node.map_expressions(|expr| {
-                let saved = names.save(&expr);
-                let widened = expr.transform_up(|e| aggregate_input(e, &schema))?;
-                Ok(widened.update_data(|e| saved.restore(e)))
-            })?;
-            if rewritten.transformed {
-                rewritten.map_data(LogicalPlan::recompute_schema)
-            } else {
-                Ok(rewritten)
-            }
+            rewrite_node_expressions(node, true, aggregate_input)
         })
         .map(|t| t.data)
     }
@@ -377,31 +364,21 @@ fn division_udf(
     // a / b at `scale` is a * 10^(scale - s1 + s2) / b, which is never a
     // negative power: scale >= s1.
     let shift = (scale - s1 + s2) as u32;
-    let fun = move |args: &[ColumnarValue]| -> DFResult<ColumnarValue> {
-        let all_scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(args)?;
-        let result: ArrayRef = Arc::new(
-            try_binary::<_, _, _, Decimal128Type>(
+    array_udf(
+        &format!("pg_numeric_div_{s1}_{s2}"),
+        vec![left_type, right_type],
+        DataType::Decimal128(MAX_PRECISION, scale),
+        move |arrays| {
+            let quotients = try_binary::<_, _, _, Decimal128Type>(
                 arrays[0].as_primitive::<Decimal128Type>(),
                 arrays[1].as_primitive::<Decimal128Type>(),
                 |a, b| divide(a, b, shift),
             )
             .and_then(|quotients| quotients.with_precision_and_scale(MAX_PRECISION, scale))
-            .map_err(|e| DataFusionError::External(Box::new(division_error(e))))?,
-        );
-        Ok(if all_scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?)
-        } else {
-            ColumnarValue::Array(result)
-        })
-    };
-    Arc::new(create_udf(
-        &format!("pg_numeric_div_{s1}_{s2}"),
-        vec![left_type, right_type],
-        DataType::Decimal128(MAX_PRECISION, scale),
-        Volatility::Immutable,
-        Arc::new(fun),
-    ))
+            .map_err(|e| DataFusionError::External(Box::new(division_error(e))))?;
+            Ok(Arc::new(quotients) as ArrayRef)
+        },
+    )
 }
 
 /// A cast of a decimal to a float, read as PostgreSQL reads it: the
@@ -420,22 +397,11 @@ pub fn exact_float_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
     if !matches!(from, DataType::Decimal128(..) | DataType::Decimal256(..)) {
         return None;
     }
-    let fun = move |args: &[ColumnarValue]| -> DFResult<ColumnarValue> {
-        let scalar = matches!(args[0], ColumnarValue::Scalar(_));
-        let arrays = ColumnarValue::values_to_arrays(args)?;
-        let floats = decimals_as_floats(&arrays[0])?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&floats, 0)?)
-        } else {
-            ColumnarValue::Array(floats)
-        })
-    };
-    let udf = create_udf(
+    let udf = array_udf(
         &format!("pg_float_of_{from}"),
         vec![from],
         DataType::Float64,
-        Volatility::Immutable,
-        Arc::new(fun),
+        |arrays| decimals_as_floats(&arrays[0]),
     );
     let float = udf.call(vec![inner.as_ref().clone()]);
     Some(match to {
@@ -503,34 +469,26 @@ pub fn float_round(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
 }
 
 fn rint_udf(data_type: DataType) -> Arc<ScalarUDF> {
-    let fun = move |args: &[ColumnarValue]| -> DFResult<ColumnarValue> {
-        let scalar = matches!(args[0], ColumnarValue::Scalar(_));
-        let arrays = ColumnarValue::values_to_arrays(args)?;
-        let rounded: ArrayRef = match arrays[0].data_type() {
-            DataType::Float32 => Arc::new(
-                arrays[0]
-                    .as_primitive::<Float32Type>()
-                    .unary::<_, Float32Type>(f32::round_ties_even),
-            ),
-            _ => Arc::new(
-                arrays[0]
-                    .as_primitive::<Float64Type>()
-                    .unary::<_, Float64Type>(f64::round_ties_even),
-            ),
-        };
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&rounded, 0)?)
-        } else {
-            ColumnarValue::Array(rounded)
-        })
-    };
-    Arc::new(create_udf(
+    array_udf(
         &format!("pg_rint_{data_type}"),
         vec![data_type.clone()],
         data_type,
-        Volatility::Immutable,
-        Arc::new(fun),
-    ))
+        |arrays| {
+            let values = &arrays[0];
+            Ok(match values.data_type() {
+                DataType::Float32 => Arc::new(
+                    values
+                        .as_primitive::<Float32Type>()
+                        .unary::<_, Float32Type>(f32::round_ties_even),
+                ) as ArrayRef,
+                _ => Arc::new(
+                    values
+                        .as_primitive::<Float64Type>()
+                        .unary::<_, Float64Type>(f64::round_ties_even),
+                ),
+            })
+        },
+    )
 }
 
 /// round(a * 10^shift / b), half away from zero; fails if b is zero or the
