@@ -43,7 +43,6 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::AnalyzerRule;
 
 use super::analyze::{array_udf, rewrite_node_expressions};
-use crate::error::{Error, InputError};
 
 /// The scale PostgreSQL gives a quotient of at least 1 (its
 /// `NUMERIC_MIN_SIG_DIGITS`).
@@ -150,7 +149,7 @@ impl RoundedAvg {
     }
 }
 
-/// The result type for `avg`'s own result type: one digit less scale.
+/// Our result type for DataFusion's `avg` result type: one digit less scale.
 fn rounded_type(inner: &DataType) -> DataType {
     match inner {
         DataType::Decimal128(precision, scale) if *scale > 0 => {
@@ -186,12 +185,7 @@ impl AggregateUDFImpl for RoundedAvg {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> DFResult<Vec<FieldRef>> {
-        let input_types: Vec<DataType> = args
-            .input_fields
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
-        let return_field = inner_field(&args.return_field, &self.inner, &input_types)?;
+        let return_field = self.inner_return_field(&args.return_field, args.input_fields)?;
         self.inner.state_fields(StateFieldsArgs {
             return_field,
             ..args
@@ -225,22 +219,19 @@ impl RoundedAvg {
     /// `args` as DataFusion's `avg` expects them: with its own result type,
     /// which sets the scale its accumulators divide at.
     fn inner_args<'a>(&self, args: AccumulatorArgs<'a>) -> DFResult<AccumulatorArgs<'a>> {
-        let input_types: Vec<DataType> = args
-            .expr_fields
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
-        let return_field = inner_field(&args.return_field, &self.inner, &input_types)?;
+        let return_field = self.inner_return_field(&args.return_field, args.expr_fields)?;
         Ok(AccumulatorArgs {
             return_field,
             ..args
         })
     }
-}
 
-fn inner_field(outer: &FieldRef, inner: &Avg, input_types: &[DataType]) -> DFResult<FieldRef> {
-    let data_type = inner.return_type(input_types)?;
-    Ok(Arc::new(outer.as_ref().clone().with_data_type(data_type)))
+    /// Our result field with DataFusion's `avg` result type for `inputs`.
+    fn inner_return_field(&self, outer: &FieldRef, inputs: &[FieldRef]) -> DFResult<FieldRef> {
+        let input_types: Vec<DataType> = inputs.iter().map(|f| f.data_type().clone()).collect();
+        let data_type = self.inner.return_type(&input_types)?;
+        Ok(Arc::new(outer.as_ref().clone().with_data_type(data_type)))
+    }
 }
 
 #[derive(Debug)]
@@ -374,8 +365,7 @@ fn division_udf(
                 arrays[1].as_primitive::<Decimal128Type>(),
                 |a, b| divide(a, b, shift),
             )
-            .and_then(|quotients| quotients.with_precision_and_scale(MAX_PRECISION, scale))
-            .map_err(|e| DataFusionError::External(Box::new(division_error(e))))?;
+            .and_then(|quotients| quotients.with_precision_and_scale(MAX_PRECISION, scale))?;
             Ok(Arc::new(quotients) as ArrayRef)
         },
     )
@@ -497,7 +487,8 @@ fn divide(a: i128, b: i128, shift: u32) -> Result<i128, ArrowError> {
     if b == 0 {
         return Err(ArrowError::DivideByZero);
     }
-    let overflow = || ArrowError::ComputeError("numeric field overflow".into());
+    // Both errors are classified like Arrow's own (`sql::errors`): 22012, 22003.
+    let overflow = || ArrowError::ArithmeticOverflow("value overflows numeric format".into());
     let ten = i256::from_i128(10);
     let dividend = ten
         .checked_pow(shift)
@@ -518,13 +509,6 @@ fn divide(a: i128, b: i128, shift: u32) -> Result<i128, ArrowError> {
         .to_i128()
         .filter(|_| quotient.wrapping_abs() < limit);
     quotient.ok_or_else(overflow)
-}
-
-fn division_error(error: ArrowError) -> Error {
-    match error {
-        ArrowError::DivideByZero => Error::input(InputError::DivisionByZero, "division by zero"),
-        _ => Error::input(InputError::OutOfRange, "value overflows numeric format"),
-    }
 }
 
 #[cfg(test)]

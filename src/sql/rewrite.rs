@@ -5,16 +5,22 @@
 //!   `DEFAULT VALUES` is a row of them.
 //! - A string literal for a `bytea` column is PostgreSQL bytea input: hex
 //!   (`'\x0001ff'`) or escape format (`'a\\000b'`), not the string's own
-//!   bytes. It becomes `decode('<hex>', 'hex')`; bad input is 22P02.
+//!   bytes. It becomes `decode('<hex>', 'hex')`; bad hex is 22023, a bad
+//!   escape 22P02, as in PostgreSQL. [`bytea_casts`] reads `'...'::bytea`
+//!   the same way in any statement.
 //!
 //! UPDATE uses [`is_default`], [`default_value`] and [`bytea_literal`] for
 //! its assignments the same way.
 //!
 //! And in any statement, [`name_function_columns`]: a function in FROM with
 //! a bare alias (`generate_series(1, 3) AS n`) names its column `n`, as in
-//! PostgreSQL (DataFusion would call it `value`); and
-//! [`QuantifiedSubqueries`], which keeps `x > ALL (SELECT ...)` from
-//! confusing the subquery's columns with the outer query's.
+//! PostgreSQL (DataFusion would call it `value`).
+//!
+//! Rules that run with datafusion-pg-catalog's at parse time (see
+//! `SqlEngine::parse`): [`QuantifiedSubqueries`] keeps `x > ALL (SELECT
+//! ...)` from confusing the subquery's columns with the outer query's,
+//! [`FetchFirstAsLimit`] reads `FETCH FIRST` as `LIMIT`, and
+//! [`SizedStringCasts`] cuts explicit `varchar(n)` / `char(n)` casts.
 
 use std::ops::ControlFlow;
 
@@ -40,10 +46,8 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &Catalog) -> Result<()> {
     if insert.source.is_none() && insert.columns.is_empty() && insert.assignments.is_empty() {
         // INSERT ... DEFAULT VALUES: one row of defaults.
         let row = vec!["DEFAULT"; def.visible_columns()].join(", ");
-        let query = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(&format!("VALUES ({row})"))
-            .and_then(|mut p| p.parse_query())
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let query =
+            parse_query(&format!("VALUES ({row})")).map_err(|e| Error::Internal(e.to_string()))?;
         insert.source = Some(query);
     }
     let Some(source) = insert.source.as_mut() else {
@@ -159,10 +163,7 @@ impl VisitorMut for QuantifiedVisitor {
         self.count += 1;
         let sql = format!("SELECT * FROM ({query}) AS __sf_quantified_{}", self.count);
         // The text is a query printed by the parser itself, so it parses.
-        if let Ok(wrapped) = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(&sql)
-            .and_then(|mut p| p.parse_query())
-        {
+        if let Ok(wrapped) = parse_query(&sql) {
             *query = wrapped;
         }
         ControlFlow::Continue(())
@@ -276,7 +277,7 @@ impl SqlStatementRewriteRule for SizedStringCasts {
 
 /// `'\x0102'::bytea`: a string literal cast to bytea is bytea input, as
 /// in a bytea column (see [`bytea_literal`]); DataFusion would take the
-/// string's own bytes. Bad input is 22P02.
+/// string's own bytes. Bad input fails as it does for a column.
 pub fn bytea_casts(stmt: &mut Statement) -> Result<()> {
     struct Visitor;
     impl VisitorMut for Visitor {
@@ -315,6 +316,13 @@ pub fn default_value(def: &TableDef, index: usize) -> Result<Expr> {
         Some(sql) => parse_expr(sql),
         None => Ok(Expr::value(Value::Null)),
     }
+}
+
+fn parse_query(sql: &str) -> Result<Box<Query>> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| Error::input(InputError::Syntax, e.to_string()))
 }
 
 fn parse_expr(sql: &str) -> Result<Expr> {
