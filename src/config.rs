@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, InputError, Result};
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub node: NodeConfig,
@@ -52,15 +52,6 @@ impl Default for NodeConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         Self { shard_groups: 8 }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            node: NodeConfig::default(),
-            cluster: ClusterConfig::default(),
-        }
     }
 }
 

@@ -33,10 +33,10 @@ pub async fn run(config: Config) -> Result<()> {
     let groups = config.cluster.shard_groups;
     let engine = tokio::task::spawn_blocking(move || -> Result<SqlEngine> {
         let storage = Arc::new(Storage::open(&data_dir.join("db"))?);
-        let catalog = Arc::new(Catalog::load(storage.clone())?);
+        let catalog = Arc::new(Catalog::load(&storage)?);
         let shards = Arc::new(ShardMap::load_or_init(&storage, groups)?);
-        let coordinator = Arc::new(TxnCoordinator::new(storage.clone(), shards)?);
-        SqlEngine::new(storage, catalog, coordinator)
+        let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog)?);
+        SqlEngine::new(coordinator)
     })
     .await??;
     let engine = Arc::new(engine);

@@ -2,12 +2,11 @@
 //!
 //! There is one database (`postgres`) with one user schema (`public`).
 //! Table definitions are persisted in the storage `meta` column family under
-//! `catalog/table/<id>` as JSON and loaded at start-up; every change is
-//! synced before it is acknowledged. Table ids are never reused, so the rows
-//! of a dropped table can be purged without racing a new table.
-//!
-//! Every change bumps [`Catalog::version`], which the SQL layer uses to notice
-//! that a prepared plan may refer to a table that changed.
+//! `catalog/table/<id>` as JSON and loaded at start-up. DDL is transactional,
+//! as in PostgreSQL: CREATE and DROP TABLE go into the transaction's
+//! [`SchemaChange`] and reach the catalog in its commit. Table ids are never
+//! reused, so the rows of a dropped table can be purged without racing a new
+//! table.
 
 pub mod types;
 
@@ -20,7 +19,7 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, InputError, Result};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageBatch};
 
 pub const DATABASE: &str = "postgres";
 pub const PUBLIC_SCHEMA: &str = "public";
@@ -90,20 +89,120 @@ impl TableDef {
     }
 }
 
-struct CatalogState {
-    tables: BTreeMap<String, Arc<TableDef>>,
-    next_table_id: u32,
-    version: u64,
+/// Where SQL looks tables up by name: the committed [`Catalog`], or one
+/// session's view of it, which adds the DDL of its open transaction.
+pub trait Tables {
+    fn table(&self, name: &str) -> Option<Arc<TableDef>>;
+    fn tables(&self) -> Vec<Arc<TableDef>>;
 }
 
+/// The tables one transaction created and dropped. Only that transaction
+/// sees them until it commits; then [`Catalog::stage`] writes them in the
+/// same storage batch as its rows, so a rolled-back CREATE TABLE leaves
+/// nothing behind and a committed one is there with all of its rows.
+#[derive(Debug, Default)]
+pub struct SchemaChange {
+    created: BTreeMap<String, Arc<TableDef>>,
+    /// Committed tables this transaction dropped.
+    dropped: BTreeMap<String, Arc<TableDef>>,
+}
+
+impl SchemaChange {
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.dropped.is_empty()
+    }
+
+    pub fn dropped(&self) -> impl Iterator<Item = &Arc<TableDef>> {
+        self.dropped.values()
+    }
+
+    /// `name` as this transaction sees it, on top of `committed`.
+    pub fn table(&self, committed: &Catalog, name: &str) -> Option<Arc<TableDef>> {
+        if let Some(def) = self.created.get(name) {
+            return Some(def.clone());
+        }
+        if self.dropped.contains_key(name) {
+            return None;
+        }
+        committed.table(name)
+    }
+
+    /// Every table this transaction sees, by name.
+    pub fn tables(&self, committed: &Catalog) -> Vec<Arc<TableDef>> {
+        let mut tables = committed.read().tables.clone();
+        tables.retain(|name, _| !self.dropped.contains_key(name));
+        tables.extend(self.created.iter().map(|(n, d)| (n.clone(), d.clone())));
+        tables.into_values().collect()
+    }
+
+    /// Adds a table whose id is assigned here. `Ok(false)` if the name is
+    /// taken and `if_not_exists` is set.
+    pub fn create_table(
+        &mut self,
+        committed: &Catalog,
+        mut def: TableDef,
+        if_not_exists: bool,
+    ) -> Result<bool> {
+        if self.table(committed, &def.name).is_some() {
+            if if_not_exists {
+                return Ok(false);
+            }
+            return Err(duplicate_table(&def.name));
+        }
+        def.id = committed.new_table_id();
+        self.created.insert(def.name.clone(), Arc::new(def));
+        Ok(true)
+    }
+
+    /// Removes a table and returns it (the caller drops the rows it wrote
+    /// there). `Ok(None)` if it does not exist and `if_exists` is set.
+    pub fn drop_table(
+        &mut self,
+        committed: &Catalog,
+        name: &str,
+        if_exists: bool,
+    ) -> Result<Option<Arc<TableDef>>> {
+        let Some(def) = self.table(committed, name) else {
+            if if_exists {
+                return Ok(None);
+            }
+            return Err(Error::input(
+                InputError::UndefinedTable,
+                format!("table \"{name}\" does not exist"),
+            ));
+        };
+        // A table created in this transaction just disappears.
+        if self.created.remove(name).is_none() {
+            self.dropped.insert(name.to_string(), def.clone());
+        }
+        Ok(Some(def))
+    }
+}
+
+fn duplicate_table(name: &str) -> Error {
+    Error::input(
+        InputError::DuplicateTable,
+        format!("relation \"{name}\" already exists"),
+    )
+}
+
+struct CatalogState {
+    tables: BTreeMap<String, Arc<TableDef>>,
+    /// The next table id to hand out. Ids given to transactions that never
+    /// commit are skipped; only committed ones are persisted.
+    next_table_id: u32,
+}
+
+/// The committed catalog. It changes only when a transaction with a
+/// [`SchemaChange`] commits: the coordinator calls [`Catalog::validate`],
+/// [`Catalog::stage`] and [`Catalog::apply`] under its commit lock.
 pub struct Catalog {
-    storage: Arc<Storage>,
     state: RwLock<CatalogState>,
 }
 
 impl Catalog {
     /// Loads the persisted catalog.
-    pub fn load(storage: Arc<Storage>) -> Result<Self> {
+    pub fn load(storage: &Storage) -> Result<Self> {
         let mut tables = BTreeMap::new();
         for (_, value) in storage.scan_meta(TABLE_PREFIX)? {
             let def: TableDef = serde_json::from_slice(&value)
@@ -119,11 +218,9 @@ impl Catalog {
             None => FIRST_TABLE_ID,
         };
         Ok(Self {
-            storage,
             state: RwLock::new(CatalogState {
                 tables,
                 next_table_id,
-                version: 1,
             }),
         })
     }
@@ -138,10 +235,6 @@ impl Catalog {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn version(&self) -> u64 {
-        self.read().version
-    }
-
     pub fn table(&self, name: &str) -> Option<Arc<TableDef>> {
         self.read().tables.get(name).cloned()
     }
@@ -150,55 +243,81 @@ impl Catalog {
         self.read().tables.values().cloned().collect()
     }
 
-    /// Creates a table from a definition whose id is assigned here. Returns
-    /// `None` if it exists and `if_not_exists` is set.
-    pub fn create_table(
-        &self,
-        mut def: TableDef,
-        if_not_exists: bool,
-    ) -> Result<Option<Arc<TableDef>>> {
+    fn new_table_id(&self) -> TableId {
         let mut state = self.write();
-        if state.tables.contains_key(&def.name) {
-            if if_not_exists {
-                return Ok(None);
-            }
-            return Err(Error::input(
-                InputError::DuplicateTable,
-                format!("relation \"{}\" already exists", def.name),
-            ));
-        }
-        def.id = TableId(state.next_table_id);
-        let json = serde_json::to_vec(&def).map_err(|e| Error::Internal(e.to_string()))?;
-        let mut batch = self.storage.batch();
-        batch.put_meta(&table_key(def.id), &json);
-        batch.put_meta(NEXT_TABLE_ID, &(def.id.0 + 1).to_be_bytes());
-        self.storage.write(batch)?;
-        state.next_table_id = def.id.0 + 1;
-        state.version += 1;
-        let def = Arc::new(def);
-        state.tables.insert(def.name.clone(), def.clone());
-        Ok(Some(def))
+        let id = TableId(state.next_table_id);
+        state.next_table_id += 1;
+        id
     }
 
-    /// Removes a table from the catalog and returns it; its rows are purged
-    /// by the caller. `None` if it does not exist and `if_exists` is set.
-    pub fn drop_table(&self, name: &str, if_exists: bool) -> Result<Option<Arc<TableDef>>> {
-        let mut state = self.write();
-        let Some(def) = state.tables.get(name).cloned() else {
-            if if_exists {
-                return Ok(None);
+    /// Whether `change` can commit on top of the catalog as it is now, and
+    /// whether every table in `written` (ids of tables with rows in the
+    /// transaction) still exists. A name another transaction took first is
+    /// 42P07; a table another transaction dropped first is a serialization
+    /// failure.
+    pub fn validate(&self, change: &SchemaChange, written: &[TableId]) -> Result<()> {
+        let state = self.read();
+        for (name, def) in &change.dropped {
+            if state.tables.get(name).map(|t| t.id) != Some(def.id) {
+                return Err(dropped_concurrently(name));
             }
-            return Err(Error::input(
-                InputError::UndefinedTable,
-                format!("table \"{name}\" does not exist"),
-            ));
-        };
-        let mut batch = self.storage.batch();
-        batch.delete_meta(&table_key(def.id));
-        self.storage.write(batch)?;
-        state.tables.remove(name);
-        state.version += 1;
-        Ok(Some(def))
+        }
+        for name in change.created.keys() {
+            if state.tables.contains_key(name) && !change.dropped.contains_key(name) {
+                return Err(duplicate_table(name));
+            }
+        }
+        for id in written {
+            let created = change.created.values().any(|t| t.id == *id);
+            if !created && !state.tables.values().any(|t| t.id == *id) {
+                return Err(Error::Retry(
+                    "could not serialize access: a table written was dropped concurrently".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `change`'s catalog records to the commit's storage batch.
+    pub fn stage(&self, change: &SchemaChange, batch: &mut StorageBatch) -> Result<()> {
+        for def in change.dropped.values() {
+            batch.delete_meta(&table_key(def.id));
+        }
+        for def in change.created.values() {
+            let json =
+                serde_json::to_vec(def.as_ref()).map_err(|e| Error::Internal(e.to_string()))?;
+            batch.put_meta(&table_key(def.id), &json);
+        }
+        if !change.created.is_empty() {
+            let next = self.read().next_table_id;
+            batch.put_meta(NEXT_TABLE_ID, &next.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    /// Makes a committed `change` visible to everyone.
+    pub fn apply(&self, change: SchemaChange) {
+        let mut state = self.write();
+        for name in change.dropped.keys() {
+            state.tables.remove(name);
+        }
+        state.tables.extend(change.created);
+    }
+}
+
+fn dropped_concurrently(name: &str) -> Error {
+    Error::Retry(format!(
+        "could not serialize access: table \"{name}\" was dropped concurrently"
+    ))
+}
+
+impl Tables for Catalog {
+    fn table(&self, name: &str) -> Option<Arc<TableDef>> {
+        Catalog::table(self, name)
+    }
+
+    fn tables(&self) -> Vec<Arc<TableDef>> {
+        Catalog::tables(self)
     }
 }
 
@@ -206,6 +325,16 @@ fn table_key(id: TableId) -> Vec<u8> {
     let mut key = TABLE_PREFIX.to_vec();
     key.extend_from_slice(&id.0.to_be_bytes());
     key
+}
+
+/// Commits `def` straight into `catalog`, as a transaction would, for
+/// tests of code that reads the catalog.
+#[cfg(test)]
+pub fn create_for_test(catalog: &Catalog, def: TableDef) -> Arc<TableDef> {
+    let mut change = SchemaChange::default();
+    change.create_table(catalog, def.clone(), false).unwrap();
+    catalog.apply(change);
+    catalog.table(&def.name).unwrap()
 }
 
 #[cfg(test)]
@@ -227,24 +356,81 @@ mod tests {
         }
     }
 
-    #[test]
-    fn tables_persist_and_ids_are_not_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Arc::new(Storage::open(dir.path()).unwrap());
-        let catalog = Catalog::load(storage.clone()).unwrap();
-        let a = catalog.create_table(def("a"), false).unwrap().unwrap();
-        assert!(catalog.create_table(def("a"), true).unwrap().is_none());
-        let err = catalog.create_table(def("a"), false).unwrap_err();
-        assert!(matches!(err, Error::Input(InputError::DuplicateTable, _)));
-        catalog.drop_table("a", false).unwrap();
-        let b = catalog.create_table(def("b"), false).unwrap().unwrap();
-        assert!(b.id > a.id);
-        drop(catalog);
+    fn commit(storage: &Storage, catalog: &Catalog, change: SchemaChange) -> Result<()> {
+        catalog.validate(&change, &[])?;
+        let mut batch = storage.batch();
+        catalog.stage(&change, &mut batch)?;
+        storage.write(batch)?;
+        catalog.apply(change);
+        Ok(())
+    }
 
-        let reloaded = Catalog::load(storage).unwrap();
-        assert!(reloaded.table("a").is_none());
-        assert_eq!(reloaded.table("b").unwrap().as_ref(), b.as_ref());
-        let c = reloaded.create_table(def("c"), false).unwrap().unwrap();
-        assert!(c.id > b.id);
+    #[test]
+    fn changes_are_private_until_commit_persist_and_never_reuse_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let catalog = Catalog::load(&storage).unwrap();
+        let mut change = SchemaChange::default();
+        assert!(change.create_table(&catalog, def("a"), false).unwrap());
+        assert!(!change.create_table(&catalog, def("a"), true).unwrap());
+        let err = change.create_table(&catalog, def("a"), false).unwrap_err();
+        assert!(matches!(err, Error::Input(InputError::DuplicateTable, _)));
+        assert!(catalog.table("a").is_none(), "uncommitted");
+        let a = change.table(&catalog, "a").unwrap();
+        commit(&storage, &catalog, change).unwrap();
+        assert_eq!(catalog.table("a").unwrap(), a);
+
+        // Drop and create again in one transaction: a new id.
+        let mut change = SchemaChange::default();
+        change.drop_table(&catalog, "a", false).unwrap();
+        assert!(change.table(&catalog, "a").is_none());
+        change.create_table(&catalog, def("a"), false).unwrap();
+        change.create_table(&catalog, def("b"), false).unwrap();
+        let b = change.table(&catalog, "b").unwrap();
+        assert!(b.id > a.id);
+        commit(&storage, &catalog, change).unwrap();
+
+        let reloaded = Catalog::load(&storage).unwrap();
+        assert_eq!(reloaded.table("b").unwrap(), b);
+        assert!(reloaded.table("a").unwrap().id > a.id);
+        let mut change = SchemaChange::default();
+        change.create_table(&reloaded, def("c"), false).unwrap();
+        assert!(change.table(&reloaded, "c").unwrap().id > b.id);
+    }
+
+    #[test]
+    fn the_first_committer_of_a_name_or_a_drop_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let catalog = Catalog::load(&storage).unwrap();
+        let mut first = SchemaChange::default();
+        let mut second = SchemaChange::default();
+        first.create_table(&catalog, def("t"), false).unwrap();
+        second.create_table(&catalog, def("t"), false).unwrap();
+        let second_id = second.table(&catalog, "t").unwrap().id;
+        commit(&storage, &catalog, first).unwrap();
+        let err = commit(&storage, &catalog, second).unwrap_err();
+        assert!(matches!(err, Error::Input(InputError::DuplicateTable, _)));
+
+        let t = catalog.table("t").unwrap();
+        let mut drop_one = SchemaChange::default();
+        let mut drop_two = SchemaChange::default();
+        drop_one.drop_table(&catalog, "t", false).unwrap();
+        drop_two.drop_table(&catalog, "t", false).unwrap();
+        commit(&storage, &catalog, drop_one).unwrap();
+        assert!(matches!(
+            commit(&storage, &catalog, drop_two),
+            Err(Error::Retry(_))
+        ));
+        // Rows written to a table dropped meanwhile cannot commit.
+        let none = SchemaChange::default();
+        assert!(matches!(
+            catalog.validate(&none, &[t.id]),
+            Err(Error::Retry(_))
+        ));
+        assert!(matches!(
+            catalog.validate(&none, &[second_id]),
+            Err(Error::Retry(_))
+        ));
     }
 }

@@ -178,6 +178,7 @@ fn decode_schema(bytes: &[u8]) -> Result<Schema> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::{create_for_test, Catalog, ColumnDef, SqlType, TableDef, TableId};
     use crate::encoding::keys::{encode_key_value, row_key};
     use crate::encoding::row::encode_rows;
     use crate::shard::ShardMap;
@@ -185,12 +186,30 @@ mod tests {
     use datafusion::arrow::array::{Array, AsArray, Int64Array};
     use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
 
-    /// A one-group node with rows 0..10 of a one-column table 7.
+    /// The id of the table [`setup`] fills: the first one a fresh catalog
+    /// hands out.
+    const TABLE: u32 = 100;
+
+    /// A one-group node with rows 0..10 of a one-column table [`TABLE`].
     fn setup() -> (tempfile::TempDir, TxnCoordinator, Arc<Schema>) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(Storage::open(dir.path()).unwrap());
         let shards = Arc::new(ShardMap::load_or_init(&storage, 1).unwrap());
-        let coordinator = TxnCoordinator::new(storage, shards).unwrap();
+        let catalog = Arc::new(Catalog::load(&storage).unwrap());
+        let def = TableDef {
+            id: TableId(0),
+            name: "t".into(),
+            columns: vec![ColumnDef {
+                name: "k".into(),
+                sql_type: SqlType::BigInt,
+                nullable: false,
+                default: None,
+            }],
+            primary_key: vec![0],
+            hidden_rowid: false,
+        };
+        assert_eq!(create_for_test(&catalog, def).id, TableId(TABLE));
+        let coordinator = TxnCoordinator::new(storage, shards, catalog).unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
         let batch = RecordBatch::try_new(
             schema.clone(),
@@ -208,7 +227,7 @@ mod tests {
     fn key(batch: &RecordBatch, row: usize) -> Vec<u8> {
         let mut pk = Vec::new();
         encode_key_value(&mut pk, batch.column(0).as_ref(), row).unwrap();
-        row_key(7, &pk)
+        row_key(TABLE, &pk)
     }
 
     fn scan(
@@ -219,7 +238,7 @@ mod tests {
         overlay: Overlay,
     ) -> Vec<RecordBatch> {
         let request = ScanRequest {
-            table_id: 7,
+            table_id: TABLE,
             shard_id: 0,
             snapshot_ts: c.begin().start_ts(),
             row_schema: encode_schema(schema),

@@ -1,7 +1,6 @@
-//! CREATE TABLE and DROP TABLE, executed by ShardForge itself.
-//!
-//! DDL is not transactional: it takes effect at once, even inside a
-//! transaction block, and cannot be rolled back (documented in the README).
+//! CREATE TABLE and DROP TABLE, executed by ShardForge itself: this module
+//! turns the statements into table definitions; the transaction carries
+//! them to the catalog when it commits (see `catalog::SchemaChange`).
 
 use datafusion::common::DFSchema;
 use datafusion::execution::SessionState;

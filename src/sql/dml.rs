@@ -33,7 +33,7 @@ use super::ddl::{ident_name, table_name};
 use super::provider::INTERNAL_SCHEMA;
 use super::rewrite;
 use super::write::RowWriter;
-use crate::catalog::{Catalog, SqlType, TableDef};
+use crate::catalog::{SqlType, TableDef, Tables};
 use crate::encoding::keys::{encode_key_value, row_key};
 use crate::error::{Error, InputError, Result};
 use crate::txn::Transaction;
@@ -56,7 +56,7 @@ fn quote(name: &str) -> String {
 }
 
 /// The definition and normalised name of the table `name` refers to.
-fn existing_table(catalog: &Catalog, name: &ObjectName) -> Result<(Arc<TableDef>, String)> {
+fn existing_table(catalog: &dyn Tables, name: &ObjectName) -> Result<(Arc<TableDef>, String)> {
     let table = table_name(name)?;
     let def = catalog.table(&table).ok_or_else(|| {
         Error::input(
@@ -68,7 +68,7 @@ fn existing_table(catalog: &Catalog, name: &ObjectName) -> Result<(Arc<TableDef>
 }
 
 /// The target table and the name its columns are qualified with.
-fn target(catalog: &Catalog, relation: &TableWithJoins) -> Result<(Arc<TableDef>, String)> {
+fn target(catalog: &dyn Tables, relation: &TableWithJoins) -> Result<(Arc<TableDef>, String)> {
     if !relation.joins.is_empty() {
         return Err(Error::unsupported("JOIN in the target of UPDATE or DELETE"));
     }
@@ -120,7 +120,7 @@ fn where_clause(selection: &Option<datafusion::sql::sqlparser::ast::Expr>) -> St
         .unwrap_or_default()
 }
 
-pub fn plan_update(catalog: &Catalog, update: &Update) -> Result<DmlPlan> {
+pub fn plan_update(catalog: &dyn Tables, update: &Update) -> Result<DmlPlan> {
     if update.returning.is_some() {
         return Err(Error::unsupported("UPDATE ... RETURNING"));
     }
@@ -190,7 +190,7 @@ pub fn plan_update(catalog: &Catalog, update: &Update) -> Result<DmlPlan> {
     })
 }
 
-pub fn plan_delete(catalog: &Catalog, delete: &Delete) -> Result<DmlPlan> {
+pub fn plan_delete(catalog: &dyn Tables, delete: &Delete) -> Result<DmlPlan> {
     if delete.returning.is_some() {
         return Err(Error::unsupported("DELETE ... RETURNING"));
     }
@@ -221,7 +221,7 @@ pub fn plan_delete(catalog: &Catalog, delete: &Delete) -> Result<DmlPlan> {
 /// TRUNCATE of one table: a DELETE of every row. Like PostgreSQL's, it is
 /// transactional (undone by ROLLBACK); unlike it, it costs a tombstone per
 /// row (space comes back when old versions are collected).
-pub fn plan_truncate(catalog: &Catalog, name: &ObjectName) -> Result<DmlPlan> {
+pub fn plan_truncate(catalog: &dyn Tables, name: &ObjectName) -> Result<DmlPlan> {
     let (def, table) = existing_table(catalog, name)?;
     let select_sql = format!(
         "SELECT {} FROM {}",
@@ -305,14 +305,14 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{ColumnDef, TableId};
+    use crate::catalog::{create_for_test, Catalog, ColumnDef, TableId};
     use crate::storage::Storage;
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
 
     fn catalog() -> (tempfile::TempDir, Catalog) {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::load(Arc::new(Storage::open(dir.path()).unwrap())).unwrap();
+        let catalog = Catalog::load(&Storage::open(dir.path()).unwrap()).unwrap();
         let column = |name: &str, sql_type| ColumnDef {
             name: name.into(),
             sql_type,
@@ -326,7 +326,7 @@ mod tests {
             primary_key: vec![0],
             hidden_rowid: false,
         };
-        catalog.create_table(def, false).unwrap();
+        create_for_test(&catalog, def);
         (dir, catalog)
     }
 

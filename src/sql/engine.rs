@@ -5,13 +5,19 @@
 //! and internal schemas), `pg_catalog` (see [`super::pg_catalog`]), and the
 //! PostgreSQL functions clients expect (`version()`, `current_database()`...).
 //! Each connection gets a copy of it whose config carries its own
-//! [`SessionTxn`]; the table providers look the transaction up there.
+//! [`SessionTxn`]; the table providers look the transaction up there. The
+//! copy's `public` and internal schemas list tables through that
+//! transaction too, so a connection sees the tables it created or dropped
+//! before it commits. `pg_catalog` is shared, and shows committed tables.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    SchemaProvider,
+};
 use datafusion::common::ScalarValue;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
@@ -32,27 +38,21 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use super::ddl;
 use super::provider::{ShardSchemaProvider, TableSource, INTERNAL_SCHEMA};
 use super::session_txn::SessionTxn;
-use crate::catalog::{Catalog, DATABASE, PUBLIC_SCHEMA};
-use crate::encoding::keys::table_bounds;
+use crate::catalog::{Tables, DATABASE, PUBLIC_SCHEMA};
 use crate::error::{Error, InputError, Result};
-use crate::storage::Storage;
 use crate::txn::TxnCoordinator;
 
 pub struct SqlEngine {
-    storage: Arc<Storage>,
-    catalog: Arc<Catalog>,
     coordinator: Arc<TxnCoordinator>,
     base: SessionState,
+    source: Arc<TableSource>,
     parser: PostgresCompatibilityParser,
     user_rules: Vec<Box<dyn SqlStatementRewriteRule>>,
 }
 
 impl SqlEngine {
-    pub fn new(
-        storage: Arc<Storage>,
-        catalog: Arc<Catalog>,
-        coordinator: Arc<TxnCoordinator>,
-    ) -> Result<Self> {
+    pub fn new(coordinator: Arc<TxnCoordinator>) -> Result<Self> {
+        let catalog = coordinator.catalog().clone();
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, PUBLIC_SCHEMA)
             .with_information_schema(true)
@@ -76,24 +76,13 @@ impl SqlEngine {
             .with_analyzer_rules(analyzer_rules)
             .build();
         let ctx = SessionContext::new_with_state(state);
-        let source = Arc::new(TableSource {
-            catalog: catalog.clone(),
-            coordinator: coordinator.clone(),
-            expr_planner: ctx.state(),
-        });
+        let source = Arc::new(TableSource::new(coordinator.clone(), ctx.state()));
         let schemas = MemoryCatalogProvider::new();
-        schemas
-            .register_schema(
-                PUBLIC_SCHEMA,
-                Arc::new(ShardSchemaProvider::new(source.clone(), false)),
-            )
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        schemas
-            .register_schema(
-                INTERNAL_SCHEMA,
-                Arc::new(ShardSchemaProvider::new(source, true)),
-            )
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        for (name, schema) in table_schemas(&source, catalog.clone()) {
+            schemas
+                .register_schema(&name, schema)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
         ctx.register_catalog(DATABASE, Arc::new(schemas));
         super::pg_catalog::register(&ctx, catalog.clone())?;
         ctx.register_udf(version_udf());
@@ -101,26 +90,47 @@ impl SqlEngine {
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(super::setops::SetOperationMultiplicity));
         Ok(Self {
-            storage,
-            catalog,
             coordinator,
             base: ctx.state(),
+            source,
             parser: PostgresCompatibilityParser::new(),
             user_rules: user_rules(),
         })
-    }
-
-    pub fn catalog(&self) -> &Arc<Catalog> {
-        &self.catalog
     }
 
     pub fn coordinator(&self) -> &Arc<TxnCoordinator> {
         &self.coordinator
     }
 
-    /// A DataFusion context for one connection, bound to its transaction.
+    /// A DataFusion context for one connection, bound to its transaction:
+    /// its database lists tables as the transaction sees them, and shares
+    /// every other schema with the base.
     pub fn session_context(&self, txn: Arc<SessionTxn>) -> SessionContext {
-        let mut state = self.base.clone();
+        let base_catalogs = self.base.catalog_list();
+        let catalogs = MemoryCatalogProviderList::new();
+        for name in base_catalogs.catalog_names() {
+            if let Some(catalog) = base_catalogs.catalog(&name) {
+                catalogs.register_catalog(name, catalog);
+            }
+        }
+        let mut database = SessionDatabase {
+            schemas: table_schemas(&self.source, txn.clone())
+                .into_iter()
+                .collect(),
+        };
+        if let Some(base) = base_catalogs.catalog(DATABASE) {
+            for name in base.schema_names() {
+                if let (false, Some(schema)) =
+                    (database.schemas.contains_key(&name), base.schema(&name))
+                {
+                    database.schemas.insert(name, schema);
+                }
+            }
+        }
+        catalogs.register_catalog(DATABASE.to_string(), Arc::new(database));
+        let mut state = SessionStateBuilder::new_from_existing(self.base.clone())
+            .with_catalog_list(Arc::new(catalogs))
+            .build();
         state.config_mut().set_extension(txn);
         SessionContext::new_with_state(state)
     }
@@ -152,41 +162,63 @@ impl SqlEngine {
         }
     }
 
-    pub async fn create_table(&self, create: &CreateTable) -> Result<()> {
+    /// CREATE TABLE, in `txn`: other sessions see the table once it commits.
+    pub fn create_table(&self, create: &CreateTable, txn: &SessionTxn) -> Result<()> {
         let def = ddl::table_def(create, &self.base)?;
-        let catalog = self.catalog.clone();
-        let if_not_exists = create.if_not_exists;
-        tokio::task::spawn_blocking(move || catalog.create_table(def, if_not_exists)).await??;
+        let catalog = self.coordinator.catalog();
+        txn.with(|t| t.create_table(catalog, def, create.if_not_exists))?;
         Ok(())
     }
 
-    /// Drops every named table, or none if one is missing (without IF EXISTS).
-    pub async fn drop_tables(&self, names: &[ObjectName], if_exists: bool) -> Result<()> {
-        let names = names
-            .iter()
-            .map(ddl::table_name)
-            .collect::<Result<Vec<_>>>()?;
-        if !if_exists {
-            if let Some(missing) = names.iter().find(|n| self.catalog.table(n).is_none()) {
-                return Err(Error::input(
-                    InputError::UndefinedTable,
-                    format!("table \"{missing}\" does not exist"),
-                ));
-            }
+    /// DROP TABLE, in `txn`. An error leaves the transaction failed (or, in
+    /// autocommit, rolled back), so no table of the list is dropped.
+    pub fn drop_tables(
+        &self,
+        names: &[ObjectName],
+        if_exists: bool,
+        txn: &SessionTxn,
+    ) -> Result<()> {
+        let catalog = self.coordinator.catalog();
+        for name in names {
+            let name = ddl::table_name(name)?;
+            txn.with(|t| t.drop_table(catalog, &name, if_exists))?;
         }
-        let catalog = self.catalog.clone();
-        let storage = self.storage.clone();
-        tokio::task::spawn_blocking(move || {
-            for name in names {
-                if let Some(def) = catalog.drop_table(&name, true)? {
-                    let (start, end) = table_bounds(def.id.0);
-                    storage.purge_range(&start, &end)?;
-                }
-            }
-            Ok::<_, Error>(())
-        })
-        .await??;
         Ok(())
+    }
+}
+
+/// The schemas holding ShardForge tables, looked up in `tables`: `public`,
+/// and the internal one that also shows hidden row ids.
+fn table_schemas(
+    source: &Arc<TableSource>,
+    tables: Arc<dyn Tables + Send + Sync>,
+) -> Vec<(String, Arc<dyn SchemaProvider>)> {
+    [(PUBLIC_SCHEMA, false), (INTERNAL_SCHEMA, true)]
+        .into_iter()
+        .map(|(name, with_hidden)| {
+            let schema: Arc<dyn SchemaProvider> = Arc::new(ShardSchemaProvider::new(
+                source.clone(),
+                tables.clone(),
+                with_hidden,
+            ));
+            (name.to_string(), schema)
+        })
+        .collect()
+}
+
+/// One connection's `postgres` database (see [`SqlEngine::session_context`]).
+#[derive(Debug)]
+struct SessionDatabase {
+    schemas: std::collections::BTreeMap<String, Arc<dyn SchemaProvider>>,
+}
+
+impl CatalogProvider for SessionDatabase {
+    fn schema_names(&self) -> Vec<String> {
+        self.schemas.keys().cloned().collect()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.schemas.get(name).cloned()
     }
 }
 

@@ -23,7 +23,7 @@ use datafusion::sql::sqlparser::ast::{
 
 use super::ddl::{ident_name, table_name};
 use super::provider::{point_key, scan_requests};
-use crate::catalog::{Catalog, SqlType, TableDef};
+use crate::catalog::{SqlType, TableDef, Tables};
 use crate::error::Result;
 use crate::shard::ShardReplica;
 
@@ -91,7 +91,7 @@ impl PointSelect {
 /// The point SELECT `stmt` is, if it is one (`params` bind its placeholders).
 pub fn recognise(
     stmt: &Statement,
-    catalog: &Catalog,
+    catalog: &dyn Tables,
     params: Option<&ParamValues>,
 ) -> Option<PointSelect> {
     let Statement::Query(query) = stmt else {
@@ -287,7 +287,7 @@ fn key_value(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{ColumnDef, TableId};
+    use crate::catalog::{create_for_test, Catalog, ColumnDef, TableId};
     use crate::storage::Storage;
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
@@ -305,7 +305,7 @@ mod tests {
     /// `c (c char(2) PRIMARY KEY)` and `h (v int)` with a hidden row id.
     fn catalog() -> (tempfile::TempDir, Catalog) {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Catalog::load(Arc::new(Storage::open(dir.path()).unwrap())).unwrap();
+        let catalog = Catalog::load(&Storage::open(dir.path()).unwrap()).unwrap();
         let tables = [
             (
                 "t",
@@ -336,12 +336,12 @@ mod tests {
                 primary_key,
                 hidden_rowid,
             };
-            catalog.create_table(def, false).unwrap();
+            create_for_test(&catalog, def);
         }
         (dir, catalog)
     }
 
-    fn point(catalog: &Catalog, sql: &str, params: Option<&ParamValues>) -> Option<Vec<usize>> {
+    fn point(catalog: &dyn Tables, sql: &str, params: Option<&ParamValues>) -> Option<Vec<usize>> {
         let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);

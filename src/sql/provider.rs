@@ -4,11 +4,13 @@
 //! [`ShardedTableProvider`]s. It is registered twice: as `public`, where a
 //! table shows its user columns, and as [`INTERNAL_SCHEMA`], where it also
 //! shows the hidden row id, for the SELECTs that UPDATE and DELETE are
-//! planned as (they need every row's full key).
+//! planned as (they need every row's full key). Each connection has its own
+//! pair, which looks tables up through its transaction (see
+//! `SqlEngine::session_context`).
 //!
-//! A provider knows nothing of the connection using it: `scan` and
+//! A table provider knows nothing of the connection using it: `scan` and
 //! `insert_into` find the connection's open transaction in the session
-//! config ([`SessionTxn`]), so one set of providers serves every session.
+//! config ([`SessionTxn`]), so one provider per table serves every session.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,7 +30,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use super::scan::ShardScanExec;
 use super::session_txn::SessionTxn;
 use super::write::{InsertSink, RowWriter};
-use crate::catalog::{Catalog, TableDef};
+use crate::catalog::{TableDef, TableId, Tables};
 use crate::encoding::keys::{encode_key_value, row_key, table_bounds};
 use crate::error::Error;
 use crate::shard::proto::ScanRequest;
@@ -38,22 +40,29 @@ use crate::txn::TxnCoordinator;
 /// The schema in which tables also show their hidden row id.
 pub const INTERNAL_SCHEMA: &str = "shardforge_internal";
 
-#[derive(Debug)]
 pub struct ShardSchemaProvider {
-    tables: Arc<TableSource>,
+    source: Arc<TableSource>,
+    /// Where table names are looked up: a connection's transaction, or the
+    /// committed catalog.
+    tables: Arc<dyn Tables + Send + Sync>,
     with_hidden: bool,
-    /// Providers already made, reused while the catalog hands out the same
-    /// definition (a new or altered table is a new `Arc<TableDef>`), so
-    /// DEFAULT expressions are not planned again for every statement.
-    providers: Mutex<HashMap<String, Arc<ShardedTableProvider>>>,
 }
 
-/// What every provider needs, shared by both schemas.
+impl std::fmt::Debug for ShardSchemaProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShardSchemaProvider")
+    }
+}
+
+/// What every table provider needs, shared by all schemas and sessions.
 pub struct TableSource {
-    pub catalog: Arc<Catalog>,
-    pub coordinator: Arc<TxnCoordinator>,
+    coordinator: Arc<TxnCoordinator>,
     /// Plans DEFAULT expressions (constants and functions, no columns).
-    pub expr_planner: datafusion::execution::SessionState,
+    expr_planner: datafusion::execution::SessionState,
+    /// Providers already made, by table id and `with_hidden`, reused while
+    /// the table has the same definition, so DEFAULT expressions are not
+    /// planned again for every statement.
+    providers: Mutex<HashMap<(TableId, bool), Arc<ShardedTableProvider>>>,
 }
 
 impl std::fmt::Debug for TableSource {
@@ -62,12 +71,53 @@ impl std::fmt::Debug for TableSource {
     }
 }
 
-impl ShardSchemaProvider {
-    pub fn new(tables: Arc<TableSource>, with_hidden: bool) -> Self {
+impl TableSource {
+    pub fn new(
+        coordinator: Arc<TxnCoordinator>,
+        expr_planner: datafusion::execution::SessionState,
+    ) -> Self {
         Self {
+            coordinator,
+            expr_planner,
+            providers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The provider of `def`, made once per definition.
+    fn provider(
+        self: &Arc<Self>,
+        def: Arc<TableDef>,
+        with_hidden: bool,
+    ) -> DFResult<Arc<ShardedTableProvider>> {
+        let mut providers = self.providers.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (def.id, with_hidden);
+        if let Some(provider) = providers.get(&key).filter(|p| Arc::ptr_eq(&p.def, &def)) {
+            return Ok(provider.clone());
+        }
+        // Forget the tables that are gone (or exist in no committed catalog:
+        // another session's uncommitted ones are simply made again).
+        let committed = self.coordinator.catalog().tables();
+        providers.retain(|(id, _), p| {
+            committed
+                .iter()
+                .any(|t| t.id == *id && Arc::ptr_eq(t, &p.def))
+        });
+        let provider = Arc::new(ShardedTableProvider::new(def, self.clone(), with_hidden)?);
+        providers.insert(key, provider.clone());
+        Ok(provider)
+    }
+}
+
+impl ShardSchemaProvider {
+    pub fn new(
+        source: Arc<TableSource>,
+        tables: Arc<dyn Tables + Send + Sync>,
+        with_hidden: bool,
+    ) -> Self {
+        Self {
+            source,
             tables,
             with_hidden,
-            providers: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -75,8 +125,12 @@ impl ShardSchemaProvider {
 #[async_trait]
 impl SchemaProvider for ShardSchemaProvider {
     fn table_names(&self) -> Vec<String> {
+        // The internal schema resolves names but lists none, so that
+        // `information_schema` shows every table once.
+        if self.with_hidden {
+            return Vec::new();
+        }
         self.tables
-            .catalog
             .tables()
             .iter()
             .map(|t| t.name.clone())
@@ -84,25 +138,15 @@ impl SchemaProvider for ShardSchemaProvider {
     }
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
-        let mut providers = self.providers.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(def) = self.tables.catalog.table(name) else {
-            providers.remove(name);
+        let Some(def) = self.tables.table(name) else {
             return Ok(None);
         };
-        if let Some(provider) = providers.get(name).filter(|p| Arc::ptr_eq(&p.def, &def)) {
-            return Ok(Some(provider.clone()));
-        }
-        let provider = Arc::new(ShardedTableProvider::new(
-            def,
-            self.tables.clone(),
-            self.with_hidden,
-        )?);
-        providers.insert(name.to_string(), provider.clone());
+        let provider: Arc<dyn TableProvider> = self.source.provider(def, self.with_hidden)?;
         Ok(Some(provider))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.tables.catalog.table(name).is_some()
+        self.tables.table(name).is_some()
     }
 }
 

@@ -25,18 +25,19 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CastKind, CharacterLength, DataType, Expr, Insert, LimitClause, Query, SetExpr,
-    Statement, TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut, VisitorMut,
+    BinaryOperator, CastKind, CharacterLength, DataType, Expr, Ident, Insert, LimitClause,
+    ObjectName, Query, SelectItem, SetExpr, Statement, TableAliasColumnDef, TableFactor,
+    TableObject, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
 use super::ddl::{ident_name, table_name};
-use crate::catalog::{Catalog, SqlType, TableDef};
+use crate::catalog::{SqlType, TableDef, Tables};
 use crate::error::{Error, InputError, Result};
 
-pub fn rewrite_insert(insert: &mut Insert, catalog: &Catalog) -> Result<()> {
+pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
     let TableObject::TableName(name) = &insert.table else {
         return Ok(());
     };
@@ -53,6 +54,16 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &Catalog) -> Result<()> {
     let Some(source) = insert.source.as_mut() else {
         return Ok(());
     };
+    if insert.columns.is_empty() {
+        // Without a column list, PostgreSQL fills the first columns and
+        // gives the rest their defaults; DataFusion wants every column.
+        if let Some(width) = select_width(&source.body).filter(|&w| w < def.visible_columns()) {
+            insert.columns = def.columns[..width]
+                .iter()
+                .map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)]))
+                .collect();
+        }
+    }
     let SetExpr::Values(values) = source.body.as_mut() else {
         return Ok(());
     };
@@ -82,6 +93,33 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &Catalog) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How many columns a query body yields, where the text says (no `*`).
+fn select_width(body: &SetExpr) -> Option<usize> {
+    match body {
+        SetExpr::Values(values) => {
+            let width = values.rows.first()?.content.len();
+            values
+                .rows
+                .iter()
+                .all(|r| r.content.len() == width)
+                .then_some(width)
+        }
+        SetExpr::Select(select) => select
+            .projection
+            .iter()
+            .all(|item| {
+                matches!(
+                    item,
+                    SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+                )
+            })
+            .then_some(select.projection.len()),
+        SetExpr::Query(query) => select_width(&query.body),
+        SetExpr::SetOperation { left, .. } => select_width(left),
+        _ => None,
+    }
 }
 
 /// Gives table functions aliased without a column list their alias as

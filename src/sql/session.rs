@@ -38,6 +38,7 @@ use super::rewrite;
 use super::session_txn::SessionTxn;
 use super::vars::{self, SessionVars};
 use super::write::RowWriter;
+use crate::catalog::Tables;
 use crate::error::{Error, InputError, Result};
 use crate::txn::Transaction;
 
@@ -232,8 +233,7 @@ impl Session {
     async fn dispatch(&mut self, stmt: &Statement, params: Option<ParamValues>) -> Result<Output> {
         match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
-                let catalog = self.engine.catalog();
-                if let Some(point) = point::recognise(stmt, catalog, params.as_ref()) {
+                if let Some(point) = point::recognise(stmt, self.txn.as_ref(), params.as_ref()) {
                     return self.point_rows(point).await;
                 }
                 let (plan, names) = self.plan_query(stmt, params).await?;
@@ -245,11 +245,11 @@ impl Session {
                 Ok(Output::Command(format!("INSERT 0 {count}")))
             }
             Statement::Update(update) => {
-                let plan = dml::plan_update(self.engine.catalog(), update)?;
+                let plan = dml::plan_update(self.txn.as_ref(), update)?;
                 self.run_dml(plan, params).await
             }
             Statement::Delete(delete) => {
-                let plan = dml::plan_delete(self.engine.catalog(), delete)?;
+                let plan = dml::plan_delete(self.txn.as_ref(), delete)?;
                 self.run_dml(plan, params).await
             }
             Statement::Truncate(truncate) => {
@@ -260,7 +260,7 @@ impl Session {
                 let plans = truncate
                     .table_names
                     .iter()
-                    .map(|t| dml::plan_truncate(self.engine.catalog(), &t.name))
+                    .map(|t| dml::plan_truncate(self.txn.as_ref(), &t.name))
                     .collect::<Result<Vec<_>>>()?;
                 for plan in plans {
                     self.run_dml(plan, None).await?;
@@ -268,7 +268,7 @@ impl Session {
                 Ok(Output::Command("TRUNCATE TABLE".into()))
             }
             Statement::CreateTable(create) => {
-                self.engine.create_table(create).await?;
+                self.engine.create_table(create, &self.txn)?;
                 Ok(Output::Command("CREATE TABLE".into()))
             }
             Statement::Drop {
@@ -277,7 +277,7 @@ impl Session {
                 names,
                 ..
             } => {
-                self.engine.drop_tables(names, *if_exists).await?;
+                self.engine.drop_tables(names, *if_exists, &self.txn)?;
                 Ok(Output::Command("DROP TABLE".into()))
             }
             Statement::Set(set) => {
@@ -319,7 +319,7 @@ impl Session {
         &self,
         stmt: &Statement,
     ) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>)> {
-        let catalog = self.engine.catalog();
+        let catalog: &dyn Tables = self.txn.as_ref();
         let mut names = Vec::new();
         let (plan, returns_rows) = match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
@@ -396,7 +396,7 @@ impl Session {
         params: Option<ParamValues>,
     ) -> Result<LogicalPlan> {
         if let Statement::Insert(insert) = &mut stmt {
-            rewrite::rewrite_insert(insert, self.engine.catalog())?;
+            rewrite::rewrite_insert(insert, self.txn.as_ref())?;
         }
         rewrite::name_function_columns(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;

@@ -3,9 +3,14 @@
 //! It is attached to the connection's DataFusion session config as an
 //! extension; the `Session` puts a transaction in before it plans a
 //! statement and takes it out to commit or roll back.
+//!
+//! It is also the connection's view of the catalog ([`Tables`]): the
+//! committed tables with the open transaction's CREATE and DROP TABLE
+//! applied, which no other connection sees before the commit.
 
 use std::sync::{Arc, Mutex};
 
+use crate::catalog::{TableDef, Tables};
 use crate::error::{Error, Result};
 use crate::txn::{Transaction, TxnCoordinator};
 
@@ -51,5 +56,23 @@ impl SessionTxn {
     /// Takes the open transaction out, to commit it or drop it (rollback).
     pub fn take(&self) -> Option<Transaction> {
         self.slot().take()
+    }
+}
+
+impl Tables for SessionTxn {
+    fn table(&self, name: &str) -> Option<Arc<TableDef>> {
+        let catalog = self.coordinator.catalog();
+        match self.slot().as_ref() {
+            Some(txn) => txn.schema().table(catalog, name),
+            None => catalog.table(name),
+        }
+    }
+
+    fn tables(&self) -> Vec<Arc<TableDef>> {
+        let catalog = self.coordinator.catalog();
+        match self.slot().as_ref() {
+            Some(txn) => txn.schema().tables(catalog),
+            None => catalog.tables(),
+        }
     }
 }

@@ -182,9 +182,9 @@ fn milliseconds(value: &str) -> String {
 /// fixed offset such as `+05:30`.
 pub fn time_zone(value: &str) -> Result<Tz> {
     if is_utc(value) {
-        return Ok(UTC_OFFSET
+        return UTC_OFFSET
             .parse()
-            .map_err(|_| Error::Internal("UTC".into()))?);
+            .map_err(|_| Error::Internal("UTC".into()));
     }
     value.parse().map_err(|_| {
         Error::input(

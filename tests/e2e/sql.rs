@@ -35,7 +35,7 @@ fn sample() -> Sample {
         int8: -9_000_000_000_000,
         float4: 3.25,
         float8: 1.0e-300,
-        numeric: Decimal::new(-999_999_999_99, 2),
+        numeric: Decimal::new(-99_999_999_999, 2),
         boolean: true,
         text: "multi\nline 'quoted' ünïcødé ✓",
         varchar: "ten chars!",

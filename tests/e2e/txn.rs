@@ -466,3 +466,70 @@ async fn many_keys_commit_atomically_across_shards() {
         expected_sum
     );
 }
+
+#[tokio::test]
+async fn ddl_is_transactional_and_private_until_commit() {
+    let mut server = TestServer::start().await;
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute("CREATE TABLE kept (id integer PRIMARY KEY); INSERT INTO kept VALUES (1)")
+        .await
+        .unwrap();
+
+    // Rolled back: neither the table nor the drop happened.
+    a.batch_execute(
+        "BEGIN; CREATE TABLE made (id integer PRIMARY KEY, v text DEFAULT 'd');
+         INSERT INTO made (id) VALUES (1), (2); DROP TABLE kept",
+    )
+    .await
+    .unwrap();
+    assert_eq!(count(&a, "made").await, 2);
+    // The other session sees the catalog as committed.
+    assert_error(&b, "SELECT * FROM made", SqlState::UNDEFINED_TABLE).await;
+    assert_eq!(count(&b, "kept").await, 1);
+    // (An error, so the block fails; it is rolled back anyway.)
+    assert_error(&a, "SELECT * FROM kept", SqlState::UNDEFINED_TABLE).await;
+    a.batch_execute("ROLLBACK").await.unwrap();
+    assert_error(&a, "SELECT * FROM made", SqlState::UNDEFINED_TABLE).await;
+    assert_eq!(count(&a, "kept").await, 1);
+
+    // Committed: the table and its rows appear together, and the dropped
+    // table is gone for everyone.
+    a.batch_execute(
+        "BEGIN; CREATE TABLE made (id integer PRIMARY KEY, v text DEFAULT 'd');
+         INSERT INTO made (id) VALUES (1), (2); DROP TABLE kept; COMMIT",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        text_rows(&b, "SELECT id, v FROM made ORDER BY id").await,
+        rows(&[&[Some("1"), Some("d")], &[Some("2"), Some("d")]])
+    );
+    assert_error(&b, "SELECT * FROM kept", SqlState::UNDEFINED_TABLE).await;
+
+    // Two sessions create the same name: the first to commit wins, the
+    // other's COMMIT fails with 42P07 and leaves nothing.
+    a.batch_execute("BEGIN; CREATE TABLE race (x integer); INSERT INTO race VALUES (1)")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; CREATE TABLE race (y text); INSERT INTO race VALUES ('b')")
+        .await
+        .unwrap();
+    b.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        sqlstate(a.batch_execute("COMMIT").await),
+        SqlState::DUPLICATE_TABLE
+    );
+    assert_eq!(
+        text_rows(&a, "SELECT * FROM race").await,
+        rows(&[&[Some("b")]])
+    );
+
+    // All of it is on disk.
+    drop((a, b));
+    server.kill9_and_restart().await;
+    let c = server.connect().await;
+    assert_eq!(count(&c, "made").await, 2);
+    assert_eq!(count(&c, "race").await, 1);
+    assert_error(&c, "SELECT * FROM kept", SqlState::UNDEFINED_TABLE).await;
+}

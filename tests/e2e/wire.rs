@@ -395,7 +395,7 @@ async fn text_results_for_every_type_match_postgresql() {
         .unwrap();
     let got = text_rows(&client, "SELECT * FROM types ORDER BY id").await;
     let nulls: Vec<Option<&str>> = std::iter::once(Some("2"))
-        .chain(std::iter::repeat(None).take(14))
+        .chain(std::iter::repeat_n(None, 14))
         .collect();
     assert_eq!(
         got,
