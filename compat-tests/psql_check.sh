@@ -62,7 +62,7 @@ expect=(
     "Table \"public\\.$table\""                  # \d title
     'id[[:space:]]*\|[[:space:]]*integer'
     'name[[:space:]]*\|[[:space:]]*character varying\(20\)'
-    'price[[:space:]]*\|[[:space:]]*numeric\(10,2\)'
+    'price[[:space:]]*\|[[:space:]]*numeric\(10,2\)[[:space:]]*\|[[:space:]]*\|[[:space:]]*\|[[:space:]]*0'  # with its default
     'created[[:space:]]*\|[[:space:]]*timestamp without time zone'
     'code[[:space:]]*\|[[:space:]]*character\(3\)'
     'note[[:space:]]*\|[[:space:]]*text'

@@ -35,6 +35,7 @@ use datafusion_pg_catalog::sql::rules::{
 };
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
+use super::catalog_queries;
 use super::ddl;
 use super::provider::{ShardSchemaProvider, TableSource, INTERNAL_SCHEMA};
 use super::session_txn::SessionTxn;
@@ -142,24 +143,39 @@ impl SqlEngine {
     /// fine for a tool's catalog query, and a wrong answer for anyone else,
     /// so a statement that reads no system catalog only gets the rewrites
     /// that keep its meaning.
+    ///
+    /// A catalog query whose lookup subqueries can be joins instead (see
+    /// [`super::catalog_queries`]) gets that rewrite first, and then the
+    /// compatibility rules. Others go through the whole compatibility parser,
+    /// which also replaces some known tool queries wholesale.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
-        let plain = Parser::parse_sql(&PostgreSqlDialect {}, sql);
-        match plain {
-            Ok(statements) if !statements.iter().any(reads_system_catalog) => Ok(statements
+        // What only the compatibility parser reads (`ABORT`), or the syntax
+        // error, comes from it.
+        let compatible = || {
+            self.parser
+                .parse(sql)
+                .map_err(|e| Error::input(InputError::Syntax, syntax_message(&e.to_string())))
+        };
+        let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
+            return compatible();
+        };
+        if !statements.iter().any(reads_system_catalog) {
+            return Ok(statements
                 .into_iter()
                 .map(|stmt| {
                     self.user_rules
                         .iter()
                         .fold(stmt, |stmt, rule| rule.rewrite(stmt))
                 })
-                .collect()),
-            // Catalog queries, and what only the compatibility parser reads
-            // (`ABORT`), or the syntax error.
-            _ => self
-                .parser
-                .parse(sql)
-                .map_err(|e| Error::input(InputError::Syntax, syntax_message(&e.to_string()))),
+                .collect());
         }
+        if catalog_queries::lookups_as_joins(&mut statements) {
+            return Ok(statements
+                .into_iter()
+                .map(|stmt| self.parser.rewrite(stmt))
+                .collect());
+        }
+        compatible()
     }
 
     /// CREATE TABLE, in `txn`: other sessions see the table once it commits.

@@ -16,10 +16,11 @@
 //!
 //! Writes: INSERT goes through DataFusion into [`write::InsertSink`];
 //! UPDATE and DELETE are planned as SELECTs ([`dml`]); CREATE / DROP TABLE
-//! are executed here ([`ddl`]); all writes land in the transaction's buffer
-//! and reach storage at COMMIT (see `txn`).
+//! go into the transaction too ([`ddl`]); all writes land in the
+//! transaction's buffer and reach storage at COMMIT (see `txn`).
 
 pub mod analyze;
+pub mod catalog_queries;
 pub mod checked;
 pub mod ddl;
 pub mod dml;

@@ -1,0 +1,205 @@
+//! Catalog queries of tools (psql's `\d`, drivers, BI tools) in a form
+//! DataFusion plans.
+//!
+//! These queries look up one value per row with a correlated subquery in
+//! the select list: psql's `\d` reads a column's default as
+//! `(SELECT pg_get_expr(d.adbin, d.adrelid, true) FROM pg_attrdef d WHERE
+//! d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef)`.
+//! DataFusion cannot plan such a subquery unless it aggregates, and
+//! datafusion-pg-catalog's compatibility parser replaces it with NULL, so
+//! psql showed no defaults. [`lookups_as_joins`] turns each such lookup
+//! into a LEFT JOIN of its table on its WHERE clause, which yields the same
+//! value when the lookup finds at most one row: it does in the catalog
+//! queries this runs on (`SqlEngine::parse` applies it to statements that
+//! read `pg_catalog` only), which look rows up by their key.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, GroupByExpr, Join, JoinConstraint, JoinOperator, Query, Select, SelectItem, SetExpr,
+    Statement, TableFactor, Value, VisitMut, VisitorMut,
+};
+
+use super::ddl::ident_name;
+
+/// Rewrites every lookup subquery in the select lists of `statements` (see
+/// the module docs); returns whether it changed anything.
+pub fn lookups_as_joins(statements: &mut [Statement]) -> bool {
+    struct Joiner {
+        changed: bool,
+    }
+    impl VisitorMut for Joiner {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            if let SetExpr::Select(select) = query.body.as_mut() {
+                self.changed |= join_lookups(select);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut joiner = Joiner { changed: false };
+    for stmt in statements {
+        let _ = stmt.visit(&mut joiner);
+    }
+    joiner.changed
+}
+
+fn join_lookups(select: &mut Select) -> bool {
+    // With several FROM items, a join would attach to the last one only,
+    // and its condition could not name the others.
+    let [from] = select.from.as_mut_slice() else {
+        return false;
+    };
+    let mut names: HashSet<String> = std::iter::once(&from.relation)
+        .chain(from.joins.iter().map(|j| &j.relation))
+        .filter_map(relation_name)
+        .collect();
+    let mut changed = false;
+    for item in &mut select.projection {
+        let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item else {
+            continue;
+        };
+        let Expr::Subquery(subquery) = expr else {
+            continue;
+        };
+        let Some((value, relation, condition)) = lookup(subquery) else {
+            continue;
+        };
+        let Some(name) = relation_name(&relation) else {
+            continue;
+        };
+        if !names.insert(name) {
+            continue; // its alias is taken in the outer query
+        }
+        let condition = condition.unwrap_or(Expr::Value(Value::Boolean(true).into()));
+        from.joins.push(Join {
+            relation,
+            global: false,
+            join_operator: JoinOperator::LeftOuter(JoinConstraint::On(condition)),
+        });
+        *expr = value;
+        changed = true;
+    }
+    changed
+}
+
+/// `(value, table, WHERE)` of `SELECT value FROM table alias WHERE ...`
+/// with nothing else: no aggregate, grouping, DISTINCT, ORDER BY or LIMIT.
+fn lookup(query: &Query) -> Option<(Expr, TableFactor, Option<Expr>)> {
+    let plain_query = query.with.is_none()
+        && query.order_by.is_none()
+        && query.limit_clause.is_none()
+        && query.fetch.is_none();
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain_select = select.distinct.is_none()
+        && select.having.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    let ([from], [SelectItem::UnnamedExpr(value) | SelectItem::ExprWithAlias { expr: value, .. }]) =
+        (select.from.as_slice(), select.projection.as_slice())
+    else {
+        return None;
+    };
+    let single_table = from.joins.is_empty()
+        && matches!(
+            &from.relation,
+            TableFactor::Table {
+                alias: Some(_),
+                args: None,
+                ..
+            }
+        );
+    if !(plain_query && plain_select && single_table) || has_aggregate(value) {
+        return None;
+    }
+    Some((
+        value.clone(),
+        from.relation.clone(),
+        select.selection.clone(),
+    ))
+}
+
+/// The name a relation is referred to by: its alias, or its table name.
+fn relation_name(relation: &TableFactor) -> Option<String> {
+    match relation {
+        TableFactor::Table {
+            alias: Some(alias), ..
+        } => Some(ident_name(&alias.name)),
+        TableFactor::Table { name, .. } => name.0.last().and_then(|p| p.as_ident()).map(ident_name),
+        _ => None,
+    }
+}
+
+/// Whether `expr` calls an aggregate function, which a join would not
+/// compute.
+fn has_aggregate(expr: &Expr) -> bool {
+    const AGGREGATES: &[&str] = &[
+        "count",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+        "every",
+        "json_agg",
+        "jsonb_agg",
+    ];
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
+        if let Expr::Function(f) = e {
+            let name = f.name.0.last().and_then(|p| p.as_ident()).map(ident_name);
+            found |= name.is_some_and(|n| AGGREGATES.contains(&n.as_str()));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn rewrite(sql: &str) -> Option<String> {
+        let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
+        lookups_as_joins(&mut statements).then(|| statements[0].to_string())
+    }
+
+    #[test]
+    fn a_key_lookup_in_the_select_list_becomes_a_left_join() {
+        assert_eq!(
+            rewrite(
+                "SELECT a.attname, (SELECT pg_get_expr(d.adbin, d.adrelid, true) \
+                 FROM pg_attrdef d WHERE d.adrelid = a.attrelid AND a.atthasdef) \
+                 FROM pg_attribute a WHERE a.attnum > 0"
+            )
+            .as_deref(),
+            Some(
+                "SELECT a.attname, pg_get_expr(d.adbin, d.adrelid, true) \
+                 FROM pg_attribute a LEFT OUTER JOIN pg_attrdef d \
+                 ON d.adrelid = a.attrelid AND a.atthasdef WHERE a.attnum > 0"
+            )
+        );
+    }
+
+    #[test]
+    fn other_subqueries_are_left_alone() {
+        for sql in [
+            // An aggregate, several tables, a LIMIT, no alias, an alias taken.
+            "SELECT (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid) FROM pg_class c",
+            "SELECT (SELECT c.collname FROM pg_collation c, pg_type t WHERE c.oid = a.x) FROM pg_attribute a",
+            "SELECT (SELECT d.adbin FROM pg_attrdef d LIMIT 1) FROM pg_attribute a",
+            "SELECT (SELECT adbin FROM pg_attrdef) FROM pg_attribute a",
+            "SELECT (SELECT a.x FROM pg_attrdef a) FROM pg_attribute a",
+            "SELECT (SELECT d.x FROM t d) FROM pg_attribute a, pg_class c",
+        ] {
+            assert_eq!(rewrite(sql), None, "{sql}");
+        }
+    }
+}
