@@ -243,6 +243,7 @@ impl CatalogProvider for SessionDatabase {
 fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
     vec![
         Box::new(super::rewrite::QuantifiedSubqueries),
+        Box::new(super::rewrite::ExistsInSelectList),
         Box::new(super::rewrite::FetchFirstAsLimit),
         Box::new(super::rewrite::SizedStringCasts),
         Box::new(AliasDuplicatedProjectionRewrite),

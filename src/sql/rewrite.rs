@@ -19,15 +19,16 @@
 //! Rules that run with datafusion-pg-catalog's at parse time (see
 //! `SqlEngine::parse`): [`QuantifiedSubqueries`] keeps `x > ALL (SELECT
 //! ...)` from confusing the subquery's columns with the outer query's,
+//! [`ExistsInSelectList`] counts rows for an EXISTS DataFusion cannot plan,
 //! [`FetchFirstAsLimit`] reads `FETCH FIRST` as `LIMIT`, and
 //! [`SizedStringCasts`] cuts explicit `varchar(n)` / `char(n)` casts.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CastKind, CharacterLength, DataType, Expr, Ident, Insert, LimitClause,
-    ObjectName, Query, SelectItem, SetExpr, Statement, TableAliasColumnDef, TableFactor,
-    TableObject, Value, VisitMut, VisitorMut,
+    visit_expressions_mut, BinaryOperator, CastKind, CharacterLength, DataType, Expr, GroupByExpr,
+    Ident, Insert, LimitClause, ObjectName, Query, SelectItem, SetExpr, Statement,
+    TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -206,6 +207,78 @@ impl VisitorMut for QuantifiedVisitor {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `EXISTS (subquery)` in a select list (`SELECT EXISTS (SELECT 1 FROM t
+/// WHERE ...)`, as ORMs ask whether rows exist) as a count compared with
+/// zero: DataFusion plans EXISTS only in WHERE, and counting subqueries
+/// anywhere. A plain `SELECT ... FROM ... WHERE ...` counts its own rows,
+/// so a correlation in its WHERE still works; anything else (grouping,
+/// LIMIT, set operations) is counted as a derived table.
+#[derive(Debug)]
+pub struct ExistsInSelectList;
+
+impl SqlStatementRewriteRule for ExistsInSelectList {
+    fn rewrite(&self, mut stmt: Statement) -> Statement {
+        struct Visitor;
+        impl VisitorMut for Visitor {
+            type Break = ();
+            fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+                let SetExpr::Select(select) = query.body.as_mut() else {
+                    return ControlFlow::Continue(());
+                };
+                for item in &mut select.projection {
+                    // PostgreSQL names the column of a bare EXISTS `exists`.
+                    if let SelectItem::UnnamedExpr(expr @ Expr::Exists { negated: false, .. }) =
+                        item
+                    {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: expr.clone(),
+                            alias: Ident::with_quote('"', "exists"),
+                        };
+                    }
+                    if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } =
+                        item
+                    {
+                        let _ = visit_expressions_mut(expr, |e| {
+                            if let Expr::Exists { subquery, negated } = e {
+                                if let Some(count) = exists_as_count(subquery, *negated) {
+                                    *e = count;
+                                }
+                            }
+                            ControlFlow::<()>::Continue(())
+                        });
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = stmt.visit(&mut Visitor);
+        stmt
+    }
+}
+
+fn exists_as_count(subquery: &Query, negated: bool) -> Option<Expr> {
+    let plain_query = subquery.with.is_none()
+        && subquery.order_by.is_none()
+        && subquery.limit_clause.is_none()
+        && subquery.fetch.is_none();
+    let counted = match subquery.body.as_ref() {
+        SetExpr::Select(select)
+            if plain_query
+                && select.distinct.is_none()
+                && select.having.is_none()
+                && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty()) =>
+        {
+            let mut select = select.clone();
+            select.projection = vec![SelectItem::UnnamedExpr(parse_expr("count(*)").ok()?)];
+            format!("({select})")
+        }
+        _ => format!("(SELECT count(*) FROM ({subquery}) AS __sf_exists)"),
+    };
+    let comparison = if negated { "=" } else { ">" };
+    // Printed by the parser itself, so it parses.
+    parse_expr(&format!("({counted} {comparison} 0)")).ok()
 }
 
 /// `FETCH FIRST n ROWS ONLY` (the SQL standard's LIMIT) as `LIMIT n`;
@@ -478,6 +551,25 @@ mod tests {
             rewritten(&rule, "SELECT a FROM t WHERE a > ALL (ARRAY[1, 2])"),
             "SELECT a FROM t WHERE a > ALL(ARRAY[1, 2])"
         );
+    }
+
+    #[test]
+    fn exists_in_a_select_list_counts() {
+        let rule = ExistsInSelectList;
+        assert_eq!(
+            rewritten(
+                &rule,
+                "SELECT EXISTS (SELECT 1 FROM t WHERE t.a = u.a) FROM u"
+            ),
+            "SELECT ((SELECT count(*) FROM t WHERE t.a = u.a) > 0) AS \"exists\" FROM u"
+        );
+        assert_eq!(
+            rewritten(&rule, "SELECT NOT EXISTS (SELECT a FROM t LIMIT 1) AS e"),
+            "SELECT ((SELECT count(*) FROM (SELECT a FROM t LIMIT 1) AS __sf_exists) = 0) AS e"
+        );
+        // In WHERE, DataFusion plans EXISTS itself.
+        let sql = "SELECT a FROM u WHERE EXISTS (SELECT 1 FROM t)";
+        assert_eq!(rewritten(&rule, sql), sql);
     }
 
     #[test]
