@@ -327,6 +327,23 @@ fn table_key(id: TableId) -> Vec<u8> {
     key
 }
 
+/// A table `name (id integer PRIMARY KEY)`, for tests.
+#[cfg(test)]
+pub fn int_table(name: &str) -> TableDef {
+    TableDef {
+        id: TableId(0),
+        name: name.into(),
+        columns: vec![ColumnDef {
+            name: "id".into(),
+            sql_type: SqlType::Integer,
+            nullable: false,
+            default: None,
+        }],
+        primary_key: vec![0],
+        hidden_rowid: false,
+    }
+}
+
 /// Commits `def` straight into `catalog`, as a transaction would, for
 /// tests of code that reads the catalog.
 #[cfg(test)]
@@ -340,21 +357,6 @@ pub fn create_for_test(catalog: &Catalog, def: TableDef) -> Arc<TableDef> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn def(name: &str) -> TableDef {
-        TableDef {
-            id: TableId(0),
-            name: name.into(),
-            columns: vec![ColumnDef {
-                name: "id".into(),
-                sql_type: SqlType::Integer,
-                nullable: false,
-                default: None,
-            }],
-            primary_key: vec![0],
-            hidden_rowid: false,
-        }
-    }
 
     fn commit(storage: &Storage, catalog: &Catalog, change: SchemaChange) -> Result<()> {
         catalog.validate(&change, &[])?;
@@ -371,9 +373,13 @@ mod tests {
         let storage = Storage::open(dir.path()).unwrap();
         let catalog = Catalog::load(&storage).unwrap();
         let mut change = SchemaChange::default();
-        assert!(change.create_table(&catalog, def("a"), false).unwrap());
-        assert!(!change.create_table(&catalog, def("a"), true).unwrap());
-        let err = change.create_table(&catalog, def("a"), false).unwrap_err();
+        assert!(change
+            .create_table(&catalog, int_table("a"), false)
+            .unwrap());
+        assert!(!change.create_table(&catalog, int_table("a"), true).unwrap());
+        let err = change
+            .create_table(&catalog, int_table("a"), false)
+            .unwrap_err();
         assert!(matches!(err, Error::Input(InputError::DuplicateTable, _)));
         assert!(catalog.table("a").is_none(), "uncommitted");
         let a = change.table(&catalog, "a").unwrap();
@@ -384,8 +390,12 @@ mod tests {
         let mut change = SchemaChange::default();
         change.drop_table(&catalog, "a", false).unwrap();
         assert!(change.table(&catalog, "a").is_none());
-        change.create_table(&catalog, def("a"), false).unwrap();
-        change.create_table(&catalog, def("b"), false).unwrap();
+        change
+            .create_table(&catalog, int_table("a"), false)
+            .unwrap();
+        change
+            .create_table(&catalog, int_table("b"), false)
+            .unwrap();
         let b = change.table(&catalog, "b").unwrap();
         assert!(b.id > a.id);
         commit(&storage, &catalog, change).unwrap();
@@ -394,7 +404,9 @@ mod tests {
         assert_eq!(reloaded.table("b").unwrap(), b);
         assert!(reloaded.table("a").unwrap().id > a.id);
         let mut change = SchemaChange::default();
-        change.create_table(&reloaded, def("c"), false).unwrap();
+        change
+            .create_table(&reloaded, int_table("c"), false)
+            .unwrap();
         assert!(change.table(&reloaded, "c").unwrap().id > b.id);
     }
 
@@ -405,8 +417,10 @@ mod tests {
         let catalog = Catalog::load(&storage).unwrap();
         let mut first = SchemaChange::default();
         let mut second = SchemaChange::default();
-        first.create_table(&catalog, def("t"), false).unwrap();
-        second.create_table(&catalog, def("t"), false).unwrap();
+        first.create_table(&catalog, int_table("t"), false).unwrap();
+        second
+            .create_table(&catalog, int_table("t"), false)
+            .unwrap();
         let second_id = second.table(&catalog, "t").unwrap().id;
         commit(&storage, &catalog, first).unwrap();
         let err = commit(&storage, &catalog, second).unwrap_err();

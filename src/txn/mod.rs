@@ -237,6 +237,7 @@ impl TxnCoordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::int_table;
     use crate::encoding::keys::row_key;
     use crate::error::Error;
 
@@ -249,7 +250,8 @@ mod tests {
         let c = TxnCoordinator::new(storage, shards, catalog).unwrap();
         if c.catalog().table("t").is_none() {
             let mut txn = c.begin();
-            txn.create_table(c.catalog(), table("t"), false).unwrap();
+            txn.create_table(c.catalog(), int_table("t"), false)
+                .unwrap();
             c.commit(txn).unwrap();
         }
         c
@@ -314,22 +316,6 @@ mod tests {
         assert!(c.commit(next).unwrap() > last_ts);
     }
 
-    fn table(name: &str) -> TableDef {
-        use crate::catalog::{ColumnDef, SqlType};
-        TableDef {
-            id: TableId(0),
-            name: name.into(),
-            columns: vec![ColumnDef {
-                name: "id".into(),
-                sql_type: SqlType::Integer,
-                nullable: false,
-                default: None,
-            }],
-            primary_key: vec![0],
-            hidden_rowid: false,
-        }
-    }
-
     #[test]
     fn a_table_and_its_rows_commit_together() {
         let dir = tempfile::tempdir().unwrap();
@@ -338,17 +324,20 @@ mod tests {
             let c = open(dir.path());
             // Rolled back: nothing of it remains.
             let mut txn = c.begin();
-            txn.create_table(c.catalog(), table("gone"), false).unwrap();
+            txn.create_table(c.catalog(), int_table("gone"), false)
+                .unwrap();
             drop(txn);
             assert!(c.catalog().table("gone").is_none());
 
             let mut txn = c.begin();
-            txn.create_table(c.catalog(), table("made"), false).unwrap();
+            txn.create_table(c.catalog(), int_table("made"), false)
+                .unwrap();
             let id = txn.schema().table(c.catalog(), "made").unwrap().id;
             key = row_key(id.0, b"k");
             txn.put(key.clone(), b"row".to_vec());
             // A table created and dropped again takes its rows with it.
-            txn.create_table(c.catalog(), table("tmp"), false).unwrap();
+            txn.create_table(c.catalog(), int_table("tmp"), false)
+                .unwrap();
             let tmp = txn.schema().table(c.catalog(), "tmp").unwrap().id;
             txn.put(row_key(tmp.0, b"k"), b"row".to_vec());
             assert!(txn.drop_table(c.catalog(), "tmp", false).unwrap());
