@@ -17,11 +17,12 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, GroupByExpr, Join, JoinConstraint, JoinOperator, Query, Select, SelectItem, SetExpr,
-    Statement, TableFactor, Value, VisitMut, VisitorMut,
+    Expr, Join, JoinConstraint, JoinOperator, Query, Select, SelectItem, SetExpr, Statement,
+    TableFactor, Value, VisitMut, VisitorMut,
 };
 
 use super::ddl::ident_name;
+use super::rewrite::plain_select;
 
 /// Rewrites every lookup subquery in the select lists of `statements` (see
 /// the module docs); returns whether it changed anything.
@@ -87,16 +88,7 @@ fn join_lookups(select: &mut Select) -> bool {
 /// `(value, table, WHERE)` of `SELECT value FROM table alias WHERE ...`
 /// with nothing else: no aggregate, grouping, DISTINCT, ORDER BY or LIMIT.
 fn lookup(query: &Query) -> Option<(Expr, TableFactor, Option<Expr>)> {
-    let plain_query = query.with.is_none()
-        && query.order_by.is_none()
-        && query.limit_clause.is_none()
-        && query.fetch.is_none();
-    let SetExpr::Select(select) = query.body.as_ref() else {
-        return None;
-    };
-    let plain_select = select.distinct.is_none()
-        && select.having.is_none()
-        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    let select = plain_select(query)?;
     let ([from], [SelectItem::UnnamedExpr(value) | SelectItem::ExprWithAlias { expr: value, .. }]) =
         (select.from.as_slice(), select.projection.as_slice())
     else {
@@ -111,7 +103,7 @@ fn lookup(query: &Query) -> Option<(Expr, TableFactor, Option<Expr>)> {
                 ..
             }
         );
-    if !(plain_query && plain_select && single_table) || has_aggregate(value) {
+    if !single_table || has_aggregate(value) {
         return None;
     }
     Some((

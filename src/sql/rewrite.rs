@@ -27,7 +27,7 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, BinaryOperator, CastKind, CharacterLength, DataType, Expr, GroupByExpr,
-    Ident, Insert, LimitClause, ObjectName, Query, SelectItem, SetExpr, Statement,
+    Ident, Insert, LimitClause, ObjectName, Query, Select, SelectItem, SetExpr, Statement,
     TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -259,26 +259,33 @@ impl SqlStatementRewriteRule for ExistsInSelectList {
 }
 
 fn exists_as_count(subquery: &Query, negated: bool) -> Option<Expr> {
-    let plain_query = subquery.with.is_none()
-        && subquery.order_by.is_none()
-        && subquery.limit_clause.is_none()
-        && subquery.fetch.is_none();
-    let counted = match subquery.body.as_ref() {
-        SetExpr::Select(select)
-            if plain_query
-                && select.distinct.is_none()
-                && select.having.is_none()
-                && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty()) =>
-        {
+    let counted = match plain_select(subquery) {
+        Some(select) => {
             let mut select = select.clone();
             select.projection = vec![SelectItem::UnnamedExpr(parse_expr("count(*)").ok()?)];
             format!("({select})")
         }
-        _ => format!("(SELECT count(*) FROM ({subquery}) AS __sf_exists)"),
+        None => format!("(SELECT count(*) FROM ({subquery}) AS __sf_exists)"),
     };
     let comparison = if negated { "=" } else { ">" };
     // Printed by the parser itself, so it parses.
     parse_expr(&format!("({counted} {comparison} 0)")).ok()
+}
+
+/// The SELECT of `query` if it yields a row per row of its FROM and WHERE:
+/// no grouping, DISTINCT, ORDER BY, LIMIT or WITH around it.
+pub(super) fn plain_select(query: &Query) -> Option<&Select> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain = query.with.is_none()
+        && query.order_by.is_none()
+        && query.limit_clause.is_none()
+        && query.fetch.is_none()
+        && select.distinct.is_none()
+        && select.having.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    plain.then_some(select.as_ref())
 }
 
 /// `FETCH FIRST n ROWS ONLY` (the SQL standard's LIMIT) as `LIMIT n`;
