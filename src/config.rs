@@ -24,7 +24,7 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Address of the PostgreSQL protocol listener.
     pub pg_addr: SocketAddr,
-    /// Address for node-to-node RPC (used once several nodes form a cluster).
+    /// Address for node-to-node RPC (the cluster control plane).
     pub rpc_addr: SocketAddr,
     /// Address of the HTTP admin endpoint (`/health`).
     pub http_addr: SocketAddr,
@@ -33,9 +33,13 @@ pub struct NodeConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// Number of shard groups the hash space is split into when the node's
-    /// data directory is first initialised; ignored afterwards.
+    /// Number of shard groups the hash space is split into when the cluster
+    /// is initialised; ignored afterwards.
     pub shard_groups: u32,
+    /// rpc addresses (`host:port`) of the cluster's nodes. Empty: the node
+    /// is a one-node cluster of its own. Otherwise it waits to be
+    /// initialised (`shardforge init`) or joins the cluster they are in.
+    pub join: Vec<String>,
 }
 
 impl Default for NodeConfig {
@@ -51,8 +55,20 @@ impl Default for NodeConfig {
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { shard_groups: 8 }
+        Self {
+            shard_groups: 8,
+            join: Vec::new(),
+        }
     }
+}
+
+/// `a:1,b:2` as a list of addresses; blanks are skipped.
+pub fn split_addrs(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn invalid(message: String) -> Error {
@@ -95,6 +111,7 @@ impl Config {
                 "CLUSTER_SHARD_GROUPS" => {
                     self.cluster.shard_groups = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
+                "CLUSTER_JOIN" => self.cluster.join = split_addrs(&value),
                 // A typo in a known section is an error; other SHARDFORGE_*
                 // variables (scripts' own, like SHARDFORGE_BIN) are not ours.
                 _ if key.starts_with("NODE_") || key.starts_with("CLUSTER_") => {
@@ -154,6 +171,19 @@ mod tests {
         config
             .apply_env([("SHARDFORGE_BIN".to_string(), "/x".to_string())])
             .unwrap();
+    }
+
+    #[test]
+    fn the_shipped_configs_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let example = Config::from_file(&dir.join("shardforge.example.toml")).unwrap();
+        assert_eq!(example, Config::default());
+        for i in 1..=3 {
+            let node = Config::from_file(&dir.join(format!("node{i}.toml"))).unwrap();
+            node.validate().unwrap();
+            assert_eq!(node.cluster.join.len(), 3);
+            assert!(node.cluster.join.contains(&node.node.rpc_addr.to_string()));
+        }
     }
 
     #[test]

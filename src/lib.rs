@@ -7,6 +7,7 @@
 //! `server` and the CLI wire everything together.
 
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod encoding;
 pub mod error;

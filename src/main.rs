@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use shardforge::config::Config;
 
+mod admin;
+
 #[derive(Parser)]
 #[command(
     name = "shardforge",
@@ -20,8 +22,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start a node (a one-node cluster unless told otherwise).
+    /// Start a node (a one-node cluster unless --join names others).
     Start(StartArgs),
+    /// Initialise a cluster of nodes started with --join: the node at
+    /// --host becomes node 1, the others of its join list 2, 3, ...
+    Init(HostArgs),
+    /// Show a cluster's nodes, their liveness, and the shard map.
+    Status(HostArgs),
+}
+
+#[derive(Args)]
+struct HostArgs {
+    /// rpc address of a node of the cluster.
+    #[arg(long, default_value = "127.0.0.1:7432")]
+    host: String,
 }
 
 #[derive(Args)]
@@ -41,6 +55,9 @@ struct StartArgs {
     /// HTTP admin address [config: node.http_addr, default 127.0.0.1:8432].
     #[arg(long)]
     http_addr: Option<SocketAddr>,
+    /// rpc addresses of the cluster's nodes, comma-separated [config: cluster.join].
+    #[arg(long)]
+    join: Option<String>,
 }
 
 fn load_config(args: StartArgs) -> shardforge::error::Result<Config> {
@@ -61,6 +78,9 @@ fn load_config(args: StartArgs) -> shardforge::error::Result<Config> {
     if let Some(v) = args.http_addr {
         config.node.http_addr = v;
     }
+    if let Some(v) = args.join {
+        config.cluster.join = shardforge::config::split_addrs(&v);
+    }
     Ok(config)
 }
 
@@ -73,12 +93,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let runtime = || tokio::runtime::Runtime::new().map_err(shardforge::error::Error::from);
     let result = match cli.command {
-        Command::Start(args) => load_config(args).and_then(|config| {
-            tokio::runtime::Runtime::new()
-                .map_err(shardforge::error::Error::from)?
-                .block_on(shardforge::server::run(config))
-        }),
+        Command::Start(args) => load_config(args)
+            .and_then(|config| runtime()?.block_on(shardforge::server::run(config))),
+        Command::Init(args) => runtime().and_then(|rt| rt.block_on(admin::init(&args.host))),
+        Command::Status(args) => runtime().and_then(|rt| rt.block_on(admin::status(&args.host))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,8 +1,9 @@
 //! Wires a node together and runs it until SIGTERM / Ctrl-C.
 //!
-//! Start-up order: open storage, load the catalog and shard map, start the
-//! SQL engine, bind the listeners (a port in use is a clear error before
-//! anything is served), then serve. Shutdown stops accepting, drains open
+//! Start-up order: open storage, bind the listeners (a port in use is a
+//! clear error before anything is served), serve the cluster RPCs, become
+//! part of a cluster (at once for a one-node cluster; see `cluster`), then
+//! load the catalog and shard map, start the SQL engine and serve. Shutdown stops accepting, drains open
 //! connections briefly and closes storage; every acknowledged commit was
 //! already synced, so a SIGKILL instead loses nothing committed either.
 
@@ -12,8 +13,10 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::catalog::Catalog;
+use crate::cluster::{Cluster, ClusterService};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::shard::ShardMap;
@@ -30,18 +33,13 @@ pub async fn run(config: Config) -> Result<()> {
             data_dir.display()
         ))
     })?;
-    let groups = config.cluster.shard_groups;
-    let engine = tokio::task::spawn_blocking(move || -> Result<SqlEngine> {
-        let storage = Arc::new(Storage::open(&data_dir.join("db"))?);
-        let catalog = Arc::new(Catalog::load(&storage)?);
-        let shards = Arc::new(ShardMap::load_or_init(&storage, groups)?);
-        let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog)?);
-        SqlEngine::new(coordinator)
-    })
-    .await??;
-    let engine = Arc::new(engine);
+    let storage =
+        tokio::task::spawn_blocking(move || Storage::open(&data_dir.join("db")).map(Arc::new))
+            .await??;
+    let cluster = Cluster::open(storage.clone(), &config)?;
 
     let pg = bind(config.node.pg_addr, "PostgreSQL clients").await?;
+    let rpc = bind(config.node.rpc_addr, "node-to-node RPC").await?;
     let http = bind(config.node.http_addr, "HTTP admin").await?;
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
@@ -49,9 +47,55 @@ pub async fn run(config: Config) -> Result<()> {
         tracing::info!("shutting down");
         let _ = stop.send(true);
     });
+    let mut rpc_stopped = stopped.clone();
+    let rpc_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ClusterService::server(cluster.clone()))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(rpc), async move {
+                let _ = rpc_stopped.wait_for(|s| *s).await;
+            }),
+    );
 
+    // A node waiting for its cluster answers PostgreSQL clients with 57P03.
+    let joined = tokio::select! {
+        joined = cluster.ensure_initialised(stopped.clone()) => joined?,
+        () = crate::pg::refuse_until_ready(&pg) => false,
+    };
+    if joined {
+        tokio::spawn(cluster.clone().heartbeats(stopped.clone()));
+        serve(&config, cluster.clone(), storage, pg, http, stopped).await?;
+    }
+    rpc_server
+        .await?
+        .map_err(|e| Error::Unavailable(format!("node-to-node RPC: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves SQL and HTTP on an initialised node until `stopped`.
+async fn serve(
+    config: &Config,
+    cluster: Arc<Cluster>,
+    storage: Arc<Storage>,
+    pg: TcpListener,
+    http: TcpListener,
+    stopped: watch::Receiver<bool>,
+) -> Result<()> {
+    let node = cluster
+        .node_id()
+        .ok_or_else(|| Error::Internal("serving before the cluster is initialised".into()))?;
+    let engine = tokio::task::spawn_blocking(move || -> Result<SqlEngine> {
+        let catalog = Arc::new(Catalog::load(&storage)?);
+        let shards = Arc::new(ShardMap::load(&storage)?);
+        let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog)?);
+        SqlEngine::new(coordinator, node)
+    })
+    .await??;
+    let engine = Arc::new(engine);
     tracing::info!(
+        node,
         pg = %config.node.pg_addr,
+        rpc = %config.node.rpc_addr,
         http = %config.node.http_addr,
         data_dir = %config.node.data_dir.display(),
         "ShardForge ready"
@@ -62,9 +106,7 @@ pub async fn run(config: Config) -> Result<()> {
         let _ = http_stopped.wait_for(|s| *s).await;
     });
     let (_, http_result) = tokio::join!(crate::pg::serve(pg, engine, stopped), http_server);
-    http_result.map_err(|e| Error::Unavailable(format!("HTTP admin: {e}")))?;
-    tracing::info!("stopped");
-    Ok(())
+    http_result.map_err(|e| Error::Unavailable(format!("HTTP admin: {e}")))
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener> {

@@ -68,3 +68,60 @@ pub async fn serve(
         }
     }
 }
+
+/// Answers every connection on `listener` with PostgreSQL's "the database
+/// system is starting up" (57P03), as a node does before its cluster is
+/// initialised; never returns (the caller drops it when the node is ready).
+pub async fn refuse_until_ready(listener: &TcpListener) {
+    loop {
+        if let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(refuse(socket));
+        }
+    }
+}
+
+async fn refuse(mut socket: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SSL_REQUEST: u32 = 80_877_103;
+    const GSSENC_REQUEST: u32 = 80_877_104;
+    let answer = async {
+        // The startup packet, after declining TLS or GSS encryption if asked.
+        loop {
+            let len = socket.read_u32().await? as usize;
+            let code = socket.read_u32().await?;
+            if !(8..=10_000).contains(&len) {
+                return Ok(());
+            }
+            let mut rest = vec![0; len - 8];
+            socket.read_exact(&mut rest).await?;
+            if code == SSL_REQUEST || code == GSSENC_REQUEST {
+                socket.write_all(b"N").await?;
+                continue;
+            }
+            break;
+        }
+        let mut fields = Vec::new();
+        for (tag, value) in [
+            (b'S', "FATAL"),
+            (b'V', "FATAL"),
+            (b'C', "57P03"),
+            (
+                b'M',
+                "the database system is starting up: this node has not joined a cluster yet (run `shardforge init`)",
+            ),
+        ] {
+            fields.push(tag);
+            fields.extend_from_slice(value.as_bytes());
+            fields.push(0);
+        }
+        fields.push(0);
+        let mut message = vec![b'E'];
+        message.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+        message.extend_from_slice(&fields);
+        socket.write_all(&message).await?;
+        socket.shutdown().await
+    };
+    let _: std::io::Result<()> = tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .unwrap_or(Ok(()));
+}

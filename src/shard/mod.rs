@@ -4,7 +4,8 @@
 //! contiguous ranges when the cluster is initialised; each range is a shard
 //! group, and every table has rows in every group. The [`ShardMap`] is
 //! persisted in the storage `meta` family and never changes after
-//! initialisation (splitting comes later).
+//! initialisation (splitting comes later). It records which node holds
+//! each group (see `cluster`).
 //!
 //! A [`ShardReplica`] is the boundary every write and scan crosses: it takes
 //! the protobuf messages of `proto/shard.proto` (a `WriteBatch` to validate
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoding::keys::{key_hash, HASH_SPACE};
 use crate::error::{Error, Result};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageBatch};
 
 /// The protobuf messages of `proto/shard.proto`.
 pub mod proto {
@@ -41,6 +42,14 @@ pub struct ShardRange {
     pub id: ShardId,
     pub hash_start: u32,
     pub hash_end: u32,
+    /// The node holding its replica (data directories from before clusters
+    /// have none recorded: they are node 1's).
+    #[serde(default = "first_node")]
+    pub node: u32,
+}
+
+fn first_node() -> u32 {
+    1
 }
 
 /// The node's shard groups, each with its local replica.
@@ -49,27 +58,32 @@ pub struct ShardMap {
 }
 
 impl ShardMap {
-    /// Loads the shard map, creating one with `groups` equal ranges on first
-    /// start. A later start ignores `groups`: the split is fixed.
+    /// Loads the shard map, creating one with `groups` equal ranges on node
+    /// 1 if there is none. A later start ignores `groups`: the split is
+    /// fixed.
     pub fn load_or_init(storage: &Arc<Storage>, groups: u32) -> Result<Self> {
-        let ranges: Vec<ShardRange> = match storage.get_meta(SHARD_MAP_KEY)? {
-            Some(raw) => serde_json::from_slice(&raw)
-                .map_err(|e| Error::Corrupt(format!("shard map: {e}")))?,
-            None => {
-                let ranges = split_hash_space(groups)?;
-                let json =
-                    serde_json::to_vec(&ranges).map_err(|e| Error::Internal(e.to_string()))?;
-                let mut batch = storage.batch();
-                batch.put_meta(SHARD_MAP_KEY, &json);
-                storage.write(batch)?;
-                ranges
-            }
-        };
+        if load_ranges(storage)?.is_none() {
+            let mut batch = storage.batch();
+            stage_ranges(&split_hash_space(groups)?, &mut batch)?;
+            storage.write(batch)?;
+        }
+        Self::load(storage)
+    }
+
+    /// Loads the persisted shard map.
+    pub fn load(storage: &Arc<Storage>) -> Result<Self> {
+        let ranges = load_ranges(storage)?
+            .ok_or_else(|| Error::Corrupt("the shard map is missing".into()))?;
         let replicas = ranges
             .into_iter()
             .map(|range| Arc::new(ShardReplica::new(range, storage.clone())))
             .collect();
         Ok(Self { replicas })
+    }
+
+    /// Whether `node` holds every shard group.
+    pub fn all_on(&self, node: u32) -> bool {
+        self.replicas.iter().all(|r| r.range().node == node)
     }
 
     pub fn replicas(&self) -> &[Arc<ShardReplica>] {
@@ -87,7 +101,25 @@ impl ShardMap {
     }
 }
 
-fn split_hash_space(groups: u32) -> Result<Vec<ShardRange>> {
+/// The persisted shard groups, if the shard map was made.
+pub fn load_ranges(storage: &Storage) -> Result<Option<Vec<ShardRange>>> {
+    storage
+        .get_meta(SHARD_MAP_KEY)?
+        .map(|raw| {
+            serde_json::from_slice(&raw).map_err(|e| Error::Corrupt(format!("shard map: {e}")))
+        })
+        .transpose()
+}
+
+/// Adds the shard map `ranges` to `batch`.
+pub fn stage_ranges(ranges: &[ShardRange], batch: &mut StorageBatch) -> Result<()> {
+    let json = serde_json::to_vec(ranges).map_err(|e| Error::Internal(e.to_string()))?;
+    batch.put_meta(SHARD_MAP_KEY, &json);
+    Ok(())
+}
+
+/// `groups` equal ranges covering the hash space, all on node 1.
+pub fn split_hash_space(groups: u32) -> Result<Vec<ShardRange>> {
     if groups == 0 || groups > HASH_SPACE {
         return Err(Error::Input(
             crate::error::InputError::InvalidParameterValue,
@@ -99,6 +131,7 @@ fn split_hash_space(groups: u32) -> Result<Vec<ShardRange>> {
             id: ShardId(i),
             hash_start: i * HASH_SPACE / groups,
             hash_end: (i + 1) * HASH_SPACE / groups,
+            node: first_node(),
         })
         .collect())
 }

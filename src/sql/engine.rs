@@ -45,6 +45,10 @@ use crate::txn::TxnCoordinator;
 
 pub struct SqlEngine {
     coordinator: Arc<TxnCoordinator>,
+    /// Whether this node holds every shard group. Until rows travel between
+    /// nodes, a node that does not refuses statements on tables (0A000)
+    /// rather than answer from part of the data.
+    holds_all_shards: bool,
     base: SessionState,
     source: Arc<TableSource>,
     parser: PostgresCompatibilityParser,
@@ -52,7 +56,8 @@ pub struct SqlEngine {
 }
 
 impl SqlEngine {
-    pub fn new(coordinator: Arc<TxnCoordinator>) -> Result<Self> {
+    /// The engine of node `node`.
+    pub fn new(coordinator: Arc<TxnCoordinator>, node: u32) -> Result<Self> {
         let catalog = coordinator.catalog().clone();
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, PUBLIC_SCHEMA)
@@ -91,6 +96,7 @@ impl SqlEngine {
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(super::setops::SetOperationMultiplicity));
         Ok(Self {
+            holds_all_shards: coordinator.shards().all_on(node),
             coordinator,
             base: ctx.state(),
             source,
@@ -101,6 +107,35 @@ impl SqlEngine {
 
     pub fn coordinator(&self) -> &Arc<TxnCoordinator> {
         &self.coordinator
+    }
+
+    /// Refuses a statement on tables if this node does not hold all of their
+    /// rows (see `holds_all_shards`).
+    pub fn check_data_local(&self, stmt: &Statement) -> Result<()> {
+        let on_tables = match stmt {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                let mut found = false;
+                let _ = visit_relations(stmt, |name| {
+                    found |= !is_system_relation(name);
+                    ControlFlow::<()>::Continue(())
+                });
+                found
+            }
+            Statement::Insert(_)
+            | Statement::Update(_)
+            | Statement::Delete(_)
+            | Statement::Truncate(_)
+            | Statement::CreateTable(_)
+            | Statement::Drop { .. } => true,
+            _ => false,
+        };
+        if on_tables && !self.holds_all_shards {
+            return Err(Error::unsupported(
+                "a statement on tables in a cluster of several nodes \
+                 (rows do not travel between nodes yet)",
+            ));
+        }
+        Ok(())
     }
 
     /// A DataFusion context for one connection, bound to its transaction:
@@ -259,21 +294,25 @@ fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
     ]
 }
 
-/// Whether a statement reads `pg_catalog` or `information_schema` (tables
-/// named `pg_*` are pg_catalog's, as PostgreSQL's search path puts it first).
+/// Whether a statement reads `pg_catalog` or `information_schema`.
 fn reads_system_catalog(stmt: &Statement) -> bool {
     let mut found = false;
     let _ = visit_relations(stmt, |name| {
-        let first = name
-            .0
-            .first()
-            .and_then(|p| p.as_ident())
-            .map(|i| i.value.to_lowercase());
-        found |=
-            first.is_some_and(|first| first.starts_with("pg_") || first == "information_schema");
+        found |= is_system_relation(name);
         ControlFlow::<()>::Continue(())
     });
     found
+}
+
+/// Whether `name` is in `pg_catalog` or `information_schema` (tables named
+/// `pg_*` are pg_catalog's, as PostgreSQL's search path puts it first).
+fn is_system_relation(name: &ObjectName) -> bool {
+    let first = name
+        .0
+        .first()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.to_lowercase());
+    first.is_some_and(|first| first.starts_with("pg_") || first == "information_schema")
 }
 
 /// `version()` in PostgreSQL's form: drivers and ORMs parse the leading

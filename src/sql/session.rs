@@ -231,6 +231,7 @@ impl Session {
     }
 
     async fn dispatch(&mut self, stmt: &Statement, params: Option<ParamValues>) -> Result<Output> {
+        self.engine.check_data_local(stmt)?;
         match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
                 if let Some(point) = point::recognise(stmt, self.txn.as_ref(), params.as_ref()) {

@@ -35,25 +35,74 @@ pub struct TestServer {
     pub pg_port: u16,
     pub rpc_port: u16,
     pub http_port: u16,
+    /// Flags after the addresses (`--join ...` for a cluster node).
+    extra_args: Vec<String>,
 }
 
 impl TestServer {
     /// Starts a fresh single-node server and waits until it is ready.
     pub async fn start() -> TestServer {
+        let mut server = Self::unstarted();
+        server.spawn().await;
+        server
+    }
+
+    /// A server with its temp dir and ports, not running yet.
+    fn unstarted() -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("shardforge-e2e-")
             .tempdir()
             .expect("create temp dir");
         let [pg_port, rpc_port, http_port] = free_ports();
-        let mut server = TestServer {
+        TestServer {
             dir,
             child: None,
             pg_port,
             rpc_port,
             http_port,
-        };
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// `n` nodes started with `--join` naming all of them, not initialised:
+    /// they wait for `shardforge init` (see [`TestServer::wait_healthy`]).
+    pub fn start_uninitialised_cluster(n: usize) -> Vec<TestServer> {
+        let mut nodes: Vec<TestServer> = (0..n).map(|_| Self::unstarted()).collect();
+        let join = nodes
+            .iter()
+            .map(|node| node.rpc_addr())
+            .collect::<Vec<_>>()
+            .join(",");
+        for node in &mut nodes {
+            node.extra_args = vec!["--join".into(), join.clone()];
+            node.spawn_process();
+        }
+        nodes
+    }
+
+    /// A node started with `--join join` (an existing cluster's address).
+    pub async fn start_joining(join: &str) -> TestServer {
+        let mut server = Self::unstarted();
+        server.extra_args = vec!["--join".into(), join.to_string()];
         server.spawn().await;
         server
+    }
+
+    pub fn rpc_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// SIGKILL, leaving the server stopped.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("server is running");
+        child.kill().expect("kill -9 server");
+        child.wait().expect("reap server");
+    }
+
+    /// Starts a stopped server again on the same data dir and ports.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "server is running");
+        self.spawn().await;
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -147,13 +196,16 @@ impl TestServer {
     /// SIGKILL (no chance to flush anything), then start again on the same
     /// data dir and ports.
     pub async fn kill9_and_restart(&mut self) {
-        let mut child = self.child.take().expect("server is running");
-        child.kill().expect("kill -9 server");
-        child.wait().expect("reap server");
+        self.kill9();
         self.spawn().await;
     }
 
     async fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_healthy().await;
+    }
+
+    fn spawn_process(&mut self) {
         let mut log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -170,16 +222,18 @@ impl TestServer {
             .arg(format!("127.0.0.1:{}", self.rpc_port))
             .arg("--http-addr")
             .arg(format!("127.0.0.1:{}", self.http_port))
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
             .spawn()
             .expect("spawn shardforge");
         self.child = Some(child);
-        self.wait_healthy().await;
     }
 
-    async fn wait_healthy(&mut self) {
+    /// Waits until the server answers `/health`, which it does once it is
+    /// part of an initialised cluster.
+    pub async fn wait_healthy(&mut self) {
         let addr: SocketAddr = ([127, 0, 0, 1], self.http_port).into();
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {

@@ -13,6 +13,7 @@
 mod harness;
 
 mod bad_input;
+mod cluster;
 mod durability;
 mod sql;
 mod txn;

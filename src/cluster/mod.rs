@@ -1,0 +1,603 @@
+//! Cluster membership: which nodes form the cluster, their ids and
+//! addresses, which node holds each shard group, and which nodes are alive.
+//!
+//! A node started without `--join` is a one-node cluster: on first start it
+//! initialises itself as node 1 with every shard group. A node started with
+//! `--join a,b,c` waits. `shardforge init --host a` makes node `a` node 1 and
+//! the *meta node*: it checks that every other node of its join list
+//! answers, numbers them 2, 3, ... in list order, spreads the shard groups
+//! over all of them round-robin, and persists that in one batch. The others
+//! keep asking the addresses of their join list to let them join; once one
+//! of them is initialised it answers with the node's id, the member list and
+//! the shard map (a non-meta node forwards the request to the meta node).
+//! A node that joins later gets the next id and no shard group (moving data
+//! to it comes with rebalancing).
+//!
+//! Each node keeps its identity in the storage `meta` family
+//! (`cluster/identity`, `cluster/members`, and the shard map), so a
+//! restarted node is the same member with the same data. Members send the
+//! meta node a heartbeat every second; `Status` (from any node) reports a
+//! member live if the meta node heard from it within [`LIVENESS_WINDOW`].
+//!
+//! The meta node is one process for now; with replication it becomes a Raft
+//! group, behind the same RPCs.
+
+mod service;
+
+pub use service::ClusterService;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::Config;
+use crate::error::{Error, InputError, Result};
+use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange};
+use crate::storage::Storage;
+
+/// The protobuf messages and gRPC stubs of `proto/cluster.proto`.
+pub mod proto {
+    #![allow(clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/shardforge.cluster.rs"));
+}
+
+use proto::cluster_client::ClusterClient;
+
+const IDENTITY_KEY: &[u8] = b"cluster/identity";
+const MEMBERS_KEY: &[u8] = b"cluster/members";
+/// The node `init` runs on, and the id of a one-node cluster.
+const META_NODE: u32 = 1;
+/// A member is live if the meta node heard from it this recently.
+pub const LIVENESS_WINDOW: Duration = Duration::from_secs(3);
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+const JOIN_RETRY: Duration = Duration::from_millis(300);
+/// How long `init` waits for the enrolled nodes to pick up their ids.
+const INIT_WAIT: Duration = Duration::from_secs(15);
+const RPC_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// This node's place in its cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Identity {
+    cluster_id: String,
+    node_id: u32,
+    meta_node: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: u32,
+    pub rpc_addr: String,
+    /// Empty until the node has joined (it reports its own addresses).
+    pub pg_addr: String,
+    pub http_addr: String,
+}
+
+#[derive(Debug, Clone)]
+struct State {
+    identity: Identity,
+    members: Vec<Member>,
+    shards: Vec<ShardRange>,
+}
+
+/// This node's view of the cluster, and the meta node's registry when it is
+/// the meta node.
+pub struct Cluster {
+    storage: Arc<Storage>,
+    /// This node's own addresses, as members know it.
+    me: Member,
+    join: Vec<String>,
+    shard_groups: u32,
+    state: RwLock<Option<State>>,
+    initialised: watch::Sender<bool>,
+    /// Meta node only: when each member was last heard from.
+    last_seen: Mutex<HashMap<u32, Instant>>,
+    /// Serialises the changes of membership (Init, Join) on the meta node.
+    changes: tokio::sync::Mutex<()>,
+    /// One lazily connected channel per peer address.
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Cluster {
+    /// Loads this node's identity from `storage`, if it has one.
+    pub fn open(storage: Arc<Storage>, config: &Config) -> Result<Arc<Self>> {
+        let identity: Option<Identity> = read_json(&storage, IDENTITY_KEY)?;
+        let state = match identity {
+            Some(identity) => Some(State {
+                identity,
+                members: read_json(&storage, MEMBERS_KEY)?.unwrap_or_default(),
+                shards: load_ranges(&storage)?
+                    .ok_or_else(|| Error::Corrupt("the shard map is missing".into()))?,
+            }),
+            None => None,
+        };
+        let (initialised, _) = watch::channel(state.is_some());
+        Ok(Arc::new(Self {
+            storage,
+            me: Member {
+                id: 0,
+                rpc_addr: config.node.rpc_addr.to_string(),
+                pg_addr: config.node.pg_addr.to_string(),
+                http_addr: config.node.http_addr.to_string(),
+            },
+            join: config.cluster.join.clone(),
+            shard_groups: config.cluster.shard_groups,
+            state: RwLock::new(state),
+            initialised,
+            last_seen: Mutex::new(HashMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+            channels: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    fn state(&self) -> Option<State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// This node's id, once the cluster is initialised.
+    pub fn node_id(&self) -> Option<u32> {
+        self.state().map(|s| s.identity.node_id)
+    }
+
+    pub fn is_initialised(&self) -> bool {
+        *self.initialised.borrow()
+    }
+
+    /// The other nodes of the join list (this node may be listed too).
+    fn peers(&self) -> Vec<String> {
+        self.join
+            .iter()
+            .filter(|a| **a != self.me.rpc_addr)
+            .cloned()
+            .collect()
+    }
+
+    /// Makes the node part of a cluster: at once for a one-node cluster;
+    /// otherwise by joining (or being initialised by `shardforge init`),
+    /// which this waits for, until `stop` turns true.
+    pub async fn ensure_initialised(
+        self: &Arc<Self>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<bool> {
+        if self.is_initialised() {
+            return Ok(true);
+        }
+        if self.join.is_empty() {
+            let this = self.clone();
+            tokio::task::spawn_blocking(move || this.bootstrap(Vec::new())).await??;
+            return Ok(true);
+        }
+        tracing::info!(
+            join = ?self.join,
+            "waiting to join a cluster; run `shardforge init --host <rpc addr>` on one node to create it"
+        );
+        let mut initialised = self.initialised.subscribe();
+        loop {
+            if self.is_initialised() {
+                return Ok(true);
+            }
+            for peer in self.peers() {
+                match self.try_join(&peer).await {
+                    Ok(()) => return Ok(true),
+                    Err(e) => tracing::debug!(%peer, error = %e, "not joined yet"),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(JOIN_RETRY) => {}
+                _ = initialised.changed() => {}
+                _ = stop.wait_for(|s| *s) => return Ok(false),
+            }
+        }
+    }
+
+    /// Creates the cluster with this node as node 1 and meta node, and
+    /// `peers` as the next members; spreads the shard groups over them.
+    /// Blocks on disk.
+    fn bootstrap(&self, peers: Vec<String>) -> Result<State> {
+        let mut members = vec![Member {
+            id: META_NODE,
+            ..self.me.clone()
+        }];
+        for (i, rpc_addr) in peers.into_iter().enumerate() {
+            members.push(Member {
+                id: META_NODE + 1 + i as u32,
+                rpc_addr,
+                pg_addr: String::new(),
+                http_addr: String::new(),
+            });
+        }
+        // A data directory from before clusters keeps its split.
+        let mut shards = match load_ranges(&self.storage)? {
+            Some(shards) => shards,
+            None => split_hash_space(self.shard_groups)?,
+        };
+        for (i, shard) in shards.iter_mut().enumerate() {
+            shard.node = members[i % members.len()].id;
+        }
+        let state = State {
+            identity: Identity {
+                cluster_id: new_cluster_id(),
+                node_id: META_NODE,
+                meta_node: META_NODE,
+            },
+            members,
+            shards,
+        };
+        self.persist(state.clone())?;
+        tracing::info!(cluster = %state.identity.cluster_id, nodes = state.members.len(), "cluster initialised");
+        Ok(state)
+    }
+
+    /// Writes `state` in one batch and makes it this node's. Blocks on disk.
+    fn persist(&self, state: State) -> Result<()> {
+        let mut batch = self.storage.batch();
+        batch.put_meta(IDENTITY_KEY, &to_json(&state.identity)?);
+        batch.put_meta(MEMBERS_KEY, &to_json(&state.members)?);
+        stage_ranges(&state.shards, &mut batch)?;
+        self.storage.write(batch)?;
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        self.initialised.send_replace(true);
+        Ok(())
+    }
+
+    async fn persist_off_runtime(self: &Arc<Self>, state: State) -> Result<()> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.persist(state)).await?
+    }
+
+    async fn try_join(self: &Arc<Self>, peer: &str) -> Result<()> {
+        let response = self
+            .client(peer)?
+            .join(proto::JoinRequest {
+                rpc_addr: self.me.rpc_addr.clone(),
+                pg_addr: self.me.pg_addr.clone(),
+                http_addr: self.me.http_addr.clone(),
+            })
+            .await
+            .map_err(|s| rpc_error(peer, s))?
+            .into_inner();
+        let state = State {
+            identity: Identity {
+                cluster_id: response.cluster_id,
+                node_id: response.node_id,
+                meta_node: response.meta_node_id,
+            },
+            members: response.nodes.into_iter().map(member_from_proto).collect(),
+            shards: response
+                .shards
+                .into_iter()
+                .map(|s| ShardRange {
+                    id: ShardId(s.shard_id),
+                    hash_start: s.hash_start,
+                    hash_end: s.hash_end,
+                    node: s.node_id,
+                })
+                .collect(),
+        };
+        tracing::info!(node = state.identity.node_id, cluster = %state.identity.cluster_id, "joined the cluster");
+        self.persist_off_runtime(state).await
+    }
+
+    /// `Init`: see the module docs.
+    pub async fn init(self: &Arc<Self>) -> Result<proto::InitResponse> {
+        let change = self.changes.lock().await;
+        if self.is_initialised() {
+            return Err(Error::input(
+                InputError::Other,
+                "the cluster is already initialised",
+            ));
+        }
+        let peers = self.peers();
+        for peer in &peers {
+            self.client(peer)?
+                .ping(proto::PingRequest {})
+                .await
+                .map_err(|s| rpc_error(peer, s))?;
+        }
+        let this = self.clone();
+        let state = tokio::task::spawn_blocking(move || this.bootstrap(peers)).await??;
+        drop(change);
+        // The enrolled nodes pick up their ids by joining; wait for them, so
+        // that the answer shows a working cluster.
+        let deadline = Instant::now() + INIT_WAIT;
+        while Instant::now() < deadline {
+            let joined = self
+                .state()
+                .is_some_and(|s| s.members.iter().all(|m| !m.pg_addr.is_empty()));
+            if joined {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(proto::InitResponse {
+            cluster_id: state.identity.cluster_id.clone(),
+            nodes: self.nodes_with_liveness()?,
+        })
+    }
+
+    /// `Join`: answered by the meta node, forwarded to it by other members.
+    pub async fn join(
+        self: &Arc<Self>,
+        request: proto::JoinRequest,
+    ) -> Result<proto::JoinResponse> {
+        let state = self.initialised_state()?;
+        if state.identity.node_id != state.identity.meta_node {
+            let meta = self.meta_addr(&state)?;
+            return self
+                .client(&meta)?
+                .join(request)
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| rpc_error(&meta, s));
+        }
+        let _change = self.changes.lock().await;
+        let mut state = self.initialised_state()?;
+        let id = match state
+            .members
+            .iter_mut()
+            .find(|m| m.rpc_addr == request.rpc_addr)
+        {
+            Some(member) => {
+                member.pg_addr = request.pg_addr;
+                member.http_addr = request.http_addr;
+                member.id
+            }
+            None => {
+                let id = state.members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+                state.members.push(Member {
+                    id,
+                    rpc_addr: request.rpc_addr,
+                    pg_addr: request.pg_addr,
+                    http_addr: request.http_addr,
+                });
+                id
+            }
+        };
+        self.persist_off_runtime(state.clone()).await?;
+        self.seen(id);
+        tracing::info!(node = id, "node joined");
+        Ok(proto::JoinResponse {
+            cluster_id: state.identity.cluster_id.clone(),
+            node_id: id,
+            meta_node_id: state.identity.meta_node,
+            nodes: state
+                .members
+                .iter()
+                .map(|m| member_to_proto(m, false, 0))
+                .collect(),
+            shards: shards_to_proto(&state.shards),
+        })
+    }
+
+    /// `Heartbeat`, on the meta node: only members of this cluster count.
+    pub fn heartbeat(&self, request: &proto::HeartbeatRequest) -> Result<()> {
+        let state = self.initialised_state()?;
+        let member = state.members.iter().any(|m| m.id == request.node_id);
+        if request.cluster_id != state.identity.cluster_id || !member {
+            return Err(Error::input(
+                InputError::Other,
+                format!(
+                    "node {} of cluster {:?} is not a member of this cluster",
+                    request.node_id, request.cluster_id
+                ),
+            ));
+        }
+        self.seen(request.node_id);
+        Ok(())
+    }
+
+    fn seen(&self, node: u32) {
+        self.last_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(node, Instant::now());
+    }
+
+    /// `Status`: the meta node's view, from any member.
+    pub async fn status(&self) -> Result<proto::StatusResponse> {
+        let state = self.initialised_state()?;
+        if state.identity.node_id != state.identity.meta_node {
+            let meta = self.meta_addr(&state)?;
+            return self
+                .client(&meta)?
+                .status(proto::StatusRequest {})
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| rpc_error(&meta, s));
+        }
+        Ok(proto::StatusResponse {
+            cluster_id: state.identity.cluster_id.clone(),
+            meta_node_id: state.identity.meta_node,
+            nodes: self.nodes_with_liveness()?,
+            shards: shards_to_proto(&state.shards),
+        })
+    }
+
+    /// The members as the meta node sees them.
+    fn nodes_with_liveness(&self) -> Result<Vec<proto::Node>> {
+        let state = self.initialised_state()?;
+        let seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(state
+            .members
+            .iter()
+            .map(|m| {
+                if m.id == state.identity.node_id {
+                    return member_to_proto(m, true, 0);
+                }
+                match seen.get(&m.id) {
+                    Some(at) => {
+                        let age = at.elapsed();
+                        member_to_proto(m, age <= LIVENESS_WINDOW, age.as_millis() as u64)
+                    }
+                    None => member_to_proto(m, false, 0),
+                }
+            })
+            .collect())
+    }
+
+    /// Sends the meta node a heartbeat every second until `stop`.
+    pub async fn heartbeats(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if let Some(state) = self.state() {
+                if state.identity.node_id != state.identity.meta_node {
+                    if let Err(e) = self.send_heartbeat(&state).await {
+                        tracing::warn!(error = %e, "heartbeat to the meta node failed");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(HEARTBEAT_INTERVAL) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    async fn send_heartbeat(&self, state: &State) -> Result<()> {
+        let meta = self.meta_addr(state)?;
+        self.client(&meta)?
+            .heartbeat(proto::HeartbeatRequest {
+                cluster_id: state.identity.cluster_id.clone(),
+                node_id: state.identity.node_id,
+            })
+            .await
+            .map_err(|s| rpc_error(&meta, s))?;
+        Ok(())
+    }
+
+    /// `Ping`: the cluster id, empty before initialisation.
+    pub fn cluster_id(&self) -> String {
+        self.state()
+            .map(|s| s.identity.cluster_id)
+            .unwrap_or_default()
+    }
+
+    fn initialised_state(&self) -> Result<State> {
+        self.state().ok_or_else(|| {
+            Error::Unavailable(
+                "this node is not part of an initialised cluster yet (run `shardforge init`)"
+                    .into(),
+            )
+        })
+    }
+
+    fn meta_addr(&self, state: &State) -> Result<String> {
+        state
+            .members
+            .iter()
+            .find(|m| m.id == state.identity.meta_node)
+            .map(|m| m.rpc_addr.clone())
+            .ok_or_else(|| Error::Corrupt("the meta node is not a member".into()))
+    }
+
+    /// A client over the pooled channel to `addr`.
+    fn client(&self, addr: &str) -> Result<ClusterClient<Channel>> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(channel) = channels.get(addr) {
+            return Ok(ClusterClient::new(channel.clone()));
+        }
+        let channel = endpoint(addr)?.connect_lazy();
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(ClusterClient::new(channel))
+    }
+}
+
+/// The endpoint of a node's rpc address, with the timeouts every call uses.
+fn endpoint(addr: &str) -> Result<Endpoint> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| {
+            Error::input(
+                InputError::InvalidParameterValue,
+                format!("bad address {addr}: {e}"),
+            )
+        })?
+        .connect_timeout(RPC_TIMEOUT)
+        .timeout(RPC_TIMEOUT))
+}
+
+/// A client for one call to the node at `addr` (the `init` and `status`
+/// commands); `init` waits for the nodes it enrolls.
+pub async fn connect(addr: &str) -> Result<ClusterClient<Channel>> {
+    let channel = endpoint(addr)?
+        .timeout(INIT_WAIT + RPC_TIMEOUT)
+        .connect()
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot reach the node at {addr}: {e}")))?;
+    Ok(ClusterClient::new(channel))
+}
+
+/// A failed call to `peer` as an error that names it.
+pub fn rpc_error(peer: &str, status: tonic::Status) -> Error {
+    let message = format!("node at {peer}: {}", status.message());
+    match status.code() {
+        tonic::Code::InvalidArgument
+        | tonic::Code::AlreadyExists
+        | tonic::Code::PermissionDenied
+        | tonic::Code::FailedPrecondition => Error::input(InputError::Other, message),
+        _ => Error::Unavailable(message),
+    }
+}
+
+fn member_to_proto(m: &Member, live: bool, last_seen_ms: u64) -> proto::Node {
+    proto::Node {
+        node_id: m.id,
+        rpc_addr: m.rpc_addr.clone(),
+        pg_addr: m.pg_addr.clone(),
+        http_addr: m.http_addr.clone(),
+        live,
+        last_seen_ms,
+    }
+}
+
+fn member_from_proto(n: proto::Node) -> Member {
+    Member {
+        id: n.node_id,
+        rpc_addr: n.rpc_addr,
+        pg_addr: n.pg_addr,
+        http_addr: n.http_addr,
+    }
+}
+
+fn shards_to_proto(shards: &[ShardRange]) -> Vec<proto::Shard> {
+    shards
+        .iter()
+        .map(|s| proto::Shard {
+            shard_id: s.id.0,
+            hash_start: s.hash_start,
+            hash_end: s.hash_end,
+            node_id: s.node,
+        })
+        .collect()
+}
+
+/// A cluster id unique enough to tell clusters apart: the time and the
+/// process, hashed.
+fn new_cluster_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let seed = format!("{nanos}-{}", std::process::id());
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}{:08x}", nanos as u32)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(storage: &Storage, key: &[u8]) -> Result<Option<T>> {
+    storage
+        .get_meta(key)?
+        .map(|raw| {
+            serde_json::from_slice(&raw)
+                .map_err(|e| Error::Corrupt(format!("{}: {e}", String::from_utf8_lossy(key))))
+        })
+        .transpose()
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))
+}

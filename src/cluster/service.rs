@@ -1,0 +1,87 @@
+//! The `Cluster` gRPC service (`proto/cluster.proto`) over [`Cluster`].
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::proto::{self, cluster_server};
+use super::Cluster;
+use crate::error::{Error, InputError};
+
+pub struct ClusterService {
+    cluster: Arc<Cluster>,
+}
+
+impl ClusterService {
+    pub fn server(cluster: Arc<Cluster>) -> cluster_server::ClusterServer<Self> {
+        cluster_server::ClusterServer::new(Self { cluster })
+    }
+}
+
+/// An error as the gRPC status a peer can tell apart.
+fn status(e: Error) -> Status {
+    match e {
+        Error::Input(InputError::Other, m) => Status::failed_precondition(m),
+        Error::Input(_, m) => Status::invalid_argument(m),
+        Error::Unavailable(m) | Error::Retry(m) => Status::unavailable(m),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl cluster_server::Cluster for ClusterService {
+    async fn ping(
+        &self,
+        _: Request<proto::PingRequest>,
+    ) -> Result<Response<proto::PingResponse>, Status> {
+        Ok(Response::new(proto::PingResponse {
+            cluster_id: self.cluster.cluster_id(),
+        }))
+    }
+
+    async fn init(
+        &self,
+        _: Request<proto::InitRequest>,
+    ) -> Result<Response<proto::InitResponse>, Status> {
+        self.cluster.init().await.map(Response::new).map_err(status)
+    }
+
+    async fn join(
+        &self,
+        request: Request<proto::JoinRequest>,
+    ) -> Result<Response<proto::JoinResponse>, Status> {
+        let request = request.into_inner();
+        if request.rpc_addr.is_empty() {
+            return Err(Status::invalid_argument(
+                "a joining node names its rpc address",
+            ));
+        }
+        self.cluster
+            .join(request)
+            .await
+            .map(Response::new)
+            .map_err(status)
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<proto::HeartbeatRequest>,
+    ) -> Result<Response<proto::HeartbeatResponse>, Status> {
+        match self.cluster.heartbeat(request.get_ref()) {
+            Ok(()) => Ok(Response::new(proto::HeartbeatResponse {})),
+            Err(Error::Input(_, m)) => Err(Status::permission_denied(m)),
+            Err(e) => Err(status(e)),
+        }
+    }
+
+    async fn status(
+        &self,
+        _: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusResponse>, Status> {
+        self.cluster
+            .status()
+            .await
+            .map(Response::new)
+            .map_err(status)
+    }
+}
