@@ -29,6 +29,15 @@ enum Command {
     Init(HostArgs),
     /// Show a cluster's nodes, their liveness, and the shard map.
     Status(HostArgs),
+    /// Run a local cluster for trying it out, until Ctrl-C.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// How many nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
 }
 
 #[derive(Args)]
@@ -99,6 +108,7 @@ fn main() -> ExitCode {
             .and_then(|config| runtime()?.block_on(shardforge::server::run(config))),
         Command::Init(args) => runtime().and_then(|rt| rt.block_on(admin::init(&args.host))),
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(admin::status(&args.host))),
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(admin::demo(args.nodes))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -81,19 +81,17 @@ async fn serve(
     http: TcpListener,
     stopped: watch::Receiver<bool>,
 ) -> Result<()> {
-    let node = cluster
-        .node_id()
-        .ok_or_else(|| Error::Internal("serving before the cluster is initialised".into()))?;
+    let node = cluster.node_id();
     let engine = tokio::task::spawn_blocking(move || -> Result<SqlEngine> {
         let catalog = Arc::new(Catalog::load(&storage)?);
         let shards = Arc::new(ShardMap::load(&storage)?);
         let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog)?);
-        SqlEngine::new(coordinator, node)
+        SqlEngine::new(coordinator, cluster)
     })
     .await??;
     let engine = Arc::new(engine);
     tracing::info!(
-        node,
+        node = ?node,
         pg = %config.node.pg_addr,
         rpc = %config.node.rpc_addr,
         http = %config.node.http_addr,

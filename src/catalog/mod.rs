@@ -29,6 +29,12 @@ pub const ROWID_COLUMN: &str = "rowid";
 /// its Arrow type is shared by several (`varchar`, `bpchar` are both Utf8).
 pub const PG_TYPE_METADATA: &str = "shardforge.pg_type";
 
+/// The read-only system tables (see `sql::system_tables`); no user table
+/// may take their names.
+pub const SYSTEM_NODES: &str = "shardforge_nodes";
+pub const SYSTEM_SHARDS: &str = "shardforge_shards";
+pub const SYSTEM_TABLES: [&str; 2] = [SYSTEM_NODES, SYSTEM_SHARDS];
+
 const TABLE_PREFIX: &[u8] = b"catalog/table/";
 const NEXT_TABLE_ID: &[u8] = b"catalog/next_table_id";
 /// Table ids below this are reserved for system use.
@@ -143,7 +149,8 @@ impl SchemaChange {
         mut def: TableDef,
         if_not_exists: bool,
     ) -> Result<bool> {
-        if self.table(committed, &def.name).is_some() {
+        if self.table(committed, &def.name).is_some() || SYSTEM_TABLES.contains(&def.name.as_str())
+        {
             if if_not_exists {
                 return Ok(false);
             }

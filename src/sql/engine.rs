@@ -39,7 +39,8 @@ use super::catalog_queries;
 use super::ddl;
 use super::provider::{ShardSchemaProvider, TableSource, INTERNAL_SCHEMA};
 use super::session_txn::SessionTxn;
-use crate::catalog::{Tables, DATABASE, PUBLIC_SCHEMA};
+use crate::catalog::{Tables, DATABASE, PUBLIC_SCHEMA, SYSTEM_TABLES};
+use crate::cluster::Cluster;
 use crate::error::{Error, InputError, Result};
 use crate::txn::TxnCoordinator;
 
@@ -56,9 +57,12 @@ pub struct SqlEngine {
 }
 
 impl SqlEngine {
-    /// The engine of node `node`.
-    pub fn new(coordinator: Arc<TxnCoordinator>, node: u32) -> Result<Self> {
+    /// The engine of this node, a member of `cluster`.
+    pub fn new(coordinator: Arc<TxnCoordinator>, cluster: Arc<Cluster>) -> Result<Self> {
         let catalog = coordinator.catalog().clone();
+        let node = cluster
+            .node_id()
+            .ok_or_else(|| Error::Internal("the cluster is not initialised".into()))?;
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, PUBLIC_SCHEMA)
             .with_information_schema(true)
@@ -82,7 +86,7 @@ impl SqlEngine {
             .with_analyzer_rules(analyzer_rules)
             .build();
         let ctx = SessionContext::new_with_state(state);
-        let source = Arc::new(TableSource::new(coordinator.clone(), ctx.state()));
+        let source = Arc::new(TableSource::new(coordinator.clone(), cluster, ctx.state()));
         let schemas = MemoryCatalogProvider::new();
         for (name, schema) in table_schemas(&source, catalog.clone()) {
             schemas
@@ -116,7 +120,7 @@ impl SqlEngine {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let mut found = false;
                 let _ = visit_relations(stmt, |name| {
-                    found |= !is_system_relation(name);
+                    found |= !reads_no_shard(name);
                     ControlFlow::<()>::Continue(())
                 });
                 found
@@ -313,6 +317,16 @@ fn is_system_relation(name: &ObjectName) -> bool {
         .and_then(|p| p.as_ident())
         .map(|i| i.value.to_lowercase());
     first.is_some_and(|first| first.starts_with("pg_") || first == "information_schema")
+}
+
+/// Whether `name` is a system table or catalog, whose rows are not in shards.
+fn reads_no_shard(name: &ObjectName) -> bool {
+    let last = name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(ddl::ident_name);
+    is_system_relation(name) || last.is_some_and(|n| SYSTEM_TABLES.contains(&n.as_str()))
 }
 
 /// `version()` in PostgreSQL's form: drivers and ORMs parse the leading

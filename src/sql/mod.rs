@@ -37,6 +37,7 @@ pub mod scan;
 pub mod session;
 pub mod session_txn;
 pub mod setops;
+pub mod system_tables;
 pub mod vars;
 pub mod write;
 

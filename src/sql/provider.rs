@@ -29,8 +29,10 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::scan::ShardScanExec;
 use super::session_txn::SessionTxn;
+use super::system_tables::system_table;
 use super::write::{InsertSink, RowWriter};
-use crate::catalog::{TableDef, TableId, Tables};
+use crate::catalog::{TableDef, TableId, Tables, SYSTEM_TABLES};
+use crate::cluster::Cluster;
 use crate::encoding::keys::{encode_key_value, row_key, table_bounds};
 use crate::error::Error;
 use crate::shard::proto::ScanRequest;
@@ -57,6 +59,8 @@ impl std::fmt::Debug for ShardSchemaProvider {
 /// What every table provider needs, shared by all schemas and sessions.
 pub struct TableSource {
     coordinator: Arc<TxnCoordinator>,
+    /// For the system tables.
+    cluster: Arc<Cluster>,
     /// Plans DEFAULT expressions (constants and functions, no columns).
     expr_planner: datafusion::execution::SessionState,
     /// Providers already made, by table id and `with_hidden`, reused while
@@ -74,10 +78,12 @@ impl std::fmt::Debug for TableSource {
 impl TableSource {
     pub fn new(
         coordinator: Arc<TxnCoordinator>,
+        cluster: Arc<Cluster>,
         expr_planner: datafusion::execution::SessionState,
     ) -> Self {
         Self {
             coordinator,
+            cluster,
             expr_planner,
             providers: Mutex::new(HashMap::new()),
         }
@@ -139,14 +145,17 @@ impl SchemaProvider for ShardSchemaProvider {
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
         let Some(def) = self.tables.table(name) else {
-            return Ok(None);
+            if self.with_hidden {
+                return Ok(None);
+            }
+            return Ok(system_table(name, &self.source.cluster));
         };
         let provider: Arc<dyn TableProvider> = self.source.provider(def, self.with_hidden)?;
         Ok(Some(provider))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.tables.table(name).is_some()
+        self.tables.table(name).is_some() || (!self.with_hidden && SYSTEM_TABLES.contains(&name))
     }
 }
 

@@ -91,17 +91,21 @@ async fn three_nodes_form_a_cluster_that_a_fourth_joins() {
     let [first, second, third] = [0, 1, 2].map(|i| cluster[i].rpc_addr());
 
     // Before init, a node refuses SQL clients with PostgreSQL's "starting up".
-    let mut refused = None;
-    for _ in 0..100 {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let refused = loop {
         match tokio_postgres::connect(&cluster[1].conn_str("postgres"), NoTls).await {
-            Err(e) if e.code().is_some() => {
-                refused = e.code().cloned();
-                break;
-            }
+            Err(e) if e.code().is_some() => break e.code().cloned(),
             // Not listening yet.
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => {
+                assert!(
+                    Instant::now() < deadline,
+                    "not refused: {:?}",
+                    other.map(|_| ())
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
-    }
+    };
     assert_eq!(refused, Some(SqlState::CANNOT_CONNECT_NOW));
 
     let init = shardforge(&["init", "--host", &first]);
@@ -183,4 +187,155 @@ async fn three_nodes_form_a_cluster_that_a_fourth_joins() {
     .await;
     assert_eq!(nodes(&seen).len(), 4, "{seen}");
     assert_eq!(nodes(&seen)[2], (3, third, true));
+}
+
+#[tokio::test]
+async fn demo_runs_a_cluster_whose_system_tables_show_it() {
+    use std::io::{BufRead, BufReader};
+
+    /// Stops the demo (and so its nodes) if the test fails half-way.
+    struct Stop(Option<std::process::Child>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            if let Some(mut demo) = self.0.take() {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &demo.id().to_string()])
+                    .status();
+                let _ = demo.wait();
+            }
+        }
+    }
+
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_shardforge"))
+        .args(["demo", "--nodes", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run shardforge demo");
+    let out = BufReader::new(demo.stdout.take().expect("demo stdout"));
+    let mut guard = Stop(Some(demo));
+    // Reading blocks, so it runs on a thread; the lines up to the last one
+    // the demo prints before it waits.
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in out.lines() {
+            let line = line.expect("demo output");
+            let done = line.starts_with("Ctrl-C");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    })
+    .await
+    .unwrap();
+    let data_dir = lines[0]
+        .split("data in ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no data dir in {lines:?}"))
+        .to_string();
+    let port = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("node 2: psql -h 127.0.0.1 -p "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no connection string for node 2 in {lines:?}"));
+
+    let (client, connection) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
+        NoTls,
+    )
+    .await
+    .expect("connect to demo node 2");
+    tokio::spawn(connection);
+    let nodes: Vec<(i32, bool, bool)> = client
+        .query(
+            "SELECT node_id, is_live, is_meta FROM shardforge_nodes ORDER BY node_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        nodes,
+        vec![(1, true, true), (2, true, false), (3, true, false)]
+    );
+    let per_node: Vec<(i32, i64)> = client
+        .query(
+            "SELECT node_id, count(*) FROM shardforge_shards GROUP BY node_id ORDER BY node_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(per_node, vec![(1, 3), (2, 3), (3, 2)]);
+    drop(client);
+
+    // SIGTERM stops the nodes and removes the data.
+    let mut demo = guard.0.take().expect("demo running");
+    let status = Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || demo.wait())
+        .await
+        .unwrap()
+        .expect("wait for demo");
+    assert!(exit.success(), "demo exited with {exit}");
+    assert!(
+        !std::path::Path::new(&data_dir).exists(),
+        "{data_dir} is left"
+    );
+}
+
+#[tokio::test]
+async fn a_lone_node_is_a_one_node_cluster_with_every_shard_group() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let row = client
+        .query_one(
+            "SELECT node_id, is_live, is_meta, rpc_addr FROM shardforge_nodes",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i32>(0), row.get(1), row.get(2)),
+        (1, true, true)
+    );
+    assert_eq!(row.get::<_, String>(3), server.rpc_addr());
+    let row = client
+        .query_one(
+            "SELECT count(*), min(node_id), max(node_id) FROM shardforge_shards",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i32>(1),
+            row.get::<_, i32>(2)
+        ),
+        (8, 1, 1)
+    );
+    // The system tables' names are taken; user tables work as ever.
+    assert_eq!(
+        sqlstate(
+            client
+                .batch_execute("CREATE TABLE shardforge_nodes (x int)")
+                .await
+        ),
+        SqlState::DUPLICATE_TABLE
+    );
+    client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    assert!(status(&server.rpc_addr()).contains("127.0.0.1"));
 }

@@ -1,0 +1,139 @@
+//! `shardforge_nodes` and `shardforge_shards`: the cluster's members and
+//! shard map as read-only tables, filled from the meta node's `Status` on
+//! every scan (so from any node, as `shardforge status` shows them).
+//!
+//! They are found by unqualified name like user tables (the `public` schema
+//! serves them), but are not listed there, and their names cannot be taken
+//! by a user table (`catalog::SYSTEM_TABLES`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DataFusionError, Result as DFResult};
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::catalog::{SYSTEM_NODES, SYSTEM_SHARDS};
+use crate::cluster::Cluster;
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Nodes,
+    Shards,
+}
+
+pub struct SystemTable {
+    kind: Kind,
+    cluster: Arc<Cluster>,
+    schema: SchemaRef,
+}
+
+impl std::fmt::Debug for SystemTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SystemTable({:?})", self.kind)
+    }
+}
+
+/// The system table called `name`, if there is one.
+pub fn system_table(name: &str, cluster: &Arc<Cluster>) -> Option<Arc<dyn TableProvider>> {
+    let (kind, fields) = match name {
+        SYSTEM_NODES => (
+            Kind::Nodes,
+            vec![
+                Field::new("node_id", DataType::Int32, false),
+                Field::new("rpc_addr", DataType::Utf8, false),
+                Field::new("pg_addr", DataType::Utf8, false),
+                Field::new("http_addr", DataType::Utf8, false),
+                Field::new("is_live", DataType::Boolean, false),
+                Field::new("is_meta", DataType::Boolean, false),
+                Field::new("last_seen_ms", DataType::Int64, false),
+            ],
+        ),
+        SYSTEM_SHARDS => (
+            Kind::Shards,
+            vec![
+                Field::new("shard_id", DataType::Int32, false),
+                Field::new("hash_start", DataType::Int32, false),
+                Field::new("hash_end", DataType::Int32, false),
+                Field::new("node_id", DataType::Int32, false),
+            ],
+        ),
+        _ => return None,
+    };
+    Some(Arc::new(SystemTable {
+        kind,
+        cluster: cluster.clone(),
+        schema: Arc::new(Schema::new(fields)),
+    }))
+}
+
+#[async_trait]
+impl TableProvider for SystemTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let status = self
+            .cluster
+            .status()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let int = |v: Vec<i32>| Arc::new(Int32Array::from(v)) as ArrayRef;
+        let text = |v: Vec<String>| Arc::new(StringArray::from(v)) as ArrayRef;
+        let columns: Vec<ArrayRef> = match self.kind {
+            Kind::Nodes => {
+                let nodes = &status.nodes;
+                vec![
+                    int(nodes.iter().map(|n| n.node_id as i32).collect()),
+                    text(nodes.iter().map(|n| n.rpc_addr.clone()).collect()),
+                    text(nodes.iter().map(|n| n.pg_addr.clone()).collect()),
+                    text(nodes.iter().map(|n| n.http_addr.clone()).collect()),
+                    Arc::new(BooleanArray::from(
+                        nodes.iter().map(|n| n.live).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(BooleanArray::from(
+                        nodes
+                            .iter()
+                            .map(|n| n.node_id == status.meta_node_id)
+                            .collect::<Vec<_>>(),
+                    )),
+                    Arc::new(Int64Array::from(
+                        nodes
+                            .iter()
+                            .map(|n| i64::try_from(n.last_seen_ms).unwrap_or(i64::MAX))
+                            .collect::<Vec<_>>(),
+                    )),
+                ]
+            }
+            Kind::Shards => {
+                let shards = &status.shards;
+                vec![
+                    int(shards.iter().map(|s| s.shard_id as i32).collect()),
+                    int(shards.iter().map(|s| s.hash_start as i32).collect()),
+                    int(shards.iter().map(|s| s.hash_end as i32).collect()),
+                    int(shards.iter().map(|s| s.node_id as i32).collect()),
+                ]
+            }
+        };
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
