@@ -96,3 +96,30 @@ impl From<tokio::task::JoinError> for Error {
         Error::Internal(format!("background task failed: {e}"))
     }
 }
+
+impl Error {
+    /// A failed call to the node at `peer`, as an error that names it.
+    pub fn from_rpc(peer: &str, status: tonic::Status) -> Self {
+        let message = format!("node at {peer}: {}", status.message());
+        match status.code() {
+            tonic::Code::InvalidArgument
+            | tonic::Code::AlreadyExists
+            | tonic::Code::PermissionDenied
+            | tonic::Code::FailedPrecondition => Error::input(InputError::Other, message),
+            _ => Error::Unavailable(message),
+        }
+    }
+}
+
+/// An error as the gRPC status a peer can tell apart (see
+/// [`Error::from_rpc`] for the way back).
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Input(InputError::Other, m) => tonic::Status::failed_precondition(m),
+            Error::Input(_, m) => tonic::Status::invalid_argument(m),
+            Error::Unavailable(m) | Error::Retry(m) => tonic::Status::unavailable(m),
+            other => tonic::Status::internal(other.to_string()),
+        }
+    }
+}

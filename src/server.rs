@@ -3,7 +3,9 @@
 //! Start-up order: open storage, bind the listeners (a port in use is a
 //! clear error before anything is served), serve the cluster RPCs, become
 //! part of a cluster (at once for a one-node cluster; see `cluster`), then
-//! load the catalog and shard map, start the SQL engine and serve. Shutdown stops accepting, drains open
+//! load the catalog and shard map, start the SQL engine and serve. The rpc
+//! address serves the `Cluster` service and, once the shard map is loaded,
+//! scans of this node's shard groups over Arrow Flight (`shard::flight`). Shutdown stops accepting, drains open
 //! connections briefly and closes storage; every acknowledged commit was
 //! already synced, so a SIGKILL instead loses nothing committed either.
 
@@ -19,6 +21,7 @@ use crate::catalog::Catalog;
 use crate::cluster::{Cluster, ClusterService};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::shard::flight::ShardFlightService;
 use crate::shard::ShardMap;
 use crate::sql::SqlEngine;
 use crate::storage::Storage;
@@ -47,10 +50,12 @@ pub async fn run(config: Config) -> Result<()> {
         tracing::info!("shutting down");
         let _ = stop.send(true);
     });
+    let flight = Arc::new(ShardFlightService::default());
     let mut rpc_stopped = stopped.clone();
     let rpc_server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(ClusterService::server(cluster.clone()))
+            .add_service(flight.server())
             .serve_with_incoming_shutdown(TcpListenerStream::new(rpc), async move {
                 let _ = rpc_stopped.wait_for(|s| *s).await;
             }),
@@ -63,7 +68,7 @@ pub async fn run(config: Config) -> Result<()> {
     };
     if joined {
         tokio::spawn(cluster.clone().heartbeats(stopped.clone()));
-        serve(&config, cluster.clone(), storage, pg, http, stopped).await?;
+        serve(&config, cluster.clone(), flight, storage, pg, http, stopped).await?;
     }
     rpc_server
         .await?
@@ -76,12 +81,16 @@ pub async fn run(config: Config) -> Result<()> {
 async fn serve(
     config: &Config,
     cluster: Arc<Cluster>,
+    flight: Arc<ShardFlightService>,
     storage: Arc<Storage>,
     pg: TcpListener,
     http: TcpListener,
     stopped: watch::Receiver<bool>,
 ) -> Result<()> {
-    let node = cluster.node_id();
+    let node = cluster
+        .node_id()
+        .ok_or_else(|| Error::Internal("serving before the cluster is initialised".into()))?;
+    let cluster_id = cluster.cluster_id();
     let engine = tokio::task::spawn_blocking(move || -> Result<SqlEngine> {
         let catalog = Arc::new(Catalog::load(&storage)?);
         let shards = Arc::new(ShardMap::load(&storage)?);
@@ -89,9 +98,10 @@ async fn serve(
         SqlEngine::new(coordinator, cluster)
     })
     .await??;
+    flight.ready(cluster_id, node, engine.coordinator().shards().clone());
     let engine = Arc::new(engine);
     tracing::info!(
-        node = ?node,
+        node,
         pg = %config.node.pg_addr,
         rpc = %config.node.rpc_addr,
         http = %config.node.http_addr,

@@ -257,7 +257,7 @@ impl Cluster {
                 http_addr: self.me.http_addr.clone(),
             })
             .await
-            .map_err(|s| rpc_error(peer, s))?
+            .map_err(|s| Error::from_rpc(peer, s))?
             .into_inner();
         let state = State {
             identity: Identity {
@@ -295,7 +295,7 @@ impl Cluster {
             self.client(peer)?
                 .ping(proto::PingRequest {})
                 .await
-                .map_err(|s| rpc_error(peer, s))?;
+                .map_err(|s| Error::from_rpc(peer, s))?;
         }
         let this = self.clone();
         let state = tokio::task::spawn_blocking(move || this.bootstrap(peers)).await??;
@@ -331,7 +331,7 @@ impl Cluster {
                 .join(request)
                 .await
                 .map(|r| r.into_inner())
-                .map_err(|s| rpc_error(&meta, s));
+                .map_err(|s| Error::from_rpc(&meta, s));
         }
         let _change = self.changes.lock().await;
         let mut state = self.initialised_state()?;
@@ -406,7 +406,7 @@ impl Cluster {
                 .status(proto::StatusRequest {})
                 .await
                 .map(|r| r.into_inner())
-                .map_err(|s| rpc_error(&meta, s));
+                .map_err(|s| Error::from_rpc(&meta, s));
         }
         Ok(proto::StatusResponse {
             cluster_id: state.identity.cluster_id.clone(),
@@ -463,7 +463,7 @@ impl Cluster {
                 node_id: state.identity.node_id,
             })
             .await
-            .map_err(|s| rpc_error(&meta, s))?;
+            .map_err(|s| Error::from_rpc(&meta, s))?;
         Ok(())
     }
 
@@ -526,18 +526,6 @@ pub async fn connect(addr: &str) -> Result<ClusterClient<Channel>> {
         .await
         .map_err(|e| Error::Unavailable(format!("cannot reach the node at {addr}: {e}")))?;
     Ok(ClusterClient::new(channel))
-}
-
-/// A failed call to `peer` as an error that names it.
-pub fn rpc_error(peer: &str, status: tonic::Status) -> Error {
-    let message = format!("node at {peer}: {}", status.message());
-    match status.code() {
-        tonic::Code::InvalidArgument
-        | tonic::Code::AlreadyExists
-        | tonic::Code::PermissionDenied
-        | tonic::Code::FailedPrecondition => Error::input(InputError::Other, message),
-        _ => Error::Unavailable(message),
-    }
 }
 
 fn member_to_proto(m: &Member, live: bool, last_seen_ms: u64) -> proto::Node {

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::proto::{self, cluster_server};
 use super::Cluster;
-use crate::error::{Error, InputError};
+use crate::error::Error;
 
 pub struct ClusterService {
     cluster: Arc<Cluster>,
@@ -15,16 +15,6 @@ pub struct ClusterService {
 impl ClusterService {
     pub fn server(cluster: Arc<Cluster>) -> cluster_server::ClusterServer<Self> {
         cluster_server::ClusterServer::new(Self { cluster })
-    }
-}
-
-/// An error as the gRPC status a peer can tell apart.
-fn status(e: Error) -> Status {
-    match e {
-        Error::Input(InputError::Other, m) => Status::failed_precondition(m),
-        Error::Input(_, m) => Status::invalid_argument(m),
-        Error::Unavailable(m) | Error::Retry(m) => Status::unavailable(m),
-        other => Status::internal(other.to_string()),
     }
 }
 
@@ -43,7 +33,11 @@ impl cluster_server::Cluster for ClusterService {
         &self,
         _: Request<proto::InitRequest>,
     ) -> Result<Response<proto::InitResponse>, Status> {
-        self.cluster.init().await.map(Response::new).map_err(status)
+        self.cluster
+            .init()
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
     }
 
     async fn join(
@@ -60,7 +54,7 @@ impl cluster_server::Cluster for ClusterService {
             .join(request)
             .await
             .map(Response::new)
-            .map_err(status)
+            .map_err(Status::from)
     }
 
     async fn heartbeat(
@@ -70,7 +64,7 @@ impl cluster_server::Cluster for ClusterService {
         match self.cluster.heartbeat(request.get_ref()) {
             Ok(()) => Ok(Response::new(proto::HeartbeatResponse {})),
             Err(Error::Input(_, m)) => Err(Status::permission_denied(m)),
-            Err(e) => Err(status(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -82,6 +76,6 @@ impl cluster_server::Cluster for ClusterService {
             .status()
             .await
             .map(Response::new)
-            .map_err(status)
+            .map_err(Status::from)
     }
 }

@@ -13,9 +13,10 @@
 //! the transaction coordinator calls it in-process; later the same messages
 //! travel over gRPC and Arrow Flight.
 
+pub mod flight;
 mod replica;
 
-pub use replica::{encode_schema, ShardReplica};
+pub use replica::{encode_schema, scan_schema, ShardReplica};
 
 use std::sync::Arc;
 

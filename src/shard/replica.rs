@@ -166,6 +166,19 @@ pub fn encode_schema(schema: &Schema) -> Vec<u8> {
         .to_vec()
 }
 
+/// The schema of the batches a scan of `request` yields.
+pub fn scan_schema(request: &ScanRequest) -> Result<Schema> {
+    let projection: Vec<usize> = request.projection.iter().map(|&i| i as usize).collect();
+    decode_schema(&request.row_schema)?
+        .project(&projection)
+        .map_err(|e| {
+            Error::Input(
+                crate::error::InputError::Other,
+                format!("bad projection: {e}"),
+            )
+        })
+}
+
 fn decode_schema(bytes: &[u8]) -> Result<Schema> {
     root_as_schema(bytes).map(fb_to_schema).map_err(|e| {
         Error::Input(
@@ -245,6 +258,7 @@ mod tests {
             projection,
             limit: None,
             point_key,
+            overlay: Vec::new(),
         };
         let mut out = Vec::new();
         c.shards().replicas()[0]

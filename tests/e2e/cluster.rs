@@ -5,6 +5,13 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::TryStreamExt;
+use shardforge::shard::encode_schema;
+use shardforge::shard::flight::scan_remote;
+use shardforge::shard::proto::ScanRequest;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
@@ -334,8 +341,63 @@ async fn a_lone_node_is_a_one_node_cluster_with_every_shard_group() {
         SqlState::DUPLICATE_TABLE
     );
     client
-        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3)")
         .await
         .unwrap();
-    assert!(status(&server.rpc_addr()).contains("127.0.0.1"));
+
+    // Its rpc address serves scans of its shard groups over Arrow Flight to
+    // members of its cluster, as other nodes will read them.
+    let cluster_id = status(&server.rpc_addr())
+        .split_whitespace()
+        .nth(1)
+        .expect("cluster id")
+        .to_string();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.rpc_addr()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let schema = Schema::new(vec![Field::new("id", DataType::Int32, false)]);
+    let mut ids = Vec::new();
+    for shard_id in 0..8 {
+        let request = ScanRequest {
+            // The first table of a fresh node.
+            table_id: 100,
+            shard_id,
+            snapshot_ts: u64::MAX >> 1,
+            row_schema: encode_schema(&schema),
+            projection: vec![0],
+            ..Default::default()
+        };
+        let batches: Vec<RecordBatch> =
+            scan_remote(channel.clone(), &cluster_id, "node 1", &request)
+                .try_collect()
+                .await
+                .unwrap();
+        for batch in batches {
+            ids.extend(
+                batch
+                    .column(0)
+                    .as_primitive::<Int32Type>()
+                    .values()
+                    .iter()
+                    .copied(),
+            );
+        }
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2, 3]);
+    let request = ScanRequest {
+        table_id: 100,
+        row_schema: encode_schema(&schema),
+        ..Default::default()
+    };
+    let stranger: Result<Vec<RecordBatch>, _> =
+        scan_remote(channel, "another-cluster", "node 1", &request)
+            .try_collect()
+            .await;
+    assert!(stranger
+        .unwrap_err()
+        .to_string()
+        .contains("outside cluster"));
 }

@@ -1,0 +1,426 @@
+//! Scans of a shard group held by another node, over Arrow Flight.
+//!
+//! `DoGet` takes a `ScanRequest` (protobuf, `proto/shard.proto`) as its
+//! ticket, with the reading transaction's own writes in that range as its
+//! overlay. The node's replica of the group scans on a blocking thread into a
+//! channel of [`SCAN_CHANNEL_BATCHES`] batches, which the response streams as
+//! Arrow IPC: a slow reader stops the scan from running ahead, and a reader
+//! that drops the stream closes the channel, which stops the scan. The caller
+//! names its cluster in the [`CLUSTER_HEADER`] metadata; a call from another
+//! cluster, or from no cluster, is PERMISSION_DENIED, and a ticket that does
+//! not decode is INVALID_ARGUMENT. Every other Flight method is
+//! UNIMPLEMENTED.
+
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+};
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::{Stream, TryStreamExt};
+use prost::Message;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::proto::ScanRequest;
+use super::{scan_schema, ShardMap};
+use crate::error::{Error, Result};
+
+/// Metadata key carrying the caller's cluster id.
+pub const CLUSTER_HEADER: &str = "x-shardforge-cluster";
+/// The largest ticket accepted: the overlay of a transaction that wrote much
+/// before it reads travels in it.
+const MAX_TICKET_BYTES: usize = 256 << 20;
+/// Batches a scan may decode ahead of the network.
+const SCAN_CHANNEL_BATCHES: usize = 2;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
+
+/// What the service needs once the node is part of a cluster.
+struct Ready {
+    cluster_id: String,
+    node: u32,
+    shards: Arc<ShardMap>,
+}
+
+/// Serves scans of this node's shard groups. It is served from the start
+/// (with the other RPCs) and answers UNAVAILABLE until [`Self::ready`].
+#[derive(Default)]
+pub struct ShardFlightService {
+    ready: OnceLock<Ready>,
+}
+
+impl ShardFlightService {
+    pub fn server(self: &Arc<Self>) -> FlightServiceServer<Self> {
+        FlightServiceServer::from_arc(self.clone()).max_decoding_message_size(MAX_TICKET_BYTES)
+    }
+
+    /// Starts serving the shard groups `shards` holds for `node`.
+    pub fn ready(&self, cluster_id: String, node: u32, shards: Arc<ShardMap>) {
+        let _ = self.ready.set(Ready {
+            cluster_id,
+            node,
+            shards,
+        });
+    }
+
+    fn scan(&self, request: Request<Ticket>) -> std::result::Result<BoxStream<FlightData>, Status> {
+        let ready = self
+            .ready
+            .get()
+            .ok_or_else(|| Status::unavailable("this node does not serve shard groups yet"))?;
+        let caller = request
+            .metadata()
+            .get(CLUSTER_HEADER)
+            .and_then(|v| v.to_str().ok());
+        if caller != Some(ready.cluster_id.as_str()) {
+            return Err(Status::permission_denied(format!(
+                "a scan from outside cluster {}",
+                ready.cluster_id
+            )));
+        }
+        let mut scan = ScanRequest::decode(request.into_inner().ticket)
+            .map_err(|e| Status::invalid_argument(format!("bad scan ticket: {e}")))?;
+        let replica = ready
+            .shards
+            .replicas()
+            .get(scan.shard_id as usize)
+            .filter(|r| r.range().node == ready.node)
+            .cloned()
+            .ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "shard group {} is not on node {}",
+                    scan.shard_id, ready.node
+                ))
+            })?;
+        let schema = Arc::new(scan_schema(&scan).map_err(Status::from)?);
+        let mut overlay: Vec<(Vec<u8>, Option<Vec<u8>>)> = std::mem::take(&mut scan.overlay)
+            .into_iter()
+            .map(|m| (m.key, m.value))
+            .collect();
+        overlay.sort_by(|a, b| a.0.cmp(&b.0));
+        let (tx, rx) = tokio::sync::mpsc::channel(SCAN_CHANNEL_BATCHES);
+        tokio::task::spawn_blocking(move || {
+            let result = replica.scan(&scan, &overlay, |batch| tx.blocking_send(Ok(batch)).is_ok());
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(FlightError::Tonic(Box::new(e.into()))));
+            }
+        });
+        let batches = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let data = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(Status::from);
+        Ok(Box::pin(data))
+    }
+}
+
+/// Scans a shard group on the node at the other end of `channel`, as a
+/// member of cluster `cluster_id`; errors name `node`.
+pub fn scan_remote(
+    channel: Channel,
+    cluster_id: &str,
+    node: &str,
+    request: &ScanRequest,
+) -> impl Stream<Item = Result<RecordBatch>> + Send + 'static {
+    let mut call = Request::new(Ticket {
+        ticket: request.encode_to_vec().into(),
+    });
+    let header = cluster_id.parse();
+    let node = node.to_string();
+    let failed = {
+        let node = node.clone();
+        move |e: FlightError| match e {
+            FlightError::Tonic(status) => Error::from_rpc(&node, *status),
+            other => Error::Unavailable(format!("scan on node {node}: {other}")),
+        }
+    };
+    futures::stream::once(async move {
+        let header =
+            header.map_err(|_| Error::Internal("cluster id is not a header value".into()))?;
+        call.metadata_mut().insert(CLUSTER_HEADER, header);
+        let response = FlightServiceClient::new(channel)
+            .do_get(call)
+            .await
+            .map_err(|s| Error::from_rpc(&node, s))?;
+        let data = response.into_inner().map_err(FlightError::from);
+        Ok::<_, Error>(FlightRecordBatchStream::new_from_flight_data(data).map_err(failed))
+    })
+    .try_flatten()
+}
+
+type Unimplemented<T> = std::result::Result<Response<T>, Status>;
+
+fn unimplemented<T>() -> Unimplemented<T> {
+    Err(Status::unimplemented(
+        "ShardForge serves shard scans with DoGet only",
+    ))
+}
+
+#[tonic::async_trait]
+impl FlightService for ShardFlightService {
+    type HandshakeStream = BoxStream<HandshakeResponse>;
+    type ListFlightsStream = BoxStream<FlightInfo>;
+    type DoGetStream = BoxStream<FlightData>;
+    type DoPutStream = BoxStream<PutResult>;
+    type DoExchangeStream = BoxStream<FlightData>;
+    type DoActionStream = BoxStream<arrow_flight::Result>;
+    type ListActionsStream = BoxStream<ActionType>;
+
+    async fn do_get(&self, request: Request<Ticket>) -> Unimplemented<Self::DoGetStream> {
+        self.scan(request).map(Response::new)
+    }
+
+    async fn handshake(
+        &self,
+        _: Request<Streaming<HandshakeRequest>>,
+    ) -> Unimplemented<Self::HandshakeStream> {
+        unimplemented()
+    }
+
+    async fn list_flights(&self, _: Request<Criteria>) -> Unimplemented<Self::ListFlightsStream> {
+        unimplemented()
+    }
+
+    async fn get_flight_info(&self, _: Request<FlightDescriptor>) -> Unimplemented<FlightInfo> {
+        unimplemented()
+    }
+
+    async fn poll_flight_info(&self, _: Request<FlightDescriptor>) -> Unimplemented<PollInfo> {
+        unimplemented()
+    }
+
+    async fn get_schema(&self, _: Request<FlightDescriptor>) -> Unimplemented<SchemaResult> {
+        unimplemented()
+    }
+
+    async fn do_put(&self, _: Request<Streaming<FlightData>>) -> Unimplemented<Self::DoPutStream> {
+        unimplemented()
+    }
+
+    async fn do_exchange(
+        &self,
+        _: Request<Streaming<FlightData>>,
+    ) -> Unimplemented<Self::DoExchangeStream> {
+        unimplemented()
+    }
+
+    async fn do_action(&self, _: Request<Action>) -> Unimplemented<Self::DoActionStream> {
+        unimplemented()
+    }
+
+    async fn list_actions(&self, _: Request<Empty>) -> Unimplemented<Self::ListActionsStream> {
+        unimplemented()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{create_for_test, int_table, Catalog};
+    use crate::encoding::keys::{encode_key_value, row_key};
+    use crate::encoding::row::encode_rows;
+    use crate::shard::encode_schema;
+    use crate::shard::proto::Mutation;
+    use crate::storage::Storage;
+    use crate::txn::TxnCoordinator;
+    use datafusion::arrow::array::{AsArray, Int32Array};
+    use datafusion::arrow::datatypes::Int32Type;
+    use tonic::transport::{Endpoint, Server};
+
+    const ROWS: i32 = 20_000;
+
+    /// A node with `ROWS` rows of `t (id int PRIMARY KEY)` in two shard
+    /// groups, and the table's id.
+    fn node() -> (tempfile::TempDir, TxnCoordinator, u32) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::open(dir.path()).unwrap());
+        let shards = Arc::new(ShardMap::load_or_init(&storage, 2).unwrap());
+        let catalog = Arc::new(Catalog::load(&storage).unwrap());
+        let table = create_for_test(&catalog, int_table("t"));
+        let c = TxnCoordinator::new(storage, shards, catalog).unwrap();
+        let mut txn = c.begin();
+        for (key, row) in rows(table.id.0, 0..ROWS) {
+            txn.put(key, row);
+        }
+        c.commit(txn).unwrap();
+        (dir, c, table.id.0)
+    }
+
+    /// The keys and encoded rows of `ids`.
+    fn rows(table: u32, ids: std::ops::Range<i32>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let def = int_table("t");
+        let batch = RecordBatch::try_new(
+            def.row_schema(),
+            vec![Arc::new(Int32Array::from_iter_values(ids.clone()))],
+        )
+        .unwrap();
+        ids.zip(encode_rows(&batch).unwrap())
+            .map(|(id, row)| (key(table, id), row))
+            .collect()
+    }
+
+    fn key(table: u32, id: i32) -> Vec<u8> {
+        let mut pk = Vec::new();
+        encode_key_value(&mut pk, &Int32Array::from(vec![id]), 0).unwrap();
+        row_key(table, &pk)
+    }
+
+    async fn serve(service: Arc<ShardFlightService>) -> Channel {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            Server::builder()
+                .add_service(service.server())
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    fn ids(batches: &[RecordBatch]) -> Vec<i32> {
+        let mut ids: Vec<i32> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int32Type>().values().to_vec())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_remote_scan_reads_what_a_local_one_does() {
+        let (_dir, c, table) = node();
+        let service = Arc::new(ShardFlightService::default());
+        service.ready("c1".into(), 1, c.shards().clone());
+        let channel = serve(service).await;
+        let def = int_table("t");
+        // The reader's own writes: one new row, one deleted.
+        let new_row = rows(table, ROWS..ROWS + 1).remove(0);
+        let overlay = [
+            (new_row.0.clone(), Some(new_row.1.clone())),
+            (key(table, 7), None),
+        ];
+        let mut remote = Vec::new();
+        for replica in c.shards().replicas() {
+            let (start, end) = crate::encoding::keys::hash_range_bounds(
+                table,
+                replica.range().hash_start,
+                replica.range().hash_end,
+            );
+            let mine: Vec<_> = overlay
+                .iter()
+                .filter(|(k, _)| start <= *k && *k < end)
+                .cloned()
+                .collect();
+            let request = ScanRequest {
+                table_id: table,
+                shard_id: replica.range().id.0,
+                snapshot_ts: c.begin().start_ts(),
+                row_schema: encode_schema(&def.row_schema()),
+                projection: vec![0],
+                limit: None,
+                point_key: None,
+                overlay: mine
+                    .iter()
+                    .map(|(key, value)| Mutation {
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+            };
+            let batches: Vec<RecordBatch> = scan_remote(channel.clone(), "c1", "n1", &request)
+                .try_collect()
+                .await
+                .unwrap();
+            assert!(batches.len() > 1, "several batches stream from one group");
+            let mut local = Vec::new();
+            replica
+                .scan(&request, &mine, |b| {
+                    local.push(b);
+                    true
+                })
+                .unwrap();
+            assert_eq!(ids(&batches), ids(&local));
+            remote.extend(batches);
+        }
+        let expected: Vec<i32> = (0..=ROWS).filter(|&id| id != 7).collect();
+        assert_eq!(ids(&remote), expected);
+
+        // A reader that stops early leaves the service serving.
+        let request = ScanRequest {
+            table_id: table,
+            shard_id: 0,
+            snapshot_ts: c.begin().start_ts(),
+            row_schema: encode_schema(&def.row_schema()),
+            projection: vec![],
+            limit: Some(3),
+            point_key: None,
+            overlay: Vec::new(),
+        };
+        let mut stream = Box::pin(scan_remote(channel.clone(), "c1", "n1", &request));
+        let first = futures::StreamExt::next(&mut stream)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.num_rows(), 3);
+        drop(stream);
+        let again: Vec<RecordBatch> = scan_remote(channel, "c1", "n1", &request)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(again.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn strangers_bad_tickets_and_other_nodes_groups_are_refused() {
+        let (_dir, c, table) = node();
+        let not_ready = serve(Arc::new(ShardFlightService::default())).await;
+        let service = Arc::new(ShardFlightService::default());
+        // This node is node 2; every group of this shard map is node 1's.
+        service.ready("c1".into(), 2, c.shards().clone());
+        let channel = serve(service).await;
+        let request = ScanRequest {
+            table_id: table,
+            shard_id: 0,
+            row_schema: encode_schema(&int_table("t").row_schema()),
+            ..Default::default()
+        };
+        let error = |channel: Channel, cluster: &'static str, request: ScanRequest| async move {
+            scan_remote(channel, cluster, "n", &request)
+                .try_collect::<Vec<_>>()
+                .await
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(error(not_ready, "c1", request.clone())
+            .await
+            .contains("does not serve"));
+        assert!(error(channel.clone(), "c2", request.clone())
+            .await
+            .contains("outside cluster"));
+        assert!(error(channel.clone(), "c1", request)
+            .await
+            .contains("is not on node 2"));
+
+        let mut call = Request::new(Ticket {
+            ticket: vec![0xff, 0xff, 0xff].into(),
+        });
+        call.metadata_mut()
+            .insert(CLUSTER_HEADER, "c1".parse().unwrap());
+        let status = FlightServiceClient::new(channel)
+            .do_get(call)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    }
+}
