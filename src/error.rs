@@ -106,6 +106,7 @@ impl Error {
             | tonic::Code::AlreadyExists
             | tonic::Code::PermissionDenied
             | tonic::Code::FailedPrecondition => Error::input(InputError::Other, message),
+            tonic::Code::Aborted => Error::Retry(status.message().to_string()),
             _ => Error::Unavailable(message),
         }
     }
@@ -118,7 +119,8 @@ impl From<Error> for tonic::Status {
         match e {
             Error::Input(InputError::Other, m) => tonic::Status::failed_precondition(m),
             Error::Input(_, m) => tonic::Status::invalid_argument(m),
-            Error::Unavailable(m) | Error::Retry(m) => tonic::Status::unavailable(m),
+            Error::Retry(m) => tonic::Status::aborted(m),
+            Error::Unavailable(m) => tonic::Status::unavailable(m),
             other => tonic::Status::internal(other.to_string()),
         }
     }

@@ -5,7 +5,8 @@
 //! part of a cluster (at once for a one-node cluster; see `cluster`), then
 //! load the catalog and shard map, start the SQL engine and serve. The rpc
 //! address serves the `Cluster` service and, once the shard map is loaded,
-//! scans of this node's shard groups over Arrow Flight (`shard::flight`). Shutdown stops accepting, drains open
+//! scans of this node's shard groups over Arrow Flight (`shard::flight`) and
+//! the participant side of two-phase commit (`txn::service`). Shutdown stops accepting, drains open
 //! connections briefly and closes storage; every acknowledged commit was
 //! already synced, so a SIGKILL instead loses nothing committed either.
 
@@ -25,6 +26,7 @@ use crate::shard::flight::ShardFlightService;
 use crate::shard::ShardMap;
 use crate::sql::SqlEngine;
 use crate::storage::Storage;
+use crate::txn::service::ParticipantService;
 use crate::txn::TxnCoordinator;
 
 pub async fn run(config: Config) -> Result<()> {
@@ -51,11 +53,13 @@ pub async fn run(config: Config) -> Result<()> {
         let _ = stop.send(true);
     });
     let flight = Arc::new(ShardFlightService::default());
+    let participant = Arc::new(ParticipantService::default());
     let mut rpc_stopped = stopped.clone();
     let rpc_server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(ClusterService::server(cluster.clone()))
             .add_service(flight.server())
+            .add_service(participant.server())
             .serve_with_incoming_shutdown(TcpListenerStream::new(rpc), async move {
                 let _ = rpc_stopped.wait_for(|s| *s).await;
             }),
@@ -68,7 +72,17 @@ pub async fn run(config: Config) -> Result<()> {
     };
     if joined {
         tokio::spawn(cluster.clone().heartbeats(stopped.clone()));
-        serve(&config, cluster.clone(), flight, storage, pg, http, stopped).await?;
+        let services = (flight, participant);
+        serve(
+            &config,
+            cluster.clone(),
+            services,
+            storage,
+            pg,
+            http,
+            stopped,
+        )
+        .await?;
     }
     rpc_server
         .await?
@@ -81,7 +95,7 @@ pub async fn run(config: Config) -> Result<()> {
 async fn serve(
     config: &Config,
     cluster: Arc<Cluster>,
-    flight: Arc<ShardFlightService>,
+    (flight, participant): (Arc<ShardFlightService>, Arc<ParticipantService>),
     storage: Arc<Storage>,
     pg: TcpListener,
     http: TcpListener,
@@ -98,7 +112,12 @@ async fn serve(
         SqlEngine::new(coordinator, cluster)
     })
     .await??;
-    flight.ready(cluster_id, node, engine.coordinator().shards().clone());
+    flight.ready(
+        cluster_id.clone(),
+        node,
+        engine.coordinator().shards().clone(),
+    );
+    participant.ready(cluster_id, engine.coordinator().clone());
     let engine = Arc::new(engine);
     tracing::info!(
         node,

@@ -5,9 +5,8 @@
 //! overlay. The node's replica of the group scans on a blocking thread into a
 //! channel of [`SCAN_CHANNEL_BATCHES`] batches, which the response streams as
 //! Arrow IPC: a slow reader stops the scan from running ahead, and a reader
-//! that drops the stream closes the channel, which stops the scan. The caller
-//! names its cluster in the [`CLUSTER_HEADER`] metadata; a call from another
-//! cluster, or from no cluster, is PERMISSION_DENIED, and a ticket that does
+//! that drops the stream closes the channel, which stops the scan. Only
+//! members of the cluster are served (`crate::rpc`), and a ticket that does
 //! not decode is INVALID_ARGUMENT. Every other Flight method is
 //! UNIMPLEMENTED.
 
@@ -32,9 +31,8 @@ use tonic::{Request, Response, Status, Streaming};
 use super::proto::ScanRequest;
 use super::{scan_schema, ShardMap};
 use crate::error::{Error, Result};
+use crate::rpc::{as_member, check_member};
 
-/// Metadata key carrying the caller's cluster id.
-pub const CLUSTER_HEADER: &str = "x-shardforge-cluster";
 /// The largest ticket accepted: the overlay of a transaction that wrote much
 /// before it reads travels in it.
 const MAX_TICKET_BYTES: usize = 256 << 20;
@@ -76,16 +74,7 @@ impl ShardFlightService {
             .ready
             .get()
             .ok_or_else(|| Status::unavailable("this node does not serve shard groups yet"))?;
-        let caller = request
-            .metadata()
-            .get(CLUSTER_HEADER)
-            .and_then(|v| v.to_str().ok());
-        if caller != Some(ready.cluster_id.as_str()) {
-            return Err(Status::permission_denied(format!(
-                "a scan from outside cluster {}",
-                ready.cluster_id
-            )));
-        }
+        check_member(request.metadata(), &ready.cluster_id)?;
         let mut scan = ScanRequest::decode(request.into_inner().ticket)
             .map_err(|e| Status::invalid_argument(format!("bad scan ticket: {e}")))?;
         let replica = ready
@@ -130,10 +119,12 @@ pub fn scan_remote(
     node: &str,
     request: &ScanRequest,
 ) -> impl Stream<Item = Result<RecordBatch>> + Send + 'static {
-    let mut call = Request::new(Ticket {
-        ticket: request.encode_to_vec().into(),
-    });
-    let header = cluster_id.parse();
+    let call = as_member(
+        Ticket {
+            ticket: request.encode_to_vec().into(),
+        },
+        cluster_id,
+    );
     let node = node.to_string();
     let failed = {
         let node = node.clone();
@@ -143,11 +134,8 @@ pub fn scan_remote(
         }
     };
     futures::stream::once(async move {
-        let header =
-            header.map_err(|_| Error::Internal("cluster id is not a header value".into()))?;
-        call.metadata_mut().insert(CLUSTER_HEADER, header);
         let response = FlightServiceClient::new(channel)
-            .do_get(call)
+            .do_get(call?)
             .await
             .map_err(|s| Error::from_rpc(&node, s))?;
         let data = response.into_inner().map_err(FlightError::from);
@@ -412,11 +400,13 @@ mod tests {
             .await
             .contains("is not on node 2"));
 
-        let mut call = Request::new(Ticket {
-            ticket: vec![0xff, 0xff, 0xff].into(),
-        });
-        call.metadata_mut()
-            .insert(CLUSTER_HEADER, "c1".parse().unwrap());
+        let call = as_member(
+            Ticket {
+                ticket: vec![0xff, 0xff, 0xff].into(),
+            },
+            "c1",
+        )
+        .unwrap();
         let status = FlightServiceClient::new(channel)
             .do_get(call)
             .await

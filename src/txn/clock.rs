@@ -57,6 +57,14 @@ impl Clock {
         }
     }
 
+    /// Takes note of `ts`, chosen elsewhere (a cross-node commit's
+    /// timestamp), so that later timestamps from here are above it, and
+    /// records the newest timestamp in `batch`.
+    pub fn observe(&self, ts: u64, batch: &mut StorageBatch) {
+        let newest = self.last.fetch_max(ts, Ordering::AcqRel).max(ts);
+        self.record(newest, batch);
+    }
+
     /// Records `ts` as issued, in the batch that commits with it.
     pub fn record(&self, ts: u64, batch: &mut StorageBatch) {
         batch.put_meta(LAST_TS_KEY, &ts.to_be_bytes());

@@ -26,8 +26,12 @@
 //! two-phase commit over the same `WriteBatch` messages.
 
 mod clock;
+mod prepared;
+pub mod service;
 
 pub use clock::Clock;
+
+use prepared::Prepared;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -36,8 +40,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::catalog::{Catalog, SchemaChange, TableDef, TableId};
 use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
-use crate::error::Result;
-use crate::shard::proto::{Mutation, WriteBatch};
+use crate::error::{Error, Result};
+use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
 use crate::shard::ShardMap;
 use crate::storage::Storage;
 
@@ -144,8 +148,10 @@ pub struct TxnCoordinator {
     clock: Clock,
     /// Newest commit timestamp whose writes are all durable.
     visible_ts: AtomicU64,
-    /// Serialises validation and commit (step 2–4 above).
-    commit_lock: Mutex<()>,
+    /// Serialises validation and commit (step 2–4 above), and guards the
+    /// transactions prepared here by cross-node commits, whose keys local
+    /// commits must not take.
+    commit_lock: Mutex<Prepared>,
 }
 
 impl TxnCoordinator {
@@ -156,13 +162,14 @@ impl TxnCoordinator {
     ) -> Result<Self> {
         let clock = Clock::load(&storage)?;
         let visible_ts = AtomicU64::new(clock.last());
+        let prepared = Prepared::load(&storage)?;
         Ok(Self {
             storage,
             shards,
             catalog,
             clock,
             visible_ts,
-            commit_lock: Mutex::new(()),
+            commit_lock: Mutex::new(prepared),
         })
     }
 
@@ -204,11 +211,12 @@ impl TxnCoordinator {
         }
         let schema = txn.schema;
         let dropped: Vec<Arc<TableDef>> = schema.dropped().cloned().collect();
-        let guard = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.lock();
         self.catalog.validate(&schema, &written_tables)?;
         let replicas = self.shards.replicas();
         for batch in batches.values() {
             replicas[batch.shard_id as usize].validate(batch)?;
+            guard.check_unlocked(batch, &[])?;
         }
         let commit_ts = self.clock.next();
         let mut out = self.storage.batch();
@@ -234,6 +242,79 @@ impl TxnCoordinator {
     }
 }
 
+impl TxnCoordinator {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Prepared> {
+        // The prepared set is only changed after its records are written, so
+        // a panic elsewhere leaves it consistent.
+        self.commit_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Two-phase commit, participant side, phase one: validates the writes
+    /// as a local commit would (also against keys other prepared
+    /// transactions hold), then persists them as intents holding their keys.
+    /// Preparing a transaction twice is a no-op. Blocks on disk.
+    pub fn prepare(&self, request: PrepareRequest) -> Result<()> {
+        let mut prepared = self.lock();
+        if prepared.contains(&request.txn_id) {
+            return Ok(());
+        }
+        let replicas = self.shards.replicas();
+        for batch in &request.batches {
+            let replica = replicas.get(batch.shard_id as usize).ok_or_else(|| {
+                Error::input(
+                    crate::error::InputError::Other,
+                    format!("no shard group {}", batch.shard_id),
+                )
+            })?;
+            replica.validate(batch)?;
+            prepared.check_unlocked(batch, &request.txn_id)?;
+        }
+        prepared.add(&self.storage, request)
+    }
+
+    /// Phase two: writes a prepared transaction's intents as versions at
+    /// `commit_ts`, which the cluster's timestamp source chose. `Ok(false)`
+    /// if nothing is prepared under `txn_id`. Blocks on disk.
+    pub fn commit_prepared(&self, txn_id: &[u8], commit_ts: u64) -> Result<bool> {
+        let mut prepared = self.lock();
+        let mut out = self.storage.batch();
+        let Some(batches) = prepared.take(txn_id, &mut out) else {
+            return Ok(false);
+        };
+        let replicas = self.shards.replicas();
+        for batch in &batches {
+            if let Some(replica) = replicas.get(batch.shard_id as usize) {
+                replica.stage(batch, commit_ts, &mut out);
+            }
+        }
+        // A later local commit must not reuse the timestamp: versions of a
+        // key are told apart by it.
+        self.clock.observe(commit_ts, &mut out);
+        self.storage.write(out)?;
+        prepared.release(txn_id);
+        Ok(true)
+    }
+
+    /// Phase two, the other way: drops a prepared transaction's intents.
+    /// `Ok(false)` if nothing is prepared under `txn_id`. Blocks on disk.
+    pub fn abort_prepared(&self, txn_id: &[u8]) -> Result<bool> {
+        let mut prepared = self.lock();
+        let mut out = self.storage.batch();
+        if prepared.take(txn_id, &mut out).is_none() {
+            return Ok(false);
+        }
+        self.storage.write(out)?;
+        prepared.release(txn_id);
+        Ok(true)
+    }
+
+    /// The transactions prepared here that wait for a decision (after a
+    /// restart too), for recovery to resolve.
+    pub fn prepared_txns(&self) -> Vec<Vec<u8>> {
+        self.lock().txn_ids()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,7 +324,7 @@ mod tests {
 
     /// A node in `dir` with a committed table `t` (rows can only be
     /// committed into tables that exist).
-    fn open(dir: &std::path::Path) -> TxnCoordinator {
+    pub(super) fn open(dir: &std::path::Path) -> TxnCoordinator {
         let storage = Arc::new(Storage::open(dir).unwrap());
         let shards = Arc::new(ShardMap::load_or_init(&storage, 4).unwrap());
         let catalog = Arc::new(Catalog::load(&storage).unwrap());
@@ -257,7 +338,7 @@ mod tests {
         c
     }
 
-    fn t(c: &TxnCoordinator) -> u32 {
+    pub(super) fn t(c: &TxnCoordinator) -> u32 {
         c.catalog().table("t").unwrap().id.0
     }
 
@@ -358,5 +439,87 @@ mod tests {
         assert!(c.catalog().table("made").is_none());
         assert!(matches!(c.commit(writer), Err(Error::Retry(_))));
         assert!(read(&c, &c.begin(), &key).is_none(), "purged");
+    }
+
+    pub(super) fn prepare_request(
+        txn_id: &[u8],
+        key: &[u8],
+        value: &[u8],
+        start_ts: u64,
+        c: &TxnCoordinator,
+    ) -> PrepareRequest {
+        let shard_id = c.shards().for_key(key).range().id.0;
+        PrepareRequest {
+            txn_id: txn_id.to_vec(),
+            batches: vec![WriteBatch {
+                shard_id,
+                start_ts,
+                mutations: vec![Mutation {
+                    key: key.to_vec(),
+                    value: Some(value.to_vec()),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn prepared_writes_hold_their_keys_until_resolved_and_survive_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, other);
+        {
+            let c = open(dir.path());
+            key = row_key(t(&c), b"k");
+            other = row_key(t(&c), b"o");
+            let start = c.begin().start_ts();
+            c.prepare(prepare_request(b"tx1", &key, b"v1", start, &c))
+                .unwrap();
+            c.prepare(prepare_request(b"tx1", &key, b"v1", start, &c))
+                .unwrap();
+            // Neither a local commit nor another prepare may take the key.
+            let mut local = c.begin();
+            local.put(key.clone(), b"local".to_vec());
+            assert!(matches!(c.commit(local), Err(Error::Retry(_))));
+            let err = c.prepare(prepare_request(b"tx2", &key, b"v2", start, &c));
+            assert!(matches!(err, Err(Error::Retry(_))));
+            // Another key is free; its transaction is aborted.
+            c.prepare(prepare_request(b"tx3", &other, b"v3", start, &c))
+                .unwrap();
+            assert!(c.abort_prepared(b"tx3").unwrap());
+            assert!(!c.abort_prepared(b"tx3").unwrap(), "resolved once");
+            assert!(
+                read(&c, &c.begin(), &key).is_none(),
+                "an intent is not a row"
+            );
+        }
+        // After a restart the intent is still there, holding its key.
+        let c = open(dir.path());
+        assert_eq!(c.prepared_txns(), vec![b"tx1".to_vec()]);
+        let mut local = c.begin();
+        local.put(key.clone(), b"local".to_vec());
+        assert!(matches!(c.commit(local), Err(Error::Retry(_))));
+        let commit_ts = c.begin().start_ts() + 1;
+        assert!(c.commit_prepared(b"tx1", commit_ts).unwrap());
+        assert!(
+            !c.commit_prepared(b"tx1", commit_ts).unwrap(),
+            "resolved once"
+        );
+        assert!(c.prepared_txns().is_empty());
+        let mut after = c.begin();
+        after.put(other.clone(), b"after".to_vec());
+        assert!(
+            c.commit(after).unwrap() > commit_ts,
+            "timestamps stay unique"
+        );
+        let at = |ts| c.shards().for_key(&key).get(&key, ts).unwrap();
+        assert_eq!(at(commit_ts).unwrap(), b"v1");
+        assert!(at(commit_ts - 1).is_none());
+        // The key is free again; a writer whose snapshot predates the
+        // commit loses to it.
+        let late = prepare_request(b"tx4", &key, b"v4", commit_ts - 1, &c);
+        assert!(matches!(c.prepare(late), Err(Error::Retry(_))));
+        let now = c.begin().start_ts();
+        c.prepare(prepare_request(b"tx5", &other, b"v5", now, &c))
+            .unwrap();
+        assert!(c.abort_prepared(b"tx5").unwrap());
     }
 }
