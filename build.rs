@@ -2,7 +2,11 @@
 //! needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/shard.proto", "proto/cluster.proto"];
+    let protos = [
+        "proto/shard.proto",
+        "proto/cluster.proto",
+        "proto/txn.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

@@ -6,7 +6,7 @@
 //! load the catalog and shard map, start the SQL engine and serve. The rpc
 //! address serves the `Cluster` service and, once the shard map is loaded,
 //! scans of this node's shard groups over Arrow Flight (`shard::flight`) and
-//! the participant side of two-phase commit (`txn::service`). Shutdown stops accepting, drains open
+//! the transaction services (`txn::service`). Shutdown stops accepting, drains open
 //! connections briefly and closes storage; every acknowledged commit was
 //! already synced, so a SIGKILL instead loses nothing committed either.
 
@@ -26,7 +26,7 @@ use crate::shard::flight::ShardFlightService;
 use crate::shard::ShardMap;
 use crate::sql::SqlEngine;
 use crate::storage::Storage;
-use crate::txn::service::ParticipantService;
+use crate::txn::service::TxnService;
 use crate::txn::TxnCoordinator;
 
 pub async fn run(config: Config) -> Result<()> {
@@ -53,13 +53,14 @@ pub async fn run(config: Config) -> Result<()> {
         let _ = stop.send(true);
     });
     let flight = Arc::new(ShardFlightService::default());
-    let participant = Arc::new(ParticipantService::default());
+    let txn = Arc::new(TxnService::default());
     let mut rpc_stopped = stopped.clone();
     let rpc_server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(ClusterService::server(cluster.clone()))
             .add_service(flight.server())
-            .add_service(participant.server())
+            .add_service(txn.participant_server())
+            .add_service(txn.oracle_server())
             .serve_with_incoming_shutdown(TcpListenerStream::new(rpc), async move {
                 let _ = rpc_stopped.wait_for(|s| *s).await;
             }),
@@ -72,7 +73,7 @@ pub async fn run(config: Config) -> Result<()> {
     };
     if joined {
         tokio::spawn(cluster.clone().heartbeats(stopped.clone()));
-        let services = (flight, participant);
+        let services = (flight, txn);
         serve(
             &config,
             cluster.clone(),
@@ -95,7 +96,7 @@ pub async fn run(config: Config) -> Result<()> {
 async fn serve(
     config: &Config,
     cluster: Arc<Cluster>,
-    (flight, participant): (Arc<ShardFlightService>, Arc<ParticipantService>),
+    (flight, txn): (Arc<ShardFlightService>, Arc<TxnService>),
     storage: Arc<Storage>,
     pg: TcpListener,
     http: TcpListener,
@@ -105,6 +106,7 @@ async fn serve(
         .node_id()
         .ok_or_else(|| Error::Internal("serving before the cluster is initialised".into()))?;
     let cluster_id = cluster.cluster_id();
+    let is_meta = cluster.is_meta();
     let engine = tokio::task::spawn_blocking(move || -> Result<SqlEngine> {
         let catalog = Arc::new(Catalog::load(&storage)?);
         let shards = Arc::new(ShardMap::load(&storage)?);
@@ -117,7 +119,7 @@ async fn serve(
         node,
         engine.coordinator().shards().clone(),
     );
-    participant.ready(cluster_id, engine.coordinator().clone());
+    txn.ready(cluster_id, engine.coordinator().clone(), is_meta);
     let engine = Arc::new(engine);
     tracing::info!(
         node,

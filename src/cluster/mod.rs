@@ -142,6 +142,12 @@ impl Cluster {
         self.state().map(|s| s.identity.node_id)
     }
 
+    /// Whether this node is the meta node.
+    pub fn is_meta(&self) -> bool {
+        self.state()
+            .is_some_and(|s| s.identity.node_id == s.identity.meta_node)
+    }
+
     pub fn is_initialised(&self) -> bool {
         *self.initialised.borrow()
     }

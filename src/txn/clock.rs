@@ -4,8 +4,8 @@
 //! issued so timestamps strictly increase even if the wall clock steps back.
 //! The last commit timestamp is written in the same storage batch as the
 //! commit itself, so after a restart new timestamps are above every
-//! committed version. (Across nodes, the multi-node work replaces this with
-//! a cluster-wide source.)
+//! committed version. The meta node's clock is the cluster's timestamp
+//! oracle (see `oracle`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

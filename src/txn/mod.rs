@@ -26,11 +26,13 @@
 //! two-phase commit over the same `WriteBatch` messages.
 
 mod clock;
+pub mod oracle;
 mod prepared;
 pub mod service;
 
 pub use clock::Clock;
 
+use oracle::Decisions;
 use prepared::Prepared;
 
 use std::collections::BTreeMap;
@@ -146,12 +148,22 @@ pub struct TxnCoordinator {
     shards: Arc<ShardMap>,
     catalog: Arc<Catalog>,
     clock: Clock,
-    /// Newest commit timestamp whose writes are all durable.
+    /// The read timestamp of new transactions: every commit at or below it
+    /// is applied (see [`oracle`]). Changed only under the commit lock.
     visible_ts: AtomicU64,
-    /// Serialises validation and commit (step 2–4 above), and guards the
-    /// transactions prepared here by cross-node commits, whose keys local
-    /// commits must not take.
-    commit_lock: Mutex<Prepared>,
+    /// Serialises validation and commit (step 2–4 above), and guards what
+    /// cross-node commits leave here.
+    commit_lock: Mutex<Locked>,
+}
+
+/// What the commit lock guards.
+struct Locked {
+    /// Transactions prepared here by cross-node commits; local commits must
+    /// not take their keys.
+    prepared: Prepared,
+    /// On the meta node: cross-node commits decided and not yet applied
+    /// everywhere.
+    decisions: Decisions,
 }
 
 impl TxnCoordinator {
@@ -161,15 +173,18 @@ impl TxnCoordinator {
         catalog: Arc<Catalog>,
     ) -> Result<Self> {
         let clock = Clock::load(&storage)?;
-        let visible_ts = AtomicU64::new(clock.last());
-        let prepared = Prepared::load(&storage)?;
+        let locked = Locked {
+            prepared: Prepared::load(&storage)?,
+            decisions: Decisions::load(&storage, clock.last())?,
+        };
+        let visible_ts = AtomicU64::new(locked.decisions.read_ts());
         Ok(Self {
             storage,
             shards,
             catalog,
             clock,
             visible_ts,
-            commit_lock: Mutex::new(prepared),
+            commit_lock: Mutex::new(locked),
         })
     }
 
@@ -211,12 +226,12 @@ impl TxnCoordinator {
         }
         let schema = txn.schema;
         let dropped: Vec<Arc<TableDef>> = schema.dropped().cloned().collect();
-        let guard = self.lock();
+        let mut locked = self.lock();
         self.catalog.validate(&schema, &written_tables)?;
         let replicas = self.shards.replicas();
         for batch in batches.values() {
             replicas[batch.shard_id as usize].validate(batch)?;
-            guard.check_unlocked(batch, &[])?;
+            locked.prepared.check_unlocked(batch, &[])?;
         }
         let commit_ts = self.clock.next();
         let mut out = self.storage.batch();
@@ -227,8 +242,9 @@ impl TxnCoordinator {
         self.clock.record(commit_ts, &mut out);
         self.storage.write(out)?;
         self.catalog.apply(schema);
-        self.visible_ts.store(commit_ts, Ordering::Release);
-        drop(guard);
+        locked.decisions.applied(commit_ts);
+        self.publish(&locked);
+        drop(locked);
         // No transaction can see these tables any more, and none can commit
         // rows into them (`Catalog::validate`), so their rows can go.
         // A failure leaves unreachable rows behind, not a failed commit.
@@ -243,10 +259,43 @@ impl TxnCoordinator {
 }
 
 impl TxnCoordinator {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Prepared> {
-        // The prepared set is only changed after its records are written, so
-        // a panic elsewhere leaves it consistent.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Locked> {
+        // The state is only changed after its records are written, so a
+        // panic elsewhere leaves it consistent.
         self.commit_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the read timestamp of `locked` the one new transactions get.
+    fn publish(&self, locked: &Locked) {
+        self.visible_ts
+            .store(locked.decisions.read_ts(), Ordering::Release);
+    }
+
+    /// The timestamp oracle (meta node): the commit point of a cross-node
+    /// transaction. Blocks on disk.
+    pub fn decide(&self, txn_id: &[u8], participants: Vec<u32>) -> Result<u64> {
+        let mut locked = self.lock();
+        let commit_ts =
+            locked
+                .decisions
+                .decide(&self.storage, &self.clock, txn_id, participants)?;
+        self.publish(&locked);
+        Ok(commit_ts)
+    }
+
+    /// The timestamp oracle: every participant applied `txn_id`. Blocks on
+    /// disk.
+    pub fn done(&self, txn_id: &[u8]) -> Result<()> {
+        let mut locked = self.lock();
+        locked.decisions.done(&self.storage, txn_id)?;
+        self.publish(&locked);
+        Ok(())
+    }
+
+    /// The timestamp oracle: the decision for `txn_id`, aborting it if it
+    /// has none (see [`oracle`]). Blocks on disk.
+    pub fn resolve(&self, txn_id: &[u8]) -> Result<Option<u64>> {
+        self.lock().decisions.resolve(&self.storage, txn_id)
     }
 
     /// Two-phase commit, participant side, phase one: validates the writes
@@ -254,7 +303,8 @@ impl TxnCoordinator {
     /// transactions hold), then persists them as intents holding their keys.
     /// Preparing a transaction twice is a no-op. Blocks on disk.
     pub fn prepare(&self, request: PrepareRequest) -> Result<()> {
-        let mut prepared = self.lock();
+        let mut locked = self.lock();
+        let prepared = &mut locked.prepared;
         if prepared.contains(&request.txn_id) {
             return Ok(());
         }
@@ -276,7 +326,8 @@ impl TxnCoordinator {
     /// `commit_ts`, which the cluster's timestamp source chose. `Ok(false)`
     /// if nothing is prepared under `txn_id`. Blocks on disk.
     pub fn commit_prepared(&self, txn_id: &[u8], commit_ts: u64) -> Result<bool> {
-        let mut prepared = self.lock();
+        let mut locked = self.lock();
+        let prepared = &mut locked.prepared;
         let mut out = self.storage.batch();
         let Some(batches) = prepared.take(txn_id, &mut out) else {
             return Ok(false);
@@ -298,7 +349,8 @@ impl TxnCoordinator {
     /// Phase two, the other way: drops a prepared transaction's intents.
     /// `Ok(false)` if nothing is prepared under `txn_id`. Blocks on disk.
     pub fn abort_prepared(&self, txn_id: &[u8]) -> Result<bool> {
-        let mut prepared = self.lock();
+        let mut locked = self.lock();
+        let prepared = &mut locked.prepared;
         let mut out = self.storage.batch();
         if prepared.take(txn_id, &mut out).is_none() {
             return Ok(false);
@@ -311,7 +363,7 @@ impl TxnCoordinator {
     /// The transactions prepared here that wait for a decision (after a
     /// restart too), for recovery to resolve.
     pub fn prepared_txns(&self) -> Vec<Vec<u8>> {
-        self.lock().txn_ids()
+        self.lock().prepared.txn_ids()
     }
 }
 
@@ -521,5 +573,38 @@ mod tests {
         c.prepare(prepare_request(b"tx5", &other, b"v5", now, &c))
             .unwrap();
         assert!(c.abort_prepared(b"tx5").unwrap());
+    }
+
+    #[test]
+    fn a_decision_in_flight_holds_reads_back_across_restarts_and_recovery_aborts_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let decided;
+        {
+            let c = open(dir.path());
+            decided = c.decide(b"cross", vec![1, 2]).unwrap();
+            assert_eq!(
+                c.decide(b"cross", vec![1, 2]).unwrap(),
+                decided,
+                "idempotent"
+            );
+            // Local commits after it are applied, but reads stay below it.
+            let mut local = c.begin();
+            local.put(row_key(t(&c), b"k"), b"v".to_vec());
+            let local_ts = c.commit(local).unwrap();
+            assert!(local_ts > decided);
+            assert!(c.begin().start_ts() < decided);
+        }
+        let c = open(dir.path());
+        assert!(
+            c.begin().start_ts() < decided,
+            "still in flight after a restart"
+        );
+        assert_eq!(c.resolve(b"cross").unwrap(), Some(decided));
+        c.done(b"cross").unwrap();
+        assert!(c.begin().start_ts() > decided);
+
+        // Recovery got there first: the transaction can no longer commit.
+        assert_eq!(c.resolve(b"orphan").unwrap(), None);
+        assert!(matches!(c.decide(b"orphan", vec![2]), Err(Error::Retry(_))));
     }
 }

@@ -1,11 +1,18 @@
-//! The `Participant` gRPC service (`proto/shard.proto`): the participant
-//! side of two-phase commit over [`TxnCoordinator`], for members of the
-//! cluster only (`crate::rpc`).
+//! The transaction services over [`TxnCoordinator`], for members of the
+//! cluster only (`crate::rpc`): `Participant` (`proto/shard.proto`), the
+//! participant side of two-phase commit, on every node; and `Oracle`
+//! (`proto/txn.proto`), read timestamps and commit decisions, on the meta
+//! node.
 
 use std::sync::{Arc, OnceLock};
 
 use tonic::{Request, Response, Status};
 
+use super::oracle::proto::oracle_server::{Oracle, OracleServer};
+use super::oracle::proto::{
+    BeginRequest, BeginResponse, DecideRequest, DecideResponse, DoneRequest, DoneResponse,
+    ResolveRequest, ResolveResponse,
+};
 use super::TxnCoordinator;
 use crate::rpc::check_member;
 use crate::shard::proto::participant_server::{Participant, ParticipantServer};
@@ -16,24 +23,31 @@ use crate::shard::proto::{
 struct Ready {
     cluster_id: String,
     coordinator: Arc<TxnCoordinator>,
+    /// Whether this node is the meta node, which alone serves `Oracle`.
+    is_meta: bool,
 }
 
 /// Served from the start with the other RPCs; UNAVAILABLE until
 /// [`Self::ready`].
 #[derive(Default)]
-pub struct ParticipantService {
+pub struct TxnService {
     ready: OnceLock<Ready>,
 }
 
-impl ParticipantService {
-    pub fn server(self: &Arc<Self>) -> ParticipantServer<Self> {
+impl TxnService {
+    pub fn participant_server(self: &Arc<Self>) -> ParticipantServer<Self> {
         ParticipantServer::from_arc(self.clone())
     }
 
-    pub fn ready(&self, cluster_id: String, coordinator: Arc<TxnCoordinator>) {
+    pub fn oracle_server(self: &Arc<Self>) -> OracleServer<Self> {
+        OracleServer::from_arc(self.clone())
+    }
+
+    pub fn ready(&self, cluster_id: String, coordinator: Arc<TxnCoordinator>, is_meta: bool) {
         let _ = self.ready.set(Ready {
             cluster_id,
             coordinator,
+            is_meta,
         });
     }
 
@@ -49,7 +63,7 @@ impl ParticipantService {
         let ready = self
             .ready
             .get()
-            .ok_or_else(|| Status::unavailable("this node does not take writes yet"))?;
+            .ok_or_else(|| Status::unavailable("this node does not take transactions yet"))?;
         check_member(request.metadata(), &ready.cluster_id)?;
         let coordinator = ready.coordinator.clone();
         let request = request.into_inner();
@@ -59,10 +73,69 @@ impl ParticipantService {
             .map(Response::new)
             .map_err(Status::from)
     }
+
+    /// [`Self::run`] for an `Oracle` call, which only the meta node takes.
+    async fn run_meta<T: Send + 'static, R>(
+        &self,
+        request: Request<R>,
+        f: impl FnOnce(&TxnCoordinator, R) -> crate::error::Result<T> + Send + 'static,
+    ) -> Result<Response<T>, Status>
+    where
+        R: Send + 'static,
+    {
+        if self.ready.get().is_some_and(|r| !r.is_meta) {
+            return Err(Status::failed_precondition(
+                "this node is not the meta node",
+            ));
+        }
+        self.run(request, f).await
+    }
 }
 
 #[tonic::async_trait]
-impl Participant for ParticipantService {
+impl Oracle for TxnService {
+    async fn begin(
+        &self,
+        request: Request<BeginRequest>,
+    ) -> Result<Response<BeginResponse>, Status> {
+        self.run_meta(request, |c, _| {
+            Ok(BeginResponse {
+                read_ts: c.begin().start_ts(),
+            })
+        })
+        .await
+    }
+
+    async fn decide(
+        &self,
+        request: Request<DecideRequest>,
+    ) -> Result<Response<DecideResponse>, Status> {
+        self.run_meta(request, |c, r| {
+            c.decide(&r.txn_id, r.participants)
+                .map(|commit_ts| DecideResponse { commit_ts })
+        })
+        .await
+    }
+
+    async fn done(&self, request: Request<DoneRequest>) -> Result<Response<DoneResponse>, Status> {
+        self.run_meta(request, |c, r| c.done(&r.txn_id).map(|()| DoneResponse {}))
+            .await
+    }
+
+    async fn resolve(
+        &self,
+        request: Request<ResolveRequest>,
+    ) -> Result<Response<ResolveResponse>, Status> {
+        self.run_meta(request, |c, r| {
+            c.resolve(&r.txn_id)
+                .map(|commit_ts| ResolveResponse { commit_ts })
+        })
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl Participant for TxnService {
     async fn prepare(
         &self,
         request: Request<PrepareRequest>,
@@ -97,23 +170,24 @@ mod tests {
     use crate::error::Error;
     use crate::rpc::as_member;
     use crate::shard::proto::participant_client::ParticipantClient;
+    use crate::txn::oracle::proto::oracle_client::OracleClient;
     use crate::txn::tests::{open, prepare_request, t};
     use tonic::transport::{Channel, Endpoint, Server};
 
-    async fn serve(service: Arc<ParticipantService>) -> ParticipantClient<Channel> {
+    async fn serve(service: Arc<TxnService>) -> Channel {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(
             Server::builder()
-                .add_service(service.server())
+                .add_service(service.participant_server())
+                .add_service(service.oracle_server())
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
+        Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()
             .connect()
             .await
-            .unwrap();
-        ParticipantClient::new(channel)
+            .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,10 +196,12 @@ mod tests {
         let coordinator = Arc::new(open(dir.path()));
         let key = row_key(t(&coordinator), b"k");
         let start = coordinator.begin().start_ts();
-        let mut not_ready = serve(Arc::new(ParticipantService::default())).await;
-        let service = Arc::new(ParticipantService::default());
-        service.ready("c1".into(), coordinator.clone());
-        let mut client = serve(service).await;
+        let mut not_ready = ParticipantClient::new(serve(Arc::new(TxnService::default())).await);
+        let service = Arc::new(TxnService::default());
+        service.ready("c1".into(), coordinator.clone(), true);
+        let channel = serve(service).await;
+        let mut client = ParticipantClient::new(channel.clone());
+        let mut oracle = OracleClient::new(channel);
         let request = |id: &[u8]| prepare_request(id, &key, b"v", start, &coordinator);
 
         let status = not_ready
@@ -150,7 +226,32 @@ mod tests {
             .unwrap_err();
         assert!(matches!(Error::from_rpc("n1", status), Error::Retry(_)));
 
-        let commit_ts = start + 1;
+        // The meta node decides; readers stay below the decision until the
+        // participants applied it.
+        let commit_ts = oracle
+            .decide(
+                as_member(
+                    DecideRequest {
+                        txn_id: b"a".to_vec(),
+                        participants: vec![1],
+                    },
+                    "c1",
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap()
+            .into_inner()
+            .commit_ts;
+        let read_ts = |mut oracle: OracleClient<Channel>| async move {
+            oracle
+                .begin(as_member(BeginRequest {}, "c1").unwrap())
+                .await
+                .unwrap()
+                .into_inner()
+                .read_ts
+        };
+        assert!(read_ts(oracle.clone()).await < commit_ts);
         let resolved = client
             .commit_prepared(
                 as_member(
@@ -186,5 +287,32 @@ mod tests {
             .unwrap()
             .into_inner();
         assert!(!again.found, "already resolved");
+        oracle
+            .done(
+                as_member(
+                    DoneRequest {
+                        txn_id: b"a".to_vec(),
+                    },
+                    "c1",
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(read_ts(oracle.clone()).await >= commit_ts);
+        let decided = oracle
+            .resolve(
+                as_member(
+                    ResolveRequest {
+                        txn_id: b"a".to_vec(),
+                    },
+                    "c1",
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(decided.commit_ts, None, "done decisions are forgotten");
     }
 }

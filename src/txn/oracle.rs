@@ -1,0 +1,145 @@
+//! The meta node's timestamp oracle and commit decisions for cross-node
+//! transactions (`proto/txn.proto`).
+//!
+//! A cross-node commit is *decided* here: once every participant prepared,
+//! the coordinator gets a commit timestamp from this node's clock, and the
+//! decision is stored under `txn/decision/<txn id>` (the commit point). It
+//! is *in flight* until the coordinator reports every participant applied
+//! it. Read timestamps stay below the oldest decision in flight, so a
+//! snapshot sees a cross-node commit on every node or on none, and readers
+//! never wait. Local commits are applied at once and move the read
+//! timestamp directly.
+//!
+//! Decisions in flight survive a restart (they hold the read timestamp back
+//! until resolved). Recovery asks for a decision with [`Decisions::resolve`],
+//! which records an abort if there is none, so a coordinator that comes
+//! back late can no longer commit.
+
+use std::collections::BTreeMap;
+
+use prost::Message;
+
+use super::Clock;
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+
+/// The decision record (`proto/txn.proto`).
+pub mod proto {
+    #![allow(clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/shardforge.txn.rs"));
+}
+
+use proto::Decision;
+
+const DECISION_PREFIX: &[u8] = b"txn/decision/";
+
+pub struct Decisions {
+    /// Decided, not yet applied everywhere: commit timestamp -> txn id.
+    in_flight: BTreeMap<u64, Vec<u8>>,
+    /// The newest commit timestamp applied (locally, or reported done).
+    applied: u64,
+}
+
+impl Decisions {
+    /// The decisions in flight persisted in `storage`; `applied` is the last
+    /// commit timestamp of the clock.
+    pub fn load(storage: &Storage, applied: u64) -> Result<Self> {
+        let mut in_flight = BTreeMap::new();
+        for (key, value) in storage.scan_meta(DECISION_PREFIX)? {
+            let decision = Decision::decode(value.as_slice())
+                .map_err(|e| Error::Corrupt(format!("commit decision: {e}")))?;
+            if decision.commit_ts > 0 {
+                in_flight.insert(decision.commit_ts, key[DECISION_PREFIX.len()..].to_vec());
+            }
+        }
+        Ok(Self { in_flight, applied })
+    }
+
+    /// The newest timestamp at which every commit is applied.
+    pub fn read_ts(&self) -> u64 {
+        match self.in_flight.keys().next() {
+            Some(&oldest) => self.applied.min(oldest - 1),
+            None => self.applied,
+        }
+    }
+
+    /// A commit at `ts` is applied.
+    pub fn applied(&mut self, ts: u64) {
+        self.applied = self.applied.max(ts);
+    }
+
+    /// The commit point of `txn_id`: a timestamp from `clock`, stored with
+    /// the participants (synced). Fails if recovery aborted it first.
+    pub fn decide(
+        &mut self,
+        storage: &Storage,
+        clock: &Clock,
+        txn_id: &[u8],
+        participants: Vec<u32>,
+    ) -> Result<u64> {
+        if let Some(decision) = read(storage, txn_id)? {
+            return match decision.commit_ts {
+                0 => Err(Error::Retry(
+                    "the transaction was aborted while its commit was pending".into(),
+                )),
+                ts => Ok(ts),
+            };
+        }
+        let commit_ts = clock.next();
+        let mut batch = storage.batch();
+        let decision = Decision {
+            commit_ts,
+            participants,
+        };
+        batch.put_meta(&key(txn_id), &decision.encode_to_vec());
+        clock.record(commit_ts, &mut batch);
+        storage.write(batch)?;
+        self.in_flight.insert(commit_ts, txn_id.to_vec());
+        Ok(commit_ts)
+    }
+
+    /// Every participant applied `txn_id`: forget its decision.
+    pub fn done(&mut self, storage: &Storage, txn_id: &[u8]) -> Result<()> {
+        let Some(ts) = self
+            .in_flight
+            .iter()
+            .find_map(|(ts, id)| (id.as_slice() == txn_id).then_some(*ts))
+        else {
+            return Ok(());
+        };
+        let mut batch = storage.batch();
+        batch.delete_meta(&key(txn_id));
+        storage.write(batch)?;
+        self.in_flight.remove(&ts);
+        self.applied(ts);
+        Ok(())
+    }
+
+    /// The commit timestamp of `txn_id` if it was decided; otherwise it is
+    /// aborted now, for good.
+    pub fn resolve(&mut self, storage: &Storage, txn_id: &[u8]) -> Result<Option<u64>> {
+        if let Some(decision) = read(storage, txn_id)? {
+            return Ok((decision.commit_ts > 0).then_some(decision.commit_ts));
+        }
+        let mut batch = storage.batch();
+        batch.put_meta(&key(txn_id), &Decision::default().encode_to_vec());
+        storage.write(batch)?;
+        Ok(None)
+    }
+}
+
+fn read(storage: &Storage, txn_id: &[u8]) -> Result<Option<Decision>> {
+    storage
+        .get_meta(&key(txn_id))?
+        .map(|raw| {
+            Decision::decode(raw.as_slice())
+                .map_err(|e| Error::Corrupt(format!("commit decision: {e}")))
+        })
+        .transpose()
+}
+
+fn key(txn_id: &[u8]) -> Vec<u8> {
+    let mut key = DECISION_PREFIX.to_vec();
+    key.extend_from_slice(txn_id);
+    key
+}
