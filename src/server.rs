@@ -26,6 +26,7 @@ use crate::shard::flight::ShardFlightService;
 use crate::shard::ShardMap;
 use crate::sql::SqlEngine;
 use crate::storage::Storage;
+use crate::txn::distributed::Peers;
 use crate::txn::service::TxnService;
 use crate::txn::TxnCoordinator;
 
@@ -107,6 +108,7 @@ async fn serve(
         .ok_or_else(|| Error::Internal("serving before the cluster is initialised".into()))?;
     let cluster_id = cluster.cluster_id();
     let is_meta = cluster.is_meta();
+    let peers: Arc<dyn Peers> = cluster.clone();
     let engine = tokio::task::spawn_blocking(move || -> Result<SqlEngine> {
         let catalog = Arc::new(Catalog::load(&storage)?);
         let shards = Arc::new(ShardMap::load(&storage)?);
@@ -120,6 +122,7 @@ async fn serve(
         engine.coordinator().shards().clone(),
     );
     txn.ready(cluster_id, engine.coordinator().clone(), is_meta);
+    engine.coordinator().set_peers(peers);
     let engine = Arc::new(engine);
     tracing::info!(
         node,

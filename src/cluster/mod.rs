@@ -38,6 +38,7 @@ use crate::config::Config;
 use crate::error::{Error, InputError, Result};
 use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange};
 use crate::storage::Storage;
+use crate::txn::distributed::Peers;
 
 /// The protobuf messages and gRPC stubs of `proto/cluster.proto`.
 pub mod proto {
@@ -500,13 +501,42 @@ impl Cluster {
 
     /// A client over the pooled channel to `addr`.
     fn client(&self, addr: &str) -> Result<ClusterClient<Channel>> {
+        Ok(ClusterClient::new(self.pooled_channel(addr)?))
+    }
+
+    /// The one channel to `addr`, connected on first use.
+    fn pooled_channel(&self, addr: &str) -> Result<Channel> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(channel) = channels.get(addr) {
-            return Ok(ClusterClient::new(channel.clone()));
+            return Ok(channel.clone());
         }
         let channel = endpoint(addr)?.connect_lazy();
         channels.insert(addr.to_string(), channel.clone());
-        Ok(ClusterClient::new(channel))
+        Ok(channel)
+    }
+}
+
+/// The cluster as a cross-node commit sees it.
+impl Peers for Cluster {
+    fn node_id(&self) -> u32 {
+        Cluster::node_id(self).unwrap_or_default()
+    }
+
+    fn meta_node(&self) -> u32 {
+        self.state().map_or(META_NODE, |s| s.identity.meta_node)
+    }
+
+    fn cluster_id(&self) -> String {
+        Cluster::cluster_id(self)
+    }
+
+    fn channel(&self, node: u32) -> Result<Channel> {
+        let addr = self
+            .state()
+            .and_then(|s| s.members.into_iter().find(|m| m.id == node))
+            .map(|m| m.rpc_addr)
+            .ok_or_else(|| Error::Unavailable(format!("node {node} is not a member")))?;
+        self.pooled_channel(&addr)
     }
 }
 

@@ -22,23 +22,28 @@
 //! step 2 (a name taken or a table dropped by an earlier commit fails it),
 //! its catalog records join the storage batch of step 3, and the catalog
 //! shows it to other sessions right after. The rows of the tables it
-//! dropped are purged after the commit; their ids are never reused. On several nodes, steps 2–3 become a
-//! two-phase commit over the same `WriteBatch` messages.
+//! dropped are purged after the commit; their ids are never reused.
+//!
+//! On several nodes, steps 2–3 become a two-phase commit over the same
+//! `WriteBatch` messages ([`distributed`]), with the meta node's clock as
+//! the cluster's timestamp oracle ([`oracle`]).
 
 mod clock;
+pub mod distributed;
 pub mod oracle;
 mod prepared;
 pub mod service;
 
 pub use clock::Clock;
 
+use distributed::Peers;
 use oracle::Decisions;
 use prepared::Prepared;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::catalog::{Catalog, SchemaChange, TableDef, TableId};
 use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
@@ -154,6 +159,11 @@ pub struct TxnCoordinator {
     /// Serialises validation and commit (step 2–4 above), and guards what
     /// cross-node commits leave here.
     commit_lock: Mutex<Locked>,
+    /// The other nodes, once this node is in a cluster of several.
+    peers: OnceLock<Arc<dyn Peers>>,
+    /// With `txn_counter`, makes cross-node transaction ids unique.
+    txn_epoch: u64,
+    txn_counter: AtomicU64,
 }
 
 /// What the commit lock guards.
@@ -178,6 +188,9 @@ impl TxnCoordinator {
             decisions: Decisions::load(&storage, clock.last())?,
         };
         let visible_ts = AtomicU64::new(locked.decisions.read_ts());
+        let txn_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         Ok(Self {
             storage,
             shards,
@@ -185,6 +198,9 @@ impl TxnCoordinator {
             clock,
             visible_ts,
             commit_lock: Mutex::new(locked),
+            peers: OnceLock::new(),
+            txn_epoch,
+            txn_counter: AtomicU64::new(0),
         })
     }
 
@@ -194,6 +210,12 @@ impl TxnCoordinator {
 
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
+    }
+
+    /// Makes commits that write other nodes' shard groups, or commit off the
+    /// meta node, go through two-phase commit with `peers`.
+    pub fn set_peers(&self, peers: Arc<dyn Peers>) {
+        let _ = self.peers.set(peers);
     }
 
     pub fn begin(&self) -> Transaction {
@@ -223,6 +245,27 @@ impl TxnCoordinator {
                 })
                 .mutations
                 .push(Mutation { key, value });
+        }
+        if let Some(peers) = self.peers.get() {
+            let me = peers.node_id();
+            let replicas = self.shards.replicas();
+            let remote = batches
+                .values()
+                .any(|b| replicas[b.shard_id as usize].range().node != me);
+            // Off the meta node every commit takes the cluster's timestamp.
+            if remote || peers.meta_node() != me {
+                if !txn.schema.is_empty() {
+                    return Err(Error::unsupported(
+                        "CREATE or DROP TABLE in a transaction that writes on several nodes",
+                    ));
+                }
+                let mut by_node: BTreeMap<u32, Vec<WriteBatch>> = BTreeMap::new();
+                for batch in batches.into_values() {
+                    let node = replicas[batch.shard_id as usize].range().node;
+                    by_node.entry(node).or_default().push(batch);
+                }
+                return self.commit_across(peers, by_node);
+            }
         }
         let schema = txn.schema;
         let dropped: Vec<Arc<TableDef>> = schema.dropped().cloned().collect();

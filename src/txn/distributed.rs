@@ -1,0 +1,412 @@
+//! The coordinator side of a commit that writes shard groups on several
+//! nodes: two-phase commit over the `Participant` services, decided by the
+//! meta node's `Oracle` (see `oracle` and `docs/architecture.md`).
+//!
+//! 1. Prepare every participant node (this one in-process, the others over
+//!    gRPC, in parallel). A refusal (a conflict: 40001) aborts those that
+//!    prepared, and the transaction fails with it.
+//! 2. Ask the meta node to decide: the commit point. If the answer is lost,
+//!    `Resolve` tells whether it was recorded (and aborts it if not), so the
+//!    outcome is never guessed.
+//! 3. Tell every participant to commit at the decided timestamp, then report
+//!    `Done` so read timestamps may pass it. A participant that cannot be
+//!    told now keeps its intents until recovery resolves them with the meta
+//!    node; the commit stands either way.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tonic::transport::Channel;
+
+use super::oracle::proto::oracle_client::OracleClient;
+use super::oracle::proto::{DecideRequest, DoneRequest, ResolveRequest};
+use super::TxnCoordinator;
+use crate::error::{Error, Result};
+use crate::rpc::as_member;
+use crate::shard::proto::participant_client::ParticipantClient;
+use crate::shard::proto::{AbortRequest, CommitPreparedRequest, PrepareRequest, WriteBatch};
+
+/// What a cross-node commit needs to know of the cluster.
+pub trait Peers: Send + Sync {
+    /// This node's id.
+    fn node_id(&self) -> u32;
+    /// The meta node's id.
+    fn meta_node(&self) -> u32;
+    fn cluster_id(&self) -> String;
+    /// The pooled channel to node `node`.
+    fn channel(&self, node: u32) -> Result<Channel>;
+}
+
+impl TxnCoordinator {
+    /// Commits `batches` (by node, then shard group) with two-phase commit.
+    /// Blocks: call it off the async runtime (it drives the RPCs itself).
+    pub(super) fn commit_across(
+        &self,
+        peers: &Arc<dyn Peers>,
+        by_node: BTreeMap<u32, Vec<WriteBatch>>,
+    ) -> Result<u64> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::Internal("a cross-node commit needs the async runtime".into()))?;
+        let me = peers.node_id();
+        let txn_id = self.new_txn_id(me);
+        let participants: Vec<u32> = by_node.keys().copied().collect();
+
+        // 1. Prepare.
+        let prepares = by_node.into_iter().map(|(node, batches)| {
+            let request = PrepareRequest {
+                txn_id: txn_id.clone(),
+                batches,
+            };
+            async move {
+                let result = if node == me {
+                    self.prepare(request)
+                } else {
+                    self.participant(peers, node)?
+                        .prepare(as_member(request, &peers.cluster_id())?)
+                        .await
+                        .map(|_| ())
+                        .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+                };
+                Ok::<_, Error>((node, result))
+            }
+        });
+        let results = runtime.block_on(futures::future::join_all(prepares));
+        let mut failure = None;
+        for result in results {
+            match result {
+                Ok((_, Ok(()))) => {}
+                Ok((_, Err(e))) | Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        if let Some(e) = failure {
+            runtime.block_on(self.abort_all(peers, &txn_id, &participants));
+            return Err(e);
+        }
+
+        // 2. Decide.
+        let decided = runtime.block_on(self.decide_at_meta(peers, &txn_id, &participants));
+        let commit_ts = match decided {
+            Ok(commit_ts) => commit_ts,
+            Err(e) => {
+                runtime.block_on(self.abort_all(peers, &txn_id, &participants));
+                return Err(e);
+            }
+        };
+
+        // 3. Apply everywhere, then let reads pass it.
+        let txn_id = txn_id.as_slice();
+        let applied = runtime.block_on(futures::future::join_all(participants.iter().map(
+            |&node| async move {
+                let result = if node == me {
+                    self.commit_prepared(txn_id, commit_ts).map(|_| ())
+                } else {
+                    let request = CommitPreparedRequest {
+                        txn_id: txn_id.to_vec(),
+                        commit_ts,
+                    };
+                    match self.participant(peers, node) {
+                        Ok(mut client) => client
+                            .commit_prepared(as_member(request, &peers.cluster_id())?)
+                            .await
+                            .map(|_| ())
+                            .map_err(|s| Error::from_rpc(&format!("node {node}"), s)),
+                        Err(e) => Err(e),
+                    }
+                };
+                if let Err(e) = &result {
+                    tracing::warn!(node, error = %e, "a committed transaction waits for recovery on a node");
+                }
+                result
+            },
+        )));
+        if applied.iter().all(Result::is_ok) {
+            let done = runtime.block_on(async {
+                let request = DoneRequest {
+                    txn_id: txn_id.to_vec(),
+                };
+                if peers.meta_node() == me {
+                    self.done(txn_id)
+                } else {
+                    self.oracle(peers)?
+                        .done(as_member(request, &peers.cluster_id())?)
+                        .await
+                        .map(|_| ())
+                        .map_err(|s| Error::from_rpc("the meta node", s))
+                }
+            });
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "could not report a finished commit to the meta node");
+            }
+        }
+        Ok(commit_ts)
+    }
+
+    /// The meta node's decision; if the answer is lost, the decision it
+    /// recorded, or an abort.
+    async fn decide_at_meta(
+        &self,
+        peers: &Arc<dyn Peers>,
+        txn_id: &[u8],
+        participants: &[u32],
+    ) -> Result<u64> {
+        if peers.meta_node() == peers.node_id() {
+            return self.decide(txn_id, participants.to_vec());
+        }
+        let cluster_id = peers.cluster_id();
+        let mut oracle = self.oracle(peers)?;
+        let request = DecideRequest {
+            txn_id: txn_id.to_vec(),
+            participants: participants.to_vec(),
+        };
+        match oracle.decide(as_member(request, &cluster_id)?).await {
+            Ok(response) => Ok(response.into_inner().commit_ts),
+            Err(status) if status.code() == tonic::Code::Aborted => {
+                Err(Error::from_rpc("the meta node", status))
+            }
+            Err(status) => {
+                let request = ResolveRequest {
+                    txn_id: txn_id.to_vec(),
+                };
+                match oracle.resolve(as_member(request, &cluster_id)?).await {
+                    Ok(response) => response.into_inner().commit_ts.ok_or_else(|| {
+                        Error::Unavailable(format!(
+                            "the transaction was aborted: the meta node did not answer ({})",
+                            status.message()
+                        ))
+                    }),
+                    Err(_) => Err(Error::Unavailable(format!(
+                        "the outcome of the commit is unknown: the meta node did not answer ({}); \
+                         recovery will finish or undo it",
+                        status.message()
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Aborts `txn_id` on every participant (those that did not prepare
+    /// have nothing to drop); one that cannot be reached is left to
+    /// recovery.
+    async fn abort_all(&self, peers: &Arc<dyn Peers>, txn_id: &[u8], participants: &[u32]) {
+        for &node in participants {
+            let result = if node == peers.node_id() {
+                self.abort_prepared(txn_id).map(|_| ())
+            } else {
+                let request = AbortRequest {
+                    txn_id: txn_id.to_vec(),
+                };
+                match (
+                    self.participant(peers, node),
+                    as_member(request, &peers.cluster_id()),
+                ) {
+                    (Ok(mut client), Ok(request)) => client
+                        .abort(request)
+                        .await
+                        .map(|_| ())
+                        .map_err(|s| Error::from_rpc(&format!("node {node}"), s)),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                }
+            };
+            if let Err(e) = result {
+                tracing::warn!(node, error = %e, "an aborted transaction waits for recovery on a node");
+            }
+        }
+    }
+
+    fn participant(&self, peers: &Arc<dyn Peers>, node: u32) -> Result<ParticipantClient<Channel>> {
+        Ok(ParticipantClient::new(peers.channel(node)?))
+    }
+
+    fn oracle(&self, peers: &Arc<dyn Peers>) -> Result<OracleClient<Channel>> {
+        Ok(OracleClient::new(peers.channel(peers.meta_node())?))
+    }
+
+    /// A transaction id unique in the cluster: the node id, the time this
+    /// node started, and a counter.
+    fn new_txn_id(&self, node: u32) -> Vec<u8> {
+        let mut id = node.to_be_bytes().to_vec();
+        id.extend_from_slice(&self.txn_epoch.to_be_bytes());
+        id.extend_from_slice(
+            &self
+                .txn_counter
+                .fetch_add(1, Ordering::Relaxed)
+                .to_be_bytes(),
+        );
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{create_for_test, int_table, Catalog};
+    use crate::encoding::keys::row_key;
+    use crate::shard::{split_hash_space, stage_ranges, ShardMap};
+    use crate::storage::Storage;
+    use crate::txn::service::TxnService;
+    use std::collections::HashMap;
+    use tonic::transport::{Endpoint, Server};
+
+    /// Node `me` of a two-node cluster whose shard group 0 is on node 1 (the
+    /// meta node) and group 1 on node 2.
+    struct TestPeers {
+        me: u32,
+        channels: HashMap<u32, Channel>,
+    }
+
+    impl Peers for TestPeers {
+        fn node_id(&self) -> u32 {
+            self.me
+        }
+        fn meta_node(&self) -> u32 {
+            1
+        }
+        fn cluster_id(&self) -> String {
+            "c1".into()
+        }
+        fn channel(&self, node: u32) -> Result<Channel> {
+            self.channels
+                .get(&node)
+                .cloned()
+                .ok_or_else(|| Error::Unavailable(format!("node {node} is down")))
+        }
+    }
+
+    struct Node {
+        _dir: tempfile::TempDir,
+        coordinator: Arc<TxnCoordinator>,
+    }
+
+    fn node(table: &crate::catalog::TableDef) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::open(dir.path()).unwrap());
+        let mut ranges = split_hash_space(2).unwrap();
+        ranges[1].node = 2;
+        let mut batch = storage.batch();
+        stage_ranges(&ranges, &mut batch).unwrap();
+        storage.write(batch).unwrap();
+        let shards = Arc::new(ShardMap::load(&storage).unwrap());
+        let catalog = Arc::new(Catalog::load(&storage).unwrap());
+        assert_eq!(create_for_test(&catalog, table.clone()).id, table.id);
+        let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog).unwrap());
+        Node {
+            _dir: dir,
+            coordinator,
+        }
+    }
+
+    async fn serve(node: &Node, is_meta: bool) -> Channel {
+        let service = Arc::new(TxnService::default());
+        service.ready("c1".into(), node.coordinator.clone(), is_meta);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            Server::builder()
+                .add_service(service.participant_server())
+                .add_service(service.oracle_server())
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// A key of `table` in shard group `group` (of two).
+    fn key_in(c: &TxnCoordinator, table: u32, group: u32, tag: u8) -> Vec<u8> {
+        (0u16..)
+            .map(|i| row_key(table, &[tag, (i >> 8) as u8, i as u8]))
+            .find(|k| c.shards().for_key(k).range().id.0 == group)
+            .unwrap()
+    }
+
+    fn commit_on(
+        c: &Arc<TxnCoordinator>,
+        writes: Vec<(Vec<u8>, &'static [u8])>,
+        start_ts: u64,
+    ) -> tokio::task::JoinHandle<Result<u64>> {
+        let c = c.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut txn = c.begin();
+            txn.start_ts = start_ts;
+            for (key, value) in writes {
+                txn.put(key, value.to_vec());
+            }
+            c.commit(txn)
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_across_two_nodes_lands_on_both_or_neither() {
+        let mut table = int_table("t");
+        table.id = crate::catalog::TableId(100);
+        let (n1, n2) = (node(&table), node(&table));
+        let (c1, c2) = (serve(&n1, true).await, serve(&n2, false).await);
+        let channels: HashMap<u32, Channel> = [(1, c1), (2, c2)].into();
+        for (n, me) in [(&n1, 1), (&n2, 2)] {
+            n.coordinator.set_peers(Arc::new(TestPeers {
+                me,
+                channels: channels.clone(),
+            }));
+        }
+        let on1 = key_in(&n1.coordinator, 100, 0, 1);
+        let on2 = key_in(&n1.coordinator, 100, 1, 2);
+        let read = |n: &Node, key: &[u8], ts: u64| {
+            n.coordinator.shards().for_key(key).get(key, ts).unwrap()
+        };
+
+        // Coordinated by node 2: both halves commit at one timestamp, and the
+        // meta node's read timestamp passes it only once both are applied.
+        let start = n1.coordinator.begin().start_ts();
+        let ts = commit_on(
+            &n2.coordinator,
+            vec![(on1.clone(), b"a"), (on2.clone(), b"b")],
+            start,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(read(&n1, &on1, ts).unwrap(), b"a");
+        assert_eq!(read(&n2, &on2, ts).unwrap(), b"b");
+        assert!(read(&n1, &on1, ts - 1).is_none());
+        assert!(n1.coordinator.begin().start_ts() >= ts);
+        assert!(
+            n1.coordinator.prepared_txns().is_empty() && n2.coordinator.prepared_txns().is_empty()
+        );
+
+        // A transaction whose snapshot predates that commit conflicts on
+        // node 2; its node-1 half, prepared fine, is aborted with it.
+        let other = key_in(&n1.coordinator, 100, 0, 3);
+        let late = commit_on(
+            &n2.coordinator,
+            vec![(other.clone(), b"x"), (on2.clone(), b"y")],
+            start,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(late, Err(Error::Retry(_))), "{late:?}");
+        let now = n1.coordinator.begin().start_ts();
+        assert!(read(&n1, &other, now).is_none());
+        assert!(
+            n1.coordinator.prepared_txns().is_empty() && n2.coordinator.prepared_txns().is_empty()
+        );
+
+        // Coordinated by the meta node itself, with a participant down: the
+        // transaction fails as unavailable and leaves nothing behind.
+        let down = Arc::new(TestPeers {
+            me: 1,
+            channels: HashMap::new(),
+        });
+        let lonely = node(&table);
+        lonely.coordinator.set_peers(down);
+        let start = lonely.coordinator.begin().start_ts();
+        let key2 = key_in(&lonely.coordinator, 100, 1, 4);
+        let failed = commit_on(&lonely.coordinator, vec![(key2, b"z")], start)
+            .await
+            .unwrap();
+        assert!(matches!(failed, Err(Error::Unavailable(_))), "{failed:?}");
+        assert!(lonely.coordinator.prepared_txns().is_empty());
+    }
+}
