@@ -109,20 +109,23 @@ async fn serve(
     let cluster_id = cluster.cluster_id();
     let is_meta = cluster.is_meta();
     let peers: Arc<dyn Peers> = cluster.clone();
+    let for_engine = cluster.clone();
     let engine = tokio::task::spawn_blocking(move || -> Result<SqlEngine> {
         let catalog = Arc::new(Catalog::load(&storage)?);
         let shards = Arc::new(ShardMap::load(&storage)?);
         let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog)?);
-        SqlEngine::new(coordinator, cluster)
+        SqlEngine::new(coordinator, for_engine)
     })
     .await??;
-    flight.ready(
-        cluster_id.clone(),
-        node,
-        engine.coordinator().shards().clone(),
-    );
-    txn.ready(cluster_id, engine.coordinator().clone(), is_meta);
-    engine.coordinator().set_peers(peers);
+    let coordinator = engine.coordinator().clone();
+    flight.ready(cluster_id.clone(), node, coordinator.shards().clone());
+    txn.ready(cluster_id, coordinator.clone(), is_meta);
+    coordinator.set_peers(peers);
+    cluster.set_coordinator(coordinator.clone());
+    // Schema changes made while this node was down.
+    if let Err(e) = cluster.fetch_catalog(&coordinator).await {
+        tracing::warn!(error = %e, "could not take the meta node's catalog; serving the one on disk");
+    }
     let engine = Arc::new(engine);
     tracing::info!(
         node,

@@ -186,6 +186,37 @@ impl SchemaChange {
     }
 }
 
+/// A [`SchemaChange`] as it travels to the meta node, which commits it
+/// there (and gives new tables their ids).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SchemaChangeMessage {
+    created: Vec<TableDef>,
+    dropped: Vec<TableDef>,
+}
+
+impl SchemaChange {
+    pub fn to_message(&self) -> SchemaChangeMessage {
+        SchemaChangeMessage {
+            created: self.created.values().map(|d| d.as_ref().clone()).collect(),
+            dropped: self.dropped.values().map(|d| d.as_ref().clone()).collect(),
+        }
+    }
+
+    /// The change `message` describes, made again on `committed`: the drops
+    /// as they were (the commit checks the tables are still the same), the
+    /// creates with ids from `committed`.
+    pub fn from_message(message: SchemaChangeMessage, committed: &Catalog) -> Result<Self> {
+        let mut change = Self::default();
+        for def in message.dropped {
+            change.dropped.insert(def.name.clone(), Arc::new(def));
+        }
+        for def in message.created {
+            change.create_table(committed, def, false)?;
+        }
+        Ok(change)
+    }
+}
+
 fn duplicate_table(name: &str) -> Error {
     Error::input(
         InputError::DuplicateTable,
@@ -248,6 +279,44 @@ impl Catalog {
 
     pub fn tables(&self) -> Vec<Arc<TableDef>> {
         self.read().tables.values().cloned().collect()
+    }
+
+    /// Makes the catalog exactly `tables` (a node taking the meta node's
+    /// catalog), persisted in one batch. Returns the tables that are gone,
+    /// whose rows the caller purges. Blocks on disk.
+    pub fn replace(&self, storage: &Storage, tables: Vec<TableDef>) -> Result<Vec<Arc<TableDef>>> {
+        let mut state = self.write();
+        let mut batch = storage.batch();
+        let incoming: BTreeMap<String, Arc<TableDef>> = tables
+            .into_iter()
+            .map(|def| (def.name.clone(), Arc::new(def)))
+            .collect();
+        let mut gone = Vec::new();
+        for (name, def) in &state.tables {
+            if incoming.get(name).map(|d| d.id) != Some(def.id) {
+                batch.delete_meta(&table_key(def.id));
+                gone.push(def.clone());
+            }
+        }
+        let mut tables = BTreeMap::new();
+        for (name, def) in incoming {
+            // Keep the definition this node has, if it is the same table, so
+            // that providers made for it stay valid.
+            match state.tables.get(&name).filter(|d| **d == def) {
+                Some(same) => {
+                    tables.insert(name, same.clone());
+                }
+                None => {
+                    let json = serde_json::to_vec(def.as_ref())
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                    batch.put_meta(&table_key(def.id), &json);
+                    tables.insert(name, def);
+                }
+            }
+        }
+        storage.write(batch)?;
+        state.tables = tables;
+        Ok(gone)
     }
 
     fn new_table_id(&self) -> TableId {
@@ -453,5 +522,45 @@ mod tests {
             catalog.validate(&none, &[second_id]),
             Err(Error::Retry(_))
         ));
+    }
+
+    #[test]
+    fn a_node_takes_the_meta_nodes_catalog_and_a_change_travels_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let meta = Catalog::load(&storage).unwrap();
+        let other_dir = tempfile::tempdir().unwrap();
+        let other_storage = Storage::open(other_dir.path()).unwrap();
+        let other = Catalog::load(&other_storage).unwrap();
+        let kept = create_for_test(&other, int_table("kept"));
+        create_for_test(&other, int_table("gone"));
+
+        // A change made on another node is made again on the meta node,
+        // which gives the new table its own id.
+        let mut change = SchemaChange::default();
+        change
+            .create_table(&other, int_table("new"), false)
+            .unwrap();
+        let message: SchemaChangeMessage =
+            serde_json::from_slice(&serde_json::to_vec(&change.to_message()).unwrap()).unwrap();
+        let on_meta = SchemaChange::from_message(message, &meta).unwrap();
+        commit(&storage, &meta, on_meta).unwrap();
+        let mut tables: Vec<TableDef> = meta.tables().iter().map(|t| (**t).clone()).collect();
+        tables.push((*kept).clone());
+
+        let gone = other.replace(&other_storage, tables).unwrap();
+        assert_eq!(
+            gone.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            ["gone"]
+        );
+        assert!(
+            Arc::ptr_eq(&other.table("kept").unwrap(), &kept),
+            "same table, same definition"
+        );
+        assert_eq!(other.table("new").unwrap(), meta.table("new").unwrap());
+        // (`create_for_test` tables are not on disk; what `replace` wrote is.)
+        let reloaded = Catalog::load(&other_storage).unwrap();
+        assert_eq!(reloaded.table("new"), meta.table("new"));
+        assert!(reloaded.table("gone").is_none());
     }
 }

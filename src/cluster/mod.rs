@@ -34,11 +34,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::catalog::{SchemaChangeMessage, TableDef};
 use crate::config::Config;
 use crate::error::{Error, InputError, Result};
 use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange};
 use crate::storage::Storage;
 use crate::txn::distributed::Peers;
+use crate::txn::TxnCoordinator;
 
 /// The protobuf messages and gRPC stubs of `proto/cluster.proto`.
 pub mod proto {
@@ -100,6 +102,8 @@ pub struct Cluster {
     changes: tokio::sync::Mutex<()>,
     /// One lazily connected channel per peer address.
     channels: Mutex<HashMap<String, Channel>>,
+    /// The node's transactions (and catalog), once it serves.
+    coordinator: std::sync::OnceLock<Arc<TxnCoordinator>>,
 }
 
 impl Cluster {
@@ -131,6 +135,7 @@ impl Cluster {
             last_seen: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
             channels: Mutex::new(HashMap::new()),
+            coordinator: std::sync::OnceLock::new(),
         }))
     }
 
@@ -474,6 +479,102 @@ impl Cluster {
         Ok(())
     }
 
+    /// Starts serving catalog RPCs with the node's transactions.
+    pub fn set_coordinator(&self, coordinator: Arc<TxnCoordinator>) {
+        let _ = self.coordinator.set(coordinator);
+    }
+
+    fn serving(&self, cluster_id: &str) -> Result<Arc<TxnCoordinator>> {
+        let state = self.initialised_state()?;
+        if cluster_id != state.identity.cluster_id {
+            return Err(Error::input(
+                InputError::Other,
+                format!("a call from outside cluster {}", state.identity.cluster_id),
+            ));
+        }
+        self.coordinator
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::Unavailable("this node does not serve SQL yet".into()))
+    }
+
+    /// `CommitSchema`, on the meta node.
+    pub async fn commit_schema_here(
+        &self,
+        request: proto::SchemaChange,
+    ) -> Result<proto::CatalogUpdate> {
+        let coordinator = self.serving(&request.cluster_id)?;
+        if !self.is_meta() {
+            return Err(Error::input(
+                InputError::Other,
+                "this node is not the meta node",
+            ));
+        }
+        let change: SchemaChangeMessage = serde_json::from_slice(&request.change_json)
+            .map_err(|e| Error::input(InputError::Other, format!("bad schema change: {e}")))?;
+        let committer = coordinator.clone();
+        tokio::task::spawn_blocking(move || committer.commit_schema(change)).await??;
+        self.catalog_update(&coordinator, request.cluster_id)
+    }
+
+    /// `GetCatalog`, on the meta node.
+    pub fn get_catalog(&self, request: proto::GetCatalogRequest) -> Result<proto::CatalogUpdate> {
+        let coordinator = self.serving(&request.cluster_id)?;
+        self.catalog_update(&coordinator, request.cluster_id)
+    }
+
+    fn catalog_update(
+        &self,
+        coordinator: &TxnCoordinator,
+        cluster_id: String,
+    ) -> Result<proto::CatalogUpdate> {
+        let tables: Vec<TableDef> = coordinator
+            .catalog()
+            .tables()
+            .iter()
+            .map(|t| t.as_ref().clone())
+            .collect();
+        Ok(proto::CatalogUpdate {
+            cluster_id,
+            tables_json: to_json(&tables)?,
+        })
+    }
+
+    /// `ApplyCatalog`: the meta node's catalog replaces this node's; the
+    /// rows of tables that are gone are purged.
+    pub async fn apply_catalog(&self, update: proto::CatalogUpdate) -> Result<()> {
+        let coordinator = self.serving(&update.cluster_id)?;
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || {
+            apply_tables(&storage, &coordinator, &update.tables_json)
+        })
+        .await?
+    }
+
+    /// A node that is not the meta node takes the meta node's catalog before
+    /// it serves SQL (it may have missed changes while it was down).
+    pub async fn fetch_catalog(&self, coordinator: &Arc<TxnCoordinator>) -> Result<()> {
+        let state = self.initialised_state()?;
+        if state.identity.node_id == state.identity.meta_node {
+            return Ok(());
+        }
+        let meta = self.meta_addr(&state)?;
+        let update = self
+            .client(&meta)?
+            .get_catalog(proto::GetCatalogRequest {
+                cluster_id: state.identity.cluster_id,
+            })
+            .await
+            .map_err(|s| Error::from_rpc(&meta, s))?
+            .into_inner();
+        let storage = self.storage.clone();
+        let coordinator = coordinator.clone();
+        tokio::task::spawn_blocking(move || {
+            apply_tables(&storage, &coordinator, &update.tables_json)
+        })
+        .await?
+    }
+
     /// `Ping`: the cluster id, empty before initialisation.
     pub fn cluster_id(&self) -> String {
         self.state()
@@ -538,6 +639,61 @@ impl Peers for Cluster {
             .ok_or_else(|| Error::Unavailable(format!("node {node} is not a member")))?;
         self.pooled_channel(&addr)
     }
+
+    fn commit_schema(&self, change: SchemaChangeMessage) -> Result<()> {
+        let state = self.initialised_state()?;
+        let meta = self.meta_addr(&state)?;
+        let request = proto::SchemaChange {
+            cluster_id: state.identity.cluster_id,
+            change_json: to_json(&change)?,
+        };
+        let mut client = self.client(&meta)?;
+        block_on(client.commit_schema(request)).map_err(|s| Error::from_rpc(&meta, s))?;
+        Ok(())
+    }
+
+    fn publish_catalog(&self, tables: Vec<TableDef>) -> Result<()> {
+        let state = self.initialised_state()?;
+        let update = proto::CatalogUpdate {
+            cluster_id: state.identity.cluster_id.clone(),
+            tables_json: to_json(&tables)?,
+        };
+        let live: Vec<u32> = self
+            .nodes_with_liveness()?
+            .into_iter()
+            .filter(|n| n.live && n.node_id != state.identity.node_id)
+            .map(|n| n.node_id)
+            .collect();
+        let mut failed = None;
+        for member in state.members.iter().filter(|m| live.contains(&m.id)) {
+            let mut client = self.client(&member.rpc_addr)?;
+            if let Err(status) = block_on(client.apply_catalog(update.clone())) {
+                failed = Some(Error::from_rpc(&member.rpc_addr, status));
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// Runs an RPC from a blocking thread of the runtime.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime.block_on(future),
+        // Not on a runtime thread at all: a small one of its own.
+        Err(_) => futures::executor::block_on(future),
+    }
+}
+
+/// Replaces the catalog with the tables in `json` and purges the rows of
+/// the tables that are gone. Blocks on disk.
+fn apply_tables(storage: &Storage, coordinator: &TxnCoordinator, json: &[u8]) -> Result<()> {
+    let tables: Vec<TableDef> = serde_json::from_slice(json)
+        .map_err(|e| Error::input(InputError::Other, format!("bad catalog: {e}")))?;
+    for gone in coordinator.catalog().replace(storage, tables)? {
+        let (start, end) = crate::encoding::keys::table_bounds(gone.id.0);
+        storage.purge_range(&start, &end)?;
+    }
+    Ok(())
 }
 
 /// The endpoint of a node's rpc address, with the timeouts every call uses.

@@ -78,4 +78,36 @@ impl cluster_server::Cluster for ClusterService {
             .map(Response::new)
             .map_err(Status::from)
     }
+
+    async fn commit_schema(
+        &self,
+        request: Request<proto::SchemaChange>,
+    ) -> Result<Response<proto::CatalogUpdate>, Status> {
+        self.cluster
+            .commit_schema_here(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn get_catalog(
+        &self,
+        request: Request<proto::GetCatalogRequest>,
+    ) -> Result<Response<proto::CatalogUpdate>, Status> {
+        self.cluster
+            .get_catalog(request.into_inner())
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn apply_catalog(
+        &self,
+        request: Request<proto::CatalogUpdate>,
+    ) -> Result<Response<proto::ApplyCatalogResponse>, Status> {
+        self.cluster
+            .apply_catalog(request.into_inner())
+            .await
+            .map(|()| Response::new(proto::ApplyCatalogResponse {}))
+            .map_err(Status::from)
+    }
 }

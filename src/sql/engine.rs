@@ -128,15 +128,13 @@ impl SqlEngine {
             Statement::Insert(_)
             | Statement::Update(_)
             | Statement::Delete(_)
-            | Statement::Truncate(_)
-            | Statement::CreateTable(_)
-            | Statement::Drop { .. } => true,
+            | Statement::Truncate(_) => true,
             _ => false,
         };
         if on_tables && !self.holds_all_shards {
             return Err(Error::unsupported(
-                "a statement on tables in a cluster of several nodes \
-                 (rows do not travel between nodes yet)",
+                "reading or writing rows in a cluster of several nodes \
+                 (rows do not travel between nodes yet; CREATE and DROP TABLE work)",
             ));
         }
         Ok(())

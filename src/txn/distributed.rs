@@ -22,6 +22,7 @@ use tonic::transport::Channel;
 use super::oracle::proto::oracle_client::OracleClient;
 use super::oracle::proto::{DecideRequest, DoneRequest, ResolveRequest};
 use super::TxnCoordinator;
+use crate::catalog::{SchemaChangeMessage, TableDef};
 use crate::error::{Error, Result};
 use crate::rpc::as_member;
 use crate::shard::proto::participant_client::ParticipantClient;
@@ -36,6 +37,12 @@ pub trait Peers: Send + Sync {
     fn cluster_id(&self) -> String;
     /// The pooled channel to node `node`.
     fn channel(&self, node: u32) -> Result<Channel>;
+    /// Off the meta node: has the meta node commit `change`; returns once
+    /// every live node has the new catalog. Blocks.
+    fn commit_schema(&self, change: SchemaChangeMessage) -> Result<()>;
+    /// On the meta node: gives every other live member the catalog `tables`.
+    /// Blocks.
+    fn publish_catalog(&self, tables: Vec<TableDef>) -> Result<()>;
 }
 
 impl TxnCoordinator {
@@ -270,6 +277,12 @@ mod tests {
                 .get(&node)
                 .cloned()
                 .ok_or_else(|| Error::Unavailable(format!("node {node} is down")))
+        }
+        fn commit_schema(&self, _: SchemaChangeMessage) -> Result<()> {
+            Err(Error::Internal("no schema changes in this test".into()))
+        }
+        fn publish_catalog(&self, _: Vec<TableDef>) -> Result<()> {
+            Err(Error::Internal("no schema changes in this test".into()))
         }
     }
 

@@ -45,7 +45,7 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::catalog::{Catalog, SchemaChange, TableDef, TableId};
+use crate::catalog::{Catalog, SchemaChange, SchemaChangeMessage, TableDef, TableId};
 use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, Result};
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
@@ -212,6 +212,14 @@ impl TxnCoordinator {
         &self.catalog
     }
 
+    /// Commits a schema change another node sent (this is the meta node).
+    /// Blocks.
+    pub fn commit_schema(&self, message: SchemaChangeMessage) -> Result<()> {
+        let mut txn = self.begin();
+        txn.schema = SchemaChange::from_message(message, &self.catalog)?;
+        self.commit(txn).map(|_| ())
+    }
+
     /// Makes commits that write other nodes' shard groups, or commit off the
     /// meta node, go through two-phase commit with `peers`.
     pub fn set_peers(&self, peers: Arc<dyn Peers>) {
@@ -255,9 +263,14 @@ impl TxnCoordinator {
             // Off the meta node every commit takes the cluster's timestamp.
             if remote || peers.meta_node() != me {
                 if !txn.schema.is_empty() {
-                    return Err(Error::unsupported(
-                        "CREATE or DROP TABLE in a transaction that writes on several nodes",
-                    ));
+                    if !batches.is_empty() {
+                        return Err(Error::unsupported(
+                            "CREATE or DROP TABLE with row changes in one transaction in a cluster of several nodes",
+                        ));
+                    }
+                    // Schema changes commit at the meta node.
+                    peers.commit_schema(txn.schema.to_message())?;
+                    return Ok(txn.start_ts);
                 }
                 let mut by_node: BTreeMap<u32, Vec<WriteBatch>> = BTreeMap::new();
                 for batch in batches.into_values() {
@@ -284,10 +297,23 @@ impl TxnCoordinator {
         self.catalog.stage(&schema, &mut out)?;
         self.clock.record(commit_ts, &mut out);
         self.storage.write(out)?;
+        let schema_changed = !schema.is_empty();
         self.catalog.apply(schema);
         locked.decisions.applied(commit_ts);
         self.publish(&locked);
         drop(locked);
+        // Every live node gets the new catalog before the commit returns.
+        if let (true, Some(peers)) = (schema_changed, self.peers.get()) {
+            let tables = self
+                .catalog
+                .tables()
+                .iter()
+                .map(|t| t.as_ref().clone())
+                .collect();
+            if let Err(e) = peers.publish_catalog(tables) {
+                tracing::warn!(error = %e, "a node missed a catalog change; it takes the catalog when it restarts");
+            }
+        }
         // No transaction can see these tables any more, and none can commit
         // rows into them (`Catalog::validate`), so their rows can go.
         // A failure leaves unreachable rows behind, not a failed commit.

@@ -76,6 +76,22 @@ fn shard_owners(status: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The columns of `table` as `information_schema` on `node` lists them.
+async fn columns(node: &TestServer, table: &str) -> Vec<String> {
+    node.connect()
+        .await
+        .query(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+            &[&table],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// Polls `status` at `addr` until `check` holds.
 async fn wait_for_status(addr: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
@@ -157,19 +173,34 @@ async fn three_nodes_form_a_cluster_that_a_fourth_joins() {
         "the same answer from every node"
     );
 
-    // SQL works on every node; statements on tables are refused clearly
-    // until rows travel between nodes.
+    // SQL works on every node. A table created on any node exists on every
+    // node (the meta node commits it and hands every node the catalog);
+    // reading and writing rows is refused clearly until rows travel between
+    // nodes.
     let client = cluster[1].connect().await;
     let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
     assert_eq!(one, 1);
+    client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+        .await
+        .unwrap();
+    for node in [&cluster[0], &cluster[2]] {
+        assert_eq!(columns(node, "t").await, vec!["id", "v"]);
+    }
+    let on_third = cluster[2].connect().await;
+    assert_eq!(
+        sqlstate(on_third.batch_execute("CREATE TABLE t (x int)").await),
+        SqlState::DUPLICATE_TABLE
+    );
     assert_eq!(
         sqlstate(
-            client
-                .batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+            on_third
+                .batch_execute("INSERT INTO t VALUES (1, 'a')")
                 .await
         ),
         SqlState::FEATURE_NOT_SUPPORTED
     );
+    drop(on_third);
 
     // A fourth node joins through any member and gets the next id, no shards.
     let fourth = TestServer::start_joining(&second).await;
@@ -187,7 +218,18 @@ async fn three_nodes_form_a_cluster_that_a_fourth_joins() {
         nodes(s).iter().any(|n| n.0 == 3 && !n.2)
     })
     .await;
+    // A schema change while it is down reaches it when it comes back.
+    cluster[0]
+        .connect()
+        .await
+        .batch_execute("DROP TABLE t; CREATE TABLE u (k bigint PRIMARY KEY)")
+        .await
+        .unwrap();
+    assert!(columns(&fourth, "t").await.is_empty());
+    assert_eq!(columns(&fourth, "u").await, vec!["k"]);
     cluster[2].start_again().await;
+    assert!(columns(&cluster[2], "t").await.is_empty());
+    assert_eq!(columns(&cluster[2], "u").await, vec!["k"]);
     let seen = wait_for_status(&first, "node 3 back", |s| {
         nodes(s).iter().filter(|n| n.2).count() == 4
     })
