@@ -17,7 +17,7 @@ pub async fn init(host: &str) -> Result<()> {
         .await?
         .init(proto::InitRequest {})
         .await
-        .map_err(|s| Error::from_rpc(host, s))?
+        .map_err(|s| Error::from_rpc(&format!("node at {host}"), s))?
         .into_inner();
     println!("cluster {} initialised", response.cluster_id);
     print_nodes(&response.nodes);
@@ -29,7 +29,7 @@ pub async fn status(host: &str) -> Result<()> {
         .await?
         .status(proto::StatusRequest {})
         .await
-        .map_err(|s| Error::from_rpc(host, s))?
+        .map_err(|s| Error::from_rpc(&format!("node at {host}"), s))?
         .into_inner();
     println!(
         "cluster {} (meta node {})",
@@ -99,7 +99,7 @@ pub async fn demo(nodes: usize) -> Result<()> {
         match connect(&first).await {
             Ok(mut client) => match client.init(proto::InitRequest {}).await {
                 Ok(response) => break response.into_inner(),
-                Err(status) => return Err(Error::from_rpc(&first, status)),
+                Err(status) => return Err(Error::from_rpc(&format!("node at {first}"), status)),
             },
             Err(e) if Instant::now() > deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,

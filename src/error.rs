@@ -50,6 +50,9 @@ pub enum Error {
     /// A resource the request needs is not available right now.
     #[error("{0}")]
     Unavailable(String),
+    /// Another node of the cluster the request needs cannot be reached.
+    #[error("{0}")]
+    NodeUnreachable(String),
     /// Stored data could not be decoded: a bug or disk corruption.
     #[error("corrupt data: {0}")]
     Corrupt(String),
@@ -98,15 +101,19 @@ impl From<tokio::task::JoinError> for Error {
 }
 
 impl Error {
-    /// A failed call to the node at `peer`, as an error that names it.
+    /// A failed call to `peer` (a description of the node: "node 3", "node
+    /// at 127.0.0.1:7433"), as an error that names it.
     pub fn from_rpc(peer: &str, status: tonic::Status) -> Self {
-        let message = format!("node at {peer}: {}", status.message());
+        let message = format!("{peer}: {}", status.message());
         match status.code() {
             tonic::Code::InvalidArgument
             | tonic::Code::AlreadyExists
             | tonic::Code::PermissionDenied
             | tonic::Code::FailedPrecondition => Error::input(InputError::Other, message),
             tonic::Code::Aborted => Error::Retry(status.message().to_string()),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+                Error::NodeUnreachable(message)
+            }
             _ => Error::Unavailable(message),
         }
     }
@@ -120,7 +127,7 @@ impl From<Error> for tonic::Status {
             Error::Input(InputError::Other, m) => tonic::Status::failed_precondition(m),
             Error::Input(_, m) => tonic::Status::invalid_argument(m),
             Error::Retry(m) => tonic::Status::aborted(m),
-            Error::Unavailable(m) => tonic::Status::unavailable(m),
+            Error::Unavailable(m) | Error::NodeUnreachable(m) => tonic::Status::unavailable(m),
             other => tonic::Status::internal(other.to_string()),
         }
     }

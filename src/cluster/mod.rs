@@ -37,6 +37,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::catalog::{SchemaChangeMessage, TableDef};
 use crate::config::Config;
 use crate::error::{Error, InputError, Result};
+use crate::shard::access::block_on;
 use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange};
 use crate::storage::Storage;
 use crate::txn::distributed::Peers;
@@ -269,7 +270,7 @@ impl Cluster {
                 http_addr: self.me.http_addr.clone(),
             })
             .await
-            .map_err(|s| Error::from_rpc(peer, s))?
+            .map_err(|s| Error::from_rpc(&format!("node at {peer}"), s))?
             .into_inner();
         let state = State {
             identity: Identity {
@@ -307,7 +308,7 @@ impl Cluster {
             self.client(peer)?
                 .ping(proto::PingRequest {})
                 .await
-                .map_err(|s| Error::from_rpc(peer, s))?;
+                .map_err(|s| Error::from_rpc(&format!("node at {peer}"), s))?;
         }
         let this = self.clone();
         let state = tokio::task::spawn_blocking(move || this.bootstrap(peers)).await??;
@@ -343,7 +344,7 @@ impl Cluster {
                 .join(request)
                 .await
                 .map(|r| r.into_inner())
-                .map_err(|s| Error::from_rpc(&meta, s));
+                .map_err(|s| Error::from_rpc(&format!("node at {meta}"), s));
         }
         let _change = self.changes.lock().await;
         let mut state = self.initialised_state()?;
@@ -418,7 +419,7 @@ impl Cluster {
                 .status(proto::StatusRequest {})
                 .await
                 .map(|r| r.into_inner())
-                .map_err(|s| Error::from_rpc(&meta, s));
+                .map_err(|s| Error::from_rpc(&format!("node at {meta}"), s));
         }
         Ok(proto::StatusResponse {
             cluster_id: state.identity.cluster_id.clone(),
@@ -475,7 +476,7 @@ impl Cluster {
                 node_id: state.identity.node_id,
             })
             .await
-            .map_err(|s| Error::from_rpc(&meta, s))?;
+            .map_err(|s| Error::from_rpc(&format!("node at {meta}"), s))?;
         Ok(())
     }
 
@@ -565,7 +566,7 @@ impl Cluster {
                 cluster_id: state.identity.cluster_id,
             })
             .await
-            .map_err(|s| Error::from_rpc(&meta, s))?
+            .map_err(|s| Error::from_rpc(&format!("node at {meta}"), s))?
             .into_inner();
         let storage = self.storage.clone();
         let coordinator = coordinator.clone();
@@ -636,7 +637,7 @@ impl Peers for Cluster {
             .state()
             .and_then(|s| s.members.into_iter().find(|m| m.id == node))
             .map(|m| m.rpc_addr)
-            .ok_or_else(|| Error::Unavailable(format!("node {node} is not a member")))?;
+            .ok_or_else(|| Error::NodeUnreachable(format!("node {node} is not a member")))?;
         self.pooled_channel(&addr)
     }
 
@@ -648,7 +649,8 @@ impl Peers for Cluster {
             change_json: to_json(&change)?,
         };
         let mut client = self.client(&meta)?;
-        block_on(client.commit_schema(request)).map_err(|s| Error::from_rpc(&meta, s))?;
+        block_on(client.commit_schema(request))
+            .map_err(|s| Error::from_rpc(&format!("node at {meta}"), s))?;
         Ok(())
     }
 
@@ -668,19 +670,10 @@ impl Peers for Cluster {
         for member in state.members.iter().filter(|m| live.contains(&m.id)) {
             let mut client = self.client(&member.rpc_addr)?;
             if let Err(status) = block_on(client.apply_catalog(update.clone())) {
-                failed = Some(Error::from_rpc(&member.rpc_addr, status));
+                failed = Some(Error::from_rpc(&format!("node {}", member.id), status));
             }
         }
         failed.map_or(Ok(()), Err)
-    }
-}
-
-/// Runs an RPC from a blocking thread of the runtime.
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => runtime.block_on(future),
-        // Not on a runtime thread at all: a small one of its own.
-        Err(_) => futures::executor::block_on(future),
     }
 }
 

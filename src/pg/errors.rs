@@ -30,6 +30,8 @@ pub fn sqlstate(error: &Error) -> &'static str {
         },
         Error::Retry(_) => "40001",
         Error::Unavailable(_) => "58000",
+        // connection_failure: the node a query needs is down.
+        Error::NodeUnreachable(_) => "08006",
         Error::Corrupt(_) => "XX001",
         Error::Internal(_) => "XX000",
     }

@@ -2,10 +2,10 @@
 //!
 //! `DoGet` takes a `ScanRequest` (protobuf, `proto/shard.proto`) as its
 //! ticket, with the reading transaction's own writes in that range as its
-//! overlay. The node's replica of the group scans on a blocking thread into a
-//! channel of [`SCAN_CHANNEL_BATCHES`] batches, which the response streams as
-//! Arrow IPC: a slow reader stops the scan from running ahead, and a reader
-//! that drops the stream closes the channel, which stops the scan. Only
+//! overlay. The node's replica of the group scans as a local scan does
+//! ([`scan_local`]) and the response streams its batches as Arrow IPC: a
+//! slow reader stops the scan from running ahead, and a reader that drops
+//! the stream stops the scan. Only
 //! members of the cluster are served (`crate::rpc`), and a ticket that does
 //! not decode is INVALID_ARGUMENT. Every other Flight method is
 //! UNIMPLEMENTED.
@@ -28,6 +28,7 @@ use prost::Message;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::access::scan_local;
 use super::proto::ScanRequest;
 use super::{scan_schema, ShardMap};
 use crate::error::{Error, Result};
@@ -36,8 +37,6 @@ use crate::rpc::{as_member, check_member};
 /// The largest ticket accepted: the overlay of a transaction that wrote much
 /// before it reads travels in it.
 const MAX_TICKET_BYTES: usize = 256 << 20;
-/// Batches a scan may decode ahead of the network.
-const SCAN_CHANNEL_BATCHES: usize = 2;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
 
@@ -95,14 +94,8 @@ impl ShardFlightService {
             .map(|m| (m.key, m.value))
             .collect();
         overlay.sort_by(|a, b| a.0.cmp(&b.0));
-        let (tx, rx) = tokio::sync::mpsc::channel(SCAN_CHANNEL_BATCHES);
-        tokio::task::spawn_blocking(move || {
-            let result = replica.scan(&scan, &overlay, |batch| tx.blocking_send(Ok(batch)).is_ok());
-            if let Err(e) = result {
-                let _ = tx.blocking_send(Err(FlightError::Tonic(Box::new(e.into()))));
-            }
-        });
-        let batches = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let batches = scan_local(replica, scan, Arc::new(overlay))
+            .map_err(|e| FlightError::Tonic(Box::new(e.into())));
         let data = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)
@@ -130,7 +123,7 @@ pub fn scan_remote(
         let node = node.clone();
         move |e: FlightError| match e {
             FlightError::Tonic(status) => Error::from_rpc(&node, *status),
-            other => Error::Unavailable(format!("scan on node {node}: {other}")),
+            other => Error::NodeUnreachable(format!("scan on {node}: {other}")),
         }
     };
     futures::stream::once(async move {

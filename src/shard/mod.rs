@@ -13,6 +13,7 @@
 //! the transaction coordinator calls it in-process; later the same messages
 //! travel over gRPC and Arrow Flight.
 
+pub mod access;
 pub mod flight;
 mod replica;
 
@@ -80,11 +81,6 @@ impl ShardMap {
             .map(|range| Arc::new(ShardReplica::new(range, storage.clone())))
             .collect();
         Ok(Self { replicas })
-    }
-
-    /// Whether `node` holds every shard group.
-    pub fn all_on(&self, node: u32) -> bool {
-        self.replicas.iter().all(|r| r.range().node == node)
     }
 
     pub fn replicas(&self) -> &[Arc<ShardReplica>] {

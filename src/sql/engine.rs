@@ -39,17 +39,13 @@ use super::catalog_queries;
 use super::ddl;
 use super::provider::{ShardSchemaProvider, TableSource, INTERNAL_SCHEMA};
 use super::session_txn::SessionTxn;
-use crate::catalog::{Tables, DATABASE, PUBLIC_SCHEMA, SYSTEM_TABLES};
+use crate::catalog::{Tables, DATABASE, PUBLIC_SCHEMA};
 use crate::cluster::Cluster;
 use crate::error::{Error, InputError, Result};
 use crate::txn::TxnCoordinator;
 
 pub struct SqlEngine {
     coordinator: Arc<TxnCoordinator>,
-    /// Whether this node holds every shard group. Until rows travel between
-    /// nodes, a node that does not refuses statements on tables (0A000)
-    /// rather than answer from part of the data.
-    holds_all_shards: bool,
     base: SessionState,
     source: Arc<TableSource>,
     parser: PostgresCompatibilityParser,
@@ -60,9 +56,6 @@ impl SqlEngine {
     /// The engine of this node, a member of `cluster`.
     pub fn new(coordinator: Arc<TxnCoordinator>, cluster: Arc<Cluster>) -> Result<Self> {
         let catalog = coordinator.catalog().clone();
-        let node = cluster
-            .node_id()
-            .ok_or_else(|| Error::Internal("the cluster is not initialised".into()))?;
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, PUBLIC_SCHEMA)
             .with_information_schema(true)
@@ -100,7 +93,6 @@ impl SqlEngine {
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(super::setops::SetOperationMultiplicity));
         Ok(Self {
-            holds_all_shards: coordinator.shards().all_on(node),
             coordinator,
             base: ctx.state(),
             source,
@@ -111,33 +103,6 @@ impl SqlEngine {
 
     pub fn coordinator(&self) -> &Arc<TxnCoordinator> {
         &self.coordinator
-    }
-
-    /// Refuses a statement on tables if this node does not hold all of their
-    /// rows (see `holds_all_shards`).
-    pub fn check_data_local(&self, stmt: &Statement) -> Result<()> {
-        let on_tables = match stmt {
-            Statement::Query(_) | Statement::Explain { .. } => {
-                let mut found = false;
-                let _ = visit_relations(stmt, |name| {
-                    found |= !reads_no_shard(name);
-                    ControlFlow::<()>::Continue(())
-                });
-                found
-            }
-            Statement::Insert(_)
-            | Statement::Update(_)
-            | Statement::Delete(_)
-            | Statement::Truncate(_) => true,
-            _ => false,
-        };
-        if on_tables && !self.holds_all_shards {
-            return Err(Error::unsupported(
-                "reading or writing rows in a cluster of several nodes \
-                 (rows do not travel between nodes yet; CREATE and DROP TABLE work)",
-            ));
-        }
-        Ok(())
     }
 
     /// A DataFusion context for one connection, bound to its transaction:
@@ -315,16 +280,6 @@ fn is_system_relation(name: &ObjectName) -> bool {
         .and_then(|p| p.as_ident())
         .map(|i| i.value.to_lowercase());
     first.is_some_and(|first| first.starts_with("pg_") || first == "information_schema")
-}
-
-/// Whether `name` is a system table or catalog, whose rows are not in shards.
-fn reads_no_shard(name: &ObjectName) -> bool {
-    let last = name
-        .0
-        .last()
-        .and_then(|p| p.as_ident())
-        .map(ddl::ident_name);
-    is_system_relation(name) || last.is_some_and(|n| SYSTEM_TABLES.contains(&n.as_str()))
 }
 
 /// `version()` in PostgreSQL's form: drivers and ORMs parse the leading

@@ -20,12 +20,13 @@ use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
     Value,
 };
+use futures::TryStreamExt;
 
 use super::ddl::{ident_name, table_name};
 use super::provider::{point_key, scan_requests};
 use crate::catalog::{SqlType, TableDef, Tables};
 use crate::error::Result;
-use crate::shard::ShardReplica;
+use crate::shard::access::ShardAccess;
 
 /// A recognised point SELECT: which row of which table, and which columns.
 pub struct PointSelect {
@@ -45,10 +46,10 @@ impl PointSelect {
 
     /// Reads the row from the shard group that owns it, at `snapshot_ts`,
     /// or as `own_write` has it (`Some(None)`: deleted) if the transaction
-    /// wrote it. Blocks on storage.
-    pub fn read(
+    /// wrote it.
+    pub async fn read(
         self,
-        replica: Arc<ShardReplica>,
+        shard: ShardAccess,
         snapshot_ts: u64,
         own_write: Option<Option<Vec<u8>>>,
     ) -> Result<Vec<RecordBatch>> {
@@ -65,26 +66,26 @@ impl PointSelect {
                 }
             })
             .collect();
+        let overlay: Vec<_> = own_write
+            .map(|row| (self.key.clone(), row))
+            .into_iter()
+            .collect();
         let requests = scan_requests(
             &self.table,
-            vec![replica],
+            vec![shard],
             snapshot_ts,
             &read,
             None,
-            Some(self.key.clone()),
+            Some(self.key),
         );
-        let overlay: Vec<_> = own_write.map(|row| (self.key, row)).into_iter().collect();
         let mut batches = Vec::new();
-        for (replica, request) in requests {
-            replica.scan(&request, &overlay, |batch| {
-                batches.push(batch);
-                true
-            })?;
+        for (shard, request) in requests {
+            let mut stream = shard.scan(request, Arc::new(overlay.clone()));
+            while let Some(batch) = stream.try_next().await? {
+                batches.push(batch.project(&positions)?);
+            }
         }
-        batches
-            .into_iter()
-            .map(|batch| Ok(batch.project(&positions)?))
-            .collect()
+        Ok(batches)
     }
 }
 

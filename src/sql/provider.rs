@@ -35,8 +35,9 @@ use crate::catalog::{TableDef, TableId, Tables, SYSTEM_TABLES};
 use crate::cluster::Cluster;
 use crate::encoding::keys::{encode_key_value, row_key, table_bounds};
 use crate::error::Error;
+use crate::shard::access::ShardAccess;
+use crate::shard::encode_schema;
 use crate::shard::proto::ScanRequest;
-use crate::shard::{encode_schema, ShardReplica};
 use crate::txn::TxnCoordinator;
 
 /// The schema in which tables also show their hidden row id.
@@ -244,16 +245,16 @@ pub(super) fn point_key(def: &TableDef, pinned: &HashMap<usize, &ScalarValue>) -
     Some(row_key(def.id.0, &pk))
 }
 
-/// The scan of `def`'s rows that each of `replicas` serves (the row schema
-/// is encoded once for all of them).
+/// The scan of `def`'s rows that each of `shards` serves (the row schema is
+/// encoded once for all of them).
 pub(super) fn scan_requests(
     def: &TableDef,
-    replicas: Vec<Arc<ShardReplica>>,
+    shards: Vec<ShardAccess>,
     snapshot_ts: u64,
     projection: &[usize],
     limit: Option<usize>,
     point_key: Option<Vec<u8>>,
-) -> Vec<(Arc<ShardReplica>, ScanRequest)> {
+) -> Vec<(ShardAccess, ScanRequest)> {
     let request = ScanRequest {
         table_id: def.id.0,
         shard_id: 0,
@@ -264,15 +265,15 @@ pub(super) fn scan_requests(
         point_key,
         overlay: Vec::new(),
     };
-    replicas
+    shards
         .into_iter()
-        .map(|replica| {
-            let shard_id = replica.range().id.0;
+        .map(|shard| {
+            let shard_id = shard.range().id.0;
             let request = ScanRequest {
                 shard_id,
                 ..request.clone()
             };
-            (replica, request)
+            (shard, request)
         })
         .collect()
 }
@@ -335,14 +336,20 @@ impl TableProvider for ShardedTableProvider {
             state.create_physical_expr(filter, &schema).ok()
         });
         let point_key = self.point_key(filters);
-        let shards = self.source.coordinator.shards();
+        let coordinator = &self.source.coordinator;
+        let shards = coordinator.shards();
         let replicas = match &point_key {
             Some(key) => vec![shards.for_key(key).clone()],
             None => shards.replicas().to_vec(),
         };
+        let accesses = replicas
+            .iter()
+            .map(|r| coordinator.route(r))
+            .collect::<crate::error::Result<Vec<_>>>()
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let requests = scan_requests(
             &self.def,
-            replicas,
+            accesses,
             snapshot_ts,
             &projection,
             limit,

@@ -1,12 +1,13 @@
 //! `ShardScanExec`: a table scan with one DataFusion partition per shard
 //! group.
 //!
-//! Each partition sends its `ScanRequest` to its shard replica and streams
-//! back the Arrow batches the replica decodes, dropping the rows that fail
-//! the pushed-down filters before they leave the partition. `execute` does no I/O: the
-//! scan starts when the stream is first polled, runs on a blocking thread,
-//! and hands batches over a bounded channel, so a slow consumer holds the
-//! scan back and dropping the stream stops it.
+//! Each partition sends its `ScanRequest` to its shard group, on this node
+//! or another (`shard::access`), and streams back the Arrow batches the
+//! replica decodes, dropping the rows that fail the pushed-down filters
+//! before they leave the partition. `execute` does no I/O: the scan starts
+//! when the stream is first polled; a slow consumer holds it back and
+//! dropping the stream stops it. `EXPLAIN` shows each group with the node
+//! that serves it (`shard_groups=[0@node1, 1@node2, ...]`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,8 +26,8 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use crate::shard::access::{OwnWrites, ShardAccess};
 use crate::shard::proto::ScanRequest;
-use crate::shard::ShardReplica;
 
 /// The rows of `batch` for which `predicate` is true.
 fn apply(predicate: &Arc<dyn PhysicalExpr>, batch: RecordBatch) -> DFResult<RecordBatch> {
@@ -35,18 +36,13 @@ fn apply(predicate: &Arc<dyn PhysicalExpr>, batch: RecordBatch) -> DFResult<Reco
     Ok(filter_record_batch(&batch, mask)?)
 }
 
-/// Batches a partition may have decoded ahead of its consumer.
-const SCAN_CHANNEL_BATCHES: usize = 2;
-
-type Overlay = Arc<Vec<(Vec<u8>, Option<Vec<u8>>)>>;
-
 #[derive(Debug)]
 pub struct ShardScanExec {
     table: String,
     schema: SchemaRef,
-    requests: Vec<(Arc<ShardReplica>, ScanRequest)>,
+    requests: Vec<(ShardAccess, ScanRequest)>,
     /// The transaction's own uncommitted writes to this table.
-    overlay: Overlay,
+    overlay: OwnWrites,
     /// Pushed-down filters, applied to each batch inside the partition.
     predicate: Option<Arc<dyn PhysicalExpr>>,
     properties: Arc<PlanProperties>,
@@ -56,8 +52,8 @@ impl ShardScanExec {
     pub fn new(
         table: String,
         schema: SchemaRef,
-        requests: Vec<(Arc<ShardReplica>, ScanRequest)>,
-        overlay: Overlay,
+        requests: Vec<(ShardAccess, ScanRequest)>,
+        overlay: OwnWrites,
         predicate: Option<Arc<dyn PhysicalExpr>>,
     ) -> Self {
         let properties = PlanProperties::new(
@@ -79,7 +75,12 @@ impl ShardScanExec {
 
 impl DisplayAs for ShardScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let shards: Vec<u32> = self.requests.iter().map(|(r, _)| r.range().id.0).collect();
+        // Which node serves each group's scan.
+        let shards: Vec<String> = self
+            .requests
+            .iter()
+            .map(|(s, _)| format!("{}@node{}", s.range().id.0, s.range().node))
+            .collect();
         let columns: Vec<&str> = self
             .schema
             .fields()
@@ -88,9 +89,9 @@ impl DisplayAs for ShardScanExec {
             .collect();
         write!(
             f,
-            "ShardScanExec: table={}, shard_groups={:?}, projection=[{}]",
+            "ShardScanExec: table={}, shard_groups=[{}], projection=[{}]",
             self.table,
-            shards,
+            shards.join(", "),
             columns.join(", ")
         )?;
         if let Some(predicate) = &self.predicate {
@@ -148,34 +149,21 @@ impl ExecutionPlan for ShardScanExec {
         _context: Arc<TaskContext>,
     ) -> DFResult<SendableRecordBatchStream> {
         let schema = self.schema.clone();
-        let Some((replica, request)) = self.requests.get(partition).cloned() else {
+        let Some((shard, request)) = self.requests.get(partition).cloned() else {
             // A table scan planned with no shard groups yields nothing.
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,
                 futures::stream::empty(),
             )));
         };
-        let overlay = self.overlay.clone();
         let predicate = self.predicate.clone();
-        let batches = futures::stream::once(async move {
-            let (tx, rx) =
-                tokio::sync::mpsc::channel::<DFResult<RecordBatch>>(SCAN_CHANNEL_BATCHES);
-            tokio::task::spawn_blocking(move || {
-                let result = replica.scan(&request, &overlay, |batch| {
-                    let batch = match &predicate {
-                        Some(predicate) => apply(predicate, batch),
-                        None => Ok(batch),
-                    };
-                    tx.blocking_send(batch).is_ok()
-                });
-                if let Err(e) = result {
-                    // The reader may be gone already; then nobody needs the error.
-                    let _ = tx.blocking_send(Err(DataFusionError::External(Box::new(e))));
-                }
-            });
-            tokio_stream::wrappers::ReceiverStream::new(rx)
-        })
-        .flatten();
+        let batches = shard.scan(request, self.overlay.clone()).map(move |batch| {
+            let batch = batch.map_err(|e| DataFusionError::External(Box::new(e)))?;
+            match &predicate {
+                Some(predicate) => apply(predicate, batch),
+                None => Ok(batch),
+            }
+        });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
 }

@@ -117,7 +117,9 @@ impl Session {
     /// ends it.
     pub async fn execute_all(&mut self, statements: &[Statement]) -> Vec<Result<Output>> {
         if statements.len() > 1 && self.txn_state() == TxnState::Idle {
-            self.txn.begin();
+            if let Err(e) = self.txn.begin().await {
+                return vec![Err(e)];
+            }
             self.state = TxnState::InBlock;
             self.implicit = true;
         }
@@ -162,7 +164,7 @@ impl Session {
                 if state == TxnState::Failed {
                     return Err(in_failed_block());
                 }
-                self.txn.begin();
+                self.txn.begin().await?;
                 self.state = TxnState::InBlock;
                 self.implicit = false;
                 Ok(Output::TxnStart("BEGIN".into()))
@@ -212,7 +214,7 @@ impl Session {
     ) -> Result<Output> {
         let autocommit = self.state == TxnState::Idle;
         if autocommit {
-            self.txn.begin();
+            self.txn.begin().await?;
         }
         let result = self.dispatch(stmt, params).await;
         match (&result, autocommit) {
@@ -231,7 +233,6 @@ impl Session {
     }
 
     async fn dispatch(&mut self, stmt: &Statement, params: Option<ParamValues>) -> Result<Output> {
-        self.engine.check_data_local(stmt)?;
         match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
                 if let Some(point) = point::recognise(stmt, self.txn.as_ref(), params.as_ref()) {
@@ -467,16 +468,10 @@ impl Session {
             let own = t.own_write(&point.key).map(|row| row.map(<[u8]>::to_vec));
             Ok((t.start_ts(), own))
         })?;
-        let replica = self
-            .engine
-            .coordinator()
-            .shards()
-            .for_key(&point.key)
-            .clone();
+        let coordinator = self.engine.coordinator();
+        let shard = coordinator.route(coordinator.shards().for_key(&point.key))?;
         let schema = point.schema()?;
-        let batches =
-            tokio::task::spawn_blocking(move || point.read(replica, snapshot_ts, own_write))
-                .await??;
+        let batches = point.read(shard, snapshot_ts, own_write).await?;
         let stream = futures::stream::iter(batches.into_iter().map(Ok));
         Ok(Output::Rows {
             schema: schema.clone(),

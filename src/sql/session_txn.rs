@@ -45,12 +45,18 @@ impl SessionTxn {
         self.slot().is_some()
     }
 
-    /// Opens a transaction if none is open.
-    pub fn begin(&self) {
+    /// Opens a transaction if none is open, at the cluster's read
+    /// timestamp.
+    pub async fn begin(&self) -> Result<()> {
+        if self.is_open() {
+            return Ok(());
+        }
+        let txn = self.coordinator.begin_shared().await?;
         let mut slot = self.slot();
         if slot.is_none() {
-            *slot = Some(self.coordinator.begin());
+            *slot = Some(txn);
         }
+        Ok(())
     }
 
     /// Takes the open transaction out, to commit it or drop it (rollback).

@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
+use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Decimal256Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result as DFResult};
@@ -27,6 +28,8 @@ use crate::catalog::{SqlType, TableDef};
 use crate::encoding::keys::{encode_key_value, row_key};
 use crate::encoding::row::encode_rows;
 use crate::error::{Error, InputError, Result};
+use crate::shard::encode_schema;
+use crate::shard::proto::ScanRequest;
 use crate::txn::{Transaction, TxnCoordinator};
 
 /// Source of hidden row ids: start-up time in microseconds times 1024,
@@ -43,11 +46,18 @@ static NEXT_ROWID: LazyLock<AtomicI64> = LazyLock::new(|| {
 pub struct RowWriter {
     def: Arc<TableDef>,
     coordinator: Arc<TxnCoordinator>,
+    /// `def`'s row schema as a scan request carries it.
+    row_schema: Vec<u8>,
 }
 
 impl RowWriter {
     pub fn new(def: Arc<TableDef>, coordinator: Arc<TxnCoordinator>) -> Self {
-        Self { def, coordinator }
+        let row_schema = encode_schema(&def.row_schema());
+        Self {
+            def,
+            coordinator,
+            row_schema,
+        }
     }
 
     /// Validates a batch of rows and completes it to the stored layout:
@@ -70,6 +80,23 @@ impl RowWriter {
             )));
         }
         for (array, column) in columns.iter_mut().zip(&self.def.columns) {
+            // The planner casts values to the column's type, but an integer
+            // literal it typed as bigint may have been retyped as integer
+            // since (`sql::literals`): widen it (a narrowing that does not
+            // fit is 22003, as for any value).
+            let target = column.sql_type.to_arrow();
+            if array.data_type() != &target {
+                let options = CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
+                *array = cast_with_options(array, &target, &options).map_err(|_| {
+                    Error::input(
+                        InputError::OutOfRange,
+                        format!("value out of range for column \"{}\"", column.name),
+                    )
+                })?;
+            }
             if !column.nullable && array.null_count() > 0 {
                 return Err(Error::input(
                     InputError::NotNullViolation,
@@ -100,16 +127,22 @@ impl RowWriter {
             .collect()
     }
 
+    /// Whether the transaction sees a row under `key`. Blocks (a shard
+    /// group on another node is asked over the network).
     fn key_exists(&self, txn: &Transaction, key: &[u8]) -> Result<bool> {
-        Ok(match txn.own_write(key) {
-            Some(own) => own.is_some(),
-            None => self
-                .coordinator
-                .shards()
-                .for_key(key)
-                .get(key, txn.start_ts())?
-                .is_some(),
-        })
+        if let Some(own) = txn.own_write(key) {
+            return Ok(own.is_some());
+        }
+        let shard = self
+            .coordinator
+            .route(self.coordinator.shards().for_key(key))?;
+        let request = ScanRequest {
+            table_id: self.def.id.0,
+            snapshot_ts: txn.start_ts(),
+            row_schema: self.row_schema.clone(),
+            ..Default::default()
+        };
+        shard.exists(key, request)
     }
 
     fn duplicate_key(&self) -> Error {

@@ -48,9 +48,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::catalog::{Catalog, SchemaChange, SchemaChangeMessage, TableDef, TableId};
 use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, Result};
+use crate::rpc::as_member;
+use crate::shard::access::ShardAccess;
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
-use crate::shard::ShardMap;
+use crate::shard::{ShardMap, ShardReplica};
 use crate::storage::Storage;
+use oracle::proto::oracle_client::OracleClient;
+use oracle::proto::BeginRequest;
 
 /// An open transaction: its snapshot and its buffered writes.
 pub struct Transaction {
@@ -218,6 +222,37 @@ impl TxnCoordinator {
         let mut txn = self.begin();
         txn.schema = SchemaChange::from_message(message, &self.catalog)?;
         self.commit(txn).map(|_| ())
+    }
+
+    /// How this node reaches the shard group of `replica`: in-process if it
+    /// holds it, else over the network.
+    pub fn route(&self, replica: &Arc<ShardReplica>) -> Result<ShardAccess> {
+        match self.peers.get() {
+            Some(peers) if replica.range().node != peers.node_id() => Ok(ShardAccess::Remote {
+                range: replica.range().clone(),
+                channel: peers.channel(replica.range().node)?,
+                cluster_id: peers.cluster_id(),
+            }),
+            _ => Ok(ShardAccess::Local(replica.clone())),
+        }
+    }
+
+    /// Begins a transaction at the cluster's read timestamp: this node's
+    /// own on the meta node (or alone), the meta node's otherwise.
+    pub async fn begin_shared(&self) -> Result<Transaction> {
+        let Some(peers) = self.peers.get().filter(|p| p.meta_node() != p.node_id()) else {
+            return Ok(self.begin());
+        };
+        let request = as_member(BeginRequest {}, &peers.cluster_id())?;
+        let read_ts = OracleClient::new(peers.channel(peers.meta_node())?)
+            .begin(request)
+            .await
+            .map_err(|s| Error::from_rpc("the meta node", s))?
+            .into_inner()
+            .read_ts;
+        let mut txn = self.begin();
+        txn.start_ts = read_ts;
+        Ok(txn)
     }
 
     /// Makes commits that write other nodes' shard groups, or commit off the

@@ -1049,7 +1049,9 @@ async fn explain_shows_projection_filter_limit_and_key_pruning_in_the_shard_scan
     assert!(filtered.contains("filter=v@"), "{filtered}");
     assert!(filtered.contains("projection=[id, v]"), "{filtered}");
     assert!(
-        filtered.contains("shard_groups=[0, 1, 2, 3, 4, 5, 6, 7]"),
+        filtered.contains(
+            "shard_groups=[0@node1, 1@node1, 2@node1, 3@node1, 4@node1, 5@node1, 6@node1, 7@node1]"
+        ),
         "{filtered}"
     );
 

@@ -1,0 +1,137 @@
+//! How a node reaches a shard group: its own replica in-process, or the
+//! replica on another node over Arrow Flight ([`super::flight`]).
+//!
+//! A scan is a stream of Arrow batches either way. A local scan runs on a
+//! blocking thread and hands batches over a channel of
+//! [`SCAN_CHANNEL_BATCHES`], so a slow reader holds it back and a reader that
+//! drops the stream stops it; a remote scan gets the same from the Flight
+//! stream.
+
+use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use tonic::transport::Channel;
+
+use super::flight::scan_remote;
+use super::proto::{Mutation, ScanRequest};
+use super::{ShardRange, ShardReplica};
+use crate::encoding::keys::{hash_range_bounds, versions_end};
+use crate::error::Result;
+
+/// Batches a scan may decode ahead of its reader.
+pub const SCAN_CHANNEL_BATCHES: usize = 2;
+
+/// A transaction's own writes, sorted by key: `(user key, row or None for a
+/// delete)`.
+pub type OwnWrites = Arc<Vec<(Vec<u8>, Option<Vec<u8>>)>>;
+
+#[derive(Clone)]
+pub enum ShardAccess {
+    Local(Arc<ShardReplica>),
+    Remote {
+        range: ShardRange,
+        channel: Channel,
+        cluster_id: String,
+    },
+}
+
+impl std::fmt::Debug for ShardAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@node{}", self.range().id.0, self.range().node)
+    }
+}
+
+impl ShardAccess {
+    pub fn range(&self) -> &ShardRange {
+        match self {
+            ShardAccess::Local(replica) => replica.range(),
+            ShardAccess::Remote { range, .. } => range,
+        }
+    }
+
+    /// The rows `request` asks for, with `own` (the reading transaction's
+    /// writes) read over the committed ones.
+    pub fn scan(
+        &self,
+        mut request: ScanRequest,
+        own: OwnWrites,
+    ) -> BoxStream<'static, Result<RecordBatch>> {
+        request.shard_id = self.range().id.0;
+        match self {
+            ShardAccess::Local(replica) => scan_local(replica.clone(), request, own),
+            ShardAccess::Remote {
+                range,
+                channel,
+                cluster_id,
+            } => {
+                let (start, end) = match &request.point_key {
+                    Some(key) => (key.clone(), versions_end(key)),
+                    None => hash_range_bounds(request.table_id, range.hash_start, range.hash_end),
+                };
+                request.overlay = own
+                    .iter()
+                    .filter(|(key, _)| start <= *key && *key < end)
+                    .map(|(key, value)| Mutation {
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
+                    .collect();
+                let node = format!("node {}", range.node);
+                scan_remote(channel.clone(), cluster_id, &node, &request).boxed()
+            }
+        }
+    }
+
+    /// Whether the row under `user_key` exists at `snapshot_ts` (committed
+    /// rows only). Blocks: call it off the async runtime.
+    pub fn exists(&self, user_key: &[u8], request: ScanRequest) -> Result<bool> {
+        match self {
+            ShardAccess::Local(replica) => {
+                Ok(replica.get(user_key, request.snapshot_ts)?.is_some())
+            }
+            ShardAccess::Remote { .. } => {
+                let request = ScanRequest {
+                    point_key: Some(user_key.to_vec()),
+                    projection: Vec::new(),
+                    ..request
+                };
+                let rows = block_on(
+                    self.scan(request, Arc::default())
+                        .try_fold(0, |n, batch| async move { Ok(n + batch.num_rows()) }),
+                )?;
+                Ok(rows > 0)
+            }
+        }
+    }
+}
+
+/// Runs `replica`'s scan on a blocking thread, streaming its batches.
+pub fn scan_local(
+    replica: Arc<ShardReplica>,
+    request: ScanRequest,
+    own: OwnWrites,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(SCAN_CHANNEL_BATCHES);
+    let start = async move {
+        tokio::task::spawn_blocking(move || {
+            let result = replica.scan(&request, &own, |batch| tx.blocking_send(Ok(batch)).is_ok());
+            if let Err(e) = result {
+                // The reader may be gone already; then nobody needs the error.
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    };
+    // Nothing runs until the stream is first polled.
+    futures::stream::once(start).flatten().boxed()
+}
+
+/// Runs a future from a blocking thread of the runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime.block_on(future),
+        Err(_) => futures::executor::block_on(future),
+    }
+}
