@@ -26,7 +26,7 @@ use crate::shard::flight::ShardFlightService;
 use crate::shard::ShardMap;
 use crate::sql::SqlEngine;
 use crate::storage::Storage;
-use crate::txn::distributed::Peers;
+use crate::txn::distributed::{Peers, RECOVER_AFTER};
 use crate::txn::service::TxnService;
 use crate::txn::TxnCoordinator;
 
@@ -122,6 +122,11 @@ async fn serve(
     txn.ready(cluster_id, coordinator.clone(), is_meta);
     coordinator.set_peers(peers);
     cluster.set_coordinator(coordinator.clone());
+    tokio::spawn(recover(
+        coordinator.clone(),
+        cluster.clone(),
+        stopped.clone(),
+    ));
     // Schema changes made while this node was down.
     if let Err(e) = cluster.fetch_catalog(&coordinator).await {
         tracing::warn!(error = %e, "could not take the meta node's catalog; serving the one on disk");
@@ -142,6 +147,24 @@ async fn serve(
     });
     let (_, http_result) = tokio::join!(crate::pg::serve(pg, engine, stopped), http_server);
     http_result.map_err(|e| Error::Unavailable(format!("HTTP admin: {e}")))
+}
+
+/// Every few seconds, resolves what coordinators that died left prepared
+/// or decided (see `TxnCoordinator::recover`).
+async fn recover(
+    coordinator: Arc<TxnCoordinator>,
+    peers: Arc<dyn Peers>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RECOVER_AFTER / 2) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        let (coordinator, peers) = (coordinator.clone(), peers.clone());
+        let _ =
+            tokio::task::spawn_blocking(move || coordinator.recover(&peers, RECOVER_AFTER)).await;
+    }
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener> {

@@ -25,8 +25,13 @@ use super::TxnCoordinator;
 use crate::catalog::{SchemaChangeMessage, TableDef};
 use crate::error::{Error, Result};
 use crate::rpc::as_member;
+use crate::shard::access::block_on;
 use crate::shard::proto::participant_client::ParticipantClient;
 use crate::shard::proto::{AbortRequest, CommitPreparedRequest, PrepareRequest, WriteBatch};
+
+/// How long a prepared transaction or a decision in flight waits before
+/// recovery takes it over from its coordinator.
+pub const RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What a cross-node commit needs to know of the cluster.
 pub trait Peers: Send + Sync {
@@ -221,6 +226,85 @@ impl TxnCoordinator {
         }
     }
 
+    /// Recovery, run every few seconds on every node. Transactions
+    /// prepared here and waiting for `at_least` get the meta node's
+    /// decision (`Resolve` aborts an undecided one) and are committed or
+    /// aborted; on the meta node, decisions in flight for `at_least` are
+    /// applied on their participants and reported done. A coordinator that
+    /// died at any point thus leaves nothing half done. Blocks.
+    pub fn recover(&self, peers: &Arc<dyn Peers>, at_least: std::time::Duration) {
+        let me = peers.node_id();
+        let is_meta = peers.meta_node() == me;
+        let waiting = self.lock().prepared.waiting(at_least);
+        for txn_id in waiting {
+            let decision = if is_meta {
+                self.resolve(&txn_id)
+            } else {
+                block_on(async {
+                    let request = as_member(
+                        ResolveRequest {
+                            txn_id: txn_id.clone(),
+                        },
+                        &peers.cluster_id(),
+                    )?;
+                    self.oracle(peers)?
+                        .resolve(request)
+                        .await
+                        .map(|r| r.into_inner().commit_ts)
+                        .map_err(|s| Error::from_rpc("the meta node", s))
+                })
+            };
+            let resolved = match decision {
+                Ok(Some(commit_ts)) => self.commit_prepared(&txn_id, commit_ts),
+                Ok(None) => self.abort_prepared(&txn_id),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = resolved {
+                tracing::warn!(error = %e, "could not resolve a prepared transaction yet");
+            }
+        }
+        if !is_meta {
+            return;
+        }
+        let decided = match self.lock().decisions.waiting(&self.storage, at_least) {
+            Ok(decided) => decided,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the commit decisions in flight");
+                return;
+            }
+        };
+        for (txn_id, decision) in decided {
+            let commit_ts = decision.commit_ts;
+            let participants = decision.participants;
+            let applied = participants.iter().all(|&node| {
+                let result = if node == me {
+                    self.commit_prepared(&txn_id, commit_ts).map(|_| ())
+                } else {
+                    block_on(async {
+                        let request = as_member(
+                            CommitPreparedRequest {
+                                txn_id: txn_id.clone(),
+                                commit_ts,
+                            },
+                            &peers.cluster_id(),
+                        )?;
+                        self.participant(peers, node)?
+                            .commit_prepared(request)
+                            .await
+                            .map(|_| ())
+                            .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+                    })
+                };
+                result.is_ok()
+            });
+            if applied {
+                if let Err(e) = self.done(&txn_id) {
+                    tracing::warn!(error = %e, "could not finish a recovered commit");
+                }
+            }
+        }
+    }
+
     fn participant(&self, peers: &Arc<dyn Peers>, node: u32) -> Result<ParticipantClient<Channel>> {
         Ok(ParticipantClient::new(peers.channel(node)?))
     }
@@ -249,6 +333,7 @@ mod tests {
     use super::*;
     use crate::catalog::{create_for_test, int_table, Catalog};
     use crate::encoding::keys::row_key;
+    use crate::shard::proto::PrepareRequest;
     use crate::shard::{split_hash_space, stage_ranges, ShardMap};
     use crate::storage::Storage;
     use crate::txn::service::TxnService;
@@ -421,5 +506,86 @@ mod tests {
             .unwrap();
         assert!(matches!(failed, Err(Error::Unavailable(_))), "{failed:?}");
         assert!(lonely.coordinator.prepared_txns().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn recovery_finishes_what_a_dead_coordinator_left() {
+        let mut table = int_table("t");
+        table.id = crate::catalog::TableId(100);
+        let (n1, n2) = (node(&table), node(&table));
+        let (c1, c2) = (serve(&n1, true).await, serve(&n2, false).await);
+        let channels: HashMap<u32, Channel> = [(1, c1), (2, c2)].into();
+        let peers: Vec<Arc<dyn Peers>> = [1, 2]
+            .map(|me| {
+                Arc::new(TestPeers {
+                    me,
+                    channels: channels.clone(),
+                }) as Arc<dyn Peers>
+            })
+            .into();
+        let (a, b) = (
+            key_in(&n1.coordinator, 100, 0, 1),
+            key_in(&n1.coordinator, 100, 1, 2),
+        );
+        let start = n1.coordinator.begin().start_ts();
+        let prepare = |txn: &[u8]| {
+            let batch = |key: &Vec<u8>, shard_id| WriteBatch {
+                shard_id,
+                start_ts: start,
+                mutations: vec![crate::shard::proto::Mutation {
+                    key: key.clone(),
+                    value: Some(b"v".to_vec()),
+                }],
+            };
+            n1.coordinator
+                .prepare(PrepareRequest {
+                    txn_id: txn.to_vec(),
+                    batches: vec![batch(&a, 0)],
+                })
+                .unwrap();
+            n2.coordinator
+                .prepare(PrepareRequest {
+                    txn_id: txn.to_vec(),
+                    batches: vec![batch(&b, 1)],
+                })
+                .unwrap();
+        };
+        let recover = |coordinator: &Arc<TxnCoordinator>, peers: &Arc<dyn Peers>| {
+            let (coordinator, peers) = (coordinator.clone(), peers.clone());
+            tokio::task::spawn_blocking(move || {
+                coordinator.recover(&peers, std::time::Duration::ZERO)
+            })
+        };
+
+        // Died before the decision: recovery aborts it on both nodes, and
+        // the coordinator could no longer commit it.
+        prepare(b"early");
+        recover(&n2.coordinator, &peers[1]).await.unwrap();
+        recover(&n1.coordinator, &peers[0]).await.unwrap();
+        assert!(n1.coordinator.prepared_txns().is_empty());
+        assert!(n2.coordinator.prepared_txns().is_empty());
+        assert!(matches!(
+            n1.coordinator.decide(b"early", vec![1, 2]),
+            Err(Error::Retry(_))
+        ));
+
+        // Died after the decision: the meta node applies it everywhere and
+        // lets reads pass it.
+        prepare(b"late");
+        let commit_ts = n1.coordinator.decide(b"late", vec![1, 2]).unwrap();
+        assert!(n1.coordinator.begin().start_ts() < commit_ts);
+        recover(&n1.coordinator, &peers[0]).await.unwrap();
+        assert!(n2.coordinator.prepared_txns().is_empty());
+        let read_ts = n1.coordinator.begin().start_ts();
+        assert!(read_ts >= commit_ts);
+        for (n, key) in [(&n1, &a), (&n2, &b)] {
+            let row = n
+                .coordinator
+                .shards()
+                .for_key(key)
+                .get(key, read_ts)
+                .unwrap();
+            assert_eq!(row.unwrap(), b"v");
+        }
     }
 }

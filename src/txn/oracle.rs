@@ -98,6 +98,28 @@ impl Decisions {
         Ok(commit_ts)
     }
 
+    /// Decisions in flight for `at_least` (by their commit timestamp, which
+    /// is wall-clock microseconds), with their transaction ids.
+    pub fn waiting(
+        &self,
+        storage: &Storage,
+        at_least: std::time::Duration,
+    ) -> Result<Vec<(Vec<u8>, Decision)>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let mut waiting = Vec::new();
+        for (&ts, txn_id) in &self.in_flight {
+            if now.saturating_sub(ts) < at_least.as_micros() as u64 {
+                continue;
+            }
+            if let Some(decision) = read(storage, txn_id)? {
+                waiting.push((txn_id.clone(), decision));
+            }
+        }
+        Ok(waiting)
+    }
+
     /// Every participant applied `txn_id`: forget its decision.
     pub fn done(&mut self, storage: &Storage, txn_id: &[u8]) -> Result<()> {
         let Some(ts) = self

@@ -10,6 +10,7 @@
 //! everywhere (see `docs/architecture.md`).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use prost::Message;
 
@@ -23,7 +24,9 @@ const PREPARED_PREFIX: &[u8] = b"txn/prepared/";
 /// coordinator's commit lock, which local commits take too.
 #[derive(Default)]
 pub struct Prepared {
-    by_txn: HashMap<Vec<u8>, Vec<WriteBatch>>,
+    /// Each transaction's writes, and since when it waits here (since the
+    /// start, for one found on disk).
+    by_txn: HashMap<Vec<u8>, (Vec<WriteBatch>, Instant)>,
     locks: HashMap<Vec<u8>, Vec<u8>>,
 }
 
@@ -43,7 +46,7 @@ impl Prepared {
         for mutation in batches.iter().flat_map(|b| &b.mutations) {
             self.locks.insert(mutation.key.clone(), txn_id.clone());
         }
-        self.by_txn.insert(txn_id, batches);
+        self.by_txn.insert(txn_id, (batches, Instant::now()));
     }
 
     pub fn contains(&self, txn_id: &[u8]) -> bool {
@@ -53,6 +56,15 @@ impl Prepared {
     /// Ids of the transactions waiting for a decision.
     pub fn txn_ids(&self) -> Vec<Vec<u8>> {
         self.by_txn.keys().cloned().collect()
+    }
+
+    /// Ids of the transactions waiting for a decision for `at_least`.
+    pub fn waiting(&self, at_least: Duration) -> Vec<Vec<u8>> {
+        self.by_txn
+            .iter()
+            .filter(|(_, (_, since))| since.elapsed() >= at_least)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Fails with a serialization failure if a key of `batch` is locked by
@@ -85,14 +97,14 @@ impl Prepared {
     /// Removes a prepared transaction, adding the deletion of its record to
     /// `out`; the caller writes `out` and then [`Self::release`]s it.
     pub fn take(&mut self, txn_id: &[u8], out: &mut StorageBatch) -> Option<Vec<WriteBatch>> {
-        let batches = self.by_txn.get(txn_id)?.clone();
+        let batches = self.by_txn.get(txn_id)?.0.clone();
         out.delete_meta(&record_key(txn_id));
         Some(batches)
     }
 
     /// Forgets a resolved transaction and frees its keys.
     pub fn release(&mut self, txn_id: &[u8]) {
-        if let Some(batches) = self.by_txn.remove(txn_id) {
+        if let Some((batches, _)) = self.by_txn.remove(txn_id) {
             for mutation in batches.iter().flat_map(|b| &b.mutations) {
                 if self.locks.get(&mutation.key).map(Vec::as_slice) == Some(txn_id) {
                     self.locks.remove(&mutation.key);

@@ -558,3 +558,83 @@ async fn rows_spread_over_three_nodes_and_every_node_answers_the_same() {
         .get(0);
     assert_eq!(count, 60);
 }
+
+#[tokio::test]
+async fn killing_a_coordinator_mid_commit_leaves_no_half_transaction() {
+    let mut cluster = start_cluster(3).await;
+    let admin = cluster[0].connect().await;
+    admin
+        .batch_execute("CREATE TABLE bank (id int PRIMARY KEY, bal bigint NOT NULL)")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("INSERT INTO bank SELECT g, 100 FROM generate_series(1, 30) g")
+        .await
+        .unwrap();
+
+    // Transfers coordinated by node 2, between rows on every node, until
+    // node 2 dies.
+    let mut workers = Vec::new();
+    for w in 0..3 {
+        let client = cluster[1].connect().await;
+        workers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let (from, to) = ((i * 7 + w) % 30 + 1, (i * 11 + w + 5) % 30 + 1);
+                if from == to {
+                    continue;
+                }
+                let sql = format!(
+                    "BEGIN; UPDATE bank SET bal = bal - 1 WHERE id = {from}; \
+                     UPDATE bank SET bal = bal + 1 WHERE id = {to}; COMMIT"
+                );
+                if let Err(e) = client.batch_execute(&sql).await {
+                    if e.is_closed() || e.code().is_none() {
+                        return;
+                    }
+                    let _ = client.batch_execute("ROLLBACK").await;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster[1].kill9();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    // Its shard groups are out of reach until it is back.
+    let error = admin
+        .query_one("SELECT sum(bal) FROM bank", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::CONNECTION_FAILURE));
+
+    // Back up: every read, on every node, sees all of a transfer or none,
+    // before recovery too; recovery resolves what node 2 left prepared, so
+    // every row can be written again, and the total still holds.
+    cluster[1].start_again().await;
+    for node in &cluster {
+        assert_eq!(bank_total(&node.connect().await).await, (30, 3000));
+    }
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        match admin.batch_execute("UPDATE bank SET bal = bal + 0").await {
+            Ok(()) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "rows stay locked: {e:?}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+    for node in &cluster {
+        assert_eq!(bank_total(&node.connect().await).await, (30, 3000));
+    }
+}
+
+/// Rows and total balance of `bank`.
+async fn bank_total(client: &tokio_postgres::Client) -> (i64, i64) {
+    let row = client
+        .query_one("SELECT count(*), sum(bal)::bigint FROM bank", &[])
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
