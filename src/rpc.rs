@@ -20,6 +20,21 @@ pub fn check_member(metadata: &MetadataMap, cluster_id: &str) -> Result<(), Stat
     }
 }
 
+/// Makes a call, and makes it once more if the peer was unreachable: a
+/// pooled channel to a node that was down reports the old failure once
+/// before it reconnects. Only for calls that may be repeated (all of
+/// ShardForge's are idempotent).
+pub async fn call_twice<T, F, Fut>(mut call: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    match call().await {
+        Err(status) if status.code() == tonic::Code::Unavailable => call().await,
+        other => other,
+    }
+}
+
 /// `request` with this node's cluster named, for a call to a member.
 pub fn as_member<T>(
     request: T,
@@ -31,4 +46,20 @@ pub fn as_member<T>(
         .map_err(|_| crate::error::Error::Internal("cluster id is not a header value".into()))?;
     request.metadata_mut().insert(CLUSTER_HEADER, value);
     Ok(request)
+}
+
+/// Serves `router` on a free loopback port and connects to it, for tests of
+/// the services over real TCP.
+#[cfg(test)]
+pub async fn loopback(router: tonic::transport::server::Router) -> tonic::transport::Channel {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        router.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }

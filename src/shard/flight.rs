@@ -32,7 +32,7 @@ use super::access::scan_local;
 use super::proto::ScanRequest;
 use super::{scan_schema, ShardMap};
 use crate::error::{Error, Result};
-use crate::rpc::{as_member, check_member};
+use crate::rpc::{as_member, call_twice, check_member};
 
 /// The largest ticket accepted: the overlay of a transaction that wrote much
 /// before it reads travels in it.
@@ -112,12 +112,10 @@ pub fn scan_remote(
     node: &str,
     request: &ScanRequest,
 ) -> impl Stream<Item = Result<RecordBatch>> + Send + 'static {
-    let call = as_member(
-        Ticket {
-            ticket: request.encode_to_vec().into(),
-        },
-        cluster_id,
-    );
+    let ticket = Ticket {
+        ticket: request.encode_to_vec().into(),
+    };
+    let cluster_id = cluster_id.to_string();
     let node = node.to_string();
     let failed = {
         let node = node.clone();
@@ -127,10 +125,17 @@ pub fn scan_remote(
         }
     };
     futures::stream::once(async move {
-        let response = FlightServiceClient::new(channel)
-            .do_get(call?)
-            .await
-            .map_err(|s| Error::from_rpc(&node, s))?;
+        let client = FlightServiceClient::new(channel);
+        let response = call_twice(|| {
+            let mut client = client.clone();
+            let call = as_member(ticket.clone(), &cluster_id);
+            async move {
+                let call = call.map_err(|e| Status::internal(e.to_string()))?;
+                client.do_get(call).await
+            }
+        })
+        .await
+        .map_err(|s| Error::from_rpc(&node, s))?;
         let data = response.into_inner().map_err(FlightError::from);
         Ok::<_, Error>(FlightRecordBatchStream::new_from_flight_data(data).map_err(failed))
     })
@@ -214,7 +219,7 @@ mod tests {
     use crate::txn::TxnCoordinator;
     use datafusion::arrow::array::{AsArray, Int32Array};
     use datafusion::arrow::datatypes::Int32Type;
-    use tonic::transport::{Endpoint, Server};
+    use tonic::transport::Server;
 
     const ROWS: i32 = 20_000;
 
@@ -255,18 +260,7 @@ mod tests {
     }
 
     async fn serve(service: Arc<ShardFlightService>) -> Channel {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(
-            Server::builder()
-                .add_service(service.server())
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
+        crate::rpc::loopback(Server::builder().add_service(service.server())).await
     }
 
     fn ids(batches: &[RecordBatch]) -> Vec<i32> {

@@ -24,7 +24,7 @@ use super::oracle::proto::{DecideRequest, DoneRequest, ResolveRequest};
 use super::TxnCoordinator;
 use crate::catalog::{SchemaChangeMessage, TableDef};
 use crate::error::{Error, Result};
-use crate::rpc::as_member;
+use crate::rpc::{as_member, call_twice};
 use crate::shard::access::block_on;
 use crate::shard::proto::participant_client::ParticipantClient;
 use crate::shard::proto::{AbortRequest, CommitPreparedRequest, PrepareRequest, WriteBatch};
@@ -74,11 +74,19 @@ impl TxnCoordinator {
                 let result = if node == me {
                     self.prepare(request)
                 } else {
-                    self.participant(peers, node)?
-                        .prepare(as_member(request, &peers.cluster_id())?)
-                        .await
-                        .map(|_| ())
-                        .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+                    let client = self.participant(peers, node)?;
+                    let cluster_id = peers.cluster_id();
+                    call_twice(|| {
+                        let mut client = client.clone();
+                        let call = as_member(request.clone(), &cluster_id);
+                        async move {
+                            let call = call.map_err(|e| tonic::Status::internal(e.to_string()))?;
+                            client.prepare(call).await
+                        }
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
                 };
                 Ok::<_, Error>((node, result))
             }
@@ -338,7 +346,7 @@ mod tests {
     use crate::storage::Storage;
     use crate::txn::service::TxnService;
     use std::collections::HashMap;
-    use tonic::transport::{Endpoint, Server};
+    use tonic::transport::Server;
 
     /// Node `me` of a two-node cluster whose shard group 0 is on node 1 (the
     /// meta node) and group 1 on node 2.
@@ -397,19 +405,10 @@ mod tests {
     async fn serve(node: &Node, is_meta: bool) -> Channel {
         let service = Arc::new(TxnService::default());
         service.ready("c1".into(), node.coordinator.clone(), is_meta);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(
-            Server::builder()
-                .add_service(service.participant_server())
-                .add_service(service.oracle_server())
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
+        let router = Server::builder()
+            .add_service(service.participant_server())
+            .add_service(service.oracle_server());
+        crate::rpc::loopback(router).await
     }
 
     /// A key of `table` in shard group `group` (of two).

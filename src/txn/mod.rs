@@ -48,7 +48,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::catalog::{Catalog, SchemaChange, SchemaChangeMessage, TableDef, TableId};
 use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, Result};
-use crate::rpc::as_member;
+use crate::rpc::{as_member, call_twice};
 use crate::shard::access::ShardAccess;
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
 use crate::shard::{ShardMap, ShardReplica};
@@ -243,13 +243,20 @@ impl TxnCoordinator {
         let Some(peers) = self.peers.get().filter(|p| p.meta_node() != p.node_id()) else {
             return Ok(self.begin());
         };
-        let request = as_member(BeginRequest {}, &peers.cluster_id())?;
-        let read_ts = OracleClient::new(peers.channel(peers.meta_node())?)
-            .begin(request)
-            .await
-            .map_err(|s| Error::from_rpc("the meta node", s))?
-            .into_inner()
-            .read_ts;
+        let oracle = OracleClient::new(peers.channel(peers.meta_node())?);
+        let cluster_id = peers.cluster_id();
+        let read_ts = call_twice(|| {
+            let mut oracle = oracle.clone();
+            let call = as_member(BeginRequest {}, &cluster_id);
+            async move {
+                let call = call.map_err(|e| tonic::Status::internal(e.to_string()))?;
+                oracle.begin(call).await
+            }
+        })
+        .await
+        .map_err(|s| Error::from_rpc("the meta node", s))?
+        .into_inner()
+        .read_ts;
         let mut txn = self.begin();
         txn.start_ts = read_ts;
         Ok(txn)

@@ -168,26 +168,17 @@ mod tests {
     use super::*;
     use crate::encoding::keys::row_key;
     use crate::error::Error;
-    use crate::rpc::as_member;
+    use crate::rpc::{as_member, loopback};
     use crate::shard::proto::participant_client::ParticipantClient;
     use crate::txn::oracle::proto::oracle_client::OracleClient;
     use crate::txn::tests::{open, prepare_request, t};
-    use tonic::transport::{Channel, Endpoint, Server};
+    use tonic::transport::{Channel, Server};
 
     async fn serve(service: Arc<TxnService>) -> Channel {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(
-            Server::builder()
-                .add_service(service.participant_server())
-                .add_service(service.oracle_server())
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
+        let router = Server::builder()
+            .add_service(service.participant_server())
+            .add_service(service.oracle_server());
+        loopback(router).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
