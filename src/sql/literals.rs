@@ -64,12 +64,34 @@ impl AnalyzerRule for IntegerLiterals {
     }
 }
 
-/// An `Int64` literal that fits in 32 bits, as `Int32`.
+/// An `Int64` literal that fits in 32 bits, as `Int32`; a numeric literal
+/// with an exponent (`1e6`, a decimal of negative scale, which parts of
+/// DataFusion cannot take) as the same number with scale 0.
 fn narrow(expr: Expr) -> DFResult<Transformed<Expr>> {
     match expr {
         Expr::Literal(ScalarValue::Int64(Some(v)), metadata) if i32::try_from(v).is_ok() => Ok(
             Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(v as i32)), metadata)),
         ),
+        Expr::Literal(ScalarValue::Decimal128(Some(v), precision, scale), metadata)
+            if scale < 0 =>
+        {
+            let digits = u32::from(scale.unsigned_abs());
+            let widened = u32::from(precision) + digits;
+            let scaled = 10i128.checked_pow(digits).and_then(|f| v.checked_mul(f));
+            let literal = match scaled {
+                Some(scaled) if widened <= 38 => {
+                    ScalarValue::Decimal128(Some(scaled), widened as u8, 0)
+                }
+                // Too wide for 38 digits: left to DataFusion as written.
+                _ => {
+                    return Ok(Transformed::no(Expr::Literal(
+                        ScalarValue::Decimal128(Some(v), precision, scale),
+                        metadata,
+                    )))
+                }
+            };
+            Ok(Transformed::yes(Expr::Literal(literal, metadata)))
+        }
         other => Ok(Transformed::no(other)),
     }
 }

@@ -8,6 +8,7 @@
 //! (which then rolls back) is refused with 25P02. Dropping the session
 //! drops any open transaction, which rolls it back.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     Expr, Ident, ObjectType, ResetStatement, Set, Statement, TransactionMode, Value,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 
 use super::dml::{self, DmlKind};
 use super::engine::SqlEngine;
@@ -216,7 +217,23 @@ impl Session {
         if autocommit {
             self.txn.begin().await?;
         }
-        let result = self.dispatch(stmt, params).await;
+        // A panic inside DataFusion fails the statement (XX000), not the
+        // connection, and the transaction is handled as for any error.
+        let result = match AssertUnwindSafe(self.dispatch(stmt, params))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "a statement panicked");
+                Err(Error::Internal(format!("the statement failed: {what}")))
+            }
+        };
         match (&result, autocommit) {
             (Err(_), true) => {
                 self.txn.take();

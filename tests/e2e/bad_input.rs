@@ -326,3 +326,23 @@ async fn truncated_messages_then_close() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_statement_that_trips_a_planner_bug_fails_alone() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    // DataFusion 55 panics planning this (a decimal of negative scale in
+    // VALUES, compared with an integer). Whether it answers or fails, the
+    // connection and the server go on.
+    let result = client
+        .query("SELECT x FROM (VALUES (1e6)) v(x) WHERE x = 5", &[])
+        .await;
+    if let Err(e) = result {
+        assert_eq!(
+            e.code(),
+            Some(&tokio_postgres::error::SqlState::INTERNAL_ERROR),
+            "{e:?}"
+        );
+    }
+    assert_eq!(query_i64(&client, "SELECT 7::bigint").await, 7);
+}
