@@ -84,27 +84,35 @@ impl ShardAccess {
         }
     }
 
-    /// Whether the row under `user_key` exists at `snapshot_ts` (committed
-    /// rows only). Blocks: call it off the async runtime.
-    pub fn exists(&self, user_key: &[u8], request: ScanRequest) -> Result<bool> {
+    /// How many of `keys` have a committed row at `request`'s snapshot:
+    /// one call for all of them. Blocks: call it off the async runtime.
+    pub fn count_existing(&self, keys: Vec<Vec<u8>>, request: ScanRequest) -> Result<usize> {
         match self {
-            ShardAccess::Local(replica) => {
-                Ok(replica.get(user_key, request.snapshot_ts)?.is_some())
-            }
+            ShardAccess::Local(replica) => count_local(replica, &keys, request.snapshot_ts),
             ShardAccess::Remote { .. } => {
                 let request = ScanRequest {
-                    point_key: Some(user_key.to_vec()),
+                    keys,
                     projection: Vec::new(),
                     ..request
                 };
-                let rows = block_on(
+                block_on(
                     self.scan(request, Arc::default())
                         .try_fold(0, |n, batch| async move { Ok(n + batch.num_rows()) }),
-                )?;
-                Ok(rows > 0)
+                )
             }
         }
     }
+}
+
+/// How many of `keys` have a row in `replica` at `snapshot_ts`. Blocks.
+pub fn count_local(replica: &ShardReplica, keys: &[Vec<u8>], snapshot_ts: u64) -> Result<usize> {
+    let mut existing = 0;
+    for key in keys {
+        if replica.get(key, snapshot_ts)?.is_some() {
+            existing += 1;
+        }
+    }
+    Ok(existing)
 }
 
 /// Runs `replica`'s scan on a blocking thread, streaming its batches.

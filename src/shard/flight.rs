@@ -88,6 +88,9 @@ impl ShardFlightService {
                     scan.shard_id, ready.node
                 ))
             })?;
+        if !scan.keys.is_empty() {
+            return count_existing(replica, scan);
+        }
         let schema = Arc::new(scan_schema(&scan).map_err(Status::from)?);
         let mut overlay: Vec<(Vec<u8>, Option<Vec<u8>>)> = std::mem::take(&mut scan.overlay)
             .into_iter()
@@ -102,6 +105,34 @@ impl ShardFlightService {
             .map_err(Status::from);
         Ok(Box::pin(data))
     }
+}
+
+/// The answer to a scan of `keys`: as many rows without columns as the keys
+/// that have a row at the snapshot.
+fn count_existing(
+    replica: Arc<super::ShardReplica>,
+    scan: ScanRequest,
+) -> std::result::Result<BoxStream<FlightData>, Status> {
+    let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
+    let counted = {
+        let schema = schema.clone();
+        async move {
+            let existing = tokio::task::spawn_blocking(move || {
+                super::access::count_local(&replica, &scan.keys, scan.snapshot_ts)
+            })
+            .await
+            .map_err(|e| FlightError::ExternalError(Box::new(e)))?
+            .map_err(|e| FlightError::Tonic(Box::new(e.into())))?;
+            let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
+                .with_row_count(Some(existing));
+            Ok(RecordBatch::try_new_with_options(schema, vec![], &options)?)
+        }
+    };
+    let data = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::once(counted))
+        .map_err(Status::from);
+    Ok(Box::pin(data))
 }
 
 /// Scans a shard group on the node at the other end of `channel`, as a
@@ -312,6 +343,7 @@ mod tests {
                         value: value.clone(),
                     })
                     .collect(),
+                keys: Vec::new(),
             };
             let batches: Vec<RecordBatch> = scan_remote(channel.clone(), "c1", "n1", &request)
                 .try_collect()
@@ -341,6 +373,7 @@ mod tests {
             limit: Some(3),
             point_key: None,
             overlay: Vec::new(),
+            keys: Vec::new(),
         };
         let mut stream = Box::pin(scan_remote(channel.clone(), "c1", "n1", &request));
         let first = futures::StreamExt::next(&mut stream)

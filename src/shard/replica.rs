@@ -259,6 +259,7 @@ mod tests {
             limit: None,
             point_key,
             overlay: Vec::new(),
+            keys: Vec::new(),
         };
         let mut out = Vec::new();
         c.shards().replicas()[0]

@@ -264,6 +264,7 @@ pub(super) fn scan_requests(
         limit: limit.map(|l| l as u64),
         point_key,
         overlay: Vec::new(),
+        keys: Vec::new(),
     };
     shards
         .into_iter()

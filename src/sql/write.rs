@@ -7,6 +7,7 @@
 //! the transaction's snapshot or by its own earlier writes. A key taken by a
 //! transaction that commits after our snapshot is caught at commit (40001).
 
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -127,22 +128,41 @@ impl RowWriter {
             .collect()
     }
 
-    /// Whether the transaction sees a row under `key`. Blocks (a shard
-    /// group on another node is asked over the network).
-    fn key_exists(&self, txn: &Transaction, key: &[u8]) -> Result<bool> {
-        if let Some(own) = txn.own_write(key) {
-            return Ok(own.is_some());
+    /// Fails with 23505 if the transaction sees a row under any of `keys`,
+    /// or one of them comes twice. Committed rows are counted with one call
+    /// per shard group. Blocks (a shard group on another node is asked over
+    /// the network).
+    fn check_free(&self, txn: &Transaction, keys: &[Vec<u8>]) -> Result<()> {
+        let mut seen = HashSet::with_capacity(keys.len());
+        let mut by_shard: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+        let shards = self.coordinator.shards();
+        for key in keys {
+            if !seen.insert(key.as_slice()) {
+                return Err(self.duplicate_key());
+            }
+            match txn.own_write(key) {
+                Some(Some(_)) => return Err(self.duplicate_key()),
+                // Deleted by this transaction: free whatever is committed.
+                Some(None) => {}
+                None => by_shard
+                    .entry(shards.for_key(key).range().id.0)
+                    .or_default()
+                    .push(key.clone()),
+            }
         }
-        let shard = self
-            .coordinator
-            .route(self.coordinator.shards().for_key(key))?;
-        let request = ScanRequest {
-            table_id: self.def.id.0,
-            snapshot_ts: txn.start_ts(),
-            row_schema: self.row_schema.clone(),
-            ..Default::default()
-        };
-        shard.exists(key, request)
+        for (shard, keys) in by_shard {
+            let access = self.coordinator.route(&shards.replicas()[shard as usize])?;
+            let request = ScanRequest {
+                table_id: self.def.id.0,
+                snapshot_ts: txn.start_ts(),
+                row_schema: self.row_schema.clone(),
+                ..Default::default()
+            };
+            if access.count_existing(keys, request)? > 0 {
+                return Err(self.duplicate_key());
+            }
+        }
+        Ok(())
     }
 
     fn duplicate_key(&self) -> Error {
@@ -160,10 +180,8 @@ impl RowWriter {
         let batch = self.complete(batch)?;
         let keys = self.keys(&batch)?;
         let rows = encode_rows(&batch)?;
+        self.check_free(txn, &keys)?;
         for (key, row) in keys.into_iter().zip(rows) {
-            if self.key_exists(txn, &key)? {
-                return Err(self.duplicate_key());
-            }
             txn.put(key, row);
         }
         Ok(batch.num_rows() as u64)
@@ -183,9 +201,7 @@ impl RowWriter {
         for ((old, new), row) in old_keys.iter().zip(keys).zip(rows) {
             if *old != new {
                 txn.delete(old.clone());
-                if self.key_exists(txn, &new)? {
-                    return Err(self.duplicate_key());
-                }
+                self.check_free(txn, std::slice::from_ref(&new))?;
             }
             txn.put(new, row);
         }
