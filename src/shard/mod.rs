@@ -61,8 +61,9 @@ pub struct ShardMap {
 
 impl ShardMap {
     /// Loads the shard map, creating one with `groups` equal ranges on node
-    /// 1 if there is none. A later start ignores `groups`: the split is
-    /// fixed.
+    /// 1 if there is none (for tests; a node gets its shard map from
+    /// `cluster`).
+    #[cfg(test)]
     pub fn load_or_init(storage: &Arc<Storage>, groups: u32) -> Result<Self> {
         if load_ranges(storage)?.is_none() {
             let mut batch = storage.batch();

@@ -118,22 +118,7 @@ impl TxnCoordinator {
         let txn_id = txn_id.as_slice();
         let applied = runtime.block_on(futures::future::join_all(participants.iter().map(
             |&node| async move {
-                let result = if node == me {
-                    self.commit_prepared(txn_id, commit_ts).map(|_| ())
-                } else {
-                    let request = CommitPreparedRequest {
-                        txn_id: txn_id.to_vec(),
-                        commit_ts,
-                    };
-                    match self.participant(peers, node) {
-                        Ok(mut client) => client
-                            .commit_prepared(as_member(request, &peers.cluster_id())?)
-                            .await
-                            .map(|_| ())
-                            .map_err(|s| Error::from_rpc(&format!("node {node}"), s)),
-                        Err(e) => Err(e),
-                    }
-                };
+                let result = self.commit_on(peers, node, txn_id, commit_ts).await;
                 if let Err(e) = &result {
                     tracing::warn!(node, error = %e, "a committed transaction waits for recovery on a node");
                 }
@@ -284,33 +269,38 @@ impl TxnCoordinator {
         for (txn_id, decision) in decided {
             let commit_ts = decision.commit_ts;
             let participants = decision.participants;
-            let applied = participants.iter().all(|&node| {
-                let result = if node == me {
-                    self.commit_prepared(&txn_id, commit_ts).map(|_| ())
-                } else {
-                    block_on(async {
-                        let request = as_member(
-                            CommitPreparedRequest {
-                                txn_id: txn_id.clone(),
-                                commit_ts,
-                            },
-                            &peers.cluster_id(),
-                        )?;
-                        self.participant(peers, node)?
-                            .commit_prepared(request)
-                            .await
-                            .map(|_| ())
-                            .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
-                    })
-                };
-                result.is_ok()
-            });
+            let applied = participants
+                .iter()
+                .all(|&node| block_on(self.commit_on(peers, node, &txn_id, commit_ts)).is_ok());
             if applied {
                 if let Err(e) = self.done(&txn_id) {
                     tracing::warn!(error = %e, "could not finish a recovered commit");
                 }
             }
         }
+    }
+
+    /// Phase two on participant `node`: in-process if it is this node,
+    /// else over the network. Resolving twice is harmless.
+    async fn commit_on(
+        &self,
+        peers: &Arc<dyn Peers>,
+        node: u32,
+        txn_id: &[u8],
+        commit_ts: u64,
+    ) -> Result<()> {
+        if node == peers.node_id() {
+            return self.commit_prepared(txn_id, commit_ts).map(|_| ());
+        }
+        let request = CommitPreparedRequest {
+            txn_id: txn_id.to_vec(),
+            commit_ts,
+        };
+        self.participant(peers, node)?
+            .commit_prepared(as_member(request, &peers.cluster_id())?)
+            .await
+            .map(|_| ())
+            .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
     }
 
     fn participant(&self, peers: &Arc<dyn Peers>, node: u32) -> Result<ParticipantClient<Channel>> {

@@ -53,11 +53,6 @@ impl Prepared {
         self.by_txn.contains_key(txn_id)
     }
 
-    /// Ids of the transactions waiting for a decision.
-    pub fn txn_ids(&self) -> Vec<Vec<u8>> {
-        self.by_txn.keys().cloned().collect()
-    }
-
     /// Ids of the transactions waiting for a decision for `at_least`.
     pub fn waiting(&self, at_least: Duration) -> Vec<Vec<u8>> {
         self.by_txn
