@@ -16,6 +16,7 @@ use tonic::transport::Channel;
 
 use super::flight::scan_remote;
 use super::proto::{Mutation, ScanRequest};
+use super::replica::{encode_filter, Filter};
 use super::{ShardRange, ShardReplica};
 use crate::encoding::keys::{hash_range_bounds, versions_end};
 use crate::error::Result;
@@ -51,16 +52,19 @@ impl ShardAccess {
         }
     }
 
-    /// The rows `request` asks for, with `own` (the reading transaction's
-    /// writes) read over the committed ones.
+    /// The rows `request` asks for that pass `filter`, with `own` (the
+    /// reading transaction's writes) read over the committed ones. A remote
+    /// group gets the filter in the request, so only the rows that pass
+    /// cross the network.
     pub fn scan(
         &self,
         mut request: ScanRequest,
         own: OwnWrites,
+        filter: Option<Filter>,
     ) -> BoxStream<'static, Result<RecordBatch>> {
         request.shard_id = self.range().id.0;
         match self {
-            ShardAccess::Local(replica) => scan_local(replica.clone(), request, own),
+            ShardAccess::Local(replica) => scan_local(replica.clone(), request, own, filter),
             ShardAccess::Remote {
                 range,
                 channel,
@@ -78,6 +82,7 @@ impl ShardAccess {
                         value: value.clone(),
                     })
                     .collect();
+                request.filter = filter.as_ref().map(encode_filter).unwrap_or_default();
                 let node = format!("node {}", range.node);
                 scan_remote(channel.clone(), cluster_id, &node, &request).boxed()
             }
@@ -96,7 +101,7 @@ impl ShardAccess {
                     ..request
                 };
                 block_on(
-                    self.scan(request, Arc::default())
+                    self.scan(request, Arc::default(), None)
                         .try_fold(0, |n, batch| async move { Ok(n + batch.num_rows()) }),
                 )
             }
@@ -120,11 +125,14 @@ pub fn scan_local(
     replica: Arc<ShardReplica>,
     request: ScanRequest,
     own: OwnWrites,
+    filter: Option<Filter>,
 ) -> BoxStream<'static, Result<RecordBatch>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(SCAN_CHANNEL_BATCHES);
     let start = async move {
         tokio::task::spawn_blocking(move || {
-            let result = replica.scan(&request, &own, |batch| tx.blocking_send(Ok(batch)).is_ok());
+            let result = replica.scan(&request, &own, filter, |batch| {
+                tx.blocking_send(Ok(batch)).is_ok()
+            });
             if let Err(e) = result {
                 // The reader may be gone already; then nobody needs the error.
                 let _ = tx.blocking_send(Err(e));

@@ -30,6 +30,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::access::scan_local;
 use super::proto::ScanRequest;
+use super::replica::decode_filter;
 use super::{scan_schema, ShardMap};
 use crate::error::{Error, Result};
 use crate::rpc::{as_member, call_twice, check_member};
@@ -97,7 +98,8 @@ impl ShardFlightService {
             .map(|m| (m.key, m.value))
             .collect();
         overlay.sort_by(|a, b| a.0.cmp(&b.0));
-        let batches = scan_local(replica, scan, Arc::new(overlay))
+        let filter = decode_filter(&scan.filter, &schema);
+        let batches = scan_local(replica, scan, Arc::new(overlay), filter)
             .map_err(|e| FlightError::Tonic(Box::new(e.into())));
         let data = FlightDataEncoderBuilder::new()
             .with_schema(schema)
@@ -246,6 +248,7 @@ mod tests {
     use crate::encoding::row::encode_rows;
     use crate::shard::encode_schema;
     use crate::shard::proto::Mutation;
+    use crate::shard::replica::encode_filter;
     use crate::storage::Storage;
     use crate::txn::TxnCoordinator;
     use datafusion::arrow::array::{AsArray, Int32Array};
@@ -344,6 +347,7 @@ mod tests {
                     })
                     .collect(),
                 keys: Vec::new(),
+                filter: Vec::new(),
             };
             let batches: Vec<RecordBatch> = scan_remote(channel.clone(), "c1", "n1", &request)
                 .try_collect()
@@ -352,7 +356,7 @@ mod tests {
             assert!(batches.len() > 1, "several batches stream from one group");
             let mut local = Vec::new();
             replica
-                .scan(&request, &mine, |b| {
+                .scan(&request, &mine, None, |b| {
                     local.push(b);
                     true
                 })
@@ -374,6 +378,7 @@ mod tests {
             point_key: None,
             overlay: Vec::new(),
             keys: Vec::new(),
+            filter: Vec::new(),
         };
         let mut stream = Box::pin(scan_remote(channel.clone(), "c1", "n1", &request));
         let first = futures::StreamExt::next(&mut stream)
@@ -387,6 +392,69 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_serving_node_applies_the_filter_and_leaves_a_failing_one_to_the_reader() {
+        use datafusion::logical_expr::Operator;
+        use datafusion::physical_expr::expressions::{binary, col, lit};
+        use datafusion::physical_expr::PhysicalExpr;
+
+        let (_dir, c, table) = node();
+        let service = Arc::new(ShardFlightService::default());
+        service.ready("c1".into(), 1, c.shards().clone());
+        let channel = serve(service).await;
+        let def = int_table("t");
+        let schema = def.row_schema();
+        let filter = |op: Operator, value: i32| -> Arc<dyn PhysicalExpr> {
+            binary(col("id", &schema).unwrap(), op, lit(value), &schema).unwrap()
+        };
+        let scan = |filter: Vec<u8>| {
+            let channel = channel.clone();
+            let request = ScanRequest {
+                table_id: table,
+                snapshot_ts: c.begin().start_ts(),
+                row_schema: encode_schema(&schema),
+                projection: vec![0],
+                filter,
+                ..Default::default()
+            };
+            async move {
+                let mut batches = Vec::new();
+                for shard_id in 0..2 {
+                    let request = ScanRequest {
+                        shard_id,
+                        ..request.clone()
+                    };
+                    let mut more: Vec<RecordBatch> =
+                        scan_remote(channel.clone(), "c1", "n1", &request)
+                            .try_collect()
+                            .await
+                            .unwrap();
+                    batches.append(&mut more);
+                }
+                ids(&batches)
+            }
+        };
+
+        // Only the rows that pass come over the wire.
+        let kept = scan(encode_filter(&filter(Operator::Lt, 10))).await;
+        assert_eq!(kept, (0..10).collect::<Vec<_>>());
+
+        // `1 / (id - 5) > 0` fails on row 5: the node stops filtering and
+        // sends the rows, so the reader (which filters again) reports it.
+        let minus_five = binary(
+            col("id", &schema).unwrap(),
+            Operator::Minus,
+            lit(5),
+            &schema,
+        );
+        let divide = binary(lit(1), Operator::Divide, minus_five.unwrap(), &schema).unwrap();
+        let failing = binary(divide, Operator::Gt, lit(0), &schema).unwrap();
+        assert!(scan(encode_filter(&failing)).await.contains(&5));
+
+        // Bytes that do not decode as a filter: every row.
+        assert_eq!(scan(vec![0xff, 0x01]).await.len(), ROWS as usize);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,20 @@
 //! One replica of one shard group: validates and stages writes, serves scans.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::ipc::convert::{fb_to_schema, IpcSchemaEncoder};
 use datafusion::arrow::ipc::root_as_schema;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
+use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
+use datafusion_proto::physical_plan::DefaultPhysicalExtensionCodec;
+use datafusion_proto::protobuf::PhysicalExprNode;
+use prost::Message;
 
 use super::proto::{ScanRequest, WriteBatch};
 use super::ShardRange;
@@ -13,6 +22,9 @@ use crate::encoding::keys::{hash_range_bounds, key_hash, versions_end, TABLE_ID_
 use crate::encoding::row::{is_tombstone, RowDecoder};
 use crate::error::{Error, Result};
 use crate::storage::{Storage, StorageBatch, VisibleRows};
+
+/// A predicate over the columns a scan returns: the pushed-down filters.
+pub type Filter = Arc<dyn PhysicalExpr>;
 
 /// Rows per Arrow batch a scan produces.
 pub const SCAN_BATCH_ROWS: usize = 8192;
@@ -83,17 +95,34 @@ impl ShardReplica {
     }
 
     /// Serves a scan: decodes the visible rows (with `overlay` applied) into
-    /// Arrow batches of at most [`SCAN_BATCH_ROWS`] and hands each to `emit`,
-    /// which answers whether to go on (false when the reader went away).
+    /// Arrow batches of at most [`SCAN_BATCH_ROWS`], keeps the rows that pass
+    /// `filter`, and hands each batch to `emit`, which answers whether to go
+    /// on (false when the reader went away).
     pub fn scan(
         &self,
         request: &ScanRequest,
         overlay: Overlay,
+        mut filter: Option<Filter>,
         mut emit: impl FnMut(RecordBatch) -> bool,
     ) -> Result<()> {
         let row_schema = Arc::new(decode_schema(&request.row_schema)?);
         let projection: Vec<usize> = request.projection.iter().map(|&i| i as usize).collect();
         let mut decoder = RowDecoder::new(row_schema, &projection)?;
+        // Hands on the rows of a batch that pass the filter; false when the
+        // reader went away. A filter that fails on a batch (division by
+        // zero...) is dropped: the reader applies it again and reports the
+        // error as the statement's.
+        let mut emit = |batch: RecordBatch| -> bool {
+            let batch = match filter.as_ref().map(|f| keep_matching(f, &batch)) {
+                Some(Ok(kept)) => kept,
+                Some(Err(_)) => {
+                    filter = None;
+                    batch
+                }
+                None => batch,
+            };
+            batch.num_rows() == 0 || emit(batch)
+        };
         let mut remaining = request.limit.map_or(usize::MAX, |l| l as usize);
         let (start, end) = match &request.point_key {
             Some(key) => (key.clone(), versions_end(key)),
@@ -155,6 +184,55 @@ impl ShardReplica {
             emit(decoder.finish()?);
         }
         Ok(())
+    }
+}
+
+/// The rows of `batch` for which `filter` is true.
+fn keep_matching(filter: &Filter, batch: &RecordBatch) -> datafusion::common::Result<RecordBatch> {
+    let mask = filter.evaluate(batch)?.into_array(batch.num_rows())?;
+    let mask = datafusion::common::cast::as_boolean_array(&mask)?;
+    Ok(filter_record_batch(batch, mask)?)
+}
+
+/// The `ScanRequest.filter` form of `filter`; empty (no filter) when it does
+/// not encode, since the reader applies the filters again anyway.
+pub fn encode_filter(filter: &Filter) -> Vec<u8> {
+    match serialize_physical_expr(filter, &DefaultPhysicalExtensionCodec {}) {
+        Ok(node) => node.encode_to_vec(),
+        Err(e) => {
+            tracing::debug!("filter {filter} is not sent to the shards: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// The filter `bytes` encode over the columns of `schema`. A filter this
+/// node cannot decode (one that names a function only the SQL layer knows)
+/// is dropped: the reader applies every filter again.
+pub fn decode_filter(bytes: &[u8], schema: &Schema) -> Option<Filter> {
+    if bytes.is_empty() {
+        return None;
+    }
+    // Built-in functions are looked up by name while decoding.
+    static FUNCTIONS: OnceLock<Arc<TaskContext>> = OnceLock::new();
+    let functions = FUNCTIONS.get_or_init(|| {
+        SessionStateBuilder::new()
+            .with_default_features()
+            .build()
+            .task_ctx()
+    });
+    let decoded = PhysicalExprNode::decode(bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|node| {
+            parse_physical_expr(&node, functions, schema, &DefaultPhysicalExtensionCodec {})
+                .map_err(|e| e.to_string())
+        });
+    match decoded {
+        Ok(filter) => Some(filter),
+        Err(e) => {
+            tracing::debug!("scanning without the filter, which does not decode: {e}");
+            None
+        }
     }
 }
 
@@ -260,10 +338,11 @@ mod tests {
             point_key,
             overlay: Vec::new(),
             keys: Vec::new(),
+            filter: Vec::new(),
         };
         let mut out = Vec::new();
         c.shards().replicas()[0]
-            .scan(&request, overlay, |b| {
+            .scan(&request, overlay, None, |b| {
                 out.push(b);
                 true
             })

@@ -80,7 +80,7 @@ impl PointSelect {
         );
         let mut batches = Vec::new();
         for (shard, request) in requests {
-            let mut stream = shard.scan(request, Arc::new(overlay.clone()));
+            let mut stream = shard.scan(request, Arc::new(overlay.clone()), None);
             while let Some(batch) = stream.try_next().await? {
                 batches.push(batch.project(&positions)?);
             }

@@ -263,8 +263,7 @@ pub(super) fn scan_requests(
         projection: projection.iter().map(|&i| i as u32).collect(),
         limit: limit.map(|l| l as u64),
         point_key,
-        overlay: Vec::new(),
-        keys: Vec::new(),
+        ..Default::default()
     };
     shards
         .into_iter()

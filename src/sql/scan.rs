@@ -3,8 +3,8 @@
 //!
 //! Each partition sends its `ScanRequest` to its shard group, on this node
 //! or another (`shard::access`), and streams back the Arrow batches the
-//! replica decodes, dropping the rows that fail the pushed-down filters
-//! before they leave the partition. `execute` does no I/O: the scan starts
+//! replica decodes. The request carries the pushed-down filters, so rows
+//! that fail them never leave the node that holds them. `execute` does no I/O: the scan starts
 //! when the stream is first polled; a slow consumer holds it back and
 //! dropping the stream stops it. `EXPLAIN` shows each group with the node
 //! that serves it (`shard_groups=[0@node1, 1@node2, ...]`).
@@ -12,9 +12,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{internal_err, DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -29,13 +27,6 @@ use futures::StreamExt;
 use crate::shard::access::{OwnWrites, ShardAccess};
 use crate::shard::proto::ScanRequest;
 
-/// The rows of `batch` for which `predicate` is true.
-fn apply(predicate: &Arc<dyn PhysicalExpr>, batch: RecordBatch) -> DFResult<RecordBatch> {
-    let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
-    let mask = datafusion::common::cast::as_boolean_array(&mask)?;
-    Ok(filter_record_batch(&batch, mask)?)
-}
-
 #[derive(Debug)]
 pub struct ShardScanExec {
     table: String,
@@ -43,7 +34,7 @@ pub struct ShardScanExec {
     requests: Vec<(ShardAccess, ScanRequest)>,
     /// The transaction's own uncommitted writes to this table.
     overlay: OwnWrites,
-    /// Pushed-down filters, applied to each batch inside the partition.
+    /// Pushed-down filters, applied where the rows are read.
     predicate: Option<Arc<dyn PhysicalExpr>>,
     properties: Arc<PlanProperties>,
 }
@@ -156,14 +147,9 @@ impl ExecutionPlan for ShardScanExec {
                 futures::stream::empty(),
             )));
         };
-        let predicate = self.predicate.clone();
-        let batches = shard.scan(request, self.overlay.clone()).map(move |batch| {
-            let batch = batch.map_err(|e| DataFusionError::External(Box::new(e)))?;
-            match &predicate {
-                Some(predicate) => apply(predicate, batch),
-                None => Ok(batch),
-            }
-        });
+        let batches = shard
+            .scan(request, self.overlay.clone(), self.predicate.clone())
+            .map(|batch| batch.map_err(|e| DataFusionError::External(Box::new(e))));
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
 }
