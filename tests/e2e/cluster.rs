@@ -638,3 +638,114 @@ async fn bank_total(client: &tokio_postgres::Client) -> (i64, i64) {
         .unwrap();
     (row.get(0), row.get(1))
 }
+
+/// Transfers run concurrently from clients on all three nodes while a reader
+/// on each node sums the balances: every read sees the same total, no
+/// balance goes negative, and at the end each account holds exactly what
+/// the acknowledged transfers left it.
+#[tokio::test]
+async fn concurrent_transfers_on_every_node_keep_every_read_consistent() {
+    const ACCOUNTS: i64 = 20;
+    const START: i64 = 1_000;
+    const TRANSFERS: usize = 30;
+    let cluster = start_cluster(3).await;
+    let admin = cluster[0].connect().await;
+    admin
+        .batch_execute("CREATE TABLE bank (id int PRIMARY KEY, bal bigint NOT NULL)")
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO bank SELECT g, {START} FROM generate_series(1, {ACCOUNTS}) g"
+        ))
+        .await
+        .unwrap();
+
+    // Two writers per node. Each retries a transfer that lost a conflict
+    // (40001) and returns the transfers that were acknowledged.
+    let mut writers = Vec::new();
+    for w in 0..6u64 {
+        let client = cluster[w as usize % 3].connect().await;
+        writers.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            let mut seed = w * 7919 + 1;
+            let mut next = |n: u64| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 33) % n
+            };
+            while done.len() < TRANSFERS {
+                let from = next(ACCOUNTS as u64) as i64 + 1;
+                let to = next(ACCOUNTS as u64) as i64 + 1;
+                let amount = next(5) as i64 + 1;
+                if from == to {
+                    continue;
+                }
+                let sql = format!(
+                    "BEGIN; UPDATE bank SET bal = bal - {amount} WHERE id = {from}; \
+                     UPDATE bank SET bal = bal + {amount} WHERE id = {to}; COMMIT"
+                );
+                loop {
+                    match client.batch_execute(&sql).await {
+                        Ok(()) => break,
+                        Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => {
+                            client.batch_execute("ROLLBACK").await.unwrap();
+                        }
+                        Err(e) => panic!("transfer from writer {w}: {e:?}"),
+                    }
+                }
+                done.push((from, to, amount));
+            }
+            done
+        }));
+    }
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut readers = Vec::new();
+    for node in &cluster {
+        let client = node.connect().await;
+        let writing = writing.clone();
+        readers.push(tokio::spawn(async move {
+            let mut reads = 0;
+            while writing.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                let row = client
+                    .query_one("SELECT count(*), sum(bal)::bigint, min(bal) FROM bank", &[])
+                    .await
+                    .unwrap();
+                let (count, total, min) = (
+                    row.get::<_, i64>(0),
+                    row.get::<_, i64>(1),
+                    row.get::<_, i64>(2),
+                );
+                assert_eq!((count, total), (ACCOUNTS, ACCOUNTS * START), "read {reads}");
+                assert!(min >= 0, "a negative balance: {min}");
+                reads += 1;
+            }
+            reads
+        }));
+    }
+
+    let mut expected = vec![START; ACCOUNTS as usize + 1];
+    for writer in writers {
+        for (from, to, amount) in writer.await.unwrap() {
+            expected[from as usize] -= amount;
+            expected[to as usize] += amount;
+        }
+    }
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.await.unwrap() > 0);
+    }
+    for node in &cluster {
+        let balances: Vec<i64> = node
+            .connect()
+            .await
+            .query("SELECT bal FROM bank ORDER BY id", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(balances, expected[1..]);
+    }
+}

@@ -285,14 +285,26 @@ impl Drop for TestServer {
     }
 }
 
-/// Three distinct free loopback ports. All listeners are held until the end,
-/// so the same port cannot be handed out twice.
+/// Three free loopback ports no other server of this test run was given. A
+/// port is free only while nobody listens on it, so a port handed out before
+/// (whose server may not have bound it yet, or is restarting) is skipped.
 fn free_ports() -> [u16; 3] {
-    let listeners: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    let port = |i: usize| listeners[i].local_addr().expect("local addr").port();
-    [port(0), port(1), port(2)]
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    // Every listener is held until the end, so the OS offers a new port
+    // each time.
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < 3 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let port = listener.local_addr().expect("local addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            ports.push(port);
+        }
+        held.push(listener);
+    }
+    [ports[0], ports[1], ports[2]]
 }
 
 /// One plain HTTP/1.0 `GET /health`; true on a 200 answer.
