@@ -38,6 +38,43 @@ pub enum InputError {
     Other,
 }
 
+impl InputError {
+    /// Every kind, for finding one again by its name.
+    const ALL: [InputError; 19] = [
+        Self::Syntax,
+        Self::UndefinedTable,
+        Self::UndefinedColumn,
+        Self::UndefinedDatabase,
+        Self::UndefinedObject,
+        Self::DuplicateTable,
+        Self::UniqueViolation,
+        Self::NotNullViolation,
+        Self::InvalidText,
+        Self::OutOfRange,
+        Self::DivisionByZero,
+        Self::StringTooLong,
+        Self::DatatypeMismatch,
+        Self::InvalidParameterValue,
+        Self::CardinalityViolation,
+        Self::InFailedTransaction,
+        Self::Unsupported,
+        Self::InvalidTransactionState,
+        Self::Other,
+    ];
+
+    fn name(self) -> String {
+        format!("{self:?}")
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+/// The gRPC metadata key that carries an input error's kind to the node
+/// that made the call, so its client gets the same SQLSTATE.
+const INPUT_KIND_HEADER: &str = "shardforge-input-kind";
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The statement or its data is wrong; retrying it unchanged fails again.
@@ -105,6 +142,15 @@ impl Error {
     /// at 127.0.0.1:7433"), as an error that names it.
     pub fn from_rpc(peer: &str, status: tonic::Status) -> Self {
         let message = format!("{peer}: {}", status.message());
+        let kind = status
+            .metadata()
+            .get(INPUT_KIND_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(InputError::from_name);
+        if let Some(kind) = kind {
+            // The peer's own words: they describe the user's statement.
+            return Error::input(kind, status.message());
+        }
         match status.code() {
             tonic::Code::InvalidArgument
             | tonic::Code::AlreadyExists
@@ -124,11 +170,39 @@ impl Error {
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         match e {
-            Error::Input(InputError::Other, m) => tonic::Status::failed_precondition(m),
-            Error::Input(_, m) => tonic::Status::invalid_argument(m),
+            Error::Input(kind, m) => {
+                let mut status = match kind {
+                    InputError::Other => tonic::Status::failed_precondition(m),
+                    _ => tonic::Status::invalid_argument(m),
+                };
+                if let Ok(value) = kind.name().parse() {
+                    status.metadata_mut().insert(INPUT_KIND_HEADER, value);
+                }
+                status
+            }
             Error::Retry(m) => tonic::Status::aborted(m),
             Error::Unavailable(m) | Error::NodeUnreachable(m) => tonic::Status::unavailable(m),
             other => tonic::Status::internal(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_input_error_keeps_its_kind_across_an_rpc() {
+        for kind in InputError::ALL {
+            let status = tonic::Status::from(Error::input(kind, "why"));
+            match Error::from_rpc("node 1", status) {
+                Error::Input(back, message) => assert_eq!((back, message.as_str()), (kind, "why")),
+                other => panic!("{kind:?} came back as {other:?}"),
+            }
+        }
+        // A status without the kind (another program's) is classified by
+        // its code, naming the peer.
+        let plain = Error::from_rpc("node 1", tonic::Status::invalid_argument("bad"));
+        assert!(matches!(plain, Error::Input(InputError::Other, m) if m == "node 1: bad"));
     }
 }

@@ -6,7 +6,10 @@
 //! as in PostgreSQL: CREATE and DROP TABLE go into the transaction's
 //! [`SchemaChange`] and reach the catalog in its commit. Table ids are never
 //! reused, so the rows of a dropped table can be purged without racing a new
-//! table.
+//! table. In a cluster, the node running CREATE TABLE picks the id itself
+//! (ids `≡ node id (mod ID_STRIDE)`), unique without asking anyone, so a
+//! transaction can create a table and write its rows on several nodes
+//! before the meta node commits the change.
 
 pub mod types;
 
@@ -39,6 +42,9 @@ const TABLE_PREFIX: &[u8] = b"catalog/table/";
 const NEXT_TABLE_ID: &[u8] = b"catalog/next_table_id";
 /// Table ids below this are reserved for system use.
 const FIRST_TABLE_ID: u32 = 100;
+/// In a cluster, node `n` gives new tables the ids `≡ n (mod ID_STRIDE)`:
+/// ids are unique for node ids below this, and each node has 4 million.
+pub const ID_STRIDE: u32 = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TableId(pub u32);
@@ -202,18 +208,18 @@ impl SchemaChange {
         }
     }
 
-    /// The change `message` describes, made again on `committed`: the drops
-    /// as they were (the commit checks the tables are still the same), the
-    /// creates with ids from `committed`.
-    pub fn from_message(message: SchemaChangeMessage, committed: &Catalog) -> Result<Self> {
-        let mut change = Self::default();
-        for def in message.dropped {
-            change.dropped.insert(def.name.clone(), Arc::new(def));
+    /// The change `message` describes, as it was made (the commit checks
+    /// that it still fits the catalog: [`Catalog::validate`]).
+    pub fn from_message(message: SchemaChangeMessage) -> Self {
+        let by_name = |defs: Vec<TableDef>| {
+            defs.into_iter()
+                .map(|def| (def.name.clone(), Arc::new(def)))
+                .collect()
+        };
+        Self {
+            created: by_name(message.created),
+            dropped: by_name(message.dropped),
         }
-        for def in message.created {
-            change.create_table(committed, def, false)?;
-        }
-        Ok(change)
     }
 }
 
@@ -226,9 +232,20 @@ fn duplicate_table(name: &str) -> Error {
 
 struct CatalogState {
     tables: BTreeMap<String, Arc<TableDef>>,
-    /// The next table id to hand out. Ids given to transactions that never
-    /// commit are skipped; only committed ones are persisted.
+    /// No table id below this is handed out: it is above every id this node
+    /// gave or saw. Ids given to transactions that never commit are
+    /// skipped; only committed ones are persisted.
     next_table_id: u32,
+    /// This node's id in a cluster (0 before it joins one), which picks the
+    /// ids it hands out.
+    node: u32,
+}
+
+impl CatalogState {
+    /// Nothing below `id` is handed out any more.
+    fn seen(&mut self, id: TableId) {
+        self.next_table_id = self.next_table_id.max(id.0 + 1);
+    }
 }
 
 /// The committed catalog. It changes only when a transaction with a
@@ -259,8 +276,15 @@ impl Catalog {
             state: RwLock::new(CatalogState {
                 tables,
                 next_table_id,
+                node: 0,
             }),
         })
+    }
+
+    /// Makes this node, `node` of a cluster, hand out the table ids that
+    /// are its own (see [`ID_STRIDE`]).
+    pub fn set_node(&self, node: u32) {
+        self.write().node = node;
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, CatalogState> {
@@ -299,6 +323,10 @@ impl Catalog {
             }
         }
         let mut tables = BTreeMap::new();
+        for def in incoming.values() {
+            state.seen(def.id);
+        }
+        batch.put_meta(NEXT_TABLE_ID, &state.next_table_id.to_be_bytes());
         for (name, def) in incoming {
             // Keep the definition this node has, if it is the same table, so
             // that providers made for it stay valid.
@@ -321,9 +349,14 @@ impl Catalog {
 
     fn new_table_id(&self) -> TableId {
         let mut state = self.write();
-        let id = TableId(state.next_table_id);
-        state.next_table_id += 1;
-        id
+        let mut id = state.next_table_id;
+        if state.node > 0 {
+            // The first id at or above `next` that is this node's.
+            let wanted = state.node % ID_STRIDE;
+            id += (wanted + ID_STRIDE - id % ID_STRIDE) % ID_STRIDE;
+        }
+        state.seen(TableId(id));
+        TableId(id)
     }
 
     /// Whether `change` can commit on top of the catalog as it is now, and
@@ -338,9 +371,15 @@ impl Catalog {
                 return Err(dropped_concurrently(name));
             }
         }
-        for name in change.created.keys() {
+        for (name, def) in &change.created {
             if state.tables.contains_key(name) && !change.dropped.contains_key(name) {
                 return Err(duplicate_table(name));
+            }
+            if state.tables.values().any(|t| t.id == def.id) {
+                return Err(Error::Internal(format!(
+                    "table id {} of \"{name}\" is taken",
+                    def.id.0
+                )));
             }
         }
         for id in written {
@@ -365,8 +404,11 @@ impl Catalog {
             batch.put_meta(&table_key(def.id), &json);
         }
         if !change.created.is_empty() {
-            let next = self.read().next_table_id;
-            batch.put_meta(NEXT_TABLE_ID, &next.to_be_bytes());
+            let mut state = self.write();
+            for def in change.created.values() {
+                state.seen(def.id);
+            }
+            batch.put_meta(NEXT_TABLE_ID, &state.next_table_id.to_be_bytes());
         }
         Ok(())
     }
@@ -532,19 +574,26 @@ mod tests {
         let other_dir = tempfile::tempdir().unwrap();
         let other_storage = Storage::open(other_dir.path()).unwrap();
         let other = Catalog::load(&other_storage).unwrap();
+        meta.set_node(1);
+        other.set_node(2);
         let kept = create_for_test(&other, int_table("kept"));
         create_for_test(&other, int_table("gone"));
+        let on_meta = create_for_test(&meta, int_table("meta's"));
+        // Each node hands out ids of its own.
+        assert_eq!(on_meta.id.0 % ID_STRIDE, 1);
+        assert_eq!(kept.id.0 % ID_STRIDE, 2);
 
-        // A change made on another node is made again on the meta node,
-        // which gives the new table its own id.
+        // A change made on another node commits on the meta node as it was
+        // made, with the id the other node gave.
         let mut change = SchemaChange::default();
         change
             .create_table(&other, int_table("new"), false)
             .unwrap();
+        let new_id = change.created["new"].id;
         let message: SchemaChangeMessage =
             serde_json::from_slice(&serde_json::to_vec(&change.to_message()).unwrap()).unwrap();
-        let on_meta = SchemaChange::from_message(message, &meta).unwrap();
-        commit(&storage, &meta, on_meta).unwrap();
+        commit(&storage, &meta, SchemaChange::from_message(message)).unwrap();
+        assert_eq!(meta.table("new").unwrap().id, new_id);
         let mut tables: Vec<TableDef> = meta.tables().iter().map(|t| (**t).clone()).collect();
         tables.push((*kept).clone());
 
@@ -562,5 +611,8 @@ mod tests {
         let reloaded = Catalog::load(&other_storage).unwrap();
         assert_eq!(reloaded.table("new"), meta.table("new"));
         assert!(reloaded.table("gone").is_none());
+        // Ids it saw are never handed out again, after a restart too.
+        reloaded.set_node(1);
+        assert!(reloaded.new_table_id() > on_meta.id);
     }
 }

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::catalog::{SchemaChangeMessage, TableDef};
+use crate::catalog::TableDef;
 use crate::config::Config;
 use crate::error::{Error, InputError, Result};
 use crate::shard::access::block_on;
@@ -499,25 +499,6 @@ impl Cluster {
             .ok_or_else(|| Error::Unavailable("this node does not serve SQL yet".into()))
     }
 
-    /// `CommitSchema`, on the meta node.
-    pub async fn commit_schema_here(
-        &self,
-        request: proto::SchemaChange,
-    ) -> Result<proto::CatalogUpdate> {
-        let coordinator = self.serving(&request.cluster_id)?;
-        if !self.is_meta() {
-            return Err(Error::input(
-                InputError::Other,
-                "this node is not the meta node",
-            ));
-        }
-        let change: SchemaChangeMessage = serde_json::from_slice(&request.change_json)
-            .map_err(|e| Error::input(InputError::Other, format!("bad schema change: {e}")))?;
-        let committer = coordinator.clone();
-        tokio::task::spawn_blocking(move || committer.commit_schema(change)).await??;
-        self.catalog_update(&coordinator, request.cluster_id)
-    }
-
     /// `GetCatalog`, on the meta node.
     pub fn get_catalog(&self, request: proto::GetCatalogRequest) -> Result<proto::CatalogUpdate> {
         let coordinator = self.serving(&request.cluster_id)?;
@@ -639,19 +620,6 @@ impl Peers for Cluster {
             .map(|m| m.rpc_addr)
             .ok_or_else(|| Error::NodeUnreachable(format!("node {node} is not a member")))?;
         self.pooled_channel(&addr)
-    }
-
-    fn commit_schema(&self, change: SchemaChangeMessage) -> Result<()> {
-        let state = self.initialised_state()?;
-        let meta = self.meta_addr(&state)?;
-        let request = proto::SchemaChange {
-            cluster_id: state.identity.cluster_id,
-            change_json: to_json(&change)?,
-        };
-        let mut client = self.client(&meta)?;
-        block_on(client.commit_schema(request))
-            .map_err(|s| Error::from_rpc(&format!("node at {meta}"), s))?;
-        Ok(())
     }
 
     fn publish_catalog(&self, tables: Vec<TableDef>) -> Result<()> {

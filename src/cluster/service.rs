@@ -79,17 +79,6 @@ impl cluster_server::Cluster for ClusterService {
             .map_err(Status::from)
     }
 
-    async fn commit_schema(
-        &self,
-        request: Request<proto::SchemaChange>,
-    ) -> Result<Response<proto::CatalogUpdate>, Status> {
-        self.cluster
-            .commit_schema_here(request.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
-    }
-
     async fn get_catalog(
         &self,
         request: Request<proto::GetCatalogRequest>,

@@ -22,7 +22,7 @@ use tonic::transport::Channel;
 use super::oracle::proto::oracle_client::OracleClient;
 use super::oracle::proto::{DecideRequest, DoneRequest, ResolveRequest};
 use super::TxnCoordinator;
-use crate::catalog::{SchemaChangeMessage, TableDef};
+use crate::catalog::TableDef;
 use crate::error::{Error, Result};
 use crate::rpc::{as_member, call_twice};
 use crate::shard::access::block_on;
@@ -42,27 +42,27 @@ pub trait Peers: Send + Sync {
     fn cluster_id(&self) -> String;
     /// The pooled channel to node `node`.
     fn channel(&self, node: u32) -> Result<Channel>;
-    /// Off the meta node: has the meta node commit `change`; returns once
-    /// every live node has the new catalog. Blocks.
-    fn commit_schema(&self, change: SchemaChangeMessage) -> Result<()>;
     /// On the meta node: gives every other live member the catalog `tables`.
     /// Blocks.
     fn publish_catalog(&self, tables: Vec<TableDef>) -> Result<()>;
 }
 
 impl TxnCoordinator {
-    /// Commits `batches` (by node, then shard group) with two-phase commit.
-    /// Blocks: call it off the async runtime (it drives the RPCs itself).
+    /// Commits `batches` (by node, then shard group) with two-phase commit,
+    /// decided by `decide` at the meta node (whose participants are the
+    /// nodes of `by_node`). Blocks: call it off the async runtime (it
+    /// drives the RPCs itself).
     pub(super) fn commit_across(
         &self,
         peers: &Arc<dyn Peers>,
         by_node: BTreeMap<u32, Vec<WriteBatch>>,
+        decide: DecideRequest,
     ) -> Result<u64> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::Internal("a cross-node commit needs the async runtime".into()))?;
         let me = peers.node_id();
-        let txn_id = self.new_txn_id(me);
-        let participants: Vec<u32> = by_node.keys().copied().collect();
+        let txn_id = decide.txn_id.clone();
+        let participants = decide.participants.clone();
 
         // 1. Prepare.
         let prepares = by_node.into_iter().map(|(node, batches)| {
@@ -104,8 +104,13 @@ impl TxnCoordinator {
             return Err(e);
         }
 
-        // 2. Decide.
-        let decided = runtime.block_on(self.decide_at_meta(peers, &txn_id, &participants));
+        // 2. Decide (on the meta node, not from inside the runtime: the
+        // decision may wait for the new catalog to reach every node).
+        let decided = if peers.meta_node() == me {
+            self.decide(decide)
+        } else {
+            runtime.block_on(self.decide_at_meta(peers, decide))
+        };
         let commit_ts = match decided {
             Ok(commit_ts) => commit_ts,
             Err(e) => {
@@ -147,32 +152,28 @@ impl TxnCoordinator {
         Ok(commit_ts)
     }
 
-    /// The meta node's decision; if the answer is lost, the decision it
-    /// recorded, or an abort.
-    async fn decide_at_meta(
-        &self,
-        peers: &Arc<dyn Peers>,
-        txn_id: &[u8],
-        participants: &[u32],
-    ) -> Result<u64> {
-        if peers.meta_node() == peers.node_id() {
-            return self.decide(txn_id, participants.to_vec());
-        }
+    /// The decision of the meta node (another node); if the answer is lost,
+    /// the decision it recorded, or an abort.
+    async fn decide_at_meta(&self, peers: &Arc<dyn Peers>, request: DecideRequest) -> Result<u64> {
         let cluster_id = peers.cluster_id();
         let mut oracle = self.oracle(peers)?;
-        let request = DecideRequest {
-            txn_id: txn_id.to_vec(),
-            participants: participants.to_vec(),
-        };
+        let txn_id = request.txn_id.clone();
         match oracle.decide(as_member(request, &cluster_id)?).await {
             Ok(response) => Ok(response.into_inner().commit_ts),
-            Err(status) if status.code() == tonic::Code::Aborted => {
+            // A refusal (a conflict, a name taken first) is an answer: no
+            // decision was recorded.
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Aborted
+                        | tonic::Code::InvalidArgument
+                        | tonic::Code::FailedPrecondition
+                ) =>
+            {
                 Err(Error::from_rpc("the meta node", status))
             }
             Err(status) => {
-                let request = ResolveRequest {
-                    txn_id: txn_id.to_vec(),
-                };
+                let request = ResolveRequest { txn_id };
                 match oracle.resolve(as_member(request, &cluster_id)?).await {
                     Ok(response) => response.into_inner().commit_ts.ok_or_else(|| {
                         Error::Unavailable(format!(
@@ -313,7 +314,7 @@ impl TxnCoordinator {
 
     /// A transaction id unique in the cluster: the node id, the time this
     /// node started, and a counter.
-    fn new_txn_id(&self, node: u32) -> Vec<u8> {
+    pub(super) fn new_txn_id(&self, node: u32) -> Vec<u8> {
         let mut id = node.to_be_bytes().to_vec();
         id.extend_from_slice(&self.txn_epoch.to_be_bytes());
         id.extend_from_slice(
@@ -335,6 +336,7 @@ mod tests {
     use crate::shard::{split_hash_space, stage_ranges, ShardMap};
     use crate::storage::Storage;
     use crate::txn::service::TxnService;
+    use crate::txn::tests::decision;
     use std::collections::HashMap;
     use tonic::transport::Server;
 
@@ -360,9 +362,6 @@ mod tests {
                 .get(&node)
                 .cloned()
                 .ok_or_else(|| Error::Unavailable(format!("node {node} is down")))
-        }
-        fn commit_schema(&self, _: SchemaChangeMessage) -> Result<()> {
-            Err(Error::Internal("no schema changes in this test".into()))
         }
         fn publish_catalog(&self, _: Vec<TableDef>) -> Result<()> {
             Err(Error::Internal("no schema changes in this test".into()))
@@ -554,14 +553,17 @@ mod tests {
         assert!(n1.coordinator.prepared_txns().is_empty());
         assert!(n2.coordinator.prepared_txns().is_empty());
         assert!(matches!(
-            n1.coordinator.decide(b"early", vec![1, 2]),
+            n1.coordinator.decide(decision(b"early", vec![1, 2])),
             Err(Error::Retry(_))
         ));
 
         // Died after the decision: the meta node applies it everywhere and
         // lets reads pass it.
         prepare(b"late");
-        let commit_ts = n1.coordinator.decide(b"late", vec![1, 2]).unwrap();
+        let commit_ts = n1
+            .coordinator
+            .decide(decision(b"late", vec![1, 2]))
+            .unwrap();
         assert!(n1.coordinator.begin().start_ts() < commit_ts);
         recover(&n1.coordinator, &peers[0]).await.unwrap();
         assert!(n2.coordinator.prepared_txns().is_empty());

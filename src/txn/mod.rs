@@ -47,14 +47,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::catalog::{Catalog, SchemaChange, SchemaChangeMessage, TableDef, TableId};
 use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
-use crate::error::{Error, Result};
+use crate::error::{Error, InputError, Result};
 use crate::rpc::{as_member, call_twice};
 use crate::shard::access::ShardAccess;
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
 use crate::shard::{ShardMap, ShardReplica};
 use crate::storage::Storage;
 use oracle::proto::oracle_client::OracleClient;
-use oracle::proto::BeginRequest;
+use oracle::proto::{BeginRequest, DecideRequest};
 
 /// An open transaction: its snapshot and its buffered writes.
 pub struct Transaction {
@@ -216,14 +216,6 @@ impl TxnCoordinator {
         &self.catalog
     }
 
-    /// Commits a schema change another node sent (this is the meta node).
-    /// Blocks.
-    pub fn commit_schema(&self, message: SchemaChangeMessage) -> Result<()> {
-        let mut txn = self.begin();
-        txn.schema = SchemaChange::from_message(message, &self.catalog)?;
-        self.commit(txn).map(|_| ())
-    }
-
     /// How this node reaches the shard group of `replica`: in-process if it
     /// holds it, else over the network.
     pub fn route(&self, replica: &Arc<ShardReplica>) -> Result<ShardAccess> {
@@ -265,6 +257,7 @@ impl TxnCoordinator {
     /// Makes commits that write other nodes' shard groups, or commit off the
     /// meta node, go through two-phase commit with `peers`.
     pub fn set_peers(&self, peers: Arc<dyn Peers>) {
+        self.catalog.set_node(peers.node_id());
         let _ = self.peers.set(peers);
     }
 
@@ -302,24 +295,25 @@ impl TxnCoordinator {
             let remote = batches
                 .values()
                 .any(|b| replicas[b.shard_id as usize].range().node != me);
-            // Off the meta node every commit takes the cluster's timestamp.
+            // Off the meta node every commit takes the cluster's timestamp,
+            // and a schema change commits with the decision there.
             if remote || peers.meta_node() != me {
-                if !txn.schema.is_empty() {
-                    if !batches.is_empty() {
-                        return Err(Error::unsupported(
-                            "CREATE or DROP TABLE with row changes in one transaction in a cluster of several nodes",
-                        ));
-                    }
-                    // Schema changes commit at the meta node.
-                    peers.commit_schema(txn.schema.to_message())?;
-                    return Ok(txn.start_ts);
-                }
                 let mut by_node: BTreeMap<u32, Vec<WriteBatch>> = BTreeMap::new();
                 for batch in batches.into_values() {
                     let node = replicas[batch.shard_id as usize].range().node;
                     by_node.entry(node).or_default().push(batch);
                 }
-                return self.commit_across(peers, by_node);
+                let decide = DecideRequest {
+                    txn_id: self.new_txn_id(me),
+                    participants: by_node.keys().copied().collect(),
+                    schema_change: match txn.schema.is_empty() {
+                        true => Vec::new(),
+                        false => serde_json::to_vec(&txn.schema.to_message())
+                            .map_err(|e| Error::Internal(e.to_string()))?,
+                    },
+                    written_tables: written_tables.iter().map(|t| t.0).collect(),
+                };
+                return self.commit_across(peers, by_node, decide);
             }
         }
         let schema = txn.schema;
@@ -344,8 +338,19 @@ impl TxnCoordinator {
         locked.decisions.applied(commit_ts);
         self.publish(&locked);
         drop(locked);
-        // Every live node gets the new catalog before the commit returns.
-        if let (true, Some(peers)) = (schema_changed, self.peers.get()) {
+        if schema_changed {
+            self.schema_changed(dropped);
+        }
+        Ok(commit_ts)
+    }
+
+    /// After a schema change committed here: every live node gets the new
+    /// catalog before the commit returns, and the rows of the dropped
+    /// tables go. No transaction can see those tables any more, and none
+    /// can commit rows into them (`Catalog::validate`). A failure leaves
+    /// unreachable rows behind, not a failed commit. Blocks.
+    fn schema_changed(&self, dropped: Vec<Arc<TableDef>>) {
+        if let Some(peers) = self.peers.get() {
             let tables = self
                 .catalog
                 .tables()
@@ -356,16 +361,12 @@ impl TxnCoordinator {
                 tracing::warn!(error = %e, "a node missed a catalog change; it takes the catalog when it restarts");
             }
         }
-        // No transaction can see these tables any more, and none can commit
-        // rows into them (`Catalog::validate`), so their rows can go.
-        // A failure leaves unreachable rows behind, not a failed commit.
         for def in dropped {
             let (start, end) = table_bounds(def.id.0);
             if let Err(e) = self.storage.purge_range(&start, &end) {
                 tracing::warn!(table = %def.name, error = %e, "could not purge a dropped table");
             }
         }
-        Ok(commit_ts)
     }
 }
 
@@ -383,14 +384,42 @@ impl TxnCoordinator {
     }
 
     /// The timestamp oracle (meta node): the commit point of a cross-node
-    /// transaction. Blocks on disk.
-    pub fn decide(&self, txn_id: &[u8], participants: Vec<u32>) -> Result<u64> {
+    /// transaction, with its schema change, which is checked against the
+    /// catalog as a local commit's is (so are the tables it writes). Asking
+    /// twice gets the same answer. Blocks on disk and on the catalog's
+    /// delivery to the other nodes.
+    pub fn decide(&self, request: DecideRequest) -> Result<u64> {
+        let schema = match request.schema_change.is_empty() {
+            true => SchemaChange::default(),
+            false => SchemaChange::from_message(
+                serde_json::from_slice::<SchemaChangeMessage>(&request.schema_change).map_err(
+                    |e| Error::input(InputError::Other, format!("bad schema change: {e}")),
+                )?,
+            ),
+        };
+        let written: Vec<TableId> = request.written_tables.iter().map(|&t| TableId(t)).collect();
         let mut locked = self.lock();
-        let commit_ts =
-            locked
-                .decisions
-                .decide(&self.storage, &self.clock, txn_id, participants)?;
+        if let Some(commit_ts) = Decisions::earlier(&self.storage, &request.txn_id)? {
+            return Ok(commit_ts);
+        }
+        self.catalog.validate(&schema, &written)?;
+        let mut batch = self.storage.batch();
+        self.catalog.stage(&schema, &mut batch)?;
+        let commit_ts = locked.decisions.decide(
+            &self.storage,
+            &self.clock,
+            &request.txn_id,
+            request.participants,
+            batch,
+        )?;
+        let dropped: Vec<Arc<TableDef>> = schema.dropped().cloned().collect();
+        let schema_changed = !schema.is_empty();
+        self.catalog.apply(schema);
         self.publish(&locked);
+        drop(locked);
+        if schema_changed {
+            self.schema_changed(dropped);
+        }
         Ok(commit_ts)
     }
 
@@ -481,6 +510,15 @@ impl TxnCoordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A decision request for a transaction that writes no schema change.
+    pub(crate) fn decision(txn_id: &[u8], participants: Vec<u32>) -> DecideRequest {
+        DecideRequest {
+            txn_id: txn_id.to_vec(),
+            participants,
+            ..Default::default()
+        }
+    }
     use crate::catalog::int_table;
     use crate::encoding::keys::row_key;
     use crate::error::Error;
@@ -692,9 +730,9 @@ mod tests {
         let decided;
         {
             let c = open(dir.path());
-            decided = c.decide(b"cross", vec![1, 2]).unwrap();
+            decided = c.decide(decision(b"cross", vec![1, 2])).unwrap();
             assert_eq!(
-                c.decide(b"cross", vec![1, 2]).unwrap(),
+                c.decide(decision(b"cross", vec![1, 2])).unwrap(),
                 decided,
                 "idempotent"
             );
@@ -716,6 +754,9 @@ mod tests {
 
         // Recovery got there first: the transaction can no longer commit.
         assert_eq!(c.resolve(b"orphan").unwrap(), None);
-        assert!(matches!(c.decide(b"orphan", vec![2]), Err(Error::Retry(_))));
+        assert!(matches!(
+            c.decide(decision(b"orphan", vec![2])),
+            Err(Error::Retry(_))
+        ));
     }
 }

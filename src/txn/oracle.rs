@@ -21,7 +21,7 @@ use prost::Message;
 
 use super::Clock;
 use crate::error::{Error, Result};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageBatch};
 
 /// The decision record (`proto/txn.proto`).
 pub mod proto {
@@ -68,25 +68,31 @@ impl Decisions {
         self.applied = self.applied.max(ts);
     }
 
-    /// The commit point of `txn_id`: a timestamp from `clock`, stored with
-    /// the participants (synced). Fails if recovery aborted it first.
+    /// The commit timestamp of `txn_id` if it is decided already (asking
+    /// twice gets the same answer); an error if recovery aborted it.
+    pub fn earlier(storage: &Storage, txn_id: &[u8]) -> Result<Option<u64>> {
+        match read(storage, txn_id)? {
+            None => Ok(None),
+            Some(Decision { commit_ts: 0, .. }) => Err(Error::Retry(
+                "the transaction was aborted while its commit was pending".into(),
+            )),
+            Some(decision) => Ok(Some(decision.commit_ts)),
+        }
+    }
+
+    /// The commit point of `txn_id`, which has no decision yet
+    /// ([`Self::earlier`]): a timestamp from `clock`, stored with the
+    /// participants in `batch` (which holds what commits with it) and
+    /// written synced.
     pub fn decide(
         &mut self,
         storage: &Storage,
         clock: &Clock,
         txn_id: &[u8],
         participants: Vec<u32>,
+        mut batch: StorageBatch,
     ) -> Result<u64> {
-        if let Some(decision) = read(storage, txn_id)? {
-            return match decision.commit_ts {
-                0 => Err(Error::Retry(
-                    "the transaction was aborted while its commit was pending".into(),
-                )),
-                ts => Ok(ts),
-            };
-        }
         let commit_ts = clock.next();
-        let mut batch = storage.batch();
         let decision = Decision {
             commit_ts,
             participants,

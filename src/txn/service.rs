@@ -111,8 +111,7 @@ impl Oracle for TxnService {
         request: Request<DecideRequest>,
     ) -> Result<Response<DecideResponse>, Status> {
         self.run_meta(request, |c, r| {
-            c.decide(&r.txn_id, r.participants)
-                .map(|commit_ts| DecideResponse { commit_ts })
+            c.decide(r).map(|commit_ts| DecideResponse { commit_ts })
         })
         .await
     }
@@ -225,6 +224,7 @@ mod tests {
                     DecideRequest {
                         txn_id: b"a".to_vec(),
                         participants: vec![1],
+                        ..Default::default()
                     },
                     "c1",
                 )

@@ -17,6 +17,10 @@ use tokio_postgres::NoTls;
 
 use crate::harness::{sqlstate, TestServer};
 
+/// The id of the first table node 1 creates: ids start at 100, and node
+/// `n` takes those `≡ n (mod 1024)`.
+const FIRST_TABLE_OF_NODE_1: u32 = 1025;
+
 /// How long membership may take to settle (heartbeats every second).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -393,8 +397,7 @@ async fn a_lone_node_is_a_one_node_cluster_with_every_shard_group() {
     let mut ids = Vec::new();
     for shard_id in 0..8 {
         let request = ScanRequest {
-            // The first table of a fresh node.
-            table_id: 100,
+            table_id: FIRST_TABLE_OF_NODE_1,
             shard_id,
             snapshot_ts: u64::MAX >> 1,
             row_schema: encode_schema(&schema),
@@ -420,7 +423,7 @@ async fn a_lone_node_is_a_one_node_cluster_with_every_shard_group() {
     ids.sort_unstable();
     assert_eq!(ids, vec![1, 2, 3]);
     let request = ScanRequest {
-        table_id: 100,
+        table_id: FIRST_TABLE_OF_NODE_1,
         row_schema: encode_schema(&schema),
         ..Default::default()
     };
@@ -747,5 +750,91 @@ async fn concurrent_transfers_on_every_node_keep_every_read_consistent() {
             .map(|r| r.get(0))
             .collect();
         assert_eq!(balances, expected[1..]);
+    }
+}
+
+/// CREATE TABLE and its rows in one transaction, off the meta node, with
+/// rows on every node: all of it or none. Racing creates on two nodes: the
+/// first commit wins (42P07 for the other); rows written into a table
+/// another node dropped meanwhile: 40001.
+#[tokio::test]
+async fn ddl_and_rows_commit_together_across_nodes() {
+    let cluster = start_cluster(3).await;
+    let clients = [
+        cluster[0].connect().await,
+        cluster[1].connect().await,
+        cluster[2].connect().await,
+    ];
+    clients[1]
+        .batch_execute(
+            "BEGIN; CREATE TABLE m (id int PRIMARY KEY, v text); \
+             INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 60) g",
+        )
+        .await
+        .unwrap();
+    // Nobody else sees the table before COMMIT.
+    assert_eq!(
+        sqlstate(clients[0].query("SELECT * FROM m", &[]).await),
+        SqlState::UNDEFINED_TABLE
+    );
+    clients[1].batch_execute("COMMIT").await.unwrap();
+    for client in &clients {
+        let count: i64 = client
+            .query_one("SELECT count(*) FROM m", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(count, 60);
+    }
+    // Rolled back: neither the table nor its rows.
+    clients[2]
+        .batch_execute(
+            "BEGIN; CREATE TABLE gone (id int PRIMARY KEY); \
+             INSERT INTO gone SELECT g FROM generate_series(1, 10) g; ROLLBACK",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlstate(clients[0].query("SELECT * FROM gone", &[]).await),
+        SqlState::UNDEFINED_TABLE
+    );
+
+    // Two nodes create the same name: the first commit wins.
+    for client in &clients[1..] {
+        client
+            .batch_execute(
+                "BEGIN; CREATE TABLE race (id int PRIMARY KEY); \
+                 INSERT INTO race SELECT g FROM generate_series(1, 20) g",
+            )
+            .await
+            .unwrap();
+    }
+    clients[2].batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        sqlstate(clients[1].batch_execute("COMMIT").await),
+        SqlState::DUPLICATE_TABLE
+    );
+
+    // Rows into a table that another node drops before they commit.
+    clients[2]
+        .batch_execute("BEGIN; INSERT INTO m SELECT g FROM generate_series(100, 130) g")
+        .await
+        .unwrap();
+    clients[1].batch_execute("DROP TABLE m").await.unwrap();
+    assert_eq!(
+        sqlstate(clients[2].batch_execute("COMMIT").await),
+        SqlState::T_R_SERIALIZATION_FAILURE
+    );
+    for client in &clients {
+        assert_eq!(
+            sqlstate(client.query("SELECT * FROM m", &[]).await),
+            SqlState::UNDEFINED_TABLE
+        );
+        let count: i64 = client
+            .query_one("SELECT count(*) FROM race", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(count, 20);
     }
 }
