@@ -2,15 +2,17 @@
 # Runs the same workloads on ShardForge and on a local PostgreSQL 15 and prints
 # both figures side by side. See benches/README.md.
 #
-#   benches/compare.sh [--rows N] [--duration SECONDS] [--only postgres|shardforge] [--keep]
+#   benches/compare.sh [--rows N] [--duration SECONDS] [--nodes N] [--only postgres|shardforge] [--keep]
 #
 # Both servers are started here, on spare loopback ports, with data in one temp
-# dir, and are stopped on exit (trap), however the script ends.
+# dir, and are stopped on exit (trap), however the script ends. With --nodes N
+# (N > 1) ShardForge also runs as an N-node cluster, in a third column.
 set -euo pipefail
 
 ROWS=1000000          # rows loaded by (c) and scanned by (d); (b) reads among them
 DURATION=10           # seconds per pgbench run, (a) and (b)
 INSERT_CLIENTS=4      # pgbench clients for (a)
+NODES=1               # also run ShardForge as a cluster of this many nodes
 ONLY=""               # run only one side
 KEEP=0                # keep the temp dir (logs, pgbench logs) afterwards
 STATEMENT_TIMEOUT=1800  # seconds before giving up on one psql statement
@@ -21,12 +23,14 @@ while [[ $# -gt 0 ]]; do
         --rows) ROWS="$2"; shift 2 ;;
         --duration) DURATION="$2"; shift 2 ;;
         --only) ONLY="$2"; shift 2 ;;
+        --nodes) NODES="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 1 ;;
     esac
 done
 [[ "$ROWS" =~ ^[0-9]+$ && "$ROWS" -gt 0 ]] || { echo "--rows must be a positive integer" >&2; exit 1; }
+[[ "$NODES" =~ ^[0-9]+$ && "$NODES" -gt 0 ]] || { echo "--nodes must be a positive integer" >&2; exit 1; }
 [[ -z "$ONLY" || "$ONLY" == postgres || "$ONLY" == shardforge ]] || { echo "--only postgres|shardforge" >&2; exit 1; }
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,17 +46,24 @@ log() { echo "== $*" >&2; }
 WORK="$(mktemp -d /tmp/shardforge-bench.XXXXXX)"
 chmod 755 "$WORK"
 PG_PID_DIR=""
-SF_PID=""
+SF_PIDS=()
+
+stop_shardforge() {
+    local pid
+    for pid in "${SF_PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null || continue
+        log "stopping ShardForge (pid $pid)"
+        kill -TERM "$pid"
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+        wait "$pid" 2>/dev/null
+    done
+    SF_PIDS=()
+}
 
 cleanup() {
     set +e
-    if [[ -n "$SF_PID" ]] && kill -0 "$SF_PID" 2>/dev/null; then
-        log "stopping ShardForge (pid $SF_PID)"
-        kill -TERM "$SF_PID"
-        for _ in $(seq 1 100); do kill -0 "$SF_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$SF_PID" 2>/dev/null && kill -KILL "$SF_PID"
-        wait "$SF_PID" 2>/dev/null
-    fi
+    stop_shardforge
     if [[ -n "$PG_PID_DIR" && -f "$PG_PID_DIR/postmaster.pid" ]]; then
         log "stopping PostgreSQL"
         as_pg "$PG_BIN/pg_ctl" -D "$PG_PID_DIR" -m fast -w stop >/dev/null
@@ -111,28 +122,48 @@ start_postgres() {
     PG_PID_DIR="$data"
 }
 
-start_shardforge() {
+start_shardforge() {  # nodes; sets SF_PORT
+    local nodes=$1 i rpc=() pg=() http=() join=()
     if [[ ! -x "$SHARDFORGE_BIN" ]]; then
         log "building $SHARDFORGE_BIN (cargo build --release; a cold build takes ~40 minutes)"
         (cd "$REPO" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR" cargo build --release --bin shardforge)
     fi
-    SF_PORT=$(spare_port)
-    local rpc http
-    rpc=$(spare_port)
-    http=$(spare_port)
-    log "ShardForge: $SHARDFORGE_BIN, pg port $SF_PORT, data in $WORK/sf-data"
-    "$SHARDFORGE_BIN" start --data-dir "$WORK/sf-data" --pg-addr "127.0.0.1:$SF_PORT" \
-        --rpc-addr "127.0.0.1:$rpc" --http-addr "127.0.0.1:$http" >"$WORK/sf.log" 2>&1 &
-    SF_PID=$!
-    for _ in $(seq 1 600); do
-        http_ok "$http" && return 0
-        if ! kill -0 "$SF_PID" 2>/dev/null; then
-            echo "ShardForge exited during startup; log:" >&2; tail -50 "$WORK/sf.log" >&2; SF_PID=""; return 1
-        fi
-        sleep 0.1
+    for i in $(seq "$nodes"); do
+        pg+=("$(spare_port)"); rpc+=("$(spare_port)"); http+=("$(spare_port)")
     done
-    echo "ShardForge not healthy after 60 s; log:" >&2; tail -50 "$WORK/sf.log" >&2
-    return 1
+    if [[ $nodes -gt 1 ]]; then
+        join=(--join "$(printf '127.0.0.1:%s,' "${rpc[@]}" | sed 's/,$//')")
+    fi
+    for i in $(seq 0 $((nodes - 1))); do
+        local data="$WORK/sf$nodes-data$i"
+        log "ShardForge node $((i + 1)) of $nodes: pg port ${pg[i]}, data in $data"
+        "$SHARDFORGE_BIN" start --data-dir "$data" --pg-addr "127.0.0.1:${pg[i]}" \
+            --rpc-addr "127.0.0.1:${rpc[i]}" --http-addr "127.0.0.1:${http[i]}" "${join[@]}" \
+            >"$WORK/sf$nodes-$i.log" 2>&1 &
+        SF_PIDS+=($!)
+    done
+    if [[ $nodes -gt 1 ]]; then
+        for _ in $(seq 1 120); do
+            "$SHARDFORGE_BIN" init --host "127.0.0.1:${rpc[0]}" >/dev/null 2>&1 && break
+            sleep 0.5
+        done
+    fi
+    for i in $(seq 0 $((nodes - 1))); do
+        local up=0
+        for _ in $(seq 1 600); do
+            http_ok "${http[i]}" && { up=1; break; }
+            kill -0 "${SF_PIDS[i]}" 2>/dev/null || break
+            sleep 0.1
+        done
+        if [[ $up == 0 ]]; then
+            echo "ShardForge node $((i + 1)) did not become healthy; log:" >&2
+            tail -50 "$WORK/sf$nodes-$i.log" >&2
+            return 1
+        fi
+    done
+    # A cluster is measured through node 2, which is not the meta node: its
+    # commits take the cluster's timestamp and most rows are on other nodes.
+    SF_PORT=${pg[$((nodes > 1 ? 1 : 0))]}
 }
 
 # ---------------------------------------------------------------- workloads
@@ -242,11 +273,15 @@ bench_aggregate() {  # name port
 
 declare -A INSERT_TPS P50 P99 LOAD_S AGG_MS LOAD_NOTE
 
+failed_all() {  # name
+    INSERT_TPS[$1]=error; P50[$1]=error; P99[$1]=error; LOAD_S[$1]=error; AGG_MS[$1]=error
+}
+
 run_all() {  # name port
     local name=$1 port=$2
     log "$name: setup"
     if ! setup_tables "$port"; then
-        INSERT_TPS[$name]=error; P50[$name]=error; P99[$name]=error; LOAD_S[$name]=error; AGG_MS[$name]=error
+        failed_all "$name"
         return
     fi
     log "$name: (a) single-row INSERT, $INSERT_CLIENTS clients, ${DURATION}s"
@@ -266,11 +301,22 @@ if [[ "$ONLY" != shardforge ]]; then
     start_postgres
     run_all pg "$PG_PORT"
 fi
+SIDES=(pg sf)
 if [[ "$ONLY" != postgres ]]; then
-    if start_shardforge; then
+    if start_shardforge 1; then
         run_all sf "$SF_PORT"
     else
-        INSERT_TPS[sf]=error; P50[sf]=error; P99[sf]=error; LOAD_S[sf]=error; AGG_MS[sf]=error
+        failed_all sf
+    fi
+    stop_shardforge
+    if [[ $NODES -gt 1 ]]; then
+        SIDES+=(cluster)
+        if start_shardforge "$NODES"; then
+            run_all cluster "$SF_PORT"
+        else
+            failed_all cluster
+        fi
+        stop_shardforge
     fi
 fi
 
@@ -279,16 +325,29 @@ ratio() {  # shardforge postgres
         if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'
 }
 row() {  # label key-array better
-    local label=$1 arr=$2 better=$3
+    local label=$1 arr=$2 better=$3 side line
     local -n values=$arr
-    local pg="${values[pg]:--}" sf="${values[sf]:--}"
-    printf '%-54s %16s %16s %10s   %s\n' "$label" "$pg" "$sf" "$(ratio "$sf" "$pg")" "$better"
+    printf -v line '%-54s' "$label"
+    for side in "${SIDES[@]}"; do printf -v line '%s %16s' "$line" "${values[$side]:--}"; done
+    for side in "${SIDES[@]:1}"; do printf -v line '%s %10s' "$line" "$(ratio "${values[$side]:-}" "${values[pg]:-}")"; done
+    echo "$line   $better"
+}
+
+CLUSTER_NAME="ShardForge ${NODES}n"
+header() {  # pg sf cluster ratio-sf ratio-cluster
+    local line
+    printf -v line '%-54s %16s %16s' "$1" "$2" "$3"
+    [[ $NODES -gt 1 ]] && printf -v line '%s %16s' "$line" "$4"
+    printf -v line '%s %10s' "$line" "$5"
+    [[ $NODES -gt 1 ]] && printf -v line '%s %10s' "$line" "$6"
+    echo "$line"
 }
 
 echo
 echo "ShardForge vs PostgreSQL 15 — $ROWS rows, ${DURATION}s pgbench runs, $(nproc) CPUs"
-printf '%-54s %16s %16s %10s   %s\n' "workload" "PostgreSQL 15" "ShardForge" "SF / PG" ""
-printf '%-54s %16s %16s %10s\n' "--------" "-------------" "----------" "-------"
+[[ $NODES -gt 1 ]] && echo "($CLUSTER_NAME: a $NODES-node cluster on this machine, measured through node 2)"
+header "workload" "PostgreSQL 15" "ShardForge" "$CLUSTER_NAME" "SF / PG" "${NODES}n / PG"
+header "--------" "-------------" "----------" "----------" "-------" "-------"
 row "(a) INSERT 1 row, autocommit, $INSERT_CLIENTS clients (TPS)" INSERT_TPS "higher is better"
 row "(b) point SELECT by PK, p50 latency (ms)" P50 "lower is better"
 row "(b) point SELECT by PK, p99 latency (ms)" P99 "lower is better"
