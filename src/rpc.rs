@@ -20,15 +20,27 @@ pub fn check_member(metadata: &MetadataMap, cluster_id: &str) -> Result<(), Stat
     }
 }
 
-/// Makes a call, and makes it once more if the peer was unreachable: a
-/// pooled channel to a node that was down reports the old failure once
-/// before it reconnects. Only for calls that may be repeated (all of
-/// ShardForge's are idempotent).
-pub async fn call_twice<T, F, Fut>(mut call: F) -> Result<T, Status>
+/// Calls `method` of `client` with `request`, as a member of cluster
+/// `cluster_id`, and calls once more if the peer was unreachable: a pooled
+/// channel to a node that was down reports the old failure once before it
+/// reconnects. Only for calls that may be repeated (all of ShardForge's are
+/// idempotent).
+pub async fn call_twice<C, Req, T, Fut>(
+    client: &C,
+    request: &Req,
+    cluster_id: &str,
+    method: impl Fn(C, tonic::Request<Req>) -> Fut,
+) -> Result<T, Status>
 where
-    F: FnMut() -> Fut,
+    C: Clone,
+    Req: Clone,
     Fut: std::future::Future<Output = Result<T, Status>>,
 {
+    let call = || async {
+        let request =
+            as_member(request.clone(), cluster_id).map_err(|e| Status::internal(e.to_string()))?;
+        method(client.clone(), request).await
+    };
     match call().await {
         Err(status) if status.code() == tonic::Code::Unavailable => call().await,
         other => other,

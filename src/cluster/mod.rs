@@ -637,8 +637,14 @@ impl Peers for Cluster {
         let mut failed = None;
         for member in state.members.iter().filter(|m| live.contains(&m.id)) {
             let mut client = self.client(&member.rpc_addr)?;
-            if let Err(status) = block_on(client.apply_catalog(update.clone())) {
-                failed = Some(Error::from_rpc(&format!("node {}", member.id), status));
+            let applied = block_on(async {
+                client
+                    .apply_catalog(update.clone())
+                    .await
+                    .map_err(|status| Error::from_rpc(&format!("node {}", member.id), status))
+            });
+            if let Err(e) = applied {
+                failed = Some(e);
             }
         }
         failed.map_or(Ok(()), Err)

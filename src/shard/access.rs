@@ -144,10 +144,11 @@ pub fn scan_local(
     futures::stream::once(start).flatten().boxed()
 }
 
-/// Runs a future from a blocking thread of the runtime.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => runtime.block_on(future),
-        Err(_) => futures::executor::block_on(future),
-    }
+/// Runs a future from a blocking thread of the runtime (`spawn_blocking`).
+/// Off the runtime nothing could drive its network calls: an error.
+pub fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        crate::error::Error::Internal("a call to another node needs the async runtime".into())
+    })?;
+    runtime.block_on(future)
 }

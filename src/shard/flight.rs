@@ -33,7 +33,7 @@ use super::proto::ScanRequest;
 use super::replica::decode_filter;
 use super::{scan_schema, ShardMap};
 use crate::error::{Error, Result};
-use crate::rpc::{as_member, call_twice, check_member};
+use crate::rpc::{call_twice, check_member};
 
 /// The largest ticket accepted: the overlay of a transaction that wrote much
 /// before it reads travels in it.
@@ -159,13 +159,8 @@ pub fn scan_remote(
     };
     futures::stream::once(async move {
         let client = FlightServiceClient::new(channel);
-        let response = call_twice(|| {
-            let mut client = client.clone();
-            let call = as_member(ticket.clone(), &cluster_id);
-            async move {
-                let call = call.map_err(|e| Status::internal(e.to_string()))?;
-                client.do_get(call).await
-            }
+        let response = call_twice(&client, &ticket, &cluster_id, |mut c, r| async move {
+            c.do_get(r).await
         })
         .await
         .map_err(|s| Error::from_rpc(&node, s))?;
@@ -246,6 +241,7 @@ mod tests {
     use crate::catalog::{create_for_test, int_table, Catalog};
     use crate::encoding::keys::{encode_key_value, row_key};
     use crate::encoding::row::encode_rows;
+    use crate::rpc::as_member;
     use crate::shard::encode_schema;
     use crate::shard::proto::Mutation;
     use crate::shard::replica::encode_filter;

@@ -76,13 +76,8 @@ impl TxnCoordinator {
                 } else {
                     let client = self.participant(peers, node)?;
                     let cluster_id = peers.cluster_id();
-                    call_twice(|| {
-                        let mut client = client.clone();
-                        let call = as_member(request.clone(), &cluster_id);
-                        async move {
-                            let call = call.map_err(|e| tonic::Status::internal(e.to_string()))?;
-                            client.prepare(call).await
-                        }
+                    call_twice(&client, &request, &cluster_id, |mut c, r| async move {
+                        c.prepare(r).await
                     })
                     .await
                     .map(|_| ())

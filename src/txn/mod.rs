@@ -48,7 +48,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::catalog::{Catalog, SchemaChange, SchemaChangeMessage, TableDef, TableId};
 use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, InputError, Result};
-use crate::rpc::{as_member, call_twice};
+use crate::rpc::call_twice;
 use crate::shard::access::ShardAccess;
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
 use crate::shard::{ShardMap, ShardReplica};
@@ -237,14 +237,12 @@ impl TxnCoordinator {
         };
         let oracle = OracleClient::new(peers.channel(peers.meta_node())?);
         let cluster_id = peers.cluster_id();
-        let read_ts = call_twice(|| {
-            let mut oracle = oracle.clone();
-            let call = as_member(BeginRequest {}, &cluster_id);
-            async move {
-                let call = call.map_err(|e| tonic::Status::internal(e.to_string()))?;
-                oracle.begin(call).await
-            }
-        })
+        let read_ts = call_twice(
+            &oracle,
+            &BeginRequest {},
+            &cluster_id,
+            |mut c, r| async move { c.begin(r).await },
+        )
         .await
         .map_err(|s| Error::from_rpc("the meta node", s))?
         .into_inner()
