@@ -5,6 +5,11 @@
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
+/// The largest message a node takes from another: all of a transaction's
+/// writes to one node travel in one `Prepare`, and its own writes to a
+/// table in the ticket of a scan (tonic's default is 4 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
 /// Metadata key carrying the caller's cluster id.
 pub const CLUSTER_HEADER: &str = "x-shardforge-cluster";
 

@@ -33,11 +33,7 @@ use super::proto::ScanRequest;
 use super::replica::decode_filter;
 use super::{scan_schema, ShardMap};
 use crate::error::{Error, Result};
-use crate::rpc::{call_twice, check_member};
-
-/// The largest ticket accepted: the overlay of a transaction that wrote much
-/// before it reads travels in it.
-const MAX_TICKET_BYTES: usize = 256 << 20;
+use crate::rpc::{call_twice, check_member, MAX_MESSAGE_BYTES};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
 
@@ -57,7 +53,7 @@ pub struct ShardFlightService {
 
 impl ShardFlightService {
     pub fn server(self: &Arc<Self>) -> FlightServiceServer<Self> {
-        FlightServiceServer::from_arc(self.clone()).max_decoding_message_size(MAX_TICKET_BYTES)
+        FlightServiceServer::from_arc(self.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     /// Starts serving the shard groups `shards` holds for `node`.

@@ -14,7 +14,7 @@ use super::oracle::proto::{
     ResolveRequest, ResolveResponse,
 };
 use super::TxnCoordinator;
-use crate::rpc::check_member;
+use crate::rpc::{check_member, MAX_MESSAGE_BYTES};
 use crate::shard::proto::participant_server::{Participant, ParticipantServer};
 use crate::shard::proto::{
     AbortRequest, CommitPreparedRequest, PrepareRequest, PrepareResponse, Resolved,
@@ -36,7 +36,7 @@ pub struct TxnService {
 
 impl TxnService {
     pub fn participant_server(self: &Arc<Self>) -> ParticipantServer<Self> {
-        ParticipantServer::from_arc(self.clone())
+        ParticipantServer::from_arc(self.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     pub fn oracle_server(self: &Arc<Self>) -> OracleServer<Self> {
