@@ -151,6 +151,12 @@ impl Error {
             // The peer's own words: they describe the user's statement.
             return Error::input(kind, status.message());
         }
+        // A status tonic made here from a failed connection (the peer died
+        // mid-stream: an h2 or I/O error) carries that error as its source;
+        // one the peer answered with does not.
+        if std::error::Error::source(&status).is_some() {
+            return Error::NodeUnreachable(message);
+        }
         match status.code() {
             tonic::Code::InvalidArgument
             | tonic::Code::AlreadyExists

@@ -65,15 +65,20 @@ pub fn as_member<T>(
     Ok(request)
 }
 
+/// The connections `listener` accepts, as gRPC serves them. Without
+/// TCP_NODELAY (which tonic sets only on listeners it binds itself) a small
+/// answer waits for the peer's delayed ACK: 40 ms on Linux.
+pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Serves `router` on a free loopback port and connects to it, for tests of
 /// the services over real TCP.
 #[cfg(test)]
 pub async fn loopback(router: tonic::transport::server::Router) -> tonic::transport::Channel {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        router.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    tokio::spawn(router.serve_with_incoming(incoming(listener)));
     tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()

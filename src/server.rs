@@ -16,7 +16,6 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::catalog::Catalog;
 use crate::cluster::{Cluster, ClusterService};
@@ -62,7 +61,7 @@ pub async fn run(config: Config) -> Result<()> {
             .add_service(flight.server())
             .add_service(txn.participant_server())
             .add_service(txn.oracle_server())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(rpc), async move {
+            .serve_with_incoming_shutdown(crate::rpc::incoming(rpc), async move {
                 let _ = rpc_stopped.wait_for(|s| *s).await;
             }),
     );
