@@ -15,7 +15,7 @@ use shardforge::shard::proto::ScanRequest;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
-use crate::harness::{sqlstate, TestServer};
+use crate::harness::{query_i64, sqlstate, TestServer};
 
 /// The id of the first table node 1 creates: ids start at 100, and node
 /// `n` takes those `≡ n (mod 1024)`.
@@ -457,14 +457,19 @@ async fn start_cluster(n: usize) -> Vec<TestServer> {
     nodes
 }
 
+/// A client of every node of `cluster`, in order.
+async fn connect_all(cluster: &[TestServer]) -> Vec<tokio_postgres::Client> {
+    let mut clients = Vec::new();
+    for node in cluster {
+        clients.push(node.connect().await);
+    }
+    clients
+}
+
 #[tokio::test]
 async fn rows_spread_over_three_nodes_and_every_node_answers_the_same() {
     let mut cluster = start_cluster(3).await;
-    let clients = [
-        cluster[0].connect().await,
-        cluster[1].connect().await,
-        cluster[2].connect().await,
-    ];
+    let clients = connect_all(&cluster).await;
     clients[1]
         .batch_execute(
             "CREATE TABLE acc (id int PRIMARY KEY, owner text NOT NULL, bal bigint NOT NULL)",
@@ -552,14 +557,10 @@ async fn rows_spread_over_three_nodes_and_every_node_answers_the_same() {
     assert!(message.contains("node 3"), "{error:?}");
     assert_eq!(error.code(), Some(&SqlState::CONNECTION_FAILURE));
     cluster[2].start_again().await;
-    let count: i64 = cluster[2]
-        .connect()
-        .await
-        .query_one("SELECT count(*) FROM acc", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(count, 60);
+    assert_eq!(
+        query_i64(&cluster[2].connect().await, "SELECT count(*) FROM acc").await,
+        60
+    );
 }
 
 #[tokio::test]
@@ -760,11 +761,7 @@ async fn concurrent_transfers_on_every_node_keep_every_read_consistent() {
 #[tokio::test]
 async fn ddl_and_rows_commit_together_across_nodes() {
     let cluster = start_cluster(3).await;
-    let clients = [
-        cluster[0].connect().await,
-        cluster[1].connect().await,
-        cluster[2].connect().await,
-    ];
+    let clients = connect_all(&cluster).await;
     clients[1]
         .batch_execute(
             "BEGIN; CREATE TABLE m (id int PRIMARY KEY, v text); \
@@ -779,12 +776,7 @@ async fn ddl_and_rows_commit_together_across_nodes() {
     );
     clients[1].batch_execute("COMMIT").await.unwrap();
     for client in &clients {
-        let count: i64 = client
-            .query_one("SELECT count(*) FROM m", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(count, 60);
+        assert_eq!(query_i64(client, "SELECT count(*) FROM m").await, 60);
     }
     // Rolled back: neither the table nor its rows.
     clients[2]
@@ -830,12 +822,7 @@ async fn ddl_and_rows_commit_together_across_nodes() {
             sqlstate(client.query("SELECT * FROM m", &[]).await),
             SqlState::UNDEFINED_TABLE
         );
-        let count: i64 = client
-            .query_one("SELECT count(*) FROM race", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(count, 20);
+        assert_eq!(query_i64(client, "SELECT count(*) FROM race").await, 20);
     }
 }
 
@@ -872,19 +859,10 @@ async fn a_node_dying_mid_scan_never_gives_a_partial_answer() {
     // The connection still works, and the node comes back with its rows.
     cluster[2].start_again().await;
     for node in &cluster {
-        let count: i64 = node
-            .connect()
-            .await
-            .query_one("SELECT count(*) FROM wide", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(count, ROWS);
+        assert_eq!(
+            query_i64(&node.connect().await, "SELECT count(*) FROM wide").await,
+            ROWS
+        );
     }
-    let count: i64 = client
-        .query_one("SELECT count(*) FROM wide", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(count, ROWS);
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM wide").await, ROWS);
 }
