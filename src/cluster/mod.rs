@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::catalog::TableDef;
+use crate::catalog::{TableDef, ID_STRIDE};
 use crate::config::Config;
 use crate::error::{Error, InputError, Result};
 use crate::shard::access::block_on;
@@ -360,6 +360,13 @@ impl Cluster {
             }
             None => {
                 let id = state.members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+                // Node ids pick the table ids a node hands out.
+                if id >= ID_STRIDE {
+                    return Err(Error::input(
+                        InputError::Other,
+                        format!("a cluster has at most {} nodes", ID_STRIDE - 1),
+                    ));
+                }
                 state.members.push(Member {
                     id,
                     rpc_addr: request.rpc_addr,
