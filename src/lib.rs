@@ -12,6 +12,7 @@ pub mod config;
 pub mod encoding;
 pub mod error;
 pub mod pg;
+pub mod raft;
 pub mod rpc;
 pub mod server;
 pub mod shard;

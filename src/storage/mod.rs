@@ -5,6 +5,8 @@
 //!   `encoding::keys`); an empty value is a tombstone.
 //! - `meta`: the node's own records (catalog, shard map, last commit
 //!   timestamp), small keys written through [`StorageBatch::put_meta`].
+//! - `raft`: the Raft logs and votes of every group this node is a replica
+//!   of, under keys that start with the group id (see `crate::raft`).
 //!
 //! Durability: every [`Storage::write`] is synced to the RocksDB WAL before
 //! it returns, so an acknowledged commit survives SIGKILL and power loss. A
@@ -17,6 +19,8 @@ mod mvcc;
 
 pub use mvcc::{StorageBatch, VisibleRows};
 
+use mvcc::RaftWrite;
+
 use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, ReadOptions, WriteOptions, DB};
@@ -25,6 +29,7 @@ use crate::error::{Error, Result};
 
 const CF_DATA: &str = "data";
 const CF_META: &str = "meta";
+const CF_RAFT: &str = "raft";
 
 pub struct Storage {
     db: DB,
@@ -37,7 +42,7 @@ impl Storage {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let families = [CF_DATA, CF_META]
+        let families = [CF_DATA, CF_META, CF_RAFT]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, options.clone()));
         let db = DB::open_cf_descriptors(&options, dir, families).map_err(|e| {
@@ -71,6 +76,15 @@ impl Storage {
                 None => write.delete_cf(meta, key),
             }
         }
+        if !batch.raft.is_empty() {
+            let raft = self.cf(CF_RAFT)?;
+            for op in &batch.raft {
+                match op {
+                    RaftWrite::Put(key, value) => write.put_cf(raft, key, value),
+                    RaftWrite::DeleteRange(start, end) => write.delete_range_cf(raft, start, end),
+                }
+            }
+        }
         let mut options = WriteOptions::default();
         // The commit point: fsync the WAL so the caller may acknowledge it.
         options.set_sync(true);
@@ -80,6 +94,40 @@ impl Storage {
 
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get_cf(self.cf(CF_META)?, key)?)
+    }
+
+    pub fn get_raft(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_RAFT)?, key)?)
+    }
+
+    /// The `raft` records in `[start, end)`, in key order.
+    pub fn scan_raft(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(end.to_vec());
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_RAFT)?, options);
+        iter.seek(start);
+        let mut out = Vec::new();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            out.push((key.to_vec(), value.to_vec()));
+            iter.next();
+        }
+        iter.status()?;
+        Ok(out)
+    }
+
+    /// The last `raft` record in `[start, end)`.
+    pub fn last_raft(&self, start: &[u8], end: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_lower_bound(start.to_vec());
+        options.set_iterate_upper_bound(end.to_vec());
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_RAFT)?, options);
+        iter.seek_to_last();
+        let last = iter
+            .key()
+            .zip(iter.value())
+            .map(|(k, v)| (k.to_vec(), v.to_vec()));
+        iter.status()?;
+        Ok(last)
     }
 
     /// All meta records whose key starts with `prefix`, in key order.

@@ -16,6 +16,14 @@ use super::Storage;
 pub struct StorageBatch {
     pub(super) data: Vec<(Vec<u8>, Vec<u8>)>,
     pub(super) meta: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub(super) raft: Vec<RaftWrite>,
+}
+
+/// A write to the `raft` column family, in batch order.
+pub(super) enum RaftWrite {
+    Put(Vec<u8>, Vec<u8>),
+    /// Deletes the keys in `[start, end)`.
+    DeleteRange(Vec<u8>, Vec<u8>),
 }
 
 impl StorageBatch {
@@ -33,8 +41,18 @@ impl StorageBatch {
         self.meta.push((key.to_vec(), None));
     }
 
+    pub fn put_raft(&mut self, key: &[u8], value: &[u8]) {
+        self.raft.push(RaftWrite::Put(key.to_vec(), value.to_vec()));
+    }
+
+    /// Deletes the `raft` records in `[start, end)`.
+    pub fn delete_raft_range(&mut self, start: &[u8], end: &[u8]) {
+        self.raft
+            .push(RaftWrite::DeleteRange(start.to_vec(), end.to_vec()));
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty() && self.meta.is_empty()
+        self.data.is_empty() && self.meta.is_empty() && self.raft.is_empty()
     }
 }
 
