@@ -29,13 +29,16 @@ use super::{GroupId, ShardRaft};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 
-/// Kinds of `raft` records, the byte after the group id.
+/// Kinds of `raft` records, the byte after the group id. The state
+/// machine's (`super::state_machine`) share the group's prefix.
 const VOTE: u8 = 0;
 const COMMITTED: u8 = 1;
 const PURGED: u8 = 2;
 const LOG: u8 = 3;
+pub(super) const APPLIED: u8 = 5;
+pub(super) const SNAPSHOT: u8 = 6;
 
-fn key(group: GroupId, kind: u8, index: u64) -> Vec<u8> {
+pub(super) fn key(group: GroupId, kind: u8, index: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(13);
     key.extend_from_slice(&group.to_be_bytes());
     key.push(kind);
@@ -48,11 +51,11 @@ fn log_end(group: GroupId) -> Vec<u8> {
     key(group, LOG + 1, 0)
 }
 
-fn encode(value: &impl Serialize) -> Result<Vec<u8>> {
+pub(super) fn encode(value: &impl Serialize) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::Internal(format!("raft record: {e}")))
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("raft record: {e}")))
 }
 
@@ -315,132 +318,28 @@ mod tests {
     }
 }
 
-/// openraft's own conformance suite for log stores, run against
-/// [`GroupLog`] on a fresh RocksDB per case. The suite needs a state
-/// machine too; the shard groups' own comes in a later step of #4, so this
-/// one keeps only what the suite checks (applied id, membership, snapshot
-/// meta) in memory.
+/// openraft's own conformance suite for a log store and state machine, run
+/// against [`GroupLog`] and the shard group's `ShardMachine` on a fresh
+/// RocksDB per case, with another group's records in the same database.
 #[cfg(test)]
 mod conformance {
-    use std::io::Cursor;
-
-    use futures::{Stream, TryStreamExt};
-    use openraft::alias::{SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
-    use openraft::storage::{EntryResponder, RaftStateMachine};
     use openraft::testing::log::{StoreBuilder, Suite};
     use openraft::type_config::TypeConfigExt;
-    use openraft::{RaftSnapshotBuilder, StorageError};
+    use openraft::StorageError;
 
     use super::*;
-    use crate::raft::Applied;
-
-    #[derive(Clone, Default)]
-    struct MemoryMachine {
-        state: Arc<std::sync::Mutex<MachineState>>,
-    }
-
-    #[derive(Default)]
-    struct MachineState {
-        applied: Option<LogIdOf<ShardRaft>>,
-        membership: StoredMembershipOf<ShardRaft>,
-        snapshot: Option<SnapshotMetaOf<ShardRaft>>,
-    }
-
-    impl MemoryMachine {
-        fn state(&self) -> std::sync::MutexGuard<'_, MachineState> {
-            self.state.lock().unwrap()
-        }
-    }
-
-    impl RaftSnapshotBuilder<ShardRaft> for MemoryMachine {
-        type SnapshotData = Cursor<Vec<u8>>;
-
-        async fn build_snapshot(
-            &mut self,
-        ) -> io::Result<SnapshotOf<ShardRaft, Self::SnapshotData>> {
-            let mut state = self.state();
-            let meta = SnapshotMetaOf::<ShardRaft> {
-                last_log_id: state.applied,
-                last_membership: state.membership.clone(),
-            };
-            state.snapshot = Some(meta.clone());
-            Ok(SnapshotOf::<ShardRaft, _> {
-                meta,
-                snapshot: Cursor::new(Vec::new()),
-            })
-        }
-    }
-
-    impl RaftStateMachine<ShardRaft> for MemoryMachine {
-        type SnapshotData = Cursor<Vec<u8>>;
-        type SnapshotBuilder = Self;
-
-        async fn applied_state(
-            &mut self,
-        ) -> io::Result<(Option<LogIdOf<ShardRaft>>, StoredMembershipOf<ShardRaft>)> {
-            let state = self.state();
-            Ok((state.applied, state.membership.clone()))
-        }
-
-        async fn apply<S>(&mut self, mut entries: S) -> io::Result<()>
-        where
-            S: Stream<Item = io::Result<EntryResponder<ShardRaft>>> + Unpin + OptionalSend,
-        {
-            while let Some((entry, responder)) = entries.try_next().await? {
-                {
-                    let mut state = self.state();
-                    state.applied = Some(entry.log_id());
-                    if let Some(membership) = entry.get_membership() {
-                        state.membership =
-                            StoredMembershipOf::<ShardRaft>::new(Some(entry.log_id()), membership);
-                    }
-                }
-                if let Some(responder) = responder {
-                    responder.send(Applied);
-                }
-            }
-            Ok(())
-        }
-
-        async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-            self.clone()
-        }
-
-        async fn install_snapshot(
-            &mut self,
-            meta: &SnapshotMetaOf<ShardRaft>,
-            _snapshot: Self::SnapshotData,
-        ) -> io::Result<()> {
-            let mut state = self.state();
-            state.applied = meta.last_log_id;
-            state.membership = meta.last_membership.clone();
-            state.snapshot = Some(meta.clone());
-            Ok(())
-        }
-
-        async fn get_current_snapshot(
-            &mut self,
-        ) -> io::Result<Option<SnapshotOf<ShardRaft, Self::SnapshotData>>> {
-            Ok(self
-                .state()
-                .snapshot
-                .clone()
-                .map(|meta| SnapshotOf::<ShardRaft, _> {
-                    meta,
-                    snapshot: Cursor::new(Vec::new()),
-                }))
-        }
-    }
+    use crate::encoding::keys::HASH_SPACE;
+    use crate::raft::state_machine::ShardMachine;
+    use crate::shard::{ShardId, ShardRange, ShardReplica};
 
     struct Fresh;
 
-    impl StoreBuilder<ShardRaft, GroupLog, MemoryMachine, tempfile::TempDir> for Fresh {
+    impl StoreBuilder<ShardRaft, GroupLog, ShardMachine, tempfile::TempDir> for Fresh {
         async fn build(
             &self,
-        ) -> Result<(tempfile::TempDir, GroupLog, MemoryMachine), StorageError<ShardRaft>> {
+        ) -> Result<(tempfile::TempDir, GroupLog, ShardMachine), StorageError<ShardRaft>> {
             let dir = tempfile::tempdir().unwrap();
             let storage = Arc::new(Storage::open(dir.path()).unwrap());
-            // Another group's records in the same RocksDB must not show.
             let mut other = GroupLog::new(storage.clone(), 6);
             let entries = (1..=3).map(|i| openraft::testing::blank_ent::<ShardRaft>(9, 9, i));
             other.append(entries, IOFlushed::noop()).await.unwrap();
@@ -448,12 +347,20 @@ mod conformance {
                 .save_vote(&VoteOf::<ShardRaft>::new(9, 9))
                 .await
                 .unwrap();
-            Ok((dir, GroupLog::new(storage, 7), MemoryMachine::default()))
+            let range = ShardRange {
+                id: ShardId(7),
+                hash_start: 0,
+                hash_end: HASH_SPACE,
+                node: 1,
+            };
+            let replica = Arc::new(ShardReplica::new(range, storage.clone()));
+            let machine = ShardMachine::new(storage.clone(), replica);
+            Ok((dir, GroupLog::new(storage, 7), machine))
         }
     }
 
     #[test]
-    fn the_log_store_passes_openrafts_suite() {
+    fn the_log_store_and_state_machine_pass_openrafts_suite() {
         ShardRaft::run(async {
             Suite::test_all(Fresh).await.unwrap();
         });

@@ -8,14 +8,19 @@
 //!
 //! ```text
 //! [group u32 BE][kind u8][index u64 BE]   kind: 0 vote, 1 committed,
-//!                                               2 last purged, 3 log entry
+//!                                               2 last purged, 3 log entry,
+//!                                               5 applied, 6 snapshot
 //! ```
+//!
+//! A shard group's state machine ([`state_machine`]) is its rows in the
+//! `data` column family. Neither is wired into the write path yet.
 //!
 //! Log entries and votes are stored as JSON (openraft's types are serde).
 //! Every write is synced before it is acknowledged to openraft (see
 //! [`log_store`]).
 
 pub mod log_store;
+pub mod state_machine;
 
 use serde::{Deserialize, Serialize};
 

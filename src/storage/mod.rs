@@ -68,7 +68,10 @@ impl Storage {
         let data = self.cf(CF_DATA)?;
         let meta = self.cf(CF_META)?;
         for (key, value) in &batch.data {
-            write.put_cf(data, key, value);
+            match value {
+                Some(value) => write.put_cf(data, key, value),
+                None => write.delete_cf(data, key),
+            }
         }
         for (key, value) in &batch.meta {
             match value {
@@ -130,6 +133,16 @@ impl Storage {
         Ok(last)
     }
 
+    /// A consistent view of the database as it is now: reads through it do
+    /// not see later writes (a snapshot of one Raft group's state is built
+    /// this way while the group goes on applying).
+    pub fn view(&self) -> View<'_> {
+        View {
+            storage: self,
+            snapshot: self.db.snapshot(),
+        }
+    }
+
     /// All meta records whose key starts with `prefix`, in key order.
     pub fn scan_meta(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
@@ -162,5 +175,38 @@ impl Storage {
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(upper_bound.to_vec());
         Ok(self.db.raw_iterator_cf_opt(self.cf(CF_DATA)?, options))
+    }
+}
+
+/// See [`Storage::view`].
+pub struct View<'a> {
+    storage: &'a Storage,
+    snapshot: rocksdb::Snapshot<'a>,
+}
+
+impl View<'_> {
+    fn options(&self) -> ReadOptions {
+        let mut options = ReadOptions::default();
+        options.set_snapshot(&self.snapshot);
+        options
+    }
+
+    pub fn get_raft(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let cf = self.storage.cf(CF_RAFT)?;
+        Ok(self.storage.db.get_cf_opt(cf, key, &self.options())?)
+    }
+
+    /// Every raw `data` record (row versions, keys as `encoding::keys`
+    /// makes them), in key order, to `visit`.
+    pub fn scan_data(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+        let cf = self.storage.cf(CF_DATA)?;
+        let mut iter = self.storage.db.raw_iterator_cf_opt(cf, self.options());
+        iter.seek_to_first();
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            visit(key, value)?;
+            iter.next();
+        }
+        iter.status()?;
+        Ok(())
     }
 }

@@ -14,7 +14,8 @@ use super::Storage;
 /// Writes collected for one atomic [`Storage::write`].
 #[derive(Default)]
 pub struct StorageBatch {
-    pub(super) data: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Raw `data` records: a value, or `None` to delete the record.
+    pub(super) data: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     pub(super) meta: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     pub(super) raft: Vec<RaftWrite>,
 }
@@ -29,8 +30,10 @@ pub(super) enum RaftWrite {
 impl StorageBatch {
     /// Adds the version of `user_key` committed at `ts`; `None` deletes the row.
     pub fn put_version(&mut self, user_key: &[u8], ts: u64, value: Option<&[u8]>) {
-        self.data
-            .push((mvcc_key(user_key, ts), value.unwrap_or_default().to_vec()));
+        self.data.push((
+            mvcc_key(user_key, ts),
+            Some(value.unwrap_or_default().to_vec()),
+        ));
     }
 
     pub fn put_meta(&mut self, key: &[u8], value: &[u8]) {
@@ -39,6 +42,12 @@ impl StorageBatch {
 
     pub fn delete_meta(&mut self, key: &[u8]) {
         self.meta.push((key.to_vec(), None));
+    }
+
+    /// A raw `data` record (a row version as [`Storage::scan_data`] gives
+    /// it, e.g. from a replica's snapshot); `None` deletes it.
+    pub fn put_data_record(&mut self, key: &[u8], value: Option<&[u8]>) {
+        self.data.push((key.to_vec(), value.map(<[u8]>::to_vec)));
     }
 
     pub fn put_raft(&mut self, key: &[u8], value: &[u8]) {
