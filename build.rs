@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/shard.proto",
         "proto/cluster.proto",
         "proto/txn.proto",
+        "proto/raft.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -2,8 +2,18 @@
 //! the [`CLUSTER_HEADER`] metadata, and only members of this node's cluster
 //! are served.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
 use tonic::metadata::MetadataMap;
+use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
+
+use crate::error::{Error, InputError};
+
+/// How long a node waits to connect to another, and for one answer.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The largest message a node takes from another: all of a transaction's
 /// writes to one node travel in one `Prepare`, and its own writes to a
@@ -53,14 +63,11 @@ where
 }
 
 /// `request` with this node's cluster named, for a call to a member.
-pub fn as_member<T>(
-    request: T,
-    cluster_id: &str,
-) -> Result<tonic::Request<T>, crate::error::Error> {
+pub fn as_member<T>(request: T, cluster_id: &str) -> Result<tonic::Request<T>, Error> {
     let mut request = tonic::Request::new(request);
     let value = cluster_id
         .parse()
-        .map_err(|_| crate::error::Error::Internal("cluster id is not a header value".into()))?;
+        .map_err(|_| Error::Internal("cluster id is not a header value".into()))?;
     request.metadata_mut().insert(CLUSTER_HEADER, value);
     Ok(request)
 }
@@ -70,6 +77,38 @@ pub fn as_member<T>(
 /// answer waits for the peer's delayed ACK: 40 ms on Linux.
 pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// The endpoint of the node at `addr`, with ShardForge's timeouts.
+pub fn endpoint(addr: &str) -> Result<Endpoint, Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| {
+            Error::input(
+                InputError::InvalidParameterValue,
+                format!("bad address {addr}: {e}"),
+            )
+        })?
+        .connect_timeout(RPC_TIMEOUT)
+        .timeout(RPC_TIMEOUT))
+}
+
+/// One channel per peer address, connected on first use and shared by
+/// every call to that peer (cluster, transactions, scans, Raft).
+#[derive(Default)]
+pub struct ChannelPool {
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl ChannelPool {
+    pub fn get(&self, addr: &str) -> Result<Channel, Error> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let channel = endpoint(addr)?.connect_lazy();
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
 }
 
 /// Serves `router` on a free loopback port and connects to it, for tests of

@@ -32,11 +32,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::catalog::{TableDef, ID_STRIDE};
 use crate::config::Config;
 use crate::error::{Error, InputError, Result};
+use crate::rpc::{endpoint, ChannelPool, RPC_TIMEOUT};
 use crate::shard::access::block_on;
 use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange};
 use crate::storage::Storage;
@@ -61,7 +62,6 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 const JOIN_RETRY: Duration = Duration::from_millis(300);
 /// How long `init` waits for the enrolled nodes to pick up their ids.
 const INIT_WAIT: Duration = Duration::from_secs(15);
-const RPC_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// This node's place in its cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +102,7 @@ pub struct Cluster {
     /// Serialises the changes of membership (Init, Join) on the meta node.
     changes: tokio::sync::Mutex<()>,
     /// One lazily connected channel per peer address.
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: ChannelPool,
     /// The node's transactions (and catalog), once it serves.
     coordinator: std::sync::OnceLock<Arc<TxnCoordinator>>,
 }
@@ -135,7 +135,7 @@ impl Cluster {
             initialised,
             last_seen: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
-            channels: Mutex::new(HashMap::new()),
+            channels: ChannelPool::default(),
             coordinator: std::sync::OnceLock::new(),
         }))
     }
@@ -596,13 +596,7 @@ impl Cluster {
 
     /// The one channel to `addr`, connected on first use.
     fn pooled_channel(&self, addr: &str) -> Result<Channel> {
-        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(channel) = channels.get(addr) {
-            return Ok(channel.clone());
-        }
-        let channel = endpoint(addr)?.connect_lazy();
-        channels.insert(addr.to_string(), channel.clone());
-        Ok(channel)
+        self.channels.get(addr)
     }
 }
 
@@ -671,18 +665,6 @@ fn apply_tables(storage: &Storage, coordinator: &TxnCoordinator, json: &[u8]) ->
 }
 
 /// The endpoint of a node's rpc address, with the timeouts every call uses.
-fn endpoint(addr: &str) -> Result<Endpoint> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| {
-            Error::input(
-                InputError::InvalidParameterValue,
-                format!("bad address {addr}: {e}"),
-            )
-        })?
-        .connect_timeout(RPC_TIMEOUT)
-        .timeout(RPC_TIMEOUT))
-}
-
 /// A client for one call to the node at `addr` (the `init` and `status`
 /// commands); `init` waits for the nodes it enrolls.
 pub async fn connect(addr: &str) -> Result<ClusterClient<Channel>> {

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! A shard group's state machine ([`state_machine`]) is its rows in the
-//! `data` column family. Neither is wired into the write path yet.
+//! `data` column family, and [`transport`] carries every group's messages
+//! over one gRPC service. None of it is wired into the write path yet.
 //!
 //! Log entries and votes are stored as JSON (openraft's types are serde).
 //! Every write is synced before it is acknowledged to openraft (see
@@ -21,6 +22,7 @@
 
 pub mod log_store;
 pub mod state_machine;
+pub mod transport;
 
 use serde::{Deserialize, Serialize};
 
