@@ -47,6 +47,9 @@ pub type GroupRaft = openraft::Raft<ShardRaft, ShardMachine>;
 
 type Answer<T> = std::result::Result<T, String>;
 
+/// What a `RaftTransport` handler returns.
+type Served = std::result::Result<Response<RaftMessage>, Status>;
+
 fn to_json(value: &impl Serialize) -> std::result::Result<Vec<u8>, Status> {
     serde_json::to_vec(value).map_err(|e| Status::internal(format!("raft message: {e}")))
 }
@@ -94,65 +97,69 @@ impl RaftService {
             .ok_or_else(|| Status::not_found(format!("no replica of group {}", message.group)))?;
         Ok((raft, message))
     }
-}
 
-/// The answer to a request of group `group`.
-fn reply<T: Serialize, E: std::fmt::Display>(
-    group: GroupId,
-    answer: std::result::Result<T, E>,
-) -> std::result::Result<Response<RaftMessage>, Status> {
-    let answer: Answer<T> = answer.map_err(|e| e.to_string());
-    Ok(Response::new(RaftMessage {
-        group,
-        payload: to_json(&answer)?,
-        data: Vec::new(),
-    }))
+    /// Decodes a request, has `handle` answer it with the group's Raft, and
+    /// encodes the answer.
+    async fn serve<Req, T, E, Fut>(
+        &self,
+        request: Request<RaftMessage>,
+        handle: impl FnOnce(GroupRaft, Req, Vec<u8>) -> Fut,
+    ) -> Served
+    where
+        Req: DeserializeOwned,
+        T: Serialize,
+        E: std::fmt::Display,
+        Fut: std::future::Future<Output = std::result::Result<T, E>>,
+    {
+        let (raft, message) = self.open(request)?;
+        let rpc: Req = from_json(&message.payload)?;
+        let answer: Answer<T> = handle(raft, rpc, message.data)
+            .await
+            .map_err(|e| e.to_string());
+        Ok(Response::new(RaftMessage {
+            group: message.group,
+            payload: to_json(&answer)?,
+            data: Vec::new(),
+        }))
+    }
 }
 
 #[tonic::async_trait]
 impl RaftTransport for RaftService {
-    async fn append_entries(
-        &self,
-        request: Request<RaftMessage>,
-    ) -> std::result::Result<Response<RaftMessage>, Status> {
-        let (raft, message) = self.open(request)?;
-        let rpc: AppendEntriesRequest<ShardRaft> = from_json(&message.payload)?;
-        reply(message.group, raft.append_entries(rpc).await)
-    }
-
-    async fn vote(
-        &self,
-        request: Request<RaftMessage>,
-    ) -> std::result::Result<Response<RaftMessage>, Status> {
-        let (raft, message) = self.open(request)?;
-        let rpc: VoteRequest<ShardRaft> = from_json(&message.payload)?;
-        reply(message.group, raft.vote(rpc).await)
-    }
-
-    async fn pre_vote(
-        &self,
-        request: Request<RaftMessage>,
-    ) -> std::result::Result<Response<RaftMessage>, Status> {
-        let (raft, message) = self.open(request)?;
-        let rpc: VoteRequest<ShardRaft> = from_json(&message.payload)?;
-        reply(message.group, raft.pre_vote(rpc).await)
-    }
-
-    async fn install_snapshot(
-        &self,
-        request: Request<RaftMessage>,
-    ) -> std::result::Result<Response<RaftMessage>, Status> {
-        let (raft, message) = self.open(request)?;
-        let (vote, meta): (VoteOf<ShardRaft>, SnapshotMetaOf<ShardRaft>) =
-            from_json(&message.payload)?;
-        let snapshot = SnapshotOf::<ShardRaft, _> {
-            meta,
-            snapshot: Cursor::new(message.data),
-        };
-        reply(
-            message.group,
-            raft.install_full_snapshot(vote, snapshot).await,
+    async fn append_entries(&self, request: Request<RaftMessage>) -> Served {
+        self.serve(
+            request,
+            |raft, rpc: AppendEntriesRequest<ShardRaft>, _| async move {
+                raft.append_entries(rpc).await
+            },
         )
+        .await
+    }
+
+    async fn vote(&self, request: Request<RaftMessage>) -> Served {
+        self.serve(request, |raft, rpc: VoteRequest<ShardRaft>, _| async move {
+            raft.vote(rpc).await
+        })
+        .await
+    }
+
+    async fn pre_vote(&self, request: Request<RaftMessage>) -> Served {
+        self.serve(request, |raft, rpc: VoteRequest<ShardRaft>, _| async move {
+            raft.pre_vote(rpc).await
+        })
+        .await
+    }
+
+    async fn install_snapshot(&self, request: Request<RaftMessage>) -> Served {
+        type Header = (VoteOf<ShardRaft>, SnapshotMetaOf<ShardRaft>);
+        self.serve(request, |raft, (vote, meta): Header, data| async move {
+            let snapshot = SnapshotOf::<ShardRaft, _> {
+                meta,
+                snapshot: Cursor::new(data),
+            };
+            raft.install_full_snapshot(vote, snapshot).await
+        })
+        .await
     }
 }
 
