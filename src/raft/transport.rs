@@ -513,4 +513,70 @@ mod tests {
             replicas[i].raft.shutdown().await.unwrap();
         }
     }
+
+    /// A replica added after the log was purged catches up from a snapshot
+    /// sent over the transport, with every committed row.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replica_behind_a_purged_log_catches_up_from_a_snapshot() {
+        let channels = Arc::new(ChannelPool::default());
+        let mut replicas = Vec::new();
+        for id in 1..=3 {
+            replicas.push(replica(id, channels.clone()).await);
+        }
+        let node = |i: usize| BasicNode {
+            addr: replicas[i].addr.clone(),
+        };
+        let members = BTreeMap::from([(1, node(0)), (2, node(1))]);
+        replicas[0].raft.initialize(members).await.unwrap();
+        let first = leader(&replicas, &[0, 1]).await;
+        let leader_raft = &replicas[first].raft;
+        let keys: Vec<Vec<u8>> = (0..20u32).map(|i| row_key(100, &i.to_be_bytes())).collect();
+        let mut last = None;
+        for (i, key) in keys.iter().enumerate() {
+            let written = leader_raft
+                .client_write(commit(10 + i as u64, key, b"v"))
+                .await
+                .unwrap();
+            last = Some(written.log_id);
+        }
+        let last = last.unwrap();
+        let wait = || leader_raft.wait(Some(Duration::from_secs(10)));
+        leader_raft.trigger().snapshot().await.unwrap();
+        wait().snapshot(last, "snapshot built").await.unwrap();
+        leader_raft.trigger().purge_log(last.index).await.unwrap();
+        wait().purged(Some(last), "log purged").await.unwrap();
+
+        // Replica 3 joins: the entries it lacks are gone, so it gets the
+        // snapshot, then becomes a voter and takes part in a new commit.
+        leader_raft.add_learner(3, node(2), true).await.unwrap();
+        leader_raft
+            .change_membership([1, 2, 3], false)
+            .await
+            .unwrap();
+        let written = leader_raft
+            .client_write(commit(100, &keys[0], b"again"))
+            .await
+            .unwrap();
+        let newest = replicas[2]
+            .raft
+            .wait(Some(Duration::from_secs(10)))
+            .applied_index_at_least(Some(written.log_id.index), "caught up")
+            .await
+            .unwrap();
+        assert!(newest.snapshot.is_some(), "replica 3 installed a snapshot");
+        for (i, key) in keys.iter().enumerate() {
+            let ts = 10 + i as u64;
+            assert_eq!(
+                replicas[2].rows.get(key, ts).unwrap().as_deref(),
+                Some(&b"v"[..])
+            );
+        }
+        assert_eq!(
+            replicas[2].rows.get(&keys[0], 100).unwrap().as_deref(),
+            Some(&b"again"[..])
+        );
+        for replica in &replicas {
+            replica.raft.shutdown().await.unwrap();
+        }
+    }
 }
