@@ -16,9 +16,8 @@ use tonic::transport::Channel;
 
 use super::flight::scan_remote;
 use super::proto::{Mutation, ScanRequest};
-use super::replica::{encode_filter, Filter};
+use super::replica::{encode_filter, scan_bounds, Filter};
 use super::{ShardRange, ShardReplica};
-use crate::encoding::keys::{hash_range_bounds, versions_end};
 use crate::error::Result;
 
 /// Batches a scan may decode ahead of its reader.
@@ -70,10 +69,7 @@ impl ShardAccess {
                 channel,
                 cluster_id,
             } => {
-                let (start, end) = match &request.point_key {
-                    Some(key) => (key.clone(), versions_end(key)),
-                    None => hash_range_bounds(request.table_id, range.hash_start, range.hash_end),
-                };
+                let (start, end) = scan_bounds(&request, range);
                 request.overlay = own
                     .iter()
                     .filter(|(key, _)| start <= *key && *key < end)

@@ -124,10 +124,7 @@ impl ShardReplica {
             batch.num_rows() == 0 || emit(batch)
         };
         let mut remaining = request.limit.map_or(usize::MAX, |l| l as usize);
-        let (start, end) = match &request.point_key {
-            Some(key) => (key.clone(), versions_end(key)),
-            None => hash_range_bounds(request.table_id, self.range.hash_start, self.range.hash_end),
-        };
+        let (start, end) = scan_bounds(request, &self.range);
         let mut pending = overlay
             .iter()
             .filter(|(key, _)| {
@@ -184,6 +181,16 @@ impl ShardReplica {
             emit(decoder.finish()?);
         }
         Ok(())
+    }
+}
+
+/// `[start, end)` of the user keys a scan of `request` reads in the shard
+/// group of `range`: the one key of a point lookup, or the table's rows in
+/// the group's hash range.
+pub fn scan_bounds(request: &ScanRequest, range: &ShardRange) -> (Vec<u8>, Vec<u8>) {
+    match &request.point_key {
+        Some(key) => (key.clone(), versions_end(key)),
+        None => hash_range_bounds(request.table_id, range.hash_start, range.hash_end),
     }
 }
 
