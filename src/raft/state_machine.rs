@@ -73,15 +73,17 @@ impl ShardMachine {
     }
 
     fn applied(&self) -> Result<AppliedState> {
-        Ok(match self.storage.get_raft(&key(self.group, APPLIED, 0))? {
-            Some(raw) => decode(&raw)?,
-            None => (None, StoredMembershipOf::<ShardRaft>::default()),
-        })
+        applied_state(self.storage.get_raft(&key(self.group, APPLIED, 0))?)
     }
 
-    /// Applies one entry and records it applied, in one batch.
-    fn apply_entry(&self, log_id: LogIdOf<ShardRaft>, payload: Payload) -> Result<()> {
-        let (_, mut membership) = self.applied()?;
+    /// Applies one entry and records it applied with the membership, in
+    /// one batch; returns the membership as it is after the entry.
+    fn apply_entry(
+        &self,
+        log_id: LogIdOf<ShardRaft>,
+        payload: Payload,
+        mut membership: StoredMembershipOf<ShardRaft>,
+    ) -> Result<StoredMembershipOf<ShardRaft>> {
         let mut batch = self.storage.batch();
         match payload {
             Payload::Commit {
@@ -99,19 +101,17 @@ impl ShardMachine {
         }
         batch.put_raft(
             &key(self.group, APPLIED, 0),
-            &encode(&(Some(log_id), membership))?,
+            &encode(&(Some(log_id), &membership))?,
         );
-        self.storage.write(batch)
+        self.storage.write(batch)?;
+        Ok(membership)
     }
 
     /// The current snapshot: built now from a consistent view, and kept.
     fn build(&self) -> Result<(SnapshotMetaOf<ShardRaft>, Vec<u8>)> {
         let view = self.storage.view();
-        let (last_log_id, last_membership): AppliedState =
-            match view.get_raft(&key(self.group, APPLIED, 0))? {
-                Some(raw) => decode(&raw)?,
-                None => (None, StoredMembershipOf::<ShardRaft>::default()),
-            };
+        let (last_log_id, last_membership) =
+            applied_state(view.get_raft(&key(self.group, APPLIED, 0))?)?;
         let meta = SnapshotMetaOf::<ShardRaft> {
             last_log_id,
             last_membership,
@@ -165,6 +165,15 @@ impl ShardMachine {
         let meta = decode(Chunks(&bytes).next()?)?;
         Ok(Some((meta, bytes)))
     }
+}
+
+/// The applied state a stored `APPLIED` record holds (none yet: nothing
+/// applied, no membership).
+fn applied_state(record: Option<Vec<u8>>) -> Result<AppliedState> {
+    Ok(match record {
+        Some(raw) => decode(&raw)?,
+        None => (None, StoredMembershipOf::<ShardRaft>::default()),
+    })
 }
 
 /// What applying an entry does.
@@ -227,6 +236,8 @@ impl RaftStateMachine<ShardRaft> for ShardMachine {
     where
         S: Stream<Item = io::Result<EntryResponder<ShardRaft>>> + Unpin + OptionalSend,
     {
+        // The membership is carried from entry to entry, not read back.
+        let (_, mut membership) = self.applied_state().await?;
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id();
             let payload = match entry.payload {
@@ -236,7 +247,8 @@ impl RaftStateMachine<ShardRaft> for ShardMachine {
                 EntryPayload::Membership(membership) => Payload::Membership(membership),
                 EntryPayload::Blank => Payload::Nothing,
             };
-            self.blocking(move |machine| machine.apply_entry(log_id, payload))
+            membership = self
+                .blocking(move |machine| machine.apply_entry(log_id, payload, membership))
                 .await?;
             if let Some(responder) = responder {
                 responder.send(Applied);
