@@ -37,12 +37,25 @@ const PURGED: u8 = 2;
 const LOG: u8 = 3;
 pub(super) const APPLIED: u8 = 5;
 pub(super) const SNAPSHOT: u8 = 6;
+/// A prepared transaction's intents, keyed by transaction id.
+pub(super) const INTENT: u8 = 7;
+/// A key an intent holds, keyed by user key; the value is the holder's id.
+pub(super) const LOCK: u8 = 8;
 
 pub(super) fn key(group: GroupId, kind: u8, index: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(13);
     key.extend_from_slice(&group.to_be_bytes());
     key.push(kind);
     key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// The key of a record of kind `kind` named by bytes (an intent or a lock).
+pub(super) fn named_key(group: GroupId, kind: u8, name: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(5 + name.len());
+    key.extend_from_slice(&group.to_be_bytes());
+    key.push(kind);
+    key.extend_from_slice(name);
     key
 }
 

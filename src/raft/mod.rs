@@ -29,26 +29,47 @@ use serde::{Deserialize, Serialize};
 /// A shard group's id as a Raft group.
 pub type GroupId = u32;
 
-/// What a shard group's log carries: a commit of rows at a timestamp the
-/// cluster chose (a `WriteBatch` message, protobuf-encoded).
+/// What a shard group's log carries: the two phases of a transaction's
+/// commit, so a prepared transaction and its outcome survive any replica.
+/// Every replica applies them alike (see `state_machine`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    Commit { commit_ts: u64, batch: Vec<u8> },
+    /// Phase one: check `batch` (a `WriteBatch` message, protobuf-encoded)
+    /// against the committed rows and the other intents, then hold its
+    /// writes as intents locking their keys. `prepared_at_ms` (wall clock of
+    /// the proposer) tells recovery how long it has waited.
+    Prepare {
+        txn_id: Vec<u8>,
+        prepared_at_ms: u64,
+        batch: Vec<u8>,
+    },
+    /// Phase two: the intents of `txn_id` become row versions at `commit_ts`.
+    Commit { txn_id: Vec<u8>, commit_ts: u64 },
+    /// Phase two, the other way: the intents of `txn_id` go.
+    Abort { txn_id: Vec<u8> },
 }
 
 impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Command::Commit { commit_ts, batch } => {
-                write!(f, "commit at {commit_ts} ({} bytes)", batch.len())
-            }
+            Command::Prepare { batch, .. } => write!(f, "prepare ({} bytes)", batch.len()),
+            Command::Commit { commit_ts, .. } => write!(f, "commit at {commit_ts}"),
+            Command::Abort { .. } => write!(f, "abort"),
         }
     }
 }
 
 /// The answer of an applied [`Command`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Applied;
+pub enum Applied {
+    #[default]
+    Done,
+    /// A `Prepare` lost a conflict (first committer wins): retry the
+    /// transaction.
+    Conflict(String),
+    /// A `Prepare` that can never apply here (a key outside the group).
+    Rejected(String),
+}
 
 openraft::declare_raft_types!(
     /// The Raft types of a shard group.

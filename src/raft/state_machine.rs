@@ -1,19 +1,31 @@
 //! A shard group's state machine: the rows of the group's hash range in the
-//! node's `data` column family.
+//! node's `data` column family, and the intents of the transactions
+//! prepared in the group.
 //!
-//! Applying a `Command::Commit` stages its `WriteBatch` as row versions at
-//! the commit timestamp (as a local commit does, `ShardReplica::stage`),
-//! in the same synced RocksDB batch as the applied log id and membership,
-//! so a restart neither applies an entry twice nor skips one.
+//! Applying a [`Command`] is deterministic, so every replica ends in the
+//! same state:
+//! - `Prepare` checks the writes as a local commit would (a key committed
+//!   after the writer's snapshot, or held by another transaction's intent,
+//!   is a conflict) and stores them as an intent record plus one lock
+//!   record per key;
+//! - `Commit` turns an intent into row versions at the decided timestamp
+//!   (as a local commit does, `ShardReplica::stage`), `Abort` drops it;
+//!   both are no-ops for a transaction with no intent here, so a decision
+//!   delivered twice is harmless.
+//!
+//! Each entry is applied in one synced RocksDB batch with the applied log
+//! id and membership, so a restart neither applies an entry twice nor skips
+//! one.
 //!
 //! A snapshot is every row version of the group's hash range (of every
-//! table) with the applied state, read from one consistent RocksDB view
-//! while applying goes on. It is kept in the `raft` column family until a
-//! newer one replaces it; installing one replaces the group's rows in one
-//! batch.
+//! table) and every intent and lock record of the group, read from one
+//! consistent RocksDB view while applying goes on, with the applied state.
+//! It is kept in the `raft` column family until a newer one replaces it;
+//! installing one replaces the group's rows and intents in one batch.
 //!
-//! Snapshot bytes: `[u32 BE meta length][meta JSON]` then, per row version,
-//! `[u32 BE key length][key][u32 BE value length][value]`.
+//! Snapshot bytes: `[u32 BE meta length][meta JSON]` then, per record,
+//! `[u32 BE key length][tag u8][key][u32 BE value length][value]`, the tag
+//! telling a `data` record from a `raft` one.
 
 use std::io::{self, Cursor};
 use std::sync::Arc;
@@ -25,13 +37,17 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use prost::Message;
 
-use super::log_store::{decode, encode, key, APPLIED, SNAPSHOT};
+use super::log_store::{decode, encode, key, named_key, APPLIED, INTENT, LOCK, SNAPSHOT};
 use super::{Applied, Command, GroupId, ShardRaft};
 use crate::encoding::keys::{key_hash, TABLE_ID_LEN};
 use crate::error::{Error, Result};
 use crate::shard::proto::WriteBatch;
-use crate::shard::ShardReplica;
-use crate::storage::Storage;
+use crate::shard::{ShardReplica, KEY_LOCKED};
+use crate::storage::{Storage, StorageBatch};
+
+/// Snapshot record tags.
+const DATA_RECORD: u8 = 0;
+const RAFT_RECORD: u8 = 1;
 
 type AppliedState = (Option<LogIdOf<ShardRaft>>, StoredMembershipOf<ShardRaft>);
 
@@ -77,23 +93,18 @@ impl ShardMachine {
     }
 
     /// Applies one entry and records it applied with the membership, in
-    /// one batch; returns the membership as it is after the entry.
+    /// one batch; returns the membership as it is after the entry, and the
+    /// entry's answer.
     fn apply_entry(
         &self,
         log_id: LogIdOf<ShardRaft>,
         payload: Payload,
         mut membership: StoredMembershipOf<ShardRaft>,
-    ) -> Result<StoredMembershipOf<ShardRaft>> {
+    ) -> Result<(StoredMembershipOf<ShardRaft>, Applied)> {
         let mut batch = self.storage.batch();
+        let mut applied = Applied::Done;
         match payload {
-            Payload::Commit {
-                commit_ts,
-                batch: writes,
-            } => {
-                let writes = WriteBatch::decode(writes.as_slice())
-                    .map_err(|e| Error::Corrupt(format!("raft log entry: {e}")))?;
-                self.replica.stage(&writes, commit_ts, &mut batch);
-            }
+            Payload::Command(command) => applied = self.stage_command(command, &mut batch)?,
             Payload::Membership(changed) => {
                 membership = StoredMembershipOf::<ShardRaft>::new(Some(log_id), changed);
             }
@@ -104,7 +115,75 @@ impl ShardMachine {
             &encode(&(Some(log_id), &membership))?,
         );
         self.storage.write(batch)?;
-        Ok(membership)
+        Ok((membership, applied))
+    }
+
+    /// Adds what `command` changes to `out`. Reads see every entry applied
+    /// before (each is its own batch).
+    fn stage_command(&self, command: Command, out: &mut StorageBatch) -> Result<Applied> {
+        match command {
+            Command::Prepare {
+                txn_id,
+                prepared_at_ms,
+                batch,
+            } => {
+                let intent = named_key(self.group, INTENT, &txn_id);
+                if self.storage.get_raft(&intent)?.is_some() {
+                    return Ok(Applied::Done);
+                }
+                let writes = decode_batch(&batch)?;
+                match self.replica.validate(&writes) {
+                    Ok(()) => {}
+                    Err(Error::Retry(message)) => return Ok(Applied::Conflict(message)),
+                    Err(Error::Internal(message)) => return Ok(Applied::Rejected(message)),
+                    Err(e) => return Err(e),
+                }
+                let locks: Vec<Vec<u8>> = writes
+                    .mutations
+                    .iter()
+                    .map(|m| named_key(self.group, LOCK, &m.key))
+                    .collect();
+                for lock in &locks {
+                    if self
+                        .storage
+                        .get_raft(lock)?
+                        .is_some_and(|holder| holder != txn_id)
+                    {
+                        return Ok(Applied::Conflict(KEY_LOCKED.into()));
+                    }
+                }
+                for lock in &locks {
+                    out.put_raft(lock, &txn_id);
+                }
+                let mut record = prepared_at_ms.to_be_bytes().to_vec();
+                record.extend_from_slice(&batch);
+                out.put_raft(&intent, &record);
+            }
+            Command::Commit { txn_id, commit_ts } => {
+                if let Some(writes) = self.take_intent(&txn_id, out)? {
+                    self.replica.stage(&writes, commit_ts, out);
+                }
+            }
+            Command::Abort { txn_id } => {
+                self.take_intent(&txn_id, out)?;
+            }
+        }
+        Ok(Applied::Done)
+    }
+
+    /// The writes of `txn_id`'s intent, if it has one here, adding the
+    /// deletion of its records to `out`.
+    fn take_intent(&self, txn_id: &[u8], out: &mut StorageBatch) -> Result<Option<WriteBatch>> {
+        let intent = named_key(self.group, INTENT, txn_id);
+        let Some(record) = self.storage.get_raft(&intent)? else {
+            return Ok(None);
+        };
+        let writes = decode_batch(record.get(8..).unwrap_or_default())?;
+        for mutation in &writes.mutations {
+            out.delete_raft(&named_key(self.group, LOCK, &mutation.key));
+        }
+        out.delete_raft(&intent);
+        Ok(Some(writes))
     }
 
     /// The current snapshot: built now from a consistent view, and kept.
@@ -119,13 +198,22 @@ impl ShardMachine {
         let meta_json = encode(&meta)?;
         let mut bytes = Vec::new();
         put_chunk(&mut bytes, &meta_json);
+        let mut put_record = |tag: u8, key: &[u8], value: &[u8]| {
+            bytes.extend_from_slice(&(key.len() as u32 + 1).to_be_bytes());
+            bytes.push(tag);
+            bytes.extend_from_slice(key);
+            put_chunk(&mut bytes, value);
+        };
         view.scan_data(|key, value| {
             if self.owns(key) {
-                put_chunk(&mut bytes, key);
-                put_chunk(&mut bytes, value);
+                put_record(DATA_RECORD, key, value);
             }
             Ok(())
         })?;
+        let (start, end) = self.txn_records();
+        for (key, value) in view.scan_raft(&start, &end)? {
+            put_record(RAFT_RECORD, &key, &value);
+        }
         drop(view);
         let mut batch = self.storage.batch();
         batch.put_raft(&key(self.group, SNAPSHOT, 0), &bytes);
@@ -133,8 +221,17 @@ impl ShardMachine {
         Ok((meta, bytes))
     }
 
-    /// Replaces the group's rows and applied state with the snapshot
-    /// `bytes`, and keeps it as the current snapshot; one batch.
+    /// The `raft` records of the group's transactions: its intents and
+    /// locks.
+    fn txn_records(&self) -> (Vec<u8>, Vec<u8>) {
+        (
+            named_key(self.group, INTENT, &[]),
+            named_key(self.group, LOCK + 1, &[]),
+        )
+    }
+
+    /// Replaces the group's rows, intents and applied state with the
+    /// snapshot `bytes`, and keeps it as the current snapshot; one batch.
     fn install(&self, meta: &SnapshotMetaOf<ShardRaft>, bytes: &[u8]) -> Result<()> {
         let mut chunks = Chunks(bytes);
         chunks.next()?; // the meta, which openraft passes decoded
@@ -145,10 +242,18 @@ impl ShardMachine {
             }
             Ok(())
         })?;
+        let (start, end) = self.txn_records();
+        batch.delete_raft_range(&start, &end);
         while !chunks.0.is_empty() {
-            let key = chunks.next()?;
+            let record = chunks.next()?;
             let value = chunks.next()?;
-            batch.put_data_record(key, Some(value));
+            match record.split_first() {
+                Some((&DATA_RECORD, key)) => batch.put_data_record(key, Some(value)),
+                Some((&RAFT_RECORD, key)) if (start.as_slice()..end.as_slice()).contains(&key) => {
+                    batch.put_raft(key, value)
+                }
+                _ => return Err(Error::Corrupt("a snapshot record of no kind".into())),
+            }
         }
         batch.put_raft(
             &key(self.group, APPLIED, 0),
@@ -176,9 +281,30 @@ fn applied_state(record: Option<Vec<u8>>) -> Result<AppliedState> {
     })
 }
 
+/// The transactions prepared in `group` on this node (whether or not it
+/// leads the group): `(txn id, prepared at, in ms since the epoch)`.
+pub fn intents(storage: &Storage, group: GroupId) -> Result<Vec<(Vec<u8>, u64)>> {
+    let start = named_key(group, INTENT, &[]);
+    let end = named_key(group, INTENT + 1, &[]);
+    storage
+        .scan_raft(&start, &end)?
+        .into_iter()
+        .map(|(key, record)| {
+            let at = record
+                .first_chunk::<8>()
+                .ok_or_else(|| Error::Corrupt("an intent record is cut short".into()))?;
+            Ok((key[start.len()..].to_vec(), u64::from_be_bytes(*at)))
+        })
+        .collect()
+}
+
+fn decode_batch(bytes: &[u8]) -> Result<WriteBatch> {
+    WriteBatch::decode(bytes).map_err(|e| Error::Corrupt(format!("raft log entry: {e}")))
+}
+
 /// What applying an entry does.
 enum Payload {
-    Commit { commit_ts: u64, batch: Vec<u8> },
+    Command(Command),
     Membership(openraft::Membership<u64, openraft::BasicNode>),
     Nothing,
 }
@@ -241,17 +367,16 @@ impl RaftStateMachine<ShardRaft> for ShardMachine {
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id();
             let payload = match entry.payload {
-                EntryPayload::Normal(Command::Commit { commit_ts, batch }) => {
-                    Payload::Commit { commit_ts, batch }
-                }
+                EntryPayload::Normal(command) => Payload::Command(command),
                 EntryPayload::Membership(membership) => Payload::Membership(membership),
                 EntryPayload::Blank => Payload::Nothing,
             };
-            membership = self
+            let applied;
+            (membership, applied) = self
                 .blocking(move |machine| machine.apply_entry(log_id, payload, membership))
                 .await?;
             if let Some(responder) = responder {
-                responder.send(Applied);
+                responder.send(applied);
             }
         }
         Ok(())
@@ -319,10 +444,22 @@ mod tests {
         keys
     }
 
-    fn commit(index: u64, commit_ts: u64, keys: &[Vec<u8>], value: &[u8]) -> EntryOf<ShardRaft> {
+    fn entry(index: u64, command: Command) -> EntryOf<ShardRaft> {
+        EntryOf::<ShardRaft>::new_normal(log_id::<ShardRaft>(1, 1, index), command)
+    }
+
+    /// `Prepare` of `keys` set to `value` by transaction `txn`, which read
+    /// at `start_ts`.
+    fn prepare(
+        index: u64,
+        txn: &[u8],
+        start_ts: u64,
+        keys: &[Vec<u8>],
+        value: &[u8],
+    ) -> EntryOf<ShardRaft> {
         let batch = WriteBatch {
             shard_id: 0,
-            start_ts: 0,
+            start_ts,
             mutations: keys
                 .iter()
                 .map(|key| Mutation {
@@ -331,11 +468,31 @@ mod tests {
                 })
                 .collect(),
         };
-        let command = Command::Commit {
-            commit_ts,
+        let command = Command::Prepare {
+            txn_id: txn.to_vec(),
+            prepared_at_ms: 7,
             batch: batch.encode_to_vec(),
         };
-        EntryOf::<ShardRaft>::new_normal(log_id::<ShardRaft>(1, 1, index), command)
+        entry(index, command)
+    }
+
+    fn commit(index: u64, txn: &[u8], commit_ts: u64) -> EntryOf<ShardRaft> {
+        let txn_id = txn.to_vec();
+        entry(index, Command::Commit { txn_id, commit_ts })
+    }
+
+    /// Entries `index` and `index + 1`: `keys` written at `commit_ts`.
+    fn write(
+        index: u64,
+        commit_ts: u64,
+        keys: &[Vec<u8>],
+        value: &[u8],
+    ) -> Vec<EntryOf<ShardRaft>> {
+        let txn = commit_ts.to_be_bytes();
+        vec![
+            prepare(index, &txn, commit_ts - 1, keys, value),
+            commit(index + 1, &txn, commit_ts),
+        ]
     }
 
     async fn apply(machine: &mut ShardMachine, entries: Vec<EntryOf<ShardRaft>>) {
@@ -361,10 +518,11 @@ mod tests {
         let mut machine = ShardMachine::new(a.clone(), replica(&a, 0));
         apply(
             &mut machine,
-            vec![
-                commit(1, 10, &ours, b"one"),
-                commit(2, 20, &ours[..3], b"two"),
-            ],
+            [
+                write(1, 10, &ours, b"one"),
+                write(3, 20, &ours[..3], b"two"),
+            ]
+            .concat(),
         )
         .await;
         let rows = replica(&a, 0);
@@ -381,7 +539,7 @@ mod tests {
             Some(&b"one"[..])
         );
         let (applied, _) = machine.applied_state().await.unwrap();
-        assert_eq!(applied, Some(log_id::<ShardRaft>(1, 1, 2)));
+        assert_eq!(applied, Some(log_id::<ShardRaft>(1, 1, 4)));
 
         // Node B has a stale row of the group and a row of the other group.
         let b_dir = tempfile::tempdir().unwrap();
@@ -417,5 +575,102 @@ mod tests {
         assert_eq!(installer.applied_state().await.unwrap().0, applied);
         let current = installer.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(current.meta, built.meta);
+    }
+
+    /// Applies `entries` one by one: their answers.
+    fn answers(machine: &ShardMachine, entries: Vec<EntryOf<ShardRaft>>) -> Vec<Applied> {
+        let mut membership = machine.applied().unwrap().1;
+        let mut answers = Vec::new();
+        for entry in entries {
+            let EntryPayload::Normal(command) = entry.payload else {
+                panic!("not a command");
+            };
+            let (kept, applied) = machine
+                .apply_entry(entry.log_id, Payload::Command(command), membership)
+                .unwrap();
+            membership = kept;
+            answers.push(applied);
+        }
+        answers
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn intents_lock_their_keys_until_committed_or_aborted_and_travel_in_snapshots() {
+        let [ours, _] = keys();
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(Storage::open(dir.path()).unwrap());
+        let mut machine = ShardMachine::new(a.clone(), replica(&a, 0));
+        let (k0, k1) = (&ours[..1], &ours[1..2]);
+        let applied = answers(
+            &machine,
+            vec![
+                prepare(1, b"t1", 5, k0, b"one"),
+                prepare(2, b"t1", 5, k0, b"one"),
+                // The key is held: another transaction loses.
+                prepare(3, b"t2", 5, k0, b"two"),
+                prepare(4, b"t3", 5, k1, b"three"),
+                commit(5, b"t1", 10),
+                commit(6, b"t1", 10),
+                // Committed after t4's snapshot: t4 loses.
+                prepare(7, b"t4", 9, k0, b"four"),
+                entry(
+                    8,
+                    Command::Abort {
+                        txn_id: b"t3".to_vec(),
+                    },
+                ),
+                prepare(9, b"t5", 10, k1, b"five"),
+            ],
+        );
+        use Applied::{Conflict, Done};
+        assert!(
+            matches!(
+                applied.as_slice(),
+                [
+                    Done,
+                    Done,
+                    Conflict(_),
+                    Done,
+                    Done,
+                    Done,
+                    Conflict(_),
+                    Done,
+                    Done
+                ]
+            ),
+            "{applied:?}"
+        );
+        let rows = replica(&a, 0);
+        assert_eq!(rows.get(&k0[0], 10).unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(
+            rows.get(&k1[0], 20).unwrap(),
+            None,
+            "an intent is not a row"
+        );
+        let waiting = intents(&a, 0).unwrap();
+        assert_eq!(waiting, vec![(b"t5".to_vec(), 7)]);
+
+        // A new replica gets t5's intent with the rows; it holds k1 there
+        // and commits.
+        let built = machine.build_snapshot().await.unwrap();
+        let b_dir = tempfile::tempdir().unwrap();
+        let b = Arc::new(Storage::open(b_dir.path()).unwrap());
+        let mut copy = ShardMachine::new(b.clone(), replica(&b, 0));
+        copy.install_snapshot(&built.meta, built.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(intents(&b, 0).unwrap(), waiting);
+        let applied = answers(
+            &copy,
+            vec![prepare(10, b"t6", 10, k1, b"six"), commit(11, b"t5", 12)],
+        );
+        assert!(
+            matches!(applied.as_slice(), [Conflict(_), Done]),
+            "{applied:?}"
+        );
+        let rows = replica(&b, 0);
+        assert_eq!(rows.get(&k1[0], 12).unwrap().as_deref(), Some(&b"five"[..]));
+        assert_eq!(rows.get(&k0[0], 12).unwrap().as_deref(), Some(&b"one"[..]));
+        assert!(intents(&b, 0).unwrap().is_empty());
     }
 }

@@ -405,19 +405,32 @@ mod tests {
         }
     }
 
-    fn commit(commit_ts: u64, key: &[u8], value: &[u8]) -> Command {
+    /// Writes `key` at `commit_ts` through `raft` (prepare, then commit);
+    /// the log id of the commit.
+    async fn commit(
+        raft: &GroupRaft,
+        commit_ts: u64,
+        key: &[u8],
+        value: &[u8],
+    ) -> openraft::alias::LogIdOf<ShardRaft> {
         let batch = WriteBatch {
             shard_id: 0,
-            start_ts: 0,
+            start_ts: commit_ts - 1,
             mutations: vec![Mutation {
                 key: key.to_vec(),
                 value: Some(value.to_vec()),
             }],
         };
-        Command::Commit {
-            commit_ts,
+        let txn_id = commit_ts.to_be_bytes().to_vec();
+        let prepare = Command::Prepare {
+            txn_id: txn_id.clone(),
+            prepared_at_ms: 0,
             batch: batch.encode_to_vec(),
-        }
+        };
+        let prepared = raft.client_write(prepare).await.unwrap();
+        assert_eq!(prepared.data, crate::raft::Applied::Done);
+        let commit = Command::Commit { txn_id, commit_ts };
+        raft.client_write(commit).await.unwrap().log_id
     }
 
     /// The leader that the replicas in `live` agree on.
@@ -462,16 +475,12 @@ mod tests {
 
         let first = leader(&replicas, &[0, 1, 2]).await;
         let key = row_key(100, b"k");
-        let written = replicas[first]
-            .raft
-            .client_write(commit(10, &key, b"one"))
-            .await
-            .unwrap();
+        let written = commit(&replicas[first].raft, 10, &key, b"one").await;
         for replica in &replicas {
             replica
                 .raft
                 .wait(Some(Duration::from_secs(10)))
-                .applied_index_at_least(Some(written.log_id.index), "applied")
+                .applied_index_at_least(Some(written.index), "applied")
                 .await
                 .unwrap();
             assert_eq!(
@@ -488,16 +497,12 @@ mod tests {
         let live: Vec<usize> = (0..3).filter(|&i| i != first).collect();
         let second = leader(&replicas, &live).await;
         assert_ne!(second, first);
-        let written = replicas[second]
-            .raft
-            .client_write(commit(20, &key, b"two"))
-            .await
-            .unwrap();
+        let written = commit(&replicas[second].raft, 20, &key, b"two").await;
         for &i in &live {
             replicas[i]
                 .raft
                 .wait(Some(Duration::from_secs(10)))
-                .applied_index_at_least(Some(written.log_id.index), "applied")
+                .applied_index_at_least(Some(written.index), "applied")
                 .await
                 .unwrap();
             assert_eq!(
@@ -533,11 +538,7 @@ mod tests {
         let keys: Vec<Vec<u8>> = (0..20u32).map(|i| row_key(100, &i.to_be_bytes())).collect();
         let mut last = None;
         for (i, key) in keys.iter().enumerate() {
-            let written = leader_raft
-                .client_write(commit(10 + i as u64, key, b"v"))
-                .await
-                .unwrap();
-            last = Some(written.log_id);
+            last = Some(commit(leader_raft, 10 + i as u64, key, b"v").await);
         }
         let last = last.unwrap();
         let wait = || leader_raft.wait(Some(Duration::from_secs(10)));
@@ -553,14 +554,11 @@ mod tests {
             .change_membership([1, 2, 3], false)
             .await
             .unwrap();
-        let written = leader_raft
-            .client_write(commit(100, &keys[0], b"again"))
-            .await
-            .unwrap();
+        let written = commit(leader_raft, 100, &keys[0], b"again").await;
         let newest = replicas[2]
             .raft
             .wait(Some(Duration::from_secs(10)))
-            .applied_index_at_least(Some(written.log_id.index), "caught up")
+            .applied_index_at_least(Some(written.index), "caught up")
             .await
             .unwrap();
         assert!(newest.snapshot.is_some(), "replica 3 installed a snapshot");

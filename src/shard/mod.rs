@@ -33,6 +33,9 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/shardforge.shard.rs"));
 }
 
+/// Why a write lost to a transaction that holds its key prepared.
+pub const KEY_LOCKED: &str = "could not serialize access due to concurrent update (a row is being committed by another transaction)";
+
 const SHARD_MAP_KEY: &[u8] = b"cluster/shard_map";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -84,6 +84,7 @@ impl Storage {
             for op in &batch.raft {
                 match op {
                     RaftWrite::Put(key, value) => write.put_cf(raft, key, value),
+                    RaftWrite::Delete(key) => write.delete_cf(raft, key),
                     RaftWrite::DeleteRange(start, end) => write.delete_range_cf(raft, start, end),
                 }
             }
@@ -107,15 +108,10 @@ impl Storage {
     pub fn scan_raft(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(end.to_vec());
-        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_RAFT)?, options);
-        iter.seek(start);
-        let mut out = Vec::new();
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            out.push((key.to_vec(), value.to_vec()));
-            iter.next();
-        }
-        iter.status()?;
-        Ok(out)
+        collect_from(
+            self.db.raw_iterator_cf_opt(self.cf(CF_RAFT)?, options),
+            start,
+        )
     }
 
     /// The last `raft` record in `[start, end)`.
@@ -178,6 +174,21 @@ impl Storage {
     }
 }
 
+/// Every record of `iter` (bounded above by its options) from `start` on.
+fn collect_from(
+    mut iter: rocksdb::DBRawIterator<'_>,
+    start: &[u8],
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    iter.seek(start);
+    let mut out = Vec::new();
+    while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+        out.push((key.to_vec(), value.to_vec()));
+        iter.next();
+    }
+    iter.status()?;
+    Ok(out)
+}
+
 /// See [`Storage::view`].
 pub struct View<'a> {
     storage: &'a Storage,
@@ -194,6 +205,14 @@ impl View<'_> {
     pub fn get_raft(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let cf = self.storage.cf(CF_RAFT)?;
         Ok(self.storage.db.get_cf_opt(cf, key, &self.options())?)
+    }
+
+    /// The `raft` records in `[start, end)`, in key order.
+    pub fn scan_raft(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let cf = self.storage.cf(CF_RAFT)?;
+        let mut options = self.options();
+        options.set_iterate_upper_bound(end.to_vec());
+        collect_from(self.storage.db.raw_iterator_cf_opt(cf, options), start)
     }
 
     /// Every raw `data` record (row versions, keys as `encoding::keys`

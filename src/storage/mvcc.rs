@@ -23,6 +23,7 @@ pub struct StorageBatch {
 /// A write to the `raft` column family, in batch order.
 pub(super) enum RaftWrite {
     Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
     /// Deletes the keys in `[start, end)`.
     DeleteRange(Vec<u8>, Vec<u8>),
 }
@@ -52,6 +53,10 @@ impl StorageBatch {
 
     pub fn put_raft(&mut self, key: &[u8], value: &[u8]) {
         self.raft.push(RaftWrite::Put(key.to_vec(), value.to_vec()));
+    }
+
+    pub fn delete_raft(&mut self, key: &[u8]) {
+        self.raft.push(RaftWrite::Delete(key.to_vec()));
     }
 
     /// Deletes the `raft` records in `[start, end)`.

@@ -16,6 +16,7 @@ use prost::Message;
 
 use crate::error::{Error, Result};
 use crate::shard::proto::{PrepareRequest, WriteBatch};
+use crate::shard::KEY_LOCKED;
 use crate::storage::{Storage, StorageBatch};
 
 const PREPARED_PREFIX: &[u8] = b"txn/prepared/";
@@ -71,10 +72,7 @@ impl Prepared {
                 .get(&mutation.key)
                 .is_some_and(|holder| holder.as_slice() != txn_id)
             {
-                return Err(Error::Retry(
-                    "could not serialize access due to concurrent update (a row is being committed by another transaction)"
-                        .into(),
-                ));
+                return Err(Error::Retry(KEY_LOCKED.into()));
             }
         }
         Ok(())
