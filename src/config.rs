@@ -36,6 +36,11 @@ pub struct ClusterConfig {
     /// Number of shard groups the hash space is split into when the cluster
     /// is initialised; ignored afterwards.
     pub shard_groups: u32,
+    /// Replicas of every shard group (each a Raft group) when the cluster
+    /// is initialised with at least this many nodes; with fewer, every node
+    /// holds a replica of every group. 1 turns replication off. Ignored
+    /// after initialisation.
+    pub replication_factor: u32,
     /// rpc addresses (`host:port`) of the cluster's nodes. Empty: the node
     /// is a one-node cluster of its own. Otherwise it waits to be
     /// initialised (`shardforge init`) or joins the cluster they are in.
@@ -57,6 +62,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
             shard_groups: 8,
+            replication_factor: 3,
             join: Vec::new(),
         }
     }
@@ -111,6 +117,10 @@ impl Config {
                 "CLUSTER_SHARD_GROUPS" => {
                     self.cluster.shard_groups = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
+                "CLUSTER_REPLICATION_FACTOR" => {
+                    self.cluster.replication_factor =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
                 "CLUSTER_JOIN" => self.cluster.join = split_addrs(&value),
                 // A typo in a known section is an error; other SHARDFORGE_*
                 // variables (scripts' own, like SHARDFORGE_BIN) are not ours.
@@ -129,6 +139,12 @@ impl Config {
             return Err(invalid(format!(
                 "cluster.shard_groups must be between 1 and 4096, not {}",
                 self.cluster.shard_groups
+            )));
+        }
+        if !(1..=7).contains(&self.cluster.replication_factor) {
+            return Err(invalid(format!(
+                "cluster.replication_factor must be between 1 and 7, not {}",
+                self.cluster.replication_factor
             )));
         }
         let addrs = [self.node.pg_addr, self.node.rpc_addr, self.node.http_addr];

@@ -21,6 +21,8 @@ use crate::catalog::Catalog;
 use crate::cluster::{Cluster, ClusterService};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::raft::groups::ShardGroups;
+use crate::raft::transport::RaftService;
 use crate::shard::flight::ShardFlightService;
 use crate::shard::ShardMap;
 use crate::sql::SqlEngine;
@@ -54,6 +56,7 @@ pub async fn run(config: Config) -> Result<()> {
     });
     let flight = Arc::new(ShardFlightService::default());
     let txn = Arc::new(TxnService::default());
+    let raft = Arc::new(RaftService::default());
     let mut rpc_stopped = stopped.clone();
     let rpc_server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -61,6 +64,7 @@ pub async fn run(config: Config) -> Result<()> {
             .add_service(flight.server())
             .add_service(txn.participant_server())
             .add_service(txn.oracle_server())
+            .add_service(raft.server())
             .serve_with_incoming_shutdown(crate::rpc::incoming(rpc), async move {
                 let _ = rpc_stopped.wait_for(|s| *s).await;
             }),
@@ -73,7 +77,7 @@ pub async fn run(config: Config) -> Result<()> {
     };
     if joined {
         tokio::spawn(cluster.clone().heartbeats(stopped.clone()));
-        let services = (flight, txn);
+        let services = (flight, txn, raft);
         serve(
             &config,
             cluster.clone(),
@@ -96,7 +100,7 @@ pub async fn run(config: Config) -> Result<()> {
 async fn serve(
     config: &Config,
     cluster: Arc<Cluster>,
-    (flight, txn): (Arc<ShardFlightService>, Arc<TxnService>),
+    (flight, txn, raft): (Arc<ShardFlightService>, Arc<TxnService>, Arc<RaftService>),
     storage: Arc<Storage>,
     pg: TcpListener,
     http: TcpListener,
@@ -109,6 +113,7 @@ async fn serve(
     let is_meta = cluster.is_meta();
     let peers: Arc<dyn Peers> = cluster.clone();
     let for_engine = cluster.clone();
+    let for_groups = storage.clone();
     let engine = tokio::task::spawn_blocking(move || -> Result<SqlEngine> {
         let catalog = Arc::new(Catalog::load(&storage)?);
         let shards = Arc::new(ShardMap::load(&storage)?);
@@ -117,7 +122,13 @@ async fn serve(
     })
     .await??;
     let coordinator = engine.coordinator().clone();
-    flight.ready(cluster_id.clone(), node, coordinator.shards().clone());
+    let groups = start_groups(node, &cluster, for_groups, &coordinator, &raft).await?;
+    flight.ready(
+        cluster_id.clone(),
+        node,
+        coordinator.shards().clone(),
+        groups.clone(),
+    );
     txn.ready(cluster_id, coordinator.clone(), is_meta);
     coordinator.set_peers(peers);
     cluster.set_coordinator(coordinator.clone());
@@ -145,7 +156,40 @@ async fn serve(
         let _ = http_stopped.wait_for(|s| *s).await;
     });
     let (_, http_result) = tokio::join!(crate::pg::serve(pg, engine, stopped), http_server);
+    if let Some(groups) = groups {
+        groups.shutdown().await;
+    }
     http_result.map_err(|e| Error::Unavailable(format!("HTTP admin: {e}")))
+}
+
+/// Starts the Raft groups of the replicated shard groups this node holds,
+/// if the cluster replicates, and makes the node's writes go through them.
+async fn start_groups(
+    node: u32,
+    cluster: &Cluster,
+    storage: Arc<Storage>,
+    coordinator: &Arc<TxnCoordinator>,
+    raft: &RaftService,
+) -> Result<Option<Arc<ShardGroups>>> {
+    let shards = coordinator.shards();
+    if !shards.replicas().iter().any(|r| r.range().is_replicated()) {
+        return Ok(None);
+    }
+    let cluster_id = cluster.cluster_id();
+    raft.ready(cluster_id.clone());
+    let groups = ShardGroups::start(
+        node,
+        storage,
+        shards,
+        &cluster.member_addrs(),
+        raft,
+        &cluster_id,
+        cluster.channel_pool(),
+    )
+    .await?;
+    let groups = Arc::new(groups);
+    coordinator.set_groups(groups.clone());
+    Ok(Some(groups))
 }
 
 /// Every few seconds, resolves what coordinators that died left prepared

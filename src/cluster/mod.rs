@@ -95,6 +95,7 @@ pub struct Cluster {
     me: Member,
     join: Vec<String>,
     shard_groups: u32,
+    replication_factor: u32,
     state: RwLock<Option<State>>,
     initialised: watch::Sender<bool>,
     /// Meta node only: when each member was last heard from.
@@ -102,7 +103,7 @@ pub struct Cluster {
     /// Serialises the changes of membership (Init, Join) on the meta node.
     changes: tokio::sync::Mutex<()>,
     /// One lazily connected channel per peer address.
-    channels: ChannelPool,
+    channels: Arc<ChannelPool>,
     /// The node's transactions (and catalog), once it serves.
     coordinator: std::sync::OnceLock<Arc<TxnCoordinator>>,
 }
@@ -131,11 +132,12 @@ impl Cluster {
             },
             join: config.cluster.join.clone(),
             shard_groups: config.cluster.shard_groups,
+            replication_factor: config.cluster.replication_factor,
             state: RwLock::new(state),
             initialised,
             last_seen: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
-            channels: ChannelPool::default(),
+            channels: Arc::default(),
             coordinator: std::sync::OnceLock::new(),
         }))
     }
@@ -227,8 +229,17 @@ impl Cluster {
             Some(shards) => shards,
             None => split_hash_space(self.shard_groups)?,
         };
+        // Group i's replicas are members i, i+1, ... (round-robin), so
+        // the first replicas, which start as leaders, are spread too.
+        let factor = (self.replication_factor as usize).min(members.len());
         for (i, shard) in shards.iter_mut().enumerate() {
             shard.node = members[i % members.len()].id;
+            shard.replicas = match factor {
+                1 => Vec::new(),
+                _ => (0..factor)
+                    .map(|r| members[(i + r) % members.len()].id)
+                    .collect(),
+            };
         }
         let state = State {
             identity: Identity {
@@ -287,6 +298,7 @@ impl Cluster {
                     hash_start: s.hash_start,
                     hash_end: s.hash_end,
                     node: s.node_id,
+                    replicas: s.replicas,
                 })
                 .collect(),
         };
@@ -589,6 +601,18 @@ impl Cluster {
             .ok_or_else(|| Error::Corrupt("the meta node is not a member".into()))
     }
 
+    /// The node's channels to its peers, which its Raft groups share.
+    pub fn channel_pool(&self) -> Arc<ChannelPool> {
+        self.channels.clone()
+    }
+
+    /// Every member's rpc address, by node id.
+    pub fn member_addrs(&self) -> HashMap<u32, String> {
+        self.state()
+            .map(|s| s.members.into_iter().map(|m| (m.id, m.rpc_addr)).collect())
+            .unwrap_or_default()
+    }
+
     /// A client over the pooled channel to `addr`.
     fn client(&self, addr: &str) -> Result<ClusterClient<Channel>> {
         Ok(ClusterClient::new(self.pooled_channel(addr)?))
@@ -704,6 +728,7 @@ fn shards_to_proto(shards: &[ShardRange]) -> Vec<proto::Shard> {
             hash_start: s.hash_start,
             hash_end: s.hash_end,
             node_id: s.node,
+            replicas: s.replicas.clone(),
         })
         .collect()
 }

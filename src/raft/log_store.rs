@@ -365,6 +365,7 @@ mod conformance {
                 hash_start: 0,
                 hash_end: HASH_SPACE,
                 node: 1,
+                replicas: Vec::new(),
             };
             let replica = Arc::new(ShardReplica::new(range, storage.clone()));
             let machine = ShardMachine::new(storage.clone(), replica);

@@ -20,6 +20,7 @@
 //! Every write is synced before it is acknowledged to openraft (see
 //! [`log_store`]).
 
+pub mod groups;
 pub mod log_store;
 pub mod state_machine;
 pub mod transport;

@@ -427,6 +427,7 @@ mod tests {
             hash_start,
             hash_end,
             node: 1,
+            replicas: Vec::new(),
         };
         Arc::new(ShardReplica::new(range, storage.clone()))
     }

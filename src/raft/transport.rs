@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::io::Cursor;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
@@ -60,17 +60,18 @@ fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, Status
 }
 
 /// Serves the Raft groups of this node to the other members of its cluster.
+/// It is served from the start (with the other RPCs); it knows its cluster
+/// once the node is part of one ([`Self::ready`]) and answers UNAVAILABLE
+/// before.
+#[derive(Default)]
 pub struct RaftService {
-    cluster_id: String,
+    cluster_id: OnceLock<String>,
     groups: RwLock<HashMap<GroupId, GroupRaft>>,
 }
 
 impl RaftService {
-    pub fn new(cluster_id: String) -> Self {
-        Self {
-            cluster_id,
-            groups: RwLock::new(HashMap::new()),
-        }
+    pub fn ready(&self, cluster_id: String) {
+        let _ = self.cluster_id.set(cluster_id);
     }
 
     pub fn server(self: &Arc<Self>) -> RaftTransportServer<Self> {
@@ -88,7 +89,11 @@ impl RaftService {
         &self,
         request: Request<RaftMessage>,
     ) -> std::result::Result<(GroupRaft, RaftMessage), Status> {
-        check_member(request.metadata(), &self.cluster_id)?;
+        let cluster_id = self
+            .cluster_id
+            .get()
+            .ok_or_else(|| Status::unavailable("this node is not in a cluster yet"))?;
+        check_member(request.metadata(), cluster_id)?;
         let message = request.into_inner();
         let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
         let raft = groups
@@ -367,6 +372,7 @@ mod tests {
             hash_start: 0,
             hash_end: HASH_SPACE,
             node: id as u32,
+            replicas: Vec::new(),
         };
         let rows = Arc::new(ShardReplica::new(range, storage.clone()));
         let config = openraft::Config {
@@ -384,7 +390,8 @@ mod tests {
         )
         .await
         .unwrap();
-        let service = Arc::new(RaftService::new("c1".into()));
+        let service = Arc::new(RaftService::default());
+        service.ready("c1".into());
         service.add(0, raft.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();

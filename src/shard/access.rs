@@ -30,8 +30,10 @@ pub type OwnWrites = Arc<Vec<(Vec<u8>, Option<Vec<u8>>)>>;
 #[derive(Clone)]
 pub enum ShardAccess {
     Local(Arc<ShardReplica>),
+    /// The group served by `node` (its leader, if it is replicated).
     Remote {
         range: ShardRange,
+        node: u32,
         channel: Channel,
         cluster_id: String,
     },
@@ -39,7 +41,7 @@ pub enum ShardAccess {
 
 impl std::fmt::Debug for ShardAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@node{}", self.range().id.0, self.range().node)
+        write!(f, "{}@node{}", self.range().id.0, self.node())
     }
 }
 
@@ -48,6 +50,14 @@ impl ShardAccess {
         match self {
             ShardAccess::Local(replica) => replica.range(),
             ShardAccess::Remote { range, .. } => range,
+        }
+    }
+
+    /// The node that serves the scan.
+    pub fn node(&self) -> u32 {
+        match self {
+            ShardAccess::Local(replica) => replica.range().node,
+            ShardAccess::Remote { node, .. } => *node,
         }
     }
 
@@ -66,6 +76,7 @@ impl ShardAccess {
             ShardAccess::Local(replica) => scan_local(replica.clone(), request, own, filter),
             ShardAccess::Remote {
                 range,
+                node,
                 channel,
                 cluster_id,
             } => {
@@ -79,7 +90,7 @@ impl ShardAccess {
                     })
                     .collect();
                 request.filter = filter.as_ref().map(encode_filter).unwrap_or_default();
-                let node = format!("node {}", range.node);
+                let node = format!("node {node}");
                 scan_remote(channel.clone(), cluster_id, &node, &request).boxed()
             }
         }

@@ -9,6 +9,12 @@
 //! members of the cluster are served (`crate::rpc`), and a ticket that does
 //! not decode is INVALID_ARGUMENT. Every other Flight method is
 //! UNIMPLEMENTED.
+//!
+//! A replicated group is read on its leader only, after a ReadIndex round
+//! (`ShardGroups::linearize`): the leader confirms with a quorum that it
+//! still leads and waits until it applied every commit acknowledged before
+//! the read, so no read misses an acknowledged write. A replica that does
+//! not lead answers ABORTED (retry the transaction).
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -23,7 +29,8 @@ use arrow_flight::{
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::{Stream, TryStreamExt};
+use futures::future::BoxFuture;
+use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
@@ -33,6 +40,7 @@ use super::proto::ScanRequest;
 use super::replica::decode_filter;
 use super::{scan_schema, ShardMap};
 use crate::error::{Error, Result};
+use crate::raft::groups::ShardGroups;
 use crate::rpc::{call_twice, check_member, MAX_MESSAGE_BYTES};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
@@ -42,6 +50,8 @@ struct Ready {
     cluster_id: String,
     node: u32,
     shards: Arc<ShardMap>,
+    /// The node's Raft groups, when the cluster replicates.
+    groups: Option<Arc<ShardGroups>>,
 }
 
 /// Serves scans of this node's shard groups. It is served from the start
@@ -56,12 +66,20 @@ impl ShardFlightService {
         FlightServiceServer::from_arc(self.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    /// Starts serving the shard groups `shards` holds for `node`.
-    pub fn ready(&self, cluster_id: String, node: u32, shards: Arc<ShardMap>) {
+    /// Starts serving the shard groups `shards` holds for `node`, the
+    /// replicated ones through `groups`.
+    pub fn ready(
+        &self,
+        cluster_id: String,
+        node: u32,
+        shards: Arc<ShardMap>,
+        groups: Option<Arc<ShardGroups>>,
+    ) {
         let _ = self.ready.set(Ready {
             cluster_id,
             node,
             shards,
+            groups,
         });
     }
 
@@ -77,7 +95,7 @@ impl ShardFlightService {
             .shards
             .replicas()
             .get(scan.shard_id as usize)
-            .filter(|r| r.range().node == ready.node)
+            .filter(|r| r.range().node == ready.node || r.range().replicas.contains(&ready.node))
             .cloned()
             .ok_or_else(|| {
                 Status::invalid_argument(format!(
@@ -85,8 +103,19 @@ impl ShardFlightService {
                     scan.shard_id, ready.node
                 ))
             })?;
+        // A replicated group's read waits for the ReadIndex round.
+        let group = scan.shard_id;
+        let linearized: BoxFuture<'static, Result<()>> =
+            match (replica.range().is_replicated(), &ready.groups) {
+                (false, _) => Box::pin(futures::future::ready(Ok(()))),
+                (true, Some(groups)) => {
+                    let groups = groups.clone();
+                    Box::pin(async move { groups.linearize(group).await })
+                }
+                (true, None) => return Err(Status::unavailable("replication is not running here")),
+            };
         if !scan.keys.is_empty() {
-            return count_existing(replica, scan);
+            return count_existing(replica, scan, linearized);
         }
         let schema = Arc::new(scan_schema(&scan).map_err(Status::from)?);
         let mut overlay: Vec<(Vec<u8>, Option<Vec<u8>>)> = std::mem::take(&mut scan.overlay)
@@ -95,8 +124,15 @@ impl ShardFlightService {
             .collect();
         overlay.sort_by(|a, b| a.0.cmp(&b.0));
         let filter = decode_filter(&scan.filter, &schema);
-        let batches = scan_local(replica, scan, Arc::new(overlay), filter)
-            .map_err(|e| FlightError::Tonic(Box::new(e.into())));
+        let scanned = scan_local(replica, scan, Arc::new(overlay), filter);
+        let batches = futures::stream::once(async move {
+            match linearized.await {
+                Ok(()) => scanned,
+                Err(e) => futures::stream::once(futures::future::ready(Err(e))).boxed(),
+            }
+        })
+        .flatten()
+        .map_err(|e| FlightError::Tonic(Box::new(e.into())));
         let data = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)
@@ -110,11 +146,15 @@ impl ShardFlightService {
 fn count_existing(
     replica: Arc<super::ShardReplica>,
     scan: ScanRequest,
+    linearized: BoxFuture<'static, Result<()>>,
 ) -> std::result::Result<BoxStream<FlightData>, Status> {
     let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
     let counted = {
         let schema = schema.clone();
         async move {
+            linearized
+                .await
+                .map_err(|e| FlightError::Tonic(Box::new(e.into())))?;
             let existing = tokio::task::spawn_blocking(move || {
                 super::access::count_local(&replica, &scan.keys, scan.snapshot_ts)
             })
@@ -302,7 +342,7 @@ mod tests {
     async fn a_remote_scan_reads_what_a_local_one_does() {
         let (_dir, c, table) = node();
         let service = Arc::new(ShardFlightService::default());
-        service.ready("c1".into(), 1, c.shards().clone());
+        service.ready("c1".into(), 1, c.shards().clone(), None);
         let channel = serve(service).await;
         let def = int_table("t");
         // The reader's own writes: one new row, one deleted.
@@ -394,7 +434,7 @@ mod tests {
 
         let (_dir, c, table) = node();
         let service = Arc::new(ShardFlightService::default());
-        service.ready("c1".into(), 1, c.shards().clone());
+        service.ready("c1".into(), 1, c.shards().clone(), None);
         let channel = serve(service).await;
         let def = int_table("t");
         let schema = def.row_schema();
@@ -455,7 +495,7 @@ mod tests {
         let not_ready = serve(Arc::new(ShardFlightService::default())).await;
         let service = Arc::new(ShardFlightService::default());
         // This node is node 2; every group of this shard map is node 1's.
-        service.ready("c1".into(), 2, c.shards().clone());
+        service.ready("c1".into(), 2, c.shards().clone(), None);
         let channel = serve(service).await;
         let request = ScanRequest {
             table_id: table,

@@ -51,6 +51,18 @@ pub struct ShardRange {
     /// have none recorded: they are node 1's).
     #[serde(default = "first_node")]
     pub node: u32,
+    /// With replication: the nodes holding its replicas, the voters of its
+    /// Raft group (`node` first). Empty: `node` holds the only copy and
+    /// writes it directly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<u32>,
+}
+
+impl ShardRange {
+    /// Whether the group is a Raft group.
+    pub fn is_replicated(&self) -> bool {
+        !self.replicas.is_empty()
+    }
 }
 
 fn first_node() -> u32 {
@@ -133,6 +145,7 @@ pub fn split_hash_space(groups: u32) -> Result<Vec<ShardRange>> {
             hash_start: i * HASH_SPACE / groups,
             hash_end: (i + 1) * HASH_SPACE / groups,
             node: first_node(),
+            replicas: Vec::new(),
         })
         .collect())
 }

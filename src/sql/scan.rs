@@ -70,7 +70,7 @@ impl DisplayAs for ShardScanExec {
         let shards: Vec<String> = self
             .requests
             .iter()
-            .map(|(s, _)| format!("{}@node{}", s.range().id.0, s.range().node))
+            .map(|(s, _)| format!("{s:?}"))
             .collect();
         let columns: Vec<&str> = self
             .schema

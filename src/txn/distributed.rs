@@ -24,6 +24,7 @@ use super::oracle::proto::{DecideRequest, DoneRequest, ResolveRequest};
 use super::TxnCoordinator;
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
+use crate::raft::groups::QUORUM_WAIT;
 use crate::rpc::{as_member, call_twice};
 use crate::shard::access::block_on;
 use crate::shard::proto::participant_client::ParticipantClient;
@@ -48,31 +49,101 @@ pub trait Peers: Send + Sync {
 }
 
 impl TxnCoordinator {
-    /// Commits `batches` (by node, then shard group) with two-phase commit,
+    /// Commits `batches` (one per shard group) with two-phase commit,
     /// decided by `decide` at the meta node (whose participants are the
-    /// nodes of `by_node`). Blocks: call it off the async runtime (it
-    /// drives the RPCs itself).
+    /// batches' groups). Blocks: call it off the async runtime (it drives
+    /// the RPCs itself).
     pub(super) fn commit_across(
         &self,
         peers: &Arc<dyn Peers>,
-        by_node: BTreeMap<u32, Vec<WriteBatch>>,
+        batches: Vec<WriteBatch>,
         decide: DecideRequest,
     ) -> Result<u64> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::Internal("a cross-node commit needs the async runtime".into()))?;
-        let me = peers.node_id();
         let txn_id = decide.txn_id.clone();
-        let participants = decide.participants.clone();
+        let groups = decide.participants.clone();
 
-        // 1. Prepare.
+        // 1. Prepare, on the node that takes each group's writes now.
+        if let Err(e) = runtime.block_on(self.prepare_everywhere(peers, &txn_id, batches)) {
+            runtime.block_on(self.abort_everywhere(peers, &txn_id, &groups));
+            return Err(e);
+        }
+
+        // 2. Decide (on the meta node, not from inside the runtime: the
+        // decision may wait for the new catalog to reach every node).
+        let decided = if peers.meta_node() == peers.node_id() {
+            self.decide(decide)
+        } else {
+            runtime.block_on(self.decide_at_meta(peers, decide))
+        };
+        let commit_ts = match decided {
+            Ok(commit_ts) => commit_ts,
+            Err(e) => {
+                runtime.block_on(self.abort_everywhere(peers, &txn_id, &groups));
+                return Err(e);
+            }
+        };
+
+        // 3. Apply everywhere, then let reads pass it. A group whose leader
+        // changed since it prepared gets the decision from its new leader,
+        // once one is elected.
+        let deadline = std::time::Instant::now() + QUORUM_WAIT;
+        let applied = loop {
+            match runtime.block_on(self.resolve_everywhere(
+                peers,
+                &txn_id,
+                Some(commit_ts),
+                &groups,
+            )) {
+                Ok(()) => break true,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(200))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a committed transaction waits for recovery");
+                    break false;
+                }
+            }
+        };
+        if applied {
+            if let Err(e) = runtime.block_on(self.report_done(peers, &txn_id)) {
+                tracing::warn!(error = %e, "could not report a finished commit to the meta node");
+            }
+        }
+        Ok(commit_ts)
+    }
+
+    /// Phase one: each batch to the node that takes its group's writes
+    /// (this one in-process, the others over gRPC), in parallel. The first
+    /// refusal (a conflict: 40001) is the answer.
+    async fn prepare_everywhere(
+        &self,
+        peers: &Arc<dyn Peers>,
+        txn_id: &[u8],
+        batches: Vec<WriteBatch>,
+    ) -> Result<()> {
+        let replicas = self.shards().replicas();
+        let mut by_node: BTreeMap<u32, Vec<WriteBatch>> = BTreeMap::new();
+        for batch in batches {
+            let range = replicas
+                .get(batch.shard_id as usize)
+                .ok_or_else(|| Error::Internal(format!("no shard group {}", batch.shard_id)))?
+                .range();
+            by_node
+                .entry(self.home(range).await?)
+                .or_default()
+                .push(batch);
+        }
         let prepares = by_node.into_iter().map(|(node, batches)| {
+            let groups: Vec<u32> = batches.iter().map(|b| b.shard_id).collect();
             let request = PrepareRequest {
-                txn_id: txn_id.clone(),
+                txn_id: txn_id.to_vec(),
                 batches,
             };
             async move {
-                let result = if node == me {
-                    self.prepare(request)
+                let result = if node == peers.node_id() {
+                    tokio::task::block_in_place(|| self.prepare(request))
                 } else {
                     let client = self.participant(peers, node)?;
                     let cluster_id = peers.cluster_id();
@@ -83,68 +154,126 @@ impl TxnCoordinator {
                     .map(|_| ())
                     .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
                 };
-                Ok::<_, Error>((node, result))
-            }
-        });
-        let results = runtime.block_on(futures::future::join_all(prepares));
-        let mut failure = None;
-        for result in results {
-            match result {
-                Ok((_, Ok(()))) => {}
-                Ok((_, Err(e))) | Err(e) => failure = failure.or(Some(e)),
-            }
-        }
-        if let Some(e) = failure {
-            runtime.block_on(self.abort_all(peers, &txn_id, &participants));
-            return Err(e);
-        }
-
-        // 2. Decide (on the meta node, not from inside the runtime: the
-        // decision may wait for the new catalog to reach every node).
-        let decided = if peers.meta_node() == me {
-            self.decide(decide)
-        } else {
-            runtime.block_on(self.decide_at_meta(peers, decide))
-        };
-        let commit_ts = match decided {
-            Ok(commit_ts) => commit_ts,
-            Err(e) => {
-                runtime.block_on(self.abort_all(peers, &txn_id, &participants));
-                return Err(e);
-            }
-        };
-
-        // 3. Apply everywhere, then let reads pass it.
-        let txn_id = txn_id.as_slice();
-        let applied = runtime.block_on(futures::future::join_all(participants.iter().map(
-            |&node| async move {
-                let result = self.commit_on(peers, node, txn_id, commit_ts).await;
-                if let Err(e) = &result {
-                    tracing::warn!(node, error = %e, "a committed transaction waits for recovery on a node");
+                if result.is_err() {
+                    self.missed(node, &groups);
                 }
                 result
-            },
-        )));
-        if applied.iter().all(Result::is_ok) {
-            let done = runtime.block_on(async {
-                let request = DoneRequest {
-                    txn_id: txn_id.to_vec(),
+            }
+        });
+        futures::future::join_all(prepares)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
+    }
+
+    /// Phase two: commits `txn_id` at `Some(commit_ts)` (or aborts it:
+    /// `None`) in every shard group of `groups`, on the nodes that take
+    /// their writes now, in parallel. Resolving twice is harmless.
+    async fn resolve_everywhere(
+        &self,
+        peers: &Arc<dyn Peers>,
+        txn_id: &[u8],
+        outcome: Option<u64>,
+        groups: &[u32],
+    ) -> Result<()> {
+        let replicas = self.shards().replicas();
+        let mut by_node: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for &group in groups {
+            let range = replicas
+                .get(group as usize)
+                .ok_or_else(|| Error::Internal(format!("no shard group {group}")))?
+                .range();
+            by_node
+                .entry(self.home(range).await?)
+                .or_default()
+                .push(group);
+        }
+        let calls = by_node.into_iter().map(|(node, groups)| async move {
+            let result = self.resolve_on(peers, node, txn_id, outcome, &groups).await;
+            if result.is_err() {
+                self.missed(node, &groups);
+            }
+            result
+        });
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
+    }
+
+    async fn resolve_on(
+        &self,
+        peers: &Arc<dyn Peers>,
+        node: u32,
+        txn_id: &[u8],
+        outcome: Option<u64>,
+        groups: &[u32],
+    ) -> Result<()> {
+        if node == peers.node_id() {
+            return tokio::task::block_in_place(|| self.resolve_prepared(txn_id, outcome, groups))
+                .map(|_| ());
+        }
+        let mut client = self.participant(peers, node)?;
+        let cluster_id = peers.cluster_id();
+        let (txn_id, shard_ids) = (txn_id.to_vec(), groups.to_vec());
+        let answer = match outcome {
+            Some(commit_ts) => {
+                let request = CommitPreparedRequest {
+                    txn_id,
+                    commit_ts,
+                    shard_ids,
                 };
-                if peers.meta_node() == me {
-                    self.done(txn_id)
-                } else {
-                    self.oracle(peers)?
-                        .done(as_member(request, &peers.cluster_id())?)
-                        .await
-                        .map(|_| ())
-                        .map_err(|s| Error::from_rpc("the meta node", s))
-                }
-            });
-            if let Err(e) = done {
-                tracing::warn!(error = %e, "could not report a finished commit to the meta node");
+                client
+                    .commit_prepared(as_member(request, &cluster_id)?)
+                    .await
+            }
+            None => {
+                let request = AbortRequest { txn_id, shard_ids };
+                client.abort(as_member(request, &cluster_id)?).await
+            }
+        };
+        answer
+            .map(|_| ())
+            .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+    }
+
+    /// After `node` failed to take the writes of `groups`: the next try of
+    /// a group this node holds no replica of goes to another replica.
+    fn missed(&self, node: u32, groups: &[u32]) {
+        let Ok(shard_groups) = self.groups() else {
+            return;
+        };
+        for &group in groups {
+            if let Some(replica) = self.shards().replicas().get(group as usize) {
+                shard_groups.missed(group, node, &replica.range().replicas);
             }
         }
-        Ok(commit_ts)
+    }
+
+    /// Aborts `txn_id` in every group of `groups` (those that did not
+    /// prepare have nothing to drop); what cannot be reached now is left
+    /// to recovery.
+    async fn abort_everywhere(&self, peers: &Arc<dyn Peers>, txn_id: &[u8], groups: &[u32]) {
+        if let Err(e) = self.resolve_everywhere(peers, txn_id, None, groups).await {
+            tracing::warn!(error = %e, "an aborted transaction waits for recovery");
+        }
+    }
+
+    /// Tells the meta node that every participant applied `txn_id`.
+    async fn report_done(&self, peers: &Arc<dyn Peers>, txn_id: &[u8]) -> Result<()> {
+        if peers.meta_node() == peers.node_id() {
+            return tokio::task::block_in_place(|| self.done(txn_id));
+        }
+        let request = DoneRequest {
+            txn_id: txn_id.to_vec(),
+        };
+        self.oracle(peers)?
+            .done(as_member(request, &peers.cluster_id())?)
+            .await
+            .map(|_| ())
+            .map_err(|s| Error::from_rpc("the meta node", s))
     }
 
     /// The decision of the meta node (another node); if the answer is lost,
@@ -186,73 +315,72 @@ impl TxnCoordinator {
         }
     }
 
-    /// Aborts `txn_id` on every participant (those that did not prepare
-    /// have nothing to drop); one that cannot be reached is left to
-    /// recovery.
-    async fn abort_all(&self, peers: &Arc<dyn Peers>, txn_id: &[u8], participants: &[u32]) {
-        for &node in participants {
-            let result = if node == peers.node_id() {
-                self.abort_prepared(txn_id).map(|_| ())
-            } else {
-                let request = AbortRequest {
-                    txn_id: txn_id.to_vec(),
-                };
-                match (
-                    self.participant(peers, node),
-                    as_member(request, &peers.cluster_id()),
-                ) {
-                    (Ok(mut client), Ok(request)) => client
-                        .abort(request)
-                        .await
-                        .map(|_| ())
-                        .map_err(|s| Error::from_rpc(&format!("node {node}"), s)),
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                }
-            };
-            if let Err(e) = result {
-                tracing::warn!(node, error = %e, "an aborted transaction waits for recovery on a node");
-            }
+    /// The meta node's decision for `txn_id` (`Resolve` aborts an
+    /// undecided one). Blocks.
+    fn decision_of(&self, peers: &Arc<dyn Peers>, txn_id: &[u8]) -> Result<Option<u64>> {
+        if peers.meta_node() == peers.node_id() {
+            return self.resolve(txn_id);
         }
+        block_on(async {
+            let request = as_member(
+                ResolveRequest {
+                    txn_id: txn_id.to_vec(),
+                },
+                &peers.cluster_id(),
+            )?;
+            self.oracle(peers)?
+                .resolve(request)
+                .await
+                .map(|r| r.into_inner().commit_ts)
+                .map_err(|s| Error::from_rpc("the meta node", s))
+        })
     }
 
     /// Recovery, run every few seconds on every node. Transactions
-    /// prepared here and waiting for `at_least` get the meta node's
+    /// prepared here (in the groups this node leads, and in those whose
+    /// only copy is here) and waiting for `at_least` get the meta node's
     /// decision (`Resolve` aborts an undecided one) and are committed or
     /// aborted; on the meta node, decisions in flight for `at_least` are
-    /// applied on their participants and reported done. A coordinator that
-    /// died at any point thus leaves nothing half done. Blocks.
+    /// applied in their groups and reported done. A coordinator that died
+    /// at any point, or a leader that changed, thus leaves nothing half
+    /// done. Blocks.
     pub fn recover(&self, peers: &Arc<dyn Peers>, at_least: std::time::Duration) {
-        let me = peers.node_id();
-        let is_meta = peers.meta_node() == me;
-        let waiting = self.lock().prepared.waiting(at_least);
-        for txn_id in waiting {
-            let decision = if is_meta {
-                self.resolve(&txn_id)
-            } else {
-                block_on(async {
-                    let request = as_member(
-                        ResolveRequest {
-                            txn_id: txn_id.clone(),
-                        },
-                        &peers.cluster_id(),
-                    )?;
-                    self.oracle(peers)?
-                        .resolve(request)
-                        .await
-                        .map(|r| r.into_inner().commit_ts)
-                        .map_err(|s| Error::from_rpc("the meta node", s))
-                })
-            };
-            let resolved = match decision {
-                Ok(Some(commit_ts)) => self.commit_prepared(&txn_id, commit_ts),
-                Ok(None) => self.abort_prepared(&txn_id),
-                Err(e) => Err(e),
-            };
+        let mut waiting: Vec<(Vec<u8>, Vec<u32>)> = self
+            .lock()
+            .prepared
+            .waiting(at_least)
+            .into_iter()
+            .map(|txn_id| (txn_id, Vec::new()))
+            .collect();
+        if let Ok(groups) = self.groups() {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            for group in groups.led_here() {
+                match groups.intents(group) {
+                    Ok(intents) => waiting.extend(
+                        intents
+                            .into_iter()
+                            .filter(|(_, at)| {
+                                now_ms.saturating_sub(*at) >= at_least.as_millis() as u64
+                            })
+                            .map(|(txn_id, _)| (txn_id, vec![group])),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(group, error = %e, "could not read the prepared transactions")
+                    }
+                }
+            }
+        }
+        for (txn_id, groups) in waiting {
+            let resolved = self
+                .decision_of(peers, &txn_id)
+                .and_then(|outcome| self.resolve_prepared(&txn_id, outcome, &groups));
             if let Err(e) = resolved {
                 tracing::warn!(error = %e, "could not resolve a prepared transaction yet");
             }
         }
-        if !is_meta {
+        if peers.meta_node() != peers.node_id() {
             return;
         }
         let decided = match self.lock().decisions.waiting(&self.storage, at_least) {
@@ -263,40 +391,17 @@ impl TxnCoordinator {
             }
         };
         for (txn_id, decision) in decided {
-            let commit_ts = decision.commit_ts;
-            let participants = decision.participants;
-            let applied = participants
-                .iter()
-                .all(|&node| block_on(self.commit_on(peers, node, &txn_id, commit_ts)).is_ok());
-            if applied {
-                if let Err(e) = self.done(&txn_id) {
-                    tracing::warn!(error = %e, "could not finish a recovered commit");
-                }
+            let applied = block_on(self.resolve_everywhere(
+                peers,
+                &txn_id,
+                Some(decision.commit_ts),
+                &decision.participants,
+            ))
+            .and_then(|()| self.done(&txn_id));
+            if let Err(e) = applied {
+                tracing::warn!(error = %e, "could not finish a recovered commit yet");
             }
         }
-    }
-
-    /// Phase two on participant `node`: in-process if it is this node,
-    /// else over the network. Resolving twice is harmless.
-    async fn commit_on(
-        &self,
-        peers: &Arc<dyn Peers>,
-        node: u32,
-        txn_id: &[u8],
-        commit_ts: u64,
-    ) -> Result<()> {
-        if node == peers.node_id() {
-            return self.commit_prepared(txn_id, commit_ts).map(|_| ());
-        }
-        let request = CommitPreparedRequest {
-            txn_id: txn_id.to_vec(),
-            commit_ts,
-        };
-        self.participant(peers, node)?
-            .commit_prepared(as_member(request, &peers.cluster_id())?)
-            .await
-            .map(|_| ())
-            .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
     }
 
     fn participant(&self, peers: &Arc<dyn Peers>, node: u32) -> Result<ParticipantClient<Channel>> {
@@ -548,16 +653,16 @@ mod tests {
         assert!(n1.coordinator.prepared_txns().is_empty());
         assert!(n2.coordinator.prepared_txns().is_empty());
         assert!(matches!(
-            n1.coordinator.decide(decision(b"early", vec![1, 2])),
+            n1.coordinator.decide(decision(b"early", vec![0, 1])),
             Err(Error::Retry(_))
         ));
 
-        // Died after the decision: the meta node applies it everywhere and
-        // lets reads pass it.
+        // Died after the decision (its participants: shard groups 0 and 1):
+        // the meta node applies it everywhere and lets reads pass it.
         prepare(b"late");
         let commit_ts = n1
             .coordinator
-            .decide(decision(b"late", vec![1, 2]))
+            .decide(decision(b"late", vec![0, 1]))
             .unwrap();
         assert!(n1.coordinator.begin().start_ts() < commit_ts);
         recover(&n1.coordinator, &peers[0]).await.unwrap();

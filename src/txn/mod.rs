@@ -48,13 +48,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::catalog::{Catalog, SchemaChange, SchemaChangeMessage, TableDef, TableId};
 use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, InputError, Result};
+use crate::raft::groups::ShardGroups;
+use crate::raft::{Applied, Command};
 use crate::rpc::call_twice;
-use crate::shard::access::ShardAccess;
+use crate::shard::access::{block_on, ShardAccess};
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
-use crate::shard::{ShardMap, ShardReplica};
+use crate::shard::{ShardMap, ShardRange, ShardReplica};
 use crate::storage::Storage;
 use oracle::proto::oracle_client::OracleClient;
 use oracle::proto::{BeginRequest, DecideRequest};
+use prost::Message;
 
 /// An open transaction: its snapshot and its buffered writes.
 pub struct Transaction {
@@ -165,6 +168,9 @@ pub struct TxnCoordinator {
     commit_lock: Mutex<Locked>,
     /// The other nodes, once this node is in a cluster of several.
     peers: OnceLock<Arc<dyn Peers>>,
+    /// The Raft groups of the shard groups this node holds replicas of,
+    /// when the cluster replicates.
+    groups: OnceLock<Arc<ShardGroups>>,
     /// With `txn_counter`, makes cross-node transaction ids unique.
     txn_epoch: u64,
     txn_counter: AtomicU64,
@@ -203,6 +209,7 @@ impl TxnCoordinator {
             visible_ts,
             commit_lock: Mutex::new(locked),
             peers: OnceLock::new(),
+            groups: OnceLock::new(),
             txn_epoch,
             txn_counter: AtomicU64::new(0),
         })
@@ -217,16 +224,55 @@ impl TxnCoordinator {
     }
 
     /// How this node reaches the shard group of `replica`: in-process if it
-    /// holds it, else over the network.
+    /// holds its only copy, else over the network, to its leader when it is
+    /// replicated (which confirms it still leads before it reads; see
+    /// `shard::flight`).
     pub fn route(&self, replica: &Arc<ShardReplica>) -> Result<ShardAccess> {
-        match self.peers.get() {
-            Some(peers) if replica.range().node != peers.node_id() => Ok(ShardAccess::Remote {
-                range: replica.range().clone(),
-                channel: peers.channel(replica.range().node)?,
-                cluster_id: peers.cluster_id(),
-            }),
-            _ => Ok(ShardAccess::Local(replica.clone())),
+        let range = replica.range();
+        let Some(peers) = self.peers.get() else {
+            return Ok(ShardAccess::Local(replica.clone()));
+        };
+        let node = match range.is_replicated() {
+            true => self.groups()?.leader_now(range.id.0, range.node),
+            false if range.node == peers.node_id() => {
+                return Ok(ShardAccess::Local(replica.clone()))
+            }
+            false => range.node,
+        };
+        Ok(ShardAccess::Remote {
+            range: range.clone(),
+            node,
+            channel: peers.channel(node)?,
+            cluster_id: peers.cluster_id(),
+        })
+    }
+
+    /// The node that takes writes of `range` now: the leader of its Raft
+    /// group (waiting for an election in progress), or the node holding
+    /// its only copy.
+    async fn home(&self, range: &ShardRange) -> Result<u32> {
+        match range.is_replicated() {
+            true => self.groups()?.leader(range.id.0, range.node).await,
+            false => Ok(range.node),
         }
+    }
+
+    fn groups(&self) -> Result<&Arc<ShardGroups>> {
+        self.groups
+            .get()
+            .ok_or_else(|| Error::Unavailable("this node does not run its shard groups yet".into()))
+    }
+
+    fn is_replicated(&self, group: u32) -> bool {
+        self.shards
+            .replicas()
+            .get(group as usize)
+            .is_some_and(|r| r.range().is_replicated())
+    }
+
+    /// Makes the replicated shard groups `groups` take this node's writes.
+    pub fn set_groups(&self, groups: Arc<ShardGroups>) {
+        let _ = self.groups.set(groups);
     }
 
     /// Begins a transaction at the cluster's read timestamp: this node's
@@ -290,20 +336,16 @@ impl TxnCoordinator {
         if let Some(peers) = self.peers.get() {
             let me = peers.node_id();
             let replicas = self.shards.replicas();
-            let remote = batches
-                .values()
-                .any(|b| replicas[b.shard_id as usize].range().node != me);
+            let all_here = batches.values().all(|b| {
+                let range = replicas[b.shard_id as usize].range();
+                !range.is_replicated() && range.node == me
+            });
             // Off the meta node every commit takes the cluster's timestamp,
             // and a schema change commits with the decision there.
-            if remote || peers.meta_node() != me {
-                let mut by_node: BTreeMap<u32, Vec<WriteBatch>> = BTreeMap::new();
-                for batch in batches.into_values() {
-                    let node = replicas[batch.shard_id as usize].range().node;
-                    by_node.entry(node).or_default().push(batch);
-                }
+            if !all_here || peers.meta_node() != me {
                 let decide = DecideRequest {
                     txn_id: self.new_txn_id(me),
-                    participants: by_node.keys().copied().collect(),
+                    participants: batches.keys().copied().collect(),
                     schema_change: match txn.schema.is_empty() {
                         true => Vec::new(),
                         false => serde_json::to_vec(&txn.schema.to_message())
@@ -311,7 +353,7 @@ impl TxnCoordinator {
                     },
                     written_tables: written_tables.iter().map(|t| t.0).collect(),
                 };
-                return self.commit_across(peers, by_node, decide);
+                return self.commit_across(peers, batches.into_values().collect(), decide);
             }
         }
         let schema = txn.schema;
@@ -438,9 +480,49 @@ impl TxnCoordinator {
 
     /// Two-phase commit, participant side, phase one: validates the writes
     /// as a local commit would (also against keys other prepared
-    /// transactions hold), then persists them as intents holding their keys.
-    /// Preparing a transaction twice is a no-op. Blocks on disk.
+    /// transactions hold), then keeps them as intents holding their keys:
+    /// through the Raft group of each replicated shard group (which this
+    /// node must lead), on disk here for the others. Preparing a
+    /// transaction twice is a no-op. Blocks on disk and on the groups.
     pub fn prepare(&self, request: PrepareRequest) -> Result<()> {
+        let PrepareRequest { txn_id, batches } = request;
+        let (replicated, here): (Vec<WriteBatch>, Vec<WriteBatch>) = batches
+            .into_iter()
+            .partition(|b| self.is_replicated(b.shard_id));
+        if !here.is_empty() {
+            self.prepare_here(PrepareRequest {
+                txn_id: txn_id.clone(),
+                batches: here,
+            })?;
+        }
+        if replicated.is_empty() {
+            return Ok(());
+        }
+        let groups = self.groups()?;
+        let prepared_at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let proposals = replicated.into_iter().map(|batch| {
+            let command = Command::Prepare {
+                txn_id: txn_id.clone(),
+                prepared_at_ms,
+                batch: batch.encode_to_vec(),
+            };
+            groups.propose(batch.shard_id, command)
+        });
+        let answers = block_on(async { Ok(futures::future::join_all(proposals).await) })?;
+        for answer in answers {
+            match answer? {
+                Applied::Done => {}
+                Applied::Conflict(message) => return Err(Error::Retry(message)),
+                Applied::Rejected(message) => return Err(Error::Internal(message)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Phase one for the shard groups whose only copy is on this node.
+    fn prepare_here(&self, request: PrepareRequest) -> Result<()> {
         let mut locked = self.lock();
         let prepared = &mut locked.prepared;
         if prepared.contains(&request.txn_id) {
@@ -460,10 +542,53 @@ impl TxnCoordinator {
         prepared.add(&self.storage, request)
     }
 
-    /// Phase two: writes a prepared transaction's intents as versions at
-    /// `commit_ts`, which the cluster's timestamp source chose. `Ok(false)`
-    /// if nothing is prepared under `txn_id`. Blocks on disk.
-    pub fn commit_prepared(&self, txn_id: &[u8], commit_ts: u64) -> Result<bool> {
+    /// Phase two, participant side: commits `txn_id` at `Some(commit_ts)`
+    /// or aborts it (`None`) in the replicated shard groups `groups`
+    /// (through their Raft groups, which this node must lead) and in the
+    /// shard groups whose only copy is here. `Ok(false)` if nothing was
+    /// prepared here (it was resolved before, or never prepared). Blocks.
+    pub fn resolve_prepared(
+        &self,
+        txn_id: &[u8],
+        outcome: Option<u64>,
+        groups: &[u32],
+    ) -> Result<bool> {
+        let mut found = match outcome {
+            Some(commit_ts) => self.commit_prepared(txn_id, commit_ts)?,
+            None => self.abort_prepared(txn_id)?,
+        };
+        let replicated: Vec<u32> = groups
+            .iter()
+            .copied()
+            .filter(|&g| self.is_replicated(g))
+            .collect();
+        if !replicated.is_empty() {
+            let shard_groups = self.groups()?;
+            let command = match outcome {
+                Some(commit_ts) => Command::Commit {
+                    txn_id: txn_id.to_vec(),
+                    commit_ts,
+                },
+                None => Command::Abort {
+                    txn_id: txn_id.to_vec(),
+                },
+            };
+            let proposals = replicated
+                .iter()
+                .map(|&g| shard_groups.propose(g, command.clone()));
+            for answer in block_on(async { Ok(futures::future::join_all(proposals).await) })? {
+                answer?;
+            }
+            found = true;
+        }
+        Ok(found)
+    }
+
+    /// Phase two for the shard groups whose only copy is here: writes a
+    /// prepared transaction's intents as versions at `commit_ts`, which the
+    /// cluster's timestamp source chose. `Ok(false)` if nothing is prepared
+    /// under `txn_id`. Blocks on disk.
+    fn commit_prepared(&self, txn_id: &[u8], commit_ts: u64) -> Result<bool> {
         let mut locked = self.lock();
         let prepared = &mut locked.prepared;
         let mut out = self.storage.batch();
@@ -486,7 +611,7 @@ impl TxnCoordinator {
 
     /// Phase two, the other way: drops a prepared transaction's intents.
     /// `Ok(false)` if nothing is prepared under `txn_id`. Blocks on disk.
-    pub fn abort_prepared(&self, txn_id: &[u8]) -> Result<bool> {
+    fn abort_prepared(&self, txn_id: &[u8]) -> Result<bool> {
         let mut locked = self.lock();
         let prepared = &mut locked.prepared;
         let mut out = self.storage.batch();

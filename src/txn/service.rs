@@ -148,7 +148,7 @@ impl Participant for TxnService {
         request: Request<CommitPreparedRequest>,
     ) -> Result<Response<Resolved>, Status> {
         self.run(request, |c, r| {
-            c.commit_prepared(&r.txn_id, r.commit_ts)
+            c.resolve_prepared(&r.txn_id, Some(r.commit_ts), &r.shard_ids)
                 .map(|found| Resolved { found })
         })
         .await
@@ -156,7 +156,8 @@ impl Participant for TxnService {
 
     async fn abort(&self, request: Request<AbortRequest>) -> Result<Response<Resolved>, Status> {
         self.run(request, |c, r| {
-            c.abort_prepared(&r.txn_id).map(|found| Resolved { found })
+            c.resolve_prepared(&r.txn_id, None, &r.shard_ids)
+                .map(|found| Resolved { found })
         })
         .await
     }
@@ -249,6 +250,7 @@ mod tests {
                     CommitPreparedRequest {
                         txn_id: b"a".to_vec(),
                         commit_ts,
+                        shard_ids: Vec::new(),
                     },
                     "c1",
                 )
@@ -269,6 +271,7 @@ mod tests {
                 as_member(
                     AbortRequest {
                         txn_id: b"a".to_vec(),
+                        shard_ids: Vec::new(),
                     },
                     "c1",
                 )

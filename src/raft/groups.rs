@@ -1,0 +1,294 @@
+//! The shard groups a node holds replicas of, each a running Raft, and
+//! what the rest of the node asks of them: propose a command where this
+//! node leads, confirm leadership for a read (ReadIndex), tell who leads.
+//!
+//! Every group's first replica initialises it (with all its replicas as
+//! voters) the first time the node starts; the others wait to hear from
+//! it. The timing below is for tens of groups per node sharing a few
+//! cores: a heartbeat every 150 ms, an election after 750–1500 ms without
+//! one, so a dead leader is replaced within about 2 s.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::{BasicNode, ReadPolicy, ServerState};
+
+use super::log_store::GroupLog;
+use super::state_machine::{intents, ShardMachine};
+use super::transport::{GroupNetworks, GroupRaft, RaftService};
+use super::{Applied, Command, GroupId};
+use crate::error::{Error, Result};
+use crate::rpc::ChannelPool;
+use crate::shard::ShardMap;
+use crate::storage::Storage;
+
+/// How long a proposal or a read may wait for its group's quorum before it
+/// fails: long enough for a new leader to be elected, short enough to
+/// answer within a call's `rpc::RPC_TIMEOUT`.
+pub const QUORUM_WAIT: Duration = Duration::from_millis(2500);
+
+fn raft_config() -> Result<Arc<openraft::Config>> {
+    let config = openraft::Config {
+        cluster_name: "shardforge".into(),
+        heartbeat_interval: 150,
+        election_timeout_min: 750,
+        election_timeout_max: 1500,
+        // Deleting purged entries one by one would be one RocksDB delete
+        // each.
+        purge_batch_size: 256,
+        ..Default::default()
+    };
+    config
+        .validate()
+        .map(Arc::new)
+        .map_err(|e| Error::Internal(format!("raft config: {e}")))
+}
+
+/// One replica's view of its group, for `shardforge status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub group: GroupId,
+    pub voters: Vec<u32>,
+    pub leader: Option<u32>,
+    /// Whether this node leads the group.
+    pub leading: bool,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    /// On the leader: each replica's matched log index.
+    pub matched: BTreeMap<u32, u64>,
+}
+
+/// The Raft groups of this node.
+pub struct ShardGroups {
+    storage: Arc<Storage>,
+    groups: HashMap<GroupId, GroupRaft>,
+    /// Where each group this node holds no replica of was last led, as far
+    /// as this node knows (see [`Self::leader`]).
+    guesses: Mutex<HashMap<GroupId, u32>>,
+}
+
+impl ShardGroups {
+    /// Starts a Raft for every replicated group of `shards` this node
+    /// (`node`) holds, served by `service`, talking to the members at
+    /// `addrs` (node id → rpc address) over `channels`.
+    pub async fn start(
+        node: u32,
+        storage: Arc<Storage>,
+        shards: &ShardMap,
+        addrs: &HashMap<u32, String>,
+        service: &RaftService,
+        cluster_id: &str,
+        channels: Arc<ChannelPool>,
+    ) -> Result<Self> {
+        let config = raft_config()?;
+        let mut groups = HashMap::new();
+        for replica in shards.replicas() {
+            let range = replica.range();
+            if !range.replicas.contains(&node) {
+                continue;
+            }
+            let group = range.id.0;
+            let raft = GroupRaft::new(
+                u64::from(node),
+                config.clone(),
+                GroupNetworks::new(group, cluster_id.to_string(), channels.clone()),
+                GroupLog::new(storage.clone(), group),
+                ShardMachine::new(storage.clone(), replica.clone()),
+            )
+            .await
+            .map_err(|e| Error::Internal(format!("shard group {group}: {e}")))?;
+            let initialized = raft
+                .is_initialized()
+                .await
+                .map_err(|e| Error::Internal(format!("shard group {group}: {e}")))?;
+            if !initialized && range.replicas.first() == Some(&node) {
+                let voters = range
+                    .replicas
+                    .iter()
+                    .map(|&id| {
+                        let addr = addrs.get(&id).cloned().ok_or_else(|| {
+                            Error::Corrupt(format!("replica node {id} is not a member"))
+                        })?;
+                        Ok((u64::from(id), BasicNode { addr }))
+                    })
+                    .collect::<Result<BTreeMap<_, _>>>()?;
+                raft.initialize(voters)
+                    .await
+                    .map_err(|e| Error::Internal(format!("shard group {group}: {e}")))?;
+            }
+            service.add(group, raft.clone());
+            groups.insert(group, raft);
+        }
+        Ok(Self {
+            storage,
+            groups,
+            guesses: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn raft(&self, group: GroupId) -> Result<&GroupRaft> {
+        self.groups.get(&group).ok_or_else(|| {
+            Error::Retry(format!(
+                "this node holds no replica of shard group {group}; retry the transaction"
+            ))
+        })
+    }
+
+    /// The node leading `group`: as its local replica knows (waiting up to
+    /// [`QUORUM_WAIT`] for an election), or, for a group without a replica
+    /// here, the last guess (see [`Self::leader_now`]).
+    pub async fn leader(&self, group: GroupId, first: u32) -> Result<u32> {
+        let Some(raft) = self.groups.get(&group) else {
+            return Ok(self.leader_now(group, first));
+        };
+        let metrics = raft
+            .wait(Some(QUORUM_WAIT))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await
+            .map_err(|_| no_quorum(group))?;
+        metrics
+            .current_leader
+            .map(|id| id as u32)
+            .ok_or_else(|| no_quorum(group))
+    }
+
+    /// The node leading `group` as far as this node knows now, without
+    /// waiting: its local replica's leader, or the last guess for a group
+    /// without a replica here, starting with its first replica `first`.
+    pub fn leader_now(&self, group: GroupId, first: u32) -> u32 {
+        let known = self
+            .groups
+            .get(&group)
+            .and_then(|raft| raft.metrics().borrow_watched().current_leader);
+        match known {
+            Some(id) => id as u32,
+            None => {
+                let guesses = self.guesses.lock().unwrap_or_else(|e| e.into_inner());
+                guesses.get(&group).copied().unwrap_or(first)
+            }
+        }
+    }
+
+    /// After `node` failed to serve `group` (which this node holds no
+    /// replica of): try the next of `replicas` next time.
+    pub fn missed(&self, group: GroupId, node: u32, replicas: &[u32]) {
+        if self.groups.contains_key(&group) || replicas.is_empty() {
+            return;
+        }
+        let at = replicas
+            .iter()
+            .position(|&r| r == node)
+            .map_or(0, |i| i + 1);
+        let mut guesses = self.guesses.lock().unwrap_or_else(|e| e.into_inner());
+        guesses.insert(group, replicas[at % replicas.len()]);
+    }
+
+    /// Replicates `command` in `group`, which this node must lead, and
+    /// answers once it is applied here.
+    pub async fn propose(&self, group: GroupId, command: Command) -> Result<Applied> {
+        let raft = self.raft(group)?;
+        let written = tokio::time::timeout(QUORUM_WAIT, raft.client_write(command))
+            .await
+            .map_err(|_| no_quorum(group))?;
+        match written {
+            Ok(response) => Ok(response.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(not_leader(group))
+            }
+            Err(e) => Err(Error::Unavailable(format!("shard group {group}: {e}"))),
+        }
+    }
+
+    /// Confirms with a quorum that this node still leads `group`, and waits
+    /// until its replica applied everything committed before: a read of it
+    /// then sees every write acknowledged before the read began (ReadIndex).
+    pub async fn linearize(&self, group: GroupId) -> Result<()> {
+        let raft = self.raft(group)?;
+        let read =
+            tokio::time::timeout(QUORUM_WAIT, raft.ensure_linearizable(ReadPolicy::ReadIndex))
+                .await
+                .map_err(|_| no_quorum(group))?;
+        match read {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {
+                Err(not_leader(group))
+            }
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {
+                Err(no_quorum(group))
+            }
+            Err(e) => Err(Error::Unavailable(format!("shard group {group}: {e}"))),
+        }
+    }
+
+    /// The groups this node leads now.
+    pub fn led_here(&self) -> Vec<GroupId> {
+        self.groups
+            .iter()
+            .filter(|(_, raft)| raft.metrics().borrow_watched().state == ServerState::Leader)
+            .map(|(&group, _)| group)
+            .collect()
+    }
+
+    /// The transactions prepared in `group` here: `(txn id, prepared at,
+    /// ms since the epoch)`. Blocks on disk.
+    pub fn intents(&self, group: GroupId) -> Result<Vec<(Vec<u8>, u64)>> {
+        intents(&self.storage, group)
+    }
+
+    /// The state of every replica this node holds, by group.
+    pub fn status(&self) -> Vec<GroupStatus> {
+        let mut status: Vec<GroupStatus> = self
+            .groups
+            .iter()
+            .map(|(&group, raft)| {
+                let m = raft.metrics().borrow_watched().clone();
+                GroupStatus {
+                    group,
+                    voters: m
+                        .membership_config
+                        .membership()
+                        .voter_ids()
+                        .map(|id| id as u32)
+                        .collect(),
+                    leader: m.current_leader.map(|id| id as u32),
+                    leading: m.state == ServerState::Leader,
+                    term: m.current_term,
+                    last_log_index: m.last_log_index.unwrap_or_default(),
+                    applied_index: m.last_applied.map_or(0, |l| l.index),
+                    matched: m
+                        .replication
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(id, log)| (id as u32, log.map_or(0, |l| l.index)))
+                        .collect(),
+                }
+            })
+            .collect();
+        status.sort_by_key(|s| s.group);
+        status
+    }
+
+    /// Stops every group's Raft (their state is already on disk).
+    pub async fn shutdown(&self) {
+        for raft in self.groups.values() {
+            let _ = raft.shutdown().await;
+        }
+    }
+}
+
+fn not_leader(group: GroupId) -> Error {
+    Error::Retry(format!(
+        "the leader of shard group {group} changed; retry the transaction"
+    ))
+}
+
+fn no_quorum(group: GroupId) -> Error {
+    Error::Unavailable(format!(
+        "shard group {group} has no leader: too few of its replicas are reachable \
+         (a majority must be up)"
+    ))
+}
