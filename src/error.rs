@@ -75,6 +75,10 @@ impl InputError {
 /// that made the call, so its client gets the same SQLSTATE.
 const INPUT_KIND_HEADER: &str = "shardforge-input-kind";
 
+/// The gRPC metadata key that marks an answer from a replica that does not
+/// lead its group (`Error::NotLeader`).
+const NOT_LEADER_HEADER: &str = "shardforge-not-leader";
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The statement or its data is wrong; retrying it unchanged fails again.
@@ -84,6 +88,11 @@ pub enum Error {
     /// whole transaction.
     #[error("{0}")]
     Retry(String),
+    /// The replica asked does not lead its shard group (any more): the
+    /// caller may ask the new leader, and a client retries the
+    /// transaction.
+    #[error("{0}")]
+    NotLeader(String),
     /// A resource the request needs is not available right now.
     #[error("{0}")]
     Unavailable(String),
@@ -151,6 +160,9 @@ impl Error {
             // The peer's own words: they describe the user's statement.
             return Error::input(kind, status.message());
         }
+        if status.metadata().contains_key(NOT_LEADER_HEADER) {
+            return Error::NotLeader(message);
+        }
         // A status tonic made here from a failed connection (the peer died
         // mid-stream: an h2 or I/O error) carries that error as its source;
         // one the peer answered with does not.
@@ -187,6 +199,14 @@ impl From<Error> for tonic::Status {
                 status
             }
             Error::Retry(m) => tonic::Status::aborted(m),
+            Error::NotLeader(m) => {
+                let mut status = tonic::Status::aborted(m);
+                status.metadata_mut().insert(
+                    NOT_LEADER_HEADER,
+                    tonic::metadata::MetadataValue::from_static("1"),
+                );
+                status
+            }
             Error::Unavailable(m) | Error::NodeUnreachable(m) => tonic::Status::unavailable(m),
             other => tonic::Status::internal(other.to_string()),
         }
@@ -208,6 +228,8 @@ mod tests {
         }
         // A status without the kind (another program's) is classified by
         // its code, naming the peer.
+        let moved = Error::from_rpc("node 1", Error::NotLeader("gone".into()).into());
+        assert!(matches!(moved, Error::NotLeader(m) if m == "node 1: gone"));
         let plain = Error::from_rpc("node 1", tonic::Status::invalid_argument("bad"));
         assert!(matches!(plain, Error::Input(InputError::Other, m) if m == "node 1: bad"));
     }

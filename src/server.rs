@@ -11,6 +11,7 @@
 //! already synced, so a SIGKILL instead loses nothing committed either.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
@@ -187,6 +188,10 @@ async fn start_groups(
         cluster.channel_pool(),
     )
     .await?;
+    // Serving before the first elections would only turn clients away.
+    if !groups.wait_for_leaders(Duration::from_secs(10)).await {
+        tracing::warn!("serving before every shard group has a leader: too few replicas are up");
+    }
     let groups = Arc::new(groups);
     coordinator.set_groups(groups.clone());
     Ok(Some(groups))

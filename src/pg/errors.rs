@@ -28,7 +28,8 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::InvalidTransactionState => "25000",
             InputError::Other => "42000",
         },
-        Error::Retry(_) => "40001",
+        // A leader changed under the transaction: retrying it works.
+        Error::Retry(_) | Error::NotLeader(_) => "40001",
         Error::Unavailable(_) => "58000",
         // connection_failure: the node a query needs is down.
         Error::NodeUnreachable(_) => "08006",

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::Instant;
 use openraft::{BasicNode, ReadPolicy, ServerState};
 
 use super::log_store::GroupLog;
@@ -25,17 +26,25 @@ use crate::rpc::ChannelPool;
 use crate::shard::ShardMap;
 use crate::storage::Storage;
 
-/// How long a proposal or a read may wait for its group's quorum before it
-/// fails: long enough for a new leader to be elected, short enough to
-/// answer within a call's `rpc::RPC_TIMEOUT`.
+/// How long a read or a search for a leader may wait for its group's
+/// quorum before it fails: long enough for a new leader to be elected,
+/// short enough to answer within a call's `rpc::RPC_TIMEOUT`.
 pub const QUORUM_WAIT: Duration = Duration::from_millis(2500);
+
+/// How long a proposal may take to commit and apply (a large transaction's
+/// batch takes a while). A leader that has not heard from a quorum for an
+/// election timeout fails at once instead.
+const PROPOSE_WAIT: Duration = Duration::from_secs(30);
+
+/// The longest election timeout, in ms (see [`raft_config`]).
+const ELECTION_TIMEOUT_MAX_MS: u64 = 1500;
 
 fn raft_config() -> Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         cluster_name: "shardforge".into(),
         heartbeat_interval: 150,
         election_timeout_min: 750,
-        election_timeout_max: 1500,
+        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
         // Deleting purged entries one by one would be one RocksDB delete
         // each.
         purge_batch_size: 256,
@@ -132,7 +141,7 @@ impl ShardGroups {
 
     fn raft(&self, group: GroupId) -> Result<&GroupRaft> {
         self.groups.get(&group).ok_or_else(|| {
-            Error::Retry(format!(
+            Error::NotLeader(format!(
                 "this node holds no replica of shard group {group}; retry the transaction"
             ))
         })
@@ -173,6 +182,23 @@ impl ShardGroups {
         }
     }
 
+    /// Waits up to `within` until every group here knows its leader (at
+    /// start, for the first elections); false if some still does not.
+    pub async fn wait_for_leaders(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        for raft in self.groups.values() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let elected = raft
+                .wait(Some(left))
+                .metrics(|m| m.current_leader.is_some(), "a leader")
+                .await;
+            if elected.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
     /// After `node` failed to serve `group` (which this node holds no
     /// replica of): try the next of `replicas` next time.
     pub fn missed(&self, group: GroupId, node: u32, replicas: &[u32]) {
@@ -191,9 +217,19 @@ impl ShardGroups {
     /// answers once it is applied here.
     pub async fn propose(&self, group: GroupId, command: Command) -> Result<Applied> {
         let raft = self.raft(group)?;
-        let written = tokio::time::timeout(QUORUM_WAIT, raft.client_write(command))
+        let quorum_acked = raft.metrics().borrow_watched().last_quorum_acked;
+        if quorum_acked.is_some_and(|at| at.elapsed().as_millis() as u64 > ELECTION_TIMEOUT_MAX_MS)
+        {
+            return Err(no_quorum(group));
+        }
+        let written = tokio::time::timeout(PROPOSE_WAIT, raft.client_write(command))
             .await
-            .map_err(|_| no_quorum(group))?;
+            .map_err(|_| {
+                Error::Unavailable(format!(
+                    "shard group {group} did not commit a write within {} s",
+                    PROPOSE_WAIT.as_secs()
+                ))
+            })?;
         match written {
             Ok(response) => Ok(response.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
@@ -281,7 +317,7 @@ impl ShardGroups {
 }
 
 fn not_leader(group: GroupId) -> Error {
-    Error::Retry(format!(
+    Error::NotLeader(format!(
         "the leader of shard group {group} changed; retry the transaction"
     ))
 }

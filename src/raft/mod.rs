@@ -40,14 +40,40 @@ pub enum Command {
     /// writes as intents locking their keys. `prepared_at_ms` (wall clock of
     /// the proposer) tells recovery how long it has waited.
     Prepare {
+        #[serde(with = "base64_bytes")]
         txn_id: Vec<u8>,
         prepared_at_ms: u64,
+        #[serde(with = "base64_bytes")]
         batch: Vec<u8>,
     },
     /// Phase two: the intents of `txn_id` become row versions at `commit_ts`.
-    Commit { txn_id: Vec<u8>, commit_ts: u64 },
+    Commit {
+        #[serde(with = "base64_bytes")]
+        txn_id: Vec<u8>,
+        commit_ts: u64,
+    },
     /// Phase two, the other way: the intents of `txn_id` go.
-    Abort { txn_id: Vec<u8> },
+    Abort {
+        #[serde(with = "base64_bytes")]
+        txn_id: Vec<u8>,
+    },
+}
+
+/// Bytes as a base64 string: JSON would spell them as an array of
+/// numbers, several times longer and slower to parse.
+mod base64_bytes {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl std::fmt::Display for Command {

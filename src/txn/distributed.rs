@@ -85,31 +85,14 @@ impl TxnCoordinator {
             }
         };
 
-        // 3. Apply everywhere, then let reads pass it. A group whose leader
-        // changed since it prepared gets the decision from its new leader,
-        // once one is elected.
-        let deadline = std::time::Instant::now() + QUORUM_WAIT;
-        let applied = loop {
-            match runtime.block_on(self.resolve_everywhere(
-                peers,
-                &txn_id,
-                Some(commit_ts),
-                &groups,
-            )) {
-                Ok(()) => break true,
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(200))
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "a committed transaction waits for recovery");
-                    break false;
+        // 3. Apply everywhere, then let reads pass it.
+        match runtime.block_on(self.resolve_everywhere(peers, &txn_id, Some(commit_ts), &groups)) {
+            Ok(()) => {
+                if let Err(e) = runtime.block_on(self.report_done(peers, &txn_id)) {
+                    tracing::warn!(error = %e, "could not report a finished commit to the meta node");
                 }
             }
-        };
-        if applied {
-            if let Err(e) = runtime.block_on(self.report_done(peers, &txn_id)) {
-                tracing::warn!(error = %e, "could not report a finished commit to the meta node");
-            }
+            Err(e) => tracing::warn!(error = %e, "a committed transaction waits for recovery"),
         }
         Ok(commit_ts)
     }
@@ -123,48 +106,24 @@ impl TxnCoordinator {
         txn_id: &[u8],
         batches: Vec<WriteBatch>,
     ) -> Result<()> {
-        let replicas = self.shards().replicas();
-        let mut by_node: BTreeMap<u32, Vec<WriteBatch>> = BTreeMap::new();
-        for batch in batches {
-            let range = replicas
-                .get(batch.shard_id as usize)
-                .ok_or_else(|| Error::Internal(format!("no shard group {}", batch.shard_id)))?
-                .range();
-            by_node
-                .entry(self.home(range).await?)
-                .or_default()
-                .push(batch);
-        }
-        let prepares = by_node.into_iter().map(|(node, batches)| {
-            let groups: Vec<u32> = batches.iter().map(|b| b.shard_id).collect();
+        let prepare = |node: u32, batches: Vec<WriteBatch>| async move {
             let request = PrepareRequest {
                 txn_id: txn_id.to_vec(),
                 batches,
             };
-            async move {
-                let result = if node == peers.node_id() {
-                    tokio::task::block_in_place(|| self.prepare(request))
-                } else {
-                    let client = self.participant(peers, node)?;
-                    let cluster_id = peers.cluster_id();
-                    call_twice(&client, &request, &cluster_id, |mut c, r| async move {
-                        c.prepare(r).await
-                    })
-                    .await
-                    .map(|_| ())
-                    .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
-                };
-                if result.is_err() {
-                    self.missed(node, &groups);
-                }
-                result
+            if node == peers.node_id() {
+                return self.prepare(request).await;
             }
-        });
-        futures::future::join_all(prepares)
+            let client = self.participant(peers, node)?;
+            let cluster_id = peers.cluster_id();
+            call_twice(&client, &request, &cluster_id, |mut c, r| async move {
+                c.prepare(r).await
+            })
             .await
-            .into_iter()
-            .collect::<Result<Vec<()>>>()
             .map(|_| ())
+            .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+        };
+        self.on_homes(batches, |b| b.shard_id, prepare).await
     }
 
     /// Phase two: commits `txn_id` at `Some(commit_ts)` (or aborts it:
@@ -177,30 +136,71 @@ impl TxnCoordinator {
         outcome: Option<u64>,
         groups: &[u32],
     ) -> Result<()> {
+        let resolve = |node: u32, groups: Vec<u32>| async move {
+            self.resolve_on(peers, node, txn_id, outcome, &groups).await
+        };
+        self.on_homes(groups.to_vec(), |&g| g, resolve).await
+    }
+
+    /// Calls `call` with the items (each of the shard group `group_of`
+    /// names) that each node takes the writes of now, for all nodes in
+    /// parallel. Items whose node turned out not to lead their group (or,
+    /// for a replicated group, could not be reached) go to the group's new
+    /// leader, for up to [`QUORUM_WAIT`]. The first other error is the
+    /// answer.
+    async fn on_homes<T, F, Fut>(
+        &self,
+        mut items: Vec<T>,
+        group_of: fn(&T) -> u32,
+        call: F,
+    ) -> Result<()>
+    where
+        T: Clone,
+        F: Fn(u32, Vec<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let deadline = std::time::Instant::now() + QUORUM_WAIT;
         let replicas = self.shards().replicas();
-        let mut by_node: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        for &group in groups {
-            let range = replicas
-                .get(group as usize)
-                .ok_or_else(|| Error::Internal(format!("no shard group {group}")))?
-                .range();
-            by_node
-                .entry(self.home(range).await?)
-                .or_default()
-                .push(group);
-        }
-        let calls = by_node.into_iter().map(|(node, groups)| async move {
-            let result = self.resolve_on(peers, node, txn_id, outcome, &groups).await;
-            if result.is_err() {
-                self.missed(node, &groups);
+        loop {
+            let mut by_node: BTreeMap<u32, Vec<T>> = BTreeMap::new();
+            for item in items {
+                let group = group_of(&item);
+                let range = replicas
+                    .get(group as usize)
+                    .ok_or_else(|| Error::Internal(format!("no shard group {group}")))?
+                    .range();
+                by_node
+                    .entry(self.home(range).await?)
+                    .or_default()
+                    .push(item);
             }
-            result
-        });
-        futures::future::join_all(calls)
-            .await
-            .into_iter()
-            .collect::<Result<Vec<()>>>()
-            .map(|_| ())
+            let calls = by_node.into_iter().map(|(node, items)| {
+                let call = call(node, items.clone());
+                async move { (node, items, call.await) }
+            });
+            items = Vec::new();
+            let mut moved = None;
+            for (node, failed, result) in futures::future::join_all(calls).await {
+                let Err(e) = result else {
+                    continue;
+                };
+                let groups: Vec<u32> = failed.iter().map(group_of).collect();
+                self.missed(node, &groups);
+                let replicated = groups.iter().all(|&g| self.is_replicated(g));
+                if !matches!(e, Error::NotLeader(_))
+                    && !(replicated && matches!(e, Error::NodeUnreachable(_)))
+                {
+                    return Err(e);
+                }
+                items.extend(failed);
+                moved = Some(e);
+            }
+            match moved {
+                None => return Ok(()),
+                Some(e) if std::time::Instant::now() >= deadline => return Err(e),
+                Some(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
     }
 
     async fn resolve_on(
@@ -212,7 +212,9 @@ impl TxnCoordinator {
         groups: &[u32],
     ) -> Result<()> {
         if node == peers.node_id() {
-            return tokio::task::block_in_place(|| self.resolve_prepared(txn_id, outcome, groups))
+            return self
+                .resolve_prepared(txn_id, outcome, groups)
+                .await
                 .map(|_| ());
         }
         let mut client = self.participant(peers, node)?;
@@ -375,7 +377,7 @@ impl TxnCoordinator {
         for (txn_id, groups) in waiting {
             let resolved = self
                 .decision_of(peers, &txn_id)
-                .and_then(|outcome| self.resolve_prepared(&txn_id, outcome, &groups));
+                .and_then(|outcome| block_on(self.resolve_prepared(&txn_id, outcome, &groups)));
             if let Err(e) = resolved {
                 tracing::warn!(error = %e, "could not resolve a prepared transaction yet");
             }
@@ -626,13 +628,13 @@ mod tests {
                 }],
             };
             n1.coordinator
-                .prepare(PrepareRequest {
+                .prepare_here(PrepareRequest {
                     txn_id: txn.to_vec(),
                     batches: vec![batch(&a, 0)],
                 })
                 .unwrap();
             n2.coordinator
-                .prepare(PrepareRequest {
+                .prepare_here(PrepareRequest {
                     txn_id: txn.to_vec(),
                     batches: vec![batch(&b, 1)],
                 })

@@ -51,7 +51,7 @@ use crate::error::{Error, InputError, Result};
 use crate::raft::groups::ShardGroups;
 use crate::raft::{Applied, Command};
 use crate::rpc::call_twice;
-use crate::shard::access::{block_on, ShardAccess};
+use crate::shard::access::ShardAccess;
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
 use crate::shard::{ShardMap, ShardRange, ShardReplica};
 use crate::storage::Storage;
@@ -483,17 +483,19 @@ impl TxnCoordinator {
     /// transactions hold), then keeps them as intents holding their keys:
     /// through the Raft group of each replicated shard group (which this
     /// node must lead), on disk here for the others. Preparing a
-    /// transaction twice is a no-op. Blocks on disk and on the groups.
-    pub fn prepare(&self, request: PrepareRequest) -> Result<()> {
+    /// transaction twice is a no-op. Blocks on disk (in place: call it on
+    /// the multi-threaded runtime).
+    pub async fn prepare(&self, request: PrepareRequest) -> Result<()> {
         let PrepareRequest { txn_id, batches } = request;
         let (replicated, here): (Vec<WriteBatch>, Vec<WriteBatch>) = batches
             .into_iter()
             .partition(|b| self.is_replicated(b.shard_id));
         if !here.is_empty() {
-            self.prepare_here(PrepareRequest {
+            let request = PrepareRequest {
                 txn_id: txn_id.clone(),
                 batches: here,
-            })?;
+            };
+            tokio::task::block_in_place(|| self.prepare_here(request))?;
         }
         if replicated.is_empty() {
             return Ok(());
@@ -510,8 +512,7 @@ impl TxnCoordinator {
             };
             groups.propose(batch.shard_id, command)
         });
-        let answers = block_on(async { Ok(futures::future::join_all(proposals).await) })?;
-        for answer in answers {
+        for answer in futures::future::join_all(proposals).await {
             match answer? {
                 Applied::Done => {}
                 Applied::Conflict(message) => return Err(Error::Retry(message)),
@@ -546,17 +547,18 @@ impl TxnCoordinator {
     /// or aborts it (`None`) in the replicated shard groups `groups`
     /// (through their Raft groups, which this node must lead) and in the
     /// shard groups whose only copy is here. `Ok(false)` if nothing was
-    /// prepared here (it was resolved before, or never prepared). Blocks.
-    pub fn resolve_prepared(
+    /// prepared here (it was resolved before, or never prepared). Blocks on
+    /// disk in place, as [`Self::prepare`].
+    pub async fn resolve_prepared(
         &self,
         txn_id: &[u8],
         outcome: Option<u64>,
         groups: &[u32],
     ) -> Result<bool> {
-        let mut found = match outcome {
-            Some(commit_ts) => self.commit_prepared(txn_id, commit_ts)?,
-            None => self.abort_prepared(txn_id)?,
-        };
+        let mut found = tokio::task::block_in_place(|| match outcome {
+            Some(commit_ts) => self.commit_prepared(txn_id, commit_ts),
+            None => self.abort_prepared(txn_id),
+        })?;
         let replicated: Vec<u32> = groups
             .iter()
             .copied()
@@ -576,7 +578,7 @@ impl TxnCoordinator {
             let proposals = replicated
                 .iter()
                 .map(|&g| shard_groups.propose(g, command.clone()));
-            for answer in block_on(async { Ok(futures::future::join_all(proposals).await) })? {
+            for answer in futures::future::join_all(proposals).await {
                 answer?;
             }
             found = true;
@@ -795,18 +797,18 @@ mod tests {
             key = row_key(t(&c), b"k");
             other = row_key(t(&c), b"o");
             let start = c.begin().start_ts();
-            c.prepare(prepare_request(b"tx1", &key, b"v1", start, &c))
+            c.prepare_here(prepare_request(b"tx1", &key, b"v1", start, &c))
                 .unwrap();
-            c.prepare(prepare_request(b"tx1", &key, b"v1", start, &c))
+            c.prepare_here(prepare_request(b"tx1", &key, b"v1", start, &c))
                 .unwrap();
             // Neither a local commit nor another prepare may take the key.
             let mut local = c.begin();
             local.put(key.clone(), b"local".to_vec());
             assert!(matches!(c.commit(local), Err(Error::Retry(_))));
-            let err = c.prepare(prepare_request(b"tx2", &key, b"v2", start, &c));
+            let err = c.prepare_here(prepare_request(b"tx2", &key, b"v2", start, &c));
             assert!(matches!(err, Err(Error::Retry(_))));
             // Another key is free; its transaction is aborted.
-            c.prepare(prepare_request(b"tx3", &other, b"v3", start, &c))
+            c.prepare_here(prepare_request(b"tx3", &other, b"v3", start, &c))
                 .unwrap();
             assert!(c.abort_prepared(b"tx3").unwrap());
             assert!(!c.abort_prepared(b"tx3").unwrap(), "resolved once");
@@ -840,9 +842,9 @@ mod tests {
         // The key is free again; a writer whose snapshot predates the
         // commit loses to it.
         let late = prepare_request(b"tx4", &key, b"v4", commit_ts - 1, &c);
-        assert!(matches!(c.prepare(late), Err(Error::Retry(_))));
+        assert!(matches!(c.prepare_here(late), Err(Error::Retry(_))));
         let now = c.begin().start_ts();
-        c.prepare(prepare_request(b"tx5", &other, b"v5", now, &c))
+        c.prepare_here(prepare_request(b"tx5", &other, b"v5", now, &c))
             .unwrap();
         assert!(c.abort_prepared(b"tx5").unwrap());
     }

@@ -74,6 +74,27 @@ impl TxnService {
             .map_err(Status::from)
     }
 
+    /// Has `f` answer a member on the coordinator, on the runtime (`f`
+    /// blocks on disk in place).
+    async fn run_async<T, R, Fut>(
+        &self,
+        request: Request<R>,
+        f: impl FnOnce(Arc<TxnCoordinator>, R) -> Fut,
+    ) -> Result<Response<T>, Status>
+    where
+        Fut: std::future::Future<Output = crate::error::Result<T>>,
+    {
+        let ready = self
+            .ready
+            .get()
+            .ok_or_else(|| Status::unavailable("this node does not take transactions yet"))?;
+        check_member(request.metadata(), &ready.cluster_id)?;
+        f(ready.coordinator.clone(), request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
     /// [`Self::run`] for an `Oracle` call, which only the meta node takes.
     async fn run_meta<T: Send + 'static, R>(
         &self,
@@ -139,24 +160,28 @@ impl Participant for TxnService {
         &self,
         request: Request<PrepareRequest>,
     ) -> Result<Response<PrepareResponse>, Status> {
-        self.run(request, |c, r| c.prepare(r).map(|()| PrepareResponse {}))
-            .await
+        self.run_async(request, |c, r| async move {
+            c.prepare(r).await.map(|()| PrepareResponse {})
+        })
+        .await
     }
 
     async fn commit_prepared(
         &self,
         request: Request<CommitPreparedRequest>,
     ) -> Result<Response<Resolved>, Status> {
-        self.run(request, |c, r| {
+        self.run_async(request, |c, r| async move {
             c.resolve_prepared(&r.txn_id, Some(r.commit_ts), &r.shard_ids)
+                .await
                 .map(|found| Resolved { found })
         })
         .await
     }
 
     async fn abort(&self, request: Request<AbortRequest>) -> Result<Response<Resolved>, Status> {
-        self.run(request, |c, r| {
+        self.run_async(request, |c, r| async move {
             c.resolve_prepared(&r.txn_id, None, &r.shard_ids)
+                .await
                 .map(|found| Resolved { found })
         })
         .await
