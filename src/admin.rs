@@ -37,18 +37,41 @@ pub async fn status(host: &str) -> Result<()> {
     );
     print_nodes(&response.nodes);
     println!();
-    println!("{:>5}  {:>10}  {:>4}", "shard", "hash range", "node");
+    println!(
+        "{:>5}  {:>10}  {:>4}  replicas",
+        "shard", "hash range", "node"
+    );
     for shard in &response.shards {
+        let replicas: Vec<String> = shard.replicas.iter().map(u32::to_string).collect();
         println!(
-            "{:>5}  {:>10}  {:>4}",
+            "{:>5}  {:>10}  {:>4}  {}",
             shard.shard_id,
             format!(
                 "{:04x}-{:04x}",
                 shard.hash_start,
                 shard.hash_end.saturating_sub(1)
             ),
-            shard.node_id
+            shard.node_id,
+            replicas.join(",")
         );
+    }
+    if !response.replicas.is_empty() {
+        println!();
+        println!(
+            "{:>5}  {:>4}  {:>6}  {:>6}  {:>8}  {:>6}",
+            "shard", "node", "leader", "term", "applied", "lag"
+        );
+        for r in &response.replicas {
+            let leader = match r.leader_id {
+                0 => "-".to_string(),
+                id if id == r.node_id => format!("*{id}"),
+                id => id.to_string(),
+            };
+            println!(
+                "{:>5}  {:>4}  {:>6}  {:>6}  {:>8}  {:>6}",
+                r.shard_id, r.node_id, leader, r.term, r.applied_index, r.lag
+            );
+        }
     }
     Ok(())
 }

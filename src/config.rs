@@ -41,6 +41,11 @@ pub struct ClusterConfig {
     /// holds a replica of every group. 1 turns replication off. Ignored
     /// after initialisation.
     pub replication_factor: u32,
+    /// A replica of a shard group snapshots its state every this many Raft
+    /// log entries and drops the log behind the snapshot but the last
+    /// fifth of them; a replica further behind catches up from the
+    /// snapshot.
+    pub raft_snapshot_entries: u64,
     /// rpc addresses (`host:port`) of the cluster's nodes. Empty: the node
     /// is a one-node cluster of its own. Otherwise it waits to be
     /// initialised (`shardforge init`) or joins the cluster they are in.
@@ -63,6 +68,7 @@ impl Default for ClusterConfig {
         Self {
             shard_groups: 8,
             replication_factor: 3,
+            raft_snapshot_entries: 5000,
             join: Vec::new(),
         }
     }
@@ -121,6 +127,10 @@ impl Config {
                     self.cluster.replication_factor =
                         value.parse().map_err(|e| bad(format!("{e}")))?
                 }
+                "CLUSTER_RAFT_SNAPSHOT_ENTRIES" => {
+                    self.cluster.raft_snapshot_entries =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
                 "CLUSTER_JOIN" => self.cluster.join = split_addrs(&value),
                 // A typo in a known section is an error; other SHARDFORGE_*
                 // variables (scripts' own, like SHARDFORGE_BIN) are not ours.
@@ -146,6 +156,11 @@ impl Config {
                 "cluster.replication_factor must be between 1 and 7, not {}",
                 self.cluster.replication_factor
             )));
+        }
+        if self.cluster.raft_snapshot_entries == 0 {
+            return Err(invalid(
+                "cluster.raft_snapshot_entries must be at least 1".into(),
+            ));
         }
         let addrs = [self.node.pg_addr, self.node.rpc_addr, self.node.http_addr];
         if addrs[0] == addrs[2] || addrs[0] == addrs[1] || addrs[1] == addrs[2] {

@@ -123,7 +123,7 @@ async fn serve(
     })
     .await??;
     let coordinator = engine.coordinator().clone();
-    let groups = start_groups(node, &cluster, for_groups, &coordinator, &raft).await?;
+    let groups = start_groups(config, &cluster, for_groups, &coordinator, &raft).await?;
     flight.ready(
         cluster_id.clone(),
         node,
@@ -166,7 +166,7 @@ async fn serve(
 /// Starts the Raft groups of the replicated shard groups this node holds,
 /// if the cluster replicates, and makes the node's writes go through them.
 async fn start_groups(
-    node: u32,
+    config: &Config,
     cluster: &Cluster,
     storage: Arc<Storage>,
     coordinator: &Arc<TxnCoordinator>,
@@ -176,10 +176,14 @@ async fn start_groups(
     if !shards.replicas().iter().any(|r| r.range().is_replicated()) {
         return Ok(None);
     }
+    let node = cluster
+        .node_id()
+        .ok_or_else(|| Error::Internal("serving before the cluster is initialised".into()))?;
     let cluster_id = cluster.cluster_id();
     raft.ready(cluster_id.clone());
     let groups = ShardGroups::start(
         node,
+        config.cluster.raft_snapshot_entries,
         storage,
         shards,
         &cluster.member_addrs(),

@@ -36,7 +36,8 @@ pub const PG_TYPE_METADATA: &str = "shardforge.pg_type";
 /// may take their names.
 pub const SYSTEM_NODES: &str = "shardforge_nodes";
 pub const SYSTEM_SHARDS: &str = "shardforge_shards";
-pub const SYSTEM_TABLES: [&str; 2] = [SYSTEM_NODES, SYSTEM_SHARDS];
+pub const SYSTEM_REPLICAS: &str = "shardforge_replicas";
+pub const SYSTEM_TABLES: [&str; 3] = [SYSTEM_NODES, SYSTEM_SHARDS, SYSTEM_REPLICAS];
 
 const TABLE_PREFIX: &[u8] = b"catalog/table/";
 const NEXT_TABLE_ID: &[u8] = b"catalog/next_table_id";

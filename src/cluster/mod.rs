@@ -440,12 +440,52 @@ impl Cluster {
                 .map(|r| r.into_inner())
                 .map_err(|s| Error::from_rpc(&format!("node at {meta}"), s));
         }
+        let nodes = self.nodes_with_liveness()?;
+        let mut replicas = self.local_replicas();
+        let others = nodes
+            .iter()
+            .filter(|n| n.live && n.node_id != state.identity.node_id)
+            .map(|n| async move {
+                let mut client = self.client(&n.rpc_addr).ok()?;
+                let response = client.replicas(proto::ReplicasRequest {}).await.ok()?;
+                Some(response.into_inner().replicas)
+            });
+        for theirs in futures::future::join_all(others)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            replicas.extend(theirs);
+        }
+        with_lag(&mut replicas);
         Ok(proto::StatusResponse {
             cluster_id: state.identity.cluster_id.clone(),
             meta_node_id: state.identity.meta_node,
-            nodes: self.nodes_with_liveness()?,
+            nodes,
             shards: shards_to_proto(&state.shards),
+            replicas,
         })
+    }
+
+    /// This node's replicas of the replicated shard groups.
+    pub fn local_replicas(&self) -> Vec<proto::Replica> {
+        let Some(groups) = self.coordinator.get().and_then(|c| c.shard_groups()) else {
+            return Vec::new();
+        };
+        let node_id = self.node_id().unwrap_or_default();
+        groups
+            .status()
+            .into_iter()
+            .map(|g| proto::Replica {
+                shard_id: g.group,
+                node_id,
+                leader_id: g.leader.unwrap_or_default(),
+                term: g.term,
+                last_log_index: g.last_log_index,
+                applied_index: g.applied_index,
+                lag: 0,
+            })
+            .collect()
     }
 
     /// The members as the meta node sees them.
@@ -718,6 +758,22 @@ fn member_from_proto(n: proto::Node) -> Member {
         pg_addr: n.pg_addr,
         http_addr: n.http_addr,
     }
+}
+
+/// Fills in each replica's lag behind its group's leader (when the leader
+/// reported), and sorts them by group and node.
+fn with_lag(replicas: &mut [proto::Replica]) {
+    let leaders: HashMap<u32, u64> = replicas
+        .iter()
+        .filter(|r| r.leader_id == r.node_id)
+        .map(|r| (r.shard_id, r.last_log_index))
+        .collect();
+    for replica in replicas.iter_mut() {
+        if let Some(&last) = leaders.get(&replica.shard_id) {
+            replica.lag = last.saturating_sub(replica.applied_index);
+        }
+    }
+    replicas.sort_by_key(|r| (r.shard_id, r.node_id));
 }
 
 fn shards_to_proto(shards: &[ShardRange]) -> Vec<proto::Shard> {

@@ -79,6 +79,15 @@ impl cluster_server::Cluster for ClusterService {
             .map_err(Status::from)
     }
 
+    async fn replicas(
+        &self,
+        _: Request<proto::ReplicasRequest>,
+    ) -> Result<Response<proto::ReplicasResponse>, Status> {
+        Ok(Response::new(proto::ReplicasResponse {
+            replicas: self.cluster.local_replicas(),
+        }))
+    }
+
     async fn get_catalog(
         &self,
         request: Request<proto::GetCatalogRequest>,

@@ -39,15 +39,17 @@ const PROPOSE_WAIT: Duration = Duration::from_secs(30);
 /// The longest election timeout, in ms (see [`raft_config`]).
 const ELECTION_TIMEOUT_MAX_MS: u64 = 1500;
 
-fn raft_config() -> Result<Arc<openraft::Config>> {
+fn raft_config(snapshot_entries: u64) -> Result<Arc<openraft::Config>> {
     let config = openraft::Config {
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_entries),
+        max_in_snapshot_log_to_keep: snapshot_entries / 5,
         cluster_name: "shardforge".into(),
         heartbeat_interval: 150,
         election_timeout_min: 750,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
-        // Deleting purged entries one by one would be one RocksDB delete
-        // each.
-        purge_batch_size: 256,
+        // The log behind a snapshot goes once a fifth of the interval has
+        // piled up (each purge is one RocksDB range delete).
+        purge_batch_size: (snapshot_entries / 5).clamp(1, 256),
         ..Default::default()
     };
     config
@@ -60,15 +62,10 @@ fn raft_config() -> Result<Arc<openraft::Config>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupStatus {
     pub group: GroupId,
-    pub voters: Vec<u32>,
     pub leader: Option<u32>,
-    /// Whether this node leads the group.
-    pub leading: bool,
     pub term: u64,
     pub last_log_index: u64,
     pub applied_index: u64,
-    /// On the leader: each replica's matched log index.
-    pub matched: BTreeMap<u32, u64>,
 }
 
 /// The Raft groups of this node.
@@ -83,9 +80,12 @@ pub struct ShardGroups {
 impl ShardGroups {
     /// Starts a Raft for every replicated group of `shards` this node
     /// (`node`) holds, served by `service`, talking to the members at
-    /// `addrs` (node id → rpc address) over `channels`.
+    /// `addrs` (node id → rpc address) over `channels`; each snapshots
+    /// every `snapshot_entries` log entries.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         node: u32,
+        snapshot_entries: u64,
         storage: Arc<Storage>,
         shards: &ShardMap,
         addrs: &HashMap<u32, String>,
@@ -93,7 +93,7 @@ impl ShardGroups {
         cluster_id: &str,
         channels: Arc<ChannelPool>,
     ) -> Result<Self> {
-        let config = raft_config()?;
+        let config = raft_config(snapshot_entries)?;
         let mut groups = HashMap::new();
         for replica in shards.replicas() {
             let range = replica.range();
@@ -284,23 +284,10 @@ impl ShardGroups {
                 let m = raft.metrics().borrow_watched().clone();
                 GroupStatus {
                     group,
-                    voters: m
-                        .membership_config
-                        .membership()
-                        .voter_ids()
-                        .map(|id| id as u32)
-                        .collect(),
                     leader: m.current_leader.map(|id| id as u32),
-                    leading: m.state == ServerState::Leader,
                     term: m.current_term,
                     last_log_index: m.last_log_index.unwrap_or_default(),
                     applied_index: m.last_applied.map_or(0, |l| l.index),
-                    matched: m
-                        .replication
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(id, log)| (id as u32, log.map_or(0, |l| l.index)))
-                        .collect(),
                 }
             })
             .collect();

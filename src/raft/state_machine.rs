@@ -260,7 +260,14 @@ impl ShardMachine {
             &encode(&(meta.last_log_id, meta.last_membership.clone()))?,
         );
         batch.put_raft(&key(self.group, SNAPSHOT, 0), bytes);
-        self.storage.write(batch)
+        self.storage.write(batch)?;
+        tracing::info!(
+            group = self.group,
+            log_index = meta.last_log_id.map(|l| l.index),
+            bytes = bytes.len(),
+            "installed a snapshot of the shard group"
+        );
+        Ok(())
     }
 
     fn current(&self) -> Result<Option<(SnapshotMetaOf<ShardRaft>, Vec<u8>)>> {

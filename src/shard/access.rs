@@ -18,7 +18,7 @@ use super::flight::scan_remote;
 use super::proto::{Mutation, ScanRequest};
 use super::replica::{encode_filter, scan_bounds, Filter};
 use super::{ShardRange, ShardReplica};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Batches a scan may decode ahead of its reader.
 pub const SCAN_CHANNEL_BATCHES: usize = 2;
@@ -90,8 +90,26 @@ impl ShardAccess {
                     })
                     .collect();
                 request.filter = filter.as_ref().map(encode_filter).unwrap_or_default();
-                let node = format!("node {node}");
-                scan_remote(channel.clone(), cluster_id, &node, &request).boxed()
+                let scan = scan_remote(
+                    channel.clone(),
+                    cluster_id,
+                    &format!("node {node}"),
+                    &request,
+                );
+                if !range.is_replicated() {
+                    return scan.boxed();
+                }
+                // A dead leader is replaced within seconds: the transaction
+                // can be retried then.
+                let group = range.id.0;
+                scan.map_err(move |e| match e {
+                    Error::NodeUnreachable(m) => Error::NotLeader(format!(
+                        "{m}: the leader of shard group {group} cannot be reached; \
+                         retry the transaction once a new one is elected"
+                    )),
+                    other => other,
+                })
+                .boxed()
             }
         }
     }

@@ -1,6 +1,8 @@
-//! `shardforge_nodes` and `shardforge_shards`: the cluster's members and
-//! shard map as read-only tables, filled from the meta node's `Status` on
-//! every scan (so from any node, as `shardforge status` shows them).
+//! `shardforge_nodes`, `shardforge_shards` and `shardforge_replicas`: the
+//! cluster's members, shard map and the live members' replicas of the
+//! replicated shard groups as read-only tables, filled from the meta node's
+//! `Status` on every scan (so from any node, as `shardforge status` shows
+//! them).
 //!
 //! They are found by unqualified name like user tables (the `public` schema
 //! serves them), but are not listed there, and their names cannot be taken
@@ -18,13 +20,14 @@ use datafusion::datasource::{MemTable, TableType};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::catalog::{SYSTEM_NODES, SYSTEM_SHARDS};
+use crate::catalog::{SYSTEM_NODES, SYSTEM_REPLICAS, SYSTEM_SHARDS};
 use crate::cluster::Cluster;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Nodes,
     Shards,
+    Replicas,
 }
 
 pub struct SystemTable {
@@ -61,6 +64,19 @@ pub fn system_table(name: &str, cluster: &Arc<Cluster>) -> Option<Arc<dyn TableP
                 Field::new("hash_start", DataType::Int32, false),
                 Field::new("hash_end", DataType::Int32, false),
                 Field::new("node_id", DataType::Int32, false),
+                Field::new("replicas", DataType::Utf8, false),
+            ],
+        ),
+        SYSTEM_REPLICAS => (
+            Kind::Replicas,
+            vec![
+                Field::new("shard_id", DataType::Int32, false),
+                Field::new("node_id", DataType::Int32, false),
+                Field::new("is_leader", DataType::Boolean, false),
+                Field::new("leader_id", DataType::Int32, true),
+                Field::new("term", DataType::Int64, false),
+                Field::new("applied_index", DataType::Int64, false),
+                Field::new("lag", DataType::Int64, false),
             ],
         ),
         _ => return None,
@@ -128,6 +144,48 @@ impl TableProvider for SystemTable {
                     int(shards.iter().map(|s| s.hash_start as i32).collect()),
                     int(shards.iter().map(|s| s.hash_end as i32).collect()),
                     int(shards.iter().map(|s| s.node_id as i32).collect()),
+                    text(
+                        shards
+                            .iter()
+                            .map(|s| {
+                                let ids: Vec<String> =
+                                    s.replicas.iter().map(u32::to_string).collect();
+                                ids.join(",")
+                            })
+                            .collect(),
+                    ),
+                ]
+            }
+            Kind::Replicas => {
+                let replicas = &status.replicas;
+                let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                vec![
+                    int(replicas.iter().map(|r| r.shard_id as i32).collect()),
+                    int(replicas.iter().map(|r| r.node_id as i32).collect()),
+                    Arc::new(BooleanArray::from(
+                        replicas
+                            .iter()
+                            .map(|r| r.leader_id == r.node_id)
+                            .collect::<Vec<_>>(),
+                    )),
+                    Arc::new(Int32Array::from(
+                        replicas
+                            .iter()
+                            .map(|r| (r.leader_id != 0).then_some(r.leader_id as i32))
+                            .collect::<Vec<_>>(),
+                    )),
+                    Arc::new(Int64Array::from(
+                        replicas.iter().map(|r| big(r.term)).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(Int64Array::from(
+                        replicas
+                            .iter()
+                            .map(|r| big(r.applied_index))
+                            .collect::<Vec<_>>(),
+                    )),
+                    Arc::new(Int64Array::from(
+                        replicas.iter().map(|r| big(r.lag)).collect::<Vec<_>>(),
+                    )),
                 ]
             }
         };

@@ -187,9 +187,9 @@ impl TxnCoordinator {
                 let groups: Vec<u32> = failed.iter().map(group_of).collect();
                 self.missed(node, &groups);
                 let replicated = groups.iter().all(|&g| self.is_replicated(g));
-                if !matches!(e, Error::NotLeader(_))
-                    && !(replicated && matches!(e, Error::NodeUnreachable(_)))
-                {
+                let elsewhere = matches!(e, Error::NotLeader(_))
+                    || (replicated && matches!(e, Error::NodeUnreachable(_)));
+                if !elsewhere {
                     return Err(e);
                 }
                 items.extend(failed);

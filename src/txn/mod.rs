@@ -257,6 +257,12 @@ impl TxnCoordinator {
         }
     }
 
+    /// The Raft groups of this node's replicas, when the cluster
+    /// replicates.
+    pub fn shard_groups(&self) -> Option<&Arc<ShardGroups>> {
+        self.groups.get()
+    }
+
     fn groups(&self) -> Result<&Arc<ShardGroups>> {
         self.groups
             .get()

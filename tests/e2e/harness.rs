@@ -37,6 +37,8 @@ pub struct TestServer {
     pub http_port: u16,
     /// Flags after the addresses (`--join ...` for a cluster node).
     extra_args: Vec<String>,
+    /// Environment settings (`SHARDFORGE_...`) of the process.
+    env: Vec<(String, String)>,
 }
 
 impl TestServer {
@@ -61,13 +63,24 @@ impl TestServer {
             rpc_port,
             http_port,
             extra_args: Vec::new(),
+            env: Vec::new(),
         }
     }
 
     /// `n` nodes started with `--join` naming all of them, not initialised:
     /// they wait for `shardforge init` (see [`TestServer::wait_healthy`]).
     pub fn start_uninitialised_cluster(n: usize) -> Vec<TestServer> {
+        Self::start_uninitialised_cluster_with(n, &[])
+    }
+
+    /// [`Self::start_uninitialised_cluster`] with settings `env` for every
+    /// node (`SHARDFORGE_<SECTION>_<KEY>`).
+    pub fn start_uninitialised_cluster_with(n: usize, env: &[(&str, &str)]) -> Vec<TestServer> {
         let mut nodes: Vec<TestServer> = (0..n).map(|_| Self::unstarted()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let join = nodes
             .iter()
             .map(|node| node.rpc_addr())
@@ -75,6 +88,7 @@ impl TestServer {
             .join(",");
         for node in &mut nodes {
             node.extra_args = vec!["--join".into(), join.clone()];
+            node.env = env.clone();
             node.spawn_process();
         }
         nodes
@@ -103,6 +117,13 @@ impl TestServer {
     pub async fn start_again(&mut self) {
         assert!(self.child.is_none(), "server is running");
         self.spawn().await;
+    }
+
+    /// Starts a stopped server again without waiting for it (a replicated
+    /// cluster's nodes wait for each other): then [`Self::wait_healthy`].
+    pub fn start_again_in_background(&mut self) {
+        assert!(self.child.is_none(), "server is running");
+        self.spawn_process();
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -223,6 +244,7 @@ impl TestServer {
             .arg("--http-addr")
             .arg(format!("127.0.0.1:{}", self.http_port))
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)

@@ -1,0 +1,368 @@
+//! Replicated shard groups under faults, with real processes: a 3-node
+//! cluster keeps every shard group on all three nodes (Raft, replication
+//! factor 3), so killing one node loses nothing acknowledged and writes go
+//! on; killing two stops them with a clear error; a node that comes back
+//! catches up, from the log or from a snapshot.
+//!
+//! The meta node (node 1) is not replicated yet, so these tests kill the
+//! other nodes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+use crate::cluster::{settled_total, start_cluster, start_cluster_with, SETTLE_TIMEOUT};
+use crate::harness::{query_i64, TestServer};
+
+const ACCOUNTS: i64 = 20;
+const START: i64 = 1_000;
+
+async fn create_bank(client: &Client) {
+    client
+        .batch_execute("CREATE TABLE bank (id int PRIMARY KEY, bal bigint NOT NULL)")
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO bank SELECT g, {START} FROM generate_series(1, {ACCOUNTS}) g"
+        ))
+        .await
+        .unwrap();
+}
+
+type Transfer = (i64, i64, i64);
+
+/// Transfers through `client` until `stop` (or until its node dies): the
+/// acknowledged ones, and the one in flight when the node died, whose
+/// outcome the client cannot know. A transfer that fails is not counted: a
+/// conflict or a leader change (40001), or a group without a leader for a
+/// moment (58000/08006), aborts it whole. An outcome the coordinator cannot
+/// know would be a failure of the test: the meta node stays up.
+async fn transfers(
+    client: Client,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+) -> (Vec<Transfer>, Option<Transfer>) {
+    let mut done = Vec::new();
+    let mut seed = seed * 7919 + 1;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let from = next(ACCOUNTS as u64) as i64 + 1;
+        let to = next(ACCOUNTS as u64) as i64 + 1;
+        let amount = next(5) as i64 + 1;
+        if from == to {
+            continue;
+        }
+        let sql = format!(
+            "BEGIN; UPDATE bank SET bal = bal - {amount} WHERE id = {from}; \
+             UPDATE bank SET bal = bal + {amount} WHERE id = {to}; COMMIT"
+        );
+        match client.batch_execute(&sql).await {
+            Ok(()) => done.push((from, to, amount)),
+            Err(e) if e.is_closed() || e.code().is_none() => {
+                return (done, Some((from, to, amount)))
+            }
+            Err(e) => {
+                let code = e.code().cloned();
+                assert!(
+                    [
+                        SqlState::T_R_SERIALIZATION_FAILURE,
+                        SqlState::SYSTEM_ERROR,
+                        SqlState::CONNECTION_FAILURE
+                    ]
+                    .contains(code.as_ref().unwrap_or(&SqlState::INTERNAL_ERROR)),
+                    "transfer: {e:?}"
+                );
+                let message = e.as_db_error().map(|d| d.message()).unwrap_or_default();
+                assert!(!message.contains("unknown"), "transfer: {e:?}");
+                if client.batch_execute("ROLLBACK").await.is_err() {
+                    return (done, None);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    (done, None)
+}
+
+/// Sums the balances through `client` until `stop`: every read that gets
+/// through sees the whole total and no negative balance. The number of
+/// reads.
+async fn check_reads(client: Client, stop: Arc<AtomicBool>) -> usize {
+    let mut reads = 0;
+    while !stop.load(Ordering::Relaxed) {
+        match client
+            .query_one("SELECT count(*), sum(bal)::bigint, min(bal) FROM bank", &[])
+            .await
+        {
+            Ok(row) => {
+                let (count, total, min): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+                assert_eq!((count, total), (ACCOUNTS, ACCOUNTS * START), "read {reads}");
+                assert!(min >= 0, "a negative balance: {min}");
+                reads += 1;
+            }
+            Err(e) => assert_eq!(
+                e.code(),
+                Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+                "read: {e:?}"
+            ),
+        }
+    }
+    reads
+}
+
+/// Runs `sql`, retrying it as a client does while it is told to (40001:
+/// a shard group is electing a new leader).
+async fn execute_retrying(client: &Client, sql: &str) {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    while let Err(e) = client.batch_execute(sql).await {
+        assert_eq!(
+            e.code(),
+            Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+            "{e:?}"
+        );
+        assert!(Instant::now() < deadline, "{sql}: {e:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every node's balances, which must be exactly what `acknowledged` left,
+/// with or without the transfer `unknown` (in flight on a node that died).
+async fn assert_balances(
+    cluster: &[TestServer],
+    acknowledged: &[Transfer],
+    unknown: Option<Transfer>,
+) {
+    let apply = |transfers: &mut dyn Iterator<Item = &Transfer>| {
+        let mut balances = vec![START; ACCOUNTS as usize + 1];
+        for &(from, to, amount) in transfers {
+            balances[from as usize] -= amount;
+            balances[to as usize] += amount;
+        }
+        balances[1..].to_vec()
+    };
+    let without = apply(&mut acknowledged.iter());
+    let with = apply(&mut acknowledged.iter().chain(unknown.iter()));
+    for node in cluster {
+        let client = node.connect().await;
+        assert_eq!(settled_total(&client).await, (ACCOUNTS, ACCOUNTS * START));
+        let balances: Vec<i64> = client
+            .query("SELECT bal FROM bank ORDER BY id", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(
+            balances == without || balances == with,
+            "balances read on port {}: {balances:?}, acknowledged: {without:?}",
+            node.pg_port
+        );
+    }
+}
+
+/// Waits until every shard group has a replica on each of `nodes` that has
+/// applied all its leader's log (`shardforge_replicas`).
+async fn wait_caught_up(client: &Client, nodes: i64) {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let row = client
+            .query_one(
+                "SELECT count(*), count(DISTINCT node_id), max(lag), \
+                 count(*) FILTER (WHERE is_leader) FROM shardforge_replicas",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (replicas, on, lag, leaders): (i64, i64, Option<i64>, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if replicas == 8 * nodes && on == nodes && lag == Some(0) && leaders == 8 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not caught up: {replicas} replicas on {on} nodes, lag {lag:?}, {leaders} leaders"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// SIGKILL of a node that leads shard groups while transfers run on every
+/// node: no acknowledged transfer is lost or applied twice, every read sees
+/// the same total, writes go on through the other nodes, and the node
+/// catches up when it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_under_load_loses_no_acknowledged_transfer_and_catches_up() {
+    let mut cluster = start_cluster(3).await;
+    let admin = cluster[0].connect().await;
+    create_bank(&admin).await;
+    // Rows in every shard group, written by nobody else.
+    admin
+        .batch_execute(
+            "CREATE TABLE probe (id int PRIMARY KEY, v int NOT NULL); \
+             INSERT INTO probe SELECT g, 0 FROM generate_series(1, 64) g",
+        )
+        .await
+        .unwrap();
+    // Node 3 is the first replica, and so the first leader, of groups 2
+    // and 5.
+    let led: i64 = query_i64(
+        &admin,
+        "SELECT count(*) FROM shardforge_replicas WHERE node_id = 3 AND is_leader",
+    )
+    .await;
+    assert!(led > 0, "node 3 leads no shard group");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..5u64 {
+        let client = cluster[[0, 1, 2, 0, 1][w as usize]].connect().await;
+        writers.push(tokio::spawn(transfers(client, w, stop.clone())));
+    }
+    let mut readers = Vec::new();
+    for node in &cluster[..2] {
+        readers.push(tokio::spawn(check_reads(
+            node.connect().await,
+            stop.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster[2].kill9();
+    // Writes to every group go on without it...
+    let after_kill = Instant::now();
+    let probe = cluster[1].connect().await;
+    let deadline = after_kill + SETTLE_TIMEOUT;
+    while let Err(e) = probe.batch_execute("UPDATE probe SET v = v + 1").await {
+        assert!(Instant::now() < deadline, "writes did not resume: {e:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "a write to every shard group succeeded {:?} after node 3 was killed",
+        after_kill.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // ... and it catches up when it is back.
+    cluster[2].start_again().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acknowledged = Vec::new();
+    let mut unknown = None;
+    for writer in writers {
+        let (done, in_flight) = writer.await.unwrap();
+        acknowledged.extend(done);
+        // Only node 3's writer loses its connection.
+        assert!(unknown.is_none() || in_flight.is_none());
+        unknown = unknown.or(in_flight);
+    }
+    for reader in readers {
+        assert!(reader.await.unwrap() > 0);
+    }
+    assert!(acknowledged.len() > 10, "{} transfers", acknowledged.len());
+    wait_caught_up(&admin, 3).await;
+    assert_balances(&cluster, &acknowledged, unknown).await;
+}
+
+/// With two of three nodes down, no shard group has a majority: a write
+/// fails with a clear error, and nothing is written. One node back, and
+/// writes resume with every row there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_down_stop_writes_with_a_clear_error_until_one_is_back() {
+    let mut cluster = start_cluster(3).await;
+    let client = cluster[0].connect().await;
+    create_bank(&client).await;
+    cluster[1].kill9();
+    cluster[2].kill9();
+    let mut errors = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline {
+        let error = client
+            .batch_execute("INSERT INTO bank VALUES (1000, 1)")
+            .await
+            .expect_err("a write without a majority");
+        let _ = client.batch_execute("ROLLBACK").await;
+        errors.push(format!("{error:?}"));
+    }
+    assert!(
+        errors.iter().any(|e| e.contains("a majority must be up")),
+        "{errors:#?}"
+    );
+    cluster[1].start_again().await;
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    while let Err(e) = client
+        .batch_execute("INSERT INTO bank VALUES (1000, 1)")
+        .await
+    {
+        assert!(Instant::now() < deadline, "writes did not resume: {e:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        settled_total(&client).await,
+        (ACCOUNTS + 1, ACCOUNTS * START + 1)
+    );
+}
+
+/// All three nodes killed at once and started again: every committed row
+/// is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_three_nodes_killed_at_once_keep_every_commit() {
+    let mut cluster = start_cluster(3).await;
+    create_bank(&cluster[1].connect().await).await;
+    cluster[2]
+        .connect()
+        .await
+        .batch_execute("UPDATE bank SET bal = bal + 1 WHERE id <= 10")
+        .await
+        .unwrap();
+    for node in cluster.iter_mut() {
+        node.kill9();
+    }
+    for node in cluster.iter_mut() {
+        node.start_again_in_background();
+    }
+    for node in cluster.iter_mut() {
+        node.wait_healthy().await;
+    }
+    for node in &cluster {
+        assert_eq!(
+            settled_total(&node.connect().await).await,
+            (ACCOUNTS, ACCOUNTS * START + 10)
+        );
+    }
+}
+
+/// A node down while its groups commit many entries, snapshot and drop the
+/// log behind the snapshot (every 20 entries here): back up, it cannot
+/// replay the log it missed and catches up from a snapshot, with every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_behind_a_truncated_log_catches_up_from_a_snapshot() {
+    let mut cluster =
+        start_cluster_with(3, &[("SHARDFORGE_CLUSTER_RAFT_SNAPSHOT_ENTRIES", "20")]).await;
+    let client = cluster[0].connect().await;
+    create_bank(&client).await;
+    cluster[2].kill9();
+    // Each statement is a prepare and a commit entry in every group.
+    for i in 0..40 {
+        let sql = format!("UPDATE bank SET bal = bal + {} WHERE true", i % 2);
+        execute_retrying(&client, &sql).await;
+    }
+    cluster[2].start_again().await;
+    wait_caught_up(&client, 3).await;
+    let log = cluster[2].log();
+    assert!(log.contains("snapshot"), "no snapshot installed:\n{log}");
+    // Node 3 now leads a group again (or takes over one): kill the others'
+    // leadership by killing node 2, and read through node 3.
+    cluster[1].kill9();
+    let node3 = cluster[2].connect().await;
+    assert_eq!(
+        settled_total(&node3).await,
+        (ACCOUNTS, ACCOUNTS * START + 20 * ACCOUNTS)
+    );
+}
