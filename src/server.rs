@@ -163,6 +163,9 @@ async fn serve(
     http_result.map_err(|e| Error::Unavailable(format!("HTTP admin: {e}")))
 }
 
+/// How often a node hands leaderships back to the groups' first replicas.
+const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Starts the Raft groups of the replicated shard groups this node holds,
 /// if the cluster replicates, and makes the node's writes go through them.
 async fn start_groups(
@@ -198,6 +201,13 @@ async fn start_groups(
     }
     let groups = Arc::new(groups);
     coordinator.set_groups(groups.clone());
+    let balancing = groups.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LEADER_BALANCE_INTERVAL).await;
+            balancing.balance_leaders().await;
+        }
+    });
     Ok(Some(groups))
 }
 

@@ -72,6 +72,9 @@ pub struct GroupStatus {
 pub struct ShardGroups {
     storage: Arc<Storage>,
     groups: HashMap<GroupId, GroupRaft>,
+    /// Each group's first replica, which should lead it (see
+    /// [`Self::balance_leaders`]).
+    preferred: HashMap<GroupId, u64>,
     /// Where each group this node holds no replica of was last led, as far
     /// as this node knows (see [`Self::leader`]).
     guesses: Mutex<HashMap<GroupId, u32>>,
@@ -95,6 +98,7 @@ impl ShardGroups {
     ) -> Result<Self> {
         let config = raft_config(snapshot_entries)?;
         let mut groups = HashMap::new();
+        let mut preferred = HashMap::new();
         for replica in shards.replicas() {
             let range = replica.range();
             if !range.replicas.contains(&node) {
@@ -131,10 +135,14 @@ impl ShardGroups {
             }
             service.add(group, raft.clone());
             groups.insert(group, raft);
+            if let Some(&first) = range.replicas.first() {
+                preferred.insert(group, u64::from(first));
+            }
         }
         Ok(Self {
             storage,
             groups,
+            preferred,
             guesses: Mutex::new(HashMap::new()),
         })
     }
@@ -257,6 +265,28 @@ impl ShardGroups {
                 Err(no_quorum(group))
             }
             Err(e) => Err(Error::Unavailable(format!("shard group {group}: {e}"))),
+        }
+    }
+
+    /// Hands the leadership of each group this node leads back to the
+    /// group's first replica once that replica has every entry: after a
+    /// failover the leaders would otherwise pile up on the nodes that
+    /// stayed up, and with them the cluster's writes.
+    pub async fn balance_leaders(&self) {
+        for (group, raft) in &self.groups {
+            let Some(&first) = self.preferred.get(group) else {
+                continue;
+            };
+            let m = raft.metrics().borrow_watched().clone();
+            let caught_up = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&first).cloned().flatten())
+                .is_some_and(|matched| Some(matched.index) == m.last_log_index);
+            if m.state == ServerState::Leader && m.id != first && caught_up {
+                tracing::info!(group, to = first, "handing the leadership back");
+                let _ = raft.trigger().transfer_leader(first).await;
+            }
         }
     }
 

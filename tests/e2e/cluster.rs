@@ -15,7 +15,7 @@ use shardforge::shard::proto::ScanRequest;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
-use crate::harness::{query_i64, sqlstate, TestServer};
+use crate::harness::{query_i64, query_retrying, sqlstate, TestServer};
 
 /// The id of the first table node 1 creates: ids start at 100, and node
 /// `n` takes those `≡ n (mod 1024)`.
@@ -566,7 +566,8 @@ async fn rows_spread_over_three_nodes_and_every_node_answers_the_same() {
     assert_eq!(error.code(), Some(&SqlState::T_R_SERIALIZATION_FAILURE));
     cluster[2].start_again().await;
     assert_eq!(
-        query_i64(&cluster[2].connect().await, "SELECT count(*) FROM acc").await,
+        query_retrying(&cluster[2].connect().await, "SELECT count(*) FROM acc").await[0]
+            .get::<_, i64>(0),
         60
     );
 }
@@ -623,7 +624,7 @@ async fn killing_a_coordinator_mid_commit_leaves_no_half_transaction() {
     // every row can be written again, and the total still holds.
     cluster[1].start_again().await;
     for node in &cluster {
-        assert_eq!(bank_total(&node.connect().await).await, (30, 3000));
+        assert_eq!(settled_total(&node.connect().await).await, (30, 3000));
     }
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
@@ -636,40 +637,15 @@ async fn killing_a_coordinator_mid_commit_leaves_no_half_transaction() {
         }
     }
     for node in &cluster {
-        assert_eq!(bank_total(&node.connect().await).await, (30, 3000));
+        assert_eq!(settled_total(&node.connect().await).await, (30, 3000));
     }
 }
 
 /// Rows and total balance of `bank`, once a read gets through: until the
 /// groups of a node that died have new leaders, a read is told to retry.
 pub(crate) async fn settled_total(client: &tokio_postgres::Client) -> (i64, i64) {
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
-    loop {
-        match client
-            .query_one("SELECT count(*), sum(bal)::bigint FROM bank", &[])
-            .await
-        {
-            Ok(row) => return (row.get(0), row.get(1)),
-            Err(e) => {
-                assert_eq!(
-                    e.code(),
-                    Some(&SqlState::T_R_SERIALIZATION_FAILURE),
-                    "{e:?}"
-                );
-                assert!(Instant::now() < deadline, "no new leader: {e:?}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Rows and total balance of `bank`.
-async fn bank_total(client: &tokio_postgres::Client) -> (i64, i64) {
-    let row = client
-        .query_one("SELECT count(*), sum(bal)::bigint FROM bank", &[])
-        .await
-        .unwrap();
-    (row.get(0), row.get(1))
+    let rows = query_retrying(client, "SELECT count(*), sum(bal)::bigint FROM bank").await;
+    (rows[0].get(0), rows[0].get(1))
 }
 
 /// Transfers run concurrently from clients on all three nodes while a reader
@@ -894,9 +870,13 @@ async fn a_node_dying_mid_scan_never_gives_a_partial_answer() {
     cluster[2].start_again().await;
     for node in &cluster {
         assert_eq!(
-            query_i64(&node.connect().await, "SELECT count(*) FROM wide").await,
+            query_retrying(&node.connect().await, "SELECT count(*) FROM wide").await[0]
+                .get::<_, i64>(0),
             ROWS
         );
     }
-    assert_eq!(query_i64(&client, "SELECT count(*) FROM wide").await, ROWS);
+    assert_eq!(
+        query_retrying(&client, "SELECT count(*) FROM wide").await[0].get::<_, i64>(0),
+        ROWS
+    );
 }

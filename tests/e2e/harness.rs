@@ -403,6 +403,26 @@ pub async fn query_i64(client: &impl GenericClient, sql: &str) -> i64 {
     row.get::<_, i64>(0)
 }
 
+/// The rows of `sql`, retried as a client retries a transaction it is told
+/// to (40001: on a replicated cluster, a shard group changing leaders).
+pub async fn query_retrying(client: &Client, sql: &str) -> Vec<tokio_postgres::Row> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match client.query(sql, &[]).await {
+            Ok(rows) => return rows,
+            Err(e) => {
+                assert_eq!(
+                    e.code(),
+                    Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+                    "{sql}: {e:?}"
+                );
+                assert!(Instant::now() < deadline, "{sql}: {e:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Every row of a query, rendered in text by the simple query protocol:
 /// what psql would show (NULL as `None`).
 pub async fn text_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {

@@ -15,7 +15,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::cluster::{settled_total, start_cluster, start_cluster_with, SETTLE_TIMEOUT};
-use crate::harness::{query_i64, TestServer};
+use crate::harness::{query_i64, query_retrying, TestServer};
 
 const ACCOUNTS: i64 = 20;
 const START: i64 = 1_000;
@@ -154,10 +154,8 @@ async fn assert_balances(
     for node in cluster {
         let client = node.connect().await;
         assert_eq!(settled_total(&client).await, (ACCOUNTS, ACCOUNTS * START));
-        let balances: Vec<i64> = client
-            .query("SELECT bal FROM bank ORDER BY id", &[])
+        let balances: Vec<i64> = query_retrying(&client, "SELECT bal FROM bank ORDER BY id")
             .await
-            .unwrap()
             .iter()
             .map(|r| r.get(0))
             .collect();
