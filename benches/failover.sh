@@ -2,7 +2,7 @@
 # Failover time of replicated shard groups: how long writes stop when a
 # node that leads shard groups is killed.
 #
-#   benches/failover.sh [--kills N]
+#   benches/failover.sh [--kills N] [--debug]
 #
 # Starts a 3-node cluster (release build), creates a table with rows in
 # every shard group, then N times: SIGKILL node 2 or node 3 (in turn; node 1
@@ -10,21 +10,24 @@
 # the first successful UPDATE of every row through node 1 (retried every
 # 20 ms; until the dead node's groups have new leaders it fails with
 # 40001). The node is started again and catches up before the next kill.
-# Prints each time, the median and the worst.
+# Prints each time, the median and the worst. --debug uses the debug build
+# (failover is mostly election timeouts, so the times are close).
 set -euo pipefail
 KILLS=10
+PROFILE=release
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --kills) KILLS="$2"; shift 2 ;;
-        *) echo "usage: $0 [--kills N]" >&2; exit 1 ;;
+        --debug) PROFILE=debug; shift ;;
+        *) echo "usage: $0 [--kills N] [--debug]" >&2; exit 1 ;;
     esac
 done
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shardforge-target}"
-cargo build --release --bin shardforge >&2
-BIN="$CARGO_TARGET_DIR/release/shardforge"
+if [[ $PROFILE == release ]]; then cargo build --release --bin shardforge >&2; else cargo build --bin shardforge >&2; fi
+BIN="$CARGO_TARGET_DIR/$PROFILE/shardforge"
 DIR=$(mktemp -d /tmp/shardforge-failover-XXXX)
-JOIN=127.0.0.1:47533,127.0.0.1:47534,127.0.0.1:47535
+JOIN=127.0.0.1:47531,127.0.0.1:47532,127.0.0.1:47533
 declare -A pids
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$DIR"; }
 trap cleanup EXIT
@@ -36,7 +39,7 @@ start() { # node number 1..3, in the background
     pids[$n]=$!
 }
 healthy() {
-    for _ in $(seq 600); do curl -sf "127.0.0.1:4853$1/health" >/dev/null && return; sleep 0.1; done
+    for _ in $(seq 600); do curl -sf -m 1 "127.0.0.1:4853$1/health" >/dev/null && return; sleep 0.1; done
     echo "node $1 did not start" >&2; cat "$DIR/n$1.log" >&2; exit 1
 }
 sql() { psql -X -q -At -h 127.0.0.1 -p "4553$1" -U postgres -c "$2"; }

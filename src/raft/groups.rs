@@ -5,8 +5,8 @@
 //! Every group's first replica initialises it (with all its replicas as
 //! voters) the first time the node starts; the others wait to hear from
 //! it. The timing below is for tens of groups per node sharing a few
-//! cores: a heartbeat every 150 ms, an election after 750–1500 ms without
-//! one, so a dead leader is replaced within about 2 s.
+//! cores: a heartbeat every 100 ms, an election after 500–1000 ms without
+//! one, so a dead leader is replaced within about 2 s (`benches/failover.sh`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -37,15 +37,15 @@ pub const QUORUM_WAIT: Duration = Duration::from_millis(2500);
 const PROPOSE_WAIT: Duration = Duration::from_secs(30);
 
 /// The longest election timeout, in ms (see [`raft_config`]).
-const ELECTION_TIMEOUT_MAX_MS: u64 = 1500;
+const ELECTION_TIMEOUT_MAX_MS: u64 = 1000;
 
 fn raft_config(snapshot_entries: u64) -> Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_entries),
         max_in_snapshot_log_to_keep: snapshot_entries / 5,
         cluster_name: "shardforge".into(),
-        heartbeat_interval: 150,
-        election_timeout_min: 750,
+        heartbeat_interval: 100,
+        election_timeout_min: 500,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
         // The log behind a snapshot goes once a fifth of the interval has
         // piled up (each purge is one RocksDB range delete).

@@ -648,6 +648,33 @@ pub(crate) async fn settled_total(client: &tokio_postgres::Client) -> (i64, i64)
     (rows[0].get(0), rows[0].get(1))
 }
 
+/// A repeatable stream of transfers of 1 to 5 between two different
+/// accounts of `1..=accounts`, from `seed`: `((from, to, amount), sql)`.
+pub(crate) fn random_transfers(
+    seed: u64,
+    accounts: i64,
+) -> impl FnMut() -> ((i64, i64, i64), String) {
+    let mut seed = seed * 7919 + 1;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    move || loop {
+        let from = next(accounts as u64) as i64 + 1;
+        let to = next(accounts as u64) as i64 + 1;
+        let amount = next(5) as i64 + 1;
+        if from != to {
+            let sql = format!(
+                "BEGIN; UPDATE bank SET bal = bal - {amount} WHERE id = {from}; \
+                 UPDATE bank SET bal = bal + {amount} WHERE id = {to}; COMMIT"
+            );
+            return ((from, to, amount), sql);
+        }
+    }
+}
+
 /// Transfers run concurrently from clients on all three nodes while a reader
 /// on each node sums the balances: every read sees the same total, no
 /// balance goes negative, and at the end each account holds exactly what
@@ -677,24 +704,9 @@ async fn concurrent_transfers_on_every_node_keep_every_read_consistent() {
         let client = cluster[w as usize % 3].connect().await;
         writers.push(tokio::spawn(async move {
             let mut done = Vec::new();
-            let mut seed = w * 7919 + 1;
-            let mut next = |n: u64| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (seed >> 33) % n
-            };
+            let mut next = random_transfers(w, ACCOUNTS);
             while done.len() < TRANSFERS {
-                let from = next(ACCOUNTS as u64) as i64 + 1;
-                let to = next(ACCOUNTS as u64) as i64 + 1;
-                let amount = next(5) as i64 + 1;
-                if from == to {
-                    continue;
-                }
-                let sql = format!(
-                    "BEGIN; UPDATE bank SET bal = bal - {amount} WHERE id = {from}; \
-                     UPDATE bank SET bal = bal + {amount} WHERE id = {to}; COMMIT"
-                );
+                let ((from, to, amount), sql) = next();
                 loop {
                     match client.batch_execute(&sql).await {
                         Ok(()) => break,

@@ -403,24 +403,33 @@ pub async fn query_i64(client: &impl GenericClient, sql: &str) -> i64 {
     row.get::<_, i64>(0)
 }
 
-/// The rows of `sql`, retried as a client retries a transaction it is told
-/// to (40001: on a replicated cluster, a shard group changing leaders).
-pub async fn query_retrying(client: &Client, sql: &str) -> Vec<tokio_postgres::Row> {
+/// The answer of `call`, retried as a client retries a transaction it is
+/// told to (40001: on a replicated cluster, a shard group changing
+/// leaders); `what` names it in a failure.
+pub async fn retrying<T, Fut>(what: &str, call: impl Fn() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+{
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match client.query(sql, &[]).await {
-            Ok(rows) => return rows,
+        match call().await {
+            Ok(answer) => return answer,
             Err(e) => {
                 assert_eq!(
                     e.code(),
                     Some(&SqlState::T_R_SERIALIZATION_FAILURE),
-                    "{sql}: {e:?}"
+                    "{what}: {e:?}"
                 );
-                assert!(Instant::now() < deadline, "{sql}: {e:?}");
+                assert!(Instant::now() < deadline, "{what}: {e:?}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
+}
+
+/// The rows of `sql`, [`retrying`] on 40001.
+pub async fn query_retrying(client: &Client, sql: &str) -> Vec<tokio_postgres::Row> {
+    retrying(sql, || client.query(sql, &[])).await
 }
 
 /// Every row of a query, rendered in text by the simple query protocol:

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-use crate::cluster::{settled_total, start_cluster, start_cluster_with, SETTLE_TIMEOUT};
-use crate::harness::{query_i64, query_retrying, TestServer};
+use crate::cluster::{
+    random_transfers, settled_total, start_cluster, start_cluster_with, SETTLE_TIMEOUT,
+};
+use crate::harness::{query_i64, query_retrying, retrying, TestServer};
 
 const ACCOUNTS: i64 = 20;
 const START: i64 = 1_000;
@@ -47,24 +49,9 @@ async fn transfers(
     stop: Arc<AtomicBool>,
 ) -> (Vec<Transfer>, Option<Transfer>) {
     let mut done = Vec::new();
-    let mut seed = seed * 7919 + 1;
-    let mut next = |n: u64| {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) % n
-    };
+    let mut next = random_transfers(seed, ACCOUNTS);
     while !stop.load(Ordering::Relaxed) {
-        let from = next(ACCOUNTS as u64) as i64 + 1;
-        let to = next(ACCOUNTS as u64) as i64 + 1;
-        let amount = next(5) as i64 + 1;
-        if from == to {
-            continue;
-        }
-        let sql = format!(
-            "BEGIN; UPDATE bank SET bal = bal - {amount} WHERE id = {from}; \
-             UPDATE bank SET bal = bal + {amount} WHERE id = {to}; COMMIT"
-        );
+        let ((from, to, amount), sql) = next();
         match client.batch_execute(&sql).await {
             Ok(()) => done.push((from, to, amount)),
             Err(e) if e.is_closed() || e.code().is_none() => {
@@ -117,21 +104,6 @@ async fn check_reads(client: Client, stop: Arc<AtomicBool>) -> usize {
         }
     }
     reads
-}
-
-/// Runs `sql`, retrying it as a client does while it is told to (40001:
-/// a shard group is electing a new leader).
-async fn execute_retrying(client: &Client, sql: &str) {
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
-    while let Err(e) = client.batch_execute(sql).await {
-        assert_eq!(
-            e.code(),
-            Some(&SqlState::T_R_SERIALIZATION_FAILURE),
-            "{e:?}"
-        );
-        assert!(Instant::now() < deadline, "{sql}: {e:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Every node's balances, which must be exactly what `acknowledged` left,
@@ -349,7 +321,7 @@ async fn a_replica_behind_a_truncated_log_catches_up_from_a_snapshot() {
     // Each statement is a prepare and a commit entry in every group.
     for i in 0..40 {
         let sql = format!("UPDATE bank SET bal = bal + {} WHERE true", i % 2);
-        execute_retrying(&client, &sql).await;
+        retrying(&sql, || client.batch_execute(&sql)).await;
     }
     cluster[2].start_again().await;
     wait_caught_up(&client, 3).await;
