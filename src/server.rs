@@ -123,7 +123,7 @@ async fn serve(
     })
     .await??;
     let coordinator = engine.coordinator().clone();
-    let groups = start_groups(config, &cluster, for_groups, &coordinator, &raft).await?;
+    let groups = start_groups(config, node, &cluster, for_groups, &coordinator, &raft).await?;
     flight.ready(
         cluster_id.clone(),
         node,
@@ -170,6 +170,7 @@ const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(5);
 /// if the cluster replicates, and makes the node's writes go through them.
 async fn start_groups(
     config: &Config,
+    node: u32,
     cluster: &Cluster,
     storage: Arc<Storage>,
     coordinator: &Arc<TxnCoordinator>,
@@ -179,9 +180,6 @@ async fn start_groups(
     if !shards.replicas().iter().any(|r| r.range().is_replicated()) {
         return Ok(None);
     }
-    let node = cluster
-        .node_id()
-        .ok_or_else(|| Error::Internal("serving before the cluster is initialised".into()))?;
     let cluster_id = cluster.cluster_id();
     raft.ready(cluster_id.clone());
     let groups = ShardGroups::start(

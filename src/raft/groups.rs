@@ -162,11 +162,9 @@ impl ShardGroups {
         let Some(raft) = self.groups.get(&group) else {
             return Ok(self.leader_now(group, first));
         };
-        let metrics = raft
-            .wait(Some(QUORUM_WAIT))
-            .metrics(|m| m.current_leader.is_some(), "a leader")
+        let metrics = elected(raft, QUORUM_WAIT)
             .await
-            .map_err(|_| no_quorum(group))?;
+            .ok_or_else(|| no_quorum(group))?;
         metrics
             .current_leader
             .map(|id| id as u32)
@@ -196,11 +194,7 @@ impl ShardGroups {
         let deadline = tokio::time::Instant::now() + within;
         for raft in self.groups.values() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let elected = raft
-                .wait(Some(left))
-                .metrics(|m| m.current_leader.is_some(), "a leader")
-                .await;
-            if elected.is_err() {
+            if elected(raft, left).await.is_none() {
                 return false;
             }
         }
@@ -331,6 +325,17 @@ impl ShardGroups {
             let _ = raft.shutdown().await;
         }
     }
+}
+
+/// `raft`'s metrics once it knows a leader, waiting up to `within`.
+async fn elected(
+    raft: &GroupRaft,
+    within: Duration,
+) -> Option<openraft::RaftMetrics<super::ShardRaft>> {
+    raft.wait(Some(within))
+        .metrics(|m| m.current_leader.is_some(), "a leader")
+        .await
+        .ok()
 }
 
 fn not_leader(group: GroupId) -> Error {

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
@@ -31,15 +30,13 @@ use crate::encoding::row::encode_rows;
 use crate::error::{Error, InputError, Result};
 use crate::shard::encode_schema;
 use crate::shard::proto::ScanRequest;
-use crate::txn::{Transaction, TxnCoordinator};
+use crate::txn::{since_epoch, Transaction, TxnCoordinator};
 
 /// Source of hidden row ids: start-up time in microseconds times 1024,
 /// counting up, so ids stay unique across restarts unless a node makes more
 /// than 1024 rows per microsecond of its uptime.
 static NEXT_ROWID: LazyLock<AtomicI64> = LazyLock::new(|| {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
+    let micros = since_epoch().as_micros() as i64;
     AtomicI64::new(micros.saturating_mul(1024))
 });
 

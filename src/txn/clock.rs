@@ -8,12 +8,20 @@
 //! oracle (see `oracle`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::storage::{Storage, StorageBatch};
 
 const LAST_TS_KEY: &[u8] = b"txn/last_commit_ts";
+
+/// The wall clock as time since the Unix epoch (zero for a clock set
+/// before it).
+pub fn since_epoch() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
 
 pub struct Clock {
     last: AtomicU64,
@@ -41,9 +49,7 @@ impl Clock {
 
     /// A timestamp above every one issued before.
     pub fn next(&self) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
+        let now = since_epoch().as_micros() as u64;
         let mut last = self.last.load(Ordering::Acquire);
         loop {
             let next = now.max(last + 1);

@@ -355,9 +355,7 @@ impl TxnCoordinator {
             .map(|txn_id| (txn_id, Vec::new()))
             .collect();
         if let Ok(groups) = self.groups() {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+            let now_ms = super::since_epoch().as_millis() as u64;
             for group in groups.led_here() {
                 match groups.intents(group) {
                     Ok(intents) => waiting.extend(

@@ -34,7 +34,7 @@ pub mod oracle;
 mod prepared;
 pub mod service;
 
-pub use clock::Clock;
+pub use clock::{since_epoch, Clock};
 
 use distributed::Peers;
 use oracle::Decisions;
@@ -198,9 +198,7 @@ impl TxnCoordinator {
             decisions: Decisions::load(&storage, clock.last())?,
         };
         let visible_ts = AtomicU64::new(locked.decisions.read_ts());
-        let txn_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
+        let txn_epoch = since_epoch().as_micros() as u64;
         Ok(Self {
             storage,
             shards,
@@ -507,9 +505,7 @@ impl TxnCoordinator {
             return Ok(());
         }
         let groups = self.groups()?;
-        let prepared_at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let prepared_at_ms = since_epoch().as_millis() as u64;
         let proposals = replicated.into_iter().map(|batch| {
             let command = Command::Prepare {
                 txn_id: txn_id.clone(),

@@ -111,9 +111,7 @@ impl Decisions {
         storage: &Storage,
         at_least: std::time::Duration,
     ) -> Result<Vec<(Vec<u8>, Decision)>> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
+        let now = super::clock::since_epoch().as_micros() as u64;
         let mut waiting = Vec::new();
         for (&ts, txn_id) in &self.in_flight {
             if now.saturating_sub(ts) < at_least.as_micros() as u64 {
