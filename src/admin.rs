@@ -32,7 +32,7 @@ pub async fn status(host: &str) -> Result<()> {
         .map_err(|s| Error::from_rpc(&format!("node at {host}"), s))?
         .into_inner();
     println!(
-        "cluster {} (meta node {})",
+        "cluster {} (oracle and catalog on node {})",
         response.cluster_id, response.meta_node_id
     );
     print_nodes(&response.nodes);

@@ -12,8 +12,14 @@ use tonic::Status;
 
 use crate::error::{Error, InputError};
 
-/// How long a node waits to connect to another, and for one answer.
-pub const RPC_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a node waits to connect to another.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a node waits for one answer: a large transaction's prepare
+/// replicates megabytes through a Raft group (three synced writes, then a
+/// check of every key), which takes seconds on a busy machine. A dead peer
+/// is noticed sooner: its connections are refused or reset.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest message a node takes from another: all of a transaction's
 /// writes to one node travel in one `Prepare`, and its own writes to a
@@ -88,7 +94,7 @@ pub fn endpoint(addr: &str) -> Result<Endpoint, Error> {
                 format!("bad address {addr}: {e}"),
             )
         })?
-        .connect_timeout(RPC_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
         .timeout(RPC_TIMEOUT))
 }
 

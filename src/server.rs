@@ -28,7 +28,7 @@ use crate::shard::flight::ShardFlightService;
 use crate::shard::ShardMap;
 use crate::sql::SqlEngine;
 use crate::storage::Storage;
-use crate::txn::distributed::{Peers, RECOVER_AFTER};
+use crate::txn::distributed::{Peers, DECISION_RECOVER_AFTER, RECOVER_AFTER};
 use crate::txn::service::TxnService;
 use crate::txn::TxnCoordinator;
 
@@ -111,7 +111,6 @@ async fn serve(
         .node_id()
         .ok_or_else(|| Error::Internal("serving before the cluster is initialised".into()))?;
     let cluster_id = cluster.cluster_id();
-    let is_meta = cluster.is_meta();
     let peers: Arc<dyn Peers> = cluster.clone();
     let for_engine = cluster.clone();
     let for_groups = storage.clone();
@@ -130,7 +129,7 @@ async fn serve(
         coordinator.shards().clone(),
         groups.clone(),
     );
-    txn.ready(cluster_id, coordinator.clone(), is_meta);
+    txn.ready(cluster_id, coordinator.clone());
     coordinator.set_peers(peers);
     cluster.set_coordinator(coordinator.clone());
     tokio::spawn(recover(
@@ -187,6 +186,7 @@ async fn start_groups(
         config.cluster.raft_snapshot_entries,
         storage,
         shards,
+        (Peers::meta_replicas(cluster), coordinator.meta_state()),
         &cluster.member_addrs(),
         raft,
         &cluster_id,
@@ -218,7 +218,7 @@ async fn recover(
 ) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(RECOVER_AFTER / 2) => {}
+            _ = tokio::time::sleep(DECISION_RECOVER_AFTER / 2) => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
         let (coordinator, peers) = (coordinator.clone(), peers.clone());

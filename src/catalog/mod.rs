@@ -39,8 +39,8 @@ pub const SYSTEM_SHARDS: &str = "shardforge_shards";
 pub const SYSTEM_REPLICAS: &str = "shardforge_replicas";
 pub const SYSTEM_TABLES: [&str; 3] = [SYSTEM_NODES, SYSTEM_SHARDS, SYSTEM_REPLICAS];
 
-const TABLE_PREFIX: &[u8] = b"catalog/table/";
-const NEXT_TABLE_ID: &[u8] = b"catalog/next_table_id";
+pub(crate) const TABLE_PREFIX: &[u8] = b"catalog/table/";
+pub(crate) const NEXT_TABLE_ID: &[u8] = b"catalog/next_table_id";
 /// Table ids below this are reserved for system use.
 const FIRST_TABLE_ID: u32 = 100;
 /// In a cluster, node `n` gives new tables the ids `≡ n (mod ID_STRIDE)`:
@@ -259,28 +259,19 @@ pub struct Catalog {
 impl Catalog {
     /// Loads the persisted catalog.
     pub fn load(storage: &Storage) -> Result<Self> {
-        let mut tables = BTreeMap::new();
-        for (_, value) in storage.scan_meta(TABLE_PREFIX)? {
-            let def: TableDef = serde_json::from_slice(&value)
-                .map_err(|e| Error::Corrupt(format!("catalog entry: {e}")))?;
-            tables.insert(def.name.clone(), Arc::new(def));
-        }
-        let next_table_id = match storage.get_meta(NEXT_TABLE_ID)? {
-            Some(raw) => u32::from_be_bytes(
-                raw.as_slice()
-                    .try_into()
-                    .map_err(|_| Error::Corrupt("next table id".into()))?,
-            ),
-            None => FIRST_TABLE_ID,
-        };
         Ok(Self {
-            state: RwLock::new(CatalogState {
-                tables,
-                next_table_id,
-                node: 0,
-            }),
+            state: RwLock::new(load_state(storage, 0)?),
         })
     }
+
+    /// Reads the persisted catalog again (a snapshot of the meta group
+    /// replaced it).
+    pub fn reload(&self, storage: &Storage) -> Result<()> {
+        let mut state = self.write();
+        *state = load_state(storage, state.node)?;
+        Ok(())
+    }
+
 
     /// Makes this node, `node` of a cluster, hand out the table ids that
     /// are its own (see [`ID_STRIDE`]).
@@ -422,6 +413,29 @@ impl Catalog {
         }
         state.tables.extend(change.created);
     }
+}
+
+/// The catalog persisted in `storage`, for node `node`.
+fn load_state(storage: &Storage, node: u32) -> Result<CatalogState> {
+    let mut tables = BTreeMap::new();
+    for (_, value) in storage.scan_meta(TABLE_PREFIX)? {
+        let def: TableDef = serde_json::from_slice(&value)
+            .map_err(|e| Error::Corrupt(format!("catalog entry: {e}")))?;
+        tables.insert(def.name.clone(), Arc::new(def));
+    }
+    let next_table_id = match storage.get_meta(NEXT_TABLE_ID)? {
+        Some(raw) => u32::from_be_bytes(
+            raw.as_slice()
+                .try_into()
+                .map_err(|_| Error::Corrupt("next table id".into()))?,
+        ),
+        None => FIRST_TABLE_ID,
+    };
+    Ok(CatalogState {
+        tables,
+        next_table_id,
+        node,
+    })
 }
 
 fn dropped_concurrently(name: &str) -> Error {

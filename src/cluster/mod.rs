@@ -15,12 +15,15 @@
 //!
 //! Each node keeps its identity in the storage `meta` family
 //! (`cluster/identity`, `cluster/members`, and the shard map), so a
-//! restarted node is the same member with the same data. Members send the
-//! meta node a heartbeat every second; `Status` (from any node) reports a
-//! member live if the meta node heard from it within [`LIVENESS_WINDOW`].
+//! restarted node is the same member with the same data.
 //!
-//! The meta node is one process for now; with replication it becomes a Raft
-//! group, behind the same RPCs.
+//! When the cluster replicates, the first three members also hold the meta
+//! group (`txn::meta`): the oracle and the catalog live there, so node 1
+//! may die. Members send a heartbeat every second to the meta node and to
+//! every meta replica, each of which answers `Status` (a member is live if
+//! it was heard from within [`LIVENESS_WINDOW`]); other nodes forward
+//! `Status` to them. The member list and the shard map are still written
+//! by the meta node alone, at `init` and `Join`.
 
 mod service;
 
@@ -30,6 +33,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tonic::transport::Channel;
@@ -38,7 +42,7 @@ use crate::catalog::{TableDef, ID_STRIDE};
 use crate::config::Config;
 use crate::error::{Error, InputError, Result};
 use crate::rpc::{endpoint, ChannelPool, RPC_TIMEOUT};
-use crate::shard::access::block_on;
+use crate::raft::META_GROUP;
 use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange};
 use crate::storage::Storage;
 use crate::txn::distributed::Peers;
@@ -69,6 +73,9 @@ struct Identity {
     cluster_id: String,
     node_id: u32,
     meta_node: u32,
+    /// The meta group's replicas; none when the cluster does not replicate.
+    #[serde(default)]
+    meta_replicas: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,12 +156,6 @@ impl Cluster {
     /// This node's id, once the cluster is initialised.
     pub fn node_id(&self) -> Option<u32> {
         self.state().map(|s| s.identity.node_id)
-    }
-
-    /// Whether this node is the meta node.
-    pub fn is_meta(&self) -> bool {
-        self.state()
-            .is_some_and(|s| s.identity.node_id == s.identity.meta_node)
     }
 
     pub fn is_initialised(&self) -> bool {
@@ -241,11 +242,17 @@ impl Cluster {
                     .collect(),
             };
         }
+        // The meta group lives on the first members (at most three).
+        let meta_replicas = match factor {
+            1 => Vec::new(),
+            _ => members.iter().take(factor.min(3)).map(|m| m.id).collect(),
+        };
         let state = State {
             identity: Identity {
                 cluster_id: new_cluster_id(),
                 node_id: META_NODE,
                 meta_node: META_NODE,
+                meta_replicas,
             },
             members,
             shards,
@@ -288,6 +295,7 @@ impl Cluster {
                 cluster_id: response.cluster_id,
                 node_id: response.node_id,
                 meta_node: response.meta_node_id,
+                meta_replicas: response.meta_replicas,
             },
             members: response.nodes.into_iter().map(member_from_proto).collect(),
             shards: response
@@ -401,14 +409,18 @@ impl Cluster {
                 .map(|m| member_to_proto(m, false, 0))
                 .collect(),
             shards: shards_to_proto(&state.shards),
+            meta_replicas: state.identity.meta_replicas.clone(),
         })
     }
 
-    /// `Heartbeat`, on the meta node: only members of this cluster count.
-    pub fn heartbeat(&self, request: &proto::HeartbeatRequest) -> Result<()> {
+    /// `Heartbeat`, on the meta node and the meta replicas: only members of
+    /// this cluster count.
+    /// The sender's addresses are taken note of if they are new here.
+    pub async fn heartbeat(self: &Arc<Self>, request: proto::HeartbeatRequest) -> Result<()> {
         let state = self.initialised_state()?;
-        let member = state.members.iter().any(|m| m.id == request.node_id);
-        if request.cluster_id != state.identity.cluster_id || !member {
+        let member = state.members.iter().find(|m| m.id == request.node_id);
+        let Some(member) = member.filter(|_| request.cluster_id == state.identity.cluster_id)
+        else {
             return Err(Error::input(
                 InputError::Other,
                 format!(
@@ -416,9 +428,18 @@ impl Cluster {
                     request.node_id, request.cluster_id
                 ),
             ));
-        }
+        };
         self.seen(request.node_id);
-        Ok(())
+        if (&member.pg_addr, &member.http_addr) == (&request.pg_addr, &request.http_addr) {
+            return Ok(());
+        }
+        let _change = self.changes.lock().await;
+        let mut state = self.initialised_state()?;
+        if let Some(member) = state.members.iter_mut().find(|m| m.id == request.node_id) {
+            member.pg_addr = request.pg_addr;
+            member.http_addr = request.http_addr;
+        }
+        self.persist_off_runtime(state).await
     }
 
     fn seen(&self, node: u32) {
@@ -428,17 +449,22 @@ impl Cluster {
             .insert(node, Instant::now());
     }
 
-    /// `Status`: the meta node's view, from any member.
+    /// `Status`: the view of a node that hears every heartbeat (this one,
+    /// or the meta group's leader), from any member.
     pub async fn status(&self) -> Result<proto::StatusResponse> {
         let state = self.initialised_state()?;
-        if state.identity.node_id != state.identity.meta_node {
-            let meta = self.meta_addr(&state)?;
-            return self
-                .client(&meta)?
-                .status(proto::StatusRequest {})
-                .await
-                .map(|r| r.into_inner())
-                .map_err(|s| Error::from_rpc(&format!("node at {meta}"), s));
+        if !hears_heartbeats(&state.identity, state.identity.node_id) {
+            let coordinator = self.serving(&state.identity.cluster_id)?;
+            return coordinator
+                .at_meta(|node| async move {
+                    let addr = self.member_addr(node)?;
+                    self.client(&addr)?
+                        .status(proto::StatusRequest {})
+                        .await
+                        .map(|r| r.into_inner())
+                        .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+                })
+                .await;
         }
         let nodes = self.nodes_with_liveness()?;
         let mut replicas = self.local_replicas();
@@ -458,9 +484,15 @@ impl Cluster {
             replicas.extend(theirs);
         }
         with_lag(&mut replicas);
+        let meta_node_id = match self.coordinator.get().and_then(|c| c.shard_groups()) {
+            Some(groups) if !state.identity.meta_replicas.is_empty() => {
+                groups.leader_now(META_GROUP, state.identity.meta_replicas[0])
+            }
+            _ => state.identity.meta_node,
+        };
         Ok(proto::StatusResponse {
             cluster_id: state.identity.cluster_id.clone(),
-            meta_node_id: state.identity.meta_node,
+            meta_node_id,
             nodes,
             shards: shards_to_proto(&state.shards),
             replicas,
@@ -510,14 +542,23 @@ impl Cluster {
             .collect())
     }
 
-    /// Sends the meta node a heartbeat every second until `stop`.
+    /// Sends a heartbeat every second to every other node that hears
+    /// them (the meta node and the meta replicas), until `stop`.
     pub async fn heartbeats(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
             if let Some(state) = self.state() {
-                if state.identity.node_id != state.identity.meta_node {
-                    if let Err(e) = self.send_heartbeat(&state).await {
-                        tracing::warn!(error = %e, "heartbeat to the meta node failed");
-                    }
+                let listeners = state
+                    .members
+                    .iter()
+                    .filter(|m| m.id != state.identity.node_id)
+                    .filter(|m| hears_heartbeats(&state.identity, m.id));
+                let sent = listeners.map(|m| self.send_heartbeat(&state, m));
+                for (failed, e) in futures::future::join_all(sent)
+                    .await
+                    .into_iter()
+                    .filter_map(|r| r.err())
+                {
+                    tracing::warn!(node = failed, error = %e, "heartbeat failed");
                 }
             }
             tokio::select! {
@@ -527,15 +568,22 @@ impl Cluster {
         }
     }
 
-    async fn send_heartbeat(&self, state: &State) -> Result<()> {
-        let meta = self.meta_addr(state)?;
-        self.client(&meta)?
+    async fn send_heartbeat(
+        &self,
+        state: &State,
+        to: &Member,
+    ) -> std::result::Result<(), (u32, Error)> {
+        let client = self.client(&to.rpc_addr).map_err(|e| (to.id, e))?;
+        client
+            .clone()
             .heartbeat(proto::HeartbeatRequest {
                 cluster_id: state.identity.cluster_id.clone(),
                 node_id: state.identity.node_id,
+                pg_addr: self.me.pg_addr.clone(),
+                http_addr: self.me.http_addr.clone(),
             })
             .await
-            .map_err(|s| Error::from_rpc(&format!("node at {meta}"), s))?;
+            .map_err(|s| (to.id, Error::from_rpc(&format!("node {}", to.id), s)))?;
         Ok(())
     }
 
@@ -558,17 +606,18 @@ impl Cluster {
             .ok_or_else(|| Error::Unavailable("this node does not serve SQL yet".into()))
     }
 
-    /// `GetCatalog`, on the meta node.
-    pub fn get_catalog(&self, request: proto::GetCatalogRequest) -> Result<proto::CatalogUpdate> {
-        let coordinator = self.serving(&request.cluster_id)?;
-        self.catalog_update(&coordinator, request.cluster_id)
-    }
-
-    fn catalog_update(
+    /// `GetCatalog`, on the meta group's leader (which confirms it leads
+    /// and has applied every change) or the meta node.
+    pub async fn get_catalog(
         &self,
-        coordinator: &TxnCoordinator,
-        cluster_id: String,
+        request: proto::GetCatalogRequest,
     ) -> Result<proto::CatalogUpdate> {
+        let coordinator = self.serving(&request.cluster_id)?;
+        let mut meta_index = 0;
+        if let Some(groups) = coordinator.shard_groups().filter(|g| g.holds(META_GROUP)) {
+            groups.linearize(META_GROUP).await?;
+            meta_index = groups.applied_index(META_GROUP);
+        }
         let tables: Vec<TableDef> = coordinator
             .catalog()
             .tables()
@@ -576,15 +625,21 @@ impl Cluster {
             .map(|t| t.as_ref().clone())
             .collect();
         Ok(proto::CatalogUpdate {
-            cluster_id,
+            cluster_id: request.cluster_id,
             tables_json: to_json(&tables)?,
+            meta_index,
         })
     }
 
-    /// `ApplyCatalog`: the meta node's catalog replaces this node's; the
-    /// rows of tables that are gone are purged.
+    /// `ApplyCatalog`: the oracle's catalog replaces this node's, and the
+    /// rows of tables that are gone are purged; on a meta replica, which
+    /// changes its catalog only by applying the meta group's log, once it
+    /// has applied the change.
     pub async fn apply_catalog(&self, update: proto::CatalogUpdate) -> Result<()> {
         let coordinator = self.serving(&update.cluster_id)?;
+        if let Some(groups) = coordinator.shard_groups().filter(|g| g.holds(META_GROUP)) {
+            return groups.wait_applied(META_GROUP, update.meta_index).await;
+        }
         let storage = self.storage.clone();
         tokio::task::spawn_blocking(move || {
             apply_tables(&storage, &coordinator, &update.tables_json)
@@ -592,28 +647,34 @@ impl Cluster {
         .await?
     }
 
-    /// A node that is not the meta node takes the meta node's catalog before
-    /// it serves SQL (it may have missed changes while it was down).
+    /// Before a node serves SQL, its catalog catches up with the changes
+    /// it missed while it was down: a meta replica applies the meta
+    /// group's log as far as its leader has; any other node takes the
+    /// oracle's catalog. (The meta node of a cluster that does not
+    /// replicate has it.)
     pub async fn fetch_catalog(&self, coordinator: &Arc<TxnCoordinator>) -> Result<()> {
         let state = self.initialised_state()?;
-        if state.identity.node_id == state.identity.meta_node {
+        if state.identity.meta_replicas.is_empty()
+            && state.identity.node_id == state.identity.meta_node
+        {
             return Ok(());
         }
-        let meta = self.meta_addr(&state)?;
-        let update = self
-            .client(&meta)?
-            .get_catalog(proto::GetCatalogRequest {
-                cluster_id: state.identity.cluster_id,
+        let cluster_id = state.identity.cluster_id;
+        let update = coordinator
+            .at_meta(|node| {
+                let request = proto::GetCatalogRequest {
+                    cluster_id: cluster_id.clone(),
+                };
+                async move {
+                    self.client(&self.member_addr(node)?)?
+                        .get_catalog(request)
+                        .await
+                        .map(|r| r.into_inner())
+                        .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+                }
             })
-            .await
-            .map_err(|s| Error::from_rpc(&format!("node at {meta}"), s))?
-            .into_inner();
-        let storage = self.storage.clone();
-        let coordinator = coordinator.clone();
-        tokio::task::spawn_blocking(move || {
-            apply_tables(&storage, &coordinator, &update.tables_json)
-        })
-        .await?
+            .await?;
+        self.apply_catalog(update).await
     }
 
     /// `Ping`: the cluster id, empty before initialisation.
@@ -639,6 +700,14 @@ impl Cluster {
             .find(|m| m.id == state.identity.meta_node)
             .map(|m| m.rpc_addr.clone())
             .ok_or_else(|| Error::Corrupt("the meta node is not a member".into()))
+    }
+
+    /// The rpc address of member `node`.
+    fn member_addr(&self, node: u32) -> Result<String> {
+        self.state()
+            .and_then(|s| s.members.into_iter().find(|m| m.id == node))
+            .map(|m| m.rpc_addr)
+            .ok_or_else(|| Error::NodeUnreachable(format!("node {node} is not a member")))
     }
 
     /// The node's channels to its peers, which its Raft groups share.
@@ -678,42 +747,56 @@ impl Peers for Cluster {
         Cluster::cluster_id(self)
     }
 
-    fn channel(&self, node: u32) -> Result<Channel> {
-        let addr = self
-            .state()
-            .and_then(|s| s.members.into_iter().find(|m| m.id == node))
-            .map(|m| m.rpc_addr)
-            .ok_or_else(|| Error::NodeUnreachable(format!("node {node} is not a member")))?;
-        self.pooled_channel(&addr)
+    fn meta_replicas(&self) -> Vec<u32> {
+        self.state()
+            .map(|s| s.identity.meta_replicas)
+            .unwrap_or_default()
     }
 
-    fn publish_catalog(&self, tables: Vec<TableDef>) -> Result<()> {
-        let state = self.initialised_state()?;
-        let update = proto::CatalogUpdate {
-            cluster_id: state.identity.cluster_id.clone(),
-            tables_json: to_json(&tables)?,
-        };
-        let live: Vec<u32> = self
-            .nodes_with_liveness()?
-            .into_iter()
-            .filter(|n| n.live && n.node_id != state.identity.node_id)
-            .map(|n| n.node_id)
-            .collect();
-        let mut failed = None;
-        for member in state.members.iter().filter(|m| live.contains(&m.id)) {
-            let mut client = self.client(&member.rpc_addr)?;
-            let applied = block_on(async {
-                client
-                    .apply_catalog(update.clone())
-                    .await
-                    .map_err(|status| Error::from_rpc(&format!("node {}", member.id), status))
-            });
-            if let Err(e) = applied {
-                failed = Some(e);
-            }
-        }
-        failed.map_or(Ok(()), Err)
+    fn channel(&self, node: u32) -> Result<Channel> {
+        self.pooled_channel(&self.member_addr(node)?)
     }
+
+    fn publish_catalog(&self, tables: Vec<TableDef>, meta_index: u64) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let state = self.initialised_state()?;
+            let update = proto::CatalogUpdate {
+                cluster_id: state.identity.cluster_id.clone(),
+                tables_json: to_json(&tables)?,
+                meta_index,
+            };
+            let live: Vec<u32> = self
+                .nodes_with_liveness()?
+                .into_iter()
+                .filter(|n| n.live && n.node_id != state.identity.node_id)
+                .map(|n| n.node_id)
+                .collect();
+            let sent = state
+                .members
+                .iter()
+                .filter(|m| live.contains(&m.id))
+                .map(|member| {
+                    let update = update.clone();
+                    async move {
+                        self.client(&member.rpc_addr)?
+                            .apply_catalog(update)
+                            .await
+                            .map_err(|s| Error::from_rpc(&format!("node {}", member.id), s))
+                    }
+                });
+            futures::future::join_all(sent)
+                .await
+                .into_iter()
+                .find_map(|r| r.err())
+                .map_or(Ok(()), Err)
+        })
+    }
+}
+
+/// Whether node `node` hears the heartbeats of the cluster of `identity`:
+/// the meta node and the meta replicas do.
+fn hears_heartbeats(identity: &Identity, node: u32) -> bool {
+    node == identity.meta_node || identity.meta_replicas.contains(&node)
 }
 
 /// Replaces the catalog with the tables in `json` and purges the rows of

@@ -61,7 +61,7 @@ impl cluster_server::Cluster for ClusterService {
         &self,
         request: Request<proto::HeartbeatRequest>,
     ) -> Result<Response<proto::HeartbeatResponse>, Status> {
-        match self.cluster.heartbeat(request.get_ref()) {
+        match self.cluster.heartbeat(request.into_inner()).await {
             Ok(()) => Ok(Response::new(proto::HeartbeatResponse {})),
             Err(Error::Input(_, m)) => Err(Status::permission_denied(m)),
             Err(e) => Err(e.into()),
@@ -94,6 +94,7 @@ impl cluster_server::Cluster for ClusterService {
     ) -> Result<Response<proto::CatalogUpdate>, Status> {
         self.cluster
             .get_catalog(request.into_inner())
+            .await
             .map(Response::new)
             .map_err(Status::from)
     }

@@ -1,5 +1,5 @@
-//! The shard groups a node holds replicas of, each a running Raft, and
-//! what the rest of the node asks of them: propose a command where this
+//! The shard groups (and the meta group) a node holds replicas of, each a
+//! running Raft, and what the rest of the node asks of them: propose a command where this
 //! node leads, confirm leadership for a read (ReadIndex), tell who leads.
 //!
 //! Every group's first replica initialises it (with all its replicas as
@@ -18,9 +18,9 @@ use openraft::Instant;
 use openraft::{BasicNode, ReadPolicy, ServerState};
 
 use super::log_store::GroupLog;
-use super::state_machine::{intents, ShardMachine};
+use super::state_machine::{intents, GroupMachine};
 use super::transport::{GroupNetworks, GroupRaft, RaftService};
-use super::{Applied, Command, GroupId};
+use super::{Applied, Command, GroupId, MetaState, META_GROUP};
 use crate::error::{Error, Result};
 use crate::rpc::ChannelPool;
 use crate::shard::ShardMap;
@@ -82,15 +82,17 @@ pub struct ShardGroups {
 
 impl ShardGroups {
     /// Starts a Raft for every replicated group of `shards` this node
-    /// (`node`) holds, served by `service`, talking to the members at
-    /// `addrs` (node id → rpc address) over `channels`; each snapshots
-    /// every `snapshot_entries` log entries.
+    /// (`node`) holds, and for the meta group if `meta` (its replicas and
+    /// its state) names this node, served by `service`, talking to the
+    /// members at `addrs` (node id → rpc address) over `channels`; each
+    /// snapshots every `snapshot_entries` log entries.
     #[allow(clippy::too_many_arguments)]
     pub async fn start(
         node: u32,
         snapshot_entries: u64,
         storage: Arc<Storage>,
         shards: &ShardMap,
+        meta: (Vec<u32>, Arc<dyn MetaState>),
         addrs: &HashMap<u32, String>,
         service: &RaftService,
         cluster_id: &str,
@@ -99,28 +101,33 @@ impl ShardGroups {
         let config = raft_config(snapshot_entries)?;
         let mut groups = HashMap::new();
         let mut preferred = HashMap::new();
-        for replica in shards.replicas() {
+        let (meta_replicas, meta_state) = meta;
+        let shard_machines = shards.replicas().iter().map(|replica| {
             let range = replica.range();
-            if !range.replicas.contains(&node) {
+            let machine = GroupMachine::new(storage.clone(), replica.clone());
+            (range.id.0, range.replicas.clone(), machine)
+        });
+        let meta_machine = GroupMachine::meta(storage.clone(), meta_state);
+        let machines = shard_machines.chain([(META_GROUP, meta_replicas, meta_machine)]);
+        for (group, replicas, machine) in machines {
+            if !replicas.contains(&node) {
                 continue;
             }
-            let group = range.id.0;
             let raft = GroupRaft::new(
                 u64::from(node),
                 config.clone(),
                 GroupNetworks::new(group, cluster_id.to_string(), channels.clone()),
                 GroupLog::new(storage.clone(), group),
-                ShardMachine::new(storage.clone(), replica.clone()),
+                machine,
             )
             .await
-            .map_err(|e| Error::Internal(format!("shard group {group}: {e}")))?;
+            .map_err(|e| Error::Internal(format!("{}: {e}", name(group))))?;
             let initialized = raft
                 .is_initialized()
                 .await
-                .map_err(|e| Error::Internal(format!("shard group {group}: {e}")))?;
-            if !initialized && range.replicas.first() == Some(&node) {
-                let voters = range
-                    .replicas
+                .map_err(|e| Error::Internal(format!("{}: {e}", name(group))))?;
+            if !initialized && replicas.first() == Some(&node) {
+                let voters = replicas
                     .iter()
                     .map(|&id| {
                         let addr = addrs.get(&id).cloned().ok_or_else(|| {
@@ -131,11 +138,11 @@ impl ShardGroups {
                     .collect::<Result<BTreeMap<_, _>>>()?;
                 raft.initialize(voters)
                     .await
-                    .map_err(|e| Error::Internal(format!("shard group {group}: {e}")))?;
+                    .map_err(|e| Error::Internal(format!("{}: {e}", name(group))))?;
             }
             service.add(group, raft.clone());
             groups.insert(group, raft);
-            if let Some(&first) = range.replicas.first() {
+            if let Some(&first) = replicas.first() {
                 preferred.insert(group, u64::from(first));
             }
         }
@@ -150,7 +157,8 @@ impl ShardGroups {
     fn raft(&self, group: GroupId) -> Result<&GroupRaft> {
         self.groups.get(&group).ok_or_else(|| {
             Error::NotLeader(format!(
-                "this node holds no replica of shard group {group}; retry the transaction"
+                "this node holds no replica of {}; retry the transaction",
+                name(group)
             ))
         })
     }
@@ -228,7 +236,8 @@ impl ShardGroups {
             .await
             .map_err(|_| {
                 Error::Unavailable(format!(
-                    "shard group {group} did not commit a write within {} s",
+                    "{} did not commit a write within {} s",
+                    name(group),
                     PROPOSE_WAIT.as_secs()
                 ))
             })?;
@@ -237,7 +246,7 @@ impl ShardGroups {
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
                 Err(not_leader(group))
             }
-            Err(e) => Err(Error::Unavailable(format!("shard group {group}: {e}"))),
+            Err(e) => Err(Error::Unavailable(format!("{}: {e}", name(group)))),
         }
     }
 
@@ -258,7 +267,7 @@ impl ShardGroups {
             Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {
                 Err(no_quorum(group))
             }
-            Err(e) => Err(Error::Unavailable(format!("shard group {group}: {e}"))),
+            Err(e) => Err(Error::Unavailable(format!("{}: {e}", name(group)))),
         }
     }
 
@@ -299,11 +308,49 @@ impl ShardGroups {
         intents(&self.storage, group)
     }
 
-    /// The state of every replica this node holds, by group.
+    /// Whether this node holds a replica of `group`.
+    pub fn holds(&self, group: GroupId) -> bool {
+        self.groups.contains_key(&group)
+    }
+
+    /// The index of the last entry `group`'s replica here applied.
+    pub fn applied_index(&self, group: GroupId) -> u64 {
+        self.groups.get(&group).map_or(0, |raft| {
+            let m = raft.metrics().borrow_watched().clone();
+            m.last_applied.map_or(0, |l| l.index)
+        })
+    }
+
+    /// Waits up to [`QUORUM_WAIT`] until `group`'s replica here applied the
+    /// entry at `index`.
+    pub async fn wait_applied(&self, group: GroupId, index: u64) -> Result<()> {
+        let raft = self.raft(group)?;
+        raft.wait(Some(QUORUM_WAIT))
+            .applied_index_at_least(Some(index), "a catalog change")
+            .await
+            .map(|_| ())
+            .map_err(|_| {
+                Error::Unavailable(format!(
+                    "{} did not apply entry {index} within {} ms",
+                    name(group),
+                    QUORUM_WAIT.as_millis()
+                ))
+            })
+    }
+
+    /// The term of `group` if this node leads it now.
+    pub fn leading_term(&self, group: GroupId) -> Option<u64> {
+        let raft = self.groups.get(&group)?;
+        let m = raft.metrics().borrow_watched().clone();
+        (m.state == ServerState::Leader).then_some(m.current_term)
+    }
+
+    /// The state of every shard group replica this node holds, by group.
     pub fn status(&self) -> Vec<GroupStatus> {
         let mut status: Vec<GroupStatus> = self
             .groups
             .iter()
+            .filter(|(&group, _)| group != META_GROUP)
             .map(|(&group, raft)| {
                 let m = raft.metrics().borrow_watched().clone();
                 GroupStatus {
@@ -340,13 +387,23 @@ async fn elected(
 
 fn not_leader(group: GroupId) -> Error {
     Error::NotLeader(format!(
-        "the leader of shard group {group} changed; retry the transaction"
+        "the leader of {} changed; retry the transaction",
+        name(group)
     ))
 }
 
 fn no_quorum(group: GroupId) -> Error {
     Error::Unavailable(format!(
-        "shard group {group} has no leader: too few of its replicas are reachable \
-         (a majority must be up)"
+        "{} has no leader: too few of its replicas are reachable \
+         (a majority must be up)",
+        name(group)
     ))
+}
+
+/// How errors name `group`.
+fn name(group: GroupId) -> String {
+    match group {
+        META_GROUP => "the meta group".into(),
+        _ => format!("shard group {group}"),
+    }
 }

@@ -332,7 +332,7 @@ mod tests {
 }
 
 /// openraft's own conformance suite for a log store and state machine, run
-/// against [`GroupLog`] and the shard group's `ShardMachine` on a fresh
+/// against [`GroupLog`] and the shard group's `GroupMachine` on a fresh
 /// RocksDB per case, with another group's records in the same database.
 #[cfg(test)]
 mod conformance {
@@ -342,15 +342,15 @@ mod conformance {
 
     use super::*;
     use crate::encoding::keys::HASH_SPACE;
-    use crate::raft::state_machine::ShardMachine;
+    use crate::raft::state_machine::GroupMachine;
     use crate::shard::{ShardId, ShardRange, ShardReplica};
 
     struct Fresh;
 
-    impl StoreBuilder<ShardRaft, GroupLog, ShardMachine, tempfile::TempDir> for Fresh {
+    impl StoreBuilder<ShardRaft, GroupLog, GroupMachine, tempfile::TempDir> for Fresh {
         async fn build(
             &self,
-        ) -> Result<(tempfile::TempDir, GroupLog, ShardMachine), StorageError<ShardRaft>> {
+        ) -> Result<(tempfile::TempDir, GroupLog, GroupMachine), StorageError<ShardRaft>> {
             let dir = tempfile::tempdir().unwrap();
             let storage = Arc::new(Storage::open(dir.path()).unwrap());
             let mut other = GroupLog::new(storage.clone(), 6);
@@ -368,7 +368,7 @@ mod conformance {
                 replicas: Vec::new(),
             };
             let replica = Arc::new(ShardReplica::new(range, storage.clone()));
-            let machine = ShardMachine::new(storage.clone(), replica);
+            let machine = GroupMachine::new(storage.clone(), replica);
             Ok((dir, GroupLog::new(storage, 7), machine))
         }
     }

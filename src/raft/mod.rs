@@ -1,6 +1,5 @@
-//! Replication: every shard group (and, later, the meta group) is a Raft
-//! group run by openraft. Issue #4 builds this in steps; this module holds
-//! what is built so far.
+//! Replication: every shard group, and the meta group, is a Raft group run
+//! by openraft.
 //!
 //! All groups of a node share its one RocksDB (`storage`, column family
 //! `raft`) under keys that start with the group id, so a node with many
@@ -13,8 +12,10 @@
 //! ```
 //!
 //! A shard group's state machine ([`state_machine`]) is its rows in the
-//! `data` column family, and [`transport`] carries every group's messages
-//! over one gRPC service. None of it is wired into the write path yet.
+//! `data` column family and its transactions' intents; the meta group's is
+//! the cluster's commit decisions, timestamps and catalog ([`MetaState`],
+//! kept by the transaction coordinator). [`transport`] carries every
+//! group's messages over one gRPC service.
 //!
 //! Log entries and votes are stored as JSON (openraft's types are serde).
 //! Every write is synced before it is acknowledged to openraft (see
@@ -29,6 +30,23 @@ use serde::{Deserialize, Serialize};
 
 /// A shard group's id as a Raft group.
 pub type GroupId = u32;
+
+/// The meta group's id: above every shard group's.
+pub const META_GROUP: GroupId = u32::MAX;
+
+/// The meta group's state, kept by the node's transaction coordinator: the
+/// commit decisions, the clock and the catalog, in the `meta` column
+/// family under [`MetaState::prefixes`].
+pub trait MetaState: Send + Sync {
+    /// Applies a meta command, writing what it changes together with
+    /// `batch` (which records the entry applied) in one write. Blocks on
+    /// disk.
+    fn apply(&self, command: Command, batch: crate::storage::StorageBatch) -> crate::error::Result<Applied>;
+    /// The `meta` key prefixes that hold the state (a snapshot's records).
+    fn prefixes(&self) -> Vec<&'static [u8]>;
+    /// Reads the state again after a snapshot replaced it. Blocks on disk.
+    fn reload(&self) -> crate::error::Result<()>;
+}
 
 /// What a shard group's log carries: the two phases of a transaction's
 /// commit, so a prepared transaction and its outcome survive any replica.
@@ -57,6 +75,26 @@ pub enum Command {
         #[serde(with = "base64_bytes")]
         txn_id: Vec<u8>,
     },
+    /// Meta group: the commit point of a cross-node transaction, `request`
+    /// (a `DecideRequest`, protobuf-encoded) at `commit_ts`, which the
+    /// leader's clock chose. Answers `Decision`: the transaction's earlier
+    /// decision if it has one.
+    Decide {
+        #[serde(with = "base64_bytes")]
+        request: Vec<u8>,
+        commit_ts: u64,
+    },
+    /// Meta group: every participant applied `txn_id`.
+    Done {
+        #[serde(with = "base64_bytes")]
+        txn_id: Vec<u8>,
+    },
+    /// Meta group: the decision of `txn_id`, recording an abort if it has
+    /// none.
+    Resolve {
+        #[serde(with = "base64_bytes")]
+        txn_id: Vec<u8>,
+    },
 }
 
 /// Bytes as a base64 string: JSON would spell them as an array of
@@ -82,6 +120,9 @@ impl std::fmt::Display for Command {
             Command::Prepare { batch, .. } => write!(f, "prepare ({} bytes)", batch.len()),
             Command::Commit { commit_ts, .. } => write!(f, "commit at {commit_ts}"),
             Command::Abort { .. } => write!(f, "abort"),
+            Command::Decide { commit_ts, .. } => write!(f, "decide at {commit_ts}"),
+            Command::Done { .. } => write!(f, "done"),
+            Command::Resolve { .. } => write!(f, "resolve"),
         }
     }
 }
@@ -96,6 +137,9 @@ pub enum Applied {
     Conflict(String),
     /// A `Prepare` that can never apply here (a key outside the group).
     Rejected(String),
+    /// A meta group's decision: the commit timestamp, or `None` for an
+    /// abort.
+    Decision(Option<u64>),
 }
 
 openraft::declare_raft_types!(

@@ -1,6 +1,8 @@
-//! A shard group's state machine: the rows of the group's hash range in the
-//! node's `data` column family, and the intents of the transactions
-//! prepared in the group.
+//! A Raft group's state machine. A shard group's is the rows of the
+//! group's hash range in the node's `data` column family, and the intents
+//! of the transactions prepared in the group; the meta group's is the
+//! [`MetaState`] the transaction coordinator keeps (decisions, clock,
+//! catalog), which applies its own commands.
 //!
 //! Applying a [`Command`] is deterministic, so every replica ends in the
 //! same state:
@@ -23,9 +25,12 @@
 //! It is kept in the `raft` column family until a newer one replaces it;
 //! installing one replaces the group's rows and intents in one batch.
 //!
+//! The meta group's snapshot is every `meta` record under the state's
+//! prefixes.
+//!
 //! Snapshot bytes: `[u32 BE meta length][meta JSON]` then, per record,
 //! `[u32 BE key length][tag u8][key][u32 BE value length][value]`, the tag
-//! telling a `data` record from a `raft` one.
+//! telling a `data` record from a `raft` or a `meta` one.
 
 use std::io::{self, Cursor};
 use std::sync::Arc;
@@ -38,7 +43,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use prost::Message;
 
 use super::log_store::{decode, encode, key, named_key, APPLIED, INTENT, LOCK, SNAPSHOT};
-use super::{Applied, Command, GroupId, ShardRaft};
+use super::{Applied, Command, GroupId, MetaState, ShardRaft, META_GROUP};
 use crate::encoding::keys::{key_hash, TABLE_ID_LEN};
 use crate::error::{Error, Result};
 use crate::shard::proto::WriteBatch;
@@ -48,31 +53,49 @@ use crate::storage::{Storage, StorageBatch};
 /// Snapshot record tags.
 const DATA_RECORD: u8 = 0;
 const RAFT_RECORD: u8 = 1;
+const META_RECORD: u8 = 2;
 
 type AppliedState = (Option<LogIdOf<ShardRaft>>, StoredMembershipOf<ShardRaft>);
 
-/// The state machine of the shard group `replica` serves. Clones share it
-/// (a snapshot builder is a clone).
+/// The state machine of a Raft group. Clones share it (a snapshot builder
+/// is a clone).
 #[derive(Clone)]
-pub struct ShardMachine {
+pub struct GroupMachine {
     storage: Arc<Storage>,
-    replica: Arc<ShardReplica>,
     group: GroupId,
+    state: GroupState,
 }
 
-impl ShardMachine {
+#[derive(Clone)]
+enum GroupState {
+    /// A shard group: the rows `replica` serves.
+    Rows(Arc<ShardReplica>),
+    Meta(Arc<dyn MetaState>),
+}
+
+impl GroupMachine {
+    /// The state machine of the shard group `replica` serves.
     pub fn new(storage: Arc<Storage>, replica: Arc<ShardReplica>) -> Self {
         let group = replica.range().id.0;
         Self {
             storage,
-            replica,
             group,
+            state: GroupState::Rows(replica),
+        }
+    }
+
+    /// The meta group's state machine.
+    pub fn meta(storage: Arc<Storage>, state: Arc<dyn MetaState>) -> Self {
+        Self {
+            storage,
+            group: META_GROUP,
+            state: GroupState::Meta(state),
         }
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&ShardMachine) -> Result<T> + Send + 'static,
+        work: impl FnOnce(&GroupMachine) -> Result<T> + Send + 'static,
     ) -> io::Result<T> {
         let machine = self.clone();
         tokio::task::spawn_blocking(move || work(&machine))
@@ -83,9 +106,21 @@ impl ShardMachine {
 
     /// Whether the raw `data` record `key` is a row version of this group.
     fn owns(&self, key: &[u8]) -> bool {
-        let range = self.replica.range();
+        let GroupState::Rows(replica) = &self.state else {
+            return false;
+        };
+        let range = replica.range();
         key.len() > TABLE_ID_LEN + 1
             && (range.hash_start..range.hash_end).contains(&u32::from(key_hash(key)))
+    }
+
+    /// The `meta` key prefixes of the group's state (none for a shard
+    /// group).
+    fn meta_prefixes(&self) -> Vec<&'static [u8]> {
+        match &self.state {
+            GroupState::Rows(_) => Vec::new(),
+            GroupState::Meta(meta) => meta.prefixes(),
+        }
     }
 
     fn applied(&self) -> Result<AppliedState> {
@@ -102,25 +137,39 @@ impl ShardMachine {
         mut membership: StoredMembershipOf<ShardRaft>,
     ) -> Result<(StoredMembershipOf<ShardRaft>, Applied)> {
         let mut batch = self.storage.batch();
-        let mut applied = Applied::Done;
-        match payload {
-            Payload::Command(command) => applied = self.stage_command(command, &mut batch)?,
+        let command = match payload {
+            Payload::Command(command) => Some(command),
             Payload::Membership(changed) => {
                 membership = StoredMembershipOf::<ShardRaft>::new(Some(log_id), changed);
+                None
             }
-            Payload::Nothing => {}
-        }
+            Payload::Nothing => None,
+        };
         batch.put_raft(
             &key(self.group, APPLIED, 0),
             &encode(&(Some(log_id), &membership))?,
         );
+        let applied = match (command, &self.state) {
+            (None, _) => Applied::Done,
+            (Some(command), GroupState::Meta(meta)) => {
+                return Ok((membership, meta.apply(command, batch)?))
+            }
+            (Some(command), GroupState::Rows(replica)) => {
+                self.stage_command(replica, command, &mut batch)?
+            }
+        };
         self.storage.write(batch)?;
         Ok((membership, applied))
     }
 
-    /// Adds what `command` changes to `out`. Reads see every entry applied
-    /// before (each is its own batch).
-    fn stage_command(&self, command: Command, out: &mut StorageBatch) -> Result<Applied> {
+    /// Adds what `command` changes in the rows of `replica` to `out`.
+    /// Reads see every entry applied before (each is its own batch).
+    fn stage_command(
+        &self,
+        replica: &ShardReplica,
+        command: Command,
+        out: &mut StorageBatch,
+    ) -> Result<Applied> {
         match command {
             Command::Prepare {
                 txn_id,
@@ -132,7 +181,7 @@ impl ShardMachine {
                     return Ok(Applied::Done);
                 }
                 let writes = decode_batch(&batch)?;
-                match self.replica.validate(&writes) {
+                match replica.validate(&writes) {
                     Ok(()) => {}
                     Err(Error::Retry(message)) => return Ok(Applied::Conflict(message)),
                     Err(Error::Internal(message)) => return Ok(Applied::Rejected(message)),
@@ -161,11 +210,17 @@ impl ShardMachine {
             }
             Command::Commit { txn_id, commit_ts } => {
                 if let Some(writes) = self.take_intent(&txn_id, out)? {
-                    self.replica.stage(&writes, commit_ts, out);
+                    replica.stage(&writes, commit_ts, out);
                 }
             }
             Command::Abort { txn_id } => {
                 self.take_intent(&txn_id, out)?;
+            }
+            Command::Decide { .. } | Command::Done { .. } | Command::Resolve { .. } => {
+                return Ok(Applied::Rejected(format!(
+                    "shard group {} takes no {command}",
+                    self.group
+                )))
             }
         }
         Ok(Applied::Done)
@@ -214,6 +269,11 @@ impl ShardMachine {
         for (key, value) in view.scan_raft(&start, &end)? {
             put_record(RAFT_RECORD, &key, &value);
         }
+        for prefix in self.meta_prefixes() {
+            for (key, value) in view.scan_meta(prefix)? {
+                put_record(META_RECORD, &key, &value);
+            }
+        }
         drop(view);
         let mut batch = self.storage.batch();
         batch.put_raft(&key(self.group, SNAPSHOT, 0), &bytes);
@@ -230,8 +290,9 @@ impl ShardMachine {
         )
     }
 
-    /// Replaces the group's rows, intents and applied state with the
-    /// snapshot `bytes`, and keeps it as the current snapshot; one batch.
+    /// Replaces the group's rows, intents (or meta records) and applied
+    /// state with the snapshot `bytes`, and keeps it as the current
+    /// snapshot; one batch.
     fn install(&self, meta: &SnapshotMetaOf<ShardRaft>, bytes: &[u8]) -> Result<()> {
         let mut chunks = Chunks(bytes);
         chunks.next()?; // the meta, which openraft passes decoded
@@ -244,6 +305,12 @@ impl ShardMachine {
         })?;
         let (start, end) = self.txn_records();
         batch.delete_raft_range(&start, &end);
+        let prefixes = self.meta_prefixes();
+        for prefix in &prefixes {
+            for (key, _) in self.storage.scan_meta(prefix)? {
+                batch.delete_meta(&key);
+            }
+        }
         while !chunks.0.is_empty() {
             let record = chunks.next()?;
             let value = chunks.next()?;
@@ -251,6 +318,9 @@ impl ShardMachine {
                 Some((&DATA_RECORD, key)) => batch.put_data_record(key, Some(value)),
                 Some((&RAFT_RECORD, key)) if (start.as_slice()..end.as_slice()).contains(&key) => {
                     batch.put_raft(key, value)
+                }
+                Some((&META_RECORD, key)) if prefixes.iter().any(|p| key.starts_with(p)) => {
+                    batch.put_meta(key, value)
                 }
                 _ => return Err(Error::Corrupt("a snapshot record of no kind".into())),
             }
@@ -261,11 +331,14 @@ impl ShardMachine {
         );
         batch.put_raft(&key(self.group, SNAPSHOT, 0), bytes);
         self.storage.write(batch)?;
+        if let GroupState::Meta(meta) = &self.state {
+            meta.reload()?;
+        }
         tracing::info!(
             group = self.group,
             log_index = meta.last_log_id.map(|l| l.index),
             bytes = bytes.len(),
-            "installed a snapshot of the shard group"
+            "installed a snapshot of the group"
         );
         Ok(())
     }
@@ -348,7 +421,7 @@ fn snapshot(
     }
 }
 
-impl RaftSnapshotBuilder<ShardRaft> for ShardMachine {
+impl RaftSnapshotBuilder<ShardRaft> for GroupMachine {
     type SnapshotData = Cursor<Vec<u8>>;
 
     async fn build_snapshot(&mut self) -> io::Result<SnapshotOf<ShardRaft, Self::SnapshotData>> {
@@ -357,7 +430,7 @@ impl RaftSnapshotBuilder<ShardRaft> for ShardMachine {
     }
 }
 
-impl RaftStateMachine<ShardRaft> for ShardMachine {
+impl RaftStateMachine<ShardRaft> for GroupMachine {
     type SnapshotData = Cursor<Vec<u8>>;
     type SnapshotBuilder = Self;
 
@@ -503,7 +576,7 @@ mod tests {
         ]
     }
 
-    async fn apply(machine: &mut ShardMachine, entries: Vec<EntryOf<ShardRaft>>) {
+    async fn apply(machine: &mut GroupMachine, entries: Vec<EntryOf<ShardRaft>>) {
         let stream = futures::stream::iter(entries.into_iter().map(|e| Ok((e, None))));
         machine.apply(stream).await.unwrap();
     }
@@ -523,7 +596,7 @@ mod tests {
         let a_dir = tempfile::tempdir().unwrap();
         let a = Arc::new(Storage::open(a_dir.path()).unwrap());
         other_group_rows(&a, &theirs);
-        let mut machine = ShardMachine::new(a.clone(), replica(&a, 0));
+        let mut machine = GroupMachine::new(a.clone(), replica(&a, 0));
         apply(
             &mut machine,
             [
@@ -558,7 +631,7 @@ mod tests {
         b.write(stale).unwrap();
 
         let built = machine.build_snapshot().await.unwrap();
-        let mut installer = ShardMachine::new(b.clone(), replica(&b, 0));
+        let mut installer = GroupMachine::new(b.clone(), replica(&b, 0));
         installer
             .install_snapshot(&built.meta, built.snapshot)
             .await
@@ -586,7 +659,7 @@ mod tests {
     }
 
     /// Applies `entries` one by one: their answers.
-    fn answers(machine: &ShardMachine, entries: Vec<EntryOf<ShardRaft>>) -> Vec<Applied> {
+    fn answers(machine: &GroupMachine, entries: Vec<EntryOf<ShardRaft>>) -> Vec<Applied> {
         let mut membership = machine.applied().unwrap().1;
         let mut answers = Vec::new();
         for entry in entries {
@@ -607,7 +680,7 @@ mod tests {
         let [ours, _] = keys();
         let dir = tempfile::tempdir().unwrap();
         let a = Arc::new(Storage::open(dir.path()).unwrap());
-        let mut machine = ShardMachine::new(a.clone(), replica(&a, 0));
+        let mut machine = GroupMachine::new(a.clone(), replica(&a, 0));
         let (k0, k1) = (&ours[..1], &ours[1..2]);
         let applied = answers(
             &machine,
@@ -663,7 +736,7 @@ mod tests {
         let built = machine.build_snapshot().await.unwrap();
         let b_dir = tempfile::tempdir().unwrap();
         let b = Arc::new(Storage::open(b_dir.path()).unwrap());
-        let mut copy = ShardMachine::new(b.clone(), replica(&b, 0));
+        let mut copy = GroupMachine::new(b.clone(), replica(&b, 0));
         copy.install_snapshot(&built.meta, built.snapshot)
             .await
             .unwrap();

@@ -29,7 +29,7 @@ use serde::Serialize;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use super::state_machine::ShardMachine;
+use super::state_machine::GroupMachine;
 use super::{GroupId, ShardRaft};
 use crate::rpc::{as_member, check_member, ChannelPool, MAX_MESSAGE_BYTES};
 
@@ -43,7 +43,7 @@ use proto::raft_transport_server::{RaftTransport, RaftTransportServer};
 use proto::RaftMessage;
 
 /// A shard group's Raft.
-pub type GroupRaft = openraft::Raft<ShardRaft, ShardMachine>;
+pub type GroupRaft = openraft::Raft<ShardRaft, GroupMachine>;
 
 type Answer<T> = std::result::Result<T, String>;
 
@@ -386,7 +386,7 @@ mod tests {
             Arc::new(config.validate().unwrap()),
             GroupNetworks::new(0, "c1".into(), channels),
             GroupLog::new(storage.clone(), 0),
-            ShardMachine::new(storage, rows.clone()),
+            GroupMachine::new(storage, rows.clone()),
         )
         .await
         .unwrap();

@@ -64,6 +64,9 @@ impl Storage {
 
     /// Applies `batch` atomically and syncs it to the WAL before returning.
     pub fn write(&self, batch: StorageBatch) -> Result<()> {
+        if batch.data.is_empty() && batch.meta.is_empty() && batch.raft.is_empty() {
+            return Ok(());
+        }
         let mut write = rocksdb::WriteBatch::default();
         let data = self.cf(CF_DATA)?;
         let meta = self.cf(CF_META)?;
@@ -141,18 +144,7 @@ impl Storage {
 
     /// All meta records whose key starts with `prefix`, in key order.
     pub fn scan_meta(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut out = Vec::new();
-        let mut iter = self.db.raw_iterator_cf(self.cf(CF_META)?);
-        iter.seek(prefix);
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            if !key.starts_with(prefix) {
-                break;
-            }
-            out.push((key.to_vec(), value.to_vec()));
-            iter.next();
-        }
-        iter.status()?;
-        Ok(out)
+        collect_prefix(self.db.raw_iterator_cf(self.cf(CF_META)?), prefix)
     }
 
     /// Physically removes every version of every key in `[start, end)`. Used
@@ -172,6 +164,24 @@ impl Storage {
         options.set_iterate_upper_bound(upper_bound.to_vec());
         Ok(self.db.raw_iterator_cf_opt(self.cf(CF_DATA)?, options))
     }
+}
+
+/// Every record of `iter` whose key starts with `prefix`.
+fn collect_prefix(
+    mut iter: rocksdb::DBRawIterator<'_>,
+    prefix: &[u8],
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    iter.seek(prefix);
+    while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+        if !key.starts_with(prefix) {
+            break;
+        }
+        out.push((key.to_vec(), value.to_vec()));
+        iter.next();
+    }
+    iter.status()?;
+    Ok(out)
 }
 
 /// Every record of `iter` (bounded above by its options) from `start` on.
@@ -213,6 +223,15 @@ impl View<'_> {
         let mut options = self.options();
         options.set_iterate_upper_bound(end.to_vec());
         collect_from(self.storage.db.raw_iterator_cf_opt(cf, options), start)
+    }
+
+    /// The `meta` records whose key starts with `prefix`, in key order.
+    pub fn scan_meta(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let cf = self.storage.cf(CF_META)?;
+        collect_prefix(
+            self.storage.db.raw_iterator_cf_opt(cf, self.options()),
+            prefix,
+        )
     }
 
     /// Every raw `data` record (row versions, keys as `encoding::keys`

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 use crate::storage::{Storage, StorageBatch};
 
-const LAST_TS_KEY: &[u8] = b"txn/last_commit_ts";
+pub(super) const LAST_TS_KEY: &[u8] = b"txn/last_commit_ts";
 
 /// The wall clock as time since the Unix epoch (zero for a clock set
 /// before it).
@@ -29,17 +29,16 @@ pub struct Clock {
 
 impl Clock {
     pub fn load(storage: &Storage) -> Result<Self> {
-        let last = match storage.get_meta(LAST_TS_KEY)? {
-            Some(raw) => u64::from_be_bytes(
-                raw.as_slice()
-                    .try_into()
-                    .map_err(|_| Error::Corrupt("last commit timestamp".into()))?,
-            ),
-            None => 0,
-        };
         Ok(Self {
-            last: AtomicU64::new(last),
+            last: AtomicU64::new(stored(storage)?),
         })
+    }
+
+    /// Takes note of the timestamp stored in `storage` (a snapshot of the
+    /// meta group replaced it).
+    pub fn reload(&self, storage: &Storage) -> Result<()> {
+        self.last.fetch_max(stored(storage)?, Ordering::AcqRel);
+        Ok(())
     }
 
     /// The last timestamp issued.
@@ -75,4 +74,16 @@ impl Clock {
     pub fn record(&self, ts: u64, batch: &mut StorageBatch) {
         batch.put_meta(LAST_TS_KEY, &ts.to_be_bytes());
     }
+}
+
+/// The newest timestamp recorded in `storage`.
+fn stored(storage: &Storage) -> Result<u64> {
+    Ok(match storage.get_meta(LAST_TS_KEY)? {
+        Some(raw) => u64::from_be_bytes(
+            raw.as_slice()
+                .try_into()
+                .map_err(|_| Error::Corrupt("last commit timestamp".into()))?,
+        ),
+        None => 0,
+    })
 }

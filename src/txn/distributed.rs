@@ -1,27 +1,27 @@
 //! The coordinator side of a commit that writes shard groups on several
 //! nodes: two-phase commit over the `Participant` services, decided by the
-//! meta node's `Oracle` (see `oracle` and `docs/architecture.md`).
+//! `Oracle` (see `oracle`, `meta` and `docs/architecture.md`).
 //!
 //! 1. Prepare every participant node (this one in-process, the others over
 //!    gRPC, in parallel). A refusal (a conflict: 40001) aborts those that
 //!    prepared, and the transaction fails with it.
-//! 2. Ask the meta node to decide: the commit point. If the answer is lost,
+//! 2. Ask the oracle to decide: the commit point. If the answer is lost,
 //!    `Resolve` tells whether it was recorded (and aborts it if not), so the
 //!    outcome is never guessed.
 //! 3. Tell every participant to commit at the decided timestamp, then report
 //!    `Done` so read timestamps may pass it. A participant that cannot be
-//!    told now keeps its intents until recovery resolves them with the meta
-//!    node; the commit stands either way.
+//!    told now keeps its intents until recovery resolves them with the
+//!    oracle; the commit stands either way.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use tonic::transport::Channel;
 
-use super::oracle::proto::oracle_client::OracleClient;
-use super::oracle::proto::{DecideRequest, DoneRequest, ResolveRequest};
-use super::TxnCoordinator;
+use super::oracle::proto::DecideRequest;
+use super::{OracleCall, TxnCoordinator};
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
 use crate::raft::groups::QUORUM_WAIT;
@@ -34,23 +34,33 @@ use crate::shard::proto::{AbortRequest, CommitPreparedRequest, PrepareRequest, W
 /// recovery takes it over from its coordinator.
 pub const RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long a decision stays in flight before the oracle finishes it (its
+/// participants commit, then it is done). Sooner than [`RECOVER_AFTER`]: a
+/// decision in flight holds every new transaction's `Begin` back (see
+/// `meta`), and finishing it twice is harmless.
+pub const DECISION_RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What a cross-node commit needs to know of the cluster.
 pub trait Peers: Send + Sync {
     /// This node's id.
     fn node_id(&self) -> u32;
-    /// The meta node's id.
+    /// The meta node's id: the oracle when the cluster does not replicate.
     fn meta_node(&self) -> u32;
+    /// The meta group's replicas (none when the cluster does not
+    /// replicate).
+    fn meta_replicas(&self) -> Vec<u32>;
     fn cluster_id(&self) -> String;
     /// The pooled channel to node `node`.
     fn channel(&self, node: u32) -> Result<Channel>;
-    /// On the meta node: gives every other live member the catalog `tables`.
-    /// Blocks.
-    fn publish_catalog(&self, tables: Vec<TableDef>) -> Result<()>;
+    /// On the oracle: gives every other live member the catalog `tables`,
+    /// which the meta group applied at `meta_index` (0: it does not
+    /// replicate).
+    fn publish_catalog(&self, tables: Vec<TableDef>, meta_index: u64) -> BoxFuture<'_, Result<()>>;
 }
 
 impl TxnCoordinator {
     /// Commits `batches` (one per shard group) with two-phase commit,
-    /// decided by `decide` at the meta node (whose participants are the
+    /// decided by `decide` at the oracle (whose participants are the
     /// batches' groups). Blocks: call it off the async runtime (it drives
     /// the RPCs itself).
     pub(super) fn commit_across(
@@ -70,14 +80,8 @@ impl TxnCoordinator {
             return Err(e);
         }
 
-        // 2. Decide (on the meta node, not from inside the runtime: the
-        // decision may wait for the new catalog to reach every node).
-        let decided = if peers.meta_node() == peers.node_id() {
-            self.decide(decide)
-        } else {
-            runtime.block_on(self.decide_at_meta(peers, decide))
-        };
-        let commit_ts = match decided {
+        // 2. Decide.
+        let commit_ts = match runtime.block_on(self.decide_at_oracle(decide)) {
             Ok(commit_ts) => commit_ts,
             Err(e) => {
                 runtime.block_on(self.abort_everywhere(peers, &txn_id, &groups));
@@ -88,8 +92,8 @@ impl TxnCoordinator {
         // 3. Apply everywhere, then let reads pass it.
         match runtime.block_on(self.resolve_everywhere(peers, &txn_id, Some(commit_ts), &groups)) {
             Ok(()) => {
-                if let Err(e) = runtime.block_on(self.report_done(peers, &txn_id)) {
-                    tracing::warn!(error = %e, "could not report a finished commit to the meta node");
+                if let Err(e) = runtime.block_on(self.ask_oracle(OracleCall::Done(txn_id))) {
+                    tracing::warn!(error = %e, "could not report a finished commit to the oracle");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "a committed transaction waits for recovery"),
@@ -263,90 +267,46 @@ impl TxnCoordinator {
         }
     }
 
-    /// Tells the meta node that every participant applied `txn_id`.
-    async fn report_done(&self, peers: &Arc<dyn Peers>, txn_id: &[u8]) -> Result<()> {
-        if peers.meta_node() == peers.node_id() {
-            return tokio::task::block_in_place(|| self.done(txn_id));
-        }
-        let request = DoneRequest {
-            txn_id: txn_id.to_vec(),
-        };
-        self.oracle(peers)?
-            .done(as_member(request, &peers.cluster_id())?)
-            .await
-            .map(|_| ())
-            .map_err(|s| Error::from_rpc("the meta node", s))
-    }
-
-    /// The decision of the meta node (another node); if the answer is lost,
-    /// the decision it recorded, or an abort.
-    async fn decide_at_meta(&self, peers: &Arc<dyn Peers>, request: DecideRequest) -> Result<u64> {
-        let cluster_id = peers.cluster_id();
-        let mut oracle = self.oracle(peers)?;
+    /// The oracle's decision; if the answer is lost, the decision it
+    /// recorded, or an abort.
+    async fn decide_at_oracle(&self, request: DecideRequest) -> Result<u64> {
         let txn_id = request.txn_id.clone();
-        match oracle.decide(as_member(request, &cluster_id)?).await {
-            Ok(response) => Ok(response.into_inner().commit_ts),
+        match self.ask_oracle(OracleCall::Decide(request)).await {
+            Ok(commit_ts) => {
+                commit_ts.ok_or_else(|| Error::Internal("the oracle gave no commit timestamp".into()))
+            }
             // A refusal (a conflict, a name taken first) is an answer: no
             // decision was recorded.
-            Err(status)
-                if matches!(
-                    status.code(),
-                    tonic::Code::Aborted
-                        | tonic::Code::InvalidArgument
-                        | tonic::Code::FailedPrecondition
-                ) =>
-            {
-                Err(Error::from_rpc("the meta node", status))
-            }
-            Err(status) => {
-                let request = ResolveRequest { txn_id };
-                match oracle.resolve(as_member(request, &cluster_id)?).await {
-                    Ok(response) => response.into_inner().commit_ts.ok_or_else(|| {
-                        Error::Unavailable(format!(
-                            "the transaction was aborted: the meta node did not answer ({})",
-                            status.message()
-                        ))
-                    }),
-                    Err(_) => Err(Error::Unavailable(format!(
-                        "the outcome of the commit is unknown: the meta node did not answer ({}); \
-                         recovery will finish or undo it",
-                        status.message()
-                    ))),
-                }
-            }
+            Err(e @ (Error::Retry(_) | Error::Input(..))) => Err(e),
+            Err(e) => match self.ask_oracle(OracleCall::Resolve(txn_id)).await {
+                Ok(decision) => decision.ok_or_else(|| {
+                    Error::Unavailable(format!(
+                        "the transaction was aborted: the oracle did not answer ({e})"
+                    ))
+                }),
+                Err(_) => Err(Error::Unavailable(format!(
+                    "the outcome of the commit is unknown: the oracle did not answer ({e}); \
+                     recovery will finish or undo it"
+                ))),
+            },
         }
-    }
-
-    /// The meta node's decision for `txn_id` (`Resolve` aborts an
-    /// undecided one). Blocks.
-    fn decision_of(&self, peers: &Arc<dyn Peers>, txn_id: &[u8]) -> Result<Option<u64>> {
-        if peers.meta_node() == peers.node_id() {
-            return self.resolve(txn_id);
-        }
-        block_on(async {
-            let request = as_member(
-                ResolveRequest {
-                    txn_id: txn_id.to_vec(),
-                },
-                &peers.cluster_id(),
-            )?;
-            self.oracle(peers)?
-                .resolve(request)
-                .await
-                .map(|r| r.into_inner().commit_ts)
-                .map_err(|s| Error::from_rpc("the meta node", s))
-        })
     }
 
     /// Recovery, run every few seconds on every node. Transactions
     /// prepared here (in the groups this node leads, and in those whose
-    /// only copy is here) and waiting for `at_least` get the meta node's
+    /// only copy is here) and waiting for `at_least` get the oracle's
     /// decision (`Resolve` aborts an undecided one) and are committed or
-    /// aborted; on the meta node, decisions in flight for `at_least` are
+    /// aborted; on the oracle, decisions in flight for `at_least` are
     /// applied in their groups and reported done. A coordinator that died
     /// at any point, or a leader that changed, thus leaves nothing half
     /// done. Blocks.
     pub fn recover(&self, peers: &Arc<dyn Peers>, at_least: std::time::Duration) {
+        self.recover_prepared(at_least);
+        self.recover_decided(peers, at_least.min(DECISION_RECOVER_AFTER));
+    }
+
+    /// The prepared transactions of [`Self::recover`]. Blocks.
+    fn recover_prepared(&self, at_least: std::time::Duration) {
         let mut waiting: Vec<(Vec<u8>, Vec<u32>)> = self
             .lock()
             .prepared
@@ -373,14 +333,20 @@ impl TxnCoordinator {
             }
         }
         for (txn_id, groups) in waiting {
-            let resolved = self
-                .decision_of(peers, &txn_id)
-                .and_then(|outcome| block_on(self.resolve_prepared(&txn_id, outcome, &groups)));
+            let resolved = block_on(async {
+                let outcome = self.ask_oracle(OracleCall::Resolve(txn_id.clone())).await?;
+                self.resolve_prepared(&txn_id, outcome, &groups).await
+            });
             if let Err(e) = resolved {
                 tracing::warn!(error = %e, "could not resolve a prepared transaction yet");
             }
         }
-        if peers.meta_node() != peers.node_id() {
+    }
+
+    /// The decisions in flight of [`Self::recover`], on the oracle.
+    /// Blocks.
+    fn recover_decided(&self, peers: &Arc<dyn Peers>, at_least: std::time::Duration) {
+        if !self.serves_oracle() {
             return;
         }
         let decided = match self.lock().decisions.waiting(&self.storage, at_least) {
@@ -397,7 +363,7 @@ impl TxnCoordinator {
                 Some(decision.commit_ts),
                 &decision.participants,
             ))
-            .and_then(|()| self.done(&txn_id));
+            .and_then(|()| block_on(self.serve_oracle(OracleCall::Done(txn_id))));
             if let Err(e) = applied {
                 tracing::warn!(error = %e, "could not finish a recovered commit yet");
             }
@@ -406,10 +372,6 @@ impl TxnCoordinator {
 
     fn participant(&self, peers: &Arc<dyn Peers>, node: u32) -> Result<ParticipantClient<Channel>> {
         Ok(ParticipantClient::new(peers.channel(node)?))
-    }
-
-    fn oracle(&self, peers: &Arc<dyn Peers>) -> Result<OracleClient<Channel>> {
-        Ok(OracleClient::new(peers.channel(peers.meta_node())?))
     }
 
     /// A transaction id unique in the cluster: the node id, the time this
@@ -454,6 +416,9 @@ mod tests {
         fn meta_node(&self) -> u32 {
             1
         }
+        fn meta_replicas(&self) -> Vec<u32> {
+            Vec::new()
+        }
         fn cluster_id(&self) -> String {
             "c1".into()
         }
@@ -463,8 +428,8 @@ mod tests {
                 .cloned()
                 .ok_or_else(|| Error::Unavailable(format!("node {node} is down")))
         }
-        fn publish_catalog(&self, _: Vec<TableDef>) -> Result<()> {
-            Err(Error::Internal("no schema changes in this test".into()))
+        fn publish_catalog(&self, _: Vec<TableDef>, _: u64) -> BoxFuture<'_, Result<()>> {
+            Box::pin(async { Err(Error::Internal("no schema changes in this test".into())) })
         }
     }
 
@@ -491,9 +456,9 @@ mod tests {
         }
     }
 
-    async fn serve(node: &Node, is_meta: bool) -> Channel {
+    async fn serve(node: &Node) -> Channel {
         let service = Arc::new(TxnService::default());
-        service.ready("c1".into(), node.coordinator.clone(), is_meta);
+        service.ready("c1".into(), node.coordinator.clone());
         let router = Server::builder()
             .add_service(service.participant_server())
             .add_service(service.oracle_server());
@@ -529,7 +494,7 @@ mod tests {
         let mut table = int_table("t");
         table.id = crate::catalog::TableId(100);
         let (n1, n2) = (node(&table), node(&table));
-        let (c1, c2) = (serve(&n1, true).await, serve(&n2, false).await);
+        let (c1, c2) = (serve(&n1).await, serve(&n2).await);
         let channels: HashMap<u32, Channel> = [(1, c1), (2, c2)].into();
         for (n, me) in [(&n1, 1), (&n2, 2)] {
             n.coordinator.set_peers(Arc::new(TestPeers {
@@ -601,7 +566,7 @@ mod tests {
         let mut table = int_table("t");
         table.id = crate::catalog::TableId(100);
         let (n1, n2) = (node(&table), node(&table));
-        let (c1, c2) = (serve(&n1, true).await, serve(&n2, false).await);
+        let (c1, c2) = (serve(&n1).await, serve(&n2).await);
         let channels: HashMap<u32, Channel> = [(1, c1), (2, c2)].into();
         let peers: Vec<Arc<dyn Peers>> = [1, 2]
             .map(|me| {
@@ -611,6 +576,8 @@ mod tests {
                 }) as Arc<dyn Peers>
             })
             .into();
+        n1.coordinator.set_peers(peers[0].clone());
+        n2.coordinator.set_peers(peers[1].clone());
         let (a, b) = (
             key_in(&n1.coordinator, 100, 0, 1),
             key_in(&n1.coordinator, 100, 1, 2),

@@ -30,11 +30,13 @@
 
 mod clock;
 pub mod distributed;
+mod meta;
 pub mod oracle;
 mod prepared;
 pub mod service;
 
 pub use clock::{since_epoch, Clock};
+pub use meta::OracleCall;
 
 use distributed::Peers;
 use oracle::Decisions;
@@ -50,13 +52,11 @@ use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, InputError, Result};
 use crate::raft::groups::ShardGroups;
 use crate::raft::{Applied, Command};
-use crate::rpc::call_twice;
-use crate::shard::access::ShardAccess;
+use crate::shard::access::{block_on, ShardAccess};
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
 use crate::shard::{ShardMap, ShardRange, ShardReplica};
-use crate::storage::Storage;
-use oracle::proto::oracle_client::OracleClient;
-use oracle::proto::{BeginRequest, DecideRequest};
+use crate::storage::{Storage, StorageBatch};
+use oracle::proto::DecideRequest;
 use prost::Message;
 
 /// An open transaction: its snapshot and its buffered writes.
@@ -174,6 +174,19 @@ pub struct TxnCoordinator {
     /// With `txn_counter`, makes cross-node transaction ids unique.
     txn_epoch: u64,
     txn_counter: AtomicU64,
+    /// The meta group's term in which this node, as its leader, applied
+    /// every entry of earlier terms (see `meta`).
+    meta_term: AtomicU64,
+    /// Held while a schema change is decided in the meta group.
+    schema_lock: tokio::sync::Mutex<()>,
+    /// Told whenever `visible_ts` may have moved.
+    visible_changed: tokio::sync::Notify,
+}
+
+/// What [`TxnCoordinator::decide_here`] recorded.
+struct Decided {
+    commit_ts: u64,
+    schema_changed: bool,
 }
 
 /// What the commit lock guards.
@@ -210,6 +223,9 @@ impl TxnCoordinator {
             groups: OnceLock::new(),
             txn_epoch,
             txn_counter: AtomicU64::new(0),
+            meta_term: AtomicU64::new(0),
+            schema_lock: tokio::sync::Mutex::new(()),
+            visible_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -279,26 +295,16 @@ impl TxnCoordinator {
         let _ = self.groups.set(groups);
     }
 
-    /// Begins a transaction at the cluster's read timestamp: this node's
-    /// own on the meta node (or alone), the meta node's otherwise.
+    /// Begins a transaction at the cluster's read timestamp, the oracle's
+    /// (this node's own when it is alone).
     pub async fn begin_shared(&self) -> Result<Transaction> {
-        let Some(peers) = self.peers.get().filter(|p| p.meta_node() != p.node_id()) else {
-            return Ok(self.begin());
-        };
-        let oracle = OracleClient::new(peers.channel(peers.meta_node())?);
-        let cluster_id = peers.cluster_id();
-        let read_ts = call_twice(
-            &oracle,
-            &BeginRequest {},
-            &cluster_id,
-            |mut c, r| async move { c.begin(r).await },
-        )
-        .await
-        .map_err(|s| Error::from_rpc("the meta node", s))?
-        .into_inner()
-        .read_ts;
         let mut txn = self.begin();
-        txn.start_ts = read_ts;
+        if self.peers.get().is_some() {
+            txn.start_ts = self
+                .ask_oracle(OracleCall::Begin)
+                .await?
+                .ok_or_else(|| Error::Internal("the oracle gave no read timestamp".into()))?;
+        }
         Ok(txn)
     }
 
@@ -344,9 +350,10 @@ impl TxnCoordinator {
                 let range = replicas[b.shard_id as usize].range();
                 !range.is_replicated() && range.node == me
             });
-            // Off the meta node every commit takes the cluster's timestamp,
-            // and a schema change commits with the decision there.
-            if !all_here || peers.meta_node() != me {
+            // Unless this node is the meta node of a cluster that does not
+            // replicate, every commit takes the oracle's timestamp, and a
+            // schema change commits with the decision there.
+            if !all_here || peers.meta_node() != me || !peers.meta_replicas().is_empty() {
                 let decide = DecideRequest {
                     txn_id: self.new_txn_id(me),
                     participants: batches.keys().copied().collect(),
@@ -390,21 +397,21 @@ impl TxnCoordinator {
 
     /// After a schema change committed here: every live node gets the new
     /// catalog before the commit returns, and the rows of the dropped
-    /// tables go. No transaction can see those tables any more, and none
-    /// can commit rows into them (`Catalog::validate`). A failure leaves
-    /// unreachable rows behind, not a failed commit. Blocks.
+    /// tables go. Blocks.
     fn schema_changed(&self, dropped: Vec<Arc<TableDef>>) {
-        if let Some(peers) = self.peers.get() {
-            let tables = self
-                .catalog
-                .tables()
-                .iter()
-                .map(|t| t.as_ref().clone())
-                .collect();
-            if let Err(e) = peers.publish_catalog(tables) {
-                tracing::warn!(error = %e, "a node missed a catalog change; it takes the catalog when it restarts");
+        if self.peers.get().is_some() {
+            if let Err(e) = block_on(async { Ok(self.publish_catalog(0).await) }) {
+                tracing::warn!(error = %e, "could not tell the other nodes of a catalog change");
             }
         }
+        self.purge(dropped);
+    }
+
+    /// Purges the rows of the tables `dropped` by a commit. No transaction
+    /// can see those tables any more, and none can commit rows into them
+    /// (`Catalog::validate`). A failure leaves unreachable rows behind, not
+    /// a failed commit. Blocks on disk.
+    fn purge(&self, dropped: Vec<Arc<TableDef>>) {
         for def in dropped {
             let (start, end) = table_bounds(def.id.0);
             if let Err(e) = self.storage.purge_range(&start, &end) {
@@ -425,35 +432,53 @@ impl TxnCoordinator {
     fn publish(&self, locked: &Locked) {
         self.visible_ts
             .store(locked.decisions.read_ts(), Ordering::Release);
+        self.visible_changed.notify_waiters();
     }
 
-    /// The timestamp oracle (meta node): the commit point of a cross-node
-    /// transaction, with its schema change, which is checked against the
-    /// catalog as a local commit's is (so are the tables it writes). Asking
-    /// twice gets the same answer. Blocks on disk and on the catalog's
-    /// delivery to the other nodes.
-    pub fn decide(&self, request: DecideRequest) -> Result<u64> {
-        let schema = match request.schema_change.is_empty() {
-            true => SchemaChange::default(),
-            false => SchemaChange::from_message(
-                serde_json::from_slice::<SchemaChangeMessage>(&request.schema_change).map_err(
-                    |e| Error::input(InputError::Other, format!("bad schema change: {e}")),
-                )?,
-            ),
-        };
-        let written: Vec<TableId> = request.written_tables.iter().map(|&t| TableId(t)).collect();
+    /// The timestamp oracle: records the commit point of a cross-node
+    /// transaction at `commit_ts` (the meta group leader's choice) or at a
+    /// timestamp from the clock, with its schema change, which is checked
+    /// against the catalog as a local commit's is (so are the tables it
+    /// writes), all in one write with `batch`; then purges the rows of the
+    /// tables it dropped here. Asking twice gets the same answer. Blocks on
+    /// disk.
+    fn decide_here(
+        &self,
+        request: DecideRequest,
+        commit_ts: Option<u64>,
+        mut batch: StorageBatch,
+    ) -> Result<Decided> {
+        let schema = schema_change_of(&request)?;
+        let written = written_of(&request);
         let mut locked = self.lock();
-        if let Some(commit_ts) = Decisions::earlier(&self.storage, &request.txn_id)? {
-            return Ok(commit_ts);
+        let checked = Decisions::earlier(&self.storage, &request.txn_id).and_then(|earlier| {
+            match earlier {
+                Some(_) => Ok(earlier),
+                None => self.catalog.validate(&schema, &written).map(|()| None),
+            }
+        });
+        match checked {
+            Ok(None) => {}
+            // Nothing to record but the entry applied, if `batch` says so.
+            Ok(Some(commit_ts)) => {
+                self.storage.write(batch)?;
+                return Ok(Decided {
+                    commit_ts,
+                    schema_changed: false,
+                });
+            }
+            Err(e) => {
+                self.storage.write(batch)?;
+                return Err(e);
+            }
         }
-        self.catalog.validate(&schema, &written)?;
-        let mut batch = self.storage.batch();
         self.catalog.stage(&schema, &mut batch)?;
         let commit_ts = locked.decisions.decide(
             &self.storage,
             &self.clock,
             &request.txn_id,
             request.participants,
+            commit_ts,
             batch,
         )?;
         let dropped: Vec<Arc<TableDef>> = schema.dropped().cloned().collect();
@@ -461,25 +486,26 @@ impl TxnCoordinator {
         self.catalog.apply(schema);
         self.publish(&locked);
         drop(locked);
-        if schema_changed {
-            self.schema_changed(dropped);
-        }
-        Ok(commit_ts)
+        self.purge(dropped);
+        Ok(Decided {
+            commit_ts,
+            schema_changed,
+        })
     }
 
-    /// The timestamp oracle: every participant applied `txn_id`. Blocks on
-    /// disk.
-    pub fn done(&self, txn_id: &[u8]) -> Result<()> {
+    /// The timestamp oracle: every participant applied `txn_id`; written
+    /// with `batch`. Blocks on disk.
+    fn done_here(&self, txn_id: &[u8], batch: StorageBatch) -> Result<()> {
         let mut locked = self.lock();
-        locked.decisions.done(&self.storage, txn_id)?;
+        locked.decisions.done(&self.storage, txn_id, batch)?;
         self.publish(&locked);
         Ok(())
     }
 
     /// The timestamp oracle: the decision for `txn_id`, aborting it if it
-    /// has none (see [`oracle`]). Blocks on disk.
-    pub fn resolve(&self, txn_id: &[u8]) -> Result<Option<u64>> {
-        self.lock().decisions.resolve(&self.storage, txn_id)
+    /// has none (see [`oracle`]); written with `batch`. Blocks on disk.
+    fn resolve_here(&self, txn_id: &[u8], batch: StorageBatch) -> Result<Option<u64>> {
+        self.lock().decisions.resolve(&self.storage, txn_id, batch)
     }
 
     /// Two-phase commit, participant side, phase one: validates the writes
@@ -519,6 +545,9 @@ impl TxnCoordinator {
                 Applied::Done => {}
                 Applied::Conflict(message) => return Err(Error::Retry(message)),
                 Applied::Rejected(message) => return Err(Error::Internal(message)),
+                Applied::Decision(_) => {
+                    return Err(Error::Internal("a shard group answered a decision".into()))
+                }
             }
         }
         Ok(())
@@ -634,9 +663,40 @@ impl TxnCoordinator {
     }
 }
 
+/// The schema change a decision request carries.
+fn schema_change_of(request: &DecideRequest) -> Result<SchemaChange> {
+    if request.schema_change.is_empty() {
+        return Ok(SchemaChange::default());
+    }
+    let message = serde_json::from_slice::<SchemaChangeMessage>(&request.schema_change)
+        .map_err(|e| Error::input(InputError::Other, format!("bad schema change: {e}")))?;
+    Ok(SchemaChange::from_message(message))
+}
+
+/// The tables a decision request's transaction writes rows in.
+fn written_of(request: &DecideRequest) -> Vec<TableId> {
+    request.written_tables.iter().map(|&t| TableId(t)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl TxnCoordinator {
+        /// The oracle of a cluster that does not replicate, in place.
+        pub(crate) fn decide(&self, request: DecideRequest) -> Result<u64> {
+            self.decide_here(request, None, self.storage.batch())
+                .map(|d| d.commit_ts)
+        }
+
+        pub(crate) fn done(&self, txn_id: &[u8]) -> Result<()> {
+            self.done_here(txn_id, self.storage.batch())
+        }
+
+        pub(crate) fn resolve(&self, txn_id: &[u8]) -> Result<Option<u64>> {
+            self.resolve_here(txn_id, self.storage.batch())
+        }
+    }
 
     /// A decision request for a transaction that writes no schema change.
     pub(crate) fn decision(txn_id: &[u8], participants: Vec<u32>) -> DecideRequest {

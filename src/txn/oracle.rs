@@ -1,8 +1,9 @@
-//! The meta node's timestamp oracle and commit decisions for cross-node
-//! transactions (`proto/txn.proto`).
+//! The timestamp oracle and commit decisions for cross-node transactions
+//! (`proto/txn.proto`): the meta group's state (see `meta`), or the meta
+//! node's in a cluster that does not replicate.
 //!
 //! A cross-node commit is *decided* here: once every participant prepared,
-//! the coordinator gets a commit timestamp from this node's clock, and the
+//! the coordinator gets a commit timestamp from the oracle's clock, and the
 //! decision is stored under `txn/decision/<txn id>` (the commit point). It
 //! is *in flight* until the coordinator reports every participant applied
 //! it. Read timestamps stay below the oldest decision in flight, so a
@@ -15,7 +16,7 @@
 //! which records an abort if there is none, so a coordinator that comes
 //! back late can no longer commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use prost::Message;
 
@@ -31,11 +32,14 @@ pub mod proto {
 
 use proto::Decision;
 
-const DECISION_PREFIX: &[u8] = b"txn/decision/";
+pub(super) const DECISION_PREFIX: &[u8] = b"txn/decision/";
 
 pub struct Decisions {
     /// Decided, not yet applied everywhere: commit timestamp -> txn id.
     in_flight: BTreeMap<u64, Vec<u8>>,
+    /// On the meta group's leader: timestamps chosen for decisions not yet
+    /// applied (being replicated).
+    pending: BTreeSet<u64>,
     /// The newest commit timestamp applied (locally, or reported done).
     applied: u64,
 }
@@ -52,15 +56,35 @@ impl Decisions {
                 in_flight.insert(decision.commit_ts, key[DECISION_PREFIX.len()..].to_vec());
             }
         }
-        Ok(Self { in_flight, applied })
+        Ok(Self {
+            in_flight,
+            pending: BTreeSet::new(),
+            applied,
+        })
     }
 
     /// The newest timestamp at which every commit is applied.
     pub fn read_ts(&self) -> u64 {
-        match self.in_flight.keys().next() {
+        let oldest = self.in_flight.keys().next().into_iter();
+        match oldest.chain(self.pending.first()).min() {
             Some(&oldest) => self.applied.min(oldest - 1),
             None => self.applied,
         }
+    }
+
+    /// The newest commit timestamp decided (0: none in flight).
+    pub fn newest_decided(&self) -> u64 {
+        self.in_flight.keys().next_back().copied().unwrap_or_default()
+    }
+
+    /// `ts` is chosen for a decision being replicated (until
+    /// [`Self::unpend`]): reads stay below it.
+    pub fn pend(&mut self, ts: u64) {
+        self.pending.insert(ts);
+    }
+
+    pub fn unpend(&mut self, ts: u64) {
+        self.pending.remove(&ts);
     }
 
     /// A commit at `ts` is applied.
@@ -81,24 +105,25 @@ impl Decisions {
     }
 
     /// The commit point of `txn_id`, which has no decision yet
-    /// ([`Self::earlier`]): a timestamp from `clock`, stored with the
-    /// participants in `batch` (which holds what commits with it) and
-    /// written synced.
+    /// ([`Self::earlier`]): `commit_ts` (the meta group leader's choice)
+    /// or a timestamp from `clock`, stored with the participants in `batch`
+    /// (which holds what commits with it) and written synced.
     pub fn decide(
         &mut self,
         storage: &Storage,
         clock: &Clock,
         txn_id: &[u8],
         participants: Vec<u32>,
+        commit_ts: Option<u64>,
         mut batch: StorageBatch,
     ) -> Result<u64> {
-        let commit_ts = clock.next();
+        let commit_ts = commit_ts.unwrap_or_else(|| clock.next());
         let decision = Decision {
             commit_ts,
             participants,
         };
         batch.put_meta(&key(txn_id), &decision.encode_to_vec());
-        clock.record(commit_ts, &mut batch);
+        clock.observe(commit_ts, &mut batch);
         storage.write(batch)?;
         self.in_flight.insert(commit_ts, txn_id.to_vec());
         Ok(commit_ts)
@@ -124,16 +149,16 @@ impl Decisions {
         Ok(waiting)
     }
 
-    /// Every participant applied `txn_id`: forget its decision.
-    pub fn done(&mut self, storage: &Storage, txn_id: &[u8]) -> Result<()> {
+    /// Every participant applied `txn_id`: forget its decision, in
+    /// `batch`, written synced.
+    pub fn done(&mut self, storage: &Storage, txn_id: &[u8], mut batch: StorageBatch) -> Result<()> {
         let Some(ts) = self
             .in_flight
             .iter()
             .find_map(|(ts, id)| (id.as_slice() == txn_id).then_some(*ts))
         else {
-            return Ok(());
+            return storage.write(batch);
         };
-        let mut batch = storage.batch();
         batch.delete_meta(&key(txn_id));
         storage.write(batch)?;
         self.in_flight.remove(&ts);
@@ -142,12 +167,17 @@ impl Decisions {
     }
 
     /// The commit timestamp of `txn_id` if it was decided; otherwise it is
-    /// aborted now, for good.
-    pub fn resolve(&mut self, storage: &Storage, txn_id: &[u8]) -> Result<Option<u64>> {
+    /// aborted now, for good (in `batch`, written synced).
+    pub fn resolve(
+        &mut self,
+        storage: &Storage,
+        txn_id: &[u8],
+        mut batch: StorageBatch,
+    ) -> Result<Option<u64>> {
         if let Some(decision) = read(storage, txn_id)? {
+            storage.write(batch)?;
             return Ok((decision.commit_ts > 0).then_some(decision.commit_ts));
         }
-        let mut batch = storage.batch();
         batch.put_meta(&key(txn_id), &Decision::default().encode_to_vec());
         storage.write(batch)?;
         Ok(None)

@@ -1,8 +1,8 @@
 //! The transaction services over [`TxnCoordinator`], for members of the
 //! cluster only (`crate::rpc`): `Participant` (`proto/shard.proto`), the
 //! participant side of two-phase commit, on every node; and `Oracle`
-//! (`proto/txn.proto`), read timestamps and commit decisions, on the meta
-//! node.
+//! (`proto/txn.proto`), read timestamps and commit decisions, which the
+//! meta group's leader (or the meta node) answers.
 
 use std::sync::{Arc, OnceLock};
 
@@ -13,7 +13,7 @@ use super::oracle::proto::{
     BeginRequest, BeginResponse, DecideRequest, DecideResponse, DoneRequest, DoneResponse,
     ResolveRequest, ResolveResponse,
 };
-use super::TxnCoordinator;
+use super::{OracleCall, TxnCoordinator};
 use crate::rpc::{check_member, MAX_MESSAGE_BYTES};
 use crate::shard::proto::participant_server::{Participant, ParticipantServer};
 use crate::shard::proto::{
@@ -23,8 +23,6 @@ use crate::shard::proto::{
 struct Ready {
     cluster_id: String,
     coordinator: Arc<TxnCoordinator>,
-    /// Whether this node is the meta node, which alone serves `Oracle`.
-    is_meta: bool,
 }
 
 /// Served from the start with the other RPCs; UNAVAILABLE until
@@ -43,40 +41,16 @@ impl TxnService {
         OracleServer::from_arc(self.clone())
     }
 
-    pub fn ready(&self, cluster_id: String, coordinator: Arc<TxnCoordinator>, is_meta: bool) {
+    pub fn ready(&self, cluster_id: String, coordinator: Arc<TxnCoordinator>) {
         let _ = self.ready.set(Ready {
             cluster_id,
             coordinator,
-            is_meta,
         });
-    }
-
-    /// Runs `f` on the coordinator off the async runtime, for a member.
-    async fn run<T: Send + 'static, R>(
-        &self,
-        request: Request<R>,
-        f: impl FnOnce(&TxnCoordinator, R) -> crate::error::Result<T> + Send + 'static,
-    ) -> Result<Response<T>, Status>
-    where
-        R: Send + 'static,
-    {
-        let ready = self
-            .ready
-            .get()
-            .ok_or_else(|| Status::unavailable("this node does not take transactions yet"))?;
-        check_member(request.metadata(), &ready.cluster_id)?;
-        let coordinator = ready.coordinator.clone();
-        let request = request.into_inner();
-        tokio::task::spawn_blocking(move || f(&coordinator, request))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map(Response::new)
-            .map_err(Status::from)
     }
 
     /// Has `f` answer a member on the coordinator, on the runtime (`f`
     /// blocks on disk in place).
-    async fn run_async<T, R, Fut>(
+    async fn run<T, R, Fut>(
         &self,
         request: Request<R>,
         f: impl FnOnce(Arc<TxnCoordinator>, R) -> Fut,
@@ -94,23 +68,6 @@ impl TxnService {
             .map(Response::new)
             .map_err(Status::from)
     }
-
-    /// [`Self::run`] for an `Oracle` call, which only the meta node takes.
-    async fn run_meta<T: Send + 'static, R>(
-        &self,
-        request: Request<R>,
-        f: impl FnOnce(&TxnCoordinator, R) -> crate::error::Result<T> + Send + 'static,
-    ) -> Result<Response<T>, Status>
-    where
-        R: Send + 'static,
-    {
-        if self.ready.get().is_some_and(|r| !r.is_meta) {
-            return Err(Status::failed_precondition(
-                "this node is not the meta node",
-            ));
-        }
-        self.run(request, f).await
-    }
 }
 
 #[tonic::async_trait]
@@ -119,10 +76,9 @@ impl Oracle for TxnService {
         &self,
         request: Request<BeginRequest>,
     ) -> Result<Response<BeginResponse>, Status> {
-        self.run_meta(request, |c, _| {
-            Ok(BeginResponse {
-                read_ts: c.begin().start_ts(),
-            })
+        self.run(request, |c, _| async move {
+            let read_ts = c.serve_oracle(OracleCall::Begin).await?.unwrap_or_default();
+            Ok(BeginResponse { read_ts })
         })
         .await
     }
@@ -131,24 +87,28 @@ impl Oracle for TxnService {
         &self,
         request: Request<DecideRequest>,
     ) -> Result<Response<DecideResponse>, Status> {
-        self.run_meta(request, |c, r| {
-            c.decide(r).map(|commit_ts| DecideResponse { commit_ts })
+        self.run(request, |c, r| async move {
+            let commit_ts = c.serve_oracle(OracleCall::Decide(r)).await?.unwrap_or_default();
+            Ok(DecideResponse { commit_ts })
         })
         .await
     }
 
     async fn done(&self, request: Request<DoneRequest>) -> Result<Response<DoneResponse>, Status> {
-        self.run_meta(request, |c, r| c.done(&r.txn_id).map(|()| DoneResponse {}))
-            .await
+        self.run(request, |c, r| async move {
+            c.serve_oracle(OracleCall::Done(r.txn_id)).await?;
+            Ok(DoneResponse {})
+        })
+        .await
     }
 
     async fn resolve(
         &self,
         request: Request<ResolveRequest>,
     ) -> Result<Response<ResolveResponse>, Status> {
-        self.run_meta(request, |c, r| {
-            c.resolve(&r.txn_id)
-                .map(|commit_ts| ResolveResponse { commit_ts })
+        self.run(request, |c, r| async move {
+            let commit_ts = c.serve_oracle(OracleCall::Resolve(r.txn_id)).await?;
+            Ok(ResolveResponse { commit_ts })
         })
         .await
     }
@@ -160,7 +120,7 @@ impl Participant for TxnService {
         &self,
         request: Request<PrepareRequest>,
     ) -> Result<Response<PrepareResponse>, Status> {
-        self.run_async(request, |c, r| async move {
+        self.run(request, |c, r| async move {
             c.prepare(r).await.map(|()| PrepareResponse {})
         })
         .await
@@ -170,7 +130,7 @@ impl Participant for TxnService {
         &self,
         request: Request<CommitPreparedRequest>,
     ) -> Result<Response<Resolved>, Status> {
-        self.run_async(request, |c, r| async move {
+        self.run(request, |c, r| async move {
             c.resolve_prepared(&r.txn_id, Some(r.commit_ts), &r.shard_ids)
                 .await
                 .map(|found| Resolved { found })
@@ -179,7 +139,7 @@ impl Participant for TxnService {
     }
 
     async fn abort(&self, request: Request<AbortRequest>) -> Result<Response<Resolved>, Status> {
-        self.run_async(request, |c, r| async move {
+        self.run(request, |c, r| async move {
             c.resolve_prepared(&r.txn_id, None, &r.shard_ids)
                 .await
                 .map(|found| Resolved { found })
@@ -214,7 +174,7 @@ mod tests {
         let start = coordinator.begin().start_ts();
         let mut not_ready = ParticipantClient::new(serve(Arc::new(TxnService::default())).await);
         let service = Arc::new(TxnService::default());
-        service.ready("c1".into(), coordinator.clone(), true);
+        service.ready("c1".into(), coordinator.clone());
         let channel = serve(service).await;
         let mut client = ParticipantClient::new(channel.clone());
         let mut oracle = OracleClient::new(channel);
@@ -242,8 +202,8 @@ mod tests {
             .unwrap_err();
         assert!(matches!(Error::from_rpc("n1", status), Error::Retry(_)));
 
-        // The meta node decides; readers stay below the decision until the
-        // participants applied it.
+        // The meta node decides; read timestamps stay below the decision
+        // until the participants applied it.
         let commit_ts = oracle
             .decide(
                 as_member(
@@ -268,7 +228,8 @@ mod tests {
                 .into_inner()
                 .read_ts
         };
-        assert!(read_ts(oracle.clone()).await < commit_ts);
+        // (`Begin` would wait for it.)
+        assert!(coordinator.begin().start_ts() < commit_ts);
         let resolved = client
             .commit_prepared(
                 as_member(

@@ -1,0 +1,385 @@
+//! The timestamp oracle as the cluster reaches it: the meta group's leader
+//! when the cluster replicates, the meta node (node 1) when it does not.
+//!
+//! In a replicated cluster the oracle's state (commit decisions, the
+//! clock's newest timestamp, the catalog: [`MetaState::prefixes`]) is the
+//! state machine of the meta group, a Raft group on the first three
+//! members. Its leader serves the `Oracle` calls:
+//! - `Decide` takes a timestamp from the leader's clock and replicates the
+//!   decision (`Command::Decide`), which every replica checks against its
+//!   catalog and applies alike (the transaction's schema change with it).
+//!   Until it is applied the timestamp is *pending*: read timestamps stay
+//!   below it. Before its first decision in a term the leader applies
+//!   everything of earlier terms (ReadIndex), so its clock has seen every
+//!   timestamp a former leader handed out. Schema changes are decided one
+//!   at a time, so the name check before proposing holds when applying.
+//! - `Done` and `Resolve` are replicated too, so a new leader knows which
+//!   decisions are in flight and which transactions recovery aborted.
+//! - `Begin` confirms the leadership with a quorum (ReadIndex) before it
+//!   answers the read timestamp: a deposed leader cannot hand out a stale
+//!   one.
+//!
+//! `Begin` also waits until every commit decided before it is applied
+//! everywhere (reported `Done`): a read timestamp stays below a decision in
+//! flight, so without the wait a transaction that begins right after
+//! another one's commit was acknowledged could miss it. The wait is the
+//! few milliseconds of a commit's second phase; a decision whose
+//! coordinator died is finished by recovery on the oracle within
+//! [`super::distributed::DECISION_RECOVER_AFTER`], and a `Begin` that
+//! waited [`BEGIN_WAIT`] fails with 40001.
+//!
+//! Every node finds the leader as it finds a shard group's
+//! ([`TxnCoordinator::at_meta`]): from its own replica, or by trying the
+//! meta replicas in turn, for up to `QUORUM_WAIT`.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use prost::Message;
+
+use super::oracle::proto::oracle_client::OracleClient;
+use super::oracle::proto::{BeginRequest, DecideRequest, DoneRequest, ResolveRequest};
+use super::oracle::DECISION_PREFIX;
+use super::{clock, TxnCoordinator};
+use crate::catalog::{NEXT_TABLE_ID, TABLE_PREFIX};
+use crate::error::{Error, InputError, Result};
+use crate::raft::groups::QUORUM_WAIT;
+use crate::raft::{Applied, Command, MetaState, META_GROUP};
+use crate::rpc::call_twice;
+use crate::storage::StorageBatch;
+
+/// How long `Begin` waits for the decisions in flight (see the module
+/// docs).
+const BEGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A call to the oracle.
+#[derive(Debug, Clone)]
+pub enum OracleCall {
+    /// The read timestamp of a new transaction.
+    Begin,
+    /// The commit point of a prepared cross-node transaction.
+    Decide(DecideRequest),
+    /// Every participant applied the transaction.
+    Done(Vec<u8>),
+    /// The transaction's decision, aborting it if it has none.
+    Resolve(Vec<u8>),
+}
+
+/// The meta group's state machine on the transaction side. Weak: the
+/// coordinator holds the Raft groups, which hold this.
+pub(super) struct MetaMachine(Weak<TxnCoordinator>);
+
+impl MetaMachine {
+    fn coordinator(&self) -> Result<Arc<TxnCoordinator>> {
+        self.0
+            .upgrade()
+            .ok_or_else(|| Error::Unavailable("the node is stopping".into()))
+    }
+}
+
+impl MetaState for MetaMachine {
+    fn apply(&self, command: Command, batch: StorageBatch) -> Result<Applied> {
+        self.coordinator()?.apply_meta(command, batch)
+    }
+
+    fn prefixes(&self) -> Vec<&'static [u8]> {
+        vec![
+            TABLE_PREFIX,
+            NEXT_TABLE_ID,
+            DECISION_PREFIX,
+            clock::LAST_TS_KEY,
+        ]
+    }
+
+    fn reload(&self) -> Result<()> {
+        self.coordinator()?.reload_meta()
+    }
+}
+
+impl TxnCoordinator {
+    /// The meta group's state, for its Raft group on this node.
+    pub fn meta_state(self: &Arc<Self>) -> Arc<dyn MetaState> {
+        Arc::new(MetaMachine(Arc::downgrade(self)))
+    }
+
+    /// Applies a meta group entry (see [`MetaState::apply`]). Blocks on disk.
+    fn apply_meta(&self, command: Command, batch: StorageBatch) -> Result<Applied> {
+        match command {
+            Command::Decide { request, commit_ts } => {
+                let request = DecideRequest::decode(request.as_slice())
+                    .map_err(|e| Error::Corrupt(format!("meta log entry: {e}")))?;
+                match self.decide_here(request, Some(commit_ts), batch) {
+                    Ok(decided) => Ok(Applied::Decision(Some(decided.commit_ts))),
+                    Err(Error::Retry(message)) => Ok(Applied::Conflict(message)),
+                    Err(Error::Input(_, message) | Error::Internal(message)) => {
+                        Ok(Applied::Rejected(message))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Command::Done { txn_id } => self.done_here(&txn_id, batch).map(|()| Applied::Done),
+            Command::Resolve { txn_id } => self.resolve_here(&txn_id, batch).map(Applied::Decision),
+            other => {
+                self.storage.write(batch)?;
+                Ok(Applied::Rejected(format!("the meta group takes no {other}")))
+            }
+        }
+    }
+
+    /// Reads the oracle's state again after a snapshot replaced it. Blocks
+    /// on disk.
+    fn reload_meta(&self) -> Result<()> {
+        let mut locked = self.lock();
+        self.clock.reload(&self.storage)?;
+        self.catalog.reload(&self.storage)?;
+        locked.decisions = super::oracle::Decisions::load(&self.storage, self.clock.last())?;
+        self.publish(&locked);
+        Ok(())
+    }
+
+    /// Whether the oracle is the meta group (the cluster replicates).
+    fn meta_replicated(&self) -> bool {
+        self.peers
+            .get()
+            .is_some_and(|peers| !peers.meta_replicas().is_empty())
+    }
+
+    /// Answers `call` as the oracle: as the meta group's leader (else
+    /// `NotLeader`), or as the meta node of a cluster that does not
+    /// replicate. Blocks on disk in place (call it on the multi-threaded
+    /// runtime).
+    pub async fn serve_oracle(&self, call: OracleCall) -> Result<Option<u64>> {
+        if !self.meta_replicated() {
+            if self.peers.get().is_some_and(|p| p.meta_node() != p.node_id()) {
+                return Err(Error::input(
+                    InputError::Other,
+                    "this node is not the meta node",
+                ));
+            }
+            return match call {
+                OracleCall::Begin => self.read_ts_after_decided().await.map(Some),
+                OracleCall::Decide(request) => {
+                    let decided = tokio::task::block_in_place(|| {
+                        self.decide_here(request, None, self.storage.batch())
+                    })?;
+                    if decided.schema_changed {
+                        self.publish_catalog(0).await;
+                    }
+                    Ok(Some(decided.commit_ts))
+                }
+                OracleCall::Done(txn_id) => {
+                    tokio::task::block_in_place(|| self.done_here(&txn_id, self.storage.batch()))?;
+                    Ok(None)
+                }
+                OracleCall::Resolve(txn_id) => tokio::task::block_in_place(|| {
+                    self.resolve_here(&txn_id, self.storage.batch())
+                }),
+            };
+        }
+        let groups = self.groups()?;
+        match call {
+            OracleCall::Begin => {
+                groups.linearize(META_GROUP).await?;
+                self.read_ts_after_decided().await.map(Some)
+            }
+            OracleCall::Decide(request) => self.decide_replicated(request).await.map(Some),
+            OracleCall::Done(txn_id) => {
+                groups.propose(META_GROUP, Command::Done { txn_id }).await?;
+                Ok(None)
+            }
+            OracleCall::Resolve(txn_id) => {
+                match groups
+                    .propose(META_GROUP, Command::Resolve { txn_id })
+                    .await?
+                {
+                    Applied::Decision(decision) => Ok(decision),
+                    other => Err(Error::Internal(format!("resolve answered {other:?}"))),
+                }
+            }
+        }
+    }
+
+    /// The read timestamp once every commit decided so far is applied
+    /// (see the module docs).
+    async fn read_ts_after_decided(&self) -> Result<u64> {
+        let target = self.lock().decisions.newest_decided();
+        let deadline = tokio::time::Instant::now() + BEGIN_WAIT;
+        loop {
+            let changed = self.visible_changed.notified();
+            let visible = self.visible_ts.load(Ordering::Acquire);
+            if visible >= target {
+                return Ok(visible);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(Error::Retry(
+                    "could not serialize access: a commit decided before this transaction \
+                     began is not applied yet"
+                        .into(),
+                ));
+            }
+        }
+    }
+
+    /// `Decide` on the meta group's leader (see the module docs).
+    async fn decide_replicated(&self, request: DecideRequest) -> Result<u64> {
+        let groups = self.groups()?;
+        let term = groups
+            .leading_term(META_GROUP)
+            .ok_or_else(|| Error::NotLeader("this node does not lead the meta group".into()))?;
+        if self.meta_term.load(Ordering::Acquire) != term {
+            groups.linearize(META_GROUP).await?;
+            self.meta_term.store(term, Ordering::Release);
+        }
+        let schema = super::schema_change_of(&request)?;
+        let _one_schema_change = match schema.is_empty() {
+            true => None,
+            false => Some(self.schema_lock.lock().await),
+        };
+        let written = super::written_of(&request);
+        let commit_ts = {
+            let mut locked = self.lock();
+            if let Some(commit_ts) = super::oracle::Decisions::earlier(&self.storage, &request.txn_id)? {
+                return Ok(commit_ts);
+            }
+            self.catalog.validate(&schema, &written)?;
+            let commit_ts = self.clock.next();
+            locked.decisions.pend(commit_ts);
+            self.publish(&locked);
+            commit_ts
+        };
+        let command = Command::Decide {
+            request: request.encode_to_vec(),
+            commit_ts,
+        };
+        let answer = groups.propose(META_GROUP, command).await;
+        {
+            let mut locked = self.lock();
+            locked.decisions.unpend(commit_ts);
+            self.publish(&locked);
+        }
+        match answer? {
+            Applied::Decision(Some(commit_ts)) => {
+                if !schema.is_empty() {
+                    self.publish_catalog(groups.applied_index(META_GROUP)).await;
+                }
+                Ok(commit_ts)
+            }
+            Applied::Decision(None) => Err(Error::Retry(
+                "the transaction was aborted while its commit was pending".into(),
+            )),
+            Applied::Conflict(message) => Err(Error::Retry(message)),
+            other => Err(Error::Internal(format!("the meta group refused: {other:?}"))),
+        }
+    }
+
+    /// Asks the oracle `call` (here or on another node; see
+    /// [`Self::serve_oracle`]).
+    pub async fn ask_oracle(&self, call: OracleCall) -> Result<Option<u64>> {
+        let peers = self
+            .peers
+            .get()
+            .ok_or_else(|| Error::Internal("the oracle of a one-node cluster is local".into()))?;
+        let cluster_id = peers.cluster_id();
+        self.at_meta(|node| {
+            let call = call.clone();
+            let cluster_id = cluster_id.clone();
+            async move {
+                if node == peers.node_id() {
+                    return self.serve_oracle(call).await;
+                }
+                let client = OracleClient::new(peers.channel(node)?);
+                let peer = format!("node {node}");
+                let answer = match call {
+                    OracleCall::Begin => call_twice(&client, &BeginRequest {}, &cluster_id, |mut c, r| async move {
+                        c.begin(r).await
+                    })
+                    .await
+                    .map(|r| Some(r.into_inner().read_ts)),
+                    OracleCall::Decide(request) => call_twice(&client, &request, &cluster_id, |mut c, r| async move {
+                        c.decide(r).await
+                    })
+                    .await
+                    .map(|r| Some(r.into_inner().commit_ts)),
+                    OracleCall::Done(txn_id) => call_twice(&client, &DoneRequest { txn_id }, &cluster_id, |mut c, r| async move {
+                        c.done(r).await
+                    })
+                    .await
+                    .map(|_| None),
+                    OracleCall::Resolve(txn_id) => call_twice(&client, &ResolveRequest { txn_id }, &cluster_id, |mut c, r| async move {
+                        c.resolve(r).await
+                    })
+                    .await
+                    .map(|r| r.into_inner().commit_ts),
+                };
+                answer.map_err(|s| Error::from_rpc(&peer, s))
+            }
+        })
+        .await
+    }
+
+    /// Calls `call` with the node that serves the meta group now: the
+    /// meta node, or the meta group's leader. A node that turns out not to
+    /// lead it, or cannot be reached, is followed by the next guess for up
+    /// to [`QUORUM_WAIT`].
+    pub async fn at_meta<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: Fn(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let peers = self
+            .peers
+            .get()
+            .ok_or_else(|| Error::Internal("a one-node cluster has no meta group".into()))?;
+        let replicas = peers.meta_replicas();
+        let Some(&first) = replicas.first() else {
+            return call(peers.meta_node()).await;
+        };
+        let groups = self.groups()?;
+        let deadline = std::time::Instant::now() + QUORUM_WAIT;
+        loop {
+            let node = groups.leader(META_GROUP, first).await?;
+            match call(node).await {
+                Err(e @ (Error::NotLeader(_) | Error::NodeUnreachable(_))) => {
+                    groups.missed(META_GROUP, node, &replicas);
+                    if std::time::Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    /// Whether this node serves the oracle now: it leads the meta group,
+    /// or it is the meta node of a cluster that does not replicate.
+    pub fn serves_oracle(&self) -> bool {
+        match (self.peers.get(), self.groups.get()) {
+            (Some(peers), _) if peers.meta_replicas().is_empty() => {
+                peers.meta_node() == peers.node_id()
+            }
+            (_, Some(groups)) => groups.leading_term(META_GROUP).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Gives every other live node the catalog, after a schema change that
+    /// the meta group applied at `meta_index` (0 without one): a node
+    /// holding a meta replica waits to have applied it, the others take
+    /// it. A failure leaves that node with its old catalog until it
+    /// restarts, not a failed commit.
+    pub(super) async fn publish_catalog(&self, meta_index: u64) {
+        let Some(peers) = self.peers.get() else {
+            return;
+        };
+        let tables = self
+            .catalog
+            .tables()
+            .iter()
+            .map(|t| t.as_ref().clone())
+            .collect();
+        if let Err(e) = peers.publish_catalog(tables, meta_index).await {
+            tracing::warn!(error = %e, "a node missed a catalog change; it takes the catalog when it restarts");
+        }
+    }
+}
