@@ -272,7 +272,6 @@ impl Catalog {
         Ok(())
     }
 
-
     /// Makes this node, `node` of a cluster, hand out the table ids that
     /// are its own (see [`ID_STRIDE`]).
     pub fn set_node(&self, node: u32) {

@@ -20,9 +20,9 @@
 //! When the cluster replicates, the first three members also hold the meta
 //! group (`txn::meta`): the oracle and the catalog live there, so node 1
 //! may die. Members send a heartbeat every second to the meta node and to
-//! every meta replica, each of which answers `Status` (a member is live if
-//! it was heard from within [`LIVENESS_WINDOW`]); other nodes forward
-//! `Status` to them. The member list and the shard map are still written
+//! every meta replica, so whichever leads the meta group (the oracle)
+//! knows who is live (heard from within [`LIVENESS_WINDOW`]); it answers
+//! `Status`, and other nodes forward `Status` to it. The member list and the shard map are still written
 //! by the meta node alone, at `init` and `Join`.
 
 mod service;
@@ -41,8 +41,8 @@ use tonic::transport::Channel;
 use crate::catalog::{TableDef, ID_STRIDE};
 use crate::config::Config;
 use crate::error::{Error, InputError, Result};
-use crate::rpc::{endpoint, ChannelPool, RPC_TIMEOUT};
 use crate::raft::META_GROUP;
+use crate::rpc::{endpoint, ChannelPool, RPC_TIMEOUT};
 use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange};
 use crate::storage::Storage;
 use crate::txn::distributed::Peers;
@@ -449,23 +449,33 @@ impl Cluster {
             .insert(node, Instant::now());
     }
 
-    /// `Status`: the view of a node that hears every heartbeat (this one,
-    /// or the meta group's leader), from any member.
+    /// `Status`: the oracle's view (it hears every heartbeat), from any
+    /// member.
     pub async fn status(&self) -> Result<proto::StatusResponse> {
         let state = self.initialised_state()?;
-        if !hears_heartbeats(&state.identity, state.identity.node_id) {
-            let coordinator = self.serving(&state.identity.cluster_id)?;
-            return coordinator
-                .at_meta(|node| async move {
-                    let addr = self.member_addr(node)?;
-                    self.client(&addr)?
-                        .status(proto::StatusRequest {})
-                        .await
-                        .map(|r| r.into_inner())
-                        .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
-                })
-                .await;
+        let me = state.identity.node_id;
+        match self.coordinator.get() {
+            Some(coordinator) if !coordinator.serves_oracle() => {
+                coordinator
+                    .at_meta(|node| async move {
+                        if node == me {
+                            return self.status_here().await;
+                        }
+                        self.client(&self.member_addr(node)?)?
+                            .status(proto::StatusRequest {})
+                            .await
+                            .map(|r| r.into_inner())
+                            .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+                    })
+                    .await
+            }
+            _ => self.status_here().await,
         }
+    }
+
+    /// `Status` as this node sees it.
+    async fn status_here(&self) -> Result<proto::StatusResponse> {
+        let state = self.initialised_state()?;
         let nodes = self.nodes_with_liveness()?;
         let mut replicas = self.local_replicas();
         let others = nodes

@@ -41,7 +41,11 @@ pub trait MetaState: Send + Sync {
     /// Applies a meta command, writing what it changes together with
     /// `batch` (which records the entry applied) in one write. Blocks on
     /// disk.
-    fn apply(&self, command: Command, batch: crate::storage::StorageBatch) -> crate::error::Result<Applied>;
+    fn apply(
+        &self,
+        command: Command,
+        batch: crate::storage::StorageBatch,
+    ) -> crate::error::Result<Applied>;
     /// The `meta` key prefixes that hold the state (a snapshot's records).
     fn prefixes(&self) -> Vec<&'static [u8]>;
     /// Reads the state again after a snapshot replaced it. Blocks on disk.

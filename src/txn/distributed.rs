@@ -272,9 +272,8 @@ impl TxnCoordinator {
     async fn decide_at_oracle(&self, request: DecideRequest) -> Result<u64> {
         let txn_id = request.txn_id.clone();
         match self.ask_oracle(OracleCall::Decide(request)).await {
-            Ok(commit_ts) => {
-                commit_ts.ok_or_else(|| Error::Internal("the oracle gave no commit timestamp".into()))
-            }
+            Ok(commit_ts) => commit_ts
+                .ok_or_else(|| Error::Internal("the oracle gave no commit timestamp".into())),
             // A refusal (a conflict, a name taken first) is an answer: no
             // decision was recorded.
             Err(e @ (Error::Retry(_) | Error::Input(..))) => Err(e),

@@ -121,7 +121,9 @@ impl TxnCoordinator {
             Command::Resolve { txn_id } => self.resolve_here(&txn_id, batch).map(Applied::Decision),
             other => {
                 self.storage.write(batch)?;
-                Ok(Applied::Rejected(format!("the meta group takes no {other}")))
+                Ok(Applied::Rejected(format!(
+                    "the meta group takes no {other}"
+                )))
             }
         }
     }
@@ -150,7 +152,11 @@ impl TxnCoordinator {
     /// runtime).
     pub async fn serve_oracle(&self, call: OracleCall) -> Result<Option<u64>> {
         if !self.meta_replicated() {
-            if self.peers.get().is_some_and(|p| p.meta_node() != p.node_id()) {
+            if self
+                .peers
+                .get()
+                .is_some_and(|p| p.meta_node() != p.node_id())
+            {
                 return Err(Error::input(
                     InputError::Other,
                     "this node is not the meta node",
@@ -171,9 +177,9 @@ impl TxnCoordinator {
                     tokio::task::block_in_place(|| self.done_here(&txn_id, self.storage.batch()))?;
                     Ok(None)
                 }
-                OracleCall::Resolve(txn_id) => tokio::task::block_in_place(|| {
-                    self.resolve_here(&txn_id, self.storage.batch())
-                }),
+                OracleCall::Resolve(txn_id) => {
+                    tokio::task::block_in_place(|| self.resolve_here(&txn_id, self.storage.batch()))
+                }
             };
         }
         let groups = self.groups()?;
@@ -238,7 +244,9 @@ impl TxnCoordinator {
         let written = super::written_of(&request);
         let commit_ts = {
             let mut locked = self.lock();
-            if let Some(commit_ts) = super::oracle::Decisions::earlier(&self.storage, &request.txn_id)? {
+            if let Some(commit_ts) =
+                super::oracle::Decisions::earlier(&self.storage, &request.txn_id)?
+            {
                 return Ok(commit_ts);
             }
             self.catalog.validate(&schema, &written)?;
@@ -268,7 +276,9 @@ impl TxnCoordinator {
                 "the transaction was aborted while its commit was pending".into(),
             )),
             Applied::Conflict(message) => Err(Error::Retry(message)),
-            other => Err(Error::Internal(format!("the meta group refused: {other:?}"))),
+            other => Err(Error::Internal(format!(
+                "the meta group refused: {other:?}"
+            ))),
         }
     }
 
@@ -290,24 +300,35 @@ impl TxnCoordinator {
                 let client = OracleClient::new(peers.channel(node)?);
                 let peer = format!("node {node}");
                 let answer = match call {
-                    OracleCall::Begin => call_twice(&client, &BeginRequest {}, &cluster_id, |mut c, r| async move {
-                        c.begin(r).await
-                    })
+                    OracleCall::Begin => call_twice(
+                        &client,
+                        &BeginRequest {},
+                        &cluster_id,
+                        |mut c, r| async move { c.begin(r).await },
+                    )
                     .await
                     .map(|r| Some(r.into_inner().read_ts)),
-                    OracleCall::Decide(request) => call_twice(&client, &request, &cluster_id, |mut c, r| async move {
-                        c.decide(r).await
-                    })
-                    .await
-                    .map(|r| Some(r.into_inner().commit_ts)),
-                    OracleCall::Done(txn_id) => call_twice(&client, &DoneRequest { txn_id }, &cluster_id, |mut c, r| async move {
-                        c.done(r).await
-                    })
+                    OracleCall::Decide(request) => {
+                        call_twice(&client, &request, &cluster_id, |mut c, r| async move {
+                            c.decide(r).await
+                        })
+                        .await
+                        .map(|r| Some(r.into_inner().commit_ts))
+                    }
+                    OracleCall::Done(txn_id) => call_twice(
+                        &client,
+                        &DoneRequest { txn_id },
+                        &cluster_id,
+                        |mut c, r| async move { c.done(r).await },
+                    )
                     .await
                     .map(|_| None),
-                    OracleCall::Resolve(txn_id) => call_twice(&client, &ResolveRequest { txn_id }, &cluster_id, |mut c, r| async move {
-                        c.resolve(r).await
-                    })
+                    OracleCall::Resolve(txn_id) => call_twice(
+                        &client,
+                        &ResolveRequest { txn_id },
+                        &cluster_id,
+                        |mut c, r| async move { c.resolve(r).await },
+                    )
                     .await
                     .map(|r| r.into_inner().commit_ts),
                 };

@@ -451,12 +451,11 @@ impl TxnCoordinator {
         let schema = schema_change_of(&request)?;
         let written = written_of(&request);
         let mut locked = self.lock();
-        let checked = Decisions::earlier(&self.storage, &request.txn_id).and_then(|earlier| {
-            match earlier {
+        let checked =
+            Decisions::earlier(&self.storage, &request.txn_id).and_then(|earlier| match earlier {
                 Some(_) => Ok(earlier),
                 None => self.catalog.validate(&schema, &written).map(|()| None),
-            }
-        });
+            });
         match checked {
             Ok(None) => {}
             // Nothing to record but the entry applied, if `batch` says so.

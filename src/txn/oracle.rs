@@ -74,7 +74,11 @@ impl Decisions {
 
     /// The newest commit timestamp decided (0: none in flight).
     pub fn newest_decided(&self) -> u64 {
-        self.in_flight.keys().next_back().copied().unwrap_or_default()
+        self.in_flight
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or_default()
     }
 
     /// `ts` is chosen for a decision being replicated (until
@@ -151,7 +155,12 @@ impl Decisions {
 
     /// Every participant applied `txn_id`: forget its decision, in
     /// `batch`, written synced.
-    pub fn done(&mut self, storage: &Storage, txn_id: &[u8], mut batch: StorageBatch) -> Result<()> {
+    pub fn done(
+        &mut self,
+        storage: &Storage,
+        txn_id: &[u8],
+        mut batch: StorageBatch,
+    ) -> Result<()> {
         let Some(ts) = self
             .in_flight
             .iter()

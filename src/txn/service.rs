@@ -88,7 +88,10 @@ impl Oracle for TxnService {
         request: Request<DecideRequest>,
     ) -> Result<Response<DecideResponse>, Status> {
         self.run(request, |c, r| async move {
-            let commit_ts = c.serve_oracle(OracleCall::Decide(r)).await?.unwrap_or_default();
+            let commit_ts = c
+                .serve_oracle(OracleCall::Decide(r))
+                .await?
+                .unwrap_or_default();
             Ok(DecideResponse { commit_ts })
         })
         .await
