@@ -358,7 +358,7 @@ impl Cluster {
     ) -> Result<proto::JoinResponse> {
         let state = self.initialised_state()?;
         if state.identity.node_id != state.identity.meta_node {
-            let meta = self.meta_addr(&state)?;
+            let meta = self.member_addr(state.identity.meta_node)?;
             return self
                 .client(&meta)?
                 .join(request)
@@ -701,15 +701,6 @@ impl Cluster {
                     .into(),
             )
         })
-    }
-
-    fn meta_addr(&self, state: &State) -> Result<String> {
-        state
-            .members
-            .iter()
-            .find(|m| m.id == state.identity.meta_node)
-            .map(|m| m.rpc_addr.clone())
-            .ok_or_else(|| Error::Corrupt("the meta node is not a member".into()))
     }
 
     /// The rpc address of member `node`.

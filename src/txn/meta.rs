@@ -241,15 +241,11 @@ impl TxnCoordinator {
             true => None,
             false => Some(self.schema_lock.lock().await),
         };
-        let written = super::written_of(&request);
         let commit_ts = {
             let mut locked = self.lock();
-            if let Some(commit_ts) =
-                super::oracle::Decisions::earlier(&self.storage, &request.txn_id)?
-            {
+            if let Some(commit_ts) = self.earlier_or_check(&request, &schema)? {
                 return Ok(commit_ts);
             }
-            self.catalog.validate(&schema, &written)?;
             let commit_ts = self.clock.next();
             locked.decisions.pend(commit_ts);
             self.publish(&locked);

@@ -52,7 +52,7 @@ use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, InputError, Result};
 use crate::raft::groups::ShardGroups;
 use crate::raft::{Applied, Command};
-use crate::shard::access::{block_on, ShardAccess};
+use crate::shard::access::ShardAccess;
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
 use crate::shard::{ShardMap, ShardRange, ShardReplica};
 use crate::storage::{Storage, StorageBatch};
@@ -399,10 +399,10 @@ impl TxnCoordinator {
     /// catalog before the commit returns, and the rows of the dropped
     /// tables go. Blocks.
     fn schema_changed(&self, dropped: Vec<Arc<TableDef>>) {
-        if self.peers.get().is_some() {
-            if let Err(e) = block_on(async { Ok(self.publish_catalog(0).await) }) {
-                tracing::warn!(error = %e, "could not tell the other nodes of a catalog change");
-            }
+        // A commit runs on a blocking thread of the runtime (see `commit`),
+        // which drives the calls to the other nodes.
+        if let (Some(_), Ok(runtime)) = (self.peers.get(), tokio::runtime::Handle::try_current()) {
+            runtime.block_on(self.publish_catalog(0));
         }
         self.purge(dropped);
     }
@@ -449,14 +449,8 @@ impl TxnCoordinator {
         mut batch: StorageBatch,
     ) -> Result<Decided> {
         let schema = schema_change_of(&request)?;
-        let written = written_of(&request);
         let mut locked = self.lock();
-        let checked =
-            Decisions::earlier(&self.storage, &request.txn_id).and_then(|earlier| match earlier {
-                Some(_) => Ok(earlier),
-                None => self.catalog.validate(&schema, &written).map(|()| None),
-            });
-        match checked {
+        match self.earlier_or_check(&request, &schema) {
             Ok(None) => {}
             // Nothing to record but the entry applied, if `batch` says so.
             Ok(Some(commit_ts)) => {
@@ -490,6 +484,22 @@ impl TxnCoordinator {
             commit_ts,
             schema_changed,
         })
+    }
+
+    /// The commit timestamp of `request`'s transaction if it is decided
+    /// already; otherwise whether it can be decided: its schema change
+    /// `schema` and the tables it writes against the catalog. Called under
+    /// the commit lock. Blocks on disk.
+    fn earlier_or_check(
+        &self,
+        request: &DecideRequest,
+        schema: &SchemaChange,
+    ) -> Result<Option<u64>> {
+        if let Some(commit_ts) = Decisions::earlier(&self.storage, &request.txn_id)? {
+            return Ok(Some(commit_ts));
+        }
+        let written: Vec<TableId> = request.written_tables.iter().map(|&t| TableId(t)).collect();
+        self.catalog.validate(schema, &written).map(|()| None)
     }
 
     /// The timestamp oracle: every participant applied `txn_id`; written
@@ -670,11 +680,6 @@ fn schema_change_of(request: &DecideRequest) -> Result<SchemaChange> {
     let message = serde_json::from_slice::<SchemaChangeMessage>(&request.schema_change)
         .map_err(|e| Error::input(InputError::Other, format!("bad schema change: {e}")))?;
     Ok(SchemaChange::from_message(message))
-}
-
-/// The tables a decision request's transaction writes rows in.
-fn written_of(request: &DecideRequest) -> Vec<TableId> {
-    request.written_tables.iter().map(|&t| TableId(t)).collect()
 }
 
 #[cfg(test)]
