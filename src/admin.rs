@@ -9,41 +9,57 @@ use std::time::{Duration, Instant};
 use shardforge::cluster::{connect, proto};
 use shardforge::error::{Error, Result};
 
+/// Appends a formatted line to a report.
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        $out.push_str(&format!($($arg)*));
+        $out.push('\n');
+    }};
+}
+
 /// How long demo nodes may take to start listening.
 const DEMO_START_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub async fn init(host: &str) -> Result<()> {
+pub async fn init(host: &str) -> Result<String> {
     let response = connect(host)
         .await?
         .init(proto::InitRequest {})
         .await
         .map_err(|s| Error::from_rpc(&format!("node at {host}"), s))?
         .into_inner();
-    println!("cluster {} initialised", response.cluster_id);
-    print_nodes(&response.nodes);
-    Ok(())
+    let mut out = String::new();
+    outln!(out, "cluster {} initialised", response.cluster_id);
+    print_nodes(&mut out, &response.nodes);
+    Ok(out)
 }
 
-pub async fn status(host: &str) -> Result<()> {
+pub async fn status(host: &str) -> Result<String> {
     let response = connect(host)
         .await?
         .status(proto::StatusRequest {})
         .await
         .map_err(|s| Error::from_rpc(&format!("node at {host}"), s))?
         .into_inner();
-    println!(
+    let mut out = String::new();
+    outln!(
+        out,
         "cluster {} (oracle and catalog on node {})",
-        response.cluster_id, response.meta_node_id
+        response.cluster_id,
+        response.meta_node_id
     );
-    print_nodes(&response.nodes);
-    println!();
-    println!(
+    print_nodes(&mut out, &response.nodes);
+    out.push('\n');
+    outln!(
+        out,
         "{:>5}  {:>10}  {:>4}  replicas",
-        "shard", "hash range", "node"
+        "shard",
+        "hash range",
+        "node"
     );
     for shard in &response.shards {
         let replicas: Vec<String> = shard.replicas.iter().map(u32::to_string).collect();
-        println!(
+        outln!(
+            out,
             "{:>5}  {:>10}  {:>4}  {}",
             shard.shard_id,
             format!(
@@ -56,10 +72,16 @@ pub async fn status(host: &str) -> Result<()> {
         );
     }
     if !response.replicas.is_empty() {
-        println!();
-        println!(
+        out.push('\n');
+        outln!(
+            out,
             "{:>5}  {:>4}  {:>6}  {:>6}  {:>8}  {:>6}",
-            "shard", "node", "leader", "term", "applied", "lag"
+            "shard",
+            "node",
+            "leader",
+            "term",
+            "applied",
+            "lag"
         );
         for r in &response.replicas {
             let leader = match r.leader_id {
@@ -67,22 +89,33 @@ pub async fn status(host: &str) -> Result<()> {
                 id if id == r.node_id => format!("*{id}"),
                 id => id.to_string(),
             };
-            println!(
+            outln!(
+                out,
                 "{:>5}  {:>4}  {:>6}  {:>6}  {:>8}  {:>6}",
-                r.shard_id, r.node_id, leader, r.term, r.applied_index, r.lag
+                r.shard_id,
+                r.node_id,
+                leader,
+                r.term,
+                r.applied_index,
+                r.lag
             );
         }
     }
-    Ok(())
+    Ok(out)
 }
 
-fn print_nodes(nodes: &[proto::Node]) {
-    println!(
+fn print_nodes(out: &mut String, nodes: &[proto::Node]) {
+    outln!(
+        out,
         "{:>4}  {:<21}  {:<21}  {:<21}  live",
-        "node", "rpc", "pg", "http"
+        "node",
+        "rpc",
+        "pg",
+        "http"
     );
     for n in nodes {
-        println!(
+        outln!(
+            out,
             "{:>4}  {:<21}  {:<21}  {:<21}  {}",
             n.node_id,
             n.rpc_addr,
@@ -138,22 +171,26 @@ pub async fn demo(nodes: usize) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    println!(
+    let mut out = String::new();
+    outln!(
+        out,
         "cluster {} of {nodes} nodes, data in {}",
         response.cluster_id,
         demo.dir.display()
     );
-    print_nodes(&response.nodes);
-    println!();
+    print_nodes(&mut out, &response.nodes);
+    out.push('\n');
     for n in &response.nodes {
         if let Some(port) = n.pg_addr.rsplit(':').next() {
-            println!(
+            outln!(
+                out,
                 "node {}: psql -h 127.0.0.1 -p {port} -U postgres postgres",
                 n.node_id
             );
         }
     }
-    println!("Ctrl-C stops the cluster and removes its data.");
+    outln!(out, "Ctrl-C stops the cluster and removes its data.");
+    print!("{out}");
     wait_for_stop().await;
     Ok(())
 }

@@ -93,6 +93,16 @@ fn load_config(args: StartArgs) -> shardforge::error::Result<Config> {
     Ok(config)
 }
 
+/// Prints a command's report. A reader that closed the pipe early
+/// (`shardforge status | head`) wanted no more: not an error.
+fn print_report(report: String) -> shardforge::error::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(report.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -106,8 +116,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Start(args) => load_config(args)
             .and_then(|config| runtime()?.block_on(shardforge::server::run(config))),
-        Command::Init(args) => runtime().and_then(|rt| rt.block_on(admin::init(&args.host))),
-        Command::Status(args) => runtime().and_then(|rt| rt.block_on(admin::status(&args.host))),
+        Command::Init(args) => runtime()
+            .and_then(|rt| rt.block_on(admin::init(&args.host)))
+            .and_then(print_report),
+        Command::Status(args) => runtime()
+            .and_then(|rt| rt.block_on(admin::status(&args.host)))
+            .and_then(print_report),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(admin::demo(args.nodes))),
     };
     match result {
