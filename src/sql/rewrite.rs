@@ -65,8 +65,13 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
                 .collect();
         }
     }
-    let SetExpr::Values(values) = source.body.as_mut() else {
-        return Ok(());
+    let values = match source.body.as_mut() {
+        SetExpr::Values(values) => values,
+        SetExpr::Select(select) => {
+            name_repeated_items(select);
+            return Ok(());
+        }
+        _ => return Ok(()),
     };
     let targets: Vec<Option<usize>> = if insert.columns.is_empty() {
         (0..def.visible_columns()).map(Some).collect()
@@ -94,6 +99,26 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Names each item of an INSERT's SELECT that repeats an earlier one
+/// (`SELECT g, g`): PostgreSQL matches the items to the columns by
+/// position, so their names do not matter, but DataFusion refuses a
+/// projection whose names repeat. (The first keeps its name, which an
+/// ORDER BY may use.)
+fn name_repeated_items(select: &mut Select) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        let SelectItem::UnnamedExpr(expr) = item else {
+            continue;
+        };
+        if !seen.insert(expr.to_string()) {
+            *item = SelectItem::ExprWithAlias {
+                expr: expr.clone(),
+                alias: Ident::with_quote('"', format!("?column{}?", i + 1)),
+            };
+        }
+    }
 }
 
 /// How many columns a query body yields, where the text says (no `*`).
