@@ -14,7 +14,9 @@
 //!
 //! And in any statement, [`name_function_columns`]: a function in FROM with
 //! a bare alias (`generate_series(1, 3) AS n`) names its column `n`, as in
-//! PostgreSQL (DataFusion would call it `value`).
+//! PostgreSQL (DataFusion would call it `value`); and
+//! [`expand_set_returning_items`]: `SELECT generate_series(1, 3)` gives
+//! three rows, not one list.
 //!
 //! Rules that run with datafusion-pg-catalog's at parse time (see
 //! `SqlEngine::parse`): [`QuantifiedSubqueries`] keeps `x > ALL (SELECT
@@ -173,6 +175,56 @@ pub fn name_function_columns(stmt: &mut Statement) {
         }
     }
     let _ = stmt.visit(&mut Namer);
+}
+
+/// `generate_series(...)` as an item of a select list is a set-returning
+/// function in PostgreSQL: one row per value. DataFusion's scalar
+/// `generate_series` returns one list instead, so it becomes
+/// `unnest(generate_series(...))`, which yields the rows (several such
+/// items are zipped, the shorter padded with NULLs, as in PostgreSQL 10+).
+/// The item keeps the function's name as its column name.
+pub fn expand_set_returning_items(stmt: &mut Statement) {
+    struct Expander;
+    impl VisitorMut for Expander {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            expand_in(&mut query.body);
+            ControlFlow::Continue(())
+        }
+    }
+    fn expand_in(body: &mut SetExpr) {
+        match body {
+            SetExpr::Select(select) => {
+                for item in &mut select.projection {
+                    let (expr, alias) = match item {
+                        SelectItem::UnnamedExpr(expr) => (expr, None),
+                        SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+                        _ => continue,
+                    };
+                    let Expr::Function(function) = &*expr else {
+                        continue;
+                    };
+                    let name = function.name.to_string().to_ascii_lowercase();
+                    if name != "generate_series" && name != "pg_catalog.generate_series" {
+                        continue;
+                    }
+                    let Ok(unnested) = parse_expr(&format!("unnest({expr})")) else {
+                        continue;
+                    };
+                    *item = SelectItem::ExprWithAlias {
+                        expr: unnested,
+                        alias: alias.unwrap_or_else(|| Ident::new("generate_series")),
+                    };
+                }
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                expand_in(left);
+                expand_in(right);
+            }
+            _ => {}
+        }
+    }
+    let _ = stmt.visit(&mut Expander);
 }
 
 /// Quantified comparisons with a subquery, in forms DataFusion plans right:

@@ -418,6 +418,7 @@ impl Session {
             rewrite::rewrite_insert(insert, self.txn.as_ref())?;
         }
         rewrite::name_function_columns(&mut stmt);
+        rewrite::expand_set_returning_items(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;
         let plan = self
             .ctx
