@@ -216,10 +216,7 @@ impl GroupMachine {
             Command::Abort { txn_id } => {
                 self.take_intent(&txn_id, out)?;
             }
-            Command::Decide { .. }
-            | Command::Done { .. }
-            | Command::Resolve { .. }
-            | Command::Join { .. } => {
+            Command::Decide { .. } | Command::Done { .. } | Command::Resolve { .. } => {
                 return Ok(Applied::Rejected(format!(
                     "shard group {} takes no {command}",
                     self.group
