@@ -9,6 +9,9 @@
 //!   escape 22P02, as in PostgreSQL. [`bytea_casts`] reads `'...'::bytea`
 //!   the same way in any statement.
 //!
+//! In INSERT ... SELECT, an item that repeats an earlier one (`SELECT g,
+//! g`) gets a name of its own ([`name_repeated_items`]).
+//!
 //! UPDATE uses [`is_default`], [`default_value`] and [`bytea_literal`] for
 //! its assignments the same way.
 //!
