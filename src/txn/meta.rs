@@ -96,6 +96,24 @@ impl MetaState for MetaMachine {
     }
 }
 
+/// A timestamp chosen for a decision being replicated: read timestamps
+/// stay below it until this is dropped. Dropping, not a call after the
+/// proposal, ends it, because the proposal's future is dropped when the
+/// coordinator asking for the decision goes away (its connection closes);
+/// a timestamp left pending would hold every read timestamp back for good.
+struct Pending<'a> {
+    coordinator: &'a TxnCoordinator,
+    commit_ts: u64,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let mut locked = self.coordinator.lock();
+        locked.decisions.unpend(self.commit_ts);
+        self.coordinator.publish(&locked);
+    }
+}
+
 impl TxnCoordinator {
     /// The meta group's state, for its Raft group on this node.
     pub fn meta_state(self: &Arc<Self>) -> Arc<dyn MetaState> {
@@ -241,7 +259,7 @@ impl TxnCoordinator {
             true => None,
             false => Some(self.schema_lock.lock().await),
         };
-        let commit_ts = {
+        let pending = {
             let mut locked = self.lock();
             if let Some(commit_ts) = self.earlier_or_check(&request, &schema)? {
                 return Ok(commit_ts);
@@ -249,18 +267,17 @@ impl TxnCoordinator {
             let commit_ts = self.clock.next();
             locked.decisions.pend(commit_ts);
             self.publish(&locked);
-            commit_ts
+            Pending {
+                coordinator: self,
+                commit_ts,
+            }
         };
         let command = Command::Decide {
             request: request.encode_to_vec(),
-            commit_ts,
+            commit_ts: pending.commit_ts,
         };
         let answer = groups.propose(META_GROUP, command).await;
-        {
-            let mut locked = self.lock();
-            locked.decisions.unpend(commit_ts);
-            self.publish(&locked);
-        }
+        drop(pending);
         match answer? {
             Applied::Decision(Some(commit_ts)) => {
                 if !schema.is_empty() {
