@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::raft::groups::ShardGroups;
 use crate::raft::transport::RaftService;
+use crate::raft::MetaParts;
 use crate::shard::flight::ShardFlightService;
 use crate::shard::ShardMap;
 use crate::sql::SqlEngine;
@@ -170,7 +171,7 @@ const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(5);
 async fn start_groups(
     config: &Config,
     node: u32,
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     storage: Arc<Storage>,
     coordinator: &Arc<TxnCoordinator>,
     raft: &RaftService,
@@ -181,12 +182,16 @@ async fn start_groups(
     }
     let cluster_id = cluster.cluster_id();
     raft.ready(cluster_id.clone());
+    let meta_state = Arc::new(MetaParts {
+        members: cluster.meta_state(),
+        oracle: coordinator.meta_state(),
+    });
     let groups = ShardGroups::start(
         node,
         config.cluster.raft_snapshot_entries,
         storage,
         shards,
-        (Peers::meta_replicas(cluster), coordinator.meta_state()),
+        (cluster.meta_replicas(), meta_state),
         &cluster.member_addrs(),
         raft,
         &cluster_id,

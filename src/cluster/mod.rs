@@ -9,21 +9,25 @@
 //! over all of them round-robin, and persists that in one batch. The others
 //! keep asking the addresses of their join list to let them join; once one
 //! of them is initialised it answers with the node's id, the member list and
-//! the shard map (a non-meta node forwards the request to the meta node).
-//! A node that joins later gets the next id and no shard group (moving data
-//! to it comes with rebalancing).
+//! the shard map.
+//!
+//! When the cluster replicates, the first three members also hold the meta
+//! group (`txn::meta`): the oracle, the catalog and the member list live
+//! there, so node 1 may die. A node that joins later is admitted by the
+//! meta group's leader, which replicates the `Join` (`Command::Join`: the
+//! next id, no shard group; moving data to it comes with rebalancing), so
+//! any majority of the meta replicas can admit it. In a cluster that does
+//! not replicate the meta node admits it. Members send a heartbeat every
+//! second to the meta node and to every meta replica, so whichever leads
+//! the meta group (the oracle) knows who is live (heard from within
+//! [`LIVENESS_WINDOW`]) and records a member's changed addresses; it
+//! answers `Status`, and other nodes forward `Status` to it. The member
+//! list has a version: a heartbeat's answer carries a newer list, which
+//! is how the members that hold no meta replica learn of a new node.
 //!
 //! Each node keeps its identity in the storage `meta` family
 //! (`cluster/identity`, `cluster/members`, and the shard map), so a
 //! restarted node is the same member with the same data.
-//!
-//! When the cluster replicates, the first three members also hold the meta
-//! group (`txn::meta`): the oracle and the catalog live there, so node 1
-//! may die. Members send a heartbeat every second to the meta node and to
-//! every meta replica, so whichever leads the meta group (the oracle)
-//! knows who is live (heard from within [`LIVENESS_WINDOW`]); it answers
-//! `Status`, and other nodes forward `Status` to it. The member list and the shard map are still written
-//! by the meta node alone, at `init` and `Join`.
 
 mod service;
 
@@ -41,10 +45,10 @@ use tonic::transport::Channel;
 use crate::catalog::{TableDef, ID_STRIDE};
 use crate::config::Config;
 use crate::error::{Error, InputError, Result};
-use crate::raft::META_GROUP;
+use crate::raft::{Applied, Command, MetaState, META_GROUP};
 use crate::rpc::{endpoint, ChannelPool, RPC_TIMEOUT};
 use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageBatch};
 use crate::txn::distributed::Peers;
 use crate::txn::TxnCoordinator;
 
@@ -57,7 +61,9 @@ pub mod proto {
 use proto::cluster_client::ClusterClient;
 
 const IDENTITY_KEY: &[u8] = b"cluster/identity";
+/// The member list; also the prefix of the meta group's records of it.
 const MEMBERS_KEY: &[u8] = b"cluster/members";
+const MEMBERS_VERSION_KEY: &[u8] = b"cluster/members_version";
 /// The node `init` runs on, and the id of a one-node cluster.
 const META_NODE: u32 = 1;
 /// A member is live if the meta node heard from it this recently.
@@ -91,6 +97,8 @@ pub struct Member {
 struct State {
     identity: Identity,
     members: Vec<Member>,
+    /// Goes up with every change of `members`.
+    members_version: u64,
     shards: Vec<ShardRange>,
 }
 
@@ -107,7 +115,9 @@ pub struct Cluster {
     initialised: watch::Sender<bool>,
     /// Meta node only: when each member was last heard from.
     last_seen: Mutex<HashMap<u32, Instant>>,
-    /// Serialises the changes of membership (Init, Join) on the meta node.
+    /// Serialises the changes of membership (Init, Join) on the meta node
+    /// of a cluster that does not replicate (the meta group's log orders
+    /// them otherwise).
     changes: tokio::sync::Mutex<()>,
     /// One lazily connected channel per peer address.
     channels: Arc<ChannelPool>,
@@ -123,6 +133,7 @@ impl Cluster {
             Some(identity) => Some(State {
                 identity,
                 members: read_json(&storage, MEMBERS_KEY)?.unwrap_or_default(),
+                members_version: read_json(&storage, MEMBERS_VERSION_KEY)?.unwrap_or_default(),
                 shards: load_ranges(&storage)?
                     .ok_or_else(|| Error::Corrupt("the shard map is missing".into()))?,
             }),
@@ -255,18 +266,19 @@ impl Cluster {
                 meta_replicas,
             },
             members,
+            members_version: 1,
             shards,
         };
-        self.persist(state.clone())?;
+        self.persist(state.clone(), self.storage.batch())?;
         tracing::info!(cluster = %state.identity.cluster_id, nodes = state.members.len(), "cluster initialised");
         Ok(state)
     }
 
-    /// Writes `state` in one batch and makes it this node's. Blocks on disk.
-    fn persist(&self, state: State) -> Result<()> {
-        let mut batch = self.storage.batch();
+    /// Writes `state` with `batch` and makes it this node's. Blocks on disk.
+    fn persist(&self, state: State, mut batch: StorageBatch) -> Result<()> {
         batch.put_meta(IDENTITY_KEY, &to_json(&state.identity)?);
         batch.put_meta(MEMBERS_KEY, &to_json(&state.members)?);
+        batch.put_meta(MEMBERS_VERSION_KEY, &to_json(&state.members_version)?);
         stage_ranges(&state.shards, &mut batch)?;
         self.storage.write(batch)?;
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = Some(state);
@@ -276,7 +288,7 @@ impl Cluster {
 
     async fn persist_off_runtime(self: &Arc<Self>, state: State) -> Result<()> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.persist(state)).await?
+        tokio::task::spawn_blocking(move || this.persist(state, this.storage.batch())).await?
     }
 
     async fn try_join(self: &Arc<Self>, peer: &str) -> Result<()> {
@@ -298,6 +310,7 @@ impl Cluster {
                 meta_replicas: response.meta_replicas,
             },
             members: response.nodes.into_iter().map(member_from_proto).collect(),
+            members_version: response.members_version,
             shards: response
                 .shards
                 .into_iter()
@@ -351,22 +364,86 @@ impl Cluster {
         })
     }
 
-    /// `Join`: answered by the meta node, forwarded to it by other members.
+    /// `Join`: a member the cluster was created with (or any member asking
+    /// again) is answered by any member, from its own state: when `init`
+    /// enrolls the first members, the meta group they will form has no
+    /// quorum yet. A new node is admitted by the meta group (see
+    /// [`Self::admit`]).
     pub async fn join(
         self: &Arc<Self>,
         request: proto::JoinRequest,
     ) -> Result<proto::JoinResponse> {
         let state = self.initialised_state()?;
-        if state.identity.node_id != state.identity.meta_node {
-            let meta = self.member_addr(state.identity.meta_node)?;
-            return self
-                .client(&meta)?
-                .join(request)
-                .await
-                .map(|r| r.into_inner())
-                .map_err(|s| Error::from_rpc(&format!("node at {meta}"), s));
+        if let Some(member) = state
+            .members
+            .iter()
+            .find(|m| m.rpc_addr == request.rpc_addr)
+        {
+            // Its heartbeats record its addresses.
+            return Ok(join_response(&state, member.id));
         }
-        let _change = self.changes.lock().await;
+        self.admit(request).await
+    }
+
+    /// Records `request` (a node joining, or a member's new addresses) in
+    /// the member list: on the meta group's leader, which replicates it, or
+    /// on the meta node of a cluster that does not replicate. Other nodes
+    /// forward it there. Answers with the member's id and the new list.
+    async fn admit(self: &Arc<Self>, request: proto::JoinRequest) -> Result<proto::JoinResponse> {
+        let coordinator = self
+            .coordinator
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::Unavailable("this node does not serve yet".into()))?;
+        let me = self.initialised_state()?.identity.node_id;
+        coordinator
+            .at_meta(|node| {
+                let request = request.clone();
+                let coordinator = coordinator.clone();
+                async move {
+                    if node != me {
+                        return self
+                            .client(&self.member_addr(node)?)?
+                            .join(request)
+                            .await
+                            .map(|r| r.into_inner())
+                            .map_err(|s| Error::from_rpc(&format!("node {node}"), s));
+                    }
+                    let applied = match coordinator.shard_groups() {
+                        Some(groups) if groups.holds(META_GROUP) => {
+                            let command = Command::Join {
+                                rpc_addr: request.rpc_addr,
+                                pg_addr: request.pg_addr,
+                                http_addr: request.http_addr,
+                            };
+                            groups.propose(META_GROUP, command).await?
+                        }
+                        _ => {
+                            let _change = self.changes.lock().await;
+                            let this = self.clone();
+                            tokio::task::spawn_blocking(move || {
+                                this.apply_join(&request, this.storage.batch())
+                            })
+                            .await??
+                        }
+                    };
+                    match applied {
+                        Applied::Member(id) => {
+                            self.seen(id);
+                            tracing::info!(node = id, "member recorded");
+                            Ok(join_response(&self.initialised_state()?, id))
+                        }
+                        Applied::Rejected(message) => Err(Error::input(InputError::Other, message)),
+                        other => Err(Error::Internal(format!("a join answered {other:?}"))),
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Applies a `Join` (see [`Self::admit`]) with `batch`: the member gets
+    /// the next id, or its new addresses. Blocks on disk.
+    fn apply_join(&self, request: &proto::JoinRequest, batch: StorageBatch) -> Result<Applied> {
         let mut state = self.initialised_state()?;
         let id = match state
             .members
@@ -374,49 +451,60 @@ impl Cluster {
             .find(|m| m.rpc_addr == request.rpc_addr)
         {
             Some(member) => {
-                member.pg_addr = request.pg_addr;
-                member.http_addr = request.http_addr;
+                member.pg_addr.clone_from(&request.pg_addr);
+                member.http_addr.clone_from(&request.http_addr);
                 member.id
             }
             None => {
                 let id = state.members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
                 // Node ids pick the table ids a node hands out.
                 if id >= ID_STRIDE {
-                    return Err(Error::input(
-                        InputError::Other,
-                        format!("a cluster has at most {} nodes", ID_STRIDE - 1),
-                    ));
+                    self.storage.write(batch)?;
+                    return Ok(Applied::Rejected(format!(
+                        "a cluster has at most {} nodes",
+                        ID_STRIDE - 1
+                    )));
                 }
                 state.members.push(Member {
                     id,
-                    rpc_addr: request.rpc_addr,
-                    pg_addr: request.pg_addr,
-                    http_addr: request.http_addr,
+                    rpc_addr: request.rpc_addr.clone(),
+                    pg_addr: request.pg_addr.clone(),
+                    http_addr: request.http_addr.clone(),
                 });
                 id
             }
         };
-        self.persist_off_runtime(state.clone()).await?;
-        self.seen(id);
-        tracing::info!(node = id, "node joined");
-        Ok(proto::JoinResponse {
-            cluster_id: state.identity.cluster_id.clone(),
-            node_id: id,
-            meta_node_id: state.identity.meta_node,
-            nodes: state
-                .members
-                .iter()
-                .map(|m| member_to_proto(m, false, 0))
-                .collect(),
-            shards: shards_to_proto(&state.shards),
-            meta_replicas: state.identity.meta_replicas.clone(),
-        })
+        state.members_version += 1;
+        self.persist(state, batch)?;
+        Ok(Applied::Member(id))
+    }
+
+    /// The member list's part of the meta group's state, on this node.
+    pub fn meta_state(self: &Arc<Self>) -> Arc<dyn MetaState> {
+        Arc::new(MembersMachine(Arc::downgrade(self)))
+    }
+
+    /// Reads the member list again after a meta snapshot replaced it.
+    /// Blocks on disk.
+    fn reload_members(&self) -> Result<()> {
+        let members = read_json(&self.storage, MEMBERS_KEY)?.unwrap_or_default();
+        let version = read_json(&self.storage, MEMBERS_VERSION_KEY)?.unwrap_or_default();
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = state.as_mut() {
+            state.members = members;
+            state.members_version = version;
+        }
+        Ok(())
     }
 
     /// `Heartbeat`, on the meta node and the meta replicas: only members of
-    /// this cluster count.
-    /// The sender's addresses are taken note of if they are new here.
-    pub async fn heartbeat(self: &Arc<Self>, request: proto::HeartbeatRequest) -> Result<()> {
+    /// this cluster count. The oracle records the sender's addresses when
+    /// they changed. The answer carries this node's member list when it is
+    /// newer than the sender's.
+    pub async fn heartbeat(
+        self: &Arc<Self>,
+        request: proto::HeartbeatRequest,
+    ) -> Result<proto::HeartbeatResponse> {
         let state = self.initialised_state()?;
         let member = state.members.iter().find(|m| m.id == request.node_id);
         let Some(member) = member.filter(|_| request.cluster_id == state.identity.cluster_id)
@@ -430,16 +518,29 @@ impl Cluster {
             ));
         };
         self.seen(request.node_id);
-        if (&member.pg_addr, &member.http_addr) == (&request.pg_addr, &request.http_addr) {
-            return Ok(());
+        let moved = (&member.pg_addr, &member.http_addr) != (&request.pg_addr, &request.http_addr);
+        if moved && self.coordinator.get().is_some_and(|c| c.serves_oracle()) {
+            let change = proto::JoinRequest {
+                rpc_addr: member.rpc_addr.clone(),
+                pg_addr: request.pg_addr.clone(),
+                http_addr: request.http_addr.clone(),
+            };
+            if let Err(e) = self.admit(change).await {
+                tracing::warn!(node = request.node_id, error = %e, "could not record a member's addresses");
+            }
         }
-        let _change = self.changes.lock().await;
-        let mut state = self.initialised_state()?;
-        if let Some(member) = state.members.iter_mut().find(|m| m.id == request.node_id) {
-            member.pg_addr = request.pg_addr;
-            member.http_addr = request.http_addr;
+        let state = self.initialised_state()?;
+        if state.members_version <= request.members_version {
+            return Ok(proto::HeartbeatResponse::default());
         }
-        self.persist_off_runtime(state).await
+        Ok(proto::HeartbeatResponse {
+            members_version: state.members_version,
+            nodes: state
+                .members
+                .iter()
+                .map(|m| member_to_proto(m, false, 0))
+                .collect(),
+        })
     }
 
     fn seen(&self, node: u32) {
@@ -553,7 +654,8 @@ impl Cluster {
     }
 
     /// Sends a heartbeat every second to every other node that hears
-    /// them (the meta node and the meta replicas), until `stop`.
+    /// them (the meta node and the meta replicas), until `stop`; takes the
+    /// newest member list their answers carry.
     pub async fn heartbeats(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
             if let Some(state) = self.state() {
@@ -563,12 +665,20 @@ impl Cluster {
                     .filter(|m| m.id != state.identity.node_id)
                     .filter(|m| hears_heartbeats(&state.identity, m.id));
                 let sent = listeners.map(|m| self.send_heartbeat(&state, m));
-                for (failed, e) in futures::future::join_all(sent)
-                    .await
-                    .into_iter()
-                    .filter_map(|r| r.err())
-                {
-                    tracing::warn!(node = failed, error = %e, "heartbeat failed");
+                let mut newest = proto::HeartbeatResponse::default();
+                for answer in futures::future::join_all(sent).await {
+                    match answer {
+                        Ok(answer) if answer.members_version > newest.members_version => {
+                            newest = answer;
+                        }
+                        Ok(_) => {}
+                        Err((failed, e)) => {
+                            tracing::warn!(node = failed, error = %e, "heartbeat failed")
+                        }
+                    }
+                }
+                if let Err(e) = self.take_members(newest).await {
+                    tracing::warn!(error = %e, "could not take the newer member list");
                 }
             }
             tokio::select! {
@@ -582,7 +692,7 @@ impl Cluster {
         &self,
         state: &State,
         to: &Member,
-    ) -> std::result::Result<(), (u32, Error)> {
+    ) -> std::result::Result<proto::HeartbeatResponse, (u32, Error)> {
         let client = self.client(&to.rpc_addr).map_err(|e| (to.id, e))?;
         client
             .clone()
@@ -591,10 +701,29 @@ impl Cluster {
                 node_id: state.identity.node_id,
                 pg_addr: self.me.pg_addr.clone(),
                 http_addr: self.me.http_addr.clone(),
+                members_version: state.members_version,
             })
             .await
-            .map_err(|s| (to.id, Error::from_rpc(&format!("node {}", to.id), s)))?;
-        Ok(())
+            .map(|r| r.into_inner())
+            .map_err(|s| (to.id, Error::from_rpc(&format!("node {}", to.id), s)))
+    }
+
+    /// Makes the member list of a heartbeat's answer this node's, if it is
+    /// newer, unless this node keeps the list itself (a meta replica
+    /// changes it by applying the meta group's log only).
+    async fn take_members(self: &Arc<Self>, answer: proto::HeartbeatResponse) -> Result<()> {
+        let mut state = self.initialised_state()?;
+        if answer.members_version <= state.members_version || keeps_members(&state.identity) {
+            return Ok(());
+        }
+        state.members = answer.nodes.into_iter().map(member_from_proto).collect();
+        state.members_version = answer.members_version;
+        tracing::info!(
+            version = state.members_version,
+            nodes = state.members.len(),
+            "took a newer member list"
+        );
+        self.persist_off_runtime(state).await
     }
 
     /// Starts serving catalog RPCs with the node's transactions.
@@ -663,12 +792,10 @@ impl Cluster {
     /// oracle's catalog. (The meta node of a cluster that does not
     /// replicate has it.)
     pub async fn fetch_catalog(&self, coordinator: &Arc<TxnCoordinator>) -> Result<()> {
-        let state = self.initialised_state()?;
-        if state.identity.meta_replicas.is_empty()
-            && state.identity.node_id == state.identity.meta_node
-        {
+        if Peers::is_unreplicated_oracle(self) {
             return Ok(());
         }
+        let state = self.initialised_state()?;
         let cluster_id = state.identity.cluster_id;
         let update = coordinator
             .at_meta(|node| {
@@ -800,6 +927,15 @@ fn hears_heartbeats(identity: &Identity, node: u32) -> bool {
     node == identity.meta_node || identity.meta_replicas.contains(&node)
 }
 
+/// Whether the node of `identity` keeps the member list: it holds a meta
+/// replica, or it is the meta node of a cluster that does not replicate.
+fn keeps_members(identity: &Identity) -> bool {
+    match identity.meta_replicas.is_empty() {
+        true => identity.node_id == identity.meta_node,
+        false => identity.meta_replicas.contains(&identity.node_id),
+    }
+}
+
 /// Replaces the catalog with the tables in `json` and purges the rows of
 /// the tables that are gone. Blocks on disk.
 fn apply_tables(storage: &Storage, coordinator: &TxnCoordinator, json: &[u8]) -> Result<()> {
@@ -822,6 +958,69 @@ pub async fn connect(addr: &str) -> Result<ClusterClient<Channel>> {
         .await
         .map_err(|e| Error::Unavailable(format!("cannot reach the node at {addr}: {e}")))?;
     Ok(ClusterClient::new(channel))
+}
+
+/// The answer to a `Join` of member `id`.
+fn join_response(state: &State, id: u32) -> proto::JoinResponse {
+    proto::JoinResponse {
+        cluster_id: state.identity.cluster_id.clone(),
+        node_id: id,
+        meta_node_id: state.identity.meta_node,
+        nodes: state
+            .members
+            .iter()
+            .map(|m| member_to_proto(m, false, 0))
+            .collect(),
+        shards: shards_to_proto(&state.shards),
+        meta_replicas: state.identity.meta_replicas.clone(),
+        members_version: state.members_version,
+    }
+}
+
+/// The member list's part of the meta group's state (see
+/// `raft::MetaParts`). Weak: the cluster holds the coordinator, which holds
+/// the Raft groups, which hold this.
+struct MembersMachine(std::sync::Weak<Cluster>);
+
+impl MetaState for MembersMachine {
+    fn apply(&self, command: Command, batch: StorageBatch) -> Result<Applied> {
+        let cluster = self
+            .0
+            .upgrade()
+            .ok_or_else(|| Error::Unavailable("the node is stopping".into()))?;
+        match command {
+            Command::Join {
+                rpc_addr,
+                pg_addr,
+                http_addr,
+            } => {
+                let request = proto::JoinRequest {
+                    rpc_addr,
+                    pg_addr,
+                    http_addr,
+                };
+                cluster.apply_join(&request, batch)
+            }
+            other => {
+                cluster.storage.write(batch)?;
+                Ok(Applied::Rejected(format!(
+                    "the member list takes no {other}"
+                )))
+            }
+        }
+    }
+
+    fn prefixes(&self) -> Vec<&'static [u8]> {
+        // Also the version's key.
+        vec![MEMBERS_KEY]
+    }
+
+    fn reload(&self) -> Result<()> {
+        match self.0.upgrade() {
+            Some(cluster) => cluster.reload_members(),
+            None => Ok(()),
+        }
+    }
 }
 
 fn member_to_proto(m: &Member, live: bool, last_seen_ms: u64) -> proto::Node {

@@ -62,7 +62,7 @@ impl cluster_server::Cluster for ClusterService {
         request: Request<proto::HeartbeatRequest>,
     ) -> Result<Response<proto::HeartbeatResponse>, Status> {
         match self.cluster.heartbeat(request.into_inner()).await {
-            Ok(()) => Ok(Response::new(proto::HeartbeatResponse {})),
+            Ok(answer) => Ok(Response::new(answer)),
             Err(Error::Input(_, m)) => Err(Status::permission_denied(m)),
             Err(e) => Err(e.into()),
         }

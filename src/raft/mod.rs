@@ -13,8 +13,9 @@
 //!
 //! A shard group's state machine ([`state_machine`]) is its rows in the
 //! `data` column family and its transactions' intents; the meta group's is
-//! the cluster's commit decisions, timestamps and catalog ([`MetaState`],
-//! kept by the transaction coordinator). [`transport`] carries every
+//! the cluster's members (kept by `cluster`) and its commit decisions,
+//! timestamps and catalog (kept by the transaction coordinator): see
+//! [`MetaParts`]. [`transport`] carries every
 //! group's messages over one gRPC service.
 //!
 //! Log entries and votes are stored as JSON (openraft's types are serde).
@@ -34,9 +35,8 @@ pub type GroupId = u32;
 /// The meta group's id: above every shard group's.
 pub const META_GROUP: GroupId = u32::MAX;
 
-/// The meta group's state, kept by the node's transaction coordinator: the
-/// commit decisions, the clock and the catalog, in the `meta` column
-/// family under [`MetaState::prefixes`].
+/// A part of the meta group's state, in the `meta` column family under
+/// [`MetaState::prefixes`].
 pub trait MetaState: Send + Sync {
     /// Applies a meta command, writing what it changes together with
     /// `batch` (which records the entry applied) in one write. Blocks on
@@ -99,6 +99,45 @@ pub enum Command {
         #[serde(with = "base64_bytes")]
         txn_id: Vec<u8>,
     },
+    /// Meta group: the node at `rpc_addr` joins the cluster, or a member
+    /// reports new addresses. Answers `Member`: its id.
+    Join {
+        rpc_addr: String,
+        pg_addr: String,
+        http_addr: String,
+    },
+}
+
+/// The meta group's state: the members, which `cluster` keeps and `Join`
+/// changes, and the oracle's (commit decisions, clock, catalog), which the
+/// transaction coordinator keeps and every other meta command changes.
+pub struct MetaParts {
+    pub members: std::sync::Arc<dyn MetaState>,
+    pub oracle: std::sync::Arc<dyn MetaState>,
+}
+
+impl MetaState for MetaParts {
+    fn apply(
+        &self,
+        command: Command,
+        batch: crate::storage::StorageBatch,
+    ) -> crate::error::Result<Applied> {
+        match command {
+            Command::Join { .. } => self.members.apply(command, batch),
+            _ => self.oracle.apply(command, batch),
+        }
+    }
+
+    fn prefixes(&self) -> Vec<&'static [u8]> {
+        let mut prefixes = self.members.prefixes();
+        prefixes.extend(self.oracle.prefixes());
+        prefixes
+    }
+
+    fn reload(&self) -> crate::error::Result<()> {
+        self.members.reload()?;
+        self.oracle.reload()
+    }
 }
 
 /// Bytes as a base64 string: JSON would spell them as an array of
@@ -127,6 +166,7 @@ impl std::fmt::Display for Command {
             Command::Decide { commit_ts, .. } => write!(f, "decide at {commit_ts}"),
             Command::Done { .. } => write!(f, "done"),
             Command::Resolve { .. } => write!(f, "resolve"),
+            Command::Join { rpc_addr, .. } => write!(f, "join of {rpc_addr}"),
         }
     }
 }
@@ -144,6 +184,8 @@ pub enum Applied {
     /// A meta group's decision: the commit timestamp, or `None` for an
     /// abort.
     Decision(Option<u64>),
+    /// A `Join`: the member's node id.
+    Member(u32),
 }
 
 openraft::declare_raft_types!(

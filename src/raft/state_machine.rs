@@ -216,7 +216,10 @@ impl GroupMachine {
             Command::Abort { txn_id } => {
                 self.take_intent(&txn_id, out)?;
             }
-            Command::Decide { .. } | Command::Done { .. } | Command::Resolve { .. } => {
+            Command::Decide { .. }
+            | Command::Done { .. }
+            | Command::Resolve { .. }
+            | Command::Join { .. } => {
                 return Ok(Applied::Rejected(format!(
                     "shard group {} takes no {command}",
                     self.group

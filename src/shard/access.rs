@@ -6,10 +6,19 @@
 //! [`SCAN_CHANNEL_BATCHES`], so a slow reader holds it back and a reader that
 //! drops the stream stops it; a remote scan gets the same from the Flight
 //! stream.
+//!
+//! A replicated group is read at its leader. While a scan has yielded
+//! nothing, a node that turns out not to lead the group, or cannot be
+//! reached, is followed by the next guess ([`Reroute`]) for up to
+//! `QUORUM_WAIT`, long enough for an election: a read during a leader
+//! change waits for the new leader instead of failing. Once batches came
+//! back, a failure fails the scan (re-reading elsewhere could repeat rows).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::record_batch::RecordBatch;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tonic::transport::Channel;
@@ -19,6 +28,7 @@ use super::proto::{Mutation, ScanRequest};
 use super::replica::{encode_filter, scan_bounds, Filter};
 use super::{ShardRange, ShardReplica};
 use crate::error::{Error, Result};
+use crate::raft::groups::QUORUM_WAIT;
 
 /// Batches a scan may decode ahead of its reader.
 pub const SCAN_CHANNEL_BATCHES: usize = 2;
@@ -26,6 +36,15 @@ pub const SCAN_CHANNEL_BATCHES: usize = 2;
 /// A transaction's own writes, sorted by key: `(user key, row or None for a
 /// delete)`.
 pub type OwnWrites = Arc<Vec<(Vec<u8>, Option<Vec<u8>>)>>;
+
+/// Where a replicated group's scan goes next, after the node it went to
+/// does not lead the group (any more) or cannot be reached.
+pub trait Reroute: Send + Sync {
+    /// The next node to ask for `range`'s group after `failed`, and the
+    /// channel to it.
+    fn next_leader(&self, range: &ShardRange, failed: u32)
+        -> BoxFuture<'_, Result<(u32, Channel)>>;
+}
 
 #[derive(Clone)]
 pub enum ShardAccess {
@@ -36,6 +55,9 @@ pub enum ShardAccess {
         node: u32,
         channel: Channel,
         cluster_id: String,
+        /// How to find the leader again; `None` for a group whose only copy
+        /// is on `node`.
+        reroute: Option<Arc<dyn Reroute>>,
     },
 }
 
@@ -79,6 +101,7 @@ impl ShardAccess {
                 node,
                 channel,
                 cluster_id,
+                reroute,
             } => {
                 let (start, end) = scan_bounds(&request, range);
                 request.overlay = own
@@ -90,26 +113,25 @@ impl ShardAccess {
                     })
                     .collect();
                 request.filter = filter.as_ref().map(encode_filter).unwrap_or_default();
-                let scan = scan_remote(
-                    channel.clone(),
-                    cluster_id,
-                    &format!("node {node}"),
-                    &request,
-                );
-                if !range.is_replicated() {
-                    return scan.boxed();
+                match reroute {
+                    None => scan_remote(
+                        channel.clone(),
+                        cluster_id,
+                        &format!("node {node}"),
+                        &request,
+                    )
+                    .boxed(),
+                    Some(reroute) => {
+                        let at = (*node, channel.clone());
+                        scan_leader(
+                            range.clone(),
+                            at,
+                            cluster_id.clone(),
+                            request,
+                            reroute.clone(),
+                        )
+                    }
                 }
-                // A dead leader is replaced within seconds: the transaction
-                // can be retried then.
-                let group = range.id.0;
-                scan.map_err(move |e| match e {
-                    Error::NodeUnreachable(m) => Error::NotLeader(format!(
-                        "{m}: the leader of shard group {group} cannot be reached; \
-                         retry the transaction once a new one is elected"
-                    )),
-                    other => other,
-                })
-                .boxed()
             }
         }
     }
@@ -132,6 +154,47 @@ impl ShardAccess {
             }
         }
     }
+}
+
+/// A replicated group's scan at its leader, guessed to be `at` (see the
+/// module docs).
+fn scan_leader(
+    range: ShardRange,
+    at: (u32, Channel),
+    cluster_id: String,
+    request: ScanRequest,
+    reroute: Arc<dyn Reroute>,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    let group = range.id.0;
+    let started = async move {
+        let deadline = Instant::now() + QUORUM_WAIT;
+        let (mut node, mut channel) = at;
+        loop {
+            let peer = format!("node {node}");
+            let mut scan = scan_remote(channel, &cluster_id, &peer, &request).boxed();
+            match scan.next().await {
+                Some(Err(Error::NotLeader(_) | Error::NodeUnreachable(_)))
+                    if Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    (node, channel) = reroute.next_leader(&range, node).await?;
+                }
+                first => return Ok::<_, Error>(futures::stream::iter(first).chain(scan)),
+            }
+        }
+    };
+    futures::stream::once(started)
+        .try_flatten()
+        .map_err(move |e| match e {
+            // A dead leader is replaced within seconds: the transaction can
+            // be retried then.
+            Error::NodeUnreachable(m) => Error::NotLeader(format!(
+                "{m}: the leader of shard group {group} cannot be reached; \
+                 retry the transaction once a new one is elected"
+            )),
+            other => other,
+        })
+        .boxed()
 }
 
 /// How many of `keys` have a row in `replica` at `snapshot_ts`. Blocks.

@@ -24,11 +24,12 @@ use super::oracle::proto::DecideRequest;
 use super::{OracleCall, TxnCoordinator};
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
-use crate::raft::groups::QUORUM_WAIT;
+use crate::raft::groups::{ShardGroups, QUORUM_WAIT};
 use crate::rpc::{as_member, call_twice};
-use crate::shard::access::block_on;
+use crate::shard::access::{block_on, Reroute};
 use crate::shard::proto::participant_client::ParticipantClient;
 use crate::shard::proto::{AbortRequest, CommitPreparedRequest, PrepareRequest, WriteBatch};
+use crate::shard::ShardRange;
 
 /// How long a prepared transaction or a decision in flight waits before
 /// recovery takes it over from its coordinator.
@@ -56,6 +57,34 @@ pub trait Peers: Send + Sync {
     /// which the meta group applied at `meta_index` (0: it does not
     /// replicate).
     fn publish_catalog(&self, tables: Vec<TableDef>, meta_index: u64) -> BoxFuture<'_, Result<()>>;
+
+    /// Whether this node is the meta node of a cluster that does not
+    /// replicate: the oracle, with the only copy of its state.
+    fn is_unreplicated_oracle(&self) -> bool {
+        self.meta_replicas().is_empty() && self.meta_node() == self.node_id()
+    }
+}
+
+/// Finds a replicated group's leader again for a scan (see
+/// `shard::access`), as [`TxnCoordinator::on_homes`] does for writes.
+pub(super) struct Leaders {
+    pub groups: Arc<ShardGroups>,
+    pub peers: Arc<dyn Peers>,
+}
+
+impl Reroute for Leaders {
+    fn next_leader(
+        &self,
+        range: &ShardRange,
+        failed: u32,
+    ) -> BoxFuture<'_, Result<(u32, Channel)>> {
+        let (group, first) = (range.id.0, range.node);
+        self.groups.missed(group, failed, &range.replicas);
+        Box::pin(async move {
+            let node = self.groups.leader(group, first).await?;
+            Ok((node, self.peers.channel(node)?))
+        })
+    }
 }
 
 impl TxnCoordinator {

@@ -173,7 +173,7 @@ impl TxnCoordinator {
             if self
                 .peers
                 .get()
-                .is_some_and(|p| p.meta_node() != p.node_id())
+                .is_some_and(|p| !p.is_unreplicated_oracle())
             {
                 return Err(Error::input(
                     InputError::Other,
@@ -389,9 +389,7 @@ impl TxnCoordinator {
     /// or it is the meta node of a cluster that does not replicate.
     pub fn serves_oracle(&self) -> bool {
         match (self.peers.get(), self.groups.get()) {
-            (Some(peers), _) if peers.meta_replicas().is_empty() => {
-                peers.meta_node() == peers.node_id()
-            }
+            (Some(peers), _) if peers.meta_replicas().is_empty() => peers.is_unreplicated_oracle(),
             (_, Some(groups)) => groups.leading_term(META_GROUP).is_some(),
             _ => false,
         }

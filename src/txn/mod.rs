@@ -38,7 +38,7 @@ pub mod service;
 pub use clock::{since_epoch, Clock};
 pub use meta::OracleCall;
 
-use distributed::Peers;
+use distributed::{Leaders, Peers};
 use oracle::Decisions;
 use prepared::Prepared;
 
@@ -52,7 +52,7 @@ use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, InputError, Result};
 use crate::raft::groups::ShardGroups;
 use crate::raft::{Applied, Command};
-use crate::shard::access::ShardAccess;
+use crate::shard::access::{Reroute, ShardAccess};
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
 use crate::shard::{ShardMap, ShardRange, ShardReplica};
 use crate::storage::{Storage, StorageBatch};
@@ -246,18 +246,27 @@ impl TxnCoordinator {
         let Some(peers) = self.peers.get() else {
             return Ok(ShardAccess::Local(replica.clone()));
         };
-        let node = match range.is_replicated() {
-            true => self.groups()?.leader_now(range.id.0, range.node),
+        let (node, reroute) = match range.is_replicated() {
+            true => {
+                let groups = self.groups()?;
+                let leaders = Leaders {
+                    groups: groups.clone(),
+                    peers: peers.clone(),
+                };
+                let reroute: Arc<dyn Reroute> = Arc::new(leaders);
+                (groups.leader_now(range.id.0, range.node), Some(reroute))
+            }
             false if range.node == peers.node_id() => {
                 return Ok(ShardAccess::Local(replica.clone()))
             }
-            false => range.node,
+            false => (range.node, None),
         };
         Ok(ShardAccess::Remote {
             range: range.clone(),
             node,
             channel: peers.channel(node)?,
             cluster_id: peers.cluster_id(),
+            reroute,
         })
     }
 
@@ -353,7 +362,7 @@ impl TxnCoordinator {
             // Unless this node is the meta node of a cluster that does not
             // replicate, every commit takes the oracle's timestamp, and a
             // schema change commits with the decision there.
-            if !all_here || peers.meta_node() != me || !peers.meta_replicas().is_empty() {
+            if !all_here || !peers.is_unreplicated_oracle() {
                 let decide = DecideRequest {
                     txn_id: self.new_txn_id(me),
                     participants: batches.keys().copied().collect(),
@@ -554,8 +563,8 @@ impl TxnCoordinator {
                 Applied::Done => {}
                 Applied::Conflict(message) => return Err(Error::Retry(message)),
                 Applied::Rejected(message) => return Err(Error::Internal(message)),
-                Applied::Decision(_) => {
-                    return Err(Error::Internal("a shard group answered a decision".into()))
+                other @ (Applied::Decision(_) | Applied::Member(_)) => {
+                    return Err(Error::Internal(format!("a shard group answered {other:?}")))
                 }
             }
         }
