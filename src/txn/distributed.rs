@@ -12,8 +12,12 @@
 //!    `Done` so read timestamps may pass it. A participant that cannot be
 //!    told now keeps its intents until recovery resolves them with the
 //!    oracle; the commit stands either way.
+//!
+//! While it commits, the coordinator answers `Committing` for the
+//! transaction: recovery does not abort a transaction whose coordinator is
+//! still at work on it, however long its prepare takes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -28,7 +32,9 @@ use crate::raft::groups::{ShardGroups, QUORUM_WAIT};
 use crate::rpc::{as_member, call_twice};
 use crate::shard::access::{block_on, Reroute};
 use crate::shard::proto::participant_client::ParticipantClient;
-use crate::shard::proto::{AbortRequest, CommitPreparedRequest, PrepareRequest, WriteBatch};
+use crate::shard::proto::{
+    AbortRequest, CommitPreparedRequest, CommittingRequest, PrepareRequest, WriteBatch,
+};
 use crate::shard::ShardRange;
 
 /// How long a prepared transaction or a decision in flight waits before
@@ -40,6 +46,34 @@ pub const RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(5)
 /// decision in flight holds every new transaction's `Begin` back (see
 /// `meta`), and finishing it twice is harmless.
 pub const DECISION_RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long recovery waits for a coordinator to say whether it is still
+/// committing a transaction prepared for long.
+const COORDINATOR_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Marks a transaction as being committed by this node, its coordinator,
+/// until dropped: recovery elsewhere leaves its intents alone meanwhile,
+/// however long its prepare takes.
+struct AtWork<'a> {
+    coordinator: &'a TxnCoordinator,
+    txn_id: Vec<u8>,
+}
+
+impl<'a> AtWork<'a> {
+    fn on(coordinator: &'a TxnCoordinator, txn_id: &[u8]) -> Self {
+        coordinator.at_work().insert(txn_id.to_vec());
+        Self {
+            coordinator,
+            txn_id: txn_id.to_vec(),
+        }
+    }
+}
+
+impl Drop for AtWork<'_> {
+    fn drop(&mut self) {
+        self.coordinator.at_work().remove(&self.txn_id);
+    }
+}
 
 /// What a cross-node commit needs to know of the cluster.
 pub trait Peers: Send + Sync {
@@ -102,6 +136,7 @@ impl TxnCoordinator {
             .map_err(|_| Error::Internal("a cross-node commit needs the async runtime".into()))?;
         let txn_id = decide.txn_id.clone();
         let groups = decide.participants.clone();
+        let _at_work = AtWork::on(self, &txn_id);
 
         // 1. Prepare, on the node that takes each group's writes now.
         if let Err(e) = runtime.block_on(self.prepare_everywhere(peers, &txn_id, batches)) {
@@ -329,12 +364,13 @@ impl TxnCoordinator {
     /// at any point, or a leader that changed, thus leaves nothing half
     /// done. Blocks.
     pub fn recover(&self, peers: &Arc<dyn Peers>, at_least: std::time::Duration) {
-        self.recover_prepared(at_least);
+        self.recover_prepared(peers, at_least);
         self.recover_decided(peers, at_least.min(DECISION_RECOVER_AFTER));
     }
 
-    /// The prepared transactions of [`Self::recover`]. Blocks.
-    fn recover_prepared(&self, at_least: std::time::Duration) {
+    /// The prepared transactions of [`Self::recover`], but those whose
+    /// coordinator is still at work on them. Blocks.
+    fn recover_prepared(&self, peers: &Arc<dyn Peers>, at_least: std::time::Duration) {
         let mut waiting: Vec<(Vec<u8>, Vec<u32>)> = self
             .lock()
             .prepared
@@ -362,6 +398,9 @@ impl TxnCoordinator {
         }
         for (txn_id, groups) in waiting {
             let resolved = block_on(async {
+                if self.coordinator_at_work(peers, &txn_id).await {
+                    return Ok(false);
+                }
                 let outcome = self.ask_oracle(OracleCall::Resolve(txn_id.clone())).await?;
                 self.resolve_prepared(&txn_id, outcome, &groups).await
             });
@@ -400,6 +439,42 @@ impl TxnCoordinator {
 
     fn participant(&self, peers: &Arc<dyn Peers>, node: u32) -> Result<ParticipantClient<Channel>> {
         Ok(ParticipantClient::new(peers.channel(node)?))
+    }
+
+    /// Whether this node is committing `txn_id` now, as its coordinator.
+    pub fn committing(&self, txn_id: &[u8]) -> bool {
+        self.at_work().contains(txn_id)
+    }
+
+    fn at_work(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
+        // A set of ids: a panic elsewhere leaves it consistent.
+        self.at_work.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the coordinator of `txn_id` (the node its id names) says it
+    /// is still committing it. One that does not answer is not: it died,
+    /// or is cut off and will find its transaction aborted.
+    async fn coordinator_at_work(&self, peers: &Arc<dyn Peers>, txn_id: &[u8]) -> bool {
+        let Some(node) = txn_id.first_chunk().map(|b| u32::from_be_bytes(*b)) else {
+            return false;
+        };
+        if node == peers.node_id() {
+            return self.committing(txn_id);
+        }
+        let Ok(client) = self.participant(peers, node) else {
+            return false;
+        };
+        let request = CommittingRequest {
+            txn_id: txn_id.to_vec(),
+        };
+        let cluster_id = peers.cluster_id();
+        let asked = call_twice(&client, &request, &cluster_id, |mut c, r| async move {
+            c.committing(r).await
+        });
+        matches!(
+            tokio::time::timeout(COORDINATOR_ANSWER_WAIT, asked).await,
+            Ok(Ok(answer)) if answer.get_ref().committing
+        )
     }
 
     /// A transaction id unique in the cluster: the node id, the time this
@@ -639,6 +714,21 @@ mod tests {
                 coordinator.recover(&peers, std::time::Duration::ZERO)
             })
         };
+
+        // Its coordinator (node 1, which its id names) still at work on
+        // it: recovery leaves it prepared, here and on node 2, however old.
+        let busy = n1.coordinator.new_txn_id(1);
+        let at_work = AtWork::on(&n1.coordinator, &busy);
+        prepare(&busy);
+        recover(&n2.coordinator, &peers[1]).await.unwrap();
+        recover(&n1.coordinator, &peers[0]).await.unwrap();
+        assert_eq!(n1.coordinator.prepared_txns().len(), 1);
+        assert_eq!(n2.coordinator.prepared_txns().len(), 1);
+        drop(at_work);
+        recover(&n2.coordinator, &peers[1]).await.unwrap();
+        recover(&n1.coordinator, &peers[0]).await.unwrap();
+        assert!(n1.coordinator.prepared_txns().is_empty());
+        assert!(n2.coordinator.prepared_txns().is_empty());
 
         // Died before the decision: recovery aborts it on both nodes, and
         // the coordinator could no longer commit it.

@@ -42,7 +42,7 @@ use distributed::{Leaders, Peers};
 use oracle::Decisions;
 use prepared::Prepared;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -181,6 +181,9 @@ pub struct TxnCoordinator {
     schema_lock: tokio::sync::Mutex<()>,
     /// Told whenever `visible_ts` may have moved.
     visible_changed: tokio::sync::Notify,
+    /// The cross-node transactions this node is committing now, as their
+    /// coordinator (see `distributed`).
+    at_work: Mutex<HashSet<Vec<u8>>>,
 }
 
 /// What [`TxnCoordinator::decide_here`] recorded.
@@ -226,6 +229,7 @@ impl TxnCoordinator {
             meta_term: AtomicU64::new(0),
             schema_lock: tokio::sync::Mutex::new(()),
             visible_changed: tokio::sync::Notify::new(),
+            at_work: Mutex::new(HashSet::new()),
         })
     }
 

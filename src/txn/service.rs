@@ -17,7 +17,8 @@ use super::{OracleCall, TxnCoordinator};
 use crate::rpc::{check_member, MAX_MESSAGE_BYTES};
 use crate::shard::proto::participant_server::{Participant, ParticipantServer};
 use crate::shard::proto::{
-    AbortRequest, CommitPreparedRequest, PrepareRequest, PrepareResponse, Resolved,
+    AbortRequest, CommitPreparedRequest, CommittingRequest, CommittingResponse, PrepareRequest,
+    PrepareResponse, Resolved,
 };
 
 struct Ready {
@@ -146,6 +147,18 @@ impl Participant for TxnService {
             c.resolve_prepared(&r.txn_id, None, &r.shard_ids)
                 .await
                 .map(|found| Resolved { found })
+        })
+        .await
+    }
+
+    async fn committing(
+        &self,
+        request: Request<CommittingRequest>,
+    ) -> Result<Response<CommittingResponse>, Status> {
+        self.run(request, |c, r| async move {
+            Ok(CommittingResponse {
+                committing: c.committing(&r.txn_id),
+            })
         })
         .await
     }
