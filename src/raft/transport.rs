@@ -21,7 +21,8 @@ use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
 use serde::de::DeserializeOwned;
@@ -152,6 +153,16 @@ impl RaftTransport for RaftService {
         self.serve(request, |raft, rpc: VoteRequest<ShardRaft>, _| async move {
             raft.pre_vote(rpc).await
         })
+        .await
+    }
+
+    async fn transfer_leader(&self, request: Request<RaftMessage>) -> Served {
+        self.serve(
+            request,
+            |raft, rpc: TransferLeaderRequest<ShardRaft>, _| async move {
+                raft.handle_transfer_leader(rpc).await
+            },
+        )
         .await
     }
 
@@ -319,6 +330,20 @@ impl RaftNetworkV2<ShardRaft> for GroupNetwork {
             Vec::new(),
             &option,
             |mut client, request| async move { client.pre_vote(request).await },
+        );
+        Ok(call.await?)
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        rpc: TransferLeaderRequest<ShardRaft>,
+        option: RPCOption,
+    ) -> std::result::Result<TransferLeaderResponse<ShardRaft>, RPCError<ShardRaft>> {
+        let call = self.call(
+            &rpc,
+            Vec::new(),
+            &option,
+            |mut client, request| async move { client.transfer_leader(request).await },
         );
         Ok(call.await?)
     }
