@@ -1,4 +1,4 @@
-//! The `shardforge init`, `status` and `demo` commands: a few RPCs to
+//! The `shardforge init`, `status`, `decommission` and `demo` commands: a few RPCs to
 //! nodes, printed for people.
 
 use std::net::TcpListener;
@@ -104,6 +104,34 @@ pub async fn status(host: &str) -> Result<String> {
     Ok(out)
 }
 
+/// `shardforge decommission --node N`: removes a node that is down for
+/// good; its replicas are re-created on the other nodes.
+pub async fn decommission(host: &str, node: u32) -> Result<String> {
+    let response = connect(host)
+        .await?
+        .decommission(proto::DecommissionRequest { node_id: node })
+        .await
+        .map_err(|s| Error::from_rpc(&format!("node at {host}"), s))?
+        .into_inner();
+    let mut out = String::new();
+    outln!(
+        out,
+        "node {node} decommissioned; its replicas are being re-created (see `shardforge status`)"
+    );
+    let meta: Vec<String> = response.meta_replicas.iter().map(u32::to_string).collect();
+    outln!(out, "meta group replicas: {}", meta.join(","));
+    for shard in &response.shards {
+        let replicas: Vec<String> = shard.replicas.iter().map(u32::to_string).collect();
+        outln!(
+            out,
+            "shard {} replicas: {}",
+            shard.shard_id,
+            replicas.join(",")
+        );
+    }
+    Ok(out)
+}
+
 fn print_nodes(out: &mut String, nodes: &[proto::Node]) {
     outln!(
         out,
@@ -121,7 +149,11 @@ fn print_nodes(out: &mut String, nodes: &[proto::Node]) {
             n.rpc_addr,
             n.pg_addr,
             n.http_addr,
-            if n.live { "yes" } else { "no" }
+            match (n.removed, n.live) {
+                (true, _) => "removed",
+                (false, true) => "yes",
+                (false, false) => "no",
+            }
         );
     }
 }

@@ -29,6 +29,9 @@ enum Command {
     Init(HostArgs),
     /// Show a cluster's nodes, their liveness, and the shard map.
     Status(HostArgs),
+    /// Remove a node that is down for good: its replicas are re-created
+    /// on the other nodes (the cluster must replicate).
+    Decommission(DecommissionArgs),
     /// Run a local cluster for trying it out, until Ctrl-C.
     Demo(DemoArgs),
 }
@@ -38,6 +41,15 @@ struct DemoArgs {
     /// How many nodes.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
+}
+
+#[derive(Args)]
+struct DecommissionArgs {
+    /// The node's id (as `shardforge status` lists it).
+    #[arg(long)]
+    node: u32,
+    #[command(flatten)]
+    host: HostArgs,
 }
 
 #[derive(Args)]
@@ -121,6 +133,9 @@ fn main() -> ExitCode {
             .and_then(print_report),
         Command::Status(args) => runtime()
             .and_then(|rt| rt.block_on(admin::status(&args.host)))
+            .and_then(print_report),
+        Command::Decommission(args) => runtime()
+            .and_then(|rt| rt.block_on(admin::decommission(&args.host.host, args.node)))
             .and_then(print_report),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(admin::demo(args.nodes))),
     };

@@ -133,6 +133,13 @@ async fn serve(
     txn.ready(cluster_id, coordinator.clone());
     coordinator.set_peers(peers);
     cluster.set_coordinator(coordinator.clone());
+    if let Some(groups) = &groups {
+        tokio::spawn(
+            cluster
+                .clone()
+                .place_replicas(groups.clone(), stopped.clone()),
+        );
+    }
     tokio::spawn(recover(
         coordinator.clone(),
         cluster.clone(),
@@ -174,7 +181,7 @@ async fn start_groups(
     cluster: &Arc<Cluster>,
     storage: Arc<Storage>,
     coordinator: &Arc<TxnCoordinator>,
-    raft: &RaftService,
+    raft: &Arc<RaftService>,
 ) -> Result<Option<Arc<ShardGroups>>> {
     let shards = coordinator.shards();
     if !shards.replicas().iter().any(|r| r.range().is_replicated()) {
@@ -190,10 +197,10 @@ async fn start_groups(
         node,
         config.cluster.raft_snapshot_entries,
         storage,
-        shards,
+        shards.clone(),
         (cluster.meta_replicas(), meta_state),
         &cluster.member_addrs(),
-        raft,
+        raft.clone(),
         &cluster_id,
         cluster.channel_pool(),
     )

@@ -25,6 +25,11 @@
 //! list has a version: a heartbeat's answer carries a newer list, which
 //! is how the members that hold no meta replica learn of a new node.
 //!
+//! A member that is gone for good is decommissioned
+//! ([`Cluster::decommission`]): the meta group marks it removed and places
+//! its replicas on other members, in the same versioned list; each group's
+//! leader then makes the new replicas voters ([`Cluster::place_replicas`]).
+//!
 //! Each node keeps its identity in the storage `meta` family
 //! (`cluster/identity`, `cluster/members`, and the shard map), so a
 //! restarted node is the same member with the same data.
@@ -47,7 +52,9 @@ use crate::config::Config;
 use crate::error::{Error, InputError, Result};
 use crate::raft::{Applied, Command, MetaState, META_GROUP};
 use crate::rpc::{endpoint, ChannelPool, RPC_TIMEOUT};
-use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange};
+use crate::shard::{
+    load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange, SHARD_MAP_KEY,
+};
 use crate::storage::{Storage, StorageBatch};
 use crate::txn::distributed::Peers;
 use crate::txn::TxnCoordinator;
@@ -64,6 +71,9 @@ const IDENTITY_KEY: &[u8] = b"cluster/identity";
 /// The member list; also the prefix of the meta group's records of it.
 const MEMBERS_KEY: &[u8] = b"cluster/members";
 const MEMBERS_VERSION_KEY: &[u8] = b"cluster/members_version";
+/// The meta group's replicas, as the meta group keeps them (under the
+/// member list's prefix); each node also has them in its identity.
+const META_REPLICAS_KEY: &[u8] = b"cluster/members_meta_replicas";
 /// The node `init` runs on, and the id of a one-node cluster.
 const META_NODE: u32 = 1;
 /// A member is live if the meta node heard from it this recently.
@@ -72,6 +82,9 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 const JOIN_RETRY: Duration = Duration::from_millis(300);
 /// How long `init` waits for the enrolled nodes to pick up their ids.
 const INIT_WAIT: Duration = Duration::from_secs(15);
+/// How long a group's leader waits for a new replica to catch up before
+/// it tries again (see [`Cluster::place_replicas`]).
+const PLACE_WAIT: Duration = Duration::from_secs(60);
 
 /// This node's place in its cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,13 +104,17 @@ pub struct Member {
     /// Empty until the node has joined (it reports its own addresses).
     pub pg_addr: String,
     pub http_addr: String,
+    /// Decommissioned: gone for good, its replicas placed elsewhere.
+    #[serde(default)]
+    pub removed: bool,
 }
 
 #[derive(Debug, Clone)]
 struct State {
     identity: Identity,
     members: Vec<Member>,
-    /// Goes up with every change of `members`.
+    /// Goes up with every change of `members` and of where the replicas
+    /// are (`shards`, the meta replicas).
     members_version: u64,
     shards: Vec<ShardRange>,
 }
@@ -147,6 +164,7 @@ impl Cluster {
                 rpc_addr: config.node.rpc_addr.to_string(),
                 pg_addr: config.node.pg_addr.to_string(),
                 http_addr: config.node.http_addr.to_string(),
+                removed: false,
             },
             join: config.cluster.join.clone(),
             shard_groups: config.cluster.shard_groups,
@@ -234,6 +252,7 @@ impl Cluster {
                 rpc_addr,
                 pg_addr: String::new(),
                 http_addr: String::new(),
+                removed: false,
             });
         }
         // A data directory from before clusters keeps its split.
@@ -279,8 +298,12 @@ impl Cluster {
         batch.put_meta(IDENTITY_KEY, &to_json(&state.identity)?);
         batch.put_meta(MEMBERS_KEY, &to_json(&state.members)?);
         batch.put_meta(MEMBERS_VERSION_KEY, &to_json(&state.members_version)?);
+        batch.put_meta(META_REPLICAS_KEY, &to_json(&state.identity.meta_replicas)?);
         stage_ranges(&state.shards, &mut batch)?;
         self.storage.write(batch)?;
+        if let Some(coordinator) = self.coordinator.get() {
+            coordinator.shards().place(&state.shards);
+        }
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = Some(state);
         self.initialised.send_replace(true);
         Ok(())
@@ -311,17 +334,7 @@ impl Cluster {
             },
             members: response.nodes.into_iter().map(member_from_proto).collect(),
             members_version: response.members_version,
-            shards: response
-                .shards
-                .into_iter()
-                .map(|s| ShardRange {
-                    id: ShardId(s.shard_id),
-                    hash_start: s.hash_start,
-                    hash_end: s.hash_end,
-                    node: s.node_id,
-                    replicas: s.replicas,
-                })
-                .collect(),
+            shards: shards_from_proto(response.shards),
         };
         tracing::info!(node = state.identity.node_id, cluster = %state.identity.cluster_id, "joined the cluster");
         self.persist_off_runtime(state).await
@@ -379,6 +392,12 @@ impl Cluster {
             .iter()
             .find(|m| m.rpc_addr == request.rpc_addr)
         {
+            if member.removed {
+                return Err(Error::input(
+                    InputError::Other,
+                    format!("node {} was decommissioned: start a node with an empty data directory to join again", member.id),
+                ));
+            }
             // Its heartbeats record its addresses.
             return Ok(join_response(&state, member.id));
         }
@@ -470,6 +489,7 @@ impl Cluster {
                     rpc_addr: request.rpc_addr.clone(),
                     pg_addr: request.pg_addr.clone(),
                     http_addr: request.http_addr.clone(),
+                    removed: false,
                 });
                 id
             }
@@ -487,14 +507,147 @@ impl Cluster {
     /// Reads the member list again after a meta snapshot replaced it.
     /// Blocks on disk.
     fn reload_members(&self) -> Result<()> {
-        let members = read_json(&self.storage, MEMBERS_KEY)?.unwrap_or_default();
-        let version = read_json(&self.storage, MEMBERS_VERSION_KEY)?.unwrap_or_default();
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(state) = state.as_mut() {
-            state.members = members;
-            state.members_version = version;
+        let Some(mut state) = self.state() else {
+            return Ok(());
+        };
+        state.members = read_json(&self.storage, MEMBERS_KEY)?.unwrap_or_default();
+        state.members_version = read_json(&self.storage, MEMBERS_VERSION_KEY)?.unwrap_or_default();
+        if let Some(meta_replicas) = read_json(&self.storage, META_REPLICAS_KEY)? {
+            state.identity.meta_replicas = meta_replicas;
         }
-        Ok(())
+        if let Some(shards) = load_ranges(&self.storage)? {
+            state.shards = shards;
+        }
+        self.persist(state, self.storage.batch())
+    }
+
+    /// `Decommission` (see [`Self::apply_decommission`]): on the meta
+    /// group's leader, which checks that the node is down (it hears every
+    /// member's heartbeats); other nodes forward it there. Only a cluster
+    /// that replicates has copies to re-create a node's replicas from.
+    pub async fn decommission(self: &Arc<Self>, node: u32) -> Result<proto::DecommissionResponse> {
+        let state = self.initialised_state()?;
+        if state.identity.meta_replicas.is_empty() {
+            return Err(Error::input(
+                InputError::Unsupported,
+                "a cluster that does not replicate holds one copy of each shard group: \
+                 a node's cannot be re-created elsewhere",
+            ));
+        }
+        let coordinator = self.serving(&state.identity.cluster_id)?;
+        let me = state.identity.node_id;
+        coordinator
+            .at_meta(|leader| {
+                let coordinator = coordinator.clone();
+                async move {
+                    if leader != me {
+                        return self
+                            .client(&self.member_addr(leader)?)?
+                            .decommission(proto::DecommissionRequest { node_id: node })
+                            .await
+                            .map(|r| r.into_inner())
+                            .map_err(|s| Error::from_rpc(&format!("node {leader}"), s));
+                    }
+                    let live = self
+                        .nodes_with_liveness()?
+                        .iter()
+                        .any(|n| n.node_id == node && n.live);
+                    if live {
+                        return Err(Error::input(
+                            InputError::Other,
+                            format!("node {node} is live: only a node that is down for good is decommissioned (stop it first)"),
+                        ));
+                    }
+                    let groups = coordinator.shard_groups().ok_or_else(|| {
+                        Error::Unavailable("this node does not run its Raft groups yet".into())
+                    })?;
+                    match groups.propose(META_GROUP, Command::Decommission { node }).await? {
+                        Applied::Done => {
+                            tracing::info!(node, "node decommissioned");
+                            let state = self.initialised_state()?;
+                            Ok(proto::DecommissionResponse {
+                                shards: shards_to_proto(&state.shards),
+                                meta_replicas: state.identity.meta_replicas,
+                            })
+                        }
+                        Applied::Rejected(message) => Err(Error::input(InputError::Other, message)),
+                        other => Err(Error::Internal(format!("a decommission answered {other:?}"))),
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Applies a `Decommission` of `node` with `batch`: it is marked
+    /// removed, and its replicas go to other members ([`place_elsewhere`]);
+    /// every meta replica computes the same. The groups' leaders then
+    /// change their voters ([`Self::place_replicas`]). Blocks on disk.
+    fn apply_decommission(&self, node: u32, batch: StorageBatch) -> Result<Applied> {
+        let mut state = self.initialised_state()?;
+        let Some(member) = state
+            .members
+            .iter_mut()
+            .find(|m| m.id == node && !m.removed)
+        else {
+            self.storage.write(batch)?;
+            return Ok(Applied::Rejected(format!("node {node} is not a member")));
+        };
+        member.removed = true;
+        place_elsewhere(&mut state, node);
+        state.members_version += 1;
+        self.persist(state, batch)?;
+        Ok(Applied::Done)
+    }
+
+    /// Every second until `stop`, makes this node's Raft groups match the
+    /// placement: it opens its replica of each group placed on it that it
+    /// does not run yet (empty: the group's leader adds it), and, as the
+    /// leader of a group whose voters differ from its placement, changes
+    /// them (adding new replicas as learners first: see
+    /// `ShardGroups::change_replicas`).
+    pub async fn place_replicas(
+        self: Arc<Self>,
+        groups: Arc<crate::raft::groups::ShardGroups>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(HEARTBEAT_INTERVAL) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let Some(state) = self.state() else {
+                continue;
+            };
+            let me = state.identity.node_id;
+            let addrs = self.member_addrs();
+            let placed = state
+                .shards
+                .iter()
+                .map(|s| (s.id.0, &s.replicas))
+                .chain([(META_GROUP, &state.identity.meta_replicas)]);
+            for (group, replicas) in placed.filter(|(_, r)| !r.is_empty()) {
+                let changed = if !groups.holds(group) {
+                    match replicas.contains(&me) {
+                        true => groups.open(group, replicas, None).await,
+                        false => Ok(()),
+                    }
+                } else if groups.leading_term(group).is_some() {
+                    let change = groups.change_replicas(group, replicas, &addrs);
+                    match tokio::time::timeout(PLACE_WAIT, change).await {
+                        Ok(changed) => changed.map(|_| ()),
+                        Err(_) => Err(Error::Unavailable(format!(
+                            "a new replica did not catch up within {} s",
+                            PLACE_WAIT.as_secs()
+                        ))),
+                    }
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = changed {
+                    tracing::warn!(group, error = %e, "could not place a group's replicas yet");
+                }
+            }
+        }
     }
 
     /// `Heartbeat`, on the meta node and the meta replicas: only members of
@@ -506,7 +659,10 @@ impl Cluster {
         request: proto::HeartbeatRequest,
     ) -> Result<proto::HeartbeatResponse> {
         let state = self.initialised_state()?;
-        let member = state.members.iter().find(|m| m.id == request.node_id);
+        let member = state
+            .members
+            .iter()
+            .find(|m| m.id == request.node_id && !m.removed);
         let Some(member) = member.filter(|_| request.cluster_id == state.identity.cluster_id)
         else {
             return Err(Error::input(
@@ -540,6 +696,8 @@ impl Cluster {
                 .iter()
                 .map(|m| member_to_proto(m, false, 0))
                 .collect(),
+            shards: shards_to_proto(&state.shards),
+            meta_replicas: state.identity.meta_replicas.clone(),
         })
     }
 
@@ -662,7 +820,7 @@ impl Cluster {
                 let listeners = state
                     .members
                     .iter()
-                    .filter(|m| m.id != state.identity.node_id)
+                    .filter(|m| m.id != state.identity.node_id && !m.removed)
                     .filter(|m| hears_heartbeats(&state.identity, m.id));
                 let sent = listeners.map(|m| self.send_heartbeat(&state, m));
                 let mut newest = proto::HeartbeatResponse::default();
@@ -718,6 +876,8 @@ impl Cluster {
         }
         state.members = answer.nodes.into_iter().map(member_from_proto).collect();
         state.members_version = answer.members_version;
+        state.shards = shards_from_proto(answer.shards);
+        state.identity.meta_replicas = answer.meta_replicas;
         tracing::info!(
             version = state.members_version,
             nodes = state.members.len(),
@@ -728,6 +888,11 @@ impl Cluster {
 
     /// Starts serving catalog RPCs with the node's transactions.
     pub fn set_coordinator(&self, coordinator: Arc<TxnCoordinator>) {
+        // The shard map may have been placed anew since the coordinator
+        // loaded it.
+        if let Some(state) = self.state() {
+            coordinator.shards().place(&state.shards);
+        }
         let _ = self.coordinator.set(coordinator);
     }
 
@@ -1001,6 +1166,7 @@ impl MetaState for MembersMachine {
                 };
                 cluster.apply_join(&request, batch)
             }
+            Command::Decommission { node } => cluster.apply_decommission(node, batch),
             other => {
                 cluster.storage.write(batch)?;
                 Ok(Applied::Rejected(format!(
@@ -1011,8 +1177,8 @@ impl MetaState for MembersMachine {
     }
 
     fn prefixes(&self) -> Vec<&'static [u8]> {
-        // Also the version's key.
-        vec![MEMBERS_KEY]
+        // Also the version's and the meta replicas' keys.
+        vec![MEMBERS_KEY, SHARD_MAP_KEY]
     }
 
     fn reload(&self) -> Result<()> {
@@ -1023,14 +1189,57 @@ impl MetaState for MembersMachine {
     }
 }
 
+/// Moves `node`'s replicas (of shard groups, of the meta group) in `state`
+/// to the members not removed: each to the one holding the fewest replicas
+/// (then the lowest id) among those not holding one of that group, appended
+/// to the group's replicas; without such a member the group keeps one
+/// replica fewer.
+fn place_elsewhere(state: &mut State, node: u32) {
+    let mut load: std::collections::BTreeMap<u32, usize> = state
+        .members
+        .iter()
+        .filter(|m| !m.removed && m.id != node)
+        .map(|m| (m.id, 0))
+        .collect();
+    let placed = state.shards.iter().map(|s| &s.replicas);
+    for id in placed.chain([&state.identity.meta_replicas]).flatten() {
+        if let Some(n) = load.get_mut(id) {
+            *n += 1;
+        }
+    }
+    let mut replace = |replicas: &mut Vec<u32>| {
+        let Some(at) = replicas.iter().position(|&r| r == node) else {
+            return;
+        };
+        replicas.remove(at);
+        let spare = load
+            .iter()
+            .filter(|(id, _)| !replicas.contains(id))
+            .min_by_key(|(&id, &n)| (n, id))
+            .map(|(&id, _)| id);
+        if let Some(spare) = spare {
+            replicas.push(spare);
+            load.entry(spare).and_modify(|n| *n += 1);
+        }
+    };
+    for shard in &mut state.shards {
+        replace(&mut shard.replicas);
+        if let Some(&first) = shard.replicas.first() {
+            shard.node = first;
+        }
+    }
+    replace(&mut state.identity.meta_replicas);
+}
+
 fn member_to_proto(m: &Member, live: bool, last_seen_ms: u64) -> proto::Node {
     proto::Node {
         node_id: m.id,
         rpc_addr: m.rpc_addr.clone(),
         pg_addr: m.pg_addr.clone(),
         http_addr: m.http_addr.clone(),
-        live,
+        live: live && !m.removed,
         last_seen_ms,
+        removed: m.removed,
     }
 }
 
@@ -1040,7 +1249,21 @@ fn member_from_proto(n: proto::Node) -> Member {
         rpc_addr: n.rpc_addr,
         pg_addr: n.pg_addr,
         http_addr: n.http_addr,
+        removed: n.removed,
     }
+}
+
+fn shards_from_proto(shards: Vec<proto::Shard>) -> Vec<ShardRange> {
+    shards
+        .into_iter()
+        .map(|s| ShardRange {
+            id: ShardId(s.shard_id),
+            hash_start: s.hash_start,
+            hash_end: s.hash_end,
+            node: s.node_id,
+            replicas: s.replicas,
+        })
+        .collect()
 }
 
 /// Fills in each replica's lag behind its group's leader (when the leader
@@ -1100,4 +1323,81 @@ fn read_json<T: serde::de::DeserializeOwned>(storage: &Storage, key: &[u8]) -> R
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Members 1..=`nodes`, groups placed as `groups`, meta group on 1-3.
+    fn state(nodes: u32, groups: &[&[u32]]) -> State {
+        State {
+            identity: Identity {
+                cluster_id: "c".into(),
+                node_id: 1,
+                meta_node: 1,
+                meta_replicas: vec![1, 2, 3],
+            },
+            members: (1..=nodes)
+                .map(|id| Member {
+                    id,
+                    rpc_addr: format!("n{id}"),
+                    pg_addr: String::new(),
+                    http_addr: String::new(),
+                    removed: false,
+                })
+                .collect(),
+            members_version: 1,
+            shards: groups
+                .iter()
+                .enumerate()
+                .map(|(i, replicas)| ShardRange {
+                    id: ShardId(i as u32),
+                    hash_start: 0,
+                    hash_end: 0,
+                    node: replicas[0],
+                    replicas: replicas.to_vec(),
+                })
+                .collect(),
+        }
+    }
+
+    fn placement(state: &State) -> Vec<Vec<u32>> {
+        state.shards.iter().map(|s| s.replicas.clone()).collect()
+    }
+
+    #[test]
+    fn a_decommissioned_nodes_replicas_go_to_the_least_loaded_others() {
+        // Node 5 holds one replica, node 4 two: node 5 gets the first
+        // replica of node 1, then they alternate by load.
+        let mut s = state(
+            5,
+            &[&[1, 2, 3], &[2, 3, 4], &[1, 3, 4], &[1, 2, 5], &[2, 3, 1]],
+        );
+        s.members[0].removed = true;
+        place_elsewhere(&mut s, 1);
+        assert_eq!(
+            placement(&s),
+            vec![
+                vec![2, 3, 5],
+                vec![2, 3, 4],
+                vec![3, 4, 5],
+                vec![2, 5, 4],
+                vec![2, 3, 4],
+            ]
+        );
+        // The first replica, which starts as the group's leader, moves on.
+        assert_eq!(s.shards[0].node, 2);
+        assert_eq!(s.identity.meta_replicas, vec![2, 3, 5]);
+    }
+
+    #[test]
+    fn without_a_spare_node_a_group_keeps_one_replica_fewer() {
+        let mut s = state(3, &[&[1, 2, 3], &[3, 1, 2]]);
+        s.members[2].removed = true;
+        place_elsewhere(&mut s, 3);
+        assert_eq!(placement(&s), vec![vec![1, 2], vec![1, 2]]);
+        assert_eq!(s.shards[1].node, 1);
+        assert_eq!(s.identity.meta_replicas, vec![1, 2]);
+    }
 }

@@ -68,6 +68,17 @@ impl cluster_server::Cluster for ClusterService {
         }
     }
 
+    async fn decommission(
+        &self,
+        request: Request<proto::DecommissionRequest>,
+    ) -> Result<Response<proto::DecommissionResponse>, Status> {
+        self.cluster
+            .decommission(request.into_inner().node_id)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
     async fn status(
         &self,
         _: Request<proto::StatusRequest>,

@@ -4,12 +4,13 @@
 //!
 //! Every group's first replica initialises it (with all its replicas as
 //! voters) the first time the node starts; the others wait to hear from
-//! it. The timing below is for tens of groups per node sharing a few
+//! it. A replica placed on a node later (a decommission moved it there)
+//! starts empty and waits for the group's leader to add it. The timing below is for tens of groups per node sharing a few
 //! cores: a heartbeat every 100 ms, an election after 500–1000 ms without
 //! one, so a dead leader is replaced within about 2 s (`benches/failover.sh`).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
@@ -70,11 +71,20 @@ pub struct GroupStatus {
 
 /// The Raft groups of this node.
 pub struct ShardGroups {
+    node: u32,
+    config: Arc<openraft::Config>,
     storage: Arc<Storage>,
-    groups: HashMap<GroupId, GroupRaft>,
+    shards: Arc<ShardMap>,
+    meta_state: Arc<dyn MetaState>,
+    service: Arc<RaftService>,
+    cluster_id: String,
+    channels: Arc<ChannelPool>,
+    /// Changes when the meta group gives this node a new replica (see
+    /// [`Self::open`]).
+    groups: RwLock<HashMap<GroupId, GroupRaft>>,
     /// Each group's first replica, which should lead it (see
     /// [`Self::balance_leaders`]).
-    preferred: HashMap<GroupId, u64>,
+    preferred: RwLock<HashMap<GroupId, u64>>,
     /// Where each group this node holds no replica of was last led, as far
     /// as this node knows (see [`Self::leader`]).
     guesses: Mutex<HashMap<GroupId, u32>>,
@@ -91,71 +101,132 @@ impl ShardGroups {
         node: u32,
         snapshot_entries: u64,
         storage: Arc<Storage>,
-        shards: &ShardMap,
+        shards: Arc<ShardMap>,
         meta: (Vec<u32>, Arc<dyn MetaState>),
         addrs: &HashMap<u32, String>,
-        service: &RaftService,
+        service: Arc<RaftService>,
         cluster_id: &str,
         channels: Arc<ChannelPool>,
     ) -> Result<Self> {
-        let config = raft_config(snapshot_entries)?;
-        let mut groups = HashMap::new();
-        let mut preferred = HashMap::new();
         let (meta_replicas, meta_state) = meta;
-        let shard_machines = shards.replicas().iter().map(|replica| {
-            let range = replica.range();
-            let machine = GroupMachine::new(storage.clone(), replica.clone());
-            (range.id.0, range.replicas.clone(), machine)
-        });
-        let meta_machine = GroupMachine::meta(storage.clone(), meta_state);
-        let machines = shard_machines.chain([(META_GROUP, meta_replicas, meta_machine)]);
-        for (group, replicas, machine) in machines {
-            if !replicas.contains(&node) {
-                continue;
-            }
-            let raft = GroupRaft::new(
-                u64::from(node),
-                config.clone(),
-                GroupNetworks::new(group, cluster_id.to_string(), channels.clone()),
-                GroupLog::new(storage.clone(), group),
-                machine,
-            )
-            .await
-            .map_err(|e| Error::Internal(format!("{}: {e}", name(group))))?;
-            let initialized = raft
-                .is_initialized()
-                .await
-                .map_err(|e| Error::Internal(format!("{}: {e}", name(group))))?;
-            if !initialized && replicas.first() == Some(&node) {
-                let voters = replicas
-                    .iter()
-                    .map(|&id| {
-                        let addr = addrs.get(&id).cloned().ok_or_else(|| {
-                            Error::Corrupt(format!("replica node {id} is not a member"))
-                        })?;
-                        Ok((u64::from(id), BasicNode { addr }))
-                    })
-                    .collect::<Result<BTreeMap<_, _>>>()?;
-                raft.initialize(voters)
-                    .await
-                    .map_err(|e| Error::Internal(format!("{}: {e}", name(group))))?;
-            }
-            service.add(group, raft.clone());
-            groups.insert(group, raft);
-            if let Some(&first) = replicas.first() {
-                preferred.insert(group, u64::from(first));
+        let this = Self {
+            node,
+            config: raft_config(snapshot_entries)?,
+            storage,
+            shards: shards.clone(),
+            meta_state,
+            service,
+            cluster_id: cluster_id.to_string(),
+            channels,
+            groups: RwLock::new(HashMap::new()),
+            preferred: RwLock::new(HashMap::new()),
+            guesses: Mutex::new(HashMap::new()),
+        };
+        let replicas = shards.replicas();
+        let shard_groups = replicas
+            .iter()
+            .map(|replica| (replica.range().id.0, replica.range().replicas.clone()));
+        for (group, replicas) in shard_groups.chain([(META_GROUP, meta_replicas)]) {
+            if replicas.contains(&node) {
+                this.open(group, &replicas, Some(addrs)).await?;
             }
         }
-        Ok(Self {
-            storage,
-            groups,
-            preferred,
-            guesses: Mutex::new(HashMap::new()),
-        })
+        Ok(this)
     }
 
-    fn raft(&self, group: GroupId) -> Result<&GroupRaft> {
-        self.groups.get(&group).ok_or_else(|| {
+    /// Starts this node's replica of `group`, whose replicas are
+    /// `replicas`, if it does not run yet. With `addrs` (at start), the
+    /// first replica initialises a group that was never initialised, with
+    /// all of `replicas` as voters; without, the replica waits for its
+    /// group's leader to add it (see [`Self::change_replicas`]): it gets a
+    /// snapshot, then the log.
+    pub async fn open(
+        &self,
+        group: GroupId,
+        replicas: &[u32],
+        addrs: Option<&HashMap<u32, String>>,
+    ) -> Result<()> {
+        if self.holds(group) {
+            return Ok(());
+        }
+        let machine = match group {
+            META_GROUP => GroupMachine::meta(self.storage.clone(), self.meta_state.clone()),
+            _ => {
+                let replica = self.shards.replicas().get(group as usize).cloned();
+                let replica = replica.ok_or_else(|| {
+                    Error::Corrupt(format!("{} is not in the shard map", name(group)))
+                })?;
+                GroupMachine::new(self.storage.clone(), replica)
+            }
+        };
+        let raft = GroupRaft::new(
+            u64::from(self.node),
+            self.config.clone(),
+            GroupNetworks::new(group, self.cluster_id.clone(), self.channels.clone()),
+            GroupLog::new(self.storage.clone(), group),
+            machine,
+        )
+        .await
+        .map_err(|e| Error::Internal(format!("{}: {e}", name(group))))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| Error::Internal(format!("{}: {e}", name(group))))?;
+        if let Some(addrs) = addrs.filter(|_| !initialized && replicas.first() == Some(&self.node))
+        {
+            raft.initialize(nodes(replicas, addrs)?)
+                .await
+                .map_err(|e| Error::Internal(format!("{}: {e}", name(group))))?;
+        }
+        self.service.add(group, raft.clone());
+        write(&self.groups).insert(group, raft);
+        if let Some(&first) = replicas.first() {
+            write(&self.preferred).insert(group, u64::from(first));
+        }
+        Ok(())
+    }
+
+    /// Makes `replicas` the voters of `group`, if this node leads it and
+    /// they differ: each new one is added as a learner and caught up first
+    /// (a snapshot, then the log), then the voters are replaced in one
+    /// membership change (joint consensus). Answers whether it changed
+    /// anything.
+    pub async fn change_replicas(
+        &self,
+        group: GroupId,
+        replicas: &[u32],
+        addrs: &HashMap<u32, String>,
+    ) -> Result<bool> {
+        let raft = self.raft(group)?;
+        let m = raft.metrics().borrow_watched().clone();
+        let voters: BTreeSet<u64> = m.membership_config.membership().voter_ids().collect();
+        let wanted: BTreeSet<u64> = replicas.iter().map(|&r| u64::from(r)).collect();
+        if m.state != ServerState::Leader || voters == wanted || wanted.is_empty() {
+            return Ok(false);
+        }
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::Unavailable(format!("{}: changing its replicas: {e}", name(group)))
+        };
+        for (id, node) in nodes(replicas, addrs)? {
+            if !voters.contains(&id) {
+                tracing::info!(group = %name(group), node = id, "adding a replica");
+                raft.add_learner(id, node, true)
+                    .await
+                    .map_err(|e| failed(&e))?;
+            }
+        }
+        raft.change_membership(wanted, false)
+            .await
+            .map_err(|e| failed(&e))?;
+        if let Some(&first) = replicas.first() {
+            write(&self.preferred).insert(group, u64::from(first));
+        }
+        tracing::info!(group = %name(group), ?replicas, "replicas changed");
+        Ok(true)
+    }
+
+    fn raft(&self, group: GroupId) -> Result<GroupRaft> {
+        self.get(group).ok_or_else(|| {
             Error::NotLeader(format!(
                 "this node holds no replica of {}; retry the transaction",
                 name(group)
@@ -163,14 +234,26 @@ impl ShardGroups {
         })
     }
 
+    fn get(&self, group: GroupId) -> Option<GroupRaft> {
+        read(&self.groups).get(&group).cloned()
+    }
+
+    /// Every group's Raft here.
+    fn all(&self) -> Vec<(GroupId, GroupRaft)> {
+        read(&self.groups)
+            .iter()
+            .map(|(&group, raft)| (group, raft.clone()))
+            .collect()
+    }
+
     /// The node leading `group`: as its local replica knows (waiting up to
     /// [`QUORUM_WAIT`] for an election), or, for a group without a replica
     /// here, the last guess (see [`Self::leader_now`]).
     pub async fn leader(&self, group: GroupId, first: u32) -> Result<u32> {
-        let Some(raft) = self.groups.get(&group) else {
+        let Some(raft) = self.get(group) else {
             return Ok(self.leader_now(group, first));
         };
-        let metrics = elected(raft, QUORUM_WAIT)
+        let metrics = elected(&raft, QUORUM_WAIT)
             .await
             .ok_or_else(|| no_quorum(group))?;
         metrics
@@ -184,8 +267,7 @@ impl ShardGroups {
     /// without a replica here, starting with its first replica `first`.
     pub fn leader_now(&self, group: GroupId, first: u32) -> u32 {
         let known = self
-            .groups
-            .get(&group)
+            .get(group)
             .and_then(|raft| raft.metrics().borrow_watched().current_leader);
         match known {
             Some(id) => id as u32,
@@ -200,9 +282,9 @@ impl ShardGroups {
     /// start, for the first elections); false if some still does not.
     pub async fn wait_for_leaders(&self, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
-        for raft in self.groups.values() {
+        for (_, raft) in self.all() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if elected(raft, left).await.is_none() {
+            if elected(&raft, left).await.is_none() {
                 return false;
             }
         }
@@ -212,7 +294,7 @@ impl ShardGroups {
     /// After `node` failed to serve `group` (which this node holds no
     /// replica of): try the next of `replicas` next time.
     pub fn missed(&self, group: GroupId, node: u32, replicas: &[u32]) {
-        if self.groups.contains_key(&group) || replicas.is_empty() {
+        if self.holds(group) || replicas.is_empty() {
             return;
         }
         let at = replicas
@@ -276,8 +358,8 @@ impl ShardGroups {
     /// failover the leaders would otherwise pile up on the nodes that
     /// stayed up, and with them the cluster's writes.
     pub async fn balance_leaders(&self) {
-        for (group, raft) in &self.groups {
-            let Some(&first) = self.preferred.get(group) else {
+        for (group, raft) in self.all() {
+            let Some(&first) = read(&self.preferred).get(&group) else {
                 continue;
             };
             let m = raft.metrics().borrow_watched().clone();
@@ -295,10 +377,10 @@ impl ShardGroups {
 
     /// The groups this node leads now.
     pub fn led_here(&self) -> Vec<GroupId> {
-        self.groups
-            .iter()
+        self.all()
+            .into_iter()
             .filter(|(_, raft)| raft.metrics().borrow_watched().state == ServerState::Leader)
-            .map(|(&group, _)| group)
+            .map(|(group, _)| group)
             .collect()
     }
 
@@ -310,12 +392,12 @@ impl ShardGroups {
 
     /// Whether this node holds a replica of `group`.
     pub fn holds(&self, group: GroupId) -> bool {
-        self.groups.contains_key(&group)
+        read(&self.groups).contains_key(&group)
     }
 
     /// The index of the last entry `group`'s replica here applied.
     pub fn applied_index(&self, group: GroupId) -> u64 {
-        self.groups.get(&group).map_or(0, |raft| {
+        self.get(group).map_or(0, |raft| {
             let m = raft.metrics().borrow_watched().clone();
             m.last_applied.map_or(0, |l| l.index)
         })
@@ -340,7 +422,7 @@ impl ShardGroups {
 
     /// The term of `group` if this node leads it now.
     pub fn leading_term(&self, group: GroupId) -> Option<u64> {
-        let raft = self.groups.get(&group)?;
+        let raft = self.get(group)?;
         let m = raft.metrics().borrow_watched().clone();
         (m.state == ServerState::Leader).then_some(m.current_term)
     }
@@ -348,10 +430,10 @@ impl ShardGroups {
     /// The state of every shard group replica this node holds, by group.
     pub fn status(&self) -> Vec<GroupStatus> {
         let mut status: Vec<GroupStatus> = self
-            .groups
-            .iter()
-            .filter(|(&group, _)| group != META_GROUP)
-            .map(|(&group, raft)| {
+            .all()
+            .into_iter()
+            .filter(|(group, _)| *group != META_GROUP)
+            .map(|(group, raft)| {
                 let m = raft.metrics().borrow_watched().clone();
                 GroupStatus {
                     group,
@@ -368,10 +450,34 @@ impl ShardGroups {
 
     /// Stops every group's Raft (their state is already on disk).
     pub async fn shutdown(&self) {
-        for raft in self.groups.values() {
+        for (_, raft) in self.all() {
             let _ = raft.shutdown().await;
         }
     }
+}
+
+/// `replicas` with their addresses in `addrs`, as Raft members.
+fn nodes(replicas: &[u32], addrs: &HashMap<u32, String>) -> Result<BTreeMap<u64, BasicNode>> {
+    replicas
+        .iter()
+        .map(|&id| {
+            let addr = addrs
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| Error::Corrupt(format!("replica node {id} is not a member")))?;
+            Ok((u64::from(id), BasicNode { addr }))
+        })
+        .collect()
+}
+
+// The maps behind these locks are changed in one insert, so a panic
+// elsewhere leaves them consistent.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `raft`'s metrics once it knows a leader, waiting up to `within`.

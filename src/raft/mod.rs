@@ -106,6 +106,9 @@ pub enum Command {
         pg_addr: String,
         http_addr: String,
     },
+    /// Meta group: member `node` is gone for good; its replicas move to
+    /// the other members. Answers `Done`.
+    Decommission { node: u32 },
 }
 
 /// The meta group's state: the members, which `cluster` keeps and `Join`
@@ -123,7 +126,9 @@ impl MetaState for MetaParts {
         batch: crate::storage::StorageBatch,
     ) -> crate::error::Result<Applied> {
         match command {
-            Command::Join { .. } => self.members.apply(command, batch),
+            Command::Join { .. } | Command::Decommission { .. } => {
+                self.members.apply(command, batch)
+            }
             _ => self.oracle.apply(command, batch),
         }
     }
@@ -167,6 +172,7 @@ impl std::fmt::Display for Command {
             Command::Done { .. } => write!(f, "done"),
             Command::Resolve { .. } => write!(f, "resolve"),
             Command::Join { rpc_addr, .. } => write!(f, "join of {rpc_addr}"),
+            Command::Decommission { node } => write!(f, "decommission of node {node}"),
         }
     }
 }

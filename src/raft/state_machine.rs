@@ -219,7 +219,8 @@ impl GroupMachine {
             Command::Decide { .. }
             | Command::Done { .. }
             | Command::Resolve { .. }
-            | Command::Join { .. } => {
+            | Command::Join { .. }
+            | Command::Decommission { .. } => {
                 return Ok(Applied::Rejected(format!(
                     "shard group {} takes no {command}",
                     self.group

@@ -352,7 +352,7 @@ mod tests {
             (key(table, 7), None),
         ];
         let mut remote = Vec::new();
-        for replica in c.shards().replicas() {
+        for replica in c.shards().replicas().iter() {
             let (start, end) = crate::encoding::keys::hash_range_bounds(
                 table,
                 replica.range().hash_start,

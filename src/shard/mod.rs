@@ -3,9 +3,10 @@
 //! The 16-bit hash space of row keys (see `encoding::keys`) is split into
 //! contiguous ranges when the cluster is initialised; each range is a shard
 //! group, and every table has rows in every group. The [`ShardMap`] is
-//! persisted in the storage `meta` family and never changes after
-//! initialisation (splitting comes later). It records which node holds
-//! each group (see `cluster`).
+//! persisted in the storage `meta` family; its ranges never change after
+//! initialisation (splitting comes later). It records which nodes hold
+//! each group, which changes when a node is decommissioned (see
+//! `cluster`).
 //!
 //! A [`ShardReplica`] is the boundary every write and scan crosses: it takes
 //! the protobuf messages of `proto/shard.proto` (a `WriteBatch` to validate
@@ -19,7 +20,7 @@ mod replica;
 
 pub use replica::{encode_schema, scan_schema, ShardReplica};
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +37,7 @@ pub mod proto {
 /// Why a write lost to a transaction that holds its key prepared.
 pub const KEY_LOCKED: &str = "could not serialize access due to concurrent update (a row is being committed by another transaction)";
 
-const SHARD_MAP_KEY: &[u8] = b"cluster/shard_map";
+pub(crate) const SHARD_MAP_KEY: &[u8] = b"cluster/shard_map";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ShardId(pub u32);
@@ -69,9 +70,11 @@ fn first_node() -> u32 {
     1
 }
 
-/// The node's shard groups, each with its local replica.
+/// The node's shard groups, each with its local replica. The ranges never
+/// change; which nodes hold each group's replicas does (a decommissioned
+/// node's are re-created elsewhere: see `cluster`).
 pub struct ShardMap {
-    replicas: Vec<Arc<ShardReplica>>,
+    replicas: RwLock<Arc<Vec<Arc<ShardReplica>>>>,
 }
 
 impl ShardMap {
@@ -96,21 +99,43 @@ impl ShardMap {
             .into_iter()
             .map(|range| Arc::new(ShardReplica::new(range, storage.clone())))
             .collect();
-        Ok(Self { replicas })
+        Ok(Self {
+            replicas: RwLock::new(Arc::new(replicas)),
+        })
     }
 
-    pub fn replicas(&self) -> &[Arc<ShardReplica>] {
-        &self.replicas
+    /// Every shard group, in order, as placed now.
+    pub fn replicas(&self) -> Arc<Vec<Arc<ShardReplica>>> {
+        // Replaced whole, never changed in place: a panic elsewhere leaves
+        // it consistent.
+        self.replicas
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The replica whose range holds `user_key`.
-    pub fn for_key(&self, user_key: &[u8]) -> &Arc<ShardReplica> {
+    pub fn for_key(&self, user_key: &[u8]) -> Arc<ShardReplica> {
         let hash = u32::from(key_hash(user_key));
+        let replicas = self.replicas();
         // Ranges are sorted and cover the whole hash space.
-        let at = self
-            .replicas
-            .partition_point(|r| r.range().hash_end <= hash);
-        &self.replicas[at.min(self.replicas.len() - 1)]
+        let at = replicas.partition_point(|r| r.range().hash_end <= hash);
+        replicas[at.min(replicas.len() - 1)].clone()
+    }
+
+    /// Takes the placement of `ranges` (the same groups, placed anew):
+    /// their nodes and replicas.
+    pub fn place(&self, ranges: &[ShardRange]) {
+        let mut replicas = self.replicas.write().unwrap_or_else(|e| e.into_inner());
+        let placed = replicas
+            .iter()
+            .zip(ranges)
+            .map(|(replica, range)| match replica.range() == range {
+                true => replica.clone(),
+                false => Arc::new(replica.placed(range)),
+            })
+            .collect();
+        *replicas = Arc::new(placed);
     }
 }
 

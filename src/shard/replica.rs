@@ -55,6 +55,19 @@ impl ShardReplica {
         &self.range
     }
 
+    /// This group's replica with the placement (nodes, replicas) of
+    /// `range`, which has the same bounds.
+    pub fn placed(&self, range: &ShardRange) -> Self {
+        Self {
+            range: ShardRange {
+                node: range.node,
+                replicas: range.replicas.clone(),
+                ..self.range.clone()
+            },
+            storage: self.storage.clone(),
+        }
+    }
+
     fn owns(&self, user_key: &[u8]) -> bool {
         let hash = u32::from(key_hash(user_key));
         user_key.len() > TABLE_ID_LEN && self.range.hash_start <= hash && hash < self.range.hash_end

@@ -487,7 +487,7 @@ impl Session {
             Ok((t.start_ts(), own))
         })?;
         let coordinator = self.engine.coordinator();
-        let shard = coordinator.route(coordinator.shards().for_key(&point.key))?;
+        let shard = coordinator.route(&coordinator.shards().for_key(&point.key))?;
         let schema = point.schema()?;
         let batches = point.read(shard, snapshot_ts, own_write).await?;
         let stream = futures::stream::iter(batches.into_iter().map(Ok));

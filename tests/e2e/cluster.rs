@@ -15,7 +15,7 @@ use shardforge::shard::proto::ScanRequest;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
-use crate::harness::{query_i64, query_retrying, sqlstate, TestServer};
+use crate::harness::{query_i64, query_retrying, retrying, sqlstate, TestServer};
 
 /// The id of the first table node 1 creates: ids start at 100, and node
 /// `n` takes those `≡ n (mod 1024)`.
@@ -485,6 +485,96 @@ async fn nodes_join_while_node_1_is_down() {
     assert_eq!(
         query_i64(&cluster[0].connect().await, sum).await,
         64 * 65 / 2 + 64
+    );
+}
+
+/// A node gone for good is decommissioned: refused while it is live; once
+/// it is down, its replicas (of every shard group and of the meta group)
+/// are re-created on a node that joined later, which then holds the
+/// majority with node 1 when node 2 dies too. Status shows it removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decommissioned_nodes_replicas_are_re_created_on_the_others() {
+    let mut cluster = start_cluster(3).await;
+    let client = cluster[0].connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE kv (k int PRIMARY KEY, v bigint NOT NULL); \
+             INSERT INTO kv SELECT g, g FROM generate_series(1, 200) g",
+        )
+        .await
+        .unwrap();
+    let fourth = TestServer::start_joining(&cluster[0].rpc_addr()).await;
+    let decommission = |host: &str| shardforge(&["decommission", "--node", "3", "--host", host]);
+
+    let refused = decommission(&cluster[1].rpc_addr());
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("node 3 is live"),
+        "{refused:?}"
+    );
+
+    cluster[2].kill9();
+    // Through node 4, which forwards it to the meta group's leader, once
+    // that no longer hears node 3.
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let done = decommission(&fourth.rpc_addr());
+        if done.status.success() {
+            assert!(stdout(&done).contains("node 3 decommissioned"), "{done:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{done:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let seen = wait_for_status(&cluster[0].rpc_addr(), "node 3 removed", |s| {
+        s.lines()
+            .any(|l| l.trim_start().starts_with('3') && l.ends_with("removed"))
+    })
+    .await;
+    assert!(!shard_owners(&seen).contains(&3));
+    client
+        .batch_execute("UPDATE kv SET v = v + 1 WHERE k <= 100")
+        .await
+        .unwrap();
+
+    // Node 4 catches up on every group (a snapshot, then the log) and
+    // becomes one of its voters.
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let row = client
+            .query_one(
+                "SELECT count(*), max(lag) FROM shardforge_replicas WHERE node_id = 4",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (replicas, lag): (i64, Option<i64>) = (row.get(0), row.get(1));
+        if replicas == 8 && lag == Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 4 holds {replicas} replicas, lag {lag:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sum = "SELECT sum(v)::bigint FROM kv";
+    assert_eq!(
+        query_i64(&fourth.connect().await, sum).await,
+        200 * 201 / 2 + 100
+    );
+
+    // Every group (and the meta group) is now on nodes 1, 2 and 4: with
+    // node 2 dead too, nodes 1 and 4 are a majority of each.
+    cluster[1].kill9();
+    let on_fourth = fourth.connect().await;
+    retrying("an update with node 2 dead", || {
+        on_fourth.batch_execute("UPDATE kv SET v = v + 1")
+    })
+    .await;
+    assert_eq!(
+        query_retrying(&client, sum).await[0].get::<_, i64>(0),
+        200 * 201 / 2 + 100 + 200
     );
 }
 
