@@ -132,6 +132,9 @@ pub struct Cluster {
     initialised: watch::Sender<bool>,
     /// Meta node only: when each member was last heard from.
     last_seen: Mutex<HashMap<u32, Instant>>,
+    /// When this process opened the cluster: until `LIVENESS_WINDOW` has
+    /// passed, a member not heard from may still be live.
+    opened: Instant,
     /// Serialises the changes of membership (Init, Join) on the meta node
     /// of a cluster that does not replicate (the meta group's log orders
     /// them otherwise).
@@ -172,6 +175,7 @@ impl Cluster {
             state: RwLock::new(state),
             initialised,
             last_seen: Mutex::new(HashMap::new()),
+            opened: Instant::now(),
             changes: tokio::sync::Mutex::new(()),
             channels: Arc::default(),
             coordinator: std::sync::OnceLock::new(),
@@ -547,6 +551,12 @@ impl Cluster {
                             .await
                             .map(|r| r.into_inner())
                             .map_err(|s| Error::from_rpc(&format!("node {leader}"), s));
+                    }
+                    if self.opened.elapsed() < LIVENESS_WINDOW {
+                        return Err(Error::Unavailable(format!(
+                            "the meta group's leader started too recently to know whether \
+                             node {node} is live; try again in a few seconds"
+                        )));
                     }
                     let live = self
                         .nodes_with_liveness()?
@@ -1177,7 +1187,8 @@ impl MetaState for MembersMachine {
     }
 
     fn prefixes(&self) -> Vec<&'static [u8]> {
-        // Also the version's and the meta replicas' keys.
+        // `MEMBERS_KEY` is also the prefix of the version's and the meta
+        // replicas' keys; the shard map is where the replicas are.
         vec![MEMBERS_KEY, SHARD_MAP_KEY]
     }
 
