@@ -5,8 +5,8 @@
 #   benches/failover.sh [--kills N] [--debug]
 #
 # Starts a 3-node cluster (release build), creates a table with rows in
-# every shard group, then N times: SIGKILL node 2 or node 3 (in turn; node 1
-# is the meta node, which is not replicated yet), and time from the kill to
+# every shard group, then N times: SIGKILL node 2 or node 3 (in turn; the
+# writes go through node 1, which stays up), and time from the kill to
 # the first successful UPDATE of every row through node 1 (retried every
 # 20 ms; until the dead node's groups have new leaders it fails with
 # 40001). The node is started again and catches up before the next kill.
