@@ -614,7 +614,8 @@ impl Cluster {
     /// does not run yet (empty: the group's leader adds it), and, as the
     /// leader of a group whose voters differ from its placement, changes
     /// them (adding new replicas as learners first: see
-    /// `ShardGroups::change_replicas`).
+    /// `ShardGroups::change_replicas`); a leader hands each group back to
+    /// its first replica as placed now.
     pub async fn place_replicas(
         self: Arc<Self>,
         groups: Arc<crate::raft::groups::ShardGroups>,
@@ -642,6 +643,9 @@ impl Cluster {
                         false => Ok(()),
                     }
                 } else if groups.leading_term(group).is_some() {
+                    if let Some(&first) = replicas.first() {
+                        groups.prefer(group, first);
+                    }
                     let change = groups.change_replicas(group, replicas, &addrs);
                     match tokio::time::timeout(PLACE_WAIT, change).await {
                         Ok(changed) => changed.map(|_| ()),

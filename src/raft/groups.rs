@@ -5,9 +5,10 @@
 //! Every group's first replica initialises it (with all its replicas as
 //! voters) the first time the node starts; the others wait to hear from
 //! it. A replica placed on a node later (a decommission moved it there)
-//! starts empty and waits for the group's leader to add it. The timing below is for tens of groups per node sharing a few
-//! cores: a heartbeat every 100 ms, an election after 500–1000 ms without
-//! one, so a dead leader is replaced within about 2 s (`benches/failover.sh`).
+//! starts empty and waits for the group's leader to add it. The timing
+//! below is for tens of groups per node sharing a few cores: a heartbeat
+//! every 100 ms, an election after 500–1000 ms without one, so a dead
+//! leader is replaced within about 2 s (`benches/failover.sh`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -181,7 +182,7 @@ impl ShardGroups {
         self.service.add(group, raft.clone());
         write(&self.groups).insert(group, raft);
         if let Some(&first) = replicas.first() {
-            write(&self.preferred).insert(group, u64::from(first));
+            self.prefer(group, first);
         }
         Ok(())
     }
@@ -218,11 +219,14 @@ impl ShardGroups {
         raft.change_membership(wanted, false)
             .await
             .map_err(|e| failed(&e))?;
-        if let Some(&first) = replicas.first() {
-            write(&self.preferred).insert(group, u64::from(first));
-        }
         tracing::info!(group = %name(group), ?replicas, "replicas changed");
         Ok(true)
+    }
+
+    /// Makes `first`, the first of `group`'s replicas as placed now, the
+    /// one that should lead it (see [`Self::balance_leaders`]).
+    pub fn prefer(&self, group: GroupId, first: u32) {
+        write(&self.preferred).insert(group, u64::from(first));
     }
 
     fn raft(&self, group: GroupId) -> Result<GroupRaft> {
