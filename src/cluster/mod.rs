@@ -34,7 +34,10 @@
 //! (`cluster/identity`, `cluster/members`, and the shard map), so a
 //! restarted node is the same member with the same data.
 
+mod catalog_sync;
+mod placement;
 mod service;
+mod status;
 
 pub use service::ClusterService;
 
@@ -82,9 +85,6 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 const JOIN_RETRY: Duration = Duration::from_millis(300);
 /// How long `init` waits for the enrolled nodes to pick up their ids.
 const INIT_WAIT: Duration = Duration::from_secs(15);
-/// How long a group's leader waits for a new replica to catch up before
-/// it tries again (see [`Cluster::place_replicas`]).
-const PLACE_WAIT: Duration = Duration::from_secs(60);
 
 /// This node's place in its cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -525,145 +525,6 @@ impl Cluster {
         self.persist(state, self.storage.batch())
     }
 
-    /// `Decommission` (see [`Self::apply_decommission`]): on the meta
-    /// group's leader, which checks that the node is down (it hears every
-    /// member's heartbeats); other nodes forward it there. Only a cluster
-    /// that replicates has copies to re-create a node's replicas from.
-    pub async fn decommission(self: &Arc<Self>, node: u32) -> Result<proto::DecommissionResponse> {
-        let state = self.initialised_state()?;
-        if state.identity.meta_replicas.is_empty() {
-            return Err(Error::input(
-                InputError::Unsupported,
-                "a cluster that does not replicate holds one copy of each shard group: \
-                 a node's cannot be re-created elsewhere",
-            ));
-        }
-        let coordinator = self.serving(&state.identity.cluster_id)?;
-        let me = state.identity.node_id;
-        coordinator
-            .at_meta(|leader| {
-                let coordinator = coordinator.clone();
-                async move {
-                    if leader != me {
-                        return self
-                            .client(&self.member_addr(leader)?)?
-                            .decommission(proto::DecommissionRequest { node_id: node })
-                            .await
-                            .map(|r| r.into_inner())
-                            .map_err(|s| Error::from_rpc(&format!("node {leader}"), s));
-                    }
-                    if self.opened.elapsed() < LIVENESS_WINDOW {
-                        return Err(Error::Unavailable(format!(
-                            "the meta group's leader started too recently to know whether \
-                             node {node} is live; try again in a few seconds"
-                        )));
-                    }
-                    let live = self
-                        .nodes_with_liveness()?
-                        .iter()
-                        .any(|n| n.node_id == node && n.live);
-                    if live {
-                        return Err(Error::input(
-                            InputError::Other,
-                            format!("node {node} is live: only a node that is down for good is decommissioned (stop it first)"),
-                        ));
-                    }
-                    let groups = coordinator.shard_groups().ok_or_else(|| {
-                        Error::Unavailable("this node does not run its Raft groups yet".into())
-                    })?;
-                    match groups.propose(META_GROUP, Command::Decommission { node }).await? {
-                        Applied::Done => {
-                            tracing::info!(node, "node decommissioned");
-                            let state = self.initialised_state()?;
-                            Ok(proto::DecommissionResponse {
-                                shards: shards_to_proto(&state.shards),
-                                meta_replicas: state.identity.meta_replicas,
-                            })
-                        }
-                        Applied::Rejected(message) => Err(Error::input(InputError::Other, message)),
-                        other => Err(Error::Internal(format!("a decommission answered {other:?}"))),
-                    }
-                }
-            })
-            .await
-    }
-
-    /// Applies a `Decommission` of `node` with `batch`: it is marked
-    /// removed, and its replicas go to other members ([`place_elsewhere`]);
-    /// every meta replica computes the same. The groups' leaders then
-    /// change their voters ([`Self::place_replicas`]). Blocks on disk.
-    fn apply_decommission(&self, node: u32, batch: StorageBatch) -> Result<Applied> {
-        let mut state = self.initialised_state()?;
-        let Some(member) = state
-            .members
-            .iter_mut()
-            .find(|m| m.id == node && !m.removed)
-        else {
-            self.storage.write(batch)?;
-            return Ok(Applied::Rejected(format!("node {node} is not a member")));
-        };
-        member.removed = true;
-        place_elsewhere(&mut state, node);
-        state.members_version += 1;
-        self.persist(state, batch)?;
-        Ok(Applied::Done)
-    }
-
-    /// Every second until `stop`, makes this node's Raft groups match the
-    /// placement: it opens its replica of each group placed on it that it
-    /// does not run yet (empty: the group's leader adds it), and, as the
-    /// leader of a group whose voters differ from its placement, changes
-    /// them (adding new replicas as learners first: see
-    /// `ShardGroups::change_replicas`); a leader hands each group back to
-    /// its first replica as placed now.
-    pub async fn place_replicas(
-        self: Arc<Self>,
-        groups: Arc<crate::raft::groups::ShardGroups>,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(HEARTBEAT_INTERVAL) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-            let Some(state) = self.state() else {
-                continue;
-            };
-            let me = state.identity.node_id;
-            let addrs = self.member_addrs();
-            let placed = state
-                .shards
-                .iter()
-                .map(|s| (s.id.0, &s.replicas))
-                .chain([(META_GROUP, &state.identity.meta_replicas)]);
-            for (group, replicas) in placed.filter(|(_, r)| !r.is_empty()) {
-                let changed = if !groups.holds(group) {
-                    match replicas.contains(&me) {
-                        true => groups.open(group, replicas, None).await,
-                        false => Ok(()),
-                    }
-                } else if groups.leading_term(group).is_some() {
-                    if let Some(&first) = replicas.first() {
-                        groups.prefer(group, first);
-                    }
-                    let change = groups.change_replicas(group, replicas, &addrs);
-                    match tokio::time::timeout(PLACE_WAIT, change).await {
-                        Ok(changed) => changed.map(|_| ()),
-                        Err(_) => Err(Error::Unavailable(format!(
-                            "a new replica did not catch up within {} s",
-                            PLACE_WAIT.as_secs()
-                        ))),
-                    }
-                } else {
-                    Ok(())
-                };
-                if let Err(e) = changed {
-                    tracing::warn!(group, error = %e, "could not place a group's replicas yet");
-                }
-            }
-        }
-    }
-
     /// `Heartbeat`, on the meta node and the meta replicas: only members of
     /// this cluster count. The oracle records the sender's addresses when
     /// they changed. The answer carries this node's member list when it is
@@ -720,109 +581,6 @@ impl Cluster {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(node, Instant::now());
-    }
-
-    /// `Status`: the oracle's view (it hears every heartbeat), from any
-    /// member.
-    pub async fn status(&self) -> Result<proto::StatusResponse> {
-        let state = self.initialised_state()?;
-        let me = state.identity.node_id;
-        match self.coordinator.get() {
-            Some(coordinator) if !coordinator.serves_oracle() => {
-                coordinator
-                    .at_meta(|node| async move {
-                        if node == me {
-                            return self.status_here().await;
-                        }
-                        self.client(&self.member_addr(node)?)?
-                            .status(proto::StatusRequest {})
-                            .await
-                            .map(|r| r.into_inner())
-                            .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
-                    })
-                    .await
-            }
-            _ => self.status_here().await,
-        }
-    }
-
-    /// `Status` as this node sees it.
-    async fn status_here(&self) -> Result<proto::StatusResponse> {
-        let state = self.initialised_state()?;
-        let nodes = self.nodes_with_liveness()?;
-        let mut replicas = self.local_replicas();
-        let others = nodes
-            .iter()
-            .filter(|n| n.live && n.node_id != state.identity.node_id)
-            .map(|n| async move {
-                let mut client = self.client(&n.rpc_addr).ok()?;
-                let response = client.replicas(proto::ReplicasRequest {}).await.ok()?;
-                Some(response.into_inner().replicas)
-            });
-        for theirs in futures::future::join_all(others)
-            .await
-            .into_iter()
-            .flatten()
-        {
-            replicas.extend(theirs);
-        }
-        with_lag(&mut replicas);
-        let meta_node_id = match self.coordinator.get().and_then(|c| c.shard_groups()) {
-            Some(groups) if !state.identity.meta_replicas.is_empty() => {
-                groups.leader_now(META_GROUP, state.identity.meta_replicas[0])
-            }
-            _ => state.identity.meta_node,
-        };
-        Ok(proto::StatusResponse {
-            cluster_id: state.identity.cluster_id.clone(),
-            meta_node_id,
-            nodes,
-            shards: shards_to_proto(&state.shards),
-            replicas,
-        })
-    }
-
-    /// This node's replicas of the replicated shard groups.
-    pub fn local_replicas(&self) -> Vec<proto::Replica> {
-        let Some(groups) = self.coordinator.get().and_then(|c| c.shard_groups()) else {
-            return Vec::new();
-        };
-        let node_id = self.node_id().unwrap_or_default();
-        groups
-            .status()
-            .into_iter()
-            .map(|g| proto::Replica {
-                shard_id: g.group,
-                node_id,
-                leader_id: g.leader.unwrap_or_default(),
-                term: g.term,
-                last_log_index: g.last_log_index,
-                applied_index: g.applied_index,
-                lag: 0,
-            })
-            .collect()
-    }
-
-    /// The members as the meta node sees them.
-    fn nodes_with_liveness(&self) -> Result<Vec<proto::Node>> {
-        let state = self.initialised_state()?;
-        let seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(state
-            .members
-            .iter()
-            .map(|m| {
-                if m.id == state.identity.node_id {
-                    return member_to_proto(m, true, 0);
-                }
-                match seen.get(&m.id) {
-                    Some(at) => {
-                        let age = at.elapsed();
-                        member_to_proto(m, age <= LIVENESS_WINDOW, age.as_millis() as u64)
-                    }
-                    None => member_to_proto(m, false, 0),
-                }
-            })
-            .collect())
     }
 
     /// Sends a heartbeat every second to every other node that hears
@@ -922,75 +680,6 @@ impl Cluster {
             .get()
             .cloned()
             .ok_or_else(|| Error::Unavailable("this node does not serve SQL yet".into()))
-    }
-
-    /// `GetCatalog`, on the meta group's leader (which confirms it leads
-    /// and has applied every change) or the meta node.
-    pub async fn get_catalog(
-        &self,
-        request: proto::GetCatalogRequest,
-    ) -> Result<proto::CatalogUpdate> {
-        let coordinator = self.serving(&request.cluster_id)?;
-        let mut meta_index = 0;
-        if let Some(groups) = coordinator.shard_groups().filter(|g| g.holds(META_GROUP)) {
-            groups.linearize(META_GROUP).await?;
-            meta_index = groups.applied_index(META_GROUP);
-        }
-        let tables: Vec<TableDef> = coordinator
-            .catalog()
-            .tables()
-            .iter()
-            .map(|t| t.as_ref().clone())
-            .collect();
-        Ok(proto::CatalogUpdate {
-            cluster_id: request.cluster_id,
-            tables_json: to_json(&tables)?,
-            meta_index,
-        })
-    }
-
-    /// `ApplyCatalog`: the oracle's catalog replaces this node's, and the
-    /// rows of tables that are gone are purged; on a meta replica, which
-    /// changes its catalog only by applying the meta group's log, once it
-    /// has applied the change.
-    pub async fn apply_catalog(&self, update: proto::CatalogUpdate) -> Result<()> {
-        let coordinator = self.serving(&update.cluster_id)?;
-        if let Some(groups) = coordinator.shard_groups().filter(|g| g.holds(META_GROUP)) {
-            return groups.wait_applied(META_GROUP, update.meta_index).await;
-        }
-        let storage = self.storage.clone();
-        tokio::task::spawn_blocking(move || {
-            apply_tables(&storage, &coordinator, &update.tables_json)
-        })
-        .await?
-    }
-
-    /// Before a node serves SQL, its catalog catches up with the changes
-    /// it missed while it was down: a meta replica applies the meta
-    /// group's log as far as its leader has; any other node takes the
-    /// oracle's catalog. (The meta node of a cluster that does not
-    /// replicate has it.)
-    pub async fn fetch_catalog(&self, coordinator: &Arc<TxnCoordinator>) -> Result<()> {
-        if Peers::is_unreplicated_oracle(self) {
-            return Ok(());
-        }
-        let state = self.initialised_state()?;
-        let cluster_id = state.identity.cluster_id;
-        let update = coordinator
-            .at_meta(|node| {
-                let request = proto::GetCatalogRequest {
-                    cluster_id: cluster_id.clone(),
-                };
-                async move {
-                    self.client(&self.member_addr(node)?)?
-                        .get_catalog(request)
-                        .await
-                        .map(|r| r.into_inner())
-                        .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
-                }
-            })
-            .await?;
-        self.apply_catalog(update).await
     }
 
     /// `Ping`: the cluster id, empty before initialisation.
@@ -1115,18 +804,6 @@ fn keeps_members(identity: &Identity) -> bool {
     }
 }
 
-/// Replaces the catalog with the tables in `json` and purges the rows of
-/// the tables that are gone. Blocks on disk.
-fn apply_tables(storage: &Storage, coordinator: &TxnCoordinator, json: &[u8]) -> Result<()> {
-    let tables: Vec<TableDef> = serde_json::from_slice(json)
-        .map_err(|e| Error::input(InputError::Other, format!("bad catalog: {e}")))?;
-    for gone in coordinator.catalog().replace(storage, tables)? {
-        let (start, end) = crate::encoding::keys::table_bounds(gone.id.0);
-        storage.purge_range(&start, &end)?;
-    }
-    Ok(())
-}
-
 /// The endpoint of a node's rpc address, with the timeouts every call uses.
 /// A client for one call to the node at `addr` (the `init` and `status`
 /// commands); `init` waits for the nodes it enrolls.
@@ -1204,48 +881,6 @@ impl MetaState for MembersMachine {
     }
 }
 
-/// Moves `node`'s replicas (of shard groups, of the meta group) in `state`
-/// to the members not removed: each to the one holding the fewest replicas
-/// (then the lowest id) among those not holding one of that group, appended
-/// to the group's replicas; without such a member the group keeps one
-/// replica fewer.
-fn place_elsewhere(state: &mut State, node: u32) {
-    let mut load: std::collections::BTreeMap<u32, usize> = state
-        .members
-        .iter()
-        .filter(|m| !m.removed && m.id != node)
-        .map(|m| (m.id, 0))
-        .collect();
-    let placed = state.shards.iter().map(|s| &s.replicas);
-    for id in placed.chain([&state.identity.meta_replicas]).flatten() {
-        if let Some(n) = load.get_mut(id) {
-            *n += 1;
-        }
-    }
-    let mut replace = |replicas: &mut Vec<u32>| {
-        let Some(at) = replicas.iter().position(|&r| r == node) else {
-            return;
-        };
-        replicas.remove(at);
-        let spare = load
-            .iter()
-            .filter(|(id, _)| !replicas.contains(id))
-            .min_by_key(|(&id, &n)| (n, id))
-            .map(|(&id, _)| id);
-        if let Some(spare) = spare {
-            replicas.push(spare);
-            load.entry(spare).and_modify(|n| *n += 1);
-        }
-    };
-    for shard in &mut state.shards {
-        replace(&mut shard.replicas);
-        if let Some(&first) = shard.replicas.first() {
-            shard.node = first;
-        }
-    }
-    replace(&mut state.identity.meta_replicas);
-}
-
 fn member_to_proto(m: &Member, live: bool, last_seen_ms: u64) -> proto::Node {
     proto::Node {
         node_id: m.id,
@@ -1279,22 +914,6 @@ fn shards_from_proto(shards: Vec<proto::Shard>) -> Vec<ShardRange> {
             replicas: s.replicas,
         })
         .collect()
-}
-
-/// Fills in each replica's lag behind its group's leader (when the leader
-/// reported), and sorts them by group and node.
-fn with_lag(replicas: &mut [proto::Replica]) {
-    let leaders: HashMap<u32, u64> = replicas
-        .iter()
-        .filter(|r| r.leader_id == r.node_id)
-        .map(|r| (r.shard_id, r.last_log_index))
-        .collect();
-    for replica in replicas.iter_mut() {
-        if let Some(&last) = leaders.get(&replica.shard_id) {
-            replica.lag = last.saturating_sub(replica.applied_index);
-        }
-    }
-    replicas.sort_by_key(|r| (r.shard_id, r.node_id));
 }
 
 fn shards_to_proto(shards: &[ShardRange]) -> Vec<proto::Shard> {
@@ -1338,81 +957,4 @@ fn read_json<T: serde::de::DeserializeOwned>(storage: &Storage, key: &[u8]) -> R
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Members 1..=`nodes`, groups placed as `groups`, meta group on 1-3.
-    fn state(nodes: u32, groups: &[&[u32]]) -> State {
-        State {
-            identity: Identity {
-                cluster_id: "c".into(),
-                node_id: 1,
-                meta_node: 1,
-                meta_replicas: vec![1, 2, 3],
-            },
-            members: (1..=nodes)
-                .map(|id| Member {
-                    id,
-                    rpc_addr: format!("n{id}"),
-                    pg_addr: String::new(),
-                    http_addr: String::new(),
-                    removed: false,
-                })
-                .collect(),
-            members_version: 1,
-            shards: groups
-                .iter()
-                .enumerate()
-                .map(|(i, replicas)| ShardRange {
-                    id: ShardId(i as u32),
-                    hash_start: 0,
-                    hash_end: 0,
-                    node: replicas[0],
-                    replicas: replicas.to_vec(),
-                })
-                .collect(),
-        }
-    }
-
-    fn placement(state: &State) -> Vec<Vec<u32>> {
-        state.shards.iter().map(|s| s.replicas.clone()).collect()
-    }
-
-    #[test]
-    fn a_decommissioned_nodes_replicas_go_to_the_least_loaded_others() {
-        // Node 5 holds one replica, node 4 two: node 5 gets the first
-        // replica of node 1, then they alternate by load.
-        let mut s = state(
-            5,
-            &[&[1, 2, 3], &[2, 3, 4], &[1, 3, 4], &[1, 2, 5], &[2, 3, 1]],
-        );
-        s.members[0].removed = true;
-        place_elsewhere(&mut s, 1);
-        assert_eq!(
-            placement(&s),
-            vec![
-                vec![2, 3, 5],
-                vec![2, 3, 4],
-                vec![3, 4, 5],
-                vec![2, 5, 4],
-                vec![2, 3, 4],
-            ]
-        );
-        // The first replica, which starts as the group's leader, moves on.
-        assert_eq!(s.shards[0].node, 2);
-        assert_eq!(s.identity.meta_replicas, vec![2, 3, 5]);
-    }
-
-    #[test]
-    fn without_a_spare_node_a_group_keeps_one_replica_fewer() {
-        let mut s = state(3, &[&[1, 2, 3], &[3, 1, 2]]);
-        s.members[2].removed = true;
-        place_elsewhere(&mut s, 3);
-        assert_eq!(placement(&s), vec![vec![1, 2], vec![1, 2]]);
-        assert_eq!(s.shards[1].node, 1);
-        assert_eq!(s.identity.meta_replicas, vec![1, 2]);
-    }
 }
