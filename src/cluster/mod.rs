@@ -43,7 +43,7 @@ pub use service::ClusterService;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -932,10 +932,7 @@ fn shards_to_proto(shards: &[ShardRange]) -> Vec<proto::Shard> {
 /// A cluster id unique enough to tell clusters apart: the time and the
 /// process, hashed.
 fn new_cluster_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
+    let nanos = crate::txn::since_epoch().as_nanos();
     let seed = format!("{nanos}-{}", std::process::id());
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in seed.bytes() {
