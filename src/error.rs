@@ -34,13 +34,19 @@ pub enum InputError {
     Unsupported,
     /// A transaction-control statement in the wrong state (e.g. ROLLBACK outside a block).
     InvalidTransactionState,
+    /// A frontend message that breaks the wire protocol (08P01).
+    ProtocolViolation,
+    /// A size or count above one of ShardForge's documented limits (54000).
+    ProgramLimitExceeded,
+    /// Bytes that are not valid UTF-8 where text is expected (22021).
+    InvalidEncoding,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 19] = [
+    const ALL: [InputError; 22] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -59,6 +65,9 @@ impl InputError {
         Self::InFailedTransaction,
         Self::Unsupported,
         Self::InvalidTransactionState,
+        Self::ProtocolViolation,
+        Self::ProgramLimitExceeded,
+        Self::InvalidEncoding,
         Self::Other,
     ];
 

@@ -26,6 +26,9 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::InFailedTransaction => "25P02",
             InputError::Unsupported => "0A000",
             InputError::InvalidTransactionState => "25000",
+            InputError::ProtocolViolation => "08P01",
+            InputError::ProgramLimitExceeded => "54000",
+            InputError::InvalidEncoding => "22021",
             InputError::Other => "42000",
         },
         // A leader changed under the transaction: retrying it works.

@@ -1,12 +1,14 @@
 //! The handlers of one client connection: startup, simple query and
 //! extended query, all driving the connection's one [`Session`].
 //!
-//! pgwire asks the connection's handler set for each message; the set is
-//! made per connection, so dropping it when the client goes away drops the
-//! session and rolls back whatever transaction it had open.
+//! [`super::connection`] hands each message to these handlers through
+//! pgwire's dispatcher; a `Connection` is made per client, so dropping it
+//! when the client goes away drops the session and rolls back whatever
+//! transaction it had open.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -18,18 +20,24 @@ use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     ServerParameterProvider, StartupHandler,
 };
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, Type, DEFAULT_NAME};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::extendedquery::{
+    Bind, BindComplete, Close, CloseComplete, Execute, Parse, ParseComplete,
+    TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+};
+use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
 use super::errors::{error_info, to_pgwire};
+use super::portal;
 use super::results::{fields, response};
 use crate::catalog::DATABASE;
 use crate::error::{Error, InputError, Result};
@@ -44,43 +52,48 @@ pub struct Prepared {
     result: Option<SchemaRef>,
 }
 
-/// Everything one connection uses; pgwire asks it for each handler.
-pub struct ConnectionHandlers {
-    handler: Arc<Connection>,
+impl Prepared {
+    /// How many parameters the planner found, and how many columns the
+    /// result has.
+    pub fn shape(&self) -> (usize, usize) {
+        let columns = self.result.as_ref().map_or(0, |r| r.fields().len());
+        (self.param_types.len(), columns)
+    }
 }
 
+/// The most named prepared statements, and the most named portals, one
+/// session may hold at once. PostgreSQL's only bound is memory; this one
+/// keeps a client that never closes what it prepares from taking the
+/// node's (drivers cache a few hundred statements per connection).
+const MAX_NAMED_STATEMENTS: usize = 10_000;
+const MAX_NAMED_PORTALS: usize = 10_000;
+
+/// One client connection's handlers (startup, simple and extended query),
+/// all driving its one session.
 pub struct Connection {
     session: Arc<Mutex<Session>>,
     parser: Arc<StatementParser>,
+    /// How many named statements and portals pgwire's store holds.
+    named_statements: AtomicUsize,
+    named_portals: AtomicUsize,
 }
 
 pub struct StatementParser {
     session: Arc<Mutex<Session>>,
 }
 
-impl ConnectionHandlers {
+impl Connection {
     pub fn new(engine: Arc<SqlEngine>) -> Self {
         let session = Arc::new(Mutex::new(Session::new(engine)));
         let parser = Arc::new(StatementParser {
             session: session.clone(),
         });
-        Self {
-            handler: Arc::new(Connection { session, parser }),
+        Connection {
+            session,
+            parser,
+            named_statements: AtomicUsize::new(0),
+            named_portals: AtomicUsize::new(0),
         }
-    }
-}
-
-impl PgWireServerHandlers for ConnectionHandlers {
-    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.handler.clone()
-    }
-
-    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.handler.clone()
-    }
-
-    fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        self.handler.clone()
     }
 }
 
@@ -273,6 +286,164 @@ impl ExtendedQueryHandler for Connection {
         self.parser.clone()
     }
 
+    /// pgwire's Parse, with a bound on how many named statements a session
+    /// holds.
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let new_name =
+            message.name.is_some() && client.portal_store().get_statement(name).is_none();
+        if new_name {
+            reserve(
+                &self.named_statements,
+                MAX_NAMED_STATEMENTS,
+                "prepared statements",
+            )?;
+        }
+        let stored = StoredStatement::parse(client, &message, self.query_parser()).await;
+        let stored = match stored {
+            Ok(stored) => stored,
+            Err(e) => {
+                if new_name {
+                    self.named_statements.fetch_sub(1, Ordering::Relaxed);
+                }
+                return Err(e);
+            }
+        };
+        match stored {
+            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            None => client.portal_store().put_empty_statement(name),
+        }
+        client
+            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    /// pgwire's Bind, checking first what PostgreSQL checks (the number
+    /// of parameters and of result formats, which pgwire would later index
+    /// by column and panic on) and bounding the named portals.
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal_name = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let statement = match client.portal_store().get_statement(statement_name) {
+            Some(entry) => entry,
+            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+        };
+        portal::check_bind(&message, statement.value().map(|s| s.as_ref()))
+            .map_err(|e| to_pgwire(&e))?;
+        if message.portal_name.is_some() && client.portal_store().get_portal(portal_name).is_none()
+        {
+            reserve(&self.named_portals, MAX_NAMED_PORTALS, "portals")?;
+        }
+        match statement {
+            Entry::Value(statement) => {
+                let portal = Portal::try_new(&message, statement)?;
+                client.portal_store().put_portal(Arc::new(portal));
+            }
+            Entry::Empty => client.portal_store().put_empty_portal(portal_name),
+        }
+        client
+            .send(PgWireBackendMessage::BindComplete(BindComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    /// Execute, streaming: at most `max_rows` rows (all when it is 0 or
+    /// negative, as in PostgreSQL) go from the statement's row stream to
+    /// the socket one at a time. pgwire's own Execute reserved room for
+    /// `max_rows` rows before the first existed (2^31-1 of them aborted the
+    /// process) and gathered a whole result before sending it.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(portal)) => portal,
+            Some(Entry::Empty) => {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?;
+                return Ok(());
+            }
+            None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+        };
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let mut status = client.transaction_status();
+        let fresh = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        let rows = if fresh {
+            match ExtendedQueryHandler::do_query(self, client, &portal, 0).await? {
+                Response::Query(rows) => {
+                    portal.start(rows).await;
+                    true
+                }
+                other => {
+                    status = portal::send_outcome(client, other, status).await?;
+                    false
+                }
+            }
+        } else {
+            true
+        };
+        if rows {
+            portal::send_rows(client, &portal, message.max_rows).await?;
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        Ok(())
+    }
+
+    /// pgwire's Close, keeping the count of named statements and portals.
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let store = client.portal_store();
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => {
+                if message.name.is_some() && store.get_statement(name).is_some() {
+                    self.named_statements.fetch_sub(1, Ordering::Relaxed);
+                }
+                store.rm_statement(name);
+            }
+            TARGET_TYPE_BYTE_PORTAL => {
+                if message.name.is_some() && store.get_portal(name).is_some() {
+                    self.named_portals.fetch_sub(1, Ordering::Relaxed);
+                }
+                store.rm_portal(name);
+            }
+            _ => {}
+        }
+        client
+            .send(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -299,6 +470,19 @@ impl ExtendedQueryHandler for Connection {
         report_parameters(client, &mut session).await?;
         result
     }
+}
+
+/// Counts one more named statement or portal, or refuses it (54000) when
+/// the session holds `max` already.
+fn reserve(count: &AtomicUsize, max: usize, what: &str) -> PgWireResult<()> {
+    if count.fetch_add(1, Ordering::Relaxed) >= max {
+        count.fetch_sub(1, Ordering::Relaxed);
+        return Err(to_pgwire(&Error::input(
+            InputError::ProgramLimitExceeded,
+            format!("too many {what} in this session (the limit is {max}): close some first"),
+        )));
+    }
+    Ok(())
 }
 
 /// arrow-pg decodes parameters by the type the client declared, and drops a

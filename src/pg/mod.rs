@@ -5,8 +5,11 @@
 //! session calls and session outputs into protocol messages, and chooses
 //! the SQLSTATE of every error ([`errors`]).
 
+mod connection;
 pub mod errors;
+mod frames;
 mod handler;
+mod portal;
 mod results;
 mod text;
 
@@ -18,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::sql::SqlEngine;
-use handler::ConnectionHandlers;
+use handler::Connection;
 
 /// How long open connections may run on after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,11 +40,10 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    let handlers = Arc::new(ConnectionHandlers::new(engine.clone()));
+                    let handlers = Arc::new(Connection::new(engine.clone()));
                     connections.spawn(async move {
-                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
-                        }
+                        connection::serve_connection(socket, handlers).await;
+                        tracing::debug!(%peer, "connection closed");
                     });
                 }
                 Err(e) => {
@@ -50,8 +52,17 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            // Reap finished connections so the set does not grow.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            // Reap finished connections so the set does not grow. A panic
+            // in one connection ends that connection's task only (tokio
+            // catches it at the task boundary); the node and every other
+            // session go on. It is a bug, so it is logged as an error.
+            Some(ended) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(e) = ended {
+                    if e.is_panic() {
+                        tracing::error!(error = %e, "a connection's task panicked; the connection was closed");
+                    }
+                }
+            }
             _ = shutdown.changed() => break,
         }
     }

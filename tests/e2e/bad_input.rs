@@ -13,12 +13,12 @@ use crate::harness::{query_i64, TestServer};
 
 /// How long to wait for the server's reaction to a bad message before
 /// hanging up ourselves (the server may legitimately wait for more bytes).
-const REACTION_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const REACTION_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Protocol version 3.0.
-const PROTOCOL_3: i32 = 196_608;
+pub(crate) const PROTOCOL_3: i32 = 196_608;
 
-fn startup_packet() -> Vec<u8> {
+pub(crate) fn startup_packet() -> Vec<u8> {
     let mut body = PROTOCOL_3.to_be_bytes().to_vec();
     for s in [
         "user",
@@ -38,20 +38,20 @@ fn startup_packet() -> Vec<u8> {
 }
 
 /// A frontend message: type byte, length, body.
-fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+pub(crate) fn message(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![kind];
     m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
     m.extend_from_slice(body);
     m
 }
 
-fn query(sql: &str) -> Vec<u8> {
+pub(crate) fn query(sql: &str) -> Vec<u8> {
     let mut body = sql.as_bytes().to_vec();
     body.push(0);
     message(b'Q', &body)
 }
 
-fn read_message(stream: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+pub(crate) fn read_message(stream: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
     let mut header = [0u8; 5];
     stream.read_exact(&mut header)?;
     let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
@@ -68,7 +68,7 @@ fn read_message(stream: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
 
 /// Reads backend messages up to and including ReadyForQuery, panicking on an
 /// ErrorResponse.
-fn read_until_ready(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
+pub(crate) fn read_until_ready(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
     let mut messages = Vec::new();
     loop {
         let (kind, body) = read_message(stream).expect("read a backend message");
@@ -86,7 +86,7 @@ fn read_until_ready(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
 }
 
 /// A raw, authenticated session that is ready for queries.
-fn raw_session(server: &TestServer) -> TcpStream {
+pub(crate) fn raw_session(server: &TestServer) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", server.pg_port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -99,7 +99,11 @@ fn raw_session(server: &TestServer) -> TcpStream {
 
 /// Sends `bytes` (the server may hang up half way), then reads whatever it
 /// answers until it closes the socket or goes quiet. Returns what was read.
-fn send_garbage_and_drain(mut stream: TcpStream, bytes: &[u8], close_write: bool) -> Vec<u8> {
+pub(crate) fn send_garbage_and_drain(
+    mut stream: TcpStream,
+    bytes: &[u8],
+    close_write: bool,
+) -> Vec<u8> {
     let _ = stream.write_all(bytes);
     if close_write {
         let _ = stream.shutdown(Shutdown::Write);
@@ -117,7 +121,7 @@ fn send_garbage_and_drain(mut stream: TcpStream, bytes: &[u8], close_write: bool
     answer
 }
 
-fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed;
     (0..len)
         .map(|_| {

@@ -19,3 +19,5 @@ mod replication;
 mod sql;
 mod txn;
 mod wire;
+mod wire_bounds;
+mod wire_fuzz;
