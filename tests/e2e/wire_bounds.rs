@@ -260,7 +260,7 @@ async fn every_bound_a_client_can_reach_gets_a_clear_error() {
 }
 
 #[tokio::test]
-async fn prepared_statements_per_session_are_bounded() {
+async fn prepared_statements_and_portals_per_session_are_bounded() {
     let server = TestServer::start().await;
     let mut session = raw_session(&server);
     // Empty statements cost no planning; they count like any other.
@@ -289,5 +289,34 @@ async fn prepared_statements_per_session_are_bounded() {
     let reply = read_reply(&mut session);
     assert!(error_of(&reply).is_none(), "{reply:?}");
     assert_eq!(kinds(&reply), "31Z");
+
+    // Named portals likewise (bound from an empty statement: no planning).
+    let mut script = Vec::new();
+    for i in 0..10_000 {
+        script.extend(bind(&format!("p{i}"), "one_more", &[], &[]));
+    }
+    script.extend(sync());
+    session.write_all(&script).unwrap();
+    let reply = read_reply(&mut session);
+    assert!(error_of(&reply).is_none());
+    assert_eq!(reply.len(), 10_001);
+    session
+        .write_all(&[bind("p_more", "one_more", &[], &[]), sync()].concat())
+        .unwrap();
+    let (_, code, text) = error_of(&read_reply(&mut session)).expect("an error");
+    assert_eq!(code, "54000", "{text}");
+    let mut close = b"P".to_vec();
+    close.extend(cstr("p0"));
+    session
+        .write_all(
+            &[
+                message(b'C', &close),
+                bind("p_more", "one_more", &[], &[]),
+                sync(),
+            ]
+            .concat(),
+        )
+        .unwrap();
+    assert_eq!(kinds(&read_reply(&mut session)), "32Z");
     assert_serving(&server).await;
 }
