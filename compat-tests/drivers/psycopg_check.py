@@ -153,6 +153,17 @@ def run(args):
         check(conn.info.parameter_status("TimeZone") == initial_zone,
               "no ParameterStatus for RESET")
 
+        # Parameters with nothing around them to type them: psycopg declares
+        # their types in Parse (int2/int8 for ints, float8, text...), and the
+        # values come back as the same Python types, in text and binary.
+        sent = (42, 2**40, 2.5, "x", Decimal("1.25"), True, dt.date(2024, 2, 29))
+        for binary in (False, True):
+            with conn.cursor(binary=binary) as cur:
+                cur.execute("SELECT %s, %s, %s, %s, %s, %s, %s", sent)
+                got = cur.fetchone()
+                check(got == sent and [type(v) for v in got] == [type(v) for v in sent],
+                      f"SELECT of bare parameters (binary={binary}) gave {got!r}, sent {sent!r}")
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -168,7 +179,7 @@ def main():
         print(f"FAIL psycopg: {type(e).__name__} (SQLSTATE {e.sqlstate}): {e}")
         return 1
     print(f"PASS psycopg {psycopg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows "
-          "(text+binary), rollback/commit, 23505, TimeZone")
+          "(text+binary), rollback/commit, 23505, TimeZone, bare parameters")
     return 0
 
 

@@ -205,13 +205,15 @@ impl QueryParser for StatementParser {
         &self,
         _client: &C,
         sql: &str,
-        _types: &[Option<Type>],
+        types: &[Option<Type>],
     ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         let session = self.session.lock().await;
-        prepare(&session, sql).await.map_err(|e| to_pgwire(&e))
+        prepare(&session, sql, types)
+            .await
+            .map_err(|e| to_pgwire(&e))
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
@@ -257,8 +259,13 @@ where
     Ok(())
 }
 
-/// Parses and plans one statement for the extended protocol.
-async fn prepare(session: &Session, sql: &str) -> Result<Option<Prepared>> {
+/// Parses and plans one statement for the extended protocol; `declared`
+/// are the parameter types the client gave in Parse (None: unspecified).
+async fn prepare(
+    session: &Session,
+    sql: &str,
+    declared: &[Option<Type>],
+) -> Result<Option<Prepared>> {
     let mut statements = session.parse(sql)?;
     if statements.len() > 1 {
         return Err(Error::input(
@@ -269,7 +276,11 @@ async fn prepare(session: &Session, sql: &str) -> Result<Option<Prepared>> {
     let Some(stmt) = statements.pop() else {
         return Ok(None);
     };
-    let (param_types, result) = session.describe(&stmt).await?;
+    let declared: Vec<Option<DataType>> = declared
+        .iter()
+        .map(|t| t.as_ref().and_then(arrow_type))
+        .collect();
+    let (param_types, result) = session.describe(&stmt, &declared).await?;
     Ok(Some(Prepared {
         stmt: Some(stmt),
         param_types,
@@ -470,6 +481,28 @@ impl ExtendedQueryHandler for Connection {
         report_parameters(client, &mut session).await?;
         result
     }
+}
+
+/// The Arrow type arrow-pg decodes a parameter of PostgreSQL type `pg`
+/// into (`bind_parameters`), for the types ShardForge stores; None for the
+/// others, which are then typed from context as if undeclared.
+fn arrow_type(pg: &Type) -> Option<DataType> {
+    use datafusion::arrow::datatypes::TimeUnit;
+    Some(match pg.clone() {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::NUMERIC => DataType::Decimal128(38, 10),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
+        Type::BYTEA => DataType::Binary,
+        Type::DATE => DataType::Date32,
+        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
+        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        _ => return None,
+    })
 }
 
 /// Counts one more named statement or portal, or refuses it (54000) when

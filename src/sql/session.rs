@@ -17,7 +17,7 @@ use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::ParamValues;
+use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr as DFExpr;
 use datafusion::logical_expr::LogicalPlan;
@@ -337,6 +337,7 @@ impl Session {
     pub async fn describe(
         &self,
         stmt: &Statement,
+        declared: &[Option<DataType>],
     ) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>)> {
         let catalog: &dyn Tables = self.txn.as_ref();
         let mut names = Vec::new();
@@ -386,17 +387,39 @@ impl Session {
             .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
             .max()
             .unwrap_or(0);
-        let params = (1..=count)
+        let params: Vec<Option<DataType>> = (1..=count)
             .map(|i| types.get(&format!("${i}")).cloned().flatten())
             .collect();
         let result = if returns_rows {
-            // The types analysis gives (see `rows`); unbound parameters may
-            // stop it, and then the planned types are the best answer.
+            // The types analysis gives (see `rows`) of the statement as it
+            // will run: each parameter bound as a NULL of the type Bind
+            // gives it (`pg::handler::bind_parameters`): the type inferred
+            // from context, else the one the client declared in Parse, else
+            // text. So `SELECT $1` declared int8 is described as int8, as
+            // it answers. If binding or analysis fails, the planned types
+            // are the best answer.
+            let bound = (0..params.len().max(declared.len()))
+                .map(|i| {
+                    let inferred = params.get(i).cloned().flatten();
+                    let data_type = inferred
+                        .or_else(|| declared.get(i).cloned().flatten())
+                        .unwrap_or(DataType::Utf8);
+                    ScalarValue::try_from(&data_type).map(Into::into)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>();
+            let typed = bound
+                .ok()
+                .and_then(|values| {
+                    plan.clone()
+                        .with_param_values(ParamValues::List(values))
+                        .ok()
+                })
+                .unwrap_or_else(|| plan.clone());
             let state = self.ctx.state();
             let analyzed =
                 state
                     .analyzer()
-                    .execute_and_check(plan.clone(), state.config_options(), |_, _| {});
+                    .execute_and_check(typed, state.config_options(), |_, _| {});
             let schema = match &analyzed {
                 Ok(analyzed) => analyzed.schema().as_arrow().clone(),
                 Err(_) => plan.schema().as_arrow().clone(),

@@ -175,6 +175,32 @@ async fn empty_query_is_answered() {
     assert_eq!(query_i64(&client, "SELECT 7::bigint").await, 7);
 }
 
+/// psycopg 3 sends `SELECT %s` as `SELECT $1` with the parameter's type in
+/// Parse: the result is described, and comes back, as that type (it was
+/// described as text, so 42 came back as the string "42").
+#[tokio::test]
+async fn parameter_types_declared_in_parse_type_the_result() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let declared = [Type::INT2, Type::INT8, Type::FLOAT8, Type::TEXT, Type::BOOL];
+    let stmt = client
+        .prepare_typed("SELECT $1, $2, $3, $4, $5", &declared)
+        .await
+        .unwrap();
+    let described: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+    assert_eq!(described, declared);
+    assert_eq!(stmt.params(), &declared);
+    let row = client
+        .query_one(&stmt, &[&7i16, &(1i64 << 40), &2.5f64, &"x", &true])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i16>(0), 7);
+    assert_eq!(row.get::<_, i64>(1), 1 << 40);
+    assert_eq!(row.get::<_, f64>(2), 2.5);
+    assert_eq!(row.get::<_, &str>(3), "x");
+    assert!(row.get::<_, bool>(4));
+}
+
 #[tokio::test]
 async fn extended_query_infers_untyped_parameters_and_accepts_typed_ones() {
     let server = TestServer::start().await;
