@@ -9,8 +9,8 @@
 //! column names are kept, so the rest of the plan is unchanged.
 //!
 //! The same pass divides `numeric` values at PostgreSQL's scale, rounds
-//! floats half to even and casts decimals to floats exactly
-//! (`sql::numeric`).
+//! floats half to even, casts decimals to floats exactly and rounds
+//! floats and decimals cast to integers (`sql::numeric`).
 
 use std::sync::Arc;
 
@@ -40,7 +40,8 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
             rewrite_node_expressions(node, false, |e, schema| {
                 let pg = super::numeric::numeric_division(&e, schema)
                     .or_else(|| super::numeric::float_round(&e, schema))
-                    .or_else(|| super::numeric::exact_float_cast(&e, schema));
+                    .or_else(|| super::numeric::exact_float_cast(&e, schema))
+                    .or_else(|| super::numeric::integer_cast(&e, schema));
                 match pg {
                     Some(rewritten) => Ok(Transformed::yes(rewritten)),
                     None => checked(e, schema),

@@ -481,6 +481,85 @@ fn rint_udf(data_type: DataType) -> Arc<ScalarUDF> {
     )
 }
 
+/// A cast of a float or a numeric to an integer type rounds as PostgreSQL
+/// does: floats half to even (`rint`: `2.5::float8::int` is 2), numerics
+/// half away from zero (`2.5::int` is 3, `12.5::int` is 13), where Arrow
+/// truncates (`3.5::int` was 3). INSERT and UPDATE reach a column's type
+/// through the same cast, so assignments round alike.
+pub fn integer_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::Cast(Cast { expr: inner, field }) = expr else {
+        return None;
+    };
+    let to = field.data_type();
+    if !matches!(to, DataType::Int16 | DataType::Int32 | DataType::Int64) {
+        return None;
+    }
+    let from = inner.get_type(schema).ok()?;
+    let rounded = match from {
+        DataType::Float32 | DataType::Float64 => rint_udf(from),
+        DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale) if scale > 0 => {
+            round_decimal_udf(from)?
+        }
+        _ => return None,
+    };
+    Some(cast(rounded.call(vec![inner.as_ref().clone()]), to.clone()))
+}
+
+/// Rounds a decimal to scale 0, half away from zero, keeping the integer
+/// digits (one more, for the carry).
+fn round_decimal_udf(from: DataType) -> Option<Arc<ScalarUDF>> {
+    let digits = |precision: u8, scale: i8, max: i16| {
+        (i16::from(precision) - i16::from(scale) + 1).clamp(1, max) as u8
+    };
+    let to = match from {
+        DataType::Decimal128(p, s) => DataType::Decimal128(digits(p, s, 38), 0),
+        DataType::Decimal256(p, s) => DataType::Decimal256(digits(p, s, 76), 0),
+        _ => return None,
+    };
+    let name = format!("pg_round_{from}");
+    let out = to.clone();
+    Some(array_udf(&name, vec![from], to, move |arrays| {
+        let values = &arrays[0];
+        Ok(match (values.data_type(), &out) {
+            (DataType::Decimal128(_, scale), DataType::Decimal128(p, _)) => {
+                let unit = 10i128.pow(*scale as u32);
+                let rounded = values
+                    .as_primitive::<Decimal128Type>()
+                    .unary::<_, Decimal128Type>(|v| {
+                        let (q, r) = (v / unit, (v % unit).abs());
+                        // r >= unit - r: a half or more (no overflow at 10^38).
+                        if r >= unit - r {
+                            q + v.signum()
+                        } else {
+                            q
+                        }
+                    });
+                Arc::new(rounded.with_precision_and_scale(*p, 0)?) as ArrayRef
+            }
+            (DataType::Decimal256(_, scale), DataType::Decimal256(p, _)) => {
+                let unit = i256::from_i128(10).wrapping_pow(*scale as u32);
+                let rounded = values
+                    .as_primitive::<Decimal256Type>()
+                    .unary::<_, Decimal256Type>(|v| {
+                        let q = v.wrapping_div(unit);
+                        let r = v.wrapping_rem(unit).wrapping_abs();
+                        match (r >= unit.wrapping_sub(r), v < i256::ZERO) {
+                            (false, _) => q,
+                            (true, false) => q.wrapping_add(i256::ONE),
+                            (true, true) => q.wrapping_sub(i256::ONE),
+                        }
+                    });
+                Arc::new(rounded.with_precision_and_scale(*p, 0)?)
+            }
+            (other, _) => {
+                return Err(DataFusionError::Internal(format!(
+                    "pg_round: unexpected {other}"
+                )))
+            }
+        })
+    }))
+}
+
 /// round(a * 10^shift / b), half away from zero; fails if b is zero or the
 /// quotient has more than 38 digits.
 fn divide(a: i128, b: i128, shift: u32) -> Result<i128, ArrowError> {
