@@ -259,64 +259,49 @@ async fn every_bound_a_client_can_reach_gets_a_clear_error() {
     assert_serving(&server).await;
 }
 
+/// Fills a session with 10,000 named objects made by `make(name)`, checks
+/// that one more is refused with 54000, and that closing one (Close of
+/// `kind`, b'S' or b'P') makes room again; `reply` is what the last one
+/// answers.
+fn fill_to_the_limit(
+    session: &mut TcpStream,
+    kind: u8,
+    make: impl Fn(&str) -> Vec<u8>,
+    reply: &str,
+) {
+    let mut script = Vec::new();
+    for i in 0..10_000 {
+        script.extend(make(&format!("n{i}")));
+    }
+    script.extend(sync());
+    session.write_all(&script).unwrap();
+    let answer = read_reply(session);
+    assert!(error_of(&answer).is_none());
+    assert_eq!(answer.len(), 10_001);
+
+    session
+        .write_all(&[make("one_more"), sync()].concat())
+        .unwrap();
+    let (_, code, text) = error_of(&read_reply(session)).expect("an error");
+    assert_eq!(code, "54000", "{text}");
+
+    let mut close = vec![kind];
+    close.extend(cstr("n0"));
+    session
+        .write_all(&[message(b'C', &close), make("one_more"), sync()].concat())
+        .unwrap();
+    let answer = read_reply(session);
+    assert!(error_of(&answer).is_none(), "{answer:?}");
+    assert_eq!(kinds(&answer), reply);
+}
+
 #[tokio::test]
 async fn prepared_statements_and_portals_per_session_are_bounded() {
     let server = TestServer::start().await;
     let mut session = raw_session(&server);
-    // Empty statements cost no planning; they count like any other.
-    let mut script = Vec::new();
-    for i in 0..10_000 {
-        script.extend(parse(&format!("s{i}"), "", &[]));
-    }
-    script.extend(sync());
-    session.write_all(&script).unwrap();
-    let reply = read_reply(&mut session);
-    assert!(error_of(&reply).is_none());
-    assert_eq!(reply.len(), 10_001);
-
-    session
-        .write_all(&[parse("one_more", "", &[]), sync()].concat())
-        .unwrap();
-    let (_, code, text) = error_of(&read_reply(&mut session)).expect("an error");
-    assert_eq!(code, "54000", "{text}");
-
-    // Closing one makes room again.
-    let mut close = b"S".to_vec();
-    close.extend(cstr("s0"));
-    session
-        .write_all(&[message(b'C', &close), parse("one_more", "", &[]), sync()].concat())
-        .unwrap();
-    let reply = read_reply(&mut session);
-    assert!(error_of(&reply).is_none(), "{reply:?}");
-    assert_eq!(kinds(&reply), "31Z");
-
-    // Named portals likewise (bound from an empty statement: no planning).
-    let mut script = Vec::new();
-    for i in 0..10_000 {
-        script.extend(bind(&format!("p{i}"), "one_more", &[], &[]));
-    }
-    script.extend(sync());
-    session.write_all(&script).unwrap();
-    let reply = read_reply(&mut session);
-    assert!(error_of(&reply).is_none());
-    assert_eq!(reply.len(), 10_001);
-    session
-        .write_all(&[bind("p_more", "one_more", &[], &[]), sync()].concat())
-        .unwrap();
-    let (_, code, text) = error_of(&read_reply(&mut session)).expect("an error");
-    assert_eq!(code, "54000", "{text}");
-    let mut close = b"P".to_vec();
-    close.extend(cstr("p0"));
-    session
-        .write_all(
-            &[
-                message(b'C', &close),
-                bind("p_more", "one_more", &[], &[]),
-                sync(),
-            ]
-            .concat(),
-        )
-        .unwrap();
-    assert_eq!(kinds(&read_reply(&mut session)), "32Z");
+    // Empty statements cost no planning; they count like any other, and
+    // so do portals bound from one.
+    fill_to_the_limit(&mut session, b'S', |name| parse(name, "", &[]), "31Z");
+    fill_to_the_limit(&mut session, b'P', |name| bind(name, "n1", &[], &[]), "32Z");
     assert_serving(&server).await;
 }
