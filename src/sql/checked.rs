@@ -9,8 +9,9 @@
 //! column names are kept, so the rest of the plan is unchanged.
 //!
 //! The same pass divides `numeric` values at PostgreSQL's scale, rounds
-//! floats half to even, casts decimals to floats exactly and rounds
-//! floats and decimals cast to integers (`sql::numeric`).
+//! floats half to even, casts decimals to floats exactly, rounds
+//! floats and decimals cast to integers and reads exponents in text cast
+//! to numeric (`sql::numeric`).
 
 use std::sync::Arc;
 
@@ -41,7 +42,8 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
                 let pg = super::numeric::numeric_division(&e, schema)
                     .or_else(|| super::numeric::float_round(&e, schema))
                     .or_else(|| super::numeric::exact_float_cast(&e, schema))
-                    .or_else(|| super::numeric::integer_cast(&e, schema));
+                    .or_else(|| super::numeric::integer_cast(&e, schema))
+                    .or_else(|| super::numeric::text_to_numeric_cast(&e, schema));
                 match pg {
                     Some(rewritten) => Ok(Transformed::yes(rewritten)),
                     None => checked(e, schema),

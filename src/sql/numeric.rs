@@ -23,9 +23,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray};
-use datafusion::arrow::compute::cast as arrow_cast;
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, StringArray};
 use datafusion::arrow::compute::kernels::arity::try_binary;
+use datafusion::arrow::compute::{cast as arrow_cast, cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::{
     i256, DataType, Decimal128Type, Decimal256Type, FieldRef, Float32Type, Float64Type,
 };
@@ -481,6 +481,74 @@ fn rint_udf(data_type: DataType) -> Arc<ScalarUDF> {
     )
 }
 
+/// A cast of text to `numeric` reads an exponent as PostgreSQL does
+/// (`'1.5e-3'::numeric(10,4)` is 0.0015); Arrow's decimal parser refuses
+/// it. Each string with an exponent is rewritten in plain digits, then
+/// Arrow's own cast reads it (and reports what it cannot read as before).
+pub fn text_to_numeric_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::Cast(Cast { expr: inner, field }) = expr else {
+        return None;
+    };
+    let to = field.data_type().clone();
+    if !matches!(to, DataType::Decimal128(..) | DataType::Decimal256(..)) {
+        return None;
+    }
+    if inner.get_type(schema).ok()? != DataType::Utf8 {
+        return None;
+    }
+    let out = to.clone();
+    let udf = array_udf(
+        &format!("pg_numeric_in_{to}"),
+        vec![DataType::Utf8],
+        to,
+        move |arrays| {
+            let plain: StringArray = arrays[0]
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(without_exponent))
+                .collect();
+            let options = CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            Ok(cast_with_options(&plain, &out, &options)?)
+        },
+    );
+    Some(udf.call(vec![inner.as_ref().clone()]))
+}
+
+/// `text` in plain digits if it is a number with an exponent (`-1.5e2` is
+/// `-150`), else unchanged.
+fn without_exponent(text: &str) -> String {
+    let trimmed = text.trim();
+    let Some((mantissa, exponent)) = trimmed.split_once(['e', 'E']) else {
+        return text.to_string();
+    };
+    let Ok(exponent) = exponent.parse::<i32>() else {
+        return text.to_string();
+    };
+    let (sign, digits) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa.strip_prefix('+').unwrap_or(mantissa)),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all = format!("{whole}{fraction}");
+    // A bound no real value needs, so that a huge exponent cannot make a
+    // huge string; Arrow then refuses the value as out of range.
+    if all.is_empty() || !all.bytes().all(|b| b.is_ascii_digit()) || exponent.abs() > 1000 {
+        return text.to_string();
+    }
+    let point = whole.len() as i32 + exponent;
+    let plain = if point <= 0 {
+        format!("0.{}{all}", "0".repeat(point.unsigned_abs() as usize))
+    } else if point as usize >= all.len() {
+        format!("{all}{}", "0".repeat(point as usize - all.len()))
+    } else {
+        format!("{}.{}", &all[..point as usize], &all[point as usize..])
+    };
+    format!("{sign}{plain}")
+}
+
 /// A cast of a float or a numeric to an integer type rounds as PostgreSQL
 /// does: floats half to even (`rint`: `2.5::float8::int` is 2), numerics
 /// half away from zero (`2.5::int` is 3, `12.5::int` is 13), where Arrow
@@ -592,6 +660,24 @@ fn divide(a: i128, b: i128, shift: u32) -> Result<i128, ArrowError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn exponents_become_plain_digits() {
+        for (text, plain) in [
+            ("1e3", "1000"),
+            ("1.5e-3", "0.0015"),
+            ("-2.5E+2", "-250"),
+            (" 12e0 ", "12"),
+            ("+1.25e1", "12.5"),
+            ("9e-1", "0.9"),
+            ("12.5", "12.5"),
+            ("abc", "abc"),
+            ("1e", "1e"),
+            ("1e99999", "1e99999"),
+        ] {
+            assert_eq!(without_exponent(text), plain, "{text}");
+        }
+    }
     use super::*;
 
     #[test]
