@@ -590,33 +590,18 @@ fn round_decimal_udf(from: DataType) -> Option<Arc<ScalarUDF>> {
         let values = &arrays[0];
         Ok(match (values.data_type(), &out) {
             (DataType::Decimal128(_, scale), DataType::Decimal128(p, _)) => {
-                let unit = 10i128.pow(*scale as u32);
+                let unit = i256::from_i128(10).wrapping_pow(*scale as u32);
+                // |v| / unit + 1 always fits back in 128 bits.
                 let rounded = values
                     .as_primitive::<Decimal128Type>()
-                    .unary::<_, Decimal128Type>(|v| {
-                        let (q, r) = (v / unit, (v % unit).abs());
-                        // r >= unit - r: a half or more (no overflow at 10^38).
-                        if r >= unit - r {
-                            q + v.signum()
-                        } else {
-                            q
-                        }
-                    });
+                    .unary::<_, Decimal128Type>(|v| div_round(i256::from_i128(v), unit).as_i128());
                 Arc::new(rounded.with_precision_and_scale(*p, 0)?) as ArrayRef
             }
             (DataType::Decimal256(_, scale), DataType::Decimal256(p, _)) => {
                 let unit = i256::from_i128(10).wrapping_pow(*scale as u32);
                 let rounded = values
                     .as_primitive::<Decimal256Type>()
-                    .unary::<_, Decimal256Type>(|v| {
-                        let q = v.wrapping_div(unit);
-                        let r = v.wrapping_rem(unit).wrapping_abs();
-                        match (r >= unit.wrapping_sub(r), v < i256::ZERO) {
-                            (false, _) => q,
-                            (true, false) => q.wrapping_add(i256::ONE),
-                            (true, true) => q.wrapping_sub(i256::ONE),
-                        }
-                    });
+                    .unary::<_, Decimal256Type>(|v| div_round(v, unit));
                 Arc::new(rounded.with_precision_and_scale(*p, 0)?)
             }
             (other, _) => {
@@ -626,6 +611,21 @@ fn round_decimal_udf(from: DataType) -> Option<Arc<ScalarUDF>> {
             }
         })
     }))
+}
+
+/// dividend / divisor (not zero), rounded half away from zero. Doubling the
+/// remainder cannot overflow: it is below the divisor, and a decimal holds
+/// at most 76 digits (i256 holds 77).
+fn div_round(dividend: i256, divisor: i256) -> i256 {
+    let quotient = dividend.wrapping_div(divisor);
+    let remainder = dividend.wrapping_rem(divisor);
+    if remainder.wrapping_abs().wrapping_mul(i256::from_i128(2)) < divisor.wrapping_abs() {
+        quotient
+    } else if dividend.is_negative() != divisor.is_negative() {
+        quotient.wrapping_sub(i256::ONE)
+    } else {
+        quotient.wrapping_add(i256::ONE)
+    }
 }
 
 /// round(a * 10^shift / b), half away from zero; fails if b is zero or the
@@ -641,16 +641,7 @@ fn divide(a: i128, b: i128, shift: u32) -> Result<i128, ArrowError> {
         .checked_pow(shift)
         .and_then(|factor| i256::from_i128(a).checked_mul(factor))
         .ok_or_else(overflow)?;
-    let divisor = i256::from_i128(b);
-    let mut quotient = dividend.wrapping_div(divisor);
-    let remainder = dividend.wrapping_rem(divisor);
-    if remainder.wrapping_abs().wrapping_mul(i256::from_i128(2)) >= divisor.wrapping_abs() {
-        quotient = if dividend.is_negative() != divisor.is_negative() {
-            quotient.wrapping_sub(i256::ONE)
-        } else {
-            quotient.wrapping_add(i256::ONE)
-        };
-    }
+    let quotient = div_round(dividend, i256::from_i128(b));
     let limit = ten.wrapping_pow(MAX_PRECISION as u32);
     let quotient = quotient
         .to_i128()
