@@ -19,7 +19,7 @@ use pgwire::tokio::server::{process_error, process_message, PgWireMessageServerC
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-use super::errors::sqlstate;
+use super::errors::{to_pgwire, to_pgwire_fatal};
 use super::frames::{Bad, Frame, FrameReader};
 use super::handler::{Connection, Prepared};
 use crate::error::Error;
@@ -61,11 +61,11 @@ pub async fn serve_connection(tcp: TcpStream, handlers: Arc<Connection>) {
             Ok(Some(frame)) => frame,
             Ok(None) | Err(Bad::Closed) => break,
             Err(Bad::Fatal(error)) => {
-                let _ = process_error(&mut socket, fatal(&error), false).await;
+                let _ = process_error(&mut socket, to_pgwire_fatal(&error), false).await;
                 break;
             }
             Err(Bad::Message { error, extended }) => {
-                let error = super::errors::to_pgwire(&error);
+                let error = to_pgwire(&error);
                 if process_error(&mut socket, error, extended).await.is_err() {
                     break;
                 }
@@ -92,7 +92,7 @@ pub async fn serve_connection(tcp: TcpStream, handlers: Arc<Connection>) {
                     // The frame was checked whole: pgwire cannot ask for
                     // more, and a message it refuses breaks the protocol.
                     Ok(None) | Err(_) => {
-                        let error = fatal(&Error::input(
+                        let error = to_pgwire_fatal(&Error::input(
                             crate::error::InputError::ProtocolViolation,
                             "invalid message format",
                         ));
@@ -129,13 +129,4 @@ pub async fn serve_connection(tcp: TcpStream, handlers: Arc<Connection>) {
             }
         }
     }
-}
-
-/// A FATAL error: the client sees it, then the connection closes.
-fn fatal(error: &Error) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "FATAL".to_owned(),
-        sqlstate(error).to_owned(),
-        error.to_string(),
-    )))
 }

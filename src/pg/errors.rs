@@ -52,3 +52,10 @@ pub fn error_info(error: &Error) -> ErrorInfo {
 pub fn to_pgwire(error: &Error) -> PgWireError {
     PgWireError::UserError(Box::new(error_info(error)))
 }
+
+/// `error` as a FATAL error: the client sees it, then the connection closes.
+pub fn to_pgwire_fatal(error: &Error) -> PgWireError {
+    let mut info = error_info(error);
+    info.severity = "FATAL".to_owned();
+    PgWireError::UserError(Box::new(info))
+}

@@ -307,25 +307,14 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
-        let new_name =
-            message.name.is_some() && client.portal_store().get_statement(name).is_none();
-        if new_name {
+        let stored = StoredStatement::parse(client, &message, self.query_parser()).await?;
+        if message.name.is_some() && client.portal_store().get_statement(name).is_none() {
             reserve(
                 &self.named_statements,
                 MAX_NAMED_STATEMENTS,
                 "prepared statements",
             )?;
         }
-        let stored = StoredStatement::parse(client, &message, self.query_parser()).await;
-        let stored = match stored {
-            Ok(stored) => stored,
-            Err(e) => {
-                if new_name {
-                    self.named_statements.fetch_sub(1, Ordering::Relaxed);
-                }
-                return Err(e);
-            }
-        };
         match stored {
             Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
             None => client.portal_store().put_empty_statement(name),
