@@ -19,13 +19,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::catalog::Catalog;
+use crate::cluster::meta::MetaMachine;
 use crate::cluster::{Cluster, ClusterService};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::raft::groups::ShardGroups;
 use crate::raft::transport::RaftService;
-use crate::raft::MetaParts;
+use crate::raft::{StateMachine, META_GROUP};
 use crate::shard::flight::ShardFlightService;
+use crate::shard::machine::ShardMachine;
 use crate::shard::ShardMap;
 use crate::sql::SqlEngine;
 use crate::storage::Storage;
@@ -189,16 +191,33 @@ async fn start_groups(
     }
     let cluster_id = cluster.cluster_id();
     raft.ready(cluster_id.clone());
-    let meta_state = Arc::new(MetaParts {
-        members: cluster.meta_state(),
-        oracle: coordinator.meta_state(),
-    });
+    let meta: Arc<dyn StateMachine> =
+        Arc::new(MetaMachine::new(cluster, coordinator.oracle_machine()));
+    let machines = {
+        let (storage, shards) = (storage.clone(), shards.clone());
+        move |group| -> Result<Arc<dyn StateMachine>> {
+            if group == META_GROUP {
+                return Ok(meta.clone());
+            }
+            let replica = shards.replicas().get(group as usize).cloned();
+            let replica = replica.ok_or_else(|| {
+                Error::Corrupt(format!("shard group {group} is not in the shard map"))
+            })?;
+            Ok(Arc::new(ShardMachine::new(storage.clone(), replica)))
+        }
+    };
+    let mut all_groups: Vec<(u32, Vec<u32>)> = shards
+        .replicas()
+        .iter()
+        .map(|replica| (replica.range().id.0, replica.range().replicas.clone()))
+        .collect();
+    all_groups.push((META_GROUP, cluster.meta_replicas()));
     let groups = ShardGroups::start(
         node,
         config.cluster.raft_snapshot_entries,
         storage,
-        shards.clone(),
-        (cluster.meta_replicas(), meta_state),
+        all_groups,
+        Box::new(machines),
         &cluster.member_addrs(),
         raft.clone(),
         &cluster_id,

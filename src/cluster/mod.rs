@@ -35,6 +35,7 @@
 //! restarted node is the same member with the same data.
 
 mod catalog_sync;
+pub mod meta;
 mod placement;
 mod service;
 mod status;
@@ -53,14 +54,13 @@ use tonic::transport::Channel;
 use crate::catalog::{TableDef, ID_STRIDE};
 use crate::config::Config;
 use crate::error::{Error, InputError, Result};
-use crate::raft::{Applied, Command, MetaState, META_GROUP};
+use crate::raft::META_GROUP;
 use crate::rpc::{endpoint, ChannelPool, RPC_TIMEOUT};
-use crate::shard::{
-    load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange, SHARD_MAP_KEY,
-};
+use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange};
 use crate::storage::{Storage, StorageBatch};
 use crate::txn::distributed::Peers;
 use crate::txn::TxnCoordinator;
+use meta::Changed;
 
 /// The protobuf messages and gRPC stubs of `proto/cluster.proto`.
 pub mod proto {
@@ -434,12 +434,9 @@ impl Cluster {
                     }
                     let applied = match coordinator.shard_groups() {
                         Some(groups) if groups.holds(META_GROUP) => {
-                            let command = Command::Join {
-                                rpc_addr: request.rpc_addr,
-                                pg_addr: request.pg_addr,
-                                http_addr: request.http_addr,
-                            };
-                            groups.propose(META_GROUP, command).await?
+                            let command =
+                                meta::member_command(proto::meta_command::Command::Join(request));
+                            Changed::from_answer(&groups.propose(META_GROUP, command).await?)?
                         }
                         _ => {
                             let _change = self.changes.lock().await;
@@ -451,12 +448,12 @@ impl Cluster {
                         }
                     };
                     match applied {
-                        Applied::Member(id) => {
+                        Changed::Member(id) => {
                             self.seen(id);
                             tracing::info!(node = id, "member recorded");
                             Ok(join_response(&self.initialised_state()?, id))
                         }
-                        Applied::Rejected(message) => Err(Error::input(InputError::Other, message)),
+                        Changed::Rejected(message) => Err(Error::input(InputError::Other, message)),
                         other => Err(Error::Internal(format!("a join answered {other:?}"))),
                     }
                 }
@@ -466,7 +463,7 @@ impl Cluster {
 
     /// Applies a `Join` (see [`Self::admit`]) with `batch`: the member gets
     /// the next id, or its new addresses. Blocks on disk.
-    fn apply_join(&self, request: &proto::JoinRequest, batch: StorageBatch) -> Result<Applied> {
+    fn apply_join(&self, request: &proto::JoinRequest, batch: StorageBatch) -> Result<Changed> {
         let mut state = self.initialised_state()?;
         let id = match state
             .members
@@ -483,7 +480,7 @@ impl Cluster {
                 // Node ids pick the table ids a node hands out.
                 if id >= ID_STRIDE {
                     self.storage.write(batch)?;
-                    return Ok(Applied::Rejected(format!(
+                    return Ok(Changed::Rejected(format!(
                         "a cluster has at most {} nodes",
                         ID_STRIDE - 1
                     )));
@@ -500,12 +497,7 @@ impl Cluster {
         };
         state.members_version += 1;
         self.persist(state, batch)?;
-        Ok(Applied::Member(id))
-    }
-
-    /// The member list's part of the meta group's state, on this node.
-    pub fn meta_state(self: &Arc<Self>) -> Arc<dyn MetaState> {
-        Arc::new(MembersMachine(Arc::downgrade(self)))
+        Ok(Changed::Member(id))
     }
 
     /// Reads the member list again after a meta snapshot replaced it.
@@ -830,54 +822,6 @@ fn join_response(state: &State, id: u32) -> proto::JoinResponse {
         shards: shards_to_proto(&state.shards),
         meta_replicas: state.identity.meta_replicas.clone(),
         members_version: state.members_version,
-    }
-}
-
-/// The member list's part of the meta group's state (see
-/// `raft::MetaParts`). Weak: the cluster holds the coordinator, which holds
-/// the Raft groups, which hold this.
-struct MembersMachine(std::sync::Weak<Cluster>);
-
-impl MetaState for MembersMachine {
-    fn apply(&self, command: Command, batch: StorageBatch) -> Result<Applied> {
-        let cluster = self
-            .0
-            .upgrade()
-            .ok_or_else(|| Error::Unavailable("the node is stopping".into()))?;
-        match command {
-            Command::Join {
-                rpc_addr,
-                pg_addr,
-                http_addr,
-            } => {
-                let request = proto::JoinRequest {
-                    rpc_addr,
-                    pg_addr,
-                    http_addr,
-                };
-                cluster.apply_join(&request, batch)
-            }
-            Command::Decommission { node } => cluster.apply_decommission(node, batch),
-            other => {
-                cluster.storage.write(batch)?;
-                Ok(Applied::Rejected(format!(
-                    "the member list takes no {other}"
-                )))
-            }
-        }
-    }
-
-    fn prefixes(&self) -> Vec<&'static [u8]> {
-        // `MEMBERS_KEY` is also the prefix of the version's and the meta
-        // replicas' keys; the shard map is where the replicas are.
-        vec![MEMBERS_KEY, SHARD_MAP_KEY]
-    }
-
-    fn reload(&self) -> Result<()> {
-        match self.0.upgrade() {
-            Some(cluster) => cluster.reload_members(),
-            None => Ok(()),
-        }
     }
 }
 

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::meta::{member_command, Changed};
+use super::proto::meta_command::Command;
 use super::{proto, shards_to_proto, Cluster, State, HEARTBEAT_INTERVAL, LIVENESS_WINDOW};
 use crate::error::{Error, InputError, Result};
 use crate::raft::groups::ShardGroups;
-use crate::raft::{Applied, Command, META_GROUP};
+use crate::raft::META_GROUP;
 use crate::storage::StorageBatch;
 
 /// How long a group's leader waits for a new replica to catch up before
@@ -65,8 +67,11 @@ impl Cluster {
                     let groups = coordinator.shard_groups().ok_or_else(|| {
                         Error::Unavailable("this node does not run its Raft groups yet".into())
                     })?;
-                    match groups.propose(META_GROUP, Command::Decommission { node }).await? {
-                        Applied::Done => {
+                    let command = member_command(Command::Decommission(
+                        proto::DecommissionRequest { node_id: node },
+                    ));
+                    match Changed::from_answer(&groups.propose(META_GROUP, command).await?)? {
+                        Changed::Decommissioned => {
                             tracing::info!(node, "node decommissioned");
                             let state = self.initialised_state()?;
                             Ok(proto::DecommissionResponse {
@@ -74,7 +79,6 @@ impl Cluster {
                                 meta_replicas: state.identity.meta_replicas,
                             })
                         }
-                        Applied::Rejected(message) => Err(Error::input(InputError::Other, message)),
                         other => Err(Error::Internal(format!("a decommission answered {other:?}"))),
                     }
                 }
@@ -86,7 +90,7 @@ impl Cluster {
     /// removed, and its replicas go to other members ([`place_elsewhere`]);
     /// every meta replica computes the same. The groups' leaders then
     /// change their voters ([`Self::place_replicas`]). Blocks on disk.
-    pub(super) fn apply_decommission(&self, node: u32, batch: StorageBatch) -> Result<Applied> {
+    pub(super) fn apply_decommission(&self, node: u32, batch: StorageBatch) -> Result<Changed> {
         let mut state = self.initialised_state()?;
         let Some(member) = state
             .members
@@ -94,13 +98,13 @@ impl Cluster {
             .find(|m| m.id == node && !m.removed)
         else {
             self.storage.write(batch)?;
-            return Ok(Applied::Rejected(format!("node {node} is not a member")));
+            return Ok(Changed::Rejected(format!("node {node} is not a member")));
         };
         member.removed = true;
         place_elsewhere(&mut state, node);
         state.members_version += 1;
         self.persist(state, batch)?;
-        Ok(Applied::Done)
+        Ok(Changed::Decommissioned)
     }
 
     /// Every second until `stop`, makes this node's Raft groups match the

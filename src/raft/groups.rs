@@ -20,13 +20,16 @@ use openraft::Instant;
 use openraft::{BasicNode, ReadPolicy, ServerState};
 
 use super::log_store::GroupLog;
-use super::state_machine::{intents, GroupMachine};
+use super::state_machine::GroupMachine;
 use super::transport::{GroupNetworks, GroupRaft, RaftService};
-use super::{Applied, Command, GroupId, MetaState, META_GROUP};
+use super::{Command, GroupId, StateMachine, META_GROUP};
 use crate::error::{Error, Result};
 use crate::rpc::ChannelPool;
-use crate::shard::ShardMap;
 use crate::storage::Storage;
+
+/// Makes the state machine of a group this node opens a replica of (the
+/// node's wiring knows which group is what).
+pub type Machines = Box<dyn Fn(GroupId) -> Result<Arc<dyn StateMachine>> + Send + Sync>;
 
 /// How long a read or a search for a leader may wait for its group's
 /// quorum before it fails: long enough for a new leader to be elected,
@@ -75,8 +78,7 @@ pub struct ShardGroups {
     node: u32,
     config: Arc<openraft::Config>,
     storage: Arc<Storage>,
-    shards: Arc<ShardMap>,
-    meta_state: Arc<dyn MetaState>,
+    machines: Machines,
     service: Arc<RaftService>,
     cluster_id: String,
     channels: Arc<ChannelPool>,
@@ -92,9 +94,9 @@ pub struct ShardGroups {
 }
 
 impl ShardGroups {
-    /// Starts a Raft for every replicated group of `shards` this node
-    /// (`node`) holds, and for the meta group if `meta` (its replicas and
-    /// its state) names this node, served by `service`, talking to the
+    /// Starts a Raft for every group of `groups` (each with its replicas)
+    /// that this node (`node`) holds a replica of, applying to the state
+    /// machines `machines` makes, served by `service`, talking to the
     /// members at `addrs` (node id → rpc address) over `channels`; each
     /// snapshots every `snapshot_entries` log entries.
     #[allow(clippy::too_many_arguments)]
@@ -102,20 +104,18 @@ impl ShardGroups {
         node: u32,
         snapshot_entries: u64,
         storage: Arc<Storage>,
-        shards: Arc<ShardMap>,
-        meta: (Vec<u32>, Arc<dyn MetaState>),
+        groups: Vec<(GroupId, Vec<u32>)>,
+        machines: Machines,
         addrs: &HashMap<u32, String>,
         service: Arc<RaftService>,
         cluster_id: &str,
         channels: Arc<ChannelPool>,
     ) -> Result<Self> {
-        let (meta_replicas, meta_state) = meta;
         let this = Self {
             node,
             config: raft_config(snapshot_entries)?,
             storage,
-            shards: shards.clone(),
-            meta_state,
+            machines,
             service,
             cluster_id: cluster_id.to_string(),
             channels,
@@ -123,11 +123,7 @@ impl ShardGroups {
             preferred: RwLock::new(HashMap::new()),
             guesses: Mutex::new(HashMap::new()),
         };
-        let replicas = shards.replicas();
-        let shard_groups = replicas
-            .iter()
-            .map(|replica| (replica.range().id.0, replica.range().replicas.clone()));
-        for (group, replicas) in shard_groups.chain([(META_GROUP, meta_replicas)]) {
+        for (group, replicas) in groups {
             if replicas.contains(&node) {
                 this.open(group, &replicas, Some(addrs)).await?;
             }
@@ -150,16 +146,7 @@ impl ShardGroups {
         if self.holds(group) {
             return Ok(());
         }
-        let machine = match group {
-            META_GROUP => GroupMachine::meta(self.storage.clone(), self.meta_state.clone()),
-            _ => {
-                let replica = self.shards.replicas().get(group as usize).cloned();
-                let replica = replica.ok_or_else(|| {
-                    Error::Corrupt(format!("{} is not in the shard map", name(group)))
-                })?;
-                GroupMachine::new(self.storage.clone(), replica)
-            }
-        };
+        let machine = GroupMachine::new(self.storage.clone(), group, (self.machines)(group)?);
         let raft = GroupRaft::new(
             u64::from(self.node),
             self.config.clone(),
@@ -309,16 +296,17 @@ impl ShardGroups {
         guesses.insert(group, replicas[at % replicas.len()]);
     }
 
-    /// Replicates `command` in `group`, which this node must lead, and
-    /// answers once it is applied here.
-    pub async fn propose(&self, group: GroupId, command: Command) -> Result<Applied> {
+    /// Replicates `command` (in its state machine's encoding) in `group`,
+    /// which this node must lead, and answers the state machine's answer
+    /// once it is applied here.
+    pub async fn propose(&self, group: GroupId, command: Vec<u8>) -> Result<Vec<u8>> {
         let raft = self.raft(group)?;
         let quorum_acked = raft.metrics().borrow_watched().last_quorum_acked;
         if quorum_acked.is_some_and(|at| at.elapsed().as_millis() as u64 > ELECTION_TIMEOUT_MAX_MS)
         {
             return Err(no_quorum(group));
         }
-        let written = tokio::time::timeout(PROPOSE_WAIT, raft.client_write(command))
+        let written = tokio::time::timeout(PROPOSE_WAIT, raft.client_write(Command(command)))
             .await
             .map_err(|_| {
                 Error::Unavailable(format!(
@@ -386,12 +374,6 @@ impl ShardGroups {
             .filter(|(_, raft)| raft.metrics().borrow_watched().state == ServerState::Leader)
             .map(|(group, _)| group)
             .collect()
-    }
-
-    /// The transactions prepared in `group` here: `(txn id, prepared at,
-    /// ms since the epoch)`. Blocks on disk.
-    pub fn intents(&self, group: GroupId) -> Result<Vec<(Vec<u8>, u64)>> {
-        intents(&self.storage, group)
     }
 
     /// Whether this node holds a replica of `group`.

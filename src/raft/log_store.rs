@@ -22,25 +22,23 @@ use openraft::alias::{EntryOf, LogIdOf, VoteOf};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use prost::Message;
 
+use super::codec;
+use super::transport::proto;
 use super::{GroupId, ShardRaft};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 
 /// Kinds of `raft` records, the byte after the group id. The state
-/// machine's (`super::state_machine`) share the group's prefix.
+/// machine's (`super::state_machine`) share the group's prefix. (Kinds 7
+/// and 8 held prepared transactions in format 1.)
 const VOTE: u8 = 0;
 const COMMITTED: u8 = 1;
 const PURGED: u8 = 2;
 const LOG: u8 = 3;
 pub(super) const APPLIED: u8 = 5;
 pub(super) const SNAPSHOT: u8 = 6;
-/// A prepared transaction's intents, keyed by transaction id.
-pub(super) const INTENT: u8 = 7;
-/// A key an intent holds, keyed by user key; the value is the holder's id.
-pub(super) const LOCK: u8 = 8;
 
 pub(super) fn key(group: GroupId, kind: u8, index: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(13);
@@ -50,26 +48,17 @@ pub(super) fn key(group: GroupId, kind: u8, index: u64) -> Vec<u8> {
     key
 }
 
-/// The key of a record of kind `kind` named by bytes (an intent or a lock).
-pub(super) fn named_key(group: GroupId, kind: u8, name: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(5 + name.len());
-    key.extend_from_slice(&group.to_be_bytes());
-    key.push(kind);
-    key.extend_from_slice(name);
-    key
-}
-
 /// The first key after every log entry of `group`.
 fn log_end(group: GroupId) -> Vec<u8> {
     key(group, LOG + 1, 0)
 }
 
-pub(super) fn encode(value: &impl Serialize) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::Internal(format!("raft record: {e}")))
+fn decode<T: Message + Default>(bytes: &[u8]) -> Result<T> {
+    T::decode(bytes).map_err(|e| Error::Corrupt(format!("raft record: {e}")))
 }
 
-pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("raft record: {e}")))
+fn decode_entry(bytes: &[u8]) -> Result<EntryOf<ShardRaft>> {
+    codec::entry_from(decode(bytes)?)
 }
 
 /// The log of Raft group `group` on this node. Clones share it (openraft
@@ -109,7 +98,7 @@ impl GroupLog {
     }
 
     /// Reads one small record of kind `kind`.
-    async fn get<T: DeserializeOwned + Send + 'static>(&self, kind: u8) -> io::Result<Option<T>> {
+    async fn get<T: Message + Default + Send + 'static>(&self, kind: u8) -> io::Result<Option<T>> {
         self.blocking(move |storage, group| {
             storage
                 .get_raft(&key(group, kind, 0))?
@@ -140,14 +129,17 @@ impl RaftLogReader<ShardRaft> for GroupLog {
             storage
                 .scan_raft(&key(group, LOG, start), &end)?
                 .iter()
-                .map(|(_, raw)| decode(raw))
+                .map(|(_, raw)| decode_entry(raw))
                 .collect()
         })
         .await
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<VoteOf<ShardRaft>>> {
-        self.get(VOTE).await
+        self.get::<proto::Vote>(VOTE)
+            .await?
+            .map(|vote| codec::vote_from(Some(vote)).map_err(io::Error::other))
+            .transpose()
     }
 }
 
@@ -155,12 +147,12 @@ impl RaftLogStorage<ShardRaft> for GroupLog {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> io::Result<LogState<ShardRaft>> {
-        let last_purged_log_id: Option<LogIdOf<ShardRaft>> = self.get(PURGED).await?;
+        let last_purged_log_id = self.get(PURGED).await?.map(codec::log_id_from);
         let last = self
             .blocking(|storage, group| {
                 storage
                     .last_raft(&key(group, LOG, 0), &log_end(group))?
-                    .map(|(_, raw)| decode::<EntryOf<ShardRaft>>(&raw))
+                    .map(|(_, raw)| decode_entry(&raw))
                     .transpose()
             })
             .await?;
@@ -176,20 +168,20 @@ impl RaftLogStorage<ShardRaft> for GroupLog {
     }
 
     async fn save_vote(&mut self, vote: &VoteOf<ShardRaft>) -> io::Result<()> {
-        self.put(VOTE, encode(vote).map_err(io::Error::other)?)
-            .await
+        self.put(VOTE, codec::vote_to(vote).encode_to_vec()).await
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<ShardRaft>>) -> io::Result<()> {
-        self.put(COMMITTED, encode(&committed).map_err(io::Error::other)?)
+        let Some(committed) = committed else {
+            // Nothing committed yet: the record stays absent.
+            return Ok(());
+        };
+        self.put(COMMITTED, codec::log_id_to(&committed).encode_to_vec())
             .await
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogIdOf<ShardRaft>>> {
-        Ok(self
-            .get::<Option<LogIdOf<ShardRaft>>>(COMMITTED)
-            .await?
-            .flatten())
+        Ok(self.get(COMMITTED).await?.map(codec::log_id_from))
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<ShardRaft>) -> io::Result<()>
@@ -199,7 +191,7 @@ impl RaftLogStorage<ShardRaft> for GroupLog {
     {
         let mut records = Vec::new();
         for entry in entries {
-            records.push((entry.index(), encode(&entry).map_err(io::Error::other)?));
+            records.push((entry.index(), codec::entry_to(&entry).encode_to_vec()));
         }
         let written = self
             .blocking(move |storage, group| {
@@ -230,7 +222,7 @@ impl RaftLogStorage<ShardRaft> for GroupLog {
     }
 
     async fn purge(&mut self, log_id: LogIdOf<ShardRaft>) -> io::Result<()> {
-        let record = encode(&Some(log_id)).map_err(io::Error::other)?;
+        let record = codec::log_id_to(&log_id).encode_to_vec();
         self.blocking(move |storage, group| {
             let mut batch = storage.batch();
             batch.put_raft(&key(group, PURGED, 0), &record);
@@ -332,7 +324,7 @@ mod tests {
 }
 
 /// openraft's own conformance suite for a log store and state machine, run
-/// against [`GroupLog`] and the shard group's `GroupMachine` on a fresh
+/// against [`GroupLog`] and a `GroupMachine` on a fresh
 /// RocksDB per case, with another group's records in the same database.
 #[cfg(test)]
 mod conformance {
@@ -341,9 +333,7 @@ mod conformance {
     use openraft::StorageError;
 
     use super::*;
-    use crate::encoding::keys::HASH_SPACE;
-    use crate::raft::state_machine::GroupMachine;
-    use crate::shard::{ShardId, ShardRange, ShardReplica};
+    use crate::raft::state_machine::{tests::Notes, GroupMachine};
 
     struct Fresh;
 
@@ -360,15 +350,7 @@ mod conformance {
                 .save_vote(&VoteOf::<ShardRaft>::new(9, 9))
                 .await
                 .unwrap();
-            let range = ShardRange {
-                id: ShardId(7),
-                hash_start: 0,
-                hash_end: HASH_SPACE,
-                node: 1,
-                replicas: Vec::new(),
-            };
-            let replica = Arc::new(ShardReplica::new(range, storage.clone()));
-            let machine = GroupMachine::new(storage.clone(), replica);
+            let machine = GroupMachine::new(storage.clone(), 7, Arc::new(Notes(storage.clone())));
             Ok((dir, GroupLog::new(storage, 7), machine))
         }
     }

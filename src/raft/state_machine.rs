@@ -1,36 +1,19 @@
-//! A Raft group's state machine. A shard group's is the rows of the
-//! group's hash range in the node's `data` column family, and the intents
-//! of the transactions prepared in the group; the meta group's is the
-//! [`MetaState`] the transaction coordinator keeps (decisions, clock,
-//! catalog), which applies its own commands.
+//! A Raft group's state machine as openraft sees it: the generic part
+//! every group shares (the applied index and membership, snapshots), over
+//! the group's own [`StateMachine`], which applies the commands.
 //!
-//! Applying a [`Command`] is deterministic, so every replica ends in the
-//! same state:
-//! - `Prepare` checks the writes as a local commit would (a key committed
-//!   after the writer's snapshot, or held by another transaction's intent,
-//!   is a conflict) and stores them as an intent record plus one lock
-//!   record per key;
-//! - `Commit` turns an intent into row versions at the decided timestamp
-//!   (as a local commit does, `ShardReplica::stage`), `Abort` drops it;
-//!   both are no-ops for a transaction with no intent here, so a decision
-//!   delivered twice is harmless.
+//! Each entry is applied in one RocksDB batch with the applied log id and
+//! membership, so a restart neither applies an entry twice nor skips one.
+//! The batch is not synced (`StorageBatch::unsynced`): the entry is in the
+//! synced log, and after a crash that lost the batch the entry is applied
+//! again from there, the applied index having been lost with it.
 //!
-//! Each entry is applied in one synced RocksDB batch with the applied log
-//! id and membership, so a restart neither applies an entry twice nor skips
-//! one.
-//!
-//! A snapshot is every row version of the group's hash range (of every
-//! table) and every intent and lock record of the group, read from one
-//! consistent RocksDB view while applying goes on, with the applied state.
-//! It is kept in the `raft` column family until a newer one replaces it;
-//! installing one replaces the group's rows and intents in one batch.
-//!
-//! The meta group's snapshot is every `meta` record under the state's
-//! prefixes.
-//!
-//! Snapshot bytes: `[u32 BE meta length][meta JSON]` then, per record,
-//! `[u32 BE key length][tag u8][key][u32 BE value length][value]`, the tag
-//! telling a `data` record from a `raft` or a `meta` one.
+//! A snapshot is every record of the group's state, read from one
+//! consistent RocksDB view while applying goes on, with the applied state:
+//! a `StoredSnapshot` (`proto/raft.proto`) whose data is a sequence of
+//! length-delimited `SnapshotRecord`s. It is kept in the `raft` column
+//! family until a newer one replaces it; installing one replaces the
+//! group's records in one batch.
 
 use std::io::{self, Cursor};
 use std::sync::Arc;
@@ -42,18 +25,12 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use prost::Message;
 
-use super::log_store::{decode, encode, key, named_key, APPLIED, INTENT, LOCK, SNAPSHOT};
-use super::{Applied, Command, GroupId, MetaState, ShardRaft, META_GROUP};
-use crate::encoding::keys::{key_hash, TABLE_ID_LEN};
+use super::codec;
+use super::log_store::{key, APPLIED, SNAPSHOT};
+use super::transport::proto;
+use super::{Command, GroupId, ShardRaft, StateMachine};
 use crate::error::{Error, Result};
-use crate::shard::proto::WriteBatch;
-use crate::shard::{ShardReplica, KEY_LOCKED};
-use crate::storage::{Storage, StorageBatch};
-
-/// Snapshot record tags.
-const DATA_RECORD: u8 = 0;
-const RAFT_RECORD: u8 = 1;
-const META_RECORD: u8 = 2;
+use crate::storage::{Family, Storage};
 
 type AppliedState = (Option<LogIdOf<ShardRaft>>, StoredMembershipOf<ShardRaft>);
 
@@ -63,33 +40,16 @@ type AppliedState = (Option<LogIdOf<ShardRaft>>, StoredMembershipOf<ShardRaft>);
 pub struct GroupMachine {
     storage: Arc<Storage>,
     group: GroupId,
-    state: GroupState,
-}
-
-#[derive(Clone)]
-enum GroupState {
-    /// A shard group: the rows `replica` serves.
-    Rows(Arc<ShardReplica>),
-    Meta(Arc<dyn MetaState>),
+    state: Arc<dyn StateMachine>,
 }
 
 impl GroupMachine {
-    /// The state machine of the shard group `replica` serves.
-    pub fn new(storage: Arc<Storage>, replica: Arc<ShardReplica>) -> Self {
-        let group = replica.range().id.0;
+    /// Group `group`'s machine, applying its commands to `state`.
+    pub fn new(storage: Arc<Storage>, group: GroupId, state: Arc<dyn StateMachine>) -> Self {
         Self {
             storage,
             group,
-            state: GroupState::Rows(replica),
-        }
-    }
-
-    /// The meta group's state machine.
-    pub fn meta(storage: Arc<Storage>, state: Arc<dyn MetaState>) -> Self {
-        Self {
-            storage,
-            group: META_GROUP,
-            state: GroupState::Meta(state),
+            state,
         }
     }
 
@@ -104,25 +64,6 @@ impl GroupMachine {
             .map_err(io::Error::other)
     }
 
-    /// Whether the raw `data` record `key` is a row version of this group.
-    fn owns(&self, key: &[u8]) -> bool {
-        let GroupState::Rows(replica) = &self.state else {
-            return false;
-        };
-        let range = replica.range();
-        key.len() > TABLE_ID_LEN + 1
-            && (range.hash_start..range.hash_end).contains(&u32::from(key_hash(key)))
-    }
-
-    /// The `meta` key prefixes of the group's state (none for a shard
-    /// group).
-    fn meta_prefixes(&self) -> Vec<&'static [u8]> {
-        match &self.state {
-            GroupState::Rows(_) => Vec::new(),
-            GroupState::Meta(meta) => meta.prefixes(),
-        }
-    }
-
     fn applied(&self) -> Result<AppliedState> {
         applied_state(self.storage.get_raft(&key(self.group, APPLIED, 0))?)
     }
@@ -133,116 +74,32 @@ impl GroupMachine {
     fn apply_entry(
         &self,
         log_id: LogIdOf<ShardRaft>,
-        payload: Payload,
+        payload: EntryPayload<Command, u64, openraft::BasicNode>,
         mut membership: StoredMembershipOf<ShardRaft>,
-    ) -> Result<(StoredMembershipOf<ShardRaft>, Applied)> {
+    ) -> Result<(StoredMembershipOf<ShardRaft>, Vec<u8>)> {
         let mut batch = self.storage.batch();
+        batch.unsynced();
         let command = match payload {
-            Payload::Command(command) => Some(command),
-            Payload::Membership(changed) => {
+            EntryPayload::Normal(command) => Some(command),
+            EntryPayload::Membership(changed) => {
                 membership = StoredMembershipOf::<ShardRaft>::new(Some(log_id), changed);
                 None
             }
-            Payload::Nothing => None,
+            EntryPayload::Blank => None,
         };
-        batch.put_raft(
-            &key(self.group, APPLIED, 0),
-            &encode(&(Some(log_id), &membership))?,
-        );
-        let applied = match (command, &self.state) {
-            (None, _) => Applied::Done,
-            (Some(command), GroupState::Meta(meta)) => {
-                return Ok((membership, meta.apply(command, batch)?))
-            }
-            (Some(command), GroupState::Rows(replica)) => {
-                self.stage_command(replica, command, &mut batch)?
+        let record = proto::AppliedState {
+            last_applied: Some(codec::log_id_to(&log_id)),
+            membership: Some(codec::stored_membership_to(&membership)),
+        };
+        batch.put_raft(&key(self.group, APPLIED, 0), &record.encode_to_vec());
+        let answer = match command {
+            Some(command) => self.state.apply(&command.0, batch)?,
+            None => {
+                self.storage.write(batch)?;
+                Vec::new()
             }
         };
-        self.storage.write(batch)?;
-        Ok((membership, applied))
-    }
-
-    /// Adds what `command` changes in the rows of `replica` to `out`.
-    /// Reads see every entry applied before (each is its own batch).
-    fn stage_command(
-        &self,
-        replica: &ShardReplica,
-        command: Command,
-        out: &mut StorageBatch,
-    ) -> Result<Applied> {
-        match command {
-            Command::Prepare {
-                txn_id,
-                prepared_at_ms,
-                batch,
-            } => {
-                let intent = named_key(self.group, INTENT, &txn_id);
-                if self.storage.get_raft(&intent)?.is_some() {
-                    return Ok(Applied::Done);
-                }
-                let writes = decode_batch(&batch)?;
-                match replica.validate(&writes) {
-                    Ok(()) => {}
-                    Err(Error::Retry(message)) => return Ok(Applied::Conflict(message)),
-                    Err(Error::Internal(message)) => return Ok(Applied::Rejected(message)),
-                    Err(e) => return Err(e),
-                }
-                let locks: Vec<Vec<u8>> = writes
-                    .mutations
-                    .iter()
-                    .map(|m| named_key(self.group, LOCK, &m.key))
-                    .collect();
-                for lock in &locks {
-                    if self
-                        .storage
-                        .get_raft(lock)?
-                        .is_some_and(|holder| holder != txn_id)
-                    {
-                        return Ok(Applied::Conflict(KEY_LOCKED.into()));
-                    }
-                }
-                for lock in &locks {
-                    out.put_raft(lock, &txn_id);
-                }
-                let mut record = prepared_at_ms.to_be_bytes().to_vec();
-                record.extend_from_slice(&batch);
-                out.put_raft(&intent, &record);
-            }
-            Command::Commit { txn_id, commit_ts } => {
-                if let Some(writes) = self.take_intent(&txn_id, out)? {
-                    replica.stage(&writes, commit_ts, out);
-                }
-            }
-            Command::Abort { txn_id } => {
-                self.take_intent(&txn_id, out)?;
-            }
-            Command::Decide { .. }
-            | Command::Done { .. }
-            | Command::Resolve { .. }
-            | Command::Join { .. }
-            | Command::Decommission { .. } => {
-                return Ok(Applied::Rejected(format!(
-                    "shard group {} takes no {command}",
-                    self.group
-                )))
-            }
-        }
-        Ok(Applied::Done)
-    }
-
-    /// The writes of `txn_id`'s intent, if it has one here, adding the
-    /// deletion of its records to `out`.
-    fn take_intent(&self, txn_id: &[u8], out: &mut StorageBatch) -> Result<Option<WriteBatch>> {
-        let intent = named_key(self.group, INTENT, txn_id);
-        let Some(record) = self.storage.get_raft(&intent)? else {
-            return Ok(None);
-        };
-        let writes = decode_batch(record.get(8..).unwrap_or_default())?;
-        for mutation in &writes.mutations {
-            out.delete_raft(&named_key(self.group, LOCK, &mutation.key));
-        }
-        out.delete_raft(&intent);
-        Ok(Some(writes))
+        Ok((membership, answer))
     }
 
     /// The current snapshot: built now from a consistent view, and kept.
@@ -254,165 +111,101 @@ impl GroupMachine {
             last_log_id,
             last_membership,
         };
-        let meta_json = encode(&meta)?;
-        let mut bytes = Vec::new();
-        put_chunk(&mut bytes, &meta_json);
-        let mut put_record = |tag: u8, key: &[u8], value: &[u8]| {
-            bytes.extend_from_slice(&(key.len() as u32 + 1).to_be_bytes());
-            bytes.push(tag);
-            bytes.extend_from_slice(key);
-            put_chunk(&mut bytes, value);
-        };
-        view.scan_data(|key, value| {
-            if self.owns(key) {
-                put_record(DATA_RECORD, key, value);
-            }
-            Ok(())
+        let mut data = Vec::new();
+        self.state.dump(&view, &mut |family, key, value| {
+            let record = proto::SnapshotRecord {
+                family: match family {
+                    Family::Data => proto::Family::Data,
+                    Family::Meta => proto::Family::Meta,
+                } as i32,
+                key: key.to_vec(),
+                value: value.to_vec(),
+            };
+            record
+                .encode_length_delimited(&mut data)
+                .map_err(|e| Error::Internal(format!("snapshot record: {e}")))
         })?;
-        let (start, end) = self.txn_records();
-        for (key, value) in view.scan_raft(&start, &end)? {
-            put_record(RAFT_RECORD, &key, &value);
-        }
-        for prefix in self.meta_prefixes() {
-            for (key, value) in view.scan_meta(prefix)? {
-                put_record(META_RECORD, &key, &value);
-            }
-        }
         drop(view);
-        let mut batch = self.storage.batch();
-        batch.put_raft(&key(self.group, SNAPSHOT, 0), &bytes);
-        self.storage.write(batch)?;
-        Ok((meta, bytes))
+        self.keep(&meta, &data)?;
+        Ok((meta, data))
     }
 
-    /// The `raft` records of the group's transactions: its intents and
-    /// locks.
-    fn txn_records(&self) -> (Vec<u8>, Vec<u8>) {
-        (
-            named_key(self.group, INTENT, &[]),
-            named_key(self.group, LOCK + 1, &[]),
-        )
+    /// Keeps `data` as the group's current snapshot.
+    fn keep(&self, meta: &SnapshotMetaOf<ShardRaft>, data: &[u8]) -> Result<()> {
+        let stored = proto::StoredSnapshot {
+            meta: Some(codec::snapshot_meta_to(meta)),
+            data: data.to_vec(),
+        };
+        let mut batch = self.storage.batch();
+        batch.put_raft(&key(self.group, SNAPSHOT, 0), &stored.encode_to_vec());
+        self.storage.write(batch)
     }
 
-    /// Replaces the group's rows, intents (or meta records) and applied
-    /// state with the snapshot `bytes`, and keeps it as the current
-    /// snapshot; one batch.
-    fn install(&self, meta: &SnapshotMetaOf<ShardRaft>, bytes: &[u8]) -> Result<()> {
-        let mut chunks = Chunks(bytes);
-        chunks.next()?; // the meta, which openraft passes decoded
+    /// Replaces the group's records and applied state with the snapshot
+    /// `data`, and keeps it as the current snapshot; one batch.
+    fn install(&self, meta: &SnapshotMetaOf<ShardRaft>, data: &[u8]) -> Result<()> {
         let mut batch = self.storage.batch();
-        self.storage.view().scan_data(|key, _| {
-            if self.owns(key) {
-                batch.put_data_record(key, None);
+        self.state.clear(&self.storage, &mut batch)?;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let record = proto::SnapshotRecord::decode_length_delimited(&mut rest)
+                .map_err(|e| Error::Corrupt(format!("snapshot record: {e}")))?;
+            let family = match proto::Family::try_from(record.family) {
+                Ok(proto::Family::Data) => Family::Data,
+                Ok(proto::Family::Meta) => Family::Meta,
+                Err(_) => return Err(Error::Corrupt("a snapshot record of no family".into())),
+            };
+            if !self.state.owns(family, &record.key) {
+                return Err(Error::Corrupt(format!(
+                    "a snapshot of group {} holds a record not of its state",
+                    self.group
+                )));
             }
-            Ok(())
-        })?;
-        let (start, end) = self.txn_records();
-        batch.delete_raft_range(&start, &end);
-        let prefixes = self.meta_prefixes();
-        for prefix in &prefixes {
-            for (key, _) in self.storage.scan_meta(prefix)? {
-                batch.delete_meta(&key);
-            }
+            batch.put_record(family, &record.key, Some(&record.value));
         }
-        while !chunks.0.is_empty() {
-            let record = chunks.next()?;
-            let value = chunks.next()?;
-            match record.split_first() {
-                Some((&DATA_RECORD, key)) => batch.put_data_record(key, Some(value)),
-                Some((&RAFT_RECORD, key)) if (start.as_slice()..end.as_slice()).contains(&key) => {
-                    batch.put_raft(key, value)
-                }
-                Some((&META_RECORD, key)) if prefixes.iter().any(|p| key.starts_with(p)) => {
-                    batch.put_meta(key, value)
-                }
-                _ => return Err(Error::Corrupt("a snapshot record of no kind".into())),
-            }
-        }
-        batch.put_raft(
-            &key(self.group, APPLIED, 0),
-            &encode(&(meta.last_log_id, meta.last_membership.clone()))?,
-        );
-        batch.put_raft(&key(self.group, SNAPSHOT, 0), bytes);
+        let applied = proto::AppliedState {
+            last_applied: codec::opt_log_id_to(&meta.last_log_id),
+            membership: Some(codec::stored_membership_to(&meta.last_membership)),
+        };
+        batch.put_raft(&key(self.group, APPLIED, 0), &applied.encode_to_vec());
+        let stored = proto::StoredSnapshot {
+            meta: Some(codec::snapshot_meta_to(meta)),
+            data: data.to_vec(),
+        };
+        batch.put_raft(&key(self.group, SNAPSHOT, 0), &stored.encode_to_vec());
         self.storage.write(batch)?;
-        if let GroupState::Meta(meta) = &self.state {
-            meta.reload()?;
-        }
+        self.state.reload()?;
         tracing::info!(
             group = self.group,
             log_index = meta.last_log_id.map(|l| l.index),
-            bytes = bytes.len(),
+            bytes = data.len(),
             "installed a snapshot of the group"
         );
         Ok(())
     }
 
     fn current(&self) -> Result<Option<(SnapshotMetaOf<ShardRaft>, Vec<u8>)>> {
-        let Some(bytes) = self.storage.get_raft(&key(self.group, SNAPSHOT, 0))? else {
+        let Some(raw) = self.storage.get_raft(&key(self.group, SNAPSHOT, 0))? else {
             return Ok(None);
         };
-        let meta = decode(Chunks(&bytes).next()?)?;
-        Ok(Some((meta, bytes)))
+        let stored = proto::StoredSnapshot::decode(raw.as_slice())
+            .map_err(|e| Error::Corrupt(format!("stored snapshot: {e}")))?;
+        Ok(Some((codec::snapshot_meta_from(stored.meta)?, stored.data)))
     }
 }
 
 /// The applied state a stored `APPLIED` record holds (none yet: nothing
 /// applied, no membership).
 fn applied_state(record: Option<Vec<u8>>) -> Result<AppliedState> {
-    Ok(match record {
-        Some(raw) => decode(&raw)?,
-        None => (None, StoredMembershipOf::<ShardRaft>::default()),
-    })
-}
-
-/// The transactions prepared in `group` on this node (whether or not it
-/// leads the group): `(txn id, prepared at, in ms since the epoch)`.
-pub fn intents(storage: &Storage, group: GroupId) -> Result<Vec<(Vec<u8>, u64)>> {
-    let start = named_key(group, INTENT, &[]);
-    let end = named_key(group, INTENT + 1, &[]);
-    storage
-        .scan_raft(&start, &end)?
-        .into_iter()
-        .map(|(key, record)| {
-            let at = record
-                .first_chunk::<8>()
-                .ok_or_else(|| Error::Corrupt("an intent record is cut short".into()))?;
-            Ok((key[start.len()..].to_vec(), u64::from_be_bytes(*at)))
-        })
-        .collect()
-}
-
-fn decode_batch(bytes: &[u8]) -> Result<WriteBatch> {
-    WriteBatch::decode(bytes).map_err(|e| Error::Corrupt(format!("raft log entry: {e}")))
-}
-
-/// What applying an entry does.
-enum Payload {
-    Command(Command),
-    Membership(openraft::Membership<u64, openraft::BasicNode>),
-    Nothing,
-}
-
-fn put_chunk(out: &mut Vec<u8>, chunk: &[u8]) {
-    out.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
-    out.extend_from_slice(chunk);
-}
-
-/// Reads length-prefixed chunks off the front of a snapshot.
-struct Chunks<'a>(&'a [u8]);
-
-impl<'a> Chunks<'a> {
-    fn next(&mut self) -> Result<&'a [u8]> {
-        let corrupt = || Error::Corrupt("snapshot is cut short".into());
-        let (len, rest) = self.0.split_first_chunk::<4>().ok_or_else(corrupt)?;
-        let len = u32::from_be_bytes(*len) as usize;
-        if rest.len() < len {
-            return Err(corrupt());
-        }
-        let (chunk, rest) = rest.split_at(len);
-        self.0 = rest;
-        Ok(chunk)
-    }
+    let Some(raw) = record else {
+        return Ok((None, StoredMembershipOf::<ShardRaft>::default()));
+    };
+    let state = proto::AppliedState::decode(raw.as_slice())
+        .map_err(|e| Error::Corrupt(format!("applied state: {e}")))?;
+    Ok((
+        codec::opt_log_id_from(state.last_applied),
+        codec::stored_membership_from(state.membership)?,
+    ))
 }
 
 fn snapshot(
@@ -450,17 +243,13 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
         let (_, mut membership) = self.applied_state().await?;
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id();
-            let payload = match entry.payload {
-                EntryPayload::Normal(command) => Payload::Command(command),
-                EntryPayload::Membership(membership) => Payload::Membership(membership),
-                EntryPayload::Blank => Payload::Nothing,
-            };
-            let applied;
-            (membership, applied) = self
+            let payload = entry.payload;
+            let answer;
+            (membership, answer) = self
                 .blocking(move |machine| machine.apply_entry(log_id, payload, membership))
                 .await?;
             if let Some(responder) = responder {
-                responder.send(applied);
+                responder.send(answer);
             }
         }
         Ok(())
@@ -490,94 +279,62 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::encoding::keys::{row_key, HASH_SPACE};
-    use crate::shard::proto::Mutation;
-    use crate::shard::{ShardId, ShardRange};
+    use crate::storage::{StorageBatch, View};
     use openraft::alias::EntryOf;
     use openraft::testing::log_id;
 
-    const HALF: u32 = HASH_SPACE / 2;
+    const NOTES: &[u8] = b"notes/";
 
-    fn replica(storage: &Arc<Storage>, id: u32) -> Arc<ShardReplica> {
-        let (hash_start, hash_end) = if id == 0 {
-            (0, HALF)
-        } else {
-            (HALF, HASH_SPACE)
-        };
-        let range = ShardRange {
-            id: ShardId(id),
-            hash_start,
-            hash_end,
-            node: 1,
-            replicas: Vec::new(),
-        };
-        Arc::new(ShardReplica::new(range, storage.clone()))
-    }
+    /// A state machine for tests of the Raft plumbing: the command
+    /// `key=value` sets the note `key` (under `notes/` in `meta`) and
+    /// answers its value before.
+    pub struct Notes(pub Arc<Storage>);
 
-    /// Row keys of table 100, split by the group (0 or 1) that owns them.
-    fn keys() -> [Vec<Vec<u8>>; 2] {
-        let mut keys = [Vec::new(), Vec::new()];
-        for i in 0u32..10_000 {
-            let key = row_key(100, format!("k{i}").as_bytes());
-            let group = &mut keys[usize::from(u32::from(key_hash(&key)) >= HALF)];
-            if group.len() < 20 {
-                group.push(key);
-            }
+    impl Notes {
+        pub fn get(&self, key: &str) -> Option<String> {
+            let raw = self.0.get_meta(&[NOTES, key.as_bytes()].concat()).unwrap();
+            raw.map(|v| String::from_utf8(v).unwrap())
         }
-        keys
     }
 
-    fn entry(index: u64, command: Command) -> EntryOf<ShardRaft> {
-        EntryOf::<ShardRaft>::new_normal(log_id::<ShardRaft>(1, 1, index), command)
+    /// The command setting note `key` to `value`.
+    pub fn note(key: &str, value: &str) -> Command {
+        Command(format!("{key}={value}").into_bytes())
     }
 
-    /// `Prepare` of `keys` set to `value` by transaction `txn`, which read
-    /// at `start_ts`.
-    fn prepare(
-        index: u64,
-        txn: &[u8],
-        start_ts: u64,
-        keys: &[Vec<u8>],
-        value: &[u8],
-    ) -> EntryOf<ShardRaft> {
-        let batch = WriteBatch {
-            shard_id: 0,
-            start_ts,
-            mutations: keys
-                .iter()
-                .map(|key| Mutation {
-                    key: key.clone(),
-                    value: Some(value.to_vec()),
-                })
-                .collect(),
-        };
-        let command = Command::Prepare {
-            txn_id: txn.to_vec(),
-            prepared_at_ms: 7,
-            batch: batch.encode_to_vec(),
-        };
-        entry(index, command)
-    }
+    impl StateMachine for Notes {
+        fn apply(&self, command: &[u8], mut batch: StorageBatch) -> Result<Vec<u8>> {
+            let text = std::str::from_utf8(command).unwrap();
+            let (key, value) = text.split_once('=').unwrap();
+            let before = self.get(key).unwrap_or_default();
+            batch.put_meta(&[NOTES, key.as_bytes()].concat(), value.as_bytes());
+            self.0.write(batch)?;
+            Ok(before.into_bytes())
+        }
 
-    fn commit(index: u64, txn: &[u8], commit_ts: u64) -> EntryOf<ShardRaft> {
-        let txn_id = txn.to_vec();
-        entry(index, Command::Commit { txn_id, commit_ts })
-    }
+        fn dump(
+            &self,
+            view: &View<'_>,
+            each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
+        ) -> Result<()> {
+            for (key, value) in view.scan_meta(NOTES)? {
+                each(Family::Meta, &key, &value)?;
+            }
+            Ok(())
+        }
 
-    /// Entries `index` and `index + 1`: `keys` written at `commit_ts`.
-    fn write(
-        index: u64,
-        commit_ts: u64,
-        keys: &[Vec<u8>],
-        value: &[u8],
-    ) -> Vec<EntryOf<ShardRaft>> {
-        let txn = commit_ts.to_be_bytes();
-        vec![
-            prepare(index, &txn, commit_ts - 1, keys, value),
-            commit(index + 1, &txn, commit_ts),
-        ]
+        fn clear(&self, storage: &Storage, batch: &mut StorageBatch) -> Result<()> {
+            for (key, _) in storage.scan_meta(NOTES)? {
+                batch.delete_meta(&key);
+            }
+            Ok(())
+        }
+
+        fn owns(&self, family: Family, key: &[u8]) -> bool {
+            family == Family::Meta && key.starts_with(NOTES)
+        }
     }
 
     async fn apply(machine: &mut GroupMachine, entries: Vec<EntryOf<ShardRaft>>) {
@@ -585,177 +342,61 @@ mod tests {
         machine.apply(stream).await.unwrap();
     }
 
-    /// Group 1's rows, written as a local commit would.
-    fn other_group_rows(storage: &Storage, keys: &[Vec<u8>]) {
-        let mut batch = storage.batch();
-        for key in keys {
-            batch.put_version(key, 5, Some(b"theirs"));
-        }
-        storage.write(batch).unwrap();
+    fn entry(index: u64, command: Command) -> EntryOf<ShardRaft> {
+        EntryOf::<ShardRaft>::new_normal(log_id::<ShardRaft>(1, 1, index), command)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn commits_apply_with_their_log_id_and_a_snapshot_carries_the_groups_rows() {
-        let [ours, theirs] = keys();
+    async fn entries_apply_with_their_log_id_and_a_snapshot_replaces_the_state() {
         let a_dir = tempfile::tempdir().unwrap();
         let a = Arc::new(Storage::open(a_dir.path()).unwrap());
-        other_group_rows(&a, &theirs);
-        let mut machine = GroupMachine::new(a.clone(), replica(&a, 0));
-        apply(
-            &mut machine,
-            [
-                write(1, 10, &ours, b"one"),
-                write(3, 20, &ours[..3], b"two"),
-            ]
-            .concat(),
-        )
-        .await;
-        let rows = replica(&a, 0);
-        assert_eq!(
-            rows.get(&ours[0], 15).unwrap().as_deref(),
-            Some(&b"one"[..])
-        );
-        assert_eq!(
-            rows.get(&ours[0], 25).unwrap().as_deref(),
-            Some(&b"two"[..])
-        );
-        assert_eq!(
-            rows.get(&ours[5], 25).unwrap().as_deref(),
-            Some(&b"one"[..])
-        );
+        let notes = Arc::new(Notes(a.clone()));
+        let mut machine = GroupMachine::new(a.clone(), 3, notes.clone());
+        let entries = vec![entry(1, note("x", "1")), entry(2, note("y", "2"))];
+        apply(&mut machine, entries).await;
+        let answers = machine
+            .blocking(|m| {
+                let membership = m.applied()?.1;
+                let third = EntryPayload::Normal(note("x", "3"));
+                m.apply_entry(log_id::<ShardRaft>(1, 1, 3), third, membership)
+            })
+            .await
+            .unwrap();
+        assert_eq!(answers.1, b"1", "the answer is the machine's");
         let (applied, _) = machine.applied_state().await.unwrap();
-        assert_eq!(applied, Some(log_id::<ShardRaft>(1, 1, 4)));
+        assert_eq!(applied, Some(log_id::<ShardRaft>(1, 1, 3)));
 
-        // Node B has a stale row of the group and a row of the other group.
+        // Node B holds a note the snapshot does not: it goes.
         let b_dir = tempfile::tempdir().unwrap();
         let b = Arc::new(Storage::open(b_dir.path()).unwrap());
-        other_group_rows(&b, &theirs[..1]);
-        let mut stale = b.batch();
-        stale.put_version(&ours[1], 3, Some(b"stale"));
-        b.write(stale).unwrap();
+        let stale = Arc::new(Notes(b.clone()));
+        let mut installer = GroupMachine::new(b.clone(), 3, stale.clone());
+        apply(&mut installer, vec![entry(1, note("z", "stale"))]).await;
 
         let built = machine.build_snapshot().await.unwrap();
-        let mut installer = GroupMachine::new(b.clone(), replica(&b, 0));
         installer
             .install_snapshot(&built.meta, built.snapshot)
             .await
             .unwrap();
-        let copy = replica(&b, 0);
-        for key in &ours {
-            for ts in [15, 25] {
-                assert_eq!(copy.get(key, ts).unwrap(), rows.get(key, ts).unwrap());
-            }
-        }
-        assert_eq!(
-            copy.get(&ours[1], 4).unwrap(),
-            None,
-            "the stale version is gone"
-        );
-        // The other group's rows neither travel nor go.
-        assert_eq!(
-            copy.get(&theirs[0], 9).unwrap().as_deref(),
-            Some(&b"theirs"[..])
-        );
-        assert_eq!(copy.get(&theirs[1], 9).unwrap(), None);
+        assert_eq!(stale.get("x").as_deref(), Some("3"));
+        assert_eq!(stale.get("y").as_deref(), Some("2"));
+        assert_eq!(stale.get("z"), None);
         assert_eq!(installer.applied_state().await.unwrap().0, applied);
         let current = installer.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(current.meta, built.meta);
-    }
 
-    /// Applies `entries` one by one: their answers.
-    fn answers(machine: &GroupMachine, entries: Vec<EntryOf<ShardRaft>>) -> Vec<Applied> {
-        let mut membership = machine.applied().unwrap().1;
-        let mut answers = Vec::new();
-        for entry in entries {
-            let EntryPayload::Normal(command) = entry.payload else {
-                panic!("not a command");
-            };
-            let (kept, applied) = machine
-                .apply_entry(entry.log_id, Payload::Command(command), membership)
-                .unwrap();
-            membership = kept;
-            answers.push(applied);
-        }
-        answers
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn intents_lock_their_keys_until_committed_or_aborted_and_travel_in_snapshots() {
-        let [ours, _] = keys();
-        let dir = tempfile::tempdir().unwrap();
-        let a = Arc::new(Storage::open(dir.path()).unwrap());
-        let mut machine = GroupMachine::new(a.clone(), replica(&a, 0));
-        let (k0, k1) = (&ours[..1], &ours[1..2]);
-        let applied = answers(
-            &machine,
-            vec![
-                prepare(1, b"t1", 5, k0, b"one"),
-                prepare(2, b"t1", 5, k0, b"one"),
-                // The key is held: another transaction loses.
-                prepare(3, b"t2", 5, k0, b"two"),
-                prepare(4, b"t3", 5, k1, b"three"),
-                commit(5, b"t1", 10),
-                commit(6, b"t1", 10),
-                // Committed after t4's snapshot: t4 loses.
-                prepare(7, b"t4", 9, k0, b"four"),
-                entry(
-                    8,
-                    Command::Abort {
-                        txn_id: b"t3".to_vec(),
-                    },
-                ),
-                prepare(9, b"t5", 10, k1, b"five"),
-            ],
-        );
-        use Applied::{Conflict, Done};
-        assert!(
-            matches!(
-                applied.as_slice(),
-                [
-                    Done,
-                    Done,
-                    Conflict(_),
-                    Done,
-                    Done,
-                    Done,
-                    Conflict(_),
-                    Done,
-                    Done
-                ]
-            ),
-            "{applied:?}"
-        );
-        let rows = replica(&a, 0);
-        assert_eq!(rows.get(&k0[0], 10).unwrap().as_deref(), Some(&b"one"[..]));
-        assert_eq!(
-            rows.get(&k1[0], 20).unwrap(),
-            None,
-            "an intent is not a row"
-        );
-        let waiting = intents(&a, 0).unwrap();
-        assert_eq!(waiting, vec![(b"t5".to_vec(), 7)]);
-
-        // A new replica gets t5's intent with the rows; it holds k1 there
-        // and commits.
-        let built = machine.build_snapshot().await.unwrap();
-        let b_dir = tempfile::tempdir().unwrap();
-        let b = Arc::new(Storage::open(b_dir.path()).unwrap());
-        let mut copy = GroupMachine::new(b.clone(), replica(&b, 0));
-        copy.install_snapshot(&built.meta, built.snapshot)
-            .await
-            .unwrap();
-        assert_eq!(intents(&b, 0).unwrap(), waiting);
-        let applied = answers(
-            &copy,
-            vec![prepare(10, b"t6", 10, k1, b"six"), commit(11, b"t5", 12)],
-        );
-        assert!(
-            matches!(applied.as_slice(), [Conflict(_), Done]),
-            "{applied:?}"
-        );
-        let rows = replica(&b, 0);
-        assert_eq!(rows.get(&k1[0], 12).unwrap().as_deref(), Some(&b"five"[..]));
-        assert_eq!(rows.get(&k0[0], 12).unwrap().as_deref(), Some(&b"one"[..]));
-        assert!(intents(&b, 0).unwrap().is_empty());
+        // A snapshot holding a record that is not the state's is refused.
+        let mut forged = Vec::new();
+        let record = proto::SnapshotRecord {
+            family: proto::Family::Data as i32,
+            key: b"row".to_vec(),
+            value: Vec::new(),
+        };
+        record.encode_length_delimited(&mut forged).unwrap();
+        let refused = installer
+            .install_snapshot(&built.meta, Cursor::new(forged))
+            .await;
+        assert!(refused.is_err());
+        assert_eq!(stale.get("x").as_deref(), Some("3"), "nothing changed");
     }
 }

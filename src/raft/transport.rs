@@ -1,11 +1,11 @@
 //! Raft messages between the replicas of a group, over gRPC
-//! (`proto/raft.proto`).
+//! (`proto/raft.proto`): each request names its group and is the protobuf
+//! form of openraft's request ([`super::codec`]).
 //!
-//! A node serves one `RaftTransport` for every group it holds: each message
-//! names its group, and the service hands it to that group's `Raft`. The
-//! openraft request and its answer travel as JSON (openraft's types are
-//! serde); the answer is `Result<T, String>`, where an error is the remote
-//! group's failure. Only members of the cluster are served (`crate::rpc`).
+//! A node serves one `RaftTransport` for every group it holds: the service
+//! hands each request to its group's `Raft`. A remote group's failure comes
+//! back as an UNAVAILABLE status. Only members of the cluster are served
+//! (`crate::rpc`).
 //!
 //! The sending side keeps one pooled channel per peer address for all
 //! groups. A peer that cannot be reached, or whose group failed, is
@@ -17,21 +17,21 @@ use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
+use openraft::alias::{SnapshotOf, VoteOf};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderError,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+use super::codec;
 use super::state_machine::GroupMachine;
 use super::{GroupId, ShardRaft};
+use crate::error::Error;
 use crate::rpc::{as_member, check_member, ChannelPool, MAX_MESSAGE_BYTES};
 
 pub mod proto {
@@ -41,23 +41,18 @@ pub mod proto {
 
 use proto::raft_transport_client::RaftTransportClient;
 use proto::raft_transport_server::{RaftTransport, RaftTransportServer};
-use proto::RaftMessage;
 
-/// A shard group's Raft.
+/// A group's Raft.
 pub type GroupRaft = openraft::Raft<ShardRaft, GroupMachine>;
 
-type Answer<T> = std::result::Result<T, String>;
-
-/// What a `RaftTransport` handler returns.
-type Served = std::result::Result<Response<RaftMessage>, Status>;
-
-fn to_json(value: &impl Serialize) -> std::result::Result<Vec<u8>, Status> {
-    serde_json::to_vec(value).map_err(|e| Status::internal(format!("raft message: {e}")))
+/// A request that cannot be decoded.
+fn bad_request(e: Error) -> Status {
+    Status::invalid_argument(format!("raft message: {e}"))
 }
 
-fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, Status> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Status::invalid_argument(format!("raft message: {e}")))
+/// The group's failure to handle a request.
+fn failed(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(e.to_string())
 }
 
 /// Serves the Raft groups of this node to the other members of its cluster.
@@ -85,97 +80,143 @@ impl RaftService {
         groups.insert(group, raft);
     }
 
-    /// The group a request is for, and the request.
-    fn open(
-        &self,
-        request: Request<RaftMessage>,
-    ) -> std::result::Result<(GroupRaft, RaftMessage), Status> {
+    /// The Raft of `group`, for a request from a member.
+    fn group<T>(&self, request: &Request<T>, group: GroupId) -> Result<GroupRaft, Status> {
         let cluster_id = self
             .cluster_id
             .get()
             .ok_or_else(|| Status::unavailable("this node is not in a cluster yet"))?;
         check_member(request.metadata(), cluster_id)?;
-        let message = request.into_inner();
         let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
-        let raft = groups
-            .get(&message.group)
+        groups
+            .get(&group)
             .cloned()
-            .ok_or_else(|| Status::not_found(format!("no replica of group {}", message.group)))?;
-        Ok((raft, message))
-    }
-
-    /// Decodes a request, has `handle` answer it with the group's Raft, and
-    /// encodes the answer.
-    async fn serve<Req, T, E, Fut>(
-        &self,
-        request: Request<RaftMessage>,
-        handle: impl FnOnce(GroupRaft, Req, Vec<u8>) -> Fut,
-    ) -> Served
-    where
-        Req: DeserializeOwned,
-        T: Serialize,
-        E: std::fmt::Display,
-        Fut: std::future::Future<Output = std::result::Result<T, E>>,
-    {
-        let (raft, message) = self.open(request)?;
-        let rpc: Req = from_json(&message.payload)?;
-        let answer: Answer<T> = handle(raft, rpc, message.data)
-            .await
-            .map_err(|e| e.to_string());
-        Ok(Response::new(RaftMessage {
-            group: message.group,
-            payload: to_json(&answer)?,
-            data: Vec::new(),
-        }))
+            .ok_or_else(|| Status::not_found(format!("no replica of group {group}")))
     }
 }
 
 #[tonic::async_trait]
 impl RaftTransport for RaftService {
-    async fn append_entries(&self, request: Request<RaftMessage>) -> Served {
-        self.serve(
-            request,
-            |raft, rpc: AppendEntriesRequest<ShardRaft>, _| async move {
-                raft.append_entries(rpc).await
-            },
-        )
-        .await
+    async fn append_entries(
+        &self,
+        request: Request<proto::AppendEntriesRequest>,
+    ) -> Result<Response<proto::AppendEntriesReply>, Status> {
+        let raft = self.group(&request, request.get_ref().group)?;
+        let message = request.into_inner();
+        let entries = message
+            .entries
+            .into_iter()
+            .map(codec::entry_from)
+            .collect::<crate::error::Result<Vec<_>>>()
+            .map_err(bad_request)?;
+        let rpc = AppendEntriesRequest::<ShardRaft> {
+            vote: codec::vote_from(message.vote).map_err(bad_request)?,
+            prev_log_id: codec::opt_log_id_from(message.prev_log_id),
+            entries,
+            leader_commit: codec::opt_log_id_from(message.leader_commit),
+        };
+        use proto::append_entries_reply::Outcome;
+        let outcome = match raft.append_entries(rpc).await.map_err(failed)? {
+            AppendEntriesResponse::Success => Outcome::Success(proto::Blank {}),
+            AppendEntriesResponse::PartialSuccess(matching) => {
+                Outcome::PartialSuccess(proto::PartialSuccess {
+                    matching: codec::opt_log_id_to(&matching),
+                })
+            }
+            AppendEntriesResponse::Conflict => Outcome::Conflict(proto::Blank {}),
+            AppendEntriesResponse::HigherVote(vote) => Outcome::HigherVote(codec::vote_to(&vote)),
+        };
+        Ok(Response::new(proto::AppendEntriesReply {
+            outcome: Some(outcome),
+        }))
     }
 
-    async fn vote(&self, request: Request<RaftMessage>) -> Served {
-        self.serve(request, |raft, rpc: VoteRequest<ShardRaft>, _| async move {
-            raft.vote(rpc).await
-        })
-        .await
+    async fn vote(
+        &self,
+        request: Request<proto::VoteRequest>,
+    ) -> Result<Response<proto::VoteReply>, Status> {
+        let raft = self.group(&request, request.get_ref().group)?;
+        let rpc = vote_request_from(request.into_inner())?;
+        Ok(Response::new(vote_reply_to(
+            raft.vote(rpc).await.map_err(failed)?,
+        )))
     }
 
-    async fn pre_vote(&self, request: Request<RaftMessage>) -> Served {
-        self.serve(request, |raft, rpc: VoteRequest<ShardRaft>, _| async move {
-            raft.pre_vote(rpc).await
-        })
-        .await
+    async fn pre_vote(
+        &self,
+        request: Request<proto::VoteRequest>,
+    ) -> Result<Response<proto::VoteReply>, Status> {
+        let raft = self.group(&request, request.get_ref().group)?;
+        let rpc = vote_request_from(request.into_inner())?;
+        Ok(Response::new(vote_reply_to(
+            raft.pre_vote(rpc).await.map_err(failed)?,
+        )))
     }
 
-    async fn transfer_leader(&self, request: Request<RaftMessage>) -> Served {
-        self.serve(
-            request,
-            |raft, rpc: TransferLeaderRequest<ShardRaft>, _| async move {
-                raft.handle_transfer_leader(rpc).await
-            },
-        )
-        .await
+    async fn install_snapshot(
+        &self,
+        request: Request<proto::InstallSnapshotRequest>,
+    ) -> Result<Response<proto::SnapshotReply>, Status> {
+        let raft = self.group(&request, request.get_ref().group)?;
+        let message = request.into_inner();
+        let vote = codec::vote_from(message.vote).map_err(bad_request)?;
+        let snapshot = SnapshotOf::<ShardRaft, _> {
+            meta: codec::snapshot_meta_from(message.meta).map_err(bad_request)?,
+            snapshot: Cursor::new(message.data),
+        };
+        let answer = raft
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(failed)?;
+        Ok(Response::new(proto::SnapshotReply {
+            vote: Some(codec::vote_to(&answer.vote)),
+        }))
     }
 
-    async fn install_snapshot(&self, request: Request<RaftMessage>) -> Served {
-        type Header = (VoteOf<ShardRaft>, SnapshotMetaOf<ShardRaft>);
-        self.serve(request, |raft, (vote, meta): Header, data| async move {
-            let snapshot = SnapshotOf::<ShardRaft, _> {
-                meta,
-                snapshot: Cursor::new(data),
-            };
-            raft.install_full_snapshot(vote, snapshot).await
-        })
-        .await
+    async fn transfer_leader(
+        &self,
+        request: Request<proto::TransferLeaderRequest>,
+    ) -> Result<Response<proto::TransferLeaderReply>, Status> {
+        let raft = self.group(&request, request.get_ref().group)?;
+        let message = request.into_inner();
+        let rpc = TransferLeaderRequest::<ShardRaft>::new(
+            codec::vote_from(message.from_leader).map_err(bad_request)?,
+            message.to_node_id,
+            codec::opt_log_id_from(message.last_log_id),
+        );
+        use proto::transfer_leader_reply::Rejected;
+        let rejected = match raft.handle_transfer_leader(rpc).await.map_err(failed)? {
+            Ok(()) => None,
+            Err(TransferLeaderError::VoteChanged { expected, actual }) => {
+                Some(Rejected::VoteChanged(proto::VoteChanged {
+                    expected: Some(codec::vote_to(&expected)),
+                    actual: Some(codec::vote_to(&actual)),
+                }))
+            }
+            Err(TransferLeaderError::LogNotFlushed { expected, actual }) => {
+                Some(Rejected::LogNotFlushed(proto::LogNotFlushed {
+                    expected: codec::opt_log_id_to(&expected),
+                    actual: codec::opt_log_id_to(&actual),
+                }))
+            }
+        };
+        Ok(Response::new(proto::TransferLeaderReply { rejected }))
+    }
+}
+
+fn vote_request_from(message: proto::VoteRequest) -> Result<VoteRequest<ShardRaft>, Status> {
+    Ok(VoteRequest::<ShardRaft> {
+        vote: codec::vote_from(message.vote).map_err(bad_request)?,
+        last_log_id: codec::opt_log_id_from(message.last_log_id),
+        leadership_transfer: message.leadership_transfer,
+    })
+}
+
+fn vote_reply_to(answer: VoteResponse<ShardRaft>) -> proto::VoteReply {
+    proto::VoteReply {
+        vote: Some(codec::vote_to(&answer.vote)),
+        granted: answer.vote_granted,
+        last_log_id: codec::opt_log_id_to(&answer.last_log_id),
     }
 }
 
@@ -242,29 +283,20 @@ impl From<CallError> for StreamingError<ShardRaft> {
 }
 
 impl GroupNetwork {
-    /// Sends `rpc` (and `data`) with `method` and decodes the answer.
+    /// Sends `message` with `method`: the answer.
     async fn call<Req, Resp, Fut>(
         &self,
-        rpc: &Req,
-        data: Vec<u8>,
+        message: Req,
         option: &RPCOption,
-        method: impl FnOnce(RaftTransportClient<Channel>, Request<RaftMessage>) -> Fut,
-    ) -> std::result::Result<Resp, CallError>
+        method: impl FnOnce(RaftTransportClient<Channel>, Request<Req>) -> Fut,
+    ) -> Result<Resp, CallError>
     where
-        Req: Serialize,
-        Resp: DeserializeOwned,
-        Fut: std::future::Future<Output = std::result::Result<Response<RaftMessage>, Status>>,
+        Fut: std::future::Future<Output = Result<Response<Resp>, Status>>,
     {
-        let payload = serde_json::to_vec(rpc).map_err(|e| CallError::Network(e.to_string()))?;
         let channel = self
             .channels
             .get(&self.addr)
             .map_err(|e| CallError::Unreachable(e.to_string()))?;
-        let message = RaftMessage {
-            group: self.group,
-            payload,
-            data,
-        };
         let mut request =
             as_member(message, &self.cluster_id).map_err(|e| CallError::Network(e.to_string()))?;
         request.set_timeout(option.hard_ttl());
@@ -283,9 +315,29 @@ impl GroupNetwork {
                 _ => CallError::Network(message),
             }
         })?;
-        let answer: Answer<Resp> = serde_json::from_slice(&response.into_inner().payload)
-            .map_err(|e| CallError::Network(format!("{}: bad answer: {e}", self.addr)))?;
-        answer.map_err(|e| CallError::Unreachable(format!("{}: {e}", self.addr)))
+        Ok(response.into_inner())
+    }
+
+    /// An answer that cannot be decoded.
+    fn bad_answer(&self, e: impl std::fmt::Display) -> CallError {
+        CallError::Network(format!("{}: bad answer: {e}", self.addr))
+    }
+
+    fn vote_request(&self, rpc: &VoteRequest<ShardRaft>) -> proto::VoteRequest {
+        proto::VoteRequest {
+            group: self.group,
+            vote: Some(codec::vote_to(&rpc.vote)),
+            last_log_id: codec::opt_log_id_to(&rpc.last_log_id),
+            leadership_transfer: rpc.leadership_transfer,
+        }
+    }
+
+    fn vote_answer(&self, reply: proto::VoteReply) -> Result<VoteResponse<ShardRaft>, CallError> {
+        Ok(VoteResponse::<ShardRaft> {
+            vote: codec::vote_from(reply.vote).map_err(|e| self.bad_answer(e))?,
+            vote_granted: reply.granted,
+            last_log_id: codec::opt_log_id_from(reply.last_log_id),
+        })
     }
 }
 
@@ -296,56 +348,90 @@ impl RaftNetworkV2<ShardRaft> for GroupNetwork {
         &mut self,
         rpc: AppendEntriesRequest<ShardRaft>,
         option: RPCOption,
-    ) -> std::result::Result<AppendEntriesResponse<ShardRaft>, RPCError<ShardRaft>> {
-        let call = self.call(
-            &rpc,
-            Vec::new(),
-            &option,
-            |mut client, request| async move { client.append_entries(request).await },
-        );
-        Ok(call.await?)
+    ) -> Result<AppendEntriesResponse<ShardRaft>, RPCError<ShardRaft>> {
+        let message = proto::AppendEntriesRequest {
+            group: self.group,
+            vote: Some(codec::vote_to(&rpc.vote)),
+            prev_log_id: codec::opt_log_id_to(&rpc.prev_log_id),
+            entries: rpc.entries.iter().map(codec::entry_to).collect(),
+            leader_commit: codec::opt_log_id_to(&rpc.leader_commit),
+        };
+        let reply = self
+            .call(message, &option, |mut client, request| async move {
+                client.append_entries(request).await
+            })
+            .await?;
+        use proto::append_entries_reply::Outcome;
+        Ok(match reply.outcome {
+            Some(Outcome::Success(_)) => AppendEntriesResponse::Success,
+            Some(Outcome::PartialSuccess(p)) => {
+                AppendEntriesResponse::PartialSuccess(codec::opt_log_id_from(p.matching))
+            }
+            Some(Outcome::Conflict(_)) => AppendEntriesResponse::Conflict,
+            Some(Outcome::HigherVote(vote)) => AppendEntriesResponse::HigherVote(
+                codec::vote_from(Some(vote)).map_err(|e| self.bad_answer(e))?,
+            ),
+            None => return Err(self.bad_answer("no outcome").into()),
+        })
     }
 
     async fn vote(
         &mut self,
         rpc: VoteRequest<ShardRaft>,
         option: RPCOption,
-    ) -> std::result::Result<VoteResponse<ShardRaft>, RPCError<ShardRaft>> {
-        let call = self.call(
-            &rpc,
-            Vec::new(),
-            &option,
-            |mut client, request| async move { client.vote(request).await },
-        );
-        Ok(call.await?)
+    ) -> Result<VoteResponse<ShardRaft>, RPCError<ShardRaft>> {
+        let message = self.vote_request(&rpc);
+        let reply = self
+            .call(message, &option, |mut client, request| async move {
+                client.vote(request).await
+            })
+            .await?;
+        Ok(self.vote_answer(reply)?)
     }
 
     async fn pre_vote(
         &mut self,
         rpc: VoteRequest<ShardRaft>,
         option: RPCOption,
-    ) -> std::result::Result<VoteResponse<ShardRaft>, RPCError<ShardRaft>> {
-        let call = self.call(
-            &rpc,
-            Vec::new(),
-            &option,
-            |mut client, request| async move { client.pre_vote(request).await },
-        );
-        Ok(call.await?)
+    ) -> Result<VoteResponse<ShardRaft>, RPCError<ShardRaft>> {
+        let message = self.vote_request(&rpc);
+        let reply = self
+            .call(message, &option, |mut client, request| async move {
+                client.pre_vote(request).await
+            })
+            .await?;
+        Ok(self.vote_answer(reply)?)
     }
 
     async fn transfer_leader(
         &mut self,
         rpc: TransferLeaderRequest<ShardRaft>,
         option: RPCOption,
-    ) -> std::result::Result<TransferLeaderResponse<ShardRaft>, RPCError<ShardRaft>> {
-        let call = self.call(
-            &rpc,
-            Vec::new(),
-            &option,
-            |mut client, request| async move { client.transfer_leader(request).await },
-        );
-        Ok(call.await?)
+    ) -> Result<TransferLeaderResponse<ShardRaft>, RPCError<ShardRaft>> {
+        let message = proto::TransferLeaderRequest {
+            group: self.group,
+            from_leader: Some(codec::vote_to(rpc.from_leader())),
+            to_node_id: *rpc.to_node_id(),
+            last_log_id: rpc.last_log_id().map(codec::log_id_to),
+        };
+        let reply = self
+            .call(message, &option, |mut client, request| async move {
+                client.transfer_leader(request).await
+            })
+            .await?;
+        use proto::transfer_leader_reply::Rejected;
+        let vote = |v| codec::vote_from(v).map_err(|e| self.bad_answer(e));
+        Ok(match reply.rejected {
+            None => Ok(()),
+            Some(Rejected::VoteChanged(v)) => Err(TransferLeaderError::VoteChanged {
+                expected: vote(v.expected)?,
+                actual: vote(v.actual)?,
+            }),
+            Some(Rejected::LogNotFlushed(l)) => Err(TransferLeaderError::LogNotFlushed {
+                expected: codec::opt_log_id_from(l.expected),
+                actual: codec::opt_log_id_from(l.actual),
+            }),
+        })
     }
 
     async fn full_snapshot(
@@ -354,13 +440,20 @@ impl RaftNetworkV2<ShardRaft> for GroupNetwork {
         snapshot: SnapshotOf<ShardRaft, Self::SnapshotData>,
         _cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
-    ) -> std::result::Result<SnapshotResponse<ShardRaft>, StreamingError<ShardRaft>> {
-        let data = snapshot.snapshot.into_inner();
-        let header = (vote, snapshot.meta);
-        let call = self.call(&header, data, &option, |mut client, request| async move {
-            client.install_snapshot(request).await
-        });
-        Ok(call.await?)
+    ) -> Result<SnapshotResponse<ShardRaft>, StreamingError<ShardRaft>> {
+        let message = proto::InstallSnapshotRequest {
+            group: self.group,
+            vote: Some(codec::vote_to(&vote)),
+            meta: Some(codec::snapshot_meta_to(&snapshot.meta)),
+            data: snapshot.snapshot.into_inner(),
+        };
+        let reply = self
+            .call(message, &option, |mut client, request| async move {
+                client.install_snapshot(request).await
+            })
+            .await?;
+        let vote = codec::vote_from(reply.vote).map_err(|e| self.bad_answer(e))?;
+        Ok(SnapshotResponse::new(vote))
     }
 }
 
@@ -369,21 +462,17 @@ mod tests {
     use std::collections::BTreeMap;
     use std::time::{Duration, Instant};
 
-    use prost::Message;
     use tonic::transport::Server;
 
     use super::*;
-    use crate::encoding::keys::{row_key, HASH_SPACE};
     use crate::raft::log_store::GroupLog;
-    use crate::raft::Command;
-    use crate::shard::proto::{Mutation, WriteBatch};
-    use crate::shard::{ShardId, ShardRange, ShardReplica};
+    use crate::raft::state_machine::tests::{note, Notes};
     use crate::storage::Storage;
 
     /// A replica of group 0 with its own RocksDB, serving Raft over TCP.
     struct Replica {
         raft: GroupRaft,
-        rows: Arc<ShardReplica>,
+        notes: Arc<Notes>,
         addr: String,
         stop: Option<tokio::sync::oneshot::Sender<()>>,
         _dir: tempfile::TempDir,
@@ -392,14 +481,7 @@ mod tests {
     async fn replica(id: u64, channels: Arc<ChannelPool>) -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(Storage::open(dir.path()).unwrap());
-        let range = ShardRange {
-            id: ShardId(0),
-            hash_start: 0,
-            hash_end: HASH_SPACE,
-            node: id as u32,
-            replicas: Vec::new(),
-        };
-        let rows = Arc::new(ShardReplica::new(range, storage.clone()));
+        let notes = Arc::new(Notes(storage.clone()));
         let config = openraft::Config {
             heartbeat_interval: 100,
             election_timeout_min: 500,
@@ -411,7 +493,7 @@ mod tests {
             Arc::new(config.validate().unwrap()),
             GroupNetworks::new(0, "c1".into(), channels),
             GroupLog::new(storage.clone(), 0),
-            GroupMachine::new(storage, rows.clone()),
+            GroupMachine::new(storage, 0, notes.clone()),
         )
         .await
         .unwrap();
@@ -430,39 +512,20 @@ mod tests {
         );
         Replica {
             raft,
-            rows,
+            notes,
             addr,
             stop: Some(stop),
             _dir: dir,
         }
     }
 
-    /// Writes `key` at `commit_ts` through `raft` (prepare, then commit);
-    /// the log id of the commit.
+    /// Sets note `key` to `value` through `raft`: the entry's log id.
     async fn commit(
         raft: &GroupRaft,
-        commit_ts: u64,
-        key: &[u8],
-        value: &[u8],
+        key: &str,
+        value: &str,
     ) -> openraft::alias::LogIdOf<ShardRaft> {
-        let batch = WriteBatch {
-            shard_id: 0,
-            start_ts: commit_ts - 1,
-            mutations: vec![Mutation {
-                key: key.to_vec(),
-                value: Some(value.to_vec()),
-            }],
-        };
-        let txn_id = commit_ts.to_be_bytes().to_vec();
-        let prepare = Command::Prepare {
-            txn_id: txn_id.clone(),
-            prepared_at_ms: 0,
-            batch: batch.encode_to_vec(),
-        };
-        let prepared = raft.client_write(prepare).await.unwrap();
-        assert_eq!(prepared.data, crate::raft::Applied::Done);
-        let commit = Command::Commit { txn_id, commit_ts };
-        raft.client_write(commit).await.unwrap().log_id
+        raft.client_write(note(key, value)).await.unwrap().log_id
     }
 
     /// The leader that the replicas in `live` agree on.
@@ -506,8 +569,7 @@ mod tests {
         replicas[0].raft.initialize(members).await.unwrap();
 
         let first = leader(&replicas, &[0, 1, 2]).await;
-        let key = row_key(100, b"k");
-        let written = commit(&replicas[first].raft, 10, &key, b"one").await;
+        let written = commit(&replicas[first].raft, "k", "one").await;
         for replica in &replicas {
             replica
                 .raft
@@ -515,10 +577,7 @@ mod tests {
                 .applied_index_at_least(Some(written.index), "applied")
                 .await
                 .unwrap();
-            assert_eq!(
-                replica.rows.get(&key, 10).unwrap().as_deref(),
-                Some(&b"one"[..])
-            );
+            assert_eq!(replica.notes.get("k").as_deref(), Some("one"));
         }
 
         // The leader goes away: the other two elect one and take writes.
@@ -529,7 +588,7 @@ mod tests {
         let live: Vec<usize> = (0..3).filter(|&i| i != first).collect();
         let second = leader(&replicas, &live).await;
         assert_ne!(second, first);
-        let written = commit(&replicas[second].raft, 20, &key, b"two").await;
+        let written = commit(&replicas[second].raft, "k", "two").await;
         for &i in &live {
             replicas[i]
                 .raft
@@ -537,14 +596,7 @@ mod tests {
                 .applied_index_at_least(Some(written.index), "applied")
                 .await
                 .unwrap();
-            assert_eq!(
-                replicas[i].rows.get(&key, 20).unwrap().as_deref(),
-                Some(&b"two"[..])
-            );
-            assert_eq!(
-                replicas[i].rows.get(&key, 15).unwrap().as_deref(),
-                Some(&b"one"[..])
-            );
+            assert_eq!(replicas[i].notes.get("k").as_deref(), Some("two"));
         }
         for &i in &live {
             replicas[i].raft.shutdown().await.unwrap();
@@ -567,10 +619,10 @@ mod tests {
         replicas[0].raft.initialize(members).await.unwrap();
         let first = leader(&replicas, &[0, 1]).await;
         let leader_raft = &replicas[first].raft;
-        let keys: Vec<Vec<u8>> = (0..20u32).map(|i| row_key(100, &i.to_be_bytes())).collect();
+        let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
         let mut last = None;
-        for (i, key) in keys.iter().enumerate() {
-            last = Some(commit(leader_raft, 10 + i as u64, key, b"v").await);
+        for key in &keys {
+            last = Some(commit(leader_raft, key, "v").await);
         }
         let last = last.unwrap();
         let wait = || leader_raft.wait(Some(Duration::from_secs(10)));
@@ -586,7 +638,7 @@ mod tests {
             .change_membership([1, 2, 3], false)
             .await
             .unwrap();
-        let written = commit(leader_raft, 100, &keys[0], b"again").await;
+        let written = commit(leader_raft, &keys[0], "again").await;
         let newest = replicas[2]
             .raft
             .wait(Some(Duration::from_secs(10)))
@@ -594,17 +646,10 @@ mod tests {
             .await
             .unwrap();
         assert!(newest.snapshot.is_some(), "replica 3 installed a snapshot");
-        for (i, key) in keys.iter().enumerate() {
-            let ts = 10 + i as u64;
-            assert_eq!(
-                replicas[2].rows.get(key, ts).unwrap().as_deref(),
-                Some(&b"v"[..])
-            );
+        for key in &keys[1..] {
+            assert_eq!(replicas[2].notes.get(key).as_deref(), Some("v"));
         }
-        assert_eq!(
-            replicas[2].rows.get(&keys[0], 100).unwrap().as_deref(),
-            Some(&b"again"[..])
-        );
+        assert_eq!(replicas[2].notes.get(&keys[0]).as_deref(), Some("again"));
         for replica in &replicas {
             replica.raft.shutdown().await.unwrap();
         }

@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod flight;
+pub mod machine;
 mod replica;
 
 pub use replica::{encode_schema, scan_schema, ShardReplica};

@@ -68,9 +68,11 @@ impl ShardReplica {
         }
     }
 
-    fn owns(&self, user_key: &[u8]) -> bool {
-        let hash = u32::from(key_hash(user_key));
-        user_key.len() > TABLE_ID_LEN && self.range.hash_start <= hash && hash < self.range.hash_end
+    /// Whether `key` (a user key, or a row version's key, which starts
+    /// with one) is in this group's hash range.
+    pub fn owns(&self, key: &[u8]) -> bool {
+        let hash = u32::from(key_hash(key));
+        key.len() > TABLE_ID_LEN && self.range.hash_start <= hash && hash < self.range.hash_end
     }
 
     /// Checks a transaction's writes before commit: every key belongs to this

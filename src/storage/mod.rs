@@ -9,15 +9,20 @@
 //!   of, under keys that start with the group id (see `crate::raft`).
 //!
 //! Durability: every [`Storage::write`] is synced to the RocksDB WAL before
-//! it returns, so an acknowledged commit survives SIGKILL and power loss. A
-//! batch is applied atomically: a commit's data and its timestamp record land
-//! together or not at all.
+//! it returns, so an acknowledged commit survives SIGKILL and power loss,
+//! unless the batch is marked [`StorageBatch::unsynced`] because a durable
+//! record (a Raft log entry) can redo it. A batch is applied atomically: a
+//! commit's data and its timestamp record land together or not at all.
+//!
+//! The layout of every record is versioned ([`FORMAT_VERSION`], kept under
+//! `storage/format_version` in `meta`): a data directory of another
+//! version is refused at start, never misread.
 //!
 //! Everything here blocks on disk; async callers use `spawn_blocking`.
 
 mod mvcc;
 
-pub use mvcc::{StorageBatch, VisibleRows};
+pub use mvcc::{Family, StorageBatch, VisibleRows};
 
 use mvcc::RaftWrite;
 
@@ -30,6 +35,12 @@ use crate::error::{Error, Result};
 const CF_DATA: &str = "data";
 const CF_META: &str = "meta";
 const CF_RAFT: &str = "raft";
+
+/// The on-disk format of this build. 2: Raft records are the protobuf of
+/// `proto/raft.proto` (1, never recorded, was JSON), and a shard group's
+/// prepared transactions are kept in `meta` under its own prefix.
+pub const FORMAT_VERSION: u32 = 2;
+const FORMAT_KEY: &[u8] = b"storage/format_version";
 
 pub struct Storage {
     db: DB,
@@ -48,7 +59,42 @@ impl Storage {
         let db = DB::open_cf_descriptors(&options, dir, families).map_err(|e| {
             Error::Unavailable(format!("cannot open storage in {}: {e}", dir.display()))
         })?;
-        Ok(Self { db })
+        let storage = Self { db };
+        storage.check_format(dir)?;
+        Ok(storage)
+    }
+
+    /// Records [`FORMAT_VERSION`] in a new database; refuses one written
+    /// in another format (or before formats were recorded).
+    fn check_format(&self, dir: &Path) -> Result<()> {
+        let refuse = |found: String| {
+            Err(Error::Corrupt(format!(
+                "the data directory {} holds on-disk format {found}, and this build reads \
+                 format {FORMAT_VERSION}; start it with the build that wrote it, or with an \
+                 empty data directory",
+                dir.display()
+            )))
+        };
+        match self.get_meta(FORMAT_KEY)? {
+            Some(raw) if raw.as_slice() == FORMAT_VERSION.to_be_bytes() => Ok(()),
+            Some(raw) => refuse(match <[u8; 4]>::try_from(raw.as_slice()) {
+                Ok(version) => u32::from_be_bytes(version).to_string(),
+                Err(_) => format!("{raw:?}"),
+            }),
+            None => {
+                for family in [CF_DATA, CF_META, CF_RAFT] {
+                    let mut iter = self.db.raw_iterator_cf(self.cf(family)?);
+                    iter.seek_to_first();
+                    if iter.valid() {
+                        return refuse("1".into());
+                    }
+                    iter.status()?;
+                }
+                let mut batch = self.batch();
+                batch.put_meta(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes());
+                self.write(batch)
+            }
+        }
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
@@ -93,8 +139,9 @@ impl Storage {
             }
         }
         let mut options = WriteOptions::default();
-        // The commit point: fsync the WAL so the caller may acknowledge it.
-        options.set_sync(true);
+        // The commit point: fsync the WAL so the caller may acknowledge it
+        // (unless the batch redoes what a durable record holds already).
+        options.set_sync(!batch.unsynced);
         self.db.write_opt(write, &options)?;
         Ok(())
     }
@@ -246,5 +293,50 @@ impl View<'_> {
         }
         iter.status()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_directory_of_another_format_is_refused_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let storage = Storage::open(dir.path()).unwrap();
+            let mut batch = storage.batch();
+            batch.put_raft(b"an entry", b"of some format");
+            storage.write(batch).unwrap();
+        }
+        // Reopened by the same format: fine.
+        drop(Storage::open(dir.path()).unwrap());
+        // A directory written before formats were recorded.
+        {
+            let storage = Storage::open(dir.path()).unwrap();
+            storage
+                .db
+                .delete_cf(storage.cf(CF_META).unwrap(), FORMAT_KEY)
+                .unwrap();
+        }
+        let Err(Error::Corrupt(message)) = Storage::open(dir.path()) else {
+            panic!("an unrecorded format was accepted");
+        };
+        assert!(message.contains("format 1"), "{message}");
+        // A later format.
+        {
+            let db =
+                DB::open_cf(&Options::default(), dir.path(), [CF_DATA, CF_META, CF_RAFT]).unwrap();
+            db.put_cf(
+                db.cf_handle(CF_META).unwrap(),
+                FORMAT_KEY,
+                9u32.to_be_bytes(),
+            )
+            .unwrap();
+        }
+        let Err(Error::Corrupt(message)) = Storage::open(dir.path()) else {
+            panic!("a later format was accepted");
+        };
+        assert!(message.contains("format 9"), "{message}");
     }
 }

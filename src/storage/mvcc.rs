@@ -18,6 +18,16 @@ pub struct StorageBatch {
     pub(super) data: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     pub(super) meta: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     pub(super) raft: Vec<RaftWrite>,
+    /// Written without syncing the WAL (see [`StorageBatch::unsynced`]).
+    pub(super) unsynced: bool,
+}
+
+/// A column family a state machine keeps records in (see
+/// `raft::StateMachine`); the `raft` family is Raft's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Data,
+    Meta,
 }
 
 /// A write to the `raft` column family, in batch order.
@@ -45,10 +55,24 @@ impl StorageBatch {
         self.meta.push((key.to_vec(), None));
     }
 
-    /// A raw `data` record (a row version as [`Storage::scan_data`] gives
-    /// it, e.g. from a replica's snapshot); `None` deletes it.
-    pub fn put_data_record(&mut self, key: &[u8], value: Option<&[u8]>) {
-        self.data.push((key.to_vec(), value.map(<[u8]>::to_vec)));
+    /// A raw record of `family` (as a scan gives it, e.g. from a replica's
+    /// snapshot); `None` deletes it.
+    pub fn put_record(&mut self, family: Family, key: &[u8], value: Option<&[u8]>) {
+        let record = (key.to_vec(), value.map(<[u8]>::to_vec));
+        match family {
+            Family::Data => self.data.push(record),
+            Family::Meta => self.meta.push(record),
+        }
+    }
+
+    /// Marks the batch as not needing its own fsync: what it writes can be
+    /// written again from a record that is durable already (a Raft entry
+    /// applied: the synced log append was the commit point, and replaying
+    /// the log redoes a lost apply). The WAL keeps writes in order, so the
+    /// next synced write makes this one durable too, and a process crash
+    /// without power loss loses nothing either way.
+    pub fn unsynced(&mut self) {
+        self.unsynced = true;
     }
 
     pub fn put_raft(&mut self, key: &[u8], value: &[u8]) {

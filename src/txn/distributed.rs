@@ -381,7 +381,7 @@ impl TxnCoordinator {
         if let Ok(groups) = self.groups() {
             let now_ms = super::since_epoch().as_millis() as u64;
             for group in groups.led_here() {
-                match groups.intents(group) {
+                match crate::shard::machine::intents(&self.storage, group) {
                     Ok(intents) => waiting.extend(
                         intents
                             .into_iter()

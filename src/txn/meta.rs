@@ -2,7 +2,7 @@
 //! when the cluster replicates, the meta node (node 1) when it does not.
 //!
 //! In a replicated cluster the oracle's state (commit decisions, the
-//! clock's newest timestamp, the catalog: [`MetaState::prefixes`]) is the
+//! clock's newest timestamp, the catalog: [`OracleMachine`]) is the
 //! state machine of the meta group, a Raft group on the first three
 //! members. Its leader serves the `Oracle` calls:
 //! - `Decide` takes a timestamp from the leader's clock and replicates the
@@ -37,16 +37,21 @@ use std::sync::{Arc, Weak};
 
 use prost::Message;
 
+use super::oracle::proto::oracle_applied::Outcome;
 use super::oracle::proto::oracle_client::OracleClient;
-use super::oracle::proto::{BeginRequest, DecideRequest, DoneRequest, ResolveRequest};
+use super::oracle::proto::{
+    oracle_command, BeginRequest, Decide, DecideRequest, DoneRequest, DoneResponse, OracleApplied,
+    OracleCommand, ResolveRequest, ResolveResponse,
+};
 use super::oracle::DECISION_PREFIX;
 use super::{clock, TxnCoordinator};
 use crate::catalog::{NEXT_TABLE_ID, TABLE_PREFIX};
+use crate::cluster::meta::{oracle_answer, oracle_command};
 use crate::error::{Error, InputError, Result};
 use crate::raft::groups::QUORUM_WAIT;
-use crate::raft::{Applied, Command, MetaState, META_GROUP};
+use crate::raft::{StateMachine, META_GROUP};
 use crate::rpc::call_twice;
-use crate::storage::StorageBatch;
+use crate::storage::{Family, Storage, StorageBatch, View};
 
 /// How long `Begin` waits for the decisions in flight (see the module
 /// docs).
@@ -65,11 +70,21 @@ pub enum OracleCall {
     Resolve(Vec<u8>),
 }
 
-/// The meta group's state machine on the transaction side. Weak: the
-/// coordinator holds the Raft groups, which hold this.
-pub(super) struct MetaMachine(Weak<TxnCoordinator>);
+/// The oracle's part of the meta group's state machine (the cluster's
+/// `MetaMachine` passes it the oracle's commands): `OracleCommand` and
+/// `OracleApplied` of `proto/txn.proto`. Weak: the coordinator holds the
+/// Raft groups, which hold this.
+pub(super) struct OracleMachine(Weak<TxnCoordinator>);
 
-impl MetaMachine {
+/// The `meta` records of the oracle's state.
+const ORACLE_PREFIXES: [&[u8]; 4] = [
+    TABLE_PREFIX,
+    NEXT_TABLE_ID,
+    DECISION_PREFIX,
+    clock::LAST_TS_KEY,
+];
+
+impl OracleMachine {
     fn coordinator(&self) -> Result<Arc<TxnCoordinator>> {
         self.0
             .upgrade()
@@ -77,18 +92,41 @@ impl MetaMachine {
     }
 }
 
-impl MetaState for MetaMachine {
-    fn apply(&self, command: Command, batch: StorageBatch) -> Result<Applied> {
-        self.coordinator()?.apply_meta(command, batch)
+impl StateMachine for OracleMachine {
+    fn apply(&self, command: &[u8], batch: StorageBatch) -> Result<Vec<u8>> {
+        let command = OracleCommand::decode(command)
+            .map_err(|e| Error::Corrupt(format!("meta log entry: {e}")))?;
+        let outcome = self.coordinator()?.apply_meta(command, batch)?;
+        Ok(OracleApplied {
+            outcome: Some(outcome),
+        }
+        .encode_to_vec())
     }
 
-    fn prefixes(&self) -> Vec<&'static [u8]> {
-        vec![
-            TABLE_PREFIX,
-            NEXT_TABLE_ID,
-            DECISION_PREFIX,
-            clock::LAST_TS_KEY,
-        ]
+    fn dump(
+        &self,
+        view: &View<'_>,
+        each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        for prefix in ORACLE_PREFIXES {
+            for (key, value) in view.scan_meta(prefix)? {
+                each(Family::Meta, &key, &value)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn clear(&self, storage: &Storage, batch: &mut StorageBatch) -> Result<()> {
+        for prefix in ORACLE_PREFIXES {
+            for (key, _) in storage.scan_meta(prefix)? {
+                batch.delete_meta(&key);
+            }
+        }
+        Ok(())
+    }
+
+    fn owns(&self, family: Family, key: &[u8]) -> bool {
+        family == Family::Meta && ORACLE_PREFIXES.iter().any(|p| key.starts_with(p))
     }
 
     fn reload(&self) -> Result<()> {
@@ -115,35 +153,54 @@ impl Drop for Pending<'_> {
 }
 
 impl TxnCoordinator {
-    /// The meta group's state, for its Raft group on this node.
-    pub fn meta_state(self: &Arc<Self>) -> Arc<dyn MetaState> {
-        Arc::new(MetaMachine(Arc::downgrade(self)))
+    /// The oracle's part of the meta group's state, for its Raft group
+    /// on this node.
+    pub fn oracle_machine(self: &Arc<Self>) -> Arc<dyn StateMachine> {
+        Arc::new(OracleMachine(Arc::downgrade(self)))
     }
 
-    /// Applies a meta group entry (see [`MetaState::apply`]). Blocks on disk.
-    fn apply_meta(&self, command: Command, batch: StorageBatch) -> Result<Applied> {
-        match command {
-            Command::Decide { request, commit_ts } => {
-                let request = DecideRequest::decode(request.as_slice())
-                    .map_err(|e| Error::Corrupt(format!("meta log entry: {e}")))?;
+    /// Applies an oracle command of the meta group's log. Blocks on disk.
+    fn apply_meta(&self, command: OracleCommand, batch: StorageBatch) -> Result<Outcome> {
+        let decision = |commit_ts: Option<u64>| Outcome::Decision(ResolveResponse { commit_ts });
+        match command.command {
+            Some(oracle_command::Command::Decide(Decide { request, commit_ts })) => {
+                let request = request.unwrap_or_default();
                 match self.decide_here(request, Some(commit_ts), batch) {
-                    Ok(decided) => Ok(Applied::Decision(Some(decided.commit_ts))),
-                    Err(Error::Retry(message)) => Ok(Applied::Conflict(message)),
+                    Ok(decided) => Ok(decision(Some(decided.commit_ts))),
+                    Err(Error::Retry(message)) => Ok(Outcome::Conflict(message)),
                     Err(Error::Input(_, message) | Error::Internal(message)) => {
-                        Ok(Applied::Rejected(message))
+                        Ok(Outcome::Rejected(message))
                     }
                     Err(e) => Err(e),
                 }
             }
-            Command::Done { txn_id } => self.done_here(&txn_id, batch).map(|()| Applied::Done),
-            Command::Resolve { txn_id } => self.resolve_here(&txn_id, batch).map(Applied::Decision),
-            other => {
+            Some(oracle_command::Command::Done(DoneRequest { txn_id })) => self
+                .done_here(&txn_id, batch)
+                .map(|()| Outcome::Done(DoneResponse {})),
+            Some(oracle_command::Command::Resolve(ResolveRequest { txn_id })) => {
+                self.resolve_here(&txn_id, batch).map(decision)
+            }
+            None => {
                 self.storage.write(batch)?;
-                Ok(Applied::Rejected(format!(
-                    "the meta group takes no {other}"
-                )))
+                Ok(Outcome::Rejected("an oracle command of no kind".into()))
             }
         }
+    }
+
+    /// Replicates the oracle's `command` in the meta group, which this
+    /// node leads: the oracle's answer.
+    async fn propose_meta(&self, command: oracle_command::Command) -> Result<Outcome> {
+        let command = OracleCommand {
+            command: Some(command),
+        };
+        let answer = self
+            .groups()?
+            .propose(META_GROUP, oracle_command(command.encode_to_vec()))
+            .await?;
+        OracleApplied::decode(oracle_answer(&answer)?.as_slice())
+            .ok()
+            .and_then(|applied| applied.outcome)
+            .ok_or_else(|| Error::Internal("the oracle's answer cannot be read".into()))
     }
 
     /// Reads the oracle's state again after a snapshot replaced it. Blocks
@@ -208,15 +265,14 @@ impl TxnCoordinator {
             }
             OracleCall::Decide(request) => self.decide_replicated(request).await.map(Some),
             OracleCall::Done(txn_id) => {
-                groups.propose(META_GROUP, Command::Done { txn_id }).await?;
+                let done = oracle_command::Command::Done(DoneRequest { txn_id });
+                self.propose_meta(done).await?;
                 Ok(None)
             }
             OracleCall::Resolve(txn_id) => {
-                match groups
-                    .propose(META_GROUP, Command::Resolve { txn_id })
-                    .await?
-                {
-                    Applied::Decision(decision) => Ok(decision),
+                let resolve = oracle_command::Command::Resolve(ResolveRequest { txn_id });
+                match self.propose_meta(resolve).await? {
+                    Outcome::Decision(decision) => Ok(decision.commit_ts),
                     other => Err(Error::Internal(format!("resolve answered {other:?}"))),
                 }
             }
@@ -272,23 +328,25 @@ impl TxnCoordinator {
                 commit_ts,
             }
         };
-        let command = Command::Decide {
-            request: request.encode_to_vec(),
+        let command = oracle_command::Command::Decide(Decide {
+            request: Some(request),
             commit_ts: pending.commit_ts,
-        };
-        let answer = groups.propose(META_GROUP, command).await;
+        });
+        let answer = self.propose_meta(command).await;
         drop(pending);
         match answer? {
-            Applied::Decision(Some(commit_ts)) => {
+            Outcome::Decision(ResolveResponse {
+                commit_ts: Some(commit_ts),
+            }) => {
                 if !schema.is_empty() {
                     self.publish_catalog(groups.applied_index(META_GROUP)).await;
                 }
                 Ok(commit_ts)
             }
-            Applied::Decision(None) => Err(Error::Retry(
+            Outcome::Decision(ResolveResponse { commit_ts: None }) => Err(Error::Retry(
                 "the transaction was aborted while its commit was pending".into(),
             )),
-            Applied::Conflict(message) => Err(Error::Retry(message)),
+            Outcome::Conflict(message) => Err(Error::Retry(message)),
             other => Err(Error::Internal(format!(
                 "the meta group refused: {other:?}"
             ))),

@@ -51,13 +51,12 @@ use crate::catalog::{Catalog, SchemaChange, SchemaChangeMessage, TableDef, Table
 use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, InputError, Result};
 use crate::raft::groups::ShardGroups;
-use crate::raft::{Applied, Command};
 use crate::shard::access::{Reroute, ShardAccess};
+use crate::shard::machine::{prepare_command, resolve_command};
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
 use crate::shard::{ShardMap, ShardRange, ShardReplica};
 use crate::storage::{Storage, StorageBatch};
 use oracle::proto::DecideRequest;
-use prost::Message;
 
 /// An open transaction: its snapshot and its buffered writes.
 pub struct Transaction {
@@ -555,22 +554,11 @@ impl TxnCoordinator {
         let groups = self.groups()?;
         let prepared_at_ms = since_epoch().as_millis() as u64;
         let proposals = replicated.into_iter().map(|batch| {
-            let command = Command::Prepare {
-                txn_id: txn_id.clone(),
-                prepared_at_ms,
-                batch: batch.encode_to_vec(),
-            };
-            groups.propose(batch.shard_id, command)
+            let group = batch.shard_id;
+            groups.propose(group, prepare_command(&txn_id, prepared_at_ms, batch))
         });
         for answer in futures::future::join_all(proposals).await {
-            match answer? {
-                Applied::Done => {}
-                Applied::Conflict(message) => return Err(Error::Retry(message)),
-                Applied::Rejected(message) => return Err(Error::Internal(message)),
-                other @ (Applied::Decision(_) | Applied::Member(_)) => {
-                    return Err(Error::Internal(format!("a shard group answered {other:?}")))
-                }
-            }
+            crate::shard::machine::outcome(&answer?)?;
         }
         Ok(())
     }
@@ -619,20 +607,12 @@ impl TxnCoordinator {
             .collect();
         if !replicated.is_empty() {
             let shard_groups = self.groups()?;
-            let command = match outcome {
-                Some(commit_ts) => Command::Commit {
-                    txn_id: txn_id.to_vec(),
-                    commit_ts,
-                },
-                None => Command::Abort {
-                    txn_id: txn_id.to_vec(),
-                },
-            };
+            let command = resolve_command(txn_id, outcome);
             let proposals = replicated
                 .iter()
                 .map(|&g| shard_groups.propose(g, command.clone()));
             for answer in futures::future::join_all(proposals).await {
-                answer?;
+                crate::shard::machine::outcome(&answer?)?;
             }
             found = true;
         }

@@ -1,0 +1,397 @@
+//! A shard group's state machine: the rows of the group's hash range in
+//! the node's `data` column family, and the intents of the transactions
+//! prepared in the group, applied from the group's Raft log
+//! (`raft::StateMachine`). Commands and answers are the `ShardCommand` and
+//! `ShardApplied` messages of `proto/shard.proto`.
+//!
+//! Applying a command is deterministic, so every replica ends in the same
+//! state:
+//! - `Prepare` checks the writes as a local commit would (a key committed
+//!   after the writer's snapshot, or held by another transaction's intent,
+//!   is a conflict) and stores them as an intent record plus one lock
+//!   record per key;
+//! - `Commit` turns an intent into row versions at the decided timestamp
+//!   (as a local commit does, [`ShardReplica::stage`]), `Abort` drops it;
+//!   both are no-ops for a transaction with no intent here, so a decision
+//!   delivered twice is harmless.
+//!
+//! Intents and locks are `meta` records under the group's own prefix
+//! (`shard/<group u32 BE>` then `i` + transaction id, or `l` + user key),
+//! so a snapshot takes them with the rows.
+
+use std::sync::Arc;
+
+use prost::Message;
+
+use super::proto::shard_applied::Outcome;
+use super::proto::shard_command::Command;
+use super::proto::{
+    AbortCommand, CommitCommand, Done, Intent, PrepareCommand, ShardApplied, ShardCommand,
+    WriteBatch,
+};
+use super::{ShardReplica, KEY_LOCKED};
+use crate::error::{Error, Result};
+use crate::raft::{GroupId, StateMachine};
+use crate::storage::{Family, Storage, StorageBatch, View};
+
+const INTENT: u8 = b'i';
+const LOCK: u8 = b'l';
+
+/// The state machine of the shard group `replica` serves.
+pub struct ShardMachine {
+    storage: Arc<Storage>,
+    replica: Arc<ShardReplica>,
+}
+
+impl ShardMachine {
+    pub fn new(storage: Arc<Storage>, replica: Arc<ShardReplica>) -> Self {
+        Self { storage, replica }
+    }
+
+    fn group(&self) -> GroupId {
+        self.replica.range().id.0
+    }
+
+    fn prepare(&self, command: PrepareCommand, out: &mut StorageBatch) -> Result<Outcome> {
+        let group = self.group();
+        let intent = record_key(group, INTENT, &command.txn_id);
+        if self.storage.get_meta(&intent)?.is_some() {
+            return Ok(Outcome::Done(Done {}));
+        }
+        let writes = command.batch.unwrap_or_default();
+        match self.replica.validate(&writes) {
+            Ok(()) => {}
+            Err(Error::Retry(message)) => return Ok(Outcome::Conflict(message)),
+            Err(Error::Internal(message)) => return Ok(Outcome::Rejected(message)),
+            Err(e) => return Err(e),
+        }
+        let locks: Vec<Vec<u8>> = writes
+            .mutations
+            .iter()
+            .map(|m| record_key(group, LOCK, &m.key))
+            .collect();
+        for lock in &locks {
+            let holder = self.storage.get_meta(lock)?;
+            if holder.is_some_and(|holder| holder != command.txn_id) {
+                return Ok(Outcome::Conflict(KEY_LOCKED.into()));
+            }
+        }
+        for lock in &locks {
+            out.put_meta(lock, &command.txn_id);
+        }
+        let record = Intent {
+            prepared_at_ms: command.prepared_at_ms,
+            batch: Some(writes),
+        };
+        out.put_meta(&intent, &record.encode_to_vec());
+        Ok(Outcome::Done(Done {}))
+    }
+
+    /// The writes of `txn_id`'s intent, if it has one here, adding the
+    /// deletion of its records to `out`.
+    fn take_intent(&self, txn_id: &[u8], out: &mut StorageBatch) -> Result<Option<WriteBatch>> {
+        let group = self.group();
+        let intent = record_key(group, INTENT, txn_id);
+        let Some(record) = self.storage.get_meta(&intent)? else {
+            return Ok(None);
+        };
+        let writes = decode_intent(&record)?.batch.unwrap_or_default();
+        for mutation in &writes.mutations {
+            out.delete_meta(&record_key(group, LOCK, &mutation.key));
+        }
+        out.delete_meta(&intent);
+        Ok(Some(writes))
+    }
+}
+
+impl StateMachine for ShardMachine {
+    fn apply(&self, command: &[u8], mut batch: StorageBatch) -> Result<Vec<u8>> {
+        let command = ShardCommand::decode(command)
+            .map_err(|e| Error::Corrupt(format!("shard group log entry: {e}")))?;
+        let outcome = match command.command {
+            Some(Command::Prepare(prepare)) => self.prepare(prepare, &mut batch)?,
+            Some(Command::Commit(commit)) => {
+                if let Some(writes) = self.take_intent(&commit.txn_id, &mut batch)? {
+                    self.replica.stage(&writes, commit.commit_ts, &mut batch);
+                }
+                Outcome::Done(Done {})
+            }
+            Some(Command::Abort(abort)) => {
+                self.take_intent(&abort.txn_id, &mut batch)?;
+                Outcome::Done(Done {})
+            }
+            None => Outcome::Rejected("a shard group command of no kind".into()),
+        };
+        self.storage.write(batch)?;
+        Ok(ShardApplied {
+            outcome: Some(outcome),
+        }
+        .encode_to_vec())
+    }
+
+    fn dump(
+        &self,
+        view: &View<'_>,
+        each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        view.scan_data(|key, value| match self.replica.owns(key) {
+            true => each(Family::Data, key, value),
+            false => Ok(()),
+        })?;
+        for (key, value) in view.scan_meta(&group_prefix(self.group()))? {
+            each(Family::Meta, &key, &value)?;
+        }
+        Ok(())
+    }
+
+    fn clear(&self, storage: &Storage, batch: &mut StorageBatch) -> Result<()> {
+        storage.view().scan_data(|key, _| {
+            if self.replica.owns(key) {
+                batch.put_record(Family::Data, key, None);
+            }
+            Ok(())
+        })?;
+        for (key, _) in storage.scan_meta(&group_prefix(self.group()))? {
+            batch.delete_meta(&key);
+        }
+        Ok(())
+    }
+
+    fn owns(&self, family: Family, key: &[u8]) -> bool {
+        match family {
+            Family::Data => self.replica.owns(key),
+            Family::Meta => key.starts_with(&group_prefix(self.group())),
+        }
+    }
+}
+
+/// `shard/<group u32 BE>`: the start of every `meta` record of the group.
+fn group_prefix(group: GroupId) -> Vec<u8> {
+    [b"shard/".as_slice(), &group.to_be_bytes()].concat()
+}
+
+fn record_key(group: GroupId, kind: u8, name: &[u8]) -> Vec<u8> {
+    [group_prefix(group).as_slice(), &[kind], name].concat()
+}
+
+fn decode_intent(record: &[u8]) -> Result<Intent> {
+    Intent::decode(record).map_err(|e| Error::Corrupt(format!("an intent record: {e}")))
+}
+
+/// The transactions prepared in `group` on this node (whether or not it
+/// leads the group): `(txn id, prepared at, in ms since the epoch)`.
+/// Blocks on disk.
+pub fn intents(storage: &Storage, group: GroupId) -> Result<Vec<(Vec<u8>, u64)>> {
+    let prefix = record_key(group, INTENT, &[]);
+    storage
+        .scan_meta(&prefix)?
+        .into_iter()
+        .map(|(key, record)| {
+            let intent = decode_intent(&record)?;
+            Ok((key[prefix.len()..].to_vec(), intent.prepared_at_ms))
+        })
+        .collect()
+}
+
+/// The command preparing `batch` for `txn_id`.
+pub fn prepare_command(txn_id: &[u8], prepared_at_ms: u64, batch: WriteBatch) -> Vec<u8> {
+    command(Command::Prepare(PrepareCommand {
+        txn_id: txn_id.to_vec(),
+        prepared_at_ms,
+        batch: Some(batch),
+    }))
+}
+
+/// The command committing `txn_id` at `Some(commit_ts)`, or aborting it.
+pub fn resolve_command(txn_id: &[u8], outcome: Option<u64>) -> Vec<u8> {
+    let txn_id = txn_id.to_vec();
+    command(match outcome {
+        Some(commit_ts) => Command::Commit(CommitCommand { txn_id, commit_ts }),
+        None => Command::Abort(AbortCommand { txn_id }),
+    })
+}
+
+fn command(command: Command) -> Vec<u8> {
+    ShardCommand {
+        command: Some(command),
+    }
+    .encode_to_vec()
+}
+
+/// What a shard group answered a command: a conflict is a retryable error
+/// (40001), a refusal an internal one.
+pub fn outcome(answer: &[u8]) -> Result<()> {
+    let applied = ShardApplied::decode(answer)
+        .map_err(|e| Error::Internal(format!("a shard group's answer: {e}")))?;
+    match applied.outcome {
+        Some(Outcome::Done(_)) => Ok(()),
+        Some(Outcome::Conflict(message)) => Err(Error::Retry(message)),
+        Some(Outcome::Rejected(message)) => Err(Error::Internal(message)),
+        None => Err(Error::Internal("a shard group answered nothing".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::keys::{key_hash, row_key, HASH_SPACE};
+    use crate::raft::state_machine::GroupMachine;
+    use crate::shard::proto::Mutation;
+    use crate::shard::{ShardId, ShardRange};
+    use openraft::storage::RaftStateMachine;
+    use openraft::RaftSnapshotBuilder;
+
+    const HALF: u32 = HASH_SPACE / 2;
+
+    fn machine(storage: &Arc<Storage>, id: u32) -> Arc<ShardMachine> {
+        let (hash_start, hash_end) = if id == 0 {
+            (0, HALF)
+        } else {
+            (HALF, HASH_SPACE)
+        };
+        let range = ShardRange {
+            id: ShardId(id),
+            hash_start,
+            hash_end,
+            node: 1,
+            replicas: Vec::new(),
+        };
+        let replica = Arc::new(ShardReplica::new(range, storage.clone()));
+        Arc::new(ShardMachine::new(storage.clone(), replica))
+    }
+
+    /// Row keys of table 100, split by the group (0 or 1) that owns them.
+    fn keys() -> [Vec<Vec<u8>>; 2] {
+        let mut keys = [Vec::new(), Vec::new()];
+        for i in 0u32..10_000 {
+            let key = row_key(100, format!("k{i}").as_bytes());
+            let group = &mut keys[usize::from(u32::from(key_hash(&key)) >= HALF)];
+            if group.len() < 20 {
+                group.push(key);
+            }
+        }
+        keys
+    }
+
+    /// `Prepare` of `keys` set to `value` by transaction `txn`, which read
+    /// at `start_ts`.
+    fn prepare(txn: &[u8], start_ts: u64, keys: &[Vec<u8>], value: &[u8]) -> Vec<u8> {
+        let batch = WriteBatch {
+            shard_id: 0,
+            start_ts,
+            mutations: keys
+                .iter()
+                .map(|key| Mutation {
+                    key: key.clone(),
+                    value: Some(value.to_vec()),
+                })
+                .collect(),
+        };
+        prepare_command(txn, 7, batch)
+    }
+
+    /// Applies `commands` in order: whether each was done (else a conflict).
+    fn apply(machine: &ShardMachine, commands: Vec<Vec<u8>>) -> Vec<bool> {
+        commands
+            .iter()
+            .map(|command| {
+                let answer = machine.apply(command, machine.storage.batch()).unwrap();
+                match outcome(&answer) {
+                    Ok(()) => true,
+                    Err(Error::Retry(_)) => false,
+                    Err(e) => panic!("{e}"),
+                }
+            })
+            .collect()
+    }
+
+    fn get(machine: &ShardMachine, key: &[u8], ts: u64) -> Option<Vec<u8>> {
+        machine.replica.get(key, ts).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn intents_lock_their_keys_until_committed_or_aborted_and_travel_in_snapshots() {
+        let [ours, theirs] = keys();
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(Storage::open(dir.path()).unwrap());
+        let rows = machine(&a, 0);
+        let (k0, k1) = (&ours[..1], &ours[1..2]);
+        let done = apply(
+            &rows,
+            vec![
+                prepare(b"t1", 5, k0, b"one"),
+                prepare(b"t1", 5, k0, b"one"),
+                // The key is held: another transaction loses.
+                prepare(b"t2", 5, k0, b"two"),
+                prepare(b"t3", 5, k1, b"three"),
+                resolve_command(b"t1", Some(10)),
+                resolve_command(b"t1", Some(10)),
+                // Committed after t4's snapshot: t4 loses.
+                prepare(b"t4", 9, k0, b"four"),
+                resolve_command(b"t3", None),
+                prepare(b"t5", 10, k1, b"five"),
+            ],
+        );
+        assert_eq!(
+            done,
+            [true, true, false, true, true, true, false, true, true]
+        );
+        assert_eq!(get(&rows, &k0[0], 10).as_deref(), Some(&b"one"[..]));
+        assert_eq!(get(&rows, &k1[0], 20), None, "an intent is not a row");
+        let waiting = intents(&a, 0).unwrap();
+        assert_eq!(waiting, vec![(b"t5".to_vec(), 7)]);
+        // The other group's rows are not this group's state.
+        let other = machine(&a, 1);
+        apply(
+            &other,
+            vec![
+                prepare(b"o", 1, &theirs[..2], b"theirs"),
+                resolve_command(b"o", Some(3)),
+            ],
+        );
+
+        // A new replica gets t5's intent with the rows; it holds k1 there
+        // and commits. Its stale rows of the group go; those of the other
+        // group stay.
+        let mut group = GroupMachine::new(a.clone(), 0, rows.clone());
+        let built = group.build_snapshot().await.unwrap();
+        let b_dir = tempfile::tempdir().unwrap();
+        let b = Arc::new(Storage::open(b_dir.path()).unwrap());
+        let copy = machine(&b, 0);
+        apply(
+            &copy,
+            vec![
+                prepare(b"s", 1, &ours[2..3], b"stale"),
+                resolve_command(b"s", Some(2)),
+            ],
+        );
+        let theirs_there = machine(&b, 1);
+        apply(
+            &theirs_there,
+            vec![
+                prepare(b"o", 1, &theirs[..1], b"kept"),
+                resolve_command(b"o", Some(3)),
+            ],
+        );
+        let mut installer = GroupMachine::new(b.clone(), 0, copy.clone());
+        installer
+            .install_snapshot(&built.meta, built.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(intents(&b, 0).unwrap(), waiting);
+        assert_eq!(get(&copy, &ours[2], 5), None, "the stale version is gone");
+        assert_eq!(get(&copy, &theirs[0], 5).as_deref(), Some(&b"kept"[..]));
+        assert_eq!(get(&copy, &theirs[1], 5), None, "nor did it travel");
+        let done = apply(
+            &copy,
+            vec![
+                prepare(b"t6", 10, k1, b"six"),
+                resolve_command(b"t5", Some(12)),
+            ],
+        );
+        assert_eq!(done, [false, true]);
+        assert_eq!(get(&copy, &k1[0], 12).as_deref(), Some(&b"five"[..]));
+        assert_eq!(get(&copy, &k0[0], 12).as_deref(), Some(&b"one"[..]));
+        assert!(intents(&b, 0).unwrap().is_empty());
+    }
+}
