@@ -89,10 +89,14 @@ pub async fn status(host: &str) -> Result<String> {
                 id if id == r.node_id => format!("*{id}"),
                 id => id.to_string(),
             };
+            let group = match r.shard_id {
+                shardforge::raft::META_GROUP => "meta".to_string(),
+                id => id.to_string(),
+            };
             outln!(
                 out,
                 "{:>5}  {:>4}  {:>6}  {:>6}  {:>8}  {:>6}",
-                r.shard_id,
+                group,
                 r.node_id,
                 leader,
                 r.term,

@@ -108,6 +108,11 @@ pub enum Error {
     /// Another node of the cluster the request needs cannot be reached.
     #[error("{0}")]
     NodeUnreachable(String),
+    /// A commit was sent and its outcome cannot be known now (its group
+    /// lost its majority while committing it): the client must check
+    /// whether it took effect before retrying it.
+    #[error("{0}")]
+    OutcomeUnknown(String),
     /// Stored data could not be decoded: a bug or disk corruption.
     #[error("corrupt data: {0}")]
     Corrupt(String),

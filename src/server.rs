@@ -131,9 +131,11 @@ async fn serve(
         node,
         coordinator.shards().clone(),
         groups.clone(),
+        coordinator.locks().clone(),
     );
     txn.ready(cluster_id, coordinator.clone());
     coordinator.set_peers(peers);
+    coordinator.gather_timestamps();
     cluster.set_coordinator(coordinator.clone());
     if let Some(groups) = &groups {
         tokio::spawn(
@@ -195,6 +197,7 @@ async fn start_groups(
         Arc::new(MetaMachine::new(cluster, coordinator.oracle_machine()));
     let machines = {
         let (storage, shards) = (storage.clone(), shards.clone());
+        let locks = coordinator.locks().clone();
         move |group| -> Result<Arc<dyn StateMachine>> {
             if group == META_GROUP {
                 return Ok(meta.clone());
@@ -203,7 +206,11 @@ async fn start_groups(
             let replica = replica.ok_or_else(|| {
                 Error::Corrupt(format!("shard group {group} is not in the shard map"))
             })?;
-            Ok(Arc::new(ShardMachine::new(storage.clone(), replica)))
+            Ok(Arc::new(ShardMachine::new(
+                storage.clone(),
+                replica,
+                locks.clone(),
+            )))
         }
     };
     let mut all_groups: Vec<(u32, Vec<u32>)> = shards

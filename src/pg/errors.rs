@@ -36,6 +36,8 @@ pub fn sqlstate(error: &Error) -> &'static str {
         Error::Unavailable(_) => "58000",
         // connection_failure: the node a query needs is down.
         Error::NodeUnreachable(_) => "08006",
+        // statement_completion_unknown.
+        Error::OutcomeUnknown(_) => "40003",
         Error::Corrupt(_) => "XX001",
         Error::Internal(_) => "XX000",
     }

@@ -300,19 +300,40 @@ impl ShardGroups {
     /// which this node must lead, and answers the state machine's answer
     /// once it is applied here.
     pub async fn propose(&self, group: GroupId, command: Vec<u8>) -> Result<Vec<u8>> {
+        self.propose_within(group, command, PROPOSE_WAIT).await
+    }
+
+    /// Fails at once unless this node's replica of `group` heard from a
+    /// quorum within an election timeout (the group's majority is up, as
+    /// far as it knows).
+    pub fn ensure_quorum(&self, group: GroupId) -> Result<()> {
         let raft = self.raft(group)?;
         let quorum_acked = raft.metrics().borrow_watched().last_quorum_acked;
-        if quorum_acked.is_some_and(|at| at.elapsed().as_millis() as u64 > ELECTION_TIMEOUT_MAX_MS)
+        match quorum_acked
+            .is_some_and(|at| at.elapsed().as_millis() as u64 > ELECTION_TIMEOUT_MAX_MS)
         {
-            return Err(no_quorum(group));
+            true => Err(no_quorum(group)),
+            false => Ok(()),
         }
-        let written = tokio::time::timeout(PROPOSE_WAIT, raft.client_write(Command(command)))
+    }
+
+    /// [`Self::propose`], failing after `wait`: the command was then
+    /// appended here, and may yet commit or not.
+    pub async fn propose_within(
+        &self,
+        group: GroupId,
+        command: Vec<u8>,
+        wait: Duration,
+    ) -> Result<Vec<u8>> {
+        let raft = self.raft(group)?;
+        self.ensure_quorum(group)?;
+        let written = tokio::time::timeout(wait, raft.client_write(Command(command)))
             .await
             .map_err(|_| {
                 Error::Unavailable(format!(
-                    "{} did not commit a write within {} s",
+                    "{} did not commit a write within {} ms",
                     name(group),
-                    PROPOSE_WAIT.as_secs()
+                    wait.as_millis()
                 ))
             })?;
         match written {
@@ -324,15 +345,38 @@ impl ShardGroups {
         }
     }
 
-    /// Confirms with a quorum that this node still leads `group`, and waits
-    /// until its replica applied everything committed before: a read of it
-    /// then sees every write acknowledged before the read began (ReadIndex).
+    /// Makes sure this node still leads `group`, and waits until its
+    /// replica applied everything committed before: a read of it then sees
+    /// every write acknowledged before the read began. Under the leader's
+    /// lease this costs nothing (see [`Self::lease_read`]); otherwise the
+    /// leader confirms it with a quorum (ReadIndex).
     pub async fn linearize(&self, group: GroupId) -> Result<()> {
+        match self.lease_read(group).await {
+            Err(Error::Unavailable(_)) => self.read(group, ReadPolicy::ReadIndex).await,
+            leased => leased,
+        }
+    }
+
+    /// Makes sure this node leads `group` under its lease, and waits until
+    /// its replica applied everything committed before (`Unavailable` if
+    /// the lease ran out: see [`Self::linearize`]). The lease rules, as
+    /// openraft keeps them: the lease lasts an election timeout
+    /// ([`ELECTION_TIMEOUT_MAX_MS`]) from the last time a quorum
+    /// acknowledged the leader; a replica that heard from a leader within
+    /// that time votes for no other (unless the leader itself hands its
+    /// leadership over, which ends its lease first). So while a leader's
+    /// lease runs no other leader can have been elected, as long as the
+    /// nodes' clocks advance at about the same rate (their readings need
+    /// not agree).
+    pub async fn lease_read(&self, group: GroupId) -> Result<()> {
+        self.read(group, ReadPolicy::LeaseRead).await
+    }
+
+    async fn read(&self, group: GroupId, policy: ReadPolicy) -> Result<()> {
         let raft = self.raft(group)?;
-        let read =
-            tokio::time::timeout(QUORUM_WAIT, raft.ensure_linearizable(ReadPolicy::ReadIndex))
-                .await
-                .map_err(|_| no_quorum(group))?;
+        let read = tokio::time::timeout(QUORUM_WAIT, raft.ensure_linearizable(policy))
+            .await
+            .map_err(|_| no_quorum(group))?;
         match read {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {
@@ -413,12 +457,12 @@ impl ShardGroups {
         (m.state == ServerState::Leader).then_some(m.current_term)
     }
 
-    /// The state of every shard group replica this node holds, by group.
+    /// The state of every group replica this node holds (the meta group's
+    /// too), by group.
     pub fn status(&self) -> Vec<GroupStatus> {
         let mut status: Vec<GroupStatus> = self
             .all()
             .into_iter()
-            .filter(|(group, _)| *group != META_GROUP)
             .map(|(group, raft)| {
                 let m = raft.metrics().borrow_watched().clone();
                 GroupStatus {

@@ -36,9 +36,12 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::access::scan_local;
+use super::locks::WriteLocks;
 use super::proto::ScanRequest;
 use super::replica::decode_filter;
+use super::replica::scan_bounds;
 use super::{scan_schema, ShardMap};
+use crate::encoding::keys::versions_end;
 use crate::error::{Error, Result};
 use crate::raft::groups::ShardGroups;
 use crate::rpc::{call_twice, check_member, MAX_MESSAGE_BYTES};
@@ -52,6 +55,8 @@ struct Ready {
     shards: Arc<ShardMap>,
     /// The node's Raft groups, when the cluster replicates.
     groups: Option<Arc<ShardGroups>>,
+    /// What readers of a replicated group wait for (see `shard::locks`).
+    locks: Arc<WriteLocks>,
 }
 
 /// Serves scans of this node's shard groups. It is served from the start
@@ -74,12 +79,14 @@ impl ShardFlightService {
         node: u32,
         shards: Arc<ShardMap>,
         groups: Option<Arc<ShardGroups>>,
+        locks: Arc<WriteLocks>,
     ) {
         let _ = self.ready.set(Ready {
             cluster_id,
             node,
             shards,
             groups,
+            locks,
         });
     }
 
@@ -103,14 +110,29 @@ impl ShardFlightService {
                     scan.shard_id, ready.node
                 ))
             })?;
-        // A replicated group's read waits for the ReadIndex round.
+        // A replicated group's read waits for the ReadIndex round, then
+        // for the writes in flight that it may have to see.
         let group = scan.shard_id;
         let linearized: BoxFuture<'static, Result<()>> =
             match (replica.range().is_replicated(), &ready.groups) {
                 (false, _) => Box::pin(futures::future::ready(Ok(()))),
                 (true, Some(groups)) => {
-                    let groups = groups.clone();
-                    Box::pin(async move { groups.linearize(group).await })
+                    let (groups, locks) = (groups.clone(), ready.locks.clone());
+                    let ranges = match scan.keys.is_empty() {
+                        true => vec![scan_bounds(&scan, replica.range())],
+                        false => scan
+                            .keys
+                            .iter()
+                            .map(|k| (k.clone(), versions_end(k)))
+                            .collect(),
+                    };
+                    let (replica, read_ts) = (replica.clone(), scan.snapshot_ts);
+                    Box::pin(async move {
+                        groups.linearize(group).await?;
+                        let on_disk =
+                            move |start: &[u8], end: &[u8]| replica.lock_records(start, end);
+                        locks.wait(ranges, read_ts, on_disk).await
+                    })
                 }
                 (true, None) => return Err(Status::unavailable("replication is not running here")),
             };
@@ -342,7 +364,7 @@ mod tests {
     async fn a_remote_scan_reads_what_a_local_one_does() {
         let (_dir, c, table) = node();
         let service = Arc::new(ShardFlightService::default());
-        service.ready("c1".into(), 1, c.shards().clone(), None);
+        service.ready("c1".into(), 1, c.shards().clone(), None, c.locks().clone());
         let channel = serve(service).await;
         let def = int_table("t");
         // The reader's own writes: one new row, one deleted.
@@ -434,7 +456,7 @@ mod tests {
 
         let (_dir, c, table) = node();
         let service = Arc::new(ShardFlightService::default());
-        service.ready("c1".into(), 1, c.shards().clone(), None);
+        service.ready("c1".into(), 1, c.shards().clone(), None, c.locks().clone());
         let channel = serve(service).await;
         let def = int_table("t");
         let schema = def.row_schema();
@@ -495,7 +517,7 @@ mod tests {
         let not_ready = serve(Arc::new(ShardFlightService::default())).await;
         let service = Arc::new(ShardFlightService::default());
         // This node is node 2; every group of this shard map is node 1's.
-        service.ready("c1".into(), 2, c.shards().clone(), None);
+        service.ready("c1".into(), 2, c.shards().clone(), None, c.locks().clone());
         let channel = serve(service).await;
         let request = ScanRequest {
             table_id: table,

@@ -15,19 +15,27 @@
 //!   both are no-ops for a transaction with no intent here, so a decision
 //!   delivered twice is harmless.
 //!
+//! - `OnePhase` is a transaction that wrote this group only: checked as
+//!   `Prepare` checks, and written at its commit timestamp in the same
+//!   step.
+//!
 //! Intents and locks are `meta` records under the group's own prefix
-//! (`shard/<group u32 BE>` then `i` + transaction id, or `l` + user key),
-//! so a snapshot takes them with the rows.
+//! (`shard/<group u32 BE>` then `i` + transaction id, or `l` + user key,
+//! whose value is a `Lock`), so a snapshot takes them with the rows.
+//! Readers at the leader wait for the locks in their way
+//! (`shard::locks`); applying a decision or a one-phase commit tells them
+//! to look again.
 
 use std::sync::Arc;
 
 use prost::Message;
 
+use super::locks::WriteLocks;
 use super::proto::shard_applied::Outcome;
 use super::proto::shard_command::Command;
 use super::proto::{
-    AbortCommand, CommitCommand, Done, Intent, PrepareCommand, ShardApplied, ShardCommand,
-    WriteBatch,
+    AbortCommand, CommitCommand, Done, Intent, Lock, OnePhaseCommand, PrepareCommand, ShardApplied,
+    ShardCommand, WriteBatch,
 };
 use super::{ShardReplica, KEY_LOCKED};
 use crate::error::{Error, Result};
@@ -36,55 +44,97 @@ use crate::storage::{Family, Storage, StorageBatch, View};
 
 const INTENT: u8 = b'i';
 const LOCK: u8 = b'l';
+/// A one-phase commit applied: its transaction id → its commit timestamp.
+const ONE_PHASE: u8 = b'o';
 
 /// The state machine of the shard group `replica` serves.
 pub struct ShardMachine {
     storage: Arc<Storage>,
     replica: Arc<ShardReplica>,
+    /// Told when a lock goes.
+    locks: Arc<WriteLocks>,
 }
 
 impl ShardMachine {
-    pub fn new(storage: Arc<Storage>, replica: Arc<ShardReplica>) -> Self {
-        Self { storage, replica }
+    pub fn new(storage: Arc<Storage>, replica: Arc<ShardReplica>, locks: Arc<WriteLocks>) -> Self {
+        Self {
+            storage,
+            replica,
+            locks,
+        }
     }
 
     fn group(&self) -> GroupId {
         self.replica.range().id.0
     }
 
+    /// Checks `writes` (of transaction `txn_id`, or of a one-phase commit:
+    /// `None`) as a commit would: a conflict or a refusal is the answer,
+    /// `None` if they may commit.
+    fn check(&self, writes: &WriteBatch, txn_id: Option<&[u8]>) -> Result<Option<Outcome>> {
+        match self.replica.validate(writes) {
+            Ok(()) => {}
+            Err(Error::Retry(message)) => return Ok(Some(Outcome::Conflict(message))),
+            Err(Error::Internal(message)) => return Ok(Some(Outcome::Rejected(message))),
+            Err(e) => return Err(e),
+        }
+        for mutation in &writes.mutations {
+            let Some(record) =
+                self.storage
+                    .get_meta(&record_key(self.group(), LOCK, &mutation.key))?
+            else {
+                continue;
+            };
+            if txn_id != Some(decode_lock(&record)?.txn_id.as_slice()) {
+                return Ok(Some(Outcome::Conflict(KEY_LOCKED.into())));
+            }
+        }
+        Ok(None)
+    }
+
     fn prepare(&self, command: PrepareCommand, out: &mut StorageBatch) -> Result<Outcome> {
         let group = self.group();
         let intent = record_key(group, INTENT, &command.txn_id);
         if self.storage.get_meta(&intent)?.is_some() {
-            return Ok(Outcome::Done(Done {}));
+            return Ok(Outcome::Done(Done::default()));
         }
         let writes = command.batch.unwrap_or_default();
-        match self.replica.validate(&writes) {
-            Ok(()) => {}
-            Err(Error::Retry(message)) => return Ok(Outcome::Conflict(message)),
-            Err(Error::Internal(message)) => return Ok(Outcome::Rejected(message)),
-            Err(e) => return Err(e),
+        if let Some(refused) = self.check(&writes, Some(&command.txn_id))? {
+            return Ok(refused);
         }
-        let locks: Vec<Vec<u8>> = writes
-            .mutations
-            .iter()
-            .map(|m| record_key(group, LOCK, &m.key))
-            .collect();
-        for lock in &locks {
-            let holder = self.storage.get_meta(lock)?;
-            if holder.is_some_and(|holder| holder != command.txn_id) {
-                return Ok(Outcome::Conflict(KEY_LOCKED.into()));
-            }
+        let lock = Lock {
+            txn_id: command.txn_id.clone(),
+            start_ts: writes.start_ts,
         }
-        for lock in &locks {
-            out.put_meta(lock, &command.txn_id);
+        .encode_to_vec();
+        for mutation in &writes.mutations {
+            out.put_meta(&record_key(group, LOCK, &mutation.key), &lock);
         }
         let record = Intent {
             prepared_at_ms: command.prepared_at_ms,
             batch: Some(writes),
         };
         out.put_meta(&intent, &record.encode_to_vec());
-        Ok(Outcome::Done(Done {}))
+        Ok(Outcome::Done(Done::default()))
+    }
+
+    fn one_phase(&self, command: OnePhaseCommand, out: &mut StorageBatch) -> Result<Outcome> {
+        let record = record_key(self.group(), ONE_PHASE, &command.txn_id);
+        if let Some(earlier) = self.storage.get_meta(&record)? {
+            let commit_ts = <[u8; 8]>::try_from(earlier.as_slice())
+                .map_err(|_| Error::Corrupt("a one-phase commit record".into()))?;
+            let commit_ts = u64::from_be_bytes(commit_ts);
+            return Ok(Outcome::Done(Done { commit_ts }));
+        }
+        let writes = command.batch.unwrap_or_default();
+        if let Some(refused) = self.check(&writes, None)? {
+            return Ok(refused);
+        }
+        self.replica.stage(&writes, command.commit_ts, out);
+        out.put_meta(&record, &command.commit_ts.to_be_bytes());
+        Ok(Outcome::Done(Done {
+            commit_ts: command.commit_ts,
+        }))
     }
 
     /// The writes of `txn_id`'s intent, if it has one here, adding the
@@ -114,15 +164,17 @@ impl StateMachine for ShardMachine {
                 if let Some(writes) = self.take_intent(&commit.txn_id, &mut batch)? {
                     self.replica.stage(&writes, commit.commit_ts, &mut batch);
                 }
-                Outcome::Done(Done {})
+                Outcome::Done(Done::default())
             }
             Some(Command::Abort(abort)) => {
                 self.take_intent(&abort.txn_id, &mut batch)?;
-                Outcome::Done(Done {})
+                Outcome::Done(Done::default())
             }
+            Some(Command::OnePhase(one_phase)) => self.one_phase(one_phase, &mut batch)?,
             None => Outcome::Rejected("a shard group command of no kind".into()),
         };
         self.storage.write(batch)?;
+        self.locks.released();
         Ok(ShardApplied {
             outcome: Some(outcome),
         }
@@ -178,6 +230,25 @@ fn decode_intent(record: &[u8]) -> Result<Intent> {
     Intent::decode(record).map_err(|e| Error::Corrupt(format!("an intent record: {e}")))
 }
 
+fn decode_lock(record: &[u8]) -> Result<Lock> {
+    Lock::decode(record).map_err(|e| Error::Corrupt(format!("a lock record: {e}")))
+}
+
+/// The lock records (`Lock` messages) of `group` on the user keys in
+/// `[start, end)`. Blocks on disk.
+pub fn locks_in(
+    storage: &Storage,
+    group: GroupId,
+    start: &[u8],
+    end: &[u8],
+) -> Result<Vec<Vec<u8>>> {
+    let records = storage.scan_meta_range(
+        &record_key(group, LOCK, start),
+        &record_key(group, LOCK, end),
+    )?;
+    Ok(records.into_iter().map(|(_, value)| value).collect())
+}
+
 /// The transactions prepared in `group` on this node (whether or not it
 /// leads the group): `(txn id, prepared at, in ms since the epoch)`.
 /// Blocks on disk.
@@ -202,6 +273,15 @@ pub fn prepare_command(txn_id: &[u8], prepared_at_ms: u64, batch: WriteBatch) ->
     }))
 }
 
+/// The one-phase commit of `batch` at `commit_ts`, by `txn_id`.
+pub fn one_phase_command(txn_id: &[u8], batch: WriteBatch, commit_ts: u64) -> Vec<u8> {
+    command(Command::OnePhase(OnePhaseCommand {
+        batch: Some(batch),
+        commit_ts,
+        txn_id: txn_id.to_vec(),
+    }))
+}
+
 /// The command committing `txn_id` at `Some(commit_ts)`, or aborting it.
 pub fn resolve_command(txn_id: &[u8], outcome: Option<u64>) -> Vec<u8> {
     let txn_id = txn_id.to_vec();
@@ -218,13 +298,14 @@ fn command(command: Command) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// What a shard group answered a command: a conflict is a retryable error
+/// What a shard group answered a command: a one-phase commit's
+/// timestamp (0 for other commands); a conflict is a retryable error
 /// (40001), a refusal an internal one.
-pub fn outcome(answer: &[u8]) -> Result<()> {
+pub fn outcome(answer: &[u8]) -> Result<u64> {
     let applied = ShardApplied::decode(answer)
         .map_err(|e| Error::Internal(format!("a shard group's answer: {e}")))?;
     match applied.outcome {
-        Some(Outcome::Done(_)) => Ok(()),
+        Some(Outcome::Done(done)) => Ok(done.commit_ts),
         Some(Outcome::Conflict(message)) => Err(Error::Retry(message)),
         Some(Outcome::Rejected(message)) => Err(Error::Internal(message)),
         None => Err(Error::Internal("a shard group answered nothing".into())),
@@ -257,7 +338,8 @@ mod tests {
             replicas: Vec::new(),
         };
         let replica = Arc::new(ShardReplica::new(range, storage.clone()));
-        Arc::new(ShardMachine::new(storage.clone(), replica))
+        let locks = Arc::new(WriteLocks::default());
+        Arc::new(ShardMachine::new(storage.clone(), replica, locks))
     }
 
     /// Row keys of table 100, split by the group (0 or 1) that owns them.
@@ -297,7 +379,7 @@ mod tests {
             .map(|command| {
                 let answer = machine.apply(command, machine.storage.batch()).unwrap();
                 match outcome(&answer) {
-                    Ok(()) => true,
+                    Ok(_) => true,
                     Err(Error::Retry(_)) => false,
                     Err(e) => panic!("{e}"),
                 }

@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod flight;
+pub mod locks;
 pub mod machine;
 mod replica;
 

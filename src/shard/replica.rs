@@ -104,6 +104,12 @@ impl ShardReplica {
         }
     }
 
+    /// The lock records of the group's intents on the user keys in
+    /// `[start, end)` (see `shard::locks`). Blocks on disk.
+    pub fn lock_records(&self, start: &[u8], end: &[u8]) -> Result<Vec<Vec<u8>>> {
+        super::machine::locks_in(&self.storage, self.range.id.0, start, end)
+    }
+
     /// The row stored under `user_key` at `snapshot_ts`, if it exists.
     pub fn get(&self, user_key: &[u8], snapshot_ts: u64) -> Result<Option<Vec<u8>>> {
         self.storage.get_visible(user_key, snapshot_ts)

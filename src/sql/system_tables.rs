@@ -1,6 +1,7 @@
 //! `shardforge_nodes`, `shardforge_shards` and `shardforge_replicas`: the
 //! cluster's members, shard map and the live members' replicas of the
-//! replicated shard groups as read-only tables, filled from the meta node's
+//! replicated shard groups and of the meta group (its `shard_id` is NULL)
+//! as read-only tables, filled from the meta node's
 //! `Status` on every scan (so from any node, as `shardforge status` shows
 //! them).
 //!
@@ -22,6 +23,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::{SYSTEM_NODES, SYSTEM_REPLICAS, SYSTEM_SHARDS};
 use crate::cluster::Cluster;
+use crate::raft::META_GROUP;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -70,7 +72,7 @@ pub fn system_table(name: &str, cluster: &Arc<Cluster>) -> Option<Arc<dyn TableP
         SYSTEM_REPLICAS => (
             Kind::Replicas,
             vec![
-                Field::new("shard_id", DataType::Int32, false),
+                Field::new("shard_id", DataType::Int32, true),
                 Field::new("node_id", DataType::Int32, false),
                 Field::new("is_leader", DataType::Boolean, false),
                 Field::new("leader_id", DataType::Int32, true),
@@ -160,7 +162,13 @@ impl TableProvider for SystemTable {
                 let replicas = &status.replicas;
                 let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
                 vec![
-                    int(replicas.iter().map(|r| r.shard_id as i32).collect()),
+                    // The meta group's replicas have no shard id.
+                    Arc::new(Int32Array::from(
+                        replicas
+                            .iter()
+                            .map(|r| (r.shard_id != META_GROUP).then_some(r.shard_id as i32))
+                            .collect::<Vec<_>>(),
+                    )),
                     int(replicas.iter().map(|r| r.node_id as i32).collect()),
                     Arc::new(BooleanArray::from(
                         replicas

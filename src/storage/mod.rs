@@ -194,6 +194,16 @@ impl Storage {
         collect_prefix(self.db.raw_iterator_cf(self.cf(CF_META)?), prefix)
     }
 
+    /// The meta records in `[start, end)`, in key order.
+    pub fn scan_meta_range(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(end.to_vec());
+        collect_from(
+            self.db.raw_iterator_cf_opt(self.cf(CF_META)?, options),
+            start,
+        )
+    }
+
     /// Physically removes every version of every key in `[start, end)`. Used
     /// when a table is dropped: its id is never reused, so no reader can
     /// still want those rows.

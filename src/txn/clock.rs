@@ -48,18 +48,31 @@ impl Clock {
 
     /// A timestamp above every one issued before.
     pub fn next(&self) -> u64 {
+        self.reserve(1)
+    }
+
+    /// `count` (at least 1) consecutive timestamps above every one issued
+    /// before: the first.
+    pub fn reserve(&self, count: u64) -> u64 {
         let now = since_epoch().as_micros() as u64;
         let mut last = self.last.load(Ordering::Acquire);
         loop {
-            let next = now.max(last + 1);
+            let first = now.max(last + 1);
+            let next_last = first + count.max(1) - 1;
             match self
                 .last
-                .compare_exchange(last, next, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(last, next_last, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return next,
+                Ok(_) => return first,
                 Err(actual) => last = actual,
             }
         }
+    }
+
+    /// Issues nothing at or below `ts` from now on (in memory: the caller
+    /// knows `ts` is recorded elsewhere).
+    pub fn skip_to(&self, ts: u64) {
+        self.last.fetch_max(ts, Ordering::AcqRel);
     }
 
     /// Takes note of `ts`, chosen elsewhere (a cross-node commit's

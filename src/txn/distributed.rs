@@ -311,7 +311,7 @@ impl TxnCoordinator {
 
     /// After `node` failed to take the writes of `groups`: the next try of
     /// a group this node holds no replica of goes to another replica.
-    fn missed(&self, node: u32, groups: &[u32]) {
+    pub(super) fn missed(&self, node: u32, groups: &[u32]) {
         let Ok(shard_groups) = self.groups() else {
             return;
         };
@@ -437,7 +437,11 @@ impl TxnCoordinator {
         }
     }
 
-    fn participant(&self, peers: &Arc<dyn Peers>, node: u32) -> Result<ParticipantClient<Channel>> {
+    pub(super) fn participant(
+        &self,
+        peers: &Arc<dyn Peers>,
+        node: u32,
+    ) -> Result<ParticipantClient<Channel>> {
         Ok(ParticipantClient::new(peers.channel(node)?))
     }
 

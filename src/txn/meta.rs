@@ -2,29 +2,32 @@
 //! when the cluster replicates, the meta node (node 1) when it does not.
 //!
 //! In a replicated cluster the oracle's state (commit decisions, the
-//! clock's newest timestamp, the catalog: [`OracleMachine`]) is the
-//! state machine of the meta group, a Raft group on the first three
-//! members. Its leader serves the `Oracle` calls:
-//! - `Decide` takes a timestamp from the leader's clock and replicates the
-//!   decision (`Command::Decide`), which every replica checks against its
+//! clock's newest timestamp, the timestamp limit, the catalog:
+//! [`OracleMachine`]) is part of the state machine of the meta group, a
+//! Raft group on the first three members. Its leader serves the `Oracle`
+//! calls:
+//! - `Begin(n)` hands out `n` fresh timestamps from the leader's clock,
+//!   under the leader's lease and below the recorded limit (see `tso`):
+//!   no Raft write, no quorum round. A transaction reads at one; a
+//!   one-phase commit commits at one. Readers do not wait here for commits
+//!   in flight: they wait at the shard group for the locks in their way
+//!   (`shard::locks`).
+//! - `Decide` takes a timestamp the same way and replicates the decision
+//!   (`OracleCommand::Decide`), which every replica checks against its
 //!   catalog and applies alike (the transaction's schema change with it).
-//!   Until it is applied the timestamp is *pending*: read timestamps stay
-//!   below it. Before its first decision in a term the leader applies
-//!   everything of earlier terms (ReadIndex), so its clock has seen every
-//!   timestamp a former leader handed out. Schema changes are decided one
-//!   at a time, so the name check before proposing holds when applying.
+//!   Schema changes are decided one at a time, so the name check before
+//!   proposing holds when applying.
 //! - `Done` and `Resolve` are replicated too, so a new leader knows which
 //!   decisions are in flight and which transactions recovery aborted.
-//! - `Begin` confirms the leadership with a quorum (ReadIndex) before it
-//!   answers the read timestamp: a deposed leader cannot hand out a stale
-//!   one.
+//! - Before it serves anything in a new term the leader applies every
+//!   entry of earlier terms (ReadIndex) and moves its clock past the
+//!   recorded limit.
 //!
-//! `Begin` also waits until every commit decided before it is applied
-//! everywhere (reported `Done`): a read timestamp stays below a decision in
-//! flight, so without the wait a transaction that begins right after
-//! another one's commit was acknowledged could miss it. The wait is the
-//! few milliseconds of a commit's second phase; a decision whose
-//! coordinator died is finished by recovery on the oracle within
+//! Without replication (the meta node's own oracle), `Begin` answers the
+//! read timestamp below which every commit is applied, and waits until
+//! every commit decided before it is applied everywhere (reported `Done`):
+//! the wait is the few milliseconds of a commit's second phase; a decision
+//! whose coordinator died is finished by recovery on the oracle within
 //! [`super::distributed::DECISION_RECOVER_AFTER`], and a `Begin` that
 //! waited [`BEGIN_WAIT`] fails with 40001.
 //!
@@ -41,10 +44,10 @@ use super::oracle::proto::oracle_applied::Outcome;
 use super::oracle::proto::oracle_client::OracleClient;
 use super::oracle::proto::{
     oracle_command, BeginRequest, Decide, DecideRequest, DoneRequest, DoneResponse, OracleApplied,
-    OracleCommand, ResolveRequest, ResolveResponse,
+    OracleCommand, ResolveRequest, ResolveResponse, TimestampLimit,
 };
 use super::oracle::DECISION_PREFIX;
-use super::{clock, TxnCoordinator};
+use super::{clock, tso, TxnCoordinator};
 use crate::catalog::{NEXT_TABLE_ID, TABLE_PREFIX};
 use crate::cluster::meta::{oracle_answer, oracle_command};
 use crate::error::{Error, InputError, Result};
@@ -60,8 +63,9 @@ const BEGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// A call to the oracle.
 #[derive(Debug, Clone)]
 pub enum OracleCall {
-    /// The read timestamp of a new transaction.
-    Begin,
+    /// The read timestamp of a new transaction; of a cluster that
+    /// replicates, the first of this many fresh timestamps (see `tso`).
+    Begin(u32),
     /// The commit point of a prepared cross-node transaction.
     Decide(DecideRequest),
     /// Every participant applied the transaction.
@@ -77,11 +81,12 @@ pub enum OracleCall {
 pub(super) struct OracleMachine(Weak<TxnCoordinator>);
 
 /// The `meta` records of the oracle's state.
-const ORACLE_PREFIXES: [&[u8]; 4] = [
+const ORACLE_PREFIXES: [&[u8]; 5] = [
     TABLE_PREFIX,
     NEXT_TABLE_ID,
     DECISION_PREFIX,
     clock::LAST_TS_KEY,
+    tso::LIMIT_KEY,
 ];
 
 impl OracleMachine {
@@ -180,6 +185,13 @@ impl TxnCoordinator {
             Some(oracle_command::Command::Resolve(ResolveRequest { txn_id })) => {
                 self.resolve_here(&txn_id, batch).map(decision)
             }
+            Some(oracle_command::Command::TimestampLimit(TimestampLimit { limit })) => {
+                let mut batch = batch;
+                batch.put_meta(tso::LIMIT_KEY, &limit.to_be_bytes());
+                self.storage.write(batch)?;
+                self.limit.applied(limit);
+                Ok(Outcome::Done(DoneResponse {}))
+            }
             None => {
                 self.storage.write(batch)?;
                 Ok(Outcome::Rejected("an oracle command of no kind".into()))
@@ -208,6 +220,7 @@ impl TxnCoordinator {
     fn reload_meta(&self) -> Result<()> {
         let mut locked = self.lock();
         self.clock.reload(&self.storage)?;
+        self.limit.applied(super::stored_limit(&self.storage)?);
         self.catalog.reload(&self.storage)?;
         locked.decisions = super::oracle::Decisions::load(&self.storage, self.clock.last())?;
         self.publish(&locked);
@@ -238,7 +251,7 @@ impl TxnCoordinator {
                 ));
             }
             return match call {
-                OracleCall::Begin => self.read_ts_after_decided().await.map(Some),
+                OracleCall::Begin(_) => self.read_ts_after_decided().await.map(Some),
                 OracleCall::Decide(request) => {
                     let decided = tokio::task::block_in_place(|| {
                         self.decide_here(request, None, self.storage.batch())
@@ -257,12 +270,8 @@ impl TxnCoordinator {
                 }
             };
         }
-        let groups = self.groups()?;
         match call {
-            OracleCall::Begin => {
-                groups.linearize(META_GROUP).await?;
-                self.read_ts_after_decided().await.map(Some)
-            }
+            OracleCall::Begin(count) => self.issue(u64::from(count)).await.map(Some),
             OracleCall::Decide(request) => self.decide_replicated(request).await.map(Some),
             OracleCall::Done(txn_id) => {
                 let done = oracle_command::Command::Done(DoneRequest { txn_id });
@@ -300,27 +309,58 @@ impl TxnCoordinator {
         }
     }
 
-    /// `Decide` on the meta group's leader (see the module docs).
-    async fn decide_replicated(&self, request: DecideRequest) -> Result<u64> {
+    /// Before it serves the oracle in a new term, this node (the meta
+    /// group's leader) applies everything of earlier terms (ReadIndex), so
+    /// its clock has seen every commit timestamp recorded and is moved past
+    /// the timestamp limit a former leader recorded (see `tso`).
+    async fn lead_meta(&self) -> Result<()> {
         let groups = self.groups()?;
         let term = groups
             .leading_term(META_GROUP)
             .ok_or_else(|| Error::NotLeader("this node does not lead the meta group".into()))?;
         if self.meta_term.load(Ordering::Acquire) != term {
             groups.linearize(META_GROUP).await?;
+            self.clock.skip_to(self.limit.get());
             self.meta_term.store(term, Ordering::Release);
         }
+        Ok(())
+    }
+
+    /// `count` fresh timestamps, as the meta group's leader: the first.
+    /// Above every timestamp handed out before by this or a former leader,
+    /// so above every commit acknowledged before; no meta group write
+    /// unless the limit must rise (see `tso`).
+    async fn issue(&self, count: u64) -> Result<u64> {
+        let groups = self.groups()?;
+        groups.lease_read(META_GROUP).await?;
+        self.lead_meta().await?;
+        let first = self.clock.reserve(count);
+        let last = first + count.max(1) - 1;
+        if last >= self.limit.get() {
+            let _raising = self.limit.raising.lock().await;
+            if last >= self.limit.get() {
+                let limit = last + tso::WINDOW_US;
+                let raise = oracle_command::Command::TimestampLimit(TimestampLimit { limit });
+                self.propose_meta(raise).await?;
+            }
+        }
+        Ok(first)
+    }
+
+    /// `Decide` on the meta group's leader (see the module docs).
+    async fn decide_replicated(&self, request: DecideRequest) -> Result<u64> {
+        let groups = self.groups()?;
         let schema = super::schema_change_of(&request)?;
         let _one_schema_change = match schema.is_empty() {
             true => None,
             false => Some(self.schema_lock.lock().await),
         };
+        let commit_ts = self.issue(1).await?;
         let pending = {
             let mut locked = self.lock();
             if let Some(commit_ts) = self.earlier_or_check(&request, &schema)? {
                 return Ok(commit_ts);
             }
-            let commit_ts = self.clock.next();
             locked.decisions.pend(commit_ts);
             self.publish(&locked);
             Pending {
@@ -371,9 +411,9 @@ impl TxnCoordinator {
                 let client = OracleClient::new(peers.channel(node)?);
                 let peer = format!("node {node}");
                 let answer = match call {
-                    OracleCall::Begin => call_twice(
+                    OracleCall::Begin(count) => call_twice(
                         &client,
-                        &BeginRequest {},
+                        &BeginRequest { count },
                         &cluster_id,
                         |mut c, r| async move { c.begin(r).await },
                     )

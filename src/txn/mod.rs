@@ -31,9 +31,11 @@
 mod clock;
 pub mod distributed;
 mod meta;
+mod one_phase;
 pub mod oracle;
 mod prepared;
 pub mod service;
+mod tso;
 
 pub use clock::{since_epoch, Clock};
 pub use meta::OracleCall;
@@ -52,6 +54,7 @@ use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, InputError, Result};
 use crate::raft::groups::ShardGroups;
 use crate::shard::access::{Reroute, ShardAccess};
+use crate::shard::locks::WriteLocks;
 use crate::shard::machine::{prepare_command, resolve_command};
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
 use crate::shard::{ShardMap, ShardRange, ShardReplica};
@@ -183,6 +186,13 @@ pub struct TxnCoordinator {
     /// The cross-node transactions this node is committing now, as their
     /// coordinator (see `distributed`).
     at_work: Mutex<HashSet<Vec<u8>>>,
+    /// The keys of the one-phase commits this node runs as their group's
+    /// leader, which readers there wait for (see `one_phase`).
+    locks: Arc<WriteLocks>,
+    /// As a meta replica: the timestamp limit (see `tso`).
+    limit: tso::Limit,
+    /// This node's requests for timestamps, gathered (see `tso`).
+    timestamps: OnceLock<tso::Batcher>,
 }
 
 /// What [`TxnCoordinator::decide_here`] recorded.
@@ -214,6 +224,8 @@ impl TxnCoordinator {
         };
         let visible_ts = AtomicU64::new(locked.decisions.read_ts());
         let txn_epoch = since_epoch().as_micros() as u64;
+        let limit = tso::Limit::default();
+        limit.applied(stored_limit(&storage)?);
         Ok(Self {
             storage,
             shards,
@@ -229,6 +241,9 @@ impl TxnCoordinator {
             schema_lock: tokio::sync::Mutex::new(()),
             visible_changed: tokio::sync::Notify::new(),
             at_work: Mutex::new(HashSet::new()),
+            locks: Arc::new(WriteLocks::default()),
+            limit,
+            timestamps: OnceLock::new(),
         })
     }
 
@@ -312,12 +327,46 @@ impl TxnCoordinator {
     pub async fn begin_shared(&self) -> Result<Transaction> {
         let mut txn = self.begin();
         if self.peers.get().is_some() {
-            txn.start_ts = self
-                .ask_oracle(OracleCall::Begin)
-                .await?
-                .ok_or_else(|| Error::Internal("the oracle gave no read timestamp".into()))?;
+            txn.start_ts = self.timestamp().await?;
         }
         Ok(txn)
+    }
+
+    /// A timestamp from the oracle: of a cluster that replicates, a fresh
+    /// one (gathered with this node's other requests once
+    /// [`Self::gather_timestamps`] ran); of one that does not, the read
+    /// timestamp.
+    async fn timestamp(&self) -> Result<u64> {
+        if let Some(batcher) = self.timestamps.get() {
+            return batcher.next().await;
+        }
+        self.ask_oracle(OracleCall::Begin(1))
+            .await?
+            .ok_or_else(|| Error::Internal("the oracle gave no timestamp".into()))
+    }
+
+    /// Gathers this node's concurrent requests for timestamps into one call
+    /// to the oracle from now on (once the node is in its cluster).
+    pub fn gather_timestamps(self: &Arc<Self>) {
+        let coordinator = Arc::downgrade(self);
+        let batcher = tso::Batcher::start(move |count| {
+            let coordinator = coordinator.clone();
+            async move {
+                let coordinator = coordinator
+                    .upgrade()
+                    .ok_or_else(|| Error::Unavailable("the node is stopping".into()))?;
+                coordinator
+                    .ask_oracle(OracleCall::Begin(count))
+                    .await?
+                    .ok_or_else(|| Error::Internal("the oracle gave no timestamp".into()))
+            }
+        });
+        let _ = self.timestamps.set(batcher);
+    }
+
+    /// What readers of the groups this node leads wait for.
+    pub fn locks(&self) -> &Arc<WriteLocks> {
+        &self.locks
     }
 
     /// Makes commits that write other nodes' shard groups, or commit off the
@@ -358,6 +407,16 @@ impl TxnCoordinator {
         if let Some(peers) = self.peers.get() {
             let me = peers.node_id();
             let replicas = self.shards.replicas();
+            if batches.len() == 1 && txn.schema.is_empty() {
+                if let Some((&group, _)) = batches.first_key_value() {
+                    if replicas[group as usize].range().is_replicated() {
+                        // Tables dropped since the statements ran.
+                        self.catalog.validate(&txn.schema, &written_tables)?;
+                        let batch = batches.remove(&group).unwrap_or_default();
+                        return self.commit_one_phase(peers, batch);
+                    }
+                }
+            }
             let all_here = batches.values().all(|b| {
                 let range = replicas[b.shard_id as usize].range();
                 !range.is_replicated() && range.node == me
@@ -662,6 +721,16 @@ impl TxnCoordinator {
     #[cfg(test)]
     pub fn prepared_txns(&self) -> Vec<Vec<u8>> {
         self.lock().prepared.waiting(std::time::Duration::ZERO)
+    }
+}
+
+/// The timestamp limit recorded in `storage` (0: none; see `tso`).
+fn stored_limit(storage: &Storage) -> Result<u64> {
+    match storage.get_meta(tso::LIMIT_KEY)? {
+        None => Ok(0),
+        Some(raw) => <[u8; 8]>::try_from(raw.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::Corrupt("the timestamp limit".into())),
     }
 }
 

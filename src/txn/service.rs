@@ -17,8 +17,8 @@ use super::{OracleCall, TxnCoordinator};
 use crate::rpc::{check_member, MAX_MESSAGE_BYTES};
 use crate::shard::proto::participant_server::{Participant, ParticipantServer};
 use crate::shard::proto::{
-    AbortRequest, CommitPreparedRequest, CommittingRequest, CommittingResponse, PrepareRequest,
-    PrepareResponse, Resolved,
+    AbortRequest, CommitOnePhaseRequest, CommitOnePhaseResponse, CommitPreparedRequest,
+    CommittingRequest, CommittingResponse, PrepareRequest, PrepareResponse, Resolved,
 };
 
 struct Ready {
@@ -77,8 +77,11 @@ impl Oracle for TxnService {
         &self,
         request: Request<BeginRequest>,
     ) -> Result<Response<BeginResponse>, Status> {
-        self.run(request, |c, _| async move {
-            let read_ts = c.serve_oracle(OracleCall::Begin).await?.unwrap_or_default();
+        self.run(request, |c, r| async move {
+            let read_ts = c
+                .serve_oracle(OracleCall::Begin(r.count.max(1)))
+                .await?
+                .unwrap_or_default();
             Ok(BeginResponse { read_ts })
         })
         .await
@@ -147,6 +150,18 @@ impl Participant for TxnService {
             c.resolve_prepared(&r.txn_id, None, &r.shard_ids)
                 .await
                 .map(|found| Resolved { found })
+        })
+        .await
+    }
+
+    async fn commit_one_phase(
+        &self,
+        request: Request<CommitOnePhaseRequest>,
+    ) -> Result<Response<CommitOnePhaseResponse>, Status> {
+        self.run(request, |c, r| async move {
+            let batch = r.batch.unwrap_or_default();
+            let commit_ts = c.commit_one_phase_here(&r.txn_id, batch).await?;
+            Ok(CommitOnePhaseResponse { commit_ts })
         })
         .await
     }
@@ -238,7 +253,7 @@ mod tests {
             .commit_ts;
         let read_ts = |mut oracle: OracleClient<Channel>| async move {
             oracle
-                .begin(as_member(BeginRequest {}, "c1").unwrap())
+                .begin(as_member(BeginRequest { count: 1 }, "c1").unwrap())
                 .await
                 .unwrap()
                 .into_inner()

@@ -1,0 +1,248 @@
+//! The writes a reader at a shard group's leader must wait for, because
+//! their commit timestamp may be at or below the reader's snapshot while
+//! their rows are not written yet:
+//! - a one-phase commit in progress here: its keys are held from before
+//!   its commit timestamp is taken until its Raft entry is applied (or
+//!   failed), in memory ([`WriteLocks::hold`]);
+//! - a prepared transaction's intent: its lock records, in the group's
+//!   state (`shard::machine`), until its decision is applied.
+//!
+//! A reader at `read_ts` waits for a lock whose holder read at a snapshot
+//! below `read_ts` (the holder's commit timestamp is above its snapshot,
+//! so a reader at or below the snapshot cannot see the write whatever its
+//! timestamp turns out to be), then reads. This is what lets snapshots be
+//! plain timestamps from the oracle: a timestamp taken after a commit was
+//! acknowledged is above its commit timestamp, and its rows are written,
+//! or locked until they are.
+//!
+//! Waiting is bounded: a one-phase commit ends with its Raft write, and an
+//! intent whose coordinator died is resolved by recovery within
+//! `txn::distributed::RECOVER_AFTER`; a reader that waited
+//! [`LOCK_WAIT`] fails with 40001.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prost::Message;
+
+use super::proto::Lock;
+use super::KEY_LOCKED;
+use crate::error::{Error, Result};
+
+/// How long a reader waits for the locks in its way.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// A reader re-checks locks held on disk at least this often (they are
+/// released by applying a Raft entry, which tells [`WriteLocks::released`],
+/// but a replica that became leader may hold intents it never applied the
+/// end of).
+const RECHECK: Duration = Duration::from_millis(50);
+
+/// The keys held in memory on this node, and the signal that some lock
+/// went. One per node, shared by the Flight service (readers), the
+/// one-phase commits and the shard groups' state machines.
+pub struct WriteLocks {
+    /// User key → the holder's snapshot and transaction id.
+    held: Mutex<BTreeMap<Vec<u8>, (u64, Vec<u8>)>>,
+    released: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for WriteLocks {
+    fn default() -> Self {
+        Self {
+            held: Mutex::new(BTreeMap::new()),
+            released: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+/// Keys held by a one-phase commit; dropping it releases them.
+pub struct Held {
+    locks: Arc<WriteLocks>,
+    keys: Vec<Vec<u8>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        {
+            let mut held = self.locks.held();
+            for key in &self.keys {
+                held.remove(key);
+            }
+        }
+        self.locks.released();
+    }
+}
+
+/// Whether a lock held by a transaction that read at `holder_ts` is in
+/// the way of a reader at `read_ts`.
+fn in_the_way(holder_ts: u64, read_ts: u64) -> bool {
+    holder_ts < read_ts
+}
+
+impl WriteLocks {
+    fn held(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, (u64, Vec<u8>)>> {
+        // Changed in single inserts and removes: a panic leaves it whole.
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds `keys` for transaction `txn_id`, which read at `start_ts`. A
+    /// key another transaction holds is a conflict (40001): the two
+    /// writers' snapshots both precede the other's commit, so one of them
+    /// must lose. A key the same transaction holds is an earlier attempt
+    /// of its commit still in flight: `Unavailable`, try again later.
+    pub fn hold(
+        self: &Arc<Self>,
+        keys: Vec<Vec<u8>>,
+        txn_id: &[u8],
+        start_ts: u64,
+    ) -> Result<Held> {
+        let mut held = self.held();
+        for key in &keys {
+            match held.get(key) {
+                None => {}
+                Some((_, holder)) if holder.as_slice() == txn_id => {
+                    return Err(Error::Unavailable(
+                        "an earlier attempt of this commit is still in flight".into(),
+                    ))
+                }
+                Some(_) => return Err(Error::Retry(KEY_LOCKED.into())),
+            }
+        }
+        for key in &keys {
+            held.insert(key.clone(), (start_ts, txn_id.to_vec()));
+        }
+        Ok(Held {
+            locks: self.clone(),
+            keys,
+        })
+    }
+
+    /// Some lock went: waiting readers look again.
+    pub fn released(&self) {
+        self.released.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Whether a key in `[start, end)` is held in memory in the way of a
+    /// reader at `read_ts`.
+    fn held_in(&self, start: &[u8], end: &[u8], read_ts: u64) -> bool {
+        self.held()
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .any(|(_, (holder_ts, _))| in_the_way(*holder_ts, read_ts))
+    }
+
+    /// Waits until no lock on a key of `ranges` (user-key ranges `[start,
+    /// end)`) is in the way of a reader at `read_ts`: neither one held
+    /// here in memory nor one of the lock records `on_disk` finds (it
+    /// reads the group's records in a range; it blocks on disk).
+    pub async fn wait(
+        &self,
+        ranges: Vec<(Vec<u8>, Vec<u8>)>,
+        read_ts: u64,
+        on_disk: impl Fn(&[u8], &[u8]) -> Result<Vec<Vec<u8>>> + Send + Sync + Clone + 'static,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        let mut released = self.released.subscribe();
+        let ranges = Arc::new(ranges);
+        loop {
+            released.mark_unchanged();
+            let in_memory = ranges
+                .iter()
+                .any(|(start, end)| self.held_in(start, end, read_ts));
+            let blocked = in_memory || {
+                let (ranges, on_disk) = (ranges.clone(), on_disk.clone());
+                tokio::task::spawn_blocking(move || locked_on_disk(&ranges, read_ts, on_disk))
+                    .await
+                    .map_err(|e| Error::Internal(format!("a lock check failed: {e}")))??
+            };
+            if !blocked {
+                return Ok(());
+            }
+            let wake = tokio::time::Instant::now() + RECHECK;
+            if wake >= deadline {
+                return Err(Error::Retry(format!(
+                    "{KEY_LOCKED}: waited {} s for it",
+                    LOCK_WAIT.as_secs()
+                )));
+            }
+            let _ = tokio::time::timeout_at(wake, released.changed()).await;
+        }
+    }
+}
+
+fn locked_on_disk(
+    ranges: &[(Vec<u8>, Vec<u8>)],
+    read_ts: u64,
+    on_disk: impl Fn(&[u8], &[u8]) -> Result<Vec<Vec<u8>>>,
+) -> Result<bool> {
+    for (start, end) in ranges {
+        for record in on_disk(start, end)? {
+            let lock = Lock::decode(record.as_slice())
+                .map_err(|e| Error::Corrupt(format!("a lock record: {e}")))?;
+            if in_the_way(lock.start_ts, read_ts) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn none(_: &[u8], _: &[u8]) -> Result<Vec<Vec<u8>>> {
+        Ok(Vec::new())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_waits_for_a_held_key_only_if_it_could_see_the_write() {
+        let locks = Arc::new(WriteLocks::default());
+        let held = locks.hold(vec![b"k2".to_vec()], b"t1", 10).unwrap();
+        assert!(matches!(
+            locks.hold(vec![b"k1".to_vec(), b"k2".to_vec()], b"t2", 11),
+            Err(Error::Retry(_))
+        ));
+        assert!(matches!(
+            locks.hold(vec![b"k2".to_vec()], b"t1", 10),
+            Err(Error::Unavailable(_))
+        ));
+        let other = locks.hold(vec![b"k1".to_vec()], b"t2", 11).unwrap();
+        drop(other);
+        let range = || vec![(b"k".to_vec(), b"l".to_vec())];
+        // At or below the holder's snapshot: no wait.
+        locks.wait(range(), 10, none).await.unwrap();
+        // Elsewhere: no wait.
+        locks
+            .wait(vec![(b"a".to_vec(), b"b".to_vec())], 99, none)
+            .await
+            .unwrap();
+        // Above it: waits until the commit ends.
+        let waiting = {
+            let locks = locks.clone();
+            tokio::spawn(async move { locks.wait(range(), 11, none).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        drop(held);
+        waiting.await.unwrap().unwrap();
+        // A lock record on disk in the way is waited for too.
+        let on_disk = |_: &[u8], _: &[u8]| -> Result<Vec<Vec<u8>>> {
+            let lock = Lock {
+                txn_id: b"t".to_vec(),
+                start_ts: 5,
+            };
+            Ok(vec![lock.encode_to_vec()])
+        };
+        locks.wait(range(), 5, on_disk).await.unwrap();
+        let waiting = {
+            let locks = locks.clone();
+            tokio::spawn(async move { locks.wait(range(), 6, on_disk).await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished());
+        waiting.abort();
+    }
+}

@@ -1,0 +1,163 @@
+//! One-phase commit: a transaction that wrote one replicated shard group
+//! (most OLTP writes: a row, or rows of one key range) commits with one
+//! Raft write in that group, and no write in the meta group.
+//!
+//! On the group's leader ([`TxnCoordinator::commit_one_phase_here`]):
+//! 1. hold the keys in memory (`shard::locks`): from now on a reader there
+//!    whose snapshot could see the write waits for it;
+//! 2. take a commit timestamp from the oracle (gathered with the node's
+//!    other requests): it is above every snapshot handed out before, and
+//!    any snapshot handed out later reads after step 1, so it waits;
+//! 3. propose `OnePhase` (the writes, the timestamp, the transaction id):
+//!    applying it checks the writes as a prepare would (a newer committed
+//!    version or a prepared intent on a key: 40001) and writes the row
+//!    versions, with a record of the commit under the transaction id;
+//! 4. release the keys.
+//!
+//! The coordinator ([`TxnCoordinator::commit_one_phase`]) sends the writes
+//! to the group's leader, and after any failure other than a refusal (a
+//! conflict) sends them again, to the leader of the moment, for up to
+//! [`ONE_PHASE_RETRY`]: the record makes a retry of a commit that was
+//! applied answer that commit's timestamp, and a first attempt still
+//! pending in the log is applied before any retry (a retry is proposed
+//! after the first one, in the same term or a later one, whose leader
+//! holds every entry that can still commit). So a transaction commits at
+//! most once, and its outcome is known unless its group lost its majority
+//! after the entry was appended: the entry then commits if and when the
+//! majority is back, as in any Raft system, and the client gets 40003
+//! (`Error::OutcomeUnknown`) instead of a guess. A group that has no
+//! majority before the entry is appended refuses it at once ("a majority
+//! must be up").
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::distributed::Peers;
+use super::TxnCoordinator;
+use crate::error::{Error, Result};
+use crate::raft::groups::QUORUM_WAIT;
+use crate::rpc::call_twice;
+use crate::shard::machine::{one_phase_command, outcome};
+use crate::shard::proto::{CommitOnePhaseRequest, WriteBatch};
+
+/// How long a coordinator keeps trying a one-phase commit whose attempts
+/// fail (the group has no leader, its leader died mid-call) before it
+/// reports the outcome unknown: longer than a failover.
+pub const ONE_PHASE_RETRY: Duration = Duration::from_secs(5);
+
+impl TxnCoordinator {
+    /// Commits `batch`, the writes of a transaction to one replicated
+    /// shard group, in one Raft write of that group: the commit timestamp.
+    /// Blocks: call it off the async runtime (it drives the calls itself).
+    pub(super) fn commit_one_phase(
+        &self,
+        peers: &Arc<dyn Peers>,
+        batch: WriteBatch,
+    ) -> Result<u64> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::Internal("a commit needs the async runtime".into()))?;
+        let txn_id = self.new_txn_id(peers.node_id());
+        runtime.block_on(self.one_phase_at_leader(peers, &txn_id, batch))
+    }
+
+    async fn one_phase_at_leader(
+        &self,
+        peers: &Arc<dyn Peers>,
+        txn_id: &[u8],
+        batch: WriteBatch,
+    ) -> Result<u64> {
+        let group = batch.shard_id;
+        let range = self
+            .shards()
+            .replicas()
+            .get(group as usize)
+            .ok_or_else(|| Error::Internal(format!("no shard group {group}")))?
+            .range()
+            .clone();
+        let deadline = Instant::now() + ONE_PHASE_RETRY;
+        // An attempt that may have been appended to the group's log.
+        let mut sent: Option<Error> = None;
+        loop {
+            let attempt = async {
+                let node = self.home(&range).await?;
+                let answer = match node == peers.node_id() {
+                    true => self.commit_one_phase_here(txn_id, batch.clone()).await,
+                    false => self.one_phase_on(peers, node, txn_id, &batch).await,
+                };
+                answer.inspect_err(|_| self.missed(node, &[group]))
+            };
+            let failed = match attempt.await {
+                Ok(commit_ts) => return Ok(commit_ts),
+                // A refusal: nothing was written, by this attempt or (log
+                // order) an earlier one.
+                Err(e @ (Error::Retry(_) | Error::Input(..))) => return Err(e),
+                // Not appended: the node does not lead, or has no majority.
+                Err(e @ Error::NotLeader(_)) => e,
+                Err(e) => {
+                    sent = Some(e.clone());
+                    e
+                }
+            };
+            if Instant::now() >= deadline {
+                return Err(match sent {
+                    None => failed,
+                    Some(e) => Error::OutcomeUnknown(format!(
+                        "the outcome of the commit is unknown: shard group {group} lost its \
+                         majority while committing it ({e}); it commits if and when the \
+                         majority is back"
+                    )),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn one_phase_on(
+        &self,
+        peers: &Arc<dyn Peers>,
+        node: u32,
+        txn_id: &[u8],
+        batch: &WriteBatch,
+    ) -> Result<u64> {
+        let client = self.participant(peers, node)?;
+        let request = CommitOnePhaseRequest {
+            txn_id: txn_id.to_vec(),
+            batch: Some(batch.clone()),
+        };
+        call_twice(
+            &client,
+            &request,
+            &peers.cluster_id(),
+            |mut c, r| async move { c.commit_one_phase(r).await },
+        )
+        .await
+        .map(|r| r.into_inner().commit_ts)
+        .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+    }
+
+    /// A one-phase commit on the leader of the batch's group, this node
+    /// (see the module docs): the commit timestamp, or that of an earlier
+    /// attempt that was applied.
+    pub async fn commit_one_phase_here(&self, txn_id: &[u8], batch: WriteBatch) -> Result<u64> {
+        let groups = self.groups()?;
+        let group = batch.shard_id;
+        if groups.leading_term(group).is_none() {
+            return Err(Error::NotLeader(format!(
+                "this node does not lead shard group {group}"
+            )));
+        }
+        groups
+            .ensure_quorum(group)
+            .map_err(|e| Error::NotLeader(e.to_string()))?;
+        let keys = batch.mutations.iter().map(|m| m.key.clone()).collect();
+        let _held = self.locks.hold(keys, txn_id, batch.start_ts)?;
+        // Nothing is appended yet: a failure here is not an unknown outcome.
+        let commit_ts = self.timestamp().await.map_err(|e| match e {
+            Error::Retry(_) | Error::Input(..) => e,
+            other => Error::NotLeader(other.to_string()),
+        })?;
+        let command = one_phase_command(txn_id, batch, commit_ts);
+        let answer = groups.propose_within(group, command, QUORUM_WAIT).await?;
+        outcome(&answer)
+    }
+}
