@@ -46,6 +46,12 @@ pub struct ClusterConfig {
     /// fifth of them; a replica further behind catches up from the
     /// snapshot.
     pub raft_snapshot_entries: u64,
+    /// Row versions that no snapshot in use needs any more are deleted
+    /// once they are this many seconds older than the oldest snapshot in
+    /// use (the cluster's GC safe point; `cluster::gc`). A transaction open
+    /// longer than this on a node cut off from the meta replicas may fail
+    /// with "snapshot too old".
+    pub gc_retention_secs: u64,
     /// rpc addresses (`host:port`) of the cluster's nodes. Empty: the node
     /// is a one-node cluster of its own. Otherwise it waits to be
     /// initialised (`shardforge init`) or joins the cluster they are in.
@@ -69,6 +75,7 @@ impl Default for ClusterConfig {
             shard_groups: 8,
             replication_factor: 3,
             raft_snapshot_entries: 5000,
+            gc_retention_secs: 60,
             join: Vec::new(),
         }
     }
@@ -129,6 +136,10 @@ impl Config {
                 }
                 "CLUSTER_RAFT_SNAPSHOT_ENTRIES" => {
                     self.cluster.raft_snapshot_entries =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "CLUSTER_GC_RETENTION_SECS" => {
+                    self.cluster.gc_retention_secs =
                         value.parse().map_err(|e| bad(format!("{e}")))?
                 }
                 "CLUSTER_JOIN" => self.cluster.join = split_addrs(&value),

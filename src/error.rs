@@ -40,13 +40,16 @@ pub enum InputError {
     ProgramLimitExceeded,
     /// Bytes that are not valid UTF-8 where text is expected (22021).
     InvalidEncoding,
+    /// A read at a snapshot whose row versions were garbage-collected
+    /// (72000).
+    SnapshotTooOld,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 22] = [
+    const ALL: [InputError; 23] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -68,6 +71,7 @@ impl InputError {
         Self::ProtocolViolation,
         Self::ProgramLimitExceeded,
         Self::InvalidEncoding,
+        Self::SnapshotTooOld,
         Self::Other,
     ];
 

@@ -35,6 +35,7 @@
 //! restarted node is the same member with the same data.
 
 mod catalog_sync;
+mod gc;
 pub mod meta;
 mod placement;
 mod service;
@@ -143,6 +144,9 @@ pub struct Cluster {
     channels: Arc<ChannelPool>,
     /// The node's transactions (and catalog), once it serves.
     coordinator: std::sync::OnceLock<Arc<TxnCoordinator>>,
+    /// The members' snapshot floors and the GC safe point (see `gc`).
+    floors: gc::Floors,
+    gc_retention_us: u64,
 }
 
 impl Cluster {
@@ -179,6 +183,8 @@ impl Cluster {
             changes: tokio::sync::Mutex::new(()),
             channels: Arc::default(),
             coordinator: std::sync::OnceLock::new(),
+            floors: gc::Floors::default(),
+            gc_retention_us: config.cluster.gc_retention_secs.saturating_mul(1_000_000),
         }))
     }
 
@@ -541,6 +547,7 @@ impl Cluster {
             ));
         };
         self.seen(request.node_id);
+        self.record_floor(request.node_id, request.snapshot_floor);
         let moved = (&member.pg_addr, &member.http_addr) != (&request.pg_addr, &request.http_addr);
         if moved && self.coordinator.get().is_some_and(|c| c.serves_oracle()) {
             let change = proto::JoinRequest {
@@ -553,10 +560,15 @@ impl Cluster {
             }
         }
         let state = self.initialised_state()?;
+        let gc_safe_point = self.safe_point_here(&state);
         if state.members_version <= request.members_version {
-            return Ok(proto::HeartbeatResponse::default());
+            return Ok(proto::HeartbeatResponse {
+                gc_safe_point,
+                ..Default::default()
+            });
         }
         Ok(proto::HeartbeatResponse {
+            gc_safe_point,
             members_version: state.members_version,
             nodes: state
                 .members
@@ -589,6 +601,9 @@ impl Cluster {
                 let sent = listeners.map(|m| self.send_heartbeat(&state, m));
                 let mut newest = proto::HeartbeatResponse::default();
                 for answer in futures::future::join_all(sent).await {
+                    if let Ok(answer) = &answer {
+                        self.told_safe_point(answer.gc_safe_point);
+                    }
                     match answer {
                         Ok(answer) if answer.members_version > newest.members_version => {
                             newest = answer;
@@ -624,6 +639,7 @@ impl Cluster {
                 pg_addr: self.me.pg_addr.clone(),
                 http_addr: self.me.http_addr.clone(),
                 members_version: state.members_version,
+                snapshot_floor: self.local_floor(),
             })
             .await
             .map(|r| r.into_inner())

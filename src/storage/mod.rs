@@ -20,8 +20,10 @@
 //!
 //! Everything here blocks on disk; async callers use `spawn_blocking`.
 
+mod gc;
 mod mvcc;
 
+pub use gc::Collected;
 pub use mvcc::{Family, StorageBatch, VisibleRows};
 
 use mvcc::RaftWrite;
@@ -44,6 +46,9 @@ const FORMAT_KEY: &[u8] = b"storage/format_version";
 
 pub struct Storage {
     db: DB,
+    /// Versions below this timestamp may be gone: a read at an older
+    /// snapshot fails (see `gc`).
+    gc_threshold: std::sync::atomic::AtomicU64,
 }
 
 impl Storage {
@@ -59,8 +64,12 @@ impl Storage {
         let db = DB::open_cf_descriptors(&options, dir, families).map_err(|e| {
             Error::Unavailable(format!("cannot open storage in {}: {e}", dir.display()))
         })?;
-        let storage = Self { db };
+        let storage = Self {
+            db,
+            gc_threshold: Default::default(),
+        };
         storage.check_format(dir)?;
+        storage.load_gc_threshold()?;
         Ok(storage)
     }
 

@@ -142,6 +142,7 @@ impl Storage {
         snapshot_ts: u64,
         mut visit: impl FnMut(&[u8], &[u8]) -> Result<VisibleRows>,
     ) -> Result<()> {
+        self.check_snapshot(snapshot_ts)?;
         let mut iter = self.data_iter(end)?;
         iter.seek(start);
         // The user key whose visible version was already handled; older

@@ -587,8 +587,7 @@ mod tests {
     ) -> tokio::task::JoinHandle<Result<u64>> {
         let c = c.clone();
         tokio::task::spawn_blocking(move || {
-            let mut txn = c.begin();
-            txn.start_ts = start_ts;
+            let mut txn = c.begin_at(start_ts);
             for (key, value) in writes {
                 txn.put(key, value.to_vec());
             }

@@ -35,6 +35,7 @@ mod one_phase;
 pub mod oracle;
 mod prepared;
 pub mod service;
+mod snapshots;
 mod tso;
 
 pub use clock::{since_epoch, Clock};
@@ -64,6 +65,9 @@ use oracle::proto::DecideRequest;
 /// An open transaction: its snapshot and its buffered writes.
 pub struct Transaction {
     start_ts: u64,
+    /// Keeps the snapshot from garbage collection while the transaction
+    /// lives.
+    _reading: snapshots::Reading,
     /// `user_key -> Some(row) | None (deleted)`.
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     schema: SchemaChange,
@@ -193,6 +197,8 @@ pub struct TxnCoordinator {
     limit: tso::Limit,
     /// This node's requests for timestamps, gathered (see `tso`).
     timestamps: OnceLock<tso::Batcher>,
+    /// The snapshots the node's transactions read at.
+    snapshots: Arc<snapshots::Snapshots>,
 }
 
 /// What [`TxnCoordinator::decide_here`] recorded.
@@ -244,11 +250,16 @@ impl TxnCoordinator {
             locks: Arc::new(WriteLocks::default()),
             limit,
             timestamps: OnceLock::new(),
+            snapshots: Arc::default(),
         })
     }
 
     pub fn shards(&self) -> &Arc<ShardMap> {
         &self.shards
+    }
+
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.storage
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -325,11 +336,17 @@ impl TxnCoordinator {
     /// Begins a transaction at the cluster's read timestamp, the oracle's
     /// (this node's own when it is alone).
     pub async fn begin_shared(&self) -> Result<Transaction> {
-        let mut txn = self.begin();
-        if self.peers.get().is_some() {
-            txn.start_ts = self.timestamp().await?;
+        if self.peers.get().is_none() {
+            return Ok(self.begin());
         }
-        Ok(txn)
+        Ok(self.begin_at(self.timestamp().await?))
+    }
+
+    /// The oldest snapshot this node's transactions read at, or the newest
+    /// timestamp it was handed when none is open (0: none yet): garbage
+    /// collection keeps what such a transaction may read.
+    pub fn snapshot_floor(&self) -> u64 {
+        self.snapshots.floor()
     }
 
     /// A timestamp from the oracle: of a cluster that replicates, a fresh
@@ -377,8 +394,13 @@ impl TxnCoordinator {
     }
 
     pub fn begin(&self) -> Transaction {
+        self.begin_at(self.visible_ts.load(Ordering::Acquire))
+    }
+
+    fn begin_at(&self, start_ts: u64) -> Transaction {
         Transaction {
-            start_ts: self.visible_ts.load(Ordering::Acquire),
+            start_ts,
+            _reading: self.snapshots.read_at(start_ts),
             writes: BTreeMap::new(),
             schema: SchemaChange::default(),
         }

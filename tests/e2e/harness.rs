@@ -49,6 +49,25 @@ impl TestServer {
         server
     }
 
+    /// A fresh single-node server with settings `env`
+    /// (`SHARDFORGE_<SECTION>_<KEY>`).
+    pub async fn start_with(env: &[(&str, &str)]) -> TestServer {
+        let mut server = Self::unstarted();
+        server.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        server.spawn().await;
+        server
+    }
+
+    /// The value of metric `name` on the node's `/metrics`.
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        let body = http_get(([127, 0, 0, 1], self.http_port).into(), "/metrics")?;
+        body.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
     /// A server with its temp dir and ports, not running yet.
     fn unstarted() -> TestServer {
         let dir = tempfile::Builder::new()
@@ -342,22 +361,24 @@ fn free_ports() -> [u16; 3] {
 
 /// One plain HTTP/1.0 `GET /health`; true on a 200 answer.
 fn health_is_ok(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
+    http_get(addr, "/health").is_some()
+}
+
+/// The body of a 200 answer to `GET path` from the HTTP server at `addr`.
+fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
-    let status_line = String::from_utf8_lossy(&response);
-    let status_line = status_line.lines().next().unwrap_or("");
-    status_line.starts_with("HTTP/1.") && status_line.split_whitespace().nth(1) == Some("200")
+    let response = String::from_utf8_lossy(&response);
+    let status_line = response.lines().next().unwrap_or("");
+    let ok =
+        status_line.starts_with("HTTP/1.") && status_line.split_whitespace().nth(1) == Some("200");
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    ok.then(|| body.to_string())
 }
 
 // ---- assertions shared by the test modules ----

@@ -15,6 +15,7 @@ mod harness;
 mod bad_input;
 mod cluster;
 mod durability;
+mod gc;
 mod replication;
 mod sql;
 mod txn;
