@@ -246,7 +246,11 @@ async fn collect_garbage(
             continue;
         }
         let storage = storage.clone();
-        match tokio::task::spawn_blocking(move || storage.collect_garbage(safe_point)).await {
+        let pass = move || {
+            crate::shard::machine::forget_settled(&storage, safe_point)?;
+            storage.collect_garbage(safe_point)
+        };
+        match tokio::task::spawn_blocking(pass).await {
             Ok(Ok(collected)) => {
                 metrics
                     .versions

@@ -264,6 +264,32 @@ pub fn intents(storage: &Storage, group: GroupId) -> Result<Vec<(Vec<u8>, u64)>>
         .collect()
 }
 
+/// How long after its commit a one-phase commit's record is kept for
+/// retries of it (which stop within `txn::one_phase::ONE_PHASE_RETRY`).
+const ONE_PHASE_RECORD_KEPT_US: u64 = 60_000_000;
+
+/// Deletes the records of the one-phase commits (of every group here) at
+/// least [`ONE_PHASE_RECORD_KEPT_US`] older than `safe_point`, the GC
+/// safe point: no retry of them can come any more. Outside Raft, as
+/// garbage collection is: a record matters only to a retry, and a retry
+/// comes long before. Blocks on disk; how many went.
+pub fn forget_settled(storage: &Storage, safe_point: u64) -> Result<u64> {
+    let before = safe_point.saturating_sub(ONE_PHASE_RECORD_KEPT_US);
+    let mut batch = storage.batch();
+    batch.unsynced();
+    let mut forgotten = 0;
+    for (key, value) in storage.scan_meta(b"shard/")? {
+        let is_record = key.get(b"shard/".len() + 4) == Some(&ONE_PHASE);
+        let commit_ts = <[u8; 8]>::try_from(value.as_slice()).map(u64::from_be_bytes);
+        if is_record && commit_ts.is_ok_and(|ts| ts < before) {
+            batch.delete_meta(&key);
+            forgotten += 1;
+        }
+    }
+    storage.write(batch)?;
+    Ok(forgotten)
+}
+
 /// The command preparing `batch` for `txn_id`.
 pub fn prepare_command(txn_id: &[u8], prepared_at_ms: u64, batch: WriteBatch) -> Vec<u8> {
     command(Command::Prepare(PrepareCommand {
@@ -475,5 +501,50 @@ mod tests {
         assert_eq!(get(&copy, &k1[0], 12).as_deref(), Some(&b"five"[..]));
         assert_eq!(get(&copy, &k0[0], 12).as_deref(), Some(&b"one"[..]));
         assert!(intents(&b, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_one_phase_commit_applies_once_and_its_record_goes_after_the_retries() {
+        let [ours, _] = keys();
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(Storage::open(dir.path()).unwrap());
+        let rows = machine(&a, 0);
+        let batch = |value: &[u8]| WriteBatch {
+            shard_id: 0,
+            start_ts: 5,
+            mutations: vec![Mutation {
+                key: ours[0].clone(),
+                value: Some(value.to_vec()),
+            }],
+        };
+        let commit = |txn: &[u8], value: &[u8], ts| {
+            let answer = rows
+                .apply(&one_phase_command(txn, batch(value), ts), a.batch())
+                .unwrap();
+            outcome(&answer)
+        };
+        assert_eq!(commit(b"t1", b"one", 10).unwrap(), 10);
+        // A retry (with a later timestamp) answers the first commit's.
+        assert_eq!(commit(b"t1", b"one", 12).unwrap(), 10);
+        assert_eq!(get(&rows, &ours[0], 11).as_deref(), Some(&b"one"[..]));
+        assert_eq!(get(&rows, &ours[0], 20).as_deref(), Some(&b"one"[..]));
+        // Another writer that read before it loses; an intent blocks one.
+        assert!(matches!(commit(b"t2", b"two", 15), Err(Error::Retry(_))));
+        apply(&rows, vec![prepare(b"p", 20, &ours[..1], b"p")]);
+        let later = WriteBatch {
+            start_ts: 30,
+            ..batch(b"three")
+        };
+        let answer = rows
+            .apply(&one_phase_command(b"t3", later, 31), a.batch())
+            .unwrap();
+        assert!(matches!(outcome(&answer), Err(Error::Retry(_))));
+        // The records of commits a minute behind the safe point go.
+        assert_eq!(forget_settled(&a, 10).unwrap(), 0);
+        assert_eq!(
+            forget_settled(&a, 10 + ONE_PHASE_RECORD_KEPT_US + 1).unwrap(),
+            1
+        );
+        assert_eq!(intents(&a, 0).unwrap().len(), 1, "intents stay");
     }
 }
