@@ -2,8 +2,20 @@
 //! protocol. See `docs/architecture.md` for the map of the modules and the
 //! path of one query through them.
 //!
-//! Dependency direction (a module only uses those to its right):
-//! `pg → sql → (catalog, txn, shard) → storage → encoding → error`;
+//! Dependency direction (a module only uses those below it), as the
+//! imports are:
+//!
+//! ```text
+//! pg → sql → txn → cluster → shard → raft → rpc
+//!               ↘    ↓         ↓   ↘   ↓
+//!                 catalog → storage → encoding → error
+//! ```
+//!
+//! `raft` knows no shard, row or transaction: the shard and meta groups'
+//! state machines (`shard::machine`, `cluster::meta`, `txn::meta`)
+//! implement its `StateMachine`. One cycle is left: `cluster` reaches the
+//! transaction coordinator (`Cluster::set_coordinator`, the `Peers`
+//! trait) for the heartbeat's snapshot floor, catalog pushes and joins.
 //! `server` and the CLI wire everything together.
 
 pub mod catalog;
