@@ -18,6 +18,8 @@
 //! trait) for the heartbeat's snapshot floor, catalog pushes and joins.
 //! `server` and the CLI wire everything together.
 
+#![recursion_limit = "256"]
+
 pub mod catalog;
 pub mod cluster;
 pub mod config;

@@ -271,22 +271,18 @@ impl Cluster {
             None => split_hash_space(self.shard_groups)?,
         };
         // Group i's replicas are members i, i+1, ... (round-robin), so
-        // the first replicas, which start as leaders, are spread too.
+        // the first replicas, which start as leaders, are spread too. Every
+        // group is a Raft group, of one voter without replication: growing
+        // is adding voters, not another way of committing.
         let factor = (self.replication_factor as usize).min(members.len());
         for (i, shard) in shards.iter_mut().enumerate() {
             shard.node = members[i % members.len()].id;
-            shard.replicas = match factor {
-                1 => Vec::new(),
-                _ => (0..factor)
-                    .map(|r| members[(i + r) % members.len()].id)
-                    .collect(),
-            };
+            shard.replicas = (0..factor)
+                .map(|r| members[(i + r) % members.len()].id)
+                .collect();
         }
         // The meta group lives on the first members (at most three).
-        let meta_replicas = match factor {
-            1 => Vec::new(),
-            _ => members.iter().take(factor.min(3)).map(|m| m.id).collect(),
-        };
+        let meta_replicas = members.iter().take(factor.min(3)).map(|m| m.id).collect();
         let state = State {
             identity: Identity {
                 cluster_id: new_cluster_id(),

@@ -308,10 +308,15 @@ impl ShardGroups {
     /// far as it knows).
     pub fn ensure_quorum(&self, group: GroupId) -> Result<()> {
         let raft = self.raft(group)?;
-        let quorum_acked = raft.metrics().borrow_watched().last_quorum_acked;
-        match quorum_acked
-            .is_some_and(|at| at.elapsed().as_millis() as u64 > ELECTION_TIMEOUT_MAX_MS)
-        {
+        let metrics = raft.metrics().borrow_watched().clone();
+        // A lone voter is its own majority (and hears no acknowledgement).
+        if metrics.membership_config.membership().voter_ids().count() <= 1 {
+            return Ok(());
+        }
+        let stale = metrics
+            .last_quorum_acked
+            .is_some_and(|at| at.elapsed().as_millis() as u64 > ELECTION_TIMEOUT_MAX_MS);
+        match stale {
             true => Err(no_quorum(group)),
             false => Ok(()),
         }

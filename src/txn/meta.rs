@@ -332,7 +332,7 @@ impl TxnCoordinator {
     /// unless the limit must rise (see `tso`).
     async fn issue(&self, count: u64) -> Result<u64> {
         let groups = self.groups()?;
-        groups.lease_read(META_GROUP).await?;
+        groups.linearize(META_GROUP).await?;
         self.lead_meta().await?;
         let first = self.clock.reserve(count);
         let last = first + count.max(1) - 1;
