@@ -7,7 +7,9 @@
 //! drops the stream stops it; a remote scan gets the same from the Flight
 //! stream.
 //!
-//! A replicated group is read at its leader. While a scan has yielded
+//! A replicated group is read at its leader: in-process when this node
+//! leads it ([`LocalLeader`]), after the checks its leader makes before any
+//! read ([`ready_to_read`]), and over Flight otherwise. While a scan has yielded
 //! nothing, a node that turns out not to lead the group, or cannot be
 //! reached, is followed by the next guess ([`Reroute`]) for up to
 //! `QUORUM_WAIT`, long enough for an election: a read during a leader
@@ -24,11 +26,13 @@ use futures::{StreamExt, TryStreamExt};
 use tonic::transport::Channel;
 
 use super::flight::scan_remote;
+use super::locks::WriteLocks;
 use super::proto::{Mutation, ScanRequest};
 use super::replica::{encode_filter, scan_bounds, Filter};
 use super::{ShardRange, ShardReplica};
+use crate::encoding::keys::versions_end;
 use crate::error::{Error, Result};
-use crate::raft::groups::QUORUM_WAIT;
+use crate::raft::groups::{ShardGroups, QUORUM_WAIT};
 
 /// Batches a scan may decode ahead of its reader.
 pub const SCAN_CHANNEL_BATCHES: usize = 2;
@@ -58,7 +62,49 @@ pub enum ShardAccess {
         /// How to find the leader again; `None` for a group whose only copy
         /// is on `node`.
         reroute: Option<Arc<dyn Reroute>>,
+        /// This node's replica, when this node led the group as the access
+        /// was made: read here unless it turns out not to lead any more.
+        local: Option<LocalLeader>,
     },
+}
+
+/// A replica of a group this node leads, and what a leader checks before a
+/// read of it (see [`ready_to_read`]).
+#[derive(Clone)]
+pub struct LocalLeader {
+    pub replica: Arc<ShardReplica>,
+    pub groups: Arc<ShardGroups>,
+    pub locks: Arc<WriteLocks>,
+}
+
+/// The user-key ranges a read of `request` in `range`'s group covers: its
+/// keys (an existence check), its point key, or the table's rows there.
+pub fn read_ranges(request: &ScanRequest, range: &ShardRange) -> Vec<(Vec<u8>, Vec<u8>)> {
+    match request.keys.is_empty() {
+        true => vec![scan_bounds(request, range)],
+        false => request
+            .keys
+            .iter()
+            .map(|k| (k.clone(), versions_end(k)))
+            .collect(),
+    }
+}
+
+/// Waits until this node, the leader of `replica`'s group, may serve a read
+/// of `ranges` at `read_ts`: it still leads (under its lease), has applied
+/// every entry committed before, and no write in flight that the read may
+/// have to see is in its way (`shard::locks`). `NotLeader` if it no longer
+/// leads.
+pub async fn ready_to_read(
+    groups: &ShardGroups,
+    locks: &WriteLocks,
+    replica: Arc<ShardReplica>,
+    ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    read_ts: u64,
+) -> Result<()> {
+    groups.linearize(replica.range().id.0).await?;
+    let on_disk = move |start: &[u8], end: &[u8]| replica.lock_records(start, end);
+    locks.wait(ranges, read_ts, on_disk).await
 }
 
 impl std::fmt::Debug for ShardAccess {
@@ -97,11 +143,35 @@ impl ShardAccess {
         match self {
             ShardAccess::Local(replica) => scan_local(replica.clone(), request, own, filter),
             ShardAccess::Remote {
+                local: Some(local), ..
+            } => {
+                let remote = self.elsewhere();
+                let ranges = read_ranges(&request, local.replica.range());
+                let local = local.clone();
+                let read_ts = request.snapshot_ts;
+                let started = async move {
+                    let ready = ready_to_read(
+                        &local.groups,
+                        &local.locks,
+                        local.replica.clone(),
+                        ranges,
+                        read_ts,
+                    );
+                    match ready.await {
+                        Ok(()) => scan_local(local.replica, request, own, filter),
+                        Err(Error::NotLeader(_)) => remote.scan(request, own, filter),
+                        Err(e) => futures::stream::once(futures::future::ready(Err(e))).boxed(),
+                    }
+                };
+                futures::stream::once(started).flatten().boxed()
+            }
+            ShardAccess::Remote {
                 range,
                 node,
                 channel,
                 cluster_id,
                 reroute,
+                local: None,
             } => {
                 let (start, end) = scan_bounds(&request, range);
                 request.overlay = own
@@ -141,6 +211,23 @@ impl ShardAccess {
     pub fn count_existing(&self, keys: Vec<Vec<u8>>, request: ScanRequest) -> Result<usize> {
         match self {
             ShardAccess::Local(replica) => count_local(replica, &keys, request.snapshot_ts),
+            ShardAccess::Remote {
+                local: Some(local), ..
+            } => {
+                let ranges = keys.iter().map(|k| (k.clone(), versions_end(k))).collect();
+                let ready = ready_to_read(
+                    &local.groups,
+                    &local.locks,
+                    local.replica.clone(),
+                    ranges,
+                    request.snapshot_ts,
+                );
+                match block_on(ready) {
+                    Ok(()) => count_local(&local.replica, &keys, request.snapshot_ts),
+                    Err(Error::NotLeader(_)) => self.elsewhere().count_existing(keys, request),
+                    Err(e) => Err(e),
+                }
+            }
             ShardAccess::Remote { .. } => {
                 let request = ScanRequest {
                     keys,
@@ -152,6 +239,31 @@ impl ShardAccess {
                         .try_fold(0, |n, batch| async move { Ok(n + batch.num_rows()) }),
                 )
             }
+        }
+    }
+}
+
+impl ShardAccess {
+    /// This access without its local replica: over Flight to the leader
+    /// of the moment.
+    fn elsewhere(&self) -> ShardAccess {
+        match self {
+            ShardAccess::Remote {
+                range,
+                node,
+                channel,
+                cluster_id,
+                reroute,
+                ..
+            } => ShardAccess::Remote {
+                range: range.clone(),
+                node: *node,
+                channel: channel.clone(),
+                cluster_id: cluster_id.clone(),
+                reroute: reroute.clone(),
+                local: None,
+            },
+            local => local.clone(),
         }
     }
 }

@@ -35,13 +35,11 @@ use prost::Message;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::access::scan_local;
+use super::access::{read_ranges, ready_to_read, scan_local};
 use super::locks::WriteLocks;
 use super::proto::ScanRequest;
 use super::replica::decode_filter;
-use super::replica::scan_bounds;
 use super::{scan_schema, ShardMap};
-use crate::encoding::keys::versions_end;
 use crate::error::{Error, Result};
 use crate::raft::groups::ShardGroups;
 use crate::rpc::{call_twice, check_member, MAX_MESSAGE_BYTES};
@@ -110,28 +108,17 @@ impl ShardFlightService {
                     scan.shard_id, ready.node
                 ))
             })?;
-        // A replicated group's read waits for the ReadIndex round, then
-        // for the writes in flight that it may have to see.
-        let group = scan.shard_id;
+        // A replicated group's read waits until its leader may serve it
+        // (`access::ready_to_read`).
         let linearized: BoxFuture<'static, Result<()>> =
             match (replica.range().is_replicated(), &ready.groups) {
                 (false, _) => Box::pin(futures::future::ready(Ok(()))),
                 (true, Some(groups)) => {
                     let (groups, locks) = (groups.clone(), ready.locks.clone());
-                    let ranges = match scan.keys.is_empty() {
-                        true => vec![scan_bounds(&scan, replica.range())],
-                        false => scan
-                            .keys
-                            .iter()
-                            .map(|k| (k.clone(), versions_end(k)))
-                            .collect(),
-                    };
+                    let ranges = read_ranges(&scan, replica.range());
                     let (replica, read_ts) = (replica.clone(), scan.snapshot_ts);
                     Box::pin(async move {
-                        groups.linearize(group).await?;
-                        let on_disk =
-                            move |start: &[u8], end: &[u8]| replica.lock_records(start, end);
-                        locks.wait(ranges, read_ts, on_disk).await
+                        ready_to_read(&groups, &locks, replica, ranges, read_ts).await
                     })
                 }
                 (true, None) => return Err(Status::unavailable("replication is not running here")),

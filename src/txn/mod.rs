@@ -54,7 +54,7 @@ use crate::catalog::{Catalog, SchemaChange, SchemaChangeMessage, TableDef, Table
 use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, InputError, Result};
 use crate::raft::groups::ShardGroups;
-use crate::shard::access::{Reroute, ShardAccess};
+use crate::shard::access::{LocalLeader, Reroute, ShardAccess};
 use crate::shard::locks::WriteLocks;
 use crate::shard::machine::{prepare_command, resolve_command};
 use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
@@ -266,16 +266,17 @@ impl TxnCoordinator {
         &self.catalog
     }
 
-    /// How this node reaches the shard group of `replica`: in-process if it
-    /// holds its only copy, else over the network, to its leader when it is
-    /// replicated (which confirms it still leads before it reads; see
-    /// `shard::flight`).
+    /// How this node reaches the shard group of `replica`: its leader, here
+    /// in-process when this node leads it, else over the network (the
+    /// leader confirms it still leads before it reads; see
+    /// `shard::access`); in-process without checks when the group is not a
+    /// Raft group (a node without a cluster, in unit tests).
     pub fn route(&self, replica: &Arc<ShardReplica>) -> Result<ShardAccess> {
         let range = replica.range();
         let Some(peers) = self.peers.get() else {
             return Ok(ShardAccess::Local(replica.clone()));
         };
-        let (node, reroute) = match range.is_replicated() {
+        let (node, reroute, local) = match range.is_replicated() {
             true => {
                 let groups = self.groups()?;
                 let leaders = Leaders {
@@ -283,12 +284,18 @@ impl TxnCoordinator {
                     peers: peers.clone(),
                 };
                 let reroute: Arc<dyn Reroute> = Arc::new(leaders);
-                (groups.leader_now(range.id.0, range.node), Some(reroute))
+                let local = groups.leading_term(range.id.0).map(|_| LocalLeader {
+                    replica: replica.clone(),
+                    groups: groups.clone(),
+                    locks: self.locks.clone(),
+                });
+                let node = groups.leader_now(range.id.0, range.node);
+                (node, Some(reroute), local)
             }
             false if range.node == peers.node_id() => {
                 return Ok(ShardAccess::Local(replica.clone()))
             }
-            false => (range.node, None),
+            false => (range.node, None, None),
         };
         Ok(ShardAccess::Remote {
             range: range.clone(),
@@ -296,6 +303,7 @@ impl TxnCoordinator {
             channel: peers.channel(node)?,
             cluster_id: peers.cluster_id(),
             reroute,
+            local,
         })
     }
 
