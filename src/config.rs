@@ -38,7 +38,8 @@ pub struct ClusterConfig {
     pub shard_groups: u32,
     /// Replicas of every shard group (each a Raft group) when the cluster
     /// is initialised with at least this many nodes; with fewer, every node
-    /// holds a replica of every group. 1 turns replication off. Ignored
+    /// holds a replica of every group. 1: one replica of each, a Raft group
+    /// of one voter. Ignored
     /// after initialisation.
     pub replication_factor: u32,
     /// A replica of a shard group snapshots its state every this many Raft
