@@ -137,20 +137,12 @@ impl StateMachine for MetaMachine {
         view: &View<'_>,
         each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
     ) -> Result<()> {
-        for prefix in MEMBER_PREFIXES {
-            for (key, value) in view.scan_meta(prefix)? {
-                each(Family::Meta, &key, &value)?;
-            }
-        }
+        view.each_meta(&MEMBER_PREFIXES, each)?;
         self.oracle.dump(view, each)
     }
 
     fn clear(&self, storage: &Storage, batch: &mut StorageBatch) -> Result<()> {
-        for prefix in MEMBER_PREFIXES {
-            for (key, _) in storage.scan_meta(prefix)? {
-                batch.delete_meta(&key);
-            }
-        }
+        storage.delete_meta_prefixes(&MEMBER_PREFIXES, batch)?;
         self.oracle.clear(storage, batch)
     }
 

@@ -319,17 +319,11 @@ pub(crate) mod tests {
             view: &View<'_>,
             each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
         ) -> Result<()> {
-            for (key, value) in view.scan_meta(NOTES)? {
-                each(Family::Meta, &key, &value)?;
-            }
-            Ok(())
+            view.each_meta(&[NOTES], each)
         }
 
         fn clear(&self, storage: &Storage, batch: &mut StorageBatch) -> Result<()> {
-            for (key, _) in storage.scan_meta(NOTES)? {
-                batch.delete_meta(&key);
-            }
-            Ok(())
+            storage.delete_meta_prefixes(&[NOTES], batch)
         }
 
         fn owns(&self, family: Family, key: &[u8]) -> bool {

@@ -190,10 +190,7 @@ impl StateMachine for ShardMachine {
             true => each(Family::Data, key, value),
             false => Ok(()),
         })?;
-        for (key, value) in view.scan_meta(&group_prefix(self.group()))? {
-            each(Family::Meta, &key, &value)?;
-        }
-        Ok(())
+        view.each_meta(&[&group_prefix(self.group())], each)
     }
 
     fn clear(&self, storage: &Storage, batch: &mut StorageBatch) -> Result<()> {
@@ -203,10 +200,7 @@ impl StateMachine for ShardMachine {
             }
             Ok(())
         })?;
-        for (key, _) in storage.scan_meta(&group_prefix(self.group()))? {
-            batch.delete_meta(&key);
-        }
-        Ok(())
+        storage.delete_meta_prefixes(&[&group_prefix(self.group())], batch)
     }
 
     fn owns(&self, family: Family, key: &[u8]) -> bool {

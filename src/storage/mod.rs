@@ -203,6 +203,17 @@ impl Storage {
         collect_prefix(self.db.raw_iterator_cf(self.cf(CF_META)?), prefix)
     }
 
+    /// Adds the deletion of every `meta` record under `prefixes` to
+    /// `batch` (a state kept under key prefixes, replaced by a snapshot).
+    pub fn delete_meta_prefixes(&self, prefixes: &[&[u8]], batch: &mut StorageBatch) -> Result<()> {
+        for prefix in prefixes {
+            for (key, _) in self.scan_meta(prefix)? {
+                batch.delete_meta(&key);
+            }
+        }
+        Ok(())
+    }
+
     /// The meta records in `[start, end)`, in key order.
     pub fn scan_meta_range(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut options = ReadOptions::default();
@@ -298,6 +309,21 @@ impl View<'_> {
             self.storage.db.raw_iterator_cf_opt(cf, self.options()),
             prefix,
         )
+    }
+
+    /// Calls `each` with every `meta` record under `prefixes` (a state
+    /// kept under key prefixes, for a snapshot).
+    pub fn each_meta(
+        &self,
+        prefixes: &[&[u8]],
+        each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        for prefix in prefixes {
+            for (key, value) in self.scan_meta(prefix)? {
+                each(Family::Meta, &key, &value)?;
+            }
+        }
+        Ok(())
     }
 
     /// Every raw `data` record (row versions, keys as `encoding::keys`

@@ -113,21 +113,11 @@ impl StateMachine for OracleMachine {
         view: &View<'_>,
         each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
     ) -> Result<()> {
-        for prefix in ORACLE_PREFIXES {
-            for (key, value) in view.scan_meta(prefix)? {
-                each(Family::Meta, &key, &value)?;
-            }
-        }
-        Ok(())
+        view.each_meta(&ORACLE_PREFIXES, each)
     }
 
     fn clear(&self, storage: &Storage, batch: &mut StorageBatch) -> Result<()> {
-        for prefix in ORACLE_PREFIXES {
-            for (key, _) in storage.scan_meta(prefix)? {
-                batch.delete_meta(&key);
-            }
-        }
-        Ok(())
+        storage.delete_meta_prefixes(&ORACLE_PREFIXES, batch)
     }
 
     fn owns(&self, family: Family, key: &[u8]) -> bool {
