@@ -19,6 +19,9 @@
 //!   `Prepare` checks, and written at its commit timestamp in the same
 //!   step.
 //!
+//! A snapshot reads the group's rows range by range (one per table, see
+//! [`ShardMachine::row_ranges`]), not the whole `data` family.
+//!
 //! Intents and locks are `meta` records under the group's own prefix
 //! (`shard/<group u32 BE>` then `i` + transaction id, or `l` + user key,
 //! whose value is a `Lock`), so a snapshot takes them with the rows.
@@ -38,6 +41,7 @@ use super::proto::{
     ShardCommand, WriteBatch,
 };
 use super::{ShardReplica, KEY_LOCKED};
+use crate::encoding::keys::{hash_range_bounds, table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, Result};
 use crate::raft::{GroupId, StateMachine};
 use crate::storage::{Family, Storage, StorageBatch, View};
@@ -66,6 +70,27 @@ impl ShardMachine {
 
     fn group(&self) -> GroupId {
         self.replica.range().id.0
+    }
+
+    /// The key ranges of the group's rows in `view`: one per table that has
+    /// rows, found by skipping from one table's range to the next, so a
+    /// snapshot reads the group's rows and no other group's.
+    fn row_ranges(&self, view: &View<'_>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let range = self.replica.range();
+        let mut ranges = Vec::new();
+        let mut from = Vec::new();
+        while let Some(key) = view.next_data_key(&from)? {
+            let Some(table) = key.first_chunk::<TABLE_ID_LEN>() else {
+                return Err(Error::Corrupt("a row key without a table id".into()));
+            };
+            let table = u32::from_be_bytes(*table);
+            ranges.push(hash_range_bounds(table, range.hash_start, range.hash_end));
+            if table == u32::MAX {
+                break;
+            }
+            from = table_bounds(table).1;
+        }
+        Ok(ranges)
     }
 
     /// Checks `writes` (of transaction `txn_id`, or of a one-phase commit:
@@ -186,20 +211,20 @@ impl StateMachine for ShardMachine {
         view: &View<'_>,
         each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
     ) -> Result<()> {
-        view.scan_data(|key, value| match self.replica.owns(key) {
-            true => each(Family::Data, key, value),
-            false => Ok(()),
-        })?;
+        for (start, end) in self.row_ranges(view)? {
+            view.scan_data_range(&start, &end, |key, value| each(Family::Data, key, value))?;
+        }
         view.each_meta(&[&group_prefix(self.group())], each)
     }
 
     fn clear(&self, storage: &Storage, batch: &mut StorageBatch) -> Result<()> {
-        storage.view().scan_data(|key, _| {
-            if self.replica.owns(key) {
+        let view = storage.view();
+        for (start, end) in self.row_ranges(&view)? {
+            view.scan_data_range(&start, &end, |key, _| {
                 batch.put_record(Family::Data, key, None);
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })?;
+        }
         storage.delete_meta_prefixes(&[&group_prefix(self.group())], batch)
     }
 
@@ -452,6 +477,18 @@ mod tests {
             ],
         );
 
+        // A row of another table in the group.
+        let other_table = (0u32..)
+            .map(|i| row_key(200, &i.to_be_bytes()))
+            .find(|k| u32::from(key_hash(k)) < HALF)
+            .unwrap();
+        apply(
+            &rows,
+            vec![
+                prepare(b"x", 1, std::slice::from_ref(&other_table), b"x"),
+                resolve_command(b"x", Some(4)),
+            ],
+        );
         // A new replica gets t5's intent with the rows; it holds k1 there
         // and commits. Its stale rows of the group go; those of the other
         // group stay.
@@ -484,6 +521,7 @@ mod tests {
         assert_eq!(get(&copy, &ours[2], 5), None, "the stale version is gone");
         assert_eq!(get(&copy, &theirs[0], 5).as_deref(), Some(&b"kept"[..]));
         assert_eq!(get(&copy, &theirs[1], 5), None, "nor did it travel");
+        assert_eq!(get(&copy, &other_table, 5).as_deref(), Some(&b"x"[..]));
         let done = apply(
             &copy,
             vec![

@@ -326,12 +326,18 @@ impl View<'_> {
         Ok(())
     }
 
-    /// Every raw `data` record (row versions, keys as `encoding::keys`
-    /// makes them), in key order, to `visit`.
-    pub fn scan_data(&self, mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    /// The raw `data` records in `[start, end)`, in key order, to `visit`.
+    pub fn scan_data_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let cf = self.storage.cf(CF_DATA)?;
-        let mut iter = self.storage.db.raw_iterator_cf_opt(cf, self.options());
-        iter.seek_to_first();
+        let mut options = self.options();
+        options.set_iterate_upper_bound(end.to_vec());
+        let mut iter = self.storage.db.raw_iterator_cf_opt(cf, options);
+        iter.seek(start);
         while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
             visit(key, value)?;
             iter.next();
@@ -339,6 +345,17 @@ impl View<'_> {
         iter.status()?;
         Ok(())
     }
+
+    /// The first `data` key at or after `from`.
+    pub fn next_data_key(&self, from: &[u8]) -> Result<Option<Vec<u8>>> {
+        let cf = self.storage.cf(CF_DATA)?;
+        let mut iter = self.storage.db.raw_iterator_cf_opt(cf, self.options());
+        iter.seek(from);
+        let key = iter.key().map(<[u8]>::to_vec);
+        iter.status()?;
+        Ok(key)
+    }
+
 }
 
 #[cfg(test)]
