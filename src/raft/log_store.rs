@@ -2,8 +2,9 @@
 //!
 //! openraft's contract, and how it is kept here:
 //! - the vote is on disk before `save_vote` returns, and appended entries
-//!   are on disk before their `IOFlushed` callback: every write is one
-//!   synced RocksDB batch (`Storage::write`);
+//!   are on disk before their `IOFlushed` callback: each is one synced
+//!   RocksDB batch (`Storage::write`); the committed id, which openraft
+//!   allows to lag, is written without its own fsync;
 //! - writes are serialized: openraft issues them one at a time, and each
 //!   returns only once written;
 //! - the log has no holes: `truncate_after` deletes a suffix and `purge` a
@@ -87,10 +88,14 @@ impl GroupLog {
             .map_err(io::Error::other)
     }
 
-    /// Writes one small record of kind `kind`.
-    async fn put(&self, kind: u8, value: Vec<u8>) -> io::Result<()> {
+    /// Writes one small record of kind `kind`, synced unless `synced` is
+    /// false.
+    async fn put(&self, kind: u8, value: Vec<u8>, synced: bool) -> io::Result<()> {
         self.blocking(move |storage, group| {
             let mut batch = storage.batch();
+            if !synced {
+                batch.unsynced();
+            }
             batch.put_raft(&key(group, kind, 0), &value);
             storage.write(batch)
         })
@@ -168,7 +173,8 @@ impl RaftLogStorage<ShardRaft> for GroupLog {
     }
 
     async fn save_vote(&mut self, vote: &VoteOf<ShardRaft>) -> io::Result<()> {
-        self.put(VOTE, codec::vote_to(vote).encode_to_vec()).await
+        self.put(VOTE, codec::vote_to(vote).encode_to_vec(), true)
+            .await
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<ShardRaft>>) -> io::Result<()> {
@@ -176,8 +182,13 @@ impl RaftLogStorage<ShardRaft> for GroupLog {
             // Nothing committed yet: the record stays absent.
             return Ok(());
         };
-        self.put(COMMITTED, codec::log_id_to(&committed).encode_to_vec())
-            .await
+        // Not synced: a commit's one fsync is its append. A committed id
+        // lost with the tail of the WAL (power loss) only makes the
+        // restarted replica apply less before its first read, and every
+        // read here waits until the group's commit of the moment is
+        // applied (`ShardGroups::linearize`).
+        let record = codec::log_id_to(&committed).encode_to_vec();
+        self.put(COMMITTED, record, false).await
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogIdOf<ShardRaft>>> {

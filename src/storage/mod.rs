@@ -355,7 +355,6 @@ impl View<'_> {
         iter.status()?;
         Ok(key)
     }
-
 }
 
 #[cfg(test)]
