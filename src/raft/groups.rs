@@ -1,6 +1,7 @@
 //! The shard groups (and the meta group) a node holds replicas of, each a
 //! running Raft, and what the rest of the node asks of them: propose a command where this
-//! node leads, confirm leadership for a read (ReadIndex), tell who leads.
+//! node leads, confirm leadership for a read (under the leader's lease, or
+//! ReadIndex), tell who leads.
 //!
 //! Every group's first replica initialises it (with all its replicas as
 //! voters) the first time the node starts; the others wait to hear from

@@ -10,11 +10,12 @@
 //! not decode is INVALID_ARGUMENT. Every other Flight method is
 //! UNIMPLEMENTED.
 //!
-//! A replicated group is read on its leader only, after a ReadIndex round
-//! (`ShardGroups::linearize`): the leader confirms with a quorum that it
-//! still leads and waits until it applied every commit acknowledged before
-//! the read, so no read misses an acknowledged write. A replica that does
-//! not lead answers ABORTED (retry the transaction).
+//! A replicated group is read on its leader only, once the leader may
+//! serve the read (`access::ready_to_read`: it leads under its lease, has
+//! applied every commit acknowledged before the read, and no write in
+//! flight the read may have to see is in its way), so no read misses an
+//! acknowledged write. A replica that does not lead answers ABORTED (retry
+//! the transaction).
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};

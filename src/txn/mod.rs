@@ -1,32 +1,29 @@
 //! Transactions: snapshot isolation over MVCC storage, committed atomically
-//! across all shard groups.
+//! across all shard groups (see `docs/architecture.md`, "The transaction
+//! protocol").
 //!
-//! A transaction reads at `start_ts`, the newest commit visible when it
-//! began, and buffers its writes in memory (so it reads its own writes by
-//! overlaying the buffer on scans). Commit, under one node-wide lock:
+//! A transaction reads at `start_ts`, a fresh timestamp from the oracle
+//! ([`tso`], [`meta`]), registered while it lives so garbage collection
+//! keeps what it reads ([`snapshots`]), and buffers its writes in memory (so
+//! it reads its own writes by overlaying the buffer on scans). Rolling back
+//! is dropping the buffer. At commit the writes are grouped by shard group
+//! into `WriteBatch` messages:
+//! - one group's: a one-phase commit on that group's leader, one Raft
+//!   write ([`one_phase`]);
+//! - several groups', or a schema change: a two-phase commit
+//!   ([`distributed`]): `Prepare` in each group, the decision at the oracle
+//!   (with the schema change, checked against the catalog), `Commit` in
+//!   each group.
 //!
-//! 1. group the writes by shard group into `WriteBatch` messages;
-//! 2. each replica validates its batch: a key committed by someone else
-//!    after `start_ts` is a write-write conflict, and the transaction fails
-//!    with a retryable error (SQLSTATE 40001): first committer wins;
-//! 3. take a commit timestamp from the [`Clock`], stage every batch into one
-//!    storage batch with the timestamp record, and write it synced: all
-//!    groups' writes become durable together or not at all;
-//! 4. publish the timestamp as visible, so later snapshots include it.
+//! Either way each group's state machine checks its batch when it applies
+//! it: a key committed by someone else after `start_ts` is a write-write
+//! conflict, and the transaction fails with a retryable error (SQLSTATE
+//! 40001): first committer wins. Readers wait at the group's leader only
+//! for writes in flight they may have to see (`shard::locks`).
 //!
-//! Readers never block: a snapshot only sees versions at or below its
-//! timestamp, and versions are only ever added above the visible one.
-//! Rolling back is dropping the buffer.
-//!
-//! DDL is part of the transaction too: its [`SchemaChange`] is checked in
-//! step 2 (a name taken or a table dropped by an earlier commit fails it),
-//! its catalog records join the storage batch of step 3, and the catalog
-//! shows it to other sessions right after. The rows of the tables it
-//! dropped are purged after the commit; their ids are never reused.
-//!
-//! On several nodes, steps 2–3 become a two-phase commit over the same
-//! `WriteBatch` messages ([`distributed`]), with the meta node's clock as
-//! the cluster's timestamp oracle ([`oracle`]).
+//! A coordinator outside a cluster (unit tests) still commits the older
+//! way, under one node-wide lock with its own [`Clock`] and prepared
+//! intents ([`prepared`], [`oracle`]); that path goes next.
 
 mod clock;
 pub mod distributed;
