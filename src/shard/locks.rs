@@ -120,6 +120,37 @@ impl WriteLocks {
         })
     }
 
+    /// [`Self::hold`], waiting up to `wait` for keys another commit holds
+    /// to be released (the conflict is then settled where it is certain:
+    /// when the entries apply, first committer wins). Still held after
+    /// `wait`: `Unavailable`, since an earlier attempt of this same commit
+    /// may still be pending in the group's log behind the holder.
+    pub async fn hold_when_free(
+        self: &Arc<Self>,
+        keys: Vec<Vec<u8>>,
+        txn_id: &[u8],
+        start_ts: u64,
+        wait: Duration,
+    ) -> Result<Held> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut released = self.released.subscribe();
+        loop {
+            released.mark_unchanged();
+            match self.hold(keys.clone(), txn_id, start_ts) {
+                Err(Error::Retry(_)) if tokio::time::Instant::now() < deadline => {
+                    let _ = tokio::time::timeout_at(deadline, released.changed()).await;
+                }
+                Err(Error::Retry(message)) => {
+                    return Err(Error::Unavailable(format!(
+                        "{message}: another commit held a key for {} ms",
+                        wait.as_millis()
+                    )))
+                }
+                held => return held,
+            }
+        }
+    }
+
     /// Some lock went: waiting readers look again.
     pub fn released(&self) {
         self.released.send_modify(|n| *n = n.wrapping_add(1));

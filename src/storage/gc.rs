@@ -126,7 +126,8 @@ impl Storage {
             // this range holds versions of `user` only.
             let (from, deleted) = match tombstone {
                 true => (newest_key, older + 1),
-                false => (mvcc_key(&user, ts - 1), older),
+                // (A version at 0 has none older: `older` is 0.)
+                false => (mvcc_key(&user, ts.saturating_sub(1)), older),
             };
             if deleted == 0 {
                 continue;

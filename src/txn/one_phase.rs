@@ -79,7 +79,9 @@ impl TxnCoordinator {
         let mut sent: Option<Error> = None;
         loop {
             let attempt = async {
-                let node = self.home(&range).await?;
+                // No leader known: nothing is sent.
+                let node =
+                    (self.home(&range).await).map_err(|e| Error::NotLeader(e.to_string()))?;
                 let answer = match node == peers.node_id() {
                     true => self.commit_one_phase_here(txn_id, batch.clone()).await,
                     false => self.one_phase_on(peers, node, txn_id, &batch).await,
@@ -88,8 +90,8 @@ impl TxnCoordinator {
             };
             let failed = match attempt.await {
                 Ok(commit_ts) => return Ok(commit_ts),
-                // A refusal: nothing was written, by this attempt or (log
-                // order) an earlier one.
+                // A refusal when the entry applied: nothing was written,
+                // by this attempt or (log order) an earlier one.
                 Err(e @ (Error::Retry(_) | Error::Input(..))) => return Err(e),
                 // Not appended: the node does not lead, or has no majority.
                 Err(e @ Error::NotLeader(_)) => e,
@@ -102,9 +104,10 @@ impl TxnCoordinator {
                 return Err(match sent {
                     None => failed,
                     Some(e) => Error::OutcomeUnknown(format!(
-                        "the outcome of the commit is unknown: shard group {group} lost its \
-                         majority while committing it ({e}); it commits if and when the \
-                         majority is back"
+                        "the outcome of the commit is unknown: shard group {group} took the \
+                         write and could not confirm it within {} s ({e}); if its majority \
+                         was lost, it commits if and when the majority is back",
+                        ONE_PHASE_RETRY.as_secs()
                     )),
                 });
             }
@@ -150,7 +153,12 @@ impl TxnCoordinator {
             .ensure_quorum(group)
             .map_err(|e| Error::NotLeader(e.to_string()))?;
         let keys = batch.mutations.iter().map(|m| m.key.clone()).collect();
-        let _held = self.locks.hold(keys, txn_id, batch.start_ts)?;
+        // A key another commit holds is waited for, not refused: the
+        // conflict is settled when the entries apply, where the answer is
+        // certain (an earlier attempt of this commit may be pending).
+        let _held = (self.locks)
+            .hold_when_free(keys, txn_id, batch.start_ts, QUORUM_WAIT)
+            .await?;
         // Nothing is appended yet: a failure here is not an unknown outcome.
         let commit_ts = self.timestamp().await.map_err(|e| match e {
             Error::Retry(_) | Error::Input(..) => e,
