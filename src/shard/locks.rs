@@ -276,4 +276,27 @@ mod tests {
         assert!(!waiting.is_finished());
         waiting.abort();
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_waits_for_a_key_another_one_holds() {
+        let locks = Arc::new(WriteLocks::default());
+        let first = locks.hold(vec![b"k".to_vec()], b"t1", 10).unwrap();
+        let short = locks
+            .hold_when_free(vec![b"k".to_vec()], b"t2", 11, Duration::from_millis(50))
+            .await;
+        assert!(matches!(short, Err(Error::Unavailable(_))), "still held");
+        let waiting = {
+            let locks = locks.clone();
+            tokio::spawn(async move {
+                locks
+                    .hold_when_free(vec![b"k".to_vec()], b"t2", 11, Duration::from_secs(5))
+                    .await
+                    .map(|_| ())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        drop(first);
+        waiting.await.unwrap().unwrap();
+    }
 }
