@@ -309,7 +309,8 @@ impl ShardGroups {
     /// far as it knows).
     pub fn ensure_quorum(&self, group: GroupId) -> Result<()> {
         let raft = self.raft(group)?;
-        let metrics = raft.metrics().borrow_watched().clone();
+        let watched = raft.metrics();
+        let metrics = watched.borrow_watched();
         // A lone voter is its own majority (and hears no acknowledgement).
         if metrics.membership_config.membership().voter_ids().count() <= 1 {
             return Ok(());
@@ -374,7 +375,7 @@ impl ShardGroups {
     /// lease runs no other leader can have been elected, as long as the
     /// nodes' clocks advance at about the same rate (their readings need
     /// not agree).
-    pub async fn lease_read(&self, group: GroupId) -> Result<()> {
+    async fn lease_read(&self, group: GroupId) -> Result<()> {
         self.read(group, ReadPolicy::LeaseRead).await
     }
 

@@ -129,24 +129,6 @@ impl StateMachine for OracleMachine {
     }
 }
 
-/// A timestamp chosen for a decision being replicated: read timestamps
-/// stay below it until this is dropped. Dropping, not a call after the
-/// proposal, ends it, because the proposal's future is dropped when the
-/// coordinator asking for the decision goes away (its connection closes);
-/// a timestamp left pending would hold every read timestamp back for good.
-struct Pending<'a> {
-    coordinator: &'a TxnCoordinator,
-    commit_ts: u64,
-}
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        let mut locked = self.coordinator.lock();
-        locked.decisions.unpend(self.commit_ts);
-        self.coordinator.publish(&locked);
-    }
-}
-
 impl TxnCoordinator {
     /// The oracle's part of the meta group's state, for its Raft group
     /// on this node.
@@ -346,25 +328,20 @@ impl TxnCoordinator {
             false => Some(self.schema_lock.lock().await),
         };
         let commit_ts = self.issue(1).await?;
-        let pending = {
-            let mut locked = self.lock();
+        {
+            // Readers take fresh timestamps and wait at the groups for the
+            // prepared intents (see the module docs): nothing here holds
+            // them back while the decision is replicated.
+            let _locked = self.lock();
             if let Some(commit_ts) = self.earlier_or_check(&request, &schema)? {
                 return Ok(commit_ts);
             }
-            locked.decisions.pend(commit_ts);
-            self.publish(&locked);
-            Pending {
-                coordinator: self,
-                commit_ts,
-            }
-        };
+        }
         let command = oracle_command::Command::Decide(Decide {
             request: Some(request),
-            commit_ts: pending.commit_ts,
+            commit_ts,
         });
-        let answer = self.propose_meta(command).await;
-        drop(pending);
-        match answer? {
+        match self.propose_meta(command).await? {
             Outcome::Decision(ResolveResponse {
                 commit_ts: Some(commit_ts),
             }) => {

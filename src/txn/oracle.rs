@@ -16,7 +16,7 @@
 //! which records an abort if there is none, so a coordinator that comes
 //! back late can no longer commit.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use prost::Message;
 
@@ -37,9 +37,6 @@ pub(super) const DECISION_PREFIX: &[u8] = b"txn/decision/";
 pub struct Decisions {
     /// Decided, not yet applied everywhere: commit timestamp -> txn id.
     in_flight: BTreeMap<u64, Vec<u8>>,
-    /// On the meta group's leader: timestamps chosen for decisions not yet
-    /// applied (being replicated).
-    pending: BTreeSet<u64>,
     /// The newest commit timestamp applied (locally, or reported done).
     applied: u64,
 }
@@ -56,17 +53,12 @@ impl Decisions {
                 in_flight.insert(decision.commit_ts, key[DECISION_PREFIX.len()..].to_vec());
             }
         }
-        Ok(Self {
-            in_flight,
-            pending: BTreeSet::new(),
-            applied,
-        })
+        Ok(Self { in_flight, applied })
     }
 
     /// The newest timestamp at which every commit is applied.
     pub fn read_ts(&self) -> u64 {
-        let oldest = self.in_flight.keys().next().into_iter();
-        match oldest.chain(self.pending.first()).min() {
+        match self.in_flight.keys().next() {
             Some(&oldest) => self.applied.min(oldest - 1),
             None => self.applied,
         }
@@ -79,16 +71,6 @@ impl Decisions {
             .next_back()
             .copied()
             .unwrap_or_default()
-    }
-
-    /// `ts` is chosen for a decision being replicated (until
-    /// [`Self::unpend`]): reads stay below it.
-    pub fn pend(&mut self, ts: u64) {
-        self.pending.insert(ts);
-    }
-
-    pub fn unpend(&mut self, ts: u64) {
-        self.pending.remove(&ts);
     }
 
     /// A commit at `ts` is applied.
