@@ -301,13 +301,13 @@ mod tests {
 
     /// A node with `ROWS` rows of `t (id int PRIMARY KEY)` in two shard
     /// groups, and the table's id.
-    fn node() -> (tempfile::TempDir, TxnCoordinator, u32) {
+    fn node() -> (tempfile::TempDir, Arc<TxnCoordinator>, u32) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(Storage::open(dir.path()).unwrap());
         let shards = Arc::new(ShardMap::load_or_init(&storage, 2).unwrap());
         let catalog = Arc::new(Catalog::load(&storage).unwrap());
         let table = create_for_test(&catalog, int_table("t"));
-        let c = TxnCoordinator::new(storage, shards, catalog).unwrap();
+        let c = Arc::new(TxnCoordinator::new(storage, shards, catalog).unwrap());
         let mut txn = c.begin();
         for (key, row) in rows(table.id.0, 0..ROWS) {
             txn.put(key, row);

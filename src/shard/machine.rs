@@ -18,6 +18,15 @@
 //! - `OnePhase` is a transaction that wrote this group only: checked as
 //!   `Prepare` checks, and written at its commit timestamp in the same
 //!   step.
+//! - `Probe` tells where a transaction stands here, for recovery
+//!   (`txn::async_commit`), and records one that never prepared here as
+//!   aborted, so it never will.
+//!
+//! How a transaction ended is kept a while under its id (a `Settled`
+//! record, `o` + transaction id): a one-phase commit's (so a retry answers
+//! the first attempt), a prepared transaction's commit (which recovery
+//! reads), and every abort (so a prepare arriving late is refused). They go a minute behind the GC safe
+//! point ([`forget_settled`]).
 //!
 //! A snapshot reads the group's rows range by range (one per table, see
 //! [`ShardMachine::row_ranges`]), not the whole `data` family.
@@ -34,11 +43,13 @@ use std::sync::Arc;
 use prost::Message;
 
 use super::locks::WriteLocks;
+use super::proto::settled::Outcome as Ended;
 use super::proto::shard_applied::Outcome;
 use super::proto::shard_command::Command;
+use super::proto::txn_status::State;
 use super::proto::{
-    AbortCommand, CommitCommand, Done, Intent, Lock, OnePhaseCommand, PrepareCommand, ShardApplied,
-    ShardCommand, WriteBatch,
+    AbortCommand, CommitCommand, Done, Intent, Lock, OnePhaseCommand, PrepareCommand, ProbeCommand,
+    Settled, ShardApplied, ShardCommand, TxnStatus, WriteBatch,
 };
 use super::{ShardReplica, KEY_LOCKED};
 use crate::encoding::keys::{hash_range_bounds, table_bounds, TABLE_ID_LEN};
@@ -48,8 +59,12 @@ use crate::storage::{Family, Storage, StorageBatch, View};
 
 const INTENT: u8 = b'i';
 const LOCK: u8 = b'l';
-/// A one-phase commit applied: its transaction id → its commit timestamp.
-const ONE_PHASE: u8 = b'o';
+/// How a transaction ended here: its id → a `Settled` record.
+const SETTLED: u8 = b'o';
+
+/// Why a prepare arriving after its transaction was aborted is refused.
+const ABORTED: &str = "the transaction was aborted while it committed (its coordinator \
+                       was too slow or stopped); retry it";
 
 /// The state machine of the shard group `replica` serves.
 pub struct ShardMachine {
@@ -119,9 +134,14 @@ impl ShardMachine {
 
     fn prepare(&self, command: PrepareCommand, out: &mut StorageBatch) -> Result<Outcome> {
         let group = self.group();
+        match self.settled(&command.txn_id)? {
+            Some(Ended::AbortedFrom(_)) => return Ok(Outcome::Conflict(ABORTED.into())),
+            Some(Ended::CommittedAt(commit_ts)) => return Ok(done(commit_ts)),
+            None => {}
+        }
         let intent = record_key(group, INTENT, &command.txn_id);
-        if self.storage.get_meta(&intent)?.is_some() {
-            return Ok(Outcome::Done(Done::default()));
+        if let Some(earlier) = self.storage.get_meta(&intent)? {
+            return Ok(done(decode_intent(&earlier)?.min_commit_ts));
         }
         let writes = command.batch.unwrap_or_default();
         if let Some(refused) = self.check(&writes, Some(&command.txn_id))? {
@@ -138,44 +158,108 @@ impl ShardMachine {
         let record = Intent {
             prepared_at_ms: command.prepared_at_ms,
             batch: Some(writes),
+            min_commit_ts: command.min_commit_ts,
+            primary: command.primary,
+            participants: command.participants,
         };
         out.put_meta(&intent, &record.encode_to_vec());
-        Ok(Outcome::Done(Done::default()))
+        Ok(done(command.min_commit_ts))
     }
 
     fn one_phase(&self, command: OnePhaseCommand, out: &mut StorageBatch) -> Result<Outcome> {
-        let record = record_key(self.group(), ONE_PHASE, &command.txn_id);
-        if let Some(earlier) = self.storage.get_meta(&record)? {
-            let commit_ts = <[u8; 8]>::try_from(earlier.as_slice())
-                .map_err(|_| Error::Corrupt("a one-phase commit record".into()))?;
-            let commit_ts = u64::from_be_bytes(commit_ts);
-            return Ok(Outcome::Done(Done { commit_ts }));
+        match self.settled(&command.txn_id)? {
+            Some(Ended::CommittedAt(commit_ts)) => return Ok(done(commit_ts)),
+            Some(Ended::AbortedFrom(_)) => return Ok(Outcome::Conflict(ABORTED.into())),
+            None => {}
         }
         let writes = command.batch.unwrap_or_default();
         if let Some(refused) = self.check(&writes, None)? {
             return Ok(refused);
         }
         self.replica.stage(&writes, command.commit_ts, out);
-        out.put_meta(&record, &command.commit_ts.to_be_bytes());
-        Ok(Outcome::Done(Done {
-            commit_ts: command.commit_ts,
+        self.settle(&command.txn_id, Ended::CommittedAt(command.commit_ts), out);
+        Ok(done(command.commit_ts))
+    }
+
+    /// The intent of `commit.txn_id`, if it has one here, becomes row
+    /// versions, and the commit is recorded: a probe of a group resolved
+    /// before others must not find the transaction absent.
+    fn commit(&self, commit: CommitCommand, out: &mut StorageBatch) -> Result<Outcome> {
+        if let Some(intent) = self.take_intent(&commit.txn_id, out)? {
+            self.settle(&commit.txn_id, Ended::CommittedAt(commit.commit_ts), out);
+            let writes = intent.batch.unwrap_or_default();
+            self.replica.stage(&writes, commit.commit_ts, out);
+        }
+        Ok(done(0))
+    }
+
+    /// The intent of `abort.txn_id` goes, and the abort is recorded (unless
+    /// the transaction committed here).
+    fn abort(&self, abort: AbortCommand, out: &mut StorageBatch) -> Result<Outcome> {
+        let start_ts = match self.take_intent(&abort.txn_id, out)? {
+            Some(intent) => intent.batch.map_or(abort.start_ts, |b| b.start_ts),
+            None => abort.start_ts,
+        };
+        if start_ts != 0 && self.settled(&abort.txn_id)?.is_none() {
+            self.settle(&abort.txn_id, Ended::AbortedFrom(start_ts), out);
+        }
+        Ok(done(0))
+    }
+
+    /// Where `probe.txn_id` stands here; one never prepared here is
+    /// recorded aborted.
+    fn probe(&self, probe: ProbeCommand, out: &mut StorageBatch) -> Result<Outcome> {
+        let intent = record_key(self.group(), INTENT, &probe.txn_id);
+        let state = if let Some(record) = self.storage.get_meta(&intent)? {
+            State::Prepared(decode_intent(&record)?.min_commit_ts)
+        } else {
+            match self.settled(&probe.txn_id)? {
+                Some(Ended::CommittedAt(commit_ts)) => State::Committed(commit_ts),
+                Some(Ended::AbortedFrom(_)) => State::Aborted(true),
+                None => {
+                    self.settle(&probe.txn_id, Ended::AbortedFrom(probe.start_ts), out);
+                    State::Aborted(true)
+                }
+            }
+        };
+        Ok(Outcome::Status(TxnStatus {
+            shard_id: self.group(),
+            state: Some(state),
         }))
     }
 
-    /// The writes of `txn_id`'s intent, if it has one here, adding the
-    /// deletion of its records to `out`.
-    fn take_intent(&self, txn_id: &[u8], out: &mut StorageBatch) -> Result<Option<WriteBatch>> {
+    /// How `txn_id` ended here, if that is still recorded.
+    fn settled(&self, txn_id: &[u8]) -> Result<Option<Ended>> {
+        let record = self
+            .storage
+            .get_meta(&record_key(self.group(), SETTLED, txn_id))?;
+        record.map(|r| decode_settled(&r)).transpose()
+    }
+
+    fn settle(&self, txn_id: &[u8], ended: Ended, out: &mut StorageBatch) {
+        let record = Settled {
+            outcome: Some(ended),
+        };
+        out.put_meta(
+            &record_key(self.group(), SETTLED, txn_id),
+            &record.encode_to_vec(),
+        );
+    }
+
+    /// `txn_id`'s intent, if it has one here, adding the deletion of its
+    /// records to `out`.
+    fn take_intent(&self, txn_id: &[u8], out: &mut StorageBatch) -> Result<Option<Intent>> {
         let group = self.group();
-        let intent = record_key(group, INTENT, txn_id);
-        let Some(record) = self.storage.get_meta(&intent)? else {
+        let key = record_key(group, INTENT, txn_id);
+        let Some(record) = self.storage.get_meta(&key)? else {
             return Ok(None);
         };
-        let writes = decode_intent(&record)?.batch.unwrap_or_default();
-        for mutation in &writes.mutations {
+        let intent = decode_intent(&record)?;
+        for mutation in intent.batch.iter().flat_map(|b| &b.mutations) {
             out.delete_meta(&record_key(group, LOCK, &mutation.key));
         }
-        out.delete_meta(&intent);
-        Ok(Some(writes))
+        out.delete_meta(&key);
+        Ok(Some(intent))
     }
 }
 
@@ -185,17 +269,10 @@ impl StateMachine for ShardMachine {
             .map_err(|e| Error::Corrupt(format!("shard group log entry: {e}")))?;
         let outcome = match command.command {
             Some(Command::Prepare(prepare)) => self.prepare(prepare, &mut batch)?,
-            Some(Command::Commit(commit)) => {
-                if let Some(writes) = self.take_intent(&commit.txn_id, &mut batch)? {
-                    self.replica.stage(&writes, commit.commit_ts, &mut batch);
-                }
-                Outcome::Done(Done::default())
-            }
-            Some(Command::Abort(abort)) => {
-                self.take_intent(&abort.txn_id, &mut batch)?;
-                Outcome::Done(Done::default())
-            }
+            Some(Command::Commit(commit)) => self.commit(commit, &mut batch)?,
+            Some(Command::Abort(abort)) => self.abort(abort, &mut batch)?,
             Some(Command::OnePhase(one_phase)) => self.one_phase(one_phase, &mut batch)?,
+            Some(Command::Probe(probe)) => self.probe(probe, &mut batch)?,
             None => Outcome::Rejected("a shard group command of no kind".into()),
         };
         self.storage.write(batch)?;
@@ -249,6 +326,17 @@ fn decode_intent(record: &[u8]) -> Result<Intent> {
     Intent::decode(record).map_err(|e| Error::Corrupt(format!("an intent record: {e}")))
 }
 
+fn decode_settled(record: &[u8]) -> Result<Ended> {
+    Settled::decode(record)
+        .ok()
+        .and_then(|s| s.outcome)
+        .ok_or_else(|| Error::Corrupt("a settled transaction's record".into()))
+}
+
+fn done(commit_ts: u64) -> Outcome {
+    Outcome::Done(Done { commit_ts })
+}
+
 fn decode_lock(record: &[u8]) -> Result<Lock> {
     Lock::decode(record).map_err(|e| Error::Corrupt(format!("a lock record: {e}")))
 }
@@ -269,38 +357,40 @@ pub fn locks_in(
 }
 
 /// The transactions prepared in `group` on this node (whether or not it
-/// leads the group): `(txn id, prepared at, in ms since the epoch)`.
-/// Blocks on disk.
-pub fn intents(storage: &Storage, group: GroupId) -> Result<Vec<(Vec<u8>, u64)>> {
+/// leads the group), by id. Blocks on disk.
+pub fn intents(storage: &Storage, group: GroupId) -> Result<Vec<(Vec<u8>, Intent)>> {
     let prefix = record_key(group, INTENT, &[]);
     storage
         .scan_meta(&prefix)?
         .into_iter()
-        .map(|(key, record)| {
-            let intent = decode_intent(&record)?;
-            Ok((key[prefix.len()..].to_vec(), intent.prepared_at_ms))
-        })
+        .map(|(key, record)| Ok((key[prefix.len()..].to_vec(), decode_intent(&record)?)))
         .collect()
 }
 
-/// How long after its commit a one-phase commit's record is kept for
-/// retries of it (which stop within `txn::one_phase::ONE_PHASE_RETRY`).
-const ONE_PHASE_RECORD_KEPT_US: u64 = 60_000_000;
+/// How long a `Settled` record is kept behind the GC safe point: far
+/// longer than any retry of a commit or a prepare arriving late. (The
+/// primary group's status of a transaction is needed while another group
+/// still holds its intent; an intent holds its node's GC floor back, see
+/// `TxnCoordinator::snapshot_floor`, so the safe point stays below it.)
+const SETTLED_KEPT_US: u64 = 60_000_000;
 
-/// Deletes the records of the one-phase commits (of every group here) at
-/// least [`ONE_PHASE_RECORD_KEPT_US`] older than `safe_point`, the GC
-/// safe point: no retry of them can come any more. Outside Raft, as
-/// garbage collection is: a record matters only to a retry, and a retry
-/// comes long before. Blocks on disk; how many went.
+/// Deletes the `Settled` records (of every group here) at least
+/// [`SETTLED_KEPT_US`] older than `safe_point`, the GC safe point, by
+/// their commit timestamp or, for an abort, the transaction's snapshot.
+/// Outside Raft, as garbage collection is: a record matters only to a
+/// retry or to recovery, which come long before. Blocks on disk; how many
+/// went.
 pub fn forget_settled(storage: &Storage, safe_point: u64) -> Result<u64> {
-    let before = safe_point.saturating_sub(ONE_PHASE_RECORD_KEPT_US);
+    let before = safe_point.saturating_sub(SETTLED_KEPT_US);
     let mut batch = storage.batch();
     batch.unsynced();
     let mut forgotten = 0;
     for (key, value) in storage.scan_meta(b"shard/")? {
-        let is_record = key.get(b"shard/".len() + 4) == Some(&ONE_PHASE);
-        let commit_ts = <[u8; 8]>::try_from(value.as_slice()).map(u64::from_be_bytes);
-        if is_record && commit_ts.is_ok_and(|ts| ts < before) {
+        if key.get(b"shard/".len() + 4) != Some(&SETTLED) {
+            continue;
+        }
+        let (Ended::CommittedAt(ts) | Ended::AbortedFrom(ts)) = decode_settled(&value)?;
+        if ts < before {
             batch.delete_meta(&key);
             forgotten += 1;
         }
@@ -309,12 +399,19 @@ pub fn forget_settled(storage: &Storage, safe_point: u64) -> Result<u64> {
     Ok(forgotten)
 }
 
-/// The command preparing `batch` for `txn_id`.
-pub fn prepare_command(txn_id: &[u8], prepared_at_ms: u64, batch: WriteBatch) -> Vec<u8> {
-    command(Command::Prepare(PrepareCommand {
+/// The command preparing `batch` for `txn_id`: `prepare` with the batch
+/// and the proposer's clock set.
+pub fn prepare_command(mut prepare: PrepareCommand, batch: WriteBatch) -> Vec<u8> {
+    prepare.batch = Some(batch);
+    prepare.prepared_at_ms = crate::txn::since_epoch().as_millis() as u64;
+    command(Command::Prepare(prepare))
+}
+
+/// The command asking where `txn_id` (which read at `start_ts`) stands.
+pub fn probe_command(txn_id: &[u8], start_ts: u64) -> Vec<u8> {
+    command(Command::Probe(ProbeCommand {
         txn_id: txn_id.to_vec(),
-        prepared_at_ms,
-        batch: Some(batch),
+        start_ts,
     }))
 }
 
@@ -327,12 +424,13 @@ pub fn one_phase_command(txn_id: &[u8], batch: WriteBatch, commit_ts: u64) -> Ve
     }))
 }
 
-/// The command committing `txn_id` at `Some(commit_ts)`, or aborting it.
-pub fn resolve_command(txn_id: &[u8], outcome: Option<u64>) -> Vec<u8> {
+/// The command committing `txn_id` at `Some(commit_ts)`, or aborting it
+/// (recording the abort, aged by `start_ts`, if nonzero).
+pub fn resolve_command(txn_id: &[u8], outcome: Option<u64>, start_ts: u64) -> Vec<u8> {
     let txn_id = txn_id.to_vec();
     command(match outcome {
         Some(commit_ts) => Command::Commit(CommitCommand { txn_id, commit_ts }),
-        None => Command::Abort(AbortCommand { txn_id }),
+        None => Command::Abort(AbortCommand { txn_id, start_ts }),
     })
 }
 
@@ -344,17 +442,33 @@ fn command(command: Command) -> Vec<u8> {
 }
 
 /// What a shard group answered a command: a one-phase commit's
-/// timestamp (0 for other commands); a conflict is a retryable error
-/// (40001), a refusal an internal one.
+/// timestamp, a prepare's minimum commit timestamp (0 for other
+/// commands); a conflict is a retryable error (40001), a refusal an
+/// internal one.
 pub fn outcome(answer: &[u8]) -> Result<u64> {
-    let applied = ShardApplied::decode(answer)
-        .map_err(|e| Error::Internal(format!("a shard group's answer: {e}")))?;
-    match applied.outcome {
-        Some(Outcome::Done(done)) => Ok(done.commit_ts),
-        Some(Outcome::Conflict(message)) => Err(Error::Retry(message)),
-        Some(Outcome::Rejected(message)) => Err(Error::Internal(message)),
-        None => Err(Error::Internal("a shard group answered nothing".into())),
+    match answered(answer)? {
+        Outcome::Done(done) => Ok(done.commit_ts),
+        Outcome::Conflict(message) => Err(Error::Retry(message)),
+        Outcome::Rejected(message) => Err(Error::Internal(message)),
+        Outcome::Status(_) => Err(Error::Internal("a shard group answered a status".into())),
     }
+}
+
+/// What a shard group answered a `Probe`.
+pub fn status(answer: &[u8]) -> Result<TxnStatus> {
+    match answered(answer)? {
+        Outcome::Status(status) => Ok(status),
+        other => Err(Error::Internal(format!(
+            "a shard group answered a probe with {other:?}"
+        ))),
+    }
+}
+
+fn answered(answer: &[u8]) -> Result<Outcome> {
+    ShardApplied::decode(answer)
+        .map_err(|e| Error::Internal(format!("a shard group's answer: {e}")))?
+        .outcome
+        .ok_or_else(|| Error::Internal("a shard group answered nothing".into()))
 }
 
 #[cfg(test)]
@@ -414,7 +528,11 @@ mod tests {
                 })
                 .collect(),
         };
-        prepare_command(txn, 7, batch)
+        let prepare = PrepareCommand {
+            txn_id: txn.to_vec(),
+            ..Default::default()
+        };
+        prepare_command(prepare, batch)
     }
 
     /// Applies `commands` in order: whether each was done (else a conflict).
@@ -451,11 +569,11 @@ mod tests {
                 // The key is held: another transaction loses.
                 prepare(b"t2", 5, k0, b"two"),
                 prepare(b"t3", 5, k1, b"three"),
-                resolve_command(b"t1", Some(10)),
-                resolve_command(b"t1", Some(10)),
+                resolve_command(b"t1", Some(10), 0),
+                resolve_command(b"t1", Some(10), 0),
                 // Committed after t4's snapshot: t4 loses.
                 prepare(b"t4", 9, k0, b"four"),
-                resolve_command(b"t3", None),
+                resolve_command(b"t3", None, 0),
                 prepare(b"t5", 10, k1, b"five"),
             ],
         );
@@ -466,14 +584,15 @@ mod tests {
         assert_eq!(get(&rows, &k0[0], 10).as_deref(), Some(&b"one"[..]));
         assert_eq!(get(&rows, &k1[0], 20), None, "an intent is not a row");
         let waiting = intents(&a, 0).unwrap();
-        assert_eq!(waiting, vec![(b"t5".to_vec(), 7)]);
+        let ids: Vec<&[u8]> = waiting.iter().map(|(id, _)| id.as_slice()).collect();
+        assert_eq!(ids, [b"t5"]);
         // The other group's rows are not this group's state.
         let other = machine(&a, 1);
         apply(
             &other,
             vec![
                 prepare(b"o", 1, &theirs[..2], b"theirs"),
-                resolve_command(b"o", Some(3)),
+                resolve_command(b"o", Some(3), 0),
             ],
         );
 
@@ -486,7 +605,7 @@ mod tests {
             &rows,
             vec![
                 prepare(b"x", 1, std::slice::from_ref(&other_table), b"x"),
-                resolve_command(b"x", Some(4)),
+                resolve_command(b"x", Some(4), 0),
             ],
         );
         // A new replica gets t5's intent with the rows; it holds k1 there
@@ -501,7 +620,7 @@ mod tests {
             &copy,
             vec![
                 prepare(b"s", 1, &ours[2..3], b"stale"),
-                resolve_command(b"s", Some(2)),
+                resolve_command(b"s", Some(2), 0),
             ],
         );
         let theirs_there = machine(&b, 1);
@@ -509,7 +628,7 @@ mod tests {
             &theirs_there,
             vec![
                 prepare(b"o", 1, &theirs[..1], b"kept"),
-                resolve_command(b"o", Some(3)),
+                resolve_command(b"o", Some(3), 0),
             ],
         );
         let mut installer = GroupMachine::new(b.clone(), 0, copy.clone());
@@ -526,7 +645,7 @@ mod tests {
             &copy,
             vec![
                 prepare(b"t6", 10, k1, b"six"),
-                resolve_command(b"t5", Some(12)),
+                resolve_command(b"t5", Some(12), 0),
             ],
         );
         assert_eq!(done, [false, true]);
@@ -573,10 +692,60 @@ mod tests {
         assert!(matches!(outcome(&answer), Err(Error::Retry(_))));
         // The records of commits a minute behind the safe point go.
         assert_eq!(forget_settled(&a, 10).unwrap(), 0);
-        assert_eq!(
-            forget_settled(&a, 10 + ONE_PHASE_RECORD_KEPT_US + 1).unwrap(),
-            1
-        );
+        assert_eq!(forget_settled(&a, 10 + SETTLED_KEPT_US + 1).unwrap(), 1);
         assert_eq!(intents(&a, 0).unwrap().len(), 1, "intents stay");
+    }
+
+    #[test]
+    fn a_probe_tells_where_a_transaction_stands_and_bars_one_that_never_prepared() {
+        let [ours, _] = keys();
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(Storage::open(dir.path()).unwrap());
+        let rows = machine(&a, 0);
+        let run = |command: Vec<u8>| rows.apply(&command, a.batch()).unwrap();
+        let vote = |txn: &[u8], min_commit_ts, key: &[u8]| {
+            let prepare = PrepareCommand {
+                txn_id: txn.to_vec(),
+                min_commit_ts,
+                primary: Some(0),
+                participants: vec![0, 1],
+                ..Default::default()
+            };
+            let batch = WriteBatch {
+                shard_id: 0,
+                start_ts: 5,
+                mutations: vec![Mutation {
+                    key: key.to_vec(),
+                    value: Some(b"v".to_vec()),
+                }],
+            };
+            outcome(&run(prepare_command(prepare, batch)))
+        };
+        let probe = |txn: &[u8]| status(&run(probe_command(txn, 5))).unwrap().state.unwrap();
+
+        // A prepare answers the minimum commit timestamp it recorded, on a
+        // retry too.
+        assert_eq!(vote(b"t1", 11, &ours[0]).unwrap(), 11);
+        assert_eq!(vote(b"t1", 15, &ours[0]).unwrap(), 11);
+        assert_eq!(probe(b"t1"), State::Prepared(11));
+        // Never prepared here: now recorded aborted, and its prepare,
+        // arriving late, is refused.
+        assert_eq!(probe(b"t2"), State::Aborted(true));
+        assert!(matches!(vote(b"t2", 12, &ours[1]), Err(Error::Retry(_))));
+        assert!(intents(&a, 0).unwrap().iter().all(|(id, _)| id != b"t2"));
+        // Committed: recorded, so a probe after the intent went finds it.
+        outcome(&run(resolve_command(b"t1", Some(13), 0))).unwrap();
+        assert_eq!(probe(b"t1"), State::Committed(13));
+        assert_eq!(vote(b"t1", 15, &ours[0]).unwrap(), 13);
+        assert_eq!(get(&rows, &ours[0], 13).as_deref(), Some(&b"v"[..]));
+        // Aborted after it prepared: recorded too.
+        assert_eq!(vote(b"t3", 16, &ours[2]).unwrap(), 16);
+        outcome(&run(resolve_command(b"t3", None, 0))).unwrap();
+        assert_eq!(probe(b"t3"), State::Aborted(true));
+        assert_eq!(get(&rows, &ours[2], 20), None);
+        // The records go a minute behind the safe point: t2 and t3 by their
+        // snapshot (5), t1 by its commit (13).
+        assert_eq!(forget_settled(&a, 6 + SETTLED_KEPT_US).unwrap(), 2);
+        assert_eq!(forget_settled(&a, 14 + SETTLED_KEPT_US).unwrap(), 1);
     }
 }

@@ -310,7 +310,7 @@ mod tests {
     const TABLE: u32 = 100;
 
     /// A one-group node with rows 0..10 of a one-column table [`TABLE`].
-    fn setup() -> (tempfile::TempDir, TxnCoordinator, Arc<Schema>) {
+    fn setup() -> (tempfile::TempDir, Arc<TxnCoordinator>, Arc<Schema>) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(Storage::open(dir.path()).unwrap());
         let shards = Arc::new(ShardMap::load_or_init(&storage, 1).unwrap());
@@ -328,7 +328,7 @@ mod tests {
             hidden_rowid: false,
         };
         assert_eq!(create_for_test(&catalog, def).id, TableId(TABLE));
-        let coordinator = TxnCoordinator::new(storage, shards, catalog).unwrap();
+        let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog).unwrap());
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
         let batch = RecordBatch::try_new(
             schema.clone(),

@@ -40,8 +40,10 @@ const CF_RAFT: &str = "raft";
 
 /// The on-disk format of this build. 2: Raft records are the protobuf of
 /// `proto/raft.proto` (1, never recorded, was JSON), and a shard group's
-/// prepared transactions are kept in `meta` under its own prefix.
-pub const FORMAT_VERSION: u32 = 2;
+/// prepared transactions are kept in `meta` under its own prefix. 3: how a
+/// transaction ended in a group is a `Settled` record (2 kept a one-phase
+/// commit's timestamp alone).
+pub const FORMAT_VERSION: u32 = 3;
 const FORMAT_KEY: &[u8] = b"storage/format_version";
 
 pub struct Storage {

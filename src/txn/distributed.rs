@@ -1,6 +1,10 @@
-//! The coordinator side of a commit that writes shard groups on several
-//! nodes: two-phase commit over the `Participant` services, decided by the
-//! `Oracle` (see `oracle`, `meta` and `docs/architecture.md`).
+//! The coordinator side of a commit with a schema change (and, outside a
+//! cluster of Raft groups, of every commit of several nodes' groups):
+//! two-phase commit over the `Participant` services, decided by the
+//! `Oracle`, which holds the catalog (see `oracle`, `meta` and
+//! `docs/architecture.md`). What this and `async_commit` share is here
+//! too: preparing and resolving in every group's leader, following leaders
+//! that move, and recovery.
 //!
 //! 1. Prepare every participant node (this one in-process, the others over
 //!    gRPC, in parallel). A refusal (a conflict: 40001) aborts those that
@@ -18,12 +22,13 @@
 //! still at work on it, however long its prepare takes.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tonic::transport::Channel;
 
+use super::async_commit::Voted;
 use super::oracle::proto::DecideRequest;
 use super::{OracleCall, TxnCoordinator};
 use crate::catalog::TableDef;
@@ -33,7 +38,7 @@ use crate::rpc::{as_member, call_twice};
 use crate::shard::access::{block_on, Reroute};
 use crate::shard::proto::participant_client::ParticipantClient;
 use crate::shard::proto::{
-    AbortRequest, CommitPreparedRequest, CommittingRequest, PrepareRequest, WriteBatch,
+    AbortRequest, CommitPreparedRequest, CommittingRequest, Intent, PrepareRequest, WriteBatch,
 };
 use crate::shard::ShardRange;
 
@@ -54,13 +59,13 @@ const COORDINATOR_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_s
 /// Marks a transaction as being committed by this node, its coordinator,
 /// until dropped: recovery elsewhere leaves its intents alone meanwhile,
 /// however long its prepare takes.
-struct AtWork<'a> {
+pub(super) struct AtWork<'a> {
     coordinator: &'a TxnCoordinator,
     txn_id: Vec<u8>,
 }
 
 impl<'a> AtWork<'a> {
-    fn on(coordinator: &'a TxnCoordinator, txn_id: &[u8]) -> Self {
+    pub(super) fn on(coordinator: &'a TxnCoordinator, txn_id: &[u8]) -> Self {
         coordinator.at_work().insert(txn_id.to_vec());
         Self {
             coordinator,
@@ -136,11 +141,13 @@ impl TxnCoordinator {
             .map_err(|_| Error::Internal("a cross-node commit needs the async runtime".into()))?;
         let txn_id = decide.txn_id.clone();
         let groups = decide.participants.clone();
+        let start_ts = batches.first().map_or(0, |b| b.start_ts);
         let _at_work = AtWork::on(self, &txn_id);
 
         // 1. Prepare, on the node that takes each group's writes now.
-        if let Err(e) = runtime.block_on(self.prepare_everywhere(peers, &txn_id, batches)) {
-            runtime.block_on(self.abort_everywhere(peers, &txn_id, &groups));
+        let prepared = self.prepare_everywhere(peers, &txn_id, batches, None);
+        if let Err(e) = runtime.block_on(prepared) {
+            runtime.block_on(self.abort_everywhere(peers, &txn_id, start_ts, &groups));
             return Err(e);
         }
 
@@ -148,13 +155,14 @@ impl TxnCoordinator {
         let commit_ts = match runtime.block_on(self.decide_at_oracle(decide)) {
             Ok(commit_ts) => commit_ts,
             Err(e) => {
-                runtime.block_on(self.abort_everywhere(peers, &txn_id, &groups));
+                runtime.block_on(self.abort_everywhere(peers, &txn_id, start_ts, &groups));
                 return Err(e);
             }
         };
 
         // 3. Apply everywhere, then let reads pass it.
-        match runtime.block_on(self.resolve_everywhere(peers, &txn_id, Some(commit_ts), &groups)) {
+        let resolved = self.resolve_everywhere(peers, &txn_id, Some(commit_ts), start_ts, &groups);
+        match runtime.block_on(resolved) {
             Ok(()) => {
                 if let Err(e) = runtime.block_on(self.ask_oracle(OracleCall::Done(txn_id))) {
                     tracing::warn!(error = %e, "could not report a finished commit to the oracle");
@@ -167,45 +175,61 @@ impl TxnCoordinator {
 
     /// Phase one: each batch to the node that takes its group's writes
     /// (this one in-process, the others over gRPC), in parallel. The first
-    /// refusal (a conflict: 40001) is the answer.
-    async fn prepare_everywhere(
+    /// refusal (a conflict: 40001) is the answer. With `vote` (the primary
+    /// group and every group written: see `async_commit`), the highest
+    /// minimum commit timestamp of the groups is (0 without).
+    pub(super) async fn prepare_everywhere(
         &self,
         peers: &Arc<dyn Peers>,
         txn_id: &[u8],
         batches: Vec<WriteBatch>,
-    ) -> Result<()> {
-        let prepare = |node: u32, batches: Vec<WriteBatch>| async move {
+        vote: Option<(u32, Vec<u32>)>,
+    ) -> Result<u64> {
+        let min_commit_ts = AtomicU64::new(0);
+        let prepare = |node: u32, batches: Vec<WriteBatch>| {
             let request = PrepareRequest {
                 txn_id: txn_id.to_vec(),
                 batches,
+                primary: vote.as_ref().map(|(primary, _)| *primary),
+                participants: vote.as_ref().map_or(Vec::new(), |(_, all)| all.clone()),
             };
-            if node == peers.node_id() {
-                return self.prepare(request).await;
+            let min_commit_ts = &min_commit_ts;
+            async move {
+                let ts = if node == peers.node_id() {
+                    self.prepare(request).await?
+                } else {
+                    let client = self.participant(peers, node)?;
+                    let cluster_id = peers.cluster_id();
+                    call_twice(&client, &request, &cluster_id, |mut c, r| async move {
+                        c.prepare(r).await
+                    })
+                    .await
+                    .map(|r| r.into_inner().min_commit_ts)
+                    .map_err(|s| Error::from_rpc(&format!("node {node}"), s))?
+                };
+                min_commit_ts.fetch_max(ts, Ordering::AcqRel);
+                Ok(())
             }
-            let client = self.participant(peers, node)?;
-            let cluster_id = peers.cluster_id();
-            call_twice(&client, &request, &cluster_id, |mut c, r| async move {
-                c.prepare(r).await
-            })
-            .await
-            .map(|_| ())
-            .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
         };
-        self.on_homes(batches, |b| b.shard_id, prepare).await
+        self.on_homes(batches, |b| b.shard_id, prepare).await?;
+        Ok(min_commit_ts.into_inner())
     }
 
     /// Phase two: commits `txn_id` at `Some(commit_ts)` (or aborts it:
-    /// `None`) in every shard group of `groups`, on the nodes that take
-    /// their writes now, in parallel. Resolving twice is harmless.
-    async fn resolve_everywhere(
+    /// `None`, recording the abort aged by `start_ts`) in every shard group
+    /// of `groups`, on the nodes that take their writes now, in parallel.
+    /// Resolving twice is harmless.
+    pub(super) async fn resolve_everywhere(
         &self,
         peers: &Arc<dyn Peers>,
         txn_id: &[u8],
         outcome: Option<u64>,
+        start_ts: u64,
         groups: &[u32],
     ) -> Result<()> {
         let resolve = |node: u32, groups: Vec<u32>| async move {
-            self.resolve_on(peers, node, txn_id, outcome, &groups).await
+            self.resolve_on(peers, node, txn_id, (outcome, start_ts), &groups)
+                .await
         };
         self.on_homes(groups.to_vec(), |&g| g, resolve).await
     }
@@ -216,7 +240,7 @@ impl TxnCoordinator {
     /// for a replicated group, could not be reached) go to the group's new
     /// leader, for up to [`QUORUM_WAIT`]. The first other error is the
     /// answer.
-    async fn on_homes<T, F, Fut>(
+    pub(super) async fn on_homes<T, F, Fut>(
         &self,
         mut items: Vec<T>,
         group_of: fn(&T) -> u32,
@@ -276,12 +300,12 @@ impl TxnCoordinator {
         peers: &Arc<dyn Peers>,
         node: u32,
         txn_id: &[u8],
-        outcome: Option<u64>,
+        (outcome, start_ts): (Option<u64>, u64),
         groups: &[u32],
     ) -> Result<()> {
         if node == peers.node_id() {
             return self
-                .resolve_prepared(txn_id, outcome, groups)
+                .resolve_prepared(txn_id, outcome, start_ts, groups)
                 .await
                 .map(|_| ());
         }
@@ -300,7 +324,11 @@ impl TxnCoordinator {
                     .await
             }
             None => {
-                let request = AbortRequest { txn_id, shard_ids };
+                let request = AbortRequest {
+                    txn_id,
+                    shard_ids,
+                    start_ts,
+                };
                 client.abort(as_member(request, &cluster_id)?).await
             }
         };
@@ -325,8 +353,14 @@ impl TxnCoordinator {
     /// Aborts `txn_id` in every group of `groups` (those that did not
     /// prepare have nothing to drop); what cannot be reached now is left
     /// to recovery.
-    async fn abort_everywhere(&self, peers: &Arc<dyn Peers>, txn_id: &[u8], groups: &[u32]) {
-        if let Err(e) = self.resolve_everywhere(peers, txn_id, None, groups).await {
+    async fn abort_everywhere(
+        &self,
+        peers: &Arc<dyn Peers>,
+        txn_id: &[u8],
+        start_ts: u64,
+        groups: &[u32],
+    ) {
+        if let Err(e) = (self.resolve_everywhere(peers, txn_id, None, start_ts, groups)).await {
             tracing::warn!(error = %e, "an aborted transaction waits for recovery");
         }
     }
@@ -371,12 +405,14 @@ impl TxnCoordinator {
     /// The prepared transactions of [`Self::recover`], but those whose
     /// coordinator is still at work on them. Blocks.
     fn recover_prepared(&self, peers: &Arc<dyn Peers>, at_least: std::time::Duration) {
-        let mut waiting: Vec<(Vec<u8>, Vec<u32>)> = self
+        // Unreplicated groups' intents (no snapshot, no primary) and the
+        // replicated groups' intents this node leads.
+        let mut waiting: Vec<(Vec<u8>, Vec<u32>, Intent)> = self
             .lock()
             .prepared
             .waiting(at_least)
             .into_iter()
-            .map(|txn_id| (txn_id, Vec::new()))
+            .map(|txn_id| (txn_id, Vec::new(), Intent::default()))
             .collect();
         if let Ok(groups) = self.groups() {
             let now_ms = super::since_epoch().as_millis() as u64;
@@ -385,10 +421,11 @@ impl TxnCoordinator {
                     Ok(intents) => waiting.extend(
                         intents
                             .into_iter()
-                            .filter(|(_, at)| {
-                                now_ms.saturating_sub(*at) >= at_least.as_millis() as u64
+                            .filter(|(_, intent)| {
+                                now_ms.saturating_sub(intent.prepared_at_ms)
+                                    >= at_least.as_millis() as u64
                             })
-                            .map(|(txn_id, _)| (txn_id, vec![group])),
+                            .map(|(txn_id, intent)| (txn_id, vec![group], intent)),
                     ),
                     Err(e) => {
                         tracing::warn!(group, error = %e, "could not read the prepared transactions")
@@ -396,13 +433,26 @@ impl TxnCoordinator {
                 }
             }
         }
-        for (txn_id, groups) in waiting {
+        for (txn_id, groups, intent) in waiting {
+            let start_ts = intent.batch.as_ref().map_or(0, |b| b.start_ts);
             let resolved = block_on(async {
                 if self.coordinator_at_work(peers, &txn_id).await {
-                    return Ok(false);
+                    return Ok(());
+                }
+                if let Some(primary) = intent.primary {
+                    let voted = Voted {
+                        txn_id: txn_id.clone(),
+                        start_ts,
+                        primary,
+                        participants: intent.participants,
+                    };
+                    return self.settle(peers, &voted).await.map(|_| ());
                 }
                 let outcome = self.ask_oracle(OracleCall::Resolve(txn_id.clone())).await?;
-                self.resolve_prepared(&txn_id, outcome, &groups).await
+                (self
+                    .resolve_prepared(&txn_id, outcome, start_ts, &groups)
+                    .await)
+                    .map(|_| ())
             });
             if let Err(e) = resolved {
                 tracing::warn!(error = %e, "could not resolve a prepared transaction yet");
@@ -428,6 +478,7 @@ impl TxnCoordinator {
                 peers,
                 &txn_id,
                 Some(decision.commit_ts),
+                0,
                 &decision.participants,
             ))
             .and_then(|()| block_on(self.serve_oracle(OracleCall::Done(txn_id))));
@@ -702,12 +753,14 @@ mod tests {
                 .prepare_here(PrepareRequest {
                     txn_id: txn.to_vec(),
                     batches: vec![batch(&a, 0)],
+                    ..Default::default()
                 })
                 .unwrap();
             n2.coordinator
                 .prepare_here(PrepareRequest {
                     txn_id: txn.to_vec(),
                     batches: vec![batch(&b, 1)],
+                    ..Default::default()
                 })
                 .unwrap();
         };

@@ -10,10 +10,12 @@
 //! into `WriteBatch` messages:
 //! - one group's: a one-phase commit on that group's leader, one Raft
 //!   write ([`one_phase`]);
-//! - several groups', or a schema change: a two-phase commit
-//!   ([`distributed`]): `Prepare` in each group, the decision at the oracle
-//!   (with the schema change, checked against the catalog), `Commit` in
-//!   each group.
+//! - several groups': async commit ([`async_commit`]), one parallel round
+//!   of `Prepare` (which commits it once every group applied it; the
+//!   primary group holds its status), its intents resolved afterwards;
+//! - a schema change: a two-phase commit ([`distributed`]): `Prepare` in
+//!   each group, the decision at the oracle (with the schema change,
+//!   checked against the catalog), `Commit` in each group.
 //!
 //! Either way each group's state machine checks its batch when it applies
 //! it: a key committed by someone else after `start_ts` is a write-write
@@ -25,6 +27,7 @@
 //! way, under one node-wide lock with its own [`Clock`] and prepared
 //! intents ([`prepared`], [`oracle`]); that path goes next.
 
+mod async_commit;
 mod clock;
 pub mod distributed;
 mod meta;
@@ -54,7 +57,7 @@ use crate::raft::groups::ShardGroups;
 use crate::shard::access::{LocalLeader, Reroute, ShardAccess};
 use crate::shard::locks::WriteLocks;
 use crate::shard::machine::{prepare_command, resolve_command};
-use crate::shard::proto::{Mutation, PrepareRequest, WriteBatch};
+use crate::shard::proto::{Mutation, PrepareCommand, PrepareRequest, WriteBatch};
 use crate::shard::{ShardMap, ShardRange, ShardReplica};
 use crate::storage::{Storage, StorageBatch};
 use oracle::proto::DecideRequest;
@@ -350,8 +353,35 @@ impl TxnCoordinator {
     /// The oldest snapshot this node's transactions read at, or the newest
     /// timestamp it was handed when none is open (0: none yet): garbage
     /// collection keeps what such a transaction may read.
+    ///
+    /// A transaction prepared in a group this node holds a replica of
+    /// holds the floor at its snapshot too, until it is resolved: the
+    /// records recovery reads to resolve it are kept while it waits (see
+    /// `async_commit`). Blocks on disk (a few intent records).
     pub fn snapshot_floor(&self) -> u64 {
-        self.snapshots.floor()
+        let floor = self.snapshots.floor();
+        let Some(groups) = self.groups.get() else {
+            return floor;
+        };
+        let held = (0..self.shards.replicas().len() as u32).filter(|&g| groups.holds(g));
+        let mut oldest_intent = u64::MAX;
+        for group in held {
+            match crate::shard::machine::intents(&self.storage, group) {
+                Ok(intents) => {
+                    let start = intents.iter().filter_map(|(_, i)| i.batch.as_ref());
+                    oldest_intent = start.map(|b| b.start_ts).fold(oldest_intent, u64::min);
+                }
+                // Hold everything back rather than let a record go early.
+                Err(e) => {
+                    tracing::warn!(group, error = %e, "could not read the prepared transactions");
+                    return 0;
+                }
+            }
+        }
+        match floor {
+            0 => 0,
+            floor => floor.min(oldest_intent),
+        }
     }
 
     /// A timestamp from the oracle: of a cluster that replicates, a fresh
@@ -413,7 +443,7 @@ impl TxnCoordinator {
 
     /// Commits `txn`; blocks on disk, so async callers use `spawn_blocking`.
     /// Returns the commit timestamp (`start_ts` for a read-only transaction).
-    pub fn commit(&self, txn: Transaction) -> Result<u64> {
+    pub fn commit(self: &Arc<Self>, txn: Transaction) -> Result<u64> {
         if txn.is_read_only() {
             return Ok(txn.start_ts);
         }
@@ -443,6 +473,11 @@ impl TxnCoordinator {
                         return self.commit_one_phase(peers, batch);
                     }
                 }
+            }
+            let all_replicated = batches.keys().all(|&group| self.is_replicated(group));
+            if all_replicated && txn.schema.is_empty() {
+                self.catalog.validate(&txn.schema, &written_tables)?;
+                return self.commit_async(peers, batches.into_values().collect());
             }
             let all_here = batches.values().all(|b| {
                 let range = replicas[b.shard_id as usize].range();
@@ -620,10 +655,17 @@ impl TxnCoordinator {
     /// transactions hold), then keeps them as intents holding their keys:
     /// through the Raft group of each replicated shard group (which this
     /// node must lead), on disk here for the others. Preparing a
-    /// transaction twice is a no-op. Blocks on disk (in place: call it on
-    /// the multi-threaded runtime).
-    pub async fn prepare(&self, request: PrepareRequest) -> Result<()> {
-        let PrepareRequest { txn_id, batches } = request;
+    /// transaction twice is a no-op. A transaction with a primary group
+    /// (`async_commit`) takes each group's minimum commit timestamp while
+    /// its keys are held: the highest is the answer (0 for others). Blocks
+    /// on disk (in place: call it on the multi-threaded runtime).
+    pub async fn prepare(&self, request: PrepareRequest) -> Result<u64> {
+        let PrepareRequest {
+            txn_id,
+            batches,
+            primary,
+            participants,
+        } = request;
         let (replicated, here): (Vec<WriteBatch>, Vec<WriteBatch>) = batches
             .into_iter()
             .partition(|b| self.is_replicated(b.shard_id));
@@ -631,22 +673,46 @@ impl TxnCoordinator {
             let request = PrepareRequest {
                 txn_id: txn_id.clone(),
                 batches: here,
+                ..Default::default()
             };
             tokio::task::block_in_place(|| self.prepare_here(request))?;
         }
         if replicated.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let groups = self.groups()?;
-        let prepared_at_ms = since_epoch().as_millis() as u64;
-        let proposals = replicated.into_iter().map(|batch| {
-            let group = batch.shard_id;
-            groups.propose(group, prepare_command(&txn_id, prepared_at_ms, batch))
+        let prepare = PrepareCommand {
+            txn_id: txn_id.clone(),
+            primary,
+            participants,
+            ..Default::default()
+        };
+        let proposals = replicated.into_iter().map(|batch| async {
+            let answer = match prepare.primary {
+                Some(_) => {
+                    let command = |min_commit_ts, batch| {
+                        let prepare = PrepareCommand {
+                            min_commit_ts,
+                            ..prepare.clone()
+                        };
+                        prepare_command(prepare, batch)
+                    };
+                    self.propose_held(&txn_id, batch, command).await?
+                }
+                None => {
+                    let group = batch.shard_id;
+                    groups
+                        .propose(group, prepare_command(prepare.clone(), batch))
+                        .await?
+                }
+            };
+            crate::shard::machine::outcome(&answer)
         });
+        let mut min_commit_ts = 0;
         for answer in futures::future::join_all(proposals).await {
-            crate::shard::machine::outcome(&answer?)?;
+            min_commit_ts = min_commit_ts.max(answer?);
         }
-        Ok(())
+        Ok(min_commit_ts)
     }
 
     /// Phase one for the shard groups whose only copy is on this node.
@@ -671,15 +737,17 @@ impl TxnCoordinator {
     }
 
     /// Phase two, participant side: commits `txn_id` at `Some(commit_ts)`
-    /// or aborts it (`None`) in the replicated shard groups `groups`
-    /// (through their Raft groups, which this node must lead) and in the
-    /// shard groups whose only copy is here. `Ok(false)` if nothing was
-    /// prepared here (it was resolved before, or never prepared). Blocks on
-    /// disk in place, as [`Self::prepare`].
+    /// or aborts it (`None`, recording the abort aged by `start_ts` if
+    /// nonzero) in the replicated shard groups `groups` (through their Raft
+    /// groups, which this node must lead) and in the shard groups whose
+    /// only copy is here. `Ok(false)` if nothing was prepared here (it was
+    /// resolved before, or never prepared). Blocks on disk in place, as
+    /// [`Self::prepare`].
     pub async fn resolve_prepared(
         &self,
         txn_id: &[u8],
         outcome: Option<u64>,
+        start_ts: u64,
         groups: &[u32],
     ) -> Result<bool> {
         let mut found = tokio::task::block_in_place(|| match outcome {
@@ -693,7 +761,7 @@ impl TxnCoordinator {
             .collect();
         if !replicated.is_empty() {
             let shard_groups = self.groups()?;
-            let command = resolve_command(txn_id, outcome);
+            let command = resolve_command(txn_id, outcome, start_ts);
             let proposals = replicated
                 .iter()
                 .map(|&g| shard_groups.propose(g, command.clone()));
@@ -805,11 +873,11 @@ mod tests {
 
     /// A node in `dir` with a committed table `t` (rows can only be
     /// committed into tables that exist).
-    pub(super) fn open(dir: &std::path::Path) -> TxnCoordinator {
+    pub(super) fn open(dir: &std::path::Path) -> Arc<TxnCoordinator> {
         let storage = Arc::new(Storage::open(dir).unwrap());
         let shards = Arc::new(ShardMap::load_or_init(&storage, 4).unwrap());
         let catalog = Arc::new(Catalog::load(&storage).unwrap());
-        let c = TxnCoordinator::new(storage, shards, catalog).unwrap();
+        let c = Arc::new(TxnCoordinator::new(storage, shards, catalog).unwrap());
         if c.catalog().table("t").is_none() {
             let mut txn = c.begin();
             txn.create_table(c.catalog(), int_table("t"), false)
@@ -823,7 +891,7 @@ mod tests {
         c.catalog().table("t").unwrap().id.0
     }
 
-    fn coordinator() -> (tempfile::TempDir, TxnCoordinator) {
+    fn coordinator() -> (tempfile::TempDir, Arc<TxnCoordinator>) {
         let dir = tempfile::tempdir().unwrap();
         let coordinator = open(dir.path());
         (dir, coordinator)
@@ -940,6 +1008,7 @@ mod tests {
                     value: Some(value.to_vec()),
                 }],
             }],
+            ..Default::default()
         }
     }
 

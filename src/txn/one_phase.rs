@@ -142,6 +142,26 @@ impl TxnCoordinator {
     /// (see the module docs): the commit timestamp, or that of an earlier
     /// attempt that was applied.
     pub async fn commit_one_phase_here(&self, txn_id: &[u8], batch: WriteBatch) -> Result<u64> {
+        let answer = self
+            .propose_held(txn_id, batch, |commit_ts, batch| {
+                one_phase_command(txn_id, batch, commit_ts)
+            })
+            .await?;
+        outcome(&answer)
+    }
+
+    /// On the leader of `batch`'s group, this node: holds the batch's keys
+    /// (`shard::locks`), takes a timestamp from the oracle, and proposes
+    /// `command(timestamp, batch)`; the group's answer. The timestamp is
+    /// above every snapshot handed out before, and a reader with a later
+    /// one reads after the keys were held, so it waits for the entry.
+    /// `NotLeader` if nothing was appended.
+    pub(super) async fn propose_held(
+        &self,
+        txn_id: &[u8],
+        batch: WriteBatch,
+        command: impl FnOnce(u64, WriteBatch) -> Vec<u8>,
+    ) -> Result<Vec<u8>> {
         let groups = self.groups()?;
         let group = batch.shard_id;
         if groups.leading_term(group).is_none() {
@@ -160,12 +180,12 @@ impl TxnCoordinator {
             .hold_when_free(keys, txn_id, batch.start_ts, QUORUM_WAIT)
             .await?;
         // Nothing is appended yet: a failure here is not an unknown outcome.
-        let commit_ts = self.timestamp().await.map_err(|e| match e {
+        let ts = self.timestamp().await.map_err(|e| match e {
             Error::Retry(_) | Error::Input(..) => e,
             other => Error::NotLeader(other.to_string()),
         })?;
-        let command = one_phase_command(txn_id, batch, commit_ts);
-        let answer = groups.propose_within(group, command, QUORUM_WAIT).await?;
-        outcome(&answer)
+        groups
+            .propose_within(group, command(ts, batch), QUORUM_WAIT)
+            .await
     }
 }

@@ -18,7 +18,8 @@ use crate::rpc::{check_member, MAX_MESSAGE_BYTES};
 use crate::shard::proto::participant_server::{Participant, ParticipantServer};
 use crate::shard::proto::{
     AbortRequest, CommitOnePhaseRequest, CommitOnePhaseResponse, CommitPreparedRequest,
-    CommittingRequest, CommittingResponse, PrepareRequest, PrepareResponse, Resolved,
+    CommittingRequest, CommittingResponse, PrepareRequest, PrepareResponse, ProbeRequest,
+    ProbeResponse, Resolved,
 };
 
 struct Ready {
@@ -128,7 +129,9 @@ impl Participant for TxnService {
         request: Request<PrepareRequest>,
     ) -> Result<Response<PrepareResponse>, Status> {
         self.run(request, |c, r| async move {
-            c.prepare(r).await.map(|()| PrepareResponse {})
+            c.prepare(r)
+                .await
+                .map(|min_commit_ts| PrepareResponse { min_commit_ts })
         })
         .await
     }
@@ -138,7 +141,7 @@ impl Participant for TxnService {
         request: Request<CommitPreparedRequest>,
     ) -> Result<Response<Resolved>, Status> {
         self.run(request, |c, r| async move {
-            c.resolve_prepared(&r.txn_id, Some(r.commit_ts), &r.shard_ids)
+            c.resolve_prepared(&r.txn_id, Some(r.commit_ts), 0, &r.shard_ids)
                 .await
                 .map(|found| Resolved { found })
         })
@@ -147,7 +150,7 @@ impl Participant for TxnService {
 
     async fn abort(&self, request: Request<AbortRequest>) -> Result<Response<Resolved>, Status> {
         self.run(request, |c, r| async move {
-            c.resolve_prepared(&r.txn_id, None, &r.shard_ids)
+            c.resolve_prepared(&r.txn_id, None, r.start_ts, &r.shard_ids)
                 .await
                 .map(|found| Resolved { found })
         })
@@ -162,6 +165,17 @@ impl Participant for TxnService {
             let batch = r.batch.unwrap_or_default();
             let commit_ts = c.commit_one_phase_here(&r.txn_id, batch).await?;
             Ok(CommitOnePhaseResponse { commit_ts })
+        })
+        .await
+    }
+
+    async fn probe(
+        &self,
+        request: Request<ProbeRequest>,
+    ) -> Result<Response<ProbeResponse>, Status> {
+        self.run(request, |c, r| async move {
+            let statuses = c.probe_here(&r.txn_id, r.start_ts, &r.shard_ids).await?;
+            Ok(ProbeResponse { statuses })
         })
         .await
     }
@@ -200,7 +214,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_phase_commit_over_grpc_for_members_only() {
         let dir = tempfile::tempdir().unwrap();
-        let coordinator = Arc::new(open(dir.path()));
+        let coordinator = open(dir.path());
         let key = row_key(t(&coordinator), b"k");
         let start = coordinator.begin().start_ts();
         let mut not_ready = ParticipantClient::new(serve(Arc::new(TxnService::default())).await);
@@ -289,6 +303,7 @@ mod tests {
                     AbortRequest {
                         txn_id: b"a".to_vec(),
                         shard_ids: Vec::new(),
+                        start_ts: 0,
                     },
                     "c1",
                 )

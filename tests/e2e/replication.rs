@@ -5,6 +5,7 @@
 //! on; killing two stops them with a clear error; a node that comes back
 //! catches up, from the log or from a snapshot.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -405,30 +406,40 @@ async fn a_replica_behind_a_truncated_log_catches_up_from_a_snapshot() {
 
 /// The Raft log positions of the groups' leaders: `(sum of the shard
 /// groups' applied indexes, the meta group's, every group's term)`.
-async fn leader_positions(client: &Client) -> (i64, i64, Vec<i64>) {
+async fn leader_positions(client: &Client) -> (BTreeMap<i32, i64>, i64, Vec<i64>) {
     let rows = query_retrying(
         client,
         "SELECT shard_id, applied_index, term FROM shardforge_replicas \
          WHERE is_leader ORDER BY shard_id NULLS FIRST",
     )
     .await;
-    let mut shards = 0;
+    let mut shards = BTreeMap::new();
     let mut meta = 0;
     for row in &rows {
         match row.get::<_, Option<i32>>(0) {
-            Some(_) => shards += row.get::<_, i64>(1),
+            Some(shard) => drop(shards.insert(shard, row.get::<_, i64>(1))),
             None => meta = row.get::<_, i64>(1),
         }
     }
     (shards, meta, rows.iter().map(|r| r.get(2)).collect())
 }
 
+/// How many entries each group (in `after`) applied since `before`.
+fn applied_since(before: &BTreeMap<i32, i64>, after: &BTreeMap<i32, i64>) -> Vec<i64> {
+    after
+        .iter()
+        .map(|(g, a)| a - before.get(g).unwrap_or(&0))
+        .collect()
+}
+
 /// A transaction that writes one shard group commits with one Raft entry
-/// in that group and none in the meta group (one-phase commit); reads and
+/// in that group and none in the meta group (one-phase commit); one that
+/// writes several commits with one entry in each (async commit) and is
+/// resolved with one more, with none in the meta group; reads and
 /// read-only transactions append nothing anywhere; and a row acknowledged
 /// through one node is seen at once through another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_one_group_write_is_one_raft_entry_and_reads_are_none() {
+async fn commits_are_one_raft_entry_per_group_and_reads_none() {
     let cluster = start_cluster(3).await;
     let writer = cluster[1].connect().await;
     let reader = cluster[2].connect().await;
@@ -462,9 +473,64 @@ async fn a_one_group_write_is_one_raft_entry_and_reads_are_none() {
             assert!(attempt < 3, "leaders keep changing");
             continue;
         }
-        assert_eq!(shards_after - shards_before, WRITES, "one entry per write");
+        let entries: i64 = applied_since(&shards_before, &shards_after).iter().sum();
+        assert_eq!(entries, WRITES, "one entry per write");
         // The oracle records a new timestamp limit every few seconds, not
         // one per transaction.
+        assert!(
+            meta_after - meta_before <= 2,
+            "{} meta entries",
+            meta_after - meta_before
+        );
+        break;
+    }
+
+    // A transaction writing several groups: one entry in each (its
+    // prepare, which commits it) before it is acknowledged, one more
+    // (resolving it) after, and none in the meta group.
+    const MULTI: i64 = 10;
+    for attempt in 0.. {
+        let (shards_before, meta_before, terms_before) = leader_positions(&writer).await;
+        for i in 0..MULTI {
+            let first = 10_000 + (attempt * MULTI + i) * 64;
+            let values: Vec<String> = (first..first + 64).map(|k| format!("({k}, 1)")).collect();
+            writer
+                .batch_execute(&format!("INSERT INTO kv VALUES {}", values.join(", ")))
+                .await
+                .unwrap();
+            let seen = reader
+                .query_one("SELECT count(*) FROM kv WHERE k >= 10000", &[])
+                .await
+                .unwrap();
+            assert_eq!(seen.get::<_, i64>(0), first + 64 - 10_000, "through node 3");
+        }
+        // The resolutions apply in the background: wait until the counts
+        // stop moving.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = None;
+        let (entries, meta_after, terms_after) = loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let (shards_after, meta_after, terms_after) = leader_positions(&writer).await;
+            let entries = applied_since(&shards_before, &shards_after);
+            if last.as_ref() == Some(&entries) || Instant::now() > deadline {
+                break (entries, meta_after, terms_after);
+            }
+            last = Some(entries);
+        };
+        if terms_after != terms_before {
+            assert!(attempt < 3, "leaders keep changing");
+            continue;
+        }
+        // Which groups a transaction's rows fall in is the hash's choice;
+        // each group it wrote has two entries.
+        assert!(
+            entries.iter().all(|&e| e % 2 == 0 && e <= 2 * MULTI),
+            "entries per group: {entries:?}"
+        );
+        assert!(
+            entries.iter().sum::<i64>() >= 2 * 2 * MULTI,
+            "{entries:?}: a transaction of 64 rows wrote one group"
+        );
         assert!(
             meta_after - meta_before <= 2,
             "{} meta entries",

@@ -1,0 +1,266 @@
+//! Async commit: a transaction that wrote several replicated shard groups
+//! commits with one round of consensus in those groups, in parallel, and
+//! no write in the meta group (TiKV's async commit; CockroachDB's parallel
+//! commits rest on the same rule).
+//!
+//! The rule: a transaction is committed once every group it wrote has
+//! prepared it, at the highest of the minimum commit timestamps the groups
+//! recorded. Its status is held by its primary group (the first it
+//! wrote), not by the meta group.
+//!
+//! 1. The coordinator ([`TxnCoordinator::commit_async`]) sends each
+//!    group's leader its writes, the primary and the list of every group.
+//! 2. Each leader holds the keys in memory, takes a timestamp from the
+//!    oracle (its minimum commit timestamp: above every snapshot handed out
+//!    before, and a snapshot handed out later reads after the keys were
+//!    held, so it waits), and proposes `Prepare`: checked as a commit is
+//!    (first committer wins), stored as an intent locking its keys, with
+//!    that timestamp, the primary and the groups.
+//! 3. Every group prepared: the transaction is committed at the highest of
+//!    the timestamps, and the client is answered. Every timestamp handed
+//!    out later is above it; a snapshot there waits for the intents until
+//!    they are resolved.
+//! 4. In the background: `Commit` in the primary group, then in the
+//!    others. Each records the commit under the transaction id (`Settled`).
+//!
+//! A refusal (a conflict) in any group aborts the transaction: `Abort` in
+//! every group, which records the abort, so a prepare still on its way is
+//! refused when it applies.
+//!
+//! Recovery ([`TxnCoordinator::settle`]): the leader of a group holding an
+//! intent for [`RECOVER_AFTER`] whose coordinator is not at work on it
+//! probes the groups, the primary first (`Probe`: where the transaction
+//! stands there; a group where it never prepared records it aborted, so it
+//! never will):
+//! - committed or aborted in the primary: that is the outcome;
+//! - prepared there: probe the others. One aborted, or never prepared (now
+//!   recorded aborted): the transaction aborts. All prepared (or
+//!   committed): it commits at the highest of their minimum commit
+//!   timestamps, which is the timestamp its coordinator answered, since
+//!   each group answers the one it recorded.
+//!
+//! Then it resolves the primary and the others, as the coordinator would.
+//! Probing and resolving twice, from two nodes at once, or while the
+//! coordinator still works, ends the same way: the Raft log of each group
+//! orders a probe and a late prepare, and a resolved group keeps how the
+//! transaction ended. Those records go a minute behind the GC safe point,
+//! and an intent holds its node's GC floor back, so they outlive every
+//! intent of their transaction.
+//!
+//! [`RECOVER_AFTER`]: super::distributed::RECOVER_AFTER
+
+use std::sync::{Arc, Mutex};
+
+use super::distributed::{AtWork, Peers};
+use super::TxnCoordinator;
+use crate::error::{Error, Result};
+use crate::rpc::call_twice;
+use crate::shard::machine::{probe_command, status};
+use crate::shard::proto::txn_status::State;
+use crate::shard::proto::{ProbeRequest, TxnStatus, WriteBatch};
+
+/// A transaction committed by its prepares, as its coordinator and
+/// recovery know it.
+pub(super) struct Voted {
+    pub txn_id: Vec<u8>,
+    /// Its snapshot, which ages the record of an abort.
+    pub start_ts: u64,
+    /// The group that holds its status.
+    pub primary: u32,
+    /// Every group it wrote, the primary among them.
+    pub participants: Vec<u32>,
+}
+
+impl Voted {
+    fn secondaries(&self) -> Vec<u32> {
+        let primary = self.primary;
+        self.participants
+            .iter()
+            .copied()
+            .filter(|&g| g != primary)
+            .collect()
+    }
+}
+
+impl TxnCoordinator {
+    /// Commits `batches` (one per replicated shard group, several; no
+    /// schema change) in one round of prepares (see the module docs): the
+    /// commit timestamp. The intents are resolved in the background.
+    /// Blocks: call it off the async runtime (it drives the calls itself).
+    pub(super) fn commit_async(
+        self: &Arc<Self>,
+        peers: &Arc<dyn Peers>,
+        batches: Vec<WriteBatch>,
+    ) -> Result<u64> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::Internal("a commit needs the async runtime".into()))?;
+        let participants: Vec<u32> = batches.iter().map(|b| b.shard_id).collect();
+        let voted = Voted {
+            txn_id: self.new_txn_id(peers.node_id()),
+            start_ts: batches.first().map_or(0, |b| b.start_ts),
+            primary: *participants
+                .first()
+                .ok_or_else(|| Error::Internal("a commit of no writes".into()))?,
+            participants,
+        };
+        let at_work = AtWork::on(self, &voted.txn_id);
+        let vote = Some((voted.primary, voted.participants.clone()));
+        let prepared = self.prepare_everywhere(peers, &voted.txn_id, batches, vote);
+        let outcome = match runtime.block_on(prepared) {
+            Ok(commit_ts) => Ok(commit_ts),
+            // A refusal when a prepare applied.
+            Err(e @ (Error::Retry(_) | Error::Input(..))) => Err(e),
+            // A group may or may not have prepared: probing them settles
+            // it either way.
+            Err(e) => {
+                return match runtime.block_on(self.settle(peers, &voted)) {
+                    Ok(Some(commit_ts)) => Ok(commit_ts),
+                    Ok(None) => Err(Error::Retry(format!(
+                        "the transaction was aborted: a shard group did not prepare it ({e})"
+                    ))),
+                    Err(unsettled) => Err(Error::OutcomeUnknown(format!(
+                        "the outcome of the commit is unknown: a shard group did not answer \
+                         its prepare ({e}) nor where it stands ({unsettled}); recovery will \
+                         finish or undo it"
+                    ))),
+                }
+            }
+        };
+        drop(at_work);
+        let (coordinator, peers) = (self.clone(), peers.clone());
+        let decided = outcome.as_ref().ok().copied();
+        runtime.spawn(async move {
+            if let Err(e) = coordinator.finish(&peers, &voted, decided).await {
+                tracing::warn!(error = %e, "a finished transaction's intents wait for recovery");
+            }
+        });
+        outcome
+    }
+
+    /// Where `voted` stands, from probing its groups (the primary first),
+    /// resolved everywhere: committed at `Some(commit_ts)`, or aborted.
+    pub(super) async fn settle(
+        &self,
+        peers: &Arc<dyn Peers>,
+        voted: &Voted,
+    ) -> Result<Option<u64>> {
+        let outcome = self.outcome_by_probes(peers, voted).await?;
+        self.finish(peers, voted, outcome).await?;
+        Ok(outcome)
+    }
+
+    async fn outcome_by_probes(
+        &self,
+        peers: &Arc<dyn Peers>,
+        voted: &Voted,
+    ) -> Result<Option<u64>> {
+        let mut commit_ts = 0;
+        for groups in [vec![voted.primary], voted.secondaries()] {
+            for status in self.probe_everywhere(peers, voted, &groups).await? {
+                match status.state {
+                    Some(State::Prepared(min_commit_ts)) => {
+                        commit_ts = commit_ts.max(min_commit_ts)
+                    }
+                    // Decided by an earlier resolution.
+                    Some(State::Committed(commit_ts)) => return Ok(Some(commit_ts)),
+                    Some(State::Aborted(_)) => return Ok(None),
+                    None => {
+                        return Err(Error::Internal(format!(
+                            "shard group {} answered no status",
+                            status.shard_id
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(Some(commit_ts))
+    }
+
+    /// Commits (`Some(commit_ts)`) or aborts `voted` in its primary group,
+    /// then in the others.
+    async fn finish(
+        &self,
+        peers: &Arc<dyn Peers>,
+        voted: &Voted,
+        outcome: Option<u64>,
+    ) -> Result<()> {
+        for groups in [vec![voted.primary], voted.secondaries()] {
+            (self.resolve_everywhere(peers, &voted.txn_id, outcome, voted.start_ts, &groups))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Where `voted` stands in each of `groups`, asked of their leaders
+    /// (following a leader that moved).
+    async fn probe_everywhere(
+        &self,
+        peers: &Arc<dyn Peers>,
+        voted: &Voted,
+        groups: &[u32],
+    ) -> Result<Vec<TxnStatus>> {
+        let statuses = Mutex::new(Vec::new());
+        let probe = |node: u32, groups: Vec<u32>| {
+            let statuses = &statuses;
+            async move {
+                let found = self.probe_on(peers, node, voted, groups).await?;
+                statuses
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(found);
+                Ok(())
+            }
+        };
+        self.on_homes(groups.to_vec(), |&g| g, probe).await?;
+        Ok(statuses.into_inner().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    async fn probe_on(
+        &self,
+        peers: &Arc<dyn Peers>,
+        node: u32,
+        voted: &Voted,
+        groups: Vec<u32>,
+    ) -> Result<Vec<TxnStatus>> {
+        if node == peers.node_id() {
+            return self
+                .probe_here(&voted.txn_id, voted.start_ts, &groups)
+                .await;
+        }
+        let client = self.participant(peers, node)?;
+        let request = ProbeRequest {
+            txn_id: voted.txn_id.clone(),
+            shard_ids: groups,
+            start_ts: voted.start_ts,
+        };
+        call_twice(
+            &client,
+            &request,
+            &peers.cluster_id(),
+            |mut c, r| async move { c.probe(r).await },
+        )
+        .await
+        .map(|r| r.into_inner().statuses)
+        .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+    }
+
+    /// Where `txn_id` (which read at `start_ts`) stands in each of
+    /// `groups`, which this node leads: one Raft write each (a group where
+    /// it never prepared records it aborted).
+    pub async fn probe_here(
+        &self,
+        txn_id: &[u8],
+        start_ts: u64,
+        groups: &[u32],
+    ) -> Result<Vec<TxnStatus>> {
+        let shard_groups = self.groups()?;
+        let probes = groups
+            .iter()
+            .map(|&group| shard_groups.propose(group, probe_command(txn_id, start_ts)));
+        futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .map(|answer| status(&answer?))
+            .collect()
+    }
+}
