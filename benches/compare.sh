@@ -261,6 +261,25 @@ EOF
         }'
 }
 
+# (e) a transfer: one transaction updating two random rows of t (mostly in
+# two shard groups), $INSERT_CLIENTS clients: transactions per second.
+# Conflicts (40001) are retried, as an application would.
+bench_transfer() {  # name port
+    local script="$WORK/transfer.sql" out
+    cat >"$script" <<EOF
+\\set a random(1, $ROWS)
+\\set b random(1, $ROWS)
+BEGIN;
+UPDATE t SET v = v - 1 WHERE k = :a;
+UPDATE t SET v = v + 1 WHERE k = :b;
+COMMIT;
+EOF
+    out=$(pgbench -n -f "$script" -c "$INSERT_CLIENTS" -j "$INSERT_CLIENTS" -T "$DURATION" --max-tries=10 \
+        -h 127.0.0.1 -p "$2" -U postgres postgres 2>&1) || { echo "$out" | tail -5 >&2; echo error; return; }
+    echo "$out" >"$WORK/$1-transfer.pgbench"
+    grep -E '^tps = ' <<<"$out" | head -1 | sed -E 's/^tps = ([0-9.]+).*/\1/' | awk '{ printf "%.1f\n", $1 }'
+}
+
 # (d) full-scan aggregate over t: best of 3, in ms.
 bench_aggregate() {  # name port
     local sql="SELECT k % 10, count(*), sum(v), avg(v) FROM t GROUP BY 1" best="" ms
@@ -271,10 +290,11 @@ bench_aggregate() {  # name port
     echo "$best"
 }
 
-declare -A INSERT_TPS P50 P99 LOAD_S AGG_MS LOAD_NOTE
+declare -A INSERT_TPS P50 P99 LOAD_S AGG_MS LOAD_NOTE TRANSFER_TPS
 
 failed_all() {  # name
     INSERT_TPS[$1]=error; P50[$1]=error; P99[$1]=error; LOAD_S[$1]=error; AGG_MS[$1]=error
+    TRANSFER_TPS[$1]=error
 }
 
 run_all() {  # name port
@@ -293,6 +313,8 @@ run_all() {  # name port
     read -r "P50[$name]" "P99[$name]" < <(bench_point_select "$name" "$port")
     log "$name: (d) GROUP BY aggregate over $ROWS rows, best of 3"
     AGG_MS[$name]=$(bench_aggregate "$name" "$port")
+    log "$name: (e) two-row transfer, $INSERT_CLIENTS clients, ${DURATION}s"
+    TRANSFER_TPS[$name]=$(bench_transfer "$name" "$port")
 }
 
 # ---------------------------------------------------------------- main
@@ -353,3 +375,4 @@ row "(b) point SELECT by PK, p50 latency (ms)" P50 "lower is better"
 row "(b) point SELECT by PK, p99 latency (ms)" P99 "lower is better"
 row "(c) INSERT ... SELECT $ROWS rows (s)" LOAD_S "lower is better${LOAD_NOTE[sf]:+; ShardForge loaded with VALUES batches: no generate_series}"
 row "(d) GROUP BY k % 10 over $ROWS rows, best of 3 (ms)" AGG_MS "lower is better"
+row "(e) transfer: UPDATE 2 rows in 1 txn, $INSERT_CLIENTS clients (TPS)" TRANSFER_TPS "higher is better"

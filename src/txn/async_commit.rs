@@ -71,6 +71,19 @@ pub(super) struct Voted {
     pub participants: Vec<u32>,
 }
 
+/// Whether the test failpoint `point` is set (`SHARDFORGE_FAILPOINT`):
+/// `tests/e2e` kills a coordinator at a chosen step of a commit with it.
+fn failpoint(point: &str) -> bool {
+    std::env::var("SHARDFORGE_FAILPOINT").is_ok_and(|set| set == point)
+}
+
+/// Ends the process at a failpoint, as a SIGKILL would: nothing more is
+/// sent, and nothing is flushed that a kill would not flush.
+fn exit_at_failpoint() -> ! {
+    eprintln!("failpoint reached: exiting");
+    std::process::abort()
+}
+
 impl Voted {
     fn secondaries(&self) -> Vec<u32> {
         let primary = self.primary;
@@ -105,6 +118,12 @@ impl TxnCoordinator {
         };
         let at_work = AtWork::on(self, &voted.txn_id);
         let vote = Some((voted.primary, voted.participants.clone()));
+        if failpoint("exit-mid-prepare") {
+            let primary_only = batches[..1].to_vec();
+            let prepared = self.prepare_everywhere(peers, &voted.txn_id, primary_only, vote);
+            let _ = runtime.block_on(prepared);
+            exit_at_failpoint();
+        }
         let prepared = self.prepare_everywhere(peers, &voted.txn_id, batches, vote);
         let outcome = match runtime.block_on(prepared) {
             Ok(commit_ts) => Ok(commit_ts),
@@ -126,6 +145,9 @@ impl TxnCoordinator {
                 }
             }
         };
+        if outcome.is_ok() && failpoint("exit-after-prepare") {
+            exit_at_failpoint();
+        }
         drop(at_work);
         let (coordinator, peers) = (self.clone(), peers.clone());
         let decided = outcome.as_ref().ok().copied();

@@ -125,6 +125,12 @@ impl TestServer {
         format!("127.0.0.1:{}", self.rpc_port)
     }
 
+    /// Sets `key` to `value` in the environment of the server's next start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     /// SIGKILL, leaving the server stopped.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("server is running");

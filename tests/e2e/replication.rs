@@ -539,3 +539,68 @@ async fn commits_are_one_raft_entry_per_group_and_reads_none() {
         break;
     }
 }
+
+/// A coordinator killed in the middle of a commit of several groups
+/// leaves it whole or not at all, and no key locked: killed once every
+/// group prepared it (before its client heard), the transaction is
+/// committed; killed when only its primary group had, it is aborted, and
+/// its keys are free. Recovery on the groups' leaders settles both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_killed_mid_commit_leaves_it_whole_or_undone() {
+    let mut cluster = start_cluster(3).await;
+    let observer = cluster[0].connect().await;
+    observer
+        .batch_execute("CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL)")
+        .await
+        .unwrap();
+    wait_caught_up(&observer, 3).await;
+    let insert = |first: i32| {
+        let values: Vec<String> = (first..first + 64).map(|k| format!("({k}, 1)")).collect();
+        format!("INSERT INTO kv VALUES {}", values.join(", "))
+    };
+    let count = |first: i32| {
+        format!(
+            "SELECT count(*) FROM kv WHERE k >= {first} AND k < {}",
+            first + 64
+        )
+    };
+
+    for (point, first, committed) in [
+        ("exit-after-prepare", 1000, true),
+        ("exit-mid-prepare", 2000, false),
+    ] {
+        let coordinator = &mut cluster[1];
+        coordinator.kill9();
+        coordinator.set_env("SHARDFORGE_FAILPOINT", point);
+        coordinator.start_again_in_background();
+        coordinator.wait_healthy().await;
+        let client = coordinator.connect().await;
+        let died = client.batch_execute(&insert(first)).await;
+        assert!(died.is_err(), "{point}: the coordinator answered");
+
+        // Readers wait for the intents until recovery (after 5 s, on the
+        // groups' leaders, some of them elected meanwhile) settles them.
+        let expected = if committed { 64 } else { 0 };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match observer.query_one(&count(first), &[]).await {
+                Ok(row) if row.get::<_, i64>(0) == expected => break,
+                Ok(row) => panic!("{point}: {} of the 64 rows", row.get::<_, i64>(0)),
+                Err(e) => {
+                    assert_eq!(
+                        e.code(),
+                        Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+                        "{e:?}"
+                    );
+                    assert!(Instant::now() < deadline, "{point}: still locked: {e:?}");
+                }
+            }
+        }
+        if !committed {
+            // Its keys are free: the same rows commit now.
+            let sql = insert(first);
+            retrying("insert", || observer.batch_execute(&sql)).await;
+            assert_eq!(query_i64(&observer, &count(first)).await, 64);
+        }
+    }
+}
