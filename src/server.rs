@@ -165,7 +165,7 @@ async fn serve(
     );
     let gc = Arc::new(GcMetrics::default());
     tokio::spawn(collect_garbage(
-        coordinator.storage().clone(),
+        coordinator.clone(),
         cluster.clone(),
         gc.clone(),
         stopped.clone(),
@@ -231,7 +231,7 @@ impl GcMetrics {
 /// Every [`GC_INTERVAL`] until `stopped`, collects the row versions below
 /// the cluster's safe point that no snapshot needs (`storage::gc`).
 async fn collect_garbage(
-    storage: Arc<Storage>,
+    coordinator: Arc<TxnCoordinator>,
     cluster: Arc<Cluster>,
     metrics: Arc<GcMetrics>,
     mut stopped: watch::Receiver<bool>,
@@ -245,11 +245,11 @@ async fn collect_garbage(
         if safe_point == 0 {
             continue;
         }
-        let storage = storage.clone();
-        let pass = move || {
-            crate::shard::machine::forget_settled(&storage, safe_point)?;
-            storage.collect_garbage(safe_point)
-        };
+        if let Err(e) = coordinator.forget_settled(safe_point).await {
+            tracing::warn!(error = %e, "could not forget settled transactions");
+        }
+        let storage = coordinator.storage().clone();
+        let pass = move || storage.collect_garbage(safe_point);
         match tokio::task::spawn_blocking(pass).await {
             Ok(Ok(collected)) => {
                 metrics

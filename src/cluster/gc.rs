@@ -4,7 +4,9 @@
 //! Each node's *floor* is the oldest snapshot its transactions read at,
 //! or, with none open, the newest timestamp it was handed
 //! (`TxnCoordinator::snapshot_floor`): a transaction it begins later reads
-//! at a later timestamp. (So an idle cluster keeps the versions of its
+//! at a later timestamp. A transaction still prepared in a group the node
+//! holds holds the floor at its snapshot too (recovery needs the records
+//! of how it ended elsewhere). (So an idle cluster keeps the versions of its
 //! last retention's worth of commits until transactions move the floors
 //! on.) Members send their floor with every heartbeat to
 //! the meta replicas; a meta replica that has the floor of every live

@@ -26,7 +26,9 @@
 //! record, `o` + transaction id): a one-phase commit's (so a retry answers
 //! the first attempt), a prepared transaction's commit (which recovery
 //! reads), and every abort (so a prepare arriving late is refused). They go a minute behind the GC safe
-//! point ([`forget_settled`]).
+//! point, by a Raft command the group's leader
+//! proposes ([`forget_command`]), so every replica forgets them at the same
+//! point of its log.
 //!
 //! A snapshot reads the group's rows range by range (one per table, see
 //! [`ShardMachine::row_ranges`]), not the whole `data` family.
@@ -48,8 +50,8 @@ use super::proto::shard_applied::Outcome;
 use super::proto::shard_command::Command;
 use super::proto::txn_status::State;
 use super::proto::{
-    AbortCommand, CommitCommand, Done, Intent, Lock, OnePhaseCommand, PrepareCommand, ProbeCommand,
-    Settled, ShardApplied, ShardCommand, TxnStatus, WriteBatch,
+    AbortCommand, CommitCommand, Done, ForgetCommand, Intent, Lock, OnePhaseCommand,
+    PrepareCommand, ProbeCommand, Settled, ShardApplied, ShardCommand, TxnStatus, WriteBatch,
 };
 use super::{ShardReplica, KEY_LOCKED};
 use crate::encoding::keys::{hash_range_bounds, table_bounds, TABLE_ID_LEN};
@@ -273,6 +275,13 @@ impl StateMachine for ShardMachine {
             Some(Command::Abort(abort)) => self.abort(abort, &mut batch)?,
             Some(Command::OnePhase(one_phase)) => self.one_phase(one_phase, &mut batch)?,
             Some(Command::Probe(probe)) => self.probe(probe, &mut batch)?,
+            Some(Command::Forget(forget)) => {
+                let settled = settled_records(&self.storage, self.group())?;
+                for (key, _) in settled.into_iter().filter(|(_, ts)| *ts < forget.before) {
+                    batch.delete_meta(&key);
+                }
+                done(0)
+            }
             None => Outcome::Rejected("a shard group command of no kind".into()),
         };
         self.storage.write(batch)?;
@@ -374,29 +383,33 @@ pub fn intents(storage: &Storage, group: GroupId) -> Result<Vec<(Vec<u8>, Intent
 /// `TxnCoordinator::snapshot_floor`, so the safe point stays below it.)
 const SETTLED_KEPT_US: u64 = 60_000_000;
 
-/// Deletes the `Settled` records (of every group here) at least
+/// The command forgetting `group`'s `Settled` records at least
 /// [`SETTLED_KEPT_US`] older than `safe_point`, the GC safe point, by
-/// their commit timestamp or, for an abort, the transaction's snapshot.
-/// Outside Raft, as garbage collection is: a record matters only to a
-/// retry or to recovery, which come long before. Blocks on disk; how many
-/// went.
-pub fn forget_settled(storage: &Storage, safe_point: u64) -> Result<u64> {
+/// their commit timestamp or, for an abort, the transaction's snapshot
+/// (`None` if there are none here): a record matters only to a retry or
+/// to recovery, which come long before. Blocks on disk.
+pub fn forget_command(
+    storage: &Storage,
+    group: GroupId,
+    safe_point: u64,
+) -> Result<Option<Vec<u8>>> {
     let before = safe_point.saturating_sub(SETTLED_KEPT_US);
-    let mut batch = storage.batch();
-    batch.unsynced();
-    let mut forgotten = 0;
-    for (key, value) in storage.scan_meta(b"shard/")? {
-        if key.get(b"shard/".len() + 4) != Some(&SETTLED) {
-            continue;
-        }
-        let (Ended::CommittedAt(ts) | Ended::AbortedFrom(ts)) = decode_settled(&value)?;
-        if ts < before {
-            batch.delete_meta(&key);
-            forgotten += 1;
-        }
-    }
-    storage.write(batch)?;
-    Ok(forgotten)
+    let settled = settled_records(storage, group)?;
+    let any = settled.iter().any(|(_, ts)| *ts < before);
+    Ok(any.then(|| command(Command::Forget(ForgetCommand { before }))))
+}
+
+/// `group`'s `Settled` records here: their keys and timestamps (a
+/// commit's, or an aborted transaction's snapshot). Blocks on disk.
+fn settled_records(storage: &Storage, group: GroupId) -> Result<Vec<(Vec<u8>, u64)>> {
+    let records = storage.scan_meta(&record_key(group, SETTLED, &[]))?;
+    records
+        .into_iter()
+        .map(|(key, value)| {
+            let (Ended::CommittedAt(ts) | Ended::AbortedFrom(ts)) = decode_settled(&value)?;
+            Ok((key, ts))
+        })
+        .collect()
 }
 
 /// The command preparing `batch` for `txn_id`: `prepare` with the batch
@@ -554,6 +567,17 @@ mod tests {
         machine.replica.get(key, ts).unwrap()
     }
 
+    /// Forgets `machine`'s `Settled` records as its leader would at GC
+    /// safe point `safe_point`: how many went.
+    fn forget(machine: &ShardMachine, safe_point: u64) -> Result<usize> {
+        let (storage, group) = (&machine.storage, machine.group());
+        let before = settled_records(storage, group)?.len();
+        if let Some(command) = forget_command(storage, group, safe_point)? {
+            outcome(&machine.apply(&command, storage.batch())?)?;
+        }
+        Ok(before - settled_records(storage, group)?.len())
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn intents_lock_their_keys_until_committed_or_aborted_and_travel_in_snapshots() {
         let [ours, theirs] = keys();
@@ -691,8 +715,8 @@ mod tests {
             .unwrap();
         assert!(matches!(outcome(&answer), Err(Error::Retry(_))));
         // The records of commits a minute behind the safe point go.
-        assert_eq!(forget_settled(&a, 10).unwrap(), 0);
-        assert_eq!(forget_settled(&a, 10 + SETTLED_KEPT_US + 1).unwrap(), 1);
+        assert_eq!(forget(&rows, 10).unwrap(), 0);
+        assert_eq!(forget(&rows, 10 + SETTLED_KEPT_US + 1).unwrap(), 1);
         assert_eq!(intents(&a, 0).unwrap().len(), 1, "intents stay");
     }
 
@@ -745,7 +769,7 @@ mod tests {
         assert_eq!(get(&rows, &ours[2], 20), None);
         // The records go a minute behind the safe point: t2 and t3 by their
         // snapshot (5), t1 by its commit (13).
-        assert_eq!(forget_settled(&a, 6 + SETTLED_KEPT_US).unwrap(), 2);
-        assert_eq!(forget_settled(&a, 14 + SETTLED_KEPT_US).unwrap(), 1);
+        assert_eq!(forget(&rows, 6 + SETTLED_KEPT_US).unwrap(), 2);
+        assert_eq!(forget(&rows, 14 + SETTLED_KEPT_US).unwrap(), 1);
     }
 }

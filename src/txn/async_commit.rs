@@ -266,6 +266,25 @@ impl TxnCoordinator {
         .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
     }
 
+    /// Forgets the `Settled` records of the groups this node leads that
+    /// are far enough behind the GC safe point `safe_point`: one Raft write
+    /// in each group that has any (`shard::machine::forget_command`).
+    pub async fn forget_settled(&self, safe_point: u64) -> Result<()> {
+        let groups = self.groups()?;
+        for group in groups.led_here() {
+            let storage = self.storage.clone();
+            let command = tokio::task::spawn_blocking(move || {
+                crate::shard::machine::forget_command(&storage, group, safe_point)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+            if let Some(command) = command {
+                crate::shard::machine::outcome(&groups.propose(group, command).await?)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Where `txn_id` (which read at `start_ts`) stands in each of
     /// `groups`, which this node leads: one Raft write each (a group where
     /// it never prepared records it aborted).
