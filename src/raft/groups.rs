@@ -167,7 +167,7 @@ impl ShardGroups {
                 .await
                 .map_err(|e| Error::Internal(format!("{}: {e}", name(group))))?;
         }
-        self.service.add(group, raft.clone());
+        self.service.add(group, raft.clone(), self.storage.clone());
         write(&self.groups).insert(group, raft);
         if let Some(&first) = replicas.first() {
             self.prefer(group, first);

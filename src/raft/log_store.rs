@@ -40,6 +40,7 @@ const PURGED: u8 = 2;
 const LOG: u8 = 3;
 pub(super) const APPLIED: u8 = 5;
 pub(super) const SNAPSHOT: u8 = 6;
+pub(super) const INSTALLING: u8 = 9;
 
 pub(super) fn key(group: GroupId, kind: u8, index: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(13);

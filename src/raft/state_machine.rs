@@ -9,13 +9,18 @@
 //! again from there, the applied index having been lost with it.
 //!
 //! A snapshot is every record of the group's state, read from one
-//! consistent RocksDB view while applying goes on, with the applied state:
-//! a `StoredSnapshot` (`proto/raft.proto`) whose data is a sequence of
-//! length-delimited `SnapshotRecord`s. It is kept in the `raft` column
-//! family until a newer one replaces it; installing one replaces the
-//! group's records in one batch.
+//! consistent RocksDB view while applying goes on and written record by
+//! record to a file ([`SnapshotFile`]: length-delimited `SnapshotRecord`s
+//! of `proto/raft.proto`), with the applied state. The `raft` column family
+//! names the current one (`StoredSnapshot`) until a newer one replaces it.
+//! It travels in chunks (`transport`), and is installed in batches: a
+//! record of the install in progress comes first, so a crash in the middle
+//! is finished at the next start, before the group serves. No message,
+//! RocksDB value or buffer grows with the group.
 
-use std::io::{self, Cursor};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::{Stream, TryStreamExt};
@@ -26,11 +31,11 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use prost::Message;
 
 use super::codec;
-use super::log_store::{key, APPLIED, SNAPSHOT};
+use super::log_store::{key, APPLIED, INSTALLING, SNAPSHOT};
 use super::transport::proto;
 use super::{Command, GroupId, ShardRaft, StateMachine};
 use crate::error::{Error, Result};
-use crate::storage::{Family, Storage};
+use crate::storage::{Family, Storage, StorageBatch};
 
 type AppliedState = (Option<LogIdOf<ShardRaft>>, StoredMembershipOf<ShardRaft>);
 
@@ -102,8 +107,9 @@ impl GroupMachine {
         Ok((membership, answer))
     }
 
-    /// The current snapshot: built now from a consistent view, and kept.
-    fn build(&self) -> Result<(SnapshotMetaOf<ShardRaft>, Vec<u8>)> {
+    /// The current snapshot: built now from a consistent view into a new
+    /// file, written record by record, and kept.
+    fn build(&self) -> Result<(SnapshotMetaOf<ShardRaft>, SnapshotFile)> {
         let view = self.storage.view();
         let (last_log_id, last_membership) =
             applied_state(view.get_raft(&key(self.group, APPLIED, 0))?)?;
@@ -111,7 +117,9 @@ impl GroupMachine {
             last_log_id,
             last_membership,
         };
-        let mut data = Vec::new();
+        let file = SnapshotFile::new(&self.storage, self.group, "built");
+        let mut out = io::BufWriter::new(std::fs::File::create(&file.path)?);
+        let mut record_bytes = Vec::new();
         self.state.dump(&view, &mut |family, key, value| {
             let record = proto::SnapshotRecord {
                 family: match family {
@@ -121,35 +129,98 @@ impl GroupMachine {
                 key: key.to_vec(),
                 value: value.to_vec(),
             };
+            record_bytes.clear();
             record
-                .encode_length_delimited(&mut data)
-                .map_err(|e| Error::Internal(format!("snapshot record: {e}")))
+                .encode_length_delimited(&mut record_bytes)
+                .map_err(|e| Error::Internal(format!("snapshot record: {e}")))?;
+            Ok(out.write_all(&record_bytes)?)
         })?;
         drop(view);
-        self.keep(&meta, &data)?;
-        Ok((meta, data))
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let mut batch = self.storage.batch();
+        self.keep(&meta, &file, &mut batch)?;
+        self.storage.write(batch)?;
+        Ok((meta, file))
     }
 
-    /// Keeps `data` as the group's current snapshot.
-    fn keep(&self, meta: &SnapshotMetaOf<ShardRaft>, data: &[u8]) -> Result<()> {
-        let stored = proto::StoredSnapshot {
-            meta: Some(codec::snapshot_meta_to(meta)),
-            data: data.to_vec(),
-        };
-        let mut batch = self.storage.batch();
-        batch.put_raft(&key(self.group, SNAPSHOT, 0), &stored.encode_to_vec());
-        self.storage.write(batch)
+    /// Records `file` as the group's current snapshot in `batch`, and
+    /// deletes the file it replaces.
+    fn keep(
+        &self,
+        meta: &SnapshotMetaOf<ShardRaft>,
+        file: &SnapshotFile,
+        batch: &mut StorageBatch,
+    ) -> Result<()> {
+        if let Some((_, previous)) = self.current()? {
+            if previous.path != file.path {
+                previous.remove();
+            }
+        }
+        batch.put_raft(&key(self.group, SNAPSHOT, 0), &file.record(meta));
+        Ok(())
     }
 
-    /// Replaces the group's records and applied state with the snapshot
-    /// `data`, and keeps it as the current snapshot; one batch.
-    fn install(&self, meta: &SnapshotMetaOf<ShardRaft>, data: &[u8]) -> Result<()> {
+    /// Replaces the group's records and applied state with the snapshot in
+    /// `file`, and keeps it as the current snapshot. The file is read and
+    /// written in batches of about [`INSTALL_BATCH_BYTES`]: a record of
+    /// the install in progress is written first, and a restart that finds
+    /// it installs the file again ([`Self::resume`]) before the group
+    /// does anything else.
+    fn install(&self, meta: &SnapshotMetaOf<ShardRaft>, file: &SnapshotFile) -> Result<()> {
+        // A corrupt file is refused before anything changes.
+        self.each_record(file, |_, _| Ok(()))?;
+        let file = file.in_dir_of(&self.storage, self.group)?;
+        let file = &file;
         let mut batch = self.storage.batch();
+        batch.put_raft(&key(self.group, INSTALLING, 0), &file.record(meta));
+        self.storage.write(batch)?;
+        self.install_file(meta, file)
+    }
+
+    fn install_file(&self, meta: &SnapshotMetaOf<ShardRaft>, file: &SnapshotFile) -> Result<()> {
+        let mut batch = self.storage.batch();
+        batch.unsynced();
         self.state.clear(&self.storage, &mut batch)?;
-        let mut rest = data;
-        while !rest.is_empty() {
-            let record = proto::SnapshotRecord::decode_length_delimited(&mut rest)
-                .map_err(|e| Error::Corrupt(format!("snapshot record: {e}")))?;
+        let mut bytes = 0u64;
+        self.each_record(file, |family, record| {
+            batch.put_record(family, &record.key, Some(&record.value));
+            if batch.size() >= INSTALL_BATCH_BYTES {
+                bytes += batch.size() as u64;
+                self.storage.write(std::mem::take(&mut batch))?;
+                batch.unsynced();
+            }
+            Ok(())
+        })?;
+        bytes += batch.size() as u64;
+        // The last batch, synced, makes the install durable and done.
+        let mut done = std::mem::take(&mut batch);
+        let applied = proto::AppliedState {
+            last_applied: codec::opt_log_id_to(&meta.last_log_id),
+            membership: Some(codec::stored_membership_to(&meta.last_membership)),
+        };
+        done.put_raft(&key(self.group, APPLIED, 0), &applied.encode_to_vec());
+        self.keep(meta, file, &mut done)?;
+        done.delete_raft(&key(self.group, INSTALLING, 0));
+        self.storage.write(done)?;
+        self.state.reload()?;
+        tracing::info!(
+            group = self.group,
+            log_index = meta.last_log_id.map(|l| l.index),
+            bytes,
+            "installed a snapshot of the group"
+        );
+        Ok(())
+    }
+
+    /// Calls `each` with every record of the snapshot `file`, in order;
+    /// a record that cannot be one of the group's state is corrupt.
+    fn each_record(
+        &self,
+        file: &SnapshotFile,
+        mut each: impl FnMut(Family, proto::SnapshotRecord) -> Result<()>,
+    ) -> Result<()> {
+        let mut input = io::BufReader::new(std::fs::File::open(&file.path)?);
+        while let Some(record) = read_record(&mut input)? {
             let family = match proto::Family::try_from(record.family) {
                 Ok(proto::Family::Data) => Family::Data,
                 Ok(proto::Family::Meta) => Family::Meta,
@@ -161,37 +232,151 @@ impl GroupMachine {
                     self.group
                 )));
             }
-            batch.put_record(family, &record.key, Some(&record.value));
+            each(family, record)?;
         }
-        let applied = proto::AppliedState {
-            last_applied: codec::opt_log_id_to(&meta.last_log_id),
-            membership: Some(codec::stored_membership_to(&meta.last_membership)),
-        };
-        batch.put_raft(&key(self.group, APPLIED, 0), &applied.encode_to_vec());
-        let stored = proto::StoredSnapshot {
-            meta: Some(codec::snapshot_meta_to(meta)),
-            data: data.to_vec(),
-        };
-        batch.put_raft(&key(self.group, SNAPSHOT, 0), &stored.encode_to_vec());
-        self.storage.write(batch)?;
-        self.state.reload()?;
-        tracing::info!(
-            group = self.group,
-            log_index = meta.last_log_id.map(|l| l.index),
-            bytes = data.len(),
-            "installed a snapshot of the group"
-        );
         Ok(())
     }
 
-    fn current(&self) -> Result<Option<(SnapshotMetaOf<ShardRaft>, Vec<u8>)>> {
+    /// At start: finishes a snapshot install a crash interrupted, if there
+    /// is one, and deletes the group's snapshot files other than the
+    /// current one (left by a crash, or received and not installed).
+    fn resume(&self) -> Result<()> {
+        if let Some(raw) = self.storage.get_raft(&key(self.group, INSTALLING, 0))? {
+            let (meta, file) = SnapshotFile::from_record(&self.storage, &raw)?;
+            tracing::info!(
+                group = self.group,
+                "finishing an interrupted snapshot install"
+            );
+            self.install_file(&meta, &file)?;
+        }
+        let current = self.current()?.map(|(_, file)| file.path);
+        let prefix = SnapshotFile::prefix(self.group);
+        for entry in std::fs::read_dir(self.storage.snapshot_dir())? {
+            let path = entry?.path();
+            let ours = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix));
+            if ours && Some(&path) != current.as_ref() {
+                SnapshotFile { path }.remove();
+            }
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> Result<Option<(SnapshotMetaOf<ShardRaft>, SnapshotFile)>> {
         let Some(raw) = self.storage.get_raft(&key(self.group, SNAPSHOT, 0))? else {
             return Ok(None);
         };
-        let stored = proto::StoredSnapshot::decode(raw.as_slice())
-            .map_err(|e| Error::Corrupt(format!("stored snapshot: {e}")))?;
-        Ok(Some((codec::snapshot_meta_from(stored.meta)?, stored.data)))
+        SnapshotFile::from_record(&self.storage, &raw).map(Some)
     }
+}
+
+/// How many bytes of records a snapshot install writes per batch.
+const INSTALL_BATCH_BYTES: usize = 4 << 20;
+
+/// A snapshot: a file of length-delimited `SnapshotRecord`s in the node's
+/// snapshot directory (`Storage::snapshot_dir`), so that no message,
+/// RocksDB value or buffer grows with the group. Built from one
+/// consistent view of the group's records; sent in chunks
+/// (`transport`); installed in batches.
+#[derive(Debug)]
+pub struct SnapshotFile {
+    pub(super) path: PathBuf,
+}
+
+impl SnapshotFile {
+    /// A new file name for a snapshot of `group` (`how`: built here or
+    /// received), unique on this node.
+    pub(super) fn new(storage: &Storage, group: GroupId, how: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let unique = (crate::txn::since_epoch().as_micros() as u64)
+            .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = format!("{}{how}-{unique}.snapshot", Self::prefix(group));
+        Self {
+            path: storage.snapshot_dir().join(name),
+        }
+    }
+
+    /// How the names of `group`'s snapshot files begin.
+    fn prefix(group: GroupId) -> String {
+        format!("group-{group}-")
+    }
+
+    /// This file if it is in `storage`'s snapshot directory, else a copy
+    /// there (a snapshot installed from elsewhere, as tests do).
+    fn in_dir_of(&self, storage: &Storage, group: GroupId) -> Result<Self> {
+        if self.path.parent() == Some(storage.snapshot_dir()) {
+            return Ok(Self {
+                path: self.path.clone(),
+            });
+        }
+        let copy = Self::new(storage, group, "copied");
+        std::fs::copy(&self.path, &copy.path)?;
+        Ok(copy)
+    }
+
+    /// The file's length in bytes.
+    pub(super) fn len(&self) -> io::Result<u64> {
+        Ok(std::fs::metadata(&self.path)?.len())
+    }
+
+    /// Deletes the file (it may be gone already).
+    pub(super) fn remove(&self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %self.path.display(), error = %e, "could not delete a snapshot file");
+            }
+        }
+    }
+
+    /// The `StoredSnapshot` record naming this file, with `meta`.
+    fn record(&self, meta: &SnapshotMetaOf<ShardRaft>) -> Vec<u8> {
+        let file = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        proto::StoredSnapshot {
+            meta: Some(codec::snapshot_meta_to(meta)),
+            file: file.unwrap_or_default(),
+        }
+        .encode_to_vec()
+    }
+
+    fn from_record(storage: &Storage, raw: &[u8]) -> Result<(SnapshotMetaOf<ShardRaft>, Self)> {
+        let stored = proto::StoredSnapshot::decode(raw)
+            .map_err(|e| Error::Corrupt(format!("stored snapshot: {e}")))?;
+        let file = Self {
+            path: storage.snapshot_dir().join(&stored.file),
+        };
+        Ok((codec::snapshot_meta_from(stored.meta)?, file))
+    }
+}
+
+/// The next length-delimited record of a snapshot file (`None` at its
+/// end).
+fn read_record(input: &mut impl io::BufRead) -> Result<Option<proto::SnapshotRecord>> {
+    if input.fill_buf()?.is_empty() {
+        return Ok(None);
+    }
+    let mut length = 0u64;
+    for shift in (0..64).step_by(7) {
+        let mut byte = [0u8];
+        input.read_exact(&mut byte)?;
+        length |= u64::from(byte[0] & 0x7f) << shift;
+        if byte[0] & 0x80 == 0 {
+            break;
+        }
+    }
+    if length > crate::rpc::MAX_MESSAGE_BYTES as u64 {
+        return Err(Error::Corrupt(format!(
+            "a snapshot record of {length} bytes"
+        )));
+    }
+    let mut bytes = vec![0; length as usize];
+    input.read_exact(&mut bytes)?;
+    proto::SnapshotRecord::decode(bytes.as_slice())
+        .map(Some)
+        .map_err(|e| Error::Corrupt(format!("snapshot record: {e}")))
 }
 
 /// The applied state a stored `APPLIED` record holds (none yet: nothing
@@ -208,31 +393,25 @@ fn applied_state(record: Option<Vec<u8>>) -> Result<AppliedState> {
     ))
 }
 
-fn snapshot(
-    meta: SnapshotMetaOf<ShardRaft>,
-    bytes: Vec<u8>,
-) -> SnapshotOf<ShardRaft, Cursor<Vec<u8>>> {
-    SnapshotOf::<ShardRaft, _> {
-        meta,
-        snapshot: Cursor::new(bytes),
-    }
-}
-
 impl RaftSnapshotBuilder<ShardRaft> for GroupMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> io::Result<SnapshotOf<ShardRaft, Self::SnapshotData>> {
-        let (meta, bytes) = self.blocking(|machine| machine.build()).await?;
-        Ok(snapshot(meta, bytes))
+        let (meta, snapshot) = self.blocking(|machine| machine.build()).await?;
+        Ok(SnapshotOf::<ShardRaft, _> { meta, snapshot })
     }
 }
 
 impl RaftStateMachine<ShardRaft> for GroupMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotData = SnapshotFile;
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> io::Result<AppliedState> {
-        self.blocking(|machine| machine.applied()).await
+        self.blocking(|machine| {
+            machine.resume()?;
+            machine.applied()
+        })
+        .await
     }
 
     async fn apply<S>(&mut self, mut entries: S) -> io::Result<()>
@@ -240,7 +419,7 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
         S: Stream<Item = io::Result<EntryResponder<ShardRaft>>> + Unpin + OptionalSend,
     {
         // The membership is carried from entry to entry, not read back.
-        let (_, mut membership) = self.applied_state().await?;
+        let (_, mut membership) = self.blocking(|machine| machine.applied()).await?;
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id();
             let payload = entry.payload;
@@ -265,8 +444,7 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
         snapshot: Self::SnapshotData,
     ) -> io::Result<()> {
         let meta = meta.clone();
-        let bytes = snapshot.into_inner();
-        self.blocking(move |machine| machine.install(&meta, &bytes))
+        self.blocking(move |machine| machine.install(&meta, &snapshot))
             .await
     }
 
@@ -274,7 +452,7 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
         &mut self,
     ) -> io::Result<Option<SnapshotOf<ShardRaft, Self::SnapshotData>>> {
         let current = self.blocking(|machine| machine.current()).await?;
-        Ok(current.map(|(meta, bytes)| snapshot(meta, bytes)))
+        Ok(current.map(|(meta, snapshot)| SnapshotOf::<ShardRaft, _> { meta, snapshot }))
     }
 }
 
@@ -387,8 +565,10 @@ pub(crate) mod tests {
             value: Vec::new(),
         };
         record.encode_length_delimited(&mut forged).unwrap();
+        let path = b_dir.path().join("forged");
+        std::fs::write(&path, forged).unwrap();
         let refused = installer
-            .install_snapshot(&built.meta, Cursor::new(forged))
+            .install_snapshot(&built.meta, SnapshotFile { path })
             .await;
         assert!(refused.is_err());
         assert_eq!(stale.get("x").as_deref(), Some("3"), "nothing changed");

@@ -14,7 +14,6 @@
 //! of at most `rpc::MAX_MESSAGE_BYTES`.
 
 use std::collections::HashMap;
-use std::io::Cursor;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use openraft::alias::{SnapshotOf, VoteOf};
@@ -29,10 +28,12 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::codec;
-use super::state_machine::GroupMachine;
+use super::state_machine::{GroupMachine, SnapshotFile};
 use super::{GroupId, ShardRaft};
 use crate::error::Error;
 use crate::rpc::{as_member, check_member, ChannelPool, MAX_MESSAGE_BYTES};
+use crate::storage::Storage;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub mod proto {
     #![allow(clippy::all)]
@@ -62,7 +63,7 @@ fn failed(e: impl std::fmt::Display) -> Status {
 #[derive(Default)]
 pub struct RaftService {
     cluster_id: OnceLock<String>,
-    groups: RwLock<HashMap<GroupId, GroupRaft>>,
+    groups: RwLock<HashMap<GroupId, (GroupRaft, Arc<Storage>)>>,
 }
 
 impl RaftService {
@@ -74,19 +75,27 @@ impl RaftService {
         RaftTransportServer::from_arc(self.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    /// Serves `raft` as group `group`.
-    pub fn add(&self, group: GroupId, raft: GroupRaft) {
+    /// Serves `raft` as group `group`, whose snapshots go to `storage`.
+    pub fn add(&self, group: GroupId, raft: GroupRaft, storage: Arc<Storage>) {
         let mut groups = self.groups.write().unwrap_or_else(|e| e.into_inner());
-        groups.insert(group, raft);
+        groups.insert(group, (raft, storage));
     }
 
     /// The Raft of `group`, for a request from a member.
     fn group<T>(&self, request: &Request<T>, group: GroupId) -> Result<GroupRaft, Status> {
+        self.check_member(request)?;
+        Ok(self.served(group)?.0)
+    }
+
+    fn check_member<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let cluster_id = self
             .cluster_id
             .get()
             .ok_or_else(|| Status::unavailable("this node is not in a cluster yet"))?;
-        check_member(request.metadata(), cluster_id)?;
+        check_member(request.metadata(), cluster_id)
+    }
+
+    fn served(&self, group: GroupId) -> Result<(GroupRaft, Arc<Storage>), Status> {
         let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
         groups
             .get(&group)
@@ -153,16 +162,54 @@ impl RaftTransport for RaftService {
         )))
     }
 
+    /// Receives a snapshot into a file of the node's snapshot directory,
+    /// chunk by chunk, then hands it to the group to install. A file
+    /// the group does not install is deleted at its next start
+    /// (`GroupMachine::resume`); one cut short is deleted at once.
     async fn install_snapshot(
         &self,
-        request: Request<proto::InstallSnapshotRequest>,
+        request: Request<tonic::Streaming<proto::SnapshotChunk>>,
     ) -> Result<Response<proto::SnapshotReply>, Status> {
-        let raft = self.group(&request, request.get_ref().group)?;
-        let message = request.into_inner();
-        let vote = codec::vote_from(message.vote).map_err(bad_request)?;
+        self.check_member(&request)?;
+        let mut chunks = request.into_inner();
+        let first = chunks
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("an empty snapshot stream"))?;
+        let header = first
+            .header
+            .ok_or_else(|| Status::invalid_argument("a snapshot stream without its header"))?;
+        let (raft, storage) = self.served(header.group)?;
+        let vote = codec::vote_from(header.vote).map_err(bad_request)?;
+        let meta = codec::snapshot_meta_from(header.meta).map_err(bad_request)?;
+        let file = SnapshotFile::new(&storage, header.group, "received");
+        let received = async {
+            let mut out = tokio::fs::File::create(&file.path).await?;
+            let mut bytes = 0u64;
+            let mut data = first.data;
+            loop {
+                out.write_all(&data).await?;
+                bytes += data.len() as u64;
+                match chunks.message().await.map_err(std::io::Error::other)? {
+                    Some(chunk) => data = chunk.data,
+                    None => break,
+                }
+            }
+            if bytes != header.bytes {
+                return Err(std::io::Error::other(format!(
+                    "a snapshot of {bytes} bytes of the {} announced",
+                    header.bytes
+                )));
+            }
+            out.sync_all().await
+        };
+        if let Err(e) = received.await {
+            file.remove();
+            return Err(Status::aborted(format!("receiving a snapshot: {e}")));
+        }
         let snapshot = SnapshotOf::<ShardRaft, _> {
-            meta: codec::snapshot_meta_from(message.meta).map_err(bad_request)?,
-            snapshot: Cursor::new(message.data),
+            meta,
+            snapshot: file,
         };
         let answer = raft
             .install_full_snapshot(vote, snapshot)
@@ -342,7 +389,7 @@ impl GroupNetwork {
 }
 
 impl RaftNetworkV2<ShardRaft> for GroupNetwork {
-    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotData = SnapshotFile;
 
     async fn append_entries(
         &mut self,
@@ -438,23 +485,64 @@ impl RaftNetworkV2<ShardRaft> for GroupNetwork {
         &mut self,
         vote: VoteOf<ShardRaft>,
         snapshot: SnapshotOf<ShardRaft, Self::SnapshotData>,
-        _cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<ShardRaft>, StreamingError<ShardRaft>> {
-        let message = proto::InstallSnapshotRequest {
+        let file = snapshot.snapshot;
+        let unreadable = |e: std::io::Error| {
+            CallError::Network(format!("reading snapshot {}: {e}", file.path.display()))
+        };
+        let bytes = file.len().map_err(unreadable)?;
+        let input = tokio::fs::File::open(&file.path)
+            .await
+            .map_err(unreadable)?;
+        let header = proto::SnapshotHeader {
             group: self.group,
             vote: Some(codec::vote_to(&vote)),
             meta: Some(codec::snapshot_meta_to(&snapshot.meta)),
-            data: snapshot.snapshot.into_inner(),
+            bytes,
         };
-        let reply = self
-            .call(message, &option, |mut client, request| async move {
-                client.install_snapshot(request).await
-            })
-            .await?;
+        // A chunk at a time, read as the stream is sent. A read that fails
+        // ends the stream short, which the receiver refuses.
+        let chunks =
+            futures::stream::unfold((Some(header), Some(input)), |(header, input)| async move {
+                let mut input = input?;
+                let mut data = vec![0; SNAPSHOT_CHUNK_BYTES];
+                let read = match input.read(&mut data).await {
+                    Ok(0) if header.is_none() => return None,
+                    Ok(read) => read,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read a snapshot to send");
+                        return None;
+                    }
+                };
+                data.truncate(read);
+                let chunk = proto::SnapshotChunk { header, data };
+                Some((chunk, (None, Some(input))))
+            });
+        // The transfer may take longer than an RPC: allow for a slow link.
+        let option = RPCOption::new(option.hard_ttl() + snapshot_transfer_time(bytes));
+        let sent = self.call(chunks, &option, |mut client, request| async move {
+            client.install_snapshot(request).await
+        });
+        let reply = tokio::select! {
+            reply = sent => reply?,
+            closed = cancel => {
+                return Err(StreamingError::Closed(closed));
+            }
+        };
         let vote = codec::vote_from(reply.vote).map_err(|e| self.bad_answer(e))?;
         Ok(SnapshotResponse::new(vote))
     }
+}
+
+/// The size of a snapshot chunk: no message grows with the snapshot.
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+/// How long sending a snapshot of `bytes` may take beyond an RPC's time,
+/// at 10 MiB/s at worst.
+fn snapshot_transfer_time(bytes: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(bytes / (10 << 10))
 }
 
 #[cfg(test)]
@@ -493,13 +581,13 @@ mod tests {
             Arc::new(config.validate().unwrap()),
             GroupNetworks::new(0, "c1".into(), channels),
             GroupLog::new(storage.clone(), 0),
-            GroupMachine::new(storage, 0, notes.clone()),
+            GroupMachine::new(storage.clone(), 0, notes.clone()),
         )
         .await
         .unwrap();
         let service = Arc::new(RaftService::default());
         service.ready("c1".into());
-        service.add(0, raft.clone());
+        service.add(0, raft.clone(), storage);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

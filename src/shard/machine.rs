@@ -304,12 +304,8 @@ impl StateMachine for ShardMachine {
     }
 
     fn clear(&self, storage: &Storage, batch: &mut StorageBatch) -> Result<()> {
-        let view = storage.view();
-        for (start, end) in self.row_ranges(&view)? {
-            view.scan_data_range(&start, &end, |key, _| {
-                batch.put_record(Family::Data, key, None);
-                Ok(())
-            })?;
+        for (start, end) in self.row_ranges(&storage.view())? {
+            batch.delete_data_range(&start, &end);
         }
         storage.delete_meta_prefixes(&[&group_prefix(self.group())], batch)
     }

@@ -42,7 +42,8 @@ const CF_RAFT: &str = "raft";
 /// `proto/raft.proto` (1, never recorded, was JSON), and a shard group's
 /// prepared transactions are kept in `meta` under its own prefix. 3: how a
 /// transaction ended in a group is a `Settled` record (2 kept a one-phase
-/// commit's timestamp alone).
+/// commit's timestamp alone), and a group's snapshot is a file under
+/// `snapshots/`, which its `raft` record names (2 kept it in the record).
 pub const FORMAT_VERSION: u32 = 3;
 const FORMAT_KEY: &[u8] = b"storage/format_version";
 
@@ -51,7 +52,12 @@ pub struct Storage {
     /// Versions below this timestamp may be gone: a read at an older
     /// snapshot fails (see `gc`).
     gc_threshold: std::sync::atomic::AtomicU64,
+    /// Where the Raft groups keep their snapshot files.
+    snapshots: std::path::PathBuf,
 }
+
+/// The directory of the snapshot files, in the data directory.
+const SNAPSHOT_DIR: &str = "snapshots";
 
 impl Storage {
     /// Opens (or creates) the database under `dir`.
@@ -66,9 +72,14 @@ impl Storage {
         let db = DB::open_cf_descriptors(&options, dir, families).map_err(|e| {
             Error::Unavailable(format!("cannot open storage in {}: {e}", dir.display()))
         })?;
+        let snapshots = dir.join(SNAPSHOT_DIR);
+        std::fs::create_dir_all(&snapshots).map_err(|e| {
+            Error::Unavailable(format!("cannot create {}: {e}", snapshots.display()))
+        })?;
         let storage = Self {
             db,
             gc_threshold: Default::default(),
+            snapshots,
         };
         storage.check_format(dir)?;
         storage.load_gc_threshold()?;
@@ -114,6 +125,12 @@ impl Storage {
             .ok_or_else(|| Error::Corrupt(format!("column family {name} is missing")))
     }
 
+    /// The directory of the Raft groups' snapshot files (see
+    /// `raft::state_machine`), on the data directory's file system.
+    pub fn snapshot_dir(&self) -> &Path {
+        &self.snapshots
+    }
+
     /// A new empty batch; apply it with [`Storage::write`].
     pub fn batch(&self) -> StorageBatch {
         StorageBatch::default()
@@ -121,12 +138,15 @@ impl Storage {
 
     /// Applies `batch` atomically and syncs it to the WAL before returning.
     pub fn write(&self, batch: StorageBatch) -> Result<()> {
-        if batch.data.is_empty() && batch.meta.is_empty() && batch.raft.is_empty() {
+        if batch.is_empty() {
             return Ok(());
         }
         let mut write = rocksdb::WriteBatch::default();
         let data = self.cf(CF_DATA)?;
         let meta = self.cf(CF_META)?;
+        for (start, end) in &batch.data_ranges {
+            write.delete_range_cf(data, start, end);
+        }
         for (key, value) in &batch.data {
             match value {
                 Some(value) => write.put_cf(data, key, value),

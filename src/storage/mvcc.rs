@@ -18,6 +18,8 @@ pub struct StorageBatch {
     pub(super) data: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     pub(super) meta: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     pub(super) raft: Vec<RaftWrite>,
+    /// `data` key ranges `[start, end)` deleted, before the records above.
+    pub(super) data_ranges: Vec<(Vec<u8>, Vec<u8>)>,
     /// Written without syncing the WAL (see [`StorageBatch::unsynced`]).
     pub(super) unsynced: bool,
 }
@@ -83,6 +85,12 @@ impl StorageBatch {
         self.raft.push(RaftWrite::Delete(key.to_vec()));
     }
 
+    /// Deletes the `data` records in `[start, end)` (one range deletion,
+    /// whatever their number), before the batch's other `data` writes.
+    pub fn delete_data_range(&mut self, start: &[u8], end: &[u8]) {
+        self.data_ranges.push((start.to_vec(), end.to_vec()));
+    }
+
     /// Deletes the `raft` records in `[start, end)`.
     pub fn delete_raft_range(&mut self, start: &[u8], end: &[u8]) {
         self.raft
@@ -90,7 +98,18 @@ impl StorageBatch {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty() && self.meta.is_empty() && self.raft.is_empty()
+        self.data.is_empty()
+            && self.meta.is_empty()
+            && self.raft.is_empty()
+            && self.data_ranges.is_empty()
+    }
+
+    /// About how many bytes the batch writes.
+    pub fn size(&self) -> usize {
+        let records = self.data.iter().chain(&self.meta);
+        records
+            .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len))
+            .sum()
     }
 }
 

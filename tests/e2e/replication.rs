@@ -147,6 +147,11 @@ async fn assert_balances(cluster: &[TestServer], acknowledged: &[Transfer], unkn
 /// Waits until every shard group has a replica on each of `nodes` that has
 /// applied all its leader's log (`shardforge_replicas`).
 async fn wait_caught_up(client: &Client, nodes: i64) {
+    wait_caught_up_groups(client, nodes, 8).await
+}
+
+/// [`wait_caught_up`] for a cluster of `groups` shard groups.
+async fn wait_caught_up_groups(client: &Client, nodes: i64, groups: i64) {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
         let row = client
@@ -160,7 +165,7 @@ async fn wait_caught_up(client: &Client, nodes: i64) {
             .unwrap();
         let (replicas, on, lag, leaders): (i64, i64, Option<i64>, i64) =
             (row.get(0), row.get(1), row.get(2), row.get(3));
-        if replicas == 8 * nodes && on == nodes && lag == Some(0) && leaders == 8 {
+        if replicas == groups * nodes && on == nodes && lag == Some(0) && leaders == groups {
             return;
         }
         assert!(
@@ -595,4 +600,68 @@ async fn a_coordinator_killed_mid_commit_leaves_it_whole_or_undone() {
             assert_eq!(query_i64(&observer, &count(first)).await, 64);
         }
     }
+}
+
+/// A replica that missed more than its group's log keeps is rebuilt from a
+/// snapshot streamed in chunks and installed in batches, however large the
+/// group: all rows in one shard group here, `SHARDFORGE_SNAPSHOT_TEST_MIB`
+/// of them (default 16; the run is 320, see `tests/README.md`).
+/// The rebuilt node's peak memory is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_of_a_large_group_is_rebuilt_from_a_streamed_snapshot() {
+    let mib: i64 = std::env::var("SHARDFORGE_SNAPSHOT_TEST_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
+    let mut cluster = start_cluster_with(
+        3,
+        &[
+            ("SHARDFORGE_CLUSTER_SHARD_GROUPS", "1"),
+            ("SHARDFORGE_CLUSTER_RAFT_SNAPSHOT_ENTRIES", "20"),
+        ],
+    )
+    .await;
+    let client = cluster[0].connect().await;
+    client
+        .batch_execute("CREATE TABLE blob (k int PRIMARY KEY, v text NOT NULL)")
+        .await
+        .unwrap();
+    wait_caught_up_groups(&client, 3, 1).await;
+    cluster[2].kill9();
+    // Rows of 4 KiB, 2 MiB per statement (one Raft entry each).
+    const ROW: i64 = 4096;
+    const PER_STATEMENT: i64 = 512;
+    let rows = mib * (1 << 20) / ROW;
+    for first in (0..rows).step_by(PER_STATEMENT as usize) {
+        let last = (first + PER_STATEMENT).min(rows) - 1;
+        let sql = format!(
+            "INSERT INTO blob SELECT i, repeat('x', {ROW}) FROM generate_series({first}, {last}) AS s(i)"
+        );
+        retrying(&sql, || client.batch_execute(&sql)).await;
+    }
+    // Enough entries after them for the log to be cut behind a snapshot.
+    for i in 0..30 {
+        let sql = format!("UPDATE blob SET v = repeat('y', {ROW}) WHERE k = {i}");
+        retrying(&sql, || client.batch_execute(&sql)).await;
+    }
+    cluster[2].start_again().await;
+    wait_caught_up_groups(&client, 3, 1).await;
+    let log = cluster[2].log();
+    assert!(
+        log.contains("installed a snapshot"),
+        "no snapshot installed:\n{log}"
+    );
+    eprintln!(
+        "rebuilt a replica of a {mib} MiB group; its peak memory: {} MiB",
+        cluster[2].peak_memory_kib() / 1024
+    );
+    // Node 3 now holds the only other copy: read through it with node 2
+    // gone.
+    cluster[1].kill9();
+    let node3 = cluster[2].connect().await;
+    let sql = "SELECT count(*), sum(length(v)), count(*) FILTER (WHERE v LIKE 'y%') FROM blob";
+    let row = retrying(sql, || node3.query_one(sql, &[])).await;
+    assert_eq!(row.get::<_, i64>(0), rows);
+    assert_eq!(row.get::<_, i64>(1), rows * ROW);
+    assert_eq!(row.get::<_, i64>(2), 30);
 }
