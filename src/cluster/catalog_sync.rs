@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{proto, to_json, Cluster, Peers};
+use super::{proto, to_json, Cluster};
 use crate::catalog::TableDef;
 use crate::error::{Error, InputError, Result};
 use crate::raft::META_GROUP;
@@ -55,12 +55,8 @@ impl Cluster {
     /// Before a node serves SQL, its catalog catches up with the changes
     /// it missed while it was down: a meta replica applies the meta
     /// group's log as far as its leader has; any other node takes the
-    /// oracle's catalog. (The meta node of a cluster that does not
-    /// replicate has it.)
+    /// oracle's catalog.
     pub async fn fetch_catalog(&self, coordinator: &Arc<TxnCoordinator>) -> Result<()> {
-        if Peers::is_unreplicated_oracle(self) {
-            return Ok(());
-        }
         let state = self.initialised_state()?;
         let cluster_id = state.identity.cluster_id;
         let update = coordinator

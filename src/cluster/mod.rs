@@ -739,10 +739,6 @@ impl Peers for Cluster {
         Cluster::node_id(self).unwrap_or_default()
     }
 
-    fn meta_node(&self) -> u32 {
-        self.state().map_or(META_NODE, |s| s.identity.meta_node)
-    }
-
     fn cluster_id(&self) -> String {
         Cluster::cluster_id(self)
     }

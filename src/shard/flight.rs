@@ -298,6 +298,8 @@ mod tests {
     use tonic::transport::Server;
 
     const ROWS: i32 = 20_000;
+    /// The snapshot the tests read at, after the rows' commit.
+    const READ_TS: u64 = 10;
 
     /// A node with `ROWS` rows of `t (id int PRIMARY KEY)` in two shard
     /// groups, and the table's id.
@@ -307,12 +309,8 @@ mod tests {
         let shards = Arc::new(ShardMap::load_or_init(&storage, 2).unwrap());
         let catalog = Arc::new(Catalog::load(&storage).unwrap());
         let table = create_for_test(&catalog, int_table("t"));
+        crate::shard::put_rows_for_test(&storage, rows(table.id.0, 0..ROWS), 1);
         let c = Arc::new(TxnCoordinator::new(storage, shards, catalog).unwrap());
-        let mut txn = c.begin();
-        for (key, row) in rows(table.id.0, 0..ROWS) {
-            txn.put(key, row);
-        }
-        c.commit(txn).unwrap();
         (dir, c, table.id.0)
     }
 
@@ -376,7 +374,7 @@ mod tests {
             let request = ScanRequest {
                 table_id: table,
                 shard_id: replica.range().id.0,
-                snapshot_ts: c.begin().start_ts(),
+                snapshot_ts: READ_TS,
                 row_schema: encode_schema(&def.row_schema()),
                 projection: vec![0],
                 limit: None,
@@ -413,7 +411,7 @@ mod tests {
         let request = ScanRequest {
             table_id: table,
             shard_id: 0,
-            snapshot_ts: c.begin().start_ts(),
+            snapshot_ts: READ_TS,
             row_schema: encode_schema(&def.row_schema()),
             projection: vec![],
             limit: Some(3),
@@ -455,7 +453,7 @@ mod tests {
             let channel = channel.clone();
             let request = ScanRequest {
                 table_id: table,
-                snapshot_ts: c.begin().start_ts(),
+                snapshot_ts: READ_TS,
                 row_schema: encode_schema(&schema),
                 projection: vec![0],
                 filter,

@@ -177,6 +177,17 @@ pub fn split_hash_space(groups: u32) -> Result<Vec<ShardRange>> {
         .collect())
 }
 
+/// Writes `rows` (user key, encoded row) as committed at `commit_ts`,
+/// straight into storage, for tests of the read side.
+#[cfg(test)]
+pub(crate) fn put_rows_for_test(storage: &Storage, rows: Vec<(Vec<u8>, Vec<u8>)>, commit_ts: u64) {
+    let mut out = storage.batch();
+    for (key, row) in rows {
+        out.put_version(&key, commit_ts, Some(&row));
+    }
+    storage.write(out).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

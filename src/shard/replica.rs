@@ -328,18 +328,16 @@ mod tests {
             hidden_rowid: false,
         };
         assert_eq!(create_for_test(&catalog, def).id, TableId(TABLE));
-        let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog).unwrap());
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![Arc::new(Int64Array::from_iter_values(0..10))],
         )
         .unwrap();
-        let mut txn = coordinator.begin();
-        for (row, value) in encode_rows(&batch).unwrap().into_iter().enumerate() {
-            txn.put(key(&batch, row), value);
-        }
-        coordinator.commit(txn).unwrap();
+        let rows = encode_rows(&batch).unwrap().into_iter().enumerate();
+        let rows = rows.map(|(row, value)| (key(&batch, row), value)).collect();
+        crate::shard::put_rows_for_test(&storage, rows, 1);
+        let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog).unwrap());
         (dir, coordinator, schema)
     }
 
@@ -359,7 +357,7 @@ mod tests {
         let request = ScanRequest {
             table_id: TABLE,
             shard_id: 0,
-            snapshot_ts: c.begin().start_ts(),
+            snapshot_ts: 10,
             row_schema: encode_schema(schema),
             projection,
             limit: None,

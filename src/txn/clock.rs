@@ -1,11 +1,10 @@
-//! Commit timestamps for one node.
+//! The timestamp oracle's clock, on the meta group's leader (see `tso`).
 //!
 //! A timestamp is microseconds since the Unix epoch, bumped past the last one
 //! issued so timestamps strictly increase even if the wall clock steps back.
-//! The last commit timestamp is written in the same storage batch as the
-//! commit itself, so after a restart new timestamps are above every
-//! committed version. The meta node's clock is the cluster's timestamp
-//! oracle (see `oracle`).
+//! A schema change's commit timestamp is recorded with its decision (a meta
+//! group record), and a new leader also moves past the recorded timestamp
+//! limit, so no timestamp is issued twice.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -41,16 +40,6 @@ impl Clock {
         Ok(())
     }
 
-    /// The last timestamp issued.
-    pub fn last(&self) -> u64 {
-        self.last.load(Ordering::Acquire)
-    }
-
-    /// A timestamp above every one issued before.
-    pub fn next(&self) -> u64 {
-        self.reserve(1)
-    }
-
     /// `count` (at least 1) consecutive timestamps above every one issued
     /// before: the first.
     pub fn reserve(&self, count: u64) -> u64 {
@@ -75,17 +64,12 @@ impl Clock {
         self.last.fetch_max(ts, Ordering::AcqRel);
     }
 
-    /// Takes note of `ts`, chosen elsewhere (a cross-node commit's
-    /// timestamp), so that later timestamps from here are above it, and
-    /// records the newest timestamp in `batch`.
+    /// Takes note of `ts` (a decided commit's timestamp), so that later
+    /// timestamps from here are above it, and records the newest timestamp
+    /// in `batch`.
     pub fn observe(&self, ts: u64, batch: &mut StorageBatch) {
         let newest = self.last.fetch_max(ts, Ordering::AcqRel).max(ts);
-        self.record(newest, batch);
-    }
-
-    /// Records `ts` as issued, in the batch that commits with it.
-    pub fn record(&self, ts: u64, batch: &mut StorageBatch) {
-        batch.put_meta(LAST_TS_KEY, &ts.to_be_bytes());
+        batch.put_meta(LAST_TS_KEY, &newest.to_be_bytes());
     }
 }
 

@@ -84,24 +84,14 @@ impl Drop for AtWork<'_> {
 pub trait Peers: Send + Sync {
     /// This node's id.
     fn node_id(&self) -> u32;
-    /// The meta node's id: the oracle when the cluster does not replicate.
-    fn meta_node(&self) -> u32;
-    /// The meta group's replicas (none when the cluster does not
-    /// replicate).
+    /// The meta group's replicas.
     fn meta_replicas(&self) -> Vec<u32>;
     fn cluster_id(&self) -> String;
     /// The pooled channel to node `node`.
     fn channel(&self, node: u32) -> Result<Channel>;
     /// On the oracle: gives every other live member the catalog `tables`,
-    /// which the meta group applied at `meta_index` (0: it does not
-    /// replicate).
+    /// which the meta group applied at `meta_index`.
     fn publish_catalog(&self, tables: Vec<TableDef>, meta_index: u64) -> BoxFuture<'_, Result<()>>;
-
-    /// Whether this node is the meta node of a cluster that does not
-    /// replicate: the oracle, with the only copy of its state.
-    fn is_unreplicated_oracle(&self) -> bool {
-        self.meta_replicas().is_empty() && self.meta_node() == self.node_id()
-    }
 }
 
 /// Finds a replicated group's leader again for a scan (see
@@ -306,8 +296,7 @@ impl TxnCoordinator {
         if node == peers.node_id() {
             return self
                 .resolve_prepared(txn_id, outcome, start_ts, groups)
-                .await
-                .map(|_| ());
+                .await;
         }
         let mut client = self.participant(peers, node)?;
         let cluster_id = peers.cluster_id();
@@ -405,15 +394,7 @@ impl TxnCoordinator {
     /// The prepared transactions of [`Self::recover`], but those whose
     /// coordinator is still at work on them. Blocks.
     fn recover_prepared(&self, peers: &Arc<dyn Peers>, at_least: std::time::Duration) {
-        // Unreplicated groups' intents (no snapshot, no primary) and the
-        // replicated groups' intents this node leads.
-        let mut waiting: Vec<(Vec<u8>, Vec<u32>, Intent)> = self
-            .lock()
-            .prepared
-            .waiting(at_least)
-            .into_iter()
-            .map(|txn_id| (txn_id, Vec::new(), Intent::default()))
-            .collect();
+        let mut waiting: Vec<(Vec<u8>, Vec<u32>, Intent)> = Vec::new();
         if let Ok(groups) = self.groups() {
             let now_ms = super::since_epoch().as_millis() as u64;
             for group in groups.led_here() {
@@ -449,10 +430,8 @@ impl TxnCoordinator {
                     return self.settle(peers, &voted).await.map(|_| ());
                 }
                 let outcome = self.ask_oracle(OracleCall::Resolve(txn_id.clone())).await?;
-                (self
-                    .resolve_prepared(&txn_id, outcome, start_ts, &groups)
-                    .await)
-                    .map(|_| ())
+                self.resolve_prepared(&txn_id, outcome, start_ts, &groups)
+                    .await
             });
             if let Err(e) = resolved {
                 tracing::warn!(error = %e, "could not resolve a prepared transaction yet");
@@ -466,7 +445,7 @@ impl TxnCoordinator {
         if !self.serves_oracle() {
             return;
         }
-        let decided = match self.lock().decisions.waiting(&self.storage, at_least) {
+        let decided = match self.decisions().waiting(&self.storage, at_least) {
             Ok(decided) => decided,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the commit decisions in flight");
@@ -544,280 +523,5 @@ impl TxnCoordinator {
                 .to_be_bytes(),
         );
         id
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::catalog::{create_for_test, int_table, Catalog};
-    use crate::encoding::keys::row_key;
-    use crate::shard::proto::PrepareRequest;
-    use crate::shard::{split_hash_space, stage_ranges, ShardMap};
-    use crate::storage::Storage;
-    use crate::txn::service::TxnService;
-    use crate::txn::tests::decision;
-    use std::collections::HashMap;
-    use tonic::transport::Server;
-
-    /// Node `me` of a two-node cluster whose shard group 0 is on node 1 (the
-    /// meta node) and group 1 on node 2.
-    struct TestPeers {
-        me: u32,
-        channels: HashMap<u32, Channel>,
-    }
-
-    impl Peers for TestPeers {
-        fn node_id(&self) -> u32 {
-            self.me
-        }
-        fn meta_node(&self) -> u32 {
-            1
-        }
-        fn meta_replicas(&self) -> Vec<u32> {
-            Vec::new()
-        }
-        fn cluster_id(&self) -> String {
-            "c1".into()
-        }
-        fn channel(&self, node: u32) -> Result<Channel> {
-            self.channels
-                .get(&node)
-                .cloned()
-                .ok_or_else(|| Error::Unavailable(format!("node {node} is down")))
-        }
-        fn publish_catalog(&self, _: Vec<TableDef>, _: u64) -> BoxFuture<'_, Result<()>> {
-            Box::pin(async { Err(Error::Internal("no schema changes in this test".into())) })
-        }
-    }
-
-    struct Node {
-        _dir: tempfile::TempDir,
-        coordinator: Arc<TxnCoordinator>,
-    }
-
-    fn node(table: &crate::catalog::TableDef) -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Arc::new(Storage::open(dir.path()).unwrap());
-        let mut ranges = split_hash_space(2).unwrap();
-        ranges[1].node = 2;
-        let mut batch = storage.batch();
-        stage_ranges(&ranges, &mut batch).unwrap();
-        storage.write(batch).unwrap();
-        let shards = Arc::new(ShardMap::load(&storage).unwrap());
-        let catalog = Arc::new(Catalog::load(&storage).unwrap());
-        assert_eq!(create_for_test(&catalog, table.clone()).id, table.id);
-        let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog).unwrap());
-        Node {
-            _dir: dir,
-            coordinator,
-        }
-    }
-
-    async fn serve(node: &Node) -> Channel {
-        let service = Arc::new(TxnService::default());
-        service.ready("c1".into(), node.coordinator.clone());
-        let router = Server::builder()
-            .add_service(service.participant_server())
-            .add_service(service.oracle_server());
-        crate::rpc::loopback(router).await
-    }
-
-    /// A key of `table` in shard group `group` (of two).
-    fn key_in(c: &TxnCoordinator, table: u32, group: u32, tag: u8) -> Vec<u8> {
-        (0u16..)
-            .map(|i| row_key(table, &[tag, (i >> 8) as u8, i as u8]))
-            .find(|k| c.shards().for_key(k).range().id.0 == group)
-            .unwrap()
-    }
-
-    fn commit_on(
-        c: &Arc<TxnCoordinator>,
-        writes: Vec<(Vec<u8>, &'static [u8])>,
-        start_ts: u64,
-    ) -> tokio::task::JoinHandle<Result<u64>> {
-        let c = c.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut txn = c.begin_at(start_ts);
-            for (key, value) in writes {
-                txn.put(key, value.to_vec());
-            }
-            c.commit(txn)
-        })
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_commit_across_two_nodes_lands_on_both_or_neither() {
-        let mut table = int_table("t");
-        table.id = crate::catalog::TableId(100);
-        let (n1, n2) = (node(&table), node(&table));
-        let (c1, c2) = (serve(&n1).await, serve(&n2).await);
-        let channels: HashMap<u32, Channel> = [(1, c1), (2, c2)].into();
-        for (n, me) in [(&n1, 1), (&n2, 2)] {
-            n.coordinator.set_peers(Arc::new(TestPeers {
-                me,
-                channels: channels.clone(),
-            }));
-        }
-        let on1 = key_in(&n1.coordinator, 100, 0, 1);
-        let on2 = key_in(&n1.coordinator, 100, 1, 2);
-        let read = |n: &Node, key: &[u8], ts: u64| {
-            n.coordinator.shards().for_key(key).get(key, ts).unwrap()
-        };
-
-        // Coordinated by node 2: both halves commit at one timestamp, and the
-        // meta node's read timestamp passes it only once both are applied.
-        let start = n1.coordinator.begin().start_ts();
-        let ts = commit_on(
-            &n2.coordinator,
-            vec![(on1.clone(), b"a"), (on2.clone(), b"b")],
-            start,
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        assert_eq!(read(&n1, &on1, ts).unwrap(), b"a");
-        assert_eq!(read(&n2, &on2, ts).unwrap(), b"b");
-        assert!(read(&n1, &on1, ts - 1).is_none());
-        assert!(n1.coordinator.begin().start_ts() >= ts);
-        assert!(
-            n1.coordinator.prepared_txns().is_empty() && n2.coordinator.prepared_txns().is_empty()
-        );
-
-        // A transaction whose snapshot predates that commit conflicts on
-        // node 2; its node-1 half, prepared fine, is aborted with it.
-        let other = key_in(&n1.coordinator, 100, 0, 3);
-        let late = commit_on(
-            &n2.coordinator,
-            vec![(other.clone(), b"x"), (on2.clone(), b"y")],
-            start,
-        )
-        .await
-        .unwrap();
-        assert!(matches!(late, Err(Error::Retry(_))), "{late:?}");
-        let now = n1.coordinator.begin().start_ts();
-        assert!(read(&n1, &other, now).is_none());
-        assert!(
-            n1.coordinator.prepared_txns().is_empty() && n2.coordinator.prepared_txns().is_empty()
-        );
-
-        // Coordinated by the meta node itself, with a participant down: the
-        // transaction fails as unavailable and leaves nothing behind.
-        let down = Arc::new(TestPeers {
-            me: 1,
-            channels: HashMap::new(),
-        });
-        let lonely = node(&table);
-        lonely.coordinator.set_peers(down);
-        let start = lonely.coordinator.begin().start_ts();
-        let key2 = key_in(&lonely.coordinator, 100, 1, 4);
-        let failed = commit_on(&lonely.coordinator, vec![(key2, b"z")], start)
-            .await
-            .unwrap();
-        assert!(matches!(failed, Err(Error::Unavailable(_))), "{failed:?}");
-        assert!(lonely.coordinator.prepared_txns().is_empty());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn recovery_finishes_what_a_dead_coordinator_left() {
-        let mut table = int_table("t");
-        table.id = crate::catalog::TableId(100);
-        let (n1, n2) = (node(&table), node(&table));
-        let (c1, c2) = (serve(&n1).await, serve(&n2).await);
-        let channels: HashMap<u32, Channel> = [(1, c1), (2, c2)].into();
-        let peers: Vec<Arc<dyn Peers>> = [1, 2]
-            .map(|me| {
-                Arc::new(TestPeers {
-                    me,
-                    channels: channels.clone(),
-                }) as Arc<dyn Peers>
-            })
-            .into();
-        n1.coordinator.set_peers(peers[0].clone());
-        n2.coordinator.set_peers(peers[1].clone());
-        let (a, b) = (
-            key_in(&n1.coordinator, 100, 0, 1),
-            key_in(&n1.coordinator, 100, 1, 2),
-        );
-        let start = n1.coordinator.begin().start_ts();
-        let prepare = |txn: &[u8]| {
-            let batch = |key: &Vec<u8>, shard_id| WriteBatch {
-                shard_id,
-                start_ts: start,
-                mutations: vec![crate::shard::proto::Mutation {
-                    key: key.clone(),
-                    value: Some(b"v".to_vec()),
-                }],
-            };
-            n1.coordinator
-                .prepare_here(PrepareRequest {
-                    txn_id: txn.to_vec(),
-                    batches: vec![batch(&a, 0)],
-                    ..Default::default()
-                })
-                .unwrap();
-            n2.coordinator
-                .prepare_here(PrepareRequest {
-                    txn_id: txn.to_vec(),
-                    batches: vec![batch(&b, 1)],
-                    ..Default::default()
-                })
-                .unwrap();
-        };
-        let recover = |coordinator: &Arc<TxnCoordinator>, peers: &Arc<dyn Peers>| {
-            let (coordinator, peers) = (coordinator.clone(), peers.clone());
-            tokio::task::spawn_blocking(move || {
-                coordinator.recover(&peers, std::time::Duration::ZERO)
-            })
-        };
-
-        // Its coordinator (node 1, which its id names) still at work on
-        // it: recovery leaves it prepared, here and on node 2, however old.
-        let busy = n1.coordinator.new_txn_id(1);
-        let at_work = AtWork::on(&n1.coordinator, &busy);
-        prepare(&busy);
-        recover(&n2.coordinator, &peers[1]).await.unwrap();
-        recover(&n1.coordinator, &peers[0]).await.unwrap();
-        assert_eq!(n1.coordinator.prepared_txns().len(), 1);
-        assert_eq!(n2.coordinator.prepared_txns().len(), 1);
-        drop(at_work);
-        recover(&n2.coordinator, &peers[1]).await.unwrap();
-        recover(&n1.coordinator, &peers[0]).await.unwrap();
-        assert!(n1.coordinator.prepared_txns().is_empty());
-        assert!(n2.coordinator.prepared_txns().is_empty());
-
-        // Died before the decision: recovery aborts it on both nodes, and
-        // the coordinator could no longer commit it.
-        prepare(b"early");
-        recover(&n2.coordinator, &peers[1]).await.unwrap();
-        recover(&n1.coordinator, &peers[0]).await.unwrap();
-        assert!(n1.coordinator.prepared_txns().is_empty());
-        assert!(n2.coordinator.prepared_txns().is_empty());
-        assert!(matches!(
-            n1.coordinator.decide(decision(b"early", vec![0, 1])),
-            Err(Error::Retry(_))
-        ));
-
-        // Died after the decision (its participants: shard groups 0 and 1):
-        // the meta node applies it everywhere and lets reads pass it.
-        prepare(b"late");
-        let commit_ts = n1
-            .coordinator
-            .decide(decision(b"late", vec![0, 1]))
-            .unwrap();
-        assert!(n1.coordinator.begin().start_ts() < commit_ts);
-        recover(&n1.coordinator, &peers[0]).await.unwrap();
-        assert!(n2.coordinator.prepared_txns().is_empty());
-        let read_ts = n1.coordinator.begin().start_ts();
-        assert!(read_ts >= commit_ts);
-        for (n, key) in [(&n1, &a), (&n2, &b)] {
-            let row = n
-                .coordinator
-                .shards()
-                .for_key(key)
-                .get(key, read_ts)
-                .unwrap();
-            assert_eq!(row.unwrap(), b"v");
-        }
     }
 }

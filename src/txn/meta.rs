@@ -1,7 +1,7 @@
-//! The timestamp oracle as the cluster reaches it: the meta group's leader
-//! when the cluster replicates, the meta node (node 1) when it does not.
+//! The timestamp oracle as the cluster reaches it: the meta group's
+//! leader (the meta group has one voter on a lone node).
 //!
-//! In a replicated cluster the oracle's state (commit decisions, the
+//! The oracle's state (commit decisions, the
 //! clock's newest timestamp, the timestamp limit, the catalog:
 //! [`OracleMachine`]) is part of the state machine of the meta group, a
 //! Raft group on the first three members. Its leader serves the `Oracle`
@@ -12,9 +12,10 @@
 //!   one-phase commit commits at one. Readers do not wait here for commits
 //!   in flight: they wait at the shard group for the locks in their way
 //!   (`shard::locks`).
-//! - `Decide` takes a timestamp the same way and replicates the decision
-//!   (`OracleCommand::Decide`), which every replica checks against its
-//!   catalog and applies alike (the transaction's schema change with it).
+//! - `Decide`, for a transaction with a schema change, takes a timestamp
+//!   the same way and replicates the decision (`OracleCommand::Decide`),
+//!   which every replica checks against its catalog and applies alike (the
+//!   transaction's schema change with it).
 //!   Schema changes are decided one at a time, so the name check before
 //!   proposing holds when applying.
 //! - `Done` and `Resolve` are replicated too, so a new leader knows which
@@ -22,14 +23,6 @@
 //! - Before it serves anything in a new term the leader applies every
 //!   entry of earlier terms (ReadIndex) and moves its clock past the
 //!   recorded limit.
-//!
-//! Without replication (the meta node's own oracle), `Begin` answers the
-//! read timestamp below which every commit is applied, and waits until
-//! every commit decided before it is applied everywhere (reported `Done`):
-//! the wait is the few milliseconds of a commit's second phase; a decision
-//! whose coordinator died is finished by recovery on the oracle within
-//! [`super::distributed::DECISION_RECOVER_AFTER`], and a `Begin` that
-//! waited [`BEGIN_WAIT`] fails with 40001.
 //!
 //! Every node finds the leader as it finds a shard group's
 //! ([`TxnCoordinator::at_meta`]): from its own replica, or by trying the
@@ -50,15 +43,11 @@ use super::oracle::DECISION_PREFIX;
 use super::{clock, tso, TxnCoordinator};
 use crate::catalog::{NEXT_TABLE_ID, TABLE_PREFIX};
 use crate::cluster::meta::{oracle_answer, oracle_command};
-use crate::error::{Error, InputError, Result};
+use crate::error::{Error, Result};
 use crate::raft::groups::QUORUM_WAIT;
 use crate::raft::{StateMachine, META_GROUP};
 use crate::rpc::call_twice;
 use crate::storage::{Family, Storage, StorageBatch, View};
-
-/// How long `Begin` waits for the decisions in flight (see the module
-/// docs).
-const BEGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A call to the oracle.
 #[derive(Debug, Clone)]
@@ -142,8 +131,8 @@ impl TxnCoordinator {
         match command.command {
             Some(oracle_command::Command::Decide(Decide { request, commit_ts })) => {
                 let request = request.unwrap_or_default();
-                match self.decide_here(request, Some(commit_ts), batch) {
-                    Ok(decided) => Ok(decision(Some(decided.commit_ts))),
+                match self.decide_here(request, commit_ts, batch) {
+                    Ok(commit_ts) => Ok(decision(Some(commit_ts))),
                     Err(Error::Retry(message)) => Ok(Outcome::Conflict(message)),
                     Err(Error::Input(_, message) | Error::Internal(message)) => {
                         Ok(Outcome::Rejected(message))
@@ -190,58 +179,17 @@ impl TxnCoordinator {
     /// Reads the oracle's state again after a snapshot replaced it. Blocks
     /// on disk.
     fn reload_meta(&self) -> Result<()> {
-        let mut locked = self.lock();
+        let mut decisions = self.decisions();
         self.clock.reload(&self.storage)?;
         self.limit.applied(super::stored_limit(&self.storage)?);
         self.catalog.reload(&self.storage)?;
-        locked.decisions = super::oracle::Decisions::load(&self.storage, self.clock.last())?;
-        self.publish(&locked);
+        *decisions = super::oracle::Decisions::load(&self.storage)?;
         Ok(())
     }
 
-    /// Whether the oracle is the meta group (the cluster replicates).
-    fn meta_replicated(&self) -> bool {
-        self.peers
-            .get()
-            .is_some_and(|peers| !peers.meta_replicas().is_empty())
-    }
-
     /// Answers `call` as the oracle: as the meta group's leader (else
-    /// `NotLeader`), or as the meta node of a cluster that does not
-    /// replicate. Blocks on disk in place (call it on the multi-threaded
-    /// runtime).
+    /// `NotLeader`).
     pub async fn serve_oracle(&self, call: OracleCall) -> Result<Option<u64>> {
-        if !self.meta_replicated() {
-            if self
-                .peers
-                .get()
-                .is_some_and(|p| !p.is_unreplicated_oracle())
-            {
-                return Err(Error::input(
-                    InputError::Other,
-                    "this node is not the meta node",
-                ));
-            }
-            return match call {
-                OracleCall::Begin(_) => self.read_ts_after_decided().await.map(Some),
-                OracleCall::Decide(request) => {
-                    let decided = tokio::task::block_in_place(|| {
-                        self.decide_here(request, None, self.storage.batch())
-                    })?;
-                    if decided.schema_changed {
-                        self.publish_catalog(0).await;
-                    }
-                    Ok(Some(decided.commit_ts))
-                }
-                OracleCall::Done(txn_id) => {
-                    tokio::task::block_in_place(|| self.done_here(&txn_id, self.storage.batch()))?;
-                    Ok(None)
-                }
-                OracleCall::Resolve(txn_id) => {
-                    tokio::task::block_in_place(|| self.resolve_here(&txn_id, self.storage.batch()))
-                }
-            };
-        }
         match call {
             OracleCall::Begin(count) => self.issue(u64::from(count)).await.map(Some),
             OracleCall::Decide(request) => self.decide_replicated(request).await.map(Some),
@@ -256,27 +204,6 @@ impl TxnCoordinator {
                     Outcome::Decision(decision) => Ok(decision.commit_ts),
                     other => Err(Error::Internal(format!("resolve answered {other:?}"))),
                 }
-            }
-        }
-    }
-
-    /// The read timestamp once every commit decided so far is applied
-    /// (see the module docs).
-    async fn read_ts_after_decided(&self) -> Result<u64> {
-        let target = self.lock().decisions.newest_decided();
-        let deadline = tokio::time::Instant::now() + BEGIN_WAIT;
-        loop {
-            let changed = self.visible_changed.notified();
-            let visible = self.visible_ts.load(Ordering::Acquire);
-            if visible >= target {
-                return Ok(visible);
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return Err(Error::Retry(
-                    "could not serialize access: a commit decided before this transaction \
-                     began is not applied yet"
-                        .into(),
-                ));
             }
         }
     }
@@ -332,7 +259,7 @@ impl TxnCoordinator {
             // Readers take fresh timestamps and wait at the groups for the
             // prepared intents (see the module docs): nothing here holds
             // them back while the decision is replicated.
-            let _locked = self.lock();
+            let _decisions = self.decisions();
             if let Some(commit_ts) = self.earlier_or_check(&request, &schema)? {
                 return Ok(commit_ts);
             }
@@ -416,8 +343,8 @@ impl TxnCoordinator {
         .await
     }
 
-    /// Calls `call` with the node that serves the meta group now: the
-    /// meta node, or the meta group's leader. A node that turns out not to
+    /// Calls `call` with the node that serves the meta group now: the meta
+    /// group's leader. A node that turns out not to
     /// lead it, or cannot be reached, is followed by the next guess for up
     /// to [`QUORUM_WAIT`].
     pub async fn at_meta<T, F, Fut>(&self, call: F) -> Result<T>
@@ -431,7 +358,9 @@ impl TxnCoordinator {
             .ok_or_else(|| Error::Internal("a one-node cluster has no meta group".into()))?;
         let replicas = peers.meta_replicas();
         let Some(&first) = replicas.first() else {
-            return call(peers.meta_node()).await;
+            return Err(Error::Internal(
+                "the cluster's meta group has no replicas (a cluster of an older build)".into(),
+            ));
         };
         let groups = self.groups()?;
         let deadline = std::time::Instant::now() + QUORUM_WAIT;
@@ -450,14 +379,11 @@ impl TxnCoordinator {
         }
     }
 
-    /// Whether this node serves the oracle now: it leads the meta group,
-    /// or it is the meta node of a cluster that does not replicate.
+    /// Whether this node serves the oracle now: it leads the meta group.
     pub fn serves_oracle(&self) -> bool {
-        match (self.peers.get(), self.groups.get()) {
-            (Some(peers), _) if peers.meta_replicas().is_empty() => peers.is_unreplicated_oracle(),
-            (_, Some(groups)) => groups.leading_term(META_GROUP).is_some(),
-            _ => false,
-        }
+        self.groups
+            .get()
+            .is_some_and(|groups| groups.leading_term(META_GROUP).is_some())
     }
 
     /// Gives every other live node the catalog, after a schema change that

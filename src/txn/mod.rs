@@ -23,9 +23,9 @@
 //! 40001): first committer wins. Readers wait at the group's leader only
 //! for writes in flight they may have to see (`shard::locks`).
 //!
-//! A coordinator outside a cluster (unit tests) still commits the older
-//! way, under one node-wide lock with its own [`Clock`] and prepared
-//! intents ([`prepared`], [`oracle`]); that path goes next.
+//! Every node, a lone one too, runs its shard groups and the meta group as
+//! Raft groups: there is no other way to commit (a coordinator outside a
+//! cluster cannot).
 
 mod async_commit;
 mod clock;
@@ -33,7 +33,6 @@ pub mod distributed;
 mod meta;
 mod one_phase;
 pub mod oracle;
-mod prepared;
 pub mod service;
 mod snapshots;
 mod tso;
@@ -43,11 +42,10 @@ pub use meta::OracleCall;
 
 use distributed::{Leaders, Peers};
 use oracle::Decisions;
-use prepared::Prepared;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::catalog::{Catalog, SchemaChange, SchemaChangeMessage, TableDef, TableId};
@@ -165,13 +163,11 @@ pub struct TxnCoordinator {
     storage: Arc<Storage>,
     shards: Arc<ShardMap>,
     catalog: Arc<Catalog>,
+    /// As the meta group's leader: the oracle's clock (see `tso`).
     clock: Clock,
-    /// The read timestamp of new transactions: every commit at or below it
-    /// is applied (see [`oracle`]). Changed only under the commit lock.
-    visible_ts: AtomicU64,
-    /// Serialises validation and commit (step 2–4 above), and guards what
-    /// cross-node commits leave here.
-    commit_lock: Mutex<Locked>,
+    /// As a meta replica: the schema changes decided and not yet applied
+    /// in every group they wrote (see [`oracle`]).
+    decisions: Mutex<Decisions>,
     /// The other nodes, once this node is in a cluster of several.
     peers: OnceLock<Arc<dyn Peers>>,
     /// The Raft groups of the shard groups this node holds replicas of,
@@ -185,8 +181,6 @@ pub struct TxnCoordinator {
     meta_term: AtomicU64,
     /// Held while a schema change is decided in the meta group.
     schema_lock: tokio::sync::Mutex<()>,
-    /// Told whenever `visible_ts` may have moved.
-    visible_changed: tokio::sync::Notify,
     /// The cross-node transactions this node is committing now, as their
     /// coordinator (see `distributed`).
     at_work: Mutex<HashSet<Vec<u8>>>,
@@ -201,22 +195,6 @@ pub struct TxnCoordinator {
     snapshots: Arc<snapshots::Snapshots>,
 }
 
-/// What [`TxnCoordinator::decide_here`] recorded.
-struct Decided {
-    commit_ts: u64,
-    schema_changed: bool,
-}
-
-/// What the commit lock guards.
-struct Locked {
-    /// Transactions prepared here by cross-node commits; local commits must
-    /// not take their keys.
-    prepared: Prepared,
-    /// On the meta node: cross-node commits decided and not yet applied
-    /// everywhere.
-    decisions: Decisions,
-}
-
 impl TxnCoordinator {
     pub fn new(
         storage: Arc<Storage>,
@@ -224,11 +202,7 @@ impl TxnCoordinator {
         catalog: Arc<Catalog>,
     ) -> Result<Self> {
         let clock = Clock::load(&storage)?;
-        let locked = Locked {
-            prepared: Prepared::load(&storage)?,
-            decisions: Decisions::load(&storage, clock.last())?,
-        };
-        let visible_ts = AtomicU64::new(locked.decisions.read_ts());
+        let decisions = Mutex::new(Decisions::load(&storage)?);
         let txn_epoch = since_epoch().as_micros() as u64;
         let limit = tso::Limit::default();
         limit.applied(stored_limit(&storage)?);
@@ -237,15 +211,13 @@ impl TxnCoordinator {
             shards,
             catalog,
             clock,
-            visible_ts,
-            commit_lock: Mutex::new(locked),
+            decisions,
             peers: OnceLock::new(),
             groups: OnceLock::new(),
             txn_epoch,
             txn_counter: AtomicU64::new(0),
             meta_term: AtomicU64::new(0),
             schema_lock: tokio::sync::Mutex::new(()),
-            visible_changed: tokio::sync::Notify::new(),
             at_work: Mutex::new(HashSet::new()),
             locks: Arc::new(WriteLocks::default()),
             limit,
@@ -344,9 +316,6 @@ impl TxnCoordinator {
     /// Begins a transaction at the cluster's read timestamp, the oracle's
     /// (this node's own when it is alone).
     pub async fn begin_shared(&self) -> Result<Transaction> {
-        if self.peers.get().is_none() {
-            return Ok(self.begin());
-        }
         Ok(self.begin_at(self.timestamp().await?))
     }
 
@@ -428,10 +397,6 @@ impl TxnCoordinator {
         let _ = self.peers.set(peers);
     }
 
-    pub fn begin(&self) -> Transaction {
-        self.begin_at(self.visible_ts.load(Ordering::Acquire))
-    }
-
     fn begin_at(&self, start_ts: u64) -> Transaction {
         Transaction {
             start_ts,
@@ -461,83 +426,33 @@ impl TxnCoordinator {
                 .mutations
                 .push(Mutation { key, value });
         }
-        if let Some(peers) = self.peers.get() {
-            let me = peers.node_id();
-            let replicas = self.shards.replicas();
-            if batches.len() == 1 && txn.schema.is_empty() {
-                if let Some((&group, _)) = batches.first_key_value() {
-                    if replicas[group as usize].range().is_replicated() {
-                        // Tables dropped since the statements ran.
-                        self.catalog.validate(&txn.schema, &written_tables)?;
-                        let batch = batches.remove(&group).unwrap_or_default();
-                        return self.commit_one_phase(peers, batch);
-                    }
-                }
-            }
-            let all_replicated = batches.keys().all(|&group| self.is_replicated(group));
-            if all_replicated && txn.schema.is_empty() {
-                self.catalog.validate(&txn.schema, &written_tables)?;
-                return self.commit_async(peers, batches.into_values().collect());
-            }
-            let all_here = batches.values().all(|b| {
-                let range = replicas[b.shard_id as usize].range();
-                !range.is_replicated() && range.node == me
-            });
-            // Unless this node is the meta node of a cluster that does not
-            // replicate, every commit takes the oracle's timestamp, and a
-            // schema change commits with the decision there.
-            if !all_here || !peers.is_unreplicated_oracle() {
-                let decide = DecideRequest {
-                    txn_id: self.new_txn_id(me),
-                    participants: batches.keys().copied().collect(),
-                    schema_change: match txn.schema.is_empty() {
-                        true => Vec::new(),
-                        false => serde_json::to_vec(&txn.schema.to_message())
-                            .map_err(|e| Error::Internal(e.to_string()))?,
-                    },
-                    written_tables: written_tables.iter().map(|t| t.0).collect(),
-                };
-                return self.commit_across(peers, batches.into_values().collect(), decide);
-            }
+        let peers = self.peers.get().ok_or_else(|| {
+            Error::Unavailable("this node is not in its cluster yet: it cannot commit".into())
+        })?;
+        if let Some(group) = batches.keys().find(|&&g| !self.is_replicated(g)) {
+            return Err(Error::Internal(format!(
+                "shard group {group} is not a Raft group (a cluster of an older build)"
+            )));
         }
-        let schema = txn.schema;
-        let dropped: Vec<Arc<TableDef>> = schema.dropped().cloned().collect();
-        let mut locked = self.lock();
-        self.catalog.validate(&schema, &written_tables)?;
-        let replicas = self.shards.replicas();
-        for batch in batches.values() {
-            replicas[batch.shard_id as usize].validate(batch)?;
-            locked.prepared.check_unlocked(batch, &[])?;
+        if txn.schema.is_empty() {
+            // Tables dropped since the statements ran.
+            self.catalog.validate(&txn.schema, &written_tables)?;
+            let mut batches: Vec<WriteBatch> = batches.into_values().collect();
+            return match batches.len() {
+                1 => self.commit_one_phase(peers, batches.remove(0)),
+                _ => self.commit_async(peers, batches),
+            };
         }
-        let commit_ts = self.clock.next();
-        let mut out = self.storage.batch();
-        for batch in batches.values() {
-            replicas[batch.shard_id as usize].stage(batch, commit_ts, &mut out);
-        }
-        self.catalog.stage(&schema, &mut out)?;
-        self.clock.record(commit_ts, &mut out);
-        self.storage.write(out)?;
-        let schema_changed = !schema.is_empty();
-        self.catalog.apply(schema);
-        locked.decisions.applied(commit_ts);
-        self.publish(&locked);
-        drop(locked);
-        if schema_changed {
-            self.schema_changed(dropped);
-        }
-        Ok(commit_ts)
-    }
-
-    /// After a schema change committed here: every live node gets the new
-    /// catalog before the commit returns, and the rows of the dropped
-    /// tables go. Blocks.
-    fn schema_changed(&self, dropped: Vec<Arc<TableDef>>) {
-        // A commit runs on a blocking thread of the runtime (see `commit`),
-        // which drives the calls to the other nodes.
-        if let (Some(_), Ok(runtime)) = (self.peers.get(), tokio::runtime::Handle::try_current()) {
-            runtime.block_on(self.publish_catalog(0));
-        }
-        self.purge(dropped);
+        // A schema change commits with the decision at the oracle, which
+        // holds the catalog.
+        let decide = DecideRequest {
+            txn_id: self.new_txn_id(peers.node_id()),
+            participants: batches.keys().copied().collect(),
+            schema_change: serde_json::to_vec(&txn.schema.to_message())
+                .map_err(|e| Error::Internal(e.to_string()))?,
+            written_tables: written_tables.iter().map(|t| t.0).collect(),
+        };
+        self.commit_across(peers, batches.into_values().collect(), decide)
     }
 
     /// Purges the rows of the tables `dropped` by a commit. No transaction
@@ -555,43 +470,32 @@ impl TxnCoordinator {
 }
 
 impl TxnCoordinator {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Locked> {
+    fn decisions(&self) -> std::sync::MutexGuard<'_, Decisions> {
         // The state is only changed after its records are written, so a
         // panic elsewhere leaves it consistent.
-        self.commit_lock.lock().unwrap_or_else(|e| e.into_inner())
+        self.decisions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Makes the read timestamp of `locked` the one new transactions get.
-    fn publish(&self, locked: &Locked) {
-        self.visible_ts
-            .store(locked.decisions.read_ts(), Ordering::Release);
-        self.visible_changed.notify_waiters();
-    }
-
-    /// The timestamp oracle: records the commit point of a cross-node
-    /// transaction at `commit_ts` (the meta group leader's choice) or at a
-    /// timestamp from the clock, with its schema change, which is checked
-    /// against the catalog as a local commit's is (so are the tables it
-    /// writes), all in one write with `batch`; then purges the rows of the
-    /// tables it dropped here. Asking twice gets the same answer. Blocks on
-    /// disk.
+    /// The timestamp oracle, applying the meta group's `Decide`: records
+    /// the commit point of a transaction with a schema change at
+    /// `commit_ts` (the meta group leader's choice), with the change, which
+    /// is checked against the catalog (so are the tables it writes), all in
+    /// one write with `batch`; then purges the rows of the tables it
+    /// dropped here. Asking twice gets the same answer. Blocks on disk.
     fn decide_here(
         &self,
         request: DecideRequest,
-        commit_ts: Option<u64>,
+        commit_ts: u64,
         mut batch: StorageBatch,
-    ) -> Result<Decided> {
+    ) -> Result<u64> {
         let schema = schema_change_of(&request)?;
-        let mut locked = self.lock();
+        let mut decisions = self.decisions();
         match self.earlier_or_check(&request, &schema) {
             Ok(None) => {}
             // Nothing to record but the entry applied, if `batch` says so.
             Ok(Some(commit_ts)) => {
                 self.storage.write(batch)?;
-                return Ok(Decided {
-                    commit_ts,
-                    schema_changed: false,
-                });
+                return Ok(commit_ts);
             }
             Err(e) => {
                 self.storage.write(batch)?;
@@ -599,7 +503,7 @@ impl TxnCoordinator {
             }
         }
         self.catalog.stage(&schema, &mut batch)?;
-        let commit_ts = locked.decisions.decide(
+        decisions.decide(
             &self.storage,
             &self.clock,
             &request.txn_id,
@@ -608,15 +512,10 @@ impl TxnCoordinator {
             batch,
         )?;
         let dropped: Vec<Arc<TableDef>> = schema.dropped().cloned().collect();
-        let schema_changed = !schema.is_empty();
         self.catalog.apply(schema);
-        self.publish(&locked);
-        drop(locked);
+        drop(decisions);
         self.purge(dropped);
-        Ok(Decided {
-            commit_ts,
-            schema_changed,
-        })
+        Ok(commit_ts)
     }
 
     /// The commit timestamp of `request`'s transaction if it is decided
@@ -638,27 +537,22 @@ impl TxnCoordinator {
     /// The timestamp oracle: every participant applied `txn_id`; written
     /// with `batch`. Blocks on disk.
     fn done_here(&self, txn_id: &[u8], batch: StorageBatch) -> Result<()> {
-        let mut locked = self.lock();
-        locked.decisions.done(&self.storage, txn_id, batch)?;
-        self.publish(&locked);
-        Ok(())
+        self.decisions().done(&self.storage, txn_id, batch)
     }
 
     /// The timestamp oracle: the decision for `txn_id`, aborting it if it
     /// has none (see [`oracle`]); written with `batch`. Blocks on disk.
     fn resolve_here(&self, txn_id: &[u8], batch: StorageBatch) -> Result<Option<u64>> {
-        self.lock().decisions.resolve(&self.storage, txn_id, batch)
+        self.decisions().resolve(&self.storage, txn_id, batch)
     }
 
-    /// Two-phase commit, participant side, phase one: validates the writes
-    /// as a local commit would (also against keys other prepared
-    /// transactions hold), then keeps them as intents holding their keys:
-    /// through the Raft group of each replicated shard group (which this
-    /// node must lead), on disk here for the others. Preparing a
-    /// transaction twice is a no-op. A transaction with a primary group
-    /// (`async_commit`) takes each group's minimum commit timestamp while
-    /// its keys are held: the highest is the answer (0 for others). Blocks
-    /// on disk (in place: call it on the multi-threaded runtime).
+    /// The participant side, phase one: proposes `Prepare` in each of the
+    /// request's shard groups (whose leader this node must be): checked as
+    /// a commit is (first committer wins), kept as an intent locking its
+    /// keys. Preparing a transaction twice is a no-op. A transaction with
+    /// a primary group (`async_commit`) takes each group's minimum commit
+    /// timestamp while its keys are held: the highest is the answer (0 for
+    /// others).
     pub async fn prepare(&self, request: PrepareRequest) -> Result<u64> {
         let PrepareRequest {
             txn_id,
@@ -666,20 +560,6 @@ impl TxnCoordinator {
             primary,
             participants,
         } = request;
-        let (replicated, here): (Vec<WriteBatch>, Vec<WriteBatch>) = batches
-            .into_iter()
-            .partition(|b| self.is_replicated(b.shard_id));
-        if !here.is_empty() {
-            let request = PrepareRequest {
-                txn_id: txn_id.clone(),
-                batches: here,
-                ..Default::default()
-            };
-            tokio::task::block_in_place(|| self.prepare_here(request))?;
-        }
-        if replicated.is_empty() {
-            return Ok(0);
-        }
         let groups = self.groups()?;
         let prepare = PrepareCommand {
             txn_id: txn_id.clone(),
@@ -687,7 +567,7 @@ impl TxnCoordinator {
             participants,
             ..Default::default()
         };
-        let proposals = replicated.into_iter().map(|batch| async {
+        let proposals = batches.into_iter().map(|batch| async {
             let answer = match prepare.primary {
                 Some(_) => {
                     let command = |min_commit_ts, batch| {
@@ -715,107 +595,27 @@ impl TxnCoordinator {
         Ok(min_commit_ts)
     }
 
-    /// Phase one for the shard groups whose only copy is on this node.
-    fn prepare_here(&self, request: PrepareRequest) -> Result<()> {
-        let mut locked = self.lock();
-        let prepared = &mut locked.prepared;
-        if prepared.contains(&request.txn_id) {
-            return Ok(());
-        }
-        let replicas = self.shards.replicas();
-        for batch in &request.batches {
-            let replica = replicas.get(batch.shard_id as usize).ok_or_else(|| {
-                Error::input(
-                    crate::error::InputError::Other,
-                    format!("no shard group {}", batch.shard_id),
-                )
-            })?;
-            replica.validate(batch)?;
-            prepared.check_unlocked(batch, &request.txn_id)?;
-        }
-        prepared.add(&self.storage, request)
-    }
-
-    /// Phase two, participant side: commits `txn_id` at `Some(commit_ts)`
-    /// or aborts it (`None`, recording the abort aged by `start_ts` if
-    /// nonzero) in the replicated shard groups `groups` (through their Raft
-    /// groups, which this node must lead) and in the shard groups whose
-    /// only copy is here. `Ok(false)` if nothing was prepared here (it was
-    /// resolved before, or never prepared). Blocks on disk in place, as
-    /// [`Self::prepare`].
+    /// The participant side, phase two: commits `txn_id` at
+    /// `Some(commit_ts)` or aborts it (`None`, recording the abort aged by
+    /// `start_ts` if nonzero) in the shard groups `groups` (whose leader
+    /// this node must be). Resolving twice, or a transaction never
+    /// prepared, is harmless.
     pub async fn resolve_prepared(
         &self,
         txn_id: &[u8],
         outcome: Option<u64>,
         start_ts: u64,
         groups: &[u32],
-    ) -> Result<bool> {
-        let mut found = tokio::task::block_in_place(|| match outcome {
-            Some(commit_ts) => self.commit_prepared(txn_id, commit_ts),
-            None => self.abort_prepared(txn_id),
-        })?;
-        let replicated: Vec<u32> = groups
+    ) -> Result<()> {
+        let shard_groups = self.groups()?;
+        let command = resolve_command(txn_id, outcome, start_ts);
+        let proposals = groups
             .iter()
-            .copied()
-            .filter(|&g| self.is_replicated(g))
-            .collect();
-        if !replicated.is_empty() {
-            let shard_groups = self.groups()?;
-            let command = resolve_command(txn_id, outcome, start_ts);
-            let proposals = replicated
-                .iter()
-                .map(|&g| shard_groups.propose(g, command.clone()));
-            for answer in futures::future::join_all(proposals).await {
-                crate::shard::machine::outcome(&answer?)?;
-            }
-            found = true;
+            .map(|&g| shard_groups.propose(g, command.clone()));
+        for answer in futures::future::join_all(proposals).await {
+            crate::shard::machine::outcome(&answer?)?;
         }
-        Ok(found)
-    }
-
-    /// Phase two for the shard groups whose only copy is here: writes a
-    /// prepared transaction's intents as versions at `commit_ts`, which the
-    /// cluster's timestamp source chose. `Ok(false)` if nothing is prepared
-    /// under `txn_id`. Blocks on disk.
-    fn commit_prepared(&self, txn_id: &[u8], commit_ts: u64) -> Result<bool> {
-        let mut locked = self.lock();
-        let prepared = &mut locked.prepared;
-        let mut out = self.storage.batch();
-        let Some(batches) = prepared.take(txn_id, &mut out) else {
-            return Ok(false);
-        };
-        let replicas = self.shards.replicas();
-        for batch in &batches {
-            if let Some(replica) = replicas.get(batch.shard_id as usize) {
-                replica.stage(batch, commit_ts, &mut out);
-            }
-        }
-        // A later local commit must not reuse the timestamp: versions of a
-        // key are told apart by it.
-        self.clock.observe(commit_ts, &mut out);
-        self.storage.write(out)?;
-        prepared.release(txn_id);
-        Ok(true)
-    }
-
-    /// Phase two, the other way: drops a prepared transaction's intents.
-    /// `Ok(false)` if nothing is prepared under `txn_id`. Blocks on disk.
-    fn abort_prepared(&self, txn_id: &[u8]) -> Result<bool> {
-        let mut locked = self.lock();
-        let prepared = &mut locked.prepared;
-        let mut out = self.storage.batch();
-        if prepared.take(txn_id, &mut out).is_none() {
-            return Ok(false);
-        }
-        self.storage.write(out)?;
-        prepared.release(txn_id);
-        Ok(true)
-    }
-
-    /// The transactions prepared here that wait for a decision, for tests.
-    #[cfg(test)]
-    pub fn prepared_txns(&self) -> Vec<Vec<u8>> {
-        self.lock().prepared.waiting(std::time::Duration::ZERO)
+        Ok(())
     }
 }
 
@@ -837,275 +637,4 @@ fn schema_change_of(request: &DecideRequest) -> Result<SchemaChange> {
     let message = serde_json::from_slice::<SchemaChangeMessage>(&request.schema_change)
         .map_err(|e| Error::input(InputError::Other, format!("bad schema change: {e}")))?;
     Ok(SchemaChange::from_message(message))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    impl TxnCoordinator {
-        /// The oracle of a cluster that does not replicate, in place.
-        pub(crate) fn decide(&self, request: DecideRequest) -> Result<u64> {
-            self.decide_here(request, None, self.storage.batch())
-                .map(|d| d.commit_ts)
-        }
-
-        pub(crate) fn done(&self, txn_id: &[u8]) -> Result<()> {
-            self.done_here(txn_id, self.storage.batch())
-        }
-
-        pub(crate) fn resolve(&self, txn_id: &[u8]) -> Result<Option<u64>> {
-            self.resolve_here(txn_id, self.storage.batch())
-        }
-    }
-
-    /// A decision request for a transaction that writes no schema change.
-    pub(crate) fn decision(txn_id: &[u8], participants: Vec<u32>) -> DecideRequest {
-        DecideRequest {
-            txn_id: txn_id.to_vec(),
-            participants,
-            ..Default::default()
-        }
-    }
-    use crate::catalog::int_table;
-    use crate::encoding::keys::row_key;
-    use crate::error::Error;
-
-    /// A node in `dir` with a committed table `t` (rows can only be
-    /// committed into tables that exist).
-    pub(super) fn open(dir: &std::path::Path) -> Arc<TxnCoordinator> {
-        let storage = Arc::new(Storage::open(dir).unwrap());
-        let shards = Arc::new(ShardMap::load_or_init(&storage, 4).unwrap());
-        let catalog = Arc::new(Catalog::load(&storage).unwrap());
-        let c = Arc::new(TxnCoordinator::new(storage, shards, catalog).unwrap());
-        if c.catalog().table("t").is_none() {
-            let mut txn = c.begin();
-            txn.create_table(c.catalog(), int_table("t"), false)
-                .unwrap();
-            c.commit(txn).unwrap();
-        }
-        c
-    }
-
-    pub(super) fn t(c: &TxnCoordinator) -> u32 {
-        c.catalog().table("t").unwrap().id.0
-    }
-
-    fn coordinator() -> (tempfile::TempDir, Arc<TxnCoordinator>) {
-        let dir = tempfile::tempdir().unwrap();
-        let coordinator = open(dir.path());
-        (dir, coordinator)
-    }
-
-    fn read(c: &TxnCoordinator, txn: &Transaction, key: &[u8]) -> Option<Vec<u8>> {
-        c.shards().for_key(key).get(key, txn.start_ts()).unwrap()
-    }
-
-    #[test]
-    fn snapshot_isolation_and_first_committer_wins() {
-        let (_dir, c) = coordinator();
-        let key = row_key(t(&c), b"a");
-        let mut setup = c.begin();
-        setup.put(key.clone(), b"v1".to_vec());
-        c.commit(setup).unwrap();
-
-        let mut t1 = c.begin();
-        let mut t2 = c.begin();
-        t1.put(key.clone(), b"t1".to_vec());
-        t2.put(key.clone(), b"t2".to_vec());
-        c.commit(t1).unwrap();
-        // t2 still reads its snapshot, and loses the conflict.
-        assert_eq!(read(&c, &t2, &key).unwrap(), b"v1");
-        assert!(matches!(c.commit(t2), Err(Error::Retry(_))));
-        let after = c.begin();
-        assert_eq!(read(&c, &after, &key).unwrap(), b"t1");
-    }
-
-    #[test]
-    fn commit_spans_shard_groups_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys: Vec<_>;
-        let last_ts;
-        {
-            let c = open(dir.path());
-            keys = (0..100u32)
-                .map(|i| row_key(t(&c), &i.to_be_bytes()))
-                .collect();
-            let mut txn = c.begin();
-            for key in &keys {
-                txn.put(key.clone(), b"x".to_vec());
-            }
-            last_ts = c.commit(txn).unwrap();
-        }
-        let c = open(dir.path());
-        let txn = c.begin();
-        assert_eq!(txn.start_ts(), last_ts);
-        assert!(keys.iter().all(|k| read(&c, &txn, k).is_some()));
-        let mut next = c.begin();
-        next.delete(keys[0].clone());
-        assert!(c.commit(next).unwrap() > last_ts);
-    }
-
-    #[test]
-    fn a_table_and_its_rows_commit_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let key;
-        {
-            let c = open(dir.path());
-            // Rolled back: nothing of it remains.
-            let mut txn = c.begin();
-            txn.create_table(c.catalog(), int_table("gone"), false)
-                .unwrap();
-            drop(txn);
-            assert!(c.catalog().table("gone").is_none());
-
-            let mut txn = c.begin();
-            txn.create_table(c.catalog(), int_table("made"), false)
-                .unwrap();
-            let id = txn.schema().table(c.catalog(), "made").unwrap().id;
-            key = row_key(id.0, b"k");
-            txn.put(key.clone(), b"row".to_vec());
-            // A table created and dropped again takes its rows with it.
-            txn.create_table(c.catalog(), int_table("tmp"), false)
-                .unwrap();
-            let tmp = txn.schema().table(c.catalog(), "tmp").unwrap().id;
-            txn.put(row_key(tmp.0, b"k"), b"row".to_vec());
-            assert!(txn.drop_table(c.catalog(), "tmp", false).unwrap());
-            assert_eq!(txn.written_tables(), vec![id]);
-            assert!(c.catalog().table("made").is_none(), "not before commit");
-            c.commit(txn).unwrap();
-        }
-        let c = open(dir.path());
-        let made = c.catalog().table("made").unwrap();
-        assert_eq!(read(&c, &c.begin(), &key).unwrap(), b"row");
-
-        // A writer into a table dropped by an earlier commit must retry.
-        let mut writer = c.begin();
-        writer.put(row_key(made.id.0, b"other"), b"row".to_vec());
-        let mut dropper = c.begin();
-        dropper.drop_table(c.catalog(), "made", false).unwrap();
-        c.commit(dropper).unwrap();
-        assert!(c.catalog().table("made").is_none());
-        assert!(matches!(c.commit(writer), Err(Error::Retry(_))));
-        assert!(read(&c, &c.begin(), &key).is_none(), "purged");
-    }
-
-    pub(super) fn prepare_request(
-        txn_id: &[u8],
-        key: &[u8],
-        value: &[u8],
-        start_ts: u64,
-        c: &TxnCoordinator,
-    ) -> PrepareRequest {
-        let shard_id = c.shards().for_key(key).range().id.0;
-        PrepareRequest {
-            txn_id: txn_id.to_vec(),
-            batches: vec![WriteBatch {
-                shard_id,
-                start_ts,
-                mutations: vec![Mutation {
-                    key: key.to_vec(),
-                    value: Some(value.to_vec()),
-                }],
-            }],
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn prepared_writes_hold_their_keys_until_resolved_and_survive_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let (key, other);
-        {
-            let c = open(dir.path());
-            key = row_key(t(&c), b"k");
-            other = row_key(t(&c), b"o");
-            let start = c.begin().start_ts();
-            c.prepare_here(prepare_request(b"tx1", &key, b"v1", start, &c))
-                .unwrap();
-            c.prepare_here(prepare_request(b"tx1", &key, b"v1", start, &c))
-                .unwrap();
-            // Neither a local commit nor another prepare may take the key.
-            let mut local = c.begin();
-            local.put(key.clone(), b"local".to_vec());
-            assert!(matches!(c.commit(local), Err(Error::Retry(_))));
-            let err = c.prepare_here(prepare_request(b"tx2", &key, b"v2", start, &c));
-            assert!(matches!(err, Err(Error::Retry(_))));
-            // Another key is free; its transaction is aborted.
-            c.prepare_here(prepare_request(b"tx3", &other, b"v3", start, &c))
-                .unwrap();
-            assert!(c.abort_prepared(b"tx3").unwrap());
-            assert!(!c.abort_prepared(b"tx3").unwrap(), "resolved once");
-            assert!(
-                read(&c, &c.begin(), &key).is_none(),
-                "an intent is not a row"
-            );
-        }
-        // After a restart the intent is still there, holding its key.
-        let c = open(dir.path());
-        assert_eq!(c.prepared_txns(), vec![b"tx1".to_vec()]);
-        let mut local = c.begin();
-        local.put(key.clone(), b"local".to_vec());
-        assert!(matches!(c.commit(local), Err(Error::Retry(_))));
-        let commit_ts = c.begin().start_ts() + 1;
-        assert!(c.commit_prepared(b"tx1", commit_ts).unwrap());
-        assert!(
-            !c.commit_prepared(b"tx1", commit_ts).unwrap(),
-            "resolved once"
-        );
-        assert!(c.prepared_txns().is_empty());
-        let mut after = c.begin();
-        after.put(other.clone(), b"after".to_vec());
-        assert!(
-            c.commit(after).unwrap() > commit_ts,
-            "timestamps stay unique"
-        );
-        let at = |ts| c.shards().for_key(&key).get(&key, ts).unwrap();
-        assert_eq!(at(commit_ts).unwrap(), b"v1");
-        assert!(at(commit_ts - 1).is_none());
-        // The key is free again; a writer whose snapshot predates the
-        // commit loses to it.
-        let late = prepare_request(b"tx4", &key, b"v4", commit_ts - 1, &c);
-        assert!(matches!(c.prepare_here(late), Err(Error::Retry(_))));
-        let now = c.begin().start_ts();
-        c.prepare_here(prepare_request(b"tx5", &other, b"v5", now, &c))
-            .unwrap();
-        assert!(c.abort_prepared(b"tx5").unwrap());
-    }
-
-    #[test]
-    fn a_decision_in_flight_holds_reads_back_across_restarts_and_recovery_aborts_for_good() {
-        let dir = tempfile::tempdir().unwrap();
-        let decided;
-        {
-            let c = open(dir.path());
-            decided = c.decide(decision(b"cross", vec![1, 2])).unwrap();
-            assert_eq!(
-                c.decide(decision(b"cross", vec![1, 2])).unwrap(),
-                decided,
-                "idempotent"
-            );
-            // Local commits after it are applied, but reads stay below it.
-            let mut local = c.begin();
-            local.put(row_key(t(&c), b"k"), b"v".to_vec());
-            let local_ts = c.commit(local).unwrap();
-            assert!(local_ts > decided);
-            assert!(c.begin().start_ts() < decided);
-        }
-        let c = open(dir.path());
-        assert!(
-            c.begin().start_ts() < decided,
-            "still in flight after a restart"
-        );
-        assert_eq!(c.resolve(b"cross").unwrap(), Some(decided));
-        c.done(b"cross").unwrap();
-        assert!(c.begin().start_ts() > decided);
-
-        // Recovery got there first: the transaction can no longer commit.
-        assert_eq!(c.resolve(b"orphan").unwrap(), None);
-        assert!(matches!(
-            c.decide(decision(b"orphan", vec![2])),
-            Err(Error::Retry(_))
-        ));
-    }
 }

@@ -1,20 +1,16 @@
-//! The timestamp oracle and commit decisions for cross-node transactions
-//! (`proto/txn.proto`): the meta group's state (see `meta`), or the meta
-//! node's in a cluster that does not replicate.
+//! The commit decisions of transactions with a schema change
+//! (`proto/txn.proto`): part of the meta group's state (see `meta`).
 //!
-//! A cross-node commit is *decided* here: once every participant prepared,
-//! the coordinator gets a commit timestamp from the oracle's clock, and the
-//! decision is stored under `txn/decision/<txn id>` (the commit point). It
-//! is *in flight* until the coordinator reports every participant applied
-//! it. Read timestamps stay below the oldest decision in flight, so a
-//! snapshot sees a cross-node commit on every node or on none, and readers
-//! never wait. Local commits are applied at once and move the read
-//! timestamp directly.
+//! Such a commit is *decided* here: once every participant prepared, the
+//! meta group's leader takes a commit timestamp from its clock, and the
+//! decision is stored under `txn/decision/<txn id>` with the catalog
+//! change (the commit point). It is *in flight* until the coordinator
+//! reports every participant applied it (readers wait at the groups for
+//! the prepared intents meanwhile, `shard::locks`).
 //!
-//! Decisions in flight survive a restart (they hold the read timestamp back
-//! until resolved). Recovery asks for a decision with [`Decisions::resolve`],
-//! which records an abort if there is none, so a coordinator that comes
-//! back late can no longer commit.
+//! Decisions in flight survive a restart. Recovery asks for a decision with
+//! [`Decisions::resolve`], which records an abort if there is none, so a
+//! coordinator that comes back late can no longer commit.
 
 use std::collections::BTreeMap;
 
@@ -37,14 +33,11 @@ pub(super) const DECISION_PREFIX: &[u8] = b"txn/decision/";
 pub struct Decisions {
     /// Decided, not yet applied everywhere: commit timestamp -> txn id.
     in_flight: BTreeMap<u64, Vec<u8>>,
-    /// The newest commit timestamp applied (locally, or reported done).
-    applied: u64,
 }
 
 impl Decisions {
-    /// The decisions in flight persisted in `storage`; `applied` is the last
-    /// commit timestamp of the clock.
-    pub fn load(storage: &Storage, applied: u64) -> Result<Self> {
+    /// The decisions in flight persisted in `storage`.
+    pub fn load(storage: &Storage) -> Result<Self> {
         let mut in_flight = BTreeMap::new();
         for (key, value) in storage.scan_meta(DECISION_PREFIX)? {
             let decision = Decision::decode(value.as_slice())
@@ -53,29 +46,7 @@ impl Decisions {
                 in_flight.insert(decision.commit_ts, key[DECISION_PREFIX.len()..].to_vec());
             }
         }
-        Ok(Self { in_flight, applied })
-    }
-
-    /// The newest timestamp at which every commit is applied.
-    pub fn read_ts(&self) -> u64 {
-        match self.in_flight.keys().next() {
-            Some(&oldest) => self.applied.min(oldest - 1),
-            None => self.applied,
-        }
-    }
-
-    /// The newest commit timestamp decided (0: none in flight).
-    pub fn newest_decided(&self) -> u64 {
-        self.in_flight
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or_default()
-    }
-
-    /// A commit at `ts` is applied.
-    pub fn applied(&mut self, ts: u64) {
-        self.applied = self.applied.max(ts);
+        Ok(Self { in_flight })
     }
 
     /// The commit timestamp of `txn_id` if it is decided already (asking
@@ -91,19 +62,18 @@ impl Decisions {
     }
 
     /// The commit point of `txn_id`, which has no decision yet
-    /// ([`Self::earlier`]): `commit_ts` (the meta group leader's choice)
-    /// or a timestamp from `clock`, stored with the participants in `batch`
-    /// (which holds what commits with it) and written synced.
+    /// ([`Self::earlier`]): `commit_ts` (the meta group leader's choice),
+    /// which `clock` observes, stored with the participants in `batch`
+    /// (which holds what commits with it) and written.
     pub fn decide(
         &mut self,
         storage: &Storage,
         clock: &Clock,
         txn_id: &[u8],
         participants: Vec<u32>,
-        commit_ts: Option<u64>,
+        commit_ts: u64,
         mut batch: StorageBatch,
-    ) -> Result<u64> {
-        let commit_ts = commit_ts.unwrap_or_else(|| clock.next());
+    ) -> Result<()> {
         let decision = Decision {
             commit_ts,
             participants,
@@ -112,7 +82,7 @@ impl Decisions {
         clock.observe(commit_ts, &mut batch);
         storage.write(batch)?;
         self.in_flight.insert(commit_ts, txn_id.to_vec());
-        Ok(commit_ts)
+        Ok(())
     }
 
     /// Decisions in flight for `at_least` (by their commit timestamp, which
@@ -153,7 +123,6 @@ impl Decisions {
         batch.delete_meta(&key(txn_id));
         storage.write(batch)?;
         self.in_flight.remove(&ts);
-        self.applied(ts);
         Ok(())
     }
 

@@ -143,7 +143,7 @@ impl Participant for TxnService {
         self.run(request, |c, r| async move {
             c.resolve_prepared(&r.txn_id, Some(r.commit_ts), 0, &r.shard_ids)
                 .await
-                .map(|found| Resolved { found })
+                .map(|()| Resolved {})
         })
         .await
     }
@@ -152,7 +152,7 @@ impl Participant for TxnService {
         self.run(request, |c, r| async move {
             c.resolve_prepared(&r.txn_id, None, r.start_ts, &r.shard_ids)
                 .await
-                .map(|found| Resolved { found })
+                .map(|()| Resolved {})
         })
         .await
     }
@@ -196,12 +196,12 @@ impl Participant for TxnService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoding::keys::row_key;
-    use crate::error::Error;
+    use crate::catalog::Catalog;
     use crate::rpc::{as_member, loopback};
     use crate::shard::proto::participant_client::ParticipantClient;
+    use crate::shard::ShardMap;
+    use crate::storage::Storage;
     use crate::txn::oracle::proto::oracle_client::OracleClient;
-    use crate::txn::tests::{open, prepare_request, t};
     use tonic::transport::{Channel, Server};
 
     async fn serve(service: Arc<TxnService>) -> Channel {
@@ -211,134 +211,47 @@ mod tests {
         loopback(router).await
     }
 
+    /// A node answers the transaction services only once it is in its
+    /// cluster, and only to members of it; a member is then told when the
+    /// node's groups are not running yet.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_phase_commit_over_grpc_for_members_only() {
+    async fn the_services_answer_members_only() {
         let dir = tempfile::tempdir().unwrap();
-        let coordinator = open(dir.path());
-        let key = row_key(t(&coordinator), b"k");
-        let start = coordinator.begin().start_ts();
+        let storage = Arc::new(Storage::open(dir.path()).unwrap());
+        let shards = Arc::new(ShardMap::load_or_init(&storage, 1).unwrap());
+        let catalog = Arc::new(Catalog::load(&storage).unwrap());
+        let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog).unwrap());
         let mut not_ready = ParticipantClient::new(serve(Arc::new(TxnService::default())).await);
         let service = Arc::new(TxnService::default());
-        service.ready("c1".into(), coordinator.clone());
+        service.ready("c1".into(), coordinator);
         let channel = serve(service).await;
         let mut client = ParticipantClient::new(channel.clone());
         let mut oracle = OracleClient::new(channel);
-        let request = |id: &[u8]| prepare_request(id, &key, b"v", start, &coordinator);
+        let request = PrepareRequest {
+            txn_id: b"a".to_vec(),
+            ..Default::default()
+        };
 
         let status = not_ready
-            .prepare(as_member(request(b"a"), "c1").unwrap())
+            .prepare(as_member(request.clone(), "c1").unwrap())
             .await
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unavailable);
         let status = client
-            .prepare(as_member(request(b"a"), "c2").unwrap())
+            .prepare(as_member(request.clone(), "c2").unwrap())
             .await
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::PermissionDenied);
-
-        client
-            .prepare(as_member(request(b"a"), "c1").unwrap())
-            .await
-            .unwrap();
-        // A conflict comes back as a serialization failure (40001).
-        let status = client
-            .prepare(as_member(request(b"b"), "c1").unwrap())
+        let status = oracle
+            .begin(as_member(BeginRequest { count: 1 }, "c2").unwrap())
             .await
             .unwrap_err();
-        assert!(matches!(Error::from_rpc("n1", status), Error::Retry(_)));
-
-        // The meta node decides; read timestamps stay below the decision
-        // until the participants applied it.
-        let commit_ts = oracle
-            .decide(
-                as_member(
-                    DecideRequest {
-                        txn_id: b"a".to_vec(),
-                        participants: vec![1],
-                        ..Default::default()
-                    },
-                    "c1",
-                )
-                .unwrap(),
-            )
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        let status = client
+            .prepare(as_member(request, "c1").unwrap())
             .await
-            .unwrap()
-            .into_inner()
-            .commit_ts;
-        let read_ts = |mut oracle: OracleClient<Channel>| async move {
-            oracle
-                .begin(as_member(BeginRequest { count: 1 }, "c1").unwrap())
-                .await
-                .unwrap()
-                .into_inner()
-                .read_ts
-        };
-        // (`Begin` would wait for it.)
-        assert!(coordinator.begin().start_ts() < commit_ts);
-        let resolved = client
-            .commit_prepared(
-                as_member(
-                    CommitPreparedRequest {
-                        txn_id: b"a".to_vec(),
-                        commit_ts,
-                        shard_ids: Vec::new(),
-                    },
-                    "c1",
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(resolved.found);
-        let row = coordinator
-            .shards()
-            .for_key(&key)
-            .get(&key, commit_ts)
-            .unwrap();
-        assert_eq!(row.unwrap(), b"v");
-        let again = client
-            .abort(
-                as_member(
-                    AbortRequest {
-                        txn_id: b"a".to_vec(),
-                        shard_ids: Vec::new(),
-                        start_ts: 0,
-                    },
-                    "c1",
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(!again.found, "already resolved");
-        oracle
-            .done(
-                as_member(
-                    DoneRequest {
-                        txn_id: b"a".to_vec(),
-                    },
-                    "c1",
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert!(read_ts(oracle.clone()).await >= commit_ts);
-        let decided = oracle
-            .resolve(
-                as_member(
-                    ResolveRequest {
-                        txn_id: b"a".to_vec(),
-                    },
-                    "c1",
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(decided.commit_ts, None, "done decisions are forgotten");
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(status.message().contains("shard groups"), "{status:?}");
     }
 }

@@ -631,6 +631,7 @@ async fn a_replica_of_a_large_group_is_rebuilt_from_a_streamed_snapshot() {
     // Rows of 4 KiB, 2 MiB per statement (one Raft entry each).
     const ROW: i64 = 4096;
     const PER_STATEMENT: i64 = 512;
+    const UPDATES: i64 = 80;
     let rows = mib * (1 << 20) / ROW;
     for first in (0..rows).step_by(PER_STATEMENT as usize) {
         let last = (first + PER_STATEMENT).min(rows) - 1;
@@ -639,8 +640,10 @@ async fn a_replica_of_a_large_group_is_rebuilt_from_a_streamed_snapshot() {
         );
         retrying(&sql, || client.batch_execute(&sql)).await;
     }
-    // Enough entries after them for the log to be cut behind a snapshot.
-    for i in 0..30 {
+    // Enough entries after them for the log to be cut behind a snapshot
+    // (more than two snapshot intervals: snapshots are taken in the
+    // background).
+    for i in 0..UPDATES {
         let sql = format!("UPDATE blob SET v = repeat('y', {ROW}) WHERE k = {i}");
         retrying(&sql, || client.batch_execute(&sql)).await;
     }
@@ -663,5 +666,5 @@ async fn a_replica_of_a_large_group_is_rebuilt_from_a_streamed_snapshot() {
     let row = retrying(sql, || node3.query_one(sql, &[])).await;
     assert_eq!(row.get::<_, i64>(0), rows);
     assert_eq!(row.get::<_, i64>(1), rows * ROW);
-    assert_eq!(row.get::<_, i64>(2), 30);
+    assert_eq!(row.get::<_, i64>(2), UPDATES);
 }
