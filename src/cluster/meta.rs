@@ -15,7 +15,7 @@ use super::{Cluster, MEMBERS_KEY};
 use crate::error::{Error, InputError, Result};
 use crate::raft::StateMachine;
 use crate::shard::SHARD_MAP_KEY;
-use crate::storage::{Family, Storage, StorageBatch, View};
+use crate::storage::{EachRecord, Family, Storage, StorageBatch, View};
 
 /// The `meta` records of the member list: `MEMBERS_KEY` is also the
 /// prefix of its version's and the meta replicas' keys; the shard map is
@@ -132,11 +132,7 @@ impl StateMachine for MetaMachine {
         .encode_to_vec())
     }
 
-    fn dump(
-        &self,
-        view: &View<'_>,
-        each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    fn dump(&self, view: &View<'_>, each: &mut EachRecord<'_>) -> Result<()> {
         view.each_meta(&MEMBER_PREFIXES, each)?;
         self.oracle.dump(view, each)
     }

@@ -33,7 +33,7 @@ pub mod state_machine;
 pub mod transport;
 
 use crate::error::Result;
-use crate::storage::{Family, Storage, StorageBatch, View};
+use crate::storage::{EachRecord, Family, Storage, StorageBatch, View};
 
 /// A shard group's id as a Raft group.
 pub type GroupId = u32;
@@ -55,11 +55,7 @@ pub trait StateMachine: Send + Sync + 'static {
 
     /// Calls `each` with every record of the state in `view` (a
     /// snapshot's content).
-    fn dump(
-        &self,
-        view: &View<'_>,
-        each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
-    ) -> Result<()>;
+    fn dump(&self, view: &View<'_>, each: &mut EachRecord<'_>) -> Result<()>;
 
     /// Adds the deletion of every record of the state to `batch` (a
     /// snapshot replaces them).

@@ -138,26 +138,27 @@ impl GroupMachine {
         drop(view);
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         let mut batch = self.storage.batch();
-        self.keep(&meta, &file, &mut batch)?;
+        let replaced = self.keep(&meta, &file, &mut batch)?;
         self.storage.write(batch)?;
+        if let Some(old) = replaced {
+            old.remove();
+        }
         Ok((meta, file))
     }
 
-    /// Records `file` as the group's current snapshot in `batch`, and
-    /// deletes the file it replaces.
+    /// Records `file` as the group's current snapshot in `batch`: the file
+    /// it replaces, to delete once `batch` is written.
     fn keep(
         &self,
         meta: &SnapshotMetaOf<ShardRaft>,
         file: &SnapshotFile,
         batch: &mut StorageBatch,
-    ) -> Result<()> {
-        if let Some((_, previous)) = self.current()? {
-            if previous.path != file.path {
-                previous.remove();
-            }
-        }
+    ) -> Result<Option<SnapshotFile>> {
         batch.put_raft(&key(self.group, SNAPSHOT, 0), &file.record(meta));
-        Ok(())
+        Ok(self
+            .current()?
+            .map(|(_, previous)| previous)
+            .filter(|previous| previous.path != file.path))
     }
 
     /// Replaces the group's records and applied state with the snapshot in
@@ -199,9 +200,12 @@ impl GroupMachine {
             membership: Some(codec::stored_membership_to(&meta.last_membership)),
         };
         done.put_raft(&key(self.group, APPLIED, 0), &applied.encode_to_vec());
-        self.keep(meta, file, &mut done)?;
+        let replaced = self.keep(meta, file, &mut done)?;
         done.delete_raft(&key(self.group, INSTALLING, 0));
         self.storage.write(done)?;
+        if let Some(old) = replaced {
+            old.remove();
+        }
         self.state.reload()?;
         tracing::info!(
             group = self.group,
@@ -263,11 +267,14 @@ impl GroupMachine {
         Ok(())
     }
 
+    /// The current snapshot, if its file is there (else openraft builds a
+    /// new one when it needs one).
     fn current(&self) -> Result<Option<(SnapshotMetaOf<ShardRaft>, SnapshotFile)>> {
         let Some(raw) = self.storage.get_raft(&key(self.group, SNAPSHOT, 0))? else {
             return Ok(None);
         };
-        SnapshotFile::from_record(&self.storage, &raw).map(Some)
+        let (meta, file) = SnapshotFile::from_record(&self.storage, &raw)?;
+        Ok(file.path.exists().then_some((meta, file)))
     }
 }
 
@@ -459,7 +466,7 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::storage::{StorageBatch, View};
+    use crate::storage::{EachRecord, StorageBatch, View};
     use openraft::alias::EntryOf;
     use openraft::testing::log_id;
 
@@ -492,11 +499,7 @@ pub(crate) mod tests {
             Ok(before.into_bytes())
         }
 
-        fn dump(
-            &self,
-            view: &View<'_>,
-            each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
-        ) -> Result<()> {
+        fn dump(&self, view: &View<'_>, each: &mut EachRecord<'_>) -> Result<()> {
             view.each_meta(&[NOTES], each)
         }
 

@@ -40,12 +40,16 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// end of).
 const RECHECK: Duration = Duration::from_millis(50);
 
+/// The keys held in memory: key -> (holder's snapshot, holder's
+/// transaction id).
+type HeldKeys = BTreeMap<Vec<u8>, (u64, Vec<u8>)>;
+
 /// The keys held in memory on this node, and the signal that some lock
 /// went. One per node, shared by the Flight service (readers), the
 /// one-phase commits and the shard groups' state machines.
 pub struct WriteLocks {
     /// User key → the holder's snapshot and transaction id.
-    held: Mutex<BTreeMap<Vec<u8>, (u64, Vec<u8>)>>,
+    held: Mutex<HeldKeys>,
     released: tokio::sync::watch::Sender<u64>,
 }
 
@@ -83,7 +87,7 @@ fn in_the_way(holder_ts: u64, read_ts: u64) -> bool {
 }
 
 impl WriteLocks {
-    fn held(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, (u64, Vec<u8>)>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HeldKeys> {
         // Changed in single inserts and removes: a panic leaves it whole.
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -57,7 +57,7 @@ use super::{ShardReplica, KEY_LOCKED};
 use crate::encoding::keys::{hash_range_bounds, table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, Result};
 use crate::raft::{GroupId, StateMachine};
-use crate::storage::{Family, Storage, StorageBatch, View};
+use crate::storage::{EachRecord, Family, Storage, StorageBatch, View};
 
 const INTENT: u8 = b'i';
 const LOCK: u8 = b'l';
@@ -292,11 +292,7 @@ impl StateMachine for ShardMachine {
         .encode_to_vec())
     }
 
-    fn dump(
-        &self,
-        view: &View<'_>,
-        each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    fn dump(&self, view: &View<'_>, each: &mut EachRecord<'_>) -> Result<()> {
         for (start, end) in self.row_ranges(view)? {
             view.scan_data_range(&start, &end, |key, value| each(Family::Data, key, value))?;
         }

@@ -24,7 +24,7 @@ mod gc;
 mod mvcc;
 
 pub use gc::Collected;
-pub use mvcc::{Family, StorageBatch, VisibleRows};
+pub use mvcc::{EachRecord, Family, StorageBatch, VisibleRows};
 
 use mvcc::RaftWrite;
 
@@ -335,11 +335,7 @@ impl View<'_> {
 
     /// Calls `each` with every `meta` record under `prefixes` (a state
     /// kept under key prefixes, for a snapshot).
-    pub fn each_meta(
-        &self,
-        prefixes: &[&[u8]],
-        each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    pub fn each_meta(&self, prefixes: &[&[u8]], each: &mut EachRecord<'_>) -> Result<()> {
         for prefix in prefixes {
             for (key, value) in self.scan_meta(prefix)? {
                 each(Family::Meta, &key, &value)?;

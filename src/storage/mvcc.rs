@@ -32,6 +32,10 @@ pub enum Family {
     Meta,
 }
 
+/// A visitor of raw records (a snapshot's content): their family, key
+/// and value.
+pub type EachRecord<'a> = dyn FnMut(Family, &[u8], &[u8]) -> Result<()> + 'a;
+
 /// A write to the `raft` column family, in batch order.
 pub(super) enum RaftWrite {
     Put(Vec<u8>, Vec<u8>),

@@ -47,7 +47,7 @@ use crate::error::{Error, Result};
 use crate::raft::groups::QUORUM_WAIT;
 use crate::raft::{StateMachine, META_GROUP};
 use crate::rpc::call_twice;
-use crate::storage::{Family, Storage, StorageBatch, View};
+use crate::storage::{EachRecord, Family, Storage, StorageBatch, View};
 
 /// A call to the oracle.
 #[derive(Debug, Clone)]
@@ -97,11 +97,7 @@ impl StateMachine for OracleMachine {
         .encode_to_vec())
     }
 
-    fn dump(
-        &self,
-        view: &View<'_>,
-        each: &mut dyn FnMut(Family, &[u8], &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    fn dump(&self, view: &View<'_>, each: &mut EachRecord<'_>) -> Result<()> {
         view.each_meta(&ORACLE_PREFIXES, each)
     }
 
