@@ -24,8 +24,13 @@ while [[ $# -gt 0 ]]; do
 done
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shardforge-target}"
-if [[ $PROFILE == release ]]; then cargo build --release --bin shardforge >&2; else cargo build --bin shardforge >&2; fi
-BIN="$CARGO_TARGET_DIR/$PROFILE/shardforge"
+# SHARDFORGE_BIN overrides the binary (as in compare.sh); else it is built.
+if [[ -n "${SHARDFORGE_BIN:-}" ]]; then
+    BIN="$SHARDFORGE_BIN"
+else
+    if [[ $PROFILE == release ]]; then cargo build --release --bin shardforge >&2; else cargo build --bin shardforge >&2; fi
+    BIN="$CARGO_TARGET_DIR/$PROFILE/shardforge"
+fi
 DIR=$(mktemp -d /tmp/shardforge-failover-XXXX)
 JOIN=127.0.0.1:47531,127.0.0.1:47532,127.0.0.1:47533
 declare -A pids
@@ -52,7 +57,7 @@ sql 1 "INSERT INTO probe SELECT g, 0 FROM generate_series(1, 64) g"
 
 caught_up() { # every group has 3 replicas with no lag and a leader
     for _ in $(seq 300); do
-        [[ "$(sql 1 "SELECT count(*) = 24 AND max(lag) = 0 AND count(*) FILTER (WHERE is_leader) = 8 FROM shardforge_replicas" 2>/dev/null)" == t ]] && return
+        [[ "$(sql 1 "SELECT count(*) = 24 AND max(lag) = 0 AND count(*) FILTER (WHERE is_leader) = 8 FROM shardforge_replicas WHERE shard_id IS NOT NULL" 2>/dev/null)" == t ]] && return
         sleep 0.1
     done
     echo "the cluster did not catch up" >&2; exit 1
@@ -62,7 +67,7 @@ times=()
 for i in $(seq "$KILLS"); do
     caught_up
     victim=$(( 2 + i % 2 ))
-    led=$(sql 1 "SELECT count(*) FROM shardforge_replicas WHERE node_id = $victim AND is_leader")
+    led=$(sql 1 "SELECT count(*) FROM shardforge_replicas WHERE node_id = $victim AND is_leader AND shard_id IS NOT NULL")
     t0=$(date +%s%N)
     kill -9 "${pids[$victim]}"
     wait "${pids[$victim]}" 2>/dev/null || true
