@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use futures::{Stream, TryStreamExt};
+use futures::{FutureExt, Stream, TryStreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -278,6 +278,10 @@ impl GroupMachine {
     }
 }
 
+/// At most how many entries ready together are applied in one trip to a
+/// blocking thread.
+const APPLY_AT_ONCE: usize = 64;
+
 /// How many bytes of records a snapshot install writes per batch.
 const INSTALL_BATCH_BYTES: usize = 4 << 20;
 
@@ -427,15 +431,37 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
     {
         // The membership is carried from entry to entry, not read back.
         let (_, mut membership) = self.blocking(|machine| machine.applied()).await?;
-        while let Some((entry, responder)) = entries.try_next().await? {
-            let log_id = entry.log_id();
-            let payload = entry.payload;
-            let answer;
-            (membership, answer) = self
-                .blocking(move |machine| machine.apply_entry(log_id, payload, membership))
+        while let Some(first) = entries.try_next().await? {
+            // The entries ready now are applied in one trip to a blocking
+            // thread (each still in its own batch), not one trip each.
+            let mut ready = vec![first];
+            while ready.len() < APPLY_AT_ONCE {
+                match entries.try_next().now_or_never() {
+                    Some(Ok(Some(next))) => ready.push(next),
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(None)) | None => break,
+                }
+            }
+            let (payloads, responders): (Vec<_>, Vec<_>) = ready
+                .into_iter()
+                .map(|(entry, responder)| ((entry.log_id(), entry.payload), responder))
+                .unzip();
+            let answers;
+            (membership, answers) = self
+                .blocking(move |machine| {
+                    let mut answers = Vec::with_capacity(payloads.len());
+                    for (log_id, payload) in payloads {
+                        let answer;
+                        (membership, answer) = machine.apply_entry(log_id, payload, membership)?;
+                        answers.push(answer);
+                    }
+                    Ok((membership, answers))
+                })
                 .await?;
-            if let Some(responder) = responder {
-                responder.send(answer);
+            for (responder, answer) in responders.into_iter().zip(answers) {
+                if let Some(responder) = responder {
+                    responder.send(answer);
+                }
             }
         }
         Ok(())

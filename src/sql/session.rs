@@ -196,14 +196,12 @@ impl Session {
         }
     }
 
-    /// Commits off the async runtime: a commit syncs to disk. A read-only
-    /// transaction has nothing to commit, and no thread hop to pay for.
+    /// Commits the transaction (a read-only one has nothing to commit).
     async fn commit(&self, txn: Transaction) -> Result<()> {
         if txn.is_read_only() {
             return Ok(());
         }
-        let coordinator = self.engine.coordinator().clone();
-        tokio::task::spawn_blocking(move || coordinator.commit(txn)).await??;
+        self.engine.coordinator().commit(txn).await?;
         Ok(())
     }
 

@@ -99,14 +99,11 @@ impl TxnCoordinator {
     /// Commits `batches` (one per replicated shard group, several; no
     /// schema change) in one round of prepares (see the module docs): the
     /// commit timestamp. The intents are resolved in the background.
-    /// Blocks: call it off the async runtime (it drives the calls itself).
-    pub(super) fn commit_async(
+    pub(super) async fn commit_async(
         self: &Arc<Self>,
         peers: &Arc<dyn Peers>,
         batches: Vec<WriteBatch>,
     ) -> Result<u64> {
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| Error::Internal("a commit needs the async runtime".into()))?;
         let participants: Vec<u32> = batches.iter().map(|b| b.shard_id).collect();
         let voted = Voted {
             txn_id: self.new_txn_id(peers.node_id()),
@@ -121,18 +118,18 @@ impl TxnCoordinator {
         if failpoint("exit-mid-prepare") {
             let primary_only = batches[..1].to_vec();
             let prepared = self.prepare_everywhere(peers, &voted.txn_id, primary_only, vote);
-            let _ = runtime.block_on(prepared);
+            let _ = prepared.await;
             exit_at_failpoint();
         }
         let prepared = self.prepare_everywhere(peers, &voted.txn_id, batches, vote);
-        let outcome = match runtime.block_on(prepared) {
+        let outcome = match prepared.await {
             Ok(commit_ts) => Ok(commit_ts),
             // A refusal when a prepare applied.
             Err(e @ (Error::Retry(_) | Error::Input(..))) => Err(e),
             // A group may or may not have prepared: probing them settles
             // it either way.
             Err(e) => {
-                return match runtime.block_on(self.settle(peers, &voted)) {
+                return match self.settle(peers, &voted).await {
                     Ok(Some(commit_ts)) => Ok(commit_ts),
                     Ok(None) => Err(Error::Retry(format!(
                         "the transaction was aborted: a shard group did not prepare it ({e})"
@@ -151,7 +148,7 @@ impl TxnCoordinator {
         drop(at_work);
         let (coordinator, peers) = (self.clone(), peers.clone());
         let decided = outcome.as_ref().ok().copied();
-        runtime.spawn(async move {
+        tokio::spawn(async move {
             if let Err(e) = coordinator.finish(&peers, &voted, decided).await {
                 tracing::warn!(error = %e, "a finished transaction's intents wait for recovery");
             }

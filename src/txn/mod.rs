@@ -406,9 +406,10 @@ impl TxnCoordinator {
         }
     }
 
-    /// Commits `txn`; blocks on disk, so async callers use `spawn_blocking`.
-    /// Returns the commit timestamp (`start_ts` for a read-only transaction).
-    pub fn commit(self: &Arc<Self>, txn: Transaction) -> Result<u64> {
+    /// Commits `txn`: the commit timestamp (`start_ts` for a read-only
+    /// transaction). A schema change's commit runs on a blocking thread
+    /// (it applies the catalog and purges dropped tables' rows here).
+    pub async fn commit(self: &Arc<Self>, txn: Transaction) -> Result<u64> {
         if txn.is_read_only() {
             return Ok(txn.start_ts);
         }
@@ -439,8 +440,8 @@ impl TxnCoordinator {
             self.catalog.validate(&txn.schema, &written_tables)?;
             let mut batches: Vec<WriteBatch> = batches.into_values().collect();
             return match batches.len() {
-                1 => self.commit_one_phase(peers, batches.remove(0)),
-                _ => self.commit_async(peers, batches),
+                1 => self.commit_one_phase(peers, batches.remove(0)).await,
+                _ => self.commit_async(peers, batches).await,
             };
         }
         // A schema change commits with the decision at the oracle, which
@@ -452,7 +453,11 @@ impl TxnCoordinator {
                 .map_err(|e| Error::Internal(e.to_string()))?,
             written_tables: written_tables.iter().map(|t| t.0).collect(),
         };
-        self.commit_across(peers, batches.into_values().collect(), decide)
+        let (coordinator, peers) = (self.clone(), peers.clone());
+        let batches = batches.into_values().collect();
+        tokio::task::spawn_blocking(move || coordinator.commit_across(&peers, batches, decide))
+            .await
+            .map_err(|e| Error::Internal(format!("a commit failed: {e}")))?
     }
 
     /// Purges the rows of the tables `dropped` by a commit. No transaction

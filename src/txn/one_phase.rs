@@ -48,16 +48,13 @@ pub const ONE_PHASE_RETRY: Duration = Duration::from_secs(5);
 impl TxnCoordinator {
     /// Commits `batch`, the writes of a transaction to one replicated
     /// shard group, in one Raft write of that group: the commit timestamp.
-    /// Blocks: call it off the async runtime (it drives the calls itself).
-    pub(super) fn commit_one_phase(
+    pub(super) async fn commit_one_phase(
         &self,
         peers: &Arc<dyn Peers>,
         batch: WriteBatch,
     ) -> Result<u64> {
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| Error::Internal("a commit needs the async runtime".into()))?;
         let txn_id = self.new_txn_id(peers.node_id());
-        runtime.block_on(self.one_phase_at_leader(peers, &txn_id, batch))
+        self.one_phase_at_leader(peers, &txn_id, batch).await
     }
 
     async fn one_phase_at_leader(
