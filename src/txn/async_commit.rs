@@ -50,8 +50,10 @@
 //! [`RECOVER_AFTER`]: super::distributed::RECOVER_AFTER
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::distributed::{AtWork, Peers};
+use super::one_phase::COMMIT_RETRY;
 use super::TxnCoordinator;
 use crate::error::{Error, Result};
 use crate::rpc::call_twice;
@@ -127,20 +129,8 @@ impl TxnCoordinator {
             // A refusal when a prepare applied.
             Err(e @ (Error::Retry(_) | Error::Input(..))) => Err(e),
             // A group may or may not have prepared: probing them settles
-            // it either way.
-            Err(e) => {
-                return match self.settle(peers, &voted).await {
-                    Ok(Some(commit_ts)) => Ok(commit_ts),
-                    Ok(None) => Err(Error::Retry(format!(
-                        "the transaction was aborted: a shard group did not prepare it ({e})"
-                    ))),
-                    Err(unsettled) => Err(Error::OutcomeUnknown(format!(
-                        "the outcome of the commit is unknown: a shard group did not answer \
-                         its prepare ({e}) nor where it stands ({unsettled}); recovery will \
-                         finish or undo it"
-                    ))),
-                }
-            }
+            // it either way, once they have leaders.
+            Err(e) => return self.settle_for(peers, &voted, e).await,
         };
         if outcome.is_ok() && failpoint("exit-after-prepare") {
             exit_at_failpoint();
@@ -154,6 +144,37 @@ impl TxnCoordinator {
             }
         });
         outcome
+    }
+
+    /// [`Self::settle`] after the prepares failed with `failed`, tried
+    /// again for up to [`COMMIT_RETRY`] (a group may be electing a new
+    /// leader): the commit timestamp, or why not.
+    async fn settle_for(
+        &self,
+        peers: &Arc<dyn Peers>,
+        voted: &Voted,
+        failed: Error,
+    ) -> Result<u64> {
+        let deadline = Instant::now() + COMMIT_RETRY;
+        loop {
+            match self.settle(peers, voted).await {
+                Ok(Some(commit_ts)) => return Ok(commit_ts),
+                Ok(None) => {
+                    return Err(Error::Retry(format!(
+                        "the transaction was aborted: a shard group did not prepare it ({failed})"
+                    )))
+                }
+                Err(unsettled) if Instant::now() >= deadline => {
+                    return Err(Error::OutcomeUnknown(format!(
+                        "the outcome of the commit is unknown: a shard group did not answer \
+                         its prepare ({failed}) nor, within {} s, where it stands \
+                         ({unsettled}); recovery will finish or undo it",
+                        COMMIT_RETRY.as_secs()
+                    )))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// Where `voted` stands, from probing its groups (the primary first),

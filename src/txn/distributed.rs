@@ -1,7 +1,6 @@
-//! The coordinator side of a commit with a schema change (and, outside a
-//! cluster of Raft groups, of every commit of several nodes' groups):
-//! two-phase commit over the `Participant` services, decided by the
-//! `Oracle`, which holds the catalog (see `oracle`, `meta` and
+//! The coordinator side of a commit with a schema change: two-phase commit
+//! over the `Participant` services, decided by the `Oracle`, which holds
+//! the catalog (see `oracle`, `meta` and
 //! `docs/architecture.md`). What this and `async_commit` share is here
 //! too: preparing and resolving in every group's leader, following leaders
 //! that move, and recovery.
@@ -13,9 +12,8 @@
 //!    `Resolve` tells whether it was recorded (and aborts it if not), so the
 //!    outcome is never guessed.
 //! 3. Tell every participant to commit at the decided timestamp, then report
-//!    `Done` so read timestamps may pass it. A participant that cannot be
-//!    told now keeps its intents until recovery resolves them with the
-//!    oracle; the commit stands either way.
+//!    `Done`. A participant that cannot be told now keeps its intents until
+//!    recovery resolves them with the oracle; the commit stands either way.
 //!
 //! While it commits, the coordinator answers `Committing` for the
 //! transaction: recovery does not abort a transaction whose coordinator is
@@ -47,9 +45,8 @@ use crate::shard::ShardRange;
 pub const RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long a decision stays in flight before the oracle finishes it (its
-/// participants commit, then it is done). Sooner than [`RECOVER_AFTER`]: a
-/// decision in flight holds every new transaction's `Begin` back (see
-/// `meta`), and finishing it twice is harmless.
+/// participants commit, then it is done). Sooner than [`RECOVER_AFTER`]:
+/// readers of its keys wait for it, and finishing it twice is harmless.
 pub const DECISION_RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long recovery waits for a coordinator to say whether it is still

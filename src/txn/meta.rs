@@ -52,10 +52,9 @@ use crate::storage::{EachRecord, Family, Storage, StorageBatch, View};
 /// A call to the oracle.
 #[derive(Debug, Clone)]
 pub enum OracleCall {
-    /// The read timestamp of a new transaction; of a cluster that
-    /// replicates, the first of this many fresh timestamps (see `tso`).
+    /// The first of this many fresh timestamps (see `tso`).
     Begin(u32),
-    /// The commit point of a prepared cross-node transaction.
+    /// The commit point of a prepared transaction with a schema change.
     Decide(DecideRequest),
     /// Every participant applied the transaction.
     Done(Vec<u8>),

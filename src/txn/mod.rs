@@ -313,8 +313,7 @@ impl TxnCoordinator {
         let _ = self.groups.set(groups);
     }
 
-    /// Begins a transaction at the cluster's read timestamp, the oracle's
-    /// (this node's own when it is alone).
+    /// Begins a transaction at a fresh timestamp from the oracle.
     pub async fn begin_shared(&self) -> Result<Transaction> {
         Ok(self.begin_at(self.timestamp().await?))
     }
@@ -353,10 +352,8 @@ impl TxnCoordinator {
         }
     }
 
-    /// A timestamp from the oracle: of a cluster that replicates, a fresh
-    /// one (gathered with this node's other requests once
-    /// [`Self::gather_timestamps`] ran); of one that does not, the read
-    /// timestamp.
+    /// A fresh timestamp from the oracle (gathered with this node's other
+    /// requests once [`Self::gather_timestamps`] ran).
     async fn timestamp(&self) -> Result<u64> {
         if let Some(batcher) = self.timestamps.get() {
             return batcher.next().await;
@@ -390,8 +387,7 @@ impl TxnCoordinator {
         &self.locks
     }
 
-    /// Makes commits that write other nodes' shard groups, or commit off the
-    /// meta node, go through two-phase commit with `peers`.
+    /// Puts the node in its cluster, `peers`: from now on it can commit.
     pub fn set_peers(&self, peers: Arc<dyn Peers>) {
         self.catalog.set_node(peers.node_id());
         let _ = self.peers.set(peers);

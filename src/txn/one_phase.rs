@@ -17,7 +17,7 @@
 //! The coordinator ([`TxnCoordinator::commit_one_phase`]) sends the writes
 //! to the group's leader, and after any failure other than a refusal (a
 //! conflict) sends them again, to the leader of the moment, for up to
-//! [`ONE_PHASE_RETRY`]: the record makes a retry of a commit that was
+//! [`COMMIT_RETRY`]: the record makes a retry of a commit that was
 //! applied answer that commit's timestamp, and a first attempt still
 //! pending in the log is applied before any retry (a retry is proposed
 //! after the first one, in the same term or a later one, whose leader
@@ -40,10 +40,10 @@ use crate::rpc::call_twice;
 use crate::shard::machine::{one_phase_command, outcome};
 use crate::shard::proto::{CommitOnePhaseRequest, WriteBatch};
 
-/// How long a coordinator keeps trying a one-phase commit whose attempts
-/// fail (the group has no leader, its leader died mid-call) before it
-/// reports the outcome unknown: longer than a failover.
-pub const ONE_PHASE_RETRY: Duration = Duration::from_secs(5);
+/// How long a coordinator keeps trying a commit whose attempts fail (a
+/// group has no leader, its leader died mid-call) before it reports the
+/// outcome unknown: longer than a failover.
+pub const COMMIT_RETRY: Duration = Duration::from_secs(5);
 
 impl TxnCoordinator {
     /// Commits `batch`, the writes of a transaction to one replicated
@@ -71,7 +71,7 @@ impl TxnCoordinator {
             .ok_or_else(|| Error::Internal(format!("no shard group {group}")))?
             .range()
             .clone();
-        let deadline = Instant::now() + ONE_PHASE_RETRY;
+        let deadline = Instant::now() + COMMIT_RETRY;
         // An attempt that may have been appended to the group's log.
         let mut sent: Option<Error> = None;
         loop {
@@ -104,7 +104,7 @@ impl TxnCoordinator {
                         "the outcome of the commit is unknown: shard group {group} took the \
                          write and could not confirm it within {} s ({e}); if its majority \
                          was lost, it commits if and when the majority is back",
-                        ONE_PHASE_RETRY.as_secs()
+                        COMMIT_RETRY.as_secs()
                     )),
                 });
             }

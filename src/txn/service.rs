@@ -1,8 +1,8 @@
 //! The transaction services over [`TxnCoordinator`], for members of the
 //! cluster only (`crate::rpc`): `Participant` (`proto/shard.proto`), the
-//! participant side of two-phase commit, on every node; and `Oracle`
-//! (`proto/txn.proto`), read timestamps and commit decisions, which the
-//! meta group's leader (or the meta node) answers.
+//! shard groups' side of every commit and of recovery, on every node; and
+//! `Oracle` (`proto/txn.proto`), timestamps and schema-change decisions,
+//! which the meta group's leader answers.
 
 use std::sync::{Arc, OnceLock};
 
