@@ -375,8 +375,40 @@ impl ShardGroups {
     /// lease runs no other leader can have been elected, as long as the
     /// nodes' clocks advance at about the same rate (their readings need
     /// not agree).
+    ///
+    /// The common case is answered from the replica's metrics, without a
+    /// round trip to its Raft task ([`Self::leased_here`]).
     async fn lease_read(&self, group: GroupId) -> Result<()> {
+        if self.leased_here(group) {
+            return Ok(());
+        }
         self.read(group, ReadPolicy::LeaseRead).await
+    }
+
+    /// Whether this node's metrics show it leads `group` under a lease
+    /// with half its length to spare (a lone voter needs none), and its
+    /// replica applied an entry of the leader's own term, so everything
+    /// earlier terms committed. Reading the replica then is linearizable:
+    /// every write acknowledged before was applied here (a write is
+    /// answered after its entry applied; one committed but not yet applied
+    /// holds its keys, which readers wait for: `shard::locks`). The
+    /// metrics lag the Raft task, so the quorum acknowledgement they show
+    /// is never newer than the real one. Otherwise openraft decides.
+    fn leased_here(&self, group: GroupId) -> bool {
+        let Ok(raft) = self.raft(group) else {
+            return false;
+        };
+        let watched = raft.metrics();
+        let m = watched.borrow_watched();
+        let own_term_applied = m
+            .last_applied
+            .as_ref()
+            .is_some_and(|applied| applied.leader_id.term == m.current_term);
+        let alone = m.membership_config.membership().voter_ids().count() <= 1;
+        let leased = m
+            .last_quorum_acked
+            .is_some_and(|at| at.elapsed() < Duration::from_millis(ELECTION_TIMEOUT_MAX_MS / 2));
+        m.state == ServerState::Leader && own_term_applied && (alone || leased)
     }
 
     async fn read(&self, group: GroupId, policy: ReadPolicy) -> Result<()> {
