@@ -92,6 +92,10 @@ pub struct ShardGroups {
     /// Where each group this node holds no replica of was last led, as far
     /// as this node knows (see [`Self::leader`]).
     guesses: Mutex<HashMap<GroupId, u32>>,
+    /// The term in which this node handed each group's leadership over:
+    /// its lease is not trusted from the metrics in that term (see
+    /// [`Self::leased_here`]).
+    handed_over: Mutex<HashMap<GroupId, u64>>,
 }
 
 impl ShardGroups {
@@ -123,6 +127,7 @@ impl ShardGroups {
             groups: RwLock::new(HashMap::new()),
             preferred: RwLock::new(HashMap::new()),
             guesses: Mutex::new(HashMap::new()),
+            handed_over: Mutex::new(HashMap::new()),
         };
         for (group, replicas) in groups {
             if replicas.contains(&node) {
@@ -388,7 +393,9 @@ impl ShardGroups {
     /// Whether this node's metrics show it leads `group` under a lease
     /// with half its length to spare (a lone voter needs none), and its
     /// replica applied an entry of the leader's own term, so everything
-    /// earlier terms committed. Reading the replica then is linearizable:
+    /// earlier terms committed; and it has not handed the leadership over
+    /// in this term (the replica it handed it to runs for election at once,
+    /// lease or not). Reading the replica then is linearizable:
     /// every write acknowledged before was applied here (a write is
     /// answered after its entry applied; one committed but not yet applied
     /// holds its keys, which readers wait for: `shard::locks`). The
@@ -408,7 +415,10 @@ impl ShardGroups {
         let leased = m
             .last_quorum_acked
             .is_some_and(|at| at.elapsed() < Duration::from_millis(ELECTION_TIMEOUT_MAX_MS / 2));
-        m.state == ServerState::Leader && own_term_applied && (alone || leased)
+        let handed_over = (self.handed_over.lock().unwrap_or_else(|e| e.into_inner()))
+            .get(&group)
+            .is_some_and(|&term| term == m.current_term);
+        m.state == ServerState::Leader && own_term_applied && (alone || leased) && !handed_over
     }
 
     async fn read(&self, group: GroupId, policy: ReadPolicy) -> Result<()> {
@@ -445,6 +455,10 @@ impl ShardGroups {
                 .is_some_and(|matched| Some(matched.index) == m.last_log_index);
             if m.state == ServerState::Leader && m.id != first && caught_up {
                 tracing::info!(group, to = first, "handing the leadership back");
+                // The new leader may be elected before this node's metrics
+                // show it no longer leads.
+                (self.handed_over.lock().unwrap_or_else(|e| e.into_inner()))
+                    .insert(group, m.current_term);
                 let _ = raft.trigger().transfer_leader(first).await;
             }
         }
