@@ -170,8 +170,7 @@ impl GroupMachine {
     fn install(&self, meta: &SnapshotMetaOf<ShardRaft>, file: &SnapshotFile) -> Result<()> {
         // A corrupt file is refused before anything changes.
         self.each_record(file, |_, _| Ok(()))?;
-        let file = file.in_dir_of(&self.storage, self.group)?;
-        let file = &file;
+        let file = &file.in_dir_of(&self.storage, self.group)?;
         let mut batch = self.storage.batch();
         batch.put_raft(&key(self.group, INSTALLING, 0), &file.record(meta));
         self.storage.write(batch)?;
@@ -297,11 +296,14 @@ pub struct SnapshotFile {
 
 impl SnapshotFile {
     /// A new file name for a snapshot of `group` (`how`: built here or
-    /// received), unique on this node.
+    /// received), unique on this node, across restarts too (the current
+    /// snapshot's file outlives the process).
     pub(super) fn new(storage: &Storage, group: GroupId, how: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let unique = (crate::txn::since_epoch().as_micros() as u64)
-            .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let unique = (now.as_micros() as u64).wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
         let name = format!("{}{how}-{unique}.snapshot", Self::prefix(group));
         Self {
             path: storage.snapshot_dir().join(name),
@@ -313,8 +315,10 @@ impl SnapshotFile {
         format!("group-{group}-")
     }
 
-    /// This file if it is in `storage`'s snapshot directory, else a copy
-    /// there (a snapshot installed from elsewhere, as tests do).
+    /// This file if it is in `storage`'s snapshot directory (as the
+    /// transport receives one), else a copy there: openraft's contract
+    /// lets a snapshot be handed over from anywhere (its conformance
+    /// suite installs one built on another storage).
     fn in_dir_of(&self, storage: &Storage, group: GroupId) -> Result<Self> {
         if self.path.parent() == Some(storage.snapshot_dir()) {
             return Ok(Self {

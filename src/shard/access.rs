@@ -247,24 +247,11 @@ impl ShardAccess {
     /// This access without its local replica: over Flight to the leader
     /// of the moment.
     fn elsewhere(&self) -> ShardAccess {
-        match self {
-            ShardAccess::Remote {
-                range,
-                node,
-                channel,
-                cluster_id,
-                reroute,
-                ..
-            } => ShardAccess::Remote {
-                range: range.clone(),
-                node: *node,
-                channel: channel.clone(),
-                cluster_id: cluster_id.clone(),
-                reroute: reroute.clone(),
-                local: None,
-            },
-            local => local.clone(),
+        let mut remote = self.clone();
+        if let ShardAccess::Remote { local, .. } = &mut remote {
+            *local = None;
         }
+        remote
     }
 }
 

@@ -404,11 +404,9 @@ fn settled_records(storage: &Storage, group: GroupId) -> Result<Vec<(Vec<u8>, u6
         .collect()
 }
 
-/// The command preparing `batch` for `txn_id`: `prepare` with the batch
-/// and the proposer's clock set.
+/// The command preparing `batch`: `prepare` with the batch set.
 pub fn prepare_command(mut prepare: PrepareCommand, batch: WriteBatch) -> Vec<u8> {
     prepare.batch = Some(batch);
-    prepare.prepared_at_ms = crate::txn::since_epoch().as_millis() as u64;
     command(Command::Prepare(prepare))
 }
 

@@ -564,6 +564,8 @@ impl TxnCoordinator {
         let groups = self.groups()?;
         let prepare = PrepareCommand {
             txn_id: txn_id.clone(),
+            // The proposer's clock: recovery waits a while after it.
+            prepared_at_ms: since_epoch().as_millis() as u64,
             primary,
             participants,
             ..Default::default()
