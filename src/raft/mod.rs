@@ -47,10 +47,12 @@ pub const META_GROUP: GroupId = u32::MAX;
 pub trait StateMachine: Send + Sync + 'static {
     /// Applies `command`, writing what it changes together with `batch`
     /// (which records the entry applied) in one [`Storage::write`], and
-    /// answers the proposer. Deterministic: the answer and the state depend
-    /// only on the state and the command. An error is a failure of the
-    /// replica (its disk), not a refusal: a refusal is an answer. Blocks on
-    /// disk.
+    /// answers the proposer. A command too large for one batch may write
+    /// earlier batches of its own first, if applying it again after a
+    /// stop half way ends in the same state. Deterministic: the answer and
+    /// the state depend only on the state and the command. An error is a
+    /// failure of the replica (its disk), not a refusal: a refusal is an
+    /// answer. Blocks on disk.
     fn apply(&self, command: &[u8], batch: StorageBatch) -> Result<Vec<u8>>;
 
     /// Calls `each` with every record of the state in `view` (a

@@ -34,8 +34,15 @@
 //! [`ShardMachine::row_ranges`]), not the whole `data` family.
 //!
 //! Intents and locks are `meta` records under the group's own prefix
-//! (`shard/<group u32 BE>` then `i` + transaction id, or `l` + user key,
-//! whose value is a `Lock`), so a snapshot takes them with the rows.
+//! (`shard/<group u32 BE>`), so a snapshot takes them with the rows:
+//! - `i` + transaction id: the `Intent`, the transaction's state here;
+//! - `w` + id length (u8) + transaction id + user key: one of its writes,
+//!   a `Mutation` without its key;
+//! - `l` + user key: the `Lock` on the key.
+//!
+//! No record grows with the transaction, and resolving an intent reads
+//! and writes its writes a page at a time ([`RESOLVE_PAGE`]), so a
+//! transaction of any size is applied in bounded memory.
 //! Readers at the leader wait for the locks in their way
 //! (`shard::locks`); applying a decision or a one-phase commit tells them
 //! to look again.
@@ -50,17 +57,20 @@ use super::proto::shard_applied::Outcome;
 use super::proto::shard_command::Command;
 use super::proto::txn_status::State;
 use super::proto::{
-    AbortCommand, CommitCommand, Done, ForgetCommand, Intent, Lock, OnePhaseCommand,
+    AbortCommand, CommitCommand, Done, ForgetCommand, Intent, Lock, Mutation, OnePhaseCommand,
     PrepareCommand, ProbeCommand, Settled, ShardApplied, ShardCommand, TxnStatus, WriteBatch,
 };
 use super::{ShardReplica, KEY_LOCKED};
 use crate::encoding::keys::{hash_range_bounds, table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, Result};
 use crate::raft::{GroupId, StateMachine};
-use crate::storage::{EachRecord, Family, Storage, StorageBatch, View};
+use crate::storage::{prefix_end, EachRecord, Family, Storage, StorageBatch, View};
 
 const INTENT: u8 = b'i';
+const WRITE: u8 = b'w';
 const LOCK: u8 = b'l';
+/// How many of an intent's writes one RocksDB batch resolves.
+const RESOLVE_PAGE: usize = 4096;
 /// How a transaction ended here: its id → a `Settled` record.
 const SETTLED: u8 = b'o';
 
@@ -146,6 +156,11 @@ impl ShardMachine {
             return Ok(done(decode_intent(&earlier)?.min_commit_ts));
         }
         let writes = command.batch.unwrap_or_default();
+        if command.txn_id.len() > usize::from(u8::MAX) {
+            return Ok(Outcome::Rejected(
+                "a transaction id of over 255 bytes".into(),
+            ));
+        }
         if let Some(refused) = self.check(&writes, Some(&command.txn_id))? {
             return Ok(refused);
         }
@@ -154,15 +169,23 @@ impl ShardMachine {
             start_ts: writes.start_ts,
         }
         .encode_to_vec();
-        for mutation in &writes.mutations {
-            out.put_meta(&record_key(group, LOCK, &mutation.key), &lock);
+        for Mutation { key, value } in writes.mutations {
+            out.put_meta(&record_key(group, LOCK, &key), &lock);
+            let write = Mutation {
+                key: Vec::new(),
+                value,
+            };
+            out.put_meta(
+                &write_key(group, &command.txn_id, &key),
+                &write.encode_to_vec(),
+            );
         }
         let record = Intent {
             prepared_at_ms: command.prepared_at_ms,
-            batch: Some(writes),
             min_commit_ts: command.min_commit_ts,
             primary: command.primary,
             participants: command.participants,
+            start_ts: writes.start_ts,
         };
         out.put_meta(&intent, &record.encode_to_vec());
         Ok(done(command.min_commit_ts))
@@ -187,10 +210,12 @@ impl ShardMachine {
     /// versions, and the commit is recorded: a probe of a group resolved
     /// before others must not find the transaction absent.
     fn commit(&self, commit: CommitCommand, out: &mut StorageBatch) -> Result<Outcome> {
-        if let Some(intent) = self.take_intent(&commit.txn_id, out)? {
-            self.settle(&commit.txn_id, Ended::CommittedAt(commit.commit_ts), out);
-            let writes = intent.batch.unwrap_or_default();
-            self.replica.stage(&writes, commit.commit_ts, out);
+        let txn_id = &commit.txn_id;
+        if self
+            .take_intent(txn_id, Some(commit.commit_ts), out)?
+            .is_some()
+        {
+            self.settle(txn_id, Ended::CommittedAt(commit.commit_ts), out);
         }
         Ok(done(0))
     }
@@ -198,8 +223,8 @@ impl ShardMachine {
     /// The intent of `abort.txn_id` goes, and the abort is recorded (unless
     /// the transaction committed here).
     fn abort(&self, abort: AbortCommand, out: &mut StorageBatch) -> Result<Outcome> {
-        let start_ts = match self.take_intent(&abort.txn_id, out)? {
-            Some(intent) => intent.batch.map_or(abort.start_ts, |b| b.start_ts),
+        let start_ts = match self.take_intent(&abort.txn_id, None, out)? {
+            Some(intent) => intent.start_ts,
             None => abort.start_ts,
         };
         if start_ts != 0 && self.settled(&abort.txn_id)?.is_none() {
@@ -248,17 +273,47 @@ impl ShardMachine {
         );
     }
 
-    /// `txn_id`'s intent, if it has one here, adding the deletion of its
-    /// records to `out`.
-    fn take_intent(&self, txn_id: &[u8], out: &mut StorageBatch) -> Result<Option<Intent>> {
+    /// `txn_id`'s intent, if it has one here, resolved: its writes become
+    /// row versions at `Some(commit_ts)`, or go (`None`), and its records
+    /// go. A page of writes at a time is written ahead of `out` (the last
+    /// page, the intent record and whatever the caller adds go in `out`):
+    /// a replica stopped half way applies the entry again and finds the
+    /// writes that are left, under the intent, whose locks keep readers
+    /// waiting until the end.
+    fn take_intent(
+        &self,
+        txn_id: &[u8],
+        commit_ts: Option<u64>,
+        out: &mut StorageBatch,
+    ) -> Result<Option<Intent>> {
         let group = self.group();
         let key = record_key(group, INTENT, txn_id);
         let Some(record) = self.storage.get_meta(&key)? else {
             return Ok(None);
         };
         let intent = decode_intent(&record)?;
-        for mutation in intent.batch.iter().flat_map(|b| &b.mutations) {
-            out.delete_meta(&record_key(group, LOCK, &mutation.key));
+        let start = write_key(group, txn_id, &[]);
+        let end = prefix_end(&start).unwrap_or_default();
+        loop {
+            let page = self.storage.scan_meta_page(&start, &end, RESOLVE_PAGE)?;
+            let full = page.len() == RESOLVE_PAGE;
+            let mut ahead = self.storage.batch();
+            ahead.unsynced();
+            let batch = if full { &mut ahead } else { &mut *out };
+            for (record, write) in &page {
+                let user_key = &record[start.len()..];
+                if let Some(commit_ts) = commit_ts {
+                    let write = Mutation::decode(write.as_slice())
+                        .map_err(|e| Error::Corrupt(format!("an intent's write: {e}")))?;
+                    batch.put_version(user_key, commit_ts, write.value.as_deref());
+                }
+                batch.delete_meta(record);
+                batch.delete_meta(&record_key(group, LOCK, user_key));
+            }
+            if !full {
+                break;
+            }
+            self.storage.write(ahead)?;
         }
         out.delete_meta(&key);
         Ok(Some(intent))
@@ -321,6 +376,13 @@ fn group_prefix(group: GroupId) -> Vec<u8> {
 
 fn record_key(group: GroupId, kind: u8, name: &[u8]) -> Vec<u8> {
     [group_prefix(group).as_slice(), &[kind], name].concat()
+}
+
+/// The key of `txn_id`'s write of `user_key` (ids are at most 255 bytes:
+/// `prepare` refuses longer ones).
+fn write_key(group: GroupId, txn_id: &[u8], user_key: &[u8]) -> Vec<u8> {
+    let name = [&[txn_id.len() as u8], txn_id, user_key].concat();
+    record_key(group, WRITE, &name)
 }
 
 fn decode_intent(record: &[u8]) -> Result<Intent> {
@@ -666,6 +728,40 @@ mod tests {
         assert_eq!(get(&copy, &k1[0], 12).as_deref(), Some(&b"five"[..]));
         assert_eq!(get(&copy, &k0[0], 12).as_deref(), Some(&b"one"[..]));
         assert!(intents(&b, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_intent_larger_than_a_page_is_resolved_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(Storage::open(dir.path()).unwrap());
+        let rows = machine(&a, 0);
+        let ours: Vec<Vec<u8>> = (0u32..)
+            .map(|i| row_key(100, &i.to_be_bytes()))
+            .filter(|k| u32::from(key_hash(k)) < HALF)
+            .take(2 * RESOLVE_PAGE + 7)
+            .collect();
+        let (committed, aborted) = ours.split_at(RESOLVE_PAGE + 3);
+        let done = apply(
+            &rows,
+            vec![
+                prepare(b"big", 5, committed, b"v"),
+                prepare(b"gone", 5, aborted, b"w"),
+                resolve_command(b"big", Some(10), 0),
+                resolve_command(b"gone", None, 0),
+            ],
+        );
+        assert_eq!(done, [true; 4]);
+        assert!(committed
+            .iter()
+            .all(|k| get(&rows, k, 10).as_deref() == Some(&b"v"[..])));
+        assert!(aborted.iter().all(|k| get(&rows, k, 10).is_none()));
+        let left = a.scan_meta(&group_prefix(0)).unwrap();
+        let kinds: Vec<u8> = left.iter().map(|(k, _)| k[group_prefix(0).len()]).collect();
+        assert_eq!(
+            kinds,
+            [SETTLED, SETTLED],
+            "no intent, write or lock is left"
+        );
     }
 
     #[test]

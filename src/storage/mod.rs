@@ -44,7 +44,9 @@ const CF_RAFT: &str = "raft";
 /// transaction ended in a group is a `Settled` record (2 kept a one-phase
 /// commit's timestamp alone), and a group's snapshot is a file under
 /// `snapshots/`, which its `raft` record names (2 kept it in the record).
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: an intent's writes are records of their own, one per key (3 kept
+/// them all in the intent record).
+pub const FORMAT_VERSION: u32 = 4;
 const FORMAT_KEY: &[u8] = b"storage/format_version";
 
 pub struct Storage {
@@ -153,6 +155,9 @@ impl Storage {
                 None => write.delete_cf(data, key),
             }
         }
+        for (start, end) in &batch.meta_ranges {
+            write.delete_range_cf(meta, start, end);
+        }
         for (key, value) in &batch.meta {
             match value {
                 Some(value) => write.put_cf(meta, key, value),
@@ -192,6 +197,7 @@ impl Storage {
         collect_from(
             self.db.raw_iterator_cf_opt(self.cf(CF_RAFT)?, options),
             start,
+            usize::MAX,
         )
     }
 
@@ -229,8 +235,13 @@ impl Storage {
     /// `batch` (a state kept under key prefixes, replaced by a snapshot).
     pub fn delete_meta_prefixes(&self, prefixes: &[&[u8]], batch: &mut StorageBatch) -> Result<()> {
         for prefix in prefixes {
-            for (key, _) in self.scan_meta(prefix)? {
-                batch.delete_meta(&key);
+            match prefix_end(prefix) {
+                Some(end) => batch.meta_ranges.push((prefix.to_vec(), end)),
+                None => {
+                    for (key, _) in self.scan_meta(prefix)? {
+                        batch.delete_meta(&key);
+                    }
+                }
             }
         }
         Ok(())
@@ -238,11 +249,23 @@ impl Storage {
 
     /// The meta records in `[start, end)`, in key order.
     pub fn scan_meta_range(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.scan_meta_page(start, end, usize::MAX)
+    }
+
+    /// The first `limit` meta records in `[start, end)`, in key order: a
+    /// range of unbounded size read a page at a time.
+    pub fn scan_meta_page(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(end.to_vec());
         collect_from(
             self.db.raw_iterator_cf_opt(self.cf(CF_META)?, options),
             start,
+            limit,
         )
     }
 
@@ -266,6 +289,15 @@ impl Storage {
 }
 
 /// Every record of `iter` whose key starts with `prefix`.
+/// The first key after every key that starts with `prefix` (`None` if
+/// there is none: the prefix is all `0xff`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&b| b != 0xff)?;
+    let mut end = prefix[..=last].to_vec();
+    end[last] += 1;
+    Some(end)
+}
+
 fn collect_prefix(
     mut iter: rocksdb::DBRawIterator<'_>,
     prefix: &[u8],
@@ -287,10 +319,14 @@ fn collect_prefix(
 fn collect_from(
     mut iter: rocksdb::DBRawIterator<'_>,
     start: &[u8],
+    limit: usize,
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     iter.seek(start);
     let mut out = Vec::new();
     while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+        if out.len() == limit {
+            break;
+        }
         out.push((key.to_vec(), value.to_vec()));
         iter.next();
     }
@@ -321,7 +357,11 @@ impl View<'_> {
         let cf = self.storage.cf(CF_RAFT)?;
         let mut options = self.options();
         options.set_iterate_upper_bound(end.to_vec());
-        collect_from(self.storage.db.raw_iterator_cf_opt(cf, options), start)
+        collect_from(
+            self.storage.db.raw_iterator_cf_opt(cf, options),
+            start,
+            usize::MAX,
+        )
     }
 
     /// The `meta` records whose key starts with `prefix`, in key order.
@@ -336,10 +376,22 @@ impl View<'_> {
     /// Calls `each` with every `meta` record under `prefixes` (a state
     /// kept under key prefixes, for a snapshot).
     pub fn each_meta(&self, prefixes: &[&[u8]], each: &mut EachRecord<'_>) -> Result<()> {
+        let cf = self.storage.cf(CF_META)?;
         for prefix in prefixes {
-            for (key, value) in self.scan_meta(prefix)? {
-                each(Family::Meta, &key, &value)?;
+            let mut options = self.options();
+            if let Some(end) = prefix_end(prefix) {
+                options.set_iterate_upper_bound(end);
             }
+            let mut iter = self.storage.db.raw_iterator_cf_opt(cf, options);
+            iter.seek(prefix);
+            while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                each(Family::Meta, key, value)?;
+                iter.next();
+            }
+            iter.status()?;
         }
         Ok(())
     }

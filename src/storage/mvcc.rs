@@ -20,6 +20,8 @@ pub struct StorageBatch {
     pub(super) raft: Vec<RaftWrite>,
     /// `data` key ranges `[start, end)` deleted, before the records above.
     pub(super) data_ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `meta` key ranges deleted, before the `meta` records above.
+    pub(super) meta_ranges: Vec<(Vec<u8>, Vec<u8>)>,
     /// Written without syncing the WAL (see [`StorageBatch::unsynced`]).
     pub(super) unsynced: bool,
 }
@@ -106,6 +108,7 @@ impl StorageBatch {
             && self.meta.is_empty()
             && self.raft.is_empty()
             && self.data_ranges.is_empty()
+            && self.meta_ranges.is_empty()
     }
 
     /// About how many bytes the batch writes.

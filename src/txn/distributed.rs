@@ -412,7 +412,7 @@ impl TxnCoordinator {
             }
         }
         for (txn_id, groups, intent) in waiting {
-            let start_ts = intent.batch.as_ref().map_or(0, |b| b.start_ts);
+            let start_ts = intent.start_ts;
             let resolved = block_on(async {
                 if self.coordinator_at_work(peers, &txn_id).await {
                     return Ok(());

@@ -336,8 +336,8 @@ impl TxnCoordinator {
         for group in held {
             match crate::shard::machine::intents(&self.storage, group) {
                 Ok(intents) => {
-                    let start = intents.iter().filter_map(|(_, i)| i.batch.as_ref());
-                    oldest_intent = start.map(|b| b.start_ts).fold(oldest_intent, u64::min);
+                    let start = intents.iter().map(|(_, i)| i.start_ts);
+                    oldest_intent = start.fold(oldest_intent, u64::min);
                 }
                 // Hold everything back rather than let a record go early.
                 Err(e) => {
