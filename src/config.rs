@@ -53,6 +53,11 @@ pub struct ClusterConfig {
     /// longer than this on a node cut off from the meta replicas may fail
     /// with "snapshot too old".
     pub gc_retention_secs: u64,
+    /// A transaction holds this many KiB of its writes in memory; beyond
+    /// that it sends them ahead to their shard groups, where they wait
+    /// for its commit (`txn::sent_ahead`), so its memory stays bounded
+    /// whatever it writes.
+    pub txn_write_buffer_kib: u64,
     /// rpc addresses (`host:port`) of the cluster's nodes. Empty: the node
     /// is a one-node cluster of its own. Otherwise it waits to be
     /// initialised (`shardforge init`) or joins the cluster they are in.
@@ -77,6 +82,7 @@ impl Default for ClusterConfig {
             replication_factor: 3,
             raft_snapshot_entries: 5000,
             gc_retention_secs: 60,
+            txn_write_buffer_kib: 16 * 1024,
             join: Vec::new(),
         }
     }
@@ -143,6 +149,10 @@ impl Config {
                     self.cluster.gc_retention_secs =
                         value.parse().map_err(|e| bad(format!("{e}")))?
                 }
+                "CLUSTER_TXN_WRITE_BUFFER_KIB" => {
+                    self.cluster.txn_write_buffer_kib =
+                        value.parse().map_err(|e| bad(format!("{e}")))?
+                }
                 "CLUSTER_JOIN" => self.cluster.join = split_addrs(&value),
                 // A typo in a known section is an error; other SHARDFORGE_*
                 // variables (scripts' own, like SHARDFORGE_BIN) are not ours.
@@ -167,6 +177,12 @@ impl Config {
             return Err(invalid(format!(
                 "cluster.replication_factor must be between 1 and 7, not {}",
                 self.cluster.replication_factor
+            )));
+        }
+        if !(1..=4 * 1024 * 1024).contains(&self.cluster.txn_write_buffer_kib) {
+            return Err(invalid(format!(
+                "cluster.txn_write_buffer_kib must be between 1 and 4194304 (4 GiB), not {}",
+                self.cluster.txn_write_buffer_kib
             )));
         }
         if self.cluster.raft_snapshot_entries == 0 {

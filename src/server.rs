@@ -118,10 +118,13 @@ async fn serve(
     let peers: Arc<dyn Peers> = cluster.clone();
     let for_engine = cluster.clone();
     let for_groups = storage.clone();
+    let write_buffer = (config.cluster.txn_write_buffer_kib as usize).saturating_mul(1024);
     let engine = tokio::task::spawn_blocking(move || -> Result<SqlEngine> {
         let catalog = Arc::new(Catalog::load(&storage)?);
         let shards = Arc::new(ShardMap::load(&storage)?);
-        let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog)?);
+        let coordinator =
+            TxnCoordinator::new(storage, shards, catalog)?.with_write_buffer(write_buffer);
+        let coordinator = Arc::new(coordinator);
         SqlEngine::new(coordinator, for_engine)
     })
     .await??;

@@ -31,6 +31,7 @@ use super::proto::{Mutation, ScanRequest};
 use super::replica::{encode_filter, scan_bounds, Filter};
 use super::{ShardRange, ShardReplica};
 use crate::encoding::keys::versions_end;
+use crate::encoding::row::is_tombstone;
 use crate::error::{Error, Result};
 use crate::raft::groups::{ShardGroups, QUORUM_WAIT};
 
@@ -90,20 +91,23 @@ pub fn read_ranges(request: &ScanRequest, range: &ShardRange) -> Vec<(Vec<u8>, V
     }
 }
 
-/// Waits until this node, the leader of `replica`'s group, may serve a read
-/// of `ranges` at `read_ts`: it still leads (under its lease), has applied
-/// every entry committed before, and no write in flight that the read may
-/// have to see is in its way (`shard::locks`). `NotLeader` if it no longer
-/// leads.
+/// Waits until this node, the leader of `replica`'s group, may serve
+/// `request` (its [`read_ranges`] at its snapshot): it still leads (under
+/// its lease), has applied every entry committed before, and no write in
+/// flight that the read may have to see is in its way (`shard::locks`).
+/// `NotLeader` if it no longer leads.
 pub async fn ready_to_read(
     groups: &ShardGroups,
     locks: &WriteLocks,
     replica: Arc<ShardReplica>,
-    ranges: Vec<(Vec<u8>, Vec<u8>)>,
-    read_ts: u64,
+    request: &ScanRequest,
 ) -> Result<()> {
     groups.linearize(replica.range().id.0).await?;
-    let on_disk = move |start: &[u8], end: &[u8]| replica.lock_records(start, end);
+    let ranges = read_ranges(request, replica.range());
+    let (read_ts, reader) = (request.snapshot_ts, request.txn_id.clone());
+    let on_disk = move |range: (&[u8], &[u8]), preparing: &dyn Fn(&[u8]) -> bool| {
+        replica.lock_in_the_way(range, read_ts, &reader, preparing)
+    };
     locks.wait(ranges, read_ts, on_disk).await
 }
 
@@ -146,17 +150,10 @@ impl ShardAccess {
                 local: Some(local), ..
             } => {
                 let remote = self.elsewhere();
-                let ranges = read_ranges(&request, local.replica.range());
                 let local = local.clone();
-                let read_ts = request.snapshot_ts;
                 let started = async move {
-                    let ready = ready_to_read(
-                        &local.groups,
-                        &local.locks,
-                        local.replica.clone(),
-                        ranges,
-                        read_ts,
-                    );
+                    let ready =
+                        ready_to_read(&local.groups, &local.locks, local.replica.clone(), &request);
                     match ready.await {
                         Ok(()) => scan_local(local.replica, request, own, filter),
                         Err(Error::NotLeader(_)) => remote.scan(request, own, filter),
@@ -180,6 +177,7 @@ impl ShardAccess {
                     .map(|(key, value)| Mutation {
                         key: key.clone(),
                         value: value.clone(),
+                        ..Default::default()
                     })
                     .collect();
                 request.filter = filter.as_ref().map(encode_filter).unwrap_or_default();
@@ -206,39 +204,34 @@ impl ShardAccess {
         }
     }
 
-    /// How many of `keys` have a committed row at `request`'s snapshot:
-    /// one call for all of them. Blocks: call it off the async runtime.
+    /// How many of `keys` have a row at `request`'s snapshot (its
+    /// transaction's own writes sent ahead included): one call for all of
+    /// them. Blocks: call it off the async runtime.
     pub fn count_existing(&self, keys: Vec<Vec<u8>>, request: ScanRequest) -> Result<usize> {
+        let request = ScanRequest {
+            keys,
+            projection: Vec::new(),
+            ..request
+        };
         match self {
-            ShardAccess::Local(replica) => count_local(replica, &keys, request.snapshot_ts),
+            ShardAccess::Local(replica) => count_local(replica, &request),
             ShardAccess::Remote {
                 local: Some(local), ..
             } => {
-                let ranges = keys.iter().map(|k| (k.clone(), versions_end(k))).collect();
-                let ready = ready_to_read(
-                    &local.groups,
-                    &local.locks,
-                    local.replica.clone(),
-                    ranges,
-                    request.snapshot_ts,
-                );
+                let ready =
+                    ready_to_read(&local.groups, &local.locks, local.replica.clone(), &request);
                 match block_on(ready) {
-                    Ok(()) => count_local(&local.replica, &keys, request.snapshot_ts),
-                    Err(Error::NotLeader(_)) => self.elsewhere().count_existing(keys, request),
+                    Ok(()) => count_local(&local.replica, &request),
+                    Err(Error::NotLeader(_)) => self
+                        .elsewhere()
+                        .count_existing(request.keys.clone(), request),
                     Err(e) => Err(e),
                 }
             }
-            ShardAccess::Remote { .. } => {
-                let request = ScanRequest {
-                    keys,
-                    projection: Vec::new(),
-                    ..request
-                };
-                block_on(
-                    self.scan(request, Arc::default(), None)
-                        .try_fold(0, |n, batch| async move { Ok(n + batch.num_rows()) }),
-                )
-            }
+            ShardAccess::Remote { .. } => block_on(
+                self.scan(request, Arc::default(), None)
+                    .try_fold(0, |n, batch| async move { Ok(n + batch.num_rows()) }),
+            ),
         }
     }
 }
@@ -297,12 +290,18 @@ fn scan_leader(
 }
 
 /// How many of `keys` have a row in `replica` at `snapshot_ts`. Blocks.
-pub fn count_local(replica: &ShardReplica, keys: &[Vec<u8>], snapshot_ts: u64) -> Result<usize> {
+pub fn count_local(replica: &ShardReplica, request: &ScanRequest) -> Result<usize> {
     let mut existing = 0;
-    for key in keys {
-        if replica.get(key, snapshot_ts)?.is_some() {
-            existing += 1;
-        }
+    for key in &request.keys {
+        let own = match request.txn_id.is_empty() {
+            true => None,
+            false => replica.own_write(&request.txn_id, key)?,
+        };
+        let exists = match own {
+            Some(row) => row.is_some_and(|r| !is_tombstone(&r)),
+            None => replica.get(key, request.snapshot_ts)?.is_some(),
+        };
+        existing += usize::from(exists);
     }
     Ok(existing)
 }

@@ -36,7 +36,7 @@ use prost::Message;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::access::{read_ranges, ready_to_read, scan_local};
+use super::access::{ready_to_read, scan_local};
 use super::locks::WriteLocks;
 use super::proto::ScanRequest;
 use super::replica::decode_filter;
@@ -116,11 +116,8 @@ impl ShardFlightService {
                 (false, _) => Box::pin(futures::future::ready(Ok(()))),
                 (true, Some(groups)) => {
                     let (groups, locks) = (groups.clone(), ready.locks.clone());
-                    let ranges = read_ranges(&scan, replica.range());
-                    let (replica, read_ts) = (replica.clone(), scan.snapshot_ts);
-                    Box::pin(async move {
-                        ready_to_read(&groups, &locks, replica, ranges, read_ts).await
-                    })
+                    let (replica, request) = (replica.clone(), scan.clone());
+                    Box::pin(async move { ready_to_read(&groups, &locks, replica, &request).await })
                 }
                 (true, None) => return Err(Status::unavailable("replication is not running here")),
             };
@@ -165,12 +162,11 @@ fn count_existing(
             linearized
                 .await
                 .map_err(|e| FlightError::Tonic(Box::new(e.into())))?;
-            let existing = tokio::task::spawn_blocking(move || {
-                super::access::count_local(&replica, &scan.keys, scan.snapshot_ts)
-            })
-            .await
-            .map_err(|e| FlightError::ExternalError(Box::new(e)))?
-            .map_err(|e| FlightError::Tonic(Box::new(e.into())))?;
+            let existing =
+                tokio::task::spawn_blocking(move || super::access::count_local(&replica, &scan))
+                    .await
+                    .map_err(|e| FlightError::ExternalError(Box::new(e)))?
+                    .map_err(|e| FlightError::Tonic(Box::new(e.into())))?;
             let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
                 .with_row_count(Some(existing));
             Ok(RecordBatch::try_new_with_options(schema, vec![], &options)?)
@@ -384,10 +380,12 @@ mod tests {
                     .map(|(key, value)| Mutation {
                         key: key.clone(),
                         value: value.clone(),
+                        ..Default::default()
                     })
                     .collect(),
                 keys: Vec::new(),
                 filter: Vec::new(),
+                ..Default::default()
             };
             let batches: Vec<RecordBatch> = scan_remote(channel.clone(), "c1", "n1", &request)
                 .try_collect()
@@ -419,6 +417,7 @@ mod tests {
             overlay: Vec::new(),
             keys: Vec::new(),
             filter: Vec::new(),
+            ..Default::default()
         };
         let mut stream = Box::pin(scan_remote(channel.clone(), "c1", "n1", &request));
         let first = futures::StreamExt::next(&mut stream)

@@ -20,14 +20,11 @@
 //! `txn::distributed::RECOVER_AFTER`; a reader that waited
 //! [`LOCK_WAIT`] fails with 40001.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prost::Message;
-
-use super::proto::Lock;
 use super::KEY_LOCKED;
 use crate::error::{Error, Result};
 
@@ -50,6 +47,11 @@ type HeldKeys = BTreeMap<Vec<u8>, (u64, Vec<u8>)>;
 pub struct WriteLocks {
     /// User key → the holder's snapshot and transaction id.
     held: Mutex<HeldKeys>,
+    /// The transactions holding keys here, with how many holds each: a
+    /// transaction that sent writes ahead (`shard::machine`, staged) is
+    /// in the way of readers while it prepares too, on its keys not held
+    /// here in memory.
+    preparing: Mutex<HashMap<Vec<u8>, usize>>,
     released: tokio::sync::watch::Sender<u64>,
 }
 
@@ -57,15 +59,18 @@ impl Default for WriteLocks {
     fn default() -> Self {
         Self {
             held: Mutex::new(BTreeMap::new()),
+            preparing: Mutex::default(),
             released: tokio::sync::watch::Sender::new(0),
         }
     }
 }
 
-/// Keys held by a one-phase commit; dropping it releases them.
+/// Keys held by a commit while it takes its timestamp; dropping it
+/// releases them.
 pub struct Held {
     locks: Arc<WriteLocks>,
     keys: Vec<Vec<u8>>,
+    txn_id: Vec<u8>,
 }
 
 impl Drop for Held {
@@ -76,13 +81,22 @@ impl Drop for Held {
                 held.remove(key);
             }
         }
+        {
+            let mut preparing = self.locks.preparing();
+            if let Some(count) = preparing.get_mut(&self.txn_id) {
+                *count -= 1;
+                if *count == 0 {
+                    preparing.remove(&self.txn_id);
+                }
+            }
+        }
         self.locks.released();
     }
 }
 
 /// Whether a lock held by a transaction that read at `holder_ts` is in
 /// the way of a reader at `read_ts`.
-fn in_the_way(holder_ts: u64, read_ts: u64) -> bool {
+pub fn in_the_way(holder_ts: u64, read_ts: u64) -> bool {
     holder_ts < read_ts
 }
 
@@ -90,6 +104,10 @@ impl WriteLocks {
     fn held(&self) -> std::sync::MutexGuard<'_, HeldKeys> {
         // Changed in single inserts and removes: a panic leaves it whole.
         self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn preparing(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, usize>> {
+        self.preparing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Holds `keys` for transaction `txn_id`, which read at `start_ts`. A
@@ -118,9 +136,11 @@ impl WriteLocks {
         for key in &keys {
             held.insert(key.clone(), (start_ts, txn_id.to_vec()));
         }
+        *self.preparing().entry(txn_id.to_vec()).or_default() += 1;
         Ok(Held {
             locks: self.clone(),
             keys,
+            txn_id: txn_id.to_vec(),
         })
     }
 
@@ -170,13 +190,18 @@ impl WriteLocks {
 
     /// Waits until no lock on a key of `ranges` (user-key ranges `[start,
     /// end)`) is in the way of a reader at `read_ts`: neither one held
-    /// here in memory nor one of the lock records `on_disk` finds (it
-    /// reads the group's records in a range; it blocks on disk).
+    /// here in memory nor a lock record `on_disk` finds in the way in a
+    /// range (`shard::machine::lock_in_the_way`, told which transactions
+    /// hold keys here now; it blocks on disk).
     pub async fn wait(
         &self,
         ranges: Vec<(Vec<u8>, Vec<u8>)>,
         read_ts: u64,
-        on_disk: impl Fn(&[u8], &[u8]) -> Result<Vec<Vec<u8>>> + Send + Sync + Clone + 'static,
+        on_disk: impl Fn((&[u8], &[u8]), &dyn Fn(&[u8]) -> bool) -> Result<bool>
+            + Send
+            + Sync
+            + Clone
+            + 'static,
     ) -> Result<()> {
         let deadline = tokio::time::Instant::now() + LOCK_WAIT;
         let mut released = self.released.subscribe();
@@ -188,7 +213,17 @@ impl WriteLocks {
                 .any(|(start, end)| self.held_in(start, end, read_ts));
             let blocked = in_memory || {
                 let (ranges, on_disk) = (ranges.clone(), on_disk.clone());
-                tokio::task::spawn_blocking(move || locked_on_disk(&ranges, read_ts, on_disk))
+                let preparing: HashSet<Vec<u8>> = self.preparing().keys().cloned().collect();
+                let preparing = move |txn_id: &[u8]| preparing.contains(txn_id);
+                let locked = move || -> Result<bool> {
+                    for (start, end) in ranges.iter() {
+                        if on_disk((start, end), &preparing)? {
+                            return Ok(true);
+                        }
+                    }
+                    Ok(false)
+                };
+                tokio::task::spawn_blocking(locked)
                     .await
                     .map_err(|e| Error::Internal(format!("a lock check failed: {e}")))??
             };
@@ -207,29 +242,12 @@ impl WriteLocks {
     }
 }
 
-fn locked_on_disk(
-    ranges: &[(Vec<u8>, Vec<u8>)],
-    read_ts: u64,
-    on_disk: impl Fn(&[u8], &[u8]) -> Result<Vec<Vec<u8>>>,
-) -> Result<bool> {
-    for (start, end) in ranges {
-        for record in on_disk(start, end)? {
-            let lock = Lock::decode(record.as_slice())
-                .map_err(|e| Error::Corrupt(format!("a lock record: {e}")))?;
-            if in_the_way(lock.start_ts, read_ts) {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn none(_: &[u8], _: &[u8]) -> Result<Vec<Vec<u8>>> {
-        Ok(Vec::new())
+    fn none(_: (&[u8], &[u8]), _: &dyn Fn(&[u8]) -> bool) -> Result<bool> {
+        Ok(false)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,14 +282,7 @@ mod tests {
         drop(held);
         waiting.await.unwrap().unwrap();
         // A lock record on disk in the way is waited for too.
-        let on_disk = |_: &[u8], _: &[u8]| -> Result<Vec<Vec<u8>>> {
-            let lock = Lock {
-                txn_id: b"t".to_vec(),
-                start_ts: 5,
-            };
-            Ok(vec![lock.encode_to_vec()])
-        };
-        locks.wait(range(), 5, on_disk).await.unwrap();
+        let on_disk = |_: (&[u8], &[u8]), _: &dyn Fn(&[u8]) -> bool| Ok(true);
         let waiting = {
             let locks = locks.clone();
             tokio::spawn(async move { locks.wait(range(), 6, on_disk).await })

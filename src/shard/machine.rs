@@ -37,7 +37,7 @@
 //! (`shard/<group u32 BE>`), so a snapshot takes them with the rows:
 //! - `i` + transaction id: the `Intent`, the transaction's state here;
 //! - `w` + id length (u8) + transaction id + user key: one of its writes,
-//!   a `Mutation` without its key;
+//!   an `IntentWrite`;
 //! - `l` + user key: the `Lock` on the key.
 //!
 //! No record grows with the transaction, and resolving an intent reads
@@ -47,19 +47,22 @@
 //! (`shard::locks`); applying a decision or a one-phase commit tells them
 //! to look again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use prost::Message;
 
-use super::locks::WriteLocks;
+use super::locks::{in_the_way, WriteLocks};
 use super::proto::settled::Outcome as Ended;
 use super::proto::shard_applied::Outcome;
 use super::proto::shard_command::Command;
 use super::proto::txn_status::State;
 use super::proto::{
-    AbortCommand, CommitCommand, Done, ForgetCommand, Intent, Lock, Mutation, OnePhaseCommand,
-    PrepareCommand, ProbeCommand, Settled, ShardApplied, ShardCommand, TxnStatus, WriteBatch,
+    AbortCommand, CommitCommand, Done, ForgetCommand, Intent, IntentWrite, Lock, Mutation,
+    OnePhaseCommand, PrepareCommand, ProbeCommand, Settled, ShardApplied, ShardCommand, TxnStatus,
+    WriteBatch,
 };
+use super::replica::OwnWrite;
 use super::{ShardReplica, KEY_LOCKED};
 use crate::encoding::keys::{hash_range_bounds, table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, Result};
@@ -153,7 +156,11 @@ impl ShardMachine {
         }
         let intent = record_key(group, INTENT, &command.txn_id);
         if let Some(earlier) = self.storage.get_meta(&intent)? {
-            return Ok(done(decode_intent(&earlier)?.min_commit_ts));
+            let earlier = decode_intent(&earlier)?;
+            // A retry of a prepare applied (or of writes sent ahead of it).
+            if !earlier.staged {
+                return Ok(done(earlier.min_commit_ts));
+            }
         }
         let writes = command.batch.unwrap_or_default();
         if command.txn_id.len() > usize::from(u8::MAX) {
@@ -169,16 +176,30 @@ impl ShardMachine {
             start_ts: writes.start_ts,
         }
         .encode_to_vec();
-        for Mutation { key, value } in writes.mutations {
+        for Mutation {
+            key,
+            value,
+            statement,
+        } in writes.mutations
+        {
             out.put_meta(&record_key(group, LOCK, &key), &lock);
-            let write = Mutation {
-                key: Vec::new(),
+            let record = write_key(group, &command.txn_id, &key);
+            let mut write = IntentWrite {
                 value,
+                statement,
+                earlier: None,
             };
-            out.put_meta(
-                &write_key(group, &command.txn_id, &key),
-                &write.encode_to_vec(),
-            );
+            if let Some(replaced) = self.storage.get_meta(&record)? {
+                let mut replaced = decode_write(&replaced)?;
+                write.earlier = match replaced.statement < statement {
+                    true => Some(Box::new(IntentWrite {
+                        earlier: None,
+                        ..replaced
+                    })),
+                    false => replaced.earlier.take(),
+                };
+            }
+            out.put_meta(&record, &write.encode_to_vec());
         }
         let record = Intent {
             prepared_at_ms: command.prepared_at_ms,
@@ -186,6 +207,7 @@ impl ShardMachine {
             primary: command.primary,
             participants: command.participants,
             start_ts: writes.start_ts,
+            staged: command.staged,
         };
         out.put_meta(&intent, &record.encode_to_vec());
         Ok(done(command.min_commit_ts))
@@ -234,11 +256,19 @@ impl ShardMachine {
     }
 
     /// Where `probe.txn_id` stands here; one never prepared here is
-    /// recorded aborted.
+    /// recorded aborted (its writes sent ahead, if any, go).
     fn probe(&self, probe: ProbeCommand, out: &mut StorageBatch) -> Result<Outcome> {
         let intent = record_key(self.group(), INTENT, &probe.txn_id);
-        let state = if let Some(record) = self.storage.get_meta(&intent)? {
-            State::Prepared(decode_intent(&record)?.min_commit_ts)
+        let intent = match self.storage.get_meta(&intent)? {
+            Some(record) => Some(decode_intent(&record)?),
+            None => None,
+        };
+        let state = if let Some(intent) = intent.as_ref().filter(|i| !i.staged) {
+            State::Prepared(intent.min_commit_ts)
+        } else if let Some(staged) = intent {
+            self.take_intent(&probe.txn_id, None, out)?;
+            self.settle(&probe.txn_id, Ended::AbortedFrom(staged.start_ts), out);
+            State::Aborted(true)
         } else {
             match self.settled(&probe.txn_id)? {
                 Some(Ended::CommittedAt(commit_ts)) => State::Committed(commit_ts),
@@ -303,8 +333,7 @@ impl ShardMachine {
             for (record, write) in &page {
                 let user_key = &record[start.len()..];
                 if let Some(commit_ts) = commit_ts {
-                    let write = Mutation::decode(write.as_slice())
-                        .map_err(|e| Error::Corrupt(format!("an intent's write: {e}")))?;
+                    let write = decode_write(write)?;
                     batch.put_version(user_key, commit_ts, write.value.as_deref());
                 }
                 batch.delete_meta(record);
@@ -389,6 +418,10 @@ fn decode_intent(record: &[u8]) -> Result<Intent> {
     Intent::decode(record).map_err(|e| Error::Corrupt(format!("an intent record: {e}")))
 }
 
+fn decode_write(record: &[u8]) -> Result<IntentWrite> {
+    IntentWrite::decode(record).map_err(|e| Error::Corrupt(format!("an intent's write: {e}")))
+}
+
 fn decode_settled(record: &[u8]) -> Result<Ended> {
     Settled::decode(record)
         .ok()
@@ -404,19 +437,89 @@ fn decode_lock(record: &[u8]) -> Result<Lock> {
     Lock::decode(record).map_err(|e| Error::Corrupt(format!("a lock record: {e}")))
 }
 
-/// The lock records (`Lock` messages) of `group` on the user keys in
-/// `[start, end)`. Blocks on disk.
-pub fn locks_in(
+/// How many lock records a reader reads at a time.
+const LOCK_PAGE: usize = 1024;
+
+/// Whether one of `group`'s locks on the user keys in `[start, end)` is
+/// in the way of a reader at `read_ts` (`shard::locks`). The locks of the
+/// reader's own transaction (`reader`, empty for none) are not, nor are
+/// those of writes sent ahead by a running transaction (`staged`), which
+/// has no commit timestamp yet, unless it is `preparing` now, its keys
+/// held while its commit timestamp is taken. Reads the locks a page at a
+/// time. Blocks on disk.
+pub fn lock_in_the_way(
     storage: &Storage,
     group: GroupId,
-    start: &[u8],
-    end: &[u8],
-) -> Result<Vec<Vec<u8>>> {
-    let records = storage.scan_meta_range(
-        &record_key(group, LOCK, start),
-        &record_key(group, LOCK, end),
-    )?;
-    Ok(records.into_iter().map(|(_, value)| value).collect())
+    (start, end): (&[u8], &[u8]),
+    read_ts: u64,
+    reader: &[u8],
+    preparing: &dyn Fn(&[u8]) -> bool,
+) -> Result<bool> {
+    let mut staged: HashMap<Vec<u8>, bool> = HashMap::new();
+    let mut from = record_key(group, LOCK, start);
+    let end = record_key(group, LOCK, end);
+    loop {
+        let page = storage.scan_meta_page(&from, &end, LOCK_PAGE)?;
+        for (_, record) in &page {
+            let lock = decode_lock(record)?;
+            if lock.txn_id == reader || !in_the_way(lock.start_ts, read_ts) {
+                continue;
+            }
+            let sent_ahead = match staged.get(&lock.txn_id) {
+                Some(&staged) => staged,
+                None => {
+                    let intent = storage.get_meta(&record_key(group, INTENT, &lock.txn_id))?;
+                    let is_staged = match intent {
+                        Some(record) => decode_intent(&record)?.staged,
+                        None => false,
+                    };
+                    staged.insert(lock.txn_id.clone(), is_staged);
+                    is_staged
+                }
+            };
+            if !sent_ahead || preparing(&lock.txn_id) {
+                return Ok(true);
+            }
+        }
+        match page.last() {
+            Some((key, _)) if page.len() == LOCK_PAGE => from = [key.as_slice(), &[0]].concat(),
+            _ => return Ok(false),
+        }
+    }
+}
+
+/// What statement `statement` of transaction `txn_id` reads of its own
+/// writes sent ahead to `group` on user keys from `from` (on) to `end`, in
+/// key order: a page of them (at most `limit` records read; a record
+/// with nothing to read is skipped), and where the next page starts
+/// (`None`: at the end). A write is `None` if it deletes the row. Blocks
+/// on disk.
+pub fn staged_writes(
+    storage: &Storage,
+    group: GroupId,
+    (txn_id, statement): (&[u8], u32),
+    (from, end): (&[u8], &[u8]),
+    limit: usize,
+) -> Result<(Vec<OwnWrite>, Option<Vec<u8>>)> {
+    let start = write_key(group, txn_id, from);
+    let prefix_len = start.len() - from.len();
+    let page = storage.scan_meta_page(&start, &write_key(group, txn_id, end), limit)?;
+    let next = match page.last() {
+        Some((key, _)) if page.len() == limit => Some([&key[prefix_len..], &[0]].concat()),
+        _ => None,
+    };
+    let mut writes = Vec::with_capacity(page.len());
+    for (key, record) in page {
+        let mut write = decode_write(&record)?;
+        if write.statement >= statement {
+            match write.earlier.take() {
+                Some(earlier) => write = *earlier,
+                None => continue,
+            }
+        }
+        writes.push((key[prefix_len..].to_vec(), write.value));
+    }
+    Ok((writes, next))
 }
 
 /// The transactions prepared in `group` on this node (whether or not it
@@ -539,7 +642,7 @@ fn answered(answer: &[u8]) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoding::keys::{key_hash, row_key, HASH_SPACE};
+    use crate::encoding::keys::{key_hash, row_key, versions_end, HASH_SPACE};
     use crate::raft::state_machine::GroupMachine;
     use crate::shard::proto::Mutation;
     use crate::shard::{ShardId, ShardRange};
@@ -590,6 +693,7 @@ mod tests {
                 .map(|key| Mutation {
                     key: key.clone(),
                     value: Some(value.to_vec()),
+                    ..Default::default()
                 })
                 .collect(),
         };
@@ -765,6 +869,95 @@ mod tests {
     }
 
     #[test]
+    fn writes_sent_ahead_lock_keys_without_stopping_readers_and_read_as_of_their_statement() {
+        let [ours, _] = keys();
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(Storage::open(dir.path()).unwrap());
+        let rows = machine(&a, 0);
+        let sent = |txn: &[u8], statement: u32, key: &[u8], value: &[u8], staged: bool| {
+            let prepare = PrepareCommand {
+                txn_id: txn.to_vec(),
+                staged,
+                ..Default::default()
+            };
+            let batch = WriteBatch {
+                shard_id: 0,
+                start_ts: 5,
+                mutations: vec![Mutation {
+                    key: key.to_vec(),
+                    value: Some(value.to_vec()),
+                    statement,
+                }],
+            };
+            prepare_command(prepare, batch)
+        };
+        let done = apply(
+            &rows,
+            vec![
+                sent(b"big", 1, &ours[0], b"one", true),
+                sent(b"big", 2, &ours[1], b"two", true),
+                // A later statement replaces a key an earlier one wrote.
+                sent(b"big", 3, &ours[0], b"three", true),
+                // Another writer loses a key sent ahead.
+                sent(b"other", 1, &ours[1], b"x", false),
+            ],
+        );
+        assert_eq!(done, [true, true, true, false]);
+        let (start, end) = (
+            ours.iter().min().unwrap(),
+            versions_end(ours.iter().max().unwrap()),
+        );
+        let read = |statement: u32| {
+            let reader = (&b"big"[..], statement);
+            let (writes, _) = staged_writes(&a, 0, reader, (start, &end), 100).unwrap();
+            let mut writes: Vec<(Vec<u8>, Vec<u8>)> =
+                writes.into_iter().map(|(k, v)| (k, v.unwrap())).collect();
+            writes.sort();
+            writes
+        };
+        let expected = |pairs: &[(usize, &[u8])]| {
+            let mut rows: Vec<(Vec<u8>, Vec<u8>)> = pairs
+                .iter()
+                .map(|(i, v)| (ours[*i].clone(), v.to_vec()))
+                .collect();
+            rows.sort();
+            rows
+        };
+        assert_eq!(read(2), expected(&[(0, b"one")]));
+        assert_eq!(read(3), expected(&[(0, b"one"), (1, b"two")]));
+        assert_eq!(read(4), expected(&[(0, b"three"), (1, b"two")]));
+        // Readers do not wait for staged writes unless they are preparing;
+        // the transaction's own reads never do.
+        let in_way = |reader: &[u8], preparing: bool| {
+            let preparing = move |_: &[u8]| preparing;
+            lock_in_the_way(&a, 0, (start, &end), 10, reader, &preparing).unwrap()
+        };
+        assert!(!in_way(b"", false));
+        assert!(in_way(b"", true));
+        assert!(!in_way(b"big", true));
+        // Its last prepare makes them a prepared intent, in the way.
+        assert_eq!(
+            apply(&rows, vec![sent(b"big", 4, &ours[2], b"four", false)]),
+            [true]
+        );
+        assert!(in_way(b"", false));
+        assert_eq!(probe_status(&rows, b"big"), State::Prepared(0));
+        // A probe of writes only sent ahead aborts them.
+        apply(&rows, vec![sent(b"gone", 1, &ours[3], b"g", true)]);
+        assert_eq!(probe_status(&rows, b"gone"), State::Aborted(true));
+        let reader = (&b"gone"[..], 2);
+        let (left, _) = staged_writes(&a, 0, reader, (start, &end), 100).unwrap();
+        assert!(left.is_empty());
+    }
+
+    fn probe_status(machine: &ShardMachine, txn: &[u8]) -> State {
+        let answer = machine
+            .apply(&probe_command(txn, 5), machine.storage.batch())
+            .unwrap();
+        status(&answer).unwrap().state.unwrap()
+    }
+
+    #[test]
     fn a_one_phase_commit_applies_once_and_its_record_goes_after_the_retries() {
         let [ours, _] = keys();
         let dir = tempfile::tempdir().unwrap();
@@ -776,6 +969,7 @@ mod tests {
             mutations: vec![Mutation {
                 key: ours[0].clone(),
                 value: Some(value.to_vec()),
+                ..Default::default()
             }],
         };
         let commit = |txn: &[u8], value: &[u8], ts| {
@@ -827,6 +1021,7 @@ mod tests {
                 mutations: vec![Mutation {
                     key: key.to_vec(),
                     value: Some(b"v".to_vec()),
+                    ..Default::default()
                 }],
             };
             outcome(&run(prepare_command(prepare, batch)))

@@ -29,9 +29,13 @@ pub type Filter = Arc<dyn PhysicalExpr>;
 /// Rows per Arrow batch a scan produces.
 pub const SCAN_BATCH_ROWS: usize = 8192;
 
-/// A write not yet committed, overlaid on a scan so a transaction reads its
-/// own writes: `(user_key, Some(row) | None for a delete)`, sorted by key.
-pub type Overlay<'a> = &'a [(Vec<u8>, Option<Vec<u8>>)];
+/// A write not yet committed, as its transaction reads it back:
+/// `(user_key, Some(row) | None for a delete)`.
+pub type OwnWrite = (Vec<u8>, Option<Vec<u8>>);
+
+/// Writes not yet committed, overlaid on a scan so a transaction reads its
+/// own writes, sorted by key.
+pub type Overlay<'a> = &'a [OwnWrite];
 
 pub struct ShardReplica {
     range: ShardRange,
@@ -104,10 +108,33 @@ impl ShardReplica {
         }
     }
 
-    /// The lock records of the group's intents on the user keys in
-    /// `[start, end)` (see `shard::locks`). Blocks on disk.
-    pub fn lock_records(&self, start: &[u8], end: &[u8]) -> Result<Vec<Vec<u8>>> {
-        super::machine::locks_in(&self.storage, self.range.id.0, start, end)
+    /// Whether a lock of the group's intents on the user keys in `range`
+    /// is in the way of a reader at `read_ts` of transaction `reader` (see
+    /// [`super::machine::lock_in_the_way`]). Blocks on disk.
+    pub fn lock_in_the_way(
+        &self,
+        range: (&[u8], &[u8]),
+        read_ts: u64,
+        reader: &[u8],
+        preparing: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<bool> {
+        let (storage, group) = (&self.storage, self.range.id.0);
+        super::machine::lock_in_the_way(storage, group, range, read_ts, reader, preparing)
+    }
+
+    /// The latest write transaction `txn_id` sent ahead to the group on
+    /// `user_key`, if any (`Some(None)`: it deletes the row). Blocks on
+    /// disk.
+    pub fn own_write(&self, txn_id: &[u8], user_key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+        let range = (user_key, versions_end(user_key));
+        let reader = (txn_id, u32::MAX);
+        let group = self.range.id.0;
+        let (writes, _) =
+            super::machine::staged_writes(&self.storage, group, reader, (range.0, &range.1), 1)?;
+        Ok(writes
+            .into_iter()
+            .find(|(key, _)| key == user_key)
+            .map(|(_, row)| row))
     }
 
     /// The row stored under `user_key` at `snapshot_ts`, if it exists.
@@ -146,12 +173,7 @@ impl ShardReplica {
         };
         let mut remaining = request.limit.map_or(usize::MAX, |l| l as usize);
         let (start, end) = scan_bounds(request, &self.range);
-        let mut pending = overlay
-            .iter()
-            .filter(|(key, _)| {
-                start.as_slice() <= key.as_slice() && key.as_slice() < end.as_slice()
-            })
-            .peekable();
+        let mut pending = OwnRows::new(self, request, overlay, (&start, &end));
         let mut stopped = false;
         // Pushes one row and flushes a full batch; false once done.
         let mut push = |decoder: &mut RowDecoder, row: &[u8]| -> Result<bool> {
@@ -170,17 +192,19 @@ impl ShardReplica {
             .scan_visible(&start, &end, request.snapshot_ts, |key, row| {
                 // Own writes that sort before this stored row come first; one
                 // on the same key replaces the stored row.
-                while let Some((own_key, own_row)) = pending.peek() {
+                while let Some((own_key, _)) = pending.peek()? {
                     if own_key.as_slice() > key {
                         break;
                     }
                     let same = own_key.as_slice() == key;
+                    let Some((_, own_row)) = pending.next()? else {
+                        break;
+                    };
                     if let Some(own_row) = own_row.as_deref().filter(|r| !is_tombstone(r)) {
                         if !push(&mut decoder, own_row)? {
                             return Ok(VisibleRows::Stop);
                         }
                     }
-                    pending.next();
                     if same {
                         return Ok(VisibleRows::Continue);
                     }
@@ -191,8 +215,8 @@ impl ShardReplica {
                     VisibleRows::Stop
                 })
             })?;
-        for (_, own_row) in pending {
-            if let Some(own_row) = own_row.as_deref() {
+        while let Some((_, own_row)) = pending.next()? {
+            if let Some(own_row) = own_row.as_deref().filter(|r| !is_tombstone(r)) {
                 if !push(&mut decoder, own_row)? {
                     break;
                 }
@@ -202,6 +226,88 @@ impl ShardReplica {
             emit(decoder.finish()?);
         }
         Ok(())
+    }
+}
+
+/// How many of its own writes sent ahead a scan reads at a time.
+const STAGED_PAGE: usize = 1024;
+
+/// The reading transaction's own writes in a scan's range, in key order:
+/// those it holds in memory (the overlay) over those it sent ahead to the
+/// group (read a page at a time, see `machine::staged_writes`).
+struct OwnRows<'a> {
+    held: Overlay<'a>,
+    sent: std::collections::VecDeque<OwnWrite>,
+    /// Where the next page of writes sent ahead starts (`None`: no more).
+    sent_from: Option<Vec<u8>>,
+    end: &'a [u8],
+    replica: &'a ShardReplica,
+    reader: (&'a [u8], u32),
+    ahead: Option<OwnWrite>,
+}
+
+impl<'a> OwnRows<'a> {
+    fn new(
+        replica: &'a ShardReplica,
+        request: &'a ScanRequest,
+        overlay: Overlay<'a>,
+        (start, end): (&[u8], &'a [u8]),
+    ) -> Self {
+        let from = overlay.partition_point(|(k, _)| k.as_slice() < start);
+        let to = overlay.partition_point(|(k, _)| k.as_slice() < end);
+        Self {
+            held: &overlay[from.min(to)..to],
+            sent: Default::default(),
+            sent_from: (!request.txn_id.is_empty()).then(|| start.to_vec()),
+            end,
+            replica,
+            reader: (&request.txn_id, request.statement),
+            ahead: None,
+        }
+    }
+
+    fn peek(&mut self) -> Result<Option<&OwnWrite>> {
+        if self.ahead.is_none() {
+            self.ahead = self.take()?;
+        }
+        Ok(self.ahead.as_ref())
+    }
+
+    fn next(&mut self) -> Result<Option<OwnWrite>> {
+        match self.ahead.take() {
+            Some(write) => Ok(Some(write)),
+            None => self.take(),
+        }
+    }
+
+    fn take(&mut self) -> Result<Option<OwnWrite>> {
+        while self.sent.is_empty() {
+            let Some(from) = self.sent_from.take() else {
+                break;
+            };
+            let (storage, group) = (&self.replica.storage, self.replica.range.id.0);
+            let range = (from.as_slice(), self.end);
+            let (page, next) =
+                super::machine::staged_writes(storage, group, self.reader, range, STAGED_PAGE)?;
+            self.sent.extend(page);
+            self.sent_from = next;
+        }
+        let sent_first = match (self.held.first(), self.sent.front()) {
+            (None, None) => return Ok(None),
+            (Some(held), Some(sent)) => sent.0 < held.0,
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
+        };
+        if sent_first {
+            return Ok(self.sent.pop_front());
+        }
+        let held = self.held[0].clone();
+        self.held = &self.held[1..];
+        // The write held in memory is the newer one.
+        if self.sent.front().is_some_and(|sent| sent.0 == held.0) {
+            self.sent.pop_front();
+        }
+        Ok(Some(held))
     }
 }
 
@@ -365,6 +471,7 @@ mod tests {
             overlay: Vec::new(),
             keys: Vec::new(),
             filter: Vec::new(),
+            ..Default::default()
         };
         let mut out = Vec::new();
         c.shards().replicas()[0]

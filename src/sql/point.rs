@@ -27,6 +27,7 @@ use super::provider::{point_key, scan_requests};
 use crate::catalog::{SqlType, TableDef, Tables};
 use crate::error::Result;
 use crate::shard::access::ShardAccess;
+use crate::txn::ReadAs;
 
 /// A recognised point SELECT: which row of which table, and which columns.
 pub struct PointSelect {
@@ -44,13 +45,13 @@ impl PointSelect {
         Ok(Arc::new(self.table.row_schema().project(&self.projection)?))
     }
 
-    /// Reads the row from the shard group that owns it, at `snapshot_ts`,
-    /// or as `own_write` has it (`Some(None)`: deleted) if the transaction
-    /// wrote it.
+    /// Reads the row from the shard group that owns it as `read_as`
+    /// reads, or as `own_write` has it (`Some(None)`: deleted) if the
+    /// transaction holds a write of it.
     pub async fn read(
         self,
         shard: ShardAccess,
-        snapshot_ts: u64,
+        read_as: &ReadAs,
         own_write: Option<Option<Vec<u8>>>,
     ) -> Result<Vec<RecordBatch>> {
         // The row decoder reads each column once; `SELECT a, a` repeats it after.
@@ -73,7 +74,7 @@ impl PointSelect {
         let requests = scan_requests(
             &self.table,
             vec![shard],
-            snapshot_ts,
+            read_as,
             &read,
             None,
             Some(self.key),

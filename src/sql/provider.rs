@@ -38,7 +38,7 @@ use crate::error::Error;
 use crate::shard::access::ShardAccess;
 use crate::shard::encode_schema;
 use crate::shard::proto::ScanRequest;
-use crate::txn::TxnCoordinator;
+use crate::txn::{ReadAs, TxnCoordinator};
 
 /// The schema in which tables also show their hidden row id.
 pub const INTERNAL_SCHEMA: &str = "shardforge_internal";
@@ -250,7 +250,7 @@ pub(super) fn point_key(def: &TableDef, pinned: &HashMap<usize, &ScalarValue>) -
 pub(super) fn scan_requests(
     def: &TableDef,
     shards: Vec<ShardAccess>,
-    snapshot_ts: u64,
+    read_as: &ReadAs,
     projection: &[usize],
     limit: Option<usize>,
     point_key: Option<Vec<u8>>,
@@ -258,7 +258,9 @@ pub(super) fn scan_requests(
     let request = ScanRequest {
         table_id: def.id.0,
         shard_id: 0,
-        snapshot_ts,
+        snapshot_ts: read_as.snapshot_ts,
+        txn_id: read_as.txn_id.clone(),
+        statement: read_as.statement,
         row_schema: encode_schema(&def.row_schema()),
         projection: projection.iter().map(|&i| i as u32).collect(),
         limit: limit.map(|l| l as u64),
@@ -321,8 +323,8 @@ impl TableProvider for ShardedTableProvider {
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let txn = session_txn(state)?;
         let (start, end) = table_bounds(self.def.id.0);
-        let (snapshot_ts, overlay) = txn
-            .with(|t| Ok((t.start_ts(), t.writes_in(&start, &end))))
+        let (read_as, overlay) = txn
+            .with(|t| Ok((t.read_as(), t.writes_in(&start, &end))))
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let projection: Vec<usize> = match projection {
             Some(p) => p.clone(),
@@ -347,14 +349,7 @@ impl TableProvider for ShardedTableProvider {
             .map(|r| coordinator.route(r))
             .collect::<crate::error::Result<Vec<_>>>()
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let requests = scan_requests(
-            &self.def,
-            accesses,
-            snapshot_ts,
-            &projection,
-            limit,
-            point_key,
-        );
+        let requests = scan_requests(&self.def, accesses, &read_as, &projection, limit, point_key);
         Ok(Arc::new(ShardScanExec::new(
             self.def.name.clone(),
             output_schema,

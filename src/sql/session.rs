@@ -215,6 +215,10 @@ impl Session {
         if autocommit {
             self.txn.begin().await?;
         }
+        self.txn.with(|t| {
+            t.next_statement();
+            Ok(())
+        })?;
         // A panic inside DataFusion fails the statement (XX000), not the
         // connection, and the transaction is handled as for any error.
         let result = match AssertUnwindSafe(self.dispatch(stmt, params))
@@ -503,14 +507,14 @@ impl Session {
     /// Reads the one row a point SELECT names (see [`point`]), with the
     /// transaction's own write of it, if any.
     async fn point_rows(&self, point: PointSelect) -> Result<Output> {
-        let (snapshot_ts, own_write) = self.txn.with(|t| {
+        let (read_as, own_write) = self.txn.with(|t| {
             let own = t.own_write(&point.key).map(|row| row.map(<[u8]>::to_vec));
-            Ok((t.start_ts(), own))
+            Ok((t.read_as(), own))
         })?;
         let coordinator = self.engine.coordinator();
         let shard = coordinator.route(&coordinator.shards().for_key(&point.key))?;
         let schema = point.schema()?;
-        let batches = point.read(shard, snapshot_ts, own_write).await?;
+        let batches = point.read(shard, &read_as, own_write).await?;
         let stream = futures::stream::iter(batches.into_iter().map(Ok));
         Ok(Output::Rows {
             schema: schema.clone(),
@@ -553,6 +557,7 @@ impl Session {
             txn.with(|t| dml::apply(&plan, &writer, t, &batches))
         })
         .await??;
+        self.txn.bound_writes().await?;
         Ok(Output::Command(match kind {
             DmlKind::Update => format!("UPDATE {count}"),
             DmlKind::Delete => format!("DELETE {count}"),

@@ -59,6 +59,16 @@ impl SessionTxn {
         Ok(())
     }
 
+    /// Sends the open transaction's writes ahead to their shard groups once
+    /// they outgrew its buffer (`txn::sent_ahead`), so its memory stays
+    /// bounded.
+    pub async fn bound_writes(&self) -> Result<()> {
+        match self.with(|t| t.parcel(&self.coordinator))? {
+            Some(parcel) => self.coordinator.send_ahead(parcel).await,
+            None => Ok(()),
+        }
+    }
+
     /// Takes the open transaction out, to commit it or drop it (rollback).
     pub fn take(&self) -> Option<Transaction> {
         self.slot().take()

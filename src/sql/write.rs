@@ -149,9 +149,11 @@ impl RowWriter {
         }
         for (shard, keys) in by_shard {
             let access = self.coordinator.route(&shards.replicas()[shard as usize])?;
+            let read_as = txn.read_as();
             let request = ScanRequest {
                 table_id: self.def.id.0,
-                snapshot_ts: txn.start_ts(),
+                snapshot_ts: read_as.snapshot_ts,
+                txn_id: read_as.txn_id,
                 row_schema: self.row_schema.clone(),
                 ..Default::default()
             };
@@ -308,6 +310,7 @@ impl DataSink for InsertSink {
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(Error::from(e))))?
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            (self.txn.bound_writes().await).map_err(|e| DataFusionError::External(Box::new(e)))?;
         }
         Ok(count)
     }

@@ -52,7 +52,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::distributed::{AtWork, Peers};
+use super::distributed::{AtWork, Peers, PrepareKind};
 use super::one_phase::COMMIT_RETRY;
 use super::TxnCoordinator;
 use crate::error::{Error, Result};
@@ -105,10 +105,11 @@ impl TxnCoordinator {
         self: &Arc<Self>,
         peers: &Arc<dyn Peers>,
         batches: Vec<WriteBatch>,
+        txn_id: Option<Vec<u8>>,
     ) -> Result<u64> {
         let participants: Vec<u32> = batches.iter().map(|b| b.shard_id).collect();
         let voted = Voted {
-            txn_id: self.new_txn_id(peers.node_id()),
+            txn_id: txn_id.unwrap_or_else(|| self.new_txn_id(peers.node_id())),
             start_ts: batches.first().map_or(0, |b| b.start_ts),
             primary: *participants
                 .first()
@@ -116,14 +117,14 @@ impl TxnCoordinator {
             participants,
         };
         let at_work = AtWork::on(self, &voted.txn_id);
-        let vote = Some((voted.primary, voted.participants.clone()));
+        let vote = || PrepareKind::Vote(voted.primary, voted.participants.clone());
         if failpoint("exit-mid-prepare") {
             let primary_only = batches[..1].to_vec();
-            let prepared = self.prepare_everywhere(peers, &voted.txn_id, primary_only, vote);
+            let prepared = self.prepare_everywhere(peers, &voted.txn_id, primary_only, vote());
             let _ = prepared.await;
             exit_at_failpoint();
         }
-        let prepared = self.prepare_everywhere(peers, &voted.txn_id, batches, vote);
+        let prepared = self.prepare_everywhere(peers, &voted.txn_id, batches, vote());
         let outcome = match prepared.await {
             Ok(commit_ts) => Ok(commit_ts),
             // A refusal when a prepare applied.

@@ -77,6 +77,17 @@ impl Drop for AtWork<'_> {
     }
 }
 
+/// What a prepare is for.
+pub(super) enum PrepareKind {
+    /// A commit the meta group decides (a schema change: `commit_across`).
+    ForDecision,
+    /// A commit by its prepares alone: the primary group and every group
+    /// written (`async_commit`).
+    Vote(u32, Vec<u32>),
+    /// Writes sent ahead by a running transaction (`sent_ahead`).
+    SentAhead,
+}
+
 /// What a cross-node commit needs to know of the cluster.
 pub trait Peers: Send + Sync {
     /// This node's id.
@@ -132,7 +143,7 @@ impl TxnCoordinator {
         let _at_work = AtWork::on(self, &txn_id);
 
         // 1. Prepare, on the node that takes each group's writes now.
-        let prepared = self.prepare_everywhere(peers, &txn_id, batches, None);
+        let prepared = self.prepare_everywhere(peers, &txn_id, batches, PrepareKind::ForDecision);
         if let Err(e) = runtime.block_on(prepared) {
             runtime.block_on(self.abort_everywhere(peers, &txn_id, start_ts, &groups));
             return Err(e);
@@ -162,23 +173,27 @@ impl TxnCoordinator {
 
     /// Phase one: each batch to the node that takes its group's writes
     /// (this one in-process, the others over gRPC), in parallel. The first
-    /// refusal (a conflict: 40001) is the answer. With `vote` (the primary
-    /// group and every group written: see `async_commit`), the highest
-    /// minimum commit timestamp of the groups is (0 without).
+    /// refusal (a conflict: 40001) is the answer. For a vote, the highest
+    /// minimum commit timestamp of the groups is (0 otherwise).
     pub(super) async fn prepare_everywhere(
         &self,
         peers: &Arc<dyn Peers>,
         txn_id: &[u8],
         batches: Vec<WriteBatch>,
-        vote: Option<(u32, Vec<u32>)>,
+        kind: PrepareKind,
     ) -> Result<u64> {
         let min_commit_ts = AtomicU64::new(0);
         let prepare = |node: u32, batches: Vec<WriteBatch>| {
+            let (primary, participants) = match &kind {
+                PrepareKind::Vote(primary, all) => (Some(*primary), all.clone()),
+                PrepareKind::ForDecision | PrepareKind::SentAhead => (None, Vec::new()),
+            };
             let request = PrepareRequest {
                 txn_id: txn_id.to_vec(),
                 batches,
-                primary: vote.as_ref().map(|(primary, _)| *primary),
-                participants: vote.as_ref().map_or(Vec::new(), |(_, all)| all.clone()),
+                primary,
+                participants,
+                staged: matches!(kind, PrepareKind::SentAhead),
             };
             let min_commit_ts = &min_commit_ts;
             async move {
@@ -417,6 +432,14 @@ impl TxnCoordinator {
                 if self.coordinator_at_work(peers, &txn_id).await {
                     return Ok(());
                 }
+                // Writes sent ahead by a transaction no one runs any more:
+                // it never prepared (its abort is recorded: a late prepare
+                // is refused).
+                if intent.staged {
+                    return self
+                        .resolve_prepared(&txn_id, None, start_ts, &groups)
+                        .await;
+                }
                 if let Some(primary) = intent.primary {
                     let voted = Voted {
                         txn_id: txn_id.clone(),
@@ -477,7 +500,7 @@ impl TxnCoordinator {
         self.at_work().contains(txn_id)
     }
 
-    fn at_work(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
+    pub(super) fn at_work(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
         // A set of ids: a panic elsewhere leaves it consistent.
         self.at_work.lock().unwrap_or_else(|e| e.into_inner())
     }

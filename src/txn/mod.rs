@@ -33,6 +33,7 @@ pub mod distributed;
 mod meta;
 mod one_phase;
 pub mod oracle;
+mod sent_ahead;
 pub mod service;
 mod snapshots;
 mod tso;
@@ -42,8 +43,10 @@ pub use meta::OracleCall;
 
 use distributed::{Leaders, Peers};
 use oracle::Decisions;
+pub use sent_ahead::Parcel;
+use sent_ahead::SentAhead;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Bound;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -66,10 +69,37 @@ pub struct Transaction {
     /// Keeps the snapshot from garbage collection while the transaction
     /// lives.
     _reading: snapshots::Reading,
-    /// `user_key -> Some(row) | None (deleted)`.
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// `user_key -> Some(row) | None (deleted)`, with the statement that
+    /// wrote it.
+    writes: BTreeMap<Vec<u8>, (Option<Vec<u8>>, u32)>,
+    /// About how many bytes `writes` holds, and how many it may hold
+    /// before they are sent ahead ([`sent_ahead`]).
+    buffered: usize,
+    buffer_limit: usize,
+    /// The writes sent ahead to the shard groups, once there are any.
+    sent: Option<SentAhead>,
+    /// The statement running now, counted from 1: it reads the writes of
+    /// the statements before it.
+    statement: u32,
     schema: SchemaChange,
 }
+
+/// How a statement of a transaction reads the shard groups: at the
+/// transaction's snapshot, and, once it sent writes ahead, with those of
+/// its earlier statements (`ScanRequest.txn_id` and `statement`).
+#[derive(Debug, Clone, Default)]
+pub struct ReadAs {
+    pub snapshot_ts: u64,
+    /// Empty until the transaction sent writes ahead.
+    pub txn_id: Vec<u8>,
+    pub statement: u32,
+}
+
+/// The default of [`TxnCoordinator::with_write_buffer`]: 16 MiB.
+pub const DEFAULT_WRITE_BUFFER: usize = 16 << 20;
+
+/// What a buffered write costs beyond its key and row (the map's node).
+const WRITE_OVERHEAD: usize = 64;
 
 impl Transaction {
     pub fn start_ts(&self) -> u64 {
@@ -77,29 +107,50 @@ impl Transaction {
     }
 
     pub fn put(&mut self, user_key: Vec<u8>, row: Vec<u8>) {
-        self.writes.insert(user_key, Some(row));
+        self.buffer(user_key, Some(row));
     }
 
     pub fn delete(&mut self, user_key: Vec<u8>) {
-        self.writes.insert(user_key, None);
+        self.buffer(user_key, None);
     }
 
-    /// This transaction's own version of a key: `None` if it did not write
-    /// it, `Some(None)` if it deleted it.
+    fn buffer(&mut self, user_key: Vec<u8>, row: Option<Vec<u8>>) {
+        self.buffered += user_key.len() + row.as_ref().map_or(0, Vec::len) + WRITE_OVERHEAD;
+        self.writes.insert(user_key, (row, self.statement));
+    }
+
+    /// Starts the next statement.
+    pub fn next_statement(&mut self) {
+        self.statement += 1;
+    }
+
+    /// This transaction's own version of a key among the writes it holds:
+    /// `None` if it holds none (it may have sent one ahead: reads of the
+    /// shard groups find those), `Some(None)` if it deleted it.
     pub fn own_write(&self, user_key: &[u8]) -> Option<Option<&[u8]>> {
-        self.writes.get(user_key).map(|v| v.as_deref())
+        self.writes.get(user_key).map(|(row, _)| row.as_deref())
     }
 
     /// A copy of the buffered writes in user-key range `[start, end)`.
     pub fn writes_in(&self, start: &[u8], end: &[u8]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         self.writes
             .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, (row, _))| (k.clone(), row.clone()))
             .collect()
     }
 
+    /// How the statement running now reads the shard groups.
+    pub fn read_as(&self) -> ReadAs {
+        let txn_id = self.sent.as_ref().map(|s| s.txn_id.clone());
+        ReadAs {
+            snapshot_ts: self.start_ts,
+            txn_id: txn_id.unwrap_or_default(),
+            statement: self.statement,
+        }
+    }
+
     pub fn is_read_only(&self) -> bool {
-        self.writes.is_empty() && self.schema.is_empty()
+        self.writes.is_empty() && self.sent.is_none() && self.schema.is_empty()
     }
 
     /// The tables this transaction created and dropped.
@@ -134,13 +185,22 @@ impl Transaction {
         for key in written {
             self.writes.remove(&key);
         }
+        // Rows it sent ahead into the table commit into a table no one can
+        // read (its id is never reused) and are left behind.
+        if let Some(sent) = &mut self.sent {
+            sent.tables.remove(&def.id);
+        }
         Ok(true)
     }
 
-    /// The ids of the tables this transaction wrote rows of. Keys start with
-    /// the table id, so this skips from one table's range to the next.
-    fn written_tables(&self) -> Vec<TableId> {
-        let mut tables = Vec::new();
+    /// The ids of the tables this transaction wrote rows of (holds or
+    /// sent ahead). Keys start with the table id, so this skips from one
+    /// table's range to the next.
+    fn written_tables(&self) -> BTreeSet<TableId> {
+        let mut tables: BTreeSet<TableId> = match &self.sent {
+            Some(sent) => sent.tables.clone(),
+            None => BTreeSet::new(),
+        };
         let mut from: Vec<u8> = Vec::new();
         while let Some((key, _)) = self
             .writes
@@ -151,7 +211,7 @@ impl Transaction {
                 break;
             };
             let id = u32::from_be_bytes(id);
-            tables.push(TableId(id));
+            tables.insert(TableId(id));
             from = table_bounds(id).1;
         }
         tables
@@ -193,6 +253,9 @@ pub struct TxnCoordinator {
     timestamps: OnceLock<tso::Batcher>,
     /// The snapshots the node's transactions read at.
     snapshots: Arc<snapshots::Snapshots>,
+    /// How many bytes of writes a transaction holds in memory before it
+    /// sends them ahead to the shard groups ([`sent_ahead`]).
+    write_buffer: usize,
 }
 
 impl TxnCoordinator {
@@ -223,7 +286,15 @@ impl TxnCoordinator {
             limit,
             timestamps: OnceLock::new(),
             snapshots: Arc::default(),
+            write_buffer: DEFAULT_WRITE_BUFFER,
         })
+    }
+
+    /// Sets how many bytes of writes a transaction holds in memory before
+    /// it sends them ahead (`cluster.txn_write_buffer_kib`).
+    pub fn with_write_buffer(mut self, bytes: usize) -> Self {
+        self.write_buffer = bytes.max(1);
+        self
     }
 
     pub fn shards(&self) -> &Arc<ShardMap> {
@@ -398,6 +469,10 @@ impl TxnCoordinator {
             start_ts,
             _reading: self.snapshots.read_at(start_ts),
             writes: BTreeMap::new(),
+            buffered: 0,
+            buffer_limit: self.write_buffer,
+            sent: None,
+            statement: 0,
             schema: SchemaChange::default(),
         }
     }
@@ -405,23 +480,21 @@ impl TxnCoordinator {
     /// Commits `txn`: the commit timestamp (`start_ts` for a read-only
     /// transaction). A schema change's commit runs on a blocking thread
     /// (it applies the catalog and purges dropped tables' rows here).
-    pub async fn commit(self: &Arc<Self>, txn: Transaction) -> Result<u64> {
+    pub async fn commit(self: &Arc<Self>, mut txn: Transaction) -> Result<u64> {
         if txn.is_read_only() {
             return Ok(txn.start_ts);
         }
-        let written_tables = txn.written_tables();
-        let mut batches: BTreeMap<u32, WriteBatch> = BTreeMap::new();
-        for (key, value) in txn.writes {
-            let shard = self.shards.for_key(&key).range().id.0;
-            batches
-                .entry(shard)
-                .or_insert_with(|| WriteBatch {
-                    shard_id: shard,
-                    start_ts: txn.start_ts,
-                    mutations: Vec::new(),
-                })
-                .mutations
-                .push(Mutation { key, value });
+        let written_tables: Vec<TableId> = txn.written_tables().into_iter().collect();
+        let mut batches = self.batches(txn.start_ts, std::mem::take(&mut txn.writes));
+        // Every group it sent writes ahead to prepares them, with what it
+        // holds for the group, if anything.
+        let mut sent = txn.sent.take();
+        for &group in sent.iter().flat_map(|s| &s.groups) {
+            batches.entry(group).or_insert_with(|| WriteBatch {
+                shard_id: group,
+                start_ts: txn.start_ts,
+                mutations: Vec::new(),
+            });
         }
         let peers = self.peers.get().ok_or_else(|| {
             Error::Unavailable("this node is not in its cluster yet: it cannot commit".into())
@@ -435,15 +508,18 @@ impl TxnCoordinator {
             // Tables dropped since the statements ran.
             self.catalog.validate(&txn.schema, &written_tables)?;
             let mut batches: Vec<WriteBatch> = batches.into_values().collect();
-            return match batches.len() {
-                1 => self.commit_one_phase(peers, batches.remove(0)).await,
-                _ => self.commit_async(peers, batches).await,
+            // From here on, the commit resolves the writes sent ahead.
+            let txn_id = sent.as_mut().map(SentAhead::take_over);
+            return match (batches.len(), txn_id) {
+                (1, None) => self.commit_one_phase(peers, batches.remove(0)).await,
+                (_, txn_id) => self.commit_async(peers, batches, txn_id).await,
             };
         }
         // A schema change commits with the decision at the oracle, which
         // holds the catalog.
+        let txn_id = sent.as_mut().map(SentAhead::take_over);
         let decide = DecideRequest {
-            txn_id: self.new_txn_id(peers.node_id()),
+            txn_id: txn_id.unwrap_or_else(|| self.new_txn_id(peers.node_id())),
             participants: batches.keys().copied().collect(),
             schema_change: serde_json::to_vec(&txn.schema.to_message())
                 .map_err(|e| Error::Internal(e.to_string()))?,
@@ -454,6 +530,32 @@ impl TxnCoordinator {
         tokio::task::spawn_blocking(move || coordinator.commit_across(&peers, batches, decide))
             .await
             .map_err(|e| Error::Internal(format!("a commit failed: {e}")))?
+    }
+
+    /// `writes` of a transaction that read at `start_ts`, by shard group.
+    fn batches(
+        &self,
+        start_ts: u64,
+        writes: BTreeMap<Vec<u8>, (Option<Vec<u8>>, u32)>,
+    ) -> BTreeMap<u32, WriteBatch> {
+        let mut batches: BTreeMap<u32, WriteBatch> = BTreeMap::new();
+        for (key, (value, statement)) in writes {
+            let shard = self.shards.for_key(&key).range().id.0;
+            batches
+                .entry(shard)
+                .or_insert_with(|| WriteBatch {
+                    shard_id: shard,
+                    start_ts,
+                    mutations: Vec::new(),
+                })
+                .mutations
+                .push(Mutation {
+                    key,
+                    value,
+                    statement,
+                });
+        }
+        batches
     }
 
     /// Purges the rows of the tables `dropped` by a commit. No transaction
@@ -560,6 +662,7 @@ impl TxnCoordinator {
             batches,
             primary,
             participants,
+            staged,
         } = request;
         let groups = self.groups()?;
         let prepare = PrepareCommand {
@@ -568,6 +671,7 @@ impl TxnCoordinator {
             prepared_at_ms: since_epoch().as_millis() as u64,
             primary,
             participants,
+            staged,
             ..Default::default()
         };
         let proposals = batches.into_iter().map(|batch| async {

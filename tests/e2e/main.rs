@@ -13,6 +13,7 @@
 mod harness;
 
 mod bad_input;
+mod big_txn;
 mod cluster;
 mod durability;
 mod gc;

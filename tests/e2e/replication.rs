@@ -146,7 +146,7 @@ async fn assert_balances(cluster: &[TestServer], acknowledged: &[Transfer], unkn
 
 /// Waits until every shard group has a replica on each of `nodes` that has
 /// applied all its leader's log (`shardforge_replicas`).
-async fn wait_caught_up(client: &Client, nodes: i64) {
+pub(crate) async fn wait_caught_up(client: &Client, nodes: i64) {
     wait_caught_up_groups(client, nodes, 8).await
 }
 
