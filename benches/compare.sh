@@ -290,10 +290,23 @@ bench_aggregate() {  # name port
     echo "$best"
 }
 
-declare -A INSERT_TPS P50 P99 LOAD_S AGG_MS LOAD_NOTE TRANSFER_TPS
+# The largest peak resident memory (VmHWM) of the ShardForge processes, in
+# MiB ("-" for PostgreSQL, whose load ran in a backend that has exited).
+peak_mib() {  # name
+    [[ $1 == pg ]] && { echo -; return; }
+    local pid kib max=0
+    for pid in "${SF_PIDS[@]}"; do
+        kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+        [[ -n "$kib" && "$kib" -gt "$max" ]] && max=$kib
+    done
+    echo $(( max / 1024 ))
+}
+
+declare -A INSERT_TPS P50 P99 LOAD_S AGG_MS LOAD_NOTE TRANSFER_TPS PEAK_MIB
 
 failed_all() {  # name
     INSERT_TPS[$1]=error; P50[$1]=error; P99[$1]=error; LOAD_S[$1]=error; AGG_MS[$1]=error
+    PEAK_MIB[$1]=error
     TRANSFER_TPS[$1]=error
 }
 
@@ -309,6 +322,7 @@ run_all() {  # name port
     log "$name: (c) INSERT ... SELECT of $ROWS rows"
     LOAD_S[$name]=$(bench_load "$name" "$port")
     [[ -f "$WORK/$name-load.note" ]] && LOAD_NOTE[$name]=$(cat "$WORK/$name-load.note")
+    PEAK_MIB[$name]=$(peak_mib "$name")
     log "$name: (b) point SELECT by primary key, 1 client, ${DURATION}s"
     read -r "P50[$name]" "P99[$name]" < <(bench_point_select "$name" "$port")
     log "$name: (d) GROUP BY aggregate over $ROWS rows, best of 3"
@@ -374,5 +388,6 @@ row "(a) INSERT 1 row, autocommit, $INSERT_CLIENTS clients (TPS)" INSERT_TPS "hi
 row "(b) point SELECT by PK, p50 latency (ms)" P50 "lower is better"
 row "(b) point SELECT by PK, p99 latency (ms)" P99 "lower is better"
 row "(c) INSERT ... SELECT $ROWS rows (s)" LOAD_S "lower is better${LOAD_NOTE[sf]:+; ShardForge loaded with VALUES batches: no generate_series}"
+row "(c) peak memory of the server by then (MiB)" PEAK_MIB "lower is better; the load is one transaction"
 row "(d) GROUP BY k % 10 over $ROWS rows, best of 3 (ms)" AGG_MS "lower is better"
 row "(e) transfer: UPDATE 2 rows in 1 txn, $INSERT_CLIENTS clients (TPS)" TRANSFER_TPS "higher is better"

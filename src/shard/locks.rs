@@ -94,6 +94,16 @@ impl Drop for Held {
     }
 }
 
+/// Whether the locks a reader finds on disk stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InTheWay {
+    No,
+    Yes,
+    /// A transaction committed before the read is writing its rows: wait
+    /// for it however long that takes (it will end).
+    Resolving,
+}
+
 /// Whether a lock held by a transaction that read at `holder_ts` is in
 /// the way of a reader at `read_ts`.
 pub fn in_the_way(holder_ts: u64, read_ts: u64) -> bool {
@@ -197,13 +207,13 @@ impl WriteLocks {
         &self,
         ranges: Vec<(Vec<u8>, Vec<u8>)>,
         read_ts: u64,
-        on_disk: impl Fn((&[u8], &[u8]), &dyn Fn(&[u8]) -> bool) -> Result<bool>
+        on_disk: impl Fn((&[u8], &[u8]), &dyn Fn(&[u8]) -> bool) -> Result<InTheWay>
             + Send
             + Sync
             + Clone
             + 'static,
     ) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        let mut deadline = tokio::time::Instant::now() + LOCK_WAIT;
         let mut released = self.released.subscribe();
         let ranges = Arc::new(ranges);
         loop {
@@ -211,24 +221,31 @@ impl WriteLocks {
             let in_memory = ranges
                 .iter()
                 .any(|(start, end)| self.held_in(start, end, read_ts));
-            let blocked = in_memory || {
-                let (ranges, on_disk) = (ranges.clone(), on_disk.clone());
-                let preparing: HashSet<Vec<u8>> = self.preparing().keys().cloned().collect();
-                let preparing = move |txn_id: &[u8]| preparing.contains(txn_id);
-                let locked = move || -> Result<bool> {
-                    for (start, end) in ranges.iter() {
-                        if on_disk((start, end), &preparing)? {
-                            return Ok(true);
+            let blocked = match in_memory {
+                true => InTheWay::Yes,
+                false => {
+                    let (ranges, on_disk) = (ranges.clone(), on_disk.clone());
+                    let preparing: HashSet<Vec<u8>> = self.preparing().keys().cloned().collect();
+                    let preparing = move |txn_id: &[u8]| preparing.contains(txn_id);
+                    let locked = move || -> Result<InTheWay> {
+                        for (start, end) in ranges.iter() {
+                            match on_disk((start, end), &preparing)? {
+                                InTheWay::No => {}
+                                blocked => return Ok(blocked),
+                            }
                         }
-                    }
-                    Ok(false)
-                };
-                tokio::task::spawn_blocking(locked)
-                    .await
-                    .map_err(|e| Error::Internal(format!("a lock check failed: {e}")))??
+                        Ok(InTheWay::No)
+                    };
+                    tokio::task::spawn_blocking(locked)
+                        .await
+                        .map_err(|e| Error::Internal(format!("a lock check failed: {e}")))??
+                }
             };
-            if !blocked {
-                return Ok(());
+            match blocked {
+                InTheWay::No => return Ok(()),
+                // A commit writing its rows ends: its time does not count.
+                InTheWay::Resolving => deadline = tokio::time::Instant::now() + LOCK_WAIT,
+                InTheWay::Yes => {}
             }
             let wake = tokio::time::Instant::now() + RECHECK;
             if wake >= deadline {
@@ -246,8 +263,8 @@ impl WriteLocks {
 mod tests {
     use super::*;
 
-    fn none(_: (&[u8], &[u8]), _: &dyn Fn(&[u8]) -> bool) -> Result<bool> {
-        Ok(false)
+    fn none(_: (&[u8], &[u8]), _: &dyn Fn(&[u8]) -> bool) -> Result<InTheWay> {
+        Ok(InTheWay::No)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +299,7 @@ mod tests {
         drop(held);
         waiting.await.unwrap().unwrap();
         // A lock record on disk in the way is waited for too.
-        let on_disk = |_: (&[u8], &[u8]), _: &dyn Fn(&[u8]) -> bool| Ok(true);
+        let on_disk = |_: (&[u8], &[u8]), _: &dyn Fn(&[u8]) -> bool| Ok(InTheWay::Yes);
         let waiting = {
             let locks = locks.clone();
             tokio::spawn(async move { locks.wait(range(), 6, on_disk).await })

@@ -52,7 +52,7 @@ use std::sync::Arc;
 
 use prost::Message;
 
-use super::locks::{in_the_way, WriteLocks};
+use super::locks::{in_the_way, InTheWay, WriteLocks};
 use super::proto::settled::Outcome as Ended;
 use super::proto::shard_applied::Outcome;
 use super::proto::shard_command::Command;
@@ -155,13 +155,17 @@ impl ShardMachine {
             None => {}
         }
         let intent = record_key(group, INTENT, &command.txn_id);
-        if let Some(earlier) = self.storage.get_meta(&intent)? {
-            let earlier = decode_intent(&earlier)?;
-            // A retry of a prepare applied (or of writes sent ahead of it).
-            if !earlier.staged {
-                return Ok(done(earlier.min_commit_ts));
+        let sent_ahead = match self.storage.get_meta(&intent)? {
+            Some(earlier) => {
+                let earlier = decode_intent(&earlier)?;
+                // A retry of a prepare applied (or of writes sent ahead of it).
+                if !earlier.staged {
+                    return Ok(done(earlier.min_commit_ts));
+                }
+                true
             }
-        }
+            None => false,
+        };
         let writes = command.batch.unwrap_or_default();
         if command.txn_id.len() > usize::from(u8::MAX) {
             return Ok(Outcome::Rejected(
@@ -189,7 +193,12 @@ impl ShardMachine {
                 statement,
                 earlier: None,
             };
-            if let Some(replaced) = self.storage.get_meta(&record)? {
+            // Only writes sent ahead before can be replaced.
+            let replaced = match sent_ahead {
+                true => self.storage.get_meta(&record)?,
+                false => None,
+            };
+            if let Some(replaced) = replaced {
                 let mut replaced = decode_write(&replaced)?;
                 write.earlier = match replaced.statement < statement {
                     true => Some(Box::new(IntentWrite {
@@ -324,11 +333,24 @@ impl ShardMachine {
         let intent = decode_intent(&record)?;
         let start = write_key(group, txn_id, &[]);
         let end = prefix_end(&start).unwrap_or_default();
+        // Read on from the last key done, not from the start: the writes
+        // done are deletion markers until compacted, and skipping them again
+        // on every page would cost their square.
+        let mut from = start.clone();
+        let mut first = true;
         loop {
-            let page = self.storage.scan_meta_page(&start, &end, RESOLVE_PAGE)?;
+            let page = self.storage.scan_meta_page(&from, &end, RESOLVE_PAGE)?;
             let full = page.len() == RESOLVE_PAGE;
             let mut ahead = self.storage.batch();
             ahead.unsynced();
+            // A commit that takes several pages is recorded with the first:
+            // readers at or after its timestamp wait for it knowing it is
+            // being resolved, and those before it read past it
+            // (`lock_in_the_way`).
+            if let (true, true, Some(commit_ts)) = (full, first, commit_ts) {
+                self.settle(txn_id, Ended::CommittedAt(commit_ts), &mut ahead);
+            }
+            first = false;
             let batch = if full { &mut ahead } else { &mut *out };
             for (record, write) in &page {
                 let user_key = &record[start.len()..];
@@ -339,8 +361,9 @@ impl ShardMachine {
                 batch.delete_meta(record);
                 batch.delete_meta(&record_key(group, LOCK, user_key));
             }
-            if !full {
-                break;
+            match page.last() {
+                Some((last, _)) if full => from = [last.as_slice(), &[0]].concat(),
+                _ => break,
             }
             self.storage.write(ahead)?;
         }
@@ -445,7 +468,9 @@ const LOCK_PAGE: usize = 1024;
 /// reader's own transaction (`reader`, empty for none) are not, nor are
 /// those of writes sent ahead by a running transaction (`staged`), which
 /// has no commit timestamp yet, unless it is `preparing` now, its keys
-/// held while its commit timestamp is taken. Reads the locks a page at a
+/// held while its commit timestamp is taken, nor those of a transaction
+/// committed after `read_ts`. One committed at or before it is
+/// `Resolving`: its rows are being written. Reads the locks a page at a
 /// time. Blocks on disk.
 pub fn lock_in_the_way(
     storage: &Storage,
@@ -454,8 +479,8 @@ pub fn lock_in_the_way(
     read_ts: u64,
     reader: &[u8],
     preparing: &dyn Fn(&[u8]) -> bool,
-) -> Result<bool> {
-    let mut staged: HashMap<Vec<u8>, bool> = HashMap::new();
+) -> Result<InTheWay> {
+    let mut holders: HashMap<Vec<u8>, InTheWay> = HashMap::new();
     let mut from = record_key(group, LOCK, start);
     let end = record_key(group, LOCK, end);
     loop {
@@ -465,27 +490,56 @@ pub fn lock_in_the_way(
             if lock.txn_id == reader || !in_the_way(lock.start_ts, read_ts) {
                 continue;
             }
-            let sent_ahead = match staged.get(&lock.txn_id) {
-                Some(&staged) => staged,
+            let holder = match holders.get(&lock.txn_id) {
+                Some(&holder) => holder,
                 None => {
-                    let intent = storage.get_meta(&record_key(group, INTENT, &lock.txn_id))?;
-                    let is_staged = match intent {
-                        Some(record) => decode_intent(&record)?.staged,
-                        None => false,
-                    };
-                    staged.insert(lock.txn_id.clone(), is_staged);
-                    is_staged
+                    let holder = holder_in_the_way(storage, group, &lock.txn_id, read_ts)?;
+                    holders.insert(lock.txn_id.clone(), holder);
+                    holder
                 }
             };
-            if !sent_ahead || preparing(&lock.txn_id) {
-                return Ok(true);
+            let holder = match holder {
+                InTheWay::No if preparing(&lock.txn_id) => InTheWay::Yes,
+                holder => holder,
+            };
+            if holder != InTheWay::No {
+                return Ok(holder);
             }
         }
         match page.last() {
             Some((key, _)) if page.len() == LOCK_PAGE => from = [key.as_slice(), &[0]].concat(),
-            _ => return Ok(false),
+            _ => return Ok(InTheWay::No),
         }
     }
+}
+
+/// Whether a lock of transaction `txn_id` on a key in `group` stops a
+/// reader at `read_ts` (a lock a reader at or below the holder's
+/// snapshot would pass is not asked about): see [`lock_in_the_way`]
+/// (`No` for writes sent ahead, unless preparing). Blocks on disk.
+fn holder_in_the_way(
+    storage: &Storage,
+    group: GroupId,
+    txn_id: &[u8],
+    read_ts: u64,
+) -> Result<InTheWay> {
+    if let Some(record) = storage.get_meta(&record_key(group, SETTLED, txn_id))? {
+        if let Ended::CommittedAt(commit_ts) = decode_settled(&record)? {
+            return Ok(match commit_ts > read_ts {
+                true => InTheWay::No,
+                false => InTheWay::Resolving,
+            });
+        }
+    }
+    let intent = storage.get_meta(&record_key(group, INTENT, txn_id))?;
+    let staged = match intent {
+        Some(record) => decode_intent(&record)?.staged,
+        None => false,
+    };
+    Ok(match staged {
+        true => InTheWay::No,
+        false => InTheWay::Yes,
+    })
 }
 
 /// What statement `statement` of transaction `txn_id` reads of its own
@@ -932,15 +986,15 @@ mod tests {
             let preparing = move |_: &[u8]| preparing;
             lock_in_the_way(&a, 0, (start, &end), 10, reader, &preparing).unwrap()
         };
-        assert!(!in_way(b"", false));
-        assert!(in_way(b"", true));
-        assert!(!in_way(b"big", true));
+        assert_eq!(in_way(b"", false), InTheWay::No);
+        assert_eq!(in_way(b"", true), InTheWay::Yes);
+        assert_eq!(in_way(b"big", true), InTheWay::No);
         // Its last prepare makes them a prepared intent, in the way.
         assert_eq!(
             apply(&rows, vec![sent(b"big", 4, &ours[2], b"four", false)]),
             [true]
         );
-        assert!(in_way(b"", false));
+        assert_eq!(in_way(b"", false), InTheWay::Yes);
         assert_eq!(probe_status(&rows, b"big"), State::Prepared(0));
         // A probe of writes only sent ahead aborts them.
         apply(&rows, vec![sent(b"gone", 1, &ours[3], b"g", true)]);

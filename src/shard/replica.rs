@@ -117,7 +117,7 @@ impl ShardReplica {
         read_ts: u64,
         reader: &[u8],
         preparing: &dyn Fn(&[u8]) -> bool,
-    ) -> Result<bool> {
+    ) -> Result<super::locks::InTheWay> {
         let (storage, group) = (&self.storage, self.range.id.0);
         super::machine::lock_in_the_way(storage, group, range, read_ts, reader, preparing)
     }

@@ -5,9 +5,11 @@
 //! A transaction reads at `start_ts`, a fresh timestamp from the oracle
 //! ([`tso`], [`meta`]), registered while it lives so garbage collection
 //! keeps what it reads ([`snapshots`]), and buffers its writes in memory (so
-//! it reads its own writes by overlaying the buffer on scans). Rolling back
-//! is dropping the buffer. At commit the writes are grouped by shard group
-//! into `WriteBatch` messages:
+//! it reads its own writes by overlaying the buffer on scans); past its
+//! buffer's size it sends them ahead to their shard groups, which hold them
+//! locked until it ends ([`sent_ahead`]). Rolling back is dropping the
+//! buffer (and aborting what was sent ahead). At commit the writes are
+//! grouped by shard group into `WriteBatch` messages:
 //! - one group's: a one-phase commit on that group's leader, one Raft
 //!   write ([`one_phase`]);
 //! - several groups': async commit ([`async_commit`]), one parallel round
