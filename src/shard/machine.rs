@@ -934,16 +934,7 @@ mod tests {
                 staged,
                 ..Default::default()
             };
-            let batch = WriteBatch {
-                shard_id: 0,
-                start_ts: 5,
-                mutations: vec![Mutation {
-                    key: key.to_vec(),
-                    value: Some(value.to_vec()),
-                    statement,
-                }],
-            };
-            prepare_command(prepare, batch)
+            prepare_one(prepare, key, value, statement)
         };
         let done = apply(
             &rows,
@@ -1002,6 +993,20 @@ mod tests {
         let reader = (&b"gone"[..], 2);
         let (left, _) = staged_writes(&a, 0, reader, (start, &end), 100).unwrap();
         assert!(left.is_empty());
+    }
+
+    /// `prepare` of one write of `key` (at snapshot 5) by `statement`.
+    fn prepare_one(prepare: PrepareCommand, key: &[u8], value: &[u8], statement: u32) -> Vec<u8> {
+        let batch = WriteBatch {
+            shard_id: 0,
+            start_ts: 5,
+            mutations: vec![Mutation {
+                key: key.to_vec(),
+                value: Some(value.to_vec()),
+                statement,
+            }],
+        };
+        prepare_command(prepare, batch)
     }
 
     fn probe_status(machine: &ShardMachine, txn: &[u8]) -> State {
@@ -1069,16 +1074,7 @@ mod tests {
                 participants: vec![0, 1],
                 ..Default::default()
             };
-            let batch = WriteBatch {
-                shard_id: 0,
-                start_ts: 5,
-                mutations: vec![Mutation {
-                    key: key.to_vec(),
-                    value: Some(b"v".to_vec()),
-                    ..Default::default()
-                }],
-            };
-            outcome(&run(prepare_command(prepare, batch)))
+            outcome(&run(prepare_one(prepare, key, b"v", 0)))
         };
         let probe = |txn: &[u8]| status(&run(probe_command(txn, 5))).unwrap().state.unwrap();
 
