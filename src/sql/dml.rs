@@ -49,6 +49,9 @@ pub struct DmlPlan {
     pub kind: DmlKind,
     pub table: Arc<TableDef>,
     pub select_sql: String,
+    /// Whether the SELECT joins other tables (`UPDATE ... FROM`, `DELETE
+    /// ... USING`), so a row may come more than once.
+    pub joined: bool,
 }
 
 fn quote(name: &str) -> String {
@@ -187,6 +190,7 @@ pub fn plan_update(catalog: &dyn Tables, update: &Update) -> Result<DmlPlan> {
         kind: DmlKind::Update,
         table: def,
         select_sql,
+        joined: !others.is_empty(),
     })
 }
 
@@ -215,6 +219,7 @@ pub fn plan_delete(catalog: &dyn Tables, delete: &Delete) -> Result<DmlPlan> {
         kind: DmlKind::Delete,
         table: def,
         select_sql,
+        joined: !others.is_empty(),
     })
 }
 
@@ -232,19 +237,24 @@ pub fn plan_truncate(catalog: &dyn Tables, name: &ObjectName) -> Result<DmlPlan>
         kind: DmlKind::Delete,
         table: def,
         select_sql,
+        joined: false,
     })
 }
 
-/// Writes the rows the SELECT found; returns how many rows were affected.
+/// Writes a batch of the rows the SELECT found; returns how many rows it
+/// affected. `seen` holds the keys of the rows a joined statement wrote
+/// in earlier batches (a row that matches again is written once, as in
+/// PostgreSQL); it stays empty otherwise, where each row comes once.
 pub fn apply(
     plan: &DmlPlan,
     writer: &RowWriter,
     txn: &mut Transaction,
-    batches: &[RecordBatch],
+    batch: &RecordBatch,
+    seen: &mut HashSet<Vec<u8>>,
 ) -> Result<u64> {
     let def = &plan.table;
     let key_len = def.primary_key.len();
-    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    let mut affected = 0;
     let row_schema = def.row_schema();
     let nullable = Arc::new(datafusion::arrow::datatypes::Schema::new(
         row_schema
@@ -253,7 +263,7 @@ pub fn apply(
             .map(|f| f.as_ref().clone().with_nullable(true))
             .collect::<Vec<_>>(),
     ));
-    for batch in batches {
+    {
         let mut old_keys = Vec::with_capacity(batch.num_rows());
         let mut fresh = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
@@ -264,7 +274,8 @@ pub fn apply(
             let key = row_key(def.id.0, &pk);
             // With UPDATE ... FROM a row may match several times; like
             // PostgreSQL, it is updated once.
-            let first = seen.insert(key.clone());
+            let first = !plan.joined || seen.insert(key.clone());
+            affected += u64::from(first);
             fresh.push(first);
             old_keys.push(key);
         }
@@ -299,7 +310,7 @@ pub fn apply(
             }
         }
     }
-    Ok(seen.len() as u64)
+    Ok(affected)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! (which then rolls back) is refused with 25P02. Dropping the session
 //! drops any open transaction, which rolls it back.
 
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -549,15 +550,31 @@ impl Session {
             .execute_logical_plan(select)
             .await
             .map_err(classify)?;
-        let batches = df.collect().await.map_err(classify)?;
-        let writer = RowWriter::new(plan.table.clone(), self.engine.coordinator().clone());
-        let txn = self.txn.clone();
+        // Batch by batch as the SELECT finds them, the writes sent ahead as
+        // they outgrow the buffer: a statement of any size runs in bounded
+        // memory (it reads the table as it was when it began: the writes
+        // it makes are not in its snapshot of the buffer, and those it
+        // sends ahead are of its own statement).
+        let mut found = df.execute_stream().await.map_err(classify)?;
+        let plan = Arc::new(plan);
+        let writer = Arc::new(RowWriter::new(
+            plan.table.clone(),
+            self.engine.coordinator().clone(),
+        ));
         let kind = plan.kind;
-        let count = tokio::task::spawn_blocking(move || {
-            txn.with(|t| dml::apply(&plan, &writer, t, &batches))
-        })
-        .await??;
-        self.txn.bound_writes().await?;
+        let (mut count, mut seen) = (0, HashSet::new());
+        while let Some(batch) = found.next().await {
+            let batch = batch.map_err(classify)?;
+            let (plan, writer, txn) = (plan.clone(), writer.clone(), self.txn.clone());
+            let (affected, returned) = tokio::task::spawn_blocking(move || {
+                let affected = txn.with(|t| dml::apply(&plan, &writer, t, &batch, &mut seen));
+                (affected, seen)
+            })
+            .await?;
+            count += affected?;
+            seen = returned;
+            self.txn.bound_writes().await?;
+        }
         Ok(Output::Command(match kind {
             DmlKind::Update => format!("UPDATE {count}"),
             DmlKind::Delete => format!("DELETE {count}"),

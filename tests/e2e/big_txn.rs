@@ -92,6 +92,15 @@ async fn a_transaction_larger_than_its_buffer_reads_its_writes_and_commits_them_
         11
     );
     assert_eq!(count(&a, "WHERE v = 'y'").await, 11);
+    // An UPDATE of every row writes as it reads, its writes sent ahead,
+    // and reads none of them (each row once).
+    let all = a
+        .execute("UPDATE t SET v = v || '+' WHERE id > 10", &[])
+        .await
+        .unwrap();
+    assert_eq!(all, 2 * n as u64 - 10);
+    assert_eq!(count(&a, "WHERE v LIKE '%+'").await, 2 * n - 10);
+    assert_eq!(count(&a, "WHERE v LIKE '%++'").await, 0);
     assert_eq!(
         a.execute(
             &format!("DELETE FROM t WHERE id > {n} AND id <= {n} + 5"),
@@ -117,6 +126,7 @@ async fn a_transaction_larger_than_its_buffer_reads_its_writes_and_commits_them_
     a.batch_execute("COMMIT").await.unwrap();
     assert_eq!(count(&b, "").await, 2 * n + 1 - 5);
     assert_eq!(count(&b, "WHERE v = 'y'").await, 11);
+    assert_eq!(count(&b, "WHERE v LIKE '%+'").await, 2 * n - 10 - 5);
     assert_eq!(
         count(&b, &format!("WHERE id > {n} AND id <= {n} + 5")).await,
         0
