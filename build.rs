@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/cluster.proto",
         "proto/txn.proto",
         "proto/raft.proto",
+        "proto/catalog.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

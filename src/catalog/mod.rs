@@ -2,7 +2,8 @@
 //!
 //! There is one database (`postgres`) with one user schema (`public`).
 //! Table definitions are persisted in the storage `meta` column family under
-//! `catalog/table/<id>` as JSON and loaded at start-up. DDL is transactional,
+//! `catalog/table/<id>` (a `Table` message of `proto/catalog.proto`, see
+//! [`codec`]) and loaded at start-up. DDL is transactional,
 //! as in PostgreSQL: CREATE and DROP TABLE go into the transaction's
 //! [`SchemaChange`] and reach the catalog in its commit. Table ids are never
 //! reused, so the rows of a dropped table can be purged without racing a new
@@ -11,6 +12,7 @@
 //! transaction can create a table and write its rows on several nodes
 //! before the meta node commits the change.
 
+pub mod codec;
 pub mod types;
 
 pub use types::SqlType;
@@ -19,7 +21,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, InputError, Result};
 use crate::storage::{Storage, StorageBatch};
@@ -47,10 +48,10 @@ const FIRST_TABLE_ID: u32 = 100;
 /// ids are unique for node ids below this, and each node has 4 million.
 pub const ID_STRIDE: u32 = 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TableId(pub u32);
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ColumnDef {
     pub name: String,
     pub sql_type: SqlType,
@@ -59,7 +60,7 @@ pub struct ColumnDef {
     pub default: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TableDef {
     pub id: TableId,
     pub name: String,
@@ -193,37 +194,6 @@ impl SchemaChange {
     }
 }
 
-/// A [`SchemaChange`] as it travels to the meta node, which commits it
-/// there (and gives new tables their ids).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SchemaChangeMessage {
-    created: Vec<TableDef>,
-    dropped: Vec<TableDef>,
-}
-
-impl SchemaChange {
-    pub fn to_message(&self) -> SchemaChangeMessage {
-        SchemaChangeMessage {
-            created: self.created.values().map(|d| d.as_ref().clone()).collect(),
-            dropped: self.dropped.values().map(|d| d.as_ref().clone()).collect(),
-        }
-    }
-
-    /// The change `message` describes, as it was made (the commit checks
-    /// that it still fits the catalog: [`Catalog::validate`]).
-    pub fn from_message(message: SchemaChangeMessage) -> Self {
-        let by_name = |defs: Vec<TableDef>| {
-            defs.into_iter()
-                .map(|def| (def.name.clone(), Arc::new(def)))
-                .collect()
-        };
-        Self {
-            created: by_name(message.created),
-            dropped: by_name(message.dropped),
-        }
-    }
-}
-
 fn duplicate_table(name: &str) -> Error {
     Error::input(
         InputError::DuplicateTable,
@@ -326,9 +296,7 @@ impl Catalog {
                     tables.insert(name, same.clone());
                 }
                 None => {
-                    let json = serde_json::to_vec(def.as_ref())
-                        .map_err(|e| Error::Internal(e.to_string()))?;
-                    batch.put_meta(&table_key(def.id), &json);
+                    batch.put_meta(&table_key(def.id), &def.to_bytes());
                     tables.insert(name, def);
                 }
             }
@@ -390,9 +358,7 @@ impl Catalog {
             batch.delete_meta(&table_key(def.id));
         }
         for def in change.created.values() {
-            let json =
-                serde_json::to_vec(def.as_ref()).map_err(|e| Error::Internal(e.to_string()))?;
-            batch.put_meta(&table_key(def.id), &json);
+            batch.put_meta(&table_key(def.id), &def.to_bytes());
         }
         if !change.created.is_empty() {
             let mut state = self.write();
@@ -418,8 +384,7 @@ impl Catalog {
 fn load_state(storage: &Storage, node: u32) -> Result<CatalogState> {
     let mut tables = BTreeMap::new();
     for (_, value) in storage.scan_meta(TABLE_PREFIX)? {
-        let def: TableDef = serde_json::from_slice(&value)
-            .map_err(|e| Error::Corrupt(format!("catalog entry: {e}")))?;
+        let def = TableDef::from_bytes(&value)?;
         tables.insert(def.name.clone(), Arc::new(def));
     }
     let next_table_id = match storage.get_meta(NEXT_TABLE_ID)? {
@@ -604,9 +569,8 @@ mod tests {
             .create_table(&other, int_table("new"), false)
             .unwrap();
         let new_id = change.created["new"].id;
-        let message: SchemaChangeMessage =
-            serde_json::from_slice(&serde_json::to_vec(&change.to_message()).unwrap()).unwrap();
-        commit(&storage, &meta, SchemaChange::from_message(message)).unwrap();
+        let travelled = SchemaChange::from_bytes(&change.to_bytes()).unwrap();
+        commit(&storage, &meta, travelled).unwrap();
         assert_eq!(meta.table("new").unwrap().id, new_id);
         let mut tables: Vec<TableDef> = meta.tables().iter().map(|t| (**t).clone()).collect();
         tables.push((*kept).clone());

@@ -6,7 +6,6 @@
 //! reading of it. `timestamptz` is stored as UTC microseconds.
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use serde::{Deserialize, Serialize};
 
 /// Largest precision Decimal128 holds; above it Decimal256 is used.
 const DECIMAL128_MAX_PRECISION: u8 = 38;
@@ -15,7 +14,7 @@ pub const NUMERIC_MAX_PRECISION: u8 = 76;
 /// Timezone of stored `timestamptz` values.
 pub const UTC: &str = "+00:00";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqlType {
     SmallInt,
     Integer,

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::{proto, to_json, Cluster};
-use crate::catalog::TableDef;
+use super::{proto, Cluster};
+use crate::catalog::codec::{tables_from_bytes, tables_to_bytes};
 use crate::error::{Error, InputError, Result};
 use crate::raft::META_GROUP;
 use crate::storage::Storage;
@@ -23,15 +23,10 @@ impl Cluster {
             groups.linearize(META_GROUP).await?;
             meta_index = groups.applied_index(META_GROUP);
         }
-        let tables: Vec<TableDef> = coordinator
-            .catalog()
-            .tables()
-            .iter()
-            .map(|t| t.as_ref().clone())
-            .collect();
+        let tables = coordinator.catalog().tables();
         Ok(proto::CatalogUpdate {
             cluster_id: request.cluster_id,
-            tables_json: to_json(&tables)?,
+            tables: tables_to_bytes(&tables),
             meta_index,
         })
     }
@@ -46,10 +41,8 @@ impl Cluster {
             return groups.wait_applied(META_GROUP, update.meta_index).await;
         }
         let storage = self.storage.clone();
-        tokio::task::spawn_blocking(move || {
-            apply_tables(&storage, &coordinator, &update.tables_json)
-        })
-        .await?
+        tokio::task::spawn_blocking(move || apply_tables(&storage, &coordinator, &update.tables))
+            .await?
     }
 
     /// Before a node serves SQL, its catalog catches up with the changes
@@ -77,10 +70,10 @@ impl Cluster {
     }
 }
 
-/// Replaces the catalog with the tables in `json` and purges the rows of
-/// the tables that are gone. Blocks on disk.
-fn apply_tables(storage: &Storage, coordinator: &TxnCoordinator, json: &[u8]) -> Result<()> {
-    let tables: Vec<TableDef> = serde_json::from_slice(json)
+/// Replaces the catalog with the tables `message` holds and purges the
+/// rows of the tables that are gone. Blocks on disk.
+fn apply_tables(storage: &Storage, coordinator: &TxnCoordinator, message: &[u8]) -> Result<()> {
+    let tables = tables_from_bytes(message)
         .map_err(|e| Error::input(InputError::Other, format!("bad catalog: {e}")))?;
     for gone in coordinator.catalog().replace(storage, tables)? {
         let (start, end) = crate::encoding::keys::table_bounds(gone.id.0);

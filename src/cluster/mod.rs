@@ -753,12 +753,16 @@ impl Peers for Cluster {
         self.pooled_channel(&self.member_addr(node)?)
     }
 
-    fn publish_catalog(&self, tables: Vec<TableDef>, meta_index: u64) -> BoxFuture<'_, Result<()>> {
+    fn publish_catalog(
+        &self,
+        tables: Vec<Arc<TableDef>>,
+        meta_index: u64,
+    ) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let state = self.initialised_state()?;
             let update = proto::CatalogUpdate {
                 cluster_id: state.identity.cluster_id.clone(),
-                tables_json: to_json(&tables)?,
+                tables: crate::catalog::codec::tables_to_bytes(&tables),
                 meta_index,
             };
             let live: Vec<u32> = self

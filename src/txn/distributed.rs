@@ -99,7 +99,11 @@ pub trait Peers: Send + Sync {
     fn channel(&self, node: u32) -> Result<Channel>;
     /// On the oracle: gives every other live member the catalog `tables`,
     /// which the meta group applied at `meta_index`.
-    fn publish_catalog(&self, tables: Vec<TableDef>, meta_index: u64) -> BoxFuture<'_, Result<()>>;
+    fn publish_catalog(
+        &self,
+        tables: Vec<Arc<TableDef>>,
+        meta_index: u64,
+    ) -> BoxFuture<'_, Result<()>>;
 }
 
 /// Finds a replicated group's leader again for a scan (see

@@ -390,12 +390,7 @@ impl TxnCoordinator {
         let Some(peers) = self.peers.get() else {
             return;
         };
-        let tables = self
-            .catalog
-            .tables()
-            .iter()
-            .map(|t| t.as_ref().clone())
-            .collect();
+        let tables = self.catalog.tables();
         if let Err(e) = peers.publish_catalog(tables, meta_index).await {
             tracing::warn!(error = %e, "a node missed a catalog change; it takes the catalog when it restarts");
         }

@@ -53,7 +53,7 @@ use std::ops::Bound;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::catalog::{Catalog, SchemaChange, SchemaChangeMessage, TableDef, TableId};
+use crate::catalog::{Catalog, SchemaChange, TableDef, TableId};
 use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, InputError, Result};
 use crate::raft::groups::ShardGroups;
@@ -523,8 +523,7 @@ impl TxnCoordinator {
         let decide = DecideRequest {
             txn_id: txn_id.unwrap_or_else(|| self.new_txn_id(peers.node_id())),
             participants: batches.keys().copied().collect(),
-            schema_change: serde_json::to_vec(&txn.schema.to_message())
-                .map_err(|e| Error::Internal(e.to_string()))?,
+            schema_change: txn.schema.to_bytes(),
             written_tables: written_tables.iter().map(|t| t.0).collect(),
         };
         let (coordinator, peers) = (self.clone(), peers.clone());
@@ -743,7 +742,6 @@ fn schema_change_of(request: &DecideRequest) -> Result<SchemaChange> {
     if request.schema_change.is_empty() {
         return Ok(SchemaChange::default());
     }
-    let message = serde_json::from_slice::<SchemaChangeMessage>(&request.schema_change)
-        .map_err(|e| Error::input(InputError::Other, format!("bad schema change: {e}")))?;
-    Ok(SchemaChange::from_message(message))
+    SchemaChange::from_bytes(&request.schema_change)
+        .map_err(|e| Error::input(InputError::Other, format!("bad schema change: {e}")))
 }
