@@ -48,7 +48,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
+use prost::Message;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
@@ -88,17 +88,16 @@ const JOIN_RETRY: Duration = Duration::from_millis(300);
 const INIT_WAIT: Duration = Duration::from_secs(15);
 
 /// This node's place in its cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Identity {
     cluster_id: String,
     node_id: u32,
     meta_node: u32,
     /// The meta group's replicas; none when the cluster does not replicate.
-    #[serde(default)]
     meta_replicas: Vec<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub id: u32,
     pub rpc_addr: String,
@@ -106,7 +105,6 @@ pub struct Member {
     pub pg_addr: String,
     pub http_addr: String,
     /// Decommissioned: gone for good, its replicas placed elsewhere.
-    #[serde(default)]
     pub removed: bool,
 }
 
@@ -152,12 +150,17 @@ pub struct Cluster {
 impl Cluster {
     /// Loads this node's identity from `storage`, if it has one.
     pub fn open(storage: Arc<Storage>, config: &Config) -> Result<Arc<Self>> {
-        let identity: Option<Identity> = read_json(&storage, IDENTITY_KEY)?;
+        let identity = read_record::<proto::Identity>(&storage, IDENTITY_KEY)?;
         let state = match identity {
             Some(identity) => Some(State {
-                identity,
-                members: read_json(&storage, MEMBERS_KEY)?.unwrap_or_default(),
-                members_version: read_json(&storage, MEMBERS_VERSION_KEY)?.unwrap_or_default(),
+                identity: Identity {
+                    cluster_id: identity.cluster_id,
+                    node_id: identity.node_id,
+                    meta_node: identity.meta_node,
+                    meta_replicas: identity.meta_replicas,
+                },
+                members: read_members(&storage)?,
+                members_version: read_members_version(&storage)?,
                 shards: load_ranges(&storage)?
                     .ok_or_else(|| Error::Corrupt("the shard map is missing".into()))?,
             }),
@@ -301,10 +304,27 @@ impl Cluster {
 
     /// Writes `state` with `batch` and makes it this node's. Blocks on disk.
     fn persist(&self, state: State, mut batch: StorageBatch) -> Result<()> {
-        batch.put_meta(IDENTITY_KEY, &to_json(&state.identity)?);
-        batch.put_meta(MEMBERS_KEY, &to_json(&state.members)?);
-        batch.put_meta(MEMBERS_VERSION_KEY, &to_json(&state.members_version)?);
-        batch.put_meta(META_REPLICAS_KEY, &to_json(&state.identity.meta_replicas)?);
+        let identity = &state.identity;
+        let record = proto::Identity {
+            cluster_id: identity.cluster_id.clone(),
+            node_id: identity.node_id,
+            meta_node: identity.meta_node,
+            meta_replicas: identity.meta_replicas.clone(),
+        };
+        batch.put_meta(IDENTITY_KEY, &record.encode_to_vec());
+        let members = proto::MemberList {
+            nodes: state
+                .members
+                .iter()
+                .map(|m| member_to_proto(m, false, 0))
+                .collect(),
+        };
+        batch.put_meta(MEMBERS_KEY, &members.encode_to_vec());
+        batch.put_meta(MEMBERS_VERSION_KEY, &state.members_version.to_be_bytes());
+        let meta_replicas = proto::MetaReplicas {
+            nodes: identity.meta_replicas.clone(),
+        };
+        batch.put_meta(META_REPLICAS_KEY, &meta_replicas.encode_to_vec());
         stage_ranges(&state.shards, &mut batch)?;
         self.storage.write(batch)?;
         if let Some(coordinator) = self.coordinator.get() {
@@ -508,10 +528,12 @@ impl Cluster {
         let Some(mut state) = self.state() else {
             return Ok(());
         };
-        state.members = read_json(&self.storage, MEMBERS_KEY)?.unwrap_or_default();
-        state.members_version = read_json(&self.storage, MEMBERS_VERSION_KEY)?.unwrap_or_default();
-        if let Some(meta_replicas) = read_json(&self.storage, META_REPLICAS_KEY)? {
-            state.identity.meta_replicas = meta_replicas;
+        state.members = read_members(&self.storage)?;
+        state.members_version = read_members_version(&self.storage)?;
+        if let Some(meta_replicas) =
+            read_record::<proto::MetaReplicas>(&self.storage, META_REPLICAS_KEY)?
+        {
+            state.identity.meta_replicas = meta_replicas.nodes;
         }
         if let Some(shards) = load_ranges(&self.storage)? {
             state.shards = shards;
@@ -898,16 +920,27 @@ fn new_cluster_id() -> String {
     format!("{h:016x}{:08x}", nanos as u32)
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(storage: &Storage, key: &[u8]) -> Result<Option<T>> {
+/// The `meta` record `key`, a protobuf message `M`, if there is one.
+fn read_record<M: prost::Message + Default>(storage: &Storage, key: &[u8]) -> Result<Option<M>> {
     storage
         .get_meta(key)?
         .map(|raw| {
-            serde_json::from_slice(&raw)
+            M::decode(raw.as_slice())
                 .map_err(|e| Error::Corrupt(format!("{}: {e}", String::from_utf8_lossy(key))))
         })
         .transpose()
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))
+fn read_members(storage: &Storage) -> Result<Vec<Member>> {
+    let list = read_record::<proto::MemberList>(storage, MEMBERS_KEY)?.unwrap_or_default();
+    Ok(list.nodes.into_iter().map(member_from_proto).collect())
+}
+
+fn read_members_version(storage: &Storage) -> Result<u64> {
+    match storage.get_meta(MEMBERS_VERSION_KEY)? {
+        None => Ok(0),
+        Some(raw) => <[u8; 8]>::try_from(raw.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::Corrupt("the member list's version".into())),
+    }
 }

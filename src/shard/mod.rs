@@ -24,7 +24,7 @@ pub use replica::{encode_schema, scan_schema, ShardReplica};
 
 use std::sync::{Arc, RwLock};
 
-use serde::{Deserialize, Serialize};
+use prost::Message;
 
 use crate::encoding::keys::{key_hash, HASH_SPACE};
 use crate::error::{Error, Result};
@@ -41,23 +41,20 @@ pub const KEY_LOCKED: &str = "could not serialize access due to concurrent updat
 
 pub(crate) const SHARD_MAP_KEY: &[u8] = b"cluster/shard_map";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ShardId(pub u32);
 
 /// One shard group: the rows whose key hash is in `[hash_start, hash_end)`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardRange {
     pub id: ShardId,
     pub hash_start: u32,
     pub hash_end: u32,
-    /// The node holding its replica (data directories from before clusters
-    /// have none recorded: they are node 1's).
-    #[serde(default = "first_node")]
+    /// The node holding its replica.
     pub node: u32,
     /// With replication: the nodes holding its replicas, the voters of its
     /// Raft group (`node` first). Empty: `node` holds the only copy and
     /// writes it directly.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<u32>,
 }
 
@@ -66,10 +63,6 @@ impl ShardRange {
     pub fn is_replicated(&self) -> bool {
         !self.replicas.is_empty()
     }
-}
-
-fn first_node() -> u32 {
-    1
 }
 
 /// The node's shard groups, each with its local replica. The ranges never
@@ -143,18 +136,34 @@ impl ShardMap {
 
 /// The persisted shard groups, if the shard map was made.
 pub fn load_ranges(storage: &Storage) -> Result<Option<Vec<ShardRange>>> {
-    storage
-        .get_meta(SHARD_MAP_KEY)?
-        .map(|raw| {
-            serde_json::from_slice(&raw).map_err(|e| Error::Corrupt(format!("shard map: {e}")))
-        })
-        .transpose()
+    let Some(raw) = storage.get_meta(SHARD_MAP_KEY)? else {
+        return Ok(None);
+    };
+    let map = proto::ShardMap::decode(raw.as_slice())
+        .map_err(|e| Error::Corrupt(format!("shard map: {e}")))?;
+    let ranges = map.ranges.into_iter().map(|r| ShardRange {
+        id: ShardId(r.id),
+        hash_start: r.hash_start,
+        hash_end: r.hash_end,
+        node: r.node,
+        replicas: r.replicas,
+    });
+    Ok(Some(ranges.collect()))
 }
 
 /// Adds the shard map `ranges` to `batch`.
 pub fn stage_ranges(ranges: &[ShardRange], batch: &mut StorageBatch) -> Result<()> {
-    let json = serde_json::to_vec(ranges).map_err(|e| Error::Internal(e.to_string()))?;
-    batch.put_meta(SHARD_MAP_KEY, &json);
+    let ranges = ranges.iter().map(|r| proto::ShardRangeRecord {
+        id: r.id.0,
+        hash_start: r.hash_start,
+        hash_end: r.hash_end,
+        node: r.node,
+        replicas: r.replicas.clone(),
+    });
+    let map = proto::ShardMap {
+        ranges: ranges.collect(),
+    };
+    batch.put_meta(SHARD_MAP_KEY, &map.encode_to_vec());
     Ok(())
 }
 
@@ -171,7 +180,7 @@ pub fn split_hash_space(groups: u32) -> Result<Vec<ShardRange>> {
             id: ShardId(i),
             hash_start: i * HASH_SPACE / groups,
             hash_end: (i + 1) * HASH_SPACE / groups,
-            node: first_node(),
+            node: 1,
             replicas: Vec::new(),
         })
         .collect())

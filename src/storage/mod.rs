@@ -45,8 +45,9 @@ const CF_RAFT: &str = "raft";
 /// commit's timestamp alone), and a group's snapshot is a file under
 /// `snapshots/`, which its `raft` record names (2 kept it in the record).
 /// 4: an intent's writes are records of their own, one per key (3 kept
-/// them all in the intent record). 5: a table's definition is a protobuf
-/// `Table` record (4 kept it as JSON).
+/// them all in the intent record). 5: a table's definition, the shard map,
+/// the member list and the node's identity are protobuf records (4 kept
+/// them as JSON).
 pub const FORMAT_VERSION: u32 = 5;
 const FORMAT_KEY: &[u8] = b"storage/format_version";
 
