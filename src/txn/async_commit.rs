@@ -52,11 +52,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::distributed::{AtWork, Peers, PrepareKind};
+use super::distributed::{AtWork, Participant, Peers, PrepareKind};
 use super::one_phase::COMMIT_RETRY;
 use super::TxnCoordinator;
 use crate::error::{Error, Result};
-use crate::rpc::call_twice;
 use crate::shard::machine::{probe_command, status};
 use crate::shard::proto::txn_status::State;
 use crate::shard::proto::{ProbeRequest, TxnStatus, WriteBatch};
@@ -268,21 +267,14 @@ impl TxnCoordinator {
                 .probe_here(&voted.txn_id, voted.start_ts, &groups)
                 .await;
         }
-        let client = self.participant(peers, node)?;
         let request = ProbeRequest {
             txn_id: voted.txn_id.clone(),
             shard_ids: groups,
             start_ts: voted.start_ts,
         };
-        call_twice(
-            &client,
-            &request,
-            &peers.cluster_id(),
-            |mut c, r| async move { c.probe(r).await },
-        )
-        .await
-        .map(|r| r.into_inner().statuses)
-        .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+        let probe = |mut c: Participant, r| async move { c.probe(r).await };
+        let answer = self.ask_participant(peers, node, &request, probe).await?;
+        Ok(answer.statuses)
     }
 
     /// Forgets the `Settled` records of the groups this node leads that

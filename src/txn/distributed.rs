@@ -32,7 +32,7 @@ use super::{OracleCall, TxnCoordinator};
 use crate::catalog::TableDef;
 use crate::error::{Error, Result};
 use crate::raft::groups::{ShardGroups, QUORUM_WAIT};
-use crate::rpc::{as_member, call_twice};
+use crate::rpc::call_twice;
 use crate::shard::access::{block_on, Reroute};
 use crate::shard::proto::participant_client::ParticipantClient;
 use crate::shard::proto::{
@@ -76,6 +76,9 @@ impl Drop for AtWork<'_> {
         self.coordinator.at_work().remove(&self.txn_id);
     }
 }
+
+/// A client of a node's Participant service.
+pub(super) type Participant = ParticipantClient<Channel>;
 
 /// What a prepare is for.
 pub(super) enum PrepareKind {
@@ -204,14 +207,9 @@ impl TxnCoordinator {
                 let ts = if node == peers.node_id() {
                     self.prepare(request).await?
                 } else {
-                    let client = self.participant(peers, node)?;
-                    let cluster_id = peers.cluster_id();
-                    call_twice(&client, &request, &cluster_id, |mut c, r| async move {
-                        c.prepare(r).await
-                    })
-                    .await
-                    .map(|r| r.into_inner().min_commit_ts)
-                    .map_err(|s| Error::from_rpc(&format!("node {node}"), s))?
+                    let prepare = |mut c: Participant, r| async move { c.prepare(r).await };
+                    let answer = self.ask_participant(peers, node, &request, prepare);
+                    answer.await?.min_commit_ts
                 };
                 min_commit_ts.fetch_max(ts, Ordering::AcqRel);
                 Ok(())
@@ -314,19 +312,16 @@ impl TxnCoordinator {
                 .resolve_prepared(txn_id, outcome, start_ts, groups)
                 .await;
         }
-        let mut client = self.participant(peers, node)?;
-        let cluster_id = peers.cluster_id();
         let (txn_id, shard_ids) = (txn_id.to_vec(), groups.to_vec());
-        let answer = match outcome {
+        match outcome {
             Some(commit_ts) => {
                 let request = CommitPreparedRequest {
                     txn_id,
                     commit_ts,
                     shard_ids,
                 };
-                client
-                    .commit_prepared(as_member(request, &cluster_id)?)
-                    .await
+                let commit = |mut c: Participant, r| async move { c.commit_prepared(r).await };
+                self.ask_participant(peers, node, &request, commit).await?;
             }
             None => {
                 let request = AbortRequest {
@@ -334,12 +329,11 @@ impl TxnCoordinator {
                     shard_ids,
                     start_ts,
                 };
-                client.abort(as_member(request, &cluster_id)?).await
+                let abort = |mut c: Participant, r| async move { c.abort(r).await };
+                self.ask_participant(peers, node, &request, abort).await?;
             }
-        };
-        answer
-            .map(|_| ())
-            .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+        }
+        Ok(())
     }
 
     /// After `node` failed to take the writes of `groups`: the next try of
@@ -491,12 +485,29 @@ impl TxnCoordinator {
         }
     }
 
-    pub(super) fn participant(
+    fn participant(&self, peers: &Arc<dyn Peers>, node: u32) -> Result<Participant> {
+        Ok(ParticipantClient::new(peers.channel(node)?))
+    }
+
+    /// Calls `method` of the Participant service of `node` with `request`
+    /// (once more if the node was unavailable): its answer, or an error
+    /// naming the node.
+    pub(super) async fn ask_participant<Req, T, Fut>(
         &self,
         peers: &Arc<dyn Peers>,
         node: u32,
-    ) -> Result<ParticipantClient<Channel>> {
-        Ok(ParticipantClient::new(peers.channel(node)?))
+        request: &Req,
+        method: impl Fn(Participant, tonic::Request<Req>) -> Fut,
+    ) -> Result<T>
+    where
+        Req: Clone,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let client = self.participant(peers, node)?;
+        call_twice(&client, request, &peers.cluster_id(), method)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
     }
 
     /// Whether this node is committing `txn_id` now, as its coordinator.
@@ -519,19 +530,14 @@ impl TxnCoordinator {
         if node == peers.node_id() {
             return self.committing(txn_id);
         }
-        let Ok(client) = self.participant(peers, node) else {
-            return false;
-        };
         let request = CommittingRequest {
             txn_id: txn_id.to_vec(),
         };
-        let cluster_id = peers.cluster_id();
-        let asked = call_twice(&client, &request, &cluster_id, |mut c, r| async move {
-            c.committing(r).await
-        });
+        let committing = |mut c: Participant, r| async move { c.committing(r).await };
+        let asked = self.ask_participant(peers, node, &request, committing);
         matches!(
             tokio::time::timeout(COORDINATOR_ANSWER_WAIT, asked).await,
-            Ok(Ok(answer)) if answer.get_ref().committing
+            Ok(Ok(answer)) if answer.committing
         )
     }
 

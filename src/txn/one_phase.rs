@@ -32,11 +32,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::distributed::Peers;
+use super::distributed::{Participant, Peers};
 use super::TxnCoordinator;
 use crate::error::{Error, Result};
 use crate::raft::groups::QUORUM_WAIT;
-use crate::rpc::call_twice;
 use crate::shard::machine::{one_phase_command, outcome};
 use crate::shard::proto::{CommitOnePhaseRequest, WriteBatch};
 
@@ -119,20 +118,13 @@ impl TxnCoordinator {
         txn_id: &[u8],
         batch: &WriteBatch,
     ) -> Result<u64> {
-        let client = self.participant(peers, node)?;
         let request = CommitOnePhaseRequest {
             txn_id: txn_id.to_vec(),
             batch: Some(batch.clone()),
         };
-        call_twice(
-            &client,
-            &request,
-            &peers.cluster_id(),
-            |mut c, r| async move { c.commit_one_phase(r).await },
-        )
-        .await
-        .map(|r| r.into_inner().commit_ts)
-        .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+        let commit = |mut c: Participant, r| async move { c.commit_one_phase(r).await };
+        let answer = self.ask_participant(peers, node, &request, commit).await?;
+        Ok(answer.commit_ts)
     }
 
     /// A one-phase commit on the leader of the batch's group, this node
