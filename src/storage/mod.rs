@@ -60,9 +60,6 @@ pub struct Storage {
     snapshots: std::path::PathBuf,
 }
 
-/// The node's RocksDB block cache, shared by every column family.
-const BLOCK_CACHE_BYTES: usize = 128 << 20;
-
 /// The directory of the snapshot files, in the data directory.
 const SNAPSHOT_DIR: &str = "snapshots";
 
@@ -73,31 +70,9 @@ impl Storage {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        // One block cache for every family, holding the files' index and
-        // filter blocks too: memory stays within it however much data the
-        // node holds (index blocks kept outside grow with the files).
-        let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
-        let table = |bloom: bool| {
-            let mut table = rocksdb::BlockBasedOptions::default();
-            table.set_block_cache(&cache);
-            table.set_cache_index_and_filter_blocks(true);
-            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-            if bloom {
-                table.set_bloom_filter(10.0, false);
-            }
-            table
-        };
-        let family = |name: &str| {
-            let mut options = options.clone();
-            // `meta` is read by exact key on every commit (locks, intents,
-            // how a transaction ended), mostly for keys that are not
-            // there: a bloom filter answers those without reading a block.
-            // `data` and `raft` are read by seeks, which whole-key filters
-            // do not serve.
-            options.set_block_based_table_factory(&table(name == CF_META));
-            ColumnFamilyDescriptor::new(name, options)
-        };
-        let families = [CF_DATA, CF_META, CF_RAFT].into_iter().map(family);
+        let families = [CF_DATA, CF_META, CF_RAFT]
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, options.clone()));
         let db = DB::open_cf_descriptors(&options, dir, families).map_err(|e| {
             Error::Unavailable(format!("cannot open storage in {}: {e}", dir.display()))
         })?;
