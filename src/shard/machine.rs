@@ -542,6 +542,19 @@ fn holder_in_the_way(
     })
 }
 
+/// The latest write transaction `txn_id` sent ahead to `group` on
+/// `user_key`, if any (`Some(None)`: it deletes the row): one read by
+/// exact key. Blocks on disk.
+pub fn staged_write(
+    storage: &Storage,
+    group: GroupId,
+    txn_id: &[u8],
+    user_key: &[u8],
+) -> Result<Option<Option<Vec<u8>>>> {
+    let record = storage.get_meta(&write_key(group, txn_id, user_key))?;
+    record.map(|r| Ok(decode_write(&r)?.value)).transpose()
+}
+
 /// What statement `statement` of transaction `txn_id` reads of its own
 /// writes sent ahead to `group` on user keys from `from` (on) to `end`, in
 /// key order: a page of them (at most `limit` records read; a record
@@ -971,6 +984,10 @@ mod tests {
         assert_eq!(read(2), expected(&[(0, b"one")]));
         assert_eq!(read(3), expected(&[(0, b"one"), (1, b"two")]));
         assert_eq!(read(4), expected(&[(0, b"three"), (1, b"two")]));
+        // A key check reads the latest write by exact key.
+        let latest = staged_write(&a, 0, b"big", &ours[0]).unwrap();
+        assert_eq!(latest, Some(Some(b"three".to_vec())));
+        assert_eq!(staged_write(&a, 0, b"big", &ours[5]).unwrap(), None);
         // Readers do not wait for staged writes unless they are preparing;
         // the transaction's own reads never do.
         let in_way = |reader: &[u8], preparing: bool| {

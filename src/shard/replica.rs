@@ -126,15 +126,7 @@ impl ShardReplica {
     /// `user_key`, if any (`Some(None)`: it deletes the row). Blocks on
     /// disk.
     pub fn own_write(&self, txn_id: &[u8], user_key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
-        let range = (user_key, versions_end(user_key));
-        let reader = (txn_id, u32::MAX);
-        let group = self.range.id.0;
-        let (writes, _) =
-            super::machine::staged_writes(&self.storage, group, reader, (range.0, &range.1), 1)?;
-        Ok(writes
-            .into_iter()
-            .find(|(key, _)| key == user_key)
-            .map(|(_, row)| row))
+        super::machine::staged_write(&self.storage, self.range.id.0, txn_id, user_key)
     }
 
     /// The row stored under `user_key` at `snapshot_ts`, if it exists.
