@@ -31,6 +31,7 @@ pub mod names;
 pub mod numeric;
 pub mod pg_catalog;
 pub mod point;
+pub mod point_insert;
 pub mod provider;
 pub mod rewrite;
 pub mod scan;

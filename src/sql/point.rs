@@ -18,7 +18,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
-    Value,
+    UnaryOperator, Value,
 };
 use futures::TryStreamExt;
 
@@ -244,35 +244,76 @@ fn equalities(expr: &Expr) -> Option<Vec<(String, &Expr)>> {
     }
 }
 
-/// A value for a key column of type `sql_type` from an integer or string
-/// literal or a bound placeholder, when it needs no conversion PostgreSQL
-/// could refuse. Only integer and text/varchar keys: `char(n)` compares
-/// ignoring trailing blanks, which a key lookup does not.
+/// A value for a key column of type `sql_type` (see [`plain_value`]). Only
+/// integer and text/varchar keys: `char(n)` compares ignoring trailing
+/// blanks, which a key lookup does not.
 fn key_value(
     value: &Expr,
     sql_type: &SqlType,
     params: Option<&ParamValues>,
 ) -> Option<ScalarValue> {
-    let integer_key = matches!(
+    match sql_type {
+        SqlType::SmallInt
+        | SqlType::Integer
+        | SqlType::BigInt
+        | SqlType::Text
+        | SqlType::Varchar(_) => plain_value(value, sql_type, params).filter(|v| !v.is_null()),
+        _ => None,
+    }
+}
+
+/// The value of a literal or bound placeholder for a column of type
+/// `sql_type`, when it needs no conversion PostgreSQL could refuse, round
+/// or read differently: an integer literal (signed) for an integer column
+/// that it fits, a string literal for a text or character column, `true` /
+/// `false` for a boolean one, or a placeholder bound to a value of the
+/// column's own kind. A bound NULL is NULL of the column's type.
+pub(super) fn plain_value(
+    value: &Expr,
+    sql_type: &SqlType,
+    params: Option<&ParamValues>,
+) -> Option<ScalarValue> {
+    let integer = matches!(
         sql_type,
         SqlType::SmallInt | SqlType::Integer | SqlType::BigInt
     );
-    let text_key = matches!(sql_type, SqlType::Text | SqlType::Varchar(_));
+    let text = matches!(
+        sql_type,
+        SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_)
+    );
+    let boolean = *sql_type == SqlType::Boolean;
     let target = sql_type.to_arrow();
     let value = match value {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } if integer => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(digits, false) => {
+                    ScalarValue::Int64(Some(format!("-{digits}").parse().ok()?))
+                }
+                _ => return None,
+            },
+            _ => return None,
+        },
         Expr::Value(v) => match &v.value {
-            Value::Number(digits, false) if integer_key => {
+            Value::Number(digits, false) if integer => {
                 ScalarValue::Int64(Some(digits.parse().ok()?))
             }
-            Value::SingleQuotedString(text) if text_key => ScalarValue::Utf8(Some(text.clone())),
+            Value::SingleQuotedString(s) if text => ScalarValue::Utf8(Some(s.clone())),
+            Value::Boolean(b) if boolean => ScalarValue::Boolean(Some(*b)),
             Value::Placeholder(id) => {
                 let bound = params?.get_placeholders_with_values(id).ok()?.value;
+                if bound.is_null() {
+                    return ScalarValue::try_from(&target).ok();
+                }
                 let same_kind = match bound.data_type() {
-                    DataType::Int16 | DataType::Int32 | DataType::Int64 => integer_key,
-                    DataType::Utf8 => text_key,
+                    DataType::Int16 | DataType::Int32 | DataType::Int64 => integer,
+                    DataType::Utf8 => text,
+                    DataType::Boolean => boolean,
                     _ => false,
                 };
-                if !same_kind || bound.is_null() {
+                if !same_kind {
                     return None;
                 }
                 bound
@@ -287,7 +328,7 @@ fn key_value(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::catalog::{create_for_test, Catalog, ColumnDef, TableId};
     use crate::storage::Storage;
@@ -303,9 +344,10 @@ mod tests {
         }
     }
 
-    /// A catalog with `t (a int, b text, c char(2), v text, PRIMARY KEY (a, b))`,
-    /// `c (c char(2) PRIMARY KEY)` and `h (v int)` with a hidden row id.
-    fn catalog() -> (tempfile::TempDir, Catalog) {
+    /// A catalog with `t (a int, b text, v text, PRIMARY KEY (a, b))`,
+    /// `c (c char(2) PRIMARY KEY)`, `h (v int)` with a hidden row id and
+    /// `d (a int PRIMARY KEY, n int, z int DEFAULT 0)`.
+    pub fn catalog() -> (tempfile::TempDir, Catalog) {
         let dir = tempfile::tempdir().unwrap();
         let catalog = Catalog::load(&Storage::open(dir.path()).unwrap()).unwrap();
         let tables = [
@@ -320,6 +362,19 @@ mod tests {
                 false,
             ),
             ("c", vec![column("c", SqlType::Char(2))], vec![0], false),
+            (
+                "d",
+                vec![
+                    column("a", SqlType::Integer),
+                    column("n", SqlType::Integer),
+                    ColumnDef {
+                        default: Some("0".into()),
+                        ..column("z", SqlType::Integer)
+                    },
+                ],
+                vec![0],
+                false,
+            ),
             (
                 "h",
                 vec![
@@ -374,10 +429,10 @@ mod tests {
             "SELECT v FROM t WHERE a = 1 AND a = 2 AND b = 'x'",
             "SELECT v FROM t WHERE a = '1' AND b = 'x'",
             "SELECT v FROM t WHERE a = 1.0 AND b = 'x'",
-            "SELECT v FROM t WHERE a = -1 AND b = 'x'",
             "SELECT v FROM t WHERE a = 99999999999 AND b = 'x'",
             "SELECT v FROM t WHERE a = 1 AND b = 2",
             "SELECT v FROM t WHERE a = 1 AND b = NULL",
+            "SELECT v FROM t WHERE a = - -1 AND b = 'x'",
             "SELECT v AS w FROM t WHERE a = 1 AND b = 'x'",
             "SELECT t.v FROM t WHERE a = 1 AND b = 'x'",
             "SELECT v, nope FROM t WHERE a = 1 AND b = 'x'",

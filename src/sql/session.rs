@@ -36,10 +36,11 @@ use super::engine::SqlEngine;
 use super::errors::classify;
 use super::names;
 use super::point::{self, PointSelect};
+use super::point_insert;
 use super::rewrite;
 use super::session_txn::SessionTxn;
 use super::vars::{self, SessionVars};
-use super::write::RowWriter;
+use super::write::{self, RowWriter};
 use crate::catalog::Tables;
 use crate::error::{Error, InputError, Result};
 use crate::txn::Transaction;
@@ -262,6 +263,16 @@ impl Session {
                 self.rows(plan, &names).await
             }
             Statement::Insert(_) => {
+                if let Some(insert) =
+                    point_insert::recognise(stmt, self.txn.as_ref(), params.as_ref())
+                {
+                    let writer = Arc::new(RowWriter::new(
+                        insert.table,
+                        self.engine.coordinator().clone(),
+                    ));
+                    let count = write::insert_batch(&writer, &self.txn, insert.rows).await?;
+                    return Ok(Output::Command(format!("INSERT 0 {count}")));
+                }
                 let plan = self.plan(stmt.clone(), params).await?;
                 let count = self.count(plan).await?;
                 Ok(Output::Command(format!("INSERT 0 {count}")))

@@ -302,16 +302,25 @@ impl DataSink for InsertSink {
     ) -> DFResult<u64> {
         let mut count = 0;
         while let Some(batch) = data.next().await {
-            let batch = batch?;
-            let writer = self.writer.clone();
-            let txn = self.txn.clone();
-            // Key checks read storage: keep them off the async runtime.
-            count += tokio::task::spawn_blocking(move || txn.with(|t| writer.insert(t, &batch)))
+            count += insert_batch(&self.writer, &self.txn, batch?)
                 .await
-                .map_err(|e| DataFusionError::External(Box::new(Error::from(e))))?
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            (self.txn.bound_writes().await).map_err(|e| DataFusionError::External(Box::new(e)))?;
         }
         Ok(count)
     }
+}
+
+/// Inserts a batch of new rows into the session's transaction (sending
+/// its writes ahead if they outgrow the buffer); returns the row count.
+pub async fn insert_batch(
+    writer: &Arc<RowWriter>,
+    txn: &Arc<SessionTxn>,
+    batch: RecordBatch,
+) -> Result<u64> {
+    let (writer, session_txn) = (writer.clone(), txn.clone());
+    // Key checks read storage: keep them off the async runtime.
+    let count = tokio::task::spawn_blocking(move || session_txn.with(|t| writer.insert(t, &batch)))
+        .await??;
+    txn.bound_writes().await?;
+    Ok(count)
 }
