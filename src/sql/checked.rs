@@ -98,12 +98,14 @@ fn checked_udf(op: Operator, data_type: DataType, type_name: &'static str) -> Ar
         vec![data_type.clone(), data_type.clone()],
         data_type,
         move |arrays| {
-            kernel(&arrays[0], &arrays[1]).map_err(|_| {
-                DataFusionError::External(Box::new(Error::input(
-                    InputError::OutOfRange,
-                    format!("{type_name} out of range"),
-                )))
-            })
+            kernel(&arrays[0], &arrays[1])
+                .map_err(|_| DataFusionError::External(Box::new(out_of_range(type_name))))
         },
     )
+}
+
+/// PostgreSQL's error for integer arithmetic whose result does not fit
+/// `type_name` (`integer`, ...).
+pub fn out_of_range(type_name: &str) -> Error {
+    Error::input(InputError::OutOfRange, format!("{type_name} out of range"))
 }

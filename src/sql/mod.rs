@@ -32,6 +32,7 @@ pub mod numeric;
 pub mod pg_catalog;
 pub mod point;
 pub mod point_insert;
+pub mod point_update;
 pub mod provider;
 pub mod rewrite;
 pub mod scan;

@@ -18,7 +18,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
-    UnaryOperator, Value,
+    TableWithJoins, UnaryOperator, Value,
 };
 use futures::TryStreamExt;
 
@@ -30,6 +30,7 @@ use crate::shard::access::ShardAccess;
 use crate::txn::ReadAs;
 
 /// A recognised point SELECT: which row of which table, and which columns.
+#[derive(Clone)]
 pub struct PointSelect {
     pub table: Arc<TableDef>,
     /// Indexes of the selected columns in the stored row (a column may be
@@ -103,6 +104,18 @@ pub fn recognise(
     let [from] = select.from.as_slice() else {
         return None;
     };
+    let table = plain_table(from, catalog)?;
+    let projection = projection(&table, &select.projection)?;
+    let key = pinned_key(&table, select.selection.as_ref()?, params)?;
+    Some(PointSelect {
+        table,
+        projection,
+        key,
+    })
+}
+
+/// The table `from` names, if it is one table without alias, joins or hints.
+pub(super) fn plain_table(from: &TableWithJoins, catalog: &dyn Tables) -> Option<Arc<TableDef>> {
     let TableFactor::Table {
         name,
         alias: None,
@@ -125,11 +138,19 @@ pub fn recognise(
     {
         return None;
     }
-    let table = catalog.table(&table_name(name).ok()?)?;
-    let projection = projection(&table, &select.projection)?;
+    catalog.table(&table_name(name).ok()?)
+}
+
+/// The user key of the row a WHERE clause names, if it is nothing but
+/// `column = value` for every primary-key column of `table`.
+pub(super) fn pinned_key(
+    table: &TableDef,
+    selection: &Expr,
+    params: Option<&ParamValues>,
+) -> Option<Vec<u8>> {
     let mut pinned = HashMap::new();
-    for (column, value) in equalities(select.selection.as_ref()?)? {
-        let index = visible_column(&table, &column)?;
+    for (column, value) in equalities(selection)? {
+        let index = visible_column(table, &column)?;
         if !table.primary_key.contains(&index) {
             return None;
         }
@@ -142,12 +163,7 @@ pub fn recognise(
         return None;
     }
     let pinned = pinned.iter().map(|(&i, v)| (i, v)).collect();
-    let key = point_key(&table, &pinned)?;
-    Some(PointSelect {
-        table,
-        projection,
-        key,
-    })
+    point_key(table, &pinned)
 }
 
 /// The SELECT of a query that is nothing but one SELECT with a FROM and a
@@ -210,7 +226,7 @@ fn projection(table: &TableDef, items: &[SelectItem]) -> Option<Vec<usize>> {
 }
 
 /// A column users can see (not the hidden row id).
-fn visible_column(table: &TableDef, name: &str) -> Option<usize> {
+pub(super) fn visible_column(table: &TableDef, name: &str) -> Option<usize> {
     table
         .column_index(name)
         .filter(|&i| i < table.visible_columns())

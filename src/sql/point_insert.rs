@@ -16,13 +16,13 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::ArrayRef;
-use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{Expr, Insert, SetExpr, Statement, TableObject, Value};
 
 use super::ddl::{ident_name, table_name};
 use super::point::plain_value;
+use super::write::statement_rows;
 use crate::catalog::{TableDef, Tables};
 
 /// A recognised INSERT: the table, and its rows as the first
@@ -98,16 +98,12 @@ pub fn recognise(
             column.push(value);
         }
     }
-    let fields: Vec<Field> = table.columns[..visible]
-        .iter()
-        .map(|c| Field::new(&c.name, c.sql_type.to_arrow(), true))
-        .collect();
     let arrays = columns
         .into_iter()
         .map(ScalarValue::iter_to_array)
         .collect::<Result<Vec<ArrayRef>, _>>()
         .ok()?;
-    let rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).ok()?;
+    let rows = statement_rows(&table, arrays).ok()?;
     Some(PointInsert { table, rows })
 }
 

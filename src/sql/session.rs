@@ -37,6 +37,7 @@ use super::errors::classify;
 use super::names;
 use super::point::{self, PointSelect};
 use super::point_insert;
+use super::point_update::{self, PointUpdate};
 use super::rewrite;
 use super::session_txn::SessionTxn;
 use super::vars::{self, SessionVars};
@@ -278,6 +279,11 @@ impl Session {
                 Ok(Output::Command(format!("INSERT 0 {count}")))
             }
             Statement::Update(update) => {
+                if let Some(point) =
+                    point_update::recognise(update, self.txn.as_ref(), params.as_ref())
+                {
+                    return self.point_update(point).await;
+                }
                 let plan = dml::plan_update(self.txn.as_ref(), update)?;
                 self.run_dml(plan, params).await
             }
@@ -516,22 +522,39 @@ impl Session {
         })
     }
 
-    /// Reads the one row a point SELECT names (see [`point`]), with the
-    /// transaction's own write of it, if any.
-    async fn point_rows(&self, point: PointSelect) -> Result<Output> {
+    /// The one row a point SELECT names (see [`point`]), as the
+    /// transaction sees it (with its own write of it, if any).
+    async fn read_point(&self, point: PointSelect) -> Result<Vec<RecordBatch>> {
         let (read_as, own_write) = self.txn.with(|t| {
             let own = t.own_write(&point.key).map(|row| row.map(<[u8]>::to_vec));
             Ok((t.read_as(), own))
         })?;
         let coordinator = self.engine.coordinator();
         let shard = coordinator.route(&coordinator.shards().for_key(&point.key))?;
+        point.read(shard, &read_as, own_write).await
+    }
+
+    async fn point_rows(&self, point: PointSelect) -> Result<Output> {
         let schema = point.schema()?;
-        let batches = point.read(shard, &read_as, own_write).await?;
+        let batches = self.read_point(point).await?;
         let stream = futures::stream::iter(batches.into_iter().map(Ok));
         Ok(Output::Rows {
             schema: schema.clone(),
             stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
         })
+    }
+
+    /// Updates the one row a point UPDATE names (see [`point_update`]).
+    async fn point_update(&self, update: PointUpdate) -> Result<Output> {
+        let (table, key) = (update.row.table.clone(), update.row.key.clone());
+        let batches = self.read_point(update.row.clone()).await?;
+        let Some(old) = batches.iter().find(|b| b.num_rows() > 0) else {
+            return Ok(Output::Command("UPDATE 0".into()));
+        };
+        let row = write::statement_rows(&table, update.new_row(old)?)?;
+        let writer = RowWriter::new(table, self.engine.coordinator().clone());
+        write::update_row(writer, &self.txn, key, row).await?;
+        Ok(Output::Command("UPDATE 1".into()))
     }
 
     /// Runs a plan that yields one `count` row (INSERT) to completion.

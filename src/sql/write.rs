@@ -15,7 +15,9 @@ use std::sync::{Arc, LazyLock};
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Decimal256Type, SchemaRef};
+use datafusion::arrow::datatypes::{
+    DataType, Decimal128Type, Decimal256Type, Field, Schema, SchemaRef,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result as DFResult};
 use datafusion::datasource::sink::DataSink;
@@ -310,6 +312,19 @@ impl DataSink for InsertSink {
     }
 }
 
+/// A batch of the first `columns.len()` columns of `table`'s rows, as
+/// statements produce them (any value may be NULL until the writer checks).
+pub fn statement_rows(table: &TableDef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    let fields: Vec<Field> = table.columns[..columns.len()]
+        .iter()
+        .map(|c| Field::new(&c.name, c.sql_type.to_arrow(), true))
+        .collect();
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
 /// Inserts a batch of new rows into the session's transaction (sending
 /// its writes ahead if they outgrow the buffer); returns the row count.
 pub async fn insert_batch(
@@ -323,4 +338,19 @@ pub async fn insert_batch(
         .await??;
     txn.bound_writes().await?;
     Ok(count)
+}
+
+/// Replaces the row at `old_key` with `row` in the session's transaction
+/// (sending its writes ahead if they outgrow the buffer).
+pub async fn update_row(
+    writer: RowWriter,
+    txn: &Arc<SessionTxn>,
+    old_key: Vec<u8>,
+    row: RecordBatch,
+) -> Result<()> {
+    let session_txn = txn.clone();
+    // A moved row's new key is checked in storage: off the async runtime.
+    tokio::task::spawn_blocking(move || session_txn.with(|t| writer.update(t, &[old_key], &row)))
+        .await??;
+    txn.bound_writes().await
 }

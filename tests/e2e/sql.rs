@@ -1237,6 +1237,134 @@ async fn point_selects_by_primary_key_answer_like_planned_queries() {
     .await;
 }
 
+/// Single-row INSERTs and UPDATEs by key (written without planning, see
+/// `sql::point_insert` and `sql::point_update`) give PostgreSQL's rows,
+/// counts and errors, the same as statements only the planner runs.
+#[tokio::test]
+async fn inserts_and_updates_by_key_write_like_planned_statements() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE acct (id bigint PRIMARY KEY, bal integer NOT NULL, name varchar(5), flag boolean);
+             INSERT INTO acct VALUES (1, 100, 'a', true);
+             INSERT INTO acct (bal, id) VALUES (-5, 2), (0, 3);
+             INSERT INTO acct VALUES (4, 7);
+             INSERT INTO acct SELECT 5, 100, 'a', true;",
+        )
+        .await
+        .unwrap();
+    for (sql, code) in [
+        ("INSERT INTO acct VALUES (1, 1)", SqlState::UNIQUE_VIOLATION),
+        (
+            "INSERT INTO acct VALUES (6, 1), (6, 2)",
+            SqlState::UNIQUE_VIOLATION,
+        ),
+        (
+            "INSERT INTO acct VALUES (6, NULL)",
+            SqlState::NOT_NULL_VIOLATION,
+        ),
+        (
+            "INSERT INTO acct (id) VALUES (6)",
+            SqlState::NOT_NULL_VIOLATION,
+        ),
+        (
+            "INSERT INTO acct VALUES (6, 1, 'toolong')",
+            SqlState::STRING_DATA_RIGHT_TRUNCATION,
+        ),
+        (
+            "INSERT INTO acct VALUES (6, 99999999999)",
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+        ),
+        (
+            "INSERT INTO acct VALUES (6, 1), (7)",
+            SqlState::SYNTAX_ERROR,
+        ),
+        (
+            "INSERT INTO acct (id, nope) VALUES (6, 1)",
+            SqlState::UNDEFINED_COLUMN,
+        ),
+        ("INSERT INTO nope VALUES (6, 1)", SqlState::UNDEFINED_TABLE),
+    ] {
+        assert_error(&client, sql, code).await;
+    }
+    let insert = client
+        .prepare("INSERT INTO acct (id, bal, name) VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    let inserted = client
+        .execute(&insert, &[&10i64, &1i32, &None::<&str>])
+        .await
+        .unwrap();
+    assert_eq!(inserted, 1);
+
+    for (sql, count) in [
+        ("UPDATE acct SET bal = bal - 30 WHERE id = 1", 1),
+        ("UPDATE acct SET bal = 1 + bal, name = 'zz' WHERE id = 2", 1),
+        ("UPDATE acct SET bal = bal + 1 WHERE id = 99", 0),
+        ("UPDATE acct SET id = 30 WHERE id = 1", 1),
+    ] {
+        assert_eq!(client.execute(sql, &[]).await.unwrap(), count, "{sql}");
+    }
+    for (sql, code) in [
+        (
+            "UPDATE acct SET bal = NULL WHERE id = 30",
+            SqlState::NOT_NULL_VIOLATION,
+        ),
+        (
+            "UPDATE acct SET bal = bal + 2147483647 WHERE id = 30",
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+        ),
+        (
+            "UPDATE acct SET id = 3 WHERE id = 30",
+            SqlState::UNIQUE_VIOLATION,
+        ),
+        (
+            "UPDATE acct SET name = 'toolong' WHERE id = 30",
+            SqlState::STRING_DATA_RIGHT_TRUNCATION,
+        ),
+    ] {
+        assert_error(&client, sql, code).await;
+    }
+    let update = client
+        .prepare("UPDATE acct SET bal = bal - 1 WHERE id = $1")
+        .await
+        .unwrap();
+    assert_eq!(client.execute(&update, &[&30i64]).await.unwrap(), 1);
+    assert_eq!(
+        text_rows(&client, "SELECT * FROM acct ORDER BY id").await,
+        rows(&[
+            &[Some("2"), Some("-4"), Some("zz"), None],
+            &[Some("3"), Some("0"), None, None],
+            &[Some("4"), Some("7"), None, None],
+            &[Some("5"), Some("100"), Some("a"), Some("t")],
+            &[Some("10"), Some("1"), None, None],
+            &[Some("30"), Some("69"), Some("a"), Some("t")],
+        ])
+    );
+
+    // In a transaction, each statement sees the ones before; ROLLBACK
+    // undoes them all.
+    client
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO acct VALUES (40, 1);
+             UPDATE acct SET bal = bal + 1 WHERE id = 40;
+             UPDATE acct SET bal = bal * 10 WHERE id = 40;
+             UPDATE acct SET bal = bal - 5 WHERE id = 40;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        query_i64(&client, "SELECT bal::bigint FROM acct WHERE id = 40").await,
+        15
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert!(text_rows(&client, "SELECT id FROM acct WHERE id = 40")
+        .await
+        .is_empty());
+}
+
 #[tokio::test]
 async fn subqueries_in_the_select_list_answer_or_fail_never_null() {
     let server = TestServer::start().await;
