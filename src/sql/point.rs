@@ -169,15 +169,7 @@ pub(super) fn pinned_key(
 /// The SELECT of a query that is nothing but one SELECT with a FROM and a
 /// WHERE (no WITH, ORDER BY, LIMIT, DISTINCT, grouping or locking).
 fn plain_select(query: &Query) -> Option<&Select> {
-    let plain_query = query.with.is_none()
-        && query.order_by.is_none()
-        && query.limit_clause.is_none()
-        && query.fetch.is_none()
-        && query.locks.is_empty()
-        && query.for_clause.is_none()
-        && query.settings.is_none()
-        && query.format_clause.is_none()
-        && query.pipe_operators.is_empty();
+    let plain_query = plain_query(query);
     let SetExpr::Select(select) = query.body.as_ref() else {
         return None;
     };
@@ -199,6 +191,20 @@ fn plain_select(query: &Query) -> Option<&Select> {
         && select.qualify.is_none()
         && select.value_table_mode.is_none();
     (plain_query && plain_select).then_some(select.as_ref())
+}
+
+/// Whether a query has nothing around its body (no WITH, ORDER BY,
+/// LIMIT, FETCH or locking).
+pub(super) fn plain_query(query: &Query) -> bool {
+    query.with.is_none()
+        && query.order_by.is_none()
+        && query.limit_clause.is_none()
+        && query.fetch.is_none()
+        && query.locks.is_empty()
+        && query.for_clause.is_none()
+        && query.settings.is_none()
+        && query.format_clause.is_none()
+        && query.pipe_operators.is_empty()
 }
 
 /// The stored-column indexes of a select list of plain column names or `*`.
@@ -414,11 +420,15 @@ pub(super) mod tests {
         (dir, catalog)
     }
 
-    fn point(catalog: &dyn Tables, sql: &str, params: Option<&ParamValues>) -> Option<Vec<usize>> {
-        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+    /// The one statement `sql` is.
+    pub fn statement(sql: &str) -> Statement {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
-            .remove(0);
-        recognise(&stmt, catalog, params).map(|p| p.projection)
+            .remove(0)
+    }
+
+    fn point(catalog: &dyn Tables, sql: &str, params: Option<&ParamValues>) -> Option<Vec<usize>> {
+        recognise(&statement(sql), catalog, params).map(|p| p.projection)
     }
 
     #[test]

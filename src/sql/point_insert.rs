@@ -21,7 +21,7 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::sqlparser::ast::{Expr, Insert, SetExpr, Statement, TableObject, Value};
 
 use super::ddl::{ident_name, table_name};
-use super::point::plain_value;
+use super::point::{plain_query, plain_value};
 use super::write::statement_rows;
 use crate::catalog::{TableDef, Tables};
 
@@ -66,18 +66,20 @@ pub fn recognise(
         }
         targets
     };
+    // Without a column list, fewer values than columns fill the first
+    // columns (the rest get their defaults). Rows of other lengths are
+    // errors the planner reports.
+    let width = rows.first()?.len();
+    let fits = width == targets.len() || (insert.columns.is_empty() && width < targets.len());
+    if !fits || rows.iter().any(|row| row.len() != width) {
+        return None;
+    }
+    let targets = &targets[..width];
+    // An omitted column gets NULL here: one with a DEFAULT is planned.
     let omitted_have_defaults = (0..visible)
         .filter(|i| !targets.contains(i))
         .any(|i| table.columns[i].default.is_some());
     if omitted_have_defaults {
-        return None;
-    }
-    // Without a column list, fewer values than columns fill the first
-    // columns (the rest get their defaults, NULL here). Rows of other
-    // lengths are errors the planner reports.
-    let width = rows.first()?.len();
-    let fits = width == targets.len() || (insert.columns.is_empty() && width < targets.len());
-    if !fits || rows.iter().any(|row| row.len() != width) {
         return None;
     }
     let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(rows.len()); visible];
@@ -85,7 +87,7 @@ pub fn recognise(
         for (index, column) in columns.iter_mut().enumerate() {
             let sql_type = &table.columns[index].sql_type;
             let value = match targets.iter().position(|&t| t == index) {
-                Some(position) if position < row.len() => {
+                Some(position) => {
                     let value = &row[position];
                     if matches!(value, Expr::Value(v) if v.value == Value::Null) {
                         ScalarValue::try_from(&sql_type.to_arrow()).ok()?
@@ -133,15 +135,7 @@ fn plain_values(insert: &Insert) -> Option<Vec<&[Expr]>> {
         && insert.multi_table_when_clauses.is_empty()
         && insert.multi_table_else_clause.is_none();
     let source = insert.source.as_ref().filter(|_| plain_insert)?;
-    let plain_query = source.with.is_none()
-        && source.order_by.is_none()
-        && source.limit_clause.is_none()
-        && source.fetch.is_none()
-        && source.locks.is_empty()
-        && source.for_clause.is_none()
-        && source.settings.is_none()
-        && source.format_clause.is_none()
-        && source.pipe_operators.is_empty();
+    let plain_query = plain_query(source);
     match source.body.as_ref() {
         SetExpr::Values(values) if plain_query && !values.explicit_row && !values.value_keyword => {
             Some(
@@ -159,21 +153,16 @@ fn plain_values(insert: &Insert) -> Option<Vec<&[Expr]>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::point::tests::catalog;
+    use crate::sql::point::tests::{catalog, statement};
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Int32Type;
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
 
     fn insert(
         catalog: &dyn Tables,
         sql: &str,
         params: Option<&ParamValues>,
     ) -> Option<RecordBatch> {
-        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-            .unwrap()
-            .remove(0);
-        recognise(&stmt, catalog, params).map(|p| p.rows)
+        recognise(&statement(sql), catalog, params).map(|p| p.rows)
     }
 
     #[test]
@@ -219,6 +208,7 @@ mod tests {
             "INSERT INTO t (a, b) SELECT 1, 'x'",
             "INSERT INTO t AS x (a, b) VALUES (1, 'x')",
             "INSERT INTO d (a) VALUES (1)",
+            "INSERT INTO d VALUES (1, 2)",
             "INSERT INTO nope VALUES (1)",
             "INSERT INTO t DEFAULT VALUES",
         ] {

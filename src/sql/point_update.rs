@@ -198,12 +198,10 @@ fn shift(table: &crate::catalog::TableDef, value: &Expr, sql_type: &SqlType) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::point::tests::catalog;
+    use crate::sql::point::tests::{catalog, statement};
     use datafusion::arrow::array::Int32Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::sql::sqlparser::ast::Statement;
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
     use std::sync::Arc;
 
     fn update(
@@ -211,10 +209,7 @@ mod tests {
         sql: &str,
         params: Option<&ParamValues>,
     ) -> Option<PointUpdate> {
-        let Statement::Update(update) = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-            .unwrap()
-            .remove(0)
-        else {
+        let Statement::Update(update) = statement(sql) else {
             panic!("not an update: {sql}")
         };
         recognise(&update, catalog, params)
