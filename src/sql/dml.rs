@@ -32,7 +32,7 @@ use datafusion::sql::sqlparser::ast::{
 use super::ddl::{ident_name, table_name};
 use super::provider::INTERNAL_SCHEMA;
 use super::rewrite;
-use super::write::RowWriter;
+use super::write::{statement_rows, RowWriter};
 use crate::catalog::{SqlType, TableDef, Tables};
 use crate::encoding::keys::{encode_key_value, row_key};
 use crate::error::{Error, InputError, Result};
@@ -256,13 +256,6 @@ pub fn apply(
     let key_len = def.primary_key.len();
     let mut affected = 0;
     let row_schema = def.row_schema();
-    let nullable = Arc::new(datafusion::arrow::datatypes::Schema::new(
-        row_schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
-    ));
     {
         let mut old_keys = Vec::with_capacity(batch.num_rows());
         let mut fresh = Vec::with_capacity(batch.num_rows());
@@ -297,7 +290,7 @@ pub fn apply(
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| super::errors::classify(e.into()))?;
                 // NOT NULL is checked by the writer, with PostgreSQL's error.
-                let new_rows = RecordBatch::try_new(nullable.clone(), columns)?;
+                let new_rows = statement_rows(def, columns)?;
                 let keep: datafusion::arrow::array::BooleanArray =
                     fresh.iter().map(|f| Some(*f)).collect();
                 let new_rows = datafusion::arrow::compute::filter_record_batch(&new_rows, &keep)?;
