@@ -13,10 +13,11 @@
 //!
 //! `raft` knows no shard, row or transaction: the shard and meta groups'
 //! state machines (`shard::machine`, `cluster::meta`, `txn::meta`)
-//! implement its `StateMachine`. One cycle is left: `cluster` reaches the
-//! transaction coordinator (`Cluster::set_coordinator`, the `Peers`
-//! trait) for the heartbeat's snapshot floor, catalog pushes and joins.
-//! `server` and the CLI wire everything together.
+//! implement its `StateMachine`. `cluster` knows no transaction: what it
+//! needs of the node's transactions (the snapshot floor) is reported to
+//! it, and its operations through the meta group take the node's Raft
+//! groups as an argument. `server` and the CLI build a node bottom-up, in
+//! that order (see `docs/architecture.md`, "Modules").
 
 #![recursion_limit = "256"]
 

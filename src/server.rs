@@ -3,9 +3,8 @@
 //! Start-up order: open storage, bind the listeners (a port in use is a
 //! clear error before anything is served), serve the cluster RPCs, become
 //! part of a cluster (at once for a one-node cluster; see `cluster`), then
-//! load the catalog and shard map, start the SQL engine and serve. The rpc
-//! address serves the `Cluster` service and, once the shard map is loaded,
-//! scans of this node's shard groups over Arrow Flight (`shard::flight`) and
+//! build the rest of the node bottom-up ([`serve`]) and serve. The rpc
+//! address serves the `Cluster` service and, once the node serves, scans of this node's shard groups over Arrow Flight (`shard::flight`) and
 //! the transaction services (`txn::service`). Shutdown stops accepting, drains open
 //! connections briefly and closes storage; every acknowledged commit was
 //! already synced, so a SIGKILL instead loses nothing committed either.
@@ -21,20 +20,20 @@ use tokio::sync::watch;
 
 use crate::catalog::Catalog;
 use crate::cluster::meta::MetaMachine;
-use crate::cluster::{Cluster, ClusterService};
+use crate::cluster::{Cluster, ClusterService, HEARTBEAT_INTERVAL};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::raft::groups::ShardGroups;
 use crate::raft::transport::RaftService;
 use crate::raft::{StateMachine, META_GROUP};
 use crate::shard::flight::ShardFlightService;
+use crate::shard::locks::WriteLocks;
 use crate::shard::machine::ShardMachine;
-use crate::shard::ShardMap;
 use crate::sql::SqlEngine;
 use crate::storage::Storage;
-use crate::txn::distributed::{Peers, DECISION_RECOVER_AFTER, RECOVER_AFTER};
+use crate::txn::distributed::{DECISION_RECOVER_AFTER, RECOVER_AFTER};
 use crate::txn::service::TxnService;
-use crate::txn::TxnCoordinator;
+use crate::txn::{Oracle, Parts, TxnCoordinator};
 
 pub async fn run(config: Config) -> Result<()> {
     config.validate()?;
@@ -59,13 +58,14 @@ pub async fn run(config: Config) -> Result<()> {
         tracing::info!("shutting down");
         let _ = stop.send(true);
     });
+    let cluster_service = ClusterService::new(cluster.clone());
     let flight = Arc::new(ShardFlightService::default());
     let txn = Arc::new(TxnService::default());
     let raft = Arc::new(RaftService::default());
     let mut rpc_stopped = stopped.clone();
     let rpc_server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(ClusterService::server(cluster.clone()))
+            .add_service(cluster_service.server())
             .add_service(flight.server())
             .add_service(txn.participant_server())
             .add_service(txn.oracle_server())
@@ -82,7 +82,12 @@ pub async fn run(config: Config) -> Result<()> {
     };
     if joined {
         tokio::spawn(cluster.clone().heartbeats(stopped.clone()));
-        let services = (flight, txn, raft);
+        let services = Services {
+            cluster: cluster_service,
+            flight,
+            txn,
+            raft,
+        };
         serve(
             &config,
             cluster.clone(),
@@ -101,11 +106,23 @@ pub async fn run(config: Config) -> Result<()> {
     Ok(())
 }
 
-/// Serves SQL and HTTP on an initialised node until `stopped`.
+/// The RPC services a node serves from its start, which answer in full
+/// once it serves.
+struct Services {
+    cluster: Arc<ClusterService>,
+    flight: Arc<ShardFlightService>,
+    txn: Arc<TxnService>,
+    raft: Arc<RaftService>,
+}
+
+/// Serves SQL and HTTP on an initialised node until `stopped`. Builds the
+/// node in dependency order: the catalog and the oracle's state, the Raft
+/// groups whose state machines hold them, the transaction coordinator over
+/// the groups, the SQL engine over the coordinator.
 async fn serve(
     config: &Config,
     cluster: Arc<Cluster>,
-    (flight, txn, raft): (Arc<ShardFlightService>, Arc<TxnService>, Arc<RaftService>),
+    services: Services,
     storage: Arc<Storage>,
     pg: TcpListener,
     http: TcpListener,
@@ -115,46 +132,55 @@ async fn serve(
         .node_id()
         .ok_or_else(|| Error::Internal("serving before the cluster is initialised".into()))?;
     let cluster_id = cluster.cluster_id();
-    let peers: Arc<dyn Peers> = cluster.clone();
-    let for_engine = cluster.clone();
-    let for_groups = storage.clone();
-    let write_buffer = (config.cluster.txn_write_buffer_kib as usize).saturating_mul(1024);
-    let engine = tokio::task::spawn_blocking(move || -> Result<SqlEngine> {
-        let catalog = Arc::new(Catalog::load(&storage)?);
-        let shards = Arc::new(ShardMap::load(&storage)?);
-        let coordinator =
-            TxnCoordinator::new(storage, shards, catalog)?.with_write_buffer(write_buffer);
-        let coordinator = Arc::new(coordinator);
-        SqlEngine::new(coordinator, for_engine)
+    let loading = storage.clone();
+    let (catalog, oracle) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let catalog = Arc::new(Catalog::load(&loading)?);
+        let oracle = Arc::new(Oracle::load(loading, catalog.clone())?);
+        Ok((catalog, oracle))
     })
     .await??;
-    let coordinator = engine.coordinator().clone();
-    let groups = start_groups(config, node, &cluster, for_groups, &coordinator, &raft).await?;
-    flight.ready(
+    let locks = Arc::new(WriteLocks::default());
+    let groups = start_groups(
+        config,
+        node,
+        &cluster,
+        storage.clone(),
+        (&oracle, &locks),
+        &services.raft,
+    )
+    .await?;
+    let coordinator = TxnCoordinator::new(Parts {
+        storage,
+        cluster: cluster.clone(),
+        groups: groups.clone(),
+        oracle,
+        locks: locks.clone(),
+        catalog: catalog.clone(),
+        write_buffer: (config.cluster.txn_write_buffer_kib as usize).saturating_mul(1024),
+    })?;
+    let engine = SqlEngine::new(coordinator.clone())?;
+    services.flight.ready(
         cluster_id.clone(),
         node,
-        coordinator.shards().clone(),
-        groups.clone(),
-        coordinator.locks().clone(),
+        cluster.shards().clone(),
+        Some(groups.clone()),
+        locks,
     );
-    txn.ready(cluster_id, coordinator.clone());
-    coordinator.set_peers(peers);
-    coordinator.gather_timestamps();
-    cluster.set_coordinator(coordinator.clone());
-    if let Some(groups) = &groups {
-        tokio::spawn(
-            cluster
-                .clone()
-                .place_replicas(groups.clone(), stopped.clone()),
-        );
-    }
-    tokio::spawn(recover(
+    services.txn.ready(cluster_id, coordinator.clone());
+    services.cluster.ready(groups.clone(), catalog.clone());
+    tokio::spawn(
+        cluster
+            .clone()
+            .place_replicas(groups.clone(), stopped.clone()),
+    );
+    tokio::spawn(recover(coordinator.clone(), stopped.clone()));
+    tokio::spawn(report_floor(
         coordinator.clone(),
         cluster.clone(),
         stopped.clone(),
     ));
     // Schema changes made while this node was down.
-    if let Err(e) = cluster.fetch_catalog(&coordinator).await {
+    if let Err(e) = cluster.fetch_catalog(&groups, &catalog).await {
         tracing::warn!(error = %e, "could not take the meta node's catalog; serving the one on disk");
     }
     let engine = Arc::new(engine);
@@ -181,9 +207,7 @@ async fn serve(
         let _ = http_stopped.wait_for(|s| *s).await;
     });
     let (_, http_result) = tokio::join!(crate::pg::serve(pg, engine, stopped), http_server);
-    if let Some(groups) = groups {
-        groups.shutdown().await;
-    }
+    groups.shutdown().await;
     http_result.map_err(|e| Error::Unavailable(format!("HTTP admin: {e}")))
 }
 
@@ -279,27 +303,35 @@ async fn collect_garbage(
 /// How often a node hands leaderships back to the groups' first replicas.
 const LEADER_BALANCE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Starts the Raft groups of the replicated shard groups this node holds,
-/// if the cluster replicates, and makes the node's writes go through them.
+/// Starts the Raft groups of the shard groups this node holds and of the
+/// meta group, with their state machines: the shard groups' over
+/// `storage` and `locks`, the meta group's over the member list and
+/// `oracle`.
 async fn start_groups(
     config: &Config,
     node: u32,
     cluster: &Arc<Cluster>,
     storage: Arc<Storage>,
-    coordinator: &Arc<TxnCoordinator>,
+    (oracle, locks): (&Arc<Oracle>, &Arc<WriteLocks>),
     raft: &Arc<RaftService>,
-) -> Result<Option<Arc<ShardGroups>>> {
-    let shards = coordinator.shards();
-    if !shards.replicas().iter().any(|r| r.range().is_replicated()) {
-        return Ok(None);
+) -> Result<Arc<ShardGroups>> {
+    let shards = cluster.shards();
+    if let Some(replica) = shards
+        .replicas()
+        .iter()
+        .find(|r| !r.range().is_replicated())
+    {
+        return Err(Error::Unavailable(format!(
+            "shard group {} is not a Raft group: this data directory was made by an older \
+             build; start with an empty one",
+            replica.range().id.0
+        )));
     }
     let cluster_id = cluster.cluster_id();
     raft.ready(cluster_id.clone());
-    let meta: Arc<dyn StateMachine> =
-        Arc::new(MetaMachine::new(cluster, coordinator.oracle_machine()));
+    let meta: Arc<dyn StateMachine> = Arc::new(MetaMachine::new(cluster, oracle.machine()));
     let machines = {
-        let (storage, shards) = (storage.clone(), shards.clone());
-        let locks = coordinator.locks().clone();
+        let (storage, shards, locks) = (storage.clone(), shards.clone(), locks.clone());
         move |group| -> Result<Arc<dyn StateMachine>> {
             if group == META_GROUP {
                 return Ok(meta.clone());
@@ -338,7 +370,6 @@ async fn start_groups(
         tracing::warn!("serving before every shard group has a leader: too few replicas are up");
     }
     let groups = Arc::new(groups);
-    coordinator.set_groups(groups.clone());
     let balancing = groups.clone();
     tokio::spawn(async move {
         loop {
@@ -346,24 +377,41 @@ async fn start_groups(
             balancing.balance_leaders().await;
         }
     });
-    Ok(Some(groups))
+    Ok(groups)
 }
 
 /// Every few seconds, resolves what coordinators that died left prepared
 /// or decided (see `TxnCoordinator::recover`).
-async fn recover(
-    coordinator: Arc<TxnCoordinator>,
-    peers: Arc<dyn Peers>,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn recover(coordinator: Arc<TxnCoordinator>, mut stopped: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(DECISION_RECOVER_AFTER / 2) => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
-        let (coordinator, peers) = (coordinator.clone(), peers.clone());
-        let _ =
-            tokio::task::spawn_blocking(move || coordinator.recover(&peers, RECOVER_AFTER)).await;
+        let coordinator = coordinator.clone();
+        let _ = tokio::task::spawn_blocking(move || coordinator.recover(RECOVER_AFTER)).await;
+    }
+}
+
+/// Twice a heartbeat until `stopped`, tells the cluster this node's
+/// snapshot floor, which its heartbeats carry (see `cluster::gc`).
+async fn report_floor(
+    coordinator: Arc<TxnCoordinator>,
+    cluster: Arc<Cluster>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let floor = {
+            let coordinator = coordinator.clone();
+            tokio::task::spawn_blocking(move || coordinator.snapshot_floor()).await
+        };
+        if let Ok(floor) = floor {
+            cluster.set_local_floor(floor);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HEARTBEAT_INTERVAL / 2) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Each node's *floor* is the oldest snapshot its transactions read at,
 //! or, with none open, the newest timestamp it was handed
-//! (`TxnCoordinator::snapshot_floor`): a transaction it begins later reads
+//! (`TxnCoordinator::snapshot_floor`, which the node reports here every
+//! [`super::HEARTBEAT_INTERVAL`] / 2): a transaction it begins later reads
 //! at a later timestamp. A transaction still prepared in a group the node
 //! holds holds the floor at its snapshot too (recovery needs the records
 //! of how it ended elsewhere). (So an idle cluster keeps the versions of its
@@ -26,19 +27,26 @@ use std::sync::Mutex;
 
 use super::{Cluster, State, LIVENESS_WINDOW};
 
-/// The floors members reported, and the safe point this node was told.
+/// This node's floor, the floors members reported, and the safe point
+/// this node was told.
 #[derive(Default)]
 pub(super) struct Floors {
+    local: AtomicU64,
     reported: Mutex<HashMap<u32, u64>>,
     told: AtomicU64,
 }
 
 impl Cluster {
-    /// This node's floor (0: it cannot say yet).
+    /// This node's floor, as its transactions last reported it (0: it
+    /// cannot say yet).
     pub(super) fn local_floor(&self) -> u64 {
-        self.coordinator
-            .get()
-            .map_or(0, |coordinator| coordinator.snapshot_floor())
+        self.floors.local.load(Ordering::Acquire)
+    }
+
+    /// This node's transactions report their floor (see the module docs):
+    /// the node's next heartbeats and safe points use it.
+    pub fn set_local_floor(&self, floor: u64) {
+        self.floors.local.store(floor, Ordering::Release);
     }
 
     /// Member `node` reported `floor` in a heartbeat.

@@ -13,7 +13,8 @@ use super::proto::meta_command::Command;
 use super::proto::{Decommissioned, MetaApplied, MetaCommand};
 use super::{Cluster, MEMBERS_KEY};
 use crate::error::{Error, InputError, Result};
-use crate::raft::StateMachine;
+use crate::raft::groups::{ShardGroups, QUORUM_WAIT};
+use crate::raft::{StateMachine, META_GROUP};
 use crate::shard::SHARD_MAP_KEY;
 use crate::storage::{EachRecord, Family, Storage, StorageBatch, View};
 
@@ -152,5 +153,38 @@ impl StateMachine for MetaMachine {
             cluster.reload_members()?;
         }
         self.oracle.reload()
+    }
+}
+
+impl Cluster {
+    /// Calls `call` with the node that serves the meta group now: its
+    /// leader, as this node's `groups` know it. A node that turns out not
+    /// to lead it, or cannot be reached, is followed by the next guess for
+    /// up to [`QUORUM_WAIT`].
+    pub async fn at_meta<T, F, Fut>(&self, groups: &ShardGroups, call: F) -> Result<T>
+    where
+        F: Fn(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let replicas = self.meta_replicas();
+        let Some(&first) = replicas.first() else {
+            return Err(Error::Internal(
+                "the cluster's meta group has no replicas (a cluster of an older build)".into(),
+            ));
+        };
+        let deadline = std::time::Instant::now() + QUORUM_WAIT;
+        loop {
+            let node = groups.leader(META_GROUP, first).await?;
+            match call(node).await {
+                Err(e @ (Error::NotLeader(_) | Error::NodeUnreachable(_))) => {
+                    groups.missed(META_GROUP, node, &replicas);
+                    if std::time::Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                answer => return answer,
+            }
+        }
     }
 }

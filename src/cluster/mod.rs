@@ -47,20 +47,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use prost::Message;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-use crate::catalog::{TableDef, ID_STRIDE};
+use crate::catalog::ID_STRIDE;
 use crate::config::Config;
 use crate::error::{Error, InputError, Result};
+use crate::raft::groups::ShardGroups;
 use crate::raft::META_GROUP;
 use crate::rpc::{endpoint, ChannelPool, RPC_TIMEOUT};
-use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardRange};
+use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardMap, ShardRange};
 use crate::storage::{Storage, StorageBatch};
-use crate::txn::distributed::Peers;
-use crate::txn::TxnCoordinator;
 use meta::Changed;
 
 /// The protobuf messages and gRPC stubs of `proto/cluster.proto`.
@@ -82,7 +80,7 @@ const META_REPLICAS_KEY: &[u8] = b"cluster/members_meta_replicas";
 const META_NODE: u32 = 1;
 /// A member is live if the meta node heard from it this recently.
 pub const LIVENESS_WINDOW: Duration = Duration::from_secs(3);
-const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 const JOIN_RETRY: Duration = Duration::from_millis(300);
 /// How long `init` waits for the enrolled nodes to pick up their ids.
 const INIT_WAIT: Duration = Duration::from_secs(15);
@@ -134,14 +132,13 @@ pub struct Cluster {
     /// When this process opened the cluster: until `LIVENESS_WINDOW` has
     /// passed, a member not heard from may still be live.
     opened: Instant,
-    /// Serialises the changes of membership (Init, Join) on the meta node
-    /// of a cluster that does not replicate (the meta group's log orders
-    /// them otherwise).
+    /// Serialises `init` calls (the meta group's log orders every later
+    /// change of membership).
     changes: tokio::sync::Mutex<()>,
     /// One lazily connected channel per peer address.
     channels: Arc<ChannelPool>,
-    /// The node's transactions (and catalog), once it serves.
-    coordinator: std::sync::OnceLock<Arc<TxnCoordinator>>,
+    /// The shard groups as placed now, with this node's replicas.
+    shards: Arc<ShardMap>,
     /// The members' snapshot floors and the GC safe point (see `gc`).
     floors: gc::Floors,
     gc_retention_us: u64,
@@ -167,6 +164,8 @@ impl Cluster {
             None => None,
         };
         let (initialised, _) = watch::channel(state.is_some());
+        let ranges = state.as_ref().map_or(&[][..], |s| &s.shards);
+        let shards = Arc::new(ShardMap::new(storage.clone(), ranges));
         Ok(Arc::new(Self {
             storage,
             me: Member {
@@ -185,7 +184,7 @@ impl Cluster {
             opened: Instant::now(),
             changes: tokio::sync::Mutex::new(()),
             channels: Arc::default(),
-            coordinator: std::sync::OnceLock::new(),
+            shards,
             floors: gc::Floors::default(),
             gc_retention_us: config.cluster.gc_retention_secs.saturating_mul(1_000_000),
         }))
@@ -327,9 +326,7 @@ impl Cluster {
         batch.put_meta(META_REPLICAS_KEY, &meta_replicas.encode_to_vec());
         stage_ranges(&state.shards, &mut batch)?;
         self.storage.write(batch)?;
-        if let Some(coordinator) = self.coordinator.get() {
-            coordinator.shards().place(&state.shards);
-        }
+        self.shards.place(&state.shards);
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = Some(state);
         self.initialised.send_replace(true);
         Ok(())
@@ -407,9 +404,10 @@ impl Cluster {
     /// again) is answered by any member, from its own state: when `init`
     /// enrolls the first members, the meta group they will form has no
     /// quorum yet. A new node is admitted by the meta group (see
-    /// [`Self::admit`]).
+    /// [`Self::admit`]) through this node's `groups`, once it runs them.
     pub async fn join(
         self: &Arc<Self>,
+        groups: Option<&ShardGroups>,
         request: proto::JoinRequest,
     ) -> Result<proto::JoinResponse> {
         let state = self.initialised_state()?;
@@ -427,60 +425,44 @@ impl Cluster {
             // Its heartbeats record its addresses.
             return Ok(join_response(&state, member.id));
         }
-        self.admit(request).await
+        let groups =
+            groups.ok_or_else(|| Error::Unavailable("this node does not serve yet".into()))?;
+        self.admit(groups, request).await
     }
 
     /// Records `request` (a node joining, or a member's new addresses) in
-    /// the member list: on the meta group's leader, which replicates it, or
-    /// on the meta node of a cluster that does not replicate. Other nodes
+    /// the member list: the meta group's leader replicates it; other nodes
     /// forward it there. Answers with the member's id and the new list.
-    async fn admit(self: &Arc<Self>, request: proto::JoinRequest) -> Result<proto::JoinResponse> {
-        let coordinator = self
-            .coordinator
-            .get()
-            .cloned()
-            .ok_or_else(|| Error::Unavailable("this node does not serve yet".into()))?;
+    async fn admit(
+        self: &Arc<Self>,
+        groups: &ShardGroups,
+        request: proto::JoinRequest,
+    ) -> Result<proto::JoinResponse> {
         let me = self.initialised_state()?.identity.node_id;
-        coordinator
-            .at_meta(|node| {
-                let request = request.clone();
-                let coordinator = coordinator.clone();
-                async move {
-                    if node != me {
-                        return self
-                            .client(&self.member_addr(node)?)?
-                            .join(request)
-                            .await
-                            .map(|r| r.into_inner())
-                            .map_err(|s| Error::from_rpc(&format!("node {node}"), s));
-                    }
-                    let applied = match coordinator.shard_groups() {
-                        Some(groups) if groups.holds(META_GROUP) => {
-                            let command =
-                                meta::member_command(proto::meta_command::Command::Join(request));
-                            Changed::from_answer(&groups.propose(META_GROUP, command).await?)?
-                        }
-                        _ => {
-                            let _change = self.changes.lock().await;
-                            let this = self.clone();
-                            tokio::task::spawn_blocking(move || {
-                                this.apply_join(&request, this.storage.batch())
-                            })
-                            .await??
-                        }
-                    };
-                    match applied {
-                        Changed::Member(id) => {
-                            self.seen(id);
-                            tracing::info!(node = id, "member recorded");
-                            Ok(join_response(&self.initialised_state()?, id))
-                        }
-                        Changed::Rejected(message) => Err(Error::input(InputError::Other, message)),
-                        other => Err(Error::Internal(format!("a join answered {other:?}"))),
-                    }
+        self.at_meta(groups, |node| {
+            let request = request.clone();
+            async move {
+                if node != me {
+                    return self
+                        .client(&self.member_addr(node)?)?
+                        .join(request)
+                        .await
+                        .map(|r| r.into_inner())
+                        .map_err(|s| Error::from_rpc(&format!("node {node}"), s));
                 }
-            })
-            .await
+                let command = meta::member_command(proto::meta_command::Command::Join(request));
+                match Changed::from_answer(&groups.propose(META_GROUP, command).await?)? {
+                    Changed::Member(id) => {
+                        self.seen(id);
+                        tracing::info!(node = id, "member recorded");
+                        Ok(join_response(&self.initialised_state()?, id))
+                    }
+                    Changed::Rejected(message) => Err(Error::input(InputError::Other, message)),
+                    other => Err(Error::Internal(format!("a join answered {other:?}"))),
+                }
+            }
+        })
+        .await
     }
 
     /// Applies a `Join` (see [`Self::admit`]) with `batch`: the member gets
@@ -543,10 +525,12 @@ impl Cluster {
 
     /// `Heartbeat`, on the meta node and the meta replicas: only members of
     /// this cluster count. The oracle records the sender's addresses when
-    /// they changed. The answer carries this node's member list when it is
-    /// newer than the sender's.
+    /// they changed (this node leads the meta group in its `groups`). The
+    /// answer carries this node's member list when it is newer than the
+    /// sender's.
     pub async fn heartbeat(
         self: &Arc<Self>,
+        groups: Option<&ShardGroups>,
         request: proto::HeartbeatRequest,
     ) -> Result<proto::HeartbeatResponse> {
         let state = self.initialised_state()?;
@@ -567,13 +551,14 @@ impl Cluster {
         self.seen(request.node_id);
         self.record_floor(request.node_id, request.snapshot_floor);
         let moved = (&member.pg_addr, &member.http_addr) != (&request.pg_addr, &request.http_addr);
-        if moved && self.coordinator.get().is_some_and(|c| c.serves_oracle()) {
+        let oracle = groups.filter(|g| g.leading_term(META_GROUP).is_some());
+        if let Some(groups) = oracle.filter(|_| moved) {
             let change = proto::JoinRequest {
                 rpc_addr: member.rpc_addr.clone(),
                 pg_addr: request.pg_addr.clone(),
                 http_addr: request.http_addr.clone(),
             };
-            if let Err(e) = self.admit(change).await {
+            if let Err(e) = self.admit(groups, change).await {
                 tracing::warn!(node = request.node_id, error = %e, "could not record a member's addresses");
             }
         }
@@ -684,28 +669,21 @@ impl Cluster {
         self.persist_off_runtime(state).await
     }
 
-    /// Starts serving catalog RPCs with the node's transactions.
-    pub fn set_coordinator(&self, coordinator: Arc<TxnCoordinator>) {
-        // The shard map may have been placed anew since the coordinator
-        // loaded it.
-        if let Some(state) = self.state() {
-            coordinator.shards().place(&state.shards);
-        }
-        let _ = self.coordinator.set(coordinator);
+    /// The shard groups as placed now, with this node's replicas.
+    pub fn shards(&self) -> &Arc<ShardMap> {
+        &self.shards
     }
 
-    fn serving(&self, cluster_id: &str) -> Result<Arc<TxnCoordinator>> {
+    /// Refuses a call from a node of another cluster.
+    fn check_cluster(&self, cluster_id: &str) -> Result<()> {
         let state = self.initialised_state()?;
-        if cluster_id != state.identity.cluster_id {
-            return Err(Error::input(
+        match cluster_id == state.identity.cluster_id {
+            true => Ok(()),
+            false => Err(Error::input(
                 InputError::Other,
                 format!("a call from outside cluster {}", state.identity.cluster_id),
-            ));
+            )),
         }
-        self.coordinator
-            .get()
-            .cloned()
-            .ok_or_else(|| Error::Unavailable("this node does not serve SQL yet".into()))
     }
 
     /// `Ping`: the cluster id, empty before initialisation.
@@ -755,63 +733,18 @@ impl Cluster {
     }
 }
 
-/// The cluster as a cross-node commit sees it.
-impl Peers for Cluster {
-    fn node_id(&self) -> u32 {
-        Cluster::node_id(self).unwrap_or_default()
-    }
-
-    fn cluster_id(&self) -> String {
-        Cluster::cluster_id(self)
-    }
-
-    fn meta_replicas(&self) -> Vec<u32> {
+/// What transactions use of the cluster.
+impl Cluster {
+    /// The meta group's replicas (none before the cluster is initialised).
+    pub fn meta_replicas(&self) -> Vec<u32> {
         self.state()
             .map(|s| s.identity.meta_replicas)
             .unwrap_or_default()
     }
 
-    fn channel(&self, node: u32) -> Result<Channel> {
+    /// The pooled channel to member `node`.
+    pub fn channel(&self, node: u32) -> Result<Channel> {
         self.pooled_channel(&self.member_addr(node)?)
-    }
-
-    fn publish_catalog(
-        &self,
-        tables: Vec<Arc<TableDef>>,
-        meta_index: u64,
-    ) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            let state = self.initialised_state()?;
-            let update = proto::CatalogUpdate {
-                cluster_id: state.identity.cluster_id.clone(),
-                tables: crate::catalog::codec::tables_to_bytes(&tables),
-                meta_index,
-            };
-            let live: Vec<u32> = self
-                .nodes_with_liveness()?
-                .into_iter()
-                .filter(|n| n.live && n.node_id != state.identity.node_id)
-                .map(|n| n.node_id)
-                .collect();
-            let sent = state
-                .members
-                .iter()
-                .filter(|m| live.contains(&m.id))
-                .map(|member| {
-                    let update = update.clone();
-                    async move {
-                        self.client(&member.rpc_addr)?
-                            .apply_catalog(update)
-                            .await
-                            .map_err(|s| Error::from_rpc(&format!("node {}", member.id), s))
-                    }
-                });
-            futures::future::join_all(sent)
-                .await
-                .into_iter()
-                .find_map(|r| r.err())
-                .map_or(Ok(()), Err)
-        })
     }
 }
 
@@ -910,7 +843,10 @@ fn shards_to_proto(shards: &[ShardRange]) -> Vec<proto::Shard> {
 /// A cluster id unique enough to tell clusters apart: the time and the
 /// process, hashed.
 fn new_cluster_id() -> String {
-    let nanos = crate::txn::since_epoch().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
     let seed = format!("{nanos}-{}", std::process::id());
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in seed.bytes() {

@@ -25,7 +25,11 @@ impl Cluster {
     /// group's leader, which checks that the node is down (it hears every
     /// member's heartbeats); other nodes forward it there. Only a cluster
     /// that replicates has copies to re-create a node's replicas from.
-    pub async fn decommission(self: &Arc<Self>, node: u32) -> Result<proto::DecommissionResponse> {
+    pub async fn decommission(
+        self: &Arc<Self>,
+        groups: &ShardGroups,
+        node: u32,
+    ) -> Result<proto::DecommissionResponse> {
         let state = self.initialised_state()?;
         if state.identity.meta_replicas.is_empty() {
             return Err(Error::input(
@@ -34,12 +38,8 @@ impl Cluster {
                  a node's cannot be re-created elsewhere",
             ));
         }
-        let coordinator = self.serving(&state.identity.cluster_id)?;
         let me = state.identity.node_id;
-        coordinator
-            .at_meta(|leader| {
-                let coordinator = coordinator.clone();
-                async move {
+        self.at_meta(groups, |leader| async move {
                     if leader != me {
                         return self
                             .client(&self.member_addr(leader)?)?
@@ -64,9 +64,6 @@ impl Cluster {
                             format!("node {node} is live: only a node that is down for good is decommissioned (stop it first)"),
                         ));
                     }
-                    let groups = coordinator.shard_groups().ok_or_else(|| {
-                        Error::Unavailable("this node does not run its Raft groups yet".into())
-                    })?;
                     let command = member_command(Command::Decommission(
                         proto::DecommissionRequest { node_id: node },
                     ));
@@ -81,9 +78,8 @@ impl Cluster {
                         }
                         other => Err(Error::Internal(format!("a decommission answered {other:?}"))),
                     }
-                }
-            })
-            .await
+        })
+        .await
     }
 
     /// Applies a `Decommission` of `node` with `batch`: it is marked

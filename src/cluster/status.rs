@@ -5,38 +5,38 @@ use std::collections::HashMap;
 
 use super::{member_to_proto, proto, shards_to_proto, Cluster, LIVENESS_WINDOW};
 use crate::error::{Error, Result};
+use crate::raft::groups::ShardGroups;
 use crate::raft::META_GROUP;
 
 impl Cluster {
     /// `Status`: the oracle's view (it hears every heartbeat), from any
-    /// member.
-    pub async fn status(&self) -> Result<proto::StatusResponse> {
+    /// member, through its `groups` once it runs them.
+    pub async fn status(&self, groups: Option<&ShardGroups>) -> Result<proto::StatusResponse> {
         let state = self.initialised_state()?;
         let me = state.identity.node_id;
-        match self.coordinator.get() {
-            Some(coordinator) if !coordinator.serves_oracle() => {
-                coordinator
-                    .at_meta(|node| async move {
-                        if node == me {
-                            return self.status_here().await;
-                        }
-                        self.client(&self.member_addr(node)?)?
-                            .status(proto::StatusRequest {})
-                            .await
-                            .map(|r| r.into_inner())
-                            .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
-                    })
-                    .await
+        match groups {
+            Some(groups) if groups.leading_term(META_GROUP).is_none() => {
+                self.at_meta(groups, |node| async move {
+                    if node == me {
+                        return self.status_here(Some(groups)).await;
+                    }
+                    self.client(&self.member_addr(node)?)?
+                        .status(proto::StatusRequest {})
+                        .await
+                        .map(|r| r.into_inner())
+                        .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
+                })
+                .await
             }
-            _ => self.status_here().await,
+            _ => self.status_here(groups).await,
         }
     }
 
     /// `Status` as this node sees it.
-    async fn status_here(&self) -> Result<proto::StatusResponse> {
+    async fn status_here(&self, groups: Option<&ShardGroups>) -> Result<proto::StatusResponse> {
         let state = self.initialised_state()?;
         let nodes = self.nodes_with_liveness()?;
-        let mut replicas = self.local_replicas();
+        let mut replicas = self.local_replicas(groups);
         let others = nodes
             .iter()
             .filter(|n| n.live && n.node_id != state.identity.node_id)
@@ -53,7 +53,7 @@ impl Cluster {
             replicas.extend(theirs);
         }
         with_lag(&mut replicas);
-        let meta_node_id = match self.coordinator.get().and_then(|c| c.shard_groups()) {
+        let meta_node_id = match groups {
             Some(groups) if !state.identity.meta_replicas.is_empty() => {
                 groups.leader_now(META_GROUP, state.identity.meta_replicas[0])
             }
@@ -68,9 +68,10 @@ impl Cluster {
         })
     }
 
-    /// This node's replicas of the replicated shard groups.
-    pub fn local_replicas(&self) -> Vec<proto::Replica> {
-        let Some(groups) = self.coordinator.get().and_then(|c| c.shard_groups()) else {
+    /// This node's replicas of the replicated shard groups (none before
+    /// it runs its `groups`).
+    pub fn local_replicas(&self, groups: Option<&ShardGroups>) -> Vec<proto::Replica> {
+        let Some(groups) = groups else {
             return Vec::new();
         };
         let node_id = self.node_id().unwrap_or_default();

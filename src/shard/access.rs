@@ -51,22 +51,19 @@ pub trait Reroute: Send + Sync {
         -> BoxFuture<'_, Result<(u32, Channel)>>;
 }
 
+/// How a node reads a shard group: at its leader, `node` as far as this
+/// node knows.
 #[derive(Clone)]
-pub enum ShardAccess {
-    Local(Arc<ShardReplica>),
-    /// The group served by `node` (its leader, if it is replicated).
-    Remote {
-        range: ShardRange,
-        node: u32,
-        channel: Channel,
-        cluster_id: String,
-        /// How to find the leader again; `None` for a group whose only copy
-        /// is on `node`.
-        reroute: Option<Arc<dyn Reroute>>,
-        /// This node's replica, when this node led the group as the access
-        /// was made: read here unless it turns out not to lead any more.
-        local: Option<LocalLeader>,
-    },
+pub struct ShardAccess {
+    pub range: ShardRange,
+    pub node: u32,
+    pub channel: Channel,
+    pub cluster_id: String,
+    /// How to find the leader again when `node` does not lead the group.
+    pub reroute: Arc<dyn Reroute>,
+    /// This node's replica, when this node led the group as the access
+    /// was made: read here unless it turns out not to lead any more.
+    pub local: Option<LocalLeader>,
 }
 
 /// A replica of a group this node leads, and what a leader checks before a
@@ -119,18 +116,12 @@ impl std::fmt::Debug for ShardAccess {
 
 impl ShardAccess {
     pub fn range(&self) -> &ShardRange {
-        match self {
-            ShardAccess::Local(replica) => replica.range(),
-            ShardAccess::Remote { range, .. } => range,
-        }
+        &self.range
     }
 
     /// The node that serves the scan.
     pub fn node(&self) -> u32 {
-        match self {
-            ShardAccess::Local(replica) => replica.range().node,
-            ShardAccess::Remote { node, .. } => *node,
-        }
+        self.node
     }
 
     /// The rows `request` asks for that pass `filter`, with `own` (the
@@ -143,12 +134,9 @@ impl ShardAccess {
         own: OwnWrites,
         filter: Option<Filter>,
     ) -> BoxStream<'static, Result<RecordBatch>> {
-        request.shard_id = self.range().id.0;
-        match self {
-            ShardAccess::Local(replica) => scan_local(replica.clone(), request, own, filter),
-            ShardAccess::Remote {
-                local: Some(local), ..
-            } => {
+        request.shard_id = self.range.id.0;
+        match &self.local {
+            Some(local) => {
                 let remote = self.elsewhere();
                 let local = local.clone();
                 let started = async move {
@@ -162,15 +150,8 @@ impl ShardAccess {
                 };
                 futures::stream::once(started).flatten().boxed()
             }
-            ShardAccess::Remote {
-                range,
-                node,
-                channel,
-                cluster_id,
-                reroute,
-                local: None,
-            } => {
-                let (start, end) = scan_bounds(&request, range);
+            None => {
+                let (start, end) = scan_bounds(&request, &self.range);
                 request.overlay = own
                     .iter()
                     .filter(|(key, _)| start <= *key && *key < end)
@@ -181,25 +162,13 @@ impl ShardAccess {
                     })
                     .collect();
                 request.filter = filter.as_ref().map(encode_filter).unwrap_or_default();
-                match reroute {
-                    None => scan_remote(
-                        channel.clone(),
-                        cluster_id,
-                        &format!("node {node}"),
-                        &request,
-                    )
-                    .boxed(),
-                    Some(reroute) => {
-                        let at = (*node, channel.clone());
-                        scan_leader(
-                            range.clone(),
-                            at,
-                            cluster_id.clone(),
-                            request,
-                            reroute.clone(),
-                        )
-                    }
-                }
+                scan_leader(
+                    self.range.clone(),
+                    (self.node, self.channel.clone()),
+                    self.cluster_id.clone(),
+                    request,
+                    self.reroute.clone(),
+                )
             }
         }
     }
@@ -213,11 +182,8 @@ impl ShardAccess {
             projection: Vec::new(),
             ..request
         };
-        match self {
-            ShardAccess::Local(replica) => count_local(replica, &request),
-            ShardAccess::Remote {
-                local: Some(local), ..
-            } => {
+        match &self.local {
+            Some(local) => {
                 let ready =
                     ready_to_read(&local.groups, &local.locks, local.replica.clone(), &request);
                 match block_on(ready) {
@@ -228,7 +194,7 @@ impl ShardAccess {
                     Err(e) => Err(e),
                 }
             }
-            ShardAccess::Remote { .. } => block_on(
+            None => block_on(
                 self.scan(request, Arc::default(), None)
                     .try_fold(0, |n, batch| async move { Ok(n + batch.num_rows()) }),
             ),
@@ -240,11 +206,10 @@ impl ShardAccess {
     /// This access without its local replica: over Flight to the leader
     /// of the moment.
     fn elsewhere(&self) -> ShardAccess {
-        let mut remote = self.clone();
-        if let ShardAccess::Remote { local, .. } = &mut remote {
-            *local = None;
+        ShardAccess {
+            local: None,
+            ..self.clone()
         }
-        remote
     }
 }
 

@@ -288,7 +288,6 @@ mod tests {
     use crate::shard::proto::Mutation;
     use crate::shard::replica::encode_filter;
     use crate::storage::Storage;
-    use crate::txn::TxnCoordinator;
     use datafusion::arrow::array::{AsArray, Int32Array};
     use datafusion::arrow::datatypes::Int32Type;
     use tonic::transport::Server;
@@ -299,15 +298,14 @@ mod tests {
 
     /// A node with `ROWS` rows of `t (id int PRIMARY KEY)` in two shard
     /// groups, and the table's id.
-    fn node() -> (tempfile::TempDir, Arc<TxnCoordinator>, u32) {
+    fn node() -> (tempfile::TempDir, Arc<ShardMap>, u32) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(Storage::open(dir.path()).unwrap());
         let shards = Arc::new(ShardMap::load_or_init(&storage, 2).unwrap());
         let catalog = Arc::new(Catalog::load(&storage).unwrap());
         let table = create_for_test(&catalog, int_table("t"));
         crate::shard::put_rows_for_test(&storage, rows(table.id.0, 0..ROWS), 1);
-        let c = Arc::new(TxnCoordinator::new(storage, shards, catalog).unwrap());
-        (dir, c, table.id.0)
+        (dir, shards, table.id.0)
     }
 
     /// The keys and encoded rows of `ids`.
@@ -346,7 +344,7 @@ mod tests {
     async fn a_remote_scan_reads_what_a_local_one_does() {
         let (_dir, c, table) = node();
         let service = Arc::new(ShardFlightService::default());
-        service.ready("c1".into(), 1, c.shards().clone(), None, c.locks().clone());
+        service.ready("c1".into(), 1, c.clone(), None, Arc::default());
         let channel = serve(service).await;
         let def = int_table("t");
         // The reader's own writes: one new row, one deleted.
@@ -356,7 +354,7 @@ mod tests {
             (key(table, 7), None),
         ];
         let mut remote = Vec::new();
-        for replica in c.shards().replicas().iter() {
+        for replica in c.replicas().iter() {
             let (start, end) = crate::encoding::keys::hash_range_bounds(
                 table,
                 replica.range().hash_start,
@@ -441,7 +439,7 @@ mod tests {
 
         let (_dir, c, table) = node();
         let service = Arc::new(ShardFlightService::default());
-        service.ready("c1".into(), 1, c.shards().clone(), None, c.locks().clone());
+        service.ready("c1".into(), 1, c.clone(), None, Arc::default());
         let channel = serve(service).await;
         let def = int_table("t");
         let schema = def.row_schema();
@@ -502,7 +500,7 @@ mod tests {
         let not_ready = serve(Arc::new(ShardFlightService::default())).await;
         let service = Arc::new(ShardFlightService::default());
         // This node is node 2; every group of this shard map is node 1's.
-        service.ready("c1".into(), 2, c.shards().clone(), None, c.locks().clone());
+        service.ready("c1".into(), 2, c.clone(), None, Arc::default());
         let channel = serve(service).await;
         let request = ScanRequest {
             table_id: table,

@@ -70,6 +70,7 @@ impl ShardRange {
 /// node's are re-created elsewhere: see `cluster`).
 pub struct ShardMap {
     replicas: RwLock<Arc<Vec<Arc<ShardReplica>>>>,
+    storage: Arc<Storage>,
 }
 
 impl ShardMap {
@@ -90,13 +91,18 @@ impl ShardMap {
     pub fn load(storage: &Arc<Storage>) -> Result<Self> {
         let ranges = load_ranges(storage)?
             .ok_or_else(|| Error::Corrupt("the shard map is missing".into()))?;
-        let replicas = ranges
-            .into_iter()
-            .map(|range| Arc::new(ShardReplica::new(range, storage.clone())))
-            .collect();
-        Ok(Self {
-            replicas: RwLock::new(Arc::new(replicas)),
-        })
+        Ok(Self::new(storage.clone(), &ranges))
+    }
+
+    /// The map of the shard groups `ranges` (none before the node is in a
+    /// cluster: [`Self::place`] places them then).
+    pub fn new(storage: Arc<Storage>, ranges: &[ShardRange]) -> Self {
+        let map = Self {
+            replicas: RwLock::default(),
+            storage,
+        };
+        map.place(ranges);
+        map
     }
 
     /// Every shard group, in order, as placed now.
@@ -118,16 +124,17 @@ impl ShardMap {
         replicas[at.min(replicas.len() - 1)].clone()
     }
 
-    /// Takes the placement of `ranges` (the same groups, placed anew):
-    /// their nodes and replicas.
+    /// Takes the placement of `ranges` (the same groups, placed anew, or
+    /// the first placement): their nodes and replicas.
     pub fn place(&self, ranges: &[ShardRange]) {
         let mut replicas = self.replicas.write().unwrap_or_else(|e| e.into_inner());
-        let placed = replicas
+        let placed = ranges
             .iter()
-            .zip(ranges)
-            .map(|(replica, range)| match replica.range() == range {
-                true => replica.clone(),
-                false => Arc::new(replica.placed(range)),
+            .enumerate()
+            .map(|(i, range)| match replicas.get(i) {
+                Some(replica) if replica.range() == range => replica.clone(),
+                Some(replica) => Arc::new(replica.placed(range)),
+                None => Arc::new(ShardReplica::new(range.clone(), self.storage.clone())),
             })
             .collect();
         *replicas = Arc::new(placed);

@@ -399,7 +399,6 @@ mod tests {
     use crate::encoding::keys::{encode_key_value, row_key};
     use crate::encoding::row::encode_rows;
     use crate::shard::ShardMap;
-    use crate::txn::TxnCoordinator;
     use datafusion::arrow::array::{Array, AsArray, Int64Array};
     use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
 
@@ -408,7 +407,7 @@ mod tests {
     const TABLE: u32 = 100;
 
     /// A one-group node with rows 0..10 of a one-column table [`TABLE`].
-    fn setup() -> (tempfile::TempDir, Arc<TxnCoordinator>, Arc<Schema>) {
+    fn setup() -> (tempfile::TempDir, Arc<ShardMap>, Arc<Schema>) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(Storage::open(dir.path()).unwrap());
         let shards = Arc::new(ShardMap::load_or_init(&storage, 1).unwrap());
@@ -435,8 +434,7 @@ mod tests {
         let rows = encode_rows(&batch).unwrap().into_iter().enumerate();
         let rows = rows.map(|(row, value)| (key(&batch, row), value)).collect();
         crate::shard::put_rows_for_test(&storage, rows, 1);
-        let coordinator = Arc::new(TxnCoordinator::new(storage, shards, catalog).unwrap());
-        (dir, coordinator, schema)
+        (dir, shards, schema)
     }
 
     fn key(batch: &RecordBatch, row: usize) -> Vec<u8> {
@@ -446,7 +444,7 @@ mod tests {
     }
 
     fn scan(
-        c: &TxnCoordinator,
+        c: &ShardMap,
         schema: &Schema,
         projection: Vec<u32>,
         point_key: Option<Vec<u8>>,
@@ -466,7 +464,7 @@ mod tests {
             ..Default::default()
         };
         let mut out = Vec::new();
-        c.shards().replicas()[0]
+        c.replicas()[0]
             .scan(&request, overlay, None, |b| {
                 out.push(b);
                 true

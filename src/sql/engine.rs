@@ -40,7 +40,6 @@ use super::ddl;
 use super::provider::{ShardSchemaProvider, TableSource, INTERNAL_SCHEMA};
 use super::session_txn::SessionTxn;
 use crate::catalog::{Tables, DATABASE, PUBLIC_SCHEMA};
-use crate::cluster::Cluster;
 use crate::error::{Error, InputError, Result};
 use crate::txn::TxnCoordinator;
 
@@ -53,8 +52,8 @@ pub struct SqlEngine {
 }
 
 impl SqlEngine {
-    /// The engine of this node, a member of `cluster`.
-    pub fn new(coordinator: Arc<TxnCoordinator>, cluster: Arc<Cluster>) -> Result<Self> {
+    /// The engine of this node, over its transactions.
+    pub fn new(coordinator: Arc<TxnCoordinator>) -> Result<Self> {
         let catalog = coordinator.catalog().clone();
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, PUBLIC_SCHEMA)
@@ -79,7 +78,7 @@ impl SqlEngine {
             .with_analyzer_rules(analyzer_rules)
             .build();
         let ctx = SessionContext::new_with_state(state);
-        let source = Arc::new(TableSource::new(coordinator.clone(), cluster, ctx.state()));
+        let source = Arc::new(TableSource::new(coordinator.clone(), ctx.state()));
         let schemas = MemoryCatalogProvider::new();
         for (name, schema) in table_schemas(&source, catalog.clone()) {
             schemas

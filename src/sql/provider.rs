@@ -32,7 +32,6 @@ use super::session_txn::SessionTxn;
 use super::system_tables::system_table;
 use super::write::{InsertSink, RowWriter};
 use crate::catalog::{TableDef, TableId, Tables, SYSTEM_TABLES};
-use crate::cluster::Cluster;
 use crate::encoding::keys::{encode_key_value, row_key, table_bounds};
 use crate::error::Error;
 use crate::shard::access::ShardAccess;
@@ -60,8 +59,6 @@ impl std::fmt::Debug for ShardSchemaProvider {
 /// What every table provider needs, shared by all schemas and sessions.
 pub struct TableSource {
     coordinator: Arc<TxnCoordinator>,
-    /// For the system tables.
-    cluster: Arc<Cluster>,
     /// Plans DEFAULT expressions (constants and functions, no columns).
     expr_planner: datafusion::execution::SessionState,
     /// Providers already made, by table id and `with_hidden`, reused while
@@ -79,12 +76,10 @@ impl std::fmt::Debug for TableSource {
 impl TableSource {
     pub fn new(
         coordinator: Arc<TxnCoordinator>,
-        cluster: Arc<Cluster>,
         expr_planner: datafusion::execution::SessionState,
     ) -> Self {
         Self {
             coordinator,
-            cluster,
             expr_planner,
             providers: Mutex::new(HashMap::new()),
         }
@@ -149,7 +144,7 @@ impl SchemaProvider for ShardSchemaProvider {
             if self.with_hidden {
                 return Ok(None);
             }
-            return Ok(system_table(name, &self.source.cluster));
+            return Ok(system_table(name, &self.source.coordinator));
         };
         let provider: Arc<dyn TableProvider> = self.source.provider(def, self.with_hidden)?;
         Ok(Some(provider))

@@ -22,8 +22,8 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::{SYSTEM_NODES, SYSTEM_REPLICAS, SYSTEM_SHARDS};
-use crate::cluster::Cluster;
 use crate::raft::META_GROUP;
+use crate::txn::TxnCoordinator;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -34,7 +34,8 @@ enum Kind {
 
 pub struct SystemTable {
     kind: Kind,
-    cluster: Arc<Cluster>,
+    /// The node's, for its cluster and its Raft groups.
+    coordinator: Arc<TxnCoordinator>,
     schema: SchemaRef,
 }
 
@@ -45,7 +46,10 @@ impl std::fmt::Debug for SystemTable {
 }
 
 /// The system table called `name`, if there is one.
-pub fn system_table(name: &str, cluster: &Arc<Cluster>) -> Option<Arc<dyn TableProvider>> {
+pub fn system_table(
+    name: &str,
+    coordinator: &Arc<TxnCoordinator>,
+) -> Option<Arc<dyn TableProvider>> {
     let (kind, fields) = match name {
         SYSTEM_NODES => (
             Kind::Nodes,
@@ -85,7 +89,7 @@ pub fn system_table(name: &str, cluster: &Arc<Cluster>) -> Option<Arc<dyn TableP
     };
     Some(Arc::new(SystemTable {
         kind,
-        cluster: cluster.clone(),
+        coordinator: coordinator.clone(),
         schema: Arc::new(Schema::new(fields)),
     }))
 }
@@ -107,9 +111,10 @@ impl TableProvider for SystemTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let status = self
-            .cluster
-            .status()
+        let coordinator = &self.coordinator;
+        let status = coordinator
+            .cluster()
+            .status(Some(coordinator.groups()))
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let int = |v: Vec<i32>| Arc::new(Int32Array::from(v)) as ArrayRef;

@@ -52,7 +52,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::distributed::{AtWork, Participant, Peers, PrepareKind};
+use super::distributed::{AtWork, Participant, PrepareKind};
 use super::one_phase::COMMIT_RETRY;
 use super::TxnCoordinator;
 use crate::error::{Error, Result};
@@ -102,13 +102,12 @@ impl TxnCoordinator {
     /// commit timestamp. The intents are resolved in the background.
     pub(super) async fn commit_async(
         self: &Arc<Self>,
-        peers: &Arc<dyn Peers>,
         batches: Vec<WriteBatch>,
         txn_id: Option<Vec<u8>>,
     ) -> Result<u64> {
         let participants: Vec<u32> = batches.iter().map(|b| b.shard_id).collect();
         let voted = Voted {
-            txn_id: txn_id.unwrap_or_else(|| self.new_txn_id(peers.node_id())),
+            txn_id: txn_id.unwrap_or_else(|| self.new_txn_id()),
             start_ts: batches.first().map_or(0, |b| b.start_ts),
             primary: *participants
                 .first()
@@ -119,27 +118,27 @@ impl TxnCoordinator {
         let vote = || PrepareKind::Vote(voted.primary, voted.participants.clone());
         if failpoint("exit-mid-prepare") {
             let primary_only = batches[..1].to_vec();
-            let prepared = self.prepare_everywhere(peers, &voted.txn_id, primary_only, vote());
+            let prepared = self.prepare_everywhere(&voted.txn_id, primary_only, vote());
             let _ = prepared.await;
             exit_at_failpoint();
         }
-        let prepared = self.prepare_everywhere(peers, &voted.txn_id, batches, vote());
+        let prepared = self.prepare_everywhere(&voted.txn_id, batches, vote());
         let outcome = match prepared.await {
             Ok(commit_ts) => Ok(commit_ts),
             // A refusal when a prepare applied.
             Err(e @ (Error::Retry(_) | Error::Input(..))) => Err(e),
             // A group may or may not have prepared: probing them settles
             // it either way, once they have leaders.
-            Err(e) => return self.settle_for(peers, &voted, e).await,
+            Err(e) => return self.settle_for(&voted, e).await,
         };
         if outcome.is_ok() && failpoint("exit-after-prepare") {
             exit_at_failpoint();
         }
         drop(at_work);
-        let (coordinator, peers) = (self.clone(), peers.clone());
+        let coordinator = self.clone();
         let decided = outcome.as_ref().ok().copied();
         tokio::spawn(async move {
-            if let Err(e) = coordinator.finish(&peers, &voted, decided).await {
+            if let Err(e) = coordinator.finish(&voted, decided).await {
                 tracing::warn!(error = %e, "a finished transaction's intents wait for recovery");
             }
         });
@@ -149,15 +148,10 @@ impl TxnCoordinator {
     /// [`Self::settle`] after the prepares failed with `failed`, tried
     /// again for up to [`COMMIT_RETRY`] (a group may be electing a new
     /// leader): the commit timestamp, or why not.
-    async fn settle_for(
-        &self,
-        peers: &Arc<dyn Peers>,
-        voted: &Voted,
-        failed: Error,
-    ) -> Result<u64> {
+    async fn settle_for(&self, voted: &Voted, failed: Error) -> Result<u64> {
         let deadline = Instant::now() + COMMIT_RETRY;
         loop {
-            match self.settle(peers, voted).await {
+            match self.settle(voted).await {
                 Ok(Some(commit_ts)) => return Ok(commit_ts),
                 Ok(None) => {
                     return Err(Error::Retry(format!(
@@ -179,24 +173,16 @@ impl TxnCoordinator {
 
     /// Where `voted` stands, from probing its groups (the primary first),
     /// resolved everywhere: committed at `Some(commit_ts)`, or aborted.
-    pub(super) async fn settle(
-        &self,
-        peers: &Arc<dyn Peers>,
-        voted: &Voted,
-    ) -> Result<Option<u64>> {
-        let outcome = self.outcome_by_probes(peers, voted).await?;
-        self.finish(peers, voted, outcome).await?;
+    pub(super) async fn settle(&self, voted: &Voted) -> Result<Option<u64>> {
+        let outcome = self.outcome_by_probes(voted).await?;
+        self.finish(voted, outcome).await?;
         Ok(outcome)
     }
 
-    async fn outcome_by_probes(
-        &self,
-        peers: &Arc<dyn Peers>,
-        voted: &Voted,
-    ) -> Result<Option<u64>> {
+    async fn outcome_by_probes(&self, voted: &Voted) -> Result<Option<u64>> {
         let mut commit_ts = 0;
         for groups in [vec![voted.primary], voted.secondaries()] {
-            for status in self.probe_everywhere(peers, voted, &groups).await? {
+            for status in self.probe_everywhere(voted, &groups).await? {
                 match status.state {
                     Some(State::Prepared(min_commit_ts)) => {
                         commit_ts = commit_ts.max(min_commit_ts)
@@ -218,32 +204,21 @@ impl TxnCoordinator {
 
     /// Commits (`Some(commit_ts)`) or aborts `voted` in its primary group,
     /// then in the others.
-    async fn finish(
-        &self,
-        peers: &Arc<dyn Peers>,
-        voted: &Voted,
-        outcome: Option<u64>,
-    ) -> Result<()> {
+    async fn finish(&self, voted: &Voted, outcome: Option<u64>) -> Result<()> {
         for groups in [vec![voted.primary], voted.secondaries()] {
-            (self.resolve_everywhere(peers, &voted.txn_id, outcome, voted.start_ts, &groups))
-                .await?;
+            (self.resolve_everywhere(&voted.txn_id, outcome, voted.start_ts, &groups)).await?;
         }
         Ok(())
     }
 
     /// Where `voted` stands in each of `groups`, asked of their leaders
     /// (following a leader that moved).
-    async fn probe_everywhere(
-        &self,
-        peers: &Arc<dyn Peers>,
-        voted: &Voted,
-        groups: &[u32],
-    ) -> Result<Vec<TxnStatus>> {
+    async fn probe_everywhere(&self, voted: &Voted, groups: &[u32]) -> Result<Vec<TxnStatus>> {
         let statuses = Mutex::new(Vec::new());
         let probe = |node: u32, groups: Vec<u32>| {
             let statuses = &statuses;
             async move {
-                let found = self.probe_on(peers, node, voted, groups).await?;
+                let found = self.probe_on(node, voted, groups).await?;
                 statuses
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -255,14 +230,8 @@ impl TxnCoordinator {
         Ok(statuses.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
-    async fn probe_on(
-        &self,
-        peers: &Arc<dyn Peers>,
-        node: u32,
-        voted: &Voted,
-        groups: Vec<u32>,
-    ) -> Result<Vec<TxnStatus>> {
-        if node == peers.node_id() {
+    async fn probe_on(&self, node: u32, voted: &Voted, groups: Vec<u32>) -> Result<Vec<TxnStatus>> {
+        if node == self.node {
             return self
                 .probe_here(&voted.txn_id, voted.start_ts, &groups)
                 .await;
@@ -273,7 +242,7 @@ impl TxnCoordinator {
             start_ts: voted.start_ts,
         };
         let probe = |mut c: Participant, r| async move { c.probe(r).await };
-        let answer = self.ask_participant(peers, node, &request, probe).await?;
+        let answer = self.ask_participant(node, &request, probe).await?;
         Ok(answer.statuses)
     }
 
@@ -281,7 +250,7 @@ impl TxnCoordinator {
     /// are far enough behind the GC safe point `safe_point`: one Raft write
     /// in each group that has any (`shard::machine::forget_command`).
     pub async fn forget_settled(&self, safe_point: u64) -> Result<()> {
-        let groups = self.groups()?;
+        let groups = &self.groups;
         for group in groups.led_here() {
             let storage = self.storage.clone();
             let command = tokio::task::spawn_blocking(move || {
@@ -305,7 +274,7 @@ impl TxnCoordinator {
         start_ts: u64,
         groups: &[u32],
     ) -> Result<Vec<TxnStatus>> {
-        let shard_groups = self.groups()?;
+        let shard_groups = &self.groups;
         let probes = groups
             .iter()
             .map(|&group| shard_groups.propose(group, probe_command(txn_id, start_ts)));

@@ -29,7 +29,7 @@ use tonic::transport::Channel;
 use super::async_commit::Voted;
 use super::oracle::proto::DecideRequest;
 use super::{OracleCall, TxnCoordinator};
-use crate::catalog::TableDef;
+use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::raft::groups::{ShardGroups, QUORUM_WAIT};
 use crate::rpc::call_twice;
@@ -91,29 +91,11 @@ pub(super) enum PrepareKind {
     SentAhead,
 }
 
-/// What a cross-node commit needs to know of the cluster.
-pub trait Peers: Send + Sync {
-    /// This node's id.
-    fn node_id(&self) -> u32;
-    /// The meta group's replicas.
-    fn meta_replicas(&self) -> Vec<u32>;
-    fn cluster_id(&self) -> String;
-    /// The pooled channel to node `node`.
-    fn channel(&self, node: u32) -> Result<Channel>;
-    /// On the oracle: gives every other live member the catalog `tables`,
-    /// which the meta group applied at `meta_index`.
-    fn publish_catalog(
-        &self,
-        tables: Vec<Arc<TableDef>>,
-        meta_index: u64,
-    ) -> BoxFuture<'_, Result<()>>;
-}
-
 /// Finds a replicated group's leader again for a scan (see
 /// `shard::access`), as [`TxnCoordinator::on_homes`] does for writes.
 pub(super) struct Leaders {
     pub groups: Arc<ShardGroups>,
-    pub peers: Arc<dyn Peers>,
+    pub cluster: Arc<Cluster>,
 }
 
 impl Reroute for Leaders {
@@ -126,7 +108,7 @@ impl Reroute for Leaders {
         self.groups.missed(group, failed, &range.replicas);
         Box::pin(async move {
             let node = self.groups.leader(group, first).await?;
-            Ok((node, self.peers.channel(node)?))
+            Ok((node, self.cluster.channel(node)?))
         })
     }
 }
@@ -138,7 +120,6 @@ impl TxnCoordinator {
     /// the RPCs itself).
     pub(super) fn commit_across(
         &self,
-        peers: &Arc<dyn Peers>,
         batches: Vec<WriteBatch>,
         decide: DecideRequest,
     ) -> Result<u64> {
@@ -150,9 +131,9 @@ impl TxnCoordinator {
         let _at_work = AtWork::on(self, &txn_id);
 
         // 1. Prepare, on the node that takes each group's writes now.
-        let prepared = self.prepare_everywhere(peers, &txn_id, batches, PrepareKind::ForDecision);
+        let prepared = self.prepare_everywhere(&txn_id, batches, PrepareKind::ForDecision);
         if let Err(e) = runtime.block_on(prepared) {
-            runtime.block_on(self.abort_everywhere(peers, &txn_id, start_ts, &groups));
+            runtime.block_on(self.abort_everywhere(&txn_id, start_ts, &groups));
             return Err(e);
         }
 
@@ -160,13 +141,13 @@ impl TxnCoordinator {
         let commit_ts = match runtime.block_on(self.decide_at_oracle(decide)) {
             Ok(commit_ts) => commit_ts,
             Err(e) => {
-                runtime.block_on(self.abort_everywhere(peers, &txn_id, start_ts, &groups));
+                runtime.block_on(self.abort_everywhere(&txn_id, start_ts, &groups));
                 return Err(e);
             }
         };
 
         // 3. Apply everywhere, then let reads pass it.
-        let resolved = self.resolve_everywhere(peers, &txn_id, Some(commit_ts), start_ts, &groups);
+        let resolved = self.resolve_everywhere(&txn_id, Some(commit_ts), start_ts, &groups);
         match runtime.block_on(resolved) {
             Ok(()) => {
                 if let Err(e) = runtime.block_on(self.ask_oracle(OracleCall::Done(txn_id))) {
@@ -184,7 +165,6 @@ impl TxnCoordinator {
     /// minimum commit timestamp of the groups is (0 otherwise).
     pub(super) async fn prepare_everywhere(
         &self,
-        peers: &Arc<dyn Peers>,
         txn_id: &[u8],
         batches: Vec<WriteBatch>,
         kind: PrepareKind,
@@ -204,11 +184,11 @@ impl TxnCoordinator {
             };
             let min_commit_ts = &min_commit_ts;
             async move {
-                let ts = if node == peers.node_id() {
+                let ts = if node == self.node {
                     self.prepare(request).await?
                 } else {
                     let prepare = |mut c: Participant, r| async move { c.prepare(r).await };
-                    let answer = self.ask_participant(peers, node, &request, prepare);
+                    let answer = self.ask_participant(node, &request, prepare);
                     answer.await?.min_commit_ts
                 };
                 min_commit_ts.fetch_max(ts, Ordering::AcqRel);
@@ -225,14 +205,13 @@ impl TxnCoordinator {
     /// Resolving twice is harmless.
     pub(super) async fn resolve_everywhere(
         &self,
-        peers: &Arc<dyn Peers>,
         txn_id: &[u8],
         outcome: Option<u64>,
         start_ts: u64,
         groups: &[u32],
     ) -> Result<()> {
         let resolve = |node: u32, groups: Vec<u32>| async move {
-            self.resolve_on(peers, node, txn_id, (outcome, start_ts), &groups)
+            self.resolve_on(node, txn_id, (outcome, start_ts), &groups)
                 .await
         };
         self.on_homes(groups.to_vec(), |&g| g, resolve).await
@@ -282,10 +261,8 @@ impl TxnCoordinator {
                 };
                 let groups: Vec<u32> = failed.iter().map(group_of).collect();
                 self.missed(node, &groups);
-                let replicated = groups.iter().all(|&g| self.is_replicated(g));
-                let elsewhere = matches!(e, Error::NotLeader(_))
-                    || (replicated && matches!(e, Error::NodeUnreachable(_)));
-                if !elsewhere {
+                // Every group is a Raft group: another replica may lead it.
+                if !matches!(e, Error::NotLeader(_) | Error::NodeUnreachable(_)) {
                     return Err(e);
                 }
                 items.extend(failed);
@@ -301,13 +278,12 @@ impl TxnCoordinator {
 
     async fn resolve_on(
         &self,
-        peers: &Arc<dyn Peers>,
         node: u32,
         txn_id: &[u8],
         (outcome, start_ts): (Option<u64>, u64),
         groups: &[u32],
     ) -> Result<()> {
-        if node == peers.node_id() {
+        if node == self.node {
             return self
                 .resolve_prepared(txn_id, outcome, start_ts, groups)
                 .await;
@@ -321,7 +297,7 @@ impl TxnCoordinator {
                     shard_ids,
                 };
                 let commit = |mut c: Participant, r| async move { c.commit_prepared(r).await };
-                self.ask_participant(peers, node, &request, commit).await?;
+                self.ask_participant(node, &request, commit).await?;
             }
             None => {
                 let request = AbortRequest {
@@ -330,7 +306,7 @@ impl TxnCoordinator {
                     start_ts,
                 };
                 let abort = |mut c: Participant, r| async move { c.abort(r).await };
-                self.ask_participant(peers, node, &request, abort).await?;
+                self.ask_participant(node, &request, abort).await?;
             }
         }
         Ok(())
@@ -339,12 +315,9 @@ impl TxnCoordinator {
     /// After `node` failed to take the writes of `groups`: the next try of
     /// a group this node holds no replica of goes to another replica.
     pub(super) fn missed(&self, node: u32, groups: &[u32]) {
-        let Ok(shard_groups) = self.groups() else {
-            return;
-        };
         for &group in groups {
             if let Some(replica) = self.shards().replicas().get(group as usize) {
-                shard_groups.missed(group, node, &replica.range().replicas);
+                self.groups.missed(group, node, &replica.range().replicas);
             }
         }
     }
@@ -352,14 +325,8 @@ impl TxnCoordinator {
     /// Aborts `txn_id` in every group of `groups` (those that did not
     /// prepare have nothing to drop); what cannot be reached now is left
     /// to recovery.
-    async fn abort_everywhere(
-        &self,
-        peers: &Arc<dyn Peers>,
-        txn_id: &[u8],
-        start_ts: u64,
-        groups: &[u32],
-    ) {
-        if let Err(e) = (self.resolve_everywhere(peers, txn_id, None, start_ts, groups)).await {
+    async fn abort_everywhere(&self, txn_id: &[u8], start_ts: u64, groups: &[u32]) {
+        if let Err(e) = (self.resolve_everywhere(txn_id, None, start_ts, groups)).await {
             tracing::warn!(error = %e, "an aborted transaction waits for recovery");
         }
     }
@@ -396,38 +363,37 @@ impl TxnCoordinator {
     /// applied in their groups and reported done. A coordinator that died
     /// at any point, or a leader that changed, thus leaves nothing half
     /// done. Blocks.
-    pub fn recover(&self, peers: &Arc<dyn Peers>, at_least: std::time::Duration) {
-        self.recover_prepared(peers, at_least);
-        self.recover_decided(peers, at_least.min(DECISION_RECOVER_AFTER));
+    pub fn recover(&self, at_least: std::time::Duration) {
+        self.recover_prepared(at_least);
+        self.recover_decided(at_least.min(DECISION_RECOVER_AFTER));
     }
 
     /// The prepared transactions of [`Self::recover`], but those whose
     /// coordinator is still at work on them. Blocks.
-    fn recover_prepared(&self, peers: &Arc<dyn Peers>, at_least: std::time::Duration) {
+    fn recover_prepared(&self, at_least: std::time::Duration) {
         let mut waiting: Vec<(Vec<u8>, Vec<u32>, Intent)> = Vec::new();
-        if let Ok(groups) = self.groups() {
-            let now_ms = super::since_epoch().as_millis() as u64;
-            for group in groups.led_here() {
-                match crate::shard::machine::intents(&self.storage, group) {
-                    Ok(intents) => waiting.extend(
-                        intents
-                            .into_iter()
-                            .filter(|(_, intent)| {
-                                now_ms.saturating_sub(intent.prepared_at_ms)
-                                    >= at_least.as_millis() as u64
-                            })
-                            .map(|(txn_id, intent)| (txn_id, vec![group], intent)),
-                    ),
-                    Err(e) => {
-                        tracing::warn!(group, error = %e, "could not read the prepared transactions")
-                    }
+        let groups = &self.groups;
+        let now_ms = super::since_epoch().as_millis() as u64;
+        for group in groups.led_here() {
+            match crate::shard::machine::intents(&self.storage, group) {
+                Ok(intents) => waiting.extend(
+                    intents
+                        .into_iter()
+                        .filter(|(_, intent)| {
+                            now_ms.saturating_sub(intent.prepared_at_ms)
+                                >= at_least.as_millis() as u64
+                        })
+                        .map(|(txn_id, intent)| (txn_id, vec![group], intent)),
+                ),
+                Err(e) => {
+                    tracing::warn!(group, error = %e, "could not read the prepared transactions")
                 }
             }
         }
         for (txn_id, groups, intent) in waiting {
             let start_ts = intent.start_ts;
             let resolved = block_on(async {
-                if self.coordinator_at_work(peers, &txn_id).await {
+                if self.coordinator_at_work(&txn_id).await {
                     return Ok(());
                 }
                 // Writes sent ahead by a transaction no one runs any more:
@@ -445,7 +411,7 @@ impl TxnCoordinator {
                         primary,
                         participants: intent.participants,
                     };
-                    return self.settle(peers, &voted).await.map(|_| ());
+                    return self.settle(&voted).await.map(|_| ());
                 }
                 let outcome = self.ask_oracle(OracleCall::Resolve(txn_id.clone())).await?;
                 self.resolve_prepared(&txn_id, outcome, start_ts, &groups)
@@ -459,11 +425,11 @@ impl TxnCoordinator {
 
     /// The decisions in flight of [`Self::recover`], on the oracle.
     /// Blocks.
-    fn recover_decided(&self, peers: &Arc<dyn Peers>, at_least: std::time::Duration) {
+    fn recover_decided(&self, at_least: std::time::Duration) {
         if !self.serves_oracle() {
             return;
         }
-        let decided = match self.decisions().waiting(&self.storage, at_least) {
+        let decided = match self.oracle.decisions().waiting(&self.storage, at_least) {
             Ok(decided) => decided,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the commit decisions in flight");
@@ -472,7 +438,6 @@ impl TxnCoordinator {
         };
         for (txn_id, decision) in decided {
             let applied = block_on(self.resolve_everywhere(
-                peers,
                 &txn_id,
                 Some(decision.commit_ts),
                 0,
@@ -485,8 +450,8 @@ impl TxnCoordinator {
         }
     }
 
-    fn participant(&self, peers: &Arc<dyn Peers>, node: u32) -> Result<Participant> {
-        Ok(ParticipantClient::new(peers.channel(node)?))
+    fn participant(&self, node: u32) -> Result<Participant> {
+        Ok(ParticipantClient::new(self.cluster.channel(node)?))
     }
 
     /// Calls `method` of the Participant service of `node` with `request`
@@ -494,7 +459,6 @@ impl TxnCoordinator {
     /// naming the node.
     pub(super) async fn ask_participant<Req, T, Fut>(
         &self,
-        peers: &Arc<dyn Peers>,
         node: u32,
         request: &Req,
         method: impl Fn(Participant, tonic::Request<Req>) -> Fut,
@@ -503,8 +467,8 @@ impl TxnCoordinator {
         Req: Clone,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        let client = self.participant(peers, node)?;
-        call_twice(&client, request, &peers.cluster_id(), method)
+        let client = self.participant(node)?;
+        call_twice(&client, request, &self.cluster_id, method)
             .await
             .map(tonic::Response::into_inner)
             .map_err(|s| Error::from_rpc(&format!("node {node}"), s))
@@ -523,18 +487,18 @@ impl TxnCoordinator {
     /// Whether the coordinator of `txn_id` (the node its id names) says it
     /// is still committing it. One that does not answer is not: it died,
     /// or is cut off and will find its transaction aborted.
-    async fn coordinator_at_work(&self, peers: &Arc<dyn Peers>, txn_id: &[u8]) -> bool {
+    async fn coordinator_at_work(&self, txn_id: &[u8]) -> bool {
         let Some(node) = txn_id.first_chunk().map(|b| u32::from_be_bytes(*b)) else {
             return false;
         };
-        if node == peers.node_id() {
+        if node == self.node {
             return self.committing(txn_id);
         }
         let request = CommittingRequest {
             txn_id: txn_id.to_vec(),
         };
         let committing = |mut c: Participant, r| async move { c.committing(r).await };
-        let asked = self.ask_participant(peers, node, &request, committing);
+        let asked = self.ask_participant(node, &request, committing);
         matches!(
             tokio::time::timeout(COORDINATOR_ANSWER_WAIT, asked).await,
             Ok(Ok(answer)) if answer.committing
@@ -543,8 +507,8 @@ impl TxnCoordinator {
 
     /// A transaction id unique in the cluster: the node id, the time this
     /// node started, and a counter.
-    pub(super) fn new_txn_id(&self, node: u32) -> Vec<u8> {
-        let mut id = node.to_be_bytes().to_vec();
+    pub(super) fn new_txn_id(&self) -> Vec<u8> {
+        let mut id = self.node.to_be_bytes().to_vec();
         id.extend_from_slice(&self.txn_epoch.to_be_bytes());
         id.extend_from_slice(
             &self

@@ -25,11 +25,11 @@
 //!   recorded limit.
 //!
 //! Every node finds the leader as it finds a shard group's
-//! ([`TxnCoordinator::at_meta`]): from its own replica, or by trying the
+//! (`Cluster::at_meta`): from its own replica, or by trying the
 //! meta replicas in turn, for up to `QUORUM_WAIT`.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use prost::Message;
 
@@ -39,12 +39,12 @@ use super::oracle::proto::{
     oracle_command, BeginRequest, Decide, DecideRequest, DoneRequest, DoneResponse, OracleApplied,
     OracleCommand, ResolveRequest, ResolveResponse, TimestampLimit,
 };
-use super::oracle::DECISION_PREFIX;
-use super::{clock, tso, TxnCoordinator};
-use crate::catalog::{NEXT_TABLE_ID, TABLE_PREFIX};
+use super::oracle::{Decisions, DECISION_PREFIX};
+use super::{clock, tso, Clock, TxnCoordinator};
+use crate::catalog::{Catalog, SchemaChange, TableDef, TableId, NEXT_TABLE_ID, TABLE_PREFIX};
 use crate::cluster::meta::{oracle_answer, oracle_command};
+use crate::encoding::keys::table_bounds;
 use crate::error::{Error, Result};
-use crate::raft::groups::QUORUM_WAIT;
 use crate::raft::{StateMachine, META_GROUP};
 use crate::rpc::call_twice;
 use crate::storage::{EachRecord, Family, Storage, StorageBatch, View};
@@ -62,11 +62,32 @@ pub enum OracleCall {
     Resolve(Vec<u8>),
 }
 
+/// The timestamp oracle's state, which every meta replica keeps by
+/// applying the meta group's log: the clock, the timestamp limit, the
+/// decisions of schema changes, and the catalog they change. The node
+/// that leads the meta group serves the oracle from it
+/// ([`TxnCoordinator::serve_oracle`]).
+pub struct Oracle {
+    storage: Arc<Storage>,
+    catalog: Arc<Catalog>,
+    /// As the meta group's leader: the oracle's clock (see `tso`).
+    clock: Clock,
+    /// The timestamp limit (see `tso`).
+    limit: tso::Limit,
+    /// The schema changes decided and not yet applied in every group they
+    /// wrote (see [`super::oracle`]).
+    decisions: Mutex<Decisions>,
+    /// The meta group's term in which this node, as its leader, applied
+    /// every entry of earlier terms.
+    term: AtomicU64,
+    /// Held while a schema change is decided.
+    schema_lock: tokio::sync::Mutex<()>,
+}
+
 /// The oracle's part of the meta group's state machine (the cluster's
 /// `MetaMachine` passes it the oracle's commands): `OracleCommand` and
-/// `OracleApplied` of `proto/txn.proto`. Weak: the coordinator holds the
-/// Raft groups, which hold this.
-pub(super) struct OracleMachine(Weak<TxnCoordinator>);
+/// `OracleApplied` of `proto/txn.proto`.
+struct OracleMachine(Arc<Oracle>);
 
 /// The `meta` records of the oracle's state.
 const ORACLE_PREFIXES: [&[u8]; 5] = [
@@ -77,19 +98,11 @@ const ORACLE_PREFIXES: [&[u8]; 5] = [
     tso::LIMIT_KEY,
 ];
 
-impl OracleMachine {
-    fn coordinator(&self) -> Result<Arc<TxnCoordinator>> {
-        self.0
-            .upgrade()
-            .ok_or_else(|| Error::Unavailable("the node is stopping".into()))
-    }
-}
-
 impl StateMachine for OracleMachine {
     fn apply(&self, command: &[u8], batch: StorageBatch) -> Result<Vec<u8>> {
         let command = OracleCommand::decode(command)
             .map_err(|e| Error::Corrupt(format!("meta log entry: {e}")))?;
-        let outcome = self.coordinator()?.apply_meta(command, batch)?;
+        let outcome = self.0.apply(command, batch)?;
         Ok(OracleApplied {
             outcome: Some(outcome),
         }
@@ -109,19 +122,35 @@ impl StateMachine for OracleMachine {
     }
 
     fn reload(&self) -> Result<()> {
-        self.coordinator()?.reload_meta()
+        self.0.reload()
     }
 }
 
-impl TxnCoordinator {
-    /// The oracle's part of the meta group's state, for its Raft group
-    /// on this node.
-    pub fn oracle_machine(self: &Arc<Self>) -> Arc<dyn StateMachine> {
-        Arc::new(OracleMachine(Arc::downgrade(self)))
+impl Oracle {
+    /// The oracle's state as this node's meta replica holds it (none
+    /// before the meta group's first entries). Blocks on disk.
+    pub fn load(storage: Arc<Storage>, catalog: Arc<Catalog>) -> Result<Self> {
+        let limit = tso::Limit::default();
+        limit.applied(stored_limit(&storage)?);
+        Ok(Self {
+            clock: Clock::load(&storage)?,
+            limit,
+            decisions: Mutex::new(Decisions::load(&storage)?),
+            term: AtomicU64::new(0),
+            schema_lock: tokio::sync::Mutex::new(()),
+            storage,
+            catalog,
+        })
+    }
+
+    /// The oracle's part of the meta group's state machine, for its Raft
+    /// group on this node.
+    pub fn machine(self: &Arc<Self>) -> Arc<dyn StateMachine> {
+        Arc::new(OracleMachine(self.clone()))
     }
 
     /// Applies an oracle command of the meta group's log. Blocks on disk.
-    fn apply_meta(&self, command: OracleCommand, batch: StorageBatch) -> Result<Outcome> {
+    fn apply(&self, command: OracleCommand, batch: StorageBatch) -> Result<Outcome> {
         let decision = |commit_ts: Option<u64>| Outcome::Decision(ResolveResponse { commit_ts });
         match command.command {
             Some(oracle_command::Command::Decide(Decide { request, commit_ts })) => {
@@ -155,6 +184,108 @@ impl TxnCoordinator {
         }
     }
 
+    /// Reads the oracle's state again after a snapshot replaced it. Blocks
+    /// on disk.
+    fn reload(&self) -> Result<()> {
+        let mut decisions = self.decisions();
+        self.clock.reload(&self.storage)?;
+        self.limit.applied(stored_limit(&self.storage)?);
+        self.catalog.reload(&self.storage)?;
+        *decisions = Decisions::load(&self.storage)?;
+        Ok(())
+    }
+
+    pub(super) fn decisions(&self) -> std::sync::MutexGuard<'_, Decisions> {
+        // The state is only changed after its records are written, so a
+        // panic elsewhere leaves it consistent.
+        self.decisions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The timestamp oracle, applying the meta group's `Decide`: records
+    /// the commit point of a transaction with a schema change at
+    /// `commit_ts` (the meta group leader's choice), with the change, which
+    /// is checked against the catalog (so are the tables it writes), all in
+    /// one write with `batch`; then purges the rows of the tables it
+    /// dropped here. Asking twice gets the same answer. Blocks on disk.
+    fn decide_here(
+        &self,
+        request: DecideRequest,
+        commit_ts: u64,
+        mut batch: StorageBatch,
+    ) -> Result<u64> {
+        let schema = super::schema_change_of(&request)?;
+        let mut decisions = self.decisions();
+        match self.earlier_or_check(&request, &schema) {
+            Ok(None) => {}
+            // Nothing to record but the entry applied, if `batch` says so.
+            Ok(Some(commit_ts)) => {
+                self.storage.write(batch)?;
+                return Ok(commit_ts);
+            }
+            Err(e) => {
+                self.storage.write(batch)?;
+                return Err(e);
+            }
+        }
+        self.catalog.stage(&schema, &mut batch)?;
+        decisions.decide(
+            &self.storage,
+            &self.clock,
+            &request.txn_id,
+            request.participants,
+            commit_ts,
+            batch,
+        )?;
+        let dropped: Vec<Arc<TableDef>> = schema.dropped().cloned().collect();
+        self.catalog.apply(schema);
+        drop(decisions);
+        self.purge(dropped);
+        Ok(commit_ts)
+    }
+
+    /// The commit timestamp of `request`'s transaction if it is decided
+    /// already; otherwise whether it can be decided: its schema change
+    /// `schema` and the tables it writes against the catalog. Called under
+    /// the commit lock. Blocks on disk.
+    fn earlier_or_check(
+        &self,
+        request: &DecideRequest,
+        schema: &SchemaChange,
+    ) -> Result<Option<u64>> {
+        if let Some(commit_ts) = Decisions::earlier(&self.storage, &request.txn_id)? {
+            return Ok(Some(commit_ts));
+        }
+        let written: Vec<TableId> = request.written_tables.iter().map(|&t| TableId(t)).collect();
+        self.catalog.validate(schema, &written).map(|()| None)
+    }
+
+    /// The timestamp oracle: every participant applied `txn_id`; written
+    /// with `batch`. Blocks on disk.
+    fn done_here(&self, txn_id: &[u8], batch: StorageBatch) -> Result<()> {
+        self.decisions().done(&self.storage, txn_id, batch)
+    }
+
+    /// The timestamp oracle: the decision for `txn_id`, aborting it if it
+    /// has none (see [`oracle`]); written with `batch`. Blocks on disk.
+    fn resolve_here(&self, txn_id: &[u8], batch: StorageBatch) -> Result<Option<u64>> {
+        self.decisions().resolve(&self.storage, txn_id, batch)
+    }
+
+    /// Purges the rows of the tables `dropped` by a commit. No transaction
+    /// can see those tables any more, and none can commit rows into them
+    /// (`Catalog::validate`). A failure leaves unreachable rows behind, not
+    /// a failed commit. Blocks on disk.
+    fn purge(&self, dropped: Vec<Arc<TableDef>>) {
+        for def in dropped {
+            let (start, end) = table_bounds(def.id.0);
+            if let Err(e) = self.storage.purge_range(&start, &end) {
+                tracing::warn!(table = %def.name, error = %e, "could not purge a dropped table");
+            }
+        }
+    }
+}
+
+impl TxnCoordinator {
     /// Replicates the oracle's `command` in the meta group, which this
     /// node leads: the oracle's answer.
     async fn propose_meta(&self, command: oracle_command::Command) -> Result<Outcome> {
@@ -162,24 +293,13 @@ impl TxnCoordinator {
             command: Some(command),
         };
         let answer = self
-            .groups()?
+            .groups
             .propose(META_GROUP, oracle_command(command.encode_to_vec()))
             .await?;
         OracleApplied::decode(oracle_answer(&answer)?.as_slice())
             .ok()
             .and_then(|applied| applied.outcome)
             .ok_or_else(|| Error::Internal("the oracle's answer cannot be read".into()))
-    }
-
-    /// Reads the oracle's state again after a snapshot replaced it. Blocks
-    /// on disk.
-    fn reload_meta(&self) -> Result<()> {
-        let mut decisions = self.decisions();
-        self.clock.reload(&self.storage)?;
-        self.limit.applied(super::stored_limit(&self.storage)?);
-        self.catalog.reload(&self.storage)?;
-        *decisions = super::oracle::Decisions::load(&self.storage)?;
-        Ok(())
     }
 
     /// Answers `call` as the oracle: as the meta group's leader (else
@@ -208,14 +328,15 @@ impl TxnCoordinator {
     /// its clock has seen every commit timestamp recorded and is moved past
     /// the timestamp limit a former leader recorded (see `tso`).
     async fn lead_meta(&self) -> Result<()> {
-        let groups = self.groups()?;
+        let groups = &self.groups;
         let term = groups
             .leading_term(META_GROUP)
             .ok_or_else(|| Error::NotLeader("this node does not lead the meta group".into()))?;
-        if self.meta_term.load(Ordering::Acquire) != term {
+        let oracle = &self.oracle;
+        if oracle.term.load(Ordering::Acquire) != term {
             groups.linearize(META_GROUP).await?;
-            self.clock.skip_to(self.limit.get());
-            self.meta_term.store(term, Ordering::Release);
+            oracle.clock.skip_to(oracle.limit.get());
+            oracle.term.store(term, Ordering::Release);
         }
         Ok(())
     }
@@ -225,14 +346,14 @@ impl TxnCoordinator {
     /// so above every commit acknowledged before; no meta group write
     /// unless the limit must rise (see `tso`).
     async fn issue(&self, count: u64) -> Result<u64> {
-        let groups = self.groups()?;
-        groups.linearize(META_GROUP).await?;
+        self.groups.linearize(META_GROUP).await?;
         self.lead_meta().await?;
-        let first = self.clock.reserve(count);
+        let oracle = &self.oracle;
+        let first = oracle.clock.reserve(count);
         let last = first + count.max(1) - 1;
-        if last >= self.limit.get() {
-            let _raising = self.limit.raising.lock().await;
-            if last >= self.limit.get() {
+        if last >= oracle.limit.get() {
+            let _raising = oracle.limit.raising.lock().await;
+            if last >= oracle.limit.get() {
                 let limit = last + tso::WINDOW_US;
                 let raise = oracle_command::Command::TimestampLimit(TimestampLimit { limit });
                 self.propose_meta(raise).await?;
@@ -243,19 +364,18 @@ impl TxnCoordinator {
 
     /// `Decide` on the meta group's leader (see the module docs).
     async fn decide_replicated(&self, request: DecideRequest) -> Result<u64> {
-        let groups = self.groups()?;
         let schema = super::schema_change_of(&request)?;
         let _one_schema_change = match schema.is_empty() {
             true => None,
-            false => Some(self.schema_lock.lock().await),
+            false => Some(self.oracle.schema_lock.lock().await),
         };
         let commit_ts = self.issue(1).await?;
         {
             // Readers take fresh timestamps and wait at the groups for the
             // prepared intents (see the module docs): nothing here holds
             // them back while the decision is replicated.
-            let _decisions = self.decisions();
-            if let Some(commit_ts) = self.earlier_or_check(&request, &schema)? {
+            let _decisions = self.oracle.decisions();
+            if let Some(commit_ts) = self.oracle.earlier_or_check(&request, &schema)? {
                 return Ok(commit_ts);
             }
         }
@@ -268,7 +388,8 @@ impl TxnCoordinator {
                 commit_ts: Some(commit_ts),
             }) => {
                 if !schema.is_empty() {
-                    self.publish_catalog(groups.applied_index(META_GROUP)).await;
+                    self.publish_catalog(self.groups.applied_index(META_GROUP))
+                        .await;
                 }
                 Ok(commit_ts)
             }
@@ -285,100 +406,59 @@ impl TxnCoordinator {
     /// Asks the oracle `call` (here or on another node; see
     /// [`Self::serve_oracle`]).
     pub async fn ask_oracle(&self, call: OracleCall) -> Result<Option<u64>> {
-        let peers = self
-            .peers
-            .get()
-            .ok_or_else(|| Error::Internal("the oracle of a one-node cluster is local".into()))?;
-        let cluster_id = peers.cluster_id();
-        self.at_meta(|node| {
-            let call = call.clone();
-            let cluster_id = cluster_id.clone();
-            async move {
-                if node == peers.node_id() {
-                    return self.serve_oracle(call).await;
-                }
-                let client = OracleClient::new(peers.channel(node)?);
-                let peer = format!("node {node}");
-                let answer = match call {
-                    OracleCall::Begin(count) => call_twice(
-                        &client,
-                        &BeginRequest { count },
-                        &cluster_id,
-                        |mut c, r| async move { c.begin(r).await },
-                    )
-                    .await
-                    .map(|r| Some(r.into_inner().read_ts)),
-                    OracleCall::Decide(request) => {
-                        call_twice(&client, &request, &cluster_id, |mut c, r| async move {
-                            c.decide(r).await
-                        })
+        let cluster_id = &self.cluster_id;
+        self.cluster
+            .at_meta(&self.groups, |node| {
+                let call = call.clone();
+                let cluster_id = cluster_id.clone();
+                async move {
+                    if node == self.node {
+                        return self.serve_oracle(call).await;
+                    }
+                    let client = OracleClient::new(self.cluster.channel(node)?);
+                    let peer = format!("node {node}");
+                    let answer = match call {
+                        OracleCall::Begin(count) => call_twice(
+                            &client,
+                            &BeginRequest { count },
+                            &cluster_id,
+                            |mut c, r| async move { c.begin(r).await },
+                        )
                         .await
-                        .map(|r| Some(r.into_inner().commit_ts))
-                    }
-                    OracleCall::Done(txn_id) => call_twice(
-                        &client,
-                        &DoneRequest { txn_id },
-                        &cluster_id,
-                        |mut c, r| async move { c.done(r).await },
-                    )
-                    .await
-                    .map(|_| None),
-                    OracleCall::Resolve(txn_id) => call_twice(
-                        &client,
-                        &ResolveRequest { txn_id },
-                        &cluster_id,
-                        |mut c, r| async move { c.resolve(r).await },
-                    )
-                    .await
-                    .map(|r| r.into_inner().commit_ts),
-                };
-                answer.map_err(|s| Error::from_rpc(&peer, s))
-            }
-        })
-        .await
-    }
-
-    /// Calls `call` with the node that serves the meta group now: the meta
-    /// group's leader. A node that turns out not to
-    /// lead it, or cannot be reached, is followed by the next guess for up
-    /// to [`QUORUM_WAIT`].
-    pub async fn at_meta<T, F, Fut>(&self, call: F) -> Result<T>
-    where
-        F: Fn(u32) -> Fut,
-        Fut: std::future::Future<Output = Result<T>>,
-    {
-        let peers = self
-            .peers
-            .get()
-            .ok_or_else(|| Error::Internal("a one-node cluster has no meta group".into()))?;
-        let replicas = peers.meta_replicas();
-        let Some(&first) = replicas.first() else {
-            return Err(Error::Internal(
-                "the cluster's meta group has no replicas (a cluster of an older build)".into(),
-            ));
-        };
-        let groups = self.groups()?;
-        let deadline = std::time::Instant::now() + QUORUM_WAIT;
-        loop {
-            let node = groups.leader(META_GROUP, first).await?;
-            match call(node).await {
-                Err(e @ (Error::NotLeader(_) | Error::NodeUnreachable(_))) => {
-                    groups.missed(META_GROUP, node, &replicas);
-                    if std::time::Instant::now() >= deadline {
-                        return Err(e);
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        .map(|r| Some(r.into_inner().read_ts)),
+                        OracleCall::Decide(request) => {
+                            call_twice(&client, &request, &cluster_id, |mut c, r| async move {
+                                c.decide(r).await
+                            })
+                            .await
+                            .map(|r| Some(r.into_inner().commit_ts))
+                        }
+                        OracleCall::Done(txn_id) => call_twice(
+                            &client,
+                            &DoneRequest { txn_id },
+                            &cluster_id,
+                            |mut c, r| async move { c.done(r).await },
+                        )
+                        .await
+                        .map(|_| None),
+                        OracleCall::Resolve(txn_id) => call_twice(
+                            &client,
+                            &ResolveRequest { txn_id },
+                            &cluster_id,
+                            |mut c, r| async move { c.resolve(r).await },
+                        )
+                        .await
+                        .map(|r| r.into_inner().commit_ts),
+                    };
+                    answer.map_err(|s| Error::from_rpc(&peer, s))
                 }
-                answer => return answer,
-            }
-        }
+            })
+            .await
     }
 
     /// Whether this node serves the oracle now: it leads the meta group.
     pub fn serves_oracle(&self) -> bool {
-        self.groups
-            .get()
-            .is_some_and(|groups| groups.leading_term(META_GROUP).is_some())
+        self.groups.leading_term(META_GROUP).is_some()
     }
 
     /// Gives every other live node the catalog, after a schema change that
@@ -386,13 +466,20 @@ impl TxnCoordinator {
     /// holding a meta replica waits to have applied it, the others take
     /// it. A failure leaves that node with its old catalog until it
     /// restarts, not a failed commit.
-    pub(super) async fn publish_catalog(&self, meta_index: u64) {
-        let Some(peers) = self.peers.get() else {
-            return;
-        };
+    async fn publish_catalog(&self, meta_index: u64) {
         let tables = self.catalog.tables();
-        if let Err(e) = peers.publish_catalog(tables, meta_index).await {
+        if let Err(e) = self.cluster.publish_catalog(tables, meta_index).await {
             tracing::warn!(error = %e, "a node missed a catalog change; it takes the catalog when it restarts");
         }
+    }
+}
+
+/// The timestamp limit recorded in `storage` (0: none; see `tso`).
+fn stored_limit(storage: &Storage) -> Result<u64> {
+    match storage.get_meta(tso::LIMIT_KEY)? {
+        None => Ok(0),
+        Some(raw) => <[u8; 8]>::try_from(raw.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::Corrupt("the timestamp limit".into())),
     }
 }

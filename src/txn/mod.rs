@@ -41,28 +41,28 @@ mod snapshots;
 mod tso;
 
 pub use clock::{since_epoch, Clock};
-pub use meta::OracleCall;
+pub use meta::{Oracle, OracleCall};
 
-use distributed::{Leaders, Peers};
-use oracle::Decisions;
+use distributed::Leaders;
 pub use sent_ahead::Parcel;
 use sent_ahead::SentAhead;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Bound;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use crate::catalog::{Catalog, SchemaChange, TableDef, TableId};
+use crate::cluster::Cluster;
 use crate::encoding::keys::{table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, InputError, Result};
 use crate::raft::groups::ShardGroups;
-use crate::shard::access::{LocalLeader, Reroute, ShardAccess};
+use crate::shard::access::{LocalLeader, ShardAccess};
 use crate::shard::locks::WriteLocks;
 use crate::shard::machine::{prepare_command, resolve_command};
 use crate::shard::proto::{Mutation, PrepareCommand, PrepareRequest, WriteBatch};
 use crate::shard::{ShardMap, ShardRange, ShardReplica};
-use crate::storage::{Storage, StorageBatch};
+use crate::storage::Storage;
 use oracle::proto::DecideRequest;
 
 /// An open transaction: its snapshot and its buffered writes.
@@ -97,7 +97,7 @@ pub struct ReadAs {
     pub statement: u32,
 }
 
-/// The default of [`TxnCoordinator::with_write_buffer`]: 16 MiB.
+/// The default of [`Parts::write_buffer`]: 16 MiB.
 pub const DEFAULT_WRITE_BUFFER: usize = 16 << 20;
 
 /// What a buffered write costs beyond its key and row (the map's node).
@@ -225,34 +225,27 @@ pub struct TxnCoordinator {
     storage: Arc<Storage>,
     shards: Arc<ShardMap>,
     catalog: Arc<Catalog>,
-    /// As the meta group's leader: the oracle's clock (see `tso`).
-    clock: Clock,
-    /// As a meta replica: the schema changes decided and not yet applied
-    /// in every group they wrote (see [`oracle`]).
-    decisions: Mutex<Decisions>,
-    /// The other nodes, once this node is in a cluster of several.
-    peers: OnceLock<Arc<dyn Peers>>,
-    /// The Raft groups of the shard groups this node holds replicas of,
-    /// when the cluster replicates.
-    groups: OnceLock<Arc<ShardGroups>>,
+    cluster: Arc<Cluster>,
+    /// This node's id and its cluster's.
+    node: u32,
+    cluster_id: String,
+    /// The Raft groups of the shard groups (and the meta group) this node
+    /// holds replicas of.
+    groups: Arc<ShardGroups>,
+    /// The oracle's state, as this node's meta replica keeps it (see
+    /// `meta`).
+    oracle: Arc<Oracle>,
     /// With `txn_counter`, makes cross-node transaction ids unique.
     txn_epoch: u64,
     txn_counter: AtomicU64,
-    /// The meta group's term in which this node, as its leader, applied
-    /// every entry of earlier terms (see `meta`).
-    meta_term: AtomicU64,
-    /// Held while a schema change is decided in the meta group.
-    schema_lock: tokio::sync::Mutex<()>,
     /// The cross-node transactions this node is committing now, as their
     /// coordinator (see `distributed`).
     at_work: Mutex<HashSet<Vec<u8>>>,
     /// The keys of the one-phase commits this node runs as their group's
     /// leader, which readers there wait for (see `one_phase`).
     locks: Arc<WriteLocks>,
-    /// As a meta replica: the timestamp limit (see `tso`).
-    limit: tso::Limit,
     /// This node's requests for timestamps, gathered (see `tso`).
-    timestamps: OnceLock<tso::Batcher>,
+    timestamps: tso::Batcher,
     /// The snapshots the node's transactions read at.
     snapshots: Arc<snapshots::Snapshots>,
     /// How many bytes of writes a transaction holds in memory before it
@@ -260,43 +253,70 @@ pub struct TxnCoordinator {
     write_buffer: usize,
 }
 
-impl TxnCoordinator {
-    pub fn new(
-        storage: Arc<Storage>,
-        shards: Arc<ShardMap>,
-        catalog: Arc<Catalog>,
-    ) -> Result<Self> {
-        let clock = Clock::load(&storage)?;
-        let decisions = Mutex::new(Decisions::load(&storage)?);
-        let txn_epoch = since_epoch().as_micros() as u64;
-        let limit = tso::Limit::default();
-        limit.applied(stored_limit(&storage)?);
-        Ok(Self {
-            storage,
-            shards,
-            catalog,
-            clock,
-            decisions,
-            peers: OnceLock::new(),
-            groups: OnceLock::new(),
-            txn_epoch,
-            txn_counter: AtomicU64::new(0),
-            meta_term: AtomicU64::new(0),
-            schema_lock: tokio::sync::Mutex::new(()),
-            at_work: Mutex::new(HashSet::new()),
-            locks: Arc::new(WriteLocks::default()),
-            limit,
-            timestamps: OnceLock::new(),
-            snapshots: Arc::default(),
-            write_buffer: DEFAULT_WRITE_BUFFER,
-        })
-    }
+/// What a node's transactions run on: its storage, its place in the
+/// cluster, its Raft groups (whose state machines hold `oracle` and
+/// `locks`), its catalog, and how many bytes of writes a transaction holds
+/// in memory before it sends them ahead (`cluster.txn_write_buffer_kib`).
+pub struct Parts {
+    pub storage: Arc<Storage>,
+    pub cluster: Arc<Cluster>,
+    pub groups: Arc<ShardGroups>,
+    pub oracle: Arc<Oracle>,
+    pub locks: Arc<WriteLocks>,
+    pub catalog: Arc<Catalog>,
+    pub write_buffer: usize,
+}
 
-    /// Sets how many bytes of writes a transaction holds in memory before
-    /// it sends them ahead (`cluster.txn_write_buffer_kib`).
-    pub fn with_write_buffer(mut self, bytes: usize) -> Self {
-        self.write_buffer = bytes.max(1);
-        self
+impl TxnCoordinator {
+    /// The coordinator of `node`'s transactions; from the start it gathers
+    /// concurrent requests for timestamps into one call to the oracle
+    /// (see `tso`).
+    pub fn new(parts: Parts) -> Result<Arc<Self>> {
+        let Parts {
+            storage,
+            cluster,
+            groups,
+            oracle,
+            locks,
+            catalog,
+            write_buffer,
+        } = parts;
+        let node = cluster
+            .node_id()
+            .ok_or_else(|| Error::Internal("a coordinator outside a cluster".into()))?;
+        catalog.set_node(node);
+        Ok(Arc::new_cyclic(|this: &std::sync::Weak<Self>| {
+            let coordinator = this.clone();
+            let timestamps = tso::Batcher::start(move |count| {
+                let coordinator = coordinator.clone();
+                async move {
+                    let coordinator = coordinator
+                        .upgrade()
+                        .ok_or_else(|| Error::Unavailable("the node is stopping".into()))?;
+                    coordinator
+                        .ask_oracle(OracleCall::Begin(count))
+                        .await?
+                        .ok_or_else(|| Error::Internal("the oracle gave no timestamp".into()))
+                }
+            });
+            Self {
+                storage,
+                shards: cluster.shards().clone(),
+                cluster_id: cluster.cluster_id(),
+                node,
+                cluster,
+                catalog,
+                groups,
+                oracle,
+                txn_epoch: since_epoch().as_micros() as u64,
+                txn_counter: AtomicU64::new(0),
+                at_work: Mutex::new(HashSet::new()),
+                locks,
+                timestamps,
+                snapshots: Arc::default(),
+                write_buffer: write_buffer.max(1),
+            }
+        }))
     }
 
     pub fn shards(&self) -> &Arc<ShardMap> {
@@ -311,79 +331,46 @@ impl TxnCoordinator {
         &self.catalog
     }
 
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
     /// How this node reaches the shard group of `replica`: its leader, here
     /// in-process when this node leads it, else over the network (the
     /// leader confirms it still leads before it reads; see
-    /// `shard::access`); in-process without checks when the group is not a
-    /// Raft group (a node without a cluster, in unit tests).
+    /// `shard::access`).
     pub fn route(&self, replica: &Arc<ShardReplica>) -> Result<ShardAccess> {
         let range = replica.range();
-        let Some(peers) = self.peers.get() else {
-            return Ok(ShardAccess::Local(replica.clone()));
+        let groups = &self.groups;
+        let leaders = Leaders {
+            groups: groups.clone(),
+            cluster: self.cluster.clone(),
         };
-        let (node, reroute, local) = match range.is_replicated() {
-            true => {
-                let groups = self.groups()?;
-                let leaders = Leaders {
-                    groups: groups.clone(),
-                    peers: peers.clone(),
-                };
-                let reroute: Arc<dyn Reroute> = Arc::new(leaders);
-                let local = groups.leading_term(range.id.0).map(|_| LocalLeader {
-                    replica: replica.clone(),
-                    groups: groups.clone(),
-                    locks: self.locks.clone(),
-                });
-                let node = groups.leader_now(range.id.0, range.node);
-                (node, Some(reroute), local)
-            }
-            false if range.node == peers.node_id() => {
-                return Ok(ShardAccess::Local(replica.clone()))
-            }
-            false => (range.node, None, None),
-        };
-        Ok(ShardAccess::Remote {
+        let local = groups.leading_term(range.id.0).map(|_| LocalLeader {
+            replica: replica.clone(),
+            groups: groups.clone(),
+            locks: self.locks.clone(),
+        });
+        let node = groups.leader_now(range.id.0, range.node);
+        Ok(ShardAccess {
             range: range.clone(),
             node,
-            channel: peers.channel(node)?,
-            cluster_id: peers.cluster_id(),
-            reroute,
+            channel: self.cluster.channel(node)?,
+            cluster_id: self.cluster_id.clone(),
+            reroute: Arc::new(leaders),
             local,
         })
     }
 
     /// The node that takes writes of `range` now: the leader of its Raft
-    /// group (waiting for an election in progress), or the node holding
-    /// its only copy.
+    /// group (waiting for an election in progress).
     async fn home(&self, range: &ShardRange) -> Result<u32> {
-        match range.is_replicated() {
-            true => self.groups()?.leader(range.id.0, range.node).await,
-            false => Ok(range.node),
-        }
+        self.groups.leader(range.id.0, range.node).await
     }
 
-    /// The Raft groups of this node's replicas, when the cluster
-    /// replicates.
-    pub fn shard_groups(&self) -> Option<&Arc<ShardGroups>> {
-        self.groups.get()
-    }
-
-    fn groups(&self) -> Result<&Arc<ShardGroups>> {
-        self.groups
-            .get()
-            .ok_or_else(|| Error::Unavailable("this node does not run its shard groups yet".into()))
-    }
-
-    fn is_replicated(&self, group: u32) -> bool {
-        self.shards
-            .replicas()
-            .get(group as usize)
-            .is_some_and(|r| r.range().is_replicated())
-    }
-
-    /// Makes the replicated shard groups `groups` take this node's writes.
-    pub fn set_groups(&self, groups: Arc<ShardGroups>) {
-        let _ = self.groups.set(groups);
+    /// The Raft groups of this node's replicas.
+    pub fn groups(&self) -> &Arc<ShardGroups> {
+        &self.groups
     }
 
     /// Begins a transaction at a fresh timestamp from the oracle.
@@ -401,9 +388,7 @@ impl TxnCoordinator {
     /// `async_commit`). Blocks on disk (a few intent records).
     pub fn snapshot_floor(&self) -> u64 {
         let floor = self.snapshots.floor();
-        let Some(groups) = self.groups.get() else {
-            return floor;
-        };
+        let groups = &self.groups;
         let held = (0..self.shards.replicas().len() as u32).filter(|&g| groups.holds(g));
         let mut oldest_intent = u64::MAX;
         for group in held {
@@ -425,45 +410,15 @@ impl TxnCoordinator {
         }
     }
 
-    /// A fresh timestamp from the oracle (gathered with this node's other
-    /// requests once [`Self::gather_timestamps`] ran).
+    /// A fresh timestamp from the oracle, gathered with this node's
+    /// other requests.
     async fn timestamp(&self) -> Result<u64> {
-        if let Some(batcher) = self.timestamps.get() {
-            return batcher.next().await;
-        }
-        self.ask_oracle(OracleCall::Begin(1))
-            .await?
-            .ok_or_else(|| Error::Internal("the oracle gave no timestamp".into()))
-    }
-
-    /// Gathers this node's concurrent requests for timestamps into one call
-    /// to the oracle from now on (once the node is in its cluster).
-    pub fn gather_timestamps(self: &Arc<Self>) {
-        let coordinator = Arc::downgrade(self);
-        let batcher = tso::Batcher::start(move |count| {
-            let coordinator = coordinator.clone();
-            async move {
-                let coordinator = coordinator
-                    .upgrade()
-                    .ok_or_else(|| Error::Unavailable("the node is stopping".into()))?;
-                coordinator
-                    .ask_oracle(OracleCall::Begin(count))
-                    .await?
-                    .ok_or_else(|| Error::Internal("the oracle gave no timestamp".into()))
-            }
-        });
-        let _ = self.timestamps.set(batcher);
+        self.timestamps.next().await
     }
 
     /// What readers of the groups this node leads wait for.
     pub fn locks(&self) -> &Arc<WriteLocks> {
         &self.locks
-    }
-
-    /// Puts the node in its cluster, `peers`: from now on it can commit.
-    pub fn set_peers(&self, peers: Arc<dyn Peers>) {
-        self.catalog.set_node(peers.node_id());
-        let _ = self.peers.set(peers);
     }
 
     fn begin_at(&self, start_ts: u64) -> Transaction {
@@ -498,14 +453,6 @@ impl TxnCoordinator {
                 mutations: Vec::new(),
             });
         }
-        let peers = self.peers.get().ok_or_else(|| {
-            Error::Unavailable("this node is not in its cluster yet: it cannot commit".into())
-        })?;
-        if let Some(group) = batches.keys().find(|&&g| !self.is_replicated(g)) {
-            return Err(Error::Internal(format!(
-                "shard group {group} is not a Raft group (a cluster of an older build)"
-            )));
-        }
         if txn.schema.is_empty() {
             // Tables dropped since the statements ran.
             self.catalog.validate(&txn.schema, &written_tables)?;
@@ -513,22 +460,22 @@ impl TxnCoordinator {
             // From here on, the commit resolves the writes sent ahead.
             let txn_id = sent.as_mut().map(SentAhead::take_over);
             return match (batches.len(), txn_id) {
-                (1, None) => self.commit_one_phase(peers, batches.remove(0)).await,
-                (_, txn_id) => self.commit_async(peers, batches, txn_id).await,
+                (1, None) => self.commit_one_phase(batches.remove(0)).await,
+                (_, txn_id) => self.commit_async(batches, txn_id).await,
             };
         }
         // A schema change commits with the decision at the oracle, which
         // holds the catalog.
         let txn_id = sent.as_mut().map(SentAhead::take_over);
         let decide = DecideRequest {
-            txn_id: txn_id.unwrap_or_else(|| self.new_txn_id(peers.node_id())),
+            txn_id: txn_id.unwrap_or_else(|| self.new_txn_id()),
             participants: batches.keys().copied().collect(),
             schema_change: txn.schema.to_bytes(),
             written_tables: written_tables.iter().map(|t| t.0).collect(),
         };
-        let (coordinator, peers) = (self.clone(), peers.clone());
+        let coordinator = self.clone();
         let batches = batches.into_values().collect();
-        tokio::task::spawn_blocking(move || coordinator.commit_across(&peers, batches, decide))
+        tokio::task::spawn_blocking(move || coordinator.commit_across(batches, decide))
             .await
             .map_err(|e| Error::Internal(format!("a commit failed: {e}")))?
     }
@@ -558,98 +505,9 @@ impl TxnCoordinator {
         }
         batches
     }
-
-    /// Purges the rows of the tables `dropped` by a commit. No transaction
-    /// can see those tables any more, and none can commit rows into them
-    /// (`Catalog::validate`). A failure leaves unreachable rows behind, not
-    /// a failed commit. Blocks on disk.
-    fn purge(&self, dropped: Vec<Arc<TableDef>>) {
-        for def in dropped {
-            let (start, end) = table_bounds(def.id.0);
-            if let Err(e) = self.storage.purge_range(&start, &end) {
-                tracing::warn!(table = %def.name, error = %e, "could not purge a dropped table");
-            }
-        }
-    }
 }
 
 impl TxnCoordinator {
-    fn decisions(&self) -> std::sync::MutexGuard<'_, Decisions> {
-        // The state is only changed after its records are written, so a
-        // panic elsewhere leaves it consistent.
-        self.decisions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The timestamp oracle, applying the meta group's `Decide`: records
-    /// the commit point of a transaction with a schema change at
-    /// `commit_ts` (the meta group leader's choice), with the change, which
-    /// is checked against the catalog (so are the tables it writes), all in
-    /// one write with `batch`; then purges the rows of the tables it
-    /// dropped here. Asking twice gets the same answer. Blocks on disk.
-    fn decide_here(
-        &self,
-        request: DecideRequest,
-        commit_ts: u64,
-        mut batch: StorageBatch,
-    ) -> Result<u64> {
-        let schema = schema_change_of(&request)?;
-        let mut decisions = self.decisions();
-        match self.earlier_or_check(&request, &schema) {
-            Ok(None) => {}
-            // Nothing to record but the entry applied, if `batch` says so.
-            Ok(Some(commit_ts)) => {
-                self.storage.write(batch)?;
-                return Ok(commit_ts);
-            }
-            Err(e) => {
-                self.storage.write(batch)?;
-                return Err(e);
-            }
-        }
-        self.catalog.stage(&schema, &mut batch)?;
-        decisions.decide(
-            &self.storage,
-            &self.clock,
-            &request.txn_id,
-            request.participants,
-            commit_ts,
-            batch,
-        )?;
-        let dropped: Vec<Arc<TableDef>> = schema.dropped().cloned().collect();
-        self.catalog.apply(schema);
-        drop(decisions);
-        self.purge(dropped);
-        Ok(commit_ts)
-    }
-
-    /// The commit timestamp of `request`'s transaction if it is decided
-    /// already; otherwise whether it can be decided: its schema change
-    /// `schema` and the tables it writes against the catalog. Called under
-    /// the commit lock. Blocks on disk.
-    fn earlier_or_check(
-        &self,
-        request: &DecideRequest,
-        schema: &SchemaChange,
-    ) -> Result<Option<u64>> {
-        if let Some(commit_ts) = Decisions::earlier(&self.storage, &request.txn_id)? {
-            return Ok(Some(commit_ts));
-        }
-        let written: Vec<TableId> = request.written_tables.iter().map(|&t| TableId(t)).collect();
-        self.catalog.validate(schema, &written).map(|()| None)
-    }
-
-    /// The timestamp oracle: every participant applied `txn_id`; written
-    /// with `batch`. Blocks on disk.
-    fn done_here(&self, txn_id: &[u8], batch: StorageBatch) -> Result<()> {
-        self.decisions().done(&self.storage, txn_id, batch)
-    }
-
-    /// The timestamp oracle: the decision for `txn_id`, aborting it if it
-    /// has none (see [`oracle`]); written with `batch`. Blocks on disk.
-    fn resolve_here(&self, txn_id: &[u8], batch: StorageBatch) -> Result<Option<u64>> {
-        self.decisions().resolve(&self.storage, txn_id, batch)
-    }
-
     /// The participant side, phase one: proposes `Prepare` in each of the
     /// request's shard groups (whose leader this node must be): checked as
     /// a commit is (first committer wins), kept as an intent locking its
@@ -665,7 +523,7 @@ impl TxnCoordinator {
             participants,
             staged,
         } = request;
-        let groups = self.groups()?;
+        let groups = &self.groups;
         let prepare = PrepareCommand {
             txn_id: txn_id.clone(),
             // The proposer's clock: recovery waits a while after it.
@@ -715,7 +573,7 @@ impl TxnCoordinator {
         start_ts: u64,
         groups: &[u32],
     ) -> Result<()> {
-        let shard_groups = self.groups()?;
+        let shard_groups = &self.groups;
         let command = resolve_command(txn_id, outcome, start_ts);
         let proposals = groups
             .iter()
@@ -724,16 +582,6 @@ impl TxnCoordinator {
             crate::shard::machine::outcome(&answer?)?;
         }
         Ok(())
-    }
-}
-
-/// The timestamp limit recorded in `storage` (0: none; see `tso`).
-fn stored_limit(storage: &Storage) -> Result<u64> {
-    match storage.get_meta(tso::LIMIT_KEY)? {
-        None => Ok(0),
-        Some(raw) => <[u8; 8]>::try_from(raw.as_slice())
-            .map(u64::from_be_bytes)
-            .map_err(|_| Error::Corrupt("the timestamp limit".into())),
     }
 }
 

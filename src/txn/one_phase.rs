@@ -29,10 +29,9 @@
 //! majority before the entry is appended refuses it at once ("a majority
 //! must be up").
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::distributed::{Participant, Peers};
+use super::distributed::Participant;
 use super::TxnCoordinator;
 use crate::error::{Error, Result};
 use crate::raft::groups::QUORUM_WAIT;
@@ -47,21 +46,12 @@ pub const COMMIT_RETRY: Duration = Duration::from_secs(5);
 impl TxnCoordinator {
     /// Commits `batch`, the writes of a transaction to one replicated
     /// shard group, in one Raft write of that group: the commit timestamp.
-    pub(super) async fn commit_one_phase(
-        &self,
-        peers: &Arc<dyn Peers>,
-        batch: WriteBatch,
-    ) -> Result<u64> {
-        let txn_id = self.new_txn_id(peers.node_id());
-        self.one_phase_at_leader(peers, &txn_id, batch).await
+    pub(super) async fn commit_one_phase(&self, batch: WriteBatch) -> Result<u64> {
+        let txn_id = self.new_txn_id();
+        self.one_phase_at_leader(&txn_id, batch).await
     }
 
-    async fn one_phase_at_leader(
-        &self,
-        peers: &Arc<dyn Peers>,
-        txn_id: &[u8],
-        batch: WriteBatch,
-    ) -> Result<u64> {
+    async fn one_phase_at_leader(&self, txn_id: &[u8], batch: WriteBatch) -> Result<u64> {
         let group = batch.shard_id;
         let range = self
             .shards()
@@ -78,9 +68,9 @@ impl TxnCoordinator {
                 // No leader known: nothing is sent.
                 let node =
                     (self.home(&range).await).map_err(|e| Error::NotLeader(e.to_string()))?;
-                let answer = match node == peers.node_id() {
+                let answer = match node == self.node {
                     true => self.commit_one_phase_here(txn_id, batch.clone()).await,
-                    false => self.one_phase_on(peers, node, txn_id, &batch).await,
+                    false => self.one_phase_on(node, txn_id, &batch).await,
                 };
                 answer.inspect_err(|_| self.missed(node, &[group]))
             };
@@ -111,19 +101,13 @@ impl TxnCoordinator {
         }
     }
 
-    async fn one_phase_on(
-        &self,
-        peers: &Arc<dyn Peers>,
-        node: u32,
-        txn_id: &[u8],
-        batch: &WriteBatch,
-    ) -> Result<u64> {
+    async fn one_phase_on(&self, node: u32, txn_id: &[u8], batch: &WriteBatch) -> Result<u64> {
         let request = CommitOnePhaseRequest {
             txn_id: txn_id.to_vec(),
             batch: Some(batch.clone()),
         };
         let commit = |mut c: Participant, r| async move { c.commit_one_phase(r).await };
-        let answer = self.ask_participant(peers, node, &request, commit).await?;
+        let answer = self.ask_participant(node, &request, commit).await?;
         Ok(answer.commit_ts)
     }
 
@@ -151,7 +135,7 @@ impl TxnCoordinator {
         batch: WriteBatch,
         command: impl FnOnce(u64, WriteBatch) -> Vec<u8>,
     ) -> Result<Vec<u8>> {
-        let groups = self.groups()?;
+        let groups = &self.groups;
         let group = batch.shard_id;
         if groups.leading_term(group).is_none() {
             return Err(Error::NotLeader(format!(

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use super::distributed::PrepareKind;
 use super::{Transaction, TxnCoordinator};
 use crate::catalog::TableId;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::shard::proto::WriteBatch;
 
 /// The writes a transaction sent ahead, and where they are.
@@ -78,10 +78,7 @@ impl Drop for SentAhead {
         let groups: Vec<u32> = self.groups.iter().copied().collect();
         let start_ts = self.start_ts;
         runtime.spawn(async move {
-            let Some(peers) = coordinator.peers.get().cloned() else {
-                return;
-            };
-            let aborted = coordinator.resolve_everywhere(&peers, &txn_id, None, start_ts, &groups);
+            let aborted = coordinator.resolve_everywhere(&txn_id, None, start_ts, &groups);
             if let Err(e) = aborted.await {
                 tracing::warn!(error = %e, "writes sent ahead by a transaction rolled back wait for recovery");
             }
@@ -100,10 +97,7 @@ impl Transaction {
         let sent = match &mut self.sent {
             Some(sent) => sent,
             None => {
-                let peers = coordinator.peers.get().ok_or_else(|| {
-                    Error::Unavailable("this node is not in its cluster yet".into())
-                })?;
-                let txn_id = coordinator.new_txn_id(peers.node_id());
+                let txn_id = coordinator.new_txn_id();
                 coordinator.at_work().insert(txn_id.clone());
                 self.sent.insert(SentAhead {
                     txn_id,
@@ -133,16 +127,8 @@ impl TxnCoordinator {
     /// (a conflict: 40001) and hold it as a staged intent (see the module
     /// docs).
     pub async fn send_ahead(&self, parcel: Parcel) -> Result<()> {
-        let peers = self
-            .peers
-            .get()
-            .ok_or_else(|| Error::Unavailable("this node is not in its cluster yet".into()))?;
-        let prepared = self.prepare_everywhere(
-            peers,
-            &parcel.txn_id,
-            parcel.batches,
-            PrepareKind::SentAhead,
-        );
+        let prepared =
+            self.prepare_everywhere(&parcel.txn_id, parcel.batches, PrepareKind::SentAhead);
         prepared.await.map(|_| ())
     }
 }

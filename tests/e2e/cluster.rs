@@ -9,9 +9,13 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
+use shardforge::rpc::as_member;
 use shardforge::shard::encode_schema;
 use shardforge::shard::flight::scan_remote;
-use shardforge::shard::proto::ScanRequest;
+use shardforge::shard::proto::participant_client::ParticipantClient;
+use shardforge::shard::proto::{PrepareRequest, ScanRequest};
+use shardforge::txn::oracle::proto::oracle_client::OracleClient;
+use shardforge::txn::oracle::proto::BeginRequest;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
@@ -425,13 +429,29 @@ async fn a_lone_node_is_a_one_node_cluster_with_every_shard_group() {
         ..Default::default()
     };
     let stranger: Result<Vec<RecordBatch>, _> =
-        scan_remote(channel, "another-cluster", "node 1", &request)
+        scan_remote(channel.clone(), "another-cluster", "node 1", &request)
             .try_collect()
             .await;
     assert!(stranger
         .unwrap_err()
         .to_string()
         .contains("outside cluster"));
+    // So do its transaction services: a node of another cluster can
+    // neither prepare writes here nor take timestamps.
+    let prepare = PrepareRequest {
+        txn_id: b"stranger".to_vec(),
+        ..Default::default()
+    };
+    let refused = ParticipantClient::new(channel.clone())
+        .prepare(as_member(prepare, "another-cluster").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    let refused = OracleClient::new(channel)
+        .begin(as_member(BeginRequest { count: 1 }, "another-cluster").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
 }
 
 /// With node 1 (where `init` ran) dead, a new node joins through a
