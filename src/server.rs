@@ -33,7 +33,7 @@ use crate::sql::SqlEngine;
 use crate::storage::Storage;
 use crate::txn::distributed::{DECISION_RECOVER_AFTER, RECOVER_AFTER};
 use crate::txn::service::TxnService;
-use crate::txn::{Oracle, Parts, TxnCoordinator};
+use crate::txn::{OracleState, Parts, TxnCoordinator};
 
 pub async fn run(config: Config) -> Result<()> {
     config.validate()?;
@@ -135,7 +135,7 @@ async fn serve(
     let loading = storage.clone();
     let (catalog, oracle) = tokio::task::spawn_blocking(move || -> Result<_> {
         let catalog = Arc::new(Catalog::load(&loading)?);
-        let oracle = Arc::new(Oracle::load(loading, catalog.clone())?);
+        let oracle = Arc::new(OracleState::load(loading, catalog.clone())?);
         Ok((catalog, oracle))
     })
     .await??;
@@ -312,7 +312,7 @@ async fn start_groups(
     node: u32,
     cluster: &Arc<Cluster>,
     storage: Arc<Storage>,
-    (oracle, locks): (&Arc<Oracle>, &Arc<WriteLocks>),
+    (oracle, locks): (&Arc<OracleState>, &Arc<WriteLocks>),
     raft: &Arc<RaftService>,
 ) -> Result<Arc<ShardGroups>> {
     let shards = cluster.shards();

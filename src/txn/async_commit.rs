@@ -52,11 +52,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::distributed::{AtWork, Participant, PrepareKind};
+use super::distributed::{AtWork, ParticipantRpc, PrepareKind};
 use super::one_phase::COMMIT_RETRY;
 use super::TxnCoordinator;
 use crate::error::{Error, Result};
-use crate::shard::machine::{probe_command, status};
 use crate::shard::proto::txn_status::State;
 use crate::shard::proto::{ProbeRequest, TxnStatus, WriteBatch};
 
@@ -233,6 +232,7 @@ impl TxnCoordinator {
     async fn probe_on(&self, node: u32, voted: &Voted, groups: Vec<u32>) -> Result<Vec<TxnStatus>> {
         if node == self.node {
             return self
+                .participant
                 .probe_here(&voted.txn_id, voted.start_ts, &groups)
                 .await;
         }
@@ -241,7 +241,7 @@ impl TxnCoordinator {
             shard_ids: groups,
             start_ts: voted.start_ts,
         };
-        let probe = |mut c: Participant, r| async move { c.probe(r).await };
+        let probe = |mut c: ParticipantRpc, r| async move { c.probe(r).await };
         let answer = self.ask_participant(node, &request, probe).await?;
         Ok(answer.statuses)
     }
@@ -263,25 +263,5 @@ impl TxnCoordinator {
             }
         }
         Ok(())
-    }
-
-    /// Where `txn_id` (which read at `start_ts`) stands in each of
-    /// `groups`, which this node leads: one Raft write each (a group where
-    /// it never prepared records it aborted).
-    pub async fn probe_here(
-        &self,
-        txn_id: &[u8],
-        start_ts: u64,
-        groups: &[u32],
-    ) -> Result<Vec<TxnStatus>> {
-        let shard_groups = &self.groups;
-        let probes = groups
-            .iter()
-            .map(|&group| shard_groups.propose(group, probe_command(txn_id, start_ts)));
-        futures::future::join_all(probes)
-            .await
-            .into_iter()
-            .map(|answer| status(&answer?))
-            .collect()
     }
 }

@@ -77,8 +77,8 @@ impl Drop for AtWork<'_> {
     }
 }
 
-/// A client of a node's Participant service.
-pub(super) type Participant = ParticipantClient<Channel>;
+/// A client of a node's `Participant` service.
+pub(super) type ParticipantRpc = ParticipantClient<Channel>;
 
 /// What a prepare is for.
 pub(super) enum PrepareKind {
@@ -150,7 +150,7 @@ impl TxnCoordinator {
         let resolved = self.resolve_everywhere(&txn_id, Some(commit_ts), start_ts, &groups);
         match runtime.block_on(resolved) {
             Ok(()) => {
-                if let Err(e) = runtime.block_on(self.ask_oracle(OracleCall::Done(txn_id))) {
+                if let Err(e) = runtime.block_on(self.oracle.ask(OracleCall::Done(txn_id))) {
                     tracing::warn!(error = %e, "could not report a finished commit to the oracle");
                 }
             }
@@ -185,9 +185,9 @@ impl TxnCoordinator {
             let min_commit_ts = &min_commit_ts;
             async move {
                 let ts = if node == self.node {
-                    self.prepare(request).await?
+                    self.participant.prepare(request).await?
                 } else {
-                    let prepare = |mut c: Participant, r| async move { c.prepare(r).await };
+                    let prepare = |mut c: ParticipantRpc, r| async move { c.prepare(r).await };
                     let answer = self.ask_participant(node, &request, prepare);
                     answer.await?.min_commit_ts
                 };
@@ -285,6 +285,7 @@ impl TxnCoordinator {
     ) -> Result<()> {
         if node == self.node {
             return self
+                .participant
                 .resolve_prepared(txn_id, outcome, start_ts, groups)
                 .await;
         }
@@ -296,7 +297,7 @@ impl TxnCoordinator {
                     commit_ts,
                     shard_ids,
                 };
-                let commit = |mut c: Participant, r| async move { c.commit_prepared(r).await };
+                let commit = |mut c: ParticipantRpc, r| async move { c.commit_prepared(r).await };
                 self.ask_participant(node, &request, commit).await?;
             }
             None => {
@@ -305,7 +306,7 @@ impl TxnCoordinator {
                     shard_ids,
                     start_ts,
                 };
-                let abort = |mut c: Participant, r| async move { c.abort(r).await };
+                let abort = |mut c: ParticipantRpc, r| async move { c.abort(r).await };
                 self.ask_participant(node, &request, abort).await?;
             }
         }
@@ -335,13 +336,13 @@ impl TxnCoordinator {
     /// recorded, or an abort.
     async fn decide_at_oracle(&self, request: DecideRequest) -> Result<u64> {
         let txn_id = request.txn_id.clone();
-        match self.ask_oracle(OracleCall::Decide(request)).await {
+        match self.oracle.ask(OracleCall::Decide(request)).await {
             Ok(commit_ts) => commit_ts
                 .ok_or_else(|| Error::Internal("the oracle gave no commit timestamp".into())),
             // A refusal (a conflict, a name taken first) is an answer: no
             // decision was recorded.
             Err(e @ (Error::Retry(_) | Error::Input(..))) => Err(e),
-            Err(e) => match self.ask_oracle(OracleCall::Resolve(txn_id)).await {
+            Err(e) => match self.oracle.ask(OracleCall::Resolve(txn_id)).await {
                 Ok(decision) => decision.ok_or_else(|| {
                     Error::Unavailable(format!(
                         "the transaction was aborted: the oracle did not answer ({e})"
@@ -401,6 +402,7 @@ impl TxnCoordinator {
                 // is refused).
                 if intent.staged {
                     return self
+                        .participant
                         .resolve_prepared(&txn_id, None, start_ts, &groups)
                         .await;
                 }
@@ -413,8 +415,9 @@ impl TxnCoordinator {
                     };
                     return self.settle(&voted).await.map(|_| ());
                 }
-                let outcome = self.ask_oracle(OracleCall::Resolve(txn_id.clone())).await?;
-                self.resolve_prepared(&txn_id, outcome, start_ts, &groups)
+                let outcome = self.oracle.ask(OracleCall::Resolve(txn_id.clone())).await?;
+                self.participant
+                    .resolve_prepared(&txn_id, outcome, start_ts, &groups)
                     .await
             });
             if let Err(e) = resolved {
@@ -426,10 +429,15 @@ impl TxnCoordinator {
     /// The decisions in flight of [`Self::recover`], on the oracle.
     /// Blocks.
     fn recover_decided(&self, at_least: std::time::Duration) {
-        if !self.serves_oracle() {
+        if !self.oracle.serves() {
             return;
         }
-        let decided = match self.oracle.decisions().waiting(&self.storage, at_least) {
+        let decided = match self
+            .oracle
+            .state()
+            .decisions()
+            .waiting(&self.storage, at_least)
+        {
             Ok(decided) => decided,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the commit decisions in flight");
@@ -443,31 +451,31 @@ impl TxnCoordinator {
                 0,
                 &decision.participants,
             ))
-            .and_then(|()| block_on(self.serve_oracle(OracleCall::Done(txn_id))));
+            .and_then(|()| block_on(self.oracle.serve(OracleCall::Done(txn_id))));
             if let Err(e) = applied {
                 tracing::warn!(error = %e, "could not finish a recovered commit yet");
             }
         }
     }
 
-    fn participant(&self, node: u32) -> Result<Participant> {
+    fn participant_at(&self, node: u32) -> Result<ParticipantRpc> {
         Ok(ParticipantClient::new(self.cluster.channel(node)?))
     }
 
-    /// Calls `method` of the Participant service of `node` with `request`
+    /// Calls `method` of the `Participant` service of `node` with `request`
     /// (once more if the node was unavailable): its answer, or an error
     /// naming the node.
     pub(super) async fn ask_participant<Req, T, Fut>(
         &self,
         node: u32,
         request: &Req,
-        method: impl Fn(Participant, tonic::Request<Req>) -> Fut,
+        method: impl Fn(ParticipantRpc, tonic::Request<Req>) -> Fut,
     ) -> Result<T>
     where
         Req: Clone,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        let client = self.participant(node)?;
+        let client = self.participant_at(node)?;
         call_twice(&client, request, &self.cluster_id, method)
             .await
             .map(tonic::Response::into_inner)
@@ -497,7 +505,7 @@ impl TxnCoordinator {
         let request = CommittingRequest {
             txn_id: txn_id.to_vec(),
         };
-        let committing = |mut c: Participant, r| async move { c.committing(r).await };
+        let committing = |mut c: ParticipantRpc, r| async move { c.committing(r).await };
         let asked = self.ask_participant(node, &request, committing);
         matches!(
             tokio::time::timeout(COORDINATOR_ANSWER_WAIT, asked).await,

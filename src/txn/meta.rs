@@ -1,11 +1,11 @@
 //! The timestamp oracle as the cluster reaches it: the meta group's
 //! leader (the meta group has one voter on a lone node).
 //!
-//! The oracle's state (commit decisions, the
-//! clock's newest timestamp, the timestamp limit, the catalog:
-//! [`OracleMachine`]) is part of the state machine of the meta group, a
-//! Raft group on the first three members. Its leader serves the `Oracle`
-//! calls:
+//! The oracle's state ([`OracleState`]: commit decisions, the clock's
+//! newest timestamp, the timestamp limit, the catalog) is part of the
+//! state machine of the meta group, a Raft group on the first three
+//! members. Its leader serves the `Oracle` calls ([`Oracle::serve`]);
+//! every other node asks it ([`Oracle::ask`]):
 //! - `Begin(n)` hands out `n` fresh timestamps from the leader's clock,
 //!   under the leader's lease and below the recorded limit (see `tso`):
 //!   no Raft write, no quorum round. A transaction reads at one; a
@@ -29,7 +29,7 @@
 //! meta replicas in turn, for up to `QUORUM_WAIT`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use prost::Message;
 
@@ -40,11 +40,13 @@ use super::oracle::proto::{
     OracleCommand, ResolveRequest, ResolveResponse, TimestampLimit,
 };
 use super::oracle::{Decisions, DECISION_PREFIX};
-use super::{clock, tso, Clock, TxnCoordinator};
+use super::{clock, tso, Clock};
 use crate::catalog::{Catalog, SchemaChange, TableDef, TableId, NEXT_TABLE_ID, TABLE_PREFIX};
 use crate::cluster::meta::{oracle_answer, oracle_command};
+use crate::cluster::Cluster;
 use crate::encoding::keys::table_bounds;
 use crate::error::{Error, Result};
+use crate::raft::groups::ShardGroups;
 use crate::raft::{StateMachine, META_GROUP};
 use crate::rpc::call_twice;
 use crate::storage::{EachRecord, Family, Storage, StorageBatch, View};
@@ -65,9 +67,8 @@ pub enum OracleCall {
 /// The timestamp oracle's state, which every meta replica keeps by
 /// applying the meta group's log: the clock, the timestamp limit, the
 /// decisions of schema changes, and the catalog they change. The node
-/// that leads the meta group serves the oracle from it
-/// ([`TxnCoordinator::serve_oracle`]).
-pub struct Oracle {
+/// that leads the meta group serves the oracle from it ([`Oracle`]).
+pub struct OracleState {
     storage: Arc<Storage>,
     catalog: Arc<Catalog>,
     /// As the meta group's leader: the oracle's clock (see `tso`).
@@ -87,7 +88,7 @@ pub struct Oracle {
 /// The oracle's part of the meta group's state machine (the cluster's
 /// `MetaMachine` passes it the oracle's commands): `OracleCommand` and
 /// `OracleApplied` of `proto/txn.proto`.
-struct OracleMachine(Arc<Oracle>);
+struct OracleMachine(Arc<OracleState>);
 
 /// The `meta` records of the oracle's state.
 const ORACLE_PREFIXES: [&[u8]; 5] = [
@@ -126,7 +127,7 @@ impl StateMachine for OracleMachine {
     }
 }
 
-impl Oracle {
+impl OracleState {
     /// The oracle's state as this node's meta replica holds it (none
     /// before the meta group's first entries). Blocks on disk.
     pub fn load(storage: Arc<Storage>, catalog: Arc<Catalog>) -> Result<Self> {
@@ -285,10 +286,68 @@ impl Oracle {
     }
 }
 
-impl TxnCoordinator {
+/// The timestamp oracle as this node reaches it: served here while this
+/// node leads the meta group ([`Oracle::serve`]), asked of the leader
+/// otherwise ([`Oracle::ask`]); this node's requests for timestamps are
+/// gathered into one call ([`Oracle::timestamp`], see `tso`).
+pub struct Oracle {
+    state: Arc<OracleState>,
+    cluster: Arc<Cluster>,
+    groups: Arc<ShardGroups>,
+    catalog: Arc<Catalog>,
+    node: u32,
+    cluster_id: String,
+    timestamps: tso::Batcher,
+}
+
+impl Oracle {
+    /// The oracle of `state`'s meta group, reached through `cluster` and
+    /// this node's `groups`.
+    pub fn new(
+        state: Arc<OracleState>,
+        cluster: Arc<Cluster>,
+        groups: Arc<ShardGroups>,
+        node: u32,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|this: &Weak<Self>| {
+            let oracle = this.clone();
+            let timestamps = tso::Batcher::start(move |count| {
+                let oracle = oracle.clone();
+                async move {
+                    let oracle = oracle
+                        .upgrade()
+                        .ok_or_else(|| Error::Unavailable("the node is stopping".into()))?;
+                    oracle
+                        .ask(OracleCall::Begin(count))
+                        .await?
+                        .ok_or_else(|| Error::Internal("the oracle gave no timestamp".into()))
+                }
+            });
+            Self {
+                catalog: state.catalog.clone(),
+                cluster_id: cluster.cluster_id(),
+                state,
+                cluster,
+                groups,
+                node,
+                timestamps,
+            }
+        })
+    }
+
+    /// The oracle's state as this node's meta replica holds it.
+    pub(super) fn state(&self) -> &OracleState {
+        &self.state
+    }
+
+    /// A fresh timestamp, gathered with this node's other requests.
+    pub(super) async fn timestamp(&self) -> Result<u64> {
+        self.timestamps.next().await
+    }
+
     /// Replicates the oracle's `command` in the meta group, which this
     /// node leads: the oracle's answer.
-    async fn propose_meta(&self, command: oracle_command::Command) -> Result<Outcome> {
+    async fn propose(&self, command: oracle_command::Command) -> Result<Outcome> {
         let command = OracleCommand {
             command: Some(command),
         };
@@ -304,18 +363,18 @@ impl TxnCoordinator {
 
     /// Answers `call` as the oracle: as the meta group's leader (else
     /// `NotLeader`).
-    pub async fn serve_oracle(&self, call: OracleCall) -> Result<Option<u64>> {
+    pub async fn serve(&self, call: OracleCall) -> Result<Option<u64>> {
         match call {
             OracleCall::Begin(count) => self.issue(u64::from(count)).await.map(Some),
-            OracleCall::Decide(request) => self.decide_replicated(request).await.map(Some),
+            OracleCall::Decide(request) => self.decide(request).await.map(Some),
             OracleCall::Done(txn_id) => {
                 let done = oracle_command::Command::Done(DoneRequest { txn_id });
-                self.propose_meta(done).await?;
+                self.propose(done).await?;
                 Ok(None)
             }
             OracleCall::Resolve(txn_id) => {
                 let resolve = oracle_command::Command::Resolve(ResolveRequest { txn_id });
-                match self.propose_meta(resolve).await? {
+                match self.propose(resolve).await? {
                     Outcome::Decision(decision) => Ok(decision.commit_ts),
                     other => Err(Error::Internal(format!("resolve answered {other:?}"))),
                 }
@@ -327,12 +386,12 @@ impl TxnCoordinator {
     /// group's leader) applies everything of earlier terms (ReadIndex), so
     /// its clock has seen every commit timestamp recorded and is moved past
     /// the timestamp limit a former leader recorded (see `tso`).
-    async fn lead_meta(&self) -> Result<()> {
+    async fn lead(&self) -> Result<()> {
         let groups = &self.groups;
         let term = groups
             .leading_term(META_GROUP)
             .ok_or_else(|| Error::NotLeader("this node does not lead the meta group".into()))?;
-        let oracle = &self.oracle;
+        let oracle = &self.state;
         if oracle.term.load(Ordering::Acquire) != term {
             groups.linearize(META_GROUP).await?;
             oracle.clock.skip_to(oracle.limit.get());
@@ -347,8 +406,8 @@ impl TxnCoordinator {
     /// unless the limit must rise (see `tso`).
     async fn issue(&self, count: u64) -> Result<u64> {
         self.groups.linearize(META_GROUP).await?;
-        self.lead_meta().await?;
-        let oracle = &self.oracle;
+        self.lead().await?;
+        let oracle = &self.state;
         let first = oracle.clock.reserve(count);
         let last = first + count.max(1) - 1;
         if last >= oracle.limit.get() {
@@ -356,26 +415,26 @@ impl TxnCoordinator {
             if last >= oracle.limit.get() {
                 let limit = last + tso::WINDOW_US;
                 let raise = oracle_command::Command::TimestampLimit(TimestampLimit { limit });
-                self.propose_meta(raise).await?;
+                self.propose(raise).await?;
             }
         }
         Ok(first)
     }
 
     /// `Decide` on the meta group's leader (see the module docs).
-    async fn decide_replicated(&self, request: DecideRequest) -> Result<u64> {
+    async fn decide(&self, request: DecideRequest) -> Result<u64> {
         let schema = super::schema_change_of(&request)?;
         let _one_schema_change = match schema.is_empty() {
             true => None,
-            false => Some(self.oracle.schema_lock.lock().await),
+            false => Some(self.state.schema_lock.lock().await),
         };
         let commit_ts = self.issue(1).await?;
         {
             // Readers take fresh timestamps and wait at the groups for the
             // prepared intents (see the module docs): nothing here holds
             // them back while the decision is replicated.
-            let _decisions = self.oracle.decisions();
-            if let Some(commit_ts) = self.oracle.earlier_or_check(&request, &schema)? {
+            let _decisions = self.state.decisions();
+            if let Some(commit_ts) = self.state.earlier_or_check(&request, &schema)? {
                 return Ok(commit_ts);
             }
         }
@@ -383,7 +442,7 @@ impl TxnCoordinator {
             request: Some(request),
             commit_ts,
         });
-        match self.propose_meta(command).await? {
+        match self.propose(command).await? {
             Outcome::Decision(ResolveResponse {
                 commit_ts: Some(commit_ts),
             }) => {
@@ -404,8 +463,8 @@ impl TxnCoordinator {
     }
 
     /// Asks the oracle `call` (here or on another node; see
-    /// [`Self::serve_oracle`]).
-    pub async fn ask_oracle(&self, call: OracleCall) -> Result<Option<u64>> {
+    /// [`Self::serve`]).
+    pub async fn ask(&self, call: OracleCall) -> Result<Option<u64>> {
         let cluster_id = &self.cluster_id;
         self.cluster
             .at_meta(&self.groups, |node| {
@@ -413,7 +472,7 @@ impl TxnCoordinator {
                 let cluster_id = cluster_id.clone();
                 async move {
                     if node == self.node {
-                        return self.serve_oracle(call).await;
+                        return self.serve(call).await;
                     }
                     let client = OracleClient::new(self.cluster.channel(node)?);
                     let peer = format!("node {node}");
@@ -457,7 +516,7 @@ impl TxnCoordinator {
     }
 
     /// Whether this node serves the oracle now: it leads the meta group.
-    pub fn serves_oracle(&self) -> bool {
+    pub fn serves(&self) -> bool {
         self.groups.leading_term(META_GROUP).is_some()
     }
 

@@ -28,6 +28,13 @@
 //! Every node, a lone one too, runs its shard groups and the meta group as
 //! Raft groups: there is no other way to commit (a coordinator outside a
 //! cluster cannot).
+//!
+//! Three parts, each with one job: the [`TxnCoordinator`] runs this
+//! node's transactions (the snapshot, the buffer, the commit protocols,
+//! recovery); the [`Participant`] proposes what commits ask of the groups
+//! this node leads; the [`Oracle`] hands out timestamps and decides schema
+//! changes (served by the meta group's leader, over the [`OracleState`]
+//! every meta replica applies).
 
 mod async_commit;
 mod clock;
@@ -35,13 +42,15 @@ pub mod distributed;
 mod meta;
 mod one_phase;
 pub mod oracle;
+mod participant;
 mod sent_ahead;
 pub mod service;
 mod snapshots;
 mod tso;
 
 pub use clock::{since_epoch, Clock};
-pub use meta::{Oracle, OracleCall};
+pub use meta::{Oracle, OracleCall, OracleState};
+pub use participant::Participant;
 
 use distributed::Leaders;
 pub use sent_ahead::Parcel;
@@ -59,8 +68,7 @@ use crate::error::{Error, InputError, Result};
 use crate::raft::groups::ShardGroups;
 use crate::shard::access::{LocalLeader, ShardAccess};
 use crate::shard::locks::WriteLocks;
-use crate::shard::machine::{prepare_command, resolve_command};
-use crate::shard::proto::{Mutation, PrepareCommand, PrepareRequest, WriteBatch};
+use crate::shard::proto::{Mutation, WriteBatch};
 use crate::shard::{ShardMap, ShardRange, ShardReplica};
 use crate::storage::Storage;
 use oracle::proto::DecideRequest;
@@ -232,20 +240,19 @@ pub struct TxnCoordinator {
     /// The Raft groups of the shard groups (and the meta group) this node
     /// holds replicas of.
     groups: Arc<ShardGroups>,
-    /// The oracle's state, as this node's meta replica keeps it (see
-    /// `meta`).
+    /// The timestamp oracle, as this node reaches it (see `meta`).
     oracle: Arc<Oracle>,
+    /// This node as the leader of shard groups that commits write.
+    participant: Arc<Participant>,
     /// With `txn_counter`, makes cross-node transaction ids unique.
     txn_epoch: u64,
     txn_counter: AtomicU64,
     /// The cross-node transactions this node is committing now, as their
     /// coordinator (see `distributed`).
     at_work: Mutex<HashSet<Vec<u8>>>,
-    /// The keys of the one-phase commits this node runs as their group's
-    /// leader, which readers there wait for (see `one_phase`).
+    /// The keys of the commits this node's groups hold in flight, which
+    /// readers there wait for (see `one_phase`).
     locks: Arc<WriteLocks>,
-    /// This node's requests for timestamps, gathered (see `tso`).
-    timestamps: tso::Batcher,
     /// The snapshots the node's transactions read at.
     snapshots: Arc<snapshots::Snapshots>,
     /// How many bytes of writes a transaction holds in memory before it
@@ -261,16 +268,15 @@ pub struct Parts {
     pub storage: Arc<Storage>,
     pub cluster: Arc<Cluster>,
     pub groups: Arc<ShardGroups>,
-    pub oracle: Arc<Oracle>,
+    pub oracle: Arc<OracleState>,
     pub locks: Arc<WriteLocks>,
     pub catalog: Arc<Catalog>,
     pub write_buffer: usize,
 }
 
 impl TxnCoordinator {
-    /// The coordinator of `node`'s transactions; from the start it gathers
-    /// concurrent requests for timestamps into one call to the oracle
-    /// (see `tso`).
+    /// The coordinator of a node made of `parts`, with the oracle and the
+    /// participant it reaches in-process.
     pub fn new(parts: Parts) -> Result<Arc<Self>> {
         let Parts {
             storage,
@@ -285,38 +291,35 @@ impl TxnCoordinator {
             .node_id()
             .ok_or_else(|| Error::Internal("a coordinator outside a cluster".into()))?;
         catalog.set_node(node);
-        Ok(Arc::new_cyclic(|this: &std::sync::Weak<Self>| {
-            let coordinator = this.clone();
-            let timestamps = tso::Batcher::start(move |count| {
-                let coordinator = coordinator.clone();
-                async move {
-                    let coordinator = coordinator
-                        .upgrade()
-                        .ok_or_else(|| Error::Unavailable("the node is stopping".into()))?;
-                    coordinator
-                        .ask_oracle(OracleCall::Begin(count))
-                        .await?
-                        .ok_or_else(|| Error::Internal("the oracle gave no timestamp".into()))
-                }
-            });
-            Self {
-                storage,
-                shards: cluster.shards().clone(),
-                cluster_id: cluster.cluster_id(),
-                node,
-                cluster,
-                catalog,
-                groups,
-                oracle,
-                txn_epoch: since_epoch().as_micros() as u64,
-                txn_counter: AtomicU64::new(0),
-                at_work: Mutex::new(HashSet::new()),
-                locks,
-                timestamps,
-                snapshots: Arc::default(),
-                write_buffer: write_buffer.max(1),
-            }
+        let oracle = Oracle::new(oracle, cluster.clone(), groups.clone(), node);
+        let participant = Participant::new(groups.clone(), locks.clone(), oracle.clone());
+        Ok(Arc::new(Self {
+            storage,
+            shards: cluster.shards().clone(),
+            cluster_id: cluster.cluster_id(),
+            node,
+            cluster,
+            catalog,
+            groups,
+            oracle,
+            participant: Arc::new(participant),
+            txn_epoch: since_epoch().as_micros() as u64,
+            txn_counter: AtomicU64::new(0),
+            at_work: Mutex::new(HashSet::new()),
+            locks,
+            snapshots: Arc::default(),
+            write_buffer: write_buffer.max(1),
         }))
+    }
+
+    /// The timestamp oracle, as this node reaches it.
+    pub fn oracle(&self) -> &Arc<Oracle> {
+        &self.oracle
+    }
+
+    /// This node as a participant in commits.
+    pub fn participant(&self) -> &Arc<Participant> {
+        &self.participant
     }
 
     pub fn shards(&self) -> &Arc<ShardMap> {
@@ -375,7 +378,7 @@ impl TxnCoordinator {
 
     /// Begins a transaction at a fresh timestamp from the oracle.
     pub async fn begin_shared(&self) -> Result<Transaction> {
-        Ok(self.begin_at(self.timestamp().await?))
+        Ok(self.begin_at(self.oracle.timestamp().await?))
     }
 
     /// The oldest snapshot this node's transactions read at, or the newest
@@ -408,12 +411,6 @@ impl TxnCoordinator {
             0 => 0,
             floor => floor.min(oldest_intent),
         }
-    }
-
-    /// A fresh timestamp from the oracle, gathered with this node's
-    /// other requests.
-    async fn timestamp(&self) -> Result<u64> {
-        self.timestamps.next().await
     }
 
     /// What readers of the groups this node leads wait for.
@@ -504,84 +501,6 @@ impl TxnCoordinator {
                 });
         }
         batches
-    }
-}
-
-impl TxnCoordinator {
-    /// The participant side, phase one: proposes `Prepare` in each of the
-    /// request's shard groups (whose leader this node must be): checked as
-    /// a commit is (first committer wins), kept as an intent locking its
-    /// keys. Preparing a transaction twice is a no-op. A transaction with
-    /// a primary group (`async_commit`) takes each group's minimum commit
-    /// timestamp while its keys are held: the highest is the answer (0 for
-    /// others).
-    pub async fn prepare(&self, request: PrepareRequest) -> Result<u64> {
-        let PrepareRequest {
-            txn_id,
-            batches,
-            primary,
-            participants,
-            staged,
-        } = request;
-        let groups = &self.groups;
-        let prepare = PrepareCommand {
-            txn_id: txn_id.clone(),
-            // The proposer's clock: recovery waits a while after it.
-            prepared_at_ms: since_epoch().as_millis() as u64,
-            primary,
-            participants,
-            staged,
-            ..Default::default()
-        };
-        let proposals = batches.into_iter().map(|batch| async {
-            let answer = match prepare.primary {
-                Some(_) => {
-                    let command = |min_commit_ts, batch| {
-                        let prepare = PrepareCommand {
-                            min_commit_ts,
-                            ..prepare.clone()
-                        };
-                        prepare_command(prepare, batch)
-                    };
-                    self.propose_held(&txn_id, batch, command).await?
-                }
-                None => {
-                    let group = batch.shard_id;
-                    groups
-                        .propose(group, prepare_command(prepare.clone(), batch))
-                        .await?
-                }
-            };
-            crate::shard::machine::outcome(&answer)
-        });
-        let mut min_commit_ts = 0;
-        for answer in futures::future::join_all(proposals).await {
-            min_commit_ts = min_commit_ts.max(answer?);
-        }
-        Ok(min_commit_ts)
-    }
-
-    /// The participant side, phase two: commits `txn_id` at
-    /// `Some(commit_ts)` or aborts it (`None`, recording the abort aged by
-    /// `start_ts` if nonzero) in the shard groups `groups` (whose leader
-    /// this node must be). Resolving twice, or a transaction never
-    /// prepared, is harmless.
-    pub async fn resolve_prepared(
-        &self,
-        txn_id: &[u8],
-        outcome: Option<u64>,
-        start_ts: u64,
-        groups: &[u32],
-    ) -> Result<()> {
-        let shard_groups = &self.groups;
-        let command = resolve_command(txn_id, outcome, start_ts);
-        let proposals = groups
-            .iter()
-            .map(|&g| shard_groups.propose(g, command.clone()));
-        for answer in futures::future::join_all(proposals).await {
-            crate::shard::machine::outcome(&answer?)?;
-        }
-        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //! (most OLTP writes: a row, or rows of one key range) commits with one
 //! Raft write in that group, and no write in the meta group.
 //!
-//! On the group's leader ([`TxnCoordinator::commit_one_phase_here`]):
+//! On the group's leader ([`Participant::commit_one_phase_here`](super::Participant::commit_one_phase_here)):
 //! 1. hold the keys in memory (`shard::locks`): from now on a reader there
 //!    whose snapshot could see the write waits for it;
 //! 2. take a commit timestamp from the oracle (gathered with the node's
@@ -31,11 +31,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::distributed::Participant;
+use super::distributed::ParticipantRpc;
 use super::TxnCoordinator;
 use crate::error::{Error, Result};
-use crate::raft::groups::QUORUM_WAIT;
-use crate::shard::machine::{one_phase_command, outcome};
 use crate::shard::proto::{CommitOnePhaseRequest, WriteBatch};
 
 /// How long a coordinator keeps trying a commit whose attempts fail (a
@@ -69,7 +67,11 @@ impl TxnCoordinator {
                 let node =
                     (self.home(&range).await).map_err(|e| Error::NotLeader(e.to_string()))?;
                 let answer = match node == self.node {
-                    true => self.commit_one_phase_here(txn_id, batch.clone()).await,
+                    true => {
+                        self.participant
+                            .commit_one_phase_here(txn_id, batch.clone())
+                            .await
+                    }
                     false => self.one_phase_on(node, txn_id, &batch).await,
                 };
                 answer.inspect_err(|_| self.missed(node, &[group]))
@@ -106,59 +108,8 @@ impl TxnCoordinator {
             txn_id: txn_id.to_vec(),
             batch: Some(batch.clone()),
         };
-        let commit = |mut c: Participant, r| async move { c.commit_one_phase(r).await };
+        let commit = |mut c: ParticipantRpc, r| async move { c.commit_one_phase(r).await };
         let answer = self.ask_participant(node, &request, commit).await?;
         Ok(answer.commit_ts)
-    }
-
-    /// A one-phase commit on the leader of the batch's group, this node
-    /// (see the module docs): the commit timestamp, or that of an earlier
-    /// attempt that was applied.
-    pub async fn commit_one_phase_here(&self, txn_id: &[u8], batch: WriteBatch) -> Result<u64> {
-        let answer = self
-            .propose_held(txn_id, batch, |commit_ts, batch| {
-                one_phase_command(txn_id, batch, commit_ts)
-            })
-            .await?;
-        outcome(&answer)
-    }
-
-    /// On the leader of `batch`'s group, this node: holds the batch's keys
-    /// (`shard::locks`), takes a timestamp from the oracle, and proposes
-    /// `command(timestamp, batch)`; the group's answer. The timestamp is
-    /// above every snapshot handed out before, and a reader with a later
-    /// one reads after the keys were held, so it waits for the entry.
-    /// `NotLeader` if nothing was appended.
-    pub(super) async fn propose_held(
-        &self,
-        txn_id: &[u8],
-        batch: WriteBatch,
-        command: impl FnOnce(u64, WriteBatch) -> Vec<u8>,
-    ) -> Result<Vec<u8>> {
-        let groups = &self.groups;
-        let group = batch.shard_id;
-        if groups.leading_term(group).is_none() {
-            return Err(Error::NotLeader(format!(
-                "this node does not lead shard group {group}"
-            )));
-        }
-        groups
-            .ensure_quorum(group)
-            .map_err(|e| Error::NotLeader(e.to_string()))?;
-        let keys = batch.mutations.iter().map(|m| m.key.clone()).collect();
-        // A key another commit holds is waited for, not refused: the
-        // conflict is settled when the entries apply, where the answer is
-        // certain (an earlier attempt of this commit may be pending).
-        let _held = (self.locks)
-            .hold_when_free(keys, txn_id, batch.start_ts, QUORUM_WAIT)
-            .await?;
-        // Nothing is appended yet: a failure here is not an unknown outcome.
-        let ts = self.timestamp().await.map_err(|e| match e {
-            Error::Retry(_) | Error::Input(..) => e,
-            other => Error::NotLeader(other.to_string()),
-        })?;
-        groups
-            .propose_within(group, command(ts, batch), QUORUM_WAIT)
-            .await
     }
 }

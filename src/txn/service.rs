@@ -80,7 +80,8 @@ impl Oracle for TxnService {
     ) -> Result<Response<BeginResponse>, Status> {
         self.run(request, |c, r| async move {
             let read_ts = c
-                .serve_oracle(OracleCall::Begin(r.count.max(1)))
+                .oracle()
+                .serve(OracleCall::Begin(r.count.max(1)))
                 .await?
                 .unwrap_or_default();
             Ok(BeginResponse { read_ts })
@@ -94,7 +95,8 @@ impl Oracle for TxnService {
     ) -> Result<Response<DecideResponse>, Status> {
         self.run(request, |c, r| async move {
             let commit_ts = c
-                .serve_oracle(OracleCall::Decide(r))
+                .oracle()
+                .serve(OracleCall::Decide(r))
                 .await?
                 .unwrap_or_default();
             Ok(DecideResponse { commit_ts })
@@ -104,7 +106,7 @@ impl Oracle for TxnService {
 
     async fn done(&self, request: Request<DoneRequest>) -> Result<Response<DoneResponse>, Status> {
         self.run(request, |c, r| async move {
-            c.serve_oracle(OracleCall::Done(r.txn_id)).await?;
+            c.oracle().serve(OracleCall::Done(r.txn_id)).await?;
             Ok(DoneResponse {})
         })
         .await
@@ -115,7 +117,7 @@ impl Oracle for TxnService {
         request: Request<ResolveRequest>,
     ) -> Result<Response<ResolveResponse>, Status> {
         self.run(request, |c, r| async move {
-            let commit_ts = c.serve_oracle(OracleCall::Resolve(r.txn_id)).await?;
+            let commit_ts = c.oracle().serve(OracleCall::Resolve(r.txn_id)).await?;
             Ok(ResolveResponse { commit_ts })
         })
         .await
@@ -129,7 +131,8 @@ impl Participant for TxnService {
         request: Request<PrepareRequest>,
     ) -> Result<Response<PrepareResponse>, Status> {
         self.run(request, |c, r| async move {
-            c.prepare(r)
+            c.participant()
+                .prepare(r)
                 .await
                 .map(|min_commit_ts| PrepareResponse { min_commit_ts })
         })
@@ -141,7 +144,8 @@ impl Participant for TxnService {
         request: Request<CommitPreparedRequest>,
     ) -> Result<Response<Resolved>, Status> {
         self.run(request, |c, r| async move {
-            c.resolve_prepared(&r.txn_id, Some(r.commit_ts), 0, &r.shard_ids)
+            c.participant()
+                .resolve_prepared(&r.txn_id, Some(r.commit_ts), 0, &r.shard_ids)
                 .await
                 .map(|()| Resolved {})
         })
@@ -150,7 +154,8 @@ impl Participant for TxnService {
 
     async fn abort(&self, request: Request<AbortRequest>) -> Result<Response<Resolved>, Status> {
         self.run(request, |c, r| async move {
-            c.resolve_prepared(&r.txn_id, None, r.start_ts, &r.shard_ids)
+            c.participant()
+                .resolve_prepared(&r.txn_id, None, r.start_ts, &r.shard_ids)
                 .await
                 .map(|()| Resolved {})
         })
@@ -163,7 +168,10 @@ impl Participant for TxnService {
     ) -> Result<Response<CommitOnePhaseResponse>, Status> {
         self.run(request, |c, r| async move {
             let batch = r.batch.unwrap_or_default();
-            let commit_ts = c.commit_one_phase_here(&r.txn_id, batch).await?;
+            let commit_ts = c
+                .participant()
+                .commit_one_phase_here(&r.txn_id, batch)
+                .await?;
             Ok(CommitOnePhaseResponse { commit_ts })
         })
         .await
@@ -174,7 +182,10 @@ impl Participant for TxnService {
         request: Request<ProbeRequest>,
     ) -> Result<Response<ProbeResponse>, Status> {
         self.run(request, |c, r| async move {
-            let statuses = c.probe_here(&r.txn_id, r.start_ts, &r.shard_ids).await?;
+            let statuses = c
+                .participant()
+                .probe_here(&r.txn_id, r.start_ts, &r.shard_ids)
+                .await?;
             Ok(ProbeResponse { statuses })
         })
         .await
