@@ -47,39 +47,47 @@
 //! (`shard::locks`); applying a decision or a one-phase commit tells them
 //! to look again.
 
-use std::collections::HashMap;
+mod commands;
+mod records;
+
+pub use commands::{
+    one_phase_command, outcome, prepare_command, probe_command, resolve_command, status,
+};
+pub use records::{forget_command, intents, lock_in_the_way, staged_write, staged_writes};
+
 use std::sync::Arc;
 
 use prost::Message;
 
-use super::locks::{in_the_way, InTheWay, WriteLocks};
+use super::locks::WriteLocks;
 use super::proto::settled::Outcome as Ended;
 use super::proto::shard_applied::Outcome;
 use super::proto::shard_command::Command;
 use super::proto::txn_status::State;
 use super::proto::{
-    AbortCommand, CommitCommand, Done, ForgetCommand, Intent, IntentWrite, Lock, Mutation,
-    OnePhaseCommand, PrepareCommand, ProbeCommand, Settled, ShardApplied, ShardCommand, TxnStatus,
-    WriteBatch,
+    AbortCommand, CommitCommand, Done, Intent, IntentWrite, Lock, Mutation, OnePhaseCommand,
+    PrepareCommand, ProbeCommand, Settled, ShardApplied, ShardCommand, TxnStatus, WriteBatch,
 };
-use super::replica::OwnWrite;
 use super::{ShardReplica, KEY_LOCKED};
 use crate::encoding::keys::{hash_range_bounds, table_bounds, TABLE_ID_LEN};
 use crate::error::{Error, Result};
 use crate::raft::{GroupId, StateMachine};
 use crate::storage::{prefix_end, EachRecord, Family, Storage, StorageBatch, View};
+use records::{
+    decode_intent, decode_lock, decode_settled, decode_write, group_prefix, record_key,
+    settled_records, write_key, INTENT, LOCK, SETTLED,
+};
 
-const INTENT: u8 = b'i';
-const WRITE: u8 = b'w';
-const LOCK: u8 = b'l';
 /// How many of an intent's writes one RocksDB batch resolves.
 const RESOLVE_PAGE: usize = 4096;
-/// How a transaction ended here: its id → a `Settled` record.
-const SETTLED: u8 = b'o';
 
 /// Why a prepare arriving after its transaction was aborted is refused.
 const ABORTED: &str = "the transaction was aborted while it committed (its coordinator \
                        was too slow or stopped); retry it";
+
+fn done(commit_ts: u64) -> Outcome {
+    Outcome::Done(Done { commit_ts })
+}
 
 /// The state machine of the shard group `replica` serves.
 pub struct ShardMachine {
@@ -421,296 +429,13 @@ impl StateMachine for ShardMachine {
     }
 }
 
-/// `shard/<group u32 BE>`: the start of every `meta` record of the group.
-fn group_prefix(group: GroupId) -> Vec<u8> {
-    [b"shard/".as_slice(), &group.to_be_bytes()].concat()
-}
-
-fn record_key(group: GroupId, kind: u8, name: &[u8]) -> Vec<u8> {
-    [group_prefix(group).as_slice(), &[kind], name].concat()
-}
-
-/// The key of `txn_id`'s write of `user_key` (ids are at most 255 bytes:
-/// `prepare` refuses longer ones).
-fn write_key(group: GroupId, txn_id: &[u8], user_key: &[u8]) -> Vec<u8> {
-    let name = [&[txn_id.len() as u8], txn_id, user_key].concat();
-    record_key(group, WRITE, &name)
-}
-
-fn decode_intent(record: &[u8]) -> Result<Intent> {
-    Intent::decode(record).map_err(|e| Error::Corrupt(format!("an intent record: {e}")))
-}
-
-fn decode_write(record: &[u8]) -> Result<IntentWrite> {
-    IntentWrite::decode(record).map_err(|e| Error::Corrupt(format!("an intent's write: {e}")))
-}
-
-fn decode_settled(record: &[u8]) -> Result<Ended> {
-    Settled::decode(record)
-        .ok()
-        .and_then(|s| s.outcome)
-        .ok_or_else(|| Error::Corrupt("a settled transaction's record".into()))
-}
-
-fn done(commit_ts: u64) -> Outcome {
-    Outcome::Done(Done { commit_ts })
-}
-
-fn decode_lock(record: &[u8]) -> Result<Lock> {
-    Lock::decode(record).map_err(|e| Error::Corrupt(format!("a lock record: {e}")))
-}
-
-/// How many lock records a reader reads at a time.
-const LOCK_PAGE: usize = 1024;
-
-/// Whether one of `group`'s locks on the user keys in `[start, end)` is
-/// in the way of a reader at `read_ts` (`shard::locks`). The locks of the
-/// reader's own transaction (`reader`, empty for none) are not, nor are
-/// those of writes sent ahead by a running transaction (`staged`), which
-/// has no commit timestamp yet, unless it is `preparing` now, its keys
-/// held while its commit timestamp is taken, nor those of a transaction
-/// committed after `read_ts`. One committed at or before it is
-/// `Resolving`: its rows are being written. Reads the locks a page at a
-/// time. Blocks on disk.
-pub fn lock_in_the_way(
-    storage: &Storage,
-    group: GroupId,
-    (start, end): (&[u8], &[u8]),
-    read_ts: u64,
-    reader: &[u8],
-    preparing: &dyn Fn(&[u8]) -> bool,
-) -> Result<InTheWay> {
-    let mut holders: HashMap<Vec<u8>, InTheWay> = HashMap::new();
-    let mut from = record_key(group, LOCK, start);
-    let end = record_key(group, LOCK, end);
-    loop {
-        let page = storage.scan_meta_page(&from, &end, LOCK_PAGE)?;
-        for (_, record) in &page {
-            let lock = decode_lock(record)?;
-            if lock.txn_id == reader || !in_the_way(lock.start_ts, read_ts) {
-                continue;
-            }
-            let holder = match holders.get(&lock.txn_id) {
-                Some(&holder) => holder,
-                None => {
-                    let holder = holder_in_the_way(storage, group, &lock.txn_id, read_ts)?;
-                    holders.insert(lock.txn_id.clone(), holder);
-                    holder
-                }
-            };
-            let holder = match holder {
-                InTheWay::No if preparing(&lock.txn_id) => InTheWay::Yes,
-                holder => holder,
-            };
-            if holder != InTheWay::No {
-                return Ok(holder);
-            }
-        }
-        match page.last() {
-            Some((key, _)) if page.len() == LOCK_PAGE => from = [key.as_slice(), &[0]].concat(),
-            _ => return Ok(InTheWay::No),
-        }
-    }
-}
-
-/// Whether a lock of transaction `txn_id` on a key in `group` stops a
-/// reader at `read_ts` (a lock a reader at or below the holder's
-/// snapshot would pass is not asked about): see [`lock_in_the_way`]
-/// (`No` for writes sent ahead, unless preparing). Blocks on disk.
-fn holder_in_the_way(
-    storage: &Storage,
-    group: GroupId,
-    txn_id: &[u8],
-    read_ts: u64,
-) -> Result<InTheWay> {
-    if let Some(record) = storage.get_meta(&record_key(group, SETTLED, txn_id))? {
-        if let Ended::CommittedAt(commit_ts) = decode_settled(&record)? {
-            return Ok(match commit_ts > read_ts {
-                true => InTheWay::No,
-                false => InTheWay::Resolving,
-            });
-        }
-    }
-    let intent = storage.get_meta(&record_key(group, INTENT, txn_id))?;
-    let staged = match intent {
-        Some(record) => decode_intent(&record)?.staged,
-        None => false,
-    };
-    Ok(match staged {
-        true => InTheWay::No,
-        false => InTheWay::Yes,
-    })
-}
-
-/// The latest write transaction `txn_id` sent ahead to `group` on
-/// `user_key`, if any (`Some(None)`: it deletes the row): one read by
-/// exact key. Blocks on disk.
-pub fn staged_write(
-    storage: &Storage,
-    group: GroupId,
-    txn_id: &[u8],
-    user_key: &[u8],
-) -> Result<Option<Option<Vec<u8>>>> {
-    let record = storage.get_meta(&write_key(group, txn_id, user_key))?;
-    record.map(|r| Ok(decode_write(&r)?.value)).transpose()
-}
-
-/// What statement `statement` of transaction `txn_id` reads of its own
-/// writes sent ahead to `group` on user keys from `from` (on) to `end`, in
-/// key order: a page of them (at most `limit` records read; a record
-/// with nothing to read is skipped), and where the next page starts
-/// (`None`: at the end). A write is `None` if it deletes the row. Blocks
-/// on disk.
-pub fn staged_writes(
-    storage: &Storage,
-    group: GroupId,
-    (txn_id, statement): (&[u8], u32),
-    (from, end): (&[u8], &[u8]),
-    limit: usize,
-) -> Result<(Vec<OwnWrite>, Option<Vec<u8>>)> {
-    let start = write_key(group, txn_id, from);
-    let prefix_len = start.len() - from.len();
-    let page = storage.scan_meta_page(&start, &write_key(group, txn_id, end), limit)?;
-    let next = match page.last() {
-        Some((key, _)) if page.len() == limit => Some([&key[prefix_len..], &[0]].concat()),
-        _ => None,
-    };
-    let mut writes = Vec::with_capacity(page.len());
-    for (key, record) in page {
-        let mut write = decode_write(&record)?;
-        if write.statement >= statement {
-            match write.earlier.take() {
-                Some(earlier) => write = *earlier,
-                None => continue,
-            }
-        }
-        writes.push((key[prefix_len..].to_vec(), write.value));
-    }
-    Ok((writes, next))
-}
-
-/// The transactions prepared in `group` on this node (whether or not it
-/// leads the group), by id. Blocks on disk.
-pub fn intents(storage: &Storage, group: GroupId) -> Result<Vec<(Vec<u8>, Intent)>> {
-    let prefix = record_key(group, INTENT, &[]);
-    storage
-        .scan_meta(&prefix)?
-        .into_iter()
-        .map(|(key, record)| Ok((key[prefix.len()..].to_vec(), decode_intent(&record)?)))
-        .collect()
-}
-
-/// How long a `Settled` record is kept behind the GC safe point: far
-/// longer than any retry of a commit or a prepare arriving late. (The
-/// primary group's status of a transaction is needed while another group
-/// still holds its intent; an intent holds its node's GC floor back, see
-/// `TxnCoordinator::snapshot_floor`, so the safe point stays below it.)
-const SETTLED_KEPT_US: u64 = 60_000_000;
-
-/// The command forgetting `group`'s `Settled` records at least
-/// [`SETTLED_KEPT_US`] older than `safe_point`, the GC safe point, by
-/// their commit timestamp or, for an abort, the transaction's snapshot
-/// (`None` if there are none here): a record matters only to a retry or
-/// to recovery, which come long before. Blocks on disk.
-pub fn forget_command(
-    storage: &Storage,
-    group: GroupId,
-    safe_point: u64,
-) -> Result<Option<Vec<u8>>> {
-    let before = safe_point.saturating_sub(SETTLED_KEPT_US);
-    let settled = settled_records(storage, group)?;
-    let any = settled.iter().any(|(_, ts)| *ts < before);
-    Ok(any.then(|| command(Command::Forget(ForgetCommand { before }))))
-}
-
-/// `group`'s `Settled` records here: their keys and timestamps (a
-/// commit's, or an aborted transaction's snapshot). Blocks on disk.
-fn settled_records(storage: &Storage, group: GroupId) -> Result<Vec<(Vec<u8>, u64)>> {
-    let records = storage.scan_meta(&record_key(group, SETTLED, &[]))?;
-    records
-        .into_iter()
-        .map(|(key, value)| {
-            let (Ended::CommittedAt(ts) | Ended::AbortedFrom(ts)) = decode_settled(&value)?;
-            Ok((key, ts))
-        })
-        .collect()
-}
-
-/// The command preparing `batch`: `prepare` with the batch set.
-pub fn prepare_command(mut prepare: PrepareCommand, batch: WriteBatch) -> Vec<u8> {
-    prepare.batch = Some(batch);
-    command(Command::Prepare(prepare))
-}
-
-/// The command asking where `txn_id` (which read at `start_ts`) stands.
-pub fn probe_command(txn_id: &[u8], start_ts: u64) -> Vec<u8> {
-    command(Command::Probe(ProbeCommand {
-        txn_id: txn_id.to_vec(),
-        start_ts,
-    }))
-}
-
-/// The one-phase commit of `batch` at `commit_ts`, by `txn_id`.
-pub fn one_phase_command(txn_id: &[u8], batch: WriteBatch, commit_ts: u64) -> Vec<u8> {
-    command(Command::OnePhase(OnePhaseCommand {
-        batch: Some(batch),
-        commit_ts,
-        txn_id: txn_id.to_vec(),
-    }))
-}
-
-/// The command committing `txn_id` at `Some(commit_ts)`, or aborting it
-/// (recording the abort, aged by `start_ts`, if nonzero).
-pub fn resolve_command(txn_id: &[u8], outcome: Option<u64>, start_ts: u64) -> Vec<u8> {
-    let txn_id = txn_id.to_vec();
-    command(match outcome {
-        Some(commit_ts) => Command::Commit(CommitCommand { txn_id, commit_ts }),
-        None => Command::Abort(AbortCommand { txn_id, start_ts }),
-    })
-}
-
-fn command(command: Command) -> Vec<u8> {
-    ShardCommand {
-        command: Some(command),
-    }
-    .encode_to_vec()
-}
-
-/// What a shard group answered a command: a one-phase commit's
-/// timestamp, a prepare's minimum commit timestamp (0 for other
-/// commands); a conflict is a retryable error (40001), a refusal an
-/// internal one.
-pub fn outcome(answer: &[u8]) -> Result<u64> {
-    match answered(answer)? {
-        Outcome::Done(done) => Ok(done.commit_ts),
-        Outcome::Conflict(message) => Err(Error::Retry(message)),
-        Outcome::Rejected(message) => Err(Error::Internal(message)),
-        Outcome::Status(_) => Err(Error::Internal("a shard group answered a status".into())),
-    }
-}
-
-/// What a shard group answered a `Probe`.
-pub fn status(answer: &[u8]) -> Result<TxnStatus> {
-    match answered(answer)? {
-        Outcome::Status(status) => Ok(status),
-        other => Err(Error::Internal(format!(
-            "a shard group answered a probe with {other:?}"
-        ))),
-    }
-}
-
-fn answered(answer: &[u8]) -> Result<Outcome> {
-    ShardApplied::decode(answer)
-        .map_err(|e| Error::Internal(format!("a shard group's answer: {e}")))?
-        .outcome
-        .ok_or_else(|| Error::Internal("a shard group answered nothing".into()))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::records::SETTLED_KEPT_US;
     use super::*;
     use crate::encoding::keys::{key_hash, row_key, versions_end, HASH_SPACE};
     use crate::raft::state_machine::GroupMachine;
+    use crate::shard::locks::InTheWay;
     use crate::shard::proto::Mutation;
     use crate::shard::{ShardId, ShardRange};
     use openraft::storage::RaftStateMachine;
