@@ -7,13 +7,9 @@
 //! voters) the first time the node starts; the others wait to hear from
 //! it. A replica placed on a node later (a decommission moved it there)
 //! starts empty and waits for the group's leader to add it. The timing
-//! below: a heartbeat every 60 ms, an election after 300–500 ms without
-//! one. A replica that heard from its leader votes for no other for the
-//! leader's lease (the longest election timeout), so the first candidate
-//! is usually refused and a dead leader is replaced in about two election
-//! timeouts, under 1 s (`benches/failover.sh`). Shorter timeouts elect
-//! spuriously when a node's heartbeats run late on busy cores (tens of
-//! groups per node share a few).
+//! below is for tens of groups per node sharing a few cores: a heartbeat
+//! every 100 ms, an election after 500–1000 ms without one, so a dead
+//! leader is replaced within about 2 s (`benches/failover.sh`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -47,15 +43,15 @@ pub const QUORUM_WAIT: Duration = Duration::from_millis(2500);
 const PROPOSE_WAIT: Duration = Duration::from_secs(30);
 
 /// The longest election timeout, in ms (see [`raft_config`]).
-const ELECTION_TIMEOUT_MAX_MS: u64 = 500;
+const ELECTION_TIMEOUT_MAX_MS: u64 = 1000;
 
 fn raft_config(snapshot_entries: u64) -> Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_entries),
         max_in_snapshot_log_to_keep: snapshot_entries / 5,
         cluster_name: "shardforge".into(),
-        heartbeat_interval: 60,
-        election_timeout_min: 300,
+        heartbeat_interval: 100,
+        election_timeout_min: 500,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
         // The log behind a snapshot goes once a fifth of the interval has
         // piled up (each purge is one RocksDB range delete).
