@@ -75,22 +75,20 @@ pub struct ShardMap {
 
 impl ShardMap {
     /// Loads the shard map, creating one with `groups` equal ranges on node
-    /// 1 if there is none (for tests; a node gets its shard map from
-    /// `cluster`).
+    /// 1 if there is none (for tests; a node's `Cluster` keeps its shard
+    /// map).
     #[cfg(test)]
     pub fn load_or_init(storage: &Arc<Storage>, groups: u32) -> Result<Self> {
-        if load_ranges(storage)?.is_none() {
-            let mut batch = storage.batch();
-            stage_ranges(&split_hash_space(groups)?, &mut batch)?;
-            storage.write(batch)?;
-        }
-        Self::load(storage)
-    }
-
-    /// Loads the persisted shard map.
-    pub fn load(storage: &Arc<Storage>) -> Result<Self> {
-        let ranges = load_ranges(storage)?
-            .ok_or_else(|| Error::Corrupt("the shard map is missing".into()))?;
+        let ranges = match load_ranges(storage)? {
+            Some(ranges) => ranges,
+            None => {
+                let ranges = split_hash_space(groups)?;
+                let mut batch = storage.batch();
+                stage_ranges(&ranges, &mut batch)?;
+                storage.write(batch)?;
+                ranges
+            }
+        };
         Ok(Self::new(storage.clone(), &ranges))
     }
 

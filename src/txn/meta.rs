@@ -294,7 +294,6 @@ pub struct Oracle {
     state: Arc<OracleState>,
     cluster: Arc<Cluster>,
     groups: Arc<ShardGroups>,
-    catalog: Arc<Catalog>,
     node: u32,
     cluster_id: String,
     timestamps: tso::Batcher,
@@ -324,7 +323,6 @@ impl Oracle {
                 }
             });
             Self {
-                catalog: state.catalog.clone(),
                 cluster_id: cluster.cluster_id(),
                 state,
                 cluster,
@@ -526,7 +524,7 @@ impl Oracle {
     /// it. A failure leaves that node with its old catalog until it
     /// restarts, not a failed commit.
     async fn publish_catalog(&self, meta_index: u64) {
-        let tables = self.catalog.tables();
+        let tables = self.state.catalog.tables();
         if let Err(e) = self.cluster.publish_catalog(tables, meta_index).await {
             tracing::warn!(error = %e, "a node missed a catalog change; it takes the catalog when it restarts");
         }
