@@ -4,10 +4,11 @@
 //! clear error before anything is served), serve the cluster RPCs, become
 //! part of a cluster (at once for a one-node cluster; see `cluster`), then
 //! build the rest of the node bottom-up ([`serve`]) and serve. The rpc
-//! address serves the `Cluster` service and, once the node serves, scans of this node's shard groups over Arrow Flight (`shard::flight`) and
-//! the transaction services (`txn::service`). Shutdown stops accepting, drains open
-//! connections briefly and closes storage; every acknowledged commit was
-//! already synced, so a SIGKILL instead loses nothing committed either.
+//! address serves the `Cluster` service and, once the node serves, scans
+//! of this node's shard groups over Arrow Flight (`shard::flight`) and the
+//! transaction services (`txn::service`). Shutdown stops accepting, drains
+//! open connections briefly and closes storage; every acknowledged commit
+//! was already synced, so a SIGKILL instead loses nothing committed either.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

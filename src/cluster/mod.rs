@@ -551,8 +551,8 @@ impl Cluster {
         self.seen(request.node_id);
         self.record_floor(request.node_id, request.snapshot_floor);
         let moved = (&member.pg_addr, &member.http_addr) != (&request.pg_addr, &request.http_addr);
-        let oracle = groups.filter(|g| g.leading_term(META_GROUP).is_some());
-        if let Some(groups) = oracle.filter(|_| moved) {
+        let oracle = groups.filter(|g| moved && g.leading_term(META_GROUP).is_some());
+        if let Some(groups) = oracle {
             let change = proto::JoinRequest {
                 rpc_addr: member.rpc_addr.clone(),
                 pg_addr: request.pg_addr.clone(),
