@@ -23,7 +23,7 @@ use openraft::{BasicNode, ReadPolicy, ServerState};
 use super::log_store::GroupLog;
 use super::state_machine::GroupMachine;
 use super::transport::{GroupNetworks, GroupRaft, RaftService};
-use super::{Command, GroupId, StateMachine, META_GROUP};
+use super::{Command, GroupId, ShardRaft, StateMachine, META_GROUP};
 use crate::error::{Error, Result};
 use crate::rpc::ChannelPool;
 use crate::storage::Storage;
@@ -339,22 +339,37 @@ impl ShardGroups {
     ) -> Result<Vec<u8>> {
         let raft = self.raft(group)?;
         self.ensure_quorum(group)?;
-        let written = tokio::time::timeout(wait, raft.client_write(Command(command)))
-            .await
-            .map_err(|_| {
-                Error::Unavailable(format!(
-                    "{} did not commit a write within {} ms",
-                    name(group),
-                    wait.as_millis()
-                ))
-            })?;
-        match written {
-            Ok(response) => Ok(response.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                Err(not_leader(group))
-            }
-            Err(e) => Err(Error::Unavailable(format!("{}: {e}", name(group)))),
-        }
+        let written = tokio::time::timeout(wait, raft.client_write(Command(command))).await;
+        written_answer(group, wait, written)
+    }
+
+    /// [`Self::propose_within`], keeping `until_settled` until the entry
+    /// applied here or was cut from this replica's log (a new leader's
+    /// replaced it: it never commits), however long that takes, even once
+    /// the caller stopped waiting for the answer (it failed after `wait`,
+    /// or its future was dropped): an entry appended can commit after its
+    /// proposer gave up on it. A proposer whose entry readers must not
+    /// read past while it may still apply (`shard::locks`) keeps its keys
+    /// held with it. One task hand-off more than `propose_within`.
+    pub async fn propose_keeping<K: Send + 'static>(
+        &self,
+        group: GroupId,
+        command: Vec<u8>,
+        wait: Duration,
+        until_settled: K,
+    ) -> Result<Vec<u8>> {
+        let raft = self.raft(group)?;
+        self.ensure_quorum(group)?;
+        let proposal = tokio::spawn(async move {
+            let written = raft.client_write(Command(command)).await;
+            drop(until_settled);
+            written
+        });
+        let written = match tokio::time::timeout(wait, proposal).await {
+            Ok(joined) => Ok(joined.map_err(|e| Error::Internal(format!("a proposal: {e}")))?),
+            Err(elapsed) => Err(elapsed),
+        };
+        written_answer(group, wait, written)
     }
 
     /// Makes sure this node still leads `group`, and waits until its
@@ -572,6 +587,32 @@ async fn elected(
         .metrics(|m| m.current_leader.is_some(), "a leader")
         .await
         .ok()
+}
+
+/// What openraft answers a proposal.
+type ClientWritten = std::result::Result<
+    openraft::raft::ClientWriteResponse<ShardRaft>,
+    RaftError<ShardRaft, ClientWriteError<ShardRaft>>,
+>;
+
+/// The answer to a proposal in `group` that was waited for up to `wait`.
+fn written_answer(
+    group: GroupId,
+    wait: Duration,
+    written: std::result::Result<ClientWritten, tokio::time::error::Elapsed>,
+) -> Result<Vec<u8>> {
+    let written = written.map_err(|_| {
+        Error::Unavailable(format!(
+            "{} did not commit a write within {} ms",
+            name(group),
+            wait.as_millis()
+        ))
+    })?;
+    match written {
+        Ok(response) => Ok(response.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(not_leader(group)),
+        Err(e) => Err(Error::Unavailable(format!("{}: {e}", name(group)))),
+    }
 }
 
 fn not_leader(group: GroupId) -> Error {

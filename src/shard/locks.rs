@@ -1,9 +1,11 @@
 //! The writes a reader at a shard group's leader must wait for, because
 //! their commit timestamp may be at or below the reader's snapshot while
 //! their rows are not written yet:
-//! - a one-phase commit in progress here: its keys are held from before
-//!   its commit timestamp is taken until its Raft entry is applied (or
-//!   failed), in memory ([`WriteLocks::hold`]);
+//! - a one-phase commit or a prepare in progress here: its keys are held
+//!   in memory ([`WriteLocks::hold`]) from before its timestamp is taken
+//!   until its Raft entry is applied here, or cut from the log here (it
+//!   never commits), whether or not its proposer still waits for it
+//!   (`raft::groups::ShardGroups::propose_keeping`);
 //! - a prepared transaction's intent: its lock records, in the group's
 //!   state (`shard::machine`), until its decision is applied.
 //!

@@ -151,7 +151,7 @@ impl Participant {
         // A key another commit holds is waited for, not refused: the
         // conflict is settled when the entries apply, where the answer is
         // certain (an earlier attempt of this commit may be pending).
-        let _held = self
+        let held = self
             .locks
             .hold_when_free(keys, txn_id, batch.start_ts, QUORUM_WAIT)
             .await?;
@@ -160,8 +160,13 @@ impl Participant {
             Error::Retry(_) | Error::Input(..) => e,
             other => Error::NotLeader(other.to_string()),
         })?;
+        // Once appended, the entry may commit at `ts` even if this call
+        // gives up on it (it timed out, or the coordinator that asked for
+        // it died and its RPC was dropped): the keys stay held until the
+        // entry applied or cannot, or a reader with a later snapshot could
+        // read past it and miss a commit below its snapshot.
         groups
-            .propose_within(group, command(ts, batch), QUORUM_WAIT)
+            .propose_keeping(group, command(ts, batch), QUORUM_WAIT, held)
             .await
     }
 
