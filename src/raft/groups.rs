@@ -43,15 +43,21 @@ pub const QUORUM_WAIT: Duration = Duration::from_millis(2500);
 const PROPOSE_WAIT: Duration = Duration::from_secs(30);
 
 /// The longest election timeout, in ms (see [`raft_config`]).
-const ELECTION_TIMEOUT_MAX_MS: u64 = 1000;
+const ELECTION_TIMEOUT_MAX_MS: u64 = 400;
 
 fn raft_config(snapshot_entries: u64) -> Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_entries),
         max_in_snapshot_log_to_keep: snapshot_entries / 5,
         cluster_name: "shardforge".into(),
-        heartbeat_interval: 100,
-        election_timeout_min: 500,
+        // A failover takes about two election timeouts (a follower that
+        // heard from the dead leader refuses to vote until the leader's
+        // lease, the longest timeout, ran out, so the first candidate is
+        // refused) plus finding the new leaders: about 0.8 s with these
+        // (`benches/failover.sh`). Much shorter ones elect for nothing
+        // when a busy machine delays heartbeats.
+        heartbeat_interval: 50,
+        election_timeout_min: 250,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
         // The log behind a snapshot goes once a fifth of the interval has
         // piled up (each purge is one RocksDB range delete).
