@@ -8,8 +8,8 @@
 //! it. A replica placed on a node later (a decommission moved it there)
 //! starts empty and waits for the group's leader to add it. The timing
 //! below is for tens of groups per node sharing a few cores: a heartbeat
-//! every 100 ms, an election after 500–1000 ms without one, so a dead
-//! leader is replaced within about 2 s (`benches/failover.sh`).
+//! every 50 ms, an election after 250–400 ms without one, so a dead
+//! leader is replaced within about a second (`benches/failover.sh`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
