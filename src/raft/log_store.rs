@@ -1,9 +1,11 @@
 //! One Raft group's log and vote, in the node's shared RocksDB.
 //!
 //! openraft's contract, and how it is kept here:
-//! - the vote is on disk before `save_vote` returns, and appended entries
-//!   are on disk before their `IOFlushed` callback: each is one synced
-//!   RocksDB batch (`Storage::write`); the committed id, which openraft
+//! - the vote is on disk before `save_vote` returns (one synced RocksDB
+//!   batch, `Storage::write`); appended entries are readable when `append`
+//!   returns and on disk before their `IOFlushed` callback, which the
+//!   next sync of the WAL calls (`Storage::write_then_sync`: concurrent
+//!   appends of every group share it); the committed id, which openraft
 //!   allows to lag, is written without its own fsync;
 //! - writes are serialized: openraft issues them one at a time, and each
 //!   returns only once written;
@@ -205,22 +207,19 @@ impl RaftLogStorage<ShardRaft> for GroupLog {
         for entry in entries {
             records.push((entry.index(), codec::entry_to(&entry).encode_to_vec()));
         }
-        let written = self
-            .blocking(move |storage, group| {
-                let mut batch = storage.batch();
-                for (index, record) in &records {
-                    batch.put_raft(&key(group, LOG, *index), record);
-                }
-                storage.write(batch)
-            })
-            .await;
-        // The batch was synced: the entries are durable now (or never).
-        let result = match &written {
-            Ok(()) => Ok(()),
-            Err(e) => Err(io::Error::other(e.to_string())),
-        };
-        callback.io_completed(result);
-        written
+        // Readable once written; durable, and so acknowledged to openraft,
+        // at the next sync of the WAL, which concurrent appends share.
+        let synced: crate::storage::Synced = Box::new(move |synced| {
+            callback.io_completed(synced.map_err(|e| io::Error::other(e.to_string())))
+        });
+        self.blocking(move |storage, group| {
+            let mut batch = storage.batch();
+            for (index, record) in &records {
+                batch.put_raft(&key(group, LOG, *index), record);
+            }
+            storage.write_then_sync(batch, synced)
+        })
+        .await
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<ShardRaft>>) -> io::Result<()> {

@@ -22,13 +22,16 @@
 
 mod gc;
 mod mvcc;
+mod wal;
 
 pub use gc::Collected;
 pub use mvcc::{EachRecord, Family, StorageBatch, VisibleRows};
+pub use wal::Synced;
 
 use mvcc::RaftWrite;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, ReadOptions, WriteOptions, DB};
 
@@ -52,7 +55,9 @@ pub const FORMAT_VERSION: u32 = 5;
 const FORMAT_KEY: &[u8] = b"storage/format_version";
 
 pub struct Storage {
-    db: DB,
+    db: Arc<DB>,
+    /// Syncs the WAL for [`Storage::write_then_sync`].
+    syncer: wal::WalSyncer,
     /// Versions below this timestamp may be gone: a read at an older
     /// snapshot fails (see `gc`).
     gc_threshold: std::sync::atomic::AtomicU64,
@@ -76,11 +81,13 @@ impl Storage {
         let db = DB::open_cf_descriptors(&options, dir, families).map_err(|e| {
             Error::Unavailable(format!("cannot open storage in {}: {e}", dir.display()))
         })?;
+        let db = Arc::new(db);
         let snapshots = dir.join(SNAPSHOT_DIR);
         std::fs::create_dir_all(&snapshots).map_err(|e| {
             Error::Unavailable(format!("cannot create {}: {e}", snapshots.display()))
         })?;
         let storage = Self {
+            syncer: wal::WalSyncer::start(db.clone())?,
             db,
             gc_threshold: Default::default(),
             snapshots,
@@ -182,6 +189,25 @@ impl Storage {
         options.set_sync(!batch.unsynced);
         self.db.write_opt(write, &options)?;
         Ok(())
+    }
+
+    /// Applies `batch` atomically without waiting for it to be durable:
+    /// it is readable when this returns, and `synced` is called once the
+    /// WAL holding it is synced, with the error if writing or syncing it
+    /// failed. Concurrent writers share one fsync (group commit, see
+    /// `wal`).
+    pub fn write_then_sync(&self, mut batch: StorageBatch, synced: wal::Synced) -> Result<()> {
+        batch.unsynced();
+        match self.write(batch) {
+            Ok(()) => {
+                self.syncer.after_next_sync(synced);
+                Ok(())
+            }
+            Err(e) => {
+                synced(Err(e.clone()));
+                Err(e)
+            }
+        }
     }
 
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
