@@ -356,7 +356,7 @@ impl ShardGroups {
     /// or its future was dropped): an entry appended can commit after its
     /// proposer gave up on it. A proposer whose entry readers must not
     /// read past while it may still apply (`shard::locks`) keeps its keys
-    /// held with it. One task hand-off more than `propose_within`.
+    /// held with it.
     pub async fn propose_keeping<K: Send + 'static>(
         &self,
         group: GroupId,
@@ -366,15 +366,12 @@ impl ShardGroups {
     ) -> Result<Vec<u8>> {
         let raft = self.raft(group)?;
         self.ensure_quorum(group)?;
-        let proposal = tokio::spawn(async move {
-            let written = raft.client_write(Command(command)).await;
-            drop(until_settled);
-            written
-        });
-        let written = match tokio::time::timeout(wait, proposal).await {
-            Ok(joined) => Ok(joined.map_err(|e| Error::Internal(format!("a proposal: {e}")))?),
-            Err(elapsed) => Err(elapsed),
+        let proposal = Box::pin(async move { raft.client_write(Command(command)).await });
+        let proposal = Unabandoned {
+            proposal: Some(proposal),
+            keep: Some(until_settled),
         };
+        let written = tokio::time::timeout(wait, proposal).await;
         written_answer(group, wait, written)
     }
 
@@ -595,6 +592,49 @@ async fn elected(
         .ok()
 }
 
+/// A proposal awaited in place that, if dropped before it is answered
+/// (its caller timed out or was cancelled), is awaited to the end by a
+/// task of its own, which keeps `keep` until then (see
+/// [`ShardGroups::propose_keeping`]). The common case costs no task.
+struct Unabandoned<T: Send + 'static, K: Send + 'static> {
+    proposal: Option<futures::future::BoxFuture<'static, T>>,
+    keep: Option<K>,
+}
+
+impl<T: Send + 'static, K: Send + 'static> std::future::Future for Unabandoned<T, K> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        let Some(proposal) = self.proposal.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let written = std::task::ready!(proposal.as_mut().poll(cx));
+        self.proposal = None;
+        self.keep = None;
+        std::task::Poll::Ready(written)
+    }
+}
+
+impl<T: Send + 'static, K: Send + 'static> Unpin for Unabandoned<T, K> {}
+
+impl<T: Send + 'static, K: Send + 'static> Drop for Unabandoned<T, K> {
+    fn drop(&mut self) {
+        let (Some(proposal), keep) = (self.proposal.take(), self.keep.take()) else {
+            return;
+        };
+        // Outside a runtime the process is ending: nothing reads any more.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = proposal.await;
+                drop(keep);
+            });
+        }
+    }
+}
+
 /// What openraft answers a proposal.
 type ClientWritten = std::result::Result<
     openraft::raft::ClientWriteResponse<ShardRaft>,
@@ -641,5 +681,44 @@ fn name(group: GroupId) -> String {
     match group {
         META_GROUP => "the meta group".into(),
         _ => format!("shard group {group}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A proposal whose caller stopped waiting keeps what it keeps until
+    /// the proposal is answered, and no longer.
+    #[tokio::test]
+    async fn an_abandoned_proposal_keeps_its_keys_until_it_is_answered() {
+        let (answer, answered) = tokio::sync::oneshot::channel::<u32>();
+        let kept = Arc::new(());
+        let proposal = Unabandoned {
+            proposal: Some(Box::pin(async move { answered.await.unwrap() })),
+            keep: Some(kept.clone()),
+        };
+        let waited = tokio::time::timeout(Duration::from_millis(10), proposal).await;
+        assert!(waited.is_err(), "answered before its answer was sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(Arc::strong_count(&kept), 2, "let go while still unanswered");
+        answer.send(7).unwrap();
+        for _ in 0..100 {
+            if Arc::strong_count(&kept) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(Arc::strong_count(&kept), 1, "kept after it was answered");
+
+        // Answered in place: let go at once.
+        let (answer, answered) = tokio::sync::oneshot::channel::<u32>();
+        answer.send(8).unwrap();
+        let proposal = Unabandoned {
+            proposal: Some(Box::pin(async move { answered.await.unwrap() })),
+            keep: Some(kept.clone()),
+        };
+        assert_eq!(proposal.await, 8);
+        assert_eq!(Arc::strong_count(&kept), 1);
     }
 }
