@@ -433,8 +433,9 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
     where
         S: Stream<Item = io::Result<EntryResponder<ShardRaft>>> + Unpin + OptionalSend,
     {
-        // The membership is carried from entry to entry, not read back.
-        let (_, mut membership) = self.blocking(|machine| machine.applied()).await?;
+        // The membership is carried from entry to entry, not read back: it
+        // is read once, on the first trip to a blocking thread.
+        let mut membership = None;
         while let Some(first) = entries.try_next().await? {
             // The entries ready now are applied in one trip to a blocking
             // thread (each still in its own batch), not one trip each.
@@ -450,9 +451,13 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
                 .into_iter()
                 .map(|(entry, responder)| ((entry.log_id(), entry.payload), responder))
                 .unzip();
-            let answers;
-            (membership, answers) = self
+            let known = membership.take();
+            let (now, answers) = self
                 .blocking(move |machine| {
+                    let mut membership = match known {
+                        Some(membership) => membership,
+                        None => machine.applied()?.1,
+                    };
                     let mut answers = Vec::with_capacity(payloads.len());
                     for (log_id, payload) in payloads {
                         let answer;
@@ -462,6 +467,7 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
                     Ok((membership, answers))
                 })
                 .await?;
+            membership = Some(now);
             for (responder, answer) in responders.into_iter().zip(answers) {
                 if let Some(responder) = responder {
                     responder.send(answer);

@@ -338,8 +338,17 @@ impl Oracle {
         &self.state
     }
 
-    /// A fresh timestamp, gathered with this node's other requests.
+    /// A fresh timestamp: issued in place while this node leads the meta
+    /// group (no task hand-off: a lease check and a clock tick), else
+    /// gathered with this node's other requests into one call.
     pub(super) async fn timestamp(&self) -> Result<u64> {
+        if self.serves() {
+            if let Ok(issued) = self.issue(1).await {
+                return Ok(issued);
+            }
+            // Deposed, or its lease ran out: the gathered call finds the
+            // leader, or waits for one, as for any node.
+        }
         self.timestamps.next().await
     }
 
