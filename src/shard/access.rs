@@ -105,8 +105,15 @@ pub async fn ready_to_read(
     let on_disk = move |range: (&[u8], &[u8]), preparing: &dyn Fn(&[u8]) -> bool| {
         replica.lock_in_the_way(range, read_ts, &reader, preparing)
     };
-    locks.wait(ranges, read_ts, on_disk).await
+    // A few keys' locks are a seek each: cheaper here than on a blocking
+    // thread and back (as a point read's rows are, `scan_local`).
+    let few_keys =
+        request.point_key.is_some() || (1..=INLINE_LOCK_CHECKS).contains(&request.keys.len());
+    locks.wait(ranges, read_ts, on_disk, few_keys).await
 }
+
+/// Up to how many keys a read checks their locks on the caller's thread.
+const INLINE_LOCK_CHECKS: usize = 16;
 
 impl std::fmt::Debug for ShardAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

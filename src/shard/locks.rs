@@ -204,7 +204,8 @@ impl WriteLocks {
     /// end)`) is in the way of a reader at `read_ts`: neither one held
     /// here in memory nor a lock record `on_disk` finds in the way in a
     /// range (`shard::machine::lock_in_the_way`, told which transactions
-    /// hold keys here now; it blocks on disk).
+    /// hold keys here now; it blocks on disk, so it runs on a blocking
+    /// thread unless `in_place`).
     pub async fn wait(
         &self,
         ranges: Vec<(Vec<u8>, Vec<u8>)>,
@@ -214,6 +215,7 @@ impl WriteLocks {
             + Sync
             + Clone
             + 'static,
+        in_place: bool,
     ) -> Result<()> {
         let mut deadline = tokio::time::Instant::now() + LOCK_WAIT;
         let mut released = self.released.subscribe();
@@ -238,9 +240,12 @@ impl WriteLocks {
                         }
                         Ok(InTheWay::No)
                     };
-                    tokio::task::spawn_blocking(locked)
-                        .await
-                        .map_err(|e| Error::Internal(format!("a lock check failed: {e}")))??
+                    match in_place {
+                        true => locked()?,
+                        false => tokio::task::spawn_blocking(locked)
+                            .await
+                            .map_err(|e| Error::Internal(format!("a lock check failed: {e}")))??,
+                    }
                 }
             };
             match blocked {
@@ -285,16 +290,16 @@ mod tests {
         drop(other);
         let range = || vec![(b"k".to_vec(), b"l".to_vec())];
         // At or below the holder's snapshot: no wait.
-        locks.wait(range(), 10, none).await.unwrap();
+        locks.wait(range(), 10, none, false).await.unwrap();
         // Elsewhere: no wait.
         locks
-            .wait(vec![(b"a".to_vec(), b"b".to_vec())], 99, none)
+            .wait(vec![(b"a".to_vec(), b"b".to_vec())], 99, none, true)
             .await
             .unwrap();
         // Above it: waits until the commit ends.
         let waiting = {
             let locks = locks.clone();
-            tokio::spawn(async move { locks.wait(range(), 11, none).await })
+            tokio::spawn(async move { locks.wait(range(), 11, none, true).await })
         };
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!waiting.is_finished());
@@ -304,7 +309,7 @@ mod tests {
         let on_disk = |_: (&[u8], &[u8]), _: &dyn Fn(&[u8]) -> bool| Ok(InTheWay::Yes);
         let waiting = {
             let locks = locks.clone();
-            tokio::spawn(async move { locks.wait(range(), 6, on_disk).await })
+            tokio::spawn(async move { locks.wait(range(), 6, on_disk, false).await })
         };
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!waiting.is_finished());
