@@ -280,6 +280,21 @@ EOF
     grep -E '^tps = ' <<<"$out" | head -1 | sed -E 's/^tps = ([0-9.]+).*/\1/' | awk '{ printf "%.1f\n", $1 }'
 }
 
+# (f) pgbench -S's workload: one point SELECT per transaction, prepared, 8
+# clients. On t, not pgbench_accounts: `pgbench -i` cannot load ShardForge
+# yet (it loads with COPY ... FREEZE).
+bench_select_only() {  # name port
+    local script="$WORK/select-only.sql" out
+    cat >"$script" <<EOF
+\\set k random(1, $ROWS)
+SELECT v FROM t WHERE k = :k;
+EOF
+    out=$(pgbench -n -f "$script" -M prepared -c 8 -j 2 -T "$DURATION" \
+        -h 127.0.0.1 -p "$2" -U postgres postgres 2>&1) || { echo "$out" | tail -5 >&2; echo error; return; }
+    echo "$out" >"$WORK/$1-select-only.pgbench"
+    grep -E '^tps = ' <<<"$out" | head -1 | sed -E 's/^tps = ([0-9.]+).*/\1/' | awk '{ printf "%.1f\n", $1 }'
+}
+
 # (d) full-scan aggregate over t: best of 3, in ms.
 bench_aggregate() {  # name port
     local sql="SELECT k % 10, count(*), sum(v), avg(v) FROM t GROUP BY 1" best="" ms
@@ -302,12 +317,12 @@ peak_mib() {  # name
     echo $(( max / 1024 ))
 }
 
-declare -A INSERT_TPS P50 P99 LOAD_S AGG_MS LOAD_NOTE TRANSFER_TPS PEAK_MIB
+declare -A INSERT_TPS P50 P99 LOAD_S AGG_MS LOAD_NOTE TRANSFER_TPS PEAK_MIB SELECT_TPS
 
 failed_all() {  # name
     INSERT_TPS[$1]=error; P50[$1]=error; P99[$1]=error; LOAD_S[$1]=error; AGG_MS[$1]=error
     PEAK_MIB[$1]=error
-    TRANSFER_TPS[$1]=error
+    TRANSFER_TPS[$1]=error; SELECT_TPS[$1]=error
 }
 
 run_all() {  # name port
@@ -329,6 +344,8 @@ run_all() {  # name port
     AGG_MS[$name]=$(bench_aggregate "$name" "$port")
     log "$name: (e) two-row transfer, $INSERT_CLIENTS clients, ${DURATION}s"
     TRANSFER_TPS[$name]=$(bench_transfer "$name" "$port")
+    log "$name: (f) pgbench -S's point SELECT, prepared, 8 clients, ${DURATION}s"
+    SELECT_TPS[$name]=$(bench_select_only "$name" "$port")
 }
 
 # ---------------------------------------------------------------- main
@@ -391,3 +408,4 @@ row "(c) INSERT ... SELECT $ROWS rows (s)" LOAD_S "lower is better${LOAD_NOTE[sf
 row "(c) peak memory of the server by then (MiB)" PEAK_MIB "lower is better; the load is one transaction"
 row "(d) GROUP BY k % 10 over $ROWS rows, best of 3 (ms)" AGG_MS "lower is better"
 row "(e) transfer: UPDATE 2 rows in 1 txn, $INSERT_CLIENTS clients (TPS)" TRANSFER_TPS "higher is better"
+row "(f) point SELECT, prepared, 8 clients (pgbench -S, TPS)" SELECT_TPS "higher is better"
