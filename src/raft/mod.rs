@@ -55,6 +55,14 @@ pub trait StateMachine: Send + Sync + 'static {
     /// answer. Blocks on disk.
     fn apply(&self, command: &[u8], batch: StorageBatch) -> Result<Vec<u8>>;
 
+    /// Whether applying `command` is quick (a few small reads and one
+    /// small write), so it may run on the async runtime rather than a
+    /// blocking thread. A command whose cost is not known from its size
+    /// (resolving a transaction of any size) is not.
+    fn quick(&self, _command: &[u8]) -> bool {
+        false
+    }
+
     /// Calls `each` with every record of the state in `view` (a
     /// snapshot's content).
     fn dump(&self, view: &View<'_>, each: &mut EachRecord<'_>) -> Result<()>;

@@ -281,6 +281,10 @@ impl GroupMachine {
 /// blocking thread.
 const APPLY_AT_ONCE: usize = 64;
 
+/// Up to how many ready entries, each quick (`StateMachine::quick`), are
+/// applied on the Raft task instead of a blocking thread.
+const QUICK_AT_ONCE: usize = 4;
+
 /// How many bytes of records a snapshot install writes per batch.
 const INSTALL_BATCH_BYTES: usize = 4 << 20;
 
@@ -447,26 +451,36 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
                     Some(Ok(None)) | None => break,
                 }
             }
+            let quick = ready.len() <= QUICK_AT_ONCE
+                && ready.iter().all(|(entry, _)| match &entry.payload {
+                    EntryPayload::Normal(command) => self.state.quick(&command.0),
+                    EntryPayload::Blank | EntryPayload::Membership(_) => true,
+                });
             let (payloads, responders): (Vec<_>, Vec<_>) = ready
                 .into_iter()
                 .map(|(entry, responder)| ((entry.log_id(), entry.payload), responder))
                 .unzip();
             let known = membership.take();
-            let (now, answers) = self
-                .blocking(move |machine| {
-                    let mut membership = match known {
-                        Some(membership) => membership,
-                        None => machine.applied()?.1,
-                    };
-                    let mut answers = Vec::with_capacity(payloads.len());
-                    for (log_id, payload) in payloads {
-                        let answer;
-                        (membership, answer) = machine.apply_entry(log_id, payload, membership)?;
-                        answers.push(answer);
-                    }
-                    Ok((membership, answers))
-                })
-                .await?;
+            let apply = move |machine: &GroupMachine| {
+                let mut membership = match known {
+                    Some(membership) => membership,
+                    None => machine.applied()?.1,
+                };
+                let mut answers = Vec::with_capacity(payloads.len());
+                for (log_id, payload) in payloads {
+                    let answer;
+                    (membership, answer) = machine.apply_entry(log_id, payload, membership)?;
+                    answers.push(answer);
+                }
+                Ok((membership, answers))
+            };
+            // A few quick commands (a row or two written: most commits)
+            // cost less here than the two thread switches of a blocking
+            // thread's trip; anything longer must not hold up the runtime.
+            let (now, answers) = match quick {
+                true => apply(self).map_err(io::Error::other)?,
+                false => self.blocking(apply).await?,
+            };
             membership = Some(now);
             for (responder, answer) in responders.into_iter().zip(answers) {
                 if let Some(responder) = responder {

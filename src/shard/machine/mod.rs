@@ -78,6 +78,11 @@ use records::{
     settled_records, write_key, INTENT, LOCK, SETTLED,
 };
 
+/// The largest command, and the most rows, applied on the Raft task
+/// (`StateMachine::quick`).
+const QUICK_BYTES: usize = 16 * 1024;
+const QUICK_ROWS: usize = 16;
+
 /// How many of an intent's writes one RocksDB batch resolves.
 const RESOLVE_PAGE: usize = 4096;
 
@@ -381,6 +386,26 @@ impl ShardMachine {
 }
 
 impl StateMachine for ShardMachine {
+    /// A one-phase commit or a prepare of a few rows (a seek or two per
+    /// key, one small write), or a probe. Not a resolution: its cost is the
+    /// transaction's size, which the command does not show.
+    fn quick(&self, command: &[u8]) -> bool {
+        if command.len() > QUICK_BYTES {
+            return false;
+        }
+        let few = |batch: &Option<WriteBatch>| {
+            batch
+                .as_ref()
+                .is_none_or(|b| b.mutations.len() <= QUICK_ROWS)
+        };
+        match ShardCommand::decode(command).map(|c| c.command) {
+            Ok(Some(Command::OnePhase(one_phase))) => few(&one_phase.batch),
+            Ok(Some(Command::Prepare(prepare))) => few(&prepare.batch),
+            Ok(Some(Command::Probe(_))) => true,
+            _ => false,
+        }
+    }
+
     fn apply(&self, command: &[u8], mut batch: StorageBatch) -> Result<Vec<u8>> {
         let command = ShardCommand::decode(command)
             .map_err(|e| Error::Corrupt(format!("shard group log entry: {e}")))?;
