@@ -438,11 +438,11 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
         S: Stream<Item = io::Result<EntryResponder<ShardRaft>>> + Unpin + OptionalSend,
     {
         // The membership is carried from entry to entry, not read back: it
-        // is read once, on the first trip to a blocking thread.
+        // is read once, by the first batch's apply.
         let mut membership = None;
         while let Some(first) = entries.try_next().await? {
-            // The entries ready now are applied in one trip to a blocking
-            // thread (each still in its own batch), not one trip each.
+            // The entries ready now are applied together (each still in its
+            // own batch), in one trip to a blocking thread, not one each.
             let mut ready = vec![first];
             while ready.len() < APPLY_AT_ONCE {
                 match entries.try_next().now_or_never() {

@@ -11,7 +11,10 @@
 //! Durability: every [`Storage::write`] is synced to the RocksDB WAL before
 //! it returns, so an acknowledged commit survives SIGKILL and power loss,
 //! unless the batch is marked [`StorageBatch::unsynced`] because a durable
-//! record (a Raft log entry) can redo it. A batch is applied atomically: a
+//! record (a Raft log entry) can redo it. [`Storage::write_then_sync`]
+//! (the Raft log appends) returns once the batch is written and calls
+//! back once a sync of the WAL covered it, a sync that concurrent writers
+//! share (group commit, `wal`). A batch is applied atomically: a
 //! commit's data and its timestamp record land together or not at all.
 //!
 //! The layout of every record is versioned ([`FORMAT_VERSION`], kept under
