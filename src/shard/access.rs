@@ -182,30 +182,25 @@ impl ShardAccess {
 
     /// How many of `keys` have a row at `request`'s snapshot (its
     /// transaction's own writes sent ahead included): one call for all of
-    /// them. Blocks: call it off the async runtime.
-    pub fn count_existing(&self, keys: Vec<Vec<u8>>, request: ScanRequest) -> Result<usize> {
+    /// them. A local replica's rows are read on the caller's thread: await
+    /// it off the async runtime (`block_on`) unless the keys are few.
+    pub async fn count_existing(&self, keys: Vec<Vec<u8>>, request: ScanRequest) -> Result<usize> {
         let request = ScanRequest {
             keys,
             projection: Vec::new(),
             ..request
         };
-        match &self.local {
-            Some(local) => {
-                let ready =
-                    ready_to_read(&local.groups, &local.locks, local.replica.clone(), &request);
-                match block_on(ready) {
-                    Ok(()) => count_local(&local.replica, &request),
-                    Err(Error::NotLeader(_)) => self
-                        .elsewhere()
-                        .count_existing(request.keys.clone(), request),
-                    Err(e) => Err(e),
-                }
+        if let Some(local) = &self.local {
+            let ready = ready_to_read(&local.groups, &local.locks, local.replica.clone(), &request);
+            match ready.await {
+                Ok(()) => return count_local(&local.replica, &request),
+                Err(Error::NotLeader(_)) => {}
+                Err(e) => return Err(e),
             }
-            None => block_on(
-                self.scan(request, Arc::default(), None)
-                    .try_fold(0, |n, batch| async move { Ok(n + batch.num_rows()) }),
-            ),
         }
+        (self.elsewhere().scan(request, Arc::default(), None))
+            .try_fold(0, |n, batch| async move { Ok(n + batch.num_rows()) })
+            .await
     }
 }
 

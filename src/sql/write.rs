@@ -30,9 +30,10 @@ use crate::catalog::{SqlType, TableDef};
 use crate::encoding::keys::{encode_key_value, row_key};
 use crate::encoding::row::encode_rows;
 use crate::error::{Error, InputError, Result};
+use crate::shard::access::block_on;
 use crate::shard::encode_schema;
 use crate::shard::proto::ScanRequest;
-use crate::txn::{since_epoch, Transaction, TxnCoordinator};
+use crate::txn::{since_epoch, ReadAs, Transaction, TxnCoordinator};
 
 /// Source of hidden row ids: start-up time in microseconds times 1024,
 /// counting up, so ids stay unique across restarts unless a node makes more
@@ -132,6 +133,18 @@ impl RowWriter {
     /// per shard group. Blocks (a shard group on another node is asked over
     /// the network).
     fn check_free(&self, txn: &Transaction, keys: &[Vec<u8>]) -> Result<()> {
+        let unseen = self.not_written(txn, keys)?;
+        block_on(self.check_not_committed(unseen, txn.read_as()))
+    }
+
+    /// The keys of `keys` that `txn` did not write, by shard group, to be
+    /// checked in the groups (see [`Self::check_free`]): 23505 if it wrote
+    /// one, or one comes twice.
+    fn not_written(
+        &self,
+        txn: &Transaction,
+        keys: &[Vec<u8>],
+    ) -> Result<BTreeMap<u32, Vec<Vec<u8>>>> {
         let mut seen = HashSet::with_capacity(keys.len());
         let mut by_shard: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
         let shards = self.coordinator.shards();
@@ -149,17 +162,27 @@ impl RowWriter {
                     .push(key.clone()),
             }
         }
+        Ok(by_shard)
+    }
+
+    /// 23505 if a row is committed under one of `by_shard`'s keys at the
+    /// snapshot `read_as`, with one call per shard group.
+    async fn check_not_committed(
+        &self,
+        by_shard: BTreeMap<u32, Vec<Vec<u8>>>,
+        read_as: ReadAs,
+    ) -> Result<()> {
+        let shards = self.coordinator.shards();
         for (shard, keys) in by_shard {
             let access = self.coordinator.route(&shards.replicas()[shard as usize])?;
-            let read_as = txn.read_as();
             let request = ScanRequest {
                 table_id: self.def.id.0,
                 snapshot_ts: read_as.snapshot_ts,
-                txn_id: read_as.txn_id,
+                txn_id: read_as.txn_id.clone(),
                 row_schema: self.row_schema.clone(),
                 ..Default::default()
             };
-            if access.count_existing(keys, request)? > 0 {
+            if access.count_existing(keys, request).await? > 0 {
                 return Err(self.duplicate_key());
             }
         }
@@ -178,14 +201,36 @@ impl RowWriter {
 
     /// Inserts new rows; a key that exists is a unique violation.
     pub fn insert(&self, txn: &mut Transaction, batch: &RecordBatch) -> Result<u64> {
-        let batch = self.complete(batch)?;
-        let keys = self.keys(&batch)?;
-        let rows = encode_rows(&batch)?;
+        let (keys, rows) = self.encode(batch)?;
         self.check_free(txn, &keys)?;
+        let count = keys.len() as u64;
         for (key, row) in keys.into_iter().zip(rows) {
             txn.put(key, row);
         }
-        Ok(batch.num_rows() as u64)
+        Ok(count)
+    }
+
+    /// [`Self::insert`] into the session's transaction, on the caller's
+    /// task: for a few rows, whose keys are a read or two each (as a point
+    /// read is), cheaper than a blocking thread's trip and back.
+    async fn insert_few(&self, txn: &SessionTxn, batch: &RecordBatch) -> Result<u64> {
+        let (keys, rows) = self.encode(batch)?;
+        let (unseen, read_as) = txn.with(|t| Ok((self.not_written(t, &keys)?, t.read_as())))?;
+        self.check_not_committed(unseen, read_as).await?;
+        let count = keys.len() as u64;
+        txn.with(|t| {
+            for (key, row) in keys.into_iter().zip(rows) {
+                t.put(key, row);
+            }
+            Ok(())
+        })?;
+        Ok(count)
+    }
+
+    /// The keys and encoded rows of `batch`, validated and completed.
+    fn encode(&self, batch: &RecordBatch) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+        let batch = self.complete(batch)?;
+        Ok((self.keys(&batch)?, encode_rows(&batch)?))
     }
 
     /// Replaces the rows at `old_keys` with the rows of `batch` (same
@@ -325,6 +370,9 @@ pub fn statement_rows(table: &TableDef, columns: Vec<ArrayRef>) -> Result<Record
     )?)
 }
 
+/// Up to how many rows an INSERT checks and writes on the session's task.
+const INSERTED_IN_PLACE: usize = 16;
+
 /// Inserts a batch of new rows into the session's transaction (sending
 /// its writes ahead if they outgrow the buffer); returns the row count.
 pub async fn insert_batch(
@@ -332,10 +380,15 @@ pub async fn insert_batch(
     txn: &Arc<SessionTxn>,
     batch: RecordBatch,
 ) -> Result<u64> {
-    let (writer, session_txn) = (writer.clone(), txn.clone());
-    // Key checks read storage: keep them off the async runtime.
-    let count = tokio::task::spawn_blocking(move || session_txn.with(|t| writer.insert(t, &batch)))
-        .await??;
+    let count = match batch.num_rows() <= INSERTED_IN_PLACE {
+        true => writer.insert_few(txn, &batch).await?,
+        false => {
+            let (writer, session_txn) = (writer.clone(), txn.clone());
+            // Key checks read storage: keep them off the async runtime.
+            let insert = move || session_txn.with(|t| writer.insert(t, &batch));
+            tokio::task::spawn_blocking(insert).await??
+        }
+    };
     txn.bound_writes().await?;
     Ok(count)
 }
