@@ -343,11 +343,12 @@ impl Oracle {
     /// gathered with this node's other requests into one call.
     pub(super) async fn timestamp(&self) -> Result<u64> {
         if self.serves() {
-            if let Ok(issued) = self.issue(1).await {
-                return Ok(issued);
+            match self.issue(1).await {
+                // Deposed meanwhile: the gathered call finds the new leader.
+                Err(Error::NotLeader(_)) => {}
+                // As the gathered call would answer here (`ask`).
+                issued => return issued,
             }
-            // Deposed, or its lease ran out: the gathered call finds the
-            // leader, or waits for one, as for any node.
         }
         self.timestamps.next().await
     }
