@@ -14,8 +14,8 @@
 //!   batch, so `get_log_state` knows where the log starts even when it is
 //!   empty).
 //!
-//! Every method but `append` (an unsynced write, see above) runs its
-//! RocksDB work on a blocking thread.
+//! Every method runs its RocksDB work on a blocking thread, but `append`
+//! of a few small entries (an unsynced write, see above).
 
 use std::fmt::Debug;
 use std::io;
@@ -33,6 +33,9 @@ use super::transport::proto;
 use super::{GroupId, ShardRaft};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
+
+/// Up to how many bytes of entries an append writes on the Raft task.
+const IN_PLACE_APPEND_BYTES: usize = 64 * 1024;
 
 /// Kinds of `raft` records, the byte after the group id. The state
 /// machine's (`super::state_machine`) share the group's prefix. (Kinds 7
@@ -205,21 +208,31 @@ impl RaftLogStorage<ShardRaft> for GroupLog {
         I::IntoIter: OptionalSend,
     {
         let mut records = Vec::new();
+        let mut bytes = 0;
         for entry in entries {
-            records.push((entry.index(), codec::entry_to(&entry).encode_to_vec()));
+            let record = codec::entry_to(&entry).encode_to_vec();
+            bytes += record.len();
+            records.push((entry.index(), record));
         }
         // Readable once written; durable, and so acknowledged to openraft,
         // at the next sync of the WAL, which concurrent appends share.
         let synced: crate::storage::Synced = Box::new(move |synced| {
             callback.io_completed(synced.map_err(|e| io::Error::other(e.to_string())))
         });
-        // On the Raft task itself: an unsynced write to the memtable costs
-        // less than the two thread switches of a blocking thread's trip.
-        let mut batch = self.storage.batch();
-        for (index, record) in &records {
-            batch.put_raft(&key(self.group, LOG, *index), record);
+        let write = move |storage: &Storage, group| {
+            let mut batch = storage.batch();
+            for (index, record) in &records {
+                batch.put_raft(&key(group, LOG, *index), record);
+            }
+            storage.write_then_sync(batch, synced)
+        };
+        // A small unsynced write to the memtable costs less on the Raft task
+        // itself than the two thread switches of a blocking thread's trip;
+        // a large one would hold up the runtime's other tasks.
+        match bytes <= IN_PLACE_APPEND_BYTES {
+            true => write(&self.storage, self.group).map_err(io::Error::other),
+            false => self.blocking(write).await,
         }
-        (self.storage.write_then_sync(batch, synced)).map_err(io::Error::other)
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<ShardRaft>>) -> io::Result<()> {
