@@ -23,7 +23,7 @@ use openraft::{BasicNode, ReadPolicy, ServerState};
 use super::log_store::GroupLog;
 use super::state_machine::GroupMachine;
 use super::transport::{GroupNetworks, GroupRaft, RaftService};
-use super::{Command, GroupId, ShardRaft, StateMachine, META_GROUP};
+use super::{Command, GroupId, StateMachine, META_GROUP};
 use crate::error::{Error, Result};
 use crate::rpc::ChannelPool;
 use crate::storage::Storage;
@@ -335,22 +335,19 @@ impl ShardGroups {
         }
     }
 
-    /// [`Self::propose`], failing after `wait`: the command was then
-    /// appended here, and may yet commit or not.
+    /// [`Self::propose_keeping`] with nothing to keep.
     pub async fn propose_within(
         &self,
         group: GroupId,
         command: Vec<u8>,
         wait: Duration,
     ) -> Result<Vec<u8>> {
-        let raft = self.raft(group)?;
-        self.ensure_quorum(group)?;
-        let written = tokio::time::timeout(wait, raft.client_write(Command(command))).await;
-        written_answer(group, wait, written)
+        self.propose_keeping(group, command, wait, ()).await
     }
 
-    /// [`Self::propose_within`], keeping `until_settled` until the entry
-    /// applied here or was cut from this replica's log (a new leader's
+    /// [`Self::propose`], failing after `wait` (the command was then
+    /// appended here, and may yet commit or not), keeping `until_settled`
+    /// until the entry applied here or was cut from this replica's log (a new leader's
     /// replaced it: it never commits), however long that takes, even once
     /// the caller stopped waiting for the answer (it failed after `wait`,
     /// or its future was dropped): an entry appended can commit after its
@@ -371,8 +368,20 @@ impl ShardGroups {
             proposal: Some(proposal),
             keep: Some(until_settled),
         };
-        let written = tokio::time::timeout(wait, proposal).await;
-        written_answer(group, wait, written)
+        let written = tokio::time::timeout(wait, proposal).await.map_err(|_| {
+            Error::Unavailable(format!(
+                "{} did not commit a write within {} ms",
+                name(group),
+                wait.as_millis()
+            ))
+        })?;
+        match written {
+            Ok(response) => Ok(response.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(not_leader(group))
+            }
+            Err(e) => Err(Error::Unavailable(format!("{}: {e}", name(group)))),
+        }
     }
 
     /// Makes sure this node still leads `group`, and waits until its
@@ -632,32 +641,6 @@ impl<T: Send + 'static, K: Send + 'static> Drop for Unabandoned<T, K> {
                 drop(keep);
             });
         }
-    }
-}
-
-/// What openraft answers a proposal.
-type ClientWritten = std::result::Result<
-    openraft::raft::ClientWriteResponse<ShardRaft>,
-    RaftError<ShardRaft, ClientWriteError<ShardRaft>>,
->;
-
-/// The answer to a proposal in `group` that was waited for up to `wait`.
-fn written_answer(
-    group: GroupId,
-    wait: Duration,
-    written: std::result::Result<ClientWritten, tokio::time::error::Elapsed>,
-) -> Result<Vec<u8>> {
-    let written = written.map_err(|_| {
-        Error::Unavailable(format!(
-            "{} did not commit a write within {} ms",
-            name(group),
-            wait.as_millis()
-        ))
-    })?;
-    match written {
-        Ok(response) => Ok(response.data),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(not_leader(group)),
-        Err(e) => Err(Error::Unavailable(format!("{}: {e}", name(group)))),
     }
 }
 

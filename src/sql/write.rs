@@ -199,22 +199,13 @@ impl RowWriter {
         )
     }
 
-    /// Inserts new rows; a key that exists is a unique violation.
-    pub fn insert(&self, txn: &mut Transaction, batch: &RecordBatch) -> Result<u64> {
-        let (keys, rows) = self.encode(batch)?;
-        self.check_free(txn, &keys)?;
-        let count = keys.len() as u64;
-        for (key, row) in keys.into_iter().zip(rows) {
-            txn.put(key, row);
-        }
-        Ok(count)
-    }
-
-    /// [`Self::insert`] into the session's transaction, on the caller's
-    /// task: for a few rows, whose keys are a read or two each (as a point
-    /// read is), cheaper than a blocking thread's trip and back.
-    async fn insert_few(&self, txn: &SessionTxn, batch: &RecordBatch) -> Result<u64> {
-        let (keys, rows) = self.encode(batch)?;
+    /// Inserts new rows into the session's transaction; a key that exists
+    /// is a unique violation. Awaited on the caller's task for a few rows
+    /// (their keys are a read or two each, as a point read is), with
+    /// `block_on` on a blocking thread for more (see [`insert_batch`]).
+    async fn insert(&self, txn: &SessionTxn, batch: &RecordBatch) -> Result<u64> {
+        let batch = self.complete(batch)?;
+        let (keys, rows) = (self.keys(&batch)?, encode_rows(&batch)?);
         let (unseen, read_as) = txn.with(|t| Ok((self.not_written(t, &keys)?, t.read_as())))?;
         self.check_not_committed(unseen, read_as).await?;
         let count = keys.len() as u64;
@@ -225,12 +216,6 @@ impl RowWriter {
             Ok(())
         })?;
         Ok(count)
-    }
-
-    /// The keys and encoded rows of `batch`, validated and completed.
-    fn encode(&self, batch: &RecordBatch) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
-        let batch = self.complete(batch)?;
-        Ok((self.keys(&batch)?, encode_rows(&batch)?))
     }
 
     /// Replaces the rows at `old_keys` with the rows of `batch` (same
@@ -381,11 +366,11 @@ pub async fn insert_batch(
     batch: RecordBatch,
 ) -> Result<u64> {
     let count = match batch.num_rows() <= INSERTED_IN_PLACE {
-        true => writer.insert_few(txn, &batch).await?,
+        true => writer.insert(txn, &batch).await?,
         false => {
             let (writer, session_txn) = (writer.clone(), txn.clone());
-            // Key checks read storage: keep them off the async runtime.
-            let insert = move || session_txn.with(|t| writer.insert(t, &batch));
+            // Many keys' checks read storage: keep them off the async runtime.
+            let insert = move || block_on(writer.insert(&session_txn, &batch));
             tokio::task::spawn_blocking(insert).await??
         }
     };
