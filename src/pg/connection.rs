@@ -5,7 +5,9 @@
 //! The loop owns what pgwire's does (the startup timeout, declining TLS,
 //! errors that wait for Sync, Terminate) and adds what pgwire's lacks: a
 //! message is framed and checked before pgwire decodes it, so no size a
-//! client writes reaches an allocation unchecked (see [`super::frames`]).
+//! client writes reaches an allocation unchecked (see [`super::frames`]),
+//! and answers are held and sent together when the loop next waits for the
+//! client (see [`super::corked`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use pgwire::tokio::server::{process_error, process_message, PgWireMessageServerC
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
+use super::corked::Corked;
 use super::errors::{to_pgwire, to_pgwire_fatal};
 use super::frames::{Bad, Frame, FrameReader};
 use super::handler::{Connection, Prepared};
@@ -28,14 +31,14 @@ use crate::error::Error;
 /// `authentication_timeout` default.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-type Socket = Framed<TcpStream, PgWireMessageServerCodec<Prepared>>;
+type Socket = Framed<Corked<TcpStream>, PgWireMessageServerCodec<Prepared>>;
 
 /// Serves one client until it leaves, breaks the protocol, or its startup
 /// takes longer than [`STARTUP_TIMEOUT`].
 pub async fn serve_connection(tcp: TcpStream, handlers: Arc<Connection>) {
     let Ok(peer) = tcp.peer_addr() else { return };
     let mut socket: Socket = Framed::new(
-        tcp,
+        Corked::new(tcp),
         PgWireMessageServerCodec::new(DefaultClient::new(peer, false)),
     );
     socket.set_state(PgWireConnectionState::AwaitingStartup);
