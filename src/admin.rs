@@ -61,13 +61,13 @@ pub async fn status(host: &str) -> Result<String> {
         outln!(
             out,
             "{:>5}  {:>10}  {:>4}  {}",
-            shard.shard_id,
+            shard.id,
             format!(
                 "{:04x}-{:04x}",
                 shard.hash_start,
                 shard.hash_end.saturating_sub(1)
             ),
-            shard.node_id,
+            shard.node,
             replicas.join(",")
         );
     }
@@ -129,7 +129,7 @@ pub async fn decommission(host: &str, node: u32) -> Result<String> {
         outln!(
             out,
             "shard {} replicas: {}",
-            shard.shard_id,
+            shard.id,
             replicas.join(",")
         );
     }

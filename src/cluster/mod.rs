@@ -57,14 +57,22 @@ use crate::error::{Error, InputError, Result};
 use crate::raft::groups::ShardGroups;
 use crate::raft::META_GROUP;
 use crate::rpc::{endpoint, ChannelPool, RPC_TIMEOUT};
-use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardId, ShardMap, ShardRange};
+use crate::shard::{load_ranges, split_hash_space, stage_ranges, ShardMap, ShardRange};
 use crate::storage::{Storage, StorageBatch};
 use meta::Changed;
 
 /// The protobuf messages and gRPC stubs of `proto/cluster.proto`.
 pub mod proto {
-    #![allow(clippy::all)]
-    include!(concat!(env!("OUT_DIR"), "/shardforge.cluster.rs"));
+    /// prost names shard.proto's messages as if each package were a
+    /// nested module: `super::shard::ShardRange`.
+    use crate::shard::proto as shard;
+
+    mod generated {
+        #![allow(clippy::all)]
+        include!(concat!(env!("OUT_DIR"), "/shardforge.cluster.rs"));
+    }
+    pub use generated::*;
+    pub use shard::ShardRange;
 }
 
 use proto::cluster_client::ClusterClient;
@@ -814,30 +822,12 @@ fn member_from_proto(n: proto::Node) -> Member {
     }
 }
 
-fn shards_from_proto(shards: Vec<proto::Shard>) -> Vec<ShardRange> {
-    shards
-        .into_iter()
-        .map(|s| ShardRange {
-            id: ShardId(s.shard_id),
-            hash_start: s.hash_start,
-            hash_end: s.hash_end,
-            node: s.node_id,
-            replicas: s.replicas,
-        })
-        .collect()
+fn shards_from_proto(shards: Vec<proto::ShardRange>) -> Vec<ShardRange> {
+    shards.into_iter().map(ShardRange::from).collect()
 }
 
-fn shards_to_proto(shards: &[ShardRange]) -> Vec<proto::Shard> {
-    shards
-        .iter()
-        .map(|s| proto::Shard {
-            shard_id: s.id.0,
-            hash_start: s.hash_start,
-            hash_end: s.hash_end,
-            node_id: s.node,
-            replicas: s.replicas.clone(),
-        })
-        .collect()
+fn shards_to_proto(shards: &[ShardRange]) -> Vec<proto::ShardRange> {
+    shards.iter().map(proto::ShardRange::from).collect()
 }
 
 /// A cluster id unique enough to tell clusters apart: the time and the

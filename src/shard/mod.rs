@@ -139,6 +139,30 @@ impl ShardMap {
     }
 }
 
+impl From<proto::ShardRange> for ShardRange {
+    fn from(r: proto::ShardRange) -> Self {
+        ShardRange {
+            id: ShardId(r.id),
+            hash_start: r.hash_start,
+            hash_end: r.hash_end,
+            node: r.node,
+            replicas: r.replicas,
+        }
+    }
+}
+
+impl From<&ShardRange> for proto::ShardRange {
+    fn from(r: &ShardRange) -> Self {
+        proto::ShardRange {
+            id: r.id.0,
+            hash_start: r.hash_start,
+            hash_end: r.hash_end,
+            node: r.node,
+            replicas: r.replicas.clone(),
+        }
+    }
+}
+
 /// The persisted shard groups, if the shard map was made.
 pub fn load_ranges(storage: &Storage) -> Result<Option<Vec<ShardRange>>> {
     let Some(raw) = storage.get_meta(SHARD_MAP_KEY)? else {
@@ -146,27 +170,13 @@ pub fn load_ranges(storage: &Storage) -> Result<Option<Vec<ShardRange>>> {
     };
     let map = proto::ShardMap::decode(raw.as_slice())
         .map_err(|e| Error::Corrupt(format!("shard map: {e}")))?;
-    let ranges = map.ranges.into_iter().map(|r| ShardRange {
-        id: ShardId(r.id),
-        hash_start: r.hash_start,
-        hash_end: r.hash_end,
-        node: r.node,
-        replicas: r.replicas,
-    });
-    Ok(Some(ranges.collect()))
+    Ok(Some(map.ranges.into_iter().map(ShardRange::from).collect()))
 }
 
 /// Adds the shard map `ranges` to `batch`.
 pub fn stage_ranges(ranges: &[ShardRange], batch: &mut StorageBatch) -> Result<()> {
-    let ranges = ranges.iter().map(|r| proto::ShardRangeRecord {
-        id: r.id.0,
-        hash_start: r.hash_start,
-        hash_end: r.hash_end,
-        node: r.node,
-        replicas: r.replicas.clone(),
-    });
     let map = proto::ShardMap {
-        ranges: ranges.collect(),
+        ranges: ranges.iter().map(proto::ShardRange::from).collect(),
     };
     batch.put_meta(SHARD_MAP_KEY, &map.encode_to_vec());
     Ok(())

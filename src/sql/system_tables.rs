@@ -147,10 +147,10 @@ impl TableProvider for SystemTable {
             Kind::Shards => {
                 let shards = &status.shards;
                 vec![
-                    int(shards.iter().map(|s| s.shard_id as i32).collect()),
+                    int(shards.iter().map(|s| s.id as i32).collect()),
                     int(shards.iter().map(|s| s.hash_start as i32).collect()),
                     int(shards.iter().map(|s| s.hash_end as i32).collect()),
-                    int(shards.iter().map(|s| s.node_id as i32).collect()),
+                    int(shards.iter().map(|s| s.node as i32).collect()),
                     text(
                         shards
                             .iter()

@@ -753,6 +753,13 @@ mod tests {
             [true]
         );
         assert_eq!(in_way(b"", false), InTheWay::Yes);
+        // A point read (looked up by key) meets its own row's lock only.
+        let point = |key: &[u8]| {
+            let range = (key, versions_end(key));
+            lock_in_the_way(&a, 0, (range.0, &range.1), 10, b"", &|_: &[u8]| false).unwrap()
+        };
+        assert_eq!(point(&ours[0]), InTheWay::Yes);
+        assert_eq!(point(&ours[5]), InTheWay::No);
         assert_eq!(probe_status(&rows, b"big"), State::Prepared(0));
         // A probe of writes only sent ahead aborts them.
         apply(&rows, vec![sent(b"gone", 1, &ours[3], b"g", true)]);
