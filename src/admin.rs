@@ -126,12 +126,7 @@ pub async fn decommission(host: &str, node: u32) -> Result<String> {
     outln!(out, "meta group replicas: {}", meta.join(","));
     for shard in &response.shards {
         let replicas: Vec<String> = shard.replicas.iter().map(u32::to_string).collect();
-        outln!(
-            out,
-            "shard {} replicas: {}",
-            shard.id,
-            replicas.join(",")
-        );
+        outln!(out, "shard {} replicas: {}", shard.id, replicas.join(","));
     }
     Ok(out)
 }

@@ -127,6 +127,7 @@ fn table_from(table: proto::Table) -> Result<TableDef> {
         columns,
         primary_key,
         hidden_rowid: table.hidden_rowid,
+        derived: Default::default(),
     })
 }
 
@@ -228,6 +229,7 @@ mod tests {
                 .collect(),
             primary_key: vec![2, 0],
             hidden_rowid: true,
+            derived: Default::default(),
         };
         assert_eq!(TableDef::from_bytes(&def.to_bytes()).unwrap(), def);
         let tables = [Arc::new(def.clone())];

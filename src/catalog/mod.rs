@@ -18,10 +18,11 @@ pub mod types;
 pub use types::SqlType;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 
+use crate::encoding::schema::encode_schema;
 use crate::error::{Error, InputError, Result};
 use crate::storage::{Storage, StorageBatch};
 
@@ -70,6 +71,37 @@ pub struct TableDef {
     /// Indexes into `columns` of the primary key, in key order.
     pub primary_key: Vec<usize>,
     pub hidden_rowid: bool,
+    /// What every read of the table asks of it, worked out once.
+    pub derived: Derived,
+}
+
+/// The row schema of a [`TableDef`] and its encoded form, made on first
+/// use and kept with that definition. A definition is not changed once
+/// shared (DDL makes a new one); a clone, which may be changed, starts
+/// without them.
+#[derive(Default)]
+pub struct Derived {
+    row_schema: OnceLock<SchemaRef>,
+    row_schema_ipc: OnceLock<Vec<u8>>,
+}
+
+impl Clone for Derived {
+    fn clone(&self) -> Self {
+        Derived::default()
+    }
+}
+
+/// Derived from the rest of the definition: no part of what it is.
+impl PartialEq for Derived {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
 }
 
 impl TableDef {
@@ -77,20 +109,25 @@ impl TableDef {
     /// Columns whose PostgreSQL type Arrow cannot tell (varchar, char)
     /// carry it as field metadata under [`PG_TYPE_METADATA`].
     pub fn row_schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(
-            self.columns
-                .iter()
-                .map(|c| {
-                    let field = Field::new(&c.name, c.sql_type.to_arrow(), c.nullable);
-                    match c.sql_type.wire_name() {
-                        Some(name) => field.with_metadata(
-                            [(PG_TYPE_METADATA.to_string(), name.to_string())].into(),
-                        ),
-                        None => field,
-                    }
-                })
-                .collect::<Vec<_>>(),
-        ))
+        let schema = self.derived.row_schema.get_or_init(|| {
+            let fields = self.columns.iter().map(|c| {
+                let field = Field::new(&c.name, c.sql_type.to_arrow(), c.nullable);
+                match c.sql_type.wire_name() {
+                    Some(name) => field
+                        .with_metadata([(PG_TYPE_METADATA.to_string(), name.to_string())].into()),
+                    None => field,
+                }
+            });
+            Arc::new(Schema::new(fields.collect::<Vec<_>>()))
+        });
+        schema.clone()
+    }
+
+    /// [`Self::row_schema`] in the form a scan request carries it.
+    pub fn row_schema_ipc(&self) -> &[u8] {
+        self.derived
+            .row_schema_ipc
+            .get_or_init(|| encode_schema(&self.row_schema()))
     }
 
     /// How many leading columns users see.
@@ -438,6 +475,7 @@ pub fn int_table(name: &str) -> TableDef {
         }],
         primary_key: vec![0],
         hidden_rowid: false,
+        derived: Default::default(),
     }
 }
 

@@ -5,12 +5,14 @@
 //!   MVCC suffix appended to them in storage.
 //! - [`row`]: the value of a row version, encoded from and decoded straight
 //!   into Arrow arrays so scans never build per-row values.
+//! - [`schema`]: the row schema a scan request carries, in Arrow IPC form.
 //!
 //! Both work on Arrow arrays and types: Arrow is the in-memory format of the
 //! whole query path, and this layer knows nothing about SQL.
 
 pub mod keys;
 pub mod row;
+pub mod schema;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 

@@ -114,11 +114,12 @@ mod tests {
         server.write_all(b"Z").await.unwrap();
         server.flush().await.unwrap();
         let mut got = [0u8; 8];
-        let waiting = tokio::time::timeout(
-            std::time::Duration::from_millis(50),
-            client.read(&mut got),
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), client.read(&mut got));
+        assert!(
+            waiting.await.is_err(),
+            "nothing is sent before the server reads"
         );
-        assert!(waiting.await.is_err(), "nothing is sent before the server reads");
 
         client.write_all(b"Q").await.unwrap();
         let mut asked = [0u8; 1];

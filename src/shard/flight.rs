@@ -283,8 +283,8 @@ mod tests {
     use crate::catalog::{create_for_test, int_table, Catalog};
     use crate::encoding::keys::{encode_key_value, row_key};
     use crate::encoding::row::encode_rows;
+    use crate::encoding::schema::encode_schema;
     use crate::rpc::as_member;
-    use crate::shard::encode_schema;
     use crate::shard::proto::Mutation;
     use crate::shard::replica::encode_filter;
     use crate::storage::Storage;

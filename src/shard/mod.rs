@@ -20,7 +20,7 @@ pub mod locks;
 pub mod machine;
 mod replica;
 
-pub use replica::{encode_schema, scan_schema, ShardReplica};
+pub use replica::{scan_schema, ShardReplica};
 
 use std::sync::{Arc, RwLock};
 

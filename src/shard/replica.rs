@@ -4,8 +4,6 @@ use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::Schema;
-use datafusion::arrow::ipc::convert::{fb_to_schema, IpcSchemaEncoder};
-use datafusion::arrow::ipc::root_as_schema;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::TaskContext;
@@ -20,6 +18,7 @@ use super::proto::{ScanRequest, WriteBatch};
 use super::ShardRange;
 use crate::encoding::keys::{hash_range_bounds, key_hash, versions_end, TABLE_ID_LEN};
 use crate::encoding::row::{is_tombstone, RowDecoder};
+use crate::encoding::schema::decode_schema;
 use crate::error::{Error, Result};
 use crate::storage::{Storage, StorageBatch, VisibleRows};
 
@@ -145,7 +144,7 @@ impl ShardReplica {
         mut filter: Option<Filter>,
         mut emit: impl FnMut(RecordBatch) -> bool,
     ) -> Result<()> {
-        let row_schema = Arc::new(decode_schema(&request.row_schema)?);
+        let row_schema = decode_schema(&request.row_schema)?;
         let projection: Vec<usize> = request.projection.iter().map(|&i| i as usize).collect();
         let mut decoder = RowDecoder::new(row_schema, &projection)?;
         // Hands on the rows of a batch that pass the filter; false when the
@@ -362,14 +361,6 @@ pub fn decode_filter(bytes: &[u8], schema: &Schema) -> Option<Filter> {
     }
 }
 
-/// The Arrow IPC form of a row schema, as carried by `ScanRequest`.
-pub fn encode_schema(schema: &Schema) -> Vec<u8> {
-    IpcSchemaEncoder::new()
-        .schema_to_fb(schema)
-        .finished_data()
-        .to_vec()
-}
-
 /// The schema of the batches a scan of `request` yields.
 pub fn scan_schema(request: &ScanRequest) -> Result<Schema> {
     let projection: Vec<usize> = request.projection.iter().map(|&i| i as usize).collect();
@@ -383,21 +374,13 @@ pub fn scan_schema(request: &ScanRequest) -> Result<Schema> {
         })
 }
 
-fn decode_schema(bytes: &[u8]) -> Result<Schema> {
-    root_as_schema(bytes).map(fb_to_schema).map_err(|e| {
-        Error::Input(
-            crate::error::InputError::Other,
-            format!("bad row schema: {e}"),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalog::{create_for_test, Catalog, ColumnDef, SqlType, TableDef, TableId};
     use crate::encoding::keys::{encode_key_value, row_key};
     use crate::encoding::row::encode_rows;
+    use crate::encoding::schema::encode_schema;
     use crate::shard::ShardMap;
     use datafusion::arrow::array::{Array, AsArray, Int64Array};
     use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
@@ -423,6 +406,7 @@ mod tests {
             }],
             primary_key: vec![0],
             hidden_rowid: false,
+            derived: Default::default(),
         };
         assert_eq!(create_for_test(&catalog, def).id, TableId(TABLE));
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));

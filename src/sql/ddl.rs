@@ -153,6 +153,7 @@ pub fn table_def(create: &CreateTable, planner: &SessionState) -> Result<TableDe
         columns,
         primary_key,
         hidden_rowid,
+        derived: Default::default(),
     })
 }
 

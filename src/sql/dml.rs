@@ -329,6 +329,7 @@ mod tests {
             columns: vec![column("a", SqlType::Integer), column("b", SqlType::Text)],
             primary_key: vec![0],
             hidden_rowid: false,
+            derived: Default::default(),
         };
         create_for_test(&catalog, def);
         (dir, catalog)

@@ -414,6 +414,7 @@ pub(super) mod tests {
                 columns,
                 primary_key,
                 hidden_rowid,
+                derived: Default::default(),
             };
             create_for_test(&catalog, def);
         }

@@ -35,7 +35,6 @@ use crate::catalog::{TableDef, TableId, Tables, SYSTEM_TABLES};
 use crate::encoding::keys::{encode_key_value, row_key, table_bounds};
 use crate::error::Error;
 use crate::shard::access::ShardAccess;
-use crate::shard::encode_schema;
 use crate::shard::proto::ScanRequest;
 use crate::txn::{ReadAs, TxnCoordinator};
 
@@ -256,7 +255,7 @@ pub(super) fn scan_requests(
         snapshot_ts: read_as.snapshot_ts,
         txn_id: read_as.txn_id.clone(),
         statement: read_as.statement,
-        row_schema: encode_schema(&def.row_schema()),
+        row_schema: def.row_schema_ipc().to_vec(),
         projection: projection.iter().map(|&i| i as u32).collect(),
         limit: limit.map(|l| l as u64),
         point_key,

@@ -31,7 +31,6 @@ use crate::encoding::keys::{encode_key_value, row_key};
 use crate::encoding::row::encode_rows;
 use crate::error::{Error, InputError, Result};
 use crate::shard::access::block_on;
-use crate::shard::encode_schema;
 use crate::shard::proto::ScanRequest;
 use crate::txn::{since_epoch, ReadAs, Transaction, TxnCoordinator};
 
@@ -53,7 +52,7 @@ pub struct RowWriter {
 
 impl RowWriter {
     pub fn new(def: Arc<TableDef>, coordinator: Arc<TxnCoordinator>) -> Self {
-        let row_schema = encode_schema(&def.row_schema());
+        let row_schema = def.row_schema_ipc().to_vec();
         Self {
             def,
             coordinator,
