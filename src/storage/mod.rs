@@ -270,7 +270,7 @@ impl Storage {
 
     /// All meta records whose key starts with `prefix`, in key order.
     pub fn scan_meta(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        collect_prefix(self.db.raw_iterator_cf(self.cf(CF_META)?), prefix)
+        collect_prefix(&self.db, self.cf(CF_META)?, ReadOptions::default(), prefix)
     }
 
     /// Adds the deletion of every `meta` record under `prefixes` to
@@ -340,10 +340,21 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     Some(end)
 }
 
+/// The records of `cf` whose key starts with `prefix`, in key order. The
+/// scan is bounded above by the prefix's end: unbounded, RocksDB would step
+/// over every deleted record after the prefix (the locks of a large
+/// transaction's keys after the intents, say) looking for a live one
+/// before the prefix check could stop it.
 fn collect_prefix(
-    mut iter: rocksdb::DBRawIterator<'_>,
+    db: &DB,
+    cf: &rocksdb::ColumnFamily,
+    mut options: ReadOptions,
     prefix: &[u8],
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    if let Some(end) = prefix_end(prefix) {
+        options.set_iterate_upper_bound(end);
+    }
+    let mut iter = db.raw_iterator_cf_opt(cf, options);
     let mut out = Vec::new();
     iter.seek(prefix);
     while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
@@ -409,10 +420,7 @@ impl View<'_> {
     /// The `meta` records whose key starts with `prefix`, in key order.
     pub fn scan_meta(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let cf = self.storage.cf(CF_META)?;
-        collect_prefix(
-            self.storage.db.raw_iterator_cf_opt(cf, self.options()),
-            prefix,
-        )
+        collect_prefix(&self.storage.db, cf, self.options(), prefix)
     }
 
     /// Calls `each` with every `meta` record under `prefixes` (a state
