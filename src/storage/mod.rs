@@ -482,6 +482,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_prefix_scan_stops_at_the_prefix_not_at_the_next_live_record() {
+        use rocksdb::perf::{set_perf_stats, PerfContext, PerfMetric, PerfStatsLevel};
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let deleted = |i: u32| [b"b/".as_slice(), &i.to_be_bytes()].concat();
+        let mut batch = storage.batch();
+        batch.put_meta(b"a/1", b"x");
+        for i in 0..1000 {
+            batch.put_meta(&deleted(i), b"y");
+        }
+        storage.write(batch).unwrap();
+        let mut batch = storage.batch();
+        for i in 0..1000 {
+            batch.delete_meta(&deleted(i));
+        }
+        batch.put_meta(b"c/1", b"z");
+        storage.write(batch).unwrap();
+
+        set_perf_stats(PerfStatsLevel::EnableCount);
+        let mut context = PerfContext::default();
+        context.reset();
+        let found = storage.scan_meta(b"a/").unwrap();
+        let skipped = context.metric(PerfMetric::InternalDeleteSkippedCount);
+        set_perf_stats(PerfStatsLevel::Disable);
+        assert_eq!(found, vec![(b"a/1".to_vec(), b"x".to_vec())]);
+        assert!(skipped < 10, "stepped over {skipped} deleted records past the prefix");
+    }
+
+    #[test]
     fn a_data_directory_of_another_format_is_refused_not_misread() {
         let dir = tempfile::tempdir().unwrap();
         {
