@@ -92,7 +92,10 @@ USED_PORTS=" "
 spare_port() {
     local p
     while true; do
-        p=$(( 20000 + RANDOM % 30000 ))
+        # Below Linux's ephemeral range (32768 up): a port in it may be
+        # taken by an outgoing connection (pgbench's, a node's) between
+        # this check and the server binding it.
+        p=$(( 20000 + RANDOM % 12000 ))
         if [[ "$USED_PORTS" != *" $p "* ]] && port_is_free "$p"; then
             USED_PORTS+="$p "
             echo "$p"
