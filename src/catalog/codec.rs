@@ -235,7 +235,7 @@ mod tests {
         let tables = [Arc::new(def.clone())];
         assert_eq!(
             tables_from_bytes(&tables_to_bytes(&tables)).unwrap(),
-            [def.clone()]
+            std::slice::from_ref(&def)
         );
         let mut change = SchemaChange::default();
         change.created.insert("t".into(), Arc::new(def.clone()));
