@@ -80,7 +80,8 @@ pub fn lock_in_the_way(
     preparing: &dyn Fn(&[u8]) -> bool,
 ) -> Result<InTheWay> {
     let mut holders: HashMap<Vec<u8>, InTheWay> = HashMap::new();
-    let mut in_the_way = |record: &[u8]| -> Result<InTheWay> {
+    // Whether the lock `record` is in the reader's way.
+    let mut blocks = |record: &[u8]| -> Result<InTheWay> {
         let lock = decode_lock(record)?;
         if lock.txn_id == reader || !in_the_way(lock.start_ts, read_ts) {
             return Ok(InTheWay::No);
@@ -104,7 +105,7 @@ pub fn lock_in_the_way(
     // built over every level and seeks in each.
     if end == versions_end(start) {
         return match storage.get_meta(&record_key(group, LOCK, start))? {
-            Some(record) => in_the_way(&record),
+            Some(record) => blocks(&record),
             None => Ok(InTheWay::No),
         };
     }
@@ -113,7 +114,7 @@ pub fn lock_in_the_way(
     loop {
         let page = storage.scan_meta_page(&from, &end, LOCK_PAGE)?;
         for (_, record) in &page {
-            let holder = in_the_way(record)?;
+            let holder = blocks(record)?;
             if holder != InTheWay::No {
                 return Ok(holder);
             }
