@@ -507,7 +507,10 @@ mod tests {
         let skipped = context.metric(PerfMetric::InternalDeleteSkippedCount);
         set_perf_stats(PerfStatsLevel::Disable);
         assert_eq!(found, vec![(b"a/1".to_vec(), b"x".to_vec())]);
-        assert!(skipped < 10, "stepped over {skipped} deleted records past the prefix");
+        assert!(
+            skipped < 10,
+            "stepped over {skipped} deleted records past the prefix"
+        );
     }
 
     #[test]
