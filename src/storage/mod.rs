@@ -340,31 +340,46 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     Some(end)
 }
 
-/// The records of `cf` whose key starts with `prefix`, in key order. The
-/// scan is bounded above by the prefix's end: unbounded, RocksDB would step
-/// over every deleted record after the prefix (the locks of a large
-/// transaction's keys after the intents, say) looking for a live one
-/// before the prefix check could stop it.
-fn collect_prefix(
+/// Calls `each` with the records of `cf` whose key starts with `prefix`,
+/// in key order. The scan is bounded above by the prefix's end: unbounded,
+/// RocksDB would step over every deleted record after the prefix (the
+/// locks of a large transaction's keys after the intents, say) looking for
+/// a live one before the prefix check could stop it.
+fn each_under(
     db: &DB,
     cf: &rocksdb::ColumnFamily,
     mut options: ReadOptions,
     prefix: &[u8],
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    mut each: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<()> {
     if let Some(end) = prefix_end(prefix) {
         options.set_iterate_upper_bound(end);
     }
     let mut iter = db.raw_iterator_cf_opt(cf, options);
-    let mut out = Vec::new();
     iter.seek(prefix);
     while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
         if !key.starts_with(prefix) {
             break;
         }
-        out.push((key.to_vec(), value.to_vec()));
+        each(key, value)?;
         iter.next();
     }
     iter.status()?;
+    Ok(())
+}
+
+/// The records [`each_under`] visits, collected.
+fn collect_prefix(
+    db: &DB,
+    cf: &rocksdb::ColumnFamily,
+    options: ReadOptions,
+    prefix: &[u8],
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    each_under(db, cf, options, prefix, |key, value| {
+        out.push((key.to_vec(), value.to_vec()));
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -428,20 +443,13 @@ impl View<'_> {
     pub fn each_meta(&self, prefixes: &[&[u8]], each: &mut EachRecord<'_>) -> Result<()> {
         let cf = self.storage.cf(CF_META)?;
         for prefix in prefixes {
-            let mut options = self.options();
-            if let Some(end) = prefix_end(prefix) {
-                options.set_iterate_upper_bound(end);
-            }
-            let mut iter = self.storage.db.raw_iterator_cf_opt(cf, options);
-            iter.seek(prefix);
-            while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-                if !key.starts_with(prefix) {
-                    break;
-                }
-                each(Family::Meta, key, value)?;
-                iter.next();
-            }
-            iter.status()?;
+            each_under(
+                &self.storage.db,
+                cf,
+                self.options(),
+                prefix,
+                |key, value| each(Family::Meta, key, value),
+            )?;
         }
         Ok(())
     }
