@@ -43,13 +43,15 @@ pub enum InputError {
     /// A read at a snapshot whose row versions were garbage-collected
     /// (72000).
     SnapshotTooOld,
+    /// A prepared statement name the session does not hold (26000).
+    UndefinedPreparedStatement,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 23] = [
+    const ALL: [InputError; 24] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -72,6 +74,7 @@ impl InputError {
         Self::ProgramLimitExceeded,
         Self::InvalidEncoding,
         Self::SnapshotTooOld,
+        Self::UndefinedPreparedStatement,
         Self::Other,
     ];
 

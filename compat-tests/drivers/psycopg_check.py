@@ -4,7 +4,8 @@
 Creates a table with a column of every supported type, inserts rows through bound
 parameters, reads every value back (text and binary result formats) and compares it
 with what was written, NULLs included. Then checks that a rolled-back transaction
-leaves nothing, a committed one persists, and a duplicate key raises SQLSTATE 23505.
+leaves nothing, a committed one persists, a duplicate key raises SQLSTATE 23505, and
+RETURNING gives back the rows written (in a pipeline, as executemany sends it).
 
 Usage: psycopg_check.py [--host 127.0.0.1] [--port 5432]
 Prints one line `PASS psycopg ...` or `FAIL psycopg: ...`; exit status 0 on PASS.
@@ -164,6 +165,35 @@ def run(args):
                 check(got == sent and [type(v) for v in got] == [type(v) for v in sent],
                       f"SELECT of bare parameters (binary={binary}) gave {got!r}, sent {sent!r}")
 
+        # RETURNING as ORMs use it: one INSERT per row in a pipeline
+        # (executemany with returning=True), the keys and defaults back;
+        # UPDATE's new values and DELETE's old ones, in text and binary.
+        conn.execute("DROP TABLE IF EXISTS compat_returning")
+        conn.execute("CREATE TABLE compat_returning (id bigint PRIMARY KEY, "
+                     "name varchar(20) NOT NULL, qty integer DEFAULT 1, "
+                     "price numeric(8,2) DEFAULT 9.99)")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO compat_returning (id, name) VALUES (%s, %s) "
+                            "RETURNING id, qty, price",
+                            [(i, f"n{i}") for i in range(1, 6)], returning=True)
+            got = [cur.fetchone()]
+            while cur.nextset():
+                got.append(cur.fetchone())
+            check(got == [(i, 1, Decimal("9.99")) for i in range(1, 6)],
+                  f"INSERT ... RETURNING in a pipeline gave {got!r}")
+        for binary in (False, True):
+            with conn.cursor(binary=binary) as cur:
+                cur.execute("UPDATE compat_returning SET qty = qty + %s WHERE id <= %s "
+                            "RETURNING id, qty", (10, 2))
+                got = sorted(cur.fetchall())
+                want = [(1, 11 + 10 * binary), (2, 11 + 10 * binary)]
+                check(got == want and cur.rowcount == 2,
+                      f"UPDATE ... RETURNING (binary={binary}) gave {got!r}")
+        got = sorted(conn.execute("DELETE FROM compat_returning WHERE id > %s RETURNING name, qty",
+                                  (3,)).fetchall())
+        check(got == [("n4", 1), ("n5", 1)], f"DELETE ... RETURNING gave {got!r}")
+        conn.execute("DROP TABLE compat_returning")
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -179,7 +209,7 @@ def main():
         print(f"FAIL psycopg: {type(e).__name__} (SQLSTATE {e.sqlstate}): {e}")
         return 1
     print(f"PASS psycopg {psycopg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows "
-          "(text+binary), rollback/commit, 23505, TimeZone, bare parameters")
+          "(text+binary), rollback/commit, 23505, TimeZone, bare parameters, RETURNING")
     return 0
 
 

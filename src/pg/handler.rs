@@ -6,7 +6,7 @@
 //! when the client goes away drops the session and rolls back whatever
 //! transaction it had open.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,7 +41,7 @@ use super::portal;
 use super::results::{fields, response};
 use crate::catalog::DATABASE;
 use crate::error::{Error, InputError, Result};
-use crate::sql::{Session, SqlEngine};
+use crate::sql::{Output, Session, SqlEngine};
 
 /// A statement prepared by Parse: the parsed statement (None for an empty
 /// query) with its parameter types and result columns as planned.
@@ -73,8 +73,9 @@ const MAX_NAMED_PORTALS: usize = 10_000;
 pub struct Connection {
     session: Arc<Mutex<Session>>,
     parser: Arc<StatementParser>,
-    /// How many named statements and portals pgwire's store holds.
-    named_statements: AtomicUsize,
+    /// The names of the named statements pgwire's store holds (for
+    /// DEALLOCATE ALL), and how many named portals it holds.
+    statement_names: std::sync::Mutex<HashSet<String>>,
     named_portals: AtomicUsize,
 }
 
@@ -91,8 +92,36 @@ impl Connection {
         Connection {
             session,
             parser,
-            named_statements: AtomicUsize::new(0),
+            statement_names: Default::default(),
             named_portals: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Connection {
+    /// Carries out what an output asks of the connection rather than the
+    /// session: DEALLOCATE removes prepared statements from pgwire's store
+    /// (statements prepared by Parse: one namespace, as in PostgreSQL).
+    fn settle<S: PortalStore + ?Sized>(&self, store: &S, output: Output) -> Result<Output> {
+        let Output::Deallocate(target) = output else {
+            return Ok(output);
+        };
+        let mut names = self.statement_names.lock().unwrap();
+        match target {
+            None => {
+                for name in names.drain() {
+                    store.rm_statement(&name);
+                }
+                Ok(Output::Command("DEALLOCATE ALL".into()))
+            }
+            Some(name) if names.remove(&name) => {
+                store.rm_statement(&name);
+                Ok(Output::Command("DEALLOCATE".into()))
+            }
+            Some(name) => Err(Error::input(
+                InputError::UndefinedPreparedStatement,
+                format!("prepared statement \"{name}\" does not exist"),
+            )),
         }
     }
 }
@@ -188,6 +217,7 @@ impl SimpleQueryHandler for Connection {
             .into_iter()
             .map(|output| {
                 output
+                    .and_then(|out| self.settle(client.portal_store(), out))
                     .and_then(|out| response(out, &Format::UnifiedText, session.time_zone()?))
                     .unwrap_or_else(|e| Response::Error(Box::new(error_info(&e))))
             })
@@ -308,12 +338,14 @@ impl ExtendedQueryHandler for Connection {
     {
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
         let stored = StoredStatement::parse(client, &message, self.query_parser()).await?;
-        if message.name.is_some() && client.portal_store().get_statement(name).is_none() {
-            reserve(
-                &self.named_statements,
-                MAX_NAMED_STATEMENTS,
-                "prepared statements",
-            )?;
+        if message.name.is_some() {
+            let mut names = self.statement_names.lock().unwrap();
+            if !names.contains(name) {
+                if names.len() >= MAX_NAMED_STATEMENTS {
+                    return Err(too_many("prepared statements", MAX_NAMED_STATEMENTS));
+                }
+                names.insert(name.to_string());
+            }
         }
         match stored {
             Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
@@ -425,9 +457,7 @@ impl ExtendedQueryHandler for Connection {
         let store = client.portal_store();
         match message.target_type {
             TARGET_TYPE_BYTE_STATEMENT => {
-                if message.name.is_some() && store.get_statement(name).is_some() {
-                    self.named_statements.fetch_sub(1, Ordering::Relaxed);
-                }
+                self.statement_names.lock().unwrap().remove(name);
                 store.rm_statement(name);
             }
             TARGET_TYPE_BYTE_PORTAL => {
@@ -465,6 +495,7 @@ impl ExtendedQueryHandler for Connection {
         let result = session
             .execute(stmt, Some(params))
             .await
+            .and_then(|out| self.settle(client.portal_store(), out))
             .and_then(|out| response(out, &portal.result_column_format, session.time_zone()?))
             .map_err(|e| to_pgwire(&e));
         report_parameters(client, &mut session).await?;
@@ -499,12 +530,16 @@ fn arrow_type(pg: &Type) -> Option<DataType> {
 fn reserve(count: &AtomicUsize, max: usize, what: &str) -> PgWireResult<()> {
     if count.fetch_add(1, Ordering::Relaxed) >= max {
         count.fetch_sub(1, Ordering::Relaxed);
-        return Err(to_pgwire(&Error::input(
-            InputError::ProgramLimitExceeded,
-            format!("too many {what} in this session (the limit is {max}): close some first"),
-        )));
+        return Err(too_many(what, max));
     }
     Ok(())
+}
+
+fn too_many(what: &str, max: usize) -> PgWireError {
+    to_pgwire(&Error::input(
+        InputError::ProgramLimitExceeded,
+        format!("too many {what} in this session (the limit is {max}): close some first"),
+    ))
 }
 
 /// arrow-pg decodes parameters by the type the client declared, and drops a

@@ -53,7 +53,11 @@ fn with_type(info: FieldInfo, pg_type: Type) -> FieldInfo {
 /// zone `timestamptz` text is shown in.
 pub fn response(output: Output, format: &Format, zone: Tz) -> Result<Response> {
     Ok(match output {
-        Output::Rows { schema, stream } => {
+        Output::Rows {
+            schema,
+            stream,
+            command,
+        } => {
             let fields = Arc::new(fields(&schema, format)?);
             let encode_with = fields.clone();
             let rows = stream
@@ -69,10 +73,17 @@ pub fn response(output: Output, format: &Format, zone: Tz) -> Result<Response> {
                     },
                 )
                 .flat_map(stream::iter);
-            Response::Query(QueryResponse::new(fields, rows))
+            let mut response = QueryResponse::new(fields, rows);
+            response.set_command_tag(command);
+            Response::Query(response)
         }
         Output::Command(tag) => Response::Execution(Tag::new(&tag)),
         Output::TxnStart(tag) => Response::TransactionStart(Tag::new(&tag)),
         Output::TxnEnd(tag) => Response::TransactionEnd(Tag::new(&tag)),
+        Output::Deallocate(_) => {
+            return Err(Error::Internal(
+                "DEALLOCATE is carried out by the connection".into(),
+            ))
+        }
     })
 }

@@ -22,15 +22,17 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::compute::{cast_with_options, CastOptions};
+use datafusion::arrow::array::{ArrayRef, BooleanArray};
+use datafusion::arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, Delete, FromTable, ObjectName, TableFactor, TableWithJoins, Update,
-    UpdateTableFromKind,
+    AssignmentTarget, Delete, FromTable, Insert, ObjectName, TableFactor, TableObject,
+    TableWithJoins, Update, UpdateTableFromKind,
 };
 
 use super::ddl::{ident_name, table_name};
 use super::provider::INTERNAL_SCHEMA;
+use super::returning::Returning;
 use super::rewrite;
 use super::write::{statement_rows, RowWriter};
 use crate::catalog::{SqlType, TableDef, Tables};
@@ -52,9 +54,13 @@ pub struct DmlPlan {
     /// Whether the SELECT joins other tables (`UPDATE ... FROM`, `DELETE
     /// ... USING`), so a row may come more than once.
     pub joined: bool,
+    /// The statement's RETURNING (a DELETE's SELECT then also reads the
+    /// rows it deletes).
+    pub returning: Option<Returning>,
 }
 
-fn quote(name: &str) -> String {
+/// `name` as a quoted SQL identifier.
+pub(super) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -124,9 +130,6 @@ fn where_clause(selection: &Option<datafusion::sql::sqlparser::ast::Expr>) -> St
 }
 
 pub fn plan_update(catalog: &dyn Tables, update: &Update) -> Result<DmlPlan> {
-    if update.returning.is_some() {
-        return Err(Error::unsupported("UPDATE ... RETURNING"));
-    }
     let (def, qualifier) = target(catalog, &update.table)?;
     let mut new_values: Vec<Option<String>> = vec![None; def.columns.len()];
     for assignment in &update.assignments {
@@ -188,6 +191,7 @@ pub fn plan_update(catalog: &dyn Tables, update: &Update) -> Result<DmlPlan> {
     );
     Ok(DmlPlan {
         kind: DmlKind::Update,
+        returning: Returning::of(&update.returning, def.clone(), qualifier),
         table: def,
         select_sql,
         joined: !others.is_empty(),
@@ -195,9 +199,6 @@ pub fn plan_update(catalog: &dyn Tables, update: &Update) -> Result<DmlPlan> {
 }
 
 pub fn plan_delete(catalog: &dyn Tables, delete: &Delete) -> Result<DmlPlan> {
-    if delete.returning.is_some() {
-        return Err(Error::unsupported("DELETE ... RETURNING"));
-    }
     if !delete.tables.is_empty() || delete.limit.is_some() || !delete.order_by.is_empty() {
         return Err(Error::unsupported("this form of DELETE"));
     }
@@ -209,18 +210,43 @@ pub fn plan_delete(catalog: &dyn Tables, delete: &Delete) -> Result<DmlPlan> {
     };
     let (def, qualifier) = target(catalog, relation)?;
     let others = delete.using.as_deref().unwrap_or(&[]);
+    let mut items = key_columns(&def, &qualifier);
+    if delete.returning.is_some() {
+        // The old row, for RETURNING.
+        for (i, column) in def.columns[..def.visible_columns()].iter().enumerate() {
+            items.push(format!(
+                "{}.{} AS \"old_{i}\"",
+                quote(&qualifier),
+                quote(&column.name)
+            ));
+        }
+    }
     let select_sql = format!(
         "SELECT {} FROM {}{}",
-        key_columns(&def, &qualifier).join(", "),
+        items.join(", "),
         from_clause(&def, &qualifier, others),
         where_clause(&delete.selection)
     );
     Ok(DmlPlan {
         kind: DmlKind::Delete,
+        returning: Returning::of(&delete.returning, def.clone(), qualifier),
         table: def,
         select_sql,
         joined: !others.is_empty(),
     })
+}
+
+/// The RETURNING of an INSERT, if it has one.
+pub fn insert_returning(catalog: &dyn Tables, insert: &Insert) -> Result<Option<Returning>> {
+    let (Some(_), TableObject::TableName(name)) = (&insert.returning, &insert.table) else {
+        return Ok(None);
+    };
+    let (def, table) = existing_table(catalog, name)?;
+    let qualifier = match &insert.table_alias {
+        Some(alias) => ident_name(&alias.alias),
+        None => table,
+    };
+    Ok(Returning::of(&insert.returning, def, qualifier))
 }
 
 /// TRUNCATE of one table: a DELETE of every row. Like PostgreSQL's, it is
@@ -238,72 +264,78 @@ pub fn plan_truncate(catalog: &dyn Tables, name: &ObjectName) -> Result<DmlPlan>
         table: def,
         select_sql,
         joined: false,
+        returning: None,
     })
 }
 
 /// Writes a batch of the rows the SELECT found; returns how many rows it
-/// affected. `seen` holds the keys of the rows a joined statement wrote
-/// in earlier batches (a row that matches again is written once, as in
-/// PostgreSQL); it stays empty otherwise, where each row comes once.
+/// affected, and the rows as RETURNING sees them: an UPDATE's new rows, a
+/// DELETE's old ones (when its SELECT read them). `seen` holds the keys of
+/// the rows a joined statement wrote in earlier batches (a row that
+/// matches again is written once, as in PostgreSQL); it stays empty
+/// otherwise, where each row comes once.
 pub fn apply(
     plan: &DmlPlan,
     writer: &RowWriter,
     txn: &mut Transaction,
     batch: &RecordBatch,
     seen: &mut HashSet<Vec<u8>>,
-) -> Result<u64> {
+) -> Result<(u64, Option<RecordBatch>)> {
     let def = &plan.table;
     let key_len = def.primary_key.len();
     let mut affected = 0;
-    let row_schema = def.row_schema();
-    {
-        let mut old_keys = Vec::with_capacity(batch.num_rows());
-        let mut fresh = Vec::with_capacity(batch.num_rows());
-        for row in 0..batch.num_rows() {
-            let mut pk = Vec::new();
-            for col in 0..key_len {
-                encode_key_value(&mut pk, batch.column(col).as_ref(), row)?;
-            }
-            let key = row_key(def.id.0, &pk);
-            // With UPDATE ... FROM a row may match several times; like
-            // PostgreSQL, it is updated once.
-            let first = !plan.joined || seen.insert(key.clone());
-            affected += u64::from(first);
-            fresh.push(first);
-            old_keys.push(key);
+    let mut old_keys = Vec::with_capacity(batch.num_rows());
+    let mut fresh = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let mut pk = Vec::new();
+        for col in 0..key_len {
+            encode_key_value(&mut pk, batch.column(col).as_ref(), row)?;
         }
-        match plan.kind {
-            DmlKind::Delete => {
-                for key in old_keys {
-                    txn.delete(key);
-                }
-            }
-            DmlKind::Update => {
-                let options = CastOptions {
-                    safe: false,
-                    ..Default::default()
-                };
-                let columns = batch.columns()[key_len..]
-                    .iter()
-                    .zip(row_schema.fields())
-                    .map(|(array, field)| cast_with_options(array, field.data_type(), &options))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| super::errors::classify(e.into()))?;
-                // NOT NULL is checked by the writer, with PostgreSQL's error.
-                let new_rows = statement_rows(def, columns)?;
-                let keep: datafusion::arrow::array::BooleanArray =
-                    fresh.iter().map(|f| Some(*f)).collect();
-                let new_rows = datafusion::arrow::compute::filter_record_batch(&new_rows, &keep)?;
-                let old_keys: Vec<Vec<u8>> = old_keys
-                    .into_iter()
-                    .zip(&fresh)
-                    .filter_map(|(k, f)| f.then_some(k))
-                    .collect();
-                writer.update(txn, &old_keys, &new_rows)?;
-            }
-        }
+        let key = row_key(def.id.0, &pk);
+        // With UPDATE ... FROM a row may match several times; like
+        // PostgreSQL, it is updated once.
+        let first = !plan.joined || seen.insert(key.clone());
+        affected += u64::from(first);
+        fresh.push(first);
+        old_keys.push(key);
     }
-    Ok(affected)
+    // The rows the SELECT gave after their keys, each once.
+    let once: BooleanArray = fresh.iter().map(|f| Some(*f)).collect();
+    let values = |columns: Vec<ArrayRef>| -> Result<RecordBatch> {
+        Ok(filter_record_batch(&statement_rows(def, columns)?, &once)?)
+    };
+    let rows = match plan.kind {
+        DmlKind::Delete => {
+            for key in old_keys {
+                txn.delete(key);
+            }
+            let read_old_rows = batch.num_columns() > key_len;
+            read_old_rows
+                .then(|| values(batch.columns()[key_len..].to_vec()))
+                .transpose()?
+        }
+        DmlKind::Update => {
+            let options = CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            let columns = batch.columns()[key_len..]
+                .iter()
+                .zip(def.row_schema().fields())
+                .map(|(array, field)| cast_with_options(array, field.data_type(), &options))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| super::errors::classify(e.into()))?;
+            // NOT NULL is checked by the writer, with PostgreSQL's error.
+            let new_rows = values(columns)?;
+            let old_keys: Vec<Vec<u8>> = old_keys
+                .into_iter()
+                .zip(&fresh)
+                .filter_map(|(k, f)| f.then_some(k))
+                .collect();
+            Some(writer.update(txn, &old_keys, &new_rows)?)
+        }
+    };
+    Ok((affected, rows))
 }
 
 #[cfg(test)]

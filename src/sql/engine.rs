@@ -16,7 +16,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
-    SchemaProvider,
+    MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::common::ScalarValue;
 use datafusion::execution::{SessionState, SessionStateBuilder};
@@ -38,6 +38,7 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use super::catalog_queries;
 use super::ddl;
 use super::provider::{ShardSchemaProvider, TableSource, INTERNAL_SCHEMA};
+use super::returning::RETURNED_SCHEMA;
 use super::session_txn::SessionTxn;
 use crate::catalog::{Tables, DATABASE, PUBLIC_SCHEMA};
 use crate::error::{Error, InputError, Result};
@@ -129,6 +130,11 @@ impl SqlEngine {
                 }
             }
         }
+        // Where a statement's RETURNING finds the rows it wrote.
+        database.schemas.insert(
+            RETURNED_SCHEMA.to_string(),
+            Arc::new(MemorySchemaProvider::new()),
+        );
         catalogs.register_catalog(DATABASE.to_string(), Arc::new(database));
         let mut state = SessionStateBuilder::new_from_existing(self.base.clone())
             .with_catalog_list(Arc::new(catalogs))

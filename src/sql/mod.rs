@@ -14,7 +14,8 @@
 //! 4. Executing the plan streams Arrow batches decoded by the shard
 //!    replica; the pg front end encodes them as DataRows.
 //!
-//! Writes: INSERT goes through DataFusion into [`write::InsertSink`];
+//! Writes: DataFusion plans INSERT and the session writes the rows its
+//! source gives through [`write::RowWriter`];
 //! UPDATE and DELETE are planned as SELECTs ([`dml`]); CREATE / DROP TABLE
 //! go into the transaction too ([`ddl`]); all writes land in the
 //! transaction's buffer and reach storage at COMMIT (see `txn`).
@@ -34,6 +35,7 @@ pub mod point;
 pub mod point_insert;
 pub mod point_update;
 pub mod provider;
+pub mod returning;
 pub mod rewrite;
 pub mod scan;
 pub mod session;

@@ -6,8 +6,8 @@
 //! an optional list of distinct columns, rows of literals or bound
 //! placeholders, no ON CONFLICT or RETURNING) whose every value is one
 //! [`plain_value`] accepts for its column, and whose omitted columns have
-//! no DEFAULT, becomes the batch of rows the planned INSERT would hand to
-//! [`super::write::InsertSink`]; it is written by the same
+//! no DEFAULT, becomes the batch of rows the planned INSERT would write;
+//! it is written by the same
 //! [`super::write::RowWriter`], so NOT NULL, length and duplicate-key
 //! checks give the same errors. Anything else (a value PostgreSQL would
 //! convert, such as `'42'` for an integer or `1.5` for a numeric, an

@@ -8,9 +8,11 @@
 //! pair, which looks tables up through its transaction (see
 //! `SqlEngine::session_context`).
 //!
-//! A table provider knows nothing of the connection using it: `scan` and
-//! `insert_into` find the connection's open transaction in the session
-//! config ([`SessionTxn`]), so one provider per table serves every session.
+//! A table provider knows nothing of the connection using it: `scan` finds
+//! the connection's open transaction in the session config
+//! ([`SessionTxn`]), so one provider per table serves every session. Rows
+//! are written by the session, not through the provider (see
+//! `Session::insert`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,8 +21,6 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
-use datafusion::datasource::sink::DataSinkExec;
-use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
@@ -30,7 +30,6 @@ use datafusion::physical_plan::ExecutionPlan;
 use super::scan::ShardScanExec;
 use super::session_txn::SessionTxn;
 use super::system_tables::system_table;
-use super::write::{InsertSink, RowWriter};
 use crate::catalog::{TableDef, TableId, Tables, SYSTEM_TABLES};
 use crate::encoding::keys::{encode_key_value, row_key, table_bounds};
 use crate::error::Error;
@@ -351,24 +350,5 @@ impl TableProvider for ShardedTableProvider {
             Arc::new(overlay),
             predicate,
         )))
-    }
-
-    async fn insert_into(
-        &self,
-        state: &dyn Session,
-        input: Arc<dyn ExecutionPlan>,
-        insert_op: InsertOp,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        if insert_op != InsertOp::Append {
-            return Err(DataFusionError::External(Box::new(Error::unsupported(
-                format!("INSERT mode {insert_op}"),
-            ))));
-        }
-        let sink = InsertSink::new(
-            RowWriter::new(self.def.clone(), self.source.coordinator.clone()),
-            session_txn(state)?,
-            self.schema.clone(),
-        );
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 }

@@ -516,7 +516,7 @@ pub fn default_value(def: &TableDef, index: usize) -> Result<Expr> {
     }
 }
 
-fn parse_query(sql: &str) -> Result<Box<Query>> {
+pub(super) fn parse_query(sql: &str) -> Result<Box<Query>> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_query())

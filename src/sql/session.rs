@@ -21,16 +21,17 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr as DFExpr;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{DmlStatement, LogicalPlan};
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectType, ResetStatement, Set, Statement, TransactionMode, Value,
+    Expr, Ident, Insert, ObjectType, ResetStatement, Set, Statement, TransactionMode, Value,
 };
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
+use super::ddl::ident_name;
 use super::dml::{self, DmlKind};
 use super::engine::SqlEngine;
 use super::errors::classify;
@@ -38,11 +39,12 @@ use super::names;
 use super::point::{self, PointSelect};
 use super::point_insert;
 use super::point_update::{self, PointUpdate};
+use super::returning::{Returning, RETURNED_SCHEMA};
 use super::rewrite;
 use super::session_txn::SessionTxn;
 use super::vars::{self, SessionVars};
 use super::write::{self, RowWriter};
-use crate::catalog::Tables;
+use crate::catalog::{Tables, DATABASE};
 use crate::error::{Error, InputError, Result};
 use crate::txn::Transaction;
 
@@ -55,9 +57,12 @@ pub enum TxnState {
 
 /// What a statement produced.
 pub enum Output {
+    /// Rows, and the command their count is reported with (`SELECT`,
+    /// `INSERT 0` or `UPDATE` when it returned them).
     Rows {
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
+        command: &'static str,
     },
     /// A command tag such as `CREATE TABLE` or `INSERT 0 3`.
     Command(String),
@@ -65,6 +70,9 @@ pub enum Output {
     TxnStart(String),
     /// COMMIT / ROLLBACK: the block ended.
     TxnEnd(String),
+    /// DEALLOCATE of the named prepared statement, or of all (None): the
+    /// connection holds them.
+    Deallocate(Option<String>),
 }
 
 pub struct Session {
@@ -133,7 +141,11 @@ impl Session {
             if statements.len() > 1 {
                 // A statement must finish, errors included, before the next runs.
                 output = match output {
-                    Ok(Output::Rows { schema, stream }) => materialize(schema, stream).await,
+                    Ok(Output::Rows {
+                        schema,
+                        stream,
+                        command,
+                    }) => materialize(schema, stream, command).await,
                     other => other,
                 };
             }
@@ -195,6 +207,11 @@ impl Session {
                 Ok(Output::TxnEnd("ROLLBACK".into()))
             }
             _ if state == TxnState::Failed => Err(in_failed_block()),
+            // Prepared statements are not transactional: nothing to begin.
+            Statement::Deallocate { name, .. } => Ok(Output::Deallocate(
+                (name.quote_style.is_some() || !name.value.eq_ignore_ascii_case("all"))
+                    .then(|| ident_name(name)),
+            )),
             _ => self.execute_in_txn(stmt, params).await,
         }
     }
@@ -263,7 +280,7 @@ impl Session {
                 let (plan, names) = self.plan_query(stmt, params).await?;
                 self.rows(plan, &names).await
             }
-            Statement::Insert(_) => {
+            Statement::Insert(insert) => {
                 if let Some(insert) =
                     point_insert::recognise(stmt, self.txn.as_ref(), params.as_ref())
                 {
@@ -271,12 +288,10 @@ impl Session {
                         insert.table,
                         self.engine.coordinator().clone(),
                     ));
-                    let count = write::insert_batch(&writer, &self.txn, insert.rows).await?;
-                    return Ok(Output::Command(format!("INSERT 0 {count}")));
+                    let written = write::insert_batch(&writer, &self.txn, insert.rows).await?;
+                    return Ok(Output::Command(format!("INSERT 0 {}", written.num_rows())));
                 }
-                let plan = self.plan(stmt.clone(), params).await?;
-                let count = self.count(plan).await?;
-                Ok(Output::Command(format!("INSERT 0 {count}")))
+                self.insert(insert, params).await
             }
             Statement::Update(update) => {
                 if let Some(point) =
@@ -332,11 +347,7 @@ impl Session {
                     schema.clone(),
                     vec![Arc::new(StringArray::from(vec![value]))],
                 )?;
-                let stream = futures::stream::iter(vec![Ok(batch)]);
-                Ok(Output::Rows {
-                    schema: schema.clone(),
-                    stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
-                })
+                Ok(rows_of(schema, vec![batch], "SELECT"))
             }
             Statement::Reset(ResetStatement { reset }) => {
                 match reset {
@@ -361,19 +372,26 @@ impl Session {
     ) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>)> {
         let catalog: &dyn Tables = self.txn.as_ref();
         let mut names = Vec::new();
+        // A write's rows are those of its RETURNING, if any.
+        let mut returning = None;
         let (plan, returns_rows) = match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let (plan, pg_names) = self.plan_query(stmt, None).await?;
                 names = pg_names;
                 (plan, true)
             }
-            Statement::Insert(_) => (self.plan(stmt.clone(), None).await?, false),
+            Statement::Insert(insert) => {
+                returning = dml::insert_returning(catalog, insert)?;
+                (self.plan(insert_rows(insert), None).await?, false)
+            }
             Statement::Update(update) => {
                 let dml = dml::plan_update(catalog, update)?;
+                returning = dml.returning;
                 (self.plan_sql(&dml.select_sql, None).await?, false)
             }
             Statement::Delete(delete) => {
                 let dml = dml::plan_delete(catalog, delete)?;
+                returning = dml.returning;
                 (self.plan_sql(&dml.select_sql, None).await?, false)
             }
             Statement::ShowVariable { variable } => {
@@ -391,7 +409,8 @@ impl Session {
                 ..
             }
             | Statement::Set(_)
-            | Statement::Reset(_) => return Ok((vec![], None)),
+            | Statement::Reset(_)
+            | Statement::Deallocate { .. } => return Ok((vec![], None)),
             other => return Err(Error::unsupported(statement_kind(other))),
         };
         let mut types = plan.get_parameter_types().map_err(classify)?;
@@ -410,45 +429,56 @@ impl Session {
         let params: Vec<Option<DataType>> = (1..=count)
             .map(|i| types.get(&format!("${i}")).cloned().flatten())
             .collect();
-        let result = if returns_rows {
-            // The types analysis gives (see `rows`) of the statement as it
-            // will run: each parameter bound as a NULL of the type Bind
-            // gives it (`pg::handler::bind_parameters`): the type inferred
-            // from context, else the one the client declared in Parse, else
-            // text. So `SELECT $1` declared int8 is described as int8, as
-            // it answers. If binding or analysis fails, the planned types
-            // are the best answer.
-            let bound = (0..params.len().max(declared.len()))
-                .map(|i| {
-                    let inferred = params.get(i).cloned().flatten();
-                    let data_type = inferred
-                        .or_else(|| declared.get(i).cloned().flatten())
-                        .unwrap_or(DataType::Utf8);
-                    ScalarValue::try_from(&data_type).map(Into::into)
-                })
-                .collect::<std::result::Result<Vec<_>, _>>();
-            let typed = bound
-                .ok()
-                .and_then(|values| {
-                    plan.clone()
-                        .with_param_values(ParamValues::List(values))
-                        .ok()
-                })
-                .unwrap_or_else(|| plan.clone());
-            let state = self.ctx.state();
-            let analyzed =
-                state
-                    .analyzer()
-                    .execute_and_check(typed, state.config_options(), |_, _| {});
-            let schema = match &analyzed {
-                Ok(analyzed) => analyzed.schema().as_arrow().clone(),
-                Err(_) => plan.schema().as_arrow().clone(),
-            };
-            Some(names::rename(&schema, &names))
-        } else {
-            None
-        };
+        if let Some(returning) = returning {
+            // Described over no rows: only its columns matter here.
+            let (plan, names) = self.plan_returning(&returning, None).await?;
+            let schema = self.result_schema(&plan, &params, declared, &names);
+            return Ok((params, Some(schema)));
+        }
+        let result = returns_rows.then(|| self.result_schema(&plan, &params, declared, &names));
         Ok((params, result))
+    }
+
+    /// The result columns of `plan` as it will run, named `names`. The
+    /// types analysis gives (see `rows`) of the statement as it will run:
+    /// each parameter bound as a NULL of the type Bind gives it
+    /// (`pg::handler::bind_parameters`): the type inferred from context
+    /// (`params`), else the one the client declared in Parse, else text.
+    /// So `SELECT $1` declared int8 is described as int8, as it answers.
+    /// If binding or analysis fails, the planned types are the best answer.
+    fn result_schema(
+        &self,
+        plan: &LogicalPlan,
+        params: &[Option<DataType>],
+        declared: &[Option<DataType>],
+        names: &[String],
+    ) -> SchemaRef {
+        let bound = (0..params.len().max(declared.len()))
+            .map(|i| {
+                let inferred = params.get(i).cloned().flatten();
+                let data_type = inferred
+                    .or_else(|| declared.get(i).cloned().flatten())
+                    .unwrap_or(DataType::Utf8);
+                ScalarValue::try_from(&data_type).map(Into::into)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>();
+        let typed = bound
+            .ok()
+            .and_then(|values| {
+                plan.clone()
+                    .with_param_values(ParamValues::List(values))
+                    .ok()
+            })
+            .unwrap_or_else(|| plan.clone());
+        let state = self.ctx.state();
+        let analyzed = state
+            .analyzer()
+            .execute_and_check(typed, state.config_options(), |_, _| {});
+        let schema = match &analyzed {
+            Ok(analyzed) => analyzed.schema().as_arrow().clone(),
+            Err(_) => plan.schema().as_arrow().clone(),
+        };
+        names::rename(&schema, names)
     }
 
     /// Plans a statement DataFusion handles, with its parameters bound.
@@ -499,6 +529,20 @@ impl Session {
     }
 
     async fn rows(&self, plan: LogicalPlan, names: &[String]) -> Result<Output> {
+        let (schema, stream) = self.stream(plan, names).await?;
+        Ok(Output::Rows {
+            schema,
+            stream,
+            command: "SELECT",
+        })
+    }
+
+    /// The rows of a plan as they are produced, its columns named `names`.
+    async fn stream(
+        &self,
+        plan: LogicalPlan,
+        names: &[String],
+    ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
         let df = self
             .ctx
             .execute_logical_plan(plan)
@@ -516,10 +560,10 @@ impl Session {
                 failed.store(true, Ordering::Release);
             }
         });
-        Ok(Output::Rows {
-            schema: schema.clone(),
-            stream: Box::pin(RecordBatchStreamAdapter::new(schema, watched)),
-        })
+        Ok((
+            schema.clone(),
+            Box::pin(RecordBatchStreamAdapter::new(schema, watched)),
+        ))
     }
 
     /// The one row a point SELECT names (see [`point`]), as the
@@ -537,11 +581,7 @@ impl Session {
     async fn point_rows(&self, point: PointSelect) -> Result<Output> {
         let schema = point.schema()?;
         let batches = self.read_point(point).await?;
-        let stream = futures::stream::iter(batches.into_iter().map(Ok));
-        Ok(Output::Rows {
-            schema: schema.clone(),
-            stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
-        })
+        Ok(rows_of(schema, batches, "SELECT"))
     }
 
     /// Updates the one row a point UPDATE names (see [`point_update`]).
@@ -557,28 +597,82 @@ impl Session {
         Ok(Output::Command("UPDATE 1".into()))
     }
 
-    /// Runs a plan that yields one `count` row (INSERT) to completion.
-    async fn count(&self, plan: LogicalPlan) -> Result<u64> {
+    /// An INSERT DataFusion plans: the rows its source gives, with the
+    /// defaults of the columns it leaves out and cast to the columns'
+    /// types, are written batch by batch as they come (sent ahead as they
+    /// outgrow the transaction's buffer: any size in bounded memory).
+    async fn insert(&self, insert: &Insert, params: Option<ParamValues>) -> Result<Output> {
+        let returning = dml::insert_returning(self.txn.as_ref(), insert)?;
+        let plan = self.plan(insert_rows(insert), params.clone()).await?;
+        let LogicalPlan::Dml(DmlStatement {
+            table_name, input, ..
+        }) = plan
+        else {
+            return Err(Error::Internal(format!(
+                "INSERT planned as {}",
+                plan.display()
+            )));
+        };
+        let table = self.txn.table(table_name.table()).ok_or_else(|| {
+            Error::Internal(format!("INSERT into {table_name}, which is not a table"))
+        })?;
         let df = self
             .ctx
-            .execute_logical_plan(plan)
+            .execute_logical_plan(Arc::unwrap_or_clone(input))
             .await
             .map_err(classify)?;
-        let batches = df.collect().await.map_err(classify)?;
-        let count = batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<datafusion::arrow::array::UInt64Array>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0);
-        Ok(count)
+        let mut rows = df.execute_stream().await.map_err(classify)?;
+        let writer = Arc::new(RowWriter::new(table, self.engine.coordinator().clone()));
+        let mut written = Written::new(returning);
+        while let Some(batch) = rows.next().await {
+            let batch = batch.map_err(classify)?;
+            let rows = write::insert_batch(&writer, &self.txn, batch).await?;
+            written.add(rows.num_rows() as u64, Some(rows))?;
+        }
+        self.written(written, "INSERT 0", params).await
     }
 
-    async fn run_dml(&self, plan: dml::DmlPlan, params: Option<ParamValues>) -> Result<Output> {
-        let select = self.plan_sql(&plan.select_sql, params).await?;
+    /// What a write statement reports: its rows' RETURNING, else its
+    /// command tag with the count (`command` is the tag without it).
+    async fn written(
+        &self,
+        written: Written,
+        command: &'static str,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let Some(returning) = written.returning else {
+            return Ok(Output::Command(format!("{command} {}", written.count)));
+        };
+        let (plan, names) = self.plan_returning(&returning, params).await?;
+        let (schema, stream) = self.stream(plan, &names).await?;
+        // Whole before the statement ends: an error in the list fails it
+        // before it commits.
+        materialize(schema, stream, command).await
+    }
+
+    /// The query of a RETURNING list over the rows kept for it (see
+    /// [`returning`]).
+    async fn plan_returning(
+        &self,
+        returning: &Returning,
+        params: Option<ParamValues>,
+    ) -> Result<(LogicalPlan, Vec<String>)> {
+        let query = returning.query()?;
+        let rows = self
+            .ctx
+            .catalog(DATABASE)
+            .and_then(|database| database.schema(RETURNED_SCHEMA))
+            .ok_or_else(|| Error::Internal("the session has no schema for RETURNING".into()))?;
+        let name = returning.table_name();
+        rows.register_table(name.to_string(), Arc::new(returning.rows()?))
+            .map_err(classify)?;
+        let planned = self.plan_query(&query, params).await;
+        rows.deregister_table(name).map_err(classify)?;
+        planned
+    }
+
+    async fn run_dml(&self, mut plan: dml::DmlPlan, params: Option<ParamValues>) -> Result<Output> {
+        let select = self.plan_sql(&plan.select_sql, params.clone()).await?;
         let df = self
             .ctx
             .execute_logical_plan(select)
@@ -590,29 +684,32 @@ impl Session {
         // it makes are not in its snapshot of the buffer, and those it
         // sends ahead are of its own statement).
         let mut found = df.execute_stream().await.map_err(classify)?;
-        let plan = Arc::new(plan);
         let writer = Arc::new(RowWriter::new(
             plan.table.clone(),
             self.engine.coordinator().clone(),
         ));
         let kind = plan.kind;
-        let (mut count, mut seen) = (0, HashSet::new());
+        let mut written = Written::new(plan.returning.take());
+        let plan = Arc::new(plan);
+        let mut seen = HashSet::new();
         while let Some(batch) = found.next().await {
             let batch = batch.map_err(classify)?;
             let (plan, writer, txn) = (plan.clone(), writer.clone(), self.txn.clone());
-            let (affected, returned) = tokio::task::spawn_blocking(move || {
-                let affected = txn.with(|t| dml::apply(&plan, &writer, t, &batch, &mut seen));
-                (affected, seen)
+            let (applied, returned) = tokio::task::spawn_blocking(move || {
+                let applied = txn.with(|t| dml::apply(&plan, &writer, t, &batch, &mut seen));
+                (applied, seen)
             })
             .await?;
-            count += affected?;
+            let (affected, rows) = applied?;
+            written.add(affected, rows)?;
             seen = returned;
             self.txn.bound_writes().await?;
         }
-        Ok(Output::Command(match kind {
-            DmlKind::Update => format!("UPDATE {count}"),
-            DmlKind::Delete => format!("DELETE {count}"),
-        }))
+        let command = match kind {
+            DmlKind::Update => "UPDATE",
+            DmlKind::Delete => "DELETE",
+        };
+        self.written(written, command, params).await
     }
 
     /// The session time zone, in which `timestamptz` values are shown.
@@ -657,14 +754,59 @@ impl Session {
     }
 }
 
+/// What a write statement wrote so far: its count, and the rows kept for
+/// its RETURNING.
+struct Written {
+    count: u64,
+    returning: Option<Returning>,
+}
+
+impl Written {
+    fn new(returning: Option<Returning>) -> Self {
+        Self {
+            count: 0,
+            returning,
+        }
+    }
+
+    /// `count` more rows, `rows` as RETURNING sees them.
+    fn add(&mut self, count: u64, rows: Option<RecordBatch>) -> Result<()> {
+        self.count += count;
+        match (&mut self.returning, rows) {
+            (Some(returning), Some(rows)) => returning.keep(&rows),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An INSERT without its RETURNING, as DataFusion plans it (without the
+/// target's alias too: only RETURNING can name it).
+fn insert_rows(insert: &Insert) -> Statement {
+    Statement::Insert(Insert {
+        returning: None,
+        table_alias: None,
+        ..insert.clone()
+    })
+}
+
 /// Runs a row stream to completion, keeping its rows in memory.
-async fn materialize(schema: SchemaRef, stream: SendableRecordBatchStream) -> Result<Output> {
+async fn materialize(
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+    command: &'static str,
+) -> Result<Output> {
     let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(classify)?;
+    Ok(rows_of(schema, batches, command))
+}
+
+/// Rows already at hand, as an output.
+fn rows_of(schema: SchemaRef, batches: Vec<RecordBatch>, command: &'static str) -> Output {
     let stream = futures::stream::iter(batches.into_iter().map(Ok));
-    Ok(Output::Rows {
+    Output::Rows {
         schema: schema.clone(),
         stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
-    })
+        command,
+    }
 }
 
 /// The types placeholders are cast to, as in `$1::bigint`.

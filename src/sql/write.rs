@@ -1,5 +1,4 @@
-//! Turning Arrow rows into a transaction's writes: validation, keys, and
-//! the INSERT sink DataFusion drives.
+//! Turning Arrow rows into a transaction's writes: validation and keys.
 //!
 //! Checks made here, before a row reaches the transaction: NOT NULL (23502),
 //! `varchar(n)` / `char(n)` length (22001, `char` is blank-padded), numeric
@@ -8,22 +7,13 @@
 //! transaction that commits after our snapshot is caught at commit (40001).
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock};
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
-use datafusion::arrow::datatypes::{
-    DataType, Decimal128Type, Decimal256Type, Field, Schema, SchemaRef,
-};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Decimal256Type, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::{DataFusionError, Result as DFResult};
-use datafusion::datasource::sink::DataSink;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
-use futures::StreamExt;
 
 use super::session_txn::SessionTxn;
 use crate::catalog::{SqlType, TableDef};
@@ -202,29 +192,30 @@ impl RowWriter {
     /// is a unique violation. Awaited on the caller's task for a few rows
     /// (their keys are a read or two each, as a point read is), with
     /// `block_on` on a blocking thread for more (see [`insert_batch`]).
-    async fn insert(&self, txn: &SessionTxn, batch: &RecordBatch) -> Result<u64> {
+    /// Returns the rows as written (see [`Self::complete`]).
+    async fn insert(&self, txn: &SessionTxn, batch: &RecordBatch) -> Result<RecordBatch> {
         let batch = self.complete(batch)?;
         let (keys, rows) = (self.keys(&batch)?, encode_rows(&batch)?);
         let (unseen, read_as) = txn.with(|t| Ok((self.not_written(t, &keys)?, t.read_as())))?;
         self.check_not_committed(unseen, read_as).await?;
-        let count = keys.len() as u64;
         txn.with(|t| {
             for (key, row) in keys.into_iter().zip(rows) {
                 t.put(key, row);
             }
             Ok(())
         })?;
-        Ok(count)
+        Ok(batch)
     }
 
     /// Replaces the rows at `old_keys` with the rows of `batch` (same
     /// order). A row whose key changed moves; its new key must be free.
+    /// Returns the new rows as written.
     pub fn update(
         &self,
         txn: &mut Transaction,
         old_keys: &[Vec<u8>],
         batch: &RecordBatch,
-    ) -> Result<()> {
+    ) -> Result<RecordBatch> {
         let batch = self.complete(batch)?;
         let keys = self.keys(&batch)?;
         let rows = encode_rows(&batch)?;
@@ -235,7 +226,7 @@ impl RowWriter {
             }
             txn.put(new, row);
         }
-        Ok(())
+        Ok(batch)
     }
 }
 
@@ -290,57 +281,6 @@ fn blank_pad(array: &dyn Array, n: usize) -> ArrayRef {
     Arc::new(padded)
 }
 
-/// The sink of `INSERT`: writes each incoming batch into the session's
-/// transaction and reports the row count.
-pub struct InsertSink {
-    writer: Arc<RowWriter>,
-    txn: Arc<SessionTxn>,
-    schema: SchemaRef,
-}
-
-impl InsertSink {
-    pub fn new(writer: RowWriter, txn: Arc<SessionTxn>, schema: SchemaRef) -> Self {
-        Self {
-            writer: Arc::new(writer),
-            txn,
-            schema,
-        }
-    }
-}
-
-impl fmt::Debug for InsertSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "InsertSink({})", self.writer.def.name)
-    }
-}
-
-impl DisplayAs for InsertSink {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "InsertSink: table={}", self.writer.def.name)
-    }
-}
-
-#[async_trait]
-impl DataSink for InsertSink {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    async fn write_all(
-        &self,
-        mut data: SendableRecordBatchStream,
-        _context: &Arc<TaskContext>,
-    ) -> DFResult<u64> {
-        let mut count = 0;
-        while let Some(batch) = data.next().await {
-            count += insert_batch(&self.writer, &self.txn, batch?)
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        }
-        Ok(count)
-    }
-}
-
 /// A batch of the first `columns.len()` columns of `table`'s rows, as
 /// statements produce them (any value may be NULL until the writer checks).
 pub fn statement_rows(table: &TableDef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
@@ -358,13 +298,14 @@ pub fn statement_rows(table: &TableDef, columns: Vec<ArrayRef>) -> Result<Record
 const INSERTED_IN_PLACE: usize = 16;
 
 /// Inserts a batch of new rows into the session's transaction (sending
-/// its writes ahead if they outgrow the buffer); returns the row count.
+/// its writes ahead if they outgrow the buffer); returns the rows as
+/// written.
 pub async fn insert_batch(
     writer: &Arc<RowWriter>,
     txn: &Arc<SessionTxn>,
     batch: RecordBatch,
-) -> Result<u64> {
-    let count = match batch.num_rows() <= INSERTED_IN_PLACE {
+) -> Result<RecordBatch> {
+    let written = match batch.num_rows() <= INSERTED_IN_PLACE {
         true => writer.insert(txn, &batch).await?,
         false => {
             let (writer, session_txn) = (writer.clone(), txn.clone());
@@ -374,7 +315,7 @@ pub async fn insert_batch(
         }
     };
     txn.bound_writes().await?;
-    Ok(count)
+    Ok(written)
 }
 
 /// Replaces the row at `old_key` with `row` in the session's transaction

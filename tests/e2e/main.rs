@@ -18,6 +18,7 @@ mod cluster;
 mod durability;
 mod gc;
 mod replication;
+mod returning;
 mod sql;
 mod txn;
 mod wire;

@@ -202,6 +202,33 @@ async fn parameter_types_declared_in_parse_type_the_result() {
 }
 
 #[tokio::test]
+async fn deallocate_drops_prepared_statements_by_name_or_all() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    let one = client.prepare("SELECT 1::bigint").await.unwrap();
+    let two = client.prepare("SELECT 2::bigint").await.unwrap();
+    let gone = SqlState::INVALID_SQL_STATEMENT_NAME;
+    // Statements prepared by Parse are named in DEALLOCATE, as in
+    // PostgreSQL (tokio-postgres shows the name it gave only in Debug).
+    let debug = format!("{one:?}");
+    let name = debug.split('"').nth(1).unwrap();
+    client
+        .batch_execute(&format!("DEALLOCATE {name}"))
+        .await
+        .unwrap();
+    assert_eq!(sqlstate(client.query(&one, &[]).await), gone);
+    assert_eq!(
+        client.query_one(&two, &[]).await.unwrap().get::<_, i64>(0),
+        2
+    );
+    assert_error(&client, &format!("DEALLOCATE PREPARE {name}"), gone.clone()).await;
+    // What psycopg sends after DDL when it has prepared statements.
+    client.batch_execute("DEALLOCATE ALL").await.unwrap();
+    assert_eq!(sqlstate(client.query(&two, &[]).await), gone);
+    assert_eq!(query_i64(&client, "SELECT 3::bigint").await, 3);
+}
+
+#[tokio::test]
 async fn extended_query_infers_untyped_parameters_and_accepts_typed_ones() {
     let server = TestServer::start().await;
     let client = server.connect().await;

@@ -1,0 +1,122 @@
+//! `RETURNING` on INSERT, UPDATE and DELETE.
+//!
+//! The statement keeps each row it wrote as the table stores it (INSERT and
+//! UPDATE: the new row, after defaults, casts and `char(n)` padding; DELETE:
+//! the row it deleted), and once every row is written the list is evaluated
+//! as a query over those rows:
+//!
+//! ```text
+//! UPDATE t AS x SET b = b + 1 WHERE a > 5 RETURNING a, b * 2
+//!   => SELECT a, b * 2 FROM shardforge_returned."t" AS "x"
+//! ```
+//!
+//! where `shardforge_returned."t"` is the kept rows, registered in the
+//! session's own schema for the time it takes to plan the query. So the
+//! list is whatever a select list may be (`*`, expressions, functions,
+//! parameters, subqueries over other tables), its columns are named as
+//! PostgreSQL names them, and an error in it (a division by zero) fails the
+//! statement before it commits, as in PostgreSQL. Columns of other tables
+//! of `UPDATE ... FROM` / `DELETE ... USING` cannot be returned (42P01).
+//!
+//! The rows are kept in memory, like the answer of a multi-statement query:
+//! PostgreSQL would spill a large result to disk; ShardForge fails the
+//! statement with 54000 once they pass [`KEPT_BYTES`].
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::sql::sqlparser::ast::{SelectItem, Statement};
+
+use super::dml::quote;
+use super::errors::classify;
+use super::rewrite::parse_query;
+use crate::catalog::TableDef;
+use crate::error::{Error, InputError, Result};
+
+/// The schema, private to each session, where the rows a statement
+/// returns are found while its RETURNING list is planned.
+pub const RETURNED_SCHEMA: &str = "shardforge_returned";
+
+/// How many bytes of rows one statement's RETURNING may keep.
+pub const KEPT_BYTES: usize = 256 << 20;
+
+/// A statement's RETURNING list and the rows it returns them for.
+pub struct Returning {
+    list: Vec<SelectItem>,
+    table: Arc<TableDef>,
+    /// The name the list refers to the table by (its alias, if any).
+    qualifier: String,
+    rows: Vec<RecordBatch>,
+    bytes: usize,
+}
+
+impl Returning {
+    /// The RETURNING of a statement writing `table` (known as `qualifier`
+    /// in it), if it has one.
+    pub fn of(
+        list: &Option<Vec<SelectItem>>,
+        table: Arc<TableDef>,
+        qualifier: String,
+    ) -> Option<Self> {
+        list.as_ref().map(|list| Self {
+            list: list.clone(),
+            table,
+            qualifier,
+            rows: Vec::new(),
+            bytes: 0,
+        })
+    }
+
+    /// Keeps `rows`, in the table's stored layout (a hidden row id, which
+    /// the list cannot name, is left out).
+    pub fn keep(&mut self, rows: &RecordBatch) -> Result<()> {
+        if rows.num_rows() == 0 {
+            return Ok(());
+        }
+        // In the table's own schema, whatever the statement's batch called
+        // its columns (a DELETE's come from its SELECT).
+        let visible = RecordBatch::try_new(
+            self.schema()?,
+            rows.columns()[..self.table.visible_columns()].to_vec(),
+        )?;
+        self.bytes += visible.get_array_memory_size();
+        if self.bytes > KEPT_BYTES {
+            return Err(Error::input(
+                InputError::ProgramLimitExceeded,
+                format!("the rows RETURNING returns exceed {} MiB", KEPT_BYTES >> 20),
+            ));
+        }
+        self.rows.push(visible);
+        Ok(())
+    }
+
+    /// The name the kept rows are registered under in [`RETURNED_SCHEMA`].
+    pub fn table_name(&self) -> &str {
+        &self.table.name
+    }
+
+    /// The kept rows, as a table.
+    pub fn rows(&self) -> Result<MemTable> {
+        MemTable::try_new(self.schema()?, vec![self.rows.clone()]).map_err(classify)
+    }
+
+    /// The table's visible columns.
+    fn schema(&self) -> Result<SchemaRef> {
+        let visible: Vec<usize> = (0..self.table.visible_columns()).collect();
+        Ok(Arc::new(self.table.row_schema().project(&visible)?))
+    }
+
+    /// The query that evaluates the list over the kept rows.
+    pub fn query(&self) -> Result<Statement> {
+        let list: Vec<String> = self.list.iter().map(ToString::to_string).collect();
+        let sql = format!(
+            "SELECT {} FROM {RETURNED_SCHEMA}.{} AS {}",
+            list.join(", "),
+            quote(&self.table.name),
+            quote(&self.qualifier)
+        );
+        Ok(Statement::Query(parse_query(&sql)?))
+    }
+}

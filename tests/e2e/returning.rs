@@ -1,0 +1,149 @@
+//! RETURNING as ORMs use it: prepared statements that describe their
+//! result, bound parameters, portals read in parts, and transactions that
+//! roll the writes back.
+
+use rust_decimal::Decimal;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+
+use crate::harness::{query_i64, sqlstate, TestServer};
+
+async fn items(client: &tokio_postgres::Client) {
+    client
+        .batch_execute(
+            "CREATE TABLE items (
+                 id bigint PRIMARY KEY,
+                 name varchar(20) NOT NULL,
+                 qty integer DEFAULT 1,
+                 price numeric(8,2) DEFAULT 9.99
+             )",
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_writes_describe_and_return_their_rows() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    items(&client).await;
+
+    // An ORM's insert: the key and the defaults come back, typed.
+    let insert = client
+        .prepare(
+            "INSERT INTO items (id, name) VALUES ($1, $2) RETURNING id, qty, price, name AS label",
+        )
+        .await
+        .unwrap();
+    // (PostgreSQL types $2 varchar, after its column; ShardForge says text.)
+    assert_eq!(insert.params()[0], Type::INT8);
+    let described: Vec<(&str, &Type)> = insert
+        .columns()
+        .iter()
+        .map(|c| (c.name(), c.type_()))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            ("id", &Type::INT8),
+            ("qty", &Type::INT4),
+            ("price", &Type::NUMERIC),
+            ("label", &Type::VARCHAR)
+        ]
+    );
+    for (id, name) in [(1i64, "pen"), (2, "ink"), (3, "pad")] {
+        let row = client.query_one(&insert, &[&id, &name]).await.unwrap();
+        assert_eq!(row.get::<_, i64>(0), id);
+        assert_eq!(row.get::<_, i32>(1), 1);
+        assert_eq!(row.get::<_, Decimal>(2), Decimal::new(999, 2));
+        assert_eq!(row.get::<_, &str>(3), name);
+    }
+
+    // UPDATE gives the new values, DELETE the old ones.
+    let update = client
+        .prepare("UPDATE items SET qty = qty + $1 WHERE id <= $2 RETURNING id, qty")
+        .await
+        .unwrap();
+    let mut updated: Vec<(i64, i32)> = client
+        .query(&update, &[&5i32, &2i64])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    updated.sort();
+    assert_eq!(updated, [(1, 6), (2, 6)]);
+    let deleted = client
+        .query_one("DELETE FROM items WHERE id = $1 RETURNING *", &[&1i64])
+        .await
+        .unwrap();
+    let names: Vec<&str> = deleted.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["id", "name", "qty", "price"]);
+    assert_eq!(deleted.get::<_, i32>("qty"), 6);
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM items").await, 2);
+
+    // A statement that matches nothing returns no rows and changes nothing.
+    let none = client
+        .query("DELETE FROM items WHERE id = $1 RETURNING id", &[&99i64])
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_statement_runs_whole_and_fails_whole() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    items(&client).await;
+
+    // Read in parts through a portal, the INSERT still wrote every row
+    // before the first one came back, as in PostgreSQL.
+    let txn = client.transaction().await.unwrap();
+    let insert = txn
+        .prepare("INSERT INTO items (id, name) SELECT g, 'n' || g FROM generate_series(1, 5) AS s(g) RETURNING id")
+        .await
+        .unwrap();
+    let portal = txn.bind(&insert, &[]).await.unwrap();
+    let first = txn.query_portal(&portal, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(query_i64(&txn, "SELECT count(*) FROM items").await, 5);
+    let rest = txn.query_portal(&portal, 10).await.unwrap();
+    assert_eq!(rest.len(), 3);
+    txn.rollback().await.unwrap();
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM items").await, 0);
+
+    // An error while computing the list undoes the statement.
+    client
+        .execute("INSERT INTO items (id, name) VALUES (1, 'pen')", &[])
+        .await
+        .unwrap();
+    let failed = client
+        .query("UPDATE items SET qty = 100 RETURNING 1 / (qty - 100)", &[])
+        .await;
+    assert_eq!(sqlstate(failed), SqlState::DIVISION_BY_ZERO);
+    assert_eq!(
+        query_i64(&client, "SELECT qty::bigint FROM items WHERE id = 1").await,
+        1
+    );
+
+    // Inside a block the rows are the block's own; ROLLBACK discards them.
+    client.batch_execute("BEGIN").await.unwrap();
+    let row = client
+        .query_one("INSERT INTO items VALUES (2, 'ink', 7) RETURNING qty", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 7);
+    let moved = client
+        .query_one(
+            "UPDATE items SET id = 20 WHERE id = 2 RETURNING id, name",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (moved.get::<_, i64>(0), moved.get::<_, &str>(1)),
+        (20, "ink")
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM items").await, 1);
+}
