@@ -45,13 +45,15 @@ pub enum InputError {
     SnapshotTooOld,
     /// A prepared statement name the session does not hold (26000).
     UndefinedPreparedStatement,
+    /// An ON CONFLICT target that is no unique constraint (42P10).
+    InvalidColumnReference,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 24] = [
+    const ALL: [InputError; 25] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -75,6 +77,7 @@ impl InputError {
         Self::InvalidEncoding,
         Self::SnapshotTooOld,
         Self::UndefinedPreparedStatement,
+        Self::InvalidColumnReference,
         Self::Other,
     ];
 

@@ -31,6 +31,7 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::InvalidEncoding => "22021",
             InputError::SnapshotTooOld => "72000",
             InputError::UndefinedPreparedStatement => "26000",
+            InputError::InvalidColumnReference => "42P10",
             InputError::Other => "42000",
         },
         // A leader changed under the transaction: retrying it works.

@@ -19,6 +19,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -180,11 +181,12 @@ impl ShardAccess {
         }
     }
 
-    /// How many of `keys` have a row at `request`'s snapshot (its
-    /// transaction's own writes sent ahead included): one call for all of
-    /// them. A local replica's rows are read on the caller's thread: await
-    /// it off the async runtime (`block_on`) unless the keys are few.
-    pub async fn count_existing(&self, keys: Vec<Vec<u8>>, request: ScanRequest) -> Result<usize> {
+    /// Which of `keys` have a row at `request`'s snapshot (its
+    /// transaction's own writes sent ahead included), in their order: one
+    /// call for all of them. A local replica's rows are read on the
+    /// caller's thread: await it off the async runtime (`block_on`) unless
+    /// the keys are few.
+    pub async fn existing(&self, keys: Vec<Vec<u8>>, request: ScanRequest) -> Result<Vec<bool>> {
         let request = ScanRequest {
             keys,
             projection: Vec::new(),
@@ -193,13 +195,19 @@ impl ShardAccess {
         if let Some(local) = &self.local {
             let ready = ready_to_read(&local.groups, &local.locks, local.replica.clone(), &request);
             match ready.await {
-                Ok(()) => return count_local(&local.replica, &request),
+                Ok(()) => return existing_local(&local.replica, &request),
                 Err(Error::NotLeader(_)) => {}
                 Err(e) => return Err(e),
             }
         }
         (self.elsewhere().scan(request, Arc::default(), None))
-            .try_fold(0, |n, batch| async move { Ok(n + batch.num_rows()) })
+            .try_fold(Vec::new(), |mut found, batch| async move {
+                let column = batch.column(0).as_boolean_opt().ok_or_else(|| {
+                    Error::Internal("an existence check answered without its column".into())
+                })?;
+                found.extend(column.values().iter());
+                Ok(found)
+            })
             .await
     }
 }
@@ -256,9 +264,10 @@ fn scan_leader(
         .boxed()
 }
 
-/// How many of `keys` have a row in `replica` at `snapshot_ts`. Blocks.
-pub fn count_local(replica: &ShardReplica, request: &ScanRequest) -> Result<usize> {
-    let mut existing = 0;
+/// Which of `request`'s keys have a row in `replica` at its snapshot, in
+/// their order. Blocks.
+pub fn existing_local(replica: &ShardReplica, request: &ScanRequest) -> Result<Vec<bool>> {
+    let mut existing = Vec::with_capacity(request.keys.len());
     for key in &request.keys {
         let own = match request.txn_id.is_empty() {
             true => None,
@@ -268,7 +277,7 @@ pub fn count_local(replica: &ShardReplica, request: &ScanRequest) -> Result<usiz
             Some(row) => row.is_some_and(|r| !is_tombstone(&r)),
             None => replica.get(key, request.snapshot_ts)?.is_some(),
         };
-        existing += usize::from(exists);
+        existing.push(exists);
     }
     Ok(existing)
 }

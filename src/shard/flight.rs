@@ -29,6 +29,8 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
+use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -122,7 +124,7 @@ impl ShardFlightService {
                 (true, None) => return Err(Status::unavailable("replication is not running here")),
             };
         if !scan.keys.is_empty() {
-            return count_existing(replica, scan, linearized);
+            return existing(replica, scan, linearized);
         }
         let schema = Arc::new(scan_schema(&scan).map_err(Status::from)?);
         let mut overlay: Vec<(Vec<u8>, Option<Vec<u8>>)> = std::mem::take(&mut scan.overlay)
@@ -148,14 +150,18 @@ impl ShardFlightService {
     }
 }
 
-/// The answer to a scan of `keys`: as many rows without columns as the keys
-/// that have a row at the snapshot.
-fn count_existing(
+/// The answer to a scan of `keys`: a row per key, in order, whose one
+/// column tells whether it has a row at the snapshot.
+fn existing(
     replica: Arc<super::ShardReplica>,
     scan: ScanRequest,
     linearized: BoxFuture<'static, Result<()>>,
 ) -> std::result::Result<BoxStream<FlightData>, Status> {
-    let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "exists",
+        DataType::Boolean,
+        false,
+    )]));
     let counted = {
         let schema = schema.clone();
         async move {
@@ -163,13 +169,12 @@ fn count_existing(
                 .await
                 .map_err(|e| FlightError::Tonic(Box::new(e.into())))?;
             let existing =
-                tokio::task::spawn_blocking(move || super::access::count_local(&replica, &scan))
+                tokio::task::spawn_blocking(move || super::access::existing_local(&replica, &scan))
                     .await
                     .map_err(|e| FlightError::ExternalError(Box::new(e)))?
                     .map_err(|e| FlightError::Tonic(Box::new(e.into())))?;
-            let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
-                .with_row_count(Some(existing));
-            Ok(RecordBatch::try_new_with_options(schema, vec![], &options)?)
+            let column = BooleanArray::from(existing);
+            Ok(RecordBatch::try_new(schema, vec![Arc::new(column)])?)
         }
     };
     let data = FlightDataEncoderBuilder::new()

@@ -26,15 +26,15 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, Delete, FromTable, Insert, ObjectName, TableFactor, TableObject,
-    TableWithJoins, Update, UpdateTableFromKind,
+    AssignmentTarget, ConflictTarget, Delete, FromTable, Insert, ObjectName, OnConflictAction,
+    OnInsert, TableFactor, TableObject, TableWithJoins, Update, UpdateTableFromKind,
 };
 
 use super::ddl::{ident_name, table_name};
 use super::provider::INTERNAL_SCHEMA;
 use super::returning::Returning;
 use super::rewrite;
-use super::write::{statement_rows, RowWriter};
+use super::write::{statement_rows, OnConflict, RowWriter};
 use crate::catalog::{SqlType, TableDef, Tables};
 use crate::encoding::keys::{encode_key_value, row_key};
 use crate::error::{Error, InputError, Result};
@@ -236,17 +236,83 @@ pub fn plan_delete(catalog: &dyn Tables, delete: &Delete) -> Result<DmlPlan> {
     })
 }
 
-/// The RETURNING of an INSERT, if it has one.
-pub fn insert_returning(catalog: &dyn Tables, insert: &Insert) -> Result<Option<Returning>> {
-    let (Some(_), TableObject::TableName(name)) = (&insert.returning, &insert.table) else {
-        return Ok(None);
+/// The RETURNING of an INSERT, if it has one, and what it does with a row
+/// whose key is taken.
+pub fn insert_clauses(
+    catalog: &dyn Tables,
+    insert: &Insert,
+) -> Result<(Option<Returning>, OnConflict)> {
+    let TableObject::TableName(name) = &insert.table else {
+        return Ok((None, OnConflict::Fail));
     };
+    if insert.returning.is_none() && insert.on.is_none() {
+        return Ok((None, OnConflict::Fail));
+    }
     let (def, table) = existing_table(catalog, name)?;
+    let on_conflict = on_conflict(&def, insert.on.as_ref())?;
     let qualifier = match &insert.table_alias {
         Some(alias) => ident_name(&alias.alias),
         None => table,
     };
-    Ok(Returning::of(&insert.returning, def, qualifier))
+    Ok((
+        Returning::of(&insert.returning, def, qualifier),
+        on_conflict,
+    ))
+}
+
+/// An INSERT's ON CONFLICT clause. Its target can only be the primary key
+/// (by its columns, in any order, or as the constraint `<table>_pkey`):
+/// a table has no other unique constraint yet.
+fn on_conflict(def: &TableDef, on: Option<&OnInsert>) -> Result<OnConflict> {
+    let conflict = match on {
+        None => return Ok(OnConflict::Fail),
+        Some(OnInsert::OnConflict(conflict)) => conflict,
+        Some(other) => return Err(Error::unsupported(format!("{other}"))),
+    };
+    match &conflict.conflict_target {
+        None => {}
+        Some(ConflictTarget::Columns(columns)) => {
+            let mut named = Vec::with_capacity(columns.len());
+            for column in columns {
+                let name = ident_name(column);
+                let index = def
+                    .column_index(&name)
+                    .filter(|&i| i < def.visible_columns());
+                named.push(index.ok_or_else(|| {
+                    Error::input(
+                        InputError::UndefinedColumn,
+                        format!("column \"{name}\" does not exist"),
+                    )
+                })?);
+            }
+            let mut key = def.primary_key.clone();
+            named.sort();
+            key.sort();
+            named.dedup();
+            if def.hidden_rowid || named != key {
+                return Err(Error::input(
+                    InputError::InvalidColumnReference,
+                    "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+                ));
+            }
+        }
+        Some(ConflictTarget::OnConstraint(name)) => {
+            let name = table_name(name)?;
+            if def.hidden_rowid || name != format!("{}_pkey", def.name) {
+                return Err(Error::input(
+                    InputError::UndefinedObject,
+                    format!(
+                        "constraint \"{name}\" for table \"{}\" does not exist",
+                        def.name
+                    ),
+                ));
+            }
+        }
+    }
+    match &conflict.action {
+        OnConflictAction::DoNothing => Ok(OnConflict::Skip),
+        OnConflictAction::DoUpdate(_) => Err(Error::unsupported("ON CONFLICT DO UPDATE")),
+    }
 }
 
 /// TRUNCATE of one table: a DELETE of every row. Like PostgreSQL's, it is

@@ -43,7 +43,7 @@ use super::returning::{Returning, RETURNED_SCHEMA};
 use super::rewrite;
 use super::session_txn::SessionTxn;
 use super::vars::{self, SessionVars};
-use super::write::{self, RowWriter};
+use super::write::{self, OnConflict, RowWriter};
 use crate::catalog::{Tables, DATABASE};
 use crate::error::{Error, InputError, Result};
 use crate::txn::Transaction;
@@ -288,7 +288,9 @@ impl Session {
                         insert.table,
                         self.engine.coordinator().clone(),
                     ));
-                    let written = write::insert_batch(&writer, &self.txn, insert.rows).await?;
+                    let written =
+                        write::insert_batch(&writer, &self.txn, insert.rows, OnConflict::Fail)
+                            .await?;
                     return Ok(Output::Command(format!("INSERT 0 {}", written.num_rows())));
                 }
                 self.insert(insert, params).await
@@ -381,7 +383,7 @@ impl Session {
                 (plan, true)
             }
             Statement::Insert(insert) => {
-                returning = dml::insert_returning(catalog, insert)?;
+                returning = dml::insert_clauses(catalog, insert)?.0;
                 (self.plan(insert_rows(insert), None).await?, false)
             }
             Statement::Update(update) => {
@@ -602,7 +604,7 @@ impl Session {
     /// types, are written batch by batch as they come (sent ahead as they
     /// outgrow the transaction's buffer: any size in bounded memory).
     async fn insert(&self, insert: &Insert, params: Option<ParamValues>) -> Result<Output> {
-        let returning = dml::insert_returning(self.txn.as_ref(), insert)?;
+        let (returning, on_conflict) = dml::insert_clauses(self.txn.as_ref(), insert)?;
         let plan = self.plan(insert_rows(insert), params.clone()).await?;
         let LogicalPlan::Dml(DmlStatement {
             table_name, input, ..
@@ -626,7 +628,7 @@ impl Session {
         let mut written = Written::new(returning);
         while let Some(batch) = rows.next().await {
             let batch = batch.map_err(classify)?;
-            let rows = write::insert_batch(&writer, &self.txn, batch).await?;
+            let rows = write::insert_batch(&writer, &self.txn, batch, on_conflict).await?;
             written.add(rows.num_rows() as u64, Some(rows))?;
         }
         self.written(written, "INSERT 0", params).await
@@ -779,11 +781,12 @@ impl Written {
     }
 }
 
-/// An INSERT without its RETURNING, as DataFusion plans it (without the
-/// target's alias too: only RETURNING can name it).
+/// An INSERT without its RETURNING and ON CONFLICT, as DataFusion plans
+/// it (without the target's alias too: only those clauses can name it).
 fn insert_rows(insert: &Insert) -> Statement {
     Statement::Insert(Insert {
         returning: None,
+        on: None,
         table_alias: None,
         ..insert.clone()
     })

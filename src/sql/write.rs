@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
-use datafusion::arrow::compute::{cast_with_options, CastOptions};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray};
+use datafusion::arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Decimal256Type, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -31,6 +31,9 @@ static NEXT_ROWID: LazyLock<AtomicI64> = LazyLock::new(|| {
     let micros = since_epoch().as_micros() as i64;
     AtomicI64::new(micros.saturating_mul(1024))
 });
+
+/// User keys by the shard group that holds them.
+type KeysByShard = BTreeMap<u32, Vec<Vec<u8>>>;
 
 /// Writes rows of one table into a transaction.
 pub struct RowWriter {
@@ -122,46 +125,57 @@ impl RowWriter {
     /// per shard group. Blocks (a shard group on another node is asked over
     /// the network).
     fn check_free(&self, txn: &Transaction, keys: &[Vec<u8>]) -> Result<()> {
-        let unseen = self.not_written(txn, keys)?;
+        let unseen = self.not_written(txn, keys, OnConflict::Fail)?.1;
         block_on(self.check_not_committed(unseen, txn.read_as()))
     }
 
-    /// The keys of `keys` that `txn` did not write, by shard group, to be
-    /// checked in the groups (see [`Self::check_free`]): 23505 if it wrote
-    /// one, or one comes twice.
+    /// Which of `keys` are taken in `txn` itself (it wrote a row under the
+    /// key, or the key came earlier in `keys`), and the others by shard
+    /// group, to be checked in the groups (see [`Self::check_free`]). With
+    /// [`OnConflict::Fail`] a taken key is 23505.
     fn not_written(
         &self,
         txn: &Transaction,
         keys: &[Vec<u8>],
-    ) -> Result<BTreeMap<u32, Vec<Vec<u8>>>> {
+        on_conflict: OnConflict,
+    ) -> Result<(Vec<bool>, KeysByShard)> {
         let mut seen = HashSet::with_capacity(keys.len());
-        let mut by_shard: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut taken = Vec::with_capacity(keys.len());
+        let mut by_shard = KeysByShard::new();
         let shards = self.coordinator.shards();
         for key in keys {
-            if !seen.insert(key.as_slice()) {
+            let own = txn.own_write(key);
+            let here = !seen.insert(key.as_slice()) || matches!(own, Some(Some(_)));
+            if here && on_conflict == OnConflict::Fail {
                 return Err(self.duplicate_key());
             }
-            match txn.own_write(key) {
-                Some(Some(_)) => return Err(self.duplicate_key()),
-                // Deleted by this transaction: free whatever is committed.
-                Some(None) => {}
-                None => by_shard
+            taken.push(here);
+            // A key the transaction deleted (`Some(None)`) is free whatever
+            // is committed; one it did not touch is asked of its group.
+            if !here && own.is_none() {
+                by_shard
                     .entry(shards.for_key(key).range().id.0)
                     .or_default()
-                    .push(key.clone()),
+                    .push(key.clone());
             }
         }
-        Ok(by_shard)
+        Ok((taken, by_shard))
     }
 
     /// 23505 if a row is committed under one of `by_shard`'s keys at the
     /// snapshot `read_as`, with one call per shard group.
-    async fn check_not_committed(
-        &self,
-        by_shard: BTreeMap<u32, Vec<Vec<u8>>>,
-        read_as: ReadAs,
-    ) -> Result<()> {
+    async fn check_not_committed(&self, by_shard: KeysByShard, read_as: ReadAs) -> Result<()> {
+        match self.committed(by_shard, read_as).await?.is_empty() {
+            true => Ok(()),
+            false => Err(self.duplicate_key()),
+        }
+    }
+
+    /// The keys of `by_shard` under which a row is committed at the
+    /// snapshot `read_as`, with one call per shard group.
+    async fn committed(&self, by_shard: KeysByShard, read_as: ReadAs) -> Result<HashSet<Vec<u8>>> {
         let shards = self.coordinator.shards();
+        let mut committed = HashSet::new();
         for (shard, keys) in by_shard {
             let access = self.coordinator.route(&shards.replicas()[shard as usize])?;
             let request = ScanRequest {
@@ -171,11 +185,14 @@ impl RowWriter {
                 row_schema: self.row_schema.clone(),
                 ..Default::default()
             };
-            if access.count_existing(keys, request).await? > 0 {
-                return Err(self.duplicate_key());
-            }
+            let exists = access.existing(keys.clone(), request).await?;
+            committed.extend(
+                keys.into_iter()
+                    .zip(exists)
+                    .filter_map(|(k, e)| e.then_some(k)),
+            );
         }
-        Ok(())
+        Ok(committed)
     }
 
     fn duplicate_key(&self) -> Error {
@@ -192,12 +209,34 @@ impl RowWriter {
     /// is a unique violation. Awaited on the caller's task for a few rows
     /// (their keys are a read or two each, as a point read is), with
     /// `block_on` on a blocking thread for more (see [`insert_batch`]).
-    /// Returns the rows as written (see [`Self::complete`]).
-    async fn insert(&self, txn: &SessionTxn, batch: &RecordBatch) -> Result<RecordBatch> {
-        let batch = self.complete(batch)?;
-        let (keys, rows) = (self.keys(&batch)?, encode_rows(&batch)?);
-        let (unseen, read_as) = txn.with(|t| Ok((self.not_written(t, &keys)?, t.read_as())))?;
-        self.check_not_committed(unseen, read_as).await?;
+    /// With [`OnConflict::Skip`] a row whose key is taken is left out
+    /// instead. Returns the rows as written (see [`Self::complete`]).
+    async fn insert(
+        &self,
+        txn: &SessionTxn,
+        batch: &RecordBatch,
+        on_conflict: OnConflict,
+    ) -> Result<RecordBatch> {
+        let mut batch = self.complete(batch)?;
+        let mut keys = self.keys(&batch)?;
+        let ((mut taken, unseen), read_as) =
+            txn.with(|t| Ok((self.not_written(t, &keys, on_conflict)?, t.read_as())))?;
+        if on_conflict == OnConflict::Fail {
+            self.check_not_committed(unseen, read_as).await?;
+        } else {
+            let committed = self.committed(unseen, read_as).await?;
+            for (taken, key) in taken.iter_mut().zip(&keys) {
+                *taken |= committed.contains(key);
+            }
+            let free: BooleanArray = taken.iter().map(|t| Some(!t)).collect();
+            batch = filter_record_batch(&batch, &free)?;
+            keys = keys
+                .into_iter()
+                .zip(taken)
+                .filter_map(|(key, taken)| (!taken).then_some(key))
+                .collect();
+        }
+        let rows = encode_rows(&batch)?;
         txn.with(|t| {
             for (key, row) in keys.into_iter().zip(rows) {
                 t.put(key, row);
@@ -228,6 +267,16 @@ impl RowWriter {
         }
         Ok(batch)
     }
+}
+
+/// What an INSERT does with a row whose key is taken (by a row the
+/// transaction sees, or an earlier row of the statement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// Fails the statement with 23505.
+    Fail,
+    /// Leaves the row out (`ON CONFLICT DO NOTHING`).
+    Skip,
 }
 
 /// Rejects values that do not fit the column's declared size.
@@ -304,13 +353,14 @@ pub async fn insert_batch(
     writer: &Arc<RowWriter>,
     txn: &Arc<SessionTxn>,
     batch: RecordBatch,
+    on_conflict: OnConflict,
 ) -> Result<RecordBatch> {
     let written = match batch.num_rows() <= INSERTED_IN_PLACE {
-        true => writer.insert(txn, &batch).await?,
+        true => writer.insert(txn, &batch, on_conflict).await?,
         false => {
             let (writer, session_txn) = (writer.clone(), txn.clone());
             // Many keys' checks read storage: keep them off the async runtime.
-            let insert = move || block_on(writer.insert(&session_txn, &batch));
+            let insert = move || block_on(writer.insert(&session_txn, &batch, on_conflict));
             tokio::task::spawn_blocking(insert).await??
         }
     };

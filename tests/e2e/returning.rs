@@ -1,6 +1,6 @@
-//! RETURNING as ORMs use it: prepared statements that describe their
-//! result, bound parameters, portals read in parts, and transactions that
-//! roll the writes back.
+//! RETURNING and ON CONFLICT as ORMs use them: prepared statements that
+//! describe their result, bound parameters, portals read in parts, and
+//! transactions that roll the writes back.
 
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
@@ -146,4 +146,48 @@ async fn a_returning_statement_runs_whole_and_fails_whole() {
     );
     client.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(query_i64(&client, "SELECT count(*) FROM items").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_that_may_conflict_returns_only_the_rows_it_wrote() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    items(&client).await;
+    let insert = client
+        .prepare(
+            "INSERT INTO items (id, name) VALUES ($1, $2) \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+        )
+        .await
+        .unwrap();
+    let first = client.query(&insert, &[&1i64, &"pen"]).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let again = client.query(&insert, &[&1i64, &"ink"]).await.unwrap();
+    assert!(again.is_empty());
+    let name: String = client
+        .query_one("SELECT name::text FROM items WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "pen");
+    // Many rows, some taken: the count says how many went in.
+    let inserted = client
+        .execute(
+            "INSERT INTO items (id, name) SELECT g, 'n' FROM generate_series(1, 100) AS s(g) \
+             ON CONFLICT DO NOTHING",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, 99);
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM items").await, 100);
+    // Upserts are not supported yet: a clear 0A000, nothing written.
+    let upsert = client
+        .execute(
+            "INSERT INTO items (id, name) VALUES (1, 'x') \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+            &[],
+        )
+        .await;
+    assert_eq!(sqlstate(upsert), SqlState::FEATURE_NOT_SUPPORTED);
 }
