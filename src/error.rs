@@ -47,13 +47,15 @@ pub enum InputError {
     UndefinedPreparedStatement,
     /// An ON CONFLICT target that is no unique constraint (42P10).
     InvalidColumnReference,
+    /// A bare column name that two tables in scope have (42702).
+    AmbiguousColumn,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 25] = [
+    const ALL: [InputError; 26] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -78,6 +80,7 @@ impl InputError {
         Self::SnapshotTooOld,
         Self::UndefinedPreparedStatement,
         Self::InvalidColumnReference,
+        Self::AmbiguousColumn,
         Self::Other,
     ];
 

@@ -32,6 +32,7 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::SnapshotTooOld => "72000",
             InputError::UndefinedPreparedStatement => "26000",
             InputError::InvalidColumnReference => "42P10",
+            InputError::AmbiguousColumn => "42702",
             InputError::Other => "42000",
         },
         // A leader changed under the transaction: retrying it works.

@@ -26,11 +26,13 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, ConflictTarget, Delete, FromTable, Insert, ObjectName, OnConflictAction,
-    OnInsert, TableFactor, TableObject, TableWithJoins, Update, UpdateTableFromKind,
+    Assignment, AssignmentTarget, ConflictTarget, Delete, DoUpdate, FromTable, Insert, ObjectName,
+    OnConflict as OnConflictClause, OnConflictAction, OnInsert, TableFactor, TableObject,
+    TableWithJoins, Update, UpdateTableFromKind,
 };
 
 use super::ddl::{ident_name, table_name};
+use super::engine::SCRATCH_SCHEMA;
 use super::provider::INTERNAL_SCHEMA;
 use super::returning::Returning;
 use super::rewrite;
@@ -131,54 +133,7 @@ fn where_clause(selection: &Option<datafusion::sql::sqlparser::ast::Expr>) -> St
 
 pub fn plan_update(catalog: &dyn Tables, update: &Update) -> Result<DmlPlan> {
     let (def, qualifier) = target(catalog, &update.table)?;
-    let mut new_values: Vec<Option<String>> = vec![None; def.columns.len()];
-    for assignment in &update.assignments {
-        let AssignmentTarget::ColumnName(name) = &assignment.target else {
-            return Err(Error::unsupported("assigning a tuple of columns"));
-        };
-        let column = name
-            .0
-            .last()
-            .and_then(|part| part.as_ident())
-            .map(ident_name)
-            .unwrap_or_default();
-        let index = def
-            .column_index(&column)
-            .filter(|&i| i < def.visible_columns())
-            .ok_or_else(|| {
-                Error::input(
-                    InputError::UndefinedColumn,
-                    format!(
-                        "column \"{column}\" of relation \"{}\" does not exist",
-                        def.name
-                    ),
-                )
-            })?;
-        if new_values[index].is_some() {
-            return Err(Error::input(
-                InputError::Syntax,
-                format!("multiple assignments to same column \"{column}\""),
-            ));
-        }
-        let sql_type = &def.columns[index].sql_type;
-        let value = if rewrite::is_default(&assignment.value) {
-            rewrite::default_value(&def, index)?
-        } else {
-            match sql_type {
-                SqlType::Bytea => rewrite::bytea_literal(&assignment.value)?,
-                _ => None,
-            }
-            .unwrap_or_else(|| assignment.value.clone())
-        };
-        new_values[index] = Some(format!("CAST(({value}) AS {})", sql_type.cast_sql()));
-    }
-    let mut items = key_columns(&def, &qualifier);
-    for (i, (column, value)) in def.columns.iter().zip(new_values).enumerate() {
-        let value =
-            value.unwrap_or_else(|| format!("{}.{}", quote(&qualifier), quote(&column.name)));
-        // Aliased: a new value may repeat a key column's expression.
-        items.push(format!("{value} AS \"new_{i}\""));
-    }
+    let items = update_items(&def, &qualifier, &update.assignments)?;
     let others = match &update.from {
         Some(UpdateTableFromKind::BeforeSet(t) | UpdateTableFromKind::AfterSet(t)) => t.as_slice(),
         None => &[],
@@ -236,41 +191,119 @@ pub fn plan_delete(catalog: &dyn Tables, delete: &Delete) -> Result<DmlPlan> {
     })
 }
 
-/// The RETURNING of an INSERT, if it has one, and what it does with a row
-/// whose key is taken.
-pub fn insert_clauses(
-    catalog: &dyn Tables,
-    insert: &Insert,
-) -> Result<(Option<Returning>, OnConflict)> {
+/// The items of the SELECT an UPDATE of `def` (known as `qualifier`) is
+/// planned as: the old key, then the new row, each assigned value cast to
+/// its column's type and the others as they were.
+fn update_items(
+    def: &TableDef,
+    qualifier: &str,
+    assignments: &[Assignment],
+) -> Result<Vec<String>> {
+    let mut new_values: Vec<Option<String>> = vec![None; def.columns.len()];
+    for assignment in assignments {
+        let AssignmentTarget::ColumnName(name) = &assignment.target else {
+            return Err(Error::unsupported("assigning a tuple of columns"));
+        };
+        let column = name
+            .0
+            .last()
+            .and_then(|part| part.as_ident())
+            .map(ident_name)
+            .unwrap_or_default();
+        let index = def
+            .column_index(&column)
+            .filter(|&i| i < def.visible_columns())
+            .ok_or_else(|| {
+                Error::input(
+                    InputError::UndefinedColumn,
+                    format!(
+                        "column \"{column}\" of relation \"{}\" does not exist",
+                        def.name
+                    ),
+                )
+            })?;
+        if new_values[index].is_some() {
+            return Err(Error::input(
+                InputError::Syntax,
+                format!("multiple assignments to same column \"{column}\""),
+            ));
+        }
+        let sql_type = &def.columns[index].sql_type;
+        let value = if rewrite::is_default(&assignment.value) {
+            rewrite::default_value(def, index)?
+        } else {
+            match sql_type {
+                SqlType::Bytea => rewrite::bytea_literal(&assignment.value)?,
+                _ => None,
+            }
+            .unwrap_or_else(|| assignment.value.clone())
+        };
+        new_values[index] = Some(format!("CAST(({value}) AS {})", sql_type.cast_sql()));
+    }
+    let mut items = key_columns(def, qualifier);
+    for (i, (column, value)) in def.columns.iter().zip(new_values).enumerate() {
+        let value =
+            value.unwrap_or_else(|| format!("{}.{}", quote(qualifier), quote(&column.name)));
+        // Aliased: a new value may repeat a key column's expression.
+        items.push(format!("{value} AS \"new_{i}\""));
+    }
+    Ok(items)
+}
+
+/// What an INSERT does besides writing its rows.
+pub struct InsertClauses {
+    pub returning: Option<Returning>,
+    pub on_conflict: OnConflict,
+    /// The update of `ON CONFLICT DO UPDATE`.
+    pub upsert: Option<Upsert>,
+}
+
+/// The clauses of an INSERT.
+pub fn insert_clauses(catalog: &dyn Tables, insert: &Insert) -> Result<InsertClauses> {
+    let mut clauses = InsertClauses {
+        returning: None,
+        on_conflict: OnConflict::Fail,
+        upsert: None,
+    };
     let TableObject::TableName(name) = &insert.table else {
-        return Ok((None, OnConflict::Fail));
+        return Ok(clauses);
     };
     if insert.returning.is_none() && insert.on.is_none() {
-        return Ok((None, OnConflict::Fail));
+        return Ok(clauses);
     }
     let (def, table) = existing_table(catalog, name)?;
-    let on_conflict = on_conflict(&def, insert.on.as_ref())?;
     let qualifier = match &insert.table_alias {
         Some(alias) => ident_name(&alias.alias),
         None => table,
     };
-    Ok((
-        Returning::of(&insert.returning, def, qualifier),
-        on_conflict,
-    ))
+    if let Some(on) = &insert.on {
+        let conflict = match on {
+            OnInsert::OnConflict(conflict) => conflict,
+            other => return Err(Error::unsupported(format!("{other}"))),
+        };
+        check_conflict_target(&def, conflict)?;
+        clauses.on_conflict = match &conflict.action {
+            OnConflictAction::DoNothing => OnConflict::Skip,
+            OnConflictAction::DoUpdate(update) => {
+                clauses.upsert = Some(Upsert::new(def.clone(), &qualifier, update)?);
+                OnConflict::Update
+            }
+        };
+    }
+    clauses.returning = Returning::of(&insert.returning, def, qualifier);
+    Ok(clauses)
 }
 
-/// An INSERT's ON CONFLICT clause. Its target can only be the primary key
-/// (by its columns, in any order, or as the constraint `<table>_pkey`):
-/// a table has no other unique constraint yet.
-fn on_conflict(def: &TableDef, on: Option<&OnInsert>) -> Result<OnConflict> {
-    let conflict = match on {
-        None => return Ok(OnConflict::Fail),
-        Some(OnInsert::OnConflict(conflict)) => conflict,
-        Some(other) => return Err(Error::unsupported(format!("{other}"))),
-    };
+/// Checks an ON CONFLICT target: it can only be the primary key (by its
+/// columns, in any order, or as the constraint `<table>_pkey`), as a table
+/// has no other unique constraint yet. DO UPDATE needs one.
+fn check_conflict_target(def: &TableDef, conflict: &OnConflictClause) -> Result<()> {
     match &conflict.conflict_target {
-        None => {}
+        None if matches!(conflict.action, OnConflictAction::DoUpdate(_)) => Err(Error::input(
+            InputError::Syntax,
+            "ON CONFLICT DO UPDATE requires inference specification or constraint name",
+        )),
+        None => Ok(()),
         Some(ConflictTarget::Columns(columns)) => {
             let mut named = Vec::with_capacity(columns.len());
             for column in columns {
@@ -295,6 +328,7 @@ fn on_conflict(def: &TableDef, on: Option<&OnInsert>) -> Result<OnConflict> {
                     "there is no unique or exclusion constraint matching the ON CONFLICT specification",
                 ));
             }
+            Ok(())
         }
         Some(ConflictTarget::OnConstraint(name)) => {
             let name = table_name(name)?;
@@ -307,11 +341,69 @@ fn on_conflict(def: &TableDef, on: Option<&OnInsert>) -> Result<OnConflict> {
                     ),
                 ));
             }
+            Ok(())
         }
     }
-    match &conflict.action {
-        OnConflictAction::DoNothing => Ok(OnConflict::Skip),
-        OnConflictAction::DoUpdate(_) => Err(Error::unsupported("ON CONFLICT DO UPDATE")),
+}
+
+/// `ON CONFLICT DO UPDATE`, planned as an UPDATE: the SELECT that gives
+/// the old key and the new row of each row to update, over the rows an
+/// INSERT batch found under the keys it proposed (the scratch table
+/// [`Upsert::TARGET`], named as the INSERT names its table) joined by key
+/// to the rows it proposed ([`Upsert::EXCLUDED`], named `excluded`):
+///
+/// ```text
+/// INSERT INTO t VALUES (1, 5) ON CONFLICT (k) DO UPDATE SET n = t.n + excluded.n WHERE t.n < 10
+///   => SELECT "t"."k" AS key_0, "t"."k" AS new_0, CAST((t.n + excluded.n) AS INTEGER) AS new_1
+///      FROM scratch."__target" AS "t" JOIN scratch."__excluded" AS excluded
+///        ON "t"."k" = excluded."k" WHERE t.n < 10
+/// ```
+///
+/// As in PostgreSQL, a bare column name in SET and WHERE is ambiguous
+/// (42702): the existing row's is `t.n`, the proposed one's `excluded.n`.
+pub struct Upsert {
+    pub table: Arc<TableDef>,
+    select_sql: String,
+}
+
+impl Upsert {
+    /// Where the rows under the proposed keys are, in the session's
+    /// scratch schema.
+    pub const TARGET: &'static str = "__target";
+    /// Where the proposed rows are.
+    pub const EXCLUDED: &'static str = "__excluded";
+
+    fn new(table: Arc<TableDef>, qualifier: &str, update: &DoUpdate) -> Result<Self> {
+        let items = update_items(&table, qualifier, &update.assignments)?;
+        let on: Vec<String> = table
+            .primary_key
+            .iter()
+            .map(|&i| {
+                let column = quote(&table.columns[i].name);
+                format!("{}.{column} = excluded.{column}", quote(qualifier))
+            })
+            .collect();
+        let select_sql = format!(
+            "SELECT {} FROM {SCRATCH_SCHEMA}.{} AS {} JOIN {SCRATCH_SCHEMA}.{} AS excluded ON {}{}",
+            items.join(", "),
+            quote(Self::TARGET),
+            quote(qualifier),
+            quote(Self::EXCLUDED),
+            on.join(" AND "),
+            where_clause(&update.selection),
+        );
+        Ok(Self { table, select_sql })
+    }
+
+    /// The UPDATE of the rows the scratch tables hold.
+    pub fn plan(&self) -> DmlPlan {
+        DmlPlan {
+            kind: DmlKind::Update,
+            table: self.table.clone(),
+            select_sql: self.select_sql.clone(),
+            joined: false,
+            returning: None,
+        }
     }
 }
 

@@ -13,12 +13,14 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
     MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
 use datafusion::optimizer::Analyzer;
@@ -37,12 +39,29 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use super::catalog_queries;
 use super::ddl;
+use super::errors::classify;
 use super::provider::{ShardSchemaProvider, TableSource, INTERNAL_SCHEMA};
-use super::returning::RETURNED_SCHEMA;
 use super::session_txn::SessionTxn;
-use crate::catalog::{Tables, DATABASE, PUBLIC_SCHEMA};
+use crate::catalog::{TableDef, Tables, DATABASE, PUBLIC_SCHEMA};
 use crate::error::{Error, InputError, Result};
 use crate::txn::TxnCoordinator;
+
+/// The schema, private to each session, where a statement registers rows
+/// it computed (those its RETURNING returns, those ON CONFLICT DO UPDATE
+/// updates) for the time it takes to plan a query over them.
+pub const SCRATCH_SCHEMA: &str = "shardforge_scratch";
+
+/// `rows` of `table` as a table for the scratch schema (its visible
+/// columns).
+pub fn scratch_table(table: &TableDef, rows: Vec<RecordBatch>) -> Result<MemTable> {
+    MemTable::try_new(visible_schema(table)?, vec![rows]).map_err(classify)
+}
+
+/// The schema of `table`'s visible columns (without a hidden row id).
+pub fn visible_schema(table: &TableDef) -> Result<SchemaRef> {
+    let visible: Vec<usize> = (0..table.visible_columns()).collect();
+    Ok(Arc::new(table.row_schema().project(&visible)?))
+}
 
 pub struct SqlEngine {
     coordinator: Arc<TxnCoordinator>,
@@ -130,9 +149,8 @@ impl SqlEngine {
                 }
             }
         }
-        // Where a statement's RETURNING finds the rows it wrote.
         database.schemas.insert(
-            RETURNED_SCHEMA.to_string(),
+            SCRATCH_SCHEMA.to_string(),
             Arc::new(MemorySchemaProvider::new()),
         );
         catalogs.register_catalog(DATABASE.to_string(), Arc::new(database));

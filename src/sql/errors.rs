@@ -35,6 +35,10 @@ fn classify_ref(error: &DataFusionError) -> Error {
                 InputError::UndefinedColumn,
                 format!("column \"{}\" does not exist", field.name),
             ),
+            SchemaError::AmbiguousReference { field } => Error::input(
+                InputError::AmbiguousColumn,
+                format!("column reference \"{}\" is ambiguous", field.name),
+            ),
             other => Error::input(InputError::Other, other.to_string()),
         },
         DataFusionError::ArrowError(e, _) => classify_arrow(e),

@@ -7,11 +7,11 @@
 //!
 //! ```text
 //! UPDATE t AS x SET b = b + 1 WHERE a > 5 RETURNING a, b * 2
-//!   => SELECT a, b * 2 FROM shardforge_returned."t" AS "x"
+//!   => SELECT a, b * 2 FROM shardforge_scratch."t" AS "x"
 //! ```
 //!
-//! where `shardforge_returned."t"` is the kept rows, registered in the
-//! session's own schema for the time it takes to plan the query. So the
+//! where `shardforge_scratch."t"` is the kept rows, registered in the
+//! session's scratch schema for the time it takes to plan the query. So the
 //! list is whatever a select list may be (`*`, expressions, functions,
 //! parameters, subqueries over other tables), its columns are named as
 //! PostgreSQL names them, and an error in it (a division by zero) fails the
@@ -24,20 +24,15 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::sql::sqlparser::ast::{SelectItem, Statement};
 
 use super::dml::quote;
-use super::errors::classify;
+use super::engine::{scratch_table, visible_schema, SCRATCH_SCHEMA};
 use super::rewrite::parse_query;
 use crate::catalog::TableDef;
 use crate::error::{Error, InputError, Result};
-
-/// The schema, private to each session, where the rows a statement
-/// returns are found while its RETURNING list is planned.
-pub const RETURNED_SCHEMA: &str = "shardforge_returned";
 
 /// How many bytes of rows one statement's RETURNING may keep.
 pub const KEPT_BYTES: usize = 256 << 20;
@@ -78,7 +73,7 @@ impl Returning {
         // In the table's own schema, whatever the statement's batch called
         // its columns (a DELETE's come from its SELECT).
         let visible = RecordBatch::try_new(
-            self.schema()?,
+            visible_schema(&self.table)?,
             rows.columns()[..self.table.visible_columns()].to_vec(),
         )?;
         self.bytes += visible.get_array_memory_size();
@@ -92,27 +87,21 @@ impl Returning {
         Ok(())
     }
 
-    /// The name the kept rows are registered under in [`RETURNED_SCHEMA`].
+    /// The name the kept rows are registered under in [`SCRATCH_SCHEMA`].
     pub fn table_name(&self) -> &str {
         &self.table.name
     }
 
     /// The kept rows, as a table.
     pub fn rows(&self) -> Result<MemTable> {
-        MemTable::try_new(self.schema()?, vec![self.rows.clone()]).map_err(classify)
-    }
-
-    /// The table's visible columns.
-    fn schema(&self) -> Result<SchemaRef> {
-        let visible: Vec<usize> = (0..self.table.visible_columns()).collect();
-        Ok(Arc::new(self.table.row_schema().project(&visible)?))
+        scratch_table(&self.table, self.rows.clone())
     }
 
     /// The query that evaluates the list over the kept rows.
     pub fn query(&self) -> Result<Statement> {
         let list: Vec<String> = self.list.iter().map(ToString::to_string).collect();
         let sql = format!(
-            "SELECT {} FROM {RETURNED_SCHEMA}.{} AS {}",
+            "SELECT {} FROM {SCRATCH_SCHEMA}.{} AS {}",
             list.join(", "),
             quote(&self.table.name),
             quote(&self.qualifier)

@@ -8,7 +8,7 @@
 //! (which then rolls back) is refused with 25P02. Dropping the session
 //! drops any open transaction, which rolls it back.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::datasource::MemTable;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr as DFExpr;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan};
@@ -34,12 +35,13 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use super::ddl::ident_name;
 use super::dml::{self, DmlKind};
 use super::engine::SqlEngine;
+use super::engine::{scratch_table, SCRATCH_SCHEMA};
 use super::errors::classify;
 use super::names;
 use super::point::{self, PointSelect};
 use super::point_insert;
 use super::point_update::{self, PointUpdate};
-use super::returning::{Returning, RETURNED_SCHEMA};
+use super::returning::Returning;
 use super::rewrite;
 use super::session_txn::SessionTxn;
 use super::vars::{self, SessionVars};
@@ -288,10 +290,11 @@ impl Session {
                         insert.table,
                         self.engine.coordinator().clone(),
                     ));
-                    let written =
+                    let inserted =
                         write::insert_batch(&writer, &self.txn, insert.rows, OnConflict::Fail)
                             .await?;
-                    return Ok(Output::Command(format!("INSERT 0 {}", written.num_rows())));
+                    let count = inserted.written.num_rows();
+                    return Ok(Output::Command(format!("INSERT 0 {count}")));
                 }
                 self.insert(insert, params).await
             }
@@ -376,6 +379,8 @@ impl Session {
         let mut names = Vec::new();
         // A write's rows are those of its RETURNING, if any.
         let mut returning = None;
+        // An upsert's SET and WHERE are planned apart (see `dml::Upsert`).
+        let mut upsert = None;
         let (plan, returns_rows) = match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let (plan, pg_names) = self.plan_query(stmt, None).await?;
@@ -383,7 +388,11 @@ impl Session {
                 (plan, true)
             }
             Statement::Insert(insert) => {
-                returning = dml::insert_clauses(catalog, insert)?.0;
+                let clauses = dml::insert_clauses(catalog, insert)?;
+                if let Some(clause) = &clauses.upsert {
+                    upsert = Some(self.plan_upsert(clause, None).await?);
+                }
+                returning = clauses.returning;
                 (self.plan(insert_rows(insert), None).await?, false)
             }
             Statement::Update(update) => {
@@ -415,12 +424,18 @@ impl Session {
             | Statement::Deallocate { .. } => return Ok((vec![], None)),
             other => return Err(Error::unsupported(statement_kind(other))),
         };
-        let mut types = plan.get_parameter_types().map_err(classify)?;
-        // `$1::bigint`: DataFusion leaves the placeholder untyped; PostgreSQL
-        // takes the type of the cast.
-        for (id, data_type) in cast_placeholder_types(&plan)? {
-            if let Some(slot @ None) = types.get_mut(&id) {
-                *slot = Some(data_type);
+        let mut types = HashMap::new();
+        for plan in std::iter::once(&plan).chain(&upsert) {
+            for (id, data_type) in plan.get_parameter_types().map_err(classify)? {
+                let slot = types.entry(id).or_insert(None);
+                *slot = slot.take().or(data_type);
+            }
+            // `$1::bigint`: DataFusion leaves the placeholder untyped;
+            // PostgreSQL takes the type of the cast.
+            for (id, data_type) in cast_placeholder_types(plan)? {
+                if let Some(slot @ None) = types.get_mut(&id) {
+                    *slot = Some(data_type);
+                }
             }
         }
         let count = types
@@ -604,7 +619,7 @@ impl Session {
     /// types, are written batch by batch as they come (sent ahead as they
     /// outgrow the transaction's buffer: any size in bounded memory).
     async fn insert(&self, insert: &Insert, params: Option<ParamValues>) -> Result<Output> {
-        let (returning, on_conflict) = dml::insert_clauses(self.txn.as_ref(), insert)?;
+        let clauses = dml::insert_clauses(self.txn.as_ref(), insert)?;
         let plan = self.plan(insert_rows(insert), params.clone()).await?;
         let LogicalPlan::Dml(DmlStatement {
             table_name, input, ..
@@ -625,13 +640,95 @@ impl Session {
             .map_err(classify)?;
         let mut rows = df.execute_stream().await.map_err(classify)?;
         let writer = Arc::new(RowWriter::new(table, self.engine.coordinator().clone()));
-        let mut written = Written::new(returning);
+        let mut written = Written::new(clauses.returning);
+        // The keys an upsert wrote: it may not write a key twice.
+        let mut upserted = HashSet::new();
         while let Some(batch) = rows.next().await {
             let batch = batch.map_err(classify)?;
-            let rows = write::insert_batch(&writer, &self.txn, batch, on_conflict).await?;
-            written.add(rows.num_rows() as u64, Some(rows))?;
+            let inserted =
+                write::insert_batch(&writer, &self.txn, batch, clauses.on_conflict).await?;
+            if let Some(upsert) = &clauses.upsert {
+                for key in writer.keys(&inserted.written)?.iter() {
+                    upserted.insert(key.clone());
+                }
+                for key in &inserted.conflicting_keys {
+                    if !upserted.insert(key.clone()) {
+                        return Err(write::updated_twice());
+                    }
+                }
+                let (rows, keys) = (&inserted.conflicting, &inserted.conflicting_keys);
+                self.upsert(upsert, rows, keys, params.clone(), &mut written)
+                    .await?;
+            }
+            let count = inserted.written.num_rows() as u64;
+            written.add(count, Some(inserted.written))?;
         }
         self.written(written, "INSERT 0", params).await
+    }
+
+    /// ON CONFLICT DO UPDATE of the rows under `keys`, where an INSERT
+    /// proposed `proposed` (see [`dml::Upsert`]): the rows there are read
+    /// (one point read each) and updated as the clause says.
+    async fn upsert(
+        &self,
+        upsert: &dml::Upsert,
+        proposed: &RecordBatch,
+        keys: &[Vec<u8>],
+        params: Option<ParamValues>,
+        written: &mut Written,
+    ) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut existing = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row = PointSelect {
+                table: upsert.table.clone(),
+                projection: (0..upsert.table.columns.len()).collect(),
+                key: key.clone(),
+            };
+            existing.extend(self.read_point(row).await?);
+        }
+        let tables = upsert_tables(upsert, existing, vec![proposed.clone()])?;
+        self.with_scratch(tables, self.apply_dml(upsert.plan(), params, written))
+            .await
+    }
+
+    /// The SELECT of an upsert over no rows (for Describe).
+    async fn plan_upsert(
+        &self,
+        upsert: &dml::Upsert,
+        params: Option<ParamValues>,
+    ) -> Result<LogicalPlan> {
+        let tables = upsert_tables(upsert, vec![], vec![])?;
+        let select = upsert.plan().select_sql;
+        self.with_scratch(tables, self.plan_sql(&select, params))
+            .await
+    }
+
+    /// Runs `run` with `tables` registered in the session's scratch schema
+    /// (see [`SCRATCH_SCHEMA`]), and removes them after.
+    async fn with_scratch<T, const N: usize>(
+        &self,
+        tables: [(&str, MemTable); N],
+        run: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let scratch = self
+            .ctx
+            .catalog(DATABASE)
+            .and_then(|database| database.schema(SCRATCH_SCHEMA))
+            .ok_or_else(|| Error::Internal("the session has no scratch schema".into()))?;
+        let names: Vec<String> = tables.iter().map(|(name, _)| name.to_string()).collect();
+        for (name, table) in tables {
+            scratch
+                .register_table(name.to_string(), Arc::new(table))
+                .map_err(classify)?;
+        }
+        let result = run.await;
+        for name in names {
+            scratch.deregister_table(&name).map_err(classify)?;
+        }
+        result
     }
 
     /// What a write statement reports: its rows' RETURNING, else its
@@ -660,21 +757,29 @@ impl Session {
         params: Option<ParamValues>,
     ) -> Result<(LogicalPlan, Vec<String>)> {
         let query = returning.query()?;
-        let rows = self
-            .ctx
-            .catalog(DATABASE)
-            .and_then(|database| database.schema(RETURNED_SCHEMA))
-            .ok_or_else(|| Error::Internal("the session has no schema for RETURNING".into()))?;
-        let name = returning.table_name();
-        rows.register_table(name.to_string(), Arc::new(returning.rows()?))
-            .map_err(classify)?;
-        let planned = self.plan_query(&query, params).await;
-        rows.deregister_table(name).map_err(classify)?;
-        planned
+        let rows = [(returning.table_name(), returning.rows()?)];
+        self.with_scratch(rows, self.plan_query(&query, params))
+            .await
     }
 
     async fn run_dml(&self, mut plan: dml::DmlPlan, params: Option<ParamValues>) -> Result<Output> {
-        let select = self.plan_sql(&plan.select_sql, params.clone()).await?;
+        let mut written = Written::new(plan.returning.take());
+        let command = match plan.kind {
+            DmlKind::Update => "UPDATE",
+            DmlKind::Delete => "DELETE",
+        };
+        self.apply_dml(plan, params.clone(), &mut written).await?;
+        self.written(written, command, params).await
+    }
+
+    /// Runs the SELECT of `plan` and writes what it finds.
+    async fn apply_dml(
+        &self,
+        plan: dml::DmlPlan,
+        params: Option<ParamValues>,
+        written: &mut Written,
+    ) -> Result<()> {
+        let select = self.plan_sql(&plan.select_sql, params).await?;
         let df = self
             .ctx
             .execute_logical_plan(select)
@@ -690,8 +795,6 @@ impl Session {
             plan.table.clone(),
             self.engine.coordinator().clone(),
         ));
-        let kind = plan.kind;
-        let mut written = Written::new(plan.returning.take());
         let plan = Arc::new(plan);
         let mut seen = HashSet::new();
         while let Some(batch) = found.next().await {
@@ -707,11 +810,7 @@ impl Session {
             seen = returned;
             self.txn.bound_writes().await?;
         }
-        let command = match kind {
-            DmlKind::Update => "UPDATE",
-            DmlKind::Delete => "DELETE",
-        };
-        self.written(written, command, params).await
+        Ok(())
     }
 
     /// The session time zone, in which `timestamptz` values are shown.
@@ -779,6 +878,22 @@ impl Written {
             _ => Ok(()),
         }
     }
+}
+
+/// The scratch tables an upsert's SELECT reads: the rows under the keys,
+/// and the rows proposed for them.
+fn upsert_tables(
+    upsert: &dml::Upsert,
+    existing: Vec<RecordBatch>,
+    proposed: Vec<RecordBatch>,
+) -> Result<[(&'static str, MemTable); 2]> {
+    Ok([
+        (dml::Upsert::TARGET, scratch_table(&upsert.table, existing)?),
+        (
+            dml::Upsert::EXCLUDED,
+            scratch_table(&upsert.table, proposed)?,
+        ),
+    ])
 }
 
 /// An INSERT without its RETURNING and ON CONFLICT, as DataFusion plans

@@ -145,7 +145,11 @@ impl RowWriter {
         let shards = self.coordinator.shards();
         for key in keys {
             let own = txn.own_write(key);
-            let here = !seen.insert(key.as_slice()) || matches!(own, Some(Some(_)));
+            let repeated = !seen.insert(key.as_slice());
+            if repeated && on_conflict == OnConflict::Update {
+                return Err(updated_twice());
+            }
+            let here = repeated || matches!(own, Some(Some(_)));
             if here && on_conflict == OnConflict::Fail {
                 return Err(self.duplicate_key());
             }
@@ -209,16 +213,16 @@ impl RowWriter {
     /// is a unique violation. Awaited on the caller's task for a few rows
     /// (their keys are a read or two each, as a point read is), with
     /// `block_on` on a blocking thread for more (see [`insert_batch`]).
-    /// With [`OnConflict::Skip`] a row whose key is taken is left out
-    /// instead. Returns the rows as written (see [`Self::complete`]).
+    /// With [`OnConflict::Skip`] or [`OnConflict::Update`] a row whose key
+    /// is taken is left out instead (see [`Inserted`]).
     async fn insert(
         &self,
         txn: &SessionTxn,
         batch: &RecordBatch,
         on_conflict: OnConflict,
-    ) -> Result<RecordBatch> {
-        let mut batch = self.complete(batch)?;
-        let mut keys = self.keys(&batch)?;
+    ) -> Result<Inserted> {
+        let batch = self.complete(batch)?;
+        let keys = self.keys(&batch)?;
         let ((mut taken, unseen), read_as) =
             txn.with(|t| Ok((self.not_written(t, &keys, on_conflict)?, t.read_as())))?;
         if on_conflict == OnConflict::Fail {
@@ -228,22 +232,21 @@ impl RowWriter {
             for (taken, key) in taken.iter_mut().zip(&keys) {
                 *taken |= committed.contains(key);
             }
-            let free: BooleanArray = taken.iter().map(|t| Some(!t)).collect();
-            batch = filter_record_batch(&batch, &free)?;
-            keys = keys
-                .into_iter()
-                .zip(taken)
-                .filter_map(|(key, taken)| (!taken).then_some(key))
-                .collect();
         }
-        let rows = encode_rows(&batch)?;
+        let (written, free_keys) = rows_where(&batch, &keys, &taken, false)?;
+        let (conflicting, conflicting_keys) = rows_where(&batch, &keys, &taken, true)?;
+        let rows = encode_rows(&written)?;
         txn.with(|t| {
-            for (key, row) in keys.into_iter().zip(rows) {
+            for (key, row) in free_keys.into_iter().zip(rows) {
                 t.put(key, row);
             }
             Ok(())
         })?;
-        Ok(batch)
+        Ok(Inserted {
+            written,
+            conflicting,
+            conflicting_keys,
+        })
     }
 
     /// Replaces the rows at `old_keys` with the rows of `batch` (same
@@ -277,6 +280,44 @@ pub enum OnConflict {
     Fail,
     /// Leaves the row out (`ON CONFLICT DO NOTHING`).
     Skip,
+    /// Leaves the row out for the statement to update the one under its
+    /// key (`ON CONFLICT DO UPDATE`); a key that comes twice in a batch
+    /// is 21000, as PostgreSQL refuses to update a row twice.
+    Update,
+}
+
+/// An upsert that would write a key twice (21000, as in PostgreSQL).
+pub fn updated_twice() -> Error {
+    Error::input(
+        InputError::CardinalityViolation,
+        "ON CONFLICT DO UPDATE command cannot affect row a second time",
+    )
+}
+
+/// A batch an INSERT wrote: the rows written (completed, see
+/// [`RowWriter::complete`]), and the completed rows left out because their
+/// key is taken, with their keys (none with [`OnConflict::Fail`]).
+pub struct Inserted {
+    pub written: RecordBatch,
+    pub conflicting: RecordBatch,
+    pub conflicting_keys: Vec<Vec<u8>>,
+}
+
+/// The rows of `batch` (and their `keys`) whose `taken` flag is `want`.
+fn rows_where(
+    batch: &RecordBatch,
+    keys: &[Vec<u8>],
+    taken: &[bool],
+    want: bool,
+) -> Result<(RecordBatch, Vec<Vec<u8>>)> {
+    let mask: BooleanArray = taken.iter().map(|&t| Some(t == want)).collect();
+    let keys = keys
+        .iter()
+        .zip(taken)
+        .filter(|(_, &t)| t == want)
+        .map(|(key, _)| key.clone())
+        .collect();
+    Ok((filter_record_batch(batch, &mask)?, keys))
 }
 
 /// Rejects values that do not fit the column's declared size.
@@ -347,14 +388,13 @@ pub fn statement_rows(table: &TableDef, columns: Vec<ArrayRef>) -> Result<Record
 const INSERTED_IN_PLACE: usize = 16;
 
 /// Inserts a batch of new rows into the session's transaction (sending
-/// its writes ahead if they outgrow the buffer); returns the rows as
-/// written.
+/// its writes ahead if they outgrow the buffer).
 pub async fn insert_batch(
     writer: &Arc<RowWriter>,
     txn: &Arc<SessionTxn>,
     batch: RecordBatch,
     on_conflict: OnConflict,
-) -> Result<RecordBatch> {
+) -> Result<Inserted> {
     let written = match batch.num_rows() <= INSERTED_IN_PLACE {
         true => writer.insert(txn, &batch, on_conflict).await?,
         false => {

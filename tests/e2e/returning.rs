@@ -181,13 +181,64 @@ async fn an_insert_that_may_conflict_returns_only_the_rows_it_wrote() {
         .unwrap();
     assert_eq!(inserted, 99);
     assert_eq!(query_i64(&client, "SELECT count(*) FROM items").await, 100);
-    // Upserts are not supported yet: a clear 0A000, nothing written.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upsert_inserts_or_updates_and_returns_the_row() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    items(&client).await;
+    // What ORMs send for an upsert: parameters in the row and in SET.
     let upsert = client
+        .prepare(
+            "INSERT INTO items (id, name, qty) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, qty = items.qty + $3 \
+             RETURNING id, name, qty",
+        )
+        .await
+        .unwrap();
+    let types: Vec<&Type> = upsert.columns().iter().map(|c| c.type_()).collect();
+    assert_eq!(types, [&Type::INT8, &Type::VARCHAR, &Type::INT4]);
+    let mut rows = Vec::new();
+    for (name, qty) in [("pen", 1i32), ("ink", 10), ("pad", 100)] {
+        let row = client
+            .query_one(&upsert, &[&7i64, &name, &qty])
+            .await
+            .unwrap();
+        rows.push((row.get::<_, String>(1), row.get::<_, i32>(2)));
+    }
+    let want = [("pen", 1), ("ink", 11), ("pad", 111)].map(|(n, q)| (n.to_string(), q));
+    assert_eq!(rows, want);
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM items").await, 1);
+    // A parameter only SET uses is described with the others.
+    let set_qty = client
+        .prepare(
+            "INSERT INTO items (id, name) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET qty = $3 WHERE items.qty < $3",
+        )
+        .await
+        .unwrap();
+    assert_eq!(set_qty.params()[2], Type::INT4);
+    let updated = client
+        .execute(&set_qty, &[&7i64, &"x", &500i32])
+        .await
+        .unwrap();
+    assert_eq!(updated, 1);
+    let skipped = client
+        .execute(&set_qty, &[&7i64, &"x", &5i32])
+        .await
+        .unwrap();
+    assert_eq!(skipped, 0);
+    let qty = "SELECT qty::bigint FROM items WHERE id = 7";
+    assert_eq!(query_i64(&client, qty).await, 500);
+    // A row proposed twice in one statement is 21000, and nothing is written.
+    let twice = client
         .execute(
-            "INSERT INTO items (id, name) VALUES (1, 'x') \
+            "INSERT INTO items (id, name) VALUES (8, 'a'), (8, 'b') \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name",
             &[],
         )
         .await;
-    assert_eq!(sqlstate(upsert), SqlState::FEATURE_NOT_SUPPORTED);
+    assert_eq!(sqlstate(twice), SqlState::CARDINALITY_VIOLATION);
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM items").await, 1);
 }
