@@ -49,13 +49,17 @@ pub enum InputError {
     InvalidColumnReference,
     /// A bare column name that two tables in scope have (42702).
     AmbiguousColumn,
+    /// A savepoint name the transaction has not set (3B001).
+    InvalidSavepoint,
+    /// A statement that needs a transaction block outside one (25P01).
+    NoActiveTransaction,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 26] = [
+    const ALL: [InputError; 28] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -81,6 +85,8 @@ impl InputError {
         Self::UndefinedPreparedStatement,
         Self::InvalidColumnReference,
         Self::AmbiguousColumn,
+        Self::InvalidSavepoint,
+        Self::NoActiveTransaction,
         Self::Other,
     ];
 

@@ -151,7 +151,7 @@ pub trait Tables {
 /// sees them until it commits; then [`Catalog::stage`] writes them in the
 /// same storage batch as its rows, so a rolled-back CREATE TABLE leaves
 /// nothing behind and a committed one is there with all of its rows.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SchemaChange {
     created: BTreeMap<String, Arc<TableDef>>,
     /// Committed tables this transaction dropped.

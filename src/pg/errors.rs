@@ -33,6 +33,8 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::UndefinedPreparedStatement => "26000",
             InputError::InvalidColumnReference => "42P10",
             InputError::AmbiguousColumn => "42702",
+            InputError::InvalidSavepoint => "3B001",
+            InputError::NoActiveTransaction => "25P01",
             InputError::Other => "42000",
         },
         // A leader changed under the transaction: retrying it works.

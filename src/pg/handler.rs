@@ -21,7 +21,9 @@ use pgwire::api::auth::{
     ServerParameterProvider, StartupHandler,
 };
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{
+    send_query_response, send_ready_for_query, ExtendedQueryHandler, SimpleQueryHandler,
+};
 use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
@@ -31,7 +33,8 @@ use pgwire::messages::extendedquery::{
     Bind, BindComplete, Close, CloseComplete, Execute, Parse, ParseComplete,
     TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
-use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
@@ -41,7 +44,7 @@ use super::portal;
 use super::results::{fields, response};
 use crate::catalog::DATABASE;
 use crate::error::{Error, InputError, Result};
-use crate::sql::{Output, Session, SqlEngine};
+use crate::sql::{Output, Session, SqlEngine, TxnState};
 
 /// A statement prepared by Parse: the parsed statement (None for an empty
 /// query) with its parameter types and result columns as planned.
@@ -99,6 +102,15 @@ impl Connection {
 }
 
 impl Connection {
+    /// The transaction status ReadyForQuery reports: the session's.
+    async fn status(&self) -> TransactionStatus {
+        match self.session.lock().await.txn_state() {
+            TxnState::Idle => TransactionStatus::Idle,
+            TxnState::InBlock => TransactionStatus::Transaction,
+            TxnState::Failed => TransactionStatus::Error,
+        }
+    }
+
     /// Carries out what an output asks of the connection rather than the
     /// session: DEALLOCATE removes prepared statements from pgwire's store
     /// (statements prepared by Parse: one namespace, as in PostgreSQL).
@@ -196,6 +208,33 @@ impl StartupHandler for Connection {
 
 #[async_trait]
 impl SimpleQueryHandler for Connection {
+    /// pgwire's simple query, with the ReadyForQuery status taken from the
+    /// session (pgwire's own reckoning from the responses cannot take a
+    /// failed block back to work, as ROLLBACK TO SAVEPOINT does).
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let responses = SimpleQueryHandler::do_query(self, client, &query.query).await?;
+        for response in responses {
+            match response {
+                Response::Query(rows) => send_query_response(client, rows, true).await?,
+                other => portal::send_outcome(client, other).await?,
+            }
+        }
+        let status = self.status().await;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        send_ready_for_query(client, status).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -421,7 +460,6 @@ impl ExtendedQueryHandler for Connection {
             None => return Err(PgWireError::PortalNotFound(name.to_owned())),
         };
         client.set_state(PgWireConnectionState::QueryInProgress);
-        let mut status = client.transaction_status();
         let fresh = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
         let rows = if fresh {
             match ExtendedQueryHandler::do_query(self, client, &portal, 0).await? {
@@ -430,7 +468,7 @@ impl ExtendedQueryHandler for Connection {
                     true
                 }
                 other => {
-                    status = portal::send_outcome(client, other, status).await?;
+                    portal::send_outcome(client, other).await?;
                     false
                 }
             }
@@ -440,6 +478,8 @@ impl ExtendedQueryHandler for Connection {
         if rows {
             portal::send_rows(client, &portal, message.max_rows).await?;
         }
+        // The session's (see `on_query`).
+        let status = self.status().await;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(status);
         Ok(())

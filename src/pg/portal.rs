@@ -14,7 +14,7 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientPortalStore, DEFAULT_NAME};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::extendedquery::{Bind, PortalSuspended};
-use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::PgWireBackendMessage;
 
 use super::handler::Prepared;
@@ -50,54 +50,43 @@ pub fn check_bind(bind: &Bind, statement: Option<&StoredStatement<Prepared>>) ->
     Ok(())
 }
 
-/// Sends the answer of a statement that returns no rows, and gives the
-/// transaction status after it.
-pub async fn send_outcome<C>(
-    client: &mut C,
-    outcome: Response,
-    status: TransactionStatus,
-) -> PgWireResult<TransactionStatus>
+/// Sends the answer of a statement that returns no rows. (The transaction
+/// status after it is the session's: see `Connection::status`.)
+pub async fn send_outcome<C>(client: &mut C, outcome: Response) -> PgWireResult<()>
 where
     C: ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send,
-    C::PortalStore: PortalStore<Statement = Prepared>,
+    C::PortalStore: PortalStore,
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    Ok(match outcome {
+    match outcome {
         Response::EmptyQuery => {
             client
                 .feed(PgWireBackendMessage::EmptyQueryResponse(
                     EmptyQueryResponse::new(),
                 ))
                 .await?;
-            status
         }
-        Response::Execution(tag) => {
+        Response::Execution(tag) | Response::TransactionStart(tag) => {
             send_execution_response(client, tag).await?;
-            status
-        }
-        Response::TransactionStart(tag) => {
-            send_execution_response(client, tag).await?;
-            status.to_in_transaction_state()
         }
         Response::TransactionEnd(tag) => {
             send_execution_response(client, tag).await?;
             // The unnamed portal does not outlive its transaction.
             client.portal_store().rm_portal(DEFAULT_NAME);
-            status.to_idle_state()
         }
         Response::Error(error) => {
             client
                 .send(PgWireBackendMessage::ErrorResponse((*error).into()))
                 .await?;
-            status.to_error_state()
         }
         Response::Query(_) | Response::CopyIn(_) | Response::CopyOut(_) | Response::CopyBoth(_) => {
             return Err(PgWireError::ApiError(
                 "a statement answered with rows or COPY where none were expected".into(),
             ))
         }
-    })
+    }
+    Ok(())
 }
 
 /// Sends the next rows of a started portal: up to `max_rows` (all when it

@@ -208,7 +208,33 @@ impl Session {
                 self.txn.take();
                 Ok(Output::TxnEnd("ROLLBACK".into()))
             }
+            Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => {
+                self.in_block("ROLLBACK TO SAVEPOINT")?;
+                let name = ident_name(name);
+                self.savepoint_change(|t| t.rollback_to_savepoint(&name))?;
+                // The block works again from there, failed or not.
+                self.state = TxnState::InBlock;
+                Ok(Output::Command("ROLLBACK".into()))
+            }
             _ if state == TxnState::Failed => Err(in_failed_block()),
+            Statement::Savepoint { name } => {
+                self.in_block("SAVEPOINT")?;
+                let name = ident_name(name);
+                self.savepoint_change(|t| {
+                    t.savepoint(name);
+                    Ok(())
+                })?;
+                Ok(Output::Command("SAVEPOINT".into()))
+            }
+            Statement::ReleaseSavepoint { name } => {
+                self.in_block("RELEASE SAVEPOINT")?;
+                let name = ident_name(name);
+                self.savepoint_change(|t| t.release_savepoint(&name))?;
+                Ok(Output::Command("RELEASE".into()))
+            }
             // Prepared statements are not transactional: nothing to begin.
             Statement::Deallocate { name, .. } => Ok(Output::Deallocate(
                 (name.quote_style.is_some() || !name.value.eq_ignore_ascii_case("all"))
@@ -216,6 +242,31 @@ impl Session {
             )),
             _ => self.execute_in_txn(stmt, params).await,
         }
+    }
+
+    /// 25P01 unless a transaction block is open (an implicit one, of the
+    /// statements of one query, is not a block for savepoints either).
+    fn in_block(&self, what: &str) -> Result<()> {
+        match self.state {
+            TxnState::InBlock | TxnState::Failed if !self.implicit => Ok(()),
+            _ => Err(Error::input(
+                InputError::NoActiveTransaction,
+                format!("{what} can only be used in transaction blocks"),
+            )),
+        }
+    }
+
+    /// Sets, releases or rolls back to a savepoint; an error fails the
+    /// block, as any error in it does.
+    fn savepoint_change(
+        &mut self,
+        change: impl FnOnce(&mut Transaction) -> Result<()>,
+    ) -> Result<()> {
+        let changed = self.txn.with(change);
+        if changed.is_err() {
+            self.state = TxnState::Failed;
+        }
+        changed
     }
 
     /// Commits the transaction (a read-only one has nothing to commit).
@@ -410,9 +461,7 @@ impl Session {
             }
             Statement::StartTransaction { .. }
             | Statement::Commit { .. }
-            | Statement::Rollback {
-                savepoint: None, ..
-            }
+            | Statement::Rollback { .. }
             | Statement::CreateTable(_)
             | Statement::Truncate(_)
             | Statement::Drop {
@@ -421,7 +470,9 @@ impl Session {
             }
             | Statement::Set(_)
             | Statement::Reset(_)
-            | Statement::Deallocate { .. } => return Ok((vec![], None)),
+            | Statement::Deallocate { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. } => return Ok((vec![], None)),
             other => return Err(Error::unsupported(statement_kind(other))),
         };
         let mut types = HashMap::new();

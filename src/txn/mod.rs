@@ -81,7 +81,7 @@ pub struct Transaction {
     _reading: snapshots::Reading,
     /// `user_key -> Some(row) | None (deleted)`, with the statement that
     /// wrote it.
-    writes: BTreeMap<Vec<u8>, (Option<Vec<u8>>, u32)>,
+    writes: BTreeMap<Vec<u8>, BufferedWrite>,
     /// About how many bytes `writes` holds, and how many it may hold
     /// before they are sent ahead ([`sent_ahead`]).
     buffered: usize,
@@ -92,6 +92,30 @@ pub struct Transaction {
     /// the statements before it.
     statement: u32,
     schema: SchemaChange,
+    /// The savepoints set, oldest first.
+    savepoints: Vec<Savepoint>,
+    /// While a savepoint is set: each buffered write's key and what the
+    /// buffer held under it before, so ROLLBACK TO can put it back.
+    undo: Vec<(Vec<u8>, Option<BufferedWrite>)>,
+}
+
+/// A buffered write: the row (None: deleted) and the statement that wrote
+/// it.
+type BufferedWrite = (Option<Vec<u8>>, u32);
+
+/// A point ROLLBACK TO SAVEPOINT returns the transaction to: its buffered
+/// writes and schema changes as they were when it was set. Writes sent
+/// ahead since cannot be taken back from the shard groups (they are held
+/// there as one intent per group): rolling back past them is refused.
+#[derive(Debug)]
+struct Savepoint {
+    name: String,
+    /// How long `undo` was when it was set.
+    undo_len: usize,
+    buffered: usize,
+    schema: SchemaChange,
+    /// Writes were sent ahead since it was set.
+    sent_since: bool,
 }
 
 /// How a statement of a transaction reads the shard groups: at the
@@ -126,7 +150,82 @@ impl Transaction {
 
     fn buffer(&mut self, user_key: Vec<u8>, row: Option<Vec<u8>>) {
         self.buffered += user_key.len() + row.as_ref().map_or(0, Vec::len) + WRITE_OVERHEAD;
-        self.writes.insert(user_key, (row, self.statement));
+        if self.savepoints.is_empty() {
+            self.writes.insert(user_key, (row, self.statement));
+        } else {
+            let before = self.writes.insert(user_key.clone(), (row, self.statement));
+            self.undo.push((user_key, before));
+        }
+    }
+
+    /// Sets a savepoint named `name` (a newer one of the same name hides
+    /// an older one, as in PostgreSQL).
+    pub fn savepoint(&mut self, name: String) {
+        self.savepoints.push(Savepoint {
+            name,
+            undo_len: self.undo.len(),
+            buffered: self.buffered,
+            schema: self.schema.clone(),
+            sent_since: false,
+        });
+    }
+
+    /// The newest savepoint named `name`: 3B001 if there is none.
+    fn find_savepoint(&self, name: &str) -> Result<usize> {
+        self.savepoints
+            .iter()
+            .rposition(|s| s.name == name)
+            .ok_or_else(|| {
+                Error::input(
+                    InputError::InvalidSavepoint,
+                    format!("savepoint \"{name}\" does not exist"),
+                )
+            })
+    }
+
+    /// Forgets the savepoint `name` and those set after it; the writes
+    /// made since stay.
+    pub fn release_savepoint(&mut self, name: &str) -> Result<()> {
+        let at = self.find_savepoint(name)?;
+        self.savepoints.truncate(at);
+        if self.savepoints.is_empty() {
+            self.undo.clear();
+        }
+        Ok(())
+    }
+
+    /// Undoes the writes and schema changes made since the savepoint
+    /// `name` was set, and forgets the savepoints set after it (it stays).
+    pub fn rollback_to_savepoint(&mut self, name: &str) -> Result<()> {
+        let at = self.find_savepoint(name)?;
+        self.savepoints.truncate(at + 1);
+        let Some(savepoint) = self.savepoints.last() else {
+            return Ok(());
+        };
+        if savepoint.sent_since {
+            return Err(Error::unsupported(format!(
+                "ROLLBACK TO SAVEPOINT {name} after the transaction sent more than its \
+                 write buffer of writes ahead since"
+            )));
+        }
+        (self.buffered, self.schema) = (savepoint.buffered, savepoint.schema.clone());
+        for (key, before) in self.undo.drain(savepoint.undo_len..).rev() {
+            match before {
+                Some(write) => self.writes.insert(key, write),
+                None => self.writes.remove(&key),
+            };
+        }
+        Ok(())
+    }
+
+    /// The buffer's writes were sent ahead: no savepoint set before can
+    /// take them back.
+    fn sent_past_savepoints(&mut self) {
+        for savepoint in &mut self.savepoints {
+            savepoint.sent_since = true;
+            savepoint.undo_len = 0;
+        }
+        self.undo.clear();
     }
 
     /// Starts the next statement.
@@ -193,12 +292,19 @@ impl Transaction {
             .map(|(k, _)| k.clone())
             .collect();
         for key in written {
-            self.writes.remove(&key);
+            let before = self.writes.remove(&key);
+            if !self.savepoints.is_empty() {
+                self.undo.push((key, before));
+            }
         }
         // Rows it sent ahead into the table commit into a table no one can
         // read (its id is never reused) and are left behind.
         if let Some(sent) = &mut self.sent {
             sent.tables.remove(&def.id);
+        }
+        if self.sent.is_some() {
+            // Forgetting them cannot be undone.
+            self.sent_past_savepoints();
         }
         Ok(true)
     }
@@ -428,6 +534,8 @@ impl TxnCoordinator {
             sent: None,
             statement: 0,
             schema: SchemaChange::default(),
+            savepoints: Vec::new(),
+            undo: Vec::new(),
         }
     }
 

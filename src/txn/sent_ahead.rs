@@ -114,9 +114,11 @@ impl Transaction {
         // Recorded before they go: an abort reaches every group that may
         // have taken some.
         sent.groups.extend(batches.keys());
+        let txn_id = sent.txn_id.clone();
         self.buffered = 0;
+        self.sent_past_savepoints();
         Ok(Some(Parcel {
-            txn_id: sent.txn_id.clone(),
+            txn_id,
             batches: batches.into_values().collect(),
         }))
     }

@@ -533,3 +533,84 @@ async fn ddl_is_transactional_and_private_until_commit() {
     assert_eq!(count(&c, "race").await, 1);
     assert_error(&c, "SELECT * FROM kept", SqlState::UNDEFINED_TABLE).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoints_undo_what_came_after_them_and_nothing_before() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE s (id integer PRIMARY KEY, v text)")
+        .await
+        .unwrap();
+    // tokio-postgres, like psycopg and SQLAlchemy, nests a transaction in
+    // another with SAVEPOINT / RELEASE / ROLLBACK TO.
+    let mut outer = client.transaction().await.unwrap();
+    outer
+        .execute("INSERT INTO s VALUES (1, 'kept')", &[])
+        .await
+        .unwrap();
+    let inner = outer.transaction().await.unwrap();
+    inner
+        .execute("UPDATE s SET v = 'undone' WHERE id = 1", &[])
+        .await
+        .unwrap();
+    inner
+        .batch_execute("CREATE TABLE s2 (a integer PRIMARY KEY); INSERT INTO s2 VALUES (1)")
+        .await
+        .unwrap();
+    let failed = inner.execute("INSERT INTO s VALUES (1, 'dup')", &[]).await;
+    assert_eq!(sqlstate(failed), SqlState::UNIQUE_VIOLATION);
+    inner.rollback().await.unwrap();
+    // The failed block works again, as it was before the savepoint.
+    let v: String = outer
+        .query_one("SELECT v FROM s WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "kept");
+    let gone = outer.execute("SELECT * FROM s2", &[]).await;
+    assert_eq!(sqlstate(gone), SqlState::UNDEFINED_TABLE);
+    let inner = outer.transaction().await.unwrap();
+    inner
+        .execute("INSERT INTO s VALUES (2, 'released')", &[])
+        .await
+        .unwrap();
+    inner.commit().await.unwrap();
+    outer.commit().await.unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT id, v FROM s ORDER BY id").await,
+        rows(&[&[Some("1"), Some("kept")], &[Some("2"), Some("released")]])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_savepoint_cannot_take_back_writes_sent_ahead_since() {
+    // A 64 KiB buffer: a few thousand rows are sent ahead to the groups.
+    let server = TestServer::start_with(&[("SHARDFORGE_CLUSTER_TXN_WRITE_BUFFER_KIB", "64")]).await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE big (id integer PRIMARY KEY, v text)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("BEGIN; SAVEPOINT before")
+        .await
+        .unwrap();
+    let big = "INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g";
+    client.execute(big, &[]).await.unwrap();
+    client.batch_execute("SAVEPOINT after").await.unwrap();
+    client
+        .execute("INSERT INTO big VALUES (0, 'small')", &[])
+        .await
+        .unwrap();
+    // Back to after the big insert works; to before it is refused, clearly.
+    client.batch_execute("ROLLBACK TO after").await.unwrap();
+    assert_error(
+        &client,
+        "ROLLBACK TO before",
+        SqlState::FEATURE_NOT_SUPPORTED,
+    )
+    .await;
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(count(&client, "big").await, 0);
+}
