@@ -44,6 +44,7 @@ use super::portal;
 use super::results::{fields, response};
 use crate::catalog::DATABASE;
 use crate::error::{Error, InputError, Result};
+use crate::sql::errors::classify;
 use crate::sql::{Output, Session, SqlEngine, TxnState};
 
 /// A statement prepared by Parse: the parsed statement (None for an empty
@@ -620,7 +621,26 @@ fn bind_parameters(
     portal: &Portal<Prepared>,
     inferred: &[Option<DataType>],
 ) -> Result<ParamValues> {
-    let hints: Vec<Option<&DataType>> = inferred.iter().map(Option::as_ref).collect();
+    // arrow-pg converts a number the client sent as an integer or a float
+    // to the inferred type itself, and knows no numeric: such a value is
+    // decoded as sent and cast below (an ORM's `0` for a numeric(10,2)
+    // column is 0.00, as in PostgreSQL).
+    let declared = &portal.statement.parameter_types;
+    let hints: Vec<Option<&DataType>> = inferred
+        .iter()
+        .enumerate()
+        .map(|(i, inferred)| {
+            let sent_as_number = matches!(
+                declared.get(i).cloned().flatten(),
+                Some(Type::INT2 | Type::INT4 | Type::INT8 | Type::FLOAT4 | Type::FLOAT8)
+            );
+            let numeric = matches!(
+                inferred,
+                Some(DataType::Decimal128(..) | DataType::Decimal256(..))
+            );
+            inferred.as_ref().filter(|_| !(sent_as_number && numeric))
+        })
+        .collect();
     let normalized = normalize_client_types(portal);
     let values = arrow_pg::datatypes::df::deserialize_parameters(
         normalized.as_ref().unwrap_or(portal),
@@ -641,10 +661,14 @@ fn bind_parameters(
                 return Ok(value);
             }
             let cast = value.value.cast_to(target).map_err(|e| {
-                Error::input(
-                    InputError::InvalidText,
-                    format!("invalid input for parameter ${}: {e}", i + 1),
-                )
+                // A number too large for its numeric is 22003, as in
+                // PostgreSQL; text that does not parse is 22P02.
+                let message = format!("invalid input for parameter ${}: {e}", i + 1);
+                let kind = match classify(e) {
+                    Error::Input(InputError::OutOfRange, _) => InputError::OutOfRange,
+                    _ => InputError::InvalidText,
+                };
+                Error::input(kind, message)
             })?;
             Ok(cast.into())
         })

@@ -681,9 +681,11 @@ impl Session {
                 plan.display()
             )));
         };
-        let table = self.txn.table(table_name.table()).ok_or_else(|| {
-            Error::Internal(format!("INSERT into {table_name}, which is not a table"))
-        })?;
+        // A system table (pg_catalog's) is read-only.
+        let table = self
+            .txn
+            .table(table_name.table())
+            .ok_or_else(|| Error::unsupported(format!("INSERT into {table_name}")))?;
         let df = self
             .ctx
             .execute_logical_plan(Arc::unwrap_or_clone(input))

@@ -202,6 +202,44 @@ async fn parameter_types_declared_in_parse_type_the_result() {
 }
 
 #[tokio::test]
+async fn numbers_sent_as_integers_or_floats_fill_numeric_columns() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE n (id integer PRIMARY KEY, b numeric(10,2))")
+        .await
+        .unwrap();
+    // What an ORM sends for `balance = 0`: the Python int as int8.
+    let by_int = client
+        .prepare_typed("INSERT INTO n VALUES ($1, $2)", &[Type::INT4, Type::INT8])
+        .await
+        .unwrap();
+    client.execute(&by_int, &[&1i32, &0i64]).await.unwrap();
+    client
+        .execute(&by_int, &[&2i32, &12345678i64])
+        .await
+        .unwrap();
+    let too_big = client.execute(&by_int, &[&3i32, &(1i64 << 40)]).await;
+    assert_eq!(sqlstate(too_big), SqlState::NUMERIC_VALUE_OUT_OF_RANGE);
+    let by_float = client
+        .prepare_typed("INSERT INTO n VALUES ($1, $2)", &[Type::INT4, Type::FLOAT8])
+        .await
+        .unwrap();
+    client
+        .execute(&by_float, &[&4i32, &2.675f64])
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT id, b FROM n ORDER BY id").await,
+        rows(&[
+            &[Some("1"), Some("0.00")],
+            &[Some("2"), Some("12345678.00")],
+            &[Some("4"), Some("2.68")],
+        ])
+    );
+}
+
+#[tokio::test]
 async fn deallocate_drops_prepared_statements_by_name_or_all() {
     let server = TestServer::start().await;
     let client = server.connect().await;
