@@ -117,3 +117,51 @@ impl SqlType {
         }
     }
 }
+
+/// The `pg_type` names whose SQL spelling differs, with that spelling
+/// (what `format_type` and a `regtype` print, and what `to_regtype` reads).
+const SQL_SPELLINGS: [(&str, &str); 12] = [
+    ("bool", "boolean"),
+    ("int2", "smallint"),
+    ("int4", "integer"),
+    ("int8", "bigint"),
+    ("float4", "real"),
+    ("float8", "double precision"),
+    ("varchar", "character varying"),
+    ("bpchar", "character"),
+    ("timestamp", "timestamp without time zone"),
+    ("timestamptz", "timestamp with time zone"),
+    ("time", "time without time zone"),
+    ("timetz", "time with time zone"),
+];
+
+/// How PostgreSQL prints the type `typname` (`int4` is `integer`, `_text`
+/// is `text[]`).
+pub fn sql_type_name(typname: &str) -> String {
+    if let Some(element) = typname.strip_prefix('_') {
+        return format!("{}[]", sql_type_name(element));
+    }
+    let spelled = SQL_SPELLINGS.iter().find(|(name, _)| *name == typname);
+    match spelled {
+        Some((_, sql)) => sql.to_string(),
+        // The one-byte type, not character(1).
+        None if typname == "char" => "\"char\"".to_string(),
+        None => typname.to_string(),
+    }
+}
+
+/// The `pg_type` name of a type as SQL spells it, lower-cased and without
+/// a modifier (`integer` and `int` are `int4`, `character varying` is
+/// `varchar`); other names are their own.
+pub fn typname_of(sql: &str) -> &str {
+    match sql {
+        "int" => "int4",
+        "float" => "float8",
+        "decimal" => "numeric",
+        "char" => "bpchar",
+        other => SQL_SPELLINGS
+            .iter()
+            .find(|(_, spelled)| *spelled == other)
+            .map_or(other, |(name, _)| name),
+    }
+}

@@ -39,6 +39,7 @@ pub fn fields(schema: &Schema, format: &Format) -> Result<Vec<FieldInfo>> {
             |(info, field)| match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
                 Some("varchar") => with_type(info, Type::VARCHAR),
                 Some("bpchar") => with_type(info, Type::BPCHAR),
+                Some("regtype") => with_type(info, Type::REGTYPE),
                 _ => info,
             },
         )

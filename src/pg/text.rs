@@ -2,7 +2,8 @@
 //! differs from PostgreSQL's: timestamps (PostgreSQL drops a zero fraction
 //! and trailing zeros: `2024-01-02 03:04:05+00`), floating point (shortest
 //! round-trip digits, exponent form outside 1e-4 .. 1e15, `Infinity`), and
-//! numerics above 38 digits (Decimal256, which arrow-pg does not know).
+//! numerics above 38 digits (Decimal256, which arrow-pg does not know), and
+//! `regtype` (an oid, printed as the type's name).
 //!
 //! Text-format columns of those types are rendered here into Utf8 before
 //! arrow-pg encodes the row; arrow-pg writes a Utf8 value's bytes as they are,
@@ -17,18 +18,26 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    i256, DataType, Decimal256Type, Field, Float32Type, Float64Type, Schema, TimeUnit,
+    i256, DataType, Decimal256Type, Field, Float32Type, Float64Type, Int64Type, Schema, TimeUnit,
     TimestampMicrosecondType,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
+use pgwire::api::Type;
 
+use crate::catalog::types::sql_type_name;
 use crate::error::Result;
 
 /// Renders the text-format columns PostgreSQL prints differently.
 pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result<RecordBatch> {
+    let regtype = |i: usize| {
+        fields
+            .get(i)
+            .is_some_and(|p| *p.datatype() == Type::REGTYPE)
+    };
     let needs = |i: usize, f: &Arc<Field>| {
-        fields.get(i).map(|p| p.format()) == Some(FieldFormat::Text) && renders(f.data_type())
+        fields.get(i).map(|p| p.format()) == Some(FieldFormat::Text)
+            && (renders(f.data_type()) || regtype(i))
     };
     if !batch
         .schema()
@@ -44,7 +53,10 @@ pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result
     let mut new_fields = Vec::with_capacity(batch.num_columns());
     for (i, (field, array)) in schema.fields().iter().zip(batch.columns()).enumerate() {
         if needs(i, field) {
-            columns.push(render(array, zone)?);
+            columns.push(match regtype(i) {
+                true => type_names(array)?,
+                false => render(array, zone)?,
+            });
             new_fields.push(Field::new(field.name(), DataType::Utf8, true));
         } else {
             columns.push(array.clone());
@@ -55,6 +67,25 @@ pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result
         Arc::new(Schema::new(new_fields)),
         columns,
     )?)
+}
+
+/// A `regtype` column's text: each oid's type as PostgreSQL prints it
+/// (`integer`), or the number of one it does not know.
+fn type_names(array: &ArrayRef) -> Result<ArrayRef> {
+    let oids = cast(array, &DataType::Int64)?;
+    let names: StringArray = oids
+        .as_primitive::<Int64Type>()
+        .iter()
+        .map(|oid| {
+            oid.map(
+                |oid| match u32::try_from(oid).ok().and_then(Type::from_oid) {
+                    Some(known) => sql_type_name(known.name()),
+                    None => oid.to_string(),
+                },
+            )
+        })
+        .collect();
+    Ok(Arc::new(names))
 }
 
 fn renders(data_type: &DataType) -> bool {

@@ -13,16 +13,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    new_null_array, Array, ArrayRef, BooleanArray, Int16Array, Int32Array, StringArray,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int16Array, Int32Array, StringArray,
 };
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int32Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session, TableProvider};
 use datafusion::common::cast::{as_int16_array, as_int32_array, as_string_array};
 use datafusion::common::{DataFusionError, Result as DFResult};
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::prelude::SessionContext;
@@ -32,7 +33,8 @@ use datafusion_pg_catalog::pg_catalog::{PgCatalogSchemaProvider, PgCatalogStatic
 use pgwire::api::Type;
 
 use super::provider::INTERNAL_SCHEMA;
-use crate::catalog::{Catalog, SqlType, TableDef, DATABASE, PUBLIC_SCHEMA};
+use crate::catalog::types::typname_of;
+use crate::catalog::{Catalog, SqlType, TableDef, DATABASE, PG_TYPE_METADATA, PUBLIC_SCHEMA};
 use crate::error::{Error, Result};
 
 const PG_CATALOG: &str = "pg_catalog";
@@ -45,6 +47,7 @@ pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
     let visible = VisibleCatalogs(ctx.state().catalog_list().clone());
     let static_tables = PgCatalogStaticTables::try_new()
         .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
+    let to_regtype = ToRegtype::new(static_tables.pg_type.data())?;
     let inner =
         PgCatalogSchemaProvider::try_new(visible, Arc::new(static_tables), EmptyContextProvider)
             .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
@@ -57,7 +60,107 @@ pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
         .register_schema(PG_CATALOG, Arc::new(schema))
         .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
     ctx.register_udf(ScalarUDF::new_from_impl(PgGetExpr::default()));
+    ctx.register_udf(ScalarUDF::new_from_impl(to_regtype));
     Ok(())
+}
+
+/// `to_regtype(name)`: the type `name` names in `pg_type`, or NULL if
+/// there is none (psycopg's `TypeInfo.fetch` asks it, for `hstore` when
+/// SQLAlchemy connects). Names are read as PostgreSQL reads them:
+/// case-insensitive unless quoted, with an optional `pg_catalog.`, SQL's
+/// spellings (`integer`, `character varying(20)`, `timestamp with time
+/// zone`...) and `[]` for the array type. The result is the type's oid,
+/// which compares with `pg_type.oid`, marked as a `regtype`: the client
+/// sees it as one, and its text is the type's name (`integer`), as in
+/// PostgreSQL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToRegtype {
+    signature: Signature,
+    /// `pg_type`'s oids by `typname`.
+    oids: Vec<(String, i32)>,
+}
+
+impl ToRegtype {
+    fn new(pg_type: &[RecordBatch]) -> Result<Self> {
+        let mut oids = Vec::new();
+        for batch in pg_type {
+            let (Some(names), Some(ids)) =
+                (batch.column_by_name("typname"), batch.column_by_name("oid"))
+            else {
+                return Err(Error::Internal("pg_type without typname or oid".into()));
+            };
+            let ids = datafusion::arrow::compute::cast(ids, &DataType::Int32)?;
+            let names = datafusion::arrow::compute::cast(names, &DataType::Utf8)?;
+            let (names, ids) = (names.as_string::<i32>(), ids.as_primitive::<Int32Type>());
+            for (name, id) in names.iter().zip(ids.iter()) {
+                if let (Some(name), Some(id)) = (name, id) {
+                    oids.push((name.to_string(), id));
+                }
+            }
+        }
+        Ok(Self {
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Stable),
+            oids,
+        })
+    }
+
+    fn oid(&self, name: &str) -> Option<i32> {
+        let name = name.trim();
+        let (name, array) = match name.strip_suffix("[]") {
+            Some(element) => (element.trim_end(), true),
+            None => (name, false),
+        };
+        let typname = match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+            Some(quoted) => quoted.to_string(),
+            None => {
+                let lower = name.to_lowercase();
+                let lower = lower.strip_prefix("pg_catalog.").unwrap_or(&lower);
+                // A modifier does not change the type: varchar(20) is varchar.
+                let bare = lower.split('(').next().unwrap_or_default().trim();
+                typname_of(bare).to_string()
+            }
+        };
+        let typname = if array {
+            format!("_{typname}")
+        } else {
+            typname
+        };
+        self.oids
+            .iter()
+            .find(|(n, _)| *n == typname)
+            .map(|(_, oid)| *oid)
+    }
+}
+
+impl ScalarUDFImpl for ToRegtype {
+    fn name(&self) -> &str {
+        "to_regtype"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DFResult<FieldRef> {
+        let regtype = [(PG_TYPE_METADATA.to_string(), "regtype".to_string())];
+        Ok(Arc::new(
+            Field::new(self.name(), DataType::Int32, true).with_metadata(regtype.into()),
+        ))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let names = args.args[0].clone().into_array(args.number_rows)?;
+        let oids: Int32Array = names
+            .as_string::<i32>()
+            .iter()
+            .map(|name| name.and_then(|n| self.oid(n)))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(oids)))
+    }
 }
 
 /// `pg_get_expr(adbin, relid [, pretty])`: ShardForge keeps expressions
@@ -388,6 +491,27 @@ fn typmod(sql_type: &SqlType) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_regtype_reads_names_as_postgresql_does() {
+        let tables = PgCatalogStaticTables::try_new().unwrap();
+        let to_regtype = ToRegtype::new(tables.pg_type.data()).unwrap();
+        // The oids PostgreSQL 15 gives them.
+        for (name, oid) in [
+            ("int4", 23),
+            ("integer", 23),
+            ("pg_catalog.int8", 20),
+            ("Character Varying(20)", 1043),
+            ("timestamp with time zone", 1184),
+            ("text[]", 1009),
+            ("\"bool\"", 16),
+        ] {
+            assert_eq!(to_regtype.oid(name), Some(oid), "{name}");
+        }
+        for unknown in ["hstore", "\"INT4\"", "nope[]"] {
+            assert_eq!(to_regtype.oid(unknown), None, "{unknown}");
+        }
+    }
 
     #[test]
     fn type_modifiers_are_postgresqls() {
