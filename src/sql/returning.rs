@@ -16,7 +16,8 @@
 //! parameters, subqueries over other tables), its columns are named as
 //! PostgreSQL names them, and an error in it (a division by zero) fails the
 //! statement before it commits, as in PostgreSQL. Columns of other tables
-//! of `UPDATE ... FROM` / `DELETE ... USING` cannot be returned (42P01).
+//! of `UPDATE ... FROM` / `DELETE ... USING` cannot be returned yet (42703;
+//! PostgreSQL returns them).
 //!
 //! The rows are kept in memory, like the answer of a multi-statement query:
 //! PostgreSQL would spill a large result to disk; ShardForge fails the
