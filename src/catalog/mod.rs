@@ -135,6 +135,18 @@ impl TableDef {
         self.columns.len() - usize::from(self.hidden_rowid)
     }
 
+    /// [`Self::row_schema`] without a hidden row id: the columns users see.
+    pub fn visible_schema(&self) -> SchemaRef {
+        let schema = self.row_schema();
+        match self.hidden_rowid {
+            false => schema,
+            true => {
+                let fields = schema.fields()[..self.visible_columns()].to_vec();
+                Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+            }
+        }
+    }
+
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }

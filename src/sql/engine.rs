@@ -13,7 +13,7 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
@@ -54,13 +54,7 @@ pub const SCRATCH_SCHEMA: &str = "shardforge_scratch";
 /// `rows` of `table` as a table for the scratch schema (its visible
 /// columns).
 pub fn scratch_table(table: &TableDef, rows: Vec<RecordBatch>) -> Result<MemTable> {
-    MemTable::try_new(visible_schema(table)?, vec![rows]).map_err(classify)
-}
-
-/// The schema of `table`'s visible columns (without a hidden row id).
-pub fn visible_schema(table: &TableDef) -> Result<SchemaRef> {
-    let visible: Vec<usize> = (0..table.visible_columns()).collect();
-    Ok(Arc::new(table.row_schema().project(&visible)?))
+    MemTable::try_new(table.visible_schema(), vec![rows]).map_err(classify)
 }
 
 pub struct SqlEngine {

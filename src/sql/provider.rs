@@ -164,12 +164,10 @@ pub struct ShardedTableProvider {
 
 impl ShardedTableProvider {
     fn new(def: Arc<TableDef>, source: Arc<TableSource>, with_hidden: bool) -> DFResult<Self> {
-        let shown = if with_hidden {
-            def.columns.len()
-        } else {
-            def.visible_columns()
+        let schema = match with_hidden {
+            true => def.row_schema(),
+            false => def.visible_schema(),
         };
-        let schema = Arc::new(def.row_schema().project(&(0..shown).collect::<Vec<_>>())?);
         let mut defaults = HashMap::new();
         for column in &def.columns {
             if let Some(sql) = &column.default {

@@ -30,7 +30,7 @@ use datafusion::datasource::MemTable;
 use datafusion::sql::sqlparser::ast::{SelectItem, Statement};
 
 use super::dml::quote;
-use super::engine::{scratch_table, visible_schema, SCRATCH_SCHEMA};
+use super::engine::{scratch_table, SCRATCH_SCHEMA};
 use super::rewrite::parse_query;
 use crate::catalog::TableDef;
 use crate::error::{Error, InputError, Result};
@@ -74,7 +74,7 @@ impl Returning {
         // In the table's own schema, whatever the statement's batch called
         // its columns (a DELETE's come from its SELECT).
         let visible = RecordBatch::try_new(
-            visible_schema(&self.table)?,
+            self.table.visible_schema(),
             rows.columns()[..self.table.visible_columns()].to_vec(),
         )?;
         self.bytes += visible.get_array_memory_size();
