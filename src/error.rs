@@ -53,13 +53,22 @@ pub enum InputError {
     InvalidSavepoint,
     /// A statement that needs a transaction block outside one (25P01).
     NoActiveTransaction,
+    /// COPY data that breaks its format: a wrong column count, an
+    /// unterminated quote, a bad binary header (22P04).
+    BadCopyFormat,
+    /// A date or time that does not parse (22007).
+    InvalidDatetimeFormat,
+    /// Binary data of the wrong length for its type (22P03).
+    InvalidBinaryRepresentation,
+    /// The client or a timeout stopped the statement (57014).
+    QueryCanceled,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 28] = [
+    const ALL: [InputError; 32] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -87,6 +96,10 @@ impl InputError {
         Self::AmbiguousColumn,
         Self::InvalidSavepoint,
         Self::NoActiveTransaction,
+        Self::BadCopyFormat,
+        Self::InvalidDatetimeFormat,
+        Self::InvalidBinaryRepresentation,
+        Self::QueryCanceled,
         Self::Other,
     ];
 

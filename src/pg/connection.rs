@@ -118,8 +118,8 @@ pub async fn serve_connection(tcp: TcpStream, handlers: Arc<Connection>) {
             handlers.clone(),
             handlers.clone(),
             handlers.clone(),
-            // COPY and cancellation are not served yet (0A000 / ignored).
-            Arc::new(NoopHandler),
+            handlers.clone(),
+            // Cancellation is not served yet (ignored).
             Arc::new(NoopHandler),
         )
         .await;

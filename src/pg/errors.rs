@@ -35,6 +35,10 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::AmbiguousColumn => "42702",
             InputError::InvalidSavepoint => "3B001",
             InputError::NoActiveTransaction => "25P01",
+            InputError::BadCopyFormat => "22P04",
+            InputError::InvalidDatetimeFormat => "22007",
+            InputError::InvalidBinaryRepresentation => "22P03",
+            InputError::QueryCanceled => "57014",
             InputError::Other => "42000",
         },
         // A leader changed under the transaction: retrying it works.

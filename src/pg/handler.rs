@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -39,6 +40,7 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
+use super::copy;
 use super::errors::{error_info, to_pgwire};
 use super::portal;
 use super::results::{fields, response};
@@ -103,8 +105,12 @@ impl Connection {
 }
 
 impl Connection {
+    pub(super) fn session(&self) -> &Mutex<Session> {
+        &self.session
+    }
+
     /// The transaction status ReadyForQuery reports: the session's.
-    async fn status(&self) -> TransactionStatus {
+    pub(super) async fn status(&self) -> TransactionStatus {
         match self.session.lock().await.txn_state() {
             TxnState::Idle => TransactionStatus::Idle,
             TxnState::InBlock => TransactionStatus::Transaction,
@@ -136,6 +142,32 @@ impl Connection {
                 format!("prepared statement \"{name}\" does not exist"),
             )),
         }
+    }
+
+    /// The response to a statement's output. The rows of a COPY TO are
+    /// sent from here (a COPY answers with its own messages, which end
+    /// before the statement's CommandComplete).
+    async fn respond<C>(
+        &self,
+        client: &mut C,
+        output: Output,
+        format: &Format,
+        zone: Tz,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let output = self
+            .settle(client.portal_store(), output)
+            .map_err(|e| to_pgwire(&e))?;
+        if matches!(output, Output::CopyOut { .. }) {
+            let tag = copy::send_copy_out(client, output, zone).await?;
+            return Ok(Response::Execution(tag));
+        }
+        response(output, format, zone).map_err(|e| to_pgwire(&e))
     }
 }
 
@@ -227,6 +259,12 @@ impl SimpleQueryHandler for Connection {
         for response in responses {
             match response {
                 Response::Query(rows) => send_query_response(client, rows, true).await?,
+                // The client sends the data next; ReadyForQuery follows its end.
+                Response::CopyIn(copy) => {
+                    copy::send_copy_in(client, copy.columns, copy.format == 1).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                    return Ok(());
+                }
                 other => portal::send_outcome(client, other).await?,
             }
         }
@@ -251,17 +289,17 @@ impl SimpleQueryHandler for Connection {
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
-        let responses = session
-            .execute_all(&statements)
-            .await
-            .into_iter()
-            .map(|output| {
-                output
-                    .and_then(|out| self.settle(client.portal_store(), out))
-                    .and_then(|out| response(out, &Format::UnifiedText, session.time_zone()?))
-                    .unwrap_or_else(|e| Response::Error(Box::new(error_info(&e))))
-            })
-            .collect();
+        let mut responses = Vec::with_capacity(statements.len());
+        for output in session.execute_all(&statements).await {
+            let responded = match output.and_then(|out| Ok((out, session.time_zone()?))) {
+                Ok((out, zone)) => self
+                    .respond(client, out, &Format::UnifiedText, zone)
+                    .await
+                    .map_err(ErrorInfo::from),
+                Err(e) => Err(error_info(&e)),
+            };
+            responses.push(responded.unwrap_or_else(|e| Response::Error(Box::new(e))));
+        }
         report_parameters(client, &mut session).await?;
         Ok(responses)
     }
@@ -468,6 +506,12 @@ impl ExtendedQueryHandler for Connection {
                     portal.start(rows).await;
                     true
                 }
+                // The client sends the data next, then Sync.
+                Response::CopyIn(copy) => {
+                    copy::send_copy_in(client, copy.columns, copy.format == 1).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(true));
+                    return Ok(());
+                }
                 other => {
                     portal::send_outcome(client, other).await?;
                     false
@@ -533,12 +577,17 @@ impl ExtendedQueryHandler for Connection {
         };
         let params = bind_parameters(portal, &prepared.param_types).map_err(|e| to_pgwire(&e))?;
         let mut session = self.session.lock().await;
-        let result = session
+        let output = session
             .execute(stmt, Some(params))
             .await
-            .and_then(|out| self.settle(client.portal_store(), out))
-            .and_then(|out| response(out, &portal.result_column_format, session.time_zone()?))
-            .map_err(|e| to_pgwire(&e));
+            .and_then(|out| Ok((out, session.time_zone()?)));
+        let result = match output {
+            Ok((out, zone)) => {
+                self.respond(client, out, &portal.result_column_format, zone)
+                    .await
+            }
+            Err(e) => Err(to_pgwire(&e)),
+        };
         report_parameters(client, &mut session).await?;
         result
     }

@@ -6,6 +6,7 @@
 //! the SQLSTATE of every error ([`errors`]).
 
 mod connection;
+mod copy;
 mod corked;
 pub mod errors;
 mod frames;

@@ -8,7 +8,7 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::Type;
 use pgwire::error::PgWireResult;
 
@@ -81,9 +81,15 @@ pub fn response(output: Output, format: &Format, zone: Tz) -> Result<Response> {
         Output::Command(tag) => Response::Execution(Tag::new(&tag)),
         Output::TxnStart(tag) => Response::TransactionStart(Tag::new(&tag)),
         Output::TxnEnd(tag) => Response::TransactionEnd(Tag::new(&tag)),
-        Output::Deallocate(_) => {
+        // Only the format and the columns are used (see `pg::copy`).
+        Output::CopyIn { columns, binary } => Response::CopyIn(CopyResponse::new(
+            i8::from(binary),
+            columns,
+            stream::empty(),
+        )),
+        Output::Deallocate(_) | Output::CopyOut { .. } => {
             return Err(Error::Internal(
-                "DEALLOCATE is carried out by the connection".into(),
+                "DEALLOCATE and COPY TO are carried out by the connection".into(),
             ))
         }
     })

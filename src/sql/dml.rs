@@ -67,7 +67,10 @@ pub(super) fn quote(name: &str) -> String {
 }
 
 /// The definition and normalised name of the table `name` refers to.
-fn existing_table(catalog: &dyn Tables, name: &ObjectName) -> Result<(Arc<TableDef>, String)> {
+pub(super) fn existing_table(
+    catalog: &dyn Tables,
+    name: &ObjectName,
+) -> Result<(Arc<TableDef>, String)> {
     let table = table_name(name)?;
     let def = catalog.table(&table).ok_or_else(|| {
         Error::input(

@@ -175,7 +175,11 @@ impl SqlEngine {
                 .parse(sql)
                 .map_err(|e| Error::input(InputError::Syntax, syntax_message(&e.to_string())))
         };
-        let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
+        let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql).or_else(|e| {
+            let spelled = super::copy::spell_boolean_options(sql).ok_or(e)?;
+            Parser::parse_sql(&PostgreSqlDialect {}, &spelled)
+        });
+        let Ok(mut statements) = parsed else {
             return compatible();
         };
         if !statements.iter().any(reads_system_catalog) {

@@ -23,6 +23,7 @@
 pub mod analyze;
 pub mod catalog_queries;
 pub mod checked;
+pub mod copy;
 pub mod ddl;
 pub mod dml;
 pub mod engine;

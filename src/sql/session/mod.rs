@@ -45,7 +45,10 @@ use super::vars::{self, SessionVars};
 use super::write::{self, OnConflict, RowWriter};
 use writes::insert_rows;
 
+mod copy;
 mod writes;
+use super::copy::format::Layout;
+use super::copy::CopyFrom;
 use crate::catalog::Tables;
 use crate::error::{Error, InputError, Result};
 use crate::txn::Transaction;
@@ -75,6 +78,17 @@ pub enum Output {
     /// DEALLOCATE of the named prepared statement, or of all (None): the
     /// connection holds them.
     Deallocate(Option<String>),
+    /// COPY FROM STDIN started: the client sends the data of `columns`
+    /// columns next ([`Session::copy_data`]).
+    CopyIn { columns: usize, binary: bool },
+    /// COPY TO STDOUT: rows to send in the COPY format `layout` gives
+    /// (`force_quote`: the CSV columns always quoted).
+    CopyOut {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        layout: Layout,
+        force_quote: Vec<bool>,
+    },
 }
 
 pub struct Session {
@@ -88,6 +102,8 @@ pub struct Session {
     /// Set by a result stream that failed after its statement returned, so
     /// the block it ran in becomes failed.
     stream_failed: Arc<AtomicBool>,
+    /// The COPY FROM whose data the client is sending.
+    copy: Option<CopyFrom>,
 }
 
 impl Session {
@@ -102,6 +118,7 @@ impl Session {
             implicit: false,
             vars: SessionVars::default(),
             stream_failed: Arc::new(AtomicBool::new(false)),
+            copy: None,
         }
     }
 
@@ -314,6 +331,8 @@ impl Session {
                 self.txn.take();
             }
             (Err(_), false) => self.state = TxnState::Failed,
+            // A COPY FROM's transaction commits when its data has come.
+            (Ok(Output::CopyIn { .. }), true) => {}
             (Ok(_), true) => {
                 if let Some(txn) = self.txn.take() {
                     self.commit(txn).await?;
@@ -376,6 +395,20 @@ impl Session {
                     self.run_dml(plan, None).await?;
                 }
                 Ok(Output::Command("TRUNCATE TABLE".into()))
+            }
+            Statement::Copy {
+                source,
+                to,
+                target,
+                options,
+                legacy_options,
+                values,
+            } => {
+                if !values.is_empty() {
+                    return Err(Error::unsupported("COPY with its data in the query text"));
+                }
+                self.copy(source, *to, target, options, legacy_options)
+                    .await
             }
             Statement::CreateTable(create) => {
                 self.engine.create_table(create, &self.txn)?;
@@ -472,7 +505,8 @@ impl Session {
             | Statement::Reset(_)
             | Statement::Deallocate { .. }
             | Statement::Savepoint { .. }
-            | Statement::ReleaseSavepoint { .. } => return Ok((vec![], None)),
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::Copy { .. } => return Ok((vec![], None)),
             other => return Err(Error::unsupported(statement_kind(other))),
         };
         let mut types = HashMap::new();

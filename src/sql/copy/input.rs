@@ -1,0 +1,647 @@
+//! The type input functions COPY FROM reads values with: a field's text (or,
+//! in binary COPY, its bytes as PostgreSQL's send functions write them)
+//! into a column of the stored Arrow type, as PostgreSQL's input functions
+//! read them, with their errors.
+//!
+//! A value is parsed straight into its column's builder: no text column is
+//! kept and cast afterwards (Arrow's casts read `t`, `1e3` or `\x01`
+//! differently from PostgreSQL).
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+use datafusion::arrow::array::timezone::Tz;
+use datafusion::arrow::array::{
+    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
+    Decimal256Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::datatypes::i256;
+
+use crate::catalog::SqlType;
+use crate::error::{Error, InputError, Result};
+
+/// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's).
+const PG_EPOCH_DAYS: i32 = 10_957;
+/// Microseconds from 1970-01-01 to 2000-01-01.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// One column being read: its type and the values read so far.
+pub struct ColumnInput {
+    sql_type: SqlType,
+    builder: Builder,
+}
+
+enum Builder {
+    SmallInt(Int16Builder),
+    Integer(Int32Builder),
+    BigInt(Int64Builder),
+    Real(Float32Builder),
+    Double(Float64Builder),
+    Numeric128(Decimal128Builder, u8, i8),
+    Numeric256(Decimal256Builder, u8, i8),
+    Boolean(BooleanBuilder),
+    Text(StringBuilder),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder, Option<Tz>),
+    Bytea(BinaryBuilder),
+}
+
+impl ColumnInput {
+    /// A column of `sql_type`; `zone` is the session time zone, in which a
+    /// `timestamptz` written without an offset is read.
+    pub fn new(sql_type: &SqlType, zone: Tz) -> Result<Self> {
+        let builder = match sql_type {
+            SqlType::SmallInt => Builder::SmallInt(Int16Builder::new()),
+            SqlType::Integer => Builder::Integer(Int32Builder::new()),
+            SqlType::BigInt => Builder::BigInt(Int64Builder::new()),
+            SqlType::Real => Builder::Real(Float32Builder::new()),
+            SqlType::Double => Builder::Double(Float64Builder::new()),
+            SqlType::Numeric { .. } => match sql_type.to_arrow() {
+                datafusion::arrow::datatypes::DataType::Decimal128(p, s) => {
+                    let b = Decimal128Builder::new().with_precision_and_scale(p, s)?;
+                    Builder::Numeric128(b, p, s)
+                }
+                datafusion::arrow::datatypes::DataType::Decimal256(p, s) => {
+                    let b = Decimal256Builder::new().with_precision_and_scale(p, s)?;
+                    Builder::Numeric256(b, p, s)
+                }
+                other => return Err(Error::Internal(format!("numeric stored as {other}"))),
+            },
+            SqlType::Boolean => Builder::Boolean(BooleanBuilder::new()),
+            SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_) => {
+                Builder::Text(StringBuilder::new())
+            }
+            SqlType::Date => Builder::Date(Date32Builder::new()),
+            SqlType::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::new(), None),
+            SqlType::TimestampTz => {
+                let b = TimestampMicrosecondBuilder::new().with_data_type(sql_type.to_arrow());
+                Builder::Timestamp(b, Some(zone))
+            }
+            SqlType::Bytea => Builder::Bytea(BinaryBuilder::new()),
+        };
+        Ok(Self {
+            sql_type: sql_type.clone(),
+            builder,
+        })
+    }
+
+    /// Reads one value written as text (None: NULL).
+    pub fn push_text(&mut self, text: Option<&str>) -> Result<()> {
+        let Some(text) = text else {
+            self.push_null();
+            return Ok(());
+        };
+        let name = self.sql_type.pg_name();
+        match &mut self.builder {
+            Builder::SmallInt(b) => b.append_value(integer(text, &name)?),
+            Builder::Integer(b) => b.append_value(integer(text, &name)?),
+            Builder::BigInt(b) => b.append_value(integer(text, &name)?),
+            Builder::Real(b) => {
+                let value = float(text, &name)?;
+                if value.is_finite() && value.abs() > f32::MAX as f64 {
+                    return Err(out_of_range(text, &name));
+                }
+                b.append_value(value as f32)
+            }
+            Builder::Double(b) => b.append_value(float(text, &name)?),
+            Builder::Numeric128(b, p, s) => b.append_value(numeric(text, *p, *s)?.as_i128()),
+            Builder::Numeric256(b, p, s) => b.append_value(numeric(text, *p, *s)?),
+            Builder::Boolean(b) => b.append_value(boolean(text)?),
+            Builder::Text(b) => b.append_value(text),
+            Builder::Date(b) => b.append_value(date(text)?),
+            Builder::Timestamp(b, zone) => b.append_value(timestamp(text, zone.as_ref())?),
+            Builder::Bytea(b) => b.append_value(bytea(text)?),
+        }
+        Ok(())
+    }
+
+    /// Reads one value in PostgreSQL's binary format (None: NULL).
+    pub fn push_binary(&mut self, bytes: Option<&[u8]>) -> Result<()> {
+        let Some(bytes) = bytes else {
+            self.push_null();
+            return Ok(());
+        };
+        let name = self.sql_type.pg_name();
+        match &mut self.builder {
+            Builder::SmallInt(b) => b.append_value(i16::from_be_bytes(fixed(bytes, &name)?)),
+            Builder::Integer(b) => b.append_value(i32::from_be_bytes(fixed(bytes, &name)?)),
+            Builder::BigInt(b) => b.append_value(i64::from_be_bytes(fixed(bytes, &name)?)),
+            Builder::Real(b) => b.append_value(f32::from_be_bytes(fixed(bytes, &name)?)),
+            Builder::Double(b) => b.append_value(f64::from_be_bytes(fixed(bytes, &name)?)),
+            Builder::Numeric128(b, p, s) => {
+                b.append_value(numeric(&numeric_text(bytes)?, *p, *s)?.as_i128())
+            }
+            Builder::Numeric256(b, p, s) => b.append_value(numeric(&numeric_text(bytes)?, *p, *s)?),
+            Builder::Boolean(b) => b.append_value(u8::from_be_bytes(fixed(bytes, &name)?) != 0),
+            Builder::Text(b) => b.append_value(utf8(bytes)?),
+            Builder::Date(b) => {
+                let days = i32::from_be_bytes(fixed(bytes, &name)?);
+                b.append_value(
+                    days.checked_add(PG_EPOCH_DAYS)
+                        .ok_or_else(|| Error::input(InputError::OutOfRange, "date out of range"))?,
+                )
+            }
+            Builder::Timestamp(b, _) => {
+                let micros = i64::from_be_bytes(fixed(bytes, &name)?);
+                b.append_value(micros.checked_add(PG_EPOCH_MICROS).ok_or_else(|| {
+                    Error::input(InputError::OutOfRange, "timestamp out of range")
+                })?)
+            }
+            Builder::Bytea(b) => b.append_value(bytes),
+        }
+        Ok(())
+    }
+
+    fn push_null(&mut self) {
+        match &mut self.builder {
+            Builder::SmallInt(b) => b.append_null(),
+            Builder::Integer(b) => b.append_null(),
+            Builder::BigInt(b) => b.append_null(),
+            Builder::Real(b) => b.append_null(),
+            Builder::Double(b) => b.append_null(),
+            Builder::Numeric128(b, ..) => b.append_null(),
+            Builder::Numeric256(b, ..) => b.append_null(),
+            Builder::Boolean(b) => b.append_null(),
+            Builder::Text(b) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
+            Builder::Timestamp(b, _) => b.append_null(),
+            Builder::Bytea(b) => b.append_null(),
+        }
+    }
+
+    /// The values read since the last call.
+    pub fn finish(&mut self) -> ArrayRef {
+        let builder: &mut dyn ArrayBuilder = match &mut self.builder {
+            Builder::SmallInt(b) => b,
+            Builder::Integer(b) => b,
+            Builder::BigInt(b) => b,
+            Builder::Real(b) => b,
+            Builder::Double(b) => b,
+            Builder::Numeric128(b, ..) => b,
+            Builder::Numeric256(b, ..) => b,
+            Builder::Boolean(b) => b,
+            Builder::Text(b) => b,
+            Builder::Date(b) => b,
+            Builder::Timestamp(b, _) => b,
+            Builder::Bytea(b) => b,
+        };
+        builder.finish()
+    }
+}
+
+fn invalid(kind: InputError, type_name: &str, text: &str) -> Error {
+    Error::input(
+        kind,
+        format!("invalid input syntax for type {type_name}: \"{text}\""),
+    )
+}
+
+fn out_of_range(text: &str, type_name: &str) -> Error {
+    Error::input(
+        InputError::OutOfRange,
+        format!("value \"{text}\" is out of range for type {type_name}"),
+    )
+}
+
+/// An integer as `int2in` / `int4in` / `int8in` read it: surrounding
+/// whitespace allowed, an optional sign, decimal digits.
+fn integer<T: TryFrom<i64>>(text: &str, type_name: &str) -> Result<T> {
+    let trimmed = text.trim();
+    let digits = trimmed.trim_start_matches(['+', '-']);
+    if digits.is_empty()
+        || trimmed.len() - digits.len() > 1
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(invalid(InputError::InvalidText, type_name, text));
+    }
+    trimmed
+        .parse::<i64>()
+        .ok()
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| out_of_range(text, type_name))
+}
+
+/// A float as `float8in` reads it: decimal or exponent notation,
+/// `Infinity`, `-Infinity`, `NaN` (any case, also `inf`); a finite value
+/// too large is 22003, not infinity.
+fn float(text: &str, type_name: &str) -> Result<f64> {
+    let trimmed = text.trim();
+    let value: f64 = trimmed
+        .parse()
+        .map_err(|_| invalid(InputError::InvalidText, type_name, text))?;
+    let spelled_infinite = trimmed
+        .trim_start_matches(['+', '-'])
+        .to_ascii_lowercase()
+        .starts_with("inf");
+    if value.is_infinite() && !spelled_infinite {
+        return Err(Error::input(
+            InputError::OutOfRange,
+            format!("\"{text}\" is out of range for type {type_name}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A numeric as `numeric_in` reads it, rounded half away from zero to
+/// `scale` digits after the point: digits with an optional point, an
+/// optional sign and exponent (`-1.5e3`). More than `precision` digits in
+/// all is 22003.
+pub fn numeric(text: &str, precision: u8, scale: i8) -> Result<i256> {
+    let bad = || invalid(InputError::InvalidText, "numeric", text);
+    let overflow = || {
+        Error::input(
+            InputError::OutOfRange,
+            format!(
+                "numeric field overflow: a field with precision {precision}, scale {scale} cannot hold \"{text}\""
+            ),
+        )
+    };
+    let trimmed = text.trim();
+    let (negative, body) = match trimmed.as_bytes().first() {
+        Some(b'-') => (true, &trimmed[1..]),
+        Some(b'+') => (false, &trimmed[1..]),
+        _ => (false, trimmed),
+    };
+    if body.eq_ignore_ascii_case("nan") || body.to_ascii_lowercase().starts_with("inf") {
+        return Err(Error::unsupported(format!(
+            "numeric value \"{text}\": NaN and infinity are not stored in numeric columns"
+        )));
+    }
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(at) => {
+            let exponent: i64 = body[at + 1..].parse().map_err(|_| bad())?;
+            (&body[..at], exponent)
+        }
+        None => (body, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.len() + fraction.len() == 0
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    // The value is digits × 10^(shift - scale).
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    let shift = exponent
+        .saturating_sub(fraction.len() as i64)
+        .saturating_add(scale as i64);
+    let (kept, round_up) = if shift >= 0 {
+        if digits.len() as i64 + shift > precision as i64 && !digits.is_empty() {
+            return Err(overflow());
+        }
+        let zeros = "0".repeat(shift.min(precision as i64) as usize);
+        (format!("{digits}{zeros}"), false)
+    } else {
+        let drop = (-shift).min(digits.len() as i64 + 1) as usize;
+        if drop > digits.len() {
+            (String::new(), false)
+        } else {
+            let (kept, dropped) = digits.split_at(digits.len() - drop);
+            (kept.to_string(), dropped.as_bytes()[0] >= b'5')
+        }
+    };
+    if kept.len() > precision as usize {
+        return Err(overflow());
+    }
+    let ten = i256::from_i128(10);
+    let mut value = kept.bytes().fold(i256::ZERO, |acc, d| {
+        acc.wrapping_mul(ten)
+            .wrapping_add(i256::from_i128((d - b'0') as i128))
+    });
+    if round_up {
+        value = value.wrapping_add(i256::ONE);
+    }
+    if value >= ten.wrapping_pow(precision as u32) {
+        return Err(overflow());
+    }
+    Ok(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
+}
+
+/// The decimal text of a numeric in PostgreSQL's binary format: counts of
+/// base-10000 digits, the weight of the first, a sign, the display scale,
+/// then the digits.
+fn numeric_text(bytes: &[u8]) -> Result<String> {
+    let bad = || {
+        Error::input(
+            InputError::InvalidBinaryRepresentation,
+            "invalid binary data for type numeric",
+        )
+    };
+    let word = |i: usize| -> Result<i16> {
+        let at = bytes.get(i * 2..i * 2 + 2).ok_or_else(bad)?;
+        Ok(i16::from_be_bytes([at[0], at[1]]))
+    };
+    let (ndigits, weight, sign) = (word(0)?, word(1)?, word(2)? as u16);
+    if ndigits < 0 || bytes.len() != 8 + 2 * ndigits as usize {
+        return Err(bad());
+    }
+    let negative = match sign {
+        0x0000 => false,
+        0x4000 => true,
+        _ => {
+            return Err(Error::unsupported(
+                "numeric NaN and infinity are not stored in numeric columns",
+            ))
+        }
+    };
+    let mut text = String::from(if negative { "-" } else { "" });
+    let mut exponent = 4 * (weight as i64 + 1 - ndigits as i64);
+    for i in 0..ndigits as usize {
+        let digit = word(4 + i)?;
+        if !(0..10_000).contains(&digit) {
+            return Err(bad());
+        }
+        text.push_str(&format!("{digit:04}"));
+    }
+    if ndigits == 0 {
+        text.push('0');
+        exponent = 0;
+    }
+    Ok(format!("{text}e{exponent}"))
+}
+
+/// A boolean as `boolin` reads it: `t`, `true`, `yes`, `on`, `1` and their
+/// opposites, any case, or an unambiguous prefix of the words.
+fn boolean(text: &str) -> Result<bool> {
+    let word = text.trim().to_ascii_lowercase();
+    let prefix_of = |full: &str| !word.is_empty() && full.starts_with(&word);
+    if prefix_of("true") || prefix_of("yes") || word == "on" || word == "1" {
+        Ok(true)
+    } else if prefix_of("false")
+        || prefix_of("no")
+        || (word.len() >= 2 && prefix_of("off"))
+        || word == "0"
+    {
+        Ok(false)
+    } else {
+        Err(invalid(InputError::InvalidText, "boolean", text))
+    }
+}
+
+/// A date in ISO form (`2024-02-29`), as days since 1970-01-01.
+fn date(text: &str) -> Result<i32> {
+    let day = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| invalid(InputError::InvalidDatetimeFormat, "date", text))?;
+    Ok((day - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32)
+}
+
+/// A timestamp in ISO form (`2024-02-29 13:45:00.5`, `T` between date and
+/// time, the time optional), as microseconds since 1970 (UTC for a
+/// `timestamptz`: an offset such as `+02`, `-05:30` or `Z` after the time
+/// gives its zone, else `zone`). Fractions past microseconds are rounded.
+fn timestamp(text: &str, zone: Option<&Tz>) -> Result<i64> {
+    let kind = if zone.is_some() {
+        "timestamp with time zone"
+    } else {
+        "timestamp without time zone"
+    };
+    let bad = || invalid(InputError::InvalidDatetimeFormat, kind, text);
+    let trimmed = text.trim();
+    let (local, offset) = match zone {
+        Some(_) => split_offset(trimmed).ok_or_else(bad)?,
+        None => (trimmed, None),
+    };
+    let local = local.replacen('T', " ", 1);
+    let (day, time) = local.split_once(' ').unwrap_or((&local, "00:00:00"));
+    let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;
+    let time = ["%H:%M:%S%.f", "%H:%M"]
+        .iter()
+        .find_map(|format| NaiveTime::parse_from_str(time.trim(), format).ok())
+        .ok_or_else(bad)?;
+    let at = NaiveDateTime::new(day, time);
+    let micros = |at: NaiveDateTime| {
+        let utc = at.and_utc();
+        let nanos = utc.timestamp_subsec_nanos() as i64;
+        utc.timestamp() * 1_000_000 + (nanos + 500) / 1_000
+    };
+    Ok(match (zone, offset) {
+        (None, _) => micros(at),
+        (Some(_), Some(seconds)) => micros(at) - seconds * 1_000_000,
+        (Some(zone), None) => {
+            let local: DateTime<Tz> = zone.from_local_datetime(&at).earliest().ok_or_else(bad)?;
+            micros(local.naive_utc())
+        }
+    })
+}
+
+/// Splits a trailing UTC offset (`+02`, `+0530`, `-05:30`, `Z`) off a
+/// timestamp's text: the rest and the offset in seconds east of UTC.
+/// None when what follows the time is not an offset.
+fn split_offset(text: &str) -> Option<(&str, Option<i64>)> {
+    if let Some(rest) = text.strip_suffix(['Z', 'z']) {
+        return Some((rest, Some(0)));
+    }
+    // The sign of an offset comes after the time's colon, never in the date.
+    let Some(time_at) = text.find(':') else {
+        return Some((text, None));
+    };
+    let Some(sign_at) = text[time_at..].find(['+', '-']).map(|i| i + time_at) else {
+        return Some((text, None));
+    };
+    let digits: String = text[sign_at + 1..].chars().filter(|c| *c != ':').collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) || !matches!(digits.len(), 1 | 2 | 4) {
+        return None;
+    }
+    let (hours, minutes) = digits.split_at(digits.len().min(2));
+    let seconds = hours.parse::<i64>().ok()? * 3600 + minutes.parse::<i64>().unwrap_or(0) * 60;
+    let sign = if text.as_bytes()[sign_at] == b'-' {
+        -1
+    } else {
+        1
+    };
+    Some((text[..sign_at].trim_end(), Some(sign * seconds)))
+}
+
+/// A bytea as `byteain` reads it: `\x` and hex digit pairs (whitespace
+/// between pairs allowed), or the escape format (`\\`, `\ooo` octal, other
+/// bytes as they are).
+fn bytea(text: &str) -> Result<Vec<u8>> {
+    let bad = || invalid(InputError::InvalidText, "bytea", text);
+    if let Some(hex) = text.strip_prefix("\\x") {
+        let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if digits.len() % 2 != 0 {
+            return Err(Error::input(
+                InputError::InvalidParameterValue,
+                "invalid hexadecimal data: odd number of digits",
+            ));
+        }
+        return digits
+            .chunks(2)
+            .map(|pair| {
+                std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|p| u8::from_str_radix(p, 16).ok())
+                    .ok_or_else(|| {
+                        Error::input(
+                            InputError::InvalidParameterValue,
+                            format!(
+                                "invalid hexadecimal digit: \"{}\"",
+                                String::from_utf8_lossy(pair)
+                            ),
+                        )
+                    })
+            })
+            .collect();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+        } else if bytes.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            let octal = bytes.get(i + 1..i + 4).ok_or_else(bad)?;
+            if !octal.iter().all(|b| (b'0'..=b'7').contains(b)) || octal[0] > b'3' {
+                return Err(bad());
+            }
+            out.push(octal.iter().fold(0, |acc, d| acc * 8 + (d - b'0')));
+            i += 4;
+        }
+    }
+    Ok(out)
+}
+
+/// The bytes of a binary value of a fixed-width type.
+fn fixed<const N: usize>(bytes: &[u8], type_name: &str) -> Result<[u8; N]> {
+    bytes.try_into().map_err(|_| {
+        Error::input(
+            InputError::InvalidBinaryRepresentation,
+            format!(
+                "incorrect binary data format: {} bytes for type {type_name}, which takes {N}",
+                bytes.len()
+            ),
+        )
+    })
+}
+
+/// Text in the only server encoding, UTF-8.
+pub fn utf8(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let bad: Vec<String> = bytes[at..]
+            .iter()
+            .take(e.error_len().unwrap_or(1))
+            .map(|b| format!("0x{b:02x}"))
+            .collect();
+        Error::input(
+            InputError::InvalidEncoding,
+            format!(
+                "invalid byte sequence for encoding \"UTF8\": {}",
+                bad.join(" ")
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(text: &str, p: u8, s: i8) -> String {
+        match numeric(text, p, s) {
+            Ok(v) => v.to_string(),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    #[test]
+    fn numerics_round_half_away_from_zero_and_read_exponents() {
+        assert_eq!(num("2.675", 10, 2), "268");
+        assert_eq!(num("-2.675", 10, 2), "-268");
+        assert_eq!(num("1e3", 10, 2), "100000");
+        assert_eq!(num(" 0.004 ", 10, 2), "0");
+        assert_eq!(num("0.005", 10, 2), "1");
+        assert_eq!(num(".5", 10, 0), "1");
+        assert_eq!(num("5.", 10, 0), "5");
+        assert_eq!(num("1.5E-1", 10, 2), "15");
+        assert_eq!(num("00012", 3, 0), "12");
+        assert!(num("999.995", 5, 2).starts_with("error: numeric field overflow"));
+        assert!(num("1e40", 38, 0).starts_with("error: numeric field overflow"));
+        assert!(num("1e-400", 10, 2) == "0");
+        for bad in ["", "-", "1.2.3", "abc", "1e", "e5", "--1"] {
+            assert!(num(bad, 10, 2).contains("invalid input syntax"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn binary_numerics_become_their_text() {
+        // 12345.678: digits 1, 2345, 6780; weight 1; dscale 3.
+        let mut bytes = Vec::new();
+        for word in [3i16, 1, 0, 3, 1, 2345, 6780] {
+            bytes.extend_from_slice(&word.to_be_bytes());
+        }
+        let text = numeric_text(&bytes).unwrap();
+        assert_eq!(numeric(&text, 10, 3).unwrap().to_string(), "12345678");
+    }
+
+    #[test]
+    fn booleans_read_as_boolin_reads_them() {
+        for yes in ["t", "TRUE", " yes ", "on", "1", "tr", "y"] {
+            assert!(boolean(yes).unwrap(), "{yes}");
+        }
+        for no in ["f", "false", "no", "off", "0", "of", "n"] {
+            assert!(!boolean(no).unwrap(), "{no}");
+        }
+        for bad in ["o", "", "2", "truth"] {
+            assert!(boolean(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_with_offsets_and_zones() {
+        let utc: Tz = "UTC".parse().unwrap();
+        let t = |s: &str| timestamp(s, Some(&utc)).map_err(|e| e.to_string());
+        assert_eq!(t("2000-01-01 00:00:00+00"), Ok(PG_EPOCH_MICROS));
+        assert_eq!(t("2000-01-01T02:00:00+02"), Ok(PG_EPOCH_MICROS));
+        assert_eq!(t("2000-01-01 05:30:00+05:30"), Ok(PG_EPOCH_MICROS));
+        assert_eq!(t("1999-12-31 19:00:00-0500"), Ok(PG_EPOCH_MICROS));
+        assert_eq!(t("2000-01-01 00:00:00.0000004Z"), Ok(PG_EPOCH_MICROS));
+        assert_eq!(t("2000-01-01"), Ok(PG_EPOCH_MICROS));
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        assert_eq!(
+            timestamp("2000-01-01 01:00", Some(&berlin)).unwrap(),
+            PG_EPOCH_MICROS
+        );
+        assert!(t("2000-13-01 00:00:00").is_err());
+        assert_eq!(
+            timestamp("2000-01-01 00:00:01.5", None).unwrap(),
+            PG_EPOCH_MICROS + 1_500_000
+        );
+    }
+
+    #[test]
+    fn bytea_in_hex_and_escape_forms() {
+        assert_eq!(bytea("\\x01ff 0a").unwrap(), vec![1, 255, 10]);
+        assert_eq!(bytea("a\\\\b\\001").unwrap(), b"a\\b\x01".to_vec());
+        assert!(bytea("\\x0").is_err());
+        assert!(bytea("\\9").is_err());
+    }
+
+    #[test]
+    fn integers_and_floats() {
+        assert_eq!(integer::<i32>(" -12 ", "integer").unwrap(), -12);
+        assert!(integer::<i16>("40000", "smallint")
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
+        assert!(integer::<i32>("1.5", "integer").is_err());
+        assert!(integer::<i32>("+-1", "integer").is_err());
+        assert_eq!(
+            float("-Infinity", "double precision").unwrap(),
+            f64::NEG_INFINITY
+        );
+        assert!(float("1e400", "double precision").is_err());
+        assert!(float("NaN", "double precision").unwrap().is_nan());
+    }
+}
