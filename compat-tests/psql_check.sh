@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# psql meta-command check: psql's \l, \dt, \d TABLE and \dn run catalog queries
+# psql check: psql's \l, \dt, \d TABLE and \dn run catalog queries
 # (pg_catalog, format_type, regclass casts, ...). Creates a table, runs them, and checks
 # that psql exits 0, prints no ERROR line, names the table, its columns and their declared
-# types, and lists nothing but the public schema (no internal ones).
+# types, and lists nothing but the public schema (no internal ones). Then \copy loads a CSV
+# file and writes one back, as PostgreSQL writes it.
 #
 # Usage: compat-tests/psql_check.sh [HOST] [PORT]   (default 127.0.0.1 5432)
 # Prints `PASS psql ...` or `FAIL psql: ...`; exit status 0 on PASS.
@@ -75,4 +76,18 @@ for pattern in "${expect[@]}"; do
         fail "output does not match /$pattern/"
     fi
 done
-echo "PASS psql: \\l, \\dt, \\d $table, \\dn"
+
+# \copy: a CSV file in (a header, quotes, an empty value read as NULL) and out again.
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+printf 'id,name,note\n1,"Smith, Ann",\n2,Bo,"said ""hi"""\n' >"$dir/in.csv"
+copied=$("${psql_cmd[@]}" -q 2>&1 <<SQL
+CREATE TABLE $table (id integer PRIMARY KEY, name varchar(20) NOT NULL, note text);
+\copy $table from '$dir/in.csv' with (format csv, header)
+\copy (SELECT id, name, note, note IS NULL FROM $table ORDER BY id) to '$dir/out.csv' with (format csv)
+DROP TABLE $table;
+SQL
+) || fail "\\copy: $copied"
+expected=$'1,"Smith, Ann",,t\n2,Bo,"said ""hi""",f'
+[[ "$(cat "$dir/out.csv")" == "$expected" ]] || fail "\\copy round trip wrote: $(cat "$dir/out.csv")"
+echo "PASS psql: \\l, \\dt, \\d $table, \\dn, \\copy in and out"

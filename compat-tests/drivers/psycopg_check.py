@@ -4,8 +4,9 @@
 Creates a table with a column of every supported type, inserts rows through bound
 parameters, reads every value back (text and binary result formats) and compares it
 with what was written, NULLs included. Then checks that a rolled-back transaction
-leaves nothing, a committed one persists, a duplicate key raises SQLSTATE 23505, and
-RETURNING gives back the rows written (in a pipeline, as executemany sends it).
+leaves nothing, a committed one persists, a duplicate key raises SQLSTATE 23505,
+RETURNING gives back the rows written (in a pipeline, as executemany sends it), and
+COPY carries every type out and in, text and binary, failing whole on a bad line.
 
 Usage: psycopg_check.py [--host 127.0.0.1] [--port 5432]
 Prints one line `PASS psycopg ...` or `FAIL psycopg: ...`; exit status 0 on PASS.
@@ -139,6 +140,7 @@ def run(args):
             check(e.sqlstate == "23505", f"duplicate key gave SQLSTATE {e.sqlstate}")
         check(count(conn, "true") == len(ROWS) + 1, "row count wrong after duplicate key error")
 
+        check_copy(conn, names)
         conn.execute(f"DROP TABLE {TABLE}")
 
         # SET of a reported variable sends ParameterStatus; timestamptz
@@ -195,6 +197,59 @@ def run(args):
         conn.execute("DROP TABLE compat_returning")
 
 
+# The type names psycopg's COPY adapters know the columns by.
+COPY_TYPES = ["int2", "int4", "int8", "float4", "float8", "numeric", "bool", "text", "varchar",
+              "bpchar", "date", "timestamp", "timestamptz", "bytea"]
+
+
+def check_copy(conn, names):
+    """COPY as psycopg's cursor.copy() runs it: every type out and back in, text and
+    binary; a bad line fails the whole load (22P02); an exception in the block sends
+    CopyFail; either way nothing of the load stays."""
+    conn.execute("DROP TABLE IF EXISTS compat_copy")
+    cols = ", ".join(f"{name} {ty}" for name, ty in COLUMNS)
+    conn.execute(f"CREATE TABLE compat_copy (id integer PRIMARY KEY, {cols})")
+    written = [(row_id, *values) for row_id, values in ROWS]
+    for fmt in ("TEXT", "BINARY"):
+        with conn.cursor() as cur:
+            copied = []
+            with cur.copy(f"COPY (SELECT id, {names} FROM {TABLE} WHERE id <= {len(ROWS)} "
+                          f"ORDER BY id) TO STDOUT (FORMAT {fmt})") as copy:
+                copy.set_types(["int4"] + COPY_TYPES)
+                copied = list(copy.rows())
+            check(copied == written, f"COPY TO ({fmt}) gave {copied!r}")
+            conn.execute("DELETE FROM compat_copy")
+            with cur.copy(f"COPY compat_copy (id, {names}) FROM STDIN (FORMAT {fmt})") as copy:
+                if fmt == "BINARY":
+                    # (psycopg has no binary dumper for bpchar; its bytes are text's.)
+                    copy.set_types(["int4"] + [t if t != "bpchar" else "text" for t in COPY_TYPES])
+                for row in written:
+                    copy.write_row(row)
+            check(cur.rowcount == len(ROWS), f"COPY FROM ({fmt}) reported {cur.rowcount} rows")
+            cur.execute(f"SELECT id, {names} FROM compat_copy ORDER BY id")
+            back = cur.fetchall()
+            check(back == written, f"COPY FROM ({fmt}) then SELECT gave {back!r}")
+
+    conn.execute("DELETE FROM compat_copy")
+    with conn.cursor() as cur:
+        try:
+            with cur.copy("COPY compat_copy (id, c_integer) FROM STDIN (FORMAT csv)") as copy:
+                copy.write("1,10\n2,20\n3,thirty\n")
+            raise CheckFailed("COPY of a malformed line succeeded")
+        except errors.InvalidTextRepresentation as e:
+            check("line 3" in str(e), f"COPY error does not name line 3: {e}")
+        # psycopg sends CopyFail and raises the application's own exception.
+        try:
+            with cur.copy("COPY compat_copy (id) FROM STDIN") as copy:
+                copy.write_row((1,))
+                raise ValueError("the application gives up")
+        except ValueError:
+            pass
+        cur.execute("SELECT count(*) FROM compat_copy")
+        check(cur.fetchone()[0] == 0, "a failed COPY left rows behind")
+    conn.execute("DROP TABLE compat_copy")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -209,7 +264,8 @@ def main():
         print(f"FAIL psycopg: {type(e).__name__} (SQLSTATE {e.sqlstate}): {e}")
         return 1
     print(f"PASS psycopg {psycopg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows "
-          "(text+binary), rollback/commit, 23505, TimeZone, bare parameters, RETURNING")
+          "(text+binary), rollback/commit, 23505, TimeZone, bare parameters, RETURNING, "
+          "COPY (text+binary, errors, CopyFail)")
     return 0
 
 

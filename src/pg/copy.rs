@@ -79,18 +79,22 @@ where
         layout,
         force_quote,
         line: Vec::new(),
+        prefix: Vec::new(),
     };
     if binary {
-        let mut header = BINARY_SIGNATURE.to_vec();
-        header.extend_from_slice(&[0; 8]);
-        feed(client, header.into()).await?;
+        // The header goes out with the first tuple (or the trailer), as
+        // PostgreSQL sends it: psycopg reads it so.
+        lines.prefix.extend_from_slice(BINARY_SIGNATURE);
+        lines.prefix.extend_from_slice(&[0; 8]);
     } else if lines.layout.header {
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        feed(client, lines.header(&names)).await?;
+        let header = lines.header(&names);
+        feed(client, header).await?;
     }
     let rows = send_rows(client, schema, stream, &mut lines, zone).await?;
     if binary {
-        feed(client, Bytes::from_static(&[0xff, 0xff])).await?;
+        let trailer = lines.tuple_bytes(&[0xff, 0xff]);
+        feed(client, trailer).await?;
     }
     client
         .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
@@ -124,7 +128,7 @@ where
             .map_err(|e| to_pgwire(&e))?;
         for row in encode_recordbatch(fields.clone(), batch) {
             let data = match lines.layout.format {
-                Format::Binary => tuple(row?),
+                Format::Binary => lines.tuple(row?),
                 Format::Text | Format::Csv => lines.row(row?),
             };
             feed(client, data).await?;
@@ -146,24 +150,36 @@ where
     Ok(())
 }
 
-/// A binary COPY tuple: the DataRow's field count and fields.
-fn tuple(row: DataRow) -> Bytes {
-    let mut data = BytesMut::with_capacity(2 + row.data.len());
-    data.put_i16(row.field_count);
-    data.extend_from_slice(&row.data);
-    data.freeze()
-}
-
-/// Writes text or CSV lines.
+/// Writes the rows of a COPY TO in its format.
 struct Lines {
     layout: Layout,
     force_quote: Vec<bool>,
     line: Vec<u8>,
+    /// What goes out before the next binary tuple: the file header.
+    prefix: Vec<u8>,
 }
 
 impl Lines {
+    /// A binary COPY tuple: the DataRow's field count and fields.
+    fn tuple(&mut self, row: DataRow) -> Bytes {
+        let mut data = BytesMut::with_capacity(2 + row.data.len());
+        data.put_i16(row.field_count);
+        data.extend_from_slice(&row.data);
+        self.tuple_bytes(&data)
+    }
+
+    fn tuple_bytes(&mut self, tuple: &[u8]) -> Bytes {
+        let mut data = std::mem::take(&mut self.prefix);
+        data.extend_from_slice(tuple);
+        data.into()
+    }
+
+    /// The HEADER line: the column names (FORCE_QUOTE is for values).
     fn header(&mut self, names: &[&str]) -> Bytes {
-        self.line(names.iter().map(|n| Some(n.as_bytes())))
+        let force_quote = std::mem::take(&mut self.force_quote);
+        let line = self.line(names.iter().map(|n| Some(n.as_bytes())));
+        self.force_quote = force_quote;
+        line
     }
 
     /// The line of a DataRow whose fields are in text format.
@@ -267,6 +283,7 @@ mod tests {
             },
             force_quote: vec![],
             line: Vec::new(),
+            prefix: Vec::new(),
         };
         assert_eq!(&lines.row(row)[..], b"a\\tb\t\\N\n");
     }

@@ -15,6 +15,7 @@ mod harness;
 mod bad_input;
 mod big_txn;
 mod cluster;
+mod copy;
 mod durability;
 mod gc;
 mod replication;

@@ -132,7 +132,8 @@ impl CopyOptions {
         if (to && !(force_not_null.is_empty() && force_null.is_empty()))
             || (!to && !force_quote.is_empty())
         {
-            return Err(Error::unsupported(
+            return Err(Error::input(
+                InputError::Unsupported,
                 "COPY FORCE_QUOTE only with COPY TO, FORCE_NOT_NULL and FORCE_NULL only with COPY FROM",
             ));
         }
@@ -140,9 +141,10 @@ impl CopyOptions {
             match c {
                 None => Ok(default),
                 Some(c) if c.is_ascii() => Ok(c as u8),
-                Some(_) => Err(Error::unsupported(format!(
-                    "COPY {what} must be a single one-byte character"
-                ))),
+                Some(_) => Err(Error::input(
+                    InputError::Unsupported,
+                    format!("COPY {what} must be a single one-byte character"),
+                )),
             }
         };
         let delimiter = one_byte(delimiter, if csv { b',' } else { b'\t' }, "delimiter")?;

@@ -1,0 +1,311 @@
+//! COPY as clients use it: tokio-postgres's `copy_in` / `copy_out` (the
+//! extended protocol), raw protocol messages for what drivers do not send
+//! on purpose (CopyFail, a client that vanishes mid-load, data after an
+//! error), every format, and loads larger than a transaction's buffer.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+use crate::bad_input::{message, query, raw_session, read_message};
+use crate::harness::{all_types_table, query_i64, rows, sqlstate, text_rows, TestServer};
+
+async fn copy_in(client: &Client, sql: &str, data: &[u8]) -> Result<u64, tokio_postgres::Error> {
+    let sink = client.copy_in(sql).await?;
+    futures::pin_mut!(sink);
+    // In pieces that split lines and values, as a client's buffer does.
+    for piece in data.chunks(7) {
+        sink.send(Bytes::copy_from_slice(piece)).await?;
+    }
+    sink.finish().await
+}
+
+/// Backend messages up to ReadyForQuery, errors included.
+fn read_reply(stream: &mut std::net::TcpStream) -> Vec<(u8, Vec<u8>)> {
+    let mut messages = Vec::new();
+    while let Ok((kind, body)) = read_message(stream) {
+        messages.push((kind, body));
+        if kind == b'Z' {
+            break;
+        }
+    }
+    messages
+}
+
+async fn copy_out(client: &Client, sql: &str) -> Vec<u8> {
+    let stream = client.copy_out(sql).await.unwrap();
+    futures::pin_mut!(stream);
+    let mut data = Vec::new();
+    while let Some(piece) = stream.next().await {
+        data.extend_from_slice(&piece.unwrap());
+    }
+    data
+}
+
+/// Values at the edges of each type's range, and the characters each
+/// format must escape or quote.
+const EDGE_ROWS: &str = "INSERT INTO src VALUES
+    (1, -32768, -2147483648, -9223372036854775808, '-3.4e38', '-1.7976931348623157e308',
+     -9999999999.99, false, 'tab\there, \"quoted\", back\\slash', 'comma,semi', 'ab',
+     '0001-01-01', '1970-01-01 00:00:00.000001', '2000-02-29 12:30:45.5+00', '\\x00ff'),
+    (2, 32767, 2147483647, 9223372036854775807, '3.4e38', '1.7976931348623157e308',
+     9999999999.99, true, E'line\\nbreak\\r\\n', '\\N', '', '9999-12-31',
+     '2262-04-11 23:47:16', '1677-09-21 00:12:44+00', ''),
+    (3, 0, 0, 0, 'NaN', '-Infinity', 0, NULL, '', NULL, NULL, NULL, NULL, NULL, NULL),
+    (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_round_trips_through_every_format() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client.batch_execute(&all_types_table("src")).await.unwrap();
+    client.batch_execute(EDGE_ROWS).await.unwrap();
+    let all = "SELECT * FROM src ORDER BY id";
+    let expected = text_rows(&client, all).await;
+    for (n, format) in ["text", "csv", "binary"].iter().enumerate() {
+        let copied = copy_out(&client, &format!("COPY src TO STDOUT (FORMAT {format})")).await;
+        let table = format!("dst{n}");
+        client
+            .batch_execute(&all_types_table(&table))
+            .await
+            .unwrap();
+        let sql = format!("COPY {table} FROM STDIN (FORMAT {format})");
+        assert_eq!(
+            copy_in(&client, &sql, &copied).await.unwrap(),
+            4,
+            "{format}"
+        );
+        let read_back = text_rows(&client, &format!("SELECT * FROM {table} ORDER BY id")).await;
+        assert_eq!(read_back, expected, "{format}");
+    }
+    // The text format as PostgreSQL writes it (checked against PostgreSQL 15).
+    let text = copy_out(
+        &client,
+        "COPY (SELECT id, c_text, c_varchar, c_tstz, c_bytea FROM src WHERE id < 4 ORDER BY id) TO STDOUT",
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8(text).unwrap(),
+        "1\ttab\\there, \"quoted\", back\\\\slash\tcomma,semi\t2000-02-29 12:30:45.5+00\t\\\\x00ff\n\
+         2\tline\\nbreak\\r\\n\t\\\\N\t1677-09-21 00:12:44+00\t\\\\x\n\
+         3\t\t\\N\t\\N\t\\N\n"
+    );
+    let csv = copy_out(
+        &client,
+        "COPY (SELECT id, c_text, c_varchar FROM src ORDER BY id) TO STDOUT \
+         WITH (FORMAT csv, HEADER, FORCE_QUOTE (c_varchar))",
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8(csv).unwrap(),
+        "id,c_text,c_varchar\n\
+         1,\"tab\there, \"\"quoted\"\", back\\slash\",\"comma,semi\"\n\
+         2,\"line\nbreak\r\n\",\"\\N\"\n\
+         3,\"\",\n\
+         4,,\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_options_column_lists_and_defaults() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE people (id integer PRIMARY KEY, name text, city text DEFAULT 'Oslo', born date)",
+        )
+        .await
+        .unwrap();
+    let data = b"born;id;name\n\
+                 1990-05-01;1;'Ann; the first'\n\
+                 NA;2;NA\n\
+                 2001-01-31;3;''\n\
+                 \\.\n\
+                 ignored after the end marker\n";
+    let sql = "COPY people (born, id, name) FROM STDIN \
+               WITH (FORMAT csv, HEADER true, DELIMITER ';', NULL 'NA', QUOTE '''', FORCE_NOT_NULL (name))";
+    assert_eq!(copy_in(&client, sql, data).await.unwrap(), 3);
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT id, name, city, born FROM people ORDER BY id"
+        )
+        .await,
+        rows(&[
+            &[
+                Some("1"),
+                Some("Ann; the first"),
+                Some("Oslo"),
+                Some("1990-05-01")
+            ],
+            &[Some("2"), Some("NA"), Some("Oslo"), None],
+            &[Some("3"), Some(""), Some("Oslo"), Some("2001-01-31")],
+        ])
+    );
+    // psycopg2's copy_from: the pre-9.0 option syntax.
+    let legacy = "COPY people (id, name) FROM STDIN WITH DELIMITER AS '|' NULL AS 'nil'";
+    assert_eq!(copy_in(&client, legacy, b"4|nil\n5|Bo\n").await.unwrap(), 2);
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT id, name IS NULL FROM people WHERE id > 3 ORDER BY id"
+        )
+        .await,
+        rows(&[&[Some("4"), Some("t")], &[Some("5"), Some("f")]])
+    );
+    // What PostgreSQL refuses, it refuses with its codes. (A fresh client
+    // each: tokio-postgres answers a failed copy_in with CopyFail and Sync,
+    // whose ReadyForQuery its next request would take for its own.)
+    for (sql, code) in [
+        (
+            "COPY people FROM STDIN (QUOTE '\"')",
+            SqlState::FEATURE_NOT_SUPPORTED,
+        ),
+        (
+            "COPY people FROM STDIN (FORMAT xml)",
+            SqlState::INVALID_PARAMETER_VALUE,
+        ),
+        ("COPY people (nope) FROM STDIN", SqlState::UNDEFINED_COLUMN),
+        ("COPY nope FROM STDIN", SqlState::UNDEFINED_TABLE),
+        (
+            "COPY people FROM '/etc/passwd'",
+            SqlState::FEATURE_NOT_SUPPORTED,
+        ),
+    ] {
+        let client = server.connect().await;
+        let result = client.copy_in::<_, Bytes>(sql).await.map(|_| ());
+        let found = result.as_ref().err().and_then(|e| e.code());
+        assert_eq!(found, Some(&code), "{sql}: {result:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_line_fails_the_whole_load_and_names_the_line() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE big (id bigint PRIMARY KEY, note text)")
+        .await
+        .unwrap();
+    // More than a transaction's 16 MiB write buffer, so the first rows were
+    // sent to the shards before the bad line arrives.
+    let n = 120_000;
+    let note = "x".repeat(150);
+    let mut data = String::new();
+    for id in 1..=n {
+        data.push_str(&format!("{id}\t{note}\n"));
+    }
+    data.push_str("oops\tnot a number\n");
+    let error = copy_in(&client, "COPY big FROM STDIN", data.as_bytes())
+        .await
+        .unwrap_err();
+    let db = error.as_db_error().expect("a server error");
+    assert_eq!(db.code(), &SqlState::INVALID_TEXT_REPRESENTATION);
+    assert!(
+        db.message()
+            .contains(&format!("line {}, column id: \"oops\"", n + 1)),
+        "{}",
+        db.message()
+    );
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM big").await, 0);
+
+    // Wrong column counts and an unterminated quote: 22P04.
+    for (sql, data) in [
+        ("COPY big FROM STDIN", &b"1\ta\textra\n"[..]),
+        ("COPY big FROM STDIN", b"1\n"),
+        ("COPY big FROM STDIN (FORMAT csv)", b"1,\"open\n"),
+    ] {
+        let result = copy_in(&client, sql, data).await;
+        assert_eq!(sqlstate(result), SqlState::BAD_COPY_FILE_FORMAT);
+    }
+
+    // In a block, a failed COPY fails the block, as any statement does.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute("INSERT INTO big VALUES (1, 'kept until the rollback')")
+        .await
+        .unwrap();
+    let result = copy_in(&client, "COPY big FROM STDIN", b"2\tok\n3\t\\xff\\xfe\n").await;
+    assert_eq!(sqlstate(result), SqlState::CHARACTER_NOT_IN_REPERTOIRE);
+    assert_eq!(
+        sqlstate(client.batch_execute("SELECT 1").await),
+        SqlState::IN_FAILED_SQL_TRANSACTION
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+
+    // A good load in a block commits with the block.
+    client.batch_execute("BEGIN").await.unwrap();
+    copy_in(&client, "COPY big FROM STDIN", b"7\tseven\n")
+        .await
+        .unwrap();
+    client.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM big").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_fail_a_vanished_client_and_late_data_leave_nothing() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (id integer PRIMARY KEY)")
+        .await
+        .unwrap();
+    let copy_data = |data: &[u8]| message(b'd', data);
+
+    // CopyFail: 57014, and the data sent before it is gone.
+    let mut session = raw_session(&server);
+    session.write_all(&query("COPY t FROM STDIN")).unwrap();
+    let mut script = copy_data(b"1\n2\n");
+    script.extend(message(b'f', b"the client changed its mind\0"));
+    session.write_all(&script).unwrap();
+    let reply = read_reply(&mut session);
+    let kinds: String = reply.iter().map(|(k, _)| *k as char).collect();
+    assert_eq!(kinds, "GEZ");
+    let error = String::from_utf8_lossy(&reply[1].1).into_owned();
+    assert!(error.contains("C57014"), "{error}");
+    assert!(error.contains("the client changed its mind"), "{error}");
+
+    // After a failed COPY, the rest of its data is dropped, as PostgreSQL
+    // drops it, and the session goes on.
+    session.write_all(&query("COPY t FROM STDIN")).unwrap();
+    let mut script = copy_data(b"x\n");
+    script.extend(copy_data(b"3\n"));
+    script.extend(message(b'c', b""));
+    script.extend(query("SELECT count(*) FROM t"));
+    session.write_all(&script).unwrap();
+    let reply = read_reply(&mut session);
+    assert_eq!(
+        reply.iter().map(|(k, _)| *k as char).collect::<String>(),
+        "GEZ"
+    );
+    let reply = read_reply(&mut session);
+    let kinds: String = reply.iter().map(|(k, _)| *k as char).collect();
+    assert_eq!(kinds, "TDCZ");
+    assert!(reply[1].1.ends_with(b"0"), "{:?}", reply[1]);
+
+    // A client that vanishes mid-load: nothing of it stays.
+    let mut session = raw_session(&server);
+    session.write_all(&query("COPY t FROM STDIN")).unwrap();
+    session.write_all(&copy_data(b"10\n11\n12")).unwrap();
+    drop(session);
+
+    // A binary stream that is not one.
+    let mut session = raw_session(&server);
+    session
+        .write_all(&query("COPY t FROM STDIN (FORMAT binary)"))
+        .unwrap();
+    let mut script = copy_data(b"PGCOPY\nthis is not the signature");
+    script.extend(message(b'c', b""));
+    session.write_all(&script).unwrap();
+    let reply = read_reply(&mut session);
+    let error = String::from_utf8_lossy(&reply[1].1).into_owned();
+    assert!(error.contains("C22P04"), "{error}");
+
+    let client2 = server.connect().await;
+    assert_eq!(query_i64(&client2, "SELECT count(*) FROM t").await, 0);
+    copy_in(&client, "COPY t FROM STDIN", b"5\n").await.unwrap();
+    assert_eq!(query_i64(&client2, "SELECT count(*) FROM t").await, 1);
+}
