@@ -191,7 +191,9 @@ setup_tables() {  # port
     psql_at "$1" \
         "DROP TABLE IF EXISTS bench_insert" \
         "DROP TABLE IF EXISTS t" \
+        "DROP TABLE IF EXISTS copied" \
         "CREATE TABLE bench_insert (id bigint PRIMARY KEY, v integer NOT NULL, s text)" \
+        "CREATE TABLE copied (k bigint PRIMARY KEY, v integer NOT NULL, s text)" \
         "CREATE TABLE t (k bigint PRIMARY KEY, v integer NOT NULL, s text)" >/dev/null 2>"$WORK/setup.err" \
         || { cat "$WORK/setup.err" >&2; return 1; }
 }
@@ -238,6 +240,23 @@ bench_load() {  # name port
     count=$(psql_at "$2" "SELECT count(*) FROM t") || count="?"
     [[ "$count" == "$ROWS" ]] || log "$1: t holds $count rows, expected $ROWS"
     awk -v ms="$ms" 'BEGIN { printf "%.3f\n", ms / 1000 }'
+}
+
+# (g) COPY ... FROM STDIN of $ROWS rows of t's shape, sent by psql's \copy
+# from a text file (as a load is run): rows per second, and the server's
+# peak memory after it.
+bench_copy() {  # name port
+    local data="$WORK/copy.tsv" start end
+    [[ -f "$data" ]] || awk -v n="$ROWS" 'BEGIN { for (i = 1; i <= n; i++) printf "%d\t%d\tx%d\n", i, i % 100, i }' >"$data"
+    start=$(date +%s%N)
+    timeout "$STATEMENT_TIMEOUT" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$2" -U postgres -d postgres \
+        -c "\\copy copied from '$data'" >/dev/null 2>"$WORK/$1-copy.err" \
+        || { head -3 "$WORK/$1-copy.err" >&2; echo error; return; }
+    end=$(date +%s%N)
+    local count
+    count=$(psql_at "$2" "SELECT count(*) FROM copied") || count="?"
+    [[ "$count" == "$ROWS" ]] || log "$1: copied holds $count rows, expected $ROWS"
+    awk -v n="$ROWS" -v ns=$((end - start)) 'BEGIN { printf "%.0f\n", n / (ns / 1e9) }'
 }
 
 # (b) point SELECT by primary key, one client: p50 and p99 latency in ms,
@@ -320,12 +339,12 @@ peak_mib() {  # name
     echo $(( max / 1024 ))
 }
 
-declare -A INSERT_TPS P50 P99 LOAD_S AGG_MS LOAD_NOTE TRANSFER_TPS PEAK_MIB SELECT_TPS
+declare -A INSERT_TPS P50 P99 LOAD_S AGG_MS LOAD_NOTE TRANSFER_TPS PEAK_MIB SELECT_TPS COPY_RPS COPY_PEAK_MIB
 
 failed_all() {  # name
     INSERT_TPS[$1]=error; P50[$1]=error; P99[$1]=error; LOAD_S[$1]=error; AGG_MS[$1]=error
     PEAK_MIB[$1]=error
-    TRANSFER_TPS[$1]=error; SELECT_TPS[$1]=error
+    TRANSFER_TPS[$1]=error; SELECT_TPS[$1]=error; COPY_RPS[$1]=error; COPY_PEAK_MIB[$1]=error
 }
 
 run_all() {  # name port
@@ -349,6 +368,9 @@ run_all() {  # name port
     TRANSFER_TPS[$name]=$(bench_transfer "$name" "$port")
     log "$name: (f) pgbench -S's point SELECT, prepared, 8 clients, ${DURATION}s"
     SELECT_TPS[$name]=$(bench_select_only "$name" "$port")
+    log "$name: (g) COPY FROM STDIN of $ROWS rows"
+    COPY_RPS[$name]=$(bench_copy "$name" "$port")
+    COPY_PEAK_MIB[$name]=$(peak_mib "$name")
 }
 
 # ---------------------------------------------------------------- main
@@ -412,3 +434,5 @@ row "(c) peak memory of the server by then (MiB)" PEAK_MIB "lower is better; the
 row "(d) GROUP BY k % 10 over $ROWS rows, best of 3 (ms)" AGG_MS "lower is better"
 row "(e) transfer: UPDATE 2 rows in 1 txn, $INSERT_CLIENTS clients (TPS)" TRANSFER_TPS "higher is better"
 row "(f) point SELECT, prepared, 8 clients (pgbench -S, TPS)" SELECT_TPS "higher is better"
+row "(g) COPY FROM STDIN $ROWS rows (rows/s)" COPY_RPS "higher is better"
+row "(g) peak memory of the server by then (MiB)" COPY_PEAK_MIB "lower is better; the load is one transaction"

@@ -3,7 +3,8 @@
 // Creates a table with a column of every supported type, inserts rows through
 // PreparedStatement parameters, reads every value back and compares it with what was
 // written (NULLs included), checks that a rolled-back transaction leaves nothing and a
-// committed one persists, and that a duplicate key raises SQLSTATE 23505.
+// committed one persists, that a duplicate key raises SQLSTATE 23505, and that COPY
+// through CopyManager carries the table out and back in unchanged.
 //
 // Build and run (compat-tests/run does this):
 //   javac -d OUT -cp /usr/share/java/postgresql.jar JdbcCheck.java
@@ -140,15 +141,51 @@ public class JdbcCheck {
         }
     }
 
+    static String createTable(String name) {
+        StringBuilder ddl = new StringBuilder("CREATE TABLE " + name + " (id integer PRIMARY KEY");
+        for (int i = 0; i < NAMES.length; i++) ddl.append(", ").append(NAMES[i]).append(' ').append(TYPES[i]);
+        return ddl.append(')').toString();
+    }
+
+    /** COPY through pgjdbc's CopyManager: the table out as CSV, into a copy of it, and out
+     *  again unchanged; a malformed line fails the whole load with 22P02. */
+    static void checkCopy(Connection c) throws Exception {
+        String copyTable = TABLE + "_copy";
+        org.postgresql.copy.CopyManager copy = c.unwrap(org.postgresql.PGConnection.class).getCopyAPI();
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE IF EXISTS " + copyTable);
+            st.execute(createTable(copyTable));
+        }
+        java.io.StringWriter out = new java.io.StringWriter();
+        long rows = copy.copyOut("COPY (SELECT * FROM " + TABLE + " ORDER BY id) TO STDOUT (FORMAT csv)", out);
+        check(rows == ROWS.length + 1, "COPY TO reported " + rows + " rows");
+        long in = copy.copyIn("COPY " + copyTable + " FROM STDIN (FORMAT csv)", new java.io.StringReader(out.toString()));
+        check(in == rows, "COPY FROM reported " + in + " rows, COPY TO " + rows);
+        java.io.StringWriter back = new java.io.StringWriter();
+        copy.copyOut("COPY (SELECT * FROM " + copyTable + " ORDER BY id) TO STDOUT (FORMAT csv)", back);
+        check(back.toString().equals(out.toString()), "COPY round trip changed the rows:\n" + out + "---\n" + back);
+        try {
+            copy.copyIn("COPY " + copyTable + " (id) FROM STDIN", new java.io.StringReader("500\nnope\n"));
+            throw new CheckFailed("COPY of a malformed line succeeded");
+        } catch (SQLException e) {
+            check("22P02".equals(e.getSQLState()), "malformed COPY line gave SQLSTATE " + e.getSQLState() + ": " + e.getMessage());
+        }
+        try (Statement st = c.createStatement()) {
+            try (ResultSet rs = st.executeQuery("SELECT count(*) FROM " + copyTable)) {
+                rs.next();
+                check(rs.getLong(1) == rows, "a failed COPY left rows behind: " + rs.getLong(1));
+            }
+            st.execute("DROP TABLE " + copyTable);
+        }
+    }
+
     static String run() throws Exception {
         String driver;
         String names = String.join(", ", NAMES);
         try (Connection c = connect(); Statement st = c.createStatement()) {
             driver = c.getMetaData().getDriverVersion();
             st.execute("DROP TABLE IF EXISTS " + TABLE);
-            StringBuilder ddl = new StringBuilder("CREATE TABLE " + TABLE + " (id integer PRIMARY KEY");
-            for (int i = 0; i < NAMES.length; i++) ddl.append(", ").append(NAMES[i]).append(' ').append(TYPES[i]);
-            st.execute(ddl.append(')').toString());
+            st.execute(createTable(TABLE));
 
             String marks = String.join(", ", java.util.Collections.nCopies(NAMES.length + 1, "?"));
             try (PreparedStatement ins = c.prepareStatement("INSERT INTO " + TABLE + " (id, " + names + ") VALUES (" + marks + ")")) {
@@ -208,6 +245,7 @@ public class JdbcCheck {
                 check("23505".equals(e.getSQLState()), "duplicate key gave SQLSTATE " + e.getSQLState() + ": " + e.getMessage());
             }
             check(count(c, "true") == ROWS.length + 1, "row count wrong after duplicate key error");
+            checkCopy(c);
             try (Statement st = c.createStatement()) {
                 st.execute("DROP TABLE " + TABLE);
             }
@@ -233,6 +271,6 @@ public class JdbcCheck {
             System.exit(1);
         }
         System.out.println("PASS jdbc (" + driver + "): " + NAMES.length + " types x "
-                           + ROWS.length + " rows, rollback/commit, 23505");
+                           + ROWS.length + " rows, rollback/commit, 23505, CopyManager in and out");
     }
 }
