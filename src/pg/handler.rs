@@ -119,11 +119,14 @@ impl Connection {
     }
 
     /// Carries out what an output asks of the connection rather than the
-    /// session: DEALLOCATE removes prepared statements from pgwire's store
-    /// (statements prepared by Parse: one namespace, as in PostgreSQL).
+    /// session: DEALLOCATE and DISCARD ALL remove prepared statements from
+    /// pgwire's store (statements prepared by Parse: one namespace, as in
+    /// PostgreSQL).
     fn settle<S: PortalStore + ?Sized>(&self, store: &S, output: Output) -> Result<Output> {
-        let Output::Deallocate(target) = output else {
-            return Ok(output);
+        let (target, tag) = match output {
+            Output::Deallocate(target) => (target, "DEALLOCATE ALL"),
+            Output::DiscardAll => (None, "DISCARD ALL"),
+            output => return Ok(output),
         };
         let mut names = self.statement_names.lock().unwrap();
         match target {
@@ -131,7 +134,7 @@ impl Connection {
                 for name in names.drain() {
                     store.rm_statement(&name);
                 }
-                Ok(Output::Command("DEALLOCATE ALL".into()))
+                Ok(Output::Command(tag.into()))
             }
             Some(name) if names.remove(&name) => {
                 store.rm_statement(&name);

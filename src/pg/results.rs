@@ -87,9 +87,9 @@ pub fn response(output: Output, format: &Format, zone: Tz) -> Result<Response> {
             columns,
             stream::empty(),
         )),
-        Output::Deallocate(_) | Output::CopyOut { .. } => {
+        Output::Deallocate(_) | Output::DiscardAll | Output::CopyOut { .. } => {
             return Err(Error::Internal(
-                "DEALLOCATE and COPY TO are carried out by the connection".into(),
+                "DEALLOCATE, DISCARD and COPY TO are carried out by the connection".into(),
             ))
         }
     })

@@ -309,3 +309,57 @@ async fn copy_fail_a_vanished_client_and_late_data_leave_nothing() {
     copy_in(&client, "COPY t FROM STDIN", b"5\n").await.unwrap();
     assert_eq!(query_i64(&client2, "SELECT count(*) FROM t").await, 1);
 }
+
+/// `SHARDFORGE_BIG_COPY_ROWS` sets the rows of the big load (100,000 by
+/// default, about 12 MiB of text); the test prints the server's peak memory
+/// with it. The transaction's write buffer is 64 KiB here, so the load's
+/// writes are sent ahead to the shards many times while it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_load_streams_through_in_batches() {
+    let n: u64 = std::env::var("SHARDFORGE_BIG_COPY_ROWS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let server = TestServer::start_with(&[("SHARDFORGE_CLUSTER_TXN_WRITE_BUFFER_KIB", "64")]).await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE loaded (id bigint PRIMARY KEY, k integer, note text)")
+        .await
+        .unwrap();
+    let sink = client
+        .copy_in("COPY loaded FROM STDIN (FORMAT csv)")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    // Generated as it is sent, 10,000 rows per CopyData: the test holds
+    // one piece, never the load.
+    let mut id = 0;
+    while id < n {
+        let mut piece = String::new();
+        for _ in 0..10_000.min(n - id) {
+            id += 1;
+            piece.push_str(&format!("{id},{},\"note, number {id}\"\n", id % 97));
+        }
+        sink.send(Bytes::from(piece)).await.unwrap();
+    }
+    assert_eq!(sink.finish().await.unwrap(), n);
+    assert_eq!(
+        query_i64(&client, "SELECT count(*) FROM loaded").await,
+        n as i64
+    );
+    assert_eq!(
+        text_rows(
+            &client,
+            &format!("SELECT k, note FROM loaded WHERE id = {n}")
+        )
+        .await,
+        rows(&[&[
+            Some((n % 97).to_string().as_str()),
+            Some(format!("note, number {n}").as_str())
+        ]])
+    );
+    println!(
+        "{n} rows loaded by one COPY: server peak memory {} MiB",
+        server.peak_memory_kib() / 1024
+    );
+}

@@ -264,6 +264,25 @@ async fn deallocate_drops_prepared_statements_by_name_or_all() {
     client.batch_execute("DEALLOCATE ALL").await.unwrap();
     assert_eq!(sqlstate(client.query(&two, &[]).await), gone);
     assert_eq!(query_i64(&client, "SELECT 3::bigint").await, 3);
+
+    // DISCARD ALL, as a connection pool sends it before handing the
+    // connection on: statements and settings are gone; not in a block.
+    let three = client.prepare("SELECT 3::bigint").await.unwrap();
+    client
+        .batch_execute("SET TimeZone = 'Asia/Tokyo'; SET application_name = 'pooled'")
+        .await
+        .unwrap();
+    client.batch_execute("DISCARD ALL").await.unwrap();
+    assert_eq!(sqlstate(client.query(&three, &[]).await), gone);
+    let shown = client.simple_query("SHOW TimeZone").await.unwrap();
+    let tokio_postgres::SimpleQueryMessage::Row(row) = &shown[1] else {
+        panic!("SHOW gave {shown:?}");
+    };
+    assert_eq!(row.get(0), Some("UTC"));
+    client.batch_execute("BEGIN").await.unwrap();
+    assert_error(&client, "DISCARD ALL", SqlState::INVALID_TRANSACTION_STATE).await;
+    client.batch_execute("ROLLBACK").await.unwrap();
+    client.batch_execute("DISCARD PLANS").await.unwrap();
 }
 
 #[tokio::test]

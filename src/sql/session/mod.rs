@@ -27,7 +27,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectType, ResetStatement, Set, Statement, TransactionMode, Value,
+    DiscardObject, Expr, Ident, ObjectType, ResetStatement, Set, Statement, TransactionMode, Value,
 };
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
@@ -78,6 +78,9 @@ pub enum Output {
     /// DEALLOCATE of the named prepared statement, or of all (None): the
     /// connection holds them.
     Deallocate(Option<String>),
+    /// DISCARD ALL: the session's variables are reset; the connection
+    /// drops its prepared statements.
+    DiscardAll,
     /// COPY FROM STDIN started: the client sends the data of `columns`
     /// columns next ([`Session::copy_data`]).
     CopyIn { columns: usize, binary: bool },
@@ -257,6 +260,20 @@ impl Session {
                 (name.quote_style.is_some() || !name.value.eq_ignore_ascii_case("all"))
                     .then(|| ident_name(name)),
             )),
+            // What a connection pool sends before handing a connection
+            // on. Plans, sequences and temporary tables: none to discard.
+            Statement::Discard { object_type } => match object_type {
+                DiscardObject::ALL if state != TxnState::Idle => Err(Error::input(
+                    InputError::InvalidTransactionState,
+                    "DISCARD ALL cannot run inside a transaction block",
+                )),
+                DiscardObject::ALL => {
+                    self.vars.reset_all();
+                    self.apply_time_zone()?;
+                    Ok(Output::DiscardAll)
+                }
+                other => Ok(Output::Command(format!("DISCARD {other}"))),
+            },
             _ => self.execute_in_txn(stmt, params).await,
         }
     }
@@ -506,7 +523,8 @@ impl Session {
             | Statement::Deallocate { .. }
             | Statement::Savepoint { .. }
             | Statement::ReleaseSavepoint { .. }
-            | Statement::Copy { .. } => return Ok((vec![], None)),
+            | Statement::Copy { .. }
+            | Statement::Discard { .. } => return Ok((vec![], None)),
             other => return Err(Error::unsupported(statement_kind(other))),
         };
         let mut types = HashMap::new();
