@@ -21,6 +21,7 @@ use pgwire::tokio::server::{process_error, process_message, PgWireMessageServerC
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
+use super::cancel::Sessions;
 use super::corked::Corked;
 use super::errors::{to_pgwire, to_pgwire_fatal};
 use super::frames::{Bad, Frame, FrameReader};
@@ -35,7 +36,7 @@ type Socket = Framed<Corked<TcpStream>, PgWireMessageServerCodec<Prepared>>;
 
 /// Serves one client until it leaves, breaks the protocol, or its startup
 /// takes longer than [`STARTUP_TIMEOUT`].
-pub async fn serve_connection(tcp: TcpStream, handlers: Arc<Connection>) {
+pub async fn serve_connection(tcp: TcpStream, handlers: Arc<Connection>, sessions: &Sessions) {
     let Ok(peer) = tcp.peer_addr() else { return };
     let mut socket: Socket = Framed::new(
         Corked::new(tcp),
@@ -83,9 +84,11 @@ pub async fn serve_connection(tcp: TcpStream, handlers: Arc<Connection>) {
                 }
                 continue;
             }
-            // Cancelling a running statement comes with statement
-            // cancellation; a cancel connection is closed either way.
-            Frame::Cancel { .. } => break,
+            // A cancel connection carries nothing else, and gets no answer.
+            Frame::Cancel { pid, key } => {
+                sessions.cancel(pid, key);
+                break;
+            }
             Frame::Message(mut bytes) => {
                 let mut context = DecodeContext::new(socket.protocol_version());
                 context.awaiting_frontend_ssl = false;

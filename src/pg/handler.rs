@@ -36,10 +36,11 @@ use pgwire::messages::extendedquery::{
 };
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
-use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::startup::{ParameterStatus, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
+use super::cancel::{Registration, Sessions};
 use super::copy;
 use super::errors::{error_info, to_pgwire};
 use super::portal;
@@ -83,6 +84,8 @@ pub struct Connection {
     /// DEALLOCATE ALL), and how many named portals it holds.
     statement_names: std::sync::Mutex<HashSet<String>>,
     named_portals: AtomicUsize,
+    /// The process id and key a CancelRequest names this session by.
+    registration: Registration,
 }
 
 pub struct StatementParser {
@@ -90,8 +93,10 @@ pub struct StatementParser {
 }
 
 impl Connection {
-    pub fn new(engine: Arc<SqlEngine>) -> Self {
-        let session = Arc::new(Mutex::new(Session::new(engine)));
+    pub fn new(engine: Arc<SqlEngine>, sessions: &Arc<Sessions>) -> Self {
+        let session = Session::new(engine);
+        let registration = sessions.register(&session.canceller());
+        let session = Arc::new(Mutex::new(session));
         let parser = Arc::new(StatementParser {
             session: session.clone(),
         });
@@ -100,6 +105,7 @@ impl Connection {
             parser,
             statement_names: Default::default(),
             named_portals: AtomicUsize::new(0),
+            registration,
         }
     }
 }
@@ -237,6 +243,8 @@ impl StartupHandler for Connection {
                 format!("database \"{database}\" does not exist"),
             ))));
         }
+        let key = SecretKey::I32(self.registration.secret);
+        client.set_pid_and_secret_key(self.registration.pid, key);
         finish_authentication(client, &ServerParameters).await?;
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! session calls and session outputs into protocol messages, and chooses
 //! the SQLSTATE of every error ([`errors`]).
 
+mod cancel;
 mod connection;
 mod copy;
 mod corked;
@@ -37,14 +38,16 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    let sessions = Arc::new(cancel::Sessions::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    let handlers = Arc::new(Connection::new(engine.clone()));
+                    let handlers = Arc::new(Connection::new(engine.clone(), &sessions));
+                    let sessions = sessions.clone();
                     connections.spawn(async move {
-                        connection::serve_connection(socket, handlers).await;
+                        connection::serve_connection(socket, handlers, &sessions).await;
                         tracing::debug!(%peer, "connection closed");
                     });
                 }

@@ -21,6 +21,7 @@
 //! transaction's buffer and reach storage at COMMIT (see `txn`).
 
 pub mod analyze;
+pub mod cancel;
 pub mod catalog_queries;
 pub mod checked;
 pub mod copy;

@@ -2,8 +2,9 @@
 //!
 //! Only the variables PostgreSQL drivers and tools actually send are known;
 //! any other name is `42704 unrecognized configuration parameter`, as in
-//! PostgreSQL. Values are kept as text. `statement_timeout` is accepted and
-//! shown but not enforced yet (see the README's limits).
+//! PostgreSQL. Values are kept as text. `statement_timeout` is enforced
+//! (`sql::cancel`); `lock_timeout` and `idle_in_transaction_session_timeout`
+//! are accepted and shown (nothing waits for a lock yet).
 
 use std::collections::BTreeMap;
 
@@ -119,7 +120,7 @@ impl SessionVars {
             }
             "client_encoding" => "UTF8".to_string(),
             "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
-                milliseconds(&value)
+                milliseconds(timeout_ms(key, &value)?)
             }
             "transaction_isolation" | "default_transaction_isolation" => isolation(&value)?,
             "timezone" if is_utc(&value) => "UTC".to_string(),
@@ -160,6 +161,12 @@ impl SessionVars {
         Ok(())
     }
 
+    /// The session's statement_timeout; None when it is 0 (no limit).
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        let ms = timeout_ms("statement_timeout", &self.values["statement_timeout"]).ok()?;
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
+    }
+
     pub fn reset_all(&mut self) {
         for (key, default) in DEFAULTS {
             self.store(key, default.to_string());
@@ -169,13 +176,49 @@ impl SessionVars {
 
 /// A timeout as PostgreSQL shows it: a bare number is milliseconds, shown
 /// in whole seconds when it is one (`5000` is `5s`).
-fn milliseconds(value: &str) -> String {
-    match value.trim().parse::<u64>() {
-        Ok(0) => "0".into(),
-        Ok(ms) if ms % 1000 == 0 => format!("{}s", ms / 1000),
-        Ok(ms) => format!("{ms}ms"),
-        Err(_) => value.to_string(),
+fn milliseconds(ms: u64) -> String {
+    match ms {
+        0 => "0".into(),
+        ms if ms % (60 * 60 * 1000) == 0 => format!("{}h", ms / (60 * 60 * 1000)),
+        ms if ms % (60 * 1000) == 0 => format!("{}min", ms / (60 * 1000)),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
     }
+}
+
+/// A timeout setting in milliseconds, read as PostgreSQL reads it: a
+/// number, in milliseconds unless a unit follows (`us`, `ms`, `s`, `min`,
+/// `h`, `d`), rounded to a whole millisecond; 22023 otherwise.
+fn timeout_ms(name: &str, value: &str) -> Result<u64> {
+    let bad = || {
+        Error::input(
+            InputError::InvalidParameterValue,
+            format!("invalid value for parameter \"{name}\": \"{value}\""),
+        )
+    };
+    let text = value.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return Err(bad()),
+    };
+    let ms = (number * scale).round();
+    if !(0.0..=i32::MAX as f64).contains(&ms) {
+        return Err(Error::input(
+            InputError::InvalidParameterValue,
+            format!("{value} is outside the valid range for parameter \"{name}\""),
+        ));
+    }
+    Ok(ms as u64)
 }
 
 /// The session time zone a `TimeZone` value names: an IANA name or a

@@ -14,6 +14,7 @@ mod harness;
 
 mod bad_input;
 mod big_txn;
+mod cancel;
 mod cluster;
 mod copy;
 mod durability;

@@ -466,7 +466,7 @@ fn bytea(text: &str) -> Result<Vec<u8>> {
     let bad = || invalid(InputError::InvalidText, "bytea", text);
     if let Some(hex) = text.strip_prefix("\\x") {
         let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(Error::input(
                 InputError::InvalidParameterValue,
                 "invalid hexadecimal data: odd number of digits",

@@ -124,14 +124,13 @@ impl CopyOptions {
                 "COPY QUOTE and ESCAPE available only in CSV mode",
             ));
         }
-        if !csv && !(force_quote.is_empty() && force_not_null.is_empty() && force_null.is_empty()) {
+        let forces_from = !(force_not_null.is_empty() && force_null.is_empty());
+        if !csv && (forces_from || !force_quote.is_empty()) {
             return Err(Error::unsupported(
                 "COPY FORCE options available only in CSV mode",
             ));
         }
-        if (to && !(force_not_null.is_empty() && force_null.is_empty()))
-            || (!to && !force_quote.is_empty())
-        {
+        if (to && forces_from) || (!to && !force_quote.is_empty()) {
             return Err(Error::input(
                 InputError::Unsupported,
                 "COPY FORCE_QUOTE only with COPY TO, FORCE_NOT_NULL and FORCE_NULL only with COPY FROM",

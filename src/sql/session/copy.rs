@@ -134,6 +134,7 @@ impl Session {
             copy.feed(data);
         }
         loop {
+            self.canceller.running().check()?;
             let copy = self.copy.as_mut().ok_or_else(no_copy)?;
             let Some(batch) = copy.next_batch(data.is_none())? else {
                 return Ok(());

@@ -31,6 +31,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
+use super::cancel::{cancellable, Canceller};
 use super::ddl::ident_name;
 use super::dml;
 use super::engine::SqlEngine;
@@ -107,6 +108,8 @@ pub struct Session {
     stream_failed: Arc<AtomicBool>,
     /// The COPY FROM whose data the client is sending.
     copy: Option<CopyFrom>,
+    /// Stops the running statement (CancelRequest, statement_timeout).
+    canceller: Arc<Canceller>,
 }
 
 impl Session {
@@ -122,6 +125,7 @@ impl Session {
             vars: SessionVars::default(),
             stream_failed: Arc::new(AtomicBool::new(false)),
             copy: None,
+            canceller: Arc::new(Canceller::default()),
         }
     }
 
@@ -130,6 +134,12 @@ impl Session {
             self.state = TxnState::Failed;
         }
         self.state
+    }
+
+    /// The handle a CancelRequest for this session stops its running
+    /// statement with.
+    pub fn canceller(&self) -> Arc<Canceller> {
+        self.canceller.clone()
     }
 
     /// Reported variables changed since the last call, to send to the
@@ -195,6 +205,7 @@ impl Session {
         stmt: &Statement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
+        self.canceller.start(self.vars.statement_timeout());
         let state = self.txn_state();
         match stmt {
             Statement::StartTransaction { modes, .. } => {
@@ -674,6 +685,7 @@ impl Session {
         // (`sql::literals`), so the planned schema may be stale.
         let schema = names::rename(physical.schema().as_ref(), names);
         let stream = execute_stream(physical, Arc::new(task)).map_err(classify)?;
+        let stream = cancellable(stream, self.canceller.running());
         let failed = self.stream_failed.clone();
         let watched = stream.inspect(move |item| {
             if item.is_err() {
