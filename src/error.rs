@@ -62,13 +62,20 @@ pub enum InputError {
     InvalidBinaryRepresentation,
     /// The client or a timeout stopped the statement (57014).
     QueryCanceled,
+    /// A cursor name already in use (42P03).
+    DuplicateCursor,
+    /// A cursor name not in use (34000).
+    InvalidCursorName,
+    /// An object that cannot do what was asked in its state, such as a
+    /// forward-only cursor asked to go back (55000).
+    ObjectNotInPrerequisiteState,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 32] = [
+    const ALL: [InputError; 35] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -100,6 +107,9 @@ impl InputError {
         Self::InvalidDatetimeFormat,
         Self::InvalidBinaryRepresentation,
         Self::QueryCanceled,
+        Self::DuplicateCursor,
+        Self::InvalidCursorName,
+        Self::ObjectNotInPrerequisiteState,
         Self::Other,
     ];
 

@@ -6,7 +6,8 @@ parameters, reads every value back (text and binary result formats) and compares
 with what was written, NULLs included. Then checks that a rolled-back transaction
 leaves nothing, a committed one persists, a duplicate key raises SQLSTATE 23505,
 RETURNING gives back the rows written (in a pipeline, as executemany sends it), and
-COPY carries every type out and in, text and binary, failing whole on a bad line.
+COPY carries every type out and in, text and binary, failing whole on a bad line,
+and named (server-side) cursors read a query in pieces.
 
 Usage: psycopg_check.py [--host 127.0.0.1] [--port 5432]
 Prints one line `PASS psycopg ...` or `FAIL psycopg: ...`; exit status 0 on PASS.
@@ -141,6 +142,7 @@ def run(args):
         check(count(conn, "true") == len(ROWS) + 1, "row count wrong after duplicate key error")
 
         check_copy(conn, names)
+        check_named_cursors(conn, names)
         conn.execute(f"DROP TABLE {TABLE}")
 
         # SET of a reported variable sends ParameterStatus; timestamptz
@@ -250,6 +252,31 @@ def check_copy(conn, names):
     conn.execute("DROP TABLE compat_copy")
 
 
+def check_named_cursors(conn, names):
+    """Server-side cursors as psycopg runs them: DECLARE with bound parameters,
+    Describe of the cursor's portal, FETCH FORWARD itersize at a time (binary);
+    a WITH HOLD cursor read after its transaction committed, and scroll() (MOVE)."""
+    conn.autocommit = False
+    want = [(row_id, *values) for row_id, values in ROWS if row_id >= 2]
+    with conn.cursor(name="compat_named", binary=True) as cur:
+        cur.itersize = 2
+        cur.execute(f"SELECT id, {names} FROM {TABLE} WHERE id >= %s AND id <= %s ORDER BY id",
+                    (2, len(ROWS)))
+        got = list(cur)
+        check(got == want, f"named cursor read {got!r}")
+        check([c.name for c in cur.description][:2] == ["id", "c_smallint"],
+              f"named cursor described as {cur.description!r}")
+    conn.commit()
+    with conn.cursor(name="compat_held", withhold=True) as cur:
+        cur.execute(f"SELECT id FROM {TABLE} WHERE id <= %s ORDER BY id", (len(ROWS),))
+        conn.commit()
+        check(cur.fetchone() == (1,), "WITH HOLD cursor's first row after COMMIT")
+        cur.scroll(1)
+        check(cur.fetchall() == [(3,), (4,)], "WITH HOLD cursor after scroll(1)")
+    conn.commit()
+    conn.autocommit = True
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -265,7 +292,7 @@ def main():
         return 1
     print(f"PASS psycopg {psycopg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows "
           "(text+binary), rollback/commit, 23505, TimeZone, bare parameters, RETURNING, "
-          "COPY (text+binary, errors, CopyFail)")
+          "COPY (text+binary, errors, CopyFail), named cursors")
     return 0
 
 

@@ -39,6 +39,9 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::InvalidDatetimeFormat => "22007",
             InputError::InvalidBinaryRepresentation => "22P03",
             InputError::QueryCanceled => "57014",
+            InputError::DuplicateCursor => "42P03",
+            InputError::InvalidCursorName => "34000",
+            InputError::ObjectNotInPrerequisiteState => "55000",
             InputError::Other => "42000",
         },
         // A leader changed under the transaction: retrying it works.

@@ -616,6 +616,26 @@ mod tests {
         raft.client_write(note(key, value)).await.unwrap().log_id
     }
 
+    /// Sets note `key` at the leader the replicas in `live` agree on, asked
+    /// again if leadership moved before the write reached it (elections
+    /// are quick, and a busy machine delays heartbeats): the leader and the
+    /// entry's log id.
+    async fn commit_at_leader(
+        replicas: &[Replica],
+        live: &[usize],
+        key: &str,
+        value: &str,
+    ) -> (usize, openraft::alias::LogIdOf<ShardRaft>) {
+        for _ in 0..50 {
+            let at = leader(replicas, live).await;
+            if let Ok(written) = replicas[at].raft.client_write(note(key, value)).await {
+                return (at, written.log_id);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("no leader took the write of {key}");
+    }
+
     /// The leader that the replicas in `live` agree on.
     async fn leader(replicas: &[Replica], live: &[usize]) -> usize {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -656,8 +676,7 @@ mod tests {
             .collect();
         replicas[0].raft.initialize(members).await.unwrap();
 
-        let first = leader(&replicas, &[0, 1, 2]).await;
-        let written = commit(&replicas[first].raft, "k", "one").await;
+        let (first, written) = commit_at_leader(&replicas, &[0, 1, 2], "k", "one").await;
         for replica in &replicas {
             replica
                 .raft
@@ -674,9 +693,8 @@ mod tests {
         }
         replicas[first].raft.shutdown().await.unwrap();
         let live: Vec<usize> = (0..3).filter(|&i| i != first).collect();
-        let second = leader(&replicas, &live).await;
+        let (second, written) = commit_at_leader(&replicas, &live, "k", "two").await;
         assert_ne!(second, first);
-        let written = commit(&replicas[second].raft, "k", "two").await;
         for &i in &live {
             replicas[i]
                 .raft

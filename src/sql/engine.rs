@@ -176,6 +176,9 @@ impl SqlEngine {
                 .map_err(|e| Error::input(InputError::Syntax, syntax_message(&e.to_string())))
         };
         let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql).or_else(|e| {
+            if let Some(fetch) = super::cursor::parse_fetch_or_move(sql) {
+                return Ok(vec![fetch]);
+            }
             let spelled = super::copy::spell_boolean_options(sql).ok_or(e)?;
             Parser::parse_sql(&PostgreSqlDialect {}, &spelled)
         });

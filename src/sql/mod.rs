@@ -25,6 +25,7 @@ pub mod cancel;
 pub mod catalog_queries;
 pub mod checked;
 pub mod copy;
+pub mod cursor;
 pub mod ddl;
 pub mod dml;
 pub mod engine;

@@ -100,6 +100,8 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
                 if let Some(decoded) = bytea_literal(value)? {
                     *value = decoded;
                 }
+            } else if matches!(def.columns[index].sql_type, SqlType::Real | SqlType::Double) {
+                float_literal(value);
             }
         }
     }
@@ -597,6 +599,42 @@ fn parse_bytea(text: &str) -> Result<Vec<u8>> {
         }
     }
     Ok(out)
+}
+
+/// A number literal for a float column, as `double precision` when its
+/// exponent is past what a decimal holds (`1e300`, which psycopg2 writes
+/// for a large float parameter): DataFusion reads a literal with a point
+/// or exponent as a decimal, as PostgreSQL reads it as numeric, and fails
+/// past a scale of 76. (Elsewhere such a literal stays an error, not a
+/// float shown where PostgreSQL shows its numeric digits.)
+fn float_literal(value: &mut Expr) {
+    let number = match value {
+        Expr::UnaryOp {
+            op:
+                datafusion::sql::sqlparser::ast::UnaryOperator::Minus
+                | datafusion::sql::sqlparser::ast::UnaryOperator::Plus,
+            expr,
+        } => return float_literal(expr),
+        Expr::Value(v) => match &v.value {
+            Value::Number(number, _) => number.clone(),
+            _ => return,
+        },
+        _ => return,
+    };
+    let Some((mantissa, exponent)) = number.split_once(['e', 'E']) else {
+        return;
+    };
+    let fraction = mantissa.split_once('.').map_or(0, |(_, f)| f.len() as i64);
+    let scale = fraction - exponent.parse::<i64>().unwrap_or(0);
+    if scale.abs() > 76 {
+        *value = Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(Expr::value(Value::SingleQuotedString(number))),
+            data_type: DataType::DoublePrecision,
+            array: false,
+            format: None,
+        };
+    }
 }
 
 #[cfg(test)]

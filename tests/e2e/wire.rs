@@ -941,3 +941,53 @@ async fn null_parameters_of_any_declared_type_keep_their_places() {
         ])
     );
 }
+
+#[tokio::test]
+async fn cursors_read_a_query_in_pieces_through_the_extended_protocol() {
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE c (id integer PRIMARY KEY, v text);
+             INSERT INTO c SELECT i, 'v' || i FROM generate_series(1, 5000) AS s(i)",
+        )
+        .await
+        .unwrap();
+    let txn = client.transaction().await.unwrap();
+    // DECLARE with a bound parameter; FETCH described with the cursor's columns.
+    txn.execute(
+        "DECLARE big CURSOR FOR SELECT id, v FROM c WHERE id > $1 ORDER BY id",
+        &[&1000i32],
+    )
+    .await
+    .unwrap();
+    let fetch = txn.prepare("FETCH FORWARD 1000 FROM big").await.unwrap();
+    let described: Vec<(&str, &Type)> = fetch
+        .columns()
+        .iter()
+        .map(|c| (c.name(), c.type_()))
+        .collect();
+    assert_eq!(described, [("id", &Type::INT4), ("v", &Type::TEXT)]);
+    let mut seen = 0;
+    loop {
+        let rows = txn.query(&fetch, &[]).await.unwrap();
+        if let Some(first) = rows.first() {
+            assert_eq!(first.get::<_, i32>(0), 1001 + seen);
+        }
+        seen += rows.len() as i32;
+        if rows.len() < 1000 {
+            break;
+        }
+    }
+    assert_eq!(seen, 4000);
+    assert_eq!(
+        sqlstate(txn.execute("FETCH BACKWARD 1 FROM big", &[]).await),
+        SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE
+    );
+    txn.rollback().await.unwrap();
+    // The cursor ended with its transaction.
+    assert_eq!(
+        sqlstate(client.batch_execute("FETCH big").await),
+        SqlState::INVALID_CURSOR_NAME
+    );
+}

@@ -47,6 +47,7 @@ use super::write::{self, OnConflict, RowWriter};
 use writes::insert_rows;
 
 mod copy;
+mod cursor;
 mod writes;
 use super::copy::format::Layout;
 use super::copy::CopyFrom;
@@ -110,6 +111,8 @@ pub struct Session {
     copy: Option<CopyFrom>,
     /// Stops the running statement (CancelRequest, statement_timeout).
     canceller: Arc<Canceller>,
+    /// Open cursors by name.
+    cursors: HashMap<String, super::cursor::Cursor>,
 }
 
 impl Session {
@@ -126,6 +129,7 @@ impl Session {
             stream_failed: Arc::new(AtomicBool::new(false)),
             copy: None,
             canceller: Arc::new(Canceller::default()),
+            cursors: HashMap::new(),
         }
     }
 
@@ -219,8 +223,19 @@ impl Session {
                 Ok(Output::TxnStart("BEGIN".into()))
             }
             Statement::Commit { .. } => {
+                let held = match state {
+                    TxnState::InBlock => self.hold_cursors().await,
+                    _ => {
+                        self.close_unheld_cursors();
+                        Ok(())
+                    }
+                };
                 self.state = TxnState::Idle;
                 self.implicit = false;
+                if let Err(e) = held {
+                    self.txn.take();
+                    return Err(e);
+                }
                 match self.txn.take() {
                     Some(txn) if state == TxnState::InBlock => {
                         self.commit(txn).await?;
@@ -234,6 +249,7 @@ impl Session {
             Statement::Rollback {
                 savepoint: None, ..
             } => {
+                self.close_unheld_cursors();
                 self.state = TxnState::Idle;
                 self.implicit = false;
                 self.txn.take();
@@ -279,6 +295,7 @@ impl Session {
                     "DISCARD ALL cannot run inside a transaction block",
                 )),
                 DiscardObject::ALL => {
+                    self.cursors.clear();
                     self.vars.reset_all();
                     self.apply_time_zone()?;
                     Ok(Output::DiscardAll)
@@ -438,6 +455,14 @@ impl Session {
                 self.copy(source, *to, target, options, legacy_options)
                     .await
             }
+            Statement::Declare { stmts } => self.declare(stmts, params).await,
+            Statement::Fetch {
+                name,
+                direction,
+                into,
+                ..
+            } => self.fetch(name, direction, into).await,
+            Statement::Close { cursor } => self.close_cursor(cursor),
             Statement::CreateTable(create) => {
                 self.engine.create_table(create, &self.txn)?;
                 Ok(Output::Command("CREATE TABLE".into()))
@@ -520,6 +545,18 @@ impl Session {
             Statement::ShowVariable { variable } => {
                 return Ok((vec![], Some(show_schema(&show_name(variable)?))));
             }
+            Statement::Declare { stmts } => match stmts.first().and_then(|d| d.for_query.clone()) {
+                Some(query) => (
+                    self.plan_query(&Statement::Query(query), None).await?.0,
+                    false,
+                ),
+                None => return Ok((vec![], None)),
+            },
+            Statement::Fetch { name, into, .. } if !super::cursor::is_move(into) => {
+                let name = ident_name(name);
+                let schema = self.cursors.get(&name).map(|c| c.schema.clone());
+                return Ok((vec![], schema));
+            }
             Statement::StartTransaction { .. }
             | Statement::Commit { .. }
             | Statement::Rollback { .. }
@@ -535,7 +572,9 @@ impl Session {
             | Statement::Savepoint { .. }
             | Statement::ReleaseSavepoint { .. }
             | Statement::Copy { .. }
-            | Statement::Discard { .. } => return Ok((vec![], None)),
+            | Statement::Discard { .. }
+            | Statement::Fetch { .. }
+            | Statement::Close { .. } => return Ok((vec![], None)),
             other => return Err(Error::unsupported(statement_kind(other))),
         };
         let mut types = HashMap::new();

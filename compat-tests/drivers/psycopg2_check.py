@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Driver check with psycopg2 (simple query protocol, client-side parameter interpolation).
+
+psycopg2 writes every parameter into the SQL text as a literal (`'1999-12-31'::date`,
+`'\\x00ff'::bytea`, `'NaN'::float`) and runs statements in a transaction it opens with
+BEGIN. The check writes a row of every supported type that way and reads it back, moves
+data with copy_from / copy_expert (text and CSV, in and out), reads a table through a
+named (server-side) cursor in pieces, as psycopg2 does with DECLARE and FETCH FORWARD, and
+checks RETURNING, rollback and a 23505. The rows are psycopg_check.py's.
+
+Usage: psycopg2_check.py [--host 127.0.0.1] [--port 5432]
+Prints one line `PASS psycopg2 ...` or `FAIL psycopg2: ...`; exit status 0 on PASS.
+"""
+
+import argparse
+import io
+import sys
+
+import psycopg2
+import psycopg2.errors
+
+from psycopg_check import COLUMNS, ROWS, CheckFailed, check
+
+TABLE = "compat_psycopg2"
+
+
+def normalized(value):
+    """psycopg2 reads bytea as a memoryview."""
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+def run(args):
+    conn = psycopg2.connect(host=args.host, port=args.port, user="postgres", dbname="postgres",
+                            connect_timeout=10)
+    names = ", ".join(name for name, _ in COLUMNS)
+    cur = conn.cursor()
+    cur.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    cols = ", ".join(f"{name} {ty}" for name, ty in COLUMNS)
+    cur.execute(f"CREATE TABLE {TABLE} (id integer PRIMARY KEY, {cols})")
+    placeholders = ", ".join(["%s"] * (len(COLUMNS) + 1))
+    for row_id, values in ROWS:
+        cur.execute(f"INSERT INTO {TABLE} (id, {names}) VALUES ({placeholders})", (row_id, *values))
+    conn.commit()
+
+    cur.execute(f"SELECT id, {names} FROM {TABLE} ORDER BY id")
+    got = [tuple(normalized(v) for v in row) for row in cur.fetchall()]
+    want = [(row_id, *values) for row_id, values in ROWS]
+    check(got == want, f"rows read back as {got!r}")
+    cur.execute(f"SELECT id FROM {TABLE} WHERE c_text = %s AND c_bytea = %s",
+                ("hello, world", b"\xde\xad\xbe\xef"))
+    check(cur.fetchall() == [(1,)], "interpolated WHERE on text and bytea did not find row 1")
+
+    # COPY: copy_expert out as CSV, into a second table, and out again unchanged;
+    # copy_from with its defaults (tab, \N), and a bad line failing the whole load.
+    cur.execute(f"DROP TABLE IF EXISTS {TABLE}_copy")
+    cur.execute(f"CREATE TABLE {TABLE}_copy (id integer PRIMARY KEY, {cols})")
+    out = io.StringIO()
+    cur.copy_expert(f"COPY (SELECT * FROM {TABLE} ORDER BY id) TO STDOUT WITH CSV", out)
+    cur.copy_expert(f"COPY {TABLE}_copy FROM STDIN WITH CSV", io.StringIO(out.getvalue()))
+    back = io.StringIO()
+    cur.copy_expert(f"COPY (SELECT * FROM {TABLE}_copy ORDER BY id) TO STDOUT WITH CSV", back)
+    check(back.getvalue() == out.getvalue(), f"CSV round trip changed the rows: {back.getvalue()!r}")
+    cur.copy_from(io.StringIO("10\tten\n11\t\\N\n"), f"{TABLE}_copy", columns=("id", "c_text"))
+    conn.commit()
+    cur.execute(f"SELECT id, c_text FROM {TABLE}_copy WHERE id >= 10 ORDER BY id")
+    check(cur.fetchall() == [(10, "ten"), (11, None)], "copy_from rows wrong")
+    try:
+        cur.copy_from(io.StringIO("12\ttwelve\nxiii\tbad\n"), f"{TABLE}_copy", columns=("id", "c_text"))
+        raise CheckFailed("copy_from of a malformed line succeeded")
+    except psycopg2.errors.InvalidTextRepresentation:
+        conn.rollback()
+    cur.execute(f"SELECT count(*) FROM {TABLE}_copy WHERE id = 12")
+    check(cur.fetchone()[0] == 0, "a failed copy_from left a row")
+
+    # A named cursor: DECLARE, then FETCH FORWARD itersize at a time.
+    cur.execute(f"INSERT INTO {TABLE}_copy (id, c_integer) "
+                "SELECT i, i * 2 FROM generate_series(100, 1099) AS s(i)")
+    conn.commit()
+    named = conn.cursor(name="compat_named")
+    named.itersize = 64
+    named.execute(f"SELECT id, c_integer FROM {TABLE}_copy WHERE id >= %s ORDER BY id", (100,))
+    seen = [row for row in named]
+    check(len(seen) == 1000 and seen[0] == (100, 200) and seen[-1] == (1099, 2198),
+          f"named cursor read {len(seen)} rows: {seen[:2]!r} ... {seen[-1:]!r}")
+    named.close()
+    conn.commit()
+
+    # RETURNING, rollback, duplicate key.
+    cur.execute(f"INSERT INTO {TABLE} (id, c_text) VALUES (%s, %s) RETURNING id, c_text", (50, "r"))
+    check(cur.fetchall() == [(50, "r")], "INSERT ... RETURNING gave the wrong row")
+    conn.rollback()
+    cur.execute(f"SELECT count(*) FROM {TABLE} WHERE id = 50")
+    check(cur.fetchone()[0] == 0, "rolled-back insert visible")
+    try:
+        cur.execute(f"INSERT INTO {TABLE} (id) VALUES (%s)", (1,))
+        raise CheckFailed("duplicate key insert succeeded")
+    except psycopg2.errors.UniqueViolation:
+        conn.rollback()
+    cur.execute(f"DROP TABLE {TABLE}")
+    cur.execute(f"DROP TABLE {TABLE}_copy")
+    conn.commit()
+    conn.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5432)
+    args = parser.parse_args()
+    try:
+        run(args)
+    except CheckFailed as e:
+        print(f"FAIL psycopg2: {e}")
+        return 1
+    except psycopg2.Error as e:
+        print(f"FAIL psycopg2: {type(e).__name__} (SQLSTATE {e.pgcode}): {e}")
+        return 1
+    print(f"PASS psycopg2 {psycopg2.__version__.split()[0]}: {len(COLUMNS)} types x {len(ROWS)} "
+          "rows, copy_from/copy_expert, named cursor, RETURNING, rollback, 23505")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
