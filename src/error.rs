@@ -62,6 +62,8 @@ pub enum InputError {
     InvalidBinaryRepresentation,
     /// The client or a timeout stopped the statement (57014).
     QueryCanceled,
+    /// A prepared statement name already in use (42P05).
+    DuplicatePreparedStatement,
     /// A cursor name already in use (42P03).
     DuplicateCursor,
     /// A cursor name not in use (34000).
@@ -75,7 +77,7 @@ pub enum InputError {
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 35] = [
+    const ALL: [InputError; 36] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -107,6 +109,7 @@ impl InputError {
         Self::InvalidDatetimeFormat,
         Self::InvalidBinaryRepresentation,
         Self::QueryCanceled,
+        Self::DuplicatePreparedStatement,
         Self::DuplicateCursor,
         Self::InvalidCursorName,
         Self::ObjectNotInPrerequisiteState,

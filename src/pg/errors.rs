@@ -39,6 +39,7 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::InvalidDatetimeFormat => "22007",
             InputError::InvalidBinaryRepresentation => "22P03",
             InputError::QueryCanceled => "57014",
+            InputError::DuplicatePreparedStatement => "42P05",
             InputError::DuplicateCursor => "42P03",
             InputError::InvalidCursorName => "34000",
             InputError::ObjectNotInPrerequisiteState => "55000",

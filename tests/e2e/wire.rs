@@ -991,3 +991,25 @@ async fn cursors_read_a_query_in_pieces_through_the_extended_protocol() {
         SqlState::INVALID_CURSOR_NAME
     );
 }
+
+#[tokio::test]
+async fn sql_prepare_and_execute_through_both_protocols() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("PREPARE plus (bigint) AS SELECT $1 + 1 AS next")
+        .await
+        .unwrap();
+    // An EXECUTE is described with its statement's columns.
+    let execute = client.prepare("EXECUTE plus (41)").await.unwrap();
+    assert_eq!(execute.columns()[0].name(), "next");
+    assert_eq!(execute.columns()[0].type_(), &Type::INT8);
+    let row = client.query_one(&execute, &[]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 42);
+    // One namespace with statements prepared by Parse, in DEALLOCATE.
+    client.batch_execute("DEALLOCATE plus").await.unwrap();
+    assert_eq!(
+        sqlstate(client.query("EXECUTE plus (1)", &[]).await),
+        SqlState::INVALID_SQL_STATEMENT_NAME
+    );
+}

@@ -48,6 +48,7 @@ use writes::insert_rows;
 
 mod copy;
 mod cursor;
+mod prepare;
 mod writes;
 use super::copy::format::Layout;
 use super::copy::CopyFrom;
@@ -113,6 +114,8 @@ pub struct Session {
     canceller: Arc<Canceller>,
     /// Open cursors by name.
     cursors: HashMap<String, super::cursor::Cursor>,
+    /// Statements PREPAREd in SQL, by name.
+    prepared: HashMap<String, prepare::SqlPrepared>,
 }
 
 impl Session {
@@ -130,6 +133,7 @@ impl Session {
             copy: None,
             canceller: Arc::new(Canceller::default()),
             cursors: HashMap::new(),
+            prepared: HashMap::new(),
         }
     }
 
@@ -283,10 +287,28 @@ impl Session {
                 Ok(Output::Command("RELEASE".into()))
             }
             // Prepared statements are not transactional: nothing to begin.
-            Statement::Deallocate { name, .. } => Ok(Output::Deallocate(
-                (name.quote_style.is_some() || !name.value.eq_ignore_ascii_case("all"))
-                    .then(|| ident_name(name)),
-            )),
+            // Statements prepared in SQL are the session's; those prepared
+            // by Parse, the connection's.
+            Statement::Deallocate { name, .. } => {
+                let all = name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all");
+                if all {
+                    self.prepared.clear();
+                    return Ok(Output::Deallocate(None));
+                }
+                let name = ident_name(name);
+                match self.prepared.remove(&name) {
+                    Some(_) => Ok(Output::Command("DEALLOCATE".into())),
+                    None => Ok(Output::Deallocate(Some(name))),
+                }
+            }
+            Statement::Prepare {
+                name,
+                data_types,
+                statement,
+            } => self.prepare(name, data_types, statement).await,
+            Statement::Execute {
+                name, parameters, ..
+            } => self.execute_prepared(name, parameters).await,
             // What a connection pool sends before handing a connection
             // on. Plans, sequences and temporary tables: none to discard.
             Statement::Discard { object_type } => match object_type {
@@ -296,6 +318,7 @@ impl Session {
                 )),
                 DiscardObject::ALL => {
                     self.cursors.clear();
+                    self.prepared.clear();
                     self.vars.reset_all();
                     self.apply_time_zone()?;
                     Ok(Output::DiscardAll)
@@ -552,6 +575,11 @@ impl Session {
                 ),
                 None => return Ok((vec![], None)),
             },
+            Statement::Execute { name, .. } => {
+                let prepared = self.sql_prepared(name)?;
+                let (_, result) = Box::pin(self.describe(&prepared.stmt, &prepared.types)).await?;
+                return Ok((vec![], result));
+            }
             Statement::Fetch { name, into, .. } if !super::cursor::is_move(into) => {
                 let name = ident_name(name);
                 let schema = self.cursors.get(&name).map(|c| c.schema.clone());
@@ -574,7 +602,8 @@ impl Session {
             | Statement::Copy { .. }
             | Statement::Discard { .. }
             | Statement::Fetch { .. }
-            | Statement::Close { .. } => return Ok((vec![], None)),
+            | Statement::Close { .. }
+            | Statement::Prepare { .. } => return Ok((vec![], None)),
             other => return Err(Error::unsupported(statement_kind(other))),
         };
         let mut types = HashMap::new();
