@@ -169,6 +169,14 @@ def run(args):
                 check(got == sent and [type(v) for v in got] == [type(v) for v in sent],
                       f"SELECT of bare parameters (binary={binary}) gave {got!r}, sent {sent!r}")
 
+        # A numeric zero keeps its scale in both formats (the binary
+        # encoder once sent 0 for 0.00).
+        for binary in (False, True):
+            with conn.cursor(binary=binary) as cur:
+                cur.execute("SELECT 0::numeric(10,2), -0.0::numeric(5,1), 0.5::numeric(4,3)")
+                got = [str(v) for v in cur.fetchone()]
+                check(got == ["0.00", "0.0", "0.500"], f"numeric zeros (binary={binary}): {got}")
+
         # RETURNING as ORMs use it: one INSERT per row in a pipeline
         # (executemany with returning=True), the keys and defaults back;
         # UPDATE's new values and DELETE's old ones, in text and binary.

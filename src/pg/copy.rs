@@ -11,7 +11,6 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use arrow_pg::datatypes::encode_recordbatch;
 use async_trait::async_trait;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use datafusion::arrow::array::timezone::Tz;
@@ -29,8 +28,7 @@ use pgwire::messages::PgWireBackendMessage;
 
 use super::errors::to_pgwire;
 use super::handler::Connection;
-use super::results::fields;
-use super::text::to_pg_text;
+use super::results::{data_rows, fields};
 use crate::sql::copy::format::{self, Format, Layout, BINARY_SIGNATURE};
 use crate::sql::errors::classify;
 use crate::sql::Output;
@@ -122,11 +120,11 @@ where
         Arc::new(fields(&schema, &result_format).map_err(|e| to_pgwire(&e))?);
     let mut rows = 0;
     while let Some(batch) = stream.next().await {
-        let batch = batch
+        let encoded = batch
             .map_err(classify)
-            .and_then(|b| to_pg_text(b, &fields, &zone))
+            .and_then(|b| data_rows(b, &fields, &zone))
             .map_err(|e| to_pgwire(&e))?;
-        for row in encode_recordbatch(fields.clone(), batch) {
+        for row in encoded {
             let data = match lines.layout.format {
                 Format::Binary => lines.tuple(row?),
                 Format::Text | Format::Csv => lines.row(row?),
