@@ -12,14 +12,13 @@ Usage: psycopg2_check.py [--host 127.0.0.1] [--port 5432]
 Prints one line `PASS psycopg2 ...` or `FAIL psycopg2: ...`; exit status 0 on PASS.
 """
 
-import argparse
 import io
 import sys
 
 import psycopg2
 import psycopg2.errors
 
-from psycopg_check import COLUMNS, ROWS, CheckFailed, check
+from psycopg_check import COLUMNS, ROWS, CheckFailed, check, check_main
 
 TABLE = "compat_psycopg2"
 
@@ -103,21 +102,10 @@ def run(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5432)
-    args = parser.parse_args()
-    try:
-        run(args)
-    except CheckFailed as e:
-        print(f"FAIL psycopg2: {e}")
-        return 1
-    except psycopg2.Error as e:
-        print(f"FAIL psycopg2: {type(e).__name__} (SQLSTATE {e.pgcode}): {e}")
-        return 1
-    print(f"PASS psycopg2 {psycopg2.__version__.split()[0]}: {len(COLUMNS)} types x {len(ROWS)} "
-          "rows, copy_from/copy_expert, named cursor, RETURNING, rollback, 23505")
-    return 0
+    return check_main(
+        "psycopg2", run, psycopg2.Error, lambda e: e.pgcode,
+        f"{psycopg2.__version__.split()[0]}: {len(COLUMNS)} types x {len(ROWS)} rows, "
+        "copy_from/copy_expert, named cursor, RETURNING, rollback, 23505")
 
 
 if __name__ == "__main__":

@@ -285,23 +285,31 @@ def check_named_cursors(conn, names):
     conn.autocommit = True
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def check_main(name, run, driver_error, sqlstate_of, passed):
+    """A driver check's command line: runs `run(args)` and prints one line,
+    `PASS name passed` or `FAIL name: why`; the exit status."""
+    parser = argparse.ArgumentParser(description=f"{name} driver check")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5432)
     args = parser.parse_args()
     try:
         run(args)
     except CheckFailed as e:
-        print(f"FAIL psycopg: {e}")
+        print(f"FAIL {name}: {e}")
         return 1
-    except psycopg.Error as e:
-        print(f"FAIL psycopg: {type(e).__name__} (SQLSTATE {e.sqlstate}): {e}")
+    except driver_error as e:
+        print(f"FAIL {name}: {type(e).__name__} (SQLSTATE {sqlstate_of(e)}): {e}")
         return 1
-    print(f"PASS psycopg {psycopg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows "
-          "(text+binary), rollback/commit, 23505, TimeZone, bare parameters, RETURNING, "
-          "COPY (text+binary, errors, CopyFail), named cursors")
+    print(f"PASS {name} {passed}")
     return 0
+
+
+def main():
+    return check_main(
+        "psycopg", run, psycopg.Error, lambda e: e.sqlstate,
+        f"{psycopg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows (text+binary), "
+        "rollback/commit, 23505, TimeZone, bare parameters, RETURNING, "
+        "COPY (text+binary, errors, CopyFail), named cursors")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ use futures::SinkExt;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
-use crate::bad_input::{read_message, startup_packet};
+use crate::bad_input::{query, read_message, startup_packet};
 use crate::harness::{query_i64, sqlstate, TestServer};
+use crate::wire_bounds::{kinds, read_reply};
 
 /// A query that runs for minutes unless stopped.
 const ENDLESS: &str = "SELECT count(*) FROM generate_series(1, 100000000000)";
@@ -99,28 +100,14 @@ async fn a_cancel_with_the_wrong_key_or_pid_does_nothing() {
         }
     };
     assert!(pid > 0);
-    loop {
-        if read_message(&mut session).unwrap().0 == b'Z' {
-            break;
-        }
-    }
-    let mut body = b"SELECT count(*) FROM generate_series(1, 3000000)".to_vec();
-    body.push(0);
-    let mut query = vec![b'Q'];
-    query.extend(((body.len() + 4) as i32).to_be_bytes());
-    query.extend(body);
-    session.write_all(&query).unwrap();
+    read_reply(&mut session);
+    session
+        .write_all(&query("SELECT count(*) FROM generate_series(1, 3000000)"))
+        .unwrap();
     cancel_request(&server, pid, key.wrapping_add(1));
     cancel_request(&server, pid.wrapping_add(1000), key);
-    let mut kinds = String::new();
-    loop {
-        let (kind, _) = read_message(&mut session).unwrap();
-        kinds.push(kind as char);
-        if kind == b'Z' {
-            break;
-        }
-    }
-    assert_eq!(kinds, "TDCZ", "the query ran to its end");
+    let reply = read_reply(&mut session);
+    assert_eq!(kinds(&reply), "TDCZ", "the query ran to its end");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

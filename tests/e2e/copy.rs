@@ -10,8 +10,9 @@ use futures::{SinkExt, StreamExt};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-use crate::bad_input::{message, query, raw_session, read_message};
+use crate::bad_input::{message, query, raw_session};
 use crate::harness::{all_types_table, query_i64, rows, sqlstate, text_rows, TestServer};
+use crate::wire_bounds::{kinds, read_reply};
 
 async fn copy_in(client: &Client, sql: &str, data: &[u8]) -> Result<u64, tokio_postgres::Error> {
     let sink = client.copy_in(sql).await?;
@@ -21,18 +22,6 @@ async fn copy_in(client: &Client, sql: &str, data: &[u8]) -> Result<u64, tokio_p
         sink.send(Bytes::copy_from_slice(piece)).await?;
     }
     sink.finish().await
-}
-
-/// Backend messages up to ReadyForQuery, errors included.
-fn read_reply(stream: &mut std::net::TcpStream) -> Vec<(u8, Vec<u8>)> {
-    let mut messages = Vec::new();
-    while let Ok((kind, body)) = read_message(stream) {
-        messages.push((kind, body));
-        if kind == b'Z' {
-            break;
-        }
-    }
-    messages
 }
 
 async fn copy_out(client: &Client, sql: &str) -> Vec<u8> {
@@ -262,8 +251,7 @@ async fn copy_fail_a_vanished_client_and_late_data_leave_nothing() {
     script.extend(message(b'f', b"the client changed its mind\0"));
     session.write_all(&script).unwrap();
     let reply = read_reply(&mut session);
-    let kinds: String = reply.iter().map(|(k, _)| *k as char).collect();
-    assert_eq!(kinds, "GEZ");
+    assert_eq!(kinds(&reply), "GEZ");
     let error = String::from_utf8_lossy(&reply[1].1).into_owned();
     assert!(error.contains("C57014"), "{error}");
     assert!(error.contains("the client changed its mind"), "{error}");
@@ -277,13 +265,9 @@ async fn copy_fail_a_vanished_client_and_late_data_leave_nothing() {
     script.extend(query("SELECT count(*) FROM t"));
     session.write_all(&script).unwrap();
     let reply = read_reply(&mut session);
-    assert_eq!(
-        reply.iter().map(|(k, _)| *k as char).collect::<String>(),
-        "GEZ"
-    );
+    assert_eq!(kinds(&reply), "GEZ");
     let reply = read_reply(&mut session);
-    let kinds: String = reply.iter().map(|(k, _)| *k as char).collect();
-    assert_eq!(kinds, "TDCZ");
+    assert_eq!(kinds(&reply), "TDCZ");
     assert!(reply[1].1.ends_with(b"0"), "{:?}", reply[1]);
 
     // A client that vanishes mid-load: nothing of it stays.
@@ -361,5 +345,63 @@ async fn a_big_load_streams_through_in_batches() {
     println!(
         "{n} rows loaded by one COPY: server peak memory {} MiB",
         server.peak_memory_kib() / 1024
+    );
+}
+
+/// A result far larger than a fetch: read through a portal 1,000 rows per
+/// Execute, as JDBC with a fetch size reads it, it streams from the scan to
+/// the socket. `SHARDFORGE_BIG_RESULT_ROWS` sets its rows (200,000 by
+/// default; the 5M-row run is in `tests/README.md`); the test
+/// prints the server's peak memory after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_result_streams_through_a_portal_in_fetches() {
+    let n: i64 = std::env::var("SHARDFORGE_BIG_RESULT_ROWS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let server = TestServer::start().await;
+    let mut client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE wide (id bigint PRIMARY KEY, note text)")
+        .await
+        .unwrap();
+    let sink = client.copy_in("COPY wide FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    let note = "n".repeat(100);
+    let mut id = 0;
+    while id < n {
+        let mut piece = String::new();
+        for _ in 0..10_000.min(n - id) {
+            id += 1;
+            piece.push_str(&format!("{id}\t{note}\n"));
+        }
+        sink.send(Bytes::from(piece)).await.unwrap();
+    }
+    sink.finish().await.unwrap();
+    let loaded_kib = server.peak_memory_kib();
+
+    let txn = client.transaction().await.unwrap();
+    let select = txn.prepare("SELECT id, note FROM wide").await.unwrap();
+    let portal = txn.bind(&select, &[]).await.unwrap();
+    let (mut rows, mut sum) = (0i64, 0i64);
+    loop {
+        let fetched = txn.query_portal(&portal, 1000).await.unwrap();
+        assert!(fetched.len() <= 1000);
+        for row in &fetched {
+            sum += row.get::<_, i64>(0);
+            assert_eq!(row.get::<_, &str>(1).len(), 100);
+        }
+        rows += fetched.len() as i64;
+        if fetched.len() < 1000 {
+            break;
+        }
+    }
+    txn.commit().await.unwrap();
+    assert_eq!(rows, n);
+    assert_eq!(sum, n * (n + 1) / 2);
+    println!(
+        "{n} rows read 1,000 per Execute: server peak memory {} MiB ({} MiB after loading them)",
+        server.peak_memory_kib() / 1024,
+        loaded_kib / 1024
     );
 }

@@ -55,7 +55,7 @@ fn cstr(s: &str) -> Vec<u8> {
 
 /// Reads backend messages up to ReadyForQuery (or until the server closes
 /// the connection), errors included.
-fn read_reply(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
+pub(crate) fn read_reply(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
     let mut messages = Vec::new();
     while let Ok((kind, body)) = read_message(stream) {
         messages.push((kind, body));
@@ -84,7 +84,7 @@ fn error_of(reply: &[(u8, Vec<u8>)]) -> Option<(String, String, String)> {
     Some((severity, code, text))
 }
 
-fn kinds(reply: &[(u8, Vec<u8>)]) -> String {
+pub(crate) fn kinds(reply: &[(u8, Vec<u8>)]) -> String {
     reply.iter().map(|(k, _)| *k as char).collect()
 }
 
