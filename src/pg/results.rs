@@ -6,11 +6,13 @@ use std::sync::Arc;
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::Type;
 use pgwire::error::PgWireResult;
+use pgwire::messages::data::DataRow;
 
 use super::errors::to_pgwire;
 use super::text::to_pg_text;
@@ -18,9 +20,6 @@ use crate::catalog::PG_TYPE_METADATA;
 use crate::error::{Error, Result};
 use crate::sql::errors::classify;
 use crate::sql::Output;
-use datafusion::arrow::record_batch::RecordBatch;
-use pgwire::api::results::FieldFormat;
-use pgwire::messages::data::DataRow;
 
 /// The RowDescription of a result. Numerics above 38 digits (Decimal256,
 /// which arrow-pg does not map) are described as `numeric`.

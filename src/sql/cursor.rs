@@ -11,6 +11,8 @@
 //! forward only (as a PostgreSQL cursor declared NO SCROLL): FETCH NEXT,
 //! FORWARD, ALL, a count, RELATIVE n > 0; backward directions are 55000.
 
+use std::sync::Mutex;
+
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
@@ -21,7 +23,6 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use futures::StreamExt;
-use std::sync::Mutex;
 
 use super::errors::classify;
 use crate::error::{Error, InputError, Result};

@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::sql::sqlparser::ast::{
-    CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
+    CopyLegacyOption, CopyOption, CopySource, CopyTarget, Insert, Statement,
 };
 
 use super::{Output, Session, TxnState};
@@ -72,12 +71,13 @@ impl Session {
         }
         let zone = self.time_zone()?;
         let autocommit = self.state == TxnState::Idle;
-        let copy = CopyFrom::start(self.txn.as_ref(), source, options, zone, autocommit)?;
+        let from = CopyFrom::start(self.txn.as_ref(), source, options, zone, autocommit)?;
         let output = Output::CopyIn {
-            columns: copy.targets.len(),
-            binary: copy.binary(),
+            columns: from.targets.len(),
+            binary: from.binary(),
         };
-        self.copy = Some(copy);
+        let sink = self.copy_sink(&from.table, &from.targets)?;
+        self.copy = Some(CopyIn { from, sink });
         Ok(output)
     }
 
@@ -98,7 +98,7 @@ impl Session {
             self.copy_failed();
             return Err(e);
         }
-        let copy = self.copy.take().ok_or_else(no_copy)?;
+        let copy = self.copy.take().ok_or_else(no_copy)?.from;
         if copy.autocommit {
             if let Some(txn) = self.txn.take() {
                 self.commit(txn).await?;
@@ -119,7 +119,7 @@ impl Session {
     /// Ends a COPY FROM that failed: its own transaction rolls back, or the
     /// block it ran in fails, as for any statement.
     fn copy_failed(&mut self) {
-        if let Some(copy) = self.copy.take() {
+        if let Some(CopyIn { from: copy, .. }) = self.copy.take() {
             if copy.autocommit {
                 self.txn.take();
             } else {
@@ -129,58 +129,80 @@ impl Session {
     }
 
     async fn copy_batches(&mut self, data: Option<&[u8]>) -> Result<()> {
-        let copy = self.copy.as_mut().ok_or_else(no_copy)?;
         if let Some(data) = data {
-            copy.feed(data);
+            self.copy.as_mut().ok_or_else(no_copy)?.from.feed(data);
         }
         loop {
             self.canceller.running().check()?;
             let copy = self.copy.as_mut().ok_or_else(no_copy)?;
-            let Some(batch) = copy.next_batch(data.is_none())? else {
+            let Some(batch) = copy.from.next_batch(data.is_none())? else {
                 return Ok(());
             };
-            let (table, targets) = (copy.table.clone(), copy.targets.clone());
-            self.write_copied(table, &targets, batch).await?;
+            match &copy.sink {
+                CopySink::Rows { writer, order } => {
+                    let batch = batch.project(order)?;
+                    let writer = writer.clone();
+                    write::insert_batch(&writer, &self.txn, batch, OnConflict::Fail).await?;
+                }
+                CopySink::WithDefaults(insert) => {
+                    let insert = Insert::clone(insert);
+                    let rows =
+                        MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(classify)?;
+                    self.with_scratch([(COPIED_ROWS, rows)], self.insert(&insert, None))
+                        .await?;
+                }
+            }
         }
     }
 
-    /// Writes a batch of copied rows; `targets` are the stored columns of
-    /// its columns.
-    async fn write_copied(
-        &self,
-        table: Arc<TableDef>,
-        targets: &[usize],
-        batch: RecordBatch,
-    ) -> Result<()> {
-        if targets.len() < table.visible_columns() {
-            // The columns left out get their defaults, as in an INSERT of
-            // the others.
-            let names: Vec<String> = targets
-                .iter()
-                .map(|&i| quote(&table.columns[i].name))
-                .collect();
-            let sql = format!(
-                "INSERT INTO {} ({}) SELECT * FROM {SCRATCH_SCHEMA}.{}",
-                quote(&table.name),
-                names.join(", "),
-                quote(COPIED_ROWS)
-            );
-            let Some(Statement::Insert(insert)) = self.parse(&sql)?.pop() else {
-                return Err(Error::Internal(format!("not an INSERT: {sql}")));
-            };
-            let rows = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(classify)?;
-            self.with_scratch([(COPIED_ROWS, rows)], self.insert(&insert, None))
-                .await?;
-            return Ok(());
+    /// How a COPY's batches are written: `targets` are the stored columns
+    /// of its columns.
+    fn copy_sink(&self, table: &Arc<TableDef>, targets: &[usize]) -> Result<CopySink> {
+        if targets.len() == table.visible_columns() {
+            // Every column: in the table's order.
+            let mut order: Vec<usize> = (0..targets.len()).collect();
+            order.sort_by_key(|&i| targets[i]);
+            let writer = RowWriter::new(table.clone(), self.engine.coordinator().clone());
+            return Ok(CopySink::Rows {
+                writer: Arc::new(writer),
+                order,
+            });
         }
-        // Every column: in the table's order.
-        let mut order: Vec<usize> = (0..targets.len()).collect();
-        order.sort_by_key(|&i| targets[i]);
-        let batch = batch.project(&order)?;
-        let writer = Arc::new(RowWriter::new(table, self.engine.coordinator().clone()));
-        write::insert_batch(&writer, &self.txn, batch, OnConflict::Fail).await?;
-        Ok(())
+        // The columns left out get their defaults, as in an INSERT of the
+        // others.
+        let names: Vec<String> = targets
+            .iter()
+            .map(|&i| quote(&table.columns[i].name))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) SELECT * FROM {SCRATCH_SCHEMA}.{}",
+            quote(&table.name),
+            names.join(", "),
+            quote(COPIED_ROWS)
+        );
+        match self.parse(&sql)?.pop() {
+            Some(Statement::Insert(insert)) => Ok(CopySink::WithDefaults(Box::new(insert))),
+            _ => Err(Error::Internal(format!("not an INSERT: {sql}"))),
+        }
     }
+}
+
+/// A COPY FROM in progress: the data read so far, and where it goes.
+pub(super) struct CopyIn {
+    from: CopyFrom,
+    sink: CopySink,
+}
+
+enum CopySink {
+    /// Every column: the batch, its columns put in the table's order, goes
+    /// to the writer.
+    Rows {
+        writer: Arc<RowWriter>,
+        order: Vec<usize>,
+    },
+    /// Some columns: the planned INSERT of them from the batch (registered
+    /// in the scratch schema) fills the others' defaults.
+    WithDefaults(Box<Insert>),
 }
 
 fn no_copy() -> Error {

@@ -51,7 +51,6 @@ mod cursor;
 mod prepare;
 mod writes;
 use super::copy::format::Layout;
-use super::copy::CopyFrom;
 use crate::catalog::Tables;
 use crate::error::{Error, InputError, Result};
 use crate::txn::Transaction;
@@ -109,7 +108,7 @@ pub struct Session {
     /// the block it ran in becomes failed.
     stream_failed: Arc<AtomicBool>,
     /// The COPY FROM whose data the client is sending.
-    copy: Option<CopyFrom>,
+    copy: Option<copy::CopyIn>,
     /// Stops the running statement (CancelRequest, statement_timeout).
     canceller: Arc<Canceller>,
     /// Open cursors by name.
