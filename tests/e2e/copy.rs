@@ -232,6 +232,16 @@ async fn a_bad_line_fails_the_whole_load_and_names_the_line() {
         .unwrap();
     client.batch_execute("COMMIT").await.unwrap();
     assert_eq!(query_i64(&client, "SELECT count(*) FROM big").await, 1);
+
+    // A COPY among other statements of one query: refused, not misordered.
+    let mut session = raw_session(&server);
+    session
+        .write_all(&query("SELECT 1; COPY big TO STDOUT"))
+        .unwrap();
+    let reply = read_reply(&mut session);
+    assert_eq!(kinds(&reply), "TDCEZ");
+    let error = String::from_utf8_lossy(&reply[3].1).into_owned();
+    assert!(error.contains("C0A000"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,7 +301,9 @@ async fn copy_fail_a_vanished_client_and_late_data_leave_nothing() {
     let client2 = server.connect().await;
     assert_eq!(query_i64(&client2, "SELECT count(*) FROM t").await, 0);
     // The vanished load's keys are free.
-    copy_in(&client, "COPY t FROM STDIN", b"10\n").await.unwrap();
+    copy_in(&client, "COPY t FROM STDIN", b"10\n")
+        .await
+        .unwrap();
     assert_eq!(query_i64(&client2, "SELECT count(*) FROM t").await, 1);
 }
 

@@ -37,6 +37,13 @@ impl Session {
                 "COPY to or from a file or program on the server: use COPY ... FROM STDIN or TO STDOUT (psql's \\copy)",
             ));
         }
+        // Its data goes between its own messages and the statement's end,
+        // which a query of several statements answers only at the end.
+        if self.implicit {
+            return Err(Error::unsupported(
+                "COPY among several statements of one query: send it alone",
+            ));
+        }
         let options = CopyOptions::new(options, legacy, to)?;
         if to {
             let (plan, names) = match table_query(self.txn.as_ref(), source)? {
@@ -63,11 +70,6 @@ impl Session {
                 layout: options.layout,
                 force_quote,
             });
-        }
-        if self.implicit {
-            return Err(Error::unsupported(
-                "COPY FROM STDIN among several statements of one query: send it alone",
-            ));
         }
         let zone = self.time_zone()?;
         let autocommit = self.state == TxnState::Idle;
