@@ -58,6 +58,8 @@ pub enum InputError {
     BadCopyFormat,
     /// A date or time that does not parse (22007).
     InvalidDatetimeFormat,
+    /// A date or time field out of its range, such as month 13 (22008).
+    DatetimeFieldOverflow,
     /// Binary data of the wrong length for its type (22P03).
     InvalidBinaryRepresentation,
     /// The client or a timeout stopped the statement (57014).
@@ -71,13 +73,16 @@ pub enum InputError {
     /// An object that cannot do what was asked in its state, such as a
     /// forward-only cursor asked to go back (55000).
     ObjectNotInPrerequisiteState,
+    /// A function that does not exist, or not for these argument types
+    /// (42883).
+    UndefinedFunction,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 36] = [
+    const ALL: [InputError; 38] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -107,12 +112,14 @@ impl InputError {
         Self::NoActiveTransaction,
         Self::BadCopyFormat,
         Self::InvalidDatetimeFormat,
+        Self::DatetimeFieldOverflow,
         Self::InvalidBinaryRepresentation,
         Self::QueryCanceled,
         Self::DuplicatePreparedStatement,
         Self::DuplicateCursor,
         Self::InvalidCursorName,
         Self::ObjectNotInPrerequisiteState,
+        Self::UndefinedFunction,
         Self::Other,
     ];
 

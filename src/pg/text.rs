@@ -1,6 +1,7 @@
 //! PostgreSQL's text output for the types whose rendering by arrow-pg
-//! differs from PostgreSQL's: timestamps (PostgreSQL drops a zero fraction
-//! and trailing zeros: `2024-01-02 03:04:05+00`), floating point (shortest
+//! differs from PostgreSQL's: timestamps and times of day (PostgreSQL
+//! drops a zero fraction and trailing zeros: `2024-01-02 03:04:05+00`,
+//! `10:11:12.5`), floating point (shortest
 //! round-trip digits, exponent form outside 1e-4 .. 1e15, `Infinity`), and
 //! numerics above 38 digits (Decimal256, which arrow-pg does not know), and
 //! `regtype` (an oid, printed as the type's name).
@@ -18,8 +19,8 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    i256, DataType, Decimal256Type, Field, Float32Type, Float64Type, Int64Type, Schema, TimeUnit,
-    TimestampMicrosecondType,
+    i256, DataType, Decimal256Type, Field, Float32Type, Float64Type, Int64Type, Schema,
+    Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
@@ -92,6 +93,8 @@ fn renders(data_type: &DataType) -> bool {
     matches!(
         data_type,
         DataType::Timestamp(_, _)
+            | DataType::Time32(_)
+            | DataType::Time64(_)
             | DataType::Float32
             | DataType::Float64
             | DataType::Decimal256(_, _)
@@ -110,6 +113,14 @@ fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
                 .as_primitive::<TimestampMicrosecondType>()
                 .iter()
                 .map(|v| v.map(|v| timestamp(v, zone)))
+                .collect()
+        }
+        DataType::Time32(_) | DataType::Time64(_) => {
+            let micros = cast(array, &DataType::Time64(TimeUnit::Microsecond))?;
+            micros
+                .as_primitive::<Time64MicrosecondType>()
+                .iter()
+                .map(|v| v.map(time))
                 .collect()
         }
         DataType::Float32 => array
@@ -172,6 +183,31 @@ fn float(value: f64, scientific: &str, digits: i32) -> String {
     }
 }
 
+/// `HH:MM:SS[.ffffff]` of a time of day, the fraction cut as a
+/// timestamp's.
+fn time(micros: i64) -> String {
+    let seconds = micros.div_euclid(1_000_000);
+    let mut text = format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    );
+    push_fraction(&mut text, micros);
+    text
+}
+
+/// `.ffffff` of `micros` past the second, trailing zeros cut; nothing
+/// for a whole second.
+fn push_fraction(text: &mut String, micros: i64) {
+    let fraction = micros.rem_euclid(1_000_000);
+    if fraction != 0 {
+        let digits = format!("{fraction:06}");
+        text.push('.');
+        text.push_str(digits.trim_end_matches('0'));
+    }
+}
+
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction cut;
 /// a `timestamptz` (`zone` given) in that zone, followed by its offset.
 fn timestamp(micros: i64, zone: Option<&Tz>) -> String {
@@ -186,12 +222,7 @@ fn timestamp(micros: i64, zone: Option<&Tz>) -> String {
         }
         None => (at.format("%Y-%m-%d %H:%M:%S").to_string(), None),
     };
-    let fraction = micros.rem_euclid(1_000_000);
-    if fraction != 0 {
-        let digits = format!("{fraction:06}");
-        text.push('.');
-        text.push_str(digits.trim_end_matches('0'));
-    }
+    push_fraction(&mut text, micros);
     if let Some(offset) = offset {
         text.push_str(&utc_offset(offset));
     }

@@ -41,6 +41,7 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
             rewrite_node_expressions(node, false, |e, schema| {
                 let pg = super::numeric::numeric_division(&e, schema)
                     .or_else(|| super::numeric::float_round(&e, schema))
+                    .or_else(|| super::numeric::rescaled_rounding(&e, schema))
                     .or_else(|| super::numeric::exact_float_cast(&e, schema))
                     .or_else(|| super::numeric::integer_cast(&e, schema))
                     .or_else(|| super::numeric::text_to_numeric_cast(&e, schema));

@@ -86,11 +86,15 @@ impl SqlEngine {
         let mut analyzer_rules = Analyzer::new().rules;
         analyzer_rules.insert(0, Arc::new(super::literals::IntegerLiterals));
         analyzer_rules.insert(1, Arc::new(super::numeric::NumericAggregates));
-        let state = SessionStateBuilder::new()
+        let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
-            .with_analyzer_rules(analyzer_rules)
-            .build();
+            .with_analyzer_rules(analyzer_rules);
+        // Ours first: the first planner that plans a form wins.
+        if let Some(planners) = builder.expr_planners() {
+            planners.insert(0, Arc::new(super::functions::PgExprPlanner));
+        }
+        let state = builder.build();
         let ctx = SessionContext::new_with_state(state);
         let source = Arc::new(TableSource::new(coordinator.clone(), ctx.state()));
         let schemas = MemoryCatalogProvider::new();
@@ -102,6 +106,7 @@ impl SqlEngine {
         ctx.register_catalog(DATABASE, Arc::new(schemas));
         super::pg_catalog::register(&ctx, catalog.clone())?;
         ctx.register_udf(version_udf());
+        super::functions::register(&ctx);
         ctx.register_udaf(super::numeric::RoundedAvg::udaf());
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(super::setops::SetOperationMultiplicity));
@@ -276,6 +281,7 @@ fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(ResolveUnqualifiedIdentifier),
         Box::new(RewriteArrayAnyAllOperation),
         Box::new(StripCallableQualifier),
+        Box::new(super::functions::FunctionNames),
         Box::new(FixArrayLiteral),
         Box::new(CurrentUserVariableToSessionUserFunctionCall),
         Box::new(StripCollate),

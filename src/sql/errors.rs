@@ -16,6 +16,14 @@ pub fn classify(error: DataFusionError) -> Error {
     classify_ref(error.find_root())
 }
 
+/// Our errors raised inside DataFusion (a function's bad argument) travel
+/// as `External`, and [`classify`] gives them back unchanged.
+impl From<Error> for DataFusionError {
+    fn from(error: Error) -> Self {
+        DataFusionError::External(Box::new(error))
+    }
+}
+
 fn classify_ref(error: &DataFusionError) -> Error {
     match error {
         DataFusionError::External(inner) => match inner.downcast_ref::<Error>() {
@@ -88,6 +96,9 @@ fn classify_message(msg: &str, fallback: InputError) -> Error {
             "each UNION query must have the same number of columns",
         );
     }
+    if let Some(function) = undefined_function(msg) {
+        return function;
+    }
     let kind = if lower.contains("inconsistent data length across values list")
         || lower.contains("query must have the same number of columns")
     {
@@ -154,6 +165,27 @@ fn undefined_table(msg: &str) -> Error {
         ),
         [] => Error::input(InputError::UndefinedTable, msg),
     }
+}
+
+/// PostgreSQL's error for a call of a function that does not exist, or
+/// not for the argument types given: DataFusion says "Invalid function
+/// 'f'" (with a guess of what was meant) or "No function matches the given
+/// name and argument types 'f(Utf8, Int64)'" after a list of candidates.
+fn undefined_function(msg: &str) -> Option<Error> {
+    let missing = |name: &str| {
+        Error::input(
+            InputError::UndefinedFunction,
+            format!("function {name} does not exist"),
+        )
+    };
+    if let Some(rest) = msg.split("Invalid function '").nth(1) {
+        return rest.split('\'').next().map(missing);
+    }
+    let call = msg
+        .split("No function matches the given name and argument types '")
+        .nth(1)?;
+    let call = call.split('\'').next()?;
+    Some(missing(call))
 }
 
 /// Drops DataFusion's "Error during planning:"-style prefixes.

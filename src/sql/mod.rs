@@ -30,6 +30,7 @@ pub mod ddl;
 pub mod dml;
 pub mod engine;
 pub mod errors;
+pub mod functions;
 pub mod literals;
 pub mod names;
 pub mod numeric;

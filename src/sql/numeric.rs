@@ -458,6 +458,41 @@ pub fn float_round(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
         .then(|| rint_udf(data_type).call(vec![arg.clone()]))
 }
 
+/// `ceil`, `floor` and `trunc` of a numeric are whole numbers, shown
+/// without decimals as PostgreSQL shows them (`ceil(2.1)` is 3; DataFusion
+/// keeps the argument's scale, 3.0), and `trunc(x, n)` has n decimals.
+pub fn rescaled_rounding(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::ScalarFunction(call) = expr else {
+        return None;
+    };
+    let name = call.func.name();
+    if !matches!(name, "ceil" | "floor" | "trunc") {
+        return None;
+    }
+    let (arg, digits) = match call.args.as_slice() {
+        [arg] => (arg, 0),
+        [arg, digits] if name == "trunc" => {
+            let digits = match digits {
+                Expr::Cast(Cast { expr, .. }) => expr.as_ref(),
+                other => other,
+            };
+            let Expr::Literal(n, _) = digits else {
+                return None;
+            };
+            match n.clone().cast_to(&DataType::Int64).ok()? {
+                ScalarValue::Int64(Some(n)) => (arg, n),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    let DataType::Decimal128(precision, scale) = arg.get_type(schema).ok()? else {
+        return None;
+    };
+    let wanted = i8::try_from(digits.max(0)).ok()?;
+    (wanted < scale).then(|| cast(expr.clone(), DataType::Decimal128(precision, wanted)))
+}
+
 fn rint_udf(data_type: DataType) -> Arc<ScalarUDF> {
     array_udf(
         &format!("pg_rint_{data_type}"),
