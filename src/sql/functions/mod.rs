@@ -17,6 +17,8 @@
 //!   template back as it is.
 
 mod extract;
+mod number_template;
+mod parse_template;
 mod template;
 
 use datafusion::logical_expr::ScalarUDF;
@@ -45,11 +47,13 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, ScalarUDF::new_from_impl(template::ToChar::default()));
     replace(
         ctx,
-        ScalarUDF::new_from_impl(template::ParseTemplate::to_date()),
+        ScalarUDF::new_from_impl(parse_template::ParseTemplate::to_date()),
     );
     replace(
         ctx,
-        ScalarUDF::new_from_impl(template::ParseTemplate::to_timestamp(TO_TIMESTAMP_TEMPLATE)),
+        ScalarUDF::new_from_impl(parse_template::ParseTemplate::to_timestamp(
+            TO_TIMESTAMP_TEMPLATE,
+        )),
     );
 }
 

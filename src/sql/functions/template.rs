@@ -6,13 +6,8 @@
 //! (an ordinal suffix), and literal text (`"quoted"` or any other
 //! character). `to_char` of a date or timestamp prints the fields of the
 //! value in the session time zone; `to_date` and `to_timestamp` read them
-//! back, as PostgreSQL does without `FX`: a separator in the template
-//! skips one separator of the input, spaces skip spaces, a number is as
-//! many digits as the field has when another field follows at once and all
-//! its digits otherwise. `to_char` of a number uses the numeric template
-//! (`9`, `0`, `.`/`D`, `,`/`G`, `FM`, `S`, `MI`, `PR`, `TH`), rounding half
-//! away from zero and printing `#` for a value too wide, as PostgreSQL
-//! does.
+//! back ([`super::parse_template`]). `to_char` of a number uses the
+//! numeric template ([`super::number_template`]).
 //!
 //! Time zone names print as the offset (`+09`), or `UTC` at offset zero:
 //! ShardForge has no table of zone abbreviations (PostgreSQL prints `JST`).
@@ -20,15 +15,11 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, Timelike};
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, StringArray, TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType,
-};
+use datafusion::arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{plan_err, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::{
@@ -37,7 +28,7 @@ use datafusion::logical_expr::{
 
 use crate::error::{Error, InputError};
 
-const MONTHS: [&str; 12] = [
+pub(super) const MONTHS: [&str; 12] = [
     "January",
     "February",
     "March",
@@ -51,7 +42,7 @@ const MONTHS: [&str; 12] = [
     "November",
     "December",
 ];
-const DAYS: [&str; 7] = [
+pub(super) const DAYS: [&str; 7] = [
     "Sunday",
     "Monday",
     "Tuesday",
@@ -63,17 +54,17 @@ const DAYS: [&str; 7] = [
 /// The width PostgreSQL pads month and day names to without `FM`.
 const NAME_WIDTH: usize = 9;
 /// The Julian day of 0001-01-01 minus one (chrono counts that day as 1).
-const JULIAN_OFFSET: i64 = 1_721_425;
+pub(super) const JULIAN_OFFSET: i64 = 1_721_425;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Case {
+pub(super) enum Case {
     Upper,
     Capitalized,
     Lower,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
+pub(super) enum Field {
     /// `YYYY`, `YYY`, `YY`, `Y`: the last n digits of the year.
     Year(u8),
     IsoYear,
@@ -116,7 +107,7 @@ enum Field {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Node {
+pub(super) enum Node {
     Field {
         field: Field,
         fill: bool,
@@ -322,7 +313,7 @@ const WORDS: &[(&str, Field, bool)] = &[
 ];
 
 /// Reads a date/time template.
-fn parse_template(template: &str) -> Vec<Node> {
+pub(super) fn parse_template(template: &str) -> Vec<Node> {
     let mut nodes = Vec::new();
     let mut rest = template;
     let mut text = String::new();
@@ -395,7 +386,7 @@ fn parse_template(template: &str) -> Vec<Node> {
     nodes
 }
 
-fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+pub(super) fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &text[prefix.len()..])
@@ -409,7 +400,7 @@ fn cased(text: &str, case: Case) -> String {
     }
 }
 
-fn ordinal_suffix(n: i64, case: Case) -> String {
+pub(super) fn ordinal_suffix(n: i64, case: Case) -> String {
     let suffix = match (n % 100, n % 10) {
         (11..=13, _) => "th",
         (_, 1) => "st",
@@ -582,7 +573,7 @@ fn utc_offset(seconds: i32) -> String {
 }
 
 /// The session time zone of a call (`SET TIME ZONE`).
-fn session_zone(config: &ConfigOptions) -> Tz {
+pub(super) fn session_zone(config: &ConfigOptions) -> Tz {
     config
         .execution
         .time_zone
@@ -591,7 +582,10 @@ fn session_zone(config: &ConfigOptions) -> Tz {
         .unwrap_or_else(|| Tz::from_str("+00:00").expect("UTC parses"))
 }
 
-fn datetime_error(kind: InputError, message: String) -> datafusion::error::DataFusionError {
+pub(super) fn datetime_error(
+    kind: InputError,
+    message: String,
+) -> datafusion::error::DataFusionError {
     Error::input(kind, message).into()
 }
 
@@ -672,12 +666,12 @@ impl ScalarUDFImpl for ToChar {
                     .collect()
             }
             _ => {
-                let numbers = decimal_strings(&values)?;
+                let numbers = super::number_template::decimal_strings(&values)?;
                 numbers
                     .iter()
                     .zip(templates.iter())
                     .map(|(number, template)| match (number, template) {
-                        (Some(n), Some(t)) => format_number(n, t).map(Some),
+                        (Some(n), Some(t)) => super::number_template::format_number(n, t).map(Some),
                         _ => Ok(None),
                     })
                     .collect::<DFResult<_>>()?
@@ -735,567 +729,7 @@ fn moments(values: &ArrayRef, zone: &Tz) -> DFResult<Vec<Option<Moment>>> {
 }
 
 /// Days from 0001-01-01 (day 1) to 1970-01-01.
-const EPOCH_DAYS_FROM_CE: i32 = 719_163;
-
-/// Each number as decimal text (`-12.50`).
-fn decimal_strings(values: &ArrayRef) -> DFResult<Vec<Option<String>>> {
-    Ok(match values.data_type() {
-        DataType::Float64 => values
-            .as_primitive::<Float64Type>()
-            .iter()
-            .map(|v| v.map(|v| format!("{v}")))
-            .collect(),
-        DataType::Int64 => values
-            .as_primitive::<Int64Type>()
-            .iter()
-            .map(|v| v.map(|v| v.to_string()))
-            .collect(),
-        _ => {
-            let text = cast(values, &DataType::Utf8)?;
-            text.as_string::<i32>()
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect()
-        }
-    })
-}
-
-/// A numeric template, read.
-#[derive(Debug, Default)]
-struct NumberTemplate {
-    /// Digit positions before the decimal point, left to right: whether
-    /// each is `0` (printed even when the number has no digit there).
-    int: Vec<bool>,
-    /// After how many integer positions a group separator comes.
-    groups: Vec<usize>,
-    /// Digit positions after the point: whether each is `0`.
-    frac: Vec<bool>,
-    fill: bool,
-    sign: SignStyle,
-    ordinal: Option<Case>,
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-enum SignStyle {
-    /// `-` or a space before the first digit.
-    #[default]
-    Default,
-    /// `S`: `-` or `+` before the first digit (or after the last).
-    Always { trailing: bool },
-    /// `MI`: `-` or a space after the number.
-    Minus,
-    /// `PR`: `<n>` for a negative number.
-    Brackets,
-}
-
-fn parse_number_template(template: &str) -> DFResult<NumberTemplate> {
-    let mut t = NumberTemplate::default();
-    let mut point = false;
-    let upper = template.to_uppercase();
-    let mut rest = upper.as_str();
-    while let Some(c) = rest.chars().next() {
-        let word = |w: &str| rest.starts_with(w);
-        let len = if word("FM") {
-            t.fill = true;
-            2
-        } else if word("MI") {
-            t.sign = SignStyle::Minus;
-            2
-        } else if word("PR") {
-            t.sign = SignStyle::Brackets;
-            2
-        } else if word("TH") {
-            t.ordinal = Some(match &template[template.len() - rest.len()..][..2] {
-                "th" => Case::Lower,
-                _ => Case::Upper,
-            });
-            2
-        } else {
-            match c {
-                '9' | '0' => {
-                    match point {
-                        true => t.frac.push(c == '0'),
-                        false => t.int.push(c == '0'),
-                    }
-                    1
-                }
-                '.' | 'D' => {
-                    point = true;
-                    1
-                }
-                ',' | 'G' => {
-                    if !point {
-                        t.groups.push(t.int.len());
-                    }
-                    1
-                }
-                'S' => {
-                    t.sign = SignStyle::Always {
-                        trailing: !t.int.is_empty() || !t.frac.is_empty(),
-                    };
-                    1
-                }
-                _ => {
-                    return Err(Error::unsupported(format!(
-                        "to_char template \"{template}\" (only 9 0 . D , G FM S MI PR TH are supported)"
-                    ))
-                    .into())
-                }
-            }
-        };
-        rest = &rest[len..];
-    }
-    Ok(t)
-}
-
-/// `to_char(number, template)`.
-fn format_number(number: &str, template: &str) -> DFResult<String> {
-    let t = parse_number_template(template)?;
-    let (negative, int_digits, frac_digits) = round_digits(number, t.frac.len());
-    let zero = int_digits.bytes().all(|b| b == b'0') && frac_digits.bytes().all(|b| b == b'0');
-    let negative = negative && !zero;
-    let overflow = int_digits.trim_start_matches('0').len() > t.int.len();
-    // A zero integer part is not printed when there are decimals (`.50`).
-    let int_digits = match int_digits.trim_start_matches('0') {
-        "" if t.frac.is_empty() => "0",
-        digits => digits,
-    };
-    let mut frac: String = match overflow {
-        true => "#".repeat(t.frac.len()),
-        false => frac_digits,
-    };
-    if t.fill && !overflow {
-        // FM drops trailing zeros where the template has 9s.
-        while frac.len() > t.frac.iter().rposition(|z| *z).map_or(0, |i| i + 1)
-            && frac.ends_with('0')
-        {
-            frac.pop();
-        }
-    }
-    // Integer positions right to left.
-    let first_zero = t.int.iter().position(|z| *z).unwrap_or(t.int.len());
-    let digits: Vec<char> = int_digits.chars().collect();
-    let mut int = String::new();
-    let mut leading = 0usize; // positions printed as padding
-    for (i, _) in t.int.iter().enumerate() {
-        let from_right = t.int.len() - 1 - i;
-        let c = if overflow {
-            Some('#')
-        } else if from_right < digits.len() {
-            Some(digits[digits.len() - 1 - from_right])
-        } else if i >= first_zero {
-            Some('0')
-        } else {
-            None
-        };
-        if t.groups.contains(&i) && i > 0 {
-            match int.is_empty() {
-                true => leading += 1,
-                false => int.push(','),
-            }
-        }
-        match c {
-            Some(c) => int.push(c),
-            None => leading += 1,
-        }
-    }
-    if t.fill && int.is_empty() && frac.is_empty() {
-        int.push('0');
-    }
-    let mut body = int;
-    if !t.frac.is_empty() {
-        body.push('.');
-        body.push_str(&frac);
-    }
-    if let (Some(case), false) = (t.ordinal, overflow) {
-        body.push_str(&ordinal_suffix(
-            int_digits.parse::<i64>().unwrap_or(0),
-            case,
-        ));
-    }
-    let pad = match t.fill {
-        true => String::new(),
-        false => " ".repeat(leading),
-    };
-    Ok(match t.sign {
-        SignStyle::Default => {
-            let sign = match (negative, t.fill) {
-                (true, _) => "-",
-                (false, true) => "",
-                (false, false) => " ",
-            };
-            format!("{pad}{sign}{body}")
-        }
-        SignStyle::Always { trailing: false } => {
-            format!("{pad}{}{body}", if negative { '-' } else { '+' })
-        }
-        SignStyle::Always { trailing: true } => {
-            format!("{pad}{body}{}", if negative { '-' } else { '+' })
-        }
-        SignStyle::Minus => {
-            let sign = match (negative, t.fill) {
-                (true, _) => "-",
-                (false, true) => "",
-                (false, false) => " ",
-            };
-            format!("{pad}{body}{sign}")
-        }
-        SignStyle::Brackets => match (negative, t.fill) {
-            (true, _) => format!("{pad}<{body}>"),
-            (false, true) => body,
-            (false, false) => format!("{pad} {body} "),
-        },
-    })
-}
-
-/// A decimal text rounded half away from zero to `scale` decimals: its
-/// sign, integer digits and exactly `scale` fraction digits.
-fn round_digits(number: &str, scale: usize) -> (bool, String, String) {
-    let (negative, digits) = match number.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, number.strip_prefix('+').unwrap_or(number)),
-    };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let int = if int.is_empty() { "0" } else { int };
-    let mut all: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
-    let keep = int.len() + scale;
-    if all.len() > keep {
-        let round_up = all[keep] >= b'5';
-        all.truncate(keep);
-        if round_up {
-            let mut i = all.len();
-            loop {
-                if i == 0 {
-                    all.insert(0, b'1');
-                    break;
-                }
-                i -= 1;
-                if all[i] == b'9' {
-                    all[i] = b'0';
-                } else {
-                    all[i] += 1;
-                    break;
-                }
-            }
-        }
-    } else {
-        all.resize(keep, b'0');
-    }
-    let split = all.len() - scale;
-    let text = String::from_utf8_lossy(&all).into_owned();
-    (
-        negative,
-        text[..split].to_string(),
-        text[split..].to_string(),
-    )
-}
-
-// ------------------------------------------------- to_date, to_timestamp
-
-/// `to_date(text, template)` or `to_timestamp(text, template)`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct ParseTemplate {
-    name: &'static str,
-    timestamp: bool,
-    signature: Signature,
-}
-
-impl ParseTemplate {
-    pub fn to_date() -> Self {
-        Self::new("to_date", false)
-    }
-
-    pub fn to_timestamp(name: &'static str) -> Self {
-        Self::new(name, true)
-    }
-
-    fn new(name: &'static str, timestamp: bool) -> Self {
-        Self {
-            name,
-            timestamp,
-            signature: Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Stable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for ParseTemplate {
-    fn name(&self) -> &str {
-        self.name
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
-        Ok(match self.timestamp {
-            true => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
-            false => DataType::Date32,
-        })
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let texts = args.args[0].clone().into_array(args.number_rows)?;
-        let templates = args.args[1].clone().into_array(args.number_rows)?;
-        let zone = session_zone(&args.config_options);
-        let parsed: Vec<Option<NaiveDateTime>> = texts
-            .as_string::<i32>()
-            .iter()
-            .zip(templates.as_string::<i32>().iter())
-            .map(|(text, template)| match (text, template) {
-                (Some(text), Some(template)) => {
-                    read_moment(text, &parse_template(template), template).map(Some)
-                }
-                _ => Ok(None),
-            })
-            .collect::<DFResult<_>>()?;
-        let out: ArrayRef = match self.timestamp {
-            true => {
-                let micros: Vec<Option<i64>> = parsed
-                    .iter()
-                    .map(|at| {
-                        let at = (*at)?;
-                        let local = zone.from_local_datetime(&at).earliest()?;
-                        Some(local.timestamp_micros())
-                    })
-                    .collect();
-                Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("+00:00"))
-            }
-            false => Arc::new(Date32Array::from(
-                parsed
-                    .iter()
-                    .map(|at| Some(at.as_ref()?.date().num_days_from_ce() - EPOCH_DAYS_FROM_CE))
-                    .collect::<Vec<_>>(),
-            )),
-        };
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-            false => ColumnarValue::Array(out),
-        })
-    }
-}
-
-/// The fields read from an input.
-#[derive(Debug)]
-struct Read {
-    year: i32,
-    month: u32,
-    day: u32,
-    day_of_year: Option<u32>,
-    julian: Option<i64>,
-    hour: u32,
-    minute: u32,
-    second: u32,
-    micros: u32,
-    pm: Option<bool>,
-}
-
-fn read_moment(input: &str, nodes: &[Node], template: &str) -> DFResult<NaiveDateTime> {
-    let mut r = Read {
-        year: 1,
-        month: 1,
-        day: 1,
-        day_of_year: None,
-        julian: None,
-        hour: 0,
-        minute: 0,
-        second: 0,
-        micros: 0,
-        pm: None,
-    };
-    let mut rest = input;
-    let bad = |what: &str| {
-        datetime_error(
-            InputError::InvalidDatetimeFormat,
-            format!("invalid value \"{input}\" for \"{what}\""),
-        )
-    };
-    for (i, node) in nodes.iter().enumerate() {
-        let field = match node {
-            Node::Text(text) => {
-                for c in text.chars() {
-                    if c.is_whitespace() {
-                        rest = rest.trim_start();
-                    } else if rest.starts_with(|r: char| !r.is_alphanumeric()) {
-                        let mut chars = rest.chars();
-                        chars.next();
-                        rest = chars.as_str();
-                    } else if rest
-                        .chars()
-                        .next()
-                        .is_some_and(|r| r.eq_ignore_ascii_case(&c))
-                    {
-                        rest = &rest[c.len_utf8()..];
-                    }
-                }
-                continue;
-            }
-            Node::Field { field, .. } => *field,
-        };
-        rest = rest.trim_start();
-        // A field right after another reads its own width only.
-        let fixed = matches!(nodes.get(i + 1), Some(Node::Field { .. }));
-        let signed = matches!(field, Field::Year(_) | Field::Julian);
-        match field {
-            Field::Year(4) | Field::IsoYear => {
-                r.year = read_number(&mut rest, 4, fixed, signed).ok_or_else(|| bad("YYYY"))? as i32
-            }
-            Field::Year(digits) => {
-                let y = read_number(&mut rest, usize::from(digits), fixed, signed)
-                    .ok_or_else(|| bad("YY"))? as i32;
-                // PostgreSQL: two digits are the year nearest 2020.
-                r.year = match digits {
-                    2 if y < 70 => 2000 + y,
-                    2 if y < 100 => 1900 + y,
-                    3 if y < 100 => 2000 + y,
-                    3 => 1000 + y,
-                    1 => 2000 + y,
-                    _ => y,
-                };
-            }
-            Field::Month => {
-                r.month = read_number(&mut rest, 2, fixed, signed).ok_or_else(|| bad("MM"))? as u32
-            }
-            Field::MonthName { full, .. } => {
-                r.month = read_name(&mut rest, &MONTHS, full).ok_or_else(|| bad("MONTH"))? + 1
-            }
-            Field::DayName { full, .. } => {
-                read_name(&mut rest, &DAYS, full).ok_or_else(|| bad("DAY"))?;
-            }
-            Field::Day => {
-                r.day = read_number(&mut rest, 2, fixed, signed).ok_or_else(|| bad("DD"))? as u32
-            }
-            Field::DayOfYear => {
-                r.day_of_year =
-                    Some(read_number(&mut rest, 3, fixed, signed).ok_or_else(|| bad("DDD"))? as u32)
-            }
-            Field::Weekday | Field::IsoWeekday | Field::Quarter => {
-                read_number(&mut rest, 1, fixed, signed).ok_or_else(|| bad("D"))?;
-            }
-            Field::Week | Field::IsoWeek | Field::Century => {
-                read_number(&mut rest, 2, fixed, signed).ok_or_else(|| bad("WW"))?;
-            }
-            Field::Hour24 => {
-                r.hour = read_number(&mut rest, 2, fixed, signed).ok_or_else(|| bad("HH24"))? as u32
-            }
-            Field::Hour12 => {
-                r.hour =
-                    read_number(&mut rest, 2, fixed, signed).ok_or_else(|| bad("HH12"))? as u32;
-                r.pm.get_or_insert(false);
-            }
-            Field::Minute => {
-                r.minute = read_number(&mut rest, 2, fixed, signed).ok_or_else(|| bad("MI"))? as u32
-            }
-            Field::Second => {
-                r.second = read_number(&mut rest, 2, fixed, signed).ok_or_else(|| bad("SS"))? as u32
-            }
-            Field::Millis | Field::Micros | Field::Fraction(_) => {
-                let before = rest.len();
-                let digits = read_number(&mut rest, 6, fixed, signed).ok_or_else(|| bad("US"))?;
-                let len = before - rest.len();
-                let scale = match field {
-                    Field::Millis => 3,
-                    _ => 6,
-                };
-                let read = len.max(1) as u32;
-                // `MS` 5 is 500 ms, as PostgreSQL reads a fraction.
-                let micros = match scale {
-                    3 => digits as u32 * 10u32.pow(3u32.saturating_sub(read)) * 1_000,
-                    _ => digits as u32 * 10u32.pow(6u32.saturating_sub(read)),
-                };
-                r.micros = micros;
-            }
-            Field::Meridiem { .. } => {
-                let upper = rest.to_uppercase();
-                let pm = if upper.starts_with("P.M.") || upper.starts_with("PM") {
-                    true
-                } else if upper.starts_with("A.M.") || upper.starts_with("AM") {
-                    false
-                } else {
-                    return Err(bad("AM"));
-                };
-                let len = if upper.get(1..2) == Some(".") { 4 } else { 2 };
-                rest = &rest[len..];
-                r.pm = Some(pm);
-            }
-            Field::Julian => {
-                r.julian = Some(
-                    read_number(&mut rest, usize::MAX, fixed, signed).ok_or_else(|| bad("J"))?,
-                )
-            }
-            Field::Zone { .. } | Field::Offset => {
-                return Err(Error::unsupported(format!(
-                    "time zone fields in the template \"{template}\" of to_timestamp"
-                ))
-                .into())
-            }
-        }
-    }
-    if let Some(pm) = r.pm {
-        if !(1..=12).contains(&r.hour) {
-            return Err(out_of_range(input));
-        }
-        r.hour = match (pm, r.hour) {
-            (false, 12) => 0,
-            (true, h) if h < 12 => h + 12,
-            (_, h) => h,
-        };
-    }
-    let date = match (r.julian, r.day_of_year) {
-        (Some(julian), _) => i32::try_from(julian - JULIAN_OFFSET)
-            .ok()
-            .and_then(NaiveDate::from_num_days_from_ce_opt),
-        (None, Some(doy)) => NaiveDate::from_yo_opt(r.year, doy),
-        (None, None) => NaiveDate::from_ymd_opt(r.year, r.month, r.day),
-    };
-    date.and_then(|d| d.and_hms_micro_opt(r.hour, r.minute, r.second, r.micros))
-        .ok_or_else(|| out_of_range(input))
-}
-
-fn out_of_range(input: &str) -> datafusion::error::DataFusionError {
-    datetime_error(
-        InputError::DatetimeFieldOverflow,
-        format!("date/time field value out of range: \"{input}\""),
-    )
-}
-
-/// Reads a number of at most `width` digits when `fixed`, of all the
-/// digits there otherwise; a leading `-` when `signed`.
-fn read_number(rest: &mut &str, width: usize, fixed: bool, signed: bool) -> Option<i64> {
-    let limit = if fixed { width } else { usize::MAX };
-    let (sign, body) = match rest.strip_prefix('-') {
-        Some(body) if signed => (-1, body),
-        _ => (1, *rest),
-    };
-    let len = body
-        .bytes()
-        .take(limit)
-        .take_while(u8::is_ascii_digit)
-        .count();
-    if len == 0 {
-        return None;
-    }
-    let value: i64 = body[..len].parse().ok()?;
-    *rest = &body[len..];
-    Some(sign * value)
-}
-
-/// Reads a month or day name (`full`) or its first three letters, any
-/// case; its index.
-fn read_name(rest: &mut &str, names: &[&str], full: bool) -> Option<u32> {
-    for (i, name) in names.iter().enumerate() {
-        let word = if full { *name } else { &name[..3] };
-        if let Some(after) = strip_prefix_ignore_case(rest, word) {
-            *rest = after;
-            return Some(i as u32);
-        }
-    }
-    None
-}
+pub(super) const EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
 #[cfg(test)]
 mod tests {
@@ -1332,69 +766,5 @@ mod tests {
                 "{template}"
             );
         }
-    }
-
-    #[test]
-    fn numbers_print_as_postgresql_prints_them() {
-        let cases = [
-            ("0.5", "9999.99", "     .50"),
-            ("0", "999", "   0"),
-            ("-5", "9999", "   -5"),
-            ("1234", "FM9999.99", "1234."),
-            ("1234.5", "FM9999.99", "1234.5"),
-            ("12345", "999", " ###"),
-            ("-0.5", "9999.99", "    -.50"),
-            ("5", "0009", " 0005"),
-            ("5", "9099", "  005"),
-            ("1234567.891", "9,999,999.99", " 1,234,567.89"),
-            ("123", "9,999", "   123"),
-            ("-12", "S999", " -12"),
-            ("12", "S999", " +12"),
-            ("-12", "999MI", " 12-"),
-            ("12", "999MI", " 12 "),
-            ("-12", "999PR", " <12>"),
-            ("12", "FM999PR", "12"),
-            ("12.5", "999D9", "  12.5"),
-            ("12", "99th", " 12th"),
-            ("0.05", "0.99", " 0.05"),
-            ("-0.05", "FM0.00", "-0.05"),
-            ("0", "FM9999", "0"),
-            ("0.0", "FM9.99", "0."),
-            ("0.5", "FM9.99", ".5"),
-            ("0.001", "9.99", "  .00"),
-            ("-0.4", "9", " 0"),
-            ("99.99", "99.9", " ##.#"),
-            ("-1234.5", "FM9,999.0", "-1,234.5"),
-        ];
-        for (number, template, want) in cases {
-            assert_eq!(
-                format_number(number, template).unwrap(),
-                want,
-                "{number} {template}"
-            );
-        }
-    }
-
-    #[test]
-    fn templates_read_dates_back() {
-        let read = |input: &str, template: &str| {
-            read_moment(input, &parse_template(template), template)
-                .map(|at| at.to_string())
-                .map_err(|e| e.to_string())
-        };
-        assert_eq!(
-            read("2024-05-17", "YYYY-MM-DD").unwrap(),
-            "2024-05-17 00:00:00"
-        );
-        assert_eq!(read("20240517", "YYYYMMDD").unwrap(), "2024-05-17 00:00:00");
-        assert_eq!(
-            read("17 May 2024 10:11:12.5 pm", "DD Mon YYYY HH:MI:SS.MS AM").unwrap(),
-            "2024-05-17 22:11:12.500"
-        );
-        assert_eq!(read("05/17/24", "MM/DD/YY").unwrap(), "2024-05-17 00:00:00");
-        assert!(read("2024-13-01", "YYYY-MM-DD")
-            .unwrap_err()
-            .contains("out of range"));
-        assert!(read("x", "YYYY").is_err());
     }
 }
