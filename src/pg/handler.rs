@@ -14,7 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::common::ParamValues;
+
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::{Sink, SinkExt};
 use pgwire::api::auth::{
@@ -44,11 +44,12 @@ use tokio::sync::Mutex;
 use super::cancel::{Registration, Sessions};
 use super::copy;
 use super::errors::{error_info, to_pgwire};
+use super::params::{arrow_type, bind_parameters};
 use super::portal;
 use super::results::{fields, response};
 use crate::catalog::DATABASE;
 use crate::error::{Error, InputError, Result};
-use crate::sql::errors::classify;
+
 use crate::sql::{Output, Session, SqlEngine, TxnState};
 
 /// A statement prepared by Parse: the parsed statement (None for an empty
@@ -611,8 +612,11 @@ impl ExtendedQueryHandler for Connection {
         let Some(stmt) = &prepared.stmt else {
             return Ok(Response::EmptyQuery);
         };
-        let params = bind_parameters(portal, &prepared.param_types).map_err(|e| to_pgwire(&e))?;
         let mut session = self.session.lock().await;
+        let params = session
+            .time_zone()
+            .and_then(|zone| bind_parameters(portal, &prepared.param_types, &zone))
+            .map_err(|e| to_pgwire(&e))?;
         let output = session
             .execute(stmt, Some(params))
             .await
@@ -627,28 +631,6 @@ impl ExtendedQueryHandler for Connection {
         report_parameters(client, &mut session).await?;
         result
     }
-}
-
-/// The Arrow type arrow-pg decodes a parameter of PostgreSQL type `pg`
-/// into (`bind_parameters`), for the types ShardForge stores; None for the
-/// others, which are then typed from context as if undeclared.
-fn arrow_type(pg: &Type) -> Option<DataType> {
-    use datafusion::arrow::datatypes::TimeUnit;
-    Some(match pg.clone() {
-        Type::BOOL => DataType::Boolean,
-        Type::INT2 => DataType::Int16,
-        Type::INT4 => DataType::Int32,
-        Type::INT8 => DataType::Int64,
-        Type::FLOAT4 => DataType::Float32,
-        Type::FLOAT8 => DataType::Float64,
-        Type::NUMERIC => DataType::Decimal128(38, 10),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
-        Type::BYTEA => DataType::Binary,
-        Type::DATE => DataType::Date32,
-        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
-        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        _ => return None,
-    })
 }
 
 /// Counts one more named statement or portal, or refuses it (54000) when
@@ -666,97 +648,4 @@ fn too_many(what: &str, max: usize) -> PgWireError {
         InputError::ProgramLimitExceeded,
         format!("too many {what} in this session (the limit is {max}): close some first"),
     ))
-}
-
-/// arrow-pg decodes parameters by the type the client declared, and drops a
-/// NULL of a type it does not know, which shifts every later parameter. The
-/// types it does not know but that are sent exactly like `text` (`bpchar`,
-/// `name`) are declared as `text` here. `None` when nothing needs changing.
-fn normalize_client_types(portal: &Portal<Prepared>) -> Option<Portal<Prepared>> {
-    let like_text =
-        |t: &Option<Type>| matches!(t, Some(t) if *t == Type::BPCHAR || *t == Type::NAME);
-    let declared = &portal.statement.parameter_types;
-    if !declared.iter().any(like_text) {
-        return None;
-    }
-    let types = declared
-        .iter()
-        .map(|t| {
-            if like_text(t) {
-                Some(Type::TEXT)
-            } else {
-                t.clone()
-            }
-        })
-        .collect();
-    let mut normalized = Portal::default();
-    normalized.statement = Arc::new(StoredStatement::new(
-        portal.statement.id.clone(),
-        portal.statement.statement.clone(),
-        types,
-    ));
-    normalized.parameter_format = portal.parameter_format.clone();
-    normalized.parameters = portal.parameters.clone();
-    Some(normalized)
-}
-
-/// Decodes the portal's parameters (text or binary, typed by the client or
-/// by what the planner inferred) and casts them to the inferred types.
-fn bind_parameters(
-    portal: &Portal<Prepared>,
-    inferred: &[Option<DataType>],
-) -> Result<ParamValues> {
-    // arrow-pg converts a number the client sent as an integer or a float
-    // to the inferred type itself, and knows no numeric: such a value is
-    // decoded as sent and cast below (an ORM's `0` for a numeric(10,2)
-    // column is 0.00, as in PostgreSQL).
-    let declared = &portal.statement.parameter_types;
-    let hints: Vec<Option<&DataType>> = inferred
-        .iter()
-        .enumerate()
-        .map(|(i, inferred)| {
-            let sent_as_number = matches!(
-                declared.get(i).cloned().flatten(),
-                Some(Type::INT2 | Type::INT4 | Type::INT8 | Type::FLOAT4 | Type::FLOAT8)
-            );
-            let numeric = matches!(
-                inferred,
-                Some(DataType::Decimal128(..) | DataType::Decimal256(..))
-            );
-            inferred.as_ref().filter(|_| !(sent_as_number && numeric))
-        })
-        .collect();
-    let normalized = normalize_client_types(portal);
-    let values = arrow_pg::datatypes::df::deserialize_parameters(
-        normalized.as_ref().unwrap_or(portal),
-        &hints,
-    )
-    .map_err(|e| Error::input(InputError::InvalidText, format!("invalid parameter: {e}")))?;
-    let ParamValues::List(values) = values else {
-        return Ok(values);
-    };
-    let cast = values
-        .into_iter()
-        .enumerate()
-        .map(|(i, value)| {
-            let Some(target) = inferred.get(i).and_then(Option::as_ref) else {
-                return Ok(value);
-            };
-            if value.value.data_type() == *target {
-                return Ok(value);
-            }
-            let cast = value.value.cast_to(target).map_err(|e| {
-                // A number too large for its numeric is 22003, as in
-                // PostgreSQL; text that does not parse is 22P02.
-                let message = format!("invalid input for parameter ${}: {e}", i + 1);
-                let kind = match classify(e) {
-                    Error::Input(InputError::OutOfRange, _) => InputError::OutOfRange,
-                    _ => InputError::InvalidText,
-                };
-                Error::input(kind, message)
-            })?;
-            Ok(cast.into())
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(ParamValues::List(cast))
 }

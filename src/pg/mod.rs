@@ -5,6 +5,7 @@
 //! session calls and session outputs into protocol messages, and chooses
 //! the SQLSTATE of every error ([`errors`]).
 
+mod binary;
 mod cancel;
 mod connection;
 mod copy;
@@ -12,6 +13,7 @@ mod corked;
 pub mod errors;
 mod frames;
 mod handler;
+mod params;
 mod portal;
 mod results;
 mod text;

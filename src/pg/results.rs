@@ -9,11 +9,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::Type;
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
 
+use super::binary::binary_numerics;
 use super::errors::to_pgwire;
 use super::text::to_pg_text;
 use crate::catalog::PG_TYPE_METADATA;
@@ -54,56 +55,15 @@ fn with_type(info: FieldInfo, pg_type: Type) -> FieldInfo {
 
 /// The DataRows of a batch in each field's format (`fields`), as
 /// PostgreSQL sends them: arrow-pg encodes them, after `to_pg_text` gave
-/// the text forms PostgreSQL uses, and a binary numeric zero gets back the
-/// display scale arrow-pg's encoder drops (`0.00`, not `0`).
+/// the text forms PostgreSQL uses and `binary_numerics` the binary form of
+/// numerics.
 pub fn data_rows(
     batch: RecordBatch,
     fields: &Arc<Vec<FieldInfo>>,
     zone: &Tz,
 ) -> Result<Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send>> {
-    let batch = to_pg_text(batch, fields, zone)?;
-    let scales: Vec<Option<i16>> = fields
-        .iter()
-        .zip(batch.schema().fields())
-        .map(|(info, field)| match field.data_type() {
-            DataType::Decimal128(_, s) | DataType::Decimal256(_, s)
-                if *s > 0 && info.format() == FieldFormat::Binary =>
-            {
-                Some(*s as i16)
-            }
-            _ => None,
-        })
-        .collect();
-    let rows = encode_recordbatch(fields.clone(), batch);
-    if scales.iter().all(Option::is_none) {
-        return Ok(rows);
-    }
-    Ok(Box::new(rows.map(move |row| {
-        row.map(|mut row| {
-            zero_scales(&mut row, &scales);
-            row
-        })
-    })))
-}
-
-/// Sets the display scale of each binary numeric zero in `row` (a zero has
-/// no digits: its 8 bytes are ndigits, weight, sign and dscale).
-fn zero_scales(row: &mut DataRow, scales: &[Option<i16>]) {
-    let data = &mut row.data;
-    let mut at = 0;
-    for scale in scales {
-        let Some(len) = data.get(at..at + 4) else {
-            return;
-        };
-        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
-        at += 4;
-        if let (Some(scale), 8) = (scale, len) {
-            if data[at..at + 2] == [0, 0] {
-                data[at + 6..at + 8].copy_from_slice(&scale.to_be_bytes());
-            }
-        }
-        at += len.max(0) as usize;
-    }
+    let batch = binary_numerics(to_pg_text(batch, fields, zone)?, fields)?;
+    Ok(encode_recordbatch(fields.clone(), batch))
 }
 
 /// The pgwire response for a statement's output; `zone` is the session time

@@ -2,13 +2,14 @@
 //! differs from PostgreSQL's: timestamps and times of day (PostgreSQL
 //! drops a zero fraction and trailing zeros: `2024-01-02 03:04:05+00`,
 //! `10:11:12.5`), floating point (shortest
-//! round-trip digits, exponent form outside 1e-4 .. 1e15, `Infinity`), and
-//! numerics above 38 digits (Decimal256, which arrow-pg does not know), and
+//! round-trip digits, exponent form outside 1e-4 .. 1e15, `Infinity`),
+//! numerics (arrow-pg goes through rust_decimal, which holds 28 digits), and
 //! `regtype` (an oid, printed as the type's name).
 //!
 //! Text-format columns of those types are rendered here into Utf8 before
 //! arrow-pg encodes the row; arrow-pg writes a Utf8 value's bytes as they are,
-//! under the column's real type. Binary-format columns are left to arrow-pg.
+//! under the column's real type. Binary-format columns are left to arrow-pg,
+//! but for numerics (`super::binary`).
 //! `timestamptz` values print in the session time zone, with its offset
 //! (`+00`, `+09`, `+05:30`), as PostgreSQL prints them.
 
@@ -19,8 +20,8 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    i256, DataType, Decimal256Type, Field, Float32Type, Float64Type, Int64Type, Schema,
-    Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
+    i256, DataType, Decimal128Type, Decimal256Type, Field, Float32Type, Float64Type, Int64Type,
+    Schema, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
@@ -97,6 +98,7 @@ fn renders(data_type: &DataType) -> bool {
             | DataType::Time64(_)
             | DataType::Float32
             | DataType::Float64
+            | DataType::Decimal128(_, _)
             | DataType::Decimal256(_, _)
     )
 }
@@ -133,10 +135,15 @@ fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
             .iter()
             .map(|v| v.map(|v| float(v, &format!("{v:e}"), FLOAT8_DIGITS)))
             .collect(),
+        DataType::Decimal128(_, scale) => array
+            .as_primitive::<Decimal128Type>()
+            .iter()
+            .map(|v| v.map(|v| decimal_text(i256::from_i128(v), *scale)))
+            .collect(),
         DataType::Decimal256(_, scale) => array
             .as_primitive::<Decimal256Type>()
             .iter()
-            .map(|v| v.map(|v| decimal256(v, *scale)))
+            .map(|v| v.map(|v| decimal_text(v, *scale)))
             .collect(),
         _ => return Ok(array.clone()),
     };
@@ -242,7 +249,7 @@ fn utc_offset(seconds: i32) -> String {
 }
 
 /// A Decimal256 as PostgreSQL prints a numeric: all `scale` digits kept.
-fn decimal256(value: i256, scale: i8) -> String {
+pub fn decimal_text(value: i256, scale: i8) -> String {
     let negative = value < i256::ZERO;
     let digits = if negative {
         value.wrapping_neg().to_string()
@@ -308,8 +315,8 @@ mod tests {
 
     #[test]
     fn wide_numerics_keep_their_scale() {
-        assert_eq!(decimal256(i256::from_i128(12345), 2), "123.45");
-        assert_eq!(decimal256(i256::from_i128(-5), 3), "-0.005");
-        assert_eq!(decimal256(i256::from_i128(7), 0), "7");
+        assert_eq!(decimal_text(i256::from_i128(12345), 2), "123.45");
+        assert_eq!(decimal_text(i256::from_i128(-5), 3), "-0.005");
+        assert_eq!(decimal_text(i256::from_i128(7), 0), "7");
     }
 }

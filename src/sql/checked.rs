@@ -11,7 +11,8 @@
 //! The same pass divides `numeric` values at PostgreSQL's scale, rounds
 //! floats half to even, casts decimals to floats exactly, rounds
 //! floats and decimals cast to integers and reads exponents in text cast
-//! to numeric (`sql::numeric`).
+//! to numeric (`sql::numeric`), and reads text cast to dates and
+//! timestamps as PostgreSQL does (`sql::datetime`).
 
 use std::sync::Arc;
 
@@ -36,7 +37,7 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
         "checked_integer_arithmetic"
     }
 
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DFResult<LogicalPlan> {
         plan.transform_up_with_subqueries(|node| {
             rewrite_node_expressions(node, false, |e, schema| {
                 let pg = super::numeric::numeric_division(&e, schema)
@@ -44,7 +45,8 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
                     .or_else(|| super::numeric::rescaled_rounding(&e, schema))
                     .or_else(|| super::numeric::exact_float_cast(&e, schema))
                     .or_else(|| super::numeric::integer_cast(&e, schema))
-                    .or_else(|| super::numeric::text_to_numeric_cast(&e, schema));
+                    .or_else(|| super::numeric::text_to_numeric_cast(&e, schema))
+                    .or_else(|| super::datetime::text_to_datetime_cast(&e, schema, config));
                 match pg {
                     Some(rewritten) => Ok(Transformed::yes(rewritten)),
                     None => checked(e, schema),

@@ -277,6 +277,7 @@ fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(super::rewrite::ExistsInSelectList),
         Box::new(super::rewrite::FetchFirstAsLimit),
         Box::new(super::rewrite::SizedStringCasts),
+        Box::new(super::rewrite::MicrosecondTimestamps),
         Box::new(AliasDuplicatedProjectionRewrite),
         Box::new(ResolveUnqualifiedIdentifier),
         Box::new(RewriteArrayAnyAllOperation),

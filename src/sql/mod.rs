@@ -26,6 +26,7 @@ pub mod catalog_queries;
 pub mod checked;
 pub mod copy;
 pub mod cursor;
+pub mod datetime;
 pub mod ddl;
 pub mod dml;
 pub mod engine;

@@ -25,8 +25,9 @@
 //! `SqlEngine::parse`): [`QuantifiedSubqueries`] keeps `x > ALL (SELECT
 //! ...)` from confusing the subquery's columns with the outer query's,
 //! [`ExistsInSelectList`] counts rows for an EXISTS DataFusion cannot plan,
-//! [`FetchFirstAsLimit`] reads `FETCH FIRST` as `LIMIT`, and
-//! [`SizedStringCasts`] cuts explicit `varchar(n)` / `char(n)` casts.
+//! [`FetchFirstAsLimit`] reads `FETCH FIRST` as `LIMIT`,
+//! [`SizedStringCasts`] cuts explicit `varchar(n)` / `char(n)` casts, and
+//! [`MicrosecondTimestamps`] gives `timestamp` PostgreSQL's range.
 
 use std::ops::ControlFlow;
 
@@ -474,6 +475,38 @@ impl SqlStatementRewriteRule for SizedStringCasts {
         stmt
     }
 }
+
+/// `timestamp` and `timestamptz` without a precision count microseconds,
+/// as PostgreSQL's (and ShardForge's columns) do: DataFusion's default,
+/// nanoseconds, holds only the years 1677 to 2262, so `'1600-01-01'::
+/// timestamp` failed and a parameter of year 1600 became NULL.
+#[derive(Debug)]
+pub struct MicrosecondTimestamps;
+
+impl SqlStatementRewriteRule for MicrosecondTimestamps {
+    fn rewrite(&self, mut stmt: Statement) -> Statement {
+        struct Visitor;
+        impl VisitorMut for Visitor {
+            type Break = ();
+            fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+                let data_type = match expr {
+                    Expr::Cast { data_type, .. } => data_type,
+                    Expr::TypedString(typed) => &mut typed.data_type,
+                    _ => return ControlFlow::Continue(()),
+                };
+                if let DataType::Timestamp(precision @ None, _) = data_type {
+                    *precision = Some(MICROSECOND_DIGITS);
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = stmt.visit(&mut Visitor);
+        stmt
+    }
+}
+
+/// The fraction digits of a microsecond timestamp.
+const MICROSECOND_DIGITS: u64 = 6;
 
 /// `'\x0102'::bytea`: a string literal cast to bytea is bytea input, as
 /// in a bytea column (see [`bytea_literal`]); DataFusion would take the

@@ -135,6 +135,9 @@ impl ColumnInput {
             Builder::Text(b) => b.append_value(utf8(bytes)?),
             Builder::Date(b) => {
                 let days = i32::from_be_bytes(fixed(bytes, &name)?);
+                if days == i32::MIN || days == i32::MAX {
+                    return Err(infinite());
+                }
                 b.append_value(
                     days.checked_add(PG_EPOCH_DAYS)
                         .ok_or_else(|| Error::input(InputError::OutOfRange, "date out of range"))?,
@@ -142,6 +145,9 @@ impl ColumnInput {
             }
             Builder::Timestamp(b, _) => {
                 let micros = i64::from_be_bytes(fixed(bytes, &name)?);
+                if micros == i64::MIN || micros == i64::MAX {
+                    return Err(infinite());
+                }
                 b.append_value(micros.checked_add(PG_EPOCH_MICROS).ok_or_else(|| {
                     Error::input(InputError::OutOfRange, "timestamp out of range")
                 })?)
@@ -387,9 +393,38 @@ fn boolean(text: &str) -> Result<bool> {
 
 /// A date in ISO form (`2024-02-29`), as days since 1970-01-01.
 fn date(text: &str) -> Result<i32> {
-    let day = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| invalid(InputError::InvalidDatetimeFormat, "date", text))?;
+    refuse_infinity(text)?;
+    // A time after the date is read and dropped, as PostgreSQL does.
+    let trimmed = text.trim();
+    let day_text = trimmed.split([' ', 'T']).next().unwrap_or(trimmed);
+    let day = NaiveDate::parse_from_str(day_text, "%Y-%m-%d").map_err(|_| {
+        // A date of the right shape that does not exist is out of range.
+        let shaped = day_text.split('-').count() == 3
+            && day_text.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+        match shaped {
+            true => Error::input(
+                InputError::DatetimeFieldOverflow,
+                format!("date/time field value out of range: \"{text}\""),
+            ),
+            false => invalid(InputError::InvalidDatetimeFormat, "date", text),
+        }
+    })?;
     Ok((day - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32)
+}
+
+/// `infinity` and `-infinity`, which PostgreSQL has as dates and
+/// timestamps and ShardForge cannot store: 0A000 rather than a date that
+/// is not the one meant. (Their binary forms are the extreme integers.)
+fn refuse_infinity(text: &str) -> Result<()> {
+    let text = text.trim().trim_start_matches(['+', '-']);
+    match text.eq_ignore_ascii_case("infinity") {
+        true => Err(infinite()),
+        false => Ok(()),
+    }
+}
+
+fn infinite() -> Error {
+    Error::unsupported("infinite dates and timestamps")
 }
 
 /// A timestamp in ISO form (`2024-02-29 13:45:00.5`, `T` between date and
@@ -402,12 +437,11 @@ fn timestamp(text: &str, zone: Option<&Tz>) -> Result<i64> {
     } else {
         "timestamp without time zone"
     };
+    refuse_infinity(text)?;
     let bad = || invalid(InputError::InvalidDatetimeFormat, kind, text);
-    let trimmed = text.trim();
-    let (local, offset) = match zone {
-        Some(_) => split_offset(trimmed).ok_or_else(bad)?,
-        None => (trimmed, None),
-    };
+    // A `timestamp` ignores an offset written after the time, as in
+    // PostgreSQL.
+    let (local, offset) = split_offset(text.trim()).ok_or_else(bad)?;
     let local = local.replacen('T', " ", 1);
     let (day, time) = local.split_once(' ').unwrap_or((&local, "00:00:00"));
     let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;

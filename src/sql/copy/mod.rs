@@ -18,6 +18,8 @@
 pub mod format;
 mod input;
 
+pub use input::{utf8, ColumnInput};
+
 use std::sync::Arc;
 
 use datafusion::arrow::array::timezone::Tz;
@@ -33,7 +35,6 @@ use super::dml::{existing_table, quote};
 use crate::catalog::{TableDef, Tables};
 use crate::error::{Error, InputError, Result};
 use format::{Decoder, Field, Format, Layout};
-use input::ColumnInput;
 
 /// Rows per batch written into the transaction.
 const BATCH_ROWS: usize = 8192;

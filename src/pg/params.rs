@@ -1,0 +1,254 @@
+//! Bind parameters: what the client sent (text or binary, typed by the
+//! client in Parse or left for the planner to infer) decoded into
+//! DataFusion values of the types the statement was planned with.
+//!
+//! arrow-pg decodes most types. Numerics, dates and timestamps are decoded
+//! here, by the input functions COPY reads them with
+//! ([`crate::sql::copy::ColumnInput`]): arrow-pg reads a numeric through
+//! rust_decimal, which holds 28 digits and silently rescales a value that
+//! does not fit (`-12345678901234567890.0123456789` became a tenth of
+//! itself), and it turns a timestamp outside 1677..2262 into NULL when the
+//! planned type counts nanoseconds. Infinite dates and timestamps are
+//! refused (0A000): ShardForge cannot store them.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::timezone::Tz;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::{ParamValues, ScalarValue};
+use pgwire::api::portal::Portal;
+use pgwire::api::stmt::StoredStatement;
+use pgwire::api::Type;
+
+use super::handler::Prepared;
+use crate::catalog::SqlType;
+use crate::error::{Error, InputError, Result};
+use crate::sql::copy::{utf8, ColumnInput};
+use crate::sql::errors::classify;
+
+/// The Arrow type arrow-pg decodes a parameter of PostgreSQL type `pg`
+/// into, for the types ShardForge stores; None for the others, which are
+/// then typed from context as if undeclared.
+pub fn arrow_type(pg: &Type) -> Option<DataType> {
+    Some(match pg.clone() {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::NUMERIC => unconstrained_numeric().to_arrow(),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
+        Type::BYTEA => DataType::Binary,
+        Type::DATE => DataType::Date32,
+        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
+        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        _ => return None,
+    })
+}
+
+/// What a `numeric` without precision and scale is stored as.
+fn unconstrained_numeric() -> SqlType {
+    SqlType::Numeric {
+        precision: 38,
+        scale: 10,
+    }
+}
+
+/// Decodes the portal's parameters and casts them to the inferred types;
+/// `zone` is the session time zone, in which a `timestamptz` written
+/// without an offset is read.
+pub fn bind_parameters(
+    portal: &Portal<Prepared>,
+    inferred: &[Option<DataType>],
+    zone: &Tz,
+) -> Result<ParamValues> {
+    let declared = &portal.statement.parameter_types;
+    let ours: Vec<Option<SqlType>> = (0..portal.parameters.len())
+        .map(|i| {
+            own_type(
+                declared.get(i).and_then(Option::as_ref),
+                inferred.get(i).and_then(Option::as_ref),
+            )
+        })
+        .collect();
+    // arrow-pg converts a number the client sent as an integer or a float
+    // to the inferred type itself, and knows no numeric: such a value is
+    // decoded as sent and cast below (an ORM's `0` for a numeric(10,2)
+    // column is 0.00, as in PostgreSQL).
+    let hints: Vec<Option<&DataType>> = inferred
+        .iter()
+        .enumerate()
+        .map(|(i, inferred)| {
+            let sent_as_number = matches!(
+                declared.get(i).cloned().flatten(),
+                Some(Type::INT2 | Type::INT4 | Type::INT8 | Type::FLOAT4 | Type::FLOAT8)
+            );
+            let numeric = matches!(
+                inferred,
+                Some(DataType::Decimal128(..) | DataType::Decimal256(..))
+            );
+            inferred.as_ref().filter(|_| !(sent_as_number && numeric))
+        })
+        .collect();
+    let for_arrow_pg = arrow_pg_portal(portal, &ours);
+    let values = arrow_pg::datatypes::df::deserialize_parameters(
+        for_arrow_pg.as_ref().unwrap_or(portal),
+        &hints,
+    )
+    .map_err(|e| Error::input(InputError::InvalidText, format!("invalid parameter: {e}")))?;
+    let ParamValues::List(values) = values else {
+        return Ok(values);
+    };
+    let cast = values
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let value = match &ours[i] {
+                Some(sql_type) => decode(portal, i, sql_type, zone)?.into(),
+                None => value,
+            };
+            let Some(target) = inferred.get(i).and_then(Option::as_ref) else {
+                return Ok(value);
+            };
+            if value.value.data_type() == *target {
+                return Ok(value);
+            }
+            let cast = value.value.cast_to(target).map_err(|e| {
+                // A number too large for its numeric is 22003, as in
+                // PostgreSQL; text that does not parse is 22P02.
+                let message = format!("invalid input for parameter ${}: {e}", i + 1);
+                let kind = match classify(e) {
+                    Error::Input(InputError::OutOfRange, _) => InputError::OutOfRange,
+                    _ => InputError::InvalidText,
+                };
+                Error::input(kind, message)
+            })?;
+            Ok(cast.into())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ParamValues::List(cast))
+}
+
+/// The type a parameter is decoded as here rather than by arrow-pg: the
+/// type the client declared, or, when it declared none, the one the
+/// planner inferred (the client then sends it in that type's format, as
+/// ParameterDescription told it). A numeric declared by the client but
+/// planned as an integer or a float is left to arrow-pg, which converts.
+fn own_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<SqlType> {
+    let planned = || match inferred? {
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => Some(SqlType::Numeric {
+            precision: *p,
+            scale: *s,
+        }),
+        DataType::Date32 => Some(SqlType::Date),
+        DataType::Timestamp(_, None) => Some(SqlType::Timestamp),
+        DataType::Timestamp(_, Some(_)) => Some(SqlType::TimestampTz),
+        _ => None,
+    };
+    match declared {
+        None => planned(),
+        Some(t) if *t == Type::UNKNOWN => planned(),
+        Some(t) if *t == Type::NUMERIC => match (planned(), inferred) {
+            (Some(numeric @ SqlType::Numeric { .. }), _) => Some(numeric),
+            (_, None) => Some(unconstrained_numeric()),
+            _ => None,
+        },
+        Some(t) if *t == Type::DATE => Some(SqlType::Date),
+        Some(t) if *t == Type::TIMESTAMP => Some(SqlType::Timestamp),
+        Some(t) if *t == Type::TIMESTAMPTZ => Some(SqlType::TimestampTz),
+        Some(_) => None,
+    }
+}
+
+/// Parameter `i` read as `sql_type`, from its text or binary form.
+fn decode(
+    portal: &Portal<Prepared>,
+    i: usize,
+    sql_type: &SqlType,
+    zone: &Tz,
+) -> Result<ScalarValue> {
+    let mut input = ColumnInput::new(sql_type, zone.clone())?;
+    let bytes = portal.parameters.get(i).cloned().flatten();
+    match portal.parameter_format.is_binary(i) {
+        true => input.push_binary(bytes.as_deref())?,
+        false => input.push_text(bytes.as_deref().map(utf8).transpose()?)?,
+    }
+    ScalarValue::try_from_array(&input.finish(), 0).map_err(classify)
+}
+
+/// The portal as arrow-pg is given it, when it needs changing: the
+/// parameters decoded here are NULL in it, and the types it does not know
+/// but that are sent exactly like `text` (`bpchar`, `name`) are declared
+/// as `text` (arrow-pg drops a NULL of a type it does not know, which
+/// shifts every later parameter).
+fn arrow_pg_portal(
+    portal: &Portal<Prepared>,
+    ours: &[Option<SqlType>],
+) -> Option<Portal<Prepared>> {
+    let like_text =
+        |t: &Option<Type>| matches!(t, Some(t) if *t == Type::BPCHAR || *t == Type::NAME);
+    let declared = &portal.statement.parameter_types;
+    if !declared.iter().any(like_text) && ours.iter().all(Option::is_none) {
+        return None;
+    }
+    let types = declared
+        .iter()
+        .map(|t| match like_text(t) {
+            true => Some(Type::TEXT),
+            false => t.clone(),
+        })
+        .collect();
+    let mut normalized = Portal::default();
+    normalized.statement = Arc::new(StoredStatement::new(
+        portal.statement.id.clone(),
+        portal.statement.statement.clone(),
+        types,
+    ));
+    normalized.parameter_format = portal.parameter_format.clone();
+    normalized.parameters = portal
+        .parameters
+        .iter()
+        .zip(ours)
+        .map(|(value, ours)| match ours {
+            Some(_) => None,
+            None => value.clone(),
+        })
+        .collect();
+    Some(normalized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numerics_dates_and_timestamps_are_decoded_here() {
+        let numeric_30_10 = DataType::Decimal128(30, 10);
+        assert_eq!(
+            own_type(None, Some(&numeric_30_10)),
+            Some(SqlType::Numeric {
+                precision: 30,
+                scale: 10
+            })
+        );
+        assert_eq!(
+            own_type(Some(&Type::NUMERIC), Some(&numeric_30_10)),
+            Some(SqlType::Numeric {
+                precision: 30,
+                scale: 10
+            })
+        );
+        // A numeric sent where an integer is planned: arrow-pg converts it.
+        assert_eq!(own_type(Some(&Type::NUMERIC), Some(&DataType::Int32)), None);
+        // An integer sent where a numeric is planned: decoded as sent.
+        assert_eq!(own_type(Some(&Type::INT8), Some(&numeric_30_10)), None);
+        let nanos = DataType::Timestamp(TimeUnit::Nanosecond, None);
+        assert_eq!(own_type(None, Some(&nanos)), Some(SqlType::Timestamp));
+        assert_eq!(
+            own_type(Some(&Type::TIMESTAMPTZ), Some(&nanos)),
+            Some(SqlType::TimestampTz)
+        );
+        assert_eq!(own_type(Some(&Type::TEXT), Some(&DataType::Date32)), None);
+    }
+}
