@@ -41,6 +41,7 @@ use super::catalog_queries;
 use super::ddl;
 use super::errors::classify;
 use super::provider::{ShardSchemaProvider, TableSource, INTERNAL_SCHEMA};
+use super::query_runtime::QueryRuntime;
 use super::session_txn::SessionTxn;
 use crate::catalog::{TableDef, Tables, DATABASE, PUBLIC_SCHEMA};
 use crate::error::{Error, InputError, Result};
@@ -61,6 +62,7 @@ pub struct SqlEngine {
     coordinator: Arc<TxnCoordinator>,
     base: SessionState,
     source: Arc<TableSource>,
+    runtime: QueryRuntime,
     parser: PostgresCompatibilityParser,
     user_rules: Vec<Box<dyn SqlStatementRewriteRule>>,
 }
@@ -114,9 +116,15 @@ impl SqlEngine {
             coordinator,
             base: ctx.state(),
             source,
+            runtime: QueryRuntime::new()?,
             parser: PostgresCompatibilityParser::new(),
             user_rules: user_rules(),
         })
+    }
+
+    /// The runtime statements execute on (see [`super::query_runtime`]).
+    pub fn runtime(&self) -> &QueryRuntime {
+        &self.runtime
     }
 
     pub fn coordinator(&self) -> &Arc<TxnCoordinator> {

@@ -40,6 +40,7 @@ pub mod point;
 pub mod point_insert;
 pub mod point_update;
 pub mod provider;
+pub mod query_runtime;
 pub mod returning;
 pub mod rewrite;
 pub mod scan;

@@ -158,3 +158,45 @@ async fn statement_timeout_stops_statements_that_run_past_it() {
         assert_eq!(sqlstate(result), SqlState::INVALID_PARAMETER_VALUE, "{bad}");
     }
 }
+
+/// A query that computes for seconds without waiting on a shard: a join
+/// of two series, every pair tested (400 million). Its operators hold
+/// their thread for a whole batch, which must not keep a cancel or other
+/// sessions out.
+const COMPUTING: &str = "SELECT count(*) FROM generate_series(1, 20000) a, \
+                         generate_series(1, 20000) b WHERE a + b = 1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_that_computes_is_stopped_and_others_are_served_meanwhile() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+
+    // A CancelRequest, with another session served while the join runs.
+    let token = client.cancel_token();
+    let other = server.connect().await;
+    let cancel = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(query_i64(&other, "SELECT 41::bigint + 1").await, 42);
+        token.cancel_query(NoTls).await.unwrap();
+    });
+    let error = client.simple_query(COMPUTING).await.unwrap_err();
+    cancel.await.unwrap();
+    let db = error.as_db_error().expect("a server error");
+    assert_eq!(db.code(), &SqlState::QUERY_CANCELED);
+    assert_eq!(db.message(), "canceling statement due to user request");
+
+    // statement_timeout, as the first statement after the SET.
+    client
+        .batch_execute("SET statement_timeout = '300ms'")
+        .await
+        .unwrap();
+    let error = client.simple_query(COMPUTING).await.unwrap_err();
+    let db = error.as_db_error().expect("a server error");
+    assert_eq!(db.code(), &SqlState::QUERY_CANCELED);
+    assert_eq!(db.message(), "canceling statement due to statement timeout");
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+    assert_eq!(query_i64(&client, "SELECT 1::bigint").await, 1);
+}

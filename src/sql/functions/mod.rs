@@ -11,6 +11,10 @@
 //!   precision, with the seconds' fraction (DataFusion gives whole seconds
 //!   as an integer); `substring(text FROM pattern)` is a regular
 //!   expression match.
+//! - `quote_literal`, and `current_setting(name [, missing_ok])`, which
+//!   [`inline_settings`] replaces by the session's value before planning
+//!   (42704 for a setting that does not exist, which asyncpg's first
+//!   `current_setting('jit')` expects of a server without it).
 //! - [`template`]: `to_char`, `to_date` and `to_timestamp` with
 //!   PostgreSQL's templates (`YYYY-MM-DD HH24:MI:SS`, `FM9990.00`);
 //!   DataFusion's take chrono's `%Y-%m-%d`, and would print a PostgreSQL
@@ -21,11 +25,16 @@ mod number_template;
 mod parse_template;
 mod template;
 
-use datafusion::logical_expr::ScalarUDF;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
-    Statement, Value, VisitMut, VisitorMut,
+    visit_expressions_mut, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Ident, ObjectName, Statement, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -33,6 +42,9 @@ use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 use std::ops::ControlFlow;
 
 pub use extract::PgExprPlanner;
+
+use super::vars::SessionVars;
+use crate::error::Result;
 
 /// The name `to_timestamp(text, template)` is planned under.
 const TO_TIMESTAMP_TEMPLATE: &str = "to_timestamp_template";
@@ -55,6 +67,86 @@ pub fn register(ctx: &SessionContext) {
             TO_TIMESTAMP_TEMPLATE,
         )),
     );
+    replace(ctx, quote_literal());
+}
+
+/// `quote_literal(text)`: the text as a string literal, quotes doubled, and
+/// written `E'...'` with backslashes doubled when it has any.
+fn quote_literal() -> ScalarUDF {
+    let quote = |text: &str| {
+        let quoted = text.replace('\'', "''");
+        match quoted.contains('\\') {
+            true => format!("E'{}'", quoted.replace('\\', "\\\\")),
+            false => format!("'{quoted}'"),
+        }
+    };
+    create_udf(
+        "quote_literal",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let scalar = matches!(args[0], ColumnarValue::Scalar(_));
+            let texts = args[0].clone().into_array(1)?;
+            let quoted: StringArray = texts
+                .as_string::<i32>()
+                .iter()
+                .map(|t| t.map(quote))
+                .collect();
+            let quoted: ArrayRef = Arc::new(quoted);
+            Ok(match scalar {
+                true => ColumnarValue::Scalar(ScalarValue::try_from_array(&quoted, 0)?),
+                false => ColumnarValue::Array(quoted),
+            })
+        }),
+    )
+}
+
+/// Replaces each `current_setting('name' [, missing_ok])` of `statement`
+/// by the session's value of the setting (NULL for one that does not
+/// exist when `missing_ok` is true).
+pub fn inline_settings(statement: &mut Statement, vars: &SessionVars) -> Result<()> {
+    let mut failed = None;
+    let _ = visit_expressions_mut(statement, |expr| {
+        let Expr::Function(function) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let is_current_setting = function
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| i.value.eq_ignore_ascii_case("current_setting"));
+        if !is_current_setting {
+            return ControlFlow::Continue(());
+        }
+        let args = plain_args(&function.args).unwrap_or_default();
+        let literal = |e: &Expr| match e {
+            Expr::Value(v) => v.value.clone().into_string(),
+            _ => None,
+        };
+        let (name, missing_ok) = match args.as_slice() {
+            [name] => (literal(name), false),
+            [name, Expr::Value(ok)] => (literal(name), ok.value == Value::Boolean(true)),
+            _ => return ControlFlow::Continue(()),
+        };
+        let Some(name) = name else {
+            return ControlFlow::Continue(());
+        };
+        *expr = match (vars.get(&name), missing_ok) {
+            (Ok(value), _) => Expr::Value(Value::SingleQuotedString(value).into()),
+            (Err(_), true) => Expr::Value(Value::Null.into()),
+            (Err(e), false) => {
+                failed = Some(e);
+                return ControlFlow::Break(());
+            }
+        };
+        ControlFlow::Continue(())
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Registers `udf` in place of DataFusion's function of its name, aliases

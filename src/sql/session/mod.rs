@@ -22,9 +22,8 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr as DFExpr;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     DiscardObject, Expr, Ident, ObjectType, ResetStatement, Set, Statement, TransactionMode, Value,
@@ -36,6 +35,7 @@ use super::ddl::ident_name;
 use super::dml;
 use super::engine::SqlEngine;
 use super::errors::classify;
+use super::functions;
 use super::names;
 use super::point::{self, PointSelect};
 use super::point_insert;
@@ -691,6 +691,7 @@ impl Session {
         rewrite::name_function_columns(&mut stmt);
         rewrite::expand_set_returning_items(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;
+        functions::inline_settings(&mut stmt, &self.vars)?;
         let plan = self
             .ctx
             .state()
@@ -746,13 +747,10 @@ impl Session {
             .execute_logical_plan(plan)
             .await
             .map_err(classify)?;
-        let task = df.task_ctx();
-        let physical = df.create_physical_plan().await.map_err(classify)?;
+        let stream = self.run(df).await?;
         // The executed plan's types: analysis retypes some columns
         // (`sql::literals`), so the planned schema may be stale.
-        let schema = names::rename(physical.schema().as_ref(), names);
-        let stream = execute_stream(physical, Arc::new(task)).map_err(classify)?;
-        let stream = cancellable(stream, self.canceller.running());
+        let schema = names::rename(stream.schema().as_ref(), names);
         let failed = self.stream_failed.clone();
         let watched = stream.inspect(move |item| {
             if item.is_err() {
@@ -763,6 +761,15 @@ impl Session {
             schema.clone(),
             Box::pin(RecordBatchStreamAdapter::new(schema, watched)),
         ))
+    }
+
+    /// A planned statement's rows, computed on the query runtime
+    /// ([`crate::sql::query_runtime`]) and [`cancellable`].
+    async fn run(&self, df: DataFrame) -> Result<SendableRecordBatchStream> {
+        let task = Arc::new(df.task_ctx());
+        let physical = df.create_physical_plan().await.map_err(classify)?;
+        let rows = self.engine.runtime().execute(physical, task);
+        Ok(cancellable(rows, self.canceller.running()))
     }
 
     /// The one row a point SELECT names (see [`point`]), as the

@@ -127,13 +127,7 @@ impl Session {
                 .execute_logical_plan(plan)
                 .await
                 .map_err(classify)?;
-            let batches: Vec<_> = df
-                .execute_stream()
-                .await
-                .map_err(classify)?
-                .try_collect()
-                .await
-                .map_err(classify)?;
+            let batches: Vec<_> = self.run(df).await?.try_collect().await.map_err(classify)?;
             let row = batches
                 .iter()
                 .find(|b| b.num_rows() > 0)

@@ -16,7 +16,6 @@ use futures::StreamExt;
 use super::{materialize, Output, Session};
 use crate::catalog::{Tables, DATABASE};
 use crate::error::{Error, Result};
-use crate::sql::cancel::cancellable;
 use crate::sql::dml::{self, DmlKind};
 use crate::sql::engine::{scratch_table, SCRATCH_SCHEMA};
 use crate::sql::errors::classify;
@@ -55,8 +54,7 @@ impl Session {
             .execute_logical_plan(Arc::unwrap_or_clone(input))
             .await
             .map_err(classify)?;
-        let rows = df.execute_stream().await.map_err(classify)?;
-        let mut rows = cancellable(rows, self.canceller.running());
+        let mut rows = self.run(df).await?;
         let writer = Arc::new(RowWriter::new(table, self.engine.coordinator().clone()));
         let mut written = Written::new(clauses.returning);
         // The keys an upsert wrote: it may not write a key twice.
@@ -212,8 +210,7 @@ impl Session {
         // memory (it reads the table as it was when it began: the writes
         // it makes are not in its snapshot of the buffer, and those it
         // sends ahead are of its own statement).
-        let found = df.execute_stream().await.map_err(classify)?;
-        let mut found = cancellable(found, self.canceller.running());
+        let mut found = self.run(df).await?;
         let writer = Arc::new(RowWriter::new(
             plan.table.clone(),
             self.engine.coordinator().clone(),
