@@ -143,7 +143,8 @@ const NOT_LEADER_HEADER: &str = "shardforge-not-leader";
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The statement or its data is wrong; retrying it unchanged fails again.
-    #[error("{1}")]
+    /// The message may carry [`ErrorFields`]; it displays without them.
+    #[error("{}", ErrorFields::split(.1).0)]
     Input(InputError, String),
     /// A concurrent transaction won a conflict; the client should retry the
     /// whole transaction.
@@ -175,9 +176,81 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The fields of a PostgreSQL error beyond its message, for the errors
+/// that have them: a constraint violation's DETAIL (`Key (id)=(1) already
+/// exists.`), table, column and constraint; the CONTEXT of a bad COPY line.
+/// Drivers and ORMs read them (node-pg's `err.constraint`, pgjdbc's
+/// `ServerErrorMessage`). They travel inside an input error's message,
+/// each after a NUL byte (which no PostgreSQL text contains), so they
+/// cross RPCs with it; the error displays its message alone.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ErrorFields {
+    pub detail: Option<String>,
+    /// CONTEXT (PostgreSQL's `W` field).
+    pub context: Option<String>,
+    pub schema: Option<String>,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    pub constraint: Option<String>,
+}
+
+impl ErrorFields {
+    /// The tags of the fields, PostgreSQL's ErrorResponse field codes.
+    fn tagged(&self) -> [(char, &Option<String>); 6] {
+        [
+            ('D', &self.detail),
+            ('W', &self.context),
+            ('s', &self.schema),
+            ('t', &self.table),
+            ('c', &self.column),
+            ('n', &self.constraint),
+        ]
+    }
+
+    /// `message` carrying these fields.
+    pub fn attach(&self, message: &str) -> String {
+        let mut out = message.to_string();
+        for (tag, value) in self.tagged() {
+            if let Some(value) = value {
+                out.push('\0');
+                out.push(tag);
+                out.push_str(&value.replace('\0', ""));
+            }
+        }
+        out
+    }
+
+    /// A message's own text and the fields it carries.
+    pub fn split(message: &str) -> (&str, ErrorFields) {
+        let mut parts = message.split('\0');
+        let text = parts.next().unwrap_or_default();
+        let mut fields = ErrorFields::default();
+        for part in parts {
+            let mut chars = part.chars();
+            let tag = chars.next();
+            let value = Some(chars.as_str().to_string());
+            match tag {
+                Some('D') => fields.detail = value,
+                Some('W') => fields.context = value,
+                Some('s') => fields.schema = value,
+                Some('t') => fields.table = value,
+                Some('c') => fields.column = value,
+                Some('n') => fields.constraint = value,
+                _ => {}
+            }
+        }
+        (text, fields)
+    }
+}
+
 impl Error {
     pub fn input(kind: InputError, message: impl fmt::Display) -> Self {
         Error::Input(kind, message.to_string())
+    }
+
+    /// An input error with PostgreSQL's fields beyond the message.
+    pub fn input_with(kind: InputError, message: impl fmt::Display, fields: &ErrorFields) -> Self {
+        Error::Input(kind, fields.attach(&message.to_string()))
     }
 
     pub fn unsupported(what: impl fmt::Display) -> Self {

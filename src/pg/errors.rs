@@ -2,7 +2,7 @@
 
 use pgwire::error::{ErrorInfo, PgWireError};
 
-use crate::error::{Error, InputError};
+use crate::error::{Error, ErrorFields, InputError};
 
 /// The SQLSTATE a client sees for `error`.
 pub fn sqlstate(error: &Error) -> &'static str {
@@ -60,11 +60,21 @@ pub fn sqlstate(error: &Error) -> &'static str {
 }
 
 pub fn error_info(error: &Error) -> ErrorInfo {
-    ErrorInfo::new(
+    let mut info = ErrorInfo::new(
         "ERROR".to_owned(),
         sqlstate(error).to_owned(),
         error.to_string(),
-    )
+    );
+    if let Error::Input(_, message) = error {
+        let (_, fields) = ErrorFields::split(message);
+        info.detail = fields.detail;
+        info.where_context = fields.context;
+        info.schema = fields.schema;
+        info.table = fields.table;
+        info.column = fields.column;
+        info.constraint = fields.constraint;
+    }
+    info
 }
 
 pub fn to_pgwire(error: &Error) -> PgWireError {

@@ -14,12 +14,13 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Arra
 use datafusion::arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Decimal256Type, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::array_value_to_string;
 
 use super::session_txn::SessionTxn;
-use crate::catalog::{SqlType, TableDef};
+use crate::catalog::{SqlType, TableDef, PUBLIC_SCHEMA};
 use crate::encoding::keys::{encode_key_value, row_key};
 use crate::encoding::row::encode_rows;
-use crate::error::{Error, InputError, Result};
+use crate::error::{Error, ErrorFields, InputError, Result};
 use crate::shard::access::block_on;
 use crate::shard::proto::ScanRequest;
 use crate::txn::{since_epoch, ReadAs, Transaction, TxnCoordinator};
@@ -91,12 +92,19 @@ impl RowWriter {
                 })?;
             }
             if !column.nullable && array.null_count() > 0 {
-                return Err(Error::input(
+                let fields = ErrorFields {
+                    schema: Some(PUBLIC_SCHEMA.to_string()),
+                    table: Some(self.def.name.clone()),
+                    column: Some(column.name.clone()),
+                    ..Default::default()
+                };
+                return Err(Error::input_with(
                     InputError::NotNullViolation,
                     format!(
                         "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
                         column.name, self.def.name
                     ),
+                    &fields,
                 ));
             }
             check_value_fits(array, &column.sql_type)?;
@@ -124,18 +132,20 @@ impl RowWriter {
     /// or one of them comes twice. Committed rows are counted with one call
     /// per shard group. Blocks (a shard group on another node is asked over
     /// the network).
-    fn check_free(&self, txn: &Transaction, keys: &[Vec<u8>]) -> Result<()> {
-        let unseen = self.not_written(txn, keys, OnConflict::Fail)?.1;
-        block_on(self.check_not_committed(unseen, txn.read_as()))
+    fn check_free(&self, txn: &Transaction, batch: &RecordBatch, keys: &[Vec<u8>]) -> Result<()> {
+        let unseen = self.not_written(txn, batch, keys, OnConflict::Fail)?.1;
+        block_on(self.check_not_committed(unseen, txn.read_as(), batch, keys))
     }
 
-    /// Which of `keys` are taken in `txn` itself (it wrote a row under the
-    /// key, or the key came earlier in `keys`), and the others by shard
-    /// group, to be checked in the groups (see [`Self::check_free`]). With
-    /// [`OnConflict::Fail`] a taken key is 23505.
+    /// Which of `keys` (those of `batch`'s rows) are taken in `txn` itself
+    /// (it wrote a row under the key, or the key came earlier in `keys`),
+    /// and the others by shard group, to be checked in the groups (see
+    /// [`Self::check_free`]). With [`OnConflict::Fail`] a taken key is
+    /// 23505.
     fn not_written(
         &self,
         txn: &Transaction,
+        batch: &RecordBatch,
         keys: &[Vec<u8>],
         on_conflict: OnConflict,
     ) -> Result<(Vec<bool>, KeysByShard)> {
@@ -151,7 +161,7 @@ impl RowWriter {
             }
             let here = repeated || matches!(own, Some(Some(_)));
             if here && on_conflict == OnConflict::Fail {
-                return Err(self.duplicate_key());
+                return Err(self.duplicate_key(batch, keys, key));
             }
             taken.push(here);
             // A key the transaction deleted (`Some(None)`) is free whatever
@@ -168,10 +178,17 @@ impl RowWriter {
 
     /// 23505 if a row is committed under one of `by_shard`'s keys at the
     /// snapshot `read_as`, with one call per shard group.
-    async fn check_not_committed(&self, by_shard: KeysByShard, read_as: ReadAs) -> Result<()> {
-        match self.committed(by_shard, read_as).await?.is_empty() {
-            true => Ok(()),
-            false => Err(self.duplicate_key()),
+    async fn check_not_committed(
+        &self,
+        by_shard: KeysByShard,
+        read_as: ReadAs,
+        batch: &RecordBatch,
+        keys: &[Vec<u8>],
+    ) -> Result<()> {
+        let committed = self.committed(by_shard, read_as).await?;
+        match keys.iter().find(|k| committed.contains(*k)) {
+            None => Ok(()),
+            Some(key) => Err(self.duplicate_key(batch, keys, key)),
         }
     }
 
@@ -199,13 +216,38 @@ impl RowWriter {
         Ok(committed)
     }
 
-    fn duplicate_key(&self) -> Error {
-        Error::input(
-            InputError::UniqueViolation,
+    /// 23505 for `key`, one of `keys` (those of `batch`'s rows), with
+    /// PostgreSQL's fields: the constraint, its table, and a DETAIL naming
+    /// the key's values (`Key (id)=(1) already exists.`).
+    fn duplicate_key(&self, batch: &RecordBatch, keys: &[Vec<u8>], key: &[u8]) -> Error {
+        let constraint = format!("{}_pkey", self.def.name);
+        let detail = keys.iter().position(|k| k == key).map(|row| {
+            let (names, values): (Vec<_>, Vec<_>) = self
+                .def
+                .primary_key
+                .iter()
+                .map(|&col| {
+                    let value = array_value_to_string(batch.column(col), row).unwrap_or_default();
+                    (self.def.columns[col].name.as_str(), value)
+                })
+                .unzip();
             format!(
-                "duplicate key value violates unique constraint \"{}_pkey\"",
-                self.def.name
-            ),
+                "Key ({})=({}) already exists.",
+                names.join(", "),
+                values.join(", ")
+            )
+        });
+        let fields = ErrorFields {
+            detail,
+            schema: Some(PUBLIC_SCHEMA.to_string()),
+            table: Some(self.def.name.clone()),
+            constraint: Some(constraint.clone()),
+            ..Default::default()
+        };
+        Error::input_with(
+            InputError::UniqueViolation,
+            format!("duplicate key value violates unique constraint \"{constraint}\""),
+            &fields,
         )
     }
 
@@ -223,10 +265,15 @@ impl RowWriter {
     ) -> Result<Inserted> {
         let batch = self.complete(batch)?;
         let keys = self.keys(&batch)?;
-        let ((mut taken, unseen), read_as) =
-            txn.with(|t| Ok((self.not_written(t, &keys, on_conflict)?, t.read_as())))?;
+        let ((mut taken, unseen), read_as) = txn.with(|t| {
+            Ok((
+                self.not_written(t, &batch, &keys, on_conflict)?,
+                t.read_as(),
+            ))
+        })?;
         if on_conflict == OnConflict::Fail {
-            self.check_not_committed(unseen, read_as).await?;
+            self.check_not_committed(unseen, read_as, &batch, &keys)
+                .await?;
         } else {
             let committed = self.committed(unseen, read_as).await?;
             for (taken, key) in taken.iter_mut().zip(&keys) {
@@ -261,10 +308,10 @@ impl RowWriter {
         let batch = self.complete(batch)?;
         let keys = self.keys(&batch)?;
         let rows = encode_rows(&batch)?;
-        for ((old, new), row) in old_keys.iter().zip(keys).zip(rows) {
+        for (i, ((old, new), row)) in old_keys.iter().zip(keys).zip(rows).enumerate() {
             if *old != new {
                 txn.delete(old.clone());
-                self.check_free(txn, std::slice::from_ref(&new))?;
+                self.check_free(txn, &batch.slice(i, 1), std::slice::from_ref(&new))?;
             }
             txn.put(new, row);
         }

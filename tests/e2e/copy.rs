@@ -193,11 +193,14 @@ async fn a_bad_line_fails_the_whole_load_and_names_the_line() {
         .unwrap_err();
     let db = error.as_db_error().expect("a server error");
     assert_eq!(db.code(), &SqlState::INVALID_TEXT_REPRESENTATION);
-    assert!(
-        db.message()
-            .contains(&format!("line {}, column id: \"oops\"", n + 1)),
-        "{}",
-        db.message()
+    assert_eq!(
+        db.message(),
+        "invalid input syntax for type bigint: \"oops\""
+    );
+    // The line is named in CONTEXT, as PostgreSQL names it.
+    assert_eq!(
+        db.where_(),
+        Some(format!("COPY big, line {}, column id: \"oops\"", n + 1).as_str())
     );
     assert_eq!(query_i64(&client, "SELECT count(*) FROM big").await, 0);
 

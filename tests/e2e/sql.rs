@@ -493,6 +493,31 @@ async fn composite_primary_key() {
         SqlState::UNIQUE_VIOLATION,
     )
     .await;
+    // The fields ORMs read from a duplicate key (node-pg's err.detail and
+    // err.constraint, pgjdbc's ServerErrorMessage), as PostgreSQL fills them.
+    let error = client
+        .batch_execute("INSERT INTO cp VALUES (3, 'x', 99)")
+        .await
+        .unwrap_err();
+    let db = error.as_db_error().expect("a server error");
+    assert_eq!(
+        db.message(),
+        "duplicate key value violates unique constraint \"cp_pkey\""
+    );
+    assert_eq!(
+        db.detail(),
+        Some("Key (tenant, name)=(3, x) already exists.")
+    );
+    assert_eq!(db.schema(), Some("public"));
+    assert_eq!(db.table(), Some("cp"));
+    assert_eq!(db.constraint(), Some("cp_pkey"));
+    let error = client
+        .batch_execute("INSERT INTO cp VALUES (9, 'q', NULL)")
+        .await
+        .unwrap_err();
+    let db = error.as_db_error().expect("a server error");
+    assert_eq!(db.code(), &SqlState::NOT_NULL_VIOLATION);
+    assert_eq!((db.table(), db.column()), (Some("cp"), Some("v")));
     // Same first column, different second: not a duplicate.
     client
         .batch_execute("INSERT INTO cp VALUES (1, 'z', 6)")

@@ -87,6 +87,10 @@ impl Decoder {
         }
     }
 
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
     /// The line (or, in binary, the tuple) the last record returned began on.
     pub fn line(&self) -> u64 {
         self.line - 1

@@ -33,8 +33,11 @@ use datafusion::sql::sqlparser::ast::{
 use super::ddl::ident_name;
 use super::dml::{existing_table, quote};
 use crate::catalog::{TableDef, Tables};
-use crate::error::{Error, InputError, Result};
+use crate::error::{Error, ErrorFields, InputError, Result};
 use format::{Decoder, Field, Format, Layout};
+
+/// How much of a bad value or line an error's CONTEXT quotes.
+const CONTEXT_CHARS: usize = 64;
 
 /// Rows per batch written into the transaction.
 const BATCH_ROWS: usize = 8192;
@@ -399,7 +402,7 @@ impl CopyFrom {
             self.decoder
                 .fields(&record, &mut fields)
                 .and_then(|()| self.read_record(&fields))
-                .map_err(|e| self.in_context(e, &fields))?;
+                .map_err(|e| self.in_context(e, &record, &fields))?;
             self.batch_rows += 1;
             self.batch_bytes += record.len();
             self.rows += 1;
@@ -463,11 +466,13 @@ impl CopyFrom {
     }
 
     /// An error reading a record, with where it happened as PostgreSQL's
-    /// CONTEXT says it: `COPY t, line 3, column b: "x"`.
-    fn in_context(&self, error: Error, fields: &[Field<'_>]) -> Error {
+    /// CONTEXT says it: `COPY t, line 3, column b: "x"`, or with the line
+    /// itself for an error of the whole record (`COPY t, line 3: "1,2,3"`).
+    fn in_context(&self, error: Error, record: &[u8], fields: &[Field<'_>]) -> Error {
         let Error::Input(kind, message) = error else {
             return error;
         };
+        let (message, mut error_fields) = ErrorFields::split(&message);
         let line = self.decoder.line();
         let context = match self.reading {
             Some(i) => {
@@ -477,7 +482,7 @@ impl CopyFrom {
                     .map(|v| {
                         String::from_utf8_lossy(v)
                             .chars()
-                            .take(64)
+                            .take(CONTEXT_CHARS)
                             .collect::<String>()
                     })
                     .unwrap_or_default();
@@ -486,8 +491,19 @@ impl CopyFrom {
                     self.table.name, self.table.columns[self.targets[i]].name
                 )
             }
-            None => format!("COPY {}, line {line}", self.table.name),
+            None if self.decoder.layout().format == Format::Binary => {
+                format!("COPY {}, line {line}", self.table.name)
+            }
+            None => format!(
+                "COPY {}, line {line}: \"{}\"",
+                self.table.name,
+                String::from_utf8_lossy(record)
+                    .chars()
+                    .take(CONTEXT_CHARS)
+                    .collect::<String>()
+            ),
         };
-        Error::input(kind, format!("{message} ({context})"))
+        error_fields.context = Some(context);
+        Error::input_with(kind, message, &error_fields)
     }
 }

@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Driver check with asyncpg (extended query protocol, binary formats, prepared statements).
+
+asyncpg prepares every statement (Parse/Describe), binds parameters in binary with the
+types the server describes, reads results in binary and looks unknown types up in
+pg_catalog. The check writes a row of every supported type with executemany and reads
+it back with fetch; checks numeric in binary, fetchrow/fetchval, an array parameter
+(which makes asyncpg query pg_catalog for the type), RETURNING, ON CONFLICT,
+a transaction rolled back by an exception, 23505 as UniqueViolationError, the COPY
+helpers (copy_records_to_table, copy_to_table, copy_from_query, copy_from_table),
+cursors (portal fetches with prefetch, fetch(n), forward(n) = MOVE), statement_timeout
+(57014) and a query cancelled from the client (CancelRequest). The rows are
+psycopg_check.py's.
+
+asyncpg writes date.min and date.max as -infinity and infinity, which ShardForge
+cannot store (0A000): row 3's date(1, 1, 1) is written as date(1, 1, 2) here.
+
+Cases ShardForge does not pass yet run with --pending (and with `run --postgres`):
+unconstrained numeric with each value's own scale and numeric NaN, an array
+parameter (asyncpg's type introspection), and Cursor.forward (MOVE on a protocol
+portal).
+
+Usage: asyncpg_check.py [--host 127.0.0.1] [--port 5432] [--pending]
+Prints one line `PASS asyncpg ...` or `FAIL asyncpg: ...`; exit status 0 on PASS.
+"""
+
+import asyncio
+import datetime as dt
+import io
+import math
+import sys
+import time
+from decimal import Decimal
+
+import asyncpg
+
+from psycopg_check import COLUMNS, ROWS, CheckFailed, check, check_main
+
+TABLE = "compat_asyncpg"
+# asyncpg sends date.min as -infinity (see the module header).
+ROWS = [(row_id, tuple(dt.date(1, 1, 2) if v == dt.date(1, 1, 1) else v for v in values))
+        for row_id, values in ROWS]
+NAMES = ", ".join(name for name, _ in COLUMNS)
+# A query that runs for seconds on both servers: 3000 x 3000 rows of a table
+# (compat_asyncpg_long, made by check_cancel) x 30, counted.
+LONG_QUERY = ("SELECT count(*) FROM compat_asyncpg_long AS a, compat_asyncpg_long AS b, "
+              "generate_series(1, 30) AS g(i) WHERE a.v + b.v + g.i > 0")
+
+
+async def connect(args):
+    return await asyncpg.connect(host=args.host, port=args.port, user="postgres",
+                                 database="postgres", timeout=10)
+
+
+def same(want, have):
+    """Exact equality, None only equal to None. asyncpg's Python types are psycopg's
+    (Decimal, date, naive datetime for timestamp, bytes for bytea, str for char(n)
+    with its padding) except that timestamptz comes back in UTC rather than in the
+    session zone; aware datetimes compare by instant, so that needs no normalisation.
+    """
+    if want is None or have is None:
+        return want is None and have is None
+    return type(want) is type(have) and want == have
+
+
+async def check_types(conn):
+    """Every type of COLUMNS written with executemany (binary parameters) and read back
+    with fetch (binary results), and one row with execute."""
+    await conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    cols = ", ".join(f"{name} {ty}" for name, ty in COLUMNS)
+    await conn.execute(f"CREATE TABLE {TABLE} (id integer PRIMARY KEY, {cols})")
+    placeholders = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 2))
+    insert = f"INSERT INTO {TABLE} (id, {NAMES}) VALUES ({placeholders})"
+    await conn.executemany(insert, [(row_id, *values) for row_id, values in ROWS[:-1]])
+    row_id, values = ROWS[-1]
+    status = await conn.execute(insert, row_id, *values)
+    check(status == "INSERT 0 1", f"execute of an INSERT returned status {status!r}")
+
+    records = await conn.fetch(f"SELECT id, {NAMES} FROM {TABLE} ORDER BY id")
+    check([r["id"] for r in records] == [row_id for row_id, _ in ROWS],
+          f"fetch of all rows gave ids {[r['id'] for r in records]!r}")
+    for record, (row_id, values) in zip(records, ROWS):
+        for (name, _), want in zip(COLUMNS, values):
+            check(same(want, record[name]),
+                  f"row {row_id} {name}: wrote {want!r}, read {record[name]!r}")
+
+    # Binary parameters in WHERE over several types at once.
+    got = await conn.fetch(f"SELECT id FROM {TABLE} WHERE c_text = $1 AND c_numeric = $2 "
+                           "AND c_date = $3 AND c_bytea = $4",
+                           "hello, world", Decimal("12345.678"), dt.date(1999, 12, 31),
+                           b"\xde\xad\xbe\xef")
+    check([tuple(r) for r in got] == [(1,)], f"bound WHERE on text/numeric/date/bytea gave {got!r}")
+
+    # Timestamps far from 1970 as binary parameters (microseconds since 2000 on the wire).
+    for value, ty in ((dt.datetime(1600, 1, 1, 12, 30), "timestamp"),
+                      (dt.datetime(2300, 1, 1, tzinfo=dt.timezone.utc), "timestamptz")):
+        got = await conn.fetchval(f"SELECT $1::{ty}", value)
+        check(same(value, got), f"SELECT $1::{ty} with {value!r} gave {got!r}")
+
+
+async def check_numeric_and_floats(conn):
+    """numeric in binary both ways (the issue's case), and float/numeric NaN and infinities."""
+    want = Decimal("-12345678901234567890.0123456789")
+    got = await conn.fetchval("SELECT $1::numeric(30,10)", want)
+    check(same(want, got) and str(got) == str(want),
+          f"SELECT $1::numeric(30,10) with {want!r} gave {got!r}")
+    want = Decimal("9999999999999999999999999999.9999999999")
+    got = await conn.fetchval("SELECT $1::numeric(38,10)", want)
+    check(same(want, got), f"SELECT $1::numeric(38,10) with {want!r} gave {got!r}")
+
+    # NaN and the infinities; NaN compares unequal to itself, so it is checked by kind.
+    specials = [math.nan, math.inf, -math.inf]
+    row = await conn.fetchrow("SELECT $1::float8 AS a, $2::float8 AS b, $3::float8 AS c, "
+                              "$1::float4 AS d, $2::float4 AS e, $3::float4 AS f", *specials)
+    check(math.isnan(row["a"]) and row["b"] == math.inf and row["c"] == -math.inf
+          and math.isnan(row["d"]) and row["e"] == math.inf and row["f"] == -math.inf,
+          f"float8/float4 NaN, inf, -inf gave {tuple(row)!r}")
+
+
+async def pending_numeric(conn):
+    """Unconstrained numeric keeps each value's own scale, and numeric NaN."""
+    got = await conn.fetchval("SELECT $1::numeric * 2", Decimal("1.25"))
+    check(same(Decimal("2.50"), got) and str(got) == "2.50",
+          f"SELECT $1::numeric * 2 with Decimal('1.25') gave {got!r}")
+    for value in (Decimal("0.00"), Decimal("1000"), Decimal("-0.0000001"),
+                  Decimal("123456789012345678901234567890.123456789")):
+        got = await conn.fetchval("SELECT $1::numeric", value)
+        check(same(value, got) and str(got) == str(value),
+              f"SELECT $1::numeric with {value!r} gave {got!r}")
+    got = await conn.fetchval("SELECT 'NaN'::numeric")
+    check(isinstance(got, Decimal) and got.is_nan(), f"'NaN'::numeric gave {got!r}")
+    got = await conn.fetchval("SELECT $1::numeric", Decimal("NaN"))
+    check(isinstance(got, Decimal) and got.is_nan(), f"SELECT $1::numeric with NaN gave {got!r}")
+
+
+async def check_statements(conn):
+    """fetchrow, fetchval, an array parameter (asyncpg's type introspection), INSERT ...
+    RETURNING, ON CONFLICT DO UPDATE, a transaction rolled back by an exception, and a
+    duplicate key as UniqueViolationError."""
+    row = await conn.fetchrow(f"SELECT id, c_text, c_numeric FROM {TABLE} WHERE id = $1", 1)
+    check(row is not None and tuple(row) == (1, "hello, world", Decimal("12345.678")),
+          f"fetchrow gave {row!r}")
+    check(await conn.fetchrow(f"SELECT id FROM {TABLE} WHERE id = $1", 999) is None,
+          "fetchrow of no rows did not give None")
+    got = await conn.fetchval(f"SELECT count(*) FROM {TABLE} WHERE c_integer IS NULL")
+    check(got == 1, f"fetchval of count(*) gave {got!r}")
+    got = await conn.fetchval(f"SELECT c_bigint FROM {TABLE} WHERE id = $1", 4)
+    check(got == 9223372036854775807, f"fetchval of a bigint gave {got!r}")
+
+    got = await conn.fetchval(f"INSERT INTO {TABLE} (id, c_text) VALUES ($1, $2) RETURNING id",
+                              50, "returned")
+    check(got == 50, f"INSERT ... RETURNING id gave {got!r}")
+    upsert = (f"INSERT INTO {TABLE} (id, c_text, c_integer) VALUES ($1, $2, $3) "
+              "ON CONFLICT (id) DO UPDATE SET c_text = EXCLUDED.c_text, "
+              "c_integer = EXCLUDED.c_integer RETURNING id, c_text, c_integer")
+    row = await conn.fetchrow(upsert, 50, "upserted", 5)
+    check(row is not None and tuple(row) == (50, "upserted", 5),
+          f"ON CONFLICT DO UPDATE of an existing row returned {row!r}")
+    row = await conn.fetchrow(upsert, 51, "inserted", 6)
+    check(row is not None and tuple(row) == (51, "inserted", 6),
+          f"ON CONFLICT DO UPDATE of a new row returned {row!r}")
+    got = [tuple(r) for r in await conn.fetch(
+        f"SELECT id, c_text, c_integer FROM {TABLE} WHERE id >= 50 ORDER BY id")]
+    check(got == [(50, "upserted", 5), (51, "inserted", 6)], f"rows after the upserts: {got!r}")
+
+    class Abort(Exception):
+        pass
+    try:
+        async with conn.transaction():
+            await conn.execute(f"INSERT INTO {TABLE} (id, c_text) VALUES ($1, $2)", 60, "gone")
+            await conn.execute(f"UPDATE {TABLE} SET c_text = $1 WHERE id = $2", "changed", 50)
+            check(await conn.fetchval(f"SELECT count(*) FROM {TABLE} WHERE id = 60") == 1,
+                  "transaction does not see its own insert")
+            raise Abort()
+    except Abort:
+        pass
+    check(not conn.is_in_transaction(), "still in a transaction after the rollback")
+    got = await conn.fetchval(f"SELECT count(*) FROM {TABLE} WHERE id = 60")
+    check(got == 0, "insert of a rolled-back transaction still visible")
+    got = await conn.fetchval(f"SELECT c_text FROM {TABLE} WHERE id = 50")
+    check(got == "upserted", f"update of a rolled-back transaction left c_text = {got!r}")
+
+    try:
+        await conn.execute(f"INSERT INTO {TABLE} (id) VALUES ($1)", 1)
+        raise CheckFailed("duplicate key insert succeeded")
+    except asyncpg.UniqueViolationError as e:
+        check(e.sqlstate == "23505", f"duplicate key gave SQLSTATE {e.sqlstate}")
+    got = await conn.fetchval(f"SELECT count(*) FROM {TABLE}")
+    check(got == len(ROWS) + 2, f"row count {got} after the duplicate key error")
+    await conn.execute(f"DELETE FROM {TABLE} WHERE id >= 50")
+
+
+async def pending_array_parameter(conn):
+    """An array parameter: asyncpg looks the type up in pg_catalog (its type
+    introspection)."""
+    got = [r["id"] for r in await conn.fetch(
+        f"SELECT id FROM {TABLE} WHERE id = any($1::integer[]) ORDER BY id", [1, 3, 99])]
+    check(got == [1, 3], f"WHERE id = any($1::integer[]) with [1, 3, 99] gave {got!r}")
+
+
+async def check_copy(conn):
+    """copy_records_to_table (binary COPY FROM, column types looked up by asyncpg),
+    copy_to_table from a CSV file, copy_from_query / copy_from_table to a file."""
+    cols = ", ".join(f"{name} {ty}" for name, ty in COLUMNS)
+    await conn.execute("DROP TABLE IF EXISTS compat_asyncpg_copy")
+    await conn.execute(f"CREATE TABLE compat_asyncpg_copy (id integer PRIMARY KEY, {cols})")
+    written = [(row_id, *values) for row_id, values in ROWS]
+    status = await conn.copy_records_to_table(
+        "compat_asyncpg_copy", records=written, columns=["id"] + [n for n, _ in COLUMNS])
+    check(status == f"COPY {len(ROWS)}", f"copy_records_to_table returned {status!r}")
+    back = [tuple(r) for r in await conn.fetch(f"SELECT id, {NAMES} FROM compat_asyncpg_copy "
+                                               "ORDER BY id")]
+    check(len(back) == len(written) and all(same(w, h) for wr, hr in zip(written, back)
+                                            for w, h in zip(wr, hr)),
+          f"copy_records_to_table then fetch gave {back!r}")
+
+    # CSV out of the query and of the whole table: the same text, and PostgreSQL's.
+    out = io.BytesIO()
+    status = await conn.copy_from_query(f"SELECT id, {NAMES} FROM {TABLE} WHERE id <= $1 "
+                                        "ORDER BY id", len(ROWS), output=out, format="csv")
+    check(status == f"COPY {len(ROWS)}", f"copy_from_query returned {status!r}")
+    csv = out.getvalue().decode()
+    lines = csv.splitlines()
+    check(len(lines) == len(ROWS) and lines[1] == "2" + "," * len(COLUMNS)
+          and lines[0].startswith("1,-12,123456,9007199254740993,3.25,-0.000123,12345.678,t,"
+                                  "\"hello, world\",short,ab  ,1999-12-31,"
+                                  "2000-01-01 00:00:00.000001,"),
+          f"copy_from_query CSV: {csv!r}")
+    out_table = io.BytesIO()
+    status = await conn.copy_from_table("compat_asyncpg_copy", output=out_table, format="csv")
+    check(status == f"COPY {len(ROWS)}", f"copy_from_table returned {status!r}")
+    check(sorted(out_table.getvalue().decode().splitlines()) == sorted(lines),
+          f"copy_from_table CSV differs from copy_from_query's: {out_table.getvalue()!r}")
+
+    # The CSV back in with copy_to_table, into an emptied table, gives the same rows.
+    await conn.execute("DELETE FROM compat_asyncpg_copy")
+    status = await conn.copy_to_table("compat_asyncpg_copy", source=io.BytesIO(csv.encode()),
+                                      format="csv")
+    check(status == f"COPY {len(ROWS)}", f"copy_to_table returned {status!r}")
+    back = [tuple(r) for r in await conn.fetch(f"SELECT id, {NAMES} FROM compat_asyncpg_copy "
+                                               "ORDER BY id")]
+    check(len(back) == len(written) and all(same(w, h) for wr, hr in zip(written, back)
+                                            for w, h in zip(wr, hr)),
+          f"copy_to_table of the CSV then fetch gave {back!r}")
+    await conn.execute("DROP TABLE compat_asyncpg_copy")
+
+
+async def check_cursors(conn):
+    """Cursors as asyncpg runs them, inside a transaction: a portal read prefetch rows per
+    Execute; fetch(n) on a cursor object, and forward(n), which sends MOVE FORWARD n."""
+    await conn.execute("DROP TABLE IF EXISTS compat_asyncpg_cursor")
+    await conn.execute("CREATE TABLE compat_asyncpg_cursor (id integer PRIMARY KEY, v bigint)")
+    await conn.execute("INSERT INTO compat_asyncpg_cursor SELECT i, i * 2 "
+                       "FROM generate_series(1, 3000) AS s(i)")
+    query = "SELECT id, v FROM compat_asyncpg_cursor WHERE id >= $1 ORDER BY id"
+    async with conn.transaction():
+        seen = [tuple(r) async for r in conn.cursor(query, 1, prefetch=100)]
+        check(len(seen) == 3000 and seen[0] == (1, 2) and seen[-1] == (3000, 6000)
+              and seen == [(i, 2 * i) for i in range(1, 3001)],
+              f"cursor iteration read {len(seen)} rows: {seen[:2]!r} ... {seen[-1:]!r}")
+
+        cur = await conn.cursor(query, 11)
+        got = [tuple(r) for r in await cur.fetch(10)]
+        check(got == [(i, 2 * i) for i in range(11, 21)], f"cursor fetch(10) gave {got!r}")
+        got = [tuple(r) for r in await cur.fetch(3)]
+        check(got == [(21, 42), (22, 44), (23, 46)], f"second cursor fetch(3) gave {got!r}")
+    await conn.execute("DROP TABLE compat_asyncpg_cursor")
+
+
+async def pending_cursor_forward(conn):
+    """Cursor.forward(n), which sends MOVE FORWARD n on the protocol portal."""
+    await conn.execute("DROP TABLE IF EXISTS compat_asyncpg_cursor")
+    await conn.execute("CREATE TABLE compat_asyncpg_cursor (id integer PRIMARY KEY, v bigint)")
+    await conn.execute("INSERT INTO compat_asyncpg_cursor SELECT i, i * 2 "
+                       "FROM generate_series(1, 3000) AS s(i)")
+    query = "SELECT id, v FROM compat_asyncpg_cursor WHERE id >= $1 ORDER BY id"
+    async with conn.transaction():
+        cur = await conn.cursor(query, 11)
+        got = [tuple(r) for r in await cur.fetch(10)]
+        check(got == [(i, 2 * i) for i in range(11, 21)], f"cursor fetch(10) gave {got!r}")
+        moved = await cur.forward(5)
+        check(moved == 5, f"cursor forward(5) moved {moved}")
+        got = await cur.fetchrow()
+        check(got is not None and tuple(got) == (26, 52),
+              f"cursor fetchrow after forward(5) gave {got!r}")
+        got = [tuple(r) for r in await cur.fetch(3)]
+        check(got == [(27, 54), (28, 56), (29, 58)], f"second cursor fetch(3) gave {got!r}")
+        moved = await cur.forward(5000)
+        check(moved == 3000 - 29, f"cursor forward past the end moved {moved}")
+        check(await cur.fetch(1) == [], "cursor fetch after the end gave rows")
+    await conn.execute("DROP TABLE compat_asyncpg_cursor")
+
+
+async def check_cancel(conn):
+    """statement_timeout cancels a long query with 57014; a query cancelled by the client
+    (asyncio.wait_for; asyncpg sends a CancelRequest) leaves the connection usable.
+    Both fire after half a second, when the server is well past reading the table."""
+    await conn.execute("DROP TABLE IF EXISTS compat_asyncpg_long")
+    await conn.execute("CREATE TABLE compat_asyncpg_long (id integer PRIMARY KEY, v bigint)")
+    await conn.execute("INSERT INTO compat_asyncpg_long SELECT i, i "
+                       "FROM generate_series(1, 3000) AS s(i)")
+    await conn.execute("SET statement_timeout = '500ms'")
+    started = time.monotonic()
+    try:
+        await conn.fetchval(LONG_QUERY)
+        raise CheckFailed(f"statement_timeout = 500ms: the long query finished after "
+                          f"{time.monotonic() - started:.1f} s")
+    except asyncpg.QueryCanceledError as e:
+        check(e.sqlstate == "57014", f"statement_timeout gave SQLSTATE {e.sqlstate}")
+    got = await conn.fetchval("SELECT 1")
+    check(got == 1, f"SELECT 1 after the statement timeout gave {got!r}")
+    await conn.execute("RESET statement_timeout")
+
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(conn.execute(LONG_QUERY), timeout=0.5)
+        raise CheckFailed(f"the long query finished after {time.monotonic() - started:.1f} s, "
+                          "before asyncio.wait_for cancelled it")
+    except asyncio.TimeoutError:
+        pass
+    # The next query waits until the server has answered the cancelled one.
+    got = await asyncio.wait_for(conn.fetchval("SELECT $1::int + 1", 41), timeout=30)
+    check(got == 42, f"query after the cancelled one gave {got!r}")
+    check(not conn.is_in_transaction(), "in a transaction after the cancelled query")
+    await conn.execute("DROP TABLE compat_asyncpg_long")
+
+
+async def run_async(args):
+    conn = await connect(args)
+    try:
+        await check_types(conn)
+        await check_numeric_and_floats(conn)
+        await check_statements(conn)
+        await check_copy(conn)
+        await check_cursors(conn)
+        await check_cancel(conn)
+        if args.pending:
+            await pending_numeric(conn)
+            await pending_array_parameter(conn)
+            await pending_cursor_forward(conn)
+        await conn.execute(f"DROP TABLE {TABLE}")
+    finally:
+        await conn.close(timeout=10)
+
+
+def run(args):
+    asyncio.run(run_async(args))
+
+
+def main():
+    return check_main(
+        "asyncpg", run, asyncpg.PostgresError, lambda e: e.sqlstate,
+        f"{asyncpg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows (binary), numeric, "
+        "NaN/inf, fetchrow/fetchval, RETURNING, ON CONFLICT, rollback, 23505, "
+        "COPY (records, CSV in and out), cursors (prefetch, fetch), "
+        "statement_timeout, CancelRequest")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
