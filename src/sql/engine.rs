@@ -290,7 +290,6 @@ fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(ResolveUnqualifiedIdentifier),
         Box::new(RewriteArrayAnyAllOperation),
         Box::new(StripCallableQualifier),
-        Box::new(super::functions::FunctionNames),
         Box::new(FixArrayLiteral),
         Box::new(CurrentUserVariableToSessionUserFunctionCall),
         Box::new(StripCollate),

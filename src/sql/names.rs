@@ -104,6 +104,7 @@ fn figure(expr: &Expr) -> Option<String> {
         } => figure(expr).or_else(|| Some(type_name(data_type))),
         Expr::Nested(inner) => figure(inner),
         Expr::Case { .. } => Some("case".into()),
+        Expr::Array(_) => Some("array".into()),
         Expr::Exists { .. } => Some("exists".into()),
         Expr::Extract { .. } => Some("extract".into()),
         Expr::Substring { .. } => Some("substring".into()),
@@ -162,6 +163,10 @@ mod tests {
         assert!(sql.contains("1 AS __pg_col0"), "{sql}");
         assert!(sql.starts_with("SELECT a, t.b, "), "{sql}");
         assert!(sql.contains("x AS y"), "{sql}");
+        // Named before their calls are renamed for DataFusion
+        // (`functions::rename_calls`).
+        let (_, names) = names_of("SELECT ceiling(x), mod(7, 3), ARRAY[1, 2]");
+        assert_eq!(names, vec!["ceiling", "mod", "array"]);
     }
 
     #[test]

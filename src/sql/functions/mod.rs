@@ -1,8 +1,9 @@
 //! PostgreSQL's functions where DataFusion has none, or one that answers
 //! differently.
 //!
-//! - [`FunctionNames`], a parse-time rule, reads the calls PostgreSQL spells
-//!   otherwise: `mod(a, b)` is `a % b`, `div(a, b)` the truncated quotient
+//! - [`rename_calls`], run on a statement once its result columns are
+//!   named (`names`: `ceiling(x)` is a column `ceiling`), reads the calls
+//!   PostgreSQL spells otherwise: `mod(a, b)` is `a % b`, `div(a, b)` the truncated quotient
 //!   as numeric, `ceiling` is `ceil`, `sign` is `signum`, `every` is
 //!   `bool_and`; `to_timestamp(text, template)` is [`template`]'s, and
 //!   `LIKE ... ESCAPE 'c'` with a literal pattern is rewritten to the
@@ -38,7 +39,6 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 use std::ops::ControlFlow;
 
 pub use extract::PgExprPlanner;
@@ -158,15 +158,10 @@ fn replace(ctx: &SessionContext, udf: ScalarUDF) {
     ctx.register_udf(udf);
 }
 
-/// The parse-time rule of the module header.
-#[derive(Debug)]
-pub struct FunctionNames;
-
-impl SqlStatementRewriteRule for FunctionNames {
-    fn rewrite(&self, mut statement: Statement) -> Statement {
-        let _ = statement.visit(&mut FunctionNamesVisitor);
-        statement
-    }
+/// The calls of `statement` PostgreSQL spells otherwise, as DataFusion
+/// spells them (see the module header).
+pub fn rename_calls(statement: &mut Statement) {
+    let _ = statement.visit(&mut FunctionNamesVisitor);
 }
 
 struct FunctionNamesVisitor;
@@ -303,13 +298,14 @@ mod tests {
 
     #[test]
     fn renamed_calls() {
-        let statement = Parser::new(&PostgreSqlDialect {})
+        let mut statement = Parser::new(&PostgreSqlDialect {})
             .try_with_sql(
                 "SELECT mod(7, 3), ceiling(x), sign(x), div(7, 2), to_timestamp('1', 'J')",
             )
             .and_then(|mut p| p.parse_statement())
             .unwrap();
-        let sql = FunctionNames.rewrite(statement).to_string();
+        rename_calls(&mut statement);
+        let sql = statement.to_string();
         assert_eq!(
             sql,
             "SELECT (7 % 3), ceil(x), signum(x), CAST(trunc(CAST((7) AS NUMERIC) / CAST((2) AS NUMERIC)) AS NUMERIC(38,0)), to_timestamp_template('1', 'J')"

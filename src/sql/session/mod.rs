@@ -692,6 +692,9 @@ impl Session {
         rewrite::expand_set_returning_items(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;
         functions::inline_settings(&mut stmt, &self.vars)?;
+        // After the result columns got their names (`ceiling(x)` is
+        // named `ceiling`, though planned as `ceil`).
+        functions::rename_calls(&mut stmt);
         let plan = self
             .ctx
             .state()
