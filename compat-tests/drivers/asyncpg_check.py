@@ -245,14 +245,19 @@ async def check_copy(conn):
     await conn.execute("DROP TABLE compat_asyncpg_copy")
 
 
-async def check_cursors(conn):
-    """Cursors as asyncpg runs them, inside a transaction: a portal read prefetch rows per
-    Execute; fetch(n) on a cursor object, and forward(n), which sends MOVE FORWARD n."""
+async def cursor_table(conn):
+    """A table of 3000 rows (id, 2 * id) to read through cursors; the query over it."""
     await conn.execute("DROP TABLE IF EXISTS compat_asyncpg_cursor")
     await conn.execute("CREATE TABLE compat_asyncpg_cursor (id integer PRIMARY KEY, v bigint)")
     await conn.execute("INSERT INTO compat_asyncpg_cursor SELECT i, i * 2 "
                        "FROM generate_series(1, 3000) AS s(i)")
-    query = "SELECT id, v FROM compat_asyncpg_cursor WHERE id >= $1 ORDER BY id"
+    return "SELECT id, v FROM compat_asyncpg_cursor WHERE id >= $1 ORDER BY id"
+
+
+async def check_cursors(conn):
+    """Cursors as asyncpg runs them, inside a transaction: a portal read prefetch rows per
+    Execute; fetch(n) on a cursor object, and forward(n), which sends MOVE FORWARD n."""
+    query = await cursor_table(conn)
     async with conn.transaction():
         seen = [tuple(r) async for r in conn.cursor(query, 1, prefetch=100)]
         check(len(seen) == 3000 and seen[0] == (1, 2) and seen[-1] == (3000, 6000)
@@ -269,11 +274,7 @@ async def check_cursors(conn):
 
 async def pending_cursor_forward(conn):
     """Cursor.forward(n), which sends MOVE FORWARD n on the protocol portal."""
-    await conn.execute("DROP TABLE IF EXISTS compat_asyncpg_cursor")
-    await conn.execute("CREATE TABLE compat_asyncpg_cursor (id integer PRIMARY KEY, v bigint)")
-    await conn.execute("INSERT INTO compat_asyncpg_cursor SELECT i, i * 2 "
-                       "FROM generate_series(1, 3000) AS s(i)")
-    query = "SELECT id, v FROM compat_asyncpg_cursor WHERE id >= $1 ORDER BY id"
+    query = await cursor_table(conn)
     async with conn.transaction():
         cur = await conn.cursor(query, 11)
         got = [tuple(r) for r in await cur.fetch(10)]

@@ -10,11 +10,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, BinaryArray};
-use datafusion::arrow::datatypes::{i256, DataType, Decimal128Type, Decimal256Type, Field, Schema};
+use datafusion::arrow::datatypes::{i256, DataType, Decimal128Type, Decimal256Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 
-use super::text::decimal_text;
+use super::text::{decimal_text, replace_columns};
 use crate::error::Result;
 
 /// The sign words of the binary numeric header.
@@ -25,32 +25,18 @@ const DIGITS_PER_WORD: usize = 4;
 
 /// Encodes the binary-format numeric columns of `batch`.
 pub fn binary_numerics(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatch> {
-    let binary = |i: usize| fields.get(i).map(|f| f.format()) == Some(FieldFormat::Binary);
-    let numeric = |t: &DataType| matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..));
-    let schema = batch.schema();
-    if !schema
-        .fields()
-        .iter()
-        .enumerate()
-        .any(|(i, f)| binary(i) && numeric(f.data_type()))
-    {
-        return Ok(batch);
-    }
-    let mut columns = Vec::with_capacity(batch.num_columns());
-    let mut new_fields = Vec::with_capacity(batch.num_columns());
-    for (i, (field, array)) in schema.fields().iter().zip(batch.columns()).enumerate() {
-        if binary(i) && numeric(field.data_type()) {
-            columns.push(encode(array));
-            new_fields.push(Field::new(field.name(), DataType::Binary, true));
-        } else {
-            columns.push(array.clone());
-            new_fields.push(field.as_ref().clone());
-        }
-    }
-    Ok(RecordBatch::try_new(
-        Arc::new(Schema::new(new_fields)),
-        columns,
-    )?)
+    replace_columns(
+        batch,
+        DataType::Binary,
+        |i, field| {
+            fields.get(i).map(|f| f.format()) == Some(FieldFormat::Binary)
+                && matches!(
+                    field.data_type(),
+                    DataType::Decimal128(..) | DataType::Decimal256(..)
+                )
+        },
+        |_, array| Ok(encode(array)),
+    )
 }
 
 fn encode(array: &ArrayRef) -> ArrayRef {

@@ -1,7 +1,7 @@
 //! PostgreSQL's text output for the types whose rendering by arrow-pg
 //! differs from PostgreSQL's: timestamps and times of day (PostgreSQL
 //! drops a zero fraction and trailing zeros: `2024-01-02 03:04:05+00`,
-//! `10:11:12.5`), floating point (shortest
+//! `10:11:12.5`), intervals (`1 mon 21:29:44.5`), floating point (shortest
 //! round-trip digits, exponent form outside 1e-4 .. 1e15, `Infinity`),
 //! numerics (arrow-pg goes through rust_decimal, which holds 28 digits), and
 //! `regtype` (an oid, printed as the type's name).
@@ -21,7 +21,8 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     i256, DataType, Decimal128Type, Decimal256Type, Field, Float32Type, Float64Type, Int64Type,
-    Schema, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
+    IntervalMonthDayNanoType, IntervalUnit, Schema, Time64MicrosecondType, TimeUnit,
+    TimestampMicrosecondType,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
@@ -37,29 +38,44 @@ pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result
             .get(i)
             .is_some_and(|p| *p.datatype() == Type::REGTYPE)
     };
-    let needs = |i: usize, f: &Arc<Field>| {
-        fields.get(i).map(|p| p.format()) == Some(FieldFormat::Text)
-            && (renders(f.data_type()) || regtype(i))
-    };
-    if !batch
-        .schema()
+    replace_columns(
+        batch,
+        DataType::Utf8,
+        |i, field| {
+            fields.get(i).map(|p| p.format()) == Some(FieldFormat::Text)
+                && (renders(field.data_type()) || regtype(i))
+        },
+        |i, array| match regtype(i) {
+            true => type_names(array),
+            false => render(array, zone),
+        },
+    )
+}
+
+/// `batch` with the columns `replaced` picks converted by `convert` into
+/// columns of type `to` (the batch itself when it picks none).
+pub fn replace_columns(
+    batch: RecordBatch,
+    to: DataType,
+    replaced: impl Fn(usize, &Field) -> bool,
+    convert: impl Fn(usize, &ArrayRef) -> Result<ArrayRef>,
+) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let picked: Vec<bool> = schema
         .fields()
         .iter()
         .enumerate()
-        .any(|(i, f)| needs(i, f))
-    {
+        .map(|(i, f)| replaced(i, f))
+        .collect();
+    if !picked.contains(&true) {
         return Ok(batch);
     }
-    let schema = batch.schema();
     let mut columns = Vec::with_capacity(batch.num_columns());
     let mut new_fields = Vec::with_capacity(batch.num_columns());
     for (i, (field, array)) in schema.fields().iter().zip(batch.columns()).enumerate() {
-        if needs(i, field) {
-            columns.push(match regtype(i) {
-                true => type_names(array)?,
-                false => render(array, zone)?,
-            });
-            new_fields.push(Field::new(field.name(), DataType::Utf8, true));
+        if picked[i] {
+            columns.push(convert(i, array)?);
+            new_fields.push(Field::new(field.name(), to.clone(), true));
         } else {
             columns.push(array.clone());
             new_fields.push(field.as_ref().clone());
@@ -96,6 +112,7 @@ fn renders(data_type: &DataType) -> bool {
         DataType::Timestamp(_, _)
             | DataType::Time32(_)
             | DataType::Time64(_)
+            | DataType::Interval(_)
             | DataType::Float32
             | DataType::Float64
             | DataType::Decimal128(_, _)
@@ -123,6 +140,14 @@ fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
                 .as_primitive::<Time64MicrosecondType>()
                 .iter()
                 .map(|v| v.map(time))
+                .collect()
+        }
+        DataType::Interval(_) => {
+            let intervals = cast(array, &DataType::Interval(IntervalUnit::MonthDayNano))?;
+            intervals
+                .as_primitive::<IntervalMonthDayNanoType>()
+                .iter()
+                .map(|v| v.map(|v| interval(v.months, v.days, v.nanoseconds / 1_000)))
                 .collect()
         }
         DataType::Float32 => array
@@ -204,6 +229,49 @@ fn time(micros: i64) -> String {
     text
 }
 
+/// An interval as PostgreSQL prints it (IntervalStyle `postgres`): `1 year
+/// 2 mons -3 days 04:05:06.5`, each part with its own sign, the time part
+/// left out when zero unless nothing else is printed.
+fn interval(months: i32, days: i32, micros: i64) -> String {
+    let mut parts = Vec::new();
+    // After a negative part, a positive one shows its sign (`-1 years +3
+    // days`), as PostgreSQL writes it.
+    let mut negative_seen = false;
+    let mut sign = |n: i64| {
+        let plus = if negative_seen && n > 0 { "+" } else { "" };
+        negative_seen |= n < 0;
+        plus
+    };
+    let (years, months) = (i64::from(months / 12), i64::from(months % 12));
+    for (n, one, many) in [
+        (years, "year", "years"),
+        (months, "mon", "mons"),
+        (i64::from(days), "day", "days"),
+    ] {
+        if n != 0 {
+            let plus = sign(n);
+            parts.push(format!("{plus}{n} {}", if n == 1 { one } else { many }));
+        }
+    }
+    if micros != 0 || parts.is_empty() {
+        let sign = match micros < 0 {
+            true => "-",
+            false => sign(micros),
+        };
+        let abs = micros.unsigned_abs();
+        let seconds = abs / 1_000_000;
+        let mut time = format!(
+            "{sign}{:02}:{:02}:{:02}",
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60
+        );
+        push_fraction(&mut time, (abs % 1_000_000) as i64);
+        parts.push(time);
+    }
+    parts.join(" ")
+}
+
 /// `.ffffff` of `micros` past the second, trailing zeros cut; nothing
 /// for a whole second.
 fn push_fraction(text: &mut String, micros: i64) {
@@ -272,6 +340,24 @@ mod tests {
 
     fn f8(v: f64) -> String {
         float(v, &format!("{v:e}"), FLOAT8_DIGITS)
+    }
+
+    #[test]
+    fn intervals_print_like_postgresql() {
+        // PostgreSQL 15's output.
+        assert_eq!(interval(52, 16, 0), "4 years 4 mons 16 days");
+        assert_eq!(interval(-1, -1, 0), "-1 mons -1 days");
+        assert_eq!(interval(1, 0, 77_384_500_000), "1 mon 21:29:44.5");
+        assert_eq!(interval(0, 1, -3_600_000_000), "1 day -01:00:00");
+        assert_eq!(interval(0, 0, 90_000_000_000), "25:00:00");
+        assert_eq!(interval(0, 0, 0), "00:00:00");
+        assert_eq!(interval(-13, 0, 0), "-1 years -1 mons");
+        assert_eq!(
+            interval(-14, 3, -14_706_000_000),
+            "-1 years -2 mons +3 days -04:05:06"
+        );
+        assert_eq!(interval(0, -1, 0), "-1 days");
+        assert_eq!(interval(0, 0, 1_500_000), "00:00:01.5");
     }
 
     #[test]

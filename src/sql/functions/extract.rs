@@ -216,21 +216,15 @@ fn digits(part: &str, input: &ArrayRef, args: &ScalarFunctionArgs) -> DFResult<V
                     .map(|d| d.map(|d| i128::from(d) * 86_400))
                     .collect()
             }
-            DataType::Timestamp(_, tz) => {
-                let micros = cast(
-                    input,
-                    &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
-                )?;
-                let micros = cast(&micros, &DataType::Int64)?;
-                micros
-                    .as_primitive::<Int64Type>()
-                    .iter()
-                    .map(|v| v.map(i128::from))
-                    .collect()
-            }
-            DataType::Time32(_) | DataType::Time64(_) => {
-                let micros = cast(input, &DataType::Time64(TimeUnit::Microsecond))?;
-                let micros = cast(&micros, &DataType::Int64)?;
+            DataType::Timestamp(_, _) | DataType::Time32(_) | DataType::Time64(_) => {
+                // Microseconds since 1970, or since midnight.
+                let unit = match input.data_type() {
+                    DataType::Timestamp(_, tz) => {
+                        DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
+                    }
+                    _ => DataType::Time64(TimeUnit::Microsecond),
+                };
+                let micros = cast(&cast(input, &unit)?, &DataType::Int64)?;
                 micros
                     .as_primitive::<Int64Type>()
                     .iter()

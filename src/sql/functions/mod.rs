@@ -12,6 +12,7 @@
 //!   precision, with the seconds' fraction (DataFusion gives whole seconds
 //!   as an integer); `substring(text FROM pattern)` is a regular
 //!   expression match.
+//! - [`age`]: PostgreSQL's years, months and days between two timestamps.
 //! - `quote_literal`, and `current_setting(name [, missing_ok])`, which
 //!   [`inline_settings`] replaces by the session's value before planning
 //!   (42704 for a setting that does not exist, which asyncpg's first
@@ -21,6 +22,7 @@
 //!   DataFusion's take chrono's `%Y-%m-%d`, and would print a PostgreSQL
 //!   template back as it is.
 
+mod age;
 mod extract;
 mod number_template;
 mod parse_template;
@@ -68,6 +70,7 @@ pub fn register(ctx: &SessionContext) {
         )),
     );
     replace(ctx, quote_literal());
+    replace(ctx, ScalarUDF::new_from_impl(age::Age::default()));
 }
 
 /// `quote_literal(text)`: the text as a string literal, quotes doubled, and
