@@ -168,7 +168,7 @@ fn decode(
     sql_type: &SqlType,
     zone: &Tz,
 ) -> Result<ScalarValue> {
-    let mut input = ColumnInput::new(sql_type, zone.clone())?;
+    let mut input = ColumnInput::new(sql_type, *zone)?;
     let bytes = portal.parameters.get(i).cloned().flatten();
     match portal.parameter_format.is_binary(i) {
         true => input.push_binary(bytes.as_deref())?,

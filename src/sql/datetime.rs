@@ -60,7 +60,7 @@ pub fn text_to_datetime_cast(
         read_type.clone(),
         move |arrays| {
             let text = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
-            let mut input = ColumnInput::new(&sql_type, zone.clone())?;
+            let mut input = ColumnInput::new(&sql_type, zone)?;
             for value in text.as_string::<i32>() {
                 input.push_text(value)?;
             }

@@ -77,8 +77,10 @@ impl QueryRuntime {
             }
         });
         let abort = AbortOnDrop(producer);
+        // The stream owns the abort handle: the producer lives as long as
+        // the stream does.
         let rows = ReceiverStream::new(receiver).map(move |batch| {
-            let _producer = &abort;
+            let _owned = &abort;
             batch
         });
         Box::pin(RecordBatchStreamAdapter::new(schema, rows))

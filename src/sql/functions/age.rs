@@ -7,13 +7,14 @@
 
 use std::sync::Arc;
 
+use super::like_arguments;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike};
 use datafusion::arrow::array::{ArrayRef, AsArray, IntervalMonthDayNanoArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, IntervalMonthDayNano, IntervalUnit, TimeUnit, TimestampMicrosecondType,
 };
-use datafusion::common::{plan_err, Result as DFResult, ScalarValue};
+use datafusion::common::{plan_err, Result as DFResult};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
@@ -58,10 +59,6 @@ impl ScalarUDFImpl for Age {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let rows = args.number_rows;
         let micros = |value: &ColumnarValue| -> DFResult<ArrayRef> {
             Ok(cast(&value.clone().into_array(rows)?, &naive_micros())?)
@@ -85,10 +82,7 @@ impl ScalarUDFImpl for Age {
             .map(|(later, earlier)| Some(age(at(later.as_ref().copied()?)?, at(earlier?)?)))
             .collect();
         let ages: ArrayRef = Arc::new(ages);
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&ages, 0)?),
-            false => ColumnarValue::Array(ages),
-        })
+        like_arguments(&args.args, ages)
     }
 }
 

@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use super::like_arguments;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type, TimeUnit};
@@ -35,7 +36,8 @@ pub struct DatePart {
 }
 
 impl DatePart {
-    pub fn date_part() -> Self {
+    /// `date_part`, double precision.
+    pub fn double_precision() -> Self {
         Self::new("date_part", false)
     }
 
@@ -146,7 +148,6 @@ impl ScalarUDFImpl for DatePart {
             ColumnarValue::Scalar(value) => part_of(&[Some(value)])?,
             ColumnarValue::Array(_) => part_of(&[])?,
         };
-        let scalar = matches!(args.args[1], ColumnarValue::Scalar(_));
         let input = args.args[1].clone().into_array(args.number_rows)?;
         let scale = scale(&part, input.data_type());
         let digits = digits(&part, &input, &args)?;
@@ -164,10 +165,7 @@ impl ScalarUDFImpl for DatePart {
                 )
             }
         };
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?),
-            false => ColumnarValue::Array(result),
-        })
+        like_arguments(&args.args, result)
     }
 }
 
@@ -176,7 +174,7 @@ impl ScalarUDFImpl for DatePart {
 fn digits(part: &str, input: &ArrayRef, args: &ScalarFunctionArgs) -> DFResult<Vec<Option<i128>>> {
     let is_date = matches!(input.data_type(), DataType::Date32 | DataType::Date64);
     let source = source(part);
-    if is_date && matches!(source, Source::Micros(_)) || is_date && is_time_of_day(part) {
+    if is_date && (matches!(source, Source::Micros(_)) || is_time_of_day(part)) {
         return Err(crate::error::Error::input(
             crate::error::InputError::Unsupported,
             format!(

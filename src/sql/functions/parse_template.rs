@@ -9,11 +9,12 @@ use std::sync::Arc;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone};
 use datafusion::arrow::array::{ArrayRef, AsArray, Date32Array, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::{Result as DFResult, ScalarValue};
+use datafusion::common::Result as DFResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
+use super::like_arguments;
 use super::template::{
     datetime_error, parse_template, session_zone, strip_prefix_ignore_case, Field, Node, DAYS,
     EPOCH_DAYS_FROM_CE, JULIAN_OFFSET, MONTHS,
@@ -63,10 +64,6 @@ impl ScalarUDFImpl for ParseTemplate {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let texts = args.args[0].clone().into_array(args.number_rows)?;
         let templates = args.args[1].clone().into_array(args.number_rows)?;
         let zone = session_zone(&args.config_options);
@@ -100,10 +97,7 @@ impl ScalarUDFImpl for ParseTemplate {
                     .collect::<Vec<_>>(),
             )),
         };
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-            false => ColumnarValue::Array(out),
-        })
+        like_arguments(&args.args, out)
     }
 }
 

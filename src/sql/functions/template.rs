@@ -21,11 +21,12 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::{plan_err, Result as DFResult, ScalarValue};
+use datafusion::common::{plan_err, Result as DFResult};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
+use super::like_arguments;
 use crate::error::{Error, InputError};
 
 pub(super) const MONTHS: [&str; 12] = [
@@ -446,7 +447,7 @@ fn format_moment(nodes: &[Node], moment: &Moment) -> String {
             }
         };
         let micros = i64::from(at.nanosecond() / 1_000);
-        let hour12 = |h: u32| if h % 12 == 0 { 12 } else { h % 12 };
+        let hour12 = |h: u32| if h.is_multiple_of(12) { 12 } else { h % 12 };
         let (text, value) = match field {
             Field::Year(digits) => {
                 let year = i64::from(at.year());
@@ -645,10 +646,6 @@ impl ScalarUDFImpl for ToChar {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let values = args.args[0].clone().into_array(args.number_rows)?;
         let templates = args.args[1].clone().into_array(args.number_rows)?;
         let templates = cast(&templates, &DataType::Utf8)?;
@@ -678,10 +675,7 @@ impl ScalarUDFImpl for ToChar {
             }
         };
         let out: ArrayRef = Arc::new(out);
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-            false => ColumnarValue::Array(out),
-        })
+        like_arguments(&args.args, out)
     }
 }
 

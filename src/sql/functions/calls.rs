@@ -1,0 +1,169 @@
+//! The calls PostgreSQL spells otherwise than DataFusion, rewritten on a
+//! statement once its result columns are named (see the module header of
+//! `functions`).
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
+    Statement, Value, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use super::TO_TIMESTAMP_TEMPLATE;
+
+/// The calls of `statement` PostgreSQL spells otherwise, as DataFusion
+/// spells them (see the module header).
+pub fn rename_calls(statement: &mut Statement) {
+    let _ = statement.visit(&mut FunctionNamesVisitor);
+}
+
+struct FunctionNamesVisitor;
+
+impl VisitorMut for FunctionNamesVisitor {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::Function(function) => {
+                let [name] = function.name.0.as_slice() else {
+                    return ControlFlow::Continue(());
+                };
+                let Some(name) = name.as_ident().map(|i| i.value.to_lowercase()) else {
+                    return ControlFlow::Continue(());
+                };
+                let args = plain_args(&function.args);
+                let renamed = match (name.as_str(), args.as_deref()) {
+                    ("mod", Some([a, b])) => {
+                        *expr = Expr::Nested(Box::new(Expr::BinaryOp {
+                            left: Box::new(a.clone()),
+                            op: BinaryOperator::Modulo,
+                            right: Box::new(b.clone()),
+                        }));
+                        return ControlFlow::Continue(());
+                    }
+                    ("div", Some([a, b])) => {
+                        *expr = integral_quotient(a, b);
+                        return ControlFlow::Continue(());
+                    }
+                    ("ceiling", _) => "ceil",
+                    ("sign", _) => "signum",
+                    ("every", _) => "bool_and",
+                    ("to_timestamp", Some([_, _])) => TO_TIMESTAMP_TEMPLATE,
+                    _ => return ControlFlow::Continue(()),
+                };
+                function.name = ObjectName::from(vec![Ident::new(renamed)]);
+            }
+            Expr::Like {
+                pattern,
+                escape_char,
+                ..
+            }
+            | Expr::ILike {
+                pattern,
+                escape_char,
+                ..
+            } => {
+                let escape = escape_char
+                    .as_ref()
+                    .and_then(|c| c.value.clone().into_string());
+                if let (Some(escape), Expr::Value(value)) = (escape, pattern.as_mut()) {
+                    if let Value::SingleQuotedString(text) = &mut value.value {
+                        if let Some(rewritten) = backslash_escapes(text, &escape) {
+                            *text = rewritten;
+                            *escape_char = None;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A call's arguments when they are plain positional expressions.
+pub(super) fn plain_args(args: &FunctionArguments) -> Option<Vec<Expr>> {
+    let FunctionArguments::List(list) = args else {
+        return None;
+    };
+    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+        return None;
+    }
+    list.args
+        .iter()
+        .map(|arg| match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `div(a, b)`: the quotient truncated toward zero, as a numeric of scale
+/// 0 (PostgreSQL's `div` is numeric whatever its arguments).
+fn integral_quotient(a: &Expr, b: &Expr) -> Expr {
+    let sql =
+        format!("CAST(trunc(CAST(({a}) AS numeric) / CAST(({b}) AS numeric)) AS numeric(38, 0))");
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .unwrap_or_else(|_| Expr::Nested(Box::new(Expr::Value(Value::Null.into()))))
+}
+
+/// A LIKE pattern whose escape character is `escape` rewritten to use
+/// backslash, the only one DataFusion takes: `a#_c` with `#` is `a\_c`, and
+/// a backslash of the pattern is then a literal one (`\\`). An empty escape
+/// means none. `None` for a pattern ending in its escape character, which
+/// PostgreSQL refuses (DataFusion then reports it).
+fn backslash_escapes(pattern: &str, escape: &str) -> Option<String> {
+    let escape = escape.chars().next();
+    if escape == Some('\\') {
+        return None; // DataFusion's own
+    }
+    let mut out = String::with_capacity(pattern.len() + 2);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            out.push('\\');
+            out.push(chars.next()?);
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_escapes_become_backslashes() {
+        assert_eq!(backslash_escapes("a#_c", "#").as_deref(), Some("a\\_c"));
+        assert_eq!(
+            backslash_escapes("a\\b##", "#").as_deref(),
+            Some("a\\\\b\\#")
+        );
+        assert_eq!(backslash_escapes("a_\\", "").as_deref(), Some("a_\\\\"));
+        assert_eq!(backslash_escapes("a#", "#"), None);
+    }
+
+    #[test]
+    fn renamed_calls() {
+        let mut statement = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(
+                "SELECT mod(7, 3), ceiling(x), sign(x), div(7, 2), to_timestamp('1', 'J')",
+            )
+            .and_then(|mut p| p.parse_statement())
+            .unwrap();
+        rename_calls(&mut statement);
+        let sql = statement.to_string();
+        assert_eq!(
+            sql,
+            "SELECT (7 % 3), ceil(x), signum(x), CAST(trunc(CAST((7) AS NUMERIC) / CAST((2) AS NUMERIC)) AS NUMERIC(38,0)), to_timestamp_template('1', 'J')"
+        );
+    }
+}
