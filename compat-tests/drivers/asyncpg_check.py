@@ -198,6 +198,15 @@ async def pending_array_parameter(conn):
     check(got == [1, 3], f"WHERE id = any($1::integer[]) with [1, 3, 99] gave {got!r}")
 
 
+async def check_copied(conn, written, what):
+    """compat_asyncpg_copy holds exactly the rows `written`."""
+    back = [tuple(r) for r in await conn.fetch(f"SELECT id, {NAMES} FROM compat_asyncpg_copy "
+                                               "ORDER BY id")]
+    check(len(back) == len(written) and all(same(w, h) for wr, hr in zip(written, back)
+                                            for w, h in zip(wr, hr)),
+          f"{what} then fetch gave {back!r}")
+
+
 async def check_copy(conn):
     """copy_records_to_table (binary COPY FROM, column types looked up by asyncpg),
     copy_to_table from a CSV file, copy_from_query / copy_from_table to a file."""
@@ -208,11 +217,7 @@ async def check_copy(conn):
     status = await conn.copy_records_to_table(
         "compat_asyncpg_copy", records=written, columns=["id"] + [n for n, _ in COLUMNS])
     check(status == f"COPY {len(ROWS)}", f"copy_records_to_table returned {status!r}")
-    back = [tuple(r) for r in await conn.fetch(f"SELECT id, {NAMES} FROM compat_asyncpg_copy "
-                                               "ORDER BY id")]
-    check(len(back) == len(written) and all(same(w, h) for wr, hr in zip(written, back)
-                                            for w, h in zip(wr, hr)),
-          f"copy_records_to_table then fetch gave {back!r}")
+    await check_copied(conn, written, "copy_records_to_table")
 
     # CSV out of the query and of the whole table: the same text, and PostgreSQL's.
     out = io.BytesIO()
@@ -237,11 +242,7 @@ async def check_copy(conn):
     status = await conn.copy_to_table("compat_asyncpg_copy", source=io.BytesIO(csv.encode()),
                                       format="csv")
     check(status == f"COPY {len(ROWS)}", f"copy_to_table returned {status!r}")
-    back = [tuple(r) for r in await conn.fetch(f"SELECT id, {NAMES} FROM compat_asyncpg_copy "
-                                               "ORDER BY id")]
-    check(len(back) == len(written) and all(same(w, h) for wr, hr in zip(written, back)
-                                            for w, h in zip(wr, hr)),
-          f"copy_to_table of the CSV then fetch gave {back!r}")
+    await check_copied(conn, written, "copy_to_table of the CSV")
     await conn.execute("DROP TABLE compat_asyncpg_copy")
 
 

@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BinaryArray};
-use datafusion::arrow::datatypes::{i256, DataType, Decimal128Type, Decimal256Type};
+use datafusion::arrow::array::{ArrayRef, BinaryArray};
+use datafusion::arrow::datatypes::{i256, DataType};
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 
-use super::text::{decimal_text, replace_columns};
+use super::text::{decimal_text, decimals, replace_columns};
 use crate::error::Result;
 
 /// The sign words of the binary numeric header.
@@ -40,19 +40,13 @@ pub fn binary_numerics(batch: RecordBatch, fields: &[FieldInfo]) -> Result<Recor
 }
 
 fn encode(array: &ArrayRef) -> ArrayRef {
-    let encoded: BinaryArray = match array.data_type() {
-        DataType::Decimal128(_, scale) => array
-            .as_primitive::<Decimal128Type>()
-            .iter()
-            .map(|v| v.map(|v| numeric_send(i256::from_i128(v), *scale)))
-            .collect(),
-        DataType::Decimal256(_, scale) => array
-            .as_primitive::<Decimal256Type>()
-            .iter()
-            .map(|v| v.map(|v| numeric_send(v, *scale)))
-            .collect(),
-        _ => return array.clone(),
+    let (DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale)) = array.data_type()
+    else {
+        return array.clone();
     };
+    let encoded: BinaryArray = decimals(array)
+        .map(|v| v.map(|v| numeric_send(v, *scale)))
+        .collect();
     Arc::new(encoded)
 }
 

@@ -160,14 +160,7 @@ fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
             .iter()
             .map(|v| v.map(|v| float(v, &format!("{v:e}"), FLOAT8_DIGITS)))
             .collect(),
-        DataType::Decimal128(_, scale) => array
-            .as_primitive::<Decimal128Type>()
-            .iter()
-            .map(|v| v.map(|v| decimal_text(i256::from_i128(v), *scale)))
-            .collect(),
-        DataType::Decimal256(_, scale) => array
-            .as_primitive::<Decimal256Type>()
-            .iter()
+        DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale) => decimals(array)
             .map(|v| v.map(|v| decimal_text(v, *scale)))
             .collect(),
         _ => return Ok(array.clone()),
@@ -227,6 +220,21 @@ fn time(micros: i64) -> String {
     );
     push_fraction(&mut text, micros);
     text
+}
+
+/// The values of a Decimal128 or Decimal256 column, as 256-bit integers
+/// (nothing for another type).
+pub fn decimals(array: &ArrayRef) -> Box<dyn Iterator<Item = Option<i256>> + '_> {
+    match array.data_type() {
+        DataType::Decimal128(..) => Box::new(
+            array
+                .as_primitive::<Decimal128Type>()
+                .iter()
+                .map(|v| v.map(i256::from_i128)),
+        ),
+        DataType::Decimal256(..) => Box::new(array.as_primitive::<Decimal256Type>().iter()),
+        _ => Box::new(std::iter::empty()),
+    }
 }
 
 /// An interval as PostgreSQL prints it (IntervalStyle `postgres`): `1 year

@@ -190,29 +190,18 @@ pub(super) fn format_number(number: &str, template: &str) -> DFResult<String> {
         true => String::new(),
         false => " ".repeat(leading),
     };
+    // The sign where it may be a space: none at all under FM.
+    let minus = match (negative, t.fill) {
+        (true, _) => "-",
+        (false, true) => "",
+        (false, false) => " ",
+    };
+    let plus_minus = if negative { '-' } else { '+' };
     Ok(match t.sign {
-        SignStyle::Default => {
-            let sign = match (negative, t.fill) {
-                (true, _) => "-",
-                (false, true) => "",
-                (false, false) => " ",
-            };
-            format!("{pad}{sign}{body}")
-        }
-        SignStyle::Always { trailing: false } => {
-            format!("{pad}{}{body}", if negative { '-' } else { '+' })
-        }
-        SignStyle::Always { trailing: true } => {
-            format!("{pad}{body}{}", if negative { '-' } else { '+' })
-        }
-        SignStyle::Minus => {
-            let sign = match (negative, t.fill) {
-                (true, _) => "-",
-                (false, true) => "",
-                (false, false) => " ",
-            };
-            format!("{pad}{body}{sign}")
-        }
+        SignStyle::Default => format!("{pad}{minus}{body}"),
+        SignStyle::Always { trailing: false } => format!("{pad}{plus_minus}{body}"),
+        SignStyle::Always { trailing: true } => format!("{pad}{body}{plus_minus}"),
+        SignStyle::Minus => format!("{pad}{body}{minus}"),
         SignStyle::Brackets => match (negative, t.fill) {
             (true, _) => format!("{pad}<{body}>"),
             (false, true) => body,
