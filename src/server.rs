@@ -402,6 +402,9 @@ async fn report_floor(
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
+        if let Err(e) = coordinator.advance_idle_floor().await {
+            tracing::debug!(error = %e, "no timestamp for an idle snapshot floor");
+        }
         let floor = {
             let coordinator = coordinator.clone();
             tokio::task::spawn_blocking(move || coordinator.snapshot_floor()).await

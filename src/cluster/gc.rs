@@ -4,12 +4,12 @@
 //! Each node's *floor* is the oldest snapshot its transactions read at,
 //! or, with none open, the newest timestamp it was handed
 //! (`TxnCoordinator::snapshot_floor`, which the node reports here every
-//! [`super::HEARTBEAT_INTERVAL`] / 2): a transaction it begins later reads
-//! at a later timestamp. A transaction still prepared in a group the node
-//! holds holds the floor at its snapshot too (recovery needs the records
-//! of how it ended elsewhere). (So an idle cluster keeps the versions of its
-//! last retention's worth of commits until transactions move the floors
-//! on.) Members send their floor with every heartbeat to
+//! [`super::HEARTBEAT_INTERVAL`] / 2, after asking the oracle for a
+//! timestamp if none is open: statements that take no snapshot, such as
+//! an autocommit point SELECT, would not move it): a transaction it
+//! begins later reads at a later timestamp. A transaction still prepared
+//! in a group the node holds holds the floor at its snapshot too
+//! (recovery needs the records of how it ended elsewhere). Members send their floor with every heartbeat to
 //! the meta replicas; a meta replica that has the floor of every live
 //! member (and its own) answers the safe point: the lowest floor minus the
 //! retention (`cluster.gc_retention_secs`), which also covers a snapshot

@@ -19,7 +19,7 @@ use super::ShardRange;
 use crate::encoding::keys::{hash_range_bounds, key_hash, versions_end, TABLE_ID_LEN};
 use crate::encoding::row::{is_tombstone, RowDecoder};
 use crate::encoding::schema::decode_schema;
-use crate::error::{Error, Result};
+use crate::error::{Error, InputError, Result};
 use crate::storage::{Storage, StorageBatch, VisibleRows};
 
 /// A predicate over the columns a scan returns: the pushed-down filters.
@@ -80,7 +80,8 @@ impl ShardReplica {
 
     /// Checks a transaction's writes before commit: every key belongs to this
     /// group and none was committed by another transaction after the
-    /// writer's snapshot (first committer wins: the loser gets 40001).
+    /// writer's snapshot (first committer wins: the loser gets 40001); a
+    /// key that must be free (`Mutation.absent`) holds no live row (23505).
     pub fn validate(&self, batch: &WriteBatch) -> Result<()> {
         for mutation in &batch.mutations {
             if !self.owns(&mutation.key) {
@@ -88,6 +89,16 @@ impl ShardReplica {
                     "key routed to the wrong shard group {:?}",
                     self.range.id
                 )));
+            }
+            if mutation.absent {
+                // Not read before: whatever committed, the key must be free.
+                if self.storage.get_visible(&mutation.key, u64::MAX)?.is_some() {
+                    return Err(Error::input(
+                        InputError::UniqueViolation,
+                        "duplicate key value violates unique constraint",
+                    ));
+                }
+                continue;
             }
             if let Some(ts) = self.storage.latest_version_ts(&mutation.key)? {
                 if ts > batch.start_ts {

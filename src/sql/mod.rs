@@ -36,6 +36,7 @@ pub mod literals;
 pub mod names;
 pub mod numeric;
 pub mod pg_catalog;
+pub mod plain;
 pub mod point;
 pub mod point_insert;
 pub mod point_update;

@@ -296,6 +296,27 @@ impl RowWriter {
         })
     }
 
+    /// Inserts new rows as a transaction of their own, their keys checked
+    /// when the commit applies instead of by a read first
+    /// ([`TxnCoordinator::insert_alone`]): how many, or `None` with nothing
+    /// written when the ordinary way must take it: rows of several shard
+    /// groups, a key twice, or a key taken (that way reports it as
+    /// PostgreSQL does, naming the key, or inserts after all if the row
+    /// went meanwhile).
+    pub async fn insert_alone(&self, batch: &RecordBatch) -> Result<Option<usize>> {
+        let batch = self.complete(batch)?;
+        let keys = self.keys(&batch)?;
+        if keys.len() > 1 && keys.iter().collect::<HashSet<_>>().len() < keys.len() {
+            return Ok(None);
+        }
+        let rows = keys.into_iter().zip(encode_rows(&batch)?).collect();
+        match self.coordinator.insert_alone(self.def.id, rows).await {
+            Ok(Some(_)) => Ok(Some(batch.num_rows())),
+            Ok(None) | Err(Error::Input(InputError::UniqueViolation, _)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Replaces the rows at `old_keys` with the rows of `batch` (same
     /// order). A row whose key changed moves; its new key must be free.
     /// Returns the new rows as written.

@@ -129,6 +129,23 @@ pub struct ReadAs {
     pub statement: u32,
 }
 
+impl ReadAs {
+    /// Reads each row's newest committed version, waiting for a write in
+    /// flight on it as any reader does (`shard::locks`): what a statement
+    /// that reads one row and nothing else (an autocommit point SELECT)
+    /// reads without asking the oracle for a snapshot. The read is served
+    /// by the row's group leader under its lease, after it applied every
+    /// entry committed before, so it sees every commit acknowledged before
+    /// it began: it is linearizable for that row. A read of several rows
+    /// this way would not be a snapshot of them.
+    pub fn newest() -> Self {
+        Self {
+            snapshot_ts: u64::MAX,
+            ..Self::default()
+        }
+    }
+}
+
 /// The default of [`Parts::write_buffer`]: 16 MiB.
 pub const DEFAULT_WRITE_BUFFER: usize = 16 << 20;
 
@@ -487,6 +504,17 @@ impl TxnCoordinator {
         Ok(self.begin_at(self.oracle.timestamp().await?))
     }
 
+    /// Moves this node's floor (see [`Self::snapshot_floor`]) to the
+    /// oracle's time now if none of its transactions is open: point
+    /// SELECTs and INSERTs that are transactions of their own take no
+    /// snapshot (`ReadAs::newest`, [`Self::insert_alone`]), so a node
+    /// serving only them would otherwise hold garbage collection back.
+    pub async fn advance_idle_floor(&self) -> Result<()> {
+        let ts = self.oracle.timestamp().await?;
+        self.snapshots.handed_while_idle(ts);
+        Ok(())
+    }
+
     /// The oldest snapshot this node's transactions read at, or the newest
     /// timestamp it was handed when none is open (0: none yet): garbage
     /// collection keeps what such a transaction may read.
@@ -606,6 +634,7 @@ impl TxnCoordinator {
                     key,
                     value,
                     statement,
+                    absent: false,
                 });
         }
         batches

@@ -14,6 +14,10 @@
 //!    versions, with a record of the commit under the transaction id;
 //! 4. release the keys.
 //!
+//! An INSERT that is a transaction of its own reads nothing: it commits
+//! this way without a snapshot ([`TxnCoordinator::insert_alone`]), its
+//! keys checked free when the entry applies rather than by a read first.
+//!
 //! The coordinator ([`TxnCoordinator::commit_one_phase`]) sends the writes
 //! to the group's leader, and after any failure other than a refusal (a
 //! conflict) sends them again, to the leader of the moment, for up to
@@ -33,8 +37,9 @@ use std::time::{Duration, Instant};
 
 use super::distributed::ParticipantRpc;
 use super::TxnCoordinator;
+use crate::catalog::{SchemaChange, TableId};
 use crate::error::{Error, Result};
-use crate::shard::proto::{CommitOnePhaseRequest, WriteBatch};
+use crate::shard::proto::{CommitOnePhaseRequest, Mutation, WriteBatch};
 
 /// How long a coordinator keeps trying a commit whose attempts fail (a
 /// group has no leader, its leader died mid-call) before it reports the
@@ -47,6 +52,48 @@ impl TxnCoordinator {
     pub(super) async fn commit_one_phase(&self, batch: WriteBatch) -> Result<u64> {
         let txn_id = self.new_txn_id();
         self.one_phase_at_leader(&txn_id, batch).await
+    }
+
+    /// Commits `rows` (user key, encoded row), new rows of `table` that
+    /// an INSERT made without reading anything, as a transaction of their
+    /// own that takes no snapshot: each key is checked to hold no live row
+    /// when the commit applies (`Mutation.absent`), instead of by a read
+    /// before, so an autocommit INSERT costs its commit's Raft write and
+    /// nothing else (TiDB's lazy uniqueness check does the same). A key
+    /// that holds a live row fails it with 23505, nothing written.
+    ///
+    /// `None`, and nothing written, unless every row goes to one shard
+    /// group (a commit across groups prepares at a snapshot).
+    pub async fn insert_alone(
+        &self,
+        table: TableId,
+        rows: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Option<u64>> {
+        let group_of = |key: &[u8]| self.shards().for_key(key).range().id.0;
+        let Some(group) = rows.first().map(|(key, _)| group_of(key)) else {
+            return Ok(None);
+        };
+        if rows.iter().any(|(key, _)| group_of(key) != group) {
+            return Ok(None);
+        }
+        // Dropped since the statement found it.
+        self.catalog.validate(&SchemaChange::default(), &[table])?;
+        let mutations = rows
+            .into_iter()
+            .map(|(key, row)| Mutation {
+                key,
+                value: Some(row),
+                statement: 1,
+                absent: true,
+            })
+            .collect();
+        // No snapshot: readers of its keys wait for it whatever theirs.
+        let batch = WriteBatch {
+            shard_id: group,
+            start_ts: 0,
+            mutations,
+        };
+        self.commit_one_phase(batch).await.map(Some)
     }
 
     async fn one_phase_at_leader(&self, txn_id: &[u8], batch: WriteBatch) -> Result<u64> {

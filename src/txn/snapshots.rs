@@ -46,6 +46,16 @@ impl Snapshots {
         }
     }
 
+    /// Records `ts`, a timestamp the oracle handed out, as the newest this
+    /// node was handed, if no snapshot is open here: the floor of a node
+    /// whose statements take no snapshot (see `TxnCoordinator::advance_idle_floor`).
+    pub fn handed_while_idle(&self, ts: u64) {
+        let open = self.open();
+        if open.is_empty() {
+            self.newest.fetch_max(ts, Ordering::AcqRel);
+        }
+    }
+
     /// The oldest snapshot read at here, or the newest timestamp this node
     /// was handed when none is open (0: none yet). A transaction that
     /// begins later reads at a later timestamp.

@@ -21,12 +21,11 @@ const ROWS: i64 = 500;
 const RETENTION: (&str, &str) = ("SHARDFORGE_CLUSTER_GC_RETENTION_SECS", "1");
 
 /// Waits until every node's last garbage collection pass counted at most
-/// `at_most` row versions: the versions each counted then. Reads go on
-/// meanwhile (one through each node): a node's floor moves with the
-/// timestamps it is handed, so an idle one keeps the last retention's worth
-/// of versions. (Reads, not writes: the loop's own versions would stay
-/// for as long as the safe point lags, which under load could be longer
-/// than the margin `at_most` leaves.)
+/// `at_most` row versions: the versions each counted then. Point reads go
+/// on meanwhile (one through each node), which take no snapshot: the
+/// floors must move on without them. (Reads, not writes: the loop's own
+/// versions would stay for as long as the safe point lags, which under
+/// load could be longer than the margin `at_most` leaves.)
 async fn wait_versions(nodes: &[TestServer], at_most: u64) -> Vec<u64> {
     let deadline = Instant::now() + Duration::from_secs(90);
     let clients = futures::future::join_all(nodes.iter().map(|n| n.connect())).await;

@@ -614,3 +614,65 @@ async fn a_savepoint_cannot_take_back_writes_sent_ahead_since() {
     client.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(count(&client, "big").await, 0);
 }
+
+/// An autocommit INSERT is checked as its commit applies, not by a read
+/// first (`TxnCoordinator::insert_alone`): of inserts of one key racing,
+/// one writes its row and each other gets 23505 naming the key, as in
+/// PostgreSQL; a deleted key takes a new row; a key twice in one
+/// statement, or a taken key among rows of many shard groups, writes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_autocommit_inserts_of_one_key_leave_one_row() {
+    let server = TestServer::start().await;
+    let setup = server.connect().await;
+    setup
+        .batch_execute("CREATE TABLE u (id integer PRIMARY KEY, who bigint NOT NULL)")
+        .await
+        .unwrap();
+    let clients = futures::future::join_all((0..4).map(|_| server.connect())).await;
+    const ROUNDS: i64 = 20;
+    for round in 0..ROUNDS {
+        let inserts = clients.iter().enumerate().map(|(who, client)| async move {
+            client
+                .execute(&format!("INSERT INTO u VALUES ({round}, {who})"), &[])
+                .await
+        });
+        let results = futures::future::join_all(inserts).await;
+        let written: Vec<_> = results.iter().filter(|r| r.is_ok()).collect();
+        assert_eq!(written.len(), 1, "round {round}: {results:?}");
+        for failed in results.iter().filter_map(|r| r.as_ref().err()) {
+            let db = failed.as_db_error().expect("a server error");
+            assert_eq!(db.code(), &SqlState::UNIQUE_VIOLATION, "{db:?}");
+            assert_eq!(
+                db.detail(),
+                Some(format!("Key (id)=({round}) already exists.").as_str())
+            );
+        }
+    }
+    assert_eq!(count(&setup, "u").await, ROUNDS);
+
+    setup
+        .batch_execute("DELETE FROM u WHERE id = 0")
+        .await
+        .unwrap();
+    setup
+        .execute("INSERT INTO u VALUES (0, 9)", &[])
+        .await
+        .unwrap();
+    assert_eq!(query_i64(&setup, "SELECT who FROM u WHERE id = 0").await, 9);
+
+    assert_error(
+        &setup,
+        "INSERT INTO u VALUES (100, 1), (100, 2)",
+        SqlState::UNIQUE_VIOLATION,
+    )
+    .await;
+    let many: Vec<String> = (200..264).map(|id| format!("({id}, 1)")).collect();
+    assert_error(
+        &setup,
+        &format!("INSERT INTO u VALUES {}, (5, 1)", many.join(", ")),
+        SqlState::UNIQUE_VIOLATION,
+    )
+    .await;
+    assert_eq!(count(&setup, "u").await, ROUNDS);
+}

@@ -4,7 +4,7 @@
 
 use prost::Message;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, InputError, Result};
 use crate::shard::proto::shard_applied::Outcome;
 use crate::shard::proto::shard_command::Command;
 use crate::shard::proto::{
@@ -54,13 +54,15 @@ pub(super) fn command(command: Command) -> Vec<u8> {
 
 /// What a shard group answered a command: a one-phase commit's
 /// timestamp, a prepare's minimum commit timestamp (0 for other
-/// commands); a conflict is a retryable error (40001), a refusal an
-/// internal one.
+/// commands); a conflict is a retryable error (40001), a key that must be
+/// free and is not a unique violation (23505), a refusal an internal
+/// error.
 pub fn outcome(answer: &[u8]) -> Result<u64> {
     match answered(answer)? {
         Outcome::Done(done) => Ok(done.commit_ts),
         Outcome::Conflict(message) => Err(Error::Retry(message)),
         Outcome::Rejected(message) => Err(Error::Internal(message)),
+        Outcome::Duplicate(message) => Err(Error::input(InputError::UniqueViolation, message)),
         Outcome::Status(_) => Err(Error::Internal("a shard group answered a status".into())),
     }
 }

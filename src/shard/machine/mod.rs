@@ -70,7 +70,7 @@ use super::proto::{
 };
 use super::{ShardReplica, KEY_LOCKED};
 use crate::encoding::keys::{hash_range_bounds, table_bounds, TABLE_ID_LEN};
-use crate::error::{Error, Result};
+use crate::error::{Error, InputError, Result};
 use crate::raft::{GroupId, StateMachine};
 use crate::storage::{prefix_end, EachRecord, Family, Storage, StorageBatch, View};
 use records::{
@@ -144,6 +144,9 @@ impl ShardMachine {
             Ok(()) => {}
             Err(Error::Retry(message)) => return Ok(Some(Outcome::Conflict(message))),
             Err(Error::Internal(message)) => return Ok(Some(Outcome::Rejected(message))),
+            Err(Error::Input(InputError::UniqueViolation, message)) => {
+                return Ok(Some(Outcome::Duplicate(message)))
+            }
             Err(e) => return Err(e),
         }
         for mutation in &writes.mutations {
@@ -197,6 +200,7 @@ impl ShardMachine {
             key,
             value,
             statement,
+            ..
         } in writes.mutations
         {
             out.put_meta(&record_key(group, LOCK, &key), &lock);
@@ -778,6 +782,7 @@ mod tests {
                 key: key.to_vec(),
                 value: Some(value.to_vec()),
                 statement,
+                absent: false,
             }],
         };
         prepare_command(prepare, batch)

@@ -53,7 +53,7 @@ mod writes;
 use super::copy::format::Layout;
 use crate::catalog::Tables;
 use crate::error::{Error, InputError, Result};
-use crate::txn::Transaction;
+use crate::txn::{ReadAs, Transaction};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxnState {
@@ -370,6 +370,9 @@ impl Session {
     ) -> Result<Output> {
         let autocommit = self.state == TxnState::Idle;
         if autocommit {
+            if let Some(output) = self.alone(stmt, params.as_ref()).await? {
+                return Ok(output);
+            }
             self.txn.begin().await?;
         }
         self.txn.with(|t| {
@@ -408,6 +411,27 @@ impl Session {
             (Ok(_), false) => {}
         }
         result
+    }
+
+    /// Runs a statement that is a transaction of its own and needs no
+    /// snapshot from the oracle, if it is one: a point SELECT reads its
+    /// row's newest version ([`ReadAs::newest`]); a plain INSERT commits
+    /// its rows with their keys checked as the commit applies
+    /// ([`RowWriter::insert_alone`]). `None`: it takes the ordinary way.
+    async fn alone(
+        &self,
+        stmt: &Statement,
+        params: Option<&ParamValues>,
+    ) -> Result<Option<Output>> {
+        if let Some(point) = point::recognise(stmt, self.txn.as_ref(), params) {
+            return self.point_rows(point).await.map(Some);
+        }
+        let Some(insert) = point_insert::recognise(stmt, self.txn.as_ref(), params) else {
+            return Ok(None);
+        };
+        let writer = RowWriter::new(insert.table, self.engine.coordinator().clone());
+        let inserted = writer.insert_alone(&insert.rows).await?;
+        Ok(inserted.map(|count| Output::Command(format!("INSERT 0 {count}"))))
     }
 
     async fn dispatch(&mut self, stmt: &Statement, params: Option<ParamValues>) -> Result<Output> {
@@ -775,13 +799,17 @@ impl Session {
         Ok(cancellable(rows, self.canceller.running()))
     }
 
-    /// The one row a point SELECT names (see [`point`]), as the
-    /// transaction sees it (with its own write of it, if any).
+    /// The one row a point SELECT names (see [`point`]), as the open
+    /// transaction sees it (with its own write of it, if any), or, with
+    /// none open, its newest committed version.
     async fn read_point(&self, point: PointSelect) -> Result<Vec<RecordBatch>> {
-        let (read_as, own_write) = self.txn.with(|t| {
-            let own = t.own_write(&point.key).map(|row| row.map(<[u8]>::to_vec));
-            Ok((t.read_as(), own))
-        })?;
+        let (read_as, own_write) = match self.txn.is_open() {
+            true => self.txn.with(|t| {
+                let own = t.own_write(&point.key).map(|row| row.map(<[u8]>::to_vec));
+                Ok((t.read_as(), own))
+            })?,
+            false => (ReadAs::newest(), None),
+        };
         let coordinator = self.engine.coordinator();
         let shard = coordinator.route(&coordinator.shards().for_key(&point.key))?;
         point.read(shard, &read_as, own_write).await
