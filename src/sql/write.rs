@@ -300,9 +300,9 @@ impl RowWriter {
     /// when the commit applies instead of by a read first
     /// ([`TxnCoordinator::insert_alone`]): how many, or `None` with nothing
     /// written when the ordinary way must take it: rows of several shard
-    /// groups, a key twice, or a key taken (that way reports it as
-    /// PostgreSQL does, naming the key, or inserts after all if the row
-    /// went meanwhile).
+    /// groups, a key twice, or a key taken or locked (that way waits for
+    /// the lock, and reports a taken key as PostgreSQL does, naming it, or
+    /// inserts after all if the row went meanwhile).
     pub async fn insert_alone(&self, batch: &RecordBatch) -> Result<Option<usize>> {
         let batch = self.complete(batch)?;
         let keys = self.keys(&batch)?;
@@ -310,11 +310,8 @@ impl RowWriter {
             return Ok(None);
         }
         let rows = keys.into_iter().zip(encode_rows(&batch)?).collect();
-        match self.coordinator.insert_alone(self.def.id, rows).await {
-            Ok(Some(_)) => Ok(Some(batch.num_rows())),
-            Ok(None) | Err(Error::Input(InputError::UniqueViolation, _)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let committed = self.coordinator.insert_alone(self.def.id, rows).await?;
+        Ok(committed.map(|_| batch.num_rows()))
     }
 
     /// Replaces the rows at `old_keys` with the rows of `batch` (same

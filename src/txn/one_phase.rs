@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use super::distributed::ParticipantRpc;
 use super::TxnCoordinator;
 use crate::catalog::{SchemaChange, TableId};
-use crate::error::{Error, Result};
+use crate::error::{Error, InputError, Result};
 use crate::shard::proto::{CommitOnePhaseRequest, Mutation, WriteBatch};
 
 /// How long a coordinator keeps trying a commit whose attempts fail (a
@@ -59,11 +59,13 @@ impl TxnCoordinator {
     /// own that takes no snapshot: each key is checked to hold no live row
     /// when the commit applies (`Mutation.absent`), instead of by a read
     /// before, so an autocommit INSERT costs its commit's Raft write and
-    /// nothing else (TiDB's lazy uniqueness check does the same). A key
-    /// that holds a live row fails it with 23505, nothing written.
+    /// nothing else (TiDB's lazy uniqueness check does the same).
     ///
-    /// `None`, and nothing written, unless every row goes to one shard
-    /// group (a commit across groups prepares at a snapshot).
+    /// `None`, and nothing written, when the INSERT must take the ordinary
+    /// way: its rows go to several shard groups (a commit across groups
+    /// prepares at a snapshot), or a key holds a live row or another
+    /// transaction's lock (the ordinary way waits for the lock, and names
+    /// a taken key in its 23505 as PostgreSQL does).
     pub async fn insert_alone(
         &self,
         table: TableId,
@@ -93,7 +95,10 @@ impl TxnCoordinator {
             start_ts: 0,
             mutations,
         };
-        self.commit_one_phase(batch).await.map(Some)
+        match self.commit_one_phase(batch).await {
+            Err(Error::Input(InputError::UniqueViolation, _)) => Ok(None),
+            committed => committed.map(Some),
+        }
     }
 
     async fn one_phase_at_leader(&self, txn_id: &[u8], batch: WriteBatch) -> Result<u64> {

@@ -55,14 +55,14 @@ pub(super) fn command(command: Command) -> Vec<u8> {
 /// What a shard group answered a command: a one-phase commit's
 /// timestamp, a prepare's minimum commit timestamp (0 for other
 /// commands); a conflict is a retryable error (40001), a key that must be
-/// free and is not a unique violation (23505), a refusal an internal
-/// error.
+/// free and is not (or may be about to be taken) a unique violation
+/// (23505), a refusal an internal error.
 pub fn outcome(answer: &[u8]) -> Result<u64> {
     match answered(answer)? {
         Outcome::Done(done) => Ok(done.commit_ts),
         Outcome::Conflict(message) => Err(Error::Retry(message)),
         Outcome::Rejected(message) => Err(Error::Internal(message)),
-        Outcome::Duplicate(message) => Err(Error::input(InputError::UniqueViolation, message)),
+        Outcome::Taken(message) => Err(Error::input(InputError::UniqueViolation, message)),
         Outcome::Status(_) => Err(Error::Internal("a shard group answered a status".into())),
     }
 }

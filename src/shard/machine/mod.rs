@@ -145,7 +145,7 @@ impl ShardMachine {
             Err(Error::Retry(message)) => return Ok(Some(Outcome::Conflict(message))),
             Err(Error::Internal(message)) => return Ok(Some(Outcome::Rejected(message))),
             Err(Error::Input(InputError::UniqueViolation, message)) => {
-                return Ok(Some(Outcome::Duplicate(message)))
+                return Ok(Some(Outcome::Taken(message)))
             }
             Err(e) => return Err(e),
         }
@@ -157,7 +157,12 @@ impl ShardMachine {
                 continue;
             };
             if txn_id != Some(decode_lock(&record)?.txn_id.as_slice()) {
-                return Ok(Some(Outcome::Conflict(KEY_LOCKED.into())));
+                // A key that must be free and may be about to be taken:
+                // its INSERT takes the ordinary way, which waits to know.
+                return Ok(Some(match mutation.absent {
+                    true => Outcome::Taken(KEY_LOCKED.into()),
+                    false => Outcome::Conflict(KEY_LOCKED.into()),
+                }));
             }
         }
         Ok(None)
