@@ -30,7 +30,6 @@ use datafusion::sql::sqlparser::ast::{CreateTable, ObjectName, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::sql::rules::{
-    AliasDuplicatedProjectionRewrite, CurrentUserVariableToSessionUserFunctionCall,
     FixArrayLiteral, FixVersionColumnName, ResolveUnqualifiedIdentifier,
     RewriteArrayAnyAllOperation, RewritePgCatalogOperator, RewriteRegCastToSubquery,
     SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
@@ -290,12 +289,10 @@ pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(super::rewrite::FetchFirstAsLimit),
         Box::new(super::rewrite::SizedStringCasts),
         Box::new(super::rewrite::MicrosecondTimestamps),
-        Box::new(AliasDuplicatedProjectionRewrite),
         Box::new(ResolveUnqualifiedIdentifier),
         Box::new(RewriteArrayAnyAllOperation),
         Box::new(StripCallableQualifier),
         Box::new(FixArrayLiteral),
-        Box::new(CurrentUserVariableToSessionUserFunctionCall),
         Box::new(StripCollate),
         Box::new(RewritePgCatalogOperator),
         Box::new(RewriteRegCastToSubquery::new()),

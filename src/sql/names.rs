@@ -29,14 +29,26 @@ pub fn alias_select_items(stmt: &mut Statement) -> Vec<String> {
     let Some(select) = leftmost_select(query) else {
         return names;
     };
+    // A column named beside a wildcard (`SELECT *, v`) repeats one of its
+    // columns: DataFusion needs it aliased.
+    let wildcard = select.projection.iter().any(|item| {
+        matches!(
+            item,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
     let mut columns = std::collections::HashSet::new();
     for item in &mut select.projection {
         let SelectItem::UnnamedExpr(expr) = item else {
             continue;
         };
-        if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-            && columns.insert(pg_name(expr))
-        {
+        // (A bare `current_schema` is a call: `functions::rename_calls`.)
+        let column = match expr {
+            Expr::Identifier(ident) => !ident.value.eq_ignore_ascii_case("current_schema"),
+            Expr::CompoundIdentifier(_) => true,
+            _ => false,
+        };
+        if !wildcard && column && columns.insert(pg_name(expr)) {
             continue;
         }
         let alias = Ident::new(format!("{PREFIX}{}", names.len()));

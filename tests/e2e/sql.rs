@@ -1434,3 +1434,42 @@ async fn subqueries_in_the_select_list_answer_or_fail_never_null() {
     )
     .await;
 }
+
+/// Result columns carry PostgreSQL's names where DataFusion's differ: a
+/// column beside a wildcard, and the SQL-standard functions spelled
+/// without parentheses.
+#[tokio::test]
+async fn result_columns_are_named_as_postgresql_names_them() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE wn (id integer PRIMARY KEY, v text); INSERT INTO wn VALUES (1, 'a')",
+        )
+        .await
+        .unwrap();
+    for (sql, expected) in [
+        ("SELECT *, v FROM wn WHERE id = 1", &["id", "v", "v"][..]),
+        ("SELECT *, v FROM wn", &["id", "v", "v"]),
+        ("SELECT v, *, id + 1 FROM wn", &["v", "id", "v", "?column?"]),
+        (
+            "SELECT current_user, session_user, user, current_schema, current_catalog",
+            &[
+                "current_user",
+                "session_user",
+                "user",
+                "current_schema",
+                "current_catalog",
+            ],
+        ),
+    ] {
+        let statement = client.prepare(sql).await.unwrap();
+        let names: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
+        assert_eq!(names, expected, "{sql}");
+        client.query(&statement, &[]).await.unwrap();
+    }
+    assert_eq!(
+        text_rows(&client, "SELECT current_schema, current_user = user").await,
+        rows(&[&[Some("public"), Some("t")]])
+    );
+}

@@ -47,6 +47,12 @@ impl VisitorMut for FunctionNamesVisitor {
                         *expr = integral_quotient(a, b);
                         return ControlFlow::Continue(());
                     }
+                    // Named as PostgreSQL names them by now.
+                    ("current_user" | "user", _) => "session_user",
+                    ("current_catalog", _) => {
+                        *expr = call("current_database");
+                        return ControlFlow::Continue(());
+                    }
                     ("ceiling", _) => "ceil",
                     ("sign", _) => "signum",
                     ("every", _) => "bool_and",
@@ -54,6 +60,13 @@ impl VisitorMut for FunctionNamesVisitor {
                     _ => return ControlFlow::Continue(()),
                 };
                 function.name = ObjectName::from(vec![Ident::new(renamed)]);
+            }
+            // A bare `current_schema` is a call.
+            Expr::Identifier(ident)
+                if ident.quote_style.is_none()
+                    && ident.value.eq_ignore_ascii_case("current_schema") =>
+            {
+                *expr = call("current_schema");
             }
             Expr::Like {
                 pattern,
@@ -83,6 +96,19 @@ impl VisitorMut for FunctionNamesVisitor {
     }
 }
 
+/// `name()`.
+fn call(name: &str) -> Expr {
+    parsed(&format!("{name}()"))
+}
+
+/// The expression `sql` (written here, so it parses; NULL if not).
+fn parsed(sql: &str) -> Expr {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .unwrap_or_else(|_| Expr::Nested(Box::new(Expr::Value(Value::Null.into()))))
+}
+
 /// A call's arguments when they are plain positional expressions.
 pub(super) fn plain_args(args: &FunctionArguments) -> Option<Vec<Expr>> {
     let FunctionArguments::List(list) = args else {
@@ -103,12 +129,9 @@ pub(super) fn plain_args(args: &FunctionArguments) -> Option<Vec<Expr>> {
 /// `div(a, b)`: the quotient truncated toward zero, as a numeric of scale
 /// 0 (PostgreSQL's `div` is numeric whatever its arguments).
 fn integral_quotient(a: &Expr, b: &Expr) -> Expr {
-    let sql =
-        format!("CAST(trunc(CAST(({a}) AS numeric) / CAST(({b}) AS numeric)) AS numeric(38, 0))");
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_expr())
-        .unwrap_or_else(|_| Expr::Nested(Box::new(Expr::Value(Value::Null.into()))))
+    parsed(&format!(
+        "CAST(trunc(CAST(({a}) AS numeric) / CAST(({b}) AS numeric)) AS numeric(38, 0))"
+    ))
 }
 
 /// A LIKE pattern whose escape character is `escape` rewritten to use
