@@ -80,9 +80,13 @@ impl ShardReplica {
 
     /// Checks a transaction's writes before commit: every key belongs to this
     /// group and none was committed by another transaction after the
-    /// writer's snapshot (first committer wins: the loser gets 40001); a
-    /// key that must be free (`Mutation.absent`) holds no live row (23505).
-    pub fn validate(&self, batch: &WriteBatch) -> Result<()> {
+    /// writer's snapshot (first committer wins: the loser gets 40001). A
+    /// key that must be free (`Mutation.absent`, committed at `commit_ts`
+    /// without a snapshot) must hold no live row and no version at or
+    /// above `commit_ts` (a deletion committed above it would hide the
+    /// new row): either is a unique violation, which sends the INSERT the
+    /// ordinary way (`TxnCoordinator::insert_alone`).
+    pub fn validate(&self, batch: &WriteBatch, commit_ts: Option<u64>) -> Result<()> {
         for mutation in &batch.mutations {
             if !self.owns(&mutation.key) {
                 return Err(Error::Internal(format!(
@@ -90,9 +94,10 @@ impl ShardReplica {
                     self.range.id
                 )));
             }
-            if mutation.absent {
-                // Not read before: whatever committed, the key must be free.
-                if self.storage.get_visible(&mutation.key, u64::MAX)?.is_some() {
+            let latest = self.storage.latest_version_ts(&mutation.key)?;
+            if let (true, Some(commit_ts)) = (mutation.absent, commit_ts) {
+                let hidden = latest.is_some_and(|ts| ts >= commit_ts);
+                if hidden || self.storage.get_visible(&mutation.key, u64::MAX)?.is_some() {
                     return Err(Error::input(
                         InputError::UniqueViolation,
                         "duplicate key value violates unique constraint",
@@ -100,12 +105,10 @@ impl ShardReplica {
                 }
                 continue;
             }
-            if let Some(ts) = self.storage.latest_version_ts(&mutation.key)? {
-                if ts > batch.start_ts {
-                    return Err(Error::Retry(
-                        "could not serialize access due to concurrent update".into(),
-                    ));
-                }
+            if latest.is_some_and(|ts| ts > batch.start_ts) {
+                return Err(Error::Retry(
+                    "could not serialize access due to concurrent update".into(),
+                ));
             }
         }
         Ok(())
@@ -493,5 +496,39 @@ mod tests {
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 9);
         let all = scan(&c, &schema, vec![0], None, &[]);
         assert_eq!(all.iter().map(|b| b.column(0).len()).sum::<usize>(), 10);
+    }
+
+    #[test]
+    fn a_key_inserted_without_a_snapshot_must_be_free_and_not_deleted_above_its_commit() {
+        let (_dir, c, _schema) = setup();
+        let replica = &c.replicas()[0];
+        let pk = |v: i64| {
+            let mut pk = Vec::new();
+            encode_key_value(&mut pk, &Int64Array::from(vec![v]), 0).unwrap();
+            row_key(TABLE, &pk)
+        };
+        let insert = |v: i64| WriteBatch {
+            shard_id: 0,
+            start_ts: 0,
+            mutations: vec![crate::shard::proto::Mutation {
+                key: pk(v),
+                value: Some(b"row".to_vec()),
+                statement: 1,
+                absent: true,
+            }],
+        };
+        let taken = |result: Result<()>| {
+            matches!(result, Err(Error::Input(InputError::UniqueViolation, _)))
+        };
+        // Row 3 is live; 42 was never written.
+        assert!(taken(replica.validate(&insert(3), Some(5))));
+        replica.validate(&insert(42), Some(5)).unwrap();
+        // Row 4 deleted at 20: free for a commit above 20; below, the
+        // deletion would hide the new row.
+        let mut out = replica.storage.batch();
+        out.put_version(&pk(4), 20, None);
+        replica.storage.write(out).unwrap();
+        assert!(taken(replica.validate(&insert(4), Some(10))));
+        replica.validate(&insert(4), Some(30)).unwrap();
     }
 }

@@ -165,6 +165,9 @@ fn multiple_primary_keys(table: &str) -> Error {
 }
 
 fn checked_default(expr: &Expr, planner: &SessionState) -> Result<String> {
+    // Stored as DataFusion spells it (`current_user` is `session_user`).
+    let mut expr = expr.clone();
+    super::functions::rename_calls_in(&mut expr);
     let sql = expr.to_string();
     planner
         .create_logical_expr(&sql, &DFSchema::empty())

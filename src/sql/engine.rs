@@ -97,20 +97,22 @@ impl SqlEngine {
         }
         let state = builder.build();
         let ctx = SessionContext::new_with_state(state);
-        let source = Arc::new(TableSource::new(coordinator.clone(), ctx.state()));
-        let schemas = MemoryCatalogProvider::new();
-        for (name, schema) in table_schemas(&source, catalog.clone()) {
-            schemas
-                .register_schema(&name, schema)
-                .map_err(|e| Error::Internal(e.to_string()))?;
-        }
-        ctx.register_catalog(DATABASE, Arc::new(schemas));
+        let schemas = Arc::new(MemoryCatalogProvider::new());
+        ctx.register_catalog(DATABASE, schemas.clone());
         super::pg_catalog::register(&ctx, catalog.clone())?;
         ctx.register_udf(version_udf());
         super::functions::register(&ctx);
         ctx.register_udaf(super::numeric::RoundedAvg::udaf());
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(super::setops::SetOperationMultiplicity));
+        // The tables' DEFAULT expressions are planned with every function
+        // registered above (`DEFAULT current_user`, `to_char(...)`).
+        let source = Arc::new(TableSource::new(coordinator.clone(), ctx.state()));
+        for (name, schema) in table_schemas(&source, catalog.clone()) {
+            schemas
+                .register_schema(&name, schema)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
         Ok(Self {
             coordinator,
             base: ctx.state(),

@@ -2,7 +2,7 @@
 //!
 //! Each rule `SqlEngine::parse` runs walks the whole statement for what it
 //! rewrites: a cast, a function call, a subquery, `ANY`/`ALL`, a
-//! qualified wildcard, `FETCH FIRST`, `COLLATE`, a PostgreSQL
+//! qualified wildcard, a table function, `FETCH FIRST`, `COLLATE`, a PostgreSQL
 //! `OPERATOR(...)`, an array. The statements OLTP clients send most
 //! (`SELECT v FROM t WHERE k = 1`, `INSERT INTO t VALUES (1, 'x')`,
 //! `UPDATE t SET v = v + 1 WHERE k = 2`) hold none of these, and walking
@@ -17,7 +17,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, ObjectName, Query, Select, SelectItem, Statement, Visit, Visitor,
+    BinaryOperator, Expr, ObjectName, Query, Select, SelectItem, Statement, TableFactor, Visit,
+    Visitor,
 };
 
 /// Whether `stmt` is a query, INSERT, UPDATE or DELETE of user tables
@@ -52,6 +53,14 @@ impl Visitor for PlainVisitor {
         match qualified {
             true => ControlFlow::Break(()),
             false => ControlFlow::Continue(()),
+        }
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        // A table function's schema is stripped (`public.generate_series`).
+        match factor {
+            TableFactor::Table { args: Some(_), .. } => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
         }
     }
 
@@ -131,6 +140,7 @@ mod tests {
             "SELECT t.* FROM t WHERE k = 1",
             "SELECT a FROM t FETCH FIRST 2 ROWS ONLY",
             "SELECT current_user",
+            "SELECT * FROM public.generate_series(1, 3)",
             "SELECT version()",
             "SELECT a COLLATE \"C\" FROM t",
             "SELECT ARRAY[1, 2]",

@@ -63,7 +63,8 @@ impl TxnCoordinator {
     ///
     /// `None`, and nothing written, when the INSERT must take the ordinary
     /// way: its rows go to several shard groups (a commit across groups
-    /// prepares at a snapshot), or a key holds a live row or another
+    /// prepares at a snapshot) or outgrow a transaction's write buffer
+    /// (`cluster.txn_write_buffer_kib`), or a key holds a live row or another
     /// transaction's lock (the ordinary way waits for the lock, and names
     /// a taken key in its 23505 as PostgreSQL does).
     pub async fn insert_alone(
@@ -75,7 +76,9 @@ impl TxnCoordinator {
         let Some(group) = rows.first().map(|(key, _)| group_of(key)) else {
             return Ok(None);
         };
-        if rows.iter().any(|(key, _)| group_of(key) != group) {
+        let size: usize = rows.iter().map(|(key, row)| key.len() + row.len()).sum();
+        // One Raft entry: no larger than a transaction's write buffer.
+        if size > self.write_buffer || rows.iter().any(|(key, _)| group_of(key) != group) {
             return Ok(None);
         }
         // Dropped since the statement found it.

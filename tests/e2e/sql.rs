@@ -1472,4 +1472,24 @@ async fn result_columns_are_named_as_postgresql_names_them() {
         text_rows(&client, "SELECT current_schema, current_user = user").await,
         rows(&[&[Some("public"), Some("t")]])
     );
+    // As column defaults, and a schema-qualified table function.
+    client
+        .batch_execute(
+            "CREATE TABLE wd (id integer PRIMARY KEY, who text DEFAULT current_user, \
+             sch text DEFAULT current_schema); INSERT INTO wd (id) VALUES (1)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT who = session_user, sch FROM wd").await,
+        rows(&[&[Some("t"), Some("public")]])
+    );
+    assert_eq!(
+        query_i64(
+            &client,
+            "SELECT count(*) FROM public.generate_series(1, 3) AS g"
+        )
+        .await,
+        3
+    );
 }

@@ -136,11 +136,16 @@ impl ShardMachine {
         Ok(ranges)
     }
 
-    /// Checks `writes` (of transaction `txn_id`, or of a one-phase commit:
-    /// `None`) as a commit would: a conflict or a refusal is the answer,
-    /// `None` if they may commit.
-    fn check(&self, writes: &WriteBatch, txn_id: Option<&[u8]>) -> Result<Option<Outcome>> {
-        match self.replica.validate(writes) {
+    /// Checks `writes` (of transaction `txn_id`, or of a one-phase commit
+    /// at `commit_ts`: `None`) as a commit would: a conflict or a refusal
+    /// is the answer, `None` if they may commit.
+    fn check(
+        &self,
+        writes: &WriteBatch,
+        txn_id: Option<&[u8]>,
+        commit_ts: Option<u64>,
+    ) -> Result<Option<Outcome>> {
+        match self.replica.validate(writes, commit_ts) {
             Ok(()) => {}
             Err(Error::Retry(message)) => return Ok(Some(Outcome::Conflict(message))),
             Err(Error::Internal(message)) => return Ok(Some(Outcome::Rejected(message))),
@@ -193,7 +198,7 @@ impl ShardMachine {
                 "a transaction id of over 255 bytes".into(),
             ));
         }
-        if let Some(refused) = self.check(&writes, Some(&command.txn_id))? {
+        if let Some(refused) = self.check(&writes, Some(&command.txn_id), None)? {
             return Ok(refused);
         }
         let lock = Lock {
@@ -251,7 +256,7 @@ impl ShardMachine {
             None => {}
         }
         let writes = command.batch.unwrap_or_default();
-        if let Some(refused) = self.check(&writes, None)? {
+        if let Some(refused) = self.check(&writes, None, Some(command.commit_ts))? {
             return Ok(refused);
         }
         self.replica.stage(&writes, command.commit_ts, out);

@@ -19,6 +19,11 @@ pub fn rename_calls(statement: &mut Statement) {
     let _ = statement.visit(&mut FunctionNamesVisitor);
 }
 
+/// The calls of `expr` (a column's DEFAULT) PostgreSQL spells otherwise.
+pub fn rename_calls_in(expr: &mut Expr) {
+    let _ = expr.visit(&mut FunctionNamesVisitor);
+}
+
 struct FunctionNamesVisitor;
 
 impl VisitorMut for FunctionNamesVisitor {
@@ -47,8 +52,12 @@ impl VisitorMut for FunctionNamesVisitor {
                         *expr = integral_quotient(a, b);
                         return ControlFlow::Continue(());
                     }
-                    // Named as PostgreSQL names them by now.
-                    ("current_user" | "user", _) => "session_user",
+                    // Named as PostgreSQL names them by now; a call with
+                    // parentheses reads back from a stored DEFAULT too.
+                    ("current_user" | "user" | "session_user", None) => {
+                        *expr = call("session_user");
+                        return ControlFlow::Continue(());
+                    }
                     ("current_catalog", _) => {
                         *expr = call("current_database");
                         return ControlFlow::Continue(());

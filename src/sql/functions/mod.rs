@@ -31,7 +31,7 @@ mod quote;
 mod settings;
 mod template;
 
-pub use calls::rename_calls;
+pub use calls::{rename_calls, rename_calls_in};
 use datafusion::arrow::array::ArrayRef;
 use datafusion::common::{Result as DFResult, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
