@@ -5,15 +5,23 @@
 //! `timestamp` (`'10:00:00+02'::timestamp` was 08:00; PostgreSQL ignores
 //! the offset) and refuses `10:00` without seconds. `infinity` is 0A000:
 //! ShardForge cannot store it.
+//!
+//! And [`date_arithmetic`]: a date plus or minus an interval is a
+//! `timestamp`, and a date minus a date an `integer`, as in PostgreSQL
+//! (DataFusion kept a date, dropping the interval's hours: `date
+//! '2024-01-31' + interval '1 hour'` was `2024-01-31`).
 
 use std::str::FromStr;
 
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::TimeUnit;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::{cast, Cast, Expr, ExprSchemable};
+use datafusion::logical_expr::planner::{PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{binary_expr, cast, Cast, Expr, ExprSchemable, Operator};
+use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 use super::analyze::array_udf;
 use super::copy::ColumnInput;
@@ -72,4 +80,38 @@ pub fn text_to_datetime_cast(
         true => read,
         false => cast(read, target),
     })
+}
+
+/// `date ± interval` (either side) as `timestamp ± interval`, and `date -
+/// date` as an integer number of days, as PostgreSQL types them; any other
+/// operation as it is.
+pub fn date_arithmetic(expr: RawBinaryExpr, schema: &DFSchema) -> PlannerResult<RawBinaryExpr> {
+    let op = match expr.op {
+        BinaryOperator::Plus => Operator::Plus,
+        BinaryOperator::Minus => Operator::Minus,
+        _ => return PlannerResult::Original(expr),
+    };
+    let (Ok(left), Ok(right)) = (expr.left.get_type(schema), expr.right.get_type(schema)) else {
+        return PlannerResult::Original(expr);
+    };
+    let is_date = |t: &DataType| matches!(t, DataType::Date32 | DataType::Date64);
+    let is_interval = |t: &DataType| matches!(t, DataType::Interval(_));
+    let timestamp = |e: Expr| cast(e, DataType::Timestamp(TimeUnit::Microsecond, None));
+    let RawBinaryExpr {
+        left: l, right: r, ..
+    } = expr;
+    let planned = if is_date(&left) && is_interval(&right) {
+        binary_expr(timestamp(l), op, r)
+    } else if is_interval(&left) && is_date(&right) && op == Operator::Plus {
+        binary_expr(l, op, timestamp(r))
+    } else if is_date(&left) && is_date(&right) && op == Operator::Minus {
+        cast(binary_expr(l, op, r), DataType::Int32)
+    } else {
+        return PlannerResult::Original(RawBinaryExpr {
+            op: expr.op,
+            left: l,
+            right: r,
+        });
+    };
+    PlannerResult::Planned(planned)
 }

@@ -16,8 +16,8 @@ use super::like_arguments;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type, TimeUnit};
-use datafusion::common::{exec_err, plan_err, Result as DFResult, ScalarValue};
-use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult};
+use datafusion::common::{exec_err, plan_err, DFSchema, Result as DFResult, ScalarValue};
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
@@ -284,13 +284,22 @@ fn datafusion_date_part(
 }
 
 /// Plans the SQL forms whose meaning differs from DataFusion's: EXTRACT
-/// (numeric, see above) and `substring(text FROM pattern)`, a regular
+/// (numeric, see above), `substring(text FROM pattern)`, a regular
 /// expression match (the first parenthesised group's text, or the whole
-/// match), where DataFusion only knows `FROM start`.
+/// match), where DataFusion only knows `FROM start`, and date arithmetic
+/// typed as PostgreSQL types it (`super::super::datetime::date_arithmetic`).
 #[derive(Debug)]
 pub struct PgExprPlanner;
 
 impl ExprPlanner for PgExprPlanner {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> DFResult<PlannerResult<RawBinaryExpr>> {
+        Ok(super::super::datetime::date_arithmetic(expr, schema))
+    }
+
     fn plan_extract(&self, args: Vec<Expr>) -> DFResult<PlannerResult<Vec<Expr>>> {
         Ok(PlannerResult::Planned(
             ScalarUDF::new_from_impl(DatePart::extract()).call(args),
