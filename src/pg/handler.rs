@@ -237,6 +237,7 @@ impl StartupHandler for Connection {
         // Trust authentication: there is one database, and any user name is
         // accepted as the session user (roles come with authentication).
         let user = client.metadata().get("user").cloned().unwrap_or_default();
+        self.session.lock().await.set_user(user.clone());
         let database = client.metadata().get("database").cloned().unwrap_or(user);
         if database != DATABASE {
             return Err(PgWireError::UserError(Box::new(ErrorInfo::new(

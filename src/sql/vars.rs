@@ -29,6 +29,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("lock_timeout", "0"),
     ("max_identifier_length", "63"),
     ("search_path", "\"$user\", public"),
+    // The user the client connected as (`Session::set_user`).
+    ("session_authorization", "postgres"),
     ("server_encoding", "UTF8"),
     ("server_version", crate::PG_SERVER_VERSION),
     ("server_version_num", crate::PG_SERVER_VERSION_NUM),
@@ -47,6 +49,7 @@ const READ_ONLY: &[&str] = &[
     "server_encoding",
     "server_version",
     "server_version_num",
+    "session_authorization",
 ];
 
 pub struct SessionVars {
@@ -101,6 +104,13 @@ impl SessionVars {
     pub fn get(&self, name: &str) -> Result<String> {
         let key = self.known(&canonical(name))?;
         Ok(self.values[key].clone())
+    }
+
+    /// The user the client connected as: what `current_user`,
+    /// `session_user` and `user` answer (authentication, and so roles,
+    /// are to come: any user name is accepted).
+    pub fn set_session_user(&mut self, user: String) {
+        self.values.insert("session_authorization", user);
     }
 
     pub fn set(&mut self, name: &str, value: String) -> Result<()> {

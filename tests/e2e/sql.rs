@@ -1492,4 +1492,21 @@ async fn result_columns_are_named_as_postgresql_names_them() {
         .await,
         3
     );
+    // The user the client connected as (any name is accepted until there
+    // is authentication).
+    let alice = server
+        .conn_str("postgres")
+        .replace("user=postgres", "user=alice");
+    let (alice, connection) = tokio_postgres::connect(&alice, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    assert_eq!(
+        text_rows(
+            &alice,
+            "SELECT current_user, session_user, user, current_setting('session_authorization')"
+        )
+        .await,
+        rows(&[&[Some("alice"), Some("alice"), Some("alice"), Some("alice")]])
+    );
 }

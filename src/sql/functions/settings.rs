@@ -1,9 +1,12 @@
-//! `current_setting(name [, missing_ok])`, read from the session's
-//! variables before planning.
+//! `current_setting(name [, missing_ok])`, and `current_user`,
+//! `session_user` and `user` (the user the client connected as), read
+//! from the session's variables before planning.
 
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, Statement, Value};
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, Expr, FunctionArguments, Statement, Value,
+};
 
 use super::calls::plain_args;
 use crate::error::Result;
@@ -11,20 +14,25 @@ use crate::sql::vars::SessionVars;
 
 /// Replaces each `current_setting('name' [, missing_ok])` of `statement`
 /// by the session's value of the setting (NULL for one that does not
-/// exist when `missing_ok` is true).
+/// exist when `missing_ok` is true), and each `current_user`,
+/// `session_user` and `user` by the connected user's name.
 pub fn inline_settings(statement: &mut Statement, vars: &SessionVars) -> Result<()> {
     let mut failed = None;
     let _ = visit_expressions_mut(statement, |expr| {
         let Expr::Function(function) = expr else {
             return ControlFlow::Continue(());
         };
-        let is_current_setting = function
-            .name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .is_some_and(|i| i.value.eq_ignore_ascii_case("current_setting"));
-        if !is_current_setting {
+        let name = function.name.0.last().and_then(|p| p.as_ident());
+        let name = name.map(|i| i.value.to_lowercase()).unwrap_or_default();
+        // The SQL-standard spellings of the connected user (no parentheses).
+        let user_call = matches!(name.as_str(), "current_user" | "session_user" | "user")
+            && matches!(function.args, FunctionArguments::None);
+        if user_call {
+            let user = vars.get("session_authorization").unwrap_or_default();
+            *expr = Expr::Value(Value::SingleQuotedString(user).into());
+            return ControlFlow::Continue(());
+        }
+        if name != "current_setting" {
             return ControlFlow::Continue(());
         }
         let args = plain_args(&function.args).unwrap_or_default();

@@ -149,6 +149,11 @@ impl Session {
         self.canceller.clone()
     }
 
+    /// The user the client connected as (see `SessionVars::set_session_user`).
+    pub fn set_user(&mut self, user: String) {
+        self.vars.set_session_user(user);
+    }
+
     /// Reported variables changed since the last call, to send to the
     /// client as ParameterStatus messages.
     pub fn take_parameter_reports(&mut self) -> Vec<(String, String)> {
