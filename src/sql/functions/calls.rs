@@ -52,8 +52,9 @@ impl VisitorMut for FunctionNamesVisitor {
                         *expr = integral_quotient(a, b);
                         return ControlFlow::Continue(());
                     }
-                    // Named as PostgreSQL names them by now; a call with
-                    // parentheses reads back from a stored DEFAULT too.
+                    // In a statement they were replaced by the user's
+                    // name already (`inline_settings`); this is for a
+                    // DEFAULT, where a call with parentheses reads back.
                     ("current_user" | "user" | "session_user", None) => {
                         *expr = call("session_user");
                         return ControlFlow::Continue(());
