@@ -510,6 +510,10 @@ impl TxnCoordinator {
     /// snapshot (`ReadAs::newest`, [`Self::insert_alone`]), so a node
     /// serving only them would otherwise hold garbage collection back.
     pub async fn advance_idle_floor(&self) -> Result<()> {
+        // A busy node's floor is its oldest snapshot: no timestamp needed.
+        if !self.snapshots.is_idle() {
+            return Ok(());
+        }
         let ts = self.oracle.timestamp().await?;
         self.snapshots.handed_while_idle(ts);
         Ok(())

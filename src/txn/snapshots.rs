@@ -46,10 +46,16 @@ impl Snapshots {
         }
     }
 
+    /// Whether no snapshot is open here.
+    pub fn is_idle(&self) -> bool {
+        self.open().is_empty()
+    }
+
     /// Records `ts`, a timestamp the oracle handed out, as the newest this
     /// node was handed, if no snapshot is open here: the floor of a node
     /// whose statements take no snapshot (see `TxnCoordinator::advance_idle_floor`).
     pub fn handed_while_idle(&self, ts: u64) {
+        // Checked again: a transaction may have begun since the caller looked.
         let open = self.open();
         if open.is_empty() {
             self.newest.fetch_max(ts, Ordering::AcqRel);
