@@ -3,7 +3,8 @@
 // Creates a table with a column of every supported type, inserts rows through
 // PreparedStatement parameters, reads every value back and compares it with what was
 // written (NULLs included), checks that a rolled-back transaction leaves nothing and a
-// committed one persists, that a duplicate key raises SQLSTATE 23505, and that COPY
+// committed one persists, that a duplicate key raises SQLSTATE 23505, that a uuid
+// primary key finds its row through a java.util.UUID parameter, and that COPY
 // through CopyManager carries the table out and back in unchanged.
 //
 // Build and run (compat-tests/run does this):
@@ -26,21 +27,22 @@ import java.time.ZoneOffset;
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.Properties;
+import java.util.UUID;
 
 public class JdbcCheck {
     static final String TABLE = "compat_jdbc";
     static final String[] NAMES = {
         "c_smallint", "c_integer", "c_bigint", "c_real", "c_double", "c_numeric", "c_boolean",
-        "c_text", "c_varchar", "c_char", "c_date", "c_timestamp", "c_timestamptz", "c_bytea",
+        "c_text", "c_varchar", "c_char", "c_date", "c_timestamp", "c_timestamptz", "c_bytea", "c_uuid",
     };
     static final String[] TYPES = {
         "smallint", "integer", "bigint", "real", "double precision", "numeric(12,3)", "boolean",
-        "text", "varchar(10)", "char(4)", "date", "timestamp", "timestamptz", "bytea",
+        "text", "varchar(10)", "char(4)", "date", "timestamp", "timestamptz", "bytea", "uuid",
     };
     static final int[] SQL_TYPES = {
         Types.SMALLINT, Types.INTEGER, Types.BIGINT, Types.REAL, Types.DOUBLE, Types.NUMERIC,
         Types.BOOLEAN, Types.VARCHAR, Types.VARCHAR, Types.CHAR, Types.DATE, Types.TIMESTAMP,
-        Types.TIMESTAMP_WITH_TIMEZONE, Types.BINARY,
+        Types.TIMESTAMP_WITH_TIMEZONE, Types.BINARY, Types.OTHER,
     };
 
     static byte[] allBytes() {
@@ -54,15 +56,18 @@ public class JdbcCheck {
         {(short) -12, 123456, 9007199254740993L, 3.25f, -0.000123, new BigDecimal("12345.678"), true,
          "hello, world", "short", "ab  ", LocalDate.of(1999, 12, 31),
          LocalDateTime.of(2000, 1, 1, 0, 0, 0, 1000),
-         OffsetDateTime.of(2020, 2, 29, 12, 0, 0, 0, ZoneOffset.UTC), new byte[] {(byte) 0xde, (byte) 0xad, (byte) 0xbe, (byte) 0xef}},
+         OffsetDateTime.of(2020, 2, 29, 12, 0, 0, 0, ZoneOffset.UTC), new byte[] {(byte) 0xde, (byte) 0xad, (byte) 0xbe, (byte) 0xef},
+         UUID.fromString("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")},
         new Object[NAMES.length],
         {Short.MIN_VALUE, Integer.MIN_VALUE, Long.MIN_VALUE, -0.15625f, 1e300, new BigDecimal("-999999999.999"), false,
          "", "", "    ", LocalDate.of(1, 1, 1), LocalDateTime.of(1970, 1, 1, 0, 0),
-         OffsetDateTime.of(2024, 7, 1, 6, 59, 59, 500_000_000, ZoneOffset.UTC), new byte[0]},
+         OffsetDateTime.of(2024, 7, 1, 6, 59, 59, 500_000_000, ZoneOffset.UTC), new byte[0],
+         UUID.fromString("00000000-0000-0000-0000-000000000000")},
         {Short.MAX_VALUE, Integer.MAX_VALUE, Long.MAX_VALUE, 16777216.0f, 0.1, new BigDecimal("0.001"), true,
          "unicodé ☃ 'quotes' \"double\" \\back", "ten chars!", "abcd", LocalDate.of(2024, 2, 29),
          LocalDateTime.of(2038, 1, 19, 3, 14, 8),
-         OffsetDateTime.of(1969, 12, 31, 23, 59, 59, 0, ZoneOffset.ofHours(-7)), allBytes()},
+         OffsetDateTime.of(1969, 12, 31, 23, 59, 59, 0, ZoneOffset.ofHours(-7)), allBytes(),
+         UUID.fromString("ffffffff-ffff-ffff-ffff-ffffffffffff")},
     };
 
     static class CheckFailed extends Exception {
@@ -99,7 +104,7 @@ public class JdbcCheck {
             case 5: ps.setBigDecimal(idx, (BigDecimal) v); break;
             case 6: ps.setBoolean(idx, (Boolean) v); break;
             case 13: ps.setBytes(idx, (byte[]) v); break;
-            default: ps.setObject(idx, v); break; // strings, java.time values
+            default: ps.setObject(idx, v); break; // strings, java.time values, UUID
         }
     }
 
@@ -118,6 +123,7 @@ public class JdbcCheck {
             case 11: v = rs.getObject(i, LocalDateTime.class); break;
             case 12: v = rs.getObject(i, OffsetDateTime.class); break;
             case 13: v = rs.getBytes(i); break;
+            case 14: v = rs.getObject(i, UUID.class); break;
             default: v = rs.getString(i); break;
         }
         return rs.wasNull() ? null : v;
@@ -176,6 +182,43 @@ public class JdbcCheck {
                 check(rs.getLong(1) == rows, "a failed COPY left rows behind: " + rs.getLong(1));
             }
             st.execute("DROP TABLE " + copyTable);
+        }
+    }
+
+    /** A uuid primary key: rows written and found by setObject(java.util.UUID), the key
+     *  read back by plain getObject as a UUID; twice (the second execution of a named
+     *  statement may use binary results). */
+    static void checkUuidKey(Connection c) throws Exception {
+        String table = TABLE + "_uuid";
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE IF EXISTS " + table);
+            st.execute("CREATE TABLE " + table + " (id uuid PRIMARY KEY, v text)");
+        }
+        UUID[] keys = {UUID.fromString("6ba7b810-9dad-11d1-80b4-00c04fd430c8"), UUID.fromString("f47ac10b-58cc-4372-a567-0e02b2c3d479")};
+        String[] vs = {"one", "two"};
+        try (PreparedStatement ins = c.prepareStatement("INSERT INTO " + table + " (id, v) VALUES (?, ?)")) {
+            for (int k = 0; k < keys.length; k++) {
+                ins.setObject(1, keys[k]);
+                ins.setString(2, vs[k]);
+                ins.executeUpdate();
+            }
+        }
+        try (PreparedStatement sel = c.prepareStatement("SELECT id, v FROM " + table + " WHERE id = ?")) {
+            for (int pass = 0; pass < 2; pass++) {
+                for (int k = 0; k < keys.length; k++) {
+                    sel.setObject(1, keys[k]);
+                    try (ResultSet rs = sel.executeQuery()) {
+                        check(rs.next(), "WHERE id = ? with " + keys[k] + " found no row");
+                        Object id = rs.getObject(1);
+                        check(keys[k].equals(id) && vs[k].equals(rs.getString(2)),
+                              "WHERE id = ? with " + keys[k] + " gave " + id + " (" + (id == null ? null : id.getClass().getName()) + "), " + rs.getString(2));
+                        check(!rs.next(), "WHERE id = ? with " + keys[k] + " returned two rows");
+                    }
+                }
+            }
+        }
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE " + table);
         }
     }
 
@@ -245,6 +288,7 @@ public class JdbcCheck {
                 check("23505".equals(e.getSQLState()), "duplicate key gave SQLSTATE " + e.getSQLState() + ": " + e.getMessage());
             }
             check(count(c, "true") == ROWS.length + 1, "row count wrong after duplicate key error");
+            checkUuidKey(c);
             checkCopy(c);
             try (Statement st = c.createStatement()) {
                 st.execute("DROP TABLE " + TABLE);
@@ -271,6 +315,6 @@ public class JdbcCheck {
             System.exit(1);
         }
         System.out.println("PASS jdbc (" + driver + "): " + NAMES.length + " types x "
-                           + ROWS.length + " rows, rollback/commit, 23505, CopyManager in and out");
+                           + ROWS.length + " rows, rollback/commit, 23505, uuid key, CopyManager in and out");
     }
 }

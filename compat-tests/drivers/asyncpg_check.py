@@ -8,9 +8,9 @@ it back with fetch; checks numeric in binary, fetchrow/fetchval, an array parame
 (which makes asyncpg query pg_catalog for the type), RETURNING, ON CONFLICT,
 a transaction rolled back by an exception, 23505 as UniqueViolationError, the COPY
 helpers (copy_records_to_table, copy_to_table, copy_from_query, copy_from_table),
-cursors (portal fetches with prefetch, fetch(n), forward(n) = MOVE), statement_timeout
-(57014) and a query cancelled from the client (CancelRequest). The rows are
-psycopg_check.py's.
+cursors (portal fetches with prefetch, fetch(n), forward(n) = MOVE), a uuid primary key
+found by a binary uuid.UUID parameter, statement_timeout (57014) and a query cancelled
+from the client (CancelRequest). The rows are psycopg_check.py's.
 
 asyncpg writes date.min and date.max as -infinity and infinity, which ShardForge
 cannot store (0A000): row 3's date(1, 1, 1) is written as date(1, 1, 2) here.
@@ -30,6 +30,7 @@ import io
 import math
 import sys
 import time
+import uuid
 from decimal import Decimal
 
 import asyncpg
@@ -56,10 +57,13 @@ def same(want, have):
     """Exact equality, None only equal to None. asyncpg's Python types are psycopg's
     (Decimal, date, naive datetime for timestamp, bytes for bytea, str for char(n)
     with its padding) except that timestamptz comes back in UTC rather than in the
-    session zone; aware datetimes compare by instant, so that needs no normalisation.
+    session zone; aware datetimes compare by instant, so that needs no normalisation;
+    and uuid comes back as asyncpg's own UUID class, a subclass of uuid.UUID.
     """
     if want is None or have is None:
         return want is None and have is None
+    if isinstance(want, uuid.UUID):
+        return isinstance(have, uuid.UUID) and want == have
     return type(want) is type(have) and want == have
 
 
@@ -188,6 +192,20 @@ async def check_statements(conn):
     got = await conn.fetchval(f"SELECT count(*) FROM {TABLE}")
     check(got == len(ROWS) + 2, f"row count {got} after the duplicate key error")
     await conn.execute(f"DELETE FROM {TABLE} WHERE id >= 50")
+
+
+async def check_uuid_key(conn):
+    """A uuid primary key: rows written and found by a uuid.UUID parameter (binary)."""
+    await conn.execute("DROP TABLE IF EXISTS compat_asyncpg_uuid")
+    await conn.execute("CREATE TABLE compat_asyncpg_uuid (id uuid PRIMARY KEY, v text)")
+    keys = {uuid.UUID("6ba7b810-9dad-11d1-80b4-00c04fd430c8"): "one",
+            uuid.UUID("f47ac10b-58cc-4372-a567-0e02b2c3d479"): "two"}
+    await conn.executemany("INSERT INTO compat_asyncpg_uuid (id, v) VALUES ($1, $2)", keys.items())
+    for key, v in keys.items():
+        row = await conn.fetchrow("SELECT id, v FROM compat_asyncpg_uuid WHERE id = $1", key)
+        check(row is not None and same(key, row["id"]) and row["v"] == v,
+              f"WHERE id = $1 with {key} gave {row!r}")
+    await conn.execute("DROP TABLE compat_asyncpg_uuid")
 
 
 async def pending_array_parameter(conn):
@@ -333,6 +351,7 @@ async def run_async(args):
         await check_types(conn)
         await check_numeric_and_floats(conn)
         await check_statements(conn)
+        await check_uuid_key(conn)
         await check_copy(conn)
         await check_cursors(conn)
         await check_cancel(conn)
@@ -353,7 +372,7 @@ def main():
     return check_main(
         "asyncpg", run, asyncpg.PostgresError, lambda e: e.sqlstate,
         f"{asyncpg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows (binary), numeric, "
-        "NaN/inf, fetchrow/fetchval, RETURNING, ON CONFLICT, rollback, 23505, "
+        "NaN/inf, fetchrow/fetchval, uuid key, RETURNING, ON CONFLICT, rollback, 23505, "
         "COPY (records, CSV in and out), cursors (prefetch, fetch), "
         "statement_timeout, CancelRequest")
 

@@ -2,11 +2,12 @@
 """Driver check with psycopg2 (simple query protocol, client-side parameter interpolation).
 
 psycopg2 writes every parameter into the SQL text as a literal (`'1999-12-31'::date`,
-`'\\x00ff'::bytea`, `'NaN'::float`) and runs statements in a transaction it opens with
-BEGIN. The check writes a row of every supported type that way and reads it back, moves
-data with copy_from / copy_expert (text and CSV, in and out), reads a table through a
-named (server-side) cursor in pieces, as psycopg2 does with DECLARE and FETCH FORWARD, and
-checks RETURNING, rollback and a 23505. The rows are psycopg_check.py's.
+`'\\x00ff'::bytea`, `'NaN'::float`, and with register_uuid() `'...'::uuid`) and runs
+statements in a transaction it opens with BEGIN. The check writes a row of every supported
+type that way and reads it back, moves data with copy_from / copy_expert (text and CSV, in
+and out), reads a table through a named (server-side) cursor in pieces, as psycopg2 does
+with DECLARE and FETCH FORWARD, finds a row by a uuid primary key, and checks RETURNING,
+rollback and a 23505. The rows are psycopg_check.py's.
 
 Usage: psycopg2_check.py [--host 127.0.0.1] [--port 5432]
 Prints one line `PASS psycopg2 ...` or `FAIL psycopg2: ...`; exit status 0 on PASS.
@@ -14,9 +15,11 @@ Prints one line `PASS psycopg2 ...` or `FAIL psycopg2: ...`; exit status 0 on PA
 
 import io
 import sys
+import uuid
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extras
 
 from psycopg_check import COLUMNS, ROWS, CheckFailed, check, check_main
 
@@ -29,6 +32,8 @@ def normalized(value):
 
 
 def run(args):
+    # uuid.UUID parameters as '...'::uuid literals, and uuid results as uuid.UUID.
+    psycopg2.extras.register_uuid()
     conn = psycopg2.connect(host=args.host, port=args.port, user="postgres", dbname="postgres",
                             connect_timeout=10)
     names = ", ".join(name for name, _ in COLUMNS)
@@ -84,6 +89,18 @@ def run(args):
     named.close()
     conn.commit()
 
+    # A uuid primary key found by an interpolated uuid.UUID.
+    cur.execute(f"DROP TABLE IF EXISTS {TABLE}_uuid")
+    cur.execute(f"CREATE TABLE {TABLE}_uuid (id uuid PRIMARY KEY, v text)")
+    keys = {uuid.UUID("6ba7b810-9dad-11d1-80b4-00c04fd430c8"): "one",
+            uuid.UUID("f47ac10b-58cc-4372-a567-0e02b2c3d479"): "two"}
+    cur.executemany(f"INSERT INTO {TABLE}_uuid (id, v) VALUES (%s, %s)", list(keys.items()))
+    conn.commit()
+    for key, v in keys.items():
+        cur.execute(f"SELECT id, v FROM {TABLE}_uuid WHERE id = %s", (key,))
+        got = cur.fetchall()
+        check(got == [(key, v)], f"WHERE id = %s with {key} gave {got!r}")
+
     # RETURNING, rollback, duplicate key.
     cur.execute(f"INSERT INTO {TABLE} (id, c_text) VALUES (%s, %s) RETURNING id, c_text", (50, "r"))
     check(cur.fetchall() == [(50, "r")], "INSERT ... RETURNING gave the wrong row")
@@ -97,6 +114,7 @@ def run(args):
         conn.rollback()
     cur.execute(f"DROP TABLE {TABLE}")
     cur.execute(f"DROP TABLE {TABLE}_copy")
+    cur.execute(f"DROP TABLE {TABLE}_uuid")
     conn.commit()
     conn.close()
 
@@ -105,7 +123,7 @@ def main():
     return check_main(
         "psycopg2", run, psycopg2.Error, lambda e: e.pgcode,
         f"{psycopg2.__version__.split()[0]}: {len(COLUMNS)} types x {len(ROWS)} rows, "
-        "copy_from/copy_expert, named cursor, RETURNING, rollback, 23505")
+        "copy_from/copy_expert, named cursor, uuid key, RETURNING, rollback, 23505")
 
 
 if __name__ == "__main__":

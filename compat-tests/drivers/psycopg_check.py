@@ -7,7 +7,8 @@ with what was written, NULLs included. Then checks that a rolled-back transactio
 leaves nothing, a committed one persists, a duplicate key raises SQLSTATE 23505,
 RETURNING gives back the rows written (in a pipeline, as executemany sends it), and
 COPY carries every type out and in, text and binary, failing whole on a bad line,
-and named (server-side) cursors read a query in pieces.
+named (server-side) cursors read a query in pieces, and a uuid primary key is found
+by a bound uuid.UUID (text and binary) and filled in by DEFAULT gen_random_uuid().
 
 Usage: psycopg_check.py [--host 127.0.0.1] [--port 5432]
 Prints one line `PASS psycopg ...` or `FAIL psycopg: ...`; exit status 0 on PASS.
@@ -16,6 +17,7 @@ Prints one line `PASS psycopg ...` or `FAIL psycopg: ...`; exit status 0 on PASS
 import argparse
 import datetime as dt
 import sys
+import uuid
 from decimal import Decimal
 
 import psycopg
@@ -38,6 +40,7 @@ COLUMNS = [
     ("c_timestamp", "timestamp"),
     ("c_timestamptz", "timestamptz"),
     ("c_bytea", "bytea"),
+    ("c_uuid", "uuid"),
 ]
 
 UTC = dt.timezone.utc
@@ -47,17 +50,18 @@ ROWS = [
     (1, (-12, 123456, 9007199254740993, 3.25, -0.000123, Decimal("12345.678"), True,
          "hello, world", "short", "ab  ", dt.date(1999, 12, 31),
          dt.datetime(2000, 1, 1, 0, 0, 0, 1),
-         dt.datetime(2020, 2, 29, 12, 0, tzinfo=UTC), b"\xde\xad\xbe\xef")),
+         dt.datetime(2020, 2, 29, 12, 0, tzinfo=UTC), b"\xde\xad\xbe\xef",
+         uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"))),
     (2, (None,) * len(COLUMNS)),
     (3, (-32768, -2147483648, -9223372036854775808, -0.15625, 1e300,
          Decimal("-999999999.999"), False, "", "", "    ", dt.date(1, 1, 1),
          dt.datetime(1970, 1, 1), dt.datetime(2024, 7, 1, 6, 59, 59, 500000, tzinfo=UTC),
-         b"")),
+         b"", uuid.UUID("00000000-0000-0000-0000-000000000000"))),
     (4, (32767, 2147483647, 9223372036854775807, 16777216.0, 0.1, Decimal("0.001"), True,
          "unicodé ☃ 'quotes' \"double\" \\back", "ten chars!", "abcd",
          dt.date(2024, 2, 29), dt.datetime(2038, 1, 19, 3, 14, 8),
          dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=-7))),
-         bytes(range(256)))),
+         bytes(range(256)), uuid.UUID("ffffffff-ffff-ffff-ffff-ffffffffffff"))),
 ]
 
 
@@ -144,6 +148,7 @@ def run(args):
         check_copy(conn, names)
         check_named_cursors(conn, names)
         conn.execute(f"DROP TABLE {TABLE}")
+        check_uuid_key(conn)
 
         # SET of a reported variable sends ParameterStatus; timestamptz
         # values come back in the session time zone.
@@ -209,7 +214,7 @@ def run(args):
 
 # The type names psycopg's COPY adapters know the columns by.
 COPY_TYPES = ["int2", "int4", "int8", "float4", "float8", "numeric", "bool", "text", "varchar",
-              "bpchar", "date", "timestamp", "timestamptz", "bytea"]
+              "bpchar", "date", "timestamp", "timestamptz", "bytea", "uuid"]
 
 
 def check_copy(conn, names):
@@ -258,6 +263,35 @@ def check_copy(conn, names):
         cur.execute("SELECT count(*) FROM compat_copy")
         check(cur.fetchone()[0] == 0, "a failed COPY left rows behind")
     conn.execute("DROP TABLE compat_copy")
+
+
+def check_uuid_key(conn):
+    """A uuid primary key: a row found by a bound uuid.UUID, sent in text (%t) and
+    binary (%b), read in both formats; an INSERT leaving the key to DEFAULT
+    gen_random_uuid() gets a version 4 UUID back from RETURNING."""
+    conn.execute("DROP TABLE IF EXISTS compat_psycopg_uuid")
+    conn.execute("CREATE TABLE compat_psycopg_uuid "
+                 "(id uuid PRIMARY KEY DEFAULT gen_random_uuid(), v text)")
+    keys = {uuid.UUID("6ba7b810-9dad-11d1-80b4-00c04fd430c8"): "one",
+            uuid.UUID("f47ac10b-58cc-4372-a567-0e02b2c3d479"): "two"}
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO compat_psycopg_uuid (id, v) VALUES (%s, %s)", list(keys.items()))
+    for binary in (False, True):
+        for mark in ("%t", "%b"):
+            with conn.cursor(binary=binary) as cur:
+                for key, v in keys.items():
+                    cur.execute(f"SELECT id, v FROM compat_psycopg_uuid WHERE id = {mark}", (key,))
+                    got = cur.fetchall()
+                    check(got == [(key, v)],
+                          f"WHERE id = {mark} with {key} (binary={binary}) gave {got!r}")
+    new_id = conn.execute("INSERT INTO compat_psycopg_uuid (v) VALUES (%s) RETURNING id",
+                          ("generated",)).fetchone()[0]
+    check(isinstance(new_id, uuid.UUID) and new_id.version == 4
+          and new_id.variant == uuid.RFC_4122 and new_id not in keys,
+          f"DEFAULT gen_random_uuid() RETURNING id gave {new_id!r}")
+    got = conn.execute("SELECT v FROM compat_psycopg_uuid WHERE id = %s", (new_id,)).fetchall()
+    check(got == [("generated",)], f"the generated key {new_id} found {got!r}")
+    conn.execute("DROP TABLE compat_psycopg_uuid")
 
 
 def check_named_cursors(conn, names):
@@ -313,7 +347,7 @@ def main():
         "psycopg", run, psycopg.Error, lambda e: e.sqlstate,
         f"{psycopg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows (text+binary), "
         "rollback/commit, 23505, TimeZone, bare parameters, RETURNING, "
-        "COPY (text+binary, errors, CopyFail), named cursors")
+        "COPY (text+binary, errors, CopyFail), named cursors, uuid key, gen_random_uuid()")
 
 
 if __name__ == "__main__":

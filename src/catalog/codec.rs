@@ -161,6 +161,7 @@ fn type_to(sql_type: &SqlType) -> proto::SqlType {
         SqlType::Timestamp => of(Kind::Timestamp),
         SqlType::TimestampTz => of(Kind::Timestamptz),
         SqlType::Bytea => of(Kind::Bytea),
+        SqlType::Uuid => of(Kind::Uuid),
     }
 }
 
@@ -185,6 +186,7 @@ fn type_from(sql_type: &proto::SqlType) -> Result<SqlType> {
         Kind::Timestamp => SqlType::Timestamp,
         Kind::Timestamptz => SqlType::TimestampTz,
         Kind::Bytea => SqlType::Bytea,
+        Kind::Uuid => SqlType::Uuid,
     })
 }
 
@@ -213,6 +215,7 @@ mod tests {
             SqlType::Timestamp,
             SqlType::TimestampTz,
             SqlType::Bytea,
+            SqlType::Uuid,
         ];
         let def = TableDef {
             id: TableId(1025),

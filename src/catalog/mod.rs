@@ -33,6 +33,9 @@ pub const ROWID_COLUMN: &str = "rowid";
 /// Arrow field metadata key holding a column's PostgreSQL type name where
 /// its Arrow type is shared by several (`varchar`, `bpchar` are both Utf8).
 pub const PG_TYPE_METADATA: &str = "shardforge.pg_type";
+/// Arrow field metadata key holding the `n` of a `char(n)` value, which is
+/// stored without its trailing spaces and shown padded to `n`.
+pub const CHAR_LENGTH_METADATA: &str = "shardforge.char_length";
 
 /// The read-only system tables (see `sql::system_tables`); no user table
 /// may take their names.
@@ -107,16 +110,12 @@ impl std::fmt::Debug for Derived {
 impl TableDef {
     /// The schema of a stored row: every column, the hidden row id included.
     /// Columns whose PostgreSQL type Arrow cannot tell (varchar, char)
-    /// carry it as field metadata under [`PG_TYPE_METADATA`].
+    /// carry it as field metadata ([`SqlType::metadata`]).
     pub fn row_schema(&self) -> SchemaRef {
         let schema = self.derived.row_schema.get_or_init(|| {
             let fields = self.columns.iter().map(|c| {
-                let field = Field::new(&c.name, c.sql_type.to_arrow(), c.nullable);
-                match c.sql_type.wire_name() {
-                    Some(name) => field
-                        .with_metadata([(PG_TYPE_METADATA.to_string(), name.to_string())].into()),
-                    None => field,
-                }
+                Field::new(&c.name, c.sql_type.to_arrow(), c.nullable)
+                    .with_metadata(c.sql_type.metadata())
             });
             Arc::new(Schema::new(fields.collect::<Vec<_>>()))
         });

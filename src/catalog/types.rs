@@ -3,7 +3,10 @@
 //! `numeric(p, s)` is Decimal128 up to 38 digits and Decimal256 up to 76;
 //! more digits are rejected when the table is created (PostgreSQL allows
 //! 1000). An unconstrained `numeric` is `numeric(38, 10)`, DataFusion's own
-//! reading of it. `timestamptz` is stored as UTC microseconds.
+//! reading of it. `timestamptz` is stored as UTC microseconds, a `uuid`
+//! as its 16 bytes.
+
+use std::collections::HashMap;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
@@ -35,6 +38,8 @@ pub enum SqlType {
     Timestamp,
     TimestampTz,
     Bytea,
+    /// 16 bytes, FixedSizeBinary(16) (see `sql::uuid`).
+    Uuid,
 }
 
 impl SqlType {
@@ -55,6 +60,7 @@ impl SqlType {
             SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             SqlType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
             SqlType::Bytea => DataType::Binary,
+            SqlType::Uuid => DataType::FixedSizeBinary(16),
         }
     }
 
@@ -74,6 +80,7 @@ impl SqlType {
             SqlType::Timestamp => "TIMESTAMP".into(),
             SqlType::TimestampTz => "TIMESTAMPTZ".into(),
             SqlType::Bytea => "BYTEA".into(),
+            SqlType::Uuid => "UUID".into(),
         }
     }
 
@@ -95,6 +102,7 @@ impl SqlType {
             SqlType::Timestamp => "timestamp without time zone".into(),
             SqlType::TimestampTz => "timestamp with time zone".into(),
             SqlType::Bytea => "bytea".into(),
+            SqlType::Uuid => "uuid".into(),
         }
     }
 
@@ -106,6 +114,19 @@ impl SqlType {
             SqlType::Char(_) => Some("bpchar"),
             _ => None,
         }
+    }
+
+    /// The Arrow field metadata of a column of this type: its wire name
+    /// where the Arrow type does not tell it, and the `n` of `char(n)`.
+    pub fn metadata(&self) -> HashMap<String, String> {
+        let mut metadata = HashMap::new();
+        if let Some(name) = self.wire_name() {
+            metadata.insert(super::PG_TYPE_METADATA.to_string(), name.to_string());
+        }
+        if let SqlType::Char(n) = self {
+            metadata.insert(super::CHAR_LENGTH_METADATA.to_string(), n.to_string());
+        }
+        metadata
     }
 
     /// The maximum length in characters, for `varchar(n)` and `char(n)`.

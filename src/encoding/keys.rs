@@ -171,6 +171,10 @@ pub fn encode_key_value(out: &mut Vec<u8>, array: &dyn Array, row: usize) -> Res
         }
         DataType::Utf8 => encode_bytes(out, array.as_string::<i32>().value(row).as_bytes()),
         DataType::Binary => encode_bytes(out, array.as_binary::<i32>().value(row)),
+        // Fixed width: its bytes as they are keep the order and are prefix-free.
+        DataType::FixedSizeBinary(_) => {
+            out.extend_from_slice(array.as_fixed_size_binary().value(row))
+        }
         other => {
             return Err(Error::unsupported(format!(
                 "a primary key column of type {other}"

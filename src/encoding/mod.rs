@@ -31,6 +31,7 @@ pub fn is_storable(data_type: &DataType) -> bool {
             | DataType::Decimal256(_, _)
             | DataType::Utf8
             | DataType::Binary
+            | DataType::FixedSizeBinary(16)
             | DataType::Date32
             | DataType::Timestamp(TimeUnit::Microsecond, _)
     )

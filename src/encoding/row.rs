@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
-    Decimal256Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
-    StringBuilder, TimestampMicrosecondBuilder,
+    Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder,
+    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{
     i256, DataType, Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type,
@@ -102,6 +102,9 @@ fn encode_value(out: &mut Vec<u8>, array: &dyn Array, row: usize) -> Result<()> 
         ),
         DataType::Utf8 => put_bytes(out, array.as_string::<i32>().value(row).as_bytes())?,
         DataType::Binary => put_bytes(out, array.as_binary::<i32>().value(row))?,
+        DataType::FixedSizeBinary(_) => {
+            out.extend_from_slice(array.as_fixed_size_binary().value(row))
+        }
         other => return Err(Error::Internal(format!("cannot store a {other} value"))),
     }
     Ok(())
@@ -127,6 +130,7 @@ enum ColumnBuilder {
     Decimal256(Decimal256Builder, u8, i8),
     Utf8(StringBuilder),
     Binary(BinaryBuilder),
+    FixedSizeBinary(FixedSizeBinaryBuilder, usize),
     Date32(Date32Builder),
     Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
 }
@@ -144,6 +148,9 @@ impl ColumnBuilder {
             DataType::Decimal256(p, s) => Self::Decimal256(Decimal256Builder::new(), *p, *s),
             DataType::Utf8 => Self::Utf8(StringBuilder::new()),
             DataType::Binary => Self::Binary(BinaryBuilder::new()),
+            DataType::FixedSizeBinary(width) => {
+                Self::FixedSizeBinary(FixedSizeBinaryBuilder::new(*width), *width as usize)
+            }
             DataType::Date32 => Self::Date32(Date32Builder::new()),
             DataType::Timestamp(TimeUnit::Microsecond, tz) => {
                 Self::Timestamp(TimestampMicrosecondBuilder::new(), tz.clone())
@@ -164,6 +171,7 @@ impl ColumnBuilder {
             Self::Decimal256(b, _, _) => b.append_null(),
             Self::Utf8(b) => b.append_null(),
             Self::Binary(b) => b.append_null(),
+            Self::FixedSizeBinary(b, _) => b.append_null(),
             Self::Date32(b) => b.append_null(),
             Self::Timestamp(b, _) => b.append_null(),
         }
@@ -181,6 +189,7 @@ impl ColumnBuilder {
             Self::Decimal256(b, p, s) => Arc::new(b.finish().with_precision_and_scale(*p, *s)?),
             Self::Utf8(b) => Arc::new(b.finish()),
             Self::Binary(b) => Arc::new(b.finish()),
+            Self::FixedSizeBinary(b, _) => Arc::new(b.finish()),
             Self::Date32(b) => Arc::new(b.finish()),
             Self::Timestamp(b, tz) => Arc::new(b.finish().with_timezone_opt(tz.clone())),
         })
@@ -237,6 +246,7 @@ fn fixed_width(data_type: &DataType) -> Result<usize> {
         DataType::Int64 | DataType::Float64 | DataType::Timestamp(_, _) => 8,
         DataType::Decimal128(_, _) => 16,
         DataType::Decimal256(_, _) => 32,
+        DataType::FixedSizeBinary(width) => *width as usize,
         other => return Err(Error::Internal(format!("{other} has no fixed width"))),
     })
 }
@@ -324,6 +334,7 @@ impl RowDecoder {
                 b.append_value(s)
             }
             ColumnBuilder::Binary(b) => b.append_value(cur.var()?),
+            ColumnBuilder::FixedSizeBinary(b, width) => b.append_value(cur.take(*width)?)?,
             ColumnBuilder::Date32(b) => b.append_value(i32::from_le_bytes(cur.array()?)),
             ColumnBuilder::Timestamp(b, _) => b.append_value(i64::from_le_bytes(cur.array()?)),
         }

@@ -1,15 +1,17 @@
-//! PostgreSQL's binary form of `numeric`, written here: arrow-pg encodes
-//! a numeric through rust_decimal, which holds 28 digits (a stored
-//! `numeric(30,10)` could not be read back) and drops the display scale
-//! of a zero (`0.00` came back as `0`).
+//! PostgreSQL's binary form of `numeric` and `uuid`, written here:
+//! arrow-pg encodes a numeric through rust_decimal, which holds 28 digits
+//! (a stored `numeric(30,10)` could not be read back) and drops the
+//! display scale of a zero (`0.00` came back as `0`), and does not know
+//! uuids (FixedSizeBinary(16), whose binary form is its 16 bytes).
 //!
-//! Binary-format numeric columns become Binary arrays of the encoded
-//! values before arrow-pg writes the row; it writes a Binary value's bytes
-//! as they are, under the column's real type.
+//! Binary-format numeric and uuid columns become Binary arrays of the
+//! encoded values before arrow-pg writes the row; it writes a Binary
+//! value's bytes as they are, under the column's real type.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BinaryArray};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{i256, DataType};
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
@@ -23,8 +25,8 @@ const NEGATIVE: u16 = 0x4000;
 /// Decimal digits per base-10000 digit.
 const DIGITS_PER_WORD: usize = 4;
 
-/// Encodes the binary-format numeric columns of `batch`.
-pub fn binary_numerics(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatch> {
+/// Encodes the binary-format numeric and uuid columns of `batch`.
+pub fn binary_values(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatch> {
     replace_columns(
         batch,
         DataType::Binary,
@@ -32,10 +34,15 @@ pub fn binary_numerics(batch: RecordBatch, fields: &[FieldInfo]) -> Result<Recor
             fields.get(i).map(|f| f.format()) == Some(FieldFormat::Binary)
                 && matches!(
                     field.data_type(),
-                    DataType::Decimal128(..) | DataType::Decimal256(..)
+                    DataType::Decimal128(..)
+                        | DataType::Decimal256(..)
+                        | DataType::FixedSizeBinary(_)
                 )
         },
-        |_, array| Ok(encode(array)),
+        |_, array| match array.data_type() {
+            DataType::FixedSizeBinary(_) => Ok(cast(array, &DataType::Binary)?),
+            _ => Ok(encode(array)),
+        },
     )
 }
 

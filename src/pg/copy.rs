@@ -122,7 +122,7 @@ where
     while let Some(batch) = stream.next().await {
         let encoded = batch
             .map_err(classify)
-            .and_then(|b| data_rows(b, &fields, &zone))
+            .and_then(|b| data_rows(b, &schema, &fields, &zone))
             .map_err(|e| to_pgwire(&e))?;
         for row in encoded {
             let data = match lines.layout.format {

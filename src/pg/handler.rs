@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::{Sink, SinkExt};
@@ -49,6 +49,7 @@ use super::portal;
 use super::results::{fields, response};
 use crate::catalog::DATABASE;
 use crate::error::{Error, InputError, Result};
+use crate::sql::wire_types::pg_type;
 
 use crate::sql::{Output, Session, SqlEngine, TxnState};
 
@@ -344,7 +345,7 @@ impl QueryParser for StatementParser {
             .iter()
             .map(|t| {
                 t.as_ref()
-                    .and_then(|t| arrow_pg::datatypes::into_pg_type(t).ok())
+                    .and_then(|t| pg_type(&Field::new("", t.clone(), true)).ok())
                     .unwrap_or(Type::TEXT)
             })
             .collect())

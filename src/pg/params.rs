@@ -2,8 +2,8 @@
 //! client in Parse or left for the planner to infer) decoded into
 //! DataFusion values of the types the statement was planned with.
 //!
-//! arrow-pg decodes most types. Numerics, dates and timestamps are decoded
-//! here, by the input functions COPY reads them with
+//! arrow-pg decodes most types. Numerics, dates, timestamps and uuids are
+//! decoded here, by the input functions COPY reads them with
 //! ([`crate::sql::copy::ColumnInput`]): arrow-pg reads a numeric through
 //! rust_decimal, which holds 28 digits and silently rescales a value that
 //! does not fit (`-12345678901234567890.0123456789` became a tenth of
@@ -25,6 +25,7 @@ use crate::catalog::SqlType;
 use crate::error::{Error, InputError, Result};
 use crate::sql::copy::{utf8, ColumnInput};
 use crate::sql::errors::classify;
+use crate::sql::wire_types::UUID;
 
 /// The Arrow type arrow-pg decodes a parameter of PostgreSQL type `pg`
 /// into, for the types ShardForge stores; None for the others, which are
@@ -43,6 +44,7 @@ pub fn arrow_type(pg: &Type) -> Option<DataType> {
         Type::DATE => DataType::Date32,
         Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
         Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        Type::UUID => UUID,
         _ => return None,
     })
 }
@@ -144,6 +146,7 @@ fn own_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<SqlT
         DataType::Date32 => Some(SqlType::Date),
         DataType::Timestamp(_, None) => Some(SqlType::Timestamp),
         DataType::Timestamp(_, Some(_)) => Some(SqlType::TimestampTz),
+        t if *t == UUID => Some(SqlType::Uuid),
         _ => None,
     };
     match declared {
@@ -157,6 +160,7 @@ fn own_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<SqlT
         Some(t) if *t == Type::DATE => Some(SqlType::Date),
         Some(t) if *t == Type::TIMESTAMP => Some(SqlType::Timestamp),
         Some(t) if *t == Type::TIMESTAMPTZ => Some(SqlType::TimestampTz),
+        Some(t) if *t == Type::UUID => Some(SqlType::Uuid),
         Some(_) => None,
     }
 }
@@ -178,10 +182,11 @@ fn decode(
 }
 
 /// The portal as arrow-pg is given it, when it needs changing: the
-/// parameters decoded here are NULL in it, and the types it does not know
-/// but that are sent exactly like `text` (`bpchar`, `name`) are declared
-/// as `text` (arrow-pg drops a NULL of a type it does not know, which
-/// shifts every later parameter).
+/// parameters decoded here are NULL `text` in it (arrow-pg would refuse a
+/// `uuid` even as NULL), and the types it does not know but that are sent
+/// exactly like `text` (`bpchar`, `name`) are declared as `text` (arrow-pg
+/// drops a NULL of a type it does not know, which shifts every later
+/// parameter).
 fn arrow_pg_portal(
     portal: &Portal<Prepared>,
     ours: &[Option<SqlType>],
@@ -194,10 +199,13 @@ fn arrow_pg_portal(
     }
     let types = declared
         .iter()
-        .map(|t| match like_text(t) {
-            true => Some(Type::TEXT),
-            false => t.clone(),
-        })
+        .zip(ours)
+        .map(
+            |(t, ours)| match like_text(t) || (ours.is_some() && t.is_some()) {
+                true => Some(Type::TEXT),
+                false => t.clone(),
+            },
+        )
         .collect();
     let mut normalized = Portal::default();
     normalized.statement = Arc::new(StoredStatement::new(

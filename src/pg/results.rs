@@ -3,66 +3,56 @@
 
 use std::sync::Arc;
 
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use arrow_pg::datatypes::encode_recordbatch;
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::api::Type;
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
 
-use super::binary::binary_numerics;
+use super::binary::binary_values;
 use super::errors::to_pgwire;
-use super::text::to_pg_text;
-use crate::catalog::PG_TYPE_METADATA;
+use super::text::{pad_chars, to_pg_text};
 use crate::error::{Error, Result};
 use crate::sql::errors::classify;
+use crate::sql::wire_types::pg_type;
 use crate::sql::Output;
 
-/// The RowDescription of a result. Numerics above 38 digits (Decimal256,
-/// which arrow-pg does not map) are described as `numeric`.
+/// The RowDescription of a result.
 pub fn fields(schema: &Schema, format: &Format) -> Result<Vec<FieldInfo>> {
-    let mapped: Vec<Field> = schema
+    schema
         .fields()
         .iter()
-        .map(|f| match f.data_type() {
-            DataType::Decimal256(_, _) => Field::new(f.name(), DataType::Decimal128(38, 0), true),
-            _ => f.as_ref().clone(),
+        .enumerate()
+        .map(|(i, field)| {
+            let pg_type = pg_type(field)?;
+            Ok(FieldInfo::new(
+                field.name().to_string(),
+                None,
+                None,
+                pg_type,
+                format.format_for(i),
+            ))
         })
-        .collect();
-    let fields = arrow_schema_to_pg_fields(&Schema::new(mapped), format, None)
-        .map_err(|e| Error::Internal(format!("cannot describe result: {e}")))?;
-    Ok(fields
-        .into_iter()
-        .zip(schema.fields())
-        .map(
-            |(info, field)| match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
-                Some("varchar") => with_type(info, Type::VARCHAR),
-                Some("bpchar") => with_type(info, Type::BPCHAR),
-                Some("regtype") => with_type(info, Type::REGTYPE),
-                _ => info,
-            },
-        )
-        .collect())
+        .collect()
 }
 
-fn with_type(info: FieldInfo, pg_type: Type) -> FieldInfo {
-    FieldInfo::new(info.name().to_string(), None, None, pg_type, info.format())
-}
-
-/// The DataRows of a batch in each field's format (`fields`), as
-/// PostgreSQL sends them: arrow-pg encodes them, after `to_pg_text` gave
-/// the text forms PostgreSQL uses and `binary_numerics` the binary form of
-/// numerics.
+/// The DataRows of a batch of a result of `schema` in each field's format
+/// (`fields`), as PostgreSQL sends them: arrow-pg encodes them, after
+/// `pad_chars` padded `char(n)` values, `to_pg_text` gave the text forms
+/// PostgreSQL uses and `binary_values` the binary form of numerics and
+/// uuids.
 pub fn data_rows(
     batch: RecordBatch,
+    schema: &Schema,
     fields: &Arc<Vec<FieldInfo>>,
     zone: &Tz,
 ) -> Result<Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send>> {
-    let batch = binary_numerics(to_pg_text(batch, fields, zone)?, fields)?;
+    let batch = pad_chars(batch, schema)?;
+    let batch = binary_values(to_pg_text(batch, fields, zone)?, fields)?;
     Ok(encode_recordbatch(fields.clone(), batch))
 }
 
@@ -77,12 +67,13 @@ pub fn response(output: Output, format: &Format, zone: Tz) -> Result<Response> {
         } => {
             let fields = Arc::new(fields(&schema, format)?);
             let encode_with = fields.clone();
+            let result_schema = schema.clone();
             let rows = stream
                 .map(
                     move |batch| -> Box<dyn Iterator<Item = PgWireResult<_>> + Send> {
                         match batch
                             .map_err(classify)
-                            .and_then(|b| data_rows(b, &encode_with, &zone))
+                            .and_then(|b| data_rows(b, &result_schema, &encode_with, &zone))
                         {
                             Ok(rows) => rows,
                             Err(e) => Box::new(std::iter::once(Err(to_pgwire(&e)))),

@@ -3,8 +3,9 @@
 //! drops a zero fraction and trailing zeros: `2024-01-02 03:04:05+00`,
 //! `10:11:12.5`), intervals (`1 mon 21:29:44.5`), floating point (shortest
 //! round-trip digits, exponent form outside 1e-4 .. 1e15, `Infinity`),
-//! numerics (arrow-pg goes through rust_decimal, which holds 28 digits), and
-//! `regtype` (an oid, printed as the type's name).
+//! numerics (arrow-pg goes through rust_decimal, which holds 28 digits),
+//! uuids (which arrow-pg does not know), and `regtype` (an oid, printed as
+//! the type's name).
 //!
 //! Text-format columns of those types are rendered here into Utf8 before
 //! arrow-pg encodes the row; arrow-pg writes a Utf8 value's bytes as they are,
@@ -29,6 +30,7 @@ use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
 
 use crate::catalog::types::sql_type_name;
+use crate::catalog::CHAR_LENGTH_METADATA;
 use crate::error::Result;
 
 /// Renders the text-format columns PostgreSQL prints differently.
@@ -48,6 +50,35 @@ pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result
         |i, array| match regtype(i) {
             true => type_names(array),
             false => render(array, zone),
+        },
+    )
+}
+
+/// The `char(n)` columns of `batch` (those `schema`, the result's, marks
+/// with their `n`) padded with spaces to `n` characters, as PostgreSQL
+/// shows them in both formats (they are stored and computed without
+/// their trailing spaces, see `sql::bpchar`).
+pub fn pad_chars(batch: RecordBatch, schema: &Schema) -> Result<RecordBatch> {
+    let width = |i: usize| {
+        let field = schema.fields().get(i)?;
+        field
+            .metadata()
+            .get(CHAR_LENGTH_METADATA)?
+            .parse::<usize>()
+            .ok()
+    };
+    replace_columns(
+        batch,
+        DataType::Utf8,
+        |i, field| *field.data_type() == DataType::Utf8 && width(i).is_some(),
+        |i, array| {
+            let n = width(i).unwrap_or_default();
+            let padded: StringArray = array
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(|s| format!("{s:<n$}")))
+                .collect();
+            Ok(Arc::new(padded) as ArrayRef)
         },
     )
 }
@@ -117,6 +148,7 @@ fn renders(data_type: &DataType) -> bool {
             | DataType::Float64
             | DataType::Decimal128(_, _)
             | DataType::Decimal256(_, _)
+            | DataType::FixedSizeBinary(_)
     )
 }
 
@@ -163,6 +195,7 @@ fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
         DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale) => decimals(array)
             .map(|v| v.map(|v| decimal_text(v, *scale)))
             .collect(),
+        DataType::FixedSizeBinary(_) => return Ok(crate::sql::uuid::texts(array)),
         _ => return Ok(array.clone()),
     };
     Ok(Arc::new(strings))

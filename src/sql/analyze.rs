@@ -12,7 +12,8 @@ use datafusion::common::{DFSchema, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    create_udf, ColumnarValue, Expr, LogicalPlan, ScalarUDF, Volatility,
+    create_udf, Between, BinaryExpr, ColumnarValue, Expr, LogicalPlan, Operator, ScalarUDF,
+    Volatility,
 };
 
 /// Rewrites every expression of `node` bottom-up with `rewrite`, which sees
@@ -36,6 +37,67 @@ pub fn rewrite_node_expressions(
     } else {
         Ok(rewritten)
     }
+}
+
+/// `expr` with `convert` applied to every operand compared with one that
+/// `special` picks: both sides of a comparison operator, the list of an IN,
+/// the bounds of a BETWEEN (for types that read an untyped literal
+/// compared with them their own way: `uuid`, `char(n)`). `convert` sees
+/// the special operand too, and leaves it as it is.
+pub fn convert_compared(
+    expr: Expr,
+    special: impl Fn(&Expr) -> bool,
+    convert: impl Fn(Expr) -> Expr,
+) -> Transformed<Expr> {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if is_comparison(op) && (special(&left) || special(&right)) =>
+        {
+            Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(convert(*left)),
+                op,
+                Box::new(convert(*right)),
+            )))
+        }
+        Expr::InList(mut in_list) if special(&in_list.expr) => {
+            in_list.list = in_list.list.into_iter().map(convert).collect();
+            Transformed::yes(Expr::InList(in_list))
+        }
+        Expr::Between(Between {
+            expr,
+            negated,
+            low,
+            high,
+        }) if special(&expr) => Transformed::yes(Expr::Between(Between::new(
+            expr,
+            negated,
+            Box::new(convert(*low)),
+            Box::new(convert(*high)),
+        ))),
+        other => Transformed::no(other),
+    }
+}
+
+/// Arrow's string types.
+pub fn is_text(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+fn is_comparison(op: Operator) -> bool {
+    matches!(
+        op,
+        Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq
+            | Operator::IsDistinctFrom
+            | Operator::IsNotDistinctFrom
+    )
 }
 
 /// An immutable scalar function computed on whole arrays by `compute`;

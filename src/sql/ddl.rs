@@ -197,6 +197,7 @@ pub fn sql_type(data_type: &ast::DataType) -> Result<SqlType> {
         D::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => SqlType::Timestamp,
         D::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => SqlType::TimestampTz,
         D::Bytea => SqlType::Bytea,
+        D::Uuid => SqlType::Uuid,
         other => return Err(Error::unsupported(format!("type {other}"))),
     })
 }

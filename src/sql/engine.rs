@@ -87,6 +87,8 @@ impl SqlEngine {
         let mut analyzer_rules = Analyzer::new().rules;
         analyzer_rules.insert(0, Arc::new(super::literals::IntegerLiterals));
         analyzer_rules.insert(1, Arc::new(super::numeric::NumericAggregates));
+        analyzer_rules.insert(2, Arc::new(super::uuid::UuidText));
+        analyzer_rules.insert(3, Arc::new(super::bpchar::CharSemantics));
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
@@ -100,7 +102,17 @@ impl SqlEngine {
         let schemas = Arc::new(MemoryCatalogProvider::new());
         ctx.register_catalog(DATABASE, schemas.clone());
         super::pg_catalog::register(&ctx, catalog.clone())?;
+        // After pg_catalog's, which it extends (its own is set by register).
+        {
+            let state = ctx.state_ref();
+            let existing = state.read().clone();
+            *state.write() = SessionStateBuilder::new_from_existing(existing)
+                .with_type_planner(Arc::new(super::uuid::UuidType))
+                .build();
+        }
         ctx.register_udf(version_udf());
+        ctx.register_udf(super::uuid::gen_random_uuid());
+        ctx.register_udf(super::bpchar::bpchar());
         super::functions::register(&ctx);
         ctx.register_udaf(super::numeric::RoundedAvg::udaf());
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));

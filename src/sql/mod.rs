@@ -21,6 +21,7 @@
 //! transaction's buffer and reach storage at COMMIT (see `txn`).
 
 pub mod analyze;
+pub mod bpchar;
 pub mod cancel;
 pub mod catalog_queries;
 pub mod checked;
@@ -49,7 +50,9 @@ pub mod session;
 pub mod session_txn;
 pub mod setops;
 pub mod system_tables;
+pub mod uuid;
 pub mod vars;
+pub mod wire_types;
 pub mod write;
 
 pub use engine::SqlEngine;

@@ -144,6 +144,7 @@ fn type_name(data_type: &ast::DataType) -> String {
         D::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => "timestamptz",
         D::Timestamp(_, _) => "timestamp",
         D::Bytea => "bytea",
+        D::Uuid => "uuid",
         other => return other.to_string().to_lowercase(),
     }
     .to_string()

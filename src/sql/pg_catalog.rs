@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int16Array, Int32Array, StringArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int32Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef, Int32Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session, TableProvider};
 use datafusion::common::cast::{as_int16_array, as_int32_array, as_string_array};
@@ -34,7 +34,7 @@ use pgwire::api::Type;
 
 use super::provider::INTERNAL_SCHEMA;
 use crate::catalog::types::typname_of;
-use crate::catalog::{Catalog, SqlType, TableDef, DATABASE, PG_TYPE_METADATA, PUBLIC_SCHEMA};
+use crate::catalog::{Catalog, SqlType, TableDef, DATABASE, PUBLIC_SCHEMA};
 use crate::error::{Error, Result};
 
 const PG_CATALOG: &str = "pg_catalog";
@@ -61,6 +61,7 @@ pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
         .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
     ctx.register_udf(ScalarUDF::new_from_impl(PgGetExpr::default()));
     ctx.register_udf(ScalarUDF::new_from_impl(to_regtype));
+    ctx.register_udf(super::wire_types::pg_typeof());
     Ok(())
 }
 
@@ -146,10 +147,7 @@ impl ScalarUDFImpl for ToRegtype {
     }
 
     fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DFResult<FieldRef> {
-        let regtype = [(PG_TYPE_METADATA.to_string(), "regtype".to_string())];
-        Ok(Arc::new(
-            Field::new(self.name(), DataType::Int32, true).with_metadata(regtype.into()),
-        ))
+        Ok(super::wire_types::regtype_field(self.name()))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
@@ -472,6 +470,7 @@ fn declared_type_oid(sql_type: &SqlType) -> Option<i32> {
     match sql_type {
         SqlType::Varchar(_) => Some(Type::VARCHAR.oid() as i32),
         SqlType::Char(_) => Some(Type::BPCHAR.oid() as i32),
+        SqlType::Uuid => Some(Type::UUID.oid() as i32),
         _ => None,
     }
 }

@@ -304,6 +304,7 @@ pub(super) fn plain_value(
         SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_)
     );
     let boolean = *sql_type == SqlType::Boolean;
+    let uuid = *sql_type == SqlType::Uuid;
     let target = sql_type.to_arrow();
     let value = match value {
         Expr::UnaryOp {
@@ -323,6 +324,9 @@ pub(super) fn plain_value(
                 ScalarValue::Int64(Some(digits.parse().ok()?))
             }
             Value::SingleQuotedString(s) if text => ScalarValue::Utf8(Some(s.clone())),
+            Value::SingleQuotedString(s) if uuid => {
+                ScalarValue::FixedSizeBinary(16, Some(super::uuid::parse(s).ok()?.to_vec()))
+            }
             Value::Boolean(b) if boolean => ScalarValue::Boolean(Some(*b)),
             Value::Placeholder(id) => {
                 let bound = params?.get_placeholders_with_values(id).ok()?.value;
@@ -333,6 +337,7 @@ pub(super) fn plain_value(
                     DataType::Int16 | DataType::Int32 | DataType::Int64 => integer,
                     DataType::Utf8 => text,
                     DataType::Boolean => boolean,
+                    DataType::FixedSizeBinary(_) => uuid,
                     _ => false,
                 };
                 if !same_kind {
@@ -343,6 +348,14 @@ pub(super) fn plain_value(
             _ => return None,
         },
         _ => return None,
+    };
+    // A char(n) value without its trailing spaces, as stored and compared
+    // (`super::bpchar`).
+    let value = match (sql_type, value) {
+        (SqlType::Char(_), ScalarValue::Utf8(Some(s))) => {
+            ScalarValue::Utf8(Some(s.trim_end_matches(' ').to_string()))
+        }
+        (_, value) => value,
     };
     // Fails, and so leaves the statement to the planner, when an integer
     // does not fit the column.

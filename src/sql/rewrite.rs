@@ -8,6 +8,8 @@
 //!   bytes. It becomes `decode('<hex>', 'hex')`; bad hex is 22023, a bad
 //!   escape 22P02, as in PostgreSQL. [`bytea_casts`] reads `'...'::bytea`
 //!   the same way in any statement.
+//! - A string literal for a `uuid` column is cast to uuid (see
+//!   `sql::uuid`).
 //!
 //! In INSERT ... SELECT, an item that repeats an earlier one (`SELECT g,
 //! g`) gets a name of its own ([`name_repeated_items`]).
@@ -103,6 +105,8 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
                 }
             } else if matches!(def.columns[index].sql_type, SqlType::Real | SqlType::Double) {
                 float_literal(value);
+            } else if def.columns[index].sql_type == SqlType::Uuid {
+                uuid_literal(value);
             }
         }
     }
@@ -423,8 +427,9 @@ impl SqlStatementRewriteRule for FetchFirstAsLimit {
 }
 
 /// An explicit cast to `varchar(n)` or `char(n)` cuts the string to `n`
-/// characters, and `char(n)` pads it with spaces, as in PostgreSQL
-/// (DataFusion ignores the length). `char` alone is `char(1)`.
+/// characters, as in PostgreSQL (DataFusion ignores the length); a
+/// `char(n)` is a value of that type (`sql::bpchar`). `char` alone is
+/// `char(1)`.
 #[derive(Debug)]
 pub struct SizedStringCasts;
 
@@ -448,7 +453,7 @@ impl SqlStatementRewriteRule for SizedStringCasts {
                     Some(CharacterLength::IntegerLength { length, .. }) => Some(*length),
                     _ => None,
                 };
-                let (n, pad) = match data_type {
+                let (n, is_char) = match data_type {
                     DataType::Varchar(l)
                     | DataType::CharacterVarying(l)
                     | DataType::CharVarying(l) => match length(l) {
@@ -458,11 +463,10 @@ impl SqlStatementRewriteRule for SizedStringCasts {
                     DataType::Char(l) | DataType::Character(l) => (length(l).unwrap_or(1), true),
                     _ => return ControlFlow::Continue(()),
                 };
-                let text = format!("left(CAST(({inner}) AS TEXT), {n})");
-                let sql = if pad {
-                    format!("rpad({text}, {n})")
+                let sql = if is_char {
+                    format!("bpchar(CAST(({inner}) AS TEXT), {n})")
                 } else {
-                    text
+                    format!("left(CAST(({inner}) AS TEXT), {n})")
                 };
                 // Printed by the parser itself, so it parses.
                 if let Ok(cut) = parse_expr(&sql) {
@@ -537,6 +541,21 @@ pub fn bytea_casts(stmt: &mut Statement) -> Result<()> {
     match stmt.visit(&mut Visitor) {
         ControlFlow::Break(e) => Err(e),
         ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// A string literal for a uuid column, cast to uuid: DataFusion would
+/// not assign text to it (PostgreSQL reads the untyped literal as the
+/// column's type).
+fn uuid_literal(value: &mut Expr) {
+    if matches!(value, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) {
+        *value = Expr::Cast {
+            kind: CastKind::DoubleColon,
+            expr: Box::new(value.clone()),
+            data_type: DataType::Uuid,
+            array: false,
+            format: None,
+        };
     }
 }
 
@@ -754,7 +773,7 @@ mod tests {
         );
         assert_eq!(
             rewritten(&rule, "SELECT CAST(x AS char)"),
-            "SELECT rpad(left(CAST((x) AS TEXT), 1), 1)"
+            "SELECT bpchar(CAST((x) AS TEXT), 1)"
         );
         assert_eq!(rewritten(&rule, "SELECT x::varchar"), "SELECT x::VARCHAR");
     }

@@ -1,7 +1,7 @@
 //! Turning Arrow rows into a transaction's writes: validation and keys.
 //!
 //! Checks made here, before a row reaches the transaction: NOT NULL (23502),
-//! `varchar(n)` / `char(n)` length (22001, `char` is blank-padded), numeric
+//! `varchar(n)` / `char(n)` length (22001, `char` is stored without trailing spaces, `sql::bpchar`), numeric
 //! precision (22003), and for inserts that the key is not taken (23505) at
 //! the transaction's snapshot or by its own earlier writes. A key taken by a
 //! transaction that commits after our snapshot is caught at commit (40001).
@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
 use datafusion::arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Decimal256Type, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -109,7 +109,7 @@ impl RowWriter {
             }
             check_value_fits(array, &column.sql_type)?;
             if let SqlType::Char(n) = column.sql_type {
-                *array = blank_pad(array.as_ref(), n as usize);
+                *array = super::bpchar::unpadded_column(array, n as usize);
             }
         }
         Ok(RecordBatch::try_new(self.def.row_schema(), columns)?)
@@ -418,22 +418,6 @@ fn check_value_fits(array: &ArrayRef, sql_type: &SqlType) -> Result<()> {
             .map_err(|_| overflow()),
         _ => Ok(()),
     }
-}
-
-/// `char(n)` semantics: values are stored padded with spaces to `n` and
-/// trailing spaces beyond `n` are cut.
-fn blank_pad(array: &dyn Array, n: usize) -> ArrayRef {
-    let padded: StringArray = array
-        .as_string::<i32>()
-        .iter()
-        .map(|v| {
-            v.map(|s| {
-                let trimmed: String = s.chars().take(n).collect();
-                format!("{trimmed:<n$}")
-            })
-        })
-        .collect();
-    Arc::new(padded)
 }
 
 /// A batch of the first `columns.len()` columns of `table`'s rows, as

@@ -1509,4 +1509,22 @@ async fn result_columns_are_named_as_postgresql_names_them() {
         .await,
         rows(&[&[Some("alice"), Some("alice"), Some("alice"), Some("alice")]])
     );
+    // A DEFAULT is planned once for every session, and runs as the one
+    // inserting: alice's row is hers, postgres's his.
+    alice
+        .batch_execute("INSERT INTO wd (id) VALUES (2); INSERT INTO wd (id) SELECT 3")
+        .await
+        .unwrap();
+    client
+        .execute("INSERT INTO wd (id) VALUES (4)", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT id, who FROM wd WHERE id > 1 ORDER BY id").await,
+        rows(&[
+            &[Some("2"), Some("alice")],
+            &[Some("3"), Some("alice")],
+            &[Some("4"), Some("postgres")]
+        ])
+    );
 }

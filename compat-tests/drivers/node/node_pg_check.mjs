@@ -8,12 +8,14 @@
 // into JS values and leaves bigint and numeric as PostgreSQL's text.
 //
 // The check writes psycopg_check.py's rows (a column of every type) through $n
-// parameters and reads them back through both protocols, as JS values, as raw text
+// parameters (uuid as strings) and reads them back through both protocols, as JS values
+// (uuid as PostgreSQL's lower-case text: node-pg has no uuid parser), as raw text
 // and with rowMode 'array', with the RowDescription node-pg exposes as `fields`;
 // runs the numeric and bigint parameter cases and a 30-digit numeric; a named
 // prepared statement, RETURNING *, ON CONFLICT DO UPDATE, rollback, the fields of a
-// 23505 error, an error inside a transaction; COPY FROM STDIN (text and CSV) and
-// COPY TO STDOUT through pg-copy-streams, with a bad line; a pg-cursor reading 100
+// 23505 error, an error inside a transaction; a uuid primary key found by a string
+// parameter; COPY FROM STDIN (text and CSV) and COPY TO STDOUT through
+// pg-copy-streams, with a bad line; a pg-cursor reading 100
 // rows at a time (Execute with a row limit, PortalSuspended); statement_timeout and
 // a CancelRequest (client.cancel) giving 57014. With --pending, also the cases
 // ShardForge does not pass yet (RowDescription's table, column, size and
@@ -53,6 +55,7 @@ const COLUMNS = [
   ['c_timestamp', 'timestamp'],
   ['c_timestamptz', 'timestamptz'],
   ['c_bytea', 'bytea'],
+  ['c_uuid', 'uuid'],
 ]
 const NAMES = COLUMNS.map(([name]) => name).join(', ')
 const COLUMN_DEFS = COLUMNS.map(([name, type]) => `${name} ${type}`).join(', ')
@@ -65,28 +68,29 @@ const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
 const ROWS = [
   [1, [-12, 123456, '9007199254740993', 3.25, -0.000123, '12345.678', true,
     'hello, world', 'short', 'ab  ', '1999-12-31', '2000-01-01 00:00:00.000001',
-    new Date('2020-02-29T12:00:00Z'), Buffer.from('deadbeef', 'hex')]],
+    new Date('2020-02-29T12:00:00Z'), Buffer.from('deadbeef', 'hex'), 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']],
   [2, COLUMNS.map(() => null)],
   [3, [-32768, -2147483648, '-9223372036854775808', -0.15625, 1e300, '-999999999.999', false,
     '', '', '    ', '0001-01-01', '1970-01-01 00:00:00',
-    new Date('2024-07-01T06:59:59.5Z'), Buffer.alloc(0)]],
+    new Date('2024-07-01T06:59:59.5Z'), Buffer.alloc(0), '00000000-0000-0000-0000-000000000000']],
   [4, [32767, 2147483647, '9223372036854775807', 16777216.0, 0.1, '0.001', true,
     'unicodé ☃ \'quotes\' "double" \\back', 'ten chars!', 'abcd', '2024-02-29',
-    '2038-01-19 03:14:08', new Date('1969-12-31T23:59:59-07:00'), ALL_BYTES]],
+    '2038-01-19 03:14:08', new Date('1969-12-31T23:59:59-07:00'), ALL_BYTES, 'ffffffff-ffff-ffff-ffff-ffffffffffff']],
 ]
 
 // The same rows as PostgreSQL 15 writes them in text (TimeZone UTC).
 const ROWS_TEXT = [
   [1, ['-12', '123456', '9007199254740993', '3.25', '-0.000123', '12345.678', 't',
     'hello, world', 'short', 'ab  ', '1999-12-31', '2000-01-01 00:00:00.000001',
-    '2020-02-29 12:00:00+00', '\\xdeadbeef']],
+    '2020-02-29 12:00:00+00', '\\xdeadbeef', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']],
   [2, COLUMNS.map(() => null)],
   [3, ['-32768', '-2147483648', '-9223372036854775808', '-0.15625', '1e+300',
     '-999999999.999', 'f', '', '', '    ', '0001-01-01', '1970-01-01 00:00:00',
-    '2024-07-01 06:59:59.5+00', '\\x']],
+    '2024-07-01 06:59:59.5+00', '\\x', '00000000-0000-0000-0000-000000000000']],
   [4, ['32767', '2147483647', '9223372036854775807', '1.6777216e+07', '0.1', '0.001', 't',
     'unicodé ☃ \'quotes\' "double" \\back', 'ten chars!', 'abcd', '2024-02-29',
-    '2038-01-19 03:14:08', '1970-01-01 06:59:59+00', '\\x' + ALL_BYTES.toString('hex')]],
+    '2038-01-19 03:14:08', '1970-01-01 06:59:59+00', '\\x' + ALL_BYTES.toString('hex'),
+    'ffffffff-ffff-ffff-ffff-ffffffffffff']],
 ]
 
 // What an application passes as parameters: the values above, the bigint as a
@@ -211,7 +215,7 @@ async function caseTypes(client) {
   wantText.forEach((want, r) => want.forEach((value, i) =>
     checkSame(raw.rows[r]?.[i], value, `row ${want[0]} ${i ? COLUMNS[i - 1][0] : 'id'} as text (simple protocol)`)))
   check(raw.rows.length === ROWS.length, `simple-protocol SELECT gave ${raw.rows.length} rows`)
-  const wantTypes = [23, 21, 23, 20, 700, 701, 1700, 16, 25, 1043, 1042, 1082, 1114, 1184, 17]
+  const wantTypes = [23, 21, 23, 20, 700, 701, 1700, 16, 25, 1043, 1042, 1082, 1114, 1184, 17, 2950]
   checkSame(raw.fields.map((f) => f.dataTypeID), wantTypes, 'column type OIDs in RowDescription')
 
   const simple = await client.query(`SELECT id, ${NAMES} FROM ${TABLE} ORDER BY id`)
@@ -239,8 +243,8 @@ async function caseTypes(client) {
 async function pendingRowDescription(client) {
   const described = await client.query(`SELECT id, ${NAMES} FROM ${TABLE} WHERE id = $1`, [1])
   const { rows: [{ oid }] } = await client.query(`SELECT '${TABLE}'::regclass::oid AS oid`)
-  const wantSizes = [4, 2, 4, 8, 4, 8, -1, 1, -1, -1, -1, 4, 8, 8, -1]
-  const wantModifiers = [-1, -1, -1, -1, -1, -1, (12 << 16) + 3 + 4, -1, -1, 10 + 4, 4 + 4, -1, -1, -1, -1]
+  const wantSizes = [4, 2, 4, 8, 4, 8, -1, 1, -1, -1, -1, 4, 8, 8, -1, 16]
+  const wantModifiers = [-1, -1, -1, -1, -1, -1, (12 << 16) + 3 + 4, -1, -1, 10 + 4, 4 + 4, -1, -1, -1, -1, -1]
   const fieldsOf = (f) => `${f.name} size ${f.dataTypeSize} modifier ${f.dataTypeModifier} table ${f.tableID} column ${f.columnID}`
   checkSame(described.fields.map(fieldsOf),
     ['id', ...COLUMNS.map(([name]) => name)].map((name, i) =>
@@ -316,6 +320,25 @@ async function caseStatements(client) {
   res = await client.query(`DELETE FROM ${KV} WHERE id = $1 RETURNING name`, [2])
   checkSame(res.rows, [{ name: 'two' }], 'DELETE ... RETURNING')
   check(res.command === 'DELETE' && res.rowCount === 1, `DELETE reported ${res.command} ${res.rowCount}`)
+}
+
+// A uuid primary key: rows written and found by a string parameter (node-pg sends
+// it as untyped text); an upper-case string finds the same row, returned in
+// PostgreSQL's lower-case form.
+async function caseUuidKey(client) {
+  const table = `${TABLE}_uuid`
+  await client.query(`DROP TABLE IF EXISTS ${table}`)
+  await client.query(`CREATE TABLE ${table} (id uuid PRIMARY KEY, v text)`)
+  const keys = [['6ba7b810-9dad-11d1-80b4-00c04fd430c8', 'one'], ['f47ac10b-58cc-4372-a567-0e02b2c3d479', 'two']]
+  for (const [id, v] of keys) await client.query(`INSERT INTO ${table} (id, v) VALUES ($1, $2)`, [id, v])
+  for (const [id, v] of keys) {
+    const res = await client.query(`SELECT id, v FROM ${table} WHERE id = $1`, [id])
+    checkSame(res.rows, [{ id, v }], `WHERE id = $1 with '${id}'`)
+  }
+  const [id, v] = keys[1]
+  const res = await client.query(`SELECT id, v FROM ${table} WHERE id = $1`, [id.toUpperCase()])
+  checkSame(res.rows, [{ id, v }], `WHERE id = $1 with '${id.toUpperCase()}'`)
+  await client.query(`DROP TABLE ${table}`)
 }
 
 // BEGIN/ROLLBACK, the fields of a 23505, an error inside a transaction.
@@ -518,6 +541,7 @@ const CASES = [
   ['parameters', caseParams],
   ['wide-numeric', caseWideNumeric],
   ['statements', caseStatements],
+  ['uuid-key', caseUuidKey],
   ['transactions', caseTransactions],
   ['copy', caseCopy],
   ['cursor', caseCursor],
@@ -576,7 +600,7 @@ async function main() {
     return 1
   }
   console.log(`PASS node-pg ${PG_VERSION}: ${COLUMNS.length} types x ${ROWS.length} rows ($n text parameters, `
-    + "simple+extended protocol, rowMode 'array', RowDescription), $1::numeric/int/bigint, numeric(30,10), named statements, RETURNING, "
+    + "simple+extended protocol, rowMode 'array', RowDescription), $1::numeric/int/bigint, numeric(30,10), named statements, uuid key, RETURNING, "
     + 'ON CONFLICT DO UPDATE, rollback, 23505 fields, 25P02, pg-copy-streams COPY in/out (text+csv, bad lines), '
     + 'pg-cursor 100-row batches, statement_timeout and CancelRequest (57014)')
   return 0

@@ -11,8 +11,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
-    Decimal256Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
-    StringBuilder, TimestampMicrosecondBuilder,
+    Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder,
+    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::i256;
 
@@ -43,6 +43,7 @@ enum Builder {
     Date(Date32Builder),
     Timestamp(TimestampMicrosecondBuilder, Option<Tz>),
     Bytea(BinaryBuilder),
+    Uuid(FixedSizeBinaryBuilder),
 }
 
 impl ColumnInput {
@@ -77,6 +78,7 @@ impl ColumnInput {
                 Builder::Timestamp(b, Some(zone))
             }
             SqlType::Bytea => Builder::Bytea(BinaryBuilder::new()),
+            SqlType::Uuid => Builder::Uuid(FixedSizeBinaryBuilder::new(16)),
         };
         Ok(Self {
             sql_type: sql_type.clone(),
@@ -110,6 +112,7 @@ impl ColumnInput {
             Builder::Date(b) => b.append_value(date(text)?),
             Builder::Timestamp(b, zone) => b.append_value(timestamp(text, zone.as_ref())?),
             Builder::Bytea(b) => b.append_value(bytea(text)?),
+            Builder::Uuid(b) => b.append_value(crate::sql::uuid::parse(text)?)?,
         }
         Ok(())
     }
@@ -153,6 +156,7 @@ impl ColumnInput {
                 })?)
             }
             Builder::Bytea(b) => b.append_value(bytes),
+            Builder::Uuid(b) => b.append_value(fixed::<16>(bytes, &name)?)?,
         }
         Ok(())
     }
@@ -171,6 +175,7 @@ impl ColumnInput {
             Builder::Date(b) => b.append_null(),
             Builder::Timestamp(b, _) => b.append_null(),
             Builder::Bytea(b) => b.append_null(),
+            Builder::Uuid(b) => b.append_null(),
         }
     }
 
@@ -189,6 +194,7 @@ impl ColumnInput {
             Builder::Date(b) => b,
             Builder::Timestamp(b, _) => b,
             Builder::Bytea(b) => b,
+            Builder::Uuid(b) => b,
         };
         builder.finish()
     }

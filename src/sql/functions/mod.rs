@@ -16,7 +16,9 @@
 //! - `quote_literal`, and `current_setting(name [, missing_ok])`, which
 //!   [`inline_settings`] replaces by the session's value before planning
 //!   (42704 for a setting that does not exist, which asyncpg's first
-//!   `current_setting('jit')` expects of a server without it).
+//!   `current_setting('jit')` expects of a server without it);
+//!   `session_user()` (a DEFAULT's `current_user`) answers the
+//!   [`SessionUser`] of the session running it.
 //! - [`template`]: `to_char`, `to_date` and `to_timestamp` with
 //!   PostgreSQL's templates (`YYYY-MM-DD HH24:MI:SS`, `FM9990.00`);
 //!   DataFusion's take chrono's `%Y-%m-%d`, and would print a PostgreSQL
@@ -37,7 +39,7 @@ use datafusion::common::{Result as DFResult, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
 use datafusion::prelude::SessionContext;
 pub use extract::PgExprPlanner;
-pub use settings::inline_settings;
+pub use settings::{inline_settings, SessionUser};
 
 /// The name `to_timestamp(text, template)` is planned under.
 const TO_TIMESTAMP_TEMPLATE: &str = "to_timestamp_template";
@@ -62,6 +64,7 @@ pub fn register(ctx: &SessionContext) {
     );
     replace(ctx, quote::quote_literal());
     replace(ctx, ScalarUDF::new_from_impl(age::Age::default()));
+    replace(ctx, settings::session_user());
 }
 
 /// A function's result as DataFusion expects it: one value when every

@@ -1,9 +1,17 @@
 //! `current_setting(name [, missing_ok])`, and `current_user`,
 //! `session_user` and `user` (the user the client connected as), read
-//! from the session's variables before planning.
+//! from the session's variables before planning; and `session_user()`,
+//! which a column DEFAULT calls, read from the executing session's
+//! configuration.
 
 use std::ops::ControlFlow;
 
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigExtension;
+use datafusion::common::{extensions_options, Result as DFResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, Expr, FunctionArguments, Statement, Value,
 };
@@ -61,5 +69,56 @@ pub fn inline_settings(statement: &mut Statement, vars: &SessionVars) -> Result<
     match failed {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+extensions_options! {
+    /// The user a session's client connected as, in its DataFusion
+    /// configuration (`Session::set_user`): a table's DEFAULT expressions
+    /// are planned once for every session, so `DEFAULT current_user`
+    /// (stored as `session_user()`) learns the user when it runs.
+    pub struct SessionUser {
+        pub name: String, default = DEFAULT_USER.to_string()
+    }
+}
+
+impl ConfigExtension for SessionUser {
+    const PREFIX: &'static str = "shardforge_session";
+}
+
+/// The user of a session that did not say (an internal one).
+const DEFAULT_USER: &str = "postgres";
+
+/// `session_user()`: the [`SessionUser`] of the session running it.
+pub fn session_user() -> ScalarUDF {
+    ScalarUDF::new_from_impl(SessionUserFn {
+        signature: Signature::nullary(Volatility::Stable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SessionUserFn {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for SessionUserFn {
+    fn name(&self) -> &str {
+        "session_user"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let user = args.config_options.extensions.get::<SessionUser>();
+        let user = user.map_or(DEFAULT_USER, |u| u.name.as_str());
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+            user.to_string(),
+        ))))
     }
 }

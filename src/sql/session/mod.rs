@@ -151,6 +151,10 @@ impl Session {
 
     /// The user the client connected as (see `SessionVars::set_session_user`).
     pub fn set_user(&mut self, user: String) {
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        let extensions = &mut state.config_mut().options_mut().extensions;
+        extensions.insert(super::functions::SessionUser { name: user.clone() });
         self.vars.set_session_user(user);
     }
 

@@ -1,0 +1,103 @@
+//! The PostgreSQL type of an Arrow field: what a result column is described
+//! as (RowDescription) and what `pg_typeof` answers.
+//!
+//! Most follow from the Arrow type (arrow-pg's mapping); where several
+//! PostgreSQL types share one (`varchar`, `bpchar` and `text` are Utf8; a
+//! `regtype` is an Int32 oid) the field's [`PG_TYPE_METADATA`] names it.
+//! Numerics above 38 digits (Decimal256, which arrow-pg does not map) are
+//! `numeric`; a FixedSizeBinary(16) is a `uuid`.
+
+use std::sync::Arc;
+
+use arrow_pg::datatypes::field_into_pg_type;
+use datafusion::arrow::array::Int32Array;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use pgwire::api::Type;
+
+use crate::catalog::PG_TYPE_METADATA;
+use crate::error::{Error, Result};
+
+/// The Arrow type of `uuid` values.
+pub const UUID: DataType = DataType::FixedSizeBinary(16);
+
+/// The PostgreSQL type of values of `field`.
+pub fn pg_type(field: &Field) -> Result<Type> {
+    let named = field.metadata().get(PG_TYPE_METADATA).map(String::as_str);
+    Ok(match (named, field.data_type()) {
+        (Some("varchar"), _) => Type::VARCHAR,
+        (Some("bpchar"), _) => Type::BPCHAR,
+        (Some("regtype"), _) => Type::REGTYPE,
+        (_, DataType::Decimal256(..)) => Type::NUMERIC,
+        (_, t) if *t == UUID => Type::UUID,
+        _ => field_into_pg_type(&Arc::new(field.clone()))
+            .map_err(|e| Error::Internal(format!("cannot describe a {field}: {e}")))?,
+    })
+}
+
+/// `pg_typeof(any)`: the type of its argument, a `regtype` (its text is the
+/// type's name, `integer`).
+pub fn pg_typeof() -> ScalarUDF {
+    ScalarUDF::new_from_impl(PgTypeof {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+/// A `regtype` result field named `name`.
+pub fn regtype_field(name: &str) -> FieldRef {
+    let regtype = [(PG_TYPE_METADATA.to_string(), "regtype".to_string())];
+    Arc::new(Field::new(name, DataType::Int32, true).with_metadata(regtype.into()))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DFResult<FieldRef> {
+        Ok(regtype_field(self.name()))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let field = args
+            .arg_fields
+            .first()
+            .ok_or_else(|| DataFusionError::Plan("pg_typeof takes one argument".into()))?;
+        let oid = match field.data_type() {
+            // An untyped NULL or literal: PostgreSQL's `unknown`.
+            DataType::Null => Type::UNKNOWN.oid(),
+            _ => pg_type(field)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+                .oid(),
+        } as i32;
+        Ok(
+            match args
+                .args
+                .iter()
+                .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+            {
+                true => ColumnarValue::Scalar(ScalarValue::Int32(Some(oid))),
+                false => {
+                    ColumnarValue::Array(Arc::new(Int32Array::from(vec![oid; args.number_rows])))
+                }
+            },
+        )
+    }
+}
