@@ -113,6 +113,7 @@ impl SqlEngine {
         ctx.register_udf(version_udf());
         ctx.register_udf(super::uuid::gen_random_uuid());
         ctx.register_udf(super::bpchar::bpchar());
+        ctx.register_udf(super::subqueries::pg_single_row());
         super::functions::register(&ctx);
         ctx.register_udaf(super::numeric::RoundedAvg::udaf());
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));

@@ -49,6 +49,7 @@ pub mod scan;
 pub mod session;
 pub mod session_txn;
 pub mod setops;
+pub mod subqueries;
 pub mod system_tables;
 pub mod uuid;
 pub mod vars;

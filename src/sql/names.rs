@@ -118,6 +118,15 @@ fn figure(expr: &Expr) -> Option<String> {
         Expr::Case { .. } => Some("case".into()),
         Expr::Array(_) => Some("array".into()),
         Expr::Exists { .. } => Some("exists".into()),
+        // A scalar subquery is named after its one item.
+        Expr::Subquery(query) => match query.body.as_ref() {
+            SetExpr::Select(select) => match select.projection.as_slice() {
+                [SelectItem::ExprWithAlias { alias, .. }] => Some(ident_name(alias)),
+                [SelectItem::UnnamedExpr(item)] => figure(item),
+                _ => None,
+            },
+            _ => None,
+        },
         Expr::Extract { .. } => Some("extract".into()),
         Expr::Substring { .. } => Some("substring".into()),
         Expr::Position { .. } => Some("position".into()),
@@ -167,11 +176,12 @@ mod tests {
     #[test]
     fn unaliased_items_get_postgresql_names() {
         let (sql, names) = names_of(
-            "SELECT a, t.b, 1, count(*), '1'::int, a::text, x AS y, (SELECT 1), t.a FROM t",
+            "SELECT a, t.b, 1, count(*), '1'::int, a::text, x AS y, (SELECT 1), t.a, \
+             (SELECT v FROM u), (SELECT v AS w FROM u) FROM t",
         );
         assert_eq!(
             names,
-            vec!["?column?", "count", "int4", "a", "?column?", "a"]
+            vec!["?column?", "count", "int4", "a", "?column?", "a", "v", "w"]
         );
         assert!(sql.contains("1 AS __pg_col0"), "{sql}");
         assert!(sql.starts_with("SELECT a, t.b, "), "{sql}");

@@ -577,7 +577,7 @@ pub(super) fn parse_query(sql: &str) -> Result<Box<Query>> {
         .map_err(|e| Error::input(InputError::Syntax, e.to_string()))
 }
 
-fn parse_expr(sql: &str) -> Result<Expr> {
+pub(super) fn parse_expr(sql: &str) -> Result<Expr> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())

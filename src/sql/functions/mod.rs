@@ -19,6 +19,8 @@
 //!   `current_setting('jit')` expects of a server without it);
 //!   `session_user()` (a DEFAULT's `current_user`) answers the
 //!   [`SessionUser`] of the session running it.
+//! - [`info`]: the system information functions psql's `\dt+`, `\l+`
+//!   and `\df` call (`pg_size_pretty`, sizes, comments, visibility).
 //! - [`template`]: `to_char`, `to_date` and `to_timestamp` with
 //!   PostgreSQL's templates (`YYYY-MM-DD HH24:MI:SS`, `FM9990.00`);
 //!   DataFusion's take chrono's `%Y-%m-%d`, and would print a PostgreSQL
@@ -27,6 +29,7 @@
 mod age;
 mod calls;
 mod extract;
+mod info;
 mod number_template;
 mod parse_template;
 mod quote;
@@ -65,6 +68,9 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, quote::quote_literal());
     replace(ctx, ScalarUDF::new_from_impl(age::Age::default()));
     replace(ctx, settings::session_user());
+    for udf in info::udfs() {
+        replace(ctx, udf);
+    }
 }
 
 /// A function's result as DataFusion expects it: one value when every

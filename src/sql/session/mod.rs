@@ -724,6 +724,7 @@ impl Session {
         rewrite::name_function_columns(&mut stmt);
         rewrite::expand_set_returning_items(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;
+        super::subqueries::single_row_subqueries(&mut stmt);
         functions::inline_settings(&mut stmt, &self.vars)?;
         // After the result columns got their names (`ceiling(x)` is
         // named `ceiling`, though planned as `ceil`).

@@ -1,0 +1,265 @@
+//! Subqueries PostgreSQL allows and DataFusion plans only in another form.
+//!
+//! DataFusion decorrelates a correlated scalar subquery only when it
+//! aggregates (`(SELECT max(v) FROM b WHERE b.k = a.k)`), and knows no
+//! `ARRAY(subquery)`. Both become aggregating subqueries here, before
+//! planning ([`single_row_subqueries`]):
+//!
+//! - `(SELECT v FROM b WHERE ...)` is `pg_single_row((SELECT array_agg(v)
+//!   FROM b WHERE ...))`: the value of its one row, NULL without rows, and
+//!   PostgreSQL's 21000 when an outer row finds more than one (checked per
+//!   outer row, as PostgreSQL does when it evaluates the subquery);
+//! - with `ORDER BY ... LIMIT 1` it is the first of `array_agg(v ORDER BY
+//!   ...)`;
+//! - `ARRAY(SELECT v FROM ... [ORDER BY ...])` is `coalesce((SELECT
+//!   array_agg(v [ORDER BY ...]) FROM ...), make_array())` (`{}` without
+//!   rows, as in PostgreSQL).
+//!
+//! A subquery that already aggregates, groups, is DISTINCT, has a window,
+//! several items, a set operation, WITH, OFFSET or another LIMIT is left
+//! as it is. Uncorrelated subqueries get the same form, which DataFusion
+//! plans as well as the original.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{new_empty_array, Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArguments, GroupByExpr, LimitClause, OrderByKind, Query, SelectItem, SetExpr,
+    Statement, Value, VisitMut, VisitorMut,
+};
+
+use super::rewrite::parse_expr;
+use crate::error::{Error, InputError};
+
+/// Rewrites the scalar and ARRAY subqueries of `stmt` DataFusion cannot
+/// plan into aggregating ones (see the module's documentation).
+pub fn single_row_subqueries(stmt: &mut Statement) {
+    struct Visitor;
+    impl VisitorMut for Visitor {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            let rewritten = match expr {
+                Expr::Subquery(query) => scalar(query),
+                Expr::Function(f) if is_array_call(f) => match &f.args {
+                    FunctionArguments::Subquery(query) => array(query),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(rewritten) = rewritten {
+                *expr = rewritten;
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Visitor);
+}
+
+fn is_array_call(f: &datafusion::sql::sqlparser::ast::Function) -> bool {
+    matches!(f.name.0.as_slice(), [part] if part.as_ident().is_some_and(|i| i.value.eq_ignore_ascii_case("array")))
+}
+
+/// `(SELECT item ...)` as a subquery aggregating its rows into a list.
+struct Aggregated {
+    /// The subquery with `array_agg(item [ORDER BY ...])` as its item.
+    query: Query,
+    /// It had `LIMIT 1`.
+    first: bool,
+}
+
+/// `query` with its one item aggregated, if it is a subquery of the form
+/// this module rewrites (`limit_one`: `LIMIT 1` is allowed).
+fn aggregated(query: &Query, limit_one: bool) -> Option<Aggregated> {
+    let first = match &query.limit_clause {
+        None => false,
+        Some(LimitClause::LimitOffset {
+            limit: Some(Expr::Value(v)),
+            offset: None,
+            limit_by,
+        }) if limit_one && limit_by.is_empty() && v.value == Value::Number("1".into(), false) => {
+            true
+        }
+        Some(_) => return None,
+    };
+    let plain = query.with.is_none()
+        && query.fetch.is_none()
+        && query.locks.is_empty()
+        && query.for_clause.is_none()
+        && query.settings.is_none()
+        && query.format_clause.is_none()
+        && query.pipe_operators.is_empty();
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let ungrouped = matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
+        && select.having.is_none()
+        && select.distinct.is_none()
+        && select.named_window.is_empty()
+        && select.qualify.is_none()
+        && select.top.is_none()
+        && select.into.is_none();
+    let [item] = select.projection.as_slice() else {
+        return None;
+    };
+    let (SelectItem::UnnamedExpr(item) | SelectItem::ExprWithAlias { expr: item, .. }) = item
+    else {
+        return None;
+    };
+    if !plain || !ungrouped || aggregates(item) {
+        return None;
+    }
+    let order = match &query.order_by {
+        Some(order) => match &order.kind {
+            OrderByKind::Expressions(exprs) if !exprs.is_empty() => {
+                let keys: Vec<String> = exprs.iter().map(ToString::to_string).collect();
+                format!(" ORDER BY {}", keys.join(", "))
+            }
+            OrderByKind::Expressions(_) => String::new(),
+            OrderByKind::All(_) => return None,
+        },
+        None => String::new(),
+    };
+    let array_agg = parse_expr(&format!("array_agg({item}{order})")).ok()?;
+    let mut select = select.clone();
+    select.projection = vec![SelectItem::UnnamedExpr(array_agg)];
+    let mut query = query.clone();
+    query.body = Box::new(SetExpr::Select(select));
+    query.order_by = None;
+    query.limit_clause = None;
+    Some(Aggregated { query, first })
+}
+
+/// Whether `expr` calls an aggregate or window function (the subquery
+/// then gives one row, or is not this module's to rewrite).
+fn aggregates(expr: &Expr) -> bool {
+    const AGGREGATES: [&str; 16] = [
+        "count",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+        "every",
+        "json_agg",
+        "jsonb_agg",
+        "stddev",
+        "variance",
+        "bit_and",
+        "bit_or",
+    ];
+    let mut found = false;
+    let mut expr = expr.clone();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut expr, |e| {
+        if let Expr::Function(f) = e {
+            let name = f.name.0.last().and_then(|p| p.as_ident());
+            let name = name.map(|i| i.value.to_lowercase()).unwrap_or_default();
+            found |= f.over.is_some() || AGGREGATES.contains(&name.as_str());
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+fn scalar(query: &Query) -> Option<Expr> {
+    let Aggregated { query, first } = aggregated(query, true)?;
+    let sql = match first {
+        true => format!("array_element(({query}), 1)"),
+        false => format!("pg_single_row(({query}))"),
+    };
+    parse_expr(&sql).ok()
+}
+
+fn array(query: &Query) -> Option<Expr> {
+    let Aggregated { query, .. } = aggregated(query, false)?;
+    parse_expr(&format!("coalesce(({query}), make_array())")).ok()
+}
+
+/// `pg_single_row(list)`: the one element of a subquery's rows aggregated
+/// into a list; NULL for none, 21000 for more than one.
+pub fn pg_single_row() -> ScalarUDF {
+    ScalarUDF::new_from_impl(SingleRow {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SingleRow {
+    signature: Signature,
+}
+
+fn element_field(list: &DataType) -> DFResult<&FieldRef> {
+    match list {
+        DataType::List(element) => Ok(element),
+        other => Err(DataFusionError::Plan(format!(
+            "pg_single_row takes a list, not {other}"
+        ))),
+    }
+}
+
+impl ScalarUDFImpl for SingleRow {
+    fn name(&self) -> &str {
+        "pg_single_row"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
+        Ok(element_field(&args[0])?.data_type().clone())
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
+        let element = element_field(args.arg_fields[0].data_type())?;
+        // Nullable: no row is NULL.
+        Ok(Arc::new(element.as_ref().clone().with_nullable(true)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let lists = args.args[0].to_array(args.number_rows)?;
+        let lists = lists.as_list::<i32>();
+        let element_type = element_field(lists.data_type())?.data_type().clone();
+        let mut values = Vec::with_capacity(lists.len());
+        for row in 0..lists.len() {
+            let value = match lists.is_null(row) {
+                true => ScalarValue::try_from(&element_type)?,
+                false => {
+                    let rows = lists.value(row);
+                    match rows.len() {
+                        0 => ScalarValue::try_from(&element_type)?,
+                        1 => ScalarValue::try_from_array(&rows, 0)?,
+                        _ => return Err(DataFusionError::External(Box::new(more_than_one()))),
+                    }
+                }
+            };
+            values.push(value);
+        }
+        let array = match values.is_empty() {
+            true => new_empty_array(&element_type),
+            false => ScalarValue::iter_to_array(values)?,
+        };
+        Ok(match args.args[0] {
+            ColumnarValue::Scalar(_) => {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
+            }
+            ColumnarValue::Array(_) => ColumnarValue::Array(array),
+        })
+    }
+}
+
+fn more_than_one() -> Error {
+    Error::input(
+        InputError::CardinalityViolation,
+        "more than one row returned by a subquery used as an expression",
+    )
+}
