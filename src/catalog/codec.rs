@@ -162,6 +162,7 @@ fn type_to(sql_type: &SqlType) -> proto::SqlType {
         SqlType::TimestampTz => of(Kind::Timestamptz),
         SqlType::Bytea => of(Kind::Bytea),
         SqlType::Uuid => of(Kind::Uuid),
+        SqlType::Time => of(Kind::Time),
     }
 }
 
@@ -187,6 +188,7 @@ fn type_from(sql_type: &proto::SqlType) -> Result<SqlType> {
         Kind::Timestamptz => SqlType::TimestampTz,
         Kind::Bytea => SqlType::Bytea,
         Kind::Uuid => SqlType::Uuid,
+        Kind::Time => SqlType::Time,
     })
 }
 
@@ -216,6 +218,7 @@ mod tests {
             SqlType::TimestampTz,
             SqlType::Bytea,
             SqlType::Uuid,
+            SqlType::Time,
         ];
         let def = TableDef {
             id: TableId(1025),

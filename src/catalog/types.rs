@@ -35,6 +35,8 @@ pub enum SqlType {
     /// `char(n)`: padded with spaces to `n` characters.
     Char(u32),
     Date,
+    /// `time` (without time zone): microseconds since midnight.
+    Time,
     Timestamp,
     TimestampTz,
     Bytea,
@@ -57,6 +59,7 @@ impl SqlType {
             SqlType::Boolean => DataType::Boolean,
             SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_) => DataType::Utf8,
             SqlType::Date => DataType::Date32,
+            SqlType::Time => DataType::Time64(TimeUnit::Microsecond),
             SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             SqlType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
             SqlType::Bytea => DataType::Binary,
@@ -77,6 +80,7 @@ impl SqlType {
             SqlType::Boolean => "BOOLEAN".into(),
             SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_) => "TEXT".into(),
             SqlType::Date => "DATE".into(),
+            SqlType::Time => "TIME".into(),
             SqlType::Timestamp => "TIMESTAMP".into(),
             SqlType::TimestampTz => "TIMESTAMPTZ".into(),
             SqlType::Bytea => "BYTEA".into(),
@@ -99,6 +103,7 @@ impl SqlType {
             SqlType::Varchar(Some(n)) => format!("character varying({n})"),
             SqlType::Char(n) => format!("character({n})"),
             SqlType::Date => "date".into(),
+            SqlType::Time => "time without time zone".into(),
             SqlType::Timestamp => "timestamp without time zone".into(),
             SqlType::TimestampTz => "timestamp with time zone".into(),
             SqlType::Bytea => "bytea".into(),

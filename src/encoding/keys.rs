@@ -18,7 +18,7 @@
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int16Type,
-    Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
+    Int32Type, Int64Type, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
 
 use crate::error::{Error, InputError, Result};
@@ -138,6 +138,10 @@ pub fn encode_key_value(out: &mut Vec<u8>, array: &dyn Array, row: usize) -> Res
         DataType::Timestamp(TimeUnit::Microsecond, _) => encode_i64(
             out,
             array.as_primitive::<TimestampMicrosecondType>().value(row),
+        ),
+        DataType::Time64(TimeUnit::Microsecond) => encode_i64(
+            out,
+            array.as_primitive::<Time64MicrosecondType>().value(row),
         ),
         DataType::Float32 => {
             let bits = array.as_primitive::<Float32Type>().value(row).to_bits();

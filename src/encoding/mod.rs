@@ -33,6 +33,7 @@ pub fn is_storable(data_type: &DataType) -> bool {
             | DataType::Binary
             | DataType::FixedSizeBinary(16)
             | DataType::Date32
+            | DataType::Time64(TimeUnit::Microsecond)
             | DataType::Timestamp(TimeUnit::Microsecond, _)
     )
 }

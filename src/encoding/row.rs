@@ -19,11 +19,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    Int32Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder,
+    TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{
     i256, DataType, Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type,
-    Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType,
+    Int16Type, Int32Type, Int64Type, SchemaRef, Time64MicrosecondType, TimeUnit,
+    TimestampMicrosecondType,
 };
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
@@ -82,6 +84,12 @@ fn encode_value(out: &mut Vec<u8>, array: &dyn Array, row: usize) -> Result<()> 
                 .value(row)
                 .to_le_bytes(),
         ),
+        DataType::Time64(TimeUnit::Microsecond) => out.extend_from_slice(
+            &array
+                .as_primitive::<Time64MicrosecondType>()
+                .value(row)
+                .to_le_bytes(),
+        ),
         DataType::Float32 => {
             out.extend_from_slice(&array.as_primitive::<Float32Type>().value(row).to_le_bytes())
         }
@@ -132,6 +140,7 @@ enum ColumnBuilder {
     Binary(BinaryBuilder),
     FixedSizeBinary(FixedSizeBinaryBuilder, usize),
     Date32(Date32Builder),
+    Time64(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
 }
 
@@ -152,6 +161,9 @@ impl ColumnBuilder {
                 Self::FixedSizeBinary(FixedSizeBinaryBuilder::new(*width), *width as usize)
             }
             DataType::Date32 => Self::Date32(Date32Builder::new()),
+            DataType::Time64(TimeUnit::Microsecond) => {
+                Self::Time64(Time64MicrosecondBuilder::new())
+            }
             DataType::Timestamp(TimeUnit::Microsecond, tz) => {
                 Self::Timestamp(TimestampMicrosecondBuilder::new(), tz.clone())
             }
@@ -173,6 +185,7 @@ impl ColumnBuilder {
             Self::Binary(b) => b.append_null(),
             Self::FixedSizeBinary(b, _) => b.append_null(),
             Self::Date32(b) => b.append_null(),
+            Self::Time64(b) => b.append_null(),
             Self::Timestamp(b, _) => b.append_null(),
         }
     }
@@ -191,6 +204,7 @@ impl ColumnBuilder {
             Self::Binary(b) => Arc::new(b.finish()),
             Self::FixedSizeBinary(b, _) => Arc::new(b.finish()),
             Self::Date32(b) => Arc::new(b.finish()),
+            Self::Time64(b) => Arc::new(b.finish()),
             Self::Timestamp(b, tz) => Arc::new(b.finish().with_timezone_opt(tz.clone())),
         })
     }
@@ -243,7 +257,7 @@ fn fixed_width(data_type: &DataType) -> Result<usize> {
         DataType::Boolean => 1,
         DataType::Int16 => 2,
         DataType::Int32 | DataType::Date32 | DataType::Float32 => 4,
-        DataType::Int64 | DataType::Float64 | DataType::Timestamp(_, _) => 8,
+        DataType::Int64 | DataType::Float64 | DataType::Timestamp(_, _) | DataType::Time64(_) => 8,
         DataType::Decimal128(_, _) => 16,
         DataType::Decimal256(_, _) => 32,
         DataType::FixedSizeBinary(width) => *width as usize,
@@ -336,6 +350,7 @@ impl RowDecoder {
             ColumnBuilder::Binary(b) => b.append_value(cur.var()?),
             ColumnBuilder::FixedSizeBinary(b, width) => b.append_value(cur.take(*width)?)?,
             ColumnBuilder::Date32(b) => b.append_value(i32::from_le_bytes(cur.array()?)),
+            ColumnBuilder::Time64(b) => b.append_value(i64::from_le_bytes(cur.array()?)),
             ColumnBuilder::Timestamp(b, _) => b.append_value(i64::from_le_bytes(cur.array()?)),
         }
         Ok(())

@@ -28,7 +28,7 @@ use super::copy::ColumnInput;
 use super::vars::UTC_OFFSET;
 use crate::catalog::SqlType;
 
-/// `CAST(text AS date | timestamp | timestamptz)` as a call of the input
+/// `CAST(text AS date | time | timestamp | timestamptz)` as a call of the input
 /// function; `config` gives the session time zone a `timestamptz` without
 /// an offset is read in.
 pub fn text_to_datetime_cast(
@@ -42,6 +42,7 @@ pub fn text_to_datetime_cast(
     let target = field.data_type().clone();
     let sql_type = match &target {
         DataType::Date32 => SqlType::Date,
+        DataType::Time64(_) => SqlType::Time,
         DataType::Timestamp(_, None) => SqlType::Timestamp,
         DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
         _ => return None,

@@ -194,6 +194,7 @@ pub fn sql_type(data_type: &ast::DataType) -> Result<SqlType> {
         }
         D::Char(len) | D::Character(len) => SqlType::Char(char_length(len)?.unwrap_or(1)),
         D::Date => SqlType::Date,
+        D::Time(None, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => SqlType::Time,
         D::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => SqlType::Timestamp,
         D::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => SqlType::TimestampTz,
         D::Bytea => SqlType::Bytea,

@@ -107,7 +107,7 @@ impl SqlEngine {
             let state = ctx.state_ref();
             let existing = state.read().clone();
             *state.write() = SessionStateBuilder::new_from_existing(existing)
-                .with_type_planner(Arc::new(super::uuid::UuidType))
+                .with_type_planner(Arc::new(super::wire_types::PgTypePlanner))
                 .build();
         }
         ctx.register_udf(version_udf());

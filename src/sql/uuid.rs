@@ -4,7 +4,8 @@
 //! PostgreSQL's order.
 //!
 //! DataFusion has no conversion between text and FixedSizeBinary, so:
-//! - `UUID` in SQL is planned as FixedSizeBinary(16) ([`UuidType`]), so
+//! - `UUID` in SQL is planned as FixedSizeBinary(16)
+//!   (`wire_types::PgTypePlanner`), so
 //!   `'...'::uuid`, `CAST(x AS uuid)` and UPDATE's assignment casts are
 //!   casts to it;
 //! - [`UuidText`], an analyzer rule that runs before type coercion,
@@ -22,18 +23,15 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, FixedSizeBinaryArray, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, DataFusionError, Result as DFResult};
-use datafusion::logical_expr::planner::TypePlanner;
 use datafusion::logical_expr::{
     Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, TryCast, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
-use datafusion::sql::sqlparser::ast;
-use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 
 use super::analyze::{array_udf, convert_compared, is_text, rewrite_node_expressions};
 use super::wire_types::UUID;
@@ -130,22 +128,6 @@ impl ScalarUDFImpl for GenRandomUuid {
         let uuids = (0..args.number_rows).map(|_| Some(uuid::Uuid::new_v4().into_bytes()));
         let array = FixedSizeBinaryArray::try_from_sparse_iter_with_size(uuids, BYTES as i32)?;
         Ok(ColumnarValue::Array(Arc::new(array)))
-    }
-}
-
-/// `UUID` in SQL is FixedSizeBinary(16); other types are planned by
-/// datafusion-pg-catalog's planner (`regclass`, `pg_catalog.int4`, ...).
-#[derive(Debug)]
-pub struct UuidType;
-
-impl TypePlanner for UuidType {
-    fn plan_type_field(&self, sql_type: &ast::DataType) -> DFResult<Option<FieldRef>> {
-        match sql_type {
-            // Unnamed, nullable and without metadata: a cast to the type
-            // alone, as DataFusion's own types are.
-            ast::DataType::Uuid => Ok(Some(Arc::new(Field::new("", UUID, true)))),
-            other => PgOidTypePlanner.plan_type_field(other),
-        }
     }
 }
 

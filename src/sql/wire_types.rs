@@ -1,5 +1,6 @@
 //! The PostgreSQL type of an Arrow field: what a result column is described
-//! as (RowDescription) and what `pg_typeof` answers.
+//! as (RowDescription) and what `pg_typeof` answers; and the Arrow type of
+//! a SQL type where DataFusion has none or another ([`PgTypePlanner`]).
 //!
 //! Most follow from the Arrow type (arrow-pg's mapping); where several
 //! PostgreSQL types share one (`varchar`, `bpchar` and `text` are Utf8; a
@@ -11,12 +12,15 @@ use std::sync::Arc;
 
 use arrow_pg::datatypes::field_into_pg_type;
 use datafusion::arrow::array::Int32Array;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::logical_expr::planner::TypePlanner;
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
 };
+use datafusion::sql::sqlparser::ast;
+use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 use pgwire::api::Type;
 
 use crate::catalog::PG_TYPE_METADATA;
@@ -37,6 +41,30 @@ pub fn pg_type(field: &Field) -> Result<Type> {
         _ => field_into_pg_type(&Arc::new(field.clone()))
             .map_err(|e| Error::Internal(format!("cannot describe a {field}: {e}")))?,
     })
+}
+
+/// SQL types as ShardForge plans them where DataFusion does not: `uuid`
+/// is FixedSizeBinary(16) (`sql::uuid`), `time` counts microseconds, as
+/// PostgreSQL's and ShardForge's columns do (DataFusion's, nanoseconds).
+/// The others go to datafusion-pg-catalog's planner (`regclass`,
+/// `pg_catalog.int4`, ...), which this one replaces in the session.
+#[derive(Debug)]
+pub struct PgTypePlanner;
+
+impl TypePlanner for PgTypePlanner {
+    fn plan_type_field(&self, sql_type: &ast::DataType) -> DFResult<Option<FieldRef>> {
+        // Unnamed, nullable and without metadata: a cast to the type
+        // alone, as DataFusion's own types are.
+        let field = |data_type| Ok(Some(Arc::new(Field::new("", data_type, true))));
+        match sql_type {
+            ast::DataType::Uuid => field(UUID),
+            ast::DataType::Time(
+                None,
+                ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone,
+            ) => field(DataType::Time64(TimeUnit::Microsecond)),
+            other => PgOidTypePlanner.plan_type_field(other),
+        }
+    }
 }
 
 /// `pg_typeof(any)`: the type of its argument, a `regtype` (its text is the

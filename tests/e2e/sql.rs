@@ -1,7 +1,7 @@
 //! SQL behaviour through real drivers: DDL and DML round trips, row counts,
 //! defaults, keys, and the SQLSTATE of every kind of bad statement.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
@@ -1542,4 +1542,53 @@ async fn result_columns_are_named_as_postgresql_names_them() {
             &[Some("4"), Some("postgres")]
         ])
     );
+}
+
+/// `time` columns: binary parameters and results (microseconds since
+/// midnight), a key, and COPY in binary, as tokio-postgres sends them.
+#[tokio::test]
+async fn time_columns_round_trip_in_binary() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE tm (t time PRIMARY KEY, n integer)")
+        .await
+        .unwrap();
+    let times = [
+        NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
+        NaiveTime::from_hms_micro_opt(12, 30, 1, 5).unwrap(),
+        NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap(),
+    ];
+    for (n, t) in times.iter().enumerate() {
+        client
+            .execute("INSERT INTO tm VALUES ($1, $2)", &[t, &(n as i32)])
+            .await
+            .unwrap();
+    }
+    let read: Vec<NaiveTime> = client
+        .query("SELECT t FROM tm ORDER BY t", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(read, times);
+    let row = client
+        .query_one(
+            "SELECT n, t + interval '1 second' FROM tm WHERE t = $1",
+            &[&times[1]],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 1);
+    assert_eq!(
+        row.get::<_, NaiveTime>(1),
+        NaiveTime::from_hms_micro_opt(12, 30, 2, 5).unwrap()
+    );
+    assert_error(
+        &client,
+        "INSERT INTO tm VALUES ('24:00:01', 9)",
+        SqlState::DATETIME_FIELD_OVERFLOW,
+    )
+    .await;
 }

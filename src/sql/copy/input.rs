@@ -12,7 +12,8 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    Int32Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder,
+    TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::i256;
 
@@ -41,6 +42,7 @@ enum Builder {
     Boolean(BooleanBuilder),
     Text(StringBuilder),
     Date(Date32Builder),
+    Time(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder, Option<Tz>),
     Bytea(BinaryBuilder),
     Uuid(FixedSizeBinaryBuilder),
@@ -72,6 +74,7 @@ impl ColumnInput {
                 Builder::Text(StringBuilder::new())
             }
             SqlType::Date => Builder::Date(Date32Builder::new()),
+            SqlType::Time => Builder::Time(Time64MicrosecondBuilder::new()),
             SqlType::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::new(), None),
             SqlType::TimestampTz => {
                 let b = TimestampMicrosecondBuilder::new().with_data_type(sql_type.to_arrow());
@@ -110,6 +113,7 @@ impl ColumnInput {
             Builder::Boolean(b) => b.append_value(boolean(text)?),
             Builder::Text(b) => b.append_value(text),
             Builder::Date(b) => b.append_value(date(text)?),
+            Builder::Time(b) => b.append_value(time(text)?),
             Builder::Timestamp(b, zone) => b.append_value(timestamp(text, zone.as_ref())?),
             Builder::Bytea(b) => b.append_value(bytea(text)?),
             Builder::Uuid(b) => b.append_value(crate::sql::uuid::parse(text)?)?,
@@ -146,6 +150,13 @@ impl ColumnInput {
                         .ok_or_else(|| Error::input(InputError::OutOfRange, "date out of range"))?,
                 )
             }
+            Builder::Time(b) => {
+                let micros = i64::from_be_bytes(fixed(bytes, &name)?);
+                if !(0..=MICROS_PER_DAY).contains(&micros) {
+                    return Err(Error::input(InputError::OutOfRange, "time out of range"));
+                }
+                b.append_value(micros)
+            }
             Builder::Timestamp(b, _) => {
                 let micros = i64::from_be_bytes(fixed(bytes, &name)?);
                 if micros == i64::MIN || micros == i64::MAX {
@@ -173,6 +184,7 @@ impl ColumnInput {
             Builder::Boolean(b) => b.append_null(),
             Builder::Text(b) => b.append_null(),
             Builder::Date(b) => b.append_null(),
+            Builder::Time(b) => b.append_null(),
             Builder::Timestamp(b, _) => b.append_null(),
             Builder::Bytea(b) => b.append_null(),
             Builder::Uuid(b) => b.append_null(),
@@ -192,6 +204,7 @@ impl ColumnInput {
             Builder::Boolean(b) => b,
             Builder::Text(b) => b,
             Builder::Date(b) => b,
+            Builder::Time(b) => b,
             Builder::Timestamp(b, _) => b,
             Builder::Bytea(b) => b,
             Builder::Uuid(b) => b,
@@ -416,6 +429,55 @@ fn date(text: &str) -> Result<i32> {
         }
     })?;
     Ok((day - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32)
+}
+
+/// Microseconds in a day: `24:00:00`, the largest `time`.
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// A time of day as `time_in` reads it in ISO form: `HH:MM[:SS[.f]]`
+/// (surrounding whitespace allowed), up to `24:00:00`; fractions beyond
+/// microseconds are rounded.
+fn time(text: &str) -> Result<i64> {
+    let trimmed = text.trim();
+    let bad = || {
+        invalid(
+            InputError::InvalidDatetimeFormat,
+            "time without time zone",
+            text,
+        )
+    };
+    let mut parts = trimmed.splitn(3, ':');
+    let (Some(hours), Some(minutes)) = (parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let seconds = parts.next().unwrap_or("0");
+    let number =
+        |s: &str| match !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit()) {
+            true => s.parse::<i64>().map_err(|_| bad()),
+            false => Err(bad()),
+        };
+    let (hours, minutes) = (number(hours)?, number(minutes)?);
+    let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
+    let whole = number(whole)?;
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    // Microseconds, rounded half up on the seventh digit.
+    let digits: String = fraction
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(7)
+        .collect();
+    let tenths_of_micros: i64 = digits.parse().map_err(|_| bad())?;
+    let micros = (tenths_of_micros + 5) / 10;
+    let total = ((hours * 60 + minutes) * 60 + whole) * 1_000_000 + micros;
+    if minutes > 59 || whole > 60 || total > MICROS_PER_DAY {
+        return Err(Error::input(
+            InputError::DatetimeFieldOverflow,
+            format!("date/time field value out of range: \"{text}\""),
+        ));
+    }
+    Ok(total)
 }
 
 /// `infinity` and `-infinity`, which PostgreSQL has as dates and
@@ -658,6 +720,27 @@ mod tests {
             timestamp("2000-01-01 00:00:01.5", None).unwrap(),
             PG_EPOCH_MICROS + 1_500_000
         );
+    }
+
+    #[test]
+    fn times_as_time_in_reads_them() {
+        assert_eq!(time("00:00").unwrap(), 0);
+        assert_eq!(time(" 08:30:01.5 ").unwrap(), 30_601_500_000);
+        assert_eq!(time("23:59:59.9999999").unwrap(), MICROS_PER_DAY);
+        assert_eq!(time("24:00:00").unwrap(), MICROS_PER_DAY);
+        for (bad, code) in [
+            ("24:00:01", InputError::DatetimeFieldOverflow),
+            ("12:60", InputError::DatetimeFieldOverflow),
+            ("noon", InputError::InvalidDatetimeFormat),
+            ("12", InputError::InvalidDatetimeFormat),
+            ("12:3x", InputError::InvalidDatetimeFormat),
+            ("123:00", InputError::InvalidDatetimeFormat),
+        ] {
+            assert!(
+                matches!(time(bad), Err(Error::Input(c, _)) if c == code),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
