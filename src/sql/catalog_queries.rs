@@ -103,7 +103,7 @@ fn lookup(query: &Query) -> Option<(Expr, TableFactor, Option<Expr>)> {
                 ..
             }
         );
-    if !single_table || has_aggregate(value) {
+    if !single_table || super::subqueries::aggregates(value) {
         return None;
     }
     Some((
@@ -122,34 +122,6 @@ fn relation_name(relation: &TableFactor) -> Option<String> {
         TableFactor::Table { name, .. } => name.0.last().and_then(|p| p.as_ident()).map(ident_name),
         _ => None,
     }
-}
-
-/// Whether `expr` calls an aggregate function, which a join would not
-/// compute.
-fn has_aggregate(expr: &Expr) -> bool {
-    const AGGREGATES: &[&str] = &[
-        "count",
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "array_agg",
-        "string_agg",
-        "bool_and",
-        "bool_or",
-        "every",
-        "json_agg",
-        "jsonb_agg",
-    ];
-    let mut found = false;
-    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
-        if let Expr::Function(f) = e {
-            let name = f.name.0.last().and_then(|p| p.as_ident()).map(ident_name);
-            found |= name.is_some_and(|n| AGGREGATES.contains(&n.as_str()));
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    found
 }
 
 #[cfg(test)]

@@ -31,10 +31,11 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArguments, GroupByExpr, LimitClause, OrderByKind, Query, SelectItem, SetExpr,
-    Statement, Value, VisitMut, VisitorMut,
+    visit_expressions, Expr, FunctionArguments, GroupByExpr, LimitClause, OrderByKind, Query,
+    SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
 };
 
+use super::ddl::ident_name;
 use super::rewrite::parse_expr;
 use crate::error::{Error, InputError};
 
@@ -136,9 +137,10 @@ fn aggregated(query: &Query, limit_one: bool) -> Option<Aggregated> {
     Some(Aggregated { query, first })
 }
 
-/// Whether `expr` calls an aggregate or window function (the subquery
-/// then gives one row, or is not this module's to rewrite).
-fn aggregates(expr: &Expr) -> bool {
+/// Whether `expr` calls an aggregate or window function: its query gives
+/// one row (or one per group), which neither this module's rewrite nor a
+/// join (`catalog_queries`) would compute.
+pub(super) fn aggregates(expr: &Expr) -> bool {
     const AGGREGATES: [&str; 16] = [
         "count",
         "sum",
@@ -158,12 +160,10 @@ fn aggregates(expr: &Expr) -> bool {
         "bit_or",
     ];
     let mut found = false;
-    let mut expr = expr.clone();
-    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut expr, |e| {
+    let _ = visit_expressions(expr, |e| {
         if let Expr::Function(f) = e {
-            let name = f.name.0.last().and_then(|p| p.as_ident());
-            let name = name.map(|i| i.value.to_lowercase()).unwrap_or_default();
-            found |= f.over.is_some() || AGGREGATES.contains(&name.as_str());
+            let name = f.name.0.last().and_then(|p| p.as_ident()).map(ident_name);
+            found |= f.over.is_some() || name.is_some_and(|n| AGGREGATES.contains(&n.as_str()));
         }
         ControlFlow::<()>::Continue(())
     });
