@@ -1,18 +1,19 @@
-//! PostgreSQL's binary form of `numeric` and `uuid`, written here:
-//! arrow-pg encodes a numeric through rust_decimal, which holds 28 digits
-//! (a stored `numeric(30,10)` could not be read back) and drops the
-//! display scale of a zero (`0.00` came back as `0`), and does not know
-//! uuids (FixedSizeBinary(16), whose binary form is its 16 bytes).
+//! PostgreSQL's binary form of `numeric`, `uuid` and `time`, written
+//! here: arrow-pg encodes a numeric through rust_decimal, which holds 28
+//! digits (a stored `numeric(30,10)` could not be read back) and drops the
+//! display scale of a zero (`0.00` came back as `0`), does not know uuids
+//! (FixedSizeBinary(16), whose binary form is its 16 bytes), and sends a
+//! `time` of 24:00:00 as NULL.
 //!
-//! Binary-format numeric and uuid columns become Binary arrays of the
+//! Binary-format numeric, uuid and time columns become Binary arrays of the
 //! encoded values before arrow-pg writes the row; it writes a Binary
 //! value's bytes as they are, under the column's real type.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BinaryArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, BinaryArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{i256, DataType};
+use datafusion::arrow::datatypes::{i256, DataType, Time64MicrosecondType, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 
@@ -36,11 +37,20 @@ pub fn binary_values(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordB
                     field.data_type(),
                     DataType::Decimal128(..)
                         | DataType::Decimal256(..)
-                        | DataType::FixedSizeBinary(_)
+                        | DataType::FixedSizeBinary(16)
+                        | DataType::Time64(TimeUnit::Microsecond)
                 )
         },
         |_, array| match array.data_type() {
             DataType::FixedSizeBinary(_) => Ok(cast(array, &DataType::Binary)?),
+            // Microseconds since midnight, 24:00:00 included (which
+            // arrow-pg's chrono time cannot hold).
+            DataType::Time64(_) => {
+                let micros = array.as_primitive::<Time64MicrosecondType>();
+                let encoded: BinaryArray =
+                    micros.iter().map(|v| v.map(|v| v.to_be_bytes())).collect();
+                Ok(Arc::new(encoded) as ArrayRef)
+            }
             _ => Ok(encode(array)),
         },
     )

@@ -148,7 +148,7 @@ fn renders(data_type: &DataType) -> bool {
             | DataType::Float64
             | DataType::Decimal128(_, _)
             | DataType::Decimal256(_, _)
-            | DataType::FixedSizeBinary(_)
+            | DataType::FixedSizeBinary(16)
     )
 }
 

@@ -11,9 +11,10 @@
 //! - `x::char(n)` is [`bpchar`]`(x::text, n)` (`rewrite::SizedStringCasts`),
 //!   a value of the type;
 //! - [`CharSemantics`], an analyzer rule run before type coercion, drops
-//!   the trailing spaces of a literal or parameter compared with a
+//!   the trailing spaces of a literal, parameter or varchar compared with a
 //!   `char(n)` value (`code = 'ab  '` finds `ab`, as PostgreSQL reads the
-//!   untyped literal as `char(n)`), makes a cast of one to text a plain
+//!   untyped literal as `char(n)`; a `text` value is compared as text,
+//!   spaces and all, as in PostgreSQL), makes a cast of one to text a plain
 //!   text value (not shown padded), and gives LIKE and `octet_length` the
 //!   padded value, which they see in PostgreSQL (`octet_length(code)` is
 //!   `n` for ASCII text).
@@ -35,7 +36,7 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::AnalyzerRule;
 
 use super::analyze::{array_udf, convert_compared, is_text, rewrite_node_expressions};
-use crate::catalog::{SqlType, CHAR_LENGTH_METADATA};
+use crate::catalog::{SqlType, CHAR_LENGTH_METADATA, PG_TYPE_METADATA};
 
 /// A `char(n)` value as it is stored and computed with: cut to `n`
 /// characters, trailing spaces dropped.
@@ -148,6 +149,11 @@ fn char_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
             .ok()
     };
     let is_char = |e: &Expr| width(e).is_some();
+    let is_varchar = |e: &Expr| {
+        e.to_field(schema).is_ok_and(|(_, f)| {
+            f.metadata().get(PG_TYPE_METADATA).map(String::as_str) == Some("varchar")
+        })
+    };
     // The padded value, which PostgreSQL's LIKE and octet_length see.
     let padded = |e: Expr| match width(&e) {
         Some(n) => rpad(vec![e, lit(n)]),
@@ -174,11 +180,14 @@ fn char_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
                 _ => Expr::Cast(Cast::new_from_field(Box::new(text), field)),
             })
         }
+        // What PostgreSQL reads as char(n) beside one: an untyped literal
+        // or parameter, a varchar (a text value is compared as text).
         other => convert_compared(other, is_char, |e| match &e {
             Expr::Literal(ScalarValue::Utf8(Some(_)), _) => rtrim(vec![e]),
             Expr::Placeholder(p) if p.field.as_ref().is_some_and(|f| is_text(f.data_type())) => {
                 rtrim(vec![e])
             }
+            _ if is_varchar(&e) => rtrim(vec![e]),
             _ => e,
         }),
     }

@@ -103,7 +103,7 @@ fn lookup(query: &Query) -> Option<(Expr, TableFactor, Option<Expr>)> {
                 ..
             }
         );
-    if !single_table || super::subqueries::aggregates(value) {
+    if !single_table || super::subqueries::aggregates(value, &super::subqueries::common_aggregate) {
         return None;
     }
     Some((
@@ -114,7 +114,7 @@ fn lookup(query: &Query) -> Option<(Expr, TableFactor, Option<Expr>)> {
 }
 
 /// The name a relation is referred to by: its alias, or its table name.
-fn relation_name(relation: &TableFactor) -> Option<String> {
+pub(super) fn relation_name(relation: &TableFactor) -> Option<String> {
     match relation {
         TableFactor::Table {
             alias: Some(alias), ..

@@ -226,13 +226,20 @@ fn numeric(info: &ExactNumberInfo) -> Result<SqlType> {
     })
 }
 
+/// PostgreSQL's largest `varchar(n)` / `char(n)`.
+const MAX_CHAR_LENGTH: u64 = 10_485_760;
+
 fn char_length(len: &Option<CharacterLength>) -> Result<Option<u32>> {
     match len {
         None => Ok(None),
+        Some(CharacterLength::IntegerLength { length, .. }) if *length > MAX_CHAR_LENGTH => {
+            Err(Error::input(
+                InputError::InvalidParameterValue,
+                format!("length for type varchar cannot exceed {MAX_CHAR_LENGTH}"),
+            ))
+        }
         Some(CharacterLength::IntegerLength { length, .. }) if *length >= 1 => {
-            Ok(Some(u32::try_from(*length).map_err(|_| {
-                Error::input(InputError::InvalidParameterValue, "length too large")
-            })?))
+            Ok(Some(*length as u32))
         }
         Some(CharacterLength::IntegerLength { .. }) => Err(Error::input(
             InputError::InvalidParameterValue,

@@ -20,6 +20,7 @@
 //! as it is. Uncorrelated subqueries get the same form, which DataFusion
 //! plans as well as the original.
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -35,21 +36,24 @@ use datafusion::sql::sqlparser::ast::{
     SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
 };
 
+use super::catalog_queries::relation_name;
 use super::ddl::ident_name;
 use super::rewrite::parse_expr;
 use crate::error::{Error, InputError};
 
 /// Rewrites the scalar and ARRAY subqueries of `stmt` DataFusion cannot
 /// plan into aggregating ones (see the module's documentation).
-pub fn single_row_subqueries(stmt: &mut Statement) {
-    struct Visitor;
-    impl VisitorMut for Visitor {
+/// `is_aggregate` tells the aggregate functions by name (DataFusion's
+/// registry, which also holds ShardForge's).
+pub fn single_row_subqueries(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
+    struct Visitor<'a>(&'a dyn Fn(&str) -> bool);
+    impl VisitorMut for Visitor<'_> {
         type Break = ();
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
             let rewritten = match expr {
-                Expr::Subquery(query) => scalar(query),
+                Expr::Subquery(query) => scalar(query, self.0),
                 Expr::Function(f) if is_array_call(f) => match &f.args {
-                    FunctionArguments::Subquery(query) => array(query),
+                    FunctionArguments::Subquery(query) => array(query, self.0),
                     _ => None,
                 },
                 _ => None,
@@ -60,7 +64,7 @@ pub fn single_row_subqueries(stmt: &mut Statement) {
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut Visitor);
+    let _ = stmt.visit(&mut Visitor(is_aggregate));
 }
 
 fn is_array_call(f: &datafusion::sql::sqlparser::ast::Function) -> bool {
@@ -77,7 +81,11 @@ struct Aggregated {
 
 /// `query` with its one item aggregated, if it is a subquery of the form
 /// this module rewrites (`limit_one`: `LIMIT 1` is allowed).
-fn aggregated(query: &Query, limit_one: bool) -> Option<Aggregated> {
+fn aggregated(
+    query: &Query,
+    limit_one: bool,
+    is_aggregate: &dyn Fn(&str) -> bool,
+) -> Option<Aggregated> {
     let first = match &query.limit_clause {
         None => false,
         Some(LimitClause::LimitOffset {
@@ -113,13 +121,33 @@ fn aggregated(query: &Query, limit_one: bool) -> Option<Aggregated> {
     else {
         return None;
     };
-    if !plain || !ungrouped || aggregates(item) {
+    if !plain || !ungrouped || aggregates(item, is_aggregate) {
         return None;
     }
+    let alias = match &select.projection[0] {
+        SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+        _ => None,
+    };
     let order = match &query.order_by {
         Some(order) => match &order.kind {
             OrderByKind::Expressions(exprs) if !exprs.is_empty() => {
-                let keys: Vec<String> = exprs.iter().map(ToString::to_string).collect();
+                // Inside the aggregate, a position or the item's alias
+                // would name something else: both become the item.
+                let mut keys = Vec::with_capacity(exprs.len());
+                for key in exprs {
+                    let mut key = key.clone();
+                    match &key.expr {
+                        Expr::Value(v) if v.value == Value::Number("1".into(), false) => {
+                            key.expr = item.clone();
+                        }
+                        Expr::Value(_) => return None,
+                        Expr::Identifier(name) if alias == Some(ident_name(name)) => {
+                            key.expr = item.clone();
+                        }
+                        _ => {}
+                    }
+                    keys.push(key.to_string());
+                }
                 format!(" ORDER BY {}", keys.join(", "))
             }
             OrderByKind::Expressions(_) => String::new(),
@@ -137,10 +165,25 @@ fn aggregated(query: &Query, limit_one: bool) -> Option<Aggregated> {
     Some(Aggregated { query, first })
 }
 
-/// Whether `expr` calls an aggregate or window function: its query gives
-/// one row (or one per group), which neither this module's rewrite nor a
-/// join (`catalog_queries`) would compute.
-pub(super) fn aggregates(expr: &Expr) -> bool {
+/// Whether `expr` calls an aggregate (one `is_aggregate` names) or a
+/// window function: its query gives one row (or one per group), which
+/// neither this module's rewrite nor a join (`catalog_queries`) would
+/// compute.
+pub(super) fn aggregates(expr: &Expr, is_aggregate: &dyn Fn(&str) -> bool) -> bool {
+    let mut found = false;
+    let _ = visit_expressions(expr, |e| {
+        if let Expr::Function(f) = e {
+            let name = f.name.0.last().and_then(|p| p.as_ident()).map(ident_name);
+            found |= f.over.is_some() || name.is_some_and(|n| is_aggregate(&n));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// PostgreSQL's common aggregates, for a caller without DataFusion's
+/// registry at hand (`catalog_queries`, at parse time).
+pub(super) fn common_aggregate(name: &str) -> bool {
     const AGGREGATES: [&str; 16] = [
         "count",
         "sum",
@@ -159,19 +202,16 @@ pub(super) fn aggregates(expr: &Expr) -> bool {
         "bit_and",
         "bit_or",
     ];
-    let mut found = false;
-    let _ = visit_expressions(expr, |e| {
-        if let Expr::Function(f) = e {
-            let name = f.name.0.last().and_then(|p| p.as_ident()).map(ident_name);
-            found |= f.over.is_some() || name.is_some_and(|n| AGGREGATES.contains(&n.as_str()));
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    found
+    AGGREGATES.contains(&name)
 }
 
-fn scalar(query: &Query) -> Option<Expr> {
-    let Aggregated { query, first } = aggregated(query, true)?;
+fn scalar(query: &Query, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr> {
+    // An uncorrelated one DataFusion plans as it is (and a LIMIT 1 as a
+    // top-k rather than a list of every row).
+    if !correlated(query) {
+        return None;
+    }
+    let Aggregated { query, first } = aggregated(query, true, is_aggregate)?;
     let sql = match first {
         true => format!("array_element(({query}), 1)"),
         false => format!("pg_single_row(({query}))"),
@@ -179,9 +219,42 @@ fn scalar(query: &Query) -> Option<Expr> {
     parse_expr(&sql).ok()
 }
 
-fn array(query: &Query) -> Option<Expr> {
-    let Aggregated { query, .. } = aggregated(query, false)?;
+fn array(query: &Query, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr> {
+    let Aggregated { query, .. } = aggregated(query, false, is_aggregate)?;
     parse_expr(&format!("coalesce(({query}), make_array())")).ok()
+}
+
+/// Whether `query`'s SELECT names a column through a relation its FROM
+/// does not have (`b.k = a.k`, `a` being the outer query's): the form of a
+/// correlated subquery this module recognises. One that refers to outer
+/// columns unqualified is left to DataFusion (0A000 without an aggregate).
+fn correlated(query: &Query) -> bool {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    let mut own = HashSet::new();
+    for table in &select.from {
+        for factor in
+            std::iter::once(&table.relation).chain(table.joins.iter().map(|j| &j.relation))
+        {
+            if let Some(name) = relation_name(factor) {
+                own.insert(name);
+            }
+        }
+    }
+    let mut outer = false;
+    let mut selection = select.selection.clone();
+    if let Some(selection) = selection.as_mut() {
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(selection, |e| {
+            if let Expr::CompoundIdentifier(parts) = e {
+                if let [.., relation, _] = parts.as_slice() {
+                    outer |= !own.contains(&ident_name(relation));
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    outer
 }
 
 /// `pg_single_row(list)`: the one element of a subquery's rows aggregated

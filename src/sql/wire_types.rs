@@ -32,10 +32,12 @@ pub const UUID: DataType = DataType::FixedSizeBinary(16);
 /// The PostgreSQL type of values of `field`.
 pub fn pg_type(field: &Field) -> Result<Type> {
     let named = field.metadata().get(PG_TYPE_METADATA).map(String::as_str);
+    // The name only where the Arrow type agrees: a cast keeps its source
+    // column's metadata (`code::int` of a char(4) column is an integer).
     Ok(match (named, field.data_type()) {
-        (Some("varchar"), _) => Type::VARCHAR,
-        (Some("bpchar"), _) => Type::BPCHAR,
-        (Some("regtype"), _) => Type::REGTYPE,
+        (Some("varchar"), DataType::Utf8) => Type::VARCHAR,
+        (Some("bpchar"), DataType::Utf8) => Type::BPCHAR,
+        (Some("regtype"), DataType::Int32) => Type::REGTYPE,
         (_, DataType::Decimal256(..)) => Type::NUMERIC,
         (_, t) if *t == UUID => Type::UUID,
         _ => field_into_pg_type(&Arc::new(field.clone()))
@@ -109,7 +111,8 @@ impl ScalarUDFImpl for PgTypeof {
             .first()
             .ok_or_else(|| DataFusionError::Plan("pg_typeof takes one argument".into()))?;
         let oid = match field.data_type() {
-            // An untyped NULL or literal: PostgreSQL's `unknown`.
+            // An untyped NULL: PostgreSQL's `unknown`. (An untyped string
+            // literal is text here; PostgreSQL's is `unknown` too.)
             DataType::Null => Type::UNKNOWN.oid(),
             _ => pg_type(field)
                 .map_err(|e| DataFusionError::External(Box::new(e)))?

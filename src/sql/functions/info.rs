@@ -58,7 +58,7 @@ pub fn udfs() -> Vec<ScalarUDF> {
 fn size_pretty(size: i64) -> String {
     const LIMIT: i64 = 10 * 1024;
     const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
-    if size.abs() < LIMIT {
+    if size.unsigned_abs() < LIMIT as u64 {
         return format!("{size} bytes");
     }
     // One bit more than the unit, for the rounding; divided, not shifted,
@@ -66,7 +66,7 @@ fn size_pretty(size: i64) -> String {
     let mut size = size / (1 << 9);
     let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
     for (i, unit) in UNITS.iter().enumerate() {
-        if size.abs() < LIMIT * 2 - 1 || i == UNITS.len() - 1 {
+        if size.unsigned_abs() < (LIMIT * 2 - 1) as u64 || i == UNITS.len() - 1 {
             return format!("{} {unit}", half_rounded(size));
         }
         size /= 1 << 10;
@@ -149,6 +149,7 @@ mod tests {
             (1_000_000_000, "954 MB"),
             (1 << 40, "1024 GB"),
             (i64::MAX, "8192 PB"),
+            (i64::MIN, "-8192 PB"),
         ] {
             assert_eq!(size_pretty(size), text, "{size}");
         }

@@ -724,7 +724,12 @@ impl Session {
         rewrite::name_function_columns(&mut stmt);
         rewrite::expand_set_returning_items(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;
-        super::subqueries::single_row_subqueries(&mut stmt);
+        let state = self.ctx.state_ref();
+        let is_aggregate = |name: &str| {
+            super::subqueries::common_aggregate(name)
+                || state.read().aggregate_functions().contains_key(name)
+        };
+        super::subqueries::single_row_subqueries(&mut stmt, &is_aggregate);
         functions::inline_settings(&mut stmt, &self.vars)?;
         // After the result columns got their names (`ceiling(x)` is
         // named `ceiling`, though planned as `ceil`).
