@@ -32,7 +32,8 @@ pub enum SqlType {
     Text,
     /// `varchar(n)`; `None` is unbounded.
     Varchar(Option<u32>),
-    /// `char(n)`: padded with spaces to `n` characters.
+    /// `char(n)`: stored without trailing spaces, shown padded to `n`
+    /// characters (`sql::bpchar`).
     Char(u32),
     Date,
     /// `time` (without time zone): microseconds since midnight.

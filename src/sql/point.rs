@@ -266,9 +266,9 @@ fn equalities(expr: &Expr) -> Option<Vec<(String, &Expr)>> {
     }
 }
 
-/// A value for a key column of type `sql_type` (see [`plain_value`]). Only
-/// integer and text/varchar keys: `char(n)` compares ignoring trailing
-/// blanks, which a key lookup does not.
+/// A value for a key column of type `sql_type` (see [`plain_value`]):
+/// integer, text, varchar, `char(n)` (stored and looked up without
+/// trailing spaces) and uuid keys.
 fn key_value(
     value: &Expr,
     sql_type: &SqlType,
@@ -279,7 +279,9 @@ fn key_value(
         | SqlType::Integer
         | SqlType::BigInt
         | SqlType::Text
-        | SqlType::Varchar(_) => plain_value(value, sql_type, params).filter(|v| !v.is_null()),
+        | SqlType::Varchar(_)
+        | SqlType::Char(_)
+        | SqlType::Uuid => plain_value(value, sql_type, params).filter(|v| !v.is_null()),
         _ => None,
     }
 }

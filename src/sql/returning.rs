@@ -1,7 +1,7 @@
 //! `RETURNING` on INSERT, UPDATE and DELETE.
 //!
 //! The statement keeps each row it wrote as the table stores it (INSERT and
-//! UPDATE: the new row, after defaults, casts and `char(n)` padding; DELETE:
+//! UPDATE: the new row, after defaults, casts and `char(n)` trimming; DELETE:
 //! the row it deleted), and once every row is written the list is evaluated
 //! as a query over those rows:
 //!
