@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::ArrayRef;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    create_udf, Between, BinaryExpr, ColumnarValue, Expr, LogicalPlan, Operator, ScalarUDF,
+    create_udf, Between, BinaryExpr, Cast, ColumnarValue, Expr, LogicalPlan, Operator, ScalarUDF,
     Volatility,
 };
 
@@ -75,6 +75,15 @@ pub fn convert_compared(
             Box::new(convert(*high)),
         ))),
         other => Transformed::no(other),
+    }
+}
+
+/// `text` (a Utf8 expression) as the string type `field` of the cast it
+/// stands for.
+pub fn as_string_type(text: Expr, field: FieldRef) -> Expr {
+    match field.data_type() {
+        DataType::Utf8 => text,
+        _ => Expr::Cast(Cast::new_from_field(Box::new(text), field)),
     }
 }
 

@@ -35,7 +35,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 
-use super::analyze::{array_udf, convert_compared, is_text, rewrite_node_expressions};
+use super::analyze::{
+    array_udf, as_string_type, convert_compared, is_text, rewrite_node_expressions,
+};
 use crate::catalog::{SqlType, CHAR_LENGTH_METADATA, PG_TYPE_METADATA};
 
 /// A `char(n)` value as it is stored and computed with: cut to `n`
@@ -174,11 +176,7 @@ fn char_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
             if is_text(field.data_type()) && is_char(&expr) =>
         {
-            let text = as_text().call(vec![*expr]);
-            Transformed::yes(match field.data_type() {
-                DataType::Utf8 => text,
-                _ => Expr::Cast(Cast::new_from_field(Box::new(text), field)),
-            })
+            Transformed::yes(as_string_type(as_text().call(vec![*expr]), field))
         }
         // What PostgreSQL reads as char(n) beside one: an untyped literal
         // or parameter, a varchar (a text value is compared as text).

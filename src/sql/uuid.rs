@@ -33,7 +33,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 
-use super::analyze::{array_udf, convert_compared, is_text, rewrite_node_expressions};
+use super::analyze::{
+    array_udf, as_string_type, convert_compared, is_text, rewrite_node_expressions,
+};
 use super::wire_types::UUID;
 use crate::error::{Error, InputError, Result};
 
@@ -161,11 +163,7 @@ fn uuid_text(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
             if is_text(field.data_type()) && is_uuid(&expr) =>
         {
-            let text = uuid_out().call(vec![*expr]);
-            Transformed::yes(match field.data_type() {
-                DataType::Utf8 => text,
-                _ => Expr::Cast(Cast::new_from_field(Box::new(text), field)),
-            })
+            Transformed::yes(as_string_type(uuid_out().call(vec![*expr]), field))
         }
         // Text compared with a uuid is read as one.
         other => convert_compared(other, is_uuid, |e| match type_of(&e) {
