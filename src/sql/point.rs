@@ -464,6 +464,8 @@ pub(super) mod tests {
             None,
             "v is not the key"
         );
+        // A char(n) key, looked up without its trailing spaces.
+        assert_eq!(found("SELECT c FROM c WHERE c = 'x  '"), Some(vec![0]));
         for planner_only in [
             "SELECT v FROM t WHERE a = 1",
             "SELECT v FROM t WHERE a = 1 AND b = 'x' AND v = 'y'",
@@ -486,7 +488,6 @@ pub(super) mod tests {
             "SELECT v FROM t, h WHERE a = 1 AND b = 'x'",
             "WITH w AS (SELECT 1) SELECT v FROM t WHERE a = 1 AND b = 'x'",
             "SELECT count(*) FROM t WHERE a = 1 AND b = 'x'",
-            "SELECT c FROM c WHERE c = 'x'",
             "SELECT rowid FROM h WHERE rowid = 1",
             "SELECT v FROM other.t WHERE a = 1 AND b = 'x'",
         ] {
