@@ -5,7 +5,8 @@
 //! `ARRAY(subquery)`. Both become aggregating subqueries here, before
 //! planning ([`single_row_subqueries`]):
 //!
-//! - `(SELECT v FROM b WHERE ...)` is `pg_single_row((SELECT array_agg(v)
+//! - `(SELECT v FROM b WHERE b.k = a.k)`, naming a relation of the outer
+//!   query, is `pg_single_row((SELECT array_agg(v)
 //!   FROM b WHERE ...))`: the value of its one row, NULL without rows, and
 //!   PostgreSQL's 21000 when an outer row finds more than one (checked per
 //!   outer row, as PostgreSQL does when it evaluates the subquery);
@@ -17,8 +18,9 @@
 //!
 //! A subquery that already aggregates, groups, is DISTINCT, has a window,
 //! several items, a set operation, WITH, OFFSET or another LIMIT is left
-//! as it is. Uncorrelated subqueries get the same form, which DataFusion
-//! plans as well as the original.
+//! as it is, and so is an uncorrelated scalar subquery (DataFusion plans
+//! it, a LIMIT 1 as a top-k rather than a list of every row) and one that
+//! names outer columns unqualified (0A000, as before).
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
