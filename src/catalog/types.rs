@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
 
 /// Largest precision Decimal128 holds; above it Decimal256 is used.
 const DECIMAL128_MAX_PRECISION: u8 = 38;
@@ -133,6 +133,15 @@ impl SqlType {
             metadata.insert(super::CHAR_LENGTH_METADATA.to_string(), n.to_string());
         }
         metadata
+    }
+
+    /// The `n` of a `char(n)` value's field ([`Self::metadata`]).
+    pub fn char_width(field: &Field) -> Option<usize> {
+        field
+            .metadata()
+            .get(super::CHAR_LENGTH_METADATA)?
+            .parse()
+            .ok()
     }
 
     /// The maximum length in characters, for `varchar(n)` and `char(n)`.

@@ -26,7 +26,7 @@ const NEGATIVE: u16 = 0x4000;
 /// Decimal digits per base-10000 digit.
 const DIGITS_PER_WORD: usize = 4;
 
-/// Encodes the binary-format numeric and uuid columns of `batch`.
+/// Encodes the binary-format numeric, uuid and time columns of `batch`.
 pub fn binary_values(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatch> {
     replace_columns(
         batch,

@@ -43,8 +43,8 @@ pub fn fields(schema: &Schema, format: &Format) -> Result<Vec<FieldInfo>> {
 /// The DataRows of a batch of a result of `schema` in each field's format
 /// (`fields`), as PostgreSQL sends them: arrow-pg encodes them, after
 /// `pad_chars` padded `char(n)` values, `to_pg_text` gave the text forms
-/// PostgreSQL uses and `binary_values` the binary form of numerics and
-/// uuids.
+/// PostgreSQL uses and `binary_values` the binary form of numerics, uuids
+/// and times.
 pub fn data_rows(
     batch: RecordBatch,
     schema: &Schema,

@@ -30,7 +30,7 @@ use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
 
 use crate::catalog::types::sql_type_name;
-use crate::catalog::CHAR_LENGTH_METADATA;
+use crate::catalog::SqlType;
 use crate::error::Result;
 
 /// Renders the text-format columns PostgreSQL prints differently.
@@ -59,14 +59,7 @@ pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result
 /// shows them in both formats (they are stored and computed without
 /// their trailing spaces, see `sql::bpchar`).
 pub fn pad_chars(batch: RecordBatch, schema: &Schema) -> Result<RecordBatch> {
-    let width = |i: usize| {
-        let field = schema.fields().get(i)?;
-        field
-            .metadata()
-            .get(CHAR_LENGTH_METADATA)?
-            .parse::<usize>()
-            .ok()
-    };
+    let width = |i: usize| SqlType::char_width(schema.fields().get(i)?);
     replace_columns(
         batch,
         DataType::Utf8,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
@@ -15,6 +16,7 @@ use datafusion::logical_expr::{
     create_udf, Between, BinaryExpr, Cast, ColumnarValue, Expr, LogicalPlan, Operator, ScalarUDF,
     Volatility,
 };
+use datafusion::optimizer::AnalyzerRule;
 
 /// Rewrites every expression of `node` bottom-up with `rewrite`, which sees
 /// the node's input schema. Output column names stay as they were, so the
@@ -36,6 +38,46 @@ pub fn rewrite_node_expressions(
         rewritten.map_data(LogicalPlan::recompute_schema)
     } else {
         Ok(rewritten)
+    }
+}
+
+/// A rewrite of one expression, given its node's input schema.
+pub type ExpressionRewrite = fn(Expr, &DFSchema) -> Transformed<Expr>;
+
+/// An analyzer rule made of expression rewrites, applied in one pass over
+/// every node's expressions: the first that changes an expression wins
+/// (`sql::uuid`'s and `sql::bpchar`'s, which see different types).
+#[derive(Debug)]
+pub struct ExpressionRewrites {
+    name: &'static str,
+    rewrites: Vec<ExpressionRewrite>,
+}
+
+impl ExpressionRewrites {
+    pub fn new(name: &'static str, rewrites: Vec<ExpressionRewrite>) -> Self {
+        Self { name, rewrites }
+    }
+}
+
+impl AnalyzerRule for ExpressionRewrites {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            rewrite_node_expressions(node, false, |e, schema| {
+                let mut e = Transformed::no(e);
+                for rewrite in &self.rewrites {
+                    if e.transformed {
+                        break;
+                    }
+                    e = rewrite(e.data, schema);
+                }
+                Ok(e)
+            })
+        })
+        .map(|t| t.data)
     }
 }
 
@@ -109,6 +151,17 @@ fn is_comparison(op: Operator) -> bool {
     )
 }
 
+/// A function's result as DataFusion expects it: one value when every
+/// argument was one (a constant, folded at planning), else the column.
+pub fn like_arguments(args: &[ColumnarValue], result: ArrayRef) -> DFResult<ColumnarValue> {
+    match args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+            &result, 0,
+        )?)),
+        false => Ok(ColumnarValue::Array(result)),
+    }
+}
+
 /// An immutable scalar function computed on whole arrays by `compute`;
 /// scalar arguments give a scalar result (so constants still fold).
 pub fn array_udf(
@@ -118,14 +171,8 @@ pub fn array_udf(
     compute: impl Fn(&[ArrayRef]) -> DFResult<ArrayRef> + Send + Sync + 'static,
 ) -> Arc<ScalarUDF> {
     let fun = move |args: &[ColumnarValue]| -> DFResult<ColumnarValue> {
-        let all_scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(args)?;
-        let result = compute(&arrays)?;
-        Ok(if all_scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?)
-        } else {
-            ColumnarValue::Array(result)
-        })
+        like_arguments(args, compute(&arrays)?)
     };
     Arc::new(create_udf(
         name,

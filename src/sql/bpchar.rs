@@ -10,7 +10,7 @@
 //! text, as in PostgreSQL. Besides:
 //! - `x::char(n)` is [`bpchar`]`(x::text, n)` (`rewrite::SizedStringCasts`),
 //!   a value of the type;
-//! - [`CharSemantics`], an analyzer rule run before type coercion, drops
+//! - [`char_semantics`], rewriting expressions before type coercion, drops
 //!   the trailing spaces of a literal, parameter or varchar compared with a
 //!   `char(n)` value (`code = 'ab  '` finds `ab`, as PostgreSQL reads the
 //!   untyped literal as `char(n)`; a `text` value is compared as text,
@@ -24,21 +24,17 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::functions::string::expr_fn::rtrim;
 use datafusion::functions::unicode::expr_fn::rpad;
 use datafusion::logical_expr::{
-    lit, Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TryCast, Volatility,
+    lit, Cast, ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, TryCast, Volatility,
 };
-use datafusion::optimizer::AnalyzerRule;
 
-use super::analyze::{
-    array_udf, as_string_type, convert_compared, is_text, rewrite_node_expressions,
-};
-use crate::catalog::{SqlType, CHAR_LENGTH_METADATA, PG_TYPE_METADATA};
+use super::analyze::{array_udf, as_string_type, convert_compared, is_text, like_arguments};
+use crate::catalog::{SqlType, PG_TYPE_METADATA};
 
 /// A `char(n)` value as it is stored and computed with: cut to `n`
 /// characters, trailing spaces dropped.
@@ -112,43 +108,19 @@ impl ScalarUDFImpl for Bpchar {
         };
         let texts = args.args[0].to_array(args.number_rows)?;
         let values = unpadded_column(&cast(&texts, &DataType::Utf8)?, n);
-        Ok(match &args.args[0] {
-            ColumnarValue::Scalar(_) => {
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&values, 0)?)
-            }
-            ColumnarValue::Array(_) => ColumnarValue::Array(values),
-        })
+        like_arguments(&args.args, values)
     }
 }
 
 /// Literals and parameters compared with `char(n)` values, and casts of
 /// them to text, read as PostgreSQL reads them (see the module's
-/// documentation).
-#[derive(Debug, Default)]
-pub struct CharSemantics;
-
-impl AnalyzerRule for CharSemantics {
-    fn name(&self) -> &str {
-        "char_semantics"
-    }
-
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            rewrite_node_expressions(node, false, |e, schema| Ok(char_semantics(e, schema)))
-        })
-        .map(|t| t.data)
-    }
-}
-
-fn char_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+/// documentation): an expression rewrite run before type coercion
+/// (`analyze::ExpressionRewrites`).
+pub fn char_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
     // The `n` of a `char(n)` expression.
     let width = |e: &Expr| {
         let (_, field) = e.to_field(schema).ok()?;
-        field
-            .metadata()
-            .get(CHAR_LENGTH_METADATA)?
-            .parse::<i64>()
-            .ok()
+        SqlType::char_width(&field)
     };
     let is_char = |e: &Expr| width(e).is_some();
     let is_varchar = |e: &Expr| {
@@ -158,7 +130,7 @@ fn char_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
     };
     // The padded value, which PostgreSQL's LIKE and octet_length see.
     let padded = |e: Expr| match width(&e) {
-        Some(n) => rpad(vec![e, lit(n)]),
+        Some(n) => rpad(vec![e, lit(n as i64)]),
         None => e,
     };
     match expr {

@@ -36,6 +36,7 @@ use datafusion_pg_catalog::sql::rules::{
 };
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
+use super::analyze::ExpressionRewrites;
 use super::catalog_queries;
 use super::ddl;
 use super::errors::classify;
@@ -87,8 +88,13 @@ impl SqlEngine {
         let mut analyzer_rules = Analyzer::new().rules;
         analyzer_rules.insert(0, Arc::new(super::literals::IntegerLiterals));
         analyzer_rules.insert(1, Arc::new(super::numeric::NumericAggregates));
-        analyzer_rules.insert(2, Arc::new(super::uuid::UuidText));
-        analyzer_rules.insert(3, Arc::new(super::bpchar::CharSemantics));
+        // Literals and text beside a uuid or a char(n), read as PostgreSQL
+        // reads them, in one pass.
+        let typed_operands = ExpressionRewrites::new(
+            "postgresql_typed_operands",
+            vec![super::uuid::uuid_text, super::bpchar::char_semantics],
+        );
+        analyzer_rules.insert(2, Arc::new(typed_operands));
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()

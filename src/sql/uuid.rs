@@ -8,7 +8,7 @@
 //!   (`wire_types::PgTypePlanner`), so
 //!   `'...'::uuid`, `CAST(x AS uuid)` and UPDATE's assignment casts are
 //!   casts to it;
-//! - [`UuidText`], an analyzer rule that runs before type coercion,
+//! - [`uuid_text`], rewriting expressions before type coercion,
 //!   reads those casts as `uuid_in` / `uuid_out` (PostgreSQL's text forms),
 //!   and reads text compared with a uuid (`id = '...'`, `id IN ('...')`,
 //!   `BETWEEN`) as a uuid, as PostgreSQL reads the untyped literal there;
@@ -24,18 +24,14 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, FixedSizeBinaryArray, StringArray};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, DataFusionError, Result as DFResult};
 use datafusion::logical_expr::{
-    Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, TryCast, Volatility,
+    Cast, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, TryCast, Volatility,
 };
-use datafusion::optimizer::AnalyzerRule;
 
-use super::analyze::{
-    array_udf, as_string_type, convert_compared, is_text, rewrite_node_expressions,
-};
+use super::analyze::{array_udf, as_string_type, convert_compared, is_text};
 use super::wire_types::UUID;
 use crate::error::{Error, InputError, Result};
 
@@ -134,24 +130,9 @@ impl ScalarUDFImpl for GenRandomUuid {
 }
 
 /// Text cast to or compared with a uuid, read as PostgreSQL reads it (see
-/// the module's documentation).
-#[derive(Debug, Default)]
-pub struct UuidText;
-
-impl AnalyzerRule for UuidText {
-    fn name(&self) -> &str {
-        "uuid_text"
-    }
-
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            rewrite_node_expressions(node, false, |e, schema| Ok(uuid_text(e, schema)))
-        })
-        .map(|t| t.data)
-    }
-}
-
-fn uuid_text(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+/// the module's documentation): an expression rewrite run before type
+/// coercion (`analyze::ExpressionRewrites`).
+pub fn uuid_text(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
     let type_of = |e: &Expr| e.get_type(schema).ok();
     let is_uuid = |e: &Expr| type_of(e) == Some(UUID);
     match expr {

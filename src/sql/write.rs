@@ -1,8 +1,8 @@
 //! Turning Arrow rows into a transaction's writes: validation and keys.
 //!
 //! Checks made here, before a row reaches the transaction: NOT NULL (23502),
-//! `varchar(n)` / `char(n)` length (22001, `char` is stored without trailing spaces, `sql::bpchar`), numeric
-//! precision (22003), and for inserts that the key is not taken (23505) at
+//! `varchar(n)` / `char(n)` length (22001; `char` is stored without
+//! trailing spaces, `sql::bpchar`), numeric precision (22003), and for inserts that the key is not taken (23505) at
 //! the transaction's snapshot or by its own earlier writes. A key taken by a
 //! transaction that commits after our snapshot is caught at commit (40001).
 

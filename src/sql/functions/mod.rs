@@ -36,10 +36,9 @@ mod quote;
 mod settings;
 mod template;
 
+use super::analyze::like_arguments;
 pub use calls::{rename_calls, rename_calls_in};
-use datafusion::arrow::array::ArrayRef;
-use datafusion::common::{Result as DFResult, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF};
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 pub use extract::PgExprPlanner;
 pub use settings::{inline_settings, SessionUser};
@@ -70,17 +69,6 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, settings::session_user());
     for udf in info::udfs() {
         replace(ctx, udf);
-    }
-}
-
-/// A function's result as DataFusion expects it: one value when every
-/// argument was one (a constant, folded at planning), else the column.
-fn like_arguments(args: &[ColumnarValue], result: ArrayRef) -> DFResult<ColumnarValue> {
-    match args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-        true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-            &result, 0,
-        )?)),
-        false => Ok(ColumnarValue::Array(result)),
     }
 }
 
