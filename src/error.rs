@@ -40,6 +40,9 @@ pub enum InputError {
     ProgramLimitExceeded,
     /// Bytes that are not valid UTF-8 where text is expected (22021).
     InvalidEncoding,
+    /// A character that text cannot hold, such as `\u0000` in `jsonb`
+    /// (22P05).
+    UntranslatableCharacter,
     /// A read at a snapshot whose row versions were garbage-collected
     /// (72000).
     SnapshotTooOld,
@@ -82,7 +85,7 @@ pub enum InputError {
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 38] = [
+    const ALL: [InputError; 39] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -104,6 +107,7 @@ impl InputError {
         Self::ProtocolViolation,
         Self::ProgramLimitExceeded,
         Self::InvalidEncoding,
+        Self::UntranslatableCharacter,
         Self::SnapshotTooOld,
         Self::UndefinedPreparedStatement,
         Self::InvalidColumnReference,

@@ -7,6 +7,17 @@
 // primary key finds its row through a java.util.UUID parameter, and that COPY
 // through CopyManager carries the table out and back in unchanged.
 //
+// json and jsonb columns: psycopg_check.py's JSON texts written as PGobjects of
+// type jsonb / json, read back with getString as PostgreSQL writes them (jsonb
+// canonical: keys sorted and unique, numbers as numeric prints them; json
+// verbatim), JSON null apart from SQL NULL; ->> with a setString key, #>>, the ??
+// escape for jsonb's ? operator, @> with a PGobject, jsonb_build_object with a
+// setInt value; getObject of a json / jsonb column (a PGobject) and its type name
+// in ResultSetMetaData (pgjdbc first looks the type up in pg_type), and json
+// parameters the server types itself, setObject(i, text, Types.OTHER): as INSERT
+// values (pgjdbc then sends Describe of the named statement, answered with NoData),
+// in data @> ? and in ?::jsonb / ?::json.
+//
 // Build and run (compat-tests/run does this):
 //   javac -d OUT -cp /usr/share/java/postgresql.jar JdbcCheck.java
 //   java -cp OUT:/usr/share/java/postgresql.jar JdbcCheck [HOST] [PORT]
@@ -222,6 +233,221 @@ public class JdbcCheck {
         }
     }
 
+    // psycopg_check.py's JSON_TEXTS: {id, the text written, the text jsonb gives back}.
+    static final String[][] JSON_TEXTS = {
+        {"10", "{\"n\": [1.50, 12345678901234567890.123, 1e3, -0, 0.1E1, 1.0e-3]}",
+         "{\"n\": [1.50, 12345678901234567890.123, 1000, 0, 1, 0.0010]}"},
+        {"11", "{\"k\": 1, \"bb\": {\"y\": 1, \"x\": 2}, \"é\": \"e\", \"b\": true, \"a\": [], \"k\": 2}",
+         "{\"a\": [], \"b\": true, \"k\": 2, \"bb\": {\"x\": 2, \"y\": 1}, \"é\": \"e\"}"},
+        {"12", " [ \"\\u00e9\\ud83d\\ude00\", \"\\\"\\\\\\n\\u001f\\/\" ,{ } ,[ ], null ] ",
+         "[\"é😀\", \"\\\"\\\\\\n\\u001f/\", {}, [], null]"},
+        {"13", "{\"name\":\"widget\",\"tags\":[\"a\",\"b\"],\"dims\":{\"w\":1.5,\"h\":[2,{\"deep\":[true,false,null]}]}}",
+         "{\"dims\": {\"h\": [2, {\"deep\": [true, false, null]}], \"w\": 1.5}, \"name\": \"widget\", \"tags\": [\"a\", \"b\"]}"},
+        {"14", "\"café 😀 ключ\"", "\"café 😀 ключ\""},
+        {"15", "null", "null"},
+        {"16", "{}", "{}"},
+        {"17", "[ ]", "[]"},
+        {"18", "{\n  \"x\" : [ 1 ,\t2 ],\r\n  \"s\": \"line\\nbreak\" }",
+         "{\"s\": \"line\\nbreak\", \"x\": [1, 2]}"},
+    };
+    static final int JSON_SQL_NULL_ID = 19;
+    static final String JSON_TABLE = TABLE + "_json";
+
+    static org.postgresql.util.PGobject pgObject(String type, String value) throws SQLException {
+        org.postgresql.util.PGobject o = new org.postgresql.util.PGobject();
+        o.setType(type);
+        o.setValue(value);
+        return o;
+    }
+
+    /** The ids `sql` (one parameter, set by `bind`) selects, in order. */
+    static java.util.List<Integer> ids(Connection c, String sql, java.util.function.Consumer<PreparedStatement> bind) throws SQLException {
+        java.util.List<Integer> got = new java.util.ArrayList<>();
+        try (PreparedStatement ps = c.prepareStatement(sql)) {
+            bind.accept(ps);
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) got.add(rs.getInt(1));
+            }
+        }
+        return got;
+    }
+
+    /** JSON_TABLE with the JSON texts and an SQL NULL. With `untyped`, even ids are
+     *  written with setObject(i, text, Types.OTHER) (an untyped parameter: pgjdbc asks
+     *  the server for its type with a Describe of the statement), the rest as PGobjects
+     *  of type jsonb and json (typed parameters). */
+    static void jsonTable(Connection c, boolean untyped) throws Exception {
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE IF EXISTS " + JSON_TABLE);
+            st.execute("CREATE TABLE " + JSON_TABLE + " (id integer PRIMARY KEY, data jsonb, doc json)");
+        }
+        try (PreparedStatement ins = c.prepareStatement("INSERT INTO " + JSON_TABLE + " (id, data, doc) VALUES (?, ?, ?)")) {
+            for (String[] t : JSON_TEXTS) {
+                int id = Integer.parseInt(t[0]);
+                ins.setInt(1, id);
+                if (untyped && id % 2 == 0) {
+                    ins.setObject(2, t[1], Types.OTHER);
+                    ins.setObject(3, t[1], Types.OTHER);
+                } else {
+                    ins.setObject(2, pgObject("jsonb", t[1]));
+                    ins.setObject(3, pgObject("json", t[1]));
+                }
+                check(ins.executeUpdate() == 1, "insert of JSON text " + id + " did not report 1 row");
+            }
+            ins.setInt(1, JSON_SQL_NULL_ID);
+            ins.setObject(2, pgObject("jsonb", null));
+            ins.setObject(3, pgObject("json", null));
+            check(ins.executeUpdate() == 1, "insert of SQL NULLs did not report 1 row");
+        }
+    }
+
+    /** json and jsonb read back with getString (twice: the second execution of a
+     *  named statement), JSON null and SQL NULL; ->> ?, #>>, ??, @> with a PGobject,
+     *  jsonb_build_object. */
+    static void checkJson(Connection c) throws Exception {
+        jsonTable(c, false);
+        try (PreparedStatement sel = c.prepareStatement("SELECT data, doc FROM " + JSON_TABLE + " WHERE id = ?")) {
+            for (int pass = 0; pass < 2; pass++) {
+                for (String[] t : JSON_TEXTS) {
+                    sel.setInt(1, Integer.parseInt(t[0]));
+                    try (ResultSet rs = sel.executeQuery()) {
+                        check(rs.next(), "JSON text " + t[0] + " not found");
+                        check(t[2].equals(rs.getString(1)) && t[1].equals(rs.getString(2)),
+                              "JSON text " + t[0] + " " + t[1] + ": getString gave jsonb " + rs.getString(1)
+                              + " and json " + rs.getString(2) + "; want jsonb " + t[2]);
+                    }
+                }
+                sel.setInt(1, JSON_SQL_NULL_ID);
+                try (ResultSet rs = sel.executeQuery()) {
+                    check(rs.next() && rs.getString(1) == null && rs.wasNull() && rs.getString(2) == null,
+                          "SQL NULL json/jsonb not read as null");
+                }
+            }
+        }
+        try (Statement st = c.createStatement();
+             ResultSet rs = st.executeQuery("SELECT id, data IS NULL, jsonb_typeof(data), data, doc FROM " + JSON_TABLE
+                                            + " WHERE id IN (15, " + JSON_SQL_NULL_ID + ") ORDER BY id")) {
+            check(rs.next() && rs.getInt(1) == 15 && !rs.getBoolean(2) && "null".equals(rs.getString(3))
+                  && "null".equals(rs.getString(4)) && "null".equals(rs.getString(5)), "JSON null row");
+            check(rs.next() && rs.getInt(1) == JSON_SQL_NULL_ID && rs.getBoolean(2) && rs.getString(3) == null
+                  && rs.getString(4) == null, "SQL NULL row");
+        }
+
+        String ops = "SELECT data ->> ?, data -> 'dims' -> 'h', data #>> '{dims,h,1,deep,0}', data ?? 'tags', doc ->> 'name', "
+            + "jsonb_build_object('id', id, 'n', ?, 'name', data ->> 'name') FROM " + JSON_TABLE + " WHERE id = ?";
+        try (PreparedStatement ps = c.prepareStatement(ops)) {
+            for (int pass = 0; pass < 2; pass++) {
+                ps.setString(1, "name");
+                ps.setInt(2, 7);
+                ps.setInt(3, 13);
+                try (ResultSet rs = ps.executeQuery()) {
+                    check(rs.next(), "->> ? on row 13 found no row");
+                    String got = rs.getString(1) + " | " + rs.getString(2) + " | " + rs.getString(3) + " | "
+                        + rs.getBoolean(4) + " | " + rs.getString(5) + " | " + rs.getString(6);
+                    check(got.equals("widget | [2, {\"deep\": [true, false, null]}] | true | true | widget | "
+                                     + "{\"n\": 7, \"id\": 13, \"name\": \"widget\"}"),
+                          "->> ?, ->, #>>, ??, jsonb_build_object on row 13 gave " + got);
+                }
+            }
+        }
+        try (PreparedStatement ps = c.prepareStatement("SELECT data -> 'n', data #>> '{n,1}', data ->> ? FROM " + JSON_TABLE + " WHERE id = ?")) {
+            ps.setString(1, "é");
+            ps.setInt(2, 11);
+            try (ResultSet rs = ps.executeQuery()) {
+                check(rs.next() && rs.getString(1) == null && rs.getString(3).equals("e"), "->> 'é' on row 11");
+            }
+            ps.setString(1, "n");
+            ps.setInt(2, 10);
+            try (ResultSet rs = ps.executeQuery()) {
+                check(rs.next(), "row 10 not found");
+                check("[1.50, 12345678901234567890.123, 1000, 0, 1, 0.0010]".equals(rs.getString(1))
+                      && "12345678901234567890.123".equals(rs.getString(2)),
+                      "-> 'n', #>> '{n,1}' on row 10 gave " + rs.getString(1) + ", " + rs.getString(2));
+            }
+        }
+        String[][] probes = {{"{\"tags\": [\"b\"]}", "[13]"}, {"{\"n\": [1.5]}", "[10]"}, {"{\"k\": 2}", "[11]"},
+                             {"{}", "[10, 11, 13, 16, 18]"}, {"[null]", "[12]"}};
+        for (String[] probe : probes) {
+            java.util.List<Integer> got = ids(c, "SELECT id FROM " + JSON_TABLE + " WHERE data @> ? ORDER BY id", ps -> {
+                try { ps.setObject(1, pgObject("jsonb", probe[0])); } catch (SQLException e) { throw new RuntimeException(e); }
+            });
+            check(got.toString().equals(probe[1]), "WHERE data @> ? with PGobject jsonb " + probe[0] + " found " + got + ", want " + probe[1]);
+        }
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE " + JSON_TABLE);
+        }
+    }
+
+    /** getObject of a json / jsonb column, a PGobject of the column's type,
+     *  and the column type names in ResultSetMetaData (pgjdbc looks the type up in
+     *  pg_type by its OID first). */
+    static void checkJsonGetObject(Connection c) throws Exception {
+        jsonTable(c, false);
+        try (PreparedStatement sel = c.prepareStatement("SELECT data, doc FROM " + JSON_TABLE + " WHERE id = ?")) {
+            for (String[] t : JSON_TEXTS) {
+                sel.setInt(1, Integer.parseInt(t[0]));
+                try (ResultSet rs = sel.executeQuery()) {
+                    check(rs.next(), "JSON text " + t[0] + " not found");
+                    Object data = rs.getObject(1), doc = rs.getObject(2);
+                    check(data instanceof org.postgresql.util.PGobject && "jsonb".equals(((org.postgresql.util.PGobject) data).getType())
+                          && t[2].equals(((org.postgresql.util.PGobject) data).getValue()),
+                          "JSON text " + t[0] + ": getObject of jsonb gave " + show(data) + " (" + (data == null ? null : data.getClass().getName()) + ")");
+                    check(doc instanceof org.postgresql.util.PGobject && "json".equals(((org.postgresql.util.PGobject) doc).getType())
+                          && t[1].equals(((org.postgresql.util.PGobject) doc).getValue()),
+                          "JSON text " + t[0] + ": getObject of json gave " + show(doc));
+                }
+            }
+            sel.setInt(1, JSON_SQL_NULL_ID);
+            try (ResultSet rs = sel.executeQuery()) {
+                check(rs.next() && rs.getObject(1) == null && rs.getObject(2) == null, "SQL NULL json/jsonb: getObject not null");
+                java.sql.ResultSetMetaData md = rs.getMetaData();
+                check("jsonb".equals(md.getColumnTypeName(1)) && "json".equals(md.getColumnTypeName(2))
+                      && md.getColumnType(1) == Types.OTHER && md.getColumnType(2) == Types.OTHER,
+                      "json/jsonb column types: " + md.getColumnTypeName(1) + " " + md.getColumnTypeName(2) + " " + md.getColumnType(1));
+            }
+        }
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE " + JSON_TABLE);
+        }
+    }
+
+    /** json parameters the server types itself, setObject(i, text,
+     *  Types.OTHER) (an untyped parameter), as INSERT values, in data @> ? and in
+     *  ?::jsonb / ?::json. */
+    static void checkJsonParameters(Connection c) throws Exception {
+        jsonTable(c, true);
+        try (PreparedStatement sel = c.prepareStatement("SELECT id, data, doc FROM " + JSON_TABLE + " WHERE id < ? ORDER BY id")) {
+            sel.setInt(1, JSON_SQL_NULL_ID);
+            try (ResultSet rs = sel.executeQuery()) {
+                for (String[] t : JSON_TEXTS) {
+                    check(rs.next() && rs.getInt(1) == Integer.parseInt(t[0]) && t[2].equals(rs.getString(2)) && t[1].equals(rs.getString(3)),
+                          "JSON text " + t[0] + " written with setObject(Types.OTHER) read back as " + rs.getString(2) + ", " + rs.getString(3));
+                }
+            }
+        }
+        String[][] probes = {{"{\"tags\": [\"b\"]}", "[13]"}, {"{\"k\": 2}", "[11]"},
+                             {"{}", "[10, 11, 13, 16, 18]"}, {"[null]", "[12]"}};
+        for (String[] probe : probes) {
+            java.util.List<Integer> got = ids(c, "SELECT id FROM " + JSON_TABLE + " WHERE data @> ? ORDER BY id", ps -> {
+                try { ps.setObject(1, probe[0], Types.OTHER); } catch (SQLException e) { throw new RuntimeException(e); }
+            });
+            check(got.toString().equals(probe[1]), "WHERE data @> ? with setObject(" + probe[0] + ", Types.OTHER) found " + got + ", want " + probe[1]);
+        }
+        try (PreparedStatement ps = c.prepareStatement("SELECT ?::jsonb, ?::json")) {
+            for (String[] t : JSON_TEXTS) {
+                ps.setObject(1, t[1], Types.OTHER);
+                ps.setObject(2, t[1], Types.OTHER);
+                try (ResultSet rs = ps.executeQuery()) {
+                    check(rs.next() && t[2].equals(rs.getString(1)) && t[1].equals(rs.getString(2)),
+                          "SELECT ?::jsonb, ?::json with " + t[1] + " gave " + rs.getString(1) + ", " + rs.getString(2));
+                }
+            }
+        }
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE " + JSON_TABLE);
+        }
+    }
+
     static String run() throws Exception {
         String driver;
         String names = String.join(", ", NAMES);
@@ -289,6 +515,9 @@ public class JdbcCheck {
             }
             check(count(c, "true") == ROWS.length + 1, "row count wrong after duplicate key error");
             checkUuidKey(c);
+            checkJson(c);
+            checkJsonGetObject(c);
+            checkJsonParameters(c);
             checkCopy(c);
             try (Statement st = c.createStatement()) {
                 st.execute("DROP TABLE " + TABLE);
@@ -298,8 +527,12 @@ public class JdbcCheck {
     }
 
     public static void main(String[] args) {
-        String host = args.length > 0 ? args[0] : "127.0.0.1";
-        String port = args.length > 1 ? args[1] : "5432";
+        java.util.List<String> positional = new java.util.ArrayList<>();
+        for (String arg : args) {
+            positional.add(arg);
+        }
+        String host = positional.size() > 0 ? positional.get(0) : "127.0.0.1";
+        String port = positional.size() > 1 ? positional.get(1) : "5432";
         url = "jdbc:postgresql://" + host + ":" + port + "/postgres";
         String driver = "";
         try {
@@ -315,6 +548,7 @@ public class JdbcCheck {
             System.exit(1);
         }
         System.out.println("PASS jdbc (" + driver + "): " + NAMES.length + " types x "
-                           + ROWS.length + " rows, rollback/commit, 23505, uuid key, CopyManager in and out");
+                           + ROWS.length + " rows, rollback/commit, 23505, uuid key, json/jsonb (" + JSON_TEXTS.length
+                           + " texts, PGobject, ->>, ??, @>, jsonb_build_object), CopyManager in and out");
     }
 }

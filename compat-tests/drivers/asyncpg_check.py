@@ -12,12 +12,22 @@ cursors (portal fetches with prefetch, fetch(n), forward(n) = MOVE), a uuid prim
 found by a binary uuid.UUID parameter, statement_timeout (57014) and a query cancelled
 from the client (CancelRequest). The rows are psycopg_check.py's.
 
+json and jsonb: asyncpg sends and reads jsonb in binary (a version byte 1, then the
+text) and gives json/jsonb as str: psycopg_check.py's JSON texts, written as str
+parameters, come back exactly as PostgreSQL writes them (jsonb canonical: keys sorted
+and unique, numbers as numeric prints them; json verbatim); JSON null apart from SQL
+NULL; ->, ->>, #>>, ?, jsonb_build_object. Then, on a second connection with
+set_type_codec('jsonb'/'json', encoder=json.dumps, decoder=json.loads) as applications
+set it (text format), psycopg_check.py's Python values come back as dicts and lists;
+json/jsonb parameters whose type the server infers ($1::jsonb, data @> $1, dict
+parameters through the type codec).
+
 asyncpg writes date.min and date.max as -infinity and infinity, which ShardForge
 cannot store (0A000): row 3's date(1, 1, 1) is written as date(1, 1, 2) here.
 
 Cases ShardForge does not pass yet run with --pending (and with `run --postgres`):
 unconstrained numeric with each value's own scale and numeric NaN, an array
-parameter (asyncpg's type introspection), and Cursor.forward (MOVE on a protocol
+parameter (asyncpg's type introspection), Cursor.forward (MOVE on a protocol
 portal).
 
 Usage: asyncpg_check.py [--host 127.0.0.1] [--port 5432] [--pending]
@@ -27,6 +37,7 @@ Prints one line `PASS asyncpg ...` or `FAIL asyncpg: ...`; exit status 0 on PASS
 import asyncio
 import datetime as dt
 import io
+import json
 import math
 import sys
 import time
@@ -35,7 +46,8 @@ from decimal import Decimal
 
 import asyncpg
 
-from psycopg_check import COLUMNS, ROWS, CheckFailed, check, check_main
+from psycopg_check import (COLUMNS, JSON_NULL_ID, JSON_TEXTS, JSON_VALUES, ROWS, SQL_NULL_ID,
+                           CheckFailed, check, check_main)
 
 TABLE = "compat_asyncpg"
 # asyncpg sends date.min as -infinity (see the module header).
@@ -208,6 +220,125 @@ async def check_uuid_key(conn):
     await conn.execute("DROP TABLE compat_asyncpg_uuid")
 
 
+JSON_TABLE = "compat_asyncpg_json"
+JSON_SQL_NULL_ID = 19
+
+
+async def check_json(args, conn):
+    """json and jsonb columns: str parameters in, str results back (jsonb in binary),
+    the text exactly PostgreSQL's; ->>, ->, #>>, ?, jsonb_build_object; then values
+    read as dicts and lists through a json.dumps / json.loads type codec set on a
+    second connection. Leaves JSON_TABLE for check_json_parameters."""
+    table = JSON_TABLE
+    await conn.execute(f"DROP TABLE IF EXISTS {table}")
+    await conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, data jsonb, doc json)")
+    await conn.executemany(f"INSERT INTO {table} (id, data, doc) VALUES ($1, $2, $3)",
+                           [(row_id, text, text) for row_id, text, _ in JSON_TEXTS]
+                           + [(JSON_SQL_NULL_ID, None, None)])
+    got = [tuple(r) for r in await conn.fetch(f"SELECT id, data, doc FROM {table} ORDER BY id")]
+    want = ([(row_id, canonical, text) for row_id, text, canonical in JSON_TEXTS]
+            + [(JSON_SQL_NULL_ID, None, None)])
+    check(len(got) == len(want), f"json rows: {got!r}")
+    for w, g in zip(want, got):
+        check(g == w, f"row {w[0]}: wrote {w[2]!r}, read jsonb {g[1]!r} and json {g[2]!r}; "
+              f"want jsonb {w[1]!r}")
+    got = [tuple(r) for r in await conn.fetch(
+        f"SELECT id, data IS NULL, jsonb_typeof(data) FROM {table} "
+        "WHERE data = 'null' OR data IS NULL ORDER BY id")]
+    check(got == [(15, False, "null"), (JSON_SQL_NULL_ID, True, None)],
+          f"JSON null and SQL NULL rows: {got!r}")
+
+    row = await conn.fetchrow(f"SELECT data ->> $1 AS name, data -> 'dims' AS dims, "
+                              f"data #>> '{{dims,h,1,deep}}' AS deep, data ? 'tags' AS has, "
+                              f"doc -> 'tags' AS tags FROM {table} WHERE id = $2", "name", 13)
+    check(tuple(row) == ("widget", '{"h": [2, {"deep": [true, false, null]}], "w": 1.5}',
+                         "[true, false, null]", True, '["a","b"]'),
+          f"->>, ->, #>>, ? on row 13 gave {tuple(row)!r}")
+    row = await conn.fetchrow(f"SELECT data -> 'n' AS n, data #>> '{{n,1}}' AS big, "
+                              f"data -> 'n' -> 0 AS first FROM {table} WHERE id = $1", 10)
+    check(tuple(row) == ("[1.50, 12345678901234567890.123, 1000, 0, 1, 0.0010]",
+                         "12345678901234567890.123", "1.50"),
+          f"-> 'n', #>> '{{n,1}}' on row 10 gave {tuple(row)!r}")
+    got = [r["id"] for r in await conn.fetch(
+        f"SELECT id FROM {table} WHERE data ->> $1 = $2 OR data ? $3 ORDER BY id", "k", "2", "s")]
+    check(got == [11, 18], f"WHERE data ->> $1 = $2 OR data ? $3 found {got}")
+    got = await conn.fetchval(f"SELECT jsonb_build_object('id', id, 'name', data ->> 'name', "
+                              f"'n', $1::int, 'none', NULL) FROM {table} WHERE id = $2", 7, 13)
+    check(got == '{"n": 7, "id": 13, "name": "widget", "none": null}',
+          f"jsonb_build_object gave {got!r}")
+
+    # psycopg_check.py's Python values, written as json.dumps text here and read
+    # through a type codec, as applications set one, on its own connection.
+    await conn.executemany(f"INSERT INTO {table} (id, data, doc) VALUES ($1, $2, $3)",
+                           [(row_id, None, None) if row_id == SQL_NULL_ID
+                            else (row_id, json.dumps(value), json.dumps(value))
+                            for row_id, value in JSON_VALUES])
+    coded = await connect(args)
+    try:
+        for name in ("jsonb", "json"):
+            await coded.set_type_codec(name, encoder=json.dumps, decoder=json.loads,
+                                       schema="pg_catalog")
+        got = [tuple(r) for r in await coded.fetch(
+            f"SELECT id, data, doc FROM {table} WHERE id < 10 ORDER BY id")]
+        want = [(row_id, value, value) for row_id, value in JSON_VALUES]
+        check(got == want, f"json.loads codec: values read back as {got!r}")
+        got = [tuple(r) for r in await coded.fetch(
+            f"SELECT id, data IS NULL, data FROM {table} WHERE id IN ($1, $2) ORDER BY id",
+            JSON_NULL_ID, SQL_NULL_ID)]
+        check(got == [(JSON_NULL_ID, False, None), (SQL_NULL_ID, True, None)],
+              f"JSON null and SQL NULL through the codec: {got!r}")
+        for row_id, text, canonical in JSON_TEXTS:
+            got = tuple(await coded.fetchrow(f"SELECT data, doc FROM {table} WHERE id = $1", row_id))
+            check(got == (json.loads(canonical), json.loads(text)),
+                  f"row {row_id} through the codec gave {got!r}")
+        got = await coded.fetchval(f"SELECT jsonb_build_object('doc', data, 'n', $1::int) "
+                                   f"FROM {table} WHERE id = $2", 5, 2)
+        check(got == {"doc": JSON_VALUES[1][1], "n": 5},
+              f"jsonb_build_object through the codec gave {got!r}")
+    finally:
+        await coded.close(timeout=10)
+
+
+async def check_json_parameters(args, conn):
+    """json and jsonb parameters whose type the server infers (asyncpg declares none):
+    $1::jsonb / $2::json and data @> $1 with str values, and dict values through the
+    json.dumps codec (asyncpg encodes a parameter by the type ParameterDescription
+    gives). Runs after check_json, on its table."""
+    table = JSON_TABLE
+    for row_id, text, canonical in JSON_TEXTS:
+        got = tuple(await conn.fetchrow("SELECT $1::jsonb, $2::json", text, text))
+        check(got == (canonical, text), f"SELECT $1::jsonb, $2::json with {text!r} gave {got!r}")
+    for probe, ids in (('{"tags": ["b"]}', [1, 13]), ('{"n": [1.5]}', [10]), ('{"k": 2}', [11]),
+                       ('{}', [1, 2, 3, 4, 10, 11, 13, 16, 18]), ('[null]', [9, 12])):
+        got = [r["id"] for r in await conn.fetch(
+            f"SELECT id FROM {table} WHERE data @> $1 ORDER BY id", probe)]
+        check(got == ids, f"WHERE data @> $1 with {probe!r} found {got}, want {ids}")
+
+    coded = await connect(args)
+    try:
+        for name in ("jsonb", "json"):
+            await coded.set_type_codec(name, encoder=json.dumps, decoder=json.loads,
+                                       schema="pg_catalog")
+        # asyncpg passes None as SQL NULL: no JSON null here.
+        values = [(row_id + 100, value) for row_id, value in JSON_VALUES
+                  if row_id not in (JSON_NULL_ID, SQL_NULL_ID)]
+        await coded.executemany(f"INSERT INTO {table} (id, data, doc) VALUES ($1, $2, $3)",
+                                [(row_id, value, value) for row_id, value in values])
+        got = [tuple(r) for r in await coded.fetch(
+            f"SELECT id, data, doc FROM {table} WHERE id > 100 ORDER BY id")]
+        check(got == [(row_id, value, value) for row_id, value in values],
+              f"dicts written through the codec read back as {got!r}")
+        got = [r["id"] for r in await coded.fetch(
+            f"SELECT id FROM {table} WHERE data @> $1 ORDER BY id", {"tags": ["b"]})]
+        check(got == [1, 13, 101], f"WHERE data @> $1 with a dict found {got}")
+        got = await coded.fetchval("SELECT jsonb_build_object('k', $1::jsonb)", {"é": [1.5, None]})
+        check(got == {"k": {"é": [1.5, None]}}, f"jsonb_build_object('k', $1::jsonb) gave {got!r}")
+        got = await coded.fetchval("SELECT $1::jsonb", {"b": 1, "a": {"c": [True]}})
+        check(got == {"a": {"c": [True]}, "b": 1}, f"SELECT $1::jsonb with a dict gave {got!r}")
+    finally:
+        await coded.close(timeout=10)
+
+
 async def pending_array_parameter(conn):
     """An array parameter: asyncpg looks the type up in pg_catalog (its type
     introspection)."""
@@ -352,14 +483,17 @@ async def run_async(args):
         await check_numeric_and_floats(conn)
         await check_statements(conn)
         await check_uuid_key(conn)
+        await check_json(args, conn)
         await check_copy(conn)
         await check_cursors(conn)
         await check_cancel(conn)
+        await check_json_parameters(args, conn)
         if args.pending:
             await pending_numeric(conn)
             await pending_array_parameter(conn)
             await pending_cursor_forward(conn)
         await conn.execute(f"DROP TABLE {TABLE}")
+        await conn.execute(f"DROP TABLE {JSON_TABLE}")
     finally:
         await conn.close(timeout=10)
 
@@ -372,7 +506,7 @@ def main():
     return check_main(
         "asyncpg", run, asyncpg.PostgresError, lambda e: e.sqlstate,
         f"{asyncpg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows (binary), numeric, "
-        "NaN/inf, fetchrow/fetchval, uuid key, RETURNING, ON CONFLICT, rollback, 23505, "
+        "NaN/inf, fetchrow/fetchval, uuid key, json/jsonb (str and codec), RETURNING, ON CONFLICT, rollback, 23505, "
         "COPY (records, CSV in and out), cursors (prefetch, fetch), "
         "statement_timeout, CancelRequest")
 

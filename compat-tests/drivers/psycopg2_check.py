@@ -9,19 +9,31 @@ and out), reads a table through a named (server-side) cursor in pieces, as psyco
 with DECLARE and FETCH FORWARD, finds a row by a uuid primary key, and checks RETURNING,
 rollback and a 23505. The rows are psycopg_check.py's.
 
+json and jsonb columns: Python values written through psycopg2.extras.Json (a quoted
+literal) come back as dicts and lists (psycopg2's default json/jsonb typecasters),
+JSON null apart from SQL NULL; psycopg_check.py's JSON texts come back as PostgreSQL
+writes them (jsonb canonical, json verbatim) and load with Decimal numbers through
+register_default_jsonb; @> with a Json parameter, ->, ->>, #>>, ?, jsonb_build_object
+and || in an UPDATE ... RETURNING.
+
 Usage: psycopg2_check.py [--host 127.0.0.1] [--port 5432]
 Prints one line `PASS psycopg2 ...` or `FAIL psycopg2: ...`; exit status 0 on PASS.
 """
 
 import io
+import json
 import sys
 import uuid
+from decimal import Decimal
+from functools import partial
 
 import psycopg2
 import psycopg2.errors
 import psycopg2.extras
+from psycopg2.extras import Json
 
-from psycopg_check import COLUMNS, ROWS, CheckFailed, check, check_main
+from psycopg_check import (COLUMNS, JSON_NULL_ID, JSON_NUMBERS, JSON_TEXTS, JSON_VALUES, ROWS,
+                           SQL_NULL_ID, CheckFailed, check, check_main)
 
 TABLE = "compat_psycopg2"
 
@@ -116,14 +128,90 @@ def run(args):
     cur.execute(f"DROP TABLE {TABLE}_copy")
     cur.execute(f"DROP TABLE {TABLE}_uuid")
     conn.commit()
+    check_json(conn)
     conn.close()
+
+
+def check_json(conn):
+    """json and jsonb columns through psycopg2: Json(value) parameters (literals in the
+    SQL text) read back as the same Python values; the JSON texts as PostgreSQL writes
+    them and, through register_default_jsonb / register_default_json with
+    parse_float=Decimal, with their numbers exact; @> with a Json parameter, ->, ->>,
+    #>>, ?, jsonb_build_object, ||."""
+    table = f"{TABLE}_json"
+    cur = conn.cursor()
+    cur.execute(f"DROP TABLE IF EXISTS {table}")
+    cur.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, data jsonb, doc json)")
+    for row_id, value in JSON_VALUES:
+        params = (row_id, None, None) if row_id == SQL_NULL_ID else (row_id, Json(value), Json(value))
+        cur.execute(f"INSERT INTO {table} (id, data, doc) VALUES (%s, %s, %s)", params)
+    for row_id, text, _ in JSON_TEXTS:
+        cur.execute(f"INSERT INTO {table} (id, data, doc) VALUES (%s, %s, %s)", (row_id, text, text))
+    conn.commit()
+
+    cur.execute(f"SELECT id, data, doc FROM {table} WHERE id < %s ORDER BY id", (10,))
+    got = cur.fetchall()
+    want = [(row_id, value, value) for row_id, value in JSON_VALUES]
+    check(got == want, f"Json values read back as {got!r}")
+    check([type(r[1]) for r in got[:2]] == [dict, dict] and type(got[4][1]) is list,
+          f"jsonb did not load as dict/list: {got[:5]!r}")
+    cur.execute(f"SELECT id, data IS NULL, doc IS NULL, jsonb_typeof(data), data = 'null'::jsonb "
+                f"FROM {table} WHERE id IN (%s, %s) ORDER BY id", (JSON_NULL_ID, SQL_NULL_ID))
+    got = cur.fetchall()
+    check(got == [(JSON_NULL_ID, False, False, "null", True), (SQL_NULL_ID, True, True, None, None)],
+          f"JSON null and SQL NULL: {got!r}")
+
+    # The JSON texts, and their values with Decimal numbers (on this cursor only).
+    dec = conn.cursor()
+    loads = partial(json.loads, parse_float=Decimal)
+    psycopg2.extras.register_default_jsonb(dec, loads=loads)
+    psycopg2.extras.register_default_json(dec, loads=loads)
+    dec.execute(f"SELECT id, data, doc, data::text, doc::text FROM {table} WHERE id >= %s "
+                "ORDER BY id", (10,))
+    rows = dec.fetchall()
+    check([r[0] for r in rows] == [t[0] for t in JSON_TEXTS], f"JSON text rows: ids {[r[0] for r in rows]}")
+    for (row_id, text, canonical), (_, data, doc, data_text, doc_text) in zip(JSON_TEXTS, rows):
+        check(data_text == canonical, f"jsonb {text!r} read back as text {data_text!r}, want {canonical!r}")
+        check(doc_text == text, f"json {text!r} read back as text {doc_text!r}")
+        check(data == json.loads(canonical, parse_float=Decimal)
+              and doc == json.loads(text, parse_float=Decimal),
+              f"JSON text {text!r} loaded as {data!r} (jsonb), {doc!r} (json)")
+    numbers = [str(n) for n in rows[0][1]["n"]]
+    check(numbers == JSON_NUMBERS, f"jsonb numbers loaded with Decimal as {numbers}")
+
+    for probe, ids in (({"tags": ["b"]}, [1, 13]), ({"dims": {"w": 1.5}}, [1, 13]),
+                       ({}, [1, 2, 3, 4, 10, 11, 13, 16, 18]), ([None], [9, 12])):
+        cur.execute(f"SELECT id FROM {table} WHERE data @> %s ORDER BY id", (Json(probe),))
+        got = [r[0] for r in cur.fetchall()]
+        check(got == ids, f"WHERE data @> %s with Json({probe!r}) found {got}, want {ids}")
+    cur.execute(f"SELECT data ->> 'name', data -> 'dims' -> 'h', data #>> '{{dims,h,1,deep,0}}', "
+                f"data ? 'tags', doc ->> 'name' FROM {table} WHERE id = %s", (1,))
+    got = cur.fetchone()
+    check(got == ("widget", [2, {"deep": [True, False, None]}], "true", True, "widget"),
+          f"->>, ->, #>>, ? on row 1 gave {got!r}")
+    cur.execute(f"SELECT data ->> 's', data ->> %s FROM {table} WHERE id = %s", ("é", 2))
+    got = cur.fetchone()
+    check(got == (JSON_VALUES[1][1]["s"], "ключ"), f"->> 's', ->> %s on row 2 gave {got!r}")
+    cur.execute("SELECT jsonb_build_object('id', id, 'name', data ->> 'name', 'tags', data -> 'tags', "
+                f"'doc', %s::jsonb, 'none', NULL) FROM {table} WHERE id = %s", (Json({"k": [1.5]}), 1))
+    got = cur.fetchone()[0]
+    want = {"id": 1, "name": "widget", "tags": ["a", "b"], "doc": {"k": [1.5]}, "none": None}
+    check(got == want, f"jsonb_build_object gave {got!r}")
+    cur.execute(f"UPDATE {table} SET data = data || %s WHERE id = %s RETURNING data",
+                (Json({"added": [1, "x"], "é": None}), 4))
+    got = cur.fetchall()
+    check(got == [({"added": [1, "x"], "é": None},)], f"UPDATE SET data = data || %s gave {got!r}")
+    conn.rollback()
+    cur.execute(f"DROP TABLE {table}")
+    conn.commit()
 
 
 def main():
     return check_main(
         "psycopg2", run, psycopg2.Error, lambda e: e.pgcode,
         f"{psycopg2.__version__.split()[0]}: {len(COLUMNS)} types x {len(ROWS)} rows, "
-        "copy_from/copy_expert, named cursor, uuid key, RETURNING, rollback, 23505")
+        "copy_from/copy_expert, named cursor, uuid key, RETURNING, rollback, 23505, "
+        "json/jsonb (Json, texts, @>, ->>, jsonb_build_object)")
 
 
 if __name__ == "__main__":

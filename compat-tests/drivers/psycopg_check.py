@@ -9,19 +9,33 @@ RETURNING gives back the rows written (in a pipeline, as executemany sends it), 
 COPY carries every type out and in, text and binary, failing whole on a bad line,
 named (server-side) cursors read a query in pieces, and a uuid primary key is found
 by a bound uuid.UUID (text and binary) and filled in by DEFAULT gen_random_uuid().
+json and jsonb columns: Python values written through the Jsonb / Json wrappers (text
+and binary parameters) load back as dicts and lists with text and binary results;
+JSON texts come back as PostgreSQL writes them (jsonb canonical: keys sorted and
+unique, numbers as numeric prints them; json verbatim) and load with Decimal numbers;
+JSON null is not SQL NULL; @> with a bound Jsonb, ->, ->>, #>>, ?, ||,
+jsonb_build_object, and malformed JSON (22P02) and \\u0000 in jsonb (22P05); JSON
+text as a plain str (sent untyped: the server infers jsonb) in %s::jsonb, data @> %s
+and data || %s.
 
-Usage: psycopg_check.py [--host 127.0.0.1] [--port 5432]
+Cases ShardForge does not pass yet run with --pending (and with `run --postgres`):
+none at the moment.
+
+Usage: psycopg_check.py [--host 127.0.0.1] [--port 5432] [--pending]
 Prints one line `PASS psycopg ...` or `FAIL psycopg: ...`; exit status 0 on PASS.
 """
 
 import argparse
 import datetime as dt
+import json
 import sys
 import uuid
 from decimal import Decimal
+from functools import partial
 
 import psycopg
 from psycopg import errors
+from psycopg.types.json import Json, Jsonb, set_json_loads
 
 TABLE = "compat_psycopg"
 
@@ -63,6 +77,49 @@ ROWS = [
          dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=-7))),
          bytes(range(256)), uuid.UUID("ffffffff-ffff-ffff-ffff-ffffffffffff"))),
 ]
+
+# JSON documents as Python values (what json.loads gives back), written through
+# Jsonb / Json: nested objects and arrays, non-ASCII text (é, an emoji, a non-ASCII
+# key), quotes, backslashes and control characters (json.dumps sends them, and the
+# non-ASCII, as escapes), an integer past 64 bits, an empty object and array, a bare
+# string, and JSON null (JSON_NULL_ID) next to an SQL NULL (SQL_NULL_ID).
+JSON_NULL_ID, SQL_NULL_ID = 6, 7
+JSON_VALUES = [
+    (1, {"name": "widget", "tags": ["a", "b"],
+         "dims": {"w": 1.5, "h": [2, {"deep": [True, False, None]}]}}),
+    (2, {"s": "café 😀 \"quoted\" back\\slash\nnewline\ttab /", "é": "ключ", "😀": []}),
+    (3, {"big": 12345678901234567890, "neg": -7, "half": 1.5, "zero": 0}),
+    (4, {}),
+    (5, []),
+    (JSON_NULL_ID, None),
+    (SQL_NULL_ID, None),
+    (8, "just a string"),
+    (9, [1, "two", [3], {"four": 4.25}, True, None]),
+]
+
+# JSON texts written as text: (id, the text, the text PostgreSQL's jsonb gives back).
+# json keeps the text as written; jsonb writes numbers as numeric prints them (1.50
+# keeps its zero, 1e3 is 1000, 1.0e-3 is 0.0010), sorts keys shorter first (in bytes:
+# "é" is two) then bytewise, keeps the last of duplicate keys, decodes \u escapes
+# and writes its own spacing.
+JSON_TEXTS = [
+    (10, '{"n": [1.50, 12345678901234567890.123, 1e3, -0, 0.1E1, 1.0e-3]}',
+     '{"n": [1.50, 12345678901234567890.123, 1000, 0, 1, 0.0010]}'),
+    (11, '{"k": 1, "bb": {"y": 1, "x": 2}, "é": "e", "b": true, "a": [], "k": 2}',
+     '{"a": [], "b": true, "k": 2, "bb": {"x": 2, "y": 1}, "é": "e"}'),
+    (12, r' [ "\u00e9\ud83d\ude00", "\"\\\n\u001f\/" ,{ } ,[ ], null ] ',
+     r'["é😀", "\"\\\n\u001f/", {}, [], null]'),
+    (13, '{"name":"widget","tags":["a","b"],"dims":{"w":1.5,"h":[2,{"deep":[true,false,null]}]}}',
+     '{"dims": {"h": [2, {"deep": [true, false, null]}], "w": 1.5}, "name": "widget", '
+     '"tags": ["a", "b"]}'),
+    (14, '"café 😀 ключ"', '"café 😀 ключ"'),
+    (15, 'null', 'null'),
+    (16, '{}', '{}'),
+    (17, '[ ]', '[]'),
+    (18, '{\n  "x" : [ 1 ,\t2 ],\r\n  "s": "line\\nbreak" }', '{"s": "line\\nbreak", "x": [1, 2]}'),
+]
+# Row 10's numbers loaded with parse_float=Decimal, as str().
+JSON_NUMBERS = ["1.50", "12345678901234567890.123", "1000", "0", "1", "0.0010"]
 
 
 class CheckFailed(Exception):
@@ -149,6 +206,8 @@ def run(args):
         check_named_cursors(conn, names)
         conn.execute(f"DROP TABLE {TABLE}")
         check_uuid_key(conn)
+        check_json(conn)
+        check_json_text_parameters(conn)
 
         # SET of a reported variable sends ParameterStatus; timestamptz
         # values come back in the session time zone.
@@ -294,6 +353,146 @@ def check_uuid_key(conn):
     conn.execute("DROP TABLE compat_psycopg_uuid")
 
 
+def check_json(conn):
+    """json and jsonb columns as applications use them with psycopg: Python values
+    through Jsonb / Json (sent in text, %t, and binary, %b) read back as the same dicts
+    and lists with text and binary results; JSON null and SQL NULL apart; JSON texts
+    read back as PostgreSQL writes them, and loaded with Decimal numbers; @> with a
+    bound Jsonb (text and binary), ->, ->>, #>>, ?, || in an UPDATE ... RETURNING,
+    jsonb_build_object; malformed JSON and \\u0000 in jsonb refused."""
+    table = "compat_psycopg_json"
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, data jsonb, doc json)")
+    with conn.cursor() as cur:
+        for row_id, value in JSON_VALUES:
+            mark = "%t" if row_id % 2 else "%b"
+            params = ((row_id, None, None) if row_id == SQL_NULL_ID
+                      else (row_id, Jsonb(value), Json(value)))
+            cur.execute(f"INSERT INTO {table} (id, data, doc) VALUES (%s, {mark}, {mark})", params)
+        for row_id, text, _ in JSON_TEXTS:
+            cur.execute(f"INSERT INTO {table} (id, data, doc) VALUES (%s, %s, %s)",
+                        (row_id, text, text))
+
+    want = [(row_id, value, value) for row_id, value in JSON_VALUES]
+    for binary in (False, True):
+        with conn.cursor(binary=binary) as cur:
+            cur.execute(f"SELECT id, data, doc FROM {table} WHERE id < %s ORDER BY id", (10,))
+            got = cur.fetchall()
+            check(got == want, f"Jsonb/Json values (binary={binary}) read back as {got!r}")
+            check([type(r[1]) for r in got[:2]] == [dict, dict] and type(got[4][1]) is list,
+                  f"jsonb (binary={binary}) did not load as dict/list: {got[:5]!r}")
+
+            # JSON null is a value; SQL NULL is none.
+            cur.execute(f"SELECT id, data IS NULL, doc IS NULL, jsonb_typeof(data), "
+                        f"data = 'null'::jsonb FROM {table} WHERE id IN (%s, %s) ORDER BY id",
+                        (JSON_NULL_ID, SQL_NULL_ID))
+            got = cur.fetchall()
+            check(got == [(JSON_NULL_ID, False, False, "null", True),
+                          (SQL_NULL_ID, True, True, None, None)],
+                  f"JSON null and SQL NULL (binary={binary}): {got!r}")
+
+            # JSON texts: the text PostgreSQL writes, and values with Decimal numbers.
+            set_json_loads(partial(json.loads, parse_float=Decimal), cur)
+            cur.execute(f"SELECT id, data, doc, data::text, doc::text FROM {table} "
+                        "WHERE id >= %s ORDER BY id", (10,))
+            rows = cur.fetchall()
+            check([r[0] for r in rows] == [t[0] for t in JSON_TEXTS],
+                  f"JSON text rows (binary={binary}): ids {[r[0] for r in rows]}")
+            for (row_id, text, canonical), (_, data, doc, data_text, doc_text) in zip(JSON_TEXTS, rows):
+                check(data_text == canonical, f"jsonb {text!r} read back as text {data_text!r}, "
+                      f"want {canonical!r}")
+                check(doc_text == text, f"json {text!r} read back as text {doc_text!r}")
+                check(data == json.loads(canonical, parse_float=Decimal)
+                      and doc == json.loads(text, parse_float=Decimal),
+                      f"JSON text {text!r} (binary={binary}) loaded as {data!r} (jsonb), {doc!r} (json)")
+            numbers = [str(n) for n in rows[0][1]["n"]]
+            check(numbers == JSON_NUMBERS,
+                  f"jsonb numbers (binary={binary}) loaded with Decimal as {numbers}")
+
+    # Containment with a bound Jsonb, text and binary both ways; {} is in every object.
+    for binary in (False, True):
+        for mark in ("%t", "%b"):
+            with conn.cursor(binary=binary) as cur:
+                for probe, ids in (({"tags": ["b"]}, [1, 13]), ({"dims": {"w": 1.5}}, [1, 13]),
+                                   ({}, [1, 2, 3, 4, 10, 11, 13, 16, 18]), ([None], [9, 12]),
+                                   ("just a string", [8])):
+                    cur.execute(f"SELECT id FROM {table} WHERE data @> {mark} ORDER BY id",
+                                (Jsonb(probe),))
+                    got = [r[0] for r in cur.fetchall()]
+                    check(got == ids, f"WHERE data @> {mark} with Jsonb({probe!r}) "
+                          f"(binary={binary}) found {got}, want {ids}")
+
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT data ->> 'name', data -> 'dims' -> 'h', data #>> '{{dims,h,1,deep,0}}', "
+                    f"data ? 'tags', data ? 'nope', doc ->> 'name' FROM {table} WHERE id = %s", (1,))
+        got = cur.fetchone()
+        check(got == ("widget", [2, {"deep": [True, False, None]}], "true", True, False, "widget"),
+              f"->>, ->, #>>, ? on row 1 gave {got!r}")
+        cur.execute(f"SELECT data ->> 's', doc ->> 's', data ->> %s, data -> %s FROM {table} "
+                    "WHERE id = %s", ("é", "😀", 2))
+        got = cur.fetchone()
+        check(got == (JSON_VALUES[1][1]["s"], JSON_VALUES[1][1]["s"], "ключ", []),
+              f"->> 's', ->> %s, -> %s on row 2 gave {got!r}")
+        cur.execute(f"SELECT id, data ->> 'big', (data ->> 'half')::numeric FROM {table} "
+                    "WHERE data ->> 'name' = %s OR data ? %s ORDER BY id", ("widget", "big"))
+        got = cur.fetchall()
+        check(got == [(1, None, None), (3, "12345678901234567890", Decimal("1.5")),
+                      (13, None, None)],
+              f"WHERE data ->> 'name' = %s OR data ? %s gave {got!r}")
+
+        for binary in (False, True):
+            with conn.cursor(binary=binary) as bcur:
+                bcur.execute(f"SELECT jsonb_build_object('id', id, 'name', data ->> 'name', "
+                             "'tags', data -> 'tags', 'n', %s::int, 'none', NULL) "
+                             f"FROM {table} WHERE id = %s", (7, 1))
+                got = bcur.fetchone()[0]
+                want = {"id": 1, "name": "widget", "tags": ["a", "b"], "n": 7, "none": None}
+                check(got == want, f"jsonb_build_object (binary={binary}) gave {got!r}")
+
+        cur.execute(f"UPDATE {table} SET data = data || %s WHERE id = %s RETURNING data",
+                    (Jsonb({"added": [1, "x"], "é": None}), 4))
+        got = cur.fetchall()
+        check(got == [({"added": [1, "x"], "é": None},)], f"UPDATE SET data = data || %s gave {got!r}")
+
+        # Malformed JSON is 22P02; \u0000 cannot be jsonb text (22P05), json keeps it.
+        for text, error in (('{"a": ', errors.InvalidTextRepresentation),
+                            (r'"\u0000"', errors.UntranslatableCharacter)):
+            try:
+                cur.execute(f"INSERT INTO {table} (id, data) VALUES (%s, %s)", (99, text))
+                raise CheckFailed(f"jsonb {text!r} was accepted")
+            except error:
+                pass
+        cur.execute(f"INSERT INTO {table} (id, doc) VALUES (%s, %s) RETURNING doc::text", (99, r'"\u0000"'))
+        got = cur.fetchall()
+        check(got == [(r'"\u0000"',)], f"json '\"\\u0000\"' read back as {got!r}")
+    conn.execute(f"DROP TABLE {table}")
+
+
+def check_json_text_parameters(conn):
+    """JSON text passed as a plain str, which psycopg sends untyped (the server infers
+    jsonb): in %s::jsonb / %s::json, in WHERE data @> %s and in data || %s."""
+    table = "compat_psycopg_json_text"
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, data jsonb)")
+    with conn.cursor() as cur:
+        for row_id, text, _ in JSON_TEXTS:
+            cur.execute(f"INSERT INTO {table} (id, data) VALUES (%s, %s)", (row_id, text))
+        for row_id, text, canonical in JSON_TEXTS:
+            cur.execute("SELECT %s::jsonb::text, %s::json::text", (text, text))
+            got = cur.fetchone()
+            check(got == (canonical, text), f"SELECT %s::jsonb, %s::json with {text!r} gave {got!r}")
+        for probe, ids in (('{"tags": ["b"]}', [13]), ('{"k": 2}', [11]),
+                           ('{}', [10, 11, 13, 16, 18]), ('[null]', [12])):
+            cur.execute(f"SELECT id FROM {table} WHERE data @> %s ORDER BY id", (probe,))
+            got = [r[0] for r in cur.fetchall()]
+            check(got == ids, f"WHERE data @> %s with the str {probe!r} found {got}, want {ids}")
+        cur.execute(f"UPDATE {table} SET data = data || %s WHERE id = %s RETURNING data::text",
+                    ('{"added": [1]}', 16))
+        got = cur.fetchall()
+        check(got == [('{"added": [1]}',)], f"UPDATE SET data = data || %s with a str gave {got!r}")
+    conn.execute(f"DROP TABLE {table}")
+
+
 def check_named_cursors(conn, names):
     """Server-side cursors as psycopg runs them: DECLARE with bound parameters,
     Describe of the cursor's portal, FETCH FORWARD itersize at a time (binary);
@@ -347,7 +546,9 @@ def main():
         "psycopg", run, psycopg.Error, lambda e: e.sqlstate,
         f"{psycopg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows (text+binary), "
         "rollback/commit, 23505, TimeZone, bare parameters, RETURNING, "
-        "COPY (text+binary, errors, CopyFail), named cursors, uuid key, gen_random_uuid()")
+        "COPY (text+binary, errors, CopyFail), named cursors, uuid key, gen_random_uuid(), "
+        f"json/jsonb ({len(JSON_VALUES)} values + {len(JSON_TEXTS)} texts, text+binary, "
+        "@>, ->>, jsonb_build_object)")
 
 
 if __name__ == "__main__":

@@ -163,6 +163,8 @@ fn type_to(sql_type: &SqlType) -> proto::SqlType {
         SqlType::Bytea => of(Kind::Bytea),
         SqlType::Uuid => of(Kind::Uuid),
         SqlType::Time => of(Kind::Time),
+        SqlType::Json => of(Kind::Json),
+        SqlType::Jsonb => of(Kind::Jsonb),
     }
 }
 
@@ -189,6 +191,8 @@ fn type_from(sql_type: &proto::SqlType) -> Result<SqlType> {
         Kind::Bytea => SqlType::Bytea,
         Kind::Uuid => SqlType::Uuid,
         Kind::Time => SqlType::Time,
+        Kind::Json => SqlType::Json,
+        Kind::Jsonb => SqlType::Jsonb,
     })
 }
 
@@ -218,6 +222,8 @@ mod tests {
             SqlType::TimestampTz,
             SqlType::Bytea,
             SqlType::Uuid,
+            SqlType::Json,
+            SqlType::Jsonb,
             SqlType::Time,
         ];
         let def = TableDef {

@@ -43,6 +43,10 @@ pub enum SqlType {
     Bytea,
     /// 16 bytes, FixedSizeBinary(16) (see `sql::uuid`).
     Uuid,
+    /// JSON text as written (validated).
+    Json,
+    /// JSON in its canonical text (see `sql::json`).
+    Jsonb,
 }
 
 impl SqlType {
@@ -58,7 +62,11 @@ impl SqlType {
             }
             SqlType::Numeric { precision, scale } => DataType::Decimal256(*precision, *scale),
             SqlType::Boolean => DataType::Boolean,
-            SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_) => DataType::Utf8,
+            SqlType::Text
+            | SqlType::Varchar(_)
+            | SqlType::Char(_)
+            | SqlType::Json
+            | SqlType::Jsonb => DataType::Utf8,
             SqlType::Date => DataType::Date32,
             SqlType::Time => DataType::Time64(TimeUnit::Microsecond),
             SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -79,7 +87,11 @@ impl SqlType {
             SqlType::Double => "DOUBLE PRECISION".into(),
             SqlType::Numeric { precision, scale } => format!("NUMERIC({precision}, {scale})"),
             SqlType::Boolean => "BOOLEAN".into(),
-            SqlType::Text | SqlType::Varchar(_) | SqlType::Char(_) => "TEXT".into(),
+            SqlType::Text
+            | SqlType::Varchar(_)
+            | SqlType::Char(_)
+            | SqlType::Json
+            | SqlType::Jsonb => "TEXT".into(),
             SqlType::Date => "DATE".into(),
             SqlType::Time => "TIME".into(),
             SqlType::Timestamp => "TIMESTAMP".into(),
@@ -109,6 +121,8 @@ impl SqlType {
             SqlType::TimestampTz => "timestamp with time zone".into(),
             SqlType::Bytea => "bytea".into(),
             SqlType::Uuid => "uuid".into(),
+            SqlType::Json => "json".into(),
+            SqlType::Jsonb => "jsonb".into(),
         }
     }
 
@@ -118,6 +132,8 @@ impl SqlType {
         match self {
             SqlType::Varchar(_) => Some("varchar"),
             SqlType::Char(_) => Some("bpchar"),
+            SqlType::Json => Some("json"),
+            SqlType::Jsonb => Some("jsonb"),
             _ => None,
         }
     }

@@ -1,9 +1,10 @@
-//! PostgreSQL's binary form of `numeric`, `uuid` and `time`, written
+//! PostgreSQL's binary form of `numeric`, `uuid`, `time` and `jsonb`, written
 //! here: arrow-pg encodes a numeric through rust_decimal, which holds 28
 //! digits (a stored `numeric(30,10)` could not be read back) and drops the
 //! display scale of a zero (`0.00` came back as `0`), does not know uuids
 //! (FixedSizeBinary(16), whose binary form is its 16 bytes), and sends a
-//! `time` of 24:00:00 as NULL.
+//! `time` of 24:00:00 as NULL, and writes a `jsonb` (Utf8) without its
+//! version byte.
 //!
 //! Binary-format numeric, uuid and time columns become Binary arrays of the
 //! encoded values before arrow-pg writes the row; it writes a Binary
@@ -16,9 +17,12 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{i256, DataType, Time64MicrosecondType, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
+use pgwire::api::Type;
 
-use super::text::{decimal_text, decimals, replace_columns};
+use super::text::replace_columns;
 use crate::error::Result;
+use crate::sql::json::JSONB_VERSION;
+use crate::sql::output::{decimal_text, decimals};
 
 /// The sign words of the binary numeric header.
 const POSITIVE: u16 = 0x0000;
@@ -26,22 +30,33 @@ const NEGATIVE: u16 = 0x4000;
 /// Decimal digits per base-10000 digit.
 const DIGITS_PER_WORD: usize = 4;
 
-/// Encodes the binary-format numeric, uuid and time columns of `batch`.
+/// Encodes the binary-format numeric, uuid, time and jsonb columns of
+/// `batch`.
 pub fn binary_values(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatch> {
+    let jsonb = |i: usize| fields.get(i).is_some_and(|f| *f.datatype() == Type::JSONB);
     replace_columns(
         batch,
         DataType::Binary,
         |i, field| {
             fields.get(i).map(|f| f.format()) == Some(FieldFormat::Binary)
-                && matches!(
-                    field.data_type(),
-                    DataType::Decimal128(..)
-                        | DataType::Decimal256(..)
-                        | DataType::FixedSizeBinary(16)
-                        | DataType::Time64(TimeUnit::Microsecond)
-                )
+                && (jsonb(i)
+                    || matches!(
+                        field.data_type(),
+                        DataType::Decimal128(..)
+                            | DataType::Decimal256(..)
+                            | DataType::FixedSizeBinary(16)
+                            | DataType::Time64(TimeUnit::Microsecond)
+                    ))
         },
-        |_, array| match array.data_type() {
+        |i, array| match array.data_type() {
+            DataType::Utf8 if jsonb(i) => {
+                let encoded: BinaryArray = array
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(|text| [&[JSONB_VERSION], text.as_bytes()].concat()))
+                    .collect();
+                Ok(Arc::new(encoded) as ArrayRef)
+            }
             DataType::FixedSizeBinary(_) => Ok(cast(array, &DataType::Binary)?),
             // Microseconds since midnight, 24:00:00 included (which
             // arrow-pg's chrono time cannot hold).

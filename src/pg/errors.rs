@@ -29,6 +29,7 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::ProtocolViolation => "08P01",
             InputError::ProgramLimitExceeded => "54000",
             InputError::InvalidEncoding => "22021",
+            InputError::UntranslatableCharacter => "22P05",
             InputError::SnapshotTooOld => "72000",
             InputError::UndefinedPreparedStatement => "26000",
             InputError::InvalidColumnReference => "42P10",

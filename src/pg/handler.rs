@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef, SchemaRef};
 
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::{Sink, SinkExt};
@@ -31,6 +31,7 @@ use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, Type, DEFAULT_NAME};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{
     Bind, BindComplete, Close, CloseComplete, Describe, Execute, Parse, ParseComplete,
     TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
@@ -58,7 +59,7 @@ use crate::sql::{Output, Session, SqlEngine, TxnState};
 #[derive(Clone, Default)]
 pub struct Prepared {
     stmt: Option<Statement>,
-    param_types: Vec<Option<DataType>>,
+    param_types: Vec<Option<FieldRef>>,
     result: Option<SchemaRef>,
 }
 
@@ -345,7 +346,7 @@ impl QueryParser for StatementParser {
             .iter()
             .map(|t| {
                 t.as_ref()
-                    .and_then(|t| pg_type(&Field::new("", t.clone(), true)).ok())
+                    .and_then(|field| pg_type(field).ok())
                     .unwrap_or(Type::TEXT)
             })
             .collect())
@@ -358,7 +359,10 @@ impl QueryParser for StatementParser {
     ) -> PgWireResult<Vec<FieldInfo>> {
         match &stmt.result {
             Some(schema) => {
-                fields(schema, format.unwrap_or(&Format::UnifiedBinary)).map_err(|e| to_pgwire(&e))
+                // Describe of a statement (no format yet): text, as
+                // PostgreSQL reports it. pgjdbc reads the columns of a
+                // statement it described in the format said here.
+                fields(schema, format.unwrap_or(&Format::UnifiedText)).map_err(|e| to_pgwire(&e))
             }
             None => Ok(vec![]),
         }
@@ -548,6 +552,10 @@ impl ExtendedQueryHandler for Connection {
     /// pgwire's Describe; a portal it does not hold may be a cursor
     /// DECLAREd in SQL, which is a portal of that name in PostgreSQL
     /// (psycopg describes its named cursors so), described in text format.
+    /// A statement that returns no rows is described with NoData, as
+    /// PostgreSQL does (pgwire sends an empty RowDescription when it has
+    /// parameters, and pgjdbc's executeUpdate then fails: "a result was
+    /// returned when none was expected").
     async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -556,6 +564,23 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
+            if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) {
+                if stmt.statement.result.is_none() {
+                    let response = self.do_describe_statement(client, &stmt).await?;
+                    let oids = response.parameters.iter().map(Type::oid).collect();
+                    client
+                        .feed(PgWireBackendMessage::ParameterDescription(
+                            ParameterDescription::new(oids),
+                        ))
+                        .await?;
+                    client
+                        .send(PgWireBackendMessage::NoData(NoData::new()))
+                        .await?;
+                    return Ok(());
+                }
+            }
+        }
         if message.target_type == TARGET_TYPE_BYTE_PORTAL
             && client.portal_store().get_portal(name).is_none()
         {

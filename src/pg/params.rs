@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, FieldRef, TimeUnit};
 use datafusion::common::{ParamValues, ScalarValue};
 use pgwire::api::portal::Portal;
 use pgwire::api::stmt::StoredStatement;
@@ -25,6 +25,7 @@ use crate::catalog::SqlType;
 use crate::error::{Error, InputError, Result};
 use crate::sql::copy::{utf8, ColumnInput};
 use crate::sql::errors::classify;
+use crate::sql::json::Flavor;
 use crate::sql::wire_types::UUID;
 
 /// The Arrow type arrow-pg decodes a parameter of PostgreSQL type `pg`
@@ -46,6 +47,7 @@ pub fn arrow_type(pg: &Type) -> Option<DataType> {
         Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
         Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         Type::UUID => UUID,
+        Type::JSON | Type::JSONB => DataType::Utf8,
         _ => return None,
     })
 }
@@ -63,16 +65,24 @@ fn unconstrained_numeric() -> SqlType {
 /// without an offset is read.
 pub fn bind_parameters(
     portal: &Portal<Prepared>,
-    inferred: &[Option<DataType>],
+    inferred: &[Option<FieldRef>],
     zone: &Tz,
 ) -> Result<ParamValues> {
+    let fields = inferred;
+    let inferred: Vec<Option<DataType>> = fields
+        .iter()
+        .map(|f| f.as_ref().map(|f| f.data_type().clone()))
+        .collect();
     let declared = &portal.statement.parameter_types;
     let ours: Vec<Option<SqlType>> = (0..portal.parameters.len())
         .map(|i| {
-            own_type(
-                declared.get(i).and_then(Option::as_ref),
-                inferred.get(i).and_then(Option::as_ref),
-            )
+            let field = fields.get(i).and_then(Option::as_ref);
+            json_type(field).or_else(|| {
+                own_type(
+                    declared.get(i).and_then(Option::as_ref),
+                    inferred.get(i).and_then(Option::as_ref),
+                )
+            })
         })
         .collect();
     // arrow-pg converts a number the client sent as an integer or a float
@@ -133,6 +143,16 @@ pub fn bind_parameters(
     Ok(ParamValues::List(cast))
 }
 
+/// A parameter whose planned field is `json` or `jsonb` (compared with or
+/// stored in such a column, or cast to one): decoded here, as the client
+/// was told it is (jsonb in binary has a version byte).
+fn json_type(field: Option<&FieldRef>) -> Option<SqlType> {
+    match Flavor::of(field?)? {
+        Flavor::Json => Some(SqlType::Json),
+        Flavor::Jsonb => Some(SqlType::Jsonb),
+    }
+}
+
 /// The type a parameter is decoded as here rather than by arrow-pg: the
 /// type the client declared, or, when it declared none, the one the
 /// planner inferred (the client then sends it in that type's format, as
@@ -164,6 +184,8 @@ fn own_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<SqlT
         Some(t) if *t == Type::TIMESTAMP => Some(SqlType::Timestamp),
         Some(t) if *t == Type::TIMESTAMPTZ => Some(SqlType::TimestampTz),
         Some(t) if *t == Type::UUID => Some(SqlType::Uuid),
+        Some(t) if *t == Type::JSON => Some(SqlType::Json),
+        Some(t) if *t == Type::JSONB => Some(SqlType::Jsonb),
         Some(_) => None,
     }
 }

@@ -129,6 +129,15 @@ pub fn as_string_type(text: Expr, field: FieldRef) -> Expr {
     }
 }
 
+/// `plain_text(x)`: the text of `x` as a plain `text` value, for a cast
+/// to text of a value whose field marks another type (`char(n)`, `json`):
+/// DataFusion's cast from Utf8 to Utf8 keeps the field's metadata.
+pub fn plain_text() -> Arc<ScalarUDF> {
+    array_udf("text", vec![DataType::Utf8], DataType::Utf8, |arrays| {
+        Ok(arrays[0].clone())
+    })
+}
+
 /// Arrow's string types.
 pub fn is_text(data_type: &DataType) -> bool {
     matches!(

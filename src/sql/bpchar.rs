@@ -33,7 +33,7 @@ use datafusion::logical_expr::{
     ScalarUDFImpl, Signature, TryCast, Volatility,
 };
 
-use super::analyze::{array_udf, as_string_type, convert_compared, is_text, like_arguments};
+use super::analyze::{as_string_type, convert_compared, is_text, like_arguments, plain_text};
 use crate::catalog::{SqlType, PG_TYPE_METADATA};
 
 /// A `char(n)` value as it is stored and computed with: cut to `n`
@@ -148,7 +148,7 @@ pub fn char_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
             if is_text(field.data_type()) && is_char(&expr) =>
         {
-            Transformed::yes(as_string_type(as_text().call(vec![*expr]), field))
+            Transformed::yes(as_string_type(plain_text().call(vec![*expr]), field))
         }
         // What PostgreSQL reads as char(n) beside one: an untyped literal
         // or parameter, a varchar (a text value is compared as text).
@@ -161,16 +161,6 @@ pub fn char_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
             _ => e,
         }),
     }
-}
-
-/// `char(n)` values as plain text.
-fn as_text() -> Arc<ScalarUDF> {
-    array_udf(
-        "bpchar_text",
-        vec![DataType::Utf8],
-        DataType::Utf8,
-        |arrays| Ok(arrays[0].clone()),
-    )
 }
 
 #[cfg(test)]

@@ -199,6 +199,8 @@ pub fn sql_type(data_type: &ast::DataType) -> Result<SqlType> {
         D::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => SqlType::TimestampTz,
         D::Bytea => SqlType::Bytea,
         D::Uuid => SqlType::Uuid,
+        D::JSON => SqlType::Json,
+        D::JSONB => SqlType::Jsonb,
         other => return Err(Error::unsupported(format!("type {other}"))),
     })
 }

@@ -88,11 +88,15 @@ impl SqlEngine {
         let mut analyzer_rules = Analyzer::new().rules;
         analyzer_rules.insert(0, Arc::new(super::literals::IntegerLiterals));
         analyzer_rules.insert(1, Arc::new(super::numeric::NumericAggregates));
-        // Literals and text beside a uuid or a char(n), read as PostgreSQL
-        // reads them, in one pass.
+        // Literals and text beside a uuid, a char(n) or a jsonb, read as
+        // PostgreSQL reads them, in one pass.
         let typed_operands = ExpressionRewrites::new(
             "postgresql_typed_operands",
-            vec![super::uuid::uuid_text, super::bpchar::char_semantics],
+            vec![
+                super::uuid::uuid_text,
+                super::bpchar::char_semantics,
+                super::json::json_semantics,
+            ],
         );
         analyzer_rules.insert(2, Arc::new(typed_operands));
         let mut builder = SessionStateBuilder::new()
@@ -121,6 +125,7 @@ impl SqlEngine {
         ctx.register_udf(super::bpchar::bpchar());
         ctx.register_udf(super::subqueries::pg_single_row());
         super::functions::register(&ctx);
+        super::json::register(&ctx);
         ctx.register_udaf(super::numeric::RoundedAvg::udaf());
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(super::setops::SetOperationMultiplicity));
@@ -197,8 +202,9 @@ impl SqlEngine {
     /// that keep its meaning.
     ///
     /// A catalog query whose lookup subqueries can be joins instead (see
-    /// [`super::catalog_queries`]) gets that rewrite first, and then the
-    /// compatibility rules. Others go through the whole compatibility parser,
+    /// [`super::catalog_queries`]), or that compares a type's input function
+    /// with a `regproc` (`rewrite::RegprocComparisons`), gets that rewrite
+    /// first, and then the compatibility rules. Others go through the whole compatibility parser,
     /// which also replaces some known tool queries wholesale.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
         // What only the compatibility parser reads (`ABORT`), or the syntax
@@ -215,7 +221,7 @@ impl SqlEngine {
             let spelled = super::copy::spell_boolean_options(sql).ok_or(e)?;
             Parser::parse_sql(&PostgreSqlDialect {}, &spelled)
         });
-        let Ok(mut statements) = parsed else {
+        let Ok(statements) = parsed else {
             return compatible();
         };
         // What OLTP clients send most: no rule would change it.
@@ -232,7 +238,16 @@ impl SqlEngine {
                 })
                 .collect());
         }
-        if catalog_queries::lookups_as_joins(&mut statements) {
+        let before: Vec<String> = statements.iter().map(ToString::to_string).collect();
+        let mut statements: Vec<Statement> = statements
+            .into_iter()
+            .map(|stmt| super::rewrite::RegprocComparisons.rewrite(stmt))
+            .collect();
+        let regproc_compared = statements
+            .iter()
+            .zip(&before)
+            .any(|(stmt, text)| stmt.to_string() != *text);
+        if catalog_queries::lookups_as_joins(&mut statements) || regproc_compared {
             return Ok(statements
                 .into_iter()
                 .map(|stmt| self.parser.rewrite(stmt))

@@ -50,6 +50,14 @@ fn classify_ref(error: &DataFusionError) -> Error {
             other => Error::input(InputError::Other, other.to_string()),
         },
         DataFusionError::ArrowError(e, _) => classify_arrow(e),
+        // A subquery or set-returning function in FROM that reads a column
+        // of a table before it (LATERAL), which DataFusion plans but
+        // cannot run.
+        DataFusionError::NotImplemented(msg) if msg.contains("OuterReferenceColumn") => {
+            Error::unsupported(
+                "a subquery or function in FROM that refers to an earlier FROM item (LATERAL)",
+            )
+        }
         DataFusionError::NotImplemented(msg) if msg.contains("not supported") => {
             Error::input(InputError::Unsupported, msg.clone())
         }

@@ -98,39 +98,41 @@ pub fn rename(schema: &Schema, names: &[String]) -> SchemaRef {
 
 /// PostgreSQL's `FigureColname`: the name an unaliased expression gets.
 fn pg_name(expr: &Expr) -> String {
-    figure(expr).unwrap_or_else(|| "?column?".to_string())
+    figure(expr).map_or_else(|| "?column?".to_string(), |(name, _)| name)
 }
 
-fn figure(expr: &Expr) -> Option<String> {
+/// The name and whether it is strong: a cast names its column after its
+/// type only when its operand gives no strong name (`x::text` is `x`,
+/// `'a'::jsonb::text` is `text`), as PostgreSQL decides.
+fn figure(expr: &Expr) -> Option<(String, bool)> {
+    let strong = |name: String| Some((name, true));
     match expr {
-        Expr::Identifier(ident) => Some(ident_name(ident)),
-        Expr::CompoundIdentifier(parts) => parts.last().map(ident_name),
-        Expr::Function(f) => f
-            .name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(|i| i.value.to_lowercase()),
+        Expr::Identifier(ident) => strong(ident_name(ident)),
+        Expr::CompoundIdentifier(parts) => strong(ident_name(parts.last()?)),
+        Expr::Function(f) => strong(f.name.0.last()?.as_ident()?.value.to_lowercase()),
         Expr::Cast {
             expr, data_type, ..
-        } => figure(expr).or_else(|| Some(type_name(data_type))),
+        } => match figure(expr) {
+            Some((name, true)) => strong(name),
+            _ => Some((type_name(data_type), false)),
+        },
         Expr::Nested(inner) => figure(inner),
-        Expr::Case { .. } => Some("case".into()),
-        Expr::Array(_) => Some("array".into()),
-        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Case { .. } => strong("case".into()),
+        Expr::Array(_) => strong("array".into()),
+        Expr::Exists { .. } => strong("exists".into()),
         // A scalar subquery is named after its one item.
         Expr::Subquery(query) => match query.body.as_ref() {
             SetExpr::Select(select) => match select.projection.as_slice() {
-                [SelectItem::ExprWithAlias { alias, .. }] => Some(ident_name(alias)),
+                [SelectItem::ExprWithAlias { alias, .. }] => strong(ident_name(alias)),
                 [SelectItem::UnnamedExpr(item)] => figure(item),
                 _ => None,
             },
             _ => None,
         },
-        Expr::Extract { .. } => Some("extract".into()),
-        Expr::Substring { .. } => Some("substring".into()),
-        Expr::Position { .. } => Some("position".into()),
-        Expr::Trim { .. } => Some("btrim".into()),
+        Expr::Extract { .. } => strong("extract".into()),
+        Expr::Substring { .. } => strong("substring".into()),
+        Expr::Position { .. } => strong("position".into()),
+        Expr::Trim { .. } => strong("btrim".into()),
         _ => None,
     }
 }

@@ -471,6 +471,8 @@ fn declared_type_oid(sql_type: &SqlType) -> Option<i32> {
         SqlType::Varchar(_) => Some(Type::VARCHAR.oid() as i32),
         SqlType::Char(_) => Some(Type::BPCHAR.oid() as i32),
         SqlType::Uuid => Some(Type::UUID.oid() as i32),
+        SqlType::Json => Some(Type::JSON.oid() as i32),
+        SqlType::Jsonb => Some(Type::JSONB.oid() as i32),
         _ => None,
     }
 }

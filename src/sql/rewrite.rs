@@ -190,7 +190,8 @@ pub fn name_function_columns(stmt: &mut Statement) {
 /// `generate_series(...)` as an item of a select list is a set-returning
 /// function in PostgreSQL: one row per value. DataFusion's scalar
 /// `generate_series` returns one list instead, so it becomes
-/// `unnest(generate_series(...))`, which yields the rows (several such
+/// `unnest(generate_series(...))`, which yields the rows (the JSON
+/// set-returning functions likewise, `sql::json::set_returning_list`) (several such
 /// items are zipped, the shorter padded with NULLs, as in PostgreSQL 10+).
 /// The item keeps the function's name as its column name.
 pub fn expand_set_returning_items(stmt: &mut Statement) {
@@ -215,15 +216,24 @@ pub fn expand_set_returning_items(stmt: &mut Statement) {
                         continue;
                     };
                     let name = function.name.to_string().to_ascii_lowercase();
-                    if name != "generate_series" && name != "pg_catalog.generate_series" {
-                        continue;
-                    }
-                    let Ok(unnested) = parse_expr(&format!("unnest({expr})")) else {
+                    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+                    let listed = match name {
+                        "generate_series" => expr.to_string(),
+                        _ => match super::json::set_returning_list(name) {
+                            Some(list) => {
+                                let mut call = function.clone();
+                                call.name = ObjectName::from(vec![Ident::new(list)]);
+                                call.to_string()
+                            }
+                            None => continue,
+                        },
+                    };
+                    let Ok(unnested) = parse_expr(&format!("unnest({listed})")) else {
                         continue;
                     };
                     *item = SelectItem::ExprWithAlias {
                         expr: unnested,
-                        alias: alias.unwrap_or_else(|| Ident::new("generate_series")),
+                        alias: alias.unwrap_or_else(|| Ident::new(name)),
                     };
                 }
             }
@@ -373,6 +383,78 @@ pub(super) fn plain_select(query: &Query) -> Option<&Select> {
         && select.having.is_none()
         && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
     plain.then_some(select.as_ref())
+}
+
+/// `'pg_catalog.array_in'::regproc` compared with a catalog column that
+/// names a function (`pg_type.typinput`, whose values here are the
+/// function's name): the name, unqualified, compared as text. pgjdbc asks
+/// `typinput = 'pg_catalog.array_in'::regproc` of every type it does not
+/// know (json, jsonb); the compatibility rules would look the name up in
+/// `pg_proc` by its qualified form and find nothing.
+#[derive(Debug)]
+pub struct RegprocComparisons;
+
+impl SqlStatementRewriteRule for RegprocComparisons {
+    fn rewrite(&self, mut stmt: Statement) -> Statement {
+        struct Visitor;
+        impl VisitorMut for Visitor {
+            type Break = ();
+            fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+                let Expr::BinaryOp { left, right, .. } = expr else {
+                    return ControlFlow::Continue(());
+                };
+                if names_function(left) {
+                    if let Some(name) = regproc_literal(right) {
+                        **right = Expr::value(Value::SingleQuotedString(name));
+                    }
+                } else if names_function(right) {
+                    if let Some(name) = regproc_literal(left) {
+                        **left = Expr::value(Value::SingleQuotedString(name));
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        // A `pg_type` column holding a function's name.
+        fn names_function(expr: &Expr) -> bool {
+            let name = match expr {
+                Expr::Identifier(ident) => &ident.value,
+                Expr::CompoundIdentifier(parts) => match parts.last() {
+                    Some(last) => &last.value,
+                    None => return false,
+                },
+                _ => return false,
+            };
+            matches!(
+                name.to_ascii_lowercase().as_str(),
+                "typinput" | "typoutput" | "typreceive" | "typsend" | "typmodin" | "typmodout"
+            )
+        }
+        // The unqualified name of `'schema.name'::regproc`.
+        fn regproc_literal(expr: &Expr) -> Option<String> {
+            let Expr::Cast {
+                expr, data_type, ..
+            } = expr
+            else {
+                return None;
+            };
+            let type_name = data_type.to_string().to_ascii_lowercase();
+            if type_name.trim_start_matches("pg_catalog.") != "regproc" {
+                return None;
+            }
+            match &**expr {
+                Expr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(name) => {
+                        Some(name.rsplit('.').next().unwrap_or(name).to_string())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        let _ = stmt.visit(&mut Visitor);
+        stmt
+    }
 }
 
 /// `FETCH FIRST n ROWS ONLY` (the SQL standard's LIMIT) as `LIMIT n`;

@@ -23,6 +23,7 @@ use datafusion::sql::sqlparser::ast;
 use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 use pgwire::api::Type;
 
+use super::json::Flavor;
 use crate::catalog::PG_TYPE_METADATA;
 use crate::error::{Error, Result};
 
@@ -38,6 +39,8 @@ pub fn pg_type(field: &Field) -> Result<Type> {
         (Some("varchar"), DataType::Utf8) => Type::VARCHAR,
         (Some("bpchar"), DataType::Utf8) => Type::BPCHAR,
         (Some("regtype"), DataType::Int32) => Type::REGTYPE,
+        (Some("json"), DataType::Utf8) => Type::JSON,
+        (Some("jsonb"), DataType::Utf8) => Type::JSONB,
         (_, DataType::Decimal256(..)) => Type::NUMERIC,
         (_, t) if *t == UUID => Type::UUID,
         _ => field_into_pg_type(&Arc::new(field.clone()))
@@ -60,6 +63,8 @@ impl TypePlanner for PgTypePlanner {
         let field = |data_type| Ok(Some(Arc::new(Field::new("", data_type, true))));
         match sql_type {
             ast::DataType::Uuid => field(UUID),
+            ast::DataType::JSON => Ok(Some(Arc::new(Flavor::Json.field("")))),
+            ast::DataType::JSONB => Ok(Some(Arc::new(Flavor::Jsonb.field("")))),
             ast::DataType::Time(
                 None,
                 ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone,

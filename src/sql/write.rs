@@ -16,6 +16,7 @@ use datafusion::arrow::datatypes::{DataType, Decimal128Type, Decimal256Type, Fie
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
 
+use super::json::{stored_column, Flavor};
 use super::session_txn::SessionTxn;
 use crate::catalog::{SqlType, TableDef, PUBLIC_SCHEMA};
 use crate::encoding::keys::{encode_key_value, row_key};
@@ -108,8 +109,11 @@ impl RowWriter {
                 ));
             }
             check_value_fits(array, &column.sql_type)?;
-            if let SqlType::Char(n) = column.sql_type {
-                *array = super::bpchar::unpadded_column(array, n as usize);
+            match column.sql_type {
+                SqlType::Char(n) => *array = super::bpchar::unpadded_column(array, n as usize),
+                SqlType::Json => *array = stored_column(array, Flavor::Json)?,
+                SqlType::Jsonb => *array = stored_column(array, Flavor::Jsonb)?,
+                _ => {}
             }
         }
         Ok(RecordBatch::try_new(self.def.row_schema(), columns)?)

@@ -98,6 +98,64 @@ async fn every_type_round_trips_through_every_format() {
     );
 }
 
+/// `json` and `jsonb` columns loaded by COPY: jsonb in its canonical text
+/// (keys sorted and unique, as PostgreSQL 15 stores it), json as written;
+/// both back out through the binary format (jsonb with its version byte)
+/// into another table unchanged; text that is no JSON fails the load with
+/// 22P02 naming the line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_columns_load_in_every_format() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE docs (id int PRIMARY KEY, b jsonb, j json);
+             CREATE TABLE docs2 (id int PRIMARY KEY, b jsonb, j json);",
+        )
+        .await
+        .unwrap();
+    let data = "1\t{\"b\": 1, \"a\": [1,  2.50], \"a\": 1e3}\t{\"b\": 1,  \"a\": 2}\n\
+                2\t\"\\\\u00e9\"\t[]\n\
+                3\t\\N\t\\N\n";
+    assert_eq!(
+        copy_in(&client, "COPY docs FROM STDIN", data.as_bytes())
+            .await
+            .unwrap(),
+        3
+    );
+    let expected = vec![
+        vec![
+            Some("1".to_string()),
+            Some(r#"{"a": 1000, "b": 1}"#.to_string()),
+            Some(r#"{"b": 1,  "a": 2}"#.to_string()),
+        ],
+        vec![Some("2".into()), Some(r#""é""#.into()), Some("[]".into())],
+        vec![Some("3".into()), None, None],
+    ];
+    let all = "SELECT id, b, j FROM docs ORDER BY id";
+    assert_eq!(text_rows(&client, all).await, expected);
+    let binary = copy_out(&client, "COPY docs TO STDOUT (FORMAT binary)").await;
+    assert_eq!(
+        copy_in(&client, "COPY docs2 FROM STDIN (FORMAT binary)", &binary)
+            .await
+            .unwrap(),
+        3
+    );
+    let copied = "SELECT id, b, j FROM docs2 ORDER BY id";
+    assert_eq!(text_rows(&client, copied).await, expected);
+    let bad = copy_in(
+        &client,
+        "COPY docs FROM STDIN",
+        b"7\t{\"a\":1}\t{}\n8\t{bad\t{}\n",
+    )
+    .await;
+    let error = bad.unwrap_err();
+    let db = error.as_db_error().unwrap();
+    assert_eq!(*db.code(), SqlState::INVALID_TEXT_REPRESENTATION);
+    assert!(db.where_().unwrap_or_default().contains("line 2"), "{db:?}");
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM docs").await, 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_options_column_lists_and_defaults() {
     let server = TestServer::start().await;

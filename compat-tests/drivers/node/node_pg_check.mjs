@@ -17,9 +17,16 @@
 // parameter; COPY FROM STDIN (text and CSV) and COPY TO STDOUT through
 // pg-copy-streams, with a bad line; a pg-cursor reading 100
 // rows at a time (Execute with a row limit, PortalSuspended); statement_timeout and
-// a CancelRequest (client.cancel) giving 57014. With --pending, also the cases
-// ShardForge does not pass yet (RowDescription's table, column, size and
-// modifier; unconstrained numeric's own scale).
+// a CancelRequest (client.cancel) giving 57014; json and jsonb columns: values
+// written as JSON.stringify text (and plain objects, which node-pg stringifies)
+// come back parsed as objects, arrays and scalars (node-pg parses json/jsonb with
+// JSON.parse), JSON null apart from SQL NULL; psycopg_check.py's JSON texts come
+// back as raw text exactly as PostgreSQL writes them (jsonb canonical, json
+// verbatim), through both protocols; ->, ->>, #>>, ? with $n, jsonb_build_object,
+// type OIDs 3802/114; json parameters the server must type: $1::jsonb, data @> $1,
+// data || $1. With --pending, also the cases ShardForge does not pass yet
+// (RowDescription's table, column, size and modifier; unconstrained numeric's own
+// scale).
 //
 // Usage: node node_pg_check.mjs [--host 127.0.0.1] [--port 5432] [--keep-going] [--pending]
 // Prints one line `PASS node-pg ...` or `FAIL node-pg: ...`; exit status 0 on PASS.
@@ -127,7 +134,7 @@ function same(a, b) {
   if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => same(x, b[i]))
   if (typeof a === 'object') {
     const keys = Object.keys(a)
-    return typeof b === 'object' && keys.length === Object.keys(b).length && keys.every((k) => same(a[k], b[k]))
+    return typeof b === 'object' && b !== null && !Array.isArray(b) && keys.length === Object.keys(b).length && keys.every((k) => same(a[k], b[k]))
   }
   return a === b
 }
@@ -341,6 +348,123 @@ async function caseUuidKey(client) {
   await client.query(`DROP TABLE ${table}`)
 }
 
+const JSON_TABLE = `${TABLE}_json`
+
+// psycopg_check.py's JSON_VALUES as JS values (the integer past 64 bits is
+// Number.MAX_SAFE_INTEGER here: JSON.parse gives doubles): nested objects and
+// arrays, é and an emoji, quotes, backslashes, control characters, empty object
+// and array, JSON null (id 6), SQL NULL (id 7), a bare string.
+const JSON_NULL_ID = 6
+const SQL_NULL_ID = 7
+const JSON_VALUES = [
+  [1, { name: 'widget', tags: ['a', 'b'], dims: { w: 1.5, h: [2, { deep: [true, false, null] }] } }],
+  [2, { s: 'café 😀 "quoted" back\\slash\nnewline\ttab /', é: 'ключ', '😀': [] }],
+  [3, { big: Number.MAX_SAFE_INTEGER, neg: -7, half: 1.5, zero: 0 }],
+  [4, {}],
+  [5, []],
+  [JSON_NULL_ID, null],
+  [SQL_NULL_ID, null],
+  [8, 'just a string'],
+  [9, [1, 'two', [3], { four: 4.25 }, true, null]],
+]
+
+// psycopg_check.py's JSON_TEXTS: [id, the text written, the text jsonb gives back].
+const JSON_TEXTS = [
+  [10, '{"n": [1.50, 12345678901234567890.123, 1e3, -0, 0.1E1, 1.0e-3]}',
+    '{"n": [1.50, 12345678901234567890.123, 1000, 0, 1, 0.0010]}'],
+  [11, '{"k": 1, "bb": {"y": 1, "x": 2}, "é": "e", "b": true, "a": [], "k": 2}',
+    '{"a": [], "b": true, "k": 2, "bb": {"x": 2, "y": 1}, "é": "e"}'],
+  [12, String.raw` [ "\u00e9\ud83d\ude00", "\"\\\n\u001f\/" ,{ } ,[ ], null ] `,
+    String.raw`["é😀", "\"\\\n\u001f/", {}, [], null]`],
+  [13, '{"name":"widget","tags":["a","b"],"dims":{"w":1.5,"h":[2,{"deep":[true,false,null]}]}}',
+    '{"dims": {"h": [2, {"deep": [true, false, null]}], "w": 1.5}, "name": "widget", "tags": ["a", "b"]}'],
+  [14, '"café 😀 ключ"', '"café 😀 ключ"'],
+  [15, 'null', 'null'],
+  [16, '{}', '{}'],
+  [17, '[ ]', '[]'],
+  [18, '{\n  "x" : [ 1 ,\t2 ],\r\n  "s": "line\\nbreak" }', '{"s": "line\\nbreak", "x": [1, 2]}'],
+]
+
+// JSON_TABLE with JSON_VALUES and JSON_TEXTS written through $n parameters: JSON
+// text, as applications send it (JSON.stringify; rows 1 and 2 as plain objects,
+// which node-pg stringifies itself; arrays must be stringified, node-pg would send
+// them as PostgreSQL arrays).
+async function jsonTable(client) {
+  await client.query(`DROP TABLE IF EXISTS ${JSON_TABLE}`)
+  await client.query(`CREATE TABLE ${JSON_TABLE} (id integer PRIMARY KEY, data jsonb, doc json)`)
+  const insert = `INSERT INTO ${JSON_TABLE} (id, data, doc) VALUES ($1, $2, $3)`
+  for (const [id, value] of JSON_VALUES) {
+    const param = id === SQL_NULL_ID ? null : id <= 2 ? value : JSON.stringify(value)
+    await named(`INSERT of JSON value ${id}`, client.query(insert, [id, param, param]))
+  }
+  for (const [id, text] of JSON_TEXTS) await named(`INSERT of JSON text ${id}`, client.query(insert, [id, text, text]))
+}
+
+// json and jsonb read back: parsed values, raw text (simple and extended
+// protocol), JSON null and SQL NULL, operators with $n keys, jsonb_build_object.
+async function caseJson(client) {
+  await jsonTable(client)
+  let res = await client.query(`SELECT id, data, doc FROM ${JSON_TABLE} WHERE id < $1 ORDER BY id`, [10])
+  checkSame(res.rows, JSON_VALUES.map(([id, value]) => ({ id, data: value, doc: value })), 'JSON values read back parsed')
+  checkSame(res.fields.map((f) => f.dataTypeID), [23, 3802, 114], 'json/jsonb type OIDs in RowDescription')
+  res = await client.query(`SELECT id, data IS NULL AS sql_null, jsonb_typeof(data) AS t FROM ${JSON_TABLE} WHERE id IN (${JSON_NULL_ID}, ${SQL_NULL_ID}) ORDER BY id`)
+  checkSame(res.rows, [{ id: JSON_NULL_ID, sql_null: false, t: 'null' }, { id: SQL_NULL_ID, sql_null: true, t: null }],
+    'JSON null and SQL NULL')
+
+  const wantText = JSON_TEXTS.map(([id, text, canonical]) => [id, canonical, text])
+  const wantParsed = JSON_TEXTS.map(([id, text, canonical]) => [id, JSON.parse(canonical), JSON.parse(text)])
+  const query = `SELECT id, data, doc FROM ${JSON_TABLE} WHERE id >= 10 ORDER BY id`
+  res = await client.query({ text: query, rowMode: 'array', types: RAW_TEXT })
+  checkSame(res.rows.map(([id, ...rest]) => [Number(id), ...rest]), wantText, 'JSON texts as raw text (simple protocol)')
+  res = await client.query({ text: `${query.replace('>= 10', '>= $1')}`, values: [10], rowMode: 'array', types: RAW_TEXT })
+  checkSame(res.rows.map(([id, ...rest]) => [Number(id), ...rest]), wantText, 'JSON texts as raw text (extended protocol)')
+  res = await client.query({ text: query, rowMode: 'array' })
+  checkSame(res.rows, wantParsed, 'JSON texts parsed (simple protocol)')
+  res = await client.query({ text: `${query.replace('>= 10', '>= $1')}`, values: [10], rowMode: 'array' })
+  checkSame(res.rows, wantParsed, 'JSON texts parsed (extended protocol)')
+
+  res = await client.query(`SELECT data ->> $1 AS name, data -> 'dims' -> 'h' AS h, data #>> '{dims,h,1,deep,0}' AS deep, data ? $2 AS has, doc ->> 'name' AS doc_name FROM ${JSON_TABLE} WHERE id = $3`,
+    ['name', 'tags', 1])
+  checkSame(res.rows, [{ name: 'widget', h: [2, { deep: [true, false, null] }], deep: 'true', has: true, doc_name: 'widget' }],
+    '->> $1, ->, #>>, ? $2 on row 1')
+  res = await client.query(`SELECT data ->> 's' AS s, data ->> $1 AS e FROM ${JSON_TABLE} WHERE id = $2`, ['é', 2])
+  checkSame(res.rows, [{ s: JSON_VALUES[1][1].s, e: 'ключ' }], "->> 's', ->> $1 on row 2")
+  res = await client.query({ text: `SELECT data -> 'n', data #>> '{n,1}' FROM ${JSON_TABLE} WHERE id = $1`, values: [10], rowMode: 'array', types: RAW_TEXT })
+  checkSame(res.rows, [['[1.50, 12345678901234567890.123, 1000, 0, 1, 0.0010]', '12345678901234567890.123']], "-> 'n', #>> '{n,1}' on row 10 as text")
+  res = await client.query(`SELECT id FROM ${JSON_TABLE} WHERE data ->> $1 = $2 OR data ? $3 ORDER BY id`, ['name', 'widget', 'big'])
+  checkSame(res.rows.map((r) => r.id), [1, 3, 13], 'WHERE data ->> $1 = $2 OR data ? $3')
+  res = await client.query(`SELECT jsonb_build_object('id', id, 'name', data ->> 'name', 'tags', data -> 'tags', 'n', $1::int, 'none', NULL) AS o FROM ${JSON_TABLE} WHERE id = $2`, [7, 1])
+  checkSame(res.rows, [{ o: { id: 1, name: 'widget', tags: ['a', 'b'], n: 7, none: null } }], 'jsonb_build_object')
+  res = await client.query({ text: `SELECT jsonb_build_object('n', $1::int, 'id', id, 'name', data ->> 'name') FROM ${JSON_TABLE} WHERE id = $2`, values: [7, 13], rowMode: 'array', types: RAW_TEXT })
+  checkSame(res.rows, [['{"n": 7, "id": 13, "name": "widget"}']], 'jsonb_build_object as text')
+  await client.query(`DROP TABLE ${JSON_TABLE}`)
+}
+
+// json parameters the server types itself (node-pg declares none):
+// $1::jsonb and $2::json, data @> $1 (a JSON.stringify string and a plain object),
+// data || $1 in an UPDATE.
+async function caseJsonParameters(client) {
+  await jsonTable(client)
+  for (const [id, text, canonical] of JSON_TEXTS) {
+    const res = await named(`SELECT $1::jsonb, $2::json with ${JSON.stringify(text)}`,
+      client.query({ text: 'SELECT $1::jsonb, $2::json', values: [text, text], rowMode: 'array', types: RAW_TEXT }))
+    checkSame(res.rows, [[canonical, text]], `SELECT $1::jsonb, $2::json with row ${id}'s text`)
+  }
+  const probes = [
+    [JSON.stringify({ tags: ['b'] }), [1, 13]], [{ dims: { w: 1.5 } }, [1, 13]], [JSON.stringify({ k: 2 }), [11]],
+    [JSON.stringify({}), [1, 2, 3, 4, 10, 11, 13, 16, 18]], [JSON.stringify([null]), [9, 12]],
+  ]
+  for (const [probe, ids] of probes) {
+    const res = await named(`WHERE data @> $1 with ${show(probe)}`,
+      client.query(`SELECT id FROM ${JSON_TABLE} WHERE data @> $1 ORDER BY id`, [probe]))
+    checkSame(res.rows.map((r) => r.id), ids, `WHERE data @> $1 with ${show(probe)}`)
+  }
+  const res = await named('UPDATE ... SET data = data || $1', client.query(
+    `UPDATE ${JSON_TABLE} SET data = data || $1 WHERE id = $2 RETURNING data`, [JSON.stringify({ added: [1, 'x'], é: null }), 4]))
+  checkSame(res.rows, [{ data: { added: [1, 'x'], é: null } }], 'UPDATE SET data = data || $1 RETURNING data')
+  await client.query(`DROP TABLE ${JSON_TABLE}`)
+}
+
 // BEGIN/ROLLBACK, the fields of a 23505, an error inside a transaction.
 async function caseTransactions(client) {
   await client.query(`DROP TABLE IF EXISTS ${KV}`)
@@ -542,6 +666,8 @@ const CASES = [
   ['wide-numeric', caseWideNumeric],
   ['statements', caseStatements],
   ['uuid-key', caseUuidKey],
+  ['json', caseJson],
+  ['json-parameters', caseJsonParameters],
   ['transactions', caseTransactions],
   ['copy', caseCopy],
   ['cursor', caseCursor],
@@ -600,7 +726,8 @@ async function main() {
     return 1
   }
   console.log(`PASS node-pg ${PG_VERSION}: ${COLUMNS.length} types x ${ROWS.length} rows ($n text parameters, `
-    + "simple+extended protocol, rowMode 'array', RowDescription), $1::numeric/int/bigint, numeric(30,10), named statements, uuid key, RETURNING, "
+    + "simple+extended protocol, rowMode 'array', RowDescription), $1::numeric/int/bigint, numeric(30,10), named statements, uuid key, "
+    + 'json/jsonb (parsed and raw text, ->>, ?, jsonb_build_object), RETURNING, '
     + 'ON CONFLICT DO UPDATE, rollback, 23505 fields, 25P02, pg-copy-streams COPY in/out (text+csv, bad lines), '
     + 'pg-cursor 100-row batches, statement_timeout and CancelRequest (57014)')
   return 0

@@ -19,6 +19,7 @@ use datafusion::arrow::datatypes::i256;
 
 use crate::catalog::SqlType;
 use crate::error::{Error, InputError, Result};
+use crate::sql::json::{jsonb_binary_text, stored_text, Flavor};
 
 /// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's).
 const PG_EPOCH_DAYS: i32 = 10_957;
@@ -46,6 +47,7 @@ enum Builder {
     Timestamp(TimestampMicrosecondBuilder, Option<Tz>),
     Bytea(BinaryBuilder),
     Uuid(FixedSizeBinaryBuilder),
+    Json(StringBuilder, Flavor),
 }
 
 impl ColumnInput {
@@ -82,6 +84,8 @@ impl ColumnInput {
             }
             SqlType::Bytea => Builder::Bytea(BinaryBuilder::new()),
             SqlType::Uuid => Builder::Uuid(FixedSizeBinaryBuilder::new(16)),
+            SqlType::Json => Builder::Json(StringBuilder::new(), Flavor::Json),
+            SqlType::Jsonb => Builder::Json(StringBuilder::new(), Flavor::Jsonb),
         };
         Ok(Self {
             sql_type: sql_type.clone(),
@@ -117,6 +121,7 @@ impl ColumnInput {
             Builder::Timestamp(b, zone) => b.append_value(timestamp(text, zone.as_ref())?),
             Builder::Bytea(b) => b.append_value(bytea(text)?),
             Builder::Uuid(b) => b.append_value(crate::sql::uuid::parse(text)?)?,
+            Builder::Json(b, flavor) => b.append_value(stored_text(text, *flavor)?),
         }
         Ok(())
     }
@@ -168,6 +173,13 @@ impl ColumnInput {
             }
             Builder::Bytea(b) => b.append_value(bytes),
             Builder::Uuid(b) => b.append_value(fixed::<16>(bytes, &name)?)?,
+            Builder::Json(b, flavor) => {
+                let text = match flavor {
+                    Flavor::Json => bytes,
+                    Flavor::Jsonb => jsonb_binary_text(bytes)?,
+                };
+                b.append_value(stored_text(utf8(text)?, *flavor)?)
+            }
         }
         Ok(())
     }
@@ -188,6 +200,7 @@ impl ColumnInput {
             Builder::Timestamp(b, _) => b.append_null(),
             Builder::Bytea(b) => b.append_null(),
             Builder::Uuid(b) => b.append_null(),
+            Builder::Json(b, _) => b.append_null(),
         }
     }
 
@@ -208,6 +221,7 @@ impl ColumnInput {
             Builder::Timestamp(b, _) => b,
             Builder::Bytea(b) => b,
             Builder::Uuid(b) => b,
+            Builder::Json(b, _) => b,
         };
         builder.finish()
     }

@@ -297,7 +297,12 @@ impl ExprPlanner for PgExprPlanner {
         expr: RawBinaryExpr,
         schema: &DFSchema,
     ) -> DFResult<PlannerResult<RawBinaryExpr>> {
-        Ok(super::super::datetime::date_arithmetic(expr, schema))
+        match super::super::json::json_operator(expr, schema)? {
+            PlannerResult::Original(expr) => {
+                Ok(super::super::datetime::date_arithmetic(expr, schema))
+            }
+            planned => Ok(planned),
+        }
     }
 
     fn plan_extract(&self, args: Vec<Expr>) -> DFResult<PlannerResult<Vec<Expr>>> {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::StringArray;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
@@ -566,7 +566,7 @@ impl Session {
         &self,
         stmt: &Statement,
         declared: &[Option<DataType>],
-    ) -> Result<(Vec<Option<DataType>>, Option<SchemaRef>)> {
+    ) -> Result<(Vec<Option<FieldRef>>, Option<SchemaRef>)> {
         let catalog: &dyn Tables = self.txn.as_ref();
         let mut names = Vec::new();
         // A write's rows are those of its RETURNING, if any.
@@ -640,15 +640,17 @@ impl Session {
         };
         let mut types = HashMap::new();
         for plan in std::iter::once(&plan).chain(&upsert) {
-            for (id, data_type) in plan.get_parameter_types().map_err(classify)? {
+            // Fields, not only types: the field of a placeholder compared
+            // with a jsonb column says it is jsonb.
+            for (id, field) in plan.get_parameter_fields().map_err(classify)? {
                 let slot = types.entry(id).or_insert(None);
-                *slot = slot.take().or(data_type);
+                *slot = slot.take().or(field);
             }
             // `$1::bigint`: DataFusion leaves the placeholder untyped;
             // PostgreSQL takes the type of the cast.
-            for (id, data_type) in cast_placeholder_types(plan)? {
+            for (id, field) in cast_placeholder_types(plan)? {
                 if let Some(slot @ None) = types.get_mut(&id) {
-                    *slot = Some(data_type);
+                    *slot = Some(field);
                 }
             }
         }
@@ -657,7 +659,7 @@ impl Session {
             .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
             .max()
             .unwrap_or(0);
-        let params: Vec<Option<DataType>> = (1..=count)
+        let params: Vec<Option<FieldRef>> = (1..=count)
             .map(|i| types.get(&format!("${i}")).cloned().flatten())
             .collect();
         if let Some(returning) = returning {
@@ -680,13 +682,17 @@ impl Session {
     fn result_schema(
         &self,
         plan: &LogicalPlan,
-        params: &[Option<DataType>],
+        params: &[Option<FieldRef>],
         declared: &[Option<DataType>],
         names: &[String],
     ) -> SchemaRef {
         let bound = (0..params.len().max(declared.len()))
             .map(|i| {
-                let inferred = params.get(i).cloned().flatten();
+                let inferred = params
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .map(|f| f.data_type().clone());
                 let data_type = inferred
                     .or_else(|| declared.get(i).cloned().flatten())
                     .unwrap_or(DataType::Utf8);
@@ -721,6 +727,9 @@ impl Session {
         if let Statement::Insert(insert) = &mut stmt {
             rewrite::rewrite_insert(insert, self.txn.as_ref())?;
         }
+        // Before table functions get their alias as column name: the
+        // JSON ones become derived tables with their own column names.
+        super::json::rewrite_statement(&mut stmt);
         rewrite::name_function_columns(&mut stmt);
         rewrite::expand_set_returning_items(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;
@@ -912,14 +921,14 @@ fn rows_of(schema: SchemaRef, batches: Vec<RecordBatch>, command: &'static str) 
 }
 
 /// The types placeholders are cast to, as in `$1::bigint`.
-fn cast_placeholder_types(plan: &LogicalPlan) -> Result<Vec<(String, DataType)>> {
+fn cast_placeholder_types(plan: &LogicalPlan) -> Result<Vec<(String, FieldRef)>> {
     let mut found = Vec::new();
     plan.apply_with_subqueries(|node| {
         node.apply_expressions(|expr| {
             expr.apply(|e| {
                 if let DFExpr::Cast(cast) = e {
                     if let DFExpr::Placeholder(p) = cast.expr.as_ref() {
-                        found.push((p.id.clone(), cast.field.data_type().clone()));
+                        found.push((p.id.clone(), cast.field.clone()));
                     }
                 }
                 Ok(TreeNodeRecursion::Continue)

@@ -79,7 +79,11 @@ impl Session {
         }
         let mut stmt = stmt.clone();
         cast_declared_parameters(&mut stmt, types);
-        let (types, _) = self.describe(&stmt, &[]).await?;
+        let (fields, _) = self.describe(&stmt, &[]).await?;
+        let types = fields
+            .into_iter()
+            .map(|f| f.map(|f| f.data_type().clone()))
+            .collect();
         self.prepared.insert(name, SqlPrepared { stmt, types });
         Ok(Output::Command("PREPARE".into()))
     }

@@ -1,0 +1,322 @@
+//! Values as PostgreSQL prints them, where Arrow's text differs:
+//! timestamps and times of day (PostgreSQL drops a zero fraction and
+//! trailing zeros: `2024-01-02 03:04:05+00`, `10:11:12.5`), intervals
+//! (`1 mon 21:29:44.5`), floating point (shortest round-trip digits,
+//! exponent form outside 1e-4 .. 1e15, `Infinity`), numerics (all their
+//! scale's digits, beyond rust_decimal's 28), uuids. The pg front end sends
+//! results in this text (`pg::text`); JSON built from values uses it too
+//! (`sql::json`). `timestamptz` values print in the session time zone, with
+//! its offset (`+00`, `+09`, `+05:30`).
+
+use std::sync::Arc;
+
+use chrono::Offset;
+use datafusion::arrow::array::timezone::Tz;
+use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    i256, DataType, Decimal128Type, Decimal256Type, Float32Type, Float64Type,
+    IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
+    TimestampMicrosecondType,
+};
+
+use crate::error::Result;
+
+/// `array`'s values as PostgreSQL prints them, for the types whose text
+/// Arrow's differs from (see the module's documentation); others as they
+/// are.
+pub fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
+    let strings: StringArray = match array.data_type() {
+        DataType::Timestamp(_, tz) => {
+            let micros = cast(
+                array,
+                &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+            )?;
+            let zone = tz.is_some().then_some(zone);
+            micros
+                .as_primitive::<TimestampMicrosecondType>()
+                .iter()
+                .map(|v| v.map(|v| timestamp(v, zone)))
+                .collect()
+        }
+        DataType::Time32(_) | DataType::Time64(_) => {
+            let micros = cast(array, &DataType::Time64(TimeUnit::Microsecond))?;
+            micros
+                .as_primitive::<Time64MicrosecondType>()
+                .iter()
+                .map(|v| v.map(time))
+                .collect()
+        }
+        DataType::Interval(_) => {
+            let intervals = cast(array, &DataType::Interval(IntervalUnit::MonthDayNano))?;
+            intervals
+                .as_primitive::<IntervalMonthDayNanoType>()
+                .iter()
+                .map(|v| v.map(|v| interval(v.months, v.days, v.nanoseconds / 1_000)))
+                .collect()
+        }
+        DataType::Float32 => array
+            .as_primitive::<Float32Type>()
+            .iter()
+            .map(|v| v.map(|v| float(f64::from(v), &format!("{v:e}"), FLOAT4_DIGITS)))
+            .collect(),
+        DataType::Float64 => array
+            .as_primitive::<Float64Type>()
+            .iter()
+            .map(|v| v.map(|v| float(v, &format!("{v:e}"), FLOAT8_DIGITS)))
+            .collect(),
+        DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale) => decimals(array)
+            .map(|v| v.map(|v| decimal_text(v, *scale)))
+            .collect(),
+        DataType::FixedSizeBinary(_) => return Ok(super::uuid::texts(array)),
+        _ => return Ok(array.clone()),
+    };
+    Ok(Arc::new(strings))
+}
+
+/// Significant digits past which PostgreSQL switches to exponent form.
+const FLOAT8_DIGITS: i32 = 15;
+const FLOAT4_DIGITS: i32 = 6;
+
+/// PostgreSQL's `float8out` / `float4out` with the default
+/// `extra_float_digits = 1`: the shortest digits that round-trip (`scientific`
+/// is Rust's shortest `{:e}` of the value), in plain form when the decimal
+/// exponent is in `-4 .. digits`, otherwise as `1.5e+20`.
+fn float(value: f64, scientific: &str, digits: i32) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits_only: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if exponent < -4 || exponent >= digits {
+        let exp_sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs());
+    }
+    let point = exponent + 1; // digits before the decimal point
+    if point <= 0 {
+        format!("{sign}0.{}{digits_only}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits_only.len() {
+        format!(
+            "{sign}{digits_only}{}",
+            "0".repeat(point as usize - digits_only.len())
+        )
+    } else {
+        let (int, frac) = digits_only.split_at(point as usize);
+        format!("{sign}{int}.{frac}")
+    }
+}
+
+/// `HH:MM:SS[.ffffff]` of a time of day, the fraction cut as a
+/// timestamp's.
+fn time(micros: i64) -> String {
+    let seconds = micros.div_euclid(1_000_000);
+    let mut text = format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    );
+    push_fraction(&mut text, micros);
+    text
+}
+
+/// The values of a Decimal128 or Decimal256 column, as 256-bit integers
+/// (nothing for another type).
+pub fn decimals(array: &ArrayRef) -> Box<dyn Iterator<Item = Option<i256>> + '_> {
+    match array.data_type() {
+        DataType::Decimal128(..) => Box::new(
+            array
+                .as_primitive::<Decimal128Type>()
+                .iter()
+                .map(|v| v.map(i256::from_i128)),
+        ),
+        DataType::Decimal256(..) => Box::new(array.as_primitive::<Decimal256Type>().iter()),
+        _ => Box::new(std::iter::empty()),
+    }
+}
+
+/// An interval as PostgreSQL prints it (IntervalStyle `postgres`): `1 year
+/// 2 mons -3 days 04:05:06.5`, each part with its own sign, the time part
+/// left out when zero unless nothing else is printed.
+fn interval(months: i32, days: i32, micros: i64) -> String {
+    let mut parts = Vec::new();
+    // After a negative part, a positive one shows its sign (`-1 years +3
+    // days`), as PostgreSQL writes it.
+    let mut negative_seen = false;
+    let mut sign = |n: i64| {
+        let plus = if negative_seen && n > 0 { "+" } else { "" };
+        negative_seen |= n < 0;
+        plus
+    };
+    let (years, months) = (i64::from(months / 12), i64::from(months % 12));
+    for (n, one, many) in [
+        (years, "year", "years"),
+        (months, "mon", "mons"),
+        (i64::from(days), "day", "days"),
+    ] {
+        if n != 0 {
+            let plus = sign(n);
+            parts.push(format!("{plus}{n} {}", if n == 1 { one } else { many }));
+        }
+    }
+    if micros != 0 || parts.is_empty() {
+        let sign = match micros < 0 {
+            true => "-",
+            false => sign(micros),
+        };
+        let abs = micros.unsigned_abs();
+        let seconds = abs / 1_000_000;
+        let mut time = format!(
+            "{sign}{:02}:{:02}:{:02}",
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60
+        );
+        push_fraction(&mut time, (abs % 1_000_000) as i64);
+        parts.push(time);
+    }
+    parts.join(" ")
+}
+
+/// `.ffffff` of `micros` past the second, trailing zeros cut; nothing
+/// for a whole second.
+fn push_fraction(text: &mut String, micros: i64) {
+    let fraction = micros.rem_euclid(1_000_000);
+    if fraction != 0 {
+        let digits = format!("{fraction:06}");
+        text.push('.');
+        text.push_str(digits.trim_end_matches('0'));
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction cut;
+/// a `timestamptz` (`zone` given) in that zone, followed by its offset.
+fn timestamp(micros: i64, zone: Option<&Tz>) -> String {
+    let Some(at) = chrono::DateTime::from_timestamp_micros(micros) else {
+        return micros.to_string();
+    };
+    let (mut text, offset) = match zone {
+        Some(zone) => {
+            let local = at.with_timezone(zone);
+            let offset = local.offset().fix().local_minus_utc();
+            (local.format("%Y-%m-%d %H:%M:%S").to_string(), Some(offset))
+        }
+        None => (at.format("%Y-%m-%d %H:%M:%S").to_string(), None),
+    };
+    push_fraction(&mut text, micros);
+    if let Some(offset) = offset {
+        text.push_str(&utc_offset(offset));
+    }
+    text
+}
+
+/// PostgreSQL's form of a UTC offset: `+00`, `-03`, `+05:30`, `+00:09:21`.
+fn utc_offset(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let seconds = seconds.unsigned_abs();
+    let (hours, minutes, secs) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (minutes, secs) {
+        (0, 0) => format!("{sign}{hours:02}"),
+        (_, 0) => format!("{sign}{hours:02}:{minutes:02}"),
+        _ => format!("{sign}{hours:02}:{minutes:02}:{secs:02}"),
+    }
+}
+
+/// A Decimal256 as PostgreSQL prints a numeric: all `scale` digits kept.
+pub fn decimal_text(value: i256, scale: i8) -> String {
+    let negative = value < i256::ZERO;
+    let digits = if negative {
+        value.wrapping_neg().to_string()
+    } else {
+        value.to_string()
+    };
+    let scale = scale.max(0) as usize;
+    let sign = if negative { "-" } else { "" };
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{sign}{int}.{frac}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f8(v: f64) -> String {
+        float(v, &format!("{v:e}"), FLOAT8_DIGITS)
+    }
+
+    #[test]
+    fn intervals_print_like_postgresql() {
+        // PostgreSQL 15's output.
+        assert_eq!(interval(52, 16, 0), "4 years 4 mons 16 days");
+        assert_eq!(interval(-1, -1, 0), "-1 mons -1 days");
+        assert_eq!(interval(1, 0, 77_384_500_000), "1 mon 21:29:44.5");
+        assert_eq!(interval(0, 1, -3_600_000_000), "1 day -01:00:00");
+        assert_eq!(interval(0, 0, 90_000_000_000), "25:00:00");
+        assert_eq!(interval(0, 0, 0), "00:00:00");
+        assert_eq!(interval(-13, 0, 0), "-1 years -1 mons");
+        assert_eq!(
+            interval(-14, 3, -14_706_000_000),
+            "-1 years -2 mons +3 days -04:05:06"
+        );
+        assert_eq!(interval(0, -1, 0), "-1 days");
+        assert_eq!(interval(0, 0, 1_500_000), "00:00:01.5");
+    }
+
+    #[test]
+    fn floats_print_like_postgresql() {
+        // Expected values from PostgreSQL 15 (`SELECT x::float8`).
+        assert_eq!(f8(0.1), "0.1");
+        assert_eq!(f8(1.0), "1");
+        assert_eq!(f8(-2.5), "-2.5");
+        assert_eq!(f8(100.0), "100");
+        assert_eq!(f8(0.0001), "0.0001");
+        assert_eq!(f8(0.00001), "1e-05");
+        assert_eq!(f8(1e15), "1e+15");
+        assert_eq!(f8(123456789012345.0), "123456789012345");
+        assert_eq!(f8(1.5e300), "1.5e+300");
+        assert_eq!(f8(f64::INFINITY), "Infinity");
+        assert_eq!(f8(f64::NAN), "NaN");
+        let v = 1.1f32;
+        assert_eq!(float(f64::from(v), &format!("{v:e}"), FLOAT4_DIGITS), "1.1");
+        let v = 1e6f32;
+        assert_eq!(
+            float(f64::from(v), &format!("{v:e}"), FLOAT4_DIGITS),
+            "1e+06"
+        );
+    }
+
+    #[test]
+    fn timestamps_drop_zero_fractions_and_show_the_session_zone() {
+        let utc: Tz = "+00:00".parse().unwrap();
+        let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
+        let india: Tz = "+05:30".parse().unwrap();
+        let at = 1_704_164_645_000_000;
+        assert_eq!(timestamp(at, Some(&utc)), "2024-01-02 03:04:05+00");
+        assert_eq!(timestamp(at, Some(&tokyo)), "2024-01-02 12:04:05+09");
+        assert_eq!(timestamp(at, Some(&india)), "2024-01-02 08:34:05+05:30");
+        assert_eq!(
+            timestamp(1_704_164_645_120_000, None),
+            "2024-01-02 03:04:05.12"
+        );
+        assert_eq!(timestamp(-1, None), "1969-12-31 23:59:59.999999");
+    }
+
+    #[test]
+    fn wide_numerics_keep_their_scale() {
+        assert_eq!(decimal_text(i256::from_i128(12345), 2), "123.45");
+        assert_eq!(decimal_text(i256::from_i128(-5), 3), "-0.005");
+        assert_eq!(decimal_text(i256::from_i128(7), 0), "7");
+    }
+}
