@@ -34,9 +34,10 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, BinaryOperator, CastKind, CharacterLength, DataType, Expr, GroupByExpr,
-    Ident, Insert, LimitClause, ObjectName, Query, Select, SelectItem, SetExpr, Statement,
-    TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut, VisitorMut,
+    visit_expressions_mut, BinaryOperator, CastKind, CharacterLength, DataType, Expr,
+    FunctionArguments, GroupByExpr, Ident, Insert, LimitClause, ObjectName, Query, Select,
+    SelectItem, SetExpr, Statement, TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut,
+    VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -217,18 +218,21 @@ pub fn expand_set_returning_items(stmt: &mut Statement) {
                     };
                     let name = function.name.to_string().to_ascii_lowercase();
                     let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
-                    let listed = match name {
-                        "generate_series" => expr.to_string(),
-                        _ => match super::json::set_returning_list(name) {
-                            Some(list) => {
-                                let mut call = function.clone();
-                                call.name = ObjectName::from(vec![Ident::new(list)]);
-                                call.to_string()
+                    let unnested = match name {
+                        "generate_series" => format!("unnest({expr})"),
+                        _ => {
+                            let FunctionArguments::List(args) = &function.args else {
+                                continue;
+                            };
+                            let args: Vec<String> =
+                                args.args.iter().map(ToString::to_string).collect();
+                            match super::json::set_returning_item(name, &args.join(", ")) {
+                                Some(item) => item,
+                                None => continue,
                             }
-                            None => continue,
-                        },
+                        }
                     };
-                    let Ok(unnested) = parse_expr(&format!("unnest({listed})")) else {
+                    let Ok(unnested) = parse_expr(&unnested) else {
                         continue;
                     };
                     *item = SelectItem::ExprWithAlias {

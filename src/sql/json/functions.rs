@@ -23,7 +23,7 @@ use datafusion::logical_expr::{
 
 use super::datum::{scalar_at, to_json};
 use super::ops::{self, Step};
-use super::value::{parse, quoted, Jsonb, Node, Value};
+use super::value::{parse, quoted, sql_text, Jsonb, Node, Value};
 use super::Flavor;
 use crate::error::{Error, InputError, Result};
 use crate::sql::analyze::like_arguments;
@@ -54,6 +54,11 @@ pub enum Op {
     Set,
     /// `jsonb = jsonb`: numbers by value.
     Equal,
+    /// `IS NOT DISTINCT FROM`: [`Op::Equal`] with NULL equal to NULL.
+    NotDistinct,
+    /// Its argument, typed as the function's JSON type (a value COALESCE
+    /// or `unnest` passed on, whose type DataFusion lost).
+    Typed,
     /// A JSON number's or boolean's text, for a cast to the type its
     /// second argument names (anything else is 22023).
     Scalar,
@@ -140,6 +145,8 @@ pub fn all() -> Vec<ScalarUDF> {
         function("jsonb_strip_nulls", Op::StripNulls, Some(B)),
         function("json_strip_nulls", Op::StripNulls, Some(J)),
         function("jsonb_pretty", Op::Pretty, Some(B)),
+        function("json_typed", Op::Typed, Some(J)),
+        function("jsonb_typed", Op::Typed, Some(B)),
         function("json_array_of", Op::ArrayOf, Some(J)),
         function("jsonb_array_of", Op::ArrayOf, Some(B)),
         function("json_object_of", Op::ObjectOf, Some(J)),
@@ -193,9 +200,12 @@ impl JsonFunction {
 
     fn result_type(&self) -> DataType {
         match self.op {
-            Op::Contains | Op::Exists | Op::ExistsAny | Op::ExistsAll | Op::Equal => {
-                DataType::Boolean
-            }
+            Op::Contains
+            | Op::Exists
+            | Op::ExistsAny
+            | Op::ExistsAll
+            | Op::Equal
+            | Op::NotDistinct => DataType::Boolean,
             Op::ArrayLength => DataType::Int32,
             Op::Elements
             | Op::ElementsText
@@ -213,6 +223,7 @@ impl JsonFunction {
     fn result_flavor(&self, first: Option<&Field>) -> Option<Flavor> {
         match self.op {
             Op::Input
+            | Op::Typed
             | Op::Get
             | Op::Path
             | Op::ExtractPath
@@ -229,7 +240,7 @@ impl JsonFunction {
 
     /// Whether the call is NULL when an argument is.
     fn strict(&self) -> bool {
-        !matches!(self.op, Op::BuildObject | Op::BuildArray)
+        !matches!(self.op, Op::BuildObject | Op::BuildArray | Op::NotDistinct)
     }
 }
 
@@ -362,7 +373,10 @@ struct Call<'a> {
 impl Call<'_> {
     fn row(&self, row: usize) -> Result<Out> {
         let f = self.function;
-        if f.strict() && self.arrays.iter().any(|a| a.is_null(row)) {
+        // (An untyped NULL is a NullArray, whose values are not marked
+        // null one by one.)
+        let null = |a: &ArrayRef| a.is_null(row) || *a.data_type() == DataType::Null;
+        if f.strict() && self.arrays.iter().any(null) {
             return Ok(Out::Null);
         }
         let flavor = f.flavor_of(self.fields.first().map(|f| f.as_ref()));
@@ -403,7 +417,12 @@ impl Call<'_> {
             | Op::ExtractPathText => {
                 let path = match f.op {
                     Op::Get | Op::GetText => vec![step(&value(1)?)?],
-                    Op::Path | Op::PathText => self.path(row, 1)?,
+                    Op::Path | Op::PathText => match self.path(row, 1) {
+                        Ok(path) => path,
+                        // `#> '{a,NULL}'` finds nothing.
+                        Err(_) if self.text_list(row, 1)?.contains(&None) => return Ok(Out::Null),
+                        Err(e) => return Err(e),
+                    },
                     _ => (1..self.arrays.len())
                         .map(|i| Ok(Step::Key(text(i)?)))
                         .collect::<Result<_>>()?,
@@ -413,7 +432,7 @@ impl Call<'_> {
                 match flavor {
                     Flavor::Json => {
                         let by_path = !matches!(f.op, Op::Get | Op::GetText);
-                        json_get(&parse(&source)?, &path, by_path, as_text)
+                        json_get(&parse(&source)?, &path, by_path, as_text)?
                     }
                     Flavor::Jsonb => {
                         let value = super::value::parse_jsonb(&source)?;
@@ -431,10 +450,31 @@ impl Call<'_> {
             }
             Op::Contains => Out::Bool(ops::contains(&jsonb(0)?, &jsonb(1)?)),
             Op::Equal => Out::Bool(jsonb(0)?.same(&jsonb(1)?)),
+            Op::NotDistinct => match (null(&self.arrays[0]), null(&self.arrays[1])) {
+                (true, true) => Out::Bool(true),
+                (false, false) => Out::Bool(jsonb(0)?.same(&jsonb(1)?)),
+                _ => Out::Bool(false),
+            },
+            Op::Typed => Out::Text(text(0)?),
             Op::Scalar => {
                 let value = jsonb(0)?;
                 let target = text(1)?;
+                let finite = |n: &str| match target.as_str() {
+                    "real" => n
+                        .parse::<f32>()
+                        .is_ok_and(|v| v.is_finite() && (v != 0.0 || zero(n))),
+                    "double precision" => n
+                        .parse::<f64>()
+                        .is_ok_and(|v| v.is_finite() && (v != 0.0 || zero(n))),
+                    _ => true,
+                };
                 match (&value, target == "boolean") {
+                    (Jsonb::Number(n), false) if !finite(n) => {
+                        return Err(Error::input(
+                            InputError::OutOfRange,
+                            format!("\"{n}\" is out of range for type {target}"),
+                        ))
+                    }
                     (Jsonb::Number(n), false) => Out::Text(n.clone()),
                     (Jsonb::Bool(b), true) => Out::Text(b.to_string()),
                     _ => {
@@ -640,8 +680,14 @@ impl Call<'_> {
             let (Some(Some(key)), Some(value)) = (pair.first(), pair.get(1)) else {
                 return Err(ops::invalid("field name must not be null"));
             };
+            // The key's JSON (`to_json`): a string's contents, else the
+            // JSON text (a number's digits).
+            let key = match parse(key)?.value {
+                Value::String(s) => s,
+                _ => key.clone(),
+            };
             let value = value.as_deref().unwrap_or("null");
-            members.push(format!("{} : {value}", quoted(key)));
+            members.push(format!("{} : {value}", quoted(&key)));
         }
         match members.is_empty() {
             true => self.in_flavor("{}".into(), flavor),
@@ -653,9 +699,11 @@ impl Call<'_> {
     fn path(&self, row: usize, i: usize) -> Result<Vec<Step>> {
         self.text_list(row, i)?
             .into_iter()
-            .map(|s| {
-                s.map(Step::Key)
-                    .ok_or_else(|| ops::invalid("path element must not be null"))
+            .enumerate()
+            .map(|(at, s)| {
+                s.map(Step::Key).ok_or_else(|| {
+                    ops::invalid(&format!("path element at position {} is null", at + 1))
+                })
             })
             .collect()
     }
@@ -679,6 +727,12 @@ impl Call<'_> {
     }
 }
 
+/// Whether a number's text is zero (`0.000`), not a value too small for a
+/// float.
+fn zero(n: &str) -> bool {
+    n.bytes().all(|b| matches!(b, b'0' | b'.' | b'-'))
+}
+
 /// A path step from `->`'s right operand: text is a key, an integer a
 /// position.
 fn step(value: &ScalarValue) -> Result<Step> {
@@ -694,10 +748,12 @@ fn step(value: &ScalarValue) -> Result<Step> {
 /// `json -> step` (`by_path` false) and `#>` (true) on `json`: the
 /// member's text as written. `#>` reads a text step as a position in an
 /// array; `->` finds nothing in an array by text.
-fn json_get(node: &Node<'_>, path: &[Step], by_path: bool, as_text: bool) -> Out {
+fn json_get(node: &Node<'_>, path: &[Step], by_path: bool, as_text: bool) -> Result<Out> {
     let mut at = node;
     for step in path {
         let next = match (&at.value, step) {
+            // `json -> 1` finds no member; `#>` reads every step as text.
+            (Value::Object(_), Step::Index(_)) if !by_path => None,
             // The last of repeated keys, as PostgreSQL finds it.
             (Value::Object(members), step) => {
                 let key = match step {
@@ -713,7 +769,7 @@ fn json_get(node: &Node<'_>, path: &[Step], by_path: bool, as_text: bool) -> Out
             (Value::Array(items), step) => {
                 let index = match step {
                     Step::Index(i) => Some(*i),
-                    Step::Key(k) if by_path => k.trim().parse().ok(),
+                    Step::Key(k) if by_path => k.parse::<i32>().ok().map(i64::from),
                     Step::Key(_) => None,
                 };
                 index.and_then(|i: i64| {
@@ -725,14 +781,14 @@ fn json_get(node: &Node<'_>, path: &[Step], by_path: bool, as_text: bool) -> Out
         };
         match next {
             Some(n) => at = n,
-            None => return Out::Null,
+            None => return Ok(Out::Null),
         }
     }
-    match (&at.value, as_text) {
+    Ok(match (&at.value, as_text) {
         (Value::Null, true) => Out::Null,
-        (Value::String(s), true) => Out::Text(s.clone()),
+        (Value::String(s), true) => Out::Text(sql_text(s)?),
         _ => Out::Text(at.text.to_string()),
-    }
+    })
 }
 
 /// An array item for `json_array_elements` (`_text`: a string's
@@ -740,7 +796,7 @@ fn json_get(node: &Node<'_>, path: &[Step], by_path: bool, as_text: bool) -> Out
 fn element(item: &Node<'_>, flavor: Flavor, as_text: bool) -> Result<Option<String>> {
     Ok(match (&item.value, as_text) {
         (Value::Null, true) => None,
-        (Value::String(s), true) => Some(s.clone()),
+        (Value::String(s), true) => Some(sql_text(s)?),
         _ => Some(match flavor {
             Flavor::Json => item.text.to_string(),
             Flavor::Jsonb => item.to_jsonb()?.to_string(),
@@ -765,6 +821,8 @@ fn without_nulls(node: &Node<'_>) -> String {
                 .collect();
             format!("{{{}}}", members.join(","))
         }
+        // Strings written again, escaped as PostgreSQL escapes them.
+        Value::String(s) => quoted(s),
         _ => node.text.to_string(),
     }
 }

@@ -38,7 +38,7 @@ use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::prelude::SessionContext;
 
-pub use planning::{json_operator, json_semantics, rewrite_statement, set_returning_list};
+pub use planning::{json_operator, json_semantics, rewrite_statement, set_returning_item};
 
 use crate::catalog::PG_TYPE_METADATA;
 use crate::error::{Error, InputError, Result};

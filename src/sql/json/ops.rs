@@ -22,13 +22,43 @@ fn position(index: i64, len: usize) -> Option<usize> {
 }
 
 impl Step {
-    /// A `#>` path element: on an array, text that is an integer.
+    /// A `#>` path element on an array: text that is an integer (as
+    /// written: `"1 "` is none).
     fn index_of(&self, len: usize) -> Option<usize> {
         match self {
             Step::Index(i) => position(*i, len),
-            Step::Key(k) => position(k.trim().parse().ok()?, len),
+            Step::Key(k) => position(k.parse::<i32>().ok()?.into(), len),
         }
     }
+
+    /// The position a `jsonb_set` / `#-` path element names in an array:
+    /// text that is not an integer is 22P02 (`at` counts from 1).
+    fn array_index(&self, at: usize) -> Result<i64> {
+        match self {
+            Step::Index(i) => Ok(*i),
+            Step::Key(k) => k.parse::<i32>().map(i64::from).map_err(|_| {
+                Error::input(
+                    InputError::InvalidText,
+                    format!("path element at position {at} is not an integer: \"{k}\""),
+                )
+            }),
+        }
+    }
+
+    /// The key a path element names in an object.
+    fn key(&self) -> String {
+        match self {
+            Step::Key(k) => k.clone(),
+            Step::Index(i) => i.to_string(),
+        }
+    }
+}
+
+/// A scalar at the top of a `jsonb` value is an array of itself to `->`
+/// with position 0 or -1, as in PostgreSQL (`'"a"'::jsonb -> 0` is `"a"`;
+/// `#>` finds nothing in it).
+fn raw_scalar(value: &Jsonb, index: i64) -> Option<&Jsonb> {
+    (position(index, 1).is_some() && is_scalar(value)).then_some(value)
 }
 
 /// `value -> step`.
@@ -36,6 +66,7 @@ pub fn get<'a>(value: &'a Jsonb, step: &Step) -> Option<&'a Jsonb> {
     match (value, step) {
         (Jsonb::Object(_), Step::Key(key)) => value.field(key),
         (Jsonb::Array(items), Step::Index(i)) => position(*i, items.len()).map(|at| &items[at]),
+        (scalar, Step::Index(i)) => raw_scalar(scalar, *i),
         _ => None,
     }
 }
@@ -44,10 +75,7 @@ pub fn get<'a>(value: &'a Jsonb, step: &Step) -> Option<&'a Jsonb> {
 /// array.
 pub fn get_path<'a>(value: &'a Jsonb, path: &[Step]) -> Option<&'a Jsonb> {
     path.iter().try_fold(value, |at, step| match at {
-        Jsonb::Object(_) => match step {
-            Step::Key(key) => at.field(key),
-            Step::Index(i) => at.field(&i.to_string()),
-        },
+        Jsonb::Object(_) => at.field(&step.key()),
         Jsonb::Array(items) => step.index_of(items.len()).map(|i| &items[i]),
         _ => None,
     })
@@ -163,37 +191,46 @@ pub fn delete_path(value: Jsonb, path: &[Step]) -> Result<Jsonb> {
     if !matches!(value, Jsonb::Array(_) | Jsonb::Object(_)) {
         return Err(invalid("cannot delete path in scalar"));
     }
-    Ok(edit(value, path, &mut |_| None))
+    remove_at(value, path, 1)
 }
 
-/// `jsonb_set(target, path, new, create_missing)`.
+/// `jsonb_set(target, path, new, create_missing)`; an empty path changes
+/// nothing.
 pub fn set(target: Jsonb, path: &[Step], new: Jsonb, create_missing: bool) -> Result<Jsonb> {
     if !matches!(target, Jsonb::Array(_) | Jsonb::Object(_)) {
         return Err(invalid("cannot set path in scalar"));
     }
+    if path.is_empty() {
+        return Ok(target);
+    }
     let mut new = Some(new);
-    Ok(set_at(target, path, &mut new, create_missing))
+    set_at(target, path, 1, &mut new, create_missing)
 }
 
-fn set_at(value: Jsonb, path: &[Step], new: &mut Option<Jsonb>, create: bool) -> Jsonb {
+/// `value` with `new` at `path` (element `at` of the whole path, counting
+/// from 1, is its first).
+fn set_at(
+    value: Jsonb,
+    path: &[Step],
+    at: usize,
+    new: &mut Option<Jsonb>,
+    create: bool,
+) -> Result<Jsonb> {
     let Some((step, rest)) = path.split_first() else {
-        return new.take().unwrap_or(value);
+        return Ok(new.take().unwrap_or(value));
     };
-    match value {
+    Ok(match value {
         Jsonb::Object(mut members) => {
-            let key = match step {
-                Step::Key(k) => k.clone(),
-                Step::Index(i) => i.to_string(),
-            };
+            let key = step.key();
             match members.iter().position(|(k, _)| *k == key) {
-                Some(at) => {
-                    let old = std::mem::replace(&mut members[at].1, Jsonb::Null);
-                    members[at].1 = set_at(old, rest, new, create);
+                Some(i) => {
+                    let old = std::mem::replace(&mut members[i].1, Jsonb::Null);
+                    members[i].1 = set_at(old, rest, at + 1, new, create)?;
                 }
                 None if rest.is_empty() && create => {
                     if let Some(v) = new.take() {
                         members.push((key, v));
-                        return Jsonb::object(members);
+                        return Ok(Jsonb::object(members));
                     }
                 }
                 None => {}
@@ -201,16 +238,15 @@ fn set_at(value: Jsonb, path: &[Step], new: &mut Option<Jsonb>, create: bool) ->
             Jsonb::Object(members)
         }
         Jsonb::Array(mut items) => {
-            match step.index_of(items.len()) {
-                Some(at) => {
-                    let old = std::mem::replace(&mut items[at], Jsonb::Null);
-                    items[at] = set_at(old, rest, new, create);
+            let index = step.array_index(at)?;
+            match position(index, items.len()) {
+                Some(i) => {
+                    let old = std::mem::replace(&mut items[i], Jsonb::Null);
+                    items[i] = set_at(old, rest, at + 1, new, create)?;
                 }
                 None if rest.is_empty() && create => {
-                    let before_start = matches!(step, Step::Index(i) if *i < 0)
-                        || matches!(step, Step::Key(k) if k.trim().starts_with('-'));
                     if let Some(v) = new.take() {
-                        match before_start {
+                        match index < 0 {
                             true => items.insert(0, v),
                             false => items.push(v),
                         }
@@ -221,48 +257,42 @@ fn set_at(value: Jsonb, path: &[Step], new: &mut Option<Jsonb>, create: bool) ->
             Jsonb::Array(items)
         }
         scalar => scalar,
-    }
+    })
 }
 
-/// `value` with what `path` names replaced by `replace`'s answer, or
-/// removed where it answers None.
-fn edit(value: Jsonb, path: &[Step], replace: &mut dyn FnMut(Jsonb) -> Option<Jsonb>) -> Jsonb {
+/// `value` without what `path` names (element `at` of the whole path,
+/// counting from 1, is its first).
+fn remove_at(value: Jsonb, path: &[Step], at: usize) -> Result<Jsonb> {
     let Some((step, rest)) = path.split_first() else {
-        return value;
+        return Ok(value);
     };
-    match value {
+    Ok(match value {
         Jsonb::Object(members) => {
-            let key = match step {
-                Step::Key(k) => k.clone(),
-                Step::Index(i) => i.to_string(),
-            };
-            Jsonb::Object(
-                members
-                    .into_iter()
-                    .filter_map(|(k, v)| match k == key {
-                        false => Some((k, v)),
-                        true if rest.is_empty() => replace(v).map(|v| (k, v)),
-                        true => Some((k, edit(v, rest, replace))),
-                    })
-                    .collect(),
-            )
+            let key = step.key();
+            let mut kept = Vec::with_capacity(members.len());
+            for (k, v) in members {
+                match (k == key, rest.is_empty()) {
+                    (false, _) => kept.push((k, v)),
+                    (true, true) => {}
+                    (true, false) => kept.push((k, remove_at(v, rest, at + 1)?)),
+                }
+            }
+            Jsonb::Object(kept)
         }
         Jsonb::Array(items) => {
-            let target = step.index_of(items.len());
-            Jsonb::Array(
-                items
-                    .into_iter()
-                    .enumerate()
-                    .filter_map(|(i, v)| match Some(i) == target {
-                        false => Some(v),
-                        true if rest.is_empty() => replace(v),
-                        true => Some(edit(v, rest, replace)),
-                    })
-                    .collect(),
-            )
+            let target = position(step.array_index(at)?, items.len());
+            let mut kept = Vec::with_capacity(items.len());
+            for (i, v) in items.into_iter().enumerate() {
+                match (Some(i) == target, rest.is_empty()) {
+                    (false, _) => kept.push(v),
+                    (true, true) => {}
+                    (true, false) => kept.push(remove_at(v, rest, at + 1)?),
+                }
+            }
+            Jsonb::Array(kept)
         }
         scalar => scalar,
-    }
+    })
 }
 
 /// `jsonb_strip_nulls`: object members whose value is null removed, at
@@ -351,6 +381,10 @@ mod tests {
         assert_eq!(s("[1,2]", &["5"], "3", true), "[1, 2, 3]");
         assert_eq!(s("[1,2]", &["-1"], "3", true), "[1, 3]");
         assert_eq!(s("[1,2]", &["-5"], "3", true), "[3, 1, 2]");
+        assert_eq!(s(r#"{"a":1}"#, &[], "2", true), r#"{"a": 1}"#);
+        assert!(set(j("[1,2]"), &path(&["a"]), j("3"), true).is_err());
+        assert!(set(j("[1,2]"), &path(&["99999999999"]), j("3"), true).is_err());
+        assert!(delete_path(j("[1,2]"), &path(&["1 "])).is_err());
     }
 
     #[test]
@@ -365,6 +399,12 @@ mod tests {
             "3"
         );
         assert!(get(&j("[1]"), &Step::Key("a".into())).is_none());
+        assert_eq!(
+            get(&j(r#""abc""#), &Step::Index(0)).unwrap().to_string(),
+            r#""abc""#
+        );
+        assert!(get_path(&j("1"), &path(&["0"])).is_none());
+        assert!(get_path(&j("[1,2]"), &path(&["1 "])).is_none());
         assert!(exists(&j(r#"["a","b"]"#), "a"));
         assert!(exists(&j(r#""a""#), "a"));
         assert!(!exists(&j(r#"{"a":1}"#), "b"));

@@ -17,7 +17,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::sqlparser::ast::{
     self, BinaryOperator, CastKind, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    ObjectName, Statement, TableAlias, TableFactor, VisitMut, VisitorMut,
+    ObjectName, Query, SetExpr, Statement, TableAlias, TableFactor, VisitMut, VisitorMut,
 };
 
 use super::functions::{function, Op};
@@ -49,8 +49,45 @@ pub fn rewrite_statement(stmt: &mut Statement) {
             }
             ControlFlow::Continue(())
         }
+        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            if let SetExpr::Values(values) = query.body.as_mut() {
+                same_type_in_columns(&mut values.rows);
+            }
+            ControlFlow::Continue(())
+        }
     }
     let _ = stmt.visit(&mut Visitor);
+}
+
+/// In a VALUES list, a column with a JSON value in one row has JSON
+/// values in all (`VALUES ('{}'::jsonb), ('[1]')`): DataFusion refuses
+/// rows whose types differ in their marks.
+fn same_type_in_columns(rows: &mut [ast::Parens<Vec<ast::Expr>>]) {
+    let input = |e: &ast::Expr| match e {
+        ast::Expr::Function(call) => {
+            let name = call.name.to_string().to_ascii_lowercase();
+            matches!(name.as_str(), "json_in" | "jsonb_in").then_some(name)
+        }
+        _ => None,
+    };
+    let width = rows.first().map_or(0, |row| row.content.len());
+    for column in 0..width {
+        let Some(name) = rows
+            .iter()
+            .find_map(|row| row.content.get(column).and_then(input))
+        else {
+            continue;
+        };
+        for row in rows.iter_mut() {
+            if let Some(cell) = row.content.get_mut(column) {
+                if input(cell).is_none() {
+                    if let Ok(typed) = parse_expr(&format!("{name}({cell})")) {
+                        *cell = typed;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `FROM jsonb_array_elements(x) [AS a]` as `FROM (SELECT unnest(
@@ -59,18 +96,24 @@ pub fn rewrite_statement(stmt: &mut Statement) {
 /// several `unnest`s in one select list are). An argument that names a
 /// table before it is refused (0A000): DataFusion cannot run that.
 fn table_function(factor: &TableFactor) -> Option<TableFactor> {
-    let TableFactor::Table {
-        name,
-        args: Some(args),
-        alias,
-        ..
-    } = factor
-    else {
-        return None;
+    // WITH ORDINALITY is left alone: DataFusion refuses it, rather than
+    // the rewrite dropping the column.
+    let (name, args, alias) = match factor {
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            with_ordinality: false,
+            ..
+        } => (name, &args.args, alias),
+        TableFactor::Function {
+            name, args, alias, ..
+        } => (name, args, alias),
+        _ => return None,
     };
     let function = name.to_string().to_ascii_lowercase();
     let function = function.strip_prefix("pg_catalog.").unwrap_or(&function);
-    let args: Vec<String> = args.args.iter().map(ToString::to_string).collect();
+    let args: Vec<String> = args.iter().map(ToString::to_string).collect();
     let args = args.join(", ");
     let items = match function {
         "json_each" | "jsonb_each" | "json_each_text" | "jsonb_each_text" => {
@@ -80,14 +123,17 @@ fn table_function(factor: &TableFactor) -> Option<TableFactor> {
                 true => format!("{flavor}_each_text_values_list"),
                 false => format!("{flavor}_each_values_list"),
             };
-            format!(
-                "unnest({flavor}_each_keys_list({args})) AS key, unnest({values}({args})) AS value"
-            )
+            let value = format!("unnest({values}({args}))");
+            let value = match function.ends_with("_text") {
+                true => value,
+                false => format!("{flavor}_typed({value})"),
+            };
+            format!("unnest({flavor}_each_keys_list({args})) AS key, {value} AS value")
         }
         "json_object_keys" | "jsonb_object_keys" => {
             format!("unnest({function}_list({args})) AS {function}")
         }
-        other => format!("unnest({}({args})) AS value", set_returning_list(other)?),
+        other => format!("{} AS value", set_returning_item(other, &args)?),
     };
     let subquery = parse_query(&format!("SELECT {items}")).ok()?;
     let alias = alias.clone().unwrap_or_else(|| TableAlias {
@@ -138,7 +184,8 @@ fn cast_call(expr: &ast::Expr) -> Option<ast::Expr> {
 
 /// `json_agg(x ...)` as `json_array_of(array_agg(to_json(x) ...))`,
 /// `json_object_agg(k, v ...)` as `json_object_of(flatten(array_agg(
-/// make_array(CAST(k AS TEXT), to_json(v)) ...)))`, and the same for
+/// make_array(to_json(k), to_json(v)) ...)))` (a key is named by its
+/// JSON, as PostgreSQL names it), and the same for
 /// `jsonb`; ORDER BY, FILTER, DISTINCT and OVER stay with `array_agg`.
 fn aggregate(expr: &ast::Expr) -> Option<ast::Expr> {
     let ast::Expr::Function(call) = expr else {
@@ -170,7 +217,7 @@ fn aggregate(expr: &ast::Expr) -> Option<ast::Expr> {
         .collect::<Option<_>>()?;
     let item = match (object, exprs.as_slice()) {
         (false, [value]) => format!("{to_json}({value})"),
-        (true, [key, value]) => format!("make_array(CAST(({key}) AS TEXT), {to_json}({value}))"),
+        (true, [key, value]) => format!("make_array(to_json({key}), {to_json}({value}))"),
         _ => return None,
     };
     list.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(
@@ -185,9 +232,23 @@ fn aggregate(expr: &ast::Expr) -> Option<ast::Expr> {
     parse_expr(&finished).ok()
 }
 
+/// The set-returning JSON function `name` called with `args` as an
+/// expression of a select list: `unnest` of the function returning its
+/// rows as a list, its values typed as JSON (`unnest` drops the list
+/// item's type).
+pub fn set_returning_item(name: &str, args: &str) -> Option<String> {
+    let unnested = format!("unnest({}({args}))", set_returning_list(name)?);
+    let flavor = match name {
+        "json_array_elements" => "json",
+        "jsonb_array_elements" => "jsonb",
+        _ => return Some(unnested),
+    };
+    Some(format!("{flavor}_typed({unnested})"))
+}
+
 /// The name of the function returning as a list what the set-returning
 /// JSON function `name` returns as rows (`unnest` of it gives the rows).
-pub fn set_returning_list(name: &str) -> Option<&'static str> {
+fn set_returning_list(name: &str) -> Option<&'static str> {
     Some(match name {
         "json_array_elements" => "json_array_elements_list",
         "jsonb_array_elements" => "jsonb_array_elements_list",
@@ -199,10 +260,30 @@ pub fn set_returning_list(name: &str) -> Option<&'static str> {
     })
 }
 
-/// The JSON flavor of `expr`'s values, if they are JSON.
+/// The JSON flavor of `expr`'s values, if they are JSON: its field's, or
+/// that of a JSON value it passes on (COALESCE, NULLIF, GREATEST, LEAST,
+/// CASE, whose results DataFusion does not mark).
 fn flavor_of(expr: &Expr, schema: &DFSchema) -> Option<Flavor> {
     let (_, field) = expr.to_field(schema).ok()?;
-    Flavor::of(&field)
+    Flavor::of(&field).or_else(|| passed_on(expr).iter().find_map(|e| flavor_of(e, schema)))
+}
+
+/// The operands an expression returns one of.
+fn passed_on(expr: &Expr) -> Vec<&Expr> {
+    match expr {
+        Expr::ScalarFunction(call)
+            if matches!(call.name(), "coalesce" | "nullif" | "greatest" | "least") =>
+        {
+            call.args.iter().collect()
+        }
+        Expr::Case(case) => case
+            .when_then_expr
+            .iter()
+            .map(|(_, then)| then.as_ref())
+            .chain(case.else_expr.as_deref())
+            .collect(),
+        _ => vec![],
+    }
 }
 
 /// The JSON operators, as calls of the functions that compute them, when
@@ -217,8 +298,9 @@ pub fn json_operator(
     let RawBinaryExpr { op, left, right } = expr;
     let left_flavor = flavor_of(&left, schema);
     let either = left_flavor.or_else(|| flavor_of(&right, schema));
-    // A parameter beside a JSON operator is typed as PostgreSQL types it:
-    // the other operand's JSON type, or text for a key.
+    // A parameter beside a JSON operand of `@>`, `<@` or `||` is typed as
+    // that operand, as PostgreSQL types it. (A key's is left to the
+    // client: `-> $1` takes text or an integer.)
     let (left, right) = match (&op, either) {
         (
             BinaryOperator::AtArrow | BinaryOperator::ArrowAt | BinaryOperator::StringConcat,
@@ -227,13 +309,6 @@ pub fn json_operator(
             typed(left, flavor.field("")),
             typed(right, flavor.field("")),
         ),
-        (
-            BinaryOperator::Arrow
-            | BinaryOperator::LongArrow
-            | BinaryOperator::Question
-            | BinaryOperator::Minus,
-            Some(_),
-        ) => (left, typed(right, Field::new("", DataType::Utf8, true))),
         _ => (left, right),
     };
     let only_json = matches!(
@@ -306,7 +381,11 @@ pub fn json_operator(
             jsonb_only(either)?;
             call("jsonb_contains", Op::Contains, vec![right, left])
         }
-        BinaryOperator::StringConcat if either.is_some() => {
+        // `jsonb || text` of a typed text value is text concatenation
+        // in PostgreSQL; an untyped literal is read as jsonb.
+        BinaryOperator::StringConcat
+            if either.is_some() && json_or_untyped(&left, &right, schema) =>
+        {
             jsonb_only(either)?;
             call("jsonb_concat", Op::Concat, vec![left, right])
         }
@@ -316,6 +395,19 @@ pub fn json_operator(
         }
         op => Ok(PlannerResult::Original(RawBinaryExpr { op, left, right })),
     }
+}
+
+/// Whether both operands of `||` are JSON or untyped (a string literal, a
+/// parameter, NULL).
+fn json_or_untyped(left: &Expr, right: &Expr, schema: &DFSchema) -> bool {
+    let ok = |e: &Expr| {
+        flavor_of(e, schema).is_some()
+            || matches!(
+                e,
+                Expr::Literal(ScalarValue::Utf8(_) | ScalarValue::Null, _) | Expr::Placeholder(_)
+            )
+    };
+    ok(left) && ok(right)
 }
 
 /// `expr` with the type `field` if it is a parameter without one.
@@ -363,15 +455,57 @@ pub fn json_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
             )))
         }
         Expr::BinaryExpr(BinaryExpr { left, op, right })
-            if matches!(op, Operator::Eq | Operator::NotEq)
-                && (is_jsonb(&left) || is_jsonb(&right)) =>
+            if matches!(
+                op,
+                Operator::Eq
+                    | Operator::NotEq
+                    | Operator::IsDistinctFrom
+                    | Operator::IsNotDistinctFrom
+            ) && (is_jsonb(&left) || is_jsonb(&right)) =>
         {
-            let equal = function("jsonb_eq", Op::Equal, Some(Flavor::Jsonb))
+            let (name, compare) = match op {
+                Operator::Eq | Operator::NotEq => ("jsonb_eq", Op::Equal),
+                _ => ("jsonb_not_distinct", Op::NotDistinct),
+            };
+            let equal = function(name, compare, Some(Flavor::Jsonb))
                 .call(vec![as_jsonb(*left), as_jsonb(*right)]);
             Transformed::yes(match op {
-                Operator::Eq => equal,
+                Operator::Eq | Operator::IsNotDistinctFrom => equal,
                 _ => Expr::Not(Box::new(equal)),
             })
+        }
+        // `x IN (...)` as `x = a OR x = b ...`, each `=` by value.
+        Expr::InList(in_list) if is_jsonb(&in_list.expr) => {
+            let equal = |item: Expr| {
+                function("jsonb_eq", Op::Equal, Some(Flavor::Jsonb))
+                    .call(vec![(*in_list.expr).clone(), as_jsonb(item)])
+            };
+            let any = in_list
+                .list
+                .into_iter()
+                .map(equal)
+                .reduce(Expr::or)
+                .unwrap_or_else(|| lit(false));
+            Transformed::yes(match in_list.negated {
+                true => Expr::Not(Box::new(any)),
+                false => any,
+            })
+        }
+        // A JSON value passed on by COALESCE, CASE, ...: described as
+        // JSON (DataFusion's field would say text).
+        expr @ (Expr::ScalarFunction(_) | Expr::Case(_))
+            if !passed_on(&expr).is_empty()
+                && flavor_of(&expr, schema).is_some()
+                && expr.to_field(schema).is_ok_and(|(_, f)| {
+                    Flavor::of(&f).is_none() && *f.data_type() == DataType::Utf8
+                }) =>
+        {
+            let flavor = flavor_of(&expr, schema).unwrap_or(Flavor::Jsonb);
+            let name = match flavor {
+                Flavor::Json => "json_typed",
+                Flavor::Jsonb => "jsonb_typed",
+            };
+            Transformed::yes(function(name, Op::Typed, Some(flavor)).call(vec![expr]))
         }
         other => convert_compared(other, is_jsonb, as_jsonb),
     }

@@ -14,13 +14,15 @@ use std::fmt::{self, Write};
 use crate::error::{Error, ErrorFields, InputError, Result};
 
 /// How deep arrays and objects may nest. PostgreSQL's limit is its stack
-/// depth; this one keeps the recursive parser and printers well inside a
-/// worker thread's stack.
-pub const MAX_DEPTH: usize = 1000;
+/// depth; this one keeps the recursive parser, printers, operators and
+/// drops well inside a worker thread's 2 MiB stack (a debug build ran out
+/// near 500 levels).
+pub const MAX_DEPTH: usize = 128;
 
-/// Largest power of ten a number may carry (PostgreSQL's `numeric` holds
-/// 131072 digits before the point).
-const MAX_EXPONENT: i64 = 131_072;
+/// PostgreSQL's `numeric` holds 131072 digits before the point and 16383
+/// after it.
+const MAX_INTEGER_DIGITS: usize = 131_072;
+const MAX_SCALE: usize = 16_383;
 
 /// A parsed JSON value and the text it was written as.
 #[derive(Debug, Clone)]
@@ -184,20 +186,20 @@ impl<'a> Parser<'a> {
     }
 
     fn escape(&mut self) -> Result<char> {
-        let Some(c) = self.peek() else {
+        let Some(c) = self.text[self.at..].chars().next() else {
             return Err(self.ended());
         };
-        self.at += 1;
+        self.at += c.len_utf8();
         Ok(match c {
-            b'"' => '"',
-            b'\\' => '\\',
-            b'/' => '/',
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            b'n' => '\n',
-            b'r' => '\r',
-            b't' => '\t',
-            b'u' => {
+            '"' => '"',
+            '\\' => '\\',
+            '/' => '/',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
                 let high = self.hex4()?;
                 let code = match high {
                     0xD800..=0xDBFF => {
@@ -224,12 +226,7 @@ impl<'a> Parser<'a> {
                 };
                 char::from_u32(code).ok_or_else(|| self.unicode("Invalid Unicode escape."))?
             }
-            other => {
-                return Err(self.syntax(format!(
-                    "Escape sequence \"\\{}\" is invalid.",
-                    other as char
-                )))
-            }
+            other => return Err(self.syntax(format!("Escape sequence \"\\{other}\" is invalid."))),
         })
     }
 
@@ -315,7 +312,11 @@ impl<'a> Parser<'a> {
 
     fn syntax(&self, detail: String) -> Error {
         // PostgreSQL's CONTEXT quotes the input up to the error.
-        let upto: String = self.text[..self.at.min(self.text.len())].chars().collect();
+        let mut at = self.at.min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let upto = &self.text[..at];
         let fields = ErrorFields {
             detail: Some(detail),
             context: Some(format!("JSON data, line 1: {upto}")),
@@ -373,23 +374,23 @@ impl Node<'_> {
             Value::Null => Jsonb::Null,
             Value::Bool(b) => Jsonb::Bool(*b),
             Value::Number(n) => Jsonb::Number(numeric_text(n)?),
-            Value::String(s) => Jsonb::String(text(s)?),
+            Value::String(s) => Jsonb::String(sql_text(s)?),
             Value::Array(items) => {
                 Jsonb::Array(items.iter().map(Node::to_jsonb).collect::<Result<_>>()?)
             }
             Value::Object(members) => Jsonb::object(
                 members
                     .iter()
-                    .map(|(k, v)| Ok((text(k)?, v.to_jsonb()?)))
+                    .map(|(k, v)| Ok((sql_text(k)?, v.to_jsonb()?)))
                     .collect::<Result<_>>()?,
             ),
         })
     }
 }
 
-/// A decoded JSON string as `jsonb` text: `\u0000` (which `json` keeps
-/// as written) has no place in text.
-fn text(s: &str) -> Result<String> {
+/// A decoded JSON string as SQL text (in `jsonb`, or given by `->>`):
+/// `\u0000` (which `json` keeps as written) has no place in text (22P05).
+pub fn sql_text(s: &str) -> Result<String> {
     match s.contains('\0') {
         true => {
             let fields = ErrorFields {
@@ -420,13 +421,14 @@ pub fn numeric_text(token: &str) -> Result<String> {
         Some(at) => (&unsigned[..at], &unsigned[at + 1..]),
         None => (unsigned, "0"),
     };
-    let exponent: i64 = exponent.parse().unwrap_or(i64::MAX);
-    if exponent.abs() > MAX_EXPONENT {
-        return Err(Error::input(
-            InputError::OutOfRange,
-            "value overflows numeric format",
-        ));
-    }
+    let overflow = || Error::input(InputError::OutOfRange, "value overflows numeric format");
+    // Past these bounds no value fits (and none is written out).
+    let bound = (MAX_INTEGER_DIGITS + MAX_SCALE) as i64;
+    let exponent: i64 = exponent
+        .parse()
+        .ok()
+        .filter(|e: &i64| (-bound..=bound).contains(e))
+        .ok_or_else(overflow)?;
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let digits: String = format!("{int}{frac}");
     // The value is digits × 10^shift.
@@ -448,6 +450,13 @@ pub fn numeric_text(token: &str) -> Result<String> {
         .take_while(|b| *b == b'0')
         .count();
     text.drain(..zeros);
+    let (int_part, scale) = match text.split_once('.') {
+        Some((i, f)) => (i.len(), f.len()),
+        None => (text.len(), 0),
+    };
+    if int_part > MAX_INTEGER_DIGITS || scale > MAX_SCALE {
+        return Err(overflow());
+    }
     let zero = text.bytes().all(|b| b == b'0' || b == b'.');
     Ok(match negative && !zero {
         true => format!("-{text}"),
@@ -698,6 +707,10 @@ mod tests {
             assert_eq!(fields.detail.as_deref(), Some(detail), "{text}");
         }
         assert!(parse(r#""\u0000""#).is_ok());
+        assert!(parse("\"\\é\"").is_err());
+        assert!(parse_jsonb("1e-9223372036854775808").is_err());
+        assert!(parse_jsonb("1e131072").is_err());
+        assert!(parse_jsonb("1e-16384").is_err());
         assert!(parse_jsonb(r#""\u0000""#).is_err());
         let deep = "[".repeat(MAX_DEPTH + 2);
         assert!(parse(&deep).is_err());
