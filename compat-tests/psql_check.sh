@@ -28,6 +28,9 @@ CREATE TABLE $table (
     price numeric(10,2) DEFAULT 0,
     created timestamp,
     code char(3),
+    doc jsonb,
+    raw json,
+    span interval,
     note text
 );
 SQL
@@ -67,6 +70,9 @@ expect=(
     'price[[:space:]]*\|[[:space:]]*numeric\(10,2\)[[:space:]]*\|[[:space:]]*\|[[:space:]]*\|[[:space:]]*0'  # with its default
     'created[[:space:]]*\|[[:space:]]*timestamp without time zone'
     'code[[:space:]]*\|[[:space:]]*character\(3\)'
+    'doc[[:space:]]*\|[[:space:]]*jsonb'
+    'raw[[:space:]]*\|[[:space:]]*json'
+    'span[[:space:]]*\|[[:space:]]*interval'
     'note[[:space:]]*\|[[:space:]]*text'
     'not null'                                   # \d: NOT NULL columns
     'public[[:space:]]*\|'                       # \dn: the public schema

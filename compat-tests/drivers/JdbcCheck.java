@@ -18,6 +18,12 @@
 // values (pgjdbc then sends Describe of the named statement, answered with NoData),
 // in data @> ? and in ?::jsonb / ?::json.
 //
+// interval columns: psycopg_check.py's intervals (months included) written as
+// org.postgresql.util.PGInterval through setObject, read back with getObject as equal
+// PGIntervals and with getString as PostgreSQL's text; ORDER BY d by length (a month
+// is 30 days), WHERE d = '30 days' finding '1 mon', WHERE d = ? and d > ? with a
+// PGInterval.
+//
 // Build and run (compat-tests/run does this):
 //   javac -d OUT -cp /usr/share/java/postgresql.jar JdbcCheck.java
 //   java -cp OUT:/usr/share/java/postgresql.jar JdbcCheck [HOST] [PORT]
@@ -448,6 +454,83 @@ public class JdbcCheck {
         }
     }
 
+    // psycopg_check.py's INTERVALS: {id, the text PostgreSQL writes}, and the values as PGIntervals.
+    static final String[][] INTERVAL_TEXTS = {
+        {"1", "1 day 02:03:04.000005"}, {"2", "-3 days +00:00:01"}, {"3", "00:00:00"}, {"4", "00:00:00.000001"},
+        {"5", "40 days"}, {"6", "1 year 2 mons"}, {"7", "10000 days"}, {"8", "29 days"}, {"9", "1 mon"},
+        {"10", "31 days"}, {"11", "720:00:00"}, {"12", "-10000 days +23:59:59.999999"}, {"13", "-00:00:00.000001"},
+    };
+    static final org.postgresql.util.PGInterval[] INTERVALS = {
+        new org.postgresql.util.PGInterval(0, 0, 1, 2, 3, 4.000005),
+        new org.postgresql.util.PGInterval(0, 0, -3, 0, 0, 1),
+        new org.postgresql.util.PGInterval(0, 0, 0, 0, 0, 0),
+        new org.postgresql.util.PGInterval(0, 0, 0, 0, 0, 0.000001),
+        new org.postgresql.util.PGInterval(0, 0, 40, 0, 0, 0),
+        new org.postgresql.util.PGInterval(1, 2, 0, 0, 0, 0),
+        new org.postgresql.util.PGInterval(0, 0, 10000, 0, 0, 0),
+        new org.postgresql.util.PGInterval(0, 0, 29, 0, 0, 0),
+        new org.postgresql.util.PGInterval(0, 1, 0, 0, 0, 0),
+        new org.postgresql.util.PGInterval(0, 0, 31, 0, 0, 0),
+        new org.postgresql.util.PGInterval(0, 0, 0, 720, 0, 0),
+        new org.postgresql.util.PGInterval(0, 0, -10000, 23, 59, 59.999999),
+        new org.postgresql.util.PGInterval(0, 0, 0, 0, 0, -0.000001),
+    };
+    // ORDER BY d, id: by length, a month as 30 days ('1 mon' and '720:00:00' are both 30 days).
+    static final String INTERVAL_ORDER = "[12, 2, 13, 3, 4, 1, 8, 9, 11, 10, 5, 6, 7]";
+
+    /** interval: PGIntervals written with setObject, read back with getObject (equal
+     *  PGIntervals) and getString (PostgreSQL's text), twice (the second execution of a
+     *  named statement); ORDER BY d; WHERE d = '30 days', d = ? and d > ? with a PGInterval. */
+    static void checkInterval(Connection c) throws Exception {
+        String table = TABLE + "_interval";
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE IF EXISTS " + table);
+            st.execute("CREATE TABLE " + table + " (id integer PRIMARY KEY, d interval)");
+        }
+        try (PreparedStatement ins = c.prepareStatement("INSERT INTO " + table + " (id, d) VALUES (?, ?)")) {
+            for (int k = 0; k < INTERVALS.length; k++) {
+                ins.setInt(1, Integer.parseInt(INTERVAL_TEXTS[k][0]));
+                ins.setObject(2, INTERVALS[k]);
+                check(ins.executeUpdate() == 1, "insert of interval " + INTERVAL_TEXTS[k][1] + " did not report 1 row");
+            }
+        }
+        try (PreparedStatement sel = c.prepareStatement("SELECT d, d FROM " + table + " WHERE id = ?")) {
+            for (int pass = 0; pass < 2; pass++) {
+                for (int k = 0; k < INTERVALS.length; k++) {
+                    sel.setInt(1, Integer.parseInt(INTERVAL_TEXTS[k][0]));
+                    try (ResultSet rs = sel.executeQuery()) {
+                        check(rs.next(), "interval " + INTERVAL_TEXTS[k][1] + " not found");
+                        Object d = rs.getObject(1);
+                        String text = rs.getString(2);
+                        check(INTERVALS[k].equals(d) && INTERVAL_TEXTS[k][1].equals(text),
+                              "interval " + INTERVALS[k].getValue() + ": getObject gave " + (d instanceof org.postgresql.util.PGInterval
+                              ? ((org.postgresql.util.PGInterval) d).getValue() : show(d)) + ", getString " + text + "; want " + INTERVAL_TEXTS[k][1]);
+                        check("interval".equals(rs.getMetaData().getColumnTypeName(1)), "interval column type name " + rs.getMetaData().getColumnTypeName(1));
+                    }
+                }
+            }
+        }
+        java.util.List<Integer> got = ids(c, "SELECT id FROM " + table + " ORDER BY d, id", ps -> { });
+        check(got.toString().equals(INTERVAL_ORDER), "ORDER BY d, id gave " + got + ", want " + INTERVAL_ORDER);
+        got = ids(c, "SELECT id FROM " + table + " WHERE d = '30 days' ORDER BY id", ps -> { });
+        check(got.toString().equals("[9, 11]"), "WHERE d = '30 days' found " + got);
+        String[][] probes = {{"=", "0 years 0 mons 30 days 0 hours 0 mins 0.0 secs", "[9, 11]"},
+                             {">", "0 years 0 mons 30 days 0 hours 0 mins 0.0 secs", "[5, 6, 7, 10]"},
+                             {"=", "1 years 2 mons 0 days 0 hours 0 mins 0.0 secs", "[6]"},
+                             {"<", "0 years 0 mons 0 days 0 hours 0 mins 0.0 secs", "[2, 12, 13]"}};
+        for (int pass = 0; pass < 2; pass++) {
+            for (String[] probe : probes) {
+                got = ids(c, "SELECT id FROM " + table + " WHERE d " + probe[0] + " ? ORDER BY id", ps -> {
+                    try { ps.setObject(1, new org.postgresql.util.PGInterval(probe[1])); } catch (SQLException e) { throw new RuntimeException(e); }
+                });
+                check(got.toString().equals(probe[2]), "WHERE d " + probe[0] + " ? with PGInterval " + probe[1] + " found " + got + ", want " + probe[2]);
+            }
+        }
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE " + table);
+        }
+    }
+
     static String run() throws Exception {
         String driver;
         String names = String.join(", ", NAMES);
@@ -518,6 +601,7 @@ public class JdbcCheck {
             checkJson(c);
             checkJsonGetObject(c);
             checkJsonParameters(c);
+            checkInterval(c);
             checkCopy(c);
             try (Statement st = c.createStatement()) {
                 st.execute("DROP TABLE " + TABLE);
@@ -549,6 +633,7 @@ public class JdbcCheck {
         }
         System.out.println("PASS jdbc (" + driver + "): " + NAMES.length + " types x "
                            + ROWS.length + " rows, rollback/commit, 23505, uuid key, json/jsonb (" + JSON_TEXTS.length
-                           + " texts, PGobject, ->>, ??, @>, jsonb_build_object), CopyManager in and out");
+                           + " texts, PGobject, ->>, ??, @>, jsonb_build_object), interval (" + INTERVALS.length
+                           + " PGIntervals, getString, ORDER BY, = '30 days'), CopyManager in and out");
     }
 }

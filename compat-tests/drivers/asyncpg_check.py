@@ -22,13 +22,20 @@ set it (text format), psycopg_check.py's Python values come back as dicts and li
 json/jsonb parameters whose type the server infers ($1::jsonb, data @> $1, dict
 parameters through the type codec).
 
+interval: psycopg_check.py's INTERVALS, the timedelta values written with executemany
+(binary: microseconds, days, months 0), months as text; read back with fetch as
+timedelta (binary) and as PostgreSQL's text; ORDER BY d by length (a month is 30 days),
+WHERE d = '30 days' finding '1 mon', WHERE d > $1 and d = $1 with a timedelta; then
+through set_type_codec('interval', format='tuple') as (months, days, microseconds),
+months included, written and read in binary.
+
 asyncpg writes date.min and date.max as -infinity and infinity, which ShardForge
 cannot store (0A000): row 3's date(1, 1, 1) is written as date(1, 1, 2) here.
 
 Cases ShardForge does not pass yet run with --pending (and with `run --postgres`):
 unconstrained numeric with each value's own scale and numeric NaN, an array
 parameter (asyncpg's type introspection), Cursor.forward (MOVE on a protocol
-portal).
+portal), an interval of +/-(2^63 - 1) microseconds (text and binary).
 
 Usage: asyncpg_check.py [--host 127.0.0.1] [--port 5432] [--pending]
 Prints one line `PASS asyncpg ...` or `FAIL asyncpg: ...`; exit status 0 on PASS.
@@ -46,8 +53,8 @@ from decimal import Decimal
 
 import asyncpg
 
-from psycopg_check import (COLUMNS, JSON_NULL_ID, JSON_TEXTS, JSON_VALUES, ROWS, SQL_NULL_ID,
-                           CheckFailed, check, check_main)
+from psycopg_check import (COLUMNS, INTERVAL_ORDER, INTERVALS, JSON_NULL_ID, JSON_TEXTS,
+                           JSON_VALUES, ROWS, SQL_NULL_ID, CheckFailed, check, check_main)
 
 TABLE = "compat_asyncpg"
 # asyncpg sends date.min as -infinity (see the module header).
@@ -339,6 +346,104 @@ async def check_json_parameters(args, conn):
         await coded.close(timeout=10)
 
 
+INTERVAL_TABLE = "compat_asyncpg_interval"
+# INTERVALS as the 'tuple' interval codec gives them: (months, days, microseconds).
+INTERVAL_TUPLES = {1: (0, 1, 7_384_000_005), 2: (0, -3, 1_000_000), 3: (0, 0, 0), 4: (0, 0, 1),
+                   5: (0, 40, 0), 6: (14, 0, 0), 7: (0, 10000, 0), 8: (0, 29, 0), 9: (1, 0, 0),
+                   10: (0, 31, 0), 11: (0, 0, 720 * 3600 * 10**6), 12: (0, -10000, 86_399_999_999),
+                   13: (0, 0, -1)}
+
+
+async def tuple_interval_connection(args):
+    """A connection reading and writing interval as (months, days, microseconds)."""
+    coded = await connect(args)
+    await coded.set_type_codec("interval", schema="pg_catalog", encoder=lambda t: t,
+                               decoder=lambda t: t, format="tuple")
+    return coded
+
+
+async def check_interval(args, conn):
+    """interval columns: INTERVALS' timedelta values written with executemany (binary
+    parameters), the others as text in the SQL; read back with fetch as timedelta and
+    as PostgreSQL's text; ORDER BY d, WHERE d = '30 days', WHERE d > $1 and d = $1
+    with a timedelta; then (months, days, microseconds) through the 'tuple' codec,
+    both ways."""
+    table = INTERVAL_TABLE
+    await conn.execute(f"DROP TABLE IF EXISTS {table}")
+    await conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, d interval)")
+    await conn.executemany(f"INSERT INTO {table} (id, d) VALUES ($1, $2)",
+                           [(row_id, value) for row_id, _, value in INTERVALS if value is not None])
+    for row_id, text, value in INTERVALS:
+        if value is None:
+            await conn.execute(f"INSERT INTO {table} (id, d) VALUES ($1, '{text}')", row_id)
+
+    records = await conn.fetch(f"SELECT id, d, d::text AS t FROM {table} ORDER BY id")
+    got = [(r["id"], r["t"]) for r in records]
+    want = [(row_id, text) for row_id, text, _ in INTERVALS]
+    check(got == want, f"intervals read back as text {got!r}, want {want!r}")
+    for (row_id, text, value), record in zip(INTERVALS, records):
+        check(value is None or same(value, record["d"]),
+              f"interval {text!r} read back as {record['d']!r}, want {value!r}")
+
+    got = [r["id"] for r in await conn.fetch(f"SELECT id FROM {table} ORDER BY d, id")]
+    check(got == INTERVAL_ORDER, f"ORDER BY d gave ids {got}, want {INTERVAL_ORDER}")
+    got = [tuple(r) for r in await conn.fetch(
+        f"SELECT id, d::text FROM {table} WHERE d = '30 days' ORDER BY id")]
+    check(got == [(9, "1 mon"), (11, "720:00:00")], f"WHERE d = '30 days' gave {got!r}")
+    for value, ids in ((dt.timedelta(days=30), [5, 6, 7, 10]),
+                       (dt.timedelta(0), [1, 4, 5, 6, 7, 8, 9, 10, 11]),
+                       (dt.timedelta(days=-3), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13])):
+        got = [r["id"] for r in await conn.fetch(f"SELECT id FROM {table} WHERE d > $1 ORDER BY id", value)]
+        check(got == ids, f"WHERE d > $1 with {value!r} found {got}, want {ids}")
+    for row_id, text, value in INTERVALS:
+        if value is not None:
+            got = [r["id"] for r in await conn.fetch(f"SELECT id FROM {table} WHERE d = $1", value)]
+            check(got == [row_id], f"WHERE d = $1 with {value!r} found {got}")
+
+    coded = await tuple_interval_connection(args)
+    try:
+        got = {r["id"]: r["d"] for r in await coded.fetch(f"SELECT id, d FROM {table}")}
+        check(got == INTERVAL_TUPLES, f"intervals through the tuple codec: {got!r}, "
+              f"want {INTERVAL_TUPLES!r}")
+        await coded.executemany(f"INSERT INTO {table} (id, d) VALUES ($1, $2)",
+                                [(row_id + 100, t) for row_id, t in INTERVAL_TUPLES.items()])
+        got = [tuple(r) for r in await coded.fetch(
+            f"SELECT id - 100, d::text, d FROM {table} WHERE id > 100 ORDER BY id")]
+        want = [(row_id, text, INTERVAL_TUPLES[row_id]) for row_id, text, _ in INTERVALS]
+        check(got == want, f"tuples written through the tuple codec read back as {got!r}, want {want!r}")
+        got = [r["id"] for r in await coded.fetch(
+            f"SELECT id FROM {table} WHERE d = $1 ORDER BY id", (1, 0, 0))]
+        check(got == [9, 11, 109, 111], f"WHERE d = $1 with (1 month, 0, 0) found {got}")
+    finally:
+        await coded.close(timeout=10)
+    await conn.execute(f"DROP TABLE {table}")
+
+
+async def pending_interval_large_time(args, conn):
+    """An interval's time part at the ends of its 8-byte microsecond count, as text
+    and as a binary (months, days, microseconds) parameter."""
+    table = INTERVAL_TABLE + "_large"
+    await conn.execute(f"DROP TABLE IF EXISTS {table}")
+    await conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, d interval)")
+    await conn.execute(f"INSERT INTO {table} (id, d) VALUES (1, '2562047788:00:54.775807'), "
+                       "(2, '-2562047788:00:54.775807')")
+    coded = await tuple_interval_connection(args)
+    try:
+        await coded.executemany(f"INSERT INTO {table} (id, d) VALUES ($1, $2)",
+                                [(3, (0, 0, 2**63 - 1)), (4, (0, 0, -(2**63 - 1)))])
+        got = [tuple(r) for r in await coded.fetch(f"SELECT id, d::text, d FROM {table} ORDER BY id")]
+        big, small = (0, 0, 2**63 - 1), (0, 0, -(2**63 - 1))
+        want = [(1, "2562047788:00:54.775807", big), (2, "-2562047788:00:54.775807", small),
+                (3, "2562047788:00:54.775807", big), (4, "-2562047788:00:54.775807", small)]
+        check(got == want, f"intervals of +/-(2^63 - 1) microseconds read back as {got!r}")
+        got = [r["id"] for r in await coded.fetch(f"SELECT id FROM {table} ORDER BY d, id")]
+        check(got == [2, 4, 1, 3], f"ORDER BY d of +/-(2^63 - 1) microseconds gave ids {got}")
+    finally:
+        await coded.close(timeout=10)
+    # (Not as timedelta: asyncpg's decoder wraps microsecond counts this large.)
+    await conn.execute(f"DROP TABLE {table}")
+
+
 async def pending_array_parameter(conn):
     """An array parameter: asyncpg looks the type up in pg_catalog (its type
     introspection)."""
@@ -488,7 +593,9 @@ async def run_async(args):
         await check_cursors(conn)
         await check_cancel(conn)
         await check_json_parameters(args, conn)
+        await check_interval(args, conn)
         if args.pending:
+            await pending_interval_large_time(args, conn)
             await pending_numeric(conn)
             await pending_array_parameter(conn)
             await pending_cursor_forward(conn)
@@ -506,7 +613,8 @@ def main():
     return check_main(
         "asyncpg", run, asyncpg.PostgresError, lambda e: e.sqlstate,
         f"{asyncpg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows (binary), numeric, "
-        "NaN/inf, fetchrow/fetchval, uuid key, json/jsonb (str and codec), RETURNING, ON CONFLICT, rollback, 23505, "
+        "NaN/inf, fetchrow/fetchval, uuid key, json/jsonb (str and codec), "
+        f"interval ({len(INTERVALS)} values, timedelta and tuple codec, ORDER BY, d > $1), RETURNING, ON CONFLICT, rollback, 23505, "
         "COPY (records, CSV in and out), cursors (prefetch, fetch), "
         "statement_timeout, CancelRequest")
 

@@ -16,10 +16,15 @@ unique, numbers as numeric prints them; json verbatim) and load with Decimal num
 JSON null is not SQL NULL; @> with a bound Jsonb, ->, ->>, #>>, ?, ||,
 jsonb_build_object, and malformed JSON (22P02) and \\u0000 in jsonb (22P05); JSON
 text as a plain str (sent untyped: the server infers jsonb) in %s::jsonb, data @> %s
-and data || %s.
+and data || %s. interval columns: datetime.timedelta values through text (%t) and
+binary (%b, and %s, which psycopg sends in binary) parameters, read back as timedelta
+with text and binary results and as PostgreSQL's text (d::text); months (which
+timedelta cannot hold) written as text and checked as text; ORDER BY d by length with
+a month as 30 days, WHERE d = '30 days' finding '1 mon', WHERE d = / > a timedelta.
 
 Cases ShardForge does not pass yet run with --pending (and with `run --postgres`):
-none at the moment.
+an interval with a time part past 2562047 hours (PostgreSQL's range goes to
+2562047788:00:54.775807, the largest 8-byte microsecond count).
 
 Usage: psycopg_check.py [--host 127.0.0.1] [--port 5432] [--pending]
 Prints one line `PASS psycopg ...` or `FAIL psycopg: ...`; exit status 0 on PASS.
@@ -121,6 +126,30 @@ JSON_TEXTS = [
 # Row 10's numbers loaded with parse_float=Decimal, as str().
 JSON_NUMBERS = ["1.50", "12345678901234567890.123", "1000", "0", "1", "0.0010"]
 
+# Intervals: (id, the text PostgreSQL writes, the value as a timedelta). Rows with a
+# timedelta are written through parameters (a timedelta's time part is 0 to 24 hours
+# and it has no months, so its text is one of these); rows with None (months, a time
+# part of 720 hours, a negative time part) are written as their text in the SQL and
+# checked as text.
+INTERVALS = [
+    (1, "1 day 02:03:04.000005", dt.timedelta(days=1, hours=2, minutes=3, seconds=4, microseconds=5)),
+    (2, "-3 days +00:00:01", dt.timedelta(days=-3, seconds=1)),
+    (3, "00:00:00", dt.timedelta(0)),
+    (4, "00:00:00.000001", dt.timedelta(microseconds=1)),
+    (5, "40 days", dt.timedelta(days=40)),
+    (6, "1 year 2 mons", None),
+    (7, "10000 days", dt.timedelta(days=10000)),
+    (8, "29 days", dt.timedelta(days=29)),
+    (9, "1 mon", None),
+    (10, "31 days", dt.timedelta(days=31)),
+    (11, "720:00:00", None),
+    (12, "-10000 days +23:59:59.999999", dt.timedelta(days=-10000, seconds=86399, microseconds=999999)),
+    (13, "-00:00:00.000001", None),
+]
+# ORDER BY d, id: by length, a month as 30 days, a year as 12 months ('1 mon' and
+# '720:00:00' are both 30 days, after '29 days' and before '31 days').
+INTERVAL_ORDER = [12, 2, 13, 3, 4, 1, 8, 9, 11, 10, 5, 6, 7]
+
 
 class CheckFailed(Exception):
     pass
@@ -208,6 +237,9 @@ def run(args):
         check_uuid_key(conn)
         check_json(conn)
         check_json_text_parameters(conn)
+        check_interval(conn)
+        if args.pending:
+            pending_interval_large_time(conn)
 
         # SET of a reported variable sends ParameterStatus; timestamptz
         # values come back in the session time zone.
@@ -493,6 +525,85 @@ def check_json_text_parameters(conn):
     conn.execute(f"DROP TABLE {table}")
 
 
+def check_interval(conn):
+    """interval columns: INTERVALS' timedelta values written through text (%t) and
+    binary (%b; %s, which psycopg sends in binary) parameters, the others as text in
+    the SQL; read back as timedelta (text and binary results) and as PostgreSQL's
+    text; ORDER BY d; WHERE d = '30 days' finds the month; WHERE d = / > a bound
+    timedelta, text and binary."""
+    table = "compat_psycopg_interval"
+    marks = ("%t", "%b", "%s")
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, d interval)")
+    with conn.cursor() as cur:
+        for i, (row_id, text, value) in enumerate(INTERVALS):
+            if value is None:
+                cur.execute(f"INSERT INTO {table} (id, d) VALUES (%s, '{text}')", (row_id,))
+            else:
+                cur.execute(f"INSERT INTO {table} (id, d) VALUES (%s, {marks[i % 3]})", (row_id, value))
+
+    want_text = [(row_id, text) for row_id, text, _ in INTERVALS]
+    loaded = {}
+    for binary in (False, True):
+        with conn.cursor(binary=binary) as cur:
+            cur.execute(f"SELECT id, d, d::text FROM {table} ORDER BY id")
+            got = cur.fetchall()
+            check([(r[0], r[2]) for r in got] == want_text,
+                  f"intervals (binary={binary}) read back as text {[(r[0], r[2]) for r in got]!r}, "
+                  f"want {want_text!r}")
+            for (row_id, text, value), (_, have, _) in zip(INTERVALS, got):
+                check(value is None or (type(have) is dt.timedelta and have == value),
+                      f"interval {text!r} (binary={binary}) read back as {have!r}, want {value!r}")
+            loaded[binary] = [r[1] for r in got]
+    # psycopg loads months as 30 days (a year as 365) from either format: the binary
+    # months, days and microseconds agree with the text.
+    check(loaded[False] == loaded[True],
+          f"intervals loaded from text {loaded[False]!r} and from binary {loaded[True]!r}")
+    for binary in (False, True):
+        with conn.cursor(binary=binary) as cur:
+            cur.execute(f"SELECT id FROM {table} ORDER BY d, id")
+            got = [r[0] for r in cur.fetchall()]
+            check(got == INTERVAL_ORDER, f"ORDER BY d (binary={binary}) gave ids {got}, want {INTERVAL_ORDER}")
+            cur.execute(f"SELECT id, d::text FROM {table} WHERE d = '30 days' ORDER BY id")
+            got = cur.fetchall()
+            check(got == [(9, "1 mon"), (11, "720:00:00")],
+                  f"WHERE d = '30 days' (binary={binary}) gave {got!r}")
+
+            for mark in marks:
+                for row_id, text, value in INTERVALS:
+                    if value is None:
+                        continue
+                    cur.execute(f"SELECT id FROM {table} WHERE d = {mark}", (value,))
+                    got = [r[0] for r in cur.fetchall()]
+                    check(got == [row_id], f"WHERE d = {mark} with {value!r} (binary={binary}) found {got}")
+                cur.execute(f"SELECT id FROM {table} WHERE d = {mark} ORDER BY id", (dt.timedelta(days=30),))
+                got = [r[0] for r in cur.fetchall()]
+                check(got == [9, 11], f"WHERE d = {mark} with timedelta(days=30) (binary={binary}) found {got}")
+                cur.execute(f"SELECT id FROM {table} WHERE d > {mark} ORDER BY id", (dt.timedelta(days=30),))
+                got = [r[0] for r in cur.fetchall()]
+                check(got == [5, 6, 7, 10], f"WHERE d > {mark} with timedelta(days=30) (binary={binary}) found {got}")
+    conn.execute(f"DROP TABLE {table}")
+
+
+def pending_interval_large_time(conn):
+    """An interval's time part at the ends of its 8-byte microsecond count, written as
+    text, read back as text and as timedelta (text and binary results)."""
+    table = "compat_psycopg_interval_large"
+    values = [(1, "2562047788:00:54.775807", dt.timedelta(microseconds=2**63 - 1)),
+              (2, "-2562047788:00:54.775807", dt.timedelta(microseconds=-(2**63 - 1)))]
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, d interval)")
+    for row_id, text, _ in values:
+        conn.execute(f"INSERT INTO {table} (id, d) VALUES (%s, '{text}')", (row_id,))
+    for binary in (False, True):
+        with conn.cursor(binary=binary) as cur:
+            cur.execute(f"SELECT id, d::text AS t, d FROM {table} ORDER BY d")
+            got = cur.fetchall()
+            check(got == [(2, values[1][1], values[1][2]), (1, values[0][1], values[0][2])],
+                  f"intervals of +/-(2^63 - 1) microseconds (binary={binary}) read back as {got!r}")
+    conn.execute(f"DROP TABLE {table}")
+
+
 def check_named_cursors(conn, names):
     """Server-side cursors as psycopg runs them: DECLARE with bound parameters,
     Describe of the cursor's portal, FETCH FORWARD itersize at a time (binary);
@@ -548,7 +659,8 @@ def main():
         "rollback/commit, 23505, TimeZone, bare parameters, RETURNING, "
         "COPY (text+binary, errors, CopyFail), named cursors, uuid key, gen_random_uuid(), "
         f"json/jsonb ({len(JSON_VALUES)} values + {len(JSON_TEXTS)} texts, text+binary, "
-        "@>, ->>, jsonb_build_object)")
+        "@>, ->>, jsonb_build_object), "
+        f"interval ({len(INTERVALS)} values, timedelta text+binary, ORDER BY, = '30 days')")
 
 
 if __name__ == "__main__":

@@ -165,6 +165,7 @@ fn type_to(sql_type: &SqlType) -> proto::SqlType {
         SqlType::Time => of(Kind::Time),
         SqlType::Json => of(Kind::Json),
         SqlType::Jsonb => of(Kind::Jsonb),
+        SqlType::Interval => of(Kind::Interval),
     }
 }
 
@@ -193,6 +194,7 @@ fn type_from(sql_type: &proto::SqlType) -> Result<SqlType> {
         Kind::Time => SqlType::Time,
         Kind::Json => SqlType::Json,
         Kind::Jsonb => SqlType::Jsonb,
+        Kind::Interval => SqlType::Interval,
     })
 }
 
@@ -224,6 +226,7 @@ mod tests {
             SqlType::Uuid,
             SqlType::Json,
             SqlType::Jsonb,
+            SqlType::Interval,
             SqlType::Time,
         ];
         let def = TableDef {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 
 /// Largest precision Decimal128 holds; above it Decimal256 is used.
 const DECIMAL128_MAX_PRECISION: u8 = 38;
@@ -47,6 +47,8 @@ pub enum SqlType {
     Json,
     /// JSON in its canonical text (see `sql::json`).
     Jsonb,
+    /// Months, days and microseconds (see `sql::interval`).
+    Interval,
 }
 
 impl SqlType {
@@ -73,6 +75,7 @@ impl SqlType {
             SqlType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
             SqlType::Bytea => DataType::Binary,
             SqlType::Uuid => DataType::FixedSizeBinary(16),
+            SqlType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
         }
     }
 
@@ -98,6 +101,7 @@ impl SqlType {
             SqlType::TimestampTz => "TIMESTAMPTZ".into(),
             SqlType::Bytea => "BYTEA".into(),
             SqlType::Uuid => "UUID".into(),
+            SqlType::Interval => "INTERVAL".into(),
         }
     }
 
@@ -123,6 +127,7 @@ impl SqlType {
             SqlType::Uuid => "uuid".into(),
             SqlType::Json => "json".into(),
             SqlType::Jsonb => "jsonb".into(),
+            SqlType::Interval => "interval".into(),
         }
     }
 

@@ -19,13 +19,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder,
-    TimestampMicrosecondBuilder,
+    Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, StringBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{
     i256, DataType, Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type,
-    Int16Type, Int32Type, Int64Type, SchemaRef, Time64MicrosecondType, TimeUnit,
-    TimestampMicrosecondType,
+    Int16Type, Int32Type, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
+    SchemaRef, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
@@ -113,6 +113,13 @@ fn encode_value(out: &mut Vec<u8>, array: &dyn Array, row: usize) -> Result<()> 
         DataType::FixedSizeBinary(_) => {
             out.extend_from_slice(array.as_fixed_size_binary().value(row))
         }
+        // Months, days, nanoseconds.
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let v = array.as_primitive::<IntervalMonthDayNanoType>().value(row);
+            out.extend_from_slice(&v.months.to_le_bytes());
+            out.extend_from_slice(&v.days.to_le_bytes());
+            out.extend_from_slice(&v.nanoseconds.to_le_bytes());
+        }
         other => return Err(Error::Internal(format!("cannot store a {other} value"))),
     }
     Ok(())
@@ -142,6 +149,7 @@ enum ColumnBuilder {
     Date32(Date32Builder),
     Time64(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
+    Interval(IntervalMonthDayNanoBuilder),
 }
 
 impl ColumnBuilder {
@@ -167,6 +175,9 @@ impl ColumnBuilder {
             DataType::Timestamp(TimeUnit::Microsecond, tz) => {
                 Self::Timestamp(TimestampMicrosecondBuilder::new(), tz.clone())
             }
+            DataType::Interval(IntervalUnit::MonthDayNano) => {
+                Self::Interval(IntervalMonthDayNanoBuilder::new())
+            }
             other => return Err(Error::Internal(format!("cannot decode a {other} column"))),
         })
     }
@@ -187,6 +198,7 @@ impl ColumnBuilder {
             Self::Date32(b) => b.append_null(),
             Self::Time64(b) => b.append_null(),
             Self::Timestamp(b, _) => b.append_null(),
+            Self::Interval(b) => b.append_null(),
         }
     }
 
@@ -206,6 +218,7 @@ impl ColumnBuilder {
             Self::Date32(b) => Arc::new(b.finish()),
             Self::Time64(b) => Arc::new(b.finish()),
             Self::Timestamp(b, tz) => Arc::new(b.finish().with_timezone_opt(tz.clone())),
+            Self::Interval(b) => Arc::new(b.finish()),
         })
     }
 }
@@ -261,6 +274,7 @@ fn fixed_width(data_type: &DataType) -> Result<usize> {
         DataType::Decimal128(_, _) => 16,
         DataType::Decimal256(_, _) => 32,
         DataType::FixedSizeBinary(width) => *width as usize,
+        DataType::Interval(IntervalUnit::MonthDayNano) => 16,
         other => return Err(Error::Internal(format!("{other} has no fixed width"))),
     })
 }
@@ -352,6 +366,12 @@ impl RowDecoder {
             ColumnBuilder::Date32(b) => b.append_value(i32::from_le_bytes(cur.array()?)),
             ColumnBuilder::Time64(b) => b.append_value(i64::from_le_bytes(cur.array()?)),
             ColumnBuilder::Timestamp(b, _) => b.append_value(i64::from_le_bytes(cur.array()?)),
+            ColumnBuilder::Interval(b) => {
+                let months = i32::from_le_bytes(cur.array()?);
+                let days = i32::from_le_bytes(cur.array()?);
+                let nanos = i64::from_le_bytes(cur.array()?);
+                b.append_value(IntervalMonthDayNano::new(months, days, nanos))
+            }
         }
         Ok(())
     }

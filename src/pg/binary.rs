@@ -1,4 +1,5 @@
-//! PostgreSQL's binary form of `numeric`, `uuid`, `time` and `jsonb`, written
+//! PostgreSQL's binary form of `numeric`, `uuid`, `time`, `interval` and
+//! `jsonb`, written
 //! here: arrow-pg encodes a numeric through rust_decimal, which holds 28
 //! digits (a stored `numeric(30,10)` could not be read back) and drops the
 //! display scale of a zero (`0.00` came back as `0`), does not know uuids
@@ -14,13 +15,16 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, BinaryArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{i256, DataType, Time64MicrosecondType, TimeUnit};
+use datafusion::arrow::datatypes::{
+    i256, DataType, IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
 
 use super::text::replace_columns;
 use crate::error::Result;
+use crate::sql::interval::to_binary;
 use crate::sql::json::JSONB_VERSION;
 use crate::sql::output::{decimal_text, decimals};
 
@@ -46,9 +50,18 @@ pub fn binary_values(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordB
                             | DataType::Decimal256(..)
                             | DataType::FixedSizeBinary(16)
                             | DataType::Time64(TimeUnit::Microsecond)
+                            | DataType::Interval(IntervalUnit::MonthDayNano)
                     ))
         },
         |i, array| match array.data_type() {
+            DataType::Interval(_) => {
+                let encoded: BinaryArray = array
+                    .as_primitive::<IntervalMonthDayNanoType>()
+                    .iter()
+                    .map(|v| v.map(to_binary))
+                    .collect();
+                Ok(Arc::new(encoded) as ArrayRef)
+            }
             DataType::Utf8 if jsonb(i) => {
                 let encoded: BinaryArray = array
                     .as_string::<i32>()

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::datatypes::{DataType, FieldRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, FieldRef, IntervalUnit, TimeUnit};
 use datafusion::common::{ParamValues, ScalarValue};
 use pgwire::api::portal::Portal;
 use pgwire::api::stmt::StoredStatement;
@@ -48,6 +48,7 @@ pub fn arrow_type(pg: &Type) -> Option<DataType> {
         Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         Type::UUID => UUID,
         Type::JSON | Type::JSONB => DataType::Utf8,
+        Type::INTERVAL => DataType::Interval(IntervalUnit::MonthDayNano),
         _ => return None,
     })
 }
@@ -169,6 +170,7 @@ fn own_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<SqlT
         DataType::Timestamp(_, None) => Some(SqlType::Timestamp),
         DataType::Timestamp(_, Some(_)) => Some(SqlType::TimestampTz),
         t if *t == UUID => Some(SqlType::Uuid),
+        DataType::Interval(_) => Some(SqlType::Interval),
         _ => None,
     };
     match declared {
@@ -186,6 +188,7 @@ fn own_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<SqlT
         Some(t) if *t == Type::UUID => Some(SqlType::Uuid),
         Some(t) if *t == Type::JSON => Some(SqlType::Json),
         Some(t) if *t == Type::JSONB => Some(SqlType::Jsonb),
+        Some(t) if *t == Type::INTERVAL => Some(SqlType::Interval),
         Some(_) => None,
     }
 }

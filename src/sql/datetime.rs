@@ -20,7 +20,7 @@ use datafusion::arrow::datatypes::TimeUnit;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::planner::{PlannerResult, RawBinaryExpr};
-use datafusion::logical_expr::{binary_expr, cast, Cast, Expr, ExprSchemable, Operator};
+use datafusion::logical_expr::{binary_expr, cast, lit, Cast, Expr, ExprSchemable, Operator};
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 use super::analyze::array_udf;
@@ -28,7 +28,7 @@ use super::copy::ColumnInput;
 use super::vars::UTC_OFFSET;
 use crate::catalog::SqlType;
 
-/// `CAST(text AS date | time | timestamp | timestamptz)` as a call of the input
+/// `CAST(text AS date | time | timestamp | timestamptz | interval)` as a call of the input
 /// function; `config` gives the session time zone a `timestamptz` without
 /// an offset is read in.
 pub fn text_to_datetime_cast(
@@ -45,6 +45,7 @@ pub fn text_to_datetime_cast(
         DataType::Time64(_) => SqlType::Time,
         DataType::Timestamp(_, None) => SqlType::Timestamp,
         DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
+        DataType::Interval(_) => SqlType::Interval,
         _ => return None,
     };
     if !matches!(
@@ -83,17 +84,43 @@ pub fn text_to_datetime_cast(
     })
 }
 
+/// `interval * number`, `number * interval` and `interval / number`, which
+/// DataFusion does not plan, as PostgreSQL computes them
+/// (`interval::multiply`).
+fn interval_product(expr: &RawBinaryExpr, left: &DataType, right: &DataType) -> Option<Expr> {
+    let is_interval = |t: &DataType| matches!(t, DataType::Interval(_));
+    let is_number = |t: &DataType| t.is_numeric();
+    let factor = |e: &Expr| cast(e.clone(), DataType::Float64);
+    let multiply = |i: &Expr, f: Expr| super::interval::multiply_udf().call(vec![i.clone(), f]);
+    match expr.op {
+        BinaryOperator::Multiply if is_interval(left) && is_number(right) => {
+            Some(multiply(&expr.left, factor(&expr.right)))
+        }
+        BinaryOperator::Multiply if is_number(left) && is_interval(right) => {
+            Some(multiply(&expr.right, factor(&expr.left)))
+        }
+        BinaryOperator::Divide if is_interval(left) && is_number(right) => {
+            let inverse = binary_expr(lit(1.0f64), Operator::Divide, factor(&expr.right));
+            Some(multiply(&expr.left, inverse))
+        }
+        _ => None,
+    }
+}
+
 /// `date ± interval` (either side) as `timestamp ± interval`, and `date -
 /// date` as an integer number of days, as PostgreSQL types them; any other
 /// operation as it is.
 pub fn date_arithmetic(expr: RawBinaryExpr, schema: &DFSchema) -> PlannerResult<RawBinaryExpr> {
+    let (Ok(left), Ok(right)) = (expr.left.get_type(schema), expr.right.get_type(schema)) else {
+        return PlannerResult::Original(expr);
+    };
+    if let Some(product) = interval_product(&expr, &left, &right) {
+        return PlannerResult::Planned(product);
+    }
     let op = match expr.op {
         BinaryOperator::Plus => Operator::Plus,
         BinaryOperator::Minus => Operator::Minus,
         _ => return PlannerResult::Original(expr),
-    };
-    let (Ok(left), Ok(right)) = (expr.left.get_type(schema), expr.right.get_type(schema)) else {
-        return PlannerResult::Original(expr);
     };
     let is_date = |t: &DataType| matches!(t, DataType::Date32 | DataType::Date64);
     let is_interval = |t: &DataType| matches!(t, DataType::Interval(_));

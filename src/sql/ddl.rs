@@ -146,6 +146,17 @@ pub fn table_def(create: &CreateTable, planner: &SessionState) -> Result<TableDe
     }
     for &index in &primary_key {
         columns[index].nullable = false;
+        // Keys compare their stored form; these types compare otherwise
+        // (`'1 mon' = '30 days'`, jsonb `1.0 = 1`; json has no equality).
+        if matches!(
+            columns[index].sql_type,
+            SqlType::Interval | SqlType::Json | SqlType::Jsonb
+        ) {
+            return Err(Error::unsupported(format!(
+                "a primary key column of type {}",
+                columns[index].sql_type.pg_name()
+            )));
+        }
     }
     Ok(TableDef {
         id: TableId(0),
@@ -201,6 +212,12 @@ pub fn sql_type(data_type: &ast::DataType) -> Result<SqlType> {
         D::Uuid => SqlType::Uuid,
         D::JSON => SqlType::Json,
         D::JSONB => SqlType::Jsonb,
+        // Without a field list (`interval day to second` keeps fewer
+        // fields in PostgreSQL).
+        D::Interval {
+            fields: None,
+            precision: None,
+        } => SqlType::Interval,
         other => return Err(Error::unsupported(format!("type {other}"))),
     })
 }

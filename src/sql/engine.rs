@@ -89,16 +89,20 @@ impl SqlEngine {
         analyzer_rules.insert(0, Arc::new(super::literals::IntegerLiterals));
         analyzer_rules.insert(1, Arc::new(super::numeric::NumericAggregates));
         // Literals and text beside a uuid, a char(n) or a jsonb, read as
-        // PostgreSQL reads them, in one pass.
+        // PostgreSQL reads them, and intervals compared and sorted by their
+        // length, as PostgreSQL compares them.
         let typed_operands = ExpressionRewrites::new(
             "postgresql_typed_operands",
             vec![
                 super::uuid::uuid_text,
                 super::bpchar::char_semantics,
                 super::json::json_semantics,
+                super::interval::comparable,
+                super::output::text_casts,
             ],
         );
         analyzer_rules.insert(2, Arc::new(typed_operands));
+        analyzer_rules.insert(3, Arc::new(super::interval::IntervalOrder));
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
@@ -123,6 +127,9 @@ impl SqlEngine {
         ctx.register_udf(version_udf());
         ctx.register_udf(super::uuid::gen_random_uuid());
         ctx.register_udf(super::bpchar::bpchar());
+        for justify in super::interval::justify_functions() {
+            ctx.register_udf(justify);
+        }
         ctx.register_udf(super::subqueries::pg_single_row());
         super::functions::register(&ctx);
         super::json::register(&ctx);

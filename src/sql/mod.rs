@@ -33,6 +33,7 @@ pub mod dml;
 pub mod engine;
 pub mod errors;
 pub mod functions;
+pub mod interval;
 pub mod json;
 pub mod literals;
 pub mod names;

@@ -20,7 +20,81 @@ use datafusion::arrow::datatypes::{
     TimestampMicrosecondType,
 };
 
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, Result as DFResult};
+use datafusion::logical_expr::{
+    Cast, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, TryCast, Volatility,
+};
+
+use super::analyze::{as_string_type, is_text, like_arguments};
+use super::vars::UTC_OFFSET;
 use crate::error::Result;
+
+/// A cast to text of a timestamp, time, interval or float, as PostgreSQL
+/// prints the value (`ts::text` is `2024-01-02 03:04:05`, Arrow's cast
+/// `2024-01-02T03:04:05`; `interval '1 day'::text` is `1 day`, not `1
+/// days`): an expression rewrite before type coercion
+/// (`analyze::ExpressionRewrites`).
+pub fn text_casts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+    match expr {
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
+            if is_text(field.data_type())
+                && expr.get_type(schema).is_ok_and(|t| {
+                    matches!(
+                        t,
+                        DataType::Timestamp(..)
+                            | DataType::Time32(_)
+                            | DataType::Time64(_)
+                            | DataType::Interval(_)
+                            | DataType::Float32
+                            | DataType::Float64
+                    )
+                }) =>
+        {
+            let text = ScalarUDF::new_from_impl(PgText {
+                signature: Signature::any(1, Volatility::Stable),
+            })
+            .call(vec![*expr]);
+            Transformed::yes(as_string_type(text, field))
+        }
+        other => Transformed::no(other),
+    }
+}
+
+/// `pg_text(x)`: [`render`] in the session's time zone.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgText {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PgText {
+    fn name(&self) -> &str {
+        "pg_text"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let zone: Tz = args
+            .config_options
+            .execution
+            .time_zone
+            .as_deref()
+            .unwrap_or(UTC_OFFSET)
+            .parse()
+            .or_else(|_| UTC_OFFSET.parse())?;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let text = render(&arrays[0], &zone)?;
+        like_arguments(&args.args, cast(&text, &DataType::Utf8)?)
+    }
+}
 
 /// `array`'s values as PostgreSQL prints them, for the types whose text
 /// Arrow's differs from (see the module's documentation); others as they

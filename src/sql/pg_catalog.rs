@@ -465,7 +465,8 @@ fn attrdefs(schema: &SchemaRef, tables: &HashMap<i32, Arc<TableDef>>) -> DFResul
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-/// The type id of a column whose Arrow type does not tell it.
+/// The type id of a column whose Arrow type does not tell it (or that
+/// pg-catalog's mapping of Arrow types does not know).
 fn declared_type_oid(sql_type: &SqlType) -> Option<i32> {
     match sql_type {
         SqlType::Varchar(_) => Some(Type::VARCHAR.oid() as i32),
@@ -473,6 +474,8 @@ fn declared_type_oid(sql_type: &SqlType) -> Option<i32> {
         SqlType::Uuid => Some(Type::UUID.oid() as i32),
         SqlType::Json => Some(Type::JSON.oid() as i32),
         SqlType::Jsonb => Some(Type::JSONB.oid() as i32),
+        // (datafusion-pg-catalog does not map Arrow intervals.)
+        SqlType::Interval => Some(Type::INTERVAL.oid() as i32),
         _ => None,
     }
 }

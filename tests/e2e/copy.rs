@@ -156,6 +156,57 @@ async fn json_columns_load_in_every_format() {
     assert_eq!(query_i64(&client, "SELECT count(*) FROM docs").await, 3);
 }
 
+/// `interval` columns loaded by COPY in PostgreSQL's input forms, shown
+/// in its output style, carried out and back in through the binary format
+/// unchanged; text that is no interval fails the load with 22007.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_columns_load_in_every_format() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE spans (id int PRIMARY KEY, d interval);
+             CREATE TABLE spans2 (id int PRIMARY KEY, d interval);",
+        )
+        .await
+        .unwrap();
+    let data = "1\t1 day 02:03:04.000005\n2\t@ 1 year 2 mons ago\n3\tP1DT2H\n4\t\\N\n";
+    assert_eq!(
+        copy_in(&client, "COPY spans FROM STDIN", data.as_bytes())
+            .await
+            .unwrap(),
+        4
+    );
+    // PostgreSQL 15's text for each.
+    let expected = vec![
+        vec![
+            Some("1".to_string()),
+            Some("1 day 02:03:04.000005".to_string()),
+        ],
+        vec![Some("2".into()), Some("-1 years -2 mons".into())],
+        vec![Some("3".into()), Some("1 day 02:00:00".into())],
+        vec![Some("4".into()), None],
+    ];
+    assert_eq!(
+        text_rows(&client, "SELECT id, d FROM spans ORDER BY id").await,
+        expected
+    );
+    let binary = copy_out(&client, "COPY spans TO STDOUT (FORMAT binary)").await;
+    assert_eq!(
+        copy_in(&client, "COPY spans2 FROM STDIN (FORMAT binary)", &binary)
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        text_rows(&client, "SELECT id, d FROM spans2 ORDER BY id").await,
+        expected
+    );
+    let bad = copy_in(&client, "COPY spans FROM STDIN", b"7\t1 fortnight\n").await;
+    assert_eq!(sqlstate(bad), SqlState::INVALID_DATETIME_FORMAT);
+    assert_eq!(query_i64(&client, "SELECT count(*) FROM spans").await, 4);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_options_column_lists_and_defaults() {
     let server = TestServer::start().await;

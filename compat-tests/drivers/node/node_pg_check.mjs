@@ -24,9 +24,14 @@
 // back as raw text exactly as PostgreSQL writes them (jsonb canonical, json
 // verbatim), through both protocols; ->, ->>, #>>, ? with $n, jsonb_build_object,
 // type OIDs 3802/114; json parameters the server must type: $1::jsonb, data @> $1,
-// data || $1. With --pending, also the cases ShardForge does not pass yet
+// data || $1; interval columns: values sent as text in several of PostgreSQL's
+// input forms ('1 day 02:03:04', '1 year 2 months', '720 hours', '-0.000001 seconds')
+// come back as PostgreSQL's text and as node-pg's PostgresInterval objects (their
+// fields and toPostgres()), which written back as parameters give the same values;
+// ORDER BY d by length (a month is 30 days), WHERE d = '30 days' finding '1 mon',
+// WHERE d > $1. With --pending, also the cases ShardForge does not pass yet
 // (RowDescription's table, column, size and modifier; unconstrained numeric's own
-// scale).
+// scale; an interval time part past 2562047 hours).
 //
 // Usage: node node_pg_check.mjs [--host 127.0.0.1] [--port 5432] [--keep-going] [--pending]
 // Prints one line `PASS node-pg ...` or `FAIL node-pg: ...`; exit status 0 on PASS.
@@ -348,6 +353,103 @@ async function caseUuidKey(client) {
   await client.query(`DROP TABLE ${table}`)
 }
 
+const INTERVAL_TABLE = `${TABLE}_interval`
+
+// psycopg_check.py's INTERVALS and one more (14), as [id, the text sent, the text
+// PostgreSQL writes, the fields of node-pg's PostgresInterval (postgres-interval:
+// no zero fields, microseconds as fractional milliseconds), its toPostgres()].
+const INTERVALS = [
+  [1, '1 day 02:03:04.000005', '1 day 02:03:04.000005', { days: 1, hours: 2, minutes: 3, seconds: 4, milliseconds: 0.005 },
+    '4.000005 seconds 3 minutes 2 hours 1 days'],
+  [2, '-3 days 00:00:01', '-3 days +00:00:01', { days: -3, seconds: 1 }, '1 seconds -3 days'],
+  [3, '0', '00:00:00', {}, '0'],
+  [4, '1 microsecond', '00:00:00.000001', { milliseconds: 0.001 }, '0.000001 seconds'],
+  [5, '40 days', '40 days', { days: 40 }, '40 days'],
+  [6, '1 year 2 months', '1 year 2 mons', { years: 1, months: 2 }, '2 months 1 years'],
+  [7, '10000 days', '10000 days', { days: 10000 }, '10000 days'],
+  [8, '29 days', '29 days', { days: 29 }, '29 days'],
+  [9, '1 mon', '1 mon', { months: 1 }, '1 months'],
+  [10, '31 days', '31 days', { days: 31 }, '31 days'],
+  [11, '720 hours', '720:00:00', { hours: 720 }, '720 hours'],
+  [12, '-10000 days +23:59:59.999999', '-10000 days +23:59:59.999999',
+    { days: -10000, hours: 23, minutes: 59, seconds: 59, milliseconds: 999.999 }, '59.999999 seconds 59 minutes 23 hours -10000 days'],
+  [13, '-0.000001 seconds', '-00:00:00.000001', { milliseconds: -0.001 }, '-0.000001 seconds'],
+  [14, '1 day 02:03:04', '1 day 02:03:04', { days: 1, hours: 2, minutes: 3, seconds: 4 }, '4 seconds 3 minutes 2 hours 1 days'],
+]
+// ORDER BY d, id: by length, a month as 30 days ('1 mon' and '720:00:00' are both
+// 30 days, after '29 days' and before '31 days').
+const INTERVAL_ORDER = [12, 2, 13, 3, 4, 14, 1, 8, 9, 11, 10, 5, 6, 7]
+
+// interval: text parameters (untyped: the server types them from the column), read
+// back as text (both protocols) and as PostgresInterval objects, which node-pg
+// sends back as their toPostgres() text; ORDER BY d, WHERE d = '30 days', WHERE d > $1.
+async function caseInterval(client) {
+  await client.query(`DROP TABLE IF EXISTS ${INTERVAL_TABLE}`)
+  await client.query(`CREATE TABLE ${INTERVAL_TABLE} (id integer PRIMARY KEY, d interval)`)
+  for (const [id, text] of INTERVALS) {
+    await named(`INSERT of interval '${text}' as $2`, client.query(`INSERT INTO ${INTERVAL_TABLE} (id, d) VALUES ($1, $2)`, [id, text]))
+  }
+  const wantText = INTERVALS.map(([id, , pgText]) => [id, pgText])
+  let res = await client.query({ text: `SELECT id, d FROM ${INTERVAL_TABLE} ORDER BY id`, rowMode: 'array', types: RAW_TEXT })
+  checkSame(res.rows.map(([id, d]) => [Number(id), d]), wantText, 'intervals as text (simple protocol)')
+  checkSame(res.fields.map((f) => f.dataTypeID), [23, 1186], 'interval type OID in RowDescription')
+  res = await client.query({ text: `SELECT id, d FROM ${INTERVAL_TABLE} WHERE id > $1 ORDER BY id`, values: [0], rowMode: 'array', types: RAW_TEXT })
+  checkSame(res.rows.map(([id, d]) => [Number(id), d]), wantText, 'intervals as text (extended protocol)')
+
+  for (const query of [{ text: `SELECT id, d FROM ${INTERVAL_TABLE} ORDER BY id` },
+    { text: `SELECT id, d FROM ${INTERVAL_TABLE} WHERE id > $1 ORDER BY id`, values: [0] }]) {
+    const protocol = query.values ? 'extended' : 'simple'
+    res = await client.query(query)
+    checkSame(res.rows.map((r) => r.id), INTERVALS.map(([id]) => id), `interval row ids (${protocol} protocol)`)
+    INTERVALS.forEach(([id, text, pgText, fields, toPostgres], i) => {
+      const d = res.rows[i].d
+      check(d !== null && typeof d === 'object' && typeof d.toPostgres === 'function',
+        `interval '${pgText}' (${protocol} protocol) parsed as ${show(d)}, not a PostgresInterval`)
+      checkSame({ ...d }, fields, `interval '${pgText}' (${protocol} protocol) as a PostgresInterval`)
+      checkSame(d.toPostgres(), toPostgres, `interval '${pgText}' (${protocol} protocol): toPostgres()`)
+    })
+  }
+
+  // The PostgresInterval objects back as parameters (node-pg sends toPostgres()).
+  for (const row of res.rows) {
+    await named(`INSERT of a PostgresInterval (${row.d.toPostgres()}) as $2`,
+      client.query(`INSERT INTO ${INTERVAL_TABLE} (id, d) VALUES ($1, $2)`, [row.id + 100, row.d]))
+  }
+  res = await client.query({ text: `SELECT id - 100, d FROM ${INTERVAL_TABLE} WHERE id > $1 ORDER BY id`, values: [100], rowMode: 'array', types: RAW_TEXT })
+  checkSame(res.rows.map(([id, d]) => [Number(id), d]), wantText, 'PostgresIntervals written back as $2, read as text')
+  await client.query(`DELETE FROM ${INTERVAL_TABLE} WHERE id > 100`)
+
+  res = await client.query(`SELECT id FROM ${INTERVAL_TABLE} ORDER BY d, id`)
+  checkSame(res.rows.map((r) => r.id), INTERVAL_ORDER, 'ORDER BY d, id')
+  res = await client.query({ text: `SELECT id, d FROM ${INTERVAL_TABLE} WHERE d = '30 days' ORDER BY id`, rowMode: 'array', types: RAW_TEXT })
+  checkSame(res.rows, [['9', '1 mon'], ['11', '720:00:00']], "WHERE d = '30 days'")
+  for (const [param, ids] of [['30 days', [5, 6, 7, 10]], ['1 mon', [5, 6, 7, 10]], ['1 day 02:03:04', [1, 5, 6, 7, 8, 9, 10, 11]],
+    ['-3 days 00:00:01', [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]]]) {
+    res = await named(`WHERE d > $1 with '${param}'`, client.query(`SELECT id FROM ${INTERVAL_TABLE} WHERE d > $1 ORDER BY id`, [param]))
+    checkSame(res.rows.map((r) => r.id), ids, `WHERE d > $1 with '${param}'`)
+  }
+  res = await client.query(`SELECT id FROM ${INTERVAL_TABLE} WHERE d = $1 ORDER BY id`, ['720:00:00'])
+  checkSame(res.rows.map((r) => r.id), [9, 11], "WHERE d = $1 with '720:00:00'")
+  await client.query(`DROP TABLE ${INTERVAL_TABLE}`)
+}
+
+// Pending: an interval's time part at the ends of its 8-byte microsecond count.
+async function pendingIntervalLargeTime(client) {
+  const table = `${INTERVAL_TABLE}_large`
+  await client.query(`DROP TABLE IF EXISTS ${table}`)
+  await client.query(`CREATE TABLE ${table} (id integer PRIMARY KEY, d interval)`)
+  const values = [[1, '2562047788:00:54.775807', { hours: 2562047788, seconds: 54, milliseconds: 775.807 }],
+    [2, '-2562047788:00:54.775807', { hours: -2562047788, seconds: -54, milliseconds: -775.807 }]]
+  for (const [id, text] of values) {
+    await named(`INSERT of interval '${text}' as $2`, client.query(`INSERT INTO ${table} (id, d) VALUES ($1, $2)`, [id, text]))
+  }
+  let res = await client.query({ text: `SELECT id, d FROM ${table} ORDER BY d`, rowMode: 'array', types: RAW_TEXT })
+  checkSame(res.rows, [['2', values[1][1]], ['1', values[0][1]]], 'intervals of +/-(2^63 - 1) microseconds as text')
+  res = await client.query(`SELECT id, d FROM ${table} ORDER BY id`)
+  checkSame(res.rows.map((r) => ({ ...r.d })), values.map(([, , fields]) => fields), 'intervals of +/-(2^63 - 1) microseconds as PostgresIntervals')
+  await client.query(`DROP TABLE ${table}`)
+}
+
 const JSON_TABLE = `${TABLE}_json`
 
 // psycopg_check.py's JSON_VALUES as JS values (the integer past 64 bits is
@@ -666,6 +768,7 @@ const CASES = [
   ['wide-numeric', caseWideNumeric],
   ['statements', caseStatements],
   ['uuid-key', caseUuidKey],
+  ['interval', caseInterval],
   ['json', caseJson],
   ['json-parameters', caseJsonParameters],
   ['transactions', caseTransactions],
@@ -680,6 +783,7 @@ const CASES = [
 const PENDING = [
   ['row-description', pendingRowDescription],
   ['numeric-scale', pendingNumericScale],
+  ['interval-large-time', pendingIntervalLargeTime],
 ]
 
 function describeError(e) {
@@ -727,6 +831,7 @@ async function main() {
   }
   console.log(`PASS node-pg ${PG_VERSION}: ${COLUMNS.length} types x ${ROWS.length} rows ($n text parameters, `
     + "simple+extended protocol, rowMode 'array', RowDescription), $1::numeric/int/bigint, numeric(30,10), named statements, uuid key, "
+    + `interval (${INTERVALS.length} values, text and PostgresInterval, ORDER BY, d > $1), `
     + 'json/jsonb (parsed and raw text, ->>, ?, jsonb_build_object), RETURNING, '
     + 'ON CONFLICT DO UPDATE, rollback, 23505 fields, 25P02, pg-copy-streams COPY in/out (text+csv, bad lines), '
     + 'pg-cursor 100-row batches, statement_timeout and CancelRequest (57014)')

@@ -12,8 +12,8 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, StringBuilder, Time64MicrosecondBuilder,
-    TimestampMicrosecondBuilder,
+    Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, StringBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::i256;
 
@@ -48,6 +48,7 @@ enum Builder {
     Bytea(BinaryBuilder),
     Uuid(FixedSizeBinaryBuilder),
     Json(StringBuilder, Flavor),
+    Interval(IntervalMonthDayNanoBuilder),
 }
 
 impl ColumnInput {
@@ -86,6 +87,7 @@ impl ColumnInput {
             SqlType::Uuid => Builder::Uuid(FixedSizeBinaryBuilder::new(16)),
             SqlType::Json => Builder::Json(StringBuilder::new(), Flavor::Json),
             SqlType::Jsonb => Builder::Json(StringBuilder::new(), Flavor::Jsonb),
+            SqlType::Interval => Builder::Interval(IntervalMonthDayNanoBuilder::new()),
         };
         Ok(Self {
             sql_type: sql_type.clone(),
@@ -122,6 +124,7 @@ impl ColumnInput {
             Builder::Bytea(b) => b.append_value(bytea(text)?),
             Builder::Uuid(b) => b.append_value(crate::sql::uuid::parse(text)?)?,
             Builder::Json(b, flavor) => b.append_value(stored_text(text, *flavor)?),
+            Builder::Interval(b) => b.append_value(crate::sql::interval::parse(text)?),
         }
         Ok(())
     }
@@ -180,6 +183,9 @@ impl ColumnInput {
                 };
                 b.append_value(stored_text(utf8(text)?, *flavor)?)
             }
+            Builder::Interval(b) => {
+                b.append_value(crate::sql::interval::from_binary(fixed(bytes, &name)?)?)
+            }
         }
         Ok(())
     }
@@ -201,6 +207,7 @@ impl ColumnInput {
             Builder::Bytea(b) => b.append_null(),
             Builder::Uuid(b) => b.append_null(),
             Builder::Json(b, _) => b.append_null(),
+            Builder::Interval(b) => b.append_null(),
         }
     }
 
@@ -222,6 +229,7 @@ impl ColumnInput {
             Builder::Bytea(b) => b,
             Builder::Uuid(b) => b,
             Builder::Json(b, _) => b,
+            Builder::Interval(b) => b,
         };
         builder.finish()
     }

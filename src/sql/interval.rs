@@ -1,0 +1,582 @@
+//! `interval` values: months, days and microseconds, as PostgreSQL keeps
+//! them, in an Arrow IntervalMonthDayNano (nanoseconds a multiple of
+//! 1000).
+//!
+//! - [`parse`] reads PostgreSQL's input forms (`1 day 02:03:04`, `1 year
+//!   2 mons -3 days`, `@ 1 hour ago`, `1.5 days`, `1-2`, ISO 8601
+//!   `P1Y2M3DT4H5M6S`): COPY, parameters, stored columns and text cast to
+//!   an interval read with it (`datetime::text_to_datetime_cast`).
+//! - PostgreSQL compares intervals by their length with a month of 30
+//!   days and a day of 24 hours (`'1 mon' = '30 days'`, `'1 mon' < '40
+//!   days'`); Arrow compares the three fields in turn. [`comparable`], an
+//!   expression rewrite before type coercion, compares (and `ordered`
+//!   sorts) intervals by that length instead. GROUP BY and DISTINCT still
+//!   tell `1 mon` from `30 days` (PostgreSQL does not).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, Decimal128Array, IntervalMonthDayNanoArray};
+use datafusion::arrow::datatypes::{
+    DataType, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
+};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, Result as DFResult};
+use datafusion::logical_expr::{
+    cast, Between, Expr, ExprSchemable, LogicalPlan, ScalarUDF, SortExpr,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+use super::analyze::{array_udf, convert_compared};
+use crate::error::{Error, InputError, Result};
+
+const MICROS_PER_SECOND: f64 = 1e6;
+const MICROS_PER_MINUTE: f64 = 60.0 * MICROS_PER_SECOND;
+const MICROS_PER_HOUR: f64 = 60.0 * MICROS_PER_MINUTE;
+const MICROS_PER_DAY: i128 = 86_400_000_000;
+/// PostgreSQL's `DAYS_PER_MONTH` and hours of a day, for fractions and
+/// comparisons.
+const DAYS_PER_MONTH: f64 = 30.0;
+const HOURS_PER_DAY: f64 = 24.0;
+
+/// An interval being read: whole months and days, and microseconds.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Parts {
+    months: f64,
+    days: f64,
+    micros: f64,
+}
+
+impl Parts {
+    /// `n` of `unit` added, fractions carried down as PostgreSQL carries
+    /// them (`1.5 months` is 1 month 15 days, `1.5 days` 1 day 12:00:00).
+    fn add(&mut self, n: f64, unit: Unit) {
+        match unit {
+            Unit::Months(m) => {
+                let months = n * m;
+                let whole = months.trunc();
+                self.months += whole;
+                self.add(months - whole, Unit::Days(DAYS_PER_MONTH));
+            }
+            Unit::Days(d) => {
+                let days = n * d;
+                let whole = days.trunc();
+                self.days += whole;
+                self.micros += (days - whole) * HOURS_PER_DAY * MICROS_PER_HOUR;
+            }
+            Unit::Micros(u) => self.micros += n * u,
+        }
+    }
+
+    fn negate(&mut self) {
+        self.months = -self.months;
+        self.days = -self.days;
+        self.micros = -self.micros;
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    Months(f64),
+    Days(f64),
+    Micros(f64),
+}
+
+/// The unit a word names, as PostgreSQL spells them.
+fn unit(word: &str) -> Option<Unit> {
+    Some(match word {
+        "microsecond" | "microseconds" | "us" | "usec" | "usecs" => Unit::Micros(1.0),
+        "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" => Unit::Micros(1e3),
+        "second" | "seconds" | "s" | "sec" | "secs" => Unit::Micros(MICROS_PER_SECOND),
+        "minute" | "minutes" | "m" | "min" | "mins" => Unit::Micros(MICROS_PER_MINUTE),
+        "hour" | "hours" | "h" | "hr" | "hrs" => Unit::Micros(MICROS_PER_HOUR),
+        "day" | "days" | "d" => Unit::Days(1.0),
+        "week" | "weeks" | "w" => Unit::Days(7.0),
+        "month" | "months" | "mon" | "mons" => Unit::Months(1.0),
+        "year" | "years" | "y" | "yr" | "yrs" => Unit::Months(12.0),
+        "decade" | "decades" => Unit::Months(120.0),
+        "century" | "centuries" => Unit::Months(1200.0),
+        "millennium" | "millennia" | "millenniums" => Unit::Months(12000.0),
+        _ => return None,
+    })
+}
+
+/// An interval as PostgreSQL's `interval_in` reads it.
+pub fn parse(text: &str) -> Result<IntervalMonthDayNano> {
+    let invalid = || {
+        Error::input(
+            InputError::InvalidDatetimeFormat,
+            format!("invalid input syntax for type interval: \"{text}\""),
+        )
+    };
+    let lower = text.trim().to_ascii_lowercase();
+    let parts = match lower.strip_prefix('p') {
+        Some(iso) => iso_8601(iso).ok_or_else(invalid)?,
+        None => postgres(&lower).ok_or_else(invalid)?,
+    };
+    finish(parts).ok_or_else(|| {
+        Error::input(
+            InputError::DatetimeFieldOverflow,
+            format!("interval field value out of range: \"{text}\""),
+        )
+    })
+}
+
+/// The parts as whole months and days and microseconds (rounded), if they
+/// fit.
+fn finish(parts: Parts) -> Option<IntervalMonthDayNano> {
+    let months = parts.months.round();
+    let days = parts.days.round();
+    let micros = parts.micros.round();
+    let fits32 = |v: f64| (i32::MIN as f64..=i32::MAX as f64).contains(&v);
+    if !fits32(months) || !fits32(days) || micros.abs() > (i64::MAX / 1000) as f64 {
+        return None;
+    }
+    Some(IntervalMonthDayNano::new(
+        months as i32,
+        days as i32,
+        micros as i64 * 1000,
+    ))
+}
+
+/// PostgreSQL's own forms: `[@] n unit [n unit ...] [hh:mm[:ss[.f]]]
+/// [ago]`, a bare number (seconds), `y-m`.
+fn postgres(text: &str) -> Option<Parts> {
+    let text = text.strip_prefix('@').unwrap_or(text).trim();
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() {
+        return None;
+    }
+    let ago = words.last() == Some(&"ago");
+    if ago {
+        words.pop();
+    }
+    let mut parts = Parts::default();
+    let mut i = 0;
+    while i < words.len() {
+        let word = words[i];
+        i += 1;
+        if word.contains(':') {
+            parts.micros += clock(word)?;
+            continue;
+        }
+        if let Some((years, months)) = year_month(word) {
+            parts.months += years * 12.0 + months;
+            continue;
+        }
+        // A number and its unit, apart (`1 day`) or together (`1day`).
+        let split = word
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(word.len());
+        let (number, attached) = word.split_at(split);
+        let n: f64 = number.parse().ok().filter(|n: &f64| n.is_finite())?;
+        let name = match attached.is_empty() {
+            false => attached,
+            true if i < words.len() && unit(words[i]).is_some() => {
+                i += 1;
+                words[i - 1]
+            }
+            // A number alone is seconds (`'5'::interval`); before a
+            // time of day, days (`3 04:05:06`, the SQL standard's form).
+            true if i == words.len() => "seconds",
+            true if words[i].contains(':') => "days",
+            true => return None,
+        };
+        parts.add(n, unit(name)?);
+    }
+    if ago {
+        parts.negate();
+    }
+    Some(parts)
+}
+
+/// `[-]hh:mm[:ss[.f]]` in microseconds.
+fn clock(word: &str) -> Option<f64> {
+    let (negative, unsigned) = match word.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, word.strip_prefix('+').unwrap_or(word)),
+    };
+    let fields: Vec<&str> = unsigned.split(':').collect();
+    let number = |s: &str| -> Option<f64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let micros = match fields.as_slice() {
+        [h, m] => number(h)? * MICROS_PER_HOUR + number(m)? * MICROS_PER_MINUTE,
+        [h, m, s] => {
+            number(h)? * MICROS_PER_HOUR
+                + number(m)? * MICROS_PER_MINUTE
+                + number(s)? * MICROS_PER_SECOND
+        }
+        _ => return None,
+    };
+    Some(if negative { -micros } else { micros })
+}
+
+/// The SQL standard's `years-months` (`1-2`).
+fn year_month(word: &str) -> Option<(f64, f64)> {
+    let (negative, unsigned) = match word.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, word.strip_prefix('+').unwrap_or(word)),
+    };
+    let (y, m) = unsigned.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(y) || !digits(m) {
+        return None;
+    }
+    let sign = if negative { -1.0 } else { 1.0 };
+    Some((sign * y.parse::<f64>().ok()?, sign * m.parse::<f64>().ok()?))
+}
+
+/// ISO 8601's `P[nY][nM][nW][nD][T[nH][nM][nS]]` (after the `P`).
+fn iso_8601(text: &str) -> Option<Parts> {
+    let mut parts = Parts::default();
+    let mut in_time = false;
+    let mut number = String::new();
+    let mut seen = false;
+    for c in text.chars() {
+        match c {
+            't' if !in_time && number.is_empty() => in_time = true,
+            '0'..='9' | '.' | '-' | '+' => number.push(c),
+            designator => {
+                let n: f64 = number.parse().ok()?;
+                number.clear();
+                let unit = match (designator, in_time) {
+                    ('y', false) => Unit::Months(12.0),
+                    ('m', false) => Unit::Months(1.0),
+                    ('w', false) => Unit::Days(7.0),
+                    ('d', false) => Unit::Days(1.0),
+                    ('h', true) => Unit::Micros(MICROS_PER_HOUR),
+                    ('m', true) => Unit::Micros(MICROS_PER_MINUTE),
+                    ('s', true) => Unit::Micros(MICROS_PER_SECOND),
+                    _ => return None,
+                };
+                parts.add(n, unit);
+                seen = true;
+            }
+        }
+    }
+    (seen && number.is_empty()).then_some(parts)
+}
+
+/// An interval's length in microseconds, a month counted as 30 days and
+/// a day as 24 hours: how PostgreSQL compares intervals.
+pub fn length(value: IntervalMonthDayNano) -> i128 {
+    (i128::from(value.months) * 30 + i128::from(value.days)) * MICROS_PER_DAY
+        + i128::from(value.nanoseconds / 1000)
+}
+
+/// `interval_length(x)`: [`length`] as a numeric, for comparing and
+/// sorting.
+fn length_udf() -> Arc<ScalarUDF> {
+    array_udf(
+        "interval_length",
+        vec![DataType::Interval(IntervalUnit::MonthDayNano)],
+        DataType::Decimal128(38, 0),
+        |arrays| {
+            let lengths: Decimal128Array = arrays[0]
+                .as_primitive::<IntervalMonthDayNanoType>()
+                .iter()
+                .map(|v| v.map(length))
+                .collect();
+            Ok(Arc::new(lengths.with_precision_and_scale(38, 0)?) as ArrayRef)
+        },
+    )
+}
+
+fn is_interval(expr: &Expr, schema: &DFSchema) -> bool {
+    matches!(expr.get_type(schema), Ok(DataType::Interval(_)))
+}
+
+/// Intervals compared by their length (see the module's documentation):
+/// an expression rewrite before type coercion.
+pub fn comparable(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+    let interval = |e: &Expr| is_interval(e, schema);
+    // Either side's length; the other side (an untyped literal `'30
+    // days'`) read as an interval.
+    let length = |e: Expr| match is_interval(&e, schema) {
+        true => length_udf().call(vec![e]),
+        false => length_udf().call(vec![cast(
+            e,
+            DataType::Interval(IntervalUnit::MonthDayNano),
+        )]),
+    };
+    match expr {
+        // BETWEEN and IN, whose tested value convert_compared keeps.
+        Expr::Between(between) if interval(&between.expr) => {
+            Transformed::yes(Expr::Between(Between::new(
+                Box::new(length(*between.expr)),
+                between.negated,
+                Box::new(length(*between.low)),
+                Box::new(length(*between.high)),
+            )))
+        }
+        Expr::InList(mut in_list) if interval(&in_list.expr) => {
+            in_list.expr = Box::new(length(*in_list.expr));
+            in_list.list = in_list.list.into_iter().map(length).collect();
+            Transformed::yes(Expr::InList(in_list))
+        }
+        other => convert_compared(other, interval, length),
+    }
+}
+
+/// A sort key that is an interval, as its length.
+fn ordered(sort: SortExpr, schema: &DFSchema) -> SortExpr {
+    match is_interval(&sort.expr, schema) {
+        true => SortExpr {
+            expr: length_udf().call(vec![sort.expr]),
+            ..sort
+        },
+        false => sort,
+    }
+}
+
+/// Sorts by intervals as PostgreSQL orders them: by [`length`].
+#[derive(Debug, Default)]
+pub struct IntervalOrder;
+
+impl AnalyzerRule for IntervalOrder {
+    fn name(&self) -> &str {
+        "postgresql_interval_order"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| match node {
+            LogicalPlan::Sort(mut sort) => {
+                let schema = sort.input.schema().clone();
+                if !sort.expr.iter().any(|s| is_interval(&s.expr, &schema)) {
+                    return Ok(Transformed::no(LogicalPlan::Sort(sort)));
+                }
+                sort.expr = sort.expr.into_iter().map(|s| ordered(s, &schema)).collect();
+                Ok(Transformed::yes(LogicalPlan::Sort(sort)))
+            }
+            other => Ok(Transformed::no(other)),
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// `justify_days`, `justify_hours` and `justify_interval`, as PostgreSQL
+/// computes them (30-day months, 24-hour days, the parts given one sign).
+pub fn justify_functions() -> Vec<ScalarUDF> {
+    let interval = DataType::Interval(IntervalUnit::MonthDayNano);
+    [
+        (
+            "justify_days",
+            justify_days as fn(IntervalMonthDayNano) -> IntervalMonthDayNano,
+        ),
+        ("justify_hours", justify_hours),
+        ("justify_interval", justify_interval),
+    ]
+    .into_iter()
+    .map(|(name, justify)| {
+        let udf = array_udf(
+            name,
+            vec![interval.clone()],
+            interval.clone(),
+            move |arrays| {
+                let justified: IntervalMonthDayNanoArray = arrays[0]
+                    .as_primitive::<IntervalMonthDayNanoType>()
+                    .iter()
+                    .map(|v| v.map(justify))
+                    .collect();
+                Ok(Arc::new(justified) as ArrayRef)
+            },
+        );
+        udf.as_ref().clone()
+    })
+    .collect()
+}
+
+const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+
+fn justify_days(v: IntervalMonthDayNano) -> IntervalMonthDayNano {
+    let (mut months, mut days) = (v.months + v.days / 30, v.days % 30);
+    if months > 0 && days < 0 {
+        days += 30;
+        months -= 1;
+    } else if months < 0 && days > 0 {
+        days -= 30;
+        months += 1;
+    }
+    IntervalMonthDayNano::new(months, days, v.nanoseconds)
+}
+
+fn justify_hours(v: IntervalMonthDayNano) -> IntervalMonthDayNano {
+    let wholeday = v.nanoseconds / NANOS_PER_DAY;
+    let (mut days, mut nanos) = (
+        v.days.saturating_add(wholeday as i32),
+        v.nanoseconds % NANOS_PER_DAY,
+    );
+    if days > 0 && nanos < 0 {
+        nanos += NANOS_PER_DAY;
+        days -= 1;
+    } else if days < 0 && nanos > 0 {
+        nanos -= NANOS_PER_DAY;
+        days += 1;
+    }
+    IntervalMonthDayNano::new(v.months, days, nanos)
+}
+
+fn justify_interval(v: IntervalMonthDayNano) -> IntervalMonthDayNano {
+    let wholeday = v.nanoseconds / NANOS_PER_DAY;
+    let mut nanos = v.nanoseconds % NANOS_PER_DAY;
+    let day = v.days.saturating_add(wholeday as i32);
+    let mut months = v.months.saturating_add(day / 30);
+    let mut days = day % 30;
+    if months > 0 && (days < 0 || (days == 0 && nanos < 0)) {
+        days += 30;
+        months -= 1;
+    } else if months < 0 && (days > 0 || (days == 0 && nanos > 0)) {
+        days -= 30;
+        months += 1;
+    }
+    if days > 0 && nanos < 0 {
+        nanos += NANOS_PER_DAY;
+        days -= 1;
+    } else if days < 0 && nanos > 0 {
+        nanos -= NANOS_PER_DAY;
+        days += 1;
+    }
+    IntervalMonthDayNano::new(months, days, nanos)
+}
+
+/// PostgreSQL's binary `interval`: microseconds (8 bytes), days, months
+/// (4 each), big-endian.
+pub fn to_binary(value: IntervalMonthDayNano) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&(value.nanoseconds / 1000).to_be_bytes());
+    out[8..12].copy_from_slice(&value.days.to_be_bytes());
+    out[12..].copy_from_slice(&value.months.to_be_bytes());
+    out
+}
+
+/// An interval from its binary form ([`to_binary`]). A time part past
+/// what nanoseconds in 64 bits hold (about 2562047 hours; PostgreSQL's
+/// microseconds reach 1000 times further) is 22008, never cut.
+pub fn from_binary(bytes: [u8; 16]) -> Result<IntervalMonthDayNano> {
+    let micros = i64::from_be_bytes(bytes[..8].try_into().unwrap_or_default());
+    let days = i32::from_be_bytes(bytes[8..12].try_into().unwrap_or_default());
+    let months = i32::from_be_bytes(bytes[12..].try_into().unwrap_or_default());
+    let nanos = micros
+        .checked_mul(1000)
+        .ok_or_else(|| Error::input(InputError::DatetimeFieldOverflow, "interval out of range"))?;
+    Ok(IntervalMonthDayNano::new(months, days, nanos))
+}
+
+/// `interval * factor` (and `/`, as the inverse factor), as PostgreSQL
+/// multiplies: each field times the factor, the fraction of months
+/// carried into days and of days into the time (`interval '1 mon' * 1.5`
+/// is `1 mon 15 days`).
+pub fn multiply(value: IntervalMonthDayNano, factor: f64) -> Result<IntervalMonthDayNano> {
+    let mut parts = Parts::default();
+    parts.add(f64::from(value.months) * factor, Unit::Months(1.0));
+    parts.add(f64::from(value.days) * factor, Unit::Days(1.0));
+    parts.micros += (value.nanoseconds / 1000) as f64 * factor;
+    finish(parts)
+        .ok_or_else(|| Error::input(InputError::DatetimeFieldOverflow, "interval out of range"))
+}
+
+/// `interval_mul(interval, float8)`: [`multiply`].
+pub fn multiply_udf() -> Arc<ScalarUDF> {
+    array_udf(
+        "interval_mul",
+        vec![
+            DataType::Interval(IntervalUnit::MonthDayNano),
+            DataType::Float64,
+        ],
+        DataType::Interval(IntervalUnit::MonthDayNano),
+        |arrays| {
+            let intervals = arrays[0].as_primitive::<IntervalMonthDayNanoType>();
+            let factors = arrays[1].as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            let products = intervals
+                .iter()
+                .zip(factors.iter())
+                .map(|(i, f)| match (i, f) {
+                    (Some(i), Some(f)) => multiply(i, f).map(Some),
+                    _ => Ok(None),
+                })
+                .collect::<Result<IntervalMonthDayNanoArray>>()?;
+            Ok(Arc::new(products) as ArrayRef)
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> (i32, i32, i64) {
+        let v = parse(text).unwrap();
+        (v.months, v.days, v.nanoseconds / 1000)
+    }
+
+    const HOUR: i64 = 3_600_000_000;
+
+    #[test]
+    fn postgresql_s_input_forms() {
+        assert_eq!(read("1 day 02:03:04"), (0, 1, 2 * HOUR + 184_000_000));
+        assert_eq!(
+            read("1 year 2 mons -3 days +04:05:06.5"),
+            (14, -3, 4 * HOUR + 306_500_000)
+        );
+        assert_eq!(read("@ 1 hour ago"), (0, 0, -HOUR));
+        assert_eq!(read("1.5 days"), (0, 1, 12 * HOUR));
+        assert_eq!(read("1.5 months"), (1, 15, 0));
+        assert_eq!(read("1.5 years"), (18, 0, 0));
+        assert_eq!(read("2 weeks"), (0, 14, 0));
+        assert_eq!(read("1-2"), (14, 0, 0));
+        assert_eq!(read("5"), (0, 0, 5_000_000));
+        assert_eq!(read("-01:00:00"), (0, 0, -HOUR));
+        assert_eq!(read("1day 10min"), (0, 1, 600_000_000));
+        assert_eq!(read("P1Y2M3DT4H5M6S"), (14, 3, 4 * HOUR + 306_000_000));
+        assert_eq!(read("PT0.5S"), (0, 0, 500_000));
+        assert_eq!(read("00:00:00.000001"), (0, 0, 1));
+        assert_eq!(read("1 day 2"), (0, 1, 2_000_000));
+        assert_eq!(read("3 4:05:06"), (0, 3, 4 * HOUR + 306_000_000));
+        let times = |t: &str, f: f64| {
+            let v = multiply(parse(t).unwrap(), f).unwrap();
+            (v.months, v.days, v.nanoseconds / 1000)
+        };
+        assert_eq!(times("1 mon", 1.5), (1, 15, 0));
+        assert_eq!(times("1 hour", 2.0), (0, 0, 2 * HOUR));
+        assert_eq!(times("1 day", 0.5), (0, 0, 12 * HOUR));
+        for bad in ["", "1 fortnight", "day", "1:2:3:4", "P", "PT1X"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn length_counts_30_day_months() {
+        let month = parse("1 mon").unwrap();
+        assert_eq!(length(month), length(parse("30 days").unwrap()));
+        assert!(length(month) < length(parse("40 days").unwrap()));
+    }
+
+    #[test]
+    fn justify_as_postgresql() {
+        let j = |f: fn(IntervalMonthDayNano) -> IntervalMonthDayNano, t: &str| {
+            let v = f(parse(t).unwrap());
+            (v.months, v.days, v.nanoseconds / 1000)
+        };
+        assert_eq!(j(justify_days, "35 days"), (1, 5, 0));
+        assert_eq!(j(justify_days, "1 mon -1 day"), (0, 29, 0));
+        assert_eq!(j(justify_hours, "27 hours"), (0, 1, 3 * HOUR));
+        assert_eq!(j(justify_hours, "1 day -1 hour"), (0, 0, 23 * HOUR));
+        assert_eq!(j(justify_interval, "1 mon -1 hour"), (0, 29, 23 * HOUR));
+        assert_eq!(
+            j(justify_interval, "-35 days 25 hours"),
+            (-1, -3, -23 * HOUR)
+        );
+    }
+
+    #[test]
+    fn binary_round_trips() {
+        let v = parse("-1 year 2 days 03:04:05.000006").unwrap();
+        assert_eq!(from_binary(to_binary(v)).unwrap(), v);
+        let mut huge = to_binary(v);
+        huge[..8].copy_from_slice(&i64::MAX.to_be_bytes());
+        assert!(from_binary(huge).is_err());
+    }
+}
