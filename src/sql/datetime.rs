@@ -11,9 +11,6 @@
 //! (DataFusion kept a date, dropping the interval's hours: `date
 //! '2024-01-31' + interval '1 hour'` was `2024-01-31`).
 
-use std::str::FromStr;
-
-use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::TimeUnit;
@@ -25,7 +22,7 @@ use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 use super::analyze::array_udf;
 use super::copy::ColumnInput;
-use super::vars::UTC_OFFSET;
+use super::vars::session_zone;
 use crate::catalog::SqlType;
 
 /// `CAST(text AS date | time | timestamp | timestamptz | interval)` as a call of the input
@@ -54,12 +51,7 @@ pub fn text_to_datetime_cast(
     ) {
         return None;
     }
-    let zone = config
-        .execution
-        .time_zone
-        .as_deref()
-        .and_then(|z| Tz::from_str(z).ok())
-        .or_else(|| Tz::from_str(UTC_OFFSET).ok())?;
+    let zone = session_zone(config);
     let read_type = match sql_type {
         SqlType::Date => DataType::Date32,
         _ => sql_type.to_arrow(),

@@ -404,25 +404,13 @@ fn justify_days(v: IntervalMonthDayNano) -> IntervalMonthDayNano {
 }
 
 fn justify_hours(v: IntervalMonthDayNano) -> IntervalMonthDayNano {
-    let wholeday = v.nanoseconds / NANOS_PER_DAY;
-    let (mut days, mut nanos) = (
-        v.days.saturating_add(wholeday as i32),
-        v.nanoseconds % NANOS_PER_DAY,
-    );
-    if days > 0 && nanos < 0 {
-        nanos += NANOS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && nanos > 0 {
-        nanos -= NANOS_PER_DAY;
-        days += 1;
-    }
+    let (days, nanos) = whole_days(v);
+    let (days, nanos) = same_sign(days, nanos);
     IntervalMonthDayNano::new(v.months, days, nanos)
 }
 
 fn justify_interval(v: IntervalMonthDayNano) -> IntervalMonthDayNano {
-    let wholeday = v.nanoseconds / NANOS_PER_DAY;
-    let mut nanos = v.nanoseconds % NANOS_PER_DAY;
-    let day = v.days.saturating_add(wholeday as i32);
+    let (day, nanos) = whole_days(v);
     let mut months = v.months.saturating_add(day / 30);
     let mut days = day % 30;
     if months > 0 && (days < 0 || (days == 0 && nanos < 0)) {
@@ -432,14 +420,27 @@ fn justify_interval(v: IntervalMonthDayNano) -> IntervalMonthDayNano {
         days -= 30;
         months += 1;
     }
-    if days > 0 && nanos < 0 {
-        nanos += NANOS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && nanos > 0 {
-        nanos -= NANOS_PER_DAY;
-        days += 1;
-    }
+    let (days, nanos) = same_sign(days, nanos);
     IntervalMonthDayNano::new(months, days, nanos)
+}
+
+/// The interval's days with its whole days of time added, and the time
+/// left.
+fn whole_days(v: IntervalMonthDayNano) -> (i32, i64) {
+    let wholeday = v.nanoseconds / NANOS_PER_DAY;
+    (
+        v.days.saturating_add(wholeday as i32),
+        v.nanoseconds % NANOS_PER_DAY,
+    )
+}
+
+/// Days and time given one sign (a day borrowed or lent).
+fn same_sign(days: i32, nanos: i64) -> (i32, i64) {
+    match (days, nanos) {
+        (d, n) if d > 0 && n < 0 => (d - 1, n + NANOS_PER_DAY),
+        (d, n) if d < 0 && n > 0 => (d + 1, n - NANOS_PER_DAY),
+        other => other,
+    }
 }
 
 /// PostgreSQL's binary `interval`: microseconds (8 bytes), days, months

@@ -28,7 +28,7 @@ use datafusion::logical_expr::{
 };
 
 use super::analyze::{as_string_type, is_text, like_arguments};
-use super::vars::UTC_OFFSET;
+use super::vars::session_zone;
 use crate::error::Result;
 
 /// A cast to text of a timestamp, time, interval or float, as PostgreSQL
@@ -82,14 +82,7 @@ impl ScalarUDFImpl for PgText {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        let zone: Tz = args
-            .config_options
-            .execution
-            .time_zone
-            .as_deref()
-            .unwrap_or(UTC_OFFSET)
-            .parse()
-            .or_else(|_| UTC_OFFSET.parse())?;
+        let zone = session_zone(&args.config_options);
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let text = render(&arrays[0], &zone)?;
         like_arguments(&args.args, cast(&text, &DataType::Utf8)?)

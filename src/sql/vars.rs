@@ -247,6 +247,17 @@ pub fn time_zone(value: &str) -> Result<Tz> {
     })
 }
 
+/// The session time zone a function call runs in (`SET TIME ZONE`), from
+/// DataFusion's `execution.time_zone`.
+pub fn session_zone(config: &datafusion::common::config::ConfigOptions) -> Tz {
+    config
+        .execution
+        .time_zone
+        .as_deref()
+        .and_then(|zone| zone.parse().ok())
+        .unwrap_or_else(|| UTC_OFFSET.parse().expect("UTC parses"))
+}
+
 /// How DataFusion's `execution.time_zone` spells UTC.
 pub const UTC_OFFSET: &str = "+00:00";
 

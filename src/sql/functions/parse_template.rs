@@ -16,10 +16,11 @@ use datafusion::logical_expr::{
 
 use super::like_arguments;
 use super::template::{
-    datetime_error, parse_template, session_zone, strip_prefix_ignore_case, Field, Node, DAYS,
+    datetime_error, parse_template, strip_prefix_ignore_case, Field, Node, DAYS,
     EPOCH_DAYS_FROM_CE, JULIAN_OFFSET, MONTHS,
 };
 use crate::error::{Error, InputError};
+use crate::sql::vars::session_zone;
 
 /// `to_date(text, template)` or `to_timestamp(text, template)`.
 #[derive(Debug, PartialEq, Eq, Hash)]

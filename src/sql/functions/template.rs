@@ -12,7 +12,6 @@
 //! Time zone names print as the offset (`+09`), or `UTC` at offset zero:
 //! ShardForge has no table of zone abbreviations (PostgreSQL prints `JST`).
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, Timelike};
@@ -20,7 +19,6 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
-use datafusion::common::config::ConfigOptions;
 use datafusion::common::{plan_err, Result as DFResult};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
@@ -28,6 +26,7 @@ use datafusion::logical_expr::{
 
 use super::like_arguments;
 use crate::error::{Error, InputError};
+use crate::sql::vars::session_zone;
 
 pub(super) const MONTHS: [&str; 12] = [
     "January",
@@ -571,16 +570,6 @@ fn utc_offset(seconds: i32) -> String {
         0 => format!("{sign}{:02}", minutes / 60),
         m => format!("{sign}{:02}:{m:02}", minutes / 60),
     }
-}
-
-/// The session time zone of a call (`SET TIME ZONE`).
-pub(super) fn session_zone(config: &ConfigOptions) -> Tz {
-    config
-        .execution
-        .time_zone
-        .as_deref()
-        .and_then(|zone| Tz::from_str(zone).ok())
-        .unwrap_or_else(|| Tz::from_str("+00:00").expect("UTC parses"))
 }
 
 pub(super) fn datetime_error(

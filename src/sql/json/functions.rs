@@ -27,7 +27,7 @@ use super::value::{parse, quoted, sql_text, Jsonb, Node, Value};
 use super::Flavor;
 use crate::error::{Error, InputError, Result};
 use crate::sql::analyze::like_arguments;
-use crate::sql::vars::UTC_OFFSET;
+use crate::sql::vars::session_zone;
 
 /// What a [`JsonFunction`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -272,14 +272,7 @@ impl ScalarUDFImpl for JsonFunction {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let zone: Tz = args
-            .config_options
-            .execution
-            .time_zone
-            .as_deref()
-            .unwrap_or(UTC_OFFSET)
-            .parse()
-            .or_else(|_| UTC_OFFSET.parse())?;
+        let zone = session_zone(&args.config_options);
         let call = Call {
             function: self,
             arrays: &arrays,
