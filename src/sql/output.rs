@@ -23,43 +23,69 @@ use datafusion::arrow::datatypes::{
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result as DFResult};
 use datafusion::logical_expr::{
-    Cast, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, TryCast, Volatility,
+    BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, Operator, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, TryCast, Volatility,
 };
 
 use super::analyze::{as_string_type, is_text, like_arguments};
 use super::vars::session_zone;
 use crate::error::Result;
 
-/// A cast to text of a timestamp, time, interval or float, as PostgreSQL
-/// prints the value (`ts::text` is `2024-01-02 03:04:05`, Arrow's cast
+/// A timestamp, time, interval or float made text, as PostgreSQL prints
+/// the value: by a cast (`ts::text` is `2024-01-02 03:04:05`, Arrow's cast
 /// `2024-01-02T03:04:05`; `interval '1 day'::text` is `1 day`, not `1
-/// days`): an expression rewrite before type coercion
-/// (`analyze::ExpressionRewrites`).
+/// days`), by `||` beside text (`'at ' || ts`) or by `concat`: an
+/// expression rewrite before type coercion (`analyze::ExpressionRewrites`).
 pub fn text_casts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+    let rendered = |e: &Expr| {
+        e.get_type(schema).is_ok_and(|t| {
+            matches!(
+                t,
+                DataType::Timestamp(..)
+                    | DataType::Time32(_)
+                    | DataType::Time64(_)
+                    | DataType::Interval(_)
+                    | DataType::Float32
+                    | DataType::Float64
+            )
+        })
+    };
+    let as_text = |e: Expr| match rendered(&e) {
+        true => pg_text().call(vec![e]),
+        false => e,
+    };
+    let textual = |e: &Expr| e.get_type(schema).is_ok_and(|t| is_text(&t));
     match expr {
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
-            if is_text(field.data_type())
-                && expr.get_type(schema).is_ok_and(|t| {
-                    matches!(
-                        t,
-                        DataType::Timestamp(..)
-                            | DataType::Time32(_)
-                            | DataType::Time64(_)
-                            | DataType::Interval(_)
-                            | DataType::Float32
-                            | DataType::Float64
-                    )
-                }) =>
+            if is_text(field.data_type()) && rendered(&expr) =>
         {
-            let text = ScalarUDF::new_from_impl(PgText {
-                signature: Signature::any(1, Volatility::Stable),
-            })
-            .call(vec![*expr]);
-            Transformed::yes(as_string_type(text, field))
+            Transformed::yes(as_string_type(pg_text().call(vec![*expr]), field))
+        }
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::StringConcat,
+            right,
+        }) if (rendered(&left) && textual(&right)) || (textual(&left) && rendered(&right)) => {
+            Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(as_text(*left)),
+                Operator::StringConcat,
+                Box::new(as_text(*right)),
+            )))
+        }
+        Expr::ScalarFunction(mut call)
+            if matches!(call.name(), "concat" | "concat_ws") && call.args.iter().any(rendered) =>
+        {
+            call.args = call.args.into_iter().map(as_text).collect();
+            Transformed::yes(Expr::ScalarFunction(call))
         }
         other => Transformed::no(other),
     }
+}
+
+fn pg_text() -> ScalarUDF {
+    ScalarUDF::new_from_impl(PgText {
+        signature: Signature::any(1, Volatility::Stable),
+    })
 }
 
 /// `pg_text(x)`: [`render`] in the session's time zone.
