@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# psql check: psql's \l, \dt, \d TABLE, \dn, \dt+, \l+, \df, \du and \dT run catalog queries
+# psql check: psql's \l, \dt, \d TABLE, \dn, \dt+, \l+, \df, \du, \dT and \di run catalog queries
 # (pg_catalog, format_type, regclass casts, ...). Creates a table, runs them, and checks
 # that psql exits 0, prints no ERROR line, names the table, its columns and their declared
 # types, and lists nothing but the public schema (no internal ones). Then \copy loads a CSV
@@ -38,7 +38,7 @@ SQL
 
 status=0
 output=$("${psql_cmd[@]}" -c '\l' -c '\dt' -c "\\d $table" -c '\dn' -c '\dt+' -c '\l+' -c '\df' \
-    -c '\du' -c '\dT' 2>&1) || status=$?
+    -c '\du' -c '\dT' -c '\di' 2>&1) || status=$?
 "${psql_cmd[@]}" -q -c "DROP TABLE IF EXISTS $table" >/dev/null 2>&1 || true
 
 show_output() {
@@ -75,6 +75,9 @@ expect=(
     'span[[:space:]]*\|[[:space:]]*interval'
     'note[[:space:]]*\|[[:space:]]*text'
     'not null'                                   # \d: NOT NULL columns
+    'Indexes:'                                   # \d: the primary key's index
+    "\"${table}_pkey\" PRIMARY KEY, btree \\(id\\)"
+    "public[[:space:]]*\\|[[:space:]]*${table}_pkey[[:space:]]*\\|[[:space:]]*index[[:space:]]*\\|[[:space:]]*postgres[[:space:]]*\\|[[:space:]]*$table"  # \di row
     'public[[:space:]]*\|'                       # \dn: the public schema
     "public[[:space:]]*\\|[[:space:]]*$table[[:space:]]*\\|[[:space:]]*table[[:space:]]*\\|[[:space:]]*postgres[[:space:]]*\\|[[:space:]]*permanent"  # \dt+ row
     'List of functions'                          # \df
@@ -101,4 +104,4 @@ SQL
 ) || fail "\\copy: $copied"
 expected=$'1,"Smith, Ann",,t\n2,Bo,"said ""hi""",f'
 [[ "$(cat "$dir/out.csv")" == "$expected" ]] || fail "\\copy round trip wrote: $(cat "$dir/out.csv")"
-echo "PASS psql: \\l, \\dt, \\d $table, \\dn, \\dt+, \\l+, \\df, \\du, \\dT, \\copy in and out"
+echo "PASS psql: \\l, \\dt, \\d $table, \\dn, \\dt+, \\l+, \\df, \\du, \\dT, \\di, \\copy in and out"

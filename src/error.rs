@@ -79,13 +79,17 @@ pub enum InputError {
     /// A function that does not exist, or not for these argument types
     /// (42883).
     UndefinedFunction,
+    /// A LIKE pattern ending in its escape character (22025).
+    InvalidEscapeSequence,
+    /// A LIKE escape of more than one character (22019).
+    InvalidEscapeCharacter,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 39] = [
+    const ALL: [InputError; 41] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -124,6 +128,8 @@ impl InputError {
         Self::InvalidCursorName,
         Self::ObjectNotInPrerequisiteState,
         Self::UndefinedFunction,
+        Self::InvalidEscapeSequence,
+        Self::InvalidEscapeCharacter,
         Self::Other,
     ];
 

@@ -5,7 +5,10 @@ What an application's first steps are: the engine connects (the dialect asks for
 `to_regtype('hstore')` inside a savepoint), `create_all` creates a table, the ORM
 inserts objects (several rows per INSERT ... RETURNING), loads one by key, updates
 and deletes it, queries with a filter, and rolls back a session; an upsert through
-`insert().on_conflict_do_update()`.
+`insert().on_conflict_do_update()`. Then what Alembic's autogenerate, pandas and
+`Table(..., autoload_with=engine)` do: the inspector reflects a table's columns (types,
+nullability, defaults), its primary key, indexes, unique constraints and foreign keys,
+and a Table is loaded from the database.
 
 Usage: sqlalchemy_check.py [--host 127.0.0.1] [--port 5432]
 Prints one line `PASS sqlalchemy ...` or `FAIL sqlalchemy: ...`; exit status 0 on PASS.
@@ -73,8 +76,44 @@ def run(args):
         session.commit()
         row = session.execute(select(Account.name, Account.balance).where(Account.id == 2)).one()
         check(tuple(row) == ("upserted", Decimal("5.00")), f"upsert gave {tuple(row)!r}")
+    reflect(engine)
     Base.metadata.drop_all(engine)
     engine.dispose()
+
+
+def reflect(engine):
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS compat_sa_reflected")
+        conn.exec_driver_sql(
+            "CREATE TABLE compat_sa_reflected (region varchar(8) NOT NULL, id bigint NOT NULL,"
+            " \"order\" text, price numeric(10, 2), created timestamp DEFAULT now(),"
+            " PRIMARY KEY (region, id))")
+    inspector = sqlalchemy.inspect(engine)
+    check(inspector.has_table("compat_sa_reflected"), "has_table gave False")
+    columns = [(c["name"], str(c["type"]), c["nullable"], c["default"])
+               for c in inspector.get_columns("compat_sa_reflected")]
+    check(columns == [("region", "VARCHAR(8)", False, None), ("id", "BIGINT", False, None),
+                      ("order", "TEXT", True, None), ("price", "NUMERIC(10, 2)", True, None),
+                      ("created", "TIMESTAMP", True, "now()")],
+          f"get_columns gave {columns!r}")
+    key = inspector.get_pk_constraint("compat_sa_reflected")
+    check((key["name"], key["constrained_columns"]) == ("compat_sa_reflected_pkey", ["region", "id"]),
+          f"get_pk_constraint gave {key!r}")
+    for what, found in [("get_indexes", inspector.get_indexes("compat_sa_reflected")),
+                        ("get_unique_constraints",
+                         inspector.get_unique_constraints("compat_sa_reflected")),
+                        ("get_foreign_keys", inspector.get_foreign_keys("compat_sa_reflected"))]:
+        check(found == [], f"{what} gave {found!r}")
+    table = sqlalchemy.Table("compat_sa_reflected", sqlalchemy.MetaData(), autoload_with=engine)
+    check([c.name for c in table.primary_key] == ["region", "id"],
+          f"autoloaded primary key {[c.name for c in table.primary_key]!r}")
+    check(str(table.c.price.type) == "NUMERIC(10, 2)" and table.c.region.type.length == 8,
+          f"autoloaded types {table.c.price.type!r}, {table.c.region.type!r}")
+    with engine.begin() as conn:
+        conn.execute(table.insert().values(region="eu", id=1, order="x", price=Decimal("1.50")))
+        row = conn.execute(select(table.c.order, table.c.price)).one()
+        check(tuple(row) == ("x", Decimal("1.50")), f"a row through the loaded table: {row!r}")
+        conn.exec_driver_sql("DROP TABLE compat_sa_reflected")
 
 
 def main():
@@ -91,7 +130,7 @@ def main():
         print(f"FAIL sqlalchemy: {type(e).__name__}: {str(e).splitlines()[0]}")
         return 1
     print(f"PASS sqlalchemy {sqlalchemy.__version__}: connect, create_all, ORM insert/get/"
-          "update/delete/query/rollback, on_conflict_do_update")
+          "update/delete/query/rollback, on_conflict_do_update, inspector reflection, autoload")
     return 0
 
 

@@ -46,6 +46,8 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::InvalidCursorName => "34000",
             InputError::ObjectNotInPrerequisiteState => "55000",
             InputError::UndefinedFunction => "42883",
+            InputError::InvalidEscapeSequence => "22025",
+            InputError::InvalidEscapeCharacter => "22019",
             InputError::Other => "42000",
         },
         // A leader changed under the transaction: retrying it works.

@@ -21,25 +21,26 @@ use pgwire::api::Type;
 use crate::catalog::types::sql_type_name;
 use crate::catalog::SqlType;
 use crate::error::Result;
-use crate::sql::output::render;
+use crate::sql::output::{render, vector_texts};
 
 /// Renders the text-format columns PostgreSQL prints differently.
 pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result<RecordBatch> {
-    let regtype = |i: usize| {
-        fields
-            .get(i)
-            .is_some_and(|p| *p.datatype() == Type::REGTYPE)
-    };
+    let wire_type = |i: usize| fields.get(i).map(|p| p.datatype().clone());
     replace_columns(
         batch,
         DataType::Utf8,
         |i, field| {
             fields.get(i).map(|p| p.format()) == Some(FieldFormat::Text)
-                && (renders(field.data_type()) || regtype(i))
+                && (renders(field.data_type())
+                    || matches!(
+                        wire_type(i),
+                        Some(Type::REGTYPE | Type::INT2_VECTOR | Type::OID_VECTOR)
+                    ))
         },
-        |i, array| match regtype(i) {
-            true => type_names(array),
-            false => render(array, zone),
+        |i, array| match wire_type(i) {
+            Some(Type::REGTYPE) => type_names(array),
+            Some(Type::INT2_VECTOR | Type::OID_VECTOR) => vector_texts(array),
+            _ => render(array, zone),
         },
     )
 }

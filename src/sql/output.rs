@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use chrono::Offset;
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    i256, DataType, Decimal128Type, Decimal256Type, Float32Type, Float64Type,
+    i256, DataType, Decimal128Type, Decimal256Type, Field, Float32Type, Float64Type,
     IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
     TimestampMicrosecondType,
 };
@@ -29,6 +29,7 @@ use datafusion::logical_expr::{
 
 use super::analyze::{as_string_type, is_text, like_arguments};
 use super::vars::session_zone;
+use crate::catalog::PG_TYPE_METADATA;
 use crate::error::Result;
 
 /// A timestamp, time, interval or float made text, as PostgreSQL prints
@@ -47,19 +48,22 @@ pub fn text_casts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
                     | DataType::Interval(_)
                     | DataType::Float32
                     | DataType::Float64
+                    | DataType::List(_)
             )
         })
     };
-    let as_text = |e: Expr| match rendered(&e) {
-        true => pg_text().call(vec![e]),
-        false => e,
+    let vector = |e: &Expr| e.to_field(schema).is_ok_and(|(_, f)| is_vector(&f));
+    let as_text = |e: Expr| match (vector(&e), rendered(&e)) {
+        (true, _) => vector_text().call(vec![e]),
+        (false, true) => pg_text().call(vec![e]),
+        (false, false) => e,
     };
     let textual = |e: &Expr| e.get_type(schema).is_ok_and(|t| is_text(&t));
     match expr {
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
             if is_text(field.data_type()) && rendered(&expr) =>
         {
-            Transformed::yes(as_string_type(pg_text().call(vec![*expr]), field))
+            Transformed::yes(as_string_type(as_text(*expr), field))
         }
         Expr::BinaryExpr(BinaryExpr {
             left,
@@ -80,6 +84,17 @@ pub fn text_casts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
         }
         other => Transformed::no(other),
     }
+}
+
+/// `vector_text(x)`: [`vector_texts`].
+fn vector_text() -> ScalarUDF {
+    let udf = super::analyze::array_udf(
+        "vector_text",
+        vec![DataType::new_list(DataType::Int32, true)],
+        DataType::Utf8,
+        |arrays| Ok(vector_texts(&arrays[0])?),
+    );
+    udf.as_ref().clone()
 }
 
 fn pg_text() -> ScalarUDF {
@@ -162,9 +177,104 @@ pub fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
             .map(|v| v.map(|v| decimal_text(v, *scale)))
             .collect(),
         DataType::FixedSizeBinary(_) => return Ok(super::uuid::texts(array)),
+        DataType::List(_) => return array_texts(array, zone),
         _ => return Ok(array.clone()),
     };
     Ok(Arc::new(strings))
+}
+
+/// Arrays as PostgreSQL's `array_out` prints them: `{1,2}`, `{"a b",NULL}`,
+/// elements as their type prints them (booleans `t`/`f`), quoted when
+/// empty, `NULL`, or holding braces, commas, quotes, backslashes or white
+/// space, with quotes and backslashes escaped; bytea in hex.
+fn array_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
+    let lists = array.as_list::<i32>();
+    let nested = matches!(lists.values().data_type(), DataType::List(_));
+    let elements = match lists.values().data_type() {
+        DataType::Boolean => Arc::new(
+            lists
+                .values()
+                .as_boolean()
+                .iter()
+                .map(|b| b.map(|b| if b { "t" } else { "f" }))
+                .collect::<StringArray>(),
+        ),
+        DataType::Binary => Arc::new(
+            lists
+                .values()
+                .as_binary::<i32>()
+                .iter()
+                .map(|b| {
+                    b.map(|b| {
+                        let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();
+                        format!("\\x{hex}")
+                    })
+                })
+                .collect::<StringArray>(),
+        ),
+        _ => cast(&render(lists.values(), zone)?, &DataType::Utf8)?,
+    };
+    let elements = elements.as_string::<i32>();
+    let texts: StringArray = (0..lists.len())
+        .map(|row| {
+            if lists.is_null(row) {
+                return None;
+            }
+            let offsets = lists.value_offsets();
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            let items: Vec<String> = (start..end)
+                .map(|i| match elements.is_null(i) {
+                    true => "NULL".to_string(),
+                    false if nested => elements.value(i).to_string(),
+                    false => array_element(elements.value(i)),
+                })
+                .collect();
+            Some(format!("{{{}}}", items.join(",")))
+        })
+        .collect();
+    Ok(Arc::new(texts))
+}
+
+/// One element of an array's text (see [`array_texts`]).
+fn array_element(text: &str) -> String {
+    let quoted = text.is_empty()
+        || text.eq_ignore_ascii_case("NULL")
+        || text.chars().any(|c| {
+            matches!(
+                c,
+                '{' | '}' | ',' | '"' | '\\' | ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'
+            )
+        });
+    match quoted {
+        true => format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")),
+        false => text.to_string(),
+    }
+}
+
+/// An `int2vector` or `oidvector` (a list the field marks so, such as
+/// `pg_index.indkey`) as PostgreSQL prints it: its numbers separated by
+/// spaces (`1 2`), not an array's `{1,2}`.
+pub fn vector_texts(array: &ArrayRef) -> Result<ArrayRef> {
+    let texts: StringArray = array
+        .as_list::<i32>()
+        .iter()
+        .map(|list| {
+            let numbers = cast(&list?, &DataType::Utf8).ok()?;
+            let numbers: Vec<&str> = numbers.as_string::<i32>().iter().flatten().collect();
+            Some(numbers.join(" "))
+        })
+        .collect();
+    Ok(Arc::new(texts))
+}
+
+/// Whether `field` holds `int2vector`s or `oidvector`s (see
+/// [`vector_texts`]).
+pub fn is_vector(field: &Field) -> bool {
+    matches!(field.data_type(), DataType::List(_))
+        && field
+            .metadata()
+            .get(PG_TYPE_METADATA)
+            .is_some_and(|t| t == "int2vector" || t == "oidvector")
 }
 
 /// Significant digits past which PostgreSQL switches to exponent form.

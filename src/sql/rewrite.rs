@@ -218,19 +218,21 @@ pub fn expand_set_returning_items(stmt: &mut Statement) {
                     };
                     let name = function.name.to_string().to_ascii_lowercase();
                     let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+                    let FunctionArguments::List(args) = &function.args else {
+                        continue;
+                    };
+                    let args: Vec<String> = args.args.iter().map(ToString::to_string).collect();
+                    let args = args.join(", ");
                     let unnested = match name {
                         "generate_series" => format!("unnest({expr})"),
-                        _ => {
-                            let FunctionArguments::List(args) = &function.args else {
-                                continue;
-                            };
-                            let args: Vec<String> =
-                                args.args.iter().map(ToString::to_string).collect();
-                            match super::json::set_returning_item(name, &args.join(", ")) {
-                                Some(item) => item,
-                                None => continue,
-                            }
-                        }
+                        "generate_subscripts" => format!(
+                            "unnest({}({args}))",
+                            super::functions::GENERATE_SUBSCRIPTS_LIST
+                        ),
+                        _ => match super::json::set_returning_item(name, &args) {
+                            Some(item) => item,
+                            None => continue,
+                        },
                     };
                     let Ok(unnested) = parse_expr(&unnested) else {
                         continue;

@@ -34,8 +34,8 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, Expr, FunctionArguments, GroupByExpr, LimitClause, OrderByKind, Query,
-    SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
+    visit_expressions, BinaryOperator, Expr, FunctionArguments, GroupByExpr, LimitClause,
+    OrderByKind, Query, Select, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
 };
 
 use super::catalog_queries::relation_name;
@@ -213,12 +213,223 @@ fn scalar(query: &Query, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr> {
     if !correlated(query) {
         return None;
     }
-    let Aggregated { query, first } = aggregated(query, true, is_aggregate)?;
-    let sql = match first {
-        true => format!("array_element(({query}), 1)"),
-        false => format!("pg_single_row(({query}))"),
+    let mut query = query.clone();
+    let guard = take_outer_conditions(&mut query);
+    let sql = match outer_item(&query) {
+        Some(split) => split.expression(is_aggregate)?,
+        None => single_row(&query, is_aggregate)?,
+    };
+    let sql = match guard {
+        Some(guard) => format!("CASE WHEN {guard} THEN {sql} END"),
+        None => sql,
     };
     parse_expr(&sql).ok()
+}
+
+/// Takes the conditions of `query`'s WHERE that name only the outer
+/// query's columns (`a.atthasdef` in SQLAlchemy's `(SELECT ... FROM
+/// pg_attrdef d WHERE a.atthasdef AND d.adrelid = a.attrelid ...)`) out of
+/// it, and returns them joined by AND: the subquery has no rows where
+/// they do not hold, so it is `CASE WHEN conditions THEN subquery END`.
+/// DataFusion cannot decorrelate such a condition inside a CASE.
+fn take_outer_conditions(query: &mut Query) -> Option<String> {
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let own = own_relations(select);
+    let mut conjuncts = Vec::new();
+    split_conjunction(select.selection.take()?, &mut conjuncts);
+    let (outer, inner): (Vec<Expr>, Vec<Expr>) = conjuncts
+        .into_iter()
+        .partition(|c| names_only_outer(c, &own));
+    select.selection = inner.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: BinaryOperator::And,
+        right: Box::new(b),
+    });
+    let outer: Vec<String> = outer.iter().map(|c| format!("({c})")).collect();
+    (!outer.is_empty()).then(|| outer.join(" AND "))
+}
+
+fn split_conjunction(expr: Expr, into: &mut Vec<Expr>) {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            split_conjunction(*left, into);
+            split_conjunction(*right, into);
+        }
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            split_conjunction(*inner, into)
+        }
+        other => into.push(other),
+    }
+}
+
+/// Whether `expr` names columns, all of them through relations not in
+/// `own` (an unqualified name might be the subquery's own, and a subquery
+/// inside is left alone).
+fn names_only_outer(expr: &Expr, own: &HashSet<String>) -> bool {
+    let (mut outer, mut other) = (false, false);
+    let _ = visit_expressions(expr, |e| {
+        match e {
+            Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+                [.., relation, _] if !own.contains(&ident_name(relation)) => outer = true,
+                _ => other = true,
+            },
+            Expr::Identifier(_)
+            | Expr::Subquery(_)
+            | Expr::Exists { .. }
+            | Expr::InSubquery { .. } => other = true,
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    outer && !other
+}
+
+/// The names of the relations `select`'s FROM has.
+fn own_relations(select: &Select) -> HashSet<String> {
+    let mut own = HashSet::new();
+    for table in &select.from {
+        for factor in
+            std::iter::once(&table.relation).chain(table.joins.iter().map(|j| &j.relation))
+        {
+            if let Some(name) = relation_name(factor) {
+                own.insert(name);
+            }
+        }
+    }
+    own
+}
+
+/// The value of the one row of `query` (of the form [`aggregated`] takes):
+/// an expression DataFusion decorrelates.
+fn single_row(query: &Query, is_aggregate: &dyn Fn(&str) -> bool) -> Option<String> {
+    let Aggregated { query, first } = aggregated(query, true, is_aggregate)?;
+    Some(match first {
+        true => format!("array_element(({query}), 1)"),
+        false => format!("pg_single_row(({query}))"),
+    })
+}
+
+/// A subquery whose item names outer columns (SQLAlchemy's
+/// `(SELECT json_build_object('always', a.attidentity = 'a', 'start',
+/// s.seqstart, ...) FROM pg_sequence s WHERE ...)`): DataFusion cannot
+/// aggregate a value that names outer columns. So its row's own values
+/// are fetched as one struct, and the item is computed outside:
+/// `CASE WHEN row.present THEN json_build_object('always', a.attidentity
+/// = 'a', 'start', row.c0, ...) END`, NULL without a row as the subquery
+/// is.
+struct OuterItem {
+    /// The subquery with `named_struct('present', true, 'c0', ...)` as
+    /// its item.
+    query: Query,
+    /// The item, its own columns replaced by `{row}.cN` placeholders.
+    item: Expr,
+    /// The placeholders' names and the columns they stand for.
+    columns: Vec<(String, Expr)>,
+}
+
+/// The placeholder of the subquery's own column `n` in an [`OuterItem`].
+fn own_column_placeholder(n: usize) -> String {
+    format!("shardforge_own_column_{n}")
+}
+
+fn outer_item(query: &Query) -> Option<OuterItem> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let own = own_relations(select);
+    let [SelectItem::UnnamedExpr(item) | SelectItem::ExprWithAlias { expr: item, .. }] =
+        select.projection.as_slice()
+    else {
+        return None;
+    };
+    // (One that aggregates is left to DataFusion, which refuses it.)
+    if aggregates(item, &common_aggregate) {
+        return None;
+    }
+    let mut outer = false;
+    let mut columns: Vec<(String, Expr)> = Vec::new();
+    let mut item = item.clone();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut item, |e| {
+        let own_column = match e {
+            Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+                [.., relation, _] if own.contains(&ident_name(relation)) => true,
+                _ => {
+                    outer = true;
+                    false
+                }
+            },
+            // Unqualified: DataFusion looks in the subquery's FROM first.
+            Expr::Identifier(_) => true,
+            _ => false,
+        };
+        if own_column {
+            let n = match columns.iter().position(|(_, c)| c == e) {
+                Some(n) => n,
+                None => {
+                    columns.push((own_column_placeholder(columns.len()), e.clone()));
+                    columns.len() - 1
+                }
+            };
+            *e = Expr::Identifier(datafusion::sql::sqlparser::ast::Ident::new(
+                own_column_placeholder(n),
+            ));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if !outer {
+        return None;
+    }
+    let fields: Vec<String> = std::iter::once("'present', true".to_string())
+        .chain(
+            columns
+                .iter()
+                .map(|(name, column)| format!("'{name}', {column}")),
+        )
+        .collect();
+    let row = parse_expr(&format!("named_struct({})", fields.join(", "))).ok()?;
+    let mut query = query.clone();
+    if let SetExpr::Select(select) = query.body.as_mut() {
+        select.projection = vec![SelectItem::UnnamedExpr(row)];
+    }
+    Some(OuterItem {
+        query,
+        item,
+        columns,
+    })
+}
+
+impl OuterItem {
+    fn expression(&self, is_aggregate: &dyn Fn(&str) -> bool) -> Option<String> {
+        let row = single_row(&self.query, is_aggregate)?;
+        let mut item = self.item.clone();
+        let mut failed = false;
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut item, |e| {
+            if let Expr::Identifier(ident) = e {
+                if self.columns.iter().any(|(name, _)| *name == ident.value) {
+                    match parse_expr(&format!("get_field({row}, '{}')", ident.value)) {
+                        Ok(field) => *e = field,
+                        Err(_) => failed = true,
+                    }
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        (!failed).then(|| format!("CASE WHEN get_field({row}, 'present') THEN {item} END"))
+    }
 }
 
 fn array(query: &Query, is_aggregate: &dyn Fn(&str) -> bool) -> Option<Expr> {
@@ -234,16 +445,7 @@ fn correlated(query: &Query) -> bool {
     let SetExpr::Select(select) = query.body.as_ref() else {
         return false;
     };
-    let mut own = HashSet::new();
-    for table in &select.from {
-        for factor in
-            std::iter::once(&table.relation).chain(table.joins.iter().map(|j| &j.relation))
-        {
-            if let Some(name) = relation_name(factor) {
-                own.insert(name);
-            }
-        }
-    }
+    let own = own_relations(select);
     let mut outer = false;
     let mut selection = select.selection.clone();
     if let Some(selection) = selection.as_mut() {

@@ -4,7 +4,8 @@
 //!
 //! Most follow from the Arrow type (arrow-pg's mapping); where several
 //! PostgreSQL types share one (`varchar`, `bpchar` and `text` are Utf8; a
-//! `regtype` is an Int32 oid) the field's [`PG_TYPE_METADATA`] names it.
+//! `regtype` is an Int32 oid; an `int2vector` is a list, as `int2[]`) the
+//! field's [`PG_TYPE_METADATA`] names it.
 //! Numerics above 38 digits (Decimal256, which arrow-pg does not map) are
 //! `numeric`; a FixedSizeBinary(16) is a `uuid`.
 
@@ -41,6 +42,8 @@ pub fn pg_type(field: &Field) -> Result<Type> {
         (Some("regtype"), DataType::Int32) => Type::REGTYPE,
         (Some("json"), DataType::Utf8) => Type::JSON,
         (Some("jsonb"), DataType::Utf8) => Type::JSONB,
+        (Some("int2vector"), DataType::List(_)) => Type::INT2_VECTOR,
+        (Some("oidvector"), DataType::List(_)) => Type::OID_VECTOR,
         (_, DataType::Decimal256(..)) => Type::NUMERIC,
         (_, t) if *t == UUID => Type::UUID,
         _ => field_into_pg_type(&Arc::new(field.clone()))

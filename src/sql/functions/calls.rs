@@ -88,15 +88,22 @@ impl VisitorMut for FunctionNamesVisitor {
                 escape_char,
                 ..
             } => {
+                // DataFusion's LIKE escapes with the backslash only (see
+                // `like`).
                 let escape = escape_char
                     .as_ref()
                     .and_then(|c| c.value.clone().into_string());
-                if let (Some(escape), Expr::Value(value)) = (escape, pattern.as_mut()) {
-                    if let Value::SingleQuotedString(text) = &mut value.value {
-                        if let Some(rewritten) = backslash_escapes(text, &escape) {
-                            *text = rewritten;
-                            *escape_char = None;
-                        }
+                if let Some(escape) = escape.filter(|e| e != "\\") {
+                    let escape = Value::SingleQuotedString(escape);
+                    let sql = format!("{}({pattern}, {escape})", super::like::LIKE_ESCAPE);
+                    // (A pattern that does not read back stays, and
+                    // DataFusion refuses its escape.)
+                    if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
+                        .try_with_sql(&sql)
+                        .and_then(|mut p| p.parse_expr())
+                    {
+                        **pattern = rewritten;
+                        *escape_char = None;
                     }
                 }
             }
@@ -144,45 +151,9 @@ fn integral_quotient(a: &Expr, b: &Expr) -> Expr {
     ))
 }
 
-/// A LIKE pattern whose escape character is `escape` rewritten to use
-/// backslash, the only one DataFusion takes: `a#_c` with `#` is `a\_c`, and
-/// a backslash of the pattern is then a literal one (`\\`). An empty escape
-/// means none. `None` for a pattern ending in its escape character, which
-/// PostgreSQL refuses (DataFusion then reports it).
-fn backslash_escapes(pattern: &str, escape: &str) -> Option<String> {
-    let escape = escape.chars().next();
-    if escape == Some('\\') {
-        return None; // DataFusion's own
-    }
-    let mut out = String::with_capacity(pattern.len() + 2);
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        if Some(c) == escape {
-            out.push('\\');
-            out.push(chars.next()?);
-        } else if c == '\\' {
-            out.push_str("\\\\");
-        } else {
-            out.push(c);
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn like_escapes_become_backslashes() {
-        assert_eq!(backslash_escapes("a#_c", "#").as_deref(), Some("a\\_c"));
-        assert_eq!(
-            backslash_escapes("a\\b##", "#").as_deref(),
-            Some("a\\\\b\\#")
-        );
-        assert_eq!(backslash_escapes("a_\\", "").as_deref(), Some("a_\\\\"));
-        assert_eq!(backslash_escapes("a#", "#"), None);
-    }
 
     #[test]
     fn renamed_calls() {

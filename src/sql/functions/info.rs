@@ -8,10 +8,13 @@
 //! - the comment functions (`obj_description`, `col_description`,
 //!   `shobj_description`) are NULL: there is no COMMENT ON, so no object
 //!   has one;
-//! - `pg_function_is_visible` and `pg_type_is_visible` are true: every
-//!   function and type is in `pg_catalog`, which is always searched;
+//! - `pg_function_is_visible`, `pg_type_is_visible` and
+//!   `pg_collation_is_visible` are true: every function, type and
+//!   collation is in `pg_catalog`, which is always searched;
 //! - `pg_get_function_result` and `pg_get_function_arguments` are NULL:
-//!   there are no user functions, and the built-in ones are not described.
+//!   there are no user functions, and the built-in ones are not described;
+//! - `pg_get_serial_sequence` is NULL: there are no sequences yet, so no
+//!   column owns one (SQLAlchemy's reflection asks it of every column).
 
 use std::sync::Arc;
 
@@ -41,9 +44,14 @@ pub fn udfs() -> Vec<ScalarUDF> {
         "shobj_description",
         "pg_get_function_result",
         "pg_get_function_arguments",
+        "pg_get_serial_sequence",
     ];
     udfs.extend(texts.iter().map(|n| constant(n, ScalarValue::Utf8(None))));
-    let visible = ["pg_function_is_visible", "pg_type_is_visible"];
+    let visible = [
+        "pg_function_is_visible",
+        "pg_type_is_visible",
+        "pg_collation_is_visible",
+    ];
     udfs.extend(
         visible
             .iter()

@@ -30,10 +30,12 @@ mod age;
 mod calls;
 mod extract;
 mod info;
+mod like;
 mod number_template;
 mod parse_template;
-mod quote;
+pub(super) mod quote;
 mod settings;
+mod subscripts;
 mod template;
 
 use super::analyze::like_arguments;
@@ -42,6 +44,7 @@ use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 pub use extract::PgExprPlanner;
 pub use settings::{inline_settings, SessionUser};
+pub use subscripts::GENERATE_SUBSCRIPTS_LIST;
 
 /// The name `to_timestamp(text, template)` is planned under.
 const TO_TIMESTAMP_TEMPLATE: &str = "to_timestamp_template";
@@ -65,6 +68,9 @@ pub fn register(ctx: &SessionContext) {
         )),
     );
     replace(ctx, quote::quote_literal());
+    replace(ctx, quote::quote_ident());
+    replace(ctx, like::like_escape());
+    replace(ctx, subscripts::generate_subscripts_list());
     replace(ctx, ScalarUDF::new_from_impl(age::Age::default()));
     replace(ctx, settings::session_user());
     for udf in info::udfs() {

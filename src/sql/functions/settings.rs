@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigExtension;
-use datafusion::common::{extensions_options, Result as DFResult, ScalarValue};
+use datafusion::common::{extensions_options, ParamValues, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -23,8 +23,14 @@ use crate::sql::vars::SessionVars;
 /// Replaces each `current_setting('name' [, missing_ok])` of `statement`
 /// by the session's value of the setting (NULL for one that does not
 /// exist when `missing_ok` is true), and each `current_user`,
-/// `session_user` and `user` by the connected user's name.
-pub fn inline_settings(statement: &mut Statement, vars: &SessionVars) -> Result<()> {
+/// `session_user` and `user` by the connected user's name. The name may be
+/// a parameter (`current_setting($1::VARCHAR)`, as SQLAlchemy sends it),
+/// read from `params`.
+pub fn inline_settings(
+    statement: &mut Statement,
+    vars: &SessionVars,
+    params: Option<&ParamValues>,
+) -> Result<()> {
     let mut failed = None;
     let _ = visit_expressions_mut(statement, |expr| {
         let Expr::Function(function) = expr else {
@@ -45,7 +51,17 @@ pub fn inline_settings(statement: &mut Statement, vars: &SessionVars) -> Result<
         }
         let args = plain_args(&function.args).unwrap_or_default();
         let literal = |e: &Expr| match e {
-            Expr::Value(v) => v.value.clone().into_string(),
+            Expr::Value(v) => match &v.value {
+                Value::Placeholder(p) => parameter(p, params),
+                other => other.clone().into_string(),
+            },
+            Expr::Cast { expr, .. } => match expr.as_ref() {
+                Expr::Value(v) => match &v.value {
+                    Value::Placeholder(p) => parameter(p, params),
+                    _ => None,
+                },
+                _ => None,
+            },
             _ => None,
         };
         let (name, missing_ok) = match args.as_slice() {
@@ -54,6 +70,11 @@ pub fn inline_settings(statement: &mut Statement, vars: &SessionVars) -> Result<
             _ => return ControlFlow::Continue(()),
         };
         let Some(name) = name else {
+            // A parameter's setting, described before it is bound: a text,
+            // with the parameter kept so that it is described too.
+            if params.is_none() && is_parameter(&args[0]) {
+                *expr = args[0].clone();
+            }
             return ControlFlow::Continue(());
         };
         *expr = match (vars.get(&name), missing_ok) {
@@ -69,6 +90,28 @@ pub fn inline_settings(statement: &mut Statement, vars: &SessionVars) -> Result<
     match failed {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+fn is_parameter(expr: &Expr) -> bool {
+    match expr {
+        Expr::Value(v) => matches!(v.value, Value::Placeholder(_)),
+        Expr::Cast { expr, .. } => is_parameter(expr),
+        _ => false,
+    }
+}
+
+/// The text of the parameter `$n`.
+fn parameter(placeholder: &str, params: Option<&ParamValues>) -> Option<String> {
+    let n: usize = placeholder.strip_prefix('$')?.parse().ok()?;
+    match params? {
+        ParamValues::List(values) => match values.get(n.checked_sub(1)?)?.value.clone() {
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)) => Some(s),
+            _ => None,
+        },
+        ParamValues::Map(_) => None,
     }
 }
 

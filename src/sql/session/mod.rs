@@ -739,7 +739,7 @@ impl Session {
                 || state.read().aggregate_functions().contains_key(name)
         };
         super::subqueries::single_row_subqueries(&mut stmt, &is_aggregate);
-        functions::inline_settings(&mut stmt, &self.vars)?;
+        functions::inline_settings(&mut stmt, &self.vars, params.as_ref())?;
         // After the result columns got their names (`ceiling(x)` is
         // named `ceiling`, though planned as `ceil`).
         functions::rename_calls(&mut stmt);

@@ -37,6 +37,8 @@ use crate::catalog::types::typname_of;
 use crate::catalog::{Catalog, SqlType, TableDef, DATABASE, PUBLIC_SCHEMA};
 use crate::error::{Error, Result};
 
+mod keys;
+
 const PG_CATALOG: &str = "pg_catalog";
 
 /// Sets up `pg_catalog` (its tables and functions) in `ctx`'s database.
@@ -53,13 +55,19 @@ pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
             .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
     let schema = PgCatalog {
         inner: Arc::new(inner),
-        catalog,
+        catalog: catalog.clone(),
     };
     ctx.catalog(DATABASE)
         .ok_or_else(|| Error::Internal("no database catalog".into()))?
         .register_schema(PG_CATALOG, Arc::new(schema))
         .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
     ctx.register_udf(ScalarUDF::new_from_impl(PgGetExpr::default()));
+    ctx.register_udf(ScalarUDF::new_from_impl(keys::KeyDefinition::index(
+        catalog.clone(),
+    )));
+    ctx.register_udf(ScalarUDF::new_from_impl(keys::KeyDefinition::constraint(
+        catalog.clone(),
+    )));
     ctx.register_udf(ScalarUDF::new_from_impl(to_regtype));
     ctx.register_udf(super::wire_types::pg_typeof());
     Ok(())
@@ -263,14 +271,23 @@ impl SchemaProvider for PgCatalog {
         let kind = match name.to_ascii_lowercase().as_str() {
             "pg_attribute" => Patched::Attribute,
             "pg_attrdef" => Patched::Attrdef,
+            "pg_class" => Patched::Class,
+            "pg_index" => Patched::Index,
+            "pg_constraint" => Patched::Constraint,
             _ => return self.inner.table(name).await,
         };
         let Some(base) = self.inner.table(name).await? else {
             return Ok(None);
         };
+        let schema = match kind {
+            Patched::Index | Patched::Constraint => keys::array_schema(&base.schema()),
+            Patched::Class => keys::class_schema(&base.schema()),
+            _ => base.schema(),
+        };
         Ok(Some(Arc::new(PatchedTable {
             kind,
             base,
+            schema,
             inner: self.inner.clone(),
             catalog: self.catalog.clone(),
         })))
@@ -285,12 +302,17 @@ impl SchemaProvider for PgCatalog {
 enum Patched {
     Attribute,
     Attrdef,
+    Class,
+    Index,
+    Constraint,
 }
 
 /// A datafusion-pg-catalog table with ShardForge's column facts filled in.
 struct PatchedTable {
     kind: Patched,
     base: Arc<dyn TableProvider>,
+    /// The base's, with array columns as lists (`keys::array_schema`).
+    schema: SchemaRef,
     inner: Arc<Inner>,
     catalog: Arc<Catalog>,
 }
@@ -304,7 +326,7 @@ impl std::fmt::Debug for PatchedTable {
 #[async_trait]
 impl TableProvider for PatchedTable {
     fn schema(&self) -> SchemaRef {
-        self.base.schema()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -319,13 +341,34 @@ impl TableProvider for PatchedTable {
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let tables = self.user_tables(state).await?;
+        let base = read(&self.base, state).await?;
         let batches = match self.kind {
-            Patched::Attribute => read(&self.base, state)
-                .await?
+            Patched::Attribute => base
                 .iter()
-                .map(|batch| patch_attributes(batch, &tables))
+                .map(|batch| patch_attributes(batch, &tables.by_oid))
                 .collect::<DFResult<Vec<_>>>()?,
-            Patched::Attrdef => vec![attrdefs(&self.schema(), &tables)?],
+            Patched::Attrdef => vec![attrdefs(&self.schema, &tables.by_oid)?],
+            Patched::Class => base
+                .iter()
+                .map(|batch| keys::classes(batch, &self.schema, &tables))
+                .collect::<DFResult<Vec<_>>>()?,
+            Patched::Index | Patched::Constraint => {
+                let mut batches = base
+                    .iter()
+                    .map(|batch| keys::with_arrays(batch, &self.schema))
+                    .collect::<DFResult<Vec<_>>>()?;
+                batches.push(match self.kind {
+                    Patched::Index => {
+                        let opclasses = match self.inner.table("pg_opclass").await? {
+                            Some(table) => keys::default_opclasses(&read(&table, state).await?)?,
+                            None => HashMap::new(),
+                        };
+                        keys::indexes(&self.schema, &tables, &opclasses)?
+                    }
+                    _ => keys::constraints(&self.schema, &tables)?,
+                });
+                batches
+            }
         };
         MemTable::try_new(self.schema(), vec![batches])?
             .scan(state, projection, filters, limit)
@@ -335,9 +378,10 @@ impl TableProvider for PatchedTable {
 
 impl PatchedTable {
     /// The user tables by the object id `pg_class` gives them.
-    async fn user_tables(&self, state: &dyn Session) -> DFResult<HashMap<i32, Arc<TableDef>>> {
+    async fn user_tables(&self, state: &dyn Session) -> DFResult<UserTables> {
+        let mut tables = UserTables::default();
         let Some(namespaces) = self.inner.table("pg_namespace").await? else {
-            return Ok(HashMap::new());
+            return Ok(tables);
         };
         let mut public = None;
         for batch in read(&namespaces, state).await? {
@@ -350,9 +394,9 @@ impl PatchedTable {
             }
         }
         let (Some(public), Some(classes)) = (public, self.inner.table("pg_class").await?) else {
-            return Ok(HashMap::new());
+            return Ok(tables);
         };
-        let mut tables = HashMap::new();
+        tables.namespace = public;
         for batch in read(&classes, state).await? {
             let oids = as_int32_array(column(&batch, "oid")?)?;
             let names = as_string_array(column(&batch, "relname")?)?;
@@ -360,13 +404,21 @@ impl PatchedTable {
             for row in 0..batch.num_rows() {
                 if namespaces.value(row) == public {
                     if let Some(def) = self.catalog.table(names.value(row)) {
-                        tables.insert(oids.value(row), def);
+                        tables.by_oid.insert(oids.value(row), def);
                     }
                 }
             }
         }
         Ok(tables)
     }
+}
+
+/// The user tables and their namespace, as `pg_class` numbers them.
+#[derive(Default)]
+struct UserTables {
+    /// `public`'s object id.
+    namespace: i32,
+    by_oid: HashMap<i32, Arc<TableDef>>,
 }
 
 async fn read(table: &Arc<dyn TableProvider>, state: &dyn Session) -> DFResult<Vec<RecordBatch>> {

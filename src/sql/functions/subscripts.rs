@@ -1,0 +1,101 @@
+//! `generate_subscripts(array, dim [, reverse])`, PostgreSQL's set of an
+//! array's subscripts. In a select list it is planned as
+//! `unnest(generate_subscripts_list(...))` (`rewrite::expand_set_returning_items`),
+//! beside the `unnest` of the same array it usually goes with (SQLAlchemy's
+//! reflection reads `pg_index.indkey` so).
+//!
+//! ShardForge's arrays have one dimension, numbered from 1; an
+//! `int2vector` or `oidvector` (`pg_index.indkey`) is numbered from 0, as
+//! in PostgreSQL. Another dimension has no subscripts, and a NULL array
+//! none either.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListBuilder, PrimitiveBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
+use datafusion::common::{exec_err, Result as DFResult};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+use crate::catalog::PG_TYPE_METADATA;
+use crate::sql::analyze::like_arguments;
+
+/// The name `generate_subscripts` is planned under.
+pub const GENERATE_SUBSCRIPTS_LIST: &str = "generate_subscripts_list";
+
+pub fn generate_subscripts_list() -> ScalarUDF {
+    ScalarUDF::new_from_impl(GenerateSubscripts {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct GenerateSubscripts {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for GenerateSubscripts {
+    fn name(&self) -> &str {
+        GENERATE_SUBSCRIPTS_LIST
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::new_list(DataType::Int32, true))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        if !(2..=3).contains(&args.args.len()) {
+            return exec_err!(
+                "generate_subscripts takes an array, a dimension and an optional reverse flag"
+            );
+        }
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        if !matches!(arrays[0].data_type(), DataType::List(_) | DataType::Null) {
+            return exec_err!(
+                "generate_subscripts takes an array, not {}",
+                arrays[0].data_type()
+            );
+        }
+        let from_zero = args.arg_fields[0]
+            .metadata()
+            .get(PG_TYPE_METADATA)
+            .is_some_and(|t| t == "int2vector" || t == "oidvector");
+        let dims = cast(&arrays[1], &DataType::Int64)?;
+        let dims = dims.as_primitive::<Int64Type>();
+        let reverse = match arrays.get(2) {
+            Some(flags) => Some(cast(flags, &DataType::Boolean)?),
+            None => None,
+        };
+        let lists = arrays[0].as_list_opt::<i32>();
+        let mut out = ListBuilder::new(PrimitiveBuilder::<Int32Type>::new());
+        for row in 0..arrays[0].len() {
+            let len = match &lists {
+                Some(lists) if lists.is_valid(row) && dims.is_valid(row) => lists.value_length(row),
+                _ => {
+                    out.append(false);
+                    continue;
+                }
+            };
+            let first = if from_zero { 0 } else { 1 };
+            let mut subscripts: Vec<i32> = match dims.value(row) {
+                1 => (first..first + len).collect(),
+                _ => Vec::new(),
+            };
+            if reverse
+                .as_ref()
+                .is_some_and(|r| r.is_valid(row) && r.as_boolean().value(row))
+            {
+                subscripts.reverse();
+            }
+            out.values().extend(subscripts.into_iter().map(Some));
+            out.append(true);
+        }
+        like_arguments(&args.args, Arc::new(out.finish()) as ArrayRef)
+    }
+}
