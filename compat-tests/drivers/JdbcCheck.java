@@ -24,6 +24,12 @@
 // is 30 days), WHERE d = '30 days' finding '1 mon', WHERE d = ? and d > ? with a
 // PGInterval.
 //
+// DatabaseMetaData, as tools and ORMs (Hibernate's schema validation, DBeaver,
+// Flyway) read a schema: getTables, getColumns (types, sizes, nullability,
+// ordinal positions), getPrimaryKeys and getIndexInfo (the key's columns in
+// order, from pg_index.indkey through _pg_expandarray), getImportedKeys (none;
+// it reads max_index_keys from pg_settings first) and getSchemas.
+//
 // Build and run (compat-tests/run does this):
 //   javac -d OUT -cp /usr/share/java/postgresql.jar JdbcCheck.java
 //   java -cp OUT:/usr/share/java/postgresql.jar JdbcCheck [HOST] [PORT]
@@ -31,6 +37,7 @@
 
 import java.math.BigDecimal;
 import java.sql.Connection;
+import java.sql.DatabaseMetaData;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -603,11 +610,53 @@ public class JdbcCheck {
             checkJsonParameters(c);
             checkInterval(c);
             checkCopy(c);
+            checkMetadata(c);
             try (Statement st = c.createStatement()) {
                 st.execute("DROP TABLE " + TABLE);
             }
         }
         return driver;
+    }
+
+    /** The rows of `rs`, each the given columns' texts joined by '|', rows by ';'. */
+    static String rows(ResultSet rs, String... columns) throws SQLException {
+        StringBuilder out = new StringBuilder();
+        try (rs) {
+            while (rs.next()) {
+                if (out.length() > 0) out.append(';');
+                for (int i = 0; i < columns.length; i++) {
+                    out.append(i == 0 ? "" : "|").append(rs.getString(columns[i]));
+                }
+            }
+        }
+        return out.toString();
+    }
+
+    static void checkMetadata(Connection c) throws Exception {
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE IF EXISTS jdbc_meta");
+            st.execute("CREATE TABLE jdbc_meta (region varchar(8), id bigint, note text, price numeric(10,2) NOT NULL,"
+                       + " PRIMARY KEY (region, id))");
+        }
+        DatabaseMetaData m = c.getMetaData();
+        String tables = rows(m.getTables(null, "public", "jdbc_meta", new String[] {"TABLE"}), "TABLE_NAME", "TABLE_TYPE");
+        check(tables.equals("jdbc_meta|TABLE"), "getTables gave " + tables);
+        String columns = rows(m.getColumns(null, "public", "jdbc_meta", null),
+                              "COLUMN_NAME", "DATA_TYPE", "TYPE_NAME", "COLUMN_SIZE", "DECIMAL_DIGITS", "NULLABLE", "ORDINAL_POSITION");
+        check(columns.equals("region|12|varchar|8|0|0|1;id|-5|int8|19|0|0|2;note|12|text|2147483647|0|1|3;price|2|numeric|10|2|0|4"),
+              "getColumns gave " + columns);
+        String keys = rows(m.getPrimaryKeys(null, "public", "jdbc_meta"), "COLUMN_NAME", "KEY_SEQ", "PK_NAME");
+        check(keys.equals("region|1|jdbc_meta_pkey;id|2|jdbc_meta_pkey"), "getPrimaryKeys gave " + keys);
+        String indexes = rows(m.getIndexInfo(null, "public", "jdbc_meta", false, false),
+                              "INDEX_NAME", "NON_UNIQUE", "COLUMN_NAME", "ORDINAL_POSITION", "ASC_OR_DESC");
+        check(indexes.equals("jdbc_meta_pkey|f|region|1|A;jdbc_meta_pkey|f|id|2|A"), "getIndexInfo gave " + indexes);
+        String imported = rows(m.getImportedKeys(null, "public", "jdbc_meta"), "FKCOLUMN_NAME");
+        check(imported.isEmpty(), "getImportedKeys gave " + imported);
+        String schemas = rows(m.getSchemas(), "TABLE_SCHEM");
+        check(schemas.contains("pg_catalog") && schemas.contains("public"), "getSchemas gave " + schemas);
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE jdbc_meta");
+        }
     }
 
     public static void main(String[] args) {
@@ -634,6 +683,7 @@ public class JdbcCheck {
         System.out.println("PASS jdbc (" + driver + "): " + NAMES.length + " types x "
                            + ROWS.length + " rows, rollback/commit, 23505, uuid key, json/jsonb (" + JSON_TEXTS.length
                            + " texts, PGobject, ->>, ??, @>, jsonb_build_object), interval (" + INTERVALS.length
-                           + " PGIntervals, getString, ORDER BY, = '30 days'), CopyManager in and out");
+                           + " PGIntervals, getString, ORDER BY, = '30 days'), CopyManager in and out, DatabaseMetaData"
+                           + " (tables, columns, primary keys, indexes, imported keys, schemas)");
     }
 }

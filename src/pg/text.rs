@@ -12,16 +12,14 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
 
-use crate::catalog::types::sql_type_name;
 use crate::catalog::SqlType;
 use crate::error::Result;
-use crate::sql::output::{render, vector_texts};
+use crate::sql::output::{render, type_names, vector_texts};
 
 /// Renders the text-format columns PostgreSQL prints differently.
 pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result<RecordBatch> {
@@ -100,25 +98,6 @@ pub fn replace_columns(
         Arc::new(Schema::new(new_fields)),
         columns,
     )?)
-}
-
-/// A `regtype` column's text: each oid's type as PostgreSQL prints it
-/// (`integer`), or the number of one it does not know.
-fn type_names(array: &ArrayRef) -> Result<ArrayRef> {
-    let oids = cast(array, &DataType::Int64)?;
-    let names: StringArray = oids
-        .as_primitive::<Int64Type>()
-        .iter()
-        .map(|oid| {
-            oid.map(
-                |oid| match u32::try_from(oid).ok().and_then(Type::from_oid) {
-                    Some(known) => sql_type_name(known.name()),
-                    None => oid.to_string(),
-                },
-            )
-        })
-        .collect();
-    Ok(Arc::new(names))
 }
 
 fn renders(data_type: &DataType) -> bool {

@@ -15,7 +15,7 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    i256, DataType, Decimal128Type, Decimal256Type, Field, Float32Type, Float64Type,
+    i256, DataType, Decimal128Type, Decimal256Type, Field, Float32Type, Float64Type, Int64Type,
     IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
     TimestampMicrosecondType,
 };
@@ -29,8 +29,10 @@ use datafusion::logical_expr::{
 
 use super::analyze::{as_string_type, is_text, like_arguments};
 use super::vars::session_zone;
+use crate::catalog::types::sql_type_name;
 use crate::catalog::PG_TYPE_METADATA;
 use crate::error::Result;
+use pgwire::api::Type;
 
 /// A timestamp, time, interval or float made text, as PostgreSQL prints
 /// the value: by a cast (`ts::text` is `2024-01-02 03:04:05`, Arrow's cast
@@ -49,19 +51,28 @@ pub fn text_casts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
                     | DataType::Float32
                     | DataType::Float64
                     | DataType::List(_)
+                    | DataType::Struct(_)
             )
         })
     };
-    let vector = |e: &Expr| e.to_field(schema).is_ok_and(|(_, f)| is_vector(&f));
-    let as_text = |e: Expr| match (vector(&e), rendered(&e)) {
-        (true, _) => vector_text().call(vec![e]),
-        (false, true) => pg_text().call(vec![e]),
-        (false, false) => e,
+    let named = |e: &Expr| {
+        e.to_field(schema).ok().and_then(|(_, f)| {
+            match (is_vector(&f), f.metadata().get(PG_TYPE_METADATA)) {
+                (true, _) => Some(vector_text()),
+                (false, Some(t)) if t == "regtype" => Some(regtype_text()),
+                _ => None,
+            }
+        })
+    };
+    let as_text = |e: Expr| match (named(&e), rendered(&e)) {
+        (Some(udf), _) => udf.call(vec![e]),
+        (None, true) => pg_text().call(vec![e]),
+        (None, false) => e,
     };
     let textual = |e: &Expr| e.get_type(schema).is_ok_and(|t| is_text(&t));
     match expr {
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
-            if is_text(field.data_type()) && rendered(&expr) =>
+            if is_text(field.data_type()) && (rendered(&expr) || named(&expr).is_some()) =>
         {
             Transformed::yes(as_string_type(as_text(*expr), field))
         }
@@ -69,7 +80,9 @@ pub fn text_casts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
             left,
             op: Operator::StringConcat,
             right,
-        }) if (rendered(&left) && textual(&right)) || (textual(&left) && rendered(&right)) => {
+        }) if ((rendered(&left) || named(&left).is_some()) && textual(&right))
+            || (textual(&left) && (rendered(&right) || named(&right).is_some())) =>
+        {
             Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
                 Box::new(as_text(*left)),
                 Operator::StringConcat,
@@ -77,13 +90,25 @@ pub fn text_casts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
             )))
         }
         Expr::ScalarFunction(mut call)
-            if matches!(call.name(), "concat" | "concat_ws") && call.args.iter().any(rendered) =>
+            if matches!(call.name(), "concat" | "concat_ws")
+                && call.args.iter().any(|a| rendered(a) || named(a).is_some()) =>
         {
             call.args = call.args.into_iter().map(as_text).collect();
             Transformed::yes(Expr::ScalarFunction(call))
         }
         other => Transformed::no(other),
     }
+}
+
+/// `regtype_text(x)`: [`type_names`].
+fn regtype_text() -> ScalarUDF {
+    let udf = super::analyze::array_udf(
+        "regtype_text",
+        vec![DataType::Int32],
+        DataType::Utf8,
+        |arrays| Ok(type_names(&arrays[0])?),
+    );
+    udf.as_ref().clone()
 }
 
 /// `vector_text(x)`: [`vector_texts`].
@@ -178,6 +203,7 @@ pub fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
             .collect(),
         DataType::FixedSizeBinary(_) => return Ok(super::uuid::texts(array)),
         DataType::List(_) => return array_texts(array, zone),
+        DataType::Struct(_) => return record_texts(array, zone),
         _ => return Ok(array.clone()),
     };
     Ok(Arc::new(strings))
@@ -235,6 +261,46 @@ fn array_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
     Ok(Arc::new(texts))
 }
 
+/// Records as PostgreSQL's `record_out` prints them: `(10,1)`, a NULL
+/// field empty, a field quoted when empty or holding parentheses, commas,
+/// quotes, backslashes or white space, with quotes and backslashes
+/// doubled.
+fn record_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
+    let records = array.as_struct();
+    let fields = records
+        .columns()
+        .iter()
+        .map(|column| Ok(cast(&render(column, zone)?, &DataType::Utf8)?))
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let texts: StringArray = (0..records.len())
+        .map(|row| {
+            if records.is_null(row) {
+                return None;
+            }
+            let items: Vec<String> = fields
+                .iter()
+                .map(|field| {
+                    let field = field.as_string::<i32>();
+                    if field.is_null(row) {
+                        return String::new();
+                    }
+                    let text = field.value(row);
+                    let quoted = text.is_empty()
+                        || text.chars().any(|c| {
+                            matches!(c, '(' | ')' | ',' | '"' | '\\') || c.is_ascii_whitespace()
+                        });
+                    match quoted {
+                        true => format!("\"{}\"", text.replace('"', "\"\"").replace('\\', "\\\\")),
+                        false => text.to_string(),
+                    }
+                })
+                .collect();
+            Some(format!("({})", items.join(",")))
+        })
+        .collect();
+    Ok(Arc::new(texts))
+}
+
 /// One element of an array's text (see [`array_texts`]).
 fn array_element(text: &str) -> String {
     let quoted = text.is_empty()
@@ -265,6 +331,25 @@ pub fn vector_texts(array: &ArrayRef) -> Result<ArrayRef> {
         })
         .collect();
     Ok(Arc::new(texts))
+}
+
+/// A `regtype` column's text: each oid's type as PostgreSQL prints it
+/// (`integer`), or the number of one it does not know.
+pub fn type_names(array: &ArrayRef) -> Result<ArrayRef> {
+    let oids = cast(array, &DataType::Int64)?;
+    let names: StringArray = oids
+        .as_primitive::<Int64Type>()
+        .iter()
+        .map(|oid| {
+            oid.map(
+                |oid| match u32::try_from(oid).ok().and_then(Type::from_oid) {
+                    Some(known) => sql_type_name(known.name()),
+                    None => oid.to_string(),
+                },
+            )
+        })
+        .collect();
+    Ok(Arc::new(names))
 }
 
 /// Whether `field` holds `int2vector`s or `oidvector`s (see

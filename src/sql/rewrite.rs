@@ -34,7 +34,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, BinaryOperator, CastKind, CharacterLength, DataType, Expr,
+    visit_expressions_mut, AccessExpr, BinaryOperator, CastKind, CharacterLength, DataType, Expr,
     FunctionArguments, GroupByExpr, Ident, Insert, LimitClause, ObjectName, Query, Select,
     SelectItem, SetExpr, Statement, TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut,
     VisitorMut,
@@ -186,6 +186,57 @@ pub fn name_function_columns(stmt: &mut Statement) {
         }
     }
     let _ = stmt.visit(&mut Namer);
+}
+
+/// PostgreSQL's access to a field of a composite value, `(expr).name`, as
+/// DataFusion's `get_field(expr, 'name')` (DataFusion reads the dot as
+/// a map lookup and refuses it); and `information_schema._pg_expandarray(a)`,
+/// the set of `(x, n)` records pgjdbc's `getPrimaryKeys` and `getIndexInfo`
+/// read `pg_index.indkey` with (`(_pg_expandarray(i.indkey)).n`), as
+/// `unnest(pg_expandarray_list(a))`, wherever it is in a select list.
+pub fn composite_fields(stmt: &mut Statement) {
+    let _ = visit_expressions_mut(stmt, |expr| {
+        match expr {
+            Expr::Function(function) if is_expandarray(function) => {
+                let FunctionArguments::List(args) = &function.args else {
+                    return ControlFlow::<()>::Continue(());
+                };
+                let args: Vec<String> = args.args.iter().map(ToString::to_string).collect();
+                let list = super::functions::PG_EXPANDARRAY_LIST;
+                if let Ok(unnested) = parse_expr(&format!("unnest({list}({}))", args.join(", "))) {
+                    *expr = unnested;
+                }
+            }
+            Expr::CompoundFieldAccess { root, access_chain }
+                if matches!(root.as_ref(), Expr::Nested(_))
+                    && access_chain
+                        .iter()
+                        .all(|a| matches!(a, AccessExpr::Dot(Expr::Identifier(_)))) =>
+            {
+                let mut sql = root.to_string();
+                for access in access_chain.iter() {
+                    if let AccessExpr::Dot(Expr::Identifier(name)) = access {
+                        let name = ident_name(name).replace('\'', "''");
+                        sql = format!("get_field({sql}, '{name}')");
+                    }
+                }
+                if let Ok(fields) = parse_expr(&sql) {
+                    *expr = fields;
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+fn is_expandarray(function: &datafusion::sql::sqlparser::ast::Function) -> bool {
+    function
+        .name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .is_some_and(|i| i.value.eq_ignore_ascii_case("_pg_expandarray"))
 }
 
 /// `generate_series(...)` as an item of a select list is a set-returning

@@ -71,6 +71,27 @@ const REPORTED: &[(&str, &str)] = &[
     ("timezone", "TimeZone"),
 ];
 
+/// Limits of the server that clients read from `pg_settings` (pgjdbc's
+/// `getImportedKeys` asks `max_index_keys`), with PostgreSQL's values.
+const LIMITS: &[(&str, &str)] = &[
+    ("block_size", "8192"),
+    ("max_function_args", "100"),
+    ("max_index_keys", "32"),
+];
+
+/// The settings no session can change, as `pg_settings` lists them: the
+/// read-only variables that are the same for every session, and
+/// [`LIMITS`].
+pub fn server_settings() -> Vec<(&'static str, &'static str)> {
+    let per_session = ["session_authorization", "is_superuser"];
+    DEFAULTS
+        .iter()
+        .filter(|(name, _)| READ_ONLY.contains(name) && !per_session.contains(name))
+        .chain(LIMITS)
+        .copied()
+        .collect()
+}
+
 impl Default for SessionVars {
     fn default() -> Self {
         Self {

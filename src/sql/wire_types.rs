@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use arrow_pg::datatypes::field_into_pg_type;
+use arrow_pg::datatypes::{field_into_pg_type, PG_OID_ALIAS_KEY};
 use datafusion::arrow::array::Int32Array;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
@@ -44,6 +44,12 @@ pub fn pg_type(field: &Field) -> Result<Type> {
         (Some("jsonb"), DataType::Utf8) => Type::JSONB,
         (Some("int2vector"), DataType::List(_)) => Type::INT2_VECTOR,
         (Some("oidvector"), DataType::List(_)) => Type::OID_VECTOR,
+        // datafusion-pg-catalog marks catalog columns that hold object ids
+        // as the alias types (`pg_attribute.atttypid` a regtype, `attrelid`
+        // a regclass) to compare them with names; PostgreSQL's are `oid`s,
+        // printed as numbers (pgjdbc reads `atttypid` as one). A cast to an
+        // alias type is marked as that type (`PgTypePlanner`).
+        (None, DataType::Int32) if catalog_oid(field) => Type::OID,
         (_, DataType::Decimal256(..)) => Type::NUMERIC,
         (_, t) if *t == UUID => Type::UUID,
         _ => field_into_pg_type(&Arc::new(field.clone()))
@@ -72,9 +78,27 @@ impl TypePlanner for PgTypePlanner {
                 None,
                 ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone,
             ) => field(DataType::Time64(TimeUnit::Microsecond)),
-            other => PgOidTypePlanner.plan_type_field(other),
+            other => Ok(PgOidTypePlanner.plan_type_field(other)?.map(|field| {
+                match field.metadata().get(PG_OID_ALIAS_KEY) {
+                    Some(alias) => {
+                        let mut metadata = field.metadata().clone();
+                        metadata.insert(PG_TYPE_METADATA.to_string(), alias.clone());
+                        Arc::new(field.as_ref().clone().with_metadata(metadata))
+                    }
+                    None => field,
+                }
+            })),
         }
     }
+}
+
+/// Whether `field` is a catalog column of object ids (see [`pg_type`]);
+/// `regproc` columns (`pg_type.typinput`) are `regproc` in PostgreSQL too.
+fn catalog_oid(field: &Field) -> bool {
+    field
+        .metadata()
+        .get(PG_OID_ALIAS_KEY)
+        .is_some_and(|alias| alias != "regproc")
 }
 
 /// `pg_typeof(any)`: the type of its argument, a `regtype` (its text is the

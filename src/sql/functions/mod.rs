@@ -44,7 +44,7 @@ use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 pub use extract::PgExprPlanner;
 pub use settings::{inline_settings, SessionUser};
-pub use subscripts::GENERATE_SUBSCRIPTS_LIST;
+pub use subscripts::{GENERATE_SUBSCRIPTS_LIST, PG_EXPANDARRAY_LIST};
 
 /// The name `to_timestamp(text, template)` is planned under.
 const TO_TIMESTAMP_TEMPLATE: &str = "to_timestamp_template";
@@ -71,6 +71,7 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, quote::quote_ident());
     replace(ctx, like::like_escape());
     replace(ctx, subscripts::generate_subscripts_list());
+    replace(ctx, subscripts::pg_expandarray_list());
     replace(ctx, ScalarUDF::new_from_impl(age::Age::default()));
     replace(ctx, settings::session_user());
     for udf in info::udfs() {

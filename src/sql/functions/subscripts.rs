@@ -1,5 +1,9 @@
 //! `generate_subscripts(array, dim [, reverse])`, PostgreSQL's set of an
-//! array's subscripts. In a select list it is planned as
+//! array's subscripts, and `information_schema._pg_expandarray(array)`, its
+//! elements with their positions as `(x, n)` records (planned as
+//! `unnest(pg_expandarray_list(array))`, `rewrite::composite_fields`).
+//!
+//! `generate_subscripts` In a select list it is planned as
 //! `unnest(generate_subscripts_list(...))` (`rewrite::expand_set_returning_items`),
 //! beside the `unnest` of the same array it usually goes with (SQLAlchemy's
 //! reflection reads `pg_index.indkey` so).
@@ -11,9 +15,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListBuilder, PrimitiveBuilder};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int32Array, ListArray, ListBuilder, PrimitiveBuilder, StructArray,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Int32Type, Int64Type};
 use datafusion::common::{exec_err, Result as DFResult};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -21,6 +28,81 @@ use datafusion::logical_expr::{
 
 use crate::catalog::PG_TYPE_METADATA;
 use crate::sql::analyze::like_arguments;
+
+/// The name `_pg_expandarray` is planned under.
+pub const PG_EXPANDARRAY_LIST: &str = "pg_expandarray_list";
+
+/// `pg_expandarray_list(array)`: a list of `{x: element, n: position}`.
+pub fn pg_expandarray_list() -> ScalarUDF {
+    ScalarUDF::new_from_impl(ExpandArray {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExpandArray {
+    signature: Signature,
+}
+
+fn expanded_fields(element: &DataType) -> Fields {
+    Fields::from(vec![
+        Field::new("x", element.clone(), true),
+        Field::new("n", DataType::Int32, false),
+    ])
+}
+
+impl ScalarUDFImpl for ExpandArray {
+    fn name(&self) -> &str {
+        PG_EXPANDARRAY_LIST
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
+        match &args[0] {
+            DataType::List(element) => Ok(DataType::new_list(
+                DataType::Struct(expanded_fields(element.data_type())),
+                true,
+            )),
+            other => exec_err!("_pg_expandarray takes an array, not {other}"),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some(lists) = arrays[0].as_list_opt::<i32>() else {
+            return exec_err!("_pg_expandarray takes an array");
+        };
+        // The same offsets and elements, each paired with its position.
+        let offsets = lists.offsets();
+        let positions: Int32Array = (0..lists.len())
+            .flat_map(|row| {
+                let len = (offsets[row + 1] - offsets[row]) as i32;
+                1..=len
+            })
+            .collect();
+        let first = offsets[0] as usize;
+        let elements = lists
+            .values()
+            .slice(first, offsets[lists.len()] as usize - first);
+        let fields = expanded_fields(elements.data_type());
+        let records = StructArray::try_new(
+            fields.clone(),
+            vec![elements, Arc::new(positions) as ArrayRef],
+            None,
+        )?;
+        let rebased = OffsetBuffer::new(offsets.iter().map(|o| o - offsets[0]).collect());
+        let list = ListArray::try_new(
+            Arc::new(Field::new("item", DataType::Struct(fields), true)),
+            rebased,
+            Arc::new(records),
+            lists.nulls().cloned(),
+        )?;
+        like_arguments(&args.args, Arc::new(list) as ArrayRef)
+    }
+}
 
 /// The name `generate_subscripts` is planned under.
 pub const GENERATE_SUBSCRIPTS_LIST: &str = "generate_subscripts_list";

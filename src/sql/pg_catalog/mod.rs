@@ -274,6 +274,7 @@ impl SchemaProvider for PgCatalog {
             "pg_class" => Patched::Class,
             "pg_index" => Patched::Index,
             "pg_constraint" => Patched::Constraint,
+            "pg_settings" => Patched::Settings,
             _ => return self.inner.table(name).await,
         };
         let Some(base) = self.inner.table(name).await? else {
@@ -305,6 +306,7 @@ enum Patched {
     Class,
     Index,
     Constraint,
+    Settings,
 }
 
 /// A datafusion-pg-catalog table with ShardForge's column facts filled in.
@@ -348,6 +350,11 @@ impl TableProvider for PatchedTable {
                 .map(|batch| patch_attributes(batch, &tables.by_oid))
                 .collect::<DFResult<Vec<_>>>()?,
             Patched::Attrdef => vec![attrdefs(&self.schema, &tables.by_oid)?],
+            Patched::Settings => {
+                let mut batches = base;
+                batches.push(server_settings(&self.schema, &batches)?);
+                batches
+            }
             Patched::Class => base
                 .iter()
                 .map(|batch| keys::classes(batch, &self.schema, &tables))
@@ -511,6 +518,39 @@ fn attrdefs(schema: &SchemaRef, tables: &HashMap<i32, Arc<TableDef>>) -> DFResul
                 // Unique within the table; clients do not join on them.
                 ("oid", DataType::Int32) => Arc::new(Int32Array::from_iter_values(1..=rows as i32)),
                 _ => new_null_array(field.data_type(), rows),
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// `pg_settings` rows of the settings no session changes
+/// (`vars::server_settings`) that `listed` does not have yet.
+fn server_settings(schema: &SchemaRef, listed: &[RecordBatch]) -> DFResult<RecordBatch> {
+    let mut known = Vec::new();
+    for batch in listed {
+        known.extend(
+            as_string_array(column(batch, "name")?)?
+                .iter()
+                .flatten()
+                .map(String::from),
+        );
+    }
+    let rows: Vec<(&str, &str)> = crate::sql::vars::server_settings()
+        .into_iter()
+        .filter(|(name, _)| !known.iter().any(|k| k == name))
+        .collect();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| -> ArrayRef {
+            match field.name().as_str() {
+                "name" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                "setting" | "reset_val" | "boot_val" => {
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1)))
+                }
+                "context" => Arc::new(StringArray::from(vec!["internal"; rows.len()])),
+                _ => new_null_array(field.data_type(), rows.len()),
             }
         })
         .collect();

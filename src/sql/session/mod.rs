@@ -732,6 +732,7 @@ impl Session {
         super::json::rewrite_statement(&mut stmt);
         rewrite::name_function_columns(&mut stmt);
         rewrite::expand_set_returning_items(&mut stmt);
+        rewrite::composite_fields(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;
         let state = self.ctx.state_ref();
         let is_aggregate = |name: &str| {
