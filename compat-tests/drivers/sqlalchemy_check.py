@@ -90,6 +90,8 @@ def reflect(engine):
             " PRIMARY KEY (region, id))")
     inspector = sqlalchemy.inspect(engine)
     check(inspector.has_table("compat_sa_reflected"), "has_table gave False")
+    schemas = inspector.get_schema_names()
+    check(schemas == ["information_schema", "public"], f"get_schema_names gave {schemas!r}")
     columns = [(c["name"], str(c["type"]), c["nullable"], c["default"])
                for c in inspector.get_columns("compat_sa_reflected")]
     check(columns == [("region", "VARCHAR(8)", False, None), ("id", "BIGINT", False, None),

@@ -275,6 +275,7 @@ impl SchemaProvider for PgCatalog {
             "pg_index" => Patched::Index,
             "pg_constraint" => Patched::Constraint,
             "pg_settings" => Patched::Settings,
+            "pg_namespace" => Patched::Namespace,
             _ => return self.inner.table(name).await,
         };
         let Some(base) = self.inner.table(name).await? else {
@@ -307,6 +308,7 @@ enum Patched {
     Index,
     Constraint,
     Settings,
+    Namespace,
 }
 
 /// A datafusion-pg-catalog table with ShardForge's column facts filled in.
@@ -350,6 +352,10 @@ impl TableProvider for PatchedTable {
                 .map(|batch| patch_attributes(batch, &tables.by_oid))
                 .collect::<DFResult<Vec<_>>>()?,
             Patched::Attrdef => vec![attrdefs(&self.schema, &tables.by_oid)?],
+            Patched::Namespace => base
+                .iter()
+                .map(with_information_schema)
+                .collect::<DFResult<Vec<_>>>()?,
             Patched::Settings => {
                 let mut batches = base;
                 batches.push(server_settings(&self.schema, &batches)?);
@@ -522,6 +528,45 @@ fn attrdefs(schema: &SchemaRef, tables: &HashMap<i32, Arc<TableDef>>) -> DFResul
         })
         .collect();
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// The object id PostgreSQL 15 gives `information_schema` (`initdb`'s).
+const INFORMATION_SCHEMA_OID: i32 = 13207;
+
+/// `pg_namespace` with `information_schema`, whose views ShardForge has
+/// (DataFusion's) but datafusion-pg-catalog does not list: pgjdbc's
+/// `getSchemas` and SQLAlchemy's `get_schema_names` name it, as with
+/// PostgreSQL. Its row is `pg_catalog`'s with its own name and id.
+fn with_information_schema(batch: &RecordBatch) -> DFResult<RecordBatch> {
+    let names = as_string_array(column(batch, "nspname")?)?;
+    let mut catalog_row = None;
+    for row in 0..batch.num_rows() {
+        match names.value(row) {
+            "information_schema" => return Ok(batch.clone()),
+            PG_CATALOG => catalog_row = Some(row),
+            _ => {}
+        }
+    }
+    let Some(row) = catalog_row else {
+        return Ok(batch.clone());
+    };
+    let added = keys::with_columns(
+        &batch.slice(row, 1),
+        vec![
+            (
+                "oid",
+                Arc::new(Int32Array::from(vec![INFORMATION_SCHEMA_OID])),
+            ),
+            (
+                "nspname",
+                Arc::new(StringArray::from(vec!["information_schema"])),
+            ),
+        ],
+    )?;
+    Ok(datafusion::arrow::compute::concat_batches(
+        &batch.schema(),
+        [batch, &added],
+    )?)
 }
 
 /// `pg_settings` rows of the settings no session changes
