@@ -301,6 +301,20 @@ def run(args):
                                   (3,)).fetchall())
         check(got == [("n4", 1), ("n5", 1)], f"DELETE ... RETURNING gave {got!r}")
         conn.execute("DROP TABLE compat_returning")
+        check_description(conn)
+
+
+def check_description(conn):
+    """cursor.description's sizes come from RowDescription: the type's length (typlen)
+    and, for char(n), its n (the type modifier)."""
+    conn.execute("CREATE TABLE compat_description (id int PRIMARY KEY, code char(3), "
+                 "n bigint, note text, at timestamp, flag boolean)")
+    cur = conn.execute("SELECT id, code, n, note, at, flag FROM compat_description")
+    got = [(d.name, d.internal_size, d.display_size) for d in cur.description]
+    want = [("id", 4, None), ("code", None, 3), ("n", 8, None), ("note", None, None),
+            ("at", 8, None), ("flag", 1, None)]
+    check(got == want, f"cursor.description gave {got!r}")
+    conn.execute("DROP TABLE compat_description")
 
 
 # The type names psycopg's COPY adapters know the columns by.
@@ -656,7 +670,7 @@ def main():
     return check_main(
         "psycopg", run, psycopg.Error, lambda e: e.sqlstate,
         f"{psycopg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows (text+binary), "
-        "rollback/commit, 23505, TimeZone, bare parameters, RETURNING, "
+        "rollback/commit, 23505, TimeZone, bare parameters, RETURNING, description sizes, "
         "COPY (text+binary, errors, CopyFail), named cursors, uuid key, gen_random_uuid(), "
         f"json/jsonb ({len(JSON_VALUES)} values + {len(JSON_TEXTS)} texts, text+binary, "
         "@>, ->>, jsonb_build_object), "

@@ -10,12 +10,14 @@ use datafusion::arrow::record_batch::RecordBatch;
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::Type;
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
 
 use super::binary::binary_values;
 use super::errors::to_pgwire;
 use super::text::{pad_chars, to_pg_text};
+use crate::catalog::SqlType;
 use crate::error::{Error, Result};
 use crate::sql::errors::classify;
 use crate::sql::wire_types::pg_type;
@@ -29,15 +31,35 @@ pub fn fields(schema: &Schema, format: &Format) -> Result<Vec<FieldInfo>> {
         .enumerate()
         .map(|(i, field)| {
             let pg_type = pg_type(field)?;
+            let type_size = type_size(&pg_type);
+            // A char(n)'s n, as PostgreSQL's modifier (psycopg's
+            // display_size); other modifiers are not known here.
+            let modifier = SqlType::char_width(field).map_or(-1, |n| n as i32 + 4);
             Ok(FieldInfo::new(
                 field.name().to_string(),
                 None,
                 None,
                 pg_type,
                 format.format_for(i),
-            ))
+            )
+            .with_type_size(type_size)
+            .with_type_modifier(modifier))
         })
         .collect()
+}
+
+/// PostgreSQL's `pg_type.typlen` of `pg_type`: the width of a fixed-size
+/// type, -1 for the others (text, numeric, arrays, json, ...).
+fn type_size(pg_type: &Type) -> i16 {
+    match *pg_type {
+        Type::BOOL | Type::CHAR => 1,
+        Type::INT2 => 2,
+        Type::INT4 | Type::FLOAT4 | Type::DATE | Type::OID | Type::REGTYPE | Type::REGCLASS => 4,
+        Type::INT8 | Type::FLOAT8 | Type::TIME | Type::TIMESTAMP | Type::TIMESTAMPTZ => 8,
+        Type::TIMETZ => 12,
+        Type::INTERVAL | Type::UUID => 16,
+        _ => -1,
+    }
 }
 
 /// The DataRows of a batch of a result of `schema` in each field's format
