@@ -32,8 +32,10 @@ months included, written and read in binary.
 asyncpg writes date.min and date.max as -infinity and infinity, which ShardForge
 cannot store (0A000): row 3's date(1, 1, 1) is written as date(1, 1, 2) here.
 
+A numeric parameter cast to numeric keeps its own digits and scale.
+
 Cases ShardForge does not pass yet run with --pending (and with `run --postgres`):
-unconstrained numeric with each value's own scale and numeric NaN, an array
+numeric NaN, an array
 parameter (asyncpg's type introspection), Cursor.forward (MOVE on a protocol
 portal), an interval of +/-(2^63 - 1) microseconds (text and binary).
 
@@ -140,16 +142,24 @@ async def check_numeric_and_floats(conn):
           f"float8/float4 NaN, inf, -inf gave {tuple(row)!r}")
 
 
-async def pending_numeric(conn):
-    """Unconstrained numeric keeps each value's own scale, and numeric NaN."""
+async def check_numeric_parameters(conn):
+    """A numeric parameter cast to numeric keeps its own digits and scale (binary, with
+    its display scale); `$1 + 1` is described and answered with one type (it was
+    described int8 and sent as int4)."""
     got = await conn.fetchval("SELECT $1::numeric * 2", Decimal("1.25"))
     check(same(Decimal("2.50"), got) and str(got) == "2.50",
           f"SELECT $1::numeric * 2 with Decimal('1.25') gave {got!r}")
+    got = await conn.fetchval("SELECT $1 + 1", 41)
+    check(got == 42, f"SELECT $1 + 1 with 41 gave {got!r}")
     for value in (Decimal("0.00"), Decimal("1000"), Decimal("-0.0000001"),
                   Decimal("123456789012345678901234567890.123456789")):
         got = await conn.fetchval("SELECT $1::numeric", value)
         check(same(value, got) and str(got) == str(value),
               f"SELECT $1::numeric with {value!r} gave {got!r}")
+
+
+async def pending_numeric(conn):
+    """numeric NaN."""
     got = await conn.fetchval("SELECT 'NaN'::numeric")
     check(isinstance(got, Decimal) and got.is_nan(), f"'NaN'::numeric gave {got!r}")
     got = await conn.fetchval("SELECT $1::numeric", Decimal("NaN"))
@@ -586,6 +596,7 @@ async def run_async(args):
     try:
         await check_types(conn)
         await check_numeric_and_floats(conn)
+        await check_numeric_parameters(conn)
         await check_statements(conn)
         await check_uuid_key(conn)
         await check_json(args, conn)

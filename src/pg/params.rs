@@ -21,7 +21,7 @@ use pgwire::api::stmt::StoredStatement;
 use pgwire::api::Type;
 
 use super::handler::Prepared;
-use crate::catalog::SqlType;
+use crate::catalog::{SqlType, PG_TYPE_METADATA};
 use crate::error::{Error, InputError, Result};
 use crate::sql::copy::{utf8, ColumnInput};
 use crate::sql::errors::classify;
@@ -105,6 +105,23 @@ pub fn bind_parameters(
             inferred.as_ref().filter(|_| !(sent_as_number && numeric))
         })
         .collect();
+    // A numeric the client declared, or one cast to `numeric` without
+    // precision and scale, keeps its own digits (`own_scale_numeric`).
+    let own_scale: Vec<Option<ScalarValue>> = (0..portal.parameters.len())
+        .map(|i| {
+            let declared = declared.get(i).and_then(Option::as_ref);
+            let field = fields.get(i).and_then(Option::as_ref);
+            own_scale_numeric(portal, i, declared, field)
+        })
+        .collect::<Result<_>>()?;
+    let ours: Vec<Option<SqlType>> = ours
+        .into_iter()
+        .zip(&own_scale)
+        .map(|(ours, own)| match own {
+            Some(_) => Some(unconstrained_numeric()),
+            None => ours,
+        })
+        .collect();
     let for_arrow_pg = arrow_pg_portal(portal, &ours);
     let values = arrow_pg::datatypes::df::deserialize_parameters(
         for_arrow_pg.as_ref().unwrap_or(portal),
@@ -118,13 +135,26 @@ pub fn bind_parameters(
         .into_iter()
         .enumerate()
         .map(|(i, value)| {
+            if let Some(own) = &own_scale[i] {
+                return Ok(own.clone().into());
+            }
             let value = match &ours[i] {
                 Some(sql_type) => decode(portal, i, sql_type, zone)?.into(),
                 None => value,
             };
-            let Some(target) = inferred.get(i).and_then(Option::as_ref) else {
+            let declared = declared
+                .get(i)
+                .cloned()
+                .flatten()
+                .as_ref()
+                .and_then(arrow_type);
+            let Some(target) = crate::sql::literals::parameter_type(
+                declared.as_ref(),
+                inferred.get(i).and_then(Option::as_ref),
+            ) else {
                 return Ok(value);
             };
+            let target = &target;
             if value.value.data_type() == *target {
                 return Ok(value);
             }
@@ -142,6 +172,40 @@ pub fn bind_parameters(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(ParamValues::List(cast))
+}
+
+/// Parameter `i` as a decimal of its own scale, when it is a numeric the
+/// client declared (psycopg's `Decimal`: `$1 * 2` is planned with an
+/// integer `$1`, and PostgreSQL multiplies the numeric) or one cast to
+/// `numeric` without precision and scale (node-pg's `$1::numeric`): its
+/// value exactly, not cut to a scale the plan guessed. The plan's types
+/// are coerced to it once it is bound. None for a NULL, or a number no
+/// decimal holds (decoded as before, with its error).
+fn own_scale_numeric(
+    portal: &Portal<Prepared>,
+    i: usize,
+    declared: Option<&Type>,
+    field: Option<&FieldRef>,
+) -> Result<Option<ScalarValue>> {
+    let undeclared = declared.is_none_or(|t| *t == Type::UNKNOWN);
+    let unconstrained_cast = field.is_some_and(|f| {
+        f.metadata().get(PG_TYPE_METADATA).map(String::as_str)
+            == Some(crate::sql::numeric::UNCONSTRAINED)
+    });
+    if declared != Some(&Type::NUMERIC) && !(undeclared && unconstrained_cast) {
+        return Ok(None);
+    }
+    let Some(bytes) = portal.parameters.get(i).cloned().flatten() else {
+        return Ok(None);
+    };
+    Ok(match portal.parameter_format.is_binary(i) {
+        true => {
+            let text = crate::sql::copy::numeric_text(&bytes)?;
+            crate::sql::copy::numeric_binary_scale(&bytes)
+                .and_then(|scale| crate::sql::numeric::decimal_at(&text, scale))
+        }
+        false => crate::sql::numeric::decimal_literal(utf8(&bytes)?),
+    })
 }
 
 /// A parameter whose planned field is `json` or `jsonb` (compared with or

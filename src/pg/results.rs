@@ -9,10 +9,11 @@ use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::Type;
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
+use postgres_types::Kind;
 
 use super::binary::binary_values;
 use super::errors::to_pgwire;
@@ -30,7 +31,7 @@ pub fn fields(schema: &Schema, format: &Format) -> Result<Vec<FieldInfo>> {
         .iter()
         .enumerate()
         .map(|(i, field)| {
-            let pg_type = pg_type(field)?;
+            let pg_type = text_vector(pg_type(field)?, format.format_for(i));
             let type_size = type_size(&pg_type);
             // A char(n)'s n, as PostgreSQL's modifier (psycopg's
             // display_size); other modifiers are not known here.
@@ -46,6 +47,22 @@ pub fn fields(schema: &Schema, format: &Format) -> Result<Vec<FieldInfo>> {
             .with_type_modifier(modifier))
         })
         .collect()
+}
+
+/// An `int2vector` or `oidvector` sent as text is written whole (`1 2`,
+/// `pg::text`): described with the same oid as a type of no elements, so
+/// that pgwire does not quote it as it quotes an array's elements.
+fn text_vector(pg_type: Type, format: FieldFormat) -> Type {
+    let vector = pg_type == Type::INT2_VECTOR || pg_type == Type::OID_VECTOR;
+    match (vector, format) {
+        (true, FieldFormat::Text) => Type::new(
+            pg_type.name().to_string(),
+            pg_type.oid(),
+            Kind::Simple,
+            pg_type.schema().to_string(),
+        ),
+        _ => pg_type,
+    }
 }
 
 /// PostgreSQL's `pg_type.typlen` of `pg_type`: the width of a fixed-size

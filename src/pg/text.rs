@@ -23,21 +23,24 @@ use crate::sql::output::{render, type_names, vector_texts};
 
 /// Renders the text-format columns PostgreSQL prints differently.
 pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result<RecordBatch> {
-    let wire_type = |i: usize| fields.get(i).map(|p| p.datatype().clone());
+    // By oid: a text-format vector is described by a type of its own
+    // (`results::fields`).
+    let wire_oid = |i: usize| fields.get(i).map(|p| p.datatype().oid());
+    let vector = |i: usize| {
+        wire_oid(i)
+            .is_some_and(|oid| oid == Type::INT2_VECTOR.oid() || oid == Type::OID_VECTOR.oid())
+    };
+    let regtype = |i: usize| wire_oid(i) == Some(Type::REGTYPE.oid());
     replace_columns(
         batch,
         DataType::Utf8,
         |i, field| {
             fields.get(i).map(|p| p.format()) == Some(FieldFormat::Text)
-                && (renders(field.data_type())
-                    || matches!(
-                        wire_type(i),
-                        Some(Type::REGTYPE | Type::INT2_VECTOR | Type::OID_VECTOR)
-                    ))
+                && (renders(field.data_type()) || regtype(i) || vector(i))
         },
-        |i, array| match wire_type(i) {
-            Some(Type::REGTYPE) => type_names(array),
-            Some(Type::INT2_VECTOR | Type::OID_VECTOR) => vector_texts(array),
+        |i, array| match (regtype(i), vector(i)) {
+            (true, _) => type_names(array),
+            (_, true) => vector_texts(array),
             _ => render(array, zone),
         },
     )

@@ -88,6 +88,7 @@ impl SqlEngine {
         let mut analyzer_rules = Analyzer::new().rules;
         analyzer_rules.insert(0, Arc::new(super::literals::IntegerLiterals));
         analyzer_rules.insert(1, Arc::new(super::numeric::NumericAggregates));
+        analyzer_rules.insert(2, Arc::new(super::numeric::UnconstrainedCasts));
         // Literals and text beside a uuid, a char(n) or a jsonb, read as
         // PostgreSQL reads them, and intervals compared and sorted by their
         // length, as PostgreSQL compares them.
@@ -99,10 +100,11 @@ impl SqlEngine {
                 super::json::json_semantics,
                 super::interval::comparable,
                 super::output::text_casts,
+                super::functions::vector_subscripts,
             ],
         );
-        analyzer_rules.insert(2, Arc::new(typed_operands));
-        analyzer_rules.insert(3, Arc::new(super::interval::IntervalOrder));
+        analyzer_rules.insert(3, Arc::new(typed_operands));
+        analyzer_rules.insert(4, Arc::new(super::interval::IntervalOrder));
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()

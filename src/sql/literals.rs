@@ -17,13 +17,60 @@
 //! recursive CTE is left as planned: the CTE's work table has the column
 //! types the planner gave it, which the recursive term must keep.
 
+use std::collections::BTreeMap;
+
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
+use datafusion::common::metadata::{FieldMetadata, ScalarAndMetadata};
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
-use datafusion::common::{Result as DFResult, ScalarValue};
+use datafusion::common::{ParamValues, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
 
 use super::analyze::rewrite_node_expressions;
+
+/// The literal metadata key of a bound parameter's value ([`parameters`]).
+pub const PARAMETER_METADATA: &str = "shardforge.parameter";
+
+/// The type a parameter is bound as: the number type the client declared
+/// (psycopg's int2 for a small Python int: `$1 + 1` is then `integer`, as
+/// in PostgreSQL) where the plan inferred a number too, or a declared
+/// numeric whatever the plan inferred (`pg::params::own_scale_numeric`);
+/// otherwise the plan's type, and the declared one when the plan has none.
+pub fn parameter_type(
+    declared: Option<&DataType>,
+    inferred: Option<&DataType>,
+) -> Option<DataType> {
+    let number = |t: &DataType| t.is_integer() || t.is_floating() || t.is_decimal();
+    match (declared, inferred) {
+        (Some(d), _) if d.is_decimal() => Some(d.clone()),
+        (Some(d), Some(i)) if number(d) && number(i) => Some(d.clone()),
+        (d, i) => i.or(d).cloned(),
+    }
+}
+
+/// `values` marked as parameters' (see [`narrow`]).
+pub fn parameters(values: ParamValues) -> ParamValues {
+    let mark = || {
+        let mut metadata = BTreeMap::new();
+        metadata.insert(PARAMETER_METADATA.to_string(), String::new());
+        FieldMetadata::from(metadata)
+    };
+    let marked = |value: ScalarAndMetadata| {
+        let mut metadata = value
+            .metadata
+            .map(|m| m.inner().clone())
+            .unwrap_or_default();
+        metadata.extend(mark().inner().clone());
+        ScalarAndMetadata::new(value.value, Some(FieldMetadata::from(metadata)))
+    };
+    match values {
+        ParamValues::List(list) => ParamValues::List(list.into_iter().map(marked).collect()),
+        ParamValues::Map(map) => {
+            ParamValues::Map(map.into_iter().map(|(k, v)| (k, marked(v))).collect())
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct IntegerLiterals;
@@ -69,6 +116,14 @@ impl AnalyzerRule for IntegerLiterals {
 /// DataFusion cannot take) as the same number with scale 0.
 fn narrow(expr: Expr) -> DFResult<Transformed<Expr>> {
     match expr {
+        // A bound parameter has the type the client was told (`$1 + 1`
+        // with an int8 `$1` is int8, as described); only SQL's literals
+        // are narrowed.
+        Expr::Literal(_, Some(ref metadata))
+            if metadata.inner().contains_key(PARAMETER_METADATA) =>
+        {
+            Ok(Transformed::no(expr))
+        }
         Expr::Literal(ScalarValue::Int64(Some(v)), metadata) if i32::try_from(v).is_ok() => Ok(
             Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(v as i32)), metadata)),
         ),

@@ -340,9 +340,56 @@ pub fn numeric_division(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
     if *s1 < 0 || *s2 < 0 {
         return None;
     }
-    let scale = QUOTIENT_SCALE.max(*s1).max(*s2);
+    let scale = constant_quotient_scale(left, right)
+        .unwrap_or(QUOTIENT_SCALE)
+        .max(*s1)
+        .max(*s2);
     let udf = division_udf(left_type.clone(), right_type.clone(), *s1, *s2, scale);
     Some(udf.call(vec![left.as_ref().clone(), right.as_ref().clone()]))
+}
+
+/// PostgreSQL's scale for the quotient of two constants (`1::numeric /
+/// 3` has 20 digits, `10::numeric / 4` 16): at least 16 significant
+/// digits, counted in base-10000 digits as `select_div_scale` counts them.
+/// None when an operand is not a constant, or the scale would not fit a
+/// Decimal128 beside the quotient's integer digits.
+fn constant_quotient_scale(left: &Expr, right: &Expr) -> Option<i8> {
+    let leading = |e: &Expr| -> Option<(i64, i64)> {
+        let (value, scale) = match constant(e)? {
+            ScalarValue::Decimal128(Some(v), _, s) => (v, s),
+            _ => return None,
+        };
+        Some(base_10000_leading(value, scale))
+    };
+    let ((w1, d1), (w2, d2)) = (leading(left)?, leading(right)?);
+    let mut qweight = w1 - w2;
+    if d1 <= d2 {
+        qweight -= 1;
+    }
+    let scale = i64::from(QUOTIENT_SCALE) - qweight * 4;
+    // The quotient has about 4 * (qweight + 1) integer digits.
+    let integer_digits = (4 * (qweight + 1)).max(1);
+    (scale >= 0 && scale + integer_digits <= i64::from(MAX_PRECISION)).then_some(scale as i8)
+}
+
+/// The weight (the power of 10000) and value of the first base-10000
+/// digit of the decimal `value` × 10^-`scale`, as PostgreSQL's numeric
+/// stores it; (0, 0) for zero.
+fn base_10000_leading(value: i128, scale: i8) -> (i64, i64) {
+    if value == 0 {
+        return (0, 0);
+    }
+    let digits = value.unsigned_abs().to_string();
+    // The power of ten of the first digit.
+    let exponent = digits.len() as i64 - 1 - i64::from(scale);
+    let weight = exponent.div_euclid(4);
+    let first_len = (exponent.rem_euclid(4) + 1) as usize;
+    let first: String = digits
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(first_len)
+        .collect();
+    (weight, first.parse().unwrap_or(0))
 }
 
 fn division_udf(
@@ -552,6 +599,50 @@ pub fn text_to_numeric_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
     Some(udf.call(vec![inner.as_ref().clone()]))
 }
 
+/// A cast of a float to a decimal, read as PostgreSQL reads it: the
+/// float's 15 significant digits (6 for a `real`), then rounded to the
+/// decimal's scale. Arrow converts the binary value itself, so
+/// `1e20::float8::numeric` was `100000000000000001988.4624838656`.
+pub fn float_to_numeric_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::Cast(Cast { expr: inner, field }) = expr else {
+        return None;
+    };
+    let to = field.data_type().clone();
+    if !matches!(to, DataType::Decimal128(..) | DataType::Decimal256(..)) {
+        return None;
+    }
+    let from = inner.get_type(schema).ok()?;
+    let digits = match from {
+        DataType::Float64 => 15,
+        DataType::Float32 => 6,
+        _ => return None,
+    };
+    let out = to.clone();
+    let udf = array_udf(
+        &format!("pg_numeric_of_{from}_{to}"),
+        vec![DataType::Float64],
+        to,
+        move |arrays| {
+            let texts: StringArray = arrays[0]
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| {
+                    v.map(|v| match v.is_finite() {
+                        true => without_exponent(&float_digits(v, digits)),
+                        false => v.to_string(),
+                    })
+                })
+                .collect();
+            let options = CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            Ok(cast_with_options(&texts, &out, &options)?)
+        },
+    );
+    Some(udf.call(vec![cast(inner.as_ref().clone(), DataType::Float64)]))
+}
+
 /// `text` in plain digits if it is a number with an exponent (`-1.5e2` is
 /// `-150`), else unchanged.
 fn without_exponent(text: &str) -> String {
@@ -735,4 +826,126 @@ mod tests {
         assert_eq!(avg_input_type(&DataType::Float64), None);
         assert_eq!(avg_input_type(&DataType::Decimal128(38, 20)), None);
     }
+}
+
+/// The field metadata value (under `PG_TYPE_METADATA`) of a cast to
+/// `numeric` without precision and scale (`wire_types::PgTypePlanner`).
+pub const UNCONSTRAINED: &str = "numeric";
+
+/// A cast to `numeric` without precision and scale keeps the value's own
+/// scale, as PostgreSQL's does: `2.50::numeric` is `2.50`, `5::numeric`
+/// `5`, `'1.5e-3'::numeric` `0.0015`, `0.1::float8::numeric` `0.1`.
+/// DataFusion reads such a cast as `numeric(38, 10)`, so `'1.25'::numeric
+/// * 2` showed `2.5000000000`. A decimal is left as it is, an integer
+/// becomes a decimal of scale 0, and a constant text or float (a literal,
+/// or a parameter once bound) the decimal of its own digits. A column of
+/// text or floats still gets `numeric(38, 10)`: an Arrow decimal column
+/// has one scale.
+#[derive(Debug, Default)]
+pub struct UnconstrainedCasts;
+
+impl AnalyzerRule for UnconstrainedCasts {
+    fn name(&self) -> &str {
+        "postgresql_unconstrained_numeric_casts"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            super::analyze::rewrite_node_expressions(node, true, |expr, schema| {
+                Ok(unconstrained_cast(expr, schema))
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+fn unconstrained_cast(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+    let Expr::Cast(Cast { expr: inner, field }) = &expr else {
+        return Transformed::no(expr);
+    };
+    let marked = field
+        .metadata()
+        .get(crate::catalog::PG_TYPE_METADATA)
+        .is_some_and(|t| t == UNCONSTRAINED);
+    let Ok(from) = inner.get_type(schema) else {
+        return Transformed::no(expr);
+    };
+    if !marked {
+        return Transformed::no(expr);
+    }
+    let own = match (&from, inner.as_ref()) {
+        (DataType::Decimal128(..) | DataType::Decimal256(..), _) => Some(*inner.clone()),
+        (t, _) if t.is_integer() => Some(cast(*inner.clone(), DataType::Decimal128(20, 0))),
+        (_, inner) => constant(inner)
+            .as_ref()
+            .and_then(constant_text)
+            .and_then(|text| decimal_literal(&text))
+            .map(|value| Expr::Literal(value, None)),
+    };
+    match own {
+        Some(own) => Transformed::yes(own),
+        None => Transformed::no(expr),
+    }
+}
+
+/// The value of a literal, or of a cast of one (`0.1::float8`).
+fn constant(expr: &Expr) -> Option<ScalarValue> {
+    match expr {
+        Expr::Literal(value, _) => Some(value.clone()),
+        Expr::Cast(Cast { expr, field }) => constant(expr)?.cast_to(field.data_type()).ok(),
+        _ => None,
+    }
+}
+
+/// The digits a constant text or float stands for, as PostgreSQL reads it
+/// into a numeric: a float by its 15 significant digits (`float8_numeric`).
+fn constant_text(value: &ScalarValue) -> Option<String> {
+    match value {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Some(s.clone()),
+        ScalarValue::Float64(Some(f)) if f.is_finite() => Some(float_digits(*f, 15)),
+        ScalarValue::Float32(Some(f)) if f.is_finite() => Some(float_digits(f64::from(*f), 6)),
+        _ => None,
+    }
+}
+
+/// `value` to `digits` significant digits, without trailing zeros, in
+/// exponent form (`3.33333333333333e-1`).
+fn float_digits(value: f64, digits: usize) -> String {
+    let text = format!("{:.*e}", digits - 1, value);
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+    let mantissa = match mantissa.contains('.') {
+        true => mantissa.trim_end_matches('0').trim_end_matches('.'),
+        false => mantissa,
+    };
+    format!("{mantissa}e{exponent}")
+}
+
+/// The decimal `text` stands for, at the scale its digits give it (`2.50`
+/// has scale 2, `1e3` scale 0, `1.5e-3` scale 4): Decimal128 up to 38
+/// digits, then Decimal256. None for text that is no number or that
+/// neither holds (the cast then reports it or rounds, as before).
+pub fn decimal_literal(text: &str) -> Option<ScalarValue> {
+    decimal_at(text, crate::sql::copy::numeric_scale(text)?)
+}
+
+/// The decimal `text` stands for at `scale` (a binary numeric's display
+/// scale), as [`decimal_literal`].
+pub fn decimal_at(text: &str, scale: i64) -> Option<ScalarValue> {
+    for precision in [MAX_PRECISION, 76] {
+        if scale > precision as i64 {
+            continue;
+        }
+        let Ok(value) = crate::sql::copy::numeric(text, precision, scale as i8) else {
+            continue;
+        };
+        let digits = value.to_string().trim_start_matches('-').len() as u8;
+        let fitted = digits.max(scale as u8).max(1);
+        return Some(match precision {
+            MAX_PRECISION => ScalarValue::Decimal128(value.to_i128(), fitted, scale as i8),
+            _ => ScalarValue::Decimal256(Some(value), fitted.max(MAX_PRECISION + 1), scale as i8),
+        });
+    }
+    None
 }

@@ -17,6 +17,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("application_name", ""),
     ("client_encoding", "UTF8"),
     ("client_min_messages", "notice"),
+    ("block_size", "8192"),
     ("datestyle", "ISO, MDY"),
     // The only one there is (SQLAlchemy's reflection compares with it).
     ("default_table_access_method", "heap"),
@@ -29,7 +30,11 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("is_superuser", "on"),
     ("lc_messages", "C"),
     ("lock_timeout", "0"),
+    // Limits clients read (pgjdbc's `getImportedKeys` asks
+    // `max_index_keys`), with PostgreSQL's values.
+    ("max_function_args", "100"),
     ("max_identifier_length", "63"),
+    ("max_index_keys", "32"),
     ("search_path", "\"$user\", public"),
     // The user the client connected as (`Session::set_user`).
     ("session_authorization", "postgres"),
@@ -45,9 +50,12 @@ const DEFAULTS: &[(&str, &str)] = &[
 
 /// Variables a client may read but not change.
 const READ_ONLY: &[&str] = &[
+    "block_size",
     "integer_datetimes",
     "is_superuser",
+    "max_function_args",
     "max_identifier_length",
+    "max_index_keys",
     "server_encoding",
     "server_version",
     "server_version_num",
@@ -71,23 +79,13 @@ const REPORTED: &[(&str, &str)] = &[
     ("timezone", "TimeZone"),
 ];
 
-/// Limits of the server that clients read from `pg_settings` (pgjdbc's
-/// `getImportedKeys` asks `max_index_keys`), with PostgreSQL's values.
-const LIMITS: &[(&str, &str)] = &[
-    ("block_size", "8192"),
-    ("max_function_args", "100"),
-    ("max_index_keys", "32"),
-];
-
 /// The settings no session can change, as `pg_settings` lists them: the
-/// read-only variables that are the same for every session, and
-/// [`LIMITS`].
+/// read-only variables that are the same for every session.
 pub fn server_settings() -> Vec<(&'static str, &'static str)> {
     let per_session = ["session_authorization", "is_superuser"];
     DEFAULTS
         .iter()
         .filter(|(name, _)| READ_ONLY.contains(name) && !per_session.contains(name))
-        .chain(LIMITS)
         .copied()
         .collect()
 }

@@ -78,6 +78,19 @@ impl TypePlanner for PgTypePlanner {
                 None,
                 ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone,
             ) => field(DataType::Time64(TimeUnit::Microsecond)),
+            // Marked, so that the cast keeps the value's own scale
+            // (`numeric::UnconstrainedCasts`).
+            ast::DataType::Numeric(ast::ExactNumberInfo::None)
+            | ast::DataType::Decimal(ast::ExactNumberInfo::None)
+            | ast::DataType::Dec(ast::ExactNumberInfo::None) => {
+                let marker = [(
+                    PG_TYPE_METADATA.to_string(),
+                    super::numeric::UNCONSTRAINED.to_string(),
+                )];
+                Ok(Some(Arc::new(
+                    Field::new("", DataType::Decimal128(38, 10), true).with_metadata(marker.into()),
+                )))
+            }
             other => Ok(PgOidTypePlanner.plan_type_field(other)?.map(|field| {
                 match field.metadata().get(PG_OID_ALIAS_KEY) {
                     Some(alias) => {

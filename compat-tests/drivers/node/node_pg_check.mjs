@@ -30,8 +30,8 @@
 // fields and toPostgres()), which written back as parameters give the same values;
 // ORDER BY d by length (a month is 30 days), WHERE d = '30 days' finding '1 mon',
 // WHERE d > $1. With --pending, also the cases ShardForge does not pass yet
-// (RowDescription's table, column, size and modifier; unconstrained numeric's own
-// scale; an interval time part past 2562047 hours).
+// (RowDescription's table, column and modifier; an interval time part past
+// 2562047 hours).
 //
 // Usage: node node_pg_check.mjs [--host 127.0.0.1] [--port 5432] [--keep-going] [--pending]
 // Prints one line `PASS node-pg ...` or `FAIL node-pg: ...`; exit status 0 on PASS.
@@ -264,16 +264,15 @@ async function pendingRowDescription(client) {
     `RowDescription fields (table ${TABLE} has OID ${oid})`)
 }
 
-// Parameters whose type comes from a cast around them.
-// Pending: unconstrained numeric keeps each value's own scale.
-async function pendingNumericScale(client) {
-  const res = await client.query('SELECT $1::numeric * 2 AS v', ['1.25'])
-  checkSame(res.rows[0].v, '2.50', "SELECT $1::numeric * 2 with '1.25'")
-}
-
+// Parameters whose type comes from a cast around them; a parameter cast to
+// numeric keeps its own digits and scale.
 async function caseParams(client) {
   let res = await client.query('SELECT $1::numeric * 2 AS v', ['1.25'])
   check(res.fields[0].dataTypeID === 1700, `$1::numeric * 2 has type OID ${res.fields[0].dataTypeID}, want 1700`)
+  checkSame(res.rows[0].v, '2.50', "SELECT $1::numeric * 2 with '1.25'")
+  res = await client.query('SELECT $1::numeric AS v, $2::numeric / 3 AS w', ['0.123456789012345', '1'])
+  checkSame(res.rows[0], { v: '0.123456789012345', w: '0.33333333333333333333' },
+    "SELECT $1::numeric, $2::numeric / 3 with '0.123456789012345', '1'")
   res = await client.query('SELECT $1::int + 1 AS v', ['41'])
   checkSame(res.rows[0].v, 42, "SELECT $1::int + 1 with '41'")
   res = await client.query('SELECT $1::bigint AS v, $2::bigint + 1 AS w', [2n ** 53n + 1n, '9223372036854775806'])
@@ -782,7 +781,6 @@ const CASES = [
 // `run --postgres`); compat-tests/README.md lists them.
 const PENDING = [
   ['row-description', pendingRowDescription],
-  ['numeric-scale', pendingNumericScale],
   ['interval-large-time', pendingIntervalLargeTime],
 ]
 

@@ -288,6 +288,24 @@ fn float(text: &str, type_name: &str) -> Result<f64> {
     Ok(value)
 }
 
+/// The scale `numeric_in` gives `text` when no scale is asked: its
+/// digits after the point less its exponent, at least 0 (`2.50` is 2,
+/// `1e3` 0, `1.5e-3` 4). None for text that is not digits with an
+/// optional point, sign and exponent.
+pub fn numeric_scale(text: &str) -> Option<i64> {
+    let body = text.trim().trim_start_matches(['-', '+']);
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(at) => (&body[..at], body[at + 1..].parse::<i64>().ok()?),
+        None => (body, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = whole.bytes().chain(fraction.bytes());
+    if whole.len() + fraction.len() == 0 || !digits.clone().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((fraction.len() as i64).saturating_sub(exponent).max(0))
+}
+
 /// A numeric as `numeric_in` reads it, rounded half away from zero to
 /// `scale` digits after the point: digits with an optional point, an
 /// optional sign and exponent (`-1.5e3`). More than `precision` digits in
@@ -374,7 +392,7 @@ pub fn numeric(text: &str, precision: u8, scale: i8) -> Result<i256> {
 /// The decimal text of a numeric in PostgreSQL's binary format: counts of
 /// base-10000 digits, the weight of the first, a sign, the display scale,
 /// then the digits.
-fn numeric_text(bytes: &[u8]) -> Result<String> {
+pub fn numeric_text(bytes: &[u8]) -> Result<String> {
     let bad = || {
         Error::input(
             InputError::InvalidBinaryRepresentation,
@@ -412,6 +430,13 @@ fn numeric_text(bytes: &[u8]) -> Result<String> {
         exponent = 0;
     }
     Ok(format!("{text}e{exponent}"))
+}
+
+/// The display scale of a numeric in PostgreSQL's binary format (its
+/// fourth 16-bit word), if there is one.
+pub fn numeric_binary_scale(bytes: &[u8]) -> Option<i64> {
+    let word = bytes.get(6..8)?;
+    Some(i64::from(i16::from_be_bytes([word[0], word[1]]))).filter(|s| *s >= 0)
 }
 
 /// A boolean as `boolin` reads it: `t`, `true`, `yes`, `on`, `1` and their

@@ -95,7 +95,11 @@ impl VisitorMut for FunctionNamesVisitor {
                     .and_then(|c| c.value.clone().into_string());
                 if let Some(escape) = escape.filter(|e| e != "\\") {
                     let escape = Value::SingleQuotedString(escape);
-                    let sql = format!("{}({pattern}, {escape})", super::like::LIKE_ESCAPE);
+                    // (As text, so that a parameter is typed.)
+                    let sql = format!(
+                        "{}(CAST({pattern} AS TEXT), {escape})",
+                        super::like::LIKE_ESCAPE
+                    );
                     // (A pattern that does not read back stays, and
                     // DataFusion refuses its escape.)
                     if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})

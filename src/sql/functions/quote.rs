@@ -59,7 +59,8 @@ pub fn quote_ident() -> ScalarUDF {
 }
 
 /// `name` as PostgreSQL's `quote_identifier` writes it: as it is when it
-/// is lower-case letters, digits and underscores, not starting with a
+/// is lower-case letters, digits and underscores (a `$` is quoted), not
+/// starting with a
 /// digit, and not a keyword that cannot be a column name; otherwise in
 /// double quotes, inner ones doubled.
 pub fn ident(name: &str) -> String {
@@ -69,7 +70,7 @@ pub fn ident(name: &str) -> String {
         .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !NOT_UNRESERVED_KEYWORDS.contains(&name);
     match plain {
         true => name.to_string(),
@@ -247,7 +248,8 @@ mod tests {
             ("Mixed", "\"Mixed\""),
             ("a b", "\"a b\""),
             ("1a", "\"1a\""),
-            ("_x1$", "_x1$"),
+            ("_x1", "_x1"),
+            ("ab$c", "\"ab$c\""),
             ("say\"hi", "\"say\"\"hi\""),
             ("", "\"\""),
         ] {

@@ -66,14 +66,24 @@ pub fn inline_settings(
         };
         let (name, missing_ok) = match args.as_slice() {
             [name] => (literal(name), false),
-            [name, Expr::Value(ok)] => (literal(name), ok.value == Value::Boolean(true)),
+            [name, Expr::Value(ok)] if !matches!(ok.value, Value::Placeholder(_)) => {
+                (literal(name), ok.value == Value::Boolean(true))
+            }
+            [name, ok] => match flag(ok, params) {
+                Some(ok) => (literal(name), ok),
+                None => return ControlFlow::Continue(()),
+            },
             _ => return ControlFlow::Continue(()),
         };
         let Some(name) = name else {
             // A parameter's setting, described before it is bound: a text,
             // with the parameter kept so that it is described too.
             if params.is_none() && is_parameter(&args[0]) {
-                *expr = args[0].clone();
+                if let Ok(text) =
+                    super::super::rewrite::parse_expr(&format!("CAST({} AS TEXT)", args[0]))
+                {
+                    *expr = text;
+                }
             }
             return ControlFlow::Continue(());
         };
@@ -90,6 +100,33 @@ pub fn inline_settings(
     match failed {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// The value of a boolean parameter (`current_setting($1, $2)`).
+fn flag(expr: &Expr, params: Option<&ParamValues>) -> Option<bool> {
+    let placeholder = match expr {
+        Expr::Value(v) => v.value.clone(),
+        Expr::Cast { expr, .. } => match expr.as_ref() {
+            Expr::Value(v) => v.value.clone(),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let Value::Placeholder(p) = placeholder else {
+        return None;
+    };
+    let n: usize = p.strip_prefix('$')?.parse().ok()?;
+    match params? {
+        ParamValues::List(values) => match &values.get(n.checked_sub(1)?)?.value {
+            ScalarValue::Boolean(b) => Some(b.unwrap_or(false)),
+            ScalarValue::Utf8(Some(s)) => Some(matches!(
+                s.to_ascii_lowercase().as_str(),
+                "t" | "true" | "on" | "1" | "yes"
+            )),
+            _ => None,
+        },
+        ParamValues::Map(_) => None,
     }
 }
 

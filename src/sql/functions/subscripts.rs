@@ -10,7 +10,8 @@
 //!
 //! ShardForge's arrays have one dimension, numbered from 1; an
 //! `int2vector` or `oidvector` (`pg_index.indkey`) is numbered from 0, as
-//! in PostgreSQL. Another dimension has no subscripts, and a NULL array
+//! in PostgreSQL, in `generate_subscripts` and in subscripts
+//! (`indkey[0]`, [`vector_subscripts`]). Another dimension has no subscripts, and a NULL array
 //! none either.
 
 use std::sync::Arc;
@@ -21,9 +22,12 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Int32Type, Int64Type};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::DFSchema;
 use datafusion::common::{exec_err, Result as DFResult};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    lit, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 
 use crate::catalog::PG_TYPE_METADATA;
@@ -180,4 +184,24 @@ impl ScalarUDFImpl for GenerateSubscripts {
         }
         like_arguments(&args.args, Arc::new(out.finish()) as ArrayRef)
     }
+}
+
+/// `vector[i]` of an `int2vector` or `oidvector` (`indkey[0]` is the key's
+/// first column, as in PostgreSQL): the element DataFusion numbers `i + 1`.
+/// An expression rewrite before type coercion (`analyze::ExpressionRewrites`).
+pub fn vector_subscripts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+    let Expr::ScalarFunction(mut call) = expr else {
+        return Transformed::no(expr);
+    };
+    let vector = call.name() == "array_element"
+        && call.args.len() == 2
+        && call.args[0]
+            .to_field(schema)
+            .is_ok_and(|(_, f)| crate::sql::output::is_vector(&f));
+    if !vector {
+        return Transformed::no(Expr::ScalarFunction(call));
+    }
+    let index = call.args.pop().unwrap_or_else(|| lit(0));
+    call.args.push(index + lit(1));
+    Transformed::yes(Expr::ScalarFunction(call))
 }

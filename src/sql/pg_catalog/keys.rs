@@ -576,6 +576,8 @@ impl ScalarUDFImpl for KeyDefinition {
             (Derived::Index, Some(column)) => Some(cast(column, &DataType::Int64)?),
             _ => None,
         };
+        // The functions are strict: a NULL argument gives NULL.
+        let any_null = |row: usize| arrays.iter().any(|a| a.is_null(row));
         let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
         let definitions: StringArray = (0..oids.len())
             .map(|row| {
@@ -586,7 +588,7 @@ impl ScalarUDFImpl for KeyDefinition {
                         .value(row),
                     None => 0,
                 };
-                match oids.is_null(row) {
+                match any_null(row) {
                     true => None,
                     false => self.definition(oids.value(row), column),
                 }

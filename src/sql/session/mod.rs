@@ -693,9 +693,10 @@ impl Session {
                     .cloned()
                     .flatten()
                     .map(|f| f.data_type().clone());
-                let data_type = inferred
-                    .or_else(|| declared.get(i).cloned().flatten())
-                    .unwrap_or(DataType::Utf8);
+                let declared = declared.get(i).cloned().flatten();
+                let data_type =
+                    super::literals::parameter_type(declared.as_ref(), inferred.as_ref())
+                        .unwrap_or(DataType::Utf8);
                 ScalarValue::try_from(&data_type).map(Into::into)
             })
             .collect::<std::result::Result<Vec<_>, _>>();
@@ -703,7 +704,7 @@ impl Session {
             .ok()
             .and_then(|values| {
                 plan.clone()
-                    .with_param_values(ParamValues::List(values))
+                    .with_param_values(super::literals::parameters(ParamValues::List(values)))
                     .ok()
             })
             .unwrap_or_else(|| plan.clone());
@@ -751,7 +752,9 @@ impl Session {
             .await
             .map_err(classify)?;
         match params {
-            Some(params) => plan.with_param_values(params).map_err(classify),
+            Some(params) => plan
+                .with_param_values(super::literals::parameters(params))
+                .map_err(classify),
             None => Ok(plan),
         }
     }
