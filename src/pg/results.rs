@@ -49,12 +49,13 @@ pub fn fields(schema: &Schema, format: &Format) -> Result<Vec<FieldInfo>> {
         .collect()
 }
 
-/// An `int2vector` or `oidvector` sent as text is written whole (`1 2`,
-/// `pg::text`): described with the same oid as a type of no elements, so
-/// that pgwire does not quote it as it quotes an array's elements.
+/// An array (and an `int2vector` or `oidvector`) sent as text is written
+/// whole by `pg::text` (`{1,2}`, `1 2`): described with the same oid as a
+/// type of no elements, so that pgwire does not quote it as it quotes an
+/// array's elements.
 fn text_vector(pg_type: Type, format: FieldFormat) -> Type {
-    let vector = pg_type == Type::INT2_VECTOR || pg_type == Type::OID_VECTOR;
-    match (vector, format) {
+    let array = matches!(pg_type.kind(), Kind::Array(_));
+    match (array, format) {
         (true, FieldFormat::Text) => Type::new(
             pg_type.name().to_string(),
             pg_type.oid(),

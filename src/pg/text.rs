@@ -115,5 +115,7 @@ fn renders(data_type: &DataType) -> bool {
             | DataType::Decimal128(_, _)
             | DataType::Decimal256(_, _)
             | DataType::FixedSizeBinary(16)
+            | DataType::List(_)
+            | DataType::Struct(_)
     )
 }
