@@ -835,8 +835,8 @@ pub const UNCONSTRAINED: &str = "numeric";
 /// A cast to `numeric` without precision and scale keeps the value's own
 /// scale, as PostgreSQL's does: `2.50::numeric` is `2.50`, `5::numeric`
 /// `5`, `'1.5e-3'::numeric` `0.0015`, `0.1::float8::numeric` `0.1`.
-/// DataFusion reads such a cast as `numeric(38, 10)`, so `'1.25'::numeric
-/// * 2` showed `2.5000000000`. A decimal is left as it is, an integer
+/// DataFusion reads such a cast as `numeric(38, 10)`, so
+/// `'1.25'::numeric * 2` showed `2.5000000000`. A decimal is left as it is, an integer
 /// becomes a decimal of scale 0, and a constant text or float (a literal,
 /// or a parameter once bound) the decimal of its own digits. A column of
 /// text or floats still gets `numeric(38, 10)`: an Arrow decimal column

@@ -83,7 +83,7 @@ impl ScalarUDFImpl for ExpandArray {
         let offsets = lists.offsets();
         let positions: Int32Array = (0..lists.len())
             .flat_map(|row| {
-                let len = (offsets[row + 1] - offsets[row]) as i32;
+                let len = offsets[row + 1] - offsets[row];
                 1..=len
             })
             .collect();
