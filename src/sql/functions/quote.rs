@@ -12,15 +12,25 @@ use super::like_arguments;
 /// `quote_literal(text)`: the text as a string literal, quotes doubled, and
 /// written `E'...'` with backslashes doubled when it has any.
 pub fn quote_literal() -> ScalarUDF {
-    let quote = |text: &str| {
+    text_function("quote_literal", |text| {
         let quoted = text.replace('\'', "''");
         match quoted.contains('\\') {
             true => format!("E'{}'", quoted.replace('\\', "\\\\")),
             false => format!("'{quoted}'"),
         }
-    };
+    })
+}
+
+/// `quote_ident(text)`: the text as an identifier, quoted only when it
+/// must be ([`ident`]).
+pub fn quote_ident() -> ScalarUDF {
+    text_function("quote_ident", ident)
+}
+
+/// The function `name(text)` that is `quote` of each text.
+fn text_function(name: &str, quote: fn(&str) -> String) -> ScalarUDF {
     create_udf(
-        "quote_literal",
+        name,
         vec![DataType::Utf8],
         DataType::Utf8,
         Volatility::Immutable,
@@ -30,27 +40,6 @@ pub fn quote_literal() -> ScalarUDF {
                 .as_string::<i32>()
                 .iter()
                 .map(|t| t.map(quote))
-                .collect();
-            let quoted: ArrayRef = Arc::new(quoted);
-            like_arguments(args, quoted)
-        }),
-    )
-}
-
-/// `quote_ident(text)`: the text as an identifier, quoted only when it
-/// must be ([`ident`]).
-pub fn quote_ident() -> ScalarUDF {
-    create_udf(
-        "quote_ident",
-        vec![DataType::Utf8],
-        DataType::Utf8,
-        Volatility::Immutable,
-        Arc::new(move |args: &[ColumnarValue]| {
-            let texts = args[0].clone().into_array(1)?;
-            let quoted: StringArray = texts
-                .as_string::<i32>()
-                .iter()
-                .map(|t| t.map(ident))
                 .collect();
             let quoted: ArrayRef = Arc::new(quoted);
             like_arguments(args, quoted)
