@@ -111,6 +111,29 @@ impl VisitorMut for FunctionNamesVisitor {
                     }
                 }
             }
+            // As PostgreSQL runs it (see `like`).
+            Expr::SimilarTo {
+                negated,
+                expr: text,
+                pattern,
+                escape_char,
+            } => {
+                let escape = match escape_char {
+                    Some(escape) => format!(", {escape}"),
+                    None => String::new(),
+                };
+                let operator = if *negated { "!~" } else { "~" };
+                let sql = format!(
+                    "({text}) {operator} {}(CAST({pattern} AS TEXT){escape})",
+                    super::like::SIMILAR_TO_ESCAPE
+                );
+                if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(&sql)
+                    .and_then(|mut p| p.parse_expr())
+                {
+                    *expr = Expr::Nested(Box::new(rewritten));
+                }
+            }
             _ => {}
         }
         ControlFlow::Continue(())

@@ -1,4 +1,5 @@
-//! `LIKE ... ESCAPE` with an escape character other than the backslash.
+//! `LIKE ... ESCAPE` with an escape character other than the backslash,
+//! and `SIMILAR TO`.
 //!
 //! DataFusion's LIKE takes only the backslash, PostgreSQL's default. So
 //! `x LIKE p ESCAPE '#'` is planned as `x LIKE like_escape(p, '#')`, as
@@ -10,13 +11,23 @@
 //! A pattern ending in its escape character is an error (22025) whatever
 //! the text; PostgreSQL reports it only when matching gets that far, and
 //! answers false when the text differs before.
+//!
+//! `x SIMILAR TO p [ESCAPE e]` is `x ~ similar_to_escape(p [, e])`, as
+//! PostgreSQL runs it: the SQL pattern made a regular expression that must
+//! match the whole text (`%` is `.*`, `_` is `.`, `.` `^` `$` and `\` are
+//! literal, groups do not capture). DataFusion read the pattern itself as
+//! an unanchored regular expression: `'axb' SIMILAR TO 'a_b'` was false and
+//! `'abc' SIMILAR TO 'a'` true.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result as DFResult;
-use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
+use datafusion::logical_expr::{
+    create_udf, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility,
+};
 
 use crate::error::{Error, InputError};
 use crate::sql::analyze::like_arguments;
@@ -45,6 +56,105 @@ pub fn like_escape() -> ScalarUDF {
             like_arguments(args, Arc::new(rewritten) as ArrayRef)
         }),
     )
+}
+
+/// The name SIMILAR TO's pattern is converted by.
+pub const SIMILAR_TO_ESCAPE: &str = "similar_to_escape";
+
+/// `similar_to_escape(pattern [, escape])`: [`similar_regex`].
+pub fn similar_to_escape() -> ScalarUDF {
+    ScalarUDF::new_from_impl(SimilarToEscape {
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Utf8]),
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8]),
+            ],
+            Volatility::Immutable,
+        ),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SimilarToEscape {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for SimilarToEscape {
+    fn name(&self) -> &str {
+        SIMILAR_TO_ESCAPE
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let patterns = arrays[0].as_string::<i32>();
+        let escapes = arrays.get(1).map(|a| a.as_string::<i32>());
+        let regexes = (0..patterns.len())
+            .map(|row| {
+                if patterns.is_null(row) || escapes.is_some_and(|e| e.is_null(row)) {
+                    return Ok(None);
+                }
+                let escape = escapes.map_or("\\", |e| e.value(row));
+                similar_regex(patterns.value(row), escape).map(Some)
+            })
+            .collect::<DFResult<StringArray>>()?;
+        like_arguments(&args.args, Arc::new(regexes) as ArrayRef)
+    }
+}
+
+/// PostgreSQL's `similar_escape`: the SQL regular expression `pattern`
+/// (escape character `escape`, none if empty) as a regular expression that
+/// matches whole texts (`.` matching newlines too, as PostgreSQL's does).
+fn similar_regex(pattern: &str, escape: &str) -> DFResult<String> {
+    let mut escape_chars = escape.chars();
+    let escape = escape_chars.next();
+    if escape_chars.next().is_some() {
+        return Err(
+            Error::input(InputError::InvalidEscapeCharacter, "invalid escape string").into(),
+        );
+    }
+    let mut out = String::from("(?s)^(?:");
+    let (mut after_escape, mut in_class) = (false, false);
+    for c in pattern.chars() {
+        if after_escape {
+            out.push('\\');
+            out.push(c);
+            after_escape = false;
+        } else if Some(c) == escape {
+            after_escape = true;
+        } else if in_class {
+            if c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+            in_class = c != ']';
+        } else {
+            match c {
+                '[' => {
+                    out.push(c);
+                    in_class = true;
+                }
+                '%' => out.push_str(".*"),
+                '_' => out.push('.'),
+                '(' => out.push_str("(?:"),
+                '\\' | '.' | '^' | '$' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                _ => out.push(c),
+            }
+        }
+    }
+    // (A trailing escape character escapes nothing, as in PostgreSQL.)
+    out.push_str(")$");
+    Ok(out)
 }
 
 /// `pattern`, whose escape character is `escape`, rewritten to use the
@@ -97,5 +207,19 @@ mod tests {
         assert_eq!(backslash_escapes("a\\_", "\\").unwrap(), "a\\_");
         assert!(backslash_escapes("a#", "#").is_err());
         assert!(backslash_escapes("a", "##").is_err());
+    }
+
+    #[test]
+    fn similar_to_patterns_become_anchored_regular_expressions() {
+        // As PostgreSQL's similar_to_escape writes them (after its `^(?:`).
+        assert_eq!(similar_regex("a_b%", "\\").unwrap(), "(?s)^(?:a.b.*)$");
+        assert_eq!(
+            similar_regex("(a|b).c\\%", "\\").unwrap(),
+            "(?s)^(?:(?:a|b)\\.c\\%)$"
+        );
+        assert_eq!(similar_regex("#_[x_]", "#").unwrap(), "(?s)^(?:\\_[x_])$");
+        assert_eq!(similar_regex("a\\b", "").unwrap(), "(?s)^(?:a\\\\b)$");
+        assert_eq!(similar_regex("a#", "#").unwrap(), "(?s)^(?:a)$");
+        assert!(similar_regex("a", "##").is_err());
     }
 }

@@ -70,6 +70,7 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, quote::quote_literal());
     replace(ctx, quote::quote_ident());
     replace(ctx, like::like_escape());
+    replace(ctx, like::similar_to_escape());
     replace(ctx, subscripts::generate_subscripts_list());
     replace(ctx, subscripts::pg_expandarray_list());
     replace(ctx, ScalarUDF::new_from_impl(age::Age::default()));
