@@ -17,8 +17,6 @@
 //! recursive CTE is left as planned: the CTE's work table has the column
 //! types the planner gave it, which the recursive term must keep.
 
-use std::collections::BTreeMap;
-
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::metadata::{FieldMetadata, ScalarAndMetadata};
@@ -51,17 +49,12 @@ pub fn parameter_type(
 
 /// `values` marked as parameters' (see [`narrow`]).
 pub fn parameters(values: ParamValues) -> ParamValues {
-    let mark = || {
-        let mut metadata = BTreeMap::new();
-        metadata.insert(PARAMETER_METADATA.to_string(), String::new());
-        FieldMetadata::from(metadata)
-    };
     let marked = |value: ScalarAndMetadata| {
         let mut metadata = value
             .metadata
             .map(|m| m.inner().clone())
             .unwrap_or_default();
-        metadata.extend(mark().inner().clone());
+        metadata.insert(PARAMETER_METADATA.to_string(), String::new());
         ScalarAndMetadata::new(value.value, Some(FieldMetadata::from(metadata)))
     };
     match values {

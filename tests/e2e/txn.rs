@@ -216,20 +216,26 @@ async fn concurrent_updates_of_one_row_make_the_later_committer_fail_with_40001(
 
     // B writes row 1 too. Depending on the engine the write waits for A
     // (PostgreSQL) or goes ahead optimistically, so run it in its own task
-    // while A commits.
+    // while A commits; B commits only after A did (else, optimistically,
+    // B could be the first committer on a busy machine).
+    let (a_committed, wait_for_a) = tokio::sync::oneshot::channel::<()>();
     let b_task = tokio::spawn(async move {
         let outcome = match b
             .execute("UPDATE acct SET balance = balance + 10 WHERE id = 1", &[])
             .await
         {
             Err(e) => Err(("UPDATE", e)),
-            Ok(_) => b.batch_execute("COMMIT").await.map_err(|e| ("COMMIT", e)),
+            Ok(_) => {
+                let _ = wait_for_a.await;
+                b.batch_execute("COMMIT").await.map_err(|e| ("COMMIT", e))
+            }
         };
         (b, outcome)
     });
     a.batch_execute("COMMIT")
         .await
         .expect("the first committer wins");
+    let _ = a_committed.send(());
     let (b, outcome) = b_task.await.unwrap();
     match outcome {
         Ok(()) => panic!("the later writer committed a conflicting update (lost update)"),

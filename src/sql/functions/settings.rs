@@ -50,35 +50,29 @@ pub fn inline_settings(
             return ControlFlow::Continue(());
         }
         let args = plain_args(&function.args).unwrap_or_default();
-        let literal = |e: &Expr| match e {
-            Expr::Value(v) => match &v.value {
-                Value::Placeholder(p) => parameter(p, params),
-                other => other.clone().into_string(),
-            },
-            Expr::Cast { expr, .. } => match expr.as_ref() {
-                Expr::Value(v) => match &v.value {
-                    Value::Placeholder(p) => parameter(p, params),
-                    _ => None,
-                },
-                _ => None,
-            },
+        // A literal's text, or a bound parameter's.
+        let literal = |e: &Expr| match (e, bound(e, params)) {
+            (_, Some(ScalarValue::Utf8(s) | ScalarValue::Utf8View(s))) => s,
+            (Expr::Value(v), _) => v.value.clone().into_string(),
             _ => None,
         };
         let (name, missing_ok) = match args.as_slice() {
             [name] => (literal(name), false),
-            [name, Expr::Value(ok)] if !matches!(ok.value, Value::Placeholder(_)) => {
-                (literal(name), ok.value == Value::Boolean(true))
-            }
-            [name, ok] => match flag(ok, params) {
-                Some(ok) => (literal(name), ok),
-                None => return ControlFlow::Continue(()),
+            [name, ok] => match (ok, bound(ok, params)) {
+                (_, Some(ScalarValue::Boolean(ok))) => (literal(name), ok.unwrap_or(false)),
+                (Expr::Value(v), None) if placeholder(ok).is_none() => {
+                    (literal(name), v.value == Value::Boolean(true))
+                }
+                // Described before it is bound (see below).
+                (_, None) if params.is_none() => (literal(name), false),
+                _ => return ControlFlow::Continue(()),
             },
             _ => return ControlFlow::Continue(()),
         };
         let Some(name) = name else {
             // A parameter's setting, described before it is bound: a text,
             // with the parameter kept so that it is described too.
-            if params.is_none() && is_parameter(&args[0]) {
+            if params.is_none() && placeholder(&args[0]).is_some() {
                 if let Ok(text) =
                     super::super::rewrite::parse_expr(&format!("CAST({} AS TEXT)", args[0]))
                 {
@@ -103,51 +97,23 @@ pub fn inline_settings(
     }
 }
 
-/// The value of a boolean parameter (`current_setting($1, $2)`).
-fn flag(expr: &Expr, params: Option<&ParamValues>) -> Option<bool> {
-    let placeholder = match expr {
-        Expr::Value(v) => v.value.clone(),
-        Expr::Cast { expr, .. } => match expr.as_ref() {
-            Expr::Value(v) => v.value.clone(),
-            _ => return None,
-        },
-        _ => return None,
-    };
-    let Value::Placeholder(p) = placeholder else {
-        return None;
-    };
-    let n: usize = p.strip_prefix('$')?.parse().ok()?;
-    match params? {
-        ParamValues::List(values) => match &values.get(n.checked_sub(1)?)?.value {
-            ScalarValue::Boolean(b) => Some(b.unwrap_or(false)),
-            ScalarValue::Utf8(Some(s)) => Some(matches!(
-                s.to_ascii_lowercase().as_str(),
-                "t" | "true" | "on" | "1" | "yes"
-            )),
-            _ => None,
-        },
-        ParamValues::Map(_) => None,
-    }
-}
-
-fn is_parameter(expr: &Expr) -> bool {
+/// The number of the parameter `expr` is (`$2`), maybe cast.
+fn placeholder(expr: &Expr) -> Option<usize> {
     match expr {
-        Expr::Value(v) => matches!(v.value, Value::Placeholder(_)),
-        Expr::Cast { expr, .. } => is_parameter(expr),
-        _ => false,
+        Expr::Value(v) => match &v.value {
+            Value::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
+            _ => None,
+        },
+        Expr::Cast { expr, .. } => placeholder(expr),
+        _ => None,
     }
 }
 
-/// The text of the parameter `$n`.
-fn parameter(placeholder: &str, params: Option<&ParamValues>) -> Option<String> {
-    let n: usize = placeholder.strip_prefix('$')?.parse().ok()?;
+/// The value bound to the parameter `expr` is.
+fn bound(expr: &Expr, params: Option<&ParamValues>) -> Option<ScalarValue> {
+    let n = placeholder(expr)?;
     match params? {
-        ParamValues::List(values) => match values.get(n.checked_sub(1)?)?.value.clone() {
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)) => Some(s),
-            _ => None,
-        },
+        ParamValues::List(values) => Some(values.get(n.checked_sub(1)?)?.value.clone()),
         ParamValues::Map(_) => None,
     }
 }

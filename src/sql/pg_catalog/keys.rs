@@ -99,8 +99,18 @@ fn has_key(def: &TableDef) -> bool {
 }
 
 /// The key's columns as `attnum`s.
-fn key_attnums(def: &TableDef) -> Vec<i16> {
-    def.primary_key.iter().map(|i| *i as i16 + 1).collect()
+fn key_attnums(def: &TableDef) -> Vec<i32> {
+    def.primary_key.iter().map(|i| *i as i32 + 1).collect()
+}
+
+/// A list of `values` of each keyed table.
+fn per_key(keyed: &[(i32, &Arc<TableDef>)], values: &dyn Fn(&TableDef) -> Vec<i32>) -> ArrayRef {
+    let mut lists = ListBuilder::new(PrimitiveBuilder::<Int32Type>::new());
+    for (_, def) in keyed {
+        lists.values().extend(values(def).into_iter().map(Some));
+        lists.append(true);
+    }
+    Arc::new(lists.finish())
 }
 
 /// `pg_class` in `schema` ([`class_schema`]) with tables' access method
@@ -292,15 +302,8 @@ pub(super) fn indexes(
             .map(|i| def.columns[*i].sql_type.clone())
             .collect()
     };
-    let lists = |values: &dyn Fn(&TableDef) -> Vec<i32>| -> ArrayRef {
-        let mut lists = ListBuilder::new(PrimitiveBuilder::<Int32Type>::new());
-        for (_, def) in &keyed {
-            lists.values().extend(values(def).into_iter().map(Some));
-            lists.append(true);
-        }
-        Arc::new(lists.finish())
-    };
-    let attnums = lists(&|def| key_attnums(def).into_iter().map(i32::from).collect());
+    let lists = |values: &dyn Fn(&TableDef) -> Vec<i32>| per_key(&keyed, values);
+    let attnums = lists(&key_attnums);
     let options = lists(&|def| vec![0; def.primary_key.len()]);
     let collations = lists(&|def| {
         key_types(def)
@@ -354,14 +357,7 @@ pub(super) fn constraints(schema: &SchemaRef, tables: &UserTables) -> DFResult<R
                 .collect::<Int32Array>(),
         )
     };
-    let mut conkeys = ListBuilder::new(PrimitiveBuilder::<Int32Type>::new());
-    for (_, def) in &keyed {
-        conkeys
-            .values()
-            .extend(key_attnums(def).into_iter().map(|a| Some(i32::from(a))));
-        conkeys.append(true);
-    }
-    let conkeys: ArrayRef = Arc::new(conkeys.finish());
+    let conkeys = per_key(&keyed, &key_attnums);
     let text = |value: &str| -> ArrayRef { Arc::new(StringArray::from(vec![value; n])) };
     build(schema, n, |name| {
         Some(match name {
