@@ -492,8 +492,9 @@ impl KeyDefinition {
     }
 
     /// The definition of `oid`; `column` (pg_get_indexdef's) 1 and up
-    /// asks for that key column's name alone.
-    fn definition(&self, oid: i64, column: i64) -> Option<String> {
+    /// asks for that key column's name alone, `pretty` for PostgreSQL's
+    /// pretty form.
+    fn definition(&self, oid: i64, column: i64, pretty: bool) -> Option<String> {
         let id = derived_table(oid, self.kind)?;
         let def = self.catalog.tables().into_iter().find(|t| t.id == id)?;
         if !has_key(&def) {
@@ -506,10 +507,15 @@ impl KeyDefinition {
             .collect();
         Some(match (self.kind, column) {
             (Derived::Constraint, _) => format!("PRIMARY KEY ({})", names.join(", ")),
+            // Pretty, the table is named as the search path finds it
+            // (`public` is always on it), else qualified.
             (Derived::Index, 0) => format!(
-                "CREATE UNIQUE INDEX {} ON {}.{} USING btree ({})",
+                "CREATE UNIQUE INDEX {} ON {}{} USING btree ({})",
                 ident(&key_name(&def.name)),
-                ident(PUBLIC_SCHEMA),
+                match pretty {
+                    true => String::new(),
+                    false => format!("{}.", ident(PUBLIC_SCHEMA)),
+                },
                 ident(&def.name),
                 names.join(", ")
             ),
@@ -572,6 +578,10 @@ impl ScalarUDFImpl for KeyDefinition {
             (Derived::Index, Some(column)) => Some(cast(column, &DataType::Int64)?),
             _ => None,
         };
+        let pretty = match (self.kind, arrays.get(2)) {
+            (Derived::Index, Some(flag)) => Some(cast(flag, &DataType::Boolean)?),
+            _ => None,
+        };
         // The functions are strict: a NULL argument gives NULL.
         let any_null = |row: usize| arrays.iter().any(|a| a.is_null(row));
         let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
@@ -584,9 +594,10 @@ impl ScalarUDFImpl for KeyDefinition {
                         .value(row),
                     None => 0,
                 };
+                let pretty = pretty.as_ref().is_some_and(|p| p.as_boolean().value(row));
                 match any_null(row) {
                     true => None,
-                    false => self.definition(oids.value(row), column),
+                    false => self.definition(oids.value(row), column, pretty),
                 }
             })
             .collect();
