@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow_pg::datatypes::encode_recordbatch;
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
@@ -31,7 +31,10 @@ pub fn fields(schema: &Schema, format: &Format) -> Result<Vec<FieldInfo>> {
         .iter()
         .enumerate()
         .map(|(i, field)| {
-            let pg_type = text_vector(pg_type(field)?, format.format_for(i));
+            let pg_type = match field.data_type() {
+                DataType::List(_) => text_vector(pg_type(field)?, format.format_for(i)),
+                _ => pg_type(field)?,
+            };
             let type_size = type_size(&pg_type);
             // A char(n)'s n, as PostgreSQL's modifier (psycopg's
             // display_size); other modifiers are not known here.
@@ -49,10 +52,10 @@ pub fn fields(schema: &Schema, format: &Format) -> Result<Vec<FieldInfo>> {
         .collect()
 }
 
-/// An array (and an `int2vector` or `oidvector`) sent as text is written
-/// whole by `pg::text` (`{1,2}`, `1 2`): described with the same oid as a
-/// type of no elements, so that pgwire does not quote it as it quotes an
-/// array's elements.
+/// An array (a List; also an `int2vector` or `oidvector`) sent as text is
+/// written whole by `pg::text` (`{1,2}`, `1 2`): described with the same
+/// oid as a type of no elements, so that pgwire does not quote it as it
+/// quotes an array's elements.
 fn text_vector(pg_type: Type, format: FieldFormat) -> Type {
     let array = matches!(pg_type.kind(), Kind::Array(_));
     match (array, format) {
