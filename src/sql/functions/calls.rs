@@ -8,10 +8,9 @@ use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
     Statement, Value, VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 
 use super::TO_TIMESTAMP_TEMPLATE;
+use crate::sql::rewrite::parse_expr;
 
 /// The calls of `statement` PostgreSQL spells otherwise, as DataFusion
 /// spells them (see the module header).
@@ -102,10 +101,7 @@ impl VisitorMut for FunctionNamesVisitor {
                     );
                     // (A pattern that does not read back stays, and
                     // DataFusion refuses its escape.)
-                    if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
-                        .try_with_sql(&sql)
-                        .and_then(|mut p| p.parse_expr())
-                    {
+                    if let Ok(rewritten) = parse_expr(&sql) {
                         **pattern = rewritten;
                         *escape_char = None;
                     }
@@ -127,10 +123,7 @@ impl VisitorMut for FunctionNamesVisitor {
                     "({text}) {operator} {}(CAST({pattern} AS TEXT){escape})",
                     super::like::SIMILAR_TO_ESCAPE
                 );
-                if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
-                    .try_with_sql(&sql)
-                    .and_then(|mut p| p.parse_expr())
-                {
+                if let Ok(rewritten) = parse_expr(&sql) {
                     *expr = Expr::Nested(Box::new(rewritten));
                 }
             }
@@ -147,10 +140,7 @@ fn call(name: &str) -> Expr {
 
 /// The expression `sql` (written here, so it parses; NULL if not).
 fn parsed(sql: &str) -> Expr {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr())
-        .unwrap_or_else(|_| Expr::Nested(Box::new(Expr::Value(Value::Null.into()))))
+    parse_expr(sql).unwrap_or_else(|_| Expr::Nested(Box::new(Expr::Value(Value::Null.into()))))
 }
 
 /// A call's arguments when they are plain positional expressions.
@@ -180,6 +170,9 @@ fn integral_quotient(a: &Expr, b: &Expr) -> Expr {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
     use super::*;
 
     #[test]

@@ -74,7 +74,7 @@ pub fn inline_settings(
             // with the parameter kept so that it is described too.
             if params.is_none() && placeholder(&args[0]).is_some() {
                 if let Ok(text) =
-                    super::super::rewrite::parse_expr(&format!("CAST({} AS TEXT)", args[0]))
+                    crate::sql::rewrite::parse_expr(&format!("CAST({} AS TEXT)", args[0]))
                 {
                     *expr = text;
                 }
