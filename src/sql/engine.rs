@@ -100,11 +100,12 @@ impl SqlEngine {
                 super::json::json_semantics,
                 super::interval::comparable,
                 super::output::text_casts,
-                super::functions::vector_subscripts,
+                super::functions::pg_subscripts,
             ],
         );
         analyzer_rules.insert(3, Arc::new(typed_operands));
         analyzer_rules.insert(4, Arc::new(super::interval::IntervalOrder));
+        analyzer_rules.insert(5, Arc::new(super::subqueries::NullableSubqueries));
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()

@@ -36,8 +36,8 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AccessExpr, BinaryOperator, CastKind, CharacterLength, DataType, Expr,
     FunctionArguments, GroupByExpr, Ident, Insert, LimitClause, ObjectName, Query, Select,
-    SelectItem, SetExpr, Statement, TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut,
-    VisitorMut,
+    SelectItem, SetExpr, Statement, Subscript, TableAliasColumnDef, TableFactor, TableObject,
+    Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -193,7 +193,8 @@ pub fn name_function_columns(stmt: &mut Statement) {
 /// a map lookup and refuses it); and `information_schema._pg_expandarray(a)`,
 /// the set of `(x, n)` records pgjdbc's `getPrimaryKeys` and `getIndexInfo`
 /// read `pg_index.indkey` with (`(_pg_expandarray(i.indkey)).n`), as
-/// `unnest(pg_expandarray_list(a))`, wherever it is in a select list.
+/// `unnest(pg_expandarray_list(a))`, wherever it is in a select list; and
+/// a slice's omitted bounds.
 pub fn composite_fields(stmt: &mut Statement) {
     let _ = visit_expressions_mut(stmt, |expr| {
         match expr {
@@ -205,6 +206,25 @@ pub fn composite_fields(stmt: &mut Statement) {
                 let list = super::functions::PG_EXPANDARRAY_LIST;
                 if let Ok(unnested) = parse_expr(&format!("unnest({list}({}))", args.join(", "))) {
                     *expr = unnested;
+                }
+            }
+            // An omitted bound of a slice is the array's end (`a[2:]`), which
+            // DataFusion's planner refuses: the widest subscript, cut to the
+            // array's own bounds as any other (`functions::pg_subscripts`).
+            Expr::CompoundFieldAccess { access_chain, .. }
+                if access_chain.iter().any(omits_a_bound) =>
+            {
+                let widest = |n: i64| Expr::value(Value::Number(n.to_string(), false));
+                for access in access_chain.iter_mut() {
+                    if let AccessExpr::Subscript(Subscript::Slice {
+                        lower_bound,
+                        upper_bound,
+                        ..
+                    }) = access
+                    {
+                        lower_bound.get_or_insert_with(|| widest(i64::from(i32::MIN)));
+                        upper_bound.get_or_insert_with(|| widest(i64::from(i32::MAX)));
+                    }
                 }
             }
             Expr::CompoundFieldAccess { root, access_chain }
@@ -228,6 +248,15 @@ pub fn composite_fields(stmt: &mut Statement) {
         }
         ControlFlow::Continue(())
     });
+}
+
+/// Whether `access` is a slice without one of its bounds.
+fn omits_a_bound(access: &AccessExpr) -> bool {
+    matches!(
+        access,
+        AccessExpr::Subscript(Subscript::Slice { lower_bound, upper_bound, .. })
+            if lower_bound.is_none() || upper_bound.is_none()
+    )
 }
 
 fn is_expandarray(function: &datafusion::sql::sqlparser::ast::Function) -> bool {

@@ -28,16 +28,20 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{new_empty_array, Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Expr as PlanExpr, LogicalPlan, LogicalPlanBuilder, ReturnFieldArgs,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Subquery, Volatility,
 };
+use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions, BinaryOperator, Expr, FunctionArguments, GroupByExpr, LimitClause,
     OrderByKind, Query, Select, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
 };
 
+use super::analyze::rewrite_node_expressions;
 use super::catalog_queries::relation_name;
 use super::ddl::ident_name;
 use super::rewrite::parse_expr;
@@ -539,4 +543,102 @@ fn more_than_one() -> Error {
         InputError::CardinalityViolation,
         "more than one row returned by a subquery used as an expression",
     )
+}
+
+/// A scalar subquery's value is NULL when it finds no row, whatever its
+/// column: DataFusion takes the column's nullability for the value's, so
+/// `(SELECT k FROM t WHERE k = -1)` over a NOT NULL `k` failed ("null
+/// value ... violates not-null constraint") and `(...) IS NULL` was
+/// folded to false. Such a subquery's column is made nullable here
+/// ([`nullable`]), but for one that aggregates without GROUP BY, which
+/// always finds its one row (DataFusion's decorrelation gives a `count`
+/// its 0 for an outer row that matches nothing by recognising it).
+#[derive(Debug)]
+pub struct NullableSubqueries;
+
+impl AnalyzerRule for NullableSubqueries {
+    fn name(&self) -> &str {
+        "postgresql_nullable_subqueries"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        let rewritten = plan.transform_up_with_subqueries(|node| {
+            rewrite_node_expressions(node, true, |expr, _| {
+                Ok(match expr {
+                    PlanExpr::ScalarSubquery(subquery) if !always_one_row(&subquery.subquery) => {
+                        nullable_subquery(subquery)?
+                    }
+                    other => Transformed::no(other),
+                })
+            })
+        })?;
+        // The nodes above a changed one take its nullability.
+        match rewritten.transformed {
+            true => rewritten
+                .data
+                .transform_up_with_subqueries(|node| node.recompute_schema().map(Transformed::yes))
+                .map(|t| t.data),
+            false => Ok(rewritten.data),
+        }
+    }
+}
+
+fn always_one_row(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Projection(projection) => always_one_row(&projection.input),
+        LogicalPlan::SubqueryAlias(alias) => always_one_row(&alias.input),
+        LogicalPlan::Aggregate(aggregate) => aggregate.group_expr.is_empty(),
+        _ => false,
+    }
+}
+
+/// `subquery` with its column read through [`nullable`], if it is not
+/// nullable already.
+fn nullable_subquery(mut subquery: Subquery) -> DFResult<Transformed<PlanExpr>> {
+    let field = subquery.subquery.schema().field(0).clone();
+    if field.is_nullable() {
+        return Ok(Transformed::no(PlanExpr::ScalarSubquery(subquery)));
+    }
+    let column = PlanExpr::Column(subquery.subquery.schema().columns().remove(0));
+    let read = nullable().call(vec![column]).alias(field.name());
+    let plan = LogicalPlanBuilder::from(subquery.subquery.as_ref().clone())
+        .project(vec![read])?
+        .build()?;
+    subquery.subquery = Arc::new(plan);
+    Ok(Transformed::yes(PlanExpr::ScalarSubquery(subquery)))
+}
+
+/// `nullable(x)`: `x`, as a value that may be NULL.
+fn nullable() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Nullable {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Nullable {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Nullable {
+    fn name(&self) -> &str {
+        "nullable"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
+        Ok(args[0].clone())
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
+        let field = args.arg_fields[0].as_ref().clone();
+        Ok(Arc::new(field.with_nullable(true)))
+    }
+
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        Ok(args.args.remove(0))
+    }
 }

@@ -11,7 +11,7 @@
 //! ShardForge's arrays have one dimension, numbered from 1; an
 //! `int2vector` or `oidvector` (`pg_index.indkey`) is numbered from 0, as
 //! in PostgreSQL, in `generate_subscripts` and in subscripts
-//! (`indkey[0]`, [`vector_subscripts`]). Another dimension has no subscripts, and a NULL array
+//! (`indkey[0]`, [`pg_subscripts`]). Another dimension has no subscripts, and a NULL array
 //! none either.
 
 use std::sync::Arc;
@@ -24,10 +24,10 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Int32Type, Int64Type};
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::DFSchema;
-use datafusion::common::{exec_err, Result as DFResult};
+use datafusion::common::{exec_err, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::{
-    lit, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
+    cast as cast_expr, lit, Case, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use crate::catalog::PG_TYPE_METADATA;
@@ -186,22 +186,55 @@ impl ScalarUDFImpl for GenerateSubscripts {
     }
 }
 
-/// `vector[i]` of an `int2vector` or `oidvector` (`indkey[0]` is the key's
-/// first column, as in PostgreSQL): the element DataFusion numbers `i + 1`.
-/// An expression rewrite before type coercion (`analyze::ExpressionRewrites`).
-pub fn vector_subscripts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+/// Subscripts as PostgreSQL reads them, where DataFusion counts a
+/// negative one from the array's end (`a[-1]` its last element, `a[-2:3]`
+/// its last two): an array's subscripts run from 1 (from 0 in an
+/// `int2vector` or `oidvector`: `indkey[0]` is the key's first column),
+/// an element outside them is NULL and a slice takes the part of its
+/// bounds inside them (`a[-5:2]` is `a[1:2]`, `a[2:-1]` is empty). An
+/// expression rewrite before type coercion (`analyze::ExpressionRewrites`).
+pub fn pg_subscripts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
     let Expr::ScalarFunction(mut call) = expr else {
         return Transformed::no(expr);
     };
-    let vector = call.name() == "array_element"
-        && call.args.len() == 2
-        && call.args[0]
-            .to_field(schema)
-            .is_ok_and(|(_, f)| crate::sql::output::is_vector(&f));
-    if !vector {
+    let arity = match call.name() {
+        "array_element" => 2,
+        "array_slice" => 3,
+        _ => 0,
+    };
+    if arity == 0 || call.args.len() < arity {
         return Transformed::no(Expr::ScalarFunction(call));
     }
-    let index = call.args.pop().unwrap_or_else(|| lit(0));
-    call.args.push(index + lit(1));
+    let from_zero = call.args[0]
+        .to_field(schema)
+        .is_ok_and(|(_, f)| crate::sql::output::is_vector(&f));
+    // Numbered from 1 as DataFusion numbers them.
+    let numbered = |subscript: Expr| match from_zero {
+        true => subscript + lit(1i64),
+        false => subscript,
+    };
+    // Below the first subscript: NULL for an element, the first one for
+    // a slice's lower bound; for its upper bound 0, which DataFusion reads
+    // as "before the first" (an empty slice).
+    let at_least = |subscript: Expr, floor: i64, below: Expr| {
+        // As a bigint: DataFusion's `array_length` is unsigned, and the
+        // common type of that and the bounds here a decimal.
+        let subscript = cast_expr(numbered(subscript), DataType::Int64);
+        Expr::Case(Case::new(
+            None,
+            vec![(Box::new(subscript.clone().lt(lit(floor))), Box::new(below))],
+            Some(Box::new(subscript)),
+        ))
+    };
+    if call.name() == "array_element" {
+        let index = call.args.remove(1);
+        call.args
+            .insert(1, at_least(index, 1, lit(ScalarValue::Int64(None))));
+    } else {
+        let lower = call.args.remove(1);
+        call.args.insert(1, at_least(lower, 1, lit(1i64)));
+        let upper = call.args.remove(2);
+        call.args.insert(2, at_least(upper, 0, lit(0i64)));
+    }
     Transformed::yes(Expr::ScalarFunction(call))
 }
