@@ -212,10 +212,12 @@ impl SqlEngine {
     /// that keep its meaning.
     ///
     /// A catalog query whose lookup subqueries can be joins instead (see
-    /// [`super::catalog_queries`]), or that compares a type's input function
-    /// with a `regproc` (`rewrite::RegprocComparisons`), gets that rewrite
-    /// first, and then the compatibility rules. Others go through the whole compatibility parser,
-    /// which also replaces some known tool queries wholesale.
+    /// [`super::catalog_queries`]), that compares a type's input function
+    /// with a `regproc` (`rewrite::RegprocComparisons`) or casts to
+    /// `regtype` or `regclass` (`rewrite::RegCasts`) gets that rewrite
+    /// first, and then the compatibility rules. Others go through the
+    /// whole compatibility parser, which also replaces some known tool
+    /// queries wholesale.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
         // What only the compatibility parser reads (`ABORT`), or the syntax
         // error, comes from it.
@@ -252,12 +254,13 @@ impl SqlEngine {
         let mut statements: Vec<Statement> = statements
             .into_iter()
             .map(|stmt| super::rewrite::RegprocComparisons.rewrite(stmt))
+            .map(|stmt| super::rewrite::RegCasts.rewrite(stmt))
             .collect();
-        let regproc_compared = statements
+        let reg_rewritten = statements
             .iter()
             .zip(&before)
             .any(|(stmt, text)| stmt.to_string() != *text);
-        if catalog_queries::lookups_as_joins(&mut statements) || regproc_compared {
+        if catalog_queries::lookups_as_joins(&mut statements) || reg_rewritten {
             return Ok(statements
                 .into_iter()
                 .map(|stmt| self.parser.rewrite(stmt))
@@ -341,6 +344,7 @@ pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(FixArrayLiteral),
         Box::new(StripCollate),
         Box::new(RewritePgCatalogOperator),
+        Box::new(super::rewrite::RegCasts),
         Box::new(RewriteRegCastToSubquery::new()),
         Box::new(FixVersionColumnName),
     ]

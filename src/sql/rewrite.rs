@@ -648,6 +648,88 @@ impl SqlStatementRewriteRule for SizedStringCasts {
     }
 }
 
+/// Casts to `regtype` and `regclass` as PostgreSQL reads them (the
+/// compatibility rule looked a type up by `typname` alone, so
+/// `'integer'::regtype` found nothing, and a relation in the current
+/// schema alone, so `'pg_class'::regclass` found nothing either, and
+/// nothing found was NULL instead of an error):
+/// - `x::regtype` is `regtype_in(x)` (`pg_catalog`): a type's name in any
+///   of its spellings (`integer`, `character varying`, `int4[]`), an
+///   error (42704) for an unknown one, and a number taken as an oid;
+///   the value prints as the type's name;
+/// - `'name'::regclass` (or a parameter) looks the relation up along the
+///   search path (`pg_catalog`, then the current schema) unless the name
+///   is qualified, quoted parts keeping their case (`parse_ident`), and
+///   is an error (42P01) when there is none. (Its value prints as a
+///   number, where PostgreSQL prints the relation's name.)
+///
+/// `regproc` and `regnamespace` are left to the compatibility rule.
+#[derive(Debug)]
+pub struct RegCasts;
+
+impl SqlStatementRewriteRule for RegCasts {
+    fn rewrite(&self, mut stmt: Statement) -> Statement {
+        struct Visitor;
+        impl VisitorMut for Visitor {
+            type Break = ();
+            fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+                let Expr::Cast {
+                    kind: CastKind::Cast | CastKind::DoubleColon,
+                    expr: inner,
+                    data_type,
+                    format: None,
+                    ..
+                } = expr
+                else {
+                    return ControlFlow::Continue(());
+                };
+                let name = data_type.to_string().to_lowercase();
+                let sql = match name.strip_prefix("pg_catalog.").unwrap_or(&name) {
+                    "regtype" => format!("{}({inner})", super::pg_catalog::REGTYPE_IN),
+                    "regclass" => match inner.as_ref() {
+                        Expr::Value(v) if matches!(v.value, Value::Placeholder(_)) => {
+                            relation_lookup(inner)
+                        }
+                        Expr::Value(v) => match &v.value {
+                            Value::SingleQuotedString(s)
+                                if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) =>
+                            {
+                                format!("CAST({s} AS regclass)")
+                            }
+                            Value::SingleQuotedString(_) => relation_lookup(inner),
+                            _ => return ControlFlow::Continue(()),
+                        },
+                        _ => return ControlFlow::Continue(()),
+                    },
+                    _ => return ControlFlow::Continue(()),
+                };
+                if let Ok(rewritten) = parse_expr(&sql) {
+                    *expr = rewritten;
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = stmt.visit(&mut Visitor);
+        stmt
+    }
+}
+
+/// The oid of the relation `name` (text) names, as `regclassin` finds it;
+/// see [`RegCasts`].
+fn relation_lookup(name: &Expr) -> String {
+    let missing = super::pg_catalog::REGCLASS_MISSING;
+    format!(
+        "coalesce((SELECT c.oid FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid \
+         CROSS JOIN (SELECT parse_ident(CAST({name} AS TEXT)) AS parts) AS p \
+         WHERE c.relname = parts[array_length(parts, 1)] \
+         AND ((array_length(parts, 1) = 1 AND n.nspname IN ('pg_catalog', current_schema())) \
+         OR (array_length(parts, 1) = 2 AND n.nspname = parts[1])) \
+         ORDER BY n.nspname = 'pg_catalog' DESC LIMIT 1), \
+         {missing}(CAST({name} AS TEXT)))"
+    )
+}
+
 /// `timestamp` and `timestamptz` without a precision count microseconds,
 /// as PostgreSQL's (and ShardForge's columns) do: DataFusion's default,
 /// nanoseconds, holds only the years 1677 to 2262, so `'1600-01-01'::

@@ -40,6 +40,7 @@ pub fn pg_type(field: &Field) -> Result<Type> {
         (Some("varchar"), DataType::Utf8) => Type::VARCHAR,
         (Some("bpchar"), DataType::Utf8) => Type::BPCHAR,
         (Some("regtype"), DataType::Int32) => Type::REGTYPE,
+        (Some("oid"), DataType::Int32) => Type::OID,
         (Some("json"), DataType::Utf8) => Type::JSON,
         (Some("jsonb"), DataType::Utf8) => Type::JSONB,
         (Some("int2vector"), DataType::List(_)) => Type::INT2_VECTOR,
@@ -47,8 +48,7 @@ pub fn pg_type(field: &Field) -> Result<Type> {
         // datafusion-pg-catalog marks catalog columns that hold object ids
         // as the alias types (`pg_attribute.atttypid` a regtype, `attrelid`
         // a regclass) to compare them with names; PostgreSQL's are `oid`s,
-        // printed as numbers (pgjdbc reads `atttypid` as one). A cast to an
-        // alias type is marked as that type (`PgTypePlanner`).
+        // printed as numbers (pgjdbc reads `atttypid` as one).
         (None, DataType::Int32) if catalog_oid(field) => Type::OID,
         (_, DataType::Decimal256(..)) => Type::NUMERIC,
         (_, t) if *t == UUID => Type::UUID,
@@ -91,18 +91,24 @@ impl TypePlanner for PgTypePlanner {
                     Field::new("", DataType::Decimal128(38, 10), true).with_metadata(marker.into()),
                 )))
             }
-            other => Ok(PgOidTypePlanner.plan_type_field(other)?.map(|field| {
-                match field.metadata().get(PG_OID_ALIAS_KEY) {
-                    Some(alias) => {
-                        let mut metadata = field.metadata().clone();
-                        metadata.insert(PG_TYPE_METADATA.to_string(), alias.clone());
-                        Arc::new(field.as_ref().clone().with_metadata(metadata))
-                    }
-                    None => field,
-                }
-            })),
+            // A cast to `oid` is an `oid` (not a `regtype` when its operand
+            // was one: a cast without metadata keeps its operand's).
+            // Casts to `regtype` are `regtype_in` calls (`rewrite::RegCasts`).
+            other if is_oid_type(other) => {
+                let oid = [(PG_TYPE_METADATA.to_string(), "oid".to_string())];
+                Ok(Some(Arc::new(
+                    Field::new("", DataType::Int32, true).with_metadata(oid.into()),
+                )))
+            }
+            other => PgOidTypePlanner.plan_type_field(other),
         }
     }
+}
+
+/// `oid` or `pg_catalog.oid`.
+fn is_oid_type(sql_type: &ast::DataType) -> bool {
+    let name = sql_type.to_string().to_lowercase();
+    name.strip_prefix("pg_catalog.").unwrap_or(&name) == "oid"
 }
 
 /// Whether `field` is a catalog column of object ids (see [`pg_type`]);

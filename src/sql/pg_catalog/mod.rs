@@ -35,11 +35,14 @@ use pgwire::api::Type;
 use super::provider::INTERNAL_SCHEMA;
 use crate::catalog::types::typname_of;
 use crate::catalog::{Catalog, SqlType, TableDef, DATABASE, PUBLIC_SCHEMA};
-use crate::error::{Error, Result};
+use crate::error::{Error, InputError, Result};
 
 mod keys;
 
 const PG_CATALOG: &str = "pg_catalog";
+
+/// The function a cast to `regtype` is planned as (`rewrite::RegCasts`).
+pub const REGTYPE_IN: &str = "regtype_in";
 
 /// Sets up `pg_catalog` (its tables and functions) in `ctx`'s database.
 pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
@@ -49,7 +52,8 @@ pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
     let visible = VisibleCatalogs(ctx.state().catalog_list().clone());
     let static_tables = PgCatalogStaticTables::try_new()
         .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
-    let to_regtype = ToRegtype::new(static_tables.pg_type.data())?;
+    let to_regtype = ToRegtype::new(static_tables.pg_type.data(), false)?;
+    let regtype_in = ToRegtype::new(static_tables.pg_type.data(), true)?;
     let inner =
         PgCatalogSchemaProvider::try_new(visible, Arc::new(static_tables), EmptyContextProvider)
             .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
@@ -69,6 +73,10 @@ pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
         catalog.clone(),
     )));
     ctx.register_udf(ScalarUDF::new_from_impl(to_regtype));
+    ctx.register_udf(ScalarUDF::new_from_impl(regtype_in));
+    ctx.register_udf(ScalarUDF::new_from_impl(NoRelation {
+        signature: Signature::exact(vec![DataType::Utf8], Volatility::Volatile),
+    }));
     ctx.register_udf(super::wire_types::pg_typeof());
     Ok(())
 }
@@ -82,15 +90,21 @@ pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
 /// which compares with `pg_type.oid`, marked as a `regtype`: the client
 /// sees it as one, and its text is the type's name (`integer`), as in
 /// PostgreSQL.
+///
+/// `regtype_in(x)` is the cast `x::regtype` (`rewrite::RegCasts`): a name
+/// is read the same way, but one that names no type is an error (42704)
+/// as in PostgreSQL, and a number (an oid) is taken as it is.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ToRegtype {
     signature: Signature,
     /// `pg_type`'s oids by `typname`.
     oids: Vec<(String, i32)>,
+    /// `regtype_in`.
+    cast: bool,
 }
 
 impl ToRegtype {
-    fn new(pg_type: &[RecordBatch]) -> Result<Self> {
+    fn new(pg_type: &[RecordBatch], cast: bool) -> Result<Self> {
         let mut oids = Vec::new();
         for batch in pg_type {
             let (Some(names), Some(ids)) =
@@ -107,9 +121,14 @@ impl ToRegtype {
                 }
             }
         }
+        let signature = match cast {
+            true => Signature::any(1, Volatility::Stable),
+            false => Signature::exact(vec![DataType::Utf8], Volatility::Stable),
+        };
         Ok(Self {
-            signature: Signature::exact(vec![DataType::Utf8], Volatility::Stable),
+            signature,
             oids,
+            cast,
         })
     }
 
@@ -139,11 +158,42 @@ impl ToRegtype {
             .find(|(n, _)| *n == typname)
             .map(|(_, oid)| *oid)
     }
+
+    /// `name`'s oid: for `to_regtype`, NULL when no type has that name;
+    /// for `regtype_in`, a number is an oid and an unknown name an error.
+    fn resolve(&self, name: &str) -> DFResult<Option<i32>> {
+        if !self.cast {
+            return Ok(self.oid(name));
+        }
+        let digits = name.trim();
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            // An oid is unsigned; ShardForge carries it as an int4.
+            return match digits.parse::<u32>() {
+                Ok(oid) => Ok(Some(oid as i32)),
+                Err(_) => Err(Error::input(
+                    InputError::OutOfRange,
+                    format!("value \"{digits}\" is out of range for type oid"),
+                )
+                .into()),
+            };
+        }
+        match self.oid(name) {
+            Some(oid) => Ok(Some(oid)),
+            None => Err(Error::input(
+                InputError::UndefinedObject,
+                format!("type \"{}\" does not exist", name.trim()),
+            )
+            .into()),
+        }
+    }
 }
 
 impl ScalarUDFImpl for ToRegtype {
     fn name(&self) -> &str {
-        "to_regtype"
+        match self.cast {
+            true => REGTYPE_IN,
+            false => "to_regtype",
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -159,13 +209,63 @@ impl ScalarUDFImpl for ToRegtype {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        let names = args.args[0].clone().into_array(args.number_rows)?;
+        let values = args.args[0].clone().into_array(args.number_rows)?;
+        if !super::analyze::is_text(values.data_type()) {
+            // An oid (or NULL): the cast keeps it.
+            let oids = datafusion::arrow::compute::cast(&values, &DataType::Int32)?;
+            return Ok(ColumnarValue::Array(oids));
+        }
+        let names = datafusion::arrow::compute::cast(&values, &DataType::Utf8)?;
         let oids: Int32Array = names
             .as_string::<i32>()
             .iter()
-            .map(|name| name.and_then(|n| self.oid(n)))
-            .collect();
+            .map(|name| {
+                name.map(|n| self.resolve(n))
+                    .transpose()
+                    .map(Option::flatten)
+            })
+            .collect::<DFResult<_>>()?;
         Ok(ColumnarValue::Array(Arc::new(oids)))
+    }
+}
+
+/// `regclass_missing(name)`: the error of a cast of `name` to `regclass`
+/// that found no relation (42P01), raised when it is evaluated: the cast
+/// is `coalesce((lookup), regclass_missing(name))` (`rewrite::RegCasts`).
+/// Volatile, so that planning does not evaluate it ahead.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NoRelation {
+    signature: Signature,
+}
+
+/// The name of [`NoRelation`].
+pub const REGCLASS_MISSING: &str = "regclass_missing";
+
+impl ScalarUDFImpl for NoRelation {
+    fn name(&self) -> &str {
+        REGCLASS_MISSING
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let names = args.args[0].clone().into_array(args.number_rows)?;
+        match names.as_string::<i32>().iter().flatten().next() {
+            Some(name) => Err(Error::input(
+                InputError::UndefinedTable,
+                format!("relation \"{name}\" does not exist"),
+            )
+            .into()),
+            None => Ok(ColumnarValue::Array(Arc::new(Int32Array::new_null(
+                args.number_rows,
+            )))),
+        }
     }
 }
 
@@ -636,7 +736,7 @@ mod tests {
     #[test]
     fn to_regtype_reads_names_as_postgresql_does() {
         let tables = PgCatalogStaticTables::try_new().unwrap();
-        let to_regtype = ToRegtype::new(tables.pg_type.data()).unwrap();
+        let to_regtype = ToRegtype::new(tables.pg_type.data(), false).unwrap();
         // The oids PostgreSQL 15 gives them.
         for (name, oid) in [
             ("int4", 23),
