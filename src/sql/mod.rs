@@ -35,6 +35,7 @@ pub mod errors;
 pub mod functions;
 pub mod interval;
 pub mod json;
+pub mod lateral;
 pub mod literals;
 pub mod names;
 pub mod numeric;

@@ -94,7 +94,7 @@ fn same_type_in_columns(rows: &mut [ast::Parens<Vec<ast::Expr>>]) {
 /// jsonb_array_elements_list(x)) AS value) AS a`, with PostgreSQL's
 /// column names (`value`; `key, value` for `jsonb_each`, zipped as
 /// several `unnest`s in one select list are). An argument that names a
-/// table before it is refused (0A000): DataFusion cannot run that.
+/// table before it is joined to it by `sql::lateral`.
 fn table_function(factor: &TableFactor) -> Option<TableFactor> {
     // WITH ORDINALITY is left alone: DataFusion refuses it, rather than
     // the rewrite dropping the column.

@@ -732,6 +732,7 @@ impl Session {
         // JSON ones become derived tables with their own column names.
         super::json::rewrite_statement(&mut stmt);
         rewrite::name_function_columns(&mut stmt);
+        super::lateral::lateral_functions(&mut stmt);
         rewrite::expand_set_returning_items(&mut stmt);
         rewrite::composite_fields(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;

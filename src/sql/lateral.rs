@@ -1,0 +1,506 @@
+//! Set-returning functions in FROM whose arguments read an earlier FROM
+//! item, which PostgreSQL runs once per row of it (a LATERAL reference,
+//! implicit for a function): `FROM t, jsonb_array_elements(t.doc->'tags')
+//! AS e`, `FROM t CROSS JOIN LATERAL unnest(t.arr) AS x`, `FROM t LEFT
+//! JOIN LATERAL jsonb_each(t.doc) AS kv ON true`. DataFusion plans such a
+//! reference but cannot run it.
+//!
+//! Each becomes a join with a derived table that expands the function
+//! once per distinct value of the columns its arguments read:
+//!
+//! ```sql
+//! FROM t, (SELECT unnest(...(k.lateral1_k1)) AS value, k.lateral1_k1
+//!          FROM (SELECT DISTINCT t.doc AS lateral1_k1 FROM t) AS k) AS e
+//! WHERE t.doc IS NOT DISTINCT FROM e.lateral1_k1
+//! ```
+//!
+//! which is the same set of rows: each row of `t` meets the expansion of
+//! its own argument values, and a NULL argument (no rows) none. The
+//! earlier FROM item is read twice. The key columns are left out of `*`.
+//! A `LEFT JOIN LATERAL ... ON cond` keeps its rows without expansion.
+//! The function's one column is also named by its alias alone, as in
+//! PostgreSQL (`SELECT e FROM t, jsonb_array_elements(...) AS e`).
+//!
+//! Handled: the functions planned as a select list (the JSON ones, by
+//! `sql::json`'s rewrite into `LATERAL (SELECT ...)`, `unnest` of one
+//! array and `generate_series`). A LATERAL subquery with a FROM of its
+//! own is left to DataFusion (0A000), as is WITH ORDINALITY.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions, visit_expressions_mut, BinaryOperator, ExcludeSelectItem, Expr, Ident,
+    JoinConstraint, JoinOperator, ObjectName, Query, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins,
+    VisitMut, VisitorMut, WildcardAdditionalOptions,
+};
+
+use super::ddl::ident_name;
+use super::rewrite::{parse_expr, parse_query};
+
+/// Rewrites the set-returning functions in FROM of `stmt` that read an
+/// earlier FROM item (see the module's documentation).
+pub fn lateral_functions(stmt: &mut Statement) {
+    struct Visitor(usize);
+    impl VisitorMut for Visitor {
+        type Break = ();
+        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            let Query { body, order_by, .. } = query;
+            if let SetExpr::Select(select) = body.as_mut() {
+                let renamed = rewrite_select(select, &mut self.0);
+                // The alias alone names the function's one column.
+                name_single_columns(order_by, &renamed);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Visitor(0));
+}
+
+/// A function in FROM planned as a select list: its items (each named)
+/// and its alias.
+struct Expansion {
+    items: Vec<SelectItem>,
+    alias: TableAlias,
+}
+
+/// Rewrites the lateral functions of `select`'s FROM; `count` numbers
+/// them in the statement. Returns, by alias, the one column of each
+/// rewritten function that has a single one (for [`name_single_columns`]).
+fn rewrite_select(select: &mut Select, count: &mut usize) -> BTreeMap<String, String> {
+    let mut renamed = BTreeMap::new();
+    // The key columns of each rewritten function, by its alias.
+    let mut excluded: Vec<(String, Vec<Ident>)> = Vec::new();
+    let mut conditions = Vec::new();
+    for i in 0..select.from.len() {
+        for j in 0..=select.from[i].joins.len() {
+            let factor = match j {
+                0 => &mut select.from[i].relation,
+                _ => &mut select.from[i].joins[j - 1].relation,
+            };
+            let Some(expansion) = expansion(factor) else {
+                continue;
+            };
+            let refs = outer_references(&expansion.items);
+            if refs.is_empty() {
+                // DataFusion's own UNNEST in FROM does not name its column
+                // by the alias (`SELECT t FROM unnest(a) AS t`), and knows
+                // no WITH ORDINALITY.
+                let ordinality = matches!(
+                    factor,
+                    TableFactor::Table {
+                        with_ordinality: true,
+                        ..
+                    } | TableFactor::Function {
+                        with_ordinality: true,
+                        ..
+                    }
+                );
+                if ordinality || matches!(factor, TableFactor::UNNEST { .. }) {
+                    if let Some(derived) = derived(expansion) {
+                        *factor = derived;
+                    }
+                }
+                continue;
+            }
+            if i == 0 && j == 0 {
+                // A reference to an enclosing query's row: DataFusion's.
+                continue;
+            }
+            // The FROM items before this one, and this one's joins before.
+            let mut earlier: Vec<TableWithJoins> = select.from[..i].to_vec();
+            if j > 0 {
+                earlier.push(TableWithJoins {
+                    relation: select.from[i].relation.clone(),
+                    joins: select.from[i].joins[..j - 1].to_vec(),
+                });
+            }
+            *count += 1;
+            let Some(joined) = joined(expansion, &refs, &earlier, *count) else {
+                continue;
+            };
+            if let Some(column) = joined.single_column {
+                renamed.insert(joined.alias.clone(), column);
+            }
+            excluded.push((joined.alias.clone(), joined.keys));
+            match j {
+                0 => {
+                    select.from[i].relation = joined.factor;
+                    conditions.push(joined.condition);
+                }
+                _ => {
+                    let join = &mut select.from[i].joins[j - 1];
+                    join.relation = joined.factor;
+                    join.join_operator = with_condition(&join.join_operator, joined.condition);
+                }
+            }
+        }
+    }
+    if excluded.is_empty() {
+        return renamed;
+    }
+    for condition in conditions {
+        select.selection = Some(match select.selection.take() {
+            Some(selection) => Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(selection))),
+                op: BinaryOperator::And,
+                right: Box::new(condition),
+            },
+            None => condition,
+        });
+    }
+    for item in &mut select.projection {
+        match item {
+            SelectItem::Wildcard(options) => {
+                exclude(options, excluded.iter().flat_map(|(_, keys)| keys));
+            }
+            SelectItem::QualifiedWildcard(
+                SelectItemQualifiedWildcardKind::ObjectName(name),
+                options,
+            ) => {
+                let qualifier = name.0.last().and_then(|p| p.as_ident()).map(ident_name);
+                let keys = excluded
+                    .iter()
+                    .filter(|(alias, _)| Some(alias) == qualifier.as_ref());
+                exclude(options, keys.flat_map(|(_, keys)| keys));
+            }
+            // The column keeps the alias as its name.
+            SelectItem::UnnamedExpr(Expr::Identifier(ident))
+                if renamed.contains_key(&ident_name(ident)) =>
+            {
+                let alias = ident.clone();
+                let mut expr = Expr::Identifier(ident.clone());
+                name_single_columns(&mut expr, &renamed);
+                *item = SelectItem::ExprWithAlias { expr, alias };
+            }
+            _ => {}
+        }
+    }
+    name_single_columns(&mut select.projection, &renamed);
+    name_single_columns(&mut select.selection, &renamed);
+    name_single_columns(&mut select.having, &renamed);
+    renamed
+}
+
+/// `factor` as a select list, if it is a function planned as one.
+fn expansion(factor: &TableFactor) -> Option<Expansion> {
+    match factor {
+        // The JSON functions, as `sql::json` plans them in FROM.
+        TableFactor::Derived {
+            lateral: true,
+            subquery,
+            alias: Some(alias),
+            ..
+        } => match subquery.body.as_ref() {
+            SetExpr::Select(inner) if inner.from.is_empty() && subquery.order_by.is_none() => {
+                Some(Expansion {
+                    items: inner.projection.clone(),
+                    alias: alias.clone(),
+                })
+            }
+            _ => None,
+        },
+        TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality,
+            ..
+        } => {
+            let arrays = array_exprs.iter().map(ToString::to_string).collect();
+            function_items("unnest", arrays, alias, *with_ordinality)
+        }
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            with_ordinality,
+            ..
+        } => {
+            let args = args.args.iter().map(ToString::to_string).collect();
+            function_items(&name.to_string(), args, alias, *with_ordinality)
+        }
+        // `LATERAL f(...)`.
+        TableFactor::Function {
+            name,
+            args,
+            alias,
+            with_ordinality,
+            ..
+        } => {
+            let args = args.iter().map(ToString::to_string).collect();
+            function_items(&name.to_string(), args, alias, *with_ordinality)
+        }
+        _ => None,
+    }
+}
+
+/// `unnest(arrays...)` or `generate_series(args...)` in FROM as a select
+/// list: one column per array (zipped, as PostgreSQL zips them), named by
+/// the alias's column list, else (one array) by the alias, else by the
+/// function; and `ordinality` after them.
+fn function_items(
+    name: &str,
+    args: Vec<String>,
+    alias: &Option<TableAlias>,
+    with_ordinality: bool,
+) -> Option<Expansion> {
+    let function = name.to_ascii_lowercase();
+    let function = function.strip_prefix("pg_catalog.").unwrap_or(&function);
+    let mut alias = alias.clone().unwrap_or_else(|| table_alias(function));
+    let (calls, count) = match (function, args.len()) {
+        ("unnest", 1..) => {
+            let calls = args.iter().map(|a| format!("unnest({a})")).collect();
+            (calls, format!("cardinality({})", args[0]))
+        }
+        ("generate_series", 2 | 3) => {
+            // Its values counted by the series itself.
+            let series = format!("generate_series({})", args.join(", "));
+            (vec![series.clone()], format!("cardinality({series})"))
+        }
+        _ => return None,
+    };
+    let single = calls.len() == 1 && alias.columns.is_empty();
+    let mut names: Vec<String> = (0..calls.len())
+        .map(|i| match (alias.columns.get(i), single) {
+            (Some(column), _) => column.name.value.clone(),
+            (None, true) => alias.name.value.clone(),
+            (None, false) => function.to_string(),
+        })
+        .collect();
+    let mut items = calls;
+    if with_ordinality {
+        if args.len() != 1 && function == "unnest" {
+            return None;
+        }
+        let column = alias.columns.get(names.len());
+        names.push(column.map_or("ordinality".into(), |c| c.name.value.clone()));
+        items.push(format!("generate_series(1, {count})"));
+    }
+    let items: Vec<String> = items
+        .iter()
+        .zip(&names)
+        .map(|(item, name)| format!("{item} AS {}", Ident::new(name)))
+        .collect();
+    let select = parse_query(&format!("SELECT {}", items.join(", "))).ok()?;
+    let SetExpr::Select(select) = *select.body else {
+        return None;
+    };
+    alias.columns.clear();
+    Some(Expansion {
+        items: select.projection,
+        alias,
+    })
+}
+
+fn table_alias(name: &str) -> TableAlias {
+    TableAlias {
+        explicit: true,
+        name: Ident::new(name),
+        columns: vec![],
+        at: None,
+    }
+}
+
+/// `expansion` as a derived table of its own (it reads no other FROM item).
+fn derived(expansion: Expansion) -> Option<TableFactor> {
+    let items: Vec<String> = expansion.items.iter().map(ToString::to_string).collect();
+    Some(TableFactor::Derived {
+        lateral: false,
+        subquery: parse_query(&format!("SELECT {}", items.join(", "))).ok()?,
+        alias: Some(expansion.alias),
+        sample: None,
+    })
+}
+
+/// The column references in `items` (all of them: a select list without
+/// FROM reads only earlier FROM items), by their text.
+fn outer_references(items: &Vec<SelectItem>) -> BTreeMap<String, Expr> {
+    let mut refs = BTreeMap::new();
+    let _ = visit_expressions(items, |e| {
+        if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+            refs.insert(e.to_string(), e.clone());
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    refs
+}
+
+/// A lateral function rewritten as a derived table joined on its keys.
+struct Joined {
+    factor: TableFactor,
+    /// The join condition: each reference not distinct from its key.
+    condition: Expr,
+    /// The key columns, left out of `*`.
+    keys: Vec<Ident>,
+    alias: String,
+    single_column: Option<String>,
+}
+
+/// The derived table expanding `expansion` once per distinct value of
+/// `refs` among the rows of `earlier` (the FROM items it may read; those
+/// its qualified references name, or all of them), numbered `n`.
+fn joined(
+    mut expansion: Expansion,
+    refs: &BTreeMap<String, Expr>,
+    earlier: &[TableWithJoins],
+    n: usize,
+) -> Option<Joined> {
+    let qualifiers: Vec<String> = refs
+        .values()
+        .map(|r| match r {
+            Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some(ident_name(&parts[0])),
+            _ => None,
+        })
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    let sources: Vec<&TableWithJoins> = match qualifiers.is_empty() {
+        true => earlier.iter().collect(),
+        false => earlier
+            .iter()
+            .filter(|t| names(t).iter().any(|name| qualifiers.contains(name)))
+            .collect(),
+    };
+    if sources.is_empty() {
+        return None;
+    }
+    let source = format!("__lateral{n}");
+    let key = |k: usize| format!("__lateral{n}_k{k}");
+    let mut keyed = BTreeMap::new();
+    let mut distinct = Vec::new();
+    for (k, (text, reference)) in refs.iter().enumerate() {
+        distinct.push(format!("{reference} AS {}", key(k + 1)));
+        keyed.insert(
+            text.clone(),
+            parse_expr(&format!("{source}.{}", key(k + 1))).ok()?,
+        );
+    }
+    // The items read the keys; the alias's column names name them.
+    let mut items = Vec::new();
+    let mut columns = Vec::new();
+    for (i, item) in expansion.items.iter().enumerate() {
+        let (mut expr, name) = match item {
+            SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), alias.clone()),
+            _ => return None,
+        };
+        let _ = visit_expressions_mut(&mut expr, |e| {
+            if let Some(key) = keyed.get(&e.to_string()) {
+                *e = key.clone();
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        let name = expansion
+            .alias
+            .columns
+            .get(i)
+            .map_or(name, |c| c.name.clone());
+        columns.push(ident_name(&name));
+        items.push(format!("{expr} AS {name}"));
+    }
+    let keys: Vec<String> = (1..=refs.len()).map(key).collect();
+    let sources: Vec<String> = sources.iter().map(ToString::to_string).collect();
+    let sql = format!(
+        "SELECT {}, {} FROM (SELECT DISTINCT {} FROM {}) AS {source}",
+        items.join(", "),
+        keys.iter()
+            .map(|k| format!("{source}.{k} AS {k}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        distinct.join(", "),
+        sources.join(", "),
+    );
+    let subquery = parse_query(&sql).ok()?;
+    expansion.alias.columns.clear();
+    let alias = expansion.alias.name.clone();
+    let conditions: Vec<String> = refs
+        .values()
+        .zip(&keys)
+        .map(|(reference, k)| format!("{reference} IS NOT DISTINCT FROM {alias}.{k}"))
+        .collect();
+    let alias_name = ident_name(&alias);
+    Some(Joined {
+        factor: TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias: Some(expansion.alias),
+            sample: None,
+        },
+        condition: parse_expr(&conditions.join(" AND ")).ok()?,
+        keys: keys.into_iter().map(Ident::new).collect(),
+        single_column: match columns.as_slice() {
+            [column] if *column != alias_name => Some(column.clone()),
+            _ => None,
+        },
+        alias: alias_name,
+    })
+}
+
+/// The names the relations of `table` are referred to by (alias, or
+/// table name).
+fn names(table: &TableWithJoins) -> Vec<String> {
+    std::iter::once(&table.relation)
+        .chain(table.joins.iter().map(|j| &j.relation))
+        .filter_map(|factor| match factor {
+            TableFactor::Table {
+                alias: Some(alias), ..
+            }
+            | TableFactor::Derived {
+                alias: Some(alias), ..
+            }
+            | TableFactor::Function {
+                alias: Some(alias), ..
+            } => Some(ident_name(&alias.name)),
+            TableFactor::Table { name, .. } => {
+                name.0.last().and_then(|p| p.as_ident()).map(ident_name)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `operator` of a LATERAL join, with `condition` added to its own.
+fn with_condition(operator: &JoinOperator, condition: Expr) -> JoinOperator {
+    let and = |constraint: &JoinConstraint| {
+        JoinConstraint::On(match constraint {
+            JoinConstraint::On(on) => Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(on.clone()))),
+                op: BinaryOperator::And,
+                right: Box::new(condition.clone()),
+            },
+            _ => condition.clone(),
+        })
+    };
+    match operator {
+        JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => JoinOperator::LeftOuter(and(c)),
+        JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::CrossJoin(c) => {
+            JoinOperator::Inner(and(c))
+        }
+        // Another kind keeps DataFusion's answer (0A000).
+        other => other.clone(),
+    }
+}
+
+/// Leaves `keys` out of a wildcard.
+fn exclude<'a>(options: &mut WildcardAdditionalOptions, keys: impl Iterator<Item = &'a Ident>) {
+    let mut names: Vec<ObjectName> = match options.opt_exclude.take() {
+        Some(ExcludeSelectItem::Single(name)) => vec![name],
+        Some(ExcludeSelectItem::Multiple(names)) => names,
+        None => Vec::new(),
+    };
+    names.extend(keys.map(|k| ObjectName::from(vec![k.clone()])));
+    options.opt_exclude = (!names.is_empty()).then_some(ExcludeSelectItem::Multiple(names));
+}
+
+/// `alias` alone in `node`'s expressions, for a rewritten function with
+/// one column named otherwise, as that column (`e` for `e.value`).
+fn name_single_columns<V: VisitMut>(node: &mut V, renamed: &BTreeMap<String, String>) {
+    let _ = visit_expressions_mut(node, |expr| {
+        if let Expr::Identifier(ident) = expr {
+            if let Some(column) = renamed.get(&ident_name(ident)) {
+                *expr = Expr::CompoundIdentifier(vec![ident.clone(), Ident::new(column)]);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
