@@ -11,13 +11,18 @@
 //! (DataFusion kept a date, dropping the interval's hours: `date
 //! '2024-01-31' + interval '1 hour'` was `2024-01-31`).
 
+use std::sync::Arc;
+
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::TimeUnit;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::DFSchema;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, Result as DFResult};
 use datafusion::logical_expr::planner::{PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::{binary_expr, cast, lit, Cast, Expr, ExprSchemable, Operator};
+use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 use super::analyze::array_udf;
@@ -134,4 +139,89 @@ pub fn date_arithmetic(expr: RawBinaryExpr, schema: &DFSchema) -> PlannerResult<
         });
     };
     PlannerResult::Planned(planned)
+}
+
+/// A `timestamptz` read as a date, a time of day or a `timestamp`, or
+/// taken apart (`EXTRACT`, `date_part`, `date_trunc`), in the session's
+/// time zone, as PostgreSQL reads it: a column's values and `now()` carry
+/// UTC (their Arrow type's zone), so with `SET TimeZone = 'America/
+/// Los_Angeles'` a `t::date` of 03:00 UTC was the next day, `extract(hour
+/// ...)` 3 instead of 19 and `date_trunc('day', t)` UTC's midnight. The
+/// value is first relabelled with the session's zone (the same instant),
+/// which those casts and functions read.
+#[derive(Debug)]
+pub struct SessionZone;
+
+impl AnalyzerRule for SessionZone {
+    fn name(&self) -> &str {
+        "postgresql_session_zone"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        let Some(zone) = config.execution.time_zone.as_deref() else {
+            return Ok(plan);
+        };
+        let zone: Arc<str> = zone.into();
+        plan.transform_up_with_subqueries(|node| {
+            super::analyze::rewrite_node_expressions(node, true, |expr, schema| {
+                Ok(in_session_zone(expr, schema, &zone))
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> Transformed<Expr> {
+    // `e` relabelled with the session's zone, if it is a timestamp with
+    // another.
+    let local = |e: &Expr| match e.get_type(schema) {
+        Ok(DataType::Timestamp(unit, Some(tz))) if *tz != **zone => Some(cast(
+            e.clone(),
+            DataType::Timestamp(unit, Some(zone.clone())),
+        )),
+        _ => None,
+    };
+    match expr {
+        Expr::Cast(Cast { expr: inner, field })
+            if matches!(
+                field.data_type(),
+                DataType::Date32
+                    | DataType::Date64
+                    | DataType::Time32(_)
+                    | DataType::Time64(_)
+                    | DataType::Timestamp(_, None)
+            ) =>
+        {
+            match local(&inner) {
+                // Arrow's cast to a timestamp without a zone keeps the UTC
+                // clock; `to_local_time` reads the zone's.
+                Some(relabelled) => {
+                    let relabelled = match field.data_type() {
+                        DataType::Timestamp(_, None) => {
+                            datafusion::functions::datetime::to_local_time().call(vec![relabelled])
+                        }
+                        _ => relabelled,
+                    };
+                    Transformed::yes(Expr::Cast(Cast {
+                        expr: Box::new(relabelled),
+                        field,
+                    }))
+                }
+                None => Transformed::no(Expr::Cast(Cast { expr: inner, field })),
+            }
+        }
+        Expr::ScalarFunction(mut call)
+            if matches!(call.name(), "date_part" | "extract" | "date_trunc")
+                && call.args.len() == 2 =>
+        {
+            match local(&call.args[1]) {
+                Some(relabelled) => {
+                    call.args[1] = relabelled;
+                    Transformed::yes(Expr::ScalarFunction(call))
+                }
+                None => Transformed::no(Expr::ScalarFunction(call)),
+            }
+        }
+        other => Transformed::no(other),
+    }
 }
