@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray};
 use datafusion::arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Decimal256Type, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -111,6 +111,7 @@ impl RowWriter {
             check_value_fits(array, &column.sql_type)?;
             match column.sql_type {
                 SqlType::Char(n) => *array = super::bpchar::unpadded_column(array, n as usize),
+                SqlType::Varchar(Some(n)) => *array = cut_to(array, n as usize),
                 SqlType::Json => *array = stored_column(array, Flavor::Json)?,
                 SqlType::Jsonb => *array = stored_column(array, Flavor::Jsonb)?,
                 _ => {}
@@ -387,6 +388,21 @@ fn rows_where(
         .map(|(key, _)| key.clone())
         .collect();
     Ok((filter_record_batch(batch, &mask)?, keys))
+}
+
+/// `array`'s strings cut to `max` characters (what is cut is spaces:
+/// [`check_value_fits`] refused anything else), as PostgreSQL stores a
+/// `varchar(n)` value with trailing spaces beyond `n`.
+fn cut_to(array: &ArrayRef, max: usize) -> ArrayRef {
+    let strings = array.as_string::<i32>();
+    if strings.iter().flatten().all(|v| v.len() <= max) {
+        return array.clone();
+    }
+    let cut: StringArray = strings
+        .iter()
+        .map(|v| v.map(|v| v.char_indices().nth(max).map_or(v, |(at, _)| &v[..at])))
+        .collect();
+    Arc::new(cut)
 }
 
 /// Rejects values that do not fit the column's declared size.

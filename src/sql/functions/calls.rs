@@ -65,6 +65,10 @@ impl VisitorMut for FunctionNamesVisitor {
                     ("ceiling", _) => "ceil",
                     ("sign", _) => "signum",
                     ("every", _) => "bool_and",
+                    // PostgreSQL's remove and replace every equal element;
+                    // DataFusion's the first only.
+                    ("array_remove", _) => "array_remove_all",
+                    ("array_replace", _) => "array_replace_all",
                     ("to_timestamp", Some([_, _])) => TO_TIMESTAMP_TEMPLATE,
                     _ => return ControlFlow::Continue(()),
                 };
