@@ -104,8 +104,9 @@ fn interval_product(expr: &RawBinaryExpr, left: &DataType, right: &DataType) -> 
     }
 }
 
-/// `date ± interval` (either side) as `timestamp ± interval`, and `date -
-/// date` as an integer number of days, as PostgreSQL types them; any other
+/// `date ± interval` (either side) as `timestamp ± interval`, `date -
+/// date` as an integer number of days, and `timestamp - timestamp` in
+/// 24-hour days, as PostgreSQL types them; any other
 /// operation as it is.
 pub fn date_arithmetic(expr: RawBinaryExpr, schema: &DFSchema) -> PlannerResult<RawBinaryExpr> {
     let (Ok(left), Ok(right)) = (expr.left.get_type(schema), expr.right.get_type(schema)) else {
@@ -121,6 +122,7 @@ pub fn date_arithmetic(expr: RawBinaryExpr, schema: &DFSchema) -> PlannerResult<
     };
     let is_date = |t: &DataType| matches!(t, DataType::Date32 | DataType::Date64);
     let is_interval = |t: &DataType| matches!(t, DataType::Interval(_));
+    let is_timestamp = |t: &DataType| matches!(t, DataType::Timestamp(..));
     let timestamp = |e: Expr| cast(e, DataType::Timestamp(TimeUnit::Microsecond, None));
     let RawBinaryExpr {
         left: l, right: r, ..
@@ -131,6 +133,9 @@ pub fn date_arithmetic(expr: RawBinaryExpr, schema: &DFSchema) -> PlannerResult<
         binary_expr(l, op, timestamp(r))
     } else if is_date(&left) && is_date(&right) && op == Operator::Minus {
         cast(binary_expr(l, op, r), DataType::Int32)
+    } else if is_timestamp(&left) && is_timestamp(&right) && op == Operator::Minus {
+        let interval = DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano);
+        super::interval::justify_hours_of(cast(binary_expr(l, op, r), interval))
     } else {
         return PlannerResult::Original(RawBinaryExpr {
             op: expr.op,

@@ -360,33 +360,31 @@ impl AnalyzerRule for IntervalOrder {
 /// `justify_days`, `justify_hours` and `justify_interval`, as PostgreSQL
 /// computes them (30-day months, 24-hour days, the parts given one sign).
 pub fn justify_functions() -> Vec<ScalarUDF> {
-    let interval = DataType::Interval(IntervalUnit::MonthDayNano);
-    [
-        (
-            "justify_days",
-            justify_days as fn(IntervalMonthDayNano) -> IntervalMonthDayNano,
-        ),
-        ("justify_hours", justify_hours),
-        ("justify_interval", justify_interval),
+    vec![
+        justify_udf("justify_days", justify_days),
+        justify_udf("justify_hours", justify_hours),
+        justify_udf("justify_interval", justify_interval),
     ]
-    .into_iter()
-    .map(|(name, justify)| {
-        let udf = array_udf(
-            name,
-            vec![interval.clone()],
-            interval.clone(),
-            move |arrays| {
-                let justified: IntervalMonthDayNanoArray = arrays[0]
-                    .as_primitive::<IntervalMonthDayNanoType>()
-                    .iter()
-                    .map(|v| v.map(justify))
-                    .collect();
-                Ok(Arc::new(justified) as ArrayRef)
-            },
-        );
-        udf.as_ref().clone()
-    })
-    .collect()
+}
+
+/// `justify_hours(interval)`: what a timestamp minus a timestamp is in
+/// PostgreSQL (`timestamp_mi`: 24-hour days, `9 days 01:30:00` rather
+/// than `217:30:00`; `sql::datetime::date_arithmetic`).
+pub fn justify_hours_of(interval: Expr) -> Expr {
+    justify_udf("justify_hours", justify_hours).call(vec![interval])
+}
+
+fn justify_udf(name: &str, justify: fn(IntervalMonthDayNano) -> IntervalMonthDayNano) -> ScalarUDF {
+    let interval = DataType::Interval(IntervalUnit::MonthDayNano);
+    let udf = array_udf(name, vec![interval.clone()], interval, move |arrays| {
+        let justified: IntervalMonthDayNanoArray = arrays[0]
+            .as_primitive::<IntervalMonthDayNanoType>()
+            .iter()
+            .map(|v| v.map(justify))
+            .collect();
+        Ok(Arc::new(justified) as ArrayRef)
+    });
+    udf.as_ref().clone()
 }
 
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;

@@ -14,12 +14,15 @@ use std::sync::Arc;
 use arrow_pg::datatypes::{field_into_pg_type, PG_OID_ALIAS_KEY};
 use datafusion::arrow::array::Int32Array;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::planner::TypePlanner;
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast;
 use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 use pgwire::api::Type;
@@ -181,5 +184,49 @@ impl ScalarUDFImpl for PgTypeof {
                 }
             },
         )
+    }
+}
+
+/// PostgreSQL has no unsigned integers: DataFusion's functions that count
+/// (`row_number()`, `rank()`, `cardinality`, `array_length`, ...) return
+/// them, and a UInt64 is described as `numeric`, so psycopg read
+/// `row_number()` as `Decimal('1')` and `pg_typeof` said numeric. Such a
+/// function's value is cast to PostgreSQL's type: `integer` for the array
+/// functions, `bigint` for the others (a window function's value where a
+/// projection reads its column).
+#[derive(Debug)]
+pub struct SignedIntegers;
+
+impl AnalyzerRule for SignedIntegers {
+    fn name(&self) -> &str {
+        "postgresql_signed_integers"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let projection = matches!(node, LogicalPlan::Projection(_));
+            super::analyze::rewrite_node_expressions(node, true, |expr, schema| {
+                let unsigned = |e: &Expr| {
+                    e.get_type(schema)
+                        .is_ok_and(|t| matches!(t, DataType::UInt32 | DataType::UInt64))
+                };
+                Ok(match &expr {
+                    Expr::ScalarFunction(call) if unsigned(&expr) => {
+                        let to = match call.name() {
+                            "cardinality" | "array_length" | "array_ndims" | "array_position" => {
+                                DataType::Int32
+                            }
+                            _ => DataType::Int64,
+                        };
+                        Transformed::yes(cast(expr, to))
+                    }
+                    Expr::Column(_) if projection && unsigned(&expr) => {
+                        Transformed::yes(cast(expr, DataType::Int64))
+                    }
+                    _ => Transformed::no(expr),
+                })
+            })
+        })
+        .map(|t| t.data)
     }
 }
