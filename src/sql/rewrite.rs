@@ -337,7 +337,8 @@ pub fn expand_set_returning_items(stmt: &mut Statement) {
 ///
 /// - `x = ANY (SELECT ...)` is `x IN (SELECT ...)` and `x <> ALL (SELECT
 ///   ...)` is `x NOT IN (SELECT ...)`, NULLs included. (The compatibility
-///   rules would read the subquery as an array and fail.)
+///   rules would read the subquery as an array and fail.) The same for an
+///   `ARRAY[...]` of elements.
 /// - Other operators keep their form, with the subquery wrapped in a
 ///   derived table named on its own. DataFusion turns the comparison into a
 ///   condition between the two queries' columns; when both read the same
@@ -371,6 +372,20 @@ impl VisitorMut for QuantifiedVisitor {
         let (Expr::AnyOp { left, right, .. } | Expr::AllOp { left, right, .. }) = expr else {
             return ControlFlow::Continue(());
         };
+        // `x = ANY (ARRAY[a, b])` is `x IN (a, b)`, which gives NULL, as
+        // PostgreSQL does, when no element equals x and one is NULL
+        // (membership in the array gave false); `ARRAY[]` none.
+        if let (true, Expr::Array(array)) = (is_membership, right.as_ref()) {
+            *expr = match array.elem.is_empty() {
+                true => Expr::Value(Value::Boolean(negated).with_empty_span()),
+                false => Expr::InList {
+                    expr: left.clone(),
+                    list: array.elem.clone(),
+                    negated,
+                },
+            };
+            return ControlFlow::Continue(());
+        }
         let Expr::Subquery(query) = right.as_mut() else {
             return ControlFlow::Continue(());
         };
@@ -390,6 +405,84 @@ impl VisitorMut for QuantifiedVisitor {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Row comparisons (`(a, b) = (1, 2)`, `(a, b) < (c, d)`) and `(a, b) IS
+/// [NOT] NULL` as PostgreSQL evaluates them, element by element with
+/// NULLs unknown: DataFusion compared the two rows as values, so `(1,
+/// NULL) = (1, 2)` was false (PostgreSQL: NULL, and `NOT` of it is not
+/// true) and `(NULL, NULL) IS NULL` false. `=` is every pair equal, `<>`
+/// some pair different, `<` (and the others) the first pair that differs
+/// decides, lexicographically.
+#[derive(Debug)]
+pub struct RowComparisons;
+
+impl SqlStatementRewriteRule for RowComparisons {
+    fn rewrite(&self, mut stmt: Statement) -> Statement {
+        let _ = visit_expressions_mut(&mut stmt, |expr| {
+            if let Some(rewritten) = row_comparison(expr) {
+                *expr = rewritten;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        stmt
+    }
+}
+
+fn row_comparison(expr: &Expr) -> Option<Expr> {
+    let and_or = |parts: Vec<String>, op: &str| format!("({})", parts.join(op));
+    let sql = match expr {
+        Expr::IsNull(row) | Expr::IsNotNull(row) => {
+            let Expr::Tuple(items) = row.as_ref() else {
+                return None;
+            };
+            let test = match expr {
+                Expr::IsNull(_) => "IS NULL",
+                _ => "IS NOT NULL",
+            };
+            and_or(
+                items.iter().map(|i| format!("({i}) {test}")).collect(),
+                " AND ",
+            )
+        }
+        Expr::BinaryOp { left, op, right } => {
+            let (Expr::Tuple(l), Expr::Tuple(r)) = (left.as_ref(), right.as_ref()) else {
+                return None;
+            };
+            if l.len() != r.len() || l.is_empty() {
+                return None;
+            }
+            let pairs = |op: &str| -> Vec<String> {
+                l.iter()
+                    .zip(r)
+                    .map(|(a, b)| format!("({a}) {op} ({b})"))
+                    .collect()
+            };
+            match op {
+                BinaryOperator::Eq => and_or(pairs("="), " AND "),
+                BinaryOperator::NotEq => and_or(pairs("<>"), " OR "),
+                BinaryOperator::Lt
+                | BinaryOperator::LtEq
+                | BinaryOperator::Gt
+                | BinaryOperator::GtEq => {
+                    // a1 < b1 OR (a1 = b1 AND (a2 < b2 OR (... an <= bn)))
+                    let strict = match op {
+                        BinaryOperator::Lt | BinaryOperator::LtEq => "<",
+                        _ => ">",
+                    };
+                    let (last_l, last_r) = (&l[l.len() - 1], &r[r.len() - 1]);
+                    let mut sql = format!("({last_l}) {op} ({last_r})");
+                    for (a, b) in l.iter().zip(r).rev().skip(1) {
+                        sql = format!("(({a}) {strict} ({b}) OR (({a}) = ({b}) AND {sql}))");
+                    }
+                    sql
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    parse_expr(&sql).ok()
 }
 
 /// `EXISTS (subquery)` in a select list (`SELECT EXISTS (SELECT 1 FROM t
