@@ -83,8 +83,12 @@ impl Visitor for PlainVisitor {
             | Expr::IsNotNull(_)
             | Expr::InList { .. }
             | Expr::Between { .. } => ControlFlow::Continue(()),
+            // `^`: a unary minus before it is rewritten (`PgOperators`).
             Expr::BinaryOp { op, .. }
-                if !matches!(op, BinaryOperator::PGCustomBinaryOperator(_)) =>
+                if !matches!(
+                    op,
+                    BinaryOperator::PGCustomBinaryOperator(_) | BinaryOperator::PGExp
+                ) =>
             {
                 ControlFlow::Continue(())
             }

@@ -37,7 +37,7 @@ use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AccessExpr, BinaryOperator, CastKind, CharacterLength, DataType, Expr,
     FunctionArguments, GroupByExpr, Ident, Insert, LimitClause, ObjectName, Query, Select,
     SelectItem, SetExpr, Statement, Subscript, TableAliasColumnDef, TableFactor, TableObject,
-    Value, VisitMut, VisitorMut,
+    UnaryOperator, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -407,25 +407,70 @@ impl VisitorMut for QuantifiedVisitor {
     }
 }
 
-/// Row comparisons (`(a, b) = (1, 2)`, `(a, b) < (c, d)`) and `(a, b) IS
-/// [NOT] NULL` as PostgreSQL evaluates them, element by element with
-/// NULLs unknown: DataFusion compared the two rows as values, so `(1,
-/// NULL) = (1, 2)` was false (PostgreSQL: NULL, and `NOT` of it is not
-/// true) and `(NULL, NULL) IS NULL` false. `=` is every pair equal, `<>`
-/// some pair different, `<` (and the others) the first pair that differs
-/// decides, lexicographically.
+/// Operators as PostgreSQL reads them where the parser or DataFusion
+/// differs:
+/// - row comparisons (`(a, b) = (1, 2)`, `(a, b) < (c, d)`) and `(a, b)
+///   IS [NOT] NULL`, element by element with NULLs unknown: DataFusion
+///   compared the two rows as values, so `(1, NULL) = (1, 2)` was false
+///   (PostgreSQL: NULL, and `NOT` of it is not true) and `(NULL, NULL) IS
+///   NULL` false. `=` is every pair equal, `<>` some pair different, `<`
+///   (and the others) the first pair that differs decides,
+///   lexicographically;
+/// - a unary minus binds tighter than `^` (`-2 ^ 2` is 4, the parser read
+///   `-(2 ^ 2)`), and `-interval '1 day 2 hours'` negates the whole
+///   interval (DataFusion negated the literal's first part only).
 #[derive(Debug)]
-pub struct RowComparisons;
+pub struct PgOperators;
 
-impl SqlStatementRewriteRule for RowComparisons {
+impl SqlStatementRewriteRule for PgOperators {
     fn rewrite(&self, mut stmt: Statement) -> Statement {
         let _ = visit_expressions_mut(&mut stmt, |expr| {
-            if let Some(rewritten) = row_comparison(expr) {
+            if let Some(rewritten) = row_comparison(expr).or_else(|| unary_minus(expr)) {
                 *expr = rewritten;
             }
             ControlFlow::<()>::Continue(())
         });
         stmt
+    }
+}
+
+/// `-x ^ y` as `(-x) ^ y` (down the left of a chain of `^`), `-interval
+/// '...'` as `-(interval '...')`.
+fn unary_minus(expr: &Expr) -> Option<Expr> {
+    let Expr::UnaryOp {
+        op: UnaryOperator::Minus,
+        expr: operand,
+    } = expr
+    else {
+        return None;
+    };
+    fn negate_leftmost(expr: &Expr) -> Expr {
+        match expr {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::PGExp,
+                right,
+            } => Expr::BinaryOp {
+                left: Box::new(negate_leftmost(left)),
+                op: BinaryOperator::PGExp,
+                right: right.clone(),
+            },
+            other => Expr::Nested(Box::new(Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr: Box::new(other.clone()),
+            })),
+        }
+    }
+    match operand.as_ref() {
+        Expr::BinaryOp {
+            op: BinaryOperator::PGExp,
+            ..
+        } => Some(negate_leftmost(operand)),
+        Expr::Interval(_) => Some(Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: Box::new(Expr::Nested(operand.clone())),
+        }),
+        _ => None,
     }
 }
 
