@@ -741,49 +741,46 @@ pub struct SizedStringCasts;
 
 impl SqlStatementRewriteRule for SizedStringCasts {
     fn rewrite(&self, mut stmt: Statement) -> Statement {
-        struct Visitor;
-        impl VisitorMut for Visitor {
-            type Break = ();
-            fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-                let Expr::Cast {
-                    kind: CastKind::Cast | CastKind::DoubleColon,
-                    expr: inner,
-                    data_type,
-                    format: None,
-                    ..
-                } = expr
-                else {
-                    return ControlFlow::Continue(());
-                };
-                let length = |l: &Option<CharacterLength>| match l {
-                    Some(CharacterLength::IntegerLength { length, .. }) => Some(*length),
-                    _ => None,
-                };
-                let (n, is_char) = match data_type {
-                    DataType::Varchar(l)
-                    | DataType::CharacterVarying(l)
-                    | DataType::CharVarying(l) => match length(l) {
-                        Some(n) => (n, false),
-                        None => return ControlFlow::Continue(()),
-                    },
-                    DataType::Char(l) | DataType::Character(l) => (length(l).unwrap_or(1), true),
-                    _ => return ControlFlow::Continue(()),
-                };
-                let sql = if is_char {
-                    format!("bpchar(CAST(({inner}) AS TEXT), {n})")
-                } else {
-                    format!("left(CAST(({inner}) AS TEXT), {n})")
-                };
-                // Printed by the parser itself, so it parses.
-                if let Ok(cut) = parse_expr(&sql) {
-                    *expr = cut;
+        rewrite_casts(&mut stmt, |inner, data_type| {
+            let length = |l: &Option<CharacterLength>| match l {
+                Some(CharacterLength::IntegerLength { length, .. }) => Some(*length),
+                _ => None,
+            };
+            let (n, is_char) = match data_type {
+                DataType::Varchar(l) | DataType::CharacterVarying(l) | DataType::CharVarying(l) => {
+                    (length(l)?, false)
                 }
-                ControlFlow::Continue(())
-            }
-        }
-        let _ = stmt.visit(&mut Visitor);
+                DataType::Char(l) | DataType::Character(l) => (length(l).unwrap_or(1), true),
+                _ => return None,
+            };
+            Some(match is_char {
+                true => format!("bpchar(CAST(({inner}) AS TEXT), {n})"),
+                false => format!("left(CAST(({inner}) AS TEXT), {n})"),
+            })
+        });
         stmt
     }
+}
+
+/// Each explicit cast `CAST(inner AS data_type)` or `inner::data_type` in
+/// `stmt` for which `rewrite` gives SQL text, replaced by that text.
+fn rewrite_casts(stmt: &mut Statement, rewrite: impl Fn(&Expr, &DataType) -> Option<String>) {
+    let _ = visit_expressions_mut(stmt, |expr| {
+        if let Expr::Cast {
+            kind: CastKind::Cast | CastKind::DoubleColon,
+            expr: inner,
+            data_type,
+            format: None,
+            ..
+        } = expr
+        {
+            // Printed by the parser itself, so it parses.
+            if let Some(Ok(rewritten)) = rewrite(inner, data_type).map(|sql| parse_expr(&sql)) {
+                *expr = rewritten;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// Casts to `regtype` and `regclass` as PostgreSQL reads them (the
@@ -807,47 +804,27 @@ pub struct RegCasts;
 
 impl SqlStatementRewriteRule for RegCasts {
     fn rewrite(&self, mut stmt: Statement) -> Statement {
-        struct Visitor;
-        impl VisitorMut for Visitor {
-            type Break = ();
-            fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-                let Expr::Cast {
-                    kind: CastKind::Cast | CastKind::DoubleColon,
-                    expr: inner,
-                    data_type,
-                    format: None,
-                    ..
-                } = expr
-                else {
-                    return ControlFlow::Continue(());
-                };
-                let name = data_type.to_string().to_lowercase();
-                let sql = match name.strip_prefix("pg_catalog.").unwrap_or(&name) {
-                    "regtype" => format!("{}({inner})", super::pg_catalog::REGTYPE_IN),
-                    "regclass" => match inner.as_ref() {
-                        Expr::Value(v) if matches!(v.value, Value::Placeholder(_)) => {
-                            relation_lookup(inner)
+        rewrite_casts(&mut stmt, |inner, data_type| {
+            let name = data_type.to_string().to_lowercase();
+            match name.strip_prefix("pg_catalog.").unwrap_or(&name) {
+                "regtype" => Some(format!("{}({inner})", super::pg_catalog::REGTYPE_IN)),
+                "regclass" => match inner {
+                    Expr::Value(v) => match &v.value {
+                        Value::SingleQuotedString(s)
+                            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) =>
+                        {
+                            Some(format!("CAST({s} AS regclass)"))
                         }
-                        Expr::Value(v) => match &v.value {
-                            Value::SingleQuotedString(s)
-                                if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) =>
-                            {
-                                format!("CAST({s} AS regclass)")
-                            }
-                            Value::SingleQuotedString(_) => relation_lookup(inner),
-                            _ => return ControlFlow::Continue(()),
-                        },
-                        _ => return ControlFlow::Continue(()),
+                        Value::SingleQuotedString(_) | Value::Placeholder(_) => {
+                            Some(relation_lookup(inner))
+                        }
+                        _ => None,
                     },
-                    _ => return ControlFlow::Continue(()),
-                };
-                if let Ok(rewritten) = parse_expr(&sql) {
-                    *expr = rewritten;
-                }
-                ControlFlow::Continue(())
+                    _ => None,
+                },
+                _ => None,
             }
-        }
-        let _ = stmt.visit(&mut Visitor);
+        });
         stmt
     }
 }
