@@ -41,6 +41,15 @@ pub fn rewrite_node_expressions(
     }
 }
 
+/// `plan` with `rewrite` applied to every expression of every node,
+/// subqueries included, bottom up; a changed node's schema is recomputed.
+pub fn rewrite_plan_expressions(
+    plan: LogicalPlan,
+    rewrite: impl Fn(Expr, &DFSchema) -> DFResult<Transformed<Expr>>,
+) -> DFResult<Transformed<LogicalPlan>> {
+    plan.transform_up_with_subqueries(|node| rewrite_node_expressions(node, true, &rewrite))
+}
+
 /// A rewrite of one expression, given its node's input schema.
 pub type ExpressionRewrite = fn(Expr, &DFSchema) -> Transformed<Expr>;
 

@@ -167,10 +167,8 @@ impl AnalyzerRule for SessionZone {
             return Ok(plan);
         };
         let zone: Arc<str> = zone.into();
-        plan.transform_up_with_subqueries(|node| {
-            super::analyze::rewrite_node_expressions(node, true, |expr, schema| {
-                Ok(in_session_zone(expr, schema, &zone))
-            })
+        super::analyze::rewrite_plan_expressions(plan, |expr, schema| {
+            Ok(in_session_zone(expr, schema, &zone))
         })
         .map(|t| t.data)
     }

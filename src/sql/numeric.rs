@@ -850,10 +850,8 @@ impl AnalyzerRule for UnconstrainedCasts {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            super::analyze::rewrite_node_expressions(node, true, |expr, schema| {
-                Ok(unconstrained_cast(expr, schema))
-            })
+        super::analyze::rewrite_plan_expressions(plan, |expr, schema| {
+            Ok(unconstrained_cast(expr, schema))
         })
         .map(|t| t.data)
     }

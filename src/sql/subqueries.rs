@@ -41,7 +41,7 @@ use datafusion::sql::sqlparser::ast::{
     OrderByKind, Query, Select, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
 };
 
-use super::analyze::rewrite_node_expressions;
+use super::analyze::rewrite_plan_expressions;
 use super::catalog_queries::relation_name;
 use super::ddl::ident_name;
 use super::rewrite::parse_expr;
@@ -562,14 +562,12 @@ impl AnalyzerRule for NullableSubqueries {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
-        let rewritten = plan.transform_up_with_subqueries(|node| {
-            rewrite_node_expressions(node, true, |expr, _| {
-                Ok(match expr {
-                    PlanExpr::ScalarSubquery(subquery) if !always_one_row(&subquery.subquery) => {
-                        nullable_subquery(subquery)?
-                    }
-                    other => Transformed::no(other),
-                })
+        let rewritten = rewrite_plan_expressions(plan, |expr, _| {
+            Ok(match expr {
+                PlanExpr::ScalarSubquery(subquery) if !always_one_row(&subquery.subquery) => {
+                    nullable_subquery(subquery)?
+                }
+                other => Transformed::no(other),
             })
         })?;
         // The nodes above a changed one take its nullability.
