@@ -336,7 +336,7 @@ impl CatalogProvider for SessionDatabase {
 pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
     vec![
         Box::new(super::rewrite::QuantifiedSubqueries),
-        Box::new(super::rewrite::PgOperators),
+        Box::new(super::operators::PgOperators),
         Box::new(super::rewrite::ExistsInSelectList),
         Box::new(super::rewrite::FetchFirstAsLimit),
         Box::new(super::rewrite::SizedStringCasts),

@@ -39,6 +39,7 @@ pub mod lateral;
 pub mod literals;
 pub mod names;
 pub mod numeric;
+pub mod operators;
 pub mod output;
 pub mod pg_catalog;
 pub mod plain;

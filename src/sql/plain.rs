@@ -83,7 +83,7 @@ impl Visitor for PlainVisitor {
             | Expr::IsNotNull(_)
             | Expr::InList { .. }
             | Expr::Between { .. } => ControlFlow::Continue(()),
-            // `^`: a unary minus before it is rewritten (`PgOperators`).
+            // `^`: a unary minus before it is rewritten (`operators::PgOperators`).
             Expr::BinaryOp { op, .. }
                 if !matches!(
                     op,
