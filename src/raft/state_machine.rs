@@ -8,20 +8,29 @@
 //! synced log, and after a crash that lost the batch the entry is applied
 //! again from there, the applied index having been lost with it.
 //!
-//! A snapshot is every record of the group's state, read from one
-//! consistent RocksDB view while applying goes on and written record by
-//! record to a file ([`SnapshotFile`]: length-delimited `SnapshotRecord`s
-//! of `proto/raft.proto`), with the applied state. The `raft` column family
-//! names the current one (`StoredSnapshot`) until a newer one replaces it.
-//! It travels in chunks (`transport`), and is installed in batches: a
-//! record of the install in progress comes first, so a crash in the middle
-//! is finished at the next start, before the group serves. No message,
-//! RocksDB value or buffer grows with the group.
+//! A snapshot costs nothing until a follower needs one. Building one (as
+//! openraft does every `raft_snapshot_entries` entries, to let the log
+//! behind it go) pins a RocksDB view of the database with the applied
+//! state it holds ([`Built`]): the group's state is in RocksDB already, so
+//! there is nothing to copy, and the log can go because the applied
+//! batches sit before the log's purge in RocksDB's one WAL (a crash keeps
+//! a prefix of it: if the purge survives, so did what it relied on). Only
+//! when the snapshot is sent is the view written, once, record by record,
+//! to a file ([`SnapshotFile`]: length-delimited `SnapshotRecord`s of
+//! `proto/raft.proto`). Writing every group out every few thousand
+//! entries cost time in proportion to the group's size, again and again.
+//!
+//! A snapshot travels in chunks (`transport`), and is installed in
+//! batches: a record of the install in progress comes first, so a crash in
+//! the middle is finished at the next start, before the group serves. The
+//! `raft` column family names the installed file (`StoredSnapshot`) until
+//! a snapshot built here replaces it. No message, RocksDB value or buffer
+//! grows with the group.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::{FutureExt, Stream, TryStreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
@@ -35,7 +44,7 @@ use super::log_store::{key, APPLIED, INSTALLING, SNAPSHOT};
 use super::transport::proto;
 use super::{Command, GroupId, ShardRaft, StateMachine};
 use crate::error::{Error, Result};
-use crate::storage::{Family, Storage, StorageBatch};
+use crate::storage::{Family, PinnedView, Storage, StorageBatch};
 
 type AppliedState = (Option<LogIdOf<ShardRaft>>, StoredMembershipOf<ShardRaft>);
 
@@ -46,6 +55,8 @@ pub struct GroupMachine {
     storage: Arc<Storage>,
     group: GroupId,
     state: Arc<dyn StateMachine>,
+    /// The snapshot built last, unless one was installed since.
+    built: Arc<Mutex<Option<Arc<Built>>>>,
 }
 
 impl GroupMachine {
@@ -55,7 +66,12 @@ impl GroupMachine {
             storage,
             group,
             state,
+            built: Arc::default(),
         }
+    }
+
+    fn built(&self) -> std::sync::MutexGuard<'_, Option<Arc<Built>>> {
+        self.built.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn blocking<T: Send + 'static>(
@@ -107,43 +123,32 @@ impl GroupMachine {
         Ok((membership, answer))
     }
 
-    /// The current snapshot: built now from a consistent view into a new
-    /// file, written record by record, and kept.
-    fn build(&self) -> Result<(SnapshotMetaOf<ShardRaft>, SnapshotFile)> {
-        let view = self.storage.view();
+    /// A snapshot of the group as it is now: a pinned view and the applied
+    /// state it holds; written out only if it is sent. It replaces the
+    /// snapshot built or installed before.
+    fn build(&self) -> Result<Arc<Built>> {
+        let view = self.storage.pinned_view();
         let (last_log_id, last_membership) =
             applied_state(view.get_raft(&key(self.group, APPLIED, 0))?)?;
-        let meta = SnapshotMetaOf::<ShardRaft> {
-            last_log_id,
-            last_membership,
-        };
-        let file = SnapshotFile::new(&self.storage, self.group, "built");
-        let mut out = io::BufWriter::new(std::fs::File::create(&file.path)?);
-        let mut record_bytes = Vec::new();
-        self.state.dump(&view, &mut |family, key, value| {
-            let record = proto::SnapshotRecord {
-                family: match family {
-                    Family::Data => proto::Family::Data,
-                    Family::Meta => proto::Family::Meta,
-                } as i32,
-                key: key.to_vec(),
-                value: value.to_vec(),
-            };
-            record_bytes.clear();
-            record
-                .encode_length_delimited(&mut record_bytes)
-                .map_err(|e| Error::Internal(format!("snapshot record: {e}")))?;
-            Ok(out.write_all(&record_bytes)?)
-        })?;
-        drop(view);
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        let mut batch = self.storage.batch();
-        let replaced = self.keep(&meta, &file, &mut batch)?;
-        self.storage.write(batch)?;
-        if let Some(old) = replaced {
-            old.remove();
+        let built = Arc::new(Built {
+            meta: SnapshotMetaOf::<ShardRaft> {
+                last_log_id,
+                last_membership,
+            },
+            view,
+            group: self.group,
+            state: self.state.clone(),
+            file: Mutex::new(None),
+        });
+        *self.built() = Some(built.clone());
+        // An installed snapshot is older than this one: its file goes.
+        if let Some((_, installed)) = self.current()? {
+            let mut batch = self.storage.batch();
+            batch.delete_raft(&key(self.group, SNAPSHOT, 0));
+            self.storage.write(batch)?;
+            installed.remove();
         }
-        Ok((meta, file))
+        Ok(built)
     }
 
     /// Records `file` as the group's current snapshot in `batch`: the file
@@ -167,10 +172,15 @@ impl GroupMachine {
     /// the install in progress is written first, and a restart that finds
     /// it installs the file again ([`Self::resume`]) before the group
     /// does anything else.
-    fn install(&self, meta: &SnapshotMetaOf<ShardRaft>, file: &SnapshotFile) -> Result<()> {
+    fn install(&self, meta: &SnapshotMetaOf<ShardRaft>, snapshot: &Snapshot) -> Result<()> {
+        // A file of another storage, or one a built snapshot deletes when
+        // it goes, is copied into this storage's directory to be kept.
+        let file = &match snapshot {
+            Snapshot::File(file) => file.in_dir_of(&self.storage, self.group)?,
+            Snapshot::Built(built) => built.written()?.copy_into(&self.storage, self.group)?,
+        };
         // A corrupt file is refused before anything changes.
         self.each_record(file, |_, _| Ok(()))?;
-        let file = &file.in_dir_of(&self.storage, self.group)?;
         let mut batch = self.storage.batch();
         batch.put_raft(&key(self.group, INSTALLING, 0), &file.record(meta));
         self.storage.write(batch)?;
@@ -205,6 +215,8 @@ impl GroupMachine {
         if let Some(old) = replaced {
             old.remove();
         }
+        // What was built here before is of the state replaced.
+        *self.built() = None;
         self.state.reload()?;
         tracing::info!(
             group = self.group,
@@ -288,10 +300,94 @@ const QUICK_AT_ONCE: usize = 4;
 /// How many bytes of records a snapshot install writes per batch.
 const INSTALL_BATCH_BYTES: usize = 4 << 20;
 
-/// A snapshot: a file of length-delimited `SnapshotRecord`s in the node's
+/// A snapshot of a group, as openraft hands it around.
+pub enum Snapshot {
+    /// Received from a leader (or installed from there).
+    File(SnapshotFile),
+    /// Built here, written to a file when first sent.
+    Built(Arc<Built>),
+}
+
+impl Snapshot {
+    /// The snapshot's file: a built one is written now (once, on a
+    /// blocking thread). The file lives as long as the snapshot.
+    pub(super) async fn file(&self) -> io::Result<PathBuf> {
+        match self {
+            Snapshot::File(file) => Ok(file.path.clone()),
+            Snapshot::Built(built) => {
+                let built = built.clone();
+                tokio::task::spawn_blocking(move || built.written())
+                    .await
+                    .map_err(io::Error::other)?
+                    .map(|file| file.path)
+                    .map_err(io::Error::other)
+            }
+        }
+    }
+}
+
+/// A snapshot built here: the database as one pinned view saw it, with
+/// the applied state that view holds, and the file it was written to once
+/// it was sent (deleted with it).
+pub struct Built {
+    meta: SnapshotMetaOf<ShardRaft>,
+    view: PinnedView,
+    group: GroupId,
+    state: Arc<dyn StateMachine>,
+    file: Mutex<Option<SnapshotFile>>,
+}
+
+impl Built {
+    /// The file of the snapshot's records, written now if it is not yet.
+    fn written(&self) -> Result<SnapshotFile> {
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = &*file {
+            return Ok(file.same());
+        }
+        let out = SnapshotFile::new(self.view.storage(), self.group, "built");
+        let written = self.write(&out);
+        if written.is_err() {
+            out.remove();
+        }
+        written?;
+        *file = Some(out.same());
+        Ok(out)
+    }
+
+    fn write(&self, file: &SnapshotFile) -> Result<()> {
+        let mut out = io::BufWriter::new(std::fs::File::create(&file.path)?);
+        let mut record_bytes = Vec::new();
+        self.state.dump(&self.view, &mut |family, key, value| {
+            let record = proto::SnapshotRecord {
+                family: match family {
+                    Family::Data => proto::Family::Data,
+                    Family::Meta => proto::Family::Meta,
+                } as i32,
+                key: key.to_vec(),
+                value: value.to_vec(),
+            };
+            record_bytes.clear();
+            record
+                .encode_length_delimited(&mut record_bytes)
+                .map_err(|e| Error::Internal(format!("snapshot record: {e}")))?;
+            Ok(out.write_all(&record_bytes)?)
+        })?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(())
+    }
+}
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        if let Some(file) = self.file.get_mut().unwrap_or_else(|e| e.into_inner()) {
+            file.remove();
+        }
+    }
+}
+
+/// A snapshot's file: length-delimited `SnapshotRecord`s in the node's
 /// snapshot directory (`Storage::snapshot_dir`), so that no message,
-/// RocksDB value or buffer grows with the group. Built from one
-/// consistent view of the group's records; sent in chunks
+/// RocksDB value or buffer grows with the group. Sent in chunks
 /// (`transport`); installed in batches.
 #[derive(Debug)]
 pub struct SnapshotFile {
@@ -329,14 +425,21 @@ impl SnapshotFile {
                 path: self.path.clone(),
             });
         }
+        self.copy_into(storage, group)
+    }
+
+    /// A copy of this file in `storage`'s snapshot directory.
+    fn copy_into(&self, storage: &Storage, group: GroupId) -> Result<Self> {
         let copy = Self::new(storage, group, "copied");
         std::fs::copy(&self.path, &copy.path)?;
         Ok(copy)
     }
 
-    /// The file's length in bytes.
-    pub(super) fn len(&self) -> io::Result<u64> {
-        Ok(std::fs::metadata(&self.path)?.len())
+    /// Another handle on the same file.
+    fn same(&self) -> Self {
+        Self {
+            path: self.path.clone(),
+        }
     }
 
     /// Deletes the file (it may be gone already).
@@ -413,16 +516,19 @@ fn applied_state(record: Option<Vec<u8>>) -> Result<AppliedState> {
 }
 
 impl RaftSnapshotBuilder<ShardRaft> for GroupMachine {
-    type SnapshotData = SnapshotFile;
+    type SnapshotData = Snapshot;
 
     async fn build_snapshot(&mut self) -> io::Result<SnapshotOf<ShardRaft, Self::SnapshotData>> {
-        let (meta, snapshot) = self.blocking(|machine| machine.build()).await?;
-        Ok(SnapshotOf::<ShardRaft, _> { meta, snapshot })
+        let built = self.blocking(|machine| machine.build()).await?;
+        Ok(SnapshotOf::<ShardRaft, _> {
+            meta: built.meta.clone(),
+            snapshot: Snapshot::Built(built),
+        })
     }
 }
 
 impl RaftStateMachine<ShardRaft> for GroupMachine {
-    type SnapshotData = SnapshotFile;
+    type SnapshotData = Snapshot;
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> io::Result<AppliedState> {
@@ -508,8 +614,17 @@ impl RaftStateMachine<ShardRaft> for GroupMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> io::Result<Option<SnapshotOf<ShardRaft, Self::SnapshotData>>> {
+        if let Some(built) = self.built().clone() {
+            return Ok(Some(SnapshotOf::<ShardRaft, _> {
+                meta: built.meta.clone(),
+                snapshot: Snapshot::Built(built),
+            }));
+        }
         let current = self.blocking(|machine| machine.current()).await?;
-        Ok(current.map(|(meta, snapshot)| SnapshotOf::<ShardRaft, _> { meta, snapshot }))
+        Ok(current.map(|(meta, file)| SnapshotOf::<ShardRaft, _> {
+            meta,
+            snapshot: Snapshot::File(file),
+        }))
     }
 }
 
@@ -598,7 +713,19 @@ pub(crate) mod tests {
         let mut installer = GroupMachine::new(b.clone(), 3, stale.clone());
         apply(&mut installer, vec![entry(1, note("z", "stale"))]).await;
 
+        // Building writes nothing; the snapshot holds the state as it was
+        // built, whatever is applied after.
         let built = machine.build_snapshot().await.unwrap();
+        let files = || std::fs::read_dir(a.snapshot_dir()).unwrap().count();
+        assert_eq!(files(), 0, "nothing written until the snapshot is sent");
+        apply(&mut machine, vec![entry(4, note("x", "4"))]).await;
+        let ours = machine.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(ours.meta, built.meta);
+        assert_eq!(
+            ours.snapshot.file().await.unwrap(),
+            built.snapshot.file().await.unwrap()
+        );
+        assert_eq!(files(), 1, "written once, when first asked for");
         installer
             .install_snapshot(&built.meta, built.snapshot)
             .await
@@ -621,9 +748,14 @@ pub(crate) mod tests {
         let path = b_dir.path().join("forged");
         std::fs::write(&path, forged).unwrap();
         let refused = installer
-            .install_snapshot(&built.meta, SnapshotFile { path })
+            .install_snapshot(&built.meta, Snapshot::File(SnapshotFile { path }))
             .await;
         assert!(refused.is_err());
         assert_eq!(stale.get("x").as_deref(), Some("3"), "nothing changed");
+
+        // A newer build replaces the last: its file goes with it.
+        drop(ours);
+        machine.build_snapshot().await.unwrap();
+        assert_eq!(files(), 0);
     }
 }

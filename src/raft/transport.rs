@@ -28,7 +28,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::codec;
-use super::state_machine::{GroupMachine, SnapshotFile};
+use super::state_machine::{GroupMachine, Snapshot, SnapshotFile};
 use super::{GroupId, ShardRaft};
 use crate::error::Error;
 use crate::rpc::{as_member, check_member, ChannelPool, MAX_MESSAGE_BYTES};
@@ -209,7 +209,7 @@ impl RaftTransport for RaftService {
         }
         let snapshot = SnapshotOf::<ShardRaft, _> {
             meta,
-            snapshot: file,
+            snapshot: Snapshot::File(file),
         };
         let answer = raft
             .install_full_snapshot(vote, snapshot)
@@ -389,7 +389,7 @@ impl GroupNetwork {
 }
 
 impl RaftNetworkV2<ShardRaft> for GroupNetwork {
-    type SnapshotData = SnapshotFile;
+    type SnapshotData = Snapshot;
 
     async fn append_entries(
         &mut self,
@@ -488,14 +488,12 @@ impl RaftNetworkV2<ShardRaft> for GroupNetwork {
         cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<ShardRaft>, StreamingError<ShardRaft>> {
-        let file = snapshot.snapshot;
-        let unreadable = |e: std::io::Error| {
-            CallError::Network(format!("reading snapshot {}: {e}", file.path.display()))
-        };
-        let bytes = file.len().map_err(unreadable)?;
-        let input = tokio::fs::File::open(&file.path)
-            .await
-            .map_err(unreadable)?;
+        // Held until sent: a built snapshot's file goes with it.
+        let held = snapshot.snapshot;
+        let unreadable = |e: std::io::Error| CallError::Network(format!("reading a snapshot: {e}"));
+        let path = held.file().await.map_err(unreadable)?;
+        let input = tokio::fs::File::open(&path).await.map_err(unreadable)?;
+        let bytes = input.metadata().await.map_err(unreadable)?.len();
         let header = proto::SnapshotHeader {
             group: self.group,
             vote: Some(codec::vote_to(&vote)),

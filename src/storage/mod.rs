@@ -259,12 +259,32 @@ impl Storage {
     }
 
     /// A consistent view of the database as it is now: reads through it do
-    /// not see later writes (a snapshot of one Raft group's state is built
-    /// this way while the group goes on applying).
+    /// not see later writes.
     pub fn view(&self) -> View<'_> {
         View {
             storage: self,
             snapshot: self.db.snapshot(),
+        }
+    }
+
+    /// A [`View`] that holds on to the storage, kept as long as needed: a
+    /// Raft group's snapshot is one, taken when openraft asks for a
+    /// snapshot and read only if a follower needs it. While it lives,
+    /// compactions keep the versions it sees (overwritten and collected
+    /// ones included).
+    pub fn pinned_view(self: &Arc<Self>) -> PinnedView {
+        let storage = self.clone();
+        let view = storage.view();
+        // SAFETY: the view borrows the `Storage` inside the Arc (its
+        // address never moves while an Arc to it lives) and that
+        // storage's RocksDB handle. `PinnedView` owns a clone of the Arc
+        // and declares the view first, so the view is dropped (its
+        // RocksDB snapshot released) before the Arc can let go of the
+        // database: the borrow never outlives what it borrows.
+        let view = unsafe { std::mem::transmute::<View<'_>, View<'static>>(view) };
+        PinnedView {
+            view,
+            _storage: storage,
         }
     }
 
@@ -408,7 +428,27 @@ pub struct View<'a> {
     snapshot: rocksdb::Snapshot<'a>,
 }
 
+/// See [`Storage::pinned_view`].
+pub struct PinnedView {
+    // Dropped before `_storage` (fields drop in order): see `pinned_view`.
+    view: View<'static>,
+    _storage: Arc<Storage>,
+}
+
+impl std::ops::Deref for PinnedView {
+    type Target = View<'static>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.view
+    }
+}
+
 impl View<'_> {
+    /// The storage this is a view of.
+    pub fn storage(&self) -> &Storage {
+        self.storage
+    }
+
     fn options(&self) -> ReadOptions {
         let mut options = ReadOptions::default();
         options.set_snapshot(&self.snapshot);
