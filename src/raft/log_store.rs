@@ -14,8 +14,10 @@
 //!   batch, so `get_log_state` knows where the log starts even when it is
 //!   empty).
 //!
-//! Every method runs its RocksDB work on a blocking thread, but `append`
-//! of a few small entries (an unsynced write, see above).
+//! Every method runs its RocksDB work on a blocking thread, but those
+//! that write or read a few small records in the memtable: `append` of a
+//! few small entries and `save_committed` (unsynced writes, see above),
+//! and reads of a few entries.
 
 use std::fmt::Debug;
 use std::io;
@@ -36,6 +38,9 @@ use crate::storage::Storage;
 
 /// Up to how many bytes of entries an append writes on the Raft task.
 const IN_PLACE_APPEND_BYTES: usize = 64 * 1024;
+
+/// Up to how many entries a read of the log makes on the Raft task.
+const IN_PLACE_READ_ENTRIES: u64 = 8;
 
 /// Kinds of `raft` records, the byte after the group id. The state
 /// machine's (`super::state_machine`) share the group's prefix. (Kinds 7
@@ -95,14 +100,10 @@ impl GroupLog {
             .map_err(io::Error::other)
     }
 
-    /// Writes one small record of kind `kind`, synced unless `synced` is
-    /// false.
-    async fn put(&self, kind: u8, value: Vec<u8>, synced: bool) -> io::Result<()> {
+    /// Writes one small record of kind `kind`, synced.
+    async fn put(&self, kind: u8, value: Vec<u8>) -> io::Result<()> {
         self.blocking(move |storage, group| {
             let mut batch = storage.batch();
-            if !synced {
-                batch.unsynced();
-            }
             batch.put_raft(&key(group, kind, 0), &value);
             storage.write(batch)
         })
@@ -136,6 +137,21 @@ impl RaftLogReader<ShardRaft> for GroupLog {
             Bound::Excluded(&i) => Some(i),
             Bound::Unbounded => None,
         };
+        // The few entries just committed, which the state machine reads
+        // back to apply them (most reads), are looked up by key on the
+        // Raft task: memtable reads cost less than the two thread
+        // switches of a blocking thread's trip, which every commit paid.
+        if let Some(end) = end.filter(|&end| end.saturating_sub(start) <= IN_PLACE_READ_ENTRIES) {
+            let mut entries = Vec::new();
+            for index in start..end {
+                match self.storage.get_raft(&key(self.group, LOG, index)) {
+                    Ok(Some(raw)) => entries.push(decode_entry(&raw).map_err(io::Error::other)?),
+                    Ok(None) => {}
+                    Err(e) => return Err(io::Error::other(e)),
+                }
+            }
+            return Ok(entries);
+        }
         self.blocking(move |storage, group| {
             let end = end.map_or_else(|| log_end(group), |end| key(group, LOG, end));
             storage
@@ -180,8 +196,7 @@ impl RaftLogStorage<ShardRaft> for GroupLog {
     }
 
     async fn save_vote(&mut self, vote: &VoteOf<ShardRaft>) -> io::Result<()> {
-        self.put(VOTE, codec::vote_to(vote).encode_to_vec(), true)
-            .await
+        self.put(VOTE, codec::vote_to(vote).encode_to_vec()).await
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<ShardRaft>>) -> io::Result<()> {
@@ -194,8 +209,12 @@ impl RaftLogStorage<ShardRaft> for GroupLog {
         // restarted replica apply less before its first read, and every
         // read here waits until the group's commit of the moment is
         // applied (`ShardGroups::linearize`).
+        // A small unsynced write: on the Raft task (see `append`).
         let record = codec::log_id_to(&committed).encode_to_vec();
-        self.put(COMMITTED, record, false).await
+        let mut batch = self.storage.batch();
+        batch.unsynced();
+        batch.put_raft(&key(self.group, COMMITTED, 0), &record);
+        self.storage.write(batch).map_err(io::Error::other)
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogIdOf<ShardRaft>>> {
