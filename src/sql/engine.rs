@@ -30,9 +30,9 @@ use datafusion::sql::sqlparser::ast::{CreateTable, ObjectName, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::sql::rules::{
-    FixArrayLiteral, FixVersionColumnName, ResolveUnqualifiedIdentifier,
-    RewriteArrayAnyAllOperation, RewritePgCatalogOperator, RewriteRegCastToSubquery,
-    SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
+    FixVersionColumnName, ResolveUnqualifiedIdentifier, RewriteArrayAnyAllOperation,
+    RewritePgCatalogOperator, RewriteRegCastToSubquery, SqlStatementRewriteRule,
+    StripCallableQualifier, StripCollate,
 };
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
@@ -335,6 +335,7 @@ impl CatalogProvider for SessionDatabase {
 /// `RemoveSubqueryFromProjection`, see [`SqlEngine::parse`]).
 pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
     vec![
+        Box::new(super::array_literal::ArrayLiterals),
         Box::new(super::rewrite::QuantifiedSubqueries),
         Box::new(super::operators::PgOperators),
         Box::new(super::rewrite::ExistsInSelectList),
@@ -344,7 +345,6 @@ pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(ResolveUnqualifiedIdentifier),
         Box::new(RewriteArrayAnyAllOperation),
         Box::new(StripCallableQualifier),
-        Box::new(FixArrayLiteral),
         Box::new(StripCollate),
         Box::new(RewritePgCatalogOperator),
         Box::new(super::rewrite::RegCasts),

@@ -21,6 +21,7 @@
 //! transaction's buffer and reach storage at COMMIT (see `txn`).
 
 pub mod analyze;
+pub mod array_literal;
 pub mod bpchar;
 pub mod cancel;
 pub mod catalog_queries;

@@ -1,0 +1,227 @@
+//! Array literals in PostgreSQL's text form (`'{a,"b c",NULL}'::text[]`),
+//! read as `array_in` reads them, into an `ARRAY[...]` of the elements
+//! each cast to the element type.
+//!
+//! The compatibility rule this replaces split the text on commas: quotes
+//! stayed in the values (`"b c"`), `NULL` was the string `NULL` and a
+//! comma inside quotes split an element: wrong values without an error.
+//!
+//! What is read: elements separated by commas, each either quoted
+//! (`"..."`, where a backslash takes the next character as it is) or
+//! bare (surrounding spaces dropped, a backslash escaping the next
+//! character), a bare `NULL` in any case being a null. Text that is not
+//! such a literal is left to the cast, which refuses it: arrays of more
+//! than one dimension (`{{1,2},{3,4}}`, not supported) and PostgreSQL's
+//! `[1:2]={...}` bounds among it.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, ArrayElemTypeDef, CastKind, DataType, Expr, Statement, Value,
+};
+use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
+
+use super::rewrite::parse_expr;
+
+/// `'{...}'::type[]` (or `CAST('{...}' AS type[])`) as an `ARRAY[...]` of
+/// the elements, each cast to `type` (so each is read as a literal of
+/// that type is). An array with no element that is not NULL is cast to
+/// `type[]` as a whole to have a type; others are left as bare `ARRAY`s,
+/// which `x = ANY(...)` reads as a list (`rewrite::QuantifiedSubqueries`).
+#[derive(Debug)]
+pub struct ArrayLiterals;
+
+impl SqlStatementRewriteRule for ArrayLiterals {
+    fn rewrite(&self, mut stmt: Statement) -> Statement {
+        let _ = visit_expressions_mut(&mut stmt, |expr| {
+            if let Some(rewritten) = array_literal(expr) {
+                *expr = rewritten;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        stmt
+    }
+}
+
+fn array_literal(expr: &Expr) -> Option<Expr> {
+    let Expr::Cast {
+        kind: CastKind::Cast | CastKind::DoubleColon,
+        expr: inner,
+        data_type: data_type @ DataType::Array(element),
+        format: None,
+        ..
+    } = expr
+    else {
+        return None;
+    };
+    let element_type = match element {
+        ArrayElemTypeDef::SquareBracket(t, _)
+        | ArrayElemTypeDef::AngleBracket(t)
+        | ArrayElemTypeDef::Parenthesis(t) => t,
+        ArrayElemTypeDef::None => return None,
+    };
+    let Expr::Value(value) = inner.as_ref() else {
+        return None;
+    };
+    let Value::SingleQuotedString(text) = &value.value else {
+        return None;
+    };
+    let elements = Parser::new(text).literal()?;
+    let typed = elements.iter().any(Option::is_some);
+    let elements: Vec<String> = elements
+        .into_iter()
+        .map(|element| match element {
+            None => "NULL".into(),
+            Some(text) => format!("CAST('{}' AS {element_type})", text.replace('\'', "''")),
+        })
+        .collect();
+    let array = format!("ARRAY[{}]", elements.join(", "));
+    parse_expr(&match typed {
+        true => array,
+        false => format!("CAST({array} AS {data_type})"),
+    })
+    .ok()
+}
+
+/// An element read: `None` for a null.
+type Element = Option<String>;
+
+struct Parser<'a> {
+    rest: std::iter::Peekable<std::str::Chars<'a>>,
+}
+
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            rest: text.chars().peekable(),
+        }
+    }
+
+    fn skip_spaces(&mut self) {
+        while self.rest.next_if(|c| c.is_whitespace()).is_some() {}
+    }
+
+    /// The elements of the whole text as one array literal, else `None`.
+    fn literal(mut self) -> Option<Vec<Element>> {
+        self.skip_spaces();
+        if self.rest.next()? != '{' {
+            return None;
+        }
+        let mut elements = Vec::new();
+        self.skip_spaces();
+        if self.rest.next_if_eq(&'}').is_none() {
+            loop {
+                self.skip_spaces();
+                elements.push(match self.rest.peek()? {
+                    '"' => self.quoted()?,
+                    _ => self.bare()?,
+                });
+                self.skip_spaces();
+                match self.rest.next()? {
+                    ',' => continue,
+                    '}' => break,
+                    _ => return None,
+                }
+            }
+        }
+        self.skip_spaces();
+        self.rest.next().is_none().then_some(elements)
+    }
+
+    fn quoted(&mut self) -> Option<Element> {
+        self.rest.next();
+        let mut text = String::new();
+        loop {
+            match self.rest.next()? {
+                '"' => return Some(Some(text)),
+                '\\' => text.push(self.rest.next()?),
+                c => text.push(c),
+            }
+        }
+    }
+
+    fn bare(&mut self) -> Option<Element> {
+        let mut text = String::new();
+        // Spaces after the last character that is not one (or that is
+        // escaped) are not the element's.
+        let mut kept = 0;
+        let mut escaped = false;
+        while let Some(&c) = self.rest.peek() {
+            match c {
+                ',' | '}' => break,
+                // A sub-array, or a quote inside a bare element.
+                '{' | '"' => return None,
+                '\\' => {
+                    self.rest.next();
+                    text.push(self.rest.next()?);
+                    kept = text.len();
+                    escaped = true;
+                    continue;
+                }
+                _ => {}
+            }
+            self.rest.next();
+            text.push(c);
+            if !c.is_whitespace() {
+                kept = text.len();
+            }
+        }
+        text.truncate(kept);
+        if text.is_empty() {
+            return None;
+        }
+        Some(match !escaped && text.eq_ignore_ascii_case("null") {
+            true => None,
+            false => Some(text),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Option<Vec<Element>> {
+        Parser::new(text).literal()
+    }
+
+    #[test]
+    fn elements_are_read_as_array_in_reads_them() {
+        let elements = read(r#"{a,"b c",NULL,"",  d e  ,"NULL",nUll,"x\"y",\,z,\null}"#);
+        let expected = [
+            Some("a"),
+            Some("b c"),
+            None,
+            Some(""),
+            Some("d e"),
+            Some("NULL"),
+            None,
+            Some("x\"y"),
+            Some(",z"),
+            Some("null"),
+        ];
+        let expected: Vec<Element> = expected.iter().map(|e| e.map(String::from)).collect();
+        assert_eq!(elements, Some(expected));
+        assert_eq!(read(" { } "), Some(Vec::new()));
+    }
+
+    #[test]
+    fn text_that_is_not_a_one_dimensional_array_literal_is_left_alone() {
+        for bad in [
+            "",
+            "{",
+            "}",
+            "{a",
+            "{a,}",
+            "{,a}",
+            "{a b\"c}",
+            "{{1,2},{3,4}}",
+            "{1,{2}}",
+            "{a}x",
+            "[1:2]={1,2}",
+            "{\"a}",
+        ] {
+            assert_eq!(read(bad), None, "{bad}");
+        }
+    }
+}
