@@ -51,6 +51,15 @@ impl VisitorMut for FunctionNamesVisitor {
                         *expr = integral_quotient(a, b);
                         return ControlFlow::Continue(());
                     }
+                    // PostgreSQL's is NULL for an empty array (and a
+                    // dimension it does not have); DataFusion's 0.
+                    ("array_length", Some([_, _])) => {
+                        let length = expr.clone();
+                        if let Ok(rewritten) = parse_expr(&format!("nullif({length}, 0)")) {
+                            *expr = rewritten;
+                        }
+                        return ControlFlow::Continue(());
+                    }
                     // In a statement they were replaced by the user's
                     // name already (`inline_settings`); this is for a
                     // DEFAULT, where a call with parentheses reads back.

@@ -193,6 +193,10 @@ fn digits(part: &str, input: &ArrayRef, args: &ScalarFunctionArgs) -> DFResult<V
             .map(|v| v.map(i128::from))
             .collect())
     };
+    if let (DataType::Interval(_), Source::Micros(_) | Source::Epoch) = (input.data_type(), &source)
+    {
+        return interval_micros(input, matches!(source, Source::Epoch));
+    }
     Ok(match source {
         Source::Field => integers(part)?,
         Source::Micros(_) => integers("microsecond")?,
@@ -240,6 +244,34 @@ fn digits(part: &str, input: &ArrayRef, args: &ScalarFunctionArgs) -> DFResult<V
             }
         },
     })
+}
+
+/// An interval's seconds within its minute, in microseconds, or (`epoch`)
+/// its whole length: PostgreSQL counts a year of months as 365.25 days and
+/// other months as 30. (DataFusion cut the fraction of a second off and
+/// counted every month as 30 days.)
+fn interval_micros(input: &ArrayRef, epoch: bool) -> DFResult<Vec<Option<i128>>> {
+    use datafusion::arrow::datatypes::{IntervalMonthDayNanoType, IntervalUnit};
+    const DAY: i128 = 86_400_000_000;
+    let intervals = cast(input, &DataType::Interval(IntervalUnit::MonthDayNano))?;
+    Ok(intervals
+        .as_primitive::<IntervalMonthDayNanoType>()
+        .iter()
+        .map(|value| {
+            value.map(|v| {
+                let time = i128::from(v.nanoseconds) / 1000;
+                match epoch {
+                    false => time % 60_000_000,
+                    true => {
+                        let months = i128::from(v.months);
+                        // 365.25 days a year, in quarter days.
+                        let years = months / 12 * 365 * 4 + months / 12;
+                        years * DAY / 4 + months % 12 * 30 * DAY + i128::from(v.days) * DAY + time
+                    }
+                }
+            })
+        })
+        .collect())
 }
 
 fn is_time_of_day(part: &str) -> bool {
