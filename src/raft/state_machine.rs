@@ -13,8 +13,10 @@
 //! behind it go) pins a RocksDB view of the database with the applied
 //! state it holds ([`Built`]): the group's state is in RocksDB already, so
 //! there is nothing to copy, and the log can go because the applied
-//! batches sit before the log's purge in RocksDB's one WAL (a crash keeps
-//! a prefix of it: if the purge survives, so did what it relied on). Only
+//! batches sit before the log's purge in RocksDB's one WAL, and the purge
+//! is a synced write (`GroupLog::purge`), which makes them durable with
+//! it (RocksDB also syncs closed WAL files before it flushes one column
+//! family of several). Only
 //! when the snapshot is sent is the view written, once, record by record,
 //! to a file ([`SnapshotFile`]: length-delimited `SnapshotRecord`s of
 //! `proto/raft.proto`). Writing every group out every few thousand

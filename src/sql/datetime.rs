@@ -14,18 +14,20 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::datatypes::TimeUnit;
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, Result as DFResult};
+use datafusion::common::{plan_err, DFSchema, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::planner::{PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::logical_expr::{binary_expr, cast, lit, Cast, Expr, ExprSchemable, Operator};
+use datafusion::logical_expr::{
+    binary_expr, cast, lit, Cast, ColumnarValue, Expr, ExprSchemable, Operator, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
-use super::analyze::array_udf;
+use super::analyze::{array_udf, like_arguments};
 use super::copy::ColumnInput;
 use super::vars::session_zone;
 use crate::catalog::SqlType;
@@ -226,5 +228,77 @@ fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> Transforme
             }
         }
         other => Transformed::no(other),
+    }
+}
+
+/// The function a cast to `timestamp(p)` or `timestamptz(p)` with `p`
+/// below 6 becomes (`rewrite::MicrosecondTimestamps`):
+/// `pg_round_timestamp(ts, p)`, `ts` a microsecond timestamp rounded to
+/// `p` fraction digits as PostgreSQL rounds it (DataFusion's second and
+/// millisecond timestamps cut the fraction off: `'10:00:00.6'::
+/// timestamp(0)` was 10:00:00, PostgreSQL's 10:00:01).
+pub const ROUND_TIMESTAMP: &str = "pg_round_timestamp";
+
+pub fn round_timestamp() -> ScalarUDF {
+    ScalarUDF::new_from_impl(RoundTimestamp {
+        signature: Signature::any(2, Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RoundTimestamp {
+    signature: Signature,
+}
+
+/// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01, which
+/// its rounding is symmetric about.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+impl ScalarUDFImpl for RoundTimestamp {
+    fn name(&self) -> &str {
+        ROUND_TIMESTAMP
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
+        match &args[0] {
+            t @ DataType::Timestamp(TimeUnit::Microsecond, _) => Ok(t.clone()),
+            other => plan_err!("{ROUND_TIMESTAMP} takes a timestamp, not {other}"),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        use datafusion::arrow::array::Int64Array;
+        use datafusion::arrow::compute::cast;
+        let digits = match &args.args[1] {
+            ColumnarValue::Scalar(s) => s.clone().cast_to(&DataType::Int64)?,
+            _ => return plan_err!("{ROUND_TIMESTAMP}: a constant precision"),
+        };
+        let ScalarValue::Int64(Some(digits @ 0..=5)) = digits else {
+            return plan_err!("{ROUND_TIMESTAMP}: a precision of 0 to 5");
+        };
+        let unit = 10i64.pow(6 - digits as u32);
+        let input = args.args[0].to_array(args.number_rows)?;
+        let micros = cast(&input, &DataType::Int64)?;
+        // As `AdjustTimestampForTypmod`: half a unit away from 2000-01-01.
+        let rounded: Int64Array = micros
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|m| {
+                m.map(|m| {
+                    let since = m - PG_EPOCH_MICROS;
+                    let rounded = match since >= 0 {
+                        true => (since + unit / 2) / unit * unit,
+                        false => -((-since + unit / 2) / unit * unit),
+                    };
+                    rounded + PG_EPOCH_MICROS
+                })
+            })
+            .collect();
+        let out = cast(&rounded, input.data_type())?;
+        like_arguments(&args.args[..1], out)
     }
 }

@@ -136,6 +136,7 @@ impl SqlEngine {
             ctx.register_udf(justify);
         }
         ctx.register_udf(super::subqueries::pg_single_row());
+        ctx.register_udf(super::datetime::round_timestamp());
         super::functions::register(&ctx);
         super::json::register(&ctx);
         ctx.register_udaf(super::numeric::RoundedAvg::udaf());

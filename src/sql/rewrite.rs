@@ -722,10 +722,14 @@ fn relation_lookup(name: &Expr) -> String {
     )
 }
 
-/// `timestamp` and `timestamptz` without a precision count microseconds,
-/// as PostgreSQL's (and ShardForge's columns) do: DataFusion's default,
-/// nanoseconds, holds only the years 1677 to 2262, so `'1600-01-01'::
-/// timestamp` failed and a parameter of year 1600 became NULL.
+/// `timestamp` and `timestamptz` count microseconds, as PostgreSQL's (and
+/// ShardForge's columns) do, whatever precision is written: DataFusion's
+/// default, nanoseconds, holds only the years 1677 to 2262, so
+/// `'1600-01-01'::timestamp` failed and a parameter of year 1600 became
+/// NULL; its seconds and milliseconds cut the fraction off, and other
+/// precisions it refused. A cast (or literal) of a precision below 6
+/// rounds the microseconds to it as PostgreSQL does
+/// (`datetime::ROUND_TIMESTAMP`); one above 6 is 6, as in PostgreSQL.
 #[derive(Debug)]
 pub struct MicrosecondTimestamps;
 
@@ -740,8 +744,17 @@ impl SqlStatementRewriteRule for MicrosecondTimestamps {
                     Expr::TypedString(typed) => &mut typed.data_type,
                     _ => return ControlFlow::Continue(()),
                 };
-                if let DataType::Timestamp(precision @ None, _) = data_type {
-                    *precision = Some(MICROSECOND_DIGITS);
+                let DataType::Timestamp(precision, _) = data_type else {
+                    return ControlFlow::Continue(());
+                };
+                let digits = precision.map_or(MICROSECOND_DIGITS, |p| p.min(MICROSECOND_DIGITS));
+                *precision = Some(MICROSECOND_DIGITS);
+                if digits < MICROSECOND_DIGITS {
+                    let round = super::datetime::ROUND_TIMESTAMP;
+                    // Printed by the parser itself, so it parses.
+                    if let Ok(rounded) = parse_expr(&format!("{round}({expr}, {digits})")) {
+                        *expr = rounded;
+                    }
                 }
                 ControlFlow::Continue(())
             }

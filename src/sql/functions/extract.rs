@@ -264,9 +264,9 @@ fn interval_micros(input: &ArrayRef, epoch: bool) -> DFResult<Vec<Option<i128>>>
                     false => time % 60_000_000,
                     true => {
                         let months = i128::from(v.months);
-                        // 365.25 days a year, in quarter days.
-                        let years = months / 12 * 365 * 4 + months / 12;
-                        years * DAY / 4 + months % 12 * 30 * DAY + i128::from(v.days) * DAY + time
+                        // A year is 365.25 days: 1461 quarter days.
+                        let years = months / 12 * 1461 * DAY / 4;
+                        years + months % 12 * 30 * DAY + i128::from(v.days) * DAY + time
                     }
                 }
             })
