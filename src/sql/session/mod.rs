@@ -733,6 +733,7 @@ impl Session {
         super::json::rewrite_statement(&mut stmt);
         rewrite::name_function_columns(&mut stmt);
         super::lateral::lateral_functions(&mut stmt);
+        super::using_joins::merged_using_columns(&mut stmt);
         rewrite::expand_set_returning_items(&mut stmt);
         rewrite::composite_fields(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;
