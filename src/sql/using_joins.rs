@@ -126,15 +126,17 @@ fn rewrite_select(select: &mut Select) {
                     ));
                 }
             }
-            SelectItem::UnnamedExpr(Expr::Identifier(ident)) if find(&ident).is_some() => {
-                projection.push(SelectItem::ExprWithAlias {
-                    expr: find(&ident).unwrap_or_else(|| Expr::Identifier(ident.clone())),
-                    alias: ident,
-                });
-            }
             SelectItem::UnnamedExpr(mut expr) => {
+                // A merged column keeps its name.
+                let name = match &expr {
+                    Expr::Identifier(ident) if find(ident).is_some() => Some(ident.clone()),
+                    _ => None,
+                };
                 replace(&mut expr);
-                projection.push(SelectItem::UnnamedExpr(expr));
+                projection.push(match name {
+                    Some(alias) => SelectItem::ExprWithAlias { expr, alias },
+                    None => SelectItem::UnnamedExpr(expr),
+                });
             }
             SelectItem::ExprWithAlias { mut expr, alias } => {
                 replace(&mut expr);
