@@ -19,6 +19,7 @@
 //!   `current_setting('jit')` expects of a server without it);
 //!   `session_user()` (a DEFAULT's `current_user`) answers the
 //!   [`SessionUser`] of the session running it.
+//! - [`hex`]: `to_hex` of an `integer` in 32 bits.
 //! - [`info`]: the system information functions psql's `\dt+`, `\l+`
 //!   and `\df` call (`pg_size_pretty`, sizes, comments, visibility).
 //! - [`template`]: `to_char`, `to_date` and `to_timestamp` with
@@ -29,6 +30,7 @@
 mod age;
 mod calls;
 mod extract;
+mod hex;
 mod info;
 mod like;
 mod number_template;
@@ -75,6 +77,7 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, subscripts::pg_expandarray_list());
     replace(ctx, ScalarUDF::new_from_impl(age::Age::default()));
     replace(ctx, settings::session_user());
+    replace(ctx, hex::to_hex());
     for udf in info::udfs() {
         replace(ctx, udf);
     }
