@@ -344,7 +344,7 @@ impl Built {
     fn written(&self) -> Result<SnapshotFile> {
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(file) = &*file {
-            return Ok(file.same());
+            return Ok(file.clone());
         }
         let out = SnapshotFile::new(self.view.storage(), self.group, "built");
         let written = self.write(&out);
@@ -352,7 +352,7 @@ impl Built {
             out.remove();
         }
         written?;
-        *file = Some(out.same());
+        *file = Some(out.clone());
         Ok(out)
     }
 
@@ -391,7 +391,7 @@ impl Drop for Built {
 /// snapshot directory (`Storage::snapshot_dir`), so that no message,
 /// RocksDB value or buffer grows with the group. Sent in chunks
 /// (`transport`); installed in batches.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SnapshotFile {
     pub(super) path: PathBuf,
 }
@@ -435,13 +435,6 @@ impl SnapshotFile {
         let copy = Self::new(storage, group, "copied");
         std::fs::copy(&self.path, &copy.path)?;
         Ok(copy)
-    }
-
-    /// Another handle on the same file.
-    fn same(&self) -> Self {
-        Self {
-            path: self.path.clone(),
-        }
     }
 
     /// Deletes the file (it may be gone already).

@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Join, JoinConstraint, JoinOperator, Query, Select, SelectItem, SetExpr, Statement,
+    Expr, Ident, Join, JoinConstraint, JoinOperator, Query, Select, SelectItem, SetExpr, Statement,
     TableFactor, Value, VisitMut, VisitorMut,
 };
 
@@ -115,11 +115,17 @@ fn lookup(query: &Query) -> Option<(Expr, TableFactor, Option<Expr>)> {
 
 /// The name a relation is referred to by: its alias, or its table name.
 pub(super) fn relation_name(relation: &TableFactor) -> Option<String> {
+    relation_ident(relation).map(ident_name)
+}
+
+/// The identifier a table's columns are qualified with, as written: its
+/// alias, or its name's last part.
+pub(super) fn relation_ident(relation: &TableFactor) -> Option<&Ident> {
     match relation {
         TableFactor::Table {
             alias: Some(alias), ..
-        } => Some(ident_name(&alias.name)),
-        TableFactor::Table { name, .. } => name.0.last().and_then(|p| p.as_ident()).map(ident_name),
+        } => Some(&alias.name),
+        TableFactor::Table { name, .. } => name.0.last().and_then(|p| p.as_ident()),
         _ => None,
     }
 }

@@ -6,11 +6,15 @@
 //! the offset) and refuses `10:00` without seconds. `infinity` is 0A000:
 //! ShardForge cannot store it.
 //!
+//! [`MicrosecondTimestamps`]: timestamps in SQL text count microseconds,
+//! and a cast to `timestamp(p)` rounds to `p` digits.
+//!
 //! And [`date_arithmetic`]: a date plus or minus an interval is a
 //! `timestamp`, and a date minus a date an `integer`, as in PostgreSQL
 //! (DataFusion kept a date, dropping the interval's hours: `date
 //! '2024-01-31' + interval '1 hour'` was `2024-01-31`).
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::array::AsArray;
@@ -25,10 +29,12 @@ use datafusion::logical_expr::{
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
-use datafusion::sql::sqlparser::ast::BinaryOperator;
+use datafusion::sql::sqlparser::ast::{self, BinaryOperator, VisitMut, VisitorMut};
+use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
 use super::analyze::{array_udf, like_arguments};
 use super::copy::ColumnInput;
+use super::rewrite::parse_expr;
 use super::vars::session_zone;
 use crate::catalog::SqlType;
 
@@ -231,8 +237,53 @@ fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> Transforme
     }
 }
 
+/// `timestamp` and `timestamptz` count microseconds, as PostgreSQL's (and
+/// ShardForge's columns) do, whatever precision is written: DataFusion's
+/// default, nanoseconds, holds only the years 1677 to 2262, so
+/// `'1600-01-01'::timestamp` failed and a parameter of year 1600 became
+/// NULL; its seconds and milliseconds cut the fraction off, and other
+/// precisions it refused. A cast (or literal) of a precision below 6
+/// rounds the microseconds to it as PostgreSQL does
+/// ([`ROUND_TIMESTAMP`]); one above 6 is 6, as in PostgreSQL.
+#[derive(Debug)]
+pub struct MicrosecondTimestamps;
+
+impl SqlStatementRewriteRule for MicrosecondTimestamps {
+    fn rewrite(&self, mut stmt: ast::Statement) -> ast::Statement {
+        struct Visitor;
+        impl VisitorMut for Visitor {
+            type Break = ();
+            fn post_visit_expr(&mut self, expr: &mut ast::Expr) -> ControlFlow<()> {
+                let data_type = match expr {
+                    ast::Expr::Cast { data_type, .. } => data_type,
+                    ast::Expr::TypedString(typed) => &mut typed.data_type,
+                    _ => return ControlFlow::Continue(()),
+                };
+                let ast::DataType::Timestamp(precision, _) = data_type else {
+                    return ControlFlow::Continue(());
+                };
+                let digits = precision.map_or(MICROSECOND_DIGITS, |p| p.min(MICROSECOND_DIGITS));
+                *precision = Some(MICROSECOND_DIGITS);
+                if digits < MICROSECOND_DIGITS {
+                    let round = ROUND_TIMESTAMP;
+                    // Printed by the parser itself, so it parses.
+                    if let Ok(rounded) = parse_expr(&format!("{round}({expr}, {digits})")) {
+                        *expr = rounded;
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = stmt.visit(&mut Visitor);
+        stmt
+    }
+}
+
+/// The fraction digits of a microsecond timestamp.
+const MICROSECOND_DIGITS: u64 = 6;
+
 /// The function a cast to `timestamp(p)` or `timestamptz(p)` with `p`
-/// below 6 becomes (`rewrite::MicrosecondTimestamps`):
+/// below 6 becomes ([`MicrosecondTimestamps`]):
 /// `pg_round_timestamp(ts, p)`, `ts` a microsecond timestamp rounded to
 /// `p` fraction digits as PostgreSQL rounds it (DataFusion's second and
 /// millisecond timestamps cut the fraction off: `'10:00:00.6'::

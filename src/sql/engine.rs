@@ -342,7 +342,7 @@ pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(super::rewrite::ExistsInSelectList),
         Box::new(super::rewrite::FetchFirstAsLimit),
         Box::new(super::rewrite::SizedStringCasts),
-        Box::new(super::rewrite::MicrosecondTimestamps),
+        Box::new(super::datetime::MicrosecondTimestamps),
         Box::new(ResolveUnqualifiedIdentifier),
         Box::new(RewriteArrayAnyAllOperation),
         Box::new(StripCallableQualifier),

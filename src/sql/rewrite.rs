@@ -29,7 +29,7 @@
 //! [`ExistsInSelectList`] counts rows for an EXISTS DataFusion cannot plan,
 //! [`FetchFirstAsLimit`] reads `FETCH FIRST` as `LIMIT`,
 //! [`SizedStringCasts`] cuts explicit `varchar(n)` / `char(n)` casts, and
-//! [`MicrosecondTimestamps`] gives `timestamp` PostgreSQL's range.
+//! `datetime::MicrosecondTimestamps` gives `timestamp` PostgreSQL's range.
 
 use std::ops::ControlFlow;
 
@@ -721,51 +721,6 @@ fn relation_lookup(name: &Expr) -> String {
          {missing}(CAST({name} AS TEXT)))"
     )
 }
-
-/// `timestamp` and `timestamptz` count microseconds, as PostgreSQL's (and
-/// ShardForge's columns) do, whatever precision is written: DataFusion's
-/// default, nanoseconds, holds only the years 1677 to 2262, so
-/// `'1600-01-01'::timestamp` failed and a parameter of year 1600 became
-/// NULL; its seconds and milliseconds cut the fraction off, and other
-/// precisions it refused. A cast (or literal) of a precision below 6
-/// rounds the microseconds to it as PostgreSQL does
-/// (`datetime::ROUND_TIMESTAMP`); one above 6 is 6, as in PostgreSQL.
-#[derive(Debug)]
-pub struct MicrosecondTimestamps;
-
-impl SqlStatementRewriteRule for MicrosecondTimestamps {
-    fn rewrite(&self, mut stmt: Statement) -> Statement {
-        struct Visitor;
-        impl VisitorMut for Visitor {
-            type Break = ();
-            fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-                let data_type = match expr {
-                    Expr::Cast { data_type, .. } => data_type,
-                    Expr::TypedString(typed) => &mut typed.data_type,
-                    _ => return ControlFlow::Continue(()),
-                };
-                let DataType::Timestamp(precision, _) = data_type else {
-                    return ControlFlow::Continue(());
-                };
-                let digits = precision.map_or(MICROSECOND_DIGITS, |p| p.min(MICROSECOND_DIGITS));
-                *precision = Some(MICROSECOND_DIGITS);
-                if digits < MICROSECOND_DIGITS {
-                    let round = super::datetime::ROUND_TIMESTAMP;
-                    // Printed by the parser itself, so it parses.
-                    if let Ok(rounded) = parse_expr(&format!("{round}({expr}, {digits})")) {
-                        *expr = rounded;
-                    }
-                }
-                ControlFlow::Continue(())
-            }
-        }
-        let _ = stmt.visit(&mut Visitor);
-        stmt
-    }
-}
-
-/// The fraction digits of a microsecond timestamp.
-const MICROSECOND_DIGITS: u64 = 6;
 
 /// `'\x0102'::bytea`: a string literal cast to bytea is bytea input, as
 /// in a bytea column (see [`bytea_literal`]); DataFusion would take the

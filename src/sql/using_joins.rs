@@ -16,10 +16,11 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, ExcludeSelectItem, Expr, GroupByExpr, Ident, JoinConstraint,
-    JoinOperator, ObjectName, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
+    JoinOperator, ObjectName, Query, Select, SelectItem, SelectItemQualifiedWildcardKind,
     Statement, TableFactor, Visit, VisitMut, Visitor, VisitorMut, WildcardAdditionalOptions,
 };
 
+use super::catalog_queries::relation_ident;
 use super::ddl::ident_name;
 use super::rewrite::parse_expr;
 
@@ -34,20 +35,9 @@ struct UsingVisitor;
 impl VisitorMut for UsingVisitor {
     type Break = ();
 
-    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        each_select(&mut query.body, &mut rewrite_select);
+    fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        rewrite_select(select);
         ControlFlow::Continue(())
-    }
-}
-
-fn each_select(body: &mut SetExpr, f: &mut impl FnMut(&mut Select)) {
-    match body {
-        SetExpr::Select(select) => f(select),
-        SetExpr::SetOperation { left, right, .. } => {
-            each_select(left, f);
-            each_select(right, f);
-        }
-        _ => {}
     }
 }
 
@@ -161,14 +151,10 @@ fn rewrite_select(select: &mut Select) {
 /// table's name.
 fn relation_name(factor: &TableFactor) -> Option<Ident> {
     match factor {
-        TableFactor::Table {
-            alias: Some(alias), ..
-        }
-        | TableFactor::Derived {
+        TableFactor::Derived {
             alias: Some(alias), ..
         } => Some(alias.name.clone()),
-        TableFactor::Table { name, .. } => name.0.last()?.as_ident().cloned(),
-        _ => None,
+        table => relation_ident(table).cloned(),
     }
 }
 
