@@ -345,7 +345,7 @@ async fn start_groups(
                 storage.clone(),
                 replica,
                 locks.clone(),
-            )))
+            )?))
         }
     };
     let mut all_groups: Vec<(u32, Vec<u32>)> = shards

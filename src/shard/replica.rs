@@ -14,6 +14,7 @@ use datafusion_proto::physical_plan::DefaultPhysicalExtensionCodec;
 use datafusion_proto::protobuf::PhysicalExprNode;
 use prost::Message;
 
+use super::locks::{InTheWay, LockCounts};
 use super::proto::{ScanRequest, WriteBatch};
 use super::ShardRange;
 use crate::encoding::keys::{hash_range_bounds, key_hash, versions_end, TABLE_ID_LEN};
@@ -39,6 +40,9 @@ pub type Overlay<'a> = &'a [OwnWrite];
 pub struct ShardReplica {
     range: ShardRange,
     storage: Arc<Storage>,
+    /// The group's lock records, counted by its state machine (shared by
+    /// every placement of the group).
+    lock_counts: Arc<LockCounts>,
 }
 
 impl std::fmt::Debug for ShardReplica {
@@ -51,7 +55,11 @@ impl std::fmt::Debug for ShardReplica {
 
 impl ShardReplica {
     pub fn new(range: ShardRange, storage: Arc<Storage>) -> Self {
-        Self { range, storage }
+        Self {
+            range,
+            storage,
+            lock_counts: Arc::default(),
+        }
     }
 
     pub fn range(&self) -> &ShardRange {
@@ -68,7 +76,13 @@ impl ShardReplica {
                 ..self.range.clone()
             },
             storage: self.storage.clone(),
+            lock_counts: self.lock_counts.clone(),
         }
+    }
+
+    /// The count of the group's lock records by key slot.
+    pub fn lock_counts(&self) -> &LockCounts {
+        &self.lock_counts
     }
 
     /// Whether `key` (a user key, or a row version's key, which starts
@@ -130,7 +144,12 @@ impl ShardReplica {
         read_ts: u64,
         reader: &[u8],
         preparing: &dyn Fn(&[u8]) -> bool,
-    ) -> Result<super::locks::InTheWay> {
+    ) -> Result<InTheWay> {
+        // One row's range (a point read, an existence check) meets that
+        // row's lock only.
+        if range.1 == versions_end(range.0) && !self.lock_counts.may_hold(range.0) {
+            return Ok(InTheWay::No);
+        }
         let (storage, group) = (&self.storage, self.range.id.0);
         super::machine::lock_in_the_way(storage, group, range, read_ts, reader, preparing)
     }

@@ -74,8 +74,8 @@ use crate::error::{Error, InputError, Result};
 use crate::raft::{GroupId, StateMachine};
 use crate::storage::{prefix_end, EachRecord, Family, Storage, StorageBatch, View};
 use records::{
-    decode_intent, decode_lock, decode_settled, decode_write, group_prefix, record_key,
-    settled_records, write_key, INTENT, LOCK, SETTLED,
+    decode_intent, decode_lock, decode_settled, decode_write, each_locked_key, group_prefix,
+    record_key, settled_records, write_key, INTENT, LOCK, SETTLED,
 };
 
 /// The largest command, and the most rows, applied on the Raft task
@@ -90,6 +90,10 @@ const RESOLVE_PAGE: usize = 4096;
 const ABORTED: &str = "the transaction was aborted while it committed (its coordinator \
                        was too slow or stopped); retry it";
 
+/// The lock-count slots (`shard::locks::LockCounts`) of the lock
+/// records a batch deletes: uncounted once it is written.
+type Unlocked = Vec<usize>;
+
 fn done(commit_ts: u64) -> Outcome {
     Outcome::Done(Done { commit_ts })
 }
@@ -103,12 +107,20 @@ pub struct ShardMachine {
 }
 
 impl ShardMachine {
-    pub fn new(storage: Arc<Storage>, replica: Arc<ShardReplica>, locks: Arc<WriteLocks>) -> Self {
-        Self {
+    /// The machine of `replica`'s group, whose lock records it counts
+    /// (`shard::locks::LockCounts`). Blocks on disk.
+    pub fn new(
+        storage: Arc<Storage>,
+        replica: Arc<ShardReplica>,
+        locks: Arc<WriteLocks>,
+    ) -> Result<Self> {
+        let machine = Self {
             storage,
             replica,
             locks,
-        }
+        };
+        machine.reload()?;
+        Ok(machine)
     }
 
     fn group(&self) -> GroupId {
@@ -155,6 +167,9 @@ impl ShardMachine {
             Err(e) => return Err(e),
         }
         for mutation in &writes.mutations {
+            if !self.replica.lock_counts().may_hold(&mutation.key) {
+                continue;
+            }
             let Some(record) =
                 self.storage
                     .get_meta(&record_key(self.group(), LOCK, &mutation.key))?
@@ -213,7 +228,6 @@ impl ShardMachine {
             ..
         } in writes.mutations
         {
-            out.put_meta(&record_key(group, LOCK, &key), &lock);
             let record = write_key(group, &command.txn_id, &key);
             let mut write = IntentWrite {
                 value,
@@ -225,6 +239,11 @@ impl ShardMachine {
                 true => self.storage.get_meta(&record)?,
                 false => None,
             };
+            // A key is locked as long as the transaction has a write of it.
+            if replaced.is_none() {
+                self.replica.lock_counts().add(&key);
+            }
+            out.put_meta(&record_key(group, LOCK, &key), &lock);
             if let Some(replaced) = replaced {
                 let mut replaced = decode_write(&replaced)?;
                 write.earlier = match replaced.statement < statement {
@@ -267,10 +286,15 @@ impl ShardMachine {
     /// The intent of `commit.txn_id`, if it has one here, becomes row
     /// versions, and the commit is recorded: a probe of a group resolved
     /// before others must not find the transaction absent.
-    fn commit(&self, commit: CommitCommand, out: &mut StorageBatch) -> Result<Outcome> {
+    fn commit(
+        &self,
+        commit: CommitCommand,
+        out: &mut StorageBatch,
+        unlocked: &mut Unlocked,
+    ) -> Result<Outcome> {
         let txn_id = &commit.txn_id;
         if self
-            .take_intent(txn_id, Some(commit.commit_ts), out)?
+            .take_intent(txn_id, Some(commit.commit_ts), out, unlocked)?
             .is_some()
         {
             self.settle(txn_id, Ended::CommittedAt(commit.commit_ts), out);
@@ -280,8 +304,13 @@ impl ShardMachine {
 
     /// The intent of `abort.txn_id` goes, and the abort is recorded (unless
     /// the transaction committed here).
-    fn abort(&self, abort: AbortCommand, out: &mut StorageBatch) -> Result<Outcome> {
-        let start_ts = match self.take_intent(&abort.txn_id, None, out)? {
+    fn abort(
+        &self,
+        abort: AbortCommand,
+        out: &mut StorageBatch,
+        unlocked: &mut Unlocked,
+    ) -> Result<Outcome> {
+        let start_ts = match self.take_intent(&abort.txn_id, None, out, unlocked)? {
             Some(intent) => intent.start_ts,
             None => abort.start_ts,
         };
@@ -293,7 +322,12 @@ impl ShardMachine {
 
     /// Where `probe.txn_id` stands here; one never prepared here is
     /// recorded aborted (its writes sent ahead, if any, go).
-    fn probe(&self, probe: ProbeCommand, out: &mut StorageBatch) -> Result<Outcome> {
+    fn probe(
+        &self,
+        probe: ProbeCommand,
+        out: &mut StorageBatch,
+        unlocked: &mut Unlocked,
+    ) -> Result<Outcome> {
         let intent = record_key(self.group(), INTENT, &probe.txn_id);
         let intent = match self.storage.get_meta(&intent)? {
             Some(record) => Some(decode_intent(&record)?),
@@ -302,7 +336,7 @@ impl ShardMachine {
         let state = if let Some(intent) = intent.as_ref().filter(|i| !i.staged) {
             State::Prepared(intent.min_commit_ts)
         } else if let Some(staged) = intent {
-            self.take_intent(&probe.txn_id, None, out)?;
+            self.take_intent(&probe.txn_id, None, out, unlocked)?;
             self.settle(&probe.txn_id, Ended::AbortedFrom(staged.start_ts), out);
             State::Aborted(true)
         } else {
@@ -345,12 +379,14 @@ impl ShardMachine {
     /// page, the intent record and whatever the caller adds go in `out`):
     /// a replica stopped half way applies the entry again and finds the
     /// writes that are left, under the intent, whose locks keep readers
-    /// waiting until the end.
+    /// waiting until the end. The slots of the locks `out` deletes are
+    /// added to `unlocked`.
     fn take_intent(
         &self,
         txn_id: &[u8],
         commit_ts: Option<u64>,
         out: &mut StorageBatch,
+        unlocked: &mut Unlocked,
     ) -> Result<Option<Intent>> {
         let group = self.group();
         let key = record_key(group, INTENT, txn_id);
@@ -365,6 +401,7 @@ impl ShardMachine {
         // on every page would cost their square.
         let mut from = start.clone();
         let mut first = true;
+        let mut ahead_unlocked = Vec::new();
         loop {
             let page = self.storage.scan_meta_page(&from, &end, RESOLVE_PAGE)?;
             let full = page.len() == RESOLVE_PAGE;
@@ -378,7 +415,10 @@ impl ShardMachine {
                 self.settle(txn_id, Ended::CommittedAt(commit_ts), &mut ahead);
             }
             first = false;
-            let batch = if full { &mut ahead } else { &mut *out };
+            let (batch, slots) = match full {
+                true => (&mut ahead, &mut ahead_unlocked),
+                false => (&mut *out, &mut *unlocked),
+            };
             for (record, write) in &page {
                 let user_key = &record[start.len()..];
                 if let Some(commit_ts) = commit_ts {
@@ -387,12 +427,15 @@ impl ShardMachine {
                 }
                 batch.delete_meta(record);
                 batch.delete_meta(&record_key(group, LOCK, user_key));
+                slots.push(self.replica.lock_counts().slot(user_key));
             }
             match page.last() {
                 Some((last, _)) if full => from = [last.as_slice(), &[0]].concat(),
                 _ => break,
             }
             self.storage.write(ahead)?;
+            self.replica.lock_counts().remove(&ahead_unlocked);
+            ahead_unlocked.clear();
         }
         out.delete_meta(&key);
         Ok(Some(intent))
@@ -423,12 +466,13 @@ impl StateMachine for ShardMachine {
     fn apply(&self, command: &[u8], mut batch: StorageBatch) -> Result<Vec<u8>> {
         let command = ShardCommand::decode(command)
             .map_err(|e| Error::Corrupt(format!("shard group log entry: {e}")))?;
+        let mut unlocked = Vec::new();
         let outcome = match command.command {
             Some(Command::Prepare(prepare)) => self.prepare(prepare, &mut batch)?,
-            Some(Command::Commit(commit)) => self.commit(commit, &mut batch)?,
-            Some(Command::Abort(abort)) => self.abort(abort, &mut batch)?,
+            Some(Command::Commit(commit)) => self.commit(commit, &mut batch, &mut unlocked)?,
+            Some(Command::Abort(abort)) => self.abort(abort, &mut batch, &mut unlocked)?,
             Some(Command::OnePhase(one_phase)) => self.one_phase(one_phase, &mut batch)?,
-            Some(Command::Probe(probe)) => self.probe(probe, &mut batch)?,
+            Some(Command::Probe(probe)) => self.probe(probe, &mut batch, &mut unlocked)?,
             Some(Command::Forget(forget)) => {
                 let settled = settled_records(&self.storage, self.group())?;
                 for (key, _) in settled.into_iter().filter(|(_, ts)| *ts < forget.before) {
@@ -439,6 +483,7 @@ impl StateMachine for ShardMachine {
             None => Outcome::Rejected("a shard group command of no kind".into()),
         };
         self.storage.write(batch)?;
+        self.replica.lock_counts().remove(&unlocked);
         self.locks.released();
         Ok(ShardApplied {
             outcome: Some(outcome),
@@ -465,6 +510,14 @@ impl StateMachine for ShardMachine {
             Family::Data => self.replica.owns(key),
             Family::Meta => key.starts_with(&group_prefix(self.group())),
         }
+    }
+
+    /// Counts the group's lock records again (`LockCounts`).
+    fn reload(&self) -> Result<()> {
+        let (storage, group) = (&self.storage, self.group());
+        self.replica
+            .lock_counts()
+            .recount(|each| each_locked_key(storage, group, each))
     }
 }
 
@@ -497,7 +550,7 @@ mod tests {
         };
         let replica = Arc::new(ShardReplica::new(range, storage.clone()));
         let locks = Arc::new(WriteLocks::default());
-        Arc::new(ShardMachine::new(storage.clone(), replica, locks))
+        Arc::new(ShardMachine::new(storage.clone(), replica, locks).unwrap())
     }
 
     /// Row keys of table 100, split by the group (0 or 1) that owns them.
@@ -550,6 +603,11 @@ mod tests {
             .collect()
     }
 
+    /// Whether `machine` counts a lock on `key` (`LockCounts`).
+    fn counted(machine: &ShardMachine, key: &[u8]) -> bool {
+        machine.replica.lock_counts().may_hold(key)
+    }
+
     fn get(machine: &ShardMachine, key: &[u8], ts: u64) -> Option<Vec<u8>> {
         machine.replica.get(key, ts).unwrap()
     }
@@ -597,6 +655,9 @@ mod tests {
         let waiting = intents(&a, 0).unwrap();
         let ids: Vec<&[u8]> = waiting.iter().map(|(id, _)| id.as_slice()).collect();
         assert_eq!(ids, [b"t5"]);
+        assert!(counted(&rows, &k1[0]) && !counted(&rows, &k0[0]));
+        // A machine started on the state counts its locks.
+        assert!(counted(&machine(&a, 0), &k1[0]));
         // The other group's rows are not this group's state.
         let other = machine(&a, 1);
         apply(
@@ -648,6 +709,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(intents(&b, 0).unwrap(), waiting);
+        assert!(counted(&copy, &k1[0]), "an installed lock is counted");
         assert_eq!(get(&copy, &ours[2], 5), None, "the stale version is gone");
         assert_eq!(get(&copy, &theirs[0], 5).as_deref(), Some(&b"kept"[..]));
         assert_eq!(get(&copy, &theirs[1], 5), None, "nor did it travel");
@@ -663,6 +725,7 @@ mod tests {
         assert_eq!(get(&copy, &k1[0], 12).as_deref(), Some(&b"five"[..]));
         assert_eq!(get(&copy, &k0[0], 12).as_deref(), Some(&b"one"[..]));
         assert!(intents(&b, 0).unwrap().is_empty());
+        assert!(!counted(&copy, &k1[0]));
     }
 
     #[test]
@@ -681,11 +744,25 @@ mod tests {
             vec![
                 prepare(b"big", 5, committed, b"v"),
                 prepare(b"gone", 5, aborted, b"w"),
-                resolve_command(b"big", Some(10), 0),
-                resolve_command(b"gone", None, 0),
             ],
         );
+        assert!(ours.iter().all(|k| counted(&rows, k)));
+        let done = [
+            done,
+            apply(
+                &rows,
+                vec![
+                    resolve_command(b"big", Some(10), 0),
+                    resolve_command(b"gone", None, 0),
+                ],
+            ),
+        ]
+        .concat();
         assert_eq!(done, [true; 4]);
+        assert!(
+            ours.iter().all(|k| !counted(&rows, k)),
+            "every lock uncounted"
+        );
         assert!(committed
             .iter()
             .all(|k| get(&rows, k, 10).as_deref() == Some(&b"v"[..])));
@@ -767,10 +844,15 @@ mod tests {
             [true]
         );
         assert_eq!(in_way(b"", false), InTheWay::Yes);
-        // A point read (looked up by key) meets its own row's lock only.
+        // A point read (looked up by key) meets its own row's lock only
+        // (and skips the lookup of a key whose slot counts no lock).
         let point = |key: &[u8]| {
             let range = (key, versions_end(key));
-            lock_in_the_way(&a, 0, (range.0, &range.1), 10, b"", &|_: &[u8]| false).unwrap()
+            let preparing = |_: &[u8]| false;
+            let replica = &rows.replica;
+            replica
+                .lock_in_the_way((range.0, &range.1), 10, b"", &preparing)
+                .unwrap()
         };
         assert_eq!(point(&ours[0]), InTheWay::Yes);
         assert_eq!(point(&ours[5]), InTheWay::No);
@@ -781,6 +863,9 @@ mod tests {
         let reader = (&b"gone"[..], 2);
         let (left, _) = staged_writes(&a, 0, reader, (start, &end), 100).unwrap();
         assert!(left.is_empty());
+        // A key written twice was locked (and counted) once.
+        apply(&rows, vec![resolve_command(b"big", Some(10), 0)]);
+        assert!(ours.iter().all(|k| !counted(&rows, k)));
     }
 
     /// `prepare` of one write of `key` (at snapshot 5) by `statement`.

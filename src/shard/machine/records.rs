@@ -15,7 +15,7 @@ use crate::shard::proto::settled::Outcome as Ended;
 use crate::shard::proto::shard_command::Command;
 use crate::shard::proto::{ForgetCommand, Intent, IntentWrite, Lock, Settled};
 use crate::shard::replica::OwnWrite;
-use crate::storage::Storage;
+use crate::storage::{prefix_end, Storage};
 
 /// The kinds of a group's records (see the module docs of `machine`).
 pub(super) const INTENT: u8 = b'i';
@@ -122,6 +122,28 @@ pub fn lock_in_the_way(
         match page.last() {
             Some((key, _)) if page.len() == LOCK_PAGE => from = [key.as_slice(), &[0]].concat(),
             _ => return Ok(InTheWay::No),
+        }
+    }
+}
+
+/// Calls `each` with the user key of every lock record of `group`, a
+/// page at a time. Blocks on disk.
+pub(super) fn each_locked_key(
+    storage: &Storage,
+    group: GroupId,
+    each: &mut dyn FnMut(&[u8]),
+) -> Result<()> {
+    let start = record_key(group, LOCK, &[]);
+    let end = prefix_end(&start).unwrap_or_default();
+    let mut from = start.clone();
+    loop {
+        let page = storage.scan_meta_page(&from, &end, LOCK_PAGE)?;
+        for (key, _) in &page {
+            each(&key[start.len()..]);
+        }
+        match page.last() {
+            Some((key, _)) if page.len() == LOCK_PAGE => from = [key.as_slice(), &[0]].concat(),
+            _ => return Ok(()),
         }
     }
 }
