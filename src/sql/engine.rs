@@ -101,6 +101,7 @@ impl SqlEngine {
                 super::interval::comparable,
                 super::output::text_casts,
                 super::functions::pg_subscripts,
+                super::numeric::real_beside_exact,
             ],
         );
         analyzer_rules.insert(3, Arc::new(typed_operands));
@@ -137,6 +138,7 @@ impl SqlEngine {
         }
         ctx.register_udf(super::subqueries::pg_single_row());
         ctx.register_udf(super::datetime::round_timestamp());
+        ctx.register_udf(super::time_zones::timezone());
         super::functions::register(&ctx);
         super::json::register(&ctx);
         ctx.register_udaf(super::numeric::RoundedAvg::udaf());
@@ -246,7 +248,9 @@ impl SqlEngine {
         if !statements.iter().any(reads_system_catalog) {
             return Ok(statements
                 .into_iter()
-                .map(|stmt| {
+                .map(|mut stmt| {
+                    // Named as written, before the rules respell items.
+                    super::names::alias_select_items(&mut stmt);
                     self.user_rules
                         .iter()
                         .fold(stmt, |stmt, rule| rule.rewrite(stmt))

@@ -57,6 +57,7 @@ pub mod session_txn;
 pub mod setops;
 pub mod subqueries;
 pub mod system_tables;
+pub mod time_zones;
 pub mod using_joins;
 pub mod uuid;
 pub mod vars;

@@ -19,26 +19,33 @@ use super::ddl::ident_name;
 
 const PREFIX: &str = "__pg_col";
 
-/// Aliases the unaliased items of `stmt`'s top-level SELECT; returns the
-/// PostgreSQL name of each aliased item, by alias number.
-pub fn alias_select_items(stmt: &mut Statement) -> Vec<String> {
-    let mut names = Vec::new();
-    let Statement::Query(query) = stmt else {
-        return names;
+/// Aliases the unaliased items of `stmt`'s top-level SELECT (or of a
+/// write's RETURNING) with their PostgreSQL names in the alias
+/// (`__pg_col<i>:<name>`, see [`rename`]). Run on a statement as parsed,
+/// before the rewrites that change how an item is spelled
+/// (`x::varchar(3)` becomes a call of `left`), and again before planning
+/// (a no-op for the items already aliased).
+pub fn alias_select_items(stmt: &mut Statement) {
+    let items = match stmt {
+        Statement::Query(query) => leftmost_select(query).map(|s| &mut s.projection),
+        Statement::Insert(insert) => insert.returning.as_mut(),
+        Statement::Update(update) => update.returning.as_mut(),
+        Statement::Delete(delete) => delete.returning.as_mut(),
+        _ => None,
     };
-    let Some(select) = leftmost_select(query) else {
-        return names;
+    let Some(items) = items else {
+        return;
     };
     // A column named beside a wildcard (`SELECT *, v`) repeats one of its
     // columns: DataFusion needs it aliased.
-    let wildcard = select.projection.iter().any(|item| {
+    let wildcard = items.iter().any(|item| {
         matches!(
             item,
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
         )
     });
     let mut columns = std::collections::HashSet::new();
-    for item in &mut select.projection {
+    for (i, item) in items.iter_mut().enumerate() {
         let SelectItem::UnnamedExpr(expr) = item else {
             continue;
         };
@@ -51,14 +58,12 @@ pub fn alias_select_items(stmt: &mut Statement) -> Vec<String> {
         if !wildcard && column && columns.insert(pg_name(expr)) {
             continue;
         }
-        let alias = Ident::new(format!("{PREFIX}{}", names.len()));
-        names.push(pg_name(expr));
+        let alias = Ident::with_quote('"', format!("{PREFIX}{i}:{}", pg_name(expr)));
         *item = SelectItem::ExprWithAlias {
             expr: expr.clone(),
             alias,
         };
     }
-    names
 }
 
 fn leftmost_select(query: &mut Query) -> Option<&mut ast::Select> {
@@ -73,11 +78,9 @@ fn leftmost_select(query: &mut Query) -> Option<&mut ast::Select> {
     }
 }
 
-/// The result schema with the aliased columns renamed to their PostgreSQL names.
-pub fn rename(schema: &Schema, names: &[String]) -> SchemaRef {
-    if names.is_empty() {
-        return Arc::new(schema.clone());
-    }
+/// The result schema with the aliased columns renamed to their PostgreSQL
+/// names.
+pub fn rename(schema: &Schema) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
@@ -85,8 +88,7 @@ pub fn rename(schema: &Schema, names: &[String]) -> SchemaRef {
             let name = f
                 .name()
                 .strip_prefix(PREFIX)
-                .and_then(|i| i.parse::<usize>().ok())
-                .and_then(|i| names.get(i));
+                .and_then(|named| Some(named.split_once(':')?.1));
             match name {
                 Some(name) => f.as_ref().clone().with_name(name),
                 None => f.as_ref().clone(),
@@ -130,9 +132,22 @@ fn figure(expr: &Expr) -> Option<(String, bool)> {
             _ => None,
         },
         Expr::Extract { .. } => strong("extract".into()),
+        Expr::Ceil { .. } => strong("ceil".into()),
+        Expr::Floor { .. } => strong("floor".into()),
+        Expr::Overlay { .. } => strong("overlay".into()),
+        Expr::AtTimeZone { .. } => strong("timezone".into()),
+        Expr::Interval(_) => Some(("interval".into(), false)),
+        Expr::TypedString(typed) => Some((type_name(&typed.data_type), false)),
         Expr::Substring { .. } => strong("substring".into()),
         Expr::Position { .. } => strong("position".into()),
-        Expr::Trim { .. } => strong("btrim".into()),
+        Expr::Trim { trim_where, .. } => strong(
+            match trim_where {
+                Some(ast::TrimWhereField::Leading) => "ltrim",
+                Some(ast::TrimWhereField::Trailing) => "rtrim",
+                _ => "btrim",
+            }
+            .into(),
+        ),
         _ => None,
     }
 }
@@ -155,7 +170,16 @@ fn type_name(data_type: &ast::DataType) -> String {
         D::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => "timestamptz",
         D::Timestamp(_, _) => "timestamp",
         D::Bytea => "bytea",
+        D::Time(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => "timetz",
+        D::Time(_, _) => "time",
+        D::Interval { .. } => "interval",
         D::Uuid => "uuid",
+        // An array type is named after its elements.
+        D::Array(
+            ast::ArrayElemTypeDef::SquareBracket(element, _)
+            | ast::ArrayElemTypeDef::AngleBracket(element)
+            | ast::ArrayElemTypeDef::Parenthesis(element),
+        ) => return type_name(element),
         other => return other.to_string().to_lowercase(),
     }
     .to_string()
@@ -167,12 +191,28 @@ mod tests {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
 
+    /// The statement aliased, and the names of its aliased items.
     fn names_of(sql: &str) -> (String, Vec<String>) {
         let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
-        let names = alias_select_items(&mut stmt);
-        (stmt.to_string(), names)
+        alias_select_items(&mut stmt);
+        let text = stmt.to_string();
+        let names = text
+            .split(&format!("\"{PREFIX}"))
+            .skip(1)
+            .map(|alias| {
+                alias
+                    .split_once(':')
+                    .unwrap()
+                    .1
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        (text, names)
     }
 
     #[test]
@@ -185,13 +225,27 @@ mod tests {
             names,
             vec!["?column?", "count", "int4", "a", "?column?", "a", "v", "w"]
         );
-        assert!(sql.contains("1 AS __pg_col0"), "{sql}");
+        assert!(sql.contains(r#"1 AS "__pg_col2:?column?""#), "{sql}");
         assert!(sql.starts_with("SELECT a, t.b, "), "{sql}");
         assert!(sql.contains("x AS y"), "{sql}");
         // Named before their calls are renamed for DataFusion
         // (`functions::rename_calls`).
         let (_, names) = names_of("SELECT ceiling(x), mod(7, 3), ARRAY[1, 2]");
         assert_eq!(names, vec!["ceiling", "mod", "array"]);
+        // Special syntax, typed literals and array casts as PostgreSQL
+        // names them.
+        let (_, names) = names_of(
+            "SELECT ceil(x), floor(x), interval '1 day', date '2024-01-01', \
+             ts AT TIME ZONE 'UTC', trim(leading 'a' from s), '{1}'::int[], x::varchar(3), \
+             'x'::varchar(3)",
+        );
+        let expected = [
+            "ceil", "floor", "interval", "date", "timezone", "ltrim", "int4", "x", "varchar",
+        ];
+        assert_eq!(names, expected);
+        // A write's RETURNING too.
+        let (_, names) = names_of("INSERT INTO t VALUES (1) RETURNING id + 1, id::text");
+        assert_eq!(names, vec!["?column?", "id"]);
     }
 
     #[test]

@@ -857,6 +857,41 @@ impl AnalyzerRule for UnconstrainedCasts {
     }
 }
 
+/// `real` beside an integer or a `numeric` (in arithmetic or a
+/// comparison) is computed in `double precision`, as PostgreSQL resolves
+/// the operator (it has none of `real` and `integer`, and prefers
+/// `float8`); DataFusion computed in `real`, so `3::real / 7` showed
+/// 0.42857143 (PostgreSQL 0.42857142857142855) and `0.1::real = 0.1` was
+/// true (PostgreSQL false). Run before type coercion.
+pub fn real_beside_exact(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr else {
+        return Transformed::no(expr);
+    };
+    use Operator::{Eq, Gt, GtEq, Lt, LtEq, NotEq};
+    if !(op.is_numerical_operators() || matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq)) {
+        return Transformed::no(expr);
+    }
+    let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else {
+        return Transformed::no(expr);
+    };
+    let exact = |t: &DataType| {
+        t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+    };
+    let mixed = match (&l, &r) {
+        (DataType::Float32, other) | (other, DataType::Float32) => exact(other),
+        _ => false,
+    };
+    if !mixed {
+        return Transformed::no(expr);
+    }
+    let double = |e: &Expr| cast(e.clone(), DataType::Float64);
+    Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+        Box::new(double(left)),
+        *op,
+        Box::new(double(right)),
+    )))
+}
+
 fn unconstrained_cast(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
     let Expr::Cast(Cast { expr: inner, field }) = &expr else {
         return Transformed::no(expr);

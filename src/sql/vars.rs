@@ -282,7 +282,7 @@ pub fn session_zone(config: &datafusion::common::config::ConfigOptions) -> Tz {
 /// How DataFusion's `execution.time_zone` spells UTC.
 pub const UTC_OFFSET: &str = "+00:00";
 
-fn is_utc(zone: &str) -> bool {
+pub(super) fn is_utc(zone: &str) -> bool {
     matches!(
         zone.to_ascii_uppercase().as_str(),
         "UTC" | "ETC/UTC" | "UCT" | "GMT" | "ETC/GMT" | "Z" | "ZULU" | "0" | "+00" | "+00:00"

@@ -1451,8 +1451,9 @@ async fn subqueries_in_the_select_list_answer_or_fail_never_null() {
 }
 
 /// Result columns carry PostgreSQL's names where DataFusion's differ: a
-/// column beside a wildcard, and the SQL-standard functions spelled
-/// without parentheses.
+/// column beside a wildcard, the SQL-standard functions spelled without
+/// parentheses, special syntax, typed literals, and items ShardForge
+/// respells before planning (`x::varchar(3)` is a call of `left`).
 #[tokio::test]
 async fn result_columns_are_named_as_postgresql_names_them() {
     let server = TestServer::start().await;
@@ -1467,6 +1468,19 @@ async fn result_columns_are_named_as_postgresql_names_them() {
         ("SELECT *, v FROM wn WHERE id = 1", &["id", "v", "v"][..]),
         ("SELECT *, v FROM wn", &["id", "v", "v"]),
         ("SELECT v, *, id + 1 FROM wn", &["v", "id", "v", "?column?"]),
+        (
+            "SELECT v::varchar(3), 'x'::varchar(2), v::char(2), '{1}'::int[], ceil(1.5), \
+             floor(1.5), interval '1 day', date '2024-01-01', now() AT TIME ZONE 'UTC', \
+             trim(leading 'a' from v), overlay(v placing 'b' from 1) FROM wn",
+            &[
+                "v", "varchar", "v", "int4", "ceil", "floor", "interval", "date", "timezone",
+                "ltrim", "overlay",
+            ],
+        ),
+        (
+            "INSERT INTO wn VALUES (2, 'b') RETURNING v::varchar(1), id + 1",
+            &["v", "?column?"],
+        ),
         (
             "SELECT current_user, session_user, user, current_schema, current_catalog",
             &[

@@ -20,6 +20,7 @@
 //!   `session_user()` (a DEFAULT's `current_user`) answers the
 //!   [`SessionUser`] of the session running it.
 //! - [`hex`]: `to_hex` of an `integer` in 32 bits.
+//! - [`case`]: `upper` and `lower` a character at a time.
 //! - [`info`]: the system information functions psql's `\dt+`, `\l+`
 //!   and `\df` call (`pg_size_pretty`, sizes, comments, visibility).
 //! - [`template`]: `to_char`, `to_date` and `to_timestamp` with
@@ -29,6 +30,7 @@
 
 mod age;
 mod calls;
+mod case;
 mod extract;
 mod hex;
 mod info;
@@ -78,6 +80,8 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, ScalarUDF::new_from_impl(age::Age::default()));
     replace(ctx, settings::session_user());
     replace(ctx, hex::to_hex());
+    replace(ctx, case::upper().as_ref().clone());
+    replace(ctx, case::lower().as_ref().clone());
     for udf in info::udfs() {
         replace(ctx, udf);
     }

@@ -46,7 +46,7 @@ impl Session {
         }
         let options = CopyOptions::new(options, legacy, to)?;
         if to {
-            let (plan, names) = match table_query(self.txn.as_ref(), source)? {
+            let plan = match table_query(self.txn.as_ref(), source)? {
                 Some(sql) => {
                     let query = self.parse(&sql)?.pop().ok_or_else(|| {
                         Error::Internal(format!("COPY's query did not parse: {sql}"))
@@ -61,7 +61,7 @@ impl Session {
                         .await?
                 }
             };
-            let (schema, stream) = self.stream(plan, &names).await?;
+            let (schema, stream) = self.stream(plan).await?;
             let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
             let force_quote = options.force_quote(&columns)?;
             return Ok(Output::CopyOut {

@@ -50,10 +50,10 @@ impl Session {
                 format!("cursor \"{name}\" already exists"),
             ));
         }
-        let (plan, names) = self
+        let plan = self
             .plan_query(&Statement::Query(query.clone()), params)
             .await?;
-        let (schema, stream) = self.stream(plan, &names).await?;
+        let (schema, stream) = self.stream(plan).await?;
         let mut cursor = Cursor::new(schema, stream, hold);
         // Its transaction is this statement's own: it ends now.
         if hold && !in_block {

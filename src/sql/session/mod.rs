@@ -449,8 +449,8 @@ impl Session {
                 if let Some(point) = point::recognise(stmt, self.txn.as_ref(), params.as_ref()) {
                     return self.point_rows(point).await;
                 }
-                let (plan, names) = self.plan_query(stmt, params).await?;
-                self.rows(plan, &names).await
+                let plan = self.plan_query(stmt, params).await?;
+                self.rows(plan).await
             }
             Statement::Insert(insert) => {
                 if let Some(insert) =
@@ -568,16 +568,13 @@ impl Session {
         declared: &[Option<DataType>],
     ) -> Result<(Vec<Option<FieldRef>>, Option<SchemaRef>)> {
         let catalog: &dyn Tables = self.txn.as_ref();
-        let mut names = Vec::new();
         // A write's rows are those of its RETURNING, if any.
         let mut returning = None;
         // An upsert's SET and WHERE are planned apart (see `dml::Upsert`).
         let mut upsert = None;
         let (plan, returns_rows) = match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
-                let (plan, pg_names) = self.plan_query(stmt, None).await?;
-                names = pg_names;
-                (plan, true)
+                (self.plan_query(stmt, None).await?, true)
             }
             Statement::Insert(insert) => {
                 let clauses = dml::insert_clauses(catalog, insert)?;
@@ -602,7 +599,7 @@ impl Session {
             }
             Statement::Declare { stmts } => match stmts.first().and_then(|d| d.for_query.clone()) {
                 Some(query) => (
-                    self.plan_query(&Statement::Query(query), None).await?.0,
+                    self.plan_query(&Statement::Query(query), None).await?,
                     false,
                 ),
                 None => return Ok((vec![], None)),
@@ -664,15 +661,16 @@ impl Session {
             .collect();
         if let Some(returning) = returning {
             // Described over no rows: only its columns matter here.
-            let (plan, names) = self.plan_returning(&returning, None).await?;
-            let schema = self.result_schema(&plan, &params, declared, &names);
+            let plan = self.plan_returning(&returning, None).await?;
+            let schema = self.result_schema(&plan, &params, declared);
             return Ok((params, Some(schema)));
         }
-        let result = returns_rows.then(|| self.result_schema(&plan, &params, declared, &names));
+        let result = returns_rows.then(|| self.result_schema(&plan, &params, declared));
         Ok((params, result))
     }
 
-    /// The result columns of `plan` as it will run, named `names`. The
+    /// The result columns of `plan` as it will run, named as PostgreSQL
+    /// names them (`names::rename`). The
     /// types analysis gives (see `rows`) of the statement as it will run:
     /// each parameter bound as a NULL of the type Bind gives it
     /// (`pg::handler::bind_parameters`): the type inferred from context
@@ -684,7 +682,6 @@ impl Session {
         plan: &LogicalPlan,
         params: &[Option<FieldRef>],
         declared: &[Option<DataType>],
-        names: &[String],
     ) -> SchemaRef {
         let bound = (0..params.len().max(declared.len()))
             .map(|i| {
@@ -716,7 +713,7 @@ impl Session {
             Ok(analyzed) => analyzed.schema().as_arrow().clone(),
             Err(_) => plan.schema().as_arrow().clone(),
         };
-        names::rename(&schema, names)
+        names::rename(&schema)
     }
 
     /// Plans a statement DataFusion handles, with its parameters bound.
@@ -737,6 +734,7 @@ impl Session {
         rewrite::expand_set_returning_items(&mut stmt);
         rewrite::composite_fields(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;
+        super::time_zones::at_time_zone_calls(&mut stmt);
         let state = self.ctx.state_ref();
         let is_aggregate = |name: &str| {
             super::subqueries::common_aggregate(name)
@@ -762,15 +760,15 @@ impl Session {
     }
 
     /// Plans a query whose result columns get PostgreSQL's names (see
-    /// [`names`]); returns the plan and the names of its aliased columns.
+    /// [`names`]).
     async fn plan_query(
         &self,
         stmt: &Statement,
         params: Option<ParamValues>,
-    ) -> Result<(LogicalPlan, Vec<String>)> {
+    ) -> Result<LogicalPlan> {
         let mut stmt = stmt.clone();
-        let names = names::alias_select_items(&mut stmt);
-        Ok((self.plan(stmt, params).await?, names))
+        names::alias_select_items(&mut stmt);
+        self.plan(stmt, params).await
     }
 
     /// Plans the SELECT an UPDATE or DELETE is run as (for Describe, too).
@@ -784,8 +782,8 @@ impl Session {
         self.plan(stmt, params).await
     }
 
-    async fn rows(&self, plan: LogicalPlan, names: &[String]) -> Result<Output> {
-        let (schema, stream) = self.stream(plan, names).await?;
+    async fn rows(&self, plan: LogicalPlan) -> Result<Output> {
+        let (schema, stream) = self.stream(plan).await?;
         Ok(Output::Rows {
             schema,
             stream,
@@ -793,12 +791,9 @@ impl Session {
         })
     }
 
-    /// The rows of a plan as they are produced, its columns named `names`.
-    async fn stream(
-        &self,
-        plan: LogicalPlan,
-        names: &[String],
-    ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+    /// The rows of a plan as they are produced, its columns named as
+    /// PostgreSQL names them.
+    async fn stream(&self, plan: LogicalPlan) -> Result<(SchemaRef, SendableRecordBatchStream)> {
         let df = self
             .ctx
             .execute_logical_plan(plan)
@@ -807,7 +802,7 @@ impl Session {
         let stream = self.run(df).await?;
         // The executed plan's types: analysis retypes some columns
         // (`sql::literals`), so the planned schema may be stale.
-        let schema = names::rename(stream.schema().as_ref(), names);
+        let schema = names::rename(stream.schema().as_ref());
         let failed = self.stream_failed.clone();
         let watched = stream.inspect(move |item| {
             if item.is_err() {

@@ -158,8 +158,8 @@ impl Session {
         let Some(returning) = written.returning else {
             return Ok(Output::Command(format!("{command} {}", written.count)));
         };
-        let (plan, names) = self.plan_returning(&returning, params).await?;
-        let (schema, stream) = self.stream(plan, &names).await?;
+        let plan = self.plan_returning(&returning, params).await?;
+        let (schema, stream) = self.stream(plan).await?;
         // Whole before the statement ends: an error in the list fails it
         // before it commits.
         materialize(schema, stream, command).await
@@ -171,7 +171,7 @@ impl Session {
         &self,
         returning: &Returning,
         params: Option<ParamValues>,
-    ) -> Result<(LogicalPlan, Vec<String>)> {
+    ) -> Result<LogicalPlan> {
         let query = returning.query()?;
         let rows = [(returning.table_name(), returning.rows()?)];
         self.with_scratch(rows, self.plan_query(&query, params))
