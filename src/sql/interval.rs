@@ -5,7 +5,10 @@
 //! - [`parse`] reads PostgreSQL's input forms (`1 day 02:03:04`, `1 year
 //!   2 mons -3 days`, `@ 1 hour ago`, `1.5 days`, `1-2`, ISO 8601
 //!   `P1Y2M3DT4H5M6S`): COPY, parameters, stored columns and text cast to
-//!   an interval read with it (`datetime::text_to_datetime_cast`).
+//!   an interval read with it (`datetime::text_to_datetime_cast`), and
+//!   so do literals (`interval '1 day 02:00'`, a cast of the text once
+//!   [`literals_as_casts`] has run; DataFusion's reader refused
+//!   PostgreSQL's own output form).
 //! - PostgreSQL compares intervals by their length with a month of 30
 //!   days and a day of 24 hours (`'1 mon' = '30 days'`, `'1 mon' < '40
 //!   days'`); Arrow compares the three fields in turn. [`comparable`], an
@@ -13,6 +16,7 @@
 //!   sorts) intervals by that length instead. GROUP BY and DISTINCT still
 //!   tell `1 mon` from `30 days` (PostgreSQL does not).
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, Decimal128Array, IntervalMonthDayNanoArray};
@@ -26,8 +30,10 @@ use datafusion::logical_expr::{
     cast, Between, Expr, ExprSchemable, LogicalPlan, ScalarUDF, SortExpr,
 };
 use datafusion::optimizer::AnalyzerRule;
+use datafusion::sql::sqlparser::ast;
 
 use super::analyze::{array_udf, convert_compared};
+use super::rewrite::parse_expr;
 use crate::error::{Error, InputError, Result};
 
 const MICROS_PER_SECOND: f64 = 1e6;
@@ -99,6 +105,32 @@ fn unit(word: &str) -> Option<Unit> {
         "millennium" | "millennia" | "millenniums" => Unit::Months(12000.0),
         _ => return None,
     })
+}
+
+/// Each `interval 'text'` literal of `stmt` without fields (`interval
+/// '1' day` keeps DataFusion's reading) as `CAST('text' AS interval)`,
+/// read by [`parse`].
+pub fn literals_as_casts(stmt: &mut ast::Statement) {
+    let _ = ast::visit_expressions_mut(stmt, |expr| {
+        if let ast::Expr::Interval(ast::Interval {
+            value,
+            leading_field: None,
+            leading_precision: None,
+            last_field: None,
+            fractional_seconds_precision: None,
+        }) = expr
+        {
+            let text = matches!(
+                value.as_ref(),
+                ast::Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_))
+            );
+            // Printed by the parser itself, so it parses.
+            if let (true, Ok(cast)) = (text, parse_expr(&format!("CAST({value} AS INTERVAL)"))) {
+                *expr = cast;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// An interval as PostgreSQL's `interval_in` reads it.

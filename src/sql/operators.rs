@@ -21,20 +21,42 @@ use super::rewrite::parse_expr;
 ///   lexicographically;
 /// - a unary minus binds tighter than `^` (`-2 ^ 2` is 4, the parser read
 ///   `-(2 ^ 2)`), and `-interval '1 day 2 hours'` negates the whole
-///   interval (DataFusion negated the literal's first part only).
+///   interval (DataFusion negated the literal's first part only);
+/// - the prefix operators DataFusion lacks, as the functions they are:
+///   `|/ x` is `sqrt(x)`, `||/ x` `cbrt(x)`, `@ x` `abs(x)`, and `~ x`
+///   (bitwise not) `-1 - x`.
 #[derive(Debug)]
 pub struct PgOperators;
 
 impl SqlStatementRewriteRule for PgOperators {
     fn rewrite(&self, mut stmt: Statement) -> Statement {
         let _ = visit_expressions_mut(&mut stmt, |expr| {
-            if let Some(rewritten) = row_comparison(expr).or_else(|| unary_minus(expr)) {
+            let rewritten = row_comparison(expr)
+                .or_else(|| unary_minus(expr))
+                .or_else(|| prefix_function(expr));
+            if let Some(rewritten) = rewritten {
                 *expr = rewritten;
             }
             ControlFlow::<()>::Continue(())
         });
         stmt
     }
+}
+
+/// A prefix operator DataFusion lacks, as its function.
+fn prefix_function(expr: &Expr) -> Option<Expr> {
+    let Expr::UnaryOp { op, expr: operand } = expr else {
+        return None;
+    };
+    let sql = match op {
+        UnaryOperator::PGSquareRoot => format!("sqrt({operand})"),
+        UnaryOperator::PGCubeRoot => format!("cbrt({operand})"),
+        UnaryOperator::PGAbs => format!("abs({operand})"),
+        UnaryOperator::BitwiseNot => format!("(-1 - ({operand}))"),
+        _ => return None,
+    };
+    // Printed by the parser itself, so it parses.
+    parse_expr(&sql).ok()
 }
 
 /// `-x ^ y` as `(-x) ^ y` (down the left of a chain of `^`), `-interval

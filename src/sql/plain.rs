@@ -17,8 +17,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, ObjectName, Query, Select, SelectItem, Statement, TableFactor, Visit,
-    Visitor,
+    BinaryOperator, Expr, ObjectName, Query, Select, SelectItem, Statement, TableFactor,
+    UnaryOperator, Visit, Visitor,
 };
 
 /// Whether `stmt` is a query, INSERT, UPDATE or DELETE of user tables
@@ -77,7 +77,10 @@ impl Visitor for PlainVisitor {
             Expr::Identifier(_)
             | Expr::CompoundIdentifier(_)
             | Expr::Value(_)
-            | Expr::UnaryOp { .. }
+            | Expr::UnaryOp {
+                op: UnaryOperator::Minus | UnaryOperator::Plus | UnaryOperator::Not,
+                ..
+            }
             | Expr::Nested(_)
             | Expr::IsNull(_)
             | Expr::IsNotNull(_)
@@ -152,6 +155,7 @@ mod tests {
             "SELECT relname FROM pg_class WHERE oid = 1",
             "SELECT 't'::regclass",
             "INSERT INTO t VALUES (now())",
+            "SELECT |/ v FROM t WHERE k = 1",
             "CREATE TABLE t (k int PRIMARY KEY)",
         ] {
             assert!(!is_plain(&statement(sql)), "{sql}");
