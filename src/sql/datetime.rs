@@ -25,8 +25,8 @@ use datafusion::common::{plan_err, DFSchema, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::planner::{PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::{
-    binary_expr, cast, lit, Cast, ColumnarValue, Expr, ExprSchemable, Operator, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    binary_expr, cast, lit, BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, Operator,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::{self, BinaryOperator, VisitMut, VisitorMut};
@@ -161,7 +161,10 @@ pub fn date_arithmetic(expr: RawBinaryExpr, schema: &DFSchema) -> PlannerResult<
 /// Los_Angeles'` a `t::date` of 03:00 UTC was the next day, `extract(hour
 /// ...)` 3 instead of 19 and `date_trunc('day', t)` UTC's midnight. The
 /// value is first relabelled with the session's zone (the same instant),
-/// which those casts and functions read.
+/// which those casts and functions read. So it is for `age`, for an
+/// interval added or subtracted (a day is a calendar day there: across
+/// the change to summer time it is 23 hours, as in PostgreSQL) and for a
+/// comparison with a `date` (its midnight there).
 #[derive(Debug)]
 pub struct SessionZone;
 
@@ -232,6 +235,55 @@ fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> Transforme
                 }
                 None => Transformed::no(Expr::ScalarFunction(call)),
             }
+        }
+        // `age` reads wall-clock times.
+        Expr::ScalarFunction(mut call) if call.name() == "age" => {
+            let mut changed = false;
+            for arg in &mut call.args {
+                let in_zone = match arg.get_type(schema) {
+                    Ok(DataType::Timestamp(_, Some(_))) => local(arg).unwrap_or(arg.clone()),
+                    _ => continue,
+                };
+                *arg = datafusion::functions::datetime::to_local_time().call(vec![in_zone]);
+                changed = true;
+            }
+            Transformed::new_transformed(Expr::ScalarFunction(call), changed)
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let is = |e: &Expr, wanted: fn(&DataType) -> bool| {
+                e.get_type(schema).is_ok_and(|t| wanted(&t))
+            };
+            let interval = |t: &DataType| matches!(t, DataType::Interval(_));
+            let date = |t: &DataType| matches!(t, DataType::Date32);
+            let zoned = |t: &DataType| matches!(t, DataType::Timestamp(_, Some(_)));
+            // A date beside a timestamptz: its midnight in the session's
+            // zone (Arrow's cast would take UTC's).
+            let midnight = |e: &Expr| {
+                let naive = cast(e.clone(), DataType::Timestamp(TimeUnit::Microsecond, None));
+                cast(
+                    naive,
+                    DataType::Timestamp(TimeUnit::Microsecond, Some(zone.clone())),
+                )
+            };
+            let compared = op.supports_propagation();
+            let shifted = matches!(op, Operator::Plus | Operator::Minus);
+            let side = |this: &Expr, other: &Expr| {
+                if (shifted && is(other, interval)) || (compared && is(other, date)) {
+                    local(this)
+                } else if compared && is(this, date) && is(other, zoned) {
+                    Some(midnight(this))
+                } else {
+                    None
+                }
+            };
+            let (l, r) = (side(&left, &right), side(&right, &left));
+            let changed = l.is_some() || r.is_some();
+            let expr = Expr::BinaryExpr(BinaryExpr {
+                left: Box::new(l.unwrap_or(*left)),
+                op,
+                right: Box::new(r.unwrap_or(*right)),
+            });
+            Transformed::new_transformed(expr, changed)
         }
         other => Transformed::no(other),
     }

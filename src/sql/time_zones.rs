@@ -150,6 +150,12 @@ fn convert(
         .collect()
 }
 
+/// The UTC time of wall-clock time `local` in `zone` (see
+/// [`local_offset`]).
+pub fn local_to_utc(zone: &Tz, local: &NaiveDateTime) -> NaiveDateTime {
+    *local - Duration::seconds(i64::from(local_offset(zone, local).local_minus_utc()))
+}
+
 /// The offset from UTC of wall-clock time `local` in `zone`. As in
 /// PostgreSQL, a time a change of offset skips (spring forward) takes the
 /// offset before the change, and one it repeats (fall back) the one

@@ -7,7 +7,7 @@
 //! kept and cast afterwards (Arrow's casts read `t`, `1e3` or `\x01`
 //! differently from PostgreSQL).
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
@@ -573,10 +573,7 @@ fn timestamp(text: &str, zone: Option<&Tz>) -> Result<i64> {
     Ok(match (zone, offset) {
         (None, _) => micros(at),
         (Some(_), Some(seconds)) => micros(at) - seconds * 1_000_000,
-        (Some(zone), None) => {
-            let local: DateTime<Tz> = zone.from_local_datetime(&at).earliest().ok_or_else(bad)?;
-            micros(local.naive_utc())
-        }
+        (Some(zone), None) => micros(crate::sql::time_zones::local_to_utc(&zone, &at)),
     })
 }
 

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use datafusion::arrow::array::{ArrayRef, AsArray, Date32Array, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::Result as DFResult;
@@ -85,8 +85,8 @@ impl ScalarUDFImpl for ParseTemplate {
                     .iter()
                     .map(|at| {
                         let at = (*at)?;
-                        let local = zone.from_local_datetime(&at).earliest()?;
-                        Some(local.timestamp_micros())
+                        let utc = crate::sql::time_zones::local_to_utc(&zone, &at);
+                        Some(utc.and_utc().timestamp_micros())
                     })
                     .collect();
                 Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("+00:00"))
