@@ -573,7 +573,7 @@ fn timestamp(text: &str, zone: Option<&Tz>) -> Result<i64> {
     Ok(match (zone, offset) {
         (None, _) => micros(at),
         (Some(_), Some(seconds)) => micros(at) - seconds * 1_000_000,
-        (Some(zone), None) => micros(crate::sql::time_zones::local_to_utc(&zone, &at)),
+        (Some(zone), None) => micros(crate::sql::time_zones::local_to_utc(zone, &at)),
     })
 }
 
