@@ -164,7 +164,7 @@ pub fn date_arithmetic(expr: RawBinaryExpr, schema: &DFSchema) -> PlannerResult<
 /// which those casts and functions read. So it is for `age`, for an
 /// interval added or subtracted (a day is a calendar day there: across
 /// the change to summer time it is 23 hours, as in PostgreSQL) and for a
-/// comparison with a `date` (its midnight there).
+/// comparison with a `date` or its `date_trunc` (its midnight there).
 #[derive(Debug)]
 pub struct SessionZone;
 
@@ -224,6 +224,16 @@ fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> Transforme
                 None => Transformed::no(Expr::Cast(Cast { expr: inner, field })),
             }
         }
+        // `date_trunc` of a date truncates its midnight there (a
+        // timestamptz, as in PostgreSQL).
+        Expr::ScalarFunction(mut call)
+            if call.name() == "date_trunc"
+                && call.args.len() == 2
+                && matches!(call.args[1].get_type(schema), Ok(DataType::Date32)) =>
+        {
+            call.args[1] = midnight(call.args[1].clone(), zone);
+            Transformed::yes(Expr::ScalarFunction(call))
+        }
         Expr::ScalarFunction(mut call)
             if matches!(call.name(), "date_part" | "extract" | "date_trunc")
                 && call.args.len() == 2 =>
@@ -256,22 +266,13 @@ fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> Transforme
             let interval = |t: &DataType| matches!(t, DataType::Interval(_));
             let date = |t: &DataType| matches!(t, DataType::Date32);
             let zoned = |t: &DataType| matches!(t, DataType::Timestamp(_, Some(_)));
-            // A date beside a timestamptz: its midnight in the session's
-            // zone (Arrow's cast would take UTC's).
-            let midnight = |e: &Expr| {
-                let naive = cast(e.clone(), DataType::Timestamp(TimeUnit::Microsecond, None));
-                cast(
-                    naive,
-                    DataType::Timestamp(TimeUnit::Microsecond, Some(zone.clone())),
-                )
-            };
             let compared = op.supports_propagation();
             let shifted = matches!(op, Operator::Plus | Operator::Minus);
             let side = |this: &Expr, other: &Expr| {
                 if (shifted && is(other, interval)) || (compared && is(other, date)) {
                     local(this)
                 } else if compared && is(this, date) && is(other, zoned) {
-                    Some(midnight(this))
+                    Some(midnight(this.clone(), zone))
                 } else {
                     None
                 }
@@ -287,6 +288,16 @@ fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> Transforme
         }
         other => Transformed::no(other),
     }
+}
+
+/// Date `e` as the timestamptz of its midnight in `zone` (Arrow's cast
+/// would take UTC's).
+fn midnight(e: Expr, zone: &Arc<str>) -> Expr {
+    let naive = cast(e, DataType::Timestamp(TimeUnit::Microsecond, None));
+    cast(
+        naive,
+        DataType::Timestamp(TimeUnit::Microsecond, Some(zone.clone())),
+    )
 }
 
 /// `timestamp` and `timestamptz` count microseconds, as PostgreSQL's (and

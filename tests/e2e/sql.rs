@@ -1482,6 +1482,10 @@ async fn result_columns_are_named_as_postgresql_names_them() {
             &["v", "?column?"],
         ),
         (
+            "SELECT localtimestamp, localtime",
+            &["localtimestamp", "localtime"],
+        ),
+        (
             "SELECT current_user, session_user, user, current_schema, current_catalog",
             &[
                 "current_user",

@@ -74,6 +74,23 @@ impl VisitorMut for FunctionNamesVisitor {
                     ("ceiling", _) => "ceil",
                     ("sign", _) => "signum",
                     ("every", _) => "bool_and",
+                    // The session's wall-clock time (`datetime::SessionZone`).
+                    ("localtimestamp", None) => {
+                        *expr = parsed("CAST(now() AS TIMESTAMP)");
+                        return ControlFlow::Continue(());
+                    }
+                    ("localtime", None) => {
+                        *expr = parsed("CAST(now() AS TIME)");
+                        return ControlFlow::Continue(());
+                    }
+                    ("variance", _) => "var_samp",
+                    ("quote_nullable", Some([value])) => {
+                        *expr = parsed(&format!(
+                            "CASE WHEN ({value}) IS NULL THEN 'NULL' \
+                             ELSE quote_literal(CAST(({value}) AS TEXT)) END"
+                        ));
+                        return ControlFlow::Continue(());
+                    }
                     // PostgreSQL's remove and replace every equal element;
                     // DataFusion's the first only.
                     ("array_remove", _) => "array_remove_all",
