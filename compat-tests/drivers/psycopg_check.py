@@ -21,6 +21,8 @@ binary (%b, and %s, which psycopg sends in binary) parameters, read back as time
 with text and binary results and as PostgreSQL's text (d::text); months (which
 timedelta cannot hold) written as text and checked as text; ORDER BY d by length with
 a month as 30 days, WHERE d = '30 days' finding '1 mon', WHERE d = / > a timedelta.
+Rows read by column name (dict_row) under PostgreSQL's column names, AT TIME ZONE as a
+naive datetime, and a day added across a change to summer time.
 
 Cases ShardForge does not pass yet run with --pending (and with `run --postgres`):
 an interval with a time part past 2562047 hours (PostgreSQL's range goes to
@@ -40,6 +42,7 @@ from functools import partial
 
 import psycopg
 from psycopg import errors
+from psycopg.rows import dict_row
 from psycopg.types.json import Json, Jsonb, set_json_loads
 
 TABLE = "compat_psycopg"
@@ -250,6 +253,22 @@ def run(args):
         at = conn.execute("SELECT '2024-01-01 00:00:00+00'::timestamptz").fetchone()[0]
         check(at.utcoffset().total_seconds() == 9 * 3600 and at.hour == 9,
               f"timestamptz in Asia/Tokyo came back as {at!r}")
+        # Rows read by column name (dict_row) carry PostgreSQL's names; AT
+        # TIME ZONE gives a naive wall-clock datetime; an interval literal
+        # in PostgreSQL's output form reads; a day added across the change
+        # to summer time is a calendar day.
+        conn.execute("SET TimeZone = 'America/New_York'")
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute("SELECT %s::varchar(3), ceil(%s), "
+                        "'2024-01-01 00:00:00+00'::timestamptz AT TIME ZONE 'Asia/Tokyo', "
+                        "'2024-03-09 22:30:00-05'::timestamptz + interval '1 day', "
+                        "interval '1 day 02:00'", ("abcd", Decimal("1.5")))
+            got = cur.fetchone()
+            want = {"varchar": "abc", "ceil": Decimal("2"),
+                    "timezone": dt.datetime(2024, 1, 1, 9, 0),
+                    "?column?": dt.datetime(2024, 3, 11, 2, 30, tzinfo=dt.timezone.utc),
+                    "interval": dt.timedelta(days=1, hours=2)}
+            check(got == want, f"named row {got!r}, want {want!r}")
         conn.execute("RESET TimeZone")
         check(conn.info.parameter_status("TimeZone") == initial_zone,
               "no ParameterStatus for RESET")
@@ -674,7 +693,8 @@ def main():
         "COPY (text+binary, errors, CopyFail), named cursors, uuid key, gen_random_uuid(), "
         f"json/jsonb ({len(JSON_VALUES)} values + {len(JSON_TEXTS)} texts, text+binary, "
         "@>, ->>, jsonb_build_object), "
-        f"interval ({len(INTERVALS)} values, timedelta text+binary, ORDER BY, = '30 days')")
+        f"interval ({len(INTERVALS)} values, timedelta text+binary, ORDER BY, = '30 days'), "
+        "column names (dict_row), AT TIME ZONE, DST day")
 
 
 if __name__ == "__main__":
