@@ -262,6 +262,8 @@ impl SqlEngine {
             .into_iter()
             .map(|stmt| super::rewrite::RegprocComparisons.rewrite(stmt))
             .map(|stmt| super::rewrite::RegCasts.rewrite(stmt))
+            // psql's `\d INDEX` asks `... AND EXISTS (...) AS condeferrable`.
+            .map(|stmt| super::rewrite::ExistsInSelectList.rewrite(stmt))
             .collect();
         let reg_rewritten = statements
             .iter()

@@ -1,8 +1,9 @@
 //! Primary keys in `pg_catalog`, as PostgreSQL shows them. A table's key
 //! is a unique btree index named `<table>_pkey` (a `pg_class` row of kind
 //! `i` and a `pg_index` row) behind a constraint of type `p`
-//! (`pg_constraint`). psql's `\d` prints it under "Indexes:" and `\di`
-//! lists it; SQLAlchemy's inspector reads the key's columns from
+//! (`pg_constraint`). psql's `\d` prints it under "Indexes:", `\di`
+//! lists it and `\d <table>_pkey` shows its columns (`pg_attribute` rows
+//! of the index, [`index_attributes`]); SQLAlchemy's inspector reads the key's columns from
 //! `pg_index.indkey` and `pg_constraint`; `pg_get_indexdef` and
 //! `pg_get_constraintdef` give its definition.
 //!
@@ -30,7 +31,7 @@ use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, Int16Type, Int32Type, Schema, SchemaRef,
 };
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::cast::as_int32_array;
+use datafusion::common::cast::{as_int16_array, as_int32_array};
 use datafusion::common::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
@@ -190,6 +191,45 @@ pub(super) fn classes(
         ],
     )?;
     Ok(concat_batches(schema, [&tables_batch, &index_rows])?)
+}
+
+/// `pg_attribute` rows of each key's index, made from its table's
+/// `batch` rows: the key's columns in key order, numbered from 1, as
+/// PostgreSQL lists an index's columns (psql's `\d INDEX` reads them).
+pub(super) fn index_attributes(batch: &RecordBatch, tables: &UserTables) -> DFResult<RecordBatch> {
+    let relids = as_int32_array(column(batch, "attrelid")?)?;
+    let attnums = as_int16_array(column(batch, "attnum")?)?;
+    let row_of: HashMap<(i32, i32), u32> = (0..batch.num_rows())
+        .map(|row| {
+            (
+                (relids.value(row), i32::from(attnums.value(row))),
+                row as u32,
+            )
+        })
+        .collect();
+    let (mut rows, mut index_oids, mut numbers) = (Vec::new(), Vec::new(), Vec::new());
+    for (&oid, def) in &tables.by_oid {
+        let Some(index) = derived_oid(def.id, Derived::Index).filter(|_| has_key(def)) else {
+            continue;
+        };
+        for (position, attnum) in key_attnums(def).into_iter().enumerate() {
+            if let Some(&row) = row_of.get(&(oid, attnum)) {
+                rows.push(row);
+                index_oids.push(index);
+                numbers.push(position as i16 + 1);
+            }
+        }
+    }
+    let taken = take_record_batch(batch, &UInt32Array::from(rows))?;
+    let n = taken.num_rows();
+    with_columns(
+        &taken,
+        vec![
+            ("attrelid", Arc::new(Int32Array::from(index_oids))),
+            ("attnum", Arc::new(Int16Array::from(numbers))),
+            ("atthasdef", Arc::new(BooleanArray::from(vec![false; n]))),
+        ],
+    )
 }
 
 /// `pg_class`'s columns datafusion-pg-catalog leaves out, all NULL here:

@@ -447,10 +447,18 @@ impl TableProvider for PatchedTable {
         let tables = self.user_tables(state).await?;
         let base = read(&self.base, state).await?;
         let batches = match self.kind {
-            Patched::Attribute => base
-                .iter()
-                .map(|batch| patch_attributes(batch, &tables.by_oid))
-                .collect::<DFResult<Vec<_>>>()?,
+            Patched::Attribute => {
+                let mut batches = base
+                    .iter()
+                    .map(|batch| patch_attributes(batch, &tables.by_oid))
+                    .collect::<DFResult<Vec<_>>>()?;
+                let indexes = batches
+                    .iter()
+                    .map(|batch| keys::index_attributes(batch, &tables))
+                    .collect::<DFResult<Vec<_>>>()?;
+                batches.extend(indexes);
+                batches
+            }
             Patched::Attrdef => vec![attrdefs(&self.schema, &tables.by_oid)?],
             Patched::Namespace => base
                 .iter()
