@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# psql check: psql's \l, \dt, \d TABLE, \dn, \dt+, \l+, \df, \du, \dT, \di and \d INDEX run catalog queries
+# psql check: psql's \l, \dt, \d TABLE, \dn, \dt+, \l+, \df, \du, \dT, \di, \d INDEX and \d+ TABLE run catalog queries
 # (pg_catalog, format_type, regclass casts, ...). Creates a table, runs them, and checks
 # that psql exits 0, prints no ERROR line, names the table, its columns and their declared
 # types, and lists nothing but the public schema (no internal ones). Then \copy loads a CSV
@@ -38,7 +38,7 @@ SQL
 
 status=0
 output=$("${psql_cmd[@]}" -c '\l' -c '\dt' -c "\\d $table" -c '\dn' -c '\dt+' -c '\l+' -c '\df' \
-    -c '\du' -c '\dT' -c '\di' -c "\\d ${table}_pkey" 2>&1) || status=$?
+    -c '\du' -c '\dT' -c '\di' -c "\\d ${table}_pkey" -c "\\d+ $table" 2>&1) || status=$?
 "${psql_cmd[@]}" -q -c "DROP TABLE IF EXISTS $table" >/dev/null 2>&1 || true
 
 show_output() {
@@ -86,6 +86,8 @@ expect=(
     "Index \"public\\.${table}_pkey\""          # \d INDEX: its title and column
     'id[[:space:]]*\|[[:space:]]*integer[[:space:]]*\|[[:space:]]*yes[[:space:]]*\|[[:space:]]*id'
     "primary key, btree, for table \"public\\.$table\""
+    'Storage[[:space:]]*\|[[:space:]]*Compression'  # \d+ TABLE
+    'Access method: heap'
 )
 for pattern in "${expect[@]}"; do
     if ! grep -Eq -- "$pattern" <<<"$output"; then
@@ -107,4 +109,4 @@ SQL
 ) || fail "\\copy: $copied"
 expected=$'1,"Smith, Ann",,t\n2,Bo,"said ""hi""",f'
 [[ "$(cat "$dir/out.csv")" == "$expected" ]] || fail "\\copy round trip wrote: $(cat "$dir/out.csv")"
-echo "PASS psql: \\l, \\dt, \\d $table, \\dn, \\dt+, \\l+, \\df, \\du, \\dT, \\di, \\d INDEX, \\copy in and out"
+echo "PASS psql: \\l, \\dt, \\d $table, \\dn, \\dt+, \\l+, \\df, \\du, \\dT, \\di, \\d INDEX, \\d+ TABLE, \\copy in and out"

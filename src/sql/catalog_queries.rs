@@ -17,12 +17,12 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, Join, JoinConstraint, JoinOperator, Query, Select, SelectItem, SetExpr, Statement,
-    TableFactor, Value, VisitMut, VisitorMut,
+    visit_expressions_mut, Expr, FunctionArguments, Ident, Join, JoinConstraint, JoinOperator,
+    Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
 };
 
 use super::ddl::ident_name;
-use super::rewrite::plain_select;
+use super::rewrite::{parse_expr, plain_select};
 
 /// Rewrites every lookup subquery in the select lists of `statements` (see
 /// the module docs); returns whether it changed anything.
@@ -44,6 +44,61 @@ pub fn lookups_as_joins(statements: &mut [Statement]) -> bool {
         let _ = stmt.visit(&mut joiner);
     }
     joiner.changed
+}
+
+/// Replaces each `ARRAY(SELECT ... FROM unnest(<x>.reloptions) ...)` of
+/// `statements` by a NULL `text[]`; returns whether it found one. psql's
+/// `\d+` adds a table's TOAST table's storage options to its own that way,
+/// a subquery over a table function of an outer column, which DataFusion
+/// cannot plan; ShardForge has no storage options (`reloptions` is NULL
+/// for every relation), so the array has no element either way.
+pub fn storage_option_arrays(statements: &mut [Statement]) -> bool {
+    let mut found = false;
+    for stmt in statements {
+        let _ = visit_expressions_mut(stmt, |expr| {
+            if unnests_storage_options(expr) {
+                if let Ok(null) = parse_expr("CAST(NULL AS TEXT[])") {
+                    *expr = null;
+                    found = true;
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    found
+}
+
+fn unnests_storage_options(expr: &Expr) -> bool {
+    let Expr::Function(function) = expr else {
+        return false;
+    };
+    let FunctionArguments::Subquery(query) = &function.args else {
+        return false;
+    };
+    let Some(select) = plain_select(query) else {
+        return false;
+    };
+    let array = function.name.to_string().eq_ignore_ascii_case("array");
+    array
+        && select.from.iter().any(|from| match &from.relation {
+            TableFactor::Table {
+                name,
+                args: Some(args),
+                ..
+            } => {
+                let unnest = name
+                    .0
+                    .last()
+                    .and_then(|part| part.as_ident())
+                    .is_some_and(|ident| ident.value.eq_ignore_ascii_case("unnest"));
+                let options = args
+                    .args
+                    .iter()
+                    .any(|arg| arg.to_string().to_ascii_lowercase().ends_with("reloptions"));
+                unnest && options
+            }
+            _ => false,
+        })
 }
 
 fn join_lookups(select: &mut Select) -> bool {
@@ -139,6 +194,20 @@ mod tests {
     fn rewrite(sql: &str) -> Option<String> {
         let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
         lookups_as_joins(&mut statements).then(|| statements[0].to_string())
+    }
+
+    #[test]
+    fn the_toast_options_array_of_psql_describe_is_null() {
+        let sql = "SELECT array_to_string(c.reloptions || array(select 'toast.' || x \
+                   from pg_catalog.unnest(tc.reloptions) x), ', ') FROM pg_class c";
+        let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
+        assert!(storage_option_arrays(&mut statements));
+        assert_eq!(
+            statements[0].to_string(),
+            "SELECT array_to_string(c.reloptions || CAST(NULL AS TEXT[]), ', ') FROM pg_class c"
+        );
+        let mut other = Parser::parse_sql(&PostgreSqlDialect {}, "SELECT array(SELECT 1)").unwrap();
+        assert!(!storage_option_arrays(&mut other));
     }
 
     #[test]

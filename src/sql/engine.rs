@@ -269,7 +269,8 @@ impl SqlEngine {
             .iter()
             .zip(&before)
             .any(|(stmt, text)| stmt.to_string() != *text);
-        if catalog_queries::lookups_as_joins(&mut statements) || reg_rewritten {
+        let options = catalog_queries::storage_option_arrays(&mut statements);
+        if catalog_queries::lookups_as_joins(&mut statements) || reg_rewritten || options {
             return Ok(statements
                 .into_iter()
                 .map(|stmt| self.parser.rewrite(stmt))
