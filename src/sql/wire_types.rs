@@ -42,6 +42,7 @@ pub fn pg_type(field: &Field) -> Result<Type> {
     Ok(match (named, field.data_type()) {
         (Some("varchar"), DataType::Utf8) => Type::VARCHAR,
         (Some("bpchar"), DataType::Utf8) => Type::BPCHAR,
+        (Some("name"), DataType::Utf8) => Type::NAME,
         (Some("regtype"), DataType::Int32) => Type::REGTYPE,
         (Some("oid"), DataType::Int32) => Type::OID,
         (Some("json"), DataType::Utf8) => Type::JSON,
@@ -103,6 +104,14 @@ impl TypePlanner for PgTypePlanner {
                     Field::new("", DataType::Int32, true).with_metadata(oid.into()),
                 )))
             }
+            // `name` (identifiers in the catalog) is text, typed `name`
+            // (not cut to 63 bytes, as PostgreSQL cuts it).
+            other if catalog_type_name(other) == "name" => {
+                let name = [(PG_TYPE_METADATA.to_string(), "name".to_string())];
+                Ok(Some(Arc::new(
+                    Field::new("", DataType::Utf8, true).with_metadata(name.into()),
+                )))
+            }
             other => PgOidTypePlanner.plan_type_field(other),
         }
     }
@@ -110,8 +119,15 @@ impl TypePlanner for PgTypePlanner {
 
 /// `oid` or `pg_catalog.oid`.
 fn is_oid_type(sql_type: &ast::DataType) -> bool {
+    catalog_type_name(sql_type) == "oid"
+}
+
+/// The name of `sql_type`, lower case, without `pg_catalog.`.
+fn catalog_type_name(sql_type: &ast::DataType) -> String {
     let name = sql_type.to_string().to_lowercase();
-    name.strip_prefix("pg_catalog.").unwrap_or(&name) == "oid"
+    name.strip_prefix("pg_catalog.")
+        .unwrap_or(&name)
+        .to_string()
 }
 
 /// Whether `field` is a catalog column of object ids (see [`pg_type`]);
