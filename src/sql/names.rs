@@ -3,12 +3,13 @@
 //! PostgreSQL names an unaliased select item after the column it reads, the
 //! function it calls or the type it casts to, and `?column?` otherwise;
 //! DataFusion names it after the whole expression (`Int64(1)`) and refuses two
-//! items with the same name. So before planning, every unaliased item of the
-//! top-level SELECT that is not a plain column gets a unique alias
-//! `__pg_col<i>`, and the schema sent to the client renames those columns to
-//! what PostgreSQL would call them (duplicates allowed, as in PostgreSQL). A
-//! plain column is left as it is, unless it was already selected: `SELECT
-//! a, a` is fine in PostgreSQL.
+//! items with the same name. So every unaliased item of the top-level
+//! SELECT (or RETURNING) that is not a plain column gets a unique alias
+//! that carries its PostgreSQL name, `__pg_col<i>:<name>`, named from the
+//! statement as written (before the rewrites respell it), and the schema
+//! sent to the client renames those columns to that name (duplicates
+//! allowed, as in PostgreSQL). A plain column is left as it is, unless it
+//! was already selected: `SELECT a, a` is fine in PostgreSQL.
 
 use std::sync::Arc;
 
