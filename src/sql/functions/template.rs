@@ -14,7 +14,8 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, Timelike};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike};
+use chrono_tz::OffsetName;
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
@@ -416,6 +417,9 @@ pub(super) fn ordinal_suffix(n: i64, case: Case) -> String {
 struct Moment {
     at: NaiveDateTime,
     offset: Option<i32>,
+    /// The zone's abbreviation then (`EST`), for a session zone named in
+    /// the IANA database.
+    abbreviation: Option<String>,
 }
 
 fn format_moment(nodes: &[Node], moment: &Moment) -> String {
@@ -523,6 +527,10 @@ fn format_moment(nodes: &[Node], moment: &Moment) -> String {
                 (cased(word, case), None)
             }
             Field::Zone { case } => match moment.offset {
+                Some(_) if moment.abbreviation.is_some() => (
+                    cased(moment.abbreviation.as_deref().unwrap_or_default(), case),
+                    None,
+                ),
                 Some(0) => (cased("UTC", case), None),
                 Some(offset) => (utc_offset(offset), None),
                 None => (String::new(), None),
@@ -640,9 +648,11 @@ impl ScalarUDFImpl for ToChar {
         let templates = cast(&templates, &DataType::Utf8)?;
         let templates = templates.as_string::<i32>();
         let zone = session_zone(&args.config_options);
+        let named = args.config_options.execution.time_zone.as_deref();
+        let named = named.and_then(|name| name.parse::<chrono_tz::Tz>().ok());
         let out: StringArray = match values.data_type() {
             DataType::Date32 | DataType::Timestamp(_, _) => {
-                let moments = moments(&values, &zone)?;
+                let moments = moments(&values, &zone, named)?;
                 moments
                     .iter()
                     .zip(templates.iter())
@@ -668,8 +678,13 @@ impl ScalarUDFImpl for ToChar {
     }
 }
 
-/// Each date or timestamp as the local time it prints as.
-fn moments(values: &ArrayRef, zone: &Tz) -> DFResult<Vec<Option<Moment>>> {
+/// Each date or timestamp as the local time it prints as, in `zone`
+/// (`named`, if it has a name in the IANA database).
+fn moments(
+    values: &ArrayRef,
+    zone: &Tz,
+    named: Option<chrono_tz::Tz>,
+) -> DFResult<Vec<Option<Moment>>> {
     if let DataType::Timestamp(_, tz) = values.data_type() {
         let micros = cast(
             values,
@@ -684,14 +699,20 @@ fn moments(values: &ArrayRef, zone: &Tz) -> DFResult<Vec<Option<Moment>>> {
                 Some(match with_zone {
                     true => {
                         let local = utc.with_timezone(zone);
+                        let abbreviation = named.and_then(|named| {
+                            let offset = named.offset_from_utc_datetime(&utc.naive_utc());
+                            offset.abbreviation().map(str::to_string)
+                        });
                         Moment {
                             at: local.naive_local(),
                             offset: Some(local.offset().fix().local_minus_utc()),
+                            abbreviation,
                         }
                     }
                     false => Moment {
                         at: utc.naive_utc(),
                         offset: None,
+                        abbreviation: None,
                     },
                 })
             })
@@ -706,6 +727,7 @@ fn moments(values: &ArrayRef, zone: &Tz) -> DFResult<Vec<Option<Moment>>> {
             Some(Moment {
                 at: date.and_hms_opt(0, 0, 0)?,
                 offset: None,
+                abbreviation: None,
             })
         })
         .collect())
@@ -722,6 +744,7 @@ mod tests {
         Moment {
             at: NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap(),
             offset: None,
+            abbreviation: None,
         }
     }
 
