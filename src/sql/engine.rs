@@ -350,6 +350,8 @@ pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(super::rewrite::FetchFirstAsLimit),
         Box::new(super::rewrite::SizedStringCasts),
         Box::new(super::datetime::MicrosecondTimestamps),
+        Box::new(super::interval::LiteralsAsCasts),
+        Box::new(super::time_zones::AtTimeZoneCalls),
         Box::new(ResolveUnqualifiedIdentifier),
         Box::new(RewriteArrayAnyAllOperation),
         Box::new(StripCallableQualifier),

@@ -7,7 +7,7 @@
 //!   `P1Y2M3DT4H5M6S`): COPY, parameters, stored columns and text cast to
 //!   an interval read with it (`datetime::text_to_datetime_cast`), and
 //!   so do literals (`interval '1 day 02:00'`, a cast of the text once
-//!   [`literals_as_casts`] has run; DataFusion's reader refused
+//!   [`LiteralsAsCasts`] has run; DataFusion's reader refused
 //!   PostgreSQL's own output form).
 //! - PostgreSQL compares intervals by their length with a month of 30
 //!   days and a day of 24 hours (`'1 mon' = '30 days'`, `'1 mon' < '40
@@ -31,6 +31,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast;
+use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
 use super::analyze::{array_udf, convert_compared};
 use super::rewrite::parse_expr;
@@ -107,10 +108,21 @@ fn unit(word: &str) -> Option<Unit> {
     })
 }
 
-/// Each `interval 'text'` literal of `stmt` without fields (`interval
-/// '1' day` keeps DataFusion's reading) as `CAST('text' AS interval)`,
-/// read by [`parse`].
-pub fn literals_as_casts(stmt: &mut ast::Statement) {
+/// Each `interval 'text'` literal without fields (`interval '1' day`
+/// keeps DataFusion's reading) as `CAST('text' AS interval)`, read by
+/// [`parse`] (a parse-time rule, so column defaults and every kind of
+/// statement get it).
+#[derive(Debug)]
+pub struct LiteralsAsCasts;
+
+impl SqlStatementRewriteRule for LiteralsAsCasts {
+    fn rewrite(&self, mut stmt: ast::Statement) -> ast::Statement {
+        literals_as_casts(&mut stmt);
+        stmt
+    }
+}
+
+fn literals_as_casts(stmt: &mut ast::Statement) {
     let _ = ast::visit_expressions_mut(stmt, |expr| {
         if let ast::Expr::Interval(ast::Interval {
             value,

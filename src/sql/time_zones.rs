@@ -26,6 +26,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::sql::sqlparser::ast::{self, VisitMut, VisitorMut};
+use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
 use super::analyze::like_arguments;
 use super::rewrite::parse_expr;
@@ -35,8 +36,19 @@ use crate::error::{Error, InputError};
 /// The function `AT TIME ZONE` is a call of, as in PostgreSQL.
 const TIMEZONE: &str = "timezone";
 
-/// Each `x AT TIME ZONE zone` in `stmt` as `timezone(zone, x)`.
-pub fn at_time_zone_calls(stmt: &mut ast::Statement) {
+/// Each `x AT TIME ZONE zone` as `timezone(zone, x)` (a parse-time
+/// rule, so column defaults and every kind of statement get it).
+#[derive(Debug)]
+pub struct AtTimeZoneCalls;
+
+impl SqlStatementRewriteRule for AtTimeZoneCalls {
+    fn rewrite(&self, mut stmt: ast::Statement) -> ast::Statement {
+        at_time_zone_calls(&mut stmt);
+        stmt
+    }
+}
+
+fn at_time_zone_calls(stmt: &mut ast::Statement) {
     struct Visitor;
     impl VisitorMut for Visitor {
         type Break = ();

@@ -734,8 +734,6 @@ impl Session {
         rewrite::expand_set_returning_items(&mut stmt);
         rewrite::composite_fields(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;
-        super::time_zones::at_time_zone_calls(&mut stmt);
-        super::interval::literals_as_casts(&mut stmt);
         let state = self.ctx.state_ref();
         let is_aggregate = |name: &str| {
             super::subqueries::common_aggregate(name)
