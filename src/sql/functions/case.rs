@@ -12,7 +12,7 @@ use datafusion::logical_expr::ScalarUDF;
 
 use crate::sql::analyze::array_udf;
 
-pub fn upper() -> Arc<ScalarUDF> {
+pub fn upper() -> ScalarUDF {
     case_udf("upper", |c| {
         let mut upper = c.to_uppercase();
         // A character whose capital is two (ß, ŉ, ligatures) stays.
@@ -23,18 +23,19 @@ pub fn upper() -> Arc<ScalarUDF> {
     })
 }
 
-pub fn lower() -> Arc<ScalarUDF> {
+pub fn lower() -> ScalarUDF {
     // Only İ has a lower case of two characters (i and a dot): `i`.
     case_udf("lower", |c| c.to_lowercase().next().unwrap_or(c))
 }
 
-fn case_udf(name: &str, map: fn(char) -> char) -> Arc<ScalarUDF> {
-    array_udf(name, vec![DataType::Utf8], DataType::Utf8, move |arrays| {
+fn case_udf(name: &str, map: fn(char) -> char) -> ScalarUDF {
+    let udf = array_udf(name, vec![DataType::Utf8], DataType::Utf8, move |arrays| {
         let text = arrays[0].as_string::<i32>();
         let mapped: StringArray = text
             .iter()
             .map(|s| s.map(|s| s.chars().map(map).collect::<String>()))
             .collect();
         Ok(Arc::new(mapped))
-    })
+    });
+    Arc::unwrap_or_clone(udf)
 }

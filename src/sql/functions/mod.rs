@@ -80,8 +80,8 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, ScalarUDF::new_from_impl(age::Age::default()));
     replace(ctx, settings::session_user());
     replace(ctx, hex::to_hex());
-    replace(ctx, case::upper().as_ref().clone());
-    replace(ctx, case::lower().as_ref().clone());
+    replace(ctx, case::upper());
+    replace(ctx, case::lower());
     for udf in info::udfs() {
         replace(ctx, udf);
     }
