@@ -145,13 +145,8 @@ impl ShardReplica {
         reader: &[u8],
         preparing: &dyn Fn(&[u8]) -> bool,
     ) -> Result<InTheWay> {
-        // One row's range (a point read, an existence check) meets that
-        // row's lock only.
-        if range.1 == versions_end(range.0) && !self.lock_counts.may_hold(range.0) {
-            return Ok(InTheWay::No);
-        }
-        let (storage, group) = (&self.storage, self.range.id.0);
-        super::machine::lock_in_the_way(storage, group, range, read_ts, reader, preparing)
+        let (storage, group, counts) = (&self.storage, self.range.id.0, &*self.lock_counts);
+        super::machine::lock_in_the_way(storage, group, counts, range, read_ts, reader, preparing)
     }
 
     /// The latest write transaction `txn_id` sent ahead to the group on

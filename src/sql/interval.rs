@@ -117,32 +117,29 @@ pub struct LiteralsAsCasts;
 
 impl SqlStatementRewriteRule for LiteralsAsCasts {
     fn rewrite(&self, mut stmt: ast::Statement) -> ast::Statement {
-        literals_as_casts(&mut stmt);
+        let _ = ast::visit_expressions_mut(&mut stmt, |expr| {
+            if let ast::Expr::Interval(ast::Interval {
+                value,
+                leading_field: None,
+                leading_precision: None,
+                last_field: None,
+                fractional_seconds_precision: None,
+            }) = expr
+            {
+                let text = matches!(
+                    value.as_ref(),
+                    ast::Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_))
+                );
+                // Printed by the parser itself, so it parses.
+                if let (true, Ok(cast)) = (text, parse_expr(&format!("CAST({value} AS INTERVAL)")))
+                {
+                    *expr = cast;
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
         stmt
     }
-}
-
-fn literals_as_casts(stmt: &mut ast::Statement) {
-    let _ = ast::visit_expressions_mut(stmt, |expr| {
-        if let ast::Expr::Interval(ast::Interval {
-            value,
-            leading_field: None,
-            leading_precision: None,
-            last_field: None,
-            fractional_seconds_precision: None,
-        }) = expr
-        {
-            let text = matches!(
-                value.as_ref(),
-                ast::Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_))
-            );
-            // Printed by the parser itself, so it parses.
-            if let (true, Ok(cast)) = (text, parse_expr(&format!("CAST({value} AS INTERVAL)"))) {
-                *expr = cast;
-            }
-        }
-        ControlFlow::<()>::Continue(())
-    });
 }
 
 /// An interval as PostgreSQL's `interval_in` reads it.

@@ -25,12 +25,12 @@ use datafusion::common::{exec_err, plan_err, DataFusionError, Result as DFResult
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::sql::sqlparser::ast::{self, VisitMut, VisitorMut};
+use datafusion::sql::sqlparser::ast;
 use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
 use super::analyze::like_arguments;
 use super::rewrite::parse_expr;
-use super::vars::{is_utc, session_zone, UTC_OFFSET};
+use super::vars::{is_utc, session_zone, time_zone, UTC_OFFSET};
 use crate::error::{Error, InputError};
 
 /// The function `AT TIME ZONE` is a call of, as in PostgreSQL.
@@ -43,16 +43,7 @@ pub struct AtTimeZoneCalls;
 
 impl SqlStatementRewriteRule for AtTimeZoneCalls {
     fn rewrite(&self, mut stmt: ast::Statement) -> ast::Statement {
-        at_time_zone_calls(&mut stmt);
-        stmt
-    }
-}
-
-fn at_time_zone_calls(stmt: &mut ast::Statement) {
-    struct Visitor;
-    impl VisitorMut for Visitor {
-        type Break = ();
-        fn post_visit_expr(&mut self, expr: &mut ast::Expr) -> ControlFlow<()> {
+        let _ = ast::visit_expressions_mut(&mut stmt, |expr| {
             if let ast::Expr::AtTimeZone {
                 timestamp,
                 time_zone,
@@ -63,10 +54,10 @@ fn at_time_zone_calls(stmt: &mut ast::Statement) {
                     *expr = call;
                 }
             }
-            ControlFlow::Continue(())
-        }
+            ControlFlow::<()>::Continue(())
+        });
+        stmt
     }
-    let _ = stmt.visit(&mut Visitor);
 }
 
 pub fn timezone() -> ScalarUDF {
@@ -188,22 +179,21 @@ fn local_offset(zone: &Tz, local: &NaiveDateTime) -> FixedOffset {
 /// The zone `name` names (see the module docs); 22023 if none.
 fn parse_zone(name: &str) -> DFResult<Tz> {
     let name = name.trim();
-    let utc = || UTC_OFFSET.parse::<Tz>();
     let parsed = match name.as_bytes().first() {
-        _ if is_utc(name) => utc(),
         // POSIX: hours west of Greenwich.
-        Some(b'+' | b'-') => {
+        Some(b'+' | b'-') if !is_utc(name) => {
             let (sign, rest) = name.split_at(1);
             let west = if sign == "+" { "-" } else { "+" };
             let rest = match rest.len() {
                 1 | 2 => format!("{rest:0>2}:00"),
                 _ => rest.to_string(),
             };
-            format!("{west}{rest}").parse()
+            format!("{west}{rest}").parse().ok()
         }
-        _ => name.parse(),
+        // As the session's zone is read.
+        _ => time_zone(name).ok(),
     };
-    parsed.map_err(|_| {
+    parsed.ok_or_else(|| {
         DataFusionError::External(Box::new(Error::input(
             InputError::InvalidParameterValue,
             format!("time zone \"{name}\" not recognized"),

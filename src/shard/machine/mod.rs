@@ -833,7 +833,8 @@ mod tests {
         // the transaction's own reads never do.
         let in_way = |reader: &[u8], preparing: bool| {
             let preparing = move |_: &[u8]| preparing;
-            lock_in_the_way(&a, 0, (start, &end), 10, reader, &preparing).unwrap()
+            let counts = rows.replica.lock_counts();
+            lock_in_the_way(&a, 0, counts, (start, &end), 10, reader, &preparing).unwrap()
         };
         assert_eq!(in_way(b"", false), InTheWay::No);
         assert_eq!(in_way(b"", true), InTheWay::Yes);

@@ -3,6 +3,7 @@
 //! machine (by readers, recovery and garbage collection).
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use prost::Message;
 
@@ -10,7 +11,7 @@ use super::commands::command;
 use crate::encoding::keys::versions_end;
 use crate::error::{Error, Result};
 use crate::raft::GroupId;
-use crate::shard::locks::{in_the_way, InTheWay};
+use crate::shard::locks::{in_the_way, InTheWay, LockCounts};
 use crate::shard::proto::settled::Outcome as Ended;
 use crate::shard::proto::shard_command::Command;
 use crate::shard::proto::{ForgetCommand, Intent, IntentWrite, Lock, Settled};
@@ -74,6 +75,7 @@ const LOCK_PAGE: usize = 1024;
 pub fn lock_in_the_way(
     storage: &Storage,
     group: GroupId,
+    counts: &LockCounts,
     (start, end): (&[u8], &[u8]),
     read_ts: u64,
     reader: &[u8],
@@ -100,28 +102,48 @@ pub fn lock_in_the_way(
         })
     };
     // One row's range (a point read, an existence check) can only meet
-    // that row's lock: one get, which the `meta` family's bloom filters
-    // answer for an unlocked row without a search, where an iterator is
-    // built over every level and seeks in each.
+    // that row's lock: none if its slot counts none, else one get, which
+    // the `meta` family's bloom filters answer for an unlocked row
+    // without a search, where an iterator is built over every level and
+    // seeks in each.
     if end == versions_end(start) {
+        if !counts.may_hold(start) {
+            return Ok(InTheWay::No);
+        }
         return match storage.get_meta(&record_key(group, LOCK, start))? {
             Some(record) => blocks(&record),
             None => Ok(InTheWay::No),
         };
     }
-    let mut from = record_key(group, LOCK, start);
-    let end = record_key(group, LOCK, end);
+    let (from, end) = (record_key(group, LOCK, start), record_key(group, LOCK, end));
+    let holder = each_lock_record(storage, from, &end, |_, record| {
+        Ok(match blocks(record)? {
+            InTheWay::No => ControlFlow::Continue(()),
+            holder => ControlFlow::Break(holder),
+        })
+    })?;
+    Ok(holder.unwrap_or(InTheWay::No))
+}
+
+/// Calls `each` with the key and value of every lock record in `[from,
+/// end)`, a page at a time, until it breaks: what it broke with. Blocks
+/// on disk.
+fn each_lock_record<B>(
+    storage: &Storage,
+    mut from: Vec<u8>,
+    end: &[u8],
+    mut each: impl FnMut(&[u8], &[u8]) -> Result<ControlFlow<B>>,
+) -> Result<Option<B>> {
     loop {
-        let page = storage.scan_meta_page(&from, &end, LOCK_PAGE)?;
-        for (_, record) in &page {
-            let holder = blocks(record)?;
-            if holder != InTheWay::No {
-                return Ok(holder);
+        let page = storage.scan_meta_page(&from, end, LOCK_PAGE)?;
+        for (key, record) in &page {
+            if let ControlFlow::Break(found) = each(key, record)? {
+                return Ok(Some(found));
             }
         }
         match page.last() {
             Some((key, _)) if page.len() == LOCK_PAGE => from = [key.as_slice(), &[0]].concat(),
-            _ => return Ok(InTheWay::No),
+            _ => return Ok(None),
         }
     }
 }
@@ -135,17 +157,11 @@ pub(super) fn each_locked_key(
 ) -> Result<()> {
     let start = record_key(group, LOCK, &[]);
     let end = prefix_end(&start).unwrap_or_default();
-    let mut from = start.clone();
-    loop {
-        let page = storage.scan_meta_page(&from, &end, LOCK_PAGE)?;
-        for (key, _) in &page {
-            each(&key[start.len()..]);
-        }
-        match page.last() {
-            Some((key, _)) if page.len() == LOCK_PAGE => from = [key.as_slice(), &[0]].concat(),
-            _ => return Ok(()),
-        }
-    }
+    each_lock_record(storage, start.clone(), &end, |key, _| {
+        each(&key[start.len()..]);
+        Ok(ControlFlow::<()>::Continue(()))
+    })?;
+    Ok(())
 }
 
 /// Whether a lock of transaction `txn_id` on a key in `group` stops a
