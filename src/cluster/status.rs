@@ -86,6 +86,7 @@ impl Cluster {
                 last_log_index: g.last_log_index,
                 applied_index: g.applied_index,
                 lag: 0,
+                purged_index: g.purged_index,
             })
             .collect()
     }

@@ -78,6 +78,8 @@ pub struct GroupStatus {
     pub term: u64,
     pub last_log_index: u64,
     pub applied_index: u64,
+    /// The last index cut from the log behind a snapshot (0: none).
+    pub purged_index: u64,
 }
 
 /// The Raft groups of this node.
@@ -551,6 +553,7 @@ impl ShardGroups {
                     term: m.current_term,
                     last_log_index: m.last_log_index.unwrap_or_default(),
                     applied_index: m.last_applied.map_or(0, |l| l.index),
+                    purged_index: m.purged.map_or(0, |l| l.index),
                 }
             })
             .collect();

@@ -83,6 +83,7 @@ pub fn system_table(
                 Field::new("term", DataType::Int64, false),
                 Field::new("applied_index", DataType::Int64, false),
                 Field::new("lag", DataType::Int64, false),
+                Field::new("purged_index", DataType::Int64, false),
             ],
         ),
         _ => return None,
@@ -198,6 +199,12 @@ impl TableProvider for SystemTable {
                     )),
                     Arc::new(Int64Array::from(
                         replicas.iter().map(|r| big(r.lag)).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(Int64Array::from(
+                        replicas
+                            .iter()
+                            .map(|r| big(r.purged_index))
+                            .collect::<Vec<_>>(),
                     )),
                 ]
             }
