@@ -75,13 +75,14 @@ pub async fn status(host: &str) -> Result<String> {
         out.push('\n');
         outln!(
             out,
-            "{:>5}  {:>4}  {:>6}  {:>6}  {:>8}  {:>6}",
+            "{:>5}  {:>4}  {:>6}  {:>6}  {:>8}  {:>6}  {:>8}",
             "shard",
             "node",
             "leader",
             "term",
             "applied",
-            "lag"
+            "lag",
+            "purged"
         );
         for r in &response.replicas {
             let leader = match r.leader_id {
@@ -95,13 +96,14 @@ pub async fn status(host: &str) -> Result<String> {
             };
             outln!(
                 out,
-                "{:>5}  {:>4}  {:>6}  {:>6}  {:>8}  {:>6}",
+                "{:>5}  {:>4}  {:>6}  {:>6}  {:>8}  {:>6}  {:>8}",
                 group,
                 r.node_id,
                 leader,
                 r.term,
                 r.applied_index,
-                r.lag
+                r.lag,
+                r.purged_index
             );
         }
     }
