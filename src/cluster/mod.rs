@@ -730,6 +730,13 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// The PostgreSQL address of member `id`, once it has joined.
+    pub fn pg_addr(&self, id: u32) -> Option<String> {
+        let state = self.state()?;
+        let member = state.members.into_iter().find(|m| m.id == id)?;
+        (!member.pg_addr.is_empty() && !member.removed).then_some(member.pg_addr)
+    }
+
     /// A client over the pooled channel to `addr`.
     fn client(&self, addr: &str) -> Result<ClusterClient<Channel>> {
         Ok(ClusterClient::new(self.pooled_channel(addr)?))

@@ -86,7 +86,7 @@ pub async fn serve_connection(tcp: TcpStream, handlers: Arc<Connection>, session
             }
             // A cancel connection carries nothing else, and gets no answer.
             Frame::Cancel { pid, key } => {
-                sessions.cancel(pid, key);
+                sessions.cancel(pid, key).await;
                 break;
             }
             Frame::Message(mut bytes) => {

@@ -42,7 +42,7 @@ const READ_CHUNK: usize = 8 << 10;
 
 const SSL_REQUEST: u32 = 80_877_103;
 const GSSENC_REQUEST: u32 = 80_877_104;
-const CANCEL_REQUEST: u32 = 80_877_102;
+pub(super) const CANCEL_REQUEST: u32 = 80_877_102;
 
 /// One complete message from the client.
 #[derive(Debug, PartialEq)]

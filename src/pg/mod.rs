@@ -40,7 +40,9 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
-    let sessions = Arc::new(cancel::Sessions::default());
+    let sessions = Arc::new(cancel::Sessions::new(
+        engine.coordinator().cluster().clone(),
+    ));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

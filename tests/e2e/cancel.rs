@@ -1,7 +1,9 @@
 //! Stopping a running statement as clients do: tokio-postgres's cancel
 //! token (the CancelRequest psql sends on Ctrl-C, on a connection of its
-//! own) and `statement_timeout`, both 57014; and cancel requests that name
-//! no session or give the wrong key, which do nothing.
+//! own) and `statement_timeout`, both 57014; a cancel sent to another node
+//! of a cluster than the session's (as a load balancer may send it); and
+//! cancel requests that name no session or give the wrong key, which do
+//! nothing.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -13,8 +15,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
 use crate::bad_input::{query, read_message, startup_packet};
+use crate::cluster::start_cluster;
 use crate::harness::{query_i64, sqlstate, TestServer};
-use crate::wire_bounds::{kinds, read_reply};
+use crate::wire_bounds::{error_of, kinds, read_reply};
 
 /// A query that runs for minutes unless stopped.
 const ENDLESS: &str = "SELECT count(*) FROM generate_series(1, 100000000000)";
@@ -90,11 +93,14 @@ async fn a_cancel_request_stops_the_running_statement_only() {
     assert_eq!(query_i64(&client, "SELECT 7::bigint").await, 7);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancel_with_the_wrong_key_or_pid_does_nothing() {
-    let server = TestServer::start().await;
-    // A raw session, to learn its process id and key from BackendKeyData.
+/// A raw session on `server`, with its process id and key from
+/// BackendKeyData, ready for a query.
+fn raw_session(server: &TestServer) -> (TcpStream, i32, i32) {
     let mut session = TcpStream::connect(("127.0.0.1", server.pg_port)).unwrap();
+    // A statement a cancel missed would run for minutes: fail instead.
+    session
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     session.write_all(&startup_packet()).unwrap();
     let (pid, key) = loop {
         let (kind, body) = read_message(&mut session).unwrap();
@@ -105,6 +111,13 @@ async fn a_cancel_with_the_wrong_key_or_pid_does_nothing() {
     };
     assert!(pid > 0);
     read_reply(&mut session);
+    (session, pid, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_with_the_wrong_key_or_pid_does_nothing() {
+    let server = TestServer::start().await;
+    let (mut session, pid, key) = raw_session(&server);
     session
         .write_all(&query("SELECT count(*) FROM generate_series(1, 3000000)"))
         .unwrap();
@@ -203,4 +216,32 @@ async fn a_statement_that_computes_is_stopped_and_others_are_served_meanwhile() 
         .await
         .unwrap();
     assert_eq!(query_i64(&client, "SELECT 1::bigint").await, 1);
+}
+
+/// Behind a load balancer a cancel connection may reach another node than
+/// the one serving the session: that node passes it on, and the statement
+/// stops as if the cancel had gone to its own node. A wrong key passed on
+/// does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_sent_to_another_node_stops_the_statement_on_its_own() {
+    let cluster = start_cluster(3).await;
+    let (mut session, pid, key) = raw_session(&cluster[0]);
+    for other in &cluster[1..] {
+        session.write_all(&query(ENDLESS)).unwrap();
+        // Once the statement runs (a cancel between statements does
+        // nothing).
+        std::thread::sleep(Duration::from_millis(500));
+        cancel_request(other, pid, key);
+        let reply = read_reply(&mut session);
+        assert!(kinds(&reply).ends_with("EZ"), "the statement stopped");
+        let (_, code, text) = error_of(&reply).unwrap();
+        assert_eq!(code, "57014");
+        assert_eq!(text, "canceling statement due to user request");
+    }
+    session
+        .write_all(&query("SELECT count(*) FROM generate_series(1, 3000000)"))
+        .unwrap();
+    cancel_request(&cluster[1], pid, key.wrapping_add(1));
+    let reply = read_reply(&mut session);
+    assert_eq!(kinds(&reply), "TDCZ", "the query ran to its end");
 }

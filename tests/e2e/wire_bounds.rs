@@ -67,7 +67,7 @@ pub(crate) fn read_reply(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
 }
 
 /// The SQLSTATE and severity of the ErrorResponse in `reply`.
-fn error_of(reply: &[(u8, Vec<u8>)]) -> Option<(String, String, String)> {
+pub(crate) fn error_of(reply: &[(u8, Vec<u8>)]) -> Option<(String, String, String)> {
     let (_, body) = reply.iter().find(|(kind, _)| *kind == b'E')?;
     let mut code = String::new();
     let mut severity = String::new();
