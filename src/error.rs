@@ -26,6 +26,9 @@ pub enum InputError {
     StringTooLong,
     DatatypeMismatch,
     InvalidParameterValue,
+    /// A NULL where a function cannot take one (`format('%I', NULL)`).
+    NullValueNotAllowed,
+    InvalidRegularExpression,
     /// A subquery used as a value returned more than one row.
     CardinalityViolation,
     /// A statement other than ROLLBACK inside a transaction that already failed.
@@ -89,7 +92,7 @@ pub enum InputError {
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 41] = [
+    const ALL: [InputError; 43] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -104,6 +107,8 @@ impl InputError {
         Self::StringTooLong,
         Self::DatatypeMismatch,
         Self::InvalidParameterValue,
+        Self::NullValueNotAllowed,
+        Self::InvalidRegularExpression,
         Self::CardinalityViolation,
         Self::InFailedTransaction,
         Self::Unsupported,

@@ -22,6 +22,8 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::StringTooLong => "22001",
             InputError::DatatypeMismatch => "42804",
             InputError::InvalidParameterValue => "22023",
+            InputError::NullValueNotAllowed => "22004",
+            InputError::InvalidRegularExpression => "2201B",
             InputError::CardinalityViolation => "21000",
             InputError::InFailedTransaction => "25P02",
             InputError::Unsupported => "0A000",

@@ -23,8 +23,8 @@ use datafusion::arrow::datatypes::{
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result as DFResult};
 use datafusion::logical_expr::{
-    BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, Operator, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, TryCast, Volatility,
+    lit, BinaryExpr, Case, Cast, ColumnarValue, Expr, ExprSchemable, Operator, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, TryCast, Volatility,
 };
 
 use super::analyze::{as_string_type, is_text, like_arguments};
@@ -52,9 +52,15 @@ pub fn text_casts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
                     | DataType::Float64
                     | DataType::List(_)
                     | DataType::Struct(_)
+                    | DataType::Binary
+                    | DataType::FixedSizeBinary(_)
             )
         })
     };
+    // A boolean is `t` or `f` where PostgreSQL takes a value's output
+    // (`concat`, `format`), `true` or `false` where it casts (`::text`,
+    // `||`).
+    let boolean = |e: &Expr| e.get_type(schema).is_ok_and(|t| t == DataType::Boolean);
     let named = |e: &Expr| {
         e.to_field(schema).ok().and_then(|(_, f)| {
             match (is_vector(&f), f.metadata().get(PG_TYPE_METADATA)) {
@@ -90,10 +96,27 @@ pub fn text_casts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
             )))
         }
         Expr::ScalarFunction(mut call)
-            if matches!(call.name(), "concat" | "concat_ws")
-                && call.args.iter().any(|a| rendered(a) || named(a).is_some()) =>
+            if matches!(call.name(), "concat" | "concat_ws" | "format")
+                && call
+                    .args
+                    .iter()
+                    .any(|a| rendered(a) || named(a).is_some() || boolean(a)) =>
         {
-            call.args = call.args.into_iter().map(as_text).collect();
+            call.args = call
+                .args
+                .into_iter()
+                .map(|a| match boolean(&a) {
+                    true => Expr::Case(Case::new(
+                        Some(Box::new(a)),
+                        vec![
+                            (Box::new(lit(true)), Box::new(lit("t"))),
+                            (Box::new(lit(false)), Box::new(lit("f"))),
+                        ],
+                        None,
+                    )),
+                    false => as_text(a),
+                })
+                .collect();
             Transformed::yes(Expr::ScalarFunction(call))
         }
         other => Transformed::no(other),
@@ -202,11 +225,26 @@ pub fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
             .map(|v| v.map(|v| decimal_text(v, *scale)))
             .collect(),
         DataType::FixedSizeBinary(_) => return Ok(super::uuid::texts(array)),
+        DataType::Binary => bytea_texts(array),
         DataType::List(_) => return array_texts(array, zone),
         DataType::Struct(_) => return record_texts(array, zone),
         _ => return Ok(array.clone()),
     };
     Ok(Arc::new(strings))
+}
+
+/// bytea values in PostgreSQL's hex form (`\\x01ff`).
+fn bytea_texts(array: &ArrayRef) -> StringArray {
+    array
+        .as_binary::<i32>()
+        .iter()
+        .map(|b| {
+            b.map(|b| {
+                let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();
+                format!("\\x{hex}")
+            })
+        })
+        .collect()
 }
 
 /// Arrays as PostgreSQL's `array_out` prints them: `{1,2}`, `{"a b",NULL}`,
@@ -225,19 +263,7 @@ fn array_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
                 .map(|b| b.map(|b| if b { "t" } else { "f" }))
                 .collect::<StringArray>(),
         ),
-        DataType::Binary => Arc::new(
-            lists
-                .values()
-                .as_binary::<i32>()
-                .iter()
-                .map(|b| {
-                    b.map(|b| {
-                        let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();
-                        format!("\\x{hex}")
-                    })
-                })
-                .collect::<StringArray>(),
-        ),
+        DataType::Binary => Arc::new(bytea_texts(lists.values())),
         _ => cast(&render(lists.values(), zone)?, &DataType::Utf8)?,
     };
     let elements = elements.as_string::<i32>();

@@ -272,7 +272,8 @@ fn is_expandarray(function: &datafusion::sql::sqlparser::ast::Function) -> bool 
 /// function in PostgreSQL: one row per value. DataFusion's scalar
 /// `generate_series` returns one list instead, so it becomes
 /// `unnest(generate_series(...))`, which yields the rows (the JSON
-/// set-returning functions likewise, `sql::json::set_returning_list`) (several such
+/// set-returning functions likewise, `sql::json::set_returning_list`, and
+/// `generate_subscripts`, `regexp_matches`, `regexp_split_to_table`) (several such
 /// items are zipped, the shorter padded with NULLs, as in PostgreSQL 10+).
 /// The item keeps the function's name as its column name.
 pub fn expand_set_returning_items(stmt: &mut Statement) {
@@ -309,6 +310,12 @@ pub fn expand_set_returning_items(stmt: &mut Statement) {
                             "unnest({}({args}))",
                             super::functions::GENERATE_SUBSCRIPTS_LIST
                         ),
+                        "regexp_matches" => {
+                            format!("unnest({}({args}))", super::functions::REGEXP_MATCHES_LIST)
+                        }
+                        "regexp_split_to_table" => {
+                            format!("unnest(regexp_split_to_array({args}))")
+                        }
                         _ => match super::json::set_returning_item(name, &args) {
                             Some(item) => item,
                             None => continue,

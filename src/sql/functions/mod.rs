@@ -19,6 +19,8 @@
 //!   `current_setting('jit')` expects of a server without it);
 //!   `session_user()` (a DEFAULT's `current_user`) answers the
 //!   [`SessionUser`] of the session running it.
+//! - [`format`]: `format(template, ...)`.
+//! - [`regexp`]: `regexp_split_to_array` and `regexp_matches`.
 //! - [`hex`]: `to_hex` of an `integer` in 32 bits.
 //! - [`case`]: `upper` and `lower` a character at a time.
 //! - [`info`]: the system information functions psql's `\dt+`, `\l+`
@@ -32,12 +34,14 @@ mod age;
 mod calls;
 mod case;
 mod extract;
+mod format;
 mod hex;
 mod info;
 mod like;
 mod number_template;
 mod parse_template;
 pub(super) mod quote;
+mod regexp;
 mod settings;
 mod subscripts;
 mod template;
@@ -47,6 +51,7 @@ pub use calls::{rename_calls, rename_calls_in};
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 pub use extract::PgExprPlanner;
+pub use regexp::REGEXP_MATCHES_LIST;
 pub use settings::{inline_settings, SessionUser};
 pub use subscripts::{pg_subscripts, GENERATE_SUBSCRIPTS_LIST, PG_EXPANDARRAY_LIST};
 
@@ -73,6 +78,9 @@ pub fn register(ctx: &SessionContext) {
     );
     replace(ctx, quote::quote_literal());
     replace(ctx, quote::quote_ident());
+    replace(ctx, format::format());
+    replace(ctx, regexp::regexp_split_to_array());
+    replace(ctx, regexp::regexp_matches_list());
     replace(ctx, like::like_escape());
     replace(ctx, like::similar_to_escape());
     replace(ctx, subscripts::generate_subscripts_list());

@@ -12,13 +12,16 @@ use super::like_arguments;
 /// `quote_literal(text)`: the text as a string literal, quotes doubled, and
 /// written `E'...'` with backslashes doubled when it has any.
 pub fn quote_literal() -> ScalarUDF {
-    text_function("quote_literal", |text| {
-        let quoted = text.replace('\'', "''");
-        match quoted.contains('\\') {
-            true => format!("E'{}'", quoted.replace('\\', "\\\\")),
-            false => format!("'{quoted}'"),
-        }
-    })
+    text_function("quote_literal", literal)
+}
+
+/// `text` as `quote_literal` writes it.
+pub fn literal(text: &str) -> String {
+    let quoted = text.replace('\'', "''");
+    match quoted.contains('\\') {
+        true => format!("E'{}'", quoted.replace('\\', "\\\\")),
+        false => format!("'{quoted}'"),
+    }
 }
 
 /// `quote_ident(text)`: the text as an identifier, quoted only when it

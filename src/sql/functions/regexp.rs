@@ -1,0 +1,249 @@
+//! `regexp_split_to_array(text, pattern [, flags])` and
+//! `regexp_matches(text, pattern [, flags])` as PostgreSQL's, over Rust's
+//! regular expressions (as DataFusion's `~` and `regexp_replace`).
+//! `regexp_matches` returns a set: in a select list it is planned as
+//! `unnest(regexp_matches_list(...))` (`rewrite::expand_set_returning_items`),
+//! as `regexp_split_to_table` is `unnest(regexp_split_to_array(...))`.
+//!
+//! Flags as PostgreSQL reads them: `i` ignores case, `c` does not, `n` (or
+//! `m`) makes `.` and bracket expressions stop at a newline and `^`/`$`
+//! match at one, `s` undoes it, `x` allows spaces and comments, `g`
+//! (matches only) finds every match; another is 22023.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListBuilder, StringArray, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use regex::{Regex, RegexBuilder};
+
+use crate::error::{Error, InputError};
+
+/// The name `regexp_matches` is planned under (a list of its rows).
+pub const REGEXP_MATCHES_LIST: &str = "regexp_matches_list";
+
+pub fn regexp_split_to_array() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Regexp {
+        kind: Kind::Split,
+        signature: signature(),
+    })
+}
+
+pub fn regexp_matches_list() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Regexp {
+        kind: Kind::Matches,
+        signature: signature(),
+    })
+}
+
+fn signature() -> Signature {
+    Signature::one_of(
+        vec![
+            TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8]),
+            TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8, DataType::Utf8]),
+        ],
+        Volatility::Immutable,
+    )
+}
+
+#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
+enum Kind {
+    Split,
+    Matches,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Regexp {
+    kind: Kind,
+    signature: Signature,
+}
+
+fn text_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
+impl ScalarUDFImpl for Regexp {
+    fn name(&self) -> &str {
+        match self.kind {
+            Kind::Split => "regexp_split_to_array",
+            Kind::Matches => REGEXP_MATCHES_LIST,
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DFResult<DataType> {
+        Ok(match self.kind {
+            Kind::Split => text_list(),
+            Kind::Matches => DataType::List(Arc::new(Field::new("item", text_list(), true))),
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.clone().into_array(rows))
+            .collect::<DFResult<Vec<ArrayRef>>>()?;
+        let texts: Vec<&StringArray> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
+        let value = |column: usize, row: usize| {
+            let t = texts.get(column)?;
+            t.is_valid(row).then(|| t.value(row))
+        };
+        let mut compiled: HashMap<(String, String), Regex> = HashMap::new();
+        let mut split = ListBuilder::new(StringBuilder::new());
+        let mut matches = ListBuilder::new(ListBuilder::new(StringBuilder::new()));
+        for row in 0..rows {
+            let flags = match texts.len() {
+                3 => value(2, row),
+                _ => Some(""),
+            };
+            let (Some(text), Some(pattern), Some(flags)) = (value(0, row), value(1, row), flags)
+            else {
+                match self.kind {
+                    Kind::Split => split.append_null(),
+                    Kind::Matches => matches.append(true),
+                }
+                continue;
+            };
+            let key = (pattern.to_string(), flags.to_string());
+            let regex = match compiled.get(&key) {
+                Some(regex) => regex,
+                None => {
+                    let regex = compile(pattern, flags, self.kind)?;
+                    compiled.entry(key).or_insert(regex)
+                }
+            };
+            match self.kind {
+                Kind::Split => {
+                    for piece in split_pieces(regex, text) {
+                        split.values().append_value(piece);
+                    }
+                    split.append(true);
+                }
+                Kind::Matches => {
+                    let every = flags.contains('g');
+                    for found in regex
+                        .captures_iter(text)
+                        .take(if every { usize::MAX } else { 1 })
+                    {
+                        let groups = matches.values();
+                        match found.len() {
+                            // No group: the whole match.
+                            1 => groups.values().append_value(&found[0]),
+                            _ => found
+                                .iter()
+                                .skip(1)
+                                .for_each(|g| groups.values().append_option(g.map(|g| g.as_str()))),
+                        }
+                        groups.append(true);
+                    }
+                    matches.append(true);
+                }
+            }
+        }
+        let array: ArrayRef = match self.kind {
+            Kind::Split => Arc::new(split.finish()),
+            Kind::Matches => Arc::new(matches.finish()),
+        };
+        match scalar {
+            true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &array, 0,
+            )?)),
+            false => Ok(ColumnarValue::Array(array)),
+        }
+    }
+}
+
+/// `text` cut at the matches of `regex`, skipping empty matches at its
+/// start, at its end and right after another match, as PostgreSQL does.
+fn split_pieces<'t>(regex: &Regex, text: &'t str) -> Vec<&'t str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for found in regex.find_iter(text) {
+        if found.start() < text.len() && found.end() > start {
+            pieces.push(&text[start..found.start()]);
+            start = found.end();
+        }
+    }
+    pieces.push(&text[start..]);
+    pieces
+}
+
+/// `pattern` with PostgreSQL's `flags` (see the module header).
+fn compile(pattern: &str, flags: &str, kind: Kind) -> DFResult<Regex> {
+    let mut builder = RegexBuilder::new(pattern);
+    builder.dot_matches_new_line(true);
+    for flag in flags.chars() {
+        match flag {
+            'i' => builder.case_insensitive(true),
+            'c' => builder.case_insensitive(false),
+            'n' | 'm' => builder.dot_matches_new_line(false).multi_line(true),
+            's' => builder.dot_matches_new_line(true).multi_line(false),
+            'x' => builder.ignore_whitespace(true),
+            'g' if kind == Kind::Matches => &mut builder,
+            'g' => {
+                return Err(input(
+                    InputError::InvalidParameterValue,
+                    "regexp_split_to_array() does not support the \"global\" option",
+                ))
+            }
+            other => {
+                return Err(input(
+                    InputError::InvalidParameterValue,
+                    format!("invalid regular expression option: \"{other}\""),
+                ))
+            }
+        };
+    }
+    builder.build().map_err(|e| {
+        // A syntax error is drawn over several lines: its last says what.
+        let e = e.to_string();
+        let what = e.lines().last().unwrap_or_default();
+        let what = what.strip_prefix("error: ").unwrap_or(what);
+        input(
+            InputError::InvalidRegularExpression,
+            format!("invalid regular expression: {what}"),
+        )
+    })
+}
+
+fn input(kind: InputError, message: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::External(Box::new(Error::input(kind, message)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_as_postgresql() {
+        // PostgreSQL 15's answers.
+        for (text, pattern, pieces) in [
+            ("a,b,,c", ",", vec!["a", "b", "", "c"]),
+            ("abc", "", vec!["a", "b", "c"]),
+            (
+                "hello world",
+                "\\s*",
+                vec!["h", "e", "l", "l", "o", "w", "o", "r", "l", "d"],
+            ),
+            (",a,", ",", vec!["", "a", ""]),
+            ("", ",", vec![""]),
+        ] {
+            let regex = compile(pattern, "", Kind::Split).unwrap();
+            assert_eq!(split_pieces(&regex, text), pieces, "{text} {pattern}");
+        }
+    }
+}
