@@ -206,22 +206,26 @@ fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> Transforme
                     | DataType::Timestamp(_, None)
             ) =>
         {
-            match local(&inner) {
+            let zoned = matches!(inner.get_type(schema), Ok(DataType::Timestamp(_, Some(_))));
+            match (local(&inner), field.data_type()) {
                 // Arrow's cast to a timestamp without a zone keeps the UTC
-                // clock; `to_local_time` reads the zone's.
-                Some(relabelled) => {
-                    let relabelled = match field.data_type() {
-                        DataType::Timestamp(_, None) => {
-                            datafusion::functions::datetime::to_local_time().call(vec![relabelled])
-                        }
-                        _ => relabelled,
-                    };
+                // clock, whatever the zone (a `timestamptz '...'` literal
+                // is labelled with the session's already); `to_local_time`
+                // reads the zone's.
+                (relabelled, DataType::Timestamp(_, None)) if zoned => {
+                    let relabelled = relabelled.unwrap_or_else(|| *inner.clone());
+                    let local_time =
+                        datafusion::functions::datetime::to_local_time().call(vec![relabelled]);
                     Transformed::yes(Expr::Cast(Cast {
-                        expr: Box::new(relabelled),
+                        expr: Box::new(local_time),
                         field,
                     }))
                 }
-                None => Transformed::no(Expr::Cast(Cast { expr: inner, field })),
+                (Some(relabelled), _) => Transformed::yes(Expr::Cast(Cast {
+                    expr: Box::new(relabelled),
+                    field,
+                })),
+                (None, _) => Transformed::no(Expr::Cast(Cast { expr: inner, field })),
             }
         }
         // `date_trunc` of a date truncates its midnight there (a

@@ -30,7 +30,7 @@ use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
 use super::analyze::like_arguments;
 use super::rewrite::parse_expr;
-use super::vars::{is_utc, session_zone, time_zone, UTC_OFFSET};
+use super::vars::{session_zone, time_zone, UTC_OFFSET};
 use crate::error::{Error, InputError};
 
 /// The function `AT TIME ZONE` is a call of, as in PostgreSQL.
@@ -179,20 +179,8 @@ fn local_offset(zone: &Tz, local: &NaiveDateTime) -> FixedOffset {
 /// The zone `name` names (see the module docs); 22023 if none.
 fn parse_zone(name: &str) -> DFResult<Tz> {
     let name = name.trim();
-    let parsed = match name.as_bytes().first() {
-        // POSIX: hours west of Greenwich.
-        Some(b'+' | b'-') if !is_utc(name) => {
-            let (sign, rest) = name.split_at(1);
-            let west = if sign == "+" { "-" } else { "+" };
-            let rest = match rest.len() {
-                1 | 2 => format!("{rest:0>2}:00"),
-                _ => rest.to_string(),
-            };
-            format!("{west}{rest}").parse().ok()
-        }
-        // As the session's zone is read.
-        _ => time_zone(name).ok(),
-    };
+    // As the session's zone is read: a signed offset counts hours west.
+    let parsed = time_zone(name).ok();
     parsed.ok_or_else(|| {
         DataFusionError::External(Box::new(Error::input(
             InputError::InvalidParameterValue,

@@ -99,7 +99,16 @@ impl Default for SessionVars {
     }
 }
 
-/// The canonical name of a variable, and its spelling in SHOW's header.
+/// A variable's name as SHOW's header spells it (`TimeZone`, `DateStyle`).
+pub fn header(name: &str) -> String {
+    let name = canonical(name);
+    match REPORTED.iter().find(|(key, _)| *key == name) {
+        Some((_, spelled)) => spelled.to_string(),
+        None => name,
+    }
+}
+
+/// The canonical name of a variable.
 pub fn canonical(name: &str) -> String {
     match name.to_lowercase().as_str() {
         "transaction isolation level" => "transaction_isolation".into(),
@@ -155,10 +164,7 @@ impl SessionVars {
             }
             "transaction_isolation" | "default_transaction_isolation" => isolation(&value)?,
             "timezone" if is_utc(&value) => "UTC".to_string(),
-            "timezone" => {
-                time_zone(&value)?;
-                value
-            }
+            "timezone" => zone_setting(&value)?,
             _ => value,
         };
         self.store(key, value);
@@ -252,20 +258,101 @@ fn timeout_ms(name: &str, value: &str) -> Result<u64> {
     Ok(ms as u64)
 }
 
-/// The session time zone a `TimeZone` value names: an IANA name or a
-/// fixed offset such as `+05:30`.
+/// The session time zone a `TimeZone` value names, as PostgreSQL reads
+/// it: a zone name (`Europe/Paris`, `EST5EDT`), or a fixed offset in
+/// POSIX's sign, hours *west* of UTC: `+05:30` and `UTC+3` are behind UTC,
+/// and `<+05:30>-05:30` (how a number set is shown, see [`zone_setting`])
+/// ahead of it.
 pub fn time_zone(value: &str) -> Result<Tz> {
-    if is_utc(value) {
-        return UTC_OFFSET
-            .parse()
-            .map_err(|_| Error::Internal("UTC".into()));
-    }
-    value.parse().map_err(|_| {
+    let zone = match posix_offset_east(value) {
+        Some(east) => offset_text(east).parse().ok(),
+        None if is_utc(value) => UTC_OFFSET.parse().ok(),
+        None => value.parse().ok(),
+    };
+    zone.ok_or_else(|| {
         Error::input(
             InputError::InvalidParameterValue,
             format!("invalid value for parameter \"TimeZone\": \"{value}\""),
         )
     })
+}
+
+/// The zone DataFusion reads timestamps in (`execution.time_zone`) for the
+/// `TimeZone` value `value`: its offset east of UTC (`-03:00`), or its
+/// name.
+pub fn datafusion_zone(value: &str) -> String {
+    match posix_offset_east(value) {
+        Some(east) => offset_text(east),
+        None if is_utc(value) => UTC_OFFSET.to_string(),
+        None => value.to_string(),
+    }
+}
+
+/// `value` (a `SET TIME ZONE` or `TimeZone` value) as the setting keeps
+/// and shows it. A number is hours *east* of UTC, as PostgreSQL reads it
+/// (`SET TIME ZONE -7`, `SET TimeZone = '5.5'`), kept in POSIX's spelling
+/// (`<-07>+07`, `<+05:30>-05:30`); anything else is kept as written, once
+/// [`time_zone`] reads it.
+fn zone_setting(value: &str) -> Result<String> {
+    let setting = match value.trim().parse::<f64>() {
+        Ok(hours) if hours.abs() < 24.0 => {
+            let east = (hours * 3600.0).round() as i32;
+            let abbreviation = offset_text(east)
+                .trim_end_matches(":00")
+                .trim_end_matches(":00")
+                .to_string();
+            let west = offset_text(-east);
+            let west = west.trim_end_matches(":00").trim_end_matches(":00");
+            format!("<{abbreviation}>{west}")
+        }
+        _ => value.to_string(),
+    };
+    time_zone(&setting)?;
+    Ok(setting)
+}
+
+/// Seconds east of UTC of a POSIX offset: `+05:30`, `-3`, `UTC+3`,
+/// `GMT-02`, `<+05:30>-05:30` (the sign counts hours west).
+fn posix_offset_east(value: &str) -> Option<i32> {
+    let value = value.trim();
+    let rest = match value.strip_prefix('<') {
+        Some(bracketed) => bracketed.split_once('>')?.1,
+        None => ["UTC", "GMT", "utc", "gmt"]
+            .iter()
+            .find_map(|p| value.strip_prefix(p))
+            .unwrap_or(value),
+    };
+    let (sign, digits) = match rest.as_bytes().first()? {
+        b'+' => (1, &rest[1..]),
+        b'-' => (-1, &rest[1..]),
+        _ => return None,
+    };
+    let mut parts = digits.split(':');
+    let mut field = |max: i32| -> Option<i32> {
+        match parts.next() {
+            None => Some(0),
+            Some(p) if !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse().ok().filter(|v| *v <= max)
+            }
+            Some(_) => None,
+        }
+    };
+    let (hours, minutes, seconds) = (field(24)?, field(59)?, field(59)?);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(-sign * (hours * 3600 + minutes * 60 + seconds))
+}
+
+/// `+HH:MM[:SS]` of an offset east of UTC.
+fn offset_text(east: i32) -> String {
+    let sign = if east < 0 { '-' } else { '+' };
+    let east = east.unsigned_abs();
+    let (hours, minutes, seconds) = (east / 3600, east / 60 % 60, east % 60);
+    match seconds {
+        0 => format!("{sign}{hours:02}:{minutes:02}"),
+        _ => format!("{sign}{hours:02}:{minutes:02}:{seconds:02}"),
+    }
 }
 
 /// The session time zone a function call runs in (`SET TIME ZONE`), from
@@ -282,7 +369,7 @@ pub fn session_zone(config: &datafusion::common::config::ConfigOptions) -> Tz {
 /// How DataFusion's `execution.time_zone` spells UTC.
 pub const UTC_OFFSET: &str = "+00:00";
 
-pub(super) fn is_utc(zone: &str) -> bool {
+fn is_utc(zone: &str) -> bool {
     matches!(
         zone.to_ascii_uppercase().as_str(),
         "UTC" | "ETC/UTC" | "UCT" | "GMT" | "ETC/GMT" | "Z" | "ZULU" | "0" | "+00" | "+00:00"

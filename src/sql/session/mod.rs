@@ -866,12 +866,7 @@ impl Session {
     /// Hands the session time zone to DataFusion, which uses it to read
     /// timestamps written without an offset.
     fn apply_time_zone(&mut self) -> Result<()> {
-        let zone = self.vars.get("timezone")?;
-        let zone = if zone == "UTC" {
-            vars::UTC_OFFSET.to_string()
-        } else {
-            zone
-        };
+        let zone = vars::datafusion_zone(&self.vars.get("timezone")?);
         let state = self.ctx.state_ref();
         state.write().config_mut().options_mut().execution.time_zone = Some(zone);
         Ok(())
@@ -983,7 +978,7 @@ fn show_name(variable: &[Ident]) -> Result<String> {
 
 /// SHOW's result: one text column named after the variable.
 fn show_schema(name: &str) -> SchemaRef {
-    let column = Field::new(vars::canonical(name), DataType::Utf8, true);
+    let column = Field::new(vars::header(name), DataType::Utf8, true);
     Arc::new(Schema::new(vec![column]))
 }
 
