@@ -13,7 +13,7 @@ use datafusion::common::{DFSchema, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    create_udf, Between, BinaryExpr, Cast, ColumnarValue, Expr, LogicalPlan, Operator, ScalarUDF,
+    create_udf, Between, BinaryExpr, Cast, ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, Operator, ScalarUDF,
     Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
@@ -35,7 +35,12 @@ pub fn rewrite_node_expressions(
         Ok(changed.update_data(|e| saved.restore(e)))
     })?;
     if recompute && rewritten.transformed {
-        rewritten.map_data(LogicalPlan::recompute_schema)
+        rewritten.map_data(|node| match node {
+            // A VALUES list keeps the schema it was planned with (its
+            // rows' types then): read it from its rows again.
+            LogicalPlan::Values(values) => LogicalPlanBuilder::values(values.values)?.build(),
+            node => node.recompute_schema(),
+        })
     } else {
         Ok(rewritten)
     }
