@@ -13,8 +13,8 @@ use datafusion::common::{DFSchema, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    create_udf, Between, BinaryExpr, Cast, ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, Operator, ScalarUDF,
-    Volatility,
+    create_udf, Between, BinaryExpr, Cast, ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder,
+    Operator, ScalarUDF, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 

@@ -19,7 +19,8 @@
 //!
 //! And in any statement, [`name_function_columns`]: a function in FROM with
 //! a bare alias (`generate_series(1, 3) AS n`) names its column `n`, as in
-//! PostgreSQL (DataFusion would call it `value`); and
+//! PostgreSQL (DataFusion would call it `value`), and a series of
+//! timestamps in FROM is planned as in a select list; and
 //! [`expand_set_returning_items`]: `SELECT generate_series(1, 3)` gives
 //! three rows, not one list.
 //!
@@ -35,9 +36,9 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AccessExpr, BinaryOperator, CastKind, CharacterLength, DataType, Expr,
-    FunctionArguments, GroupByExpr, Ident, Insert, LimitClause, ObjectName, Query, Select,
-    SelectItem, SetExpr, Statement, Subscript, TableAliasColumnDef, TableFactor, TableObject,
-    Value, VisitMut, VisitorMut,
+    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Insert, LimitClause,
+    ObjectName, Query, Select, SelectItem, SetExpr, Statement, Subscript, TableAlias,
+    TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -162,19 +163,35 @@ fn select_width(body: &SetExpr) -> Option<usize> {
 }
 
 /// Gives table functions aliased without a column list their alias as
-/// column name (`FROM generate_series(1, 3) AS n` reads column `n`).
+/// column name (`FROM generate_series(1, 3) AS n` reads column `n`), and
+/// an unaliased `generate_series` its own name (PostgreSQL's column
+/// `generate_series`, DataFusion's `value`). A series of timestamps or
+/// dates becomes a derived table ([`time_series`]).
 pub fn name_function_columns(stmt: &mut Statement) {
     struct Namer;
     impl VisitorMut for Namer {
         type Break = ();
         fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            if let Some(derived) = time_series(factor) {
+                *factor = derived;
+                return ControlFlow::Continue(());
+            }
             if let TableFactor::Table {
+                name,
                 args: Some(_),
-                alias: Some(alias),
+                alias,
                 ..
             } = factor
             {
-                if alias.columns.is_empty() {
+                if alias.is_none() && is_series(name) {
+                    *alias = Some(TableAlias {
+                        explicit: true,
+                        name: Ident::new(SERIES),
+                        columns: vec![],
+                        at: None,
+                    });
+                }
+                if let Some(alias) = alias.as_mut().filter(|a| a.columns.is_empty()) {
                     let name = alias.name.clone();
                     alias.columns.push(TableAliasColumnDef {
                         name,
@@ -186,6 +203,75 @@ pub fn name_function_columns(stmt: &mut Statement) {
         }
     }
     let _ = stmt.visit(&mut Namer);
+}
+
+const SERIES: &str = "generate_series";
+
+fn is_series(name: &ObjectName) -> bool {
+    let name = name.to_string().to_ascii_lowercase();
+    name.strip_prefix("pg_catalog.").unwrap_or(&name) == SERIES
+}
+
+/// `FROM generate_series(start, stop, step) [AS a[(c)]]` whose step is
+/// not an integer constant (a series of timestamps or dates) as `FROM
+/// LATERAL (SELECT unnest(generate_series(start, stop, step)) AS c) AS
+/// a`: planned as in a select list, where the session's zone reads the
+/// bounds and a date is its midnight there (a `timestamptz`, as in
+/// PostgreSQL); DataFusion's table function read them as Arrow does, and
+/// refused most. A series of integers keeps the table function, which
+/// streams its rows.
+fn time_series(factor: &TableFactor) -> Option<TableFactor> {
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        alias,
+        with_ordinality: false,
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    let [_, _, FunctionArg::Unnamed(FunctionArgExpr::Expr(step))] = args.args.as_slice() else {
+        return None;
+    };
+    if !is_series(name) || is_integer_constant(step) {
+        return None;
+    }
+    let alias = alias.clone().unwrap_or_else(|| TableAlias {
+        explicit: true,
+        name: Ident::new(SERIES),
+        columns: vec![],
+        at: None,
+    });
+    let column = alias
+        .columns
+        .first()
+        .map_or_else(|| alias.name.clone(), |c| c.name.clone());
+    let args: Vec<String> = args.args.iter().map(ToString::to_string).collect();
+    let subquery = parse_query(&format!(
+        "SELECT unnest({SERIES}({})) AS {column}",
+        args.join(", ")
+    ))
+    .ok()?;
+    Some(TableFactor::Derived {
+        lateral: true,
+        subquery,
+        alias: Some(alias),
+        sample: None,
+    })
+}
+
+/// An integer literal, signed or not, or a parameter (bound to one).
+fn is_integer_constant(expr: &Expr) -> bool {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.bytes().all(|b| b.is_ascii_digit()),
+            Value::Placeholder(_) => true,
+            _ => false,
+        },
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) => is_integer_constant(expr),
+        _ => false,
+    }
 }
 
 /// PostgreSQL's access to a field of a composite value, `(expr).name`, as

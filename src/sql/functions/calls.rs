@@ -84,6 +84,20 @@ impl VisitorMut for FunctionNamesVisitor {
                         return ControlFlow::Continue(());
                     }
                     ("variance", _) => "var_samp",
+                    // A step written as a string is an interval (a series of
+                    // integers has an integer step).
+                    ("generate_series", Some([_, _, Expr::Value(step)]))
+                        if matches!(step.value, Value::SingleQuotedString(_)) =>
+                    {
+                        if let FunctionArguments::List(list) = &mut function.args {
+                            if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(step))) =
+                                list.args.get_mut(2)
+                            {
+                                *step = parsed(&format!("CAST({step} AS INTERVAL)"));
+                            }
+                        }
+                        return ControlFlow::Continue(());
+                    }
                     ("quote_nullable", Some([value])) => {
                         *expr = parsed(&format!(
                             "CASE WHEN ({value}) IS NULL THEN 'NULL' \
