@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use chrono::Offset;
+use chrono::{Datelike, Offset};
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
@@ -517,17 +517,29 @@ fn timestamp(micros: i64, zone: Option<&Tz>) -> String {
     let Some(at) = chrono::DateTime::from_timestamp_micros(micros) else {
         return micros.to_string();
     };
-    let (mut text, offset) = match zone {
+    let (local, offset) = match zone {
         Some(zone) => {
             let local = at.with_timezone(zone);
-            let offset = local.offset().fix().local_minus_utc();
-            (local.format("%Y-%m-%d %H:%M:%S").to_string(), Some(offset))
+            (
+                local.naive_local(),
+                Some(local.offset().fix().local_minus_utc()),
+            )
         }
-        None => (at.format("%Y-%m-%d %H:%M:%S").to_string(), None),
+        None => (at.naive_utc(), None),
     };
+    // PostgreSQL counts years before 1 AD as BC: ISO's year 0 is 1 BC.
+    let year = local.year();
+    let mut text = format!(
+        "{:04}-{}",
+        if year <= 0 { 1 - year } else { year },
+        local.format("%m-%d %H:%M:%S")
+    );
     push_fraction(&mut text, micros);
     if let Some(offset) = offset {
         text.push_str(&utc_offset(offset));
+    }
+    if year <= 0 {
+        text.push_str(" BC");
     }
     text
 }

@@ -177,7 +177,7 @@ fn local_offset(zone: &Tz, local: &NaiveDateTime) -> FixedOffset {
 }
 
 /// The zone `name` names (see the module docs); 22023 if none.
-fn parse_zone(name: &str) -> DFResult<Tz> {
+pub(super) fn parse_zone(name: &str) -> DFResult<Tz> {
     let name = name.trim();
     // As the session's zone is read: a signed offset counts hours west.
     let parsed = time_zone(name).ok();

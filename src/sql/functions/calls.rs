@@ -84,6 +84,12 @@ impl VisitorMut for FunctionNamesVisitor {
                         return ControlFlow::Continue(());
                     }
                     ("variance", _) => "var_samp",
+                    ("make_interval", _) => {
+                        if let Some(positional) = interval_fields(&function.args) {
+                            function.args = positional;
+                        }
+                        return ControlFlow::Continue(());
+                    }
                     // A step written as a string is an interval (a series of
                     // integers has an integer step).
                     ("generate_series", Some([_, _, Expr::Value(step)]))
@@ -177,6 +183,48 @@ impl VisitorMut for FunctionNamesVisitor {
     }
 }
 
+/// `make_interval`'s arguments, named (`days => 3`) or not, as all seven
+/// in order, 0 for those not given; `None` if one is neither a field nor
+/// an expression.
+fn interval_fields(args: &FunctionArguments) -> Option<FunctionArguments> {
+    let FunctionArguments::List(list) = args else {
+        return None;
+    };
+    let mut fields: Vec<Expr> = vec![Expr::value(Value::Number("0".into(), false)); 7];
+    for (at, arg) in list.args.iter().enumerate() {
+        let (at, value) = match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => (at, e),
+            // (PostgreSQL's dialect names an argument by an expression.)
+            FunctionArg::ExprNamed {
+                name: Expr::Identifier(name),
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            }
+            | FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } => {
+                let name = name.value.to_ascii_lowercase();
+                (
+                    super::make::INTERVAL_FIELDS
+                        .iter()
+                        .position(|f| *f == name)?,
+                    e,
+                )
+            }
+            _ => return None,
+        };
+        *fields.get_mut(at)? = value.clone();
+    }
+    let mut list = list.clone();
+    list.args = fields
+        .into_iter()
+        .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+        .collect();
+    Some(FunctionArguments::List(list))
+}
+
 /// `name()`.
 fn call(name: &str) -> Expr {
     parsed(&format!("{name}()"))
@@ -218,6 +266,19 @@ mod tests {
     use datafusion::sql::sqlparser::parser::Parser;
 
     use super::*;
+
+    #[test]
+    fn make_interval_arguments_are_positional() {
+        let mut statement = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql("SELECT make_interval(days => 3, hours => 2), make_interval(1, 2)")
+            .and_then(|mut p| p.parse_statement())
+            .unwrap();
+        rename_calls(&mut statement);
+        assert_eq!(
+            statement.to_string(),
+            "SELECT make_interval(0, 0, 0, 3, 2, 0, 0), make_interval(1, 2, 0, 0, 0, 0, 0)"
+        );
+    }
 
     #[test]
     fn renamed_calls() {

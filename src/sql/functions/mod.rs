@@ -20,6 +20,8 @@
 //!   `session_user()` (a DEFAULT's `current_user`) answers the
 //!   [`SessionUser`] of the session running it.
 //! - [`format`]: `format(template, ...)`.
+//! - [`make`]: `make_interval`, `make_timestamp`, `make_timestamptz`,
+//!   `make_time`.
 //! - [`regexp`]: `regexp_split_to_array` and `regexp_matches`.
 //! - [`hex`]: `to_hex` of an `integer` in 32 bits.
 //! - [`case`]: `upper` and `lower` a character at a time.
@@ -38,6 +40,7 @@ mod format;
 mod hex;
 mod info;
 mod like;
+mod make;
 mod number_template;
 mod parse_template;
 pub(super) mod quote;
@@ -79,6 +82,10 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, quote::quote_literal());
     replace(ctx, quote::quote_ident());
     replace(ctx, format::format());
+    replace(ctx, make::make_interval());
+    replace(ctx, make::make_timestamp());
+    replace(ctx, make::make_timestamptz());
+    replace(ctx, make::make_time());
     replace(ctx, regexp::regexp_split_to_array());
     replace(ctx, regexp::regexp_matches_list());
     replace(ctx, like::like_escape());
