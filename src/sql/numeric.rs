@@ -9,9 +9,10 @@
 //! larger. Quotients are rounded half away from zero, as PostgreSQL rounds.
 //!
 //! - [`NumericAggregates`], run before type coercion, makes `avg` of
-//!   integers `numeric` (DataFusion: `double precision`) and `sum(bigint)`
-//!   `numeric` (DataFusion: a `bigint` that wraps on overflow), and widens
-//!   the scale `avg` works at.
+//!   integers `numeric` (DataFusion: `double precision`), `sum(bigint)`
+//!   `numeric` (DataFusion: a `bigint` that wraps on overflow) and
+//!   `sum(real)` `real` (DataFusion: `double precision`), and widens the
+//!   scale `avg` works at.
 //! - [`RoundedAvg`] replaces DataFusion's `avg`, which truncates a decimal
 //!   average (5 / 3 = 1.666...6): it averages at one more digit and rounds
 //!   that digit away. Truncating and then rounding the next digit gives the
@@ -32,13 +33,14 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::common::{Column, DFSchema, DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::functions_aggregate::average::Avg;
 use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction, WindowFunctionDefinition};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     cast, Accumulator, AggregateUDF, AggregateUDFImpl, BinaryExpr, Cast, EmitTo, Expr,
-    ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, ReversedUDAF, ScalarUDF, Signature,
+    ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, Projection, ReversedUDAF, ScalarUDF,
+    Signature,
 };
 use datafusion::optimizer::AnalyzerRule;
 
@@ -66,10 +68,54 @@ impl AnalyzerRule for NumericAggregates {
             if !matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) {
                 return Ok(Transformed::no(node));
             }
-            rewrite_node_expressions(node, true, aggregate_input)
+            rewrite_node_expressions(node, true, aggregate_input)?.transform_data(real_sums)
         })
         .map(|t| t.data)
     }
+}
+
+/// `sum` of `real` is `real` in PostgreSQL; DataFusion's is `double
+/// precision`, so `sum` of 0.1 and 0.2 showed 0.30000000447034836
+/// (PostgreSQL: 0.3). The aggregate's results are cast back to `real`
+/// by a projection above it that keeps their names.
+fn real_sums(node: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
+    let LogicalPlan::Aggregate(aggregate) = &node else {
+        return Ok(Transformed::no(node));
+    };
+    let input = aggregate.input.schema();
+    let real: Vec<bool> = aggregate
+        .aggr_expr
+        .iter()
+        .map(|e| match e {
+            Expr::AggregateFunction(AggregateFunction { func, params }) => {
+                func.name() == "sum"
+                    && matches!(params.args.as_slice(), [arg]
+                        if arg.get_type(input).is_ok_and(|t| t == DataType::Float32))
+            }
+            _ => false,
+        })
+        .collect();
+    if !real.contains(&true) {
+        return Ok(Transformed::no(node));
+    }
+    let output = node.schema().clone();
+    // The aggregates' columns come last.
+    let first = output.fields().len() - real.len();
+    let columns = output
+        .iter()
+        .enumerate()
+        .map(|(at, (qualifier, field))| {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            match at >= first && real[at - first] {
+                true => cast(column, DataType::Float32)
+                    .alias_qualified(qualifier.cloned(), field.name()),
+                false => column,
+            }
+        })
+        .collect();
+    Ok(Transformed::yes(LogicalPlan::Projection(
+        Projection::try_new(columns, Arc::new(node))?,
+    )))
 }
 
 /// `avg(x)` / `sum(x)` (as an aggregate or a window function) with its
