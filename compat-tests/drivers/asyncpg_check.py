@@ -4,7 +4,7 @@
 asyncpg prepares every statement (Parse/Describe), binds parameters in binary with the
 types the server describes, reads results in binary and looks unknown types up in
 pg_catalog. The check writes a row of every supported type with executemany and reads
-it back with fetch; checks numeric in binary, fetchrow/fetchval, an array parameter
+it back with fetch; checks numeric in binary, fetchrow/fetchval, array parameters
 (which makes asyncpg query pg_catalog for the type), RETURNING, ON CONFLICT,
 a transaction rolled back by an exception, 23505 as UniqueViolationError, the COPY
 helpers (copy_records_to_table, copy_to_table, copy_from_query, copy_from_table),
@@ -167,7 +167,7 @@ async def pending_numeric(conn):
 
 
 async def check_statements(conn):
-    """fetchrow, fetchval, an array parameter (asyncpg's type introspection), INSERT ...
+    """fetchrow, fetchval, INSERT ...
     RETURNING, ON CONFLICT DO UPDATE, a transaction rolled back by an exception, and a
     duplicate key as UniqueViolationError."""
     row = await conn.fetchrow(f"SELECT id, c_text, c_numeric FROM {TABLE} WHERE id = $1", 1)
@@ -454,12 +454,25 @@ async def pending_interval_large_time(args, conn):
     await conn.execute(f"DROP TABLE {table}")
 
 
-async def pending_array_parameter(conn):
-    """An array parameter: asyncpg looks the type up in pg_catalog (its type
-    introspection)."""
+async def check_array_parameters(conn):
+    """Array parameters: asyncpg looks their types up in pg_catalog (its type
+    introspection, whose own parameter is an oid[]), typed by a cast or by
+    `x = ANY($1)` (an array of x's type)."""
     got = [r["id"] for r in await conn.fetch(
         f"SELECT id FROM {TABLE} WHERE id = any($1::integer[]) ORDER BY id", [1, 3, 99])]
     check(got == [1, 3], f"WHERE id = any($1::integer[]) with [1, 3, 99] gave {got!r}")
+    got = [r["id"] for r in await conn.fetch(
+        f"SELECT id FROM {TABLE} WHERE id = any($1) ORDER BY id", [1, 3, 99])]
+    check(got == [1, 3], f"WHERE id = any($1) with [1, 3, 99] gave {got!r}")
+    got = [r["id"] for r in await conn.fetch(
+        f"SELECT id FROM {TABLE} WHERE c_text = any($1) ORDER BY id", ["hello, world"])]
+    check(got == [1], f"WHERE c_text = any($1) with ['hello, world'] gave {got!r}")
+    got = await conn.fetchrow("SELECT $1::bigint[], $2::float8[], $3::bool[], $4::text[]",
+                              [1, None, -9223372036854775808], [1.5, -0.0], [True, None],
+                              ["a b", None, "", "{}"])
+    check(tuple(got) == ([1, None, -9223372036854775808], [1.5, -0.0], [True, None],
+                         ["a b", None, "", "{}"]),
+          f"array parameters came back as {tuple(got)!r}")
 
 
 async def check_copied(conn, written, what):
@@ -598,6 +611,7 @@ async def run_async(args):
         await check_numeric_and_floats(conn)
         await check_numeric_parameters(conn)
         await check_statements(conn)
+        await check_array_parameters(conn)
         await check_uuid_key(conn)
         await check_json(args, conn)
         await check_copy(conn)
@@ -608,7 +622,6 @@ async def run_async(args):
         if args.pending:
             await pending_interval_large_time(args, conn)
             await pending_numeric(conn)
-            await pending_array_parameter(conn)
             await pending_cursor_forward(conn)
         await conn.execute(f"DROP TABLE {TABLE}")
         await conn.execute(f"DROP TABLE {JSON_TABLE}")
@@ -624,7 +637,7 @@ def main():
     return check_main(
         "asyncpg", run, asyncpg.PostgresError, lambda e: e.sqlstate,
         f"{asyncpg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows (binary), numeric, "
-        "NaN/inf, fetchrow/fetchval, uuid key, json/jsonb (str and codec), "
+        "NaN/inf, fetchrow/fetchval, array parameters, uuid key, json/jsonb (str and codec), "
         f"interval ({len(INTERVALS)} values, timedelta and tuple codec, ORDER BY, d > $1), RETURNING, ON CONFLICT, rollback, 23505, "
         "COPY (records, CSV in and out), cursors (prefetch, fetch), "
         "statement_timeout, CancelRequest")

@@ -276,26 +276,30 @@ fn decode(
 /// The portal as arrow-pg is given it, when it needs changing: the
 /// parameters decoded here are NULL `text` in it (arrow-pg would refuse a
 /// `uuid` even as NULL), and the types it does not know but that are sent
-/// exactly like `text` (`bpchar`, `name`) are declared as `text` (arrow-pg
-/// drops a NULL of a type it does not know, which shifts every later
-/// parameter).
+/// exactly like another it knows are declared as that one: `bpchar` and
+/// `name` as `text`, `oid[]` as `int4[]` (arrow-pg drops a NULL of a type
+/// it does not know, which shifts every later parameter).
 fn arrow_pg_portal(
     portal: &Portal<Prepared>,
     ours: &[Option<SqlType>],
 ) -> Option<Portal<Prepared>> {
-    let like_text =
-        |t: &Option<Type>| matches!(t, Some(t) if *t == Type::BPCHAR || *t == Type::NAME);
+    let sent_like = |t: &Option<Type>| match t {
+        Some(t) if *t == Type::BPCHAR || *t == Type::NAME => Some(Type::TEXT),
+        Some(t) if *t == Type::OID_ARRAY => Some(Type::INT4_ARRAY),
+        _ => None,
+    };
     let declared = &portal.statement.parameter_types;
-    if !declared.iter().any(like_text) && ours.iter().all(Option::is_none) {
+    if declared.iter().all(|t| sent_like(t).is_none()) && ours.iter().all(Option::is_none) {
         return None;
     }
     let types = declared
         .iter()
         .zip(ours)
         .map(
-            |(t, ours)| match like_text(t) || (ours.is_some() && t.is_some()) {
-                true => Some(Type::TEXT),
-                false => t.clone(),
+            |(t, ours)| match (sent_like(t), ours.is_some() && t.is_some()) {
+                (_, true) => Some(Type::TEXT),
+                (Some(like), false) => Some(like),
+                (None, false) => t.clone(),
             },
         )
         .collect();

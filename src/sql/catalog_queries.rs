@@ -68,6 +68,69 @@ pub fn storage_option_arrays(statements: &mut [Statement]) -> bool {
     found
 }
 
+/// asyncpg's type introspection, in a form DataFusion plans and with
+/// PostgreSQL's types; returns whether it changed anything:
+///
+/// - A domain's base type is looked up by a recursive CTE correlated with
+///   the outer `pg_type` row (`(WITH RECURSIVE typebases(oid, depth) AS
+///   (... t2.typbasetype ...) SELECT oid FROM typebases ...)`), which
+///   DataFusion cannot plan. ShardForge has no domains, so it is NULL for
+///   every type (asyncpg asks only when `typtype = 'd'`).
+/// - `array_agg` of object ids (`array_agg(ia.atttypid ORDER BY
+///   ia.attnum)`) is an `oid[]`, as in PostgreSQL: described as `int4[]`,
+///   asyncpg looked `int4[]` up with the same query, whose result has an
+///   `int4[]` column, without end.
+pub fn type_introspection(statements: &mut [Statement]) -> bool {
+    let mut changed = false;
+    for stmt in statements {
+        let _ = visit_expressions_mut(stmt, |expr| {
+            let rewritten = match expr {
+                Expr::Subquery(query) if looks_up_base_types(query) => {
+                    parse_expr("CAST(NULL AS oid)").ok()
+                }
+                Expr::Function(function) if aggregates_object_ids(function) => {
+                    parse_expr(&format!("CAST({function} AS oid[])")).ok()
+                }
+                _ => None,
+            };
+            if let Some(rewritten) = rewritten {
+                *expr = rewritten;
+                changed = true;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    changed
+}
+
+/// A recursive CTE over `typbasetype` (see [`type_introspection`]).
+fn looks_up_base_types(query: &Query) -> bool {
+    query.with.as_ref().is_some_and(|with| {
+        with.recursive
+            && with.cte_tables.iter().any(|cte| {
+                cte.query
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .contains("typbasetype")
+            })
+    })
+}
+
+/// `array_agg(x.atttypid ...)`, `array_agg(x.oid ...)`: of a column of
+/// object ids.
+fn aggregates_object_ids(function: &datafusion::sql::sqlparser::ast::Function) -> bool {
+    let FunctionArguments::List(list) = &function.args else {
+        return false;
+    };
+    let [arg] = list.args.as_slice() else {
+        return false;
+    };
+    let column = arg.to_string().to_ascii_lowercase();
+    let column = column.rsplit('.').next().unwrap_or_default();
+    function.name.to_string().eq_ignore_ascii_case("array_agg")
+        && (column == "oid" || column.ends_with("typid"))
+}
+
 fn unnests_storage_options(expr: &Expr) -> bool {
     let Expr::Function(function) = expr else {
         return false;

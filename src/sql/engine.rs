@@ -270,7 +270,8 @@ impl SqlEngine {
             .zip(&before)
             .any(|(stmt, text)| stmt.to_string() != *text);
         let options = catalog_queries::storage_option_arrays(&mut statements);
-        if catalog_queries::lookups_as_joins(&mut statements) || reg_rewritten || options {
+        let types = catalog_queries::type_introspection(&mut statements);
+        if catalog_queries::lookups_as_joins(&mut statements) || reg_rewritten || options || types {
             return Ok(statements
                 .into_iter()
                 .map(|stmt| self.parser.rewrite(stmt))

@@ -49,6 +49,7 @@ pub fn pg_type(field: &Field) -> Result<Type> {
         (Some("jsonb"), DataType::Utf8) => Type::JSONB,
         (Some("int2vector"), DataType::List(_)) => Type::INT2_VECTOR,
         (Some("oidvector"), DataType::List(_)) => Type::OID_VECTOR,
+        (_, DataType::List(element)) if is_oid(element) => Type::OID_ARRAY,
         // datafusion-pg-catalog marks catalog columns that hold object ids
         // as the alias types (`pg_attribute.atttypid` a regtype, `attrelid`
         // a regclass) to compare them with names; PostgreSQL's are `oid`s,
@@ -98,12 +99,14 @@ impl TypePlanner for PgTypePlanner {
             // A cast to `oid` is an `oid` (not a `regtype` when its operand
             // was one: a cast without metadata keeps its operand's).
             // Casts to `regtype` are `regtype_in` calls (`rewrite::RegCasts`).
-            other if is_oid_type(other) => {
-                let oid = [(PG_TYPE_METADATA.to_string(), "oid".to_string())];
-                Ok(Some(Arc::new(
-                    Field::new("", DataType::Int32, true).with_metadata(oid.into()),
-                )))
-            }
+            other if is_oid_type(other) => Ok(Some(Arc::new(oid_field("")))),
+            // `oid[]`: asyncpg's type introspection takes one, and a
+            // client that was told `int4[]` for it looks `int4[]` up with
+            // the same query, without end.
+            ast::DataType::Array(
+                ast::ArrayElemTypeDef::SquareBracket(element, _)
+                | ast::ArrayElemTypeDef::AngleBracket(element),
+            ) if is_oid_type(element) => field(DataType::List(Arc::new(oid_field("item")))),
             // `name` (identifiers in the catalog) is text, typed `name`
             // (not cut to 63 bytes, as PostgreSQL cuts it).
             other if catalog_type_name(other) == "name" => {
@@ -115,6 +118,17 @@ impl TypePlanner for PgTypePlanner {
             other => PgOidTypePlanner.plan_type_field(other),
         }
     }
+}
+
+/// An `oid` field named `name`: an Int32 marked as one.
+fn oid_field(name: &str) -> Field {
+    let oid = [(PG_TYPE_METADATA.to_string(), "oid".to_string())];
+    Field::new(name, DataType::Int32, true).with_metadata(oid.into())
+}
+
+fn is_oid(field: &Field) -> bool {
+    field.data_type() == &DataType::Int32
+        && field.metadata().get(PG_TYPE_METADATA).map(String::as_str) == Some("oid")
 }
 
 /// `oid` or `pg_catalog.oid`.

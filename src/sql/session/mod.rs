@@ -20,8 +20,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::Expr as DFExpr;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{ExprSchemable, LogicalPlan};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
@@ -644,7 +645,8 @@ impl Session {
                 *slot = slot.take().or(field);
             }
             // `$1::bigint`: DataFusion leaves the placeholder untyped;
-            // PostgreSQL takes the type of the cast.
+            // PostgreSQL takes the type of the cast (and an array for
+            // `x = ANY($1)`).
             for (id, field) in cast_placeholder_types(plan)? {
                 if let Some(slot @ None) = types.get_mut(&id) {
                     *slot = Some(field);
@@ -919,12 +921,26 @@ fn rows_of(schema: SchemaRef, batches: Vec<RecordBatch>, command: &'static str) 
 fn cast_placeholder_types(plan: &LogicalPlan) -> Result<Vec<(String, FieldRef)>> {
     let mut found = Vec::new();
     plan.apply_with_subqueries(|node| {
+        let schema = merge_schema(&node.inputs());
         node.apply_expressions(|expr| {
             expr.apply(|e| {
-                if let DFExpr::Cast(cast) = e {
-                    if let DFExpr::Placeholder(p) = cast.expr.as_ref() {
-                        found.push((p.id.clone(), cast.field.clone()));
+                match e {
+                    DFExpr::Cast(cast) => {
+                        if let DFExpr::Placeholder(p) = cast.expr.as_ref() {
+                            found.push((p.id.clone(), cast.field.clone()));
+                        }
                     }
+                    // `x = ANY($1)` (planned `array_has($1, x)`): an array
+                    // of x's type, as PostgreSQL infers it.
+                    DFExpr::ScalarFunction(call) if call.name() == "array_has" => {
+                        if let [DFExpr::Placeholder(p), element] = call.args.as_slice() {
+                            if let Ok(element) = element.get_type(&schema) {
+                                let list = DataType::new_list(element, true);
+                                found.push((p.id.clone(), Arc::new(Field::new("", list, true))));
+                            }
+                        }
+                    }
+                    _ => {}
                 }
                 Ok(TreeNodeRecursion::Continue)
             })
