@@ -8,7 +8,8 @@
 //!   an interval read with it (`datetime::text_to_datetime_cast`), and
 //!   so do literals (`interval '1 day 02:00'`, a cast of the text once
 //!   [`LiteralsAsCasts`] has run; DataFusion's reader refused
-//!   PostgreSQL's own output form).
+//!   PostgreSQL's own output form), with fields too (`interval '1:30'
+//!   hour to minute`).
 //! - PostgreSQL compares intervals by their length with a month of 30
 //!   days and a day of 24 hours (`'1 mon' = '30 days'`, `'1 mon' < '40
 //!   days'`); Arrow compares the three fields in turn. [`comparable`], an
@@ -108,48 +109,170 @@ fn unit(word: &str) -> Option<Unit> {
     })
 }
 
-/// Each `interval 'text'` literal without fields (`interval '1' day`
-/// keeps DataFusion's reading) as `CAST('text' AS interval)`, read by
+/// Each `interval 'text'` literal as `CAST('text' AS interval)`, read by
 /// [`parse`] (a parse-time rule, so column defaults and every kind of
-/// statement get it).
+/// statement get it). A literal with fields (`interval '1:30' hour to
+/// minute`, `interval '1.5' hour`) is read here as PostgreSQL reads it
+/// ([`with_fields`]) and cast from its value's text; DataFusion refused
+/// a range of fields and kept the parts below the last field
+/// (`interval '1.5' hour` was 01:30:00, PostgreSQL's 01:00:00).
 #[derive(Debug)]
 pub struct LiteralsAsCasts;
 
 impl SqlStatementRewriteRule for LiteralsAsCasts {
     fn rewrite(&self, mut stmt: ast::Statement) -> ast::Statement {
         let _ = ast::visit_expressions_mut(&mut stmt, |expr| {
-            if let ast::Expr::Interval(ast::Interval {
+            let ast::Expr::Interval(ast::Interval {
                 value,
-                leading_field: None,
-                leading_precision: None,
-                last_field: None,
-                fractional_seconds_precision: None,
+                leading_field,
+                leading_precision,
+                last_field,
+                fractional_seconds_precision,
             }) = expr
-            {
-                let text = matches!(
-                    value.as_ref(),
-                    ast::Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_))
-                );
-                // Printed by the parser itself, so it parses.
-                if let (true, Ok(cast)) = (text, parse_expr(&format!("CAST({value} AS INTERVAL)")))
-                {
-                    *expr = cast;
+            else {
+                return ControlFlow::<()>::Continue(());
+            };
+            // `second(p)` alone reads as a leading precision.
+            let precision = match (&*leading_field, &*last_field, leading_precision) {
+                (Some(ast::DateTimeField::Second), None, Some(p)) => Some(*p),
+                (_, _, None) => *fractional_seconds_precision,
+                _ => return ControlFlow::Continue(()),
+            };
+            let ast::Expr::Value(v) = value.as_ref() else {
+                return ControlFlow::Continue(());
+            };
+            let ast::Value::SingleQuotedString(text) = &v.value else {
+                return ControlFlow::Continue(());
+            };
+            let read = match (leading_field, last_field) {
+                (None, None) => Some(text.clone()),
+                (Some(leading), last) => {
+                    let last = last.as_ref().unwrap_or(leading);
+                    let range = (Field::of(leading), Field::of(last));
+                    match range {
+                        (Some(leading), Some(last)) => Some(
+                            // A text it cannot read is left to the cast,
+                            // which reports it.
+                            with_fields(text, leading, last, precision)
+                                .map_or_else(|_| text.clone(), super::output::interval_text),
+                        ),
+                        _ => None,
+                    }
                 }
+                (None, Some(_)) => None,
+            };
+            let literal = read.map(|t| ast::Value::SingleQuotedString(t).to_string());
+            if let Some(Ok(cast)) = literal.map(|l| parse_expr(&format!("CAST({l} AS INTERVAL)"))) {
+                *expr = cast;
             }
-            ControlFlow::<()>::Continue(())
+            ControlFlow::Continue(())
         });
         stmt
     }
 }
 
+/// A field of an interval literal's qualifier (`YEAR TO MONTH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Field {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+}
+
+impl Field {
+    fn of(field: &ast::DateTimeField) -> Option<Field> {
+        use ast::DateTimeField as F;
+        Some(match field {
+            F::Year | F::Years => Field::Year,
+            F::Month | F::Months => Field::Month,
+            F::Day | F::Days => Field::Day,
+            F::Hour | F::Hours => Field::Hour,
+            F::Minute | F::Minutes => Field::Minute,
+            F::Second | F::Seconds => Field::Second,
+            _ => return None,
+        })
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Field::Year => "years",
+            Field::Month => "months",
+            Field::Day => "days",
+            Field::Hour => "hours",
+            Field::Minute => "minutes",
+            Field::Second => "seconds",
+        }
+    }
+}
+
+/// `text` read as PostgreSQL reads an interval literal qualified with the
+/// fields `leading` to `last`: a lone number counts `last`'s unit (`'90'
+/// minute`, `'1' day to hour` is an hour), `a:b` is minutes and seconds
+/// for `minute to second`, and the parts below `last` are dropped
+/// (toward zero: `'1.5' hour` is an hour, `'1 day 2:03:04' hour to
+/// minute` keeps the day); seconds are rounded to `precision` digits.
+fn with_fields(
+    text: &str,
+    leading: Field,
+    last: Field,
+    precision: Option<u64>,
+) -> Result<IntervalMonthDayNano> {
+    let trimmed = text.trim();
+    let lone_number = !trimmed.is_empty()
+        && trimmed
+            .trim_start_matches(['-', '+'])
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.');
+    let minutes_seconds =
+        (leading, last) == (Field::Minute, Field::Second) && trimmed.matches(':').count() == 1;
+    let read = if lone_number {
+        parse(&format!("{trimmed} {}", last.unit()))?
+    } else if minutes_seconds {
+        let (negative, unsigned) = match trimmed.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, trimmed),
+        };
+        let (minutes, seconds) = unsigned.split_once(':').unwrap_or((unsigned, "0"));
+        let sign = if negative { "-" } else { "" };
+        parse(&format!("{sign}{minutes} minutes {sign}{seconds} seconds"))
+            .map_err(|_| invalid_interval(text))?
+    } else {
+        parse(text)?
+    };
+    let micros = read.nanoseconds / 1000;
+    let (months, days, micros) = match last {
+        Field::Year => (read.months / 12 * 12, 0, 0),
+        Field::Month => (read.months, 0, 0),
+        Field::Day => (read.months, read.days, 0),
+        Field::Hour => (
+            read.months,
+            read.days,
+            micros / 3_600_000_000 * 3_600_000_000,
+        ),
+        Field::Minute => (read.months, read.days, micros / 60_000_000 * 60_000_000),
+        Field::Second => {
+            let step = 10i64.pow(6 - precision.unwrap_or(6).min(6) as u32);
+            // Half away from zero, as PostgreSQL rounds.
+            let rounded = (micros.abs() + step / 2) / step * step;
+            (read.months, read.days, rounded * micros.signum())
+        }
+    };
+    Ok(IntervalMonthDayNano::new(months, days, micros * 1000))
+}
+
+fn invalid_interval(text: &str) -> Error {
+    Error::input(
+        InputError::InvalidDatetimeFormat,
+        format!("invalid input syntax for type interval: \"{text}\""),
+    )
+}
+
 /// An interval as PostgreSQL's `interval_in` reads it.
 pub fn parse(text: &str) -> Result<IntervalMonthDayNano> {
-    let invalid = || {
-        Error::input(
-            InputError::InvalidDatetimeFormat,
-            format!("invalid input syntax for type interval: \"{text}\""),
-        )
-    };
+    let invalid = || invalid_interval(text);
     let lower = text.trim().to_ascii_lowercase();
     let parts = match lower.strip_prefix('p') {
         Some(iso) => iso_8601(iso).ok_or_else(invalid)?,

@@ -16,7 +16,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     i256, DataType, Decimal128Type, Decimal256Type, Field, Float32Type, Float64Type, Int64Type,
-    IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
+    IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
     TimestampMicrosecondType,
 };
 
@@ -455,6 +455,11 @@ pub fn decimals(array: &ArrayRef) -> Box<dyn Iterator<Item = Option<i256>> + '_>
         DataType::Decimal256(..) => Box::new(array.as_primitive::<Decimal256Type>().iter()),
         _ => Box::new(std::iter::empty()),
     }
+}
+
+/// `value` as PostgreSQL prints it ([`interval`]).
+pub fn interval_text(value: IntervalMonthDayNano) -> String {
+    interval(value.months, value.days, value.nanoseconds / 1_000)
 }
 
 /// An interval as PostgreSQL prints it (IntervalStyle `postgres`): `1 year
