@@ -84,6 +84,29 @@ impl VisitorMut for FunctionNamesVisitor {
                         return ControlFlow::Continue(());
                     }
                     ("variance", _) => "var_samp",
+                    ("percentile_disc", Some([fraction])) => {
+                        if let Some(rewritten) = percentile_disc(fraction, function) {
+                            *expr = rewritten;
+                        }
+                        return ControlFlow::Continue(());
+                    }
+                    ("num_nulls" | "num_nonnulls", Some(values)) if !values.is_empty() => {
+                        let test = if name == "num_nulls" {
+                            "IS NULL"
+                        } else {
+                            "IS NOT NULL"
+                        };
+                        let counts: Vec<String> = values
+                            .iter()
+                            .map(|v| format!("CASE WHEN ({v}) {test} THEN 1 ELSE 0 END"))
+                            .collect();
+                        if let Ok(count) =
+                            parse_expr(&format!("CAST({} AS INTEGER)", counts.join(" + ")))
+                        {
+                            *expr = count;
+                        }
+                        return ControlFlow::Continue(());
+                    }
                     ("make_interval", _) => {
                         if let Some(positional) = interval_fields(&function.args) {
                             function.args = positional;
@@ -181,6 +204,40 @@ impl VisitorMut for FunctionNamesVisitor {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `percentile_disc(f) WITHIN GROUP (ORDER BY x)` as PostgreSQL computes
+/// it, the first value (NULLs aside) at or past fraction `f` of the
+/// ordered values: element `ceil(f * count(x))` (at least the first) of
+/// `array_agg(x ORDER BY x NULLS LAST)` (its memory, as PostgreSQL's sort,
+/// grows with the group). `None` for another form (a
+/// window, an array of fractions: DataFusion reports them).
+fn percentile_disc(
+    fraction: &Expr,
+    function: &datafusion::sql::sqlparser::ast::Function,
+) -> Option<Expr> {
+    let [order] = function.within_group.as_slice() else {
+        return None;
+    };
+    if function.over.is_some() || matches!(fraction, Expr::Array(_)) {
+        return None;
+    }
+    let x = &order.expr;
+    let direction = match order.options.asc {
+        Some(false) => "DESC",
+        _ => "ASC",
+    };
+    let filter = match &function.filter {
+        Some(filter) => format!(" FILTER (WHERE {filter})"),
+        None => String::new(),
+    };
+    // `array_element`, not a subscript: DataFusion reads `array_agg(...)[i]`
+    // as `nth_value(x, i)`, which takes a constant `i`.
+    parse_expr(&format!(
+        "array_element(array_agg({x} ORDER BY {x} {direction} NULLS LAST){filter}, \
+         greatest(CAST(ceil(({fraction}) * count({x}){filter}) AS BIGINT), 1))"
+    ))
+    .ok()
 }
 
 /// `make_interval`'s arguments, named (`days => 3`) or not, as all seven
