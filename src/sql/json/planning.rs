@@ -90,31 +90,39 @@ fn same_type_in_columns(rows: &mut [ast::Parens<Vec<ast::Expr>>]) {
     }
 }
 
-/// `FROM jsonb_array_elements(x) [AS a]` as `FROM (SELECT unnest(
-/// jsonb_array_elements_list(x)) AS value) AS a`, with PostgreSQL's
-/// column names (`value`; `key, value` for `jsonb_each`, zipped as
-/// several `unnest`s in one select list are). An argument that names a
-/// table before it is joined to it by `sql::lateral`.
+/// `FROM jsonb_array_elements(x) [WITH ORDINALITY] [AS a]` as `FROM
+/// (SELECT unnest(jsonb_array_elements_list(x)) AS value) AS a`, with
+/// PostgreSQL's column names (`value`; `key, value` for `jsonb_each`,
+/// zipped as several `unnest`s in one select list are; `ordinality`, the
+/// unnest of the positions 1 to the list's length beside them). An
+/// argument that names a table before it is joined to it by
+/// `sql::lateral`.
 fn table_function(factor: &TableFactor) -> Option<TableFactor> {
-    // WITH ORDINALITY is left alone: DataFusion refuses it, rather than
-    // the rewrite dropping the column.
-    let (name, args, alias) = match factor {
+    let (name, args, alias, ordinality) = match factor {
         TableFactor::Table {
             name,
             args: Some(args),
             alias,
-            with_ordinality: false,
+            with_ordinality,
             ..
-        } => (name, &args.args, alias),
+        } => (name, &args.args, alias, *with_ordinality),
         TableFactor::Function {
             name, args, alias, ..
-        } => (name, args, alias),
+        } => (name, args, alias, false),
         _ => return None,
     };
     let function = name.to_string().to_ascii_lowercase();
     let function = function.strip_prefix("pg_catalog.").unwrap_or(&function);
     let args: Vec<String> = args.iter().map(ToString::to_string).collect();
     let args = args.join(", ");
+    // The list whose elements are the rows.
+    let rows = match function {
+        "json_each" | "jsonb_each" | "json_each_text" | "jsonb_each_text" => {
+            let flavor = function.split('_').next()?;
+            format!("{flavor}_each_keys_list({args})")
+        }
+        other => format!("{}({args})", set_returning_list(other)?),
+    };
     let items = match function {
         "json_each" | "jsonb_each" | "json_each_text" | "jsonb_each_text" => {
             let prefix = function.strip_suffix("_text").unwrap_or(function);
@@ -128,12 +136,14 @@ fn table_function(factor: &TableFactor) -> Option<TableFactor> {
                 true => value,
                 false => format!("{flavor}_typed({value})"),
             };
-            format!("unnest({flavor}_each_keys_list({args})) AS key, {value} AS value")
+            format!("unnest({rows}) AS key, {value} AS value")
         }
-        "json_object_keys" | "jsonb_object_keys" => {
-            format!("unnest({function}_list({args})) AS {function}")
-        }
+        "json_object_keys" | "jsonb_object_keys" => format!("unnest({rows}) AS {function}"),
         other => format!("{} AS value", set_returning_item(other, &args)?),
+    };
+    let items = match ordinality {
+        true => format!("{items}, unnest(generate_series(1, cardinality({rows}))) AS ordinality"),
+        false => items,
     };
     let subquery = parse_query(&format!("SELECT {items}")).ok()?;
     let alias = alias.clone().unwrap_or_else(|| TableAlias {
