@@ -765,8 +765,10 @@ fn rewrite_casts(stmt: &mut Statement, rewrite: impl Fn(&Expr, &DataType) -> Opt
 /// - `'name'::regclass` (or a parameter) looks the relation up along the
 ///   search path (`pg_catalog`, then the current schema) unless the name
 ///   is qualified, quoted parts keeping their case (`parse_ident`), and
-///   is an error (42P01) when there is none. (Its value prints as a
-///   number, where PostgreSQL prints the relation's name.)
+///   is an error (42P01) when there is none;
+/// - a result column that is a `regclass` (`conrelid::regclass`, also
+///   made text) shows the relation's name, as `regclassout` prints it
+///   ([`relation_name`]); elsewhere (a comparison) it stays an oid.
 ///
 /// `regproc` and `regnamespace` are left to the compatibility rule.
 #[derive(Debug)]
@@ -774,6 +776,7 @@ pub struct RegCasts;
 
 impl SqlStatementRewriteRule for RegCasts {
     fn rewrite(&self, mut stmt: Statement) -> Statement {
+        relation_names(&mut stmt);
         rewrite_casts(&mut stmt, |inner, data_type| {
             let name = data_type.to_string().to_lowercase();
             match name.strip_prefix("pg_catalog.").unwrap_or(&name) {
@@ -797,6 +800,70 @@ impl SqlStatementRewriteRule for RegCasts {
         });
         stmt
     }
+}
+
+/// The items of `stmt`'s result that are a `regclass` (or one made text)
+/// as [`relation_name`] of it; named first, as PostgreSQL names them.
+fn relation_names(stmt: &mut Statement) {
+    fn is_regclass(data_type: &DataType) -> bool {
+        let name = data_type.to_string().to_lowercase();
+        name.strip_prefix("pg_catalog.").unwrap_or(&name) == "regclass"
+    }
+    // The regclass cast an item is, itself or made text.
+    fn regclass(expr: &Expr) -> Option<&Expr> {
+        match expr {
+            Expr::Cast { data_type, .. } if is_regclass(data_type) => Some(expr),
+            Expr::Cast {
+                expr: inner,
+                data_type: DataType::Text | DataType::Varchar(_),
+                ..
+            } => regclass(inner),
+            Expr::Nested(inner) => regclass(inner),
+            _ => None,
+        }
+    }
+    fn items(stmt: &mut Statement) -> Option<&mut Vec<SelectItem>> {
+        let Statement::Query(query) = stmt else {
+            return None;
+        };
+        match query.body.as_mut() {
+            SetExpr::Select(select) => Some(&mut select.projection),
+            _ => None,
+        }
+    }
+    let any = items(stmt).is_some_and(|items| {
+        items.iter().any(|item| {
+            matches!(item, SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }
+                if regclass(e).is_some())
+        })
+    });
+    if !any {
+        return;
+    }
+    super::names::alias_select_items(stmt);
+    for item in items(stmt).into_iter().flatten() {
+        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+            if let Some(named) = regclass(e).and_then(|oid| parse_expr(&relation_name(oid)).ok()) {
+                *e = named;
+            }
+        }
+    }
+}
+
+/// The name of the relation `oid` (a regclass) is, as `regclassout`
+/// prints it: qualified unless its schema is on the search path, quoted
+/// where it must be; the number for an oid that names none. (`max` of
+/// the one row: DataFusion plans a correlated subquery that aggregates.
+/// The aliases are not ones the outer query would use.)
+fn relation_name(oid: &Expr) -> String {
+    format!(
+        "coalesce((SELECT max(CASE WHEN regclass_n.nspname IN ('pg_catalog', current_schema()) \
+         THEN quote_ident(regclass_c.relname) \
+         ELSE quote_ident(regclass_n.nspname) || '.' || quote_ident(regclass_c.relname) END) \
+         FROM pg_catalog.pg_class regclass_c JOIN pg_catalog.pg_namespace regclass_n \
+         ON regclass_c.relnamespace = regclass_n.oid \
+         WHERE regclass_c.oid = ({oid})), CAST(({oid}) AS TEXT))"
+    )
 }
 
 /// The oid of the relation `name` (text) names, as `regclassin` finds it;
