@@ -251,25 +251,17 @@ fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> Transforme
             }
         }
         // A series of dates is one of their midnights there (PostgreSQL
-        // has no series of dates: it reads them as timestamptz), and a
-        // step written as text an interval.
+        // has no series of dates: it reads them as timestamptz). (A step
+        // written as a string is cast to an interval by `calls`.)
         Expr::ScalarFunction(mut call)
             if call.name() == "generate_series" && call.args.len() == 3 =>
         {
             let mut changed = false;
-            for (at, arg) in call.args.iter_mut().enumerate() {
-                let read = match arg.get_type(schema) {
-                    Ok(DataType::Date32) if at < 2 => midnight(arg.clone(), zone),
-                    Ok(t) if at == 2 && super::analyze::is_text(&t) => cast(
-                        arg.clone(),
-                        DataType::Interval(
-                            datafusion::arrow::datatypes::IntervalUnit::MonthDayNano,
-                        ),
-                    ),
-                    _ => continue,
-                };
-                *arg = read;
-                changed = true;
+            for arg in &mut call.args[..2] {
+                if matches!(arg.get_type(schema), Ok(DataType::Date32)) {
+                    *arg = midnight(arg.clone(), zone);
+                    changed = true;
+                }
             }
             Transformed::new_transformed(Expr::ScalarFunction(call), changed)
         }

@@ -358,6 +358,7 @@ pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(StripCallableQualifier),
         Box::new(StripCollate),
         Box::new(RewritePgCatalogOperator),
+        Box::new(super::rewrite::RegclassNames),
         Box::new(super::rewrite::RegCasts),
         Box::new(RewriteRegCastToSubquery::new()),
         Box::new(FixVersionColumnName),

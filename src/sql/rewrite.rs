@@ -766,9 +766,6 @@ fn rewrite_casts(stmt: &mut Statement, rewrite: impl Fn(&Expr, &DataType) -> Opt
 ///   search path (`pg_catalog`, then the current schema) unless the name
 ///   is qualified, quoted parts keeping their case (`parse_ident`), and
 ///   is an error (42P01) when there is none;
-/// - a result column that is a `regclass` (`conrelid::regclass`, also
-///   made text) shows the relation's name, as `regclassout` prints it
-///   ([`relation_name`]); elsewhere (a comparison) it stays an oid.
 ///
 /// `regproc` and `regnamespace` are left to the compatibility rule.
 #[derive(Debug)]
@@ -776,7 +773,6 @@ pub struct RegCasts;
 
 impl SqlStatementRewriteRule for RegCasts {
     fn rewrite(&self, mut stmt: Statement) -> Statement {
-        relation_names(&mut stmt);
         rewrite_casts(&mut stmt, |inner, data_type| {
             let name = data_type.to_string().to_lowercase();
             match name.strip_prefix("pg_catalog.").unwrap_or(&name) {
@@ -798,6 +794,22 @@ impl SqlStatementRewriteRule for RegCasts {
                 _ => None,
             }
         });
+        stmt
+    }
+}
+
+/// A result column that is a `regclass` (`'t'::regclass`, `x::regclass`,
+/// also made text) shows the relation's name, as `regclassout` prints it
+/// ([`relation_name`]); elsewhere (a comparison) it stays an oid. Run
+/// before [`RegCasts`], on statements that read no system catalog (a
+/// catalog query a tool sends keeps the form the compatibility parser
+/// knows it in: its oid).
+#[derive(Debug)]
+pub struct RegclassNames;
+
+impl SqlStatementRewriteRule for RegclassNames {
+    fn rewrite(&self, mut stmt: Statement) -> Statement {
+        relation_names(&mut stmt);
         stmt
     }
 }

@@ -17,7 +17,8 @@ use datafusion::logical_expr::{
 };
 
 use super::quote::{ident, literal};
-use crate::error::{Error, InputError};
+use super::{input_error, like_arguments};
+use crate::error::InputError;
 
 pub fn format() -> ScalarUDF {
     ScalarUDF::new_from_impl(Format {
@@ -45,10 +46,6 @@ impl ScalarUDFImpl for Format {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let rows = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = args
             .args
             .iter()
@@ -65,13 +62,7 @@ impl ScalarUDFImpl for Format {
                 _ => out.append_null(),
             }
         }
-        let array: ArrayRef = Arc::new(out.finish());
-        match scalar {
-            true => Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&array, 0)?,
-            )),
-            false => Ok(ColumnarValue::Array(array)),
-        }
+        like_arguments(&args.args, Arc::new(out.finish()))
     }
 }
 
@@ -115,7 +106,7 @@ fn formatted(template: &str, values: &[Option<&str>]) -> DFResult<String> {
                 let given = values.get(from).ok_or_else(too_few)?;
                 let given: i64 = match given {
                     Some(text) => text.trim().parse().map_err(|_| {
-                        input(
+                        input_error(
                             InputError::InvalidText,
                             format!("invalid input syntax for type integer: \"{text}\""),
                         )
@@ -144,14 +135,14 @@ fn formatted(template: &str, values: &[Option<&str>]) -> DFResult<String> {
         let text = match kind {
             's' => value.unwrap_or_default().to_string(),
             'I' => ident(value.ok_or_else(|| {
-                input(
+                input_error(
                     InputError::NullValueNotAllowed,
                     "null values cannot be formatted as an SQL identifier",
                 )
             })?),
             'L' => value.map_or_else(|| "NULL".to_string(), literal),
             other => {
-                return Err(input(
+                return Err(input_error(
                     InputError::InvalidParameterValue,
                     format!("unrecognized format() type specifier \"{other}\""),
                 ))
@@ -187,7 +178,7 @@ fn digits(chars: &mut std::iter::Peekable<std::str::Chars>) -> Option<usize> {
 /// The index of the argument at 1-based `position` (0 is 22023).
 fn argument(position: usize) -> DFResult<usize> {
     position.checked_sub(1).ok_or_else(|| {
-        input(
+        input_error(
             InputError::InvalidParameterValue,
             "format specifies argument 0, but arguments are numbered from 1",
         )
@@ -200,21 +191,17 @@ fn take(next: &mut usize) -> usize {
 }
 
 fn too_few() -> DataFusionError {
-    input(
+    input_error(
         InputError::InvalidParameterValue,
         "too few arguments for format()",
     )
 }
 
 fn unterminated() -> DataFusionError {
-    input(
+    input_error(
         InputError::InvalidParameterValue,
         "unterminated format() type specifier",
     )
-}
-
-fn input(kind: InputError, message: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::External(Box::new(Error::input(kind, message)))
 }
 
 #[cfg(test)]

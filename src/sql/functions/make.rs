@@ -18,7 +18,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Float64Type, Int32Type, IntervalMonthDayNano, IntervalUnit, TimeUnit,
 };
-use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::common::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
@@ -26,7 +26,8 @@ use datafusion::logical_expr::{
 
 use super::super::time_zones::{local_to_utc, parse_zone};
 use super::super::vars::{session_zone, UTC_OFFSET};
-use crate::error::{Error, InputError};
+use super::{input_error, like_arguments};
+use crate::error::InputError;
 
 /// `make_interval`'s parameters, in order: all but `secs` are integers.
 pub const INTERVAL_FIELDS: [&str; 7] =
@@ -103,10 +104,6 @@ impl ScalarUDFImpl for Make {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let rows = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let seconds_at = match self.kind {
             Kind::Interval => 6,
@@ -174,12 +171,7 @@ impl ScalarUDFImpl for Make {
                     .collect::<DFResult<Time64MicrosecondArray>>()?,
             ),
         };
-        match scalar {
-            true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &array, 0,
-            )?)),
-            false => Ok(ColumnarValue::Array(array)),
-        }
+        like_arguments(&args.args, array)
     }
 }
 
@@ -243,10 +235,7 @@ fn time_of_day(hour: i32, minute: i32, seconds: f64) -> DFResult<i64> {
 }
 
 fn out_of_range(message: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::External(Box::new(Error::input(
-        InputError::DatetimeFieldOverflow,
-        message,
-    )))
+    input_error(InputError::DatetimeFieldOverflow, message)
 }
 
 #[cfg(test)]

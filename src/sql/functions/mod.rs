@@ -51,12 +51,18 @@ mod template;
 
 use super::analyze::like_arguments;
 pub use calls::{rename_calls, rename_calls_in};
+use datafusion::common::DataFusionError;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 pub use extract::PgExprPlanner;
 pub use regexp::REGEXP_MATCHES_LIST;
 pub use settings::{inline_settings, SessionUser};
 pub use subscripts::{pg_subscripts, GENERATE_SUBSCRIPTS_LIST, PG_EXPANDARRAY_LIST};
+
+/// An input error raised inside a function, as DataFusion carries it.
+fn input_error(kind: crate::error::InputError, message: impl std::fmt::Display) -> DataFusionError {
+    crate::error::Error::input(kind, message).into()
+}
 
 /// The name `to_timestamp(text, template)` is planned under.
 const TO_TIMESTAMP_TEMPLATE: &str = "to_timestamp_template";

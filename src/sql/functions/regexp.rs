@@ -15,14 +15,15 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListBuilder, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field};
-use datafusion::common::{DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::common::Result as DFResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
 };
 use regex::{Regex, RegexBuilder};
 
-use crate::error::{Error, InputError};
+use super::{input_error, like_arguments};
+use crate::error::InputError;
 
 /// The name `regexp_matches` is planned under (a list of its rows).
 pub const REGEXP_MATCHES_LIST: &str = "regexp_matches_list";
@@ -88,10 +89,6 @@ impl ScalarUDFImpl for Regexp {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let rows = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = args
             .args
             .iter()
@@ -158,12 +155,7 @@ impl ScalarUDFImpl for Regexp {
             Kind::Split => Arc::new(split.finish()),
             Kind::Matches => Arc::new(matches.finish()),
         };
-        match scalar {
-            true => Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &array, 0,
-            )?)),
-            false => Ok(ColumnarValue::Array(array)),
-        }
+        like_arguments(&args.args, array)
     }
 }
 
@@ -195,13 +187,13 @@ fn compile(pattern: &str, flags: &str, kind: Kind) -> DFResult<Regex> {
             'x' => builder.ignore_whitespace(true),
             'g' if kind == Kind::Matches => &mut builder,
             'g' => {
-                return Err(input(
+                return Err(input_error(
                     InputError::InvalidParameterValue,
                     "regexp_split_to_array() does not support the \"global\" option",
                 ))
             }
             other => {
-                return Err(input(
+                return Err(input_error(
                     InputError::InvalidParameterValue,
                     format!("invalid regular expression option: \"{other}\""),
                 ))
@@ -213,15 +205,11 @@ fn compile(pattern: &str, flags: &str, kind: Kind) -> DFResult<Regex> {
         let e = e.to_string();
         let what = e.lines().last().unwrap_or_default();
         let what = what.strip_prefix("error: ").unwrap_or(what);
-        input(
+        input_error(
             InputError::InvalidRegularExpression,
             format!("invalid regular expression: {what}"),
         )
     })
-}
-
-fn input(kind: InputError, message: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::External(Box::new(Error::input(kind, message)))
 }
 
 #[cfg(test)]

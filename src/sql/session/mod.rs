@@ -647,7 +647,7 @@ impl Session {
             // `$1::bigint`: DataFusion leaves the placeholder untyped;
             // PostgreSQL takes the type of the cast (and an array for
             // `x = ANY($1)`).
-            for (id, field) in cast_placeholder_types(plan)? {
+            for (id, field) in context_placeholder_types(plan)? {
                 if let Some(slot @ None) = types.get_mut(&id) {
                     *slot = Some(field);
                 }
@@ -917,8 +917,10 @@ fn rows_of(schema: SchemaRef, batches: Vec<RecordBatch>, command: &'static str) 
     }
 }
 
-/// The types placeholders are cast to, as in `$1::bigint`.
-fn cast_placeholder_types(plan: &LogicalPlan) -> Result<Vec<(String, FieldRef)>> {
+/// The types of placeholders PostgreSQL reads from their context where
+/// DataFusion leaves them untyped: the type a placeholder is cast to
+/// (`$1::bigint`), an array of x's type for `x = ANY($1)`.
+fn context_placeholder_types(plan: &LogicalPlan) -> Result<Vec<(String, FieldRef)>> {
     let mut found = Vec::new();
     plan.apply_with_subqueries(|node| {
         let schema = merge_schema(&node.inputs());
