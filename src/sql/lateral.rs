@@ -294,7 +294,8 @@ fn function_items(
     })
 }
 
-fn table_alias(name: &str) -> TableAlias {
+/// `AS name`.
+pub(super) fn table_alias(name: &str) -> TableAlias {
     TableAlias {
         explicit: true,
         name: Ident::new(name),

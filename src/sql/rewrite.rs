@@ -37,14 +37,15 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AccessExpr, BinaryOperator, CastKind, CharacterLength, DataType, Expr,
     FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Insert, LimitClause,
-    ObjectName, Query, Select, SelectItem, SetExpr, Statement, Subscript, TableAlias,
-    TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut, VisitorMut,
+    ObjectName, Query, Select, SelectItem, SetExpr, Statement, Subscript, TableAliasColumnDef,
+    TableFactor, TableObject, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
 use super::ddl::{ident_name, table_name};
+use super::lateral::table_alias;
 use crate::catalog::{SqlType, TableDef, Tables};
 use crate::error::{Error, InputError, Result};
 
@@ -184,12 +185,7 @@ pub fn name_function_columns(stmt: &mut Statement) {
             } = factor
             {
                 if alias.is_none() && is_series(name) {
-                    *alias = Some(TableAlias {
-                        explicit: true,
-                        name: Ident::new(SERIES),
-                        columns: vec![],
-                        at: None,
-                    });
+                    *alias = Some(table_alias(SERIES));
                 }
                 if let Some(alias) = alias.as_mut().filter(|a| a.columns.is_empty()) {
                     let name = alias.name.clone();
@@ -237,12 +233,7 @@ fn time_series(factor: &TableFactor) -> Option<TableFactor> {
     if !is_series(name) || is_integer_constant(step) {
         return None;
     }
-    let alias = alias.clone().unwrap_or_else(|| TableAlias {
-        explicit: true,
-        name: Ident::new(SERIES),
-        columns: vec![],
-        at: None,
-    });
+    let alias = alias.clone().unwrap_or_else(|| table_alias(SERIES));
     let column = alias
         .columns
         .first()

@@ -297,13 +297,9 @@ fn zone_setting(value: &str) -> Result<String> {
     let setting = match value.trim().parse::<f64>() {
         Ok(hours) if hours.abs() < 24.0 => {
             let east = (hours * 3600.0).round() as i32;
-            let abbreviation = offset_text(east)
-                .trim_end_matches(":00")
-                .trim_end_matches(":00")
-                .to_string();
-            let west = offset_text(-east);
-            let west = west.trim_end_matches(":00").trim_end_matches(":00");
-            format!("<{abbreviation}>{west}")
+            // Without zero minutes (`+07`, `+05:30`).
+            let short = |seconds: i32| offset_text(seconds).trim_end_matches(":00").to_string();
+            format!("<{}>{}", short(east), short(-east))
         }
         _ => value.to_string(),
     };

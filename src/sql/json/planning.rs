@@ -17,7 +17,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::sqlparser::ast::{
     self, BinaryOperator, CastKind, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    ObjectName, Query, SetExpr, Statement, TableAlias, TableFactor, VisitMut, VisitorMut,
+    ObjectName, Query, SetExpr, Statement, TableFactor, VisitMut, VisitorMut,
 };
 
 use super::functions::{function, Op};
@@ -25,6 +25,7 @@ use super::Flavor;
 use crate::catalog::types::sql_type_name;
 use crate::error::{Error, InputError};
 use crate::sql::analyze::{as_string_type, convert_compared, is_text, plain_text};
+use crate::sql::lateral::table_alias;
 use crate::sql::rewrite::{parse_expr, parse_query};
 use crate::sql::wire_types::pg_type;
 
@@ -146,12 +147,7 @@ fn table_function(factor: &TableFactor) -> Option<TableFactor> {
         false => items,
     };
     let subquery = parse_query(&format!("SELECT {items}")).ok()?;
-    let alias = alias.clone().unwrap_or_else(|| TableAlias {
-        explicit: true,
-        name: Ident::new(function),
-        columns: vec![],
-        at: None,
-    });
+    let alias = alias.clone().unwrap_or_else(|| table_alias(function));
     // LATERAL, as PostgreSQL reads a function in FROM.
     Some(TableFactor::Derived {
         lateral: true,
