@@ -19,6 +19,8 @@
 //!   `current_setting('jit')` expects of a server without it);
 //!   `session_user()` (a DEFAULT's `current_user`) answers the
 //!   [`SessionUser`] of the session running it.
+//! - [`encoding`]: `encode` and `decode` (base64 padded and in lines,
+//!   `escape`).
 //! - [`format`]: `format(template, ...)`.
 //! - [`make`]: `make_interval`, `make_timestamp`, `make_timestamptz`,
 //!   `make_time`.
@@ -35,6 +37,7 @@
 mod age;
 mod calls;
 mod case;
+mod encoding;
 mod extract;
 mod format;
 mod hex;
@@ -88,6 +91,8 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, quote::quote_literal());
     replace(ctx, quote::quote_ident());
     replace(ctx, format::format());
+    replace(ctx, encoding::encode());
+    replace(ctx, encoding::decode());
     replace(ctx, make::make_interval());
     replace(ctx, make::make_timestamp());
     replace(ctx, make::make_timestamptz());
