@@ -219,7 +219,7 @@ impl SqlEngine {
     /// A catalog query whose lookup subqueries can be joins instead (see
     /// [`super::catalog_queries`]), that compares a type's input function
     /// with a `regproc` (`rewrite::RegprocComparisons`) or casts to
-    /// `regtype` or `regclass` (`rewrite::RegCasts`) gets that rewrite
+    /// `regtype` or `regclass` (`regclass::RegCasts`) gets that rewrite
     /// first, and then the compatibility rules. Others go through the
     /// whole compatibility parser, which also replaces some known tool
     /// queries wholesale.
@@ -261,7 +261,7 @@ impl SqlEngine {
         let mut statements: Vec<Statement> = statements
             .into_iter()
             .map(|stmt| super::rewrite::RegprocComparisons.rewrite(stmt))
-            .map(|stmt| super::rewrite::RegCasts.rewrite(stmt))
+            .map(|stmt| super::regclass::RegCasts.rewrite(stmt))
             // psql's `\d INDEX` asks `... AND EXISTS (...) AS condeferrable`.
             .map(|stmt| super::rewrite::ExistsInSelectList.rewrite(stmt))
             .collect();
@@ -358,8 +358,8 @@ pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(StripCallableQualifier),
         Box::new(StripCollate),
         Box::new(RewritePgCatalogOperator),
-        Box::new(super::rewrite::RegclassNames),
-        Box::new(super::rewrite::RegCasts),
+        Box::new(super::regclass::RegclassNames),
+        Box::new(super::regclass::RegCasts),
         Box::new(RewriteRegCastToSubquery::new()),
         Box::new(FixVersionColumnName),
     ]

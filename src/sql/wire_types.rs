@@ -98,7 +98,7 @@ impl TypePlanner for PgTypePlanner {
             }
             // A cast to `oid` is an `oid` (not a `regtype` when its operand
             // was one: a cast without metadata keeps its operand's).
-            // Casts to `regtype` are `regtype_in` calls (`rewrite::RegCasts`).
+            // Casts to `regtype` are `regtype_in` calls (`regclass::RegCasts`).
             other if is_oid_type(other) => Ok(Some(Arc::new(oid_field("")))),
             // `oid[]`: asyncpg's type introspection takes one, and a
             // client that was told `int4[]` for it looks `int4[]` up with

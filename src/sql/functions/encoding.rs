@@ -1,5 +1,7 @@
-//! `encode(bytea, format)` and `decode(text, format)` as PostgreSQL's, for
-//! its three formats: `base64` (padded, a line break every 76 characters;
+//! bytea's text forms: [`bytea_input`] (`byteain`: `\x` and hex, or the
+//! escape format), which string literals for bytea are read with
+//! (`rewrite::bytea_literal`), and `encode(bytea, format)` and
+//! `decode(text, format)` as PostgreSQL's, for its three formats: `base64` (padded, a line break every 76 characters;
 //! white space skipped when read), `hex` (white space between pairs
 //! skipped when read) and `escape` (zero bytes and bytes with the high bit
 //! set as `\ooo`, a backslash doubled). DataFusion's base64 had no padding
@@ -17,7 +19,7 @@ use datafusion::logical_expr::{
 };
 
 use super::{input_error, like_arguments};
-use crate::error::InputError;
+use crate::error::{Error, InputError, Result};
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 /// PostgreSQL breaks base64 text into lines of this many characters.
@@ -116,8 +118,8 @@ fn encoded(bytes: &[u8], format: &str) -> DFResult<String> {
 fn decoded(text: &str, format: &str) -> DFResult<Vec<u8>> {
     match format.to_ascii_lowercase().as_str() {
         "base64" => base64_decoded(text),
-        "hex" => hex_decoded(text),
-        "escape" => escape_decoded(text),
+        "hex" => hex_decoded(text).map_err(Into::into),
+        "escape" => escape_decoded(text).map_err(Into::into),
         _ => Err(unknown_format(format)),
     }
 }
@@ -180,30 +182,40 @@ fn base64_decoded(text: &str) -> DFResult<Vec<u8>> {
     Ok(out)
 }
 
-fn hex_decoded(text: &str) -> DFResult<Vec<u8>> {
-    let digits: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let digit = |c: char| {
-        c.to_digit(16).ok_or_else(|| {
-            input_error(
-                InputError::InvalidParameterValue,
-                format!("invalid hexadecimal digit: \"{c}\""),
-            )
-        })
-    };
+/// `byteain`: `\x` then hex digit pairs, or the escape format.
+pub fn bytea_input(text: &str) -> Result<Vec<u8>> {
+    match text.strip_prefix("\\x") {
+        Some(hex) => hex_decoded(hex),
+        None => escape_decoded(text),
+    }
+}
+
+/// Hex digit pairs, white space between them skipped; a bad digit and an
+/// odd number of digits are 22023, as in PostgreSQL.
+fn hex_decoded(text: &str) -> Result<Vec<u8>> {
+    let digits: Vec<char> = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if let Some(bad) = digits.iter().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(Error::input(
+            InputError::InvalidParameterValue,
+            format!("invalid hexadecimal digit: \"{bad}\""),
+        ));
+    }
     if digits.len() % 2 == 1 {
-        digit(digits[digits.len() - 1])?;
-        return Err(input_error(
+        return Err(Error::input(
             InputError::InvalidParameterValue,
             "invalid hexadecimal data: odd number of digits",
         ));
     }
-    digits
+    let value = |c: char| c.to_digit(16).unwrap_or(0) as u8;
+    Ok(digits
         .chunks(2)
-        .map(|pair| Ok((digit(pair[0])? * 16 + digit(pair[1])?) as u8))
-        .collect()
+        .map(|pair| value(pair[0]) << 4 | value(pair[1]))
+        .collect())
 }
 
-fn escape_decoded(text: &str) -> DFResult<Vec<u8>> {
+/// The escape format: `\\` a backslash, `\ooo` an octal byte, other
+/// bytes as they are.
+fn escape_decoded(text: &str) -> Result<Vec<u8>> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut at = 0;
@@ -224,7 +236,7 @@ fn escape_decoded(text: &str) -> DFResult<Vec<u8>> {
                 at += 4;
             }
             _ => {
-                return Err(input_error(
+                return Err(Error::input(
                     InputError::InvalidText,
                     "invalid input syntax for type bytea",
                 ))
@@ -270,5 +282,11 @@ mod tests {
         assert_eq!(hex_decoded("00 ff").unwrap(), [0, 255]);
         assert!(hex_decoded("0").is_err());
         assert!(hex_decoded("zz").is_err());
+        assert_eq!(bytea_input("\\x0001ff").unwrap(), vec![0, 1, 255]);
+        assert_eq!(bytea_input("\\x").unwrap(), Vec::<u8>::new());
+        assert_eq!(bytea_input("a\\000b\\\\").unwrap(), b"a\0b\\".to_vec());
+        assert!(bytea_input("\\x0").is_err());
+        assert!(bytea_input("\\xzz").is_err());
+        assert!(bytea_input("\\9").is_err());
     }
 }

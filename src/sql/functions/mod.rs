@@ -57,6 +57,7 @@ pub use calls::{rename_calls, rename_calls_in};
 use datafusion::common::DataFusionError;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
+pub use encoding::bytea_input;
 pub use extract::PgExprPlanner;
 pub use regexp::REGEXP_MATCHES_LIST;
 pub use settings::{inline_settings, SessionUser};

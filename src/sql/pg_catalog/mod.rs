@@ -41,7 +41,7 @@ mod keys;
 
 const PG_CATALOG: &str = "pg_catalog";
 
-/// The function a cast to `regtype` is planned as (`rewrite::RegCasts`).
+/// The function a cast to `regtype` is planned as (`regclass::RegCasts`).
 pub const REGTYPE_IN: &str = "regtype_in";
 
 /// Sets up `pg_catalog` (its tables and functions) in `ctx`'s database.
@@ -91,7 +91,7 @@ pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
 /// sees it as one, and its text is the type's name (`integer`), as in
 /// PostgreSQL.
 ///
-/// `regtype_in(x)` is the cast `x::regtype` (`rewrite::RegCasts`): a name
+/// `regtype_in(x)` is the cast `x::regtype` (`regclass::RegCasts`): a name
 /// is read the same way, but one that names no type is an error (42704)
 /// as in PostgreSQL, and a number (an oid) is taken as it is.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -231,7 +231,7 @@ impl ScalarUDFImpl for ToRegtype {
 
 /// `regclass_missing(name)`: the error of a cast of `name` to `regclass`
 /// that found no relation (42P01), raised when it is evaluated: the cast
-/// is `coalesce((lookup), regclass_missing(name))` (`rewrite::RegCasts`).
+/// is `coalesce((lookup), regclass_missing(name))` (`regclass::RegCasts`).
 /// Volatile, so that planning does not evaluate it ahead.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct NoRelation {
