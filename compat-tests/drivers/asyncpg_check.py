@@ -10,7 +10,9 @@ a transaction rolled back by an exception, 23505 as UniqueViolationError, the CO
 helpers (copy_records_to_table, copy_to_table, copy_from_query, copy_from_table),
 cursors (portal fetches with prefetch, fetch(n), forward(n) = MOVE), a uuid primary key
 found by a binary uuid.UUID parameter, statement_timeout (57014) and a query cancelled
-from the client (CancelRequest). The rows are psycopg_check.py's.
+from the client (CancelRequest). The rows are psycopg_check.py's. Array columns
+(integer[], text[], numeric(10,2)[], date[], boolean[]) written with array parameters,
+read back, copied in binary and as CSV, and out as CSV.
 
 json and jsonb: asyncpg sends and reads jsonb in binary (a version byte 1, then the
 text) and gives json/jsonb as str: psycopg_check.py's JSON texts, written as str
@@ -475,6 +477,43 @@ async def check_array_parameters(conn):
           f"array parameters came back as {tuple(got)!r}")
 
 
+async def check_array_columns(conn):
+    """Array columns: rows written with array parameters (binary), read back
+    (binary results), copied in with copy_records_to_table (binary COPY) and
+    out as CSV (text), with NULL elements, empty arrays and quoting."""
+    table = "compat_asyncpg_arrays"
+    await conn.execute(f"DROP TABLE IF EXISTS {table}")
+    await conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, ints integer[], "
+                       "words text[], amounts numeric(10,2)[], days date[], flags boolean[])")
+    rows = [
+        (1, [1, None, -2147483648], ["a b", None, "", "{}", 'q"r', "x,y"],
+         [Decimal("1.50"), Decimal("-99999999.99")],
+         [dt.date(2024, 2, 29)], [True, False, None]),
+        (2, [], [], [], [], []),
+        (3, None, None, None, None, None),
+    ]
+    await conn.executemany(f"INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6)", rows)
+    back = [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY id")]
+    check(back == rows, f"array columns written and read back as {back!r}")
+    got = await conn.fetchval(f"SELECT id FROM {table} WHERE $1 = ANY(words)", "x,y")
+    check(got == 1, f"WHERE $1 = ANY(words) gave {got!r}")
+    out = io.BytesIO()
+    await conn.copy_from_table(table, output=out, format="csv")
+    lines = sorted(out.getvalue().decode().splitlines())
+    want = ['1,"{1,NULL,-2147483648}","{""a b"",NULL,"""",""{}"",""q\\""r"",""x,y""}",'
+            '"{1.50,-99999999.99}",{2024-02-29},"{t,f,NULL}"', "2,{},{},{},{},{}", "3,,,,,"]
+    check(lines == want, f"COPY TO of array columns as CSV gave {lines!r}")
+    await conn.execute(f"DELETE FROM {table}")
+    await conn.copy_records_to_table(table, records=rows)
+    back = [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY id")]
+    check(back == rows, f"array columns copied in (binary) read back as {back!r}")
+    await conn.execute(f"DELETE FROM {table}")
+    await conn.copy_to_table(table, source=io.BytesIO("\n".join(want).encode()), format="csv")
+    back = [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY id")]
+    check(back == rows, f"array columns copied in (CSV) read back as {back!r}")
+    await conn.execute(f"DROP TABLE {table}")
+
+
 async def check_copied(conn, written, what):
     """compat_asyncpg_copy holds exactly the rows `written`."""
     back = [tuple(r) for r in await conn.fetch(f"SELECT id, {NAMES} FROM compat_asyncpg_copy "
@@ -612,6 +651,7 @@ async def run_async(args):
         await check_numeric_parameters(conn)
         await check_statements(conn)
         await check_array_parameters(conn)
+        await check_array_columns(conn)
         await check_uuid_key(conn)
         await check_json(args, conn)
         await check_copy(conn)
@@ -637,7 +677,7 @@ def main():
     return check_main(
         "asyncpg", run, asyncpg.PostgresError, lambda e: e.sqlstate,
         f"{asyncpg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows (binary), numeric, "
-        "NaN/inf, fetchrow/fetchval, array parameters, uuid key, json/jsonb (str and codec), "
+        "NaN/inf, fetchrow/fetchval, array parameters, array columns, uuid key, json/jsonb (str and codec), "
         f"interval ({len(INTERVALS)} values, timedelta and tuple codec, ORDER BY, d > $1), RETURNING, ON CONFLICT, rollback, 23505, "
         "COPY (records, CSV in and out), cursors (prefetch, fetch), "
         "statement_timeout, CancelRequest")

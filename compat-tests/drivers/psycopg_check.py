@@ -241,6 +241,7 @@ def run(args):
         check_json(conn)
         check_json_text_parameters(conn)
         check_interval(conn)
+        check_array_columns(conn)
         if args.pending:
             pending_interval_large_time(conn)
 
@@ -637,6 +638,42 @@ def pending_interval_large_time(conn):
     conn.execute(f"DROP TABLE {table}")
 
 
+def check_array_columns(conn):
+    """Array columns as psycopg sends lists (text, typed int2[]/int8[]/text[]/numeric[]
+    by the values' Python types, and binary) and reads them back in both formats,
+    through COPY (text and binary) too, NULL elements and quoting included."""
+    table = "compat_psycopg_arrays"
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, ints bigint[], "
+                 "words text[], amounts numeric(10,2)[], stamps timestamp[])")
+    rows = [
+        (1, [1, None, -9223372036854775808], ['a b', None, '', '{}', 'q"r', 'x,y', 'back\\slash'],
+         [Decimal("1.50"), Decimal("-99999999.99")], [dt.datetime(2024, 2, 29, 12, 30, 0, 5)]),
+        (2, [], [], [], []),
+        (3, None, None, None, None),
+    ]
+    for binary in (False, True):
+        conn.execute(f"DELETE FROM {table}")
+        with conn.cursor(binary=binary) as cur:
+            cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s, %s)", rows)
+            cur.execute(f"SELECT * FROM {table} ORDER BY id")
+            got = cur.fetchall()
+            check(got == rows, f"array columns (binary={binary}) read back as {got!r}")
+            cur.execute(f"SELECT id FROM {table} WHERE %s = ANY(words)", ("x,y",))
+            check(cur.fetchall() == [(1,)], "WHERE %s = ANY(words) did not find row 1")
+    for fmt in ("text", "binary"):
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY {table} TO STDOUT (FORMAT {fmt})") as copy:
+                data = b"".join(bytes(block) for block in copy)
+            cur.execute(f"DELETE FROM {table}")
+            with cur.copy(f"COPY {table} FROM STDIN (FORMAT {fmt})") as copy:
+                copy.write(data)
+            cur.execute(f"SELECT * FROM {table} ORDER BY id")
+            got = cur.fetchall()
+            check(got == rows, f"array columns after COPY {fmt} out and in: {got!r}")
+    conn.execute(f"DROP TABLE {table}")
+
+
 def check_named_cursors(conn, names):
     """Server-side cursors as psycopg runs them: DECLARE with bound parameters,
     Describe of the cursor's portal, FETCH FORWARD itersize at a time (binary);
@@ -694,7 +731,7 @@ def main():
         f"json/jsonb ({len(JSON_VALUES)} values + {len(JSON_TEXTS)} texts, text+binary, "
         "@>, ->>, jsonb_build_object), "
         f"interval ({len(INTERVALS)} values, timedelta text+binary, ORDER BY, = '30 days'), "
-        "column names (dict_row), AT TIME ZONE, DST day")
+        "array columns (text+binary, COPY), column names (dict_row), AT TIME ZONE, DST day")
 
 
 if __name__ == "__main__":

@@ -166,12 +166,23 @@ fn type_to(sql_type: &SqlType) -> proto::SqlType {
         SqlType::Json => of(Kind::Json),
         SqlType::Jsonb => of(Kind::Jsonb),
         SqlType::Interval => of(Kind::Interval),
+        SqlType::Array(ref element) => proto::SqlType {
+            array: true,
+            ..type_to(element)
+        },
     }
 }
 
 fn type_from(sql_type: &proto::SqlType) -> Result<SqlType> {
     let bad = || Error::Corrupt(format!("a column type: {sql_type:?}"));
     let kind = Kind::try_from(sql_type.kind).map_err(|_| bad())?;
+    if sql_type.array {
+        let element = type_from(&proto::SqlType {
+            array: false,
+            ..*sql_type
+        })?;
+        return SqlType::array_of(element).ok_or_else(bad);
+    }
     Ok(match kind {
         Kind::Smallint => SqlType::SmallInt,
         Kind::Integer => SqlType::Integer,
@@ -228,6 +239,11 @@ mod tests {
             SqlType::Jsonb,
             SqlType::Interval,
             SqlType::Time,
+            SqlType::Array(Box::new(SqlType::Integer)),
+            SqlType::Array(Box::new(SqlType::Numeric {
+                precision: 12,
+                scale: 2,
+            })),
         ];
         let def = TableDef {
             id: TableId(1025),

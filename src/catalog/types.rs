@@ -4,9 +4,11 @@
 //! more digits are rejected when the table is created (PostgreSQL allows
 //! 1000). An unconstrained `numeric` is `numeric(38, 10)`, DataFusion's own
 //! reading of it. `timestamptz` is stored as UTC microseconds, a `uuid`
-//! as its 16 bytes.
+//! as its 16 bytes. An array column is an Arrow `List` of its element
+//! type, one-dimensional.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 
@@ -49,6 +51,10 @@ pub enum SqlType {
     Jsonb,
     /// Months, days and microseconds (see `sql::interval`).
     Interval,
+    /// A one-dimensional array of an element type that is not itself an
+    /// array (`integer[]`; [`SqlType::array_of`] says which are), an Arrow
+    /// `List`. PostgreSQL's `integer[][]` is the same type.
+    Array(Box<SqlType>),
 }
 
 impl SqlType {
@@ -76,6 +82,54 @@ impl SqlType {
             SqlType::Bytea => DataType::Binary,
             SqlType::Uuid => DataType::FixedSizeBinary(16),
             SqlType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
+            SqlType::Array(element) => {
+                DataType::List(Arc::new(Field::new_list_field(element.to_arrow(), true)))
+            }
+        }
+    }
+
+    /// The stored type whose values are of Arrow type `data_type`, where
+    /// one is (text for any string type; none for strings that are
+    /// `varchar`, `json` or others, which the Arrow type does not tell).
+    pub fn from_arrow(data_type: &DataType) -> Option<SqlType> {
+        Some(match data_type {
+            DataType::Int16 => SqlType::SmallInt,
+            DataType::Int32 => SqlType::Integer,
+            DataType::Int64 => SqlType::BigInt,
+            DataType::Float32 => SqlType::Real,
+            DataType::Float64 => SqlType::Double,
+            DataType::Decimal128(precision, scale) | DataType::Decimal256(precision, scale) => {
+                SqlType::Numeric {
+                    precision: *precision,
+                    scale: *scale,
+                }
+            }
+            DataType::Boolean => SqlType::Boolean,
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => SqlType::Text,
+            DataType::Date32 => SqlType::Date,
+            DataType::Time64(_) => SqlType::Time,
+            DataType::Timestamp(_, None) => SqlType::Timestamp,
+            DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytea,
+            DataType::FixedSizeBinary(16) => SqlType::Uuid,
+            DataType::Interval(IntervalUnit::MonthDayNano) => SqlType::Interval,
+            DataType::List(element) => SqlType::array_of(Self::from_arrow(element.data_type())?)?,
+            _ => return None,
+        })
+    }
+
+    /// An array of `element`, for the element types whose values an array
+    /// keeps exactly as a column does. `char(n)` and `varchar(n)` elements
+    /// would need their lengths checked and `json`/`jsonb` ones their
+    /// text read; they are refused rather than stored unchecked.
+    pub fn array_of(element: SqlType) -> Option<SqlType> {
+        match element {
+            SqlType::Char(_)
+            | SqlType::Varchar(Some(_))
+            | SqlType::Json
+            | SqlType::Jsonb
+            | SqlType::Array(_) => None,
+            element => Some(SqlType::Array(Box::new(element))),
         }
     }
 
@@ -102,6 +156,7 @@ impl SqlType {
             SqlType::Bytea => "BYTEA".into(),
             SqlType::Uuid => "UUID".into(),
             SqlType::Interval => "INTERVAL".into(),
+            SqlType::Array(element) => format!("{}[]", element.cast_sql()),
         }
     }
 
@@ -128,6 +183,7 @@ impl SqlType {
             SqlType::Json => "json".into(),
             SqlType::Jsonb => "jsonb".into(),
             SqlType::Interval => "interval".into(),
+            SqlType::Array(element) => format!("{}[]", element.pg_name()),
         }
     }
 

@@ -8,22 +8,27 @@
 //! Values of non-null columns follow in column order: fixed-width types
 //! little-endian at their natural width (bool 1, int2 2, int4/date/float4 4,
 //! int8/timestamp/float8 8, decimal128 16, decimal256 32 bytes); text and
-//! bytea as a u32 LE length and the bytes. `ncols` lets a row written before
-//! a column was added decode with the missing columns as NULL.
+//! bytea as a u32 LE length and the bytes; an array (a `List`) as a u32 LE
+//! length and, in those bytes, its element count (u32 LE), a null bitmap
+//! of its elements and the values of the others, each as a column's.
+//! `ncols` lets a row written before a column was added decode with the
+//! missing columns as NULL.
 //!
 //! Every column, key columns included, is in the value, so a scan decodes a
 //! row from its value alone and appends straight into Arrow builders.
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::NullBufferBuilder;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, StringBuilder,
+    Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, ListArray, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{
-    i256, DataType, Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type,
+    i256, DataType, Date32Type, Decimal128Type, Decimal256Type, FieldRef, Float32Type, Float64Type,
     Int16Type, Int32Type, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
     SchemaRef, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
@@ -120,6 +125,23 @@ fn encode_value(out: &mut Vec<u8>, array: &dyn Array, row: usize) -> Result<()> 
             out.extend_from_slice(&v.days.to_le_bytes());
             out.extend_from_slice(&v.nanoseconds.to_le_bytes());
         }
+        DataType::List(_) => {
+            let elements = array.as_list::<i32>().value(row);
+            let mut list = Vec::with_capacity(8 + 8 * elements.len());
+            let count = u32::try_from(elements.len())
+                .map_err(|_| Error::Internal(format!("an array of {} elements", elements.len())))?;
+            list.extend_from_slice(&count.to_le_bytes());
+            let bitmap_at = list.len();
+            list.resize(bitmap_at + elements.len().div_ceil(8), 0);
+            for element in 0..elements.len() {
+                if elements.is_null(element) {
+                    list[bitmap_at + element / 8] |= 1 << (element % 8);
+                } else {
+                    encode_value(&mut list, elements.as_ref(), element)?;
+                }
+            }
+            put_bytes(out, &list)?;
+        }
         other => return Err(Error::Internal(format!("cannot store a {other} value"))),
     }
     Ok(())
@@ -150,6 +172,15 @@ enum ColumnBuilder {
     Time64(Time64MicrosecondBuilder),
     Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
     Interval(IntervalMonthDayNanoBuilder),
+    List(Box<ListBuilder>),
+}
+
+/// The arrays of a `List` column: their elements in one builder.
+struct ListBuilder {
+    field: FieldRef,
+    elements: ColumnBuilder,
+    offsets: Vec<i32>,
+    nulls: NullBufferBuilder,
 }
 
 impl ColumnBuilder {
@@ -178,6 +209,12 @@ impl ColumnBuilder {
             DataType::Interval(IntervalUnit::MonthDayNano) => {
                 Self::Interval(IntervalMonthDayNanoBuilder::new())
             }
+            DataType::List(field) => Self::List(Box::new(ListBuilder {
+                field: field.clone(),
+                elements: ColumnBuilder::new(field.data_type())?,
+                offsets: vec![0],
+                nulls: NullBufferBuilder::new(0),
+            })),
             other => return Err(Error::Internal(format!("cannot decode a {other} column"))),
         })
     }
@@ -199,6 +236,10 @@ impl ColumnBuilder {
             Self::Time64(b) => b.append_null(),
             Self::Timestamp(b, _) => b.append_null(),
             Self::Interval(b) => b.append_null(),
+            Self::List(b) => {
+                b.offsets.push(b.offsets[b.offsets.len() - 1]);
+                b.nulls.append_null();
+            }
         }
     }
 
@@ -219,6 +260,15 @@ impl ColumnBuilder {
             Self::Time64(b) => Arc::new(b.finish()),
             Self::Timestamp(b, tz) => Arc::new(b.finish().with_timezone_opt(tz.clone())),
             Self::Interval(b) => Arc::new(b.finish()),
+            Self::List(b) => {
+                let offsets = std::mem::replace(&mut b.offsets, vec![0]);
+                Arc::new(ListArray::try_new(
+                    b.field.clone(),
+                    OffsetBuffer::new(offsets.into()),
+                    b.elements.finish()?,
+                    b.nulls.finish(),
+                )?)
+            }
         })
     }
 }
@@ -254,7 +304,7 @@ impl<'a> Cursor<'a> {
     /// Skips one value of `data_type` without decoding it.
     fn skip(&mut self, data_type: &DataType) -> Result<()> {
         match data_type {
-            DataType::Utf8 | DataType::Binary => {
+            DataType::Utf8 | DataType::Binary | DataType::List(_) => {
                 self.var()?;
             }
             other => {
@@ -372,6 +422,23 @@ impl RowDecoder {
                 let nanos = i64::from_le_bytes(cur.array()?);
                 b.append_value(IntervalMonthDayNano::new(months, days, nanos))
             }
+            ColumnBuilder::List(b) => {
+                let mut list = Cursor {
+                    bytes: cur.var()?,
+                    pos: 0,
+                };
+                let count = u32::from_le_bytes(list.array()?) as usize;
+                let bitmap = list.take(count.div_ceil(8))?;
+                for element in 0..count {
+                    match bitmap[element / 8] & (1 << (element % 8)) != 0 {
+                        true => b.elements.append_null(),
+                        false => Self::append(&mut b.elements, &mut list)?,
+                    }
+                }
+                let end = b.offsets[b.offsets.len() - 1] + count as i32;
+                b.offsets.push(end);
+                b.nulls.append_non_null();
+            }
         }
         Ok(())
     }
@@ -446,6 +513,38 @@ mod tests {
             decoder.push(row).unwrap();
         }
         assert_eq!(decoder.finish().unwrap(), batch);
+    }
+
+    #[test]
+    fn arrays_round_trip_with_null_elements_and_are_skipped() {
+        use datafusion::arrow::array::ListArray;
+        use datafusion::arrow::datatypes::Int32Type;
+        let ints = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), None, Some(3)]),
+            None,
+            Some(vec![]),
+            Some((0..20).map(Some).collect()),
+        ]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", ints.data_type().clone(), true),
+            Field::new("id", DataType::Int32, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(ints), Arc::new(Int32Array::from(vec![1, 2, 3, 4]))],
+        )
+        .unwrap();
+        let rows = encode_rows(&batch).unwrap();
+        for projection in [vec![0, 1], vec![1]] {
+            let mut decoder = RowDecoder::new(batch.schema(), &projection).unwrap();
+            for row in &rows {
+                decoder.push(row).unwrap();
+            }
+            assert_eq!(
+                decoder.finish().unwrap(),
+                batch.project(&projection).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! does not fit (`-12345678901234567890.0123456789` became a tenth of
 //! itself), and it turns a timestamp outside 1677..2262 into NULL when the
 //! planned type counts nanoseconds. Infinite dates and timestamps are
-//! refused (0A000): ShardForge cannot store them.
+//! refused (0A000): ShardForge cannot store them. Arrays are decoded here
+//! too, element by element ([`array_type`]).
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use datafusion::common::{ParamValues, ScalarValue};
 use pgwire::api::portal::Portal;
 use pgwire::api::stmt::StoredStatement;
 use pgwire::api::Type;
+use postgres_types::Kind;
 
 use super::handler::Prepared;
 use crate::catalog::{SqlType, PG_TYPE_METADATA};
@@ -78,12 +80,13 @@ pub fn bind_parameters(
     let ours: Vec<Option<SqlType>> = (0..portal.parameters.len())
         .map(|i| {
             let field = fields.get(i).and_then(Option::as_ref);
-            json_type(field).or_else(|| {
-                own_type(
-                    declared.get(i).and_then(Option::as_ref),
-                    inferred.get(i).and_then(Option::as_ref),
-                )
-            })
+            let (declared, inferred) = (
+                declared.get(i).and_then(Option::as_ref),
+                inferred.get(i).and_then(Option::as_ref),
+            );
+            json_type(field)
+                .or_else(|| own_type(declared, inferred))
+                .or_else(|| array_type(declared, inferred))
         })
         .collect();
     // arrow-pg converts a number the client sent as an integer or a float
@@ -257,6 +260,33 @@ fn own_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<SqlT
     }
 }
 
+/// The array type a parameter is decoded as here (arrow-pg read an empty
+/// string element of a text array as NULL, and knows no arrays of dates
+/// or timestamps): the declared type, whose elements the client sent, or
+/// the inferred one when it declared none. A declared `numeric[]` takes
+/// the inferred element's precision and scale; an `oid[]` is arrow-pg's.
+fn array_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<SqlType> {
+    let inferred = inferred
+        .and_then(SqlType::from_arrow)
+        .filter(|t| matches!(t, SqlType::Array(_)));
+    let declared = declared.filter(|t| **t != Type::UNKNOWN);
+    let Some(declared) = declared else {
+        return inferred;
+    };
+    let Kind::Array(element) = declared.kind() else {
+        return None;
+    };
+    match (element, &inferred) {
+        (_, _) if *declared == Type::OID_ARRAY => None,
+        (e, Some(SqlType::Array(i)))
+            if *e == Type::NUMERIC && matches!(**i, SqlType::Numeric { .. }) =>
+        {
+            inferred
+        }
+        (e, _) => SqlType::array_of(SqlType::from_arrow(&arrow_type(e)?)?),
+    }
+}
+
 /// Parameter `i` read as `sql_type`, from its text or binary form.
 fn decode(
     portal: &Portal<Prepared>,
@@ -292,16 +322,20 @@ fn arrow_pg_portal(
     if declared.iter().all(|t| sent_like(t).is_none()) && ours.iter().all(Option::is_none) {
         return None;
     }
-    let types = declared
+    // One type per parameter (a client may declare fewer): a parameter
+    // decoded here is a NULL `text` whatever was inferred for it (arrow-pg
+    // refuses even a NULL of an array type it does not know).
+    let types = ours
         .iter()
-        .zip(ours)
-        .map(
-            |(t, ours)| match (sent_like(t), ours.is_some() && t.is_some()) {
+        .enumerate()
+        .map(|(i, ours)| {
+            let t = declared.get(i).cloned().flatten();
+            match (sent_like(&t), ours.is_some()) {
                 (_, true) => Some(Type::TEXT),
                 (Some(like), false) => Some(like),
-                (None, false) => t.clone(),
-            },
-        )
+                (None, false) => t,
+            }
+        })
         .collect();
     let mut normalized = Portal::default();
     normalized.statement = Arc::new(StoredStatement::new(

@@ -16,8 +16,12 @@
 
 use std::ops::ControlFlow;
 
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::planner::{PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{cast, Expr, ExprSchemable};
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, ArrayElemTypeDef, CastKind, DataType, Expr, Statement, Value,
+    self, visit_expressions_mut, ArrayElemTypeDef, CastKind, Statement, Value,
 };
 use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
@@ -43,11 +47,11 @@ impl SqlStatementRewriteRule for ArrayLiterals {
     }
 }
 
-fn array_literal(expr: &Expr) -> Option<Expr> {
-    let Expr::Cast {
+fn array_literal(expr: &ast::Expr) -> Option<ast::Expr> {
+    let ast::Expr::Cast {
         kind: CastKind::Cast | CastKind::DoubleColon,
         expr: inner,
-        data_type: data_type @ DataType::Array(element),
+        data_type: data_type @ ast::DataType::Array(element),
         format: None,
         ..
     } = expr
@@ -60,13 +64,13 @@ fn array_literal(expr: &Expr) -> Option<Expr> {
         | ArrayElemTypeDef::Parenthesis(t) => t,
         ArrayElemTypeDef::None => return None,
     };
-    let Expr::Value(value) = inner.as_ref() else {
+    let ast::Expr::Value(value) = inner.as_ref() else {
         return None;
     };
     let Value::SingleQuotedString(text) = &value.value else {
         return None;
     };
-    let elements = Parser::new(text).literal()?;
+    let elements = elements(text)?;
     let typed = elements.iter().any(Option::is_some);
     let elements: Vec<String> = elements
         .into_iter()
@@ -83,8 +87,61 @@ fn array_literal(expr: &Expr) -> Option<Expr> {
     .ok()
 }
 
+/// A string literal compared with an array, or beside one in `@>`, `<@`
+/// or `&&`, is read as an array of its type (`tags = '{a,b}'`), as
+/// PostgreSQL reads an untyped literal; the cast is the array's input
+/// function (`datetime::text_input_cast`). Planned with the operator, so
+/// that a comparison in a select list has a type. `&&` of arrays (which
+/// DataFusion does not plan) is `array_has_any`.
+pub fn array_operator(mut expr: RawBinaryExpr, schema: &DFSchema) -> PlannerResult<RawBinaryExpr> {
+    use ast::BinaryOperator as Op;
+    if !matches!(
+        expr.op,
+        Op::Eq
+            | Op::NotEq
+            | Op::Lt
+            | Op::LtEq
+            | Op::Gt
+            | Op::GtEq
+            | Op::AtArrow
+            | Op::ArrowAt
+            | Op::PGOverlap
+    ) {
+        return PlannerResult::Original(expr);
+    }
+    let list_type = |e: &Expr| match e.get_type(schema) {
+        Ok(t @ DataType::List(_)) => Some(t),
+        _ => None,
+    };
+    let is_text = |e: &Expr| {
+        matches!(
+            e,
+            Expr::Literal(ScalarValue::Utf8(_) | ScalarValue::Utf8View(_), _)
+        )
+    };
+    if let (Some(target), true) = (list_type(&expr.left), is_text(&expr.right)) {
+        expr.right = cast(expr.right, target);
+    } else if let (true, Some(target)) = (is_text(&expr.left), list_type(&expr.right)) {
+        expr.left = cast(expr.left, target);
+    }
+    match expr.op {
+        Op::PGOverlap if list_type(&expr.left).is_some() && list_type(&expr.right).is_some() => {
+            PlannerResult::Planned(datafusion::functions_nested::expr_fn::array_has_any(
+                expr.left, expr.right,
+            ))
+        }
+        _ => PlannerResult::Original(expr),
+    }
+}
+
 /// An element read: `None` for a null.
 type Element = Option<String>;
+
+/// The elements of `text`, an array in PostgreSQL's text form of one
+/// dimension; `None` if it is not one.
+pub fn elements(text: &str) -> Option<Vec<Element>> {
+    Parser::new(text).literal()
+}
 
 struct Parser<'a> {
     rest: std::iter::Peekable<std::str::Chars<'a>>,
@@ -182,7 +239,7 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> Option<Vec<Element>> {
-        Parser::new(text).literal()
+        elements(text)
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
                     .or_else(|| super::numeric::integer_cast(&e, schema))
                     .or_else(|| super::numeric::text_to_numeric_cast(&e, schema))
                     .or_else(|| super::numeric::float_to_numeric_cast(&e, schema))
-                    .or_else(|| super::datetime::text_to_datetime_cast(&e, schema, config));
+                    .or_else(|| super::datetime::text_input_cast(&e, schema, config));
                 match pg {
                     Some(rewritten) => Ok(Transformed::yes(rewritten)),
                     None => checked(e, schema),

@@ -38,14 +38,11 @@ use super::rewrite::parse_expr;
 use super::vars::session_zone;
 use crate::catalog::SqlType;
 
-/// `CAST(text AS date | time | timestamp | timestamptz | interval)` as a call of the input
-/// function; `config` gives the session time zone a `timestamptz` without
-/// an offset is read in.
-pub fn text_to_datetime_cast(
-    expr: &Expr,
-    schema: &DFSchema,
-    config: &ConfigOptions,
-) -> Option<Expr> {
+/// `CAST(text AS date | time | timestamp | timestamptz | interval |
+/// type[])` as a call of the type's input function (`copy::ColumnInput`);
+/// `config` gives the session time zone a `timestamptz` without an offset
+/// is read in.
+pub fn text_input_cast(expr: &Expr, schema: &DFSchema, config: &ConfigOptions) -> Option<Expr> {
     let Expr::Cast(Cast { expr: inner, field }) = expr else {
         return None;
     };
@@ -56,6 +53,9 @@ pub fn text_to_datetime_cast(
         DataType::Timestamp(_, None) => SqlType::Timestamp,
         DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
         DataType::Interval(_) => SqlType::Interval,
+        // Arrow casts a string to a list as a list of that one string, so
+        // `'{1,2}'` would be read as the integer `{1,2}`.
+        DataType::List(_) => SqlType::from_arrow(&target)?,
         _ => return None,
     };
     if !matches!(

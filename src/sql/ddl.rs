@@ -5,8 +5,8 @@
 use datafusion::common::DFSchema;
 use datafusion::execution::SessionState;
 use datafusion::sql::sqlparser::ast::{
-    self, CharacterLength, ColumnOption, CreateTable, ExactNumberInfo, Expr, ObjectName,
-    ObjectNamePart, TableConstraint, TimezoneInfo,
+    self, ArrayElemTypeDef, CharacterLength, ColumnOption, CreateTable, ExactNumberInfo, Expr,
+    ObjectName, ObjectNamePart, TableConstraint, TimezoneInfo,
 };
 
 use crate::catalog::{
@@ -150,7 +150,7 @@ pub fn table_def(create: &CreateTable, planner: &SessionState) -> Result<TableDe
         // (`'1 mon' = '30 days'`, jsonb `1.0 = 1`; json has no equality).
         if matches!(
             columns[index].sql_type,
-            SqlType::Interval | SqlType::Json | SqlType::Jsonb
+            SqlType::Interval | SqlType::Json | SqlType::Jsonb | SqlType::Array(_)
         ) {
             return Err(Error::unsupported(format!(
                 "a primary key column of type {}",
@@ -218,6 +218,18 @@ pub fn sql_type(data_type: &ast::DataType) -> Result<SqlType> {
             fields: None,
             precision: None,
         } => SqlType::Interval,
+        // `integer[][]` is `integer[]` in PostgreSQL too: an array column
+        // does not fix its dimensions.
+        D::Array(
+            ArrayElemTypeDef::SquareBracket(element, _) | ArrayElemTypeDef::AngleBracket(element),
+        ) => {
+            let element = match sql_type(element)? {
+                SqlType::Array(element) => *element,
+                element => element,
+            };
+            SqlType::array_of(element.clone())
+                .ok_or_else(|| Error::unsupported(format!("an array of {}", element.pg_name())))?
+        }
         other => return Err(Error::unsupported(format!("type {other}"))),
     })
 }

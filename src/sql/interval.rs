@@ -5,7 +5,7 @@
 //! - [`parse`] reads PostgreSQL's input forms (`1 day 02:03:04`, `1 year
 //!   2 mons -3 days`, `@ 1 hour ago`, `1.5 days`, `1-2`, ISO 8601
 //!   `P1Y2M3DT4H5M6S`): COPY, parameters, stored columns and text cast to
-//!   an interval read with it (`datetime::text_to_datetime_cast`), and
+//!   an interval read with it (`datetime::text_input_cast`), and
 //!   so do literals (`interval '1 day 02:00'`, a cast of the text once
 //!   [`LiteralsAsCasts`] has run; DataFusion's reader refused
 //!   PostgreSQL's own output form), with fields too (`interval '1:30'

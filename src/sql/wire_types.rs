@@ -39,6 +39,11 @@ pub fn pg_type(field: &Field) -> Result<Type> {
     let named = field.metadata().get(PG_TYPE_METADATA).map(String::as_str);
     // The name only where the Arrow type agrees: a cast keeps its source
     // column's metadata (`code::int` of a char(4) column is an integer).
+    if let (None, DataType::List(element)) = (named, field.data_type()) {
+        if let Some(array) = pg_type(element).ok().and_then(|t| array_type(&t)) {
+            return Ok(array);
+        }
+    }
     Ok(match (named, field.data_type()) {
         (Some("varchar"), DataType::Utf8) => Type::VARCHAR,
         (Some("bpchar"), DataType::Utf8) => Type::BPCHAR,
@@ -118,6 +123,38 @@ impl TypePlanner for PgTypePlanner {
             other => PgOidTypePlanner.plan_type_field(other),
         }
     }
+}
+
+/// The array type of `element` (`int4[]` of `int4`), for the element
+/// types an array column or result may have.
+pub fn array_type(element: &Type) -> Option<Type> {
+    const ARRAYS: [(Type, Type); 21] = [
+        (Type::BOOL, Type::BOOL_ARRAY),
+        (Type::INT2, Type::INT2_ARRAY),
+        (Type::INT4, Type::INT4_ARRAY),
+        (Type::INT8, Type::INT8_ARRAY),
+        (Type::FLOAT4, Type::FLOAT4_ARRAY),
+        (Type::FLOAT8, Type::FLOAT8_ARRAY),
+        (Type::NUMERIC, Type::NUMERIC_ARRAY),
+        (Type::TEXT, Type::TEXT_ARRAY),
+        (Type::VARCHAR, Type::VARCHAR_ARRAY),
+        (Type::BPCHAR, Type::BPCHAR_ARRAY),
+        (Type::NAME, Type::NAME_ARRAY),
+        (Type::BYTEA, Type::BYTEA_ARRAY),
+        (Type::DATE, Type::DATE_ARRAY),
+        (Type::TIME, Type::TIME_ARRAY),
+        (Type::TIMESTAMP, Type::TIMESTAMP_ARRAY),
+        (Type::TIMESTAMPTZ, Type::TIMESTAMPTZ_ARRAY),
+        (Type::INTERVAL, Type::INTERVAL_ARRAY),
+        (Type::UUID, Type::UUID_ARRAY),
+        (Type::JSON, Type::JSON_ARRAY),
+        (Type::JSONB, Type::JSONB_ARRAY),
+        (Type::OID, Type::OID_ARRAY),
+    ];
+    ARRAYS
+        .iter()
+        .find(|(e, _)| e == element)
+        .map(|(_, array)| array.clone())
 }
 
 /// An `oid` field named `name`: an Int32 marked as one.

@@ -28,6 +28,7 @@
 // input forms ('1 day 02:03:04', '1 year 2 months', '720 hours', '-0.000001 seconds')
 // come back as PostgreSQL's text and as node-pg's PostgresInterval objects (their
 // fields and toPostgres()), which written back as parameters give the same values;
+// array columns written from JS arrays (text, untyped) and read back parsed;
 // ORDER BY d by length (a month is 30 days), WHERE d = '30 days' finding '1 mon',
 // WHERE d > $1. With --pending, also the cases ShardForge does not pass yet
 // (RowDescription's table, column and modifier; an interval time part past
@@ -349,6 +350,31 @@ async function caseUuidKey(client) {
   const [id, v] = keys[1]
   const res = await client.query(`SELECT id, v FROM ${table} WHERE id = $1`, [id.toUpperCase()])
   checkSame(res.rows, [{ id, v }], `WHERE id = $1 with '${id.toUpperCase()}'`)
+  await client.query(`DROP TABLE ${table}`)
+}
+
+// Array columns: JS arrays as node-pg sends them (text, '{...}' with quoting, no
+// declared type), read back parsed by node-pg (int4[]/text[]/bool[] as JS arrays,
+// bigint[] elements as strings, numeric[] ones as numbers) and found with = ANY($1).
+async function caseArrayColumns(client) {
+  const table = `${TABLE}_arrays`
+  await client.query(`DROP TABLE IF EXISTS ${table}`)
+  await client.query(`CREATE TABLE ${table} (id integer PRIMARY KEY, ints integer[], words text[], `
+    + 'big bigint[], amounts numeric(10,2)[], flags boolean[])')
+  const rows = [
+    [1, [1, null, -2147483648], ['a b', null, '', '{}', 'q"r', 'x,y', 'back\\slash'],
+      ['9007199254740993'], ['1.50', '-99999999.99'], [true, false, null]],
+    [2, [], [], [], [], []],
+    [3, null, null, null, null, null],
+  ]
+  for (const row of rows) await client.query(`INSERT INTO ${table} VALUES ($1, $2, $3, $4, $5, $6)`, row)
+  const res = await client.query({ text: `SELECT * FROM ${table} ORDER BY id`, rowMode: 'array' })
+  // node-pg parses numeric[] elements as JS numbers (numeric alone stays text).
+  const parsed = rows.map((row) => row.map((v, i) => (i === 4 && v ? v.map(Number) : v)))
+  checkSame(res.rows, parsed, 'array columns read back')
+  checkSame(res.fields.map((f) => f.dataTypeID), [23, 1007, 1009, 1016, 1231, 1000], 'array columns\' type OIDs')
+  const found = await client.query(`SELECT id FROM ${table} WHERE $1 = ANY(words)`, ['x,y'])
+  checkSame(found.rows, [{ id: 1 }], 'WHERE $1 = ANY(words)')
   await client.query(`DROP TABLE ${table}`)
 }
 
@@ -768,6 +794,7 @@ const CASES = [
   ['statements', caseStatements],
   ['uuid-key', caseUuidKey],
   ['interval', caseInterval],
+  ['array-columns', caseArrayColumns],
   ['json', caseJson],
   ['json-parameters', caseJsonParameters],
   ['transactions', caseTransactions],
@@ -832,7 +859,7 @@ async function main() {
     + `interval (${INTERVALS.length} values, text and PostgresInterval, ORDER BY, d > $1), `
     + 'json/jsonb (parsed and raw text, ->>, ?, jsonb_build_object), RETURNING, '
     + 'ON CONFLICT DO UPDATE, rollback, 23505 fields, 25P02, pg-copy-streams COPY in/out (text+csv, bad lines), '
-    + 'pg-cursor 100-row batches, statement_timeout and CancelRequest (57014)')
+    + 'pg-cursor 100-row batches, statement_timeout and CancelRequest (57014), array columns')
   return 0
 }
 

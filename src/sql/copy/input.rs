@@ -9,13 +9,16 @@
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use datafusion::arrow::array::timezone::Tz;
+use datafusion::arrow::array::NullBufferBuilder;
 use datafusion::arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, StringBuilder,
+    Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, ListArray, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::datatypes::i256;
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{i256, Field, FieldRef};
+use std::sync::Arc;
 
 use crate::catalog::SqlType;
 use crate::error::{Error, InputError, Result};
@@ -49,6 +52,111 @@ enum Builder {
     Uuid(FixedSizeBinaryBuilder),
     Json(StringBuilder, Flavor),
     Interval(IntervalMonthDayNanoBuilder),
+    Array(Box<ArrayInput>),
+}
+
+fn malformed_array() -> Error {
+    Error::input(
+        InputError::InvalidBinaryRepresentation,
+        "malformed binary array",
+    )
+}
+
+/// The first `n` of `rest`'s bytes, taken off it.
+fn binary_take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+    let (head, tail) = rest.split_at_checked(n).ok_or_else(malformed_array)?;
+    *rest = tail;
+    Ok(head)
+}
+
+/// A big-endian i32 taken off `rest`.
+fn binary_int(rest: &mut &[u8]) -> Result<i32> {
+    let head = binary_take(rest, 4)?;
+    Ok(i32::from_be_bytes(
+        head.try_into().map_err(|_| malformed_array())?,
+    ))
+}
+
+/// The arrays of an array column: their elements read into one column.
+struct ArrayInput {
+    field: FieldRef,
+    elements: ColumnInput,
+    offsets: Vec<i32>,
+    nulls: NullBufferBuilder,
+}
+
+impl ArrayInput {
+    fn push(&mut self, count: usize) {
+        let end = self.offsets[self.offsets.len() - 1] + count as i32;
+        self.offsets.push(end);
+        self.nulls.append_non_null();
+    }
+
+    /// An array in PostgreSQL's text form (`{1,NULL,"a b"}`), one
+    /// dimension, each element read by the element type's input.
+    fn push_text(&mut self, text: &str) -> Result<()> {
+        if text.trim_start().starts_with("{{") {
+            return Err(Error::unsupported("arrays of more than one dimension"));
+        }
+        let elements = crate::sql::array_literal::elements(text).ok_or_else(|| {
+            Error::input(
+                InputError::InvalidText,
+                format!("malformed array literal: \"{text}\""),
+            )
+        })?;
+        for element in &elements {
+            self.elements.push_text(element.as_deref())?;
+        }
+        self.push(elements.len());
+        Ok(())
+    }
+
+    /// An array as `array_send` writes it: dimensions, flags, the element
+    /// type, each dimension's length and lower bound, then each element's
+    /// length (-1: NULL) and bytes.
+    fn push_binary(&mut self, bytes: &[u8]) -> Result<()> {
+        let rest = &mut &bytes[..];
+        let dimensions = binary_int(rest)?;
+        let _flags = binary_int(rest)?;
+        let _element_type = binary_int(rest)?;
+        let count = match dimensions {
+            0 => 0,
+            1 => {
+                let count = binary_int(rest)?;
+                let _lower_bound = binary_int(rest)?;
+                usize::try_from(count).map_err(|_| malformed_array())?
+            }
+            n if n > 1 => return Err(Error::unsupported("arrays of more than one dimension")),
+            _ => return Err(malformed_array()),
+        };
+        for _ in 0..count {
+            let value = match usize::try_from(binary_int(rest)?) {
+                Err(_) => None,
+                Ok(length) => Some(binary_take(rest, length)?),
+            };
+            self.elements.push_binary(value)?;
+        }
+        if !rest.is_empty() {
+            return Err(malformed_array());
+        }
+        self.push(count);
+        Ok(())
+    }
+
+    fn push_null(&mut self) {
+        self.offsets.push(self.offsets[self.offsets.len() - 1]);
+        self.nulls.append_null();
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        Arc::new(ListArray::new(
+            self.field.clone(),
+            OffsetBuffer::new(offsets.into()),
+            self.elements.finish(),
+            self.nulls.finish(),
+        ))
+    }
 }
 
 impl ColumnInput {
@@ -88,6 +196,12 @@ impl ColumnInput {
             SqlType::Json => Builder::Json(StringBuilder::new(), Flavor::Json),
             SqlType::Jsonb => Builder::Json(StringBuilder::new(), Flavor::Jsonb),
             SqlType::Interval => Builder::Interval(IntervalMonthDayNanoBuilder::new()),
+            SqlType::Array(element) => Builder::Array(Box::new(ArrayInput {
+                field: Arc::new(Field::new_list_field(element.to_arrow(), true)),
+                elements: ColumnInput::new(element, zone)?,
+                offsets: vec![0],
+                nulls: NullBufferBuilder::new(0),
+            })),
         };
         Ok(Self {
             sql_type: sql_type.clone(),
@@ -125,6 +239,7 @@ impl ColumnInput {
             Builder::Uuid(b) => b.append_value(crate::sql::uuid::parse(text)?)?,
             Builder::Json(b, flavor) => b.append_value(stored_text(text, *flavor)?),
             Builder::Interval(b) => b.append_value(crate::sql::interval::parse(text)?),
+            Builder::Array(b) => b.push_text(text)?,
         }
         Ok(())
     }
@@ -186,6 +301,7 @@ impl ColumnInput {
             Builder::Interval(b) => {
                 b.append_value(crate::sql::interval::from_binary(fixed(bytes, &name)?)?)
             }
+            Builder::Array(b) => b.push_binary(bytes)?,
         }
         Ok(())
     }
@@ -208,6 +324,7 @@ impl ColumnInput {
             Builder::Uuid(b) => b.append_null(),
             Builder::Json(b, _) => b.append_null(),
             Builder::Interval(b) => b.append_null(),
+            Builder::Array(b) => b.push_null(),
         }
     }
 
@@ -230,6 +347,7 @@ impl ColumnInput {
             Builder::Uuid(b) => b,
             Builder::Json(b, _) => b,
             Builder::Interval(b) => b,
+            Builder::Array(b) => return b.finish(),
         };
         builder.finish()
     }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int16Array, Int32Array, StringArray,
 };
-use datafusion::arrow::datatypes::{DataType, FieldRef, Int32Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int32Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session, TableProvider};
 use datafusion::common::cast::{as_int16_array, as_int32_array, as_string_array};
@@ -37,6 +37,7 @@ use crate::catalog::types::typname_of;
 use crate::catalog::{Catalog, SqlType, TableDef, DATABASE, PUBLIC_SCHEMA};
 use crate::error::{Error, InputError, Result};
 
+mod format_type;
 mod keys;
 
 const PG_CATALOG: &str = "pg_catalog";
@@ -78,6 +79,7 @@ pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
         signature: Signature::exact(vec![DataType::Utf8], Volatility::Volatile),
     }));
     ctx.register_udf(super::wire_types::pg_typeof());
+    ctx.register_udf(ScalarUDF::new_from_impl(format_type::FormatType::new()));
     Ok(())
 }
 
@@ -721,18 +723,29 @@ fn declared_type_oid(sql_type: &SqlType) -> Option<i32> {
         SqlType::Jsonb => Some(Type::JSONB.oid() as i32),
         // (datafusion-pg-catalog does not map Arrow intervals.)
         SqlType::Interval => Some(Type::INTERVAL.oid() as i32),
+        SqlType::Array(element) => {
+            let element = match declared_type_oid(element) {
+                Some(oid) => Type::from_oid(oid as u32)?,
+                None => crate::sql::wire_types::pg_type(&Field::new("", element.to_arrow(), true))
+                    .ok()?,
+            };
+            crate::sql::wire_types::array_type(&element).map(|t| t.oid() as i32)
+        }
         _ => None,
     }
 }
 
 /// PostgreSQL's type modifier: the length plus 4 for `varchar(n)` and
-/// `char(n)`, `(precision << 16 | scale) + 4` for `numeric`, else -1.
+/// `char(n)`, `(precision << 16 | scale) + 4` for `numeric`, an array's
+/// element's for an array, else -1.
 fn typmod(sql_type: &SqlType) -> i32 {
     match sql_type {
         SqlType::Varchar(Some(n)) | SqlType::Char(n) => *n as i32 + 4,
         SqlType::Numeric { precision, scale } => {
             ((i32::from(*precision) << 16) | i32::from(*scale as u8)) + 4
         }
+        // An array column's is its element's (`numeric(8,2)[]`).
+        SqlType::Array(element) => typmod(element),
         _ => -1,
     }
 }
@@ -777,5 +790,10 @@ mod tests {
         assert_eq!(declared_type_oid(&SqlType::Varchar(None)), Some(1043));
         assert_eq!(declared_type_oid(&SqlType::Char(1)), Some(1042));
         assert_eq!(declared_type_oid(&SqlType::Integer), None);
+        let array = |element| SqlType::Array(Box::new(element));
+        assert_eq!(declared_type_oid(&array(SqlType::Integer)), Some(1007));
+        assert_eq!(declared_type_oid(&array(SqlType::Uuid)), Some(2951));
+        assert_eq!(declared_type_oid(&array(SqlType::Interval)), Some(1187));
+        assert_eq!(declared_type_oid(&array(SqlType::Text)), Some(1009));
     }
 }
