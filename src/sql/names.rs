@@ -120,6 +120,14 @@ fn figure(expr: &Expr) -> Option<(String, bool)> {
             _ => Some((type_name(data_type), false)),
         },
         Expr::Nested(inner) => figure(inner),
+        // `tags[1]` and `t.tags[1]` are named after `tags`; `(r).f` after `f`.
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            let field = access_chain.iter().rev().find_map(|access| match access {
+                ast::AccessExpr::Dot(field) => Some(field),
+                ast::AccessExpr::Subscript(_) => None,
+            });
+            figure(field.unwrap_or(root))
+        }
         Expr::Case { .. } => strong("case".into()),
         Expr::Array(_) => strong("array".into()),
         Expr::Exists { .. } => strong("exists".into()),
@@ -244,6 +252,9 @@ mod tests {
             "ceil", "floor", "interval", "date", "timezone", "ltrim", "int4", "x", "varchar",
         ];
         assert_eq!(names, expected);
+        // Subscripts keep the array's name, a field access is the field's.
+        let (_, names) = names_of("SELECT tags[1], t.tags[1:2], ('{1}'::int[])[1], (r).f");
+        assert_eq!(names, vec!["tags", "tags", "int4", "f"]);
         // A write's RETURNING too.
         let (_, names) = names_of("INSERT INTO t VALUES (1) RETURNING id + 1, id::text");
         assert_eq!(names, vec!["?column?", "id"]);

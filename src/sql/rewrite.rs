@@ -109,7 +109,16 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
             } else if matches!(def.columns[index].sql_type, SqlType::Real | SqlType::Double) {
                 float_literal(value);
             } else if def.columns[index].sql_type == SqlType::Uuid {
-                uuid_literal(value);
+                typed_literal(value, DataType::Uuid);
+            } else if let SqlType::Array(_) = &def.columns[index].sql_type {
+                // A text array reaches the array's input function as a
+                // cast (the planner refuses text for `uuid[]` as it stands).
+                if let Expr::Cast { data_type, .. } = parse_expr(&format!(
+                    "CAST(NULL AS {})",
+                    def.columns[index].sql_type.cast_sql()
+                ))? {
+                    typed_literal(value, data_type);
+                }
             }
         }
     }
@@ -779,15 +788,15 @@ pub fn bytea_casts(stmt: &mut Statement) -> Result<()> {
     }
 }
 
-/// A string literal for a uuid column, cast to uuid: DataFusion would
-/// not assign text to it (PostgreSQL reads the untyped literal as the
-/// column's type).
-fn uuid_literal(value: &mut Expr) {
+/// A string literal for a column of `data_type` (a uuid, an array), cast
+/// to it: DataFusion would not assign text to it (PostgreSQL reads the
+/// untyped literal as the column's type).
+fn typed_literal(value: &mut Expr, data_type: DataType) {
     if matches!(value, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) {
         *value = Expr::Cast {
             kind: CastKind::DoubleColon,
             expr: Box::new(value.clone()),
-            data_type: DataType::Uuid,
+            data_type,
             array: false,
             format: None,
         };

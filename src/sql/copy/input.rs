@@ -820,6 +820,42 @@ mod tests {
     }
 
     #[test]
+    fn arrays_are_read_from_text_and_binary_in_one_dimension() {
+        use datafusion::arrow::array::{Array, AsArray};
+        let utc: Tz = "+00:00".parse().unwrap();
+        let mut input = ColumnInput::new(&SqlType::Array(Box::new(SqlType::Integer)), utc).unwrap();
+        input.push_text(Some("{1, NULL ,3}")).unwrap();
+        input.push_text(None).unwrap();
+        input.push_text(Some("{}")).unwrap();
+        // array_send of {7,NULL}: one dimension, has nulls, int4, length
+        // 2 from 1, then each element's length (-1: NULL) and bytes.
+        let binary = [1i32, 1, 23, 2, 1, 4, 7, -1].map(i32::to_be_bytes).concat();
+        input.push_binary(Some(&binary)).unwrap();
+        let arrays = input.finish();
+        let lists = arrays.as_list::<i32>();
+        let ints = |i: usize| -> Vec<Option<i32>> {
+            lists
+                .value(i)
+                .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                .iter()
+                .collect()
+        };
+        assert_eq!(ints(0), vec![Some(1), None, Some(3)]);
+        assert!(lists.is_null(1));
+        assert_eq!(ints(2), vec![]);
+        assert_eq!(ints(3), vec![Some(7), None]);
+        let mut error = |text: &str| input.push_text(Some(text)).unwrap_err().to_string();
+        assert!(error("{{1,2},{3,4}}").contains("more than one dimension"));
+        assert!(error("1,2").contains("malformed array literal"));
+        assert!(error("{1,x}").contains("invalid input syntax for type integer"));
+        let two_dimensions = [2i32, 0, 23, 1, 1, 1, 1].map(i32::to_be_bytes).concat();
+        assert!(input.push_binary(Some(&two_dimensions)).is_err());
+        assert!(input
+            .push_binary(Some(&binary[..binary.len() - 1]))
+            .is_err());
+    }
+
+    #[test]
     fn numerics_round_half_away_from_zero_and_read_exponents() {
         assert_eq!(num("2.675", 10, 2), "268");
         assert_eq!(num("-2.675", 10, 2), "-268");
