@@ -24,6 +24,10 @@
 // is 30 days), WHERE d = '30 days' finding '1 mon', WHERE d = ? and d > ? with a
 // PGInterval.
 //
+// Array columns: java arrays sent with setArray(createArrayOf(...)) (text, typed
+// int4[] / text[] / numeric[]), NULL elements and quoting included, read back with
+// getArray().getArray() and getString, and found with = ANY(?).
+//
 // DatabaseMetaData, as tools and ORMs (Hibernate's schema validation, DBeaver,
 // Flyway) read a schema: getTables, getColumns (types, sizes, nullability,
 // ordinal positions), getPrimaryKeys and getIndexInfo (the key's columns in
@@ -609,6 +613,7 @@ public class JdbcCheck {
             checkJsonGetObject(c);
             checkJsonParameters(c);
             checkInterval(c);
+            checkArrayColumns(c);
             checkCopy(c);
             checkMetadata(c);
             try (Statement st = c.createStatement()) {
@@ -630,6 +635,52 @@ public class JdbcCheck {
             }
         }
         return out.toString();
+    }
+
+    static void checkArrayColumns(Connection c) throws Exception {
+        String table = TABLE + "_arrays";
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE IF EXISTS " + table);
+            st.execute("CREATE TABLE " + table + " (id integer PRIMARY KEY, ints integer[], words text[], amounts numeric(10,2)[])");
+        }
+        Integer[] ints = {1, null, -2147483648};
+        String[] words = {"a b", null, "", "{}", "q\"r", "x,y", "back\\slash"};
+        BigDecimal[] amounts = {new BigDecimal("1.50"), new BigDecimal("-99999999.99")};
+        try (PreparedStatement ins = c.prepareStatement("INSERT INTO " + table + " VALUES (?, ?, ?, ?)")) {
+            ins.setInt(1, 1);
+            ins.setArray(2, c.createArrayOf("integer", ints));
+            ins.setArray(3, c.createArrayOf("text", words));
+            ins.setArray(4, c.createArrayOf("numeric", amounts));
+            ins.executeUpdate();
+            ins.setInt(1, 2);
+            ins.setArray(2, c.createArrayOf("integer", new Integer[0]));
+            ins.setNull(3, java.sql.Types.ARRAY);
+            ins.setNull(4, java.sql.Types.ARRAY);
+            ins.executeUpdate();
+        }
+        try (Statement st = c.createStatement();
+             ResultSet rs = st.executeQuery("SELECT ints, words, amounts FROM " + table + " ORDER BY id")) {
+            check(rs.next(), "array columns: no first row");
+            Object[] got = (Object[]) rs.getArray(1).getArray();
+            check(java.util.Arrays.equals(got, ints), "int[] read back as " + java.util.Arrays.toString(got));
+            got = (Object[]) rs.getArray(2).getArray();
+            check(java.util.Arrays.equals(got, words), "text[] read back as " + java.util.Arrays.toString(got));
+            got = (Object[]) rs.getArray(3).getArray();
+            check(java.util.Arrays.equals(got, amounts), "numeric[] read back as " + java.util.Arrays.toString(got));
+            check("{1.50,-99999999.99}".equals(rs.getString(3)), "numeric[] getString gave " + rs.getString(3));
+            check(rs.next(), "array columns: no second row");
+            check(((Object[]) rs.getArray(1).getArray()).length == 0 && rs.getArray(2) == null,
+                  "an empty and a NULL array read back as " + rs.getString(1) + ", " + rs.getString(2));
+        }
+        try (PreparedStatement sel = c.prepareStatement("SELECT id FROM " + table + " WHERE ? = ANY(words)")) {
+            sel.setString(1, "x,y");
+            try (ResultSet rs = sel.executeQuery()) {
+                check(rs.next() && rs.getInt(1) == 1 && !rs.next(), "WHERE ? = ANY(words) did not find row 1 alone");
+            }
+        }
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE " + table);
+        }
     }
 
     static void checkMetadata(Connection c) throws Exception {
@@ -683,7 +734,7 @@ public class JdbcCheck {
         System.out.println("PASS jdbc (" + driver + "): " + NAMES.length + " types x "
                            + ROWS.length + " rows, rollback/commit, 23505, uuid key, json/jsonb (" + JSON_TEXTS.length
                            + " texts, PGobject, ->>, ??, @>, jsonb_build_object), interval (" + INTERVALS.length
-                           + " PGIntervals, getString, ORDER BY, = '30 days'), CopyManager in and out, DatabaseMetaData"
+                           + " PGIntervals, getString, ORDER BY, = '30 days'), array columns, CopyManager in and out, DatabaseMetaData"
                            + " (tables, columns, primary keys, indexes, imported keys, schemas)");
     }
 }
