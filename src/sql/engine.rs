@@ -73,7 +73,9 @@ impl SqlEngine {
         let catalog = coordinator.catalog().clone();
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, PUBLIC_SCHEMA)
-            .with_information_schema(true)
+            // `information_schema` is a schema of its own
+            // (`pg_catalog::register`), with PostgreSQL's `columns`.
+            .with_information_schema(false)
             // Point lookups read one shard group; fanning their one batch out
             // over threads only costs time. Full scans have a partition per
             // shard group already.

@@ -163,6 +163,11 @@ pub struct ShardedTableProvider {
 }
 
 impl ShardedTableProvider {
+    /// The table's definition.
+    pub fn def(&self) -> &Arc<TableDef> {
+        &self.def
+    }
+
     fn new(def: Arc<TableDef>, source: Arc<TableSource>, with_hidden: bool) -> DFResult<Self> {
         let schema = match with_hidden {
             true => def.row_schema(),

@@ -38,6 +38,7 @@ use crate::catalog::{Catalog, SqlType, TableDef, DATABASE, PUBLIC_SCHEMA};
 use crate::error::{Error, InputError, Result};
 
 mod format_type;
+mod information_schema;
 mod keys;
 
 const PG_CATALOG: &str = "pg_catalog";
@@ -62,10 +63,19 @@ pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
         inner: Arc::new(inner),
         catalog: catalog.clone(),
     };
-    ctx.catalog(DATABASE)
-        .ok_or_else(|| Error::Internal("no database catalog".into()))?
+    let database = ctx
+        .catalog(DATABASE)
+        .ok_or_else(|| Error::Internal("no database catalog".into()))?;
+    database
         .register_schema(PG_CATALOG, Arc::new(schema))
         .map_err(|e| Error::Internal(format!("pg_catalog: {e}")))?;
+    // A schema of the catalog, not DataFusion's built-in one (which its
+    // `information_schema` setting would put in front of it).
+    let information_schema =
+        information_schema::InformationSchema::new(ctx.state().catalog_list().clone());
+    database
+        .register_schema("information_schema", Arc::new(information_schema))
+        .map_err(|e| Error::Internal(format!("information_schema: {e}")))?;
     ctx.register_udf(ScalarUDF::new_from_impl(PgGetExpr::default()));
     ctx.register_udf(ScalarUDF::new_from_impl(keys::KeyDefinition::index(
         catalog.clone(),

@@ -1,0 +1,303 @@
+//! `information_schema`: DataFusion's views, but `columns` as PostgreSQL's.
+//! DataFusion's named each column's type after its Arrow type (`Int32`,
+//! `Utf8`, `Decimal128(10, 2)`) and had 15 of PostgreSQL's 44 columns (no
+//! `udt_name`): BI tools and ORMs (TypeORM, Knex, Metabase, ...) learn a
+//! schema from `data_type`, `udt_name` and the lengths and precisions.
+//!
+//! A user table's columns are described from its definition (the declared
+//! `varchar(20)`, `numeric(10,2)`, `text[]`, the DEFAULT as written); the
+//! catalogs' own from their Arrow fields, as RowDescription describes them
+//! (`sql::wire_types::pg_type`).
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, Int32Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::information_schema::InformationSchemaProvider;
+use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session, TableProvider};
+use datafusion::common::Result as DFResult;
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use postgres_types::Kind;
+
+use crate::catalog::types::sql_type_name;
+use crate::catalog::{SqlType, DATABASE};
+use crate::sql::provider::ShardedTableProvider;
+use crate::sql::wire_types::pg_type;
+
+/// `information_schema`: [`InformationSchemaProvider`]'s tables, `columns`
+/// replaced by [`Columns`].
+#[derive(Debug)]
+pub struct InformationSchema {
+    inner: InformationSchemaProvider,
+    catalogs: Arc<dyn CatalogProviderList>,
+}
+
+impl InformationSchema {
+    pub fn new(catalogs: Arc<dyn CatalogProviderList>) -> Self {
+        Self {
+            inner: InformationSchemaProvider::new(catalogs.clone()),
+            catalogs,
+        }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for InformationSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        match name {
+            "columns" => Ok(Some(Arc::new(Columns {
+                catalogs: self.catalogs.clone(),
+            }))),
+            _ => self.inner.table(name).await,
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+/// PostgreSQL's columns of `information_schema.columns`, in its order;
+/// true for the `cardinal_number` (integer) ones.
+const COLUMNS: [(&str, bool); 44] = [
+    ("table_catalog", false),
+    ("table_schema", false),
+    ("table_name", false),
+    ("column_name", false),
+    ("ordinal_position", true),
+    ("column_default", false),
+    ("is_nullable", false),
+    ("data_type", false),
+    ("character_maximum_length", true),
+    ("character_octet_length", true),
+    ("numeric_precision", true),
+    ("numeric_precision_radix", true),
+    ("numeric_scale", true),
+    ("datetime_precision", true),
+    ("interval_type", false),
+    ("interval_precision", true),
+    ("character_set_catalog", false),
+    ("character_set_schema", false),
+    ("character_set_name", false),
+    ("collation_catalog", false),
+    ("collation_schema", false),
+    ("collation_name", false),
+    ("domain_catalog", false),
+    ("domain_schema", false),
+    ("domain_name", false),
+    ("udt_catalog", false),
+    ("udt_schema", false),
+    ("udt_name", false),
+    ("scope_catalog", false),
+    ("scope_schema", false),
+    ("scope_name", false),
+    ("maximum_cardinality", true),
+    ("dtd_identifier", false),
+    ("is_self_referencing", false),
+    ("is_identity", false),
+    ("identity_generation", false),
+    ("identity_start", false),
+    ("identity_increment", false),
+    ("identity_maximum", false),
+    ("identity_minimum", false),
+    ("identity_cycle", false),
+    ("is_generated", false),
+    ("generation_expression", false),
+    ("is_updatable", false),
+];
+
+/// The largest value of a `text` or unbounded `varchar`, in bytes.
+const MAX_TEXT_OCTETS: i32 = 1 << 30;
+
+#[derive(Debug)]
+struct Columns {
+    catalogs: Arc<dyn CatalogProviderList>,
+}
+
+/// One row of `columns`: its values by column name (absent: NULL).
+#[derive(Default)]
+struct Row {
+    texts: Vec<(&'static str, String)>,
+    numbers: Vec<(&'static str, i32)>,
+}
+
+impl Row {
+    fn text(&mut self, column: &'static str, value: impl Into<String>) {
+        self.texts.push((column, value.into()));
+    }
+
+    fn number(&mut self, column: &'static str, value: Option<i32>) {
+        if let Some(value) = value {
+            self.numbers.push((column, value));
+        }
+    }
+}
+
+/// The type columns of a column of `field`'s type (`sql_type`, for a
+/// user table's, as declared).
+fn describe_type(row: &mut Row, field: &Field, sql_type: Option<&SqlType>) {
+    let Ok(pg) = pg_type(field) else {
+        return;
+    };
+    let typname = pg.name().to_string();
+    let array = matches!(pg.kind(), Kind::Array(_));
+    row.text(
+        "data_type",
+        match array {
+            true => "ARRAY".to_string(),
+            false => sql_type_name(&typname),
+        },
+    );
+    row.text("udt_catalog", DATABASE);
+    row.text("udt_schema", "pg_catalog");
+    row.text("udt_name", typname.clone());
+    let length = sql_type.and_then(SqlType::max_chars).map(|n| n as i32);
+    row.number("character_maximum_length", length);
+    if matches!(typname.as_str(), "text" | "varchar" | "bpchar") {
+        // UTF-8: at most four bytes a character.
+        let octets = length.map_or(MAX_TEXT_OCTETS, |n| n.saturating_mul(4));
+        row.number("character_octet_length", Some(octets));
+    }
+    let (precision, radix, scale) = match (typname.as_str(), field.data_type()) {
+        ("int2", _) => (Some(16), Some(2), Some(0)),
+        ("int4", _) => (Some(32), Some(2), Some(0)),
+        ("int8", _) => (Some(64), Some(2), Some(0)),
+        ("float4", _) => (Some(24), Some(2), None),
+        ("float8", _) => (Some(53), Some(2), None),
+        ("numeric", DataType::Decimal128(p, s) | DataType::Decimal256(p, s)) => {
+            (Some(i32::from(*p)), Some(10), Some(i32::from(*s)))
+        }
+        ("numeric", _) => (None, Some(10), None),
+        _ => (None, None, None),
+    };
+    row.number("numeric_precision", precision);
+    row.number("numeric_precision_radix", radix);
+    row.number("numeric_scale", scale);
+    let datetime = match typname.as_str() {
+        "date" => Some(0),
+        "time" | "timetz" | "timestamp" | "timestamptz" | "interval" => Some(6),
+        _ => None,
+    };
+    row.number("datetime_precision", datetime);
+}
+
+impl Columns {
+    /// A row per column of every table, in catalog, schema and table order.
+    async fn rows(&self) -> DFResult<Vec<Row>> {
+        let mut rows = Vec::new();
+        for catalog_name in self.catalogs.catalog_names() {
+            let Some(catalog) = self.catalogs.catalog(&catalog_name) else {
+                continue;
+            };
+            for schema_name in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
+                for table_name in schema.table_names() {
+                    let Some(table) = schema.table(&table_name).await? else {
+                        continue;
+                    };
+                    let def = (table.as_ref() as &dyn Any)
+                        .downcast_ref::<ShardedTableProvider>()
+                        .map(ShardedTableProvider::def);
+                    for (i, field) in table.schema().fields().iter().enumerate() {
+                        let column = def.and_then(|d| d.columns.get(i));
+                        let mut row = Row::default();
+                        row.text("table_catalog", catalog_name.clone());
+                        row.text("table_schema", schema_name.clone());
+                        row.text("table_name", table_name.clone());
+                        row.text("column_name", field.name().clone());
+                        let position = i32::try_from(i + 1).unwrap_or(i32::MAX);
+                        row.number("ordinal_position", Some(position));
+                        if let Some(default) = column.and_then(|c| c.default.clone()) {
+                            row.text("column_default", default);
+                        }
+                        let nullable = column.map_or(field.is_nullable(), |c| c.nullable);
+                        row.text("is_nullable", if nullable { "YES" } else { "NO" });
+                        let sql_type = column.map(|c| &c.sql_type);
+                        match sql_type {
+                            Some(t) => {
+                                let declared =
+                                    Field::new("", t.to_arrow(), true).with_metadata(t.metadata());
+                                describe_type(&mut row, &declared, sql_type);
+                            }
+                            None => describe_type(&mut row, field, None),
+                        }
+                        row.text("dtd_identifier", position.to_string());
+                        row.text("is_self_referencing", "NO");
+                        row.text("is_identity", "NO");
+                        row.text("identity_cycle", "NO");
+                        row.text("is_generated", "NEVER");
+                        let updatable = matches!(table.table_type(), TableType::Base);
+                        row.text("is_updatable", if updatable { "YES" } else { "NO" });
+                        rows.push(row);
+                    }
+                }
+            }
+        }
+        Ok(rows)
+    }
+}
+
+#[async_trait]
+impl TableProvider for Columns {
+    fn schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = COLUMNS
+            .iter()
+            .map(|(name, number)| match number {
+                true => Field::new(*name, DataType::Int32, true),
+                false => Field::new(*name, DataType::Utf8, true),
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let rows = self.rows().await?;
+        let columns: Vec<ArrayRef> = COLUMNS
+            .iter()
+            .map(|(name, number)| -> ArrayRef {
+                match number {
+                    true => Arc::new(
+                        rows.iter()
+                            .map(|r| r.numbers.iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+                            .collect::<Int32Array>(),
+                    ),
+                    false => Arc::new(
+                        rows.iter()
+                            .map(|r| {
+                                r.texts
+                                    .iter()
+                                    .find(|(n, _)| n == name)
+                                    .map(|(_, v)| v.as_str())
+                            })
+                            .collect::<StringArray>(),
+                    ),
+                }
+            })
+            .collect();
+        let batch = RecordBatch::try_new(self.schema(), columns)?;
+        MemTable::try_new(self.schema(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
