@@ -1,8 +1,11 @@
-//! `information_schema`: DataFusion's views, but `columns` as PostgreSQL's.
-//! DataFusion's named each column's type after its Arrow type (`Int32`,
-//! `Utf8`, `Decimal128(10, 2)`) and had 15 of PostgreSQL's 44 columns (no
-//! `udt_name`): BI tools and ORMs (TypeORM, Knex, Metabase, ...) learn a
-//! schema from `data_type`, `udt_name` and the lengths and precisions.
+//! `information_schema`: DataFusion's views, but `columns`, `tables` and
+//! `schemata` as PostgreSQL's. DataFusion's `columns` named each column's
+//! type after its Arrow type (`Int32`, `Utf8`, `Decimal128(10, 2)`) and had
+//! 15 of PostgreSQL's 44 columns (no `udt_name`): BI tools and ORMs
+//! (TypeORM, Knex, Metabase, ...) learn a schema from `data_type`,
+//! `udt_name` and the lengths and precisions. Its `tables` had 4 of 12
+//! columns, and its `schemata` listed ShardForge's internal schema and not
+//! `information_schema`.
 //!
 //! A user table's columns are described from its definition (the declared
 //! `varchar(20)`, `numeric(10,2)`, `text[]`, the DEFAULT as written); the
@@ -25,12 +28,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use postgres_types::Kind;
 
 use crate::catalog::types::sql_type_name;
-use crate::catalog::{SqlType, DATABASE};
-use crate::sql::provider::ShardedTableProvider;
+use crate::catalog::{SqlType, DATABASE, PUBLIC_SCHEMA};
+use crate::sql::provider::{ShardedTableProvider, INTERNAL_SCHEMA};
 use crate::sql::wire_types::pg_type;
 
-/// `information_schema`: [`InformationSchemaProvider`]'s tables, `columns`
-/// replaced by [`Columns`].
+/// `information_schema`: [`InformationSchemaProvider`]'s tables, `columns`,
+/// `tables` and `schemata` replaced by [`ViewTable`]s.
 #[derive(Debug)]
 pub struct InformationSchema {
     inner: InformationSchemaProvider,
@@ -53,12 +56,16 @@ impl SchemaProvider for InformationSchema {
     }
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
-        match name {
-            "columns" => Ok(Some(Arc::new(Columns {
-                catalogs: self.catalogs.clone(),
-            }))),
-            _ => self.inner.table(name).await,
-        }
+        let view = match name {
+            "columns" => View::Columns,
+            "tables" => View::Tables,
+            "schemata" => View::Schemata,
+            _ => return self.inner.table(name).await,
+        };
+        Ok(Some(Arc::new(ViewTable {
+            view,
+            catalogs: self.catalogs.clone(),
+        })))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -66,8 +73,43 @@ impl SchemaProvider for InformationSchema {
     }
 }
 
-/// PostgreSQL's columns of `information_schema.columns`, in its order;
-/// true for the `cardinal_number` (integer) ones.
+/// A view ShardForge answers itself.
+#[derive(Debug, Clone, Copy)]
+enum View {
+    Columns,
+    Tables,
+    Schemata,
+}
+
+/// PostgreSQL's columns of `information_schema.tables`, in its order; true
+/// for the `cardinal_number` (integer) ones.
+const TABLES: [(&str, bool); 12] = [
+    ("table_catalog", false),
+    ("table_schema", false),
+    ("table_name", false),
+    ("table_type", false),
+    ("self_referencing_column_name", false),
+    ("reference_generation", false),
+    ("user_defined_type_catalog", false),
+    ("user_defined_type_schema", false),
+    ("user_defined_type_name", false),
+    ("is_insertable_into", false),
+    ("is_typed", false),
+    ("commit_action", false),
+];
+
+/// PostgreSQL's columns of `information_schema.schemata`.
+const SCHEMATA: [(&str, bool); 7] = [
+    ("catalog_name", false),
+    ("schema_name", false),
+    ("schema_owner", false),
+    ("default_character_set_catalog", false),
+    ("default_character_set_schema", false),
+    ("default_character_set_name", false),
+    ("sql_path", false),
+];
+
+/// PostgreSQL's columns of `information_schema.columns`.
 const COLUMNS: [(&str, bool); 44] = [
     ("table_catalog", false),
     ("table_schema", false),
@@ -119,12 +161,13 @@ const COLUMNS: [(&str, bool); 44] = [
 const MAX_TEXT_OCTETS: i32 = 1 << 30;
 
 #[derive(Debug)]
-struct Columns {
+struct ViewTable {
+    view: View,
     catalogs: Arc<dyn CatalogProviderList>,
 }
 
 /// One row of `columns`: its values by column name (absent: NULL).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Row {
     texts: Vec<(&'static str, String)>,
     numbers: Vec<(&'static str, i32)>,
@@ -190,56 +233,51 @@ fn describe_type(row: &mut Row, field: &Field, sql_type: Option<&SqlType>) {
     row.number("datetime_precision", datetime);
 }
 
-impl Columns {
-    /// A row per column of every table, in catalog, schema and table order.
+impl ViewTable {
+    fn columns(&self) -> &'static [(&'static str, bool)] {
+        match self.view {
+            View::Columns => &COLUMNS,
+            View::Tables => &TABLES,
+            View::Schemata => &SCHEMATA,
+        }
+    }
+
+    /// The view's rows, in catalog, schema and table order: a row per
+    /// schema, per table, or per column of every table.
     async fn rows(&self) -> DFResult<Vec<Row>> {
         let mut rows = Vec::new();
         for catalog_name in self.catalogs.catalog_names() {
             let Some(catalog) = self.catalogs.catalog(&catalog_name) else {
                 continue;
             };
-            for schema_name in catalog.schema_names() {
+            let mut schema_names = catalog.schema_names();
+            schema_names.retain(|name| name != INTERNAL_SCHEMA);
+            for schema_name in schema_names {
                 let Some(schema) = catalog.schema(&schema_name) else {
                     continue;
                 };
+                if let View::Schemata = self.view {
+                    rows.push(schemata_row(&catalog_name, &schema_name));
+                    continue;
+                }
+                let mut in_schema = Row::default();
+                in_schema.text("table_catalog", catalog_name.clone());
+                in_schema.text("table_schema", schema_name.clone());
                 for table_name in schema.table_names() {
                     let Some(table) = schema.table(&table_name).await? else {
                         continue;
                     };
-                    let def = (table.as_ref() as &dyn Any)
-                        .downcast_ref::<ShardedTableProvider>()
-                        .map(ShardedTableProvider::def);
-                    for (i, field) in table.schema().fields().iter().enumerate() {
-                        let column = def.and_then(|d| d.columns.get(i));
-                        let mut row = Row::default();
-                        row.text("table_catalog", catalog_name.clone());
-                        row.text("table_schema", schema_name.clone());
-                        row.text("table_name", table_name.clone());
-                        row.text("column_name", field.name().clone());
-                        let position = i32::try_from(i + 1).unwrap_or(i32::MAX);
-                        row.number("ordinal_position", Some(position));
-                        if let Some(default) = column.and_then(|c| c.default.clone()) {
-                            row.text("column_default", default);
+                    let mut row = in_schema.clone();
+                    row.text("table_name", table_name);
+                    let base = matches!(table.table_type(), TableType::Base);
+                    match self.view {
+                        View::Tables => {
+                            row.text("table_type", if base { "BASE TABLE" } else { "VIEW" });
+                            row.text("is_insertable_into", yes_or_no(base));
+                            row.text("is_typed", "NO");
+                            rows.push(row);
                         }
-                        let nullable = column.map_or(field.is_nullable(), |c| c.nullable);
-                        row.text("is_nullable", if nullable { "YES" } else { "NO" });
-                        let sql_type = column.map(|c| &c.sql_type);
-                        match sql_type {
-                            Some(t) => {
-                                let declared =
-                                    Field::new("", t.to_arrow(), true).with_metadata(t.metadata());
-                                describe_type(&mut row, &declared, sql_type);
-                            }
-                            None => describe_type(&mut row, field, None),
-                        }
-                        row.text("dtd_identifier", position.to_string());
-                        row.text("is_self_referencing", "NO");
-                        row.text("is_identity", "NO");
-                        row.text("identity_cycle", "NO");
-                        row.text("is_generated", "NEVER");
-                        let updatable = matches!(table.table_type(), TableType::Base);
-                        row.text("is_updatable", if updatable { "YES" } else { "NO" });
-                        rows.push(row);
+                        _ => column_rows(&row, table.as_ref(), base, &mut rows),
                     }
                 }
             }
@@ -248,10 +286,65 @@ impl Columns {
     }
 }
 
+fn yes_or_no(yes: bool) -> &'static str {
+    match yes {
+        true => "YES",
+        false => "NO",
+    }
+}
+
+/// `schemata`'s row of a schema.
+fn schemata_row(catalog: &str, schema: &str) -> Row {
+    let mut row = Row::default();
+    row.text("catalog_name", catalog);
+    row.text("schema_name", schema);
+    // PostgreSQL 15's owners.
+    let owner = match schema {
+        PUBLIC_SCHEMA => "pg_database_owner",
+        _ => "postgres",
+    };
+    row.text("schema_owner", owner);
+    row
+}
+
+/// `columns`' rows of `table` (`row` holds its catalog, schema and name).
+fn column_rows(row: &Row, table: &dyn TableProvider, base: bool, rows: &mut Vec<Row>) {
+    let def = (table as &dyn Any)
+        .downcast_ref::<ShardedTableProvider>()
+        .map(ShardedTableProvider::def);
+    for (i, field) in table.schema().fields().iter().enumerate() {
+        let column = def.and_then(|d| d.columns.get(i));
+        let mut row = row.clone();
+        row.text("column_name", field.name().clone());
+        let position = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        row.number("ordinal_position", Some(position));
+        if let Some(default) = column.and_then(|c| c.default.clone()) {
+            row.text("column_default", default);
+        }
+        let nullable = column.map_or(field.is_nullable(), |c| c.nullable);
+        row.text("is_nullable", yes_or_no(nullable));
+        match column.map(|c| &c.sql_type) {
+            Some(t) => {
+                let declared = Field::new("", t.to_arrow(), true).with_metadata(t.metadata());
+                describe_type(&mut row, &declared, Some(t));
+            }
+            None => describe_type(&mut row, field, None),
+        }
+        row.text("dtd_identifier", position.to_string());
+        row.text("is_self_referencing", "NO");
+        row.text("is_identity", "NO");
+        row.text("identity_cycle", "NO");
+        row.text("is_generated", "NEVER");
+        row.text("is_updatable", yes_or_no(base));
+        rows.push(row);
+    }
+}
+
 #[async_trait]
-impl TableProvider for Columns {
+impl TableProvider for ViewTable {
     fn schema(&self) -> SchemaRef {
-        let fields: Vec<Field> = COLUMNS
+        let fields: Vec<Field> = self
+            .columns()
             .iter()
             .map(|(name, number)| match number {
                 true => Field::new(*name, DataType::Int32, true),
@@ -273,7 +366,8 @@ impl TableProvider for Columns {
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let rows = self.rows().await?;
-        let columns: Vec<ArrayRef> = COLUMNS
+        let columns: Vec<ArrayRef> = self
+            .columns()
             .iter()
             .map(|(name, number)| -> ArrayRef {
                 match number {
