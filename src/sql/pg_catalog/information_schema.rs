@@ -1,5 +1,7 @@
 //! `information_schema`: DataFusion's views, but `columns`, `tables` and
-//! `schemata` as PostgreSQL's. DataFusion's `columns` named each column's
+//! `schemata` as PostgreSQL's, and `table_constraints` and
+//! `key_column_usage` (which DataFusion has not; Sequelize finds primary
+//! keys with them) with the primary keys. DataFusion's `columns` named each column's
 //! type after its Arrow type (`Int32`, `Utf8`, `Decimal128(10, 2)`) and had
 //! 15 of PostgreSQL's 44 columns (no `udt_name`): BI tools and ORMs
 //! (TypeORM, Knex, Metabase, ...) learn a schema from `data_type`,
@@ -27,6 +29,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use postgres_types::Kind;
 
+use super::keys::{has_key, key_name};
 use crate::catalog::types::sql_type_name;
 use crate::catalog::{SqlType, DATABASE, PUBLIC_SCHEMA};
 use crate::sql::provider::{ShardedTableProvider, INTERNAL_SCHEMA};
@@ -52,7 +55,9 @@ impl InformationSchema {
 #[async_trait]
 impl SchemaProvider for InformationSchema {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        names.extend(["table_constraints".into(), "key_column_usage".into()]);
+        names
     }
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
@@ -60,6 +65,8 @@ impl SchemaProvider for InformationSchema {
             "columns" => View::Columns,
             "tables" => View::Tables,
             "schemata" => View::Schemata,
+            "table_constraints" => View::TableConstraints,
+            "key_column_usage" => View::KeyColumnUsage,
             _ => return self.inner.table(name).await,
         };
         Ok(Some(Arc::new(ViewTable {
@@ -69,7 +76,7 @@ impl SchemaProvider for InformationSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
+        self.inner.table_exist(name) || matches!(name, "table_constraints" | "key_column_usage")
     }
 }
 
@@ -79,6 +86,8 @@ enum View {
     Columns,
     Tables,
     Schemata,
+    TableConstraints,
+    KeyColumnUsage,
 }
 
 /// PostgreSQL's columns of `information_schema.tables`, in its order; true
@@ -107,6 +116,36 @@ const SCHEMATA: [(&str, bool); 7] = [
     ("default_character_set_schema", false),
     ("default_character_set_name", false),
     ("sql_path", false),
+];
+
+/// PostgreSQL's columns of `information_schema.table_constraints`. Its
+/// rows for NOT NULL (CHECK constraints named after object ids) are not
+/// listed.
+const TABLE_CONSTRAINTS: [(&str, bool); 11] = [
+    ("constraint_catalog", false),
+    ("constraint_schema", false),
+    ("constraint_name", false),
+    ("table_catalog", false),
+    ("table_schema", false),
+    ("table_name", false),
+    ("constraint_type", false),
+    ("is_deferrable", false),
+    ("initially_deferred", false),
+    ("enforced", false),
+    ("nulls_distinct", false),
+];
+
+/// PostgreSQL's columns of `information_schema.key_column_usage`.
+const KEY_COLUMN_USAGE: [(&str, bool); 9] = [
+    ("constraint_catalog", false),
+    ("constraint_schema", false),
+    ("constraint_name", false),
+    ("table_catalog", false),
+    ("table_schema", false),
+    ("table_name", false),
+    ("column_name", false),
+    ("ordinal_position", true),
+    ("position_in_unique_constraint", true),
 ];
 
 /// PostgreSQL's columns of `information_schema.columns`.
@@ -239,6 +278,8 @@ impl ViewTable {
             View::Columns => &COLUMNS,
             View::Tables => &TABLES,
             View::Schemata => &SCHEMATA,
+            View::TableConstraints => &TABLE_CONSTRAINTS,
+            View::KeyColumnUsage => &KEY_COLUMN_USAGE,
         }
     }
 
@@ -277,7 +318,11 @@ impl ViewTable {
                             row.text("is_typed", "NO");
                             rows.push(row);
                         }
-                        _ => column_rows(&row, table.as_ref(), base, &mut rows),
+                        View::Columns => column_rows(&row, table.as_ref(), base, &mut rows),
+                        View::TableConstraints | View::KeyColumnUsage => {
+                            key_rows(self.view, &row, table.as_ref(), &mut rows)
+                        }
+                        View::Schemata => {}
                     }
                 }
             }
@@ -305,6 +350,46 @@ fn schemata_row(catalog: &str, schema: &str) -> Row {
     };
     row.text("schema_owner", owner);
     row
+}
+
+/// `table_constraints`' row or `key_column_usage`'s rows of `table`'s
+/// primary key, if it has one (`row` holds its catalog, schema and name).
+fn key_rows(view: View, row: &Row, table: &dyn TableProvider, rows: &mut Vec<Row>) {
+    let Some(def) = (table as &dyn Any)
+        .downcast_ref::<ShardedTableProvider>()
+        .map(ShardedTableProvider::def)
+        .filter(|def| has_key(def))
+    else {
+        return;
+    };
+    let mut row = row.clone();
+    for (from, to) in [
+        ("table_catalog", "constraint_catalog"),
+        ("table_schema", "constraint_schema"),
+    ] {
+        if let Some((_, value)) = row.texts.iter().find(|(name, _)| *name == from) {
+            let value = value.clone();
+            row.text(to, value);
+        }
+    }
+    row.text("constraint_name", key_name(&def.name));
+    if let View::TableConstraints = view {
+        row.text("constraint_type", "PRIMARY KEY");
+        row.text("is_deferrable", "NO");
+        row.text("initially_deferred", "NO");
+        row.text("enforced", "YES");
+        rows.push(row);
+        return;
+    }
+    // In the table's column order, each with its place in the key.
+    let mut key: Vec<(usize, usize)> = def.primary_key.iter().copied().zip(1..).collect();
+    key.sort();
+    for (column, place) in key {
+        let mut row = row.clone();
+        row.text("column_name", def.columns[column].name.clone());
+        row.number("ordinal_position", i32::try_from(place).ok());
+        rows.push(row);
+    }
 }
 
 /// `columns`' rows of `table` (`row` holds its catalog, schema and name).

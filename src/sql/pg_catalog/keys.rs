@@ -74,7 +74,7 @@ fn derived_table(oid: i64, kind: Derived) -> Option<TableId> {
 
 /// PostgreSQL's name for a table's primary key (`makeObjectName`): the
 /// table's name, cut to fit 63 bytes with the suffix, then `_pkey`.
-fn key_name(table: &str) -> String {
+pub(super) fn key_name(table: &str) -> String {
     let mut end = table.len().min(MAX_NAME_BYTES - "_pkey".len());
     while !table.is_char_boundary(end) {
         end -= 1;
@@ -95,7 +95,7 @@ fn keyed(tables: &UserTables) -> Vec<(i32, &Arc<TableDef>)> {
     keyed
 }
 
-fn has_key(def: &TableDef) -> bool {
+pub(super) fn has_key(def: &TableDef) -> bool {
     !def.hidden_rowid && !def.primary_key.is_empty()
 }
 
