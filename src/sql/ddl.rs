@@ -175,6 +175,60 @@ fn multiple_primary_keys(table: &str) -> Error {
     )
 }
 
+/// A column's default as PostgreSQL shows it (`pg_get_expr`,
+/// `information_schema.columns`), where that differs from its text as
+/// stored: a string is a constant of the column's type (`'x'::text`,
+/// `'{}'::jsonb`), a negative number is quoted (`'-1'::integer`), an
+/// operation is parenthesized (`(1 + 2)`), and `DEFAULT NULL` is none.
+/// Rails and other ORMs read a default's value out of this form.
+pub fn shown_default(column: &ColumnDef) -> Option<String> {
+    let stored = column.default.as_ref()?;
+    let Ok(expr) = super::rewrite::parse_expr(stored) else {
+        return Some(stored.clone());
+    };
+    let typed =
+        |text: &str, type_name: &str| Some(format!("'{}'::{type_name}", text.replace('\'', "''")));
+    match &expr {
+        Expr::Value(v) if v.value == ast::Value::Null => None,
+        Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(text) => typed(text, &constant_type(&column.sql_type)),
+            _ => Some(stored.clone()),
+        },
+        Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr: inner,
+        } => match inner.as_ref() {
+            Expr::Value(v) => match &v.value {
+                ast::Value::Number(digits, _) => {
+                    let negative = format!("-{digits}");
+                    let type_name = match negative.parse::<i64>() {
+                        Ok(n) if i32::try_from(n).is_ok() => "integer",
+                        Ok(_) => "bigint",
+                        Err(_) => "numeric",
+                    };
+                    typed(&negative, type_name)
+                }
+                _ => Some(stored.clone()),
+            },
+            _ => Some(stored.clone()),
+        },
+        Expr::BinaryOp { .. } => Some(format!("({stored})")),
+        _ => Some(stored.clone()),
+    }
+}
+
+/// The name `pg_get_expr` casts a constant of `sql_type` to: the type
+/// without its modifier (`character varying`, `bpchar`, `numeric`).
+fn constant_type(sql_type: &SqlType) -> String {
+    match sql_type {
+        SqlType::Varchar(_) => "character varying".into(),
+        SqlType::Char(_) => "bpchar".into(),
+        SqlType::Numeric { .. } => "numeric".into(),
+        SqlType::Array(element) => format!("{}[]", constant_type(element)),
+        other => other.pg_name(),
+    }
+}
+
 fn checked_default(expr: &Expr, planner: &SessionState) -> Result<String> {
     // Stored as DataFusion spells it (`current_user` is `session_user`).
     let mut expr = expr.clone();

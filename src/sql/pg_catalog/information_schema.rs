@@ -32,6 +32,7 @@ use postgres_types::Kind;
 use super::keys::{has_key, key_name};
 use crate::catalog::types::sql_type_name;
 use crate::catalog::{SqlType, DATABASE, PUBLIC_SCHEMA};
+use crate::sql::ddl::shown_default;
 use crate::sql::provider::{ShardedTableProvider, INTERNAL_SCHEMA};
 use crate::sql::wire_types::pg_type;
 
@@ -403,7 +404,7 @@ fn column_rows(row: &Row, table: &dyn TableProvider, base: bool, rows: &mut Vec<
         row.text("column_name", field.name().clone());
         let position = i32::try_from(i + 1).unwrap_or(i32::MAX);
         row.number("ordinal_position", Some(position));
-        if let Some(default) = column.and_then(|c| c.default.clone()) {
+        if let Some(default) = column.and_then(shown_default) {
             row.text("column_default", default);
         }
         let nullable = column.map_or(field.is_nullable(), |c| c.nullable);

@@ -32,6 +32,7 @@ use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::pg_catalog::{PgCatalogSchemaProvider, PgCatalogStaticTables};
 use pgwire::api::Type;
 
+use super::ddl::shown_default;
 use super::provider::INTERNAL_SCHEMA;
 use crate::catalog::types::typname_of;
 use crate::catalog::{Catalog, SqlType, TableDef, DATABASE, PUBLIC_SCHEMA};
@@ -604,7 +605,7 @@ fn patch_attributes(
             type_ids[row] = oid;
         }
         typmods[row] = typmod(&column.sql_type);
-        has_defaults[row] = column.default.is_some();
+        has_defaults[row] = shown_default(column).is_some();
     }
     let schema = batch.schema();
     let mut columns = batch.columns().to_vec();
@@ -618,17 +619,18 @@ fn patch_attributes(
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// One `pg_attrdef` row per column default: its text as written.
+/// One `pg_attrdef` row per column default: its text as PostgreSQL shows
+/// it (`ddl::shown_default`).
 fn attrdefs(schema: &SchemaRef, tables: &HashMap<i32, Arc<TableDef>>) -> DFResult<RecordBatch> {
     let mut relids = Vec::new();
     let mut attnums = Vec::new();
     let mut exprs = Vec::new();
     for (&relid, def) in tables {
         for (i, column) in def.columns.iter().enumerate() {
-            if let Some(default) = &column.default {
+            if let Some(default) = shown_default(column) {
                 relids.push(relid);
                 attnums.push(i as i16 + 1);
-                exprs.push(default.clone());
+                exprs.push(default);
             }
         }
     }
