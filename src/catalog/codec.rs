@@ -95,6 +95,7 @@ fn table_to(def: &TableDef) -> proto::Table {
             .collect(),
         primary_key: def.primary_key.iter().map(|&i| i as u32).collect(),
         hidden_rowid: def.hidden_rowid,
+        primary_key_name: def.primary_key_name.clone(),
     }
 }
 
@@ -127,6 +128,7 @@ fn table_from(table: proto::Table) -> Result<TableDef> {
         columns,
         primary_key,
         hidden_rowid: table.hidden_rowid,
+        primary_key_name: table.primary_key_name,
         derived: Default::default(),
     })
 }
@@ -260,6 +262,7 @@ mod tests {
                 .collect(),
             primary_key: vec![2, 0],
             hidden_rowid: true,
+            primary_key_name: Some("t_key".into()),
             derived: Default::default(),
         };
         assert_eq!(TableDef::from_bytes(&def.to_bytes()).unwrap(), def);

@@ -28,6 +28,8 @@ use crate::storage::{Storage, StorageBatch};
 
 pub const DATABASE: &str = "postgres";
 pub const PUBLIC_SCHEMA: &str = "public";
+/// The longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes).
+pub const MAX_NAME_BYTES: usize = 63;
 /// Name of the key column added to a table declared without a primary key.
 pub const ROWID_COLUMN: &str = "rowid";
 /// Arrow field metadata key holding a column's PostgreSQL type name where
@@ -74,6 +76,10 @@ pub struct TableDef {
     /// Indexes into `columns` of the primary key, in key order.
     pub primary_key: Vec<usize>,
     pub hidden_rowid: bool,
+    /// The primary key's name as given in CREATE TABLE (`CONSTRAINT name
+    /// PRIMARY KEY`); `None`: PostgreSQL's `<table>_pkey`
+    /// ([`TableDef::key_name`]).
+    pub primary_key_name: Option<String>,
     /// What every read of the table asks of it, worked out once.
     pub derived: Derived,
 }
@@ -130,6 +136,20 @@ impl TableDef {
     }
 
     /// How many leading columns users see.
+    /// The primary key's name (of its constraint and of its index): the
+    /// one given in CREATE TABLE, else PostgreSQL's (`makeObjectName`):
+    /// the table's name, cut to fit 63 bytes with the suffix, then `_pkey`.
+    pub fn key_name(&self) -> String {
+        if let Some(name) = &self.primary_key_name {
+            return name.clone();
+        }
+        let mut end = self.name.len().min(MAX_NAME_BYTES - "_pkey".len());
+        while !self.name.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}_pkey", &self.name[..end])
+    }
+
     pub fn visible_columns(&self) -> usize {
         self.columns.len() - usize::from(self.hidden_rowid)
     }
@@ -486,6 +506,7 @@ pub fn int_table(name: &str) -> TableDef {
         }],
         primary_key: vec![0],
         hidden_rowid: false,
+        primary_key_name: None,
         derived: Default::default(),
     }
 }
@@ -503,6 +524,22 @@ pub fn create_for_test(catalog: &Catalog, def: TableDef) -> Arc<TableDef> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_names_are_given_or_fit_postgresqls_limit() {
+        let key_name = |name: &str| int_table(name).key_name();
+        assert_eq!(key_name("orders"), "orders_pkey");
+        let long = "t".repeat(70);
+        assert_eq!(key_name(&long), format!("{}_pkey", "t".repeat(58)));
+        // Cut on a character boundary.
+        let accented = "é".repeat(40);
+        assert_eq!(key_name(&accented).len(), 58 + 5);
+        let named = TableDef {
+            primary_key_name: Some("orders_pk".into()),
+            ..int_table("orders")
+        };
+        assert_eq!(named.key_name(), "orders_pk");
+    }
 
     fn commit(storage: &Storage, catalog: &Catalog, change: SchemaChange) -> Result<()> {
         catalog.validate(&change, &[])?;

@@ -434,6 +434,7 @@ mod tests {
             }],
             primary_key: vec![0],
             hidden_rowid: false,
+            primary_key_name: None,
             derived: Default::default(),
         };
         assert_eq!(create_for_test(&catalog, def).id, TableId(TABLE));

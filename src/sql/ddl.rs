@@ -71,6 +71,7 @@ pub fn table_def(create: &CreateTable, planner: &SessionState) -> Result<TableDe
     let name = table_name(&create.name)?;
     let mut columns = Vec::with_capacity(create.columns.len() + 1);
     let mut primary_key: Vec<usize> = Vec::new();
+    let mut primary_key_name = None;
     for (index, column) in create.columns.iter().enumerate() {
         let column_name = ident_name(&column.name);
         if columns.iter().any(|c: &ColumnDef| c.name == column_name) {
@@ -95,6 +96,7 @@ pub fn table_def(create: &CreateTable, planner: &SessionState) -> Result<TableDe
                         return Err(multiple_primary_keys(&name));
                     }
                     primary_key.push(index);
+                    primary_key_name = option.name.as_ref().map(ident_name);
                 }
                 other => {
                     return Err(Error::unsupported(format!("column constraint {other}")));
@@ -109,6 +111,7 @@ pub fn table_def(create: &CreateTable, planner: &SessionState) -> Result<TableDe
                 if !primary_key.is_empty() {
                     return Err(multiple_primary_keys(&name));
                 }
+                primary_key_name = pk.name.as_ref().map(ident_name);
                 for key_column in &pk.columns {
                     let Expr::Identifier(ident) = &key_column.column.expr else {
                         return Err(Error::unsupported("a primary key on an expression"));
@@ -164,6 +167,7 @@ pub fn table_def(create: &CreateTable, planner: &SessionState) -> Result<TableDe
         columns,
         primary_key,
         hidden_rowid,
+        primary_key_name,
         derived: Default::default(),
     })
 }

@@ -298,7 +298,7 @@ pub fn insert_clauses(catalog: &dyn Tables, insert: &Insert) -> Result<InsertCla
 }
 
 /// Checks an ON CONFLICT target: it can only be the primary key (by its
-/// columns, in any order, or as the constraint `<table>_pkey`), as a table
+/// columns, in any order, or by its constraint's name), as a table
 /// has no other unique constraint yet. DO UPDATE needs one.
 fn check_conflict_target(def: &TableDef, conflict: &OnConflictClause) -> Result<()> {
     match &conflict.conflict_target {
@@ -335,7 +335,7 @@ fn check_conflict_target(def: &TableDef, conflict: &OnConflictClause) -> Result<
         }
         Some(ConflictTarget::OnConstraint(name)) => {
             let name = table_name(name)?;
-            if def.hidden_rowid || name != format!("{}_pkey", def.name) {
+            if def.hidden_rowid || name != def.key_name() {
                 return Err(Error::input(
                     InputError::UndefinedObject,
                     format!(
@@ -522,6 +522,7 @@ mod tests {
             columns: vec![column("a", SqlType::Integer), column("b", SqlType::Text)],
             primary_key: vec![0],
             hidden_rowid: false,
+            primary_key_name: None,
             derived: Default::default(),
         };
         create_for_test(&catalog, def);

@@ -429,6 +429,7 @@ pub(super) mod tests {
                 columns,
                 primary_key,
                 hidden_rowid,
+                primary_key_name: None,
                 derived: Default::default(),
             };
             create_for_test(&catalog, def);

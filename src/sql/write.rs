@@ -225,7 +225,7 @@ impl RowWriter {
     /// PostgreSQL's fields: the constraint, its table, and a DETAIL naming
     /// the key's values (`Key (id)=(1) already exists.`).
     fn duplicate_key(&self, batch: &RecordBatch, keys: &[Vec<u8>], key: &[u8]) -> Error {
-        let constraint = format!("{}_pkey", self.def.name);
+        let constraint = self.def.key_name();
         let detail = keys.iter().position(|k| k == key).map(|row| {
             let (names, values): (Vec<_>, Vec<_>) = self
                 .def

@@ -29,7 +29,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use postgres_types::Kind;
 
-use super::keys::{has_key, key_name};
+use super::keys::has_key;
 use crate::catalog::types::sql_type_name;
 use crate::catalog::{SqlType, DATABASE, PUBLIC_SCHEMA};
 use crate::sql::ddl::shown_default;
@@ -373,7 +373,7 @@ fn key_rows(view: View, row: &Row, table: &dyn TableProvider, rows: &mut Vec<Row
             row.text(to, value);
         }
     }
-    row.text("constraint_name", key_name(&def.name));
+    row.text("constraint_name", def.key_name());
     if let View::TableConstraints = view {
         row.text("constraint_type", "PRIMARY KEY");
         row.text("is_deferrable", "NO");

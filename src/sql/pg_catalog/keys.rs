@@ -1,5 +1,6 @@
 //! Primary keys in `pg_catalog`, as PostgreSQL shows them. A table's key
-//! is a unique btree index named `<table>_pkey` (a `pg_class` row of kind
+//! is a unique btree index named as its constraint (`TableDef::key_name`:
+//! the name given in CREATE TABLE, else `<table>_pkey`; a `pg_class` row of kind
 //! `i` and a `pg_index` row) behind a constraint of type `p`
 //! (`pg_constraint`). psql's `\d` prints it under "Indexes:", `\di`
 //! lists it and `\d <table>_pkey` shows its columns (`pg_attribute` rows
@@ -11,8 +12,6 @@
 //! counter of its own. A key's index and constraint get ids derived from
 //! the table's ShardForge id, above any the counter reaches
 //! ([`DERIVED_OIDS`]), so the functions find the table from the id alone.
-//! The key's name is always `<table>_pkey`: a name given in CREATE TABLE
-//! (`CONSTRAINT name PRIMARY KEY`) is not kept.
 //!
 //! `pg_index`'s `indkey` and `indoption` (PostgreSQL's int2vector) and
 //! `indclass` and `indcollation` (oidvector) are arrays, as PostgreSQL's
@@ -51,8 +50,6 @@ const HEAP: i32 = 2;
 const BTREE: i32 = 403;
 /// PostgreSQL's default collation (`pg_collation`).
 const DEFAULT_COLLATION: i32 = 100;
-/// The longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes).
-const MAX_NAME_BYTES: usize = 63;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Derived {
@@ -70,16 +67,6 @@ fn derived_table(oid: i64, kind: Derived) -> Option<TableId> {
     (offset % 2 == kind as i64)
         .then(|| u32::try_from(offset / 2).ok().map(TableId))
         .flatten()
-}
-
-/// PostgreSQL's name for a table's primary key (`makeObjectName`): the
-/// table's name, cut to fit 63 bytes with the suffix, then `_pkey`.
-pub(super) fn key_name(table: &str) -> String {
-    let mut end = table.len().min(MAX_NAME_BYTES - "_pkey".len());
-    while !table.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}_pkey", &table[..end])
 }
 
 /// The tables with a primary key (not the hidden row id), by `pg_class`
@@ -174,7 +161,7 @@ pub(super) fn classes(
             (
                 "relname",
                 Arc::new(StringArray::from_iter_values(
-                    indexes.iter().map(|(_, def)| key_name(&def.name)),
+                    indexes.iter().map(|(_, def)| def.key_name()),
                 )),
             ),
             ("relkind", Arc::new(StringArray::from(vec!["i"; n]))),
@@ -404,7 +391,7 @@ pub(super) fn constraints(schema: &SchemaRef, tables: &UserTables) -> DFResult<R
             "oid" => oids(Derived::Constraint),
             "conindid" => oids(Derived::Index),
             "conname" => Arc::new(StringArray::from_iter_values(
-                keyed.iter().map(|(_, def)| key_name(&def.name)),
+                keyed.iter().map(|(_, def)| def.key_name()),
             )),
             "connamespace" => Arc::new(Int32Array::from(vec![tables.namespace; n])),
             "contype" => text("p"),
@@ -551,7 +538,7 @@ impl KeyDefinition {
             // (`public` is always on it), else qualified.
             (Derived::Index, 0) => format!(
                 "CREATE UNIQUE INDEX {} ON {}{} USING btree ({})",
-                ident(&key_name(&def.name)),
+                ident(&def.key_name()),
                 match pretty {
                     true => String::new(),
                     false => format!("{}.", ident(PUBLIC_SCHEMA)),
@@ -663,15 +650,5 @@ mod tests {
         );
         assert_eq!(derived_table(index.into(), Derived::Constraint), None);
         assert_eq!(derived_table(16_456, Derived::Index), None);
-    }
-
-    #[test]
-    fn key_names_fit_postgresqls_limit() {
-        assert_eq!(key_name("orders"), "orders_pkey");
-        let long = "t".repeat(70);
-        assert_eq!(key_name(&long), format!("{}_pkey", "t".repeat(58)));
-        // Cut on a character boundary.
-        let accented = "é".repeat(40);
-        assert_eq!(key_name(&accented).len(), 58 + 5);
     }
 }
