@@ -276,14 +276,14 @@ fn array_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<Sq
     let Kind::Array(element) = declared.kind() else {
         return None;
     };
-    match (element, &inferred) {
-        (_, _) if *declared == Type::OID_ARRAY => None,
-        (e, Some(SqlType::Array(i)))
-            if *e == Type::NUMERIC && matches!(**i, SqlType::Numeric { .. }) =>
-        {
-            inferred
-        }
-        (e, _) => SqlType::array_of(SqlType::from_arrow(&arrow_type(e)?)?),
+    let numeric_inferred = matches!(
+        &inferred,
+        Some(SqlType::Array(e)) if matches!(**e, SqlType::Numeric { .. })
+    );
+    match *declared {
+        Type::OID_ARRAY => None,
+        Type::NUMERIC_ARRAY if numeric_inferred => inferred,
+        _ => SqlType::array_of(SqlType::from_arrow(&arrow_type(element)?)?),
     }
 }
 

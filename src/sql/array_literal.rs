@@ -13,6 +13,10 @@
 //! such a literal is left to the cast, which refuses it: arrays of more
 //! than one dimension (`{{1,2},{3,4}}`, not supported) and PostgreSQL's
 //! `[1:2]={...}` bounds among it.
+//!
+//! The same reading serves array columns' input ([`elements`], used by
+//! `copy::ColumnInput`), and a string literal beside an array in an
+//! operator is read as one ([`array_operator`]).
 
 use std::ops::ControlFlow;
 
