@@ -38,7 +38,7 @@ SQL
 
 status=0
 output=$("${psql_cmd[@]}" -c '\l' -c '\dt' -c "\\d $table" -c '\dn' -c '\dt+' -c '\l+' -c '\df' \
-    -c '\du' -c '\dT' -c '\di' -c "\\d ${table}_pkey" -c "\\d+ $table" 2>&1) || status=$?
+    -c '\du' -c '\dT' -c '\di' -c "\\d ${table}_pkey" -c "\\d+ $table" -c '\db' -c '\do' -c '\dc' 2>&1) || status=$?
 "${psql_cmd[@]}" -q -c "DROP TABLE IF EXISTS $table" >/dev/null 2>&1 || true
 
 show_output() {
@@ -88,6 +88,9 @@ expect=(
     "primary key, btree, for table \"public\\.$table\""
     'Storage[[:space:]]*\|[[:space:]]*Compression'  # \d+ TABLE
     'Access method: heap'
+    'pg_default[[:space:]]*\|[[:space:]]*postgres'  # \db: the built-in tablespaces
+    'List of operators'                          # \do
+    'List of conversions'                        # \dc
 )
 for pattern in "${expect[@]}"; do
     if ! grep -Eq -- "$pattern" <<<"$output"; then
@@ -109,4 +112,4 @@ SQL
 ) || fail "\\copy: $copied"
 expected=$'1,"Smith, Ann",,t\n2,Bo,"said ""hi""",f'
 [[ "$(cat "$dir/out.csv")" == "$expected" ]] || fail "\\copy round trip wrote: $(cat "$dir/out.csv")"
-echo "PASS psql: \\l, \\dt, \\d $table, \\dn, \\dt+, \\l+, \\df, \\du, \\dT, \\di, \\d INDEX, \\d+ TABLE, \\copy in and out"
+echo "PASS psql: \\l, \\dt, \\d $table, \\dn, \\dt+, \\l+, \\df, \\du, \\dT, \\di, \\d INDEX, \\d+ TABLE, \\db, \\do, \\dc, \\copy in and out"

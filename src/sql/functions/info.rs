@@ -8,9 +8,13 @@
 //! - the comment functions (`obj_description`, `col_description`,
 //!   `shobj_description`) are NULL: there is no COMMENT ON, so no object
 //!   has one;
-//! - `pg_function_is_visible`, `pg_type_is_visible` and
-//!   `pg_collation_is_visible` are true: every function, type and
-//!   collation is in `pg_catalog`, which is always searched;
+//! - `pg_function_is_visible`, `pg_type_is_visible`,
+//!   `pg_collation_is_visible` and the other `*_is_visible` of objects
+//!   only `pg_catalog` holds (operators, conversions, text search
+//!   configurations, operator classes: psql's `\do`, `\dc`, `\dF`) are
+//!   true: `pg_catalog` is always searched;
+//! - `pg_tablespace_location` is empty, as PostgreSQL's for its two
+//!   built-in tablespaces, the only ones (psql's `\db`);
 //! - `pg_get_function_result` and `pg_get_function_arguments` are NULL:
 //!   there are no user functions, and the built-in ones are not described;
 //! - `pg_get_serial_sequence` is NULL: there are no sequences yet, so no
@@ -46,11 +50,24 @@ pub fn udfs() -> Vec<ScalarUDF> {
         "pg_get_function_arguments",
         "pg_get_serial_sequence",
     ];
+    udfs.push(constant(
+        "pg_tablespace_location",
+        ScalarValue::Utf8(Some(String::new())),
+    ));
     udfs.extend(texts.iter().map(|n| constant(n, ScalarValue::Utf8(None))));
     let visible = [
         "pg_function_is_visible",
         "pg_type_is_visible",
         "pg_collation_is_visible",
+        "pg_operator_is_visible",
+        "pg_opclass_is_visible",
+        "pg_opfamily_is_visible",
+        "pg_conversion_is_visible",
+        "pg_ts_config_is_visible",
+        "pg_ts_dict_is_visible",
+        "pg_ts_parser_is_visible",
+        "pg_ts_template_is_visible",
+        "pg_statistics_obj_is_visible",
     ];
     udfs.extend(
         visible
