@@ -8,7 +8,8 @@ and deletes it, queries with a filter, and rolls back a session; an upsert throu
 `insert().on_conflict_do_update()`. Then what Alembic's autogenerate, pandas and
 `Table(..., autoload_with=engine)` do: the inspector reflects a table's columns (types,
 nullability, defaults), its primary key, indexes, unique constraints and foreign keys,
-and a Table is loaded from the database.
+and a Table is loaded from the database. ARRAY columns: created, written from lists,
+read back, filtered with contains() and any_(), and reflected as ARRAY types.
 
 Usage: sqlalchemy_check.py [--host 127.0.0.1] [--port 5432]
 Prints one line `PASS sqlalchemy ...` or `FAIL sqlalchemy: ...`; exit status 0 on PASS.
@@ -20,7 +21,7 @@ from decimal import Decimal
 
 import sqlalchemy
 from sqlalchemy import Numeric, String, create_engine, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -77,6 +78,7 @@ def run(args):
         row = session.execute(select(Account.name, Account.balance).where(Account.id == 2)).one()
         check(tuple(row) == ("upserted", Decimal("5.00")), f"upsert gave {tuple(row)!r}")
     reflect(engine)
+    check_arrays(engine)
     Base.metadata.drop_all(engine)
     engine.dispose()
 
@@ -118,6 +120,35 @@ def reflect(engine):
         conn.exec_driver_sql("DROP TABLE compat_sa_reflected")
 
 
+def check_arrays(engine):
+    metadata = sqlalchemy.MetaData()
+    table = sqlalchemy.Table(
+        "compat_sa_arrays", metadata,
+        sqlalchemy.Column("id", sqlalchemy.Integer, primary_key=True, autoincrement=False),
+        sqlalchemy.Column("tags", ARRAY(sqlalchemy.Text)),
+        sqlalchemy.Column("nums", ARRAY(Numeric(8, 2))))
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": 1, "tags": ["a", "b c", None], "nums": [1.5]},
+                                      {"id": 2, "tags": [], "nums": None}])
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(select(table).order_by(table.c.id))]
+        check(rows == [(1, ["a", "b c", None], [Decimal("1.50")]), (2, [], None)],
+              f"ARRAY columns read back as {rows!r}")
+        found = conn.execute(select(table.c.id).where(table.c.tags.contains(["a"]))).all()
+        check([tuple(r) for r in found] == [(1,)], f"tags.contains(['a']) found {found!r}")
+        found = conn.execute(select(table.c.id).where(
+            sqlalchemy.literal("b c") == sqlalchemy.any_(table.c.tags))).all()
+        check([tuple(r) for r in found] == [(1,)], f"'b c' = any_(tags) found {found!r}")
+    columns = [(c["name"], repr(c["type"])) for c in sqlalchemy.inspect(engine).get_columns(
+        "compat_sa_arrays")]
+    check(columns == [("id", "INTEGER()"), ("tags", "ARRAY(TEXT())"),
+                      ("nums", "ARRAY(NUMERIC(precision=8, scale=2))")],
+          f"ARRAY columns reflected as {columns!r}")
+    metadata.drop_all(engine)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -132,7 +163,8 @@ def main():
         print(f"FAIL sqlalchemy: {type(e).__name__}: {str(e).splitlines()[0]}")
         return 1
     print(f"PASS sqlalchemy {sqlalchemy.__version__}: connect, create_all, ORM insert/get/"
-          "update/delete/query/rollback, on_conflict_do_update, inspector reflection, autoload")
+          "update/delete/query/rollback, on_conflict_do_update, inspector reflection, autoload, "
+          "ARRAY columns")
     return 0
 
 
