@@ -677,7 +677,8 @@ def check_array_columns(conn):
 def check_named_cursors(conn, names):
     """Server-side cursors as psycopg runs them: DECLARE with bound parameters,
     Describe of the cursor's portal, FETCH FORWARD itersize at a time (binary);
-    a WITH HOLD cursor read after its transaction committed, and scroll() (MOVE)."""
+    a WITH HOLD cursor read after its transaction committed, and scroll() (MOVE); a
+    scrollable cursor (SCROLL) moved back with scroll(-2) and to the start."""
     conn.autocommit = False
     want = [(row_id, *values) for row_id, values in ROWS if row_id >= 2]
     with conn.cursor(name="compat_named", binary=True) as cur:
@@ -695,6 +696,14 @@ def check_named_cursors(conn, names):
         check(cur.fetchone() == (1,), "WITH HOLD cursor's first row after COMMIT")
         cur.scroll(1)
         check(cur.fetchall() == [(3,), (4,)], "WITH HOLD cursor after scroll(1)")
+    conn.commit()
+    with conn.cursor(name="compat_scroll", scrollable=True) as cur:
+        cur.execute(f"SELECT id FROM {TABLE} WHERE id <= %s ORDER BY id", (len(ROWS),))
+        check(cur.fetchmany(3) == [(1,), (2,), (3,)], "scrollable cursor's first 3 rows")
+        cur.scroll(-2)
+        check(cur.fetchone() == (2,), "scrollable cursor after scroll(-2)")
+        cur.scroll(0, mode="absolute")
+        check(cur.fetchall() == [(1,), (2,), (3,), (4,)], "scrollable cursor after scroll(0, absolute)")
     conn.commit()
     conn.autocommit = True
 

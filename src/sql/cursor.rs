@@ -7,13 +7,16 @@
 //! holds one batch. It reads at its transaction's snapshot and ends with
 //! it, unless declared WITH HOLD: such a cursor's remaining rows are read
 //! when its transaction commits (and kept in memory, up to
-//! [`MAX_HELD_BYTES`]; PostgreSQL spills them to disk). Cursors scan
-//! forward only (as a PostgreSQL cursor declared NO SCROLL): FETCH NEXT,
-//! FORWARD, ALL, a count, RELATIVE n > 0; backward directions are 55000.
+//! [`MAX_HELD_BYTES`]; PostgreSQL spills them to disk). A cursor scans
+//! forward only (FETCH NEXT, FORWARD, ALL, a count, RELATIVE n > 0;
+//! backward directions are 55000), as PostgreSQL's may when not declared
+//! SCROLL, unless declared SCROLL: then it keeps every row it read (up to
+//! [`MAX_HELD_BYTES`] too) and moves both ways ([`Scrollback`]): PRIOR,
+//! FIRST, LAST, ABSOLUTE, RELATIVE, BACKWARD, as PostgreSQL's does.
 
 use std::sync::Mutex;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{RecordBatch, UInt32Array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::sql::sqlparser::ast::{
@@ -42,6 +45,34 @@ pub struct Cursor {
     pending: Option<RecordBatch>,
     /// Declared WITH HOLD: it outlives its transaction's commit.
     pub hold: bool,
+    /// Declared SCROLL: the rows read so far, and where it stands.
+    scroll: Option<Scrollback>,
+}
+
+/// What a SCROLL cursor keeps: every row read so far, in order, and its
+/// position among them as PostgreSQL counts it (0: before the first row,
+/// n: on row n, one past the last: after the end).
+#[derive(Default)]
+struct Scrollback {
+    read: Vec<RecordBatch>,
+    /// Rows in `read`.
+    rows: u64,
+    bytes: usize,
+    /// Every row was read: `rows` is the cursor's whole count.
+    done: bool,
+    position: u64,
+}
+
+/// A SCROLL cursor's move, in PostgreSQL's terms.
+enum Move {
+    /// The next rows (None: all of them).
+    Forward(Option<u64>),
+    /// The rows before, nearest first.
+    Backward(Option<u64>),
+    /// To row n (from the end when negative; 0: before the first).
+    Absolute(i64),
+    /// To the row n from here (0: this one again).
+    Relative(i64),
 }
 
 enum Rows {
@@ -61,12 +92,18 @@ pub struct Step {
 }
 
 impl Cursor {
-    pub fn new(schema: SchemaRef, stream: SendableRecordBatchStream, hold: bool) -> Self {
+    pub fn new(
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        hold: bool,
+        scroll: bool,
+    ) -> Self {
         Cursor {
             schema,
             rows: Rows::Streaming(Mutex::new(stream)),
             pending: None,
             hold,
+            scroll: scroll.then(Scrollback::default),
         }
     }
 
@@ -78,18 +115,18 @@ impl Cursor {
     /// Reads the rest of its rows into memory, so that it outlives its
     /// transaction (a WITH HOLD cursor at commit).
     pub async fn hold_rows(&mut self) -> Result<()> {
+        if self.scroll.is_some() {
+            // It keeps what it reads: all of it, then no stream.
+            self.read_up_to(u64::MAX).await?;
+            self.rows = Rows::Held(Vec::new().into_iter());
+            return Ok(());
+        }
         let mut held: Vec<RecordBatch> = self.pending.take().into_iter().collect();
         let mut bytes = 0;
         while let Some(batch) = self.next_batch().await? {
             bytes += batch.get_array_memory_size();
             if bytes > MAX_HELD_BYTES {
-                return Err(Error::input(
-                    InputError::ProgramLimitExceeded,
-                    format!(
-                        "a WITH HOLD cursor keeps at most {} MiB of rows past its transaction",
-                        MAX_HELD_BYTES >> 20
-                    ),
-                ));
+                return Err(too_many_rows("a WITH HOLD cursor", "past its transaction"));
             }
             held.push(batch);
         }
@@ -110,9 +147,118 @@ impl Cursor {
         }
     }
 
-    /// Carries out `step`: the rows it returns (kept only with `keep`: a
-    /// MOVE reads them by), and how many.
-    pub async fn fetch(&mut self, step: &Step, keep: bool) -> Result<(Vec<RecordBatch>, u64)> {
+    /// Carries out a FETCH (`keep`) or a MOVE in `direction`: the rows it
+    /// returns (kept only with `keep`: a MOVE reads them by), and how many.
+    pub async fn fetch(
+        &mut self,
+        direction: &FetchDirection,
+        keep: bool,
+    ) -> Result<(Vec<RecordBatch>, u64)> {
+        match self.scroll.is_some() {
+            true => self.scroll_by(scroll_move(direction)?, keep).await,
+            false => self.fetch_forward(&step(direction)?, keep).await,
+        }
+    }
+
+    /// Reads a SCROLL cursor's rows until it holds `rows` of them, or all.
+    async fn read_up_to(&mut self, rows: u64) -> Result<()> {
+        loop {
+            let kept = self.scroll.as_ref().ok_or_else(poisoned)?;
+            if kept.done || kept.rows >= rows {
+                return Ok(());
+            }
+            let batch = self.next_batch().await?;
+            let kept = self.scroll.as_mut().ok_or_else(poisoned)?;
+            match batch {
+                None => kept.done = true,
+                Some(batch) => {
+                    kept.bytes += batch.get_array_memory_size();
+                    if kept.bytes > MAX_HELD_BYTES {
+                        return Err(too_many_rows("a SCROLL cursor", "it read"));
+                    }
+                    kept.rows += batch.num_rows() as u64;
+                    kept.read.push(batch);
+                }
+            }
+        }
+    }
+
+    /// Carries out a SCROLL cursor's move, as PostgreSQL's `PortalRunSelect`
+    /// and `DoPortalRunFetch` do.
+    async fn scroll_by(&mut self, to: Move, keep: bool) -> Result<(Vec<RecordBatch>, u64)> {
+        let position = self.scroll.as_ref().ok_or_else(poisoned)?.position;
+        // The row to go to, for ABSOLUTE and RELATIVE.
+        let target = match to {
+            Move::Absolute(n) if n < 0 => {
+                self.read_up_to(u64::MAX).await?;
+                let rows = self.scroll.as_ref().ok_or_else(poisoned)?.rows;
+                Some(i128::from(rows) + 1 + i128::from(n))
+            }
+            Move::Absolute(n) => Some(i128::from(n)),
+            Move::Relative(n) => Some(i128::from(position) + i128::from(n)),
+            _ => None,
+        };
+        if let Some(target) = target {
+            let target = u64::try_from(target.max(0)).unwrap_or(u64::MAX);
+            self.read_up_to(target).await?;
+            let kept = self.scroll.as_mut().ok_or_else(poisoned)?;
+            if target == 0 {
+                kept.position = 0;
+                return Ok((Vec::new(), 0));
+            }
+            if target > kept.rows {
+                kept.position = kept.rows + 1;
+                return Ok((Vec::new(), 0));
+            }
+            kept.position = target;
+            return Ok((kept.slice(target, target, keep)?, 1));
+        }
+        match to {
+            Move::Forward(count) => {
+                let want = count.unwrap_or(u64::MAX);
+                self.read_up_to(position.saturating_add(want)).await?;
+                let kept = self.scroll.as_mut().ok_or_else(poisoned)?;
+                let first = position + 1;
+                let last = position.saturating_add(want).min(kept.rows);
+                let count = (last + 1).saturating_sub(first);
+                kept.position = match count < want {
+                    true => kept.rows + 1,
+                    false => last,
+                };
+                let rows = match count {
+                    0 => Vec::new(),
+                    _ => kept.slice(first, last, keep)?,
+                };
+                Ok((rows, count))
+            }
+            Move::Backward(count) => {
+                let want = count.unwrap_or(u64::MAX);
+                let kept = self.scroll.as_mut().ok_or_else(poisoned)?;
+                let last = position.saturating_sub(1).min(kept.rows);
+                let first = position.saturating_sub(want).max(1);
+                let count = (last + 1).saturating_sub(first);
+                kept.position = match count < want {
+                    true => 0,
+                    false => first,
+                };
+                let rows = match count {
+                    0 => Vec::new(),
+                    _ => kept
+                        .slice(first, last, keep)?
+                        .into_iter()
+                        .rev()
+                        .map(reversed)
+                        .collect::<Result<_>>()?,
+                };
+                Ok((rows, count))
+            }
+            Move::Absolute(_) | Move::Relative(_) => Ok((Vec::new(), 0)),
+        }
+    }
+
+    /// Carries out `step`, forward: the rows it returns (kept only with
+    /// `keep`), and how many.
+    async fn fetch_forward(&mut self, step: &Step, keep: bool) -> Result<(Vec<RecordBatch>, u64)> {
         let mut skip = step.skip;
         let mut want = step.take.unwrap_or(u64::MAX);
         let mut rows = Vec::new();
@@ -139,14 +285,82 @@ impl Cursor {
     }
 }
 
+impl Scrollback {
+    /// Rows `first..=last` (counted from 1) of those read, in order (none
+    /// unless `keep`).
+    fn slice(&self, first: u64, last: u64, keep: bool) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        if !keep {
+            return Ok(out);
+        }
+        let mut start = 1;
+        for batch in &self.read {
+            let end = start + batch.num_rows() as u64;
+            // The batch's rows are start..end.
+            let from = first.max(start);
+            let to = (last + 1).min(end);
+            if from < to {
+                out.push(batch.slice((from - start) as usize, (to - from) as usize));
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+}
+
+/// `batch`'s rows last first.
+fn reversed(batch: RecordBatch) -> Result<RecordBatch> {
+    let n = batch.num_rows() as u32;
+    let indices = UInt32Array::from_iter_values((0..n).rev());
+    Ok(datafusion::arrow::compute::take_record_batch(
+        &batch, &indices,
+    )?)
+}
+
+fn too_many_rows(what: &str, which: &str) -> Error {
+    Error::input(
+        InputError::ProgramLimitExceeded,
+        format!(
+            "{what} keeps at most {} MiB of rows {which}",
+            MAX_HELD_BYTES >> 20
+        ),
+    )
+}
+
+/// A SCROLL cursor's move in `direction`.
+fn scroll_move(direction: &FetchDirection) -> Result<Move> {
+    let signed = |n: i64, forward: bool| match (n, forward) {
+        (0, _) => Move::Relative(0),
+        (n, true) if n > 0 => Move::Forward(Some(n as u64)),
+        (n, true) => Move::Backward(Some(n.unsigned_abs())),
+        (n, false) if n > 0 => Move::Backward(Some(n as u64)),
+        (n, false) => Move::Forward(Some(n.unsigned_abs())),
+    };
+    Ok(match direction {
+        FetchDirection::Next => Move::Forward(Some(1)),
+        FetchDirection::Prior => Move::Backward(Some(1)),
+        FetchDirection::First => Move::Absolute(1),
+        FetchDirection::Last => Move::Absolute(-1),
+        FetchDirection::Absolute { limit } => Move::Absolute(count(limit)?),
+        FetchDirection::Relative { limit } => Move::Relative(count(limit)?),
+        FetchDirection::Count { limit } => signed(count(limit)?, true),
+        FetchDirection::Forward { limit } => signed(limit.as_ref().map_or(Ok(1), count)?, true),
+        FetchDirection::Backward { limit } => signed(limit.as_ref().map_or(Ok(1), count)?, false),
+        FetchDirection::All | FetchDirection::ForwardAll => Move::Forward(None),
+        FetchDirection::BackwardAll => Move::Backward(None),
+    })
+}
+
+/// A FETCH's count.
+fn count(value: &ValueWithSpan) -> Result<i64> {
+    match &value.value {
+        Value::Number(n, _) => n.parse().map_err(|_| syntax(n)),
+        other => Err(syntax(&other.to_string())),
+    }
+}
+
 /// The rows a FETCH direction reads; 55000 for the backward ones.
 pub fn step(direction: &FetchDirection) -> Result<Step> {
-    let count = |value: &ValueWithSpan| -> Result<i64> {
-        match &value.value {
-            Value::Number(n, _) => n.parse().map_err(|_| syntax(n)),
-            other => Err(syntax(&other.to_string())),
-        }
-    };
     let forward = |n: i64| match n {
         n if n >= 0 => Ok(Step {
             skip: 0,
@@ -187,7 +401,7 @@ fn syntax(near: &str) -> Error {
 fn forward_only() -> Error {
     Error::input(
         InputError::ObjectNotInPrerequisiteState,
-        "cursor can only scan forward (ShardForge's cursors are NO SCROLL)",
+        "cursor can only scan forward (declare it SCROLL to move backward)",
     )
 }
 
@@ -209,7 +423,17 @@ pub fn parse_fetch_or_move(sql: &str) -> Option<Statement> {
         Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("move") => true,
         _ => return None,
     };
-    let rest: Vec<Token> = words.collect();
+    // A negative count is one number (`ABSOLUTE -2`).
+    let mut rest: Vec<Token> = Vec::new();
+    for token in words {
+        match (rest.last(), token) {
+            (Some(Token::Minus), Token::Number(n, long)) => {
+                rest.pop();
+                rest.push(Token::Number(format!("-{n}"), long));
+            }
+            (_, token) => rest.push(token),
+        }
+    }
     // The cursor's name is last; FROM or IN may come before it.
     let (name, before) = rest.split_last()?;
     let Token::Word(name) = name else {
@@ -313,6 +537,20 @@ mod tests {
             })
         );
         assert!(parse_fetch_or_move("FETCH PRIOR FROM c").is_some());
+        assert!(matches!(
+            parse_fetch_or_move("FETCH ABSOLUTE -2 FROM c"),
+            Some(Statement::Fetch {
+                direction: FetchDirection::Absolute { .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_fetch_or_move("MOVE -3 IN c"),
+            Some(Statement::Fetch {
+                direction: FetchDirection::Count { .. },
+                ..
+            })
+        ));
         assert!(parsed("FETCH PRIOR FROM c").is_none());
         assert!(parse_fetch_or_move("SELECT 1").is_none());
         assert!(parse_fetch_or_move("FETCH 1 2 3 c").is_none());

@@ -13,7 +13,7 @@ use crate::sql::cursor::{self, Cursor};
 use crate::sql::ddl::ident_name;
 
 impl Session {
-    /// `DECLARE name [NO SCROLL] CURSOR [WITH[OUT] HOLD] FOR query`.
+    /// `DECLARE name [[NO] SCROLL] CURSOR [WITH[OUT] HOLD] FOR query`.
     pub(super) async fn declare(
         &mut self,
         declares: &[Declare],
@@ -31,9 +31,6 @@ impl Session {
         };
         if declare.binary == Some(true) {
             return Err(Error::unsupported("BINARY cursors"));
-        }
-        if declare.scroll == Some(true) {
-            return Err(Error::unsupported("SCROLL cursors"));
         }
         let hold = declare.hold == Some(true);
         let in_block = self.state != TxnState::Idle && !self.implicit;
@@ -54,7 +51,8 @@ impl Session {
             .plan_query(&Statement::Query(query.clone()), params)
             .await?;
         let (schema, stream) = self.stream(plan).await?;
-        let mut cursor = Cursor::new(schema, stream, hold);
+        let scroll = declare.scroll == Some(true);
+        let mut cursor = Cursor::new(schema, stream, hold, scroll);
         // Its transaction is this statement's own: it ends now.
         if hold && !in_block {
             cursor.hold_rows().await?;
@@ -74,9 +72,8 @@ impl Session {
         if into.is_some() && !moving {
             return Err(Error::unsupported("FETCH ... INTO"));
         }
-        let step = cursor::step(direction)?;
         let cursor = self.cursor(name)?;
-        let (rows, count) = cursor.fetch(&step, !moving).await?;
+        let (rows, count) = cursor.fetch(direction, !moving).await?;
         if moving {
             return Ok(Output::Command(format!("MOVE {count}")));
         }
