@@ -115,9 +115,9 @@ impl Cursor {
     /// Reads the rest of its rows into memory, so that it outlives its
     /// transaction (a WITH HOLD cursor at commit).
     pub async fn hold_rows(&mut self) -> Result<()> {
-        if self.scroll.is_some() {
+        if let Some(kept) = &mut self.scroll {
             // It keeps what it reads: all of it, then no stream.
-            self.read_up_to(u64::MAX).await?;
+            kept.read_up_to(&mut self.rows, u64::MAX).await?;
             self.rows = Rows::Held(Vec::new().into_iter());
             return Ok(());
         }
@@ -138,13 +138,7 @@ impl Cursor {
         if let Some(batch) = self.pending.take() {
             return Ok(Some(batch));
         }
-        match &mut self.rows {
-            Rows::Streaming(stream) => {
-                let stream = stream.get_mut().map_err(|_| poisoned())?;
-                stream.next().await.transpose().map_err(classify)
-            }
-            Rows::Held(batches) => Ok(batches.next()),
-        }
+        next_from(&mut self.rows).await
     }
 
     /// Carries out a FETCH (`keep`) or a MOVE in `direction`: the rows it
@@ -154,105 +148,9 @@ impl Cursor {
         direction: &FetchDirection,
         keep: bool,
     ) -> Result<(Vec<RecordBatch>, u64)> {
-        match self.scroll.is_some() {
-            true => self.scroll_by(scroll_move(direction)?, keep).await,
-            false => self.fetch_forward(&step(direction)?, keep).await,
-        }
-    }
-
-    /// Reads a SCROLL cursor's rows until it holds `rows` of them, or all.
-    async fn read_up_to(&mut self, rows: u64) -> Result<()> {
-        loop {
-            let kept = self.scroll.as_ref().ok_or_else(poisoned)?;
-            if kept.done || kept.rows >= rows {
-                return Ok(());
-            }
-            let batch = self.next_batch().await?;
-            let kept = self.scroll.as_mut().ok_or_else(poisoned)?;
-            match batch {
-                None => kept.done = true,
-                Some(batch) => {
-                    kept.bytes += batch.get_array_memory_size();
-                    if kept.bytes > MAX_HELD_BYTES {
-                        return Err(too_many_rows("a SCROLL cursor", "it read"));
-                    }
-                    kept.rows += batch.num_rows() as u64;
-                    kept.read.push(batch);
-                }
-            }
-        }
-    }
-
-    /// Carries out a SCROLL cursor's move, as PostgreSQL's `PortalRunSelect`
-    /// and `DoPortalRunFetch` do.
-    async fn scroll_by(&mut self, to: Move, keep: bool) -> Result<(Vec<RecordBatch>, u64)> {
-        let position = self.scroll.as_ref().ok_or_else(poisoned)?.position;
-        // The row to go to, for ABSOLUTE and RELATIVE.
-        let target = match to {
-            Move::Absolute(n) if n < 0 => {
-                self.read_up_to(u64::MAX).await?;
-                let rows = self.scroll.as_ref().ok_or_else(poisoned)?.rows;
-                Some(i128::from(rows) + 1 + i128::from(n))
-            }
-            Move::Absolute(n) => Some(i128::from(n)),
-            Move::Relative(n) => Some(i128::from(position) + i128::from(n)),
-            _ => None,
-        };
-        if let Some(target) = target {
-            let target = u64::try_from(target.max(0)).unwrap_or(u64::MAX);
-            self.read_up_to(target).await?;
-            let kept = self.scroll.as_mut().ok_or_else(poisoned)?;
-            if target == 0 {
-                kept.position = 0;
-                return Ok((Vec::new(), 0));
-            }
-            if target > kept.rows {
-                kept.position = kept.rows + 1;
-                return Ok((Vec::new(), 0));
-            }
-            kept.position = target;
-            return Ok((kept.slice(target, target, keep)?, 1));
-        }
-        match to {
-            Move::Forward(count) => {
-                let want = count.unwrap_or(u64::MAX);
-                self.read_up_to(position.saturating_add(want)).await?;
-                let kept = self.scroll.as_mut().ok_or_else(poisoned)?;
-                let first = position + 1;
-                let last = position.saturating_add(want).min(kept.rows);
-                let count = (last + 1).saturating_sub(first);
-                kept.position = match count < want {
-                    true => kept.rows + 1,
-                    false => last,
-                };
-                let rows = match count {
-                    0 => Vec::new(),
-                    _ => kept.slice(first, last, keep)?,
-                };
-                Ok((rows, count))
-            }
-            Move::Backward(count) => {
-                let want = count.unwrap_or(u64::MAX);
-                let kept = self.scroll.as_mut().ok_or_else(poisoned)?;
-                let last = position.saturating_sub(1).min(kept.rows);
-                let first = position.saturating_sub(want).max(1);
-                let count = (last + 1).saturating_sub(first);
-                kept.position = match count < want {
-                    true => 0,
-                    false => first,
-                };
-                let rows = match count {
-                    0 => Vec::new(),
-                    _ => kept
-                        .slice(first, last, keep)?
-                        .into_iter()
-                        .rev()
-                        .map(reversed)
-                        .collect::<Result<_>>()?,
-                };
-                Ok((rows, count))
-            }
-            Move::Absolute(_) | Move::Relative(_) => Ok((Vec::new(), 0)),
+        match &mut self.scroll {
+            Some(kept) => kept.go(&mut self.rows, scroll_move(direction)?, keep).await,
+            None => self.fetch_forward(&step(direction)?, keep).await,
         }
     }
 
@@ -285,13 +183,96 @@ impl Cursor {
     }
 }
 
+/// The next batch of `rows`.
+async fn next_from(rows: &mut Rows) -> Result<Option<RecordBatch>> {
+    match rows {
+        Rows::Streaming(stream) => {
+            let stream = stream.get_mut().map_err(|_| poisoned())?;
+            stream.next().await.transpose().map_err(classify)
+        }
+        Rows::Held(batches) => Ok(batches.next()),
+    }
+}
+
 impl Scrollback {
+    /// Reads from `source` until it holds `rows` rows, or all of them.
+    async fn read_up_to(&mut self, source: &mut Rows, rows: u64) -> Result<()> {
+        while !self.done && self.rows < rows {
+            match next_from(source).await? {
+                None => self.done = true,
+                Some(batch) => {
+                    self.bytes += batch.get_array_memory_size();
+                    if self.bytes > MAX_HELD_BYTES {
+                        return Err(too_many_rows("a SCROLL cursor", "it read"));
+                    }
+                    self.rows += batch.num_rows() as u64;
+                    self.read.push(batch);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out a move, reading from `source` as far as it needs, as
+    /// PostgreSQL's `DoPortalRunFetch` moves: the rows it returns (kept
+    /// only with `keep`), and how many.
+    async fn go(
+        &mut self,
+        source: &mut Rows,
+        to: Move,
+        keep: bool,
+    ) -> Result<(Vec<RecordBatch>, u64)> {
+        let position = self.position;
+        let target = match to {
+            Move::Forward(count) => {
+                let want = count.unwrap_or(u64::MAX);
+                self.read_up_to(source, position.saturating_add(want))
+                    .await?;
+                let (first, last) = (position + 1, position.saturating_add(want).min(self.rows));
+                let count = (last + 1).saturating_sub(first);
+                self.position = match count < want {
+                    true => self.rows + 1,
+                    false => last,
+                };
+                return Ok((self.slice(first, last, keep && count > 0), count));
+            }
+            Move::Backward(count) => {
+                let want = count.unwrap_or(u64::MAX);
+                let last = position.saturating_sub(1).min(self.rows);
+                let first = position.saturating_sub(want).max(1);
+                let count = (last + 1).saturating_sub(first);
+                self.position = match count < want {
+                    true => 0,
+                    false => first,
+                };
+                let rows = self.slice(first, last, keep && count > 0);
+                let rows = rows.into_iter().rev().map(reversed);
+                return Ok((rows.collect::<Result<_>>()?, count));
+            }
+            Move::Absolute(n) if n < 0 => {
+                self.read_up_to(source, u64::MAX).await?;
+                i128::from(self.rows) + 1 + i128::from(n)
+            }
+            Move::Absolute(n) => i128::from(n),
+            Move::Relative(n) => i128::from(position) + i128::from(n),
+        };
+        // ABSOLUTE and RELATIVE: onto one row, or off either end.
+        let target = u64::try_from(target.max(0)).unwrap_or(u64::MAX);
+        self.read_up_to(source, target).await?;
+        if target == 0 || target > self.rows {
+            self.position = if target == 0 { 0 } else { self.rows + 1 };
+            return Ok((Vec::new(), 0));
+        }
+        self.position = target;
+        Ok((self.slice(target, target, keep), 1))
+    }
+
     /// Rows `first..=last` (counted from 1) of those read, in order (none
     /// unless `keep`).
-    fn slice(&self, first: u64, last: u64, keep: bool) -> Result<Vec<RecordBatch>> {
+    fn slice(&self, first: u64, last: u64, keep: bool) -> Vec<RecordBatch> {
         let mut out = Vec::new();
         if !keep {
-            return Ok(out);
+            return out;
         }
         let mut start = 1;
         for batch in &self.read {
@@ -304,7 +285,7 @@ impl Scrollback {
             }
             start = end;
         }
-        Ok(out)
+        out
     }
 }
 
