@@ -235,7 +235,7 @@ impl ColumnInput {
             Builder::Date(b) => b.append_value(date(text)?),
             Builder::Time(b) => b.append_value(time(text)?),
             Builder::Timestamp(b, zone) => b.append_value(timestamp(text, zone.as_ref())?),
-            Builder::Bytea(b) => b.append_value(bytea(text)?),
+            Builder::Bytea(b) => b.append_value(crate::sql::functions::bytea_input(text)?),
             Builder::Uuid(b) => b.append_value(crate::sql::uuid::parse(text)?)?,
             Builder::Json(b, flavor) => b.append_value(stored_text(text, *flavor)?),
             Builder::Interval(b) => b.append_value(crate::sql::interval::parse(text)?),
@@ -723,59 +723,6 @@ fn split_offset(text: &str) -> Option<(&str, Option<i64>)> {
     Some((text[..sign_at].trim_end(), Some(sign * seconds)))
 }
 
-/// A bytea as `byteain` reads it: `\x` and hex digit pairs (whitespace
-/// between pairs allowed), or the escape format (`\\`, `\ooo` octal, other
-/// bytes as they are).
-fn bytea(text: &str) -> Result<Vec<u8>> {
-    let bad = || invalid(InputError::InvalidText, "bytea", text);
-    if let Some(hex) = text.strip_prefix("\\x") {
-        let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if !digits.len().is_multiple_of(2) {
-            return Err(Error::input(
-                InputError::InvalidParameterValue,
-                "invalid hexadecimal data: odd number of digits",
-            ));
-        }
-        return digits
-            .chunks(2)
-            .map(|pair| {
-                std::str::from_utf8(pair)
-                    .ok()
-                    .and_then(|p| u8::from_str_radix(p, 16).ok())
-                    .ok_or_else(|| {
-                        Error::input(
-                            InputError::InvalidParameterValue,
-                            format!(
-                                "invalid hexadecimal digit: \"{}\"",
-                                String::from_utf8_lossy(pair)
-                            ),
-                        )
-                    })
-            })
-            .collect();
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'\\' {
-            out.push(bytes[i]);
-            i += 1;
-        } else if bytes.get(i + 1) == Some(&b'\\') {
-            out.push(b'\\');
-            i += 2;
-        } else {
-            let octal = bytes.get(i + 1..i + 4).ok_or_else(bad)?;
-            if !octal.iter().all(|b| (b'0'..=b'7').contains(b)) || octal[0] > b'3' {
-                return Err(bad());
-            }
-            out.push(octal.iter().fold(0, |acc, d| acc * 8 + (d - b'0')));
-            i += 4;
-        }
-    }
-    Ok(out)
-}
-
 /// The bytes of a binary value of a fixed-width type.
 fn fixed<const N: usize>(bytes: &[u8], type_name: &str) -> Result<[u8; N]> {
     bytes.try_into().map_err(|_| {
@@ -939,14 +886,6 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn bytea_in_hex_and_escape_forms() {
-        assert_eq!(bytea("\\x01ff 0a").unwrap(), vec![1, 255, 10]);
-        assert_eq!(bytea("a\\\\b\\001").unwrap(), b"a\\b\x01".to_vec());
-        assert!(bytea("\\x0").is_err());
-        assert!(bytea("\\9").is_err());
     }
 
     #[test]

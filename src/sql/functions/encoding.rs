@@ -283,6 +283,9 @@ mod tests {
         assert!(hex_decoded("0").is_err());
         assert!(hex_decoded("zz").is_err());
         assert_eq!(bytea_input("\\x0001ff").unwrap(), vec![0, 1, 255]);
+        // As COPY reads a bytea field too.
+        assert_eq!(bytea_input("\\x01ff 0a").unwrap(), vec![1, 255, 10]);
+        assert_eq!(bytea_input("a\\\\b\\001").unwrap(), b"a\\b\x01".to_vec());
         assert_eq!(bytea_input("\\x").unwrap(), Vec::<u8>::new());
         assert_eq!(bytea_input("a\\000b\\\\").unwrap(), b"a\0b\\".to_vec());
         assert!(bytea_input("\\x0").is_err());
