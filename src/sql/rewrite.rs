@@ -97,8 +97,25 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
             })
             .collect()
     };
+    // The type a string literal is cast to for its column, where the
+    // planner would not assign text (PostgreSQL reads the untyped literal
+    // as the column's type): a uuid, and an array (whose input function
+    // the cast reaches; the planner refuses text for `uuid[]` as it stands).
+    let literal_types = targets
+        .iter()
+        .map(|target| match target.map(|i| &def.columns[i].sql_type) {
+            Some(SqlType::Uuid) => Ok(Some(DataType::Uuid)),
+            Some(array @ SqlType::Array(_)) => {
+                match parse_expr(&format!("CAST(NULL AS {})", array.cast_sql()))? {
+                    Expr::Cast { data_type, .. } => Ok(Some(data_type)),
+                    _ => Ok(None),
+                }
+            }
+            _ => Ok(None),
+        })
+        .collect::<Result<Vec<_>>>()?;
     for row in &mut values.rows {
-        for (value, target) in row.content.iter_mut().zip(&targets) {
+        for (at, (value, target)) in row.content.iter_mut().zip(&targets).enumerate() {
             let Some(index) = *target else { continue };
             if is_default(value) {
                 *value = default_value(&def, index)?;
@@ -108,17 +125,8 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
                 }
             } else if matches!(def.columns[index].sql_type, SqlType::Real | SqlType::Double) {
                 float_literal(value);
-            } else if def.columns[index].sql_type == SqlType::Uuid {
-                typed_literal(value, DataType::Uuid);
-            } else if let SqlType::Array(_) = &def.columns[index].sql_type {
-                // A text array reaches the array's input function as a
-                // cast (the planner refuses text for `uuid[]` as it stands).
-                if let Expr::Cast { data_type, .. } = parse_expr(&format!(
-                    "CAST(NULL AS {})",
-                    def.columns[index].sql_type.cast_sql()
-                ))? {
-                    typed_literal(value, data_type);
-                }
+            } else if let Some(data_type) = &literal_types[at] {
+                typed_literal(value, data_type.clone());
             }
         }
     }
@@ -788,9 +796,7 @@ pub fn bytea_casts(stmt: &mut Statement) -> Result<()> {
     }
 }
 
-/// A string literal for a column of `data_type` (a uuid, an array), cast
-/// to it: DataFusion would not assign text to it (PostgreSQL reads the
-/// untyped literal as the column's type).
+/// A string literal as a cast to `data_type`.
 fn typed_literal(value: &mut Expr, data_type: DataType) {
     if matches!(value, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) {
         *value = Expr::Cast {
