@@ -177,10 +177,53 @@ enum ColumnBuilder {
 
 /// The arrays of a `List` column: their elements in one builder.
 struct ListBuilder {
-    field: FieldRef,
+    shape: ListShape,
     elements: ColumnBuilder,
+}
+
+/// Where each array of a `List` column starts and ends among its
+/// elements, and which arrays are NULL: what a `ListArray` is built from
+/// besides the elements (also used by COPY's array input).
+pub struct ListShape {
+    field: FieldRef,
     offsets: Vec<i32>,
     nulls: NullBufferBuilder,
+}
+
+impl ListShape {
+    /// The shape of a `List` of `field` elements.
+    pub fn new(field: FieldRef) -> Self {
+        Self {
+            field,
+            offsets: vec![0],
+            nulls: NullBufferBuilder::new(0),
+        }
+    }
+
+    /// An array of the next `count` elements.
+    pub fn push(&mut self, count: usize) {
+        let end = self.offsets[self.offsets.len() - 1] + count as i32;
+        self.offsets.push(end);
+        self.nulls.append_non_null();
+    }
+
+    /// A NULL array.
+    pub fn push_null(&mut self) {
+        self.offsets.push(self.offsets[self.offsets.len() - 1]);
+        self.nulls.append_null();
+    }
+
+    /// The arrays pushed since the last call, of `elements`: the elements
+    /// appended alongside the pushes (whose counts the offsets sum).
+    pub fn finish(&mut self, elements: ArrayRef) -> ListArray {
+        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        ListArray::new(
+            self.field.clone(),
+            OffsetBuffer::new(offsets.into()),
+            elements,
+            self.nulls.finish(),
+        )
+    }
 }
 
 impl ColumnBuilder {
@@ -210,10 +253,8 @@ impl ColumnBuilder {
                 Self::Interval(IntervalMonthDayNanoBuilder::new())
             }
             DataType::List(field) => Self::List(Box::new(ListBuilder {
-                field: field.clone(),
+                shape: ListShape::new(field.clone()),
                 elements: ColumnBuilder::new(field.data_type())?,
-                offsets: vec![0],
-                nulls: NullBufferBuilder::new(0),
             })),
             other => return Err(Error::Internal(format!("cannot decode a {other} column"))),
         })
@@ -236,10 +277,7 @@ impl ColumnBuilder {
             Self::Time64(b) => b.append_null(),
             Self::Timestamp(b, _) => b.append_null(),
             Self::Interval(b) => b.append_null(),
-            Self::List(b) => {
-                b.offsets.push(b.offsets[b.offsets.len() - 1]);
-                b.nulls.append_null();
-            }
+            Self::List(b) => b.shape.push_null(),
         }
     }
 
@@ -261,13 +299,8 @@ impl ColumnBuilder {
             Self::Timestamp(b, tz) => Arc::new(b.finish().with_timezone_opt(tz.clone())),
             Self::Interval(b) => Arc::new(b.finish()),
             Self::List(b) => {
-                let offsets = std::mem::replace(&mut b.offsets, vec![0]);
-                Arc::new(ListArray::try_new(
-                    b.field.clone(),
-                    OffsetBuffer::new(offsets.into()),
-                    b.elements.finish()?,
-                    b.nulls.finish(),
-                )?)
+                let elements = b.elements.finish()?;
+                Arc::new(b.shape.finish(elements))
             }
         })
     }
@@ -435,9 +468,7 @@ impl RowDecoder {
                         false => Self::append(&mut b.elements, &mut list)?,
                     }
                 }
-                let end = b.offsets[b.offsets.len() - 1] + count as i32;
-                b.offsets.push(end);
-                b.nulls.append_non_null();
+                b.shape.push(count);
             }
         }
         Ok(())

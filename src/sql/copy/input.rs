@@ -9,18 +9,17 @@
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::array::NullBufferBuilder;
 use datafusion::arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, ListArray, StringBuilder,
+    Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{i256, Field, FieldRef};
+use datafusion::arrow::datatypes::{i256, Field};
 use std::sync::Arc;
 
 use crate::catalog::SqlType;
+use crate::encoding::row::ListShape;
 use crate::error::{Error, InputError, Result};
 use crate::sql::json::{jsonb_binary_text, stored_text, Flavor};
 
@@ -79,19 +78,11 @@ fn binary_int(rest: &mut &[u8]) -> Result<i32> {
 
 /// The arrays of an array column: their elements read into one column.
 struct ArrayInput {
-    field: FieldRef,
+    shape: ListShape,
     elements: ColumnInput,
-    offsets: Vec<i32>,
-    nulls: NullBufferBuilder,
 }
 
 impl ArrayInput {
-    fn push(&mut self, count: usize) {
-        let end = self.offsets[self.offsets.len() - 1] + count as i32;
-        self.offsets.push(end);
-        self.nulls.append_non_null();
-    }
-
     /// An array in PostgreSQL's text form (`{1,NULL,"a b"}`), one
     /// dimension, each element read by the element type's input.
     fn push_text(&mut self, text: &str) -> Result<()> {
@@ -107,7 +98,7 @@ impl ArrayInput {
         for element in &elements {
             self.elements.push_text(element.as_deref())?;
         }
-        self.push(elements.len());
+        self.shape.push(elements.len());
         Ok(())
     }
 
@@ -139,23 +130,13 @@ impl ArrayInput {
         if !rest.is_empty() {
             return Err(malformed_array());
         }
-        self.push(count);
+        self.shape.push(count);
         Ok(())
     }
 
-    fn push_null(&mut self) {
-        self.offsets.push(self.offsets[self.offsets.len() - 1]);
-        self.nulls.append_null();
-    }
-
     fn finish(&mut self) -> ArrayRef {
-        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
-        Arc::new(ListArray::new(
-            self.field.clone(),
-            OffsetBuffer::new(offsets.into()),
-            self.elements.finish(),
-            self.nulls.finish(),
-        ))
+        let elements = self.elements.finish();
+        Arc::new(self.shape.finish(elements))
     }
 }
 
@@ -197,10 +178,8 @@ impl ColumnInput {
             SqlType::Jsonb => Builder::Json(StringBuilder::new(), Flavor::Jsonb),
             SqlType::Interval => Builder::Interval(IntervalMonthDayNanoBuilder::new()),
             SqlType::Array(element) => Builder::Array(Box::new(ArrayInput {
-                field: Arc::new(Field::new_list_field(element.to_arrow(), true)),
+                shape: ListShape::new(Arc::new(Field::new_list_field(element.to_arrow(), true))),
                 elements: ColumnInput::new(element, zone)?,
-                offsets: vec![0],
-                nulls: NullBufferBuilder::new(0),
             })),
         };
         Ok(Self {
@@ -324,7 +303,7 @@ impl ColumnInput {
             Builder::Uuid(b) => b.append_null(),
             Builder::Json(b, _) => b.append_null(),
             Builder::Interval(b) => b.append_null(),
-            Builder::Array(b) => b.push_null(),
+            Builder::Array(b) => b.shape.push_null(),
         }
     }
 
