@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use prost::Message;
 
+use super::types::MAX_FRACTION_DIGITS;
 use super::{ColumnDef, SchemaChange, SqlType, TableDef, TableId};
 use crate::error::{Error, Result};
 
@@ -138,6 +139,10 @@ fn type_to(sql_type: &SqlType) -> proto::SqlType {
         kind: kind as i32,
         ..Default::default()
     };
+    let with_digits = |kind: Kind, digits: Option<u8>| proto::SqlType {
+        fraction_digits: digits.map(u32::from),
+        ..of(kind)
+    };
     match *sql_type {
         SqlType::SmallInt => of(Kind::Smallint),
         SqlType::Integer => of(Kind::Integer),
@@ -160,11 +165,11 @@ fn type_to(sql_type: &SqlType) -> proto::SqlType {
             ..of(Kind::Char)
         },
         SqlType::Date => of(Kind::Date),
-        SqlType::Timestamp => of(Kind::Timestamp),
-        SqlType::TimestampTz => of(Kind::Timestamptz),
+        SqlType::Timestamp(digits) => with_digits(Kind::Timestamp, digits),
+        SqlType::TimestampTz(digits) => with_digits(Kind::Timestamptz, digits),
         SqlType::Bytea => of(Kind::Bytea),
         SqlType::Uuid => of(Kind::Uuid),
-        SqlType::Time => of(Kind::Time),
+        SqlType::Time(digits) => with_digits(Kind::Time, digits),
         SqlType::Json => of(Kind::Json),
         SqlType::Jsonb => of(Kind::Jsonb),
         SqlType::Interval => of(Kind::Interval),
@@ -178,6 +183,11 @@ fn type_to(sql_type: &SqlType) -> proto::SqlType {
 fn type_from(sql_type: &proto::SqlType) -> Result<SqlType> {
     let bad = || Error::Corrupt(format!("a column type: {sql_type:?}"));
     let kind = Kind::try_from(sql_type.kind).map_err(|_| bad())?;
+    let digits = || match sql_type.fraction_digits {
+        Some(p) if p <= u32::from(MAX_FRACTION_DIGITS) => Ok(Some(p as u8)),
+        Some(_) => Err(bad()),
+        None => Ok(None),
+    };
     if sql_type.array {
         let element = type_from(&proto::SqlType {
             array: false,
@@ -200,11 +210,11 @@ fn type_from(sql_type: &proto::SqlType) -> Result<SqlType> {
         Kind::Varchar => SqlType::Varchar(sql_type.length),
         Kind::Char => SqlType::Char(sql_type.length.ok_or_else(bad)?),
         Kind::Date => SqlType::Date,
-        Kind::Timestamp => SqlType::Timestamp,
-        Kind::Timestamptz => SqlType::TimestampTz,
+        Kind::Timestamp => SqlType::Timestamp(digits()?),
+        Kind::Timestamptz => SqlType::TimestampTz(digits()?),
         Kind::Bytea => SqlType::Bytea,
         Kind::Uuid => SqlType::Uuid,
-        Kind::Time => SqlType::Time,
+        Kind::Time => SqlType::Time(digits()?),
         Kind::Json => SqlType::Json,
         Kind::Jsonb => SqlType::Jsonb,
         Kind::Interval => SqlType::Interval,
@@ -233,14 +243,16 @@ mod tests {
             SqlType::Varchar(Some(12)),
             SqlType::Char(1),
             SqlType::Date,
-            SqlType::Timestamp,
-            SqlType::TimestampTz,
+            SqlType::Timestamp(None),
+            SqlType::TimestampTz(Some(3)),
             SqlType::Bytea,
             SqlType::Uuid,
             SqlType::Json,
             SqlType::Jsonb,
             SqlType::Interval,
-            SqlType::Time,
+            SqlType::Time(Some(0)),
+            SqlType::Timestamp(Some(6)),
+            SqlType::Array(Box::new(SqlType::Timestamp(Some(2)))),
             SqlType::Array(Box::new(SqlType::Integer)),
             SqlType::Array(Box::new(SqlType::Numeric {
                 precision: 12,

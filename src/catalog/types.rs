@@ -38,10 +38,13 @@ pub enum SqlType {
     /// characters (`sql::bpchar`).
     Char(u32),
     Date,
-    /// `time` (without time zone): microseconds since midnight.
-    Time,
-    Timestamp,
-    TimestampTz,
+    /// `time(p)` (without time zone): microseconds since midnight. The
+    /// three time types hold microseconds and keep `p` fraction digits of
+    /// their seconds, rounded as a value is written (`None`: no declared
+    /// precision, 6 digits; see [`SqlType::fraction_digits`]).
+    Time(Option<u8>),
+    Timestamp(Option<u8>),
+    TimestampTz(Option<u8>),
     Bytea,
     /// 16 bytes, FixedSizeBinary(16) (see `sql::uuid`).
     Uuid,
@@ -76,9 +79,9 @@ impl SqlType {
             | SqlType::Json
             | SqlType::Jsonb => DataType::Utf8,
             SqlType::Date => DataType::Date32,
-            SqlType::Time => DataType::Time64(TimeUnit::Microsecond),
-            SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-            SqlType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+            SqlType::Time(_) => DataType::Time64(TimeUnit::Microsecond),
+            SqlType::Timestamp(_) => DataType::Timestamp(TimeUnit::Microsecond, None),
+            SqlType::TimestampTz(_) => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
             SqlType::Bytea => DataType::Binary,
             SqlType::Uuid => DataType::FixedSizeBinary(16),
             SqlType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
@@ -107,9 +110,9 @@ impl SqlType {
             DataType::Boolean => SqlType::Boolean,
             DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => SqlType::Text,
             DataType::Date32 => SqlType::Date,
-            DataType::Time64(_) => SqlType::Time,
-            DataType::Timestamp(_, None) => SqlType::Timestamp,
-            DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
+            DataType::Time64(_) => SqlType::Time(None),
+            DataType::Timestamp(_, None) => SqlType::Timestamp(None),
+            DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz(None),
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytea,
             DataType::FixedSizeBinary(16) => SqlType::Uuid,
             DataType::Interval(IntervalUnit::MonthDayNano) => SqlType::Interval,
@@ -150,9 +153,9 @@ impl SqlType {
             | SqlType::Json
             | SqlType::Jsonb => "TEXT".into(),
             SqlType::Date => "DATE".into(),
-            SqlType::Time => "TIME".into(),
-            SqlType::Timestamp => "TIMESTAMP".into(),
-            SqlType::TimestampTz => "TIMESTAMPTZ".into(),
+            SqlType::Time(_) => "TIME".into(),
+            SqlType::Timestamp(_) => "TIMESTAMP".into(),
+            SqlType::TimestampTz(_) => "TIMESTAMPTZ".into(),
             SqlType::Bytea => "BYTEA".into(),
             SqlType::Uuid => "UUID".into(),
             SqlType::Interval => "INTERVAL".into(),
@@ -175,9 +178,9 @@ impl SqlType {
             SqlType::Varchar(Some(n)) => format!("character varying({n})"),
             SqlType::Char(n) => format!("character({n})"),
             SqlType::Date => "date".into(),
-            SqlType::Time => "time without time zone".into(),
-            SqlType::Timestamp => "timestamp without time zone".into(),
-            SqlType::TimestampTz => "timestamp with time zone".into(),
+            SqlType::Time(p) => format!("time{} without time zone", digits_suffix(*p)),
+            SqlType::Timestamp(p) => format!("timestamp{} without time zone", digits_suffix(*p)),
+            SqlType::TimestampTz(p) => format!("timestamp{} with time zone", digits_suffix(*p)),
             SqlType::Bytea => "bytea".into(),
             SqlType::Uuid => "uuid".into(),
             SqlType::Json => "json".into(),
@@ -221,6 +224,17 @@ impl SqlType {
             .ok()
     }
 
+    /// The declared fraction digits of a time type's seconds (the `3` of
+    /// `timestamp(3)`, or of `timestamp(3)[]`), which its values are
+    /// rounded to as they are written.
+    pub fn fraction_digits(&self) -> Option<u8> {
+        match self {
+            SqlType::Time(p) | SqlType::Timestamp(p) | SqlType::TimestampTz(p) => *p,
+            SqlType::Array(element) => element.fraction_digits(),
+            _ => None,
+        }
+    }
+
     /// The maximum length in characters, for `varchar(n)` and `char(n)`.
     pub fn max_chars(&self) -> Option<u32> {
         match self {
@@ -229,6 +243,15 @@ impl SqlType {
             _ => None,
         }
     }
+}
+
+/// The most fraction digits a time type keeps (microseconds), what a
+/// greater declared precision means, as in PostgreSQL.
+pub const MAX_FRACTION_DIGITS: u8 = 6;
+
+/// `(p)`, or nothing without a declared precision.
+fn digits_suffix(digits: Option<u8>) -> String {
+    digits.map(|p| format!("({p})")).unwrap_or_default()
 }
 
 /// The `pg_type` names whose SQL spelling differs, with that spelling

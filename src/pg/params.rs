@@ -233,9 +233,9 @@ fn own_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<SqlT
             scale: *s,
         }),
         DataType::Date32 => Some(SqlType::Date),
-        DataType::Time64(_) => Some(SqlType::Time),
-        DataType::Timestamp(_, None) => Some(SqlType::Timestamp),
-        DataType::Timestamp(_, Some(_)) => Some(SqlType::TimestampTz),
+        DataType::Time64(_) => Some(SqlType::Time(None)),
+        DataType::Timestamp(_, None) => Some(SqlType::Timestamp(None)),
+        DataType::Timestamp(_, Some(_)) => Some(SqlType::TimestampTz(None)),
         t if *t == UUID => Some(SqlType::Uuid),
         DataType::Interval(_) => Some(SqlType::Interval),
         _ => None,
@@ -249,9 +249,9 @@ fn own_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<SqlT
             _ => None,
         },
         Some(t) if *t == Type::DATE => Some(SqlType::Date),
-        Some(t) if *t == Type::TIME => Some(SqlType::Time),
-        Some(t) if *t == Type::TIMESTAMP => Some(SqlType::Timestamp),
-        Some(t) if *t == Type::TIMESTAMPTZ => Some(SqlType::TimestampTz),
+        Some(t) if *t == Type::TIME => Some(SqlType::Time(None)),
+        Some(t) if *t == Type::TIMESTAMP => Some(SqlType::Timestamp(None)),
+        Some(t) if *t == Type::TIMESTAMPTZ => Some(SqlType::TimestampTz(None)),
         Some(t) if *t == Type::UUID => Some(SqlType::Uuid),
         Some(t) if *t == Type::JSON => Some(SqlType::Json),
         Some(t) if *t == Type::JSONB => Some(SqlType::Jsonb),
@@ -382,10 +382,10 @@ mod tests {
         // An integer sent where a numeric is planned: decoded as sent.
         assert_eq!(own_type(Some(&Type::INT8), Some(&numeric_30_10)), None);
         let nanos = DataType::Timestamp(TimeUnit::Nanosecond, None);
-        assert_eq!(own_type(None, Some(&nanos)), Some(SqlType::Timestamp));
+        assert_eq!(own_type(None, Some(&nanos)), Some(SqlType::Timestamp(None)));
         assert_eq!(
             own_type(Some(&Type::TIMESTAMPTZ), Some(&nanos)),
-            Some(SqlType::TimestampTz)
+            Some(SqlType::TimestampTz(None))
         );
         assert_eq!(own_type(Some(&Type::TEXT), Some(&DataType::Date32)), None);
     }

@@ -16,7 +16,8 @@
 //!
 //! The same reading serves array columns' input ([`elements`], used by
 //! `copy::ColumnInput`), and a string literal beside an array in an
-//! operator is read as one ([`array_operator`]).
+//! operator is read as one ([`array_operator`]), and beside typed values
+//! in an `ARRAY[...]` as one of their type ([`array_elements`]).
 
 use std::ops::ControlFlow;
 
@@ -91,8 +92,9 @@ fn array_literal(expr: &ast::Expr) -> Option<ast::Expr> {
     .ok()
 }
 
-/// A string literal compared with an array, or beside one in `@>`, `<@`
-/// or `&&`, is read as an array of its type (`tags = '{a,b}'`), as
+/// A string literal compared with an array, or beside one in `@>`, `<@`,
+/// `&&` or `||`, is read as an array of its type (`tags = '{a,b}'`;
+/// `tags || '{c,d}'` appends two elements, not the string), as
 /// PostgreSQL reads an untyped literal; the cast is the array's input
 /// function (`datetime::text_input_cast`). Planned with the operator, so
 /// that a comparison in a select list has a type. `&&` of arrays (which
@@ -110,18 +112,13 @@ pub fn array_operator(mut expr: RawBinaryExpr, schema: &DFSchema) -> PlannerResu
             | Op::AtArrow
             | Op::ArrowAt
             | Op::PGOverlap
+            | Op::StringConcat
     ) {
         return PlannerResult::Original(expr);
     }
     let list_type = |e: &Expr| match e.get_type(schema) {
         Ok(t @ DataType::List(_)) => Some(t),
         _ => None,
-    };
-    let is_text = |e: &Expr| {
-        matches!(
-            e,
-            Expr::Literal(ScalarValue::Utf8(_) | ScalarValue::Utf8View(_), _)
-        )
     };
     if let (Some(target), true) = (list_type(&expr.left), is_text(&expr.right)) {
         expr.right = cast(expr.right, target);
@@ -136,6 +133,38 @@ pub fn array_operator(mut expr: RawBinaryExpr, schema: &DFSchema) -> PlannerResu
         }
         _ => PlannerResult::Original(expr),
     }
+}
+
+/// Whether `e` is a string literal, which PostgreSQL reads as a value of
+/// the type its context wants.
+fn is_text(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::Literal(ScalarValue::Utf8(_) | ScalarValue::Utf8View(_), _)
+    )
+}
+
+/// The elements of an `ARRAY[...]` whose other elements are all of one
+/// type, with its string literals cast to that type, as PostgreSQL
+/// resolves an untyped literal among them (`ARRAY[d, '2024-01-02']` of a
+/// date `d` is a `date[]`; DataFusion could not unify a date with a
+/// string). The cast is the type's input function where it has one
+/// (`datetime::text_input_cast`).
+pub fn array_elements(mut exprs: Vec<Expr>, schema: &DFSchema) -> Vec<Expr> {
+    let mut types = exprs
+        .iter()
+        .filter(|e| !is_text(e) && !matches!(e, Expr::Literal(ScalarValue::Null, _)))
+        .filter_map(|e| e.get_type(schema).ok());
+    let Some(target) = types.next() else {
+        return exprs;
+    };
+    if matches!(target, DataType::Utf8 | DataType::Utf8View) || types.any(|t| t != target) {
+        return exprs;
+    }
+    for e in exprs.iter_mut().filter(|e| is_text(e)) {
+        *e = cast(e.clone(), target.clone());
+    }
+    exprs
 }
 
 /// An element read: `None` for a null.

@@ -7,7 +7,9 @@
 //! ShardForge cannot store it.
 //!
 //! [`MicrosecondTimestamps`]: timestamps in SQL text count microseconds,
-//! and a cast to `timestamp(p)` rounds to `p` digits.
+//! and a cast to `time(p)` or `timestamp(p)` rounds to `p` digits
+//! ([`round_fraction`], which a column of such a type is written with
+//! too).
 //!
 //! And [`date_arithmetic`]: a date plus or minus an interval is a
 //! `timestamp`, and a date minus a date an `integer`, as in PostgreSQL
@@ -17,8 +19,9 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{plan_err, DFSchema, Result as DFResult, ScalarValue};
@@ -36,6 +39,7 @@ use super::analyze::{array_udf, like_arguments};
 use super::copy::ColumnInput;
 use super::rewrite::parse_expr;
 use super::vars::session_zone;
+use crate::catalog::types::MAX_FRACTION_DIGITS;
 use crate::catalog::SqlType;
 
 /// `CAST(text AS date | time | timestamp | timestamptz | interval |
@@ -49,9 +53,9 @@ pub fn text_input_cast(expr: &Expr, schema: &DFSchema, config: &ConfigOptions) -
     let target = field.data_type().clone();
     let sql_type = match &target {
         DataType::Date32 => SqlType::Date,
-        DataType::Time64(_) => SqlType::Time,
-        DataType::Timestamp(_, None) => SqlType::Timestamp,
-        DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
+        DataType::Time64(_) => SqlType::Time(None),
+        DataType::Timestamp(_, None) => SqlType::Timestamp(None),
+        DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz(None),
         DataType::Interval(_) => SqlType::Interval,
         // Arrow casts a string to a list as a list of that one string, so
         // `'{1,2}'` would be read as the integer `{1,2}`.
@@ -324,9 +328,9 @@ fn midnight(e: Expr, zone: &Arc<str>) -> Expr {
 /// default, nanoseconds, holds only the years 1677 to 2262, so
 /// `'1600-01-01'::timestamp` failed and a parameter of year 1600 became
 /// NULL; its seconds and milliseconds cut the fraction off, and other
-/// precisions it refused. A cast (or literal) of a precision below 6
-/// rounds the microseconds to it as PostgreSQL does
-/// ([`ROUND_TIMESTAMP`]); one above 6 is 6, as in PostgreSQL.
+/// precisions it refused (`time(0)` too). A cast (or literal) to a time
+/// type of a precision below 6 rounds the microseconds to it as
+/// PostgreSQL does ([`ROUND_TIME`]); one above 6 is 6, as in PostgreSQL.
 #[derive(Debug)]
 pub struct MicrosecondTimestamps;
 
@@ -341,15 +345,22 @@ impl SqlStatementRewriteRule for MicrosecondTimestamps {
                     ast::Expr::TypedString(typed) => &mut typed.data_type,
                     _ => return ControlFlow::Continue(()),
                 };
-                let ast::DataType::Timestamp(precision, _) = data_type else {
-                    return ControlFlow::Continue(());
+                let digits = match data_type {
+                    ast::DataType::Timestamp(precision, _) => {
+                        let digits = precision.take();
+                        *precision = Some(u64::from(MAX_FRACTION_DIGITS));
+                        digits
+                    }
+                    // DataFusion's `time` is microseconds already.
+                    ast::DataType::Time(precision, _) => precision.take(),
+                    _ => return ControlFlow::Continue(()),
                 };
-                let digits = precision.map_or(MICROSECOND_DIGITS, |p| p.min(MICROSECOND_DIGITS));
-                *precision = Some(MICROSECOND_DIGITS);
-                if digits < MICROSECOND_DIGITS {
-                    let round = ROUND_TIMESTAMP;
+                let digits = digits.map_or(MAX_FRACTION_DIGITS, |p| {
+                    p.min(u64::from(MAX_FRACTION_DIGITS)) as u8
+                });
+                if digits < MAX_FRACTION_DIGITS {
                     // Printed by the parser itself, so it parses.
-                    if let Ok(rounded) = parse_expr(&format!("{round}({expr}, {digits})")) {
+                    if let Ok(rounded) = parse_expr(&format!("{ROUND_TIME}({expr}, {digits})")) {
                         *expr = rounded;
                     }
                 }
@@ -361,35 +372,31 @@ impl SqlStatementRewriteRule for MicrosecondTimestamps {
     }
 }
 
-/// The fraction digits of a microsecond timestamp.
-const MICROSECOND_DIGITS: u64 = 6;
-
-/// The function a cast to `timestamp(p)` or `timestamptz(p)` with `p`
-/// below 6 becomes ([`MicrosecondTimestamps`]):
-/// `pg_round_timestamp(ts, p)`, `ts` a microsecond timestamp rounded to
-/// `p` fraction digits as PostgreSQL rounds it (DataFusion's second and
+/// The function a cast to `time(p)`, `timestamp(p)` or `timestamptz(p)`
+/// with `p` below 6 becomes ([`MicrosecondTimestamps`]): `pg_round_time(t,
+/// p)`, `t` rounded by [`round_fraction`] (DataFusion's second and
 /// millisecond timestamps cut the fraction off: `'10:00:00.6'::
 /// timestamp(0)` was 10:00:00, PostgreSQL's 10:00:01).
-pub const ROUND_TIMESTAMP: &str = "pg_round_timestamp";
+pub const ROUND_TIME: &str = "pg_round_time";
 
-pub fn round_timestamp() -> ScalarUDF {
-    ScalarUDF::new_from_impl(RoundTimestamp {
+pub fn round_time_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(RoundTime {
         signature: Signature::any(2, Volatility::Immutable),
     })
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct RoundTimestamp {
+struct RoundTime {
     signature: Signature,
 }
 
 /// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01, which
-/// its rounding is symmetric about.
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// its rounding of timestamps is symmetric about.
+pub const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-impl ScalarUDFImpl for RoundTimestamp {
+impl ScalarUDFImpl for RoundTime {
     fn name(&self) -> &str {
-        ROUND_TIMESTAMP
+        ROUND_TIME
     }
 
     fn signature(&self) -> &Signature {
@@ -398,40 +405,55 @@ impl ScalarUDFImpl for RoundTimestamp {
 
     fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
         match &args[0] {
-            t @ DataType::Timestamp(TimeUnit::Microsecond, _) => Ok(t.clone()),
-            other => plan_err!("{ROUND_TIMESTAMP} takes a timestamp, not {other}"),
+            t @ (DataType::Timestamp(TimeUnit::Microsecond, _)
+            | DataType::Time64(TimeUnit::Microsecond)) => Ok(t.clone()),
+            other => plan_err!("{ROUND_TIME} takes a time or timestamp, not {other}"),
         }
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        use datafusion::arrow::array::Int64Array;
-        use datafusion::arrow::compute::cast;
         let digits = match &args.args[1] {
             ColumnarValue::Scalar(s) => s.clone().cast_to(&DataType::Int64)?,
-            _ => return plan_err!("{ROUND_TIMESTAMP}: a constant precision"),
+            _ => return plan_err!("{ROUND_TIME}: a constant precision"),
         };
         let ScalarValue::Int64(Some(digits @ 0..=5)) = digits else {
-            return plan_err!("{ROUND_TIMESTAMP}: a precision of 0 to 5");
+            return plan_err!("{ROUND_TIME}: a precision of 0 to 5");
         };
-        let unit = 10i64.pow(6 - digits as u32);
         let input = args.args[0].to_array(args.number_rows)?;
-        let micros = cast(&input, &DataType::Int64)?;
-        // As `AdjustTimestampForTypmod`: half a unit away from 2000-01-01.
-        let rounded: Int64Array = micros
-            .as_primitive::<Int64Type>()
-            .iter()
-            .map(|m| {
-                m.map(|m| {
-                    let since = m - PG_EPOCH_MICROS;
-                    let rounded = match since >= 0 {
-                        true => (since + unit / 2) / unit * unit,
-                        false => -((-since + unit / 2) / unit * unit),
-                    };
-                    rounded + PG_EPOCH_MICROS
-                })
-            })
-            .collect();
-        let out = cast(&rounded, input.data_type())?;
-        like_arguments(&args.args[..1], out)
+        like_arguments(&args.args[..1], round_fraction(&input, digits as u8)?)
     }
+}
+
+/// `array`'s times rounded to `digits` fraction digits of their seconds
+/// as PostgreSQL rounds them for a `time(p)` or `timestamp(p)` (half a
+/// unit away from 2000-01-01, as `AdjustTimestampForTypmod`; a time of day
+/// up, so `23:59:59.6` is `24:00:00` in `time(0)`), and a list's
+/// elements; other arrays as they are.
+pub fn round_fraction(array: &ArrayRef, digits: u8) -> Result<ArrayRef, ArrowError> {
+    use datafusion::arrow::array::{Array, Int64Array, ListArray};
+    use datafusion::arrow::compute::cast;
+    let origin = match array.data_type() {
+        _ if digits >= MAX_FRACTION_DIGITS => return Ok(array.clone()),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => PG_EPOCH_MICROS,
+        DataType::Time64(TimeUnit::Microsecond) => 0,
+        DataType::List(field) => {
+            let list = array.as_list::<i32>();
+            let values = round_fraction(list.values(), digits)?;
+            let nulls = list.nulls().cloned();
+            let list = ListArray::try_new(field.clone(), list.offsets().clone(), values, nulls)?;
+            return Ok(Arc::new(list));
+        }
+        _ => return Ok(array.clone()),
+    };
+    let unit = 10i64.pow(u32::from(MAX_FRACTION_DIGITS - digits));
+    let micros = cast(array, &DataType::Int64)?;
+    let rounded: Int64Array = micros.as_primitive::<Int64Type>().unary(|m| {
+        let since = m - origin;
+        let rounded = match since >= 0 {
+            true => (since + unit / 2) / unit * unit,
+            false => -((-since + unit / 2) / unit * unit),
+        };
+        rounded + origin
+    });
+    cast(&rounded, array.data_type())
 }

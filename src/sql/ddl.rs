@@ -10,8 +10,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::catalog::{
-    types::NUMERIC_MAX_PRECISION, ColumnDef, SqlType, TableDef, TableId, PUBLIC_SCHEMA,
-    ROWID_COLUMN,
+    types::{MAX_FRACTION_DIGITS, NUMERIC_MAX_PRECISION},
+    ColumnDef, SqlType, TableDef, TableId, PUBLIC_SCHEMA, ROWID_COLUMN,
 };
 use crate::error::{Error, InputError, Result};
 
@@ -263,9 +263,15 @@ pub fn sql_type(data_type: &ast::DataType) -> Result<SqlType> {
         }
         D::Char(len) | D::Character(len) => SqlType::Char(char_length(len)?.unwrap_or(1)),
         D::Date => SqlType::Date,
-        D::Time(None, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => SqlType::Time,
-        D::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => SqlType::Timestamp,
-        D::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => SqlType::TimestampTz,
+        D::Time(p, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+            SqlType::Time(fraction_digits(p))
+        }
+        D::Timestamp(p, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+            SqlType::Timestamp(fraction_digits(p))
+        }
+        D::Timestamp(p, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => {
+            SqlType::TimestampTz(fraction_digits(p))
+        }
         D::Bytea => SqlType::Bytea,
         D::Uuid => SqlType::Uuid,
         D::JSON => SqlType::Json,
@@ -290,6 +296,12 @@ pub fn sql_type(data_type: &ast::DataType) -> Result<SqlType> {
         }
         other => return Err(Error::unsupported(format!("type {other}"))),
     })
+}
+
+/// A time type's declared precision; above 6 it is 6, as PostgreSQL
+/// takes it (with a warning).
+fn fraction_digits(precision: &Option<u64>) -> Option<u8> {
+    precision.map(|p| p.min(u64::from(MAX_FRACTION_DIGITS)) as u8)
 }
 
 fn numeric(info: &ExactNumberInfo) -> Result<SqlType> {

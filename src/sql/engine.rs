@@ -139,7 +139,7 @@ impl SqlEngine {
             ctx.register_udf(justify);
         }
         ctx.register_udf(super::subqueries::pg_single_row());
-        ctx.register_udf(super::datetime::round_timestamp());
+        ctx.register_udf(super::datetime::round_time_udf());
         ctx.register_udf(super::time_zones::timezone());
         super::functions::register(&ctx);
         super::json::register(&ctx);

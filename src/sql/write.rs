@@ -109,6 +109,9 @@ impl RowWriter {
                 ));
             }
             check_value_fits(array, &column.sql_type)?;
+            if let Some(digits) = column.sql_type.fraction_digits() {
+                *array = super::datetime::round_fraction(array, digits)?;
+            }
             match column.sql_type {
                 SqlType::Char(n) => *array = super::bpchar::unpadded_column(array, n as usize),
                 SqlType::Varchar(Some(n)) => *array = cut_to(array, n as usize),

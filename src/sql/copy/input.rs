@@ -21,12 +21,11 @@ use std::sync::Arc;
 use crate::catalog::SqlType;
 use crate::encoding::row::ListShape;
 use crate::error::{Error, InputError, Result};
+use crate::sql::datetime::PG_EPOCH_MICROS;
 use crate::sql::json::{jsonb_binary_text, stored_text, Flavor};
 
 /// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's).
 const PG_EPOCH_DAYS: i32 = 10_957;
-/// Microseconds from 1970-01-01 to 2000-01-01.
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// One column being read: its type and the values read so far.
 pub struct ColumnInput {
@@ -166,9 +165,9 @@ impl ColumnInput {
                 Builder::Text(StringBuilder::new())
             }
             SqlType::Date => Builder::Date(Date32Builder::new()),
-            SqlType::Time => Builder::Time(Time64MicrosecondBuilder::new()),
-            SqlType::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::new(), None),
-            SqlType::TimestampTz => {
+            SqlType::Time(_) => Builder::Time(Time64MicrosecondBuilder::new()),
+            SqlType::Timestamp(_) => Builder::Timestamp(TimestampMicrosecondBuilder::new(), None),
+            SqlType::TimestampTz(_) => {
                 let b = TimestampMicrosecondBuilder::new().with_data_type(sql_type.to_arrow());
                 Builder::Timestamp(b, Some(zone))
             }

@@ -341,6 +341,15 @@ impl ExprPlanner for PgExprPlanner {
         }
     }
 
+    fn plan_array_literal(
+        &self,
+        exprs: Vec<Expr>,
+        schema: &DFSchema,
+    ) -> DFResult<PlannerResult<Vec<Expr>>> {
+        let exprs = super::super::array_literal::array_elements(exprs, schema);
+        Ok(PlannerResult::Original(exprs))
+    }
+
     fn plan_extract(&self, args: Vec<Expr>) -> DFResult<PlannerResult<Vec<Expr>>> {
         Ok(PlannerResult::Planned(
             ScalarUDF::new_from_impl(DatePart::extract()).call(args),

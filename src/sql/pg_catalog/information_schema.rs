@@ -267,7 +267,10 @@ fn describe_type(row: &mut Row, field: &Field, sql_type: Option<&SqlType>) {
     row.number("numeric_scale", scale);
     let datetime = match typname.as_str() {
         "date" => Some(0),
-        "time" | "timetz" | "timestamp" | "timestamptz" | "interval" => Some(6),
+        "time" | "timetz" | "timestamp" | "timestamptz" | "interval" => {
+            let declared = sql_type.and_then(SqlType::fraction_digits);
+            Some(declared.map_or(6, i32::from))
+        }
         _ => None,
     };
     row.number("datetime_precision", datetime);

@@ -748,8 +748,9 @@ fn declared_type_oid(sql_type: &SqlType) -> Option<i32> {
 }
 
 /// PostgreSQL's type modifier: the length plus 4 for `varchar(n)` and
-/// `char(n)`, `(precision << 16 | scale) + 4` for `numeric`, an array's
-/// element's for an array, else -1.
+/// `char(n)`, `(precision << 16 | scale) + 4` for `numeric`, the
+/// fraction digits of `time(p)` and `timestamp(p)`, an array's element's
+/// for an array, else -1.
 fn typmod(sql_type: &SqlType) -> i32 {
     match sql_type {
         SqlType::Varchar(Some(n)) | SqlType::Char(n) => *n as i32 + 4,
@@ -758,7 +759,7 @@ fn typmod(sql_type: &SqlType) -> i32 {
         }
         // An array column's is its element's (`numeric(8,2)[]`).
         SqlType::Array(element) => typmod(element),
-        _ => -1,
+        _ => sql_type.fraction_digits().map_or(-1, i32::from),
     }
 }
 
@@ -798,6 +799,9 @@ mod tests {
         };
         assert_eq!(typmod(&numeric), 655_366);
         assert_eq!(typmod(&SqlType::Varchar(None)), -1);
+        assert_eq!(typmod(&SqlType::TimestampTz(Some(3))), 3);
+        assert_eq!(typmod(&SqlType::Time(Some(0))), 0);
+        assert_eq!(typmod(&SqlType::Timestamp(None)), -1);
         assert_eq!(typmod(&SqlType::Text), -1);
         assert_eq!(declared_type_oid(&SqlType::Varchar(None)), Some(1043));
         assert_eq!(declared_type_oid(&SqlType::Char(1)), Some(1042));
