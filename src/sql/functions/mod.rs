@@ -29,6 +29,10 @@
 //! - [`case`]: `upper` and `lower` a character at a time.
 //! - [`info`]: the system information functions psql's `\dt+`, `\l+`
 //!   and `\df` call (`pg_size_pretty`, sizes, comments, visibility).
+//! - [`clock`]: `now()` and `current_timestamp` (`current_date`,
+//!   `current_time`) are the transaction's start, as in PostgreSQL;
+//!   `statement_timestamp()`, `transaction_timestamp()`,
+//!   `clock_timestamp()`.
 //! - [`template`]: `to_char`, `to_date` and `to_timestamp` with
 //!   PostgreSQL's templates (`YYYY-MM-DD HH24:MI:SS`, `FM9990.00`);
 //!   DataFusion's take chrono's `%Y-%m-%d`, and would print a PostgreSQL
@@ -37,6 +41,7 @@
 mod age;
 mod calls;
 mod case;
+mod clock;
 mod encoding;
 mod extract;
 mod format;
@@ -54,6 +59,7 @@ mod template;
 
 use super::analyze::like_arguments;
 pub use calls::{rename_calls, rename_calls_in};
+pub use clock::SessionClock;
 use datafusion::common::DataFusionError;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
@@ -112,6 +118,26 @@ pub fn register(ctx: &SessionContext) {
     for udf in info::udfs() {
         replace(ctx, udf);
     }
+    register_clock(ctx);
+}
+
+/// DataFusion's current-time functions at the transaction's start, and
+/// PostgreSQL's others ([`clock`]).
+fn register_clock(ctx: &SessionContext) {
+    use clock::TransactionTime;
+    use datafusion::execution::FunctionRegistry;
+    let Ok(now) = ctx.udf("now") else {
+        return;
+    };
+    for name in ["current_date", "current_time"] {
+        if let Ok(udf) = ctx.udf(name) {
+            replace(ctx, TransactionTime::of_transaction(udf));
+        }
+    }
+    replace(ctx, TransactionTime::transaction_timestamp(now.clone()));
+    replace(ctx, TransactionTime::statement_timestamp(now.clone()));
+    replace(ctx, TransactionTime::of_transaction(now));
+    replace(ctx, clock::clock_timestamp());
 }
 
 /// Registers `udf` in place of DataFusion's function of its name, aliases

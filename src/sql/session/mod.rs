@@ -54,7 +54,7 @@ mod writes;
 use super::copy::format::Layout;
 use crate::catalog::Tables;
 use crate::error::{Error, InputError, Result};
-use crate::txn::{ReadAs, Transaction};
+use crate::txn::{since_epoch, ReadAs, Transaction};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxnState {
@@ -116,6 +116,9 @@ pub struct Session {
     cursors: HashMap<String, super::cursor::Cursor>,
     /// Statements PREPAREd in SQL, by name.
     prepared: HashMap<String, prepare::SqlPrepared>,
+    /// When the open transaction (explicit or implicit) began, in
+    /// microseconds since 1970: `now()`'s value in it.
+    transaction_began: u64,
 }
 
 impl Session {
@@ -133,6 +136,7 @@ impl Session {
             copy: None,
             canceller: Arc::new(Canceller::default()),
             cursors: HashMap::new(),
+            transaction_began: 0,
             prepared: HashMap::new(),
         }
     }
@@ -159,6 +163,27 @@ impl Session {
         self.vars.set_session_user(user);
     }
 
+    /// Marks a statement's start, and its transaction's if it begins one,
+    /// for the functions that give them (`now()`, `statement_timestamp()`;
+    /// `functions::SessionClock`).
+    fn start_clock(&mut self, begins_transaction: bool) {
+        let now = since_epoch().as_micros() as u64;
+        if begins_transaction {
+            self.transaction_began = now;
+        }
+        let clock = super::functions::SessionClock {
+            transaction_micros: self.transaction_began,
+            statement_micros: now,
+        };
+        let state = self.ctx.state_ref();
+        state
+            .write()
+            .config_mut()
+            .options_mut()
+            .extensions
+            .insert(clock);
+    }
+
     /// Reported variables changed since the last call, to send to the
     /// client as ParameterStatus messages.
     pub fn take_parameter_reports(&mut self) -> Vec<(String, String)> {
@@ -178,6 +203,7 @@ impl Session {
     /// ends it.
     pub async fn execute_all(&mut self, statements: &[Statement]) -> Vec<Result<Output>> {
         if statements.len() > 1 && self.txn_state() == TxnState::Idle {
+            self.transaction_began = since_epoch().as_micros() as u64;
             if let Err(e) = self.txn.begin().await {
                 return vec![Err(e)];
             }
@@ -224,6 +250,7 @@ impl Session {
     ) -> Result<Output> {
         self.canceller.start(self.vars.statement_timeout());
         let state = self.txn_state();
+        self.start_clock(state == TxnState::Idle);
         match stmt {
             Statement::StartTransaction { modes, .. } => {
                 check_modes(modes)?;
