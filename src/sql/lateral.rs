@@ -23,17 +23,21 @@
 //!
 //! Handled: the functions planned as a select list (the JSON ones, by
 //! `sql::json`'s rewrite into `LATERAL (SELECT ...)`, `unnest` of one
-//! array and `generate_series`). A LATERAL subquery with a FROM of its
-//! own is left to DataFusion (0A000), as is WITH ORDINALITY.
+//! array and `generate_series`), and a LATERAL subquery with a LIMIT
+//! that reads the outer row through equalities ([`ranked`]: the first
+//! rows per outer row, as a window over all of them). Other LATERAL
+//! subqueries with a FROM of their own are left to DataFusion (which
+//! decorrelates some, and refuses others with 0A000), as is WITH
+//! ORDINALITY.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, BinaryOperator, ExcludeSelectItem, Expr, Ident,
-    JoinConstraint, JoinOperator, ObjectName, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins,
-    VisitMut, VisitorMut, WildcardAdditionalOptions,
+    visit_expressions, visit_expressions_mut, BinaryOperator, ExcludeSelectItem, Expr, GroupByExpr,
+    Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName, OrderByKind, Query, Select,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor,
+    TableWithJoins, VisitMut, VisitorMut, WildcardAdditionalOptions,
 };
 
 use super::ddl::ident_name;
@@ -41,21 +45,21 @@ use super::rewrite::{parse_expr, parse_query};
 
 /// Rewrites the set-returning functions in FROM of `stmt` that read an
 /// earlier FROM item (see the module's documentation).
-pub fn lateral_functions(stmt: &mut Statement) {
-    struct Visitor(usize);
-    impl VisitorMut for Visitor {
+pub fn lateral_functions(stmt: &mut Statement, is_aggregate: &dyn Fn(&str) -> bool) {
+    struct Visitor<'a>(usize, &'a dyn Fn(&str) -> bool);
+    impl VisitorMut for Visitor<'_> {
         type Break = ();
         fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
             let Query { body, order_by, .. } = query;
             if let SetExpr::Select(select) = body.as_mut() {
-                let renamed = rewrite_select(select, &mut self.0);
+                let renamed = rewrite_select(select, &mut self.0, self.1);
                 // The alias alone names the function's one column.
                 name_single_columns(order_by, &renamed);
             }
             ControlFlow::Continue(())
         }
     }
-    let _ = stmt.visit(&mut Visitor(0));
+    let _ = stmt.visit(&mut Visitor(0, is_aggregate));
 }
 
 /// A function in FROM planned as a select list: its items (each named)
@@ -68,13 +72,29 @@ struct Expansion {
 /// Rewrites the lateral functions of `select`'s FROM; `count` numbers
 /// them in the statement. Returns, by alias, the one column of each
 /// rewritten function that has a single one (for [`name_single_columns`]).
-fn rewrite_select(select: &mut Select, count: &mut usize) -> BTreeMap<String, String> {
+fn rewrite_select(
+    select: &mut Select,
+    count: &mut usize,
+    is_aggregate: &dyn Fn(&str) -> bool,
+) -> BTreeMap<String, String> {
     let mut renamed = BTreeMap::new();
     // The key columns of each rewritten function, by its alias.
     let mut excluded: Vec<(String, Vec<Ident>)> = Vec::new();
     let mut conditions = Vec::new();
     for i in 0..select.from.len() {
         for j in 0..=select.from[i].joins.len() {
+            if i + j > 0 {
+                let earlier = earlier_names(&select.from, i, j);
+                let factor = match j {
+                    0 => &select.from[i].relation,
+                    _ => &select.from[i].joins[j - 1].relation,
+                };
+                if let Some(ranked) = ranked(factor, &earlier, *count + 1, is_aggregate) {
+                    *count += 1;
+                    place(select, i, j, ranked, &mut excluded, &mut conditions);
+                    continue;
+                }
+            }
             let factor = match j {
                 0 => &mut select.from[i].relation,
                 _ => &mut select.from[i].joins[j - 1].relation,
@@ -117,24 +137,13 @@ fn rewrite_select(select: &mut Select, count: &mut usize) -> BTreeMap<String, St
                 });
             }
             *count += 1;
-            let Some(joined) = joined(expansion, &refs, &earlier, *count) else {
+            let Some(mut joined) = joined(expansion, &refs, &earlier, *count) else {
                 continue;
             };
-            if let Some(column) = joined.single_column {
+            if let Some(column) = joined.single_column.take() {
                 renamed.insert(joined.alias.clone(), column);
             }
-            excluded.push((joined.alias.clone(), joined.keys));
-            match j {
-                0 => {
-                    select.from[i].relation = joined.factor;
-                    conditions.push(joined.condition);
-                }
-                _ => {
-                    let join = &mut select.from[i].joins[j - 1];
-                    join.relation = joined.factor;
-                    join.join_operator = with_condition(&join.join_operator, joined.condition);
-                }
-            }
+            place(select, i, j, joined, &mut excluded, &mut conditions);
         }
     }
     if excluded.is_empty() {
@@ -181,6 +190,254 @@ fn rewrite_select(select: &mut Select, count: &mut usize) -> BTreeMap<String, St
     name_single_columns(&mut select.selection, &renamed);
     name_single_columns(&mut select.having, &renamed);
     renamed
+}
+
+/// Puts `joined` in the place of FROM item `i`'s join `j` (0: the item
+/// itself), its condition in the join's or (for an item) in `conditions`
+/// for the WHERE clause, and its keys in `excluded`.
+fn place(
+    select: &mut Select,
+    i: usize,
+    j: usize,
+    joined: Joined,
+    excluded: &mut Vec<(String, Vec<Ident>)>,
+    conditions: &mut Vec<Expr>,
+) {
+    excluded.push((joined.alias, joined.keys));
+    match j {
+        0 => {
+            select.from[i].relation = joined.factor;
+            conditions.push(joined.condition);
+        }
+        _ => {
+            let join = &mut select.from[i].joins[j - 1];
+            join.relation = joined.factor;
+            join.join_operator = with_condition(&join.join_operator, joined.condition);
+        }
+    }
+}
+
+/// The names the FROM items before item `i`'s join `j` are referred to by.
+fn earlier_names(from: &[TableWithJoins], i: usize, j: usize) -> Vec<String> {
+    let mut earlier: Vec<String> = from[..i].iter().flat_map(names).collect();
+    if j > 0 {
+        let item = TableWithJoins {
+            relation: from[i].relation.clone(),
+            joins: from[i].joins[..j - 1].to_vec(),
+        };
+        earlier.extend(names(&item));
+    }
+    earlier
+}
+
+/// A LATERAL subquery with a LIMIT (the first rows of each outer row:
+/// `LATERAL (SELECT ... FROM o WHERE o.uid = u.id ORDER BY o.at DESC
+/// LIMIT 3)`), which DataFusion cannot plan, as a derived table of every
+/// outer key's rows numbered in that order, joined on the key and the
+/// number:
+///
+/// ```sql
+/// JOIN (SELECT ..., o.uid AS __lateral1_k1, row_number() OVER (PARTITION
+///       BY o.uid ORDER BY o.at DESC) AS __lateral1_rn FROM o) AS x
+///   ON u.id = x.__lateral1_k1 AND x.__lateral1_rn <= 3
+/// ```
+///
+/// Only where the subquery reads the outer row in equalities of its
+/// WHERE clause's top-level ANDs (an inner expression = a qualified
+/// column of an earlier FROM item), and selects rows, not groups (no
+/// call `is_aggregate` names); others stay DataFusion's (0A000).
+/// `earlier` names the earlier FROM items.
+fn ranked(
+    factor: &TableFactor,
+    earlier: &[String],
+    n: usize,
+    is_aggregate: &dyn Fn(&str) -> bool,
+) -> Option<Joined> {
+    let TableFactor::Derived {
+        lateral: true,
+        subquery,
+        alias: Some(alias),
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    let (limit, offset) = match &subquery.limit_clause {
+        Some(LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) if limit_by.is_empty() && subquery.fetch.is_none() && subquery.with.is_none() => {
+            (limit.as_ref(), offset.as_ref().map(|o| &o.value))
+        }
+        _ => return None,
+    };
+    let SetExpr::Select(inner) = subquery.body.as_ref() else {
+        return None;
+    };
+    let grouped = !matches!(&inner.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+    let aggregates = visit_expressions(&inner.projection, |e| match e {
+        Expr::Function(f) if is_aggregate(&f.name.to_string().to_lowercase()) => {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    });
+    if inner.from.is_empty()
+        || grouped
+        || aggregates.is_break()
+        || inner.having.is_some()
+        || inner.distinct.is_some()
+    {
+        return None;
+    }
+    let inner_names: Vec<String> = inner.from.iter().flat_map(names).collect();
+    let is_outer = |e: &Expr| match e {
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+            let qualifier = ident_name(&parts[0]);
+            earlier.contains(&qualifier) && !inner_names.contains(&qualifier)
+        }
+        _ => false,
+    };
+    let reads_outer = |node: &Expr| {
+        visit_expressions(node, |e| match is_outer(e) {
+            true => ControlFlow::Break(()),
+            false => ControlFlow::Continue(()),
+        })
+        .is_break()
+    };
+    // The WHERE clause's conjuncts: equalities with the outer row (inner
+    // side, outer column) and the others.
+    let mut keys: Vec<(Expr, Expr)> = Vec::new();
+    let mut rest: Vec<Expr> = Vec::new();
+    for conjunct in inner.selection.iter().flat_map(conjuncts) {
+        let pair = match &conjunct {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } => match (is_outer(left), is_outer(right)) {
+                (false, true) if !reads_outer(left) => Some((*left.clone(), *right.clone())),
+                (true, false) if !reads_outer(right) => Some((*right.clone(), *left.clone())),
+                _ => None,
+            },
+            _ => None,
+        };
+        match pair {
+            Some(pair) => keys.push(pair),
+            None if reads_outer(&conjunct) => return None,
+            None => rest.push(conjunct),
+        }
+    }
+    let order_by = match &subquery.order_by {
+        Some(order_by) => match &order_by.kind {
+            OrderByKind::Expressions(exprs) => exprs.clone(),
+            OrderByKind::All(_) => return None,
+        },
+        None => Vec::new(),
+    };
+    let mut order_by_items = order_by.clone();
+    for item in &mut order_by_items {
+        // A select list alias means its expression (the window cannot
+        // see aliases).
+        if let Expr::Identifier(name) = &item.expr {
+            let aliased = inner.projection.iter().find_map(|p| match p {
+                SelectItem::ExprWithAlias { expr, alias } if alias == name => Some(expr),
+                _ => None,
+            });
+            if let Some(expr) = aliased {
+                item.expr = expr.clone();
+            }
+        }
+    }
+    let unread = |node: &Vec<SelectItem>| {
+        !visit_expressions(node, |e| match is_outer(e) {
+            true => ControlFlow::Break(()),
+            false => ControlFlow::Continue(()),
+        })
+        .is_break()
+    };
+    if keys.is_empty()
+        || !unread(&inner.projection)
+        || order_by_items.iter().any(|o| reads_outer(&o.expr))
+    {
+        return None;
+    }
+    let key = |k: usize| format!("__lateral{n}_k{k}");
+    let number = format!("__lateral{n}_rn");
+    let list = |items: Vec<String>| items.join(", ");
+    let mut items: Vec<String> = inner.projection.iter().map(ToString::to_string).collect();
+    items.extend(
+        keys.iter()
+            .enumerate()
+            .map(|(k, (inner, _))| format!("{inner} AS {}", key(k + 1))),
+    );
+    let partition = list(keys.iter().map(|(inner, _)| inner.to_string()).collect());
+    let order = match order_by_items.is_empty() {
+        true => String::new(),
+        false => format!(
+            " ORDER BY {}",
+            list(order_by_items.iter().map(ToString::to_string).collect())
+        ),
+    };
+    items.push(format!(
+        "row_number() OVER (PARTITION BY {partition}{order}) AS {number}"
+    ));
+    let from = list(inner.from.iter().map(ToString::to_string).collect());
+    let filter = match rest.is_empty() {
+        true => String::new(),
+        false => format!(
+            " WHERE {}",
+            rest.iter()
+                .map(|c| format!("({c})"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        ),
+    };
+    let sql = format!("SELECT {} FROM {from}{filter}", list(items));
+    let name = &alias.name;
+    let mut condition: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(k, (_, outer))| format!("{outer} = {name}.{}", key(k + 1)))
+        .collect();
+    let skipped = offset.map_or("0".to_string(), |o| format!("({o})"));
+    if offset.is_some() {
+        condition.push(format!("{name}.{number} > {skipped}"));
+    }
+    if let Some(limit) = limit {
+        condition.push(format!("{name}.{number} <= {skipped} + ({limit})"));
+    }
+    let mut excluded: Vec<Ident> = (1..=keys.len()).map(|k| Ident::new(key(k))).collect();
+    excluded.push(Ident::new(number));
+    Some(Joined {
+        factor: TableFactor::Derived {
+            lateral: false,
+            subquery: parse_query(&sql).ok()?,
+            alias: Some(alias.clone()),
+            sample: None,
+        },
+        condition: parse_expr(&condition.join(" AND ")).ok()?,
+        keys: excluded,
+        alias: ident_name(name),
+        single_column: None,
+    })
+}
+
+/// The operands of `expr`'s top-level ANDs (`expr` itself if it is none).
+fn conjuncts(expr: &Expr) -> Vec<Expr> {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut all = conjuncts(left);
+            all.extend(conjuncts(right));
+            all
+        }
+        Expr::Nested(inner) => conjuncts(inner),
+        other => vec![other.clone()],
+    }
 }
 
 /// `factor` as a select list, if it is a function planned as one.

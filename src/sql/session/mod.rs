@@ -758,16 +758,16 @@ impl Session {
         // JSON ones become derived tables with their own column names.
         super::json::rewrite_statement(&mut stmt);
         rewrite::name_function_columns(&mut stmt);
-        super::lateral::lateral_functions(&mut stmt);
-        super::using_joins::merged_using_columns(&mut stmt);
-        rewrite::expand_set_returning_items(&mut stmt);
-        rewrite::composite_fields(&mut stmt);
-        rewrite::bytea_casts(&mut stmt)?;
         let state = self.ctx.state_ref();
         let is_aggregate = |name: &str| {
             super::subqueries::common_aggregate(name)
                 || state.read().aggregate_functions().contains_key(name)
         };
+        super::lateral::lateral_functions(&mut stmt, &is_aggregate);
+        super::using_joins::merged_using_columns(&mut stmt);
+        rewrite::expand_set_returning_items(&mut stmt);
+        rewrite::composite_fields(&mut stmt);
+        rewrite::bytea_casts(&mut stmt)?;
         super::subqueries::single_row_subqueries(&mut stmt, &is_aggregate);
         functions::inline_settings(&mut stmt, &self.vars, params.as_ref())?;
         // After the result columns got their names (`ceiling(x)` is
