@@ -36,6 +36,8 @@ import argparse
 import datetime as dt
 import json
 import sys
+import threading
+import time
 import uuid
 from decimal import Decimal
 from functools import partial
@@ -322,6 +324,7 @@ def run(args):
         check(got == [("n4", 1), ("n5", 1)], f"DELETE ... RETURNING gave {got!r}")
         conn.execute("DROP TABLE compat_returning")
         check_description(conn)
+        check_cancel(conn)
 
 
 def check_description(conn):
@@ -674,6 +677,27 @@ def check_array_columns(conn):
     conn.execute(f"DROP TABLE {table}")
 
 
+def check_cancel(conn):
+    """conn.cancel() from another thread stops a pg_sleep (57014) at once, and the
+    connection goes on; now() is the transaction's start in each of its statements."""
+    timer = threading.Timer(0.3, conn.cancel)
+    timer.start()
+    started = time.monotonic()
+    try:
+        conn.execute("SELECT pg_sleep(30)")
+        check(False, "pg_sleep(30) was not cancelled")
+    except psycopg.errors.QueryCanceled:
+        pass
+    check(time.monotonic() - started < 10, "the cancel took more than 10 s")
+    check(conn.execute("SELECT 1").fetchone() == (1,), "the connection after a cancel")
+    with conn.transaction():
+        first = conn.execute("SELECT now()").fetchone()[0]
+        conn.execute("SELECT pg_sleep(0.05)")
+        second, statement = conn.execute("SELECT now(), statement_timestamp()").fetchone()
+    check(first == second and statement > second,
+          f"now() in one transaction gave {first} then {second} (statement {statement})")
+
+
 def check_named_cursors(conn, names):
     """Server-side cursors as psycopg runs them: DECLARE with bound parameters,
     Describe of the cursor's portal, FETCH FORWARD itersize at a time (binary);
@@ -736,6 +760,7 @@ def main():
         "psycopg", run, psycopg.Error, lambda e: e.sqlstate,
         f"{psycopg.__version__}: {len(COLUMNS)} types x {len(ROWS)} rows (text+binary), "
         "rollback/commit, 23505, TimeZone, bare parameters, RETURNING, description sizes, "
+        "cancel of pg_sleep, now() in a transaction, "
         "COPY (text+binary, errors, CopyFail), named cursors, uuid key, gen_random_uuid(), "
         f"json/jsonb ({len(JSON_VALUES)} values + {len(JSON_TEXTS)} texts, text+binary, "
         "@>, ->>, jsonb_build_object), "

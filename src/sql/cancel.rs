@@ -37,7 +37,7 @@ pub struct Canceller {
 }
 
 /// The running statement's cancellation.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Running {
     token: CancellationToken,
     timed_out: AtomicBool,

@@ -5,16 +5,22 @@
 //! is the statement's and `clock_timestamp()` the moment it is called.
 //!
 //! The session writes when its transaction and statement began into its
-//! DataFusion configuration ([`SessionClock`], `Session::execute`);
+//! DataFusion configuration ([`RunningStatement`], `Session::execute`);
 //! [`TransactionTime`] plans DataFusion's function with that time in
 //! place of the statement's start.
+//!
+//! And `pg_sleep(seconds)`, which a cancel or `statement_timeout` stops
+//! (57014) as it stops any statement.
 
+use std::any::Any;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::config::{ConfigExtension, ConfigOptions};
-use datafusion::common::{extensions_options, Result as DFResult, ScalarValue};
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{DataType, FieldRef, Float64Type};
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ConfigOptions, ExtensionOptions};
+use datafusion::common::{plan_err, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
@@ -23,19 +29,44 @@ use datafusion::logical_expr::{
 
 use crate::catalog::types::UTC;
 use crate::catalog::SqlType;
+use crate::sql::cancel::Running;
 
-extensions_options! {
-    /// When the session's transaction and its running statement began, in
-    /// microseconds since 1970 (UTC); 0 where not known, which leaves a
-    /// function the statement's start.
-    pub struct SessionClock {
-        pub transaction_micros: u64, default = 0
-        pub statement_micros: u64, default = 0
-    }
+/// The session's running statement, in its DataFusion configuration
+/// (`Session::execute` writes it as a statement starts): when its
+/// transaction and it began, and its cancellation.
+#[derive(Debug, Clone)]
+pub struct RunningStatement {
+    /// Microseconds since 1970 (UTC).
+    pub transaction_began: i64,
+    pub statement_began: i64,
+    pub running: Arc<Running>,
 }
 
-impl ConfigExtension for SessionClock {
-    const PREFIX: &'static str = "shardforge_clock";
+impl ConfigExtension for RunningStatement {
+    const PREFIX: &'static str = "shardforge_statement";
+}
+
+// Not a setting: only the session writes it.
+impl ExtensionOptions for RunningStatement {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, _value: &str) -> DFResult<()> {
+        plan_err!("{key} cannot be set")
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        Vec::new()
+    }
 }
 
 /// Which of the session's times a [`TransactionTime`] gives.
@@ -116,13 +147,12 @@ impl ScalarUDFImpl for TransactionTime {
     }
 
     fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> DFResult<ExprSimplifyResult> {
-        let clock = info.config_options().extensions.get::<SessionClock>();
-        let micros = clock.map_or(0, |c| match self.began {
-            Began::Transaction => c.transaction_micros,
-            Began::Statement => c.statement_micros,
+        let statement = info.config_options().extensions.get::<RunningStatement>();
+        let micros = statement.map(|s| match self.began {
+            Began::Transaction => s.transaction_began,
+            Began::Statement => s.statement_began,
         });
-        let began = i64::try_from(micros).ok().filter(|&m| m != 0);
-        let Some(began) = began.and_then(DateTime::<Utc>::from_timestamp_micros) else {
+        let Some(began) = micros.and_then(DateTime::<Utc>::from_timestamp_micros) else {
             return self.inner.simplify(args, info);
         };
         let info = SimplifyContext::builder()
@@ -170,6 +200,70 @@ impl ScalarUDFImpl for ClockTimestamp {
         match args.number_rows {
             0 | 1 => Ok(ColumnarValue::Scalar(values[0].clone())),
             _ => Ok(ColumnarValue::Array(ScalarValue::iter_to_array(values)?)),
+        }
+    }
+}
+
+/// `pg_sleep(seconds)`: waits, and is stopped by a cancel of its
+/// statement (57014) within [`SLEEP_CHECK`].
+pub fn pg_sleep() -> ScalarUDF {
+    ScalarUDF::new_from_impl(PgSleep {
+        signature: Signature::exact(vec![DataType::Float64], Volatility::Volatile),
+    })
+}
+
+/// How often a sleep looks whether its statement was cancelled.
+const SLEEP_CHECK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgSleep {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PgSleep {
+    fn name(&self) -> &str {
+        "pg_sleep"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    // PostgreSQL's is `void`, shown as an empty value.
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let statement = args.config_options.extensions.get::<RunningStatement>();
+        let running = statement.map(|s| s.running.clone());
+        let seconds = args.args[0].to_array(args.number_rows.max(1))?;
+        let seconds = seconds.as_primitive::<Float64Type>();
+        let total: f64 = seconds.iter().flatten().filter(|s| *s > 0.0).sum();
+        let deadline = Instant::now() + Duration::from_secs_f64(total.min(1e9));
+        let sleep = || -> DFResult<()> {
+            loop {
+                if let Some(running) = &running {
+                    running.check()?;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(());
+                }
+                std::thread::sleep(left.min(SLEEP_CHECK));
+            }
+        };
+        // Off the runtime's worker, which other sessions' tasks need.
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        match multi_thread {
+            true => tokio::task::block_in_place(sleep)?,
+            false => sleep()?,
+        }
+        let empty = ScalarValue::Utf8(Some(String::new()));
+        match args.number_rows {
+            0 | 1 => Ok(ColumnarValue::Scalar(empty)),
+            n => Ok(ColumnarValue::Array(empty.to_array_of_size(n)?)),
         }
     }
 }

@@ -32,7 +32,7 @@
 //! - [`clock`]: `now()` and `current_timestamp` (`current_date`,
 //!   `current_time`) are the transaction's start, as in PostgreSQL;
 //!   `statement_timestamp()`, `transaction_timestamp()`,
-//!   `clock_timestamp()`.
+//!   `clock_timestamp()`, `pg_sleep()`.
 //! - [`template`]: `to_char`, `to_date` and `to_timestamp` with
 //!   PostgreSQL's templates (`YYYY-MM-DD HH24:MI:SS`, `FM9990.00`);
 //!   DataFusion's take chrono's `%Y-%m-%d`, and would print a PostgreSQL
@@ -59,7 +59,7 @@ mod template;
 
 use super::analyze::like_arguments;
 pub use calls::{rename_calls, rename_calls_in};
-pub use clock::SessionClock;
+pub use clock::RunningStatement;
 use datafusion::common::DataFusionError;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
@@ -138,6 +138,7 @@ fn register_clock(ctx: &SessionContext) {
     replace(ctx, TransactionTime::statement_timestamp(now.clone()));
     replace(ctx, TransactionTime::of_transaction(now));
     replace(ctx, clock::clock_timestamp());
+    replace(ctx, clock::pg_sleep());
 }
 
 /// Registers `udf` in place of DataFusion's function of its name, aliases

@@ -31,7 +31,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
-use super::cancel::{cancellable, Canceller};
+use super::cancel::{cancellable, Canceller, Running};
 use super::ddl::ident_name;
 use super::dml;
 use super::engine::SqlEngine;
@@ -118,7 +118,7 @@ pub struct Session {
     prepared: HashMap<String, prepare::SqlPrepared>,
     /// When the open transaction (explicit or implicit) began, in
     /// microseconds since 1970: `now()`'s value in it.
-    transaction_began: u64,
+    transaction_began: i64,
 }
 
 impl Session {
@@ -164,16 +164,17 @@ impl Session {
     }
 
     /// Marks a statement's start, and its transaction's if it begins one,
-    /// for the functions that give them (`now()`, `statement_timestamp()`;
-    /// `functions::SessionClock`).
-    fn start_clock(&mut self, begins_transaction: bool) {
-        let now = since_epoch().as_micros() as u64;
+    /// for the functions that read them (`now()`, `statement_timestamp()`,
+    /// `pg_sleep()`'s cancellation; `functions::RunningStatement`).
+    fn mark_start(&mut self, running: Arc<Running>, begins_transaction: bool) {
+        let now = since_epoch().as_micros() as i64;
         if begins_transaction {
             self.transaction_began = now;
         }
-        let clock = super::functions::SessionClock {
-            transaction_micros: self.transaction_began,
-            statement_micros: now,
+        let statement = super::functions::RunningStatement {
+            transaction_began: self.transaction_began,
+            statement_began: now,
+            running,
         };
         let state = self.ctx.state_ref();
         state
@@ -181,7 +182,7 @@ impl Session {
             .config_mut()
             .options_mut()
             .extensions
-            .insert(clock);
+            .insert(statement);
     }
 
     /// Reported variables changed since the last call, to send to the
@@ -203,7 +204,7 @@ impl Session {
     /// ends it.
     pub async fn execute_all(&mut self, statements: &[Statement]) -> Vec<Result<Output>> {
         if statements.len() > 1 && self.txn_state() == TxnState::Idle {
-            self.transaction_began = since_epoch().as_micros() as u64;
+            self.transaction_began = since_epoch().as_micros() as i64;
             if let Err(e) = self.txn.begin().await {
                 return vec![Err(e)];
             }
@@ -248,9 +249,9 @@ impl Session {
         stmt: &Statement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        self.canceller.start(self.vars.statement_timeout());
+        let running = self.canceller.start(self.vars.statement_timeout());
         let state = self.txn_state();
-        self.start_clock(state == TxnState::Idle);
+        self.mark_start(running, state == TxnState::Idle);
         match stmt {
             Statement::StartTransaction { modes, .. } => {
                 check_modes(modes)?;
