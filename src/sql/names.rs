@@ -10,11 +10,19 @@
 //! sent to the client renames those columns to that name (duplicates
 //! allowed, as in PostgreSQL). A plain column is left as it is, unless it
 //! was already selected: `SELECT a, a` is fine in PostgreSQL.
+//!
+//! Calls DataFusion would name alike inside one SELECT (`avg(x)`,
+//! `avg(x::float8)`) are told apart too ([`distinguish_cast_calls`]).
 
+use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::sql::sqlparser::ast::{self, Expr, Ident, Query, SelectItem, SetExpr, Statement};
+use datafusion::sql::sqlparser::ast::{
+    self, visit_expressions, visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Ident, Query, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
+};
 
 use super::ddl::ident_name;
 
@@ -265,4 +273,85 @@ mod tests {
         let (_, names) = names_of("SELECT 1 UNION SELECT 2");
         assert_eq!(names, vec!["?column?"]);
     }
+}
+
+/// Calls in one SELECT that differ only in casts of their arguments
+/// (`avg(x)` and `avg(x::float8)`, `sum(y)` and `sum(y::bigint)`) have
+/// one name in DataFusion, whose names do not show casts, and an
+/// aggregate or window refuses two expressions of one name ("duplicate
+/// unqualified field name"); PostgreSQL computes both. The n-th such
+/// variant of a call has each argument wrapped n times in `coalesce(...)`,
+/// which changes its name and not its value. Their result columns keep
+/// their PostgreSQL names ([`alias_select_items`] ran before).
+pub fn distinguish_cast_calls(stmt: &mut Statement) {
+    struct Visitor;
+    impl VisitorMut for Visitor {
+        type Break = ();
+        fn post_visit_select(&mut self, select: &mut ast::Select) -> ControlFlow<()> {
+            distinguish_in_select(select);
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Visitor);
+}
+
+fn distinguish_in_select(select: &mut ast::Select) {
+    // The calls' texts in order, by their text without casts.
+    let mut variants: HashMap<String, Vec<String>> = HashMap::new();
+    let mut collect = |e: &Expr| {
+        if let Expr::Function(_) = e {
+            let text = e.to_string();
+            let texts = variants.entry(without_casts(e).to_string()).or_default();
+            if !texts.contains(&text) {
+                texts.push(text);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    };
+    let _ = visit_expressions(&select.projection, &mut collect);
+    let _ = visit_expressions(&select.having, &mut collect);
+    let wraps: HashMap<String, usize> = variants
+        .into_values()
+        .flat_map(|texts| texts.into_iter().enumerate().skip(1))
+        .map(|(n, text)| (text, n))
+        .collect();
+    if wraps.is_empty() {
+        return;
+    }
+    let mut wrap = |e: &mut Expr| {
+        let Some(&n) = wraps.get(&e.to_string()) else {
+            return ControlFlow::<()>::Continue(());
+        };
+        if let Expr::Function(ast::Function {
+            args: FunctionArguments::List(list),
+            ..
+        }) = e
+        {
+            for arg in &mut list.args {
+                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(arg)) = arg {
+                    for _ in 0..n {
+                        let text = format!("coalesce({arg})");
+                        if let Ok(wrapped) = super::rewrite::parse_expr(&text) {
+                            *arg = wrapped;
+                        }
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    };
+    let _ = visit_expressions_mut(&mut select.projection, &mut wrap);
+    let _ = visit_expressions_mut(&mut select.having, &mut wrap);
+}
+
+/// `expr` with its casts left out (the cast expression in their place).
+fn without_casts(expr: &Expr) -> Expr {
+    let mut bare = expr.clone();
+    let _ = visit_expressions_mut(&mut bare, |e| {
+        while let Expr::Cast { expr: inner, .. } = e {
+            *e = inner.as_ref().clone();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    bare
 }

@@ -774,6 +774,7 @@ impl Session {
         // After the result columns got their names (`ceiling(x)` is
         // named `ceiling`, though planned as `ceil`).
         functions::rename_calls(&mut stmt);
+        names::distinguish_cast_calls(&mut stmt);
         let plan = self
             .ctx
             .state()
