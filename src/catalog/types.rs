@@ -121,6 +121,23 @@ impl SqlType {
         })
     }
 
+    /// The type a table made from a query's result (CREATE TABLE AS)
+    /// gives a column of `field`: the stored type of its values, and
+    /// `json`, `jsonb`, `varchar` and `char(n)` where the field says so
+    /// ([`Self::metadata`]); `text` for a column of NULLs, as PostgreSQL
+    /// types an unknown one. `None` where no stored type holds them.
+    pub fn of_result(field: &Field) -> Option<SqlType> {
+        let named = field.metadata().get(super::PG_TYPE_METADATA);
+        Some(match (named.map(String::as_str), field.data_type()) {
+            (Some("json"), _) => SqlType::Json,
+            (Some("jsonb"), _) => SqlType::Jsonb,
+            (Some("varchar"), _) => SqlType::Varchar(None),
+            (Some("bpchar"), _) => SqlType::Char(Self::char_width(field)? as u32),
+            (_, DataType::Null) => SqlType::Text,
+            (_, data_type) => Self::from_arrow(data_type)?,
+        })
+    }
+
     /// An array of `element`, for the element types whose values an array
     /// keeps exactly as a column does. `char(n)` and `varchar(n)` elements
     /// would need their lengths checked and `json`/`jsonb` ones their

@@ -60,7 +60,10 @@ pub fn table_name(name: &ObjectName) -> Result<String> {
 /// checks DEFAULT expressions so a bad one fails now, not at first insert.
 pub fn table_def(create: &CreateTable, planner: &SessionState) -> Result<TableDef> {
     if create.query.is_some() {
-        return Err(Error::unsupported("CREATE TABLE ... AS"));
+        // `Session::create_table_as` makes the table from the query's columns.
+        return Err(Error::Internal(
+            "CREATE TABLE ... AS planned as CREATE TABLE".into(),
+        ));
     }
     if create.temporary {
         return Err(Error::unsupported("CREATE TEMPORARY TABLE"));

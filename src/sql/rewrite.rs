@@ -827,6 +827,13 @@ pub(super) fn parse_query(sql: &str) -> Result<Box<Query>> {
         .map_err(|e| Error::input(InputError::Syntax, e.to_string()))
 }
 
+pub(super) fn parse_statement(sql: &str) -> Result<Statement> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statement())
+        .map_err(|e| Error::input(InputError::Syntax, e.to_string()))
+}
+
 pub(super) fn parse_expr(sql: &str) -> Result<Expr> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)

@@ -547,10 +547,13 @@ impl Session {
                 ..
             } => self.fetch(name, direction, into).await,
             Statement::Close { cursor } => self.close_cursor(cursor),
-            Statement::CreateTable(create) => {
-                self.engine.create_table(create, &self.txn)?;
-                Ok(Output::Command("CREATE TABLE".into()))
-            }
+            Statement::CreateTable(create) => match &create.query {
+                Some(query) => self.create_table_as(create, query, params).await,
+                None => {
+                    self.engine.create_table(create, &self.txn)?;
+                    Ok(Output::Command("CREATE TABLE".into()))
+                }
+            },
             Statement::Drop {
                 object_type: ObjectType::Table,
                 if_exists,

@@ -10,20 +10,93 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan};
-use datafusion::sql::sqlparser::ast::{Insert, Statement};
+use datafusion::sql::sqlparser::ast::{CreateTable, Ident, Insert, Query, Statement};
 use futures::StreamExt;
 
 use super::{materialize, Output, Session};
-use crate::catalog::{Tables, DATABASE};
-use crate::error::{Error, Result};
+use crate::catalog::{SqlType, Tables, DATABASE};
+use crate::error::{Error, InputError, Result};
+use crate::sql::ddl::{ident_name, table_name};
 use crate::sql::dml::{self, DmlKind};
 use crate::sql::engine::{scratch_table, SCRATCH_SCHEMA};
 use crate::sql::errors::classify;
 use crate::sql::point::PointSelect;
 use crate::sql::returning::Returning;
+use crate::sql::rewrite::parse_statement;
 use crate::sql::write::{self, RowWriter};
 
 impl Session {
+    /// `CREATE TABLE name [(columns)] AS query`: a table of the query's
+    /// result columns, named and typed as a client receives them (the
+    /// column list renames them), without a primary key, and the query's
+    /// rows inserted into it, both in the statement's transaction, so a
+    /// failed insert leaves no table. Answers `SELECT n` as PostgreSQL.
+    pub(super) async fn create_table_as(
+        &self,
+        create: &CreateTable,
+        query: &Query,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let plan = self
+            .plan_query(&Statement::Query(Box::new(query.clone())), params.clone())
+            .await?;
+        // Typed as it runs (`SELECT 1` is an integer).
+        let schema = self.result_schema(&plan, &[], &[]);
+        if create.columns.len() > schema.fields().len() {
+            return Err(Error::input(
+                InputError::Syntax,
+                "too many column names were specified",
+            ));
+        }
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for (i, field) in schema.fields().iter().enumerate() {
+            let name = create
+                .columns
+                .get(i)
+                .map_or_else(|| field.name().clone(), |c| ident_name(&c.name));
+            let sql_type = SqlType::of_result(field).ok_or_else(|| {
+                Error::unsupported(format!(
+                    "a column of type {} in CREATE TABLE AS",
+                    field.data_type()
+                ))
+            })?;
+            columns.push(format!(
+                "{} {}",
+                Ident::with_quote('"', name),
+                sql_type.pg_name()
+            ));
+        }
+        let exists = if create.if_not_exists {
+            "IF NOT EXISTS "
+        } else {
+            ""
+        };
+        let name = &create.name;
+        let sql = format!("CREATE TABLE {exists}{name} ({})", columns.join(", "));
+        let Statement::CreateTable(table) = parse_statement(&sql)? else {
+            return Err(Error::Internal(format!(
+                "{sql} parsed as another statement"
+            )));
+        };
+        if create.if_not_exists && self.txn.table(&table_name(name)?).is_some() {
+            return Ok(Output::Command("CREATE TABLE AS".into()));
+        }
+        self.engine.create_table(&table, &self.txn)?;
+        let Statement::Insert(mut insert) =
+            parse_statement(&format!("INSERT INTO {name} SELECT 1"))?
+        else {
+            return Err(Error::Internal("INSERT parsed as another statement".into()));
+        };
+        insert.source = Some(Box::new(query.clone()));
+        match self.insert(&insert, params).await? {
+            Output::Command(tag) => {
+                let count = tag.rsplit(' ').next().unwrap_or("0");
+                Ok(Output::Command(format!("SELECT {count}")))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// An INSERT DataFusion plans: the rows its source gives, with the
     /// defaults of the columns it leaves out and cast to the columns'
     /// types, are written batch by batch as they come (sent ahead as they
