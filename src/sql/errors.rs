@@ -88,6 +88,40 @@ fn classify_arrow(error: &ArrowError) -> Error {
     }
 }
 
+/// Arrow's refusal of a string cast to a number or boolean (`Cannot cast
+/// string 'x' to value of Int32 type`) as PostgreSQL words it: `invalid
+/// input syntax for type integer: "x"` (22P02), or for an integer too
+/// large for the type `value "x" is out of range for type integer`
+/// (22003).
+fn bad_text_cast(msg: &str) -> Option<Error> {
+    let rest = msg
+        .strip_prefix("Cannot cast string '")
+        .or_else(|| msg.strip_prefix("Cannot cast value '"))?;
+    let (value, target) = rest.rsplit_once("' to value of ")?;
+    let target = target.strip_suffix(" type")?;
+    let (type_name, integer) = match target {
+        "Int16" => ("smallint", true),
+        "Int32" => ("integer", true),
+        "Int64" => ("bigint", true),
+        "Float32" => ("real", false),
+        "Float64" => ("double precision", false),
+        "Boolean" => ("boolean", false),
+        t if t.starts_with("Decimal") => ("numeric", false),
+        _ => return None,
+    };
+    let digits = value.trim().trim_start_matches(['+', '-']);
+    if integer && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Error::input(
+            InputError::OutOfRange,
+            format!("value \"{value}\" is out of range for type {type_name}"),
+        ));
+    }
+    Some(Error::input(
+        InputError::InvalidText,
+        format!("invalid input syntax for type {type_name}: \"{value}\""),
+    ))
+}
+
 /// Picks the kind from the words of a message DataFusion gives no type.
 fn classify_message(msg: &str, fallback: InputError) -> Error {
     let lower = msg.to_ascii_lowercase();
@@ -106,6 +140,9 @@ fn classify_message(msg: &str, fallback: InputError) -> Error {
     }
     if let Some(function) = undefined_function(msg) {
         return function;
+    }
+    if let Some(cast) = bad_text_cast(msg) {
+        return cast;
     }
     let kind = if lower.contains("inconsistent data length across values list")
         || lower.contains("query must have the same number of columns")
@@ -252,7 +289,18 @@ mod tests {
             )),
             None,
         ));
-        assert!(matches!(e, Error::Input(InputError::InvalidText, _)));
+        assert!(
+            matches!(e, Error::Input(InputError::InvalidText, m) if m == "invalid input syntax for type integer: \"12x\"")
+        );
+        let e = classify(DataFusionError::ArrowError(
+            Box::new(ArrowError::CastError(
+                "Cannot cast string '99999999999' to value of Int32 type".into(),
+            )),
+            None,
+        ));
+        assert!(
+            matches!(e, Error::Input(InputError::OutOfRange, m) if m == "value \"99999999999\" is out of range for type integer")
+        );
         let e = classify(DataFusionError::Execution(
             "Invalid batch column at '1' has null but schema specifies non-nullable".into(),
         ));
