@@ -33,6 +33,7 @@
 //!   `current_time`) are the transaction's start, as in PostgreSQL;
 //!   `statement_timestamp()`, `transaction_timestamp()`,
 //!   `clock_timestamp()`, `pg_sleep()`.
+//! - [`mode`]: `mode() WITHIN GROUP (ORDER BY x)`.
 //! - [`template`]: `to_char`, `to_date` and `to_timestamp` with
 //!   PostgreSQL's templates (`YYYY-MM-DD HH24:MI:SS`, `FM9990.00`);
 //!   DataFusion's take chrono's `%Y-%m-%d`, and would print a PostgreSQL
@@ -49,6 +50,7 @@ mod hex;
 mod info;
 mod like;
 mod make;
+mod mode;
 mod number_template;
 mod parse_template;
 pub(super) mod quote;
@@ -119,6 +121,7 @@ pub fn register(ctx: &SessionContext) {
         replace(ctx, udf);
     }
     register_clock(ctx);
+    ctx.register_udaf(mode::mode());
 }
 
 /// DataFusion's current-time functions at the transaction's start, and
