@@ -35,13 +35,14 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions, visit_expressions_mut, BinaryOperator, ExcludeSelectItem, Expr, GroupByExpr,
-    Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName, OrderByKind, Query, Select,
-    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor,
-    TableWithJoins, VisitMut, VisitorMut, WildcardAdditionalOptions,
+    Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName, OrderByExpr, OrderByKind, Query,
+    Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias,
+    TableFactor, TableWithJoins, Value, Visit, VisitMut, VisitorMut, WildcardAdditionalOptions,
 };
 
 use super::ddl::ident_name;
 use super::rewrite::{parse_expr, parse_query};
+use super::subqueries::split_conjunction;
 
 /// Rewrites the set-returning functions in FROM of `stmt` that read an
 /// earlier FROM item (see the module's documentation).
@@ -272,24 +273,7 @@ fn ranked(
         }
         _ => return None,
     };
-    let SetExpr::Select(inner) = subquery.body.as_ref() else {
-        return None;
-    };
-    let grouped = !matches!(&inner.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
-    let aggregates = visit_expressions(&inner.projection, |e| match e {
-        Expr::Function(f) if is_aggregate(&f.name.to_string().to_lowercase()) => {
-            ControlFlow::Break(())
-        }
-        _ => ControlFlow::Continue(()),
-    });
-    if inner.from.is_empty()
-        || grouped
-        || aggregates.is_break()
-        || inner.having.is_some()
-        || inner.distinct.is_some()
-    {
-        return None;
-    }
+    let inner = selected_rows(subquery, is_aggregate)?;
     let inner_names: Vec<String> = inner.from.iter().flat_map(names).collect();
     let is_outer = |e: &Expr| match e {
         Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
@@ -298,102 +282,42 @@ fn ranked(
         }
         _ => false,
     };
-    let reads_outer = |node: &Expr| {
-        visit_expressions(node, |e| match is_outer(e) {
-            true => ControlFlow::Break(()),
-            false => ControlFlow::Continue(()),
-        })
-        .is_break()
-    };
-    // The WHERE clause's conjuncts: equalities with the outer row (inner
-    // side, outer column) and the others.
-    let mut keys: Vec<(Expr, Expr)> = Vec::new();
-    let mut rest: Vec<Expr> = Vec::new();
-    for conjunct in inner.selection.iter().flat_map(conjuncts) {
-        let pair = match &conjunct {
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::Eq,
-                right,
-            } => match (is_outer(left), is_outer(right)) {
-                (false, true) if !reads_outer(left) => Some((*left.clone(), *right.clone())),
-                (true, false) if !reads_outer(right) => Some((*right.clone(), *left.clone())),
-                _ => None,
-            },
-            _ => None,
-        };
-        match pair {
-            Some(pair) => keys.push(pair),
-            None if reads_outer(&conjunct) => return None,
-            None => rest.push(conjunct),
-        }
-    }
-    let order_by = match &subquery.order_by {
-        Some(order_by) => match &order_by.kind {
-            OrderByKind::Expressions(exprs) => exprs.clone(),
-            OrderByKind::All(_) => return None,
-        },
-        None => Vec::new(),
-    };
-    let mut order_by_items = order_by.clone();
-    for item in &mut order_by_items {
-        // A select list alias means its expression (the window cannot
-        // see aliases).
-        if let Expr::Identifier(name) = &item.expr {
-            let aliased = inner.projection.iter().find_map(|p| match p {
-                SelectItem::ExprWithAlias { expr, alias } if alias == name => Some(expr),
-                _ => None,
-            });
-            if let Some(expr) = aliased {
-                item.expr = expr.clone();
-            }
-        }
-    }
-    let unread = |node: &Vec<SelectItem>| {
-        !visit_expressions(node, |e| match is_outer(e) {
-            true => ControlFlow::Break(()),
-            false => ControlFlow::Continue(()),
-        })
-        .is_break()
-    };
-    if keys.is_empty()
-        || !unread(&inner.projection)
-        || order_by_items.iter().any(|o| reads_outer(&o.expr))
-    {
+    let (keys, rest) = outer_keys(inner.selection.as_ref(), &is_outer)?;
+    let order_by = window_order(subquery, inner)?;
+    if reads(&inner.projection, &is_outer) || reads(&order_by, &is_outer) {
         return None;
     }
     let key = |k: usize| format!("__lateral{n}_k{k}");
     let number = format!("__lateral{n}_rn");
-    let list = |items: Vec<String>| items.join(", ");
-    let mut items: Vec<String> = inner.projection.iter().map(ToString::to_string).collect();
-    items.extend(
-        keys.iter()
-            .enumerate()
-            .map(|(k, (inner, _))| format!("{inner} AS {}", key(k + 1))),
+    let keyed = keys
+        .iter()
+        .enumerate()
+        .map(|(k, (inner, _))| format!("{inner} AS {}", key(k + 1)));
+    let items = comma_list(
+        inner
+            .projection
+            .iter()
+            .map(ToString::to_string)
+            .chain(keyed),
     );
-    let partition = list(keys.iter().map(|(inner, _)| inner.to_string()).collect());
-    let order = match order_by_items.is_empty() {
+    let partition = comma_list(keys.iter().map(|(inner, _)| inner));
+    let order = match order_by.is_empty() {
         true => String::new(),
-        false => format!(
-            " ORDER BY {}",
-            list(order_by_items.iter().map(ToString::to_string).collect())
-        ),
+        false => format!(" ORDER BY {}", comma_list(&order_by)),
     };
-    items.push(format!(
-        "row_number() OVER (PARTITION BY {partition}{order}) AS {number}"
-    ));
-    let from = list(inner.from.iter().map(ToString::to_string).collect());
+    let from = comma_list(&inner.from);
     let filter = match rest.is_empty() {
         true => String::new(),
-        false => format!(
-            " WHERE {}",
-            rest.iter()
-                .map(|c| format!("({c})"))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        ),
+        false => {
+            let rest: Vec<String> = rest.iter().map(|c| format!("({c})")).collect();
+            format!(" WHERE {}", rest.join(" AND "))
+        }
     };
-    let sql = format!("SELECT {} FROM {from}{filter}", list(items));
+    let sql = format!(
+        "SELECT {items}, row_number() OVER (PARTITION BY {partition}{order}) AS {number} \
+         FROM {from}{filter}"
+    );
+    // Joined on the keys, and the numbers the LIMIT and OFFSET keep.
     let name = &alias.name;
     let mut condition: Vec<String> = keys
         .iter()
@@ -423,21 +347,116 @@ fn ranked(
     })
 }
 
-/// The operands of `expr`'s top-level ANDs (`expr` itself if it is none).
-fn conjuncts(expr: &Expr) -> Vec<Expr> {
-    match expr {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => {
-            let mut all = conjuncts(left);
-            all.extend(conjuncts(right));
-            all
+/// `subquery`'s SELECT, if it selects rows of a FROM of its own, not
+/// groups (no GROUP BY, HAVING, DISTINCT or call `is_aggregate` names).
+fn selected_rows<'a>(
+    subquery: &'a Query,
+    is_aggregate: &dyn Fn(&str) -> bool,
+) -> Option<&'a Select> {
+    let SetExpr::Select(select) = subquery.body.as_ref() else {
+        return None;
+    };
+    let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+    let aggregates = visit_expressions(&select.projection, |e| match e {
+        Expr::Function(f) if is_aggregate(&f.name.to_string().to_lowercase()) => {
+            ControlFlow::Break(())
         }
-        Expr::Nested(inner) => conjuncts(inner),
-        other => vec![other.clone()],
+        _ => ControlFlow::Continue(()),
+    });
+    let rows = !select.from.is_empty()
+        && !grouped
+        && !aggregates.is_break()
+        && select.having.is_none()
+        && select.distinct.is_none();
+    rows.then_some(select)
+}
+
+/// The conjuncts of `selection` that equal an inner expression to an
+/// outer column (as `(inner, outer)`), and the others; `None` if none
+/// does, or another reads the outer row.
+type Keys = (Vec<(Expr, Expr)>, Vec<Expr>);
+
+fn outer_keys(selection: Option<&Expr>, is_outer: &dyn Fn(&Expr) -> bool) -> Option<Keys> {
+    let mut conjuncts = Vec::new();
+    if let Some(selection) = selection {
+        split_conjunction(selection.clone(), &mut conjuncts);
     }
+    let (mut keys, mut rest) = (Vec::new(), Vec::new());
+    for conjunct in conjuncts {
+        let mut bare = &conjunct;
+        while let Expr::Nested(inner) = bare {
+            bare = inner;
+        }
+        let pair = match bare {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } => match (is_outer(left), is_outer(right)) {
+                (false, true) if !reads(left, is_outer) => Some((*left.clone(), *right.clone())),
+                (true, false) if !reads(right, is_outer) => Some((*right.clone(), *left.clone())),
+                _ => None,
+            },
+            _ => None,
+        };
+        match pair {
+            Some(pair) => keys.push(pair),
+            None if reads(&conjunct, is_outer) => return None,
+            None => rest.push(conjunct),
+        }
+    }
+    (!keys.is_empty()).then_some((keys, rest))
+}
+
+/// `subquery`'s ORDER BY as a window's: a select list alias or position
+/// (`ORDER BY 2`) replaced by its expression, which a window would not
+/// see (and would read `2` as a constant). `None` for a position of `*`.
+fn window_order(subquery: &Query, select: &Select) -> Option<Vec<OrderByExpr>> {
+    let mut order_by = match subquery.order_by.as_ref().map(|o| &o.kind) {
+        Some(OrderByKind::Expressions(exprs)) => exprs.clone(),
+        Some(OrderByKind::All(_)) => return None,
+        None => Vec::new(),
+    };
+    for item in &mut order_by {
+        let selected = match &item.expr {
+            Expr::Identifier(name) => select.projection.iter().find_map(|p| match p {
+                SelectItem::ExprWithAlias { expr, alias } if alias == name => Some(expr),
+                _ => None,
+            }),
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => {
+                    let position: usize = n.parse().ok()?;
+                    match select.projection.get(position.checked_sub(1)?)? {
+                        SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                            Some(expr)
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(expr) = selected {
+            item.expr = expr.clone();
+        }
+    }
+    Some(order_by)
+}
+
+/// `items` written out, separated by commas.
+fn comma_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    let items: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
+    items.join(", ")
+}
+
+/// Whether an expression of `node` is one `is_outer` picks.
+fn reads<V: Visit>(node: &V, is_outer: &dyn Fn(&Expr) -> bool) -> bool {
+    visit_expressions(node, |e| match is_outer(e) {
+        true => ControlFlow::Break(()),
+        false => ControlFlow::Continue(()),
+    })
+    .is_break()
 }
 
 /// `factor` as a select list, if it is a function planned as one.

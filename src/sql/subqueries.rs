@@ -255,7 +255,9 @@ fn take_outer_conditions(query: &mut Query) -> Option<String> {
     (!outer.is_empty()).then(|| outer.join(" AND "))
 }
 
-fn split_conjunction(expr: Expr, into: &mut Vec<Expr>) {
+/// The operands of `expr`'s top-level ANDs, into `into` (a parenthesised
+/// operand that is not an AND stays parenthesised).
+pub(super) fn split_conjunction(expr: Expr, into: &mut Vec<Expr>) {
     match expr {
         Expr::BinaryOp {
             left,
