@@ -202,79 +202,6 @@ fn type_name(data_type: &ast::DataType) -> String {
     .to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-
-    /// The statement aliased, and the names of its aliased items.
-    fn names_of(sql: &str) -> (String, Vec<String>) {
-        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-            .unwrap()
-            .remove(0);
-        alias_select_items(&mut stmt);
-        let text = stmt.to_string();
-        let names = text
-            .split(&format!("\"{PREFIX}"))
-            .skip(1)
-            .map(|alias| {
-                alias
-                    .split_once(':')
-                    .unwrap()
-                    .1
-                    .split('"')
-                    .next()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
-        (text, names)
-    }
-
-    #[test]
-    fn unaliased_items_get_postgresql_names() {
-        let (sql, names) = names_of(
-            "SELECT a, t.b, 1, count(*), '1'::int, a::text, x AS y, (SELECT 1), t.a, \
-             (SELECT v FROM u), (SELECT v AS w FROM u) FROM t",
-        );
-        assert_eq!(
-            names,
-            vec!["?column?", "count", "int4", "a", "?column?", "a", "v", "w"]
-        );
-        assert!(sql.contains(r#"1 AS "__pg_col2:?column?""#), "{sql}");
-        assert!(sql.starts_with("SELECT a, t.b, "), "{sql}");
-        assert!(sql.contains("x AS y"), "{sql}");
-        // Named before their calls are renamed for DataFusion
-        // (`functions::rename_calls`).
-        let (_, names) = names_of("SELECT ceiling(x), mod(7, 3), ARRAY[1, 2]");
-        assert_eq!(names, vec!["ceiling", "mod", "array"]);
-        // Special syntax, typed literals and array casts as PostgreSQL
-        // names them.
-        let (_, names) = names_of(
-            "SELECT ceil(x), floor(x), interval '1 day', date '2024-01-01', \
-             ts AT TIME ZONE 'UTC', trim(leading 'a' from s), '{1}'::int[], x::varchar(3), \
-             'x'::varchar(3)",
-        );
-        let expected = [
-            "ceil", "floor", "interval", "date", "timezone", "ltrim", "int4", "x", "varchar",
-        ];
-        assert_eq!(names, expected);
-        // Subscripts keep the array's name, a field access is the field's.
-        let (_, names) = names_of("SELECT tags[1], t.tags[1:2], ('{1}'::int[])[1], (r).f");
-        assert_eq!(names, vec!["tags", "tags", "int4", "f"]);
-        // A write's RETURNING too.
-        let (_, names) = names_of("INSERT INTO t VALUES (1) RETURNING id + 1, id::text");
-        assert_eq!(names, vec!["?column?", "id"]);
-    }
-
-    #[test]
-    fn set_operations_take_the_first_branch_names() {
-        let (_, names) = names_of("SELECT 1 UNION SELECT 2");
-        assert_eq!(names, vec!["?column?"]);
-    }
-}
-
 /// Calls in one SELECT that differ only in casts of their arguments
 /// (`avg(x)` and `avg(x::float8)`, `sum(y)` and `sum(y::bigint)`) have
 /// one name in DataFusion, whose names do not show casts, and an
@@ -354,4 +281,77 @@ fn without_casts(expr: &Expr) -> Expr {
         ControlFlow::<()>::Continue(())
     });
     bare
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    /// The statement aliased, and the names of its aliased items.
+    fn names_of(sql: &str) -> (String, Vec<String>) {
+        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        alias_select_items(&mut stmt);
+        let text = stmt.to_string();
+        let names = text
+            .split(&format!("\"{PREFIX}"))
+            .skip(1)
+            .map(|alias| {
+                alias
+                    .split_once(':')
+                    .unwrap()
+                    .1
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        (text, names)
+    }
+
+    #[test]
+    fn unaliased_items_get_postgresql_names() {
+        let (sql, names) = names_of(
+            "SELECT a, t.b, 1, count(*), '1'::int, a::text, x AS y, (SELECT 1), t.a, \
+             (SELECT v FROM u), (SELECT v AS w FROM u) FROM t",
+        );
+        assert_eq!(
+            names,
+            vec!["?column?", "count", "int4", "a", "?column?", "a", "v", "w"]
+        );
+        assert!(sql.contains(r#"1 AS "__pg_col2:?column?""#), "{sql}");
+        assert!(sql.starts_with("SELECT a, t.b, "), "{sql}");
+        assert!(sql.contains("x AS y"), "{sql}");
+        // Named before their calls are renamed for DataFusion
+        // (`functions::rename_calls`).
+        let (_, names) = names_of("SELECT ceiling(x), mod(7, 3), ARRAY[1, 2]");
+        assert_eq!(names, vec!["ceiling", "mod", "array"]);
+        // Special syntax, typed literals and array casts as PostgreSQL
+        // names them.
+        let (_, names) = names_of(
+            "SELECT ceil(x), floor(x), interval '1 day', date '2024-01-01', \
+             ts AT TIME ZONE 'UTC', trim(leading 'a' from s), '{1}'::int[], x::varchar(3), \
+             'x'::varchar(3)",
+        );
+        let expected = [
+            "ceil", "floor", "interval", "date", "timezone", "ltrim", "int4", "x", "varchar",
+        ];
+        assert_eq!(names, expected);
+        // Subscripts keep the array's name, a field access is the field's.
+        let (_, names) = names_of("SELECT tags[1], t.tags[1:2], ('{1}'::int[])[1], (r).f");
+        assert_eq!(names, vec!["tags", "tags", "int4", "f"]);
+        // A write's RETURNING too.
+        let (_, names) = names_of("INSERT INTO t VALUES (1) RETURNING id + 1, id::text");
+        assert_eq!(names, vec!["?column?", "id"]);
+    }
+
+    #[test]
+    fn set_operations_take_the_first_branch_names() {
+        let (_, names) = names_of("SELECT 1 UNION SELECT 2");
+        assert_eq!(names, vec!["?column?"]);
+    }
 }

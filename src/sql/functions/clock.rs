@@ -46,7 +46,9 @@ impl ConfigExtension for RunningStatement {
     const PREFIX: &'static str = "shardforge_statement";
 }
 
-// Not a setting: only the session writes it.
+// Not a setting: only the session writes it. A clone shares the
+// statement's cancellation on purpose (a cancel must reach every copy of
+// the configuration the statement runs with).
 impl ExtensionOptions for RunningStatement {
     fn as_any(&self) -> &dyn Any {
         self
