@@ -26,9 +26,9 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
-    Assignment, AssignmentTarget, ConflictTarget, Delete, DoUpdate, FromTable, Insert, ObjectName,
-    OnConflict as OnConflictClause, OnConflictAction, OnInsert, TableFactor, TableObject,
-    TableWithJoins, Update, UpdateTableFromKind,
+    Assignment, AssignmentTarget, ConflictTarget, Delete, DoUpdate, Expr, FromTable, Insert,
+    ObjectName, OnConflict as OnConflictClause, OnConflictAction, OnInsert, TableFactor,
+    TableObject, TableWithJoins, Update, UpdateTableFromKind,
 };
 
 use super::ddl::{ident_name, table_name};
@@ -203,9 +203,9 @@ fn update_items(
     assignments: &[Assignment],
 ) -> Result<Vec<String>> {
     let mut new_values: Vec<Option<String>> = vec![None; def.columns.len()];
-    for assignment in assignments {
+    for assignment in column_assignments(assignments)? {
         let AssignmentTarget::ColumnName(name) = &assignment.target else {
-            return Err(Error::unsupported("assigning a tuple of columns"));
+            return Err(Error::Internal("a tuple assignment left".into()));
         };
         let column = name
             .0
@@ -251,6 +251,48 @@ fn update_items(
         items.push(format!("{value} AS \"new_{i}\""));
     }
     Ok(items)
+}
+
+/// `assignments` with each `(a, b) = (x, y)` as `a = x, b = y`. A tuple
+/// assigned from a subquery or `ROW(...)` is 0A000, as is one value in
+/// parentheses (PostgreSQL's refusal).
+fn column_assignments(assignments: &[Assignment]) -> Result<Vec<Assignment>> {
+    let mut columns = Vec::with_capacity(assignments.len());
+    for assignment in assignments {
+        let names = match &assignment.target {
+            AssignmentTarget::ColumnName(_) => {
+                columns.push(assignment.clone());
+                continue;
+            }
+            AssignmentTarget::Tuple(names) => names,
+        };
+        let values = match &assignment.value {
+            Expr::Tuple(values) => values.clone(),
+            Expr::Subquery(_) | Expr::Function(_) => {
+                return Err(Error::unsupported(
+                    "assigning a subquery or ROW() to a tuple of columns",
+                ))
+            }
+            // PostgreSQL's own refusal, also 0A000.
+            _ => return Err(Error::input(
+                InputError::Unsupported,
+                "source for a multiple-column UPDATE item must be a sub-SELECT or ROW() expression",
+            )),
+        };
+        if values.len() != names.len() {
+            return Err(Error::input(
+                InputError::Syntax,
+                "number of columns does not match number of values",
+            ));
+        }
+        for (name, value) in names.iter().zip(values) {
+            columns.push(Assignment {
+                target: AssignmentTarget::ColumnName(name.clone()),
+                value,
+            });
+        }
+    }
+    Ok(columns)
 }
 
 /// What an INSERT does besides writing its rows.

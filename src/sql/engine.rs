@@ -351,6 +351,7 @@ pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(super::operators::PgOperators),
         Box::new(super::rewrite::ExistsInSelectList),
         Box::new(super::rewrite::FetchFirstAsLimit),
+        Box::new(super::rewrite::InsertUnderWith),
         Box::new(super::rewrite::SizedStringCasts),
         Box::new(super::datetime::MicrosecondTimestamps),
         Box::new(super::interval::LiteralsAsCasts),

@@ -17,7 +17,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, ObjectName, Query, Select, SelectItem, Statement, TableFactor,
+    BinaryOperator, Expr, ObjectName, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
     UnaryOperator, Visit, Visitor,
 };
 
@@ -38,7 +38,12 @@ impl Visitor for PlainVisitor {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-        match query.fetch.is_some() {
+        // A write under a WITH (`rewrite::InsertUnderWith`).
+        let write = matches!(
+            query.body.as_ref(),
+            SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_)
+        );
+        match query.fetch.is_some() || write {
             true => ControlFlow::Break(()),
             false => ControlFlow::Continue(()),
         }

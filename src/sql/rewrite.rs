@@ -659,6 +659,52 @@ impl SqlStatementRewriteRule for RegprocComparisons {
     }
 }
 
+/// `WITH c AS (SELECT ...) INSERT INTO t SELECT ... FROM c` as `INSERT
+/// INTO t WITH c AS (...) SELECT ... FROM c`, which DataFusion plans (it
+/// refused an INSERT under a WITH). Not where a CTE itself writes
+/// (`WITH d AS (DELETE ... RETURNING ...)`), which stays 0A000.
+#[derive(Debug)]
+pub struct InsertUnderWith;
+
+impl SqlStatementRewriteRule for InsertUnderWith {
+    fn rewrite(&self, stmt: Statement) -> Statement {
+        let Statement::Query(mut query) = stmt else {
+            return stmt;
+        };
+        let reads_only = query.with.as_ref().is_some_and(|with| {
+            with.cte_tables.iter().all(|cte| {
+                !matches!(
+                    cte.query.body.as_ref(),
+                    SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_)
+                )
+            })
+        });
+        let plain =
+            query.order_by.is_none() && query.limit_clause.is_none() && query.fetch.is_none();
+        let SetExpr::Insert(Statement::Insert(insert)) = query.body.as_mut() else {
+            return Statement::Query(query);
+        };
+        let Some(source) = insert.source.as_mut().filter(|_| reads_only && plain) else {
+            return Statement::Query(query);
+        };
+        let Some(mut with) = query.with.take() else {
+            return Statement::Query(query);
+        };
+        if let Some(own) = source.with.take() {
+            with.recursive |= own.recursive;
+            with.cte_tables.extend(own.cte_tables);
+        }
+        source.with = Some(with);
+        match *query.body {
+            SetExpr::Insert(insert) => insert,
+            other => {
+                query.body = Box::new(other);
+                Statement::Query(query)
+            }
+        }
+    }
+}
+
 /// `FETCH FIRST n ROWS ONLY` (the SQL standard's LIMIT) as `LIMIT n`;
 /// `FETCH FIRST ROW ONLY` is one row. `WITH TIES` and `PERCENT` are left
 /// for DataFusion to refuse (0A000).
