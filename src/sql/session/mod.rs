@@ -755,6 +755,7 @@ impl Session {
         mut stmt: Statement,
         params: Option<ParamValues>,
     ) -> Result<LogicalPlan> {
+        refuse_row_locks(&stmt)?;
         if let Statement::Insert(insert) = &mut stmt {
             rewrite::rewrite_insert(insert, self.txn.as_ref())?;
         }
@@ -1044,5 +1045,30 @@ fn statement_kind(stmt: &Statement) -> String {
         "this statement".into()
     } else {
         words.join(" ").to_uppercase()
+    }
+}
+
+/// `SELECT ... FOR UPDATE` (`FOR SHARE`, ...) is 0A000 until rows can be
+/// locked: accepted without a lock, it would let two transactions that
+/// each locked a row and then wrote elsewhere both commit, where
+/// PostgreSQL makes the second wait (the next issue's row locks).
+fn refuse_row_locks(stmt: &Statement) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{Query, Visit, Visitor};
+    use std::ops::ControlFlow;
+    struct Locks;
+    impl Visitor for Locks {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            match query.locks.is_empty() {
+                true => ControlFlow::Continue(()),
+                false => ControlFlow::Break(()),
+            }
+        }
+    }
+    match stmt.visit(&mut Locks).is_break() {
+        true => Err(Error::unsupported(
+            "SELECT ... FOR UPDATE or FOR SHARE (row locks)",
+        )),
+        false => Ok(()),
     }
 }
