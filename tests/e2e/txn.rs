@@ -682,3 +682,30 @@ async fn racing_autocommit_inserts_of_one_key_leave_one_row() {
     .await;
     assert_eq!(count(&setup, "u").await, ROUNDS);
 }
+
+#[tokio::test]
+async fn select_for_update_is_refused_until_rows_can_be_locked() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE locked (id integer PRIMARY KEY); INSERT INTO locked VALUES (1)",
+        )
+        .await
+        .unwrap();
+    // Without the lock, a second transaction would not wait: refused, in
+    // both protocols, wherever the clause stands.
+    for sql in [
+        "SELECT * FROM locked WHERE id = 1 FOR UPDATE",
+        "SELECT * FROM locked FOR SHARE SKIP LOCKED",
+        "SELECT * FROM (SELECT * FROM locked FOR NO KEY UPDATE) s",
+    ] {
+        assert_error(&client, sql, SqlState::FEATURE_NOT_SUPPORTED).await;
+        assert_eq!(
+            sqlstate(client.query(sql, &[]).await),
+            SqlState::FEATURE_NOT_SUPPORTED,
+            "{sql}"
+        );
+    }
+    assert_eq!(count(&client, "locked").await, 1, "the session goes on");
+}
