@@ -698,7 +698,7 @@ async fn select_for_update_is_refused_until_rows_can_be_locked() {
     for sql in [
         "SELECT * FROM locked WHERE id = 1 FOR UPDATE",
         "SELECT * FROM locked FOR SHARE SKIP LOCKED",
-        "SELECT * FROM (SELECT * FROM locked FOR NO KEY UPDATE) s",
+        "SELECT * FROM (SELECT * FROM locked FOR UPDATE OF locked) s",
     ] {
         assert_error(&client, sql, SqlState::FEATURE_NOT_SUPPORTED).await;
         assert_eq!(

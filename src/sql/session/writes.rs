@@ -37,6 +37,10 @@ impl Session {
         query: &Query,
         params: Option<ParamValues>,
     ) -> Result<Output> {
+        let name = &create.name;
+        if create.if_not_exists && self.txn.table(&table_name(name)?).is_some() {
+            return Ok(Output::Command("CREATE TABLE AS".into()));
+        }
         let plan = self
             .plan_query(&Statement::Query(Box::new(query.clone())), params.clone())
             .await?;
@@ -66,21 +70,12 @@ impl Session {
                 sql_type.pg_name()
             ));
         }
-        let exists = if create.if_not_exists {
-            "IF NOT EXISTS "
-        } else {
-            ""
-        };
-        let name = &create.name;
-        let sql = format!("CREATE TABLE {exists}{name} ({})", columns.join(", "));
+        let sql = format!("CREATE TABLE {name} ({})", columns.join(", "));
         let Statement::CreateTable(table) = parse_statement(&sql)? else {
             return Err(Error::Internal(format!(
                 "{sql} parsed as another statement"
             )));
         };
-        if create.if_not_exists && self.txn.table(&table_name(name)?).is_some() {
-            return Ok(Output::Command("CREATE TABLE AS".into()));
-        }
         self.engine.create_table(&table, &self.txn)?;
         let Statement::Insert(mut insert) =
             parse_statement(&format!("INSERT INTO {name} SELECT 1"))?
