@@ -84,12 +84,12 @@ fn rewrite_select(
     let mut conditions = Vec::new();
     for i in 0..select.from.len() {
         for j in 0..=select.from[i].joins.len() {
-            if i + j > 0 {
+            let factor = match j {
+                0 => &select.from[i].relation,
+                _ => &select.from[i].joins[j - 1].relation,
+            };
+            if i + j > 0 && matches!(factor, TableFactor::Derived { lateral: true, .. }) {
                 let earlier = earlier_names(&select.from, i, j);
-                let factor = match j {
-                    0 => &select.from[i].relation,
-                    _ => &select.from[i].joins[j - 1].relation,
-                };
                 if let Some(ranked) = ranked(factor, &earlier, *count + 1, is_aggregate) {
                     *count += 1;
                     place(select, i, j, ranked, &mut excluded, &mut conditions);
@@ -222,11 +222,10 @@ fn place(
 fn earlier_names(from: &[TableWithJoins], i: usize, j: usize) -> Vec<String> {
     let mut earlier: Vec<String> = from[..i].iter().flat_map(names).collect();
     if j > 0 {
-        let item = TableWithJoins {
-            relation: from[i].relation.clone(),
-            joins: from[i].joins[..j - 1].to_vec(),
-        };
-        earlier.extend(names(&item));
+        let item = &from[i];
+        let factors = std::iter::once(&item.relation);
+        let factors = factors.chain(item.joins[..j - 1].iter().map(|join| &join.relation));
+        earlier.extend(factors.filter_map(factor_name));
     }
     earlier
 }
@@ -718,22 +717,25 @@ fn joined(
 fn names(table: &TableWithJoins) -> Vec<String> {
     std::iter::once(&table.relation)
         .chain(table.joins.iter().map(|j| &j.relation))
-        .filter_map(|factor| match factor {
-            TableFactor::Table {
-                alias: Some(alias), ..
-            }
-            | TableFactor::Derived {
-                alias: Some(alias), ..
-            }
-            | TableFactor::Function {
-                alias: Some(alias), ..
-            } => Some(ident_name(&alias.name)),
-            TableFactor::Table { name, .. } => {
-                name.0.last().and_then(|p| p.as_ident()).map(ident_name)
-            }
-            _ => None,
-        })
+        .filter_map(factor_name)
         .collect()
+}
+
+/// The name a FROM item is referred to by (alias, or table name).
+fn factor_name(factor: &TableFactor) -> Option<String> {
+    match factor {
+        TableFactor::Table {
+            alias: Some(alias), ..
+        }
+        | TableFactor::Derived {
+            alias: Some(alias), ..
+        }
+        | TableFactor::Function {
+            alias: Some(alias), ..
+        } => Some(ident_name(&alias.name)),
+        TableFactor::Table { name, .. } => name.0.last().and_then(|p| p.as_ident()).map(ident_name),
+        _ => None,
+    }
 }
 
 /// `operator` of a LATERAL join, with `condition` added to its own.
