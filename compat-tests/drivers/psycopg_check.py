@@ -244,6 +244,7 @@ def run(args):
         check_json_text_parameters(conn)
         check_interval(conn)
         check_array_columns(conn)
+        check_unconstrained_numeric(conn)
         if args.pending:
             pending_interval_large_time(conn)
 
@@ -677,6 +678,34 @@ def check_array_columns(conn):
     conn.execute(f"DROP TABLE {table}")
 
 
+def check_unconstrained_numeric(conn):
+    """A `numeric` column without precision and scale (SQLAlchemy's Numeric(), Rails'
+    decimal) gives back the Decimals written to it, in text and binary and through COPY,
+    and sums them without padding them to a fixed scale."""
+    table = "compat_psycopg_amounts"
+    amounts = [Decimal("19.99"), Decimal("-0.123"), Decimal("100"), Decimal("0.0000000001"),
+               Decimal("123456789012345678.5"), None]
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, amount numeric)")
+    with conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)", list(enumerate(amounts)))
+    for binary in (False, True):
+        with conn.cursor(binary=binary) as cur:
+            got = [r[0] for r in cur.execute(f"SELECT amount FROM {table} ORDER BY id")]
+            check(list(map(str, got)) == list(map(str, amounts)),
+                  f"numeric column (binary={binary}) read back as {got!r}")
+            total = cur.execute(f"SELECT sum(amount), min(amount) * 2 FROM {table}").fetchone()
+            check(tuple(map(str, total)) == ("123456789012345798.3670000001",
+                                             "-0.246"),
+                  f"sum and min * 2 (binary={binary}) gave {total!r}")
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY {table} (amount) TO STDOUT") as copy:
+            data = b"".join(bytes(block) for block in copy)
+    want = sorted(b"19.99 -0.123 100 0.0000000001 123456789012345678.5 \\N".split())
+    check(sorted(data.split()) == want, f"COPY of a numeric column gave {data!r}")
+    conn.execute(f"DROP TABLE {table}")
+
+
 def check_cancel(conn):
     """conn.cancel() from another thread stops a pg_sleep (57014) at once, and the
     connection goes on; now() is the transaction's start in each of its statements."""
@@ -765,7 +794,7 @@ def main():
         f"json/jsonb ({len(JSON_VALUES)} values + {len(JSON_TEXTS)} texts, text+binary, "
         "@>, ->>, jsonb_build_object), "
         f"interval ({len(INTERVALS)} values, timedelta text+binary, ORDER BY, = '30 days'), "
-        "array columns (text+binary, COPY), column names (dict_row), AT TIME ZONE, DST day")
+        "array columns (text+binary, COPY), unconstrained numeric column, column names (dict_row), AT TIME ZONE, DST day")
 
 
 if __name__ == "__main__":

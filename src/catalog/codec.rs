@@ -154,6 +154,8 @@ fn type_to(sql_type: &SqlType) -> proto::SqlType {
             scale: i32::from(scale),
             ..of(Kind::Numeric)
         },
+        // No precision: PostgreSQL's numeric precision is at least 1.
+        SqlType::UnconstrainedNumeric => of(Kind::Numeric),
         SqlType::Boolean => of(Kind::Boolean),
         SqlType::Text => of(Kind::Text),
         SqlType::Varchar(length) => proto::SqlType {
@@ -201,6 +203,7 @@ fn type_from(sql_type: &proto::SqlType) -> Result<SqlType> {
         Kind::Bigint => SqlType::BigInt,
         Kind::Real => SqlType::Real,
         Kind::Double => SqlType::Double,
+        Kind::Numeric if sql_type.precision == 0 => SqlType::UnconstrainedNumeric,
         Kind::Numeric => SqlType::Numeric {
             precision: u8::try_from(sql_type.precision).map_err(|_| bad())?,
             scale: i8::try_from(sql_type.scale).map_err(|_| bad())?,
@@ -237,6 +240,7 @@ mod tests {
                 precision: 76,
                 scale: -3,
             },
+            SqlType::UnconstrainedNumeric,
             SqlType::Boolean,
             SqlType::Text,
             SqlType::Varchar(None),
@@ -254,6 +258,7 @@ mod tests {
             SqlType::Timestamp(Some(6)),
             SqlType::Array(Box::new(SqlType::Timestamp(Some(2)))),
             SqlType::Array(Box::new(SqlType::Integer)),
+            SqlType::Array(Box::new(SqlType::UnconstrainedNumeric)),
             SqlType::Array(Box::new(SqlType::Numeric {
                 precision: 12,
                 scale: 2,

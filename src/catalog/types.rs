@@ -2,8 +2,9 @@
 //!
 //! `numeric(p, s)` is Decimal128 up to 38 digits and Decimal256 up to 76;
 //! more digits are rejected when the table is created (PostgreSQL allows
-//! 1000). An unconstrained `numeric` is `numeric(38, 10)`, DataFusion's own
-//! reading of it. `timestamptz` is stored as UTC microseconds, a `uuid`
+//! 1000). An unconstrained `numeric` is stored as `numeric(38, 10)`,
+//! DataFusion's own reading of it, and its values are shown without
+//! trailing fraction zeros ([`SqlType::UnconstrainedNumeric`]). `timestamptz` is stored as UTC microseconds, a `uuid`
 //! as its 16 bytes. An array column is an Arrow `List` of its element
 //! type, one-dimensional.
 
@@ -14,8 +15,14 @@ use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 
 /// Largest precision Decimal128 holds; above it Decimal256 is used.
 const DECIMAL128_MAX_PRECISION: u8 = 38;
+/// The field metadata value (under `PG_TYPE_METADATA`) of an unconstrained
+/// `numeric`, a column's or a cast's.
+pub const UNCONSTRAINED_NAME: &str = "numeric";
 /// Largest precision ShardForge stores at all (Decimal256).
 pub const NUMERIC_MAX_PRECISION: u8 = 76;
+/// The Arrow decimal an unconstrained `numeric` is held in.
+pub const UNCONSTRAINED_PRECISION: u8 = 38;
+pub const UNCONSTRAINED_SCALE: i8 = 10;
 /// Timezone of stored `timestamptz` values.
 pub const UTC: &str = "+00:00";
 
@@ -30,6 +37,13 @@ pub enum SqlType {
         precision: u8,
         scale: i8,
     },
+    /// `numeric` without precision and scale. PostgreSQL keeps each
+    /// value's own scale (`2.50` stays `2.50`); an Arrow decimal column
+    /// has one, so the values are held as `numeric(38, 10)` (rounded to
+    /// ten fraction digits as they are written) and shown without the
+    /// zeros that scale adds (`2.5`): a stored value's trailing fraction
+    /// zeros are not kept. The field's [`SqlType::metadata`] marks it.
+    UnconstrainedNumeric,
     Boolean,
     Text,
     /// `varchar(n)`; `None` is unbounded.
@@ -72,6 +86,9 @@ impl SqlType {
                 DataType::Decimal128(*precision, *scale)
             }
             SqlType::Numeric { precision, scale } => DataType::Decimal256(*precision, *scale),
+            SqlType::UnconstrainedNumeric => {
+                DataType::Decimal128(UNCONSTRAINED_PRECISION, UNCONSTRAINED_SCALE)
+            }
             SqlType::Boolean => DataType::Boolean,
             SqlType::Text
             | SqlType::Varchar(_)
@@ -133,6 +150,7 @@ impl SqlType {
             (Some("jsonb"), _) => SqlType::Jsonb,
             (Some("varchar"), _) => SqlType::Varchar(None),
             (Some("bpchar"), _) => SqlType::Char(Self::char_width(field)? as u32),
+            (Some(UNCONSTRAINED_NAME), DataType::Decimal128(..)) => SqlType::UnconstrainedNumeric,
             (_, DataType::Null) => SqlType::Text,
             (_, data_type) => Self::from_arrow(data_type)?,
         })
@@ -163,6 +181,11 @@ impl SqlType {
             SqlType::Real => "REAL".into(),
             SqlType::Double => "DOUBLE PRECISION".into(),
             SqlType::Numeric { precision, scale } => format!("NUMERIC({precision}, {scale})"),
+            // Spelled with its stored precision and scale: a cast to
+            // `numeric` alone keeps the value's own scale.
+            SqlType::UnconstrainedNumeric => {
+                format!("NUMERIC({UNCONSTRAINED_PRECISION}, {UNCONSTRAINED_SCALE})")
+            }
             SqlType::Boolean => "BOOLEAN".into(),
             SqlType::Text
             | SqlType::Varchar(_)
@@ -189,6 +212,7 @@ impl SqlType {
             SqlType::Real => "real".into(),
             SqlType::Double => "double precision".into(),
             SqlType::Numeric { precision, scale } => format!("numeric({precision},{scale})"),
+            SqlType::UnconstrainedNumeric => UNCONSTRAINED_NAME.into(),
             SqlType::Boolean => "boolean".into(),
             SqlType::Text => "text".into(),
             SqlType::Varchar(None) => "character varying".into(),
@@ -208,9 +232,11 @@ impl SqlType {
     }
 
     /// The PostgreSQL wire type name, for types whose Arrow type does not
-    /// determine it (all of them map to Utf8).
+    /// determine it (the string types, all Utf8, and an unconstrained
+    /// `numeric`, a decimal as `numeric(38, 10)` is).
     pub fn wire_name(&self) -> Option<&'static str> {
         match self {
+            SqlType::UnconstrainedNumeric => Some(UNCONSTRAINED_NAME),
             SqlType::Varchar(_) => Some("varchar"),
             SqlType::Char(_) => Some("bpchar"),
             SqlType::Json => Some("json"),
@@ -230,6 +256,17 @@ impl SqlType {
             metadata.insert(super::CHAR_LENGTH_METADATA.to_string(), n.to_string());
         }
         metadata
+    }
+
+    /// Whether `field` holds values of an unconstrained `numeric` column
+    /// ([`Self::metadata`]), or of a cast to `numeric` alone.
+    pub fn is_unconstrained_numeric(field: &Field) -> bool {
+        matches!(field.data_type(), DataType::Decimal128(..))
+            && field
+                .metadata()
+                .get(super::PG_TYPE_METADATA)
+                .map(String::as_str)
+                == Some(UNCONSTRAINED_NAME)
     }
 
     /// The `n` of a `char(n)` value's field ([`Self::metadata`]).

@@ -16,17 +16,18 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, BinaryArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    i256, DataType, IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
+    i256, DataType, Field, IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
 
 use super::text::replace_columns;
+use crate::catalog::SqlType;
 use crate::error::Result;
 use crate::sql::interval::to_binary;
 use crate::sql::json::JSONB_VERSION;
-use crate::sql::output::{decimal_text, decimals};
+use crate::sql::output::{decimal_text, decimals, unconstrained_decimals};
 
 /// The sign words of the binary numeric header.
 const POSITIVE: u16 = 0x0000;
@@ -38,6 +39,7 @@ const DIGITS_PER_WORD: usize = 4;
 /// `batch`.
 pub fn binary_values(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatch> {
     let jsonb = |i: usize| fields.get(i).is_some_and(|f| *f.datatype() == Type::JSONB);
+    let schema = batch.schema();
     replace_columns(
         batch,
         DataType::Binary,
@@ -79,19 +81,26 @@ pub fn binary_values(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordB
                     micros.iter().map(|v| v.map(|v| v.to_be_bytes())).collect();
                 Ok(Arc::new(encoded) as ArrayRef)
             }
-            _ => Ok(encode(array)),
+            _ => Ok(encode(array, schema.field(i))),
         },
     )
 }
 
-fn encode(array: &ArrayRef) -> ArrayRef {
-    let (DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale)) = array.data_type()
+/// A numeric column's values; an unconstrained numeric's (which `field`
+/// marks) with the display scale it is shown with in text.
+fn encode(array: &ArrayRef, field: &Field) -> ArrayRef {
+    let (DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale)) = *array.data_type()
     else {
         return array.clone();
     };
-    let encoded: BinaryArray = decimals(array)
-        .map(|v| v.map(|v| numeric_send(v, *scale)))
-        .collect();
+    let encoded: BinaryArray = match SqlType::is_unconstrained_numeric(field) {
+        true => unconstrained_decimals(array)
+            .map(|v| v.map(|(value, scale)| numeric_send(value, scale)))
+            .collect(),
+        false => decimals(array)
+            .map(|v| v.map(|v| numeric_send(v, scale)))
+            .collect(),
+    };
     Arc::new(encoded)
 }
 

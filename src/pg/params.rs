@@ -23,7 +23,7 @@ use pgwire::api::Type;
 use postgres_types::Kind;
 
 use super::handler::Prepared;
-use crate::catalog::{SqlType, PG_TYPE_METADATA};
+use crate::catalog::SqlType;
 use crate::error::{Error, InputError, Result};
 use crate::sql::copy::{utf8, ColumnInput};
 use crate::sql::errors::classify;
@@ -41,7 +41,7 @@ pub fn arrow_type(pg: &Type) -> Option<DataType> {
         Type::INT8 => DataType::Int64,
         Type::FLOAT4 => DataType::Float32,
         Type::FLOAT8 => DataType::Float64,
-        Type::NUMERIC => unconstrained_numeric().to_arrow(),
+        Type::NUMERIC => SqlType::UnconstrainedNumeric.to_arrow(),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
         Type::BYTEA => DataType::Binary,
         Type::DATE => DataType::Date32,
@@ -53,14 +53,6 @@ pub fn arrow_type(pg: &Type) -> Option<DataType> {
         Type::INTERVAL => DataType::Interval(IntervalUnit::MonthDayNano),
         _ => return None,
     })
-}
-
-/// What a `numeric` without precision and scale is stored as.
-fn unconstrained_numeric() -> SqlType {
-    SqlType::Numeric {
-        precision: 38,
-        scale: 10,
-    }
 }
 
 /// Decodes the portal's parameters and casts them to the inferred types;
@@ -121,7 +113,7 @@ pub fn bind_parameters(
         .into_iter()
         .zip(&own_scale)
         .map(|(ours, own)| match own {
-            Some(_) => Some(unconstrained_numeric()),
+            Some(_) => Some(SqlType::UnconstrainedNumeric),
             None => ours,
         })
         .collect();
@@ -191,10 +183,7 @@ fn own_scale_numeric(
     field: Option<&FieldRef>,
 ) -> Result<Option<ScalarValue>> {
     let undeclared = declared.is_none_or(|t| *t == Type::UNKNOWN);
-    let unconstrained_cast = field.is_some_and(|f| {
-        f.metadata().get(PG_TYPE_METADATA).map(String::as_str)
-            == Some(crate::sql::numeric::UNCONSTRAINED)
-    });
+    let unconstrained_cast = field.is_some_and(|f| SqlType::is_unconstrained_numeric(f));
     if declared != Some(&Type::NUMERIC) && !(undeclared && unconstrained_cast) {
         return Ok(None);
     }
@@ -245,7 +234,7 @@ fn own_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<SqlT
         Some(t) if *t == Type::UNKNOWN => planned(),
         Some(t) if *t == Type::NUMERIC => match (planned(), inferred) {
             (Some(numeric @ SqlType::Numeric { .. }), _) => Some(numeric),
-            (_, None) => Some(unconstrained_numeric()),
+            (_, None) => Some(SqlType::UnconstrainedNumeric),
             _ => None,
         },
         Some(t) if *t == Type::DATE => Some(SqlType::Date),

@@ -43,6 +43,7 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
         plan.transform_up_with_subqueries(|node| {
             rewrite_node_expressions(node, false, |e, schema| {
                 let pg = super::numeric::numeric_division(&e, schema)
+                    .or_else(|| super::numeric::unconstrained_arithmetic(&e, schema))
                     .or_else(|| super::numeric::float_round(&e, schema))
                     .or_else(|| super::numeric::rescaled_rounding(&e, schema))
                     .or_else(|| super::numeric::exact_float_cast(&e, schema))

@@ -230,7 +230,7 @@ fn constant_type(sql_type: &SqlType) -> String {
     match sql_type {
         SqlType::Varchar(_) => "character varying".into(),
         SqlType::Char(_) => "bpchar".into(),
-        SqlType::Numeric { .. } => "numeric".into(),
+        SqlType::Numeric { .. } | SqlType::UnconstrainedNumeric => "numeric".into(),
         SqlType::Array(element) => format!("{}[]", constant_type(element)),
         other => other.pg_name(),
     }
@@ -309,7 +309,7 @@ fn fraction_digits(precision: &Option<u64>) -> Option<u8> {
 
 fn numeric(info: &ExactNumberInfo) -> Result<SqlType> {
     let (precision, scale) = match info {
-        ExactNumberInfo::None => (38, 10),
+        ExactNumberInfo::None => return Ok(SqlType::UnconstrainedNumeric),
         ExactNumberInfo::Precision(p) => (*p, 0),
         ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
     };

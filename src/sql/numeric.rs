@@ -28,7 +28,7 @@ use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, StringArray};
 use datafusion::arrow::compute::kernels::arity::try_binary;
 use datafusion::arrow::compute::{cast as arrow_cast, cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::{
-    i256, DataType, Decimal128Type, Decimal256Type, FieldRef, Float32Type, Float64Type,
+    i256, DataType, Decimal128Type, Decimal256Type, Field, FieldRef, Float32Type, Float64Type,
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
@@ -38,13 +38,14 @@ use datafusion::functions_aggregate::average::Avg;
 use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction, WindowFunctionDefinition};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    cast, Accumulator, AggregateUDF, AggregateUDFImpl, BinaryExpr, Cast, EmitTo, Expr,
-    ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, Projection, ReversedUDAF, ScalarUDF,
-    Signature,
+    cast, Accumulator, AggregateUDF, AggregateUDFImpl, BinaryExpr, Cast, ColumnarValue, EmitTo,
+    Expr, ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, Projection, ReturnFieldArgs,
+    ReversedUDAF, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 
 use super::analyze::{array_udf, rewrite_node_expressions};
+use crate::catalog::SqlType;
 
 /// The scale PostgreSQL gives a quotient of at least 1 (its
 /// `NUMERIC_MIN_SIG_DIGITS`).
@@ -68,48 +69,57 @@ impl AnalyzerRule for NumericAggregates {
             if !matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) {
                 return Ok(Transformed::no(node));
             }
-            rewrite_node_expressions(node, true, aggregate_input)?.transform_data(real_sums)
+            rewrite_node_expressions(node, true, aggregate_input)?.transform_data(typed_results)
         })
         .map(|t| t.data)
     }
 }
 
-/// `sum` of `real` is `real` in PostgreSQL; DataFusion's is `double
-/// precision`, so `sum` of 0.1 and 0.2 showed 0.30000000447034836
-/// (PostgreSQL: 0.3). The aggregate's results are cast back to `real`
-/// by a projection above it that keeps their names.
-fn real_sums(node: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
-    let LogicalPlan::Aggregate(aggregate) = &node else {
-        return Ok(Transformed::no(node));
+/// The aggregates (also as window functions) whose results DataFusion
+/// types otherwise than PostgreSQL, retyped by a projection above their
+/// node that keeps their names:
+/// - `sum` of `real` is `real` in PostgreSQL; DataFusion's is `double
+///   precision`, so `sum` of 0.1 and 0.2 showed 0.30000000447034836
+///   (PostgreSQL: 0.3). It is cast back to `real`.
+/// - `sum`, `min` and `max` of an unconstrained numeric are one too, shown
+///   as its values are ([`unconstrained`]).
+fn typed_results(node: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
+    let (input, calls) = match &node {
+        LogicalPlan::Aggregate(aggregate) => (aggregate.input.schema(), &aggregate.aggr_expr),
+        LogicalPlan::Window(window) => (window.input.schema(), &window.window_expr),
+        _ => return Ok(Transformed::no(node)),
     };
-    let input = aggregate.input.schema();
-    let real: Vec<bool> = aggregate
-        .aggr_expr
+    let retyped: Vec<Option<fn(Expr) -> Expr>> = calls
         .iter()
-        .map(|e| match e {
-            Expr::AggregateFunction(AggregateFunction { func, params }) => {
-                func.name() == "sum"
-                    && matches!(params.args.as_slice(), [arg]
-                        if arg.get_type(input).is_ok_and(|t| t == DataType::Float32))
-            }
-            _ => false,
+        .map(|e| {
+            let (name, [arg]) = aggregate_call(e)? else {
+                return None;
+            };
+            let (_, field) = arg.to_field(input).ok()?;
+            let retype: fn(Expr) -> Expr = match name {
+                "sum" if *field.data_type() == DataType::Float32 => |e| cast(e, DataType::Float32),
+                "sum" | "min" | "max" if SqlType::is_unconstrained_numeric(&field) => {
+                    |e| unconstrained().call(vec![e])
+                }
+                _ => return None,
+            };
+            Some(retype)
         })
         .collect();
-    if !real.contains(&true) {
+    if retyped.iter().all(Option::is_none) {
         return Ok(Transformed::no(node));
     }
     let output = node.schema().clone();
-    // The aggregates' columns come last.
-    let first = output.fields().len() - real.len();
+    // The aggregates' (or window functions') columns come last.
+    let first = output.fields().len() - retyped.len();
     let columns = output
         .iter()
         .enumerate()
         .map(|(at, (qualifier, field))| {
             let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
-            match at >= first && real[at - first] {
-                true => cast(column, DataType::Float32)
-                    .alias_qualified(qualifier.cloned(), field.name()),
-                false => column,
+            match at.checked_sub(first).and_then(|i| retyped[i]) {
+                Some(retype) => retype(column).alias_qualified(qualifier.cloned(), field.name()),
+                None => column,
             }
         })
         .collect();
@@ -121,15 +131,7 @@ fn real_sums(node: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
 /// `avg(x)` / `sum(x)` (as an aggregate or a window function) with its
 /// argument cast to the decimal PostgreSQL's result type needs.
 fn aggregate_input(expr: Expr, schema: &DFSchema) -> DFResult<Transformed<Expr>> {
-    let (name, args) = match &expr {
-        Expr::AggregateFunction(AggregateFunction { func, params }) => (func.name(), &params.args),
-        Expr::WindowFunction(window) => match &window.fun {
-            WindowFunctionDefinition::AggregateUDF(func) => (func.name(), &window.params.args),
-            WindowFunctionDefinition::WindowUDF(_) => return Ok(Transformed::no(expr)),
-        },
-        _ => return Ok(Transformed::no(expr)),
-    };
-    let [arg] = args.as_slice() else {
+    let Some((name, [arg])) = aggregate_call(&expr) else {
         return Ok(Transformed::no(expr));
     };
     let Ok(arg_type) = arg.get_type(schema) else {
@@ -156,6 +158,23 @@ fn aggregate_input(expr: Expr, schema: &DFSchema) -> DFResult<Transformed<Expr>>
         }
         other => other,
     }))
+}
+
+/// The name and arguments of an aggregate function's call, also as a
+/// window function.
+fn aggregate_call(expr: &Expr) -> Option<(&str, &[Expr])> {
+    match expr {
+        Expr::AggregateFunction(AggregateFunction { func, params }) => {
+            Some((func.name(), &params.args))
+        }
+        Expr::WindowFunction(window) => match &window.fun {
+            WindowFunctionDefinition::AggregateUDF(func) => {
+                Some((func.name(), &window.params.args))
+            }
+            WindowFunctionDefinition::WindowUDF(_) => None,
+        },
+        _ => None,
+    }
 }
 
 /// The decimal `avg` should read so that its result has PostgreSQL's
@@ -874,10 +893,6 @@ mod tests {
     }
 }
 
-/// The field metadata value (under `PG_TYPE_METADATA`) of a cast to
-/// `numeric` without precision and scale (`wire_types::PgTypePlanner`).
-pub const UNCONSTRAINED: &str = "numeric";
-
 /// A cast to `numeric` without precision and scale keeps the value's own
 /// scale, as PostgreSQL's does: `2.50::numeric` is `2.50`, `5::numeric`
 /// `5`, `'1.5e-3'::numeric` `0.0015`, `0.1::float8::numeric` `0.1`.
@@ -900,6 +915,67 @@ impl AnalyzerRule for UnconstrainedCasts {
             Ok(unconstrained_cast(expr, schema))
         })
         .map(|t| t.data)
+    }
+}
+
+/// `+`, `-` or `*` of decimals one of which is an unconstrained numeric's
+/// value (a column's, or a cast to `numeric` alone) is one too, and is
+/// shown as its values are ([`unconstrained`]): `price * 2` of a stored
+/// 19.99 is 39.98, not 39.9800000000. Run after type coercion (in
+/// `sql::checked`'s pass). A quotient keeps PostgreSQL's scale
+/// ([`numeric_division`]).
+pub fn unconstrained_arithmetic(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+        return None;
+    };
+    let marked = |e: &Expr| {
+        e.to_field(schema)
+            .is_ok_and(|(_, f)| SqlType::is_unconstrained_numeric(&f))
+    };
+    let decimal = matches!(expr.get_type(schema).ok()?, DataType::Decimal128(..));
+    (matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
+        && decimal
+        && (marked(left) || marked(right)))
+    .then(|| unconstrained().call(vec![expr.clone()]))
+}
+
+/// `unconstrained_numeric(x)`: the decimal `x`, its field marked as an
+/// unconstrained numeric's, so that its values are shown without their
+/// scale's trailing zeros (`SqlType::UnconstrainedNumeric`).
+fn unconstrained() -> ScalarUDF {
+    ScalarUDF::new_from_impl(MarkUnconstrained {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MarkUnconstrained {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for MarkUnconstrained {
+    fn name(&self) -> &str {
+        "unconstrained_numeric"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
+        Ok(args[0].clone())
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
+        let numeric = SqlType::UnconstrainedNumeric;
+        let data_type = args.arg_fields[0].data_type().clone();
+        Ok(Arc::new(
+            Field::new(self.name(), data_type, true).with_metadata(numeric.metadata()),
+        ))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        Ok(args.args[0].clone())
     }
 }
 
@@ -942,10 +1018,7 @@ fn unconstrained_cast(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
     let Expr::Cast(Cast { expr: inner, field }) = &expr else {
         return Transformed::no(expr);
     };
-    let marked = field
-        .metadata()
-        .get(crate::catalog::PG_TYPE_METADATA)
-        .is_some_and(|t| t == UNCONSTRAINED);
+    let marked = SqlType::is_unconstrained_numeric(field);
     let Ok(from) = inner.get_type(schema) else {
         return Transformed::no(expr);
     };

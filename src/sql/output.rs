@@ -30,7 +30,7 @@ use datafusion::logical_expr::{
 use super::analyze::{as_string_type, is_text, like_arguments};
 use super::vars::session_zone;
 use crate::catalog::types::sql_type_name;
-use crate::catalog::PG_TYPE_METADATA;
+use crate::catalog::{SqlType, PG_TYPE_METADATA};
 use crate::error::Result;
 use pgwire::api::Type;
 
@@ -66,6 +66,8 @@ pub fn text_casts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
             match (is_vector(&f), f.metadata().get(PG_TYPE_METADATA)) {
                 (true, _) => Some(vector_text()),
                 (false, Some(t)) if t == "regtype" => Some(regtype_text()),
+                // Shown without its column scale's trailing zeros.
+                _ if SqlType::is_unconstrained_numeric(&f) => Some(pg_text()),
                 _ => None,
             }
         })
@@ -173,9 +175,21 @@ impl ScalarUDFImpl for PgText {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let zone = session_zone(&args.config_options);
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let text = render(&arrays[0], &zone)?;
+        let text = render_field(&arrays[0], &args.arg_fields[0], &zone)?;
         like_arguments(&args.args, cast(&text, &DataType::Utf8)?)
     }
+}
+
+/// [`render`], but an unconstrained numeric's values (which `field`
+/// marks) without the trailing zeros of their column's scale.
+pub fn render_field(array: &ArrayRef, field: &Field, zone: &Tz) -> Result<ArrayRef> {
+    if !SqlType::is_unconstrained_numeric(field) {
+        return render(array, zone);
+    }
+    let texts: StringArray = unconstrained_decimals(array)
+        .map(|v| v.map(|(value, scale)| decimal_text(value, scale)))
+        .collect();
+    Ok(Arc::new(texts))
 }
 
 /// `array`'s values as PostgreSQL prints them, for the types whose text
@@ -561,6 +575,27 @@ fn utc_offset(seconds: i32) -> String {
     }
 }
 
+/// The values of an unconstrained `numeric` as they are shown: without
+/// the trailing fraction zeros their column's scale adds (see
+/// `SqlType::UnconstrainedNumeric`).
+pub fn unconstrained_decimals(array: &ArrayRef) -> impl Iterator<Item = Option<(i256, i8)>> + '_ {
+    let (DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale)) = *array.data_type()
+    else {
+        unreachable!("an unconstrained numeric is a decimal");
+    };
+    let ten = i256::from_i128(10);
+    decimals(array).map(move |v| {
+        v.map(|mut value| {
+            let mut scale = scale;
+            while scale > 0 && value % ten == i256::ZERO {
+                value = value / ten;
+                scale -= 1;
+            }
+            (value, scale)
+        })
+    })
+}
+
 /// A Decimal256 as PostgreSQL prints a numeric: all `scale` digits kept.
 pub fn decimal_text(value: i256, scale: i8) -> String {
     let negative = value < i256::ZERO;
@@ -585,6 +620,32 @@ mod tests {
 
     fn f8(v: f64) -> String {
         float(v, &format!("{v:e}"), FLOAT8_DIGITS)
+    }
+
+    #[test]
+    fn unconstrained_numerics_drop_their_scales_zeros() {
+        use datafusion::arrow::array::Decimal128Array;
+        let stored = Decimal128Array::from(vec![
+            Some(25_000_000_000),
+            Some(0),
+            Some(-1_230_000_000),
+            None,
+        ])
+        .with_precision_and_scale(38, 10)
+        .unwrap();
+        let array: ArrayRef = Arc::new(stored);
+        let texts: Vec<Option<String>> = unconstrained_decimals(&array)
+            .map(|v| v.map(|(value, scale)| decimal_text(value, scale)))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                Some("2.5".into()),
+                Some("0".into()),
+                Some("-0.123".into()),
+                None
+            ]
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 use pgwire::api::Type;
 
 use super::json::Flavor;
-use crate::catalog::PG_TYPE_METADATA;
+use crate::catalog::{SqlType, PG_TYPE_METADATA};
 use crate::error::{Error, Result};
 
 /// The Arrow type of `uuid` values.
@@ -93,12 +93,9 @@ impl TypePlanner for PgTypePlanner {
             ast::DataType::Numeric(ast::ExactNumberInfo::None)
             | ast::DataType::Decimal(ast::ExactNumberInfo::None)
             | ast::DataType::Dec(ast::ExactNumberInfo::None) => {
-                let marker = [(
-                    PG_TYPE_METADATA.to_string(),
-                    super::numeric::UNCONSTRAINED.to_string(),
-                )];
+                let numeric = SqlType::UnconstrainedNumeric;
                 Ok(Some(Arc::new(
-                    Field::new("", DataType::Decimal128(38, 10), true).with_metadata(marker.into()),
+                    Field::new("", numeric.to_arrow(), true).with_metadata(numeric.metadata()),
                 )))
             }
             // A cast to `oid` is an `oid` (not a `regtype` when its operand

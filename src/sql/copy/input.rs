@@ -149,7 +149,7 @@ impl ColumnInput {
             SqlType::BigInt => Builder::BigInt(Int64Builder::new()),
             SqlType::Real => Builder::Real(Float32Builder::new()),
             SqlType::Double => Builder::Double(Float64Builder::new()),
-            SqlType::Numeric { .. } => match sql_type.to_arrow() {
+            SqlType::Numeric { .. } | SqlType::UnconstrainedNumeric => match sql_type.to_arrow() {
                 datafusion::arrow::datatypes::DataType::Decimal128(p, s) => {
                     let b = Decimal128Builder::new().with_precision_and_scale(p, s)?;
                     Builder::Numeric128(b, p, s)

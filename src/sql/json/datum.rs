@@ -13,7 +13,7 @@ use super::value::quoted;
 use super::Flavor;
 use crate::error::{Error, Result};
 use crate::sql::errors::classify;
-use crate::sql::output::render;
+use crate::sql::output::render_field;
 
 /// The value at `row` of `array` (of `field`'s type) as JSON text.
 pub fn to_json(array: &ArrayRef, row: usize, field: &Field, zone: &Tz) -> Result<String> {
@@ -49,17 +49,17 @@ pub fn to_json(array: &ArrayRef, row: usize, field: &Field, zone: &Tz) -> Result
             format!("[{}]", texts.join(","))
         }
         DataType::Float32 | DataType::Float64 => {
-            let text = rendered(array, row, zone)?;
+            let text = rendered(array, row, field, zone)?;
             match text.parse::<f64>().is_ok_and(f64::is_finite) {
                 true => text,
                 false => quoted(&text),
             }
         }
-        DataType::Decimal128(..) | DataType::Decimal256(..) => rendered(array, row, zone)?,
+        DataType::Decimal128(..) | DataType::Decimal256(..) => rendered(array, row, field, zone)?,
         DataType::Timestamp(_, zone_name) => {
             // ISO 8601: a `T` between date and time, an offset with its
             // minutes (`+00:00`).
-            let text = rendered(array, row, zone)?.replacen(' ', "T", 1);
+            let text = rendered(array, row, field, zone)?.replacen(' ', "T", 1);
             quoted(&match zone_name {
                 Some(_) => full_offset(text),
                 None => text,
@@ -70,7 +70,7 @@ pub fn to_json(array: &ArrayRef, row: usize, field: &Field, zone: &Tz) -> Result
         | DataType::Time32(_)
         | DataType::Time64(_)
         | DataType::Interval(_)
-        | DataType::FixedSizeBinary(16) => quoted(&rendered(array, row, zone)?),
+        | DataType::FixedSizeBinary(16) => quoted(&rendered(array, row, field, zone)?),
         DataType::Binary | DataType::LargeBinary => {
             let bytes = scalar_at(array, row)?;
             let hex: String = match bytes {
@@ -87,8 +87,8 @@ pub fn to_json(array: &ArrayRef, row: usize, field: &Field, zone: &Tz) -> Result
 }
 
 /// The value's text as PostgreSQL prints it.
-fn rendered(array: &ArrayRef, row: usize, zone: &Tz) -> Result<String> {
-    let one = render(&array.slice(row, 1), zone)?;
+fn rendered(array: &ArrayRef, row: usize, field: &Field, zone: &Tz) -> Result<String> {
+    let one = render_field(&array.slice(row, 1), field, zone)?;
     let text = match one.data_type() {
         DataType::Utf8 => one.as_string::<i32>().value(0).to_string(),
         _ => scalar_at(&one, 0)?.to_string(),

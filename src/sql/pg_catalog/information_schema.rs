@@ -256,6 +256,9 @@ fn describe_type(row: &mut Row, field: &Field, sql_type: Option<&SqlType>) {
         ("int8", _) => (Some(64), Some(2), Some(0)),
         ("float4", _) => (Some(24), Some(2), None),
         ("float8", _) => (Some(53), Some(2), None),
+        ("numeric", _) if sql_type == Some(&SqlType::UnconstrainedNumeric) => {
+            (None, Some(10), None)
+        }
         ("numeric", DataType::Decimal128(p, s) | DataType::Decimal256(p, s)) => {
             (Some(i32::from(*p)), Some(10), Some(i32::from(*s)))
         }
