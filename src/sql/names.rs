@@ -155,6 +155,9 @@ fn figure(expr: &Expr) -> Option<(String, bool)> {
         Expr::AtTimeZone { .. } => strong("timezone".into()),
         Expr::Interval(_) => Some(("interval".into(), false)),
         Expr::TypedString(typed) => Some((type_name(&typed.data_type), false)),
+        Expr::Substring {
+            shorthand: true, ..
+        } => strong("substr".into()),
         Expr::Substring { .. } => strong("substring".into()),
         Expr::Position { .. } => strong("position".into()),
         Expr::Trim { trim_where, .. } => strong(

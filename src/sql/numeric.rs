@@ -602,7 +602,22 @@ pub fn rescaled_rounding(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
         return None;
     };
     let wanted = i8::try_from(digits.max(0)).ok()?;
-    (wanted < scale).then(|| cast(expr.clone(), DataType::Decimal128(precision, wanted)))
+    if wanted >= scale {
+        return None;
+    }
+    // DataFusion keeps the argument's type, which has no room for the
+    // digit `ceil` or `floor` may carry into (`ceil(9.5)` of a
+    // numeric(2,1) failed with an overflow): the argument gets one more.
+    let mut call = call.clone();
+    let widened = match name {
+        "ceil" | "floor" => (precision + 1).min(MAX_PRECISION),
+        _ => precision,
+    };
+    call.args[0] = cast(arg.clone(), DataType::Decimal128(widened, scale));
+    Some(cast(
+        Expr::ScalarFunction(call),
+        DataType::Decimal128(widened, wanted),
+    ))
 }
 
 fn rint_udf(data_type: DataType) -> Arc<ScalarUDF> {
