@@ -676,7 +676,17 @@ pub fn text_to_numeric_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
             Ok(cast_with_options(&plain, &out, &options)?)
         },
     );
-    Some(udf.call(vec![inner.as_ref().clone()]))
+    Some(as_cast_to(field, udf.call(vec![inner.as_ref().clone()])))
+}
+
+/// `rewritten`, a cast to `field`'s type done another way, marked as an
+/// unconstrained numeric's value where the cast was to `numeric` alone
+/// (`f::numeric` of a float 1.5 is 1.5, not 1.5000000000).
+fn as_cast_to(field: &Field, rewritten: Expr) -> Expr {
+    match SqlType::is_unconstrained_numeric(field) {
+        true => unconstrained().call(vec![rewritten]),
+        false => rewritten,
+    }
 }
 
 /// A cast of a float to a decimal, read as PostgreSQL reads it: the
@@ -720,7 +730,8 @@ pub fn float_to_numeric_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
             Ok(cast_with_options(&texts, &out, &options)?)
         },
     );
-    Some(udf.call(vec![cast(inner.as_ref().clone(), DataType::Float64)]))
+    let float = cast(inner.as_ref().clone(), DataType::Float64);
+    Some(as_cast_to(field, udf.call(vec![float])))
 }
 
 /// `text` in plain digits if it is a number with an exponent (`-1.5e2` is
