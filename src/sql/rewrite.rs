@@ -128,6 +128,13 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
             } else if let Some(data_type) = &literal_types[at] {
                 typed_literal(value, data_type.clone());
             }
+            let column = &def.columns[index];
+            // DataFusion types a VALUES list by its target columns, and
+            // fails on a NULL under a NOT NULL one naming the list's
+            // column (`column2`): PostgreSQL's error names the table's.
+            if !column.nullable && matches!(value, Expr::Value(v) if v.value == Value::Null) {
+                return Err(super::write::not_null_violation(&def.name, &column.name));
+            }
         }
     }
     Ok(())

@@ -93,20 +93,7 @@ impl RowWriter {
                 })?;
             }
             if !column.nullable && array.null_count() > 0 {
-                let fields = ErrorFields {
-                    schema: Some(PUBLIC_SCHEMA.to_string()),
-                    table: Some(self.def.name.clone()),
-                    column: Some(column.name.clone()),
-                    ..Default::default()
-                };
-                return Err(Error::input_with(
-                    InputError::NotNullViolation,
-                    format!(
-                        "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
-                        column.name, self.def.name
-                    ),
-                    &fields,
-                ));
+                return Err(not_null_violation(&self.def.name, &column.name));
             }
             check_value_fits(array, &column.sql_type)?;
             if let Some(digits) = column.sql_type.fraction_digits() {
@@ -493,4 +480,19 @@ pub async fn update_row(
     tokio::task::spawn_blocking(move || session_txn.with(|t| writer.update(t, &[old_key], &row)))
         .await??;
     txn.bound_writes().await
+}
+
+/// PostgreSQL's error for a NULL written to NOT NULL `column` of `table`.
+pub fn not_null_violation(table: &str, column: &str) -> Error {
+    let fields = ErrorFields {
+        schema: Some(PUBLIC_SCHEMA.to_string()),
+        table: Some(table.to_string()),
+        column: Some(column.to_string()),
+        ..Default::default()
+    };
+    Error::input_with(
+        InputError::NotNullViolation,
+        format!("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"),
+        &fields,
+    )
 }
