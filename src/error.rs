@@ -86,13 +86,15 @@ pub enum InputError {
     InvalidEscapeSequence,
     /// A LIKE escape of more than one character (22019).
     InvalidEscapeCharacter,
+    /// `width_bucket` bounds or a count no bucket can be made of (2201G).
+    InvalidArgumentForWidthBucket,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 43] = [
+    const ALL: [InputError; 44] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -135,6 +137,7 @@ impl InputError {
         Self::UndefinedFunction,
         Self::InvalidEscapeSequence,
         Self::InvalidEscapeCharacter,
+        Self::InvalidArgumentForWidthBucket,
         Self::Other,
     ];
 

@@ -50,6 +50,7 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::UndefinedFunction => "42883",
             InputError::InvalidEscapeSequence => "22025",
             InputError::InvalidEscapeCharacter => "22019",
+            InputError::InvalidArgumentForWidthBucket => "2201G",
             InputError::Other => "42000",
         },
         // A leader changed under the transaction: retrying it works.

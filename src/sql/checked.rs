@@ -41,7 +41,10 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
 
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DFResult<LogicalPlan> {
         plan.transform_up_with_subqueries(|node| {
-            rewrite_node_expressions(node, false, |e, schema| {
+            // Schemas are read again: a quotient's type changes, and a
+            // VALUES list of one (`(VALUES (1.0 / 3))`) failed as a batch
+            // of another type than its schema.
+            rewrite_node_expressions(node, true, |e, schema| {
                 let pg = super::numeric::numeric_division(&e, schema)
                     .or_else(|| super::numeric::unconstrained_arithmetic(&e, schema))
                     .or_else(|| super::numeric::float_round(&e, schema))

@@ -34,6 +34,7 @@
 //!   `statement_timestamp()`, `transaction_timestamp()`,
 //!   `clock_timestamp()`, `pg_sleep()`.
 //! - [`mode`]: `mode() WITHIN GROUP (ORDER BY x)`.
+//! - [`numbers`]: `scale`, `min_scale`, `trim_scale`, `width_bucket`.
 //! - [`template`]: `to_char`, `to_date` and `to_timestamp` with
 //!   PostgreSQL's templates (`YYYY-MM-DD HH24:MI:SS`, `FM9990.00`);
 //!   DataFusion's take chrono's `%Y-%m-%d`, and would print a PostgreSQL
@@ -52,6 +53,7 @@ mod like;
 mod make;
 mod mode;
 mod number_template;
+mod numbers;
 mod parse_template;
 pub(super) mod quote;
 mod regexp;
@@ -117,6 +119,10 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, hex::to_hex());
     replace(ctx, case::upper());
     replace(ctx, case::lower());
+    replace(ctx, numbers::scale());
+    replace(ctx, numbers::min_scale());
+    replace(ctx, numbers::trim_scale());
+    replace(ctx, numbers::width_bucket());
     for udf in info::udfs() {
         replace(ctx, udf);
     }

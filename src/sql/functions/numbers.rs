@@ -1,0 +1,301 @@
+//! PostgreSQL's numeric functions DataFusion lacks:
+//! - `scale(numeric)`, `min_scale(numeric)` and `trim_scale(numeric)`:
+//!   the value's fraction digits, the fewest that show it, and the value
+//!   without its trailing fraction zeros. An unconstrained numeric's
+//!   value shows without them anyway (`SqlType::UnconstrainedNumeric`),
+//!   so its `scale` is its `min_scale`.
+//! - `width_bucket(operand, low, high, count)`: the bucket of `operand`
+//!   among `count` equal ones from `low` to `high` (0 below, `count + 1`
+//!   at or above `high`; the other way round when `low > high`). Numerics
+//!   are bucketed exactly, as PostgreSQL's `width_bucket_numeric` does
+//!   (in floats, `width_bucket(0.3, 0.1, 0.5, 2)` would be 1, not 2);
+//!   floats as PostgreSQL 15's `width_bucket_float8` does.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{i256, DataType, Field, FieldRef, Float64Type, Int32Type};
+use datafusion::common::{plan_err, Result as DFResult};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+
+use super::{input_error, like_arguments};
+use crate::catalog::SqlType;
+use crate::error::InputError;
+use crate::sql::output::{decimals, unconstrained_decimals};
+
+/// What a numeric argument of these functions is: a decimal as it is, an
+/// integer a decimal of scale 0.
+fn as_numeric(arg: &DataType) -> Option<DataType> {
+    match arg {
+        DataType::Decimal128(..) | DataType::Decimal256(..) => Some(arg.clone()),
+        DataType::Null | DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            Some(DataType::Decimal128(20, 0))
+        }
+        _ => None,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
+enum Scale {
+    Scale,
+    MinScale,
+    TrimScale,
+}
+
+pub fn scale() -> ScalarUDF {
+    scale_udf(Scale::Scale)
+}
+
+pub fn min_scale() -> ScalarUDF {
+    scale_udf(Scale::MinScale)
+}
+
+pub fn trim_scale() -> ScalarUDF {
+    scale_udf(Scale::TrimScale)
+}
+
+fn scale_udf(kind: Scale) -> ScalarUDF {
+    ScalarUDF::new_from_impl(ScaleFunction {
+        kind,
+        signature: Signature::user_defined(Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ScaleFunction {
+    kind: Scale,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ScaleFunction {
+    fn name(&self) -> &str {
+        match self.kind {
+            Scale::Scale => "scale",
+            Scale::MinScale => "min_scale",
+            Scale::TrimScale => "trim_scale",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
+        match arg_types {
+            [arg] => match as_numeric(arg) {
+                Some(numeric) => Ok(vec![numeric]),
+                None => plan_err!("function {}({arg}) does not exist", self.name()),
+            },
+            _ => plan_err!("{} takes one numeric", self.name()),
+        }
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
+        Ok(match self.kind {
+            Scale::TrimScale => args[0].clone(),
+            _ => DataType::Int32,
+        })
+    }
+
+    /// `trim_scale`'s values are shown as an unconstrained numeric's: its
+    /// field is marked as one.
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
+        let data_type = self.return_type(&[args.arg_fields[0].data_type().clone()])?;
+        let field = Field::new(self.name(), data_type, true);
+        Ok(Arc::new(match self.kind {
+            Scale::TrimScale => field.with_metadata(SqlType::UnconstrainedNumeric.metadata()),
+            _ => field,
+        }))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let values = args.args[0].to_array(args.number_rows)?;
+        let (DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale)) = *values.data_type()
+        else {
+            return plan_err!("{} of a {}", self.name(), values.data_type());
+        };
+        let result: ArrayRef = match self.kind {
+            Scale::TrimScale => values,
+            Scale::Scale if !SqlType::is_unconstrained_numeric(&args.arg_fields[0]) => {
+                let scales: Int32Array = decimals(&values)
+                    .map(|v| v.map(|_| i32::from(scale)))
+                    .collect();
+                Arc::new(scales)
+            }
+            Scale::Scale | Scale::MinScale => {
+                let scales: Int32Array = unconstrained_decimals(&values)
+                    .map(|v| v.map(|(_, scale)| i32::from(scale)))
+                    .collect();
+                Arc::new(scales)
+            }
+        };
+        like_arguments(&args.args, result)
+    }
+}
+
+pub fn width_bucket() -> ScalarUDF {
+    ScalarUDF::new_from_impl(WidthBucket {
+        signature: Signature::user_defined(Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct WidthBucket {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for WidthBucket {
+    fn name(&self) -> &str {
+        "width_bucket"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// Numerics (and integers) when the three bounds are, at the scale of
+    /// the finest; else double precision.
+    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
+        let [operand, low, high, count] = arg_types else {
+            return plan_err!("width_bucket takes an operand, two bounds and a count");
+        };
+        if !count.is_integer() && *count != DataType::Null {
+            return plan_err!("width_bucket's count is an integer, not {count}");
+        }
+        let numerics: Option<Vec<DataType>> =
+            [operand, low, high].into_iter().map(as_numeric).collect();
+        let bounds = match numerics {
+            Some(numerics) => {
+                let scale = numerics.iter().map(decimal_scale).max().unwrap_or(0);
+                DataType::Decimal256(76, scale)
+            }
+            None => DataType::Float64,
+        };
+        Ok(vec![
+            bounds.clone(),
+            bounds.clone(),
+            bounds,
+            DataType::Int32,
+        ])
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let [operand, low, high, count] = arrays.as_slice() else {
+            return plan_err!("width_bucket takes four arguments");
+        };
+        let counts = count.as_primitive::<Int32Type>();
+        let buckets = match operand.data_type() {
+            DataType::Float64 => {
+                let floats = |a: &ArrayRef| -> DFResult<Vec<Option<f64>>> {
+                    Ok(cast(a, &DataType::Float64)?
+                        .as_primitive::<Float64Type>()
+                        .iter()
+                        .collect())
+                };
+                let (o, l, h) = (floats(operand)?, floats(low)?, floats(high)?);
+                (0..operand.len())
+                    .map(|i| match (o[i], l[i], h[i], counts.is_valid(i)) {
+                        (Some(o), Some(l), Some(h), true) => {
+                            float_bucket(o, l, h, counts.value(i)).map(Some)
+                        }
+                        _ => Ok(None),
+                    })
+                    .collect::<DFResult<Int32Array>>()?
+            }
+            _ => {
+                let (o, l, h): (Vec<_>, Vec<_>, Vec<_>) = (
+                    decimals(operand).collect(),
+                    decimals(low).collect(),
+                    decimals(high).collect(),
+                );
+                (0..operand.len())
+                    .map(|i| match (o[i], l[i], h[i], counts.is_valid(i)) {
+                        (Some(o), Some(l), Some(h), true) => {
+                            exact_bucket(o, l, h, counts.value(i)).map(Some)
+                        }
+                        _ => Ok(None),
+                    })
+                    .collect::<DFResult<Int32Array>>()?
+            }
+        };
+        like_arguments(&args.args, Arc::new(buckets))
+    }
+}
+
+fn decimal_scale(data_type: &DataType) -> i8 {
+    match data_type {
+        DataType::Decimal128(_, s) | DataType::Decimal256(_, s) => *s,
+        _ => 0,
+    }
+}
+
+/// PostgreSQL's errors for bounds and counts no bucket can be made of.
+fn check_bucket_arguments(equal_bounds: bool, count: i32) -> DFResult<()> {
+    if count <= 0 {
+        return Err(input_error(
+            InputError::InvalidArgumentForWidthBucket,
+            "count must be greater than zero",
+        ));
+    }
+    if equal_bounds {
+        return Err(input_error(
+            InputError::InvalidArgumentForWidthBucket,
+            "lower bound cannot equal upper bound",
+        ));
+    }
+    Ok(())
+}
+
+/// The bucket of `operand`, `low` and `high` being at one scale: the
+/// truncated `(operand - low) * count / (high - low)`, plus one.
+fn exact_bucket(operand: i256, low: i256, high: i256, count: i32) -> DFResult<i32> {
+    check_bucket_arguments(low == high, count)?;
+    let (from_low, width) = match low < high {
+        true if operand < low => return Ok(0),
+        true if operand >= high => return over(count),
+        true => (operand - low, high - low),
+        false if operand > low => return Ok(0),
+        false if operand <= high => return over(count),
+        false => (low - operand, low - high),
+    };
+    let bucket = from_low * i256::from(count) / width;
+    Ok(bucket.as_i128() as i32 + 1)
+}
+
+fn float_bucket(operand: f64, low: f64, high: f64, count: i32) -> DFResult<i32> {
+    check_bucket_arguments(low == high, count)?;
+    if operand.is_nan() || low.is_nan() || high.is_nan() {
+        return Err(input_error(
+            InputError::InvalidArgumentForWidthBucket,
+            "operand, lower bound, and upper bound cannot be NaN",
+        ));
+    }
+    let (from_low, width) = match low < high {
+        true if operand < low => return Ok(0),
+        true if operand >= high => return over(count),
+        true => (operand - low, high - low),
+        false if operand > low => return Ok(0),
+        false if operand <= high => return over(count),
+        false => (low - operand, low - high),
+    };
+    // PostgreSQL 15's arithmetic, the one added in floating point too:
+    // `width_bucket(0.3, 0.1, 0.5, 2)` is 2, though 0.3 - 0.1 is just
+    // under 0.2 in binary.
+    Ok((f64::from(count) * from_low / width + 1.0) as i32)
+}
+
+/// The bucket past the last (22003 where it does not fit an integer).
+fn over(count: i32) -> DFResult<i32> {
+    count
+        .checked_add(1)
+        .ok_or_else(|| input_error(InputError::OutOfRange, "integer out of range"))
+}
