@@ -24,7 +24,8 @@
 //! - [`format`]: `format(template, ...)`.
 //! - [`make`]: `make_interval`, `make_timestamp`, `make_timestamptz`,
 //!   `make_time`.
-//! - [`regexp`]: `regexp_split_to_array` and `regexp_matches`.
+//! - [`regexp`]: `regexp_split_to_array`, `regexp_matches` and
+//!   `regexp_substr`.
 //! - [`hex`]: `to_hex` of an `integer` in 32 bits.
 //! - [`case`]: `upper` and `lower` a character at a time.
 //! - [`info`]: the system information functions psql's `\dt+`, `\l+`
@@ -110,10 +111,12 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, make::make_time());
     replace(ctx, regexp::regexp_split_to_array());
     replace(ctx, regexp::regexp_matches_list());
+    replace(ctx, regexp::regexp_substr());
     replace(ctx, like::like_escape());
     replace(ctx, like::similar_to_escape());
     replace(ctx, subscripts::generate_subscripts_list());
     replace(ctx, subscripts::pg_expandarray_list());
+    replace(ctx, subscripts::array_fill());
     replace(ctx, ScalarUDF::new_from_impl(age::Age::default()));
     replace(ctx, settings::session_user());
     replace(ctx, hex::to_hex());

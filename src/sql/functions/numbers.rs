@@ -255,20 +255,49 @@ fn check_bucket_arguments(equal_bounds: bool, count: i32) -> DFResult<()> {
     Ok(())
 }
 
+/// Where an operand falls among the buckets from `low` to `high`.
+enum Place<T> {
+    /// Before the first: bucket 0.
+    Before,
+    /// After the last: bucket `count + 1`.
+    After,
+    /// At `offset` from `low` of the `width` from `low` to `high`, both
+    /// positive.
+    Inside { offset: T, width: T },
+}
+
+fn place<T: PartialOrd + Copy + std::ops::Sub<Output = T>>(
+    operand: T,
+    low: T,
+    high: T,
+) -> Place<T> {
+    match low < high {
+        true if operand < low => Place::Before,
+        true if operand >= high => Place::After,
+        true => Place::Inside {
+            offset: operand - low,
+            width: high - low,
+        },
+        false if operand > low => Place::Before,
+        false if operand <= high => Place::After,
+        false => Place::Inside {
+            offset: low - operand,
+            width: low - high,
+        },
+    }
+}
+
 /// The bucket of `operand`, `low` and `high` being at one scale: the
-/// truncated `(operand - low) * count / (high - low)`, plus one.
+/// truncated `offset * count / width`, plus one.
 fn exact_bucket(operand: i256, low: i256, high: i256, count: i32) -> DFResult<i32> {
     check_bucket_arguments(low == high, count)?;
-    let (from_low, width) = match low < high {
-        true if operand < low => return Ok(0),
-        true if operand >= high => return over(count),
-        true => (operand - low, high - low),
-        false if operand > low => return Ok(0),
-        false if operand <= high => return over(count),
-        false => (low - operand, low - high),
-    };
-    let bucket = from_low * i256::from(count) / width;
-    Ok(bucket.as_i128() as i32 + 1)
+    match place(operand, low, high) {
+        Place::Before => Ok(0),
+        Place::After => over(count),
+        Place::Inside { offset, width } => {
+            Ok((offset * i256::from(count) / width).as_i128() as i32 + 1)
+        }
+    }
 }
 
 fn float_bucket(operand: f64, low: f64, high: f64, count: i32) -> DFResult<i32> {
@@ -279,18 +308,14 @@ fn float_bucket(operand: f64, low: f64, high: f64, count: i32) -> DFResult<i32> 
             "operand, lower bound, and upper bound cannot be NaN",
         ));
     }
-    let (from_low, width) = match low < high {
-        true if operand < low => return Ok(0),
-        true if operand >= high => return over(count),
-        true => (operand - low, high - low),
-        false if operand > low => return Ok(0),
-        false if operand <= high => return over(count),
-        false => (low - operand, low - high),
-    };
-    // PostgreSQL 15's arithmetic, the one added in floating point too:
-    // `width_bucket(0.3, 0.1, 0.5, 2)` is 2, though 0.3 - 0.1 is just
-    // under 0.2 in binary.
-    Ok((f64::from(count) * from_low / width + 1.0) as i32)
+    match place(operand, low, high) {
+        Place::Before => Ok(0),
+        Place::After => over(count),
+        // PostgreSQL 15's arithmetic, the one added in floating point
+        // too: `width_bucket(0.3, 0.1, 0.5, 2)` is 2, though 0.3 - 0.1
+        // is just under 0.2 in binary.
+        Place::Inside { offset, width } => Ok((f64::from(count) * offset / width + 1.0) as i32),
+    }
 }
 
 /// The bucket past the last (22003 where it does not fit an integer).

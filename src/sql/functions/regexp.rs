@@ -1,6 +1,7 @@
-//! `regexp_split_to_array(text, pattern [, flags])` and
-//! `regexp_matches(text, pattern [, flags])` as PostgreSQL's, over Rust's
-//! regular expressions (as DataFusion's `~` and `regexp_replace`).
+//! `regexp_split_to_array(text, pattern [, flags])`,
+//! `regexp_matches(text, pattern [, flags])` and `regexp_substr(text,
+//! pattern [, start [, n [, flags [, subexpr]]]])` as PostgreSQL's, over
+//! Rust's regular expressions (as DataFusion's `~` and `regexp_replace`).
 //! `regexp_matches` returns a set: in a select list it is planned as
 //! `unnest(regexp_matches_list(...))` (`rewrite::expand_set_returning_items`),
 //! as `regexp_split_to_table` is `unnest(regexp_split_to_array(...))`.
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListBuilder, StringArray, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
 use datafusion::common::Result as DFResult;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
@@ -58,6 +59,111 @@ enum Kind {
     Matches,
 }
 
+impl Kind {
+    /// The SQL function's name (`compile`'s errors name it).
+    fn function(self) -> &'static str {
+        match self {
+            Kind::Split => "regexp_split_to_array",
+            Kind::Matches => "regexp_matches",
+        }
+    }
+}
+
+pub fn regexp_substr() -> ScalarUDF {
+    let (text, int) = (DataType::Utf8, DataType::Int64);
+    let arguments = [
+        text.clone(),
+        text.clone(),
+        int.clone(),
+        int.clone(),
+        text.clone(),
+        int,
+    ];
+    ScalarUDF::new_from_impl(RegexpSubstr {
+        signature: Signature::one_of(
+            (2..=arguments.len())
+                .map(|n| TypeSignature::Exact(arguments[..n].to_vec()))
+                .collect(),
+            Volatility::Immutable,
+        ),
+    })
+}
+
+/// `regexp_substr`: the `n`th match (1: the first) at or after character
+/// `start` (1: the first), or its `subexpr`th parenthesized group; NULL
+/// where there is none.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RegexpSubstr {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for RegexpSubstr {
+    fn name(&self) -> &str {
+        "regexp_substr"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let text = |column: usize, row: usize| match arrays.get(column) {
+            Some(a) => a.is_valid(row).then(|| a.as_string::<i32>().value(row)),
+            None => Some(""),
+        };
+        let int = |column: usize, row: usize, absent: i64| match arrays.get(column) {
+            Some(a) => a
+                .is_valid(row)
+                .then(|| a.as_primitive::<Int64Type>().value(row)),
+            None => Some(absent),
+        };
+        let mut compiled: HashMap<(String, String), Regex> = HashMap::new();
+        let mut found = StringBuilder::new();
+        for row in 0..args.number_rows {
+            let (Some(subject), Some(pattern), Some(start), Some(n), Some(flags), Some(group)) = (
+                text(0, row),
+                text(1, row),
+                int(2, row, 1),
+                int(3, row, 1),
+                text(4, row),
+                int(5, row, 0),
+            ) else {
+                found.append_null();
+                continue;
+            };
+            for (name, value, least) in [("start", start, 1), ("n", n, 1), ("subexpr", group, 0)] {
+                if value < least {
+                    return Err(input_error(
+                        InputError::InvalidParameterValue,
+                        format!("invalid value for parameter \"{name}\": {value}"),
+                    ));
+                }
+            }
+            let key = (pattern.to_string(), flags.to_string());
+            let regex = match compiled.get(&key) {
+                Some(regex) => regex,
+                None => {
+                    let regex = compile(pattern, flags, "regexp_substr")?;
+                    compiled.entry(key).or_insert(regex)
+                }
+            };
+            let from = subject
+                .char_indices()
+                .nth(start as usize - 1)
+                .map_or(subject.len(), |(at, _)| at);
+            let nth = regex.captures_iter(&subject[from..]).nth(n as usize - 1);
+            let value = nth.and_then(|c| c.get(group as usize).map(|m| m.as_str()));
+            found.append_option(value);
+        }
+        like_arguments(&args.args, Arc::new(found.finish()))
+    }
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Regexp {
     kind: Kind,
@@ -71,7 +177,7 @@ fn text_list() -> DataType {
 impl ScalarUDFImpl for Regexp {
     fn name(&self) -> &str {
         match self.kind {
-            Kind::Split => "regexp_split_to_array",
+            Kind::Split => Kind::Split.function(),
             Kind::Matches => REGEXP_MATCHES_LIST,
         }
     }
@@ -119,7 +225,7 @@ impl ScalarUDFImpl for Regexp {
             let regex = match compiled.get(&key) {
                 Some(regex) => regex,
                 None => {
-                    let regex = compile(pattern, flags, self.kind)?;
+                    let regex = compile(pattern, flags, self.kind.function())?;
                     compiled.entry(key).or_insert(regex)
                 }
             };
@@ -174,8 +280,9 @@ fn split_pieces<'t>(regex: &Regex, text: &'t str) -> Vec<&'t str> {
     pieces
 }
 
-/// `pattern` with PostgreSQL's `flags` (see the module header).
-fn compile(pattern: &str, flags: &str, kind: Kind) -> DFResult<Regex> {
+/// `pattern` with PostgreSQL's `flags` (see the module header), for the
+/// SQL function `function` (only `regexp_matches` takes `g`).
+fn compile(pattern: &str, flags: &str, function: &str) -> DFResult<Regex> {
     let mut builder = RegexBuilder::new(pattern);
     builder.dot_matches_new_line(true);
     for flag in flags.chars() {
@@ -185,12 +292,12 @@ fn compile(pattern: &str, flags: &str, kind: Kind) -> DFResult<Regex> {
             'n' | 'm' => builder.dot_matches_new_line(false).multi_line(true),
             's' => builder.dot_matches_new_line(true).multi_line(false),
             'x' => builder.ignore_whitespace(true),
-            'g' if kind == Kind::Matches => &mut builder,
+            'g' if function == Kind::Matches.function() => &mut builder,
             'g' => {
                 return Err(input_error(
                     InputError::InvalidParameterValue,
-                    "regexp_split_to_array() does not support the \"global\" option",
-                ))
+                    format!("{function}() does not support the \"global\" option"),
+                ));
             }
             other => {
                 return Err(input_error(
@@ -230,7 +337,7 @@ mod tests {
             (",a,", ",", vec!["", "a", ""]),
             ("", ",", vec![""]),
         ] {
-            let regex = compile(pattern, "", Kind::Split).unwrap();
+            let regex = compile(pattern, "", Kind::Split.function()).unwrap();
             assert_eq!(split_pieces(&regex, text), pieces, "{text} {pattern}");
         }
     }

@@ -8,7 +8,11 @@
 //! beside the `unnest` of the same array it usually goes with (SQLAlchemy's
 //! reflection reads `pg_index.indkey` so).
 //!
-//! ShardForge's arrays have one dimension, numbered from 1; an
+//! `array_fill(value, dims [, lower_bounds])` makes an array of `dims[1]`
+//! copies of `value`.
+//!
+//! ShardForge's arrays have one dimension, numbered from 1 (`array_fill`
+//! of more dimensions, or from another lower bound, is 0A000); an
 //! `int2vector` or `oidvector` (`pg_index.indkey`) is numbered from 0, as
 //! in PostgreSQL, in `generate_subscripts` and in subscripts
 //! (`indkey[0]`, [`pg_subscripts`]). Another dimension has no subscripts, and a NULL array
@@ -35,6 +39,108 @@ use crate::sql::analyze::like_arguments;
 
 /// The name `_pg_expandarray` is planned under.
 pub const PG_EXPANDARRAY_LIST: &str = "pg_expandarray_list";
+
+pub fn array_fill() -> ScalarUDF {
+    ScalarUDF::new_from_impl(ArrayFill {
+        signature: Signature::user_defined(Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayFill {
+    signature: Signature,
+}
+
+/// PostgreSQL's largest array (`MaxArraySize`).
+const MAX_ARRAY_SIZE: i64 = 134_217_727;
+
+impl ScalarUDFImpl for ArrayFill {
+    fn name(&self) -> &str {
+        "array_fill"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// The value as it is, the dimensions and lower bounds as lists of
+    /// bigints.
+    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
+        let integers = DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true)));
+        match arg_types {
+            [value, rest @ ..] if (1..=2).contains(&rest.len()) => Ok([value.clone()]
+                .into_iter()
+                .chain(rest.iter().map(|_| integers.clone()))
+                .collect()),
+            _ => exec_err!("array_fill takes a value, dimensions and lower bounds"),
+        }
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::List(Arc::new(Field::new_list_field(
+            args[0].clone(),
+            true,
+        ))))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let value = &arrays[0];
+        let bounds: Vec<&ListArray> = arrays[1..].iter().map(|a| a.as_list::<i32>()).collect();
+        let mut lengths = Vec::with_capacity(value.len());
+        let mut copies = Vec::new();
+        for row in 0..value.len() {
+            let mut rows = bounds.iter().map(|list| {
+                if list.is_null(row) {
+                    return Err(super::input_error(
+                        crate::error::InputError::NullValueNotAllowed,
+                        "dimension array or low bound array cannot be null",
+                    ));
+                }
+                let items = list.value(row);
+                let items = items.as_primitive::<Int64Type>();
+                Ok(items.iter().collect::<Vec<Option<i64>>>())
+            });
+            let dims = rows.next().transpose()?.unwrap_or_default();
+            let lower = rows.next().transpose()?;
+            let length = match (dims.as_slice(), lower.as_deref()) {
+                ([], None | Some([])) => 0,
+                ([_], Some([bound])) if *bound != Some(1) => {
+                    return Err(crate::error::Error::unsupported(
+                        "arrays numbered from another lower bound than 1 (array_fill)",
+                    )
+                    .into())
+                }
+                ([None], _) => {
+                    return Err(super::input_error(
+                        crate::error::InputError::NullValueNotAllowed,
+                        "dimension values cannot be null",
+                    ))
+                }
+                ([Some(n)], _) if !(0..=MAX_ARRAY_SIZE).contains(n) => {
+                    return Err(super::input_error(
+                        crate::error::InputError::ProgramLimitExceeded,
+                        format!("array size exceeds the maximum allowed ({MAX_ARRAY_SIZE})"),
+                    ))
+                }
+                ([Some(n)], None | Some([_])) => *n,
+                _ => {
+                    return Err(crate::error::Error::unsupported(
+                        "arrays of more than one dimension (array_fill)",
+                    )
+                    .into())
+                }
+            };
+            lengths.push(length as usize);
+            copies.extend(std::iter::repeat_n(row as u64, length as usize));
+        }
+        let indices = datafusion::arrow::array::UInt64Array::from(copies);
+        let values = datafusion::arrow::compute::take(value.as_ref(), &indices, None)?;
+        let field = Arc::new(Field::new_list_field(value.data_type().clone(), true));
+        let list = ListArray::try_new(field, OffsetBuffer::from_lengths(lengths), values, None)?;
+        like_arguments(&args.args, Arc::new(list))
+    }
+}
 
 /// `pg_expandarray_list(array)`: a list of `{x: element, n: position}`.
 pub fn pg_expandarray_list() -> ScalarUDF {
