@@ -142,6 +142,7 @@ impl SqlEngine {
         ctx.register_udf(super::datetime::round_time_udf());
         ctx.register_udf(super::time_zones::timezone());
         super::functions::register(&ctx);
+        ctx.register_udf(super::records::pg_record());
         super::json::register(&ctx);
         ctx.register_udaf(super::numeric::RoundedAvg::udaf());
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));

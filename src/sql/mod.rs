@@ -49,6 +49,7 @@ pub mod point_insert;
 pub mod point_update;
 pub mod provider;
 pub mod query_runtime;
+pub mod records;
 pub mod regclass;
 pub mod returning;
 pub mod rewrite;

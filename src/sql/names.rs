@@ -108,7 +108,7 @@ pub fn rename(schema: &Schema) -> SchemaRef {
 }
 
 /// PostgreSQL's `FigureColname`: the name an unaliased expression gets.
-fn pg_name(expr: &Expr) -> String {
+pub(super) fn pg_name(expr: &Expr) -> String {
     figure(expr).map_or_else(|| "?column?".to_string(), |(name, _)| name)
 }
 

@@ -308,9 +308,10 @@ fn array_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
 fn record_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
     let records = array.as_struct();
     let fields = records
-        .columns()
+        .fields()
         .iter()
-        .map(|column| Ok(cast(&render(column, zone)?, &DataType::Utf8)?))
+        .zip(records.columns())
+        .map(|(field, column)| Ok(cast(&render_field(column, field, zone)?, &DataType::Utf8)?))
         .collect::<Result<Vec<ArrayRef>>>()?;
     let texts: StringArray = (0..records.len())
         .map(|row| {

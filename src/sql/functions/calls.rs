@@ -74,6 +74,9 @@ impl VisitorMut for FunctionNamesVisitor {
                     ("ceiling", _) => "ceil",
                     ("sign", _) => "signum",
                     ("every", _) => "bool_and",
+                    // A record's JSON (`sql::records`); pretty printing
+                    // is not.
+                    ("row_to_json", Some([_])) => "to_json",
                     // The session's wall-clock time (`datetime::SessionZone`).
                     ("localtimestamp", None) => {
                         *expr = parsed("CAST(now() AS TIMESTAMP)");

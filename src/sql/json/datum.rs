@@ -2,7 +2,8 @@
 //! and booleans bare, NaN and infinities quoted, dates and times in ISO
 //! form quoted (`"2020-01-02T03:04:05+00:00"`), text quoted, `json` and
 //! `jsonb` values as they are, arrays as JSON arrays without spaces
-//! (`[1,2]`).
+//! (`[1,2]`), records (a whole row, `to_json(t)`) as objects of their
+//! fields (`{"a":1,"b":"x"}`).
 
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
@@ -47,6 +48,21 @@ pub fn to_json(array: &ArrayRef, row: usize, field: &Field, zone: &Tz) -> Result
                 .map(|i| to_json(&items, i, item, zone))
                 .collect::<Result<Vec<_>>>()?;
             format!("[{}]", texts.join(","))
+        }
+        DataType::Struct(fields) => {
+            let record = array.as_struct();
+            let members = fields
+                .iter()
+                .zip(record.columns())
+                .map(|(f, column)| {
+                    Ok(format!(
+                        "{}:{}",
+                        quoted(f.name()),
+                        to_json(column, row, f, zone)?
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            format!("{{{}}}", members.join(","))
         }
         DataType::Float32 | DataType::Float64 => {
             let text = rendered(array, row, field, zone)?;

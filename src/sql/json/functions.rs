@@ -29,6 +29,10 @@ use crate::error::{Error, InputError, Result};
 use crate::sql::analyze::like_arguments;
 use crate::sql::vars::session_zone;
 
+/// The mark of a record's or an array's JSON in `json_agg` ([`Op::AggItem`]):
+/// no JSON text holds a NUL.
+const STRUCTURED: char = '\0';
+
 /// What a [`JsonFunction`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -69,6 +73,10 @@ pub enum Op {
     BuildObject,
     BuildArray,
     ToJson,
+    /// An element of `json_agg`: its `to_json`, marked with
+    /// [`STRUCTURED`] in front when it is a record or an array, which
+    /// PostgreSQL's `json_agg` puts on lines of their own.
+    AggItem,
     /// The end of `json_agg`: a list of elements' JSON text as an array.
     ArrayOf,
     /// The end of `json_object_agg`: a list of (key, value text) pairs.
@@ -159,6 +167,7 @@ pub fn all() -> Vec<ScalarUDF> {
         ("json_build_object", "jsonb_build_object", Op::BuildObject),
         ("json_build_array", "jsonb_build_array", Op::BuildArray),
         ("to_json", "to_jsonb", Op::ToJson),
+        ("json_agg_item", "jsonb_agg_item", Op::AggItem),
         (
             "json_array_elements_list",
             "jsonb_array_elements_list",
@@ -230,6 +239,7 @@ impl JsonFunction {
             | Op::BuildObject
             | Op::BuildArray
             | Op::ToJson
+            | Op::AggItem
             | Op::ArrayOf
             | Op::ObjectOf
             | Op::StripNulls => Some(self.flavor_of(first)),
@@ -538,13 +548,32 @@ impl Call<'_> {
                 self.in_flavor(format!("[{}]", items.join(", ")), flavor)?
             }
             Op::ToJson => self.in_flavor(self.to_json(row, 0)?, flavor)?,
+            Op::AggItem => {
+                let structured = matches!(
+                    self.fields[0].data_type(),
+                    DataType::Struct(_) | DataType::List(_)
+                );
+                match (structured, self.in_flavor(self.to_json(row, 0)?, flavor)?) {
+                    (true, Out::Text(json)) => Out::Text(format!("{STRUCTURED}{json}")),
+                    (_, out) => out,
+                }
+            }
             Op::ArrayOf => {
                 let items = self.text_list(row, 0)?;
-                let texts: Vec<&str> = items
-                    .iter()
-                    .map(|i| i.as_deref().unwrap_or("null"))
-                    .collect();
-                self.in_flavor(format!("[{}]", texts.join(", ")), flavor)?
+                let mut array = String::from("[");
+                for (i, item) in items.iter().enumerate() {
+                    let item = item.as_deref().unwrap_or("null");
+                    if i > 0 {
+                        array.push_str(", ");
+                    }
+                    match item.strip_prefix(STRUCTURED) {
+                        Some(item) if i > 0 => array.extend(["\n ", item]),
+                        Some(item) => array.push_str(item),
+                        None => array.push_str(item),
+                    }
+                }
+                array.push(']');
+                self.in_flavor(array, flavor)?
             }
             Op::ObjectOf => self.object_of(row, flavor)?,
             Op::Elements | Op::ElementsText => {

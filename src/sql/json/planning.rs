@@ -188,7 +188,7 @@ fn cast_call(expr: &ast::Expr) -> Option<ast::Expr> {
     parse_expr(&format!("{}_in({inner})", flavor.name())).ok()
 }
 
-/// `json_agg(x ...)` as `json_array_of(array_agg(to_json(x) ...))`,
+/// `json_agg(x ...)` as `json_array_of(array_agg(json_agg_item(x) ...))`,
 /// `json_object_agg(k, v ...)` as `json_object_of(flatten(array_agg(
 /// make_array(to_json(k), to_json(v)) ...)))` (a key is named by its
 /// JSON, as PostgreSQL names it), and the same for
@@ -222,7 +222,7 @@ fn aggregate(expr: &ast::Expr) -> Option<ast::Expr> {
         })
         .collect::<Option<_>>()?;
     let item = match (object, exprs.as_slice()) {
-        (false, [value]) => format!("{to_json}({value})"),
+        (false, [value]) => format!("{}_agg_item({value})", flavor.name()),
         (true, [key, value]) => format!("make_array(to_json({key}), {to_json}({value}))"),
         _ => return None,
     };

@@ -770,6 +770,7 @@ impl Session {
         };
         super::lateral::lateral_functions(&mut stmt, &is_aggregate);
         super::using_joins::merged_using_columns(&mut stmt);
+        super::records::whole_row_references(&mut stmt, self.txn.as_ref());
         rewrite::expand_set_returning_items(&mut stmt);
         rewrite::composite_fields(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;
