@@ -429,7 +429,16 @@ def check_json(conn):
     and lists with text and binary results; JSON null and SQL NULL apart; JSON texts
     read back as PostgreSQL writes them, and loaded with Decimal numbers; @> with a
     bound Jsonb (text and binary), ->, ->>, #>>, ?, || in an UPDATE ... RETURNING,
-    jsonb_build_object; malformed JSON and \\u0000 in jsonb refused."""
+    jsonb_build_object; whole rows as JSON (json_agg(t), to_jsonb(t)); malformed JSON
+    and \\u0000 in jsonb refused."""
+    for binary in (False, True):
+        with conn.cursor(binary=binary) as cur:
+            rows = "(SELECT 1 AS id, 'a' AS name UNION ALL SELECT 2, 'b') t"
+            want = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+            got = cur.execute(f"SELECT json_agg(t ORDER BY id) FROM {rows}").fetchone()[0]
+            check(got == want, f"json_agg(t) (binary={binary}) gave {got!r}")
+            got = [r[0] for r in cur.execute(f"SELECT to_jsonb(t) FROM {rows} ORDER BY id")]
+            check(got == want, f"to_jsonb(t) (binary={binary}) gave {got!r}")
     table = "compat_psycopg_json"
     conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, data jsonb, doc json)")
