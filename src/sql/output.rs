@@ -597,7 +597,9 @@ pub fn unconstrained_decimals(array: &ArrayRef) -> impl Iterator<Item = Option<(
     })
 }
 
-/// A Decimal256 as PostgreSQL prints a numeric: all `scale` digits kept.
+/// A Decimal256 as PostgreSQL prints a numeric: all `scale` digits kept;
+/// a negative scale is that many zeros after the digits (`1e100` is a
+/// 1 of scale -100).
 pub fn decimal_text(value: i256, scale: i8) -> String {
     let negative = value < i256::ZERO;
     let digits = if negative {
@@ -605,11 +607,15 @@ pub fn decimal_text(value: i256, scale: i8) -> String {
     } else {
         value.to_string()
     };
-    let scale = scale.max(0) as usize;
     let sign = if negative { "-" } else { "" };
-    if scale == 0 {
-        return format!("{sign}{digits}");
+    if scale <= 0 {
+        let zeros = match value == i256::ZERO {
+            true => 0,
+            false => usize::from(scale.unsigned_abs()),
+        };
+        return format!("{sign}{digits}{}", "0".repeat(zeros));
     }
+    let scale = scale as usize;
     let padded = format!("{digits:0>width$}", width = scale + 1);
     let (int, frac) = padded.split_at(padded.len() - scale);
     format!("{sign}{int}.{frac}")
