@@ -755,7 +755,7 @@ impl Session {
         mut stmt: Statement,
         params: Option<ParamValues>,
     ) -> Result<LogicalPlan> {
-        refuse_row_locks(&stmt)?;
+        refuse_unsupported(&stmt)?;
         if let Statement::Insert(insert) = &mut stmt {
             rewrite::rewrite_insert(insert, self.txn.as_ref())?;
         }
@@ -1049,27 +1049,40 @@ fn statement_kind(stmt: &Statement) -> String {
     }
 }
 
-/// `SELECT ... FOR UPDATE` (`FOR SHARE`, ...) is 0A000 until rows can be
-/// locked: accepted without a lock, it would let two transactions that
-/// each locked a row and then wrote elsewhere both commit, where
-/// PostgreSQL makes the second wait (the next issue's row locks).
-fn refuse_row_locks(stmt: &Statement) -> Result<()> {
-    use datafusion::sql::sqlparser::ast::{Query, Visit, Visitor};
+/// What DataFusion would plan wrongly or refuse obscurely is 0A000:
+/// `SELECT ... FOR UPDATE` (`FOR SHARE`, ...) until rows can be locked
+/// (accepted without a lock, it would let two transactions that each
+/// locked a row and then wrote elsewhere both commit, where PostgreSQL
+/// makes the second wait: the next issue's row locks), and a WITH query
+/// that writes (DataFusion: "not implemented yet").
+fn refuse_unsupported(stmt: &Statement) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{Query, SetExpr, Visit, Visitor};
     use std::ops::ControlFlow;
-    struct Locks;
-    impl Visitor for Locks {
-        type Break = ();
-        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-            match query.locks.is_empty() {
-                true => ControlFlow::Continue(()),
-                false => ControlFlow::Break(()),
+    struct Refused;
+    impl Visitor for Refused {
+        type Break = &'static str;
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<&'static str> {
+            if !query.locks.is_empty() {
+                return ControlFlow::Break("SELECT ... FOR UPDATE or FOR SHARE (row locks)");
+            }
+            let writes = |cte: &datafusion::sql::sqlparser::ast::Cte| {
+                matches!(
+                    cte.query.body.as_ref(),
+                    SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_)
+                )
+            };
+            match query
+                .with
+                .as_ref()
+                .is_some_and(|w| w.cte_tables.iter().any(writes))
+            {
+                true => ControlFlow::Break("INSERT, UPDATE or DELETE in WITH"),
+                false => ControlFlow::Continue(()),
             }
         }
     }
-    match stmt.visit(&mut Locks).is_break() {
-        true => Err(Error::unsupported(
-            "SELECT ... FOR UPDATE or FOR SHARE (row locks)",
-        )),
-        false => Ok(()),
+    match stmt.visit(&mut Refused) {
+        ControlFlow::Break(what) => Err(Error::unsupported(what)),
+        ControlFlow::Continue(()) => Ok(()),
     }
 }
