@@ -81,7 +81,8 @@ expect=(
     'public[[:space:]]*\|'                       # \dn: the public schema
     "public[[:space:]]*\\|[[:space:]]*$table[[:space:]]*\\|[[:space:]]*table[[:space:]]*\\|[[:space:]]*postgres[[:space:]]*\\|[[:space:]]*permanent"  # \dt+ row
     'List of functions'                          # \df
-    'List of roles'                              # \du
+    'List of roles'                              # \du, and its one role
+    'postgres[[:space:]]*\|[[:space:]]*Superuser, Create role, Create DB'
     'List of data types'                         # \dT
     "Index \"public\\.${table}_pkey\""          # \d INDEX: its title and column
     'id[[:space:]]*\|[[:space:]]*integer[[:space:]]*\|[[:space:]]*yes[[:space:]]*\|[[:space:]]*id'

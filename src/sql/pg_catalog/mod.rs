@@ -389,6 +389,7 @@ impl SchemaProvider for PgCatalog {
             "pg_constraint" => Patched::Constraint,
             "pg_settings" => Patched::Settings,
             "pg_namespace" => Patched::Namespace,
+            "pg_roles" => Patched::Roles,
             _ => return self.inner.table(name).await,
         };
         let Some(base) = self.inner.table(name).await? else {
@@ -422,6 +423,7 @@ enum Patched {
     Constraint,
     Settings,
     Namespace,
+    Roles,
 }
 
 /// A datafusion-pg-catalog table with ShardForge's column facts filled in.
@@ -477,6 +479,7 @@ impl TableProvider for PatchedTable {
                 .iter()
                 .map(with_information_schema)
                 .collect::<DFResult<Vec<_>>>()?,
+            Patched::Roles => vec![session_role(&self.schema, state)?],
             Patched::Settings => {
                 let mut batches = base;
                 batches.push(server_settings(&self.schema, &batches)?);
@@ -693,6 +696,36 @@ fn with_information_schema(batch: &RecordBatch) -> DFResult<RecordBatch> {
 
 /// `pg_settings` rows of the settings no session changes
 /// (`vars::server_settings`) that `listed` does not have yet.
+/// PostgreSQL's object id of its bootstrap superuser, which owns every
+/// object (`relowner`, `nspowner`).
+const SUPERUSER_OID: i32 = 10;
+
+/// `pg_roles`: ShardForge has no roles of its own and lets any user name
+/// connect with every right, so the one role is the session's user, a
+/// superuser with the bootstrap superuser's id (psql's `\du` listed none).
+fn session_role(schema: &SchemaRef, state: &dyn Session) -> DFResult<RecordBatch> {
+    let user = state
+        .config_options()
+        .extensions
+        .get::<crate::sql::functions::SessionUser>()
+        .map(|u| u.name.clone())
+        .unwrap_or_else(|| "postgres".into());
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| -> ArrayRef {
+            match (field.name().as_str(), field.data_type()) {
+                ("rolname", _) => Arc::new(StringArray::from(vec![user.clone()])),
+                ("oid", _) => Arc::new(Int32Array::from(vec![SUPERUSER_OID])),
+                ("rolconnlimit", _) => Arc::new(Int32Array::from(vec![-1])),
+                (_, DataType::Boolean) => Arc::new(BooleanArray::from(vec![true])),
+                _ => new_null_array(field.data_type(), 1),
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
 fn server_settings(schema: &SchemaRef, listed: &[RecordBatch]) -> DFResult<RecordBatch> {
     let mut known = Vec::new();
     for batch in listed {
