@@ -75,6 +75,9 @@ impl AnalyzerRule for NumericAggregates {
     }
 }
 
+/// How [`typed_results`] retypes an aggregate's result column.
+type Retype = fn(Expr) -> Expr;
+
 /// The aggregates (also as window functions) whose results DataFusion
 /// types otherwise than PostgreSQL, retyped by a projection above their
 /// node that keeps their names:
@@ -89,14 +92,14 @@ fn typed_results(node: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
         LogicalPlan::Window(window) => (window.input.schema(), &window.window_expr),
         _ => return Ok(Transformed::no(node)),
     };
-    let retyped: Vec<Option<fn(Expr) -> Expr>> = calls
+    let retyped: Vec<Option<Retype>> = calls
         .iter()
         .map(|e| {
             let (name, [arg]) = aggregate_call(e)? else {
                 return None;
             };
             let (_, field) = arg.to_field(input).ok()?;
-            let retype: fn(Expr) -> Expr = match name {
+            let retype: Retype = match name {
                 "sum" if *field.data_type() == DataType::Float32 => |e| cast(e, DataType::Float32),
                 "sum" | "min" | "max" if SqlType::is_unconstrained_numeric(&field) => {
                     |e| unconstrained().call(vec![e])

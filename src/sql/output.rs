@@ -589,7 +589,7 @@ pub fn unconstrained_decimals(array: &ArrayRef) -> impl Iterator<Item = Option<(
         v.map(|mut value| {
             let mut scale = scale;
             while scale > 0 && value % ten == i256::ZERO {
-                value = value / ten;
+                value /= ten;
                 scale -= 1;
             }
             (value, scale)

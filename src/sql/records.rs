@@ -246,7 +246,7 @@ impl ScalarUDFImpl for PgRecord {
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
-        if args.arg_fields.len() % 2 != 0 {
+        if !args.arg_fields.len().is_multiple_of(2) {
             return plan_err!("{PG_RECORD} takes names and values");
         }
         let fields = (0..args.arg_fields.len())

@@ -39,26 +39,27 @@ fn as_numeric(arg: &DataType) -> Option<DataType> {
     }
 }
 
+/// Which of the three a [`ScaleFunction`] is.
 #[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
-enum Scale {
+enum Digits {
     Scale,
-    MinScale,
-    TrimScale,
+    Min,
+    Trimmed,
 }
 
 pub fn scale() -> ScalarUDF {
-    scale_udf(Scale::Scale)
+    scale_udf(Digits::Scale)
 }
 
 pub fn min_scale() -> ScalarUDF {
-    scale_udf(Scale::MinScale)
+    scale_udf(Digits::Min)
 }
 
 pub fn trim_scale() -> ScalarUDF {
-    scale_udf(Scale::TrimScale)
+    scale_udf(Digits::Trimmed)
 }
 
-fn scale_udf(kind: Scale) -> ScalarUDF {
+fn scale_udf(kind: Digits) -> ScalarUDF {
     ScalarUDF::new_from_impl(ScaleFunction {
         kind,
         signature: Signature::user_defined(Volatility::Immutable),
@@ -67,16 +68,16 @@ fn scale_udf(kind: Scale) -> ScalarUDF {
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ScaleFunction {
-    kind: Scale,
+    kind: Digits,
     signature: Signature,
 }
 
 impl ScalarUDFImpl for ScaleFunction {
     fn name(&self) -> &str {
         match self.kind {
-            Scale::Scale => "scale",
-            Scale::MinScale => "min_scale",
-            Scale::TrimScale => "trim_scale",
+            Digits::Scale => "scale",
+            Digits::Min => "min_scale",
+            Digits::Trimmed => "trim_scale",
         }
     }
 
@@ -96,7 +97,7 @@ impl ScalarUDFImpl for ScaleFunction {
 
     fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
         Ok(match self.kind {
-            Scale::TrimScale => args[0].clone(),
+            Digits::Trimmed => args[0].clone(),
             _ => DataType::Int32,
         })
     }
@@ -107,7 +108,7 @@ impl ScalarUDFImpl for ScaleFunction {
         let data_type = self.return_type(&[args.arg_fields[0].data_type().clone()])?;
         let field = Field::new(self.name(), data_type, true);
         Ok(Arc::new(match self.kind {
-            Scale::TrimScale => field.with_metadata(SqlType::UnconstrainedNumeric.metadata()),
+            Digits::Trimmed => field.with_metadata(SqlType::UnconstrainedNumeric.metadata()),
             _ => field,
         }))
     }
@@ -119,14 +120,14 @@ impl ScalarUDFImpl for ScaleFunction {
             return plan_err!("{} of a {}", self.name(), values.data_type());
         };
         let result: ArrayRef = match self.kind {
-            Scale::TrimScale => values,
-            Scale::Scale if !SqlType::is_unconstrained_numeric(&args.arg_fields[0]) => {
+            Digits::Trimmed => values,
+            Digits::Scale if !SqlType::is_unconstrained_numeric(&args.arg_fields[0]) => {
                 let scales: Int32Array = decimals(&values)
                     .map(|v| v.map(|_| i32::from(scale)))
                     .collect();
                 Arc::new(scales)
             }
-            Scale::Scale | Scale::MinScale => {
+            Digits::Scale | Digits::Min => {
                 let scales: Int32Array = unconstrained_decimals(&values)
                     .map(|v| v.map(|(_, scale)| i32::from(scale)))
                     .collect();
