@@ -15,6 +15,80 @@ use crate::catalog::{
 };
 use crate::error::{Error, InputError, Result};
 
+/// `CREATE TABLE name (a, b) AS query`, which sqlparser does not read (a
+/// column list there must have types): the statement parsed without the
+/// list, the names put back as its columns, of no type (`CREATE TABLE AS`
+/// names the query's columns by them). `None` for any other text.
+pub fn parse_create_as_with_names(sql: &str) -> Option<ast::Statement> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let significant: Vec<(usize, &Token)> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let keyword = |i: usize| match significant.get(i) {
+        Some((_, Token::Word(w))) if w.quote_style.is_none() => Some(w.keyword),
+        _ => None,
+    };
+    // CREATE TABLE [IF NOT EXISTS] name [. name ...] (
+    let mut at = match (keyword(0), keyword(1)) {
+        (Some(Keyword::CREATE), Some(Keyword::TABLE)) => 2,
+        _ => return None,
+    };
+    if keyword(at) == Some(Keyword::IF) {
+        at += 3;
+    }
+    at += 1;
+    while matches!(significant.get(at), Some((_, Token::Period))) {
+        at += 2;
+    }
+    let (open, Token::LParen) = *significant.get(at)? else {
+        return None;
+    };
+    // name [, name ...] ) AS
+    let mut names = Vec::new();
+    at += 1;
+    loop {
+        let (_, Token::Word(word)) = significant.get(at)? else {
+            return None;
+        };
+        names.push(word.to_ident(datafusion::sql::sqlparser::tokenizer::Span::empty()));
+        match significant.get(at + 1)? {
+            (_, Token::Comma) => at += 2,
+            (_, Token::RParen) => break,
+            _ => return None,
+        }
+    }
+    let close = significant.get(at + 1)?.0;
+    if keyword(at + 2) != Some(Keyword::AS) {
+        return None;
+    }
+    let without: String = tokens
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !(open..=close).contains(i))
+        .map(|(_, t)| t.to_string())
+        .collect();
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, &without).ok()?;
+    let [ast::Statement::CreateTable(create)] = statements.as_mut_slice() else {
+        return None;
+    };
+    create.query.as_ref()?;
+    create.columns = names
+        .into_iter()
+        .map(|name| ast::ColumnDef {
+            name,
+            data_type: ast::DataType::Unspecified,
+            options: Vec::new(),
+        })
+        .collect();
+    statements.pop()
+}
+
 /// Normalises an identifier as PostgreSQL does: unquoted names fold to
 /// lower case.
 pub fn ident_name(ident: &ast::Ident) -> String {

@@ -238,6 +238,9 @@ impl SqlEngine {
             if let Some(fetch) = super::cursor::parse_fetch_or_move(sql) {
                 return Ok(vec![fetch]);
             }
+            if let Some(create) = super::ddl::parse_create_as_with_names(sql) {
+                return Ok(vec![create]);
+            }
             let spelled = super::copy::spell_boolean_options(sql).ok_or(e)?;
             Parser::parse_sql(&PostgreSqlDialect {}, &spelled)
         });

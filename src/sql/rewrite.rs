@@ -76,6 +76,9 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
                 .collect();
         }
     }
+    if !matches!(source.body.as_ref(), SetExpr::Values(_)) {
+        values_as_selects(source);
+    }
     let values = match source.body.as_mut() {
         SetExpr::Values(values) => values,
         SetExpr::Select(select) => {
@@ -138,6 +141,49 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The VALUES lists inside an INSERT's query (`INSERT INTO t SELECT x
+/// FROM (VALUES (1), (2)) v(x)`, or in its WITH) as `SELECT ... UNION ALL
+/// SELECT ...`: DataFusion types every VALUES list it plans for an INSERT
+/// by the target table's columns, position by position, which is right
+/// only for the INSERT's own list (a nested one of another width failed,
+/// one of the same width was typed by the wrong columns).
+fn values_as_selects(source: &mut Query) {
+    struct Nested;
+    impl VisitorMut for Nested {
+        type Break = ();
+        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            let SetExpr::Values(values) = query.body.as_ref() else {
+                return ControlFlow::Continue(());
+            };
+            // PostgreSQL names a VALUES list's columns column1, column2, ...
+            let rows: Vec<String> = values
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    let items: Vec<String> = row
+                        .content
+                        .iter()
+                        .enumerate()
+                        .map(|(j, e)| match i {
+                            0 => format!("{e} AS column{}", j + 1),
+                            _ => e.to_string(),
+                        })
+                        .collect();
+                    format!("SELECT {}", items.join(", "))
+                })
+                .collect();
+            if let Ok(union) = parse_query(&rows.join(" UNION ALL ")) {
+                query.body = union.body;
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    // The INSERT's own query is not a VALUES list (the caller checks); its
+    // subqueries are visited with it.
+    let _ = source.visit(&mut Nested);
 }
 
 /// Names each item of an INSERT's SELECT that repeats an earlier one
