@@ -62,7 +62,7 @@ fi
 
 # Each pattern must appear somewhere in the output (extended regex).
 expect=(
-    'postgres'                                   # \l: the database
+    'postgres[[:space:]]*\|[[:space:]]*postgres[[:space:]]*\|[[:space:]]*UTF8[[:space:]]*\|'  # \l: the database
     "public[[:space:]]*\\|[[:space:]]*$table[[:space:]]*\\|[[:space:]]*table"  # \dt row
     "Table \"public\\.$table\""                  # \d title
     'id[[:space:]]*\|[[:space:]]*integer'

@@ -28,6 +28,11 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("integer_datetimes", "on"),
     ("intervalstyle", "postgres"),
     ("is_superuser", "on"),
+    // Text compares and sorts by its bytes, which is code point order in
+    // UTF-8: PostgreSQL's C.UTF-8 collation (`sql::pg_catalog` says the
+    // same of the database).
+    ("lc_collate", crate::sql::pg_catalog::COLLATION),
+    ("lc_ctype", crate::sql::pg_catalog::COLLATION),
     ("lc_messages", "C"),
     ("lock_timeout", "0"),
     // Limits clients read (pgjdbc's `getImportedKeys` asks
@@ -53,6 +58,8 @@ const READ_ONLY: &[&str] = &[
     "block_size",
     "integer_datetimes",
     "is_superuser",
+    "lc_collate",
+    "lc_ctype",
     "max_function_args",
     "max_identifier_length",
     "max_index_keys",

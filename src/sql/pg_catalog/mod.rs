@@ -78,6 +78,7 @@ pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
         .register_schema("information_schema", Arc::new(information_schema))
         .map_err(|e| Error::Internal(format!("information_schema: {e}")))?;
     ctx.register_udf(ScalarUDF::new_from_impl(PgGetExpr::default()));
+    ctx.register_udf(pg_encoding_to_char().as_ref().clone());
     ctx.register_udf(ScalarUDF::new_from_impl(keys::KeyDefinition::index(
         catalog.clone(),
     )));
@@ -390,6 +391,7 @@ impl SchemaProvider for PgCatalog {
             "pg_settings" => Patched::Settings,
             "pg_namespace" => Patched::Namespace,
             "pg_roles" => Patched::Roles,
+            "pg_database" => Patched::Database,
             _ => return self.inner.table(name).await,
         };
         let Some(base) = self.inner.table(name).await? else {
@@ -424,6 +426,7 @@ enum Patched {
     Settings,
     Namespace,
     Roles,
+    Database,
 }
 
 /// A datafusion-pg-catalog table with ShardForge's column facts filled in.
@@ -480,6 +483,10 @@ impl TableProvider for PatchedTable {
                 .map(with_information_schema)
                 .collect::<DFResult<Vec<_>>>()?,
             Patched::Roles => vec![session_role(&self.schema, state)?],
+            Patched::Database => base
+                .iter()
+                .map(with_collation)
+                .collect::<DFResult<Vec<_>>>()?,
             Patched::Settings => {
                 let mut batches = base;
                 batches.push(server_settings(&self.schema, &batches)?);
@@ -696,6 +703,54 @@ fn with_information_schema(batch: &RecordBatch) -> DFResult<RecordBatch> {
 
 /// `pg_settings` rows of the settings no session changes
 /// (`vars::server_settings`) that `listed` does not have yet.
+/// `pg_encoding_to_char(encoding)`: the one encoding's name as PostgreSQL
+/// spells it (`UTF8`; datafusion-pg-catalog's said `UTF-8`, which psql's
+/// `\l` showed), empty for another number.
+fn pg_encoding_to_char() -> Arc<ScalarUDF> {
+    crate::sql::analyze::array_udf(
+        "pg_encoding_to_char",
+        vec![DataType::Int32],
+        DataType::Utf8,
+        |arrays| {
+            let names: StringArray = arrays[0]
+                .as_primitive::<Int32Type>()
+                .iter()
+                .map(|e| e.map(|e| if e == UTF8_ENCODING { "UTF8" } else { "" }))
+                .collect();
+            Ok(Arc::new(names) as ArrayRef)
+        },
+    )
+}
+
+/// PostgreSQL's number of the UTF8 encoding (`pg_database.encoding`).
+const UTF8_ENCODING: i32 = 6;
+
+/// The collation text has here ([`with_collation`]).
+pub const COLLATION: &str = "C.UTF-8";
+
+/// `pg_database` with the collation text has here: bytewise, which
+/// datafusion-pg-catalog's `en_US.UTF-8` (a locale's order, where `a < B`)
+/// is not.
+fn with_collation(batch: &RecordBatch) -> DFResult<RecordBatch> {
+    let columns = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, column)| -> ArrayRef {
+            let rows = column.len();
+            match field.name().as_str() {
+                "datcollate" | "datctype" => Arc::new(StringArray::from(vec![COLLATION; rows])),
+                "datlocprovider" if *field.data_type() == DataType::Utf8 => {
+                    Arc::new(StringArray::from(vec!["c"; rows]))
+                }
+                _ => column.clone(),
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
 /// PostgreSQL's object id of its bootstrap superuser, which owns every
 /// object (`relowner`, `nspowner`).
 const SUPERUSER_OID: i32 = 10;
