@@ -15,7 +15,8 @@
 //!   days'`); Arrow compares the three fields in turn. [`comparable`], an
 //!   expression rewrite before type coercion, compares (and `ordered`
 //!   sorts) intervals by that length instead. GROUP BY and DISTINCT still
-//!   tell `1 mon` from `30 days` (PostgreSQL does not).
+//!   tell `1 mon` from `30 days` (PostgreSQL does not); `min` and `max`
+//!   go by length too (`functions::extremes`).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -496,7 +497,9 @@ fn ordered(sort: SortExpr, schema: &DFSchema) -> SortExpr {
     }
 }
 
-/// Sorts by intervals as PostgreSQL orders them: by [`length`].
+/// Sorts by intervals as PostgreSQL orders them: by [`length`]; and
+/// plans `min` and `max` of intervals (also as window functions) as
+/// `functions::extremes`, which compare so too.
 #[derive(Debug, Default)]
 pub struct IntervalOrder;
 
@@ -515,9 +518,54 @@ impl AnalyzerRule for IntervalOrder {
                 sort.expr = sort.expr.into_iter().map(|s| ordered(s, &schema)).collect();
                 Ok(Transformed::yes(LogicalPlan::Sort(sort)))
             }
+            node @ (LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) => {
+                super::analyze::rewrite_node_expressions(node, false, |e, schema| {
+                    Ok(interval_extreme(e, schema))
+                })
+            }
             other => Ok(Transformed::no(other)),
         })
         .map(|t| t.data)
+    }
+}
+
+/// `min(x)` / `max(x)` of an interval `x` as `interval_min` /
+/// `interval_max` (`functions::extremes`).
+fn interval_extreme(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+    use datafusion::logical_expr::expr::{AggregateFunction, WindowFunctionDefinition};
+    let extreme = |name: &str, args: &[Expr]| match (name, args) {
+        ("min", [arg]) if is_interval(arg, schema) => Some(super::functions::interval_min()),
+        ("max", [arg]) if is_interval(arg, schema) => Some(super::functions::interval_max()),
+        _ => None,
+    };
+    match expr {
+        Expr::AggregateFunction(AggregateFunction { func, params }) => {
+            match extreme(func.name(), &params.args) {
+                Some(udaf) => Transformed::yes(Expr::AggregateFunction(AggregateFunction {
+                    func: Arc::new(udaf),
+                    params,
+                })),
+                None => {
+                    Transformed::no(Expr::AggregateFunction(AggregateFunction { func, params }))
+                }
+            }
+        }
+        Expr::WindowFunction(mut window) => {
+            let udaf = match &window.fun {
+                WindowFunctionDefinition::AggregateUDF(func) => {
+                    extreme(func.name(), &window.params.args)
+                }
+                WindowFunctionDefinition::WindowUDF(_) => None,
+            };
+            match udaf {
+                Some(udaf) => {
+                    window.fun = WindowFunctionDefinition::AggregateUDF(Arc::new(udaf));
+                    Transformed::yes(Expr::WindowFunction(window))
+                }
+                None => Transformed::no(Expr::WindowFunction(window)),
+            }
+        }
+        other => Transformed::no(other),
     }
 }
 

@@ -35,6 +35,7 @@
 //!   `statement_timestamp()`, `transaction_timestamp()`,
 //!   `clock_timestamp()`, `pg_sleep()`.
 //! - [`mode`]: `mode() WITHIN GROUP (ORDER BY x)`.
+//! - [`extremes`]: `min` and `max` of intervals, by length.
 //! - [`numbers`]: `scale`, `min_scale`, `trim_scale`, `width_bucket`.
 //! - [`template`]: `to_char`, `to_date` and `to_timestamp` with
 //!   PostgreSQL's templates (`YYYY-MM-DD HH24:MI:SS`, `FM9990.00`);
@@ -47,6 +48,7 @@ mod case;
 mod clock;
 mod encoding;
 mod extract;
+mod extremes;
 mod format;
 mod hex;
 mod info;
@@ -70,6 +72,7 @@ use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 pub use encoding::bytea_input;
 pub use extract::PgExprPlanner;
+pub use extremes::{interval_max, interval_min};
 pub use regexp::REGEXP_MATCHES_LIST;
 pub use settings::{inline_settings, SessionUser};
 pub use subscripts::{pg_subscripts, GENERATE_SUBSCRIPTS_LIST, PG_EXPANDARRAY_LIST};
