@@ -21,8 +21,7 @@ use datafusion::optimizer::AnalyzerRule;
 /// Rewrites every expression of `node` bottom-up with `rewrite`, which sees
 /// the node's input schema. Output column names stay as they were, so the
 /// nodes above still find them; the node's schema is recomputed when
-/// `recompute` is set (the rewrite may change result types, here or
-/// below).
+/// `recompute` is set (the rewrite changed result types).
 pub fn rewrite_node_expressions(
     node: LogicalPlan,
     recompute: bool,
@@ -35,19 +34,11 @@ pub fn rewrite_node_expressions(
         let changed = expr.transform_up(|e| rewrite(e, &schema))?;
         Ok(changed.update_data(|e| saved.restore(e)))
     })?;
-    // A node whose input changed type (a SubqueryAlias over a VALUES list
-    // whose quotient did) is read again too, though its own expressions
-    // stay.
-    if recompute {
-        let transformed = rewritten.transformed;
+    if recompute && rewritten.transformed {
         rewritten.map_data(|node| match node {
             // A VALUES list keeps the schema it was planned with (its
-            // rows' types then, or an INSERT's columns'): read it from its
-            // rows again where they changed.
-            LogicalPlan::Values(values) if transformed => {
-                LogicalPlanBuilder::values(values.values)?.build()
-            }
-            LogicalPlan::Values(_) => Ok(node),
+            // rows' types then): read it from its rows again.
+            LogicalPlan::Values(values) => LogicalPlanBuilder::values(values.values)?.build(),
             node => node.recompute_schema(),
         })
     } else {

@@ -40,11 +40,15 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
     }
 
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        // A VALUES list's schema is its rows' types, which a quotient here
+        // changes (`(VALUES (1.0 / 3))` failed as a batch of another type
+        // than its schema): it is read from its rows again, and the nodes
+        // after it (above it) read their schemas again too.
+        let values_changed = std::cell::Cell::new(false);
         plan.transform_up_with_subqueries(|node| {
-            // Schemas are read again: a quotient's type changes, and a
-            // VALUES list of one (`(VALUES (1.0 / 3))`) failed as a batch
-            // of another type than its schema.
-            rewrite_node_expressions(node, true, |e, schema| {
+            let values = matches!(node, LogicalPlan::Values(_));
+            let stale = values_changed.get();
+            let rewritten = rewrite_node_expressions(node, values, |e, schema| {
                 let pg = super::numeric::numeric_division(&e, schema)
                     .or_else(|| super::numeric::unconstrained_arithmetic(&e, schema))
                     .or_else(|| super::numeric::float_round(&e, schema))
@@ -58,7 +62,12 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
                     Some(rewritten) => Ok(Transformed::yes(rewritten)),
                     None => checked(e, schema),
                 }
-            })
+            })?;
+            values_changed.set(stale || (values && rewritten.transformed));
+            match stale {
+                true => rewritten.transform_data(|n| n.recompute_schema().map(Transformed::yes)),
+                false => Ok(rewritten),
+            }
         })
         .map(|t| t.data)
     }

@@ -28,12 +28,13 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, Ident, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
-    Visit, VisitMut, Visitor, VisitorMut,
+    visit_expressions, AccessExpr, Expr, Ident, Query, Select, SelectItem, SetExpr, Statement,
+    TableFactor, VisitMut, VisitorMut,
 };
 
 use super::ddl::{ident_name, table_name};
 use super::rewrite::parse_expr;
+use super::using_joins::holds_subquery;
 use crate::catalog::Tables;
 
 /// Rewrites the whole-row references of every SELECT of `stmt` (see the
@@ -62,10 +63,17 @@ struct Relation {
 }
 
 fn rewrite_select(select: &mut Select, catalog: &dyn Tables) {
-    let factors = select.from.iter().flat_map(|from| {
-        std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation))
-    });
-    let Some(relations) = factors
+    let factors = || {
+        select.from.iter().flat_map(|from| {
+            std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation))
+        })
+    };
+    // Most SELECTs name no relation bare: then nothing is looked up.
+    let names: Vec<String> = factors().filter_map(relation_name).collect();
+    if !names_any(select, &names) {
+        return;
+    }
+    let Some(relations) = factors()
         .map(|factor| relation(factor, catalog))
         .collect::<Option<Vec<Relation>>>()
     else {
@@ -92,19 +100,7 @@ fn rewrite_select(select: &mut Select, catalog: &dyn Tables) {
             .collect();
         parse_expr(&format!("{PG_RECORD}({})", fields.join(", "))).ok()
     };
-    let replace = |expr: &mut Expr| {
-        if holds_subquery(expr) {
-            return;
-        }
-        let _ = visit_expressions_mut(expr, |e| {
-            if let Expr::Identifier(ident) = e {
-                if let Some(record) = record(ident) {
-                    *e = record;
-                }
-            }
-            ControlFlow::<()>::Continue(())
-        });
-    };
+    let replace = |expr: &mut Expr| replace_records(expr, &record);
     for item in &mut select.projection {
         match item {
             // `SELECT t FROM t`: the column is named `t`.
@@ -125,9 +121,90 @@ fn rewrite_select(select: &mut Select, catalog: &dyn Tables) {
     }
 }
 
+/// Replaces the bare names in `expr` that `record` gives a record for. A
+/// name qualifying a column in a field access (`t.tags[1]`, which the
+/// parser reads as field `tags` of `t`) is no whole row: it is hidden
+/// while its access is visited. An expression holding a subquery is left
+/// as it is (its own columns may have those names).
+fn replace_records(expr: &mut Expr, record: &dyn Fn(&Ident) -> Option<Expr>) {
+    /// Put in front of a hidden name; no identifier holds one.
+    const HIDDEN: char = '\0';
+    struct Replace<'a> {
+        record: &'a dyn Fn(&Ident) -> Option<Expr>,
+    }
+    impl VisitorMut for Replace<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Some(qualifier) = qualifier(expr) {
+                qualifier.value.insert(0, HIDDEN);
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Some(qualifier) = qualifier(expr) {
+                qualifier.value.remove(0);
+            } else if let Expr::Identifier(ident) = expr {
+                if let Some(record) = (self.record)(ident) {
+                    *expr = record;
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    if !holds_subquery(expr) {
+        let _ = expr.visit(&mut Replace { record });
+    }
+}
+
+/// The name `expr` qualifies a column with, when it is `t.c...`.
+fn qualifier(expr: &mut Expr) -> Option<&mut Ident> {
+    match expr {
+        Expr::CompoundFieldAccess { root, access_chain }
+            if matches!(access_chain.first(), Some(AccessExpr::Dot(_))) =>
+        {
+            match root.as_mut() {
+                Expr::Identifier(ident) => Some(ident),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The name a FROM item's columns are qualified with.
+fn relation_name(factor: &TableFactor) -> Option<String> {
+    match factor {
+        TableFactor::Table {
+            alias: Some(alias), ..
+        }
+        | TableFactor::Derived {
+            alias: Some(alias), ..
+        } => Some(ident_name(&alias.name)),
+        TableFactor::Table { name, .. } => name.0.last()?.as_ident().map(ident_name),
+        _ => None,
+    }
+}
+
+/// Whether the select list or HAVING of `select` holds a bare name among
+/// `names`.
+fn names_any(select: &Select, names: &[String]) -> bool {
+    let named = |expr: &Expr| {
+        visit_expressions(expr, |e| match e {
+            Expr::Identifier(ident) if names.contains(&ident_name(ident)) => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        })
+        .is_break()
+    };
+    let items = select.projection.iter().filter_map(|item| match item {
+        SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => Some(expr),
+        _ => None,
+    });
+    items.chain(select.having.as_ref()).any(named)
+}
+
 /// The relation `factor` names, where its columns are known.
 fn relation(factor: &TableFactor, catalog: &dyn Tables) -> Option<Relation> {
-    let (name, alias, mut columns) = match factor {
+    let (alias, mut columns) = match factor {
         TableFactor::Table {
             name,
             alias,
@@ -139,8 +216,7 @@ fn relation(factor: &TableFactor, catalog: &dyn Tables) -> Option<Relation> {
                 .iter()
                 .map(|c| c.name.clone())
                 .collect();
-            let own = name.0.last()?.as_ident().map(ident_name)?;
-            (own, alias.as_ref(), columns)
+            (alias.as_ref(), columns)
         }
         TableFactor::Derived {
             subquery,
@@ -154,25 +230,23 @@ fn relation(factor: &TableFactor, catalog: &dyn Tables) -> Option<Relation> {
                 None if values_width(subquery) == Some(alias.columns.len()) => Vec::new(),
                 None => return None,
             };
-            (ident_name(&alias.name), Some(alias), columns)
+            (Some(alias), columns)
         }
         _ => return None,
     };
-    let name = match alias {
-        Some(alias) => {
-            // Column aliases rename the first columns (or name them all).
-            for (i, renamed) in alias.columns.iter().enumerate() {
-                let renamed = ident_name(&renamed.name);
-                match columns.get_mut(i) {
-                    Some(column) => *column = renamed,
-                    None => columns.push(renamed),
-                }
-            }
-            ident_name(&alias.name)
+    // Column aliases rename the first columns (or name them all).
+    let renamed = alias.iter().flat_map(|a| &a.columns);
+    for (i, renamed) in renamed.enumerate() {
+        let renamed = ident_name(&renamed.name);
+        match columns.get_mut(i) {
+            Some(column) => *column = renamed,
+            None => columns.push(renamed),
         }
-        None => name,
-    };
-    Some(Relation { name, columns })
+    }
+    Some(Relation {
+        name: relation_name(factor)?,
+        columns,
+    })
 }
 
 /// The names of a query's result columns, where its text tells them.
@@ -203,17 +277,6 @@ fn values_width(query: &Query) -> Option<usize> {
         SetExpr::Values(values) => Some(values.rows.first()?.content.len()),
         _ => None,
     }
-}
-
-fn holds_subquery(expr: &Expr) -> bool {
-    struct Finder;
-    impl Visitor for Finder {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            ControlFlow::Break(())
-        }
-    }
-    expr.visit(&mut Finder).is_break()
 }
 
 /// The name records are planned under.

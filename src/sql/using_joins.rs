@@ -158,7 +158,8 @@ fn relation_name(factor: &TableFactor) -> Option<Ident> {
     }
 }
 
-fn holds_subquery(expr: &Expr) -> bool {
+/// Whether `expr` holds a subquery.
+pub(super) fn holds_subquery(expr: &Expr) -> bool {
     struct Finder;
     impl Visitor for Finder {
         type Break = ();
