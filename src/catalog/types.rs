@@ -4,9 +4,10 @@
 //! more digits are rejected when the table is created (PostgreSQL allows
 //! 1000). An unconstrained `numeric` is stored as `numeric(38, 10)`,
 //! DataFusion's own reading of it, and its values are shown without
-//! trailing fraction zeros ([`SqlType::UnconstrainedNumeric`]). `timestamptz` is stored as UTC microseconds, a `uuid`
-//! as its 16 bytes. An array column is an Arrow `List` of its element
-//! type, one-dimensional.
+//! trailing fraction zeros ([`SqlType::UnconstrainedNumeric`]).
+//! `timestamptz` is stored as UTC microseconds, a `uuid` as its 16 bytes.
+//! An array column is an Arrow `List` of its element type,
+//! one-dimensional.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,11 +16,11 @@ use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 
 /// Largest precision Decimal128 holds; above it Decimal256 is used.
 const DECIMAL128_MAX_PRECISION: u8 = 38;
+/// Largest precision ShardForge stores at all (Decimal256).
+pub const NUMERIC_MAX_PRECISION: u8 = 76;
 /// The field metadata value (under `PG_TYPE_METADATA`) of an unconstrained
 /// `numeric`, a column's or a cast's.
 pub const UNCONSTRAINED_NAME: &str = "numeric";
-/// Largest precision ShardForge stores at all (Decimal256).
-pub const NUMERIC_MAX_PRECISION: u8 = 76;
 /// The Arrow decimal an unconstrained `numeric` is held in.
 pub const UNCONSTRAINED_PRECISION: u8 = 38;
 pub const UNCONSTRAINED_SCALE: i8 = 10;

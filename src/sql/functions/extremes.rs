@@ -150,7 +150,9 @@ mod tests {
                 greatest,
                 kept: None,
             };
-            accumulator.update_batch(&[values.clone()]).unwrap();
+            accumulator
+                .update_batch(std::slice::from_ref(&values))
+                .unwrap();
             assert_eq!(
                 accumulator.evaluate().unwrap(),
                 ScalarValue::IntervalMonthDayNano(Some(parse(want).unwrap())),
