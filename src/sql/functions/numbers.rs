@@ -202,34 +202,37 @@ impl ScalarUDFImpl for WidthBucket {
                         .iter()
                         .collect())
                 };
-                let (o, l, h) = (floats(operand)?, floats(low)?, floats(high)?);
-                (0..operand.len())
-                    .map(|i| match (o[i], l[i], h[i], counts.is_valid(i)) {
-                        (Some(o), Some(l), Some(h), true) => {
-                            float_bucket(o, l, h, counts.value(i)).map(Some)
-                        }
-                        _ => Ok(None),
-                    })
-                    .collect::<DFResult<Int32Array>>()?
+                let bounds = [floats(operand)?, floats(low)?, floats(high)?];
+                buckets(bounds, counts, float_bucket)?
             }
             _ => {
-                let (o, l, h): (Vec<_>, Vec<_>, Vec<_>) = (
-                    decimals(operand).collect(),
-                    decimals(low).collect(),
-                    decimals(high).collect(),
-                );
-                (0..operand.len())
-                    .map(|i| match (o[i], l[i], h[i], counts.is_valid(i)) {
-                        (Some(o), Some(l), Some(h), true) => {
-                            exact_bucket(o, l, h, counts.value(i)).map(Some)
-                        }
-                        _ => Ok(None),
-                    })
-                    .collect::<DFResult<Int32Array>>()?
+                let exact = |a: &ArrayRef| decimals(a).collect::<Vec<_>>();
+                buckets(
+                    [exact(operand), exact(low), exact(high)],
+                    counts,
+                    exact_bucket,
+                )?
             }
         };
         like_arguments(&args.args, Arc::new(buckets))
     }
+}
+
+/// Each row's bucket by `bucket` of its operand, bounds and count; NULL
+/// where one of them is.
+fn buckets<T: Copy>(
+    [operands, lows, highs]: [Vec<Option<T>>; 3],
+    counts: &Int32Array,
+    bucket: fn(T, T, T, i32) -> DFResult<i32>,
+) -> DFResult<Int32Array> {
+    (0..operands.len())
+        .map(
+            |i| match (operands[i], lows[i], highs[i], counts.is_valid(i)) {
+                (Some(o), Some(l), Some(h), true) => bucket(o, l, h, counts.value(i)).map(Some),
+                _ => Ok(None),
+            },
+        )
+        .collect()
 }
 
 fn decimal_scale(data_type: &DataType) -> i8 {
