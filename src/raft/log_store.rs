@@ -5,8 +5,14 @@
 //!   batch, `Storage::write`); appended entries are readable when `append`
 //!   returns and on disk before their `IOFlushed` callback, which the
 //!   next sync of the WAL calls (`Storage::write_then_sync`: concurrent
-//!   appends of every group share it); the committed id, which openraft
-//!   allows to lag, is written without its own fsync;
+//!   appends of every group share it);
+//! - the committed id is not saved (openraft's default): every entry the
+//!   state machine applied is recorded applied in the same RocksDB batch
+//!   (`super::state_machine`), so a restarted replica already holds what
+//!   it applied, and it applies the rest once its leader (itself, for a
+//!   lone voter) commits an entry of its term; reads wait for that
+//!   (`ShardGroups::linearize`). Saving it cost a RocksDB write per commit
+//!   on every replica, for nothing a replica reads;
 //! - writes are serialized: openraft issues them one at a time, and each
 //!   returns only once written;
 //! - the log has no holes: `truncate_after` deletes a suffix and `purge` a
@@ -16,8 +22,8 @@
 //!
 //! Every method runs its RocksDB work on a blocking thread, but those
 //! that write or read a few small records in the memtable: `append` of a
-//! few small entries and `save_committed` (unsynced writes, see above),
-//! and reads of a few entries.
+//! few small entries (an unsynced write, see above), and reads of a few
+//! entries.
 
 use std::fmt::Debug;
 use std::io;
@@ -46,7 +52,7 @@ const IN_PLACE_READ_ENTRIES: u64 = 8;
 /// machine's (`super::state_machine`) share the group's prefix. (Kinds 7
 /// and 8 held prepared transactions in format 1.)
 const VOTE: u8 = 0;
-const COMMITTED: u8 = 1;
+// Kind 1 held the committed id, no longer saved (see the module docs).
 const PURGED: u8 = 2;
 const LOG: u8 = 3;
 pub(super) const APPLIED: u8 = 5;
@@ -199,28 +205,6 @@ impl RaftLogStorage<ShardRaft> for GroupLog {
         self.put(VOTE, codec::vote_to(vote).encode_to_vec()).await
     }
 
-    async fn save_committed(&mut self, committed: Option<LogIdOf<ShardRaft>>) -> io::Result<()> {
-        let Some(committed) = committed else {
-            // Nothing committed yet: the record stays absent.
-            return Ok(());
-        };
-        // Not synced: a commit's one fsync is its append. A committed id
-        // lost with the tail of the WAL (power loss) only makes the
-        // restarted replica apply less before its first read, and every
-        // read here waits until the group's commit of the moment is
-        // applied (`ShardGroups::linearize`).
-        // A small unsynced write: on the Raft task (see `append`).
-        let record = codec::log_id_to(&committed).encode_to_vec();
-        let mut batch = self.storage.batch();
-        batch.unsynced();
-        batch.put_raft(&key(self.group, COMMITTED, 0), &record);
-        self.storage.write(batch).map_err(io::Error::other)
-    }
-
-    async fn read_committed(&mut self) -> io::Result<Option<LogIdOf<ShardRaft>>> {
-        Ok(self.get(COMMITTED).await?.map(codec::log_id_from))
-    }
-
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<ShardRaft>) -> io::Result<()>
     where
         I: IntoIterator<Item = EntryOf<ShardRaft>> + OptionalSend,
@@ -311,9 +295,6 @@ mod tests {
             let entries = (1..=3).map(|i| blank_ent::<ShardRaft>(2, 3, i));
             two.append(entries, IOFlushed::noop()).await.unwrap();
             two.save_vote(&Vote::new(2, 3)).await.unwrap();
-            one.save_committed(Some(log_id::<ShardRaft>(1, 1, 4)))
-                .await
-                .unwrap();
         }
         // Reopened: everything acknowledged is there, each in its group.
         let storage = open(dir.path());
@@ -325,11 +306,6 @@ mod tests {
         assert_eq!(indexes(&mut two, ..).await, [1, 2, 3]);
         assert!(one.read_vote().await.unwrap().is_none());
         assert_eq!(two.read_vote().await.unwrap(), Some(Vote::new(2, 3)));
-        assert_eq!(
-            one.read_committed().await.unwrap(),
-            Some(log_id::<ShardRaft>(1, 1, 4))
-        );
-        assert_eq!(two.read_committed().await.unwrap(), None);
         let state = two.get_log_state().await.unwrap();
         assert_eq!(state.last_log_id, Some(log_id::<ShardRaft>(2, 3, 3)));
         assert_eq!(state.last_purged_log_id, None);

@@ -342,7 +342,7 @@ impl Session {
                 name,
                 data_types,
                 statement,
-            } => self.prepare(name, data_types, statement).await,
+            } => Box::pin(self.prepare(name, data_types, statement)).await,
             Statement::Execute {
                 name, parameters, ..
             } => self.execute_prepared(name, parameters).await,
@@ -396,7 +396,8 @@ impl Session {
         if txn.is_read_only() {
             return Ok(());
         }
-        self.engine.coordinator().commit(txn).await?;
+        // Boxed, as `dispatch` is: a commit across groups is a large future.
+        Box::pin(self.engine.coordinator().commit(txn)).await?;
         Ok(())
     }
 
@@ -419,7 +420,10 @@ impl Session {
         })?;
         // A panic inside DataFusion fails the statement (XX000), not the
         // connection, and the transaction is handled as for any error.
-        let result = match AssertUnwindSafe(self.dispatch(stmt, params))
+        // Boxed: planning through DataFusion makes this future tens of
+        // KiB, and held inline it would make every statement's future as
+        // large, copied on each call, the point paths' included.
+        let result = match AssertUnwindSafe(Box::pin(self.dispatch(stmt, params)))
             .catch_unwind()
             .await
         {
