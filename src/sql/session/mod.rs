@@ -27,10 +27,11 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
-    DiscardObject, Expr, Ident, ObjectType, ResetStatement, Set, Statement, TransactionMode, Value,
+    DiscardObject, Expr, Ident, ObjectType, ResetStatement, Set, Statement, Value,
 };
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
+use self::checks::{check_modes, in_failed_block, refuse_unsupported, statement_kind};
 use super::cancel::{cancellable, Canceller, Running};
 use super::ddl::ident_name;
 use super::dml;
@@ -47,6 +48,7 @@ use super::vars::{self, SessionVars};
 use super::write::{self, OnConflict, RowWriter};
 use writes::insert_rows;
 
+mod checks;
 mod copy;
 mod cursor;
 mod prepare;
@@ -990,23 +992,6 @@ fn context_placeholder_types(plan: &LogicalPlan) -> Result<Vec<(String, FieldRef
     Ok(found)
 }
 
-/// Accepts the transaction modes ShardForge honours (see `vars::isolation`).
-fn check_modes(modes: &[TransactionMode]) -> Result<()> {
-    for mode in modes {
-        if let TransactionMode::IsolationLevel(level) = mode {
-            vars::isolation(&level.to_string())?;
-        }
-    }
-    Ok(())
-}
-
-fn in_failed_block() -> Error {
-    Error::input(
-        InputError::InFailedTransaction,
-        "current transaction is aborted, commands ignored until end of transaction block",
-    )
-}
-
 /// The text of a SET value: strings unquoted, identifiers and numbers as written.
 fn expr_text(expr: &Expr) -> String {
     match expr {
@@ -1036,57 +1021,4 @@ fn show_name(variable: &[Ident]) -> Result<String> {
 fn show_schema(name: &str) -> SchemaRef {
     let column = Field::new(vars::header(name), DataType::Utf8, true);
     Arc::new(Schema::new(vec![column]))
-}
-
-/// The leading keywords of a statement, for "X is not supported" messages.
-fn statement_kind(stmt: &Statement) -> String {
-    let text = stmt.to_string();
-    let words: Vec<&str> = text
-        .split_whitespace()
-        .take_while(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
-        .take(2)
-        .collect();
-    if words.is_empty() {
-        "this statement".into()
-    } else {
-        words.join(" ").to_uppercase()
-    }
-}
-
-/// What DataFusion would plan wrongly or refuse obscurely is 0A000:
-/// `SELECT ... FOR UPDATE` (`FOR SHARE`, ...) until rows can be locked
-/// (accepted without a lock, it would let two transactions that each
-/// locked a row and then wrote elsewhere both commit, where PostgreSQL
-/// makes the second wait: the next issue's row locks), and a WITH query
-/// that writes (DataFusion: "not implemented yet").
-fn refuse_unsupported(stmt: &Statement) -> Result<()> {
-    use datafusion::sql::sqlparser::ast::{Query, SetExpr, Visit, Visitor};
-    use std::ops::ControlFlow;
-    struct Refused;
-    impl Visitor for Refused {
-        type Break = &'static str;
-        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<&'static str> {
-            if !query.locks.is_empty() {
-                return ControlFlow::Break("SELECT ... FOR UPDATE or FOR SHARE (row locks)");
-            }
-            let writes = |cte: &datafusion::sql::sqlparser::ast::Cte| {
-                matches!(
-                    cte.query.body.as_ref(),
-                    SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_)
-                )
-            };
-            match query
-                .with
-                .as_ref()
-                .is_some_and(|w| w.cte_tables.iter().any(writes))
-            {
-                true => ControlFlow::Break("INSERT, UPDATE or DELETE in WITH"),
-                false => ControlFlow::Continue(()),
-            }
-        }
-    }
-    match stmt.visit(&mut Refused) {
-        ControlFlow::Break(what) => Err(Error::unsupported(what)),
-        ControlFlow::Continue(()) => Ok(()),
-    }
 }
