@@ -340,6 +340,7 @@ impl Session {
                     None => Ok(Output::Deallocate(Some(name))),
                 }
             }
+            // Boxed, as `dispatch` is (see `execute_in_txn`): it plans.
             Statement::Prepare {
                 name,
                 data_types,
