@@ -680,11 +680,7 @@ pub fn text_to_numeric_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
                 .iter()
                 .map(|v| v.map(without_exponent))
                 .collect();
-            let options = CastOptions {
-                safe: false,
-                ..Default::default()
-            };
-            Ok(cast_with_options(&plain, &out, &options)?)
+            digits_to_decimal(&plain, &out)
         },
     );
     Some(as_cast_to(field, udf.call(vec![inner.as_ref().clone()])))
@@ -724,15 +720,22 @@ pub fn float_to_numeric_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
                     })
                 })
                 .collect();
-            let options = CastOptions {
-                safe: false,
-                ..Default::default()
-            };
-            Ok(cast_with_options(&texts, &out, &options)?)
+            digits_to_decimal(&texts, &out)
         },
     );
     let float = cast(inner.as_ref().clone(), DataType::Float64);
     Some(as_cast_to(field, udf.call(vec![float])))
+}
+
+/// `texts` (plain digits) as decimals of type `to`, as the text and float
+/// casts to numeric both read them: an error, not a NULL, for a text that
+/// is no number or does not fit.
+fn digits_to_decimal(texts: &StringArray, to: &DataType) -> DFResult<ArrayRef> {
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    Ok(cast_with_options(texts, to, &options)?)
 }
 
 /// `text` in plain digits if it is a number with an exponent (`-1.5e2` is
