@@ -4,9 +4,9 @@
 //! clear error before anything is served), serve the cluster RPCs, become
 //! part of a cluster (at once for a one-node cluster; see `cluster`), then
 //! build the rest of the node bottom-up ([`serve`]) and serve. The rpc
-//! address serves the `Cluster` service and, once the node serves, scans
-//! of this node's shard groups over Arrow Flight (`shard::flight`) and the
-//! transaction services (`txn::service`). Shutdown stops accepting, drains
+//! address serves the `Cluster` service and, once the node serves, reads
+//! of this node's shard groups (`shard::service`: scans over Arrow Flight,
+//! single rows over gRPC) and the transaction services (`txn::service`). Shutdown stops accepting, drains
 //! open connections briefly and closes storage; every acknowledged commit
 //! was already synced, so a SIGKILL instead loses nothing committed either.
 
@@ -27,9 +27,9 @@ use crate::error::{Error, Result};
 use crate::raft::groups::ShardGroups;
 use crate::raft::transport::RaftService;
 use crate::raft::{StateMachine, META_GROUP};
-use crate::shard::flight::ShardFlightService;
 use crate::shard::locks::WriteLocks;
 use crate::shard::machine::ShardMachine;
+use crate::shard::service::ShardService;
 use crate::sql::SqlEngine;
 use crate::storage::Storage;
 use crate::txn::distributed::{DECISION_RECOVER_AFTER, RECOVER_AFTER};
@@ -60,14 +60,15 @@ pub async fn run(config: Config) -> Result<()> {
         let _ = stop.send(true);
     });
     let cluster_service = ClusterService::new(cluster.clone());
-    let flight = Arc::new(ShardFlightService::default());
+    let shards = Arc::new(ShardService::default());
     let txn = Arc::new(TxnService::default());
     let raft = Arc::new(RaftService::default());
     let mut rpc_stopped = stopped.clone();
     let rpc_server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(cluster_service.server())
-            .add_service(flight.server())
+            .add_service(shards.flight_server())
+            .add_service(shards.reads_server())
             .add_service(txn.participant_server())
             .add_service(txn.oracle_server())
             .add_service(raft.server())
@@ -85,7 +86,7 @@ pub async fn run(config: Config) -> Result<()> {
         tokio::spawn(cluster.clone().heartbeats(stopped.clone()));
         let services = Services {
             cluster: cluster_service,
-            flight,
+            shards,
             txn,
             raft,
         };
@@ -111,7 +112,7 @@ pub async fn run(config: Config) -> Result<()> {
 /// once it serves.
 struct Services {
     cluster: Arc<ClusterService>,
-    flight: Arc<ShardFlightService>,
+    shards: Arc<ShardService>,
     txn: Arc<TxnService>,
     raft: Arc<RaftService>,
 }
@@ -160,7 +161,7 @@ async fn serve(
         write_buffer: (config.cluster.txn_write_buffer_kib as usize).saturating_mul(1024),
     })?;
     let engine = SqlEngine::new(coordinator.clone())?;
-    services.flight.ready(
+    services.shards.ready(
         cluster_id.clone(),
         node,
         cluster.shards().clone(),

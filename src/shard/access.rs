@@ -1,5 +1,6 @@
 //! How a node reaches a shard group: its own replica in-process, or the
-//! replica on another node over Arrow Flight ([`super::flight`]).
+//! replica on another node ([`super::service`]: scans over Arrow Flight,
+//! reads of single rows in one unary call).
 //!
 //! A scan is a stream of Arrow batches either way. A local scan runs on a
 //! blocking thread and hands batches over a channel of
@@ -9,7 +10,7 @@
 //!
 //! A replicated group is read at its leader: in-process when this node
 //! leads it ([`LocalLeader`]), after the checks its leader makes before any
-//! read ([`ready_to_read`]), and over Flight otherwise. While a scan has yielded
+//! read ([`ready_to_read`]), and remotely otherwise. While a read has yielded
 //! nothing, a node that turns out not to lead the group, or cannot be
 //! reached, is followed by the next guess ([`Reroute`]) for up to
 //! `QUORUM_WAIT`, long enough for an election: a read during a leader
@@ -19,7 +20,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::AsArray;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -30,9 +30,9 @@ use super::flight::scan_remote;
 use super::locks::WriteLocks;
 use super::proto::{Mutation, ScanRequest};
 use super::replica::{encode_filter, scan_bounds, Filter};
+use super::service::get_remote;
 use super::{ShardRange, ShardReplica};
 use crate::encoding::keys::versions_end;
-use crate::encoding::row::is_tombstone;
 use crate::error::{Error, Result};
 use crate::raft::groups::{ShardGroups, QUORUM_WAIT};
 
@@ -106,15 +106,14 @@ pub async fn ready_to_read(
     let on_disk = move |range: (&[u8], &[u8]), preparing: &dyn Fn(&[u8]) -> bool| {
         replica.lock_in_the_way(range, read_ts, &reader, preparing)
     };
-    // A few keys' locks are a seek each: cheaper here than on a blocking
-    // thread and back (as a point read's rows are, `scan_local`).
-    let few_keys =
-        request.point_key.is_some() || (1..=INLINE_LOCK_CHECKS).contains(&request.keys.len());
+    let few_keys = request.point_key.is_some() || (1..=INLINE_KEYS).contains(&request.keys.len());
     locks.wait(ranges, read_ts, on_disk, few_keys).await
 }
 
-/// Up to how many keys a read checks their locks on the caller's thread.
-const INLINE_LOCK_CHECKS: usize = 16;
+/// Up to how many keys a read checks (their locks, their rows) on the
+/// caller's thread: a seek each, cheaper there than on a blocking thread
+/// and back.
+pub const INLINE_KEYS: usize = 16;
 
 impl std::fmt::Debug for ShardAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -181,34 +180,45 @@ impl ShardAccess {
         }
     }
 
+    /// The rows under `request.keys` as [`ShardReplica::read_keys`] reads
+    /// them, in their order: one call for all of them, at the group's
+    /// leader (a unary call when that is another node). A local replica's
+    /// rows are read on the caller's thread: await it off the async
+    /// runtime (`block_on`) unless the keys are few.
+    pub async fn read_keys(&self, mut request: ScanRequest) -> Result<Vec<Option<Vec<u8>>>> {
+        request.shard_id = self.range.id.0;
+        if let Some(local) = &self.local {
+            let ready = ready_to_read(&local.groups, &local.locks, local.replica.clone(), &request);
+            match ready.await {
+                Ok(()) => return local.replica.read_keys(&request),
+                Err(Error::NotLeader(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let at = (self.node, self.channel.clone());
+        let request = &request;
+        at_leader(
+            &self.range,
+            at,
+            &*self.reroute,
+            |node, channel| async move {
+                get_remote(channel, &self.cluster_id, &format!("node {node}"), request).await
+            },
+        )
+        .await
+    }
+
     /// Which of `keys` have a row at `request`'s snapshot (its
-    /// transaction's own writes sent ahead included), in their order: one
-    /// call for all of them. A local replica's rows are read on the
-    /// caller's thread: await it off the async runtime (`block_on`) unless
-    /// the keys are few.
+    /// transaction's own writes sent ahead included), in their order (see
+    /// [`Self::read_keys`]).
     pub async fn existing(&self, keys: Vec<Vec<u8>>, request: ScanRequest) -> Result<Vec<bool>> {
         let request = ScanRequest {
             keys,
             projection: Vec::new(),
             ..request
         };
-        if let Some(local) = &self.local {
-            let ready = ready_to_read(&local.groups, &local.locks, local.replica.clone(), &request);
-            match ready.await {
-                Ok(()) => return existing_local(&local.replica, &request),
-                Err(Error::NotLeader(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        (self.elsewhere().scan(request, Arc::default(), None))
-            .try_fold(Vec::new(), |mut found, batch| async move {
-                let column = batch.column(0).as_boolean_opt().ok_or_else(|| {
-                    Error::Internal("an existence check answered without its column".into())
-                })?;
-                found.extend(column.values().iter());
-                Ok(found)
-            })
-            .await
+        let rows = self.read_keys(request).await?;
+        Ok(rows.iter().map(Option::is_some).collect())
     }
 }
 
@@ -234,52 +244,62 @@ fn scan_leader(
 ) -> BoxStream<'static, Result<RecordBatch>> {
     let group = range.id.0;
     let started = async move {
-        let deadline = Instant::now() + QUORUM_WAIT;
-        let (mut node, mut channel) = at;
-        loop {
+        at_leader(&range, at, &*reroute, |node, channel| {
             let peer = format!("node {node}");
             let mut scan = scan_remote(channel, &cluster_id, &peer, &request).boxed();
-            match scan.next().await {
-                Some(Err(Error::NotLeader(_) | Error::NodeUnreachable(_)))
-                    if Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    (node, channel) = reroute.next_leader(&range, node).await?;
+            async move {
+                match scan.next().await {
+                    Some(Err(e)) => Err(e),
+                    first => Ok(futures::stream::iter(first).chain(scan)),
                 }
-                first => return Ok::<_, Error>(futures::stream::iter(first).chain(scan)),
             }
-        }
+        })
+        .await
     };
     futures::stream::once(started)
         .try_flatten()
-        .map_err(move |e| match e {
-            // A dead leader is replaced within seconds: the transaction can
-            // be retried then.
-            Error::NodeUnreachable(m) => Error::NotLeader(format!(
-                "{m}: the leader of shard group {group} cannot be reached; \
-                 retry the transaction once a new one is elected"
-            )),
-            other => other,
-        })
+        .map_err(move |e| unreachable_leader(group, e))
         .boxed()
 }
 
-/// Which of `request`'s keys have a row in `replica` at its snapshot, in
-/// their order. Blocks.
-pub fn existing_local(replica: &ShardReplica, request: &ScanRequest) -> Result<Vec<bool>> {
-    let mut existing = Vec::with_capacity(request.keys.len());
-    for key in &request.keys {
-        let own = match request.txn_id.is_empty() {
-            true => None,
-            false => replica.own_write(&request.txn_id, key)?,
-        };
-        let exists = match own {
-            Some(row) => row.is_some_and(|r| !is_tombstone(&r)),
-            None => replica.get(key, request.snapshot_ts)?.is_some(),
-        };
-        existing.push(exists);
+/// What `call` answers at `range`'s group leader, guessed to be `at`: a
+/// node that does not lead the group (any more) or cannot be reached is
+/// followed by the next guess for up to `QUORUM_WAIT`, long enough for an
+/// election.
+async fn at_leader<T, F, Fut>(
+    range: &ShardRange,
+    at: (u32, Channel),
+    reroute: &dyn Reroute,
+    mut call: F,
+) -> Result<T>
+where
+    F: FnMut(u32, Channel) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = Instant::now() + QUORUM_WAIT;
+    let (mut node, mut channel) = at;
+    loop {
+        match call(node, channel.clone()).await {
+            Err(Error::NotLeader(_) | Error::NodeUnreachable(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                (node, channel) = reroute.next_leader(range, node).await?;
+            }
+            answer => return answer.map_err(|e| unreachable_leader(range.id.0, e)),
+        }
     }
-    Ok(existing)
+}
+
+/// `e`, an error reading `group` at its leader, as the statement reports
+/// it: a dead leader is replaced within seconds, so the transaction can be
+/// retried then.
+fn unreachable_leader(group: u32, e: Error) -> Error {
+    match e {
+        Error::NodeUnreachable(m) => Error::NotLeader(format!(
+            "{m}: the leader of shard group {group} cannot be reached; \
+             retry the transaction once a new one is elected"
+        )),
+        other => other,
+    }
 }
 
 /// Runs `replica`'s scan on a blocking thread, streaming its batches (a

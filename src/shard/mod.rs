@@ -19,6 +19,7 @@ pub mod flight;
 pub mod locks;
 pub mod machine;
 mod replica;
+pub mod service;
 
 pub use replica::{scan_schema, ShardReplica};
 

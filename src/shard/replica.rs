@@ -149,11 +149,31 @@ impl ShardReplica {
         super::machine::lock_in_the_way(storage, group, counts, range, read_ts, reader, preparing)
     }
 
-    /// The latest write transaction `txn_id` sent ahead to the group on
-    /// `user_key`, if any (`Some(None)`: it deletes the row). Blocks on
-    /// disk.
-    pub fn own_write(&self, txn_id: &[u8], user_key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
-        super::machine::staged_write(&self.storage, self.range.id.0, txn_id, user_key)
+    /// The rows under `request.keys` (a point read, or INSERT's
+    /// duplicate-key check), in their order, as `request`'s reader sees
+    /// them: its own write sent ahead if any, else the version visible at
+    /// its snapshot; `None` where there is no row. A row is its stored
+    /// encoding, whole (the reader decodes the columns it wants), or empty
+    /// when the request projects no column (only its presence is asked).
+    /// Blocks on disk.
+    pub fn read_keys(&self, request: &ScanRequest) -> Result<Vec<Option<Vec<u8>>>> {
+        let reader = (request.txn_id.as_slice(), request.statement);
+        let mut rows = Vec::with_capacity(request.keys.len());
+        for key in &request.keys {
+            let own = match reader.0.is_empty() {
+                true => None,
+                false => super::machine::staged_write(&self.storage, self.range.id.0, reader, key)?,
+            };
+            let row = match own {
+                Some(row) => row.filter(|r| !is_tombstone(r)),
+                None => self.get(key, request.snapshot_ts)?,
+            };
+            rows.push(match request.projection.is_empty() {
+                true => row.map(|_| Vec::new()),
+                false => row,
+            });
+        }
+        Ok(rows)
     }
 
     /// The row stored under `user_key` at `snapshot_ts`, if it exists.

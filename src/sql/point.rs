@@ -4,8 +4,8 @@
 //! most, and planning and optimising it in DataFusion costs several times
 //! the lookup itself. A statement of exactly this shape (plain columns or
 //! `*` of one table, `key = value` for every primary-key column and no other
-//! clause) is recognised on the AST and answered with the same point-key
-//! `ScanRequest` a planned lookup sends to the shard group owning the row.
+//! clause) is recognised on the AST and answered with one read of the row's
+//! key at the shard group owning it (`ShardAccess::read_keys`).
 //! Anything else, including a value PostgreSQL would have to convert (`k =
 //! '42'`, `k = 4.0`, an integer out of the column's range), is left to the
 //! planner, so both paths give the same answers and the same errors.
@@ -20,13 +20,14 @@ use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
     TableWithJoins, UnaryOperator, Value,
 };
-use futures::TryStreamExt;
 
 use super::ddl::{ident_name, table_name};
-use super::provider::{point_key, scan_requests};
+use super::provider::point_key;
 use crate::catalog::{SqlType, TableDef, Tables};
+use crate::encoding::row::{is_tombstone, RowDecoder};
 use crate::error::Result;
 use crate::shard::access::ShardAccess;
+use crate::shard::proto::ScanRequest;
 use crate::txn::ReadAs;
 
 /// A recognised point SELECT: which row of which table, and which columns.
@@ -48,7 +49,7 @@ impl PointSelect {
 
     /// Reads the row from the shard group that owns it as `read_as`
     /// reads, or as `own_write` has it (`Some(None)`: deleted) if the
-    /// transaction holds a write of it.
+    /// transaction holds a write of it: then there is nothing to read.
     pub async fn read(
         self,
         shard: ShardAccess,
@@ -68,26 +69,30 @@ impl PointSelect {
                 }
             })
             .collect();
-        let overlay: Vec<_> = own_write
-            .map(|row| (self.key.clone(), row))
-            .into_iter()
-            .collect();
-        let requests = scan_requests(
-            &self.table,
-            vec![shard],
-            read_as,
-            &read,
-            None,
-            Some(self.key),
-        );
-        let mut batches = Vec::new();
-        for (shard, request) in requests {
-            let mut stream = shard.scan(request, Arc::new(overlay.clone()), None);
-            while let Some(batch) = stream.try_next().await? {
-                batches.push(batch.project(&positions)?);
+        let row = match own_write {
+            Some(row) => row.filter(|r| !is_tombstone(r)),
+            // Empty when no column is read: not a tombstone, which a read
+            // never answers.
+            None => {
+                let request = ScanRequest {
+                    table_id: self.table.id.0,
+                    snapshot_ts: read_as.snapshot_ts,
+                    txn_id: read_as.txn_id.clone(),
+                    statement: read_as.statement,
+                    row_schema: self.table.row_schema_ipc().to_vec(),
+                    projection: read.iter().map(|&i| i as u32).collect(),
+                    keys: vec![self.key],
+                    ..Default::default()
+                };
+                shard.read_keys(request).await?.pop().flatten()
             }
-        }
-        Ok(batches)
+        };
+        let Some(row) = row else {
+            return Ok(Vec::new());
+        };
+        let mut decoder = RowDecoder::new(self.table.row_schema(), &read)?;
+        decoder.push(&row)?;
+        Ok(vec![decoder.finish()?.project(&positions)?])
     }
 }
 

@@ -1191,6 +1191,11 @@ async fn point_selects_by_primary_key_answer_like_planned_queries() {
             "SELECT v, k FROM tk WHERE k = 'b'",
             "SELECT v, k FROM tk WHERE k = 'b' ORDER BY k",
         ),
+        // No column: the row is there all the same.
+        (
+            "SELECT FROM pt WHERE id = 2",
+            "SELECT FROM pt WHERE id + 0 = 2",
+        ),
     ] {
         let expected = text_rows(&client, planned).await;
         assert_eq!(text_rows(&client, point).await, expected, "{point}");

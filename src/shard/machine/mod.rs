@@ -825,10 +825,15 @@ mod tests {
         assert_eq!(read(2), expected(&[(0, b"one")]));
         assert_eq!(read(3), expected(&[(0, b"one"), (1, b"two")]));
         assert_eq!(read(4), expected(&[(0, b"three"), (1, b"two")]));
-        // A key check reads the latest write by exact key.
-        let latest = staged_write(&a, 0, b"big", &ours[0]).unwrap();
-        assert_eq!(latest, Some(Some(b"three".to_vec())));
-        assert_eq!(staged_write(&a, 0, b"big", &ours[5]).unwrap(), None);
+        // A read by exact key: as of its statement, or the latest write for
+        // statement 0 (a duplicate-key check).
+        let one = |statement: u32, key: &[u8]| staged_write(&a, 0, (b"big", statement), key);
+        assert_eq!(one(0, &ours[0]).unwrap(), Some(Some(b"three".to_vec())));
+        assert_eq!(one(4, &ours[0]).unwrap(), Some(Some(b"three".to_vec())));
+        assert_eq!(one(3, &ours[0]).unwrap(), Some(Some(b"one".to_vec())));
+        assert_eq!(one(1, &ours[0]).unwrap(), None);
+        assert_eq!(one(2, &ours[1]).unwrap(), None);
+        assert_eq!(one(0, &ours[5]).unwrap(), None);
         // Readers do not wait for staged writes unless they are preparing;
         // the transaction's own reads never do.
         let in_way = |reader: &[u8], preparing: bool| {

@@ -193,17 +193,25 @@ fn holder_in_the_way(
     })
 }
 
-/// The latest write transaction `txn_id` sent ahead to `group` on
-/// `user_key`, if any (`Some(None)`: it deletes the row): one read by
-/// exact key. Blocks on disk.
+/// What statement `statement` of transaction `txn_id` reads of its own
+/// write sent ahead to `group` on `user_key`, if any (`Some(None)`: it
+/// deletes the row): one read by exact key. Statement 0 reads the latest
+/// write (a duplicate-key check, which is not a statement's read). Blocks
+/// on disk.
 pub fn staged_write(
     storage: &Storage,
     group: GroupId,
-    txn_id: &[u8],
+    (txn_id, statement): (&[u8], u32),
     user_key: &[u8],
 ) -> Result<Option<Option<Vec<u8>>>> {
-    let record = storage.get_meta(&write_key(group, txn_id, user_key))?;
-    record.map(|r| Ok(decode_write(&r)?.value)).transpose()
+    let Some(record) = storage.get_meta(&write_key(group, txn_id, user_key))? else {
+        return Ok(None);
+    };
+    let write = decode_write(&record)?;
+    Ok(match statement {
+        0 => Some(write.value),
+        _ => read_by(write, statement).map(|w| w.value),
+    })
 }
 
 /// What statement `statement` of transaction `txn_id` reads of its own
@@ -228,16 +236,21 @@ pub fn staged_writes(
     };
     let mut writes = Vec::with_capacity(page.len());
     for (key, record) in page {
-        let mut write = decode_write(&record)?;
-        if write.statement >= statement {
-            match write.earlier.take() {
-                Some(earlier) => write = *earlier,
-                None => continue,
-            }
+        if let Some(write) = read_by(decode_write(&record)?, statement) {
+            writes.push((key[prefix_len..].to_vec(), write.value));
         }
-        writes.push((key[prefix_len..].to_vec(), write.value));
     }
     Ok((writes, next))
+}
+
+/// What statement `statement` reads of `write`, its transaction's write on
+/// a key: the write as the statements before it left it (none if only
+/// this statement or later ones wrote the key).
+fn read_by(mut write: IntentWrite, statement: u32) -> Option<IntentWrite> {
+    while write.statement >= statement {
+        write = *write.earlier.take()?;
+    }
+    Some(write)
 }
 
 /// The transactions prepared in `group` on this node (whether or not it
