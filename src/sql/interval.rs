@@ -14,9 +14,10 @@
 //!   days and a day of 24 hours (`'1 mon' = '30 days'`, `'1 mon' < '40
 //!   days'`); Arrow compares the three fields in turn. [`comparable`], an
 //!   expression rewrite before type coercion, compares (and `ordered`
-//!   sorts) intervals by that length instead. GROUP BY and DISTINCT still
-//!   tell `1 mon` from `30 days` (PostgreSQL does not); `min` and `max`
-//!   go by length too (`functions::extremes`).
+//!   sorts) intervals by that length instead; so do windows ordered or
+//!   partitioned by intervals, `count(DISTINCT ...)` of them, and `min`
+//!   and `max` (`functions::extremes`). GROUP BY and DISTINCT still tell
+//!   `1 mon` from `30 days` (PostgreSQL does not).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -27,9 +28,12 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
+use datafusion::common::Column;
 use datafusion::common::{DFSchema, Result as DFResult};
+use datafusion::functions_aggregate::expr_fn::first_value;
 use datafusion::logical_expr::{
-    cast, Between, Expr, ExprSchemable, LogicalPlan, ScalarUDF, SortExpr,
+    cast, Aggregate, Between, Distinct, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder,
+    Projection, ScalarUDF, SortExpr,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast;
@@ -433,8 +437,14 @@ pub fn length(value: IntervalMonthDayNano) -> i128 {
 }
 
 /// `interval_length(x)`: [`length`] as a numeric, for comparing and
-/// sorting.
+/// sorting. One instance: windows whose keys are equal expressions share
+/// a sort, and a function is equal to itself only.
 fn length_udf() -> Arc<ScalarUDF> {
+    static LENGTH: std::sync::OnceLock<Arc<ScalarUDF>> = std::sync::OnceLock::new();
+    LENGTH.get_or_init(new_length_udf).clone()
+}
+
+fn new_length_udf() -> Arc<ScalarUDF> {
     array_udf(
         "interval_length",
         vec![DataType::Interval(IntervalUnit::MonthDayNano)],
@@ -451,7 +461,7 @@ fn length_udf() -> Arc<ScalarUDF> {
 }
 
 fn is_interval(expr: &Expr, schema: &DFSchema) -> bool {
-    matches!(expr.get_type(schema), Ok(DataType::Interval(_)))
+    expr.get_type(schema).is_ok_and(|t| is_interval_type(&t))
 }
 
 /// Intervals compared by their length (see the module's documentation):
@@ -488,18 +498,15 @@ pub fn comparable(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
 
 /// A sort key that is an interval, as its length.
 fn ordered(sort: SortExpr, schema: &DFSchema) -> SortExpr {
-    match is_interval(&sort.expr, schema) {
-        true => SortExpr {
-            expr: length_udf().call(vec![sort.expr]),
-            ..sort
-        },
-        false => sort,
+    SortExpr {
+        expr: by_length(sort.expr, schema),
+        ..sort
     }
 }
 
 /// Sorts by intervals as PostgreSQL orders them: by [`length`]; and
-/// plans `min` and `max` of intervals (also as window functions) as
-/// `functions::extremes`, which compare so too.
+/// plans aggregates and windows of intervals to compare so too
+/// ([`interval_aggregate`]).
 #[derive(Debug, Default)]
 pub struct IntervalOrder;
 
@@ -519,9 +526,43 @@ impl AnalyzerRule for IntervalOrder {
                 Ok(Transformed::yes(LogicalPlan::Sort(sort)))
             }
             node @ (LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) => {
-                super::analyze::rewrite_node_expressions(node, false, |e, schema| {
-                    Ok(interval_extreme(e, schema))
-                })
+                let rewritten =
+                    super::analyze::rewrite_node_expressions(node, false, |e, schema| {
+                        Ok(interval_aggregate(e, schema))
+                    })?;
+                let transformed = rewritten.transformed;
+                match rewritten.data {
+                    LogicalPlan::Aggregate(aggregate) => {
+                        let grouped = group_by_length(aggregate)?;
+                        let transformed = grouped.transformed || transformed;
+                        Ok(Transformed::new_transformed(grouped.data, transformed))
+                    }
+                    other => Ok(Transformed::new_transformed(other, transformed)),
+                }
+            }
+            LogicalPlan::Distinct(Distinct::All(input))
+                if input
+                    .schema()
+                    .fields()
+                    .iter()
+                    .any(|f| is_interval_type(f.data_type())) =>
+            {
+                // As DataFusion would plan it later, but grouping by lengths.
+                let columns: Vec<Expr> = input
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect();
+                match LogicalPlanBuilder::from(input)
+                    .aggregate(columns, Vec::<Expr>::new())?
+                    .build()?
+                {
+                    LogicalPlan::Aggregate(aggregate) => {
+                        Ok(Transformed::yes(group_by_length(aggregate)?.data))
+                    }
+                    other => Ok(Transformed::yes(other)),
+                }
             }
             other => Ok(Transformed::no(other)),
         })
@@ -530,7 +571,113 @@ impl AnalyzerRule for IntervalOrder {
 }
 
 /// `min(x)` / `max(x)` of an interval `x` as `interval_min` /
-/// `interval_max` (`functions::extremes`).
+/// `interval_max` (`functions::extremes`); `count(DISTINCT x)` counting
+/// distinct lengths; a window ordered or partitioned by intervals, by
+/// their lengths (its peers and partitions are PostgreSQL's, and
+/// DataFusion's RANGE frames cannot order by an interval).
+fn interval_aggregate(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+    match interval_extreme(expr, schema) {
+        Transformed {
+            data: Expr::AggregateFunction(mut aggregate),
+            ..
+        } if aggregate.func.name() == "count"
+            && aggregate.params.distinct
+            && aggregate.params.args.iter().any(|a| is_interval(a, schema)) =>
+        {
+            aggregate.params.args = (aggregate.params.args.into_iter())
+                .map(|arg| by_length(arg, schema))
+                .collect();
+            Transformed::yes(Expr::AggregateFunction(aggregate))
+        }
+        Transformed {
+            data: Expr::WindowFunction(mut window),
+            transformed,
+            ..
+        } => {
+            let params = &mut window.params;
+            let intervals = params.partition_by.iter().any(|e| is_interval(e, schema))
+                || params.order_by.iter().any(|s| is_interval(&s.expr, schema));
+            if intervals {
+                params.partition_by = std::mem::take(&mut params.partition_by)
+                    .into_iter()
+                    .map(|e| by_length(e, schema))
+                    .collect();
+                params.order_by = std::mem::take(&mut params.order_by)
+                    .into_iter()
+                    .map(|s| ordered(s, schema))
+                    .collect();
+            }
+            Transformed::new_transformed(Expr::WindowFunction(window), transformed || intervals)
+        }
+        other => other,
+    }
+}
+
+/// `aggregate` grouping by its interval keys' lengths instead of their
+/// fields, as PostgreSQL groups them (`'1 mon'` and `'30 days'` are one
+/// group), under a projection that gives each group one of its intervals
+/// (`first_value`: PostgreSQL shows the first it met, as unspecified) and
+/// the aggregate's own output columns, so the nodes above still find them.
+fn group_by_length(aggregate: Aggregate) -> DFResult<Transformed<LogicalPlan>> {
+    let input = aggregate.input.schema().clone();
+    let keyed = |e: &Expr| is_interval(e, &input);
+    let grouping_sets = aggregate
+        .group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)));
+    if grouping_sets || !aggregate.group_expr.iter().any(keyed) {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(aggregate)));
+    }
+    let output = aggregate.schema.clone();
+    let (keys, aggregates) = (aggregate.group_expr.len(), aggregate.aggr_expr.len());
+    let mut shown = Vec::new();
+    let mut group_expr = Vec::with_capacity(keys);
+    for (i, key) in aggregate.group_expr.into_iter().enumerate() {
+        match keyed(&key) {
+            true => {
+                group_expr.push(
+                    length_udf()
+                        .call(vec![key.clone()])
+                        .alias(format!("__interval_length_{i}")),
+                );
+                shown.push((
+                    i,
+                    first_value(key, vec![]).alias(format!("__interval_shown_{i}")),
+                ));
+            }
+            false => group_expr.push(key),
+        }
+    }
+    let aggr_expr = (aggregate.aggr_expr.into_iter())
+        .chain(shown.iter().map(|(_, e)| e.clone()))
+        .collect();
+    let grouped = Aggregate::try_new(aggregate.input, group_expr, aggr_expr)?;
+    let columns = grouped.schema.clone();
+    let column = |i: usize| Expr::Column(Column::from(columns.qualified_field(i)));
+    let exprs = output.iter().enumerate().map(|(i, (qualifier, field))| {
+        let source = match shown.iter().position(|(key, _)| *key == i) {
+            Some(nth) => column(keys + aggregates + nth),
+            None => column(i),
+        };
+        source.alias_qualified(qualifier.cloned(), field.name())
+    });
+    let projection =
+        Projection::try_new(exprs.collect(), Arc::new(LogicalPlan::Aggregate(grouped)))?;
+    Ok(Transformed::yes(LogicalPlan::Projection(projection)))
+}
+
+fn is_interval_type(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Interval(_))
+}
+
+/// `expr` as its length if it is an interval.
+fn by_length(expr: Expr, schema: &DFSchema) -> Expr {
+    match is_interval(&expr, schema) {
+        true => length_udf().call(vec![expr]),
+        false => expr,
+    }
+}
+
 fn interval_extreme(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
     use datafusion::logical_expr::expr::{AggregateFunction, WindowFunctionDefinition};
     let extreme = |name: &str, args: &[Expr]| match (name, args) {
