@@ -52,13 +52,16 @@ impl ShardService {
                 "a read of keys is a ShardReads.Get, not a scan",
             ));
         }
-        let (replica, linearized) = self.replica_for(&metadata, &scan)?;
+        let served = self.replica_for(&metadata, &scan)?;
         let schema = Arc::new(scan_schema(&scan).map_err(Status::from)?);
         let mut overlay: Vec<(Vec<u8>, Option<Vec<u8>>)> = std::mem::take(&mut scan.overlay)
             .into_iter()
             .map(|m| (m.key, m.value))
             .collect();
         overlay.sort_by(|a, b| a.0.cmp(&b.0));
+        let replica = served.replica.clone();
+        let request = scan.clone();
+        let linearized = async move { served.ready(&request).await };
         let filter = decode_filter(&scan.filter, &schema);
         let scanned = scan_local(replica, scan, Arc::new(overlay), filter);
         let batches = futures::stream::once(async move {

@@ -14,7 +14,6 @@
 
 use std::sync::{Arc, OnceLock};
 
-use futures::future::BoxFuture;
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -72,13 +71,12 @@ impl ShardService {
     }
 
     /// This node's replica of the group `request` reads, for a member of
-    /// the cluster, and a future that resolves once the replica may serve
-    /// the read (at once for a group that is not replicated).
+    /// the cluster.
     pub(super) fn replica_for(
         &self,
         metadata: &MetadataMap,
         request: &ScanRequest,
-    ) -> std::result::Result<(Arc<ShardReplica>, BoxFuture<'static, Result<()>>), Status> {
+    ) -> std::result::Result<Served, Status> {
         let ready = self
             .ready
             .get()
@@ -96,17 +94,32 @@ impl ShardService {
                     request.shard_id, ready.node
                 ))
             })?;
-        let linearized: BoxFuture<'static, Result<()>> =
-            match (replica.range().is_replicated(), &ready.groups) {
-                (false, _) => Box::pin(futures::future::ready(Ok(()))),
-                (true, Some(groups)) => {
-                    let (groups, locks) = (groups.clone(), ready.locks.clone());
-                    let (replica, request) = (replica.clone(), request.clone());
-                    Box::pin(async move { ready_to_read(&groups, &locks, replica, &request).await })
-                }
-                (true, None) => return Err(Status::unavailable("replication is not running here")),
-            };
-        Ok((replica, linearized))
+        let leader = match (replica.range().is_replicated(), &ready.groups) {
+            (false, _) => None,
+            (true, Some(groups)) => Some((groups.clone(), ready.locks.clone())),
+            (true, None) => return Err(Status::unavailable("replication is not running here")),
+        };
+        Ok(Served { replica, leader })
+    }
+}
+
+/// A replica of this node that a read is for.
+pub(super) struct Served {
+    pub replica: Arc<ShardReplica>,
+    /// What a replicated group's leader checks before it serves a read.
+    leader: Option<(Arc<ShardGroups>, Arc<WriteLocks>)>,
+}
+
+impl Served {
+    /// Waits until the replica may serve `request` (at once for a group
+    /// that is not replicated; `access::ready_to_read` otherwise).
+    pub async fn ready(&self, request: &ScanRequest) -> Result<()> {
+        match &self.leader {
+            None => Ok(()),
+            Some((groups, locks)) => {
+                ready_to_read(groups, locks, self.replica.clone(), request).await
+            }
+        }
     }
 }
 
@@ -117,8 +130,9 @@ impl ShardReads for ShardService {
         request: Request<ScanRequest>,
     ) -> std::result::Result<Response<GetReply>, Status> {
         let (metadata, _, request) = request.into_parts();
-        let (replica, linearized) = self.replica_for(&metadata, &request)?;
-        linearized.await?;
+        let served = self.replica_for(&metadata, &request)?;
+        served.ready(&request).await?;
+        let replica = served.replica;
         let rows = match request.keys.len() <= INLINE_KEYS {
             true => replica.read_keys(&request)?,
             false => tokio::task::spawn_blocking(move || replica.read_keys(&request))
