@@ -36,7 +36,7 @@ use super::rewrite::parse_expr;
 /// the elements, each cast to `type` (so each is read as a literal of
 /// that type is). An array with no element that is not NULL is cast to
 /// `type[]` as a whole to have a type; others are left as bare `ARRAY`s,
-/// which `x = ANY(...)` reads as a list (`rewrite::QuantifiedSubqueries`).
+/// which `x = ANY(...)` reads as a list (`parse_rules::QuantifiedSubqueries`).
 #[derive(Debug)]
 pub struct ArrayLiterals;
 

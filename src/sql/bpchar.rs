@@ -8,7 +8,7 @@
 //! finds `n` in the field's `CHAR_LENGTH_METADATA`). Everything computed
 //! from it (concatenation, functions, casts to text) sees the unpadded
 //! text, as in PostgreSQL. Besides:
-//! - `x::char(n)` is [`bpchar`]`(x::text, n)` (`rewrite::SizedStringCasts`),
+//! - `x::char(n)` is [`bpchar`]`(x::text, n)` (`parse_rules::SizedStringCasts`),
 //!   a value of the type;
 //! - [`char_semantics`], rewriting expressions before type coercion, drops
 //!   the trailing spaces of a literal, parameter or varchar compared with a

@@ -22,7 +22,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::ddl::ident_name;
-use super::rewrite::{parse_expr, plain_select};
+use super::parse_rules::plain_select;
+use super::rewrite::parse_expr;
 
 /// Rewrites every lookup subquery in the select lists of `statements` (see
 /// the module docs); returns whether it changed anything.

@@ -221,7 +221,7 @@ impl SqlEngine {
     ///
     /// A catalog query whose lookup subqueries can be joins instead (see
     /// [`super::catalog_queries`]), that compares a type's input function
-    /// with a `regproc` (`rewrite::RegprocComparisons`) or casts to
+    /// with a `regproc` (`parse_rules::RegprocComparisons`) or casts to
     /// `regtype` or `regclass` (`regclass::RegCasts`) gets that rewrite
     /// first, and then the compatibility rules. Others go through the
     /// whole compatibility parser, which also replaces some known tool
@@ -266,10 +266,10 @@ impl SqlEngine {
         let before: Vec<String> = statements.iter().map(ToString::to_string).collect();
         let mut statements: Vec<Statement> = statements
             .into_iter()
-            .map(|stmt| super::rewrite::RegprocComparisons.rewrite(stmt))
+            .map(|stmt| super::parse_rules::RegprocComparisons.rewrite(stmt))
             .map(|stmt| super::regclass::RegCasts.rewrite(stmt))
             // psql's `\d INDEX` asks `... AND EXISTS (...) AS condeferrable`.
-            .map(|stmt| super::rewrite::ExistsInSelectList.rewrite(stmt))
+            .map(|stmt| super::parse_rules::ExistsInSelectList.rewrite(stmt))
             .collect();
         let reg_rewritten = statements
             .iter()
@@ -351,12 +351,12 @@ impl CatalogProvider for SessionDatabase {
 pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
     vec![
         Box::new(super::array_literal::ArrayLiterals),
-        Box::new(super::rewrite::QuantifiedSubqueries),
+        Box::new(super::parse_rules::QuantifiedSubqueries),
         Box::new(super::operators::PgOperators),
-        Box::new(super::rewrite::ExistsInSelectList),
-        Box::new(super::rewrite::FetchFirstAsLimit),
-        Box::new(super::rewrite::InsertUnderWith),
-        Box::new(super::rewrite::SizedStringCasts),
+        Box::new(super::parse_rules::ExistsInSelectList),
+        Box::new(super::parse_rules::FetchFirstAsLimit),
+        Box::new(super::parse_rules::InsertUnderWith),
+        Box::new(super::parse_rules::SizedStringCasts),
         Box::new(super::datetime::MicrosecondTimestamps),
         Box::new(super::interval::LiteralsAsCasts),
         Box::new(super::time_zones::AtTimeZoneCalls),

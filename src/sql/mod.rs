@@ -42,6 +42,7 @@ pub mod names;
 pub mod numeric;
 pub mod operators;
 pub mod output;
+pub mod parse_rules;
 pub mod pg_catalog;
 pub mod plain;
 pub mod point;

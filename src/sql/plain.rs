@@ -38,7 +38,7 @@ impl Visitor for PlainVisitor {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-        // A write under a WITH (`rewrite::InsertUnderWith`).
+        // A write under a WITH (`parse_rules::InsertUnderWith`).
         let write = matches!(
             query.body.as_ref(),
             SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_)
