@@ -298,14 +298,12 @@ pub(super) mod tests {
         let service = Arc::new(ShardService::default());
         service.ready("c1".into(), 1, c.clone(), None, Arc::default());
         let channel = serve(service).await;
-        let row_schema = encode_schema(&int_table("t").row_schema());
         let (present, absent) = (rows(table, 7..8).remove(0), key(table, ROWS + 1));
         let group = c.for_key(&present.0).range().id.0;
         let read = |projection: Vec<u32>, snapshot_ts: u64| ScanRequest {
             table_id: table,
             shard_id: group,
             snapshot_ts,
-            row_schema: row_schema.clone(),
             projection,
             keys: vec![absent.clone(), present.0.clone(), absent.clone()],
             ..Default::default()

@@ -79,7 +79,6 @@ impl PointSelect {
                     snapshot_ts: read_as.snapshot_ts,
                     txn_id: read_as.txn_id.clone(),
                     statement: read_as.statement,
-                    row_schema: self.table.row_schema_ipc().to_vec(),
                     projection: read.iter().map(|&i| i as u32).collect(),
                     keys: vec![self.key],
                     ..Default::default()

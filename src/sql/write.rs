@@ -41,18 +41,11 @@ type KeysByShard = BTreeMap<u32, Vec<Vec<u8>>>;
 pub struct RowWriter {
     def: Arc<TableDef>,
     coordinator: Arc<TxnCoordinator>,
-    /// `def`'s row schema as a scan request carries it.
-    row_schema: Vec<u8>,
 }
 
 impl RowWriter {
     pub fn new(def: Arc<TableDef>, coordinator: Arc<TxnCoordinator>) -> Self {
-        let row_schema = def.row_schema_ipc().to_vec();
-        Self {
-            def,
-            coordinator,
-            row_schema,
-        }
+        Self { def, coordinator }
     }
 
     /// Validates a batch of rows and completes it to the stored layout:
@@ -198,7 +191,6 @@ impl RowWriter {
                 table_id: self.def.id.0,
                 snapshot_ts: read_as.snapshot_ts,
                 txn_id: read_as.txn_id.clone(),
-                row_schema: self.row_schema.clone(),
                 ..Default::default()
             };
             let exists = access.existing(keys.clone(), request).await?;
