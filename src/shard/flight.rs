@@ -185,14 +185,12 @@ mod tests {
     use crate::encoding::schema::encode_schema;
     use crate::shard::proto::Mutation;
     use crate::shard::replica::encode_filter;
-    use crate::shard::service::tests::{ids, key, node, rows, serve, READ_TS, ROWS};
+    use crate::shard::service::tests::{ids, key, node, rows, serve_as, READ_TS, ROWS};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_remote_scan_reads_what_a_local_one_does() {
         let (_dir, c, table) = node();
-        let service = Arc::new(ShardService::default());
-        service.ready("c1".into(), 1, c.clone(), None, Arc::default());
-        let channel = serve(service).await;
+        let channel = serve_as(1, &c).await;
         let def = int_table("t");
         // The reader's own writes: one new row, one deleted.
         let new_row = rows(table, ROWS..ROWS + 1).remove(0);
@@ -285,9 +283,7 @@ mod tests {
         use datafusion::physical_expr::PhysicalExpr;
 
         let (_dir, c, table) = node();
-        let service = Arc::new(ShardService::default());
-        service.ready("c1".into(), 1, c.clone(), None, Arc::default());
-        let channel = serve(service).await;
+        let channel = serve_as(1, &c).await;
         let def = int_table("t");
         let schema = def.row_schema();
         let filter = |op: Operator, value: i32| -> Arc<dyn PhysicalExpr> {

@@ -231,6 +231,14 @@ pub(super) mod tests {
         crate::rpc::loopback(server).await
     }
 
+    /// A service of node `node` of cluster `c1` serving `shards`, on a
+    /// loopback port.
+    pub async fn serve_as(node: u32, shards: &Arc<ShardMap>) -> Channel {
+        let service = Arc::new(ShardService::default());
+        service.ready("c1".into(), node, shards.clone(), None, Arc::default());
+        serve(service).await
+    }
+
     pub fn ids(batches: &[RecordBatch]) -> Vec<i32> {
         let mut ids: Vec<i32> = batches
             .iter()
@@ -244,10 +252,8 @@ pub(super) mod tests {
     async fn strangers_bad_tickets_and_other_nodes_groups_are_refused() {
         let (_dir, c, table) = node();
         let not_ready = serve(Arc::new(ShardService::default())).await;
-        let service = Arc::new(ShardService::default());
         // This node is node 2; every group of this shard map is node 1's.
-        service.ready("c1".into(), 2, c.clone(), None, Arc::default());
-        let channel = serve(service).await;
+        let channel = serve_as(2, &c).await;
         let request = ScanRequest {
             table_id: table,
             shard_id: 0,
@@ -295,9 +301,7 @@ pub(super) mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_remote_read_of_keys_reads_what_a_local_one_does() {
         let (_dir, c, table) = node();
-        let service = Arc::new(ShardService::default());
-        service.ready("c1".into(), 1, c.clone(), None, Arc::default());
-        let channel = serve(service).await;
+        let channel = serve_as(1, &c).await;
         let (present, absent) = (rows(table, 7..8).remove(0), key(table, ROWS + 1));
         let group = c.for_key(&present.0).range().id.0;
         let read = |projection: Vec<u32>, snapshot_ts: u64| ScanRequest {
