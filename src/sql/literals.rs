@@ -10,19 +10,26 @@
 //! arithmetic (`sql::checked`) catches the overflow.
 //!
 //! Only expressions whose node schema is recomputed are touched:
-//! projections, filters, aggregates, windows, sorts and join conditions.
-//! `LIMIT` / `OFFSET` stay `Int64` (DataFusion requires it), and so do
-//! `VALUES` rows, whose schema the planner fixed (INSERT casts them to the
-//! column types anyway). Output column names are kept. A plan with a
-//! recursive CTE is left as planned: the CTE's work table has the column
-//! types the planner gave it, which the recursive term must keep.
+//! projections, filters, aggregates, windows, sorts and join conditions,
+//! and the rows of a `VALUES` list, whose column is then `integer` where
+//! all its values are (`SELECT x FROM (VALUES (1), (2)) v(x)` reads
+//! `int4`, as in PostgreSQL: node-pg returns a number, not a string). A
+//! `UNION` of `integer` columns is `integer` too. Once a list or union is
+//! retyped, the nodes above it take their schemas from their inputs again.
+//! `LIMIT` / `OFFSET` stay `Int64` (DataFusion requires it), and so do the
+//! `VALUES` of an INSERT or UPDATE (cast to the column types anyway).
+//! Output column names are kept. A plan with a recursive CTE is left as
+//! planned: the CTE's work table has the column types the planner gave it,
+//! which the recursive term must keep.
+
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::metadata::{FieldMetadata, ScalarAndMetadata};
-use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
-use datafusion::common::{ParamValues, Result as DFResult, ScalarValue};
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, ParamValues, Result as DFResult, ScalarValue};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Union, Values};
 use datafusion::optimizer::AnalyzerRule;
 
 use super::analyze::rewrite_node_expressions;
@@ -86,22 +93,135 @@ impl AnalyzerRule for IntegerLiterals {
         if recursive {
             return Ok(plan);
         }
+        let dml = matches!(plan, LogicalPlan::Dml(_));
+        // Set once a VALUES list or a UNION below changed its column types:
+        // every node visited after it (its ancestors among them, as the
+        // walk is bottom-up) then recomputes its schema from its inputs.
+        let mut retyped = false;
         plan.transform_up_with_subqueries(|node| {
-            if !matches!(
-                node,
-                LogicalPlan::Projection(_)
-                    | LogicalPlan::Filter(_)
-                    | LogicalPlan::Aggregate(_)
-                    | LogicalPlan::Window(_)
-                    | LogicalPlan::Sort(_)
-                    | LogicalPlan::Join(_)
-            ) {
-                return Ok(Transformed::no(node));
+            let node = match node {
+                LogicalPlan::Values(values) if !dml => {
+                    let node = narrow_values(values)?;
+                    retyped |= node.transformed;
+                    return Ok(node);
+                }
+                LogicalPlan::Union(union) => {
+                    let node = integer_union(union)?;
+                    retyped |= node.transformed;
+                    return Ok(node.update_data(LogicalPlan::Union));
+                }
+                node @ (LogicalPlan::Projection(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::Aggregate(_)
+                | LogicalPlan::Window(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Join(_)) => {
+                    rewrite_node_expressions(node, !retyped, |e, _| narrow(e))?
+                }
+                node => Transformed::no(node),
+            };
+            if retyped {
+                node.map_data(LogicalPlan::recompute_schema)
+            } else {
+                Ok(node)
             }
-            rewrite_node_expressions(node, true, |e, _| narrow(e))
         })
         .map(|t| t.data)
     }
+}
+
+/// A VALUES list's integer literals narrowed ([`narrow`]), its typed NULLs
+/// too (the planner gave them the column's `Int64`), and its schema read
+/// from its rows again. A list with a parameter is left as planned (its
+/// type is not known yet).
+fn narrow_values(values: Values) -> DFResult<Transformed<LogicalPlan>> {
+    let parameter = values.values.iter().flatten().any(|e| {
+        e.exists(|e| Ok(matches!(e, Expr::Placeholder(_))))
+            .unwrap_or(true)
+    });
+    if parameter {
+        return Ok(Transformed::no(LogicalPlan::Values(values)));
+    }
+    let mut changed = false;
+    let mut rows = Vec::with_capacity(values.values.len());
+    for row in values.values {
+        let mut narrowed = Vec::with_capacity(row.len());
+        for expr in row {
+            let expr = match expr {
+                Expr::Literal(ScalarValue::Int64(None), metadata) => {
+                    Transformed::yes(Expr::Literal(ScalarValue::Int32(None), metadata))
+                }
+                expr => expr.transform_up(narrow)?,
+            };
+            changed |= expr.transformed;
+            narrowed.push(expr.data);
+        }
+        rows.push(narrowed);
+    }
+    let same_types = |plan: &LogicalPlan| {
+        let types = |s: &DFSchema| {
+            s.fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect::<Vec<_>>()
+        };
+        types(plan.schema()) == types(&values.schema)
+    };
+    let rebuilt = if changed {
+        LogicalPlanBuilder::values(rows)?.build()?
+    } else {
+        return Ok(Transformed::no(LogicalPlan::Values(Values {
+            schema: values.schema,
+            values: rows,
+        })));
+    };
+    // A list whose every column kept its type (`VALUES (1), (3000000000)`
+    // is bigint) changed nothing above it.
+    Ok(if same_types(&rebuilt) {
+        Transformed::new(rebuilt, false, TreeNodeRecursion::Continue)
+    } else {
+        Transformed::yes(rebuilt)
+    })
+}
+
+/// `union` with each `bigint` column whose every input is `integer` (or
+/// NULL) typed `integer`, as PostgreSQL types `SELECT 1 UNION SELECT 2`
+/// (the planner typed it from its inputs' literals, then all `Int64`).
+fn integer_union(union: Union) -> DFResult<Transformed<Union>> {
+    let narrow = |i: usize| {
+        let types = union
+            .inputs
+            .iter()
+            .map(|input| input.schema().field(i).data_type());
+        types
+            .clone()
+            .all(|t| matches!(t, DataType::Int32 | DataType::Null))
+            && types.clone().any(|t| *t == DataType::Int32)
+    };
+    let narrowed: Vec<usize> = (0..union.schema.fields().len())
+        .filter(|&i| *union.schema.field(i).data_type() == DataType::Int64 && narrow(i))
+        .collect();
+    if narrowed.is_empty() {
+        return Ok(Transformed::no(union));
+    }
+    let fields = union
+        .schema
+        .iter()
+        .enumerate()
+        .map(|(i, (qualifier, field))| {
+            let field = if narrowed.contains(&i) {
+                Arc::new(field.as_ref().clone().with_data_type(DataType::Int32))
+            } else {
+                Arc::clone(field)
+            };
+            (qualifier.cloned(), field)
+        })
+        .collect();
+    let schema = DFSchema::new_with_metadata(fields, union.schema.metadata().clone())?;
+    Ok(Transformed::yes(Union {
+        inputs: union.inputs,
+        schema: Arc::new(schema),
+    }))
 }
 
 /// An `Int64` literal that fits in 32 bits, as `Int32`; a numeric literal

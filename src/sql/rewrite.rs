@@ -260,6 +260,14 @@ pub fn name_function_columns(stmt: &mut Statement) {
             }
             ControlFlow::Continue(())
         }
+        // After the walk has been inside it: the derived table made of it
+        // holds the same series, which must not be rewritten again.
+        fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            if let Some(derived) = integer_series(factor) {
+                *factor = derived;
+            }
+            ControlFlow::Continue(())
+        }
     }
     let _ = stmt.visit(&mut Namer);
 }
@@ -313,6 +321,53 @@ fn time_series(factor: &TableFactor) -> Option<TableFactor> {
         alias: Some(alias),
         sample: None,
     })
+}
+
+/// `FROM generate_series(a, b[, c]) AS s(x)` whose bounds and step are all
+/// `integer` literals as `FROM (SELECT CAST(x AS integer) AS x FROM
+/// generate_series(a, b[, c]) AS s(x)) AS s(x)`: PostgreSQL's series of
+/// integers is `integer` (node-pg reads a number, pgjdbc an `Integer`),
+/// DataFusion's `bigint`. (Run once the factor's alias names its column.)
+fn integer_series(factor: &TableFactor) -> Option<TableFactor> {
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        alias: Some(alias),
+        with_ordinality: false,
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    if !is_series(name) || !args.args.iter().all(is_int4_argument) || alias.columns.len() != 1 {
+        return None;
+    }
+    let column = &alias.columns[0].name;
+    let subquery = parse_query(&format!(
+        "SELECT CAST({column} AS integer) AS {column} FROM {factor}"
+    ))
+    .ok()?;
+    Some(TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias: Some(alias.clone()),
+        sample: None,
+    })
+}
+
+/// An argument that is an `integer` literal ([`is_int4_literal`]).
+fn is_int4_argument(arg: &FunctionArg) -> bool {
+    matches!(arg, FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) if is_int4_literal(e))
+}
+
+/// An integer literal, signed or not, that fits in 32 bits: PostgreSQL's
+/// `integer` constant.
+fn is_int4_literal(expr: &Expr) -> bool {
+    match expr {
+        Expr::Value(v) => matches!(&v.value, Value::Number(n, _) if n.parse::<i32>().is_ok()),
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) => is_int4_literal(expr),
+        _ => false,
+    }
 }
 
 /// An integer literal, signed or not, or a parameter (bound to one).
@@ -442,9 +497,15 @@ pub fn expand_set_returning_items(stmt: &mut Statement) {
                     let FunctionArguments::List(args) = &function.args else {
                         continue;
                     };
+                    let integers = args.args.iter().all(is_int4_argument);
                     let args: Vec<String> = args.args.iter().map(ToString::to_string).collect();
                     let args = args.join(", ");
                     let unnested = match name {
+                        // A series of `integer` literals is `integer`
+                        // (see `integer_series`).
+                        "generate_series" if integers => {
+                            format!("CAST(unnest({expr}) AS integer)")
+                        }
                         "generate_series" => format!("unnest({expr})"),
                         "generate_subscripts" => format!(
                             "unnest({}({args}))",
