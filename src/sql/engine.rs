@@ -89,8 +89,10 @@ impl SqlEngine {
         // them.
         let mut analyzer_rules = Analyzer::new().rules;
         analyzer_rules.insert(0, Arc::new(super::literals::IntegerLiterals));
-        analyzer_rules.insert(1, Arc::new(super::numeric::NumericAggregates));
-        analyzer_rules.insert(2, Arc::new(super::numeric::UnconstrainedCasts));
+        // Unconstrained numerics marked before the aggregates over them are
+        // typed.
+        analyzer_rules.insert(1, Arc::new(super::numeric::UnconstrainedCasts));
+        analyzer_rules.insert(2, Arc::new(super::numeric::NumericAggregates));
         // Literals and text beside a uuid, a char(n) or a jsonb, read as
         // PostgreSQL reads them, and intervals compared and sorted by their
         // length, as PostgreSQL compares them.

@@ -49,9 +49,7 @@ use datafusion::optimizer::AnalyzerRule;
 use super::analyze::{array_udf, rewrite_node_expressions};
 use crate::catalog::SqlType;
 use unconstrained::{as_cast_to, unconstrained};
-pub use unconstrained::{
-    decimal_at, decimal_literal, unconstrained_arithmetic, UnconstrainedCasts,
-};
+pub use unconstrained::{decimal_at, decimal_literal, UnconstrainedCasts};
 
 mod unconstrained;
 
@@ -175,6 +173,8 @@ fn aggregate_input(expr: Expr, schema: &DFSchema) -> DFResult<Transformed<Expr>>
 /// window function.
 fn aggregate_call(expr: &Expr) -> Option<(&str, &[Expr])> {
     match expr {
+        // Named as before a rewrite of its argument.
+        Expr::Alias(alias) => aggregate_call(&alias.expr),
         Expr::AggregateFunction(AggregateFunction { func, params }) => {
             Some((func.name(), &params.args))
         }

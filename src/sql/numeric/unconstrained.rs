@@ -6,8 +6,9 @@
 //!   marked in its field's metadata (`SqlType::UnconstrainedNumeric`) and
 //!   shown without its column scale's trailing zeros (`sql::output`);
 //!   [`unconstrained_arithmetic`] and the aggregates (`super::typed_results`)
-//!   keep the mark on `+ - *`, `sum`, `min` and `max` of such values, the
-//!   casts of `super` on text and floats cast to `numeric` alone.
+//!   keep the mark on `+ - *`, `coalesce`, `CASE` and the like, `sum`,
+//!   `min` and `max` of such values, the casts of `super` on text and
+//!   floats cast to `numeric` alone.
 
 use std::sync::Arc;
 
@@ -43,31 +44,69 @@ impl AnalyzerRule for UnconstrainedCasts {
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
         crate::sql::analyze::rewrite_plan_expressions(plan, |expr, schema| {
-            Ok(unconstrained_cast(expr, schema))
+            let expr = unconstrained_cast(expr, schema);
+            Ok(match expr.transformed {
+                true => expr,
+                false => match unconstrained_arithmetic(&expr.data, schema) {
+                    Some(marked) => Transformed::yes(marked),
+                    None => expr,
+                },
+            })
         })
         .map(|t| t.data)
     }
 }
 
-/// `+`, `-` or `*` of decimals one of which is an unconstrained numeric's
-/// value (a column's, or a cast to `numeric` alone) is one too, and is
-/// shown as its values are ([`unconstrained`]): `price * 2` of a stored
-/// 19.99 is 39.98, not 39.9800000000. Run after type coercion (in
-/// `sql::checked`'s pass). A quotient keeps PostgreSQL's scale
-/// ([`numeric_division`]).
-pub fn unconstrained_arithmetic(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
-    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
-        return None;
-    };
+/// An expression that computes a decimal from decimals one of which is an
+/// unconstrained numeric's value (a column's, or a cast to `numeric`
+/// alone) is one too, and is shown as its values are ([`unconstrained`]):
+/// `price * 2` of a stored 19.99 is 39.98, not 39.9800000000, and
+/// `coalesce(bonus, 0)` of none is 0. So are `+ - *`, a negation, `abs`,
+/// `coalesce`, `nullif`, `greatest`, `least` and `CASE` (a branch of a
+/// constrained numeric then loses its trailing zeros: each PostgreSQL
+/// value has its own scale, an Arrow column one). Run before type
+/// coercion (in [`UnconstrainedCasts`]), so that the aggregates and text
+/// casts over such an expression see the mark; a quotient keeps
+/// PostgreSQL's scale (`numeric_division`).
+fn unconstrained_arithmetic(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
     let marked = |e: &Expr| {
         e.to_field(schema)
             .is_ok_and(|(_, f)| SqlType::is_unconstrained_numeric(&f))
     };
-    let decimal = matches!(expr.get_type(schema).ok()?, DataType::Decimal128(..));
-    (matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
-        && decimal
-        && (marked(left) || marked(right)))
-    .then(|| unconstrained().call(vec![expr.clone()]))
+    let decimal = || matches!(expr.get_type(schema), Ok(DataType::Decimal128(..)));
+    let carries = match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
+                && (marked(left) || marked(right))
+                && decimal()
+        }
+        Expr::Negative(inner) => marked(inner),
+        Expr::ScalarFunction(call) => {
+            matches!(
+                call.name(),
+                "abs" | "coalesce" | "nullif" | "greatest" | "least"
+            ) && call.args.iter().any(marked)
+                && decimal()
+        }
+        // Before coercion a CASE has its first branch's type: it will be
+        // a decimal if every branch is a number, none a float.
+        Expr::Case(case) => {
+            let branches = || {
+                case.when_then_expr
+                    .iter()
+                    .map(|(_, then)| then.as_ref())
+                    .chain(case.else_expr.as_deref())
+            };
+            let exact = |e: &Expr| {
+                e.get_type(schema).is_ok_and(|t| {
+                    t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Null)
+                })
+            };
+            branches().any(marked) && branches().all(exact)
+        }
+        _ => false,
+    };
+    carries.then(|| unconstrained().call(vec![expr.clone()]))
 }
 
 /// `unconstrained_numeric(x)`: the decimal `x`, its field marked as an
@@ -115,12 +154,12 @@ fn unconstrained_cast(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
         return Transformed::no(expr);
     };
     let marked = SqlType::is_unconstrained_numeric(field);
+    if !marked {
+        return constrained_cast(expr, schema);
+    }
     let Ok(from) = inner.get_type(schema) else {
         return Transformed::no(expr);
     };
-    if !marked {
-        return Transformed::no(expr);
-    }
     let own = match (&from, inner.as_ref()) {
         (DataType::Decimal128(..) | DataType::Decimal256(..), _) => Some(*inner.clone()),
         (t, _) if t.is_integer() => Some(cast(*inner.clone(), DataType::Decimal128(20, 0))),
@@ -134,6 +173,28 @@ fn unconstrained_cast(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
         Some(own) => Transformed::yes(own),
         None => Transformed::no(expr),
     }
+}
+
+/// A cast to `numeric(p, s)` of an unconstrained numeric's value, with a
+/// target field of its own: DataFusion carries a cast's source metadata
+/// over when it names a type only, so `bonus::numeric(10, 2)` showed
+/// 100.5 instead of 100.50.
+fn constrained_cast(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+    let Expr::Cast(Cast { expr: inner, field }) = &expr else {
+        return Transformed::no(expr);
+    };
+    let type_only = field.name().is_empty() && field.metadata().is_empty();
+    let from_marked = inner
+        .to_field(schema)
+        .is_ok_and(|(_, f)| SqlType::is_unconstrained_numeric(&f));
+    if !(type_only && from_marked && matches!(field.data_type(), DataType::Decimal128(..))) {
+        return Transformed::no(expr);
+    }
+    let own = Field::new("numeric", field.data_type().clone(), true);
+    Transformed::yes(Expr::Cast(Cast::new_from_field(
+        inner.clone(),
+        Arc::new(own),
+    )))
 }
 
 /// The digits a constant text or float stands for, as PostgreSQL reads it
