@@ -72,6 +72,11 @@ impl VisitorMut for QuantifiedVisitor {
             return ControlFlow::Continue(());
         }
         let Expr::Subquery(query) = right.as_mut() else {
+            if is_membership {
+                if let Ok(membership) = array_membership(left, right, negated) {
+                    *expr = membership;
+                }
+            }
             return ControlFlow::Continue(());
         };
         if is_membership {
@@ -90,6 +95,24 @@ impl VisitorMut for QuantifiedVisitor {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `x = ANY (array)` (or, `negated`, `x <> ALL (array)`) of an array
+/// value (a column, a parameter) with PostgreSQL's NULLs: NULL when no
+/// element equals x and one is NULL, when x is NULL (and the array is not
+/// empty) or when the array is; false for an empty array. DataFusion's
+/// `array_has` said false for the first two, so `NOT (5 = ANY (a))` kept
+/// rows PostgreSQL drops. (`array_position` finds a NULL element.)
+fn array_membership(left: &Expr, array: &Expr, negated: bool) -> crate::error::Result<Expr> {
+    let any = format!(
+        "CASE WHEN ({array}) IS NULL THEN NULL WHEN cardinality({array}) = 0 THEN false \
+         WHEN ({left}) IS NULL THEN NULL WHEN array_has({array}, {left}) THEN true \
+         WHEN array_position({array}, NULL) IS NOT NULL THEN NULL ELSE false END"
+    );
+    parse_expr(&match negated {
+        true => format!("NOT ({any})"),
+        false => any,
+    })
 }
 
 /// `EXISTS (subquery)` in a select list (`SELECT EXISTS (SELECT 1 FROM t
