@@ -268,18 +268,7 @@ fn bytea_texts(array: &ArrayRef) -> StringArray {
 fn array_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
     let lists = array.as_list::<i32>();
     let nested = matches!(lists.values().data_type(), DataType::List(_));
-    let elements = match lists.values().data_type() {
-        DataType::Boolean => Arc::new(
-            lists
-                .values()
-                .as_boolean()
-                .iter()
-                .map(|b| b.map(|b| if b { "t" } else { "f" }))
-                .collect::<StringArray>(),
-        ),
-        DataType::Binary => Arc::new(bytea_texts(lists.values())),
-        _ => cast(&render(lists.values(), zone)?, &DataType::Utf8)?,
-    };
+    let elements = item_texts(lists.values(), None, zone)?;
     let elements = elements.as_string::<i32>();
     let texts: StringArray = (0..lists.len())
         .map(|row| {
@@ -311,7 +300,7 @@ fn record_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
         .fields()
         .iter()
         .zip(records.columns())
-        .map(|(field, column)| Ok(cast(&render_field(column, field, zone)?, &DataType::Utf8)?))
+        .map(|(field, column)| item_texts(column, Some(field), zone))
         .collect::<Result<Vec<ArrayRef>>>()?;
     let texts: StringArray = (0..records.len())
         .map(|row| {
@@ -340,6 +329,25 @@ fn record_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
         })
         .collect();
     Ok(Arc::new(texts))
+}
+
+/// The values of an array's elements or a record's field (which `field`
+/// describes) as text, as their type prints them: booleans `t`/`f` (a
+/// cast says `true`), bytea in hex.
+fn item_texts(values: &ArrayRef, field: Option<&Field>, zone: &Tz) -> Result<ArrayRef> {
+    if *values.data_type() == DataType::Boolean {
+        let texts: StringArray = values
+            .as_boolean()
+            .iter()
+            .map(|b| b.map(|b| if b { "t" } else { "f" }))
+            .collect();
+        return Ok(Arc::new(texts));
+    }
+    let rendered = match field {
+        Some(field) => render_field(values, field, zone)?,
+        None => render(values, zone)?,
+    };
+    Ok(cast(&rendered, &DataType::Utf8)?)
 }
 
 /// One element of an array's text (see [`array_texts`]).

@@ -216,6 +216,11 @@ fn read_moment(input: &str, nodes: &[Node], template: &str) -> DFResult<NaiveDat
             Field::Second => {
                 r.second = read_number(&mut rest, 2, fixed, signed).ok_or_else(|| bad("SS"))? as u32
             }
+            Field::SecondOfDay => {
+                let s = read_number(&mut rest, 5, fixed, signed).ok_or_else(|| bad("SSSS"))?;
+                let s = u32::try_from(s).map_err(|_| bad("SSSS"))?;
+                (r.hour, r.minute, r.second) = (s / 3600, s % 3600 / 60, s % 60);
+            }
             Field::Millis | Field::Micros | Field::Fraction(_) => {
                 let before = rest.len();
                 let digits = read_number(&mut rest, 6, fixed, signed).ok_or_else(|| bad("US"))?;

@@ -88,6 +88,8 @@ pub(super) enum Field {
     Hour12,
     Minute,
     Second,
+    /// `SSSS`, `SSSSS`: seconds past midnight.
+    SecondOfDay,
     Millis,
     Micros,
     /// `FF1` .. `FF6`: the first n digits of the fraction.
@@ -124,6 +126,8 @@ const WORDS: &[(&str, Field, bool)] = &[
     ("HH12", Field::Hour12, false),
     ("HH", Field::Hour12, false),
     ("MI", Field::Minute, false),
+    ("SSSSS", Field::SecondOfDay, false),
+    ("SSSS", Field::SecondOfDay, false),
     ("SS", Field::Second, false),
     ("MS", Field::Millis, false),
     ("US", Field::Micros, false),
@@ -510,6 +514,10 @@ fn format_moment(nodes: &[Node], moment: &Moment) -> String {
             Field::Second => {
                 let s = i64::from(at.second());
                 (number(s, 2), Some(s))
+            }
+            Field::SecondOfDay => {
+                let s = i64::from(at.num_seconds_from_midnight());
+                (s.to_string(), Some(s))
             }
             Field::Millis => (number(micros / 1_000, 3), Some(micros / 1_000)),
             Field::Micros => (number(micros, 6), Some(micros)),
