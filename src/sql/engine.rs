@@ -83,6 +83,12 @@ impl SqlEngine {
             // `1.5` is numeric in PostgreSQL, not double precision: `0.1 + 0.2`
             // is 0.3 and `1.5 / 0` is a division by zero.
             .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+            // A derived table's ORDER BY is kept: PostgreSQL's aggregates
+            // read its rows in that order (`sql::ordered_input`).
+            .set_bool(
+                "datafusion.sql_parser.enable_subquery_sort_elimination",
+                false,
+            )
             // Sessions start in UTC (see Session::apply_time_zone).
             .set_str("datafusion.execution.time_zone", super::vars::UTC_OFFSET);
         // Literals and aggregate inputs are typed before type coercion sees
@@ -149,6 +155,7 @@ impl SqlEngine {
         ctx.register_udaf(super::numeric::RoundedAvg::udaf());
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(super::setops::SetOperationMultiplicity));
+        ctx.add_analyzer_rule(Arc::new(super::ordered_input::OrderedSubqueryInput));
         // The tables' DEFAULT expressions are planned with every function
         // registered above (`DEFAULT current_user`, `to_char(...)`).
         let source = Arc::new(TableSource::new(coordinator.clone(), ctx.state()));

@@ -41,6 +41,7 @@ pub mod literals;
 pub mod names;
 pub mod numeric;
 pub mod operators;
+pub mod ordered_input;
 pub mod output;
 pub mod parse_rules;
 pub mod pg_catalog;
