@@ -176,6 +176,48 @@ fn local_offset(zone: &Tz, local: &NaiveDateTime) -> FixedOffset {
     }
 }
 
+/// The zone a timestamp's text names after its time (`2024-01-15 10:30
+/// UTC`, `... America/New_York`, `... PST`), as PostgreSQL's input reads
+/// it: UTC's spellings, an IANA name, or an abbreviation of PostgreSQL's
+/// default set as its fixed offset. None for a word that names no zone.
+pub fn input_zone(name: &str) -> Option<Tz> {
+    const ABBREVIATIONS: &[(&str, &str)] = &[
+        ("EST", "-05:00"),
+        ("EDT", "-04:00"),
+        ("CST", "-06:00"),
+        ("CDT", "-05:00"),
+        ("MST", "-07:00"),
+        ("MDT", "-06:00"),
+        ("PST", "-08:00"),
+        ("PDT", "-07:00"),
+        ("AKST", "-09:00"),
+        ("AKDT", "-08:00"),
+        ("HST", "-10:00"),
+        ("BST", "+01:00"),
+        ("CET", "+01:00"),
+        ("CEST", "+02:00"),
+        ("EET", "+02:00"),
+        ("EEST", "+03:00"),
+        ("MSK", "+03:00"),
+        ("JST", "+09:00"),
+        ("KST", "+09:00"),
+        ("AEST", "+10:00"),
+        ("AEDT", "+11:00"),
+        ("NZST", "+12:00"),
+        ("NZDT", "+13:00"),
+    ];
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    match ABBREVIATIONS
+        .iter()
+        .find(|(a, _)| a.eq_ignore_ascii_case(name))
+    {
+        Some((_, offset)) => offset.parse().ok(),
+        None => time_zone(name).ok(),
+    }
+}
+
 /// The zone `name` names (see the module docs); 22023 if none.
 pub(super) fn parse_zone(name: &str) -> DFResult<Tz> {
     let name = name.trim();

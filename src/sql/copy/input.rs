@@ -650,9 +650,10 @@ fn timestamp(text: &str, zone: Option<&Tz>) -> Result<i64> {
     };
     refuse_infinity(text)?;
     let bad = || invalid(InputError::InvalidDatetimeFormat, kind, text);
-    // A `timestamp` ignores an offset written after the time, as in
-    // PostgreSQL.
-    let (local, offset) = split_offset(text.trim()).ok_or_else(bad)?;
+    // A `timestamp` ignores an offset or zone written after the time, as
+    // in PostgreSQL.
+    let (text, named) = split_zone_name(text.trim()).ok_or_else(bad)?;
+    let (local, offset) = split_offset(text).ok_or_else(bad)?;
     let local = local.replacen('T', " ", 1);
     let (day, time) = local.split_once(' ').unwrap_or((&local, "00:00:00"));
     let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;
@@ -666,11 +667,26 @@ fn timestamp(text: &str, zone: Option<&Tz>) -> Result<i64> {
         let nanos = utc.timestamp_subsec_nanos() as i64;
         utc.timestamp() * 1_000_000 + (nanos + 500) / 1_000
     };
-    Ok(match (zone, offset) {
-        (None, _) => micros(at),
-        (Some(_), Some(seconds)) => micros(at) - seconds * 1_000_000,
-        (Some(zone), None) => micros(crate::sql::time_zones::local_to_utc(zone, &at)),
+    let local_to_utc = crate::sql::time_zones::local_to_utc;
+    Ok(match (zone, named, offset) {
+        (None, _, _) => micros(at),
+        (Some(_), Some(named), _) => micros(local_to_utc(&named, &at)),
+        (Some(_), None, Some(seconds)) => micros(at) - seconds * 1_000_000,
+        (Some(zone), None, None) => micros(local_to_utc(zone, &at)),
     })
+}
+
+/// Splits a zone's name written after a timestamp's time (`2024-01-15
+/// 10:30:00 UTC`, `... Europe/Berlin`, `... PST`) off its text. None when
+/// the last word is a name of no zone.
+fn split_zone_name(text: &str) -> Option<(&str, Option<Tz>)> {
+    match text.rsplit_once(' ') {
+        Some((rest, word)) if word.starts_with(|c: char| c.is_ascii_alphabetic()) => {
+            let zone = crate::sql::time_zones::input_zone(word)?;
+            Some((rest.trim_end(), Some(zone)))
+        }
+        _ => Some((text, None)),
+    }
 }
 
 /// Splits a trailing UTC offset (`+02`, `+0530`, `-05:30`, `Z`) off a
@@ -839,6 +855,14 @@ mod tests {
             PG_EPOCH_MICROS
         );
         assert!(t("2000-13-01 00:00:00").is_err());
+        assert_eq!(t("2000-01-01 00:00:00 UTC"), Ok(PG_EPOCH_MICROS));
+        assert_eq!(t("2000-01-01 01:00 Europe/Berlin"), Ok(PG_EPOCH_MICROS));
+        assert_eq!(t("1999-12-31 16:00:00 pst"), Ok(PG_EPOCH_MICROS));
+        assert!(t("2000-01-01 00:00:00 Nowhere").is_err());
+        assert_eq!(
+            timestamp("2000-01-01 00:00:00 PST", None).unwrap(),
+            PG_EPOCH_MICROS
+        );
         assert_eq!(
             timestamp("2000-01-01 00:00:01.5", None).unwrap(),
             PG_EPOCH_MICROS + 1_500_000
