@@ -88,13 +88,15 @@ pub enum InputError {
     InvalidEscapeCharacter,
     /// `width_bucket` bounds or a count no bucket can be made of (2201G).
     InvalidArgumentForWidthBucket,
+    /// A selected column neither grouped nor aggregated (42803).
+    GroupingError,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 44] = [
+    const ALL: [InputError; 45] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -138,6 +140,7 @@ impl InputError {
         Self::InvalidEscapeSequence,
         Self::InvalidEscapeCharacter,
         Self::InvalidArgumentForWidthBucket,
+        Self::GroupingError,
         Self::Other,
     ];
 

@@ -51,6 +51,7 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::InvalidEscapeSequence => "22025",
             InputError::InvalidEscapeCharacter => "22019",
             InputError::InvalidArgumentForWidthBucket => "2201G",
+            InputError::GroupingError => "42803",
             InputError::Other => "42000",
         },
         // A leader changed under the transaction: retrying it works.

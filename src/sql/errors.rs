@@ -138,6 +138,16 @@ fn classify_message(msg: &str, fallback: InputError) -> Error {
             "each UNION query must have the same number of columns",
         );
     }
+    if lower.contains("must appear in the group by clause") {
+        // DataFusion names the column as PostgreSQL does, then explains.
+        let column = msg.split('"').nth(1).unwrap_or("?");
+        return Error::input(
+            InputError::GroupingError,
+            format!(
+                "column \"{column}\" must appear in the GROUP BY clause or be used in an aggregate function"
+            ),
+        );
+    }
     if let Some(function) = undefined_function(msg) {
         return function;
     }

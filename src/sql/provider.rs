@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
-use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::common::{
+    Constraint, Constraints, DFSchema, DataFusionError, Result as DFResult, ScalarValue,
+};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
@@ -160,6 +162,10 @@ pub struct ShardedTableProvider {
     /// The columns this provider shows (a prefix of the stored columns).
     schema: SchemaRef,
     defaults: HashMap<String, Expr>,
+    /// The primary key, where this provider shows it: grouping by it lets
+    /// a query select the table's other columns, as in PostgreSQL (`SELECT
+    /// d.id, d.name, count(*) ... GROUP BY d.id`).
+    constraints: Constraints,
 }
 
 impl ShardedTableProvider {
@@ -182,11 +188,19 @@ impl ShardedTableProvider {
                 defaults.insert(column.name.clone(), expr);
             }
         }
+        let shown = def.primary_key.iter().all(|&i| i < schema.fields().len());
+        let constraints = match shown && !def.primary_key.is_empty() {
+            true => {
+                Constraints::new_unverified(vec![Constraint::PrimaryKey(def.primary_key.clone())])
+            }
+            false => Constraints::default(),
+        };
         Ok(Self {
             def,
             source,
             schema,
             defaults,
+            constraints,
         })
     }
 
@@ -297,6 +311,10 @@ impl TableProvider for ShardedTableProvider {
 
     fn get_column_default(&self, column: &str) -> Option<&Expr> {
         self.defaults.get(column)
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        Some(&self.constraints)
     }
 
     fn supports_filters_pushdown(
