@@ -50,6 +50,7 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
             let stale = values_changed.get();
             let rewritten = rewrite_node_expressions(node, values, |e, schema| {
                 let pg = super::numeric::numeric_division(&e, schema)
+                    .or_else(|| super::numeric::unconstrained_arithmetic(&e, schema))
                     .or_else(|| super::numeric::float_round(&e, schema))
                     .or_else(|| super::numeric::rescaled_rounding(&e, schema))
                     .or_else(|| super::numeric::exact_float_cast(&e, schema))

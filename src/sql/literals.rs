@@ -158,30 +158,24 @@ fn narrow_values(values: Values) -> DFResult<Transformed<LogicalPlan>> {
         }
         rows.push(narrowed);
     }
-    let same_types = |plan: &LogicalPlan| {
-        let types = |s: &DFSchema| {
-            s.fields()
-                .iter()
-                .map(|f| f.data_type().clone())
-                .collect::<Vec<_>>()
-        };
-        types(plan.schema()) == types(&values.schema)
-    };
-    let rebuilt = if changed {
-        LogicalPlanBuilder::values(rows)?.build()?
-    } else {
+    if !changed {
+        let schema = values.schema;
         return Ok(Transformed::no(LogicalPlan::Values(Values {
-            schema: values.schema,
+            schema,
             values: rows,
         })));
-    };
+    }
+    let rebuilt = LogicalPlanBuilder::values(rows)?.build()?;
     // A list whose every column kept its type (`VALUES (1), (3000000000)`
     // is bigint) changed nothing above it.
-    Ok(if same_types(&rebuilt) {
-        Transformed::new(rebuilt, false, TreeNodeRecursion::Continue)
-    } else {
-        Transformed::yes(rebuilt)
-    })
+    let retyped = (rebuilt.schema().fields().iter())
+        .zip(values.schema.fields())
+        .any(|(new, old)| new.data_type() != old.data_type());
+    Ok(Transformed::new(
+        rebuilt,
+        retyped,
+        TreeNodeRecursion::Continue,
+    ))
 }
 
 /// `union` with each `bigint` column whose every input is `integer` (or
@@ -198,25 +192,22 @@ fn integer_union(union: Union) -> DFResult<Transformed<Union>> {
             .all(|t| matches!(t, DataType::Int32 | DataType::Null))
             && types.clone().any(|t| *t == DataType::Int32)
     };
-    let narrowed: Vec<usize> = (0..union.schema.fields().len())
-        .filter(|&i| *union.schema.field(i).data_type() == DataType::Int64 && narrow(i))
-        .collect();
-    if narrowed.is_empty() {
-        return Ok(Transformed::no(union));
-    }
-    let fields = union
-        .schema
-        .iter()
-        .enumerate()
+    let mut narrowed = false;
+    let fields = (union.schema.iter().enumerate())
         .map(|(i, (qualifier, field))| {
-            let field = if narrowed.contains(&i) {
-                Arc::new(field.as_ref().clone().with_data_type(DataType::Int32))
-            } else {
-                Arc::clone(field)
+            let field = match *field.data_type() == DataType::Int64 && narrow(i) {
+                true => {
+                    narrowed = true;
+                    Arc::new(field.as_ref().clone().with_data_type(DataType::Int32))
+                }
+                false => Arc::clone(field),
             };
             (qualifier.cloned(), field)
         })
         .collect();
+    if !narrowed {
+        return Ok(Transformed::no(union));
+    }
     let schema = DFSchema::new_with_metadata(fields, union.schema.metadata().clone())?;
     Ok(Transformed::yes(Union {
         inputs: union.inputs,

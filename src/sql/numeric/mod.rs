@@ -49,7 +49,9 @@ use datafusion::optimizer::AnalyzerRule;
 use super::analyze::{array_udf, rewrite_node_expressions};
 use crate::catalog::SqlType;
 use unconstrained::{as_cast_to, unconstrained};
-pub use unconstrained::{decimal_at, decimal_literal, UnconstrainedCasts};
+pub use unconstrained::{
+    decimal_at, decimal_literal, unconstrained_arithmetic, UnconstrainedCasts,
+};
 
 mod unconstrained;
 

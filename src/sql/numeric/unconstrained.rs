@@ -66,9 +66,15 @@ impl AnalyzerRule for UnconstrainedCasts {
 /// constrained numeric then loses its trailing zeros: each PostgreSQL
 /// value has its own scale, an Arrow column one). Run before type
 /// coercion (in [`UnconstrainedCasts`]), so that the aggregates and text
-/// casts over such an expression see the mark; a quotient keeps
-/// PostgreSQL's scale (`numeric_division`).
-fn unconstrained_arithmetic(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+/// casts over such an expression see the mark, and again after it (in
+/// `sql::checked`'s pass), where the results of `sum`, `min` and `max` are
+/// marked too (`min(amount) * 2`); a quotient keeps PostgreSQL's scale
+/// (`numeric_division`).
+pub fn unconstrained_arithmetic(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+    // Marked by both passes: once is enough.
+    if let Some(inner) = marked_twice(expr) {
+        return Some(inner.clone());
+    }
     let marked = |e: &Expr| {
         e.to_field(schema)
             .is_ok_and(|(_, f)| SqlType::is_unconstrained_numeric(&f))
@@ -109,6 +115,17 @@ fn unconstrained_arithmetic(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
     carries.then(|| unconstrained().call(vec![expr.clone()]))
 }
 
+/// The inner call of `unconstrained_numeric(unconstrained_numeric(x))`.
+fn marked_twice(expr: &Expr) -> Option<&Expr> {
+    fn mark(e: &Expr) -> Option<&Expr> {
+        match e {
+            Expr::ScalarFunction(call) if call.name() == MARK => call.args.first(),
+            _ => None,
+        }
+    }
+    mark(expr).filter(|inner| mark(inner).is_some())
+}
+
 /// `unconstrained_numeric(x)`: the decimal `x`, its field marked as an
 /// unconstrained numeric's, so that its values are shown without their
 /// scale's trailing zeros (`SqlType::UnconstrainedNumeric`).
@@ -123,9 +140,12 @@ struct MarkUnconstrained {
     signature: Signature,
 }
 
+/// The name of [`unconstrained`]'s function.
+const MARK: &str = "unconstrained_numeric";
+
 impl ScalarUDFImpl for MarkUnconstrained {
     fn name(&self) -> &str {
-        "unconstrained_numeric"
+        MARK
     }
 
     fn signature(&self) -> &Signature {
