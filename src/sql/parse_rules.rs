@@ -72,7 +72,10 @@ impl VisitorMut for QuantifiedVisitor {
             return ControlFlow::Continue(());
         }
         let Expr::Subquery(query) = right.as_mut() else {
-            if is_membership {
+            // A string literal (`x = ANY ('{1,2}')`) is read as a list of
+            // its elements later, by datafusion-pg-catalog's rule.
+            let literal = matches!(right.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+            if is_membership && !literal {
                 if let Ok(membership) = array_membership(left, right, negated) {
                     *expr = membership;
                 }
