@@ -88,6 +88,10 @@ pub enum InputError {
     InvalidEscapeCharacter,
     /// `width_bucket` bounds or a count no bucket can be made of (2201G).
     InvalidArgumentForWidthBucket,
+    /// A root or power of a negative number with no real answer, a
+    /// logarithm of zero or less (2201F, 2201E).
+    InvalidArgumentForPowerFunction,
+    InvalidArgumentForLogarithm,
     /// A selected column neither grouped nor aggregated (42803).
     GroupingError,
     /// Anything else the planner rejected.
@@ -96,7 +100,7 @@ pub enum InputError {
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 45] = [
+    const ALL: [InputError; 47] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -140,6 +144,8 @@ impl InputError {
         Self::InvalidEscapeSequence,
         Self::InvalidEscapeCharacter,
         Self::InvalidArgumentForWidthBucket,
+        Self::InvalidArgumentForPowerFunction,
+        Self::InvalidArgumentForLogarithm,
         Self::GroupingError,
         Self::Other,
     ];

@@ -26,6 +26,7 @@ pub mod cluster;
 pub mod config;
 pub mod encoding;
 pub mod error;
+pub mod numeric;
 pub mod pg;
 pub mod raft;
 pub mod rpc;

@@ -51,6 +51,8 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::InvalidEscapeSequence => "22025",
             InputError::InvalidEscapeCharacter => "22019",
             InputError::InvalidArgumentForWidthBucket => "2201G",
+            InputError::InvalidArgumentForPowerFunction => "2201F",
+            InputError::InvalidArgumentForLogarithm => "2201E",
             InputError::GroupingError => "42803",
             InputError::Other => "42000",
         },
