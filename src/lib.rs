@@ -8,7 +8,7 @@
 //! ```text
 //! pg → sql → txn → cluster → shard → raft → rpc
 //!               ↘    ↓         ↓   ↘   ↓
-//!                 catalog → storage → encoding → error
+//!                 catalog → storage → encoding → numeric → error
 //! ```
 //!
 //! `raft` knows no shard, row or transaction: the shard and meta groups'

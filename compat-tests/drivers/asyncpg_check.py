@@ -160,7 +160,7 @@ async def check_numeric_parameters(conn):
               f"SELECT $1::numeric with {value!r} gave {got!r}")
 
 
-async def pending_numeric(conn):
+async def check_numeric_nan(conn):
     """numeric NaN."""
     got = await conn.fetchval("SELECT 'NaN'::numeric")
     check(isinstance(got, Decimal) and got.is_nan(), f"'NaN'::numeric gave {got!r}")
@@ -649,6 +649,7 @@ async def run_async(args):
         await check_types(conn)
         await check_numeric_and_floats(conn)
         await check_numeric_parameters(conn)
+        await check_numeric_nan(conn)
         await check_statements(conn)
         await check_array_parameters(conn)
         await check_array_columns(conn)
@@ -661,7 +662,6 @@ async def run_async(args):
         await check_interval(args, conn)
         if args.pending:
             await pending_interval_large_time(args, conn)
-            await pending_numeric(conn)
             await pending_cursor_forward(conn)
         await conn.execute(f"DROP TABLE {TABLE}")
         await conn.execute(f"DROP TABLE {JSON_TABLE}")

@@ -2,9 +2,9 @@
 //!
 //! `numeric(p, s)` is Decimal128 up to 38 digits and Decimal256 up to 76;
 //! more digits are rejected when the table is created (PostgreSQL allows
-//! 1000). An unconstrained `numeric` is stored as `numeric(38, 10)`,
-//! DataFusion's own reading of it, and its values are shown without
-//! trailing fraction zeros ([`SqlType::UnconstrainedNumeric`]).
+//! 1000). An unconstrained `numeric` keeps each value's own digits and
+//! scale, as PostgreSQL's does: `LargeBinary`, the value's sortable bytes
+//! (`crate::numeric`, `sql::numeric::values`).
 //! `timestamptz` is stored as UTC microseconds, a `uuid` as its 16 bytes.
 //! An array column is an Arrow `List` of its element type,
 //! one-dimensional.
@@ -18,12 +18,8 @@ use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 const DECIMAL128_MAX_PRECISION: u8 = 38;
 /// Largest precision ShardForge stores at all (Decimal256).
 pub const NUMERIC_MAX_PRECISION: u8 = 76;
-/// The field metadata value (under `PG_TYPE_METADATA`) of an unconstrained
-/// `numeric`, a column's or a cast's.
+/// PostgreSQL's name of an unconstrained `numeric`.
 pub const UNCONSTRAINED_NAME: &str = "numeric";
-/// The Arrow decimal an unconstrained `numeric` is held in.
-pub const UNCONSTRAINED_PRECISION: u8 = 38;
-pub const UNCONSTRAINED_SCALE: i8 = 10;
 /// Timezone of stored `timestamptz` values.
 pub const UTC: &str = "+00:00";
 
@@ -38,12 +34,9 @@ pub enum SqlType {
         precision: u8,
         scale: i8,
     },
-    /// `numeric` without precision and scale. PostgreSQL keeps each
-    /// value's own scale (`2.50` stays `2.50`); an Arrow decimal column
-    /// has one, so the values are held as `numeric(38, 10)` (rounded to
-    /// ten fraction digits as they are written) and shown without the
-    /// zeros that scale adds (`2.5`): a stored value's trailing fraction
-    /// zeros are not kept. The field's [`SqlType::metadata`] marks it.
+    /// `numeric` without precision and scale: each value keeps its own
+    /// digits and scale (`2.50` stays `2.50`), as its sortable bytes in a
+    /// `LargeBinary` (`sql::numeric::values`).
     UnconstrainedNumeric,
     Boolean,
     Text,
@@ -87,9 +80,7 @@ impl SqlType {
                 DataType::Decimal128(*precision, *scale)
             }
             SqlType::Numeric { precision, scale } => DataType::Decimal256(*precision, *scale),
-            SqlType::UnconstrainedNumeric => {
-                DataType::Decimal128(UNCONSTRAINED_PRECISION, UNCONSTRAINED_SCALE)
-            }
+            SqlType::UnconstrainedNumeric => DataType::LargeBinary,
             SqlType::Boolean => DataType::Boolean,
             SqlType::Text
             | SqlType::Varchar(_)
@@ -131,7 +122,8 @@ impl SqlType {
             DataType::Time64(_) => SqlType::Time(None),
             DataType::Timestamp(_, None) => SqlType::Timestamp(None),
             DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz(None),
-            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytea,
+            DataType::LargeBinary => SqlType::UnconstrainedNumeric,
+            DataType::Binary | DataType::BinaryView => SqlType::Bytea,
             DataType::FixedSizeBinary(16) => SqlType::Uuid,
             DataType::Interval(IntervalUnit::MonthDayNano) => SqlType::Interval,
             DataType::List(element) => SqlType::array_of(Self::from_arrow(element.data_type())?)?,
@@ -151,7 +143,6 @@ impl SqlType {
             (Some("jsonb"), _) => SqlType::Jsonb,
             (Some("varchar"), _) => SqlType::Varchar(None),
             (Some("bpchar"), _) => SqlType::Char(Self::char_width(field)? as u32),
-            (Some(UNCONSTRAINED_NAME), DataType::Decimal128(..)) => SqlType::UnconstrainedNumeric,
             (_, DataType::Null) => SqlType::Text,
             (_, data_type) => Self::from_arrow(data_type)?,
         })
@@ -182,11 +173,7 @@ impl SqlType {
             SqlType::Real => "REAL".into(),
             SqlType::Double => "DOUBLE PRECISION".into(),
             SqlType::Numeric { precision, scale } => format!("NUMERIC({precision}, {scale})"),
-            // Spelled with its stored precision and scale: a cast to
-            // `numeric` alone keeps the value's own scale.
-            SqlType::UnconstrainedNumeric => {
-                format!("NUMERIC({UNCONSTRAINED_PRECISION}, {UNCONSTRAINED_SCALE})")
-            }
+            SqlType::UnconstrainedNumeric => "NUMERIC".into(),
             SqlType::Boolean => "BOOLEAN".into(),
             SqlType::Text
             | SqlType::Varchar(_)
@@ -233,11 +220,9 @@ impl SqlType {
     }
 
     /// The PostgreSQL wire type name, for types whose Arrow type does not
-    /// determine it (the string types, all Utf8, and an unconstrained
-    /// `numeric`, a decimal as `numeric(38, 10)` is).
+    /// determine it (the string types, all Utf8).
     pub fn wire_name(&self) -> Option<&'static str> {
         match self {
-            SqlType::UnconstrainedNumeric => Some(UNCONSTRAINED_NAME),
             SqlType::Varchar(_) => Some("varchar"),
             SqlType::Char(_) => Some("bpchar"),
             SqlType::Json => Some("json"),
@@ -259,15 +244,10 @@ impl SqlType {
         metadata
     }
 
-    /// Whether `field` holds values of an unconstrained `numeric` column
-    /// ([`Self::metadata`]), or of a cast to `numeric` alone.
+    /// Whether `field` holds `numeric` values with their own scale (an
+    /// unconstrained `numeric` column's, or a cast to `numeric` alone).
     pub fn is_unconstrained_numeric(field: &Field) -> bool {
-        matches!(field.data_type(), DataType::Decimal128(..))
-            && field
-                .metadata()
-                .get(super::PG_TYPE_METADATA)
-                .map(String::as_str)
-                == Some(UNCONSTRAINED_NAME)
+        *field.data_type() == DataType::LargeBinary
     }
 
     /// The `n` of a `char(n)` value's field ([`Self::metadata`]).

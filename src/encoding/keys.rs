@@ -175,6 +175,13 @@ pub fn encode_key_value(out: &mut Vec<u8>, array: &dyn Array, row: usize) -> Res
         }
         DataType::Utf8 => encode_bytes(out, array.as_string::<i32>().value(row).as_bytes()),
         DataType::Binary => encode_bytes(out, array.as_binary::<i32>().value(row)),
+        // A numeric: the part of its sortable bytes without the display
+        // scale, which orders as the values do and is prefix-free, so
+        // `1.5` and `1.50` are one key, as they are one value to
+        // PostgreSQL's unique index.
+        DataType::LargeBinary => out.extend_from_slice(crate::numeric::value_part(
+            array.as_binary::<i64>().value(row),
+        )),
         // Fixed width: its bytes as they are keep the order and are prefix-free.
         DataType::FixedSizeBinary(_) => {
             out.extend_from_slice(array.as_fixed_size_binary().value(row))

@@ -23,8 +23,8 @@ use datafusion::arrow::array::NullBufferBuilder;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, ListArray, StringBuilder,
-    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, LargeBinaryBuilder, ListArray,
+    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{
@@ -115,6 +115,8 @@ fn encode_value(out: &mut Vec<u8>, array: &dyn Array, row: usize) -> Result<()> 
         ),
         DataType::Utf8 => put_bytes(out, array.as_string::<i32>().value(row).as_bytes())?,
         DataType::Binary => put_bytes(out, array.as_binary::<i32>().value(row))?,
+        // A numeric with its own scale: its sortable bytes (`crate::numeric`).
+        DataType::LargeBinary => put_bytes(out, array.as_binary::<i64>().value(row))?,
         DataType::FixedSizeBinary(_) => {
             out.extend_from_slice(array.as_fixed_size_binary().value(row))
         }
@@ -167,6 +169,7 @@ enum ColumnBuilder {
     Decimal256(Decimal256Builder, u8, i8),
     Utf8(StringBuilder),
     Binary(BinaryBuilder),
+    LargeBinary(LargeBinaryBuilder),
     FixedSizeBinary(FixedSizeBinaryBuilder, usize),
     Date32(Date32Builder),
     Time64(Time64MicrosecondBuilder),
@@ -239,6 +242,7 @@ impl ColumnBuilder {
             DataType::Decimal256(p, s) => Self::Decimal256(Decimal256Builder::new(), *p, *s),
             DataType::Utf8 => Self::Utf8(StringBuilder::new()),
             DataType::Binary => Self::Binary(BinaryBuilder::new()),
+            DataType::LargeBinary => Self::LargeBinary(LargeBinaryBuilder::new()),
             DataType::FixedSizeBinary(width) => {
                 Self::FixedSizeBinary(FixedSizeBinaryBuilder::new(*width), *width as usize)
             }
@@ -272,6 +276,7 @@ impl ColumnBuilder {
             Self::Decimal256(b, _, _) => b.append_null(),
             Self::Utf8(b) => b.append_null(),
             Self::Binary(b) => b.append_null(),
+            Self::LargeBinary(b) => b.append_null(),
             Self::FixedSizeBinary(b, _) => b.append_null(),
             Self::Date32(b) => b.append_null(),
             Self::Time64(b) => b.append_null(),
@@ -293,6 +298,7 @@ impl ColumnBuilder {
             Self::Decimal256(b, p, s) => Arc::new(b.finish().with_precision_and_scale(*p, *s)?),
             Self::Utf8(b) => Arc::new(b.finish()),
             Self::Binary(b) => Arc::new(b.finish()),
+            Self::LargeBinary(b) => Arc::new(b.finish()),
             Self::FixedSizeBinary(b, _) => Arc::new(b.finish()),
             Self::Date32(b) => Arc::new(b.finish()),
             Self::Time64(b) => Arc::new(b.finish()),
@@ -337,7 +343,7 @@ impl<'a> Cursor<'a> {
     /// Skips one value of `data_type` without decoding it.
     fn skip(&mut self, data_type: &DataType) -> Result<()> {
         match data_type {
-            DataType::Utf8 | DataType::Binary | DataType::List(_) => {
+            DataType::Utf8 | DataType::Binary | DataType::LargeBinary | DataType::List(_) => {
                 self.var()?;
             }
             other => {
@@ -451,6 +457,7 @@ impl RowDecoder {
                 b.append_value(s)
             }
             ColumnBuilder::Binary(b) => b.append_value(cur.var()?),
+            ColumnBuilder::LargeBinary(b) => b.append_value(cur.var()?),
             ColumnBuilder::FixedSizeBinary(b, width) => b.append_value(cur.take(*width)?)?,
             ColumnBuilder::Date32(b) => b.append_value(i32::from_le_bytes(cur.array()?)),
             ColumnBuilder::Time64(b) => b.append_value(i64::from_le_bytes(cur.array()?)),

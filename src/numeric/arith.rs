@@ -304,11 +304,26 @@ impl Numeric {
         }
         // The root's decimal weight, from the input's base-10000 weight.
         let root_weight = (word_weight(self) + 1) * DIGITS_PER_WORD / 2 - 1;
-        let to = result_scale(MIN_SIG_DIGITS - root_weight, &[*scale]);
+        self.sqrt_to(result_scale(MIN_SIG_DIGITS - root_weight, &[*scale]))
+    }
+
+    /// The square root rounded half away from zero at `to` digits after
+    /// the point (`stddev` takes it at its variance's scale).
+    pub fn sqrt_to(&self, to: u32) -> Result<Numeric> {
+        let Finite { unscaled, scale } = self else {
+            return self.sqrt();
+        };
+        if unscaled.is_negative() {
+            return self.sqrt();
+        }
         // floor(sqrt(x) * 10^(to + 1)), then rounded on its last digit: the
         // digits below it only ever make the root larger, so this is the
         // correctly rounded root.
-        let radicand = unscaled * pow10(u64::from(2 * (to + 1) - scale));
+        let shift = 2 * (i64::from(to) + 1) - i64::from(*scale);
+        let radicand = match u64::try_from(shift) {
+            Ok(up) => unscaled * pow10(up),
+            Err(_) => unscaled / pow10(shift.unsigned_abs()),
+        };
         let root = radicand.sqrt();
         let (root, last) = (&root / 10, &root % 10);
         let root = if last >= BigInt::from(5) {

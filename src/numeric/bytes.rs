@@ -201,7 +201,7 @@ impl Numeric {
 
 /// A finite value's base-10000 digits without leading or trailing zero
 /// words, and the weight of the first (PostgreSQL's `NumericVar`).
-fn base_10000(unscaled: &BigInt, scale: u32) -> (Vec<i16>, i16) {
+pub(super) fn base_10000(unscaled: &BigInt, scale: u32) -> (Vec<i16>, i16) {
     if unscaled.is_zero() {
         return (vec![], 0);
     }

@@ -7,6 +7,7 @@
 //!   integers, floats and fixed-scale decimals.
 //! - [`arith`]: `+ - * / %`, `div`, `round`, `trunc`, `ceil`, `floor`,
 //!   `sqrt` with PostgreSQL's result scales.
+//! - [`transcendental`]: `exp`, `ln`, `log`, `power`.
 //! - [`bytes`]: the sortable bytes ShardForge keeps a value as, and
 //!   PostgreSQL's binary wire form.
 //!
@@ -16,6 +17,7 @@
 
 mod arith;
 mod bytes;
+mod transcendental;
 mod value;
 
 pub use arith::{MAX_DISPLAY_SCALE, MIN_SIG_DIGITS};

@@ -161,6 +161,15 @@ impl Numeric {
         Ok(self)
     }
 
+    /// How many digits it has before the point (0 below 1 and for the
+    /// special values).
+    pub fn integer_digits(&self) -> u64 {
+        match self {
+            Numeric::Finite { unscaled, scale } => integer_digits(unscaled, *scale),
+            _ => 0,
+        }
+    }
+
     /// The display scale (0 for the special values).
     pub fn scale(&self) -> u32 {
         match self {

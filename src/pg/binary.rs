@@ -16,18 +16,18 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, BinaryArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    i256, DataType, Field, IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
+    i256, DataType, IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
 
 use super::text::replace_columns;
-use crate::catalog::SqlType;
 use crate::error::Result;
 use crate::sql::interval::to_binary;
 use crate::sql::json::JSONB_VERSION;
-use crate::sql::output::{decimal_text, decimals, unconstrained_decimals};
+use crate::sql::numeric::numerics;
+use crate::sql::output::{decimal_text, decimals};
 
 /// The sign words of the binary numeric header.
 const POSITIVE: u16 = 0x0000;
@@ -39,7 +39,6 @@ const DIGITS_PER_WORD: usize = 4;
 /// `batch`.
 pub fn binary_values(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordBatch> {
     let jsonb = |i: usize| fields.get(i).is_some_and(|f| *f.datatype() == Type::JSONB);
-    let schema = batch.schema();
     replace_columns(
         batch,
         DataType::Binary,
@@ -50,6 +49,7 @@ pub fn binary_values(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordB
                         field.data_type(),
                         DataType::Decimal128(..)
                             | DataType::Decimal256(..)
+                            | DataType::LargeBinary
                             | DataType::FixedSizeBinary(16)
                             | DataType::Time64(TimeUnit::Microsecond)
                             | DataType::Interval(IntervalUnit::MonthDayNano)
@@ -73,6 +73,12 @@ pub fn binary_values(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordB
                 Ok(Arc::new(encoded) as ArrayRef)
             }
             DataType::FixedSizeBinary(_) => Ok(cast(array, &DataType::Binary)?),
+            DataType::LargeBinary => {
+                let encoded: BinaryArray = numerics(array.as_ref())
+                    .map(|v| v.map(|v| v.map(|v| v.to_pg_binary())))
+                    .collect::<Result<_>>()?;
+                Ok(Arc::new(encoded) as ArrayRef)
+            }
             // Microseconds since midnight, 24:00:00 included (which
             // arrow-pg's chrono time cannot hold).
             DataType::Time64(_) => {
@@ -81,26 +87,20 @@ pub fn binary_values(batch: RecordBatch, fields: &[FieldInfo]) -> Result<RecordB
                     micros.iter().map(|v| v.map(|v| v.to_be_bytes())).collect();
                 Ok(Arc::new(encoded) as ArrayRef)
             }
-            _ => Ok(encode(array, schema.field(i))),
+            _ => Ok(encode(array)),
         },
     )
 }
 
-/// A numeric column's values; an unconstrained numeric's (which `field`
-/// marks) with the display scale it is shown with in text.
-fn encode(array: &ArrayRef, field: &Field) -> ArrayRef {
+/// A numeric column's values.
+fn encode(array: &ArrayRef) -> ArrayRef {
     let (DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale)) = *array.data_type()
     else {
         return array.clone();
     };
-    let encoded: BinaryArray = match SqlType::is_unconstrained_numeric(field) {
-        true => unconstrained_decimals(array)
-            .map(|v| v.map(|(value, scale)| numeric_send(value, scale)))
-            .collect(),
-        false => decimals(array)
-            .map(|v| v.map(|v| numeric_send(v, scale)))
-            .collect(),
-    };
+    let encoded: BinaryArray = decimals(array)
+        .map(|v| v.map(|v| numeric_send(v, scale)))
+        .collect();
     Arc::new(encoded)
 }
 

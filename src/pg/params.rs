@@ -25,6 +25,7 @@ use postgres_types::Kind;
 use super::handler::Prepared;
 use crate::catalog::SqlType;
 use crate::error::{Error, InputError, Result};
+use crate::numeric::Numeric;
 use crate::sql::copy::{utf8, ColumnInput};
 use crate::sql::errors::classify;
 use crate::sql::json::Flavor;
@@ -169,13 +170,12 @@ pub fn bind_parameters(
     Ok(ParamValues::List(cast))
 }
 
-/// Parameter `i` as a decimal of its own scale, when it is a numeric the
+/// Parameter `i` as a `numeric` of its own scale, when it is a numeric the
 /// client declared (psycopg's `Decimal`: `$1 * 2` is planned with an
 /// integer `$1`, and PostgreSQL multiplies the numeric) or one cast to
 /// `numeric` without precision and scale (node-pg's `$1::numeric`): its
 /// value exactly, not cut to a scale the plan guessed. The plan's types
-/// are coerced to it once it is bound. None for a NULL, or a number no
-/// decimal holds (decoded as before, with its error).
+/// are coerced to it once it is bound. None for a NULL.
 fn own_scale_numeric(
     portal: &Portal<Prepared>,
     i: usize,
@@ -183,21 +183,18 @@ fn own_scale_numeric(
     field: Option<&FieldRef>,
 ) -> Result<Option<ScalarValue>> {
     let undeclared = declared.is_none_or(|t| *t == Type::UNKNOWN);
-    let unconstrained_cast = field.is_some_and(|f| SqlType::is_unconstrained_numeric(f));
-    if declared != Some(&Type::NUMERIC) && !(undeclared && unconstrained_cast) {
+    let unconstrained = field.is_some_and(|f| SqlType::is_unconstrained_numeric(f));
+    if declared != Some(&Type::NUMERIC) && !(undeclared && unconstrained) {
         return Ok(None);
     }
     let Some(bytes) = portal.parameters.get(i).cloned().flatten() else {
         return Ok(None);
     };
-    Ok(match portal.parameter_format.is_binary(i) {
-        true => {
-            let text = crate::sql::copy::numeric_text(&bytes)?;
-            crate::sql::copy::numeric_binary_scale(&bytes)
-                .and_then(|scale| crate::sql::numeric::decimal_at(&text, scale))
-        }
-        false => crate::sql::numeric::decimal_literal(utf8(&bytes)?),
-    })
+    let value = match portal.parameter_format.is_binary(i) {
+        true => Numeric::from_pg_binary(&bytes)?,
+        false => Numeric::parse(utf8(&bytes)?)?,
+    };
+    Ok(Some(ScalarValue::LargeBinary(Some(value.to_sortable()))))
 }
 
 /// A parameter whose planned field is `json` or `jsonb` (compared with or
@@ -227,13 +224,16 @@ fn own_type(declared: Option<&Type>, inferred: Option<&DataType>) -> Option<SqlT
         DataType::Timestamp(_, Some(_)) => Some(SqlType::TimestampTz(None)),
         t if *t == UUID => Some(SqlType::Uuid),
         DataType::Interval(_) => Some(SqlType::Interval),
+        DataType::LargeBinary => Some(SqlType::UnconstrainedNumeric),
         _ => None,
     };
     match declared {
         None => planned(),
         Some(t) if *t == Type::UNKNOWN => planned(),
         Some(t) if *t == Type::NUMERIC => match (planned(), inferred) {
-            (Some(numeric @ SqlType::Numeric { .. }), _) => Some(numeric),
+            (Some(numeric @ (SqlType::Numeric { .. } | SqlType::UnconstrainedNumeric)), _) => {
+                Some(numeric)
+            }
             (_, None) => Some(SqlType::UnconstrainedNumeric),
             _ => None,
         },

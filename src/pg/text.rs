@@ -19,7 +19,7 @@ use pgwire::api::Type;
 
 use crate::catalog::SqlType;
 use crate::error::Result;
-use crate::sql::output::{render_field, type_names, vector_texts};
+use crate::sql::output::{render, type_names, vector_texts};
 
 /// Renders the text-format columns PostgreSQL prints differently.
 pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result<RecordBatch> {
@@ -31,7 +31,6 @@ pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result
             .is_some_and(|oid| oid == Type::INT2_VECTOR.oid() || oid == Type::OID_VECTOR.oid())
     };
     let regtype = |i: usize| wire_oid(i) == Some(Type::REGTYPE.oid());
-    let schema = batch.schema();
     replace_columns(
         batch,
         DataType::Utf8,
@@ -42,7 +41,7 @@ pub fn to_pg_text(batch: RecordBatch, fields: &[FieldInfo], zone: &Tz) -> Result
         |i, array| match (regtype(i), vector(i)) {
             (true, _) => type_names(array),
             (_, true) => vector_texts(array),
-            _ => render_field(array, schema.field(i), zone),
+            _ => render(array, zone),
         },
     )
 }
@@ -115,6 +114,7 @@ fn renders(data_type: &DataType) -> bool {
             | DataType::Float64
             | DataType::Decimal128(_, _)
             | DataType::Decimal256(_, _)
+            | DataType::LargeBinary
             | DataType::FixedSizeBinary(16)
             | DataType::List(_)
             | DataType::Struct(_)

@@ -49,14 +49,10 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
             let values = matches!(node, LogicalPlan::Values(_));
             let stale = values_changed.get();
             let rewritten = rewrite_node_expressions(node, values, |e, schema| {
-                let pg = super::numeric::numeric_division(&e, schema)
-                    .or_else(|| super::numeric::unconstrained_arithmetic(&e, schema))
-                    .or_else(|| super::numeric::float_round(&e, schema))
+                let pg = super::numeric::float_round(&e, schema)
                     .or_else(|| super::numeric::rescaled_rounding(&e, schema))
                     .or_else(|| super::numeric::exact_float_cast(&e, schema))
                     .or_else(|| super::numeric::integer_cast(&e, schema))
-                    .or_else(|| super::numeric::text_to_numeric_cast(&e, schema))
-                    .or_else(|| super::numeric::float_to_numeric_cast(&e, schema))
                     .or_else(|| super::datetime::text_input_cast(&e, schema, config));
                 match pg {
                     Some(rewritten) => Ok(Transformed::yes(rewritten)),

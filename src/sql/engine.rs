@@ -95,9 +95,9 @@ impl SqlEngine {
         // them.
         let mut analyzer_rules = Analyzer::new().rules;
         analyzer_rules.insert(0, Arc::new(super::literals::IntegerLiterals));
-        // Unconstrained numerics marked before the aggregates over them are
-        // typed.
-        analyzer_rules.insert(1, Arc::new(super::numeric::UnconstrainedCasts));
+        // Numerics of their own scale computed as PostgreSQL does, before
+        // the aggregates over them are typed.
+        analyzer_rules.insert(1, Arc::new(super::numeric::NumericValues));
         analyzer_rules.insert(2, Arc::new(super::numeric::NumericAggregates));
         // Literals and text beside a uuid, a char(n) or a jsonb, read as
         // PostgreSQL reads them, and intervals compared and sorted by their
@@ -152,7 +152,8 @@ impl SqlEngine {
         super::functions::register(&ctx);
         ctx.register_udf(super::records::pg_record());
         super::json::register(&ctx);
-        ctx.register_udaf(super::numeric::RoundedAvg::udaf());
+        // Last: they wrap what is registered under their names.
+        super::numeric::register_overloads(&ctx);
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(super::setops::SetOperationMultiplicity));
         ctx.add_analyzer_rule(Arc::new(super::ordered_input::OrderedSubqueryInput));

@@ -122,6 +122,33 @@ fn bad_text_cast(msg: &str) -> Option<Error> {
     ))
 }
 
+/// DataFusion's refusal of a `numeric(p, s)` it cannot make: PostgreSQL's
+/// 22023 where PostgreSQL refuses it too (a precision outside 1 to 1000,
+/// a scale outside -1000 to 1000), else 0A000 (ShardForge's decimals hold
+/// 76 digits, and no scale above the precision).
+fn bad_numeric_typmod(msg: &str) -> Option<Error> {
+    let rest = msg.split("Decimal(precision = ").nth(1)?;
+    let (precision, rest) = rest.split_once(", scale = ")?;
+    let (scale, _) = rest.split_once(')')?;
+    let (precision, scale): (i64, i64) =
+        (precision.trim().parse().ok()?, scale.trim().parse().ok()?);
+    Some(if !(1..=1000).contains(&precision) {
+        Error::input(
+            InputError::InvalidParameterValue,
+            format!("NUMERIC precision {precision} must be between 1 and 1000"),
+        )
+    } else if !(-1000..=1000).contains(&scale) {
+        Error::input(
+            InputError::InvalidParameterValue,
+            format!("NUMERIC scale {scale} must be between -1000 and 1000"),
+        )
+    } else {
+        Error::unsupported(format!(
+            "numeric({precision},{scale}): a numeric(p,s) holds up to 76 digits, and a scale up to its precision"
+        ))
+    })
+}
+
 /// Picks the kind from the words of a message DataFusion gives no type.
 fn classify_message(msg: &str, fallback: InputError) -> Error {
     let lower = msg.to_ascii_lowercase();
@@ -150,6 +177,9 @@ fn classify_message(msg: &str, fallback: InputError) -> Error {
     }
     if let Some(function) = undefined_function(msg) {
         return function;
+    }
+    if let Some(typmod) = bad_numeric_typmod(msg) {
+        return typmod;
     }
     if let Some(cast) = bad_text_cast(msg) {
         return cast;

@@ -49,7 +49,8 @@ fn prefix_function(expr: &Expr) -> Option<Expr> {
         return None;
     };
     let sql = match op {
-        UnaryOperator::PGSquareRoot => format!("sqrt({operand})"),
+        // PostgreSQL's `|/` is of double precision only.
+        UnaryOperator::PGSquareRoot => format!("sqrt(CAST({operand} AS DOUBLE PRECISION))"),
         UnaryOperator::PGCubeRoot => format!("cbrt({operand})"),
         UnaryOperator::PGAbs => format!("abs({operand})"),
         UnaryOperator::BitwiseNot => format!("(-1 - ({operand}))"),

@@ -30,8 +30,9 @@ use datafusion::logical_expr::{
 use super::analyze::{as_string_type, is_text, like_arguments};
 use super::vars::session_zone;
 use crate::catalog::types::sql_type_name;
-use crate::catalog::{SqlType, PG_TYPE_METADATA};
+use crate::catalog::PG_TYPE_METADATA;
 use crate::error::Result;
+use crate::sql::numeric::numerics;
 use pgwire::api::Type;
 
 /// A timestamp, time, interval or float made text, as PostgreSQL prints
@@ -66,8 +67,6 @@ pub fn text_casts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
             match (is_vector(&f), f.metadata().get(PG_TYPE_METADATA)) {
                 (true, _) => Some(vector_text()),
                 (false, Some(t)) if t == "regtype" => Some(regtype_text()),
-                // Shown without its column scale's trailing zeros.
-                _ if SqlType::is_unconstrained_numeric(&f) => Some(pg_text()),
                 _ => None,
             }
         })
@@ -175,21 +174,9 @@ impl ScalarUDFImpl for PgText {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
         let zone = session_zone(&args.config_options);
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let text = render_field(&arrays[0], &args.arg_fields[0], &zone)?;
+        let text = render(&arrays[0], &zone)?;
         like_arguments(&args.args, cast(&text, &DataType::Utf8)?)
     }
-}
-
-/// [`render`], but an unconstrained numeric's values (which `field`
-/// marks) without the trailing zeros of their column's scale.
-pub fn render_field(array: &ArrayRef, field: &Field, zone: &Tz) -> Result<ArrayRef> {
-    if !SqlType::is_unconstrained_numeric(field) {
-        return render(array, zone);
-    }
-    let texts: StringArray = unconstrained_decimals(array)
-        .map(|v| v.map(|(value, scale)| decimal_text(value, scale)))
-        .collect();
-    Ok(Arc::new(texts))
 }
 
 /// `array`'s values as PostgreSQL prints them, for the types whose text
@@ -238,6 +225,9 @@ pub fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
         DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale) => decimals(array)
             .map(|v| v.map(|v| decimal_text(v, *scale)))
             .collect(),
+        DataType::LargeBinary => numerics(array.as_ref())
+            .map(|v| v.map(|v| v.map(|v| v.to_string())))
+            .collect::<Result<_>>()?,
         DataType::FixedSizeBinary(_) => return Ok(super::uuid::texts(array)),
         DataType::Binary => bytea_texts(array),
         DataType::List(_) => return array_texts(array, zone),
@@ -268,7 +258,7 @@ fn bytea_texts(array: &ArrayRef) -> StringArray {
 fn array_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
     let lists = array.as_list::<i32>();
     let nested = matches!(lists.values().data_type(), DataType::List(_));
-    let elements = item_texts(lists.values(), None, zone)?;
+    let elements = item_texts(lists.values(), zone)?;
     let elements = elements.as_string::<i32>();
     let texts: StringArray = (0..lists.len())
         .map(|row| {
@@ -297,10 +287,9 @@ fn array_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
 fn record_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
     let records = array.as_struct();
     let fields = records
-        .fields()
+        .columns()
         .iter()
-        .zip(records.columns())
-        .map(|(field, column)| item_texts(column, Some(field), zone))
+        .map(|column| item_texts(column, zone))
         .collect::<Result<Vec<ArrayRef>>>()?;
     let texts: StringArray = (0..records.len())
         .map(|row| {
@@ -334,7 +323,7 @@ fn record_texts(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
 /// The values of an array's elements or a record's field (which `field`
 /// describes) as text, as their type prints them: booleans `t`/`f` (a
 /// cast says `true`), bytea in hex.
-fn item_texts(values: &ArrayRef, field: Option<&Field>, zone: &Tz) -> Result<ArrayRef> {
+fn item_texts(values: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
     if *values.data_type() == DataType::Boolean {
         let texts: StringArray = values
             .as_boolean()
@@ -343,11 +332,7 @@ fn item_texts(values: &ArrayRef, field: Option<&Field>, zone: &Tz) -> Result<Arr
             .collect();
         return Ok(Arc::new(texts));
     }
-    let rendered = match field {
-        Some(field) => render_field(values, field, zone)?,
-        None => render(values, zone)?,
-    };
-    Ok(cast(&rendered, &DataType::Utf8)?)
+    Ok(cast(&render(values, zone)?, &DataType::Utf8)?)
 }
 
 /// One element of an array's text (see [`array_texts`]).
@@ -584,28 +569,6 @@ fn utc_offset(seconds: i32) -> String {
     }
 }
 
-/// The values of an unconstrained `numeric` as they are shown: without
-/// the trailing fraction zeros their column's scale adds (see
-/// `SqlType::UnconstrainedNumeric`).
-pub fn unconstrained_decimals(array: &ArrayRef) -> impl Iterator<Item = Option<(i256, i8)>> + '_ {
-    // (Not a decimal: no values, as `decimals` gives.)
-    let scale = match *array.data_type() {
-        DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale) => scale,
-        _ => 0,
-    };
-    let ten = i256::from_i128(10);
-    decimals(array).map(move |v| {
-        v.map(|mut value| {
-            let mut scale = scale;
-            while scale > 0 && value % ten == i256::ZERO {
-                value /= ten;
-                scale -= 1;
-            }
-            (value, scale)
-        })
-    })
-}
-
 /// A Decimal256 as PostgreSQL prints a numeric: all `scale` digits kept;
 /// a negative scale is that many zeros after the digits (`1e100` is a
 /// 1 of scale -100).
@@ -636,32 +599,6 @@ mod tests {
 
     fn f8(v: f64) -> String {
         float(v, &format!("{v:e}"), FLOAT8_DIGITS)
-    }
-
-    #[test]
-    fn unconstrained_numerics_drop_their_scales_zeros() {
-        use datafusion::arrow::array::Decimal128Array;
-        let stored = Decimal128Array::from(vec![
-            Some(25_000_000_000),
-            Some(0),
-            Some(-1_230_000_000),
-            None,
-        ])
-        .with_precision_and_scale(38, 10)
-        .unwrap();
-        let array: ArrayRef = Arc::new(stored);
-        let texts: Vec<Option<String>> = unconstrained_decimals(&array)
-            .map(|v| v.map(|(value, scale)| decimal_text(value, scale)))
-            .collect();
-        assert_eq!(
-            texts,
-            [
-                Some("2.5".into()),
-                Some("0".into()),
-                Some("-0.123".into()),
-                None
-            ]
-        );
     }
 
     #[test]

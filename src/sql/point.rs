@@ -311,6 +311,11 @@ pub(super) fn plain_value(
     );
     let boolean = *sql_type == SqlType::Boolean;
     let uuid = *sql_type == SqlType::Uuid;
+    let numeric = *sql_type == SqlType::UnconstrainedNumeric;
+    let numeric_value = |text: &str| {
+        let value = crate::numeric::Numeric::parse(text).ok()?;
+        Some(ScalarValue::LargeBinary(Some(value.to_sortable())))
+    };
     let target = sql_type.to_arrow();
     let value = match value {
         Expr::UnaryOp {
@@ -325,10 +330,21 @@ pub(super) fn plain_value(
             },
             _ => return None,
         },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } if numeric => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(digits, false) => numeric_value(&format!("-{digits}"))?,
+                _ => return None,
+            },
+            _ => return None,
+        },
         Expr::Value(v) => match &v.value {
             Value::Number(digits, false) if integer => {
                 ScalarValue::Int64(Some(digits.parse().ok()?))
             }
+            Value::Number(digits, false) if numeric => numeric_value(digits)?,
             Value::SingleQuotedString(s) if text => ScalarValue::Utf8(Some(s.clone())),
             Value::SingleQuotedString(s) if uuid => {
                 ScalarValue::FixedSizeBinary(16, Some(super::uuid::parse(s).ok()?.to_vec()))
@@ -344,6 +360,7 @@ pub(super) fn plain_value(
                     DataType::Utf8 => text,
                     DataType::Boolean => boolean,
                     DataType::FixedSizeBinary(_) => uuid,
+                    DataType::LargeBinary => numeric,
                     _ => false,
                 };
                 if !same_kind {

@@ -30,9 +30,10 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, AccessExpr, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArguments, Ident, Insert, ObjectName, Query, Select, SelectItem, SetExpr, Statement,
-    Subscript, TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut, VisitorMut,
+    visit_expressions_mut, AccessExpr, CastKind, DataType, ExactNumberInfo, Expr, FunctionArg,
+    FunctionArgExpr, FunctionArguments, Ident, Insert, ObjectName, Query, Select, SelectItem,
+    SetExpr, Statement, Subscript, TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut,
+    VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -125,6 +126,30 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
                 typed_literal(value, data_type.clone());
             }
             let column = &def.columns[index];
+            // DataFusion checks a VALUES list's values against its target
+            // columns' types before any cast: a number for an
+            // unconstrained `numeric` column is made one first.
+            if column.sql_type == SqlType::UnconstrainedNumeric && !is_untyped(value) {
+                *value = numeric_cast(value.clone());
+            } else if number_column(&column.sql_type) && computed(value) {
+                // Also a `numeric` of its own scale computed for a column
+                // of another number type (`-1.0 / 3` for a float column,
+                // `$1::numeric` for a `numeric(8,2)`): cast as PostgreSQL
+                // assigns it.
+                *value = Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(value.clone()),
+                    data_type: parse_expr(&format!("CAST(NULL AS {})", column.sql_type.cast_sql()))
+                        .ok()
+                        .and_then(|e| match e {
+                            Expr::Cast { data_type, .. } => Some(data_type),
+                            _ => None,
+                        })
+                        .unwrap_or(DataType::Numeric(ExactNumberInfo::None)),
+                    array: false,
+                    format: None,
+                };
+            }
             // DataFusion types a VALUES list by its target columns, and
             // fails on a NULL under a NOT NULL one naming the list's
             // column (`column2`): PostgreSQL's error names the table's.
@@ -134,6 +159,45 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The number types other than an unconstrained `numeric`.
+fn number_column(sql_type: &SqlType) -> bool {
+    matches!(
+        sql_type,
+        SqlType::SmallInt
+            | SqlType::Integer
+            | SqlType::BigInt
+            | SqlType::Real
+            | SqlType::Double
+            | SqlType::Numeric { .. }
+    )
+}
+
+/// A value computed by an operator, a function or a cast (not a literal,
+/// a parameter, NULL or DEFAULT).
+fn computed(value: &Expr) -> bool {
+    match value {
+        Expr::UnaryOp { expr, .. } => !matches!(expr.as_ref(), Expr::Value(_)),
+        Expr::BinaryOp { .. } | Expr::Nested(_) | Expr::Function(_) | Expr::Cast { .. } => true,
+        _ => false,
+    }
+}
+
+/// `CAST(value AS numeric)`.
+fn numeric_cast(value: Expr) -> Expr {
+    Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(value),
+        data_type: DataType::Numeric(ExactNumberInfo::None),
+        array: false,
+        format: None,
+    }
+}
+
+/// A NULL or a parameter, which take their column's type.
+fn is_untyped(value: &Expr) -> bool {
+    matches!(value, Expr::Value(v) if matches!(v.value, Value::Null | Value::Placeholder(_)))
 }
 
 /// The VALUES lists inside an INSERT's query (`INSERT INTO t SELECT x
@@ -594,6 +658,120 @@ pub fn bytea_casts(stmt: &mut Statement) -> Result<()> {
     match stmt.visit(&mut Visitor) {
         ControlFlow::Break(e) => Err(e),
         ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// A VALUES list with a column of which one row is cast to `numeric`
+/// alone: the column's other values are cast to it too. DataFusion types
+/// a list by its first rows as it plans it, and would find no common type
+/// for a `numeric` of its own scale and a decimal or an integer
+/// (`VALUES (1.5::numeric), (2)`); PostgreSQL makes the column `numeric`.
+///
+/// Also: a number literal no decimal holds (more than 76 digits, with its
+/// scale: `2.5e-310`) is a `numeric` of its own scale, as in PostgreSQL.
+pub fn numeric_values_lists(stmt: &mut Statement) -> Result<()> {
+    struct Visitor;
+    impl VisitorMut for Visitor {
+        type Break = Error;
+        fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<Error> {
+            if let SetExpr::Values(values) = query.body.as_mut() {
+                numeric_columns(&mut values.rows);
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
+            match expr {
+                Expr::Value(v) => {
+                    if let Value::Number(digits, false) = &v.value {
+                        if beyond_decimals(digits) {
+                            let text = Value::SingleQuotedString(digits.clone());
+                            *expr = numeric_cast(Expr::Value(text.into()));
+                        }
+                    }
+                }
+                Expr::Cast { data_type, .. } => {
+                    if let Err(e) = numeric_typmod(data_type) {
+                        return ControlFlow::Break(e);
+                    }
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    match stmt.visit(&mut Visitor) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// PostgreSQL's bounds of a `numeric(p, s)` (22023), which DataFusion
+/// reads into a byte (`numeric(1001)` would be `numeric(233)`).
+fn numeric_typmod(data_type: &DataType) -> Result<()> {
+    let (DataType::Numeric(info) | DataType::Decimal(info) | DataType::Dec(info)) = data_type
+    else {
+        return Ok(());
+    };
+    let (precision, scale) = match info {
+        ExactNumberInfo::None => return Ok(()),
+        ExactNumberInfo::Precision(p) => (*p, 0),
+        ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
+    };
+    if !(1..=1000).contains(&precision) {
+        return Err(Error::input(
+            InputError::InvalidParameterValue,
+            format!("NUMERIC precision {precision} must be between 1 and 1000"),
+        ));
+    }
+    if !(-1000..=1000).contains(&scale) {
+        return Err(Error::input(
+            InputError::InvalidParameterValue,
+            format!("NUMERIC scale {scale} must be between -1000 and 1000"),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a number literal has more digits, with its scale, than a
+/// Decimal256 holds.
+fn beyond_decimals(digits: &str) -> bool {
+    const MAX: u64 = crate::catalog::types::NUMERIC_MAX_PRECISION as u64;
+    match crate::numeric::Numeric::parse(digits) {
+        Ok(value @ crate::numeric::Numeric::Finite { .. }) => {
+            let scale = u64::from(value.scale());
+            value.integer_digits() + scale > MAX || scale > MAX
+        }
+        _ => false,
+    }
+}
+
+fn numeric_columns(rows: &mut [datafusion::sql::sqlparser::ast::Parens<Vec<Expr>>]) {
+    let numeric = |e: &Expr| {
+        matches!(
+            e,
+            Expr::Cast {
+                data_type: DataType::Numeric(ExactNumberInfo::None)
+                    | DataType::Decimal(ExactNumberInfo::None),
+                ..
+            }
+        )
+    };
+    let width = rows.first().map_or(0, |r| r.content.len());
+    for column in 0..width {
+        let cast = rows
+            .iter()
+            .any(|r| r.content.get(column).is_some_and(numeric));
+        if !cast {
+            continue;
+        }
+        for row in rows.iter_mut() {
+            let Some(value) = row.content.get_mut(column) else {
+                continue;
+            };
+            if !numeric(value) && !is_untyped(value) {
+                *value = numeric_cast(value.clone());
+            }
+        }
     }
 }
 

@@ -60,7 +60,7 @@ pub fn pg_type(field: &Field) -> Result<Type> {
         // a regclass) to compare them with names; PostgreSQL's are `oid`s,
         // printed as numbers (pgjdbc reads `atttypid` as one).
         (None, DataType::Int32) if catalog_oid(field) => Type::OID,
-        (_, DataType::Decimal256(..)) => Type::NUMERIC,
+        (_, DataType::Decimal256(..) | DataType::LargeBinary) => Type::NUMERIC,
         (_, t) if *t == UUID => Type::UUID,
         _ => field_into_pg_type(&Arc::new(field.clone()))
             .map_err(|e| Error::Internal(format!("cannot describe a {field}: {e}")))?,
@@ -88,15 +88,11 @@ impl TypePlanner for PgTypePlanner {
                 None,
                 ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone,
             ) => field(DataType::Time64(TimeUnit::Microsecond)),
-            // Marked, so that the cast keeps the value's own scale
-            // (`numeric::UnconstrainedCasts`).
+            // A value of its own scale (`numeric::NumericValues`).
             ast::DataType::Numeric(ast::ExactNumberInfo::None)
             | ast::DataType::Decimal(ast::ExactNumberInfo::None)
             | ast::DataType::Dec(ast::ExactNumberInfo::None) => {
-                let numeric = SqlType::UnconstrainedNumeric;
-                Ok(Some(Arc::new(
-                    Field::new("", numeric.to_arrow(), true).with_metadata(numeric.metadata()),
-                )))
+                field(SqlType::UnconstrainedNumeric.to_arrow())
             }
             // A cast to `oid` is an `oid` (not a `regtype` when its operand
             // was one: a cast without metadata keeps its operand's).

@@ -73,7 +73,15 @@ impl RowWriter {
             // since (`sql::literals`): widen it (a narrowing that does not
             // fit is 22003, as for any value).
             let target = column.sql_type.to_arrow();
-            if array.data_type() != &target {
+            let numeric = super::numeric::is_numeric;
+            if array.data_type() != &target && (numeric(&target) || numeric(array.data_type())) {
+                // A `numeric` of its own scale, to or from another type.
+                let converted = match numeric(&target) {
+                    true => super::numeric::to_numerics(array.as_ref()),
+                    false => super::numeric::from_numerics(array.as_ref(), &target),
+                };
+                *array = converted.map_err(super::errors::classify)?;
+            } else if array.data_type() != &target {
                 let options = CastOptions {
                     safe: false,
                     ..Default::default()

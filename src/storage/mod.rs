@@ -53,8 +53,10 @@ const CF_RAFT: &str = "raft";
 /// 4: an intent's writes are records of their own, one per key (3 kept
 /// them all in the intent record). 5: a table's definition, the shard map,
 /// the member list and the node's identity are protobuf records (4 kept
-/// them as JSON).
-pub const FORMAT_VERSION: u32 = 5;
+/// them as JSON). 6: a value of an unconstrained `numeric` column is its
+/// sortable bytes with its own scale (`crate::numeric`; 5 kept a
+/// `numeric(38, 10)` decimal).
+pub const FORMAT_VERSION: u32 = 6;
 const FORMAT_KEY: &[u8] = b"storage/format_version";
 
 pub struct Storage {

@@ -12,7 +12,7 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Decimal256Builder, FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, StringBuilder,
+    Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, LargeBinaryBuilder, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{i256, Field};
@@ -21,6 +21,7 @@ use std::sync::Arc;
 use crate::catalog::SqlType;
 use crate::encoding::row::ListShape;
 use crate::error::{Error, InputError, Result};
+use crate::numeric::Numeric;
 use crate::sql::datetime::PG_EPOCH_MICROS;
 use crate::sql::json::{jsonb_binary_text, stored_text, Flavor};
 
@@ -41,6 +42,8 @@ enum Builder {
     Double(Float64Builder),
     Numeric128(Decimal128Builder, u8, i8),
     Numeric256(Decimal256Builder, u8, i8),
+    /// An unconstrained numeric: each value's sortable bytes.
+    Numeric(LargeBinaryBuilder),
     Boolean(BooleanBuilder),
     Text(StringBuilder),
     Date(Date32Builder),
@@ -149,7 +152,8 @@ impl ColumnInput {
             SqlType::BigInt => Builder::BigInt(Int64Builder::new()),
             SqlType::Real => Builder::Real(Float32Builder::new()),
             SqlType::Double => Builder::Double(Float64Builder::new()),
-            SqlType::Numeric { .. } | SqlType::UnconstrainedNumeric => match sql_type.to_arrow() {
+            SqlType::UnconstrainedNumeric => Builder::Numeric(LargeBinaryBuilder::new()),
+            SqlType::Numeric { .. } => match sql_type.to_arrow() {
                 datafusion::arrow::datatypes::DataType::Decimal128(p, s) => {
                     let b = Decimal128Builder::new().with_precision_and_scale(p, s)?;
                     Builder::Numeric128(b, p, s)
@@ -208,6 +212,7 @@ impl ColumnInput {
             Builder::Double(b) => b.append_value(float(text, &name)?),
             Builder::Numeric128(b, p, s) => b.append_value(numeric(text, *p, *s)?.as_i128()),
             Builder::Numeric256(b, p, s) => b.append_value(numeric(text, *p, *s)?),
+            Builder::Numeric(b) => b.append_value(Numeric::parse(text)?.to_sortable()),
             Builder::Boolean(b) => b.append_value(boolean(text)?),
             Builder::Text(b) => b.append_value(text),
             Builder::Date(b) => b.append_value(date(text)?),
@@ -239,6 +244,7 @@ impl ColumnInput {
                 b.append_value(numeric(&numeric_text(bytes)?, *p, *s)?.as_i128())
             }
             Builder::Numeric256(b, p, s) => b.append_value(numeric(&numeric_text(bytes)?, *p, *s)?),
+            Builder::Numeric(b) => b.append_value(Numeric::from_pg_binary(bytes)?.to_sortable()),
             Builder::Boolean(b) => b.append_value(u8::from_be_bytes(fixed(bytes, &name)?) != 0),
             Builder::Text(b) => b.append_value(utf8(bytes)?),
             Builder::Date(b) => {
@@ -293,6 +299,7 @@ impl ColumnInput {
             Builder::Double(b) => b.append_null(),
             Builder::Numeric128(b, ..) => b.append_null(),
             Builder::Numeric256(b, ..) => b.append_null(),
+            Builder::Numeric(b) => b.append_null(),
             Builder::Boolean(b) => b.append_null(),
             Builder::Text(b) => b.append_null(),
             Builder::Date(b) => b.append_null(),
@@ -316,6 +323,7 @@ impl ColumnInput {
             Builder::Double(b) => b,
             Builder::Numeric128(b, ..) => b,
             Builder::Numeric256(b, ..) => b,
+            Builder::Numeric(b) => b,
             Builder::Boolean(b) => b,
             Builder::Text(b) => b,
             Builder::Date(b) => b,
@@ -402,87 +410,19 @@ pub fn numeric_scale(text: &str) -> Option<i64> {
     Some((fraction.len() as i64).saturating_sub(exponent).max(0))
 }
 
-/// A numeric as `numeric_in` reads it, rounded half away from zero to
-/// `scale` digits after the point: digits with an optional point, an
-/// optional sign and exponent (`-1.5e3`). More than `precision` digits in
-/// all is 22003.
+/// A numeric as `numeric_in` reads it, as `numeric(precision, scale)`
+/// holds it (rounded half away from zero to `scale` digits, 22003 past
+/// the precision or for an infinity): the unscaled integer. NaN, which
+/// PostgreSQL lets into a `numeric(p, s)`, is 0A000: a fixed-scale decimal
+/// cannot hold it.
 pub fn numeric(text: &str, precision: u8, scale: i8) -> Result<i256> {
-    let bad = || invalid(InputError::InvalidText, "numeric", text);
-    let overflow = || {
-        Error::input(
-            InputError::OutOfRange,
-            format!(
-                "numeric field overflow: a field with precision {precision}, scale {scale} cannot hold \"{text}\""
-            ),
-        )
-    };
-    let trimmed = text.trim();
-    let (negative, body) = match trimmed.as_bytes().first() {
-        Some(b'-') => (true, &trimmed[1..]),
-        Some(b'+') => (false, &trimmed[1..]),
-        _ => (false, trimmed),
-    };
-    if body.eq_ignore_ascii_case("nan") || body.to_ascii_lowercase().starts_with("inf") {
-        return Err(Error::unsupported(format!(
-            "numeric value \"{text}\": NaN and infinity are not stored in numeric columns"
-        )));
-    }
-    let (mantissa, exponent) = match body.find(['e', 'E']) {
-        Some(at) => {
-            let exponent: i64 = body[at + 1..].parse().map_err(|_| bad())?;
-            (&body[..at], exponent)
-        }
-        None => (body, 0),
-    };
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if whole.len() + fraction.len() == 0
-        || !whole
-            .bytes()
-            .chain(fraction.bytes())
-            .all(|b| b.is_ascii_digit())
-    {
-        return Err(bad());
-    }
-    // The value is digits × 10^(shift - scale).
-    let digits = format!("{whole}{fraction}");
-    let digits = digits.trim_start_matches('0');
-    let shift = exponent
-        .saturating_sub(fraction.len() as i64)
-        .saturating_add(scale as i64);
-    let (kept, round_up) = if shift >= 0 {
-        if digits.len() as i64 + shift > precision as i64 && !digits.is_empty() {
-            return Err(overflow());
-        }
-        let zeros = "0".repeat(shift.min(precision as i64) as usize);
-        (format!("{digits}{zeros}"), false)
-    } else {
-        let drop = (-shift).min(digits.len() as i64 + 1) as usize;
-        if drop > digits.len() {
-            (String::new(), false)
-        } else {
-            let (kept, dropped) = digits.split_at(digits.len() - drop);
-            (kept.to_string(), dropped.as_bytes()[0] >= b'5')
-        }
-    };
-    if kept.len() > precision as usize {
-        return Err(overflow());
-    }
-    let ten = i256::from_i128(10);
-    let mut value = kept.bytes().fold(i256::ZERO, |acc, d| {
-        acc.wrapping_mul(ten)
-            .wrapping_add(i256::from_i128((d - b'0') as i128))
-    });
-    if round_up {
-        value = value.wrapping_add(i256::ONE);
-    }
-    if value >= ten.wrapping_pow(precision as u32) {
-        return Err(overflow());
-    }
-    Ok(if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    })
+    let fitted = Numeric::parse(text)?.fit(precision.into(), scale.max(0) as u32)?;
+    let unscaled = fitted.unscaled_at(scale.max(0) as u32).ok_or_else(|| {
+        Error::unsupported(format!(
+            "NaN in a numeric({precision},{scale}); an unconstrained numeric holds it"
+        ))
+    })?;
+    Ok(crate::sql::numeric::to_i256(&unscaled))
 }
 
 /// The decimal text of a numeric in PostgreSQL's binary format: counts of

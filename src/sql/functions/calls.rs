@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
-    Statement, Value, VisitMut, VisitorMut,
+    Statement, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 
 use super::TO_TIMESTAMP_TEMPLATE;
@@ -30,6 +30,17 @@ impl VisitorMut for FunctionNamesVisitor {
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         match expr {
+            // DataFusion refuses a negation of a type it does not know as
+            // it plans it (a `numeric` of its own scale): `pg_negative`
+            // negates any number (`sql::numeric::overloads`). A negative
+            // number is a constant, planned as one.
+            Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr: operand,
+            } if !matches!(operand.as_ref(), Expr::Value(v) if matches!(v.value, Value::Number(..))) =>
+            {
+                *expr = parsed(&format!("pg_negative({operand})"));
+            }
             Expr::Function(function) => {
                 let [name] = function.name.0.as_slice() else {
                     return ControlFlow::Continue(());
@@ -45,10 +56,6 @@ impl VisitorMut for FunctionNamesVisitor {
                             op: BinaryOperator::Modulo,
                             right: Box::new(b.clone()),
                         }));
-                        return ControlFlow::Continue(());
-                    }
-                    ("div", Some([a, b])) => {
-                        *expr = integral_quotient(a, b);
                         return ControlFlow::Continue(());
                     }
                     // PostgreSQL's is NULL for an empty array (and a
@@ -312,14 +319,6 @@ pub(super) fn plain_args(args: &FunctionArguments) -> Option<Vec<Expr>> {
         .collect()
 }
 
-/// `div(a, b)`: the quotient truncated toward zero, as a numeric of scale
-/// 0 (PostgreSQL's `div` is numeric whatever its arguments).
-fn integral_quotient(a: &Expr, b: &Expr) -> Expr {
-    parsed(&format!(
-        "CAST(trunc(CAST(({a}) AS numeric) / CAST(({b}) AS numeric)) AS numeric(38, 0))"
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -343,16 +342,14 @@ mod tests {
     #[test]
     fn renamed_calls() {
         let mut statement = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(
-                "SELECT mod(7, 3), ceiling(x), sign(x), div(7, 2), to_timestamp('1', 'J')",
-            )
+            .try_with_sql("SELECT mod(7, 3), ceiling(x), sign(x), to_timestamp('1', 'J')")
             .and_then(|mut p| p.parse_statement())
             .unwrap();
         rename_calls(&mut statement);
         let sql = statement.to_string();
         assert_eq!(
             sql,
-            "SELECT (7 % 3), ceil(x), signum(x), CAST(trunc(CAST((7) AS NUMERIC) / CAST((2) AS NUMERIC)) AS NUMERIC(38,0)), to_timestamp_template('1', 'J')"
+            "SELECT (7 % 3), ceil(x), signum(x), to_timestamp_template('1', 'J')"
         );
     }
 }

@@ -329,6 +329,10 @@ impl ExprPlanner for PgExprPlanner {
         expr: RawBinaryExpr,
         schema: &DFSchema,
     ) -> DFResult<PlannerResult<RawBinaryExpr>> {
+        let expr = match super::super::numeric::numeric_operator(expr, schema) {
+            PlannerResult::Original(expr) => expr,
+            planned => return Ok(planned),
+        };
         let expr = match super::super::array_literal::array_operator(expr, schema) {
             PlannerResult::Original(expr) => expr,
             planned => return Ok(planned),

@@ -125,9 +125,6 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, hex::to_hex());
     replace(ctx, case::upper());
     replace(ctx, case::lower());
-    replace(ctx, numbers::scale());
-    replace(ctx, numbers::min_scale());
-    replace(ctx, numbers::trim_scale());
     replace(ctx, numbers::width_bucket());
     for udf in info::udfs() {
         replace(ctx, udf);

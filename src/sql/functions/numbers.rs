@@ -1,9 +1,5 @@
-//! PostgreSQL's numeric functions DataFusion lacks:
-//! - `scale(numeric)`, `min_scale(numeric)` and `trim_scale(numeric)`:
-//!   the value's fraction digits, the fewest that show it, and the value
-//!   without its trailing fraction zeros. An unconstrained numeric's
-//!   value shows without them anyway (`SqlType::UnconstrainedNumeric`),
-//!   so its `scale` is its `min_scale`.
+//! PostgreSQL's numeric functions DataFusion lacks (`scale`, `min_scale`
+//! and `trim_scale` are `sql::numeric`'s):
 //! - `width_bucket(operand, low, high, count)`: the bucket of `operand`
 //!   among `count` equal ones from `low` to `high` (0 below, `count + 1`
 //!   at or above `high`; the other way round when `low > high`). Numerics
@@ -15,19 +11,17 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{i256, DataType, Field, FieldRef, Float64Type, Int32Type};
+use datafusion::arrow::datatypes::{i256, DataType, Float64Type, Int32Type};
 use datafusion::common::{plan_err, Result as DFResult};
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::{input_error, like_arguments};
-use crate::catalog::SqlType;
 use crate::error::InputError;
-use crate::sql::output::{decimals, unconstrained_decimals};
+use crate::sql::output::decimals;
 
-/// What a numeric argument of these functions is: a decimal as it is, an
+/// What a numeric argument of `width_bucket` is: a decimal as it is, an
 /// integer a decimal of scale 0.
 fn as_numeric(arg: &DataType) -> Option<DataType> {
     match arg {
@@ -36,105 +30,6 @@ fn as_numeric(arg: &DataType) -> Option<DataType> {
             Some(DataType::Decimal128(20, 0))
         }
         _ => None,
-    }
-}
-
-/// Which of the three a [`ScaleFunction`] is.
-#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
-enum Digits {
-    Scale,
-    Min,
-    Trimmed,
-}
-
-pub fn scale() -> ScalarUDF {
-    scale_udf(Digits::Scale)
-}
-
-pub fn min_scale() -> ScalarUDF {
-    scale_udf(Digits::Min)
-}
-
-pub fn trim_scale() -> ScalarUDF {
-    scale_udf(Digits::Trimmed)
-}
-
-fn scale_udf(kind: Digits) -> ScalarUDF {
-    ScalarUDF::new_from_impl(ScaleFunction {
-        kind,
-        signature: Signature::user_defined(Volatility::Immutable),
-    })
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct ScaleFunction {
-    kind: Digits,
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for ScaleFunction {
-    fn name(&self) -> &str {
-        match self.kind {
-            Digits::Scale => "scale",
-            Digits::Min => "min_scale",
-            Digits::Trimmed => "trim_scale",
-        }
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
-        match arg_types {
-            [arg] => match as_numeric(arg) {
-                Some(numeric) => Ok(vec![numeric]),
-                None => plan_err!("function {}({arg}) does not exist", self.name()),
-            },
-            _ => plan_err!("{} takes one numeric", self.name()),
-        }
-    }
-
-    fn return_type(&self, args: &[DataType]) -> DFResult<DataType> {
-        Ok(match self.kind {
-            Digits::Trimmed => args[0].clone(),
-            _ => DataType::Int32,
-        })
-    }
-
-    /// `trim_scale`'s values are shown as an unconstrained numeric's: its
-    /// field is marked as one.
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DFResult<FieldRef> {
-        let data_type = self.return_type(&[args.arg_fields[0].data_type().clone()])?;
-        let field = Field::new(self.name(), data_type, true);
-        Ok(Arc::new(match self.kind {
-            Digits::Trimmed => field.with_metadata(SqlType::UnconstrainedNumeric.metadata()),
-            _ => field,
-        }))
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
-        let values = args.args[0].to_array(args.number_rows)?;
-        let (DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale)) = *values.data_type()
-        else {
-            return plan_err!("{} of a {}", self.name(), values.data_type());
-        };
-        let result: ArrayRef = match self.kind {
-            Digits::Trimmed => values,
-            Digits::Scale if !SqlType::is_unconstrained_numeric(&args.arg_fields[0]) => {
-                let scales: Int32Array = decimals(&values)
-                    .map(|v| v.map(|_| i32::from(scale)))
-                    .collect();
-                Arc::new(scales)
-            }
-            Digits::Scale | Digits::Min => {
-                let scales: Int32Array = unconstrained_decimals(&values)
-                    .map(|v| v.map(|(_, scale)| i32::from(scale)))
-                    .collect();
-                Arc::new(scales)
-            }
-        };
-        like_arguments(&args.args, result)
     }
 }
 

@@ -14,7 +14,7 @@ use super::value::quoted;
 use super::Flavor;
 use crate::error::{Error, Result};
 use crate::sql::errors::classify;
-use crate::sql::output::render_field;
+use crate::sql::output::render;
 
 /// The value at `row` of `array` (of `field`'s type) as JSON text.
 pub fn to_json(array: &ArrayRef, row: usize, field: &Field, zone: &Tz) -> Result<String> {
@@ -64,18 +64,19 @@ pub fn to_json(array: &ArrayRef, row: usize, field: &Field, zone: &Tz) -> Result
                 .collect::<Result<Vec<_>>>()?;
             format!("{{{}}}", members.join(","))
         }
-        DataType::Float32 | DataType::Float64 => {
-            let text = rendered(array, row, field, zone)?;
+        // NaN and the infinities are strings in JSON.
+        DataType::Float32 | DataType::Float64 | DataType::LargeBinary => {
+            let text = rendered(array, row, zone)?;
             match text.parse::<f64>().is_ok_and(f64::is_finite) {
                 true => text,
                 false => quoted(&text),
             }
         }
-        DataType::Decimal128(..) | DataType::Decimal256(..) => rendered(array, row, field, zone)?,
+        DataType::Decimal128(..) | DataType::Decimal256(..) => rendered(array, row, zone)?,
         DataType::Timestamp(_, zone_name) => {
             // ISO 8601: a `T` between date and time, an offset with its
             // minutes (`+00:00`).
-            let text = rendered(array, row, field, zone)?.replacen(' ', "T", 1);
+            let text = rendered(array, row, zone)?.replacen(' ', "T", 1);
             quoted(&match zone_name {
                 Some(_) => full_offset(text),
                 None => text,
@@ -86,13 +87,11 @@ pub fn to_json(array: &ArrayRef, row: usize, field: &Field, zone: &Tz) -> Result
         | DataType::Time32(_)
         | DataType::Time64(_)
         | DataType::Interval(_)
-        | DataType::FixedSizeBinary(16) => quoted(&rendered(array, row, field, zone)?),
-        DataType::Binary | DataType::LargeBinary => {
+        | DataType::FixedSizeBinary(16) => quoted(&rendered(array, row, zone)?),
+        DataType::Binary => {
             let bytes = scalar_at(array, row)?;
             let hex: String = match bytes {
-                ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) => {
-                    b.iter().map(|b| format!("{b:02x}")).collect()
-                }
+                ScalarValue::Binary(Some(b)) => b.iter().map(|b| format!("{b:02x}")).collect(),
                 _ => String::new(),
             };
             quoted(&format!("\\x{hex}"))
@@ -103,8 +102,8 @@ pub fn to_json(array: &ArrayRef, row: usize, field: &Field, zone: &Tz) -> Result
 }
 
 /// The value's text as PostgreSQL prints it.
-fn rendered(array: &ArrayRef, row: usize, field: &Field, zone: &Tz) -> Result<String> {
-    let one = render_field(&array.slice(row, 1), field, zone)?;
+fn rendered(array: &ArrayRef, row: usize, zone: &Tz) -> Result<String> {
+    let one = render(&array.slice(row, 1), zone)?;
     let text = match one.data_type() {
         DataType::Utf8 => one.as_string::<i32>().value(0).to_string(),
         _ => scalar_at(&one, 0)?.to_string(),

@@ -823,6 +823,7 @@ fn declared_type_oid(sql_type: &SqlType) -> Option<i32> {
         SqlType::Jsonb => Some(Type::JSONB.oid() as i32),
         // (datafusion-pg-catalog does not map Arrow intervals.)
         SqlType::Interval => Some(Type::INTERVAL.oid() as i32),
+        SqlType::UnconstrainedNumeric => Some(Type::NUMERIC.oid() as i32),
         SqlType::Array(element) => {
             let element = match declared_type_oid(element) {
                 Some(oid) => Type::from_oid(oid as u32)?,

@@ -781,6 +781,7 @@ impl Session {
         rewrite::expand_set_returning_items(&mut stmt);
         rewrite::composite_fields(&mut stmt);
         rewrite::bytea_casts(&mut stmt)?;
+        rewrite::numeric_values_lists(&mut stmt)?;
         super::subqueries::single_row_subqueries(&mut stmt, &is_aggregate);
         functions::inline_settings(&mut stmt, &self.vars, params.as_ref())?;
         // After the result columns got their names (`ceiling(x)` is

@@ -137,7 +137,14 @@ impl Session {
                 .find(|b| b.num_rows() > 0)
                 .ok_or_else(|| Error::Internal("EXECUTE's values gave no row".into()))?;
             for (i, column) in row.columns().iter().enumerate() {
-                let value = ScalarValue::try_from_array(column, 0).map_err(classify)?;
+                // A `numeric` of its own scale is converted as a cast to it.
+                let column = match &prepared.types[i] {
+                    Some(t) if crate::sql::numeric::is_numeric(t) => {
+                        crate::sql::numeric::to_numerics(column.as_ref()).map_err(classify)?
+                    }
+                    _ => column.clone(),
+                };
+                let value = ScalarValue::try_from_array(&column, 0).map_err(classify)?;
                 let value = match &prepared.types[i] {
                     Some(target) if value.data_type() != *target => {
                         value.cast_to(target).map_err(|e| {

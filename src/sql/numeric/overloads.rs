@@ -1,0 +1,622 @@
+//! PostgreSQL's `numeric` versions of functions DataFusion has for other
+//! types. DataFusion checks a call's argument types as it plans it, before
+//! any analyzer rule: a `numeric` argument (Arrow `LargeBinary`) fails
+//! every built-in signature. So the registered function is wrapped, under
+//! its own name, in one that also accepts `numeric` arguments:
+//!
+//! - [`NumericScalar`]: planned as given; `super::planning` then puts the
+//!   `numeric` computation in the call's place (or converts its arguments,
+//!   for `coalesce` and the like), so it never runs on them itself.
+//! - [`NumericAggregate`]: `sum`, `avg`, `var_*`, `stddev_*` of `numeric`
+//!   values computed here ([`NumericAccumulator`]), with PostgreSQL's
+//!   result scales; every other call is the wrapped function's.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{internal_err, plan_err, Result as DFResult, ScalarValue};
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
+use datafusion::logical_expr::type_coercion::functions::{fields_with_udf, UDFCoercionExt};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Expr, GroupsAccumulator,
+    ReversedUDAF, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+use datafusion::arrow::compute::kernels::numeric::neg;
+
+use super::values::{is_numeric, map_numerics, numerics, NUMERIC};
+use crate::numeric::Numeric;
+use crate::sql::analyze::is_text;
+
+/// Scalar functions with a `numeric` version (`super::functions`) or that
+/// pass `numeric` values through (`coalesce` and the like).
+const SCALARS: &[&str] = &[
+    "abs",
+    "round",
+    "trunc",
+    "ceil",
+    "floor",
+    "signum",
+    "sqrt",
+    "coalesce",
+    "nullif",
+    "greatest",
+    "least",
+    "power",
+    "exp",
+    "ln",
+    "log",
+    "log10",
+    "cbrt",
+    "to_char",
+    "width_bucket",
+];
+
+/// PostgreSQL's functions of `numeric` values alone: planned here and
+/// computed by `super::functions` (integers and decimals become `numeric`
+/// values first).
+const NUMERIC_ONLY: &[&str] = &["scale", "min_scale", "trim_scale", "div"];
+
+/// Aggregates computed on `numeric` values here.
+const AGGREGATES: &[(&str, Kind)] = &[
+    ("sum", Kind::Sum),
+    ("avg", Kind::Avg),
+    (
+        "var_samp",
+        Kind::Variance {
+            sample: true,
+            root: false,
+        },
+    ),
+    (
+        "var_pop",
+        Kind::Variance {
+            sample: false,
+            root: false,
+        },
+    ),
+    (
+        "stddev",
+        Kind::Variance {
+            sample: true,
+            root: true,
+        },
+    ),
+    (
+        "stddev_samp",
+        Kind::Variance {
+            sample: true,
+            root: true,
+        },
+    ),
+    (
+        "stddev_pop",
+        Kind::Variance {
+            sample: false,
+            root: true,
+        },
+    ),
+];
+
+/// Wraps the functions of [`SCALARS`] and [`AGGREGATES`] registered in
+/// `ctx` (after every other registration: the wrapped one is whatever is
+/// registered under the name by then).
+pub fn register_overloads(ctx: &SessionContext) {
+    ctx.register_udf(ScalarUDF::new_from_impl(Negative {
+        signature: Signature::user_defined(Volatility::Immutable),
+    }));
+    for name in NUMERIC_ONLY {
+        ctx.register_udf(ScalarUDF::new_from_impl(NumericOnly {
+            name,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }));
+    }
+    let state = ctx.state();
+    for name in SCALARS {
+        if let Some(inner) = state.scalar_functions().get(*name) {
+            ctx.register_udf(ScalarUDF::new_from_impl(NumericScalar::new(inner.clone())));
+        }
+    }
+    for (name, kind) in AGGREGATES {
+        if let Some(inner) = state.aggregate_functions().get(*name) {
+            ctx.register_udaf(AggregateUDF::new_from_impl(NumericAggregate::new(
+                inner.clone(),
+                *kind,
+            )));
+        }
+    }
+}
+
+/// The types the wrapped function coerces `arg_types` to.
+fn inner_types<F: UDFCoercionExt>(arg_types: &[DataType], inner: &F) -> DFResult<Vec<DataType>> {
+    let fields: Vec<FieldRef> = arg_types
+        .iter()
+        .map(|t| Arc::new(Field::new("", t.clone(), true)))
+        .collect();
+    let coerced = fields_with_udf(&fields, inner)?;
+    Ok(coerced.iter().map(|f| f.data_type().clone()).collect())
+}
+
+fn any_numeric(types: &[DataType]) -> bool {
+    types.iter().any(is_numeric)
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct NumericScalar {
+    inner: Arc<ScalarUDF>,
+    signature: Signature,
+}
+
+impl NumericScalar {
+    fn new(inner: Arc<ScalarUDF>) -> Self {
+        let volatility = inner.signature().volatility;
+        Self {
+            inner,
+            signature: Signature::user_defined(volatility),
+        }
+    }
+}
+
+impl ScalarUDFImpl for NumericScalar {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// A call with a `numeric` argument keeps its types: `planning`
+    /// converts them as PostgreSQL resolves the function.
+    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
+        match any_numeric(arg_types) {
+            true => Ok(arg_types.to_vec()),
+            false => inner_types(arg_types, self.inner.as_ref()),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
+        if !any_numeric(arg_types) {
+            return self.inner.return_type(arg_types);
+        }
+        Ok(match self.name() {
+            "to_char" => DataType::Utf8,
+            "width_bucket" => DataType::Int32,
+            _ => NUMERIC,
+        })
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DFResult<FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        match any_numeric(&types) {
+            true => Ok(Arc::new(Field::new(
+                self.name(),
+                self.return_type(&types)?,
+                true,
+            ))),
+            false => self.inner.return_field_from_args(args),
+        }
+    }
+
+    /// `coalesce` becomes a CASE, as DataFusion's does.
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> DFResult<ExprSimplifyResult> {
+        self.inner.simplify(args, info)
+    }
+
+    fn short_circuits(&self) -> bool {
+        self.inner.short_circuits()
+    }
+
+    fn conditional_arguments<'a>(
+        &self,
+        args: &'a [Expr],
+    ) -> Option<(Vec<&'a Expr>, Vec<&'a Expr>)> {
+        self.inner.conditional_arguments(args)
+    }
+
+    fn is_strict(&self) -> bool {
+        self.inner.is_strict()
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        match self.name() {
+            // Passing values through works on any type.
+            "coalesce" | "nullif" | "greatest" | "least" => self.inner.invoke_with_args(args),
+            name if any_numeric(&types) => {
+                internal_err!("{name} of a numeric was not planned as one")
+            }
+            _ => self.inner.invoke_with_args(args),
+        }
+    }
+}
+
+/// A function of [`NUMERIC_ONLY`]: accepts numbers, is never computed
+/// itself.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NumericOnly {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for NumericOnly {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
+        // (Text: a constant PostgreSQL reads as a number, `'NaN'`.)
+        let number = |t: &DataType| {
+            is_numeric(t)
+                || t.is_integer()
+                || is_text(t)
+                || matches!(
+                    t,
+                    DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Null
+                )
+        };
+        let arity = if self.name == "div" { 2 } else { 1 };
+        match arg_types.len() == arity && arg_types.iter().all(number) {
+            true => Ok(arg_types.to_vec()),
+            false => plan_err!("function {}({:?}) does not exist", self.name, arg_types),
+        }
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DFResult<DataType> {
+        Ok(match self.name {
+            "scale" | "min_scale" => DataType::Int32,
+            _ => NUMERIC,
+        })
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        internal_err!("{} was not planned on a numeric", self.name)
+    }
+}
+
+/// `pg_negative(x)`: `-x` of any number, `numeric` values included
+/// (`functions::calls` spells every negation so).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Negative {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Negative {
+    fn name(&self) -> &str {
+        "pg_negative"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
+        let negatable = |t: &DataType| {
+            is_numeric(t)
+                || t.is_signed_integer()
+                || t.is_floating()
+                || matches!(
+                    t,
+                    DataType::Decimal128(..)
+                        | DataType::Decimal256(..)
+                        | DataType::Interval(_)
+                        | DataType::Null
+                )
+        };
+        match arg_types {
+            [t] if negatable(t) => Ok(arg_types.to_vec()),
+            [t] => plan_err!("operator does not exist: - {t}"),
+            _ => plan_err!("- takes one operand"),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let values = args.args[0].to_array(args.number_rows)?;
+        let negated = match values.data_type() {
+            t if is_numeric(t) => map_numerics(&[values], |v| Ok(v[0].neg()))?,
+            DataType::Null => values,
+            _ => neg(&values)?,
+        };
+        Ok(match scalar {
+            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&negated, 0)?),
+            false => ColumnarValue::Array(negated),
+        })
+    }
+}
+
+/// Which aggregate of `numeric` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Sum,
+    Avg,
+    /// `var_samp` / `var_pop`, or their square roots (`stddev_*`).
+    Variance {
+        sample: bool,
+        root: bool,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct NumericAggregate {
+    inner: Arc<AggregateUDF>,
+    kind: Kind,
+    signature: Signature,
+}
+
+impl NumericAggregate {
+    fn new(inner: Arc<AggregateUDF>, kind: Kind) -> Self {
+        Self {
+            inner,
+            kind,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+
+    /// Whether a call on arguments of `types` is computed here: on a
+    /// `numeric`, and for `avg` and the variances on integers and decimals
+    /// too (which `planning` makes `numeric` values).
+    fn ours(&self, types: &[DataType]) -> bool {
+        let exact = |t: &DataType| {
+            t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+        };
+        any_numeric(types) || (self.kind != Kind::Sum && types.len() == 1 && exact(&types[0]))
+    }
+
+    fn on_numeric(args: &AccumulatorArgs) -> bool {
+        args.exprs
+            .first()
+            .and_then(|e| e.data_type(args.schema).ok())
+            .is_some_and(|t| is_numeric(&t))
+    }
+}
+
+impl AggregateUDFImpl for NumericAggregate {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
+        match self.ours(arg_types) {
+            true => Ok(arg_types.to_vec()),
+            false => inner_types(arg_types, self.inner.as_ref()),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
+        match self.ours(arg_types) {
+            true => Ok(NUMERIC),
+            false => self.inner.return_type(arg_types),
+        }
+    }
+
+    fn return_field(&self, arg_fields: &[FieldRef]) -> DFResult<FieldRef> {
+        let types: Vec<DataType> = arg_fields.iter().map(|f| f.data_type().clone()).collect();
+        match self.ours(&types) {
+            true => Ok(Arc::new(Field::new(self.name(), NUMERIC, true))),
+            false => self.inner.return_field(arg_fields),
+        }
+    }
+
+    fn is_nullable(&self) -> bool {
+        self.inner.is_nullable()
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
+        match Self::on_numeric(&args) {
+            true => Ok(Box::new(NumericAccumulator::new(self.kind))),
+            false => self.inner.accumulator(args),
+        }
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> DFResult<Vec<FieldRef>> {
+        let numeric = args
+            .input_fields
+            .first()
+            .is_some_and(|f| is_numeric(f.data_type()));
+        if !numeric {
+            return self.inner.state_fields(args);
+        }
+        let field = |name: &str, t: DataType| {
+            Arc::new(Field::new(format!("{}[{name}]", args.name), t, true))
+        };
+        Ok(vec![
+            field("sum", NUMERIC),
+            field("count", DataType::Int64),
+            field("squares", NUMERIC),
+        ])
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        !Self::on_numeric(&args) && self.inner.groups_accumulator_supported(args)
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> DFResult<Box<dyn GroupsAccumulator>> {
+        self.inner.create_groups_accumulator(args)
+    }
+
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
+        match Self::on_numeric(&args) {
+            true => Ok(Box::new(NumericAccumulator::new(self.kind))),
+            false => self.inner.create_sliding_accumulator(args),
+        }
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
+    }
+
+    fn default_value(&self, data_type: &DataType) -> DFResult<ScalarValue> {
+        self.inner.default_value(data_type)
+    }
+}
+
+/// Sum, count and sum of squares of `numeric` values, exactly: `sum` has
+/// the largest scale of its inputs, `avg` is the sum over the count as
+/// `numeric` division scales it, and the variances follow PostgreSQL's
+/// `numeric_stddev_internal` (the square root of the variance rounded at
+/// the variance's scale). NaN, or both infinities, make NaN; an infinity
+/// makes itself (sum, avg) or NaN (the variances).
+#[derive(Debug)]
+struct NumericAccumulator {
+    kind: Kind,
+    sum: Numeric,
+    count: i64,
+    squares: Numeric,
+}
+
+impl NumericAccumulator {
+    fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            sum: Numeric::zero(),
+            count: 0,
+            squares: Numeric::zero(),
+        }
+    }
+
+    fn add(&mut self, value: &Numeric, sign: i64) -> crate::error::Result<()> {
+        let squares = matches!(self.kind, Kind::Variance { .. });
+        match sign {
+            1 => {
+                self.sum = self.sum.add(value)?;
+                if squares {
+                    self.squares = self.squares.add(&value.mul(value)?)?;
+                }
+            }
+            _ => {
+                self.sum = self.sum.sub(value)?;
+                if squares {
+                    self.squares = self.squares.sub(&value.mul(value)?)?;
+                }
+            }
+        }
+        self.count += sign;
+        Ok(())
+    }
+
+    fn result(&self) -> crate::error::Result<Option<Numeric>> {
+        let count = Numeric::from_i64(self.count);
+        Ok(match self.kind {
+            _ if self.count == 0 => None,
+            Kind::Sum => Some(self.sum.clone()),
+            Kind::Avg => Some(self.sum.div(&count)?),
+            Kind::Variance { sample, .. } if sample && self.count == 1 => None,
+            Kind::Variance { .. }
+                if !matches!(self.sum, Numeric::Finite { .. })
+                    || !matches!(self.squares, Numeric::Finite { .. }) =>
+            {
+                Some(Numeric::NaN)
+            }
+            Kind::Variance { sample, root } => {
+                let spread = count.mul(&self.squares)?.sub(&self.sum.mul(&self.sum)?)?;
+                if spread <= Numeric::zero() {
+                    return Ok(Some(Numeric::zero()));
+                }
+                let pairs = match sample {
+                    true => count.mul(&Numeric::from_i64(self.count - 1))?,
+                    false => count.mul(&count)?,
+                };
+                let variance = spread.div(&pairs)?;
+                Some(match root {
+                    true => variance.sqrt_to(variance.scale())?,
+                    false => variance,
+                })
+            }
+        })
+    }
+}
+
+impl Accumulator for NumericAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
+        for value in numerics(values[0].as_ref()) {
+            if let Some(value) = value? {
+                self.add(&value, 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
+        for value in numerics(values[0].as_ref()) {
+            if let Some(value) = value? {
+                self.add(&value, -1)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DFResult<()> {
+        let counts = states[1].as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let sums = numerics(states[0].as_ref());
+        let squares = numerics(states[2].as_ref());
+        for ((sum, count), square) in sums.zip(counts.iter()).zip(squares) {
+            if let (Some(sum), Some(count), Some(square)) = (sum?, count, square?) {
+                self.sum = self.sum.add(&sum)?;
+                self.squares = self.squares.add(&square)?;
+                self.count += count;
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> DFResult<Vec<ScalarValue>> {
+        let bytes = |v: &Numeric| ScalarValue::LargeBinary(Some(v.to_sortable()));
+        Ok(vec![
+            bytes(&self.sum),
+            ScalarValue::Int64(Some(self.count)),
+            bytes(&self.squares),
+        ])
+    }
+
+    fn evaluate(&mut self) -> DFResult<ScalarValue> {
+        Ok(ScalarValue::LargeBinary(
+            self.result()?.map(|v| v.to_sortable()),
+        ))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + 2 * 64
+    }
+}
