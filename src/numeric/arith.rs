@@ -178,7 +178,12 @@ impl Numeric {
     }
 
     /// Both finite: `self / other` at `scale`, rounded as asked.
-    fn quotient(&self, other: &Numeric, scale: u32, rounding: Rounding) -> Result<Numeric> {
+    pub(super) fn quotient(
+        &self,
+        other: &Numeric,
+        scale: u32,
+        rounding: Rounding,
+    ) -> Result<Numeric> {
         let (
             Finite {
                 unscaled: a,

@@ -114,7 +114,11 @@ impl Numeric {
         if ln_b.is_zero() {
             return Err(Error::input(InputError::DivisionByZero, "division by zero"));
         }
-        Numeric::finite(ln_x, working).div_at(&Numeric::finite(ln_b, working), to)
+        Numeric::finite(ln_x, working).quotient(
+            &Numeric::finite(ln_b, working),
+            to,
+            Rounding::HalfAway,
+        )
     }
 
     /// `power(x, y)`, `x ^ y`.
@@ -123,34 +127,26 @@ impl Numeric {
         if let Some(special) = special_power(x, y)? {
             return Ok(special);
         }
-        let (
-            Finite { scale: xs, .. },
-            Finite {
-                unscaled: yu,
-                scale: ys,
-            },
-        ) = (x, y)
-        else {
+        let (Finite { scale: xs, .. }, Finite { scale: ys, .. }) = (x, y) else {
             return Ok(NaN);
         };
         if x.is_zero() && y.is_negative() {
             return Err(power_error("zero raised to a negative power is undefined"));
         }
-        let integral = rescale(yu, *ys, 0, Rounding::Truncate);
-        let is_integer = rescale(&integral, 0, *ys, Rounding::Truncate) == *yu;
-        if let (true, Some(n)) = (is_integer, integral.to_i32()) {
+        let integer = y.integral();
+        if let Some(n) = integer.as_ref().and_then(|n| n.to_i32()) {
             return integer_power(x, *xs, n);
         }
         if x.is_zero() {
             return Ok(Numeric::finite(BigInt::zero(), MIN_SIG_DIGITS as u32));
         }
         let negative = x.is_negative();
-        if negative && !is_integer {
+        if negative && integer.is_none() {
             return Err(power_error(
                 "a negative number raised to a non-integer power yields a complex result",
             ));
         }
-        let odd = negative && (&integral % 2i32) != BigInt::zero();
+        let odd = negative && integer.is_some_and(|n| n % 2i32 != BigInt::zero());
         let base = x.abs();
         // PostgreSQL's estimate of the result's size: ln(x) and y * ln(x)
         // to a few digits, as floats.
@@ -168,31 +164,6 @@ impl Numeric {
         let to = clamp_scale(MIN_SIG_DIGITS - weight as i64, &[*xs, *ys]);
         let result = exp_of_product(&base, y, to, weight)?;
         Ok(if odd { result.neg() } else { result })
-    }
-
-    /// `self / other` rounded at `to` digits (both finite, `other` not 0).
-    fn div_at(&self, other: &Numeric, to: u32) -> Result<Numeric> {
-        let (
-            Finite {
-                unscaled: a,
-                scale: sa,
-            },
-            Finite {
-                unscaled: b,
-                scale: sb,
-            },
-        ) = (self, other)
-        else {
-            return Ok(NaN);
-        };
-        let numerator = a * pow10(u64::from(*sb + to));
-        let denominator = b * pow10(u64::from(*sa));
-        let (q, r) = (&numerator / &denominator, &numerator % &denominator);
-        let q = match r.abs() * 2 >= denominator.abs() {
-            true => q + numerator.signum() * denominator.signum(),
-            false => q,
-        };
-        Numeric::finite(q, to).checked()
     }
 }
 
@@ -357,7 +328,7 @@ fn integer_power(x: &Numeric, scale: u32, n: i32) -> Result<Numeric> {
     }
     match n > 0 {
         true => power.rescaled(to).checked(),
-        false => Numeric::from_i64(1).div_at(&power, to),
+        false => Numeric::from_i64(1).quotient(&power, to, Rounding::HalfAway),
     }
 }
 
@@ -371,13 +342,8 @@ fn special_power(x: &Numeric, y: &Numeric) -> Result<Option<Numeric>> {
         (Finite { .. }, Finite { .. }) => return Ok(None),
         _ => {}
     }
-    let integral = |v: &Numeric| match v {
-        Finite { unscaled, scale } => {
-            let whole = rescale(unscaled, *scale, 0, Rounding::Truncate);
-            rescale(&whole, 0, *scale, Rounding::Truncate) == *unscaled
-        }
-        _ => true,
-    };
+    // An infinity counts as an integer here, as in POSIX's pow.
+    let integral = |v: &Numeric| !matches!(v, Finite { .. }) || v.integral().is_some();
     if x.is_zero() && y.is_negative() {
         return Err(power_error("zero raised to a negative power is undefined"));
     }
@@ -404,13 +370,10 @@ fn special_power(x: &Numeric, y: &Numeric) -> Result<Option<Numeric>> {
         }
         (Infinity, _) => infinite(!y.is_negative()),
         (NegInfinity, _) if y.is_negative() => Numeric::zero(),
-        (NegInfinity, Finite { unscaled, scale }) => {
-            let whole = rescale(unscaled, *scale, 0, Rounding::Truncate);
-            match integral(y) && (whole % 2i32) != BigInt::zero() {
-                true => NegInfinity,
-                false => Infinity,
-            }
-        }
+        (NegInfinity, _) => match y.integral().is_some_and(|n| n % 2i32 != BigInt::zero()) {
+            true => NegInfinity,
+            false => Infinity,
+        },
         _ => NaN,
     }))
 }

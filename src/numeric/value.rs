@@ -161,6 +161,16 @@ impl Numeric {
         Ok(self)
     }
 
+    /// The value as an integer, if it is a finite one (`2.00` is 2; the
+    /// scale does not matter).
+    pub fn integral(&self) -> Option<BigInt> {
+        let Numeric::Finite { unscaled, scale } = self else {
+            return None;
+        };
+        let whole = rescale(unscaled, *scale, 0, Rounding::Truncate);
+        (rescale(&whole, 0, *scale, Rounding::Truncate) == *unscaled).then_some(whole)
+    }
+
     /// How many digits it has before the point (0 below 1 and for the
     /// special values).
     pub fn integer_digits(&self) -> u64 {
