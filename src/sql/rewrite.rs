@@ -73,14 +73,6 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
     if !matches!(source.body.as_ref(), SetExpr::Values(_)) {
         values_as_selects(source);
     }
-    let values = match source.body.as_mut() {
-        SetExpr::Values(values) => values,
-        SetExpr::Select(select) => {
-            name_repeated_items(select);
-            return Ok(());
-        }
-        _ => return Ok(()),
-    };
     let targets: Vec<Option<usize>> = if insert.columns.is_empty() {
         (0..def.visible_columns()).map(Some).collect()
     } else {
@@ -93,6 +85,27 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
                     .and_then(|i| def.column_index(&ident_name(i)))
             })
             .collect()
+    };
+    let values = match source.body.as_mut() {
+        SetExpr::Values(values) => values,
+        SetExpr::Select(select) => {
+            name_repeated_items(select);
+            // DataFusion casts a SELECT's items to the columns' types as
+            // it plans them, and knows no cast between a `numeric` of
+            // its own scale and the other number types.
+            for (item, target) in select.projection.iter_mut().zip(&targets) {
+                let (SelectItem::UnnamedExpr(value)
+                | SelectItem::ExprWithAlias { expr: value, .. }) = item
+                else {
+                    continue;
+                };
+                if let Some(index) = *target {
+                    assigned_number(value, &def.columns[index].sql_type);
+                }
+            }
+            return Ok(());
+        }
+        _ => return Ok(()),
     };
     // The type a string literal is cast to for its column, where the
     // planner would not assign text (PostgreSQL reads the untyped literal
@@ -126,30 +139,7 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
                 typed_literal(value, data_type.clone());
             }
             let column = &def.columns[index];
-            // DataFusion checks a VALUES list's values against its target
-            // columns' types before any cast: a number for an
-            // unconstrained `numeric` column is made one first.
-            if column.sql_type == SqlType::UnconstrainedNumeric && !is_untyped(value) {
-                *value = numeric_cast(value.clone());
-            } else if number_column(&column.sql_type) && computed(value) {
-                // Also a `numeric` of its own scale computed for a column
-                // of another number type (`-1.0 / 3` for a float column,
-                // `$1::numeric` for a `numeric(8,2)`): cast as PostgreSQL
-                // assigns it.
-                *value = Expr::Cast {
-                    kind: CastKind::Cast,
-                    expr: Box::new(value.clone()),
-                    data_type: parse_expr(&format!("CAST(NULL AS {})", column.sql_type.cast_sql()))
-                        .ok()
-                        .and_then(|e| match e {
-                            Expr::Cast { data_type, .. } => Some(data_type),
-                            _ => None,
-                        })
-                        .unwrap_or(DataType::Numeric(ExactNumberInfo::None)),
-                    array: false,
-                    format: None,
-                };
-            }
+            assigned_number(value, &column.sql_type);
             // DataFusion types a VALUES list by its target columns, and
             // fails on a NULL under a NOT NULL one naming the list's
             // column (`column2`): PostgreSQL's error names the table's.
@@ -159,6 +149,70 @@ pub fn rewrite_insert(insert: &mut Insert, catalog: &dyn Tables) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A value for a column of a number type, cast to it where DataFusion
+/// would not (it checks the values against the columns' types before any
+/// cast, and knows no cast between a `numeric` of its own scale and the
+/// other number types): a number for an unconstrained `numeric` column,
+/// and a computed value for one of another number type (`-1.0 / 3` for a
+/// float column, `$1::numeric` for a `numeric(8,2)`), cast as PostgreSQL
+/// assigns it.
+fn assigned_number(value: &mut Expr, sql_type: &SqlType) {
+    if set_returning(value) {
+        return; // (its rows are cast where it is expanded)
+    }
+    match sql_type {
+        SqlType::UnconstrainedNumeric if !is_untyped(value) => {
+            *value = numeric_cast(value.clone());
+        }
+        t if number_column(t) && computed(value) => {
+            if let Ok(Expr::Cast { data_type, .. }) =
+                parse_expr(&format!("CAST(NULL AS {})", t.cast_sql()))
+            {
+                *value = Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(value.clone()),
+                    data_type,
+                    array: false,
+                    format: None,
+                };
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A call of a function that returns rows (`generate_series(1, 3)` in a
+/// select list), which a cast around it would break.
+fn set_returning(value: &Expr) -> bool {
+    let Expr::Function(function) = value else {
+        return false;
+    };
+    let name = function.name.to_string().to_ascii_lowercase();
+    let name = name
+        .strip_prefix("pg_catalog.")
+        .unwrap_or(&name)
+        .to_string();
+    matches!(
+        name.as_str(),
+        "generate_series"
+            | "generate_subscripts"
+            | "unnest"
+            | "regexp_matches"
+            | "regexp_split_to_table"
+            | "string_to_table"
+            | "json_array_elements"
+            | "json_array_elements_text"
+            | "jsonb_array_elements"
+            | "jsonb_array_elements_text"
+            | "json_each"
+            | "json_each_text"
+            | "jsonb_each"
+            | "jsonb_each_text"
+            | "json_object_keys"
+            | "jsonb_object_keys"
+    )
 }
 
 /// The number types other than an unconstrained `numeric`.

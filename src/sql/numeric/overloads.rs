@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef};
 use datafusion::common::{internal_err, plan_err, Result as DFResult, ScalarValue};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -25,9 +25,11 @@ use datafusion::logical_expr::{
     ReversedUDAF, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::kernels::aggregate::sum_checked;
 use datafusion::arrow::compute::kernels::numeric::neg;
 
-use super::values::{is_numeric, map_numerics, numerics, NUMERIC};
+use super::values::{is_numeric, map_numerics, numerics, to_numerics, NUMERIC};
 use crate::numeric::Numeric;
 use crate::sql::analyze::is_text;
 
@@ -389,11 +391,13 @@ impl NumericAggregate {
         any_numeric(types) || (self.kind != Kind::Sum && types.len() == 1 && exact(&types[0]))
     }
 
-    fn on_numeric(args: &AccumulatorArgs) -> bool {
-        args.exprs
+    /// Whether a call (as its accumulator sees it) is computed here.
+    fn computes(&self, args: &AccumulatorArgs) -> bool {
+        let input = args
+            .exprs
             .first()
-            .and_then(|e| e.data_type(args.schema).ok())
-            .is_some_and(|t| is_numeric(&t))
+            .and_then(|e| e.data_type(args.schema).ok());
+        input.is_some_and(|t| self.ours(&[t]))
     }
 }
 
@@ -437,18 +441,19 @@ impl AggregateUDFImpl for NumericAggregate {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
-        match Self::on_numeric(&args) {
+        match self.computes(&args) {
             true => Ok(Box::new(NumericAccumulator::new(self.kind))),
             false => self.inner.accumulator(args),
         }
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> DFResult<Vec<FieldRef>> {
-        let numeric = args
+        let types: Vec<DataType> = args
             .input_fields
-            .first()
-            .is_some_and(|f| is_numeric(f.data_type()));
-        if !numeric {
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        if !self.ours(&types) {
             return self.inner.state_fields(args);
         }
         let field = |name: &str, t: DataType| {
@@ -462,7 +467,7 @@ impl AggregateUDFImpl for NumericAggregate {
     }
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        !Self::on_numeric(&args) && self.inner.groups_accumulator_supported(args)
+        !self.computes(&args) && self.inner.groups_accumulator_supported(args)
     }
 
     fn create_groups_accumulator(
@@ -473,7 +478,7 @@ impl AggregateUDFImpl for NumericAggregate {
     }
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
-        match Self::on_numeric(&args) {
+        match self.computes(&args) {
             true => Ok(Box::new(NumericAccumulator::new(self.kind))),
             false => self.inner.create_sliding_accumulator(args),
         }
@@ -486,6 +491,18 @@ impl AggregateUDFImpl for NumericAggregate {
     fn default_value(&self, data_type: &DataType) -> DFResult<ScalarValue> {
         self.inner.default_value(data_type)
     }
+}
+
+/// The sum of a batch of integers or Decimal128s and its scale, if it
+/// fits 128 bits.
+fn exact_sum(values: &ArrayRef) -> Option<(i128, i8)> {
+    let (values, scale) = match values.data_type() {
+        DataType::Decimal128(_, scale) => (values.clone(), *scale),
+        t if t.is_integer() => (cast(values, &DataType::Decimal128(38, 0)).ok()?, 0),
+        _ => return None,
+    };
+    let sum = sum_checked(values.as_primitive::<Decimal128Type>()).ok()?;
+    Some((sum.unwrap_or(0), scale))
 }
 
 /// Sum, count and sum of squares of `numeric` values, exactly: `sum` has
@@ -532,6 +549,35 @@ impl NumericAccumulator {
         Ok(())
     }
 
+    /// Adds (`sign` 1) or takes away (-1) a batch of values: `numeric`
+    /// values one by one; integers and decimals (`avg`'s) summed as the
+    /// batch's one sum, exactly, in 128 bits when they fit (else one by
+    /// one), so `avg` of a `numeric(12,2)` column costs an addition per row.
+    fn add_batch(&mut self, values: &ArrayRef, sign: i64) -> DFResult<()> {
+        let squares = matches!(self.kind, Kind::Variance { .. });
+        if !squares {
+            if let Some((sum, scale)) = exact_sum(values) {
+                let sum = Numeric::from_scaled(sum, scale);
+                self.sum = match sign {
+                    1 => self.sum.add(&sum)?,
+                    _ => self.sum.sub(&sum)?,
+                };
+                self.count += sign * (values.len() - values.null_count()) as i64;
+                return Ok(());
+            }
+        }
+        let values = match is_numeric(values.data_type()) {
+            true => values.clone(),
+            false => to_numerics(values.as_ref())?,
+        };
+        for value in numerics(values.as_ref()) {
+            if let Some(value) = value? {
+                self.add(&value, sign)?;
+            }
+        }
+        Ok(())
+    }
+
     fn result(&self) -> crate::error::Result<Option<Numeric>> {
         let count = Numeric::from_i64(self.count);
         Ok(match self.kind {
@@ -566,21 +612,11 @@ impl NumericAccumulator {
 
 impl Accumulator for NumericAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
-        for value in numerics(values[0].as_ref()) {
-            if let Some(value) = value? {
-                self.add(&value, 1)?;
-            }
-        }
-        Ok(())
+        self.add_batch(&values[0], 1)
     }
 
     fn retract_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
-        for value in numerics(values[0].as_ref()) {
-            if let Some(value) = value? {
-                self.add(&value, -1)?;
-            }
-        }
-        Ok(())
+        self.add_batch(&values[0], -1)
     }
 
     fn supports_retract_batch(&self) -> bool {

@@ -354,8 +354,8 @@ fn on_numerics(call: &ScalarFunction, schema: &DFSchema) -> bool {
         }
 }
 
-/// The arguments of an aggregate as PostgreSQL reads them: `avg` and the
-/// variances of integers and decimals are `numeric` (computed by
+/// The arguments of an aggregate as PostgreSQL reads them: the variances
+/// of integers and decimals are of `numeric` values (computed by
 /// `super::overloads`), and `count(DISTINCT x)` counts values, not their
 /// scales (`1.5` and `1.50` are one). Whether any changed.
 fn aggregate_arguments(
@@ -372,7 +372,8 @@ fn aggregate_arguments(
             .chain(func.aliases().iter().map(String::as_str))
             .any(|n| names.contains(&n))
     };
-    let numeric_result = named(&["avg", "var_samp", "var_pop", "stddev_samp", "stddev_pop"]);
+    // (`avg` sums integers and decimals as they are: `overloads`.)
+    let numeric_result = named(&["var_samp", "var_pop", "stddev_samp", "stddev_pop"]);
     let converted = match kind(arg, schema) {
         Kind::Exact if numeric_result && !matches!(arg.get_type(schema), Ok(DataType::Null)) => {
             as_numeric(arg.clone(), schema)
