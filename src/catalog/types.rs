@@ -18,8 +18,6 @@ use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 const DECIMAL128_MAX_PRECISION: u8 = 38;
 /// Largest precision ShardForge stores at all (Decimal256).
 pub const NUMERIC_MAX_PRECISION: u8 = 76;
-/// PostgreSQL's name of an unconstrained `numeric`.
-pub const UNCONSTRAINED_NAME: &str = "numeric";
 /// Timezone of stored `timestamptz` values.
 pub const UTC: &str = "+00:00";
 
@@ -200,7 +198,7 @@ impl SqlType {
             SqlType::Real => "real".into(),
             SqlType::Double => "double precision".into(),
             SqlType::Numeric { precision, scale } => format!("numeric({precision},{scale})"),
-            SqlType::UnconstrainedNumeric => UNCONSTRAINED_NAME.into(),
+            SqlType::UnconstrainedNumeric => "numeric".into(),
             SqlType::Boolean => "boolean".into(),
             SqlType::Text => "text".into(),
             SqlType::Varchar(None) => "character varying".into(),
@@ -242,12 +240,6 @@ impl SqlType {
             metadata.insert(super::CHAR_LENGTH_METADATA.to_string(), n.to_string());
         }
         metadata
-    }
-
-    /// Whether `field` holds `numeric` values with their own scale (an
-    /// unconstrained `numeric` column's, or a cast to `numeric` alone).
-    pub fn is_unconstrained_numeric(field: &Field) -> bool {
-        *field.data_type() == DataType::LargeBinary
     }
 
     /// The `n` of a `char(n)` value's field ([`Self::metadata`]).

@@ -183,7 +183,7 @@ fn own_scale_numeric(
     field: Option<&FieldRef>,
 ) -> Result<Option<ScalarValue>> {
     let undeclared = declared.is_none_or(|t| *t == Type::UNKNOWN);
-    let unconstrained = field.is_some_and(|f| SqlType::is_unconstrained_numeric(f));
+    let unconstrained = field.is_some_and(|f| crate::sql::numeric::is_numeric(f.data_type()));
     if declared != Some(&Type::NUMERIC) && !(undeclared && unconstrained) {
         return Ok(None);
     }

@@ -5,14 +5,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BinaryBuilder, Int32Builder};
+use datafusion::arrow::array::{ArrayRef, AsArray, BinaryBuilder, Int32Builder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result as DFResult;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-
-use datafusion::arrow::array::AsArray;
 
 use super::values::{from_numerics, map_numerics, map_rows, numerics, to_numerics, NUMERIC};
 use crate::error::{Error, InputError, Result};

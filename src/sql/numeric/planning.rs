@@ -51,7 +51,6 @@ use super::functions::{
     compared, from_numeric, numeric_call, numeric_choice, numeric_function, to_numeric, Operation,
 };
 use super::values::{is_numeric, NUMERIC};
-use crate::catalog::SqlType;
 use crate::sql::analyze::{convert_compared, is_text, rewrite_plan_expressions};
 
 #[derive(Debug, Default)]
@@ -275,7 +274,7 @@ fn numeric_values(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
     let numeric = |e: &Expr| kind(e, schema) == Kind::Numeric;
     match expr {
         Expr::Cast(Cast { expr: inner, field }) | Expr::TryCast(TryCast { expr: inner, field })
-            if SqlType::is_unconstrained_numeric(&field) || is_numeric(field.data_type()) =>
+            if is_numeric(field.data_type()) =>
         {
             Transformed::yes(as_numeric(*inner, schema))
         }
