@@ -92,6 +92,14 @@ impl SqlType {
             SqlType::Bytea => DataType::Binary,
             SqlType::Uuid => DataType::FixedSizeBinary(16),
             SqlType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
+            // The elements of a `numeric[]` are `numeric(38, 10)`, as
+            // DataFusion reads `numeric[]` (they do not keep their scale).
+            SqlType::Array(element) if **element == SqlType::UnconstrainedNumeric => {
+                DataType::List(Arc::new(Field::new_list_field(
+                    DataType::Decimal128(38, 10),
+                    true,
+                )))
+            }
             SqlType::Array(element) => {
                 DataType::List(Arc::new(Field::new_list_field(element.to_arrow(), true)))
             }

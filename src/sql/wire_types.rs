@@ -105,6 +105,20 @@ impl TypePlanner for PgTypePlanner {
                 ast::ArrayElemTypeDef::SquareBracket(element, _)
                 | ast::ArrayElemTypeDef::AngleBracket(element),
             ) if is_oid_type(element) => field(DataType::List(Arc::new(oid_field("item")))),
+            // `numeric[]`: its elements are `numeric(38, 10)`, as a
+            // `numeric[]` column's are (`SqlType::to_arrow`).
+            ast::DataType::Array(
+                ast::ArrayElemTypeDef::SquareBracket(element, _)
+                | ast::ArrayElemTypeDef::AngleBracket(element),
+            ) if matches!(
+                element.as_ref(),
+                ast::DataType::Numeric(ast::ExactNumberInfo::None)
+                    | ast::DataType::Decimal(ast::ExactNumberInfo::None)
+            ) =>
+            {
+                let element = Field::new_list_field(DataType::Decimal128(38, 10), true);
+                field(DataType::List(Arc::new(element)))
+            }
             // `name` (identifiers in the catalog) is text, typed `name`
             // (not cut to 63 bytes, as PostgreSQL cuts it).
             other if catalog_type_name(other) == "name" => {

@@ -351,6 +351,7 @@ impl ExprPlanner for PgExprPlanner {
         schema: &DFSchema,
     ) -> DFResult<PlannerResult<Vec<Expr>>> {
         let exprs = super::super::array_literal::array_elements(exprs, schema);
+        let exprs = super::super::numeric::numeric_elements(exprs, schema);
         Ok(PlannerResult::Original(exprs))
     }
 

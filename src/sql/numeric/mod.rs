@@ -41,7 +41,7 @@ mod planning;
 mod values;
 
 pub use overloads::register_overloads;
-pub use planning::{numeric_operator, NumericValues};
+pub use planning::{numeric_elements, numeric_operator, NumericValues};
 pub use values::{from_numerics, is_numeric, numerics, to_i256, to_numerics, NUMERIC};
 
 /// Arrow's Decimal128 precision.

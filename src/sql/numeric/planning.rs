@@ -609,6 +609,19 @@ fn numeric_together(args: &[Expr], schema: &DFSchema) -> bool {
     kinds.contains(&Kind::Numeric) || (decimal && types.windows(2).any(|w| w[0] != w[1]))
 }
 
+/// An array literal's `numeric` elements as a `numeric[]` holds them:
+/// `numeric(38, 10)` (`SqlType::to_arrow`), which DataFusion can then
+/// type together with the others as it plans the literal.
+pub fn numeric_elements(exprs: Vec<Expr>, schema: &DFSchema) -> Vec<Expr> {
+    exprs
+        .into_iter()
+        .map(|e| match kind(&e, schema) {
+            Kind::Numeric => from_numeric(e, &DataType::Decimal128(38, 10)),
+            _ => e,
+        })
+        .collect()
+}
+
 /// Operands brought to one type beside a `numeric` value (module docs).
 fn unified(args: Vec<Expr>, schema: &DFSchema) -> Vec<Expr> {
     if !numeric_together(&args, schema) {
