@@ -392,36 +392,13 @@ fn float(text: &str, type_name: &str) -> Result<f64> {
     Ok(value)
 }
 
-/// The scale `numeric_in` gives `text` when no scale is asked: its
-/// digits after the point less its exponent, at least 0 (`2.50` is 2,
-/// `1e3` 0, `1.5e-3` 4). None for text that is not digits with an
-/// optional point, sign and exponent.
-pub fn numeric_scale(text: &str) -> Option<i64> {
-    let body = text.trim().trim_start_matches(['-', '+']);
-    let (mantissa, exponent) = match body.find(['e', 'E']) {
-        Some(at) => (&body[..at], body[at + 1..].parse::<i64>().ok()?),
-        None => (body, 0),
-    };
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits = whole.bytes().chain(fraction.bytes());
-    if whole.len() + fraction.len() == 0 || !digits.clone().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((fraction.len() as i64).saturating_sub(exponent).max(0))
-}
-
 /// A numeric as `numeric_in` reads it, as `numeric(precision, scale)`
 /// holds it (rounded half away from zero to `scale` digits, 22003 past
 /// the precision or for an infinity): the unscaled integer. NaN, which
 /// PostgreSQL lets into a `numeric(p, s)`, is 0A000: a fixed-scale decimal
 /// cannot hold it.
 pub fn numeric(text: &str, precision: u8, scale: i8) -> Result<i256> {
-    let fitted = Numeric::parse(text)?.fit(precision.into(), scale.max(0) as u32)?;
-    let unscaled = fitted.unscaled_at(scale.max(0) as u32).ok_or_else(|| {
-        Error::unsupported(format!(
-            "NaN in a numeric({precision},{scale}); an unconstrained numeric holds it"
-        ))
-    })?;
+    let unscaled = crate::sql::numeric::fitted(&Numeric::parse(text)?, precision, scale)?;
     Ok(crate::sql::numeric::to_i256(&unscaled))
 }
 
@@ -466,13 +443,6 @@ pub fn numeric_text(bytes: &[u8]) -> Result<String> {
         exponent = 0;
     }
     Ok(format!("{text}e{exponent}"))
-}
-
-/// The display scale of a numeric in PostgreSQL's binary format (its
-/// fourth 16-bit word), if there is one.
-pub fn numeric_binary_scale(bytes: &[u8]) -> Option<i64> {
-    let word = bytes.get(6..8)?;
-    Some(i64::from(i16::from_be_bytes([word[0], word[1]]))).filter(|s| *s >= 0)
 }
 
 /// A boolean as `boolin` reads it: `t`, `true`, `yes`, `on`, `1` and their

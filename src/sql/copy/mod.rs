@@ -18,7 +18,7 @@
 pub mod format;
 mod input;
 
-pub use input::{numeric, numeric_binary_scale, numeric_scale, numeric_text, utf8, ColumnInput};
+pub use input::{numeric, numeric_text, utf8, ColumnInput};
 
 use std::sync::Arc;
 

@@ -42,7 +42,7 @@ mod values;
 
 pub use overloads::register_overloads;
 pub use planning::{numeric_elements, numeric_operator, NumericValues};
-pub use values::{from_numerics, is_numeric, numerics, to_i256, to_numerics, NUMERIC};
+pub use values::{fitted, from_numerics, is_numeric, numerics, to_i256, to_numerics, NUMERIC};
 
 /// Arrow's Decimal128 precision.
 const MAX_PRECISION: u8 = 38;

@@ -282,14 +282,19 @@ fn float(value: &Numeric, type_name: &str) -> Result<f64> {
     }
 }
 
-/// The unscaled integer of `value` in `numeric(precision, scale)`.
-fn fitted(value: &Numeric, precision: u8, scale: i8) -> Result<BigInt> {
+/// The unscaled integer of `value` in `numeric(precision, scale)`, as
+/// PostgreSQL's typmod fits it (22003 past the precision). NaN, which
+/// PostgreSQL lets into a `numeric(p, s)`, is 0A000: a fixed-scale decimal
+/// cannot hold it.
+pub fn fitted(value: &Numeric, precision: u8, scale: i8) -> Result<BigInt> {
     let scale =
         u32::try_from(scale).map_err(|_| Error::unsupported("a numeric scale below zero"))?;
     let fitted = value.fit(precision.into(), scale)?;
-    fitted
-        .unscaled_at(scale)
-        .ok_or_else(|| Error::unsupported("NaN in a numeric column of fixed precision"))
+    fitted.unscaled_at(scale).ok_or_else(|| {
+        Error::unsupported(format!(
+            "NaN in a numeric({precision},{scale}); an unconstrained numeric holds it"
+        ))
+    })
 }
 
 /// `value` as a 256-bit integer (the caller checked that it fits).
