@@ -27,12 +27,15 @@ use datafusion::logical_expr::{
     ScalarUDF, ScalarUDFImpl, Signature, TryCast, Volatility,
 };
 
+mod floats;
+
 use super::analyze::{as_string_type, is_text, like_arguments};
 use super::vars::session_zone;
 use crate::catalog::types::sql_type_name;
 use crate::catalog::PG_TYPE_METADATA;
 use crate::error::Result;
 use crate::sql::numeric::numerics;
+use floats::{float4, float8};
 use pgwire::api::Type;
 
 /// A timestamp, time, interval or float made text, as PostgreSQL prints
@@ -215,12 +218,12 @@ pub fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
         DataType::Float32 => array
             .as_primitive::<Float32Type>()
             .iter()
-            .map(|v| v.map(|v| float(f64::from(v), &format!("{v:e}"), FLOAT4_DIGITS)))
+            .map(|v| v.map(float4))
             .collect(),
         DataType::Float64 => array
             .as_primitive::<Float64Type>()
             .iter()
-            .map(|v| v.map(|v| float(v, &format!("{v:e}"), FLOAT8_DIGITS)))
+            .map(|v| v.map(float8))
             .collect(),
         DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale) => decimals(array)
             .map(|v| v.map(|v| decimal_text(v, *scale)))
@@ -396,46 +399,6 @@ pub fn is_vector(field: &Field) -> bool {
             .is_some_and(|t| t == "int2vector" || t == "oidvector")
 }
 
-/// Significant digits past which PostgreSQL switches to exponent form.
-const FLOAT8_DIGITS: i32 = 15;
-const FLOAT4_DIGITS: i32 = 6;
-
-/// PostgreSQL's `float8out` / `float4out` with the default
-/// `extra_float_digits = 1`: the shortest digits that round-trip (`scientific`
-/// is Rust's shortest `{:e}` of the value), in plain form when the decimal
-/// exponent is in `-4 .. digits`, otherwise as `1.5e+20`.
-fn float(value: f64, scientific: &str, digits: i32) -> String {
-    if value.is_nan() {
-        return "NaN".into();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits_only: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if exponent < -4 || exponent >= digits {
-        let exp_sign = if exponent < 0 { '-' } else { '+' };
-        return format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs());
-    }
-    let point = exponent + 1; // digits before the decimal point
-    if point <= 0 {
-        format!("{sign}0.{}{digits_only}", "0".repeat((-point) as usize))
-    } else if point as usize >= digits_only.len() {
-        format!(
-            "{sign}{digits_only}{}",
-            "0".repeat(point as usize - digits_only.len())
-        )
-    } else {
-        let (int, frac) = digits_only.split_at(point as usize);
-        format!("{sign}{int}.{frac}")
-    }
-}
-
 /// `HH:MM:SS[.ffffff]` of a time of day, the fraction cut as a
 /// timestamp's.
 fn time(micros: i64) -> String {
@@ -597,10 +560,6 @@ pub fn decimal_text(value: i256, scale: i8) -> String {
 mod tests {
     use super::*;
 
-    fn f8(v: f64) -> String {
-        float(v, &format!("{v:e}"), FLOAT8_DIGITS)
-    }
-
     #[test]
     fn intervals_print_like_postgresql() {
         // PostgreSQL 15's output.
@@ -617,29 +576,6 @@ mod tests {
         );
         assert_eq!(interval(0, -1, 0), "-1 days");
         assert_eq!(interval(0, 0, 1_500_000), "00:00:01.5");
-    }
-
-    #[test]
-    fn floats_print_like_postgresql() {
-        // Expected values from PostgreSQL 15 (`SELECT x::float8`).
-        assert_eq!(f8(0.1), "0.1");
-        assert_eq!(f8(1.0), "1");
-        assert_eq!(f8(-2.5), "-2.5");
-        assert_eq!(f8(100.0), "100");
-        assert_eq!(f8(0.0001), "0.0001");
-        assert_eq!(f8(0.00001), "1e-05");
-        assert_eq!(f8(1e15), "1e+15");
-        assert_eq!(f8(123456789012345.0), "123456789012345");
-        assert_eq!(f8(1.5e300), "1.5e+300");
-        assert_eq!(f8(f64::INFINITY), "Infinity");
-        assert_eq!(f8(f64::NAN), "NaN");
-        let v = 1.1f32;
-        assert_eq!(float(f64::from(v), &format!("{v:e}"), FLOAT4_DIGITS), "1.1");
-        let v = 1e6f32;
-        assert_eq!(
-            float(f64::from(v), &format!("{v:e}"), FLOAT4_DIGITS),
-            "1e+06"
-        );
     }
 
     #[test]
