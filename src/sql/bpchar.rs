@@ -112,6 +112,15 @@ impl ScalarUDFImpl for Bpchar {
     }
 }
 
+/// Functions that show their arguments as the types' output functions
+/// print them.
+const SHOWN_PADDED: [&str; 5] = ["concat", "concat_ws", "format", "to_json", "to_jsonb"];
+
+/// How many leading arguments of a [`SHOWN_PADDED`] function are text.
+fn text_arguments(function: &str) -> usize {
+    usize::from(matches!(function, "concat_ws" | "format"))
+}
+
 /// Literals and parameters compared with `char(n)` values, and casts of
 /// them to text, read as PostgreSQL reads them (see the module's
 /// documentation): an expression rewrite run before type coercion
@@ -142,6 +151,23 @@ pub fn char_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
             if call.name() == "octet_length" && call.args.first().is_some_and(is_char) =>
         {
             call.args = call.args.into_iter().map(padded).collect();
+            Transformed::yes(Expr::ScalarFunction(call))
+        }
+        // Functions of "any" arguments print them with the type's output
+        // function, padded (`concat(code, '|')` is `ab  |`); the separator
+        // of concat_ws and the format string are text.
+        Expr::ScalarFunction(mut call)
+            if SHOWN_PADDED.contains(&call.name())
+                && call
+                    .args
+                    .iter()
+                    .skip(text_arguments(call.name()))
+                    .any(is_char) =>
+        {
+            let skip = text_arguments(call.name());
+            call.args = (call.args.into_iter().enumerate())
+                .map(|(i, arg)| if i < skip { arg } else { padded(arg) })
+                .collect();
             Transformed::yes(Expr::ScalarFunction(call))
         }
         // Cast to text: the value itself, no longer shown padded.
