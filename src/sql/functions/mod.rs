@@ -115,6 +115,7 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, regexp::regexp_split_to_array());
     replace(ctx, regexp::regexp_matches_list());
     replace(ctx, regexp::regexp_substr());
+    replace(ctx, regexp::regexp_replace());
     replace(ctx, like::like_escape());
     replace(ctx, like::similar_to_escape());
     replace(ctx, subscripts::generate_subscripts_list());

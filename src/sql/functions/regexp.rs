@@ -1,7 +1,8 @@
+//! `regexp_replace(text, pattern, replacement [, start [, n]] [, flags])`,
 //! `regexp_split_to_array(text, pattern [, flags])`,
 //! `regexp_matches(text, pattern [, flags])` and `regexp_substr(text,
 //! pattern [, start [, n [, flags [, subexpr]]]])` as PostgreSQL's, over
-//! Rust's regular expressions (as DataFusion's `~` and `regexp_replace`).
+//! Rust's regular expressions (as DataFusion's `~`).
 //! `regexp_matches` returns a set: in a select list it is planned as
 //! `unnest(regexp_matches_list(...))` (`rewrite::expand_set_returning_items`),
 //! as `regexp_split_to_table` is `unnest(regexp_split_to_array(...))`.
@@ -9,7 +10,7 @@
 //! Flags as PostgreSQL reads them: `i` ignores case, `c` does not, `n` (or
 //! `m`) makes `.` and bracket expressions stop at a newline and `^`/`$`
 //! match at one, `s` undoes it, `x` allows spaces and comments, `g`
-//! (matches only) finds every match; another is 22023.
+//! (matches and replace only) finds every match; another is 22023.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -164,6 +165,162 @@ impl ScalarUDFImpl for RegexpSubstr {
     }
 }
 
+pub fn regexp_replace() -> ScalarUDF {
+    let (text, int) = (DataType::Utf8, DataType::Int64);
+    let three = vec![text.clone(), text.clone(), text.clone()];
+    let with = |more: &[DataType]| TypeSignature::Exact([three.clone(), more.to_vec()].concat());
+    ScalarUDF::new_from_impl(RegexpReplace {
+        signature: Signature::one_of(
+            vec![
+                with(&[]),
+                // Before the flags: an integer literal would become text.
+                with(&[int.clone()]),
+                with(&[text.clone()]),
+                with(&[int.clone(), int.clone()]),
+                with(&[int.clone(), int, text]),
+            ],
+            Volatility::Immutable,
+        ),
+    })
+}
+
+/// `regexp_replace`: the first match at or after character `start` (1:
+/// the first) replaced, or every one with the flag `g` or `n` = 0, or the
+/// `n`th. In the replacement `\1` .. `\9` is a group, `\&` the whole
+/// match, `\\` one backslash; anything else (`$1` too) is itself.
+/// DataFusion's function read `$1` as a group and `\&` as text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RegexpReplace {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for RegexpReplace {
+    fn name(&self) -> &str {
+        "regexp_replace"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        // The fourth argument is the flags, or `start` and then `n`, flags.
+        let flags_at = match arrays.get(3) {
+            Some(a) if a.data_type() == &DataType::Utf8 => 3,
+            _ => 5,
+        };
+        let text = |column: usize, row: usize| match arrays.get(column) {
+            Some(a) => a.is_valid(row).then(|| a.as_string::<i32>().value(row)),
+            None => Some(""),
+        };
+        let int = |column: usize, row: usize| match arrays.get(column) {
+            Some(a) if column != flags_at => a
+                .is_valid(row)
+                .then(|| Some(a.as_primitive::<Int64Type>().value(row))),
+            _ => Some(None),
+        };
+        let mut compiled: HashMap<(String, String), Regex> = HashMap::new();
+        let mut replaced = StringBuilder::new();
+        for row in 0..args.number_rows {
+            let (
+                Some(subject),
+                Some(pattern),
+                Some(replacement),
+                Some(start),
+                Some(n),
+                Some(flags),
+            ) = (
+                text(0, row),
+                text(1, row),
+                text(2, row),
+                int(3, row),
+                int(4, row),
+                text(flags_at, row),
+            )
+            else {
+                replaced.append_null();
+                continue;
+            };
+            for (name, value) in [("start", start.map(|s| s - 1)), ("n", n)] {
+                if let Some(value) = value.filter(|v| *v < 0) {
+                    let value = if name == "start" { value + 1 } else { value };
+                    return Err(input_error(
+                        InputError::InvalidParameterValue,
+                        format!("invalid value for parameter \"{name}\": {value}"),
+                    ));
+                }
+            }
+            let global = flags.contains('g');
+            let flags: String = flags.chars().filter(|f| *f != 'g').collect();
+            let key = (pattern.to_string(), flags.clone());
+            let regex = match compiled.get(&key) {
+                Some(regex) => regex,
+                None => {
+                    let regex = compile(pattern, &flags, "regexp_replace")?;
+                    compiled.entry(key).or_insert(regex)
+                }
+            };
+            // Which matches: all (0), or the nth (the g flag is ignored
+            // when n is given).
+            let which = n.unwrap_or(if global { 0 } else { 1 }) as usize;
+            let from = subject
+                .char_indices()
+                .nth(start.unwrap_or(1) as usize - 1)
+                .map_or(subject.len(), |(at, _)| at);
+            let mut out = String::with_capacity(subject.len());
+            let mut copied = 0;
+            for (i, found) in regex.captures_iter(&subject[from..]).enumerate() {
+                if which != 0 && i + 1 < which {
+                    continue;
+                }
+                let whole = found.get(0).expect("a match has group 0");
+                out.push_str(&subject[copied..from + whole.start()]);
+                substitute(replacement, &found, &mut out);
+                copied = from + whole.end();
+                if which != 0 {
+                    break;
+                }
+            }
+            out.push_str(&subject[copied..]);
+            replaced.append_value(out);
+        }
+        like_arguments(&args.args, Arc::new(replaced.finish()))
+    }
+}
+
+/// `replacement` with PostgreSQL's escapes expanded (see [`RegexpReplace`]).
+fn substitute(replacement: &str, found: &regex::Captures, out: &mut String) {
+    let mut chars = replacement.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.peek().copied() {
+            Some(digit @ '1'..='9') => {
+                chars.next();
+                let group = digit as usize - '0' as usize;
+                out.push_str(found.get(group).map_or("", |g| g.as_str()));
+            }
+            Some('&') => {
+                chars.next();
+                out.push_str(&found[0]);
+            }
+            Some('\\') => {
+                chars.next();
+                out.push('\\');
+            }
+            // Not an escape: the backslash is text.
+            _ => out.push('\\'),
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Regexp {
     kind: Kind,
@@ -281,7 +438,8 @@ fn split_pieces<'t>(regex: &Regex, text: &'t str) -> Vec<&'t str> {
 }
 
 /// `pattern` with PostgreSQL's `flags` (see the module header), for the
-/// SQL function `function` (only `regexp_matches` takes `g`).
+/// SQL function `function` (only `regexp_matches` takes `g`;
+/// `regexp_replace` reads it itself).
 fn compile(pattern: &str, flags: &str, function: &str) -> DFResult<Regex> {
     let mut builder = RegexBuilder::new(pattern);
     builder.dot_matches_new_line(true);
