@@ -28,7 +28,7 @@ use datafusion::common::{plan_err, DFSchema, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::planner::{PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::{
-    binary_expr, cast, lit, BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, Operator,
+    binary_expr, cast, BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, Operator,
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
@@ -95,22 +95,23 @@ pub fn text_input_cast(expr: &Expr, schema: &DFSchema, config: &ConfigOptions) -
 
 /// `interval * number`, `number * interval` and `interval / number`, which
 /// DataFusion does not plan, as PostgreSQL computes them
-/// (`interval::multiply`).
+/// (`interval::multiply`, `interval::divide`).
 fn interval_product(expr: &RawBinaryExpr, left: &DataType, right: &DataType) -> Option<Expr> {
     let is_interval = |t: &DataType| matches!(t, DataType::Interval(_));
     let is_number = |t: &DataType| t.is_numeric();
     let factor = |e: &Expr| cast(e.clone(), DataType::Float64);
-    let multiply = |i: &Expr, f: Expr| super::interval::multiply_udf().call(vec![i.clone(), f]);
+    let scale = |divides: bool, i: &Expr, f: &Expr| {
+        super::interval::scale_udf(divides).call(vec![i.clone(), factor(f)])
+    };
     match expr.op {
         BinaryOperator::Multiply if is_interval(left) && is_number(right) => {
-            Some(multiply(&expr.left, factor(&expr.right)))
+            Some(scale(false, &expr.left, &expr.right))
         }
         BinaryOperator::Multiply if is_number(left) && is_interval(right) => {
-            Some(multiply(&expr.right, factor(&expr.left)))
+            Some(scale(false, &expr.right, &expr.left))
         }
         BinaryOperator::Divide if is_interval(left) && is_number(right) => {
-            let inverse = binary_expr(lit(1.0f64), Operator::Divide, factor(&expr.right));
-            Some(multiply(&expr.left, inverse))
+            Some(scale(true, &expr.left, &expr.right))
         }
         _ => None,
     }

@@ -16,15 +16,16 @@
 //!   expression rewrite before type coercion, compares (and `ordered`
 //!   sorts) intervals by that length instead; so do windows ordered or
 //!   partitioned by intervals, `count(DISTINCT ...)` of them, and `min`
-//!   and `max` (`functions::extremes`). GROUP BY and DISTINCT still tell
-//!   `1 mon` from `30 days` (PostgreSQL does not).
+//!   and `max` (`functions::interval_aggregates`), GROUP BY and DISTINCT.
+//! - `*` and `/` by a number are PostgreSQL's ([`multiply`], [`divide`]);
+//!   so is `avg` (`functions::interval_aggregates`).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, Decimal128Array, IntervalMonthDayNanoArray};
 use datafusion::arrow::datatypes::{
-    DataType, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
+    DataType, Float64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
 };
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
@@ -571,7 +572,7 @@ impl AnalyzerRule for IntervalOrder {
 }
 
 /// `min(x)` / `max(x)` of an interval `x` as `interval_min` /
-/// `interval_max` (`functions::extremes`); `count(DISTINCT x)` counting
+/// `interval_max` (`functions::interval_aggregates`); `count(DISTINCT x)` counting
 /// distinct lengths; a window ordered or partitioned by intervals, by
 /// their lengths (its peers and partitions are PostgreSQL's, and
 /// DataFusion's RANGE frames cannot order by an interval).
@@ -823,40 +824,91 @@ pub fn from_binary(bytes: [u8; 16]) -> Result<IntervalMonthDayNano> {
     Ok(IntervalMonthDayNano::new(months, days, nanos))
 }
 
-/// `interval * factor` (and `/`, as the inverse factor), as PostgreSQL
-/// multiplies: each field times the factor, the fraction of months
-/// carried into days and of days into the time (`interval '1 mon' * 1.5`
-/// is `1 mon 15 days`).
+/// `interval * factor`, as PostgreSQL's `interval_mul`.
 pub fn multiply(value: IntervalMonthDayNano, factor: f64) -> Result<IntervalMonthDayNano> {
-    let mut parts = Parts::default();
-    parts.add(f64::from(value.months) * factor, Unit::Months(1.0));
-    parts.add(f64::from(value.days) * factor, Unit::Days(1.0));
-    parts.micros += (value.nanoseconds / 1000) as f64 * factor;
-    finish(parts)
-        .ok_or_else(|| Error::input(InputError::DatetimeFieldOverflow, "interval out of range"))
+    scale(value, |field| field * factor)
 }
 
-/// `interval_mul(interval, float8)`: [`multiply`].
-pub fn multiply_udf() -> Arc<ScalarUDF> {
+/// `interval / divisor`, as PostgreSQL's `interval_div` (which divides
+/// each field: not the product with the inverse, which rounds apart).
+pub fn divide(value: IntervalMonthDayNano, divisor: f64) -> Result<IntervalMonthDayNano> {
+    if divisor == 0.0 {
+        return Err(Error::input(InputError::DivisionByZero, "division by zero"));
+    }
+    scale(value, |field| field / divisor)
+}
+
+/// Each field of `value` through `scaled`, as PostgreSQL's `interval_mul`
+/// and `interval_div` do it: whole months and days kept, the fraction of
+/// months carried into days and of days into the time (`interval '1 mon' *
+/// 1.5` is `1 mon 15 days`), each fraction rounded to microseconds first
+/// (`TSROUND`: `interval '1 mon' / 7` is `4 days 06:51:25.6896`, not the
+/// exact `...25.714286`).
+fn scale(value: IntervalMonthDayNano, scaled: impl Fn(f64) -> f64) -> Result<IntervalMonthDayNano> {
+    const SECONDS_PER_DAY: f64 = 86_400.0;
+    let out_of_range = || Error::input(InputError::DatetimeFieldOverflow, "interval out of range");
+    let whole = |v: f64| match v.is_nan() || v > f64::from(i32::MAX) || v < f64::from(i32::MIN) {
+        true => Err(out_of_range()),
+        false => Ok(v as i32),
+    };
+    let tsround = |v: f64| (v * MICROS_PER_SECOND).round_ties_even() / MICROS_PER_SECOND;
+    let (months, days) = (
+        scaled(f64::from(value.months)),
+        scaled(f64::from(value.days)),
+    );
+    let (result_months, mut result_days) = (whole(months)?, whole(days)?);
+    let month_days = tsround((months - f64::from(result_months)) * DAYS_PER_MONTH);
+    let mut seconds = tsround(
+        (days - f64::from(result_days) + month_days - month_days.trunc()) * SECONDS_PER_DAY,
+    );
+    if seconds.abs() >= SECONDS_PER_DAY {
+        let carried = (seconds / SECONDS_PER_DAY).trunc();
+        result_days = result_days
+            .checked_add(carried as i32)
+            .ok_or_else(out_of_range)?;
+        seconds -= carried * SECONDS_PER_DAY;
+    }
+    result_days = result_days
+        .checked_add(month_days as i32)
+        .ok_or_else(out_of_range)?;
+    let micros =
+        (scaled((value.nanoseconds / 1000) as f64) + seconds * MICROS_PER_SECOND).round_ties_even();
+    if micros.is_nan() || micros.abs() >= (i64::MAX / 1000) as f64 {
+        return Err(out_of_range());
+    }
+    Ok(IntervalMonthDayNano::new(
+        result_months,
+        result_days,
+        micros as i64 * 1000,
+    ))
+}
+
+/// `interval_mul(interval, float8)` and `interval_div(interval, float8)`:
+/// [`multiply`] and [`divide`].
+pub fn scale_udf(divides: bool) -> Arc<ScalarUDF> {
+    let interval = DataType::Interval(IntervalUnit::MonthDayNano);
+    let name = if divides {
+        "interval_div"
+    } else {
+        "interval_mul"
+    };
     array_udf(
-        "interval_mul",
-        vec![
-            DataType::Interval(IntervalUnit::MonthDayNano),
-            DataType::Float64,
-        ],
-        DataType::Interval(IntervalUnit::MonthDayNano),
-        |arrays| {
+        name,
+        vec![interval.clone(), DataType::Float64],
+        interval,
+        move |arrays| {
             let intervals = arrays[0].as_primitive::<IntervalMonthDayNanoType>();
-            let factors = arrays[1].as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-            let products = intervals
+            let factors = arrays[1].as_primitive::<Float64Type>();
+            let results = intervals
                 .iter()
                 .zip(factors.iter())
                 .map(|(i, f)| match (i, f) {
+                    (Some(i), Some(f)) if divides => divide(i, f).map(Some),
                     (Some(i), Some(f)) => multiply(i, f).map(Some),
                     _ => Ok(None),
                 })
                 .collect::<Result<IntervalMonthDayNanoArray>>()?;
-            Ok(Arc::new(products) as ArrayRef)
+            Ok(Arc::new(results) as ArrayRef)
         },
     )
 }

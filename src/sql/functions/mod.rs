@@ -35,7 +35,8 @@
 //!   `statement_timestamp()`, `transaction_timestamp()`,
 //!   `clock_timestamp()`, `pg_sleep()`.
 //! - [`mode`]: `mode() WITHIN GROUP (ORDER BY x)`.
-//! - [`extremes`]: `min` and `max` of intervals, by length.
+//! - [`interval_aggregates`]: `min` and `max` of intervals, by length, and
+//!   `avg` of them.
 //! - [`numbers`]: `scale`, `min_scale`, `trim_scale`, `width_bucket`.
 //! - [`template`]: `to_char`, `to_date` and `to_timestamp` with
 //!   PostgreSQL's templates (`YYYY-MM-DD HH24:MI:SS`, `FM9990.00`);
@@ -48,10 +49,10 @@ mod case;
 mod clock;
 mod encoding;
 mod extract;
-mod extremes;
 mod format;
 mod hex;
 mod info;
+mod interval_aggregates;
 mod like;
 mod make;
 mod mode;
@@ -72,7 +73,7 @@ use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 pub use encoding::bytea_input;
 pub use extract::PgExprPlanner;
-pub use extremes::{interval_max, interval_min};
+pub use interval_aggregates::{interval_max, interval_min};
 pub use regexp::REGEXP_MATCHES_LIST;
 pub use settings::{inline_settings, SessionUser};
 pub use subscripts::{pg_subscripts, GENERATE_SUBSCRIPTS_LIST, PG_EXPANDARRAY_LIST};
@@ -116,6 +117,7 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, regexp::regexp_matches_list());
     replace(ctx, regexp::regexp_substr());
     replace(ctx, regexp::regexp_replace());
+    interval_aggregates::register_average(ctx);
     replace(ctx, like::like_escape());
     replace(ctx, like::similar_to_escape());
     replace(ctx, subscripts::generate_subscripts_list());

@@ -1,0 +1,363 @@
+//! `min` and `max` of intervals as PostgreSQL's: by length, a month of 30
+//! days and a day of 24 hours (`sql::interval::length`), keeping the value
+//! as it was written (`max` of `1 mon` and `32 days` is `32 days`).
+//! DataFusion's compared the months, then the days, then the time, so its
+//! `max` was `1 mon` and its `min` of `1 day` and `25:00:00` was
+//! `25:00:00`. `sql::interval::IntervalOrder` plans `min(x)` / `max(x)` of
+//! an interval as these.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{
+    DataType, Field, FieldRef, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType,
+    IntervalUnit,
+};
+use datafusion::common::{Result as DFResult, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, ReversedUDAF, Signature,
+    Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+use super::input_error;
+use crate::error::InputError;
+use crate::sql::interval::{divide, length};
+
+/// The names the two are planned under.
+pub const INTERVAL_MIN: &str = "interval_min";
+pub const INTERVAL_MAX: &str = "interval_max";
+
+pub fn interval_min() -> AggregateUDF {
+    extreme(false)
+}
+
+pub fn interval_max() -> AggregateUDF {
+    extreme(true)
+}
+
+fn extreme(greatest: bool) -> AggregateUDF {
+    AggregateUDF::new_from_impl(Extreme {
+        greatest,
+        signature: Signature::exact(vec![interval_type()], Volatility::Immutable),
+    })
+}
+
+fn interval_type() -> DataType {
+    DataType::Interval(IntervalUnit::MonthDayNano)
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Extreme {
+    greatest: bool,
+    signature: Signature,
+}
+
+impl AggregateUDFImpl for Extreme {
+    fn name(&self) -> &str {
+        match self.greatest {
+            true => INTERVAL_MAX,
+            false => INTERVAL_MIN,
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DFResult<DataType> {
+        Ok(interval_type())
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> DFResult<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format!("{}_value", args.name),
+            interval_type(),
+            true,
+        ))])
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
+        Ok(Box::new(ExtremeAccumulator {
+            greatest: self.greatest,
+            kept: None,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct ExtremeAccumulator {
+    greatest: bool,
+    kept: Option<IntervalMonthDayNano>,
+}
+
+impl ExtremeAccumulator {
+    /// Keeps `value` if it is beyond the kept one; of two of one length,
+    /// the later, as PostgreSQL's `interval_larger` / `interval_smaller`.
+    fn offer(&mut self, values: &ArrayRef) {
+        for value in values
+            .as_primitive::<IntervalMonthDayNanoType>()
+            .iter()
+            .flatten()
+        {
+            let beyond = match self.kept {
+                None => true,
+                Some(kept) if self.greatest => length(value) >= length(kept),
+                Some(kept) => length(value) <= length(kept),
+            };
+            if beyond {
+                self.kept = Some(value);
+            }
+        }
+    }
+}
+
+impl Accumulator for ExtremeAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
+        self.offer(&values[0]);
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DFResult<()> {
+        self.offer(&states[0]);
+        Ok(())
+    }
+
+    fn state(&mut self) -> DFResult<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn evaluate(&mut self) -> DFResult<ScalarValue> {
+        Ok(ScalarValue::IntervalMonthDayNano(self.kept))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+}
+
+/// Wraps the `avg` registered in `ctx`: intervals are averaged here,
+/// everything else by it.
+pub fn register_average(ctx: &SessionContext) {
+    if let Some(inner) = ctx.state().aggregate_functions().get("avg") {
+        ctx.register_udaf(AggregateUDF::new_from_impl(Average {
+            inner: inner.clone(),
+            signature: Signature::user_defined(Volatility::Immutable),
+        }));
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Average {
+    inner: Arc<AggregateUDF>,
+    signature: Signature,
+}
+
+fn of_intervals(types: &[DataType]) -> bool {
+    matches!(types, [DataType::Interval(_)])
+}
+
+impl Average {
+    fn computes(&self, args: &AccumulatorArgs) -> bool {
+        let input = args
+            .exprs
+            .first()
+            .and_then(|e| e.data_type(args.schema).ok());
+        input.is_some_and(|t| of_intervals(&[t]))
+    }
+}
+
+impl AggregateUDFImpl for Average {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
+        match of_intervals(arg_types) {
+            true => Ok(vec![interval_type()]),
+            false => self.inner.coerce_types(arg_types),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
+        match of_intervals(arg_types) {
+            true => Ok(interval_type()),
+            false => self.inner.return_type(arg_types),
+        }
+    }
+
+    fn return_field(&self, arg_fields: &[FieldRef]) -> DFResult<FieldRef> {
+        match arg_fields {
+            [field] if of_intervals(&[field.data_type().clone()]) => {
+                Ok(Arc::new(Field::new(self.name(), interval_type(), true)))
+            }
+            _ => self.inner.return_field(arg_fields),
+        }
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> DFResult<Vec<FieldRef>> {
+        match args.input_fields {
+            [field] if of_intervals(&[field.data_type().clone()]) => Ok(vec![
+                Arc::new(Field::new(
+                    format!("{}[sum]", args.name),
+                    interval_type(),
+                    true,
+                )),
+                Arc::new(Field::new(
+                    format!("{}[count]", args.name),
+                    DataType::Int64,
+                    true,
+                )),
+            ]),
+            _ => self.inner.state_fields(args),
+        }
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
+        match self.computes(&args) {
+            true => Ok(Box::<AverageAccumulator>::default()),
+            false => self.inner.accumulator(args),
+        }
+    }
+
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
+        match self.computes(&args) {
+            true => Ok(Box::<AverageAccumulator>::default()),
+            false => self.inner.create_sliding_accumulator(args),
+        }
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        !self.computes(&args) && self.inner.groups_accumulator_supported(args)
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> DFResult<Box<dyn GroupsAccumulator>> {
+        self.inner.create_groups_accumulator(args)
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
+    }
+
+    fn default_value(&self, data_type: &DataType) -> DFResult<ScalarValue> {
+        self.inner.default_value(data_type)
+    }
+}
+
+/// The fields' sums (each field overflowing as PostgreSQL's `interval_pl`)
+/// and the count of values.
+#[derive(Debug, Default)]
+struct AverageAccumulator {
+    sum: IntervalMonthDayNano,
+    count: i64,
+}
+
+impl AverageAccumulator {
+    /// Adds (`sign` 1) or takes away (-1) the `values` counted `counts`
+    /// times each (1 for values, the counts of partial states).
+    fn add(&mut self, values: &ArrayRef, counts: Option<&ArrayRef>, sign: i32) -> DFResult<()> {
+        let out_of_range =
+            || input_error(InputError::DatetimeFieldOverflow, "interval out of range");
+        let counts = counts.map(|c| c.as_primitive::<Int64Type>());
+        for (row, value) in values
+            .as_primitive::<IntervalMonthDayNanoType>()
+            .iter()
+            .enumerate()
+        {
+            let Some(value) = value else { continue };
+            let sum = &mut self.sum;
+            sum.months = sum
+                .months
+                .checked_add(sign * value.months)
+                .ok_or_else(out_of_range)?;
+            sum.days = sum
+                .days
+                .checked_add(sign * value.days)
+                .ok_or_else(out_of_range)?;
+            sum.nanoseconds = (sum.nanoseconds)
+                .checked_add(i64::from(sign) * value.nanoseconds)
+                .ok_or_else(out_of_range)?;
+            self.count += i64::from(sign) * counts.map_or(1, |c| c.value(row));
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for AverageAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
+        self.add(&values[0], None, 1)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
+        self.add(&values[0], None, -1)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DFResult<()> {
+        self.add(&states[0], Some(&states[1]), 1)
+    }
+
+    fn state(&mut self) -> DFResult<Vec<ScalarValue>> {
+        Ok(vec![
+            ScalarValue::IntervalMonthDayNano(Some(self.sum)),
+            ScalarValue::Int64(Some(self.count)),
+        ])
+    }
+
+    fn evaluate(&mut self) -> DFResult<ScalarValue> {
+        let average = match self.count {
+            0 => None,
+            count => Some(divide(self.sum, count as f64)?),
+        };
+        Ok(ScalarValue::IntervalMonthDayNano(average))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::interval::parse;
+    use datafusion::arrow::array::IntervalMonthDayNanoArray;
+
+    #[test]
+    fn extremes_are_by_length_and_keep_the_value_as_written() {
+        let values: IntervalMonthDayNanoArray = ["25 hours", "1 day", "1 mon", "32 days"]
+            .iter()
+            .map(|v| Some(parse(v).unwrap()))
+            .collect();
+        let values: ArrayRef = Arc::new(values);
+        for (greatest, want) in [(true, "32 days"), (false, "1 day")] {
+            let mut accumulator = ExtremeAccumulator {
+                greatest,
+                kept: None,
+            };
+            accumulator
+                .update_batch(std::slice::from_ref(&values))
+                .unwrap();
+            assert_eq!(
+                accumulator.evaluate().unwrap(),
+                ScalarValue::IntervalMonthDayNano(Some(parse(want).unwrap())),
+                "greatest: {greatest}"
+            );
+        }
+    }
+}
