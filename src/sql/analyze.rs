@@ -6,11 +6,12 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::ArrayRef;
-use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::type_coercion::functions::{fields_with_udf, UDFCoercionExt};
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
     create_udf, Between, BinaryExpr, Cast, ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder,
@@ -204,4 +205,18 @@ pub fn array_udf(
         Volatility::Immutable,
         Arc::new(fun),
     ))
+}
+
+/// The types the function `inner` coerces `arg_types` to (what a wrapper
+/// of it answers for the calls it leaves to it).
+pub fn coerced_types<F: UDFCoercionExt>(
+    arg_types: &[DataType],
+    inner: &F,
+) -> DFResult<Vec<DataType>> {
+    let fields: Vec<FieldRef> = arg_types
+        .iter()
+        .map(|t| Arc::new(Field::new("", t.clone(), true)))
+        .collect();
+    let coerced = fields_with_udf(&fields, inner)?;
+    Ok(coerced.iter().map(|f| f.data_type().clone()).collect())
 }

@@ -111,7 +111,7 @@ impl SqlEngine {
                 super::interval::comparable,
                 super::output::text_casts,
                 super::functions::pg_subscripts,
-                super::numeric::real_beside_exact,
+                super::numeric::floats_beside_exact,
             ],
         );
         analyzer_rules.insert(3, Arc::new(typed_operands));

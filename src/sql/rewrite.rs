@@ -32,8 +32,8 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AccessExpr, CastKind, DataType, ExactNumberInfo, Expr, FunctionArg,
     FunctionArgExpr, FunctionArguments, Ident, Insert, ObjectName, Query, Select, SelectItem,
-    SetExpr, Statement, Subscript, TableAliasColumnDef, TableFactor, TableObject, Value, VisitMut,
-    VisitorMut,
+    SetExpr, Statement, Subscript, TableAliasColumnDef, TableFactor, TableObject, UnaryOperator,
+    Value, Values, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -240,13 +240,7 @@ fn computed(value: &Expr) -> bool {
 
 /// `CAST(value AS numeric)`.
 fn numeric_cast(value: Expr) -> Expr {
-    Expr::Cast {
-        kind: CastKind::Cast,
-        expr: Box::new(value),
-        data_type: DataType::Numeric(ExactNumberInfo::None),
-        array: false,
-        format: None,
-    }
+    cast_to(value, DataType::Numeric(ExactNumberInfo::None))
 }
 
 /// A NULL or a parameter, which take their column's type.
@@ -715,21 +709,35 @@ pub fn bytea_casts(stmt: &mut Statement) -> Result<()> {
     }
 }
 
-/// A VALUES list with a column of which one row is cast to `numeric`
-/// alone: the column's other values are cast to it too. DataFusion types
-/// a list by its first rows as it plans it, and would find no common type
-/// for a `numeric` of its own scale and a decimal or an integer
-/// (`VALUES (1.5::numeric), (2)`); PostgreSQL makes the column `numeric`.
+/// The columns of a VALUES list typed as PostgreSQL types them, where
+/// DataFusion, typing a list by its first rows, finds another type or none:
+/// - a column with a row cast to `numeric` alone: the other values are
+///   cast to it too (DataFusion found no common type for a `numeric` of its
+///   own scale and a decimal or an integer: `VALUES (1.5::numeric), (2)`);
+/// - a column of number literals of different scales, or of decimals and
+///   integers: `numeric` too, each value keeping its scale (`VALUES (1.5),
+///   (2.25), (3)` shows `1.5`, `2.25`, `3`, not `1.50`, `2.25`, `3.00`);
+/// - a column with a row cast to a float type: its decimal literals are of
+///   that type (`VALUES (1.5::float8), (2.5)` is `double precision`, not
+///   `numeric(30, 15)` showing fifteen decimals).
+///
+/// The INSERT's own list is typed by its target's columns and is left as it
+/// is.
 ///
 /// Also: a number literal no decimal holds (more than 76 digits, with its
 /// scale: `2.5e-310`) is a `numeric` of its own scale, as in PostgreSQL.
 pub fn numeric_values_lists(stmt: &mut Statement) -> Result<()> {
-    struct Visitor;
+    struct Visitor {
+        /// The INSERT's own VALUES list.
+        inserted: Option<*const Values>,
+    }
     impl VisitorMut for Visitor {
         type Break = Error;
         fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<Error> {
             if let SetExpr::Values(values) = query.body.as_mut() {
-                numeric_columns(&mut values.rows);
+                if self.inserted != Some(values as *const Values) {
+                    numeric_columns(&mut values.rows);
+                }
             }
             ControlFlow::Continue(())
         }
@@ -753,7 +761,14 @@ pub fn numeric_values_lists(stmt: &mut Statement) -> Result<()> {
             ControlFlow::Continue(())
         }
     }
-    match stmt.visit(&mut Visitor) {
+    let inserted = match &*stmt {
+        Statement::Insert(insert) => match insert.source.as_deref().map(|q| q.body.as_ref()) {
+            Some(SetExpr::Values(values)) => Some(values as *const Values),
+            _ => None,
+        },
+        _ => None,
+    };
+    match stmt.visit(&mut Visitor { inserted }) {
         ControlFlow::Break(e) => Err(e),
         ControlFlow::Continue(()) => Ok(()),
     }
@@ -800,22 +815,52 @@ fn beyond_decimals(digits: &str) -> bool {
 }
 
 fn numeric_columns(rows: &mut [datafusion::sql::sqlparser::ast::Parens<Vec<Expr>>]) {
-    let numeric = |e: &Expr| {
-        matches!(
-            e,
-            Expr::Cast {
-                data_type: DataType::Numeric(ExactNumberInfo::None)
-                    | DataType::Decimal(ExactNumberInfo::None),
-                ..
-            }
-        )
-    };
     let width = rows.first().map_or(0, |r| r.content.len());
     for column in 0..width {
-        let cast = rows
+        let values: Vec<&Expr> = rows.iter().filter_map(|r| r.content.get(column)).collect();
+        let float = values
             .iter()
-            .any(|r| r.content.get(column).is_some_and(numeric));
-        if !cast {
+            .filter_map(|v| cast_type(v))
+            .fold(None, |found, t| match (found, t) {
+                (_, DataType::DoublePrecision | DataType::Float8) => {
+                    Some(DataType::DoublePrecision)
+                }
+                (None, DataType::Real | DataType::Float4) => Some(DataType::Real),
+                (found, _) => found,
+            });
+        if let Some(float) = float {
+            for row in rows.iter_mut() {
+                if let Some(value) = row.content.get_mut(column) {
+                    if literal_scale(value).is_some_and(|(decimal, _)| decimal) {
+                        *value = cast_to(value.clone(), float.clone());
+                    }
+                }
+            }
+            continue;
+        }
+        let numeric = |v: &Expr| {
+            matches!(
+                cast_type(v),
+                Some(
+                    DataType::Numeric(ExactNumberInfo::None)
+                        | DataType::Decimal(ExactNumberInfo::None)
+                )
+            )
+        };
+        let cast = values.iter().any(|v| numeric(v));
+        let literals: Vec<(bool, u64)> = values.iter().filter_map(|v| literal_scale(v)).collect();
+        let scales = literals.iter().map(|(_, scale)| scale);
+        let mixed =
+            literals.iter().any(|(decimal, _)| *decimal) && scales.clone().min() != scales.max();
+        // A string literal beside decimals is read as one (`VALUES (1.5),
+        // ('2.25')`: DataFusion read it as the first row's decimal(2, 1),
+        // 2.3).
+        let text = |v: &Expr| matches!(v, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+        let decimals = literals.iter().any(|(decimal, _)| *decimal);
+        let mixed = mixed || decimals && values.iter().any(|v| text(v));
+        let only_numbers =
+            (values.iter()).all(|v| is_untyped(v) || text(v) || literal_scale(v).is_some());
+        if !cast && !(mixed && only_numbers) {
             continue;
         }
         for row in rows.iter_mut() {
@@ -826,6 +871,48 @@ fn numeric_columns(rows: &mut [datafusion::sql::sqlparser::ast::Parens<Vec<Expr>
                 *value = numeric_cast(value.clone());
             }
         }
+    }
+}
+
+/// The type an expression is explicitly cast to.
+fn cast_type(value: &Expr) -> Option<&DataType> {
+    match value {
+        Expr::Cast { data_type, .. } => Some(data_type),
+        _ => None,
+    }
+}
+
+/// Of a number literal (`-` before it or not): whether it is a decimal
+/// (has a point or an exponent), and its scale.
+fn literal_scale(value: &Expr) -> Option<(bool, u64)> {
+    let value = match value {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus | UnaryOperator::Plus,
+            expr,
+        } => expr,
+        other => other,
+    };
+    let Expr::Value(v) = value else {
+        return None;
+    };
+    let Value::Number(digits, false) = &v.value else {
+        return None;
+    };
+    let decimal = digits.contains(['.', 'e', 'E']);
+    let scale = match crate::numeric::Numeric::parse(digits) {
+        Ok(n) => u64::from(n.scale()),
+        Err(_) => 0,
+    };
+    Some((decimal, scale))
+}
+
+fn cast_to(value: Expr, data_type: DataType) -> Expr {
+    Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(value),
+        data_type,
+        array: false,
+        format: None,
     }
 }
 

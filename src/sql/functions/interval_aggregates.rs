@@ -23,6 +23,7 @@ use datafusion::prelude::SessionContext;
 
 use super::input_error;
 use crate::error::InputError;
+use crate::sql::analyze::coerced_types;
 use crate::sql::interval::{divide, length};
 
 /// The names the two are planned under.
@@ -184,7 +185,7 @@ impl AggregateUDFImpl for Average {
     fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
         match of_intervals(arg_types) {
             true => Ok(vec![interval_type()]),
-            false => self.inner.coerce_types(arg_types),
+            false => coerced_types(arg_types, self.inner.as_ref()),
         }
     }
 

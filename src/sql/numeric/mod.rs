@@ -29,7 +29,8 @@ use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, DFSchema, DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction, WindowFunctionDefinition};
 use datafusion::logical_expr::{
-    cast, BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator, Projection, ScalarUDF,
+    cast, Between, BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator, Projection,
+    ScalarUDF,
 };
 use datafusion::optimizer::AnalyzerRule;
 
@@ -408,37 +409,80 @@ fn div_round(dividend: i256, divisor: i256) -> i256 {
     }
 }
 
-/// `real` beside an integer or a `numeric` (in arithmetic or a
-/// comparison) is computed in `double precision`, as PostgreSQL resolves
-/// the operator (it has none of `real` and `integer`, and prefers
-/// `float8`); DataFusion computed in `real`, so `3::real / 7` showed
-/// 0.42857143 (PostgreSQL 0.42857142857142855) and `0.1::real = 0.1` was
-/// true (PostgreSQL false). Run before type coercion.
-pub fn real_beside_exact(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
-    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr else {
-        return Transformed::no(expr);
-    };
+/// Floats beside exact numbers, in arithmetic or a comparison (with an
+/// operator or BETWEEN), are computed in `double precision`, as
+/// PostgreSQL resolves the operators (it has none of `real` and `integer`
+/// or `numeric`, nor of a float and `numeric`, and prefers `float8`).
+/// DataFusion computed `real` with an integer in `real`, so `3::real / 7`
+/// showed 0.42857143 (PostgreSQL 0.42857142857142855) and `0.1::real =
+/// 0.1` was true (PostgreSQL false); and it compared a float with a
+/// decimal as `numeric(30, 15)`, so `f8 > 0.0` was false for 1e-20 and
+/// failed for 1e16. Run before type coercion.
+pub fn floats_beside_exact(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
     use Operator::{Eq, Gt, GtEq, Lt, LtEq, NotEq};
-    if !(op.is_numerical_operators() || matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq)) {
-        return Transformed::no(expr);
+    let mixed = |operands: &[&Expr]| {
+        let types: Vec<DataType> = (operands.iter())
+            .filter_map(|e| e.get_type(schema).ok())
+            .collect();
+        let decimal =
+            |t: &DataType| matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..));
+        let exact = |t: &DataType| t.is_integer() || decimal(t);
+        (types.contains(&DataType::Float32) && types.iter().any(exact))
+            || (types.contains(&DataType::Float64) && types.iter().any(decimal))
+    };
+    let double = |e: Expr| match e.get_type(schema) {
+        Ok(DataType::Float64) => e,
+        _ => cast(e, DataType::Float64),
+    };
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if (op.is_numerical_operators()
+                || matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq))
+                && mixed(&[&left, &right]) =>
+        {
+            Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(double(*left)),
+                op,
+                Box::new(double(*right)),
+            )))
+        }
+        // IN of several constants takes its operands' common type, as a
+        // CASE does: `real` if no `double precision` is among them
+        // (`0.1::real IN (0.1, 1)` is true where `0.1::real = 0.1` is
+        // false, in PostgreSQL too); of one, it is `=`.
+        Expr::InList(mut in_list)
+            if mixed(
+                &[&*in_list.expr]
+                    .into_iter()
+                    .chain(&in_list.list)
+                    .collect::<Vec<_>>(),
+            ) =>
+        {
+            let double = [&*in_list.expr]
+                .into_iter()
+                .chain(&in_list.list)
+                .any(|e| e.get_type(schema).is_ok_and(|t| t == DataType::Float64));
+            let constants = in_list.list.iter().filter(|e| e.column_refs().is_empty());
+            let float = match constants.count() > 1 && !double {
+                true => DataType::Float32,
+                false => DataType::Float64,
+            };
+            let common = |e: Expr| match e.get_type(schema) {
+                Ok(t) if t == float => e,
+                _ => cast(e, float.clone()),
+            };
+            in_list.expr = Box::new(common(*in_list.expr));
+            in_list.list = in_list.list.into_iter().map(common).collect();
+            Transformed::yes(Expr::InList(in_list))
+        }
+        Expr::Between(between) if mixed(&[&between.expr, &between.low, &between.high]) => {
+            Transformed::yes(Expr::Between(Between::new(
+                Box::new(double(*between.expr)),
+                between.negated,
+                Box::new(double(*between.low)),
+                Box::new(double(*between.high)),
+            )))
+        }
+        other => Transformed::no(other),
     }
-    let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else {
-        return Transformed::no(expr);
-    };
-    let exact = |t: &DataType| {
-        t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
-    };
-    let mixed = match (&l, &r) {
-        (DataType::Float32, other) | (other, DataType::Float32) => exact(other),
-        _ => false,
-    };
-    if !mixed {
-        return Transformed::no(expr);
-    }
-    let double = |e: &Expr| cast(e.clone(), DataType::Float64);
-    Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
-        Box::new(double(left)),
-        *op,
-        Box::new(double(right)),
-    )))
 }

@@ -19,7 +19,6 @@ use datafusion::common::{internal_err, plan_err, Result as DFResult, ScalarValue
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
-use datafusion::logical_expr::type_coercion::functions::{fields_with_udf, UDFCoercionExt};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Expr, GroupsAccumulator,
     ReversedUDAF, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -31,7 +30,7 @@ use datafusion::arrow::compute::kernels::numeric::neg;
 
 use super::values::{is_numeric, map_numerics, numerics, to_numerics, NUMERIC};
 use crate::numeric::Numeric;
-use crate::sql::analyze::is_text;
+use crate::sql::analyze::{coerced_types, is_text};
 
 /// Scalar functions with a `numeric` version (`super::functions`) or that
 /// pass `numeric` values through (`coalesce` and the like).
@@ -132,16 +131,6 @@ pub fn register_overloads(ctx: &SessionContext) {
     }
 }
 
-/// The types the wrapped function coerces `arg_types` to.
-fn inner_types<F: UDFCoercionExt>(arg_types: &[DataType], inner: &F) -> DFResult<Vec<DataType>> {
-    let fields: Vec<FieldRef> = arg_types
-        .iter()
-        .map(|t| Arc::new(Field::new("", t.clone(), true)))
-        .collect();
-    let coerced = fields_with_udf(&fields, inner)?;
-    Ok(coerced.iter().map(|f| f.data_type().clone()).collect())
-}
-
 fn any_numeric(types: &[DataType]) -> bool {
     types.iter().any(is_numeric)
 }
@@ -180,7 +169,7 @@ impl ScalarUDFImpl for NumericScalar {
     fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
         match any_numeric(arg_types) {
             true => Ok(arg_types.to_vec()),
-            false => inner_types(arg_types, self.inner.as_ref()),
+            false => coerced_types(arg_types, self.inner.as_ref()),
         }
     }
 
@@ -417,7 +406,7 @@ impl AggregateUDFImpl for NumericAggregate {
     fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
         match self.ours(arg_types) {
             true => Ok(arg_types.to_vec()),
-            false => inner_types(arg_types, self.inner.as_ref()),
+            false => coerced_types(arg_types, self.inner.as_ref()),
         }
     }
 

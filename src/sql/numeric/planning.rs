@@ -41,7 +41,7 @@ use datafusion::functions_aggregate::first_last::first_value;
 use datafusion::logical_expr::expr::{Case, Placeholder, ScalarFunction, WindowFunctionDefinition};
 use datafusion::logical_expr::planner::{PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    Aggregate, AggregateUDF, BinaryExpr, Cast, Distinct, Expr, ExprSchemable, LogicalPlan,
+    cast, Aggregate, AggregateUDF, BinaryExpr, Cast, Distinct, Expr, ExprSchemable, LogicalPlan,
     Operator, Projection, TryCast, Union,
 };
 use datafusion::optimizer::AnalyzerRule;
@@ -95,7 +95,8 @@ impl AnalyzerRule for NumericValues {
 /// PostgreSQL resolves them (`SELECT 1 UNION SELECT 2.5` shows 1, where a
 /// decimal column would show 1.0): a column with a `numeric` value, or
 /// with decimals of different scales or decimals and integers, is made
-/// one in every branch.
+/// one in every branch. A column with floats is made the floats' type
+/// (`SELECT f8 UNION SELECT 0.5` is `double precision`).
 fn union_columns(node: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
     let LogicalPlan::Union(union) = &node else {
         return Ok(Transformed::no(node));
@@ -112,9 +113,20 @@ fn union_columns(node: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
             is_numeric(t) || t.is_integer() || is_decimal_type(t) || *t == DataType::Null
         };
         let mixed = types.windows(2).any(|w| w[0] != w[1]);
-        types.iter().all(exact) && mixed && (decimal || types.iter().any(is_numeric))
+        let float = types.iter().any(DataType::is_floating);
+        let exact_or_float = |t: &DataType| exact(t) || t.is_floating();
+        match float {
+            // Floats and exact numbers: all floats.
+            true => (types.iter().all(exact_or_float) && mixed).then(|| float_type(&types)),
+            false => {
+                (types.iter().all(exact) && mixed && (decimal || types.iter().any(is_numeric)))
+                    .then_some(NUMERIC)
+            }
+        }
     };
-    let converted: Vec<usize> = (0..width).filter(|&i| numeric_column(i)).collect();
+    let converted: Vec<(usize, DataType)> = (0..width)
+        .filter_map(|i| numeric_column(i).map(|t| (i, t)))
+        .collect();
     if converted.is_empty() {
         return Ok(Transformed::no(node));
     }
@@ -127,11 +139,13 @@ fn union_columns(node: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
                 .map(|i| {
                     let (qualifier, field) = schema.qualified_field(i);
                     let column = Expr::Column(Column::from((qualifier, field)));
-                    match converted.contains(&i) {
-                        true => as_numeric(column, schema)
-                            .alias_qualified(qualifier.cloned(), field.name()),
-                        false => column,
-                    }
+                    let target = converted.iter().find(|(c, _)| *c == i).map(|(_, t)| t);
+                    let converted = match target {
+                        Some(t) if t.is_floating() => as_float_type(column, t, schema),
+                        Some(_) => as_numeric(column, schema),
+                        None => return column,
+                    };
+                    converted.alias_qualified(qualifier.cloned(), field.name())
                 })
                 .collect();
             Ok(Arc::new(LogicalPlan::Projection(Projection::try_new(
@@ -407,9 +421,27 @@ fn as_numeric(expr: Expr, schema: &DFSchema) -> Expr {
 /// `expr`, a `numeric` value, as a float (PostgreSQL computes `numeric op
 /// float8` in `float8`).
 fn as_float(expr: Expr, schema: &DFSchema) -> Expr {
+    as_float_type(expr, &DataType::Float64, schema)
+}
+
+/// A `numeric` value or a decimal as the float type `target`. (Beside a
+/// float DataFusion would make both `numeric(30, 15)`: `f8 > 0.0` was
+/// false for 1e-20, and 1e16 failed.)
+fn as_float_type(expr: Expr, target: &DataType, schema: &DFSchema) -> Expr {
     match kind(&expr, schema) {
-        Kind::Numeric => from_numeric(expr, &DataType::Float64),
+        Kind::Numeric => from_numeric(expr, target),
+        Kind::Exact if is_decimal(&expr, schema) => cast(expr, target.clone()),
         _ => expr,
+    }
+}
+
+/// The float type numbers of `types` take together: `real` when every
+/// float among them is one, else `double precision`, as PostgreSQL
+/// resolves a CASE, `coalesce` or UNION of them.
+fn float_type<'a>(types: impl IntoIterator<Item = &'a DataType>) -> DataType {
+    match types.into_iter().all(|t| *t != DataType::Float64) {
+        true => DataType::Float32,
+        false => DataType::Float64,
     }
 }
 
@@ -627,11 +659,15 @@ fn unified(args: Vec<Expr>, schema: &DFSchema) -> Vec<Expr> {
     if !numeric_together(&args, schema) {
         return args;
     }
-    let kinds: Vec<Kind> = args.iter().map(|a| kind(a, schema)).collect();
-    let float = kinds.contains(&Kind::Float);
+    let types: Vec<DataType> = args
+        .iter()
+        .filter_map(|a| a.get_type(schema).ok())
+        .collect();
+    let float = types.iter().any(DataType::is_floating);
+    let target = float_type(&types);
     args.into_iter()
         .map(|a| match float {
-            true => as_float(a, schema),
+            true => as_float_type(a, &target, schema),
             false => as_numeric(a, schema),
         })
         .collect()
