@@ -245,6 +245,7 @@ def run(args):
         check_interval(conn)
         check_array_columns(conn)
         check_unconstrained_numeric(conn)
+        check_wall_clock_parameters(conn)
         if args.pending:
             pending_interval_large_time(conn)
 
@@ -715,6 +716,27 @@ def check_unconstrained_numeric(conn):
     conn.execute(f"DROP TABLE {table}")
 
 
+def check_wall_clock_parameters(conn):
+    """Under a session TimeZone, a naive datetime (sent as `timestamp`) stored in a
+    `timestamptz` column is a wall-clock time there, and an aware one stored in a
+    `timestamp` column is the wall-clock time there, in text and binary (it was read as
+    UTC: stored five hours early in New York)."""
+    table = "compat_psycopg_wall_clocks"
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, tz timestamptz, ts timestamp)")
+    conn.execute("SET TimeZone = 'America/New_York'")
+    naive = dt.datetime(2024, 1, 15, 10, 30)
+    aware = dt.datetime(2024, 7, 15, 15, 30, tzinfo=UTC)
+    for binary in (False, True):
+        with conn.cursor(binary=binary) as cur:
+            cur.execute(f"INSERT INTO {table} VALUES (%s, %s, %s)", (int(binary), naive, aware))
+    conn.execute("RESET TimeZone")
+    got = conn.execute(f"SELECT tz::text, ts::text FROM {table} ORDER BY id").fetchall()
+    want = [("2024-01-15 15:30:00+00", "2024-07-15 11:30:00")] * 2
+    check(got == want, f"wall-clock parameters stored as {got!r}, want {want!r}")
+    conn.execute(f"DROP TABLE {table}")
+
+
 def check_cancel(conn):
     """conn.cancel() from another thread stops a pg_sleep (57014) at once, and the
     connection goes on; now() is the transaction's start in each of its statements."""
@@ -803,7 +825,8 @@ def main():
         f"json/jsonb ({len(JSON_VALUES)} values + {len(JSON_TEXTS)} texts, text+binary, "
         "@>, ->>, jsonb_build_object), "
         f"interval ({len(INTERVALS)} values, timedelta text+binary, ORDER BY, = '30 days'), "
-        "array columns (text+binary, COPY), unconstrained numeric column, column names (dict_row), AT TIME ZONE, DST day")
+        "array columns (text+binary, COPY), unconstrained numeric column, column names (dict_row), AT TIME ZONE, DST day, "
+        "wall-clock parameters")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::datatypes::{DataType, FieldRef, IntervalUnit, TimeUnit};
+use datafusion::common::metadata::ScalarAndMetadata;
 use datafusion::common::{ParamValues, ScalarValue};
 use pgwire::api::portal::Portal;
 use pgwire::api::stmt::StoredStatement;
@@ -29,6 +30,7 @@ use crate::numeric::Numeric;
 use crate::sql::copy::{utf8, ColumnInput};
 use crate::sql::errors::classify;
 use crate::sql::json::Flavor;
+use crate::sql::time_zones::local_to_utc;
 use crate::sql::wire_types::UUID;
 
 /// The Arrow type arrow-pg decodes a parameter of PostgreSQL type `pg`
@@ -151,6 +153,7 @@ pub fn bind_parameters(
                 return Ok(value);
             };
             let target = &target;
+            let value: ScalarAndMetadata = wall_clock_in(zone, value.value, target).into();
             if value.value.data_type() == *target {
                 return Ok(value);
             }
@@ -168,6 +171,33 @@ pub fn bind_parameters(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(ParamValues::List(cast))
+}
+
+/// A `timestamp` bound where a `timestamptz` is wanted, as a wall-clock
+/// time in the session's `zone`, and a `timestamptz` bound where a
+/// `timestamp` is wanted, as the wall-clock time there: PostgreSQL's
+/// casts. (Arrow's cast reads a timestamp in the target type's zone, UTC
+/// for a column: psycopg's naive `datetime` into a `timestamptz` column
+/// under `SET TimeZone = 'America/New_York'` was stored five hours early.)
+fn wall_clock_in(zone: &Tz, value: ScalarValue, target: &DataType) -> ScalarValue {
+    let micros = match value.cast_to(&DataType::Timestamp(TimeUnit::Microsecond, None)) {
+        Ok(ScalarValue::TimestampMicrosecond(Some(micros), None)) => micros,
+        _ => return value,
+    };
+    let Some(instant) = chrono::DateTime::from_timestamp_micros(micros) else {
+        return value;
+    };
+    match (value.data_type(), target) {
+        (DataType::Timestamp(_, None), DataType::Timestamp(_, Some(_))) => {
+            let utc = local_to_utc(zone, &instant.naive_utc()).and_utc();
+            ScalarValue::TimestampMicrosecond(Some(utc.timestamp_micros()), Some("UTC".into()))
+        }
+        (DataType::Timestamp(_, Some(_)), DataType::Timestamp(_, None)) => {
+            let local = instant.with_timezone(zone).naive_local().and_utc();
+            ScalarValue::TimestampMicrosecond(Some(local.timestamp_micros()), None)
+        }
+        _ => value,
+    }
 }
 
 /// Parameter `i` as a `numeric` of its own scale, when it is a numeric the

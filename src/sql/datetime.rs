@@ -314,6 +314,73 @@ fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> Transforme
     }
 }
 
+/// A `timestamp` made a `timestamptz` is read as a wall-clock time in the
+/// session's time zone, as PostgreSQL reads it, wherever type coercion
+/// converts one: compared with or subtracted from a `timestamptz`,
+/// assigned to a `timestamptz` column, beside one in `coalesce` or a CASE.
+/// Arrow's cast reads a timestamp as a time in the zone of the type it is
+/// cast to, and a column's `timestamptz` carries UTC: with `SET TimeZone =
+/// 'America/New_York'`, `INSERT ... VALUES (timestamp '2024-01-15 10:30')`
+/// stored 10:30 UTC (PostgreSQL: 15:30 UTC) and `ts = tz` compared the
+/// wrong instants. Such a cast becomes one to the session's zone (read
+/// there), then to the zone wanted (the same instant); so does the
+/// `timestamp` of a difference with a `timestamptz`. Runs after type
+/// coercion; an explicit `ts::timestamptz` is typed in the session's zone
+/// already.
+#[derive(Debug)]
+pub struct NaiveInSessionZone;
+
+impl AnalyzerRule for NaiveInSessionZone {
+    fn name(&self) -> &str {
+        "postgresql_naive_in_session_zone"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        let Some(zone) = config.execution.time_zone.as_deref() else {
+            return Ok(plan);
+        };
+        let zone: Arc<str> = zone.into();
+        super::analyze::rewrite_plan_expressions(plan, |expr, schema| {
+            let naive = |e: &Expr| matches!(e.get_type(schema), Ok(DataType::Timestamp(_, None)));
+            let zoned =
+                |e: &Expr| matches!(e.get_type(schema), Ok(DataType::Timestamp(_, Some(_))));
+            let in_zone = |e: Expr| {
+                cast(
+                    e,
+                    DataType::Timestamp(TimeUnit::Microsecond, Some(zone.clone())),
+                )
+            };
+            let Expr::Cast(Cast { expr: inner, field }) = expr else {
+                // Arrow subtracts the two as they are: the `timestamp`
+                // read as UTC.
+                return Ok(match expr {
+                    Expr::BinaryExpr(BinaryExpr {
+                        left,
+                        op: Operator::Minus,
+                        right,
+                    }) if naive(&left) && zoned(&right) || zoned(&left) && naive(&right) => {
+                        let side = |e: Expr| if naive(&e) { in_zone(e) } else { e };
+                        Transformed::yes(binary_expr(side(*left), Operator::Minus, side(*right)))
+                    }
+                    other => Transformed::no(other),
+                });
+            };
+            let naive = naive(&inner);
+            match field.data_type() {
+                DataType::Timestamp(unit, Some(target)) if naive && **target != *zone => {
+                    let local = cast(*inner, DataType::Timestamp(*unit, Some(zone.clone())));
+                    Ok(Transformed::yes(Expr::Cast(Cast {
+                        expr: Box::new(local),
+                        field,
+                    })))
+                }
+                _ => Ok(Transformed::no(Expr::Cast(Cast { expr: inner, field }))),
+            }
+        })
+        .map(|t| t.data)
+    }
+}
+
 /// Date `e` as the timestamptz of its midnight in `zone` (Arrow's cast
 /// would take UTC's).
 fn midnight(e: Expr, zone: &Arc<str>) -> Expr {

@@ -155,6 +155,7 @@ impl SqlEngine {
         // Last: they wrap what is registered under their names.
         super::numeric::register_overloads(&ctx);
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
+        ctx.add_analyzer_rule(Arc::new(super::datetime::NaiveInSessionZone));
         ctx.add_analyzer_rule(Arc::new(super::setops::SetOperationMultiplicity));
         ctx.add_analyzer_rule(Arc::new(super::ordered_input::OrderedSubqueryInput));
         // The tables' DEFAULT expressions are planned with every function
