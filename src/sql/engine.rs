@@ -106,6 +106,7 @@ impl SqlEngine {
             "postgresql_typed_operands",
             vec![
                 super::uuid::uuid_text,
+                super::bytea::bytea_operands,
                 super::bpchar::char_semantics,
                 super::json::json_semantics,
                 super::interval::comparable,

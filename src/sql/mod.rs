@@ -23,6 +23,7 @@
 pub mod analyze;
 pub mod array_literal;
 pub mod bpchar;
+pub mod bytea;
 pub mod cancel;
 pub mod catalog_queries;
 pub mod checked;
