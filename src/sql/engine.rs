@@ -112,6 +112,7 @@ impl SqlEngine {
                 super::interval::comparable,
                 super::output::text_casts,
                 super::functions::pg_subscripts,
+                super::functions::dot_matches_newline,
                 super::numeric::floats_beside_exact,
             ],
         );

@@ -364,7 +364,7 @@ impl ExprPlanner for PgExprPlanner {
     fn plan_substring(&self, args: Vec<Expr>) -> DFResult<PlannerResult<Vec<Expr>>> {
         match args.as_slice() {
             [text, Expr::Literal(ScalarValue::Utf8(Some(pattern)), _)] => {
-                let matched = datafusion::functions::regex::regexp_match().call(vec![
+                let matched = super::regexp::regexp_match().call(vec![
                     text.clone(),
                     Expr::Literal(ScalarValue::Utf8(Some(pattern.clone())), None),
                 ]);

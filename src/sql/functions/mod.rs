@@ -74,7 +74,7 @@ use datafusion::prelude::SessionContext;
 pub use encoding::bytea_input;
 pub use extract::PgExprPlanner;
 pub use interval_aggregates::{interval_max, interval_min};
-pub use regexp::REGEXP_MATCHES_LIST;
+pub use regexp::{dot_matches_newline, REGEXP_MATCHES_LIST};
 pub use settings::{inline_settings, SessionUser};
 pub use subscripts::{pg_subscripts, GENERATE_SUBSCRIPTS_LIST, PG_EXPANDARRAY_LIST};
 
@@ -115,6 +115,7 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, make::make_time());
     replace(ctx, regexp::regexp_split_to_array());
     replace(ctx, regexp::regexp_matches_list());
+    replace(ctx, regexp::regexp_match());
     replace(ctx, regexp::regexp_substr());
     replace(ctx, regexp::regexp_replace());
     interval_aggregates::register_average(ctx);

@@ -17,10 +17,13 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListBuilder, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::Result as DFResult;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::functions::string::expr_fn::concat;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility,
+    lit, BinaryExpr, ColumnarValue, Expr, Operator, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, TypeSignature, Volatility,
 };
 use regex::{Regex, RegexBuilder};
 
@@ -33,6 +36,17 @@ pub const REGEXP_MATCHES_LIST: &str = "regexp_matches_list";
 pub fn regexp_split_to_array() -> ScalarUDF {
     ScalarUDF::new_from_impl(Regexp {
         kind: Kind::Split,
+        signature: signature(),
+    })
+}
+
+/// `regexp_match(text, pattern [, flags])`: the groups of the first match
+/// (a group that took no part is NULL, where DataFusion's dropped it and
+/// shifted the next), or the whole match when there is no group; NULL when
+/// nothing matches.
+pub fn regexp_match() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Regexp {
+        kind: Kind::Match,
         signature: signature(),
     })
 }
@@ -57,6 +71,7 @@ fn signature() -> Signature {
 #[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
 enum Kind {
     Split,
+    Match,
     Matches,
 }
 
@@ -65,6 +80,7 @@ impl Kind {
     fn function(self) -> &'static str {
         match self {
             Kind::Split => "regexp_split_to_array",
+            Kind::Match => "regexp_match",
             Kind::Matches => "regexp_matches",
         }
     }
@@ -334,7 +350,7 @@ fn text_list() -> DataType {
 impl ScalarUDFImpl for Regexp {
     fn name(&self) -> &str {
         match self.kind {
-            Kind::Split => Kind::Split.function(),
+            Kind::Split | Kind::Match => self.kind.function(),
             Kind::Matches => REGEXP_MATCHES_LIST,
         }
     }
@@ -345,7 +361,7 @@ impl ScalarUDFImpl for Regexp {
 
     fn return_type(&self, _: &[DataType]) -> DFResult<DataType> {
         Ok(match self.kind {
-            Kind::Split => text_list(),
+            Kind::Split | Kind::Match => text_list(),
             Kind::Matches => DataType::List(Arc::new(Field::new("item", text_list(), true))),
         })
     }
@@ -373,7 +389,7 @@ impl ScalarUDFImpl for Regexp {
             let (Some(text), Some(pattern), Some(flags)) = (value(0, row), value(1, row), flags)
             else {
                 match self.kind {
-                    Kind::Split => split.append_null(),
+                    Kind::Split | Kind::Match => split.append_null(),
                     Kind::Matches => matches.append(true),
                 }
                 continue;
@@ -393,6 +409,13 @@ impl ScalarUDFImpl for Regexp {
                     }
                     split.append(true);
                 }
+                Kind::Match => match regex.captures(text) {
+                    Some(found) => {
+                        push_groups(split.values(), &found);
+                        split.append(true);
+                    }
+                    None => split.append_null(),
+                },
                 Kind::Matches => {
                     let every = flags.contains('g');
                     for found in regex
@@ -400,14 +423,7 @@ impl ScalarUDFImpl for Regexp {
                         .take(if every { usize::MAX } else { 1 })
                     {
                         let groups = matches.values();
-                        match found.len() {
-                            // No group: the whole match.
-                            1 => groups.values().append_value(&found[0]),
-                            _ => found
-                                .iter()
-                                .skip(1)
-                                .for_each(|g| groups.values().append_option(g.map(|g| g.as_str()))),
-                        }
+                        push_groups(groups.values(), &found);
                         groups.append(true);
                     }
                     matches.append(true);
@@ -415,10 +431,19 @@ impl ScalarUDFImpl for Regexp {
             }
         }
         let array: ArrayRef = match self.kind {
-            Kind::Split => Arc::new(split.finish()),
+            Kind::Split | Kind::Match => Arc::new(split.finish()),
             Kind::Matches => Arc::new(matches.finish()),
         };
         like_arguments(&args.args, array)
+    }
+}
+
+/// A match's groups (NULL for one that took no part), or the whole match
+/// when the pattern has no group.
+fn push_groups(values: &mut StringBuilder, found: &regex::Captures) {
+    match found.len() {
+        1 => values.append_value(&found[0]),
+        _ => (found.iter().skip(1)).for_each(|g| values.append_option(g.map(|g| g.as_str()))),
     }
 }
 
@@ -435,6 +460,35 @@ fn split_pieces<'t>(regex: &Regex, text: &'t str) -> Vec<&'t str> {
     }
     pieces.push(&text[start..]);
     pieces
+}
+
+/// `text ~ pattern` and its kin (`~*`, `!~`, `!~*`) with `.` matching a
+/// newline, as in PostgreSQL's regular expressions (and in [`compile`]'s);
+/// DataFusion's operators leave Rust's default, so `E'a\nb' ~ 'a.b'` was
+/// false. An expression rewrite run before type coercion.
+pub fn dot_matches_newline(expr: Expr, _schema: &DFSchema) -> Transformed<Expr> {
+    use Operator::{RegexIMatch, RegexMatch, RegexNotIMatch, RegexNotMatch};
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(
+                op,
+                RegexMatch | RegexIMatch | RegexNotMatch | RegexNotIMatch
+            ) =>
+        {
+            let pattern = match *right {
+                Expr::Literal(ScalarValue::Utf8(Some(p)), meta) => {
+                    Expr::Literal(ScalarValue::Utf8(Some(format!("(?s){p}"))), meta)
+                }
+                other => concat(vec![lit("(?s)"), other]),
+            };
+            Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                left,
+                op,
+                Box::new(pattern),
+            )))
+        }
+        other => Transformed::no(other),
+    }
 }
 
 /// `pattern` with PostgreSQL's `flags` (see the module header), for the
