@@ -31,6 +31,7 @@ pub mod copy;
 pub mod cursor;
 pub mod datetime;
 pub mod ddl;
+pub mod distinct_values;
 pub mod dml;
 pub mod engine;
 pub mod errors;

@@ -24,6 +24,7 @@ use datafusion::prelude::SessionContext;
 use super::input_error;
 use crate::error::InputError;
 use crate::sql::analyze::coerced_types;
+use crate::sql::distinct_values::DistinctValues;
 use crate::sql::interval::{divide, length};
 
 /// The names the two are planned under.
@@ -207,6 +208,9 @@ impl AggregateUDFImpl for Average {
 
     fn state_fields(&self, args: StateFieldsArgs) -> DFResult<Vec<FieldRef>> {
         match args.input_fields {
+            [field] if of_intervals(&[field.data_type().clone()]) && args.is_distinct => {
+                Ok(DistinctValues::state_fields(args.name, &interval_type()))
+            }
             [field] if of_intervals(&[field.data_type().clone()]) => Ok(vec![
                 Arc::new(Field::new(
                     format!("{}[sum]", args.name),
@@ -225,6 +229,11 @@ impl AggregateUDFImpl for Average {
 
     fn accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
         match self.computes(&args) {
+            true if args.is_distinct => Ok(Box::new(DistinctValues::new(
+                Box::<AverageAccumulator>::default(),
+                interval_type(),
+                by_length,
+            ))),
             true => Ok(Box::<AverageAccumulator>::default()),
             false => self.inner.accumulator(args),
         }
@@ -254,6 +263,17 @@ impl AggregateUDFImpl for Average {
 
     fn default_value(&self, data_type: &DataType) -> DFResult<ScalarValue> {
         self.inner.default_value(data_type)
+    }
+}
+
+/// An interval's length, what DISTINCT tells apart (`1 mon` and `30 days`
+/// are one, as PostgreSQL compares them).
+fn by_length(value: &ScalarValue) -> ScalarValue {
+    match value {
+        ScalarValue::IntervalMonthDayNano(Some(v)) => {
+            ScalarValue::Decimal128(Some(length(*v)), 38, 0)
+        }
+        other => other.clone(),
     }
 }
 

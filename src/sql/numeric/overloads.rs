@@ -31,6 +31,7 @@ use datafusion::arrow::compute::kernels::numeric::neg;
 use super::values::{is_numeric, map_numerics, numerics, to_numerics, NUMERIC};
 use crate::numeric::Numeric;
 use crate::sql::analyze::{coerced_types, is_text};
+use crate::sql::distinct_values::DistinctValues;
 
 /// Scalar functions with a `numeric` version (`super::functions`) or that
 /// pass `numeric` values through (`coalesce` and the like).
@@ -430,9 +431,17 @@ impl AggregateUDFImpl for NumericAggregate {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
-        match self.computes(&args) {
-            true => Ok(Box::new(NumericAccumulator::new(self.kind))),
-            false => self.inner.accumulator(args),
+        if !self.computes(&args) {
+            return self.inner.accumulator(args);
+        }
+        let accumulator = Box::new(NumericAccumulator::new(self.kind));
+        match args.is_distinct {
+            true => Ok(Box::new(DistinctValues::new(
+                accumulator,
+                args.exprs[0].data_type(args.schema)?,
+                by_value,
+            ))),
+            false => Ok(accumulator),
         }
     }
 
@@ -444,6 +453,9 @@ impl AggregateUDFImpl for NumericAggregate {
             .collect();
         if !self.ours(&types) {
             return self.inner.state_fields(args);
+        }
+        if args.is_distinct {
+            return Ok(DistinctValues::state_fields(args.name, &types[0]));
         }
         let field = |name: &str, t: DataType| {
             Arc::new(Field::new(format!("{}[{name}]", args.name), t, true))
@@ -479,6 +491,17 @@ impl AggregateUDFImpl for NumericAggregate {
 
     fn default_value(&self, data_type: &DataType) -> DFResult<ScalarValue> {
         self.inner.default_value(data_type)
+    }
+}
+
+/// A `numeric` value without its scale, what DISTINCT tells apart (`1.5`
+/// and `1.50` are one).
+fn by_value(value: &ScalarValue) -> ScalarValue {
+    match value {
+        ScalarValue::LargeBinary(Some(bytes)) => {
+            ScalarValue::LargeBinary(Some(crate::numeric::value_part(bytes).to_vec()))
+        }
+        other => other.clone(),
     }
 }
 
