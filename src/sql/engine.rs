@@ -368,6 +368,7 @@ pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(super::operators::PgOperators),
         Box::new(super::parse_rules::ExistsInSelectList),
         Box::new(super::parse_rules::FetchFirstAsLimit),
+        Box::new(super::parse_rules::WindowReferences),
         Box::new(super::parse_rules::InsertUnderWith),
         Box::new(super::parse_rules::SizedStringCasts),
         Box::new(super::datetime::MicrosecondTimestamps),

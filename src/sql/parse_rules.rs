@@ -5,14 +5,16 @@
 //! [`RegprocComparisons`] compares a `regproc` with a catalog column by
 //! name, [`InsertUnderWith`] moves a WITH into the INSERT under it,
 //! [`FetchFirstAsLimit`] reads `FETCH FIRST` as `LIMIT`,
+//! [`WindowReferences`] copies a window named in another's definition,
 //! [`SizedStringCasts`] cuts explicit `varchar(n)` / `char(n)` casts, and
 //! `datetime::MicrosecondTimestamps` gives `timestamp` PostgreSQL's range.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, BinaryOperator, CharacterLength, DataType, Expr, GroupByExpr, Ident,
-    LimitClause, Query, Select, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
+    visit_expressions_mut, BinaryOperator, CharacterLength, DataType, Expr, Function, GroupByExpr,
+    Ident, LimitClause, NamedWindowDefinition, NamedWindowExpr, Query, Select, SelectItem, SetExpr,
+    Statement, Value, VisitMut, VisitorMut, WindowSpec, WindowType,
 };
 use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
@@ -312,6 +314,77 @@ impl SqlStatementRewriteRule for InsertUnderWith {
                 Statement::Query(query)
             }
         }
+    }
+}
+
+/// A window defined on another (`WINDOW w2 AS (w1 ORDER BY x)`, `OVER (w1
+/// ORDER BY x)`) is the other's PARTITION BY, ORDER BY and frame with its
+/// own added, as PostgreSQL copies them. DataFusion dropped the reference,
+/// and with it the PARTITION BY: the sums ran across partitions.
+#[derive(Debug)]
+pub struct WindowReferences;
+
+impl SqlStatementRewriteRule for WindowReferences {
+    fn rewrite(&self, mut stmt: Statement) -> Statement {
+        struct Visitor;
+        impl VisitorMut for Visitor {
+            type Break = ();
+            fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+                copy_window_references(&mut query.body);
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = stmt.visit(&mut Visitor);
+        stmt
+    }
+}
+
+fn copy_window_references(body: &mut SetExpr) {
+    let select = match body {
+        SetExpr::Select(select) => select,
+        SetExpr::SetOperation { left, right, .. } => {
+            copy_window_references(left);
+            copy_window_references(right);
+            return;
+        }
+        _ => return,
+    };
+    let mut named: Vec<(Ident, WindowSpec)> = Vec::new();
+    for NamedWindowDefinition(name, definition) in &mut select.named_window {
+        if let NamedWindowExpr::WindowSpec(spec) = definition {
+            inherit(spec, &named);
+            named.push((name.clone(), spec.clone()));
+        }
+    }
+    let _ = visit_expressions_mut(&mut select.projection, |expr| {
+        if let Expr::Function(Function {
+            over: Some(WindowType::WindowSpec(spec)),
+            ..
+        }) = expr
+        {
+            inherit(spec, &named);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `spec` with what the window it names (one of `named`) defines.
+fn inherit(spec: &mut WindowSpec, named: &[(Ident, WindowSpec)]) {
+    let Some(name) = &spec.window_name else {
+        return;
+    };
+    let Some((_, base)) = named.iter().find(|(n, _)| n.value == name.value) else {
+        return;
+    };
+    spec.window_name = None;
+    if spec.partition_by.is_empty() {
+        spec.partition_by = base.partition_by.clone();
+    }
+    if spec.order_by.is_empty() {
+        spec.order_by = base.order_by.clone();
+    }
+    if spec.window_frame.is_none() {
+        spec.window_frame = base.window_frame.clone();
     }
 }
 
