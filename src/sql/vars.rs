@@ -2,7 +2,9 @@
 //!
 //! Only the variables PostgreSQL drivers and tools actually send are known;
 //! any other name is `42704 unrecognized configuration parameter`, as in
-//! PostgreSQL. Values are kept as text. `statement_timeout` is enforced
+//! PostgreSQL. Values are kept as text. A value ShardForge would accept
+//! but not honour (`DateStyle = 'German'`, `IntervalStyle = 'iso_8601'`,
+//! `extra_float_digits = 0`) is 0A000. `statement_timeout` is enforced
 //! (`sql::cancel`); `lock_timeout` and `idle_in_transaction_session_timeout`
 //! are accepted and shown (nothing waits for a lock yet).
 
@@ -170,6 +172,9 @@ impl SessionVars {
                 milliseconds(timeout_ms(key, &value)?)
             }
             "transaction_isolation" | "default_transaction_isolation" => isolation(&value)?,
+            "datestyle" => date_style(&value)?,
+            "intervalstyle" => interval_style(&value)?,
+            "extra_float_digits" => extra_float_digits(&value)?,
             "timezone" if is_utc(&value) => "UTC".to_string(),
             "timezone" => zone_setting(&value)?,
             _ => value,
@@ -383,6 +388,58 @@ fn is_utc(zone: &str) -> bool {
 /// PostgreSQL calls REPEATABLE READ. READ COMMITTED is accepted and gets the
 /// stronger snapshot isolation; SERIALIZABLE would be a weaker guarantee
 /// than asked for, so it is refused.
+fn invalid_value(name: &str, value: &str) -> Error {
+    Error::input(
+        InputError::InvalidParameterValue,
+        format!("invalid value for parameter \"{name}\": \"{value}\""),
+    )
+}
+
+/// `DateStyle`, as PostgreSQL spells it back (`ISO, DMY`). Values are
+/// printed in the ISO style only: another is 0A000, not a style accepted
+/// and ignored. (The field order is kept; input reads ISO dates only.)
+fn date_style(value: &str) -> Result<String> {
+    let mut order = "MDY";
+    for part in value.split(',').map(|p| p.trim().to_lowercase()) {
+        order = match part.as_str() {
+            "iso" => order,
+            "default" | "mdy" | "us" | "noneuropean" | "non-european" => "MDY",
+            "dmy" | "euro" | "european" => "DMY",
+            "ymd" => "YMD",
+            "sql" | "postgres" | "german" => {
+                return Err(Error::unsupported(format!(
+                    "DateStyle {}",
+                    part.to_uppercase()
+                )))
+            }
+            _ => return Err(invalid_value("DateStyle", value)),
+        };
+    }
+    Ok(format!("ISO, {order}"))
+}
+
+/// `IntervalStyle`: intervals are printed in the `postgres` style only.
+fn interval_style(value: &str) -> Result<String> {
+    match value.to_lowercase().as_str() {
+        "postgres" => Ok("postgres".into()),
+        "postgres_verbose" | "sql_standard" | "iso_8601" => {
+            Err(Error::unsupported(format!("IntervalStyle {value}")))
+        }
+        _ => Err(invalid_value("IntervalStyle", value)),
+    }
+}
+
+/// `extra_float_digits`: any value above 0 prints the shortest exact
+/// digits, as in PostgreSQL; 0 and below (fewer, rounded digits) are not
+/// printed that way yet.
+fn extra_float_digits(value: &str) -> Result<String> {
+    match value.trim().parse::<i32>() {
+        Ok(digits @ 1..=3) => Ok(digits.to_string()),
+        Ok(-15..=0) => Err(Error::unsupported(format!("extra_float_digits {value}"))),
+        _ => Err(invalid_value("extra_float_digits", value)),
+    }
+}
+
 pub fn isolation(level: &str) -> Result<String> {
     match level.to_lowercase().replace('_', " ").as_str() {
         "read uncommitted" | "read committed" | "repeatable read" => {
@@ -401,6 +458,35 @@ pub fn isolation(level: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn styles_are_the_ones_printed_or_refused() {
+        let mut vars = SessionVars::default();
+        vars.set("DateStyle", "iso, dmy".into()).unwrap();
+        assert_eq!(vars.get("datestyle").unwrap(), "ISO, DMY");
+        vars.set("DateStyle", "ISO".into()).unwrap();
+        assert_eq!(vars.get("datestyle").unwrap(), "ISO, MDY");
+        let refused =
+            |vars: &mut SessionVars, name: &str, value: &str| match vars.set(name, value.into()) {
+                Err(Error::Input(kind, _)) => kind,
+                other => panic!("{name} = {value}: {other:?}"),
+            };
+        for (name, value) in [
+            ("DateStyle", "German"),
+            ("DateStyle", "SQL, DMY"),
+            ("IntervalStyle", "iso_8601"),
+            ("extra_float_digits", "0"),
+        ] {
+            assert_eq!(refused(&mut vars, name, value), InputError::Unsupported);
+        }
+        assert_eq!(
+            refused(&mut vars, "extra_float_digits", "4"),
+            InputError::InvalidParameterValue
+        );
+        vars.set("extra_float_digits", "2".into()).unwrap();
+        vars.set("IntervalStyle", "Postgres".into()).unwrap();
+        assert_eq!(vars.get("intervalstyle").unwrap(), "postgres");
+    }
 
     #[test]
     fn set_show_reset() {
