@@ -7,14 +7,20 @@
 //! are (a `numeric`'s value without its scale: `1.5` and `1.50` are one;
 //! an interval's length: `1 mon` and `30 days` are one), and carries the
 //! values seen as its state, a list, for partial aggregation.
+//!
+//! [`distinct_in_order`]: `array_agg(DISTINCT x)` and `string_agg(DISTINCT
+//! x, ...)` list their values in order, as PostgreSQL's (which sorts them
+//! to find the distinct ones) do and applications rely on; DataFusion's
+//! came in hash order.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{Result as DFResult, ScalarValue};
-use datafusion::logical_expr::Accumulator;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, Result as DFResult, ScalarValue};
+use datafusion::logical_expr::{Accumulator, Expr};
 
 /// What tells two values apart.
 pub type DistinctKey = fn(&ScalarValue) -> ScalarValue;
@@ -90,5 +96,28 @@ impl Accumulator for DistinctValues {
         std::mem::size_of_val(self)
             + self.inner.size()
             + self.values.iter().map(ScalarValue::size).sum::<usize>() * 2
+    }
+}
+
+/// See the module's documentation. An expression rewrite.
+pub fn distinct_in_order(expr: Expr, _schema: &DFSchema) -> Transformed<Expr> {
+    match expr {
+        Expr::AggregateFunction(mut aggregate)
+            if aggregate.params.distinct
+                && aggregate.params.order_by.is_empty()
+                && matches!(aggregate.func.name(), "array_agg" | "string_agg") =>
+        {
+            // `json_agg(DISTINCT x)` is one of JSON texts
+            // (`sql::json::planning`), which sort otherwise than `x`.
+            let value = aggregate.params.args.first().filter(|value| {
+                !matches!(value, Expr::ScalarFunction(f) if f.name().ends_with("_agg_item"))
+            });
+            let Some(value) = value else {
+                return Transformed::no(Expr::AggregateFunction(aggregate));
+            };
+            aggregate.params.order_by = vec![value.clone().sort(true, false)];
+            Transformed::yes(Expr::AggregateFunction(aggregate))
+        }
+        other => Transformed::no(other),
     }
 }

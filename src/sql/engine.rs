@@ -113,6 +113,7 @@ impl SqlEngine {
                 super::output::text_casts,
                 super::functions::pg_subscripts,
                 super::functions::dot_matches_newline,
+                super::distinct_values::distinct_in_order,
                 super::numeric::floats_beside_exact,
             ],
         );

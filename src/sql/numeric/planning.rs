@@ -360,9 +360,15 @@ fn on_numerics(call: &ScalarFunction, schema: &DFSchema) -> bool {
         || match call.name() {
             "scale" | "min_scale" | "trim_scale" | "div" => true,
             "coalesce" | "nullif" | "greatest" | "least" => numeric_together(args, schema),
+            // `log(b, x)` is `numeric` only, integers too (`log(2, 8)` is
+            // 3.0000000000000000).
+            "log" if args.len() == 2 => args.iter().all(|a| kind(a, schema) == Kind::Exact),
             "exp" | "ln" | "log" | "log10" | "power" | "sqrt" => {
                 args.iter().any(|a| is_decimal(a, schema))
             }
+            // A decimal rounded to more digits than its scale shows them
+            // (`round(1.55, 4)` is 1.5500; DataFusion kept the scale).
+            "round" | "trunc" if args.len() == 2 => is_decimal(&args[0], schema),
             _ => false,
         }
 }
