@@ -5,10 +5,10 @@
 //! `UPDATE ... SET n = n + 1` could store it). This analyzer rule, run
 //! after type coercion, replaces `+`, `-` and `*` on `smallint`, `integer`
 //! and `bigint` operands of the same type with functions using Arrow's
-//! checked kernels, which fail with 22003 `integer out of range`; and `/`
-//! on floats with a function failing on a zero divisor (22012), where
-//! Arrow's gives an infinity. Output column names are kept, so the rest of
-//! the plan is unchanged.
+//! checked kernels, which fail with 22003 `integer out of range`; and
+//! float arithmetic and functions with PostgreSQL's checks
+//! (`sql::float_checks`: overflow, a zero divisor). Output column names are
+//! kept, so the rest of the plan is unchanged.
 //!
 //! The same pass divides `numeric` values at PostgreSQL's scale, rounds
 //! floats half to even, casts decimals to floats exactly, rounds
@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, Datum};
+use datafusion::arrow::array::{ArrayRef, Datum};
 use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
@@ -53,6 +53,7 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
                     .or_else(|| super::numeric::rescaled_rounding(&e, schema))
                     .or_else(|| super::numeric::exact_float_cast(&e, schema))
                     .or_else(|| super::numeric::integer_cast(&e, schema))
+                    .or_else(|| super::float_checks::checked_float(&e, schema))
                     .or_else(|| super::datetime::text_input_cast(&e, schema, config));
                 match pg {
                     Some(rewritten) => Ok(Transformed::yes(rewritten)),
@@ -69,8 +70,7 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
     }
 }
 
-/// `a op b` on same-typed integers, or `a / b` on same-typed floats, as a
-/// checked function call.
+/// `a op b` on same-typed integers, as a checked function call.
 fn checked(expr: Expr, schema: &DFSchema) -> DFResult<Transformed<Expr>> {
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr else {
         return Ok(Transformed::no(expr));
@@ -89,34 +89,12 @@ fn checked(expr: Expr, schema: &DFSchema) -> DFResult<Transformed<Expr>> {
         return Ok(Transformed::no(expr));
     }
     let udf = match (op, integer_name(&left_type)) {
-        (Operator::Divide, _) if left_type.is_floating() => float_division_udf(left_type),
         (Operator::Divide, _) | (_, None) => return Ok(Transformed::no(expr)),
         (_, Some(type_name)) => checked_udf(*op, left_type, type_name),
     };
     Ok(Transformed::yes(
         udf.call(vec![left.as_ref().clone(), right.as_ref().clone()]),
     ))
-}
-
-/// Float division that fails on a zero divisor (22012), as PostgreSQL's
-/// does; Arrow's gives an infinity or NaN.
-fn float_division_udf(data_type: DataType) -> Arc<ScalarUDF> {
-    array_udf(
-        &format!("pg_float_div_{data_type}").to_lowercase(),
-        vec![data_type.clone(), data_type.clone()],
-        data_type.clone(),
-        move |arrays| {
-            let divisors = datafusion::arrow::compute::cast(&arrays[1], &DataType::Float64)?;
-            let divisors = divisors.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-            if divisors.iter().any(|d| d == Some(0.0)) {
-                return Err(DataFusionError::External(Box::new(Error::input(
-                    InputError::DivisionByZero,
-                    "division by zero",
-                ))));
-            }
-            Ok(numeric::div(&arrays[0], &arrays[1])?)
-        },
-    )
 }
 
 fn integer_name(data_type: &DataType) -> Option<&'static str> {

@@ -35,6 +35,7 @@ pub mod distinct_values;
 pub mod dml;
 pub mod engine;
 pub mod errors;
+pub mod float_checks;
 pub mod functions;
 pub mod interval;
 pub mod json;

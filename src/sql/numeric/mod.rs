@@ -194,7 +194,7 @@ pub fn exact_float_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
     );
     let float = udf.call(vec![inner.as_ref().clone()]);
     Some(match to {
-        DataType::Float32 => cast(float, DataType::Float32),
+        DataType::Float32 => crate::sql::float_checks::narrowed(float),
         _ => float,
     })
 }

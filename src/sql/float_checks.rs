@@ -1,0 +1,293 @@
+//! Float results PostgreSQL refuses, where Arrow gives an infinity, zero
+//! or NaN: arithmetic on `real` and `double precision` that overflows or
+//! underflows (`1e308::float8 * 10`: 22003 `value out of range:
+//! overflow`) or divides by zero (22012), a `double precision` cast to a
+//! `real` it does not fit, `ln` / `log` / `log10` of zero or a negative
+//! number (2201E), `sqrt` of a negative number, `power` of zero to a
+//! negative power or of a negative number to a fraction (2201F), `exp` and
+//! `power` past the range, text of a number past the type's range.
+//! Infinities in, infinities out: only a result no
+//! input explains is refused, as in PostgreSQL's `float.c`.
+//!
+//! [`checked_float`] rewrites such an expression, after type coercion, in
+//! the same pass as `sql::checked`'s integer arithmetic.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::kernels::numeric;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::common::{DFSchema, DataFusionError, Result as DFResult};
+use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, Operator, ScalarUDF};
+
+use super::analyze::{array_udf, is_text};
+use crate::error::{Error, InputError};
+
+/// `expr` with PostgreSQL's checks, if it is one of the module's kinds.
+pub fn checked_float(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let is_float = |e: &Expr| e.get_type(schema).ok().filter(DataType::is_floating);
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let data_type = is_float(left)?;
+            if is_float(right)? != data_type {
+                return None;
+            }
+            let op = match op {
+                Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide => *op,
+                _ => return None,
+            };
+            Some(arithmetic(op, data_type).call(vec![*left.clone(), *right.clone()]))
+        }
+        Expr::Cast(Cast { expr: inner, field })
+            if *field.data_type() == DataType::Float32
+                && inner.get_type(schema).ok()? == DataType::Float64 =>
+        {
+            Some(narrowed(*inner.clone()))
+        }
+        Expr::Cast(Cast { expr: inner, field })
+            if field.data_type().is_floating()
+                && inner.get_type(schema).ok().is_some_and(|t| is_text(&t)) =>
+        {
+            Some(text_input(*inner.clone(), field.data_type()))
+        }
+        Expr::ScalarFunction(call) => {
+            let check = Check::of(call.name(), call.args.len())?;
+            let double = |e: &Expr| e.get_type(schema).is_ok_and(|t| t == DataType::Float64);
+            if !double(expr) || !call.args.iter().all(double) {
+                return None;
+            }
+            Some(match check {
+                // The argument checked first: DataFusion's sqrt fails itself
+                // (as an internal error).
+                Check::Logarithm | Check::Sqrt => {
+                    let mut call = call.clone();
+                    call.args[0] = check.udf(1).call(vec![call.args[0].clone()]);
+                    Expr::ScalarFunction(call)
+                }
+                Check::Exp | Check::Power => {
+                    let mut args = vec![expr.clone()];
+                    args.extend(call.args.iter().cloned());
+                    check.udf(args.len()).call(args)
+                }
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A `double precision` as a `real`, refusing one out of its range.
+pub fn narrowed(double: Expr) -> Expr {
+    array_udf(
+        "pg_float4_of_float8",
+        vec![DataType::Float64],
+        DataType::Float32,
+        |arrays| {
+            let narrowed = cast(&arrays[0], &DataType::Float32)?;
+            let doubles = arrays[0].as_primitive::<Float64Type>();
+            let reals = cast(&narrowed, &DataType::Float64)?;
+            for (double, real) in doubles.iter().zip(reals.as_primitive::<Float64Type>()) {
+                if let (Some(double), Some(real)) = (double, real) {
+                    refused(real, double.is_finite(), double != 0.0)?;
+                }
+            }
+            Ok(narrowed)
+        },
+    )
+    .call(vec![double])
+}
+
+/// Text read as a float of `data_type` (`float8in` / `float4in`): a number
+/// past the type's range is 22003, where Arrow's reader makes it an
+/// infinity or zero (`'1e400'::float8`).
+fn text_input(text: Expr, data_type: &DataType) -> Expr {
+    let name = match data_type {
+        DataType::Float32 => "real",
+        _ => "double precision",
+    };
+    let target = data_type.clone();
+    array_udf(
+        &format!("pg_float_in_{target}").to_lowercase(),
+        vec![DataType::Utf8],
+        data_type.clone(),
+        move |arrays| {
+            let floats = cast(&cast(&arrays[0], &DataType::Utf8)?, &target)?;
+            let texts = cast(&arrays[0], &DataType::Utf8)?;
+            let values = doubles(&floats)?;
+            for (text, value) in texts.as_string::<i32>().iter().zip(values.iter()) {
+                let (Some(text), Some(value)) = (text, value) else {
+                    continue;
+                };
+                let written = text.trim().trim_start_matches(['+', '-']).to_lowercase();
+                let mantissa = written.split('e').next().unwrap_or_default();
+                let infinite = value.is_infinite() && !written.starts_with("inf");
+                let vanished =
+                    value == 0.0 && mantissa.contains(|c: char| ('1'..='9').contains(&c));
+                if infinite || vanished {
+                    return Err(external(
+                        InputError::OutOfRange,
+                        format!("\"{text}\" is out of range for type {name}"),
+                    ));
+                }
+            }
+            Ok(floats)
+        },
+    )
+    .call(vec![text])
+}
+
+/// 22003 for a result no input explains: an infinity from finite inputs
+/// (`finite`), or a zero from inputs that make none (`nonzero`).
+fn refused(result: f64, finite: bool, nonzero: bool) -> DFResult<()> {
+    let what = match () {
+        _ if result.is_infinite() && finite => "overflow",
+        _ if result == 0.0 && finite && nonzero => "underflow",
+        _ => return Ok(()),
+    };
+    Err(external(
+        InputError::OutOfRange,
+        format!("value out of range: {what}"),
+    ))
+}
+
+fn external(kind: InputError, message: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::External(Box::new(Error::input(kind, message)))
+}
+
+/// `a op b` on floats of `data_type`, checked.
+fn arithmetic(op: Operator, data_type: DataType) -> Arc<ScalarUDF> {
+    let verb = match op {
+        Operator::Plus => "add",
+        Operator::Minus => "sub",
+        Operator::Multiply => "mul",
+        _ => "div",
+    };
+    array_udf(
+        &format!("pg_float_{verb}_{data_type}").to_lowercase(),
+        vec![data_type.clone(), data_type.clone()],
+        data_type,
+        move |arrays| {
+            let result = match op {
+                Operator::Plus => numeric::add(&arrays[0], &arrays[1])?,
+                Operator::Minus => numeric::sub(&arrays[0], &arrays[1])?,
+                Operator::Multiply => numeric::mul(&arrays[0], &arrays[1])?,
+                _ => numeric::div(&arrays[0], &arrays[1])?,
+            };
+            let [a, b, r] = [&arrays[0], &arrays[1], &result].map(doubles);
+            let (a, b, r) = (a?, b?, r?);
+            for ((a, b), r) in a.iter().zip(b.iter()).zip(r.iter()) {
+                let (Some(a), Some(b), Some(r)) = (a, b, r) else {
+                    continue;
+                };
+                let finite = a.is_finite() && b.is_finite();
+                match op {
+                    Operator::Divide if b == 0.0 => {
+                        return Err(external(InputError::DivisionByZero, "division by zero"));
+                    }
+                    Operator::Multiply => refused(r, finite, a != 0.0 && b != 0.0)?,
+                    Operator::Divide => refused(r, a.is_finite(), a != 0.0 && !b.is_infinite())?,
+                    _ => refused(r, finite, false)?,
+                }
+            }
+            Ok(result)
+        },
+    )
+}
+
+fn doubles(array: &ArrayRef) -> DFResult<Float64Array> {
+    Ok(cast(array, &DataType::Float64)?
+        .as_primitive::<Float64Type>()
+        .clone())
+}
+
+/// The functions checked, by what they refuse.
+#[derive(Clone, Copy)]
+enum Check {
+    /// `ln`, `log`, `log10`: no zero or negative number.
+    Logarithm,
+    Sqrt,
+    Exp,
+    Power,
+}
+
+impl Check {
+    fn of(function: &str, arguments: usize) -> Option<Check> {
+        Some(match (function, arguments) {
+            ("ln" | "log" | "log10", 1) => Check::Logarithm,
+            ("sqrt", 1) => Check::Sqrt,
+            ("exp", 1) => Check::Exp,
+            ("power" | "pow", 2) => Check::Power,
+            _ => return None,
+        })
+    }
+
+    /// `pg_float_check_<kind>(x)`: the argument `x` of a logarithm or
+    /// `sqrt`, or the error; `pg_float_check_<kind>(result, inputs...)`:
+    /// the result of `exp` or `power`, or the error.
+    fn udf(self, arguments: usize) -> Arc<ScalarUDF> {
+        let kind = match self {
+            Check::Logarithm => "logarithm",
+            Check::Sqrt => "sqrt",
+            Check::Exp => "exp",
+            Check::Power => "power",
+        };
+        array_udf(
+            &format!("pg_float_check_{kind}"),
+            vec![DataType::Float64; arguments],
+            DataType::Float64,
+            move |arrays| {
+                let columns = arrays.iter().map(doubles).collect::<DFResult<Vec<_>>>()?;
+                for row in 0..columns[0].len() {
+                    let value = |i: usize| {
+                        let column = columns.get(i)?;
+                        column.is_valid(row).then(|| column.value(row))
+                    };
+                    let checked = match self {
+                        Check::Logarithm | Check::Sqrt => value(0).map(|x| self.check(x, x, None)),
+                        Check::Exp | Check::Power => value(0)
+                            .zip(value(1))
+                            .map(|(result, x)| self.check(result, x, value(2))),
+                    };
+                    checked.transpose()?;
+                }
+                Ok(arrays[0].clone())
+            },
+        )
+    }
+
+    fn check(self, result: f64, x: f64, y: Option<f64>) -> DFResult<()> {
+        let domain = |kind, message: &str| Err(external(kind, message));
+        match self {
+            Check::Logarithm if x == 0.0 => domain(
+                InputError::InvalidArgumentForLogarithm,
+                "cannot take logarithm of zero",
+            ),
+            Check::Logarithm if x < 0.0 => domain(
+                InputError::InvalidArgumentForLogarithm,
+                "cannot take logarithm of a negative number",
+            ),
+            Check::Sqrt if x < 0.0 => domain(
+                InputError::InvalidArgumentForPowerFunction,
+                "cannot take square root of a negative number",
+            ),
+            Check::Exp => refused(result, x.is_finite(), true),
+            Check::Power => {
+                let y = y.unwrap_or(f64::NAN);
+                if x == 0.0 && y < 0.0 {
+                    return domain(
+                        InputError::InvalidArgumentForPowerFunction,
+                        "zero raised to a negative power is undefined",
+                    );
+                }
+                if x < 0.0 && y.is_finite() && y.fract() != 0.0 {
+                    return domain(
+                        InputError::InvalidArgumentForPowerFunction,
+                        "a negative number raised to a non-integer power yields a complex result",
+                    );
+                }
+                refused(result, x.is_finite() && y.is_finite(), x != 0.0)
+            }
+            _ => Ok(()),
+        }
+    }
+}
