@@ -164,7 +164,7 @@ fn read_moment(input: &str, nodes: &[Node], template: &str) -> DFResult<NaiveDat
         let fixed = matches!(nodes.get(i + 1), Some(Node::Field { .. }));
         let signed = matches!(field, Field::Year(_) | Field::Julian);
         match field {
-            Field::Year(4) | Field::IsoYear => {
+            Field::Year(4) | Field::IsoYear(4) => {
                 r.year = read_number(&mut rest, 4, fixed, signed).ok_or_else(|| bad("YYYY"))? as i32
             }
             Field::Year(digits) => {
@@ -255,9 +255,20 @@ fn read_moment(input: &str, nodes: &[Node], template: &str) -> DFResult<NaiveDat
                     read_number(&mut rest, usize::MAX, fixed, signed).ok_or_else(|| bad("J"))?,
                 )
             }
-            Field::Zone { .. } | Field::Offset => {
+            Field::Zone { .. } | Field::Offset | Field::OffsetHours | Field::OffsetMinutes => {
                 return Err(Error::unsupported(format!(
                     "time zone fields in the template \"{template}\" of to_timestamp"
+                ))
+                .into())
+            }
+            Field::YearWithComma
+            | Field::IsoYear(_)
+            | Field::IsoDayOfYear
+            | Field::WeekOfMonth
+            | Field::RomanMonth { .. }
+            | Field::Era { .. } => {
+                return Err(Error::unsupported(format!(
+                    "the template \"{template}\" of to_date and to_timestamp"
                 ))
                 .into())
             }

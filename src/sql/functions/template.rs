@@ -2,9 +2,10 @@
 //! PostgreSQL's templates.
 //!
 //! A template is read once into [`Node`]s: fields (`YYYY`, `Month`, `HH24`,
-//! `MI`, `SS`, `US`, `AM`, `TZ`...), each with `FM` (no padding) and `TH`
-//! (an ordinal suffix), and literal text (`"quoted"` or any other
-//! character). `to_char` of a date or timestamp prints the fields of the
+//! `MI`, `SS`, `US`, `AM`, `TZ`, `AD`, `RM`...), each with `FM` or `TM` (no
+//! padding) and `TH` (an ordinal suffix), and literal text (`"quoted"` or
+//! any other character: letters that spell a field are that field, as in
+//! PostgreSQL, so `'Hello World'` prints a week number for its `W`). `to_char` of a date or timestamp prints the fields of the
 //! value in the session time zone; `to_date` and `to_timestamp` read them
 //! back ([`super::parse_template`]). `to_char` of a number uses the
 //! numeric template ([`super::number_template`]).
@@ -68,7 +69,26 @@ pub(super) enum Case {
 pub(super) enum Field {
     /// `YYYY`, `YYY`, `YY`, `Y`: the last n digits of the year.
     Year(u8),
-    IsoYear,
+    /// `Y,YYY`: the year with a comma after its thousands.
+    YearWithComma,
+    /// `IYYY`, `IYY`, `IY`, `I`: the last n digits of the ISO year.
+    IsoYear(u8),
+    /// `IDDD`: the day of the ISO year.
+    IsoDayOfYear,
+    /// `W`: the week of the month (days 1-7 are week 1).
+    WeekOfMonth,
+    /// `RM`, `rm`: the month in Roman numerals.
+    RomanMonth {
+        case: Case,
+    },
+    /// `AD`, `BC`, `A.D.`, `B.C.`: the era, whichever is written.
+    Era {
+        case: Case,
+        dots: bool,
+    },
+    /// `TZH`, `TZM`: the hours and minutes of the UTC offset.
+    OffsetHours,
+    OffsetMinutes,
     Month,
     MonthName {
         full: bool,
@@ -122,6 +142,70 @@ pub(super) enum Node {
 /// The template words, longest first where one starts another. Words
 /// whose output has no letters match in any case (`yyyy-mm-dd`).
 const WORDS: &[(&str, Field, bool)] = &[
+    (
+        "A.D.",
+        Field::Era {
+            case: Case::Upper,
+            dots: true,
+        },
+        true,
+    ),
+    (
+        "B.C.",
+        Field::Era {
+            case: Case::Upper,
+            dots: true,
+        },
+        true,
+    ),
+    (
+        "a.d.",
+        Field::Era {
+            case: Case::Lower,
+            dots: true,
+        },
+        true,
+    ),
+    (
+        "b.c.",
+        Field::Era {
+            case: Case::Lower,
+            dots: true,
+        },
+        true,
+    ),
+    (
+        "AD",
+        Field::Era {
+            case: Case::Upper,
+            dots: false,
+        },
+        true,
+    ),
+    (
+        "BC",
+        Field::Era {
+            case: Case::Upper,
+            dots: false,
+        },
+        true,
+    ),
+    (
+        "ad",
+        Field::Era {
+            case: Case::Lower,
+            dots: false,
+        },
+        true,
+    ),
+    (
+        "bc",
+        Field::Era {
+            case: Case::Lower,
+            dots: false,
+        },
+        true,
+    ),
     ("HH24", Field::Hour24, false),
     ("HH12", Field::Hour12, false),
     ("HH", Field::Hour12, false),
@@ -201,7 +285,10 @@ const WORDS: &[(&str, Field, bool)] = &[
         },
         true,
     ),
-    ("IYYY", Field::IsoYear, false),
+    ("Y,YYY", Field::YearWithComma, false),
+    ("IYYY", Field::IsoYear(4), false),
+    ("IYY", Field::IsoYear(3), false),
+    ("IDDD", Field::IsoDayOfYear, false),
     ("YYYY", Field::Year(4), false),
     ("YYY", Field::Year(3), false),
     ("YY", Field::Year(2), false),
@@ -308,10 +395,17 @@ const WORDS: &[(&str, Field, bool)] = &[
     ("D", Field::Weekday, false),
     ("ID", Field::IsoWeekday, false),
     ("IW", Field::IsoWeek, false),
+    ("IY", Field::IsoYear(2), false),
+    ("I", Field::IsoYear(1), false),
     ("WW", Field::Week, false),
+    ("W", Field::WeekOfMonth, false),
+    ("RM", Field::RomanMonth { case: Case::Upper }, true),
+    ("rm", Field::RomanMonth { case: Case::Lower }, true),
     ("Q", Field::Quarter, false),
     ("J", Field::Julian, false),
     ("CC", Field::Century, false),
+    ("TZH", Field::OffsetHours, false),
+    ("TZM", Field::OffsetMinutes, false),
     ("TZ", Field::Zone { case: Case::Upper }, true),
     ("tz", Field::Zone { case: Case::Lower }, true),
     ("OF", Field::Offset, false),
@@ -348,7 +442,13 @@ pub(super) fn parse_template(template: &str) -> Vec<Node> {
             Some(after) => (true, after),
             None => (false, rest),
         };
+        // `FX` (fixed format) changes nothing printed; `TM` (translated
+        // names: the C locale's here) drops trailing blanks, as `FM`.
         let after_fm = strip_prefix_ignore_case(after_fm, "FX").unwrap_or(after_fm);
+        let (fill, after_fm) = match strip_prefix_ignore_case(after_fm, "TM") {
+            Some(after) => (true, after),
+            None => (fill, after_fm),
+        };
         let word = WORDS.iter().find(|(word, _, exact)| match exact {
             true => after_fm.starts_with(word),
             false => strip_prefix_ignore_case(after_fm, word).is_some(),
@@ -364,6 +464,9 @@ pub(super) fn parse_template(template: &str) -> Vec<Node> {
                     Some("th") => (Some(Case::Lower), &after[2..]),
                     _ => (None, after),
                 };
+                // `SP` (spell mode) is not implemented in PostgreSQL either:
+                // it prints the number.
+                let after = strip_prefix_ignore_case(after, "SP").unwrap_or(after);
                 nodes.push(Node::Field {
                     field: *field,
                     fill,
@@ -464,9 +567,54 @@ fn format_moment(nodes: &[Node], moment: &Moment) -> String {
                 };
                 (number(value, usize::from(digits)), Some(value))
             }
-            Field::IsoYear => {
-                let y = i64::from(at.iso_week().year());
-                (number(y, 4), Some(y))
+            Field::YearWithComma => {
+                let year = i64::from(at.year());
+                (format!("{},{:03}", year / 1000, year % 1000), Some(year))
+            }
+            Field::IsoYear(digits) => {
+                let year = i64::from(at.iso_week().year());
+                let value = match digits {
+                    4 => year,
+                    n => year % 10i64.pow(u32::from(n)),
+                };
+                (number(value, usize::from(digits)), Some(value))
+            }
+            Field::IsoDayOfYear => {
+                let week = i64::from(at.iso_week().week());
+                let d = (week - 1) * 7 + i64::from(at.weekday().number_from_monday());
+                (number(d, 3), Some(d))
+            }
+            Field::WeekOfMonth => {
+                let w = i64::from(at.day0() / 7 + 1);
+                (w.to_string(), Some(w))
+            }
+            Field::RomanMonth { case } => {
+                const ROMAN: [&str; 12] = [
+                    "I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII",
+                ];
+                let roman = cased(ROMAN[at.month0() as usize], case);
+                match fill {
+                    true => (roman, None),
+                    false => (format!("{roman:<4}"), None),
+                }
+            }
+            Field::Era { case, dots } => {
+                let word = match (at.year() > 0, dots) {
+                    (true, false) => "AD",
+                    (false, false) => "BC",
+                    (true, true) => "A.D.",
+                    (false, true) => "B.C.",
+                };
+                (cased(word, case), None)
+            }
+            Field::OffsetHours => {
+                let offset = moment.offset.unwrap_or(0);
+                let sign = if offset < 0 { '-' } else { '+' };
+                (format!("{sign}{:02}", offset.abs() / 3600), None)
+            }
+            Field::OffsetMinutes => {
+                let minutes = i64::from(moment.offset.unwrap_or(0).abs() / 60 % 60);
+                (number(minutes, 2), None)
             }
             Field::Month => {
                 let m = i64::from(at.month());
