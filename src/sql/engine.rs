@@ -105,6 +105,7 @@ impl SqlEngine {
         let typed_operands = ExpressionRewrites::new(
             "postgresql_typed_operands",
             vec![
+                super::analyze::boolean_literals,
                 super::uuid::uuid_text,
                 super::bytea::bytea_operands,
                 super::bpchar::char_semantics,

@@ -168,10 +168,25 @@ impl ScalarUDFImpl for NumericScalar {
     /// A call with a `numeric` argument keeps its types: `planning`
     /// converts them as PostgreSQL resolves the function.
     fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
-        match any_numeric(arg_types) {
-            true => Ok(arg_types.to_vec()),
-            false => coerced_types(arg_types, self.inner.as_ref()),
+        if any_numeric(arg_types) {
+            return Ok(arg_types.to_vec());
         }
+        coerced_types(arg_types, self.inner.as_ref()).or_else(|e| {
+            // Text beside one other type in `coalesce` and its kin is read
+            // as that type, as PostgreSQL reads an untyped literal there
+            // (`coalesce(active, 'true')`, `coalesce(day, '2024-01-01')`);
+            // DataFusion found no common type.
+            let passing = matches!(self.name(), "coalesce" | "nullif" | "greatest" | "least");
+            let typed: Vec<&DataType> = (arg_types.iter())
+                .filter(|t| !is_text(t) && **t != DataType::Null)
+                .collect();
+            match typed.first() {
+                Some(t) if passing && typed.iter().all(|o| o == t) => {
+                    Ok(vec![(*t).clone(); arg_types.len()])
+                }
+                _ => Err(e),
+            }
+        })
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
