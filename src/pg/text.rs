@@ -107,6 +107,7 @@ fn renders(data_type: &DataType) -> bool {
     matches!(
         data_type,
         DataType::Timestamp(_, _)
+            | DataType::Date32
             | DataType::Time32(_)
             | DataType::Time64(_)
             | DataType::Interval(_)

@@ -15,9 +15,9 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    i256, DataType, Decimal128Type, Decimal256Type, Field, Float32Type, Float64Type, Int64Type,
-    IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
-    TimestampMicrosecondType,
+    i256, DataType, Date32Type, Decimal128Type, Decimal256Type, Field, Float32Type, Float64Type,
+    Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType,
+    TimeUnit, TimestampMicrosecondType,
 };
 
 use datafusion::common::tree_node::Transformed;
@@ -49,6 +49,7 @@ pub fn text_casts(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
             matches!(
                 t,
                 DataType::Timestamp(..)
+                    | DataType::Date32
                     | DataType::Time32(_)
                     | DataType::Time64(_)
                     | DataType::Interval(_)
@@ -199,6 +200,11 @@ pub fn render(array: &ArrayRef, zone: &Tz) -> Result<ArrayRef> {
                 .map(|v| v.map(|v| timestamp(v, zone)))
                 .collect()
         }
+        DataType::Date32 => array
+            .as_primitive::<Date32Type>()
+            .iter()
+            .map(|v| v.map(date))
+            .collect(),
         DataType::Time32(_) | DataType::Time64(_) => {
             let micros = cast(array, &DataType::Time64(TimeUnit::Microsecond))?;
             micros
@@ -485,6 +491,20 @@ fn push_fraction(text: &mut String, micros: i64) {
         text.push('.');
         text.push_str(digits.trim_end_matches('0'));
     }
+}
+
+/// `YYYY-MM-DD` of days since 1970-01-01: a year before 1 AD as PostgreSQL
+/// prints it (`0044-03-15 BC`; Arrow's is `-0043-03-15`), one past 9999
+/// without a sign (Arrow's `+10000-01-01`).
+fn date(days: i32) -> String {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let Some(day) = epoch.checked_add_signed(chrono::Duration::days(i64::from(days))) else {
+        return days.to_string();
+    };
+    let year = day.year();
+    let era = if year <= 0 { " BC" } else { "" };
+    let year = if year <= 0 { 1 - year } else { year };
+    format!("{year:04}-{:02}-{:02}{era}", day.month(), day.day())
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction cut;

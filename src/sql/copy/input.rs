@@ -7,7 +7,7 @@
 //! kept and cast afterwards (Arrow's casts read `t`, `1e3` or `\x01`
 //! differently from PostgreSQL).
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
     ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
@@ -463,13 +463,49 @@ fn boolean(text: &str) -> Result<bool> {
     }
 }
 
-/// A date in ISO form (`2024-02-29`), as days since 1970-01-01.
+/// A date as `date_in` reads it, as days since 1970-01-01: ISO
+/// (`2024-02-29`, a time after it read and dropped), `2024/02/29`,
+/// `20240229`, with the month's name (`Feb 29 2024`, `29 Feb 2024`,
+/// `February 29, 2024`), `epoch`; `BC` after it counts years before 1 AD
+/// (it was dropped: `0044-03-15 BC` read as 44 AD).
 fn date(text: &str) -> Result<i32> {
     refuse_infinity(text)?;
-    // A time after the date is read and dropped, as PostgreSQL does.
     let trimmed = text.trim();
+    let era = trimmed
+        .len()
+        .checked_sub(2)
+        .and_then(|at| trimmed.get(at..));
+    let (trimmed, bc) = match era.filter(|e| e.eq_ignore_ascii_case("bc")) {
+        Some(_) => (trimmed[..trimmed.len() - 2].trim_end(), true),
+        None => (trimmed, false),
+    };
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    if trimmed.eq_ignore_ascii_case("epoch") {
+        return Ok(0);
+    }
+    const NAMED: [&str; 6] = [
+        "%b %d %Y",
+        "%b %d, %Y",
+        "%B %d %Y",
+        "%B %d, %Y",
+        "%d %b %Y",
+        "%d %B %Y",
+    ];
+    let named = NAMED
+        .iter()
+        .find_map(|f| NaiveDate::parse_from_str(trimmed, f).ok());
     let day_text = trimmed.split([' ', 'T']).next().unwrap_or(trimmed);
-    let day = NaiveDate::parse_from_str(day_text, "%Y-%m-%d").map_err(|_| {
+    let numeric = || {
+        let compact = day_text.len() == 8 && day_text.bytes().all(|b| b.is_ascii_digit());
+        match compact {
+            true => NaiveDate::parse_from_str(
+                &format!("{}-{}-{}", &day_text[..4], &day_text[4..6], &day_text[6..]),
+                "%Y-%m-%d",
+            ),
+            false => NaiveDate::parse_from_str(&day_text.replace('/', "-"), "%Y-%m-%d"),
+        }
+    };
+    let day = named.map_or_else(numeric, Ok).map_err(|_| {
         // A date of the right shape that does not exist is out of range.
         let shaped = day_text.split('-').count() == 3
             && day_text.bytes().all(|b| b.is_ascii_digit() || b == b'-');
@@ -481,7 +517,14 @@ fn date(text: &str) -> Result<i32> {
             false => invalid(InputError::InvalidDatetimeFormat, "date", text),
         }
     })?;
-    Ok((day - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32)
+    // ISO's year 0 is 1 BC.
+    let day = match bc {
+        true => day
+            .with_year(1 - day.year())
+            .ok_or_else(|| invalid(InputError::InvalidDatetimeFormat, "date", text))?,
+        false => day,
+    };
+    Ok((day - epoch).num_days() as i32)
 }
 
 /// Microseconds in a day: `24:00:00`, the largest `time`.
