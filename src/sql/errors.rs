@@ -80,6 +80,17 @@ fn classify_arrow(error: &ArrowError) -> Error {
             classify_message(msg, InputError::InvalidText)
         }
         ArrowError::InvalidArgumentError(msg) => classify_message(msg, InputError::OutOfRange),
+        // An integer kernel that overflowed (`abs(-32768::int2)`): PostgreSQL's
+        // `smallint out of range`.
+        ArrowError::ComputeError(msg) if msg.contains("Array overflow") => {
+            let type_name = match msg.split("Array overflow").next() {
+                Some("Int16") => "smallint",
+                Some("Int32") => "integer",
+                Some("Int64") => "bigint",
+                _ => return Error::input(InputError::OutOfRange, msg),
+            };
+            crate::sql::checked::out_of_range(type_name)
+        }
         ArrowError::ExternalError(inner) => match inner.downcast_ref::<DataFusionError>() {
             Some(df) => classify_ref(df.find_root()),
             None => Error::Internal(inner.to_string()),

@@ -813,7 +813,9 @@ impl ScalarUDFImpl for ToChar {
                     .iter()
                     .zip(templates.iter())
                     .map(|(moment, template)| {
-                        Some(format_moment(&parse_template(template?), moment.as_ref()?))
+                        // An empty template gives NULL, as in PostgreSQL.
+                        let template = template.filter(|t| !t.is_empty())?;
+                        Some(format_moment(&parse_template(template), moment.as_ref()?))
                     })
                     .collect()
             }
