@@ -115,6 +115,7 @@ impl SqlEngine {
                 super::functions::pg_subscripts,
                 super::functions::dot_matches_newline,
                 super::distinct_values::distinct_in_order,
+                super::records::record_null_tests,
                 super::numeric::floats_beside_exact,
             ],
         );

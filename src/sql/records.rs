@@ -16,6 +16,11 @@
 //! `named_struct` drops it. It prints as PostgreSQL's `(1,x)`
 //! (`sql::output`) and as a JSON object in the JSON functions
 //! (`sql::json::datum`).
+//!
+//! [`record_null_tests`]: `r IS NULL` of a record is true when every field
+//! is NULL, and `r IS NOT NULL` when none is, as PostgreSQL tests a row
+//! (`ROW(NULL, NULL) IS NULL` is true); DataFusion tested the struct
+//! itself.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -344,5 +349,39 @@ impl ScalarUDFImpl for PgRecord {
             .collect::<DFResult<Vec<ArrayRef>>>()?;
         let record = StructArray::try_new(fields.clone(), values, None)?;
         super::analyze::like_arguments(&args.args, Arc::new(record) as Arc<dyn Array>)
+    }
+}
+
+/// See the module's documentation. An expression rewrite run before type
+/// coercion.
+pub fn record_null_tests(
+    expr: datafusion::logical_expr::Expr,
+    schema: &datafusion::common::DFSchema,
+) -> datafusion::common::tree_node::Transformed<datafusion::logical_expr::Expr> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::functions::core::expr_fn::get_field;
+    use datafusion::logical_expr::{Expr as Df, ExprSchemable};
+    let fields = |e: &Df| match e.get_type(schema) {
+        Ok(DataType::Struct(fields)) if !fields.is_empty() => Some(fields),
+        _ => None,
+    };
+    let (record, null) = match &expr {
+        Df::IsNull(e) => (e, true),
+        Df::IsNotNull(e) => (e, false),
+        _ => return Transformed::no(expr),
+    };
+    let Some(fields) = fields(record) else {
+        return Transformed::no(expr);
+    };
+    let tests = fields.iter().map(|f| {
+        let field = get_field((**record).clone(), f.name().as_str());
+        match null {
+            true => field.is_null(),
+            false => field.is_not_null(),
+        }
+    });
+    match tests.reduce(Df::and) {
+        Some(all) => Transformed::yes(all),
+        None => Transformed::no(expr),
     }
 }
