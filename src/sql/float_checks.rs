@@ -22,6 +22,7 @@ use datafusion::common::{DFSchema, DataFusionError, Result as DFResult};
 use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, Operator, ScalarUDF};
 
 use super::analyze::{array_udf, is_text};
+use super::copy::float_input;
 use crate::error::{Error, InputError};
 
 /// `expr` with PostgreSQL's checks, if it is one of the module's kinds.
@@ -97,40 +98,23 @@ pub fn narrowed(double: Expr) -> Expr {
     .call(vec![double])
 }
 
-/// Text read as a float of `data_type` (`float8in` / `float4in`): a number
-/// past the type's range is 22003, where Arrow's reader makes it an
-/// infinity or zero (`'1e400'::float8`).
+/// Text read as a float of `data_type` (`float8in` / `float4in`, as COPY
+/// reads it: `sql::copy::float_input`): a number past the type's range is
+/// 22003, where Arrow's reader makes it an infinity or zero
+/// (`'1e400'::float8`).
 fn text_input(text: Expr, data_type: &DataType) -> Expr {
-    let name = match data_type {
-        DataType::Float32 => "real",
-        _ => "double precision",
-    };
     let target = data_type.clone();
     array_udf(
         &format!("pg_float_in_{target}").to_lowercase(),
         vec![DataType::Utf8],
         data_type.clone(),
         move |arrays| {
-            let floats = cast(&cast(&arrays[0], &DataType::Utf8)?, &target)?;
             let texts = cast(&arrays[0], &DataType::Utf8)?;
-            let values = doubles(&floats)?;
-            for (text, value) in texts.as_string::<i32>().iter().zip(values.iter()) {
-                let (Some(text), Some(value)) = (text, value) else {
-                    continue;
-                };
-                let written = text.trim().trim_start_matches(['+', '-']).to_lowercase();
-                let mantissa = written.split('e').next().unwrap_or_default();
-                let infinite = value.is_infinite() && !written.starts_with("inf");
-                let vanished =
-                    value == 0.0 && mantissa.contains(|c: char| ('1'..='9').contains(&c));
-                if infinite || vanished {
-                    return Err(external(
-                        InputError::OutOfRange,
-                        format!("\"{text}\" is out of range for type {name}"),
-                    ));
-                }
-            }
-            Ok(floats)
+            let floats: Float64Array = (texts.as_string::<i32>().iter())
+                .map(|text| text.map(|t| float_input(t, &target)).transpose())
+                .collect::<crate::error::Result<_>>()
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            Ok(cast(&floats, &target)?)
         },
     )
     .call(vec![text])

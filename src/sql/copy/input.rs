@@ -15,7 +15,7 @@ use datafusion::arrow::array::{
     Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, LargeBinaryBuilder, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::datatypes::{i256, Field};
+use datafusion::arrow::datatypes::{i256, DataType, Field};
 use std::sync::Arc;
 
 use crate::catalog::SqlType;
@@ -154,11 +154,11 @@ impl ColumnInput {
             SqlType::Double => Builder::Double(Float64Builder::new()),
             SqlType::UnconstrainedNumeric => Builder::Numeric(LargeBinaryBuilder::new()),
             SqlType::Numeric { .. } => match sql_type.to_arrow() {
-                datafusion::arrow::datatypes::DataType::Decimal128(p, s) => {
+                DataType::Decimal128(p, s) => {
                     let b = Decimal128Builder::new().with_precision_and_scale(p, s)?;
                     Builder::Numeric128(b, p, s)
                 }
-                datafusion::arrow::datatypes::DataType::Decimal256(p, s) => {
+                DataType::Decimal256(p, s) => {
                     let b = Decimal256Builder::new().with_precision_and_scale(p, s)?;
                     Builder::Numeric256(b, p, s)
                 }
@@ -202,14 +202,8 @@ impl ColumnInput {
             Builder::SmallInt(b) => b.append_value(integer(text, &name)?),
             Builder::Integer(b) => b.append_value(integer(text, &name)?),
             Builder::BigInt(b) => b.append_value(integer(text, &name)?),
-            Builder::Real(b) => {
-                let value = float(text, &name)?;
-                if value.is_finite() && value.abs() > f32::MAX as f64 {
-                    return Err(out_of_range(text, &name));
-                }
-                b.append_value(value as f32)
-            }
-            Builder::Double(b) => b.append_value(float(text, &name)?),
+            Builder::Real(b) => b.append_value(float_input(text, &DataType::Float32)? as f32),
+            Builder::Double(b) => b.append_value(float_input(text, &DataType::Float64)?),
             Builder::Numeric128(b, p, s) => b.append_value(numeric(text, *p, *s)?.as_i128()),
             Builder::Numeric256(b, p, s) => b.append_value(numeric(text, *p, *s)?),
             Builder::Numeric(b) => b.append_value(Numeric::parse(text)?.to_sortable()),
@@ -374,16 +368,28 @@ fn integer<T: TryFrom<i64>>(text: &str, type_name: &str) -> Result<T> {
 /// A float as `float8in` reads it: decimal or exponent notation,
 /// `Infinity`, `-Infinity`, `NaN` (any case, also `inf`); a finite value
 /// too large is 22003, not infinity.
-fn float(text: &str, type_name: &str) -> Result<f64> {
+/// A float as `float8in` / `float4in` read it (`data_type` Float64 or
+/// Float32): `inf`, `Infinity`, `NaN` in any case, surrounding whitespace;
+/// a number past the type's range, or that the type would make zero, is
+/// 22003 (Rust's and Arrow's readers make it an infinity or zero).
+pub fn float_input(text: &str, data_type: &DataType) -> Result<f64> {
+    let type_name = match data_type {
+        DataType::Float32 => "real",
+        _ => "double precision",
+    };
     let trimmed = text.trim();
     let value: f64 = trimmed
         .parse()
         .map_err(|_| invalid(InputError::InvalidText, type_name, text))?;
-    let spelled_infinite = trimmed
-        .trim_start_matches(['+', '-'])
-        .to_ascii_lowercase()
-        .starts_with("inf");
-    if value.is_infinite() && !spelled_infinite {
+    let written = trimmed.trim_start_matches(['+', '-']).to_ascii_lowercase();
+    let held = match data_type {
+        DataType::Float32 => f64::from(value as f32),
+        _ => value,
+    };
+    let mantissa = written.split('e').next().unwrap_or_default();
+    let infinite = held.is_infinite() && !written.starts_with("inf");
+    let vanished = held == 0.0 && mantissa.contains(|c: char| ('1'..='9').contains(&c));
+    if infinite || vanished {
         return Err(Error::input(
             InputError::OutOfRange,
             format!("\"{text}\" is out of range for type {type_name}"),
@@ -852,11 +858,22 @@ mod tests {
             .contains("out of range"));
         assert!(integer::<i32>("1.5", "integer").is_err());
         assert!(integer::<i32>("+-1", "integer").is_err());
+        let (double, real) = (DataType::Float64, DataType::Float32);
         assert_eq!(
-            float("-Infinity", "double precision").unwrap(),
+            float_input(" -Infinity", &double).unwrap(),
             f64::NEG_INFINITY
         );
-        assert!(float("1e400", "double precision").is_err());
-        assert!(float("NaN", "double precision").unwrap().is_nan());
+        assert!(float_input("NaN", &real).unwrap().is_nan());
+        assert_eq!(float_input("-0", &real).unwrap(), 0.0);
+        for (text, data_type) in [
+            ("1e400", &double),
+            ("1e-400", &double),
+            ("1e39", &real),
+            ("1e-50", &real),
+        ] {
+            let error = float_input(text, data_type).unwrap_err().to_string();
+            assert!(error.contains("is out of range"), "{text}: {error}");
+        }
+        assert!(float_input("1e38", &real).is_ok());
     }
 }

@@ -18,7 +18,7 @@
 pub mod format;
 mod input;
 
-pub use input::{numeric, numeric_text, utf8, ColumnInput};
+pub use input::{float_input, numeric, numeric_text, utf8, ColumnInput};
 
 use std::sync::Arc;
 
