@@ -860,7 +860,7 @@ fn numeric_columns(rows: &mut [datafusion::sql::sqlparser::ast::Parens<Vec<Expr>
         let mixed = mixed || decimals && values.iter().any(|v| text(v));
         let only_numbers =
             (values.iter()).all(|v| is_untyped(v) || text(v) || literal_scale(v).is_some());
-        if !cast && !(mixed && only_numbers) {
+        if !(cast || mixed && only_numbers) {
             continue;
         }
         for row in rows.iter_mut() {

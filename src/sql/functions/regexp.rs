@@ -190,8 +190,8 @@ pub fn regexp_replace() -> ScalarUDF {
             vec![
                 with(&[]),
                 // Before the flags: an integer literal would become text.
-                with(&[int.clone()]),
-                with(&[text.clone()]),
+                with(std::slice::from_ref(&int)),
+                with(std::slice::from_ref(&text)),
                 with(&[int.clone(), int.clone()]),
                 with(&[int.clone(), int, text]),
             ],
