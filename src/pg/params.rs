@@ -180,6 +180,13 @@ pub fn bind_parameters(
 /// for a column: psycopg's naive `datetime` into a `timestamptz` column
 /// under `SET TimeZone = 'America/New_York'` was stored five hours early.)
 fn wall_clock_in(zone: &Tz, value: ScalarValue, target: &DataType) -> ScalarValue {
+    let (DataType::Timestamp(_, from), DataType::Timestamp(_, to)) = (value.data_type(), target)
+    else {
+        return value;
+    };
+    if from.is_some() == to.is_some() {
+        return value;
+    }
     let micros = match value.cast_to(&DataType::Timestamp(TimeUnit::Microsecond, None)) {
         Ok(ScalarValue::TimestampMicrosecond(Some(micros), None)) => micros,
         _ => return value,

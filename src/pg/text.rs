@@ -1,6 +1,6 @@
 //! PostgreSQL's text output for the types whose rendering by arrow-pg
-//! differs from PostgreSQL's (`sql::output` renders them: timestamps,
-//! times, intervals, floats, numerics, uuids), `regtype` (an oid, printed
+//! differs from PostgreSQL's (`sql::output` renders them: dates,
+//! timestamps, times, intervals, floats, numerics, uuids), `regtype` (an oid, printed
 //! as the type's name), and `char(n)` padding.
 //!
 //! Text-format columns of those types are rendered into Utf8 before

@@ -99,13 +99,15 @@ impl SqlEngine {
         // the aggregates over them are typed.
         analyzer_rules.insert(1, Arc::new(super::numeric::NumericValues));
         analyzer_rules.insert(2, Arc::new(super::numeric::NumericAggregates));
-        // Literals and text beside a uuid, a char(n) or a jsonb, read as
-        // PostgreSQL reads them, and intervals compared and sorted by their
-        // length, as PostgreSQL compares them.
+        // Operands typed as PostgreSQL types them, before type coercion:
+        // literals and text beside a boolean, a uuid, a bytea, a char(n) or
+        // a jsonb read as those types; intervals compared by their length;
+        // floats beside exact numbers; regular expressions' `.`; DISTINCT
+        // aggregates in order; rows tested for NULL field by field.
         let typed_operands = ExpressionRewrites::new(
             "postgresql_typed_operands",
             vec![
-                super::analyze::boolean_literals,
+                super::literals::boolean_literals,
                 super::uuid::uuid_text,
                 super::bytea::bytea_operands,
                 super::bpchar::char_semantics,

@@ -165,7 +165,8 @@ fn arithmetic(op: Operator, data_type: DataType) -> Arc<ScalarUDF> {
                 };
                 let finite = a.is_finite() && b.is_finite();
                 match op {
-                    Operator::Divide if b == 0.0 => {
+                    // NaN / 0 is NaN, as in PostgreSQL.
+                    Operator::Divide if b == 0.0 && !a.is_nan() => {
                         return Err(external(InputError::DivisionByZero, "division by zero"));
                     }
                     Operator::Multiply => refused(r, finite, a != 0.0 && b != 0.0)?,

@@ -1,4 +1,6 @@
-//! Integer literals typed as PostgreSQL types them.
+//! Literals typed as PostgreSQL types them: integers ([`IntegerLiterals`]),
+//! and strings beside a `boolean` or an `interval` ([`literal_operands`],
+//! [`boolean_literals`]).
 //!
 //! PostgreSQL types an integer literal `integer` when it fits in 32 bits and
 //! `bigint` otherwise; DataFusion's SQL planner makes them all `Int64`. So
@@ -29,7 +31,10 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::metadata::{FieldMetadata, ScalarAndMetadata};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ParamValues, Result as DFResult, ScalarValue};
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Union, Values};
+use datafusion::logical_expr::planner::RawBinaryExpr;
+use datafusion::logical_expr::{
+    cast, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Union, Values,
+};
 use datafusion::optimizer::AnalyzerRule;
 
 use super::analyze::rewrite_node_expressions;
@@ -252,5 +257,66 @@ fn narrow(expr: Expr) -> DFResult<Transformed<Expr>> {
             Ok(Transformed::yes(Expr::Literal(literal, metadata)))
         }
         other => Ok(Transformed::no(other)),
+    }
+}
+
+/// A string literal compared with a `boolean` or an `interval` is read as
+/// that type, as PostgreSQL reads an untyped literal (`active = 't'`,
+/// `took > '1 hour'`); DataFusion finds no common type for them (other
+/// types find theirs). Called as the operator is planned: a select list's
+/// types are resolved then.
+pub fn literal_operands(mut expr: RawBinaryExpr, schema: &DFSchema) -> RawBinaryExpr {
+    use datafusion::sql::sqlparser::ast::BinaryOperator as Op;
+    if !matches!(
+        expr.op,
+        Op::Eq | Op::NotEq | Op::Lt | Op::LtEq | Op::Gt | Op::GtEq
+    ) {
+        return expr;
+    }
+    match (
+        literal_typed(&expr.left, schema),
+        literal_typed(&expr.right, schema),
+    ) {
+        (Some(t), None) => expr.right = as_literal_of(expr.right, &t),
+        (None, Some(t)) => expr.left = as_literal_of(expr.left, &t),
+        _ => {}
+    }
+    expr
+}
+
+/// The type of `e` if it is one a string literal beside it takes.
+fn literal_typed(e: &Expr, schema: &DFSchema) -> Option<DataType> {
+    e.get_type(schema)
+        .ok()
+        .filter(|t| matches!(t, DataType::Boolean | DataType::Interval(_)))
+}
+
+fn as_literal_of(e: Expr, target: &DataType) -> Expr {
+    match e {
+        Expr::Literal(ScalarValue::Utf8(Some(_)), _) => cast(e, target.clone()),
+        other => other,
+    }
+}
+
+/// [`literal_operands`] for the operands of IN and BETWEEN with a
+/// `boolean` (whose types are resolved after planning): an expression
+/// rewrite run before type coercion.
+pub fn boolean_literals(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
+    let boolean = |e: &Expr| e.get_type(schema).is_ok_and(|t| t == DataType::Boolean);
+    let text = |e: &Expr| matches!(e, Expr::Literal(ScalarValue::Utf8(Some(_)), _));
+    let as_bool = |e: Expr| as_literal_of(e, &DataType::Boolean);
+    match expr {
+        Expr::InList(mut in_list) if boolean(&in_list.expr) && in_list.list.iter().any(text) => {
+            in_list.list = in_list.list.into_iter().map(as_bool).collect();
+            Transformed::yes(Expr::InList(in_list))
+        }
+        Expr::Between(mut between)
+            if boolean(&between.expr) && (text(&between.low) || text(&between.high)) =>
+        {
+            between.low = Box::new(as_bool(*between.low));
+            between.high = Box::new(as_bool(*between.high));
+            Transformed::yes(Expr::Between(between))
+        }
+        other => Transformed::no(other),
     }
 }

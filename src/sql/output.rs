@@ -1,5 +1,5 @@
-//! Values as PostgreSQL prints them, where Arrow's text differs:
-//! timestamps and times of day (PostgreSQL drops a zero fraction and
+//! Values as PostgreSQL prints them, where Arrow's text differs: dates
+//! (`0044-03-15 BC`), timestamps and times of day (PostgreSQL drops a zero fraction and
 //! trailing zeros: `2024-01-02 03:04:05+00`, `10:11:12.5`), intervals
 //! (`1 mon 21:29:44.5`), floating point (shortest round-trip digits,
 //! exponent form outside 1e-4 .. 1e15, `Infinity`), numerics (all their
@@ -38,7 +38,7 @@ use crate::sql::numeric::numerics;
 use floats::{float4, float8};
 use pgwire::api::Type;
 
-/// A timestamp, time, interval or float made text, as PostgreSQL prints
+/// A date, timestamp, time, interval or float made text, as PostgreSQL prints
 /// the value: by a cast (`ts::text` is `2024-01-02 03:04:05`, Arrow's cast
 /// `2024-01-02T03:04:05`; `interval '1 day'::text` is `1 day`, not `1
 /// days`), by `||` beside text (`'at ' || ts`) or by `concat`: an
@@ -501,10 +501,17 @@ fn date(days: i32) -> String {
     let Some(day) = epoch.checked_add_signed(chrono::Duration::days(i64::from(days))) else {
         return days.to_string();
     };
-    let year = day.year();
-    let era = if year <= 0 { " BC" } else { "" };
-    let year = if year <= 0 { 1 - year } else { year };
+    let (year, era) = era_year(day.year());
     format!("{year:04}-{:02}-{:02}{era}", day.month(), day.day())
+}
+
+/// A year as PostgreSQL prints it, and the era to write after the value:
+/// ISO's year 0 is 1 BC.
+fn era_year(iso: i32) -> (i32, &'static str) {
+    match iso <= 0 {
+        true => (1 - iso, " BC"),
+        false => (iso, ""),
+    }
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction cut;
@@ -523,20 +530,13 @@ fn timestamp(micros: i64, zone: Option<&Tz>) -> String {
         }
         None => (at.naive_utc(), None),
     };
-    // PostgreSQL counts years before 1 AD as BC: ISO's year 0 is 1 BC.
-    let year = local.year();
-    let mut text = format!(
-        "{:04}-{}",
-        if year <= 0 { 1 - year } else { year },
-        local.format("%m-%d %H:%M:%S")
-    );
+    let (year, era) = era_year(local.year());
+    let mut text = format!("{year:04}-{}", local.format("%m-%d %H:%M:%S"));
     push_fraction(&mut text, micros);
     if let Some(offset) = offset {
         text.push_str(&utc_offset(offset));
     }
-    if year <= 0 {
-        text.push_str(" BC");
-    }
+    text.push_str(era);
     text
 }
 

@@ -318,9 +318,12 @@ impl SqlStatementRewriteRule for InsertUnderWith {
 }
 
 /// A window defined on another (`WINDOW w2 AS (w1 ORDER BY x)`, `OVER (w1
-/// ORDER BY x)`) is the other's PARTITION BY, ORDER BY and frame with its
-/// own added, as PostgreSQL copies them. DataFusion dropped the reference,
-/// and with it the PARTITION BY: the sums ran across partitions.
+/// ORDER BY x)`) is the other's PARTITION BY and ORDER BY with its own
+/// ORDER BY and frame added, as PostgreSQL copies them. DataFusion dropped
+/// the reference, and with it the PARTITION BY: the sums ran across
+/// partitions. (What PostgreSQL refuses, a PARTITION BY of its own, an
+/// ORDER BY where the other has one, or copying a window with a frame, is
+/// not refused here: the window's own clause wins.)
 #[derive(Debug)]
 pub struct WindowReferences;
 
@@ -382,9 +385,6 @@ fn inherit(spec: &mut WindowSpec, named: &[(Ident, WindowSpec)]) {
     }
     if spec.order_by.is_empty() {
         spec.order_by = base.order_by.clone();
-    }
-    if spec.window_frame.is_none() {
-        spec.window_frame = base.window_frame.clone();
     }
 }
 

@@ -27,11 +27,14 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, StructArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
-use datafusion::common::{plan_err, Result as DFResult};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{plan_err, DFSchema, Result as DFResult};
+use datafusion::functions::core::expr_fn::get_field;
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
 };
+use datafusion::logical_expr::{Expr as DfExpr, ExprSchemable};
 use datafusion::sql::sqlparser::ast::{
     visit_expressions, AccessExpr, Expr, Ident, Query, Select, SelectItem, SetExpr, Statement,
     TableFactor, VisitMut, VisitorMut,
@@ -354,24 +357,15 @@ impl ScalarUDFImpl for PgRecord {
 
 /// See the module's documentation. An expression rewrite run before type
 /// coercion.
-pub fn record_null_tests(
-    expr: datafusion::logical_expr::Expr,
-    schema: &datafusion::common::DFSchema,
-) -> datafusion::common::tree_node::Transformed<datafusion::logical_expr::Expr> {
-    use datafusion::common::tree_node::Transformed;
-    use datafusion::functions::core::expr_fn::get_field;
-    use datafusion::logical_expr::{Expr as Df, ExprSchemable};
-    let fields = |e: &Df| match e.get_type(schema) {
-        Ok(DataType::Struct(fields)) if !fields.is_empty() => Some(fields),
-        _ => None,
-    };
+pub fn record_null_tests(expr: DfExpr, schema: &DFSchema) -> Transformed<DfExpr> {
     let (record, null) = match &expr {
-        Df::IsNull(e) => (e, true),
-        Df::IsNotNull(e) => (e, false),
+        DfExpr::IsNull(e) => (e, true),
+        DfExpr::IsNotNull(e) => (e, false),
         _ => return Transformed::no(expr),
     };
-    let Some(fields) = fields(record) else {
-        return Transformed::no(expr);
+    let fields = match record.get_type(schema) {
+        Ok(DataType::Struct(fields)) => fields,
+        _ => return Transformed::no(expr),
     };
     let tests = fields.iter().map(|f| {
         let field = get_field((**record).clone(), f.name().as_str());
@@ -380,7 +374,7 @@ pub fn record_null_tests(
             false => field.is_not_null(),
         }
     });
-    match tests.reduce(Df::and) {
+    match tests.reduce(DfExpr::and) {
         Some(all) => Transformed::yes(all),
         None => Transformed::no(expr),
     }

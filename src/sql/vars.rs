@@ -172,7 +172,7 @@ impl SessionVars {
                 milliseconds(timeout_ms(key, &value)?)
             }
             "transaction_isolation" | "default_transaction_isolation" => isolation(&value)?,
-            "datestyle" => date_style(&value)?,
+            "datestyle" => date_style(&value, self.values.get(key))?,
             "intervalstyle" => interval_style(&value)?,
             "extra_float_digits" => extra_float_digits(&value)?,
             "timezone" if is_utc(&value) => "UTC".to_string(),
@@ -239,12 +239,7 @@ fn milliseconds(ms: u64) -> String {
 /// number, in milliseconds unless a unit follows (`us`, `ms`, `s`, `min`,
 /// `h`, `d`), rounded to a whole millisecond; 22023 otherwise.
 fn timeout_ms(name: &str, value: &str) -> Result<u64> {
-    let bad = || {
-        Error::input(
-            InputError::InvalidParameterValue,
-            format!("invalid value for parameter \"{name}\": \"{value}\""),
-        )
-    };
+    let bad = || invalid_value(name, value);
     let text = value.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -281,12 +276,7 @@ pub fn time_zone(value: &str) -> Result<Tz> {
         None if is_utc(value) => UTC_OFFSET.parse().ok(),
         None => value.parse().ok(),
     };
-    zone.ok_or_else(|| {
-        Error::input(
-            InputError::InvalidParameterValue,
-            format!("invalid value for parameter \"TimeZone\": \"{value}\""),
-        )
-    })
+    zone.ok_or_else(|| invalid_value("TimeZone", value))
 }
 
 /// The zone DataFusion reads timestamps in (`execution.time_zone`) for the
@@ -384,10 +374,6 @@ fn is_utc(zone: &str) -> bool {
     )
 }
 
-/// ShardForge runs every transaction with snapshot isolation, which is what
-/// PostgreSQL calls REPEATABLE READ. READ COMMITTED is accepted and gets the
-/// stronger snapshot isolation; SERIALIZABLE would be a weaker guarantee
-/// than asked for, so it is refused.
 fn invalid_value(name: &str, value: &str) -> Error {
     Error::input(
         InputError::InvalidParameterValue,
@@ -395,11 +381,18 @@ fn invalid_value(name: &str, value: &str) -> Error {
     )
 }
 
-/// `DateStyle`, as PostgreSQL spells it back (`ISO, DMY`). Values are
-/// printed in the ISO style only: another is 0A000, not a style accepted
-/// and ignored. (The field order is kept; input reads ISO dates only.)
-fn date_style(value: &str) -> Result<String> {
-    let mut order = "MDY";
+/// `DateStyle`, as PostgreSQL spells it back (`ISO, DMY`); a value that
+/// names no field order keeps the `current` one. Values are printed in the
+/// ISO style only: another is 0A000, not a style accepted and ignored.
+/// (The field order is kept and shown; date input reads no form it would
+/// decide.)
+fn date_style(value: &str, current: Option<&String>) -> Result<String> {
+    let current = current.and_then(|c| c.split(", ").nth(1));
+    let mut order = match current {
+        Some("DMY") => "DMY",
+        Some("YMD") => "YMD",
+        _ => "MDY",
+    };
     for part in value.split(',').map(|p| p.trim().to_lowercase()) {
         order = match part.as_str() {
             "iso" => order,
@@ -440,6 +433,10 @@ fn extra_float_digits(value: &str) -> Result<String> {
     }
 }
 
+/// ShardForge runs every transaction with snapshot isolation, which is what
+/// PostgreSQL calls REPEATABLE READ. READ COMMITTED is accepted and gets the
+/// stronger snapshot isolation; SERIALIZABLE would be a weaker guarantee
+/// than asked for, so it is refused.
 pub fn isolation(level: &str) -> Result<String> {
     match level.to_lowercase().replace('_', " ").as_str() {
         "read uncommitted" | "read committed" | "repeatable read" => {
@@ -448,10 +445,7 @@ pub fn isolation(level: &str) -> Result<String> {
         "serializable" => Err(Error::unsupported(
             "SERIALIZABLE isolation (transactions run with snapshot isolation, REPEATABLE READ)",
         )),
-        other => Err(Error::input(
-            InputError::InvalidParameterValue,
-            format!("invalid value for parameter \"transaction_isolation\": \"{other}\""),
-        )),
+        other => Err(invalid_value("transaction_isolation", other)),
     }
 }
 
@@ -465,6 +459,8 @@ mod tests {
         vars.set("DateStyle", "iso, dmy".into()).unwrap();
         assert_eq!(vars.get("datestyle").unwrap(), "ISO, DMY");
         vars.set("DateStyle", "ISO".into()).unwrap();
+        assert_eq!(vars.get("datestyle").unwrap(), "ISO, DMY");
+        vars.set("DateStyle", "ISO, US".into()).unwrap();
         assert_eq!(vars.get("datestyle").unwrap(), "ISO, MDY");
         let refused =
             |vars: &mut SessionVars, name: &str, value: &str| match vars.set(name, value.into()) {

@@ -365,9 +365,6 @@ fn integer<T: TryFrom<i64>>(text: &str, type_name: &str) -> Result<T> {
         .ok_or_else(|| out_of_range(text, type_name))
 }
 
-/// A float as `float8in` reads it: decimal or exponent notation,
-/// `Infinity`, `-Infinity`, `NaN` (any case, also `inf`); a finite value
-/// too large is 22003, not infinity.
 /// A float as `float8in` / `float4in` read it (`data_type` Float64 or
 /// Float32): `inf`, `Infinity`, `NaN` in any case, surrounding whitespace;
 /// a number past the type's range, or that the type would make zero, is

@@ -329,7 +329,7 @@ impl ExprPlanner for PgExprPlanner {
         expr: RawBinaryExpr,
         schema: &DFSchema,
     ) -> DFResult<PlannerResult<RawBinaryExpr>> {
-        let expr = super::super::analyze::literal_operands(expr, schema);
+        let expr = super::super::literals::literal_operands(expr, schema);
         let expr = match super::super::numeric::numeric_operator(expr, schema) {
             PlannerResult::Original(expr) => expr,
             planned => return Ok(planned),

@@ -5,6 +5,13 @@
 //! `max` was `1 mon` and its `min` of `1 day` and `25:00:00` was
 //! `25:00:00`. `sql::interval::IntervalOrder` plans `min(x)` / `max(x)` of
 //! an interval as these.
+//!
+//! `avg` of intervals, which DataFusion's does not take, is PostgreSQL's
+//! `interval_avg`: each field summed (overflow an error, as
+//! `interval_pl`'s) and the sum divided by the count
+//! (`sql::interval::divide`); [`register_average`] wraps the `avg`
+//! registered, which computes every other call. `avg(DISTINCT x)` counts
+//! intervals of one length once (`sql::distinct_values`).
 
 use std::sync::Arc;
 
@@ -299,16 +306,17 @@ impl AverageAccumulator {
         {
             let Some(value) = value else { continue };
             let sum = &mut self.sum;
-            sum.months = sum
-                .months
-                .checked_add(sign * value.months)
+            let months = value.months.checked_mul(sign);
+            let days = value.days.checked_mul(sign);
+            let nanoseconds = value.nanoseconds.checked_mul(i64::from(sign));
+            sum.months = months
+                .and_then(|m| sum.months.checked_add(m))
                 .ok_or_else(out_of_range)?;
-            sum.days = sum
-                .days
-                .checked_add(sign * value.days)
+            sum.days = days
+                .and_then(|d| sum.days.checked_add(d))
                 .ok_or_else(out_of_range)?;
-            sum.nanoseconds = (sum.nanoseconds)
-                .checked_add(i64::from(sign) * value.nanoseconds)
+            sum.nanoseconds = nanoseconds
+                .and_then(|n| sum.nanoseconds.checked_add(n))
                 .ok_or_else(out_of_range)?;
             self.count += i64::from(sign) * counts.map_or(1, |c| c.value(row));
         }

@@ -20,10 +20,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::Result as DFResult;
 use datafusion::common::{DFSchema, ScalarValue};
-use datafusion::functions::string::expr_fn::concat;
 use datafusion::logical_expr::{
-    lit, BinaryExpr, ColumnarValue, Expr, Operator, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, TypeSignature, Volatility,
+    binary_expr, lit, BinaryExpr, ColumnarValue, Expr, Operator, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 use regex::{Regex, RegexBuilder};
 
@@ -139,7 +138,7 @@ impl ScalarUDFImpl for RegexpSubstr {
                 .then(|| a.as_primitive::<Int64Type>().value(row)),
             None => Some(absent),
         };
-        let mut compiled: HashMap<(String, String), Regex> = HashMap::new();
+        let mut compiled = Compiled::default();
         let mut found = StringBuilder::new();
         for row in 0..args.number_rows {
             let (Some(subject), Some(pattern), Some(start), Some(n), Some(flags), Some(group)) = (
@@ -161,18 +160,8 @@ impl ScalarUDFImpl for RegexpSubstr {
                     ));
                 }
             }
-            let key = (pattern.to_string(), flags.to_string());
-            let regex = match compiled.get(&key) {
-                Some(regex) => regex,
-                None => {
-                    let regex = compile(pattern, flags, "regexp_substr")?;
-                    compiled.entry(key).or_insert(regex)
-                }
-            };
-            let from = subject
-                .char_indices()
-                .nth(start as usize - 1)
-                .map_or(subject.len(), |(at, _)| at);
+            let regex = compiled.get(pattern, flags, "regexp_substr")?;
+            let from = byte_at(subject, start);
             let nth = regex.captures_iter(&subject[from..]).nth(n as usize - 1);
             let value = nth.and_then(|c| c.get(group as usize).map(|m| m.as_str()));
             found.append_option(value);
@@ -240,7 +229,7 @@ impl ScalarUDFImpl for RegexpReplace {
                 .then(|| Some(a.as_primitive::<Int64Type>().value(row))),
             _ => Some(None),
         };
-        let mut compiled: HashMap<(String, String), Regex> = HashMap::new();
+        let mut compiled = Compiled::default();
         let mut replaced = StringBuilder::new();
         for row in 0..args.number_rows {
             let (
@@ -262,9 +251,8 @@ impl ScalarUDFImpl for RegexpReplace {
                 replaced.append_null();
                 continue;
             };
-            for (name, value) in [("start", start.map(|s| s - 1)), ("n", n)] {
-                if let Some(value) = value.filter(|v| *v < 0) {
-                    let value = if name == "start" { value + 1 } else { value };
+            for (name, value, least) in [("start", start, 1), ("n", n, 0)] {
+                if let Some(value) = value.filter(|v| *v < least) {
                     return Err(input_error(
                         InputError::InvalidParameterValue,
                         format!("invalid value for parameter \"{name}\": {value}"),
@@ -273,28 +261,18 @@ impl ScalarUDFImpl for RegexpReplace {
             }
             let global = flags.contains('g');
             let flags: String = flags.chars().filter(|f| *f != 'g').collect();
-            let key = (pattern.to_string(), flags.clone());
-            let regex = match compiled.get(&key) {
-                Some(regex) => regex,
-                None => {
-                    let regex = compile(pattern, &flags, "regexp_replace")?;
-                    compiled.entry(key).or_insert(regex)
-                }
-            };
+            let regex = compiled.get(pattern, &flags, "regexp_replace")?;
             // Which matches: all (0), or the nth (the g flag is ignored
             // when n is given).
             let which = n.unwrap_or(if global { 0 } else { 1 }) as usize;
-            let from = subject
-                .char_indices()
-                .nth(start.unwrap_or(1) as usize - 1)
-                .map_or(subject.len(), |(at, _)| at);
+            let from = byte_at(subject, start.unwrap_or(1));
             let mut out = String::with_capacity(subject.len());
             let mut copied = 0;
             for (i, found) in regex.captures_iter(&subject[from..]).enumerate() {
                 if which != 0 && i + 1 < which {
                     continue;
                 }
-                let whole = found.get(0).expect("a match has group 0");
+                let Some(whole) = found.get(0) else { continue };
                 out.push_str(&subject[copied..from + whole.start()]);
                 substitute(replacement, &found, &mut out);
                 copied = from + whole.end();
@@ -378,7 +356,7 @@ impl ScalarUDFImpl for Regexp {
             let t = texts.get(column)?;
             t.is_valid(row).then(|| t.value(row))
         };
-        let mut compiled: HashMap<(String, String), Regex> = HashMap::new();
+        let mut compiled = Compiled::default();
         let mut split = ListBuilder::new(StringBuilder::new());
         let mut matches = ListBuilder::new(ListBuilder::new(StringBuilder::new()));
         for row in 0..rows {
@@ -394,14 +372,7 @@ impl ScalarUDFImpl for Regexp {
                 }
                 continue;
             };
-            let key = (pattern.to_string(), flags.to_string());
-            let regex = match compiled.get(&key) {
-                Some(regex) => regex,
-                None => {
-                    let regex = compile(pattern, flags, self.kind.function())?;
-                    compiled.entry(key).or_insert(regex)
-                }
-            };
+            let regex = compiled.get(pattern, flags, self.kind.function())?;
             match self.kind {
                 Kind::Split => {
                     for piece in split_pieces(regex, text) {
@@ -479,7 +450,9 @@ pub fn dot_matches_newline(expr: Expr, _schema: &DFSchema) -> Transformed<Expr> 
                 Expr::Literal(ScalarValue::Utf8(Some(p)), meta) => {
                     Expr::Literal(ScalarValue::Utf8(Some(format!("(?s){p}"))), meta)
                 }
-                other => concat(vec![lit("(?s)"), other]),
+                literal @ Expr::Literal(..) => literal,
+                // `||`, not `concat`: a NULL pattern stays NULL.
+                other => binary_expr(lit("(?s)"), Operator::StringConcat, other),
             };
             Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
                 left,
@@ -489,6 +462,31 @@ pub fn dot_matches_newline(expr: Expr, _schema: &DFSchema) -> Transformed<Expr> 
         }
         other => Transformed::no(other),
     }
+}
+
+/// The patterns of one call, each compiled once.
+#[derive(Default)]
+struct Compiled(HashMap<(String, String), Regex>);
+
+impl Compiled {
+    /// `pattern` with `flags`, compiled for `function` ([`compile`]).
+    fn get(&mut self, pattern: &str, flags: &str, function: &str) -> DFResult<&Regex> {
+        let key = (pattern.to_string(), flags.to_string());
+        if !self.0.contains_key(&key) {
+            let regex = compile(pattern, flags, function)?;
+            self.0.insert(key.clone(), regex);
+        }
+        Ok(&self.0[&key])
+    }
+}
+
+/// The byte offset of character `start` (1: the first) of `text`, or its
+/// end.
+fn byte_at(text: &str, start: i64) -> usize {
+    let skipped = usize::try_from(start - 1).unwrap_or(0);
+    text.char_indices()
+        .nth(skipped)
+        .map_or(text.len(), |(at, _)| at)
 }
 
 /// `pattern` with PostgreSQL's `flags` (see the module header), for the

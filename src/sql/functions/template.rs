@@ -443,11 +443,11 @@ pub(super) fn parse_template(template: &str) -> Vec<Node> {
             None => (false, rest),
         };
         // `FX` (fixed format) changes nothing printed; `TM` (translated
-        // names: the C locale's here) drops trailing blanks, as `FM`.
+        // names: the C locale's here) drops a name's trailing blanks.
         let after_fm = strip_prefix_ignore_case(after_fm, "FX").unwrap_or(after_fm);
-        let (fill, after_fm) = match strip_prefix_ignore_case(after_fm, "TM") {
+        let (translated, after_fm) = match strip_prefix_ignore_case(after_fm, "TM") {
             Some(after) => (true, after),
-            None => (fill, after_fm),
+            None => (false, after_fm),
         };
         let word = WORDS.iter().find(|(word, _, exact)| match exact {
             true => after_fm.starts_with(word),
@@ -467,9 +467,10 @@ pub(super) fn parse_template(template: &str) -> Vec<Node> {
                 // `SP` (spell mode) is not implemented in PostgreSQL either:
                 // it prints the number.
                 let after = strip_prefix_ignore_case(after, "SP").unwrap_or(after);
+                let name = matches!(field, Field::MonthName { .. } | Field::DayName { .. });
                 nodes.push(Node::Field {
                     field: *field,
-                    fill,
+                    fill: fill || (translated && name),
                     ordinal,
                 });
                 rest = after;
@@ -560,7 +561,7 @@ fn format_moment(nodes: &[Node], moment: &Moment) -> String {
         let hour12 = |h: u32| if h.is_multiple_of(12) { 12 } else { h % 12 };
         let (text, value) = match field {
             Field::Year(digits) => {
-                let year = i64::from(at.year());
+                let year = era_year(at.year());
                 let value = match digits {
                     4 => year,
                     n => year % 10i64.pow(u32::from(n)),
@@ -568,7 +569,7 @@ fn format_moment(nodes: &[Node], moment: &Moment) -> String {
                 (number(value, usize::from(digits)), Some(value))
             }
             Field::YearWithComma => {
-                let year = i64::from(at.year());
+                let year = era_year(at.year());
                 (format!("{},{:03}", year / 1000, year % 1000), Some(year))
             }
             Field::IsoYear(digits) => {
@@ -613,8 +614,8 @@ fn format_moment(nodes: &[Node], moment: &Moment) -> String {
                 (format!("{sign}{:02}", offset.abs() / 3600), None)
             }
             Field::OffsetMinutes => {
-                let minutes = i64::from(moment.offset.unwrap_or(0).abs() / 60 % 60);
-                (number(minutes, 2), None)
+                let minutes = moment.offset.unwrap_or(0).abs() / 60 % 60;
+                (format!("{minutes:02}"), None)
             }
             Field::Month => {
                 let m = i64::from(at.month());
@@ -724,6 +725,12 @@ fn format_moment(nodes: &[Node], moment: &Moment) -> String {
         }
     }
     out
+}
+
+/// A year as its era counts it (PostgreSQL's `ADJYEAR`): ISO's year 0 is 1
+/// BC, -43 is 44 BC.
+fn era_year(iso: i32) -> i64 {
+    i64::from(if iso <= 0 { 1 - iso } else { iso })
 }
 
 /// `+09`, `-03:30`: PostgreSQL's `OF`.
