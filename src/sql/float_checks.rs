@@ -66,11 +66,8 @@ pub fn checked_float(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
                     call.args[0] = check.udf(1).call(vec![call.args[0].clone()]);
                     Expr::ScalarFunction(call)
                 }
-                Check::Exp | Check::Power => {
-                    let mut args = vec![expr.clone()];
-                    args.extend(call.args.iter().cloned());
-                    check.udf(args.len()).call(args)
-                }
+                // Computed here, checked as computed.
+                Check::Exp | Check::Power => check.udf(call.args.len()).call(call.args.clone()),
             })
         }
         _ => None,
@@ -207,8 +204,8 @@ impl Check {
     }
 
     /// `pg_float_check_<kind>(x)`: the argument `x` of a logarithm or
-    /// `sqrt`, or the error; `pg_float_check_<kind>(result, inputs...)`:
-    /// the result of `exp` or `power`, or the error.
+    /// `sqrt`, or the error; `pg_float_check_<kind>(x [, y])`: `exp(x)` or
+    /// `power(x, y)` (C's `exp` and `pow`, as PostgreSQL's), or the error.
     fn udf(self, arguments: usize) -> Arc<ScalarUDF> {
         let kind = match self {
             Check::Logarithm => "logarithm",
@@ -222,20 +219,24 @@ impl Check {
             DataType::Float64,
             move |arrays| {
                 let columns = arrays.iter().map(doubles).collect::<DFResult<Vec<_>>>()?;
+                let mut results = Vec::with_capacity(columns[0].len());
                 for row in 0..columns[0].len() {
                     let value = |i: usize| {
                         let column = columns.get(i)?;
                         column.is_valid(row).then(|| column.value(row))
                     };
-                    let checked = match self {
-                        Check::Logarithm | Check::Sqrt => value(0).map(|x| self.check(x, x, None)),
-                        Check::Exp | Check::Power => value(0)
-                            .zip(value(1))
-                            .map(|(result, x)| self.check(result, x, value(2))),
+                    let result = match (self, value(0), value(1)) {
+                        (Check::Logarithm | Check::Sqrt, Some(x), _) => Some(x),
+                        (Check::Exp, Some(x), _) => Some(x.exp()),
+                        (Check::Power, Some(x), Some(y)) => Some(x.powf(y)),
+                        _ => None,
                     };
-                    checked.transpose()?;
+                    if let (Some(result), Some(x)) = (result, value(0)) {
+                        self.check(result, x, value(1))?;
+                    }
+                    results.push(result);
                 }
-                Ok(arrays[0].clone())
+                Ok(Arc::new(Float64Array::from(results)) as ArrayRef)
             },
         )
     }
