@@ -6,8 +6,8 @@
 //! number (2201E), `sqrt` of a negative number, `power` of zero to a
 //! negative power or of a negative number to a fraction (2201F), `exp` and
 //! `power` past the range, text of a number past the type's range.
-//! Infinities in, infinities out: only a result no
-//! input explains is refused, as in PostgreSQL's `float.c`.
+//! Infinities in, infinities out: only a result no input explains is
+//! refused, as in PostgreSQL's `float.c`.
 //!
 //! [`checked_float`] rewrites such an expression, after type coercion, in
 //! the same pass as `sql::checked`'s integer arithmetic.
