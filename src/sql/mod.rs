@@ -20,6 +20,7 @@
 //! go into the transaction too ([`ddl`]); all writes land in the
 //! transaction's buffer and reach storage at COMMIT (see `txn`).
 
+pub mod aggregate_overload;
 pub mod analyze;
 pub mod array_literal;
 pub mod bpchar;

@@ -23,15 +23,14 @@ use datafusion::arrow::datatypes::{
 use datafusion::common::{Result as DFResult, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, ReversedUDAF, Signature,
-    Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
 use super::input_error;
 use crate::error::InputError;
-use crate::sql::analyze::coerced_types;
-use crate::sql::distinct_values::DistinctValues;
+use crate::sql::aggregate_overload::{Overload, OwnAggregate};
+use crate::sql::distinct_values::DistinctKey;
 use crate::sql::interval::{divide, length};
 
 /// The names the two are planned under.
@@ -150,126 +149,41 @@ impl Accumulator for ExtremeAccumulator {
 /// everything else by it.
 pub fn register_average(ctx: &SessionContext) {
     if let Some(inner) = ctx.state().aggregate_functions().get("avg") {
-        ctx.register_udaf(AggregateUDF::new_from_impl(Average {
-            inner: inner.clone(),
-            signature: Signature::user_defined(Volatility::Immutable),
-        }));
+        ctx.register_udaf(Overload::udaf(inner.clone(), Average));
     }
 }
 
+/// `avg` of intervals (an `aggregate_overload::Overload` over the `avg`
+/// registered).
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct Average {
-    inner: Arc<AggregateUDF>,
-    signature: Signature,
-}
+struct Average;
 
-fn of_intervals(types: &[DataType]) -> bool {
-    matches!(types, [DataType::Interval(_)])
-}
-
-impl Average {
-    fn computes(&self, args: &AccumulatorArgs) -> bool {
-        let input = args
-            .exprs
-            .first()
-            .and_then(|e| e.data_type(args.schema).ok());
-        input.is_some_and(|t| of_intervals(&[t]))
-    }
-}
-
-impl AggregateUDFImpl for Average {
-    fn name(&self) -> &str {
-        self.inner.name()
+impl OwnAggregate for Average {
+    fn computes(&self, types: &[DataType]) -> bool {
+        matches!(types, [DataType::Interval(_)])
     }
 
-    fn aliases(&self) -> &[String] {
-        self.inner.aliases()
+    fn coerced(&self, _types: &[DataType]) -> Vec<DataType> {
+        vec![interval_type()]
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
+    fn return_type(&self) -> DataType {
+        interval_type()
     }
 
-    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
-        match of_intervals(arg_types) {
-            true => Ok(vec![interval_type()]),
-            false => coerced_types(arg_types, self.inner.as_ref()),
-        }
+    fn state_fields(&self, name: &str) -> Vec<FieldRef> {
+        vec![
+            Arc::new(Field::new(format!("{name}[sum]"), interval_type(), true)),
+            Arc::new(Field::new(format!("{name}[count]"), DataType::Int64, true)),
+        ]
     }
 
-    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
-        match of_intervals(arg_types) {
-            true => Ok(interval_type()),
-            false => self.inner.return_type(arg_types),
-        }
+    fn accumulator(&self) -> Box<dyn Accumulator> {
+        Box::<AverageAccumulator>::default()
     }
 
-    fn return_field(&self, arg_fields: &[FieldRef]) -> DFResult<FieldRef> {
-        match arg_fields {
-            [field] if of_intervals(&[field.data_type().clone()]) => {
-                Ok(Arc::new(Field::new(self.name(), interval_type(), true)))
-            }
-            _ => self.inner.return_field(arg_fields),
-        }
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> DFResult<Vec<FieldRef>> {
-        match args.input_fields {
-            [field] if of_intervals(&[field.data_type().clone()]) && args.is_distinct => {
-                Ok(DistinctValues::state_fields(args.name, &interval_type()))
-            }
-            [field] if of_intervals(&[field.data_type().clone()]) => Ok(vec![
-                Arc::new(Field::new(
-                    format!("{}[sum]", args.name),
-                    interval_type(),
-                    true,
-                )),
-                Arc::new(Field::new(
-                    format!("{}[count]", args.name),
-                    DataType::Int64,
-                    true,
-                )),
-            ]),
-            _ => self.inner.state_fields(args),
-        }
-    }
-
-    fn accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
-        match self.computes(&args) {
-            true if args.is_distinct => Ok(Box::new(DistinctValues::new(
-                Box::<AverageAccumulator>::default(),
-                interval_type(),
-                by_length,
-            ))),
-            true => Ok(Box::<AverageAccumulator>::default()),
-            false => self.inner.accumulator(args),
-        }
-    }
-
-    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
-        match self.computes(&args) {
-            true => Ok(Box::<AverageAccumulator>::default()),
-            false => self.inner.create_sliding_accumulator(args),
-        }
-    }
-
-    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        !self.computes(&args) && self.inner.groups_accumulator_supported(args)
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> DFResult<Box<dyn GroupsAccumulator>> {
-        self.inner.create_groups_accumulator(args)
-    }
-
-    fn reverse_expr(&self) -> ReversedUDAF {
-        ReversedUDAF::Identical
-    }
-
-    fn default_value(&self, data_type: &DataType) -> DFResult<ScalarValue> {
-        self.inner.default_value(data_type)
+    fn distinct_key(&self) -> DistinctKey {
+        by_length
     }
 }
 

@@ -17,11 +17,10 @@ use datafusion::arrow::array::{ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef};
 use datafusion::common::{internal_err, plan_err, Result as DFResult, ScalarValue};
 use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Expr, GroupsAccumulator,
-    ReversedUDAF, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Accumulator, ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 
 use datafusion::arrow::compute::cast;
@@ -30,8 +29,9 @@ use datafusion::arrow::compute::kernels::numeric::neg;
 
 use super::values::{is_numeric, map_numerics, numerics, to_numerics, NUMERIC};
 use crate::numeric::Numeric;
+use crate::sql::aggregate_overload::{Overload, OwnAggregate};
 use crate::sql::analyze::{coerced_types, is_text};
-use crate::sql::distinct_values::DistinctValues;
+use crate::sql::distinct_values::DistinctKey;
 
 /// Scalar functions with a `numeric` version (`super::functions`) or that
 /// pass `numeric` values through (`coalesce` and the like).
@@ -124,10 +124,10 @@ pub fn register_overloads(ctx: &SessionContext) {
     }
     for (name, kind) in AGGREGATES {
         if let Some(inner) = state.aggregate_functions().get(*name) {
-            ctx.register_udaf(AggregateUDF::new_from_impl(NumericAggregate::new(
+            ctx.register_udaf(Overload::udaf(
                 inner.clone(),
-                *kind,
-            )));
+                NumericAggregate { kind: *kind },
+            ));
         }
     }
 }
@@ -370,142 +370,47 @@ enum Kind {
     },
 }
 
+/// The calls of one of [`AGGREGATES`] computed here (an
+/// `aggregate_overload::Overload` over DataFusion's function).
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct NumericAggregate {
-    inner: Arc<AggregateUDF>,
     kind: Kind,
-    signature: Signature,
 }
 
-impl NumericAggregate {
-    fn new(inner: Arc<AggregateUDF>, kind: Kind) -> Self {
-        Self {
-            inner,
-            kind,
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-
-    /// Whether a call on arguments of `types` is computed here: on a
-    /// `numeric`, and for `avg` and the variances on integers and decimals
-    /// too (which `planning` makes `numeric` values).
-    fn ours(&self, types: &[DataType]) -> bool {
+impl OwnAggregate for NumericAggregate {
+    /// On a `numeric`, and for `avg` and the variances on integers and
+    /// decimals too (which `planning` makes `numeric` values).
+    fn computes(&self, types: &[DataType]) -> bool {
         let exact = |t: &DataType| {
             t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
         };
         any_numeric(types) || (self.kind != Kind::Sum && types.len() == 1 && exact(&types[0]))
     }
 
-    /// Whether a call (as its accumulator sees it) is computed here.
-    fn computes(&self, args: &AccumulatorArgs) -> bool {
-        let input = args
-            .exprs
-            .first()
-            .and_then(|e| e.data_type(args.schema).ok());
-        input.is_some_and(|t| self.ours(&[t]))
-    }
-}
-
-impl AggregateUDFImpl for NumericAggregate {
-    fn name(&self) -> &str {
-        self.inner.name()
+    fn coerced(&self, types: &[DataType]) -> Vec<DataType> {
+        types.to_vec()
     }
 
-    fn aliases(&self) -> &[String] {
-        self.inner.aliases()
+    fn return_type(&self) -> DataType {
+        NUMERIC
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
-        match self.ours(arg_types) {
-            true => Ok(arg_types.to_vec()),
-            false => coerced_types(arg_types, self.inner.as_ref()),
-        }
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
-        match self.ours(arg_types) {
-            true => Ok(NUMERIC),
-            false => self.inner.return_type(arg_types),
-        }
-    }
-
-    fn return_field(&self, arg_fields: &[FieldRef]) -> DFResult<FieldRef> {
-        let types: Vec<DataType> = arg_fields.iter().map(|f| f.data_type().clone()).collect();
-        match self.ours(&types) {
-            true => Ok(Arc::new(Field::new(self.name(), NUMERIC, true))),
-            false => self.inner.return_field(arg_fields),
-        }
-    }
-
-    fn is_nullable(&self) -> bool {
-        self.inner.is_nullable()
-    }
-
-    fn accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
-        if !self.computes(&args) {
-            return self.inner.accumulator(args);
-        }
-        let accumulator = Box::new(NumericAccumulator::new(self.kind));
-        match args.is_distinct {
-            true => Ok(Box::new(DistinctValues::new(
-                accumulator,
-                args.exprs[0].data_type(args.schema)?,
-                by_value,
-            ))),
-            false => Ok(accumulator),
-        }
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> DFResult<Vec<FieldRef>> {
-        let types: Vec<DataType> = args
-            .input_fields
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
-        if !self.ours(&types) {
-            return self.inner.state_fields(args);
-        }
-        if args.is_distinct {
-            return Ok(DistinctValues::state_fields(args.name, &types[0]));
-        }
-        let field = |name: &str, t: DataType| {
-            Arc::new(Field::new(format!("{}[{name}]", args.name), t, true))
-        };
-        Ok(vec![
+    fn state_fields(&self, name: &str) -> Vec<FieldRef> {
+        let field =
+            |part: &str, t: DataType| Arc::new(Field::new(format!("{name}[{part}]"), t, true));
+        vec![
             field("sum", NUMERIC),
             field("count", DataType::Int64),
             field("squares", NUMERIC),
-        ])
+        ]
     }
 
-    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        !self.computes(&args) && self.inner.groups_accumulator_supported(args)
+    fn accumulator(&self) -> Box<dyn Accumulator> {
+        Box::new(NumericAccumulator::new(self.kind))
     }
 
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> DFResult<Box<dyn GroupsAccumulator>> {
-        self.inner.create_groups_accumulator(args)
-    }
-
-    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
-        match self.computes(&args) {
-            true => Ok(Box::new(NumericAccumulator::new(self.kind))),
-            false => self.inner.create_sliding_accumulator(args),
-        }
-    }
-
-    fn reverse_expr(&self) -> ReversedUDAF {
-        ReversedUDAF::Identical
-    }
-
-    fn default_value(&self, data_type: &DataType) -> DFResult<ScalarValue> {
-        self.inner.default_value(data_type)
+    fn distinct_key(&self) -> DistinctKey {
+        by_value
     }
 }
 

@@ -1,0 +1,164 @@
+//! An aggregate that computes some calls itself and leaves the others to
+//! the aggregate registered under its name before it: `avg`, `sum` and the
+//! variances of `numeric` values (`sql::numeric::overloads`), `avg` of
+//! intervals (`functions::interval_aggregates`). DataFusion's functions
+//! refuse those argument types or compute them otherwise than PostgreSQL.
+//!
+//! [`Overload`] answers DataFusion for both: for a call [`OwnAggregate`]
+//! computes, its types, state and accumulator (with DISTINCT through
+//! `sql::distinct_values`); for any other, the wrapped function's.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{Result as DFResult, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, ReversedUDAF, Signature,
+    Volatility,
+};
+
+use super::analyze::coerced_types;
+use super::distinct_values::{DistinctKey, DistinctValues};
+
+/// The calls an [`Overload`] computes itself, and how.
+pub trait OwnAggregate: Debug + PartialEq + Eq + Hash + Send + Sync + 'static {
+    /// Whether a call on arguments of `types` is computed here.
+    fn computes(&self, types: &[DataType]) -> bool;
+    /// The types such a call's arguments are coerced to.
+    fn coerced(&self, types: &[DataType]) -> Vec<DataType>;
+    /// Its result's type.
+    fn return_type(&self) -> DataType;
+    /// Its state's fields (without DISTINCT), named after `name`.
+    fn state_fields(&self, name: &str) -> Vec<FieldRef>;
+    /// Its accumulator.
+    fn accumulator(&self) -> Box<dyn Accumulator>;
+    /// What DISTINCT tells apart.
+    fn distinct_key(&self) -> DistinctKey;
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Overload<O> {
+    inner: Arc<AggregateUDF>,
+    own: O,
+    signature: Signature,
+}
+
+impl<O: OwnAggregate> Overload<O> {
+    /// `own` over `inner`, the aggregate registered under the name.
+    pub fn udaf(inner: Arc<AggregateUDF>, own: O) -> AggregateUDF {
+        AggregateUDF::new_from_impl(Self {
+            inner,
+            own,
+            signature: Signature::user_defined(Volatility::Immutable),
+        })
+    }
+
+    /// The type of the argument of a call computed here, as its
+    /// accumulator sees it.
+    fn computed(&self, args: &AccumulatorArgs) -> Option<DataType> {
+        let input = args.exprs.first()?.data_type(args.schema).ok()?;
+        self.own
+            .computes(std::slice::from_ref(&input))
+            .then_some(input)
+    }
+}
+
+fn types_of(fields: &[FieldRef]) -> Vec<DataType> {
+    fields.iter().map(|f| f.data_type().clone()).collect()
+}
+
+impl<O: OwnAggregate> AggregateUDFImpl for Overload<O> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
+        match self.own.computes(arg_types) {
+            true => Ok(self.own.coerced(arg_types)),
+            false => coerced_types(arg_types, self.inner.as_ref()),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
+        match self.own.computes(arg_types) {
+            true => Ok(self.own.return_type()),
+            false => self.inner.return_type(arg_types),
+        }
+    }
+
+    fn return_field(&self, arg_fields: &[FieldRef]) -> DFResult<FieldRef> {
+        match self.own.computes(&types_of(arg_fields)) {
+            true => Ok(Arc::new(Field::new(
+                self.name(),
+                self.own.return_type(),
+                true,
+            ))),
+            false => self.inner.return_field(arg_fields),
+        }
+    }
+
+    fn is_nullable(&self) -> bool {
+        self.inner.is_nullable()
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> DFResult<Vec<FieldRef>> {
+        let types = types_of(args.input_fields);
+        match (self.own.computes(&types), args.is_distinct) {
+            (true, true) => Ok(DistinctValues::state_fields(
+                args.name,
+                &self.own.coerced(&types)[0],
+            )),
+            (true, false) => Ok(self.own.state_fields(args.name)),
+            (false, _) => self.inner.state_fields(args),
+        }
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
+        match (self.computed(&args), args.is_distinct) {
+            (Some(input), true) => Ok(Box::new(DistinctValues::new(
+                self.own.accumulator(),
+                input,
+                self.own.distinct_key(),
+            ))),
+            (Some(_), false) => Ok(self.own.accumulator()),
+            (None, _) => self.inner.accumulator(args),
+        }
+    }
+
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
+        match self.computed(&args) {
+            Some(_) => Ok(self.own.accumulator()),
+            None => self.inner.create_sliding_accumulator(args),
+        }
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        self.computed(&args).is_none() && self.inner.groups_accumulator_supported(args)
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> DFResult<Box<dyn GroupsAccumulator>> {
+        self.inner.create_groups_accumulator(args)
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
+    }
+
+    fn default_value(&self, data_type: &DataType) -> DFResult<ScalarValue> {
+        self.inner.default_value(data_type)
+    }
+}
