@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use openraft::alias::{EntryOf, LogIdOf, SnapshotMetaOf, StoredMembershipOf, VoteOf};
 use openraft::impls::leader_id_adv::LeaderId;
+use openraft::raft::AppendEntriesRequest;
 use openraft::{BasicNode, EntryPayload};
 
 use super::transport::proto;
-use super::{Command, ShardRaft};
+use super::{Command, GroupId, ShardRaft};
 use crate::error::{Error, Result};
 
 pub type Membership = openraft::Membership<u64, BasicNode>;
@@ -139,6 +140,34 @@ pub fn entry_from(entry: proto::Entry) -> Result<EntryOf<ShardRaft>> {
     Ok(EntryOf::<ShardRaft> {
         log_id: log_id_from(required(entry.log_id, "entry log id")?),
         payload,
+    })
+}
+
+pub fn append_request_to(
+    group: GroupId,
+    rpc: &AppendEntriesRequest<ShardRaft>,
+) -> proto::AppendEntriesRequest {
+    proto::AppendEntriesRequest {
+        group,
+        vote: Some(vote_to(&rpc.vote)),
+        prev_log_id: opt_log_id_to(&rpc.prev_log_id),
+        entries: rpc.entries.iter().map(entry_to).collect(),
+        leader_commit: opt_log_id_to(&rpc.leader_commit),
+    }
+}
+
+pub fn append_request_from(
+    message: proto::AppendEntriesRequest,
+) -> Result<AppendEntriesRequest<ShardRaft>> {
+    Ok(AppendEntriesRequest {
+        vote: vote_from(message.vote)?,
+        prev_log_id: opt_log_id_from(message.prev_log_id),
+        entries: message
+            .entries
+            .into_iter()
+            .map(entry_from)
+            .collect::<Result<_>>()?,
+        leader_commit: opt_log_id_from(message.leader_commit),
     })
 }
 

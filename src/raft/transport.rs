@@ -14,14 +14,21 @@
 //! of at most `rpc::MAX_MESSAGE_BYTES`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 
 use openraft::alias::{SnapshotOf, VoteOf};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderError,
-    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendError,
+    StreamAppendResult, TransferLeaderError, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
 use tonic::transport::Channel;
@@ -106,38 +113,55 @@ impl RaftService {
 
 #[tonic::async_trait]
 impl RaftTransport for RaftService {
-    async fn append_entries(
+    type AppendStreamStream = BoxStream<'static, Result<proto::AppendReply, Status>>;
+
+    /// Hands the leader's requests to the group as they arrive, and its
+    /// answers back in order (openraft pipelines them). A request that
+    /// cannot be decoded, or names another group, ends the stream: the
+    /// leader starts another.
+    async fn append_stream(
         &self,
-        request: Request<proto::AppendEntriesRequest>,
-    ) -> Result<Response<proto::AppendEntriesReply>, Status> {
-        let raft = self.group(&request, request.get_ref().group)?;
-        let message = request.into_inner();
-        let entries = message
-            .entries
-            .into_iter()
-            .map(codec::entry_from)
-            .collect::<crate::error::Result<Vec<_>>>()
-            .map_err(bad_request)?;
-        let rpc = AppendEntriesRequest::<ShardRaft> {
-            vote: codec::vote_from(message.vote).map_err(bad_request)?,
-            prev_log_id: codec::opt_log_id_from(message.prev_log_id),
-            entries,
-            leader_commit: codec::opt_log_id_from(message.leader_commit),
+        request: Request<tonic::Streaming<proto::AppendEntriesRequest>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        self.check_member(&request)?;
+        let mut incoming = request.into_inner();
+        let Some(first) = incoming.message().await? else {
+            return Ok(Response::new(Box::pin(futures::stream::empty())));
         };
-        use proto::append_entries_reply::Outcome;
-        let outcome = match raft.append_entries(rpc).await.map_err(failed)? {
-            AppendEntriesResponse::Success => Outcome::Success(proto::Blank {}),
-            AppendEntriesResponse::PartialSuccess(matching) => {
-                Outcome::PartialSuccess(proto::PartialSuccess {
-                    matching: codec::opt_log_id_to(&matching),
-                })
-            }
-            AppendEntriesResponse::Conflict => Outcome::Conflict(proto::Blank {}),
-            AppendEntriesResponse::HigherVote(vote) => Outcome::HigherVote(codec::vote_to(&vote)),
-        };
-        Ok(Response::new(proto::AppendEntriesReply {
-            outcome: Some(outcome),
-        }))
+        let group = first.group;
+        let raft = self.served(group)?.0;
+        let requests = futures::stream::once(async { Ok(first) })
+            .chain(incoming)
+            .scan((), move |_, message| {
+                let request = message
+                    .map_err(|e| e.to_string())
+                    .and_then(|message| match message.group == group {
+                        true => codec::append_request_from(message).map_err(|e| e.to_string()),
+                        false => Err(format!("a request for group {}", message.group)),
+                    })
+                    .inspect_err(|e| {
+                        tracing::warn!(group, error = %e, "an append stream ends");
+                    });
+                futures::future::ready(request.ok())
+            });
+        let answers = raft.stream_append(requests).map(|answer| {
+            use proto::append_reply::Outcome;
+            let outcome = match answer.map_err(failed)? {
+                Ok(matching) => Outcome::Matching(proto::Matching {
+                    log_id: codec::opt_log_id_to(&matching),
+                }),
+                Err(StreamAppendError::Conflict(log_id)) => {
+                    Outcome::Conflict(codec::log_id_to(&log_id))
+                }
+                Err(StreamAppendError::HigherVote(vote)) => {
+                    Outcome::HigherVote(codec::vote_to(&vote))
+                }
+            };
+            Ok(proto::AppendReply {
+                outcome: Some(outcome),
+            })
+        });
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn vote(
@@ -340,34 +364,26 @@ impl GroupNetwork {
     where
         Fut: std::future::Future<Output = Result<Response<Resp>, Status>>,
     {
+        let mut request = self.request(message)?;
+        request.set_timeout(option.hard_ttl());
+        let response = method(self.client()?, request)
+            .await
+            .map_err(|status| call_failed(&self.addr, status))?;
+        Ok(response.into_inner())
+    }
+
+    fn client(&self) -> Result<RaftTransportClient<Channel>, CallError> {
         let channel = self
             .channels
             .get(&self.addr)
             .map_err(|e| CallError::Unreachable(e.to_string()))?;
-        let mut request =
-            as_member(message, &self.cluster_id).map_err(|e| CallError::Network(e.to_string()))?;
-        request.set_timeout(option.hard_ttl());
-        let client = RaftTransportClient::new(channel)
+        Ok(RaftTransportClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let response = method(client, request).await.map_err(|status| {
-            let message = format!("{}: {}", self.addr, status.message());
-            match status.code() {
-                tonic::Code::Unavailable | tonic::Code::NotFound | tonic::Code::Cancelled => {
-                    CallError::Unreachable(message)
-                }
-                _ if std::error::Error::source(&status).is_some() => {
-                    CallError::Unreachable(message)
-                }
-                _ => CallError::Network(message),
-            }
-        })?;
-        Ok(response.into_inner())
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
 
-    /// An answer that cannot be decoded.
-    fn bad_answer(&self, e: impl std::fmt::Display) -> CallError {
-        CallError::Network(format!("{}: bad answer: {e}", self.addr))
+    fn request<T>(&self, message: T) -> Result<Request<T>, CallError> {
+        as_member(message, &self.cluster_id).map_err(|e| CallError::Network(e.to_string()))
     }
 
     fn vote_request(&self, rpc: &VoteRequest<ShardRaft>) -> proto::VoteRequest {
@@ -381,7 +397,7 @@ impl GroupNetwork {
 
     fn vote_answer(&self, reply: proto::VoteReply) -> Result<VoteResponse<ShardRaft>, CallError> {
         Ok(VoteResponse::<ShardRaft> {
-            vote: codec::vote_from(reply.vote).map_err(|e| self.bad_answer(e))?,
+            vote: codec::vote_from(reply.vote).map_err(|e| bad_answer(&self.addr, e))?,
             vote_granted: reply.granted,
             last_log_id: codec::opt_log_id_from(reply.last_log_id),
         })
@@ -391,34 +407,83 @@ impl GroupNetwork {
 impl RaftNetworkV2<ShardRaft> for GroupNetwork {
     type SnapshotData = Snapshot;
 
+    /// One request, on a stream of its own (openraft sends none this
+    /// way: its replication and heartbeats go through [`Self::stream_append`]).
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<ShardRaft>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<ShardRaft>, RPCError<ShardRaft>> {
-        let message = proto::AppendEntriesRequest {
-            group: self.group,
-            vote: Some(codec::vote_to(&rpc.vote)),
-            prev_log_id: codec::opt_log_id_to(&rpc.prev_log_id),
-            entries: rpc.entries.iter().map(codec::entry_to).collect(),
-            leader_commit: codec::opt_log_id_to(&rpc.leader_commit),
-        };
-        let reply = self
-            .call(message, &option, |mut client, request| async move {
-                client.append_entries(request).await
-            })
+        let last =
+            (rpc.entries.last().map(|e| e.log_id.clone())).or_else(|| rpc.prev_log_id.clone());
+        let (ttl, addr) = (option.hard_ttl(), self.addr.clone());
+        let mut answers = self
+            .stream_append(futures::stream::iter([rpc]), option)
             .await?;
-        use proto::append_entries_reply::Outcome;
-        Ok(match reply.outcome {
-            Some(Outcome::Success(_)) => AppendEntriesResponse::Success,
-            Some(Outcome::PartialSuccess(p)) => {
-                AppendEntriesResponse::PartialSuccess(codec::opt_log_id_from(p.matching))
+        let answer = tokio::time::timeout(ttl, answers.next())
+            .await
+            .map_err(|_| CallError::Network(format!("{addr}: no answer")))?;
+        Ok(match answer {
+            Some(Ok(Ok(matching))) if matching == last => AppendEntriesResponse::Success,
+            Some(Ok(Ok(matching))) => AppendEntriesResponse::PartialSuccess(matching),
+            Some(Ok(Err(StreamAppendError::Conflict(_)))) => AppendEntriesResponse::Conflict,
+            Some(Ok(Err(StreamAppendError::HigherVote(vote)))) => {
+                AppendEntriesResponse::HigherVote(vote)
             }
-            Some(Outcome::Conflict(_)) => AppendEntriesResponse::Conflict,
-            Some(Outcome::HigherVote(vote)) => AppendEntriesResponse::HigherVote(
-                codec::vote_from(Some(vote)).map_err(|e| self.bad_answer(e))?,
-            ),
-            None => return Err(self.bad_answer("no outcome").into()),
+            Some(Err(e)) => return Err(e),
+            None => return Err(bad_answer(&addr, "no answer").into()),
+        })
+    }
+
+    /// Sends openraft's requests as they come on one gRPC stream, without
+    /// waiting for the answers to the ones before (openraft matches the
+    /// answers to its requests by log id), where a unary call per request
+    /// sent one at a time: a request is a frame on an open stream.
+    ///
+    /// A request that carries no entries only tells the replica of a new
+    /// commit index (openraft sends one after every commit); one that
+    /// follows within [`COMMIT_NOTICE_WAIT`] carries it too, so it goes
+    /// instead (see [`fold_commit_notices`]).
+    ///
+    /// The stream ends in an error when requests wait unanswered for
+    /// longer than the option's soft time to live twice over.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<
+            BoxStream<'s, Result<StreamAppendResult<ShardRaft>, RPCError<ShardRaft>>>,
+            RPCError<ShardRaft>,
+        >,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<ShardRaft>> + OptionalSend + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let group = self.group;
+            let sent = Arc::new(AtomicU64::new(0));
+            let counted = sent.clone();
+            let requests = fold_commit_notices(input, COMMIT_NOTICE_WAIT).map(move |rpc| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                codec::append_request_to(group, &rpc)
+            });
+            let replies = self
+                .client()?
+                .append_stream(self.request(requests)?)
+                .await
+                .map_err(|status| call_failed(&self.addr, status))?
+                .into_inner();
+            let answers = Answers {
+                addr: self.addr.clone(),
+                replies,
+                sent,
+                answered: 0,
+                patience: option.soft_ttl(),
+                waited: false,
+            };
+            Ok(answers.stream().boxed())
         })
     }
 
@@ -467,7 +532,7 @@ impl RaftNetworkV2<ShardRaft> for GroupNetwork {
             })
             .await?;
         use proto::transfer_leader_reply::Rejected;
-        let vote = |v| codec::vote_from(v).map_err(|e| self.bad_answer(e));
+        let vote = |v| codec::vote_from(v).map_err(|e| bad_answer(&self.addr, e));
         Ok(match reply.rejected {
             None => Ok(()),
             Some(Rejected::VoteChanged(v)) => Err(TransferLeaderError::VoteChanged {
@@ -529,8 +594,123 @@ impl RaftNetworkV2<ShardRaft> for GroupNetwork {
                 return Err(StreamingError::Closed(closed));
             }
         };
-        let vote = codec::vote_from(reply.vote).map_err(|e| self.bad_answer(e))?;
+        let vote = codec::vote_from(reply.vote).map_err(|e| bad_answer(&self.addr, e))?;
         Ok(SnapshotResponse::new(vote))
+    }
+}
+
+/// A call that failed, as openraft tells failures apart.
+fn call_failed(addr: &str, status: Status) -> CallError {
+    let message = format!("{addr}: {}", status.message());
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::NotFound | tonic::Code::Cancelled => {
+            CallError::Unreachable(message)
+        }
+        _ if std::error::Error::source(&status).is_some() => CallError::Unreachable(message),
+        _ => CallError::Network(message),
+    }
+}
+
+/// An answer that cannot be decoded.
+fn bad_answer(addr: &str, e: impl std::fmt::Display) -> CallError {
+    CallError::Network(format!("{addr}: bad answer: {e}"))
+}
+
+/// How long a request that carries only a new commit index is held back
+/// for a request that carries it with entries. A replica applies an entry
+/// once it learns it committed: under load that is with the next
+/// request, at the latest a heartbeat later.
+const COMMIT_NOTICE_WAIT: Duration = Duration::from_millis(5);
+
+/// `input`, where a request that carries no entries is dropped when
+/// another follows within `wait`: the later one starts at the same entry
+/// or a later one and carries the same commit index or a later one, so
+/// the replica learns as much. openraft counts the dropped request
+/// answered with the later one (it matches answers by log id).
+fn fold_commit_notices<S>(
+    input: S,
+    wait: Duration,
+) -> impl Stream<Item = AppendEntriesRequest<ShardRaft>> + Send + 'static
+where
+    S: Stream<Item = AppendEntriesRequest<ShardRaft>> + Send + Unpin + 'static,
+{
+    futures::stream::unfold(input.fuse(), move |mut input| async move {
+        let mut request = input.next().await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        while request.entries.is_empty() {
+            match tokio::time::timeout_at(deadline, input.next()).await {
+                Ok(Some(later)) => request = later,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Some((request, input))
+    })
+}
+
+/// A replica's answers on an append stream, as openraft reads them.
+struct Answers {
+    addr: String,
+    replies: tonic::Streaming<proto::AppendReply>,
+    /// How many requests went out on the stream, and how many were answered.
+    sent: Arc<AtomicU64>,
+    answered: u64,
+    /// How long requests may wait unanswered, twice over, before the
+    /// stream is given up.
+    patience: Duration,
+    /// Whether requests were waiting at the end of the last period.
+    waited: bool,
+}
+
+type AnswerOf = Result<StreamAppendResult<ShardRaft>, RPCError<ShardRaft>>;
+
+impl Answers {
+    fn stream(self) -> impl Stream<Item = AnswerOf> + Send + 'static {
+        futures::stream::unfold(Some(self), |answers| async move {
+            let mut answers = answers?;
+            match answers.next().await {
+                Ok(Some(answer)) => Some((Ok(answer), Some(answers))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e.into()), None)),
+            }
+        })
+    }
+
+    async fn next(&mut self) -> Result<Option<StreamAppendResult<ShardRaft>>, CallError> {
+        loop {
+            match tokio::time::timeout(self.patience, self.replies.message()).await {
+                Ok(Ok(Some(reply))) => {
+                    self.answered += 1;
+                    self.waited = false;
+                    return self.answer(reply).map(Some);
+                }
+                Ok(Ok(None)) => return Ok(None),
+                Ok(Err(status)) => return Err(call_failed(&self.addr, status)),
+                Err(_) => {
+                    let waiting = self.sent.load(Ordering::Relaxed) > self.answered;
+                    if waiting && self.waited {
+                        return Err(CallError::Network(format!("{}: no answer", self.addr)));
+                    }
+                    self.waited = waiting;
+                }
+            }
+        }
+    }
+
+    fn answer(
+        &self,
+        reply: proto::AppendReply,
+    ) -> Result<StreamAppendResult<ShardRaft>, CallError> {
+        use proto::append_reply::Outcome;
+        Ok(match reply.outcome {
+            Some(Outcome::Matching(m)) => Ok(codec::opt_log_id_from(m.log_id)),
+            Some(Outcome::Conflict(log_id)) => {
+                Err(StreamAppendError::Conflict(codec::log_id_from(log_id)))
+            }
+            Some(Outcome::HigherVote(vote)) => Err(StreamAppendError::HigherVote(
+                codec::vote_from(Some(vote)).map_err(|e| bad_answer(&self.addr, e))?,
+            )),
+            None => return Err(bad_answer(&self.addr, "no outcome")),
+        })
     }
 }
 
@@ -539,21 +719,80 @@ const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
 /// How long sending a snapshot of `bytes` may take beyond an RPC's time,
 /// at 10 MiB/s at worst.
-fn snapshot_transfer_time(bytes: u64) -> std::time::Duration {
-    std::time::Duration::from_millis(bytes / (10 << 10))
+fn snapshot_transfer_time(bytes: u64) -> Duration {
+    Duration::from_millis(bytes / (10 << 10))
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
+    use openraft::alias::{EntryOf, LogIdOf};
+    use openraft::testing::log_id;
+    use openraft::{EntryPayload, Vote};
     use tonic::transport::Server;
 
     use super::*;
     use crate::raft::log_store::GroupLog;
     use crate::raft::state_machine::tests::{note, Notes};
     use crate::storage::Storage;
+
+    /// A request after `prev`, with entries up to index `last` (none when
+    /// `last` is `prev`), and the commit index `commit`.
+    fn append(prev: u64, last: u64, commit: u64) -> AppendEntriesRequest<ShardRaft> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: Some(log_id::<ShardRaft>(1, 1, prev)),
+            entries: (prev + 1..=last)
+                .map(|index| EntryOf::<ShardRaft> {
+                    log_id: log_id::<ShardRaft>(1, 1, index),
+                    payload: EntryPayload::Blank,
+                })
+                .collect(),
+            leader_commit: Some(log_id::<ShardRaft>(1, 1, commit)),
+        }
+    }
+
+    /// What a request covers: previous entry, last entry, commit index.
+    fn covers(request: &AppendEntriesRequest<ShardRaft>) -> (u64, u64, u64) {
+        let index = |id: &Option<LogIdOf<ShardRaft>>| id.as_ref().unwrap().index;
+        let last = request
+            .entries
+            .last()
+            .map_or(index(&request.prev_log_id), |e| e.log_id.index);
+        (
+            index(&request.prev_log_id),
+            last,
+            index(&request.leader_commit),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_commit_notice_followed_by_another_request_is_not_sent() {
+        let (requests, input) = tokio::sync::mpsc::unbounded_channel();
+        let input = tokio_stream::wrappers::UnboundedReceiverStream::new(input);
+        let mut sent = Box::pin(fold_commit_notices(input, COMMIT_NOTICE_WAIT));
+
+        // Entries go at once; the notice of their commit gives way to the
+        // next entries, which carry it.
+        requests.send(append(0, 2, 0)).unwrap();
+        assert_eq!(covers(&sent.next().await.unwrap()), (0, 2, 0));
+        requests.send(append(2, 2, 2)).unwrap();
+        requests.send(append(2, 3, 2)).unwrap();
+        assert_eq!(covers(&sent.next().await.unwrap()), (2, 3, 2));
+
+        // A notice that nothing follows goes after the wait; one that ends
+        // the stream (a heartbeat) goes without it.
+        requests.send(append(3, 3, 3)).unwrap();
+        let start = Instant::now();
+        assert_eq!(covers(&sent.next().await.unwrap()), (3, 3, 3));
+        assert!(start.elapsed() >= COMMIT_NOTICE_WAIT);
+        requests.send(append(3, 3, 3)).unwrap();
+        drop(requests);
+        assert_eq!(covers(&sent.next().await.unwrap()), (3, 3, 3));
+        assert!(sent.next().await.is_none());
+    }
 
     /// A replica of group 0 with its own RocksDB, serving Raft over TCP.
     struct Replica {
