@@ -414,8 +414,7 @@ impl RaftNetworkV2<ShardRaft> for GroupNetwork {
         rpc: AppendEntriesRequest<ShardRaft>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<ShardRaft>, RPCError<ShardRaft>> {
-        let last =
-            (rpc.entries.last().map(|e| e.log_id.clone())).or_else(|| rpc.prev_log_id.clone());
+        let last = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
         let (ttl, addr) = (option.hard_ttl(), self.addr.clone());
         let mut answers = self
             .stream_append(futures::stream::iter([rpc]), option)
