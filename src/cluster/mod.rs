@@ -199,12 +199,22 @@ impl Cluster {
     }
 
     fn state(&self) -> Option<State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.read_state(State::clone)
+    }
+
+    /// `read` of the state, in place: the paths of every statement (a
+    /// channel to a member, this node's id) copy only what they need.
+    fn read_state<T>(&self, read: impl FnOnce(&State) -> T) -> Option<T> {
+        self.state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(read)
     }
 
     /// This node's id, once the cluster is initialised.
     pub fn node_id(&self) -> Option<u32> {
-        self.state().map(|s| s.identity.node_id)
+        self.read_state(|s| s.identity.node_id)
     }
 
     pub fn is_initialised(&self) -> bool {
@@ -712,10 +722,13 @@ impl Cluster {
 
     /// The rpc address of member `node`.
     fn member_addr(&self, node: u32) -> Result<String> {
-        self.state()
-            .and_then(|s| s.members.into_iter().find(|m| m.id == node))
-            .map(|m| m.rpc_addr)
-            .ok_or_else(|| Error::NodeUnreachable(format!("node {node} is not a member")))
+        self.read_state(|s| {
+            (s.members.iter())
+                .find(|m| m.id == node)
+                .map(|m| m.rpc_addr.clone())
+        })
+        .flatten()
+        .ok_or_else(|| Error::NodeUnreachable(format!("node {node} is not a member")))
     }
 
     /// The node's channels to its peers, which its Raft groups share.
@@ -732,9 +745,11 @@ impl Cluster {
 
     /// The PostgreSQL address of member `id`, once it has joined.
     pub fn pg_addr(&self, id: u32) -> Option<String> {
-        let state = self.state()?;
-        let member = state.members.into_iter().find(|m| m.id == id)?;
-        (!member.pg_addr.is_empty() && !member.removed).then_some(member.pg_addr)
+        self.read_state(|s| {
+            let member = s.members.iter().find(|m| m.id == id)?;
+            (!member.pg_addr.is_empty() && !member.removed).then(|| member.pg_addr.clone())
+        })
+        .flatten()
     }
 
     /// A client over the pooled channel to `addr`.
