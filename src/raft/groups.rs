@@ -517,8 +517,9 @@ impl ShardGroups {
     /// The index of the last entry `group`'s replica here applied.
     pub fn applied_index(&self, group: GroupId) -> u64 {
         self.get(group).map_or(0, |raft| {
-            let m = raft.metrics().borrow_watched().clone();
-            m.last_applied.map_or(0, |l| l.index)
+            let watched = raft.metrics();
+            let applied = watched.borrow_watched().last_applied;
+            applied.map_or(0, |l| l.index)
         })
     }
 
@@ -542,7 +543,8 @@ impl ShardGroups {
     /// The term of `group` if this node leads it now.
     pub fn leading_term(&self, group: GroupId) -> Option<u64> {
         let raft = self.get(group)?;
-        let m = raft.metrics().borrow_watched().clone();
+        let watched = raft.metrics();
+        let m = watched.borrow_watched();
         (m.state == ServerState::Leader).then_some(m.current_term)
     }
 
