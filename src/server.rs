@@ -53,16 +53,20 @@ pub async fn run(config: Config) -> Result<()> {
     let pg = bind(config.node.pg_addr, "PostgreSQL clients").await?;
     let rpc = bind(config.node.rpc_addr, "node-to-node RPC").await?;
     let http = bind(config.node.http_addr, "HTTP admin").await?;
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop.send(true);
-    });
     let cluster_service = ClusterService::new(cluster.clone());
     let shards = Arc::new(ShardService::default());
     let txn = Arc::new(TxnService::default());
     let raft = Arc::new(RaftService::default());
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn({
+        let raft = raft.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            let _ = stop.send(true);
+            raft.stop();
+        }
+    });
     let mut rpc_stopped = stopped.clone();
     let rpc_server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -101,12 +105,20 @@ pub async fn run(config: Config) -> Result<()> {
         )
         .await?;
     }
-    rpc_server
-        .await?
-        .map_err(|e| Error::Unavailable(format!("node-to-node RPC: {e}")))?;
+    // The calls in flight get a moment to finish; a peer's stream that
+    // outlives it (a leader's append stream stays open as long as it
+    // leads) does not hold the node up: the groups it serves are stopped.
+    let mut rpc_server = rpc_server;
+    match tokio::time::timeout(RPC_DRAIN, &mut rpc_server).await {
+        Ok(served) => served?.map_err(|e| Error::Unavailable(format!("node-to-node RPC: {e}")))?,
+        Err(_) => rpc_server.abort(),
+    }
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long a stopping node waits for its node-to-node calls in flight.
+const RPC_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The RPC services a node serves from its start, which answer in full
 /// once it serves.

@@ -71,6 +71,9 @@ fn failed(e: impl std::fmt::Display) -> Status {
 pub struct RaftService {
     cluster_id: OnceLock<String>,
     groups: RwLock<HashMap<GroupId, (GroupRaft, Arc<Storage>)>>,
+    /// True once the node stops: the append streams its peers keep open
+    /// end then, or the server would wait for them to end (see [`Self::stop`]).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl RaftService {
@@ -80,6 +83,13 @@ impl RaftService {
 
     pub fn server(self: &Arc<Self>) -> RaftTransportServer<Self> {
         RaftTransportServer::from_arc(self.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Ends the append streams of every group: the node stops. A peer's
+    /// leader keeps its stream to each of its followers here open as long
+    /// as it leads.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Serves `raft` as group `group`, whose snapshots go to `storage`.
@@ -130,8 +140,12 @@ impl RaftTransport for RaftService {
         };
         let group = first.group;
         let raft = self.served(group)?.0;
+        let mut stopping = self.stopping.subscribe();
         let requests = futures::stream::once(async { Ok(first) })
             .chain(incoming)
+            .take_until(async move {
+                let _ = stopping.wait_for(|stopping| *stopping).await;
+            })
             .scan((), move |_, message| {
                 let request = message
                     .map_err(|e| e.to_string())
@@ -464,10 +478,16 @@ impl RaftNetworkV2<ShardRaft> for GroupNetwork {
             let group = self.group;
             let sent = Arc::new(AtomicU64::new(0));
             let counted = sent.clone();
-            let requests = fold_commit_notices(input, COMMIT_NOTICE_WAIT).map(move |rpc| {
-                counted.fetch_add(1, Ordering::Relaxed);
-                codec::append_request_to(group, &rpc)
-            });
+            // The requests end when openraft drops the answers (its session
+            // ended): the stream closes both ways instead of staying open
+            // for the requests of a session that is over.
+            let (dropped, answers_dropped) = tokio::sync::oneshot::channel::<()>();
+            let requests = fold_commit_notices(input, COMMIT_NOTICE_WAIT)
+                .take_until(answers_dropped)
+                .map(move |rpc| {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                    codec::append_request_to(group, &rpc)
+                });
             let replies = self
                 .client()?
                 .append_stream(self.request(requests)?)
@@ -475,6 +495,7 @@ impl RaftNetworkV2<ShardRaft> for GroupNetwork {
                 .map_err(|status| call_failed(&self.addr, status))?
                 .into_inner();
             let answers = Answers {
+                _dropped: dropped,
                 addr: self.addr.clone(),
                 replies,
                 sent,
@@ -648,6 +669,8 @@ where
 
 /// A replica's answers on an append stream, as openraft reads them.
 struct Answers {
+    /// Dropped with the answers, which ends the requests.
+    _dropped: tokio::sync::oneshot::Sender<()>,
     addr: String,
     replies: tonic::Streaming<proto::AppendReply>,
     /// How many requests went out on the stream, and how many were answered.
