@@ -482,8 +482,17 @@ impl RaftNetworkV2<ShardRaft> for GroupNetwork {
             // ended): the stream closes both ways instead of staying open
             // for the requests of a session that is over.
             let (dropped, answers_dropped) = tokio::sync::oneshot::channel::<()>();
-            let requests = fold_commit_notices(input, COMMIT_NOTICE_WAIT)
-                .take_until(answers_dropped)
+            let mut requests = Box::pin(
+                fold_commit_notices(input, COMMIT_NOTICE_WAIT).take_until(answers_dropped),
+            );
+            // The first request before the call: openraft makes it after the
+            // backoff its last failure asked for, so a peer that is down is
+            // not called again at once, in a loop, by every group.
+            let Some(first) = requests.next().await else {
+                return Ok(futures::stream::empty().boxed());
+            };
+            let requests = futures::stream::once(async { first })
+                .chain(requests)
                 .map(move |rpc| {
                     counted.fetch_add(1, Ordering::Relaxed);
                     codec::append_request_to(group, &rpc)
