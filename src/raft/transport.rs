@@ -10,8 +10,10 @@
 //! The sending side keeps one pooled channel per peer address for all
 //! groups. A peer that cannot be reached, or whose group failed, is
 //! `Unreachable` to openraft (which backs off); anything else is a
-//! `NetworkError` (retried soon). A snapshot travels whole in one message
-//! of at most `rpc::MAX_MESSAGE_BYTES`.
+//! `NetworkError` (retried soon). A leader's appends to a follower go on
+//! one stream per replication session ([`GroupNetwork::stream_append`]);
+//! votes and leadership transfers are unary calls; a snapshot is streamed
+//! from its file in chunks.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
