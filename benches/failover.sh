@@ -32,25 +32,28 @@ else
     BIN="$CARGO_TARGET_DIR/$PROFILE/shardforge"
 fi
 DIR=$(mktemp -d /tmp/shardforge-failover-XXXX)
-JOIN=127.0.0.1:47531,127.0.0.1:47532,127.0.0.1:47533
+# Ports below Linux's ephemeral range (32768-60999): a peer reconnecting
+# to a killed node could otherwise connect to itself from the very port
+# the node listens on, and the node could not start again.
+JOIN=127.0.0.1:27531,127.0.0.1:27532,127.0.0.1:27533
 declare -A pids
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$DIR"; }
 trap cleanup EXIT
 
 start() { # node number 1..3, in the background
     local n=$1
-    "$BIN" start --data-dir "$DIR/n$n" --pg-addr "127.0.0.1:4553$n" --rpc-addr "127.0.0.1:4753$n" \
-        --http-addr "127.0.0.1:4853$n" --join "$JOIN" >>"$DIR/n$n.log" 2>&1 &
+    "$BIN" start --data-dir "$DIR/n$n" --pg-addr "127.0.0.1:2553$n" --rpc-addr "127.0.0.1:2753$n" \
+        --http-addr "127.0.0.1:2853$n" --join "$JOIN" >>"$DIR/n$n.log" 2>&1 &
     pids[$n]=$!
 }
 healthy() {
-    for _ in $(seq 600); do curl -sf -m 1 "127.0.0.1:4853$1/health" >/dev/null && return; sleep 0.1; done
+    for _ in $(seq 600); do curl -sf -m 1 "127.0.0.1:2853$1/health" >/dev/null && return; sleep 0.1; done
     echo "node $1 did not start" >&2; cat "$DIR/n$1.log" >&2; exit 1
 }
-sql() { psql -X -q -At -h 127.0.0.1 -p "4553$1" -U postgres -c "$2"; }
+sql() { psql -X -q -At -h 127.0.0.1 -p "2553$1" -U postgres -c "$2"; }
 
 for n in 1 2 3; do start "$n"; done
-for _ in $(seq 100); do "$BIN" init --host 127.0.0.1:47531 >/dev/null 2>&1 && break; sleep 0.2; done
+for _ in $(seq 100); do "$BIN" init --host 127.0.0.1:27531 >/dev/null 2>&1 && break; sleep 0.2; done
 for n in 1 2 3; do healthy "$n"; done
 sql 1 "CREATE TABLE probe (id int PRIMARY KEY, v bigint NOT NULL)"
 sql 1 "INSERT INTO probe SELECT g, 0 FROM generate_series(1, 64) g"
