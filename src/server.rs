@@ -68,7 +68,7 @@ pub async fn run(config: Config) -> Result<()> {
         }
     });
     let mut rpc_stopped = stopped.clone();
-    let rpc_server = tokio::spawn(
+    let mut rpc_server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(cluster_service.server())
             .add_service(shards.flight_server())
@@ -108,7 +108,6 @@ pub async fn run(config: Config) -> Result<()> {
     // The calls in flight get a moment to finish; a peer's stream that
     // outlives it (a leader's append stream stays open as long as it
     // leads) does not hold the node up: the groups it serves are stopped.
-    let mut rpc_server = rpc_server;
     match tokio::time::timeout(RPC_DRAIN, &mut rpc_server).await {
         Ok(served) => served?.map_err(|e| Error::Unavailable(format!("node-to-node RPC: {e}")))?,
         Err(_) => rpc_server.abort(),
