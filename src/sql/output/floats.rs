@@ -3,10 +3,16 @@
 //! decimal exponent is in `-4 .. digits`, otherwise as `1.5e+20`.
 //!
 //! Rust's shortest digits (`{:e}`) are PostgreSQL's (both are Ryu-exact)
-//! except at a tie: Rust may name a decimal exactly halfway to the next
-//! float, which reads back only because ties go to the even float
-//! (`1234567936::float4` as `1.234568e9`). PostgreSQL never rests on a tie
-//! and prints the next longer digits (`1.2345679e+09`).
+//! except at two kinds of tie:
+//! - Rust may name a decimal exactly halfway to the next float, which reads
+//!   back only because ties go to the even float (`1234567936::float4` as
+//!   `1.234568e9`). PostgreSQL never rests on a tie and prints the next
+//!   longer digits (`1.2345679e+09`) ([`untied`]).
+//! - When two decimals of the shortest length read back and the value is
+//!   exactly halfway between them (`1428571428571429.25`), Rust takes the
+//!   upper (`1.4285714285714293e15`), PostgreSQL the even one
+//!   (`1.4285714285714292e+15`): the value rounded to that many digits
+//!   ([`nearest`]).
 
 use num_bigint::BigInt;
 
@@ -16,18 +22,25 @@ const FLOAT4_DIGITS: i32 = 6;
 
 pub(super) fn float4(value: f32) -> String {
     let neighbours = [value.abs().next_down(), value.abs().next_up()].map(f64::from);
-    let scientific = untied(
+    let shortest = nearest(
         format!("{value:e}"),
-        f64::from(value),
-        neighbours,
         |decimals| format!("{value:.decimals$e}"),
+        |digits| digits.parse::<f32>() == Ok(value),
     );
+    let scientific = untied(shortest, f64::from(value), neighbours, |decimals| {
+        format!("{value:.decimals$e}")
+    });
     float(f64::from(value), &scientific, FLOAT4_DIGITS)
 }
 
 pub(super) fn float8(value: f64) -> String {
     let neighbours = [value.abs().next_down(), value.abs().next_up()];
-    let scientific = untied(format!("{value:e}"), value, neighbours, |decimals| {
+    let shortest = nearest(
+        format!("{value:e}"),
+        |decimals| format!("{value:.decimals$e}"),
+        |digits| digits.parse::<f64>() == Ok(value),
+    );
+    let scientific = untied(shortest, value, neighbours, |decimals| {
         format!("{value:.decimals$e}")
     });
     float(value, &scientific, FLOAT8_DIGITS)
@@ -50,14 +63,32 @@ fn untied(
     if !value.is_finite() || !halfway(&shortest) {
         return shortest;
     }
-    let significant = shortest
-        .split('e')
-        .next()
-        .map_or(0, |m| m.chars().filter(char::is_ascii_digit).count());
-    (significant..=16)
+    (significant(&shortest)..=16)
         .map(longer)
         .find(|digits| !halfway(digits))
         .unwrap_or(shortest)
+}
+
+/// `shortest`, or the value rounded to as many digits (`rounded(decimals)`
+/// after the point) where that differs and reads back as the value.
+fn nearest(
+    shortest: String,
+    rounded: impl Fn(usize) -> String,
+    reads_back: impl Fn(&str) -> bool,
+) -> String {
+    let candidate = rounded(significant(&shortest).saturating_sub(1));
+    match candidate != shortest && reads_back(&candidate) {
+        true => candidate,
+        false => shortest,
+    }
+}
+
+/// The count of significant digits of `[-]d.ddde[-]x`.
+fn significant(digits: &str) -> usize {
+    digits
+        .split('e')
+        .next()
+        .map_or(0, |m| m.chars().filter(char::is_ascii_digit).count())
 }
 
 /// Whether the decimal `digits` (`[-]d.ddde[-]x`, sign ignored) is exactly
@@ -167,5 +198,8 @@ mod tests {
         assert_eq!(float4(0.0), "0");
         assert_eq!(float4(f32::MAX), "3.4028235e+38");
         assert_eq!(float8(f64::MIN_POSITIVE / 4.0), "5.562684646268003e-309");
+        // Halfway between two shortest decimals: the even one.
+        assert_eq!(float8(1428571428571429.25), "1.4285714285714292e+15");
+        assert_eq!(float8(-1428571428571429.25), "-1.4285714285714292e+15");
     }
 }
