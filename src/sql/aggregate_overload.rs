@@ -1,8 +1,9 @@
 //! An aggregate that computes some calls itself and leaves the others to
 //! the aggregate registered under its name before it: `avg`, `sum` and the
-//! variances of `numeric` values (`sql::numeric::overloads`), `avg` of
-//! intervals (`functions::interval_aggregates`). DataFusion's functions
-//! refuse those argument types or compute them otherwise than PostgreSQL.
+//! variances of `numeric` values (`sql::numeric::overloads`) and of floats
+//! (`sql::float_aggregates`), `avg` of intervals
+//! (`functions::interval_aggregates`). DataFusion's functions refuse those
+//! argument types or compute them otherwise than PostgreSQL.
 //!
 //! [`Overload`] answers DataFusion for both: for a call [`OwnAggregate`]
 //! computes, its types, state and accumulator (with DISTINCT through
@@ -29,15 +30,74 @@ pub trait OwnAggregate: Debug + PartialEq + Eq + Hash + Send + Sync + 'static {
     fn computes(&self, types: &[DataType]) -> bool;
     /// The types such a call's arguments are coerced to.
     fn coerced(&self, types: &[DataType]) -> Vec<DataType>;
-    /// Its result's type.
-    fn return_type(&self) -> DataType;
+    /// Its result's type, on arguments of the coerced `types`.
+    fn return_type(&self, types: &[DataType]) -> DataType;
     /// Its state's fields (without DISTINCT), named after `name`.
-    fn state_fields(&self, name: &str) -> Vec<FieldRef>;
-    /// Its accumulator.
-    fn accumulator(&self) -> Box<dyn Accumulator>;
+    fn state_fields(&self, name: &str, types: &[DataType]) -> Vec<FieldRef>;
+    /// Its accumulator, of values of type `input`.
+    fn accumulator(&self, input: &DataType) -> Box<dyn Accumulator>;
+    /// Its accumulator for a window frame that moves (one that can take
+    /// values back out).
+    fn sliding_accumulator(&self, input: &DataType) -> Box<dyn Accumulator> {
+        self.accumulator(input)
+    }
     /// What DISTINCT tells apart.
     fn distinct_key(&self) -> DistinctKey;
 }
+
+/// The aggregates of sums and moments PostgreSQL has for `numeric` values
+/// and floats, each computed otherwise than DataFusion does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Moment {
+    Sum,
+    Avg,
+    /// `var_samp` / `var_pop`, or their square roots (`stddev_*`).
+    Variance {
+        sample: bool,
+        root: bool,
+    },
+}
+
+/// The names of the [`Moment`]s.
+pub const MOMENTS: &[(&str, Moment)] = &[
+    ("sum", Moment::Sum),
+    ("avg", Moment::Avg),
+    (
+        "var_samp",
+        Moment::Variance {
+            sample: true,
+            root: false,
+        },
+    ),
+    (
+        "var_pop",
+        Moment::Variance {
+            sample: false,
+            root: false,
+        },
+    ),
+    (
+        "stddev",
+        Moment::Variance {
+            sample: true,
+            root: true,
+        },
+    ),
+    (
+        "stddev_samp",
+        Moment::Variance {
+            sample: true,
+            root: true,
+        },
+    ),
+    (
+        "stddev_pop",
+        Moment::Variance {
+            sample: false,
+            root: true,
+        },
+    ),
+];
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Overload<O> {
@@ -92,16 +152,17 @@ impl<O: OwnAggregate> AggregateUDFImpl for Overload<O> {
 
     fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
         match self.own.computes(arg_types) {
-            true => Ok(self.own.return_type()),
+            true => Ok(self.own.return_type(arg_types)),
             false => self.inner.return_type(arg_types),
         }
     }
 
     fn return_field(&self, arg_fields: &[FieldRef]) -> DFResult<FieldRef> {
-        match self.own.computes(&types_of(arg_fields)) {
+        let types = types_of(arg_fields);
+        match self.own.computes(&types) {
             true => Ok(Arc::new(Field::new(
                 self.name(),
-                self.own.return_type(),
+                self.own.return_type(&types),
                 true,
             ))),
             false => self.inner.return_field(arg_fields),
@@ -119,7 +180,7 @@ impl<O: OwnAggregate> AggregateUDFImpl for Overload<O> {
                 args.name,
                 &self.own.coerced(&types)[0],
             )),
-            (true, false) => Ok(self.own.state_fields(args.name)),
+            (true, false) => Ok(self.own.state_fields(args.name, &types)),
             (false, _) => self.inner.state_fields(args),
         }
     }
@@ -127,18 +188,18 @@ impl<O: OwnAggregate> AggregateUDFImpl for Overload<O> {
     fn accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
         match (self.computed(&args), args.is_distinct) {
             (Some(input), true) => Ok(Box::new(DistinctValues::new(
-                self.own.accumulator(),
+                self.own.accumulator(&input),
                 input,
                 self.own.distinct_key(),
             ))),
-            (Some(_), false) => Ok(self.own.accumulator()),
+            (Some(input), false) => Ok(self.own.accumulator(&input)),
             (None, _) => self.inner.accumulator(args),
         }
     }
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> DFResult<Box<dyn Accumulator>> {
         match self.computed(&args) {
-            Some(_) => Ok(self.own.accumulator()),
+            Some(input) => Ok(self.own.sliding_accumulator(&input)),
             None => self.inner.create_sliding_accumulator(args),
         }
     }

@@ -1,11 +1,12 @@
 //! `agg(DISTINCT x)` for the aggregates ShardForge computes itself (`avg`
-//! and the variances of exact numbers, `sum` of `numeric` values, `avg` of
-//! intervals): DataFusion hands such an accumulator the DISTINCT flag and
-//! leaves the rest to it, and ours ignored it (`avg(DISTINCT x)` of 1, 1, 4
-//! was 2, PostgreSQL's 2.5). [`DistinctValues`] feeds its inner
-//! accumulator each value once, values being the same when their `key`s
-//! are (a `numeric`'s value without its scale: `1.5` and `1.50` are one;
-//! an interval's length: `1 mon` and `30 days` are one), and carries the
+//! and the variances of exact numbers and floats, `sum` of `numeric`
+//! values and floats, `avg` of intervals): DataFusion hands such an
+//! accumulator the DISTINCT flag and leaves the rest to it, and ours
+//! ignored it (`avg(DISTINCT x)` of 1, 1, 4 was 2, PostgreSQL's 2.5).
+//! [`DistinctValues`] feeds its inner accumulator each value once, values
+//! being the same when their `key`s are (a `numeric`'s value without its
+//! scale: `1.5` and `1.50` are one; an interval's length: `1 mon` and `30
+//! days` are one; a float's value: `-0` and `0` are one), and carries the
 //! values seen as its state, a list, for partial aggregation.
 //!
 //! [`distinct_in_order`]: `array_agg(DISTINCT x)` and `string_agg(DISTINCT

@@ -119,7 +119,7 @@ fn text_input(text: Expr, data_type: &DataType) -> Expr {
 
 /// 22003 for a result no input explains: an infinity from finite inputs
 /// (`finite`), or a zero from inputs that make none (`nonzero`).
-fn refused(result: f64, finite: bool, nonzero: bool) -> DFResult<()> {
+pub(super) fn refused(result: f64, finite: bool, nonzero: bool) -> DFResult<()> {
     let what = match () {
         _ if result.is_infinite() && finite => "overflow",
         _ if result == 0.0 && finite && nonzero => "underflow",

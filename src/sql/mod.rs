@@ -36,6 +36,7 @@ pub mod distinct_values;
 pub mod dml;
 pub mod engine;
 pub mod errors;
+pub mod float_aggregates;
 pub mod float_checks;
 pub mod functions;
 pub mod interval;

@@ -167,18 +167,18 @@ impl OwnAggregate for Average {
         vec![interval_type()]
     }
 
-    fn return_type(&self) -> DataType {
+    fn return_type(&self, _types: &[DataType]) -> DataType {
         interval_type()
     }
 
-    fn state_fields(&self, name: &str) -> Vec<FieldRef> {
+    fn state_fields(&self, name: &str, _types: &[DataType]) -> Vec<FieldRef> {
         vec![
             Arc::new(Field::new(format!("{name}[sum]"), interval_type(), true)),
             Arc::new(Field::new(format!("{name}[count]"), DataType::Int64, true)),
         ]
     }
 
-    fn accumulator(&self) -> Box<dyn Accumulator> {
+    fn accumulator(&self, _input: &DataType) -> Box<dyn Accumulator> {
         Box::<AverageAccumulator>::default()
     }
 

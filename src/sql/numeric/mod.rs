@@ -12,11 +12,10 @@
 //!   operators ([`planning`]) and functions ([`overloads`]).
 //!
 //! Also here: [`NumericAggregates`], run before type coercion, makes
-//! `sum(bigint)` `numeric` (DataFusion: a `bigint` that wraps on overflow)
-//! and `sum(real)` `real` (DataFusion: `double precision`); [`float_round`]
-//! rounds floats as PostgreSQL does, [`exact_float_cast`] turns decimals
-//! into floats without Arrow's rounding error, and [`integer_cast`] rounds
-//! decimals cast to integers half away from zero.
+//! `sum(bigint)` `numeric` (DataFusion: a `bigint` that wraps on overflow);
+//! [`float_round`] rounds floats as PostgreSQL does, [`exact_float_cast`]
+//! turns decimals into floats without Arrow's rounding error, and
+//! [`integer_cast`] rounds decimals cast to integers half away from zero.
 
 use std::sync::Arc;
 
@@ -26,11 +25,10 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{Column, DFSchema, DataFusionError, Result as DFResult, ScalarValue};
+use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction, WindowFunctionDefinition};
 use datafusion::logical_expr::{
-    cast, Between, BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator, Projection,
-    ScalarUDF,
+    cast, Between, BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF,
 };
 use datafusion::optimizer::AnalyzerRule;
 
@@ -61,63 +59,10 @@ impl AnalyzerRule for NumericAggregates {
             if !matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) {
                 return Ok(Transformed::no(node));
             }
-            rewrite_node_expressions(node, true, aggregate_input)?.transform_data(typed_results)
+            rewrite_node_expressions(node, true, aggregate_input)
         })
         .map(|t| t.data)
     }
-}
-
-/// How [`typed_results`] retypes an aggregate's result column.
-type Retype = fn(Expr) -> Expr;
-
-/// The aggregates (also as window functions) whose results DataFusion
-/// types otherwise than PostgreSQL, retyped by a projection above their
-/// node that keeps their names:
-/// - `sum` of `real` is `real` in PostgreSQL; DataFusion's is `double
-///   precision`, so `sum` of 0.1 and 0.2 showed 0.30000000447034836
-///   (PostgreSQL: 0.3). It is cast back to `real`.
-/// - `sum`, `min` and `max` of an unconstrained numeric are one too, shown
-///   as its values are ([`unconstrained`]).
-fn typed_results(node: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
-    let (input, calls) = match &node {
-        LogicalPlan::Aggregate(aggregate) => (aggregate.input.schema(), &aggregate.aggr_expr),
-        LogicalPlan::Window(window) => (window.input.schema(), &window.window_expr),
-        _ => return Ok(Transformed::no(node)),
-    };
-    let retyped: Vec<Option<Retype>> = calls
-        .iter()
-        .map(|e| {
-            let (name, [arg]) = aggregate_call(e)? else {
-                return None;
-            };
-            let (_, field) = arg.to_field(input).ok()?;
-            let retype: Retype = match name {
-                "sum" if *field.data_type() == DataType::Float32 => |e| cast(e, DataType::Float32),
-                _ => return None,
-            };
-            Some(retype)
-        })
-        .collect();
-    if retyped.iter().all(Option::is_none) {
-        return Ok(Transformed::no(node));
-    }
-    let output = node.schema().clone();
-    // The aggregates' (or window functions') columns come last.
-    let first = output.fields().len() - retyped.len();
-    let columns = output
-        .iter()
-        .enumerate()
-        .map(|(at, (qualifier, field))| {
-            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
-            match at.checked_sub(first).and_then(|i| retyped[i]) {
-                Some(retype) => retype(column).alias_qualified(qualifier.cloned(), field.name()),
-                None => column,
-            }
-        })
-        .collect();
-    Ok(Transformed::yes(LogicalPlan::Projection(
-        Projection::try_new(columns, Arc::new(node))?,
-    )))
 }
 
 /// `avg(x)` / `sum(x)` (as an aggregate or a window function) with its

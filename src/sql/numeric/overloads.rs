@@ -7,9 +7,10 @@
 //! - [`NumericScalar`]: planned as given; `super::planning` then puts the
 //!   `numeric` computation in the call's place (or converts its arguments,
 //!   for `coalesce` and the like), so it never runs on them itself.
-//! - [`NumericAggregate`]: `sum`, `avg`, `var_*`, `stddev_*` of `numeric`
-//!   values computed here ([`NumericAccumulator`]), with PostgreSQL's
-//!   result scales; every other call is the wrapped function's.
+//! - [`NumericAggregate`]: the [`MOMENTS`] (`sum`, `avg`, `var_*`,
+//!   `stddev_*`) of `numeric` values computed here ([`NumericAccumulator`]),
+//!   with PostgreSQL's result scales; every other call is the wrapped
+//!   function's.
 
 use std::sync::Arc;
 
@@ -29,7 +30,7 @@ use datafusion::arrow::compute::kernels::numeric::neg;
 
 use super::values::{is_numeric, map_numerics, numerics, to_numerics, NUMERIC};
 use crate::numeric::Numeric;
-use crate::sql::aggregate_overload::{Overload, OwnAggregate};
+use crate::sql::aggregate_overload::{Moment, Overload, OwnAggregate, MOMENTS};
 use crate::sql::analyze::{coerced_types, is_text};
 use crate::sql::distinct_values::DistinctKey;
 
@@ -62,48 +63,7 @@ const SCALARS: &[&str] = &[
 /// values first).
 const NUMERIC_ONLY: &[&str] = &["scale", "min_scale", "trim_scale", "div"];
 
-/// Aggregates computed on `numeric` values here.
-const AGGREGATES: &[(&str, Kind)] = &[
-    ("sum", Kind::Sum),
-    ("avg", Kind::Avg),
-    (
-        "var_samp",
-        Kind::Variance {
-            sample: true,
-            root: false,
-        },
-    ),
-    (
-        "var_pop",
-        Kind::Variance {
-            sample: false,
-            root: false,
-        },
-    ),
-    (
-        "stddev",
-        Kind::Variance {
-            sample: true,
-            root: true,
-        },
-    ),
-    (
-        "stddev_samp",
-        Kind::Variance {
-            sample: true,
-            root: true,
-        },
-    ),
-    (
-        "stddev_pop",
-        Kind::Variance {
-            sample: false,
-            root: true,
-        },
-    ),
-];
-
-/// Wraps the functions of [`SCALARS`] and [`AGGREGATES`] registered in
+/// Wraps the functions of [`SCALARS`] and [`MOMENTS`] registered in
 /// `ctx` (after every other registration: the wrapped one is whatever is
 /// registered under the name by then).
 pub fn register_overloads(ctx: &SessionContext) {
@@ -122,7 +82,7 @@ pub fn register_overloads(ctx: &SessionContext) {
             ctx.register_udf(ScalarUDF::new_from_impl(NumericScalar::new(inner.clone())));
         }
     }
-    for (name, kind) in AGGREGATES {
+    for (name, kind) in MOMENTS {
         if let Some(inner) = state.aggregate_functions().get(*name) {
             ctx.register_udaf(Overload::udaf(
                 inner.clone(),
@@ -358,23 +318,11 @@ impl ScalarUDFImpl for Negative {
     }
 }
 
-/// Which aggregate of `numeric` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Sum,
-    Avg,
-    /// `var_samp` / `var_pop`, or their square roots (`stddev_*`).
-    Variance {
-        sample: bool,
-        root: bool,
-    },
-}
-
-/// The calls of one of [`AGGREGATES`] computed here (an
+/// The calls of one of [`MOMENTS`] computed here (an
 /// `aggregate_overload::Overload` over DataFusion's function).
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct NumericAggregate {
-    kind: Kind,
+    kind: Moment,
 }
 
 impl OwnAggregate for NumericAggregate {
@@ -384,18 +332,18 @@ impl OwnAggregate for NumericAggregate {
         let exact = |t: &DataType| {
             t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
         };
-        any_numeric(types) || (self.kind != Kind::Sum && types.len() == 1 && exact(&types[0]))
+        any_numeric(types) || (self.kind != Moment::Sum && types.len() == 1 && exact(&types[0]))
     }
 
     fn coerced(&self, types: &[DataType]) -> Vec<DataType> {
         types.to_vec()
     }
 
-    fn return_type(&self) -> DataType {
+    fn return_type(&self, _types: &[DataType]) -> DataType {
         NUMERIC
     }
 
-    fn state_fields(&self, name: &str) -> Vec<FieldRef> {
+    fn state_fields(&self, name: &str, _types: &[DataType]) -> Vec<FieldRef> {
         let field =
             |part: &str, t: DataType| Arc::new(Field::new(format!("{name}[{part}]"), t, true));
         vec![
@@ -405,7 +353,7 @@ impl OwnAggregate for NumericAggregate {
         ]
     }
 
-    fn accumulator(&self) -> Box<dyn Accumulator> {
+    fn accumulator(&self, _input: &DataType) -> Box<dyn Accumulator> {
         Box::new(NumericAccumulator::new(self.kind))
     }
 
@@ -445,14 +393,14 @@ fn exact_sum(values: &ArrayRef) -> Option<(i128, i8)> {
 /// makes itself (sum, avg) or NaN (the variances).
 #[derive(Debug)]
 struct NumericAccumulator {
-    kind: Kind,
+    kind: Moment,
     sum: Numeric,
     count: i64,
     squares: Numeric,
 }
 
 impl NumericAccumulator {
-    fn new(kind: Kind) -> Self {
+    fn new(kind: Moment) -> Self {
         Self {
             kind,
             sum: Numeric::zero(),
@@ -462,7 +410,7 @@ impl NumericAccumulator {
     }
 
     fn add(&mut self, value: &Numeric, sign: i64) -> crate::error::Result<()> {
-        let squares = matches!(self.kind, Kind::Variance { .. });
+        let squares = matches!(self.kind, Moment::Variance { .. });
         match sign {
             1 => {
                 self.sum = self.sum.add(value)?;
@@ -486,7 +434,7 @@ impl NumericAccumulator {
     /// batch's one sum, exactly, in 128 bits when they fit (else one by
     /// one), so `avg` of a `numeric(12,2)` column costs an addition per row.
     fn add_batch(&mut self, values: &ArrayRef, sign: i64) -> DFResult<()> {
-        let squares = matches!(self.kind, Kind::Variance { .. });
+        let squares = matches!(self.kind, Moment::Variance { .. });
         if !squares {
             if let Some((sum, scale)) = exact_sum(values) {
                 let sum = Numeric::from_scaled(sum, scale);
@@ -514,16 +462,16 @@ impl NumericAccumulator {
         let count = Numeric::from_i64(self.count);
         Ok(match self.kind {
             _ if self.count == 0 => None,
-            Kind::Sum => Some(self.sum.clone()),
-            Kind::Avg => Some(self.sum.div(&count)?),
-            Kind::Variance { sample, .. } if sample && self.count == 1 => None,
-            Kind::Variance { .. }
+            Moment::Sum => Some(self.sum.clone()),
+            Moment::Avg => Some(self.sum.div(&count)?),
+            Moment::Variance { sample, .. } if sample && self.count == 1 => None,
+            Moment::Variance { .. }
                 if !matches!(self.sum, Numeric::Finite { .. })
                     || !matches!(self.squares, Numeric::Finite { .. }) =>
             {
                 Some(Numeric::NaN)
             }
-            Kind::Variance { sample, root } => {
+            Moment::Variance { sample, root } => {
                 let spread = count.mul(&self.squares)?.sub(&self.sum.mul(&self.sum)?)?;
                 if spread <= Numeric::zero() {
                     return Ok(Some(Numeric::zero()));
