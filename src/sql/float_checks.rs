@@ -5,9 +5,11 @@
 //! `real` it does not fit, `ln` / `log` / `log10` of zero or a negative
 //! number (2201E), `sqrt` of a negative number, `power` of zero to a
 //! negative power or of a negative number to a fraction (2201F), `exp` and
-//! `power` past the range, text of a number past the type's range.
-//! Infinities in, infinities out: only a result no input explains is
-//! refused, as in PostgreSQL's `float.c`.
+//! `power` past the range, `acosh` below 1 and `atanh` beyond 1 (22003),
+//! text of a number past the type's range. Infinities in, infinities out:
+//! only a result no input explains is refused, as in PostgreSQL's
+//! `float.c`. The functions whose results are checked are computed here
+//! as PostgreSQL computes them ([`Check`]).
 //!
 //! [`checked_float`] rewrites such an expression, after type coercion, in
 //! the same pass as `sql::checked`'s integer arithmetic.
@@ -61,13 +63,13 @@ pub fn checked_float(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
             Some(match check {
                 // The argument checked first: DataFusion's sqrt fails itself
                 // (as an internal error).
-                Check::Logarithm | Check::Sqrt => {
+                Check::Sqrt => {
                     let mut call = call.clone();
                     call.args[0] = check.udf(1).call(vec![call.args[0].clone()]);
                     Expr::ScalarFunction(call)
                 }
                 // Computed here, checked as computed.
-                Check::Exp | Check::Power => check.udf(call.args.len()).call(call.args.clone()),
+                _ => check.udf(call.args.len()).call(call.args.clone()),
             })
         }
         _ => None,
@@ -182,36 +184,71 @@ fn doubles(array: &ArrayRef) -> DFResult<Float64Array> {
         .clone())
 }
 
-/// The functions checked, by what they refuse.
+/// The functions checked, by what they refuse, and those computed here
+/// with C's math library as PostgreSQL's are: Rust's `asinh`, `acosh` and
+/// `atanh` are its own and round otherwise than glibc's in the last digit; DataFusion's one-argument `log` is `ln(x) / ln(10)`, not
+/// `log10`, and its `degrees` multiplies where PostgreSQL divides.
 #[derive(Clone, Copy)]
 enum Check {
-    /// `ln`, `log`, `log10`: no zero or negative number.
-    Logarithm,
+    /// `ln`: no zero or negative number.
+    Ln,
+    /// `log` and `log10` of one argument, as `ln`.
+    Log10,
     Sqrt,
     Exp,
     Power,
+    Asinh,
+    /// `acosh`: 22003 below 1.
+    Acosh,
+    /// `atanh`: 22003 beyond -1 .. 1.
+    Atanh,
+    Degrees,
+}
+
+/// PostgreSQL's `RADIANS_PER_DEGREE`, which `degrees` divides by.
+const RADIANS_PER_DEGREE: f64 = 0.017_453_292_519_943_295;
+
+/// glibc's functions, which PostgreSQL calls (std links the C math
+/// library on Linux). Not `cbrt`: Rust's own takes its name in the link,
+/// so `cbrt` can differ from PostgreSQL's in the last digit.
+mod libm {
+    extern "C" {
+        pub fn asinh(x: f64) -> f64;
+        pub fn acosh(x: f64) -> f64;
+        pub fn atanh(x: f64) -> f64;
+    }
 }
 
 impl Check {
     fn of(function: &str, arguments: usize) -> Option<Check> {
         Some(match (function, arguments) {
-            ("ln" | "log" | "log10", 1) => Check::Logarithm,
+            ("ln", 1) => Check::Ln,
+            ("log" | "log10", 1) => Check::Log10,
             ("sqrt", 1) => Check::Sqrt,
             ("exp", 1) => Check::Exp,
             ("power" | "pow", 2) => Check::Power,
+            ("asinh", 1) => Check::Asinh,
+            ("acosh", 1) => Check::Acosh,
+            ("atanh", 1) => Check::Atanh,
+            ("degrees", 1) => Check::Degrees,
             _ => return None,
         })
     }
 
-    /// `pg_float_check_<kind>(x)`: the argument `x` of a logarithm or
-    /// `sqrt`, or the error; `pg_float_check_<kind>(x [, y])`: `exp(x)` or
-    /// `power(x, y)` (C's `exp` and `pow`, as PostgreSQL's), or the error.
+    /// `pg_float_check_sqrt(x)`: the argument `x` of `sqrt`, or the error;
+    /// `pg_float_check_<kind>(x [, y])`: the function's result, or the
+    /// error.
     fn udf(self, arguments: usize) -> Arc<ScalarUDF> {
         let kind = match self {
-            Check::Logarithm => "logarithm",
+            Check::Ln => "ln",
+            Check::Log10 => "log10",
             Check::Sqrt => "sqrt",
             Check::Exp => "exp",
             Check::Power => "power",
+            Check::Asinh => "asinh",
+            Check::Acosh => "acosh",
+            Check::Atanh => "atanh",
+            Check::Degrees => "degrees",
         };
         array_udf(
             &format!("pg_float_check_{kind}"),
@@ -225,10 +262,8 @@ impl Check {
                         let column = columns.get(i)?;
                         column.is_valid(row).then(|| column.value(row))
                     };
-                    let result = match (self, value(0), value(1)) {
-                        (Check::Logarithm | Check::Sqrt, Some(x), _) => Some(x),
-                        (Check::Exp, Some(x), _) => Some(x.exp()),
-                        (Check::Power, Some(x), Some(y)) => Some(x.powf(y)),
+                    let result = match (value(0), value(1)) {
+                        (Some(x), y) => self.compute(x, y),
                         _ => None,
                     };
                     if let (Some(result), Some(x)) = (result, value(0)) {
@@ -241,14 +276,33 @@ impl Check {
         )
     }
 
+    /// The result for `x` (and `y`), before its check; `sqrt`'s is its
+    /// argument, which DataFusion's function then takes.
+    fn compute(self, x: f64, y: Option<f64>) -> Option<f64> {
+        // SAFETY: C's math functions take and return plain doubles and
+        // touch no memory.
+        let c = |f: unsafe extern "C" fn(f64) -> f64| unsafe { f(x) };
+        Some(match self {
+            Check::Sqrt => x,
+            Check::Ln => x.ln(),
+            Check::Log10 => x.log10(),
+            Check::Exp => x.exp(),
+            Check::Power => x.powf(y?),
+            Check::Asinh => c(libm::asinh),
+            Check::Acosh => c(libm::acosh),
+            Check::Atanh => c(libm::atanh),
+            Check::Degrees => x / RADIANS_PER_DEGREE,
+        })
+    }
+
     fn check(self, result: f64, x: f64, y: Option<f64>) -> DFResult<()> {
         let domain = |kind, message: &str| Err(external(kind, message));
         match self {
-            Check::Logarithm if x == 0.0 => domain(
+            Check::Ln | Check::Log10 if x == 0.0 => domain(
                 InputError::InvalidArgumentForLogarithm,
                 "cannot take logarithm of zero",
             ),
-            Check::Logarithm if x < 0.0 => domain(
+            Check::Ln | Check::Log10 if x < 0.0 => domain(
                 InputError::InvalidArgumentForLogarithm,
                 "cannot take logarithm of a negative number",
             ),
@@ -256,7 +310,12 @@ impl Check {
                 InputError::InvalidArgumentForPowerFunction,
                 "cannot take square root of a negative number",
             ),
+            Check::Acosh if x < 1.0 => domain(InputError::OutOfRange, "input is out of range"),
+            Check::Atanh if x < -1.0 || x > 1.0 => {
+                domain(InputError::OutOfRange, "input is out of range")
+            }
             Check::Exp => refused(result, x.is_finite(), true),
+            Check::Degrees => refused(result, x.is_finite(), x != 0.0),
             Check::Power => {
                 let y = y.unwrap_or(f64::NAN);
                 if x == 0.0 && y < 0.0 {
@@ -275,5 +334,31 @@ impl Check {
             }
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The functions computed with C's math library give PostgreSQL's
+    /// digits (PostgreSQL 15 on glibc), where Rust's own differ.
+    #[test]
+    fn computed_as_postgresql() {
+        let value = |check: Check, x: f64| check.compute(x, None).unwrap();
+        assert_eq!(
+            value(Check::Asinh, 0.21529202584013518),
+            0.21366263324015738
+        );
+        assert_eq!(value(Check::Acosh, 1.21529202584013518), 0.64495256550264);
+        assert_eq!(
+            value(Check::Atanh, 0.0009047023829318044),
+            0.0009047026297607915
+        );
+        assert_eq!(value(Check::Log10, 1.5), 0.17609125905568124);
+        assert_eq!(
+            value(Check::Degrees, -0.39812589802568477),
+            -22.81093367172753
+        );
     }
 }
