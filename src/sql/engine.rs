@@ -288,7 +288,7 @@ impl SqlEngine {
             .map(|stmt| super::parse_rules::RegprocComparisons.rewrite(stmt))
             .map(|stmt| super::regclass::RegCasts.rewrite(stmt))
             // psql's `\d INDEX` asks `... AND EXISTS (...) AS condeferrable`.
-            .map(|stmt| super::parse_rules::ExistsInSelectList.rewrite(stmt))
+            .map(|stmt| super::parse_rules::SubqueryTestsInSelectList.rewrite(stmt))
             .collect();
         let reg_rewritten = statements
             .iter()
@@ -372,7 +372,7 @@ pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
         Box::new(super::array_literal::ArrayLiterals),
         Box::new(super::parse_rules::QuantifiedSubqueries),
         Box::new(super::operators::PgOperators),
-        Box::new(super::parse_rules::ExistsInSelectList),
+        Box::new(super::parse_rules::SubqueryTestsInSelectList),
         Box::new(super::parse_rules::FetchFirstAsLimit),
         Box::new(super::parse_rules::WindowReferences),
         Box::new(super::parse_rules::InsertUnderWith),

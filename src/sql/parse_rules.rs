@@ -1,7 +1,8 @@
 //! Rules that run with datafusion-pg-catalog's at parse time (see
 //! `SqlEngine::parse`): [`QuantifiedSubqueries`] keeps `x > ALL (SELECT
 //! ...)` from confusing the subquery's columns with the outer query's,
-//! [`ExistsInSelectList`] counts rows for an EXISTS DataFusion cannot plan,
+//! [`SubqueryTestsInSelectList`] counts rows for an EXISTS and lists them
+//! for an `IN (subquery)` DataFusion cannot plan,
 //! [`RegprocComparisons`] compares a `regproc` with a catalog column by
 //! name, [`InsertUnderWith`] moves a WITH into the INSERT under it,
 //! [`FetchFirstAsLimit`] reads `FETCH FIRST` as `LIMIT`,
@@ -18,6 +19,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
+use super::functions::{ANY_EQUAL, IN_ARRAY};
 use super::rewrite::{parse_expr, parse_query, rewrite_casts};
 
 /// Quantified comparisons with a subquery, in forms DataFusion plans right:
@@ -103,33 +105,33 @@ impl VisitorMut for QuantifiedVisitor {
 }
 
 /// `x = ANY (array)` (or, `negated`, `x <> ALL (array)`) of an array
-/// value (a column, a parameter) with PostgreSQL's NULLs: NULL when no
-/// element equals x and one is NULL, when x is NULL (and the array is not
-/// empty) or when the array is; false for an empty array. DataFusion's
-/// `array_has` said false for the first two, so `NOT (5 = ANY (a))` kept
-/// rows PostgreSQL drops. (`array_position` finds a NULL element.)
+/// value (a column, a parameter) with PostgreSQL's NULLs
+/// (`functions::membership`): DataFusion's `array_has` said false where
+/// PostgreSQL says NULL, so `NOT (5 = ANY (a))` kept rows PostgreSQL drops.
 fn array_membership(left: &Expr, array: &Expr, negated: bool) -> crate::error::Result<Expr> {
-    let any = format!(
-        "CASE WHEN ({array}) IS NULL THEN NULL WHEN cardinality({array}) = 0 THEN false \
-         WHEN ({left}) IS NULL THEN NULL WHEN array_has({array}, {left}) THEN true \
-         WHEN array_position({array}, NULL) IS NOT NULL THEN NULL ELSE false END"
-    );
+    let any = format!("{ANY_EQUAL}({array}, {left})");
     parse_expr(&match negated {
-        true => format!("NOT ({any})"),
+        true => format!("NOT {any}"),
         false => any,
     })
 }
 
-/// `EXISTS (subquery)` in a select list (`SELECT EXISTS (SELECT 1 FROM t
-/// WHERE ...)`, as ORMs ask whether rows exist) as a count compared with
-/// zero: DataFusion plans EXISTS only in WHERE, and counting subqueries
-/// anywhere. A plain `SELECT ... FROM ... WHERE ...` counts its own rows,
+/// `EXISTS (subquery)` and `x [NOT] IN (subquery)` in a select list, which
+/// DataFusion plans only in WHERE, as subqueries it plans anywhere:
+/// - EXISTS (`SELECT EXISTS (SELECT 1 FROM t WHERE ...)`, as ORMs ask
+///   whether rows exist) as a count compared with zero;
+/// - `x IN (SELECT v ...)` as the membership of `x` in the array of the
+///   `v`s (`functions::membership`, PostgreSQL's NULLs; an empty array
+///   without rows): like PostgreSQL's hashed subplan, the subquery's values
+///   are held in memory.
+///
+/// A plain `SELECT ... FROM ... WHERE ...` counts or lists its own rows,
 /// so a correlation in its WHERE still works; anything else (grouping,
-/// LIMIT, set operations) is counted as a derived table.
+/// LIMIT, set operations) is read as a derived table.
 #[derive(Debug)]
-pub struct ExistsInSelectList;
+pub struct SubqueryTestsInSelectList;
 
-impl SqlStatementRewriteRule for ExistsInSelectList {
+impl SqlStatementRewriteRule for SubqueryTestsInSelectList {
     fn rewrite(&self, mut stmt: Statement) -> Statement {
         struct Visitor;
         impl VisitorMut for Visitor {
@@ -152,10 +154,19 @@ impl SqlStatementRewriteRule for ExistsInSelectList {
                         item
                     {
                         let _ = visit_expressions_mut(expr, |e| {
-                            if let Expr::Exists { subquery, negated } = e {
-                                if let Some(count) = exists_as_count(subquery, *negated) {
-                                    *e = count;
+                            let rewritten = match e {
+                                Expr::Exists { subquery, negated } => {
+                                    exists_as_count(subquery, *negated)
                                 }
+                                Expr::InSubquery {
+                                    expr,
+                                    subquery,
+                                    negated,
+                                } => in_as_membership(expr, subquery, *negated),
+                                _ => None,
+                            };
+                            if let Some(rewritten) = rewritten {
+                                *e = rewritten;
                             }
                             ControlFlow::<()>::Continue(())
                         });
@@ -181,6 +192,32 @@ fn exists_as_count(subquery: &Query, negated: bool) -> Option<Expr> {
     let comparison = if negated { "=" } else { ">" };
     // Printed by the parser itself, so it parses.
     parse_expr(&format!("({counted} {comparison} 0)")).ok()
+}
+
+fn in_as_membership(left: &Expr, subquery: &Query, negated: bool) -> Option<Expr> {
+    let listed = match plain_select(subquery) {
+        Some(select) if select.projection.len() == 1 => {
+            let value = match &select.projection[0] {
+                SelectItem::UnnamedExpr(value) | SelectItem::ExprWithAlias { expr: value, .. } => {
+                    value.clone()
+                }
+                _ => return None,
+            };
+            let mut select = select.clone();
+            select.projection = vec![SelectItem::UnnamedExpr(
+                parse_expr(&format!("array_agg({value})")).ok()?,
+            )];
+            format!("({select})")
+        }
+        _ => format!("(SELECT array_agg(__sf_in.v) FROM ({subquery}) AS __sf_in(v))"),
+    };
+    let any = format!("{IN_ARRAY}({listed}, {left})");
+    // Printed by the parser itself, so it parses.
+    parse_expr(&match negated {
+        true => format!("NOT {any}"),
+        false => any,
+    })
+    .ok()
 }
 
 /// The SELECT of `query` if it yields a row per row of its FROM and WHERE:
@@ -504,7 +541,7 @@ mod tests {
 
     #[test]
     fn exists_in_a_select_list_counts() {
-        let rule = ExistsInSelectList;
+        let rule = SubqueryTestsInSelectList;
         assert_eq!(
             rewritten(
                 &rule,
@@ -518,6 +555,25 @@ mod tests {
         );
         // In WHERE, DataFusion plans EXISTS itself.
         let sql = "SELECT a FROM u WHERE EXISTS (SELECT 1 FROM t)";
+        assert_eq!(rewritten(&rule, sql), sql);
+    }
+
+    #[test]
+    fn in_a_select_list_lists() {
+        let rule = SubqueryTestsInSelectList;
+        assert_eq!(
+            rewritten(
+                &rule,
+                "SELECT u.a IN (SELECT b FROM t WHERE t.c = u.c) FROM u"
+            ),
+            "SELECT pg_in_array((SELECT array_agg(b) FROM t WHERE t.c = u.c), u.a) FROM u"
+        );
+        assert_eq!(
+            rewritten(&rule, "SELECT a NOT IN (SELECT 1 UNION SELECT 2)"),
+            "SELECT NOT pg_in_array((SELECT array_agg(__sf_in.v) FROM (SELECT 1 UNION SELECT 2) AS __sf_in (v)), a)"
+        );
+        // In WHERE, DataFusion plans IN itself.
+        let sql = "SELECT a FROM u WHERE a IN (SELECT b FROM t)";
         assert_eq!(rewritten(&rule, sql), sql);
     }
 

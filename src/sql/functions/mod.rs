@@ -55,6 +55,7 @@ mod info;
 mod interval_aggregates;
 mod like;
 mod make;
+mod membership;
 mod mode;
 mod number_template;
 mod numbers;
@@ -74,6 +75,7 @@ use datafusion::prelude::SessionContext;
 pub use encoding::bytea_input;
 pub use extract::PgExprPlanner;
 pub use interval_aggregates::{interval_max, interval_min};
+pub use membership::{ANY_EQUAL, IN_ARRAY};
 pub use regexp::{dot_matches_newline, REGEXP_MATCHES_LIST};
 pub use settings::{inline_settings, SessionUser};
 pub use subscripts::{pg_subscripts, GENERATE_SUBSCRIPTS_LIST, PG_EXPANDARRAY_LIST};
@@ -119,6 +121,9 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, regexp::regexp_substr());
     replace(ctx, regexp::regexp_replace());
     interval_aggregates::register_average(ctx);
+    for membership in membership::membership_functions() {
+        replace(ctx, membership);
+    }
     replace(ctx, like::like_escape());
     replace(ctx, like::similar_to_escape());
     replace(ctx, subscripts::generate_subscripts_list());
