@@ -103,7 +103,8 @@ impl SqlEngine {
         // literals and text beside a boolean, a uuid, a bytea, a char(n) or
         // a jsonb read as those types; intervals compared by their length;
         // floats beside exact numbers; regular expressions' `.`; DISTINCT
-        // aggregates in order; rows tested for NULL field by field.
+        // aggregates in order; rows tested for NULL field by field; windows
+        // ordered by a numeric, bytea or uuid given frames DataFusion plans.
         let typed_operands = ExpressionRewrites::new(
             "postgresql_typed_operands",
             vec![
@@ -119,6 +120,7 @@ impl SqlEngine {
                 super::distinct_values::distinct_in_order,
                 super::records::record_null_tests,
                 super::numeric::floats_beside_exact,
+                super::window_frames::peer_frames,
             ],
         );
         analyzer_rules.insert(3, Arc::new(typed_operands));

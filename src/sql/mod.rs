@@ -70,6 +70,7 @@ pub mod time_zones;
 pub mod using_joins;
 pub mod uuid;
 pub mod vars;
+pub mod window_frames;
 pub mod wire_types;
 pub mod write;
 
