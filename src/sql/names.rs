@@ -136,7 +136,13 @@ fn figure(expr: &Expr) -> Option<(String, bool)> {
             });
             figure(field.unwrap_or(root))
         }
-        Expr::Case { .. } => strong("case".into()),
+        // A CASE is named after its ELSE when that gives a strong name
+        // (`CASE WHEN ... THEN 0 ELSE total END` is `total`), else `case`,
+        // weakly (`CASE ... END::text` is `text`).
+        Expr::Case { else_result, .. } => match else_result.as_deref().and_then(figure) {
+            Some((name, true)) => strong(name),
+            _ => Some(("case".into(), false)),
+        },
         Expr::Array(_) => strong("array".into()),
         Expr::Exists { .. } => strong("exists".into()),
         // A scalar subquery is named after its one item.
@@ -358,6 +364,12 @@ mod tests {
         // Subscripts keep the array's name, a field access is the field's.
         let (_, names) = names_of("SELECT tags[1], t.tags[1:2], ('{1}'::int[])[1], (r).f");
         assert_eq!(names, vec!["tags", "tags", "int4", "f"]);
+        // A CASE after its ELSE if that names it strongly.
+        let (_, names) = names_of(
+            "SELECT CASE WHEN a THEN 0 ELSE total END, CASE WHEN a THEN 1 END::text, \
+             CASE WHEN a THEN 1 ELSE 2 END",
+        );
+        assert_eq!(names, vec!["total", "text", "case"]);
         // A write's RETURNING too.
         let (_, names) = names_of("INSERT INTO t VALUES (1) RETURNING id + 1, id::text");
         assert_eq!(names, vec!["?column?", "id"]);
