@@ -7,10 +7,10 @@
 //!
 //! [`peer_frames`] makes such a frame, when its bounds are only UNBOUNDED
 //! and CURRENT ROW, the GROUPS frame of the same bounds: both reach to the
-//! current row's first or last peer. (Peers are rows whose ORDER BY values
-//! are equal; of unconstrained numerics, `1.5` and `1.50` are not peers
-//! here, as their scales differ.) A RANGE frame with an offset (`RANGE 1
-//! PRECEDING`) over such a type stays refused.
+//! current row's first or last peer (rows whose ORDER BY values are equal;
+//! a window orders unconstrained numerics by their values alone,
+//! `sql::numeric`, so `1.5` and `1.50` are peers). A RANGE frame with an
+//! offset (`RANGE 1 PRECEDING`) over such a type stays refused.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::Transformed;

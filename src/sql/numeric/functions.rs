@@ -86,9 +86,16 @@ pub fn from_numeric(x: Expr, to: &DataType) -> Expr {
 }
 
 /// The bytes that compare `numeric` values (`1.5` and `1.50` alike), as
-/// `Binary`: comparisons, IN and BETWEEN compare these.
+/// `Binary`: comparisons, IN and BETWEEN compare these, sorts and windows
+/// order by them. One function instance: windows whose keys are equal
+/// expressions share a sort, and a function is equal to itself only.
 pub fn compared(x: Expr) -> Expr {
-    let udf = array_udf(
+    static COMPARED: std::sync::OnceLock<Arc<ScalarUDF>> = std::sync::OnceLock::new();
+    COMPARED.get_or_init(compared_udf).call(vec![x])
+}
+
+fn compared_udf() -> Arc<ScalarUDF> {
+    array_udf(
         "numeric_compared",
         vec![NUMERIC],
         DataType::Binary,
@@ -100,8 +107,7 @@ pub fn compared(x: Expr) -> Expr {
             }
             Ok(Arc::new(out.finish()) as ArrayRef)
         },
-    );
-    udf.call(vec![x])
+    )
 }
 
 /// PostgreSQL's function `name` on `args.len()` `numeric` arguments, if

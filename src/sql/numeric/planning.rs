@@ -24,9 +24,9 @@
 //! - `avg` and the variances of integers and decimals read `numeric`
 //!   values (`super::overloads` computes them with PostgreSQL's scales);
 //!
-//! and on nodes: a sort, GROUP BY and DISTINCT by such values sort and
-//! group by value (`1.5` with `1.50`), and a UNION of numbers of
-//! different types is `numeric`.
+//! and on nodes: a sort, GROUP BY and DISTINCT by such values (and a
+//! window's PARTITION BY and ORDER BY) sort and group by value (`1.5` with
+//! `1.50`), and a UNION of numbers of different types is `numeric`.
 //!
 //! Whatever else meets such a value is left for type coercion, which finds
 //! no implicit conversion and fails: an error, never bytes taken for a number.
@@ -326,7 +326,17 @@ fn numeric_values(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
                 }
                 WindowFunctionDefinition::WindowUDF(_) => false,
             };
-            Transformed::new_transformed(Expr::WindowFunction(window), changed)
+            // Partitioned and ordered by value (`1.5` and `1.50` in one
+            // partition, peers), as a GROUP BY and a sort are.
+            let params = &mut window.params;
+            let keys = (params.partition_by.iter_mut())
+                .chain(params.order_by.iter_mut().map(|sort| &mut sort.expr));
+            let mut keyed = false;
+            for key in keys.filter(|key| numeric(key)) {
+                *key = compared(key.clone());
+                keyed = true;
+            }
+            Transformed::new_transformed(Expr::WindowFunction(window), changed || keyed)
         }
         Expr::InList(mut in_list) if numeric(&in_list.expr) || in_list.list.iter().any(numeric) => {
             let key = |e: Expr| compared(as_numeric(e, schema));
