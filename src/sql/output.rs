@@ -444,12 +444,12 @@ pub fn interval_text(value: IntervalMonthDayNano) -> String {
 /// left out when zero unless nothing else is printed.
 fn interval(months: i32, days: i32, micros: i64) -> String {
     let mut parts = Vec::new();
-    // After a negative part, a positive one shows its sign (`-1 years +3
-    // days`), as PostgreSQL writes it.
-    let mut negative_seen = false;
+    // A positive part right after a negative one shows its sign (`-1 years
+    // +3 days`, but `-1 mons +1 day 08:00:00`), as PostgreSQL writes it.
+    let mut after_negative = false;
     let mut sign = |n: i64| {
-        let plus = if negative_seen && n > 0 { "+" } else { "" };
-        negative_seen |= n < 0;
+        let plus = if after_negative && n > 0 { "+" } else { "" };
+        after_negative = n < 0;
         plus
     };
     let (years, months) = (i64::from(months / 12), i64::from(months % 12));
@@ -595,6 +595,10 @@ mod tests {
             "-1 years -2 mons +3 days -04:05:06"
         );
         assert_eq!(interval(0, -1, 0), "-1 days");
+        assert_eq!(interval(-1, 1, 28_800_000_000), "-1 mons +1 day 08:00:00");
+        assert_eq!(interval(-10, 3, 14_400_000_000), "-10 mons +3 days 04:00:00");
+        assert_eq!(interval(0, -1, 18_000_000_000), "-1 days +05:00:00");
+        assert_eq!(interval(-2, 0, 3_600_000_000), "-2 mons +01:00:00");
         assert_eq!(interval(0, 0, 1_500_000), "00:00:01.5");
     }
 
