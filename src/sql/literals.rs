@@ -26,7 +26,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, IntervalUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::metadata::{FieldMetadata, ScalarAndMetadata};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -262,26 +262,53 @@ fn narrow(expr: Expr) -> DFResult<Transformed<Expr>> {
 
 /// A string literal compared with a `boolean` or an `interval` is read as
 /// that type, as PostgreSQL reads an untyped literal (`active = 't'`,
-/// `took > '1 hour'`); DataFusion finds no common type for them (other
-/// types find theirs). Called as the operator is planned: a select list's
-/// types are resolved then.
+/// `took > '1 hour'`), and so is one in arithmetic with an interval or a
+/// moment as PostgreSQL resolves the operator ([`arithmetic_typed`]);
+/// DataFusion finds no common type for them (other types find theirs).
+/// Called as the operator is planned: a select list's types are resolved
+/// then.
 pub fn literal_operands(mut expr: RawBinaryExpr, schema: &DFSchema) -> RawBinaryExpr {
     use datafusion::sql::sqlparser::ast::BinaryOperator as Op;
-    if !matches!(
-        expr.op,
-        Op::Eq | Op::NotEq | Op::Lt | Op::LtEq | Op::Gt | Op::GtEq
-    ) {
-        return expr;
-    }
-    match (
-        literal_typed(&expr.left, schema),
-        literal_typed(&expr.right, schema),
-    ) {
+    let (left, right) = match expr.op {
+        Op::Eq | Op::NotEq | Op::Lt | Op::LtEq | Op::Gt | Op::GtEq => (
+            literal_typed(&expr.left, schema),
+            literal_typed(&expr.right, schema),
+        ),
+        Op::Plus | Op::Minus | Op::Multiply | Op::Divide => (
+            arithmetic_typed(&expr.op, &expr.left, true, schema),
+            arithmetic_typed(&expr.op, &expr.right, false, schema),
+        ),
+        _ => return expr,
+    };
+    match (left, right) {
         (Some(t), None) => expr.right = as_literal_of(expr.right, &t),
         (None, Some(t)) => expr.left = as_literal_of(expr.left, &t),
         _ => {}
     }
     expr
+}
+
+/// The type a string literal takes as the other operand of `op` beside
+/// `e` (its left operand when `first`): an interval beside `+` or `-` of
+/// an interval and beside `+` of a timestamp or a time (`ts + '1 day'`), a
+/// `double precision` beside `*` of an interval and after its `/`.
+fn arithmetic_typed(
+    op: &datafusion::sql::sqlparser::ast::BinaryOperator,
+    e: &Expr,
+    first: bool,
+    schema: &DFSchema,
+) -> Option<DataType> {
+    use datafusion::sql::sqlparser::ast::BinaryOperator as Op;
+    let t = e.get_type(schema).ok()?;
+    let interval = matches!(t, DataType::Interval(_));
+    let moment = matches!(t, DataType::Timestamp(..) | DataType::Time64(_));
+    match op {
+        Op::Plus | Op::Minus if interval => Some(DataType::Interval(IntervalUnit::MonthDayNano)),
+        Op::Plus if moment => Some(DataType::Interval(IntervalUnit::MonthDayNano)),
+        Op::Multiply if interval => Some(DataType::Float64),
+        Op::Divide if interval && first => Some(DataType::Float64),
+        _ => None,
+    }
 }
 
 /// The type of `e` if it is one a string literal beside it takes.

@@ -596,7 +596,10 @@ mod tests {
         );
         assert_eq!(interval(0, -1, 0), "-1 days");
         assert_eq!(interval(-1, 1, 28_800_000_000), "-1 mons +1 day 08:00:00");
-        assert_eq!(interval(-10, 3, 14_400_000_000), "-10 mons +3 days 04:00:00");
+        assert_eq!(
+            interval(-10, 3, 14_400_000_000),
+            "-10 mons +3 days 04:00:00"
+        );
         assert_eq!(interval(0, -1, 18_000_000_000), "-1 days +05:00:00");
         assert_eq!(interval(-2, 0, 3_600_000_000), "-2 mons +01:00:00");
         assert_eq!(interval(0, 0, 1_500_000), "00:00:01.5");
