@@ -22,4 +22,4 @@ mod value;
 
 pub use arith::{MAX_DISPLAY_SCALE, MIN_SIG_DIGITS};
 pub use bytes::value_part;
-pub use value::{Numeric, MAX_INTEGER_DIGITS, MAX_SCALE};
+pub use value::{too_large_for, Numeric, MAX_INTEGER_DIGITS, MAX_SCALE};

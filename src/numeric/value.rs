@@ -259,13 +259,6 @@ impl Numeric {
     /// rounded to `scale` digits, 22003 if it then has more than
     /// `precision - scale` digits before the point or is infinite.
     pub fn fit(&self, precision: u32, scale: u32) -> Result<Self> {
-        let field_overflow = |detail: String| {
-            let fields = ErrorFields {
-                detail: Some(detail),
-                ..Default::default()
-            };
-            Error::input_with(InputError::OutOfRange, "numeric field overflow", &fields)
-        };
         match self {
             Numeric::NaN => Ok(Numeric::NaN),
             Numeric::Infinity | Numeric::NegInfinity => Err(field_overflow(format!(
@@ -278,16 +271,7 @@ impl Numeric {
                 };
                 let allowed = u64::from(precision.saturating_sub(scale));
                 if !unscaled.is_zero() && integer_digits(unscaled, scale) > allowed {
-                    let exp = precision.saturating_sub(scale);
-                    let must = if exp == 0 {
-                        "less than 1".to_string()
-                    } else {
-                        format!("less than 10^{exp}")
-                    };
-                    return Err(field_overflow(format!(
-                        "A field with precision {precision}, scale {scale} must round to an \
-                         absolute value {must}."
-                    )));
+                    return Err(too_large_for(precision, scale));
                 }
                 Ok(rounded)
             }
@@ -442,6 +426,27 @@ impl Ord for Numeric {
             _ => self.rank().cmp(&other.rank()),
         }
     }
+}
+
+/// 22003 `numeric field overflow`, with PostgreSQL's detail.
+fn field_overflow(detail: String) -> Error {
+    let fields = ErrorFields {
+        detail: Some(detail),
+        ..Default::default()
+    };
+    Error::input_with(InputError::OutOfRange, "numeric field overflow", &fields)
+}
+
+/// A value too large for `numeric(precision, scale)`, as PostgreSQL's
+/// typmod refuses it.
+pub fn too_large_for(precision: u32, scale: u32) -> Error {
+    let must = match precision.saturating_sub(scale) {
+        0 => "less than 1".to_string(),
+        exp => format!("less than 10^{exp}"),
+    };
+    field_overflow(format!(
+        "A field with precision {precision}, scale {scale} must round to an absolute value {must}."
+    ))
 }
 
 #[cfg(test)]

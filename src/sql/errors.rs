@@ -79,7 +79,9 @@ fn classify_arrow(error: &ArrowError) -> Error {
         ArrowError::CastError(msg) | ArrowError::ParseError(msg) => {
             classify_message(msg, InputError::InvalidText)
         }
-        ArrowError::InvalidArgumentError(msg) => classify_message(msg, InputError::OutOfRange),
+        ArrowError::InvalidArgumentError(msg) => {
+            decimal_overflow(msg).unwrap_or_else(|| classify_message(msg, InputError::OutOfRange))
+        }
         // An integer kernel that overflowed (`abs(-32768::int2)`): PostgreSQL's
         // `smallint out of range`.
         ArrowError::ComputeError(msg) if msg.contains("Array overflow") => {
@@ -97,6 +99,23 @@ fn classify_arrow(error: &ArrowError) -> Error {
         },
         other => Error::Internal(other.to_string()),
     }
+}
+
+/// Arrow's refusal of a decimal too large for its precision (`12345.50
+/// is too large to store in a Decimal128 of precision 5. Max is 999.99`)
+/// as PostgreSQL words it: `numeric field overflow`, with the precision
+/// and scale in its detail.
+fn decimal_overflow(msg: &str) -> Option<Error> {
+    let (_, rest) = msg.split_once(" is too large to store in a Decimal")?;
+    let (_, rest) = rest.split_once(" of precision ")?;
+    let (precision, max) = rest.split_once(". Max is ")?;
+    let scale = max
+        .split_once('.')
+        .map_or(0, |(_, fraction)| fraction.len());
+    Some(crate::numeric::too_large_for(
+        precision.parse().ok()?,
+        scale as u32,
+    ))
 }
 
 /// Arrow's refusal of a string cast to a number or boolean (`Cannot cast
@@ -319,6 +338,25 @@ mod tests {
             classify(wrapped),
             Error::Input(InputError::UniqueViolation, m) if m == "dup"
         ));
+    }
+
+    #[test]
+    fn a_decimal_too_large_is_postgresql_field_overflow() {
+        let e = classify(DataFusionError::ArrowError(
+            Box::new(ArrowError::InvalidArgumentError(
+                "12345678901.50 is too large to store in a Decimal128 of precision 12. \
+                 Max is 9999999999.99"
+                    .into(),
+            )),
+            None,
+        ));
+        assert_eq!(e.to_string(), "numeric field overflow");
+        assert!(
+            format!("{e:?}").contains(
+                "A field with precision 12, scale 2 must round to an absolute value less than 10^10."
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]
