@@ -411,11 +411,11 @@ fn check_value_fits(array: &ArrayRef, sql_type: &SqlType) -> Result<()> {
             }
         }
     }
-    let overflow = || {
-        Error::input(
-            InputError::OutOfRange,
-            format!("numeric field overflow for type {}", sql_type.pg_name()),
-        )
+    let overflow = || match array.data_type() {
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
+            crate::numeric::too_large_for(u32::from(*p), (*s).max(0) as u32)
+        }
+        _ => Error::input(InputError::OutOfRange, "numeric field overflow"),
     };
     match array.data_type() {
         DataType::Decimal128(p, _) => array
