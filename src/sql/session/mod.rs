@@ -974,9 +974,9 @@ fn context_placeholder_types(plan: &LogicalPlan) -> Result<Vec<(String, FieldRef
                             found.push((p.id.clone(), cast.field.clone()));
                         }
                     }
-                    // `x = ANY($1)` (planned `array_has($1, x)`): an array
-                    // of x's type, as PostgreSQL infers it.
-                    DFExpr::ScalarFunction(call) if call.name() == "array_has" => {
+                    // `x = ANY($1)` (planned `pg_any_equal($1, x)`): an
+                    // array of x's type, as PostgreSQL infers it.
+                    DFExpr::ScalarFunction(call) if call.name() == functions::ANY_EQUAL => {
                         if let [DFExpr::Placeholder(p), element] = call.args.as_slice() {
                             if let Ok(element) = element.get_type(&schema) {
                                 let list = DataType::new_list(element, true);
