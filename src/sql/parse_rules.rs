@@ -80,7 +80,7 @@ impl VisitorMut for QuantifiedVisitor {
             // its elements later, by datafusion-pg-catalog's rule.
             let literal = matches!(right.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
             if is_membership && !literal {
-                if let Ok(membership) = array_membership(left, right, negated) {
+                if let Some(membership) = array_membership(left, right, negated) {
                     *expr = membership;
                 }
             }
@@ -108,12 +108,24 @@ impl VisitorMut for QuantifiedVisitor {
 /// value (a column, a parameter) with PostgreSQL's NULLs
 /// (`functions::membership`): DataFusion's `array_has` said false where
 /// PostgreSQL says NULL, so `NOT (5 = ANY (a))` kept rows PostgreSQL drops.
-fn array_membership(left: &Expr, array: &Expr, negated: bool) -> crate::error::Result<Expr> {
-    let any = format!("{ANY_EQUAL}({array}, {left})");
+fn array_membership(left: &Expr, array: &Expr, negated: bool) -> Option<Expr> {
+    membership(ANY_EQUAL, array, left, negated)
+}
+
+/// `[NOT] function(array, left)`, a function of `functions::membership`.
+fn membership(
+    function: &str,
+    array: impl std::fmt::Display,
+    left: &Expr,
+    negated: bool,
+) -> Option<Expr> {
+    let call = format!("{function}({array}, {left})");
+    // Printed by the parser itself, so it parses.
     parse_expr(&match negated {
-        true => format!("NOT {any}"),
-        false => any,
+        true => format!("NOT {call}"),
+        false => call,
     })
+    .ok()
 }
 
 /// `EXISTS (subquery)` and `x [NOT] IN (subquery)` in a select list, which
@@ -211,13 +223,7 @@ fn in_as_membership(left: &Expr, subquery: &Query, negated: bool) -> Option<Expr
         }
         _ => format!("(SELECT array_agg(__sf_in.v) FROM ({subquery}) AS __sf_in(v))"),
     };
-    let any = format!("{IN_ARRAY}({listed}, {left})");
-    // Printed by the parser itself, so it parses.
-    parse_expr(&match negated {
-        true => format!("NOT {any}"),
-        false => any,
-    })
-    .ok()
+    membership(IN_ARRAY, listed, left, negated)
 }
 
 /// The SELECT of `query` if it yields a row per row of its FROM and WHERE:
