@@ -167,10 +167,14 @@ impl Accumulator for FrameAccumulator {
 /// What DISTINCT tells apart: a float's value, as PostgreSQL compares
 /// floats (`-0` is `0`; every NaN is one).
 fn by_value(value: &ScalarValue) -> ScalarValue {
-    let canonical = |v: f64| match v {
-        v if v.is_nan() => f64::NAN,
-        v if v == 0.0 => 0.0,
-        v => v,
+    let canonical = |v: f64| {
+        if v.is_nan() {
+            f64::NAN
+        } else if v == 0.0 {
+            0.0
+        } else {
+            v
+        }
     };
     match value {
         ScalarValue::Float64(Some(v)) => ScalarValue::Float64(Some(canonical(*v))),

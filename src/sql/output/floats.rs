@@ -198,8 +198,10 @@ mod tests {
         assert_eq!(float4(0.0), "0");
         assert_eq!(float4(f32::MAX), "3.4028235e+38");
         assert_eq!(float8(f64::MIN_POSITIVE / 4.0), "5.562684646268003e-309");
-        // Halfway between two shortest decimals: the even one.
-        assert_eq!(float8(1428571428571429.25), "1.4285714285714292e+15");
-        assert_eq!(float8(-1428571428571429.25), "-1.4285714285714292e+15");
+        // Halfway between two shortest decimals (1428571428571429.25,
+        // exactly): the even one.
+        let tie = 5714285714285717.0 / 4.0;
+        assert_eq!(float8(tie), "1.4285714285714292e+15");
+        assert_eq!(float8(-tie), "-1.4285714285714292e+15");
     }
 }
