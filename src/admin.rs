@@ -188,6 +188,13 @@ pub async fn demo(nodes: usize) -> Result<()> {
         match connect(&first).await {
             Ok(mut client) => match client.init(proto::InitRequest {}).await {
                 Ok(response) => break response.into_inner(),
+                // Another node is not listening yet (a loaded machine
+                // starts them slowly): `init` pings them all first.
+                Err(status)
+                    if status.code() == tonic::Code::Unavailable && Instant::now() <= deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
                 Err(status) => return Err(Error::from_rpc(&format!("node at {first}"), status)),
             },
             Err(e) if Instant::now() > deadline => return Err(e),
