@@ -411,21 +411,16 @@ fn check_value_fits(array: &ArrayRef, sql_type: &SqlType) -> Result<()> {
             }
         }
     }
-    let overflow = || match array.data_type() {
-        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
-            crate::numeric::too_large_for(u32::from(*p), (*s).max(0) as u32)
-        }
-        _ => Error::input(InputError::OutOfRange, "numeric field overflow"),
-    };
-    match array.data_type() {
-        DataType::Decimal128(p, _) => array
+    let overflow = |p: u8, s: i8| crate::numeric::too_large_for(u32::from(p), s.max(0) as u32);
+    match *array.data_type() {
+        DataType::Decimal128(p, s) => array
             .as_primitive::<Decimal128Type>()
-            .validate_decimal_precision(*p)
-            .map_err(|_| overflow()),
-        DataType::Decimal256(p, _) => array
+            .validate_decimal_precision(p)
+            .map_err(|_| overflow(p, s)),
+        DataType::Decimal256(p, s) => array
             .as_primitive::<Decimal256Type>()
-            .validate_decimal_precision(*p)
-            .map_err(|_| overflow()),
+            .validate_decimal_precision(p)
+            .map_err(|_| overflow(p, s)),
         _ => Ok(()),
     }
 }
