@@ -266,8 +266,8 @@ impl ScalarUDFImpl for PgTypeof {
 /// them, and a UInt64 is described as `numeric`, so psycopg read
 /// `row_number()` as `Decimal('1')` and `pg_typeof` said numeric. Such a
 /// function's value is cast to PostgreSQL's type: `integer` for the array
-/// functions, `bigint` for the others (a window function's value where a
-/// projection reads its column).
+/// functions and `ntile()`, `bigint` for the others (a window function's
+/// value where a projection reads its column).
 #[derive(Debug)]
 pub struct SignedIntegers;
 
@@ -294,8 +294,13 @@ impl AnalyzerRule for SignedIntegers {
                         };
                         Transformed::yes(cast(expr, to))
                     }
-                    Expr::Column(_) if projection && unsigned(&expr) => {
-                        Transformed::yes(cast(expr, DataType::Int64))
+                    // `ntile()` is PostgreSQL's one `integer` window function.
+                    Expr::Column(column) if projection && unsigned(&expr) => {
+                        let to = match column.name.starts_with("ntile(") {
+                            true => DataType::Int32,
+                            false => DataType::Int64,
+                        };
+                        Transformed::yes(cast(expr, to))
                     }
                     _ => Transformed::no(expr),
                 })

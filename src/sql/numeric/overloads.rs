@@ -11,7 +11,11 @@
 //!   `stddev_*`) of `numeric` values computed here ([`NumericAccumulator`]),
 //!   with PostgreSQL's result scales; every other call is the wrapped
 //!   function's.
+//! - [`Extreme`]: `max` and `min` of `numeric` values, which of equal
+//!   values (`2.5`, `2.50`) give the last one, as PostgreSQL does (the
+//!   wrapped functions compared the values' bytes, display scale last).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray};
@@ -29,7 +33,7 @@ use datafusion::arrow::compute::kernels::aggregate::sum_checked;
 use datafusion::arrow::compute::kernels::numeric::neg;
 
 use super::values::{is_numeric, map_numerics, numerics, to_numerics, NUMERIC};
-use crate::numeric::Numeric;
+use crate::numeric::{value_part, Numeric};
 use crate::sql::aggregate_overload::{Moment, Overload, OwnAggregate, MOMENTS};
 use crate::sql::analyze::{coerced_types, is_text};
 use crate::sql::distinct_values::DistinctKey;
@@ -88,6 +92,11 @@ pub fn register_overloads(ctx: &SessionContext) {
                 inner.clone(),
                 NumericAggregate { kind: *kind },
             ));
+        }
+    }
+    for (name, larger) in [("max", true), ("min", false)] {
+        if let Some(inner) = state.aggregate_functions().get(name) {
+            ctx.register_udaf(Overload::udaf(inner.clone(), Extreme { larger }));
         }
     }
 }
@@ -534,5 +543,147 @@ impl Accumulator for NumericAccumulator {
 
     fn size(&self) -> usize {
         std::mem::size_of_val(self) + 2 * 64
+    }
+}
+
+/// `max` (`larger`) or `min` of `numeric` values (an
+/// `aggregate_overload::Overload` over DataFusion's function): PostgreSQL's
+/// `numeric_larger` / `numeric_smaller` keep the new value unless the kept
+/// one is strictly beyond it, so of equal values of different scales the
+/// last one read is the answer.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Extreme {
+    larger: bool,
+}
+
+impl OwnAggregate for Extreme {
+    fn computes(&self, types: &[DataType]) -> bool {
+        matches!(types, [t] if is_numeric(t))
+    }
+
+    fn coerced(&self, types: &[DataType]) -> Vec<DataType> {
+        types.to_vec()
+    }
+
+    fn return_type(&self, _types: &[DataType]) -> DataType {
+        NUMERIC
+    }
+
+    fn state_fields(&self, name: &str, _types: &[DataType]) -> Vec<FieldRef> {
+        vec![Arc::new(Field::new(format!("{name}[kept]"), NUMERIC, true))]
+    }
+
+    fn accumulator(&self, _input: &DataType) -> Box<dyn Accumulator> {
+        Box::new(ExtremeAccumulator {
+            larger: self.larger,
+            kept: None,
+        })
+    }
+
+    /// A moving frame's values, the answer taken afresh over them, as
+    /// PostgreSQL does for an aggregate it cannot take values out of.
+    fn sliding_accumulator(&self, _input: &DataType) -> Box<dyn Accumulator> {
+        Box::new(ExtremeOfFrame {
+            larger: self.larger,
+            values: VecDeque::new(),
+        })
+    }
+
+    fn distinct_key(&self) -> DistinctKey {
+        by_value
+    }
+}
+
+/// Whether `new` (a `numeric` value's sortable bytes) replaces `kept`.
+fn replaces(larger: bool, kept: &[u8], new: &[u8]) -> bool {
+    let order = value_part(kept).cmp(value_part(new));
+    match larger {
+        true => order.is_le(),
+        false => order.is_ge(),
+    }
+}
+
+/// The non-NULL values of a `numeric` array, as their sortable bytes.
+fn sortables(array: &ArrayRef) -> impl Iterator<Item = &[u8]> {
+    array.as_binary::<i64>().iter().flatten()
+}
+
+#[derive(Debug)]
+struct ExtremeAccumulator {
+    larger: bool,
+    kept: Option<Vec<u8>>,
+}
+
+impl Accumulator for ExtremeAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
+        for value in sortables(&values[0]) {
+            if self.kept.as_deref().is_none_or(|kept| replaces(self.larger, kept, value)) {
+                self.kept = Some(value.to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DFResult<()> {
+        self.update_batch(states)
+    }
+
+    fn state(&mut self) -> DFResult<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn evaluate(&mut self) -> DFResult<ScalarValue> {
+        Ok(ScalarValue::LargeBinary(self.kept.clone()))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.kept.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// [`ExtremeAccumulator`] of a window frame that moves.
+#[derive(Debug)]
+struct ExtremeOfFrame {
+    larger: bool,
+    values: VecDeque<Vec<u8>>,
+}
+
+impl Accumulator for ExtremeOfFrame {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
+        self.values.extend(sortables(&values[0]).map(<[u8]>::to_vec));
+        Ok(())
+    }
+
+    /// The frame's first values leave it.
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
+        let leaving = sortables(&values[0]).count();
+        self.values.drain(..leaving.min(self.values.len()));
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn merge_batch(&mut self, _states: &[ArrayRef]) -> DFResult<()> {
+        internal_err!("a window frame's aggregate has no partial states")
+    }
+
+    fn state(&mut self) -> DFResult<Vec<ScalarValue>> {
+        internal_err!("a window frame's aggregate has no partial states")
+    }
+
+    fn evaluate(&mut self) -> DFResult<ScalarValue> {
+        let kept = self.values.iter().reduce(|kept, value| {
+            match replaces(self.larger, kept, value) {
+                true => value,
+                false => kept,
+            }
+        });
+        Ok(ScalarValue::LargeBinary(kept.cloned()))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.values.iter().map(Vec::len).sum::<usize>()
     }
 }

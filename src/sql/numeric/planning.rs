@@ -324,6 +324,19 @@ fn numeric_values(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
                     let params = &mut window.params;
                     aggregate_arguments(&func, params.distinct, &mut params.args, schema)
                 }
+                // `lag(n, 1, 0)`: the default is of the value's type (cast
+                // by DataFusion, an integer's bytes were no `numeric`).
+                WindowFunctionDefinition::WindowUDF(func)
+                    if matches!(func.name(), "lag" | "lead") =>
+                {
+                    match window.params.args.as_mut_slice() {
+                        [value, _, default] if numeric(value) && !numeric(default) => {
+                            *default = as_numeric(default.clone(), schema);
+                            true
+                        }
+                        _ => false,
+                    }
+                }
                 WindowFunctionDefinition::WindowUDF(_) => false,
             };
             // Partitioned and ordered by value (`1.5` and `1.50` in one
