@@ -94,13 +94,17 @@ pub enum InputError {
     InvalidArgumentForLogarithm,
     /// A selected column neither grouped nor aggregated (42803).
     GroupingError,
+    /// A byte or bit index outside its `bytea` (2202E).
+    ArraySubscriptError,
+    /// A substring of negative length (22011).
+    SubstringError,
     /// Anything else the planner rejected.
     Other,
 }
 
 impl InputError {
     /// Every kind, for finding one again by its name.
-    const ALL: [InputError; 47] = [
+    const ALL: [InputError; 49] = [
         Self::Syntax,
         Self::UndefinedTable,
         Self::UndefinedColumn,
@@ -147,6 +151,8 @@ impl InputError {
         Self::InvalidArgumentForPowerFunction,
         Self::InvalidArgumentForLogarithm,
         Self::GroupingError,
+        Self::ArraySubscriptError,
+        Self::SubstringError,
         Self::Other,
     ];
 

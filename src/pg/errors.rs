@@ -54,6 +54,8 @@ pub fn sqlstate(error: &Error) -> &'static str {
             InputError::InvalidArgumentForPowerFunction => "2201F",
             InputError::InvalidArgumentForLogarithm => "2201E",
             InputError::GroupingError => "42803",
+            InputError::ArraySubscriptError => "2202E",
+            InputError::SubstringError => "22011",
             InputError::Other => "42000",
         },
         // A leader changed under the transaction: retrying it works.

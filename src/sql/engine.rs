@@ -163,6 +163,7 @@ impl SqlEngine {
         super::json::register(&ctx);
         // Last: they wrap what is registered under their names.
         super::float_aggregates::register(&ctx);
+        super::bytea::register(&ctx);
         super::numeric::register_overloads(&ctx);
         ctx.add_analyzer_rule(Arc::new(super::checked::CheckedIntegerArithmetic));
         ctx.add_analyzer_rule(Arc::new(super::datetime::NaiveInSessionZone));

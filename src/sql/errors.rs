@@ -205,6 +205,13 @@ fn classify_message(msg: &str, fallback: InputError) -> Error {
             ),
         );
     }
+    if lower.contains("negative count not allowed") {
+        // DataFusion's `substr` with a negative count.
+        return Error::input(
+            InputError::SubstringError,
+            "negative substring length not allowed",
+        );
+    }
     if let Some(function) = undefined_function(msg) {
         return function;
     }

@@ -375,7 +375,16 @@ impl ExprPlanner for PgExprPlanner {
                 );
                 Ok(PlannerResult::Planned(first))
             }
-            _ => Ok(PlannerResult::Original(args)),
+            _ => Ok(PlannerResult::Planned(
+                super::super::bytea::overloaded(datafusion::functions::unicode::substr())
+                    .call(args),
+            )),
         }
+    }
+
+    fn plan_position(&self, args: Vec<Expr>) -> DFResult<PlannerResult<Vec<Expr>>> {
+        Ok(PlannerResult::Planned(
+            super::super::bytea::overloaded(datafusion::functions::unicode::strpos()).call(args),
+        ))
     }
 }
