@@ -69,6 +69,11 @@ pub fn text_input_cast(expr: &Expr, schema: &DFSchema, config: &ConfigOptions) -
         return None;
     }
     let zone = session_zone(config);
+    // `now`, `today`, ... are read as the statement is planned, at its
+    // transaction's start, as PostgreSQL reads a constant.
+    let now = (config.extensions)
+        .get::<super::functions::RunningStatement>()
+        .map(|running| running.transaction_began);
     let read_type = match sql_type {
         SqlType::Date => DataType::Date32,
         _ => sql_type.to_arrow(),
@@ -80,6 +85,9 @@ pub fn text_input_cast(expr: &Expr, schema: &DFSchema, config: &ConfigOptions) -
         move |arrays| {
             let text = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
             let mut input = ColumnInput::new(&sql_type, zone)?;
+            if let Some(now) = now {
+                input = input.at(now);
+            }
             for value in text.as_string::<i32>() {
                 input.push_text(value)?;
             }

@@ -32,6 +32,85 @@ const PG_EPOCH_DAYS: i32 = 10_957;
 pub struct ColumnInput {
     sql_type: SqlType,
     builder: Builder,
+    clock: Clock,
+}
+
+/// What the words `now`, `today`, `tomorrow` and `yesterday` are read at:
+/// the transaction's start (microseconds since 1970, UTC; None where it is
+/// not known, and the words are refused) in the session's time zone.
+#[derive(Clone, Copy)]
+struct Clock {
+    now: Option<i64>,
+    zone: Tz,
+}
+
+/// A word PostgreSQL reads as a date or time: `epoch`, or one relative to
+/// the transaction's start (`Day`: the midnight that many days from its
+/// day).
+enum Word {
+    Epoch,
+    Now,
+    Day(i64),
+}
+
+impl Word {
+    fn read(text: &str) -> Option<Word> {
+        let word = text.trim().to_ascii_lowercase();
+        Some(match word.as_str() {
+            "epoch" => Word::Epoch,
+            "now" => Word::Now,
+            "today" => Word::Day(0),
+            "tomorrow" => Word::Day(1),
+            "yesterday" => Word::Day(-1),
+            _ => return None,
+        })
+    }
+}
+
+impl Clock {
+    /// The wall-clock date and time the transaction began at, in the
+    /// session's zone; `bad` if it is not known.
+    fn local_now(&self, bad: impl Fn() -> Error) -> Result<NaiveDateTime> {
+        let now = self.now.ok_or_else(&bad)?;
+        let utc = chrono::DateTime::from_timestamp_micros(now).ok_or_else(bad)?;
+        Ok(utc.with_timezone(&self.zone).naive_local())
+    }
+
+    /// The day a word stands for, in days since 1970.
+    fn date(&self, word: Word, bad: impl Fn() -> Error) -> Result<i32> {
+        let offset = match word {
+            Word::Epoch => return Ok(0),
+            Word::Now => 0,
+            Word::Day(offset) => offset,
+        };
+        let day = self.local_now(bad)?.date() + chrono::Duration::days(offset);
+        Ok((day - NaiveDate::default()).num_days() as i32)
+    }
+
+    /// The timestamp a word stands for, in microseconds since 1970 (UTC
+    /// if `zoned`, a `timestamptz`).
+    fn timestamp(&self, word: Word, zoned: bool, bad: impl Fn() -> Error) -> Result<i64> {
+        Ok(match word {
+            Word::Epoch => 0,
+            Word::Now if zoned => self.now.ok_or_else(bad)?,
+            Word::Now => micros(self.local_now(bad)?),
+            Word::Day(offset) => {
+                let day = self.local_now(bad)?.date() + chrono::Duration::days(offset);
+                let midnight = day.and_time(NaiveTime::MIN);
+                match zoned {
+                    true => micros(crate::sql::time_zones::local_to_utc(&self.zone, &midnight)),
+                    false => micros(midnight),
+                }
+            }
+        })
+    }
+}
+
+/// Microseconds since 1970 of a date and time (UTC, or a wall clock).
+fn micros(at: NaiveDateTime) -> i64 {
+    let utc = at.and_utc();
+    let nanos = utc.timestamp_subsec_nanos() as i64;
+    utc.timestamp() * 1_000_000 + (nanos + 500) / 1_000
 }
 
 enum Builder {
@@ -48,7 +127,8 @@ enum Builder {
     Text(StringBuilder),
     Date(Date32Builder),
     Time(Time64MicrosecondBuilder),
-    Timestamp(TimestampMicrosecondBuilder, Option<Tz>),
+    /// Whether it is a `timestamptz`.
+    Timestamp(TimestampMicrosecondBuilder, bool),
     Bytea(BinaryBuilder),
     Uuid(FixedSizeBinaryBuilder),
     Json(StringBuilder, Flavor),
@@ -170,10 +250,10 @@ impl ColumnInput {
             }
             SqlType::Date => Builder::Date(Date32Builder::new()),
             SqlType::Time(_) => Builder::Time(Time64MicrosecondBuilder::new()),
-            SqlType::Timestamp(_) => Builder::Timestamp(TimestampMicrosecondBuilder::new(), None),
+            SqlType::Timestamp(_) => Builder::Timestamp(TimestampMicrosecondBuilder::new(), false),
             SqlType::TimestampTz(_) => {
                 let b = TimestampMicrosecondBuilder::new().with_data_type(sql_type.to_arrow());
-                Builder::Timestamp(b, Some(zone))
+                Builder::Timestamp(b, true)
             }
             SqlType::Bytea => Builder::Bytea(BinaryBuilder::new()),
             SqlType::Uuid => Builder::Uuid(FixedSizeBinaryBuilder::new(16)),
@@ -188,7 +268,19 @@ impl ColumnInput {
         Ok(Self {
             sql_type: sql_type.clone(),
             builder,
+            clock: Clock { now: None, zone },
         })
+    }
+
+    /// Reads `now`, `today`, `tomorrow` and `yesterday` as of `now`, the
+    /// transaction's start in microseconds since 1970 (UTC), as
+    /// PostgreSQL reads them (without it they are refused).
+    pub fn at(mut self, now: i64) -> Self {
+        self.clock.now = Some(now);
+        if let Builder::Array(array) = &mut self.builder {
+            array.elements.clock.now = Some(now);
+        }
+        self
     }
 
     /// Reads one value written as text (None: NULL).
@@ -198,6 +290,7 @@ impl ColumnInput {
             return Ok(());
         };
         let name = self.sql_type.pg_name();
+        let clock = self.clock;
         match &mut self.builder {
             Builder::SmallInt(b) => b.append_value(integer(text, &name)?),
             Builder::Integer(b) => b.append_value(integer(text, &name)?),
@@ -209,9 +302,9 @@ impl ColumnInput {
             Builder::Numeric(b) => b.append_value(Numeric::parse(text)?.to_sortable()),
             Builder::Boolean(b) => b.append_value(boolean(text)?),
             Builder::Text(b) => b.append_value(text),
-            Builder::Date(b) => b.append_value(date(text)?),
-            Builder::Time(b) => b.append_value(time(text)?),
-            Builder::Timestamp(b, zone) => b.append_value(timestamp(text, zone.as_ref())?),
+            Builder::Date(b) => b.append_value(date(text, clock)?),
+            Builder::Time(b) => b.append_value(time(text, clock)?),
+            Builder::Timestamp(b, zoned) => b.append_value(timestamp(text, clock, *zoned)?),
             Builder::Bytea(b) => b.append_value(crate::sql::functions::bytea_input(text)?),
             Builder::Uuid(b) => b.append_value(crate::sql::uuid::parse(text)?)?,
             Builder::Json(b, flavor) => b.append_value(stored_text(text, *flavor)?),
@@ -469,10 +562,13 @@ fn boolean(text: &str) -> Result<bool> {
 /// A date as `date_in` reads it, as days since 1970-01-01: ISO
 /// (`2024-02-29`, a time after it read and dropped), `2024/02/29`,
 /// `20240229`, with the month's name (`Feb 29 2024`, `29 Feb 2024`,
-/// `February 29, 2024`), `epoch`; `BC` after it counts years before 1 AD
-/// (it was dropped: `0044-03-15 BC` read as 44 AD).
-fn date(text: &str) -> Result<i32> {
+/// `February 29, 2024`), a [`Word`]; `BC` after it counts years before 1
+/// AD (it was dropped: `0044-03-15 BC` read as 44 AD).
+fn date(text: &str, clock: Clock) -> Result<i32> {
     refuse_infinity(text)?;
+    if let Some(word) = Word::read(text) {
+        return clock.date(word, || invalid(InputError::InvalidDatetimeFormat, "date", text));
+    }
     let trimmed = text.trim();
     let era = trimmed
         .len()
@@ -483,9 +579,6 @@ fn date(text: &str) -> Result<i32> {
         None => (trimmed, false),
     };
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    if trimmed.eq_ignore_ascii_case("epoch") {
-        return Ok(0);
-    }
     const NAMED: [&str; 6] = [
         "%b %d %Y",
         "%b %d, %Y",
@@ -535,8 +628,9 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// A time of day as `time_in` reads it in ISO form: `HH:MM[:SS[.f]]`
 /// (surrounding whitespace allowed), up to `24:00:00`; fractions beyond
-/// microseconds are rounded.
-fn time(text: &str) -> Result<i64> {
+/// microseconds are rounded. `allballs` is midnight and `now` the time
+/// the transaction began.
+fn time(text: &str, clock: Clock) -> Result<i64> {
     let trimmed = text.trim();
     let bad = || {
         invalid(
@@ -545,6 +639,13 @@ fn time(text: &str) -> Result<i64> {
             text,
         )
     };
+    if trimmed.eq_ignore_ascii_case("allballs") {
+        return Ok(0);
+    }
+    if trimmed.eq_ignore_ascii_case("now") {
+        let time = clock.local_now(bad)?.time();
+        return Ok(micros(NaiveDate::default().and_time(time)));
+    }
     let mut parts = trimmed.splitn(3, ':');
     let (Some(hours), Some(minutes)) = (parts.next(), parts.next()) else {
         return Err(bad());
@@ -598,14 +699,16 @@ fn infinite() -> Error {
 /// time, the time optional), as microseconds since 1970 (UTC for a
 /// `timestamptz`: an offset such as `+02`, `-05:30` or `Z` after the time
 /// gives its zone, else `zone`). Fractions past microseconds are rounded.
-fn timestamp(text: &str, zone: Option<&Tz>) -> Result<i64> {
-    let kind = if zone.is_some() {
-        "timestamp with time zone"
-    } else {
-        "timestamp without time zone"
+fn timestamp(text: &str, clock: Clock, zoned: bool) -> Result<i64> {
+    let kind = match zoned {
+        true => "timestamp with time zone",
+        false => "timestamp without time zone",
     };
     refuse_infinity(text)?;
     let bad = || invalid(InputError::InvalidDatetimeFormat, kind, text);
+    if let Some(word) = Word::read(text) {
+        return clock.timestamp(word, zoned, bad);
+    }
     // A `timestamp` ignores an offset or zone written after the time, as
     // in PostgreSQL.
     let (text, named) = split_zone_name(text.trim()).ok_or_else(bad)?;
@@ -618,17 +721,12 @@ fn timestamp(text: &str, zone: Option<&Tz>) -> Result<i64> {
         .find_map(|format| NaiveTime::parse_from_str(time.trim(), format).ok())
         .ok_or_else(bad)?;
     let at = NaiveDateTime::new(day, time);
-    let micros = |at: NaiveDateTime| {
-        let utc = at.and_utc();
-        let nanos = utc.timestamp_subsec_nanos() as i64;
-        utc.timestamp() * 1_000_000 + (nanos + 500) / 1_000
-    };
     let local_to_utc = crate::sql::time_zones::local_to_utc;
-    Ok(match (zone, named, offset) {
-        (None, _, _) => micros(at),
-        (Some(_), Some(named), _) => micros(local_to_utc(&named, &at)),
-        (Some(_), None, Some(seconds)) => micros(at) - seconds * 1_000_000,
-        (Some(zone), None, None) => micros(local_to_utc(zone, &at)),
+    Ok(match (zoned, named, offset) {
+        (false, _, _) => micros(at),
+        (true, Some(named), _) => micros(local_to_utc(&named, &at)),
+        (true, None, Some(seconds)) => micros(at) - seconds * 1_000_000,
+        (true, None, None) => micros(local_to_utc(&clock.zone, &at)),
     })
 }
 
@@ -795,10 +893,60 @@ mod tests {
         }
     }
 
+    /// A clock of 2024-03-10 06:30 UTC in `zone`.
+    fn clock(zone: Tz) -> Clock {
+        let now = NaiveDate::from_ymd_opt(2024, 3, 10)
+            .and_then(|d| d.and_hms_opt(6, 30, 0))
+            .unwrap();
+        Clock {
+            now: Some(micros(now)),
+            zone,
+        }
+    }
+
+    fn utc() -> Tz {
+        "UTC".parse().unwrap()
+    }
+
+    #[test]
+    fn words_are_read_at_the_transactions_start_in_the_sessions_zone() {
+        let new_york: Tz = "America/New_York".parse().unwrap();
+        let at = |day: &str| {
+            let (d, t) = day.split_once(' ').unwrap_or((day, "00:00"));
+            micros(NaiveDateTime::new(
+                NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap(),
+                NaiveTime::parse_from_str(t, "%H:%M").unwrap(),
+            ))
+        };
+        let zoned = |text: &str| timestamp(text, clock(new_york), true).unwrap();
+        let local = |text: &str| timestamp(text, clock(new_york), false).unwrap();
+        // 06:30 UTC is 01:30 on the 10th in New York (EST, -05).
+        assert_eq!(zoned("now"), at("2024-03-10 06:30"));
+        assert_eq!(local(" NOW "), at("2024-03-10 01:30"));
+        assert_eq!(zoned("today"), at("2024-03-10 05:00"));
+        // The 11th begins in summer time (-04).
+        assert_eq!(zoned("tomorrow"), at("2024-03-11 04:00"));
+        assert_eq!(local("yesterday"), at("2024-03-09"));
+        assert_eq!(zoned("epoch"), 0);
+        assert_eq!(local("epoch"), 0);
+        assert_eq!(date("today", clock(new_york)).unwrap(), 19792);
+        assert_eq!(date("tomorrow", clock(utc())).unwrap(), 19793);
+        assert_eq!(time("now", clock(new_york)).unwrap(), 5_400_000_000);
+        assert_eq!(time("allballs", clock(utc())).unwrap(), 0);
+        // Without the transaction's start the words are refused.
+        let unknown = Clock {
+            now: None,
+            zone: utc(),
+        };
+        assert!(timestamp("now", unknown, true).is_err());
+        assert!(date("today", unknown).is_err());
+        assert_eq!(date("epoch", unknown).unwrap(), 0);
+    }
+
     #[test]
     fn timestamps_with_offsets_and_zones() {
         let utc: Tz = "UTC".parse().unwrap();
-        let t = |s: &str| timestamp(s, Some(&utc)).map_err(|e| e.to_string());
+        let t = |s: &str| timestamp(s, clock(utc), true).map_err(|e| e.to_string());
         assert_eq!(t("2000-01-01 00:00:00+00"), Ok(PG_EPOCH_MICROS));
         assert_eq!(t("2000-01-01T02:00:00+02"), Ok(PG_EPOCH_MICROS));
         assert_eq!(t("2000-01-01 05:30:00+05:30"), Ok(PG_EPOCH_MICROS));
@@ -807,7 +955,7 @@ mod tests {
         assert_eq!(t("2000-01-01"), Ok(PG_EPOCH_MICROS));
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
         assert_eq!(
-            timestamp("2000-01-01 01:00", Some(&berlin)).unwrap(),
+            timestamp("2000-01-01 01:00", clock(berlin), true).unwrap(),
             PG_EPOCH_MICROS
         );
         assert!(t("2000-13-01 00:00:00").is_err());
@@ -816,21 +964,21 @@ mod tests {
         assert_eq!(t("1999-12-31 16:00:00 pst"), Ok(PG_EPOCH_MICROS));
         assert!(t("2000-01-01 00:00:00 Nowhere").is_err());
         assert_eq!(
-            timestamp("2000-01-01 00:00:00 PST", None).unwrap(),
+            timestamp("2000-01-01 00:00:00 PST", clock(berlin), false).unwrap(),
             PG_EPOCH_MICROS
         );
         assert_eq!(
-            timestamp("2000-01-01 00:00:01.5", None).unwrap(),
+            timestamp("2000-01-01 00:00:01.5", clock(berlin), false).unwrap(),
             PG_EPOCH_MICROS + 1_500_000
         );
     }
 
     #[test]
     fn times_as_time_in_reads_them() {
-        assert_eq!(time("00:00").unwrap(), 0);
-        assert_eq!(time(" 08:30:01.5 ").unwrap(), 30_601_500_000);
-        assert_eq!(time("23:59:59.9999999").unwrap(), MICROS_PER_DAY);
-        assert_eq!(time("24:00:00").unwrap(), MICROS_PER_DAY);
+        assert_eq!(time("00:00", clock(utc())).unwrap(), 0);
+        assert_eq!(time(" 08:30:01.5 ", clock(utc())).unwrap(), 30_601_500_000);
+        assert_eq!(time("23:59:59.9999999", clock(utc())).unwrap(), MICROS_PER_DAY);
+        assert_eq!(time("24:00:00", clock(utc())).unwrap(), MICROS_PER_DAY);
         for (bad, code) in [
             ("24:00:01", InputError::DatetimeFieldOverflow),
             ("12:60", InputError::DatetimeFieldOverflow),
@@ -840,7 +988,7 @@ mod tests {
             ("123:00", InputError::InvalidDatetimeFormat),
         ] {
             assert!(
-                matches!(time(bad), Err(Error::Input(c, _)) if c == code),
+                matches!(time(bad, clock(utc())), Err(Error::Input(c, _)) if c == code),
                 "{bad}"
             );
         }
