@@ -38,6 +38,7 @@
 //! - [`interval_aggregates`]: `min` and `max` of intervals, by length, and
 //!   `avg` of them.
 //! - [`numbers`]: `scale`, `min_scale`, `trim_scale`, `width_bucket`.
+//! - [`degrees`]: `sind`, `cosd`, ... exact at the angles PostgreSQL's are.
 //! - [`template`]: `to_char`, `to_date` and `to_timestamp` with
 //!   PostgreSQL's templates (`YYYY-MM-DD HH24:MI:SS`, `FM9990.00`);
 //!   DataFusion's take chrono's `%Y-%m-%d`, and would print a PostgreSQL
@@ -47,6 +48,7 @@ mod age;
 mod calls;
 mod case;
 mod clock;
+mod degrees;
 mod encoding;
 mod extract;
 mod format;
@@ -136,6 +138,9 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, case::lower());
     replace(ctx, numbers::width_bucket());
     for udf in info::udfs() {
+        replace(ctx, udf);
+    }
+    for udf in degrees::udfs() {
         replace(ctx, udf);
     }
     register_clock(ctx);
