@@ -33,7 +33,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ParamValues, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::planner::RawBinaryExpr;
 use datafusion::logical_expr::{
-    cast, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Union, Values,
+    cast, Cast, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Union, Values,
 };
 use datafusion::optimizer::AnalyzerRule;
 
@@ -147,11 +147,16 @@ fn narrow_values(values: Values) -> DFResult<Transformed<LogicalPlan>> {
     if parameter {
         return Ok(Transformed::no(LogicalPlan::Values(values)));
     }
-    let mut changed = false;
+    let floats = float_columns(&values.values);
+    let mut changed = floats.iter().any(Option::is_some);
     let mut rows = Vec::with_capacity(values.values.len());
     for row in values.values {
         let mut narrowed = Vec::with_capacity(row.len());
-        for expr in row {
+        for (expr, float) in row.into_iter().zip(&floats) {
+            let expr = match float {
+                Some(float) => float_value(expr, float),
+                None => expr,
+            };
             let expr = match expr {
                 Expr::Literal(ScalarValue::Int64(None), metadata) => {
                     Transformed::yes(Expr::Literal(ScalarValue::Int32(None), metadata))
@@ -181,6 +186,56 @@ fn narrow_values(values: Values) -> DFResult<Transformed<LogicalPlan>> {
         retyped,
         TreeNodeRecursion::Continue,
     ))
+}
+
+/// Whether `data_type` is one DataFusion makes a column of floats beside
+/// exact numbers: `numeric(30, 15)` (a `double precision`'s; a `real`'s
+/// is `numeric(14, 7)`) widened to hold the exact numbers' digits, so at
+/// least 7 digits on each side of the point. (A cast written in SQL,
+/// `x::numeric(10, 2)`, is none.)
+fn float_beside_exact(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Decimal128(precision, scale) | DataType::Decimal256(precision, scale) => {
+            *scale >= 7 && i16::from(*precision) - i16::from(*scale) >= 7
+        }
+        _ => false,
+    }
+}
+
+/// For each column of a VALUES list, the float type PostgreSQL gives it
+/// where DataFusion made floats beside exact numbers a decimal
+/// ([`float_beside_exact`]; `VALUES (-1::float8), (0.5)` showed
+/// -1.000000000000000): `double precision` if one of them is, else `real`.
+fn float_columns(rows: &[Vec<Expr>]) -> Vec<Option<DataType>> {
+    let empty = DFSchema::empty();
+    let width = rows.first().map_or(0, Vec::len);
+    (0..width)
+        .map(|column| {
+            let floats = rows.iter().filter_map(|row| match row.get(column)? {
+                Expr::Cast(Cast { expr, field }) if float_beside_exact(field.data_type()) => {
+                    expr.get_type(&empty).ok().filter(DataType::is_floating)
+                }
+                _ => None,
+            });
+            floats.reduce(|a, b| match a == DataType::Float64 {
+                true => a,
+                false => b,
+            })
+        })
+        .collect()
+}
+
+/// A value of a [`float_columns`] column as the column's `float` type,
+/// without the cast to a decimal DataFusion put on it.
+fn float_value(expr: Expr, float: &DataType) -> Expr {
+    let value = match expr {
+        Expr::Cast(Cast { expr, field }) if float_beside_exact(field.data_type()) => *expr,
+        other => other,
+    };
+    match value.get_type(&DFSchema::empty()) {
+        Ok(t) if t == *float => value,
+        _ => cast(value, float.clone()),
+    }
 }
 
 /// `union` with each `bigint` column whose every input is `integer` (or
