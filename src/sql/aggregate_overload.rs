@@ -43,6 +43,12 @@ pub trait OwnAggregate: Debug + PartialEq + Eq + Hash + Send + Sync + 'static {
     }
     /// What DISTINCT tells apart.
     fn distinct_key(&self) -> DistinctKey;
+    /// Whether the wrapped function's result is of its argument's type,
+    /// named types included (`max` of a `char(4)` is a `char(4)`, padded
+    /// as it is sent; DataFusion's result field had no metadata).
+    fn keeps_argument_type(&self) -> bool {
+        false
+    }
 }
 
 /// The aggregates of sums and moments PostgreSQL has for `numeric` values
@@ -165,6 +171,16 @@ impl<O: OwnAggregate> AggregateUDFImpl for Overload<O> {
                 self.own.return_type(&types),
                 true,
             ))),
+            false if self.own.keeps_argument_type() => {
+                let field = self.inner.return_field(arg_fields)?;
+                let metadata = arg_fields.first().map(|f| f.metadata().clone());
+                Ok(match metadata {
+                    Some(metadata) if !metadata.is_empty() => {
+                        Arc::new(field.as_ref().clone().with_metadata(metadata))
+                    }
+                    _ => field,
+                })
+            }
             false => self.inner.return_field(arg_fields),
         }
     }

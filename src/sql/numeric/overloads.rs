@@ -13,7 +13,9 @@
 //!   function's.
 //! - [`Extreme`]: `max` and `min` of `numeric` values, which of equal
 //!   values (`2.5`, `2.50`) give the last one, as PostgreSQL does (the
-//!   wrapped functions compared the values' bytes, display scale last).
+//!   wrapped functions compared the values' bytes, display scale last);
+//!   of other types the wrapped function's, of the argument's named type
+//!   (a `char(n)`'s `max` is one).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -591,6 +593,10 @@ impl OwnAggregate for Extreme {
 
     fn distinct_key(&self) -> DistinctKey {
         by_value
+    }
+
+    fn keeps_argument_type(&self) -> bool {
+        true
     }
 }
 
