@@ -19,7 +19,7 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
@@ -532,4 +532,50 @@ pub fn round_fraction(array: &ArrayRef, digits: u8) -> Result<ArrayRef, ArrowErr
         rounded + origin
     });
     cast(&rounded, array.data_type())
+}
+
+/// `isfinite(date | timestamp | timestamptz | interval)`: true for every
+/// value ShardForge stores (it has no infinite dates and times: their
+/// input is refused), NULL for NULL.
+pub fn isfinite_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(IsFinite {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IsFinite {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for IsFinite {
+    fn name(&self) -> &str {
+        "isfinite"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
+        match &arg_types[0] {
+            DataType::Date32
+            | DataType::Timestamp(..)
+            | DataType::Interval(_)
+            | DataType::Null => Ok(DataType::Boolean),
+            other => Err(crate::error::Error::input(
+                crate::error::InputError::UndefinedFunction,
+                format!("function isfinite({other}) does not exist"),
+            )
+            .into()),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let values = args.args[0].to_array(args.number_rows)?;
+        let finite: BooleanArray = (0..values.len())
+            .map(|i| values.is_valid(i).then_some(true))
+            .collect();
+        like_arguments(&args.args, Arc::new(finite))
+    }
 }

@@ -157,6 +157,7 @@ impl SqlEngine {
         }
         ctx.register_udf(super::subqueries::pg_single_row());
         ctx.register_udf(super::datetime::round_time_udf());
+        ctx.register_udf(super::datetime::isfinite_udf());
         ctx.register_udf(super::time_zones::timezone());
         super::functions::register(&ctx);
         ctx.register_udf(super::records::pg_record());
