@@ -125,9 +125,10 @@ impl SqlEngine {
         );
         analyzer_rules.insert(3, Arc::new(typed_operands));
         analyzer_rules.insert(4, Arc::new(super::interval::IntervalOrder));
-        analyzer_rules.insert(5, Arc::new(super::subqueries::NullableSubqueries));
-        analyzer_rules.insert(6, Arc::new(super::datetime::SessionZone));
-        analyzer_rules.insert(7, Arc::new(super::wire_types::SignedIntegers));
+        analyzer_rules.insert(5, Arc::new(super::json::JsonbOrder));
+        analyzer_rules.insert(6, Arc::new(super::subqueries::NullableSubqueries));
+        analyzer_rules.insert(7, Arc::new(super::datetime::SessionZone));
+        analyzer_rules.insert(8, Arc::new(super::wire_types::SignedIntegers));
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()

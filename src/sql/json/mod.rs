@@ -12,8 +12,9 @@
 //! (`sql::copy::ColumnInput`). Equal `jsonb` values then have equal text,
 //! so `=`, GROUP BY and DISTINCT compare them as PostgreSQL does, but for
 //! numbers that differ only in trailing zeros (`1.0` and `1`, equal in
-//! PostgreSQL). Sorting by a `jsonb` value sorts its text, not in
-//! PostgreSQL's order of JSON values.
+//! PostgreSQL; `=` compares numbers by value). Sorting by a `jsonb` value
+//! and `<`, `>` between two sort in PostgreSQL's order of JSON values
+//! ([`order`]).
 //!
 //! How a statement reaches the functions (`planning`):
 //! - `x::json` / `x::jsonb` become `json_in(x)` / `jsonb_in(x)`;
@@ -29,6 +30,7 @@
 mod datum;
 mod functions;
 mod ops;
+mod order;
 mod planning;
 mod value;
 
@@ -38,6 +40,7 @@ use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::prelude::SessionContext;
 
+pub use order::JsonbOrder;
 pub use planning::{json_operator, json_semantics, rewrite_statement, set_returning_item};
 
 use crate::catalog::PG_TYPE_METADATA;

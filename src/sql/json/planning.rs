@@ -437,7 +437,7 @@ fn typed(expr: Expr, field: Field) -> Expr {
 ///   read as `jsonb` (`data = '{"b":1, "a":2}'` compares canonical texts),
 ///   and `=` / `<>` between `jsonb` values compare numbers by value.
 pub fn json_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
-    let is_jsonb = |e: &Expr| flavor_of(e, schema) == Some(Flavor::Jsonb);
+    let is_jsonb = |e: &Expr| is_jsonb(e, schema);
     match expr {
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
             if Flavor::of(&field).is_none() && flavor_of(&expr, schema).is_some() =>
@@ -513,8 +513,16 @@ pub fn json_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
             };
             Transformed::yes(function(name, Op::Typed, Some(flavor)).call(vec![expr]))
         }
+        expr @ Expr::BinaryExpr(_) if super::order::ordered_comparison_of(&expr, is_jsonb) => {
+            super::order::ordered_comparison(expr, as_jsonb)
+        }
         other => convert_compared(other, is_jsonb, as_jsonb),
     }
+}
+
+/// Whether `expr` is a `jsonb` value.
+pub(super) fn is_jsonb(expr: &Expr, schema: &DFSchema) -> bool {
+    flavor_of(expr, schema) == Some(Flavor::Jsonb)
 }
 
 /// An untyped literal read as `jsonb`; anything else as it is (a
