@@ -69,8 +69,9 @@ pub fn text_input_cast(expr: &Expr, schema: &DFSchema, config: &ConfigOptions) -
         return None;
     }
     let zone = session_zone(config);
-    // `now`, `today`, ... are read as the statement is planned, at its
-    // transaction's start, as PostgreSQL reads a constant.
+    // `now`, `today`, ... are read at the transaction's start of the
+    // statement being planned (a prepared one is planned at each
+    // execution: README).
     let now = (config.extensions)
         .get::<super::functions::RunningStatement>()
         .map(|running| running.transaction_began);

@@ -94,6 +94,21 @@ impl VisitorMut for FunctionNamesVisitor {
                         return ControlFlow::Continue(());
                     }
                     ("variance", _) => "var_samp",
+                    // PostgreSQL's is of `double precision` values (and
+                    // intervals, which DataFusion's refuses either way):
+                    // integers and numerics are cast to it, as PostgreSQL
+                    // casts them implicitly.
+                    ("percentile_cont", Some([_])) => {
+                        if let [order] = function.within_group.as_mut_slice() {
+                            if let Ok(double) = parse_expr(&format!(
+                                "CAST({} AS DOUBLE PRECISION)",
+                                order.expr
+                            )) {
+                                order.expr = double;
+                            }
+                        }
+                        return ControlFlow::Continue(());
+                    }
                     ("percentile_disc", Some([fraction])) => {
                         if let Some(rewritten) = percentile_disc(fraction, function) {
                             *expr = rewritten;

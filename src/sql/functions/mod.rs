@@ -34,7 +34,8 @@
 //!   `current_time`) are the transaction's start, as in PostgreSQL;
 //!   `statement_timestamp()`, `transaction_timestamp()`,
 //!   `clock_timestamp()`, `pg_sleep()`.
-//! - [`mode`]: `mode() WITHIN GROUP (ORDER BY x)`.
+//! - [`mode`]: `mode() WITHIN GROUP (ORDER BY x)`; [`percentile`]:
+//!   `percentile_cont(f) WITHIN GROUP (ORDER BY x)`.
 //! - [`interval_aggregates`]: `min` and `max` of intervals, by length, and
 //!   `avg` of them.
 //! - [`numbers`]: `scale`, `min_scale`, `trim_scale`, `width_bucket`.
@@ -62,6 +63,7 @@ mod mode;
 mod number_template;
 mod numbers;
 mod parse_template;
+mod percentile;
 pub(super) mod quote;
 mod regexp;
 mod settings;
@@ -145,6 +147,10 @@ pub fn register(ctx: &SessionContext) {
     }
     register_clock(ctx);
     ctx.register_udaf(mode::mode());
+    // DataFusion's goes with its alias (`quantile_cont`): left under it,
+    // a state rebuilt from this one could take it back under the name.
+    ctx.deregister_udaf("percentile_cont");
+    ctx.register_udaf(percentile::percentile_cont());
 }
 
 /// DataFusion's current-time functions at the transaction's start, and

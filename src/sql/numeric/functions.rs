@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BinaryBuilder, Int32Builder};
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, BinaryBuilder, Int32Builder, LargeBinaryBuilder, ListBuilder,
+};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result as DFResult;
 use datafusion::logical_expr::{
@@ -222,4 +224,61 @@ mod tests {
         assert_eq!(shown, ["0.33333333333333333333", "1.25000000000000000000"]);
         assert!(quotients.len() == 2);
     }
+}
+
+/// `generate_series(start, stop [, step])` of `numeric` values, as the
+/// list `unnest` reads the rows from (`sql::rewrite`): `start`, `start +
+/// step`, ... while not past `stop`: `start` as it is, then sums, of the
+/// larger scale of `start` and `step` (`generate_series(1, 2, 0.5)` is 1,
+/// 1.5, 2.0), as PostgreSQL's; a step of zero, NaN or an infinity is
+/// 22023.
+pub fn numeric_series(args: Vec<Expr>) -> Expr {
+    let arity = args.len();
+    let item = Arc::new(datafusion::arrow::datatypes::Field::new_list_field(NUMERIC, true));
+    let udf = array_udf(
+        &format!("numeric_generate_series_{arity}"),
+        vec![NUMERIC; arity],
+        DataType::List(item.clone()),
+        move |arrays| {
+            let columns: Vec<Vec<Option<Numeric>>> = (arrays.iter())
+                .map(|a| numerics(a.as_ref()).collect::<Result<_>>())
+                .collect::<Result<_>>()?;
+            let mut lists = ListBuilder::new(LargeBinaryBuilder::new()).with_field(item.clone());
+            for row in 0..arrays[0].len() {
+                let value = |i: usize| columns.get(i).map(|c| c[row].clone());
+                let step = value(2).unwrap_or(Some(Numeric::from_i64(1)));
+                let (Some(Some(start)), Some(Some(stop)), Some(step)) = (value(0), value(1), step)
+                else {
+                    lists.append_null();
+                    continue;
+                };
+                for (value, what) in [(&start, "start value"), (&stop, "stop value"), (&step, "step size")] {
+                    let bad = match value {
+                        Numeric::NaN => Some("NaN"),
+                        Numeric::Infinity | Numeric::NegInfinity => Some("infinity"),
+                        Numeric::Finite { .. } => None,
+                    };
+                    if let Some(bad) = bad {
+                        return Err(invalid_series(format!("{what} cannot be {bad}")).into());
+                    }
+                }
+                if step.is_zero() {
+                    return Err(invalid_series("step size cannot equal zero".into()).into());
+                }
+                let rising = !step.is_negative();
+                let mut next = start;
+                while (rising && next <= stop) || (!rising && next >= stop) {
+                    lists.values().append_value(next.to_sortable());
+                    next = next.add(&step)?;
+                }
+                lists.append(true);
+            }
+            Ok(Arc::new(lists.finish()) as ArrayRef)
+        },
+    );
+    udf.call(args)
+}
+
+fn invalid_series(message: String) -> Error {
+    Error::input(InputError::InvalidParameterValue, message)
 }

@@ -62,6 +62,7 @@ const SCALARS: &[&str] = &[
     "cbrt",
     "to_char",
     "width_bucket",
+    "generate_series",
 ];
 
 /// PostgreSQL's functions of `numeric` values alone: planned here and
@@ -123,6 +124,15 @@ impl NumericScalar {
     }
 }
 
+impl NumericScalar {
+    /// Whether a call of these argument types is planned as `numeric`
+    /// (`generate_series` of decimals too: DataFusion's takes integers).
+    fn numeric_call(&self, arg_types: &[DataType]) -> bool {
+        any_numeric(arg_types)
+            || (self.name() == "generate_series" && arg_types.iter().any(DataType::is_decimal))
+    }
+}
+
 impl ScalarUDFImpl for NumericScalar {
     fn name(&self) -> &str {
         self.inner.name()
@@ -139,7 +149,7 @@ impl ScalarUDFImpl for NumericScalar {
     /// A call with a `numeric` argument keeps its types: `planning`
     /// converts them as PostgreSQL resolves the function.
     fn coerce_types(&self, arg_types: &[DataType]) -> DFResult<Vec<DataType>> {
-        if any_numeric(arg_types) {
+        if self.numeric_call(arg_types) {
             return Ok(arg_types.to_vec());
         }
         coerced_types(arg_types, self.inner.as_ref()).or_else(|e| {
@@ -161,12 +171,13 @@ impl ScalarUDFImpl for NumericScalar {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
-        if !any_numeric(arg_types) {
+        if !self.numeric_call(arg_types) {
             return self.inner.return_type(arg_types);
         }
         Ok(match self.name() {
             "to_char" => DataType::Utf8,
             "width_bucket" => DataType::Int32,
+            "generate_series" => DataType::List(Arc::new(Field::new_list_field(NUMERIC, true))),
             _ => NUMERIC,
         })
     }
@@ -180,7 +191,7 @@ impl ScalarUDFImpl for NumericScalar {
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
-        match any_numeric(&types) {
+        match self.numeric_call(&types) {
             true => Ok(Arc::new(Field::new(
                 self.name(),
                 self.return_type(&types)?,
@@ -219,7 +230,7 @@ impl ScalarUDFImpl for NumericScalar {
         match self.name() {
             // Passing values through works on any type.
             "coalesce" | "nullif" | "greatest" | "least" => self.inner.invoke_with_args(args),
-            name if any_numeric(&types) => {
+            name if self.numeric_call(&types) => {
                 internal_err!("{name} of a numeric was not planned as one")
             }
             _ => self.inner.invoke_with_args(args),

@@ -392,6 +392,7 @@ fn on_numerics(call: &ScalarFunction, schema: &DFSchema) -> bool {
             // A decimal rounded to more digits than its scale shows them
             // (`round(1.55, 4)` is 1.5500; DataFusion kept the scale).
             "round" | "trunc" if args.len() == 2 => is_decimal(&args[0], schema),
+            "generate_series" => args.iter().any(|a| is_decimal(a, schema)),
             _ => false,
         }
 }
@@ -615,6 +616,10 @@ fn function(call_: ScalarFunction, schema: &DFSchema) -> Transformed<Expr> {
             Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
                 call_.func, args,
             )))
+        }
+        "generate_series" => {
+            let args = args.into_iter().map(|a| as_numeric(a, schema)).collect();
+            Transformed::yes(super::functions::numeric_series(args))
         }
         "width_bucket" => {
             // Bucketed exactly as a wide decimal (`functions::numbers`).
