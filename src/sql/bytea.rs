@@ -16,13 +16,13 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int32Array};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::arrow::datatypes::{Field, FieldRef};
 use datafusion::common::plan_err;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr, ExprSchemable, Operator, ReturnFieldArgs,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, Operator, ReturnFieldArgs, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
@@ -199,10 +199,13 @@ fn bytea_trim(name: &str, start: bool, end: bool) -> Arc<ScalarUDF> {
     })
 }
 
+/// Makes the `bytea` version of a function.
+type BytesVersion = fn() -> Arc<ScalarUDF>;
+
 /// DataFusion's functions of text that PostgreSQL also has for `bytea`,
 /// the `bytea` versions [`ByteaOverload`] runs in their place, and the
 /// fewest arguments those take (`substring` may leave out its count).
-const OVERLOADED: &[(&str, fn() -> Arc<ScalarUDF>, usize)] = &[
+const OVERLOADED: &[(&str, BytesVersion, usize)] = &[
     ("octet_length", bytea_length, 1),
     ("substr", bytea_substr, 2),
     ("strpos", bytea_position, 2),
@@ -236,8 +239,7 @@ pub fn register(ctx: &SessionContext) {
 /// DataFusion's `substr` and `strpos` without the registry: the planner
 /// wraps them with this).
 pub fn overloaded(inner: Arc<ScalarUDF>) -> ScalarUDF {
-    let Some((_, own, fewest)) = OVERLOADED.iter().find(|(name, ..)| *name == inner.name())
-    else {
+    let Some((_, own, fewest)) = OVERLOADED.iter().find(|(name, ..)| *name == inner.name()) else {
         return Arc::unwrap_or_clone(inner);
     };
     ScalarUDF::new_from_impl(ByteaOverload {

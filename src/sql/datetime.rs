@@ -560,10 +560,9 @@ impl ScalarUDFImpl for IsFinite {
 
     fn return_type(&self, arg_types: &[DataType]) -> DFResult<DataType> {
         match &arg_types[0] {
-            DataType::Date32
-            | DataType::Timestamp(..)
-            | DataType::Interval(_)
-            | DataType::Null => Ok(DataType::Boolean),
+            DataType::Date32 | DataType::Timestamp(..) | DataType::Interval(_) | DataType::Null => {
+                Ok(DataType::Boolean)
+            }
             other => Err(crate::error::Error::input(
                 crate::error::InputError::UndefinedFunction,
                 format!("function isfinite({other}) does not exist"),

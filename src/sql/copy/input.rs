@@ -567,7 +567,9 @@ fn boolean(text: &str) -> Result<bool> {
 fn date(text: &str, clock: Clock) -> Result<i32> {
     refuse_infinity(text)?;
     if let Some(word) = Word::read(text) {
-        return clock.date(word, || invalid(InputError::InvalidDatetimeFormat, "date", text));
+        return clock.date(word, || {
+            invalid(InputError::InvalidDatetimeFormat, "date", text)
+        });
     }
     let trimmed = text.trim();
     let era = trimmed
@@ -977,7 +979,10 @@ mod tests {
     fn times_as_time_in_reads_them() {
         assert_eq!(time("00:00", clock(utc())).unwrap(), 0);
         assert_eq!(time(" 08:30:01.5 ", clock(utc())).unwrap(), 30_601_500_000);
-        assert_eq!(time("23:59:59.9999999", clock(utc())).unwrap(), MICROS_PER_DAY);
+        assert_eq!(
+            time("23:59:59.9999999", clock(utc())).unwrap(),
+            MICROS_PER_DAY
+        );
         assert_eq!(time("24:00:00", clock(utc())).unwrap(), MICROS_PER_DAY);
         for (bad, code) in [
             ("24:00:01", InputError::DatetimeFieldOverflow),

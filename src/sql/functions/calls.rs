@@ -100,10 +100,9 @@ impl VisitorMut for FunctionNamesVisitor {
                     // casts them implicitly.
                     ("percentile_cont", Some([_])) => {
                         if let [order] = function.within_group.as_mut_slice() {
-                            if let Ok(double) = parse_expr(&format!(
-                                "CAST({} AS DOUBLE PRECISION)",
-                                order.expr
-                            )) {
+                            if let Ok(double) =
+                                parse_expr(&format!("CAST({} AS DOUBLE PRECISION)", order.expr))
+                            {
                                 order.expr = double;
                             }
                         }

@@ -141,7 +141,9 @@ impl Function {
                 let result = match self {
                     Function::Sin => sign * sind_q1(known, x),
                     Function::Cos => sign * cosd_q1(known, x),
-                    Function::Tan => sign * ((sind_q1(known, x) / cosd_q1(known, x)) / known.tan_45),
+                    Function::Tan => {
+                        sign * ((sind_q1(known, x) / cosd_q1(known, x)) / known.tan_45)
+                    }
                     _ => sign * ((cosd_q1(known, x) / sind_q1(known, x)) / known.cot_45),
                 };
                 // PostgreSQL makes a tangent's or cotangent's -0 plain 0

@@ -85,7 +85,10 @@ pub use settings::{inline_settings, SessionUser};
 pub use subscripts::{pg_subscripts, GENERATE_SUBSCRIPTS_LIST, PG_EXPANDARRAY_LIST};
 
 /// An input error raised inside a function, as DataFusion carries it.
-pub(super) fn input_error(kind: crate::error::InputError, message: impl std::fmt::Display) -> DataFusionError {
+pub(super) fn input_error(
+    kind: crate::error::InputError,
+    message: impl std::fmt::Display,
+) -> DataFusionError {
     crate::error::Error::input(kind, message).into()
 }
 

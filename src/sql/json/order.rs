@@ -113,7 +113,10 @@ pub fn jsonb_sort_key() -> Arc<ScalarUDF> {
             |arrays| {
                 let texts = cast(&arrays[0], &DataType::Utf8)?;
                 let keys = (texts.as_string::<i32>().iter())
-                    .map(|text| text.map(|t| parse_jsonb(t).map(|v| sort_key(&v))).transpose())
+                    .map(|text| {
+                        text.map(|t| parse_jsonb(t).map(|v| sort_key(&v)))
+                            .transpose()
+                    })
                     .collect::<crate::error::Result<BinaryArray>>()
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
                 Ok(Arc::new(keys) as ArrayRef)
@@ -168,7 +171,10 @@ impl AnalyzerRule for JsonbOrder {
                         changed = true;
                     }
                 }
-                Ok(Transformed::new_transformed(LogicalPlan::Sort(sort), changed))
+                Ok(Transformed::new_transformed(
+                    LogicalPlan::Sort(sort),
+                    changed,
+                ))
             }
             other => Ok(Transformed::no(other)),
         })
@@ -184,9 +190,30 @@ mod tests {
     fn values_sort_as_postgresql_sorts_them() {
         // PostgreSQL 15's ORDER BY of these jsonb values.
         let ordered = [
-            "[]", "null", "\"B\"", "\"ab\"", "\"abc\"", "\"x\"", "-3", "1.5", "2", "10", "false",
-            "true", "[null]", "[1]", "[[1]]", "[0, 5]", "[1, 2]", "{}", "{\"a\": \"1\"}",
-            "{\"a\": 1}", "{\"a\": [1]}", "{\"aa\": 1}", "{\"b\": 1}", "{\"a\": 0, \"b\": 1}",
+            "[]",
+            "null",
+            "\"B\"",
+            "\"ab\"",
+            "\"abc\"",
+            "\"x\"",
+            "-3",
+            "1.5",
+            "2",
+            "10",
+            "false",
+            "true",
+            "[null]",
+            "[1]",
+            "[[1]]",
+            "[0, 5]",
+            "[1, 2]",
+            "{}",
+            "{\"a\": \"1\"}",
+            "{\"a\": 1}",
+            "{\"a\": [1]}",
+            "{\"aa\": 1}",
+            "{\"b\": 1}",
+            "{\"a\": 0, \"b\": 1}",
         ];
         let keys: Vec<Vec<u8>> = (ordered.iter())
             .map(|t| sort_key(&parse_jsonb(t).unwrap()))
@@ -197,7 +224,9 @@ mod tests {
         let key = |t: &str| sort_key(&parse_jsonb(t).unwrap());
         assert_eq!(key("2"), key("2.0"));
         assert_eq!(key("{\"b\": 1, \"a\": 2}"), key("{\"a\": 2, \"b\": 1.00}"));
-        let numbers = ["-1e10", "-3", "-2.5", "-0.001", "0", "0.001", "0.0011", "0.01", "1", "1e10"];
+        let numbers = [
+            "-1e10", "-3", "-2.5", "-0.001", "0", "0.001", "0.0011", "0.01", "1", "1e10",
+        ];
         for pair in numbers.windows(2) {
             assert!(key(pair[0]) < key(pair[1]), "{} < {}", pair[0], pair[1]);
             let (a, b) = (format!("[{}, 1]", pair[0]), format!("[{}, 0]", pair[1]));

@@ -206,26 +206,6 @@ fn scale_function(name: &str, args: Vec<Expr>) -> Expr {
     udf.call(args)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use datafusion::arrow::array::StringArray;
-
-    #[test]
-    fn operations_keep_postgresql_s_scales() {
-        let text =
-            |values: Vec<&str>| -> ArrayRef { to_numerics(&StringArray::from(values)).unwrap() };
-        let quotients = map_numerics(&[text(vec!["1", "2.50"]), text(vec!["3", "2"])], |v| {
-            v[0].div(&v[1])
-        })
-        .unwrap();
-        let shown = from_numerics(quotients.as_ref(), &DataType::Utf8).unwrap();
-        let shown: Vec<_> = shown.as_string::<i32>().iter().flatten().collect();
-        assert_eq!(shown, ["0.33333333333333333333", "1.25000000000000000000"]);
-        assert!(quotients.len() == 2);
-    }
-}
-
 /// `generate_series(start, stop [, step])` of `numeric` values, as the
 /// list `unnest` reads the rows from (`sql::rewrite`): `start`, `start +
 /// step`, ... while not past `stop`: `start` as it is, then sums, of the
@@ -234,7 +214,9 @@ mod tests {
 /// 22023.
 pub fn numeric_series(args: Vec<Expr>) -> Expr {
     let arity = args.len();
-    let item = Arc::new(datafusion::arrow::datatypes::Field::new_list_field(NUMERIC, true));
+    let item = Arc::new(datafusion::arrow::datatypes::Field::new_list_field(
+        NUMERIC, true,
+    ));
     let udf = array_udf(
         &format!("numeric_generate_series_{arity}"),
         vec![NUMERIC; arity],
@@ -252,7 +234,11 @@ pub fn numeric_series(args: Vec<Expr>) -> Expr {
                     lists.append_null();
                     continue;
                 };
-                for (value, what) in [(&start, "start value"), (&stop, "stop value"), (&step, "step size")] {
+                for (value, what) in [
+                    (&start, "start value"),
+                    (&stop, "stop value"),
+                    (&step, "step size"),
+                ] {
                     let bad = match value {
                         Numeric::NaN => Some("NaN"),
                         Numeric::Infinity | Numeric::NegInfinity => Some("infinity"),
@@ -281,4 +267,24 @@ pub fn numeric_series(args: Vec<Expr>) -> Expr {
 
 fn invalid_series(message: String) -> Error {
     Error::input(InputError::InvalidParameterValue, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::StringArray;
+
+    #[test]
+    fn operations_keep_postgresql_s_scales() {
+        let text =
+            |values: Vec<&str>| -> ArrayRef { to_numerics(&StringArray::from(values)).unwrap() };
+        let quotients = map_numerics(&[text(vec!["1", "2.50"]), text(vec!["3", "2"])], |v| {
+            v[0].div(&v[1])
+        })
+        .unwrap();
+        let shown = from_numerics(quotients.as_ref(), &DataType::Utf8).unwrap();
+        let shown: Vec<_> = shown.as_string::<i32>().iter().flatten().collect();
+        assert_eq!(shown, ["0.33333333333333333333", "1.25000000000000000000"]);
+        assert!(quotients.len() == 2);
+    }
 }

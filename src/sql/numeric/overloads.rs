@@ -634,7 +634,11 @@ struct ExtremeAccumulator {
 impl Accumulator for ExtremeAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
         for value in sortables(&values[0]) {
-            if self.kept.as_deref().is_none_or(|kept| replaces(self.larger, kept, value)) {
+            if self
+                .kept
+                .as_deref()
+                .is_none_or(|kept| replaces(self.larger, kept, value))
+            {
                 self.kept = Some(value.to_vec());
             }
         }
@@ -667,7 +671,8 @@ struct ExtremeOfFrame {
 
 impl Accumulator for ExtremeOfFrame {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
-        self.values.extend(sortables(&values[0]).map(<[u8]>::to_vec));
+        self.values
+            .extend(sortables(&values[0]).map(<[u8]>::to_vec));
         Ok(())
     }
 
@@ -691,12 +696,13 @@ impl Accumulator for ExtremeOfFrame {
     }
 
     fn evaluate(&mut self) -> DFResult<ScalarValue> {
-        let kept = self.values.iter().reduce(|kept, value| {
-            match replaces(self.larger, kept, value) {
-                true => value,
-                false => kept,
-            }
-        });
+        let kept =
+            self.values
+                .iter()
+                .reduce(|kept, value| match replaces(self.larger, kept, value) {
+                    true => value,
+                    false => kept,
+                });
         Ok(ScalarValue::LargeBinary(kept.cloned()))
     }
 
