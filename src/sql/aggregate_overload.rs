@@ -9,12 +9,14 @@
 //! computes, its types, state and accumulator (with DISTINCT through
 //! `sql::distinct_values`); for any other, the wrapped function's.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
 
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{Result as DFResult, ScalarValue};
+use datafusion::common::{internal_err, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, ReversedUDAF, Signature,
@@ -237,5 +239,67 @@ impl<O: OwnAggregate> AggregateUDFImpl for Overload<O> {
 
     fn default_value(&self, data_type: &DataType) -> DFResult<ScalarValue> {
         self.inner.default_value(data_type)
+    }
+}
+
+/// How a moving window frame's aggregate is taken: afresh over the
+/// frame's values, in order, as PostgreSQL does for an aggregate that
+/// cannot take values back out ([`FrameAccumulator`]).
+pub trait FrameAggregate: Debug + Send + Sync + 'static {
+    type Value: Debug + Send + Sync;
+    /// The non-NULL values of an input array.
+    fn values(&self, array: &ArrayRef) -> Vec<Self::Value>;
+    /// The aggregate of a frame's values.
+    fn aggregate(&self, values: &VecDeque<Self::Value>) -> DFResult<ScalarValue>;
+}
+
+/// The aggregate of a window frame that moves: the frame's values, in
+/// order, aggregated afresh when the frame's result is asked for.
+#[derive(Debug)]
+pub struct FrameAccumulator<A: FrameAggregate> {
+    aggregate: A,
+    values: VecDeque<A::Value>,
+}
+
+impl<A: FrameAggregate> FrameAccumulator<A> {
+    pub fn boxed(aggregate: A) -> Box<dyn Accumulator> {
+        Box::new(Self {
+            aggregate,
+            values: VecDeque::new(),
+        })
+    }
+}
+
+impl<A: FrameAggregate> Accumulator for FrameAccumulator<A> {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
+        self.values.extend(self.aggregate.values(&values[0]));
+        Ok(())
+    }
+
+    /// The frame's first values leave it.
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
+        let leaving = self.aggregate.values(&values[0]).len();
+        self.values.drain(..leaving.min(self.values.len()));
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn merge_batch(&mut self, _states: &[ArrayRef]) -> DFResult<()> {
+        internal_err!("a window frame's aggregate has no partial states")
+    }
+
+    fn state(&mut self) -> DFResult<Vec<ScalarValue>> {
+        internal_err!("a window frame's aggregate has no partial states")
+    }
+
+    fn evaluate(&mut self) -> DFResult<ScalarValue> {
+        self.aggregate.aggregate(&self.values)
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.values.len() * std::mem::size_of::<A::Value>()
     }
 }

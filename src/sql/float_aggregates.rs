@@ -27,11 +27,13 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{
     DataType, Field, FieldRef, Float32Type, Float64Type, Int64Type,
 };
-use datafusion::common::{internal_err, Result as DFResult, ScalarValue};
+use datafusion::common::{Result as DFResult, ScalarValue};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::Accumulator;
 
-use super::aggregate_overload::{Moment, Overload, OwnAggregate, MOMENTS};
+use super::aggregate_overload::{
+    FrameAccumulator, FrameAggregate, Moment, Overload, OwnAggregate, MOMENTS,
+};
 use super::distinct_values::DistinctKey;
 use super::float_checks::refused;
 
@@ -84,10 +86,9 @@ impl OwnAggregate for FloatAggregate {
     }
 
     fn sliding_accumulator(&self, input: &DataType) -> Box<dyn Accumulator> {
-        Box::new(FrameAccumulator {
+        FrameAccumulator::boxed(FloatFrame {
             aggregate: FloatAggregate(self.0),
             input: input.clone(),
-            values: VecDeque::new(),
         })
     }
 
@@ -119,48 +120,24 @@ trait Steps: Accumulator {
     fn push(&mut self, value: f64) -> DFResult<()>;
 }
 
-/// The aggregate of a window frame that moves: the frame's values, in
-/// order, aggregated afresh when the frame's result is asked for.
+/// A float aggregate of a window frame that moves.
 #[derive(Debug)]
-struct FrameAccumulator {
+struct FloatFrame {
     aggregate: FloatAggregate,
     input: DataType,
-    values: VecDeque<f64>,
 }
 
-impl Accumulator for FrameAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
-        self.values.extend(floats(values[0].as_ref()));
-        Ok(())
+impl FrameAggregate for FloatFrame {
+    type Value = f64;
+
+    fn values(&self, array: &ArrayRef) -> Vec<f64> {
+        floats(array.as_ref()).collect()
     }
 
-    /// The frame's first values leave it.
-    fn retract_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
-        let leaving = floats(values[0].as_ref()).count();
-        self.values.drain(..leaving.min(self.values.len()));
-        Ok(())
-    }
-
-    fn supports_retract_batch(&self) -> bool {
-        true
-    }
-
-    fn merge_batch(&mut self, _states: &[ArrayRef]) -> DFResult<()> {
-        internal_err!("a window frame's aggregate has no partial states")
-    }
-
-    fn state(&mut self) -> DFResult<Vec<ScalarValue>> {
-        internal_err!("a window frame's aggregate has no partial states")
-    }
-
-    fn evaluate(&mut self) -> DFResult<ScalarValue> {
+    fn aggregate(&self, values: &VecDeque<f64>) -> DFResult<ScalarValue> {
         let mut fresh = self.aggregate.steps(&self.input);
-        self.values.iter().try_for_each(|v| fresh.push(*v))?;
+        values.iter().try_for_each(|v| fresh.push(*v))?;
         fresh.evaluate()
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.values.len() * std::mem::size_of::<f64>()
     }
 }
 

@@ -36,7 +36,9 @@ use datafusion::arrow::compute::kernels::numeric::neg;
 
 use super::values::{is_numeric, map_numerics, numerics, to_numerics, NUMERIC};
 use crate::numeric::{value_part, Numeric};
-use crate::sql::aggregate_overload::{Moment, Overload, OwnAggregate, MOMENTS};
+use crate::sql::aggregate_overload::{
+    FrameAccumulator, FrameAggregate, Moment, Overload, OwnAggregate, MOMENTS,
+};
 use crate::sql::analyze::{coerced_types, is_text};
 use crate::sql::distinct_values::DistinctKey;
 
@@ -596,9 +598,8 @@ impl OwnAggregate for Extreme {
     /// A moving frame's values, the answer taken afresh over them, as
     /// PostgreSQL does for an aggregate it cannot take values out of.
     fn sliding_accumulator(&self, _input: &DataType) -> Box<dyn Accumulator> {
-        Box::new(ExtremeOfFrame {
+        FrameAccumulator::boxed(Extreme {
             larger: self.larger,
-            values: VecDeque::new(),
         })
     }
 
@@ -662,51 +663,21 @@ impl Accumulator for ExtremeAccumulator {
     }
 }
 
-/// [`ExtremeAccumulator`] of a window frame that moves.
-#[derive(Debug)]
-struct ExtremeOfFrame {
-    larger: bool,
-    values: VecDeque<Vec<u8>>,
-}
+/// [`Extreme`] of a window frame that moves.
+impl FrameAggregate for Extreme {
+    type Value = Vec<u8>;
 
-impl Accumulator for ExtremeOfFrame {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
-        self.values
-            .extend(sortables(&values[0]).map(<[u8]>::to_vec));
-        Ok(())
+    fn values(&self, array: &ArrayRef) -> Vec<Vec<u8>> {
+        sortables(array).map(<[u8]>::to_vec).collect()
     }
 
-    /// The frame's first values leave it.
-    fn retract_batch(&mut self, values: &[ArrayRef]) -> DFResult<()> {
-        let leaving = sortables(&values[0]).count();
-        self.values.drain(..leaving.min(self.values.len()));
-        Ok(())
-    }
-
-    fn supports_retract_batch(&self) -> bool {
-        true
-    }
-
-    fn merge_batch(&mut self, _states: &[ArrayRef]) -> DFResult<()> {
-        internal_err!("a window frame's aggregate has no partial states")
-    }
-
-    fn state(&mut self) -> DFResult<Vec<ScalarValue>> {
-        internal_err!("a window frame's aggregate has no partial states")
-    }
-
-    fn evaluate(&mut self) -> DFResult<ScalarValue> {
-        let kept =
-            self.values
-                .iter()
-                .reduce(|kept, value| match replaces(self.larger, kept, value) {
-                    true => value,
-                    false => kept,
-                });
+    fn aggregate(&self, values: &VecDeque<Vec<u8>>) -> DFResult<ScalarValue> {
+        let kept = values
+            .iter()
+            .reduce(|kept, value| match replaces(self.larger, kept, value) {
+                true => value,
+                false => kept,
+            });
         Ok(ScalarValue::LargeBinary(kept.cloned()))
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.values.iter().map(Vec::len).sum::<usize>()
     }
 }
