@@ -2,7 +2,8 @@
 //! among the group's non-NULL values; of values equally frequent, the
 //! first in the ORDER BY's order (the smallest, or with DESC the largest),
 //! as PostgreSQL's, which reads them sorted and keeps the first run of the
-//! greatest length.
+//! greatest length. Numerics of one value and different scales are one
+//! value (of the first scale read).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +12,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt64Type};
 use datafusion::common::{exec_err, Result as DFResult, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+
+use crate::numeric::value_part;
+use crate::sql::numeric::is_numeric;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
@@ -69,17 +73,32 @@ impl AggregateUDFImpl for Mode {
 #[derive(Debug)]
 struct ModeAccumulator {
     data_type: DataType,
-    counts: HashMap<ScalarValue, u64>,
+    /// By each value's key ([`Self::key`]): the first value read with it,
+    /// and how often it came.
+    counts: HashMap<ScalarValue, (ScalarValue, u64)>,
     /// Ties go to the largest value (`ORDER BY x DESC`).
     descending: bool,
 }
 
 impl ModeAccumulator {
+    /// What tells values apart: a `numeric`'s value without its scale
+    /// (`2.5` and `2.50` are one value, as PostgreSQL's equality has it);
+    /// any other value itself.
+    fn key(&self, value: &ScalarValue) -> ScalarValue {
+        match value {
+            ScalarValue::LargeBinary(Some(bytes)) if is_numeric(&self.data_type) => {
+                ScalarValue::LargeBinary(Some(value_part(bytes).to_vec()))
+            }
+            other => other.clone(),
+        }
+    }
+
     fn add(&mut self, values: &ArrayRef, counts: Option<&ArrayRef>) -> DFResult<()> {
         let counts = counts.map(|c| c.as_primitive::<UInt64Type>());
         for i in (0..values.len()).filter(|&i| values.is_valid(i)) {
             let value = ScalarValue::try_from_array(values, i)?;
-            *self.counts.entry(value).or_default() += counts.map_or(1, |c| c.value(i));
+            let entry = self.counts.entry(self.key(&value)).or_insert((value, 0));
+            entry.1 += counts.map_or(1, |c| c.value(i));
         }
         Ok(())
     }
@@ -99,10 +118,9 @@ impl Accumulator for ModeAccumulator {
     }
 
     fn state(&mut self) -> DFResult<Vec<ScalarValue>> {
-        let values: Vec<ScalarValue> = self.counts.keys().cloned().collect();
-        let counts: Vec<ScalarValue> = values
-            .iter()
-            .map(|v| ScalarValue::UInt64(Some(self.counts[v])))
+        let values: Vec<ScalarValue> = self.counts.values().map(|(v, _)| v.clone()).collect();
+        let counts: Vec<ScalarValue> = (self.counts.values())
+            .map(|(_, count)| ScalarValue::UInt64(Some(*count)))
             .collect();
         Ok(vec![
             ScalarValue::List(ScalarValue::new_list_nullable(&values, &self.data_type)),
@@ -111,13 +129,14 @@ impl Accumulator for ModeAccumulator {
     }
 
     fn evaluate(&mut self) -> DFResult<ScalarValue> {
-        let mut best: Option<(&ScalarValue, u64)> = None;
-        for (value, &count) in &self.counts {
+        let mut best: Option<(&ScalarValue, &ScalarValue, u64)> = None;
+        for (key, (value, count)) in &self.counts {
+            let count = *count;
             let better = match best {
                 None => true,
-                Some((held, held_count)) => {
-                    let Some(order) = value.partial_cmp(held) else {
-                        return exec_err!("mode: {value} and {held} do not compare");
+                Some((held, _, held_count)) => {
+                    let Some(order) = key.partial_cmp(held) else {
+                        return exec_err!("mode: {key} and {held} do not compare");
                     };
                     let first = match self.descending {
                         true => order.is_gt(),
@@ -127,11 +146,11 @@ impl Accumulator for ModeAccumulator {
                 }
             };
             if better {
-                best = Some((value, count));
+                best = Some((key, value, count));
             }
         }
         match best {
-            Some((value, _)) => Ok(value.clone()),
+            Some((_, value, _)) => Ok(value.clone()),
             None => ScalarValue::try_from(&self.data_type),
         }
     }
@@ -140,8 +159,8 @@ impl Accumulator for ModeAccumulator {
         std::mem::size_of_val(self)
             + self
                 .counts
-                .keys()
-                .map(|v| v.size() + std::mem::size_of::<u64>())
+                .iter()
+                .map(|(k, (v, _))| k.size() + v.size() + std::mem::size_of::<u64>())
                 .sum::<usize>()
     }
 }
