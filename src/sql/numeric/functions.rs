@@ -206,6 +206,10 @@ fn scale_function(name: &str, args: Vec<Expr>) -> Expr {
     udf.call(args)
 }
 
+/// The most values a series of numerics holds: it is one list in memory
+/// (`unnest` reads its rows from it), unlike a series of integers in FROM.
+const MAX_SERIES: usize = 10_000_000;
+
 /// `generate_series(start, stop [, step])` of `numeric` values, as the
 /// list `unnest` reads the rows from (`sql::rewrite`): `start`, `start +
 /// step`, ... while not past `stop`: `start` as it is, then sums, of the
@@ -253,7 +257,16 @@ pub fn numeric_series(args: Vec<Expr>) -> Expr {
                 }
                 let rising = !step.is_negative();
                 let mut next = start;
+                let mut count = 0;
                 while (rising && next <= stop) || (!rising && next >= stop) {
+                    count += 1;
+                    if count > MAX_SERIES {
+                        return Err(Error::input(
+                            InputError::ProgramLimitExceeded,
+                            format!("a series of numerics holds at most {MAX_SERIES} values"),
+                        )
+                        .into());
+                    }
                     lists.values().append_value(next.to_sortable());
                     next = next.add(&step)?;
                 }
