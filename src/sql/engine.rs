@@ -262,6 +262,9 @@ impl SqlEngine {
             if let Some(fetch) = super::cursor::parse_fetch_or_move(sql) {
                 return Ok(vec![fetch]);
             }
+            if let Some(reset) = super::vars::parse_reset_time_zone(sql) {
+                return Ok(vec![reset]);
+            }
             if let Some(create) = super::ddl::parse_create_as_with_names(sql) {
                 return Ok(vec![create]);
             }

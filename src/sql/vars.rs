@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use datafusion::arrow::array::timezone::Tz;
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName, Reset, ResetStatement, Statement};
 
 use crate::error::{Error, InputError, Result};
 
@@ -225,6 +226,28 @@ impl SessionVars {
 
 /// A timeout as PostgreSQL shows it: a bare number is milliseconds, shown
 /// in whole seconds when it is one (`5000` is `5s`).
+/// `RESET TIME ZONE`, which PostgreSQL takes as `RESET timezone` and the
+/// SQL parser does not read.
+pub fn parse_reset_time_zone(sql: &str) -> Option<Statement> {
+    let words: Vec<&str> = sql
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .collect();
+    let spelled = |expected: &[&str]| {
+        words.len() == expected.len()
+            && words
+                .iter()
+                .zip(expected)
+                .all(|(w, e)| w.eq_ignore_ascii_case(e))
+    };
+    spelled(&["reset", "time", "zone"]).then(|| {
+        Statement::Reset(ResetStatement {
+            reset: Reset::ConfigurationParameter(ObjectName::from(vec![Ident::new("timezone")])),
+        })
+    })
+}
+
 fn milliseconds(ms: u64) -> String {
     match ms {
         0 => "0".into(),

@@ -929,7 +929,17 @@ impl Session {
                     self.vars.set(&name, value)
                 }
             }
-            Set::SetTimeZone { value, .. } => self.vars.set("timezone", expr_text(value)),
+            // `SET TIME ZONE DEFAULT` and `LOCAL` go back to the default.
+            Set::SetTimeZone { value, .. } => match expr_text(value) {
+                value
+                    if ["default", "local"]
+                        .iter()
+                        .any(|w| value.eq_ignore_ascii_case(w)) =>
+                {
+                    self.vars.reset("timezone")
+                }
+                value => self.vars.set("timezone", value),
+            },
             Set::SetNames { charset_name, .. } => {
                 self.vars.set("client_encoding", charset_name.value.clone())
             }
