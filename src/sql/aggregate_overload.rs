@@ -25,6 +25,8 @@ use datafusion::logical_expr::{
 
 use super::analyze::coerced_types;
 use super::distinct_values::{DistinctKey, DistinctValues};
+use super::json::Flavor;
+use crate::error::InputError;
 
 /// The calls an [`Overload`] computes itself, and how.
 pub trait OwnAggregate: Debug + PartialEq + Eq + Hash + Send + Sync + 'static {
@@ -47,7 +49,9 @@ pub trait OwnAggregate: Debug + PartialEq + Eq + Hash + Send + Sync + 'static {
     fn distinct_key(&self) -> DistinctKey;
     /// Whether the wrapped function's result is of its argument's type,
     /// named types included (`max` of a `char(4)` is a `char(4)`, padded
-    /// as it is sent; DataFusion's result field had no metadata).
+    /// as it is sent; DataFusion's result field had no metadata). Such a
+    /// function takes the largest or smallest of its arguments, so it is
+    /// refused on json values, which PostgreSQL does not order.
     fn keeps_argument_type(&self) -> bool {
         false
     }
@@ -174,6 +178,19 @@ impl<O: OwnAggregate> AggregateUDFImpl for Overload<O> {
                 true,
             ))),
             false if self.own.keeps_argument_type() => {
+                // PostgreSQL has no order of json values to take the
+                // largest by (DataFusion's would go by their text).
+                if let Some(flavor) = arg_fields.first().and_then(|f| Flavor::of(f)) {
+                    let name = match flavor {
+                        Flavor::Json => "json",
+                        Flavor::Jsonb => "jsonb",
+                    };
+                    return Err(crate::error::Error::input(
+                        InputError::UndefinedFunction,
+                        format!("function {}({name}) does not exist", self.name()),
+                    )
+                    .into());
+                }
                 let field = self.inner.return_field(arg_fields)?;
                 let metadata = arg_fields.first().map(|f| f.metadata().clone());
                 Ok(match metadata {

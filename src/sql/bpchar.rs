@@ -114,7 +114,16 @@ impl ScalarUDFImpl for Bpchar {
 
 /// Functions that show their arguments as the types' output functions
 /// print them.
-const SHOWN_PADDED: [&str; 5] = ["concat", "concat_ws", "format", "to_json", "to_jsonb"];
+/// `make_array` (`ARRAY[code]`) too: an array of `char(n)` values is an
+/// array of text here, shown as it holds them.
+const SHOWN_PADDED: [&str; 6] = [
+    "concat",
+    "concat_ws",
+    "format",
+    "to_json",
+    "to_jsonb",
+    "make_array",
+];
 
 /// How many leading arguments of a [`SHOWN_PADDED`] function are text.
 fn text_arguments(function: &str) -> usize {
@@ -169,6 +178,24 @@ pub fn char_semantics(expr: Expr, schema: &DFSchema) -> Transformed<Expr> {
                 .map(|(i, arg)| if i < skip { arg } else { padded(arg) })
                 .collect();
             Transformed::yes(Expr::ScalarFunction(call))
+        }
+        // An array of them holds them padded, as PostgreSQL's `char(n)[]`
+        // shows them (here it is an array of text).
+        // (The first rewrite of a pass that changes an expression is its
+        // last: the order DISTINCT adds is added here.)
+        Expr::AggregateFunction(mut call)
+            if call.func.name() == "array_agg" && call.params.args.first().is_some_and(is_char) =>
+        {
+            call.params.args = call.params.args.into_iter().map(padded).collect();
+            let call =
+                super::distinct_values::distinct_in_order(Expr::AggregateFunction(call), schema);
+            Transformed::yes(call.data)
+        }
+        Expr::WindowFunction(mut call)
+            if call.fun.name() == "array_agg" && call.params.args.first().is_some_and(is_char) =>
+        {
+            call.params.args = call.params.args.into_iter().map(padded).collect();
+            Transformed::yes(Expr::WindowFunction(call))
         }
         // Cast to text: the value itself, no longer shown padded.
         Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
