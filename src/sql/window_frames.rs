@@ -1,5 +1,6 @@
 //! Windows ordered by a value DataFusion cannot do range arithmetic on: an
-//! unconstrained `numeric` (its own bytes), `bytea`, `uuid`. Every window
+//! unconstrained `numeric` (its own bytes), `bytea`, `uuid`, a `jsonb`'s
+//! sort key (`sql::json::order`). Every window
 //! with an ORDER BY has a RANGE frame (by default from the partition's
 //! first row to the current row's last peer), and DataFusion refused any
 //! RANGE frame over such a type as it typed the frame's bounds, even one

@@ -25,8 +25,10 @@ use datafusion::common::{DFSchema, DataFusionError, Result as DFResult};
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, ScalarUDF};
 use datafusion::optimizer::AnalyzerRule;
 
+use super::planning::is_jsonb;
 use super::value::{parse_jsonb, Jsonb};
-use crate::sql::analyze::array_udf;
+use crate::sql::analyze::{array_udf, rewrite_node_expressions};
+use crate::sql::window_frames::peer_frames;
 
 const NULL: u8 = 0x00;
 const STRING: u8 = 0x01;
@@ -166,7 +168,7 @@ impl AnalyzerRule for JsonbOrder {
                 let schema: &DFSchema = sort.input.schema();
                 let mut changed = false;
                 for key in sort.expr.iter_mut() {
-                    if super::planning::is_jsonb(&key.expr, schema) {
+                    if is_jsonb(&key.expr, schema) {
                         key.expr = jsonb_sort_key().call(vec![key.expr.clone()]);
                         changed = true;
                     }
@@ -176,6 +178,28 @@ impl AnalyzerRule for JsonbOrder {
                     changed,
                 ))
             }
+            // A window's ORDER BY (its functions keep their names).
+            node @ LogicalPlan::Window(_) => rewrite_node_expressions(node, false, |e, schema| {
+                Ok(match e {
+                    Expr::WindowFunction(mut call)
+                        if call
+                            .params
+                            .order_by
+                            .iter()
+                            .any(|key| is_jsonb(&key.expr, schema)) =>
+                    {
+                        for key in call.params.order_by.iter_mut() {
+                            if is_jsonb(&key.expr, schema) {
+                                key.expr = jsonb_sort_key().call(vec![key.expr.clone()]);
+                            }
+                        }
+                        // A frame of peers, as for any binary order.
+                        let call = peer_frames(Expr::WindowFunction(call), schema);
+                        Transformed::yes(call.data)
+                    }
+                    other => Transformed::no(other),
+                })
+            }),
             other => Ok(Transformed::no(other)),
         })
         .map(|t| t.data)
