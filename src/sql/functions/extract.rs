@@ -8,6 +8,7 @@
 //! plurals); the seconds come from its microseconds within the minute, to
 //! which the scale gives the unit: `second` is that count with scale 6,
 //! `milliseconds` with scale 3, `microseconds` with scale 0. PostgreSQL's
+//! `year` (which has no year 0: 1 BC is -1, where DataFusion's is 0),
 //! `century`, `decade` and `millennium` are computed from the year.
 
 use std::sync::Arc;
@@ -67,6 +68,8 @@ enum Source {
     Epoch,
     /// Computed from the year: (divisor, whether it rounds up).
     Year(i32, bool),
+    /// The year, BC ones negative from -1.
+    YearAd,
 }
 
 fn source(part: &str) -> Source {
@@ -75,6 +78,7 @@ fn source(part: &str) -> Source {
         "millisecond" | "milliseconds" | "ms" | "msec" | "msecs" => Source::Micros(3),
         "microsecond" | "microseconds" | "us" | "usec" | "usecs" => Source::Micros(0),
         "epoch" => Source::Epoch,
+        "year" | "years" | "y" | "yr" | "yrs" => Source::YearAd,
         "century" | "centuries" => Source::Year(100, true),
         "decade" | "decades" => Source::Year(10, false),
         "millennium" | "millennia" => Source::Year(1000, true),
@@ -200,6 +204,10 @@ fn digits(part: &str, input: &ArrayRef, args: &ScalarFunctionArgs) -> DFResult<V
     Ok(match source {
         Source::Field => integers(part)?,
         Source::Micros(_) => integers("microsecond")?,
+        Source::YearAd => integers("year")?
+            .into_iter()
+            .map(|year| year.map(|y| if y > 0 { y } else { y - 1 }))
+            .collect(),
         Source::Year(divisor, up) => integers("year")?
             .into_iter()
             .map(|year| {

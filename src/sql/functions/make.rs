@@ -1,5 +1,5 @@
-//! `make_interval`, `make_timestamp`, `make_timestamptz` and `make_time`
-//! as PostgreSQL's: fields out of their range are 22008, not carried into
+//! `make_interval`, `make_date`, `make_timestamp`, `make_timestamptz` and
+//! `make_time` as PostgreSQL's (a negative year is one BC: -44 is 44 BC): fields out of their range are 22008, not carried into
 //! the next (`make_timestamp(2024, 2, 30, ...)` is an error), seconds are
 //! `double precision` rounded to the microsecond, and `make_timestamptz`
 //! reads its fields in the zone given or the session's, as a timestamptz
@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, IntervalMonthDayNanoArray, Time64MicrosecondArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, IntervalMonthDayNanoArray,
+    Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
@@ -36,6 +36,7 @@ pub const INTERVAL_FIELDS: [&str; 7] =
 #[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
 enum Kind {
     Interval,
+    Date,
     Timestamp,
     TimestampTz,
     Time,
@@ -43,6 +44,10 @@ enum Kind {
 
 pub fn make_interval() -> ScalarUDF {
     make(Kind::Interval, &[7])
+}
+
+pub fn make_date() -> ScalarUDF {
+    make(Kind::Date, &[3])
 }
 
 pub fn make_timestamp() -> ScalarUDF {
@@ -81,6 +86,7 @@ impl ScalarUDFImpl for Make {
     fn name(&self) -> &str {
         match self.kind {
             Kind::Interval => "make_interval",
+            Kind::Date => "make_date",
             Kind::Timestamp => "make_timestamp",
             Kind::TimestampTz => "make_timestamptz",
             Kind::Time => "make_time",
@@ -94,6 +100,7 @@ impl ScalarUDFImpl for Make {
     fn return_type(&self, _: &[DataType]) -> DFResult<DataType> {
         Ok(match self.kind {
             Kind::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
+            Kind::Date => DataType::Date32,
             Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             Kind::TimestampTz => {
                 DataType::Timestamp(TimeUnit::Microsecond, Some(UTC_OFFSET.into()))
@@ -108,6 +115,7 @@ impl ScalarUDFImpl for Make {
         let seconds_at = match self.kind {
             Kind::Interval => 6,
             Kind::Timestamp | Kind::TimestampTz => 5,
+            Kind::Date => 3,
             Kind::Time => 2,
         };
         let integers = arrays[..seconds_at]
@@ -118,7 +126,11 @@ impl ScalarUDFImpl for Make {
             .iter()
             .map(|a| a.as_primitive::<Int32Type>())
             .collect();
-        let seconds = cast(&arrays[seconds_at], &DataType::Float64)?;
+        // A date has no time of day: midnight.
+        let seconds = match arrays.get(seconds_at) {
+            Some(seconds) => cast(seconds, &DataType::Float64)?,
+            None => Arc::new(Float64Array::from(vec![0.0; rows])),
+        };
         let seconds = seconds.as_primitive::<Float64Type>();
         let zones = arrays
             .get(6)
@@ -165,6 +177,19 @@ impl ScalarUDFImpl for Make {
                     _ => micros,
                 })
             }
+            Kind::Date => Arc::new(
+                (0..rows)
+                    .map(|row| {
+                        let Some((mut i, _)) = fields(row) else {
+                            return Ok(None);
+                        };
+                        i.extend([0, 0]);
+                        let date = timestamp(&i, 0.0)?.date();
+                        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+                        Ok(Some(date.signed_duration_since(epoch).num_days() as i32))
+                    })
+                    .collect::<DFResult<Date32Array>>()?,
+            ),
             Kind::Time => Arc::new(
                 (0..rows)
                     .map(|row| fields(row).map(|(i, s)| time(i[0], i[1], s)).transpose())

@@ -119,6 +119,7 @@ pub fn register(ctx: &SessionContext) {
     replace(ctx, encoding::encode());
     replace(ctx, encoding::decode());
     replace(ctx, make::make_interval());
+    replace(ctx, make::make_date());
     replace(ctx, make::make_timestamp());
     replace(ctx, make::make_timestamptz());
     replace(ctx, make::make_time());
