@@ -1,6 +1,7 @@
 //! `make_interval`, `make_date`, `make_timestamp`, `make_timestamptz` and
-//! `make_time` as PostgreSQL's (a negative year is one BC: -44 is 44 BC): fields out of their range are 22008, not carried into
-//! the next (`make_timestamp(2024, 2, 30, ...)` is an error), seconds are
+//! `make_time` as PostgreSQL's (a negative year is one BC: -44 is 44 BC):
+//! fields out of their range are 22008, not carried into the next
+//! (`make_timestamp(2024, 2, 30, ...)` is an error), seconds are
 //! `double precision` rounded to the microsecond, and `make_timestamptz`
 //! reads its fields in the zone given or the session's, as a timestamptz
 //! written without an offset is read (a time skipped by a change to
@@ -185,8 +186,9 @@ impl ScalarUDFImpl for Make {
                         };
                         i.extend([0, 0]);
                         let date = timestamp(&i, 0.0)?.date();
-                        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-                        Ok(Some(date.signed_duration_since(epoch).num_days() as i32))
+                        // Days since 1970-01-01 (chrono's default date).
+                        let days = date.signed_duration_since(NaiveDate::default()).num_days();
+                        Ok(Some(days as i32))
                     })
                     .collect::<DFResult<Date32Array>>()?,
             ),
