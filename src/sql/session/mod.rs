@@ -13,9 +13,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::array::StringArray;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
@@ -26,9 +24,7 @@ use datafusion::logical_expr::{ExprSchemable, LogicalPlan};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{
-    DiscardObject, Expr, Ident, ObjectType, ResetStatement, Set, Statement, Value,
-};
+use datafusion::sql::sqlparser::ast::{DiscardObject, ObjectType, ResetStatement, Statement};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
 use self::checks::{check_modes, in_failed_block, refuse_unsupported, statement_kind};
@@ -44,7 +40,7 @@ use super::point_insert;
 use super::point_update::{self, PointUpdate};
 use super::rewrite;
 use super::session_txn::SessionTxn;
-use super::vars::{self, SessionVars};
+use super::vars::SessionVars;
 use super::write::{self, OnConflict, RowWriter};
 use writes::insert_rows;
 
@@ -52,6 +48,7 @@ mod checks;
 mod copy;
 mod cursor;
 mod prepare;
+mod settings;
 mod writes;
 use super::copy::format::Layout;
 use crate::catalog::Tables;
@@ -570,31 +567,9 @@ impl Session {
                 self.engine.drop_tables(names, *if_exists, &self.txn)?;
                 Ok(Output::Command("DROP TABLE".into()))
             }
-            Statement::Set(set) => {
-                self.set(set)?;
-                self.apply_time_zone()?;
-                Ok(Output::Command("SET".into()))
-            }
-            Statement::ShowVariable { variable } => {
-                let name = show_name(variable)?;
-                let value = self.vars.get(&name)?;
-                let schema = show_schema(&name);
-                let batch = RecordBatch::try_new(
-                    schema.clone(),
-                    vec![Arc::new(StringArray::from(vec![value]))],
-                )?;
-                Ok(rows_of(schema, vec![batch], "SELECT"))
-            }
-            Statement::Reset(ResetStatement { reset }) => {
-                match reset {
-                    datafusion::sql::sqlparser::ast::Reset::ALL => self.vars.reset_all(),
-                    datafusion::sql::sqlparser::ast::Reset::ConfigurationParameter(name) => {
-                        self.vars.reset(&name.to_string())?
-                    }
-                }
-                self.apply_time_zone()?;
-                Ok(Output::Command("RESET".into()))
-            }
+            Statement::Set(set) => self.set(set),
+            Statement::ShowVariable { variable } => self.show(variable),
+            Statement::Reset(ResetStatement { reset }) => self.reset(reset),
             other => Err(Error::unsupported(statement_kind(other))),
         }
     }
@@ -634,7 +609,7 @@ impl Session {
                 (self.plan_sql(&dml.select_sql, None).await?, false)
             }
             Statement::ShowVariable { variable } => {
-                return Ok((vec![], Some(show_schema(&show_name(variable)?))));
+                return Ok((vec![], Some(settings::show_schema(variable)?)));
             }
             Statement::Declare { stmts } => match stmts.first().and_then(|d| d.for_query.clone()) {
                 Some(query) => (
@@ -901,52 +876,6 @@ impl Session {
         write::update_row(writer, &self.txn, key, row).await?;
         Ok(Output::Command("UPDATE 1".into()))
     }
-
-    /// The session time zone, in which `timestamptz` values are shown.
-    pub fn time_zone(&self) -> Result<Tz> {
-        vars::time_zone(&self.vars.get("timezone")?)
-    }
-
-    /// Hands the session time zone to DataFusion, which uses it to read
-    /// timestamps written without an offset.
-    fn apply_time_zone(&mut self) -> Result<()> {
-        let zone = vars::datafusion_zone(&self.vars.get("timezone")?);
-        let state = self.ctx.state_ref();
-        state.write().config_mut().options_mut().execution.time_zone = Some(zone);
-        Ok(())
-    }
-
-    fn set(&mut self, set: &Set) -> Result<()> {
-        match set {
-            Set::SingleAssignment {
-                variable, values, ..
-            } => {
-                let value = values.iter().map(expr_text).collect::<Vec<_>>().join(", ");
-                let name = variable.to_string();
-                if value.eq_ignore_ascii_case("default") {
-                    self.vars.reset(&name)
-                } else {
-                    self.vars.set(&name, value)
-                }
-            }
-            // `SET TIME ZONE DEFAULT` and `LOCAL` go back to the default.
-            Set::SetTimeZone { value, .. } => match expr_text(value) {
-                value
-                    if ["default", "local"]
-                        .iter()
-                        .any(|w| value.eq_ignore_ascii_case(w)) =>
-                {
-                    self.vars.reset("timezone")
-                }
-                value => self.vars.set("timezone", value),
-            },
-            Set::SetNames { charset_name, .. } => {
-                self.vars.set("client_encoding", charset_name.value.clone())
-            }
-            Set::SetTransaction { modes, .. } => check_modes(modes),
-            other => Err(Error::unsupported(format!("{other}"))),
-        }
-    }
 }
 
 /// Runs a row stream to completion, keeping its rows in memory.
@@ -1002,35 +931,4 @@ fn context_placeholder_types(plan: &LogicalPlan) -> Result<Vec<(String, FieldRef
     })
     .map_err(classify)?;
     Ok(found)
-}
-
-/// The text of a SET value: strings unquoted, identifiers and numbers as written.
-fn expr_text(expr: &Expr) -> String {
-    match expr {
-        Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
-            other => other.to_string(),
-        },
-        Expr::Identifier(ident) => ident.value.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The variable a SHOW names (`SHOW transaction isolation level` has several words).
-fn show_name(variable: &[Ident]) -> Result<String> {
-    let name = variable
-        .iter()
-        .map(|i| i.value.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if name.eq_ignore_ascii_case("all") {
-        return Err(Error::unsupported("SHOW ALL"));
-    }
-    Ok(name)
-}
-
-/// SHOW's result: one text column named after the variable.
-fn show_schema(name: &str) -> SchemaRef {
-    let column = Field::new(vars::header(name), DataType::Utf8, true);
-    Arc::new(Schema::new(vec![column]))
 }
