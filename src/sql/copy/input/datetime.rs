@@ -90,7 +90,7 @@ fn micros(at: NaiveDateTime) -> i64 {
 /// (`2024-02-29`, a time after it read and dropped), `2024/02/29`,
 /// `20240229`, with the month's name (`Feb 29 2024`, `29 Feb 2024`,
 /// `February 29, 2024`), a [`Word`]; `BC` after it counts years before 1
-/// AD (it was dropped: `0044-03-15 BC` read as 44 AD).
+/// AD.
 pub(super) fn date(text: &str, clock: Clock) -> Result<i32> {
     refuse_infinity(text)?;
     if let Some(word) = Word::read(text) {
@@ -98,15 +98,7 @@ pub(super) fn date(text: &str, clock: Clock) -> Result<i32> {
             invalid(InputError::InvalidDatetimeFormat, "date", text)
         });
     }
-    let trimmed = text.trim();
-    let era = trimmed
-        .len()
-        .checked_sub(2)
-        .and_then(|at| trimmed.get(at..));
-    let (trimmed, bc) = match era.filter(|e| e.eq_ignore_ascii_case("bc")) {
-        Some(_) => (trimmed[..trimmed.len() - 2].trim_end(), true),
-        None => (trimmed, false),
-    };
+    let (trimmed, bc) = split_era(text.trim());
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     const NAMED: [&str; 6] = [
         "%b %d %Y",
@@ -135,21 +127,49 @@ pub(super) fn date(text: &str, clock: Clock) -> Result<i32> {
         let shaped = day_text.split('-').count() == 3
             && day_text.bytes().all(|b| b.is_ascii_digit() || b == b'-');
         match shaped {
-            true => Error::input(
-                InputError::DatetimeFieldOverflow,
-                format!("date/time field value out of range: \"{text}\""),
-            ),
+            true => out_of_range(text),
             false => invalid(InputError::InvalidDatetimeFormat, "date", text),
         }
     })?;
-    // ISO's year 0 is 1 BC.
-    let day = match bc {
-        true => day
-            .with_year(1 - day.year())
-            .ok_or_else(|| invalid(InputError::InvalidDatetimeFormat, "date", text))?,
-        false => day,
-    };
+    let day = in_era(day, bc, text)?;
     Ok((day - epoch).num_days() as i32)
+}
+
+/// Splits the era written last (`BC`, or `AD`, which changes nothing) off
+/// a date's or a timestamp's text: the rest, and whether it is BC.
+fn split_era(text: &str) -> (&str, bool) {
+    let Some((rest, era)) = text
+        .len()
+        .checked_sub(2)
+        .and_then(|at| text.split_at_checked(at))
+    else {
+        return (text, false);
+    };
+    // The era follows a number or a space: `Asia/Baghdad` is a zone.
+    let apart = rest.is_empty() || rest.ends_with(|c: char| c.is_ascii_digit() || c == ' ');
+    match apart {
+        true if era.eq_ignore_ascii_case("bc") => (rest.trim_end(), true),
+        true if era.eq_ignore_ascii_case("ad") => (rest.trim_end(), false),
+        _ => (text, false),
+    }
+}
+
+/// `day`, read with a year before 1 AD if `bc`: year `y` BC is ISO year
+/// `1 - y`. PostgreSQL has no year 0 (ISO's is 1 BC): 22008, as for any
+/// field out of range.
+fn in_era(day: NaiveDate, bc: bool, text: &str) -> Result<NaiveDate> {
+    match (day.year(), bc) {
+        (0, _) => Err(out_of_range(text)),
+        (_, false) => Ok(day),
+        (year, true) => day.with_year(1 - year).ok_or_else(|| out_of_range(text)),
+    }
+}
+
+fn out_of_range(text: &str) -> Error {
+    Error::input(
+        InputError::DatetimeFieldOverflow,
+        format!("date/time field value out of range: \"{text}\""),
+    )
 }
 
 /// Microseconds in a day: `24:00:00`, the largest `time`.
@@ -201,10 +221,7 @@ pub(super) fn time(text: &str, clock: Clock) -> Result<i64> {
     let micros = (tenths_of_micros + 5) / 10;
     let total = ((hours * 60 + minutes) * 60 + whole) * 1_000_000 + micros;
     if minutes > 59 || whole > 60 || total > MICROS_PER_DAY {
-        return Err(Error::input(
-            InputError::DatetimeFieldOverflow,
-            format!("date/time field value out of range: \"{text}\""),
-        ));
+        return Err(out_of_range(text));
     }
     Ok(total)
 }
@@ -227,7 +244,8 @@ pub(super) fn infinite() -> Error {
 /// A timestamp in ISO form (`2024-02-29 13:45:00.5`, `T` between date and
 /// time, the time optional), as microseconds since 1970 (UTC for a
 /// `timestamptz`: an offset such as `+02`, `-05:30` or `Z` after the time
-/// gives its zone, else `zone`). Fractions past microseconds are rounded.
+/// gives its zone, else `zone`), `BC` last for a year before 1 AD.
+/// Fractions past microseconds are rounded.
 pub(super) fn timestamp(text: &str, clock: Clock, zoned: bool) -> Result<i64> {
     let kind = match zoned {
         true => "timestamp with time zone",
@@ -238,13 +256,16 @@ pub(super) fn timestamp(text: &str, clock: Clock, zoned: bool) -> Result<i64> {
     if let Some(word) = Word::read(text) {
         return clock.timestamp(word, zoned, bad);
     }
+    let whole = text;
+    let (text, bc) = split_era(text.trim());
     // A `timestamp` ignores an offset or zone written after the time, as
     // in PostgreSQL.
-    let (text, named) = split_zone_name(text.trim()).ok_or_else(bad)?;
+    let (text, named) = split_zone_name(text).ok_or_else(bad)?;
     let (local, offset) = split_offset(text).ok_or_else(bad)?;
     let local = local.replacen('T', " ", 1);
     let (day, time) = local.split_once(' ').unwrap_or((&local, "00:00:00"));
     let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;
+    let day = in_era(day, bc, whole)?;
     let time = ["%H:%M:%S%.f", "%H:%M"]
         .iter()
         .find_map(|format| NaiveTime::parse_from_str(time.trim(), format).ok())
