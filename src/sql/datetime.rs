@@ -265,17 +265,36 @@ fn in_session_zone(expr: Expr, schema: &DFSchema, zone: &Arc<str>) -> Transforme
             }
         }
         // A series of dates is one of their midnights there (PostgreSQL
-        // has no series of dates: it reads them as timestamptz). (A step
-        // written as a string is cast to an interval by `calls`.)
+        // has no series of dates: it reads them as timestamptz). A bound
+        // written as a string has the other's type, or is a timestamptz
+        // beside a date or another string, as PostgreSQL resolves it
+        // (`generate_series('2024-01-01'::date, '2024-01-31', '1 day')`);
+        // `text_input_cast` reads it later. (A step written as a string is
+        // cast to an interval by `calls`.)
         Expr::ScalarFunction(mut call)
-            if call.name() == "generate_series" && call.args.len() == 3 =>
+            if call.name() == "generate_series"
+                && call.args.len() == 3
+                && matches!(call.args[2].get_type(schema), Ok(DataType::Interval(_))) =>
         {
+            let zoned = DataType::Timestamp(TimeUnit::Microsecond, Some(zone.clone()));
+            let types: Vec<_> = call.args[..2]
+                .iter()
+                .map(|arg| arg.get_type(schema).ok())
+                .collect();
             let mut changed = false;
-            for arg in &mut call.args[..2] {
-                if matches!(arg.get_type(schema), Ok(DataType::Date32)) {
-                    *arg = midnight(arg.clone(), zone);
-                    changed = true;
-                }
+            for (at, arg) in call.args[..2].iter_mut().enumerate() {
+                *arg = match &types[at] {
+                    Some(DataType::Date32) => midnight(arg.clone(), zone),
+                    Some(DataType::Utf8) if matches!(arg, Expr::Literal(..)) => {
+                        let other = match &types[1 - at] {
+                            Some(other @ DataType::Timestamp(..)) => other.clone(),
+                            _ => zoned.clone(),
+                        };
+                        cast(arg.clone(), other)
+                    }
+                    _ => continue,
+                };
+                changed = true;
             }
             Transformed::new_transformed(Expr::ScalarFunction(call), changed)
         }

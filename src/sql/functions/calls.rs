@@ -5,8 +5,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
-    Statement, UnaryOperator, Value, VisitMut, VisitorMut,
+    BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident, ObjectName, Statement, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 
 use super::TO_TIMESTAMP_TEMPLATE;
@@ -137,17 +137,16 @@ impl VisitorMut for FunctionNamesVisitor {
                         }
                         return ControlFlow::Continue(());
                     }
-                    // A step written as a string is an interval (a series of
-                    // integers has an integer step).
-                    ("generate_series", Some([_, _, Expr::Value(step)]))
-                        if matches!(step.value, Value::SingleQuotedString(_)) =>
-                    {
-                        if let FunctionArguments::List(list) = &mut function.args {
-                            if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(step))) =
-                                list.args.get_mut(2)
-                            {
-                                *step = parsed(&format!("CAST({step} AS INTERVAL)"));
-                            }
+                    ("generate_series", Some([start, stop, step])) => {
+                        if let Some(typed) = series_of_times([start, stop, step]) {
+                            function.args = FunctionArguments::List(FunctionArgumentList {
+                                duplicate_treatment: None,
+                                args: typed
+                                    .into_iter()
+                                    .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                                    .collect(),
+                                clauses: Vec::new(),
+                            });
                         }
                         return ControlFlow::Continue(());
                     }
@@ -262,6 +261,40 @@ fn percentile_disc(
          greatest(CAST(ceil(({fraction}) * count({x}){filter}) AS BIGINT), 1))"
     ))
     .ok()
+}
+
+/// The arguments of a series of times with those written as strings
+/// typed as PostgreSQL resolves them (`None` if none is): a step is an
+/// interval (a series of integers has an integer step); a bound has the
+/// type the other is cast to, or is a `timestamptz` beside another string
+/// (`generate_series('2024-01-01', '2024-01-02', '1 hour')`). A string
+/// beside a date is left to the analyzer (`datetime::SessionZone`), which
+/// makes both `timestamptz`, as the planner would refuse it here.
+fn series_of_times(args: [&Expr; 3]) -> Option<[Expr; 3]> {
+    let string =
+        |e: &Expr| matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+    let written_type = |e: &Expr| match e {
+        Expr::Cast { data_type, .. } => Some(data_type.clone()),
+        Expr::TypedString(typed) => Some(typed.data_type.clone()),
+        _ => None,
+    };
+    let [start, stop, step] = args;
+    let interval = string(step) || matches!(written_type(step), Some(DataType::Interval { .. }));
+    if !interval || !args.into_iter().any(string) {
+        return None;
+    }
+    let bound = |this: &Expr, other: &Expr| match (string(this), written_type(other)) {
+        (true, Some(timestamp @ DataType::Timestamp(..))) => {
+            parsed(&format!("CAST({this} AS {timestamp})"))
+        }
+        (true, None) if string(other) => parsed(&format!("CAST({this} AS TIMESTAMPTZ)")),
+        _ => this.clone(),
+    };
+    let step = match string(step) {
+        true => parsed(&format!("CAST({step} AS INTERVAL)")),
+        false => step.clone(),
+    };
+    Some([bound(start, stop), bound(stop, start), step])
 }
 
 /// `make_interval`'s arguments, named (`days => 3`) or not, as all seven
