@@ -377,6 +377,7 @@ impl CatalogProvider for SessionDatabase {
 /// `RemoveSubqueryFromProjection`, see [`SqlEngine::parse`]).
 pub(super) fn user_rules() -> Vec<Box<dyn SqlStatementRewriteRule>> {
     vec![
+        Box::new(super::parse_rules::UnicodeStrings),
         Box::new(super::array_literal::ArrayLiterals),
         Box::new(super::parse_rules::QuantifiedSubqueries),
         Box::new(super::operators::PgOperators),

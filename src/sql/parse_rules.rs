@@ -5,7 +5,8 @@
 //! for an `IN (subquery)` DataFusion cannot plan,
 //! [`RegprocComparisons`] compares a `regproc` with a catalog column by
 //! name, [`InsertUnderWith`] moves a WITH into the INSERT under it,
-//! [`FetchFirstAsLimit`] reads `FETCH FIRST` as `LIMIT`,
+//! [`FetchFirstAsLimit`] reads `FETCH FIRST` as `LIMIT`, [`UnicodeStrings`]
+//! reads `U&'...'` strings,
 //! [`WindowReferences`] copies a window named in another's definition,
 //! [`SizedStringCasts`] cuts explicit `varchar(n)` / `char(n)` casts, and
 //! `datetime::MicrosecondTimestamps` gives `timestamp` PostgreSQL's range.
@@ -428,6 +429,25 @@ fn inherit(spec: &mut WindowSpec, named: &[(Ident, WindowSpec)]) {
     }
     if spec.order_by.is_empty() {
         spec.order_by = base.order_by.clone();
+    }
+}
+
+/// `U&'d\0061t\+000061'`, a string with Unicode escapes, as the string it
+/// spells (the parser decoded it; DataFusion refused the literal).
+#[derive(Debug)]
+pub struct UnicodeStrings;
+
+impl SqlStatementRewriteRule for UnicodeStrings {
+    fn rewrite(&self, mut stmt: Statement) -> Statement {
+        let _ = visit_expressions_mut(&mut stmt, |expr| {
+            if let Expr::Value(value) = expr {
+                if let Value::UnicodeStringLiteral(text) = &mut value.value {
+                    value.value = Value::SingleQuotedString(std::mem::take(text));
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        stmt
     }
 }
 

@@ -18,7 +18,7 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, ObjectName, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
-    UnaryOperator, Visit, Visitor,
+    UnaryOperator, Value, Visit, Visitor,
 };
 
 /// Whether `stmt` is a query, INSERT, UPDATE or DELETE of user tables
@@ -81,7 +81,6 @@ impl Visitor for PlainVisitor {
         match expr {
             Expr::Identifier(_)
             | Expr::CompoundIdentifier(_)
-            | Expr::Value(_)
             | Expr::UnaryOp {
                 op: UnaryOperator::Minus | UnaryOperator::Plus | UnaryOperator::Not,
                 ..
@@ -91,6 +90,10 @@ impl Visitor for PlainVisitor {
             | Expr::IsNotNull(_)
             | Expr::InList { .. }
             | Expr::Between { .. } => ControlFlow::Continue(()),
+            // (`parse_rules::UnicodeStrings` spells `U&'...'` otherwise.)
+            Expr::Value(value) if !matches!(value.value, Value::UnicodeStringLiteral(_)) => {
+                ControlFlow::Continue(())
+            }
             // `^`: a unary minus before it is rewritten (`operators::PgOperators`).
             Expr::BinaryOp { op, .. }
                 if !matches!(
