@@ -41,6 +41,11 @@ impl VisitorMut for FunctionNamesVisitor {
             {
                 *expr = parsed(&format!("pg_negative({operand})"));
             }
+            // `ceil('1.2')` and `floor('1.2')` (parsed apart from calls).
+            Expr::Ceil { expr: operand, .. } | Expr::Floor { expr: operand, .. } if matches!(operand.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) =>
+            {
+                **operand = parsed(&format!("CAST({operand} AS DOUBLE PRECISION)"));
+            }
             Expr::Function(function) => {
                 let [name] = function.name.0.as_slice() else {
                     return ControlFlow::Continue(());
@@ -48,6 +53,7 @@ impl VisitorMut for FunctionNamesVisitor {
                 let Some(name) = name.as_ident().map(|i| i.value.to_lowercase()) else {
                     return ControlFlow::Continue(());
                 };
+                typed_number_strings(&name, &mut function.args);
                 let args = plain_args(&function.args);
                 let renamed = match (name.as_str(), args.as_deref()) {
                     ("mod", Some([a, b])) => {
@@ -295,6 +301,45 @@ fn series_of_times(args: [&Expr; 3]) -> Option<[Expr; 3]> {
         false => step.clone(),
     };
     Some([bound(start, stop), bound(stop, start), step])
+}
+
+/// Math functions whose every form takes `double precision` (or, where
+/// PostgreSQL also has one for `numeric`, prefers it for an argument of
+/// unknown type).
+const FLOAT_FUNCTIONS: &[&str] = &[
+    "abs", "acos", "acosd", "asin", "asind", "atan", "atan2", "atan2d", "atand", "cbrt", "ceiling",
+    "cos", "cosd", "cot", "cotd", "degrees", "exp", "ln", "power", "pow", "radians", "sign", "sin",
+    "sind", "sqrt", "tan", "tand",
+];
+
+/// A string written as an argument of a math function, typed as
+/// PostgreSQL types an argument of unknown type there: `sqrt('4')` and
+/// `sind('infinity')` read `double precision`, `round('2.567', 1)`,
+/// `trunc('2.5', 0)` and `log('2', '8')`, which only `numeric` has,
+/// `numeric`. (DataFusion refused a string.) `trunc('2.5')` stays
+/// refused, as in PostgreSQL (`trunc(macaddr)` makes it ambiguous).
+fn typed_number_strings(name: &str, args: &mut FunctionArguments) {
+    let FunctionArguments::List(list) = args else {
+        return;
+    };
+    let numeric_only = matches!((name, list.args.len()), ("round" | "trunc" | "log", 2));
+    let float = FLOAT_FUNCTIONS.contains(&name)
+        || matches!(
+            (name, list.args.len()),
+            ("round" | "trunc" | "log" | "log10", 1)
+        );
+    let target = match (numeric_only, float) {
+        (true, _) => "NUMERIC",
+        (false, true) => "DOUBLE PRECISION",
+        (false, false) => return,
+    };
+    for arg in &mut list.args {
+        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e @ Expr::Value(_))) = arg {
+            if matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) {
+                *e = parsed(&format!("CAST({e} AS {target})"));
+            }
+        }
+    }
 }
 
 /// `make_interval`'s arguments, named (`days => 3`) or not, as all seven
