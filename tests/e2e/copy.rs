@@ -156,6 +156,33 @@ async fn json_columns_load_in_every_format() {
     assert_eq!(query_i64(&client, "SELECT count(*) FROM docs").await, 3);
 }
 
+/// `now`, `today`, `tomorrow` and `epoch` in COPY data are read as
+/// PostgreSQL reads them: as of the transaction's start, so in a block
+/// `now` is the block's `now()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_words_load_as_of_the_transactions_start() {
+    let server = TestServer::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE stamped (id int PRIMARY KEY, t timestamptz, d date); BEGIN")
+        .await
+        .unwrap();
+    let data = "1\tnow\ttoday\n2\tepoch\ttomorrow\n";
+    let copied = copy_in(&client, "COPY stamped FROM STDIN", data.as_bytes()).await;
+    assert_eq!(copied.unwrap(), 2);
+    let rows = text_rows(
+        &client,
+        "SELECT id, t = now(), d - current_date, t = 'epoch' FROM stamped ORDER BY id",
+    )
+    .await;
+    let row = |cells: [&str; 4]| cells.map(|c| Some(c.to_string())).to_vec();
+    assert_eq!(
+        rows,
+        vec![row(["1", "t", "0", "f"]), row(["2", "f", "1", "t"])]
+    );
+    client.batch_execute("COMMIT").await.unwrap();
+}
+
 /// `interval` columns loaded by COPY in PostgreSQL's input forms, shown
 /// in its output style, carried out and back in through the binary format
 /// unchanged; text that is no interval fails the load with 22007.

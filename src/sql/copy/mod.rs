@@ -336,12 +336,15 @@ pub struct CopyFrom {
 }
 
 impl CopyFrom {
-    /// Starts `COPY table [(columns)] FROM STDIN WITH options`.
+    /// Starts `COPY table [(columns)] FROM STDIN WITH options`; values
+    /// are read in time zone `zone`, with `now`, `today`, ... read as of
+    /// `began`, the transaction's start (microseconds since 1970, UTC), as
+    /// in PostgreSQL.
     pub fn start(
         catalog: &dyn Tables,
         source: &CopySource,
         options: CopyOptions,
-        zone: Tz,
+        (zone, began): (Tz, i64),
         autocommit: bool,
     ) -> Result<CopyFrom> {
         let CopySource::Table {
@@ -362,7 +365,7 @@ impl CopyFrom {
             .collect();
         let inputs = targets
             .iter()
-            .map(|&i| ColumnInput::new(&table.columns[i].sql_type, zone))
+            .map(|&i| Ok(ColumnInput::new(&table.columns[i].sql_type, zone)?.at(began)))
             .collect::<Result<_>>()?;
         Ok(CopyFrom {
             force_not_null: flags(&options.force_not_null, &names, "FORCE_NOT_NULL")?,

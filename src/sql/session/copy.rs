@@ -73,7 +73,8 @@ impl Session {
         }
         let zone = self.time_zone()?;
         let autocommit = self.state == TxnState::Idle;
-        let from = CopyFrom::start(self.txn.as_ref(), source, options, zone, autocommit)?;
+        let clock = (zone, self.transaction_began);
+        let from = CopyFrom::start(self.txn.as_ref(), source, options, clock, autocommit)?;
         let output = Output::CopyIn {
             columns: from.targets.len(),
             binary: from.binary(),
