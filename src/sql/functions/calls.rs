@@ -42,7 +42,8 @@ impl VisitorMut for FunctionNamesVisitor {
                 *expr = parsed(&format!("pg_negative({operand})"));
             }
             // `ceil('1.2')` and `floor('1.2')` (parsed apart from calls).
-            Expr::Ceil { expr: operand, .. } | Expr::Floor { expr: operand, .. } if matches!(operand.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) =>
+            Expr::Ceil { expr: operand, .. } | Expr::Floor { expr: operand, .. }
+                if is_string(operand) =>
             {
                 **operand = parsed(&format!("CAST({operand} AS DOUBLE PRECISION)"));
             }
@@ -277,26 +278,24 @@ fn percentile_disc(
 /// beside a date is left to the analyzer (`datetime::SessionZone`), which
 /// makes both `timestamptz`, as the planner would refuse it here.
 fn series_of_times(args: [&Expr; 3]) -> Option<[Expr; 3]> {
-    let string =
-        |e: &Expr| matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
     let written_type = |e: &Expr| match e {
         Expr::Cast { data_type, .. } => Some(data_type.clone()),
         Expr::TypedString(typed) => Some(typed.data_type.clone()),
         _ => None,
     };
     let [start, stop, step] = args;
-    let interval = string(step) || matches!(written_type(step), Some(DataType::Interval { .. }));
-    if !interval || !args.into_iter().any(string) {
+    let interval = is_string(step) || matches!(written_type(step), Some(DataType::Interval { .. }));
+    if !interval || !args.into_iter().any(is_string) {
         return None;
     }
-    let bound = |this: &Expr, other: &Expr| match (string(this), written_type(other)) {
+    let bound = |this: &Expr, other: &Expr| match (is_string(this), written_type(other)) {
         (true, Some(timestamp @ DataType::Timestamp(..))) => {
             parsed(&format!("CAST({this} AS {timestamp})"))
         }
-        (true, None) if string(other) => parsed(&format!("CAST({this} AS TIMESTAMPTZ)")),
+        (true, None) if is_string(other) => parsed(&format!("CAST({this} AS TIMESTAMPTZ)")),
         _ => this.clone(),
     };
-    let step = match string(step) {
+    let step = match is_string(step) {
         true => parsed(&format!("CAST({step} AS INTERVAL)")),
         false => step.clone(),
     };
@@ -334,12 +333,18 @@ fn typed_number_strings(name: &str, args: &mut FunctionArguments) {
         (false, false) => return,
     };
     for arg in &mut list.args {
-        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e @ Expr::Value(_))) = arg {
-            if matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) {
+        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg {
+            if is_string(e) {
                 *e = parsed(&format!("CAST({e} AS {target})"));
             }
         }
     }
+}
+
+/// Whether `e` is a string written as it is (`'...'`), whose type
+/// PostgreSQL takes from where it stands.
+fn is_string(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
 }
 
 /// `make_interval`'s arguments, named (`days => 3`) or not, as all seven
