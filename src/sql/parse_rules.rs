@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
 use super::functions::{ANY_EQUAL, IN_ARRAY};
-use super::rewrite::{parse_expr, parse_query, rewrite_casts};
+use super::rewrite::{is_string, parse_expr, parse_query, rewrite_casts};
 
 /// Quantified comparisons with a subquery, in forms DataFusion plans right:
 ///
@@ -79,8 +79,7 @@ impl VisitorMut for QuantifiedVisitor {
         let Expr::Subquery(query) = right.as_mut() else {
             // A string literal (`x = ANY ('{1,2}')`) is read as a list of
             // its elements later, by datafusion-pg-catalog's rule.
-            let literal = matches!(right.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
-            if is_membership && !literal {
+            if is_membership && !is_string(right) {
                 if let Some(membership) = array_membership(left, right, negated) {
                     *expr = membership;
                 }

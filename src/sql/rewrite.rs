@@ -855,11 +855,10 @@ fn numeric_columns(rows: &mut [datafusion::sql::sqlparser::ast::Parens<Vec<Expr>
         // A string literal beside decimals is read as one (`VALUES (1.5),
         // ('2.25')`: DataFusion read it as the first row's decimal(2, 1),
         // 2.3).
-        let text = |v: &Expr| matches!(v, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
         let decimals = literals.iter().any(|(decimal, _)| *decimal);
-        let mixed = mixed || decimals && values.iter().any(|v| text(v));
+        let mixed = mixed || decimals && values.iter().any(|v| is_string(v));
         let only_numbers =
-            (values.iter()).all(|v| is_untyped(v) || text(v) || literal_scale(v).is_some());
+            (values.iter()).all(|v| is_untyped(v) || is_string(v) || literal_scale(v).is_some());
         if !(cast || mixed && only_numbers) {
             continue;
         }
@@ -918,7 +917,7 @@ fn cast_to(value: Expr, data_type: DataType) -> Expr {
 
 /// A string literal as a cast to `data_type`.
 fn typed_literal(value: &mut Expr, data_type: DataType) {
-    if matches!(value, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) {
+    if is_string(value) {
         *value = Expr::Cast {
             kind: CastKind::DoubleColon,
             expr: Box::new(value.clone()),
@@ -952,6 +951,12 @@ pub(super) fn parse_statement(sql: &str) -> Result<Statement> {
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_statement())
         .map_err(|e| Error::input(InputError::Syntax, e.to_string()))
+}
+
+/// Whether `e` is a string written as it is (`'...'`), whose type
+/// PostgreSQL takes from where it stands.
+pub(super) fn is_string(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
 }
 
 pub(super) fn parse_expr(sql: &str) -> Result<Expr> {

@@ -10,7 +10,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::TO_TIMESTAMP_TEMPLATE;
-use crate::sql::rewrite::parse_expr;
+use crate::sql::rewrite::{is_string, parse_expr};
 
 /// The calls of `statement` PostgreSQL spells otherwise, as DataFusion
 /// spells them (see the module header).
@@ -339,12 +339,6 @@ fn typed_number_strings(name: &str, args: &mut FunctionArguments) {
             }
         }
     }
-}
-
-/// Whether `e` is a string written as it is (`'...'`), whose type
-/// PostgreSQL takes from where it stands.
-fn is_string(e: &Expr) -> bool {
-    matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
 }
 
 /// `make_interval`'s arguments, named (`days => 3`) or not, as all seven
